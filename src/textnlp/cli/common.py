@@ -1,0 +1,33 @@
+"""Helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from textnlp.config import Settings, load_settings
+from textnlp.errors import InvalidInput
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def parse_assignments(pairs: list[str] | None, option: str = "--var") -> dict[str, Any]:
+    """``["rating=4", "topic=cooking"]`` -> ``{"rating": 4, "topic": "cooking"}``."""
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"{option} expects NAME=VALUE (got {pair!r})")
+        try:
+            parsed = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            parsed = raw
+        values[name.strip()] = parsed if isinstance(parsed, int | float | bool) else raw
+    return values

@@ -1,0 +1,151 @@
+"""``textnlp generate``: a dataset from a template, with progress and a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from textnlp.cli.common import console, err_console, parse_assignments, settings
+from textnlp.domain import Record
+from textnlp.generation.pipeline import DatasetSummary
+from textnlp.services.generation import DatasetJob, GenerationService
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+
+
+def generate(
+    template: str = typer.Option(..., "--template", "-t", help="Template id or YAML file."),
+    count: int = typer.Option(..., "--count", "-n", help="Number of records."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, .csv or .parquet."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model id (`models list`)."),
+    var: list[str] | None = typer.Option(None, "--var", help="Fix a variable: NAME=VALUE."),
+    seed: int = typer.Option(0, help="Run seed; the same seed reproduces the same dataset."),
+    max_tokens: int | None = typer.Option(None, "--max-tokens"),
+    temperature: float | None = typer.Option(None, "--temperature"),
+    top_p: float | None = typer.Option(None, "--top-p"),
+    stop: list[str] | None = typer.Option(None, "--stop", help="Stop sequence (repeatable)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1, max=1024),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse cached responses."),
+    validate: bool = typer.Option(False, "--validate", help="Validate the dataset afterwards."),
+) -> None:
+    """Generate a dataset from a prompt template."""
+    params: dict[str, Any] = {
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "stop": stop or None,
+    }
+    job = DatasetJob(
+        template=template,
+        count=count,
+        output=out,
+        model=model,
+        params={k: v for k, v in params.items() if v is not None},
+        variables=parse_assignments(var),
+        seed=seed,
+        concurrency=concurrency,
+        resume=resume,
+    )
+    summary = asyncio.run(_generate(job, use_cache=cache))
+    print_summary(summary)
+    if validate:
+        _validate(out)
+
+
+async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
+    service = GenerationService.from_settings(settings(), use_cache=use_cache)
+    try:
+        model_id, request = service.dataset_request(job)
+        with _progress() as progress:
+            task = progress.add_task(
+                f"{request.template.id} on {model_id}", total=job.count, tokens_per_s=0.0
+            )
+            tracker = _Tracker(progress, task)
+            status = err_console.status(f"loading {model_id}...")
+            status.start()
+            tracker.on_first = status.stop
+            try:
+                return await service.generate_dataset(job, on_record=tracker)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                err_console.print(
+                    f"interrupted: finished records are in {job.output}; "
+                    "run again with --resume to continue"
+                )
+                raise KeyboardInterrupt from None
+            finally:
+                status.stop()
+    finally:
+        await service.aclose()
+
+
+class _Tracker:
+    """Feeds the progress bar: records, completion tokens/s, ETA."""
+
+    def __init__(self, progress: Progress, task: Any) -> None:
+        self.progress = progress
+        self.task = task
+        self.tokens = 0
+        self.started = time.perf_counter()
+        self.on_first: Any = None
+
+    def __call__(self, record: Record) -> None:
+        if self.on_first is not None:
+            self.on_first()
+            self.on_first = None
+            self.started = time.perf_counter()
+        self.tokens += record.provenance.completion_tokens
+        rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, advance=1, tokens_per_s=rate)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} records"),
+        TextColumn("{task.fields[tokens_per_s]:.1f} tok/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def print_summary(summary: DatasetSummary) -> None:
+    table = Table(title="Generation summary", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    rows = [
+        ("output", str(summary.output)),
+        ("template / model", f"{summary.template} / {summary.model}"),
+        ("records written", f"{summary.written} of {summary.requested}"),
+        ("failed (invalid output)", str(summary.failed)),
+        ("resumed / from cache", f"{summary.resumed} / {summary.cached}"),
+        ("tokens (prompt / completion)", f"{summary.prompt_tokens} / {summary.completion_tokens}"),
+        ("time", f"{summary.elapsed_s:.1f} s ({summary.tokens_per_s:.1f} completion tok/s)"),
+    ]
+    for label, counts in summary.label_counts.items():
+        rows.append((f"label {label}", ", ".join(f"{k}: {v}" for k, v in counts.items())))
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+    console.print(f"dataset: [bold]{summary.output}[/]")
+
+
+def _validate(path: Path) -> None:
+    try:
+        from textnlp.cli.validate import validate_after_generate
+    except ModuleNotFoundError:
+        err_console.print("validation is not installed (pip install 'textnlp[validation]')")
+        raise typer.Exit(1) from None
+    validate_after_generate(path)

@@ -1,0 +1,259 @@
+"""Settings: one object, read once from the environment (prefix ``TEXTNLP_``, nested ``__``).
+
+Two profiles share the code base. ``local`` (the default) keeps everything under ``./.textnlp/``
+(``TEXTNLP_HOME``): SQLite, an in-process cache, a database-table queue and a storage directory.
+``aws`` switches the components to their cloud adapters (PostgreSQL, Redis, SQS, S3, Secrets
+Manager) unless a component is set explicitly, e.g. ``TEXTNLP_DATABASE__URL``. Business code never
+looks at the profile: it receives adapters built from these settings.
+
+Nothing here runs at import time: call ``load_settings()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from textnlp.errors import ConfigError
+
+Profile = Literal["local", "aws"]
+Environment = Literal["dev", "staging", "production"]
+
+#: The JWT secret of the local profile; refused anywhere else.
+LOCAL_JWT_SECRET = "textnlp-local-development-secret-change-me"  # noqa: S105 - documented default
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EngineSettings(_Section):
+    """The embedded llama.cpp engine."""
+
+    #: Sequences decoded together in one batch (slots of the continuous batcher).
+    n_parallel: int = Field(32, ge=1, le=256)
+    #: CPU threads; 0 means all cores.
+    n_threads: int = Field(0, ge=0)
+    #: Tokens per llama_decode call when prompts are being read.
+    n_batch: int = Field(512, ge=32)
+
+
+class GenerationSettings(_Section):
+    concurrency: int = Field(32, ge=1, le=1024)
+    #: Retries of a record whose JSON output does not parse or match its schema.
+    json_retries: int = Field(2, ge=0, le=10)
+    response_cache: bool = True
+    max_count: int = Field(1_000_000, ge=1)
+
+
+class DatabaseSettings(_Section):
+    #: SQLAlchemy URL; empty means SQLite under TEXTNLP_HOME.
+    url: str = ""
+
+
+class CacheSettings(_Section):
+    #: ``memory`` or a ``redis://`` URL.
+    url: str = "memory"
+    ttl_s: int = Field(24 * 3600, ge=1)
+
+
+class QueueSettings(_Section):
+    backend: Literal["local", "sqs"] = "local"
+    generation_queue: str = "textnlp-generation-queue.fifo"
+    batch_queue: str = "textnlp-batch-queue"
+    dead_letter_queue: str = "textnlp-dlq.fifo"
+    max_receives: int = Field(3, ge=1)
+    visibility_timeout_s: int = Field(3600, ge=1)
+
+
+class StorageSettings(_Section):
+    backend: Literal["local", "s3"] = "local"
+    bucket: str = ""
+    #: Local storage directory; empty means TEXTNLP_HOME/storage.
+    root: str = ""
+
+
+class SecretsSettings(_Section):
+    backend: Literal["env", "aws"] = "env"
+    ttl_s: int = Field(300, ge=0)
+
+
+class AuthSettings(_Section):
+    jwt_secret: SecretStr = SecretStr(LOCAL_JWT_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    issuer: str = "textnlp"
+    audience: str = "textnlp-api"
+    access_ttl_s: int = Field(900, ge=30)
+    refresh_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+
+
+class AwsSettings(_Section):
+    region: str = "us-east-1"
+    #: Custom endpoint (moto's server in tests).
+    endpoint_url: str | None = None
+
+
+class ModelPriceSettings(_Section):
+    """US dollars per 1,000 tokens."""
+
+    input_per_1k: float = Field(ge=0.0)
+    output_per_1k: float = Field(ge=0.0)
+
+
+class RateLimitSettings(_Section):
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+#: List prices (USD per 1K tokens, on-demand, us-east-1) when this was written; override them in
+#: TEXTNLP_MODELS__PRICES or settings. Self-hosted models (SageMaker, vLLM) have none by default.
+DEFAULT_PRICES: dict[str, ModelPriceSettings] = {
+    "anthropic.claude-v2": ModelPriceSettings(input_per_1k=0.008, output_per_1k=0.024),
+    "ai21.j2-ultra-v1": ModelPriceSettings(input_per_1k=0.0188, output_per_1k=0.0188),
+    "amazon.titan-text-express-v1": ModelPriceSettings(input_per_1k=0.0002, output_per_1k=0.0006),
+    "gpt-4o-mini": ModelPriceSettings(input_per_1k=0.00015, output_per_1k=0.0006),
+}
+
+
+class ModelsSettings(_Section):
+    """Remote model backends: timeouts, retries, circuit, rate limits, prices, spending caps."""
+
+    timeout_s: float = Field(120.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    #: Attempts per request (1 = no retry); only throttling, 5xx and timeouts are retried.
+    max_attempts: int = Field(4, ge=1, le=20)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(20.0, ge=0)
+    #: Consecutive failures that open a backend's circuit, and how long it stays open.
+    circuit_failures: int = Field(5, ge=1)
+    circuit_reset_s: float = Field(30.0, gt=0)
+    #: Where per-backend rate limits are counted; ``auto``: Redis when cache.url is redis://.
+    rate_limiter: Literal["auto", "memory", "redis"] = "auto"
+    rate_limit_max_wait_s: float = Field(60.0, ge=0)
+    #: Per model id (catalogue id); models without an entry use ``default_rate_limit``.
+    rate_limits: dict[str, RateLimitSettings] = {}
+    default_rate_limit: RateLimitSettings = RateLimitSettings()
+    #: Per model id or provider model id.
+    prices: dict[str, ModelPriceSettings] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    #: Spending caps in US dollars (None: no cap).
+    job_spending_cap_usd: float | None = Field(None, ge=0)
+    user_spending_cap_usd: float | None = Field(None, ge=0)
+
+
+class Settings(BaseSettings):
+    """Every setting of TextNLP; see the README's Configuration section."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TEXTNLP_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    profile: Profile = "local"
+    environment: Environment = "dev"
+    home: Path = Path(".textnlp")
+    default_model: str = "smollm2-135m"
+    #: Extra catalogue entries; defaults to HOME/models.yaml when that file exists.
+    models_file: Path | None = None
+    #: Directory of user prompt templates; defaults to HOME/templates when it exists.
+    templates_dir: Path | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    engine: EngineSettings = EngineSettings()
+    generation: GenerationSettings = GenerationSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    cache: CacheSettings = CacheSettings()
+    queue: QueueSettings = QueueSettings()
+    storage: StorageSettings = StorageSettings()
+    secrets: SecretsSettings = SecretsSettings()
+    auth: AuthSettings = AuthSettings()
+    aws: AwsSettings = AwsSettings()
+    models: ModelsSettings = ModelsSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data: Any) -> Any:
+        """The ``aws`` profile's component defaults, under whatever was set explicitly."""
+        if not isinstance(data, dict) or data.get("profile") != "aws":
+            return data
+        presets: dict[str, dict[str, Any]] = {
+            "queue": {"backend": "sqs"},
+            "storage": {"backend": "s3"},
+            "secrets": {"backend": "aws"},
+        }
+        for section, values in presets.items():
+            current = data.get(section) or {}
+            if isinstance(current, BaseModel):
+                current = current.model_dump(exclude_unset=True)
+            data[section] = {**values, **current}
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.profile != "local":
+            if self.auth.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET and (
+                self.secrets.backend != "aws"
+            ):
+                raise ValueError(
+                    "auth.jwt_secret is the local default; set TEXTNLP_AUTH__JWT_SECRET "
+                    "or read it from Secrets Manager (TEXTNLP_SECRETS__BACKEND=aws)"
+                )
+            if self.storage.backend == "s3" and not self.storage.bucket:
+                self.storage.bucket = f"textnlp-{self.environment}"
+        return self
+
+    # Derived locations, all under ``home`` in the local profile.
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{(self.home / 'textnlp.db').as_posix()}"
+
+    @property
+    def storage_root(self) -> Path:
+        return Path(self.storage.root) if self.storage.root else self.home / "storage"
+
+    @property
+    def response_cache_path(self) -> Path:
+        return self.home / "cache" / "responses.sqlite"
+
+    @property
+    def user_models_file(self) -> Path | None:
+        if self.models_file is not None:
+            return self.models_file
+        candidate = self.home / "models.yaml"
+        return candidate if candidate.exists() else None
+
+    @property
+    def user_templates_dir(self) -> Path | None:
+        if self.templates_dir is not None:
+            return self.templates_dir
+        candidate = self.home / "templates"
+        return candidate if candidate.is_dir() else None
+
+    def secret_path(self, name: str) -> str:
+        """The design's Secrets Manager path, e.g. ``/textnlp/production/api/jwt-secret``."""
+        return f"/textnlp/{self.environment}/{name}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (and ``.env``); explicit ``overrides`` win.
+
+    A bad value raises ``ConfigError`` with one line naming the variable.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = "__".join(str(part) for part in error["loc"] if part != "__root__")
+    name = f"TEXTNLP_{location.upper()}" if location else "settings"
+    got = f" (got {error['input']!r})" if "input" in error and location else ""
+    message = error["msg"].removeprefix("Value error, ")
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {name}: {message}{got}{more}"

@@ -1,0 +1,28 @@
+"""Pydantic models shared by all layers."""
+
+from textnlp.domain.generation import (
+    MAX_TOKENS_LIMIT,
+    ChatMessage,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    GenerationRequest,
+    ModelInfo,
+    TokenDelta,
+    Usage,
+)
+from textnlp.domain.records import Provenance, Record
+
+__all__ = [
+    "MAX_TOKENS_LIMIT",
+    "ChatMessage",
+    "Completion",
+    "FinishReason",
+    "GenerationParams",
+    "GenerationRequest",
+    "ModelInfo",
+    "Provenance",
+    "Record",
+    "TokenDelta",
+    "Usage",
+]

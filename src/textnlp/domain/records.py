@@ -1,0 +1,48 @@
+"""A generated record and its provenance."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from textnlp.domain.generation import FinishReason, GenerationParams
+
+RecordStatus = Literal["ok", "failed"]
+
+
+class Provenance(BaseModel):
+    """Everything needed to reproduce or audit one record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: str
+    template_version: str
+    model: str
+    params: GenerationParams
+    seed: int
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason
+    latency_s: float
+    attempts: int = 1
+    cached: bool = False
+    created_at: str
+
+
+class Record(BaseModel):
+    """One row of a generated dataset.
+
+    ``text`` is the model's answer; ``data`` holds the parsed JSON where the template asks for
+    JSON; ``variables`` are the sampled template variables, which double as labels.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    status: RecordStatus = "ok"
+    text: str
+    data: dict[str, Any] | None = None
+    variables: dict[str, Any] = {}
+    error: str | None = None
+    provenance: Provenance

@@ -1,0 +1,172 @@
+"""The one exception tree of TextNLP.
+
+Every error the platform raises on purpose is a ``TextNLPError``. One place maps them to HTTP
+status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
+
+    TextNLPError
+    ├── ConfigError                  settings or a configuration file is invalid
+    ├── InvalidInput                 a user's input is wrong (exit 2, HTTP 4xx)
+    │   ├── InvalidParameter         a generation parameter is out of range
+    │   ├── NotFound                 an unknown template, model, job, file...
+    │   │   ├── TemplateNotFound
+    │   │   └── ModelNotFound
+    │   ├── TemplateError            a template file is malformed or a variable is wrong
+    │   ├── DatasetError             a dataset file cannot be read or is empty
+    │   └── OutputError              an output path cannot be written or has an unknown format
+    ├── AuthError                    missing or bad credentials (HTTP 401)
+    │   └── PermissionDenied         authenticated but not allowed (HTTP 403)
+    ├── Conflict                     the request conflicts with stored state (HTTP 409/422)
+    ├── QuotaExceeded                a rate limit or spending cap (HTTP 429)
+    └── BackendError                 a model backend failed; carries backend and model
+        ├── RateLimited
+        ├── ContextWindowExceeded
+        ├── Timeout
+        ├── AuthFailed
+        ├── BackendUnavailable
+        └── InvalidRequest
+
+``TextNLPWarning`` is the root of the project's own warnings (tests turn them into errors).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TextNLPWarning(UserWarning):
+    """Root of the warnings TextNLP emits."""
+
+
+class TextNLPError(Exception):
+    """Root of every error TextNLP raises on purpose."""
+
+    #: Short machine-readable name used in API error bodies.
+    type: str = "textnlp_error"
+    #: HTTP status the API answers with, and whether the CLI treats it as bad input (exit 2).
+    http_status: int = 500
+    user_error: bool = False
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body of ``{"error": ...}`` answers."""
+        return {"type": self.type, "message": self.message, **self.details}
+
+
+class ConfigError(TextNLPError):
+    type = "config_error"
+    http_status = 500
+    user_error = True
+
+
+class InvalidInput(TextNLPError):
+    type = "invalid_input"
+    http_status = 422
+    user_error = True
+
+
+class InvalidParameter(InvalidInput):
+    type = "invalid_parameter"
+
+
+class NotFound(InvalidInput):
+    type = "not_found"
+    http_status = 404
+    user_error = True
+
+
+class TemplateNotFound(NotFound):
+    type = "template_not_found"
+
+
+class ModelNotFound(NotFound):
+    type = "model_not_found"
+
+
+class TemplateError(InvalidInput):
+    type = "template_error"
+
+
+class DatasetError(InvalidInput):
+    type = "dataset_error"
+
+
+class OutputError(InvalidInput):
+    type = "output_error"
+
+
+class AuthError(TextNLPError):
+    type = "authentication_error"
+    http_status = 401
+
+
+class PermissionDenied(AuthError):
+    type = "permission_denied"
+    http_status = 403
+
+
+class Conflict(TextNLPError):
+    type = "conflict"
+    http_status = 409
+    user_error = True
+
+
+class QuotaExceeded(TextNLPError):
+    type = "quota_exceeded"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class BackendError(TextNLPError):
+    """A model backend failed. ``backend`` and ``model`` say which."""
+
+    type = "backend_error"
+    http_status = 502
+    #: Whether retrying the same request later may succeed.
+    retryable: bool = False
+
+    def __init__(self, message: str, *, backend: str = "", model: str = "", **details: Any):
+        super().__init__(message, backend=backend, model=model, **details)
+        self.backend = backend
+        self.model = model
+
+
+class RateLimited(BackendError):
+    type = "rate_limited"
+    http_status = 429
+    retryable = True
+
+
+class ContextWindowExceeded(BackendError):
+    type = "context_window_exceeded"
+    http_status = 400
+    user_error = True
+
+
+class Timeout(BackendError):
+    type = "timeout"
+    http_status = 504
+    retryable = True
+
+
+class AuthFailed(BackendError):
+    type = "backend_auth_failed"
+    http_status = 502
+
+
+class BackendUnavailable(BackendError):
+    type = "backend_unavailable"
+    http_status = 503
+    retryable = True
+
+
+class InvalidRequest(BackendError):
+    type = "invalid_request"
+    http_status = 400
+    user_error = True

@@ -1,0 +1,257 @@
+"""The dataset pipeline: template -> sampled prompts -> model (concurrent) -> records -> file.
+
+Concurrency is what lets a batching engine decode many records together: ``concurrency``
+workers keep that many requests in flight. Each finished record goes to the run journal at
+once; the dataset file is written atomically from the journal at the end, or when the run is
+interrupted, so Ctrl-C leaves a valid file and ``resume`` continues where the run stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from textnlp.backends.base import Backend
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import Completion, GenerationParams, GenerationRequest, Provenance, Record
+from textnlp.errors import InvalidParameter
+from textnlp.generation.cache import ResponseCache, cache_key
+from textnlp.generation.journal import RunJournal, journal_path
+from textnlp.generation.templates import PromptTemplate, record_seed
+from textnlp.generation.writers import check_writable, read_dataset, write_dataset
+
+OnRecord = Callable[[Record], None]
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """What to generate. ``params`` holds only the parameters the user set."""
+
+    template: PromptTemplate
+    count: int
+    output: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    concurrency: int = 32
+    resume: bool = False
+    #: Extra attempts for JSON outputs that do not parse or match the schema.
+    json_retries: int = 2
+
+
+@dataclass
+class DatasetSummary:
+    output: Path
+    model: str
+    template: str
+    requested: int
+    written: int = 0
+    failed: int = 0
+    resumed: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class DatasetPipeline:
+    """Generates datasets with one loaded backend and an optional response cache."""
+
+    def __init__(self, backend: Backend, cache: ResponseCache | None = None) -> None:
+        self.backend = backend
+        self.cache = cache
+
+    @staticmethod
+    def precheck(spec: ModelSpec, request: DatasetRequest) -> GenerationParams:
+        """Every check that needs no model: count, output path, parameters, variables.
+
+        Returns the parameters: model defaults, then template defaults, then the user's values.
+        """
+        if request.count < 1:
+            raise InvalidParameter(f"count must be at least 1 (got {request.count})")
+        check_writable(request.output)
+        merged = {**request.template.defaults, **request.params}
+        try:
+            params = spec.params(merged)
+        except ValueError as exc:
+            raise InvalidParameter(_first_error(exc)) from None
+        if params.max_tokens >= spec.context_length:
+            raise InvalidParameter(
+                f"max_tokens {params.max_tokens} does not fit the context of "
+                f"{spec.id} ({spec.context_length} tokens)"
+            )
+        request.template.sample_variables(request.seed, 0, request.variables)
+        return params
+
+    async def run(
+        self, request: DatasetRequest, on_record: OnRecord | None = None
+    ) -> DatasetSummary:
+        params = self.precheck(self.backend.spec, request)
+        journal = RunJournal(journal_path(request.output))
+        done = self._previous_records(request, journal)
+        summary = DatasetSummary(
+            output=request.output,
+            model=self.backend.spec.id,
+            template=request.template.id,
+            requested=request.count,
+            resumed=sum(1 for i in done if i < request.count),
+        )
+        todo = (i for i in range(request.count) if i not in done)
+        started = time.perf_counter()
+        journal.open(fresh=not request.resume)
+        try:
+            await self._run_workers(request, params, todo, journal, summary, on_record)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # Ctrl-C: what is done becomes a valid dataset; the journal stays for --resume.
+            summary.interrupted = True
+            self._finish(request, journal, summary, started)
+            raise
+        except BaseException:
+            # A failure leaves the output as it was; the journal keeps the progress.
+            journal.close()
+            raise
+        self._finish(request, journal, summary, started)
+        return summary
+
+    def _previous_records(self, request: DatasetRequest, journal: RunJournal) -> dict[int, Record]:
+        if not request.resume:
+            return {}
+        done = journal.read()
+        if not done and request.output.exists():
+            done = {r.index: r for r in read_dataset(request.output)}
+            journal.open(fresh=True)
+            for record in done.values():
+                journal.append(record)
+            journal.close()
+        return done
+
+    async def _run_workers(
+        self,
+        request: DatasetRequest,
+        params: GenerationParams,
+        todo: Iterator[int],
+        journal: RunJournal,
+        summary: DatasetSummary,
+        on_record: OnRecord | None,
+    ) -> None:
+        async def worker() -> None:
+            for index in todo:  # a shared iterator: each index goes to exactly one worker
+                record = await self._record(request, params, index)
+                journal.append(record)
+                _count(summary, record)
+                if on_record is not None:
+                    on_record(record)
+
+        workers = max(1, min(request.concurrency, request.count))
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(worker())
+
+    async def _record(
+        self, request: DatasetRequest, params: GenerationParams, index: int
+    ) -> Record:
+        template = request.template
+        variables = template.sample_variables(request.seed, index, request.variables)
+        seed = record_seed(request.seed, index)
+        attempts = 1 + (request.json_retries if template.output.type == "json" else 0)
+        error: str | None = None
+        data: dict[str, Any] | None = None
+        completion: Completion | None = None
+        attempt = 0
+        for attempt in range(1, attempts + 1):  # noqa: B007 - attempt is reported below
+            attempt_params = params.model_copy(update={"seed": (seed + attempt - 1) % 2**32})
+            completion = await self.complete(template.request(variables, attempt_params))
+            try:
+                data = template.parse_output(completion.text)
+                error = None
+                break
+            except ValueError as exc:
+                error = f"invalid output: {exc}"
+        assert completion is not None
+        return Record(
+            index=index,
+            status="failed" if error else "ok",
+            text=completion.text,
+            data=data,
+            variables=variables,
+            error=error,
+            provenance=Provenance(
+                template_id=template.id,
+                template_version=template.version,
+                model=self.backend.spec.id,
+                params=params.model_copy(update={"seed": seed}),
+                seed=seed,
+                prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens,
+                finish_reason=completion.finish_reason,
+                latency_s=round(completion.latency_s, 4),
+                attempts=attempt,
+                cached=completion.cached,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            ),
+        )
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        """One completion, from the cache when the same deterministic request was made."""
+        cacheable = self.cache is not None and request.params.deterministic
+        key = cache_key(self.backend.fingerprint(), request) if cacheable else ""
+        if cacheable and self.cache is not None:
+            hit = await asyncio.to_thread(self.cache.get, key)
+            if hit is not None:
+                return hit.model_copy(update={"cached": True, "latency_s": 0.0})
+        completion = await self.backend.generate_one(request)
+        if cacheable and self.cache is not None:
+            await asyncio.to_thread(self.cache.put, key, completion)
+        return completion
+
+    def _finish(
+        self, request: DatasetRequest, journal: RunJournal, summary: DatasetSummary, started: float
+    ) -> None:
+        summary.elapsed_s = time.perf_counter() - started
+        journal.close()
+        records = journal.read()
+        kept = [records[i] for i in sorted(records) if i < request.count]
+        ok = [r for r in kept if r.status == "ok"]
+        write_dataset(request.output, ok)
+        summary.written = len(ok)
+        summary.label_counts = _label_counts(request.template, ok)
+        if len(kept) == request.count and not summary.interrupted:
+            journal.remove()
+
+
+def _count(summary: DatasetSummary, record: Record) -> None:
+    summary.prompt_tokens += record.provenance.prompt_tokens
+    summary.completion_tokens += record.provenance.completion_tokens
+    summary.cached += record.provenance.cached
+    summary.failed += record.status == "failed"
+
+
+def _label_counts(template: PromptTemplate, records: list[Record]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for label in template.labels:
+        values: dict[str, int] = {}
+        for record in records:
+            key = str(record.variables.get(label, (record.data or {}).get(label)))
+            values[key] = values.get(key, 0) + 1
+        counts[label] = dict(sorted(values.items(), key=lambda kv: -kv[1]))
+    return counts
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        name = ".".join(str(p) for p in first["loc"])
+        return f"{name}: {first['msg']} (got {first.get('input')!r})"
+    return str(exc)

@@ -1,0 +1,289 @@
+"""Prompt templates: Jinja2 prompts in YAML, with variables sampled reproducibly.
+
+A template file::
+
+    id: product-review
+    version: "1.0"
+    description: Product reviews labelled with rating and sentiment
+    system: You write realistic customer reviews.
+    user: Write a {{ sentiment }} review of {{ product }} ({{ rating }}/5 stars).
+    variables:
+      product: {values: [wireless earbuds, a coffee grinder]}     # uniform choice
+      rating: {weights: {1: 1, 2: 1, 3: 2, 4: 3, 5: 3}}            # weighted choice
+      words: {range: [30, 80]}                                      # integer range (inclusive)
+      temperature_c: {range: [10.0, 30.0]}                          # float range
+      sentiment: {expr: "{{ 'positive' if rating >= 4 else 'negative' }}"}  # derived
+      language: {value: English}                                    # fixed
+    output: {type: json, schema: {...JSON Schema...}}               # or {type: text}
+    defaults: {max_tokens: 120, temperature: 0.8}
+
+Variables are sampled in file order from a random generator seeded with (run seed, record
+index), so record ``i`` of a run is the same whatever the concurrency or an interruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from textnlp.domain import GenerationRequest
+from textnlp.errors import TemplateError, TemplateNotFound
+
+_JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+class Variable(BaseModel):
+    """One template variable; exactly one of its fields is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    values: list[Any] | None = None
+    weights: dict[str, float] | None = None
+    range: tuple[int, int] | tuple[float, float] | None = None
+    expr: str | None = None
+    value: Any = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Variable:
+        kinds = [k for k in ("values", "weights", "range", "expr") if getattr(self, k) is not None]
+        if self.value is not None:
+            kinds.append("value")
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of values, weights, range, expr, value")
+        if self.values is not None and not self.values:
+            raise ValueError("values must not be empty")
+        if self.weights is not None and (
+            not self.weights
+            or any(w < 0 for w in self.weights.values())
+            or sum(self.weights.values()) <= 0
+        ):
+            raise ValueError("weights must be non-negative with a positive sum")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError("range must be [low, high] with low <= high")
+        return self
+
+    def sample(self, rng: random.Random, context: dict[str, Any]) -> Any:
+        if self.values is not None:
+            return rng.choice(self.values)
+        if self.weights is not None:
+            keys = list(self.weights)
+            choice = rng.choices(keys, weights=[self.weights[k] for k in keys])[0]
+            return _natural(choice)
+        if self.range is not None:
+            low, high = self.range
+            if isinstance(low, int) and isinstance(high, int):
+                return rng.randint(low, high)
+            return round(rng.uniform(float(low), float(high)), 3)
+        if self.expr is not None:
+            return _natural(_JINJA.from_string(self.expr).render(context).strip())
+        return self.value
+
+
+class OutputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json"] = "text"
+    #: JSON Schema the parsed output must satisfy (``type: json`` only).
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+    @model_validator(mode="after")
+    def _schema_is_valid(self) -> OutputSpec:
+        if self.json_schema is not None:
+            try:
+                Draft202012Validator.check_schema(self.json_schema)
+            except SchemaError as exc:
+                raise ValueError(f"invalid JSON Schema: {exc.message}") from None
+        return self
+
+
+class PromptTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: str = "1"
+    description: str = ""
+    system: str | None = None
+    user: str
+    variables: dict[str, Variable] = {}
+    output: OutputSpec = OutputSpec()
+    defaults: dict[str, Any] = {}
+    #: Fields whose values label each record (shown in summaries, used by validation).
+    labels: list[str] = []
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _prompts_compile(self) -> PromptTemplate:
+        for name, text in (("system", self.system), ("user", self.user)):
+            if text is None:
+                continue
+            try:
+                _JINJA.parse(text)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"{name} prompt, line {exc.lineno}: {exc.message}") from None
+        return self
+
+    def sample_variables(
+        self, seed: int, index: int, overrides: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The variables of record ``index`` (``overrides`` fix some of them)."""
+        overrides = overrides or {}
+        unknown = sorted(set(overrides) - set(self.variables))
+        if unknown:
+            known = ", ".join(self.variables) or "none"
+            raise TemplateError(
+                f"template {self.id!r} has no variable {unknown[0]!r} (variables: {known})"
+            )
+        rng = random.Random(record_seed(seed, index))
+        context: dict[str, Any] = {}
+        for name, variable in self.variables.items():
+            # Sample even overridden variables so the others stay the same as without --var.
+            sampled = variable.sample(rng, context)
+            context[name] = overrides.get(name, sampled)
+        return context
+
+    def render(self, variables: dict[str, Any]) -> tuple[str | None, str]:
+        """The system and user prompts for these variables."""
+        try:
+            system = _JINJA.from_string(self.system).render(variables) if self.system else None
+            user = _JINJA.from_string(self.user).render(variables)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"template {self.id!r}: {exc.message}") from None
+        return (system.strip() if system else None), user.strip()
+
+    def request(
+        self, variables: dict[str, Any], params: Any, *, ignore_eos: bool = False
+    ) -> GenerationRequest:
+        system, user = self.render(variables)
+        return GenerationRequest.chat(user, system=system, params=params).model_copy(
+            update={"ignore_eos": ignore_eos}
+        )
+
+    def parse_output(self, text: str) -> dict[str, Any] | None:
+        """The JSON object in ``text`` checked against the schema; None for text templates.
+
+        Raises ``ValueError`` when the output is not valid JSON or breaks the schema.
+        """
+        if self.output.type != "json":
+            return None
+        data = extract_json_object(text)
+        if self.output.json_schema is not None:
+            errors = sorted(
+                Draft202012Validator(self.output.json_schema).iter_errors(data), key=str
+            )
+            if errors:
+                where = "/".join(str(p) for p in errors[0].absolute_path) or "object"
+                raise ValueError(f"schema violation at {where}: {errors[0].message}")
+        return data
+
+
+def record_seed(run_seed: int, index: int) -> int:
+    """A 32-bit seed for one record, stable across Python versions and processes."""
+    digest = hashlib.sha256(f"{run_seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def extract_json_object(text: str) -> dict[str, Any]:
+    """The first JSON object in ``text`` (models like to wrap it in prose or code fences)."""
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        start = candidate.find("{")
+        while start != -1:
+            try:
+                value, _ = decoder.raw_decode(candidate, start)
+            except json.JSONDecodeError:
+                start = candidate.find("{", start + 1)
+                continue
+            if isinstance(value, dict):
+                return value
+            start = candidate.find("{", start + 1)
+    raise ValueError("no JSON object in the output")
+
+
+def _natural(value: Any) -> Any:
+    """'4' -> 4, '2.5' -> 2.5, 'true' -> True; other strings unchanged (YAML keys are strings)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return parsed if isinstance(parsed, int | float | bool) else value
+
+
+def load_template_file(path: Path) -> PromptTemplate:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"template {path} is not valid YAML: {exc}") from None
+    return parse_template(raw, source=str(path))
+
+
+def parse_template(raw: Any, *, source: str) -> PromptTemplate:
+    if not isinstance(raw, dict):
+        raise TemplateError(f"template {source} must be a YAML mapping")
+    try:
+        return PromptTemplate.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "template"
+        message = error["msg"].removeprefix("Value error, ")
+        raise TemplateError(f"template {source}: {where}: {message}") from None
+
+
+class TemplateLibrary:
+    """Built-in templates plus those of a user directory (which may override built-ins)."""
+
+    def __init__(self, templates: dict[str, PromptTemplate]) -> None:
+        self._templates = templates
+
+    @classmethod
+    def load(cls, user_dir: Path | None = None) -> TemplateLibrary:
+        templates: dict[str, PromptTemplate] = {}
+        builtin = resources.files("textnlp") / "templates"
+        for entry in sorted(builtin.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith((".yaml", ".yml")):
+                raw = yaml.safe_load(entry.read_text(encoding="utf-8"))
+                template = parse_template(raw, source=f"builtin:{entry.name}")
+                templates[template.id] = template
+        if user_dir is not None:
+            if not user_dir.is_dir():
+                raise TemplateError(f"template directory {user_dir} does not exist")
+            for path in sorted([*user_dir.glob("*.yaml"), *user_dir.glob("*.yml")]):
+                template = load_template_file(path)
+                templates[template.id] = template
+        return cls(templates)
+
+    def ids(self) -> list[str]:
+        return sorted(self._templates)
+
+    def all(self) -> list[PromptTemplate]:
+        return [self._templates[i] for i in self.ids()]
+
+    def get(self, template_id: str) -> PromptTemplate:
+        """A template by id, or by path to a YAML file."""
+        if template_id in self._templates:
+            return self._templates[template_id]
+        path = Path(template_id)
+        if path.suffix in {".yaml", ".yml"} and path.exists():
+            return load_template_file(path)
+        known = ", ".join(self.ids())
+        raise TemplateNotFound(f"unknown template {template_id!r} (known: {known})")

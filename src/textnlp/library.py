@@ -1,0 +1,59 @@
+"""The Python library API: the same pipeline as ``textnlp generate``, callable from code.
+
+import textnlp
+summary = textnlp.generate_dataset("product-review", 100, "reviews.jsonl", seed=7)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from textnlp.config import Settings, load_settings
+from textnlp.generation.pipeline import DatasetSummary, OnRecord
+
+
+async def agenerate_dataset(
+    template: str,
+    count: int,
+    output: str | Path,
+    *,
+    model: str | None = None,
+    variables: dict[str, Any] | None = None,
+    seed: int = 0,
+    concurrency: int | None = None,
+    resume: bool = False,
+    settings: Settings | None = None,
+    on_record: OnRecord | None = None,
+    **params: Any,
+) -> DatasetSummary:
+    """Generate ``count`` records from ``template`` into ``output`` (.jsonl, .csv, .parquet).
+
+    ``params`` are generation parameters (``max_tokens``, ``temperature``, ``top_p``, ``stop``).
+    """
+    from textnlp.services.generation import DatasetJob, GenerationService
+
+    service = GenerationService.from_settings(settings or load_settings())
+    job = DatasetJob(
+        template=template,
+        count=count,
+        output=Path(output),
+        model=model,
+        params={k: v for k, v in params.items() if v is not None},
+        variables=variables,
+        seed=seed,
+        concurrency=concurrency,
+        resume=resume,
+    )
+    try:
+        return await service.generate_dataset(job, on_record)
+    finally:
+        await service.aclose()
+
+
+def generate_dataset(
+    template: str, count: int, output: str | Path, **kwargs: Any
+) -> DatasetSummary:
+    """Blocking form of ``agenerate_dataset`` (not for use inside a running event loop)."""
+    return asyncio.run(agenerate_dataset(template, count, output, **kwargs))

@@ -1,0 +1,100 @@
+"""Generation use cases: datasets from templates, and single completions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textnlp.backends.registry import ModelCatalogue
+from textnlp.config import Settings
+from textnlp.domain import Completion, GenerationRequest, TokenDelta
+from textnlp.generation.cache import ResponseCache, SqliteResponseCache
+from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
+from textnlp.generation.templates import TemplateLibrary
+from textnlp.services.models import ModelPool
+
+
+@dataclass
+class DatasetJob:
+    """A dataset to generate, as a user names it (ids, not objects)."""
+
+    template: str
+    count: int
+    output: Path
+    model: str | None = None
+    params: dict[str, Any] | None = None
+    variables: dict[str, Any] | None = None
+    seed: int = 0
+    concurrency: int | None = None
+    resume: bool = False
+
+
+class GenerationService:
+    """Everything generation needs, built from settings once per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: ModelCatalogue,
+        templates: TemplateLibrary,
+        pool: ModelPool,
+        cache: ResponseCache | None,
+    ) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.templates = templates
+        self.pool = pool
+        self.cache = cache
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, use_cache: bool | None = None
+    ) -> GenerationService:
+        catalogue = ModelCatalogue.load(settings.user_models_file)
+        templates = TemplateLibrary.load(settings.user_templates_dir)
+        enabled = settings.generation.response_cache if use_cache is None else use_cache
+        cache = SqliteResponseCache(settings.response_cache_path) if enabled else None
+        return cls(settings, catalogue, templates, ModelPool(catalogue), cache)
+
+    def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
+        """Resolve names to objects and check everything that can be checked before loading."""
+        model_id = job.model or self.settings.default_model
+        self.catalogue.get(model_id)  # unknown model -> ModelNotFound, before any loading
+        template = self.templates.get(job.template)
+        request = DatasetRequest(
+            template=template,
+            count=job.count,
+            output=job.output,
+            params=dict(job.params or {}),
+            variables=dict(job.variables or {}),
+            seed=job.seed,
+            concurrency=job.concurrency or self.settings.generation.concurrency,
+            resume=job.resume,
+            json_retries=self.settings.generation.json_retries,
+        )
+        return model_id, request
+
+    async def generate_dataset(
+        self, job: DatasetJob, on_record: OnRecord | None = None
+    ) -> DatasetSummary:
+        model_id, request = self.dataset_request(job)
+        # Cheap checks (path, parameters, variables) run before the model loads.
+        DatasetPipeline.precheck(self.catalogue.get(model_id), request)
+        backend = await self.pool.get(model_id)
+        return await DatasetPipeline(backend, self.cache).run(request, on_record)
+
+    async def complete(self, model_id: str, request: GenerationRequest) -> Completion:
+        backend = await self.pool.get(model_id)
+        return await DatasetPipeline(backend, self.cache).complete(request)
+
+    async def stream(self, model_id: str, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        backend = await self.pool.get(model_id)
+        async for delta in backend.stream(request):
+            yield delta
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+        if self.cache is not None:
+            self.cache.close()

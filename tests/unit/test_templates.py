@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from textnlp.errors import TemplateError, TemplateNotFound
+from textnlp.generation.templates import (
+    TemplateLibrary,
+    extract_json_object,
+    load_template_file,
+    parse_template,
+    record_seed,
+)
+
+TEMPLATE = {
+    "id": "demo",
+    "version": "2",
+    "system": "You are helpful.",
+    "user": "Write about {{ topic }} in {{ words }} words, rated {{ rating }} ({{ mood }}).",
+    "variables": {
+        "topic": {"values": ["cats", "dogs", "birds"]},
+        "rating": {"weights": {"1": 1, "5": 3}},
+        "words": {"range": [10, 20]},
+        "mood": {"expr": "{{ 'happy' if rating == 5 else 'sad' }}"},
+    },
+}
+
+
+def test_builtins_are_at_least_five_and_all_render() -> None:
+    library = TemplateLibrary.load()
+    assert len(library.ids()) >= 5
+    for template in library.all():
+        variables = template.sample_variables(seed=1, index=3)
+        system, user = template.render(variables)
+        assert user and "{{" not in user
+        assert system is None or "{{" not in system
+
+
+def test_sampling_is_reproducible_per_record() -> None:
+    template = parse_template(TEMPLATE, source="test")
+    first = [template.sample_variables(7, i) for i in range(50)]
+    again = [template.sample_variables(7, i) for i in reversed(range(50))][::-1]
+    assert first == again
+    other_seed = [template.sample_variables(8, i) for i in range(50)]
+    assert first != other_seed
+
+
+def test_sampled_values_respect_their_definitions() -> None:
+    template = parse_template(TEMPLATE, source="test")
+    samples = [template.sample_variables(0, i) for i in range(400)]
+    assert {s["topic"] for s in samples} == {"cats", "dogs", "birds"}
+    assert {s["rating"] for s in samples} == {1, 5}
+    assert all(10 <= s["words"] <= 20 and isinstance(s["words"], int) for s in samples)
+    assert all(s["mood"] == ("happy" if s["rating"] == 5 else "sad") for s in samples)
+    fives = sum(s["rating"] == 5 for s in samples)
+    assert 0.65 < fives / len(samples) < 0.85  # weight 3 of 4
+
+
+def test_overrides_fix_a_variable_and_leave_the_others() -> None:
+    template = parse_template(TEMPLATE, source="test")
+    free = template.sample_variables(3, 0)
+    fixed = template.sample_variables(3, 0, {"topic": "fish"})
+    assert fixed["topic"] == "fish"
+    assert fixed["words"] == free["words"]
+
+
+def test_unknown_variable_is_named() -> None:
+    template = parse_template(TEMPLATE, source="test")
+    with pytest.raises(TemplateError, match="no variable 'colour'"):
+        template.sample_variables(0, 0, {"colour": "red"})
+
+
+def test_unknown_template_lists_known_ones() -> None:
+    with pytest.raises(TemplateNotFound, match="product-review"):
+        TemplateLibrary.load().get("nope")
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ({**TEMPLATE, "user": "{{ topic "}, "user prompt"),
+        ({**TEMPLATE, "variables": {"x": {"values": []}}}, "values must not be empty"),
+        ({**TEMPLATE, "variables": {"x": {"values": [1], "range": [1, 2]}}}, "exactly one"),
+        ({**TEMPLATE, "variables": {"x": {"range": [5, 1]}}}, "low <= high"),
+        ({**TEMPLATE, "output": {"type": "json", "schema": {"type": "nope"}}}, "JSON Schema"),
+        ({**TEMPLATE, "id": "Bad Id"}, "id"),
+        ({"id": "x"}, "user"),
+    ],
+)
+def test_malformed_templates_are_refused(broken: dict[str, object], message: str) -> None:
+    with pytest.raises(TemplateError, match=message):
+        parse_template(broken, source="t.yaml")
+
+
+def test_template_files_and_user_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    (directory / "mine.yaml").write_text(
+        "id: mine\nuser: Say hello to {{ name }}\nvariables: {name: {value: Ada}}\n"
+    )
+    library = TemplateLibrary.load(directory)
+    assert "mine" in library.ids() and "product-review" in library.ids()
+    template = library.get("mine")
+    assert template.render(template.sample_variables(0, 0)) == (None, "Say hello to Ada")
+    (directory / "bad.yaml").write_text("id: [unclosed\n")
+    with pytest.raises(TemplateError, match="not valid YAML"):
+        load_template_file(directory / "bad.yaml")
+
+
+def test_json_output_is_extracted_and_checked() -> None:
+    template = TemplateLibrary.load().get("qa-pairs")
+    text = 'Here you go:\n```json\n{"question": "What is 2+2?", "answer": "4"}\n```'
+    assert template.parse_output(text) == {"question": "What is 2+2?", "answer": "4"}
+    with pytest.raises(ValueError, match="schema violation"):
+        template.parse_output('{"question": "Why is the sky blue?"}')
+    with pytest.raises(ValueError, match="no JSON object"):
+        template.parse_output("I cannot answer that.")
+    assert extract_json_object('noise {"a": {"b": 1}} tail') == {"a": {"b": 1}}
+
+
+def test_record_seed_is_stable() -> None:
+    assert record_seed(0, 0) == record_seed(0, 0)
+    assert record_seed(0, 1) != record_seed(0, 0)
+    assert 0 <= record_seed(123, 456) < 2**32
