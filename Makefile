@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel --no-cache-dir --no-deps \
 		llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELHOUSE)
 	$(BIN)/pip install --quiet --force-reinstall --no-deps $(WHEELHOUSE)/llama_cpp_python-*.whl
-	$(BIN)/pip install --quiet -e '.[all,dev]'
+	$(BIN)/pip install --quiet -e '.[all,dev,infra]'
 	touch $(STAMP)
 
 # The main job: a labelled dataset of 20 product reviews from the embedded SmolLM2-135M.
@@ -57,9 +57,5 @@ clean:
 	rm -rf $(VENV) .textnlp infra/cdk.out
 
 # The AWS deployment (infra/): `make infra` synthesises it offline; `make test-infra` tests it.
--include infra/infra.mk
-ifeq ($(wildcard infra/infra.mk),)
-.PHONY: test-infra
-test-infra:
-	@true
-endif
+include infra/infra.mk
+infra test-infra: venv

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from textnlp.cli import catalogue, generate
@@ -43,20 +42,19 @@ for _module in ("validate",):
 def run() -> None:
     """Console-script entry point."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode Typer returns the code of a typer.Exit (130 after Ctrl-C).
+        code = app(standalone_mode=False)
     except TextNLPError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         sys.exit(2 if exc.user_error else 1)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        print("interrupted", file=sys.stderr)
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except click.ClickException as exc:
+    except typer.exceptions.TyperException as exc:  # usage errors: bad option values...
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

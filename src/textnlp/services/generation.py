@@ -61,7 +61,7 @@ class GenerationService:
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
         """Resolve names to objects and check everything that can be checked before loading."""
         model_id = job.model or self.settings.default_model
-        self.catalogue.get(model_id)  # unknown model -> ModelNotFound, before any loading
+        spec = self.catalogue.get(model_id)  # unknown model -> ModelNotFound, before loading
         template = self.templates.get(job.template)
         request = DatasetRequest(
             template=template,
@@ -74,14 +74,14 @@ class GenerationService:
             resume=job.resume,
             json_retries=self.settings.generation.json_retries,
         )
+        # Cheap checks (count, path, parameters, variables) before any model loads.
+        DatasetPipeline.precheck(spec, request)
         return model_id, request
 
     async def generate_dataset(
         self, job: DatasetJob, on_record: OnRecord | None = None
     ) -> DatasetSummary:
         model_id, request = self.dataset_request(job)
-        # Cheap checks (path, parameters, variables) run before the model loads.
-        DatasetPipeline.precheck(self.catalogue.get(model_id), request)
         backend = await self.pool.get(model_id)
         return await DatasetPipeline(backend, self.cache).run(request, on_record)
 

@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1.7
+# TextNLP API: `textnlp serve` on port 8000 (ECS service textnlp-api, behind the ALB).
+# Build from the repository root: docker build -f docker/api.Dockerfile -t textnlp-api .
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: compile wheels (llama-cpp-python needs a C++ toolchain) into a venv ---
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# versions come with the pinned base image; apt pins break on mirror updates
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake git \
+    && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+# installs this project; pyproject.toml states its dependency ranges
+# hadolint ignore=DL3013
+RUN pip install ".[api,aws]"
+
+# --- runtime: the venv only, no compiler, unprivileged ---
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    TEXTNLP_PROFILE=aws
+# versions come with the pinned base image; apt pins break on mirror updates
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 textnlp \
+    && useradd --system --uid 10001 --gid textnlp --home-dir /home/textnlp --create-home textnlp
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /home/textnlp
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/api/v1/admin/health', timeout=3)"]
+CMD ["textnlp", "serve", "--host", "0.0.0.0", "--port", "8000"]

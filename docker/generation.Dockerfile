@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1.7
+# TextNLP generation worker on GPU hosts (ECS service textnlp-generation, g4dn):
+# `textnlp worker --queues generation` with the Hugging Face extras and llama.cpp built for CUDA.
+# vLLM is not installed here: it pins its own torch, and the platform reaches vLLM servers through
+# the OpenAI-compatible backend instead.
+# Build from the repository root: docker build -f docker/generation.Dockerfile -t textnlp-generation .
+
+ARG CUDA_VERSION=12.1.1
+ARG UBUNTU_VERSION=22.04
+
+# --- build: CUDA toolkit + compiler, wheels into a venv ---
+FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu${UBUNTU_VERSION} AS build
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# versions come with the pinned base image; apt pins break on mirror updates
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+       python3.11 python3.11-venv python3.11-dev build-essential cmake git \
+    && rm -rf /var/lib/apt/lists/*
+RUN python3.11 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+# llama.cpp with CUDA kernels; torch from the CUDA 12.1 wheel index.
+ENV CMAKE_ARGS="-DGGML_CUDA=on" FORCE_CMAKE=1
+# installs this project; pyproject.toml states its dependency ranges
+# hadolint ignore=DL3013
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cu121 ".[hf,api,aws]"
+
+# --- runtime: CUDA runtime libraries only, unprivileged ---
+FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION} AS runtime
+ENV DEBIAN_FRONTEND=noninteractive \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    TEXTNLP_PROFILE=aws \
+    HF_HOME=/tmp/hf \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+# versions come with the pinned base image; apt pins break on mirror updates
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3.11 libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 textnlp \
+    && useradd --system --uid 10001 --gid textnlp --home-dir /home/textnlp --create-home textnlp
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /home/textnlp
+USER 10001:10001
+# A worker serves no HTTP: healthy while its `textnlp worker` process runs.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import pathlib, sys; sys.exit(0 if any(b'worker' in p.read_bytes() for p in pathlib.Path('/proc').glob('[0-9]*/cmdline')) else 1)"]
+CMD ["textnlp", "worker", "--queues", "generation"]

@@ -1,0 +1,39 @@
+"""Shared helpers for the infra tests (kept out of conftest.py so test modules can import them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Template
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class Assembly:
+    directory: Path
+    manifest: dict
+    templates: dict[str, dict]  # section ("Network", "Compute"...) -> template JSON
+
+    def template(self, section: str) -> Template:
+        return Template.from_json(self.templates[section])
+
+    def resources(self, section: str, type_: str) -> dict[str, dict]:
+        return {
+            name: resource
+            for name, resource in self.templates[section]["Resources"].items()
+            if resource["Type"] == type_
+        }
+
+
+def require_tool(path: str | None, name: str) -> str:
+    """A missing tool skips locally and fails in CI (`CI=true`)."""
+    if path:
+        return path
+    message = f"{name} is not installed (make infra-tools)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)

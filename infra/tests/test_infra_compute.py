@@ -1,0 +1,119 @@
+"""Design section 2: ECS cluster, services, task definitions, autoscaling."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from infra_assembly import Assembly
+
+
+def _task(assembly: Assembly, family: str) -> dict:
+    tasks = assembly.resources("Compute", "AWS::ECS::TaskDefinition").values()
+    return next(t["Properties"] for t in tasks if t["Properties"]["Family"] == family)
+
+
+def _container(task: dict, name: str) -> dict:
+    return next(c for c in task["ContainerDefinitions"] if c["Name"] == name)
+
+
+def test_api_task_definition(assembly: Assembly) -> None:
+    task = _task(assembly, "textnlp-api")
+    assert (task["Cpu"], task["Memory"]) == ("2048", "4096")
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    api = _container(task, "api")
+    assert api["PortMappings"][0]["ContainerPort"] == 8000
+    assert api["Command"] == ["textnlp", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert api["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == "api"
+    assert "DB_PASSWORD" in {s["Name"] for s in api["Secrets"]}
+    environment = {e["Name"]: e["Value"] for e in api["Environment"]}
+    assert environment["AWS_REGION"] == "us-east-1"
+    assert environment["ENVIRONMENT"] == "production"
+    assembly.template("Compute").has_resource_properties(
+        "AWS::Logs::LogGroup", {"LogGroupName": "/ecs/textnlp-api"}
+    )
+
+
+def test_generation_task_on_gpu_hosts(assembly: Assembly) -> None:
+    task = _task(assembly, "textnlp-generation")
+    assert (task["Cpu"], task["Memory"]) == ("16384", "65536")
+    assert task["RequiresCompatibilities"] == ["EC2"]
+    assert task["PlacementConstraints"] == [
+        {"Type": "memberOf", "Expression": "attribute:ecs.instance-type =~ g4dn.*"}
+    ]
+    generation = _container(task, "generation")
+    assert generation["ResourceRequirements"] == [{"Type": "GPU", "Value": "1"}]
+    template = assembly.template("Compute")
+    template.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {"LaunchTemplateData": Match.object_like(
+            {"InstanceType": Match.string_like_regexp("g4dn")})},
+    )
+    template.resource_count_is("AWS::ECS::CapacityProvider", 1)
+    template.has_resource_properties(
+        "AWS::ECS::Service",
+        {"ServiceName": "textnlp-generation",
+         "CapacityProviderStrategy": [Match.object_like({"Weight": 1})]},
+    )
+
+
+def test_validation_service_and_batch_task(assembly: Assembly) -> None:
+    template = assembly.template("Compute")
+    template.has_resource_properties(
+        "AWS::ECS::Service", {"ServiceName": "textnlp-validation", "LaunchType": "FARGATE"}
+    )
+    validation = _container(_task(assembly, "textnlp-validation"), "validation")
+    assert validation["Command"] == ["textnlp", "worker", "--queues", "validation"]
+    batch = _task(assembly, "textnlp-batch-processor")
+    assert _container(batch, "batch-processor")["Command"][0] == "textnlp"
+
+
+def test_api_service_is_blue_green(assembly: Assembly) -> None:
+    assembly.template("Compute").has_resource_properties(
+        "AWS::ECS::Service",
+        {"ServiceName": "textnlp-api", "DeploymentController": {"Type": "CODE_DEPLOY"}},
+    )
+
+
+def test_api_autoscaling(assembly: Assembly) -> None:
+    template = assembly.template("Compute")
+    targets = assembly.resources("Compute", "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert any(
+        (t["Properties"]["MinCapacity"], t["Properties"]["MaxCapacity"]) == (2, 100)
+        for t in targets.values()
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {"TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": 70,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+            "ScaleInCooldown": 300, "ScaleOutCooldown": 60}},
+    )
+    for metric, value in (("RequestsPerTask", 1000), ("GPUUtilization", 80)):
+        template.has_resource_properties(
+            "AWS::ApplicationAutoScaling::ScalingPolicy",
+            {"TargetTrackingScalingPolicyConfiguration": Match.object_like({
+                "TargetValue": value,
+                "CustomizedMetricSpecification": Match.object_like(
+                    {"MetricName": metric, "Namespace": "Custom"}),
+            })},
+        )
+
+
+def test_alb_is_multi_az_with_https_and_waf(assembly: Assembly) -> None:
+    template = assembly.template("Compute")
+    albs = assembly.resources("Compute", "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    (alb,) = albs.values()
+    assert alb["Properties"]["Scheme"] == "internet-facing"
+    assert len(alb["Properties"]["Subnets"]) == 3
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener", {"Port": 443, "Protocol": "HTTPS"}
+    )
+    template.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+    template.has_resource_properties(
+        "AWS::WAFv2::WebACL",
+        {"Scope": "REGIONAL", "Rules": Match.array_with([Match.object_like({
+            "Statement": {"RateBasedStatement": Match.object_like({"AggregateKeyType": "IP"})}
+        })])},
+    )

@@ -1,0 +1,100 @@
+"""Static checks of the images: multi-stage, non-root, health check, a `textnlp` command.
+
+No Docker engine runs here, so the Dockerfiles are parsed, and the commands they run are
+checked against the CLI contract (DESIGN.md: `textnlp serve`, `textnlp worker`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infra_assembly import require_tool
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKER_DIR = REPO_ROOT / "docker"
+IMAGES = {
+    "api": ["textnlp", "serve", "--host", "0.0.0.0", "--port", "8000"],
+    "generation": ["textnlp", "worker", "--queues", "generation"],
+    "validation": ["textnlp", "worker", "--queues", "validation"],
+}
+
+
+def _instructions(name: str) -> list[tuple[str, str]]:
+    text = (DOCKER_DIR / f"{name}.Dockerfile").read_text()
+    text = re.sub(r"\\\n\s*", " ", text)  # join continuation lines
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+        for line in lines if line and not line.startswith("#")
+    ]
+
+
+def _final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last_from = max(i for i, (op, _) in enumerate(instructions) if op == "FROM")
+    return instructions[last_from:]
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_multi_stage(name: str) -> None:
+    stages = [arg for op, arg in _instructions(name) if op == "FROM"]
+    assert len(stages) >= 2
+    assert any("COPY --from=build" in f"COPY {arg}" for op, arg in _instructions(name)
+               if op == "COPY")
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_runs_as_non_root(name: str) -> None:
+    users = [arg for op, arg in _final_stage(_instructions(name)) if op == "USER"]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_health_check(name: str) -> None:
+    checks = [arg for op, arg in _final_stage(_instructions(name)) if op == "HEALTHCHECK"]
+    assert checks and "CMD" in checks[-1]
+    if name == "api":
+        assert "/api/v1/admin/health" in checks[-1]
+
+
+@pytest.mark.parametrize(("name", "command"), sorted(IMAGES.items()))
+def test_command_is_the_textnlp_cli(name: str, command: list[str]) -> None:
+    final = _final_stage(_instructions(name))
+    cmds = [json.loads(arg) for op, arg in final if op == "CMD"]
+    assert cmds[-1] == command
+    assert not [arg for op, arg in final if op == "ENTRYPOINT"]  # ECS overrides CMD only
+
+
+def test_generation_image_has_cuda_and_gpu_extras() -> None:
+    instructions = _instructions("generation")
+    text = " ".join(arg for _, arg in instructions)
+    assert "nvidia/cuda" in text and "[hf," in text
+
+
+def test_dockerignore_keeps_context_small() -> None:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    ignored = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for entry in (".git", ".venv", "infra", "tests"):
+        assert entry in ignored
+    assert "src" not in ignored and "README.md" not in ignored
+
+
+def test_hadolint() -> None:
+    tools = REPO_ROOT / "infra" / ".venv-tools" / "bin" / "hadolint"
+    hadolint = require_tool(
+        os.environ.get("HADOLINT") or (str(tools) if tools.is_file() else None)
+        or shutil.which("hadolint"),
+        "hadolint",
+    )
+    for name in IMAGES:
+        result = subprocess.run(
+            [hadolint, "--failure-threshold", "warning", str(DOCKER_DIR / f"{name}.Dockerfile")],
+            capture_output=True, text=True, check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

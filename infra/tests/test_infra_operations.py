@@ -1,0 +1,96 @@
+"""Design sections 3, 10, 11, 13: model serving, monitoring, backup, delivery."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from infra_assembly import Assembly
+
+
+def test_sagemaker_endpoint(assembly: Assembly) -> None:
+    template = assembly.template("ModelServing")
+    template.has_resource_properties("AWS::SageMaker::EndpointConfig", {
+        "EndpointConfigName": "textnlp-multi-model",
+        "ProductionVariants": [
+            Match.object_like({"VariantName": "gpt-j-6b", "InstanceType": "ml.g4dn.xlarge",
+                               "InitialInstanceCount": 2, "InitialVariantWeight": 0.5}),
+            Match.object_like({"VariantName": "llama-7b", "InstanceType": "ml.g4dn.2xlarge",
+                               "InitialInstanceCount": 2, "InitialVariantWeight": 0.5}),
+        ],
+    })
+    models = assembly.resources("ModelServing", "AWS::SageMaker::Model").values()
+    assert {m["Properties"]["ModelName"] for m in models} == {"gpt-j-6b-model", "llama-7b-model"}
+    assert all(len(m["Properties"]["VpcConfig"]["Subnets"]) == 3 for m in models)
+
+
+def test_dashboard_and_alarms(assembly: Assembly) -> None:
+    template = assembly.template("Monitoring")
+    dashboards = assembly.resources("Monitoring", "AWS::CloudWatch::Dashboard").values()
+    (dashboard,) = dashboards
+    assert dashboard["Properties"]["DashboardName"] == "TextNLP-Production"
+    body = str(dashboard["Properties"]["DashboardBody"])
+    for metric in ("CPUUtilization", "MemoryUtilization", "RequestLatency", "TokensGenerated",
+                   "textnlp-dlq.fifo", "textnlp-batch-queue"):
+        assert metric in body
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"]
+              for a in assembly.resources("Monitoring", "AWS::CloudWatch::Alarm").values()}
+    assert set(alarms) == {f"textnlp-production-{name}" for name in (
+        "api-5xx-rate", "dlq-not-empty", "api-p99-latency", "aurora-cpu")}
+    assert alarms["textnlp-production-api-5xx-rate"]["MetricName"] == "5XXError"
+    assert alarms["textnlp-production-api-p99-latency"]["ExtendedStatistic"] == "p99"
+    assert alarms["textnlp-production-aurora-cpu"]["Dimensions"] == [
+        {"Name": "DBClusterIdentifier", "Value": "textnlp-production"}]
+    assert "textnlp-dlq.fifo" in str(alarms["textnlp-production-dlq-not-empty"]["Metrics"])
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmActions": [Match.any_value()],
+    })
+
+
+def test_backup_plan(assembly: Assembly) -> None:
+    plan = next(iter(assembly.resources("Backup", "AWS::Backup::BackupPlan").values()))
+    rules = {r["RuleName"]: r for r in plan["Properties"]["BackupPlan"]["BackupPlanRule"]}
+    assert rules["AuroraDaily"]["Lifecycle"]["DeleteAfterDays"] == 30
+    assert rules["EbsDaily"]["Lifecycle"]["DeleteAfterDays"] == 7
+
+
+def test_registry_and_pipeline(assembly: Assembly) -> None:
+    repositories = assembly.resources("Registry", "AWS::ECR::Repository").values()
+    assert {r["Properties"]["RepositoryName"] for r in repositories} == {
+        "textnlp-api", "textnlp-generation", "textnlp-validation"
+    }
+    template = assembly.template("Delivery")
+    template.has_resource_properties("AWS::CodeBuild::Project", {"Environment": Match.object_like({
+        "ComputeType": "BUILD_GENERAL1_LARGE", "Image": "aws/codebuild/standard:6.0",
+    })})
+    source = Match.object_like({"Configuration": Match.object_like({
+        "FullRepositoryId": "inferloop/textnlp", "BranchName": "main"})})
+    template.has_resource_properties("AWS::CodePipeline::Pipeline", {"Stages": Match.array_with([
+        Match.object_like({"Name": "Source", "Actions": [source]}),
+    ])})
+    template.has_resource_properties("AWS::CodeDeploy::DeploymentGroup", {
+        "DeploymentConfigName": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+        "BlueGreenDeploymentConfiguration": Match.object_like({
+            "TerminateBlueInstancesOnDeploymentSuccess": {
+                "Action": "TERMINATE", "TerminationWaitTimeInMinutes": 5},
+        }),
+    })
+
+
+def test_required_tags_everywhere(assembly: Assembly) -> None:
+    required = {"Environment": "production", "Application": "textnlp",
+                "CostCenter": "engineering", "Terraform": "false"}
+    tagged = 0
+    for section, template in assembly.templates.items():
+        for name, resource in template["Resources"].items():
+            tags = resource.get("Properties", {}).get("Tags")
+            if isinstance(tags, list) and tags and isinstance(tags[0], dict) and "Key" in tags[0]:
+                values = {t["Key"]: t["Value"] for t in tags}
+            elif isinstance(tags, dict):
+                values = tags
+            else:
+                continue
+            tagged += 1
+            for key, value in required.items():
+                assert values.get(key) == value, f"{section}/{name} lacks {key}"
+            assert "Owner" in values
+    assert tagged > 100

@@ -1,0 +1,74 @@
+"""Design section 9: roles, secrets, keys, detective controls."""
+
+from __future__ import annotations
+
+import json
+
+from infra_assembly import Assembly
+
+SECRET_NAMES = {
+    f"/textnlp/production/{name}" for name in (
+        "database/master-password", "database/read-replica-password",
+        "api/jwt-secret", "api/api-keys", "api/oauth-credentials",
+        "models/openai-api-key", "models/anthropic-api-key", "models/huggingface-token",
+        "external/smtp-credentials", "external/monitoring-api-keys", "cache/auth-token",
+    )
+}
+
+
+def _policy_statements(assembly: Assembly, policy_prefix: str) -> list[dict]:
+    policies = assembly.resources("Security", "AWS::IAM::Policy")
+    return [
+        statement
+        for name, policy in policies.items() if name.startswith(policy_prefix)
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_secrets_tree(assembly: Assembly) -> None:
+    names = {
+        s["Properties"]["Name"]
+        for s in assembly.resources("Security", "AWS::SecretsManager::Secret").values()
+    }
+    assert names == SECRET_NAMES
+    data_secrets = assembly.resources("Data", "AWS::SecretsManager::Secret").values()
+    assert {s["Properties"]["Name"] for s in data_secrets} == {
+        "/textnlp/production/database/connection-string"
+    }
+
+
+def test_application_role_is_least_privilege(assembly: Assembly) -> None:
+    statements = _policy_statements(assembly, "TaskRolesTaskPolicy")
+    by_action = {json.dumps(s["Action"]): s for s in statements}
+    text = json.dumps(statements)
+    assert "arn:aws:s3:::textnlp-production/*" in text
+    assert "endpoint/textnlp-multi-model" in text
+    for model in ("anthropic.claude-v2", "ai21.j2-ultra-v1", "amazon.titan-text-express-v1"):
+        assert f"foundation-model/{model}" in text
+    assert ":textnlp-*" in text
+    wildcard = [s for s in by_action.values() if s["Resource"] == "*"]
+    assert all("Put" in json.dumps(s["Action"]) for s in wildcard)  # metrics and traces only
+
+
+def test_execution_role(assembly: Assembly) -> None:
+    statements = _policy_statements(assembly, "TaskRolesTaskExecutionPolicy")
+    actions = {
+        action for s in statements
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert {"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "logs:PutLogEvents",
+            "secretsmanager:GetSecretValue", "kms:Decrypt"} <= actions
+
+
+def test_keys_rotate(assembly: Assembly) -> None:
+    keys = assembly.resources("Security", "AWS::KMS::Key").values()
+    assert len(keys) == 4
+    assert all(k["Properties"]["EnableKeyRotation"] for k in keys)
+
+
+def test_detective_controls(assembly: Assembly) -> None:
+    template = assembly.template("Security")
+    template.resource_count_is("AWS::GuardDuty::Detector", 1)
+    template.resource_count_is("AWS::SecurityHub::Hub", 1)
+    template.resource_count_is("AWS::Config::ConfigurationRecorder", 1)
+    assert len(assembly.resources("Security", "AWS::Config::ConfigRule")) >= 3

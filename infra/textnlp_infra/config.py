@@ -1,0 +1,361 @@
+"""Every figure of the deployment, per environment, in one place.
+
+`production` carries the values of `seed/aws-infrastructure-design.md`; `staging` and `dev`
+shrink the expensive parts (instance sizes, counts, NAT gateways) and relax what only makes sense
+for production data (deletion protection). Stacks read this module and nothing else for sizes,
+names and thresholds, so a reviewer compares the design with one file.
+
+Values a deployer must supply for a real account (domain, hosted zone, CodeStar connection,
+image tag) come from CDK context (`cdk deploy -c domainName=...`), with harmless defaults so that
+synthesis runs offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+# A fixed account id keeps synthesis deterministic and offline; `cdk deploy` overrides it with
+# the `account` context value (or CDK_DEFAULT_ACCOUNT) for a real account.
+DEFAULT_ACCOUNT = "123456789012"
+PRIMARY_REGION = "us-east-1"
+DR_REGION = "us-west-2"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    cidr: str = "10.0.0.0/16"
+    # Design section 1: one /24 per AZ and tier, in AZ order a, b, c.
+    public_cidrs: tuple[str, ...] = ("10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24")
+    private_cidrs: tuple[str, ...] = ("10.0.11.0/24", "10.0.12.0/24", "10.0.13.0/24")
+    database_cidrs: tuple[str, ...] = ("10.0.21.0/24", "10.0.22.0/24", "10.0.23.0/24")
+    isolated_cidrs: tuple[str, ...] = ("10.0.31.0/24", "10.0.32.0/24", "10.0.33.0/24")
+    nat_gateways: int = 3
+    flow_log_retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    min_capacity: int = 2
+    max_capacity: int = 100
+    cpu_target_percent: float = 70.0
+    scale_in_cooldown_s: int = 300
+    scale_out_cooldown_s: int = 60
+    requests_per_task: float = 1000.0
+    gpu_utilization_percent: float = 80.0
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    api_cpu: int = 2048
+    api_memory_mib: int = 4096
+    api_port: int = 8000
+    api_desired_count: int = 2
+    # 16 vCPU / 64 GiB for one task does not fit a g4dn.4xlarge once the ECS agent and the OS
+    # take their share, so the hosts are g4dn.8xlarge (32 vCPU, 128 GiB, 1 T4 GPU).
+    generation_instance_type: str = "g4dn.8xlarge"
+    generation_cpu: int = 16384
+    generation_memory_mib: int = 65536
+    generation_gpus: int = 1
+    generation_min_instances: int = 2
+    generation_max_instances: int = 20
+    generation_desired_count: int = 2
+    validation_cpu: int = 4096
+    validation_memory_mib: int = 8192
+    validation_desired_count: int = 2
+    batch_cpu: int = 4096
+    batch_memory_mib: int = 8192
+    log_retention_days: int = 90
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
+
+
+@dataclass(frozen=True)
+class SageMakerVariant:
+    name: str
+    model_name: str
+    instance_type: str
+    instance_count: int
+    weight: float
+    model_data_key: str
+
+
+@dataclass(frozen=True)
+class ModelServingConfig:
+    endpoint_name: str = "textnlp-multi-model"
+    endpoint_config_name: str = "textnlp-multi-model"
+    # Hugging Face TGI deep-learning container; SageMaker pulls it from AWS's own registry.
+    inference_image: str = (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+        "huggingface-pytorch-tgi-inference:2.1.1-tgi1.4.0-gpu-py310-cu121-ubuntu20.04"
+    )
+    variants: tuple[SageMakerVariant, ...] = (
+        SageMakerVariant(
+            "gpt-j-6b", "gpt-j-6b-model", "ml.g4dn.xlarge", 2, 0.5,
+            "models/fine-tuned/gpt-j-6b/model.tar.gz",
+        ),
+        SageMakerVariant(
+            "llama-7b", "llama-7b-model", "ml.g4dn.2xlarge", 2, 0.5,
+            "models/fine-tuned/llama-7b/model.tar.gz",
+        ),
+    )
+    bedrock_models: tuple[str, ...] = (
+        "anthropic.claude-v2",
+        "ai21.j2-ultra-v1",
+        "amazon.titan-text-express-v1",
+    )
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    ia_after_days: int = 30
+    glacier_after_days: int = 90
+    temp_expiry_days: int = 7
+    intelligent_tiering_after_days: int = 0
+    noncurrent_expiry_days: int = 90
+    replica_region: str = DR_REGION
+
+
+@dataclass(frozen=True)
+class AuroraConfig:
+    engine_version: str = "15.4"
+    writer_class: str = "db.r6g.2xlarge"
+    reader_classes: tuple[str, ...] = ("db.r6g.xlarge", "db.r6g.xlarge")
+    database_name: str = "textnlp"
+    master_username: str = "textnlp_admin"
+    backup_retention_days: int = 30
+    backup_window: str = "03:00-04:00"
+    maintenance_window: str = "sun:04:30-sun:05:30"
+    deletion_protection: bool = True
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    node_type: str = "cache.r6g.xlarge"
+    node_groups: int = 3
+    replicas_per_node_group: int = 2
+    engine_version: str = "7.0"
+    parameter_family: str = "redis7"
+    maxmemory_policy: str = "allkeys-lru"
+    timeout_s: int = 300
+    tcp_keepalive_s: int = 60
+    snapshot_retention_days: int = 7
+
+
+@dataclass(frozen=True)
+class MessagingConfig:
+    generation_visibility_s: int = 3600
+    generation_retention_s: int = 1209600
+    max_receive_count: int = 3
+    batch_visibility_s: int = 43200
+    batch_receive_wait_s: int = 20
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    rest_api_name: str = "textnlp-api"
+    websocket_api_name: str = "textnlp-stream"
+    stage_name: str = "prod"
+    throttling_rate_limit: float = 1000.0
+    throttling_burst_limit: int = 5000
+    cache_cluster_size: str = "1.6"
+    cache_ttl_s: int = 300
+    waf_rate_limit_per_5min: int = 2000
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    error_rate_percent: float = 5.0
+    p99_latency_ms: float = 3000.0
+    aurora_cpu_percent: float = 80.0
+    metrics_namespace: str = "Custom"
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    rds_retention_days: int = 30
+    ebs_retention_days: int = 7
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    repository_owner: str = "inferloop"
+    repository_name: str = "textnlp"
+    branch: str = "main"
+    build_image: str = "aws/codebuild/standard:6.0"
+    deployment_config: str = "CodeDeployDefault.ECSLinear10PercentEvery1Minutes"
+    blue_termination_wait_minutes: int = 5
+    image_repositories: tuple[str, ...] = (
+        "textnlp-api",
+        "textnlp-generation",
+        "textnlp-validation",
+    )
+
+
+@dataclass(frozen=True)
+class TagConfig:
+    cost_center: str = "engineering"
+    owner: str = "textnlp-team@example.com"
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The whole deployment of one environment."""
+
+    environment: Environment
+    account: str = DEFAULT_ACCOUNT
+    region: str = PRIMARY_REGION
+    domain_name: str = "textnlp.example.com"
+    hosted_zone_id: str = "Z0123456789ABCDEFGHIJ"
+    codestar_connection_arn: str = (
+        "arn:aws:codestar-connections:us-east-1:123456789012:connection/"
+        "00000000-0000-0000-0000-000000000000"
+    )
+    image_tag: str = "0.1.0"
+    # GuardDuty, Config and Security Hub exist once per account and region; set the context
+    # value `accountServices=false` where another stack already enables them.
+    enable_account_services: bool = True
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    model_serving: ModelServingConfig = field(default_factory=ModelServingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    aurora: AuroraConfig = field(default_factory=AuroraConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    messaging: MessagingConfig = field(default_factory=MessagingConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    tags: TagConfig = field(default_factory=TagConfig)
+
+    # -- names shared by several stacks (resources are found by name, never by lookup) --
+    @property
+    def name(self) -> str:
+        return f"textnlp-{self.environment.value}"
+
+    def resource_name(self, base: str) -> str:
+        """The design's names (`textnlp-api`, `textnlp-dlq.fifo`...) in production; other
+        environments insert their name so that they can share an account."""
+        if self.is_production:
+            return f"textnlp-{base}"
+        return f"textnlp-{self.environment.value}-{base}"
+
+    @property
+    def bucket_name(self) -> str:
+        return self.name
+
+    @property
+    def replica_bucket_name(self) -> str:
+        return f"{self.name}-replica-{self.storage.replica_region}"
+
+    @property
+    def access_logs_bucket_name(self) -> str:
+        return f"{self.name}-access-logs-{self.account}"
+
+    @property
+    def secrets_prefix(self) -> str:
+        return f"/textnlp/{self.environment.value}"
+
+    @property
+    def dashboard_name(self) -> str:
+        return f"TextNLP-{self.environment.value.capitalize()}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def api_host(self) -> str:
+        return f"api.{self.domain_name}"
+
+    @property
+    def origin_host(self) -> str:
+        """The ALB's name; API Gateway forwards to it over HTTPS."""
+        return f"origin.{self.domain_name}"
+
+
+_PRODUCTION = EnvConfig(environment=Environment.PRODUCTION)
+
+_STAGING = replace(
+    _PRODUCTION,
+    environment=Environment.STAGING,
+    domain_name="staging.textnlp.example.com",
+    compute=replace(
+        ComputeConfig(),
+        generation_min_instances=1,
+        generation_max_instances=4,
+        generation_desired_count=1,
+        validation_desired_count=1,
+        scaling=replace(ScalingConfig(), max_capacity=10),
+    ),
+    model_serving=replace(
+        ModelServingConfig(),
+        variants=tuple(replace(v, instance_count=1) for v in ModelServingConfig().variants),
+    ),
+    aurora=replace(AuroraConfig(), writer_class="db.r6g.large", reader_classes=("db.r6g.large",)),
+    redis=replace(RedisConfig(), node_type="cache.r6g.large", replicas_per_node_group=1),
+)
+
+_DEV = replace(
+    _STAGING,
+    environment=Environment.DEV,
+    domain_name="dev.textnlp.example.com",
+    # One NAT gateway: dev tolerates losing egress with an AZ, and saves two gateways' cost.
+    network=replace(NetworkConfig(), nat_gateways=1, flow_log_retention_days=30),
+    compute=replace(
+        _STAGING.compute,
+        api_desired_count=1,
+        generation_min_instances=0,
+        generation_max_instances=2,
+        generation_desired_count=0,
+        validation_desired_count=1,
+        log_retention_days=30,
+        scaling=replace(ScalingConfig(), min_capacity=1, max_capacity=4),
+    ),
+    aurora=replace(
+        _STAGING.aurora,
+        reader_classes=(),
+        backup_retention_days=7,
+        deletion_protection=False,
+    ),
+    redis=replace(_STAGING.redis, node_groups=1, replicas_per_node_group=1),
+    backup=BackupConfig(rds_retention_days=7, ebs_retention_days=7),
+)
+
+_BY_ENVIRONMENT = {
+    Environment.PRODUCTION: _PRODUCTION,
+    Environment.STAGING: _STAGING,
+    Environment.DEV: _DEV,
+}
+
+# Context keys a deployer may set to replace the offline defaults.
+_CONTEXT_OVERRIDES = {
+    "account": "account",
+    "domainName": "domain_name",
+    "hostedZoneId": "hosted_zone_id",
+    "codestarConnectionArn": "codestar_connection_arn",
+    "imageTag": "image_tag",
+}
+
+
+def for_environment(
+    environment: Environment | str, context: dict[str, Any] | None = None
+) -> EnvConfig:
+    """The configuration of `environment`, with the deployer's context overrides applied."""
+    config = _BY_ENVIRONMENT[Environment(environment)]
+    context = context or {}
+    overrides: dict[str, Any] = {
+        attribute: str(context[key])
+        for key, attribute in _CONTEXT_OVERRIDES.items()
+        if context.get(key)
+    }
+    if "accountServices" in context:
+        overrides["enable_account_services"] = str(context["accountServices"]).lower() == "true"
+    return replace(config, **overrides)

@@ -1,0 +1,143 @@
+"""Design section 9, the two ECS roles, narrowed from the design's `Resource: *` to least privilege.
+
+Resources are named by pattern (`textnlp-<env>` bucket, `textnlp-*` queues, `/ecs/textnlp-*` log
+groups, `/textnlp/<env>/*` secrets) so the roles exist before the resources they reach, and other
+stacks import them immutably (see `imports.py`): the permissions are all here, in one place.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from textnlp_infra.checkov import skip_checks
+from textnlp_infra.config import EnvConfig
+
+
+class TaskRoles(Construct):
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvConfig,
+        secrets_key: kms.IKey, data_key: kms.IKey, messaging_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, id_)
+        stack = Stack.of(self)
+        region, account = stack.region, stack.account
+        secrets_arn = (
+            f"arn:aws:secretsmanager:{region}:{account}:secret:{config.secrets_prefix}/*"
+        )
+
+        self.execution = iam.Role(
+            self, "TaskExecutionRole",
+            role_name=f"{config.name}-ecs-task-execution",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="Pulls TextNLP images, writes container logs, injects secrets",
+        )
+        execution_policy = iam.Policy(
+            self, "TaskExecutionPolicy",
+            statements=[
+                iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+                iam.PolicyStatement(
+                    actions=["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+                             "ecr:BatchGetImage"],
+                    resources=[f"arn:aws:ecr:{region}:{account}:repository/textnlp-*"],
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[f"arn:aws:logs:{region}:{account}:log-group:/ecs/textnlp-*:*"],
+                ),
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"], resources=[secrets_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[secrets_key.key_arn, data_key.key_arn],
+                ),
+            ],
+        )
+        execution_policy.attach_to_role(self.execution)
+        skip_checks(
+            execution_policy,
+            ("CKV_AWS_107", "ecr:GetAuthorizationToken has no resource-level permissions; "
+             "AWS requires Resource '*' for it (design section 9)."),
+        )
+
+        self.application = iam.Role(
+            self, "TaskRole",
+            role_name=f"{config.name}-ecs-task",
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description="What TextNLP's API, workers and batch processor may do",
+        )
+        bucket_arn = f"arn:aws:s3:::{config.bucket_name}"
+        model_arns = [
+            f"arn:aws:bedrock:{region}::foundation-model/{model}"
+            for model in config.model_serving.bedrock_models
+        ]
+        application_policy = iam.Policy(
+            self, "TaskPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    resources=[f"{bucket_arn}/*"],
+                ),
+                # Resuming a job lists what it already wrote (DESIGN.md, Jobs).
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket_arn]),
+                iam.PolicyStatement(
+                    actions=["sagemaker:InvokeEndpoint",
+                             "sagemaker:InvokeEndpointWithResponseStream"],
+                    resources=[
+                        f"arn:aws:sagemaker:{region}:{account}:endpoint/"
+                        f"{config.model_serving.endpoint_name}"
+                    ],
+                ),
+                iam.PolicyStatement(
+                    actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                    resources=model_arns,
+                ),
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+                             "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+                             "sqs:GetQueueUrl"],
+                    resources=[f"arn:aws:sqs:{region}:{account}:textnlp-*"],
+                ),
+                iam.PolicyStatement(
+                    actions=["sns:Publish"],
+                    resources=[f"arn:aws:sns:{region}:{account}:{config.name}-*"],
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[data_key.key_arn, messaging_key.key_arn, secrets_key.key_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"], resources=[secrets_arn]
+                ),
+                # The stream router answers WebSocket clients through the management API.
+                iam.PolicyStatement(
+                    actions=["execute-api:ManageConnections"],
+                    resources=[
+                        f"arn:aws:execute-api:{region}:{account}:*/"
+                        f"{config.api.stage_name}/POST/@connections/*"
+                    ],
+                ),
+                iam.PolicyStatement(
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {
+                            "cloudwatch:namespace": config.monitoring.metrics_namespace
+                        }
+                    },
+                ),
+                iam.PolicyStatement(
+                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                    resources=["*"],
+                ),
+            ],
+        )
+        application_policy.attach_to_role(self.application)
+        skip_checks(
+            application_policy,
+            ("CKV_AWS_111", "cloudwatch:PutMetricData and xray:Put* have no resource-level "
+             "permissions; the metric one is narrowed by a namespace condition."),
+        )

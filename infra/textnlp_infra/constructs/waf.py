@@ -1,0 +1,64 @@
+"""A WAF web ACL: AWS managed rule groups plus a per-IP rate rule (design: "ALB + WAF")."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from textnlp_infra.config import EnvConfig
+
+MANAGED_RULE_GROUPS = (
+    "AWSManagedRulesCommonRuleSet",
+    "AWSManagedRulesKnownBadInputsRuleSet",  # includes the Log4Shell signatures
+    "AWSManagedRulesAmazonIpReputationList",
+    "AWSManagedRulesSQLiRuleSet",
+)
+
+
+def _visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+    )
+
+
+class WebAcl(Construct):
+    """`scope` is REGIONAL for the ALB and API Gateway, CLOUDFRONT for the distribution."""
+
+    def __init__(self, scope: Construct, id_: str, *, config: EnvConfig, waf_scope: str) -> None:
+        super().__init__(scope, id_)
+        name = f"{config.name}-{waf_scope.lower()}"
+        rules = [
+            wafv2.CfnWebACL.RuleProperty(
+                name=group,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=group
+                    )
+                ),
+                visibility_config=_visibility(group),
+            )
+            for priority, group in enumerate(MANAGED_RULE_GROUPS)
+        ]
+        rules.append(
+            wafv2.CfnWebACL.RuleProperty(
+                name="RateLimitPerIp",
+                priority=len(MANAGED_RULE_GROUPS),
+                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                        limit=config.api.waf_rate_limit_per_5min, aggregate_key_type="IP"
+                    )
+                ),
+                visibility_config=_visibility("RateLimitPerIp"),
+            )
+        )
+        self.web_acl = wafv2.CfnWebACL(
+            self, "WebAcl",
+            name=name,
+            scope=waf_scope,
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility(name),
+            rules=rules,
+        )

@@ -1,0 +1,85 @@
+"""Design section 2, CPU workers: the validation service and the batch-processor task.
+
+The batch processor is no service: the batch-trigger Lambda runs one task per upload
+(`ecs.run_task`) on FARGATE_SPOT, the design's "Spot instances for batch processing".
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from textnlp_infra.config import EnvConfig
+from textnlp_infra.constructs.api_service import track_cpu
+from textnlp_infra.constructs.containers import ContainerFactory
+
+BATCH_CAPACITY_PROVIDER = "FARGATE_SPOT"
+BATCH_CONTAINER = "batch-processor"
+
+
+class ValidationService(Construct):
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvConfig, cluster: ecs.ICluster,
+        security_group: ec2.ISecurityGroup, execution_role: iam.IRole, task_role: iam.IRole,
+        containers: ContainerFactory,
+    ) -> None:
+        super().__init__(scope, id_)
+        compute = config.compute
+        self.service_name = config.resource_name("validation")
+        task = ecs.FargateTaskDefinition(
+            self, "Task",
+            family=self.service_name,
+            cpu=compute.validation_cpu,
+            memory_limit_mib=compute.validation_memory_mib,
+            execution_role=execution_role,
+            task_role=task_role,
+        )
+        containers.add_app_container(
+            task, name="validation", component="validation", repository="textnlp-validation",
+            command=["textnlp", "worker", "--queues", "validation"],
+        )
+        containers.add_xray_sidecar(task, "validation")
+        self.service = ecs.FargateService(
+            self, "Service",
+            service_name=self.service_name,
+            cluster=cluster,
+            task_definition=task,
+            desired_count=compute.validation_desired_count,
+            security_groups=[security_group],
+            vpc_subnets=ec2.SubnetSelection(subnet_group_name="private"),
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+        )
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=compute.validation_desired_count,
+            max_capacity=compute.scaling.max_capacity,
+        )
+        track_cpu(scaling, compute.scaling)
+
+
+class BatchProcessorTask(Construct):
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvConfig, execution_role: iam.IRole,
+        task_role: iam.IRole, containers: ContainerFactory,
+    ) -> None:
+        super().__init__(scope, id_)
+        compute = config.compute
+        self.family = config.resource_name("batch-processor")
+        self.task_definition = ecs.FargateTaskDefinition(
+            self, "Task",
+            family=self.family,
+            cpu=compute.batch_cpu,
+            memory_limit_mib=compute.batch_memory_mib,
+            execution_role=execution_role,
+            task_role=task_role,
+        )
+        # S3_BUCKET and S3_KEY arrive as container overrides from the trigger (design §7).
+        containers.add_app_container(
+            self.task_definition, name=BATCH_CONTAINER, component="batch-processor",
+            # The CPU image: batch work calls hosted models (SageMaker, Bedrock) or the queue.
+            repository="textnlp-api",
+            command=["textnlp", "worker", "--queues", "batch", "--once"],
+        )

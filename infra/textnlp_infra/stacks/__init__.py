@@ -1,0 +1,1 @@
+"""Stacks: each groups the constructs that are deployed, and replaced, together."""

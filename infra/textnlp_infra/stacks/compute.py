@@ -1,0 +1,101 @@
+"""Design section 2, compute: the ECS cluster, its services and the ALB in front of the API.
+
+The ALB (design "Edge") lives here rather than in the API stack because the API service's
+blue/green target groups and listeners are part of the service's deployment.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from textnlp_infra.config import EnvConfig
+from textnlp_infra.constructs.api_service import ApiService
+from textnlp_infra.constructs.containers import ContainerFactory, app_environment
+from textnlp_infra.constructs.generation_service import GenerationService
+from textnlp_infra.constructs.load_balancer import ApiLoadBalancer
+from textnlp_infra.constructs.worker_services import BatchProcessorTask, ValidationService
+from textnlp_infra.imports import (
+    immutable_role,
+    immutable_security_group,
+    imported_key,
+    imported_secret,
+)
+from textnlp_infra.stacks.data import DataStack
+from textnlp_infra.stacks.messaging import MessagingStack
+from textnlp_infra.stacks.network import NetworkStack
+from textnlp_infra.stacks.security import SecurityStack
+
+
+def hosted_zone(scope: Construct, config: EnvConfig) -> route53.IHostedZone:
+    """The deployer's zone, named by context (`hostedZoneId`, `domainName`): no lookup."""
+    return route53.HostedZone.from_hosted_zone_attributes(
+        scope, "Zone", hosted_zone_id=config.hosted_zone_id, zone_name=config.domain_name
+    )
+
+
+class ComputeStack(Stack):
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvConfig, network: NetworkStack,
+        security: SecurityStack, data: DataStack, messaging: MessagingStack,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        groups = network.security_groups
+        app_sg = immutable_security_group(self, "ApiSg", groups.api)
+        execution_role = immutable_role(self, "ExecutionRole", security.roles.execution)
+        task_role = immutable_role(self, "TaskRole", security.roles.application)
+        secrets = security.secrets
+
+        self.cluster = ecs.Cluster(
+            self, "Cluster",
+            cluster_name=config.name,
+            vpc=network.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+        )
+        environment = app_environment(
+            config,
+            database_secret=imported_secret(self, "DbSecret", secrets.database_master),
+            cache_secret=imported_secret(self, "CacheSecret", secrets.cache_auth_token),
+            jwt_secret=imported_secret(self, "JwtSecret", secrets.jwt),
+            database_host=data.database.cluster.cluster_endpoint.hostname,
+            cache_host=data.cache.replication_group.attr_configuration_end_point_address,
+            queue_urls={
+                "generation": messaging.generation_queue.queue_url,
+                "batch": messaging.batch_queue.queue_url,
+                "dlq": messaging.dead_letter_queue.queue_url,
+            },
+            notifications_topic_arn=messaging.job_notifications.topic_arn,
+        )
+        containers = ContainerFactory(
+            self, config=config, logs_key=imported_key(self, "LogsKey", security.keys.logs),
+            environment=environment,
+        )
+        self.load_balancer = ApiLoadBalancer(
+            self, "LoadBalancer", config=config, vpc=network.vpc,
+            security_group=immutable_security_group(self, "AlbSg", groups.alb),
+            zone=hosted_zone(self, config),
+            access_logs=s3.Bucket.from_bucket_name(
+                self, "AccessLogs", security.access_logs.bucket_name
+            ),
+        )
+        roles = {"execution_role": execution_role, "task_role": task_role}
+        self.api = ApiService(
+            self, "Api", config=config, cluster=self.cluster, security_group=app_sg,
+            containers=containers, load_balancer=self.load_balancer, **roles,
+        )
+        self.generation = GenerationService(
+            self, "Generation", config=config, cluster=self.cluster, security_group=app_sg,
+            containers=containers, **roles,
+        )
+        self.validation = ValidationService(
+            self, "Validation", config=config, cluster=self.cluster, security_group=app_sg,
+            containers=containers, **roles,
+        )
+        self.batch = BatchProcessorTask(
+            self, "BatchProcessor", config=config, containers=containers, **roles
+        )

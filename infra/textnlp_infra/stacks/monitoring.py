@@ -1,0 +1,107 @@
+"""Design section 10, monitoring: the `TextNLP-<Env>` dashboard and the alarms.
+
+Metrics are addressed by the names this app gives its resources (service, queue, API and
+cluster names from the config), so this stack needs no references into the others.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from textnlp_infra.config import EnvConfig
+from textnlp_infra.imports import imported_key
+from textnlp_infra.stacks.security import SecurityStack
+
+PERIOD = Duration.minutes(5)
+
+
+def _metric(namespace: str, name: str, dimensions: dict[str, str], statistic: str = "Average",
+            label: str | None = None) -> cw.Metric:
+    return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=dimensions,
+                     statistic=statistic, period=PERIOD, label=label)
+
+
+class MonitoringStack(Stack):
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvConfig, security: SecurityStack,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        monitoring = config.monitoring
+        api_service = config.resource_name("api")
+        service_dims = {"ClusterName": config.name, "ServiceName": api_service}
+        custom_dims = {"ServiceName": api_service}
+        api_dims = {"ApiName": config.api.rest_api_name, "Stage": config.api.stage_name}
+
+        def queue_depth(base: str) -> cw.Metric:
+            return _metric("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                           {"QueueName": config.resource_name(base)}, "Maximum", base)
+
+        self.alarm_topic = sns.Topic(
+            self, "AlarmTopic",
+            topic_name=f"{config.name}-alarms",
+            display_name="TextNLP alarms",
+            master_key=imported_key(self, "MessagingKey", security.keys.messaging),
+            enforce_ssl=True,
+        )
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=config.dashboard_name)
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="API service",
+                left=[
+                    _metric("AWS/ECS", "CPUUtilization", service_dims),
+                    _metric("AWS/ECS", "MemoryUtilization", service_dims),
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Requests and tokens",
+                left=[_metric(monitoring.metrics_namespace, "RequestLatency", custom_dims)],
+                right=[_metric(monitoring.metrics_namespace, "TokensGenerated", custom_dims,
+                               "Sum")],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Queue depth",
+                left=[queue_depth("generation-queue.fifo"), queue_depth("batch-queue")],
+                width=12,
+            ),
+            cw.GraphWidget(title="DLQ depth", left=[queue_depth("dlq.fifo")], width=12),
+        )
+
+        action = actions.SnsAction(self.alarm_topic)
+        errors = _metric("AWS/ApiGateway", "5XXError", api_dims)  # Average = rate of 5xx
+        alarms = [
+            errors.create_alarm(
+                self, "Api5xxRate", alarm_name=f"{config.name}-api-5xx-rate",
+                threshold=monitoring.error_rate_percent / 100, evaluation_periods=3,
+                datapoints_to_alarm=2,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            queue_depth("dlq.fifo").create_alarm(
+                self, "DlqNotEmpty", alarm_name=f"{config.name}-dlq-not-empty",
+                threshold=1, evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            _metric("AWS/ApiGateway", "Latency", api_dims, "p99").create_alarm(
+                self, "ApiP99Latency", alarm_name=f"{config.name}-api-p99-latency",
+                threshold=monitoring.p99_latency_ms, evaluation_periods=3,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            _metric("AWS/RDS", "CPUUtilization", {"DBClusterIdentifier": config.name}).create_alarm(
+                self, "AuroraCpu", alarm_name=f"{config.name}-aurora-cpu",
+                threshold=monitoring.aurora_cpu_percent, evaluation_periods=3,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            ),
+        ]
+        for alarm in alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+        self.alarms = alarms

@@ -1,0 +1,107 @@
+"""Design section 7, serverless: the authorizer and batch-trigger Lambdas and their triggers."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from textnlp_infra.config import EnvConfig
+from textnlp_infra.constructs.functions import (
+    AUTHORIZER_HANDLER,
+    BATCH_TRIGGER_HANDLER,
+    VpcFunction,
+    application_code,
+    authorizer_skips,
+)
+from textnlp_infra.constructs.orchestration import BatchOrchestration, UploadTrigger
+from textnlp_infra.constructs.worker_services import BATCH_CAPACITY_PROVIDER, BATCH_CONTAINER
+from textnlp_infra.imports import immutable_security_group, imported_key, imported_secret
+from textnlp_infra.stacks.compute import ComputeStack
+from textnlp_infra.stacks.messaging import MessagingStack
+from textnlp_infra.stacks.network import PRIVATE, NetworkStack
+from textnlp_infra.stacks.security import SecurityStack
+
+
+class ServerlessStack(Stack):
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvConfig, network: NetworkStack,
+        security: SecurityStack, messaging: MessagingStack, compute: ComputeStack,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, id_, **kwargs)
+        keys = security.keys
+        secrets_key = imported_key(self, "SecretsKey", keys.secrets)
+        messaging_key = imported_key(self, "MessagingKey", keys.messaging)
+        logs_key = imported_key(self, "LogsKey", keys.logs)
+        app_sg = immutable_security_group(self, "ApiSg", network.security_groups.api)
+        code = application_code()
+        common = {
+            "config": config, "code": code, "vpc": network.vpc, "security_group": app_sg,
+            "key": secrets_key, "logs_key": logs_key,
+        }
+
+        jwt_secret = imported_secret(self, "JwtSecret", security.secrets.jwt)
+        self.authorizer = VpcFunction(
+            self, "Authorizer", name="authorizer", handler=AUTHORIZER_HANDLER,
+            environment={"TEXTNLP_AUTH__JWT_SECRET_ARN": jwt_secret.secret_arn},
+            # Every API request may call it (results are cached per token for 5 minutes).
+            reserved_concurrency=200, timeout=Duration.seconds(10), **common,
+        ).function
+        authorizer_skips(self.authorizer)
+        jwt_secret.grant_read(self.authorizer)
+        secrets_key.grant_decrypt(self.authorizer)
+
+        self.trigger_dlq = sqs.Queue(
+            self, "BatchTriggerDlq",
+            queue_name=config.resource_name("batch-trigger-dlq"),
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=messaging_key,
+            retention_period=Duration.days(14),
+            enforce_ssl=True,
+        )
+        batch = compute.batch
+        private = network.vpc.select_subnets(subnet_group_name=PRIVATE)
+        self.batch_trigger = VpcFunction(
+            self, "BatchTrigger", name="batch-trigger", handler=BATCH_TRIGGER_HANDLER,
+            environment={
+                "CLUSTER_ARN": compute.cluster.cluster_arn,
+                "TASK_DEFINITION_ARN": batch.task_definition.task_definition_arn,
+                "CONTAINER_NAME": BATCH_CONTAINER,
+                "CAPACITY_PROVIDER": BATCH_CAPACITY_PROVIDER,
+                "SUBNETS": ",".join(private.subnet_ids),
+                "SECURITY_GROUPS": app_sg.security_group_id,
+            },
+            reserved_concurrency=20, timeout=Duration.seconds(60),
+            dead_letter_queue=self.trigger_dlq, **common,
+        ).function
+        self._allow_run_task(config, compute)
+        messaging_key.grant_encrypt_decrypt(self.batch_trigger)
+
+        UploadTrigger(
+            self, "UploadTrigger", config=config, function=self.batch_trigger,
+            dead_letter_queue=self.trigger_dlq,
+        )
+        self.orchestration = BatchOrchestration(
+            self, "Orchestration", config=config, cluster=compute.cluster,
+            batch_family=batch.family, topic=messaging.job_notifications,
+            messaging_key=messaging_key, logs_key=logs_key,
+        )
+
+    def _allow_run_task(self, config: EnvConfig, compute: ComputeStack) -> None:
+        self.batch_trigger.add_to_role_policy(iam.PolicyStatement(
+            actions=["ecs:RunTask"],
+            resources=[
+                f"arn:aws:ecs:{self.region}:{self.account}:task-definition/"
+                f"{compute.batch.family}:*"
+            ],
+            conditions={"ArnEquals": {"ecs:cluster": compute.cluster.cluster_arn}},
+        ))
+        task_definition = compute.batch.task_definition
+        self.batch_trigger.add_to_role_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[task_definition.task_role.role_arn,
+                       task_definition.obtain_execution_role().role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        ))

@@ -1,0 +1,152 @@
+"""``textnlp generate`` as a user runs it: a real process, the real embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TEXTNLP = [sys.executable, "-m", "textnlp.cli.main"]
+
+
+def textnlp(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TEXTNLP, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+
+
+def indices(path: Path) -> list[int]:
+    return [json.loads(line)["index"] for line in path.read_text().splitlines() if line]
+
+
+def test_generates_real_records_with_the_embedded_model(tmp_path: Path) -> None:
+    result = textnlp(
+        "generate", "-t", "news-headline", "-n", "4", "-o", "out/headlines.jsonl",
+        "--max-tokens", "16", "--seed", "11", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (tmp_path / "out/headlines.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in lines] == [0, 1, 2, 3]
+    assert all(r["text"].strip() for r in lines)
+    assert {r["provenance"]["model"] for r in lines} == {"smollm2-135m"}
+    assert all(0 < r["provenance"]["completion_tokens"] <= 16 for r in lines)
+    assert "Generation summary" in result.stdout and "out/headlines.jsonl" in result.stdout
+
+    # The same command again is served from the response cache, identically.
+    again = textnlp(
+        "generate", "-t", "news-headline", "-n", "4", "-o", "out/again.jsonl",
+        "--max-tokens", "16", "--seed", "11", cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    second = [json.loads(line) for line in (tmp_path / "out/again.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in second] == [r["text"] for r in lines]
+    assert all(r["provenance"]["cached"] for r in second)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-t", "no-such-template", "-n", "2"], "unknown template 'no-such-template'"),
+        (["-t", "product-review", "-n", "2", "-m", "gpt-99"], "unknown model 'gpt-99'"),
+        (["-t", "product-review", "-n", "2", "--var", "colour=red"], "no variable 'colour'"),
+        (["-t", "product-review", "-n", "2", "--var", "oops"], "expects NAME=VALUE"),
+        (["-t", "product-review", "-n", "2", "--temperature", "2.5"], "temperature"),
+        (["-t", "product-review", "-n", "2", "--temperature", "-1"], "temperature"),
+        (["-t", "product-review", "-n", "2", "--top-p", "0"], "top_p"),
+        (["-t", "product-review", "-n", "2", "--max-tokens", "0"], "max_tokens"),
+        (["-t", "product-review", "-n", "2", "--max-tokens", "5000"], "max_tokens"),
+        (["-t", "product-review", "-n", "2", "--max-tokens", "3000"], "context"),
+        (["-t", "product-review", "-n", "0"], "count must be at least 1"),
+        (["-t", "product-review", "-n", "two"], "valid integer"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_keeps_the_output(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    existing = tmp_path / "keep.jsonl"
+    existing.write_text('{"precious": true}\n')
+    result = textnlp("generate", *args, "-o", "keep.jsonl", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert existing.read_text() == '{"precious": true}\n'
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [("data.txt", "unknown output format"), ("blocker/data.jsonl", "not a directory")],
+)
+def test_bad_output_paths(tmp_path: Path, out: str, message: str) -> None:
+    (tmp_path / "blocker").write_text("a file, not a directory")
+    result = textnlp("generate", "-t", "news-headline", "-n", "1", "-o", out, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_malformed_user_template(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("id: broken\nuser: 'Hello {{ name'\n")
+    result = textnlp("generate", "-t", "broken.yaml", "-n", "1", "-o", "o.jsonl", cwd=tmp_path)
+    assert result.returncode == 2 and "broken.yaml" in result.stderr
+
+
+def _start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*TEXTNLP, "generate", "-t", "news-headline", "-n", "24", "-o", "run.jsonl",
+         "--max-tokens", "12", "-c", "4", "--no-cache", *extra],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_records(journal: Path, at_least: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= at_least:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise TimeoutError("the run produced no records in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_resumes_with_every_index_once(tmp_path: Path, sig: signal.Signals) -> None:
+    journal = tmp_path / "run.jsonl.partial.jsonl"
+    proc = _start(tmp_path)
+    _wait_for_records(journal, 4, proc)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, stderr
+        partial = indices(tmp_path / "run.jsonl")  # Ctrl-C leaves a valid dataset
+        assert partial == sorted(set(partial)) and 4 <= len(partial) < 24
+        assert "--resume" in stderr
+    assert journal.exists()
+
+    resumed = subprocess.run(
+        [*TEXTNLP, "generate", "-t", "news-headline", "-n", "24", "-o", "run.jsonl",
+         "--max-tokens", "12", "-c", "4", "--no-cache", "--resume"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert indices(tmp_path / "run.jsonl") == list(range(24))
+    assert not journal.exists()
+
+
+def test_catalogue_commands(tmp_path: Path) -> None:
+    models = textnlp("models", "list", cwd=tmp_path)
+    assert models.returncode == 0 and "smollm2-135m" in models.stdout and "yes" in models.stdout
+    templates = textnlp("templates", "list", cwd=tmp_path)
+    assert templates.returncode == 0
+    for name in ("product-review", "support-dialogue", "qa-pairs", "news-headline",
+                 "instruction-response"):
+        assert name in templates.stdout
+    shown = textnlp("templates", "show", "qa-pairs", cwd=tmp_path)
+    assert shown.returncode == 0 and "sample prompt" in shown.stdout
+    missing = textnlp("templates", "show", "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "unknown template" in missing.stderr
