@@ -1,0 +1,120 @@
+"""``textnlp validate``: check a dataset, print a summary, write a report, judge the gate.
+
+Exit codes: 0 the gate passes, 1 it fails, 2 bad input (raised as TextNLP errors and mapped by
+the main entry point).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from textnlp.errors import OutputError
+from textnlp.validation.models import STATUS_STYLES, DatasetReport
+
+REPORT_FORMATS = (".html", ".json")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+
+
+def validate(
+    dataset: Annotated[
+        Path, typer.Argument(help="JSONL, CSV or Parquet dataset (or a .json array).")
+    ],
+    reference: Annotated[
+        Path | None, typer.Option(help="Reference/seed dataset for the leakage check.")
+    ] = None,
+    gate: Annotated[Path | None, typer.Option(help="Release gate thresholds (YAML).")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the report: out.html or out.json.")
+    ] = None,
+    field: Annotated[
+        str, typer.Option(help="Text field; dotted paths like data.answer work.")
+    ] = "text",
+    near_dup_threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Jaccard threshold of near duplicates.")
+    ] = 0.8,
+    embeddings: Annotated[
+        bool, typer.Option(help="Use the MiniLM model (semantic diversity, leakage).")
+    ] = True,
+) -> None:
+    """Validate DATASET: quality, duplicates, PII, diversity, leakage; exit 1 if the gate fails."""
+    from textnlp.validation.report import validate_dataset
+
+    if report is not None:
+        check_report_path(report)
+    result = validate_dataset(
+        dataset,
+        field=field,
+        reference=reference,
+        gate=gate,
+        near_dup_threshold=near_dup_threshold,
+        embeddings=embeddings,
+    )
+    console = Console()
+    console.print(summarise_for_cli(result))
+    if report is not None:
+        write_report(result, report)
+        console.print(f"report: [bold]{report}[/]")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def summarise_for_cli(report: DatasetReport) -> Table:
+    """A rich table of the report's headline metrics and gate verdicts."""
+    table = Table(title=f"Validation of {report.source}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("gate")
+    for metric, value, status in report.summary_rows():
+        style = STATUS_STYLES.get(status, "")
+        table.add_row(metric, value, f"[{style}]{status}[/]" if style else status)
+    return table
+
+
+def check_report_path(path: Path) -> None:
+    if path.suffix.lower() not in REPORT_FORMATS:
+        raise OutputError(
+            f"unknown report format {path.suffix or '(no extension)'!r} for {path}; "
+            "use .html or .json"
+        )
+    if path.is_dir():
+        raise OutputError(f"report path {path} is a directory")
+
+
+def write_report(report: DatasetReport, path: Path) -> None:
+    """The report as JSON or self-contained HTML, chosen by ``path``'s extension."""
+    check_report_path(path)
+    if path.suffix.lower() == ".json":
+        content = report.model_dump_json(indent=2)
+    else:
+        from textnlp.validation.html import render_html
+
+        content = render_html(report)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write report {path}: {exc.strerror}") from None
+
+
+def validate_after_generate(dataset: Path, *, fail_on_gate: bool = True) -> DatasetReport:
+    """For ``textnlp generate --validate`` and ``make run``: validate the fresh dataset, print the
+    summary and write ``<dataset>.report.html`` beside it; exit 1 when the gate fails."""
+    from textnlp.validation.report import validate_dataset
+
+    result = validate_dataset(dataset)
+    html_path = dataset.with_name(dataset.stem + ".report.html")
+    write_report(result, html_path)
+    console = Console()
+    console.print(summarise_for_cli(result))
+    console.print(f"validation report: [bold]{html_path}[/]")
+    if fail_on_gate and not result.passed:
+        raise typer.Exit(1)
+    return result

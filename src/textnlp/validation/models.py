@@ -1,0 +1,188 @@
+"""The dataset report (JSON via ``model_dump_json``) and its parts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from textnlp.validation.gate import GateResult, RuleStatus
+from textnlp.validation.leakage import LeakageMatch
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Histogram(_Model):
+    edges: list[float]
+    counts: list[int]
+
+
+class Distribution(_Model):
+    """Summary of a numeric column: min, max, mean, median, 5th/95th percentiles, histogram."""
+
+    min: float
+    max: float
+    mean: float
+    median: float
+    p5: float
+    p95: float
+    histogram: Histogram
+
+
+class Example(_Model):
+    """One record illustrating a problem: where it is, a preview and why it is listed."""
+
+    index: int
+    text: str
+    detail: str
+    value: float | None = None
+
+
+class DuplicateCluster(_Model):
+    size: int
+    indices: list[int]
+    text: str
+
+
+class DuplicateSummary(_Model):
+    clusters: int
+    records: int
+    redundant: int
+    rate: float
+    top: list[DuplicateCluster]
+
+
+class NearDuplicateSummary(DuplicateSummary):
+    threshold: float
+    num_perm: int
+    bands: int
+    rows: int
+    pair_similarity: Histogram | None = None
+
+
+class QualitySummary(_Model):
+    empty: int
+    empty_rate: float
+    #: None when the dataset carries no finish_reason.
+    truncated: int | None
+    truncated_rate: float | None
+    #: None when no JSON output is expected.
+    json_invalid: int | None
+    json_invalid_rate: float | None
+    mean_repeated_ngram_ratio: float
+    mean_distinct_2: float | None
+    #: On the readability/language sample.
+    sample_size: int
+    mean_flesch_reading_ease: float | None
+    mean_flesch_kincaid_grade: float | None
+    languages: dict[str, int]
+
+
+class PIISummary(_Model):
+    records: int
+    rate: float
+    by_kind: dict[str, int]
+
+
+class DiversitySummary(_Model):
+    sample_size: int
+    distinct_1: float | None
+    distinct_2: float | None
+    distinct_3: float | None
+    #: Mean pairwise cosine distance of MiniLM embeddings on the sample; None without embeddings.
+    semantic: float | None = None
+    semantic_clusters: int | None = None
+    cluster_threshold: float | None = None
+    nearest_neighbour_similarity: Histogram | None = None
+
+
+class LeakageSummary(_Model):
+    reference: str
+    reference_count: int
+    ngram_threshold: float
+    embedding_threshold: float | None
+    leaked: int
+    rate: float
+    matches: list[LeakageMatch]
+    reference_similarity: Histogram | None = None
+
+
+class FieldStats(_Model):
+    """Statistics of one label or JSON field."""
+
+    name: str
+    kind: Literal["categorical", "numeric", "text"]
+    present: int
+    distribution: dict[str, int] | None = None
+    numeric: Distribution | None = None
+    mean_length: float | None = None
+
+
+class DatasetReport(_Model):
+    source: str
+    field: str
+    count: int
+    words: Distribution
+    tokens: Distribution
+    chars: Distribution
+    quality: QualitySummary
+    exact_duplicates: DuplicateSummary
+    near_duplicates: NearDuplicateSummary
+    pii: PIISummary
+    diversity: DiversitySummary
+    leakage: LeakageSummary | None = None
+    labels: list[FieldStats]
+    fields: list[FieldStats]
+    examples: dict[str, list[Example]]
+    gate: GateResult
+    json_schema: dict[str, Any] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.gate.passed
+
+    def metrics(self) -> dict[str, float | None]:
+        """The figures release-gate rules refer to."""
+        return report_metrics(self)
+
+    def summary_rows(self) -> list[tuple[str, str, str]]:
+        """(metric, value, status) for a summary table; status is pass/fail/skipped or ""."""
+        status = {r.metric: r.status for r in self.gate.rules}
+        rows: list[tuple[str, str, str]] = []
+        for metric, value in self.metrics().items():
+            rows.append((metric, _fmt(value), status.get(metric, "")))
+        rows.append(
+            ("gate", "passed" if self.passed else "FAILED", "pass" if self.passed else "fail")
+        )
+        return rows
+
+
+def report_metrics(report: DatasetReport) -> dict[str, float | None]:
+    q = report.quality
+    return {
+        "count": float(report.count),
+        "mean_words": report.words.mean,
+        "empty_rate": q.empty_rate,
+        "truncated_rate": q.truncated_rate,
+        "json_invalid_rate": q.json_invalid_rate,
+        "exact_duplicate_rate": report.exact_duplicates.rate,
+        "near_duplicate_rate": report.near_duplicates.rate,
+        "pii_rate": report.pii.rate,
+        "mean_repeated_ngram_ratio": q.mean_repeated_ngram_ratio,
+        "lexical_diversity": report.diversity.distinct_2,
+        "semantic_diversity": report.diversity.semantic,
+        "leakage_rate": report.leakage.rate if report.leakage else None,
+    }
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if float(value).is_integer() and abs(value) >= 1:
+        return str(int(value))
+    return f"{value:.4f}"
+
+
+STATUS_STYLES: dict[RuleStatus | str, str] = {"pass": "green", "fail": "red", "skipped": "yellow"}

@@ -1,0 +1,205 @@
+"""Per-text quality metrics (see ``README.md`` in this package for the table of ranges).
+
+``text_quality`` is cheap except for ``readability`` (textstat) and ``language`` (langdetect,
+a few milliseconds per text); both can be switched off for large datasets, where the dataset
+report computes them on a sample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from textnlp.validation.pii import PIIFinding, find_pii, mask_pii
+from textnlp.validation.text import distinct_n, ngrams, tokens, words
+
+REPETITION_N = 3
+
+
+class TextQuality(BaseModel):
+    """Quality metrics of one text. ``None`` means "not defined for this text" (e.g. no bigram)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Characters (Unicode code points), >= 0.
+    n_chars: int
+    #: Word tokens (letter/digit runs; one per CJK character), >= 0.
+    n_words: int
+    #: Words plus punctuation marks, or the model's tokens when a counter is given, >= 0.
+    n_tokens: int
+    #: Unique n-grams / n-grams of lower-cased words, in [0, 1]; 1 = no repetition.
+    distinct_1: float | None
+    distinct_2: float | None
+    distinct_3: float | None
+    #: Share of words covered by a word 3-gram that occurs more than once, in [0, 1]; 0 = none.
+    repeated_ngram_ratio: float
+    #: Words in the longest word sequence that occurs at least twice, >= 0.
+    longest_repeated_span: int
+    #: Flesch reading ease (about 0-100, may leave it; higher = easier), English-centric.
+    flesch_reading_ease: float | None = None
+    #: Flesch-Kincaid US school grade (>= 0 in practice; higher = harder).
+    flesch_kincaid_grade: float | None = None
+    #: ISO 639-1 code from langdetect (e.g. "en"), None when undetectable.
+    language: str | None = None
+    #: True when the text is empty or only whitespace.
+    empty: bool
+    #: True when generation stopped at max_tokens (finish_reason "length"); None if unknown.
+    truncated: bool | None = None
+    #: Whether the text holds a JSON object satisfying the schema; None when no JSON is expected.
+    json_valid: bool | None = None
+    json_error: str | None = None
+    #: Personal data found, with character spans.
+    pii: list[PIIFinding] = []
+    #: The text with every PII finding replaced by [KIND]; equal to the text when none.
+    masked_text: str | None = None
+
+
+def text_quality(
+    text: str,
+    *,
+    finish_reason: str | None = None,
+    json_schema: Mapping[str, Any] | None = None,
+    expect_json: bool = False,
+    readability: bool = True,
+    language: bool = True,
+    count_tokens: Callable[[str], int] | None = None,
+) -> TextQuality:
+    """Every per-text metric of ``text``.
+
+    ``finish_reason`` is the generator's (``"length"`` means truncated); ``json_schema`` (or
+    ``expect_json``) turns on the JSON check; ``count_tokens`` counts model tokens instead of
+    the built-in tokeniser's.
+    """
+    word_list = words(text)
+    findings = find_pii(text)
+    ratio, longest = repetition(word_list)
+    quality = TextQuality(
+        n_chars=len(text),
+        n_words=len(word_list),
+        n_tokens=count_tokens(text) if count_tokens else len(tokens(text)),
+        distinct_1=distinct_n(word_list, 1),
+        distinct_2=distinct_n(word_list, 2),
+        distinct_3=distinct_n(word_list, 3),
+        repeated_ngram_ratio=ratio,
+        longest_repeated_span=longest,
+        empty=not text.strip(),
+        truncated=None if finish_reason is None else finish_reason == "length",
+        pii=findings,
+        masked_text=mask_pii(text, findings) if findings else text,
+    )
+    if readability:
+        quality.flesch_reading_ease, quality.flesch_kincaid_grade = readability_scores(text)
+    if language:
+        quality.language = detect_language(text)
+    if json_schema is not None or expect_json:
+        quality.json_valid, quality.json_error = check_json(text, json_schema)
+    return quality
+
+
+def repetition(word_list: list[str], n: int = REPETITION_N) -> tuple[float, int]:
+    """(share of words inside a repeated n-gram, length of the longest repeated word span)."""
+    grams = ngrams(word_list, n)
+    counts: dict[tuple[str, ...], int] = {}
+    for gram in grams:
+        counts[gram] = counts.get(gram, 0) + 1
+    covered = [False] * len(word_list)
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered[i : i + n] = [True] * n
+    ratio = sum(covered) / len(word_list) if word_list else 0.0
+    return ratio, _longest_repeated_span(word_list)
+
+
+def _longest_repeated_span(word_list: list[str]) -> int:
+    # Binary search on the length: if a span of length L repeats, so does one of length L - 1.
+    def repeats(length: int) -> bool:
+        seen: set[tuple[str, ...]] = set()
+        for i in range(len(word_list) - length + 1):
+            gram = tuple(word_list[i : i + length])
+            if gram in seen:
+                return True
+            seen.add(gram)
+        return False
+
+    low, high = 0, max(len(word_list) - 1, 0)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if repeats(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def readability_scores(text: str) -> tuple[float | None, float | None]:
+    """(Flesch reading ease, Flesch-Kincaid grade) from textstat; None for text without words."""
+    if not words(text):
+        return None, None
+    import textstat
+
+    try:
+        ease = float(textstat.flesch_reading_ease(text))
+        grade = float(textstat.flesch_kincaid_grade(text))
+    except (ValueError, ZeroDivisionError, KeyError, IndexError):  # textstat on odd input
+        return None, None
+    return (ease if math.isfinite(ease) else None, grade if math.isfinite(grade) else None)
+
+
+@lru_cache(maxsize=1)
+def _language_detector() -> Callable[[str], str]:
+    from langdetect import DetectorFactory, detect
+
+    DetectorFactory.seed = 0  # langdetect is random by default; make it reproducible
+    detector: Callable[[str], str] = detect
+    return detector
+
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of the text's language (langdetect, offline); None if undetectable."""
+    if not re.search(r"[^\W\d_]", text):
+        return None
+    from langdetect.lang_detect_exception import LangDetectException
+
+    try:
+        return _language_detector()(text)
+    except LangDetectException:
+        return None
+
+
+def check_json(text: str, schema: Mapping[str, Any] | None) -> tuple[bool, str | None]:
+    """(valid, error): the first JSON object in ``text`` against ``schema`` (any object if None)."""
+    try:
+        data = extract_json(text)
+    except ValueError as exc:
+        return False, str(exc)
+    if schema is not None:
+        from jsonschema import Draft202012Validator
+
+        errors = sorted(Draft202012Validator(dict(schema)).iter_errors(data), key=str)
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
+            return False, f"schema violation at {where}: {errors[0].message}"
+    return True, None
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value of ``text``, or the first ``{...}`` object inside it (models add prose)."""
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\{", stripped):
+        try:
+            value, _ = decoder.raw_decode(stripped, match.start())
+        except ValueError:
+            continue
+        return value
+    raise ValueError("no JSON object in the text")

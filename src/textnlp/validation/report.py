@@ -1,0 +1,237 @@
+"""``validate_dataset``: every dataset-level check in one report, judged by the release gate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textnlp.validation import diversity as div
+from textnlp.validation.dedup import (
+    DEFAULT_THRESHOLD,
+    DuplicateGroups,
+    exact_duplicates,
+    find_near_duplicates,
+)
+from textnlp.validation.embedding import Embedder
+from textnlp.validation.gate import Gate, evaluate, load_gate
+from textnlp.validation.leakage import (
+    DEFAULT_EMBEDDING_THRESHOLD,
+    DEFAULT_NGRAM_THRESHOLD,
+    find_leakage,
+)
+from textnlp.validation.loader import DatasetRow, load_rows
+from textnlp.validation.models import (
+    DatasetReport,
+    DiversitySummary,
+    DuplicateCluster,
+    DuplicateSummary,
+    LeakageSummary,
+    NearDuplicateSummary,
+    PIISummary,
+    QualitySummary,
+)
+from textnlp.validation.quality import (
+    TextQuality,
+    detect_language,
+    readability_scores,
+    text_quality,
+)
+from textnlp.validation.schema import schema_for
+from textnlp.validation.stats import distribution, examples_of, field_stats, histogram, mean_or_none
+from textnlp.validation.text import preview
+
+DEFAULT_QUALITY_SAMPLE = 500
+TOP_CLUSTERS = 20
+
+
+def validate_dataset(
+    source: Path | str | Sequence[Any],
+    *,
+    field: str = "text",
+    reference: Path | str | Sequence[Any] | None = None,
+    reference_field: str | None = None,
+    gate: Gate | Path | str | None = None,
+    near_dup_threshold: float = DEFAULT_THRESHOLD,
+    leakage_ngram_threshold: float = DEFAULT_NGRAM_THRESHOLD,
+    leakage_embedding_threshold: float | None = DEFAULT_EMBEDDING_THRESHOLD,
+    json_schema: Mapping[str, Any] | None = None,
+    embeddings: bool = True,
+    embedder: Embedder | None = None,
+    sample_size: int = div.DEFAULT_SAMPLE,
+    quality_sample: int = DEFAULT_QUALITY_SAMPLE,
+) -> DatasetReport:
+    """Validate a JSONL/CSV/Parquet file (or records, mappings, strings) and judge it by ``gate``.
+
+    ``reference`` turns on the leakage check; ``embeddings=False`` skips everything that needs
+    the MiniLM model (semantic diversity, embedding leakage). Bad input raises ``DatasetError``,
+    a bad gate file ``ConfigError``.
+    """
+    gate_model = gate if isinstance(gate, Gate) else load_gate(gate) if gate is not None else Gate()
+    rows = load_rows(source, field=field)
+    refs = load_rows(reference, field=reference_field or field) if reference is not None else None
+    texts = [row.text for row in rows]
+    schema = dict(json_schema) if json_schema is not None else schema_for(rows)
+    qualities = [
+        text_quality(
+            row.text,
+            finish_reason=row.finish_reason,
+            json_schema=schema,
+            readability=False,
+            language=False,
+        )
+        for row in rows
+    ]
+    sample = div.sample_indices(len(rows), sample_size)
+    vectors = None
+    if embeddings and len(rows) > 0:
+        embedder = embedder or Embedder.shared()
+        wanted = range(len(rows)) if refs is not None else sample
+        vectors = embedder.encode([texts[i] for i in wanted])
+    exact = exact_duplicates(texts)
+    near = find_near_duplicates(texts, threshold=near_dup_threshold)
+    report = DatasetReport(
+        source=str(source) if isinstance(source, str | Path) else f"{len(rows)} records",
+        field=field,
+        count=len(rows),
+        words=distribution([q.n_words for q in qualities]),
+        tokens=distribution([q.n_tokens for q in qualities]),
+        chars=distribution([q.n_chars for q in qualities]),
+        quality=_quality(rows, qualities, schema is not None, quality_sample),
+        exact_duplicates=_duplicates(exact, texts),
+        near_duplicates=NearDuplicateSummary(
+            **_duplicates(near, texts).model_dump(),
+            threshold=near.threshold,
+            num_perm=near.num_perm,
+            bands=near.bands,
+            rows=near.rows,
+            pair_similarity=histogram(near.pair_similarity, bins=20, low=near.threshold, high=1.0)
+            if near.pair_similarity
+            else None,
+        ),
+        pii=_pii(qualities),
+        diversity=_diversity(
+            texts,
+            sample,
+            vectors if refs is None else vectors[sample] if vectors is not None else None,
+        ),
+        leakage=None,
+        labels=field_stats([row.labels for row in rows]),
+        fields=field_stats([row.data or {} for row in rows])
+        if any(row.data for row in rows)
+        else [],
+        examples=examples_of(rows, qualities, exact, near),
+        gate=evaluate(gate_model, {}),
+        json_schema=schema,
+    )
+    if refs is not None:
+        ref_vectors = (
+            (embedder or Embedder.shared()).encode([r.text for r in refs])
+            if vectors is not None
+            else None
+        )
+        matches, best = find_leakage(
+            texts,
+            [r.text for r in refs],
+            ngram_threshold=leakage_ngram_threshold,
+            embedding_threshold=leakage_embedding_threshold if vectors is not None else None,
+            vectors=vectors,
+            ref_vectors=ref_vectors,
+        )
+        report.leakage = LeakageSummary(
+            reference=str(reference)
+            if isinstance(reference, str | Path)
+            else f"{len(refs)} records",
+            reference_count=len(refs),
+            ngram_threshold=leakage_ngram_threshold,
+            embedding_threshold=leakage_embedding_threshold if vectors is not None else None,
+            leaked=len(matches),
+            rate=len(matches) / len(rows),
+            matches=sorted(matches, key=lambda m: -max(m.ngram_jaccard or 0, m.cosine or 0))[:50],
+            reference_similarity=histogram(best.tolist(), bins=20, low=-0.2, high=1.0)
+            if best is not None
+            else None,
+        )
+    report.gate = evaluate(gate_model, report.metrics())
+    return report
+
+
+def _quality(
+    rows: list[DatasetRow], qualities: list[TextQuality], json_checked: bool, size: int
+) -> QualitySummary:
+    n = len(rows)
+    known = [q.truncated for q in qualities if q.truncated is not None]
+    truncated = sum(known) if known else None
+    invalid = sum(1 for q in qualities if q.json_valid is False) if json_checked else None
+    sample = div.sample_indices(n, size, seed=1)
+    ease: list[float] = []
+    grade: list[float] = []
+    languages: Counter[str] = Counter()
+    for i in sample:
+        e, g = readability_scores(rows[i].text)
+        if e is not None and g is not None:
+            ease.append(e)
+            grade.append(g)
+        languages[detect_language(rows[i].text) or "unknown"] += 1
+    return QualitySummary(
+        empty=sum(q.empty for q in qualities),
+        empty_rate=sum(q.empty for q in qualities) / n,
+        truncated=truncated,
+        truncated_rate=truncated / n if truncated is not None else None,
+        json_invalid=invalid,
+        json_invalid_rate=invalid / n if invalid is not None else None,
+        mean_repeated_ngram_ratio=float(np.mean([q.repeated_ngram_ratio for q in qualities])),
+        mean_distinct_2=mean_or_none([q.distinct_2 for q in qualities if q.distinct_2 is not None]),
+        sample_size=len(sample),
+        mean_flesch_reading_ease=mean_or_none(ease),
+        mean_flesch_kincaid_grade=mean_or_none(grade),
+        languages=dict(languages.most_common()),
+    )
+
+
+def _duplicates(groups: DuplicateGroups, texts: list[str]) -> DuplicateSummary:
+    return DuplicateSummary(
+        clusters=len(groups.groups),
+        records=sum(len(g) for g in groups.groups),
+        redundant=groups.redundant,
+        rate=groups.rate,
+        top=[
+            DuplicateCluster(size=len(g), indices=g[:20], text=preview(texts[g[0]]))
+            for g in groups.groups[:TOP_CLUSTERS]
+        ],
+    )
+
+
+def _pii(qualities: list[TextQuality]) -> PIISummary:
+    kinds: Counter[str] = Counter()
+    records = 0
+    for q in qualities:
+        if q.pii:
+            records += 1
+            kinds.update(f.kind for f in q.pii)
+    return PIISummary(
+        records=records, rate=records / len(qualities), by_kind=dict(kinds.most_common())
+    )
+
+
+def _diversity(
+    texts: list[str], sample: list[int], vectors: np.ndarray[Any, Any] | None
+) -> DiversitySummary:
+    picked = [texts[i] for i in sample]
+    summary = DiversitySummary(
+        sample_size=len(sample),
+        distinct_1=div.corpus_distinct(picked, 1),
+        distinct_2=div.corpus_distinct(picked, 2),
+        distinct_3=div.corpus_distinct(picked, 3),
+    )
+    if vectors is not None and len(vectors) > 1:
+        summary.semantic = div.semantic_diversity(vectors)
+        summary.semantic_clusters = div.count_clusters(vectors)
+        summary.cluster_threshold = div.DEFAULT_CLUSTER_THRESHOLD
+        summary.nearest_neighbour_similarity = histogram(
+            div.nearest_neighbour_similarity(vectors).tolist(), bins=20, low=-0.2, high=1.0
+        )
+    return summary

@@ -1,0 +1,159 @@
+"""Similarity of candidates to references: BLEU, chrF, ROUGE-1/2/L, embedding cosine, BERTScore.
+
+Pairwise scores compare candidate i with reference i; corpus scores are sacrebleu's corpus BLEU
+and chrF (statistics summed over the corpus, not averaged) and the mean of the pairwise ROUGE,
+cosine and BERTScore values. ROUGE uses the package's Unicode tokeniser (rouge-score's default
+drops every non-ASCII character). BERTScore is computed here with the local MiniLM model
+(greedy matching of contextual token embeddings, Zhang et al. 2020, last layer, no idf
+weighting and no baseline rescaling), so it needs no download.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from textnlp.errors import InvalidInput
+from textnlp.validation.embedding import Embedder, Vectors
+from textnlp.validation.text import words
+
+
+class PairScores(BaseModel):
+    """Scores of one candidate against its reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: sacrebleu sentence BLEU, 0-100 (100 = identical n-grams).
+    bleu: float
+    #: sacrebleu chrF (character n-gram F-score), 0-100.
+    chrf: float
+    #: ROUGE F-measures, 0-1.
+    rouge1: float
+    rouge2: float
+    rougeL: float  # noqa: N815 - the metric's usual name
+    #: Cosine of the MiniLM sentence embeddings, -1..1 (about 0-1 for text).
+    cosine: float | None = None
+    #: BERTScore precision/recall/F1 with MiniLM token embeddings, -1..1 (about 0.2-1 for text).
+    bertscore_precision: float | None = None
+    bertscore_recall: float | None = None
+    bertscore_f1: float | None = None
+
+
+class CorpusScores(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bleu: float
+    chrf: float
+    rouge1: float
+    rouge2: float
+    rougeL: float  # noqa: N815
+    cosine: float | None = None
+    bertscore_f1: float | None = None
+
+
+class SimilarityReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: int
+    pairs: list[PairScores]
+    corpus: CorpusScores
+
+
+class _Tokenizer:
+    """rouge-score tokenizer protocol: lower-cased Unicode words."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return words(text)
+
+
+def similarity(
+    candidates: Sequence[str],
+    references: Sequence[str],
+    *,
+    embeddings: bool = True,
+    bertscore: bool = True,
+    embedder: Embedder | None = None,
+) -> SimilarityReport:
+    """Pairwise and corpus similarity of ``candidates[i]`` to ``references[i]``."""
+    if len(candidates) != len(references):
+        raise InvalidInput(
+            f"similarity needs as many references as candidates "
+            f"({len(candidates)} candidates, {len(references)} references)"
+        )
+    if not candidates:
+        raise InvalidInput("similarity needs at least one candidate")
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=_Tokenizer())
+    cosines: list[float | None] = [None] * len(candidates)
+    berts: list[tuple[float, float, float] | None] = [None] * len(candidates)
+    if embeddings or bertscore:
+        embedder = embedder or Embedder.shared()
+        if embeddings:
+            cosines = list(cosine_pairs(embedder.encode(candidates), embedder.encode(references)))
+        if bertscore:
+            berts = list(bert_score(candidates, references, embedder=embedder))
+    pairs: list[PairScores] = []
+    for i, (cand, ref) in enumerate(zip(candidates, references, strict=True)):
+        rouge = scorer.score(ref, cand)
+        bert = berts[i]
+        pairs.append(
+            PairScores(
+                bleu=sacrebleu.sentence_bleu(cand, [ref]).score,
+                chrf=sacrebleu.sentence_chrf(cand, [ref]).score,
+                rouge1=rouge["rouge1"].fmeasure,
+                rouge2=rouge["rouge2"].fmeasure,
+                rougeL=rouge["rougeL"].fmeasure,
+                cosine=cosines[i],
+                bertscore_precision=bert[0] if bert else None,
+                bertscore_recall=bert[1] if bert else None,
+                bertscore_f1=bert[2] if bert else None,
+            )
+        )
+    corpus = CorpusScores(
+        bleu=sacrebleu.corpus_bleu(list(candidates), [list(references)]).score,
+        chrf=sacrebleu.corpus_chrf(list(candidates), [list(references)]).score,
+        rouge1=_mean([p.rouge1 for p in pairs]),
+        rouge2=_mean([p.rouge2 for p in pairs]),
+        rougeL=_mean([p.rougeL for p in pairs]),
+        cosine=_mean([c for c in cosines if c is not None]) if embeddings else None,
+        bertscore_f1=_mean([b[2] for b in berts if b is not None]) if bertscore else None,
+    )
+    return SimilarityReport(count=len(pairs), pairs=pairs, corpus=corpus)
+
+
+def cosine_pairs(left: Vectors, right: Vectors) -> list[float]:
+    """Row-wise cosine of two matrices of unit vectors."""
+    return [float(x) for x in np.einsum("ij,ij->i", left, right)]
+
+
+def bert_score(
+    candidates: Sequence[str], references: Sequence[str], *, embedder: Embedder | None = None
+) -> list[tuple[float, float, float]]:
+    """(precision, recall, F1) per pair: each token matched to its most similar token.
+
+    Precision averages, over candidate tokens, the best cosine with a reference token; recall
+    the reverse; F1 is their harmonic mean. A pair with an empty side scores 0.
+    """
+    embedder = embedder or Embedder.shared()
+    cand_tokens = embedder.token_embeddings(candidates)
+    ref_tokens = embedder.token_embeddings(references)
+    scores: list[tuple[float, float, float]] = []
+    for cand, ref in zip(cand_tokens, ref_tokens, strict=True):
+        if len(cand) == 0 or len(ref) == 0:
+            scores.append((0.0, 0.0, 0.0))
+            continue
+        sim = cand @ ref.T
+        precision = float(sim.max(axis=1).mean())
+        recall = float(sim.max(axis=0).mean())
+        total = precision + recall
+        f1 = 2 * precision * recall / total if total > 0 else 0.0
+        scores.append((precision, recall, f1))
+    return scores
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if values else 0.0

@@ -1,0 +1,191 @@
+"""Small statistics for the report: distributions, histograms, field statistics, worst examples."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from textnlp.validation.dedup import DuplicateGroups
+from textnlp.validation.loader import DatasetRow
+from textnlp.validation.models import Distribution, Example, FieldStats, Histogram
+from textnlp.validation.quality import TextQuality
+from textnlp.validation.text import preview
+
+MAX_CATEGORIES = 50
+WORST = 5
+
+
+def mean_or_none(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def histogram(
+    values: Sequence[float], *, bins: int = 30, low: float | None = None, high: float | None = None
+) -> Histogram:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    lo = float(arr.min()) if low is None and len(arr) else (low if low is not None else 0.0)
+    hi = float(arr.max()) if high is None and len(arr) else (high if high is not None else 1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    if (
+        len(arr)
+        and low is None
+        and high is None
+        and np.all(arr == np.round(arr))
+        and hi - lo < bins
+    ):
+        # Small integer ranges (word counts of short texts): one bin per value.
+        bins, lo, hi = int(hi - lo) + 1, lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(np.clip(arr, lo, hi), bins=bins, range=(lo, hi))
+    return Histogram(edges=[round(float(e), 6) for e in edges], counts=[int(c) for c in counts])
+
+
+def distribution(values: Sequence[float]) -> Distribution:
+    arr = np.asarray(values, dtype=np.float64)
+    if not len(arr):
+        arr = np.zeros(1)
+    p5, median, p95 = np.percentile(arr, [5, 50, 95])
+    return Distribution(
+        min=float(arr.min()),
+        max=float(arr.max()),
+        mean=float(arr.mean()),
+        median=float(median),
+        p5=float(p5),
+        p95=float(p95),
+        histogram=histogram(arr.tolist()),
+    )
+
+
+def field_stats(items: Sequence[Mapping[str, Any]]) -> list[FieldStats]:
+    """Per-field statistics: value counts of categorical fields, numeric summaries, text lengths."""
+    names: dict[str, None] = {}
+    for item in items:
+        names.update(dict.fromkeys(item))
+    stats: list[FieldStats] = []
+    for name in names:
+        values = [item[name] for item in items if item.get(name) is not None]
+        scalars = [v for v in values if isinstance(v, str | int | float | bool)]
+        if not scalars:
+            continue
+        counts = Counter(str(v) for v in scalars)
+        numeric = [
+            float(v) for v in scalars if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        if len(counts) <= MAX_CATEGORIES:
+            stats.append(
+                FieldStats(
+                    name=name,
+                    kind="categorical",
+                    present=len(values),
+                    distribution=dict(sorted(counts.items())),
+                )
+            )
+        elif len(numeric) == len(scalars):
+            stats.append(
+                FieldStats(
+                    name=name, kind="numeric", present=len(values), numeric=distribution(numeric)
+                )
+            )
+        else:
+            lengths = [len(str(v)) for v in scalars]
+            stats.append(
+                FieldStats(
+                    name=name, kind="text", present=len(values), mean_length=float(np.mean(lengths))
+                )
+            )
+    return stats
+
+
+def examples_of(
+    rows: Sequence[DatasetRow],
+    qualities: Sequence[TextQuality],
+    exact: DuplicateGroups,
+    near: DuplicateGroups,
+) -> dict[str, list[Example]]:
+    """The worst few records of each problem, for people to look at."""
+    texts = [r.text for r in rows]
+    out: dict[str, list[Example]] = {}
+
+    def add(problem: str, picked: list[Example]) -> None:
+        if picked:
+            out[problem] = picked[:WORST]
+
+    add(
+        "empty",
+        [
+            Example(index=i, text="", detail="empty text")
+            for i, q in enumerate(qualities)
+            if q.empty
+        ],
+    )
+    add(
+        "truncated",
+        [
+            Example(index=i, text=preview(texts[i]), detail="finish_reason=length")
+            for i, q in enumerate(qualities)
+            if q.truncated
+        ],
+    )
+    add(
+        "invalid_json",
+        [
+            Example(index=i, text=preview(texts[i]), detail=q.json_error or "invalid")
+            for i, q in enumerate(qualities)
+            if q.json_valid is False
+        ],
+    )
+    repetitive = sorted(range(len(qualities)), key=lambda i: -qualities[i].repeated_ngram_ratio)
+    add(
+        "repetition",
+        [
+            Example(
+                index=i,
+                text=preview(texts[i]),
+                value=qualities[i].repeated_ngram_ratio,
+                detail=f"longest repeated span {qualities[i].longest_repeated_span} words",
+            )
+            for i in repetitive[:WORST]
+            if qualities[i].repeated_ngram_ratio > 0
+        ],
+    )
+    add(
+        "pii",
+        [
+            Example(
+                index=i,
+                text=preview(q.masked_text or ""),
+                detail=", ".join(sorted({f.kind for f in q.pii})),
+            )
+            for i, q in enumerate(qualities)
+            if q.pii
+        ],
+    )
+    add(
+        "exact_duplicates",
+        [
+            Example(
+                index=g[0],
+                text=preview(texts[g[0]]),
+                value=len(g),
+                detail=f"{len(g)} copies: {g[:10]}",
+            )
+            for g in exact.groups
+        ],
+    )
+    add(
+        "near_duplicates",
+        [
+            Example(
+                index=g[0],
+                text=preview(texts[g[0]]),
+                value=len(g),
+                detail=f"{len(g)} similar records: {g[:10]}",
+            )
+            for g in near.groups
+        ],
+    )
+    return out

@@ -1,0 +1,55 @@
+"""Exact and near duplicates."""
+
+from __future__ import annotations
+
+import pytest
+
+from textnlp.errors import InvalidParameter
+from textnlp.validation import exact_duplicates, find_near_duplicates
+from textnlp.validation.minhash import signatures
+
+BASE = (
+    "The new wireless earbuds arrived quickly and the sound quality is excellent for the price, "
+    "although the case feels a little cheap and the battery could last longer on long flights."
+)
+
+
+def test_two_near_duplicates_found_two_different_not() -> None:
+    texts = [
+        BASE,
+        BASE.replace("excellent", "superb"),  # one word changed: Jaccard of 3-grams ~0.85
+        "My coffee grinder broke after two weeks; customer service never answered my e-mails.",
+        "A gripping mystery novel with a clever detective and an ending nobody will guess.",
+    ]
+    result = find_near_duplicates(texts, threshold=0.7)
+    assert result.groups == [[0, 1]]
+    assert result.redundant == 1 and result.rate == pytest.approx(0.25)
+
+
+def test_different_texts_are_not_duplicates() -> None:
+    texts = ["the cat sat on the mat today", "a dog ran in the park last night"]
+    assert find_near_duplicates(texts).groups == []
+    assert exact_duplicates(texts).groups == []
+
+
+def test_exact_duplicates_normalised() -> None:
+    texts = ["Hello  World", "hello world", "hello world!", "", " "]
+    assert exact_duplicates(texts).groups == [[0, 1], [3, 4]]
+
+
+def test_near_duplicates_include_exact_copies_and_skip_empty() -> None:
+    texts = [BASE, BASE.upper(), "", ""]
+    assert find_near_duplicates(texts).groups == [[0, 1]]
+
+
+def test_signature_agreement_estimates_jaccard() -> None:
+    a = " ".join(f"w{i}" for i in range(100))
+    b = " ".join(f"w{i}" for i in range(10, 110))  # 3-grams: 88 shared of 108 -> J = 0.815
+    sigs, ok = signatures([a, b], num_perm=256)
+    assert ok.all()
+    assert (sigs[0] == sigs[1]).mean() == pytest.approx(88 / 108, abs=0.08)
+
+
+def test_threshold_must_be_in_range() -> None:
+    with pytest.raises(InvalidParameter):
+        find_near_duplicates(["a"], threshold=0)

@@ -1,0 +1,75 @@
+"""Known answers of the per-text metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from textnlp.validation import text_quality
+from textnlp.validation.quality import check_json, repetition
+from textnlp.validation.text import distinct_n, words
+
+
+def test_distinct_2_hand_computed() -> None:
+    # "the cat the cat the dog": bigrams the-cat, cat-the, the-cat, cat-the, the-dog
+    # -> 3 unique of 5 = 0.6; unigrams: the, cat, dog of 6 = 0.5.
+    q = text_quality("The cat the cat the dog", readability=False, language=False)
+    assert q.distinct_2 == pytest.approx(3 / 5)
+    assert q.distinct_1 == pytest.approx(3 / 6)
+    assert q.distinct_3 == pytest.approx(3 / 4)  # the-cat-the, cat-the-cat, cat-the-dog unique
+
+
+def test_lengths() -> None:
+    q = text_quality("Hello, world! 日本語", readability=False, language=False)
+    assert q.n_words == 5  # hello, world, 日, 本, 語
+    assert q.n_tokens == 7  # + "," and "!"
+    assert q.n_chars == 17
+    assert (
+        text_quality("a b c", count_tokens=lambda t: 42, readability=False, language=False).n_tokens
+        == 42
+    )
+
+
+def test_repetition_known_answer() -> None:
+    ratio, longest = repetition(words("a b c a b c d"))
+    # 3-gram "a b c" occurs twice -> covers words 0-2 and 3-5: 6 of 7.
+    assert ratio == pytest.approx(6 / 7)
+    assert longest == 3
+    assert repetition(words("one two three four")) == (0.0, 0)
+
+
+def test_empty_and_truncated() -> None:
+    q = text_quality("   ", finish_reason="length", readability=False, language=False)
+    assert q.empty and q.truncated is True
+    assert q.distinct_2 is None
+    assert (
+        text_quality("ok", finish_reason="stop", readability=False, language=False).truncated
+        is False
+    )
+    assert text_quality("ok", readability=False, language=False).truncated is None
+
+
+def test_json_against_schema() -> None:
+    schema = {
+        "type": "object",
+        "required": ["question", "answer"],
+        "properties": {"answer": {"type": "string", "minLength": 1}},
+    }
+    assert check_json('Sure: {"question": "Why?", "answer": "Because"}', schema) == (True, None)
+    ok, error = check_json('{"question": "Why?"}', schema)
+    assert not ok and error is not None and "answer" in error
+    assert check_json("no json here", None)[0] is False
+    assert text_quality("plain", readability=False, language=False).json_valid is None
+
+
+def test_readability_and_language() -> None:
+    q = text_quality("The cat sat on the mat. It was a sunny day and the cat was happy.")
+    assert q.flesch_reading_ease is not None and q.flesch_reading_ease > 80  # very easy English
+    assert q.language == "en"
+    assert (
+        text_quality("Der Hund läuft schnell über die große Wiese und bellt laut.").language == "de"
+    )
+    assert text_quality("12345 !!!").language is None
+
+
+def test_distinct_none_without_ngrams() -> None:
+    assert distinct_n(["one"], 2) is None
