@@ -17,7 +17,11 @@ TEXTNLP = [sys.executable, "-m", "textnlp.cli.main"]
 
 def textnlp(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*TEXTNLP, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [*TEXTNLP, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "120"},
     )
 
@@ -28,11 +32,23 @@ def indices(path: Path) -> list[int]:
 
 def test_generates_real_records_with_the_embedded_model(tmp_path: Path) -> None:
     result = textnlp(
-        "generate", "-t", "news-headline", "-n", "4", "-o", "out/headlines.jsonl",
-        "--max-tokens", "16", "--seed", "11", cwd=tmp_path,
+        "generate",
+        "-t",
+        "news-headline",
+        "-n",
+        "4",
+        "-o",
+        "out/headlines.jsonl",
+        "--max-tokens",
+        "16",
+        "--seed",
+        "11",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in (tmp_path / "out/headlines.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(line) for line in (tmp_path / "out/headlines.jsonl").read_text().splitlines()
+    ]
     assert [r["index"] for r in lines] == [0, 1, 2, 3]
     assert all(r["text"].strip() for r in lines)
     assert {r["provenance"]["model"] for r in lines} == {"smollm2-135m"}
@@ -41,8 +57,18 @@ def test_generates_real_records_with_the_embedded_model(tmp_path: Path) -> None:
 
     # The same command again is served from the response cache, identically.
     again = textnlp(
-        "generate", "-t", "news-headline", "-n", "4", "-o", "out/again.jsonl",
-        "--max-tokens", "16", "--seed", "11", cwd=tmp_path,
+        "generate",
+        "-t",
+        "news-headline",
+        "-n",
+        "4",
+        "-o",
+        "out/again.jsonl",
+        "--max-tokens",
+        "16",
+        "--seed",
+        "11",
+        cwd=tmp_path,
     )
     assert again.returncode == 0, again.stderr
     second = [json.loads(line) for line in (tmp_path / "out/again.jsonl").read_text().splitlines()]
@@ -98,9 +124,26 @@ def test_malformed_user_template(tmp_path: Path) -> None:
 
 def _start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*TEXTNLP, "generate", "-t", "news-headline", "-n", "24", "-o", "run.jsonl",
-         "--max-tokens", "12", "-c", "4", "--no-cache", *extra],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *TEXTNLP,
+            "generate",
+            "-t",
+            "news-headline",
+            "-n",
+            "24",
+            "-o",
+            "run.jsonl",
+            "--max-tokens",
+            "12",
+            "-c",
+            "4",
+            "--no-cache",
+            *extra,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -129,9 +172,26 @@ def test_interrupted_run_resumes_with_every_index_once(tmp_path: Path, sig: sign
     assert journal.exists()
 
     resumed = subprocess.run(
-        [*TEXTNLP, "generate", "-t", "news-headline", "-n", "24", "-o", "run.jsonl",
-         "--max-tokens", "12", "-c", "4", "--no-cache", "--resume"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            *TEXTNLP,
+            "generate",
+            "-t",
+            "news-headline",
+            "-n",
+            "24",
+            "-o",
+            "run.jsonl",
+            "--max-tokens",
+            "12",
+            "-c",
+            "4",
+            "--no-cache",
+            "--resume",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert indices(tmp_path / "run.jsonl") == list(range(24))
@@ -143,8 +203,13 @@ def test_catalogue_commands(tmp_path: Path) -> None:
     assert models.returncode == 0 and "smollm2-135m" in models.stdout and "yes" in models.stdout
     templates = textnlp("templates", "list", cwd=tmp_path)
     assert templates.returncode == 0
-    for name in ("product-review", "support-dialogue", "qa-pairs", "news-headline",
-                 "instruction-response"):
+    for name in (
+        "product-review",
+        "support-dialogue",
+        "qa-pairs",
+        "news-headline",
+        "instruction-response",
+    ):
         assert name in templates.stdout
     shown = textnlp("templates", "show", "qa-pairs", cwd=tmp_path)
     assert shown.returncode == 0 and "sample prompt" in shown.stdout

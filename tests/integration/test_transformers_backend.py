@@ -37,15 +37,24 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     special = ["<unk>", "<pad>", "<s>", "</s>", "<|user|>", "<|system|>", "<|assistant|>"]
     tokenizer.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=special))
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>",
-        bos_token="<s>", eos_token="</s>",
+        tokenizer_object=tokenizer,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(directory)
     config = LlamaConfig(
-        vocab_size=fast.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-        pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id,
+        vocab_size=fast.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
     )
     LlamaForCausalLM(config).save_pretrained(directory)
@@ -53,8 +62,13 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def spec(path: Path, **options: object) -> ModelSpec:
-    return ModelSpec(id="tiny-llama", backend="transformers", path=str(path),
-                     context_length=128, options=dict(options))
+    return ModelSpec(
+        id="tiny-llama",
+        backend="transformers",
+        path=str(path),
+        context_length=128,
+        options=dict(options),
+    )
 
 
 async def test_concurrent_requests_are_decoded_in_one_batch(tiny_llama: Path) -> None:

@@ -1,0 +1,119 @@
+"""The embedded llama.cpp engine for real: batching, streaming, seeds, stops, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from textnlp.backends.llamacpp import LlamaCppBackend, reencoded, resolve_model_path
+from textnlp.backends.registry import ModelCatalogue
+from textnlp.domain import GenerationParams, GenerationRequest
+from textnlp.errors import ContextWindowExceeded
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def backend() -> AsyncIterator[LlamaCppBackend]:
+    spec = ModelCatalogue.load().get("smollm2-135m")
+    engine = LlamaCppBackend(spec, n_parallel=8)
+    async with engine:
+        yield engine
+
+
+def ask(text: str, **params: object) -> GenerationRequest:
+    return GenerationRequest.chat(text, params=GenerationParams(**params))  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_concurrent_requests_share_decode_steps(backend: LlamaCppBackend) -> None:
+    engine = backend.engine
+    widest = 0
+    original = engine._step
+
+    def watching_step() -> None:
+        nonlocal widest
+        widest = max(widest, len(engine._running))
+        original()
+
+    engine._step = watching_step  # type: ignore[method-assign]
+    try:
+        requests = [
+            ask(f"Write a sentence about the number {i}.", max_tokens=12, seed=i).model_copy(
+                update={"ignore_eos": True}
+            )
+            for i in range(6)
+        ]
+        completions = await backend.generate(requests)
+    finally:
+        engine._step = original  # type: ignore[method-assign]
+    assert widest >= 4  # decoded together, not one after another
+    assert [c.usage.completion_tokens for c in completions] == [12] * 6
+    assert all(c.finish_reason == "length" and c.text for c in completions)
+    assert all(c.usage.prompt_tokens > 10 for c in completions)  # chat template applied
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_seed_gives_the_same_text_whatever_runs_beside_it(
+    backend: LlamaCppBackend,
+) -> None:
+    request = ask("Name a colour.", max_tokens=10, temperature=0.9, seed=1234)
+    alone = await backend.generate_one(request)
+    neighbours = [ask("Tell me a long story.", max_tokens=20, seed=s) for s in range(5)]
+    crowded = await backend.generate([*neighbours, request])
+    assert crowded[-1].text == alone.text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_streaming_sends_pieces_then_usage(backend: LlamaCppBackend) -> None:
+    deltas = [d async for d in backend.stream(ask("Count from one to ten.", max_tokens=24, seed=3))]
+    assert len(deltas) > 3
+    final = deltas[-1]
+    assert final.finish_reason in {"stop", "length"} and final.usage is not None
+    assert all(d.finish_reason is None for d in deltas[:-1])
+    text = "".join(d.text for d in deltas)
+    again = await backend.generate_one(ask("Count from one to ten.", max_tokens=24, seed=3))
+    assert text == again.text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_stop_sequences_cut_the_text(backend: LlamaCppBackend) -> None:
+    free = await backend.generate_one(
+        ask("List three fruits, one per line.", max_tokens=30, temperature=0)
+    )
+    assert "\n" in free.text.strip()
+    stopped = await backend.generate_one(
+        ask("List three fruits, one per line.", max_tokens=30, temperature=0, stop=["\n"])
+    )
+    assert "\n" not in stopped.text and stopped.finish_reason == "stop"
+    assert free.text.startswith(stopped.text)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_leaving_a_stream_early_frees_its_slot(backend: LlamaCppBackend) -> None:
+    for _ in range(10):  # more than n_parallel abandoned streams
+        stream = backend.stream(ask("Write a long essay.", max_tokens=200, seed=1))
+        async for _delta in stream:
+            break
+        await stream.aclose()
+    completion = await asyncio.wait_for(backend.generate_one(ask("Hi", max_tokens=4)), 60)
+    assert completion.usage.completion_tokens >= 1
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_prompt_beyond_the_context_is_refused(backend: LlamaCppBackend) -> None:
+    with pytest.raises(ContextWindowExceeded):
+        await backend.generate_one(ask("word " * 2100, max_tokens=8))
+    assert backend.count_tokens("Hello world") >= 2
+
+
+async def test_reencoded_weights_are_made_once_and_generate(tmp_path: object) -> None:
+    from pathlib import Path
+
+    source = resolve_model_path("embedded:smollm2")
+    assert source is not None
+    first = reencoded(source, "q8_0", Path(str(tmp_path)))
+    mtime = first.stat().st_mtime
+    assert reencoded(source, "q8_0", Path(str(tmp_path))) == first
+    assert first.stat().st_mtime == mtime
