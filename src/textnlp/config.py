@@ -67,6 +67,16 @@ class QueueSettings(_Section):
     dead_letter_queue: str = "textnlp-dlq.fifo"
     max_receives: int = Field(3, ge=1)
     visibility_timeout_s: int = Field(3600, ge=1)
+    #: Jobs of at least this many records go to the batch queue (long jobs, 12 h visibility).
+    batch_threshold: int = Field(10_000, ge=1)
+    batch_visibility_timeout_s: int = Field(43_200, ge=1)
+    #: Long polling of the SQS queues.
+    wait_time_s: int = Field(20, ge=0, le=20)
+    #: Records a worker checkpoints together; how often it extends the message's visibility.
+    chunk_size: int = Field(32, ge=1, le=10_000)
+    heartbeat_s: float = Field(60.0, gt=0)
+    #: SNS topic told when a job finishes (``aws`` profile); empty: no topic.
+    notify_topic_arn: str = ""
 
 
 class StorageSettings(_Section):
@@ -90,6 +100,39 @@ class AuthSettings(_Section):
     refresh_ttl_s: int = Field(7 * 24 * 3600, ge=60)
 
 
+class ApiSettings(_Section):
+    """The HTTP API: bounds checked before any model runs, rate limits, docs."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    #: Largest request body in bytes (413 above it).
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    #: Largest prompt (or rendered template) in characters (422 above it).
+    max_prompt_chars: int = Field(32_000, ge=1)
+    #: Upper bound of ``max_tokens`` and ``n`` on the API (the contract allows up to 4096 / 16).
+    max_tokens: int = Field(4096, ge=1, le=4096)
+    max_n: int = Field(16, ge=1, le=16)
+    #: Token buckets per user or API key; the design's API Gateway values by default.
+    rate_limit_per_s: float = Field(1000.0, gt=0)
+    rate_limit_burst: int = Field(5000, ge=1)
+    #: Per-user overrides: username -> [rate per second, burst].
+    user_rate_limits: dict[str, tuple[float, int]] = {}
+    #: Apply Alembic migrations when the app starts.
+    migrate_on_start: bool = True
+
+
+class ObservabilitySettings(_Section):
+    #: JSON log lines (request id on each); plain text otherwise.
+    json_logs: bool = True
+    #: CloudWatch embedded-metric-format lines (RequestLatency, TokensGenerated); on in aws.
+    emf: bool = False
+    emf_namespace: str = "TextNLP"
+    #: OpenTelemetry span exporter: none (tracing off), console, or otlp (needs the exporter).
+    trace_exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str = ""
+    service_name: str = "textnlp-api"
+
+
 class AwsSettings(_Section):
     region: str = "us-east-1"
     #: Custom endpoint (moto's server in tests).
@@ -104,8 +147,8 @@ class ModelPriceSettings(_Section):
 
 
 class RateLimitSettings(_Section):
-    requests_per_minute: int | None = Field(None, ge=1)
-    tokens_per_minute: int | None = Field(None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
 
 
 #: List prices (USD per 1K tokens, on-demand, us-east-1) when this was written; override them in
@@ -121,26 +164,26 @@ DEFAULT_PRICES: dict[str, ModelPriceSettings] = {
 class ModelsSettings(_Section):
     """Remote model backends: timeouts, retries, circuit, rate limits, prices, spending caps."""
 
-    timeout_s: float = Field(120.0, gt=0)
-    connect_timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
     #: Attempts per request (1 = no retry); only throttling, 5xx and timeouts are retried.
-    max_attempts: int = Field(4, ge=1, le=20)
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(20.0, ge=0)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=20.0, ge=0)
     #: Consecutive failures that open a backend's circuit, and how long it stays open.
-    circuit_failures: int = Field(5, ge=1)
-    circuit_reset_s: float = Field(30.0, gt=0)
+    circuit_failures: int = Field(default=5, ge=1)
+    circuit_reset_s: float = Field(default=30.0, gt=0)
     #: Where per-backend rate limits are counted; ``auto``: Redis when cache.url is redis://.
     rate_limiter: Literal["auto", "memory", "redis"] = "auto"
-    rate_limit_max_wait_s: float = Field(60.0, ge=0)
+    rate_limit_max_wait_s: float = Field(default=60.0, ge=0)
     #: Per model id (catalogue id); models without an entry use ``default_rate_limit``.
     rate_limits: dict[str, RateLimitSettings] = {}
     default_rate_limit: RateLimitSettings = RateLimitSettings()
     #: Per model id or provider model id.
     prices: dict[str, ModelPriceSettings] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     #: Spending caps in US dollars (None: no cap).
-    job_spending_cap_usd: float | None = Field(None, ge=0)
-    user_spending_cap_usd: float | None = Field(None, ge=0)
+    job_spending_cap_usd: float | None = Field(default=None, ge=0)
+    user_spending_cap_usd: float | None = Field(default=None, ge=0)
 
 
 class Settings(BaseSettings):
@@ -173,6 +216,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     aws: AwsSettings = AwsSettings()
     models: ModelsSettings = ModelsSettings()
+    api: ApiSettings = ApiSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -184,6 +229,7 @@ class Settings(BaseSettings):
             "queue": {"backend": "sqs"},
             "storage": {"backend": "s3"},
             "secrets": {"backend": "aws"},
+            "observability": {"emf": True},
         }
         for section, values in presets.items():
             current = data.get(section) or {}

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "llamacpp": "textnlp.backends.llamacpp:LlamaCppBackend",
     "transformers": "textnlp.backends.transformers:TransformersBackend",
+    "bedrock": "textnlp.backends.bedrock:BedrockBackend",
+    "sagemaker": "textnlp.backends.sagemaker:SageMakerBackend",
+    "openai": "textnlp.backends.openai_compat:OpenAICompatBackend",
+    "anthropic": "textnlp.backends.anthropic_api:AnthropicBackend",
 }
 
 
@@ -105,10 +109,13 @@ class ModelCatalogue:
             reason=reason,
         )
 
-    def create(self, model_id: str) -> Backend:
-        """A backend for ``model_id``, not yet loaded (``async with`` or ``load()`` it)."""
+    def create(self, model_id: str, **options: Any) -> Backend:
+        """A backend for ``model_id``, not yet loaded (``async with`` or ``load()`` it).
+
+        ``options`` go to the backend's constructor (e.g. a shared cloud ``context``).
+        """
         spec = self.get(model_id)
-        return backend_class(spec.backend)(spec)
+        return backend_class(spec.backend)(spec, **options)
 
 
 def read_catalogue_file(path: Path) -> list[ModelSpec]:

@@ -56,7 +56,7 @@ class GenerationService:
         templates = TemplateLibrary.load(settings.user_templates_dir)
         enabled = settings.generation.response_cache if use_cache is None else use_cache
         cache = SqliteResponseCache(settings.response_cache_path) if enabled else None
-        return cls(settings, catalogue, templates, ModelPool(catalogue), cache)
+        return cls(settings, catalogue, templates, ModelPool(catalogue, settings), cache)
 
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
         """Resolve names to objects and check everything that can be checked before loading."""

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
 
 from textnlp.backends.base import Backend
-from textnlp.backends.registry import ModelCatalogue
+from textnlp.backends.registry import ModelCatalogue, backend_class
+from textnlp.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from textnlp.backends.cloud import CloudContext
 from textnlp.domain import ModelInfo
 from textnlp.errors import BackendUnavailable
 
 
 class ModelPool:
-    """Loads a model the first time it is asked for and keeps it until ``aclose``."""
+    """Loads a model the first time it is asked for and keeps it until ``aclose``.
 
-    def __init__(self, catalogue: ModelCatalogue) -> None:
+    Remote backends share one ``CloudContext`` (secrets, circuits, rate limits, prices), built
+    from ``settings`` the first time one is needed.
+    """
+
+    def __init__(self, catalogue: ModelCatalogue, settings: Settings | None = None) -> None:
         self.catalogue = catalogue
+        self.settings = settings
         self._backends: dict[str, Backend] = {}
+        self._cloud: CloudContext | None = None
         self._lock = asyncio.Lock()
 
     async def get(self, model_id: str) -> Backend:
@@ -31,10 +42,25 @@ class ModelPool:
                         backend=info.backend,
                         model=model_id,
                     )
-                backend = self.catalogue.create(model_id)
+                spec = self.catalogue.get(model_id)
+                options: dict[str, Any] = {}
+                if getattr(backend_class(spec.backend), "shares_cloud_context", False):
+                    options["context"] = self._cloud_context()
+                backend = self.catalogue.create(model_id, **options)
                 await backend.load()
                 self._backends[model_id] = backend
             return self._backends[model_id]
+
+    def _cloud_context(self) -> CloudContext:
+        if self._cloud is None:
+            from textnlp.backends.cloud import CloudContext
+
+            self._cloud = CloudContext.from_settings(self.settings or load_settings())
+        return self._cloud
+
+    def circuits(self) -> dict[str, Any]:
+        """State of each remote backend's circuit (for health checks)."""
+        return self._cloud.circuits.states() if self._cloud is not None else {}
 
     def loaded(self) -> list[str]:
         return list(self._backends)
@@ -46,3 +72,6 @@ class ModelPool:
         backends, self._backends = self._backends, {}
         for backend in backends.values():
             await backend.aclose()
+        cloud, self._cloud = self._cloud, None
+        if cloud is not None:
+            await cloud.aclose()

@@ -1,0 +1,202 @@
+"""What the Bedrock and SageMaker backends share: boto3 clients, the mapping of AWS errors to
+the error tree, and iterating a blocking EventStream from async code.
+
+boto3 is synchronous: calls run in ``asyncio.to_thread``; a stream is read in a thread that
+hands events to the event loop through an ``asyncio.Queue``. botocore's own retries are off
+(``total_max_attempts: 1``): ``resilience.Resilience`` is the one place that retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from textnlp.backends.cloud import CloudContext
+from textnlp.backends.providers.http_errors import error_class, mentions_context
+from textnlp.backends.spec import ModelSpec
+from textnlp.errors import (
+    AuthFailed,
+    BackendError,
+    BackendUnavailable,
+    ContextWindowExceeded,
+    InvalidRequest,
+    RateLimited,
+    Timeout,
+)
+
+T = TypeVar("T")
+
+#: AWS error codes (Bedrock Runtime and SageMaker Runtime API references, "Errors").
+CODES: dict[str, type[BackendError]] = {
+    "ThrottlingException": RateLimited,
+    "TooManyRequestsException": RateLimited,
+    "ServiceQuotaExceededException": RateLimited,
+    "ModelTimeoutException": Timeout,
+    "AccessDeniedException": AuthFailed,
+    "UnrecognizedClientException": AuthFailed,
+    "ExpiredTokenException": AuthFailed,
+    "InvalidSignatureException": AuthFailed,
+    "ValidationException": InvalidRequest,
+    "ValidationError": InvalidRequest,
+    "ResourceNotFoundException": InvalidRequest,
+    "ModelNotReadyException": BackendUnavailable,
+    "ServiceUnavailableException": BackendUnavailable,
+    "ServiceUnavailable": BackendUnavailable,
+    "InternalServerException": BackendUnavailable,
+    "InternalFailure": BackendUnavailable,
+    "InternalDependencyException": BackendUnavailable,
+    "InternalStreamFailure": BackendUnavailable,
+    "ModelStreamErrorException": BackendUnavailable,
+    "ModelStreamError": BackendUnavailable,
+}
+
+
+def make_client(service: str, spec: ModelSpec, context: CloudContext) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    options = spec.options
+    config = Config(
+        read_timeout=float(options.get("timeout_s", context.timeout_s)),
+        connect_timeout=context.connect_timeout_s,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=int(options.get("max_connections", 64)),
+    )
+    return boto3.session.Session().client(
+        service,
+        region_name=options.get("region") or context.aws_region,
+        endpoint_url=options.get("endpoint_url") or context.aws_endpoint_url,
+        config=config,
+    )
+
+
+def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
+    """A botocore exception as an error of the tree (the message never holds credentials)."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        EventStreamError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
+    where = {"backend": backend, "model": model}
+    if isinstance(exc, ClientError):  # EventStreamError is one too
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")) or str(exc)
+        # Error events inside a stream spell their codes lowerCamel (throttlingException).
+        if isinstance(exc, EventStreamError) and code[:1].islower():
+            code = code[:1].upper() + code[1:]
+        cls = _class_for(code, message, exc.response)
+        return cls(f"{code}: {message}", code=code, **where)
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return Timeout(f"no answer in time: {exc}", **where)
+    if isinstance(exc, EndpointConnectionError):
+        return BackendUnavailable(f"cannot connect: {exc}", **where)
+    if isinstance(exc, NoCredentialsError):
+        return AuthFailed("no AWS credentials found", **where)
+    return BackendUnavailable(f"{type(exc).__name__}: {exc}", **where)
+
+
+def _class_for(code: str, message: str, response: dict[str, Any]) -> type[BackendError]:
+    if code == "ModelError":
+        # SageMaker: the container answered non-200; its own status says what happened.
+        original = response.get("OriginalStatusCode") or response.get("Error", {}).get(
+            "OriginalStatusCode"
+        )
+        status = int(original) if str(original or "").isdigit() else 500
+        return error_class(status, message + " " + str(response.get("OriginalMessage", "")))
+    cls = CODES.get(code)
+    if cls is None:
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+        cls = error_class(status, message)
+    if cls is InvalidRequest and mentions_context(message):
+        return ContextWindowExceeded
+    return cls
+
+
+def thread_pool(spec: ModelSpec, name: str) -> ThreadPoolExecutor:
+    """Threads for one backend's blocking calls: as many as its connection pool, so that
+    concurrency is not capped by the event loop's small default executor."""
+    return ThreadPoolExecutor(
+        max_workers=int(spec.options.get("max_connections", 64)),
+        thread_name_prefix=f"textnlp-{name}",
+    )
+
+
+async def call_in_thread(
+    call: Callable[[], T], *, backend: str, model: str, pool: Executor | None = None
+) -> T:
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
+    except BackendError:
+        raise
+    except Exception as exc:
+        if _is_botocore(exc):
+            raise map_aws_error(exc, backend=backend, model=model) from exc
+        raise
+
+
+def _is_botocore(exc: Exception) -> bool:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(exc, BotoCoreError | ClientError)
+
+
+_END = object()
+
+
+async def iterate_in_thread(
+    open_events: Callable[[], Iterable[T]],
+    *,
+    backend: str,
+    model: str,
+    pool: Executor | None = None,
+) -> AsyncGenerator[T, None]:
+    """Events of a blocking stream, read in a worker thread, as an async generator.
+
+    Closing the generator early (the caller stopped reading) tells the thread to stop and
+    close the underlying stream.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    stop = threading.Event()
+
+    def pump() -> None:
+        stream: Any = None
+        try:
+            stream = open_events()
+            for event in stream:
+                if stop.is_set():
+                    break
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+        except Exception as exc:  # handed to the reader, mapped there
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            close = getattr(stream, "close", None)
+            if stop.is_set() and callable(close):
+                close()
+            loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+    worker = loop.run_in_executor(pool, pump)
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                break
+            if isinstance(item, BackendError):
+                raise item
+            if isinstance(item, Exception):
+                if _is_botocore(item):
+                    raise map_aws_error(item, backend=backend, model=model) from item
+                raise item
+            yield item
+    finally:
+        # Never wait here: the thread may be blocked on the network; it stops at its next event.
+        stop.set()
+        del worker

@@ -1,0 +1,152 @@
+"""Estimated cost of completions from a price table, and spending caps.
+
+Prices are US dollars per 1,000 tokens, input and output apart, keyed by catalogue model id or
+by the provider's model id (``endpoint``). The table comes from settings
+(``ModelsSettings.prices``); a model without an entry has no cost (``None``), which is the
+honest answer for self-hosted servers. ``SpendingCap`` stops work *before* a cap would be
+exceeded: each request reserves its worst case (prompt + ``max_tokens``) and settles with the
+actual cost when it returns; ``CappedBackend`` applies a cap to any backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from textnlp.backends.base import Backend
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta, Usage
+from textnlp.errors import QuotaExceeded
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_1k: float
+    output_per_1k: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_1k + completion_tokens * self.output_per_1k) / 1000
+
+
+class PriceTable:
+    def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
+        self._prices = dict(prices or {})
+
+    def price(self, spec: ModelSpec) -> Price | None:
+        for key in (spec.id, spec.endpoint):
+            if key and key in self._prices:
+                return self._prices[key]
+        return None
+
+    def cost(self, spec: ModelSpec, usage: Usage) -> float | None:
+        price = self.price(spec)
+        if price is None:
+            return None
+        return round(price.cost(usage.prompt_tokens, usage.completion_tokens), 8)
+
+    def estimate(self, spec: ModelSpec, prompt_tokens: int, max_tokens: int) -> float:
+        """The most a request can cost (0 without a price)."""
+        price = self.price(spec)
+        return price.cost(prompt_tokens, max_tokens) if price else 0.0
+
+    def priced(self, spec: ModelSpec, usage: Usage) -> Usage:
+        return usage.model_copy(update={"cost_usd": self.cost(spec, usage)})
+
+
+class SpendingCap:
+    """A budget in US dollars for one user or one job; safe across threads and tasks."""
+
+    def __init__(self, limit_usd: float, *, spent_usd: float = 0.0, name: str = "") -> None:
+        self.limit_usd = limit_usd
+        self.name = name
+        self._spent = spent_usd
+        self._reserved = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def spent_usd(self) -> float:
+        return self._spent
+
+    @property
+    def remaining_usd(self) -> float:
+        return max(0.0, self.limit_usd - self._spent - self._reserved)
+
+    def _refuse(self, estimated: float) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"spending cap{f' of {self.name}' if self.name else ''} reached: "
+            f"${self._spent:.4f} spent, ${self._reserved:.4f} in flight, "
+            f"${estimated:.4f} more would exceed ${self.limit_usd:.2f}",
+            limit_usd=self.limit_usd,
+            spent_usd=round(self._spent, 6),
+        )
+
+    def check(self, estimated: float) -> None:
+        """Raise ``QuotaExceeded`` when ``estimated`` more would pass the cap."""
+        with self._lock:
+            if self._spent + self._reserved + estimated > self.limit_usd:
+                raise self._refuse(estimated)
+
+    def reserve(self, estimated: float) -> None:
+        with self._lock:
+            if self._spent + self._reserved + estimated > self.limit_usd:
+                raise self._refuse(estimated)
+            self._reserved += estimated
+
+    def settle(self, reserved: float, actual: float | None) -> None:
+        with self._lock:
+            self._reserved = max(0.0, self._reserved - reserved)
+            self._spent += actual or 0.0
+
+    def add(self, actual: float | None) -> None:
+        self.settle(0.0, actual)
+
+
+class CappedBackend(Backend):
+    """Wraps a loaded backend so that no request starts that could pass ``cap``."""
+
+    name = "capped"
+
+    def __init__(self, inner: Backend, cap: SpendingCap, prices: PriceTable) -> None:
+        super().__init__(inner.spec)
+        self.inner = inner
+        self.cap = cap
+        self.prices = prices
+
+    def _estimate(self, request: GenerationRequest) -> float:
+        prompt = self.inner.count_tokens(request.as_text())
+        return self.prices.estimate(self.spec, prompt, request.params.max_tokens * request.params.n)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        estimates = [self._estimate(r) for r in requests]
+        total = sum(estimates)
+        self.cap.reserve(total)
+        try:
+            completions = await self.inner.generate(requests)
+        except BaseException:
+            self.cap.settle(total, None)
+            raise
+        self.cap.settle(total, sum(c.usage.cost_usd or 0.0 for c in completions))
+        return completions
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        estimate = self._estimate(request)
+        self.cap.reserve(estimate)
+        actual: float | None = None
+        try:
+            async for delta in self.inner.stream(request):
+                if delta.usage is not None:
+                    actual = delta.usage.cost_usd
+                yield delta
+        finally:
+            # A stream cut short may have cost something; count the estimate then.
+            self.cap.settle(estimate, actual if actual is not None else estimate)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def info(self) -> ModelInfo:
+        return self.inner.info()
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()

@@ -1,0 +1,77 @@
+"""Meta Llama 2 / 3.x on Bedrock InvokeModel (AWS docs: "Meta Llama models").
+
+Request: ``{"prompt", "temperature", "top_p", "max_gen_len"}`` with the model's own chat
+format in ``prompt`` (no stop-sequence parameter). Response and stream chunks:
+``{"generation", "prompt_token_count", "generation_token_count", "stop_reason": "stop" |
+"length" | null}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textnlp.backends.providers.common import Chunk, Parsed, finish_reason, split_system
+from textnlp.backends.providers.invocation_metrics import metrics_chunk
+from textnlp.domain import GenerationRequest
+
+LENGTH_REASONS = ("length",)
+
+
+def llama3_prompt(request: GenerationRequest) -> str:
+    system, messages = split_system(request)
+    parts = ["<|begin_of_text|>"]
+    if system:
+        parts.append(f"<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>")
+    for m in messages:
+        parts.append(f"<|start_header_id|>{m.role}<|end_header_id|>\n\n{m.content}<|eot_id|>")
+    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(parts)
+
+
+def llama2_prompt(request: GenerationRequest) -> str:
+    system, messages = split_system(request)
+    out = ""
+    pending_system = f"<<SYS>>\n{system}\n<</SYS>>\n\n" if system else ""
+    for m in messages:
+        if m.role == "user":
+            out += f"<s>[INST] {pending_system}{m.content} [/INST]"
+            pending_system = ""
+        else:
+            out += f" {m.content} </s>"
+    return out
+
+
+def prompt_text(model_id: str, request: GenerationRequest) -> str:
+    if request.prompt is not None:
+        return request.prompt
+    return llama3_prompt(request) if "llama3" in model_id else llama2_prompt(request)
+
+
+def request_body(model_id: str, request: GenerationRequest) -> dict[str, Any]:
+    params = request.params
+    return {
+        "prompt": prompt_text(model_id, request),
+        "temperature": min(params.temperature, 1.0),
+        "top_p": params.top_p,
+        "max_gen_len": params.max_tokens,
+    }
+
+
+def parse_response(body: dict[str, Any]) -> Parsed:
+    return Parsed(
+        text=body.get("generation", ""),
+        finish_reason=finish_reason(body.get("stop_reason"), length=LENGTH_REASONS),
+        prompt_tokens=body.get("prompt_token_count"),
+        completion_tokens=body.get("generation_token_count"),
+    )
+
+
+def parse_chunk(chunk: dict[str, Any]) -> Chunk | None:
+    reason = chunk.get("stop_reason")
+    metrics = metrics_chunk(chunk)
+    return Chunk(
+        text=chunk.get("generation", ""),
+        finish_reason=finish_reason(reason, length=LENGTH_REASONS) if reason else None,
+        prompt_tokens=metrics.prompt_tokens if metrics else None,
+        completion_tokens=metrics.completion_tokens if metrics else None,
+    )

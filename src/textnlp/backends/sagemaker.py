@@ -1,0 +1,147 @@
+"""SageMaker real-time endpoints (``sagemaker-runtime``): ``invoke_endpoint`` and
+``invoke_endpoint_with_response_stream``.
+
+The default contract is Hugging Face TGI / LMI's (``{"inputs", "parameters"}`` ->
+``[{"generated_text"}]``, token events when streaming; ``providers.sagemaker_tgi``). Newer
+LMI / vLLM containers that speak OpenAI's messages API are chosen with ``options: {api:
+openai}`` (``providers.openai``). ``options.target_variant`` picks a production variant of a
+multi-variant endpoint (the design's ``textnlp-multi-model`` serves ``gpt-j-6b`` and
+``llama-7b``)::
+
+    - id: gpt-j-6b
+      backend: sagemaker
+      endpoint: textnlp-multi-model
+      context_length: 2048
+      options: {target_variant: gpt-j-6b, region: us-east-1}
+
+Other options: ``inference_component``, ``custom_attributes``, ``model`` (the ``model`` field
+sent to OpenAI-style containers), ``timeout_s``, ``max_connections``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from textnlp.backends.aws_common import (
+    call_in_thread,
+    iterate_in_thread,
+    make_client,
+    thread_pool,
+)
+from textnlp.backends.cloud import CloudBackend, CloudContext
+from textnlp.backends.providers import openai as openai_body
+from textnlp.backends.providers import sagemaker_tgi
+from textnlp.backends.providers.common import Chunk, Parsed
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import GenerationRequest
+from textnlp.errors import BackendUnavailable, ConfigError
+
+
+class SageMakerBackend(CloudBackend):
+    name = "sagemaker"
+
+    _client: Any = None
+    _pool: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
+        if importlib.util.find_spec("boto3") is None:
+            return False, "boto3 is not installed (pip install 'textnlp[aws]')"
+        if not spec.endpoint:
+            return False, "no SageMaker endpoint name (catalogue 'endpoint:')"
+        return True, ""
+
+    @property
+    def api(self) -> str:
+        return str(self.spec.options.get("api", "tgi"))
+
+    async def _open(self, context: CloudContext) -> None:
+        if not self.spec.endpoint:
+            raise ConfigError(f"model {self.spec.id}: a sagemaker entry needs 'endpoint:'")
+        if self.api not in ("tgi", "openai"):
+            raise ConfigError(f"model {self.spec.id}: options.api must be 'tgi' or 'openai'")
+        if self._pool is None:
+            self._pool = thread_pool(self.spec, self.name)
+        if self._client is None:
+            self._client = await asyncio.to_thread(
+                make_client, "sagemaker-runtime", self.spec, context
+            )
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _where(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.spec.id, "pool": self._pool}
+
+    def _body(self, request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
+        if self.api == "tgi":
+            return sagemaker_tgi.request_body(request, stream=stream)
+        body = openai_body.chat_body(str(self.spec.options.get("model", self.spec.id)), request)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _args(self, request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
+        assert self.spec.endpoint is not None
+        args: dict[str, Any] = {
+            "EndpointName": self.spec.endpoint,
+            "Body": json.dumps(self._body(request, stream=stream)).encode("utf-8"),
+            "ContentType": "application/json",
+        }
+        if not stream:
+            args["Accept"] = "application/json"
+        options = self.spec.options
+        if options.get("target_variant"):
+            args["TargetVariant"] = str(options["target_variant"])
+        if options.get("inference_component"):
+            args["InferenceComponentName"] = str(options["inference_component"])
+        if options.get("custom_attributes"):
+            args["CustomAttributes"] = str(options["custom_attributes"])
+        return args
+
+    async def _invoke(self, request: GenerationRequest) -> Parsed:
+        client = self._client
+        args = self._args(request, stream=False)
+
+        def invoke() -> Any:
+            return json.loads(client.invoke_endpoint(**args)["Body"].read())
+
+        payload = await call_in_thread(invoke, **self._where())
+        try:
+            if self.api == "tgi":
+                return sagemaker_tgi.parse_response(payload)
+            return openai_body.parse_response(payload)
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise BackendUnavailable(
+                f"endpoint answered an unexpected body: {exc}", **self._where()
+            ) from exc
+
+    async def _chunks(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
+        client = self._client
+        args = self._args(request, stream=True)
+        parse = sagemaker_tgi.parse_event if self.api == "tgi" else openai_body.parse_chunk
+        lines = sagemaker_tgi.EventLines()
+        events = iterate_in_thread(
+            lambda: client.invoke_endpoint_with_response_stream(**args)["Body"], **self._where()
+        )
+        async for event in events:
+            part = event.get("PayloadPart")
+            if not part:
+                continue
+            for decoded in lines.feed(part.get("Bytes", b"")):
+                if (chunk := parse(decoded)) is not None:
+                    yield chunk
+        for decoded in lines.flush():
+            if (chunk := parse(decoded)) is not None:
+                yield chunk

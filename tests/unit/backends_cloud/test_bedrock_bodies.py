@@ -1,0 +1,306 @@
+"""Bedrock request/response translation, on bodies from the AWS documentation
+("Inference request parameters and response fields for foundation models", Converse API
+reference)."""
+
+from __future__ import annotations
+
+from textnlp.backends.providers import (
+    bedrock_ai21,
+    bedrock_anthropic,
+    bedrock_converse,
+    bedrock_meta,
+    bedrock_mistral,
+    bedrock_titan,
+)
+from textnlp.backends.providers.bedrock_models import (
+    AI21_J2,
+    ANTHROPIC_MESSAGES,
+    ANTHROPIC_TEXT,
+    TITAN,
+    bedrock_profile,
+    provider_of,
+)
+from textnlp.backends.providers.common import Chunk
+from textnlp.domain import ChatMessage, GenerationParams, GenerationRequest
+
+PARAMS = GenerationParams(max_tokens=4096, temperature=0.7, top_p=0.9, stop=("\n\nHuman:",))
+CHAT = GenerationRequest.chat("Write a product review.", system="You are terse.", params=PARAMS)
+
+
+def test_converse_request_body() -> None:
+    body = bedrock_converse.request_body("anthropic.claude-v2", CHAT)
+    assert body == {
+        "modelId": "anthropic.claude-v2",
+        "messages": [{"role": "user", "content": [{"text": "Write a product review."}]}],
+        "system": [{"text": "You are terse."}],
+        "inferenceConfig": {
+            "maxTokens": 4096,
+            "temperature": 0.7,
+            "topP": 0.9,
+            "stopSequences": ["\n\nHuman:"],
+        },
+    }
+
+
+def test_converse_folds_system_for_models_without_it() -> None:
+    body = bedrock_converse.request_body("amazon.titan-text-express-v1", CHAT, system_prompts=False)
+    assert "system" not in body
+    assert body["messages"][0]["content"][0]["text"] == "You are terse.\n\nWrite a product review."
+
+
+def test_converse_merges_turns_to_alternate() -> None:
+    request = GenerationRequest(
+        messages=(
+            ChatMessage(role="assistant", content="Hello."),
+            ChatMessage(role="user", content="a"),
+            ChatMessage(role="user", content="b"),
+        )
+    )
+    roles = [m["role"] for m in bedrock_converse.request_body("m", request)["messages"]]
+    assert roles == ["user", "assistant", "user"]
+
+
+def test_converse_response() -> None:
+    # Converse API reference, response syntax.
+    answer = {
+        "output": {
+            "message": {"role": "assistant", "content": [{"text": "Great blender, loud motor."}]}
+        },
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 21, "outputTokens": 7, "totalTokens": 28},
+        "metrics": {"latencyMs": 431},
+    }
+    parsed = bedrock_converse.parse_response(answer)
+    assert parsed.text == "Great blender, loud motor."
+    assert parsed.finish_reason == "stop"
+    assert (parsed.prompt_tokens, parsed.completion_tokens) == (21, 7)
+    answer["stopReason"] = "max_tokens"
+    assert bedrock_converse.parse_response(answer).finish_reason == "length"
+
+
+def test_converse_stream_events() -> None:
+    events = [
+        {"messageStart": {"role": "assistant"}},
+        {"contentBlockDelta": {"delta": {"text": "Hel"}, "contentBlockIndex": 0}},
+        {"contentBlockDelta": {"delta": {"text": "lo"}, "contentBlockIndex": 0}},
+        {"contentBlockStop": {"contentBlockIndex": 0}},
+        {"messageStop": {"stopReason": "max_tokens"}},
+        {
+            "metadata": {
+                "usage": {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7},
+                "metrics": {"latencyMs": 80},
+            }
+        },
+    ]
+    chunks = [c for e in events if (c := bedrock_converse.parse_event(e)) is not None]
+    assert "".join(c.text for c in chunks) == "Hello"
+    assert chunks[-2].finish_reason == "length"
+    assert (chunks[-1].prompt_tokens, chunks[-1].completion_tokens) == (5, 2)
+
+
+def test_anthropic_messages_body_and_response() -> None:
+    body = bedrock_anthropic.messages_body(CHAT)
+    assert body == {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 4096,
+        "system": "You are terse.",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Write a product review."}]}
+        ],
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "stop_sequences": ["\n\nHuman:"],
+    }
+    # "Anthropic Claude Messages API", response example.
+    answer = {
+        "id": "msg_bdrk_01",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-3-haiku-20240307",
+        "content": [{"type": "text", "text": "Solid and quiet."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 18, "output_tokens": 5},
+    }
+    parsed = bedrock_anthropic.parse_messages_response(answer)
+    assert (parsed.text, parsed.finish_reason, parsed.prompt_tokens, parsed.completion_tokens) == (
+        "Solid and quiet.",
+        "stop",
+        18,
+        5,
+    )
+
+
+def test_anthropic_messages_stream_events() -> None:
+    events = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 12, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "max_tokens"},
+            "usage": {"output_tokens": 9},
+        },
+        {
+            "type": "message_stop",
+            "amazon-bedrock-invocationMetrics": {
+                "inputTokenCount": 12,
+                "outputTokenCount": 9,
+                "invocationLatency": 500,
+                "firstByteLatency": 200,
+            },
+        },
+    ]
+    chunks = [c for e in events if (c := bedrock_anthropic.parse_messages_event(e))]
+    assert "".join(c.text for c in chunks) == "Hi"
+    assert any(c.finish_reason == "length" for c in chunks)
+    assert chunks[0].prompt_tokens == 12
+    assert chunks[-1] == Chunk(prompt_tokens=12, completion_tokens=9)
+
+
+def test_anthropic_text_completion() -> None:
+    body = bedrock_anthropic.text_completion_body(CHAT)
+    assert body["prompt"] == "You are terse.\n\nHuman: Write a product review.\n\nAssistant:"
+    assert body["max_tokens_to_sample"] == 4096
+    assert body["stop_sequences"] == ["\n\nHuman:"]
+    # "Anthropic Claude Text Completions API", response.
+    parsed = bedrock_anthropic.parse_text_completion(
+        {"completion": " Sturdy.", "stop_reason": "stop_sequence", "stop": "\n\nHuman:"}
+    )
+    assert (parsed.text, parsed.finish_reason) == (" Sturdy.", "stop")
+    chunk = bedrock_anthropic.parse_text_completion_chunk(
+        {
+            "completion": "",
+            "stop_reason": "max_tokens",
+            "stop": None,
+            "amazon-bedrock-invocationMetrics": {"inputTokenCount": 20, "outputTokenCount": 4096},
+        }
+    )
+    assert chunk == Chunk("", "length", 20, 4096)
+
+
+def test_ai21_jurassic() -> None:
+    body = bedrock_ai21.request_body(GenerationRequest(prompt="Tagline for a cafe:", params=PARAMS))
+    assert body == {
+        "prompt": "Tagline for a cafe:",
+        "maxTokens": 4096,
+        "temperature": 0.7,
+        "topP": 0.9,
+        "stopSequences": ["\n\nHuman:"],
+    }
+    # "AI21 Labs Jurassic-2 models", response.
+    answer = {
+        "id": 1234,
+        "prompt": {"text": "Tagline for a cafe:", "tokens": [{}, {}, {}, {}, {}]},
+        "completions": [
+            {
+                "data": {"text": "\nBrewed for you.", "tokens": [{}, {}, {}, {}]},
+                "finishReason": {"reason": "endoftext"},
+            }
+        ],
+    }
+    parsed = bedrock_ai21.parse_response(answer)
+    assert (parsed.text, parsed.finish_reason, parsed.prompt_tokens, parsed.completion_tokens) == (
+        "\nBrewed for you.",
+        "stop",
+        5,
+        4,
+    )
+    answer["completions"][0]["finishReason"] = {"reason": "length", "length": 4096}
+    assert bedrock_ai21.parse_response(answer).finish_reason == "length"
+
+
+def test_titan_text() -> None:
+    body = bedrock_titan.request_body(CHAT)
+    assert body == {
+        "inputText": "You are terse.\nUser: Write a product review.\nBot:",
+        "textGenerationConfig": {
+            "temperature": 0.7,
+            "topP": 0.9,
+            "maxTokenCount": 4096,
+            "stopSequences": ["\n\nHuman:"],
+        },
+    }
+    # "Amazon Titan Text models", response.
+    answer = {
+        "inputTextTokenCount": 15,
+        "results": [{"tokenCount": 6, "outputText": "Works well.", "completionReason": "FINISH"}],
+    }
+    parsed = bedrock_titan.parse_response(answer)
+    assert (parsed.text, parsed.finish_reason, parsed.prompt_tokens, parsed.completion_tokens) == (
+        "Works well.",
+        "stop",
+        15,
+        6,
+    )
+    chunk = bedrock_titan.parse_chunk(
+        {
+            "outputText": " more",
+            "index": 0,
+            "totalOutputTextTokenCount": 4096,
+            "completionReason": "LENGTH",
+            "inputTextTokenCount": 15,
+        }
+    )
+    assert chunk == Chunk(" more", "length", 15, 4096)
+
+
+def test_meta_llama() -> None:
+    body = bedrock_meta.request_body("meta.llama3-8b-instruct-v1:0", CHAT)
+    assert body["prompt"] == (
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWrite a product review.<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+    assert {k: body[k] for k in ("temperature", "top_p", "max_gen_len")} == {
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "max_gen_len": 4096,
+    }
+    llama2 = bedrock_meta.request_body("meta.llama2-13b-chat-v1", CHAT)["prompt"]
+    assert (
+        llama2 == "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nWrite a product review. [/INST]"
+    )
+    # "Meta Llama models", response.
+    answer = {
+        "generation": "Nice.",
+        "prompt_token_count": 30,
+        "generation_token_count": 3,
+        "stop_reason": "stop",
+    }
+    parsed = bedrock_meta.parse_response(answer)
+    assert (parsed.text, parsed.prompt_tokens, parsed.completion_tokens) == ("Nice.", 30, 3)
+
+
+def test_mistral() -> None:
+    body = bedrock_mistral.request_body(CHAT)
+    assert body == {
+        "prompt": "<s>[INST] You are terse.\n\nWrite a product review. [/INST]",
+        "max_tokens": 4096,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "stop": ["\n\nHuman:"],
+    }
+    # "Mistral AI text completion", response.
+    parsed = bedrock_mistral.parse_response(
+        {"outputs": [{"text": "Good.", "stop_reason": "length"}]}
+    )
+    assert (parsed.text, parsed.finish_reason) == ("Good.", "length")
+
+
+def test_model_profiles() -> None:
+    assert provider_of("us.anthropic.claude-3-5-sonnet-20240620-v1:0") == "anthropic"
+    assert provider_of("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-8b") == "meta"
+    claude = bedrock_profile("anthropic.claude-v2")
+    assert (claude.api, claude.system_prompts, claude.codec) == (
+        "converse",
+        True,
+        ANTHROPIC_MESSAGES,
+    )
+    assert bedrock_profile("anthropic.claude-v2", {"anthropic_api": "text"}).codec == ANTHROPIC_TEXT
+    j2 = bedrock_profile("ai21.j2-ultra-v1", {"api": "invoke"})
+    assert (j2.codec, j2.streaming, j2.system_prompts) == (AI21_J2, False, False)
+    titan = bedrock_profile("amazon.titan-text-express-v1")
+    assert (titan.codec, titan.system_prompts, titan.streaming) == (TITAN, False, True)
+    assert bedrock_profile("cohere.command-r-v1:0").codec is None

@@ -1,0 +1,155 @@
+"""The SageMaker backend over botocore, with a fake at the HTTP level (``fakes.AwsFake``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.unit.backends_cloud.fakes import (
+    AwsFake,
+    aws_error,
+    json_response,
+    payload_part,
+    stream_response,
+)
+from textnlp.backends.cloud import CloudContext
+from textnlp.backends.registry import ModelCatalogue
+from textnlp.backends.sagemaker import SageMakerBackend
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import GenerationParams, GenerationRequest
+from textnlp.errors import BackendUnavailable, ContextWindowExceeded
+
+pytestmark = pytest.mark.usefixtures("fake_aws_credentials")
+
+PARAMS = GenerationParams(max_tokens=20, temperature=0.7, top_p=0.9)
+
+
+async def loaded(spec: ModelSpec, context: CloudContext) -> tuple[SageMakerBackend, AwsFake]:
+    backend = SageMakerBackend(spec, context=context)
+    await backend.load()
+    return backend, AwsFake(backend._client)
+
+
+async def test_invoke_tgi_with_target_variant(context: CloudContext) -> None:
+    spec = ModelCatalogue.load().get("llama-7b")
+    backend, fake = await loaded(spec, context)
+    fake.queue(
+        json_response(
+            [
+                {
+                    "generated_text": " a fox.",
+                    "details": {"finish_reason": "eos_token", "generated_tokens": 3, "seed": 1},
+                }
+            ],
+            **{"x-Amzn-Invoked-Production-Variant": "llama-7b"},
+        )
+    )
+    completion = await backend.generate_one(
+        GenerationRequest(prompt="Once upon a time", params=PARAMS)
+    )
+    assert (completion.text, completion.finish_reason, completion.usage.completion_tokens) == (
+        " a fox.",
+        "stop",
+        3,
+    )
+    assert completion.usage.cost_usd is None  # no price for a self-hosted endpoint
+    sent = fake.requests[0]
+    assert sent.url.endswith("/endpoints/textnlp-multi-model/invocations")
+    assert sent.headers["X-Amzn-SageMaker-Target-Variant"] == "llama-7b"
+    assert sent.json()["parameters"]["max_new_tokens"] == 20
+    await backend.aclose()
+
+
+async def test_stream_tgi_token_events(context: CloudContext) -> None:
+    spec = ModelSpec(
+        id="gpt-j-6b",
+        backend="sagemaker",
+        endpoint="textnlp-multi-model",
+        options={"target_variant": "gpt-j-6b"},
+    )
+    backend, fake = await loaded(spec, context)
+    events = [
+        {
+            "token": {"id": 1, "text": " Hello", "logprob": -0.3, "special": False},
+            "generated_text": None,
+            "details": None,
+        },
+        {
+            "token": {"id": 2, "text": " world", "logprob": -0.2, "special": False},
+            "generated_text": " Hello world",
+            "details": {"finish_reason": "length", "generated_tokens": 2, "seed": None},
+        },
+    ]
+    wire = b"".join(b"data:" + json.dumps(e).encode() + b"\n\n" for e in events)
+    fake.queue(
+        stream_response(
+            [payload_part(wire[:30]), payload_part(wire[30:90]), payload_part(wire[90:])]
+        )
+    )
+    deltas = [d async for d in backend.stream(GenerationRequest(prompt="Say", params=PARAMS))]
+    assert [d.text for d in deltas] == [" Hello", " world", ""]
+    assert deltas[-1].finish_reason == "length"
+    assert deltas[-1].usage is not None and deltas[-1].usage.completion_tokens == 2
+    sent = fake.requests[0]
+    assert sent.url.endswith("/invocations-response-stream")
+    assert sent.json()["stream"] is True
+    await backend.aclose()
+
+
+async def test_openai_messages_container(context: CloudContext) -> None:
+    spec = ModelSpec(
+        id="llama3-lmi",
+        backend="sagemaker",
+        endpoint="lmi-endpoint",
+        options={"api": "openai", "model": "tgi"},
+    )
+    backend, fake = await loaded(spec, context)
+    fake.queue(
+        json_response(
+            {
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "Hi"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+            }
+        )
+    )
+    completion = await backend.generate_one(GenerationRequest.chat("Hello", params=PARAMS))
+    assert (completion.text, completion.usage.prompt_tokens) == ("Hi", 5)
+    assert fake.requests[0].json()["messages"] == [{"role": "user", "content": "Hello"}]
+    await backend.aclose()
+
+
+def model_error(status: int, message: str) -> Any:
+    return aws_error(
+        "ModelError",
+        f'Received client error ({status}) from primary with message "{message}"',
+        424,
+        OriginalStatusCode=status,
+        OriginalMessage=message,
+        LogStreamArn="arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/x",
+    )
+
+
+async def test_model_errors_map_by_original_status(context: CloudContext) -> None:
+    spec = ModelSpec(id="gpt-j-6b", backend="sagemaker", endpoint="textnlp-multi-model")
+    backend, fake = await loaded(spec, context)
+    fake.queue(
+        model_error(
+            422, "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048"
+        )
+    )
+    with pytest.raises(ContextWindowExceeded):
+        await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
+    fake.queue(*[model_error(500, "CUDA out of memory")] * 3)
+    with pytest.raises(BackendUnavailable):
+        await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
+    assert len(fake.requests) == 4  # 1 (not retried) + 3 attempts
+    await backend.aclose()
