@@ -46,8 +46,10 @@ test-unit: venv
 serve: venv
 	$(BIN)/textnlp serve
 
+# Each benchmark prints JSON with its baseline measured in the same run; see bench/RESULTS.md.
+BENCHES := $(wildcard bench/engine.py bench/validation.py bench/backends.py bench/api.py bench/jobs.py)
 bench: venv
-	$(BIN)/python bench/engine.py
+	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 lint: venv
 	$(BIN)/ruff check src tests bench infra
