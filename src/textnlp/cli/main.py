@@ -35,7 +35,7 @@ def _register_optional(module: str) -> None:
             raise
 
 
-for _module in ("validate",):
+for _module in ("validate", "serve", "users", "worker", "jobs"):
     _register_optional(_module)
 
 

@@ -60,5 +60,6 @@ def upgrade_database(url: str) -> None:
     if not script_location.is_dir():  # installed without the source tree
         script_location = Path(__file__).resolve().parent / "migrations"
     config.set_main_option("script_location", str(script_location))
-    config.set_main_option("sqlalchemy.url", url)
+    # Alembic's config interpolates "%": escape it (URL-encoded passwords contain it).
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "heads")

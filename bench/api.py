@@ -1,0 +1,211 @@
+"""API benchmark: the TextNLP API against a bare Starlette app answering the same JSON.
+
+Both run under uvicorn in their own process on 127.0.0.1; this process is the load generator
+(asyncio, raw HTTP/1.1 keep-alive connections, so the client costs little). Measured, each for
+at most ``--seconds`` or ``--requests``:
+
+* ``GET /api/v1/admin/health`` (database + cache probes) vs the bare app's same JSON;
+* a cached ``POST /api/v1/generate/text`` (temperature 0, authenticated, rate-limited, answered
+  from the response cache) vs the bare app answering that JSON to the same POST.
+
+Prints JSON: requests/s, p50/p99 latency in ms, and the ratios. Targets (issue 4): health at
+least 0.5x the bare app's requests/s; cached generate p99 under 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.conftest import free_port, wait_for_port  # noqa: E402
+
+BARE_APP = """
+import json, sys
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+health = sys.argv[2].encode()
+completion = sys.argv[3].encode()
+async def h(request): return Response(health, media_type="application/json")
+async def g(request):
+    await request.body()
+    return Response(completion, media_type="application/json")
+app = Starlette(routes=[
+    Route("/api/v1/admin/health", h),
+    Route("/api/v1/generate/text", g, methods=["POST"]),
+])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+API_APP = """
+import sys
+import uvicorn
+from textnlp.api.app import create_app
+from textnlp.config import load_settings
+app = create_app(load_settings(), configure_logs=True)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False)
+"""
+
+
+async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    writer.write(raw)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def load(
+    port: int, raw: bytes, concurrency: int, seconds: float, limit: int
+) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline and len(latencies) < limit:
+                started = time.perf_counter()
+                status = await _one(reader, writer, raw)
+                latencies.append(time.perf_counter() - started)
+                errors += status >= 400
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "errors": errors,
+        "requests_per_s": round(len(ordered) / elapsed, 1),
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 3),
+    }
+
+
+def request(method: str, path: str, body: bytes = b"", token: str = "") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: keep-alive"]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    if body or method == "POST":
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def start(code: str, *args: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, timeout=60, proc=proc)
+    return proc, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--generate-concurrency", type=int, default=4)
+    args = parser.parse_args()
+
+    import httpx
+
+    home = tempfile.mkdtemp(prefix="textnlp-bench-api-")
+    env = {**os.environ, "TEXTNLP_HOME": home}
+    subprocess.run(
+        [sys.executable, "-m", "textnlp.cli.main", "users", "create", "bench", "--password-stdin"],
+        input=b"bench-password\n",
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    api, api_port = start(API_APP, env=env)
+    procs = [api]
+    try:
+        base = f"http://127.0.0.1:{api_port}/api/v1"
+        token = httpx.post(
+            f"{base}/auth/login", json={"username": "bench", "password": "bench-password"}
+        ).json()["access_token"]
+        body = json.dumps({"prompt": "Say hello.", "max_tokens": 8, "temperature": 0}).encode()
+        warm = httpx.post(
+            f"{base}/generate/text",
+            content=body,
+            timeout=300,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ).text
+        health_json = httpx.get(f"{base}/admin/health").text
+        bare, bare_port = start(BARE_APP, health_json, warm, env=env)
+        procs.append(bare)
+
+        health_req = request("GET", "/api/v1/admin/health")
+        gen_req = request("POST", "/api/v1/generate/text", body, token)
+        run = lambda port, raw, c: asyncio.run(  # noqa: E731
+            load(port, raw, c, args.seconds, args.requests)
+        )
+        results = {
+            "health": {
+                "api": run(api_port, health_req, args.concurrency),
+                "bare": run(bare_port, health_req, args.concurrency),
+            },
+            "cached_generate": {
+                "api": run(api_port, gen_req, args.generate_concurrency),
+                "bare": run(bare_port, gen_req, args.generate_concurrency),
+            },
+        }
+        machine = f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"
+        for figures in results.values():
+            figures["rps_ratio"] = round(
+                figures["api"]["requests_per_s"] / figures["bare"]["requests_per_s"], 3
+            )
+        print(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "concurrency": {
+                        "health": args.concurrency,
+                        "generate": args.generate_concurrency,
+                    },
+                    **results,
+                    "targets": {
+                        "health_rps_ratio_min": 0.5,
+                        "health_ok": results["health"]["rps_ratio"] >= 0.5,
+                        "cached_generate_p99_ms_max": 10,
+                        "cached_generate_ok": results["cached_generate"]["api"]["p99_ms"] < 10,
+                    },
+                },
+                indent=2,
+            )
+        )
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()

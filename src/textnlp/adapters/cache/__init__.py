@@ -1,0 +1,1 @@
+"""Key-value caches behind one protocol: in process (``local``) or Redis (``aws``)."""

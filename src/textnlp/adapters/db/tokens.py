@@ -1,0 +1,105 @@
+"""Refresh-token families and revoked tokens: the durable half of JWT auth.
+
+A login starts a *family*; each refresh rotates to a new refresh token of the same family and
+records the old one as used. Presenting a used refresh token again means it leaked: the whole
+family is revoked (and with it every access token of the family). Logout revokes the family and
+the access token's ``jti``. This lives in the database, never only in the cache, because the
+design's Redis evicts (allkeys-lru).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Boolean, Float, ForeignKey, String, delete, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from textnlp.adapters.db.base import Base
+from textnlp.adapters.db.users import User, UserRow, to_user
+
+
+class TokenFamilyRow(Base):
+    __tablename__ = "token_families"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: The jti of the one refresh token of this family that may be used next.
+    current_jti: Mapped[str] = mapped_column(String(32))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class RevokedTokenRow(Base):
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def start_family(self, family: str, user_id: str, refresh_jti: str, expires_at: float) -> None:
+        self.session.add(
+            TokenFamilyRow(
+                id=family, user_id=user_id, current_jti=refresh_jti, expires_at=expires_at
+            )
+        )
+        self.session.flush()
+
+    def rotate(self, family: str, used_jti: str, new_jti: str, expires_at: float) -> bool:
+        """Move the family from ``used_jti`` to ``new_jti``; False when ``used_jti`` is stale.
+
+        One conditional UPDATE, so two concurrent refreshes with the same token cannot both win.
+        """
+        result = self.session.execute(
+            update(TokenFamilyRow)
+            .where(
+                TokenFamilyRow.id == family,
+                TokenFamilyRow.current_jti == used_jti,
+                TokenFamilyRow.revoked.is_(False),
+            )
+            .values(current_jti=new_jti, expires_at=expires_at)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def access_holder(self, user_id: str, family: str, jti: str) -> User | None:
+        """The user of a live access token (family not revoked, jti not revoked), in one query."""
+        row = self.session.execute(
+            select(UserRow, RevokedTokenRow.jti)
+            .join(TokenFamilyRow, TokenFamilyRow.user_id == UserRow.id)
+            .outerjoin(RevokedTokenRow, RevokedTokenRow.jti == jti)
+            .where(
+                UserRow.id == user_id,
+                TokenFamilyRow.id == family,
+                TokenFamilyRow.revoked.is_(False),
+            )
+        ).first()
+        if row is None or row[1] is not None:
+            return None
+        return to_user(row[0])
+
+    def family_live(self, family: str) -> bool:
+        revoked = self.session.scalar(
+            select(TokenFamilyRow.revoked).where(TokenFamilyRow.id == family)
+        )
+        return revoked is False
+
+    def revoke_family(self, family: str) -> None:
+        self.session.execute(
+            update(TokenFamilyRow).where(TokenFamilyRow.id == family).values(revoked=True)
+        )
+
+    def revoke_jti(self, jti: str, expires_at: float) -> None:
+        if self.session.get(RevokedTokenRow, jti) is None:
+            self.session.add(RevokedTokenRow(jti=jti, expires_at=expires_at))
+            self.session.flush()
+
+    def jti_revoked(self, jti: str) -> bool:
+        return self.session.get(RevokedTokenRow, jti) is not None
+
+    def purge_expired(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.session.execute(delete(RevokedTokenRow).where(RevokedTokenRow.expires_at < now))
+        self.session.execute(delete(TokenFamilyRow).where(TokenFamilyRow.expires_at < now))

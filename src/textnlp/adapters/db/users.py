@@ -1,0 +1,124 @@
+"""Users and their API keys: tables and repositories.
+
+A user has a unique name, an argon2id hash and a role (``admin`` or ``user``). API keys belong
+to a user (service accounts are users too); only the SHA-256 of a key's secret is stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from textnlp.adapters.db.base import Base
+from textnlp.errors import Conflict, NotFound
+
+RoleName = Literal["admin", "user"]
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the rest of the code sees it (never the password hash)."""
+
+    id: str
+    username: str
+    role: RoleName
+    active: bool = True
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def to_user(row: UserRow) -> User:
+    role: RoleName = "admin" if row.role == "admin" else "user"
+    return User(id=row.id, username=row.username, role=role, active=row.active)
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, username: str, password_hash: str, role: RoleName = "user") -> User:
+        row = UserRow(
+            id=str(uuid.uuid4()), username=username, password_hash=password_hash, role=role
+        )
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError:
+            self.session.rollback()
+            raise Conflict(f"user {username!r} already exists", username=username) from None
+        return to_user(row)
+
+    def by_name(self, username: str) -> tuple[User, str] | None:
+        """The user and their password hash."""
+        row = self.session.scalar(select(UserRow).where(UserRow.username == username))
+        return (to_user(row), row.password_hash) if row else None
+
+    def get(self, user_id: str) -> User | None:
+        row = self.session.get(UserRow, user_id)
+        return to_user(row) if row else None
+
+    def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        row = self.session.get(UserRow, user_id)
+        if row is None:
+            raise NotFound("no such user")
+        row.password_hash = password_hash
+
+
+class ApiKeyRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, key_id: str, user_id: str, name: str, secret_hash: str) -> None:
+        self.session.add(ApiKeyRow(id=key_id, user_id=user_id, name=name, secret_hash=secret_hash))
+        self.session.flush()
+
+    def find(self, key_id: str) -> tuple[str, str] | None:
+        """(user id, secret hash) of a live key."""
+        row = self.session.get(ApiKeyRow, key_id)
+        if row is None or row.revoked:
+            return None
+        return row.user_id, row.secret_hash
+
+    def list_for(self, user_id: str) -> list[ApiKeyRow]:
+        return list(
+            self.session.scalars(
+                select(ApiKeyRow).where(ApiKeyRow.user_id == user_id).order_by(ApiKeyRow.created_at)
+            )
+        )
+
+    def revoke(self, key_id: str, user_id: str) -> None:
+        """Revoke the caller's own key; another user's key is "not found" (owner isolation)."""
+        row = self.session.get(ApiKeyRow, key_id)
+        if row is None or row.user_id != user_id:
+            raise NotFound(f"no API key {key_id!r}")
+        row.revoked = True

@@ -1,0 +1,132 @@
+"""The one place that turns exceptions into the API's error JSON ``{"error": {...}}``.
+
+``TextNLPError`` -> its ``http_status`` and ``to_dict()``; request validation -> 422;
+Starlette's HTTP errors (unknown route 404, 405, 413) -> the same shape; anything else -> 500
+with no detail (logged with the request id). WebSockets use ``ws_error_message``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from textnlp.errors import QuotaExceeded, TextNLPError
+
+log = logging.getLogger("textnlp.api")
+
+_STATUS_TYPES = {
+    400: "bad_request",
+    401: "authentication_error",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "quota_exceeded",
+    501: "not_implemented",
+}
+
+
+class NotImplementedYet(TextNLPError):
+    """A route of the design that this installation does not provide (yet)."""
+
+    type = "not_implemented"
+    http_status = 501
+
+
+def error_json(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    headers: dict[str, str] = {}
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, QuotaExceeded) or exc.http_status == 429:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after or 1)))
+    return exc.http_status, _json_safe(exc.to_dict()), headers
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors without the input echoed back (it may hold a password)."""
+    return [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
+        for error in errors
+    ]
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(part for part in first["loc"] if part != "body") or "body"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def ws_error_message(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, TextNLPError):
+        return {"type": "error", "error": _json_safe(exc.to_dict())}
+    if isinstance(exc, WebSocketRequestValidationError | RequestValidationError):
+        errors = validation_errors(exc.errors())
+        return {
+            "type": "error",
+            "error": {
+                "type": "validation_error",
+                "message": validation_message(errors),
+                "errors": errors,
+            },
+        }
+    return {"type": "error", "error": {"type": "internal_error", "message": "internal error"}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TextNLPError)
+    async def _textnlp(_: Request, exc: TextNLPError) -> JSONResponse:
+        status, body, headers = error_for(exc)
+        if status >= 500:
+            log.error("request failed: %s", exc.message, extra={"error_type": exc.type})
+        return error_json(status, body, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(exc.errors())
+        body = {"type": "validation_error", "message": validation_message(errors), "errors": errors}
+        return error_json(422, body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = _STATUS_TYPES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else kind.replace("_", " ")
+        return error_json(
+            exc.status_code, {"type": kind, "message": message}, dict(exc.headers or {})
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_json(500, {"type": "internal_error", "message": "internal error"})
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

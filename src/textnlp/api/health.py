@@ -1,0 +1,118 @@
+"""Health of the components the API needs: database, cache, queue, storage, model backends.
+
+``ok`` needs the database, the cache and the default model's backend; other models are
+reported but do not fail the check (a missing Bedrock credential should not take the API out
+of its load balancer). Model availability is static between deployments, so it is computed
+at most every ``MODEL_TTL_S`` seconds; database and cache are probed on every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from textnlp.adapters.cache.base import KeyValueCache
+from textnlp.api.schemas import ComponentHealth, HealthResponse
+from textnlp.config import Settings
+from textnlp.services.generation import GenerationService
+
+MODEL_TTL_S = 30.0
+#: Probes of the database and cache are shared by the calls of this interval, so a probe storm
+#: (every load-balancer target, every second) costs the database one query per interval.
+PROBE_TTL_S = 1.0
+
+
+class HealthChecker:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: Any,
+        cache: KeyValueCache,
+        generation: GenerationService,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.cache = cache
+        self.generation = generation
+        self._models: dict[str, ComponentHealth] = {}
+        self._models_at = 0.0
+        self._probed: dict[str, ComponentHealth] = {}
+        self._probed_at = 0.0
+
+    async def check(self) -> HealthResponse:
+        now = time.monotonic()
+        if not self._probed or now - self._probed_at > PROBE_TTL_S:
+            self._probed = await asyncio.to_thread(self._probe)
+            self._probed_at = time.monotonic()
+        checks = self._probed
+        models = self._model_health()
+        default = models.get(self.settings.default_model)
+        needed = [checks["database"], checks["cache"]] + ([default] if default else [])
+        healthy = all(c.status != "down" for c in needed)
+        return HealthResponse(status="ok" if healthy else "degraded", checks=checks, models=models)
+
+    def _probe(self) -> dict[str, ComponentHealth]:
+        database = self._database()
+        return {
+            "database": database,
+            "cache": _ok(self.cache.ping(), f"cache {self._cache_kind()} does not answer"),
+            "queue": self._queue(database),
+            "storage": self._storage(),
+        }
+
+    def _database(self) -> ComponentHealth:
+        try:
+            with self.sessions() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "down" here
+            return ComponentHealth(status="down", detail=type(exc).__name__)
+        return ComponentHealth(status="ok")
+
+    def _queue(self, database: ComponentHealth) -> ComponentHealth:
+        if self.settings.queue.backend == "local":
+            # The local queue is a database table: it is up when the database is.
+            return ComponentHealth(status=database.status, detail="database table")
+        return ComponentHealth(status="unchecked", detail="SQS (checked by the worker)")
+
+    def _storage(self) -> ComponentHealth:
+        if self.settings.storage.backend == "s3":
+            return ComponentHealth(
+                status="unchecked", detail=f"s3://{self.settings.storage.bucket}"
+            )
+        root = self.settings.storage_root
+        probe = root if root.exists() else root.parent
+        writable = probe.exists() and os.access(probe, os.W_OK)
+        return _ok(writable, f"{probe} is not writable")
+
+    def _cache_kind(self) -> str:
+        return "memory" if self.settings.cache.url == "memory" else "redis"
+
+    def _model_health(self) -> dict[str, ComponentHealth]:
+        now = time.monotonic()
+        if not self._models or now - self._models_at > MODEL_TTL_S:
+            loaded = set(self.generation.pool.loaded())
+            models = {}
+            for info in self.generation.pool.describe_all():
+                detail = "loaded" if info.id in loaded else info.reason
+                models[info.id] = ComponentHealth(
+                    status="ok" if info.available else "down", detail=detail
+                )
+            self._models, self._models_at = models, now
+        return self._models
+
+    def invalidate(self) -> None:
+        """Probe again on the next call."""
+        self._probed_at = self._models_at = 0.0
+        self._probed = {}
+
+
+def _ok(condition: bool, failure: str) -> ComponentHealth:
+    return (
+        ComponentHealth(status="ok")
+        if condition
+        else ComponentHealth(status="down", detail=failure)
+    )

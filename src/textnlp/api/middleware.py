@@ -1,0 +1,167 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs throughput and breaks streaming):
+request id, body-size bound, metrics, one JSON log line per request, and a tracing span.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import HTTPException
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from textnlp.observability.logging import request_id_var
+from textnlp.observability.metrics import Metrics
+from textnlp.observability.tracing import XRayPropagator, headers_carrier
+
+log = logging.getLogger("textnlp.api.access")
+_PROPAGATOR = XRayPropagator()
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive``; an HTTPException so FastAPI's body parsing lets it through
+    (it turns other exceptions into 400) and the error handler renders the 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body over {limit} bytes")
+
+
+def _too_large_body(limit: int) -> bytes:
+    return json.dumps(
+        {
+            "error": {
+                "type": "payload_too_large",
+                "message": f"body over {limit} bytes",
+                "limit": limit,
+            }
+        }
+    ).encode()
+
+
+class RequestContextMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        if len(request_id) > 128:
+            request_id = uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = {"code": 500, "sent": False}
+        try:
+            if scope["type"] == "http":
+                declared = _header(scope, b"content-length")
+                if declared and declared.isdigit() and int(declared) > self.max_body:
+                    await self._send_413(send, request_id)
+                    status["code"] = 413
+                    return
+            await self._call(scope, receive, send, request_id, status)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route(scope)
+            method = scope.get("method", "WS")
+            self.metrics.observe_request(route, method, int(status["code"]), elapsed)
+            log.info(
+                "%s %s %s",
+                method,
+                route,
+                status["code"],
+                extra={"status": status["code"], "duration_ms": round(elapsed * 1000, 3)},
+            )
+            request_id_var.reset(token)
+
+    async def _call(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, status: dict[str, Any]
+    ) -> None:
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge(self.max_body)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["sent"] = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            elif message["type"] == "websocket.accept":
+                status["code"] = 101
+            await send(message)
+
+        try:
+            if self.tracer is None:
+                await self.app(scope, bounded_receive, tracked_send)
+                return
+            context = _PROPAGATOR.extract(headers_carrier(scope.get("headers", [])))
+            name = f"{scope.get('method', 'WS')} {scope.get('path', '')}"
+            with self.tracer.start_as_current_span(name, context=context) as span:
+                await self.app(scope, bounded_receive, tracked_send)
+                span.set_attribute("http.route", _route(scope))
+                span.set_attribute("http.status_code", int(status["code"]))
+        except BodyTooLarge:
+            if status["sent"]:
+                raise
+            status["code"] = 413
+            await self._send_413(send, request_id)
+
+    async def _send_413(self, send: Send, request_id: str) -> None:
+        body = _too_large_body(self.max_body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _route(scope: Scope) -> str:
+    """The route template (``/api/v1/models/{model_id}``), never the raw path (cardinality)."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not template:
+        return "unmatched"
+    # Routes of included routers carry their path below the router's prefix: take the prefix
+    # from the concrete path (same number of trailing segments as the template).
+    path_parts = str(scope.get("path", "")).split("/")
+    template_parts = str(template).split("/")
+    keep = len(path_parts) - len(template_parts) + 1
+    prefix = "/".join(path_parts[:keep]) if keep > 1 else ""
+    return prefix + str(template)

@@ -1,0 +1,43 @@
+"""``/api/v1/admin``: health (open to load-balancer probes), metrics and cache (admins only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from textnlp.api.deps import AdminUser
+from textnlp.api.health import HealthChecker
+from textnlp.api.schemas import CacheCleared, HealthResponse
+from textnlp.observability.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+_HEALTH_DOC: dict[int | str, dict[str, Any]] = {
+    503: {"model": HealthResponse, "description": "A component the API needs is down."}
+}
+
+
+@router.get("/health", response_model=HealthResponse, responses=_HEALTH_DOC)
+async def health(request: Request) -> JSONResponse:
+    """Database, cache, queue, storage and every model backend; 200 when all needed are up."""
+    checker: HealthChecker = request.app.state.health
+    report = await checker.check()
+    return JSONResponse(report.model_dump(), status_code=200 if report.status == "ok" else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+def metrics(request: Request, user: AdminUser) -> Response:
+    """Prometheus metrics in the text exposition format."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/cache/clear", response_model=CacheCleared)
+def clear_cache(request: Request, user: AdminUser) -> CacheCleared:
+    """Empty the response cache."""
+    return CacheCleared(cleared=request.app.state.cache.clear())

@@ -1,0 +1,76 @@
+"""``/api/v1/auth``: login, refresh (rotation), logout, and the caller's API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from textnlp.api.deps import AuthDep, CurrentUser, enforce_rate_limit
+from textnlp.api.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyInfo,
+    ApiKeyList,
+    LoginRequest,
+    LogoutResponse,
+    RefreshRequest,
+    TokenResponse,
+)
+from textnlp.auth.tokens import TokenPair
+from textnlp.errors import AuthError
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def _tokens(pair: TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+    )
+
+
+def _client_bucket(request: Request) -> str:
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+@router.post("/login", response_model=TokenResponse)
+def login(body: LoginRequest, request: Request, auth: AuthDep) -> TokenResponse:
+    """Exchange a username and password for an access and a refresh token."""
+    enforce_rate_limit(request.app.state, _client_bucket(request))
+    return _tokens(auth.login(body.username, body.password))
+
+
+@router.post("/refresh", response_model=TokenResponse)
+def refresh(body: RefreshRequest, request: Request, auth: AuthDep) -> TokenResponse:
+    """Rotate a refresh token. Presenting one that was already rotated revokes its family."""
+    enforce_rate_limit(request.app.state, _client_bucket(request))
+    return _tokens(auth.refresh(body.refresh_token))
+
+
+@router.post("/logout", response_model=LogoutResponse)
+def logout(user: CurrentUser, auth: AuthDep) -> LogoutResponse:
+    """Revoke the access token presented and its whole refresh-token family."""
+    if user.claims is None:
+        raise AuthError("logout needs an access token (API keys are revoked by id)")
+    auth.logout(user.claims)
+    return LogoutResponse()
+
+
+@router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+def create_api_key(body: ApiKeyCreate, user: CurrentUser, auth: AuthDep) -> ApiKeyCreated:
+    """A new API key for the caller; the key is in this answer only (stored hashed)."""
+    key_id, key = auth.create_api_key(user.user, body.name)
+    return ApiKeyCreated(id=key_id, name=body.name, key=key)
+
+
+@router.get("/api-keys", response_model=ApiKeyList)
+def list_api_keys(user: CurrentUser, auth: AuthDep) -> ApiKeyList:
+    """The caller's API keys (never the keys themselves)."""
+    return ApiKeyList(data=[ApiKeyInfo(**row) for row in auth.list_api_keys(user.user)])
+
+
+@router.delete("/api-keys/{key_id}", response_model=LogoutResponse)
+def revoke_api_key(key_id: str, user: CurrentUser, auth: AuthDep) -> LogoutResponse:
+    """Revoke one of the caller's keys; another user's key answers 404."""
+    auth.revoke_api_key(user.user, key_id)
+    return LogoutResponse()

@@ -1,0 +1,91 @@
+"""``/api/v1/generate``: text completions (JSON or Server-Sent Events).
+
+Batch jobs (``POST batch``, ``GET status/{job_id}``) come from ``textnlp.api.routers.jobs``
+when it is installed; ``jobs_fallback`` answers 501 in the error format until then.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from textnlp.api.deps import CurrentUser
+from textnlp.api.errors import NotImplementedYet
+from textnlp.api.schemas import CompletionResponse, ErrorResponse, GenerateTextRequest
+from textnlp.api.serving import CompletionsServing, completion_id
+from textnlp.domain import GenerationRequest
+from textnlp.errors import TextNLPError
+
+router = APIRouter(prefix="/generate", tags=["generate"])
+
+_SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A completion, or with `stream: true` Server-Sent Events of chunks in "
+        "the same shape, ending with `data: [DONE]`.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def serving(request: Request) -> CompletionsServing:
+    value: CompletionsServing = request.app.state.serving
+    return value
+
+
+@router.post("/text", response_model=CompletionResponse, responses=_SSE_DOC)
+async def generate_text(
+    body: GenerateTextRequest, request: Request, user: CurrentUser
+) -> CompletionResponse | StreamingResponse:
+    """Complete a prompt, or a template with variables, with a catalogue model."""
+    serve = serving(request)
+    model_id = serve.model_id(body.model)
+    requests = serve.requests_for(body)
+    if not body.stream:
+        return await serve.complete(model_id, requests)
+    await serve.service.pool.get(model_id)  # load errors answer as errors, not mid-stream
+    return StreamingResponse(
+        _sse(serve, model_id, requests[0]),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(
+    serve: CompletionsServing, model_id: str, request: GenerationRequest
+) -> AsyncIterator[bytes]:
+    chunk_id = completion_id()
+    try:
+        async for event in serve.stream(model_id, request):
+            chunk: dict[str, Any] = {
+                "id": chunk_id,
+                "object": "text_completion",
+                "model": model_id,
+                "choices": [{"index": 0, "text": event.text, "finish_reason": event.finish_reason}],
+            }
+            if event.usage is not None:
+                chunk["usage"] = event.usage.model_dump()
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+    except TextNLPError as exc:
+        error = json.dumps({"error": exc.to_dict()}, default=str)
+        yield f"event: error\ndata: {error}\n\n".encode()
+    yield b"data: [DONE]\n\n"
+
+
+jobs_fallback = APIRouter(prefix="/generate", tags=["generate"])
+_501: dict[int | str, dict[str, Any]] = {501: {"model": ErrorResponse}}
+
+
+@jobs_fallback.post("/batch", responses=_501)
+def submit_batch(user: CurrentUser) -> None:
+    """Submit a batch job (not provided by this installation)."""
+    raise NotImplementedYet("batch jobs are not available in this installation")
+
+
+@jobs_fallback.get("/status/{job_id}", responses=_501)
+def job_status(job_id: str, user: CurrentUser) -> None:
+    """The status of a batch job (not provided by this installation)."""
+    raise NotImplementedYet("batch jobs are not available in this installation")

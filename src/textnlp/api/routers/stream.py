@@ -1,0 +1,87 @@
+"""``/api/v1/generate/stream``: a WebSocket that streams tokens as they come.
+
+Authenticate with ``Authorization: Bearer ...`` or ``?access_token=...`` (browsers cannot set
+headers on a WebSocket). Then send requests, one at a time, in the body format of
+``POST /generate/text``; the server answers ``{"type": "token", "text"}`` per piece and
+``{"type": "done", "finish_reason", "usage"}`` at the end, or ``{"type": "error", "error"}``.
+Bad credentials close the socket with code 1008 before it is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from textnlp.api.deps import authenticate
+from textnlp.api.errors import validation_errors, validation_message, ws_error_message
+from textnlp.api.schemas import StreamRequest
+from textnlp.api.serving import CompletionsServing
+from textnlp.errors import TextNLPError
+
+router = APIRouter(prefix="/generate", tags=["generate"])
+log = logging.getLogger("textnlp.api")
+
+
+def _credential(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return websocket.query_params.get("access_token") or websocket.headers.get("x-api-key")
+
+
+@router.websocket("/stream")
+async def stream_tokens(websocket: WebSocket) -> None:
+    try:
+        authenticate(websocket, _credential(websocket))
+    except TextNLPError as exc:
+        await websocket.close(code=1008, reason=exc.message[:120])
+        return
+    await websocket.accept()
+    serve: CompletionsServing = websocket.app.state.serving
+    try:
+        while True:
+            raw = await websocket.receive_text()
+            await _answer(websocket, serve, raw)
+    except WebSocketDisconnect:
+        return
+
+
+async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str) -> None:
+    try:
+        body = StreamRequest.model_validate_json(raw)
+        model_id = serve.model_id(body.model)
+        request = serve.requests_for(body)[0]
+        async for event in serve.stream(model_id, request):
+            if event.text:
+                await websocket.send_json({"type": "token", "text": event.text})
+            if event.finish_reason is not None:
+                await websocket.send_json(
+                    {
+                        "type": "done",
+                        "model": model_id,
+                        "finish_reason": event.finish_reason,
+                        "usage": event.usage.model_dump() if event.usage else None,
+                    }
+                )
+    except ValidationError as exc:
+        errors = validation_errors(exc.errors())
+        await websocket.send_json(
+            {
+                "type": "error",
+                "error": {
+                    "type": "validation_error",
+                    "message": validation_message(errors),
+                    "errors": errors,
+                },
+            }
+        )
+    except TextNLPError as exc:
+        await websocket.send_json(ws_error_message(exc))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        await websocket.send_json(
+            {"type": "error", "error": {"type": "bad_request", "message": "not JSON"}}
+        )

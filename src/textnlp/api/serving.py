@@ -1,0 +1,158 @@
+"""Completions serving: API requests -> ``GenerationService`` -> the completions shape.
+
+The router parses and authorises; this turns a prompt or a template into ``GenerationRequest``s,
+checks the settings' bounds before any model is touched, calls the service (whose response
+cache answers deterministic requests) and renders OpenAI's completions shape. It counts
+tokens and cache hits for the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from textnlp.api.schemas import (
+    CompletionChoice,
+    CompletionResponse,
+    CompletionUsage,
+    GenerateTextRequest,
+    InvokeRequest,
+    SamplingFields,
+)
+from textnlp.config import ApiSettings
+from textnlp.domain import Completion, GenerationParams, GenerationRequest, Usage
+from textnlp.errors import InvalidParameter
+from textnlp.observability.metrics import Metrics
+from textnlp.services.generation import GenerationService
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    text: str
+    finish_reason: str | None = None
+    usage: CompletionUsage | None = None
+
+
+def completion_id() -> str:
+    return "cmpl-" + secrets.token_hex(12)
+
+
+class CompletionsServing:
+    def __init__(self, service: GenerationService, bounds: ApiSettings, metrics: Metrics) -> None:
+        self.service = service
+        self.bounds = bounds
+        self.metrics = metrics
+
+    # Building requests (cheap, before any model loads) ---------------------------------------
+    def model_id(self, requested: str | None) -> str:
+        model_id = requested or self.service.settings.default_model
+        self.service.catalogue.get(model_id)  # unknown -> ModelNotFound (404)
+        return model_id
+
+    def requests_for(self, body: GenerateTextRequest) -> list[GenerationRequest]:
+        if body.template is not None:
+            template = self.service.templates.get(body.template)
+            variables = template.sample_variables(body.template_seed, 0, dict(body.variables))
+            system, user = template.render(variables)
+        else:
+            system, user = body.system, body.prompt or ""
+        self._check_prompt((system or "") + user)
+        base = GenerationRequest.chat(user, system=system, params=self.params(body))
+        return self._per_choice(base, body.n)
+
+    def invoke_requests(self, body: InvokeRequest) -> list[GenerationRequest]:
+        params = self.params(body)
+        if body.messages is not None:
+            self._check_prompt("".join(m.content for m in body.messages))
+            base = GenerationRequest(messages=tuple(body.messages), params=params)
+        else:
+            self._check_prompt((body.system or "") + (body.prompt or ""))
+            base = GenerationRequest.chat(body.prompt or "", system=body.system, params=params)
+        return self._per_choice(base, body.n)
+
+    def params(self, body: SamplingFields) -> GenerationParams:
+        if body.max_tokens > self.bounds.max_tokens:
+            raise InvalidParameter(
+                f"max_tokens must be at most {self.bounds.max_tokens}", parameter="max_tokens"
+            )
+        if body.n > self.bounds.max_n:
+            raise InvalidParameter(f"n must be at most {self.bounds.max_n}", parameter="n")
+        return GenerationParams(
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            seed=body.seed,
+            stop=tuple(body.stop),
+            n=1,  # one request per choice (below)
+        )
+
+    def _check_prompt(self, text: str) -> None:
+        if len(text) > self.bounds.max_prompt_chars:
+            raise InvalidParameter(
+                f"prompt over {self.bounds.max_prompt_chars} characters", parameter="prompt"
+            )
+
+    @staticmethod
+    def _per_choice(base: GenerationRequest, n: int) -> list[GenerationRequest]:
+        """n choices: n requests; a fixed seed becomes seed, seed+1... so choices differ."""
+        if n == 1:
+            return [base]
+        seed = base.params.seed
+        return [
+            base.model_copy(
+                update={
+                    "params": base.params.model_copy(
+                        update={"seed": None if seed is None else (seed + i) % 2**32}
+                    )
+                }
+            )
+            for i in range(n)
+        ]
+
+    # Running ---------------------------------------------------------------------------------
+    async def complete(
+        self, model_id: str, requests: list[GenerationRequest]
+    ) -> CompletionResponse:
+        completions = await asyncio.gather(
+            *(self.service.complete(model_id, request) for request in requests)
+        )
+        return self.render(model_id, completions)
+
+    def render(self, model_id: str, completions: list[Completion]) -> CompletionResponse:
+        usage = Usage(
+            prompt_tokens=sum(c.usage.prompt_tokens for c in completions),
+            completion_tokens=sum(c.usage.completion_tokens for c in completions),
+        )
+        cached = all(c.cached for c in completions)
+        # Tokens generated now; cached answers generated none.
+        self.metrics.observe_tokens(
+            model_id, sum(c.usage.completion_tokens for c in completions if not c.cached)
+        )
+        return CompletionResponse(
+            id=completion_id(),
+            model=model_id,
+            choices=[
+                CompletionChoice(index=i, text=c.text, finish_reason=c.finish_reason)
+                for i, c in enumerate(completions)
+            ],
+            usage=CompletionUsage(
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+            ),
+            cached=cached,
+        )
+
+    async def stream(self, model_id: str, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+        async for delta in self.service.stream(model_id, request):
+            usage = None
+            if delta.usage is not None:
+                usage = CompletionUsage(
+                    prompt_tokens=delta.usage.prompt_tokens,
+                    completion_tokens=delta.usage.completion_tokens,
+                    total_tokens=delta.usage.total_tokens,
+                )
+                self.metrics.observe_tokens(model_id, delta.usage.completion_tokens)
+            yield StreamEvent(delta.text, delta.finish_reason, usage)

@@ -1,0 +1,169 @@
+"""Auth use cases over the database: users, login, refresh rotation, logout, API keys.
+
+Sync (SQLAlchemy sessions); the API calls it from its thread pool. Every method is one
+transaction, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.orm import sessionmaker
+
+from textnlp.adapters.db.tokens import TokenRepository
+from textnlp.adapters.db.users import ApiKeyRepository, RoleName, User, UserRepository
+from textnlp.auth import api_keys, passwords
+from textnlp.auth.tokens import TokenClaims, TokenPair, TokenService
+from textnlp.errors import AuthError, InvalidInput
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user, and how they proved it."""
+
+    user: User
+    via: Literal["token", "api_key"]
+    #: The access token's claims (None for API keys).
+    claims: TokenClaims | None = None
+    #: The rate-limit bucket: per user, or per API key for service accounts.
+    bucket: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.user.id
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    @property
+    def role(self) -> RoleName:
+        return self.user.role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.is_admin
+
+
+_INVALID_LOGIN = "invalid username or password"
+
+
+class AuthService:
+    def __init__(self, sessions: sessionmaker[Any], tokens: TokenService) -> None:
+        self.sessions = sessions
+        self.tokens = tokens
+
+    # Users -----------------------------------------------------------------------------------
+    def create_user(self, username: str, password: str, role: RoleName = "user") -> User:
+        if not _USERNAME.match(username):
+            raise InvalidInput("a username is 1-64 letters, digits or _ . @ -")
+        if len(password) < MIN_PASSWORD:
+            raise InvalidInput(f"a password needs at least {MIN_PASSWORD} characters")
+        password_hash = passwords.hash_password(password)
+        with self.sessions.begin() as session:
+            return UserRepository(session).create(username, password_hash, role)
+
+    # Tokens ----------------------------------------------------------------------------------
+    def login(self, username: str, password: str) -> TokenPair:
+        with self.sessions.begin() as session:
+            users = UserRepository(session)
+            found = users.by_name(username)
+            if found is None:
+                passwords.burn_verification(password)
+                raise AuthError(_INVALID_LOGIN)
+            user, password_hash = found
+            if not passwords.verify_password(password_hash, password) or not user.active:
+                raise AuthError(_INVALID_LOGIN)
+            if passwords.needs_rehash(password_hash):
+                users.set_password_hash(user.id, passwords.hash_password(password))
+            pair = self.tokens.issue_pair(user.id, user.role)
+            TokenRepository(session).start_family(
+                pair.refresh_claims.family,
+                user.id,
+                pair.refresh_claims.jti,
+                float(pair.refresh_claims.exp),
+            )
+            return pair
+
+    def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate: the presented token dies; presenting a dead one revokes its whole family."""
+        claims = self.tokens.verify(refresh_token, expected_type="refresh")
+        with self.sessions.begin() as session:
+            user = UserRepository(session).get(claims.sub)
+            if user is None or not user.active:
+                raise AuthError("unknown or disabled user")
+            pair = self.tokens.issue_pair(user.id, user.role, family=claims.family)
+            repo = TokenRepository(session)
+            rotated = repo.rotate(
+                claims.family, claims.jti, pair.refresh_claims.jti, float(pair.refresh_claims.exp)
+            )
+            if not rotated:
+                repo.revoke_family(claims.family)
+        if not rotated:
+            # Commit the revocation above, then refuse.
+            raise AuthError("refresh token reused or revoked; the session is closed")
+        return pair
+
+    def logout(self, claims: TokenClaims) -> None:
+        with self.sessions.begin() as session:
+            repo = TokenRepository(session)
+            repo.revoke_jti(claims.jti, float(claims.exp))
+            repo.revoke_family(claims.family)
+            repo.purge_expired()
+
+    def authenticate(self, credential: str) -> Principal:
+        """The principal behind an access token or an API key; ``AuthError`` otherwise."""
+        if api_keys.is_api_key(credential):
+            return self._authenticate_key(credential)
+        claims = self.tokens.verify(credential, expected_type="access")
+        with self.sessions() as session:
+            user = TokenRepository(session).access_holder(claims.sub, claims.family, claims.jti)
+        if user is None:
+            raise AuthError("token revoked")
+        if not user.active:
+            raise AuthError("unknown or disabled user")
+        return Principal(user=user, via="token", claims=claims, bucket=f"user:{user.id}")
+
+    # API keys --------------------------------------------------------------------------------
+    def create_api_key(self, user: User, name: str) -> tuple[str, str]:
+        """(key id, full key): the key is shown once and stored only as a hash."""
+        new = api_keys.generate_api_key()
+        with self.sessions.begin() as session:
+            ApiKeyRepository(session).add(new.key_id, user.id, name, new.secret_hash)
+        return new.key_id, new.plaintext
+
+    def list_api_keys(self, user: User) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            rows = ApiKeyRepository(session).list_for(user.id)
+            return [
+                {"id": r.id, "name": r.name, "revoked": r.revoked, "created_at": r.created_at}
+                for r in rows
+            ]
+
+    def revoke_api_key(self, user: User, key_id: str) -> None:
+        with self.sessions.begin() as session:
+            ApiKeyRepository(session).revoke(key_id, user.id)
+
+    def _authenticate_key(self, credential: str) -> Principal:
+        parsed = api_keys.parse_api_key(credential)
+        if parsed is None:
+            raise AuthError("malformed API key")
+        key_id, secret = parsed
+        with self.sessions() as session:
+            found = ApiKeyRepository(session).find(key_id)
+            user = UserRepository(session).get(found[0]) if found else None
+        if found is None or not api_keys.secret_matches(secret, found[1]):
+            raise AuthError("invalid API key")
+        if user is None or not user.active:
+            raise AuthError("unknown or disabled user")
+        return Principal(user=user, via="api_key", bucket=f"key:{key_id}")
+
+
+def expires_in(pair: TokenPair) -> int:
+    return max(0, pair.access_claims.exp - int(time.time()))

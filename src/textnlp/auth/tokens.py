@@ -1,0 +1,126 @@
+"""JWT access and refresh tokens (PyJWT), pure: no database, usable from the Lambda authorizer.
+
+Every token carries ``iss``, ``aud``, ``sub`` (user id), ``role``, ``jti`` (unique id),
+``family`` (the login it descends from), ``typ`` ("access" or "refresh"), ``iat`` and ``exp``.
+Verification pins the algorithm (``alg: none`` and any other algorithm are refused), requires
+every claim, checks issuer, audience and expiry, and refuses a token of the other type — a
+refresh token is never an access token. Revocation (logout, family reuse) needs the database
+and is checked by ``textnlp.auth.service``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+
+from textnlp.config import AuthSettings
+from textnlp.errors import AuthError
+
+TokenType = Literal["access", "refresh"]
+_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "typ"]
+#: Clock skew tolerated between hosts, in seconds.
+LEEWAY_S = 5
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    sub: str
+    role: str
+    jti: str
+    family: str
+    type: TokenType
+    exp: int
+    iat: int
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    access_claims: TokenClaims
+    refresh_claims: TokenClaims
+    expires_in: int
+    token_type: str = "bearer"
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class TokenService:
+    """Issues and verifies the API's tokens with the key and algorithm of ``AuthSettings``."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._settings = settings
+        self._key = settings.jwt_secret.get_secret_value()
+        self._algorithm = settings.jwt_algorithm
+
+    def issue_pair(self, user_id: str, role: str, *, family: str | None = None) -> TokenPair:
+        """A fresh access + refresh pair; ``family`` continues a login (rotation)."""
+        family = family or new_id()
+        now = int(time.time())
+        access = self._claims(user_id, role, family, "access", now, self._settings.access_ttl_s)
+        refresh = self._claims(user_id, role, family, "refresh", now, self._settings.refresh_ttl_s)
+        return TokenPair(
+            access_token=self._encode(access),
+            refresh_token=self._encode(refresh),
+            access_claims=access,
+            refresh_claims=refresh,
+            expires_in=self._settings.access_ttl_s,
+        )
+
+    def verify(self, token: str, *, expected_type: TokenType = "access") -> TokenClaims:
+        """The claims of a valid token of ``expected_type``; ``AuthError`` otherwise."""
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._algorithm],
+                audience=self._settings.audience,
+                issuer=self._settings.issuer,
+                leeway=LEEWAY_S,
+                options={"require": _REQUIRED, "verify_signature": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired") from None
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"invalid token: {exc}") from None
+        if payload.get("typ") != expected_type:
+            raise AuthError(f"expected an {expected_type} token")
+        try:
+            return TokenClaims(
+                sub=str(payload["sub"]),
+                role=str(payload.get("role", "user")),
+                jti=str(payload["jti"]),
+                family=str(payload.get("family", "")),
+                type=expected_type,
+                exp=int(payload["exp"]),
+                iat=int(payload["iat"]),
+            )
+        except (TypeError, ValueError):
+            raise AuthError("invalid token claims") from None
+
+    def _claims(
+        self, sub: str, role: str, family: str, kind: TokenType, now: int, ttl: int
+    ) -> TokenClaims:
+        return TokenClaims(
+            sub=sub, role=role, jti=new_id(), family=family, type=kind, exp=now + ttl, iat=now
+        )
+
+    def _encode(self, claims: TokenClaims) -> str:
+        payload = {
+            "iss": self._settings.issuer,
+            "aud": self._settings.audience,
+            "sub": claims.sub,
+            "role": claims.role,
+            "jti": claims.jti,
+            "family": claims.family,
+            "typ": claims.type,
+            "iat": claims.iat,
+            "exp": claims.exp,
+        }
+        return jwt.encode(payload, self._key, algorithm=self._algorithm, headers={"typ": "JWT"})

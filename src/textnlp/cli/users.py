@@ -1,0 +1,72 @@
+"""``textnlp users create NAME [--admin]`` and ``textnlp users api-key NAME``: bootstrap accounts.
+
+The password comes from ``--password-stdin`` or an interactive prompt, never an argument (it
+would land in the shell history and the process list).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from textnlp.cli.common import console, settings
+
+users_app = typer.Typer(help="Manage API users and their API keys.", no_args_is_help=True)
+
+
+def _auth_service() -> object:
+    from textnlp.adapters.db.base import make_engine, make_sessionmaker, upgrade_database
+    from textnlp.auth.service import AuthService
+    from textnlp.auth.tokens import TokenService
+
+    config = settings()
+    upgrade_database(config.database_url)
+    return AuthService(
+        make_sessionmaker(make_engine(config.database_url)), TokenService(config.auth)
+    )
+
+
+@users_app.command("create")
+def create(
+    name: str = typer.Argument(..., help="User name."),
+    admin: bool = typer.Option(False, "--admin", help="Give the user the admin role."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
+) -> None:
+    """Create a user (argon2id-hashed password)."""
+    from textnlp.auth.service import AuthService
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    service = _auth_service()
+    assert isinstance(service, AuthService)
+    user = service.create_user(name, password, "admin" if admin else "user")
+    console.print(f"created {user.role} {user.username} ({user.id})")
+
+
+@users_app.command("api-key")
+def api_key(
+    name: str = typer.Argument(..., help="The user the key belongs to."),
+    label: str = typer.Option("default", "--label", help="A name for the key."),
+) -> None:
+    """Create an API key for a user (service account); it is printed once."""
+    from textnlp.adapters.db.users import UserRepository
+    from textnlp.auth.service import AuthService
+    from textnlp.errors import NotFound
+
+    service = _auth_service()
+    assert isinstance(service, AuthService)
+    with service.sessions() as session:
+        found = UserRepository(session).by_name(name)
+    if found is None:
+        raise NotFound(f"no user {name!r}")
+    _, key = service.create_api_key(found[0], label)
+    print(key)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")

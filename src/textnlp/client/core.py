@@ -1,0 +1,122 @@
+"""What the sync and async clients share: request bodies, error parsing, token bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from textnlp.api.schemas import GenerateTextRequest, InvokeRequest, TokenResponse
+from textnlp.errors import TextNLPError
+
+API = "/api/v1"
+#: Refresh an access token this many seconds before it expires.
+REFRESH_MARGIN_S = 30.0
+
+
+class ApiError(TextNLPError):
+    """An error answer of the API: ``status``, ``type`` and the whole error body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        details = {k: v for k, v in body.items() if k not in {"type", "message"}}
+        super().__init__(str(body.get("message", f"HTTP {status}")), **details)
+        self.status = status
+        self.type = str(body.get("type", "http_error"))
+        self.http_status = status
+        self.user_error = 400 <= status < 500
+        self.body = body
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.body)
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json().get("error", {})
+    except (json.JSONDecodeError, AttributeError):
+        body = {}
+    if not isinstance(body, dict) or "message" not in body:
+        body = {"type": "http_error", "message": response.text[:200] or response.reason_phrase}
+    raise ApiError(response.status_code, body)
+
+
+@dataclass
+class TokenState:
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_at: float = 0.0
+    api_key: str | None = None
+
+    def update(self, tokens: TokenResponse) -> None:
+        self.access_token = tokens.access_token
+        self.refresh_token = tokens.refresh_token
+        self.expires_at = time.monotonic() + tokens.expires_in
+
+    def clear(self) -> None:
+        self.access_token = self.refresh_token = None
+        self.expires_at = 0.0
+
+    def headers(self) -> dict[str, str]:
+        credential = self.api_key or self.access_token
+        return {"Authorization": f"Bearer {credential}"} if credential else {}
+
+    def should_refresh(self) -> bool:
+        return (
+            self.api_key is None
+            and self.refresh_token is not None
+            and time.monotonic() > self.expires_at - REFRESH_MARGIN_S
+        )
+
+    def can_refresh(self) -> bool:
+        return self.api_key is None and self.refresh_token is not None
+
+
+def generate_body(**fields: Any) -> dict[str, Any]:
+    """A checked ``POST generate/text`` body (unknown fields fail here, not on the server)."""
+    given = {k: v for k, v in fields.items() if v is not None}
+    return GenerateTextRequest(**given).model_dump(mode="json", exclude_unset=True)
+
+
+def invoke_body(**fields: Any) -> dict[str, Any]:
+    given = {k: v for k, v in fields.items() if v is not None}
+    return InvokeRequest(**given).model_dump(mode="json", exclude_unset=True)
+
+
+class SseDecoder:
+    """Chunks of an SSE completion stream, line by line; ``event: error`` raises ``ApiError``."""
+
+    def __init__(self) -> None:
+        self.event = "message"
+        self.done = False
+
+    def feed(self, line: str) -> dict[str, Any] | None:
+        if line.startswith("event:"):
+            self.event = line[6:].strip()
+        elif line.startswith("data:"):
+            data = line[5:].strip()
+            if data == "[DONE]":
+                self.done = True
+                return None
+            payload: dict[str, Any] = json.loads(data)
+            if self.event == "error":
+                raise ApiError(502, payload.get("error", {"message": "stream failed"}))
+            return payload
+        elif not line:
+            self.event = "message"
+        return None
+
+
+def sse_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    decoder = SseDecoder()
+    for line in lines:
+        chunk = decoder.feed(line)
+        if chunk is not None:
+            yield chunk
+        if decoder.done:
+            return

@@ -1,0 +1,1 @@
+"""Metrics (Prometheus, CloudWatch EMF), tracing (OpenTelemetry, X-Ray ids), JSON logs."""

@@ -1,0 +1,70 @@
+"""Prometheus metrics of the API, in a registry of their own (one per app, so tests and
+several apps in one process do not collide), plus CloudWatch EMF lines where enabled.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from textnlp.observability.emf import EmfEmitter
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self, emf: EmfEmitter | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "textnlp_http_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "textnlp_http_request_duration_seconds",
+            "HTTP request latency by route template and method.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "textnlp_tokens_generated_total",
+            "Completion tokens generated, by model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "textnlp_queue_depth", "Jobs waiting in the queue.", ["queue"], registry=self.registry
+        )
+        self.cache_lookups = Counter(
+            "textnlp_cache_lookups_total",
+            "Response cache lookups by result (hit or miss).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "textnlp_rate_limited_total", "Requests refused by rate limits.", registry=self.registry
+        )
+        self._emf = emf
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+        if self._emf is not None:
+            self._emf.emit("RequestLatency", seconds * 1000.0, "Milliseconds", {"Route": route})
+
+    def observe_tokens(self, model: str, count: int) -> None:
+        if count <= 0:
+            return
+        self.tokens.labels(model).inc(count)
+        if self._emf is not None:
+            self._emf.emit("TokensGenerated", float(count), "Count", {"Model": model})
+
+    def observe_cache(self, hit: bool) -> None:
+        self.cache_lookups.labels("hit" if hit else "miss").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,88 @@
+"""``textnlp serve`` as a process, driven through ``textnlp.client`` as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, wait_for_port
+from textnlp.client import ApiError, AsyncTextNLPClient, TextNLPClient
+
+pytestmark = pytest.mark.slow
+PASSWORD = "e2e-password-123"
+
+
+def textnlp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "textnlp.cli.main", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def server(_isolated_home: Path, tmp_path: Path) -> Iterator[str]:
+    created = textnlp("users", "create", "carol", "--admin", "--password-stdin", stdin=PASSWORD)
+    assert created.returncode == 0, created.stderr
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "textnlp.cli.main", "serve", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
+    try:
+        wait_for_port(port, timeout=60, proc=proc)  # type: ignore[arg-type]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_login_generate_stream_and_logout(server: str, tmp_path: Path) -> None:
+    with TextNLPClient(server) as client:
+        assert client.health().status == "ok"
+        with pytest.raises(ApiError) as refused:
+            client.list_models()
+        assert refused.value.status == 401
+        client.login("carol", PASSWORD)
+        assert "smollm2-135m" in [m.id for m in client.list_models()]
+        completion = client.generate(prompt="Say hi.", max_tokens=6, temperature=0.0)
+        assert completion.choices[0].text and completion.usage.completion_tokens >= 1
+        assert client.generate(prompt="Say hi.", max_tokens=6, temperature=0.0).cached
+        pieces = list(client.stream(prompt="Count to three.", max_tokens=6))
+        assert pieces and "".join(pieces)
+        client.refresh()  # rotation through the client
+        assert client.clear_cache() >= 1
+        assert "textnlp_http_requests_total" in client.metrics()
+        key = client.create_api_key("e2e").key
+        client.logout()
+        with pytest.raises(ApiError):
+            client.list_models()
+    with TextNLPClient(server, api_key=key) as service_account:
+        assert service_account.get_model("smollm2-135m").available
+    log = (tmp_path / "server.log").read_text()
+    assert '"request_id"' in log and PASSWORD not in log
+
+
+async def test_async_client_streams(server: str) -> None:
+    async with AsyncTextNLPClient(server) as client:
+        await client.login("carol", PASSWORD)
+        pieces = [piece async for piece in client.stream(prompt="Hello", max_tokens=5)]
+        assert pieces
+        quality = await client.quality(["A short review."], language=False)
+        assert quality.count == 1

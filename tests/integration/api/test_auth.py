@@ -1,0 +1,134 @@
+"""Auth through HTTP on SQLite and PostgreSQL: login, rotation, reuse, logout, keys, roles."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tests.integration.api.conftest import PASSWORD, Api
+
+LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+KEYS = "/api/v1/auth/api-keys"
+MODELS = "/api/v1/models/list"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(response: object, status: int, kind: str | None = None) -> dict[str, object]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    body = response.json()["error"]  # type: ignore[attr-defined]
+    assert isinstance(body["message"], str)
+    if kind is not None:
+        assert body["type"] == kind
+    return body  # type: ignore[no-any-return]
+
+
+def test_login_answers_bearer_tokens(api: Api) -> None:
+    body = api.login("alice")
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == api.settings.auth.access_ttl_s
+    assert api.client.get(MODELS, headers=bearer(body["access_token"])).status_code == 200
+
+
+def test_bad_password_and_unknown_user_answer_the_same(api: Api) -> None:
+    wrong = api.client.post(LOGIN, json={"username": "alice", "password": "nope-nope"})
+    unknown = api.client.post(LOGIN, json={"username": "mallory", "password": "nope-nope"})
+    assert assert_error(wrong, 401, "authentication_error") == assert_error(unknown, 401)
+    assert "WWW-Authenticate" in wrong.headers
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
+    first = api.login("alice")
+    second = api.client.post(REFRESH, json={"refresh_token": first["refresh_token"]}).json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert api.client.get(MODELS, headers=bearer(second["access_token"])).status_code == 200
+    # The rotated-out token comes back: a thief or a replay. The whole family dies.
+    replay = api.client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    assert_error(replay, 401, "authentication_error")
+    assert_error(api.client.get(MODELS, headers=bearer(second["access_token"])), 401)
+    assert_error(api.client.post(REFRESH, json={"refresh_token": second["refresh_token"]}), 401)
+    # Another login of the same user is untouched.
+    other = api.login("alice")
+    assert api.client.get(MODELS, headers=bearer(other["access_token"])).status_code == 200
+
+
+def test_logout_revokes_the_access_token_and_its_family(api: Api) -> None:
+    tokens = api.login("bob")
+    assert api.client.post(LOGOUT, headers=bearer(tokens["access_token"])).status_code == 200
+    assert_error(api.client.get(MODELS, headers=bearer(tokens["access_token"])), 401)
+    assert_error(api.client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}), 401)
+
+
+def test_refresh_token_is_never_an_access_token(api: Api) -> None:
+    tokens = api.login("alice")
+    assert_error(api.client.get(MODELS, headers=bearer(tokens["refresh_token"])), 401)
+    assert_error(api.client.post(REFRESH, json={"refresh_token": tokens["access_token"]}), 401)
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_forged_tokens_are_refused(api: Api) -> None:
+    claims = jwt.decode(api.login("alice")["access_token"], options={"verify_signature": False})
+    secret = api.settings.auth.jwt_secret.get_secret_value()
+    forged = {
+        "alg none": jwt.encode({**claims, "role": "admin"}, None, algorithm="none"),
+        "wrong key": jwt.encode(claims, "another-key-of-enough-length-0123456789", "HS256"),
+        "expired": jwt.encode({**claims, "exp": int(time.time()) - 60}, secret, "HS256"),
+        "wrong audience": jwt.encode({**claims, "aud": "someone-else"}, secret, "HS256"),
+        "wrong issuer": jwt.encode({**claims, "iss": "evil"}, secret, "HS256"),
+        "other algorithm": jwt.encode(claims, secret, "HS512"),
+    }
+    for name, token in forged.items():
+        response = api.client.get(MODELS, headers=bearer(token))
+        assert response.status_code == 401, name
+
+
+def test_missing_and_garbage_credentials(api: Api) -> None:
+    assert_error(api.client.get(MODELS), 401, "authentication_error")
+    assert_error(api.client.get(MODELS, headers=bearer("not.a.jwt")), 401)
+    assert_error(api.client.get(MODELS, headers={"Authorization": "Basic YWxpY2U6eA=="}), 401)
+    assert_error(api.client.get(MODELS, headers=bearer("tnlp_0123456789abcdef_nope")), 401)
+
+
+def test_api_keys_are_shown_once_work_and_are_owned(api: Api) -> None:
+    created = api.client.post(KEYS, json={"name": "ci"}, headers=api.headers("alice"))
+    assert created.status_code == 201
+    key = created.json()["key"]
+    assert api.client.get(MODELS, headers={"X-API-Key": key}).status_code == 200
+    assert api.client.get(MODELS, headers=bearer(key)).status_code == 200
+    listed = api.client.get(KEYS, headers=api.headers("alice")).json()["data"]
+    assert key not in str(listed)
+    key_id = created.json()["id"]
+    # Bob cannot see or revoke Alice's key: it does not exist for him.
+    assert key_id not in str(api.client.get(KEYS, headers=api.headers("bob")).json())
+    assert_error(api.client.delete(f"{KEYS}/{key_id}", headers=api.headers("bob")), 404)
+    assert api.client.get(MODELS, headers={"X-API-Key": key}).status_code == 200
+    assert api.client.delete(f"{KEYS}/{key_id}", headers=api.headers("alice")).status_code == 200
+    assert_error(api.client.get(MODELS, headers={"X-API-Key": key}), 401)
+
+
+def test_admin_routes_are_for_admins(api: Api) -> None:
+    for method, path in [("GET", "/api/v1/admin/metrics"), ("POST", "/api/v1/admin/cache/clear")]:
+        assert_error(
+            api.client.request(method, path, headers=api.headers("alice")), 403, "permission_denied"
+        )
+        assert_error(api.client.request(method, path), 401)
+        assert api.client.request(method, path, headers=api.headers("admin")).status_code == 200
+
+
+def test_duplicate_user_is_a_conflict_and_writes_nothing(api: Api) -> None:
+    from textnlp.errors import Conflict
+
+    auth = api.client.app.state.auth  # type: ignore[attr-defined]
+    try:
+        auth.create_user("alice", "another password")
+    except Conflict:
+        pass
+    else:  # pragma: no cover - the assertion below explains
+        raise AssertionError("a second alice was created")
+    api.login("alice", PASSWORD)  # the original password still works

@@ -1,0 +1,138 @@
+"""Bad input answers the right 4xx in the error format, never a 500, before any model runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.api.conftest import Api, make_settings, start_api
+
+TEXT = "/api/v1/generate/text"
+
+
+def assert_error(response: object, status: int, kind: str | None = None) -> dict[str, object]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    body = response.json()["error"]  # type: ignore[attr-defined]
+    assert isinstance(body["type"], str) and isinstance(body["message"], str)
+    if kind is not None:
+        assert body["type"] == kind, body
+    return body  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def bounded_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    settings = make_settings(
+        tmp_path_factory.mktemp("bounded"),
+        api={
+            "max_body_bytes": 2048,
+            "max_prompt_chars": 100,
+            "max_tokens": 64,
+            "max_n": 2,
+            "user_rate_limits": {"bob": [1.0, 3]},
+        },
+    )
+    yield from start_api(settings)
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"prompt": "hi", "temperature": 3}, "temperature"),
+        ({"prompt": "hi", "top_p": 0}, "top_p"),
+        ({"prompt": "hi", "max_tokens": 0}, "max_tokens"),
+        ({"prompt": "hi", "max_tokens": 5000}, "max_tokens"),
+        ({"prompt": "hi", "n": 17}, "n"),
+        ({"prompt": "hi", "seed": -1}, "seed"),
+        ({"prompt": "hi", "max_tokens": "many"}, "max_tokens"),
+        ({"prompt": "hi", "bogus": True}, "bogus"),
+        ({"prompt": ["not", "a", "string"]}, "prompt"),
+        ({}, "prompt"),
+        ({"prompt": "hi", "template": "qa-pairs"}, "prompt"),
+        ({"prompt": "hi", "stream": True, "n": 2}, "n = 1"),
+    ],
+)
+def test_invalid_generation_bodies_are_422(api: Api, body: dict[str, object], where: str) -> None:
+    error = assert_error(
+        api.client.post(TEXT, json=body, headers=api.headers("alice")), 422, "validation_error"
+    )
+    assert where in str(error)
+
+
+def test_malformed_json_and_wrong_content(api: Api) -> None:
+    headers = {**api.headers("alice"), "Content-Type": "application/json"}
+    assert_error(api.client.post(TEXT, content=b'{"prompt": ', headers=headers), 422)
+    assert_error(api.client.post(TEXT, content=b"[1, 2]", headers=headers), 422)
+    assert_error(api.client.post(TEXT, content=b"\xff\xfe", headers=headers), 422)
+
+
+def test_unknown_model_template_and_route(api: Api) -> None:
+    headers = api.headers("alice")
+    body = {"prompt": "hi", "model": "no-such-model"}
+    assert_error(api.client.post(TEXT, json=body, headers=headers), 404, "model_not_found")
+    body = {"template": "no-such-template"}
+    assert_error(api.client.post(TEXT, json=body, headers=headers), 404, "template_not_found")
+    body = {"template": "product-review", "variables": {"nope": 1}}
+    assert_error(api.client.post(TEXT, json=body, headers=headers), 422, "template_error")
+    assert_error(api.client.get("/api/v1/models/no-such-model", headers=headers), 404)
+    assert_error(api.client.get("/api/v1/nothing/here"), 404, "not_found")
+    assert_error(api.client.delete("/api/v1/models/list", headers=headers), 405)
+
+
+def test_jobs_routes_answer_501_until_the_jobs_module_exists(api: Api) -> None:
+    if api.client.app.state.jobs_module is not None:  # type: ignore[attr-defined]
+        pytest.skip("the jobs router is installed")
+    headers = api.headers("alice")
+    assert_error(api.client.post("/api/v1/generate/batch", headers=headers), 501, "not_implemented")
+    assert_error(api.client.get("/api/v1/generate/status/x", headers=headers), 501)
+
+
+def test_bounds_of_the_settings(bounded_api: Api) -> None:
+    headers = bounded_api.headers("alice")
+    client = bounded_api.client
+    too_big = {"prompt": "x" * 5000}
+    assert_error(client.post(TEXT, json=too_big, headers=headers), 413, "payload_too_large")
+    chunked = iter([b'{"prompt": "', b"x" * 3000, b'"}'])
+    response = client.post(
+        TEXT, content=chunked, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert_error(response, 413)
+    long_prompt = {"prompt": "x" * 150}
+    assert_error(client.post(TEXT, json=long_prompt, headers=headers), 422, "invalid_parameter")
+    assert_error(client.post(TEXT, json={"prompt": "x", "max_tokens": 65}, headers=headers), 422)
+    assert_error(client.post(TEXT, json={"prompt": "x", "n": 3}, headers=headers), 422)
+    # No model was loaded by any of these.
+    assert client.app.state.generation.pool.loaded() == []  # type: ignore[attr-defined]
+
+
+def test_rate_limit_answers_429_with_retry_after(bounded_api: Api) -> None:
+    headers = bounded_api.headers("bob")
+    statuses = [
+        bounded_api.client.get("/api/v1/models/list", headers=headers).status_code for _ in range(5)
+    ]
+    assert 429 in statuses
+    response = bounded_api.client.get("/api/v1/models/list", headers=headers)
+    error = assert_error(response, 429, "quota_exceeded")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert error["burst"] == 3
+    # Alice has her own bucket.
+    alice = bounded_api.headers("alice")
+    assert bounded_api.client.get("/api/v1/models/list", headers=alice).status_code == 200
+
+
+def test_wrong_types_on_other_routes(api: Api, tmp_path: Path) -> None:
+    headers = api.headers("alice")
+    cases = [
+        ("/api/v1/auth/login", {"username": 1}),
+        ("/api/v1/auth/refresh", {"refresh_token": ""}),
+        ("/api/v1/validate/quality", {"texts": []}),
+        ("/api/v1/validate/quality", {"texts": "one"}),
+        ("/api/v1/validate/similarity", {"candidates": ["a"], "references": ["a", "b"]}),
+        ("/api/v1/models/smollm2-135m/invoke", {"prompt": "x", "messages": []}),
+        ("/api/v1/models/smollm2-135m/invoke", {"messages": [{"role": "robot", "content": "x"}]}),
+        ("/api/v1/auth/api-keys", {"name": ""}),
+        ("/api/v1/validate/quality", {"texts": ["{}"], "json_schema": {"$ref": "#/nope"}}),
+        ("/api/v1/validate/quality", {"texts": ["{}"], "json_schema": {"type": 5}}),
+    ]
+    for path, body in cases:
+        assert_error(api.client.post(path, json=body, headers=headers), 422)

@@ -1,0 +1,127 @@
+"""Generation with the embedded model: completions, cache, templates, SSE, WebSocket, invoke.
+
+One app (SQLite) for the module, so the model loads once; every request asks for few tokens.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from tests.integration.api.conftest import Api
+
+pytestmark = pytest.mark.slow
+TEXT = "/api/v1/generate/text"
+SHORT = {"max_tokens": 6, "temperature": 0.0}
+
+
+def test_completion_has_the_completions_shape_and_is_cached(sqlite_api: Api) -> None:
+    headers = sqlite_api.headers("alice")
+    body = {"prompt": "Say hello.", **SHORT}
+    first = sqlite_api.client.post(TEXT, json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["object"] == "text_completion" and answer["model"] == "smollm2-135m"
+    assert answer["id"].startswith("cmpl-") and isinstance(answer["created"], int)
+    choice = answer["choices"][0]
+    assert choice["index"] == 0 and choice["text"] and choice["finish_reason"] in {"stop", "length"}
+    usage = answer["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+    assert answer["cached"] is False
+    again = sqlite_api.client.post(TEXT, json=body, headers=headers).json()
+    assert again["cached"] is True and again["choices"] == answer["choices"]
+    assert again["id"] != answer["id"]
+    # A sampled request without a seed is never served from the cache.
+    sampled = sqlite_api.client.post(TEXT, json={**body, "temperature": 0.9}, headers=headers)
+    assert sampled.json()["cached"] is False
+
+
+def test_template_with_variables_and_n_choices(sqlite_api: Api) -> None:
+    body = {
+        "template": "product-review",
+        "variables": {"rating": 5},
+        "n": 2,
+        "seed": 7,
+        "max_tokens": 5,
+    }
+    answer = sqlite_api.client.post(TEXT, json=body, headers=sqlite_api.headers("bob")).json()
+    assert [c["index"] for c in answer["choices"]] == [0, 1]
+    assert answer["usage"]["completion_tokens"] <= 10
+
+
+def test_server_sent_events(sqlite_api: Api) -> None:
+    body = {"prompt": "Count to three.", "max_tokens": 6, "stream": True}
+    with sqlite_api.client.stream(
+        "POST", TEXT, json=body, headers=sqlite_api.headers("alice")
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    assert chunks[-1]["choices"][0]["finish_reason"] in {"stop", "length"}
+    assert chunks[-1]["usage"]["completion_tokens"] >= 1
+    assert "".join(c["choices"][0]["text"] for c in chunks)
+
+
+def test_websocket_streams_tokens_then_usage(sqlite_api: Api) -> None:
+    token = sqlite_api.tokens.get("alice") or sqlite_api.login("alice")
+    url = f"/api/v1/generate/stream?access_token={token['access_token']}"
+    with sqlite_api.client.websocket_connect(url) as socket:
+        for _ in range(2):  # several requests on one connection
+            socket.send_text(json.dumps({"prompt": "Hello!", "max_tokens": 5}))
+            messages = []
+            while True:
+                message = socket.receive_json()
+                messages.append(message)
+                if message["type"] != "token":
+                    break
+            assert messages[-1]["type"] == "done", messages
+            assert any(m["type"] == "token" for m in messages)
+        socket.send_text(json.dumps({"prompt": "x", "temperature": 9}))
+        assert socket.receive_json()["error"]["type"] == "validation_error"
+        socket.send_text(json.dumps({"prompt": "x", "model": "nope"}))
+        assert socket.receive_json()["error"]["type"] == "model_not_found"
+        socket.send_text("{not json")
+        assert socket.receive_json()["type"] == "error"
+
+
+def test_websocket_refuses_bad_credentials(sqlite_api: Api) -> None:
+    url = "/api/v1/generate/stream?access_token=bad"
+    with pytest.raises(WebSocketDisconnect) as refused, sqlite_api.client.websocket_connect(url):
+        pass
+    assert refused.value.code == 1008
+
+
+def test_models_list_describe_and_invoke(sqlite_api: Api) -> None:
+    headers = sqlite_api.headers("alice")
+    listed = sqlite_api.client.get("/api/v1/models/list", headers=headers).json()
+    ids = [m["id"] for m in listed["data"]]
+    assert "smollm2-135m" in ids and listed["object"] == "list"
+    info = sqlite_api.client.get("/api/v1/models/smollm2-135m", headers=headers).json()
+    assert info["context_length"] > 0 and info["available"] is True
+    invoked = sqlite_api.client.post(
+        "/api/v1/models/smollm2-135m/invoke",
+        json={"messages": [{"role": "user", "content": "Hi"}], **SHORT},
+        headers=headers,
+    )
+    assert invoked.status_code == 200, invoked.text
+    assert invoked.json()["choices"][0]["text"]
+
+
+def test_metrics_count_tokens_and_cache_hits(sqlite_api: Api) -> None:
+    headers = sqlite_api.headers("alice")
+    body = {"prompt": "Metrics please.", **SHORT}
+    sqlite_api.client.post(TEXT, json=body, headers=headers)
+    sqlite_api.client.post(TEXT, json=body, headers=headers)
+    text = sqlite_api.client.get("/api/v1/admin/metrics", headers=sqlite_api.headers("admin")).text
+    assert 'textnlp_tokens_generated_total{model="smollm2-135m"}' in text
+    assert 'textnlp_cache_lookups_total{result="hit"}' in text
+    assert 'route="/api/v1/generate/text"' in text and 'status="200"' in text
+    cleared = sqlite_api.client.post(
+        "/api/v1/admin/cache/clear", headers=sqlite_api.headers("admin")
+    )
+    assert cleared.json()["cleared"] >= 1
+    assert sqlite_api.client.post(TEXT, json=body, headers=headers).json()["cached"] is False

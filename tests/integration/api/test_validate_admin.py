@@ -1,0 +1,77 @@
+"""Validation routes with their aggregates in the database, and the admin routes."""
+
+from __future__ import annotations
+
+from tests.integration.api.conftest import Api
+
+
+def test_quality_similarity_and_their_aggregates(api: Api) -> None:
+    headers = api.headers("alice")
+    quality = api.client.post(
+        "/api/v1/validate/quality",
+        json={"texts": ["The product works well.", "Mail me at a@b.example"], "language": False},
+        headers=headers,
+    )
+    assert quality.status_code == 200, quality.text
+    body = quality.json()
+    assert body["count"] == 2 and body["results"][1]["pii"][0]["kind"] == "email"
+    assert body["summary"]["pii_findings"] == 0.5
+    similar = api.client.post(
+        "/api/v1/validate/similarity",
+        json={"candidates": ["the cat sat"], "references": ["the cat sat"]},
+        headers=headers,
+    ).json()
+    assert similar["pairs"][0]["rouge1"] == 1.0 and similar["corpus"]["cosine"] is None
+    metrics = api.client.get("/api/v1/validate/metrics", headers=headers).json()
+    assert "bleu" in metrics["measured"]["similarity"]
+    aggregates = {(a["kind"], a["metric"]): a for a in metrics["aggregates"]}
+    assert aggregates[("quality", "pii_findings")]["count"] >= 2
+    assert aggregates[("quality", "pii_findings")]["max"] == 1.0
+    assert aggregates[("similarity", "rouge1")]["mean"] == 1.0
+
+
+def test_health_reports_every_component(api: Api) -> None:
+    response = api.client.get("/api/v1/admin/health")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "cache", "queue", "storage"}
+    assert body["models"]["smollm2-135m"]["status"] == "ok"
+    assert response.headers["x-request-id"]
+
+
+def test_health_is_503_when_the_database_is_down(api: Api) -> None:
+    app = api.client.app  # type: ignore[attr-defined]
+    checker = app.state.health
+    original = checker.sessions
+
+    def broken() -> object:
+        raise ConnectionError("database unreachable")
+
+    checker.sessions = broken
+    checker.invalidate()
+    try:
+        response = api.client.get("/api/v1/admin/health")
+    finally:
+        checker.sessions = original
+        checker.invalidate()
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["status"] == "down"
+
+
+def test_request_ids_are_echoed(api: Api) -> None:
+    response = api.client.get("/api/v1/admin/health", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+
+
+def test_openapi_documents_every_route(api: Api) -> None:
+    paths = set(api.client.get("/openapi.json").json()["paths"])
+    expected = {
+        "/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout",
+        "/api/v1/generate/text", "/api/v1/generate/batch", "/api/v1/generate/status/{job_id}",
+        "/api/v1/validate/quality", "/api/v1/validate/similarity", "/api/v1/validate/metrics",
+        "/api/v1/models/list", "/api/v1/models/{model_id}", "/api/v1/models/{model_id}/invoke",
+        "/api/v1/admin/health", "/api/v1/admin/metrics", "/api/v1/admin/cache/clear",
+    }  # fmt: skip
+    assert expected <= paths
+    assert api.client.get("/docs").status_code == 200

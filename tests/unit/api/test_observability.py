@@ -1,0 +1,90 @@
+"""X-Ray ids and header, EMF lines, JSON logs with request ids and redaction, the caches."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+
+from textnlp.adapters.cache.completions import CompletionCache
+from textnlp.adapters.cache.memory import MemoryCache
+from textnlp.domain import Completion
+from textnlp.observability.emf import EmfEmitter
+from textnlp.observability.logging import JsonFormatter, request_id_var
+from textnlp.observability.metrics import Metrics
+from textnlp.observability.tracing import (
+    XRayIdGenerator,
+    XRayPropagator,
+    format_xray_header,
+    parse_xray_header,
+)
+
+
+def test_xray_trace_ids_start_with_the_time() -> None:
+    trace_id = XRayIdGenerator().generate_trace_id()
+    assert abs((trace_id >> 96) - int(time.time())) <= 2
+
+
+def test_xray_header_round_trips_and_propagates() -> None:
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    parsed = parse_xray_header(header)
+    assert parsed is not None
+    assert format_xray_header(*parsed) == header
+    context = XRayPropagator().extract({"x-amzn-trace-id": header})
+    carrier: dict[str, str] = {}
+    XRayPropagator().inject(carrier, context)
+    assert carrier["X-Amzn-Trace-Id"] == header
+    for bad in ["", "Root=2-x-y", "Root=1-5759e988-bd86;Parent=zz", "garbage"]:
+        assert parse_xray_header(bad) is None
+
+
+def test_emf_lines_name_the_design_metrics() -> None:
+    stream = io.StringIO()
+    metrics = Metrics(EmfEmitter("TextNLP", stream))
+    metrics.observe_request("/api/v1/generate/text", "POST", 200, 0.012)
+    metrics.observe_tokens("smollm2-135m", 7)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["RequestLatency"] == 12.0 and lines[0]["Route"] == "/api/v1/generate/text"
+    directive = lines[1]["_aws"]["CloudWatchMetrics"][0]
+    assert (
+        directive["Namespace"] == "TextNLP" and directive["Metrics"][0]["Name"] == "TokensGenerated"
+    )
+    assert b'textnlp_tokens_generated_total{model="smollm2-135m"} 7.0' in metrics.render()
+
+
+def test_json_logs_carry_the_request_id_and_redact_secrets() -> None:
+    token = request_id_var.set("req-123")
+    try:
+        record = logging.LogRecord("textnlp", logging.INFO, __file__, 1, "login %s", ("ok",), None)
+        record.password = "hunter2"
+        record.prompt = "a private prompt"
+        record.status = 200
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id_var.reset(token)
+    assert line["request_id"] == "req-123" and line["message"] == "login ok"
+    assert line["password"] == "[redacted]" and line["prompt"] == "[redacted]"
+    assert line["status"] == 200
+
+
+def test_memory_cache_expires_evicts_and_clears() -> None:
+    cache = MemoryCache(max_entries=2)
+    cache.set("a", b"1", ttl_s=60)
+    cache.set("b", b"2", ttl_s=60)
+    cache.get("a")
+    cache.set("c", b"3", ttl_s=60)  # evicts b, the least recently used
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1", None, b"3")
+    assert cache.clear() == 2 and cache.get("a") is None
+    cache.set("old", b"x", ttl_s=-1)
+    assert cache.get("old") is None
+
+
+def test_completion_cache_counts_hits_and_misses() -> None:
+    seen: list[bool] = []
+    cache = CompletionCache(MemoryCache(), 60, seen.append)
+    assert cache.get("k") is None
+    cache.put("k", Completion(text="hi", finish_reason="stop", model="m"))
+    hit = cache.get("k")
+    assert hit is not None and hit.text == "hi"
+    assert seen == [False, True]
