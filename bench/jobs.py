@@ -1,0 +1,188 @@
+"""Batch-job benchmarks.
+
+(a) A 200-record job through API (the real app, in process) -> queue (database table) ->
+    worker (its own process-wide model pool) -> storage, timed from the POST until the status
+    says succeeded, against, in the same run, the same 200 records generated directly by the
+    dataset pipeline (``GenerationService.generate_dataset``). Both load the embedded model
+    themselves (after one warm-up load, so the page cache is warm for both) and use no
+    response cache; small ``max_tokens``.
+(b) The local queue's raw throughput: messages per second through send + receive + delete, on
+    SQLite and (when it runs on 127.0.0.1:5432) PostgreSQL.
+
+    python bench/jobs.py [--count 200] [--max-tokens 16] [--messages 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from textnlp.adapters.db.base import make_engine, upgrade_database
+from textnlp.adapters.queue.database import DatabaseQueue
+from textnlp.config import Settings, load_settings
+from textnlp.services.generation import DatasetJob, GenerationService
+
+MODEL = "smollm2-135m"
+TEMPLATE = "product-review"
+POSTGRES_URL = os.environ.get(
+    "TEXTNLP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+async def direct(settings: Settings, count: int, max_tokens: int, out: Path) -> float:
+    started = time.perf_counter()
+    service = GenerationService.from_settings(settings, use_cache=False)
+    try:
+        await service.generate_dataset(
+            DatasetJob(TEMPLATE, count, out, MODEL, {"max_tokens": max_tokens}, seed=1)
+        )
+    finally:
+        await service.aclose()
+    return time.perf_counter() - started
+
+
+def job_path(settings: Settings, count: int, max_tokens: int) -> tuple[float, dict[str, Any]]:
+    from fastapi.testclient import TestClient
+
+    from textnlp.api.app import create_app
+    from textnlp.worker import Worker, WorkerOptions
+
+    app = create_app(settings)
+    with TestClient(app) as client:
+        app.state.auth.create_user("bench", "bench password 123")
+        login = client.post(
+            "/api/v1/auth/login", json={"username": "bench", "password": "bench password 123"}
+        ).json()
+        headers = {"Authorization": f"Bearer {login['access_token']}"}
+        loop = asyncio.new_event_loop()
+        worker = Worker.from_settings(settings, WorkerOptions(wait_s=0.2))
+        thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
+        thread.start()
+        try:
+            started = time.perf_counter()
+            job = client.post(
+                "/api/v1/generate/batch",
+                json={
+                    "template": TEMPLATE,
+                    "count": count,
+                    "model": MODEL,
+                    "params": {"max_tokens": max_tokens},
+                    "seed": 1,
+                },
+                headers=headers,
+            ).json()
+            while True:
+                status = client.get(f"/api/v1/generate/status/{job['id']}", headers=headers).json()
+                if status["state"] in {"succeeded", "failed", "cancelled"}:
+                    break
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+        finally:
+            loop.call_soon_threadsafe(worker.request_stop)
+            thread.join(60)
+            loop.run_until_complete(worker.aclose())
+            loop.close()
+    return elapsed, status
+
+
+def queue_throughput(url: str, messages: int) -> float:
+    engine = make_engine(url)
+    queue = DatabaseQueue(engine, f"bench-{uuid.uuid4().hex[:8]}", dead_letter_queue="bench-dlq")
+    started = time.perf_counter()
+    for i in range(messages):
+        queue.send(f'{{"n": {i}}}', group_id=str(i), dedup_id=str(i))
+    done = 0
+    while done < messages:
+        for message in queue.receive(10):
+            queue.delete(message)
+            done += 1
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return messages / elapsed
+
+
+def postgres_url() -> str | None:
+    schema = f"bench_jobs_{uuid.uuid4().hex[:8]}"
+    try:
+        engine = make_engine(POSTGRES_URL)
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+    except Exception:
+        return None
+    return f"{POSTGRES_URL}?options=-csearch_path={schema}"
+
+
+def drop_schema(url: str) -> None:
+    schema = url.rsplit("=", 1)[-1]
+    engine = make_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--messages", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        settings = load_settings(
+            home=home, generation={"response_cache": False}, queue={"chunk_size": 32}
+        )
+        upgrade_database(settings.database_url)
+        asyncio.run(direct(settings, 8, args.max_tokens, Path(tmp) / "warm.jsonl"))  # warm-up
+        direct_s = asyncio.run(direct(settings, args.count, args.max_tokens, Path(tmp) / "d.jsonl"))
+        job_s, status = job_path(settings, args.count, args.max_tokens)
+        sqlite_url = f"sqlite:///{Path(tmp) / 'queue.db'}"
+        upgrade_database(sqlite_url)
+        throughput: dict[str, float | None] = {
+            "sqlite": round(queue_throughput(sqlite_url, args.messages), 1)
+        }
+        pg = postgres_url()
+        if pg is not None:
+            try:
+                upgrade_database(pg)
+                throughput["postgresql"] = round(queue_throughput(pg, args.messages), 1)
+            finally:
+                drop_schema(pg)
+        else:
+            throughput["postgresql"] = None
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.system()}",
+                "job": {
+                    "records": args.count,
+                    "max_tokens": args.max_tokens,
+                    "model": MODEL,
+                    "state": status["state"],
+                    "done": status["progress"]["done"],
+                    "job_path_s": round(job_s, 2),
+                    "direct_pipeline_s": round(direct_s, 2),
+                    "ratio": round(job_s / direct_s, 3),
+                    "target_ratio": 1.10,
+                },
+                "local_queue_msgs_per_s": throughput,
+                "queue_messages": args.messages,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

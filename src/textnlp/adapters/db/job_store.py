@@ -1,0 +1,262 @@
+"""SQL for batch jobs: the job rows, record checkpoints, outbox and idempotency keys.
+
+Services call these methods and never write SQL themselves. Each method is one short
+transaction, so the API, the worker and the outbox relay can share the database safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from textnlp.adapters.db.jobs import (
+    TERMINAL_STATES,
+    IdempotencyKeyRow,
+    JobRecordRow,
+    JobRow,
+    OutboxRow,
+)
+from textnlp.domain import Record
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    id: str
+    owner_id: str
+    spec: dict[str, Any]
+    queue: str
+    total: int
+    body: str
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    outbox_id: int
+    job_id: str
+    queue: str
+    body: str
+
+
+class IdempotencyMismatch(Exception):
+    """The key was used before with another request body (internal; mapped by the service)."""
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- submit ----------------------------------------------------------------------------
+    def create(self, job: NewJob, *, idempotency: tuple[str, str] | None = None) -> JobRow:
+        """Store the job, its outbox message and its idempotency key in one transaction.
+
+        ``idempotency`` is (key, request hash). With a key already used by the same body the
+        existing job comes back (nothing is stored); another body raises IdempotencyMismatch.
+        """
+        if idempotency is not None:
+            existing = self._idempotent(job.owner_id, *idempotency)
+            if existing is not None:
+                return existing
+        now = utcnow()
+        try:
+            with self.sessions.begin() as session:
+                row = JobRow(
+                    id=job.id,
+                    owner_id=job.owner_id,
+                    state="queued",
+                    spec=job.spec,
+                    queue=job.queue,
+                    total=job.total,
+                    done=0,
+                    failed_records=0,
+                    attempts=0,
+                    created_at=now,
+                )
+                session.add(row)
+                session.flush()
+                session.add(
+                    OutboxRow(job_id=job.id, queue=job.queue, body=job.body, created_at=now)
+                )
+                if idempotency is not None:
+                    session.add(
+                        IdempotencyKeyRow(
+                            owner_id=job.owner_id,
+                            key=idempotency[0],
+                            request_hash=idempotency[1],
+                            job_id=job.id,
+                            created_at=now,
+                        )
+                    )
+        except IntegrityError:
+            if idempotency is None:
+                raise
+            existing = self._idempotent(job.owner_id, *idempotency)  # lost a race on the key
+            if existing is None:
+                raise
+            return existing
+        return row
+
+    def _idempotent(self, owner_id: str, key: str, request_hash: str) -> JobRow | None:
+        with self.sessions() as session:
+            known = session.get(IdempotencyKeyRow, (owner_id, key))
+            if known is None:
+                return None
+            if known.request_hash != request_hash:
+                raise IdempotencyMismatch(key)
+            return session.get(JobRow, known.job_id)
+
+    # -- outbox ----------------------------------------------------------------------------
+    def pending_messages(self, limit: int = 100, job_id: str | None = None) -> list[PendingMessage]:
+        with self.sessions() as session:
+            query = select(OutboxRow).where(OutboxRow.sent_at.is_(None)).order_by(OutboxRow.id)
+            if job_id is not None:
+                query = query.where(OutboxRow.job_id == job_id)
+            rows = session.scalars(query.limit(limit)).all()
+            return [PendingMessage(r.id, r.job_id, r.queue, r.body) for r in rows]
+
+    def mark_sent(self, outbox_id: int) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(OutboxRow).where(OutboxRow.id == outbox_id).values(sent_at=utcnow())
+            )
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRow | None:
+        with self.sessions() as session:
+            return session.get(JobRow, job_id)
+
+    def list_for(self, owner_id: str | None, limit: int = 50) -> list[JobRow]:
+        with self.sessions() as session:
+            query = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit)
+            if owner_id is not None:
+                query = query.where(JobRow.owner_id == owner_id)
+            return list(session.scalars(query).all())
+
+    # -- state changes ---------------------------------------------------------------------
+    def start(self, job_id: str, worker: str) -> JobRow | None:
+        """queued/running -> running (a new attempt); None when the job is finished or gone."""
+        now = utcnow()
+        with self.sessions.begin() as session:
+            row = session.get(JobRow, job_id, with_for_update=self._postgres)
+            if row is None or row.state in TERMINAL_STATES:
+                return row
+            row.state = "running"
+            row.attempts += 1
+            row.worker = worker
+            row.started_at = row.started_at or now
+            row.heartbeat_at = now
+            return row
+
+    def heartbeat(self, job_id: str) -> str | None:
+        """Note the worker is alive; returns the job's state (``cancelled`` tells it to stop)."""
+        with self.sessions.begin() as session:
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(heartbeat_at=utcnow()))
+            return session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+
+    def note_error(self, job_id: str, error: str) -> None:
+        """An attempt failed; the job stays running until its last attempt."""
+        with self.sessions.begin() as session:
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(error=error[:4000]))
+
+    def finish(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        error: str | None = None,
+        result_key: str | None = None,
+        report_key: str | None = None,
+        only_from: Sequence[str] = ("queued", "running"),
+    ) -> bool:
+        """Move a live job to a terminal state; False when it was not live any more."""
+        values: dict[str, Any] = {"state": state, "finished_at": utcnow()}
+        if error is not None:
+            values["error"] = error[:4000]
+        if result_key is not None:
+            values["result_key"] = result_key
+        if report_key is not None:
+            values["report_key"] = report_key
+        with self.sessions.begin() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state.in_(list(only_from)))
+                .values(**values)
+            )
+            return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    # -- records (the checkpoint) ----------------------------------------------------------
+    def save_records(self, job_id: str, records: Sequence[Record]) -> int:
+        """Insert records by (job id, index), ignoring ones already stored; returns new ones."""
+        if not records:
+            return 0
+        rows = [
+            {
+                "job_id": job_id,
+                "index": r.index,
+                "ok": r.status == "ok",
+                "payload": r.model_dump_json(),
+            }
+            for r in records
+        ]
+        insert = pg_insert if self._postgres else sqlite_insert
+        statement = (
+            insert(JobRecordRow)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["job_id", "index"])
+        )
+        with self.sessions.begin() as session:
+            result = session.execute(statement)
+            added = int(getattr(result, "rowcount", 0) or 0)
+            failed = sum(1 for r in records if r.status != "ok")
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(done=JobRow.done + added, heartbeat_at=utcnow())
+            )
+            if failed:
+                self._recount_failed(session, job_id)
+            return added
+
+    def _recount_failed(self, session: Session, job_id: str) -> None:
+        failed = session.scalar(
+            select(func.count()).where(JobRecordRow.job_id == job_id, JobRecordRow.ok.is_(False))
+        )
+        session.execute(update(JobRow).where(JobRow.id == job_id).values(failed_records=failed))
+
+    def done_indices(self, job_id: str) -> set[int]:
+        with self.sessions() as session:
+            return set(
+                session.scalars(select(JobRecordRow.index).where(JobRecordRow.job_id == job_id))
+            )
+
+    def iter_records(self, job_id: str, *, ok_only: bool = True) -> Iterator[Record]:
+        """Stored records in index order, fetched in batches (large jobs stay in bounds)."""
+        query = (
+            select(JobRecordRow.payload)
+            .where(JobRecordRow.job_id == job_id)
+            .order_by(JobRecordRow.index)
+        )
+        if ok_only:
+            query = query.where(JobRecordRow.ok.is_(True))
+        with self.sessions() as session:
+            for payload in session.scalars(query.execution_options(yield_per=1000)):
+                yield Record.model_validate_json(payload)
+
+    def count_records(self, job_id: str) -> int:
+        with self.sessions() as session:
+            return int(
+                session.scalar(select(func.count()).where(JobRecordRow.job_id == job_id)) or 0
+            )

@@ -1,0 +1,110 @@
+"""Tables of batch jobs: jobs, their records (the checkpoint), the outbox, queue messages and
+idempotency keys. Alembic revision ``0003_jobs`` creates them.
+
+Records are keyed by (job id, record index) and inserted with ``ON CONFLICT DO NOTHING``: a
+record is a pure function of (job seed, index), so whichever worker stores it first wins and a
+redelivered job only generates the indices that are missing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from textnlp.adapters.db.base import Base
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    #: The submitted request (``JobSpec`` as JSON).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    queue: Mapped[str] = mapped_column(String(128))
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed_records: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    result_key: Mapped[str | None] = mapped_column(String(512), default=None)
+    report_key: Mapped[str | None] = mapped_column(String(512), default=None)
+    worker: Mapped[str | None] = mapped_column(String(128), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class JobRecordRow(Base):
+    __tablename__ = "job_records"
+
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    #: The ``Record`` as JSON.
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class OutboxRow(Base):
+    """A message to send, written in the transaction that stores its job."""
+
+    __tablename__ = "job_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+    __table_args__ = (Index("ix_job_outbox_pending", "sent_at", "id"),)
+
+
+class QueueMessageRow(Base):
+    """A message of the database queue (the local profile's SQS)."""
+
+    __tablename__ = "queue_messages"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    queue: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    group_id: Mapped[str] = mapped_column(String(128))
+    dedup_id: Mapped[str] = mapped_column(String(128))
+    receive_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Epoch milliseconds from which the message may be received.
+    visible_at: Mapped[int] = mapped_column(BigInteger)
+    receipt: Mapped[str | None] = mapped_column(String(32), default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (Index("ix_queue_messages_ready", "queue", "visible_at", "seq"),)
+
+
+class IdempotencyKeyRow(Base):
+    __tablename__ = "job_idempotency_keys"
+
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,87 @@
+"""The queue interface the jobs service and the worker share.
+
+Semantics are SQS's, which the database queue copies: at-least-once delivery; a received
+message is invisible for the visibility timeout, then reappears unless deleted; every receive
+counts, and a message received ``max_receives`` times moves to the dead-letter queue on its
+next receive (redrive). A worker deletes a message only once the job's effects are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    """One delivery of a message. ``receipt`` is valid for this delivery only."""
+
+    id: str
+    body: str
+    receipt: str
+    receive_count: int
+    queue: str
+
+
+@runtime_checkable
+class JobQueue(Protocol):
+    """One queue (with its dead-letter queue behind it)."""
+
+    name: str
+    #: Visibility timeout a receive applies, in seconds.
+    visibility_timeout_s: int
+    #: Receives after which a message is dead-lettered.
+    max_receives: int
+
+    def send(self, body: str, *, group_id: str, dedup_id: str) -> str:
+        """Enqueue ``body``; returns the message id. ``dedup_id`` drops repeats."""
+        ...
+
+    def receive(self, max_messages: int = 1, wait_s: float = 0.0) -> list[QueueMessage]:
+        """Up to ``max_messages`` visible messages, waiting up to ``wait_s`` for the first."""
+        ...
+
+    def extend(self, message: QueueMessage, timeout_s: int) -> None:
+        """Keep ``message`` invisible ``timeout_s`` more seconds (the worker's heartbeat)."""
+        ...
+
+    def release(self, message: QueueMessage) -> None:
+        """Make ``message`` visible again now (hand it back)."""
+        ...
+
+    def delete(self, message: QueueMessage) -> None:
+        """Acknowledge ``message``: it is done."""
+        ...
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        """Move ``message`` to the dead-letter queue now (malformed or hopeless)."""
+        ...
+
+    def dead_letters(self, max_messages: int = 10) -> list[QueueMessage]:
+        """Messages in the dead-letter queue not looked at for a while (they stay there)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class QueuePair:
+    """The queues of the design: generation (FIFO, short jobs) and batch (long jobs)."""
+
+    generation: JobQueue
+    batch: JobQueue
+
+    def by_name(self, name: str) -> JobQueue:
+        for queue in (self.generation, self.batch):
+            if name in {queue.name, _short(queue.name)}:
+                return queue
+        raise KeyError(name)
+
+    def close(self) -> None:
+        self.generation.close()
+        self.batch.close()
+
+
+def _short(name: str) -> str:
+    """``textnlp-generation-queue.fifo`` -> ``generation``."""
+    return name.removeprefix("textnlp-").removesuffix(".fifo").removesuffix("-queue")

@@ -1,0 +1,44 @@
+"""The blob storage interface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class BlobStorage(Protocol):
+    """Objects by key. Missing keys raise ``textnlp.errors.NotFound``."""
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...
+
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        """Upload a (large) local file, streamed in parts."""
+        ...
+
+    def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> None:
+        """Upload from a readable binary stream without holding it in memory."""
+        ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def open_read(self, key: str) -> Iterator[bytes]:
+        """The object in chunks (for streaming downloads)."""
+        ...
+
+    def download(self, key: str, path: Path) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def list(self, prefix: str) -> list[str]: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def presigned_url(self, key: str, expires_s: int = 3600) -> str | None:
+        """A time-limited download URL, or None where the API must serve the bytes itself."""
+        ...
+
+    def close(self) -> None: ...

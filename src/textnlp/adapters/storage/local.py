@@ -1,0 +1,96 @@
+"""Blob storage in a local directory (the ``local`` profile): keys are relative paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from textnlp.adapters.storage.keys import check_key
+from textnlp.errors import NotFound
+
+CHUNK = 1 << 20
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _existing(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"no object {key!r} in storage")
+        return path
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        self._write(key, lambda handle: handle.write(data))
+
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        with path.open("rb") as source:
+            self.put_stream(key, source)
+
+    def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> None:
+        self._write(key, lambda handle: shutil.copyfileobj(stream, handle, CHUNK))
+
+    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
+        """Atomic: a temporary file in the same directory, renamed into place."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                fill(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            Path(tmp).replace(target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._existing(key).read_bytes()
+
+    def open_read(self, key: str) -> Iterator[bytes]:
+        path = self._existing(key)
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    yield chunk
+
+        return chunks()
+
+    def download(self, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._existing(key), path)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self._existing(key).stat().st_size
+
+    def list(self, prefix: str) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        keys = (
+            p.relative_to(self.root).as_posix()
+            for p in self.root.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def presigned_url(self, key: str, expires_s: int = 3600) -> str | None:
+        return None  # the API streams local objects itself
+
+    def close(self) -> None:
+        """Nothing to release."""

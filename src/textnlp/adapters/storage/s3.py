@@ -1,0 +1,106 @@
+"""Blob storage in S3 through boto3: multipart streaming uploads, presigned downloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from textnlp.adapters.storage.keys import check_key
+from textnlp.errors import NotFound
+
+CHUNK = 1 << 20
+
+
+class S3Storage:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def _missing(self, exc: Exception) -> bool:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        return code in {"404", "NoSuchKey", "NotFound"}
+
+    def _extra(self, content_type: str | None) -> dict[str, Any]:
+        return {"ContentType": content_type} if content_type else {}
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        self.client.put_object(
+            Bucket=self.bucket, Key=check_key(key), Body=data, **self._extra(content_type)
+        )
+
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        with path.open("rb") as handle:
+            self.put_stream(key, handle, content_type=content_type)
+
+    def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> None:
+        # upload_fileobj sends multipart uploads of 8 MiB parts: memory stays bounded.
+        self.client.upload_fileobj(
+            stream, self.bucket, check_key(key), ExtraArgs=self._extra(content_type) or None
+        )
+
+    def _get(self, key: str) -> Any:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=check_key(key))
+        except self.client.exceptions.NoSuchKey:
+            raise NotFound(f"no object {key!r} in s3://{self.bucket}") from None
+
+    def get_bytes(self, key: str) -> bytes:
+        return bytes(self._get(key)["Body"].read())
+
+    def open_read(self, key: str) -> Iterator[bytes]:
+        body = self._get(key)["Body"]
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(CHUNK)
+            finally:
+                body.close()
+
+        return chunks()
+
+    def download(self, key: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            for chunk in self.open_read(key):
+                handle.write(chunk)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except Exception as exc:
+            if self._missing(exc):
+                return False
+            raise
+        return True
+
+    def size(self, key: str) -> int:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except Exception as exc:
+            if self._missing(exc):
+                raise NotFound(f"no object {key!r} in s3://{self.bucket}") from None
+            raise
+        return int(head["ContentLength"])
+
+    def list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+
+    def presigned_url(self, key: str, expires_s: int = 3600) -> str | None:
+        return str(
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": check_key(key)},
+                ExpiresIn=expires_s,
+            )
+        )
+
+    def close(self) -> None:
+        """The boto3 client needs no closing."""

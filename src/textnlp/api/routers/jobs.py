@@ -1,0 +1,132 @@
+"""Batch-job routes: submit, status, cancel, results, prompt-file uploads.
+
+The router only parses, authorises and renders; ``JobService`` (built in ``lifespan`` on the
+app's database engine) does the work. Someone else's job answers 404, like a missing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel
+
+from textnlp.adapters.db.job_store import JobStore
+from textnlp.adapters.queue import open_queues
+from textnlp.adapters.storage import open_storage
+from textnlp.api.deps import CurrentUser
+from textnlp.services.job_models import JobSpec, JobView
+from textnlp.services.jobs import JobService, Owner
+
+router = APIRouter(prefix="/generate", tags=["jobs"])
+
+MEDIA_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The job service on the app's engine; the queues and storage of the settings."""
+    settings = app.state.settings
+    generation = app.state.generation
+    service = JobService(
+        settings,
+        JobStore(app.state.engine),
+        open_queues(settings, app.state.engine),
+        open_storage(settings),
+        generation.catalogue,
+        generation.templates,
+    )
+    app.state.jobs = service
+    try:
+        yield
+    finally:
+        service.close()
+
+
+def get_jobs(request: Request) -> JobService:
+    service: JobService = request.app.state.jobs
+    return service
+
+
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+
+
+def owner(user: CurrentUser) -> Owner:
+    return Owner(id=str(user.id), is_admin=bool(user.is_admin))
+
+
+class UploadAnswer(BaseModel):
+    key: str
+
+
+@router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
+def submit_batch(
+    spec: JobSpec,
+    user: CurrentUser,
+    jobs: JobsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JobView:
+    """Store and enqueue a batch job (a template + count, prompts, or an uploaded file)."""
+    return jobs.submit(owner(user), spec, idempotency_key=idempotency_key)
+
+
+@router.get("/batch", response_model=list[JobView])
+def list_batches(user: CurrentUser, jobs: JobsDep, limit: int = 50) -> list[JobView]:
+    """Your latest jobs (an admin's: everyone's)."""
+    return jobs.list(owner(user), max(1, min(limit, 500)))
+
+
+@router.put("/batch/uploads/{name}", response_model=UploadAnswer, status_code=201)
+async def upload_prompts(
+    name: str, request: Request, user: CurrentUser, jobs: JobsDep
+) -> UploadAnswer:
+    """Upload a JSONL/CSV prompt file (the raw body); use the answer's key as ``prompt_file``."""
+    data = await request.body()
+    key = await run_in_threadpool(jobs.upload_prompts, owner(user), name, data)
+    return UploadAnswer(key=key)
+
+
+@router.get("/status/{job_id}", response_model=JobView)
+def job_status(job_id: str, user: CurrentUser, jobs: JobsDep) -> JobView:
+    """State, progress (done/total), timings, error and result link."""
+    return jobs.status(owner(user), job_id)
+
+
+@router.post("/status/{job_id}/cancel", response_model=JobView)
+def cancel_job(job_id: str, user: CurrentUser, jobs: JobsDep) -> JobView:
+    """Cancel a queued or running job."""
+    return jobs.cancel(owner(user), job_id)
+
+
+@router.delete("/status/{job_id}", response_model=JobView)
+def delete_job(job_id: str, user: CurrentUser, jobs: JobsDep) -> JobView:
+    """Cancel a queued or running job (same as ``POST .../cancel``)."""
+    return jobs.cancel(owner(user), job_id)
+
+
+@router.get(
+    "/status/{job_id}/results",
+    response_class=Response,
+    responses={200: {"description": "The result file"}, 307: {"description": "Presigned URL"}},
+)
+def job_results(job_id: str, user: CurrentUser, jobs: JobsDep) -> Response:
+    """The result file: streamed from local storage, or a redirect to a presigned S3 URL."""
+    result = jobs.results(owner(user), job_id)
+    if result.url is not None:
+        return RedirectResponse(result.url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    return StreamingResponse(
+        jobs.storage.open_read(result.key),
+        media_type=MEDIA_TYPES.get(result.format, "application/octet-stream"),
+        headers={
+            "Content-Disposition": f'attachment; filename="{job_id}.{result.format}"',
+            "Content-Length": str(result.size),
+        },
+    )

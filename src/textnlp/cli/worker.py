@@ -1,0 +1,78 @@
+"""``textnlp worker``: consume the job queues (and the batch processor's ``--once`` run).
+
+The batch processor container (ECS, started by the ``batch_trigger`` Lambda) runs
+``textnlp worker --queues batch --once`` with ``S3_BUCKET`` and ``S3_KEY`` naming a prompt file
+under ``prompts/user-uploads/<user>/``: the worker submits that file as a job of that user
+(idempotently, keyed by the object) and then works the queue until it is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import typer
+
+from textnlp.adapters.storage import Keys
+from textnlp.cli.common import err_console, settings
+from textnlp.config import Settings
+from textnlp.errors import InvalidInput
+from textnlp.services.job_models import JobSpec
+from textnlp.services.jobs import JobService, Owner
+from textnlp.worker import Worker, WorkerOptions
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
+
+
+def worker(
+    queues: str = typer.Option(
+        "generation,batch", "--queues", "-q", help="Comma-separated: generation, batch."
+    ),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, max=64, help="Jobs at once."),
+    once: bool = typer.Option(False, "--once", help="Exit when the queues are empty."),
+    wait: float = typer.Option(2.0, "--wait", min=0.0, max=20.0, help="Seconds per receive."),
+) -> None:
+    """Run queued batch jobs until stopped (SIGTERM hands running jobs back)."""
+    names = tuple(q.strip() for q in queues.split(",") if q.strip())
+    unknown = [q for q in names if q not in {"generation", "batch"}]
+    if unknown or not names:
+        raise InvalidInput(f"--queues takes generation and/or batch (got {queues!r})")
+    config = settings()
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    bucket, key = os.environ.get("S3_BUCKET", ""), os.environ.get("S3_KEY", "")
+    if bucket and config.storage.backend == "s3":
+        config = config.model_copy(
+            update={"storage": config.storage.model_copy(update={"bucket": bucket})}
+        )
+    options = WorkerOptions(queues=names, concurrency=concurrency, once=once, wait_s=wait)
+    processed = asyncio.run(_run(config, options, key))
+    err_console.print(f"worker stopped after {processed} message(s)")
+
+
+def submit_uploaded_file(jobs: JobService, key: str) -> str:
+    """The job of a prompt file under ``prompts/user-uploads/<user>/``; same object, same job."""
+    parts = key.split("/")
+    if not key.startswith(Keys.USER_UPLOADS) or len(parts) < 4 or not parts[2]:
+        raise InvalidInput(f"S3_KEY must be {Keys.USER_UPLOADS}<user>/<file> (got {key!r})")
+    fmt = "jsonl"
+    view = jobs.submit(
+        Owner(id=parts[2]),
+        JobSpec(prompt_file=key, format=fmt),
+        idempotency_key=f"s3:{key}"[:255],
+    )
+    return view.id
+
+
+async def _run(config: Settings, options: WorkerOptions, key: str) -> int:
+    worker = Worker.from_settings(config, options)
+    try:
+        if key:
+            job_id = await asyncio.to_thread(submit_uploaded_file, worker.jobs, key)
+            err_console.print(f"submitted job {job_id} for {key}")
+        worker.install_signal_handlers()
+        return await worker.run()
+    finally:
+        await worker.aclose()

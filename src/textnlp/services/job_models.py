@@ -1,0 +1,96 @@
+"""The typed boundary of batch jobs: what a user submits and what a status answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+
+from textnlp.validation.gate import Gate
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+OutputFormat = Literal["jsonl", "csv", "parquet"]
+
+
+class PromptItem(BaseModel):
+    """One prompt of a prompt list or file; other fields become the record's variables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1)
+    system: str | None = None
+    variables: dict[str, str | int | float | bool | None] = {}
+
+
+class JobSpec(BaseModel):
+    """A batch job: exactly one of ``template`` (+ ``count``), ``prompts`` or ``prompt_file``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str | None = None
+    count: int | None = Field(default=None, ge=1)
+    variables: dict[str, Any] = {}
+    prompts: list[str | PromptItem] | None = Field(default=None, min_length=1)
+    #: Storage key of an uploaded JSONL/CSV prompt file (under ``prompts/user-uploads/``).
+    prompt_file: str | None = None
+    model: str | None = None
+    params: dict[str, Any] = {}
+    seed: int = 0
+    format: OutputFormat = "jsonl"
+    #: Validate the result and fail the job when this gate fails (no embeddings: fast).
+    validation: Gate | None = None
+    webhook_url: AnyHttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JobSpec:
+        sources = [s for s in ("template", "prompts", "prompt_file") if getattr(self, s)]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of template (with count), prompts, prompt_file")
+        if self.template and self.count is None:
+            raise ValueError("a template job needs count")
+        if not self.template and self.variables:
+            raise ValueError("variables apply to template jobs only")
+        return self
+
+
+class JobProgress(BaseModel):
+    done: int
+    total: int
+    failed: int = 0
+
+
+class JobTimings(BaseModel):
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed_s: float | None = None
+
+
+class JobResult(BaseModel):
+    format: OutputFormat
+    key: str
+    #: Where to download: a presigned S3 URL, or the API's own results route.
+    url: str | None = None
+    validation_key: str | None = None
+
+
+class JobView(BaseModel):
+    id: str
+    state: JobState
+    progress: JobProgress
+    timings: JobTimings
+    model: str
+    queue: str
+    attempts: int
+    error: str | None = None
+    result: JobResult | None = None
+
+
+class JobMessage(BaseModel):
+    """The body of a queue message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    v: Literal[1] = 1

@@ -1,0 +1,102 @@
+"""Prompt lists and prompt files (JSONL/CSV) as a template the dataset pipeline can run.
+
+Record ``i`` of a prompt-list job is the model's answer to prompt ``i``; its variables are the
+prompt's extra fields, so labels in a prompt file travel into the dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from textnlp.errors import DatasetError
+from textnlp.generation.templates import PromptTemplate
+from textnlp.services.job_models import PromptItem
+
+PROMPT_LIST_ID = "prompt-list"
+
+
+class PromptListTemplate(PromptTemplate):
+    """A template whose record ``i`` is prompt ``i`` (not a random sample)."""
+
+    prompts: list[PromptItem] = []
+
+    def sample_variables(
+        self, seed: int, index: int, overrides: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        item = self.prompts[index]
+        return {**item.variables, "prompt": item.prompt, "system": item.system or ""}
+
+
+def prompt_list_template(items: list[PromptItem]) -> PromptListTemplate:
+    return PromptListTemplate(
+        id=PROMPT_LIST_ID,
+        version="1",
+        description="prompts given with the job",
+        system="{{ system }}",
+        user="{{ prompt }}",
+        prompts=items,
+    )
+
+
+def normalise(prompts: list[str | PromptItem]) -> list[PromptItem]:
+    return [p if isinstance(p, PromptItem) else PromptItem(prompt=p) for p in prompts]
+
+
+def parse_prompt_file(name: str, data: bytes) -> list[PromptItem]:
+    """Prompts of a JSONL file (strings or objects with ``prompt``) or a CSV with a ``prompt``
+    column; other fields become variables. Empty or malformed files raise ``DatasetError``."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError(f"prompt file {name} is not UTF-8 text") from None
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".json")):
+        items = _jsonl(name, text)
+    elif lower.endswith(".csv"):
+        items = _csv(name, text)
+    else:
+        raise DatasetError(f"prompt file {name} must be .jsonl or .csv")
+    if not items:
+        raise DatasetError(f"prompt file {name} has no prompts")
+    return items
+
+
+def _item(name: str, where: str, raw: Any) -> PromptItem:
+    if isinstance(raw, str):
+        raw = {"prompt": raw}
+    if not isinstance(raw, dict):
+        raise DatasetError(f"prompt file {name}, {where}: expected a string or an object")
+    fields = {k: v for k, v in raw.items() if k not in {"prompt", "system"} and v is not None}
+    try:
+        return PromptItem(
+            prompt=raw.get("prompt", ""), system=raw.get("system") or None, variables=fields
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise DatasetError(f"prompt file {name}, {where}: {field}: {first['msg']}") from None
+
+
+def _jsonl(name: str, text: str) -> list[PromptItem]:
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"prompt file {name}, line {number}: {exc.msg}") from None
+        items.append(_item(name, f"line {number}", raw))
+    return items
+
+
+def _csv(name: str, text: str) -> list[PromptItem]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "prompt" not in reader.fieldnames:
+        raise DatasetError(f"prompt file {name} needs a 'prompt' column")
+    return [_item(name, f"row {n}", dict(row)) for n, row in enumerate(reader, 2)]

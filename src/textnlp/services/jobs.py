@@ -1,0 +1,284 @@
+"""Batch jobs: submit (transactional outbox + idempotency key), status, cancel, results.
+
+Submitting stores the job *and* its queue message in one database transaction (the outbox),
+then publishes the message. If the process dies between the two, ``publish_pending`` (run by
+every worker loop and after each submit) sends it later: the job can never exist without its
+message nor the message without its job. Publishing twice is harmless: the message is
+deduplicated by job id and the worker ignores messages of finished jobs.
+
+The same service serves the API, the CLI (local profile) and the worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from textnlp.adapters.db.base import make_engine, upgrade_database
+from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob
+from textnlp.adapters.db.jobs import JobRow
+from textnlp.adapters.queue import QueuePair, open_queues
+from textnlp.adapters.storage import BlobStorage, Keys, open_storage
+from textnlp.backends.registry import ModelCatalogue
+from textnlp.config import Settings
+from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
+from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
+from textnlp.generation.templates import PromptTemplate, TemplateLibrary
+from textnlp.services.job_models import (
+    JobMessage,
+    JobProgress,
+    JobResult,
+    JobSpec,
+    JobTimings,
+    JobView,
+)
+from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
+
+log = logging.getLogger(__name__)
+
+#: Largest prompt file accepted (the file is parsed at submit to refuse bad ones early).
+MAX_PROMPT_FILE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who asks: their id, and whether they may see every job."""
+
+    id: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class ResultDownload:
+    key: str
+    format: str
+    url: str | None
+    size: int
+
+
+def request_hash(spec: JobSpec) -> str:
+    return hashlib.sha256(spec.model_dump_json(exclude_none=True).encode()).hexdigest()
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; they were written in UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        queues: QueuePair,
+        storage: BlobStorage,
+        catalogue: ModelCatalogue,
+        templates: TemplateLibrary,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queues = queues
+        self.storage = storage
+        self.catalogue = catalogue
+        self.templates = templates
+        self._owned_engine: Engine | None = None
+
+    # -- submit ----------------------------------------------------------------------------
+    def submit(self, owner: Owner, spec: JobSpec, *, idempotency_key: str | None = None) -> JobView:
+        """Check the job, store it with its message, publish; the same key returns the same job."""
+        total = self.check(spec, owner)
+        job_id = uuid.uuid4().hex
+        queue = (
+            self.queues.batch
+            if total >= self.settings.queue.batch_threshold or spec.prompt_file
+            else self.queues.generation
+        )
+        idempotency = None
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 255:
+                raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
+            idempotency = (idempotency_key, request_hash(spec))
+        try:
+            row = self.store.create(
+                NewJob(
+                    id=job_id,
+                    owner_id=owner.id,
+                    spec=spec.model_dump(mode="json", exclude_none=True),
+                    queue=queue.name,
+                    total=total,
+                    body=JobMessage(job_id=job_id).model_dump_json(),
+                ),
+                idempotency=idempotency,
+            )
+        except IdempotencyMismatch:
+            raise InvalidInput(
+                f"Idempotency-Key {idempotency_key!r} was used with a different request"
+            ) from None
+        self.publish_pending(job_id=row.id)
+        return self.view(row)
+
+    def check(self, spec: JobSpec, owner: Owner) -> int:
+        """Every check that needs no model; returns the number of records."""
+        limit = self.settings.generation.max_count
+        self.catalogue.get(spec.model or self.settings.default_model)  # ModelNotFound
+        if spec.template is not None:
+            template: PromptTemplate = self.templates.get(spec.template)
+            total = spec.count or 0
+        else:
+            items = normalise(spec.prompts) if spec.prompts else self.read_prompt_file(spec, owner)
+            template, total = prompt_list_template(items[:1]), len(items)
+        if total > limit:
+            raise InvalidParameter(f"count {total} is above the maximum of {limit}")
+        spec_model = self.catalogue.get(spec.model or self.settings.default_model)
+        with tempfile.TemporaryDirectory() as tmp:
+            request = DatasetRequest(
+                template=template,
+                count=total,
+                output=Path(tmp) / f"records.{spec.format}",
+                params=dict(spec.params),
+                variables=dict(spec.variables),
+                seed=spec.seed,
+            )
+            DatasetPipeline.precheck(spec_model, request)
+        return total
+
+    def read_prompt_file(self, spec: JobSpec, owner: Owner) -> list[Any]:
+        key = spec.prompt_file or ""
+        if not key.startswith(Keys.USER_UPLOADS):
+            raise InvalidInput(f"prompt_file must be a key under {Keys.USER_UPLOADS}")
+        if not owner.is_admin and not key.startswith(f"{Keys.USER_UPLOADS}{owner.id}/"):
+            raise NotFound(f"no prompt file {key!r}")  # another user's upload
+        if self.storage.size(key) > MAX_PROMPT_FILE_BYTES:
+            raise DatasetError(f"prompt file {key} is larger than {MAX_PROMPT_FILE_BYTES} bytes")
+        return parse_prompt_file(key, self.storage.get_bytes(key))
+
+    def upload_prompts(self, owner: Owner, name: str, data: bytes) -> str:
+        """Store a prompt file under the user's upload prefix after checking it parses."""
+        parse_prompt_file(name, data)
+        key = Keys.upload(owner.id, f"{uuid.uuid4().hex[:8]}-{Path(name).name}")
+        self.storage.put_bytes(key, data)
+        return key
+
+    def publish_pending(self, *, job_id: str | None = None, limit: int = 100) -> int:
+        """Send outbox messages not sent yet; a failure leaves them for the next call."""
+        sent = 0
+        for message in self.store.pending_messages(limit, job_id=job_id):
+            try:
+                self.queues.by_name(message.queue).send(
+                    message.body, group_id=message.job_id, dedup_id=message.job_id
+                )
+            except Exception:  # the queue is down: the outbox keeps the message
+                log.warning("could not publish job %s yet", message.job_id, exc_info=True)
+                break
+            self.store.mark_sent(message.outbox_id)
+            sent += 1
+        return sent
+
+    # -- reads -----------------------------------------------------------------------------
+    def _owned(self, owner: Owner, job_id: str) -> JobRow:
+        row = self.store.get(job_id) if len(job_id) <= 64 else None
+        if row is None or (row.owner_id != owner.id and not owner.is_admin):
+            raise NotFound(f"no job {job_id!r}")  # someone else's job does not exist for you
+        return row
+
+    def status(self, owner: Owner, job_id: str) -> JobView:
+        return self.view(self._owned(owner, job_id))
+
+    def list(self, owner: Owner, limit: int = 50) -> list[JobView]:
+        rows = self.store.list_for(None if owner.is_admin else owner.id, limit)
+        return [self.view(r) for r in rows]
+
+    def view(self, row: JobRow) -> JobView:
+        created, started, finished = (
+            as_utc(row.created_at),
+            as_utc(row.started_at),
+            as_utc(row.finished_at),
+        )
+        assert created is not None
+        elapsed = None
+        if started is not None:
+            elapsed = round(((finished or datetime.now(UTC)) - started).total_seconds(), 3)
+        result = None
+        if row.state == "succeeded" and row.result_key:
+            result = JobResult(
+                format=row.spec.get("format", "jsonl"),
+                key=row.result_key,
+                url=self.storage.presigned_url(row.result_key)
+                or f"/api/v1/generate/status/{row.id}/results",
+                validation_key=row.report_key,
+            )
+        return JobView(
+            id=row.id,
+            state=row.state,
+            progress=JobProgress(done=row.done, total=row.total, failed=row.failed_records),
+            timings=JobTimings(
+                created_at=created, started_at=started, finished_at=finished, elapsed_s=elapsed
+            ),
+            model=row.spec.get("model") or self.settings.default_model,
+            queue=row.queue,
+            attempts=row.attempts,
+            error=row.error if row.state in {"failed", "running"} else None,
+            result=result,
+        )
+
+    # -- cancel and results ----------------------------------------------------------------
+    def cancel(self, owner: Owner, job_id: str) -> JobView:
+        """Cancel a queued or running job (a running one stops at its next checkpoint)."""
+        row = self._owned(owner, job_id)
+        if row.state == "cancelled":
+            return self.view(row)
+        if not self.store.finish(job_id, "cancelled", error="cancelled by the user"):
+            current = self.store.get(job_id)
+            state = current.state if current else "gone"
+            raise Conflict(f"job {job_id} is {state}; only queued or running jobs can be cancelled")
+        return self.status(owner, job_id)
+
+    def results(self, owner: Owner, job_id: str) -> ResultDownload:
+        row = self._owned(owner, job_id)
+        if row.state != "succeeded" or not row.result_key:
+            why = {
+                "cancelled": "was cancelled and has no results",
+                "failed": f"failed: {row.error}",
+            }.get(row.state, f"is {row.state}; results are ready when it has succeeded")
+            raise Conflict(f"job {job_id} {why}")
+        return ResultDownload(
+            key=row.result_key,
+            format=row.spec.get("format", "jsonl"),
+            url=self.storage.presigned_url(row.result_key),
+            size=self.storage.size(row.result_key),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, engine: Engine | None = None) -> JobService:
+        """Build the service and its adapters; SQLite databases are migrated on the way."""
+        owns_engine = engine is None
+        if engine is None:
+            if settings.database_url.startswith("sqlite"):
+                upgrade_database(settings.database_url)
+            engine = make_engine(settings.database_url)
+        service = cls(
+            settings,
+            JobStore(engine),
+            open_queues(settings, engine),
+            open_storage(settings),
+            ModelCatalogue.load(settings.user_models_file),
+            TemplateLibrary.load(settings.user_templates_dir),
+        )
+        service._owned_engine = engine if owns_engine else None
+        return service
+
+    def close(self) -> None:
+        self.queues.close()
+        self.storage.close()
+        if self._owned_engine is not None:
+            self._owned_engine.dispose()

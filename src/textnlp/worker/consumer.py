@@ -1,0 +1,252 @@
+"""The worker: receive job messages, run them, acknowledge only stored effects.
+
+Delivery is at least once. A message is deleted after the job's records, its final file and
+its terminal state are stored; until then a heartbeat keeps the message invisible. SIGTERM
+(ECS stopping a task, Ctrl-C) sets a stop flag: running jobs store their current chunk and
+hand their message back, and the worker exits. SIGKILL needs no handling: the message
+reappears after its visibility timeout and the job resumes from its stored records.
+
+A message that is not a job message is dead-lettered at once. A job whose attempt fails is
+retried until its message has been received ``max_receives`` times; then the job is marked
+failed with the reason and the message goes to the dead-letter queue. Jobs whose messages
+reached the dead-letter queue by redrive (the worker died every time) are marked failed by
+the dead-letter sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from textnlp.adapters.db.jobs import TERMINAL_STATES
+from textnlp.adapters.queue import JobQueue, QueueMessage
+from textnlp.config import Settings
+from textnlp.services.generation import GenerationService
+from textnlp.services.job_models import JobMessage, JobSpec
+from textnlp.services.jobs import JobService
+from textnlp.worker.checkpoint import Checkpointer, StopJob
+from textnlp.worker.notify import Notifier
+from textnlp.worker.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+#: How often the dead-letter queues are swept for jobs to mark failed.
+DLQ_SWEEP_S = 30.0
+
+
+@dataclass
+class WorkerOptions:
+    queues: tuple[str, ...] = ("generation", "batch")
+    #: Jobs run at the same time by this process.
+    concurrency: int = 1
+    #: Exit when the queues are empty (the batch processor task).
+    once: bool = False
+    #: Longest wait of one receive.
+    wait_s: float = 2.0
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: JobService,
+        generation: GenerationService,
+        options: WorkerOptions | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.generation = generation
+        self.options = options or WorkerOptions()
+        self.notifier = notifier or Notifier(settings)
+        self.runner = JobRunner(jobs, generation, chunk_size=settings.queue.chunk_size)
+        self.queues: list[JobQueue] = [jobs.queues.by_name(q) for q in self.options.queues]
+        self.stop = asyncio.Event()
+        self.processed = 0
+        self._last_sweep = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, options: WorkerOptions | None = None) -> Worker:
+        return cls(
+            settings,
+            JobService.from_settings(settings),
+            GenerationService.from_settings(settings),
+            options,
+        )
+
+    async def aclose(self) -> None:
+        await self.generation.aclose()
+        self.jobs.close()
+
+    def request_stop(self) -> None:
+        if not self.stop.is_set():
+            log.info("stopping: running jobs hand back their messages at the next checkpoint")
+        self.stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+
+    async def run(self) -> int:
+        """Consume until stopped (or, with ``once``, until the queues are empty)."""
+        running: set[asyncio.Task[None]] = set()
+        while not self.stop.is_set():
+            await asyncio.to_thread(self.jobs.publish_pending)
+            await self._sweep_dead_letters()
+            free = self.options.concurrency - len(running)
+            if free <= 0:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            received = await self._receive(free)
+            if not received:
+                if self.options.once and not running:
+                    break
+                continue
+            for queue, message in received:
+                task = asyncio.create_task(self._handle(queue, message))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        return self.processed
+
+    async def _receive(self, free: int) -> list[tuple[JobQueue, QueueMessage]]:
+        wait = self.options.wait_s / max(1, len(self.queues))
+        for queue in self.queues:
+            messages = await asyncio.to_thread(queue.receive, free, wait)
+            if messages:
+                return [(queue, m) for m in messages]
+        return []
+
+    async def _handle(self, queue: JobQueue, message: QueueMessage) -> None:
+        try:
+            await self._process(queue, message)
+        except Exception:  # a bug here must not kill the loop; the message comes back later
+            log.exception("worker error on message %s", message.id)
+        finally:
+            self.processed += 1
+
+    async def _process(self, queue: JobQueue, message: QueueMessage) -> None:
+        store = self.jobs.store
+        try:
+            job_id = JobMessage.model_validate_json(message.body).job_id
+        except ValidationError as exc:
+            reason = f"malformed message: {exc.errors()[0]['msg']}"
+            log.warning("dead-lettering message %s: %s", message.id, reason)
+            await asyncio.to_thread(queue.dead_letter, message, reason)
+            return
+        row = await asyncio.to_thread(store.start, job_id, self.options.worker_id)
+        if row is None:
+            await asyncio.to_thread(queue.dead_letter, message, f"no job {job_id}")
+            return
+        if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
+            await asyncio.to_thread(queue.delete, message)
+            return
+        log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
+        checkpointer = Checkpointer(store, job_id, self.settings.queue.chunk_size, self.stop)
+        heartbeat = asyncio.create_task(self._heartbeat(queue, message))
+        try:
+            result_key = await self.runner.run(job_id, self.stop, checkpointer)
+        except StopJob as stop:
+            if stop.reason == "cancelled":
+                await asyncio.to_thread(queue.delete, message)
+                await asyncio.to_thread(self._notify, job_id)
+            else:  # shutdown: the chunk is stored, the next worker continues
+                await asyncio.to_thread(queue.release, message)
+            return
+        except Exception as exc:
+            await self._attempt_failed(queue, message, job_id, f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            heartbeat.cancel()
+        await asyncio.to_thread(self._succeed, job_id, result_key)
+        await asyncio.to_thread(queue.delete, message)  # only now: the effects are stored
+        await asyncio.to_thread(self._notify, job_id)
+
+    def _succeed(self, job_id: str, result_key: str) -> None:
+        row = self.jobs.store.get(job_id)
+        assert row is not None
+        spec = JobSpec.model_validate(row.spec)
+        report_key, failure = None, None
+        if spec.validation is not None:
+            report_key, failure = self.runner.validate(job_id, spec, result_key)
+        self.jobs.store.finish(
+            job_id,
+            "failed" if failure else "succeeded",
+            error=failure,
+            result_key=result_key,
+            report_key=report_key,
+        )
+
+    async def _attempt_failed(
+        self, queue: JobQueue, message: QueueMessage, job_id: str, reason: str
+    ) -> None:
+        log.warning("job %s: attempt failed: %s", job_id, reason)
+        store = self.jobs.store
+        await asyncio.to_thread(store.note_error, job_id, reason)
+        if message.receive_count < queue.max_receives:
+            await asyncio.to_thread(queue.release, message)
+            return
+        error = f"failed after {message.receive_count} attempts: {reason}"
+        await asyncio.to_thread(store.finish, job_id, "failed", error=error)
+        await asyncio.to_thread(queue.dead_letter, message, reason)
+        await asyncio.to_thread(self._notify, job_id)
+
+    async def _heartbeat(self, queue: JobQueue, message: QueueMessage) -> None:
+        """Keep the message invisible while the job runs."""
+        interval = min(self.settings.queue.heartbeat_s, queue.visibility_timeout_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(queue.extend, message, queue.visibility_timeout_s)
+            except Exception:
+                log.warning("could not extend message %s", message.id, exc_info=True)
+
+    async def _sweep_dead_letters(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < DLQ_SWEEP_S:
+            return
+        self._last_sweep = now
+        for queue in self.queues:
+            try:
+                messages = await asyncio.to_thread(queue.dead_letters, 10)
+            except Exception:
+                log.warning("cannot read the dead-letter queue of %s", queue.name, exc_info=True)
+                continue
+            for message in messages:
+                await asyncio.to_thread(self._fail_dead_lettered, queue, message)
+
+    def _fail_dead_lettered(self, queue: JobQueue, message: QueueMessage) -> None:
+        body = message.body
+        try:
+            wrapped = json.loads(body)
+            if isinstance(wrapped, dict) and "body" in wrapped:
+                body = str(wrapped["body"])
+            job_id = JobMessage.model_validate_json(body).job_id
+        except (ValueError, ValidationError):
+            return  # not a job message: it stays in the DLQ for a person to look at
+        row = self.jobs.store.get(job_id)
+        if row is None or row.state in TERMINAL_STATES:
+            return
+        last = row.error or "the worker stopped without a word (crash or out of memory)"
+        error = f"dead-lettered after {queue.max_receives} receives; last error: {last}"
+        if self.jobs.store.finish(job_id, "failed", error=error):
+            self._notify(job_id)
+
+    def _notify(self, job_id: str) -> None:
+        row = self.jobs.store.get(job_id)
+        if row is None:
+            return
+        webhook = row.spec.get("webhook_url")
+        if webhook or self.notifier.topic_arn:
+            self.notifier.notify(self.jobs.view(row), webhook)

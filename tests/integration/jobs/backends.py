@@ -1,0 +1,51 @@
+"""Backends for worker fault tests, registered in the worker subprocesses."""
+
+from __future__ import annotations
+
+from tests.support.fake_backend import FakeBackend
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import Completion, GenerationRequest
+
+
+class SlowFakeBackend(FakeBackend):
+    """FakeBackend whose delay comes from the catalogue entry (``options.delay_s``)."""
+
+    name = "fake-slow"
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__(spec, delay_s=float((spec.options if spec else {}).get("delay_s", 0.0)))
+
+
+class PoisonBackend(FakeBackend):
+    """Every request fails: the job is poison."""
+
+    name = "poison"
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__(spec)
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        raise RuntimeError("this model always fails")
+
+
+def register() -> None:
+    from textnlp.backends.registry import register_backend
+
+    register_backend("fake-slow", "tests.integration.jobs.backends:SlowFakeBackend")
+    register_backend("poison", "tests.integration.jobs.backends:PoisonBackend")
+
+
+MODELS_YAML = """
+models:
+  - id: fake-fast
+    backend: fake-slow
+    context_length: 4096
+    options: {delay_s: 0.002}
+  - id: fake-slow
+    backend: fake-slow
+    context_length: 4096
+    options: {delay_s: 0.02}
+  - id: poison
+    backend: poison
+    context_length: 4096
+"""

@@ -1,0 +1,77 @@
+"""One contract for every BlobStorage: a local directory and S3 (moto's server)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.jobs.conftest import aws_client
+from textnlp.adapters.storage import BlobStorage, Keys
+from textnlp.adapters.storage.local import LocalStorage
+from textnlp.adapters.storage.s3 import S3Storage
+from textnlp.errors import InvalidInput, NotFound
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStorage]:
+    if request.param == "local":
+        yield LocalStorage(tmp_path / "storage")
+        return
+    endpoint = request.getfixturevalue("aws_env")
+    client = aws_client("s3", endpoint)
+    bucket = f"textnlp-test-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    yield S3Storage(client, bucket)
+
+
+def test_put_get_list_delete(storage: BlobStorage) -> None:
+    key = Keys.batch_result("job1", "jsonl")
+    assert key == "generated/batch-jobs/job1/records.jsonl"
+    storage.put_bytes(key, b"hello\n")
+    storage.put_bytes(Keys.upload("u1", "p.csv"), b"prompt\nhi\n")
+    assert storage.exists(key) and storage.get_bytes(key) == b"hello\n"
+    assert storage.size(key) == 6
+    assert storage.list(Keys.BATCH_JOBS) == [key]
+    assert storage.list("prompts/user-uploads/u1/") == ["prompts/user-uploads/u1/p.csv"]
+    storage.delete(key)
+    assert not storage.exists(key)
+    with pytest.raises(NotFound):
+        storage.get_bytes(key)
+
+
+def test_streaming_write_and_read_of_a_large_object(storage: BlobStorage, tmp_path: Path) -> None:
+    payload = bytes(range(256)) * (4096 * 12)  # 12 MiB: several multipart parts on S3
+    source = tmp_path / "big.bin"
+    source.write_bytes(payload)
+    storage.put_file("backups/big.bin", source)
+    assert storage.size("backups/big.bin") == len(payload)
+    chunks = list(storage.open_read("backups/big.bin"))
+    assert len(chunks) > 1 and b"".join(chunks) == payload
+    storage.put_stream("backups/stream.bin", io.BytesIO(payload[:1000]))
+    target = tmp_path / "down" / "s.bin"
+    storage.download("backups/stream.bin", target)
+    assert target.read_bytes() == payload[:1000]
+
+
+def test_date_layout_and_bad_keys(storage: BlobStorage) -> None:
+    key = Keys.generated("run.jsonl")
+    assert key.startswith("generated/") and key.count("/") == 4
+    for bad in ("../escape", "a/../../b", "", "/abs", "a//b"):
+        with pytest.raises(InvalidInput):
+            storage.put_bytes(bad, b"x")
+
+
+def test_presigned_url(storage: BlobStorage) -> None:
+    storage.put_bytes("validation/results/j.json", b'{"ok": true}')
+    url = storage.presigned_url("validation/results/j.json", expires_s=60)
+    if isinstance(storage, LocalStorage):
+        assert url is None  # the API serves local objects itself
+        return
+    assert url is not None and "Signature" in url or "X-Amz-Signature" in str(url)
+    answer = httpx.get(str(url))
+    assert answer.status_code == 200 and answer.content == b'{"ok": true}'

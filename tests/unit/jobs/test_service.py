@@ -1,0 +1,147 @@
+"""Submitting, idempotency, the outbox, status, cancel, results — on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from textnlp.config import Settings
+from textnlp.errors import (
+    Conflict,
+    DatasetError,
+    InvalidInput,
+    ModelNotFound,
+    NotFound,
+    TemplateNotFound,
+)
+from textnlp.services.generation import GenerationService
+from textnlp.services.job_models import JobSpec
+from textnlp.services.jobs import JobService, Owner
+from textnlp.worker import Worker, WorkerOptions
+
+ALICE = Owner(id="alice")
+BOB = Owner(id="bob")
+
+
+def spec(**kw: object) -> JobSpec:
+    base: dict[str, object] = {"template": "product-review", "count": 20, "model": "fake-fast"}
+    return JobSpec.model_validate({**base, **kw})
+
+
+def run_worker(settings: Settings, jobs: JobService) -> int:
+    async def go() -> int:
+        worker = Worker(
+            settings,
+            jobs,
+            GenerationService.from_settings(settings),
+            WorkerOptions(once=True, wait_s=0.2),
+        )
+        try:
+            return await worker.run()
+        finally:
+            await worker.generation.aclose()
+
+    return asyncio.run(go())
+
+
+def test_submit_run_and_download(settings: Settings, jobs: JobService) -> None:
+    view = jobs.submit(ALICE, spec(format="csv"))
+    assert view.state == "queued" and view.progress.total == 20
+    assert jobs.store.pending_messages() == []  # published at once
+    assert run_worker(settings, jobs) == 1
+    done = jobs.status(ALICE, view.id)
+    assert done.state == "succeeded" and done.progress.done == 20
+    assert done.result is not None and done.result.key.endswith(f"batch-jobs/{view.id}/records.csv")
+    result = jobs.results(ALICE, view.id)
+    text = jobs.storage.get_bytes(result.key).decode()
+    assert len(text.strip().splitlines()) == 21  # header + 20 rows
+
+
+def test_prompt_list_job(settings: Settings, jobs: JobService) -> None:
+    prompts = ["Say hi", {"prompt": "Say bye", "variables": {"label": "b"}}]
+    view = jobs.submit(ALICE, JobSpec.model_validate({"prompts": prompts, "model": "fake-fast"}))
+    run_worker(settings, jobs)
+    records = list(jobs.store.iter_records(view.id))
+    assert [r.index for r in records] == [0, 1]
+    assert records[1].variables["label"] == "b" and records[1].variables["prompt"] == "Say bye"
+
+
+def test_idempotency_key(jobs: JobService) -> None:
+    first = jobs.submit(ALICE, spec(), idempotency_key="k1")
+    again = jobs.submit(ALICE, spec(), idempotency_key="k1")
+    assert again.id == first.id
+    with pytest.raises(InvalidInput, match="different request"):
+        jobs.submit(ALICE, spec(count=21), idempotency_key="k1")
+    assert jobs.submit(BOB, spec(), idempotency_key="k1").id != first.id  # keys are per user
+
+
+def test_crash_between_store_and_send_loses_nothing(
+    jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: object, **kwargs: object) -> str:
+        raise ConnectionError("queue down")
+
+    monkeypatch.setattr(jobs.queues.generation, "send", down)
+    view = jobs.submit(ALICE, spec())
+    assert [m.job_id for m in jobs.store.pending_messages()] == [view.id]
+    monkeypatch.undo()
+    assert jobs.publish_pending() == 1
+    message = jobs.queues.generation.receive(1)[0]
+    assert view.id in message.body
+
+
+def test_bad_input(jobs: JobService) -> None:
+    with pytest.raises(TemplateNotFound):
+        jobs.submit(ALICE, spec(template="nope"))
+    with pytest.raises(ModelNotFound):
+        jobs.submit(ALICE, spec(model="nope"))
+    with pytest.raises(InvalidInput, match="maximum"):
+        jobs.submit(ALICE, spec(count=5000))
+    with pytest.raises(InvalidInput):
+        jobs.submit(ALICE, spec(params={"temperature": 9}))
+    with pytest.raises(DatasetError, match="no prompts"):
+        jobs.upload_prompts(ALICE, "empty.jsonl", b"\n")
+    with pytest.raises(DatasetError, match="line 2"):
+        jobs.upload_prompts(ALICE, "bad.jsonl", b'{"prompt": "a"}\n{oops\n')
+    with pytest.raises(DatasetError, match="'prompt' column"):
+        jobs.upload_prompts(ALICE, "bad.csv", b"text\nhello\n")
+    other = jobs.upload_prompts(BOB, "p.csv", b"prompt\nhello\n")
+    with pytest.raises(NotFound):
+        jobs.submit(ALICE, JobSpec(prompt_file=other, model="fake-fast"))
+
+
+def test_ownership_cancel_and_results(settings: Settings, jobs: JobService) -> None:
+    view = jobs.submit(ALICE, spec())
+    with pytest.raises(NotFound):
+        jobs.status(BOB, view.id)
+    with pytest.raises(NotFound):
+        jobs.status(ALICE, "0" * 32)
+    assert jobs.status(Owner(id="root", is_admin=True), view.id).id == view.id
+    with pytest.raises(Conflict, match="queued"):
+        jobs.results(ALICE, view.id)
+    assert jobs.cancel(ALICE, view.id).state == "cancelled"
+    assert jobs.cancel(ALICE, view.id).state == "cancelled"
+    with pytest.raises(Conflict, match="cancelled"):
+        jobs.results(ALICE, view.id)
+    run_worker(settings, jobs)  # the cancelled job's message is dropped
+    assert jobs.status(ALICE, view.id).state == "cancelled"
+    assert jobs.queues.generation.receive(1) == []
+
+
+def test_malformed_message_goes_to_the_dead_letter_queue(
+    settings: Settings, jobs: JobService
+) -> None:
+    jobs.queues.generation.send("{not json", group_id="x", dedup_id="x")
+    run_worker(settings, jobs)
+    dead = jobs.queues.generation.dead_letters(10)
+    assert [m.body for m in dead] == ["{not json"]
+
+
+def test_poison_job_fails_after_max_receives(settings: Settings, jobs: JobService) -> None:
+    view = jobs.submit(ALICE, spec(model="poison", count=3))
+    run_worker(settings, jobs)
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed" and failed.attempts == 3
+    assert failed.error is not None and "always fails" in failed.error
+    assert len(jobs.queues.generation.dead_letters(10)) == 1
