@@ -64,7 +64,7 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar in CLI output
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
             path = self.model_path or default_model_path()
             self._model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
         return self
