@@ -6,18 +6,16 @@ cache, the rate limiter, the generation service, and closes them in reverse. Sha
 are on ``app.state``: ``settings``, ``engine``, ``db`` (a sessionmaker), ``generation``,
 ``cache``, ``metrics``, ``auth``, ``limiter``, ``serving``, ``health``.
 
-Batch-job routes come from ``textnlp.api.routers.jobs`` when that module exists (its
-``router``, and an optional ``lifespan(app)`` async context manager for its own resources).
+Batch-job routes come from ``textnlp.api.routers.jobs``, with a ``lifespan(app)`` of their own
+(queue, storage and job store).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from types import ModuleType
 
 from fastapi import FastAPI
 
@@ -27,7 +25,7 @@ from textnlp.adapters.db.base import make_engine, make_sessionmaker, upgrade_dat
 from textnlp.api.errors import install_error_handlers
 from textnlp.api.health import HealthChecker
 from textnlp.api.middleware import RequestContextMiddleware
-from textnlp.api.routers import admin, auth, generate, models, stream, validate
+from textnlp.api.routers import admin, auth, generate, jobs, models, stream, validate
 from textnlp.api.schemas import ERROR_RESPONSES
 from textnlp.api.serving import CompletionsServing
 from textnlp.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -75,15 +73,9 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
         validate.router,
         models.router,
         admin.router,
+        jobs.router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    jobs = _jobs_module()
-    app.state.jobs_module = jobs
-    app.include_router(
-        jobs.router if jobs else generate.jobs_fallback,
-        prefix=API_PREFIX,
-        responses=ERROR_RESPONSES,
-    )
     app.add_middleware(
         RequestContextMiddleware,
         metrics=metrics,
@@ -91,15 +83,6 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
         tracer=None if provider is None else tracer,
     )
     return app
-
-
-def _jobs_module() -> ModuleType | None:
-    try:
-        return importlib.import_module("textnlp.api.routers.jobs")
-    except ModuleNotFoundError as exc:
-        if exc.name != "textnlp.api.routers.jobs":
-            raise
-        return None
 
 
 def resolve_jwt_secret(settings: Settings) -> Settings:
@@ -149,7 +132,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings,
             catalogue,
             TemplateLibrary.load(settings.user_templates_dir),
-            ModelPool(catalogue),
+            ModelPool(catalogue, settings),
             response_cache,
         )
         stack.push_async_callback(generation.pool.aclose)
@@ -161,9 +144,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.auth = AuthService(sessions, TokenService(settings.auth))
         app.state.serving = CompletionsServing(generation, settings.api, app.state.metrics)
         app.state.health = HealthChecker(settings, sessions, cache, generation)
-        jobs = app.state.jobs_module
-        if jobs is not None and hasattr(jobs, "lifespan"):
-            await stack.enter_async_context(jobs.lifespan(app))
+        await stack.enter_async_context(jobs.lifespan(app))
         if app.state.tracer_provider is not None:
             stack.callback(app.state.tracer_provider.shutdown)
         log.info("API ready", extra={"profile": settings.profile, "database": engine.dialect.name})

@@ -34,13 +34,6 @@ _STATUS_TYPES = {
 }
 
 
-class NotImplementedYet(TextNLPError):
-    """A route of the design that this installation does not provide (yet)."""
-
-    type = "not_implemented"
-    http_status = 501
-
-
 def error_json(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:

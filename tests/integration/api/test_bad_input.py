@@ -79,14 +79,6 @@ def test_unknown_model_template_and_route(api: Api) -> None:
     assert_error(api.client.delete("/api/v1/models/list", headers=headers), 405)
 
 
-def test_jobs_routes_answer_501_until_the_jobs_module_exists(api: Api) -> None:
-    if api.client.app.state.jobs_module is not None:  # type: ignore[attr-defined]
-        pytest.skip("the jobs router is installed")
-    headers = api.headers("alice")
-    assert_error(api.client.post("/api/v1/generate/batch", headers=headers), 501, "not_implemented")
-    assert_error(api.client.get("/api/v1/generate/status/x", headers=headers), 501)
-
-
 def test_bounds_of_the_settings(bounded_api: Api) -> None:
     headers = bounded_api.headers("alice")
     client = bounded_api.client

@@ -1,7 +1,6 @@
 """``/api/v1/generate``: text completions (JSON or Server-Sent Events).
 
-Batch jobs (``POST batch``, ``GET status/{job_id}``) come from ``textnlp.api.routers.jobs``
-when it is installed; ``jobs_fallback`` answers 501 in the error format until then.
+Batch jobs (``POST batch``, ``GET status/{job_id}``) are in ``textnlp.api.routers.jobs``.
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from textnlp.api.deps import CurrentUser
-from textnlp.api.errors import NotImplementedYet
-from textnlp.api.schemas import CompletionResponse, ErrorResponse, GenerateTextRequest
+from textnlp.api.schemas import CompletionResponse, GenerateTextRequest
 from textnlp.api.serving import CompletionsServing, completion_id
 from textnlp.domain import GenerationRequest
 from textnlp.errors import TextNLPError
@@ -73,19 +71,3 @@ async def _sse(
         error = json.dumps({"error": exc.to_dict()}, default=str)
         yield f"event: error\ndata: {error}\n\n".encode()
     yield b"data: [DONE]\n\n"
-
-
-jobs_fallback = APIRouter(prefix="/generate", tags=["generate"])
-_501: dict[int | str, dict[str, Any]] = {501: {"model": ErrorResponse}}
-
-
-@jobs_fallback.post("/batch", responses=_501)
-def submit_batch(user: CurrentUser) -> None:
-    """Submit a batch job (not provided by this installation)."""
-    raise NotImplementedYet("batch jobs are not available in this installation")
-
-
-@jobs_fallback.get("/status/{job_id}", responses=_501)
-def job_status(job_id: str, user: CurrentUser) -> None:
-    """The status of a batch job (not provided by this installation)."""
-    raise NotImplementedYet("batch jobs are not available in this installation")
