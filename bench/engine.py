@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import time
 from typing import Any
 
@@ -64,21 +65,30 @@ def baseline(model_path: str, n: int, max_tokens: int, threads: int) -> dict[str
     return {"requests": n, "tokens": tokens, "seconds": elapsed, "tokens_per_s": tokens / elapsed}
 
 
-async def sweep(backend: Any, levels: list[int], max_tokens: int) -> list[dict[str, float]]:
+async def sweep(
+    backend: Any, levels: list[int], max_tokens: int, rounds: int
+) -> list[dict[str, float]]:
+    """Tokens/s at each concurrency: the median of ``rounds`` rounds."""
     runs = []
     await backend.generate([_request("warm up", 4, 0)])
     for concurrency in levels:
-        requests = [_request(p, max_tokens, i) for i, p in enumerate(prompts(concurrency))]
-        started = time.perf_counter()
-        completions = await backend.generate(requests)
-        elapsed = time.perf_counter() - started
-        tokens = sum(c.usage.completion_tokens for c in completions)
+        rates, tokens = [], 0
+        for round_ in range(rounds):
+            requests = [
+                _request(p, max_tokens, round_ * 1000 + i)
+                for i, p in enumerate(prompts(concurrency))
+            ]
+            started = time.perf_counter()
+            completions = await backend.generate(requests)
+            elapsed = time.perf_counter() - started
+            tokens = sum(c.usage.completion_tokens for c in completions)
+            rates.append(tokens / elapsed)
         runs.append(
             {
                 "concurrency": concurrency,
-                "tokens": tokens,
-                "seconds": elapsed,
-                "tokens_per_s": tokens / elapsed,
+                "tokens_per_round": tokens,
+                "tokens_per_s": statistics.median(rates),
+                "rounds": [round(rate, 1) for rate in rates],
             }
         )
     return runs
@@ -94,10 +104,12 @@ async def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--baseline-requests", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backend", choices=["llamacpp", "transformers"], default="llamacpp")
     parser.add_argument("--model-dir", help="transformers: a model directory or GGUF file")
     parser.add_argument(
-        "--weights", default="catalogue",
+        "--weights",
+        default="catalogue",
         help="llamacpp: q4_0, q8_0, f16, original, or the catalogue's choice (default)",
     )
     args = parser.parse_args()
@@ -128,7 +140,7 @@ async def main() -> None:
         )
         backend = TransformersBackend(spec)
     async with backend:
-        runs = await sweep(backend, args.concurrency, args.max_tokens)
+        runs = await sweep(backend, args.concurrency, args.max_tokens, args.rounds)
     base = result.get("baseline", {}).get("tokens_per_s")
     for run in runs:
         if base:

