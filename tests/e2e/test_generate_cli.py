@@ -122,24 +122,14 @@ def test_malformed_user_template(tmp_path: Path) -> None:
     assert result.returncode == 2 and "broken.yaml" in result.stderr
 
 
-def _start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+#: A 24-record run, small enough to interrupt and resume in a test.
+RUN = [*TEXTNLP, "generate", "-t", "news-headline", "-n", "24", "-o", "run.jsonl"]
+RUN += ["--max-tokens", "12", "-c", "4", "--no-cache"]
+
+
+def _start(tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            *TEXTNLP,
-            "generate",
-            "-t",
-            "news-headline",
-            "-n",
-            "24",
-            "-o",
-            "run.jsonl",
-            "--max-tokens",
-            "12",
-            "-c",
-            "4",
-            "--no-cache",
-            *extra,
-        ],
+        RUN,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -172,22 +162,7 @@ def test_interrupted_run_resumes_with_every_index_once(tmp_path: Path, sig: sign
     assert journal.exists()
 
     resumed = subprocess.run(
-        [
-            *TEXTNLP,
-            "generate",
-            "-t",
-            "news-headline",
-            "-n",
-            "24",
-            "-o",
-            "run.jsonl",
-            "--max-tokens",
-            "12",
-            "-c",
-            "4",
-            "--no-cache",
-            "--resume",
-        ],
+        [*RUN, "--resume"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
