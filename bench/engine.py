@@ -43,9 +43,7 @@ def prompts(n: int) -> list[str]:
     return [PROMPTS[i % len(PROMPTS)] for i in range(n)]
 
 
-def baseline(
-    model_path: str, n: int, max_tokens: int, threads: int, rounds: int
-) -> dict[str, Any]:
+def baseline(model_path: str, n: int, max_tokens: int, threads: int, rounds: int) -> dict[str, Any]:
     """Plain ``Llama.__call__``, run in a thread of its own that ends before the sweep.
 
     llama.cpp's OpenMP (libgomp) keeps a pool of worker threads per calling thread for as long
