@@ -3,7 +3,8 @@
 ``ok`` needs the database, the cache and the default model's backend; other models are
 reported but do not fail the check (a missing Bedrock credential should not take the API out
 of its load balancer). Model availability is static between deployments, so it is computed
-at most every ``MODEL_TTL_S`` seconds; database and cache are probed on every call.
+at most every ``MODEL_TTL_S`` seconds; database and cache are probed at most every
+``PROBE_TTL_S``. The JSON answer is rendered once per new report, not once per probe request.
 """
 
 from __future__ import annotations
@@ -42,18 +43,34 @@ class HealthChecker:
         self._models_at = 0.0
         self._probed: dict[str, ComponentHealth] = {}
         self._probed_at = 0.0
+        self._report: HealthResponse | None = None
+        self._rendered: tuple[int, bytes] = (503, b"")
 
     async def check(self) -> HealthResponse:
         now = time.monotonic()
         if not self._probed or now - self._probed_at > PROBE_TTL_S:
             self._probed = await asyncio.to_thread(self._probe)
             self._probed_at = time.monotonic()
+            self._report = None
         checks = self._probed
         models = self._model_health()
-        default = models.get(self.settings.default_model)
-        needed = [checks["database"], checks["cache"]] + ([default] if default else [])
-        healthy = all(c.status != "down" for c in needed)
-        return HealthResponse(status="ok" if healthy else "degraded", checks=checks, models=models)
+        if self._report is None:
+            default = models.get(self.settings.default_model)
+            needed = [checks["database"], checks["cache"]] + ([default] if default else [])
+            healthy = all(c.status != "down" for c in needed)
+            self._report = HealthResponse(
+                status="ok" if healthy else "degraded", checks=checks, models=models
+            )
+            self._rendered = (
+                200 if healthy else 503,
+                self._report.model_dump_json().encode(),
+            )
+        return self._report
+
+    async def render(self) -> tuple[int, bytes]:
+        """(HTTP status, JSON body) of the current report."""
+        await self.check()
+        return self._rendered
 
     def _probe(self) -> dict[str, ComponentHealth]:
         database = self._database()
@@ -102,12 +119,14 @@ class HealthChecker:
                     status="ok" if info.available else "down", detail=detail
                 )
             self._models, self._models_at = models, now
+            self._report = None
         return self._models
 
     def invalidate(self) -> None:
         """Probe again on the next call."""
         self._probed_at = self._models_at = 0.0
         self._probed = {}
+        self._report = None
 
 
 def _ok(condition: bool, failure: str) -> ComponentHealth:

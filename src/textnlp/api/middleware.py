@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 from fastapi import HTTPException
@@ -50,19 +50,21 @@ class RequestContextMiddleware:
         metrics: Metrics,
         max_body_bytes: int,
         tracer: trace.Tracer | None = None,
+        quiet_routes: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
         self.tracer = tracer
+        self.quiet_routes = quiet_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id") or os.urandom(16).hex()
         if len(request_id) > 128:
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
@@ -79,13 +81,19 @@ class RequestContextMiddleware:
             route = _route(scope)
             method = scope.get("method", "WS")
             self.metrics.observe_request(route, method, int(status["code"]), elapsed)
-            log.info(
-                "%s %s %s",
-                method,
-                route,
-                status["code"],
-                extra={"status": status["code"], "duration_ms": round(elapsed * 1000, 3)},
-            )
+            # Successful load-balancer probes are counted in the metrics but logged only at
+            # DEBUG: one line per probe per target would bury the requests worth reading.
+            quiet = status["code"] == 200 and route in self.quiet_routes
+            level = logging.DEBUG if quiet else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
+                    "%s %s %s",
+                    method,
+                    route,
+                    status["code"],
+                    extra={"status": status["code"], "duration_ms": round(elapsed * 1000, 3)},
+                )
             request_id_var.reset(token)
 
     async def _call(

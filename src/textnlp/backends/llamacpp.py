@@ -93,6 +93,7 @@ class LlamaCppBackend(Backend):
         self._engine: BatchingEngine | None = None
         self._formatter: Any = None
         self._add_bos = True
+        self._fingerprint: str | None = None
 
     @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
@@ -103,11 +104,16 @@ class LlamaCppBackend(Backend):
         return True, ""
 
     def fingerprint(self) -> str:
-        path = resolve_model_path(self.spec.path)
-        stat = path.stat() if path else None
-        size = stat.st_size if stat else 0
-        weights = self._options.get("weights", "original")
-        return f"llamacpp:{self.spec.id}:{path}:{size}:{weights}:{self.spec.context_length}"
+        # Memoised: every cached request asks, and resolving the path walks sys.path.
+        if self._fingerprint is None:
+            path = resolve_model_path(self.spec.path)
+            stat = path.stat() if path else None
+            size = stat.st_size if stat else 0
+            weights = self._options.get("weights", "original")
+            self._fingerprint = (
+                f"llamacpp:{self.spec.id}:{path}:{size}:{weights}:{self.spec.context_length}"
+            )
+        return self._fingerprint
 
     async def load(self) -> None:
         if self._engine is not None:

@@ -24,6 +24,10 @@ def cache_key(model_fingerprint: str, request: GenerationRequest) -> str:
 
 
 class ResponseCache(Protocol):
+    #: True when lookups never wait on I/O (an in-process store): no thread hop is needed.
+    @property
+    def in_process(self) -> bool: ...
+
     def get(self, key: str) -> Completion | None: ...
 
     def put(self, key: str, completion: Completion) -> None: ...
@@ -35,6 +39,8 @@ class ResponseCache(Protocol):
 
 class SqliteResponseCache:
     """A cache in one SQLite file (safe across processes; WAL mode)."""
+
+    in_process = False
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,10 +49,21 @@ class Metrics:
             "textnlp_rate_limited_total", "Requests refused by rate limits.", registry=self.registry
         )
         self._emf = emf
+        # Labelled children by (route, method, status): ``labels()`` takes a lock and builds a
+        # key on every call, a tenth of a health probe's cost. Routes are templates: bounded.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if self._emf is not None:
             self._emf.emit("RequestLatency", seconds * 1000.0, "Milliseconds", {"Route": route})
 

@@ -10,6 +10,9 @@ from typing import Protocol
 
 
 class KeyValueCache(Protocol):
+    #: True when ``get``/``set`` never wait on I/O, so callers may run them on the event loop.
+    in_process: bool
+
     def get(self, key: str) -> bytes | None: ...
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None: ...

@@ -24,6 +24,10 @@ class CompletionCache:
         self._ttl = ttl_s
         self._on_lookup = on_lookup
 
+    @property
+    def in_process(self) -> bool:
+        return self.store.in_process
+
     def get(self, key: str) -> Completion | None:
         raw = self.store.get("completion:" + key)
         if self._on_lookup is not None:

@@ -8,6 +8,8 @@ from collections import OrderedDict
 
 
 class MemoryCache:
+    in_process = True
+
     def __init__(self, max_entries: int = 10_000) -> None:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._max = max_entries

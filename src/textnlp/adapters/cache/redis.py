@@ -6,6 +6,8 @@ from typing import Any
 
 
 class RedisCache:
+    in_process = False
+
     def __init__(self, client: Any, prefix: str = "textnlp:cache:") -> None:
         self._client = client
         self._prefix = prefix

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Boolean, Float, ForeignKey, String, delete, select, update
+from sqlalchemy import Boolean, Float, ForeignKey, String, bindparam, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from textnlp.adapters.db.base import Base
@@ -34,6 +34,20 @@ class RevokedTokenRow(Base):
 
     jti: Mapped[str] = mapped_column(String(32), primary_key=True)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+#: Every authenticated request runs this: built once (building a statement costs ~4x running
+#: it on SQLite), with bound parameters.
+_ACCESS_HOLDER = (
+    select(UserRow, RevokedTokenRow.jti)
+    .join(TokenFamilyRow, TokenFamilyRow.user_id == UserRow.id)
+    .outerjoin(RevokedTokenRow, RevokedTokenRow.jti == bindparam("jti"))
+    .where(
+        UserRow.id == bindparam("user_id"),
+        TokenFamilyRow.id == bindparam("family"),
+        TokenFamilyRow.revoked.is_(False),
+    )
+)
 
 
 class TokenRepository:
@@ -67,14 +81,7 @@ class TokenRepository:
     def access_holder(self, user_id: str, family: str, jti: str) -> User | None:
         """The user of a live access token (family not revoked, jti not revoked), in one query."""
         row = self.session.execute(
-            select(UserRow, RevokedTokenRow.jti)
-            .join(TokenFamilyRow, TokenFamilyRow.user_id == UserRow.id)
-            .outerjoin(RevokedTokenRow, RevokedTokenRow.jti == jti)
-            .where(
-                UserRow.id == user_id,
-                TokenFamilyRow.id == family,
-                TokenFamilyRow.revoked.is_(False),
-            )
+            _ACCESS_HOLDER, {"user_id": user_id, "family": family, "jti": jti}
         ).first()
         if row is None or row[1] is not None:
             return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from textnlp.api.deps import AdminUser
 from textnlp.api.health import HealthChecker
@@ -20,11 +19,11 @@ _HEALTH_DOC: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/health", response_model=HealthResponse, responses=_HEALTH_DOC)
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> Response:
     """Database, cache, queue, storage and every model backend; 200 when all needed are up."""
     checker: HealthChecker = request.app.state.health
-    report = await checker.check()
-    return JSONResponse(report.model_dump(), status_code=200 if report.status == "ok" else 503)
+    status, body = await checker.render()
+    return Response(body, status_code=status, media_type="application/json")
 
 
 @router.get(
