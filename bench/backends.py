@@ -8,7 +8,7 @@ dataset file) over ``OpenAICompatBackend``. The baseline is ``AsyncOpenAI`` with
 sending the same chat requests (same messages, parameters and per-record seeds, so the server
 generates the same tokens). ``backend_generate`` is the backend alone (the same requests through
 ``OpenAICompatBackend.generate``, no pipeline). Rounds alternate; the median round of each
-counts (the machine is shared and noisy).
+counts (the machine is shared and noisy); the order of the three rotates every round.
 
     python bench/backends.py [--count 200] [--concurrency 8] [--max-tokens 16] [--rounds 2]
 """
@@ -173,11 +173,14 @@ async def main() -> None:
     proc, url = start_server(args.threads)
     try:
         await baseline_run(url, 8, args.concurrency, params)  # warm-up
-        baseline, ours, direct = [], [], []
-        for _ in range(args.rounds):
-            baseline.append(await baseline_run(url, args.count, args.concurrency, params))
-            ours.append(await platform_run(url, args.count, args.concurrency, params))
-            direct.append(await backend_run(url, args.count, args.concurrency, params))
+        baseline: list[float] = []
+        ours: list[float] = []
+        direct: list[float] = []
+        sides = [(baseline, baseline_run), (ours, platform_run), (direct, backend_run)]
+        for round_ in range(args.rounds):
+            # Rotate who goes first: no side always runs on a freshly idle server.
+            for rates, run in sides[round_ % 3 :] + sides[: round_ % 3]:
+                rates.append(await run(url, args.count, args.concurrency, params))
     finally:
         proc.terminate()
         proc.wait(timeout=20)

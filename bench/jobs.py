@@ -5,11 +5,13 @@
     says succeeded, against, in the same run, the same 200 records generated directly by the
     dataset pipeline (``GenerationService.generate_dataset``). Both load the embedded model
     themselves (after one warm-up load, so the page cache is warm for both) and use no
-    response cache; small ``max_tokens``.
+    response cache; small ``max_tokens``. ``--rounds`` alternates the order of the two paths
+    (direct first, then job first, ...) and reports the medians, so a change in the machine's
+    load during the run does not land on one side only.
 (b) The local queue's raw throughput: messages per second through send + receive + delete, on
     SQLite and (when it runs on 127.0.0.1:5432) PostgreSQL.
 
-    python bench/jobs.py [--count 200] [--max-tokens 16] [--messages 500]
+    python bench/jobs.py [--count 200] [--max-tokens 16] [--rounds 2] [--messages 500]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import tempfile
 import threading
 import time
@@ -60,9 +63,10 @@ def job_path(settings: Settings, count: int, max_tokens: int) -> tuple[float, di
 
     app = create_app(settings)
     with TestClient(app) as client:
-        app.state.auth.create_user("bench", "bench password 123")
+        username = f"bench-{uuid.uuid4().hex[:8]}"  # one per round, same database
+        app.state.auth.create_user(username, "bench password 123")
         login = client.post(
-            "/api/v1/auth/login", json={"username": "bench", "password": "bench password 123"}
+            "/api/v1/auth/login", json={"username": username, "password": "bench password 123"}
         ).json()
         headers = {"Authorization": f"Bearer {login['access_token']}"}
         loop = asyncio.new_event_loop()
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
@@ -145,8 +150,17 @@ def main() -> None:
         )
         upgrade_database(settings.database_url)
         asyncio.run(direct(settings, 8, args.max_tokens, Path(tmp) / "warm.jsonl"))  # warm-up
-        direct_s = asyncio.run(direct(settings, args.count, args.max_tokens, Path(tmp) / "d.jsonl"))
-        job_s, status = job_path(settings, args.count, args.max_tokens)
+        direct_runs: list[float] = []
+        job_runs: list[float] = []
+        for round_ in range(args.rounds):
+            out = Path(tmp) / f"direct-{round_}.jsonl"
+            if round_ % 2 == 0:
+                direct_runs.append(asyncio.run(direct(settings, args.count, args.max_tokens, out)))
+            job_s, status = job_path(settings, args.count, args.max_tokens)
+            job_runs.append(job_s)
+            if round_ % 2 == 1:
+                direct_runs.append(asyncio.run(direct(settings, args.count, args.max_tokens, out)))
+        direct_s, job_s = statistics.median(direct_runs), statistics.median(job_runs)
         sqlite_url = f"sqlite:///{Path(tmp) / 'queue.db'}"
         upgrade_database(sqlite_url)
         throughput: dict[str, float | None] = {
@@ -173,6 +187,8 @@ def main() -> None:
                     "done": status["progress"]["done"],
                     "job_path_s": round(job_s, 2),
                     "direct_pipeline_s": round(direct_s, 2),
+                    "job_path_rounds": [round(s, 2) for s in job_runs],
+                    "direct_rounds": [round(s, 2) for s in direct_runs],
                     "ratio": round(job_s / direct_s, 3),
                     "target_ratio": 1.10,
                 },
