@@ -16,7 +16,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     ├── AuthError                    missing or bad credentials (HTTP 401)
     │   └── PermissionDenied         authenticated but not allowed (HTTP 403)
     ├── Conflict                     the request conflicts with stored state (HTTP 409/422)
-    ├── QuotaExceeded                a rate limit or spending cap (HTTP 429)
+    ├── QuotaExceeded                a rate limit or spending cap (HTTP 429, exit 2)
     └── BackendError                 a model backend failed; carries backend and model
         ├── RateLimited
         ├── ContextWindowExceeded
@@ -115,8 +115,12 @@ class Conflict(TextNLPError):
 
 
 class QuotaExceeded(TextNLPError):
+    """A rate limit (``retry_after`` says when to come back) or a spending cap (no
+    ``retry_after``: waiting does not help; ``limit_usd`` and ``spent_usd`` say why)."""
+
     type = "quota_exceeded"
     http_status = 429
+    user_error = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
         super().__init__(message, **details)

@@ -26,11 +26,15 @@ async def agenerate_dataset(
     resume: bool = False,
     settings: Settings | None = None,
     on_record: OnRecord | None = None,
+    max_cost_usd: float | None = None,
     **params: Any,
 ) -> DatasetSummary:
     """Generate ``count`` records from ``template`` into ``output`` (.jsonl, .csv, .parquet).
 
     ``params`` are generation parameters (``max_tokens``, ``temperature``, ``top_p``, ``stop``).
+    ``max_cost_usd`` caps what the run may spend on a priced model: ``QuotaExceeded`` is raised
+    before it would be passed, with the finished records written (``resume=True`` continues).
+    The summary's ``cost_usd`` is the run's estimated cost (None without a price).
     """
     from textnlp.services.generation import DatasetJob, GenerationService
 
@@ -45,6 +49,7 @@ async def agenerate_dataset(
         seed=seed,
         concurrency=concurrency,
         resume=resume,
+        max_cost_usd=max_cost_usd,
     )
     try:
         return await service.generate_dataset(job, on_record)

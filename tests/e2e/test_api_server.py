@@ -66,6 +66,12 @@ def test_login_generate_stream_and_logout(server: str, tmp_path: Path) -> None:
         assert client.generate(prompt="Say hi.", max_tokens=6, temperature=0.0).cached
         pieces = list(client.stream(prompt="Count to three.", max_tokens=6))
         assert pieces and "".join(pieces)
+        events = list(client.stream_events(prompt="Count to three.", max_tokens=6))
+        assert events[-1]["type"] == "done" and events[-1]["usage"]["completion_tokens"] >= 1
+        assert [e for e in events if e["type"] == "token" and e["text"]]
+        with pytest.raises(ApiError) as unknown:
+            list(client.stream_events(prompt="x", model="no-such-model"))
+        assert unknown.value.status == 404 and unknown.value.type == "model_not_found"
         client.refresh()  # rotation through the client
         assert client.clear_cache() >= 1
         assert "textnlp_http_requests_total" in client.metrics()
@@ -84,5 +90,7 @@ async def test_async_client_streams(server: str) -> None:
         await client.login("carol", PASSWORD)
         pieces = [piece async for piece in client.stream(prompt="Hello", max_tokens=5)]
         assert pieces
+        events = [event async for event in client.stream_events(prompt="Hello", max_tokens=5)]
+        assert events[-1]["type"] == "done" and events[-1]["finish_reason"] in {"stop", "length"}
         quality = await client.quality(["A short review."], language=False)
         assert quality.count == 1

@@ -4,7 +4,7 @@ Nothing is built at import time. ``lifespan`` opens, in order: the JWT secret (S
 in ``aws``), the database (migrated with Alembic unless ``api.migrate_on_start`` is off), the
 cache, the rate limiter, the generation service, and closes them in reverse. Shared objects
 are on ``app.state``: ``settings``, ``engine``, ``db`` (a sessionmaker), ``generation``,
-``cache``, ``metrics``, ``auth``, ``limiter``, ``serving``, ``health``.
+``cache``, ``metrics``, ``auth``, ``limiter``, ``spending``, ``serving``, ``health``.
 
 Batch-job routes come from ``textnlp.api.routers.jobs``, with a ``lifespan(app)`` of their own
 (queue, storage and job store).
@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from textnlp.adapters.cache.completions import CompletionCache
 from textnlp.adapters.cache.factory import make_cache
 from textnlp.adapters.db.base import make_engine, make_sessionmaker, upgrade_database
+from textnlp.adapters.db.spending import SpendingStore
 from textnlp.api.errors import install_error_handlers
 from textnlp.api.health import HealthChecker
 from textnlp.api.middleware import RequestContextMiddleware
@@ -41,6 +42,7 @@ from textnlp.observability.metrics import Metrics
 from textnlp.observability.tracing import make_tracer
 from textnlp.services.generation import GenerationService
 from textnlp.services.models import ModelPool
+from textnlp.services.spending import SpendingService
 
 API_PREFIX = "/api/v1"
 #: The order of the sections in /docs (routers are included in matching order, below).
@@ -155,7 +157,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.inline_auth = engine.dialect.name == "sqlite" and isinstance(
             limiter, MemoryRateLimiter
         )
-        app.state.serving = CompletionsServing(generation, settings.api, app.state.metrics)
+        app.state.spending = SpendingService(settings, SpendingStore(engine))
+        app.state.serving = CompletionsServing(
+            generation, settings.api, app.state.metrics, app.state.spending
+        )
         app.state.health = HealthChecker(settings, sessions, cache, generation)
         await stack.enter_async_context(jobs.lifespan(app))
         if app.state.tracer_provider is not None:

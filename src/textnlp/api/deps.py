@@ -81,16 +81,20 @@ def authenticate(request: HTTPConnection, credential: str | None) -> Principal:
     return principal
 
 
+async def authenticate_async(connection: HTTPConnection, credential: str | None) -> Principal:
+    """``authenticate`` without blocking the event loop on a network database or Redis."""
+    if connection.app.state.inline_auth:
+        # An SQLite lookup and an in-memory bucket take ~0.1 ms: cheaper than a thread hop.
+        return authenticate(connection, credential)
+    return await run_in_threadpool(authenticate, connection, credential)
+
+
 async def current_user(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
-    credential = bearer.credentials if bearer else api_key
-    if request.app.state.inline_auth:
-        # An SQLite lookup and an in-memory bucket take ~0.1 ms: cheaper than a thread hop.
-        return authenticate(request, credential)
-    return await run_in_threadpool(authenticate, request, credential)
+    return await authenticate_async(request, bearer.credentials if bearer else api_key)
 
 
 def admin_user(user: Annotated[Principal, Depends(current_user)]) -> Principal:

@@ -1,6 +1,7 @@
 """The one place that turns exceptions into the API's error JSON ``{"error": {...}}``.
 
-``TextNLPError`` -> its ``http_status`` and ``to_dict()``; request validation -> 422;
+``TextNLPError`` -> its ``http_status`` and ``to_dict()`` (429 answers carry ``Retry-After``,
+except a spending cap's); request validation -> 422;
 Starlette's HTTP errors (unknown route 404, 405, 413) -> the same shape; anything else -> 500
 with no detail (logged with the request id). WebSockets use ``ws_error_message``.
 """
@@ -45,7 +46,10 @@ def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
     if exc.http_status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     retry_after = getattr(exc, "retry_after", None)
-    if isinstance(exc, QuotaExceeded) or exc.http_status == 429:
+    # A spending cap (a QuotaExceeded without retry_after) gets no Retry-After: waiting
+    # does not lift it.
+    spending_cap = isinstance(exc, QuotaExceeded) and retry_after is None
+    if exc.http_status == 429 and not spending_cap:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after or 1)))
     return exc.http_status, _json_safe(exc.to_dict()), headers
 
@@ -73,7 +77,8 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 
 def ws_error_message(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, TextNLPError):
-        return {"type": "error", "error": _json_safe(exc.to_dict())}
+        error = {**_json_safe(exc.to_dict()), "status": exc.http_status}
+        return {"type": "error", "error": error}
     if isinstance(exc, WebSocketRequestValidationError | RequestValidationError):
         errors = validation_errors(exc.errors())
         return {
@@ -82,9 +87,13 @@ def ws_error_message(exc: BaseException) -> dict[str, Any]:
                 "type": "validation_error",
                 "message": validation_message(errors),
                 "errors": errors,
+                "status": 422,
             },
         }
-    return {"type": "error", "error": {"type": "internal_error", "message": "internal error"}}
+    return {
+        "type": "error",
+        "error": {"type": "internal_error", "message": "internal error", "status": 500},
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:

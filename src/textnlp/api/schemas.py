@@ -235,7 +235,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Unknown model, template, job or key.",
         413: "Request body too large.",
         422: "Invalid request: malformed JSON, wrong types, unknown fields, out-of-range values.",
-        429: "Rate limit exceeded; see Retry-After.",
+        429: "Rate limit exceeded (see Retry-After), or spending cap reached.",
         502: "A model backend failed.",
         503: "A model backend or component is unavailable.",
     }.items()

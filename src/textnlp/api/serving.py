@@ -3,7 +3,9 @@
 The router parses and authorises; this turns a prompt or a template into ``GenerationRequest``s,
 checks the settings' bounds before any model is touched, calls the service (whose response
 cache answers deterministic requests) and renders OpenAI's completions shape. It counts
-tokens and cache hits for the metrics.
+tokens and cache hits for the metrics. With an ``owner`` (the caller's user id) it applies the
+per-user spending cap before a priced model runs and records what the generation cost after
+(``SpendingService``); unpriced models touch neither the database nor a thread.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from textnlp.domain import Completion, GenerationParams, GenerationRequest, Usag
 from textnlp.errors import InvalidParameter
 from textnlp.observability.metrics import Metrics
 from textnlp.services.generation import GenerationService
+from textnlp.services.spending import SpendingService, cost_of
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,17 @@ def completion_id() -> str:
 
 
 class CompletionsServing:
-    def __init__(self, service: GenerationService, bounds: ApiSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        service: GenerationService,
+        bounds: ApiSettings,
+        metrics: Metrics,
+        spending: SpendingService | None = None,
+    ) -> None:
         self.service = service
         self.bounds = bounds
         self.metrics = metrics
+        self.spending = spending
 
     # Building requests (cheap, before any model loads) ---------------------------------------
     def model_id(self, requested: str | None) -> str:
@@ -111,13 +121,33 @@ class CompletionsServing:
             for i in range(n)
         ]
 
+    # Spending --------------------------------------------------------------------------------
+    async def admit(self, owner: str | None, model_id: str) -> None:
+        """Refuse (``QuotaExceeded``) when ``owner`` has reached their spending cap."""
+        if self.spending is None or owner is None:
+            return
+        spec = self.service.catalogue.get(model_id)
+        if self.spending.priced(spec):
+            await asyncio.to_thread(self.spending.check, owner, spec)
+
+    async def charge(self, owner: str | None, cost_usd: float) -> None:
+        if self.spending is not None and owner is not None and cost_usd > 0:
+            await asyncio.to_thread(self.spending.record, owner, cost_usd)
+
     # Running ---------------------------------------------------------------------------------
     async def complete(
-        self, model_id: str, requests: list[GenerationRequest]
+        self, model_id: str, requests: list[GenerationRequest], owner: str | None = None
     ) -> CompletionResponse:
-        completions = await asyncio.gather(
-            *(self.service.complete(model_id, request) for request in requests)
+        await self.admit(owner, model_id)
+        results = await asyncio.gather(
+            *(self.service.complete(model_id, request) for request in requests),
+            return_exceptions=True,
         )
+        completions = [r for r in results if isinstance(r, Completion)]
+        await self.charge(owner, cost_of(completions))  # choices that failed cost nothing
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return self.render(model_id, completions)
 
     def render(self, model_id: str, completions: list[Completion]) -> CompletionResponse:
@@ -145,10 +175,14 @@ class CompletionsServing:
             cached=cached,
         )
 
-    async def stream(self, model_id: str, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self, model_id: str, request: GenerationRequest, owner: str | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Token events; the caller runs ``admit`` first (to answer a refusal as an error)."""
         async for delta in self.service.stream(model_id, request):
             usage = None
             if delta.usage is not None:
+                await self.charge(owner, delta.usage.cost_usd or 0.0)
                 usage = CompletionUsage(
                     prompt_tokens=delta.usage.prompt_tokens,
                     completion_tokens=delta.usage.completion_tokens,

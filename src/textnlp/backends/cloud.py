@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from textnlp.backends.base import PerRequestBackend
-from textnlp.backends.pricing import Price, PriceTable
+from textnlp.backends.pricing import PriceTable
 from textnlp.backends.providers.common import Chunk, Parsed
 from textnlp.backends.ratelimit import InMemoryRateLimiter, RateLimit, RateLimiter
 from textnlp.backends.resilience import CircuitRegistry, CircuitState, Resilience, RetryPolicy
@@ -73,9 +73,7 @@ class CloudContext:
 
         return cls(
             secrets=secrets_provider(settings),
-            prices=PriceTable(
-                {k: Price(v.input_per_1k, v.output_per_1k) for k, v in models.prices.items()}
-            ),
+            prices=PriceTable.from_settings(settings),
             circuits=CircuitRegistry(models.circuit_failures, models.circuit_reset_s),
             limiter=limiter,
             retry=RetryPolicy(models.max_attempts, models.backoff_base_s, models.backoff_max_s),

@@ -5,19 +5,27 @@ by the provider's model id (``endpoint``). The table comes from settings
 (``ModelsSettings.prices``); a model without an entry has no cost (``None``), which is the
 honest answer for self-hosted servers. ``SpendingCap`` stops work *before* a cap would be
 exceeded: each request reserves its worst case (prompt + ``max_tokens``) and settles with the
-actual cost when it returns; ``CappedBackend`` applies a cap to any backend.
+actual cost when it returns; ``CappedBackend`` applies a cap to any backend. A request that does
+not fit only because of others in flight waits for them to settle; one that cannot fit even then
+raises ``QuotaExceeded``. Caps nest: a job's backend can be wrapped in its job cap and in its
+owner's cap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textnlp.backends.base import Backend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta, Usage
 from textnlp.errors import QuotaExceeded
+
+if TYPE_CHECKING:
+    from textnlp.config import Settings
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,16 @@ class Price:
 class PriceTable:
     def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
         self._prices = dict(prices or {})
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PriceTable:
+        """The table of ``models.prices``."""
+        return cls(
+            {
+                key: Price(value.input_per_1k, value.output_per_1k)
+                for key, value in settings.models.prices.items()
+            }
+        )
 
     def price(self, spec: ModelSpec) -> Price | None:
         for key in (spec.id, spec.endpoint):
@@ -69,6 +87,10 @@ class SpendingCap:
         return self._spent
 
     @property
+    def reserved_usd(self) -> float:
+        return self._reserved
+
+    @property
     def remaining_usd(self) -> float:
         return max(0.0, self.limit_usd - self._spent - self._reserved)
 
@@ -81,15 +103,19 @@ class SpendingCap:
             spent_usd=round(self._spent, 6),
         )
 
+    def _exceeds(self, estimated: float) -> bool:
+        # Nothing costs nothing: a model without a price is never refused, even past the cap.
+        return estimated > 0 and self._spent + self._reserved + estimated > self.limit_usd
+
     def check(self, estimated: float) -> None:
         """Raise ``QuotaExceeded`` when ``estimated`` more would pass the cap."""
         with self._lock:
-            if self._spent + self._reserved + estimated > self.limit_usd:
+            if self._exceeds(estimated):
                 raise self._refuse(estimated)
 
     def reserve(self, estimated: float) -> None:
         with self._lock:
-            if self._spent + self._reserved + estimated > self.limit_usd:
+            if self._exceeds(estimated):
                 raise self._refuse(estimated)
             self._reserved += estimated
 
@@ -100,6 +126,11 @@ class SpendingCap:
 
     def add(self, actual: float | None) -> None:
         self.settle(0.0, actual)
+
+    def could_fit(self, estimated: float) -> bool:
+        """Whether ``estimated`` more fits once the requests in flight have settled."""
+        with self._lock:
+            return self._reserved > 0 and self._spent + estimated <= self.limit_usd
 
 
 class CappedBackend(Backend):
@@ -112,26 +143,45 @@ class CappedBackend(Backend):
         self.inner = inner
         self.cap = cap
         self.prices = prices
+        #: Set whenever a request settles, to wake the requests waiting for room under the cap.
+        self._settled = asyncio.Event()
 
     def _estimate(self, request: GenerationRequest) -> float:
         prompt = self.inner.count_tokens(request.as_text())
         return self.prices.estimate(self.spec, prompt, request.params.max_tokens * request.params.n)
 
+    async def _reserve(self, estimated: float) -> None:
+        """Reserve ``estimated``, waiting while requests in flight may still leave room."""
+        while True:
+            try:
+                self.cap.reserve(estimated)
+                return
+            except QuotaExceeded:
+                if not self.cap.could_fit(estimated):
+                    raise
+            # No await between the refusal and wait(): a settle cannot slip in unseen.
+            self._settled.clear()
+            await self._settled.wait()
+
+    def _settle(self, reserved: float, actual: float | None) -> None:
+        self.cap.settle(reserved, actual)
+        self._settled.set()
+
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         estimates = [self._estimate(r) for r in requests]
         total = sum(estimates)
-        self.cap.reserve(total)
+        await self._reserve(total)
         try:
             completions = await self.inner.generate(requests)
         except BaseException:
-            self.cap.settle(total, None)
+            self._settle(total, None)
             raise
-        self.cap.settle(total, sum(c.usage.cost_usd or 0.0 for c in completions))
+        self._settle(total, sum(c.usage.cost_usd or 0.0 for c in completions))
         return completions
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
         estimate = self._estimate(request)
-        self.cap.reserve(estimate)
+        await self._reserve(estimate)
         actual: float | None = None
         try:
             async for delta in self.inner.stream(request):
@@ -140,7 +190,7 @@ class CappedBackend(Backend):
                 yield delta
         finally:
             # A stream cut short may have cost something; count the estimate then.
-            self.cap.settle(estimate, actual if actual is not None else estimate)
+            self._settle(estimate, actual if actual is not None else estimate)
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)

@@ -1,4 +1,9 @@
-"""``textnlp generate``: a dataset from a template, with progress and a summary."""
+"""``textnlp generate``: a dataset from a template, with progress and a summary.
+
+``--max-cost USD`` caps what the run may spend on priced models: the run stops before the cap
+would be exceeded, keeps the finished records in a valid file (``--resume`` continues), and
+exits 2 with one line on stderr.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from rich.table import Table
 
 from textnlp.cli.common import console, err_console, parse_assignments, settings
 from textnlp.domain import Record
+from textnlp.errors import QuotaExceeded
 from textnlp.generation.pipeline import DatasetSummary
 from textnlp.services.generation import DatasetJob, GenerationService
 
@@ -36,6 +42,13 @@ def generate(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse cached responses."),
     validate: bool = typer.Option(False, "--validate", help="Validate the dataset afterwards."),
+    max_cost: float | None = typer.Option(
+        None,
+        "--max-cost",
+        min=0.0,
+        metavar="USD",
+        help="Spending cap of this run in US dollars (priced models only).",
+    ),
 ) -> None:
     """Generate a dataset from a prompt template."""
     params: dict[str, Any] = {
@@ -54,6 +67,7 @@ def generate(
         seed=seed,
         concurrency=concurrency,
         resume=resume,
+        max_cost_usd=max_cost,
     )
     summary = asyncio.run(_generate(job, use_cache=cache))
     print_summary(summary)
@@ -81,6 +95,15 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                     "run again with --resume to continue"
                 )
                 raise KeyboardInterrupt from None
+            except QuotaExceeded as exc:
+                # One line on stderr: the bar goes away, the message says what was kept.
+                progress.live.transient = True
+                written = exc.details.get("written", 0)
+                raise QuotaExceeded(
+                    f"{exc.message}; {written} of {job.count} records written to {job.output} "
+                    "(run again with --resume to continue)",
+                    **exc.details,
+                ) from None
             finally:
                 status.stop()
     finally:
@@ -132,8 +155,12 @@ def print_summary(summary: DatasetSummary) -> None:
         ("failed (invalid output)", str(summary.failed)),
         ("resumed / from cache", f"{summary.resumed} / {summary.cached}"),
         ("tokens (prompt / completion)", f"{summary.prompt_tokens} / {summary.completion_tokens}"),
-        ("time", f"{summary.elapsed_s:.1f} s ({summary.tokens_per_s:.1f} completion tok/s)"),
     ]
+    if summary.cost_usd is not None:
+        rows.append(("estimated cost", f"${summary.cost_usd:.4f}"))
+    rows.append(
+        ("time", f"{summary.elapsed_s:.1f} s ({summary.tokens_per_s:.1f} completion tok/s)")
+    )
     for label, counts in summary.label_counts.items():
         rows.append((f"label {label}", ", ".join(f"{k}: {v}" for k, v in counts.items())))
     for label, value in rows:

@@ -53,11 +53,14 @@ def submit(
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
     webhook: str | None = typer.Option(None, "--webhook", help="URL told when the job ends."),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", min=0.0, metavar="USD", help="Spending cap of the job in US dollars."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait until the job ends."),
     api: str | None = ApiOption,
     token: str | None = TokenOption,
 ) -> None:
-    """Submit a batch job; prints the job as JSON."""
+    """Submit a batch job; prints the job as JSON (with its cost_usd once it runs)."""
     backend = _backend(api, token)
     try:
         body: dict[str, Any] = {
@@ -70,6 +73,7 @@ def submit(
             "format": fmt,
             "webhook_url": webhook,
             "prompts": prompt or None,
+            "max_cost_usd": max_cost,
         }
         if prompts_file is not None:
             if not prompts_file.is_file():

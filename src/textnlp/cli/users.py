@@ -1,4 +1,5 @@
-"""``textnlp users create NAME [--admin]`` and ``textnlp users api-key NAME``: bootstrap accounts.
+"""``textnlp users create NAME [--admin]``, ``textnlp users api-key NAME`` and
+``textnlp users spending-cap NAME [USD]``: bootstrap accounts, set a user's own spending cap.
 
 The password comes from ``--password-stdin`` or an interactive prompt, never an argument (it
 would land in the shell history and the process list).
@@ -66,6 +67,33 @@ def api_key(
         raise NotFound(f"no user {name!r}")
     _, key = service.create_api_key(found[0], label)
     print(key)
+
+
+@users_app.command("spending-cap")
+def spending_cap(
+    name: str = typer.Argument(..., help="The user."),
+    usd: float | None = typer.Argument(
+        None, min=0.0, help="Cap in US dollars; omit to fall back to the default of the settings."
+    ),
+) -> None:
+    """Set a user's own spending cap on priced models (direct generations and jobs)."""
+    from textnlp.adapters.db.base import make_engine, upgrade_database
+    from textnlp.adapters.db.spending import SpendingStore
+    from textnlp.services.spending import SpendingService
+
+    config = settings()
+    upgrade_database(config.database_url)
+    engine = make_engine(config.database_url)
+    try:
+        spending = SpendingService(config, SpendingStore(engine))
+        user_id = spending.set_user_cap(name, usd)
+        spend = spending.store.spend(user_id)
+    finally:
+        engine.dispose()
+    limit = spending.limit(spend)
+    shown = "none" if limit is None else f"${limit:.2f}"
+    default = " (the default)" if usd is None else ""
+    console.print(f"{name}: spending cap {shown}{default}, ${spend.spent_usd:.4f} spent")
 
 
 def register(app: typer.Typer) -> None:

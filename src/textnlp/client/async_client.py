@@ -26,6 +26,9 @@ from textnlp.client.core import (
     generate_body,
     invoke_body,
     raise_for_error,
+    stream_event,
+    stream_message,
+    stream_url,
 )
 from textnlp.domain import ModelInfo
 
@@ -140,6 +143,23 @@ class AsyncTextNLPClient:
             text = chunk["choices"][0]["text"]
             if text:
                 yield str(text)
+
+    async def stream_events(self, **fields: Any) -> AsyncIterator[dict[str, Any]]:
+        """The WebSocket ``generate/stream``: ``{"type": "token", "text"}`` events as they
+        come, then ``{"type": "done", "finish_reason", "usage"}``. Errors raise ``ApiError``."""
+        from websockets.asyncio.client import connect
+
+        message = stream_message(generate_body(**fields))
+        if self.tokens.should_refresh():
+            await self.refresh()
+        url = stream_url(self._http.base_url)
+        async with connect(url, additional_headers=self._headers(True)) as socket:
+            await socket.send(message)
+            async for raw in socket:
+                event = stream_event(raw)
+                yield event
+                if event.get("type") == "done":
+                    return
 
     async def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = (await self.request("POST", "/generate/batch", json=body)).json()

@@ -112,6 +112,26 @@ class SseDecoder:
         return None
 
 
+def stream_url(base_url: httpx.URL) -> str:
+    """The WebSocket ``generate/stream`` URL of the API at ``base_url``."""
+    scheme = "wss" if base_url.scheme == "https" else "ws"
+    return str(base_url.copy_with(scheme=scheme, path=API + "/generate/stream"))
+
+
+def stream_message(body: dict[str, Any]) -> str:
+    """A checked WebSocket request (``stream`` is implied by the socket)."""
+    return json.dumps({k: v for k, v in body.items() if k != "stream"})
+
+
+def stream_event(raw: str | bytes) -> dict[str, Any]:
+    """One server message: ``token`` or ``done``; an ``error`` message raises ``ApiError``."""
+    event: dict[str, Any] = json.loads(raw)
+    if event.get("type") == "error":
+        error = event.get("error") or {"message": "stream failed"}
+        raise ApiError(int(error.get("status", 400)), error)
+    return event
+
+
 def sse_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     decoder = SseDecoder()
     for line in lines:

@@ -26,6 +26,9 @@ from textnlp.client.core import (
     invoke_body,
     raise_for_error,
     sse_events,
+    stream_event,
+    stream_message,
+    stream_url,
 )
 from textnlp.domain import ModelInfo
 
@@ -128,6 +131,23 @@ class TextNLPClient:
             text = chunk["choices"][0]["text"]
             if text:
                 yield str(text)
+
+    def stream_events(self, **fields: Any) -> Iterator[dict[str, Any]]:
+        """The WebSocket ``generate/stream``: ``{"type": "token", "text"}`` events as they
+        come, then ``{"type": "done", "finish_reason", "usage"}``. Errors raise ``ApiError``."""
+        from websockets.sync.client import connect
+
+        message = stream_message(generate_body(**fields))
+        if self.tokens.should_refresh():
+            self.refresh()
+        url = stream_url(self._http.base_url)
+        with connect(url, additional_headers=self._headers(True)) as socket:
+            socket.send(message)
+            for raw in socket:
+                event = stream_event(raw)
+                yield event
+                if event.get("type") == "done":
+                    return
 
     def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", "/generate/batch", json=body).json()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from textnlp.domain.generation import FinishReason, GenerationParams
 
@@ -28,6 +28,14 @@ class Provenance(BaseModel):
     attempts: int = 1
     cached: bool = False
     created_at: str
+    #: Estimated price in US dollars of every attempt (0 from the cache); None without a price.
+    cost_usd: float | None = None
+
+    @field_validator("cost_usd", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        """CSV files write a missing cost as an empty cell."""
+        return None if value == "" else value
 
 
 class Record(BaseModel):

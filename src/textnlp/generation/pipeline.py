@@ -4,6 +4,13 @@ Concurrency is what lets a batching engine decode many records together: ``concu
 workers keep that many requests in flight. Each finished record goes to the run journal at
 once; the dataset file is written atomically from the journal at the end, or when the run is
 interrupted, so Ctrl-C leaves a valid file and ``resume`` continues where the run stopped.
+
+Cost: each record's provenance carries the estimated cost of its attempts (``cost_usd``; None
+when the model has no price, 0 for an answer from the cache) and the summary sums this run's
+records. A spending cap (``CappedBackend``, applied by the caller) that refuses a request stops
+the run like an interruption: no new record starts, the ones in flight finish, the file is
+written from the journal, the journal stays for ``resume``, and the ``QuotaExceeded`` is raised
+with ``written`` and ``requested`` added to its details.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 from textnlp.backends.base import Backend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, GenerationRequest, Provenance, Record
-from textnlp.errors import InvalidParameter
+from textnlp.errors import InvalidParameter, QuotaExceeded
 from textnlp.generation.cache import ResponseCache, cache_key
 from textnlp.generation.journal import RunJournal, journal_path
 from textnlp.generation.templates import PromptTemplate, record_seed
@@ -59,6 +66,8 @@ class DatasetSummary:
     elapsed_s: float = 0.0
     interrupted: bool = False
     label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Estimated cost in US dollars of this run's records; None when none had a price.
+    cost_usd: float | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -111,7 +120,7 @@ class DatasetPipeline:
         started = time.perf_counter()
         journal.open(fresh=not request.resume)
         try:
-            await self._run_workers(request, params, todo, journal, summary, on_record)
+            refused = await self._run_workers(request, params, todo, journal, summary, on_record)
         except (asyncio.CancelledError, KeyboardInterrupt):
             # Ctrl-C: what is done becomes a valid dataset; the journal stays for --resume.
             summary.interrupted = True
@@ -122,6 +131,13 @@ class DatasetPipeline:
             journal.close()
             raise
         self._finish(request, journal, summary, started)
+        if refused is not None:
+            # A spending cap stopped the run: the finished records are written, and kept.
+            raise QuotaExceeded(
+                refused.message,
+                retry_after=refused.retry_after,
+                **{**refused.details, "written": summary.written, "requested": request.count},
+            ) from refused
         return summary
 
     def _previous_records(self, request: DatasetRequest, journal: RunJournal) -> dict[int, Record]:
@@ -144,10 +160,19 @@ class DatasetPipeline:
         journal: RunJournal,
         summary: DatasetSummary,
         on_record: OnRecord | None,
-    ) -> None:
+    ) -> QuotaExceeded | None:
+        """Run the records; the first spending-cap refusal, which stops new records."""
+        refused: list[QuotaExceeded] = []
+
         async def worker() -> None:
             for index in todo:  # a shared iterator: each index goes to exactly one worker
-                record = await self._record(request, params, index)
+                if refused:
+                    return
+                try:
+                    record = await self._record(request, params, index)
+                except QuotaExceeded as exc:
+                    refused.append(exc)
+                    return
                 journal.append(record)
                 _count(summary, record)
                 if on_record is not None:
@@ -157,6 +182,7 @@ class DatasetPipeline:
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker())
+        return refused[0] if refused else None
 
     async def _record(
         self, request: DatasetRequest, params: GenerationParams, index: int
@@ -168,10 +194,13 @@ class DatasetPipeline:
         error: str | None = None
         data: dict[str, Any] | None = None
         completion: Completion | None = None
+        costs: list[float] = []
         attempt = 0
         for attempt in range(1, attempts + 1):  # noqa: B007 - attempt is reported below
             attempt_params = params.model_copy(update={"seed": (seed + attempt - 1) % 2**32})
             completion = await self.complete(template.request(variables, attempt_params))
+            if completion.usage.cost_usd is not None:
+                costs.append(completion.usage.cost_usd)
             try:
                 data = template.parse_output(completion.text)
                 error = None
@@ -199,20 +228,28 @@ class DatasetPipeline:
                 attempts=attempt,
                 cached=completion.cached,
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                cost_usd=round(sum(costs), 8) if costs else None,
             ),
         )
 
     async def complete(self, request: GenerationRequest) -> Completion:
         """One completion, from the cache when the same deterministic request was made."""
-        cacheable = self.cache is not None and request.params.deterministic
-        key = cache_key(self.backend.fingerprint(), request) if cacheable else ""
-        if cacheable and self.cache is not None:
-            hit = await asyncio.to_thread(self.cache.get, key)
-            if hit is not None:
-                return hit.model_copy(update={"cached": True, "latency_s": 0.0})
+        cache = self.cache if request.params.deterministic else None
+        if cache is None:
+            return await self.backend.generate_one(request)
+        key = cache_key(self.backend.fingerprint(), request)
+        hit = cache.get(key) if cache.in_process else await asyncio.to_thread(cache.get, key)
+        if hit is not None:
+            # An answer from the cache costs nothing now (it was paid for once).
+            usage = hit.usage
+            if usage.cost_usd is not None:
+                usage = usage.model_copy(update={"cost_usd": 0.0})
+            return hit.model_copy(update={"cached": True, "latency_s": 0.0, "usage": usage})
         completion = await self.backend.generate_one(request)
-        if cacheable and self.cache is not None:
-            await asyncio.to_thread(self.cache.put, key, completion)
+        if cache.in_process:
+            cache.put(key, completion)
+        else:
+            await asyncio.to_thread(cache.put, key, completion)
         return completion
 
     def _finish(
@@ -235,6 +272,8 @@ def _count(summary: DatasetSummary, record: Record) -> None:
     summary.completion_tokens += record.provenance.completion_tokens
     summary.cached += record.provenance.cached
     summary.failed += record.status == "failed"
+    if record.provenance.cost_usd is not None:
+        summary.cost_usd = round((summary.cost_usd or 0.0) + record.provenance.cost_usd, 8)
 
 
 def _label_counts(template: PromptTemplate, records: list[Record]) -> dict[str, dict[str, int]]:

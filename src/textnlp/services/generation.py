@@ -1,4 +1,9 @@
-"""Generation use cases: datasets from templates, and single completions."""
+"""Generation use cases: datasets from templates, and single completions.
+
+A dataset run may carry a spending cap (``DatasetJob.max_cost_usd``): the loaded backend is
+wrapped in a ``CappedBackend`` for that run only (the pool's backend stays shared and uncapped),
+priced with the settings' price table.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textnlp.backends.base import Backend
+from textnlp.backends.pricing import CappedBackend, PriceTable, SpendingCap
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationRequest, TokenDelta
+from textnlp.errors import InvalidParameter
 from textnlp.generation.cache import ResponseCache, SqliteResponseCache
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
 from textnlp.generation.templates import TemplateLibrary
@@ -29,6 +37,8 @@ class DatasetJob:
     seed: int = 0
     concurrency: int | None = None
     resume: bool = False
+    #: Spending cap of this run in US dollars (None: no cap); see ``GenerationService.capped``.
+    max_cost_usd: float | None = None
 
 
 class GenerationService:
@@ -47,6 +57,7 @@ class GenerationService:
         self.templates = templates
         self.pool = pool
         self.cache = cache
+        self.prices = PriceTable.from_settings(settings)
 
     @classmethod
     def from_settings(
@@ -62,6 +73,8 @@ class GenerationService:
         """Resolve names to objects and check everything that can be checked before loading."""
         model_id = job.model or self.settings.default_model
         spec = self.catalogue.get(model_id)  # unknown model -> ModelNotFound, before loading
+        if job.max_cost_usd is not None and job.max_cost_usd < 0:
+            raise InvalidParameter(f"the spending cap must be at least 0 (got {job.max_cost_usd})")
         template = self.templates.get(job.template)
         request = DatasetRequest(
             template=template,
@@ -83,7 +96,20 @@ class GenerationService:
     ) -> DatasetSummary:
         model_id, request = self.dataset_request(job)
         backend = await self.pool.get(model_id)
+        if job.max_cost_usd is not None:
+            backend = self.capped(backend, SpendingCap(job.max_cost_usd, name="--max-cost"))
         return await DatasetPipeline(backend, self.cache).run(request, on_record)
+
+    def capped(self, backend: Backend, *caps: SpendingCap | None) -> Backend:
+        """``backend`` under each cap given (innermost first); itself when there is none.
+
+        A wrapper belongs to one run: a cap must not be shared by two wrappers (a request
+        waiting for room is woken by its own wrapper's settlements).
+        """
+        for cap in caps:
+            if cap is not None:
+                backend = CappedBackend(backend, cap, self.prices)
+        return backend
 
     async def complete(self, model_id: str, request: GenerationRequest) -> Completion:
         backend = await self.pool.get(model_id)

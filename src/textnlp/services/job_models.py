@@ -41,6 +41,8 @@ class JobSpec(BaseModel):
     #: Validate the result and fail the job when this gate fails (no embeddings: fast).
     validation: Gate | None = None
     webhook_url: AnyHttpUrl | None = None
+    #: Spending cap of the job in US dollars; the job fails before it would pass it.
+    max_cost_usd: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> JobSpec:
@@ -85,6 +87,10 @@ class JobView(BaseModel):
     attempts: int
     error: str | None = None
     result: JobResult | None = None
+    #: Estimated cost in US dollars of the stored records; None when the model has no price.
+    cost_usd: float | None = None
+    #: The job's spending cap (its own, else the settings' default); None: no cap.
+    max_cost_usd: float | None = None
 
 
 class JobMessage(BaseModel):

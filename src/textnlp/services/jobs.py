@@ -7,6 +7,12 @@ message nor the message without its job. Publishing twice is harmless: the messa
 deduplicated by job id and the worker ignores messages of finished jobs.
 
 The same service serves the API, the CLI (local profile) and the worker.
+
+Cost: a job's ``cost_usd`` grows with each checkpointed chunk (``JobStore.save_records``). A job
+may carry ``max_cost_usd`` (else ``models.job_spending_cap_usd`` applies): the worker runs it
+under that cap, seeded with what the job already spent, and under its owner's remaining budget
+(``SpendingService``); submitting a job on a priced model is refused once the owner's spend has
+reached their cap.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from sqlalchemy import Engine
 from textnlp.adapters.db.base import make_engine, upgrade_database
 from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob
 from textnlp.adapters.db.jobs import JobRow
+from textnlp.adapters.db.spending import SpendingStore
 from textnlp.adapters.queue import QueuePair, open_queues
 from textnlp.adapters.storage import BlobStorage, Keys, open_storage
+from textnlp.backends.pricing import SpendingCap
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.config import Settings
 from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
@@ -41,6 +49,7 @@ from textnlp.services.job_models import (
     JobView,
 )
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
+from textnlp.services.spending import SpendingService
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,7 @@ class JobService:
         storage: BlobStorage,
         catalogue: ModelCatalogue,
         templates: TemplateLibrary,
+        spending: SpendingService | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -91,12 +101,14 @@ class JobService:
         self.storage = storage
         self.catalogue = catalogue
         self.templates = templates
+        self.spending = spending or SpendingService(settings, SpendingStore(store.engine))
         self._owned_engine: Engine | None = None
 
     # -- submit ----------------------------------------------------------------------------
     def submit(self, owner: Owner, spec: JobSpec, *, idempotency_key: str | None = None) -> JobView:
         """Check the job, store it with its message, publish; the same key returns the same job."""
         total = self.check(spec, owner)
+        model = self.catalogue.get(spec.model or self.settings.default_model)
         job_id = uuid.uuid4().hex
         queue = (
             self.queues.batch
@@ -109,6 +121,9 @@ class JobService:
                 raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
             idempotency = (idempotency_key, request_hash(spec))
         try:
+            if idempotency is None or self.store.idempotent(owner.id, *idempotency) is None:
+                # Only a new job meets the owner's spending cap: a retried submit gets its job.
+                self.spending.check(owner.id, model)
             row = self.store.create(
                 NewJob(
                     id=job_id,
@@ -151,6 +166,23 @@ class JobService:
             )
             DatasetPipeline.precheck(spec_model, request)
         return total
+
+    def max_cost(self, spec: dict[str, Any]) -> float | None:
+        """The spending cap of a stored job spec: its own, else the settings' default."""
+        own = spec.get("max_cost_usd")
+        return float(own) if own is not None else self.settings.models.job_spending_cap_usd
+
+    def caps(self, row: JobRow) -> tuple[SpendingCap | None, SpendingCap | None]:
+        """The caps a run of the job works under: the job's (seeded with what it spent), and
+        its owner's remaining budget."""
+        limit = self.max_cost(row.spec)
+        job_cap = None
+        if limit is not None:
+            job_cap = SpendingCap(
+                limit, spent_usd=row.cost_usd or 0.0, name=f"job {row.id} (max_cost_usd)"
+            )
+        model = self.catalogue.get(row.spec.get("model") or self.settings.default_model)
+        return job_cap, self.spending.cap(row.owner_id, model)
 
     def read_prompt_file(self, spec: JobSpec, owner: Owner) -> list[Any]:
         key = spec.prompt_file or ""
@@ -229,6 +261,8 @@ class JobService:
             attempts=row.attempts,
             error=row.error if row.state in {"failed", "running"} else None,
             result=result,
+            cost_usd=None if row.cost_usd is None else round(row.cost_usd, 6),
+            max_cost_usd=self.max_cost(row.spec),
         )
 
     # -- cancel and results ----------------------------------------------------------------

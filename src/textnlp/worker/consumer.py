@@ -10,7 +10,9 @@ A message that is not a job message is dead-lettered at once. A job whose attemp
 retried until its message has been received ``max_receives`` times; then the job is marked
 failed with the reason and the message goes to the dead-letter queue. Jobs whose messages
 reached the dead-letter queue by redrive (the worker died every time) are marked failed by
-the dead-letter sweep.
+the dead-letter sweep. A job stopped by a spending cap (``QuotaExceeded``) is not retried:
+another attempt would meet the same cap. It is marked failed with the cap's message at once,
+its stored records stay, and its message is deleted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pydantic import ValidationError
 from textnlp.adapters.db.jobs import TERMINAL_STATES
 from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.config import Settings
+from textnlp.errors import QuotaExceeded
 from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobMessage, JobSpec
 from textnlp.services.jobs import JobService
@@ -164,6 +167,11 @@ class Worker:
             else:  # shutdown: the chunk is stored, the next worker continues
                 await asyncio.to_thread(queue.release, message)
             return
+        except QuotaExceeded as exc:
+            await asyncio.to_thread(self._capped, job_id, exc)
+            await asyncio.to_thread(queue.delete, message)
+            await asyncio.to_thread(self._notify, job_id)
+            return
         except Exception as exc:
             await self._attempt_failed(queue, message, job_id, f"{type(exc).__name__}: {exc}")
             return
@@ -187,6 +195,14 @@ class Worker:
             result_key=result_key,
             report_key=report_key,
         )
+
+    def _capped(self, job_id: str, exc: QuotaExceeded) -> None:
+        row = self.jobs.store.get(job_id)
+        total = row.total if row is not None else "?"
+        stored = self.jobs.store.count_records(job_id)
+        error = f"{exc.message}; {stored} of {total} records kept"
+        log.warning("job %s: stopped by a spending cap: %s", job_id, exc.message)
+        self.jobs.store.finish(job_id, "failed", error=error)
 
     async def _attempt_failed(
         self, queue: JobQueue, message: QueueMessage, job_id: str, reason: str

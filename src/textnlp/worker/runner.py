@@ -6,6 +6,11 @@ machines (ECS tasks, spot capacity) take over each other's jobs; a local file di
 task, a row keyed by (job id, index) does not, and ``ON CONFLICT DO NOTHING`` makes a second
 writer of the same record harmless. The pipeline's own journal is seeded from the store at the
 start of every attempt, so the pipeline itself skips the finished indices.
+
+Spending caps: the model runs under the job's cap (seeded with the cost of the records already
+stored, so a resumed job continues with what it had left) and under its owner's remaining
+budget. A cap that would be passed stops the pipeline: the records in flight finish, the last
+chunk is stored, and the ``QuotaExceeded`` reaches the consumer, which fails the job.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class JobRunner:
                 json_retries=self.jobs.settings.generation.json_retries,
             )
             backend = await self.generation.pool.get(model_id)
+            backend = self.generation.capped(backend, *self.jobs.caps(row))
             pipeline = DatasetPipeline(backend, self.generation.cache)
             try:
                 await pipeline.run(request, checkpointer.on_record)

@@ -33,6 +33,7 @@ def register() -> None:
 
     register_backend("fake-slow", "tests.integration.jobs.backends:SlowFakeBackend")
     register_backend("poison", "tests.integration.jobs.backends:PoisonBackend")
+    register_backend("openai-fake", "tests.support.priced_backend:PricedOpenAIFake")
 
 
 MODELS_YAML = """
@@ -47,5 +48,9 @@ models:
     options: {delay_s: 0.02}
   - id: poison
     backend: poison
+    context_length: 4096
+  - id: fake-priced
+    backend: openai-fake
+    endpoint: http://priced.test/v1
     context_length: 4096
 """

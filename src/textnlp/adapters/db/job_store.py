@@ -67,7 +67,7 @@ class JobStore:
         existing job comes back (nothing is stored); another body raises IdempotencyMismatch.
         """
         if idempotency is not None:
-            existing = self._idempotent(job.owner_id, *idempotency)
+            existing = self.idempotent(job.owner_id, *idempotency)
             if existing is not None:
                 return existing
         now = utcnow()
@@ -103,13 +103,14 @@ class JobStore:
         except IntegrityError:
             if idempotency is None:
                 raise
-            existing = self._idempotent(job.owner_id, *idempotency)  # lost a race on the key
+            existing = self.idempotent(job.owner_id, *idempotency)  # lost a race on the key
             if existing is None:
                 raise
             return existing
         return row
 
-    def _idempotent(self, owner_id: str, key: str, request_hash: str) -> JobRow | None:
+    def idempotent(self, owner_id: str, key: str, request_hash: str) -> JobRow | None:
+        """The job stored under the key (None: unused key); another body: IdempotencyMismatch."""
         with self.sessions() as session:
             known = session.get(IdempotencyKeyRow, (owner_id, key))
             if known is None:
@@ -199,7 +200,12 @@ class JobStore:
 
     # -- records (the checkpoint) ----------------------------------------------------------
     def save_records(self, job_id: str, records: Sequence[Record]) -> int:
-        """Insert records by (job id, index), ignoring ones already stored; returns new ones."""
+        """Insert records by (job id, index), ignoring ones already stored; returns new ones.
+
+        In the same transaction the job's ``done`` and ``cost_usd`` grow by the records this
+        call inserted (``RETURNING`` names them), so a record stored twice by racing or
+        resumed workers is counted once, and the cost is exact after any crash.
+        """
         if not records:
             return 0
         rows = [
@@ -216,16 +222,21 @@ class JobStore:
             insert(JobRecordRow)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["job_id", "index"])
+            .returning(JobRecordRow.index)
         )
         with self.sessions.begin() as session:
-            result = session.execute(statement)
-            added = int(getattr(result, "rowcount", 0) or 0)
+            inserted = set(session.scalars(statement).all())
+            added = len(inserted)
             failed = sum(1 for r in records if r.status != "ok")
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id)
-                .values(done=JobRow.done + added, heartbeat_at=utcnow())
-            )
+            values: dict[str, Any] = {"done": JobRow.done + added, "heartbeat_at": utcnow()}
+            costs = [
+                r.provenance.cost_usd
+                for r in records
+                if r.index in inserted and r.provenance.cost_usd is not None
+            ]
+            if costs:
+                values["cost_usd"] = func.coalesce(JobRow.cost_usd, 0.0) + sum(costs)
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
             if failed:
                 self._recount_failed(session, job_id)
             return added

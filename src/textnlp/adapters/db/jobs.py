@@ -1,5 +1,6 @@
 """Tables of batch jobs: jobs, their records (the checkpoint), the outbox, queue messages and
-idempotency keys. Alembic revision ``0003_jobs`` creates them.
+idempotency keys. Alembic revision ``0003_jobs`` creates them; ``0004_job_cost`` adds the
+jobs' cost.
 
 Records are keyed by (job id, record index) and inserted with ``ON CONFLICT DO NOTHING``: a
 record is a pure function of (job seed, index), so whichever worker stores it first wins and a
@@ -16,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -51,6 +53,9 @@ class JobRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: Estimated cost in US dollars of the stored records (None while none had a price); it
+    #: grows in the transaction that stores each chunk, by the records that chunk added.
+    cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class JobRecordRow(Base):

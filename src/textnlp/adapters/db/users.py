@@ -2,6 +2,9 @@
 
 A user has a unique name, an argon2id hash and a role (``admin`` or ``user``). API keys belong
 to a user (service accounts are users too); only the SHA-256 of a key's secret is stored.
+A user may have a spending cap of their own (``spending_cap_usd``, None: the settings' default)
+and counts what their direct generations cost (``spent_usd``; jobs keep their own cost).
+Revision ``0002_auth`` creates the tables, ``0005_user_spending`` adds the two columns.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, func, select
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -30,6 +33,10 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: This user's spending cap in US dollars; None: ``models.user_spending_cap_usd`` applies.
+    spending_cap_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    #: Estimated cost of the user's direct generations (text, invoke, streams), in US dollars.
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class ApiKeyRow(Base):

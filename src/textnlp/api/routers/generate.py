@@ -43,21 +43,22 @@ async def generate_text(
     model_id = serve.model_id(body.model)
     requests = serve.requests_for(body)
     if not body.stream:
-        return await serve.complete(model_id, requests)
+        return await serve.complete(model_id, requests, owner=user.id)
+    await serve.admit(user.id, model_id)  # a spending cap answers as an error, not mid-stream
     await serve.service.pool.get(model_id)  # load errors answer as errors, not mid-stream
     return StreamingResponse(
-        _sse(serve, model_id, requests[0]),
+        _sse(serve, model_id, requests[0], user.id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _sse(
-    serve: CompletionsServing, model_id: str, request: GenerationRequest
+    serve: CompletionsServing, model_id: str, request: GenerationRequest, owner: str
 ) -> AsyncIterator[bytes]:
     chunk_id = completion_id()
     try:
-        async for event in serve.stream(model_id, request):
+        async for event in serve.stream(model_id, request, owner):
             chunk: dict[str, Any] = {
                 "id": chunk_id,
                 "object": "text_completion",

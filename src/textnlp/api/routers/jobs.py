@@ -43,6 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         open_storage(settings),
         generation.catalogue,
         generation.templates,
+        app.state.spending,
     )
     app.state.jobs = service
     try:

@@ -31,4 +31,4 @@ async def invoke_model(
     """Complete a prompt or chat messages with this model."""
     serve: CompletionsServing = request.app.state.serving
     serve.model_id(model_id)
-    return await serve.complete(model_id, serve.invoke_requests(body))
+    return await serve.complete(model_id, serve.invoke_requests(body), owner=user.id)

@@ -15,7 +15,7 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from textnlp.api.deps import authenticate
+from textnlp.api.deps import authenticate_async
 from textnlp.api.errors import validation_errors, validation_message, ws_error_message
 from textnlp.api.schemas import StreamRequest
 from textnlp.api.serving import CompletionsServing
@@ -36,7 +36,7 @@ def _credential(websocket: WebSocket) -> str | None:
 @router.websocket("/stream")
 async def stream_tokens(websocket: WebSocket) -> None:
     try:
-        authenticate(websocket, _credential(websocket))
+        principal = await authenticate_async(websocket, _credential(websocket))
     except TextNLPError as exc:
         await websocket.close(code=1008, reason=exc.message[:120])
         return
@@ -45,17 +45,18 @@ async def stream_tokens(websocket: WebSocket) -> None:
     try:
         while True:
             raw = await websocket.receive_text()
-            await _answer(websocket, serve, raw)
+            await _answer(websocket, serve, raw, principal.id)
     except WebSocketDisconnect:
         return
 
 
-async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str) -> None:
+async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str, owner: str) -> None:
     try:
         body = StreamRequest.model_validate_json(raw)
         model_id = serve.model_id(body.model)
         request = serve.requests_for(body)[0]
-        async for event in serve.stream(model_id, request):
+        await serve.admit(owner, model_id)
+        async for event in serve.stream(model_id, request, owner):
             if event.text:
                 await websocket.send_json({"type": "token", "text": event.text})
             if event.finish_reason is not None:
@@ -76,6 +77,7 @@ async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str) -> 
                     "type": "validation_error",
                     "message": validation_message(errors),
                     "errors": errors,
+                    "status": 422,
                 },
             }
         )
@@ -83,5 +85,8 @@ async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str) -> 
         await websocket.send_json(ws_error_message(exc))
     except (json.JSONDecodeError, UnicodeDecodeError):
         await websocket.send_json(
-            {"type": "error", "error": {"type": "bad_request", "message": "not JSON"}}
+            {
+                "type": "error",
+                "error": {"type": "bad_request", "message": "not JSON", "status": 400},
+            }
         )

@@ -1,0 +1,63 @@
+"""What a user has spent, and their own spending cap.
+
+A user's spend is the cost of their direct generations (``users.spent_usd``, a counter grown by
+one atomic ``UPDATE ... SET spent_usd = spent_usd + :cost``, so concurrent requests never lose
+an increment) plus the cost of their jobs (``jobs.cost_usd``, grown with each checkpoint).
+Reading it is two indexed lookups; nothing is cached, so every process sees the same figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import sessionmaker
+
+from textnlp.adapters.db.jobs import JobRow
+from textnlp.adapters.db.users import UserRow
+from textnlp.errors import NotFound
+
+
+@dataclass(frozen=True)
+class UserSpend:
+    #: The user's own cap (None: the default applies, or the owner is not a user).
+    cap_usd: float | None
+    spent_usd: float
+
+
+class SpendingStore:
+    def __init__(self, engine: Engine) -> None:
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def spend(self, owner_id: str) -> UserSpend:
+        with self.sessions() as session:
+            user = session.execute(
+                select(UserRow.spending_cap_usd, UserRow.spent_usd).where(UserRow.id == owner_id)
+            ).first()
+            jobs = session.scalar(
+                select(func.coalesce(func.sum(JobRow.cost_usd), 0.0)).where(
+                    JobRow.owner_id == owner_id
+                )
+            )
+        cap, direct = (user[0], user[1]) if user is not None else (None, 0.0)
+        return UserSpend(cap_usd=cap, spent_usd=float(direct or 0.0) + float(jobs or 0.0))
+
+    def add_direct(self, owner_id: str, cost_usd: float) -> None:
+        """Count a direct generation's cost (owners that are not users have no counter)."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(UserRow)
+                .where(UserRow.id == owner_id)
+                .values(spent_usd=UserRow.spent_usd + cost_usd)
+            )
+
+    def set_cap(self, username: str, cap_usd: float | None) -> str:
+        """Set (or with None, clear) a user's own cap; returns the user's id."""
+        with self.sessions.begin() as session:
+            user_id = session.scalar(select(UserRow.id).where(UserRow.username == username))
+            if user_id is None:
+                raise NotFound(f"no user {username!r}")
+            session.execute(
+                update(UserRow).where(UserRow.id == user_id).values(spending_cap_usd=cap_usd)
+            )
+            return str(user_id)

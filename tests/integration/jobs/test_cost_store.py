@@ -1,0 +1,99 @@
+"""The SQL of cost, on SQLite and on the real PostgreSQL: a job's cost grows by the records a
+checkpoint inserted (never twice for one record), and a user's direct spend is a counter that
+concurrent requests never lose an increment of."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import Engine
+
+from textnlp.adapters.db.base import make_sessionmaker
+from textnlp.adapters.db.job_store import JobStore, NewJob
+from textnlp.adapters.db.spending import SpendingStore
+from textnlp.adapters.db.users import UserRepository
+from textnlp.domain import GenerationParams, Provenance, Record
+from textnlp.errors import NotFound
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    name = "sqlite_engine" if request.param == "sqlite" else "pg_engine"
+    value: Engine = request.getfixturevalue(name)
+    return value
+
+
+def record(index: int, cost: float | None) -> Record:
+    return Record(
+        index=index,
+        text=f"text {index}",
+        provenance=Provenance(
+            template_id="t",
+            template_version="1",
+            model="m",
+            params=GenerationParams(),
+            seed=index,
+            prompt_tokens=3,
+            completion_tokens=5,
+            finish_reason="stop",
+            latency_s=0.0,
+            created_at="2026-12-01T00:00:00+00:00",
+            cost_usd=cost,
+        ),
+    )
+
+
+def new_job(store: JobStore, owner: str = "owner") -> str:
+    job_id = uuid.uuid4().hex
+    store.create(NewJob(job_id, owner, {"template": "t", "count": 10}, "q", 10, "{}"))
+    return job_id
+
+
+def test_job_cost_grows_by_inserted_records_only(engine: Engine) -> None:
+    store = JobStore(engine)
+    job_id = new_job(store)
+    assert store.save_records(job_id, [record(0, 0.25), record(1, 0.5)]) == 2
+    row = store.get(job_id)
+    assert row is not None and row.cost_usd == pytest.approx(0.75) and row.done == 2
+    # A racing or resumed worker stores 1 again with 2: only 2 is new, and counted.
+    assert store.save_records(job_id, [record(1, 0.5), record(2, 0.125)]) == 1
+    row = store.get(job_id)
+    assert row is not None and row.cost_usd == pytest.approx(0.875) and row.done == 3
+    assert store.save_records(job_id, [record(0, 0.25), record(1, 0.5)]) == 0
+    row = store.get(job_id)
+    assert row is not None and row.cost_usd == pytest.approx(0.875) and row.done == 3
+
+
+def test_unpriced_records_leave_the_cost_unknown(engine: Engine) -> None:
+    store = JobStore(engine)
+    job_id = new_job(store)
+    store.save_records(job_id, [record(0, None), record(1, None)])
+    row = store.get(job_id)
+    assert row is not None and row.cost_usd is None and row.done == 2
+
+
+def test_user_spend_is_direct_generations_plus_jobs(engine: Engine) -> None:
+    with make_sessionmaker(engine).begin() as session:
+        user = UserRepository(session).create(f"spender-{uuid.uuid4().hex[:8]}", "hash")
+    spending = SpendingStore(engine)
+    assert spending.spend(user.id).spent_usd == 0.0 and spending.spend(user.id).cap_usd is None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # concurrent requests of one user
+        list(pool.map(lambda _: spending.add_direct(user.id, 0.01), range(200)))
+    jobs = JobStore(engine)
+    job_id = new_job(jobs, owner=user.id)
+    jobs.save_records(job_id, [record(0, 0.5), record(1, 0.25)])
+    spend = spending.spend(user.id)
+    assert spend.spent_usd == pytest.approx(2.0 + 0.75)  # no increment lost
+
+    assert spending.set_cap(user.username, 5.0) == user.id
+    assert spending.spend(user.id).cap_usd == 5.0
+    spending.set_cap(user.username, None)
+    assert spending.spend(user.id).cap_usd is None
+    with pytest.raises(NotFound):
+        spending.set_cap("no-such-user", 1.0)
+    # An owner that is no user (the CLI's "local") has jobs but no counter.
+    spending.add_direct("local", 1.0)
+    assert spending.spend("local").spent_usd == 0.0

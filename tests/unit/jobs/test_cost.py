@@ -1,0 +1,187 @@
+"""Job cost and spending caps with an in-process worker on SQLite: the cost is summed from the
+stored records and survives a resumed attempt; a job cap and a user cap fail the job before
+they would be passed, keeping its records; a user past their cap cannot submit priced jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import httpx2
+import pytest
+
+from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.priced_backend import PRICE, PricedOpenAIFake, answer
+from tests.unit.jobs.test_service import run_worker
+from textnlp.backends.registry import register_backend
+from textnlp.config import Settings, load_settings
+from textnlp.errors import QuotaExceeded
+from textnlp.services.job_models import JobSpec
+from textnlp.services.jobs import JobService, Owner
+
+ALICE = Owner(id="alice")
+
+
+class FlakyPriced(PricedOpenAIFake):
+    """The priced fake whose ``fail_at``-th request (counted over the class) answers 400."""
+
+    name = "openai-fake-flaky"
+    calls: ClassVar[int] = 0
+    fail_at: ClassVar[int] = 0
+
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
+        FlakyPriced.calls += 1
+        if FlakyPriced.calls == FlakyPriced.fail_at:
+            return httpx2.Response(400, json={"error": {"message": "injected failure"}})
+        return answer(request)
+
+
+MODELS = (
+    MODELS_YAML
+    + """
+  - id: fake-flaky
+    backend: openai-fake-flaky
+    endpoint: http://flaky.test/v1
+    context_length: 4096
+"""
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    register()
+    register_backend("openai-fake-flaky", "tests.unit.jobs.test_cost:FlakyPriced")
+    FlakyPriced.calls, FlakyPriced.fail_at = 0, 0
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS)
+    monkeypatch.setenv("TEXTNLP_MODELS_FILE", str(models))
+    return load_settings(
+        generation={"response_cache": False, "max_count": 1000, "concurrency": 2},
+        queue={"visibility_timeout_s": 30, "chunk_size": 4, "batch_threshold": 500},
+        models={"prices": {"fake-priced": PRICE, "fake-flaky": PRICE}, "max_attempts": 1},
+    )
+
+
+def spec(count: int, model: str = "fake-priced", **kw: object) -> JobSpec:
+    return JobSpec.model_validate(
+        {"template": "product-review", "count": count, "model": model, **kw}
+    )
+
+
+def records_cost(jobs: JobService, job_id: str) -> float:
+    records = list(jobs.store.iter_records(job_id, ok_only=False))
+    return sum(r.provenance.cost_usd or 0.0 for r in records)
+
+
+def test_job_cost_is_the_sum_of_its_records(settings: Settings, jobs: JobService) -> None:
+    priced = jobs.submit(ALICE, spec(10))
+    free = jobs.submit(ALICE, spec(5, "fake-fast"))
+    assert priced.cost_usd is None and priced.max_cost_usd is None
+    run_worker(settings, jobs)
+    done = jobs.status(ALICE, priced.id)
+    assert done.state == "succeeded" and done.progress.done == 10
+    assert done.cost_usd is not None and done.cost_usd > 0
+    assert done.cost_usd == pytest.approx(records_cost(jobs, priced.id))
+    unpriced = jobs.status(ALICE, free.id)
+    assert unpriced.state == "succeeded" and unpriced.cost_usd is None
+
+
+def test_cost_survives_a_resumed_attempt(settings: Settings) -> None:
+    # One request at a time: when the injected failure hits, no other request is in flight.
+    settings = settings.model_copy(
+        update={"generation": settings.generation.model_copy(update={"concurrency": 1})}
+    )
+    jobs = JobService.from_settings(settings)
+    try:
+        reference = jobs.submit(ALICE, spec(24))
+        run_worker(settings, jobs)
+        expected = jobs.status(ALICE, reference.id).cost_usd
+        FlakyPriced.fail_at = 11  # the first attempt stores 10 records, then fails
+        view = jobs.submit(ALICE, spec(24, "fake-flaky"))
+        run_worker(settings, jobs)
+        done = jobs.status(ALICE, view.id)
+        assert done.state == "succeeded" and done.attempts == 2
+        assert FlakyPriced.calls == 24 + 1  # no stored record was generated (or paid) again
+        assert jobs.store.count_records(view.id) == 24
+        # Same prompts, same token counts: the resumed job costs what an uninterrupted one did.
+        assert expected is not None and done.cost_usd == pytest.approx(expected)
+        assert done.cost_usd == pytest.approx(records_cost(jobs, view.id))
+    finally:
+        jobs.close()
+
+
+def test_job_cap_fails_the_job_before_it_is_passed(settings: Settings, jobs: JobService) -> None:
+    view = jobs.submit(ALICE, spec(40, max_cost_usd=0.5))
+    assert view.max_cost_usd == 0.5
+    run_worker(settings, jobs)
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed" and failed.attempts == 1  # not retried
+    assert failed.error is not None and "max_cost_usd" in failed.error
+    assert "spending cap" in failed.error and "would exceed $0.50" in failed.error
+    kept = jobs.store.count_records(view.id)
+    assert 0 < kept < 40 and f"{kept} of 40 records kept" in failed.error
+    assert failed.cost_usd is not None and 0 < failed.cost_usd <= 0.5
+    assert failed.cost_usd == pytest.approx(records_cost(jobs, view.id))
+    assert jobs.queues.generation.dead_letters(10) == []  # acknowledged, not dead-lettered
+    assert jobs.queues.generation.receive(1) == []
+
+
+def test_a_resumed_job_keeps_what_it_spent_under_its_cap(
+    settings: Settings, jobs: JobService
+) -> None:
+    FlakyPriced.fail_at = 7  # the first attempt spends on 6 records, then fails
+    view = jobs.submit(ALICE, spec(40, "fake-flaky", max_cost_usd=1.0))
+    run_worker(settings, jobs)
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed" and failed.attempts == 2
+    assert failed.error is not None and "max_cost_usd" in failed.error
+    # Seeded with the first attempt's spend, the second stopped within the same $1.00.
+    assert failed.cost_usd is not None and failed.cost_usd <= 1.0
+    assert failed.cost_usd == pytest.approx(records_cost(jobs, view.id))
+
+
+def with_models(settings: Settings, **values: object) -> Settings:
+    return settings.model_copy(update={"models": settings.models.model_copy(update=values)})
+
+
+def test_settings_give_jobs_a_default_cap(settings: Settings) -> None:
+    capped = with_models(settings, job_spending_cap_usd=0.5)
+    jobs = JobService.from_settings(capped)
+    try:
+        view = jobs.submit(ALICE, spec(20))
+        assert view.max_cost_usd == 0.5
+        run_worker(capped, jobs)
+        failed = jobs.status(ALICE, view.id)
+        assert failed.state == "failed" and failed.cost_usd is not None
+        assert 0 < failed.cost_usd <= 0.5
+    finally:
+        jobs.close()
+
+
+def test_user_cap_stops_jobs_and_refuses_priced_submits(settings: Settings) -> None:
+    capped = with_models(settings, user_spending_cap_usd=0.4)
+    jobs = JobService.from_settings(capped)
+    try:
+        view = jobs.submit(ALICE, spec(30), idempotency_key="first")
+        run_worker(capped, jobs)
+        failed = jobs.status(ALICE, view.id)
+    finally:
+        jobs.close()
+    assert failed.state == "failed" and failed.error is not None
+    assert "spending cap of user alice reached" in failed.error
+    assert failed.cost_usd is not None and 0 < failed.cost_usd <= 0.4
+
+    # Below what alice has spent, the cap refuses her priced jobs at submit...
+    lower = JobService.from_settings(with_models(settings, user_spending_cap_usd=0.1))
+    try:
+        with pytest.raises(QuotaExceeded, match="spending cap reached") as refused:
+            lower.submit(ALICE, spec(5))
+        assert refused.value.details["limit_usd"] == 0.1
+        assert refused.value.details["spent_usd"] == pytest.approx(failed.cost_usd)
+        # A retried submit (same Idempotency-Key) gets its job back, whatever was spent since.
+        assert lower.submit(ALICE, spec(30), idempotency_key="first").id == view.id
+        # ...but unpriced models cost nothing and are never refused; bob has spent nothing.
+        assert lower.submit(ALICE, spec(3, "fake-fast")).state == "queued"
+        assert lower.submit(Owner(id="bob"), spec(3)).state == "queued"
+    finally:
+        lower.close()

@@ -1,0 +1,168 @@
+"""Cost in the dataset pipeline: per-record provenance, the summary's sum, the cache, and a
+spending cap that stops a run with its records kept (a priced OpenAI-compatible fake)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_backend import FakeBackend
+from tests.support.priced_backend import COMPLETION_TOKENS, PRICE, PricedOpenAIFake
+from textnlp.adapters.secrets import EnvSecrets
+from textnlp.backends.base import PerRequestBackend
+from textnlp.backends.cloud import CloudContext
+from textnlp.backends.pricing import CappedBackend, Price, PriceTable, SpendingCap
+from textnlp.backends.resilience import RetryPolicy
+from textnlp.backends.spec import ModelSpec
+from textnlp.domain import Completion, GenerationParams, GenerationRequest, TokenDelta, Usage
+from textnlp.errors import QuotaExceeded
+from textnlp.generation.cache import SqliteResponseCache
+from textnlp.generation.journal import journal_path
+from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
+from textnlp.generation.templates import TemplateLibrary
+from textnlp.generation.writers import read_dataset
+
+LIBRARY = TemplateLibrary.load()
+SPEC = ModelSpec(
+    id="fake-priced", backend="openai-fake", endpoint="http://priced.test/v1", context_length=4096
+)
+PRICES = PriceTable({"fake-priced": Price(PRICE["input_per_1k"], PRICE["output_per_1k"])})
+
+
+def request(out: Path, count: int, **kw: object) -> DatasetRequest:
+    return DatasetRequest(template=LIBRARY.get("product-review"), count=count, output=out, **kw)  # type: ignore[arg-type]
+
+
+def priced(prices: PriceTable = PRICES) -> PricedOpenAIFake:
+    context = CloudContext(
+        secrets=EnvSecrets({}),
+        prices=prices,
+        retry=RetryPolicy(max_attempts=1, base_delay_s=0.0, max_delay_s=0.0),
+    )
+    return PricedOpenAIFake(SPEC, context=context)
+
+
+def record_cost(prompt_tokens: int, completion_tokens: int) -> float:
+    return (
+        prompt_tokens * PRICE["input_per_1k"] + completion_tokens * PRICE["output_per_1k"]
+    ) / 1000
+
+
+async def test_records_carry_their_cost_and_the_summary_sums_it(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    async with priced() as backend:
+        summary = await DatasetPipeline(backend).run(request(out, 6, concurrency=3))
+    records = read_dataset(out)
+    assert [r.index for r in records] == list(range(6))
+    for record in records:
+        p = record.provenance
+        assert p.completion_tokens == COMPLETION_TOKENS and p.prompt_tokens > 0
+        assert p.cost_usd == pytest.approx(record_cost(p.prompt_tokens, p.completion_tokens))
+    assert summary.cost_usd == pytest.approx(sum(r.provenance.cost_usd or 0 for r in records))
+    assert summary.cost_usd is not None and summary.cost_usd > 0
+
+
+async def test_unpriced_models_have_no_cost(tmp_path: Path) -> None:
+    out = tmp_path / "d.csv"  # CSV writes the missing cost as an empty cell
+    summary = await DatasetPipeline(FakeBackend()).run(request(out, 3))
+    assert summary.cost_usd is None
+    assert [r.provenance.cost_usd for r in read_dataset(out)] == [None, None, None]
+    async with priced(PriceTable()) as backend:  # a remote model without a price
+        again = await DatasetPipeline(backend).run(request(tmp_path / "e.jsonl", 2))
+    assert again.cost_usd is None
+
+
+async def test_answers_from_the_cache_cost_nothing(tmp_path: Path) -> None:
+    cache = SqliteResponseCache(tmp_path / "cache.sqlite")
+    fixed = {"temperature": 0.0}
+    try:
+        async with priced() as backend:
+            first = await DatasetPipeline(backend, cache).run(
+                request(tmp_path / "a.jsonl", 4, params=fixed)
+            )
+            second = await DatasetPipeline(backend, cache).run(
+                request(tmp_path / "b.jsonl", 4, params=fixed)
+            )
+    finally:
+        cache.close()
+    assert first.cost_usd is not None and first.cost_usd > 0
+    assert second.cached == 4 and second.cost_usd == 0.0
+    assert {r.provenance.cost_usd for r in read_dataset(tmp_path / "b.jsonl")} == {0.0}
+
+
+async def test_a_spending_cap_stops_the_run_keeping_valid_records(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    cap = SpendingCap(0.6, name="--max-cost")
+    async with priced() as backend:
+        pipeline = DatasetPipeline(CappedBackend(backend, cap, PRICES))
+        with pytest.raises(QuotaExceeded, match="spending cap of --max-cost reached") as caught:
+            await pipeline.run(request(out, 40, concurrency=4))
+        records = read_dataset(out)
+        written = caught.value.details["written"]
+        assert caught.value.details["requested"] == 40 and written == len(records)
+        indices = [r.index for r in records]
+        assert 0 < len(indices) < 40 and indices == sorted(set(indices))
+        spent = sum(r.provenance.cost_usd or 0.0 for r in records)
+        assert spent <= 0.6 and cap.spent_usd == pytest.approx(spent)
+        assert journal_path(out).exists()  # kept for --resume
+
+        # A run with room left continues where the cap stopped it, every index once.
+        summary = await DatasetPipeline(backend).run(request(out, 40, concurrency=4, resume=True))
+    assert [r.index for r in read_dataset(out)] == list(range(40))
+    assert summary.resumed == written and not journal_path(out).exists()
+
+
+class Fixed(PerRequestBackend):
+    """Costs 0.01 per request, with a worst case (10 + 20 tokens at 0.01) of 0.3."""
+
+    name = "fixed"
+
+    def __init__(self) -> None:
+        super().__init__(ModelSpec(id="m", backend="fixed"))
+        self.calls = 0
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        self.calls += 1
+        await asyncio.sleep(0.001)
+        usage = Usage(prompt_tokens=10, completion_tokens=1, cost_usd=0.01)
+        return Completion(text="x", finish_reason="stop", model="m", usage=usage)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return [await self.complete(r) for r in requests]
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        return 10
+
+
+async def test_requests_wait_for_room_instead_of_failing_early() -> None:
+    inner = Fixed()
+    cap = SpendingCap(1.0)
+    capped = CappedBackend(inner, cap, PriceTable({"m": Price(10.0, 10.0)}))
+    one = GenerationRequest(prompt="x", params=GenerationParams(max_tokens=20))
+
+    async def worker() -> int:
+        done = 0
+        while True:
+            try:
+                await capped.generate_one(one)
+            except QuotaExceeded:
+                return done
+            done += 1
+
+    done = sum(await asyncio.gather(*(worker() for _ in range(8))))
+    # Only 3 worst cases fit at once; waiting for settlements lets 70 real requests through.
+    assert done == inner.calls and done >= 70
+    assert cap.spent_usd <= 1.0 and cap.reserved_usd == 0.0
+
+
+async def test_unpriced_requests_pass_a_spent_cap() -> None:
+    cap = SpendingCap(1.0, spent_usd=2.0)  # already past it
+    capped = CappedBackend(FakeBackend(), cap, PRICES)  # fake-model has no price
+    completion = await capped.generate_one(GenerationRequest(prompt="hello"))
+    assert completion.text.startswith("text ") and cap.spent_usd == 2.0
