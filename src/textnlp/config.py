@@ -75,6 +75,9 @@ class QueueSettings(_Section):
     #: Records a worker checkpoints together; how often it extends the message's visibility.
     chunk_size: int = Field(32, ge=1, le=10_000)
     heartbeat_s: float = Field(60.0, gt=0)
+    #: How often a worker looks in the dead-letter queues for jobs whose worker died on every
+    #: attempt (their messages reached the DLQ by redrive), to mark them failed.
+    dead_letter_sweep_s: float = Field(30.0, gt=0)
     #: SNS topic told when a job finishes (``aws`` profile); empty: no topic.
     notify_topic_arn: str = ""
 

@@ -10,9 +10,9 @@ A message that is not a job message is dead-lettered at once. A job whose attemp
 retried until its message has been received ``max_receives`` times; then the job is marked
 failed with the reason and the message goes to the dead-letter queue. Jobs whose messages
 reached the dead-letter queue by redrive (the worker died every time) are marked failed by
-the dead-letter sweep. A job stopped by a spending cap (``QuotaExceeded``) is not retried:
-another attempt would meet the same cap. It is marked failed with the cap's message at once,
-its stored records stay, and its message is deleted.
+the dead-letter sweep (every ``queue.dead_letter_sweep_s``). A job stopped by a spending cap
+(``QuotaExceeded``) is not retried: another attempt would meet the same cap. It is marked failed
+with the cap's message at once, its stored records stay, and its message is deleted.
 """
 
 from __future__ import annotations
@@ -40,9 +40,6 @@ from textnlp.worker.notify import Notifier
 from textnlp.worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
-
-#: How often the dead-letter queues are swept for jobs to mark failed.
-DLQ_SWEEP_S = 30.0
 
 
 @dataclass
@@ -230,7 +227,7 @@ class Worker:
 
     async def _sweep_dead_letters(self) -> None:
         now = time.monotonic()
-        if now - self._last_sweep < DLQ_SWEEP_S:
+        if now - self._last_sweep < self.settings.queue.dead_letter_sweep_s:
             return
         self._last_sweep = now
         for queue in self.queues:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 from tests.support.fake_backend import FakeBackend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest
@@ -28,11 +31,25 @@ class PoisonBackend(FakeBackend):
         raise RuntimeError("this model always fails")
 
 
+class CrashBackend(FakeBackend):
+    """The worker process dies (SIGKILL) on the first request: no exception, no cleanup."""
+
+    name = "crash"
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__(spec)
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
+
+
 def register() -> None:
     from textnlp.backends.registry import register_backend
 
     register_backend("fake-slow", "tests.integration.jobs.backends:SlowFakeBackend")
     register_backend("poison", "tests.integration.jobs.backends:PoisonBackend")
+    register_backend("crash", "tests.integration.jobs.backends:CrashBackend")
     register_backend("openai-fake", "tests.support.priced_backend:PricedOpenAIFake")
 
 
@@ -48,6 +65,9 @@ models:
     options: {delay_s: 0.02}
   - id: poison
     backend: poison
+    context_length: 4096
+  - id: crash
+    backend: crash
     context_length: 4096
   - id: fake-priced
     backend: openai-fake

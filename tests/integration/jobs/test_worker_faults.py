@@ -133,3 +133,26 @@ def test_poison_job_reaches_the_dead_letter_queue_and_fails(sqlite_cluster: Clus
     bodies = sorted(m.body for m in jobs.queues.generation.dead_letters(10))
     assert len(bodies) == 2 and "not a job" in bodies
     jobs.close()
+
+
+def test_job_whose_worker_dies_every_time_is_dead_lettered_and_failed(
+    sqlite_cluster: Cluster,
+) -> None:
+    sqlite_cluster.set("TEXTNLP_QUEUE__DEAD_LETTER_SWEEP_S", "0.5")
+    jobs = sqlite_cluster.service()
+    view = jobs.submit(OWNER, job(5, "crash"))
+    for attempt in range(1, 4):  # max_receives is 3: three workers die on the job
+        proc = sqlite_cluster.worker()
+        assert proc.wait(60) == -signal.SIGKILL, f"attempt {attempt}"
+        row = jobs.store.get(view.id)
+        assert row is not None and row.state == "running" and row.attempts == attempt
+    survivor = sqlite_cluster.worker()
+    wait_for(lambda: jobs.status(OWNER, view.id).state == "failed", 60, "the job to fail")
+    failed = jobs.status(OWNER, view.id)
+    assert "dead-lettered after 3 receives" in (failed.error or "")
+    assert "stopped without a word" in (failed.error or "")
+    # The message stays in the dead-letter queue (the sweep only read it) for a person to see.
+    assert jobs.queues.generation.counts() == {"queue": 0, "dead_letter": 1}  # type: ignore[attr-defined]
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(20) == 0
+    jobs.close()
