@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
+from textnlp.domain.generation import MAX_TOKENS_LIMIT
 from textnlp.validation.gate import Gate
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -23,19 +24,83 @@ class PromptItem(BaseModel):
     variables: dict[str, str | int | float | bool | None] = {}
 
 
-class JobSpec(BaseModel):
-    """A batch job: exactly one of ``template`` (+ ``count``), ``prompts`` or ``prompt_file``."""
+#: A storage key under ``prompts/user-uploads/`` (the characters ``Keys.check_key`` allows, no
+#: empty, ``.`` or ``..`` segment).
+_SEGMENT = r"[A-Za-z0-9!_.*'() =-]*[A-Za-z0-9!_*'() =-][A-Za-z0-9!_.*'() =-]*"
+_UPLOAD_KEY = rf"^prompts/user-uploads/({_SEGMENT}/)*{_SEGMENT}$"
+
+
+def _absent(*fields: str) -> dict[str, Any]:
+    return {name: {"type": "null"} for name in fields}
+
+
+#: The one-source rule of ``_one_source`` in the JSON Schema too, so that clients and schema
+#: tools know ``{}`` or a template without ``count`` is invalid before they send it.
+_ONE_SOURCE: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "template job",
+            "required": ["template", "count"],
+            "properties": {
+                "template": {"type": "string"},
+                "count": {"type": "integer"},
+                **_absent("prompts", "prompt_file"),
+            },
+        },
+        {
+            "title": "prompt list job",
+            "required": ["prompts"],
+            "properties": {
+                "prompts": {"type": "array"},
+                "variables": {"maxProperties": 0},
+                **_absent("template", "prompt_file"),
+            },
+        },
+        {
+            "title": "prompt file job",
+            "required": ["prompt_file"],
+            "properties": {
+                "prompt_file": {"type": "string"},
+                "variables": {"maxProperties": 0},
+                **_absent("template", "prompts"),
+            },
+        },
+    ]
+}
+
+
+class JobParams(BaseModel):
+    """Sampling parameters of a job's requests; unset ones come from the template and model.
+
+    No ``seed`` or ``n``: every record gets its own seed from the job's ``seed`` and its index.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    template: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: list[str] | None = None
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class JobSpec(BaseModel):
+    """A batch job: exactly one of ``template`` (+ ``count``), ``prompts`` or ``prompt_file``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
+
+    template: str | None = Field(default=None, min_length=1)
     count: int | None = Field(default=None, ge=1)
     variables: dict[str, Any] = {}
-    prompts: list[str | PromptItem] | None = Field(default=None, min_length=1)
+    prompts: list[Annotated[str, Field(min_length=1)] | PromptItem] | None = Field(
+        default=None, min_length=1
+    )
     #: Storage key of an uploaded JSONL/CSV prompt file (under ``prompts/user-uploads/``).
-    prompt_file: str | None = None
+    prompt_file: str | None = Field(default=None, pattern=_UPLOAD_KEY)
     model: str | None = None
-    params: dict[str, Any] = {}
+    params: JobParams = JobParams()
     seed: int = 0
     format: OutputFormat = "jsonl"
     #: Validate the result and fail the job when this gate fails (no embeddings: fast).

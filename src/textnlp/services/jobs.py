@@ -160,7 +160,7 @@ class JobService:
                 template=template,
                 count=total,
                 output=Path(tmp) / f"records.{spec.format}",
-                params=dict(spec.params),
+                params=spec.params.given(),
                 variables=dict(spec.variables),
                 seed=spec.seed,
             )

@@ -71,7 +71,7 @@ class JobRunner:
                 template=template,
                 count=row.total,
                 output=output,
-                params=dict(spec.params),
+                params=spec.params.given(),
                 variables=dict(spec.variables),
                 seed=spec.seed,
                 concurrency=self.jobs.settings.generation.concurrency,

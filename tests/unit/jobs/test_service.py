@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import ValidationError
 
 from textnlp.config import Settings
 from textnlp.errors import (
@@ -98,8 +99,14 @@ def test_bad_input(jobs: JobService) -> None:
         jobs.submit(ALICE, spec(model="nope"))
     with pytest.raises(InvalidInput, match="maximum"):
         jobs.submit(ALICE, spec(count=5000))
-    with pytest.raises(InvalidInput):
-        jobs.submit(ALICE, spec(params={"temperature": 9}))
+    with pytest.raises(ValidationError, match="temperature"):  # refused by the spec itself
+        spec(params={"temperature": 9})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        spec(params={"temprature": 0.5})
+    with pytest.raises(InvalidInput, match="does not fit the context"):  # a model-bound check
+        jobs.submit(ALICE, spec(params={"max_tokens": 4096}, model="smollm2-135m"))
+    with pytest.raises(ValidationError, match="exactly one"):
+        JobSpec.model_validate({})
     with pytest.raises(DatasetError, match="no prompts"):
         jobs.upload_prompts(ALICE, "empty.jsonl", b"\n")
     with pytest.raises(DatasetError, match="line 2"):

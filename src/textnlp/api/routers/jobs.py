@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -73,7 +73,9 @@ def submit_batch(
     spec: JobSpec,
     user: CurrentUser,
     jobs: JobsDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
 ) -> JobView:
     """Store and enqueue a batch job (a template + count, prompts, or an uploaded file)."""
     return jobs.submit(owner(user), spec, idempotency_key=idempotency_key)
@@ -85,7 +87,25 @@ def list_batches(user: CurrentUser, jobs: JobsDep, limit: int = 50) -> list[JobV
     return jobs.list(owner(user), max(1, min(limit, 500)))
 
 
-@router.put("/batch/uploads/{name}", response_model=UploadAnswer, status_code=201)
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The prompt file: JSONL (one object with `prompt` per line) or CSV "
+        "(a `prompt` column); the file name's extension says which.",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+            "text/csv": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.put(
+    "/batch/uploads/{name}",
+    response_model=UploadAnswer,
+    status_code=201,
+    openapi_extra=_UPLOAD_BODY,
+)
 async def upload_prompts(
     name: str, request: Request, user: CurrentUser, jobs: JobsDep
 ) -> UploadAnswer:
