@@ -57,7 +57,7 @@ def test_replication_to_us_west_2(assembly: Assembly) -> None:
 def test_aurora_cluster(assembly: Assembly) -> None:
     template = assembly.template("Data")
     template.has_resource_properties("AWS::RDS::DBCluster", {
-        "Engine": "aurora-postgresql", "EngineVersion": "15.4",
+        "Engine": "aurora-postgresql", "EngineVersion": "15.10",
         "DBClusterIdentifier": "textnlp-production", "DatabaseName": "textnlp",
         "BackupRetentionPeriod": 30, "PreferredBackupWindow": "03:00-04:00",
         "EnableCloudwatchLogsExports": ["postgresql"], "DeletionProtection": True,

@@ -125,7 +125,9 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class AuroraConfig:
-    engine_version: str = "15.4"
+    #: The design names 15.4; AWS has deprecated that minor (it can no longer create clusters,
+    #: cfn-lint W3690), so the default is a current minor of the same major version.
+    engine_version: str = "15.10"
     writer_class: str = "db.r6g.2xlarge"
     reader_classes: tuple[str, ...] = ("db.r6g.xlarge", "db.r6g.xlarge")
     database_name: str = "textnlp"

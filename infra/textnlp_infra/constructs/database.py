@@ -13,7 +13,13 @@ from constructs import Construct
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.retention import retention_days
 
-_ENGINE_VERSIONS = {"15.4": rds.AuroraPostgresEngineVersion.VER_15_4}
+
+def _engine_version(version: str) -> rds.AuroraPostgresEngineVersion:
+    """CDK's constant for ``version`` (``"15.10"`` -> ``VER_15_10``)."""
+    constant = getattr(rds.AuroraPostgresEngineVersion, "VER_" + version.replace(".", "_"), None)
+    if constant is None:
+        raise ValueError(f"unknown Aurora PostgreSQL version {version!r}")
+    return constant  # type: ignore[no-any-return]
 
 
 def _instance_type(db_class: str) -> ec2.InstanceType:
@@ -57,7 +63,7 @@ class AuroraDatabase(Construct):
         self.cluster = rds.DatabaseCluster(
             self, "Cluster",
             engine=rds.DatabaseClusterEngine.aurora_postgres(
-                version=_ENGINE_VERSIONS[aurora.engine_version]
+                version=_engine_version(aurora.engine_version)
             ),
             cluster_identifier=identifier,
             credentials=rds.Credentials.from_secret(master_secret),
