@@ -46,6 +46,8 @@ class GenerationSettings(_Section):
     #: Retries of a record whose JSON output does not parse or match its schema.
     json_retries: int = Field(2, ge=0, le=10)
     response_cache: bool = True
+    #: Completions the local response cache keeps; the oldest written go first beyond this.
+    response_cache_max_entries: int = Field(200_000, ge=1)
     max_count: int = Field(1_000_000, ge=1)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_backend import FakeBackend
+from textnlp.domain import Completion, Usage
 from textnlp.errors import InvalidParameter, OutputError, TemplateError
 from textnlp.generation.cache import SqliteResponseCache
 from textnlp.generation.journal import journal_path
@@ -99,6 +100,21 @@ async def test_resume_from_a_finished_file_extends_it(tmp_path: Path) -> None:
     backend = FakeBackend()
     await DatasetPipeline(backend).run(request(out, 8, resume=True))
     assert indices(out) == list(range(8)) and backend.calls == 3
+
+
+def test_response_cache_keeps_the_newest_entries_within_its_bound(tmp_path: Path) -> None:
+    cache = SqliteResponseCache(tmp_path / "cache.sqlite", max_entries=300)
+    answer = Completion(
+        text="x", finish_reason="stop", model="m", usage=Usage(prompt_tokens=1, completion_tokens=1)
+    )
+    for i in range(3 * SqliteResponseCache.TRIM_EVERY):  # 768 writes: trimmed at 256, 512, 768
+        cache.put(f"k{i}", answer.model_copy(update={"text": f"t{i}"}))
+    assert len(cache) == 300
+    assert cache.get("k0") is None and cache.get("k467") is None  # the oldest written went
+    newest = cache.get("k767")
+    assert newest is not None and newest.text == "t767"
+    assert cache.get("k468") is not None
+    cache.close()
 
 
 async def test_response_cache_makes_a_repeated_run_free(tmp_path: Path) -> None:

@@ -38,11 +38,18 @@ class ResponseCache(Protocol):
 
 
 class SqliteResponseCache:
-    """A cache in one SQLite file (safe across processes; WAL mode)."""
+    """A cache in one SQLite file (safe across processes; WAL mode).
+
+    Bounded: beyond ``max_entries`` the oldest written entries go (checked every
+    ``TRIM_EVERY`` writes, so the file may briefly hold a few more).
+    """
 
     in_process = False
+    TRIM_EVERY = 256
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_entries: int = 200_000) -> None:
+        self.max_entries = max_entries
+        self._writes = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -61,10 +68,25 @@ class SqliteResponseCache:
 
     def put(self, key: str, completion: Completion) -> None:
         with self._lock:
+            # REPLACE deletes and re-inserts: the rowid orders entries by their last write.
             self._db.execute(
                 "INSERT OR REPLACE INTO responses (key, completion) VALUES (?, ?)",
                 (key, completion.model_dump_json()),
             )
+            self._writes += 1
+            if self._writes % self.TRIM_EVERY == 0:
+                self._trim()
+
+    def _trim(self) -> None:
+        self._db.execute(
+            "DELETE FROM responses WHERE rowid IN "
+            "(SELECT rowid FROM responses ORDER BY rowid DESC LIMIT -1 OFFSET ?)",
+            (self.max_entries,),
+        )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def clear(self) -> int:
         with self._lock:

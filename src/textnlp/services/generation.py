@@ -66,7 +66,14 @@ class GenerationService:
         catalogue = ModelCatalogue.load(settings.user_models_file)
         templates = TemplateLibrary.load(settings.user_templates_dir)
         enabled = settings.generation.response_cache if use_cache is None else use_cache
-        cache = SqliteResponseCache(settings.response_cache_path) if enabled else None
+        cache = (
+            SqliteResponseCache(
+                settings.response_cache_path,
+                max_entries=settings.generation.response_cache_max_entries,
+            )
+            if enabled
+            else None
+        )
         return cls(settings, catalogue, templates, ModelPool(catalogue, settings), cache)
 
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
