@@ -7,37 +7,16 @@ cost and cap show in ``jobs status``; ``users spending-cap`` sets a user's own c
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.integration.jobs.backends import MODELS_YAML
+from tests.integration.jobs.harness import run_cli
 from tests.support.priced_backend import PRICE
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    models = tmp_path / "models.yaml"
-    models.write_text(MODELS_YAML)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "COLUMNS": "120",
-        "TEXTNLP_MODELS_FILE": str(models),
-        "TEXTNLP_MODELS__PRICES": json.dumps({"fake-priced": PRICE}),
-        "TEXTNLP_GENERATION__RESPONSE_CACHE": "false",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tests.integration.jobs.worker_main", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        input=stdin,
-    )
+    prices = {"TEXTNLP_MODELS__PRICES": json.dumps({"fake-priced": PRICE}), "COLUMNS": "120"}
+    return run_cli(tmp_path, *args, env=prices, stdin=stdin)
 
 
 def records(path: Path) -> list[dict[str, object]]:

@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require
-from tests.integration.jobs.backends import MODELS_YAML
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.jobs.harness import run_cli
 
 
 def cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """The real CLI, with the test backends registered (``fake-fast`` in models.yaml)."""
-    models = tmp_path / "models.yaml"
-    models.write_text(MODELS_YAML)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "TEXTNLP_MODELS_FILE": str(models),
-        "TEXTNLP_GENERATION__RESPONSE_CACHE": "false",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "tests.integration.jobs.worker_main", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(tmp_path, *args, timeout=timeout)
 
 
 def test_submit_work_status_results_with_the_embedded_model(tmp_path: Path) -> None:

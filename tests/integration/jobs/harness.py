@@ -93,3 +93,31 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def run_cli(
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess, with the test backends registered (models.yaml in
+    ``tmp_path``: ``fake-fast``, ``fake-priced``...), run from ``tmp_path`` (its home)."""
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS_YAML)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.integration.jobs.worker_main", *args],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TEXTNLP_MODELS_FILE": str(models),
+            "TEXTNLP_GENERATION__RESPONSE_CACHE": "false",
+            **(env or {}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
