@@ -127,6 +127,12 @@ class SpendingCap:
     def add(self, actual: float | None) -> None:
         self.settle(0.0, actual)
 
+    def observe_spent(self, total_usd: float) -> None:
+        """Learn of spending elsewhere: ``total_usd`` is what the cap's owner has spent in all,
+        as recorded (it never lowers what this cap has counted itself)."""
+        with self._lock:
+            self._spent = max(self._spent, total_usd)
+
     def could_fit(self, estimated: float) -> bool:
         """Whether ``estimated`` more fits once the requests in flight have settled."""
         with self._lock:

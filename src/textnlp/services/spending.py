@@ -8,8 +8,9 @@ limited: a model without a price costs nothing, so the embedded model is never r
 Two places apply it: admission (``check``: the API's text and invoke routes and batch submits
 refuse with ``QuotaExceeded``, HTTP 429 without ``Retry-After``) and running jobs (``cap``: the
 worker wraps the job's backend in the owner's remaining budget, so a job stops before it passes
-the cap). Concurrent requests that pass admission together may overshoot the cap by what they
-cost; jobs of one user running at the same time each see the budget left when they started.
+the cap, and learns at each checkpoint what the owner's other work spent). Concurrent requests
+that pass admission together may overshoot the cap by what they cost; jobs of one user running
+at the same time overshoot it by at most a chunk of records each.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class SpendingService:
         if limit is None:
             return None
         return SpendingCap(limit, spent_usd=spend.spent_usd, name=f"user {owner_id}")
+
+    def spent(self, owner_id: str) -> float:
+        """What the owner has spent in all, as recorded (direct generations and jobs)."""
+        return self.store.spend(owner_id).spent_usd
 
     def record(self, owner_id: str, cost_usd: float) -> None:
         """Count what a direct generation cost."""

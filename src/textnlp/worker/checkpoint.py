@@ -9,6 +9,7 @@ identically, when the message comes back (record i depends only on the seed and 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from textnlp.adapters.db.job_store import JobStore
 from textnlp.domain import Record
@@ -31,6 +32,8 @@ class Checkpointer:
         self.cancelled = False
         self.stored = 0
         self._buffer: list[Record] = []
+        #: Called after each stored chunk (the runner refreshes the owner's budget there).
+        self.after_flush: Callable[[], None] | None = None
 
     def on_record(self, record: Record) -> None:
         self._buffer.append(record)
@@ -47,6 +50,8 @@ class Checkpointer:
             self.stored += self.store.save_records(self.job_id, chunk)
         # One cheap read per chunk: a user's cancel stops the job within a chunk.
         self.cancelled = self.store.heartbeat(self.job_id) == "cancelled"
+        if self.after_flush is not None:
+            self.after_flush()
 
 
 def unwrap(error: BaseException) -> BaseException:

@@ -9,8 +9,9 @@ start of every attempt, so the pipeline itself skips the finished indices.
 
 Spending caps: the model runs under the job's cap (seeded with the cost of the records already
 stored, so a resumed job continues with what it had left) and under its owner's remaining
-budget. A cap that would be passed stops the pipeline: the records in flight finish, the last
-chunk is stored, and the ``QuotaExceeded`` reaches the consumer, which fails the job.
+budget, which learns at every checkpoint what the owner's other work has spent meanwhile. A
+cap that would be passed stops the pipeline: the records in flight finish, the last chunk is
+stored, and the ``QuotaExceeded`` reaches the consumer, which fails the job.
 """
 
 from __future__ import annotations
@@ -79,7 +80,16 @@ class JobRunner:
                 json_retries=self.jobs.settings.generation.json_retries,
             )
             backend = await self.generation.pool.get(model_id)
-            backend = self.generation.capped(backend, *self.jobs.caps(row))
+            job_cap, user_cap = self.jobs.caps(row)
+            if user_cap is not None:
+                # Other jobs and requests of the owner spend from the same budget: learn what
+                # they spent at every checkpoint, so together they pass the cap by a chunk at
+                # most, not by a whole job each.
+                owner = row.owner_id
+                checkpointer.after_flush = lambda: user_cap.observe_spent(
+                    self.jobs.spending.spent(owner)
+                )
+            backend = self.generation.capped(backend, job_cap, user_cap)
             pipeline = DatasetPipeline(backend, self.generation.cache)
             try:
                 await pipeline.run(request, checkpointer.on_record)

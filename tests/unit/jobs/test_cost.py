@@ -185,3 +185,22 @@ def test_user_cap_stops_jobs_and_refuses_priced_submits(settings: Settings) -> N
         assert lower.submit(Owner(id="bob"), spec(3)).state == "queued"
     finally:
         lower.close()
+
+
+def test_jobs_of_one_user_running_together_share_the_budget(settings: Settings) -> None:
+    cap = 2.0
+    capped = with_models(settings, user_spending_cap_usd=cap)
+    jobs = JobService.from_settings(capped)
+    try:
+        views = [jobs.submit(ALICE, spec(60, seed=seed)) for seed in (1, 2)]
+        run_worker(capped, jobs, concurrency=2)
+        done = [jobs.status(ALICE, view.id) for view in views]
+        per_record = max(records_cost(jobs, v.id) / max(1, v.progress.done) for v in done)
+    finally:
+        jobs.close()
+    for view in done:
+        assert view.state == "failed" and "spending cap of user alice" in (view.error or "")
+    spent = sum(v.cost_usd or 0.0 for v in done)
+    # Each job learns the other's spend at its checkpoints (chunk_size 4): together they pass
+    # the cap by at most what each may have in flight between two checkpoints.
+    assert spent <= cap + 2 * (4 + 2) * per_record

@@ -30,13 +30,13 @@ def spec(**kw: object) -> JobSpec:
     return JobSpec.model_validate({**base, **kw})
 
 
-def run_worker(settings: Settings, jobs: JobService) -> int:
+def run_worker(settings: Settings, jobs: JobService, concurrency: int = 1) -> int:
     async def go() -> int:
         worker = Worker(
             settings,
             jobs,
             GenerationService.from_settings(settings),
-            WorkerOptions(once=True, wait_s=0.2),
+            WorkerOptions(once=True, wait_s=0.2, concurrency=concurrency),
         )
         try:
             return await worker.run()
