@@ -15,7 +15,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 WHEELHOUSE := $(HOME)/.cache/textnlp/wheels/llama-cpp-$(LLAMA_VERSION)-avx2
 
-.PHONY: venv run test test-unit serve bench lint clean
+.PHONY: venv run test test-unit serve bench lint rehearse clean
 
 venv: $(STAMP)
 
@@ -36,7 +36,9 @@ RUN_OUT ?= .textnlp/datasets/product-reviews.jsonl
 run: venv
 	$(BIN)/textnlp generate --template product-review --count 20 --out $(RUN_OUT) --validate
 
-test: venv
+# Lint and types first (they fail fast), then every tier, then the deployment (its tests, the
+# lints and the rehearsal).
+test: venv lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-infra
 
@@ -44,6 +46,7 @@ test-unit: venv
 	$(BIN)/python -m pytest -q tests/unit
 
 serve: venv
+	$(BIN)/textnlp db upgrade
 	$(BIN)/textnlp serve
 
 # Each benchmark prints JSON with its baseline measured in the same run; see bench/RESULTS.md.
@@ -53,6 +56,7 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check src tests bench infra
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 clean:
@@ -60,4 +64,4 @@ clean:
 
 # The AWS deployment (infra/): `make infra` synthesises it offline; `make test-infra` tests it.
 include infra/infra.mk
-infra test-infra: venv
+infra test-infra rehearse: venv

@@ -31,10 +31,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from textnlp.adapters.db.base import make_engine, upgrade_database
+from textnlp.adapters.db.base import make_engine
+from textnlp.adapters.db.schema import upgrade_database
 from textnlp.adapters.queue.database import DatabaseQueue
+from textnlp.bootstrap import Platform
 from textnlp.config import Settings, load_settings
-from textnlp.services.generation import DatasetJob, GenerationService
+from textnlp.services.generation import DatasetJob
 
 MODEL = "smollm2-135m"
 TEMPLATE = "product-review"
@@ -45,13 +47,10 @@ POSTGRES_URL = os.environ.get(
 
 async def direct(settings: Settings, count: int, max_tokens: int, out: Path) -> float:
     started = time.perf_counter()
-    service = GenerationService.from_settings(settings, use_cache=False)
-    try:
-        await service.generate_dataset(
+    async with Platform(settings) as platform:  # settings without a response cache
+        await platform.generation.generate_dataset(
             DatasetJob(TEMPLATE, count, out, MODEL, {"max_tokens": max_tokens}, seed=1)
         )
-    finally:
-        await service.aclose()
     return time.perf_counter() - started
 
 
@@ -70,7 +69,8 @@ def job_path(settings: Settings, count: int, max_tokens: int) -> tuple[float, di
         ).json()
         headers = {"Authorization": f"Bearer {login['access_token']}"}
         loop = asyncio.new_event_loop()
-        worker = Worker.from_settings(settings, WorkerOptions(wait_s=0.2))
+        platform = Platform(settings)
+        worker = Worker(platform, WorkerOptions(wait_s=0.2))
         thread = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
         thread.start()
         try:
@@ -95,7 +95,7 @@ def job_path(settings: Settings, count: int, max_tokens: int) -> tuple[float, di
         finally:
             loop.call_soon_threadsafe(worker.request_stop)
             thread.join(60)
-            loop.run_until_complete(worker.aclose())
+            loop.run_until_complete(platform.aclose())
             loop.close()
     return elapsed, status
 

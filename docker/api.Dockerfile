@@ -26,7 +26,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    TEXTNLP_PROFILE=aws
+    TEXTNLP_PROFILE=aws \
+    TEXTNLP_HOME=/tmp/textnlp
 # versions come with the pinned base image; apt pins break on mirror updates
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # TextNLP generation worker on GPU hosts (ECS service textnlp-generation, g4dn):
-# `textnlp worker --queues generation` with the Hugging Face extras and llama.cpp built for CUDA.
+# `textnlp worker --queues generation,batch` with the Hugging Face extras and llama.cpp built for CUDA.
 # vLLM is not installed here: it pins its own torch, and the platform reaches vLLM servers through
 # the OpenAI-compatible backend instead.
 # Build from the repository root: docker build -f docker/generation.Dockerfile -t textnlp-generation .
@@ -35,6 +35,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TEXTNLP_PROFILE=aws \
+    TEXTNLP_HOME=/tmp/textnlp \
     HF_HOME=/tmp/hf \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
@@ -51,4 +52,4 @@ USER 10001:10001
 # A worker serves no HTTP: healthy while its `textnlp worker` process runs.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import pathlib, sys; sys.exit(0 if any(b'worker' in p.read_bytes() for p in pathlib.Path('/proc').glob('[0-9]*/cmdline')) else 1)"]
-CMD ["textnlp", "worker", "--queues", "generation"]
+CMD ["textnlp", "worker", "--queues", "generation,batch"]

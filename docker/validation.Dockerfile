@@ -29,6 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TEXTNLP_PROFILE=aws \
+    TEXTNLP_HOME=/tmp/textnlp \
     HF_HOME=/tmp/hf \
     MPLCONFIGDIR=/tmp/matplotlib
 # versions come with the pinned base image; apt pins break on mirror updates

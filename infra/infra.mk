@@ -9,7 +9,7 @@ INFRA_PYTHON := $(abspath $(VENV))/bin/python
 INFRA_TOOLS := infra/.venv-tools
 INFRA_ENV := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
-.PHONY: infra infra-tools test-infra infra-clean
+.PHONY: infra infra-tools test-infra rehearse infra-clean
 
 # Synthesise every stack to infra/cdk.out/, offline (no AWS call, AZs pinned in cdk.json).
 infra:
@@ -27,5 +27,10 @@ $(INFRA_TOOLS)/.installed: infra/infra.mk
 test-infra: infra-tools
 	$(INFRA_ENV) $(INFRA_PYTHON) -m pytest infra/tests -q
 
+# The deployment, run: the synthesised production stage started as local processes on moto,
+# PostgreSQL and a Redis Cluster, and driven through a user's journey (infra/README.md).
+rehearse:
+	cd infra && $(INFRA_ENV) $(INFRA_PYTHON) -m rehearsal
+
 infra-clean:
-	rm -rf infra/cdk.out $(INFRA_TOOLS)
+	rm -rf infra/cdk.out infra/build $(INFRA_TOOLS)

@@ -29,6 +29,23 @@ class Assembly:
         }
 
 
+def rest_methods(assembly: Assembly) -> list[tuple[str, str]]:
+    """(resource path, HTTP method) of every method of the REST API, as API Gateway sees them."""
+    resources = assembly.resources("Api", "AWS::ApiGateway::Resource")
+
+    def path(logical: str) -> str:
+        properties = resources[logical]["Properties"]
+        parent = properties["ParentId"]
+        prefix = path(parent["Ref"]) if "Ref" in parent else ""
+        return f"{prefix}/{properties['PathPart']}"
+
+    return [
+        (path(m["Properties"]["ResourceId"]["Ref"]), m["Properties"]["HttpMethod"])
+        for m in assembly.resources("Api", "AWS::ApiGateway::Method").values()
+        if "Ref" in m["Properties"]["ResourceId"]
+    ]
+
+
 def require_tool(path: str | None, name: str) -> str:
     """A missing tool skips locally and fails in CI (`CI=true`)."""
     if path:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk.assertions import Match
+import json
 
-from infra_assembly import Assembly
+from aws_cdk.assertions import Match
+from textnlp import deployment
+
+from infra_assembly import Assembly, rest_methods
 
 EXPECTED_PATHS = {
     "/api/v1/auth/login POST", "/api/v1/auth/refresh POST", "/api/v1/auth/logout POST",
@@ -15,22 +18,13 @@ EXPECTED_PATHS = {
     "/api/v1/models/list GET", "/api/v1/models/{model_id} GET",
     "/api/v1/models/{model_id}/invoke POST",
     "/api/v1/admin/health GET", "/api/v1/admin/metrics GET", "/api/v1/admin/cache/clear POST",
+    # Every other route of the app, and its documents.
+    "/api/v1/{proxy+} ANY", "/docs GET", "/openapi.json GET",
 }
 
 
 def _paths(assembly: Assembly) -> set[str]:
-    resources = assembly.resources("Api", "AWS::ApiGateway::Resource")
-
-    def path(logical: str) -> str:
-        properties = resources[logical]["Properties"]
-        parent = properties["ParentId"]
-        prefix = path(parent["Ref"]) if "Ref" in parent else ""
-        return f"{prefix}/{properties['PathPart']}"
-
-    return {
-        f"{path(m['Properties']['ResourceId']['Ref'])} {m['Properties']['HttpMethod']}"
-        for m in assembly.resources("Api", "AWS::ApiGateway::Method").values()
-    }
+    return {f"{path} {method}" for path, method in rest_methods(assembly)}
 
 
 def test_resource_tree(assembly: Assembly) -> None:
@@ -59,7 +53,7 @@ def test_lambda_authorizer_guards_private_routes(assembly: Assembly) -> None:
     )
     methods = assembly.resources("Api", "AWS::ApiGateway::Method").values()
     public = [m for m in methods if m["Properties"]["AuthorizationType"] == "NONE"]
-    assert len(public) == 3  # login, refresh, health
+    assert len(public) == 5  # login, refresh, health, docs, openapi.json
 
 
 def test_websocket_api(assembly: Assembly) -> None:
@@ -68,6 +62,36 @@ def test_websocket_api(assembly: Assembly) -> None:
     template.has_resource_properties("AWS::ApiGatewayV2::Route", {
         "RouteKey": "$connect", "AuthorizationType": "CUSTOM",
     })
+    # The app's own query parameter, forwarded to the app's gateway route with the origin header.
+    template.has_resource_properties("AWS::ApiGatewayV2::Authorizer", {
+        "IdentitySource": [f"route.request.querystring.{deployment.ACCESS_TOKEN_PARAMETER}"],
+    })
+    integrations = assembly.resources("Api", "AWS::ApiGatewayV2::Integration").values()
+    assert len(integrations) == 3
+    for integration in integrations:
+        properties = integration["Properties"]
+        assert properties["IntegrationUri"] == (
+            f"https://origin.textnlp.example.com{deployment.GATEWAY_STREAM_PATH}"
+        )
+        assert f"integration.request.header.{deployment.ORIGIN_VERIFY_HEADER}" in (
+            properties["RequestParameters"]
+        )
+    template.has_resource_properties("AWS::ApiGatewayV2::DomainName", {
+        "DomainName": "stream.textnlp.example.com",
+    })
+
+
+def test_every_rest_method_sends_the_origin_header(assembly: Assembly) -> None:
+    for method in assembly.resources("Api", "AWS::ApiGateway::Method").values():
+        parameters = method["Properties"]["Integration"]["RequestParameters"]
+        value = parameters[f"integration.request.header.{deployment.ORIGIN_VERIFY_HEADER}"]
+        assert "resolve:secretsmanager" in json.dumps(value)  # a reference, never the value
+
+
+def test_the_proxy_is_never_cached(assembly: Assembly) -> None:
+    stage = next(iter(assembly.resources("Api", "AWS::ApiGateway::Stage").values()))
+    settings = {s["ResourcePath"]: s for s in stage["Properties"]["MethodSettings"]}
+    assert settings["/~1api~1v1~1{proxy+}"]["CachingEnabled"] is False
 
 
 def test_cloudfront_and_dns(assembly: Assembly) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
+from textnlp import deployment
 
 from infra_assembly import Assembly
 
@@ -21,14 +22,19 @@ def test_api_task_definition(assembly: Assembly) -> None:
     assert (task["Cpu"], task["Memory"]) == ("2048", "4096")
     assert task["RequiresCompatibilities"] == ["FARGATE"]
     api = _container(task, "api")
-    assert api["PortMappings"][0]["ContainerPort"] == 8000
-    assert api["Command"] == ["textnlp", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["PortMappings"][0]["ContainerPort"] == deployment.API_PORT == 8000
+    assert api["Command"] == list(deployment.API_COMMAND)
     assert api["LogConfiguration"]["LogDriver"] == "awslogs"
     assert api["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == "api"
-    assert "DB_PASSWORD" in {s["Name"] for s in api["Secrets"]}
+    # The design's DB_PASSWORD, under the name of the app's setting.
+    assert "TEXTNLP_DATABASE__PASSWORD" in {s["Name"] for s in api["Secrets"]}
     environment = {e["Name"]: e["Value"] for e in api["Environment"]}
-    assert environment["AWS_REGION"] == "us-east-1"
-    assert environment["ENVIRONMENT"] == "production"
+    assert environment["TEXTNLP_AWS__REGION"] == "us-east-1"
+    assert environment["TEXTNLP_ENVIRONMENT"] == "production"
+    assert environment["TEXTNLP_OBSERVABILITY__SERVICE_NAME"] == "textnlp-api"
+    assert api["ReadonlyRootFilesystem"] is True
+    assert [m["ContainerPath"] for m in api["MountPoints"]] == [deployment.SCRATCH_PATH]
+    assert environment["TEXTNLP_HOME"].startswith(deployment.SCRATCH_PATH)
     assembly.template("Compute").has_resource_properties(
         "AWS::Logs::LogGroup", {"LogGroupName": "/ecs/textnlp-api"}
     )
@@ -63,9 +69,13 @@ def test_validation_service_and_batch_task(assembly: Assembly) -> None:
         "AWS::ECS::Service", {"ServiceName": "textnlp-validation", "LaunchType": "FARGATE"}
     )
     validation = _container(_task(assembly, "textnlp-validation"), "validation")
-    assert validation["Command"] == ["textnlp", "worker", "--queues", "validation"]
+    assert validation["Command"] == list(deployment.VALIDATION_COMMAND)
     batch = _task(assembly, "textnlp-batch-processor")
-    assert _container(batch, "batch-processor")["Command"][0] == "textnlp"
+    assert _container(batch, "batch-processor")["Command"] == list(
+        deployment.BATCH_PROCESSOR_COMMAND
+    )
+    migrate = _task(assembly, "textnlp-migrate")
+    assert _container(migrate, "migrate")["Command"] == list(deployment.MIGRATE_COMMAND)
 
 
 def test_api_service_is_blue_green(assembly: Assembly) -> None:

@@ -1,7 +1,8 @@
 """Static checks of the images: multi-stage, non-root, health check, a `textnlp` command.
 
-No Docker engine runs here, so the Dockerfiles are parsed, and the commands they run are
-checked against the CLI contract (DESIGN.md: `textnlp serve`, `textnlp worker`).
+No Docker engine runs here, so the Dockerfiles are parsed. Their commands must be the app's
+own (`textnlp.deployment`), which the task definitions also use; those commands are run against
+the real CLI by `tests/e2e/test_deployment_commands.py` and, as deployed, by the rehearsal.
 """
 
 from __future__ import annotations
@@ -9,20 +10,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from textnlp import deployment
 
 from infra_assembly import require_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "docker"
 IMAGES = {
-    "api": ["textnlp", "serve", "--host", "0.0.0.0", "--port", "8000"],
-    "generation": ["textnlp", "worker", "--queues", "generation"],
-    "validation": ["textnlp", "worker", "--queues", "validation"],
+    "api": list(deployment.API_COMMAND),
+    "generation": list(deployment.GENERATION_COMMAND),
+    "validation": list(deployment.VALIDATION_COMMAND),
 }
 
 
@@ -59,8 +62,9 @@ def test_runs_as_non_root(name: str) -> None:
 def test_health_check(name: str) -> None:
     checks = [arg for op, arg in _final_stage(_instructions(name)) if op == "HEALTHCHECK"]
     assert checks and "CMD" in checks[-1]
-    if name == "api":
-        assert "/api/v1/admin/health" in checks[-1]
+    if name == "api":  # the same probe as the task definition's (python -c ...)
+        exec_form = json.loads(checks[-1].split("CMD", 1)[1].strip())
+        assert shlex.join(exec_form) == shlex.join(shlex.split(deployment.HEALTH_CHECK_COMMAND))
 
 
 @pytest.mark.parametrize(("name", "command"), sorted(IMAGES.items()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match
 
 from infra_assembly import Assembly
@@ -30,12 +32,14 @@ def test_dashboard_and_alarms(assembly: Assembly) -> None:
     assert dashboard["Properties"]["DashboardName"] == "TextNLP-Production"
     body = str(dashboard["Properties"]["DashboardBody"])
     for metric in ("CPUUtilization", "MemoryUtilization", "RequestLatency", "TokensGenerated",
-                   "textnlp-dlq.fifo", "textnlp-batch-queue"):
+                   "textnlp-dlq.fifo", "textnlp-batch-queue", "textnlp-validation-queue",
+                   "textnlp-batch-dlq", "textnlp-validation-dlq"):
         assert metric in body
     alarms = {a["Properties"]["AlarmName"]: a["Properties"]
               for a in assembly.resources("Monitoring", "AWS::CloudWatch::Alarm").values()}
     assert set(alarms) == {f"textnlp-production-{name}" for name in (
-        "api-5xx-rate", "dlq-not-empty", "api-p99-latency", "aurora-cpu")}
+        "api-5xx-rate", "dlq-not-empty", "batch-dlq-not-empty", "validation-dlq-not-empty",
+        "batch-trigger-dlq-not-empty", "api-p99-latency", "aurora-cpu")}
     assert alarms["textnlp-production-api-5xx-rate"]["MetricName"] == "5XXError"
     assert alarms["textnlp-production-api-p99-latency"]["ExtendedStatistic"] == "p99"
     assert alarms["textnlp-production-aurora-cpu"]["Dimensions"] == [
@@ -94,3 +98,13 @@ def test_required_tags_everywhere(assembly: Assembly) -> None:
                 assert values.get(key) == value, f"{section}/{name} lacks {key}"
             assert "Owner" in values
     assert tagged > 100
+
+
+def test_the_pipeline_migrates_before_it_deploys(assembly: Assembly) -> None:
+    (pipeline,) = assembly.resources("Delivery", "AWS::CodePipeline::Pipeline").values()
+    stages = [stage["Name"] for stage in pipeline["Properties"]["Stages"]]
+    assert stages == ["Source", "Build", "Migrate", "Deploy"]
+    projects = assembly.resources("Delivery", "AWS::CodeBuild::Project").values()
+    (migrate,) = [p for p in projects if p["Properties"]["Name"] == "textnlp-production-migrate"]
+    spec = json.dumps(migrate["Properties"]["Source"]["BuildSpec"])
+    assert "--task-definition textnlp-migrate" in spec and "tasks-stopped" in spec

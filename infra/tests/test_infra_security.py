@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from textnlp import deployment
+
 from infra_assembly import Assembly
 
 SECRET_NAMES = {
@@ -12,6 +14,7 @@ SECRET_NAMES = {
         "api/jwt-secret", "api/api-keys", "api/oauth-credentials",
         "models/openai-api-key", "models/anthropic-api-key", "models/huggingface-token",
         "external/smtp-credentials", "external/monitoring-api-keys", "cache/auth-token",
+        "api/origin-verify",
     )
 }
 
@@ -31,6 +34,10 @@ def test_secrets_tree(assembly: Assembly) -> None:
         for s in assembly.resources("Security", "AWS::SecretsManager::Secret").values()
     }
     assert names == SECRET_NAMES
+    # Every secret the app reads by name exists where the app looks (textnlp.deployment).
+    for name in (deployment.JWT_SECRET, deployment.OPENAI_API_KEY, deployment.ANTHROPIC_API_KEY,
+                 deployment.HUGGINGFACE_TOKEN, deployment.ORIGIN_VERIFY_SECRET):
+        assert deployment.secret_path("production", name) in names
     data_secrets = assembly.resources("Data", "AWS::SecretsManager::Secret").values()
     assert {s["Properties"]["Name"] for s in data_secrets} == {
         "/textnlp/production/database/connection-string"

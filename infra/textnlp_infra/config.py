@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from textnlp import deployment
+
 
 class Environment(StrEnum):
     DEV = "dev"
@@ -57,7 +59,7 @@ class ScalingConfig:
 class ComputeConfig:
     api_cpu: int = 2048
     api_memory_mib: int = 4096
-    api_port: int = 8000
+    api_port: int = deployment.API_PORT
     api_desired_count: int = 2
     # 16 vCPU / 64 GiB for one task does not fit a g4dn.4xlarge once the ECS agent and the OS
     # take their share, so the hosts are g4dn.8xlarge (32 vCPU, 128 GiB, 1 T4 GPU).
@@ -158,6 +160,9 @@ class MessagingConfig:
     max_receive_count: int = 3
     batch_visibility_s: int = 43200
     batch_receive_wait_s: int = 20
+    #: The validation queue (not in the design, which has no queue for its validation service):
+    #: long enough for a large dataset's report; workers extend their own visibility.
+    validation_visibility_s: int = 3600
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,12 @@ class EnvConfig:
     def origin_host(self) -> str:
         """The ALB's name; API Gateway forwards to it over HTTPS."""
         return f"origin.{self.domain_name}"
+
+    @property
+    def stream_host(self) -> str:
+        """The WebSocket API's custom domain: clients connect to `wss://` it, and the API tasks
+        post tokens back to connections through its management endpoint (`https://`)."""
+        return f"stream.{self.domain_name}"
 
 
 _PRODUCTION = EnvConfig(environment=Environment.PRODUCTION)

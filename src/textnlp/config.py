@@ -1,21 +1,39 @@
 """Settings: one object, read once from the environment (prefix ``TEXTNLP_``, nested ``__``).
 
 Two profiles share the code base. ``local`` (the default) keeps everything under ``./.textnlp/``
-(``TEXTNLP_HOME``): SQLite, an in-process cache, a database-table queue and a storage directory.
-``aws`` switches the components to their cloud adapters (PostgreSQL, Redis, SQS, S3, Secrets
-Manager) unless a component is set explicitly, e.g. ``TEXTNLP_DATABASE__URL``. Business code never
-looks at the profile: it receives adapters built from these settings.
+(``TEXTNLP_HOME``): SQLite, a response cache file, in-process rate limits, a database-table queue
+and a storage directory. ``aws`` switches the components to their cloud adapters (PostgreSQL,
+Redis, SQS, S3, Secrets Manager) unless a component is set explicitly, e.g.
+``TEXTNLP_DATABASE__URL``. Business code never looks at the profile: ``textnlp.bootstrap`` builds
+the adapters from these settings.
+
+This schema is also the contract with the deployment: ``infra/`` names every variable it gives a
+container through ``env_name()``, so a renamed field breaks synthesis, not the running service;
+``load_settings()`` refuses a ``TEXTNLP_*`` variable it does not know. The deployment provides
+the database and cache as parts (the Aurora endpoint and secret, the ElastiCache endpoint and
+auth token), which ``Settings.database_url`` and ``Settings.cache_url`` assemble. Error messages
+name the variable, never its value (it may be a secret).
 
 Nothing here runs at import time: call ``load_settings()``.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from textnlp.errors import ConfigError
 
@@ -52,31 +70,59 @@ class GenerationSettings(_Section):
 
 
 class DatabaseSettings(_Section):
-    #: SQLAlchemy URL; empty means SQLite under TEXTNLP_HOME.
-    url: str = ""
+    """A SQLAlchemy ``url``; or the parts a deployment provides (Aurora's endpoint and its
+    master secret), assembled into a PostgreSQL URL; else SQLite under TEXTNLP_HOME."""
+
+    url: SecretStr = SecretStr("")
+    host: str = ""
+    port: int = Field(5432, ge=1, le=65535)
+    name: str = "textnlp"
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    #: libpq's sslmode for the assembled URL (``require`` on Aurora).
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
 
 
 class CacheSettings(_Section):
-    #: ``memory`` or a ``redis://`` URL.
-    url: str = "memory"
+    """Redis (ElastiCache in ``aws``): a ``url``, or the parts a deployment provides. Without
+    either, the response cache is a file under TEXTNLP_HOME and rate limits are per process."""
+
+    #: ``redis://`` or ``rediss://`` (TLS) URL; may carry the password.
+    url: SecretStr = SecretStr("")
+    host: str = ""
+    port: int = Field(6379, ge=1, le=65535)
+    auth_token: SecretStr = SecretStr("")
+    #: TLS to the server (ElastiCache in-transit encryption).
+    tls: bool = False
+    #: The server is a Redis Cluster (ElastiCache cluster mode): a cluster-aware client.
+    cluster: bool = False
     ttl_s: int = Field(24 * 3600, ge=1)
 
 
 class QueueSettings(_Section):
+    """The design's queues: generation (FIFO, with ``textnlp-dlq.fifo``), batch (long jobs) and
+    validation (the CPU service), each with its dead-letter queue."""
+
     backend: Literal["local", "sqs"] = "local"
     generation_queue: str = "textnlp-generation-queue.fifo"
-    batch_queue: str = "textnlp-batch-queue"
     dead_letter_queue: str = "textnlp-dlq.fifo"
+    batch_queue: str = "textnlp-batch-queue"
+    batch_dead_letter_queue: str = "textnlp-batch-dlq"
+    validation_queue: str = "textnlp-validation-queue"
+    validation_dead_letter_queue: str = "textnlp-validation-dlq"
     max_receives: int = Field(3, ge=1)
-    visibility_timeout_s: int = Field(3600, ge=1)
-    #: Jobs of at least this many records go to the batch queue (long jobs, 12 h visibility).
+    #: Visibility a worker takes a message with; its heartbeat extends it while the job runs,
+    #: so a worker that dies (SIGKILL, Spot) frees its job within this many seconds. (The
+    #: queues' own defaults, 3600 s and 43200 s in the design, apply to other consumers.)
+    visibility_timeout_s: int = Field(30, ge=1)
+    #: Jobs of at least this many records go to the batch queue.
     batch_threshold: int = Field(10_000, ge=1)
-    batch_visibility_timeout_s: int = Field(43_200, ge=1)
     #: Long polling of the SQS queues.
     wait_time_s: int = Field(20, ge=0, le=20)
-    #: Records a worker checkpoints together; how often it extends the message's visibility.
+    #: Records a worker checkpoints together.
     chunk_size: int = Field(32, ge=1, le=10_000)
-    heartbeat_s: float = Field(60.0, gt=0)
+    #: How often a worker extends the visibility of the messages it holds.
+    heartbeat_s: float = Field(10.0, gt=0)
     #: How often a worker looks in the dead-letter queues for jobs whose worker died on every
     #: attempt (their messages reached the DLQ by redrive), to mark them failed.
     dead_letter_sweep_s: float = Field(30.0, gt=0)
@@ -122,8 +168,13 @@ class ApiSettings(_Section):
     rate_limit_burst: int = Field(5000, ge=1)
     #: Per-user overrides: username -> [rate per second, burst].
     user_rate_limits: dict[str, tuple[float, int]] = {}
-    #: Apply Alembic migrations when the app starts.
-    migrate_on_start: bool = True
+    #: The API Gateway WebSocket API's management endpoint (``https://<id>.execute-api.<region>
+    #: .amazonaws.com/<stage>``): where tokens of gateway connections are posted back.
+    websocket_callback_url: str = ""
+    #: When set, every request but the health probe must carry this value in the
+    #: ``X-Origin-Verify`` header (API Gateway adds it), else 403: the public load balancer
+    #: cannot be used to walk around the gateway's authorizer and throttling.
+    origin_verify: SecretStr = SecretStr("")
 
 
 class ObservabilitySettings(_Section):
@@ -131,6 +182,7 @@ class ObservabilitySettings(_Section):
     json_logs: bool = True
     #: CloudWatch embedded-metric-format lines (RequestLatency, TokensGenerated); on in aws.
     emf: bool = False
+    #: The metrics' namespace; their ``ServiceName`` dimension is ``service_name``.
     emf_namespace: str = "TextNLP"
     #: OpenTelemetry span exporter: none (tracing off), console, or otlp (needs the exporter).
     trace_exporter: Literal["none", "console", "otlp"] = "none"
@@ -178,7 +230,7 @@ class ModelsSettings(_Section):
     #: Consecutive failures that open a backend's circuit, and how long it stays open.
     circuit_failures: int = Field(default=5, ge=1)
     circuit_reset_s: float = Field(default=30.0, gt=0)
-    #: Where per-backend rate limits are counted; ``auto``: Redis when cache.url is redis://.
+    #: Where per-backend rate limits are counted; ``auto``: Redis when there is a cache server.
     rate_limiter: Literal["auto", "memory", "redis"] = "auto"
     rate_limit_max_wait_s: float = Field(default=60.0, ge=0)
     #: Per model id (catalogue id); models without an entry use ``default_rate_limit``.
@@ -191,15 +243,46 @@ class ModelsSettings(_Section):
     user_spending_cap_usd: float | None = Field(default=None, ge=0)
 
 
+# -- reading the environment -------------------------------------------------------------------
+ENV_PREFIX = "TEXTNLP_"
+#: ``TEXTNLP_*`` variables that are not settings: the CLI's client options and test fixtures.
+NOT_SETTINGS = frozenset({"TEXTNLP_API_URL", "TEXTNLP_API_TOKEN"})
+_NOT_SETTINGS_PREFIXES = ("TEXTNLP_TEST_",)
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("textnlp_environ", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source, reading the mapping given to ``load_settings(environ=...)``."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        assert environ is not None
+        # Settings are case-insensitive: the same normalisation as the library's own source.
+        return {name.lower(): value for name, value in environ.items()}
+
+
 class Settings(BaseSettings):
     """Every setting of TextNLP; see the README's Configuration section."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TEXTNLP_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if _ENVIRON.get() is not None:  # an explicit environment: that mapping alone
+            return (init_settings, _MappingEnvSource(settings_cls))
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
 
     profile: Profile = "local"
     environment: Environment = "dev"
@@ -245,7 +328,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
+        if self.database.host and not self.database.user:
+            raise ValueError("database.user is required with database.host")
         if self.profile != "local":
+            if not (self.database.host or self.database.url.get_secret_value()):
+                # A deployment without a database would write SQLite into its container.
+                raise ValueError(
+                    "the aws profile needs its database: set TEXTNLP_DATABASE__HOST (with "
+                    "__USER and __PASSWORD) or TEXTNLP_DATABASE__URL"
+                )
             if self.auth.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET and (
                 self.secrets.backend != "aws"
             ):
@@ -260,7 +351,31 @@ class Settings(BaseSettings):
     # Derived locations, all under ``home`` in the local profile.
     @property
     def database_url(self) -> str:
-        return self.database.url or f"sqlite:///{(self.home / 'textnlp.db').as_posix()}"
+        db = self.database
+        if db.url.get_secret_value():
+            return db.url.get_secret_value()
+        if db.host:
+            password = db.password.get_secret_value()
+            credentials = quote(db.user, safe="") + (
+                f":{quote(password, safe='')}" if password else ""
+            )
+            return (
+                f"postgresql+psycopg://{credentials}@{db.host}:{db.port}/"
+                f"{quote(db.name, safe='')}?sslmode={db.sslmode}"
+            )
+        return f"sqlite:///{(self.home / 'textnlp.db').as_posix()}"
+
+    @property
+    def cache_url(self) -> str | None:
+        """The Redis URL (with its auth token), or None: no shared cache server."""
+        cache = self.cache
+        if cache.url.get_secret_value():
+            return cache.url.get_secret_value()
+        if not cache.host:
+            return None
+        token = cache.auth_token.get_secret_value()
+        credentials = f":{quote(token, safe='')}@" if token else ""
+        return f"{'rediss' if cache.tls else 'redis'}://{credentials}{cache.host}:{cache.port}"
 
     @property
     def storage_root(self) -> Path:
@@ -284,18 +399,79 @@ class Settings(BaseSettings):
         candidate = self.home / "templates"
         return candidate if candidate.is_dir() else None
 
-    def secret_path(self, name: str) -> str:
-        """The design's Secrets Manager path, e.g. ``/textnlp/production/api/jwt-secret``."""
-        return f"/textnlp/{self.environment}/{name}"
 
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment (and ``.env``); explicit ``overrides`` win.
-
-    A bad value raises ``ConfigError`` with one line naming the variable.
-    """
+@contextmanager
+def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(dict(environ) if environ is not None else None)
     try:
-        return Settings(**overrides)
+        yield
+    finally:
+        _ENVIRON.reset(token)
+
+
+def env_name(*path: str) -> str:
+    """``env_name("database", "host")`` -> ``"TEXTNLP_DATABASE__HOST"``; ``ConfigError`` when
+    the schema has no such setting (the deployment names its variables through this)."""
+    name = ENV_PREFIX + "__".join(part.upper() for part in path)
+    if not path or not _is_setting(tuple(part.lower() for part in path), leaf=True):
+        raise ConfigError(f"no setting {'.'.join(path)} ({name}) in textnlp.config.Settings")
+    return name
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The ``TEXTNLP_*`` names in ``environ`` that are no setting (sorted)."""
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if (
+            not upper.startswith(ENV_PREFIX)
+            or upper in NOT_SETTINGS
+            or upper.startswith(_NOT_SETTINGS_PREFIXES)
+        ):
+            continue
+        path = tuple(part.lower() for part in upper[len(ENV_PREFIX) :].split("__"))
+        if not _is_setting(path):
+            unknown.append(name)
+    return sorted(unknown)
+
+
+def _is_setting(path: tuple[str, ...], *, leaf: bool = False) -> bool:
+    """Whether ``path`` names a setting (``leaf``: a value, not a whole section as JSON)."""
+    model: Any = Settings
+    for depth, part in enumerate(path):
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields or not part:
+            return False
+        annotation = fields[part].annotation
+        if depth == len(path) - 1:
+            return not (leaf and _is_model(annotation))
+        if get_origin(annotation) is dict:  # a mapping setting: any key below it
+            return True
+        nested = [a for a in (annotation, *get_args(annotation)) if _is_model(a)]
+        if not nested:
+            return False
+        model = nested[0]
+    return False
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment (and ``.env``), or from ``environ`` alone when given;
+    explicit ``overrides`` win.
+
+    A bad value or an unknown ``TEXTNLP_*`` variable raises ``ConfigError`` with one line
+    naming the variable (never its value, which may be a secret).
+    """
+    unknown = unknown_variables(os.environ if environ is None else environ)
+    if unknown:
+        more = f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise ConfigError(f"unknown setting {unknown[0]}: no such field in Settings{more}")
+    try:
+        with _reading(environ):
+            return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 
@@ -303,8 +479,10 @@ def load_settings(**overrides: Any) -> Settings:
 def _describe(exc: ValidationError) -> str:
     error = exc.errors()[0]
     location = "__".join(str(part) for part in error["loc"] if part != "__root__")
-    name = f"TEXTNLP_{location.upper()}" if location else "settings"
-    got = f" (got {error['input']!r})" if "input" in error and location else ""
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "no such field in Settings"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"invalid setting {name}: {message}{got}{more}"
+    if not location:
+        return f"invalid settings: {message}{more}"
+    return f"invalid setting {ENV_PREFIX}{location.upper()}: {message}{more}"

@@ -17,6 +17,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     │   └── PermissionDenied         authenticated but not allowed (HTTP 403)
     ├── Conflict                     the request conflicts with stored state (HTTP 409/422)
     ├── QuotaExceeded                a rate limit or spending cap (HTTP 429, exit 2)
+    ├── ServiceUnavailable           the database, cache or queue cannot be reached (HTTP 503)
     └── BackendError                 a model backend failed; carries backend and model
         ├── RateLimited
         ├── ContextWindowExceeded
@@ -125,6 +126,14 @@ class QuotaExceeded(TextNLPError):
     def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(TextNLPError):
+    """Infrastructure the platform needs (database, cache, queue) cannot be reached now; a
+    retry later may succeed. ``dependency`` says which."""
+
+    type = "service_unavailable"
+    http_status = 503
 
 
 class BackendError(TextNLPError):

@@ -36,9 +36,9 @@ async def agenerate_dataset(
     before it would be passed, with the finished records written (``resume=True`` continues).
     The summary's ``cost_usd`` is the run's estimated cost (None without a price).
     """
-    from textnlp.services.generation import DatasetJob, GenerationService
+    from textnlp.bootstrap import Platform
+    from textnlp.services.generation import DatasetJob
 
-    service = GenerationService.from_settings(settings or load_settings())
     job = DatasetJob(
         template=template,
         count=count,
@@ -51,10 +51,8 @@ async def agenerate_dataset(
         resume=resume,
         max_cost_usd=max_cost_usd,
     )
-    try:
-        return await service.generate_dataset(job, on_record)
-    finally:
-        await service.aclose()
+    async with Platform(settings or load_settings()) as platform:
+        return await platform.generation.generate_dataset(job, on_record)
 
 
 def generate_dataset(

@@ -12,6 +12,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+from textnlp import deployment
+from textnlp.observability.emf import REQUESTS_PER_TASK, SERVICE_DIMENSION
 
 from textnlp_infra.config import EnvConfig, ScalingConfig
 from textnlp_infra.constructs.containers import ContainerFactory
@@ -19,11 +21,12 @@ from textnlp_infra.constructs.load_balancer import ApiLoadBalancer
 
 
 def custom_metric(config: EnvConfig, name: str, service_name: str) -> cw.Metric:
-    """A metric the application publishes (EMF) under the design's `Custom` namespace."""
+    """A metric the application publishes (EMF, `textnlp.observability.emf`) under the
+    design's `Custom` namespace, per ECS service."""
     return cw.Metric(
         namespace=config.monitoring.metrics_namespace,
         metric_name=name,
-        dimensions_map={"ServiceName": service_name},
+        dimensions_map={SERVICE_DIMENSION: service_name},
         statistic="Average",
         period=Duration.minutes(1),
     )
@@ -61,8 +64,8 @@ class ApiService(Construct):
         )
         containers.add_app_container(
             task, name="api", component="api", repository="textnlp-api",
-            command=["textnlp", "serve", "--host", "0.0.0.0", "--port", str(compute.api_port)],
-            port=compute.api_port,
+            command=deployment.API_COMMAND, service_name=self.service_name,
+            port=deployment.API_PORT,
         )
         containers.add_xray_sidecar(task, "api")
         self.task_definition = task
@@ -90,7 +93,7 @@ class ApiService(Construct):
         track_cpu(scaling, scaling_config)
         scaling.scale_to_track_custom_metric(
             "RequestsPerTask",
-            metric=custom_metric(config, "RequestsPerTask", self.service_name),
+            metric=custom_metric(config, REQUESTS_PER_TASK, self.service_name),
             target_value=scaling_config.requests_per_task,
             scale_in_cooldown=Duration.seconds(scaling_config.scale_in_cooldown_s),
             scale_out_cooldown=Duration.seconds(scaling_config.scale_out_cooldown_s),

@@ -1,7 +1,12 @@
 """What every TextNLP container shares: image, logs, secrets, X-Ray sidecar, read-only root.
 
-The application reads its settings from `TEXTNLP_*` variables (DESIGN.md, "one settings
-object"); the names set here are the contract between this deployment and `textnlp.config`.
+The environment is the contract with the application, and the application owns it: every
+variable is named through `textnlp.config.env_name` (a field the app's `Settings` lacks stops
+synthesis with one line naming it), and commands, port, health check and the writable path
+come from `textnlp.deployment`. The database and cache arrive as the parts AWS provides (the
+Aurora endpoint and master secret, the ElastiCache configuration endpoint and auth token),
+which `Settings` assembles into URLs; ECS injects the secret parts at task start. Secrets the
+app reads at run time by name (the JWT key, model API keys) stay in Secrets Manager.
 """
 
 from __future__ import annotations
@@ -15,54 +20,88 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
+from textnlp import deployment
+from textnlp.config import env_name
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.retention import retention_days
 
 XRAY_DAEMON_IMAGE = "public.ecr.aws/xray/aws-xray-daemon:3.3.12"
-HEALTH_COMMAND = (
-    "python -c \"import urllib.request; "
-    "urllib.request.urlopen('http://localhost:{port}/api/v1/admin/health', timeout=3)\""
-)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: str
+
+
+@dataclass(frozen=True)
+class AppResources:
+    """The AWS resources the application is pointed at."""
+
+    database: Endpoint
+    database_secret: sm.ISecret
+    cache: Endpoint
+    cache_secret: sm.ISecret
+    origin_verify_secret: sm.ISecret
+    #: Queue names by setting (`generation_queue`, `dead_letter_queue`, `batch_queue`...).
+    queues: dict[str, str]
+    notifications_topic_arn: str
+    websocket_callback_url: str
 
 
 @dataclass(frozen=True)
 class AppEnvironment:
-    """Where the application finds its AWS resources (plain values and secrets)."""
+    """Plain variables and ECS-injected secrets of the app's containers."""
 
     variables: dict[str, str]
     secrets: dict[str, ecs.Secret]
 
 
-def app_environment(
-    config: EnvConfig, *, database_secret: sm.ISecret, cache_secret: sm.ISecret,
-    jwt_secret: sm.ISecret, database_host: str, cache_host: str, queue_urls: dict[str, str],
-    notifications_topic_arn: str,
-) -> AppEnvironment:
+def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironment:
+    """The settings every TextNLP container runs with (its service name is added per service)."""
+    aurora = config.aurora
     variables = {
-        "AWS_REGION": config.region,
-        "ENVIRONMENT": config.environment.value,
-        "TEXTNLP_PROFILE": "aws",
-        "TEXTNLP_STORAGE__BUCKET": config.bucket_name,
-        "TEXTNLP_DATABASE__HOST": database_host,
-        "TEXTNLP_DATABASE__NAME": config.aurora.database_name,
-        "TEXTNLP_DATABASE__USER": config.aurora.master_username,
-        "TEXTNLP_CACHE__HOST": cache_host,
-        "TEXTNLP_QUEUE__GENERATION_URL": queue_urls["generation"],
-        "TEXTNLP_QUEUE__BATCH_URL": queue_urls["batch"],
-        "TEXTNLP_QUEUE__DLQ_URL": queue_urls["dlq"],
-        "TEXTNLP_NOTIFICATIONS__TOPIC_ARN": notifications_topic_arn,
-        "TEXTNLP_MODELS__SAGEMAKER_ENDPOINT": config.model_serving.endpoint_name,
-        "TEXTNLP_OBSERVABILITY__METRICS_NAMESPACE": config.monitoring.metrics_namespace,
+        env_name("profile"): "aws",
+        env_name("environment"): config.environment.value,
+        env_name("home"): deployment.CONTAINER_HOME,
+        env_name("aws", "region"): config.region,
+        env_name("storage", "bucket"): config.bucket_name,
+        env_name("database", "host"): resources.database.host,
+        env_name("database", "port"): resources.database.port,
+        env_name("database", "name"): aurora.database_name,
+        env_name("database", "sslmode"): "require",
+        env_name("cache", "host"): resources.cache.host,
+        env_name("cache", "port"): resources.cache.port,
+        # ElastiCache here has in-transit encryption and cluster mode (RedisConfig).
+        env_name("cache", "tls"): "true",
+        env_name("cache", "cluster"): "true",
+        env_name("queue", "notify_topic_arn"): resources.notifications_topic_arn,
+        env_name("api", "websocket_callback_url"): resources.websocket_callback_url,
+        env_name("observability", "emf_namespace"): config.monitoring.metrics_namespace,
+        # The X-Ray daemon sidecar of the task.
         "AWS_XRAY_DAEMON_ADDRESS": "localhost:2000",
     }
+    for setting, name in resources.queues.items():
+        variables[env_name("queue", setting)] = name
     secrets = {
-        # The design's DB_PASSWORD, injected by ECS from Secrets Manager at task start.
-        "DB_PASSWORD": ecs.Secret.from_secrets_manager(database_secret, "password"),
-        "TEXTNLP_CACHE__AUTH_TOKEN": ecs.Secret.from_secrets_manager(cache_secret),
-        "TEXTNLP_AUTH__JWT_SECRET": ecs.Secret.from_secrets_manager(jwt_secret),
+        env_name("database", "user"): ecs.Secret.from_secrets_manager(
+            resources.database_secret, "username"
+        ),
+        env_name("database", "password"): ecs.Secret.from_secrets_manager(
+            resources.database_secret, "password"
+        ),
+        env_name("cache", "auth_token"): ecs.Secret.from_secrets_manager(resources.cache_secret),
+        env_name("api", "origin_verify"): ecs.Secret.from_secrets_manager(
+            resources.origin_verify_secret
+        ),
     }
     return AppEnvironment(variables, secrets)
+
+
+def service_variables(service_name: str) -> dict[str, str]:
+    """Per service: the `ServiceName` its metrics carry (the dashboard and scaling read it)."""
+    return {env_name("observability", "service_name"): service_name}
 
 
 class ContainerFactory:
@@ -89,20 +128,19 @@ class ContainerFactory:
 
     def add_app_container(
         self, task: ecs.TaskDefinition, *, name: str, component: str, repository: str,
-        command: list[str] | None = None, port: int | None = None, gpus: int = 0,
-        extra_variables: dict[str, str] | None = None,
+        command: tuple[str, ...], service_name: str, port: int | None = None, gpus: int = 0,
     ) -> ecs.ContainerDefinition:
         repo = ecr.Repository.from_repository_name(
             self._scope, f"{name.title().replace('-', '')}Repository", repository
         )
         health = None
         if port is not None:
-            health = ecs.HealthCheck(command=["CMD-SHELL", HEALTH_COMMAND.format(port=port)])
+            health = ecs.HealthCheck(command=["CMD-SHELL", deployment.HEALTH_CHECK_COMMAND])
         container = task.add_container(
             name,
             image=ecs.ContainerImage.from_ecr_repository(repo, self._config.image_tag),
-            command=command,
-            environment={**self._environment.variables, **(extra_variables or {})},
+            command=list(command),
+            environment={**self._environment.variables, **service_variables(service_name)},
             secrets=self._environment.secrets,
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix=name, log_group=self.log_group(component)
@@ -113,10 +151,13 @@ class ContainerFactory:
             readonly_root_filesystem=True,
             essential=True,
         )
-        # The root filesystem is read-only; scratch space is a task-local volume.
-        task.add_volume(name=f"{name}-tmp")
+        # The root filesystem is read-only; the app writes below one task-local volume.
+        task.add_volume(name=f"{name}-scratch")
         container.add_mount_points(
-            ecs.MountPoint(container_path="/tmp", source_volume=f"{name}-tmp", read_only=False)
+            ecs.MountPoint(
+                container_path=deployment.SCRATCH_PATH, source_volume=f"{name}-scratch",
+                read_only=False,
+            )
         )
         return container
 

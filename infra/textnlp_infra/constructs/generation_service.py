@@ -8,6 +8,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+from textnlp import deployment
+from textnlp.observability.emf import GPU_UTILIZATION
 
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
@@ -42,7 +44,7 @@ class GenerationService(Construct):
         )
         containers.add_app_container(
             task, name="generation", component="generation", repository="textnlp-generation",
-            command=["textnlp", "worker", "--queues", "generation"],
+            command=deployment.GENERATION_COMMAND, service_name=self.service_name,
             gpus=compute.generation_gpus,
         )
         containers.add_xray_sidecar(task, "generation")
@@ -68,7 +70,7 @@ class GenerationService(Construct):
         )
         scaling.scale_to_track_custom_metric(
             "GpuUtilization",
-            metric=custom_metric(config, "GPUUtilization", self.service_name),
+            metric=custom_metric(config, GPU_UTILIZATION, self.service_name),
             target_value=compute.scaling.gpu_utilization_percent,
             scale_in_cooldown=Duration.seconds(compute.scaling.scale_in_cooldown_s),
             scale_out_cooldown=Duration.seconds(compute.scaling.scale_out_cooldown_s),

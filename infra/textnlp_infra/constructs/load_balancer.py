@@ -17,11 +17,12 @@ from aws_cdk import aws_route53_targets as targets
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
+from textnlp import deployment
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.waf import WebAcl
 
-HEALTH_PATH = "/api/v1/admin/health"
+HEALTH_PATH = deployment.HEALTH_PATH
 TEST_LISTENER_PORT = 8443
 
 

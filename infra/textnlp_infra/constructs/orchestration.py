@@ -36,6 +36,8 @@ _S3_NOTIFICATION_SHAPE = {
             "object": {
                 "key": events.EventField.from_path("$.detail.object.key"),
                 "size": events.EventField.from_path("$.detail.object.size"),
+                # The object's version: the trigger's RunTask idempotency token includes it.
+                "eTag": events.EventField.from_path("$.detail.object.etag"),
             },
         },
     }]

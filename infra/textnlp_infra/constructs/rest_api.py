@@ -1,8 +1,13 @@
 """Design section 8, API Gateway REST `textnlp-api`: the resource tree, authorizer, stage.
 
-Every method is an HTTP proxy to the ALB (`https://origin.<domain>/api/v1/...`), which routes to
-the ECS API service. The Lambda authorizer guards all routes except the ones a client calls
-before it has a token (login, refresh) and the health probe.
+Every method is an HTTP proxy to the ALB (`https://origin.<domain>/...`), which routes to the
+ECS API service, with the origin header (`X-Origin-Verify`, a generated secret resolved at
+deployment) without which the app refuses a request: the authorizer and throttling cannot be
+walked around through the load balancer. The design's 15 routes keep their own resources
+(caching, public sign-in); `/api/v1/{proxy+}` carries every other route of the app (uploads,
+job lists, cancel, results, API keys...), so the gateway serves the whole API. The Lambda
+authorizer guards all routes except the ones a client calls before it has a token (login,
+refresh), the health probe and the API's own documentation.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from textnlp.deployment import ORIGIN_VERIFY_HEADER
 
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
@@ -48,19 +54,24 @@ ROUTES = (
     Route("admin/metrics", "GET"),
     Route("admin/cache/clear", "POST"),
 )
+#: Every other route of the app, below the API prefix: one greedy proxy resource.
+PROXY_ROUTE = Route("{proxy+}", "ANY")
+#: The app's OpenAPI documents, public like the sign-in routes.
+DOCUMENT_PATHS = ("docs", "openapi.json")
 API_PREFIX = "api/v1"
 
 
 def _path_parameters(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    return [part[1:-1].removesuffix("+") for part in path.split("/") if part.startswith("{")]
 
 
 class RestApi(Construct):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig,
-        authorizer_function: lambda_.IFunction, logs_key: kms.IKey,
+        authorizer_function: lambda_.IFunction, logs_key: kms.IKey, origin_verify: str,
     ) -> None:
         super().__init__(scope, id_)
+        self._origin_verify = origin_verify
         api_config = config.api
         access_logs = logs.LogGroup(
             self, "AccessLogs",
@@ -68,12 +79,14 @@ class RestApi(Construct):
             retention=retention_days(config.compute.log_retention_days),
             encryption_key=logs_key,
         )
+        # API Gateway caches GETs by path alone, not per caller: only the routes whose answer
+        # is the same for everyone stay cached (a job list through the proxy must not be).
         uncached = {
             f"/{API_PREFIX}/{route.path}/{route.method}": apigw.MethodDeploymentOptions(
                 caching_enabled=False
             )
-            for route in ROUTES
-            if route.method == "GET" and not route.cached
+            for route in (*ROUTES, Route(PROXY_ROUTE.path, "*"))
+            if route.method in {"GET", "*"} and not route.cached
         }
         self.api = apigw.RestApi(
             self, "Api",
@@ -119,24 +132,38 @@ class RestApi(Construct):
             validate_request_body=True,
             validate_request_parameters=True,
         )
-        root = self.api.root.add_resource("api").add_resource("v1")
-        self.methods = [self._add_route(root, route, config) for route in ROUTES]
+        api_root = self.api.root.add_resource("api").add_resource("v1")
+        self.methods = [self._add_route(api_root, route, config) for route in ROUTES]
+        self.methods.append(self._add_route(api_root, PROXY_ROUTE, config))
+        self.methods += [
+            self._add_route(self.api.root, Route(path, "GET", public=True), config, prefix="")
+            for path in DOCUMENT_PATHS
+        ]
 
     def _add_route(
-        self, root: apigw.IResource, route: Route, config: EnvConfig
+        self, root: apigw.IResource, route: Route, config: EnvConfig, prefix: str = API_PREFIX
     ) -> apigw.Method:
         resource = root
         for part in route.path.split("/"):
             resource = resource.get_resource(part) or resource.add_resource(part)
         parameters = _path_parameters(route.path)
+        origin_path = "/".join(
+            part.removesuffix("+}") + "}" if part.endswith("+}") else part
+            for part in route.path.split("/")
+        )
         integration = apigw.HttpIntegration(
-            f"https://{config.origin_host}/{API_PREFIX}/{route.path}",
+            f"https://{config.origin_host}/{prefix + '/' if prefix else ''}{origin_path}",
             http_method=route.method,
             proxy=True,
             options=apigw.IntegrationOptions(
                 request_parameters={
-                    f"integration.request.path.{name}": f"method.request.path.{name}"
-                    for name in parameters
+                    **{
+                        f"integration.request.path.{name}": f"method.request.path.{name}"
+                        for name in parameters
+                    },
+                    f"integration.request.header.{ORIGIN_VERIFY_HEADER}": (
+                        f"'{self._origin_verify}'"
+                    ),
                 },
                 cache_key_parameters=[f"method.request.path.{name}" for name in parameters],
                 timeout=Duration.seconds(29),
@@ -155,7 +182,7 @@ class RestApi(Construct):
         if route.public:
             skip_checks(
                 method,
-                ("CKV_AWS_59", f"{route.method} /{API_PREFIX}/{route.path} is called without a "
-                 "token by design (sign-in, token refresh or health probe)."),
+                ("CKV_AWS_59", f"{route.method} /{prefix}/{route.path} is called without a "
+                 "token by design (sign-in, token refresh, health probe or API documents)."),
             )
         return method

@@ -12,6 +12,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
+from textnlp.deployment import JWT_SECRET, ORIGIN_VERIFY_SECRET
 
 from textnlp_infra.config import EnvConfig
 
@@ -55,7 +56,7 @@ class SecretsTree(Construct):
             ),
         )
         self.jwt = self._secret(
-            "JwtSecret", "api/jwt-secret",
+            "JwtSecret", JWT_SECRET,
             sm.SecretStringGenerator(password_length=64, exclude_punctuation=True),
         )
         self.api_keys = self._secret(
@@ -67,6 +68,12 @@ class SecretsTree(Construct):
         self.cache_auth_token = self._secret(
             "CacheAuthToken", "cache/auth-token",
             sm.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+        )
+        # Not in the design's tree: the header API Gateway adds to what it forwards, so the
+        # app behind the public ALB answers only requests that passed the gateway.
+        self.origin_verify = self._secret(
+            "OriginVerify", ORIGIN_VERIFY_SECRET,
+            sm.SecretStringGenerator(password_length=48, exclude_punctuation=True),
         )
         self.operator_supplied = {
             name: self._secret(

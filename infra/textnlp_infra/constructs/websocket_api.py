@@ -1,20 +1,31 @@
-"""Design "API Gateway (WS) for streaming": a WebSocket API in front of the stream router.
+"""Design "API Gateway (WS) for streaming": a WebSocket API in front of the app's gateway route.
 
-L1 resources, because CDK ships no HTTP-proxy integration for WebSocket APIs. Clients connect
-with `?token=<access token>`; the same authorizer Lambda checks it on `$connect` (REQUEST type,
-so the handler receives `queryStringParameters.token` instead of `authorizationToken`). Each
-frame is POSTed to `https://origin.<domain>/api/v1/stream` with the connection id in a header;
-the API streams tokens back through the `@connections` management API.
+L1 resources, because CDK ships no HTTP-proxy integration for WebSocket APIs. Clients connect to
+`wss://stream.<domain>/?access_token=<access token or API key>` (the app's own query parameter);
+the same authorizer Lambda checks it on `$connect` (REQUEST type). Every event of a connection is
+POSTed to the app's `textnlp.deployment.GATEWAY_STREAM_PATH` on the ALB, naming the connection
+and the route in headers, with the origin header; `$connect` also forwards the credential, which
+the app checks itself. The app posts each token back through the management API of the custom
+domain (`https://stream.<domain>/@connections/<id>`), which the API tasks know from their
+settings: no reference from the compute stack to this one.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
+from textnlp.deployment import (
+    ACCESS_TOKEN_PARAMETER,
+    GATEWAY_STREAM_PATH,
+    ORIGIN_VERIFY_HEADER,
+)
 
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
@@ -24,7 +35,8 @@ from textnlp_infra.retention import retention_days
 class WebSocketApi(Construct):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig,
-        authorizer_function: lambda_.IFunction, logs_key: kms.IKey,
+        authorizer_function: lambda_.IFunction, logs_key: kms.IKey, origin_verify: str,
+        zone: route53.IHostedZone,
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
@@ -41,7 +53,7 @@ class WebSocketApi(Construct):
             api_id=self.api.ref,
             name=f"{config.name}-ws-jwt",
             authorizer_type="REQUEST",
-            identity_source=["route.request.querystring.token"],
+            identity_source=[f"route.request.querystring.{ACCESS_TOKEN_PARAMETER}"],
             authorizer_uri=(
                 f"arn:aws:apigateway:{stack.region}:lambda:path/2015-03-31/functions/"
                 f"{authorizer_function.function_arn}/invocations"
@@ -57,19 +69,26 @@ class WebSocketApi(Construct):
                 f"/authorizers/{authorizer.ref}"
             ),
         )
-        integration = apigwv2.CfnIntegration(
-            self, "StreamIntegration",
-            api_id=self.api.ref,
-            integration_type="HTTP_PROXY",
-            integration_method="POST",
-            integration_uri=f"https://{config.origin_host}/api/v1/stream",
-            request_parameters={
+        def integration(route_key: str) -> apigwv2.CfnIntegration:
+            parameters = {
                 "integration.request.header.X-Connection-Id": "context.connectionId",
                 "integration.request.header.X-Route-Key": "context.routeKey",
-            },
-            timeout_in_millis=29000,
-        )
-        target = f"integrations/{integration.ref}"
+                f"integration.request.header.{ORIGIN_VERIFY_HEADER}": f"'{origin_verify}'",
+            }
+            if route_key == "$connect":
+                parameters["integration.request.header.X-Access-Token"] = (
+                    f"route.request.querystring.{ACCESS_TOKEN_PARAMETER}"
+                )
+            return apigwv2.CfnIntegration(
+                self, f"{route_key.strip('$').title()}Integration",
+                api_id=self.api.ref,
+                integration_type="HTTP_PROXY",
+                integration_method="POST",
+                integration_uri=f"https://{config.origin_host}{GATEWAY_STREAM_PATH}",
+                request_parameters=parameters,
+                timeout_in_millis=29000,
+            )
+
         routes = []
         for route_key in ("$connect", "$disconnect", "$default"):
             authorized = route_key == "$connect"
@@ -77,7 +96,7 @@ class WebSocketApi(Construct):
                 self, f"Route{route_key.strip('$').title()}",
                 api_id=self.api.ref,
                 route_key=route_key,
-                target=target,
+                target=f"integrations/{integration(route_key).ref}",
                 authorization_type="CUSTOM" if authorized else "NONE",
                 authorizer_id=authorizer.ref if authorized else None,
             )
@@ -117,6 +136,35 @@ class WebSocketApi(Construct):
         )
         for route in routes:
             self.stage.add_resource_dependency(route)
-        self.url = f"wss://{self.api.ref}.execute-api.{stack.region}.amazonaws.com/" + (
-            api_config.stage_name
+        self._custom_domain(config, zone)
+        self.url = f"wss://{config.stream_host}"
+
+    def _custom_domain(self, config: EnvConfig, zone: route53.IHostedZone) -> None:
+        """`stream.<domain>` for clients, and the management endpoint the API tasks post to."""
+        certificate = acm.Certificate(
+            self, "Certificate",
+            domain_name=config.stream_host,
+            validation=acm.CertificateValidation.from_dns(zone),
+        )
+        domain = apigwv2.CfnDomainName(
+            self, "Domain",
+            domain_name=config.stream_host,
+            domain_name_configurations=[apigwv2.CfnDomainName.DomainNameConfigurationProperty(
+                certificate_arn=certificate.certificate_arn,
+                endpoint_type="REGIONAL",
+                security_policy="TLS_1_2",
+            )],
+        )
+        mapping = apigwv2.CfnApiMapping(
+            self, "Mapping",
+            api_id=self.api.ref, domain_name=domain.ref, stage=self.stage.ref,
+        )
+        mapping.add_dependency(self.stage)
+        route53.ARecord(
+            self, "Record",
+            zone=zone,
+            record_name=config.stream_host,
+            target=route53.RecordTarget.from_alias(targets.ApiGatewayv2DomainProperties(
+                domain.attr_regional_domain_name, domain.attr_regional_hosted_zone_id,
+            )),
         )

@@ -1,7 +1,12 @@
-"""Design section 2, CPU workers: the validation service and the batch-processor task.
+"""Design section 2, CPU workers: the validation service, the batch-processor task and the
+one-off migration task.
 
+The validation service consumes the validation queue: finished jobs that ask for a gate are
+validated there (CPU, the validation extras) and finished, succeeded or failed by the gate.
 The batch processor is no service: the batch-trigger Lambda runs one task per upload
-(`ecs.run_task`) on FARGATE_SPOT, the design's "Spot instances for batch processing".
+(`ecs.run_task`) on FARGATE_SPOT, the design's "Spot instances for batch processing". The
+migration task (`textnlp db upgrade`) runs once per release before the services roll; services
+refuse to start on an older schema.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+from textnlp import deployment
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.api_service import track_cpu
@@ -17,6 +23,7 @@ from textnlp_infra.constructs.containers import ContainerFactory
 
 BATCH_CAPACITY_PROVIDER = "FARGATE_SPOT"
 BATCH_CONTAINER = "batch-processor"
+MIGRATION_CONTAINER = "migrate"
 
 
 class ValidationService(Construct):
@@ -38,7 +45,7 @@ class ValidationService(Construct):
         )
         containers.add_app_container(
             task, name="validation", component="validation", repository="textnlp-validation",
-            command=["textnlp", "worker", "--queues", "validation"],
+            command=deployment.VALIDATION_COMMAND, service_name=self.service_name,
         )
         containers.add_xray_sidecar(task, "validation")
         self.service = ecs.FargateService(
@@ -81,5 +88,29 @@ class BatchProcessorTask(Construct):
             self.task_definition, name=BATCH_CONTAINER, component="batch-processor",
             # The CPU image: batch work calls hosted models (SageMaker, Bedrock) or the queue.
             repository="textnlp-api",
-            command=["textnlp", "worker", "--queues", "batch", "--once"],
+            command=deployment.BATCH_PROCESSOR_COMMAND, service_name=self.family,
+        )
+
+
+class MigrationTask(Construct):
+    """`textnlp db upgrade`, run once per release (pipeline or runbook) before services roll."""
+
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvConfig, execution_role: iam.IRole,
+        task_role: iam.IRole, containers: ContainerFactory,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.family = config.resource_name("migrate")
+        self.task_definition = ecs.FargateTaskDefinition(
+            self, "Task",
+            family=self.family,
+            cpu=512,
+            memory_limit_mib=1024,
+            execution_role=execution_role,
+            task_role=task_role,
+        )
+        containers.add_app_container(
+            self.task_definition, name=MIGRATION_CONTAINER, component="migrate",
+            repository="textnlp-api", command=deployment.MIGRATE_COMMAND,
+            service_name=self.family,
         )

@@ -6,7 +6,7 @@ cache) -> ALB (`origin.<domain>`, WAF; compute stack) -> ECS API service.
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, SecretValue, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -38,13 +38,20 @@ class ApiStack(Stack):
             self, "AuthorizerFunction",
             function_arn=serverless.authorizer.function_arn, same_environment=True,
         )
+        # A dynamic reference: CloudFormation resolves it at deployment; the template holds
+        # only the secret's name.
+        origin_verify = SecretValue.secrets_manager(
+            security.secrets.origin_verify.secret_arn
+        ).unsafe_unwrap()
+        zone = hosted_zone(self, config)
         self.rest = RestApi(
-            self, "Rest", config=config, authorizer_function=authorizer, logs_key=logs_key
+            self, "Rest", config=config, authorizer_function=authorizer, logs_key=logs_key,
+            origin_verify=origin_verify,
         )
         self.websocket = WebSocketApi(
-            self, "WebSocket", config=config, authorizer_function=authorizer, logs_key=logs_key
+            self, "WebSocket", config=config, authorizer_function=authorizer, logs_key=logs_key,
+            origin_verify=origin_verify, zone=zone,
         )
-        zone = hosted_zone(self, config)
         self.distribution = self._distribution(config, zone, security)
         alias = route53.RecordTarget.from_alias(targets.CloudFrontTarget(self.distribution))
         route53.ARecord(self, "ApiRecord", zone=zone, record_name=config.api_host, target=alias)

@@ -6,7 +6,7 @@ blue/green target groups and listeners are part of the service's deployment.
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Stack, Token
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
@@ -14,10 +14,19 @@ from constructs import Construct
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.api_service import ApiService
-from textnlp_infra.constructs.containers import ContainerFactory, app_environment
+from textnlp_infra.constructs.containers import (
+    AppResources,
+    ContainerFactory,
+    Endpoint,
+    app_environment,
+)
 from textnlp_infra.constructs.generation_service import GenerationService
 from textnlp_infra.constructs.load_balancer import ApiLoadBalancer
-from textnlp_infra.constructs.worker_services import BatchProcessorTask, ValidationService
+from textnlp_infra.constructs.worker_services import (
+    BatchProcessorTask,
+    MigrationTask,
+    ValidationService,
+)
 from textnlp_infra.imports import (
     immutable_role,
     immutable_security_group,
@@ -46,6 +55,7 @@ class ComputeStack(Stack):
         super().__init__(scope, id_, **kwargs)
         groups = network.security_groups
         app_sg = immutable_security_group(self, "ApiSg", groups.api)
+        self.app_security_group = app_sg
         execution_role = immutable_role(self, "ExecutionRole", security.roles.execution)
         task_role = immutable_role(self, "TaskRole", security.roles.application)
         secrets = security.secrets
@@ -57,20 +67,21 @@ class ComputeStack(Stack):
             container_insights_v2=ecs.ContainerInsights.ENABLED,
             enable_fargate_capacity_providers=True,
         )
-        environment = app_environment(
-            config,
+        cluster_endpoint = data.database.cluster.cluster_endpoint
+        cache = data.cache.replication_group
+        environment = app_environment(config, AppResources(
+            database=Endpoint(cluster_endpoint.hostname, Token.as_string(cluster_endpoint.port)),
             database_secret=imported_secret(self, "DbSecret", secrets.database_master),
+            cache=Endpoint(
+                cache.attr_configuration_end_point_address,
+                cache.attr_configuration_end_point_port,
+            ),
             cache_secret=imported_secret(self, "CacheSecret", secrets.cache_auth_token),
-            jwt_secret=imported_secret(self, "JwtSecret", secrets.jwt),
-            database_host=data.database.cluster.cluster_endpoint.hostname,
-            cache_host=data.cache.replication_group.attr_configuration_end_point_address,
-            queue_urls={
-                "generation": messaging.generation_queue.queue_url,
-                "batch": messaging.batch_queue.queue_url,
-                "dlq": messaging.dead_letter_queue.queue_url,
-            },
+            origin_verify_secret=imported_secret(self, "OriginVerify", secrets.origin_verify),
+            queues=messaging.queue_names,
             notifications_topic_arn=messaging.job_notifications.topic_arn,
-        )
+            websocket_callback_url=f"https://{config.stream_host}",
+        ))
         containers = ContainerFactory(
             self, config=config, logs_key=imported_key(self, "LogsKey", security.keys.logs),
             environment=environment,
@@ -98,4 +109,7 @@ class ComputeStack(Stack):
         )
         self.batch = BatchProcessorTask(
             self, "BatchProcessor", config=config, containers=containers, **roles
+        )
+        self.migration = MigrationTask(
+            self, "Migration", config=config, containers=containers, **roles
         )

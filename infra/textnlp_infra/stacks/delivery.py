@@ -1,4 +1,9 @@
-"""Design section 13, delivery: CodePipeline GitHub -> CodeBuild -> ECS, blue/green for the API.
+"""Design section 13, delivery: CodePipeline GitHub -> CodeBuild -> migration -> ECS, blue/green
+for the API.
+
+Between the build and the deploys, the `Migrate` stage runs the release's database migration
+(`textnlp db upgrade`) as a one-off ECS task with the new image and waits for it to exit 0:
+services refuse to start on an older schema, and no two tasks ever migrate at once.
 
 The design names both "Deploy: Provider ECS" and a CodeDeploy blue/green configuration. Both
 hold: the API service (behind the ALB) is deployed by CodeDeploy's ECS blue/green action
@@ -21,6 +26,7 @@ from constructs import Construct
 
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
+from textnlp_infra.constructs.worker_services import MIGRATION_CONTAINER
 from textnlp_infra.imports import imported_key
 from textnlp_infra.stacks.compute import ComputeStack
 from textnlp_infra.stacks.security import SecurityStack
@@ -78,6 +84,36 @@ def build_spec(config: EnvConfig) -> codebuild.BuildSpec:
     })
 
 
+def migration_spec(
+    config: EnvConfig, *, cluster: str, subnets: str, security_group: str
+) -> codebuild.BuildSpec:
+    """Run the migration task with the image just built; fail the stage unless it exits 0."""
+    family = config.resource_name("migrate")
+    container = MIGRATION_CONTAINER
+    return codebuild.BuildSpec.from_object({
+        "version": "0.2",
+        "phases": {"build": {"commands": [
+            "IMAGE_TAG=$(echo $CODEBUILD_RESOLVED_SOURCE_VERSION | cut -c1-12)",
+            f"aws ecs describe-task-definition --task-definition {family} --query taskDefinition "
+            f"| jq --arg image $ECR_REPOSITORY_URI/textnlp-api:$IMAGE_TAG "
+            f"'(.containerDefinitions[] | select(.name==\"{container}\") .image) = $image "
+            "| del(.taskDefinitionArn, .revision, .status, .requiresAttributes, "
+            ".compatibilities, .registeredAt, .registeredBy)' > migrate.json",
+            "TASK_DEFINITION=$(aws ecs register-task-definition --cli-input-json file://migrate.json"
+            " --query taskDefinition.taskDefinitionArn --output text)",
+            f"TASK=$(aws ecs run-task --cluster {cluster} --task-definition $TASK_DEFINITION "
+            "--launch-type FARGATE --started-by textnlp-delivery "
+            f"--network-configuration 'awsvpcConfiguration={{subnets=[{subnets}],"
+            f"securityGroups=[{security_group}],assignPublicIp=DISABLED}}' "
+            "--query 'tasks[0].taskArn' --output text)",
+            f"aws ecs wait tasks-stopped --cluster {cluster} --tasks $TASK",
+            f"CODE=$(aws ecs describe-tasks --cluster {cluster} --tasks $TASK "
+            f"--query 'tasks[0].containers[?name==`{container}`].exitCode' --output text)",
+            'echo "migration task exited with $CODE"; test "$CODE" = "0"',
+        ]}},
+    })
+
+
 class DeliveryStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, security: SecurityStack,
@@ -131,6 +167,52 @@ class DeliveryStack(Stack):
                        for name in delivery.image_repositories],
         ))
 
+        private = compute.cluster.vpc.select_subnets(subnet_group_name="private")
+        migration = codebuild.PipelineProject(
+            self, "Migration",
+            project_name=f"{config.name}-migrate",
+            build_spec=migration_spec(
+                config,
+                cluster=compute.cluster.cluster_name,
+                subnets=",".join(private.subnet_ids),
+                security_group=compute.app_security_group.security_group_id,
+            ),
+            encryption_key=key,
+            environment=codebuild.BuildEnvironment(
+                build_image=codebuild.LinuxBuildImage.from_code_build_image_id(
+                    delivery.build_image),
+                compute_type=codebuild.ComputeType.SMALL,
+            ),
+            environment_variables={
+                "ECR_REPOSITORY_URI": codebuild.BuildEnvironmentVariable(value=registry_uri),
+            },
+            timeout=Duration.minutes(30),
+        )
+        migration_task = compute.migration.task_definition
+        migration.add_to_role_policy(iam.PolicyStatement(
+            actions=["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+            resources=["*"],
+        ))
+        migration.add_to_role_policy(iam.PolicyStatement(
+            actions=["ecs:RunTask", "ecs:DescribeTasks"],
+            resources=[
+                f"arn:aws:ecs:{self.region}:{self.account}:task-definition/"
+                f"{compute.migration.family}:*",
+                f"arn:aws:ecs:{self.region}:{self.account}:task/{config.name}/*",
+            ],
+        ))
+        migration.add_to_role_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[migration_task.task_role.role_arn,
+                       migration_task.obtain_execution_role().role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        ))
+        skip_checks(
+            migration.role.node.find_child("DefaultPolicy"),  # type: ignore[union-attr]
+            ("CKV_AWS_111", "ecs:DescribeTaskDefinition and ecs:RegisterTaskDefinition take no "
+             "resource-level ARN (a revision has none before it exists)."),
+        )
+
         self.deployment_group = codedeploy.EcsDeploymentGroup(
             self, "ApiDeploymentGroup",
             application=codedeploy.EcsApplication(self, "Application",
@@ -178,6 +260,9 @@ class DeliveryStack(Stack):
                 codepipeline.StageProps(stage_name="Build", actions=[
                     cpactions.CodeBuildAction(action_name="Images", project=project,
                                               input=source, outputs=[build])]),
+                codepipeline.StageProps(stage_name="Migrate", actions=[
+                    cpactions.CodeBuildAction(action_name="DatabaseUpgrade", project=migration,
+                                              input=source)]),
                 codepipeline.StageProps(stage_name="Deploy", actions=[
                     cpactions.CodeDeployEcsDeployAction(
                         action_name="ApiBlueGreen",

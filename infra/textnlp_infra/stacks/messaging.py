@@ -1,4 +1,10 @@
-"""Design section 6, messaging: the FIFO generation queue and its DLQ, the batch queue, SNS."""
+"""Design section 6, messaging: the FIFO generation queue and its DLQ, the batch queue and its
+DLQ, the validation queue and its DLQ, SNS.
+
+The batch and validation queues are standard queues, so their dead-letter queues are standard
+too (SQS pairs a FIFO source with a FIFO DLQ only). Every queue's name reaches the containers
+under the app's own setting names (`queue_names`).
+"""
 
 from __future__ import annotations
 
@@ -46,11 +52,20 @@ class MessagingStack(Stack):
             ),
             **encryption,
         )
+        self.batch_dead_letter_queue = sqs.Queue(
+            self, "BatchDeadLetterQueue",
+            queue_name=config.resource_name("batch-dlq"),
+            retention_period=Duration.seconds(messaging.generation_retention_s),
+            **encryption,
+        )
         self.batch_queue = sqs.Queue(
             self, "BatchQueue",
             queue_name=config.resource_name("batch-queue"),
             visibility_timeout=Duration.seconds(messaging.batch_visibility_s),
             receive_message_wait_time=Duration.seconds(messaging.batch_receive_wait_s),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.batch_dead_letter_queue, max_receive_count=messaging.max_receive_count
+            ),
             # As designed: only the generation queue may use this queue as its dead-letter
             # target. (SQS pairs FIFO sources with FIFO DLQs, so in practice this closes the
             # batch queue to every redrive source.)
@@ -60,6 +75,32 @@ class MessagingStack(Stack):
             ),
             **encryption,
         )
+        self.validation_dead_letter_queue = sqs.Queue(
+            self, "ValidationDeadLetterQueue",
+            queue_name=config.resource_name("validation-dlq"),
+            retention_period=Duration.seconds(messaging.generation_retention_s),
+            **encryption,
+        )
+        self.validation_queue = sqs.Queue(
+            self, "ValidationQueue",
+            queue_name=config.resource_name("validation-queue"),
+            visibility_timeout=Duration.seconds(messaging.validation_visibility_s),
+            receive_message_wait_time=Duration.seconds(messaging.batch_receive_wait_s),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.validation_dead_letter_queue,
+                max_receive_count=messaging.max_receive_count,
+            ),
+            **encryption,
+        )
+        #: Queue names by the app's `queue` setting that names them.
+        self.queue_names = {
+            "generation_queue": self.generation_queue.queue_name,
+            "dead_letter_queue": self.dead_letter_queue.queue_name,
+            "batch_queue": self.batch_queue.queue_name,
+            "batch_dead_letter_queue": self.batch_dead_letter_queue.queue_name,
+            "validation_queue": self.validation_queue.queue_name,
+            "validation_dead_letter_queue": self.validation_dead_letter_queue.queue_name,
+        }
         self.job_notifications = sns.Topic(
             self, "JobNotifications",
             topic_name=f"{config.name}-job-notifications",

@@ -1,7 +1,9 @@
 """Design section 10, monitoring: the `TextNLP-<Env>` dashboard and the alarms.
 
 Metrics are addressed by the names this app gives its resources (service, queue, API and
-cluster names from the config), so this stack needs no references into the others.
+cluster names from the config), so this stack needs no references into the others. The
+application's own metrics take their names and dimension from `textnlp.observability.emf`,
+the module that emits them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+from textnlp.observability.emf import REQUEST_LATENCY, SERVICE_DIMENSION, TOKENS_GENERATED
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.imports import imported_key
@@ -34,7 +37,7 @@ class MonitoringStack(Stack):
         monitoring = config.monitoring
         api_service = config.resource_name("api")
         service_dims = {"ClusterName": config.name, "ServiceName": api_service}
-        custom_dims = {"ServiceName": api_service}
+        custom_dims = {SERVICE_DIMENSION: api_service}
         api_dims = {"ApiName": config.api.rest_api_name, "Stage": config.api.stage_name}
 
         def queue_depth(base: str) -> cw.Metric:
@@ -60,17 +63,23 @@ class MonitoringStack(Stack):
             ),
             cw.GraphWidget(
                 title="Requests and tokens",
-                left=[_metric(monitoring.metrics_namespace, "RequestLatency", custom_dims)],
-                right=[_metric(monitoring.metrics_namespace, "TokensGenerated", custom_dims,
+                left=[_metric(monitoring.metrics_namespace, REQUEST_LATENCY, custom_dims)],
+                right=[_metric(monitoring.metrics_namespace, TOKENS_GENERATED, custom_dims,
                                "Sum")],
                 width=12,
             ),
             cw.GraphWidget(
                 title="Queue depth",
-                left=[queue_depth("generation-queue.fifo"), queue_depth("batch-queue")],
+                left=[queue_depth("generation-queue.fifo"), queue_depth("batch-queue"),
+                      queue_depth("validation-queue")],
                 width=12,
             ),
-            cw.GraphWidget(title="DLQ depth", left=[queue_depth("dlq.fifo")], width=12),
+            cw.GraphWidget(
+                title="DLQ depth",
+                left=[queue_depth("dlq.fifo"), queue_depth("batch-dlq"),
+                      queue_depth("validation-dlq")],
+                width=12,
+            ),
         )
 
         action = actions.SnsAction(self.alarm_topic)
@@ -83,11 +92,20 @@ class MonitoringStack(Stack):
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
-            queue_depth("dlq.fifo").create_alarm(
-                self, "DlqNotEmpty", alarm_name=f"{config.name}-dlq-not-empty",
-                threshold=1, evaluation_periods=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            *(
+                queue_depth(dlq).create_alarm(
+                    self, alarm_id,
+                    alarm_name=f"{config.name}-{dlq.removesuffix('.fifo')}-not-empty",
+                    threshold=1, evaluation_periods=1,
+                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                )
+                for alarm_id, dlq in (
+                    ("DlqNotEmpty", "dlq.fifo"),
+                    ("BatchDlqNotEmpty", "batch-dlq"),
+                    ("ValidationDlqNotEmpty", "validation-dlq"),
+                    ("BatchTriggerDlqNotEmpty", "batch-trigger-dlq"),
+                )
             ),
             _metric("AWS/ApiGateway", "Latency", api_dims, "p99").create_alarm(
                 self, "ApiP99Latency", alarm_name=f"{config.name}-api-p99-latency",

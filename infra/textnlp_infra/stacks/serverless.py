@@ -1,27 +1,56 @@
-"""Design section 7, serverless: the authorizer and batch-trigger Lambdas and their triggers."""
+"""Design section 7, serverless: the authorizer and batch-trigger Lambdas and their triggers.
+
+Each function's environment is named by what its handler reads: the authorizer's by the app's
+settings schema (`textnlp.config.env_name`), the batch trigger's by
+`textnlp.lambdas.batch_trigger.CONFIG_VARIABLES`, so a renamed variable fails synthesis.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from textnlp.config import AuthSettings, env_name
+from textnlp.deployment import AUTHORIZER_HANDLER, BATCH_TRIGGER_HANDLER
+from textnlp.lambdas.batch_trigger import CONFIG_VARIABLES
 
 from textnlp_infra.config import EnvConfig
-from textnlp_infra.constructs.functions import (
-    AUTHORIZER_HANDLER,
-    BATCH_TRIGGER_HANDLER,
-    VpcFunction,
-    application_code,
-    authorizer_skips,
-)
+from textnlp_infra.constructs.functions import VpcFunction, application_code, authorizer_skips
 from textnlp_infra.constructs.orchestration import BatchOrchestration, UploadTrigger
+from textnlp_infra.constructs.storage import UPLOADS_PREFIX
 from textnlp_infra.constructs.worker_services import BATCH_CAPACITY_PROVIDER, BATCH_CONTAINER
 from textnlp_infra.imports import immutable_security_group, imported_key, imported_secret
 from textnlp_infra.stacks.compute import ComputeStack
 from textnlp_infra.stacks.messaging import MessagingStack
 from textnlp_infra.stacks.network import PRIVATE, NetworkStack
 from textnlp_infra.stacks.security import SecurityStack
+
+
+def authorizer_environment(config: EnvConfig) -> dict[str, str]:
+    """The key comes from Secrets Manager at the path the API reads (`/textnlp/<env>/api/
+    jwt-secret`); issuer, audience and algorithm are the schema's defaults, as the API's."""
+    auth = AuthSettings()
+    return {
+        env_name("environment"): config.environment.value,
+        env_name("secrets", "backend"): "aws",
+        env_name("auth", "issuer"): auth.issuer,
+        env_name("auth", "audience"): auth.audience,
+        env_name("auth", "jwt_algorithm"): auth.jwt_algorithm,
+    }
+
+
+def batch_trigger_environment(values: Mapping[str, str]) -> dict[str, str]:
+    """`values` for exactly the variables the handler declares; a missing or extra one fails."""
+    missing = [name for name in CONFIG_VARIABLES if not values.get(name)]
+    unknown = sorted(set(values) - set(CONFIG_VARIABLES))
+    if missing or unknown:
+        raise ValueError(
+            f"batch trigger environment: missing {missing or 'none'}, unknown {unknown or 'none'}"
+        )
+    return {name: values[name] for name in CONFIG_VARIABLES}
 
 
 class ServerlessStack(Stack):
@@ -45,7 +74,7 @@ class ServerlessStack(Stack):
         jwt_secret = imported_secret(self, "JwtSecret", security.secrets.jwt)
         self.authorizer = VpcFunction(
             self, "Authorizer", name="authorizer", handler=AUTHORIZER_HANDLER,
-            environment={"TEXTNLP_AUTH__JWT_SECRET_ARN": jwt_secret.secret_arn},
+            environment=authorizer_environment(config),
             # Every API request may call it (results are cached per token for 5 minutes).
             reserved_concurrency=200, timeout=Duration.seconds(10), **common,
         ).function
@@ -65,18 +94,20 @@ class ServerlessStack(Stack):
         private = network.vpc.select_subnets(subnet_group_name=PRIVATE)
         self.batch_trigger = VpcFunction(
             self, "BatchTrigger", name="batch-trigger", handler=BATCH_TRIGGER_HANDLER,
-            environment={
+            environment=batch_trigger_environment({
                 "CLUSTER_ARN": compute.cluster.cluster_arn,
                 "TASK_DEFINITION_ARN": batch.task_definition.task_definition_arn,
                 "CONTAINER_NAME": BATCH_CONTAINER,
                 "CAPACITY_PROVIDER": BATCH_CAPACITY_PROVIDER,
                 "SUBNETS": ",".join(private.subnet_ids),
                 "SECURITY_GROUPS": app_sg.security_group_id,
-            },
+            }),
             reserved_concurrency=20, timeout=Duration.seconds(60),
-            dead_letter_queue=self.trigger_dlq, **common,
+            # A failed run_task raises: Lambda retries the event twice, then dead-letters it.
+            dead_letter_queue=self.trigger_dlq, retry_attempts=2, **common,
         ).function
         self._allow_run_task(config, compute)
+        self._allow_upload_head(config)
         messaging_key.grant_encrypt_decrypt(self.batch_trigger)
 
         UploadTrigger(
@@ -88,6 +119,14 @@ class ServerlessStack(Stack):
             batch_family=batch.family, topic=messaging.job_notifications,
             messaging_key=messaging_key, logs_key=logs_key,
         )
+
+    def _allow_upload_head(self, config: EnvConfig) -> None:
+        # HeadObject needs s3:GetObject and nothing from KMS: it returns metadata only and
+        # never decrypts the object's data key.
+        self.batch_trigger.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[f"arn:aws:s3:::{config.bucket_name}/{UPLOADS_PREFIX}*"],
+        ))
 
     def _allow_run_task(self, config: EnvConfig, compute: ComputeStack) -> None:
         self.batch_trigger.add_to_role_policy(iam.PolicyStatement(

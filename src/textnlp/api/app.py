@@ -1,13 +1,11 @@
 """``create_app(settings)``: the FastAPI application and its lifecycle.
 
-Nothing is built at import time. ``lifespan`` opens, in order: the JWT secret (Secrets Manager
-in ``aws``), the database (migrated with Alembic unless ``api.migrate_on_start`` is off), the
-cache, the rate limiter, the generation service, and closes them in reverse. Shared objects
-are on ``app.state``: ``settings``, ``engine``, ``db`` (a sessionmaker), ``generation``,
-``cache``, ``metrics``, ``auth``, ``limiter``, ``spending``, ``serving``, ``health``.
-
-Batch-job routes come from ``textnlp.api.routers.jobs``, with a ``lifespan(app)`` of their own
-(queue, storage and job store).
+Nothing is built at import time. ``lifespan`` builds the process's ``Platform`` (the
+composition root, ``textnlp.bootstrap``) and closes it at shutdown; the routers read what they
+need from ``app.state``: ``settings``, ``platform``, ``db`` (a sessionmaker), ``generation``,
+``metrics``, ``auth``, ``limiter``, ``spending``, ``serving``, ``jobs``, ``health``,
+``gateway_streams``. The database must be at this release's schema (``textnlp db upgrade``; the
+local SQLite file is upgraded on first use): the app refuses to start otherwise.
 """
 
 from __future__ import annotations
@@ -15,34 +13,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from textnlp.adapters.cache.completions import CompletionCache
-from textnlp.adapters.cache.factory import make_cache
-from textnlp.adapters.db.base import make_engine, make_sessionmaker, upgrade_database
-from textnlp.adapters.db.spending import SpendingStore
 from textnlp.api.errors import install_error_handlers
 from textnlp.api.health import HealthChecker
-from textnlp.api.middleware import RequestContextMiddleware
-from textnlp.api.routers import admin, auth, generate, jobs, models, stream, validate
+from textnlp.api.middleware import OriginCheckMiddleware, RequestContextMiddleware
+from textnlp.api.routers import admin, auth, gateway, generate, jobs, models, stream, validate
 from textnlp.api.schemas import ERROR_RESPONSES
 from textnlp.api.serving import CompletionsServing
-from textnlp.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from textnlp.auth.service import AuthService
-from textnlp.auth.tokens import TokenService
-from textnlp.backends.registry import ModelCatalogue
-from textnlp.config import LOCAL_JWT_SECRET, Settings
-from textnlp.errors import ConfigError
-from textnlp.generation.templates import TemplateLibrary
-from textnlp.observability.emf import EmfEmitter
+from textnlp.auth.ratelimit import MemoryRateLimiter
+from textnlp.bootstrap import Platform
+from textnlp.config import Settings
+from textnlp.deployment import HEALTH_PATH
 from textnlp.observability.logging import configure_logging
-from textnlp.observability.metrics import Metrics
-from textnlp.observability.tracing import make_tracer
-from textnlp.services.generation import GenerationService
-from textnlp.services.models import ModelPool
-from textnlp.services.spending import SpendingService
 
 API_PREFIX = "/api/v1"
 #: The order of the sections in /docs (routers are included in matching order, below).
@@ -54,10 +39,7 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
     """The API for ``settings``; ``configure_logs`` installs JSON logging (``textnlp serve``)."""
     if configure_logs:
         configure_logging(settings.log_level, json_lines=settings.observability.json_logs)
-    metrics = Metrics(
-        EmfEmitter(settings.observability.emf_namespace) if settings.observability.emf else None
-    )
-    tracer, provider = make_tracer(settings.observability)
+    platform = Platform(settings)
     app = FastAPI(
         title="TextNLP API",
         version="1",
@@ -70,8 +52,8 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.tracer_provider = provider
+    app.state.platform = platform
+    app.state.metrics = platform.metrics
     install_error_handlers(app)
     # Routes are matched in this order: the load balancer's health checks and completions,
     # the most frequent requests, come first.
@@ -83,87 +65,56 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
         validate.router,
         models.router,
         jobs.router,
+        gateway.router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    health = frozenset({HEALTH_PATH})
+    origin_verify = settings.api.origin_verify.get_secret_value()
+    if origin_verify:  # behind API Gateway (aws): answer nothing that walked around it
+        app.add_middleware(OriginCheckMiddleware, secret=origin_verify, open_paths=health)
     app.add_middleware(
         RequestContextMiddleware,
-        metrics=metrics,
+        metrics=platform.metrics,
         max_body_bytes=settings.api.max_body_bytes,
-        tracer=None if provider is None else tracer,
-        quiet_routes=frozenset({f"{API_PREFIX}/admin/health"}),
+        tracer=platform.tracer,
+        quiet_routes=health,
     )
     return app
 
 
-def resolve_jwt_secret(settings: Settings) -> Settings:
-    """The signing key from Secrets Manager (``aws``); refuse the default outside ``local``."""
-    if settings.secrets.backend == "aws":
-        from textnlp.adapters.secrets.base import JWT_SECRET
-        from textnlp.adapters.secrets.factory import secrets_provider
-
-        secret = secrets_provider(settings).get(JWT_SECRET)
-        settings = settings.model_copy(
-            update={"auth": settings.auth.model_copy(update={"jwt_secret": secret})}
-        )
-    if settings.profile != "local" and (
-        settings.auth.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET
-    ):
-        raise ConfigError("refusing to start outside the local profile with the default JWT secret")
-    return settings
-
-
-def _limiter(settings: Settings) -> RateLimiter:
-    if settings.cache.url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisRateLimiter.from_url(settings.cache.url)
-    return MemoryRateLimiter()
-
-
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = await asyncio.to_thread(resolve_jwt_secret, app.state.settings)
-    app.state.settings = settings
-    async with AsyncExitStack() as stack:
-        if settings.api.migrate_on_start:
-            await asyncio.to_thread(upgrade_database, settings.database_url)
-        engine = make_engine(settings.database_url)
-        stack.callback(engine.dispose)
-        sessions = make_sessionmaker(engine)
-        cache = make_cache(settings.cache.url)
-        stack.callback(cache.close)
-        limiter = _limiter(settings)
-        stack.callback(limiter.close)
-        catalogue = ModelCatalogue.load(settings.user_models_file)
-        response_cache = (
-            CompletionCache(cache, settings.cache.ttl_s, app.state.metrics.observe_cache)
-            if settings.generation.response_cache
-            else None
+    platform: Platform = app.state.platform
+    try:
+        # The parts that touch the network are built off the event loop, before serving.
+        await asyncio.to_thread(_build, app, platform)
+        log.info(
+            "API ready",
+            extra={"profile": platform.settings.profile, "database": platform.engine.dialect.name},
         )
-        generation = GenerationService(
-            settings,
-            catalogue,
-            TemplateLibrary.load(settings.user_templates_dir),
-            ModelPool(catalogue, settings),
-            response_cache,
-        )
-        stack.push_async_callback(generation.pool.aclose)
-        app.state.engine = engine
-        app.state.db = sessions
-        app.state.cache = cache
-        app.state.limiter = limiter
-        app.state.generation = generation
-        app.state.auth = AuthService(sessions, TokenService(settings.auth))
-        # Authentication runs on the event loop only when nothing it touches waits on a network
-        # (SQLite file, in-memory rate limiter); otherwise in the thread pool.
-        app.state.inline_auth = engine.dialect.name == "sqlite" and isinstance(
-            limiter, MemoryRateLimiter
-        )
-        app.state.spending = SpendingService(settings, SpendingStore(engine))
-        app.state.serving = CompletionsServing(
-            generation, settings.api, app.state.metrics, app.state.spending
-        )
-        app.state.health = HealthChecker(settings, sessions, cache, generation)
-        await stack.enter_async_context(jobs.lifespan(app))
-        if app.state.tracer_provider is not None:
-            stack.callback(app.state.tracer_provider.shutdown)
-        log.info("API ready", extra={"profile": settings.profile, "database": engine.dialect.name})
         yield
+    finally:
+        streams: gateway.GatewayStreams | None = getattr(app.state, "gateway_streams", None)
+        if streams is not None:
+            await streams.aclose()
+        await platform.aclose()
+
+
+def _build(app: FastAPI, platform: Platform) -> None:
+    state = app.state
+    state.db = platform.sessions
+    state.auth = platform.auth
+    state.limiter = platform.rate_limiter
+    state.generation = platform.generation
+    state.spending = platform.spending
+    state.jobs = platform.jobs
+    # Authentication runs on the event loop only when nothing it touches waits on a network
+    # (SQLite file, in-memory rate limiter); otherwise in the thread pool.
+    state.inline_auth = platform.engine.dialect.name == "sqlite" and isinstance(
+        platform.rate_limiter, MemoryRateLimiter
+    )
+    state.serving = CompletionsServing(
+        platform.generation, platform.settings.api, platform.metrics, platform.spending
+    )
+    state.health = HealthChecker(platform)
+    state.gateway_streams = gateway.GatewayStreams(platform, state.serving)

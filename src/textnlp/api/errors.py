@@ -8,6 +8,7 @@ with no detail (logged with the request id). WebSockets use ``ws_error_message``
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from textnlp.errors import QuotaExceeded, TextNLPError
@@ -39,6 +41,11 @@ def error_json(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def error_bytes(kind: str, message: str, **details: Any) -> bytes:
+    """An error body for ASGI middleware, which answers before any route (and FastAPI) runs."""
+    return json.dumps({"error": {"type": kind, "message": message, **details}}).encode()
 
 
 def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -79,7 +86,7 @@ def ws_error_message(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, TextNLPError):
         error = {**_json_safe(exc.to_dict()), "status": exc.http_status}
         return {"type": "error", "error": error}
-    if isinstance(exc, WebSocketRequestValidationError | RequestValidationError):
+    if isinstance(exc, WebSocketRequestValidationError | RequestValidationError | ValidationError):
         errors = validation_errors(exc.errors())
         return {
             "type": "error",

@@ -12,14 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
 
 from sqlalchemy import text
 
-from textnlp.adapters.cache.base import KeyValueCache
 from textnlp.api.schemas import ComponentHealth, HealthResponse
-from textnlp.config import Settings
-from textnlp.services.generation import GenerationService
+from textnlp.bootstrap import Platform
 
 MODEL_TTL_S = 30.0
 #: Probes of the database and cache are shared by the calls of this interval, so a probe storm
@@ -28,17 +25,11 @@ PROBE_TTL_S = 1.0
 
 
 class HealthChecker:
-    def __init__(
-        self,
-        settings: Settings,
-        sessions: Any,
-        cache: KeyValueCache,
-        generation: GenerationService,
-    ) -> None:
-        self.settings = settings
-        self.sessions = sessions
-        self.cache = cache
-        self.generation = generation
+    def __init__(self, platform: Platform) -> None:
+        self.settings = platform.settings
+        self.sessions = platform.sessions
+        self.redis = platform.redis
+        self.generation = platform.generation
         self._models: dict[str, ComponentHealth] = {}
         self._models_at = 0.0
         self._probed: dict[str, ComponentHealth] = {}
@@ -76,7 +67,7 @@ class HealthChecker:
         database = self._database()
         return {
             "database": database,
-            "cache": _ok(self.cache.ping(), f"cache {self._cache_kind()} does not answer"),
+            "cache": self._cache(),
             "queue": self._queue(database),
             "storage": self._storage(),
         }
@@ -105,8 +96,15 @@ class HealthChecker:
         writable = probe.exists() and os.access(probe, os.W_OK)
         return _ok(writable, f"{probe} is not writable")
 
-    def _cache_kind(self) -> str:
-        return "memory" if self.settings.cache.url == "memory" else "redis"
+    def _cache(self) -> ComponentHealth:
+        if self.redis is None:
+            return ComponentHealth(status="ok", detail="local (no Redis)")
+        from textnlp.adapters.redis_client import ping_every_master
+
+        try:
+            return _ok(ping_every_master(self.redis), "Redis does not answer")
+        except Exception as exc:  # any connection failure means "down" to a health check
+            return ComponentHealth(status="down", detail=f"Redis: {type(exc).__name__}")
 
     def _model_health(self) -> dict[str, ComponentHealth]:
         now = time.monotonic()

@@ -4,7 +4,7 @@ request id, body-size bound, metrics, one JSON log line per request, and a traci
 
 from __future__ import annotations
 
-import json
+import hmac
 import logging
 import os
 import time
@@ -14,11 +14,14 @@ from fastapi import HTTPException
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from textnlp.api.errors import error_bytes
+from textnlp.deployment import ORIGIN_VERIFY_HEADER
 from textnlp.observability.logging import request_id_var
 from textnlp.observability.metrics import Metrics
 from textnlp.observability.tracing import XRayPropagator, headers_carrier
 
 log = logging.getLogger("textnlp.api.access")
+ORIGIN_HEADER = ORIGIN_VERIFY_HEADER.lower().encode()
 _PROPAGATOR = XRayPropagator()
 
 
@@ -31,15 +34,7 @@ class BodyTooLarge(HTTPException):
 
 
 def _too_large_body(limit: int) -> bytes:
-    return json.dumps(
-        {
-            "error": {
-                "type": "payload_too_large",
-                "message": f"body over {limit} bytes",
-                "limit": limit,
-            }
-        }
-    ).encode()
+    return error_bytes("payload_too_large", f"body over {limit} bytes", limit=limit)
 
 
 class RequestContextMiddleware:
@@ -137,20 +132,30 @@ class RequestContextMiddleware:
             await self._send_413(send, request_id)
 
     async def _send_413(self, send: Send, request_id: str) -> None:
-        body = _too_large_body(self.max_body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await send_error(
+            send,
+            413,
+            _too_large_body(self.max_body),
+            [(b"x-request-id", request_id.encode()), (b"connection", b"close")],
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """An error JSON answer from middleware (before any route runs)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -173,3 +178,40 @@ def _route(scope: Scope) -> str:
     keep = len(path_parts) - len(template_parts) + 1
     prefix = "/".join(path_parts[:keep]) if keep > 1 else ""
     return prefix + str(template)
+
+
+class OriginCheckMiddleware:
+    """Refuse what did not come through API Gateway (no ``X-Origin-Verify`` with the deployment's
+    secret): 403 for HTTP, close code 1008 for a WebSocket. ``open_paths`` (the health probe,
+    which load balancers and container checks call directly) are exempt."""
+
+    def __init__(self, app: ASGIApp, *, secret: str, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.secret = secret.encode()
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope.get("path") not in self.open_paths:
+            given = (_header(scope, ORIGIN_HEADER) or "").encode("latin-1")
+            if not hmac.compare_digest(given, self.secret):
+                await self._refuse(scope, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "use the gateway"})
+            return
+        body = error_bytes("permission_denied", "requests reach this API through its gateway only")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -3,6 +3,8 @@
 ``acquire(key, rate, burst)`` takes one token from the bucket ``key`` (refilled at ``rate``
 tokens per second up to ``burst``) and answers 0.0 when allowed, else the seconds to wait.
 The Redis bucket is one Lua script, atomic across every API task; its keys expire when idle.
+It touches one key, so it runs on a Redis Cluster as it does on one server. The client is the
+process's one Redis client (``textnlp.adapters.redis_client``); its owner closes it.
 """
 
 from __future__ import annotations
@@ -63,19 +65,12 @@ class RedisRateLimiter:
     """Buckets shared by every API task through Redis (time from the Redis server)."""
 
     def __init__(self, client: Any, prefix: str = "textnlp:rl:") -> None:
-        self._client = client
         self._prefix = prefix
         self._script = client.register_script(_LUA)
-
-    @classmethod
-    def from_url(cls, url: str) -> RedisRateLimiter:
-        import redis
-
-        return cls(redis.Redis.from_url(url, socket_timeout=2.0))
 
     def acquire(self, key: str, rate: float, burst: int) -> float:
         wait = float(self._script(keys=[self._prefix + key], args=[rate, burst]))
         return 0.0 if wait <= 0 or math.isnan(wait) else wait
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: the client is shared and closed by its owner."""

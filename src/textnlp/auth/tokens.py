@@ -2,10 +2,10 @@
 
 Every token carries ``iss``, ``aud``, ``sub`` (user id), ``role``, ``jti`` (unique id),
 ``family`` (the login it descends from), ``typ`` ("access" or "refresh"), ``iat`` and ``exp``.
-Verification pins the algorithm (``alg: none`` and any other algorithm are refused), requires
-every claim, checks issuer, audience and expiry, and refuses a token of the other type — a
-refresh token is never an access token. Revocation (logout, family reuse) needs the database
-and is checked by ``textnlp.auth.service``.
+Verification is ``textnlp.auth.jwt_rules`` (shared with the Lambda authorizer): pinned
+algorithm, every claim required, issuer, audience and expiry checked, and a token of the other
+type refused — a refresh token is never an access token. Revocation (logout, family reuse)
+needs the database and is checked by ``textnlp.auth.service``.
 """
 
 from __future__ import annotations
@@ -13,17 +13,12 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import jwt
 
+from textnlp.auth.jwt_rules import TokenRejected, TokenType, decode_token
 from textnlp.config import AuthSettings
 from textnlp.errors import AuthError
-
-TokenType = Literal["access", "refresh"]
-_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "typ"]
-#: Clock skew tolerated between hosts, in seconds.
-LEEWAY_S = 5
 
 
 @dataclass(frozen=True)
@@ -76,21 +71,16 @@ class TokenService:
     def verify(self, token: str, *, expected_type: TokenType = "access") -> TokenClaims:
         """The claims of a valid token of ``expected_type``; ``AuthError`` otherwise."""
         try:
-            payload: dict[str, Any] = jwt.decode(
+            payload = decode_token(
                 token,
-                self._key,
-                algorithms=[self._algorithm],
-                audience=self._settings.audience,
+                key=self._key,
+                algorithm=self._algorithm,
                 issuer=self._settings.issuer,
-                leeway=LEEWAY_S,
-                options={"require": _REQUIRED, "verify_signature": True},
+                audience=self._settings.audience,
+                expected_type=expected_type,
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthError("token expired") from None
-        except jwt.PyJWTError as exc:
-            raise AuthError(f"invalid token: {exc}") from None
-        if payload.get("typ") != expected_type:
-            raise AuthError(f"expected an {expected_type} token")
+        except TokenRejected as exc:
+            raise AuthError(str(exc)) from None
         try:
             return TokenClaims(
                 sub=str(payload["sub"]),

@@ -4,10 +4,10 @@ retries, the circuit and the rate limit, and turns provider answers into complet
 and cost.
 
 A subclass implements ``_open``/``_close`` (clients), ``_invoke`` (one request -> ``Parsed``)
-and, when it can stream, ``_chunks`` (one request -> ``Chunk`` events). The app factory and the
-worker build one ``CloudContext`` from settings and pass it to every backend they create, so
-that all share circuits (read by ``/admin/health``) and limits; a backend created without one
-builds its own from ``load_settings()`` in ``load()``.
+and, when it can stream, ``_chunks`` (one request -> ``Chunk`` events). The composition root
+(``textnlp.bootstrap``) builds one ``CloudContext`` from settings and the process's Redis client
+and passes it to every backend it creates, so that all share circuits (read by
+``/admin/health``) and limits; a backend cannot load without one.
 """
 
 from __future__ import annotations
@@ -16,16 +16,21 @@ import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textnlp.backends.base import PerRequestBackend
 from textnlp.backends.pricing import PriceTable
 from textnlp.backends.providers.common import Chunk, Parsed
-from textnlp.backends.ratelimit import InMemoryRateLimiter, RateLimit, RateLimiter
+from textnlp.backends.ratelimit import (
+    InMemoryRateLimiter,
+    RateLimit,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from textnlp.backends.resilience import CircuitRegistry, CircuitState, Resilience, RetryPolicy
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, FinishReason, GenerationRequest, ModelInfo, TokenDelta, Usage
-from textnlp.errors import BackendUnavailable, InvalidRequest
+from textnlp.errors import BackendUnavailable, ConfigError, InvalidRequest
 
 if TYPE_CHECKING:
     from textnlp.adapters.secrets import SecretsProvider
@@ -50,18 +55,20 @@ class CloudContext:
     aws_endpoint_url: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CloudContext:
+    def from_settings(cls, settings: Settings, *, redis: Any | None = None) -> CloudContext:
+        """The context of ``settings``; ``redis`` is the process's Redis client (or None), which
+        counts the model rate limits when ``models.rate_limiter`` is ``redis`` or ``auto``."""
         from textnlp.adapters.secrets import secrets_provider
-        from textnlp.backends.ratelimit import RedisRateLimiter
 
         models = settings.models
-        redis_url = settings.cache.url if settings.cache.url.startswith("redis") else None
-        use_redis = models.rate_limiter == "redis" or (
-            models.rate_limiter == "auto" and redis_url is not None
-        )
         limiter: RateLimiter
-        if use_redis:
-            limiter = RedisRateLimiter(redis_url, max_wait_s=models.rate_limit_max_wait_s)
+        if models.rate_limiter == "redis" and redis is None:
+            raise ConfigError(
+                "TEXTNLP_MODELS__RATE_LIMITER is redis but no Redis client was given: set "
+                "TEXTNLP_CACHE__URL (or TEXTNLP_CACHE__HOST) and build backends in bootstrap"
+            )
+        if redis is not None and models.rate_limiter in {"redis", "auto"}:
+            limiter = RedisRateLimiter(redis, max_wait_s=models.rate_limit_max_wait_s)
         else:
             limiter = InMemoryRateLimiter(max_wait_s=models.rate_limit_max_wait_s)
 
@@ -101,7 +108,6 @@ class CloudBackend(PerRequestBackend):
     def __init__(self, spec: ModelSpec, *, context: CloudContext | None = None) -> None:
         super().__init__(spec)
         self._context = context
-        self._owns_context = False
         self._resilience: Resilience | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -109,10 +115,12 @@ class CloudBackend(PerRequestBackend):
         if self._resilience is not None:
             return
         if self._context is None:
-            from textnlp.config import load_settings
-
-            self._context = CloudContext.from_settings(load_settings())
-            self._owns_context = True
+            # Built by the composition root (``ModelPool``), never from the environment here.
+            raise BackendUnavailable(
+                "a remote backend needs a CloudContext (textnlp.bootstrap builds one)",
+                backend=self.name,
+                model=self.spec.id,
+            )
         context = self._context
         self._resilience = Resilience(
             backend=self.name,
@@ -129,9 +137,6 @@ class CloudBackend(PerRequestBackend):
             return
         self._resilience = None
         await self._close()
-        if self._owns_context and self._context is not None:
-            await self._context.aclose()
-            self._context, self._owns_context = None, False
 
     @property
     def context(self) -> CloudContext:

@@ -6,6 +6,13 @@
 so that every worker of a deployment shares one budget (a fixed window lets up to twice the
 rate through across a window boundary; acceptable for a provider quota measured per minute).
 A caller that would wait longer than ``max_wait_s`` gets ``RateLimited`` instead.
+
+The Redis limiter takes the process's one (synchronous) Redis client, a ``redis.Redis`` or a
+``RedisCluster`` (``textnlp.adapters.redis_client``), and runs its script in a worker thread so
+the event loop never waits on the network. A model's request and token counts of one window are
+two fields of one hash, so the script touches one key: on a cluster it needs no hash tag against
+CROSSSLOT, and it keeps working while its slot migrates between masters (a script of two keys
+that do not exist yet is answered TRYAGAIN there until the migration ends).
 """
 
 from __future__ import annotations
@@ -118,51 +125,47 @@ _WINDOW_SCRIPT = """
 local rpm = tonumber(ARGV[1])
 local tpm = tonumber(ARGV[2])
 local tokens = tonumber(ARGV[3])
-local requests = tonumber(redis.call('GET', KEYS[1]) or '0')
-local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local counts = redis.call('HMGET', KEYS[1], 'req', 'tok')
+local requests = tonumber(counts[1] or '0')
+local used = tonumber(counts[2] or '0')
 if (rpm > 0 and requests + 1 > rpm) or (tpm > 0 and used > 0 and used + tokens > tpm) then
   return 0
 end
-redis.call('INCR', KEYS[1])
+redis.call('HINCRBY', KEYS[1], 'req', 1)
+redis.call('HINCRBY', KEYS[1], 'tok', tokens)
 redis.call('EXPIRE', KEYS[1], 120)
-redis.call('INCRBY', KEYS[2], tokens)
-redis.call('EXPIRE', KEYS[2], 120)
 return 1
 """
 
 
 class RedisRateLimiter:
-    """Shared limits; ``client`` is a ``redis.asyncio.Redis`` (built from ``url`` when omitted)."""
+    """Limits shared by every worker of a deployment; the client is closed by its owner."""
 
     def __init__(
         self,
-        url: str | None = None,
+        client: Any,
         *,
-        client: Any = None,
         prefix: str = "textnlp:ratelimit",
         max_wait_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if client is None:
-            if url is None:
-                raise ValueError("RedisRateLimiter needs a url or a client")
-            import redis.asyncio as redis_asyncio
-
-            client = redis_asyncio.Redis.from_url(url)
-        self._client = client
         self._script = client.register_script(_WINDOW_SCRIPT)
         self.prefix = prefix
         self.max_wait_s = max_wait_s
         self._clock = clock
         self._sleep = sleep
 
+    def window_key(self, key: str, window: int) -> str:
+        """The hash counting ``key``'s requests and tokens in minute ``window`` (since 1970)."""
+        return f"{self.prefix}:{key}:{window}"
+
     async def _try(self, key: str, limit: RateLimit, tokens: int) -> float:
         now = self._clock()
         window = math.floor(now / 60)
-        keys = [f"{self.prefix}:{key}:{window}:req", f"{self.prefix}:{key}:{window}:tok"]
+        keys = [self.window_key(key, window)]
         args = [limit.requests_per_minute or 0, limit.tokens_per_minute or 0, tokens]
-        admitted = await self._script(keys=keys, args=args)
+        admitted = await asyncio.to_thread(self._script, keys=keys, args=args)
         return 0.0 if int(admitted) == 1 else (window + 1) * 60 - now + 0.01
 
     async def acquire(self, key: str, limit: RateLimit, tokens: int) -> None:
@@ -176,4 +179,4 @@ class RedisRateLimiter:
             waited += wait
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        """Nothing to release: the client is shared and closed by its owner."""

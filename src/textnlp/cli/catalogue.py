@@ -7,9 +7,7 @@ import yaml
 from rich.syntax import Syntax
 from rich.table import Table
 
-from textnlp.backends.registry import ModelCatalogue
-from textnlp.cli.common import console, settings
-from textnlp.generation.templates import TemplateLibrary
+from textnlp.cli.common import console, platform
 
 templates_app = typer.Typer(help="Prompt templates.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalogue.", no_args_is_help=True)
@@ -23,7 +21,7 @@ def register(app: typer.Typer) -> None:
 @templates_app.command("list")
 def list_templates() -> None:
     """Built-in and user templates."""
-    library = TemplateLibrary.load(settings().user_templates_dir)
+    library = platform().templates
     table = Table(title="Templates")
     for column in ("id", "version", "output", "variables", "description"):
         table.add_column(column)
@@ -45,8 +43,7 @@ def show_template(
     index: int = typer.Option(0, help="Record index of the sample prompt."),
 ) -> None:
     """A template's definition and one rendered sample prompt."""
-    library = TemplateLibrary.load(settings().user_templates_dir)
-    template = library.get(template_id)
+    template = platform().templates.get(template_id)
     definition = template.model_dump(mode="json", by_alias=True, exclude_none=True)
     definition.pop("source", None)
     console.print(Syntax(yaml.safe_dump(definition, sort_keys=False), "yaml"))
@@ -62,7 +59,7 @@ def show_template(
 @models_app.command("list")
 def list_models() -> None:
     """Every model of the catalogue and whether it can run here."""
-    catalogue = ModelCatalogue.load(settings().user_models_file)
+    catalogue = platform().catalogue
     table = Table(title="Models")
     for column in ("id", "backend", "context", "available", "description"):
         table.add_column(column)

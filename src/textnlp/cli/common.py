@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from textnlp.bootstrap import Platform
 from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidInput
 
@@ -16,6 +17,11 @@ err_console = Console(stderr=True)
 
 def settings() -> Settings:
     return load_settings()
+
+
+def platform(config: Settings | None = None) -> Platform:
+    """The process's parts (use ``with platform() as p:``), from the environment's settings."""
+    return Platform(config or settings())
 
 
 def parse_assignments(pairs: list[str] | None, option: str = "--var") -> dict[str, Any]:

@@ -16,11 +16,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, err_console, parse_assignments, settings
 from textnlp.domain import Record
 from textnlp.errors import QuotaExceeded
 from textnlp.generation.pipeline import DatasetSummary
-from textnlp.services.generation import DatasetJob, GenerationService
+from textnlp.services.generation import DatasetJob
 
 
 def register(app: typer.Typer) -> None:
@@ -76,8 +77,13 @@ def generate(
 
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
-    service = GenerationService.from_settings(settings(), use_cache=use_cache)
-    try:
+    config = settings()
+    if not use_cache:
+        config = config.model_copy(
+            update={"generation": config.generation.model_copy(update={"response_cache": False})}
+        )
+    async with Platform(config) as platform:
+        service = platform.generation
         model_id, request = service.dataset_request(job)
         with _progress() as progress:
             task = progress.add_task(
@@ -106,8 +112,6 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                 ) from None
             finally:
                 status.stop()
-    finally:
-        await service.aclose()
 
 
 class _Tracker:

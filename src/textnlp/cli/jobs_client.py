@@ -8,10 +8,11 @@ from typing import Any, Protocol
 import httpx
 from pydantic import ValidationError
 
+from textnlp.bootstrap import Platform
 from textnlp.config import Settings
 from textnlp.errors import AuthError, Conflict, InvalidInput, NotFound, TextNLPError
 from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.jobs import Owner
 
 LOCAL_OWNER = Owner(id="local", is_admin=True)
 BASE = "/api/v1/generate"
@@ -29,7 +30,8 @@ class JobsBackend(Protocol):
 
 class LocalJobs:
     def __init__(self, settings: Settings) -> None:
-        self.service = JobService.from_settings(settings)
+        self.platform = Platform(settings)
+        self.service = self.platform.jobs
 
     def upload(self, name: str, data: bytes) -> str:
         return self.service.upload_prompts(LOCAL_OWNER, name, data)
@@ -59,7 +61,7 @@ class LocalJobs:
         return out.stat().st_size
 
     def close(self) -> None:
-        self.service.close()
+        self.platform.close()
 
 
 class ApiJobs:

@@ -35,7 +35,7 @@ def _register_optional(module: str) -> None:
             raise
 
 
-for _module in ("validate", "serve", "users", "worker", "jobs"):
+for _module in ("validate", "serve", "users", "worker", "jobs", "db"):
     _register_optional(_module)
 
 

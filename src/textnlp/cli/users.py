@@ -11,21 +11,9 @@ import sys
 
 import typer
 
-from textnlp.cli.common import console, settings
+from textnlp.cli.common import console, platform
 
 users_app = typer.Typer(help="Manage API users and their API keys.", no_args_is_help=True)
-
-
-def _auth_service() -> object:
-    from textnlp.adapters.db.base import make_engine, make_sessionmaker, upgrade_database
-    from textnlp.auth.service import AuthService
-    from textnlp.auth.tokens import TokenService
-
-    config = settings()
-    upgrade_database(config.database_url)
-    return AuthService(
-        make_sessionmaker(make_engine(config.database_url)), TokenService(config.auth)
-    )
 
 
 @users_app.command("create")
@@ -37,15 +25,12 @@ def create(
     ),
 ) -> None:
     """Create a user (argon2id-hashed password)."""
-    from textnlp.auth.service import AuthService
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    service = _auth_service()
-    assert isinstance(service, AuthService)
-    user = service.create_user(name, password, "admin" if admin else "user")
+    with platform() as parts:
+        user = parts.auth.create_user(name, password, "admin" if admin else "user")
     console.print(f"created {user.role} {user.username} ({user.id})")
 
 
@@ -56,16 +41,15 @@ def api_key(
 ) -> None:
     """Create an API key for a user (service account); it is printed once."""
     from textnlp.adapters.db.users import UserRepository
-    from textnlp.auth.service import AuthService
     from textnlp.errors import NotFound
 
-    service = _auth_service()
-    assert isinstance(service, AuthService)
-    with service.sessions() as session:
-        found = UserRepository(session).by_name(name)
-    if found is None:
-        raise NotFound(f"no user {name!r}")
-    _, key = service.create_api_key(found[0], label)
+    with platform() as parts:
+        service = parts.auth
+        with service.sessions() as session:
+            found = UserRepository(session).by_name(name)
+        if found is None:
+            raise NotFound(f"no user {name!r}")
+        _, key = service.create_api_key(found[0], label)
     print(key)
 
 
@@ -77,20 +61,11 @@ def spending_cap(
     ),
 ) -> None:
     """Set a user's own spending cap on priced models (direct generations and jobs)."""
-    from textnlp.adapters.db.base import make_engine, upgrade_database
-    from textnlp.adapters.db.spending import SpendingStore
-    from textnlp.services.spending import SpendingService
-
-    config = settings()
-    upgrade_database(config.database_url)
-    engine = make_engine(config.database_url)
-    try:
-        spending = SpendingService(config, SpendingStore(engine))
+    with platform() as parts:
+        spending = parts.spending
         user_id = spending.set_user_cap(name, usd)
         spend = spending.store.spend(user_id)
-    finally:
-        engine.dispose()
-    limit = spending.limit(spend)
+        limit = spending.limit(spend)
     shown = "none" if limit is None else f"${limit:.2f}"
     default = " (the default)" if usd is None else ""
     console.print(f"{name}: spending cap {shown}{default}, ${spend.spent_usd:.4f} spent")

@@ -9,15 +9,17 @@ under ``prompts/user-uploads/<user>/``: the worker submits that file as a job of
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 
 import typer
 
+from textnlp.adapters.queue.base import QUEUE_ROLES
 from textnlp.adapters.storage import Keys
+from textnlp.bootstrap import Platform
 from textnlp.cli.common import err_console, settings
 from textnlp.config import Settings
 from textnlp.errors import InvalidInput
+from textnlp.observability.logging import configure_logging
 from textnlp.services.job_models import JobSpec
 from textnlp.services.jobs import JobService, Owner
 from textnlp.worker import Worker, WorkerOptions
@@ -29,7 +31,10 @@ def register(app: typer.Typer) -> None:
 
 def worker(
     queues: str = typer.Option(
-        "generation,batch", "--queues", "-q", help="Comma-separated: generation, batch."
+        ",".join(QUEUE_ROLES),
+        "--queues",
+        "-q",
+        help="Comma-separated: generation, batch, validation.",
     ),
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, max=64, help="Jobs at once."),
     once: bool = typer.Option(False, "--once", help="Exit when the queues are empty."),
@@ -37,11 +42,13 @@ def worker(
 ) -> None:
     """Run queued batch jobs until stopped (SIGTERM hands running jobs back)."""
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
-    unknown = [q for q in names if q not in {"generation", "batch"}]
+    unknown = [q for q in names if q not in QUEUE_ROLES]
     if unknown or not names:
-        raise InvalidInput(f"--queues takes generation and/or batch (got {queues!r})")
+        raise InvalidInput(
+            f"--queues takes {', '.join(QUEUE_ROLES)} (comma-separated; got {queues!r})"
+        )
     config = settings()
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging(config.log_level, json_lines=config.observability.json_logs)
     bucket, key = os.environ.get("S3_BUCKET", ""), os.environ.get("S3_KEY", "")
     if bucket and config.storage.backend == "s3":
         config = config.model_copy(
@@ -67,12 +74,10 @@ def submit_uploaded_file(jobs: JobService, key: str) -> str:
 
 
 async def _run(config: Settings, options: WorkerOptions, key: str) -> int:
-    worker = Worker.from_settings(config, options)
-    try:
+    async with Platform(config) as platform:
+        worker = Worker(platform, options)
         if key:
             job_id = await asyncio.to_thread(submit_uploaded_file, worker.jobs, key)
             err_console.print(f"submitted job {job_id} for {key}")
         worker.install_signal_handlers()
         return await worker.run()
-    finally:
-        await worker.aclose()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -47,8 +48,15 @@ class SqliteResponseCache:
     in_process = False
     TRIM_EVERY = 256
 
-    def __init__(self, path: Path, *, max_entries: int = 200_000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_entries: int = 200_000,
+        on_lookup: Callable[[bool], None] | None = None,
+    ) -> None:
         self.max_entries = max_entries
+        self._on_lookup = on_lookup
         self._writes = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -64,6 +72,8 @@ class SqliteResponseCache:
             row = self._db.execute(
                 "SELECT completion FROM responses WHERE key = ?", (key,)
             ).fetchone()
+        if self._on_lookup is not None:
+            self._on_lookup(row is not None)
         return Completion.model_validate_json(row[0]) if row else None
 
     def put(self, key: str, completion: Completion) -> None:

@@ -1,5 +1,8 @@
 """AWS Lambda handlers: the API Gateway authorizer and the S3 -> ECS batch trigger.
 
-They import only the standard library, boto3 and PyJWT at module level (plus the API's own
-token checks when they are importable), and build their clients once per container.
+They run from the asset ``infra/textnlp_infra/lambda_asset.py`` builds: the ``textnlp`` source
+plus PyJWT, on a runtime that provides boto3. So they import at module level only the standard
+library, PyJWT and ``textnlp`` modules that import nothing else (``textnlp.auth.jwt_rules``,
+``textnlp.auth.api_keys``, ``textnlp.deployment``, this package); boto3 is imported where a
+client is first needed, and clients are built once per container.
 """

@@ -1,128 +1,139 @@
-"""API Gateway Lambda authorizer: the API's JWT -> an IAM policy.
+"""API Gateway Lambda authorizer: the API's credentials -> an IAM policy.
 
-Accepts the REST ``TOKEN`` authorizer event (``authorizationToken: "Bearer <jwt>"``,
-``methodArn``) and the WebSocket ``$connect`` ``REQUEST`` event (the token in
-``queryStringParameters.token``, or an ``Authorization`` header). A valid access token gives
-``Allow`` on the method ARN with ``principalId`` and ``context.userId``; anything else gives
-``Deny`` (never an exception, which API Gateway would turn into a 500).
+Events: the REST ``TOKEN`` authorizer event (``authorizationToken: "Bearer <credential>"``,
+``methodArn``) and the WebSocket ``$connect`` ``REQUEST`` event, whose credential is, as on the
+app's own socket, an ``Authorization: Bearer`` header, the ``access_token`` query parameter
+(``token`` is still accepted for old clients) or an ``X-API-Key`` header.
 
-The key and checks are the API's: ``textnlp.auth.tokens.TokenService`` when its packages are
-importable, else the same checks in ``jwt_check``. The secret comes from
-``TEXTNLP_AUTH__JWT_SECRET``, or from Secrets Manager at ``TEXTNLP_AUTH__JWT_SECRET_ARN``
-(read once per container).
+Verdicts:
+
+- a valid access token (``textnlp.auth.jwt_rules``, the API's own check and key): ``Allow``,
+  ``principalId`` = ``context.userId`` = the user id, ``context.role``;
+- an API key (``tnlp_<id>_<secret>``): ``Allow`` with ``principalId`` ``api-key`` and
+  ``context.credential`` ``api_key``. Keys live in the database, which this function cannot
+  reach, so it only lets them through to the app;
+- anything else (no credential, expired, forged, a refresh token, a broken configuration):
+  ``Deny``. Never an exception, which API Gateway would answer with a 500.
+
+The app authenticates every request itself whatever this function says (revocation, API keys,
+roles), so this is a first filter, not the only check. API Gateway caches a verdict for the
+same credential for 5 minutes across all routes, so the policy covers the whole stage
+(``arn:aws:execute-api:<region>:<account>:<api id>/<stage>/*``), not only the method called.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from textnlp.lambdas.jwt_check import AuthConfig, Subject, verify_access_token
+from textnlp.auth.api_keys import is_api_key, parse_api_key
+from textnlp.auth.jwt_rules import TokenRejected, decode_token
+from textnlp.lambdas.authorizer_settings import AuthorizerConfigError, AuthorizerSettings
 
 log = logging.getLogger(__name__)
-Verifier = Callable[[str], Subject]
-_verifier: Verifier | None = None
+log.setLevel(logging.INFO)
 
-
-def _secret() -> str:
-    value = os.environ.get("TEXTNLP_AUTH__JWT_SECRET", "")
-    if value:
-        return value
-    arn = os.environ.get("TEXTNLP_AUTH__JWT_SECRET_ARN", "")
-    if not arn:
-        raise RuntimeError("neither TEXTNLP_AUTH__JWT_SECRET nor ..._ARN is set")
-    import boto3
-
-    raw = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return str(raw)
-    if isinstance(parsed, dict):
-        for key in ("jwt_secret", "jwt-secret", "secret", "value"):
-            if key in parsed:
-                return str(parsed[key])
-    return str(raw)
-
-
-def build_verifier(environ: Mapping[str, str] | None = None) -> Verifier:
-    env = os.environ if environ is None else environ
-    config = AuthConfig(
-        secret=_secret(),
-        algorithm=env.get("TEXTNLP_AUTH__JWT_ALGORITHM", "HS256"),
-        issuer=env.get("TEXTNLP_AUTH__ISSUER", "textnlp"),
-        audience=env.get("TEXTNLP_AUTH__AUDIENCE", "textnlp-api"),
-    )
-    try:  # the API's own checks, where its packages are deployed with the function
-        from pydantic import SecretStr
-
-        from textnlp.auth.tokens import TokenService
-        from textnlp.config import AuthSettings
-    except ImportError:
-        return lambda token: verify_access_token(token, config)
-    service = TokenService(
-        AuthSettings(
-            jwt_secret=SecretStr(config.secret),
-            jwt_algorithm=config.algorithm,
-            issuer=config.issuer,
-            audience=config.audience,
-        )
-    )
-
-    def verify(token: str) -> Subject:
-        claims = service.verify(token, expected_type="access")
-        return Subject(sub=claims.sub, role=claims.role)
-
-    return verify
+API_KEY_PRINCIPAL = "api-key"
+ANONYMOUS = "anonymous"
+#: ``arn:<partition>:execute-api:<region>:<account>:<api id>/<stage>/<method>/<path>`` (REST)
+#: or ``.../<stage>/$connect`` (WebSocket).
+_METHOD_ARN = re.compile(
+    r"^(?P<prefix>arn:[a-z-]+:execute-api:[a-z0-9-]+:\d{12}:[A-Za-z0-9]+)/(?P<stage>[^/]+)/.+$"
+)
+_settings: AuthorizerSettings | None = None
 
 
 def reset() -> None:
-    """Forget the cached verifier (tests; a rotated secret on the next cold start)."""
-    global _verifier
-    _verifier = None
+    """Forget the settings read from the environment (tests)."""
+    global _settings
+    _settings = None
 
 
-def _token(event: Mapping[str, Any]) -> str | None:
-    raw = event.get("authorizationToken")
-    if raw is None:
-        query = event.get("queryStringParameters") or {}
-        headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
-        raw = query.get("token") or headers.get("authorization")
-        if raw and not str(raw).lower().startswith("bearer "):
-            return str(raw).strip() or None  # a bare token in the query string
-    if not isinstance(raw, str):
+def _current_settings() -> AuthorizerSettings:
+    global _settings
+    if _settings is None:
+        _settings = AuthorizerSettings.from_environ(os.environ)
+    return _settings
+
+
+def stage_resource(method_arn: object) -> str | None:
+    """Every route of the stage ``method_arn`` belongs to; None when it is not such an ARN."""
+    match = _METHOD_ARN.match(method_arn) if isinstance(method_arn, str) else None
+    return f"{match['prefix']}/{match['stage']}/*" if match else None
+
+
+def _bearer(value: object) -> str | None:
+    if not isinstance(value, str):
         return None
-    scheme, _, value = raw.strip().partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    scheme, _, credential = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credential.strip() or None
 
 
-def policy(principal: str, effect: str, resource: str, user_id: str | None) -> dict[str, Any]:
+def credential_of(event: Mapping[str, Any]) -> str | None:
+    """The credential the client sent, from either event type; None when there is none."""
+    if "authorizationToken" in event:
+        return _bearer(event["authorizationToken"])
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    query = event.get("queryStringParameters") or {}
+    found = _bearer(headers.get("authorization"))
+    for candidate in (query.get("access_token"), query.get("token"), headers.get("x-api-key")):
+        if found is None and isinstance(candidate, str) and candidate.strip():
+            found = candidate.strip()
+    return found
+
+
+def policy(
+    principal_id: str, effect: str, resource: str, context: dict[str, str] | None = None
+) -> dict[str, Any]:
     answer: dict[str, Any] = {
-        "principalId": principal,
+        "principalId": principal_id,
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}],
         },
     }
-    if user_id is not None:
-        answer["context"] = {"userId": user_id}
+    if context is not None:
+        answer["context"] = context
     return answer
 
 
+def _verdict(credential: str, resource: str) -> dict[str, Any]:
+    if is_api_key(credential):
+        if parse_api_key(credential) is None:
+            log.info("deny: a malformed API key")
+            return policy(ANONYMOUS, "Deny", resource)
+        return policy(API_KEY_PRINCIPAL, "Allow", resource, {"credential": "api_key"})
+    settings = _current_settings()
+    claims = decode_token(
+        credential,
+        key=settings.key,
+        algorithm=settings.algorithm,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        expected_type="access",
+    )
+    user_id = str(claims["sub"])
+    context = {"userId": user_id, "role": str(claims.get("role", "user")), "credential": "jwt"}
+    return policy(user_id, "Allow", resource, context)
+
+
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    global _verifier
-    resource = str(event.get("methodArn") or "*")
-    token = _token(event)
-    if token is None:
-        return policy("anonymous", "Deny", resource, None)
+    resource = stage_resource(event.get("methodArn"))
+    credential = credential_of(event)
+    if resource is None or credential is None:
+        log.info("deny: %s", "no credential" if resource else "not an execute-api methodArn")
+        return policy(ANONYMOUS, "Deny", resource or "*")
     try:
-        if _verifier is None:
-            _verifier = build_verifier()
-        subject = _verifier(token)
-    except Exception as exc:  # every failure is a Deny, never a 500
-        log.info("authorizer deny: %s", exc)
-        return policy("anonymous", "Deny", resource, None)
-    return policy(subject.sub, "Allow", resource, subject.sub)
+        return _verdict(credential, resource)
+    except TokenRejected as exc:
+        log.info("deny: %s", exc)
+    except AuthorizerConfigError as exc:
+        log.error("deny, the authorizer is misconfigured: %s", exc)
+    except Exception:  # every failure is a Deny, never a 500
+        log.exception("deny after an unexpected error")
+    return policy(ANONYMOUS, "Deny", resource)

@@ -1,7 +1,10 @@
 """CloudWatch embedded metric format: one JSON log line per data point.
 
-The CloudWatch agent (or the awslogs driver with EMF) turns these lines into the design's
-metrics ``RequestLatency`` and ``TokensGenerated`` without an API call per request.
+The awslogs driver's EMF extraction turns these lines into metrics without an API call per
+request. Every point carries the ``ServiceName`` dimension (the ECS service, from
+``observability.service_name``), which the deployment's dashboard and scaling policies query,
+and is also published with its finer dimensions (route, model). The names below are the one
+definition: ``infra/`` builds its dashboard widgets and scaling metrics from them.
 """
 
 from __future__ import annotations
@@ -11,25 +14,39 @@ import sys
 import time
 from typing import IO
 
+SERVICE_DIMENSION = "ServiceName"
+REQUEST_LATENCY = "RequestLatency"
+TOKENS_GENERATED = "TokensGenerated"
+#: Requests a task served in the last minute (the API service's scaling metric).
+REQUESTS_PER_TASK = "RequestsPerTask"
+#: Percent busy of the task's GPU (the generation service's scaling metric).
+GPU_UTILIZATION = "GPUUtilization"
+
 
 class EmfEmitter:
-    def __init__(self, namespace: str, stream: IO[str] | None = None) -> None:
+    def __init__(self, namespace: str, service: str, stream: IO[str] | None = None) -> None:
         self._namespace = namespace
+        self._service = service
         self._stream = stream
 
     def emit(self, name: str, value: float, unit: str, dimensions: dict[str, str]) -> None:
+        """One point of ``name``, aggregated per service and per service + ``dimensions``."""
+        sets = [[SERVICE_DIMENSION]]
+        if dimensions:
+            sets.append([SERVICE_DIMENSION, *sorted(dimensions)])
         line = {
             "_aws": {
                 "Timestamp": int(time.time() * 1000),
                 "CloudWatchMetrics": [
                     {
                         "Namespace": self._namespace,
-                        "Dimensions": [sorted(dimensions)],
+                        "Dimensions": sets,
                         "Metrics": [{"Name": name, "Unit": unit}],
                     }
                 ],
             },
             name: value,
+            SERVICE_DIMENSION: self._service,
             **dimensions,
         }
         stream = self._stream or sys.stdout

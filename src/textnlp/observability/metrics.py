@@ -4,18 +4,32 @@ several apps in one process do not collide), plus CloudWatch EMF lines where ena
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from textnlp.observability.emf import EmfEmitter
+from textnlp.observability.emf import (
+    REQUEST_LATENCY,
+    REQUESTS_PER_TASK,
+    TOKENS_GENERATED,
+    EmfEmitter,
+)
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+#: The window of ``RequestsPerTask``: the scaling policy reads it per minute.
+REQUESTS_WINDOW_S = 60.0
+
+
 class Metrics:
-    def __init__(self, emf: EmfEmitter | None = None) -> None:
+    def __init__(
+        self, emf: EmfEmitter | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "textnlp_http_requests_total",
@@ -52,6 +66,9 @@ class Metrics:
         # Labelled children by (route, method, status): ``labels()`` takes a lock and builds a
         # key on every call, a tenth of a health probe's cost. Routes are templates: bounded.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._clock = clock
+        self._window_start = clock()
+        self._window_requests = 0
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -65,14 +82,25 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
         if self._emf is not None:
-            self._emf.emit("RequestLatency", seconds * 1000.0, "Milliseconds", {"Route": route})
+            self._emf.emit(REQUEST_LATENCY, seconds * 1000.0, "Milliseconds", {"Route": route})
+            self._count_for_scaling()
+
+    def _count_for_scaling(self) -> None:
+        """``RequestsPerTask``: this task's requests of each finished minute, emitted when the
+        next request comes (a task with no requests publishes nothing, which is no load)."""
+        now = self._clock()
+        if now - self._window_start >= REQUESTS_WINDOW_S:
+            assert self._emf is not None
+            self._emf.emit(REQUESTS_PER_TASK, float(self._window_requests), "Count", {})
+            self._window_start, self._window_requests = now, 0
+        self._window_requests += 1
 
     def observe_tokens(self, model: str, count: int) -> None:
         if count <= 0:
             return
         self.tokens.labels(model).inc(count)
         if self._emf is not None:
-            self._emf.emit("TokensGenerated", float(count), "Count", {"Model": model})
+            self._emf.emit(TOKENS_GENERATED, float(count), "Count", {"Model": model})
 
     def observe_cache(self, hit: bool) -> None:
         self.cache_lookups.labels("hit" if hit else "miss").inc()

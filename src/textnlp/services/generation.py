@@ -18,7 +18,7 @@ from textnlp.backends.registry import ModelCatalogue
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationRequest, TokenDelta
 from textnlp.errors import InvalidParameter
-from textnlp.generation.cache import ResponseCache, SqliteResponseCache
+from textnlp.generation.cache import ResponseCache
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
 from textnlp.generation.templates import TemplateLibrary
 from textnlp.services.models import ModelPool
@@ -51,30 +51,15 @@ class GenerationService:
         templates: TemplateLibrary,
         pool: ModelPool,
         cache: ResponseCache | None,
+        *,
+        prices: PriceTable | None = None,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
         self.templates = templates
         self.pool = pool
         self.cache = cache
-        self.prices = PriceTable.from_settings(settings)
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, use_cache: bool | None = None
-    ) -> GenerationService:
-        catalogue = ModelCatalogue.load(settings.user_models_file)
-        templates = TemplateLibrary.load(settings.user_templates_dir)
-        enabled = settings.generation.response_cache if use_cache is None else use_cache
-        cache = (
-            SqliteResponseCache(
-                settings.response_cache_path,
-                max_entries=settings.generation.response_cache_max_entries,
-            )
-            if enabled
-            else None
-        )
-        return cls(settings, catalogue, templates, ModelPool(catalogue, settings), cache)
+        self.prices = prices or PriceTable.from_settings(settings)
 
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
         """Resolve names to objects and check everything that can be checked before loading."""
@@ -126,8 +111,3 @@ class GenerationService:
         backend = await self.pool.get(model_id)
         async for delta in backend.stream(request):
             yield delta
-
-    async def aclose(self) -> None:
-        await self.pool.aclose()
-        if self.cache is not None:
-            self.cache.close()

@@ -159,9 +159,11 @@ class JobView(BaseModel):
 
 
 class JobMessage(BaseModel):
-    """The body of a queue message."""
+    """The body of a queue message: which job, and which of its steps to run (generation on
+    the generation and batch queues, the validation gate on the validation queue)."""
 
     model_config = ConfigDict(extra="forbid")
 
     job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    step: Literal["generate", "validate"] = "generate"
     v: Literal[1] = 1

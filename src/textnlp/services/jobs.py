@@ -26,17 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
-from textnlp.adapters.db.base import make_engine, upgrade_database
 from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob
 from textnlp.adapters.db.jobs import JobRow
-from textnlp.adapters.db.spending import SpendingStore
-from textnlp.adapters.queue import QueuePair, open_queues
-from textnlp.adapters.storage import BlobStorage, Keys, open_storage
+from textnlp.adapters.queue import QueuePair
+from textnlp.adapters.storage import BlobStorage, Keys
 from textnlp.backends.pricing import SpendingCap
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.config import Settings
+from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
@@ -93,7 +90,7 @@ class JobService:
         storage: BlobStorage,
         catalogue: ModelCatalogue,
         templates: TemplateLibrary,
-        spending: SpendingService | None = None,
+        spending: SpendingService,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -101,8 +98,7 @@ class JobService:
         self.storage = storage
         self.catalogue = catalogue
         self.templates = templates
-        self.spending = spending or SpendingService(settings, SpendingStore(store.engine))
-        self._owned_engine: Engine | None = None
+        self.spending = spending
 
     # -- submit ----------------------------------------------------------------------------
     def submit(self, owner: Owner, spec: JobSpec, *, idempotency_key: str | None = None) -> JobView:
@@ -195,10 +191,14 @@ class JobService:
         return parse_prompt_file(key, self.storage.get_bytes(key))
 
     def upload_prompts(self, owner: Owner, name: str, data: bytes) -> str:
-        """Store a prompt file under the user's upload prefix after checking it parses."""
+        """Store a prompt file under the user's upload prefix after checking it parses.
+
+        The user submits it as ``prompt_file`` with their own parameters, so the object is
+        marked for the deployment's upload trigger to leave alone (no second job of it).
+        """
         parse_prompt_file(name, data)
         key = Keys.upload(owner.id, f"{uuid.uuid4().hex[:8]}-{Path(name).name}")
-        self.storage.put_bytes(key, data)
+        self.storage.put_bytes(key, data, metadata={UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL})
         return key
 
     def publish_pending(self, *, job_id: str | None = None, limit: int = 100) -> int:
@@ -291,28 +291,3 @@ class JobService:
             url=self.storage.presigned_url(row.result_key),
             size=self.storage.size(row.result_key),
         )
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, engine: Engine | None = None) -> JobService:
-        """Build the service and its adapters; SQLite databases are migrated on the way."""
-        owns_engine = engine is None
-        if engine is None:
-            if settings.database_url.startswith("sqlite"):
-                upgrade_database(settings.database_url)
-            engine = make_engine(settings.database_url)
-        service = cls(
-            settings,
-            JobStore(engine),
-            open_queues(settings, engine),
-            open_storage(settings),
-            ModelCatalogue.load(settings.user_models_file),
-            TemplateLibrary.load(settings.user_templates_dir),
-        )
-        service._owned_engine = engine if owns_engine else None
-        return service
-
-    def close(self) -> None:
-        self.queues.close()
-        self.storage.close()
-        if self._owned_engine is not None:
-            self._owned_engine.dispose()

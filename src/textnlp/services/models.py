@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from textnlp.backends.base import Backend
 from textnlp.backends.registry import ModelCatalogue, backend_class
-from textnlp.config import Settings, load_settings
+from textnlp.domain import ModelInfo
+from textnlp.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from textnlp.backends.cloud import CloudContext
-from textnlp.domain import ModelInfo
-from textnlp.errors import BackendUnavailable
 
 
 class ModelPool:
     """Loads a model the first time it is asked for and keeps it until ``aclose``.
 
-    Remote backends share one ``CloudContext`` (secrets, circuits, rate limits, prices), built
-    from ``settings`` the first time one is needed.
+    Remote backends share one ``CloudContext`` (secrets, circuits, rate limits, prices), made by
+    ``cloud_context`` (the composition root's) the first time one is needed, and closed here.
     """
 
-    def __init__(self, catalogue: ModelCatalogue, settings: Settings | None = None) -> None:
+    def __init__(
+        self, catalogue: ModelCatalogue, cloud_context: Callable[[], CloudContext]
+    ) -> None:
         self.catalogue = catalogue
-        self.settings = settings
+        self._make_cloud = cloud_context
         self._backends: dict[str, Backend] = {}
         self._cloud: CloudContext | None = None
         self._lock = asyncio.Lock()
@@ -53,9 +55,7 @@ class ModelPool:
 
     def _cloud_context(self) -> CloudContext:
         if self._cloud is None:
-            from textnlp.backends.cloud import CloudContext
-
-            self._cloud = CloudContext.from_settings(self.settings or load_settings())
+            self._cloud = self._make_cloud()
         return self._cloud
 
     def circuits(self) -> dict[str, Any]:

@@ -6,6 +6,11 @@ its terminal state are stored; until then a heartbeat keeps the message invisibl
 hand their message back, and the worker exits. SIGKILL needs no handling: the message
 reappears after its visibility timeout and the job resumes from its stored records.
 
+A job that asks for a validation gate is not finished by the generation worker: its result is
+stored and a ``validate`` message goes (through the outbox) to the validation queue, which the
+CPU validation service consumes; that worker writes ``validation/results/<job>.json`` and
+finishes the job, succeeded or failed by the gate. The job stays ``running`` in between.
+
 A message that is not a job message is dead-lettered at once. A job whose attempt fails is
 retried until its message has been received ``max_receives`` times; then the job is marked
 failed with the reason and the message goes to the dead-letter queue. Jobs whose messages
@@ -30,13 +35,10 @@ from pydantic import ValidationError
 
 from textnlp.adapters.db.jobs import TERMINAL_STATES
 from textnlp.adapters.queue import JobQueue, QueueMessage
-from textnlp.config import Settings
+from textnlp.bootstrap import Platform
 from textnlp.errors import QuotaExceeded
-from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobMessage, JobSpec
-from textnlp.services.jobs import JobService
 from textnlp.worker.checkpoint import Checkpointer, StopJob
-from textnlp.worker.notify import Notifier
 from textnlp.worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerOptions:
-    queues: tuple[str, ...] = ("generation", "batch")
+    queues: tuple[str, ...] = ("generation", "batch", "validation")
     #: Jobs run at the same time by this process.
     concurrency: int = 1
     #: Exit when the queues are empty (the batch processor task).
@@ -55,37 +57,22 @@ class WorkerOptions:
 
 
 class Worker:
-    def __init__(
-        self,
-        settings: Settings,
-        jobs: JobService,
-        generation: GenerationService,
-        options: WorkerOptions | None = None,
-        notifier: Notifier | None = None,
-    ) -> None:
-        self.settings = settings
-        self.jobs = jobs
-        self.generation = generation
+    """Consumes the queues of ``options`` with the services of ``platform`` (which its caller
+    owns and closes)."""
+
+    def __init__(self, platform: Platform, options: WorkerOptions | None = None) -> None:
+        self.settings = platform.settings
+        self.jobs = platform.jobs
+        self.generation = platform.generation
+        self.notifier = platform.notifier
         self.options = options or WorkerOptions()
-        self.notifier = notifier or Notifier(settings)
-        self.runner = JobRunner(jobs, generation, chunk_size=settings.queue.chunk_size)
-        self.queues: list[JobQueue] = [jobs.queues.by_name(q) for q in self.options.queues]
+        self.runner = JobRunner(
+            self.jobs, self.generation, chunk_size=self.settings.queue.chunk_size
+        )
+        self.queues: list[JobQueue] = [self.jobs.queues.role(q) for q in self.options.queues]
         self.stop = asyncio.Event()
         self.processed = 0
         self._last_sweep = 0.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings, options: WorkerOptions | None = None) -> Worker:
-        return cls(
-            settings,
-            JobService.from_settings(settings),
-            GenerationService.from_settings(settings),
-            options,
-        )
-
-    async def aclose(self) -> None:
-        await self.generation.aclose()
-        self.jobs.close()
 
     def request_stop(self) -> None:
         if not self.stop.is_set():
@@ -137,14 +124,20 @@ class Worker:
             self.processed += 1
 
     async def _process(self, queue: JobQueue, message: QueueMessage) -> None:
-        store = self.jobs.store
         try:
-            job_id = JobMessage.model_validate_json(message.body).job_id
+            parsed = JobMessage.model_validate_json(message.body)
         except ValidationError as exc:
             reason = f"malformed message: {exc.errors()[0]['msg']}"
             log.warning("dead-lettering message %s: %s", message.id, reason)
             await asyncio.to_thread(queue.dead_letter, message, reason)
             return
+        if parsed.step == "validate":
+            await self._validate(queue, message, parsed.job_id)
+        else:
+            await self._generate(queue, message, parsed.job_id)
+
+    async def _generate(self, queue: JobQueue, message: QueueMessage, job_id: str) -> None:
+        store = self.jobs.store
         row = await asyncio.to_thread(store.start, job_id, self.options.worker_id)
         if row is None:
             await asyncio.to_thread(queue.dead_letter, message, f"no job {job_id}")
@@ -174,24 +167,55 @@ class Worker:
             return
         finally:
             heartbeat.cancel()
-        await asyncio.to_thread(self._succeed, job_id, result_key)
+        finished = await asyncio.to_thread(self._generated, job_id, result_key)
         await asyncio.to_thread(queue.delete, message)  # only now: the effects are stored
-        await asyncio.to_thread(self._notify, job_id)
+        if finished:
+            await asyncio.to_thread(self._notify, job_id)
 
-    def _succeed(self, job_id: str, result_key: str) -> None:
+    def _generated(self, job_id: str, result_key: str) -> bool:
+        """Finish the job, or hand it to the validation service; True when it finished."""
         row = self.jobs.store.get(job_id)
         assert row is not None
+        if JobSpec.model_validate(row.spec).validation is None:
+            self.jobs.store.finish(job_id, "succeeded", result_key=result_key)
+            return True
+        validation = self.jobs.queues.validation
+        body = JobMessage(job_id=job_id, step="validate").model_dump_json()
+        if self.jobs.store.hand_over(job_id, result_key, validation.name, body):
+            self.jobs.publish_pending(job_id=job_id)
+        return False
+
+    async def _validate(self, queue: JobQueue, message: QueueMessage, job_id: str) -> None:
+        """The validation service's step: the gate on the stored result, then the job's end."""
+        row = await asyncio.to_thread(self.jobs.store.get, job_id)
+        if row is None or (row.state not in TERMINAL_STATES and not row.result_key):
+            await asyncio.to_thread(queue.dead_letter, message, f"no result of job {job_id}")
+            return
+        if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
+            await asyncio.to_thread(queue.delete, message)
+            return
         spec = JobSpec.model_validate(row.spec)
-        report_key, failure = None, None
-        if spec.validation is not None:
-            report_key, failure = self.runner.validate(job_id, spec, result_key)
-        self.jobs.store.finish(
+        result_key = row.result_key
+        assert result_key is not None
+        heartbeat = asyncio.create_task(self._heartbeat(queue, message))
+        try:
+            report_key, failure = await asyncio.to_thread(
+                self.runner.validate, job_id, spec, result_key
+            )
+        except Exception as exc:
+            await self._attempt_failed(queue, message, job_id, f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            heartbeat.cancel()
+        await asyncio.to_thread(
+            self.jobs.store.finish,
             job_id,
             "failed" if failure else "succeeded",
             error=failure,
-            result_key=result_key,
             report_key=report_key,
         )
+        await asyncio.to_thread(queue.delete, message)
+        await asyncio.to_thread(self._notify, job_id)
 
     def _capped(self, job_id: str, exc: QuotaExceeded) -> None:
         row = self.jobs.store.get(job_id)

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from tests.conftest import POSTGRES_URL, port_open, require
+from textnlp.adapters.db.schema import upgrade_database
 from textnlp.api.app import create_app
 from textnlp.config import Settings, load_settings
 
@@ -55,8 +56,9 @@ def postgres_schema_url() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        # Not "%3D": Alembic's config would read the percent sign as interpolation.
-        yield f"{POSTGRES_URL}?options=-csearch_path={schema}"
+        url = f"{POSTGRES_URL}?options=-csearch_path={schema}"
+        upgrade_database(url)  # the deployment's migration step
+        yield url
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.integration.api.conftest import Api, make_settings, start_api
 from textnlp.adapters.cache.redis import RedisCache
+from textnlp.adapters.redis_client import redis_client
 from textnlp.auth.ratelimit import RedisRateLimiter
+from textnlp.config import load_settings
 
 
 @pytest.fixture
@@ -17,9 +20,17 @@ def prefix() -> str:
     return f"textnlp-test:{uuid.uuid4().hex[:8]}:"
 
 
-def test_redis_cache_round_trips_and_clears_only_its_prefix(redis_url: str, prefix: str) -> None:
-    cache = RedisCache.from_url(redis_url, prefix)
-    other = RedisCache.from_url(redis_url, prefix.replace("textnlp-test:", "textnlp-other:"))
+@pytest.fixture
+def client(redis_url: str) -> Iterator[Any]:
+    """The app's client of the machine's Redis (``redis_client`` from settings)."""
+    made = redis_client(load_settings(environ={}, cache={"url": redis_url}))
+    yield made
+    made.close()
+
+
+def test_redis_cache_round_trips_and_clears_only_its_prefix(client: Any, prefix: str) -> None:
+    cache = RedisCache(client, prefix)
+    other = RedisCache(client, prefix.replace("textnlp-test:", "textnlp-other:"))
     try:
         cache.set("a", b"1", ttl_s=60)
         other.set("b", b"2", ttl_s=60)
@@ -28,20 +39,21 @@ def test_redis_cache_round_trips_and_clears_only_its_prefix(redis_url: str, pref
         assert other.get("b") == b"2"
     finally:
         other.clear()
-        cache.close()
-        other.close()
+    cache.close()  # the client is shared: closing the cache leaves it open
+    assert client.ping()
 
 
 def test_redis_token_bucket_is_shared(redis_url: str, prefix: str) -> None:
-    first = RedisRateLimiter.from_url(redis_url)
-    second = RedisRateLimiter.from_url(redis_url)
+    settings = load_settings(environ={}, cache={"url": redis_url})
+    clients = [redis_client(settings), redis_client(settings)]  # two API tasks
+    first, second = (RedisRateLimiter(client) for client in clients)
     key = prefix + "bucket"
     try:
         waits = [limiter.acquire(key, 1.0, 3) for limiter in (first, second, first, second)]
         assert waits[:3] == [0.0, 0.0, 0.0] and waits[3] > 0
     finally:
-        first.close()
-        second.close()
+        for client in clients:
+            client.close()
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +68,9 @@ def redis_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 def test_app_on_redis_health_and_cache_clear(redis_api: Api) -> None:
     health = redis_api.client.get("/api/v1/admin/health").json()
     assert health["checks"]["cache"]["status"] == "ok"
-    store = redis_api.client.app.state.cache  # type: ignore[attr-defined]
-    assert isinstance(store, RedisCache)
+    platform = redis_api.client.app.state.platform  # type: ignore[attr-defined]
+    store = platform.response_cache.store
+    assert isinstance(store, RedisCache) and platform.redis.ping()
     store.set("probe", b"x", ttl_s=60)
     cleared = redis_api.client.post(
         "/api/v1/admin/cache/clear", headers=redis_api.headers("admin")

@@ -16,7 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from textnlp.adapters.db.base import make_engine, make_sessionmaker, upgrade_database
+from textnlp.adapters.db.base import make_engine, make_sessionmaker
+from textnlp.adapters.db.schema import upgrade_database
 from textnlp.api.app import create_app
 from textnlp.auth.service import AuthService
 from textnlp.auth.tokens import TokenService

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from textnlp.adapters.redis_client import redis_client
 from textnlp.backends.ratelimit import RateLimit, RedisRateLimiter
+from textnlp.config import load_settings
 from textnlp.errors import RateLimited
 
 
@@ -23,11 +27,23 @@ class Clock:
         self.now += seconds
 
 
+@pytest.fixture
+def client(redis_url: str) -> Iterator[Any]:
+    """The app's client of the machine's Redis (``redis_client`` from settings)."""
+    made = redis_client(load_settings(environ={}, cache={"url": redis_url}))
+    yield made
+    made.close()
+
+
 async def test_two_workers_share_requests_per_minute(redis_url: str) -> None:
     clock = Clock()
     prefix = f"test:{uuid.uuid4().hex}"
-    first = RedisRateLimiter(redis_url, prefix=prefix, clock=clock, sleep=clock.sleep)
-    second = RedisRateLimiter(redis_url, prefix=prefix, clock=clock, sleep=clock.sleep)
+    settings = load_settings(environ={}, cache={"url": redis_url})
+    clients = [redis_client(settings), redis_client(settings)]  # two workers, two clients
+    first, second = (
+        RedisRateLimiter(client, prefix=prefix, clock=clock, sleep=clock.sleep)
+        for client in clients
+    )
     limit = RateLimit(requests_per_minute=3)
     try:
         await first.acquire("bedrock:claude", limit, 10)
@@ -37,19 +53,22 @@ async def test_two_workers_share_requests_per_minute(redis_url: str) -> None:
         await second.acquire("bedrock:claude", limit, 10)  # waits for the next window
         assert clock.slept and clock.slept[0] == pytest.approx(50.0, abs=0.1)
     finally:
-        await first.aclose()
-        await second.aclose()
+        for client in clients:
+            client.close()
 
 
-async def test_tokens_per_minute_and_max_wait(redis_url: str) -> None:
+async def test_tokens_per_minute_and_max_wait(client: Any) -> None:
     clock = Clock()
     limiter = RedisRateLimiter(
-        redis_url, prefix=f"test:{uuid.uuid4().hex}", clock=clock, sleep=clock.sleep, max_wait_s=5
+        client, prefix=f"test:{uuid.uuid4().hex}", clock=clock, sleep=clock.sleep, max_wait_s=5
     )
     limit = RateLimit(tokens_per_minute=1000)
-    try:
-        await limiter.acquire("k", limit, 800)
-        with pytest.raises(RateLimited):
-            await limiter.acquire("k", limit, 300)
-    finally:
-        await limiter.aclose()
+    await limiter.acquire("k", limit, 800)
+    with pytest.raises(RateLimited):
+        await limiter.acquire("k", limit, 300)
+
+
+async def test_closing_the_limiter_leaves_the_shared_client_open(client: Any) -> None:
+    limiter = RedisRateLimiter(client, prefix=f"test:{uuid.uuid4().hex}")
+    await limiter.aclose()
+    assert client.ping()

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from sqlalchemy import Engine, text
 
-from textnlp.adapters.db.base import make_engine, upgrade_database
+from textnlp.adapters.db.base import make_engine
+from textnlp.adapters.db.schema import upgrade_database
 
 
 def migrated_sqlite(path: Path) -> tuple[str, Engine]:

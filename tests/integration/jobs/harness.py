@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.jobs.backends import MODELS_YAML, register
+from textnlp.bootstrap import Platform
 from textnlp.config import Settings, load_settings
 from textnlp.services.jobs import JobService
 
@@ -28,6 +29,7 @@ class Cluster:
     monkeypatch: pytest.MonkeyPatch
     env: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    platforms: list[Platform] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         register()
@@ -58,7 +60,10 @@ class Cluster:
         return load_settings()
 
     def service(self) -> JobService:
-        return JobService.from_settings(self.settings())
+        """The job service of this test process (closed by ``stop_all``)."""
+        platform = Platform(self.settings())
+        self.platforms.append(platform)
+        return platform.jobs
 
     def worker(self, *args: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
@@ -84,6 +89,8 @@ class Cluster:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
+        for platform in self.platforms:
+            platform.close()
 
 
 def wait_for(predicate: object, timeout: float, what: str) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
 
 from tests.integration.api.conftest import Api, make_settings, start_api
 from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.platform import run_worker
 from textnlp.config import Settings
-from textnlp.worker import Worker, WorkerOptions
 
 BATCH = "/api/v1/generate/batch"
 STATUS = "/api/v1/generate/status"
@@ -32,14 +31,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 
 
 def work(settings: Settings) -> None:
-    async def go() -> None:
-        worker = Worker.from_settings(settings, WorkerOptions(once=True, wait_s=0.2))
-        try:
-            await worker.run()
-        finally:
-            await worker.aclose()
-
-    asyncio.run(go())
+    run_worker(settings)
 
 
 def body(**kw: object) -> dict[str, object]:

@@ -84,7 +84,6 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(sqlite_cluster: C
     assert jobs.status(OWNER, view.id).attempts == 4
     last.send_signal(signal.SIGTERM)
     assert last.wait(20) == 0
-    jobs.close()
 
 
 def test_sigterm_hands_the_job_back_at_a_checkpoint(sqlite_cluster: Cluster) -> None:
@@ -103,7 +102,6 @@ def test_sigterm_hands_the_job_back_at_a_checkpoint(sqlite_cluster: Cluster) -> 
     assert finisher.wait(120) == 0
     assert jobs.status(OWNER, view.id).state == "succeeded"
     assert result_indices(jobs, view.id) == list(range(300))
-    jobs.close()
 
 
 def test_two_workers_racing_never_duplicate_a_record(pg_cluster: Cluster) -> None:
@@ -119,7 +117,6 @@ def test_two_workers_racing_never_duplicate_a_record(pg_cluster: Cluster) -> Non
     for proc in workers:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
-    jobs.close()
 
 
 def test_poison_job_reaches_the_dead_letter_queue_and_fails(sqlite_cluster: Cluster) -> None:
@@ -132,7 +129,6 @@ def test_poison_job_reaches_the_dead_letter_queue_and_fails(sqlite_cluster: Clus
     assert failed.state == "failed" and "always fails" in (failed.error or "")
     bodies = sorted(m.body for m in jobs.queues.generation.dead_letters(10))
     assert len(bodies) == 2 and "not a job" in bodies
-    jobs.close()
 
 
 def test_job_whose_worker_dies_every_time_is_dead_lettered_and_failed(
@@ -155,4 +151,3 @@ def test_job_whose_worker_dies_every_time_is_dead_lettered_and_failed(
     assert jobs.queues.generation.counts() == {"queue": 0, "dead_letter": 1}  # type: ignore[attr-defined]
     survivor.send_signal(signal.SIGTERM)
     assert survivor.wait(20) == 0
-    jobs.close()

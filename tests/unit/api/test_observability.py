@@ -41,16 +41,36 @@ def test_xray_header_round_trips_and_propagates() -> None:
 
 def test_emf_lines_name_the_design_metrics() -> None:
     stream = io.StringIO()
-    metrics = Metrics(EmfEmitter("TextNLP", stream))
+    now = [0.0]
+    metrics = Metrics(EmfEmitter("Custom", "textnlp-api", stream), clock=lambda: now[0])
     metrics.observe_request("/api/v1/generate/text", "POST", 200, 0.012)
     metrics.observe_tokens("smollm2-135m", 7)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines[0]["RequestLatency"] == 12.0 and lines[0]["Route"] == "/api/v1/generate/text"
+    assert lines[0]["ServiceName"] == "textnlp-api"
+    # The dashboard queries the service alone; finer dimensions are published beside it.
+    assert lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["ServiceName"],
+        ["ServiceName", "Route"],
+    ]
     directive = lines[1]["_aws"]["CloudWatchMetrics"][0]
-    assert (
-        directive["Namespace"] == "TextNLP" and directive["Metrics"][0]["Name"] == "TokensGenerated"
-    )
+    assert directive["Namespace"] == "Custom"
+    assert directive["Metrics"][0]["Name"] == "TokensGenerated"
     assert b'textnlp_tokens_generated_total{model="smollm2-135m"} 7.0' in metrics.render()
+
+
+def test_requests_per_task_counts_each_finished_minute() -> None:
+    stream = io.StringIO()
+    now = [0.0]
+    metrics = Metrics(EmfEmitter("Custom", "textnlp-api", stream), clock=lambda: now[0])
+    for _ in range(5):
+        metrics.observe_request("/api/v1/admin/health", "GET", 200, 0.001)
+    now[0] = 61.0
+    metrics.observe_request("/api/v1/admin/health", "GET", 200, 0.001)
+    points = [json.loads(line) for line in stream.getvalue().splitlines()]
+    per_task = [p for p in points if "RequestsPerTask" in p]
+    assert [p["RequestsPerTask"] for p in per_task] == [5.0]
+    assert per_task[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ServiceName"]]
 
 
 def test_json_logs_carry_the_request_id_and_redact_secrets() -> None:

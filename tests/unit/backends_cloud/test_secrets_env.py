@@ -25,7 +25,12 @@ def test_missing_secret_names_the_variables() -> None:
 def test_provider_follows_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(secrets_provider(load_settings()), EnvSecrets)
     aws = secrets_provider(
-        load_settings(profile="aws", environment="staging", auth={"jwt_secret": "x" * 40})
+        load_settings(
+            profile="aws",
+            environment="staging",
+            auth={"jwt_secret": "x" * 40},
+            database={"url": "postgresql+psycopg://u@db/textnlp"},
+        )
     )
     assert isinstance(aws, AwsSecretsManager)
     assert aws.path("models/openai-api-key") == "/textnlp/staging/models/openai-api-key"

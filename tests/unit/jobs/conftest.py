@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.platform import job_service
 from textnlp.config import Settings, load_settings
 from textnlp.services.jobs import JobService
 
@@ -26,6 +27,5 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.fixture
 def jobs(settings: Settings) -> Iterator[JobService]:
-    service = JobService.from_settings(settings)
-    yield service
-    service.close()
+    with job_service(settings) as service:
+        yield service

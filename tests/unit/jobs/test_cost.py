@@ -11,8 +11,8 @@ import httpx2
 import pytest
 
 from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.platform import job_service, run_worker
 from tests.support.priced_backend import PRICE, PricedOpenAIFake, answer
-from tests.unit.jobs.test_service import run_worker
 from textnlp.backends.registry import register_backend
 from textnlp.config import Settings, load_settings
 from textnlp.errors import QuotaExceeded
@@ -77,7 +77,7 @@ def test_job_cost_is_the_sum_of_its_records(settings: Settings, jobs: JobService
     priced = jobs.submit(ALICE, spec(10))
     free = jobs.submit(ALICE, spec(5, "fake-fast"))
     assert priced.cost_usd is None and priced.max_cost_usd is None
-    run_worker(settings, jobs)
+    run_worker(settings)
     done = jobs.status(ALICE, priced.id)
     assert done.state == "succeeded" and done.progress.done == 10
     assert done.cost_usd is not None and done.cost_usd > 0
@@ -91,14 +91,13 @@ def test_cost_survives_a_resumed_attempt(settings: Settings) -> None:
     settings = settings.model_copy(
         update={"generation": settings.generation.model_copy(update={"concurrency": 1})}
     )
-    jobs = JobService.from_settings(settings)
-    try:
+    with job_service(settings) as jobs:
         reference = jobs.submit(ALICE, spec(24))
-        run_worker(settings, jobs)
+        run_worker(settings)
         expected = jobs.status(ALICE, reference.id).cost_usd
         FlakyPriced.fail_at = 11  # the first attempt stores 10 records, then fails
         view = jobs.submit(ALICE, spec(24, "fake-flaky"))
-        run_worker(settings, jobs)
+        run_worker(settings)
         done = jobs.status(ALICE, view.id)
         assert done.state == "succeeded" and done.attempts == 2
         assert FlakyPriced.calls == 24 + 1  # no stored record was generated (or paid) again
@@ -106,14 +105,12 @@ def test_cost_survives_a_resumed_attempt(settings: Settings) -> None:
         # Same prompts, same token counts: the resumed job costs what an uninterrupted one did.
         assert expected is not None and done.cost_usd == pytest.approx(expected)
         assert done.cost_usd == pytest.approx(records_cost(jobs, view.id))
-    finally:
-        jobs.close()
 
 
 def test_job_cap_fails_the_job_before_it_is_passed(settings: Settings, jobs: JobService) -> None:
     view = jobs.submit(ALICE, spec(40, max_cost_usd=0.5))
     assert view.max_cost_usd == 0.5
-    run_worker(settings, jobs)
+    run_worker(settings)
     failed = jobs.status(ALICE, view.id)
     assert failed.state == "failed" and failed.attempts == 1  # not retried
     assert failed.error is not None and "max_cost_usd" in failed.error
@@ -131,7 +128,7 @@ def test_a_resumed_job_keeps_what_it_spent_under_its_cap(
 ) -> None:
     FlakyPriced.fail_at = 7  # the first attempt spends on 6 records, then fails
     view = jobs.submit(ALICE, spec(40, "fake-flaky", max_cost_usd=1.0))
-    run_worker(settings, jobs)
+    run_worker(settings)
     failed = jobs.status(ALICE, view.id)
     assert failed.state == "failed" and failed.attempts == 2
     assert failed.error is not None and "max_cost_usd" in failed.error
@@ -146,34 +143,27 @@ def with_models(settings: Settings, **values: object) -> Settings:
 
 def test_settings_give_jobs_a_default_cap(settings: Settings) -> None:
     capped = with_models(settings, job_spending_cap_usd=0.5)
-    jobs = JobService.from_settings(capped)
-    try:
+    with job_service(capped) as jobs:
         view = jobs.submit(ALICE, spec(20))
         assert view.max_cost_usd == 0.5
-        run_worker(capped, jobs)
+        run_worker(capped)
         failed = jobs.status(ALICE, view.id)
         assert failed.state == "failed" and failed.cost_usd is not None
         assert 0 < failed.cost_usd <= 0.5
-    finally:
-        jobs.close()
 
 
 def test_user_cap_stops_jobs_and_refuses_priced_submits(settings: Settings) -> None:
     capped = with_models(settings, user_spending_cap_usd=0.4)
-    jobs = JobService.from_settings(capped)
-    try:
+    with job_service(capped) as jobs:
         view = jobs.submit(ALICE, spec(30), idempotency_key="first")
-        run_worker(capped, jobs)
+        run_worker(capped)
         failed = jobs.status(ALICE, view.id)
-    finally:
-        jobs.close()
     assert failed.state == "failed" and failed.error is not None
     assert "spending cap of user alice reached" in failed.error
     assert failed.cost_usd is not None and 0 < failed.cost_usd <= 0.4
 
     # Below what alice has spent, the cap refuses her priced jobs at submit...
-    lower = JobService.from_settings(with_models(settings, user_spending_cap_usd=0.1))
-    try:
+    with job_service(with_models(settings, user_spending_cap_usd=0.1)) as lower:
         with pytest.raises(QuotaExceeded, match="spending cap reached") as refused:
             lower.submit(ALICE, spec(5))
         assert refused.value.details["limit_usd"] == 0.1
@@ -183,21 +173,16 @@ def test_user_cap_stops_jobs_and_refuses_priced_submits(settings: Settings) -> N
         # ...but unpriced models cost nothing and are never refused; bob has spent nothing.
         assert lower.submit(ALICE, spec(3, "fake-fast")).state == "queued"
         assert lower.submit(Owner(id="bob"), spec(3)).state == "queued"
-    finally:
-        lower.close()
 
 
 def test_jobs_of_one_user_running_together_share_the_budget(settings: Settings) -> None:
     cap = 2.0
     capped = with_models(settings, user_spending_cap_usd=cap)
-    jobs = JobService.from_settings(capped)
-    try:
+    with job_service(capped) as jobs:
         views = [jobs.submit(ALICE, spec(60, seed=seed)) for seed in (1, 2)]
-        run_worker(capped, jobs, concurrency=2)
+        run_worker(capped, concurrency=2)
         done = [jobs.status(ALICE, view.id) for view in views]
         per_record = max(records_cost(jobs, v.id) / max(1, v.progress.done) for v in done)
-    finally:
-        jobs.close()
     for view in done:
         assert view.state == "failed" and "spending cap of user alice" in (view.error or "")
     spent = sum(v.cost_usd or 0.0 for v in done)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from pydantic import ValidationError
 
+from tests.support.platform import run_worker
 from textnlp.config import Settings
 from textnlp.errors import (
     Conflict,
@@ -16,10 +15,8 @@ from textnlp.errors import (
     NotFound,
     TemplateNotFound,
 )
-from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobSpec
 from textnlp.services.jobs import JobService, Owner
-from textnlp.worker import Worker, WorkerOptions
 
 ALICE = Owner(id="alice")
 BOB = Owner(id="bob")
@@ -30,27 +27,11 @@ def spec(**kw: object) -> JobSpec:
     return JobSpec.model_validate({**base, **kw})
 
 
-def run_worker(settings: Settings, jobs: JobService, concurrency: int = 1) -> int:
-    async def go() -> int:
-        worker = Worker(
-            settings,
-            jobs,
-            GenerationService.from_settings(settings),
-            WorkerOptions(once=True, wait_s=0.2, concurrency=concurrency),
-        )
-        try:
-            return await worker.run()
-        finally:
-            await worker.generation.aclose()
-
-    return asyncio.run(go())
-
-
 def test_submit_run_and_download(settings: Settings, jobs: JobService) -> None:
     view = jobs.submit(ALICE, spec(format="csv"))
     assert view.state == "queued" and view.progress.total == 20
     assert jobs.store.pending_messages() == []  # published at once
-    assert run_worker(settings, jobs) == 1
+    assert run_worker(settings) == 1
     done = jobs.status(ALICE, view.id)
     assert done.state == "succeeded" and done.progress.done == 20
     assert done.result is not None and done.result.key.endswith(f"batch-jobs/{view.id}/records.csv")
@@ -62,7 +43,7 @@ def test_submit_run_and_download(settings: Settings, jobs: JobService) -> None:
 def test_prompt_list_job(settings: Settings, jobs: JobService) -> None:
     prompts = ["Say hi", {"prompt": "Say bye", "variables": {"label": "b"}}]
     view = jobs.submit(ALICE, JobSpec.model_validate({"prompts": prompts, "model": "fake-fast"}))
-    run_worker(settings, jobs)
+    run_worker(settings)
     records = list(jobs.store.iter_records(view.id))
     assert [r.index for r in records] == [0, 1]
     assert records[1].variables["label"] == "b" and records[1].variables["prompt"] == "Say bye"
@@ -131,7 +112,7 @@ def test_ownership_cancel_and_results(settings: Settings, jobs: JobService) -> N
     assert jobs.cancel(ALICE, view.id).state == "cancelled"
     with pytest.raises(Conflict, match="cancelled"):
         jobs.results(ALICE, view.id)
-    run_worker(settings, jobs)  # the cancelled job's message is dropped
+    run_worker(settings)  # the cancelled job's message is dropped
     assert jobs.status(ALICE, view.id).state == "cancelled"
     assert jobs.queues.generation.receive(1) == []
 
@@ -140,14 +121,14 @@ def test_malformed_message_goes_to_the_dead_letter_queue(
     settings: Settings, jobs: JobService
 ) -> None:
     jobs.queues.generation.send("{not json", group_id="x", dedup_id="x")
-    run_worker(settings, jobs)
+    run_worker(settings)
     dead = jobs.queues.generation.dead_letters(10)
     assert [m.body for m in dead] == ["{not json"]
 
 
 def test_poison_job_fails_after_max_receives(settings: Settings, jobs: JobService) -> None:
     view = jobs.submit(ALICE, spec(model="poison", count=3))
-    run_worker(settings, jobs)
+    run_worker(settings)
     failed = jobs.status(ALICE, view.id)
     assert failed.state == "failed" and failed.attempts == 3
     assert failed.error is not None and "always fails" in failed.error

@@ -33,6 +33,10 @@ class MemoryCache:
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
     def clear(self) -> int:
         with self._lock:
             count = len(self._entries)

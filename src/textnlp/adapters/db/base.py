@@ -1,7 +1,7 @@
 """The declarative base every table hangs off, and the engine factory.
 
 Tables live in modules beside this one and register on ``Base.metadata``; Alembic
-(``migrations/``) owns the schema: ``upgrade_database(url)`` applies every head.
+(``textnlp/migrations``) owns the schema: see ``textnlp.adapters.db.schema``.
 """
 
 from __future__ import annotations
@@ -47,19 +47,3 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def upgrade_database(url: str) -> None:
-    """Apply every Alembic migration head to the database at ``url``."""
-    from alembic import command
-    from alembic.config import Config
-
-    root = Path(__file__).resolve().parents[4]
-    config = Config()
-    script_location = root / "migrations"
-    if not script_location.is_dir():  # installed without the source tree
-        script_location = Path(__file__).resolve().parent / "migrations"
-    config.set_main_option("script_location", str(script_location))
-    # Alembic's config interpolates "%": escape it (URL-encoded passwords contain it).
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "heads")

@@ -198,6 +198,20 @@ class JobStore:
             )
             return int(getattr(result, "rowcount", 0) or 0) == 1
 
+    def hand_over(self, job_id: str, result_key: str, queue: str, body: str) -> bool:
+        """A running job's result is stored: keep its key and, in the same transaction, put the
+        next step's message (validation) in the outbox. False when the job is not running."""
+        with self.sessions.begin() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == "running")
+                .values(result_key=result_key, heartbeat_at=utcnow())
+            )
+            if int(getattr(result, "rowcount", 0) or 0) != 1:
+                return False
+            session.add(OutboxRow(job_id=job_id, queue=queue, body=body, created_at=utcnow()))
+            return True
+
     # -- records (the checkpoint) ----------------------------------------------------------
     def save_records(self, job_id: str, records: Sequence[Record]) -> int:
         """Insert records by (job id, index), ignoring ones already stored; returns new ones.

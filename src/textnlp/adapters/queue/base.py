@@ -64,24 +64,34 @@ class JobQueue(Protocol):
     def close(self) -> None: ...
 
 
+#: The roles a worker can be told to consume (``textnlp worker --queues``).
+QUEUE_ROLES = ("generation", "batch", "validation")
+
+
 @dataclass
 class QueuePair:
-    """The queues of the design: generation (FIFO, short jobs) and batch (long jobs)."""
+    """The queues of the design: generation (FIFO, short jobs), batch (long jobs) and
+    validation (finished jobs for the CPU validation service)."""
 
     generation: JobQueue
     batch: JobQueue
+    validation: JobQueue
+
+    def role(self, role: str) -> JobQueue:
+        """The queue of a role (``generation``, ``batch``, ``validation``)."""
+        if role not in QUEUE_ROLES:
+            raise KeyError(role)
+        queue: JobQueue = getattr(self, role)
+        return queue
 
     def by_name(self, name: str) -> JobQueue:
-        for queue in (self.generation, self.batch):
-            if name in {queue.name, _short(queue.name)}:
+        """The queue with this name (as stored in a job's outbox message)."""
+        for queue in (self.generation, self.batch, self.validation):
+            if name == queue.name:
                 return queue
         raise KeyError(name)
 
     def close(self) -> None:
         self.generation.close()
         self.batch.close()
-
-
-def _short(name: str) -> str:
-    """``textnlp-generation-queue.fifo`` -> ``generation``."""
-    return name.removeprefix("textnlp-").removesuffix(".fifo").removesuffix("-queue")
+        self.validation.close()

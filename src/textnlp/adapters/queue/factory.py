@@ -1,4 +1,4 @@
-"""Build the design's two queues from settings (the only place that knows the backends)."""
+"""Build the design's queues from settings (the only place that knows the backends)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from textnlp.adapters.queue.base import QueuePair
+from textnlp.adapters.queue.base import JobQueue, QueuePair
 from textnlp.adapters.queue.database import DatabaseQueue
-from textnlp.adapters.queue.sqs import SqsQueue, batch_dead_letter_name
+from textnlp.adapters.queue.sqs import SqsQueue
 from textnlp.config import Settings
 
 
@@ -21,41 +21,31 @@ def sqs_client(settings: Settings) -> Any:
 
 
 def open_queues(settings: Settings, engine: Engine, *, client: Any = None) -> QueuePair:
-    """The generation and batch queues: database tables (local) or SQS (aws)."""
+    """The generation, batch and validation queues: database tables (local) or SQS (aws)."""
     q = settings.queue
-    if q.backend == "sqs":
-        client = client or sqs_client(settings)
-        return QueuePair(
-            generation=SqsQueue(
+    names = {
+        "generation": (q.generation_queue, q.dead_letter_queue),
+        "batch": (q.batch_queue, q.batch_dead_letter_queue),
+        "validation": (q.validation_queue, q.validation_dead_letter_queue),
+    }
+    queues: dict[str, JobQueue] = {}
+    for role, (name, dead_letters) in names.items():
+        if q.backend == "sqs":
+            client = client or sqs_client(settings)
+            queues[role] = SqsQueue(
                 client,
-                q.generation_queue,
-                dead_letter_queue=q.dead_letter_queue,
+                name,
+                dead_letter_queue=dead_letters,
                 max_receives=q.max_receives,
                 visibility_timeout_s=q.visibility_timeout_s,
                 wait_time_s=q.wait_time_s,
-            ),
-            batch=SqsQueue(
-                client,
-                q.batch_queue,
-                dead_letter_queue=batch_dead_letter_name(settings),
+            )
+        else:
+            queues[role] = DatabaseQueue(
+                engine,
+                name,
+                dead_letter_queue=dead_letters,
                 max_receives=q.max_receives,
-                visibility_timeout_s=q.batch_visibility_timeout_s,
-                wait_time_s=q.wait_time_s,
-            ),
-        )
-    return QueuePair(
-        generation=DatabaseQueue(
-            engine,
-            q.generation_queue,
-            dead_letter_queue=q.dead_letter_queue,
-            max_receives=q.max_receives,
-            visibility_timeout_s=q.visibility_timeout_s,
-        ),
-        batch=DatabaseQueue(
-            engine,
-            q.batch_queue,
-            dead_letter_queue=q.dead_letter_queue,
-            max_receives=q.max_receives,
-            visibility_timeout_s=q.batch_visibility_timeout_s,
-        ),
-    )
+                visibility_timeout_s=q.visibility_timeout_s,
+            )
+    return QueuePair(**queues)

@@ -3,8 +3,10 @@
 ``textnlp-generation-queue.fifo``: FIFO, content-based deduplication, visibility 3600 s,
 redrive to ``textnlp-dlq.fifo`` after 3 receives. ``textnlp-batch-queue``: standard,
 visibility 43200 s, long polling 20 s (a standard queue cannot redrive into a FIFO DLQ, so
-its dead-letter queue is ``textnlp-batch-dlq``). In AWS the infrastructure code creates the
-queues; ``ensure_sqs_queues`` creates the same ones for moto and development accounts.
+its dead-letter queue is ``textnlp-batch-dlq``). ``textnlp-validation-queue``: standard, with
+``textnlp-validation-dlq``. Workers receive with the short visibility of the settings and
+extend it while they work. In AWS the infrastructure code creates the queues;
+``ensure_sqs_queues`` creates the same ones for moto and development accounts.
 """
 
 from __future__ import annotations
@@ -18,10 +20,6 @@ from textnlp.errors import ConfigError
 
 #: Time a dead-lettered message is left alone after ``dead_letters`` returned it.
 DLQ_REVIEW_S = 3600
-
-
-def batch_dead_letter_name(settings: Settings) -> str:
-    return f"{settings.queue.batch_queue.removesuffix('-queue')}-dlq"
 
 
 class SqsQueue:
@@ -127,7 +125,8 @@ def ensure_sqs_queues(client: Any, settings: Settings) -> None:
         QueueName=q.dead_letter_queue,
         Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
     )["QueueUrl"]
-    batch_dlq_url = client.create_queue(QueueName=batch_dead_letter_name(settings))["QueueUrl"]
+    batch_dlq_url = client.create_queue(QueueName=q.batch_dead_letter_queue)["QueueUrl"]
+    validation_dlq_url = client.create_queue(QueueName=q.validation_dead_letter_queue)["QueueUrl"]
 
     def arn(url: str) -> str:
         attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
@@ -144,13 +143,16 @@ def ensure_sqs_queues(client: Any, settings: Settings) -> None:
             ),
         },
     )
-    client.create_queue(
-        QueueName=q.batch_queue,
-        Attributes={
-            "VisibilityTimeout": str(q.batch_visibility_timeout_s),
-            "ReceiveMessageWaitTimeSeconds": str(q.wait_time_s),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": arn(batch_dlq_url), "maxReceiveCount": q.max_receives}
-            ),
-        },
-    )
+    for name, dead_letters in (
+        (q.batch_queue, batch_dlq_url),
+        (q.validation_queue, validation_dlq_url),
+    ):
+        client.create_queue(
+            QueueName=name,
+            Attributes={
+                "ReceiveMessageWaitTimeSeconds": str(q.wait_time_s),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": arn(dead_letters), "maxReceiveCount": q.max_receives}
+                ),
+            },
+        )

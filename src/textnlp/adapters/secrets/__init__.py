@@ -8,7 +8,6 @@ logged nor put in error messages or reprs.
 from textnlp.adapters.secrets.aws import AwsSecretsManager
 from textnlp.adapters.secrets.base import (
     ANTHROPIC_API_KEY,
-    DATABASE_URL,
     HUGGINGFACE_TOKEN,
     JWT_SECRET,
     OPENAI_API_KEY,
@@ -19,7 +18,6 @@ from textnlp.adapters.secrets.factory import secrets_provider
 
 __all__ = [
     "ANTHROPIC_API_KEY",
-    "DATABASE_URL",
     "HUGGINGFACE_TOKEN",
     "JWT_SECRET",
     "OPENAI_API_KEY",

@@ -7,7 +7,6 @@ is. Lookups are logged by name only.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from textnlp.deployment import secret_path, unwrap_secret
 from textnlp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class AwsSecretsManager:
         self._cache: dict[str, tuple[float, SecretStr | None]] = {}
 
     def path(self, name: str) -> str:
-        return f"/textnlp/{self.environment}/{name}"
+        return secret_path(self.environment, name)
 
     def _secrets_client(self) -> Any:
         if self._client is None:
@@ -70,7 +70,7 @@ class AwsSecretsManager:
         raw = answer.get("SecretString")
         if raw is None and answer.get("SecretBinary") is not None:
             raw = answer["SecretBinary"].decode("utf-8")
-        return SecretStr(_unwrap(raw)) if raw else None
+        return SecretStr(unwrap_secret(raw)) if raw else None
 
     def find(self, name: str) -> SecretStr | None:
         now = self._clock()
@@ -99,20 +99,3 @@ class AwsSecretsManager:
 
     def __repr__(self) -> str:
         return f"AwsSecretsManager(environment={self.environment!r}, ttl_s={self.ttl_s})"
-
-
-def _unwrap(raw: str) -> str:
-    if not raw.lstrip().startswith("{"):
-        return raw
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return raw
-    if isinstance(value, dict):
-        if "value" in value and isinstance(value["value"], str):
-            return value["value"]
-        if len(value) == 1:
-            only = next(iter(value.values()))
-            if isinstance(only, str):
-                return only
-    return raw

@@ -6,12 +6,16 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-#: Names below ``/textnlp/<env>/`` (the design's Secrets Manager layout).
-OPENAI_API_KEY = "models/openai-api-key"
-ANTHROPIC_API_KEY = "models/anthropic-api-key"
-HUGGINGFACE_TOKEN = "models/huggingface-token"
-DATABASE_URL = "database/connection-string"
-JWT_SECRET = "api/jwt-secret"
+# The design's names below ``/textnlp/<env>/``, owned by the deployment contract.
+from textnlp.deployment import ANTHROPIC_API_KEY, HUGGINGFACE_TOKEN, JWT_SECRET, OPENAI_API_KEY
+
+__all__ = [
+    "ANTHROPIC_API_KEY",
+    "HUGGINGFACE_TOKEN",
+    "JWT_SECRET",
+    "OPENAI_API_KEY",
+    "SecretsProvider",
+]
 
 
 class SecretsProvider(Protocol):

@@ -11,7 +11,16 @@ from typing import BinaryIO, Protocol, runtime_checkable
 class BlobStorage(Protocol):
     """Objects by key. Missing keys raise ``textnlp.errors.NotFound``."""
 
-    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Store ``data``; ``metadata`` becomes the object's user metadata (S3 only)."""
+        ...
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
         """Upload a (large) local file, streamed in parts."""

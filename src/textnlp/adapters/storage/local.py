@@ -28,7 +28,15 @@ class LocalStorage:
             raise NotFound(f"no object {key!r} in storage")
         return path
 
-    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        # No object metadata on a file system; nothing locally reads it (the S3 trigger does).
         self._write(key, lambda handle: handle.write(data))
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:

@@ -24,10 +24,18 @@ class S3Storage:
     def _extra(self, content_type: str | None) -> dict[str, Any]:
         return {"ContentType": content_type} if content_type else {}
 
-    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
-        self.client.put_object(
-            Bucket=self.bucket, Key=check_key(key), Body=data, **self._extra(content_type)
-        )
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        extra = self._extra(content_type)
+        if metadata:
+            extra["Metadata"] = metadata
+        self.client.put_object(Bucket=self.bucket, Key=check_key(key), Body=data, **extra)
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
         with path.open("rb") as handle:

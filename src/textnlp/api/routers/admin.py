@@ -39,4 +39,5 @@ def metrics(request: Request, user: AdminUser) -> Response:
 @router.post("/cache/clear", response_model=CacheCleared)
 def clear_cache(request: Request, user: AdminUser) -> CacheCleared:
     """Empty the response cache."""
-    return CacheCleared(cleared=request.app.state.cache.clear())
+    cache = request.app.state.platform.response_cache
+    return CacheCleared(cleared=cache.clear() if cache is not None else 0)

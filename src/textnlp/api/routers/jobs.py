@@ -1,23 +1,18 @@
 """Batch-job routes: submit, status, cancel, results, prompt-file uploads.
 
-The router only parses, authorises and renders; ``JobService`` (built in ``lifespan`` on the
-app's database engine) does the work. Someone else's job answers 404, like a missing one.
+The router only parses, authorises and renders; ``JobService`` (built by the app's
+``Platform``) does the work. Someone else's job answers 404, like a missing one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, status
+from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from textnlp.adapters.db.job_store import JobStore
-from textnlp.adapters.queue import open_queues
-from textnlp.adapters.storage import open_storage
 from textnlp.api.deps import CurrentUser
 from textnlp.services.job_models import JobSpec, JobView
 from textnlp.services.jobs import JobService, Owner
@@ -29,27 +24,6 @@ MEDIA_TYPES = {
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
 }
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The job service on the app's engine; the queues and storage of the settings."""
-    settings = app.state.settings
-    generation = app.state.generation
-    service = JobService(
-        settings,
-        JobStore(app.state.engine),
-        open_queues(settings, app.state.engine),
-        open_storage(settings),
-        generation.catalogue,
-        generation.templates,
-        app.state.spending,
-    )
-    app.state.jobs = service
-    try:
-        yield
-    finally:
-        service.close()
 
 
 def get_jobs(request: Request) -> JobService:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from textnlp.api.deps import authenticate_async
-from textnlp.api.errors import validation_errors, validation_message, ws_error_message
+from textnlp.api.errors import ws_error_message
 from textnlp.api.schemas import StreamRequest
 from textnlp.api.serving import CompletionsServing
 from textnlp.errors import TextNLPError
@@ -51,6 +53,15 @@ async def stream_tokens(websocket: WebSocket) -> None:
 
 
 async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str, owner: str) -> None:
+    async for event in stream_events(serve, raw, owner):
+        await websocket.send_json(event)
+
+
+async def stream_events(
+    serve: CompletionsServing, raw: str, owner: str
+) -> AsyncIterator[dict[str, Any]]:
+    """The events answering one stream request (a JSON frame): ``token``... then ``done``, or
+    one ``error``. Shared by this WebSocket and the API Gateway WebSocket bridge."""
     try:
         body = StreamRequest.model_validate_json(raw)
         model_id = serve.model_id(body.model)
@@ -58,35 +69,18 @@ async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str, own
         await serve.admit(owner, model_id)
         async for event in serve.stream(model_id, request, owner):
             if event.text:
-                await websocket.send_json({"type": "token", "text": event.text})
+                yield {"type": "token", "text": event.text}
             if event.finish_reason is not None:
-                await websocket.send_json(
-                    {
-                        "type": "done",
-                        "model": model_id,
-                        "finish_reason": event.finish_reason,
-                        "usage": event.usage.model_dump() if event.usage else None,
-                    }
-                )
-    except ValidationError as exc:
-        errors = validation_errors(exc.errors())
-        await websocket.send_json(
-            {
-                "type": "error",
-                "error": {
-                    "type": "validation_error",
-                    "message": validation_message(errors),
-                    "errors": errors,
-                    "status": 422,
-                },
-            }
-        )
-    except TextNLPError as exc:
-        await websocket.send_json(ws_error_message(exc))
+                yield {
+                    "type": "done",
+                    "model": model_id,
+                    "finish_reason": event.finish_reason,
+                    "usage": event.usage.model_dump() if event.usage else None,
+                }
+    except (ValidationError, TextNLPError) as exc:
+        yield ws_error_message(exc)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        await websocket.send_json(
-            {
-                "type": "error",
-                "error": {"type": "bad_request", "message": "not JSON", "status": 400},
-            }
-        )
+        yield {
+            "type": "error",
+            "error": {"type": "bad_request", "message": "not JSON", "status": 400},
+        }

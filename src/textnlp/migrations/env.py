@@ -15,8 +15,8 @@ for module in pkgutil.iter_modules(db_package.__path__):
     importlib.import_module(f"textnlp.adapters.db.{module.name}")
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
-if not url:
+url = config.get_main_option("sqlalchemy.url") or ""
+if not url:  # the alembic CLI: the database of the settings
     from textnlp.config import load_settings
 
     url = load_settings().database_url

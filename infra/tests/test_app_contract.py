@@ -1,0 +1,130 @@
+"""The deployment against the real application: every variable and secret the synthesised task
+definitions and Lambdas set loads into the app's `Settings` and builds the app, and every route
+of the app is reachable through the API Gateway tree.
+
+Values CloudFormation resolves at deployment (endpoints, ARNs, secrets) stand in as placeholders
+of the type the setting wants; the rehearsal (`make rehearse`) runs the same environment with
+real values.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from textnlp.api.app import create_app
+from textnlp.config import Settings, load_settings, unknown_variables
+from textnlp.deployment import GATEWAY_STREAM_PATH
+
+from infra_assembly import Assembly, rest_methods
+
+APP_SECTIONS = ("Compute",)
+
+
+def _containers(assembly: Assembly) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for task in assembly.resources("Compute", "AWS::ECS::TaskDefinition").values():
+        properties = task["Properties"]
+        for container in properties["ContainerDefinitions"]:
+            if str(container["Image"]).startswith("public.ecr.aws/xray"):
+                continue  # the X-Ray sidecar is AWS's image, not the app
+            found.append((f"{properties['Family']}/{container['Name']}", container))
+    return found
+
+
+def _placeholder(name: str) -> str:
+    """A value CloudFormation fills in at deployment, shaped for the setting it lands in."""
+    field = _field(name)
+    annotation = getattr(field, "annotation", str)
+    if annotation is int:
+        return "5432"
+    if annotation is bool:
+        return "true"
+    return f"resolved-at-deployment-{name.lower()}"
+
+
+def _field(name: str) -> Any:
+    model: Any = Settings
+    field = None
+    for part in name.removeprefix("TEXTNLP_").lower().split("__"):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = field.annotation
+    return field
+
+
+def _environment(container: dict[str, Any]) -> dict[str, str]:
+    environment = {}
+    for variable in container.get("Environment", []):
+        value = variable["Value"]
+        environment[variable["Name"]] = (
+            value if isinstance(value, str) else _placeholder(variable["Name"])
+        )
+    for secret in container.get("Secrets", []):  # injected by ECS at task start
+        environment[secret["Name"]] = _placeholder(secret["Name"])
+    return environment
+
+
+def test_every_container_environment_loads_and_builds_the_app(assembly: Assembly) -> None:
+    containers = _containers(assembly)
+    assert {name.split("/")[0] for name, _ in containers} >= {
+        "textnlp-api", "textnlp-generation", "textnlp-validation", "textnlp-batch-processor",
+        "textnlp-migrate",
+    }
+    for name, container in containers:
+        environment = _environment(container)
+        assert unknown_variables(environment) == [], name
+        settings = load_settings(environ=environment)
+        assert settings.profile == "aws" and settings.environment == "production", name
+        assert settings.database_url.startswith("postgresql+psycopg://"), name
+        assert settings.cache_url is not None and settings.cache_url.startswith("rediss://"), name
+        assert settings.cache.cluster, name
+        assert settings.queue.backend == "sqs" and settings.storage.backend == "s3", name
+        assert str(settings.home).startswith("/tmp/"), name  # the writable volume
+        create_app(settings)  # routes, middleware and the composition root, nothing opened
+
+
+def test_every_lambda_environment_is_the_apps(assembly: Assembly) -> None:
+    functions = assembly.resources("Serverless", "AWS::Lambda::Function").values()
+    assert functions
+    for function in functions:
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        environment = {
+            name: value if isinstance(value, str) else _placeholder(name)
+            for name, value in variables.items()
+        }
+        assert unknown_variables(environment) == []
+        load_settings(environ=environment)
+
+
+def _matches(gateway_path: str, app_path: str) -> bool:
+    pattern = ""
+    for part in gateway_path.strip("/").split("/"):
+        if part.endswith("+}"):
+            pattern += "/.+"
+        elif part.startswith("{"):
+            pattern += "/[^/]+"
+        else:
+            pattern += "/" + re.escape(part)
+    return re.fullmatch(pattern, app_path) is not None
+
+
+@pytest.fixture(scope="module")
+def app_paths() -> list[str]:
+    schema = create_app(load_settings(environ={})).openapi()
+    return sorted(schema["paths"])
+
+
+def test_every_app_route_is_reachable_through_the_gateway(
+    assembly: Assembly, app_paths: list[str]
+) -> None:
+    gateway = [path for path, _ in rest_methods(assembly)]
+    internal = {GATEWAY_STREAM_PATH}  # reached by the WebSocket API only
+    unreachable = [
+        path for path in app_paths
+        if path not in internal and not any(_matches(g, path) for g in gateway)
+    ]
+    assert unreachable == []
+    assert "/openapi.json" in gateway and "/docs" in gateway

@@ -1,0 +1,92 @@
+"""The database schema's version: Alembic migrations (``textnlp/migrations``), applied in one
+explicit step, and the check every service makes before it serves.
+
+``textnlp db upgrade`` (the deployment's one-off migration task, before services roll) applies
+every migration. A service never migrates a server database itself: two tasks starting
+together would race. It checks the revision instead and refuses to start, in one line, when
+the schema is behind this release. The one exception is the local profile's SQLite file, which
+belongs to one user on one machine: it is created and upgraded on first use, under a file
+lock, so ``textnlp serve`` works from a fresh clone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, Engine, make_url
+from sqlalchemy.exc import OperationalError
+
+from textnlp.errors import ConfigError, ServiceUnavailable
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def _config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # Alembic's config interpolates "%": escape it (URL-encoded passwords contain it).
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_database(url: str) -> None:
+    """Apply every migration to the database at ``url`` (idempotent)."""
+    from alembic import command
+
+    try:
+        command.upgrade(_config(url), "heads")
+    except OperationalError as exc:
+        raise unreachable(make_url(url), exc) from None
+
+
+def head_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(_config("")).get_heads())
+
+
+def current_revisions(engine: Engine) -> set[str]:
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as connection:
+            return set(MigrationContext.configure(connection).get_current_heads())
+    except OperationalError as exc:
+        raise unreachable(engine.url, exc) from None
+
+
+def unreachable(url: URL, exc: BaseException) -> ServiceUnavailable:
+    """The error for a database that does not answer (host and driver error, no password)."""
+    where = f"{url.host}:{url.port}" if url.host else url.database
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+    return ServiceUnavailable(
+        f"cannot reach the database at {where}: {reason}", dependency="database"
+    )
+
+
+def check_schema(engine: Engine) -> None:
+    """``ConfigError`` in one line unless the database is at this release's revision."""
+    current, heads = current_revisions(engine), head_revisions()
+    if current != heads:
+        found = ", ".join(sorted(current)) or "empty"
+        raise ConfigError(
+            f"the database schema is at revision {found}, this release needs "
+            f"{', '.join(sorted(heads))}: run `textnlp db upgrade` (the migration task) first"
+        )
+
+
+def prepare_schema(engine: Engine) -> None:
+    """Upgrade the local SQLite file on first use; check every other database."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        check_schema(engine)
+        return
+    lock = Path(f"{path}.lock")
+    with lock.open("a") as handle:  # processes starting together upgrade one at a time
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if current_revisions(engine) != head_revisions():
+            upgrade_database(engine.url.render_as_string(hide_password=False))

@@ -1,0 +1,333 @@
+"""The composition root: every adapter, cache, queue, store and service of a TextNLP process,
+built from ``Settings`` on first use and closed in reverse order.
+
+The API (``create_app``), the worker, the CLI and the library all start here, so they share one
+way of building things: the same response cache per profile (a file under ``TEXTNLP_HOME``
+locally, Redis in ``aws``), the same database checks, one Redis client for the cache and both
+rate limiters, one price table. A part is built the first time it is asked for, so a command
+that only generates never opens the database or the queues. Nothing below reads the
+environment: settings come in, adapters go out. (The Lambda handlers are the exception by
+design: their assets hold the standard library and PyJWT only, not these dependencies.)
+
+    async with Platform(load_settings()) as platform:
+        await platform.generation.generate_dataset(job)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from textnlp.config import LOCAL_JWT_SECRET, Settings
+from textnlp.errors import ConfigError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import sessionmaker
+
+    from textnlp.adapters.cache.base import KeyValueCache
+    from textnlp.adapters.queue import QueuePair
+    from textnlp.adapters.storage import BlobStorage
+    from textnlp.auth.ratelimit import RateLimiter
+    from textnlp.auth.service import AuthService
+    from textnlp.backends.cloud import CloudContext
+    from textnlp.backends.pricing import PriceTable
+    from textnlp.backends.registry import ModelCatalogue
+    from textnlp.generation.cache import ResponseCache
+    from textnlp.generation.templates import TemplateLibrary
+    from textnlp.observability.metrics import Metrics
+    from textnlp.services.generation import GenerationService
+    from textnlp.services.jobs import JobService
+    from textnlp.services.models import ModelPool
+    from textnlp.services.spending import SpendingService
+    from textnlp.worker.notify import Notifier
+
+
+class Platform:
+    """The parts of one process. Use as a context manager (sync or async) or call ``aclose``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._closers: list[Callable[[], Any]] = []
+
+    def _owns(self, closer: Callable[[], Any]) -> None:
+        self._closers.append(closer)
+
+    # -- data layer ----------------------------------------------------------------------------
+    @cached_property
+    def engine(self) -> Engine:
+        """The database, at this release's schema revision (see ``adapters.db.schema``)."""
+        from textnlp.adapters.db.base import make_engine
+        from textnlp.adapters.db.schema import prepare_schema
+
+        engine = make_engine(self.settings.database_url)
+        self._owns(engine.dispose)
+        prepare_schema(engine)
+        return engine
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Any]:
+        from textnlp.adapters.db.base import make_sessionmaker
+
+        return make_sessionmaker(self.engine)
+
+    @cached_property
+    def redis(self) -> Any | None:
+        """The one Redis client (cluster-aware where the deployment says so), or None."""
+        from textnlp.adapters.redis_client import redis_client
+
+        try:
+            client = redis_client(self.settings)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a cluster client connects at once: unreachable, TLS, token
+            raise ServiceUnavailable(
+                f"cannot reach Redis at {self.settings.cache.host or 'the cache URL'}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+                dependency="cache",
+            ) from None
+        if client is not None:
+            self._owns(client.close)
+        return client
+
+    @cached_property
+    def kv_cache(self) -> KeyValueCache:
+        """Small shared state that may be lost (e.g. whose gateway connection is whose)."""
+        if self.redis is not None:
+            from textnlp.adapters.cache.redis import RedisCache
+
+            return RedisCache(self.redis, prefix="textnlp:kv:")
+        from textnlp.adapters.cache.memory import MemoryCache
+
+        return MemoryCache()
+
+    @cached_property
+    def response_cache(self) -> ResponseCache | None:
+        """Completions of deterministic requests: shared by the API, the workers and the CLI."""
+        generation = self.settings.generation
+        if not generation.response_cache:
+            return None
+        cache: ResponseCache
+        if self.redis is not None:
+            from textnlp.adapters.cache.completions import CompletionCache
+            from textnlp.adapters.cache.redis import RedisCache
+
+            cache = CompletionCache(
+                RedisCache(self.redis), self.settings.cache.ttl_s, self._observe_cache
+            )
+        else:
+            from textnlp.generation.cache import SqliteResponseCache
+
+            cache = SqliteResponseCache(
+                self.settings.response_cache_path,
+                max_entries=generation.response_cache_max_entries,
+                on_lookup=self._observe_cache,
+            )
+            self._owns(cache.close)
+        return cache
+
+    def _observe_cache(self, hit: bool) -> None:
+        # Counted where the process has metrics (the API); a CLI run never builds them (nor
+        # needs prometheus-client, which is not a core dependency).
+        metrics: Metrics | None = self.__dict__.get("metrics")
+        if metrics is not None:
+            metrics.observe_cache(hit)
+
+    @cached_property
+    def storage(self) -> BlobStorage:
+        from textnlp.adapters.storage import open_storage
+
+        storage = open_storage(self.settings)
+        self._owns(storage.close)
+        return storage
+
+    @cached_property
+    def queues(self) -> QueuePair:
+        from textnlp.adapters.queue import open_queues
+
+        queues = open_queues(self.settings, self.engine)
+        self._owns(queues.close)
+        return queues
+
+    # -- models and generation ----------------------------------------------------------------
+    @cached_property
+    def catalogue(self) -> ModelCatalogue:
+        from textnlp.backends.registry import ModelCatalogue
+
+        return ModelCatalogue.load(self.settings.user_models_file)
+
+    @cached_property
+    def templates(self) -> TemplateLibrary:
+        from textnlp.generation.templates import TemplateLibrary
+
+        return TemplateLibrary.load(self.settings.user_templates_dir)
+
+    @cached_property
+    def prices(self) -> PriceTable:
+        from textnlp.backends.pricing import PriceTable
+
+        return PriceTable.from_settings(self.settings)
+
+    def cloud_context(self) -> CloudContext:
+        """What every remote backend shares (secrets, circuits, limits); built per pool."""
+        from textnlp.backends.cloud import CloudContext
+
+        return CloudContext.from_settings(self.settings, redis=self.redis)
+
+    @cached_property
+    def pool(self) -> ModelPool:
+        from textnlp.services.models import ModelPool
+
+        self.redis  # noqa: B018 - built first, so it is closed after the pool's backends
+        pool = ModelPool(self.catalogue, self.cloud_context)
+        self._owns(pool.aclose)
+        return pool
+
+    @cached_property
+    def generation(self) -> GenerationService:
+        from textnlp.services.generation import GenerationService
+
+        return GenerationService(
+            self.settings,
+            self.catalogue,
+            self.templates,
+            self.pool,
+            self.response_cache,
+            prices=self.prices,
+        )
+
+    # -- accounts, spending and jobs ------------------------------------------------------------
+    @cached_property
+    def spending(self) -> SpendingService:
+        from textnlp.adapters.db.spending import SpendingStore
+        from textnlp.services.spending import SpendingService
+
+        return SpendingService(self.settings, SpendingStore(self.engine), self.prices)
+
+    @cached_property
+    def jobs(self) -> JobService:
+        from textnlp.adapters.db.job_store import JobStore
+        from textnlp.services.jobs import JobService
+
+        return JobService(
+            self.settings,
+            JobStore(self.engine),
+            self.queues,
+            self.storage,
+            self.catalogue,
+            self.templates,
+            self.spending,
+        )
+
+    @cached_property
+    def auth(self) -> AuthService:
+        from textnlp.auth.service import AuthService
+        from textnlp.auth.tokens import TokenService
+
+        return AuthService(self.sessions, TokenService(self.auth_settings().auth))
+
+    def auth_settings(self) -> Settings:
+        """The settings with the JWT key resolved (Secrets Manager in ``aws``)."""
+        settings = self.settings
+        if settings.secrets.backend == "aws":
+            from textnlp.adapters.secrets.base import JWT_SECRET
+            from textnlp.adapters.secrets.factory import secrets_provider
+
+            secret = secrets_provider(settings).get(JWT_SECRET)
+            settings = settings.model_copy(
+                update={"auth": settings.auth.model_copy(update={"jwt_secret": secret})}
+            )
+        if settings.profile != "local" and (
+            settings.auth.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET
+        ):
+            raise ConfigError(
+                "refusing to start outside the local profile with the default JWT secret"
+            )
+        return settings
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        """Token buckets per user and API key: in Redis when there is one, else in process."""
+        from textnlp.auth.ratelimit import MemoryRateLimiter, RedisRateLimiter
+
+        if self.redis is not None:
+            return RedisRateLimiter(self.redis)
+        return MemoryRateLimiter()
+
+    # -- observability ----------------------------------------------------------------------------
+    @cached_property
+    def metrics(self) -> Metrics:
+        from textnlp.observability.emf import EmfEmitter
+        from textnlp.observability.metrics import Metrics
+
+        observability = self.settings.observability
+        emf = (
+            EmfEmitter(observability.emf_namespace, observability.service_name)
+            if observability.emf
+            else None
+        )
+        return Metrics(emf)
+
+    @cached_property
+    def tracer(self) -> Tracer | None:
+        """The tracer, or None when tracing is off."""
+        from textnlp.observability.tracing import make_tracer
+
+        tracer, provider = make_tracer(self.settings.observability)
+        if provider is None:
+            return None
+        self._owns(provider.shutdown)
+        return tracer
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from textnlp.worker.notify import Notifier
+
+        return Notifier(self.settings)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Close every part built, last built first; a failing close does not stop the others."""
+        closers, self._closers = self._closers, []
+        errors: list[BaseException] = []
+        for closer in reversed(closers):
+            try:
+                result = closer()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # keep closing the rest
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """``aclose`` for sync callers (the CLI); not from inside a running event loop."""
+        import asyncio
+
+        asyncio.run(self.aclose())
+
+    async def __aenter__(self) -> Platform:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

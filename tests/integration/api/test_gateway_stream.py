@@ -1,0 +1,149 @@
+"""The API Gateway WebSocket bridge (``POST /api/v1/stream``) with the embedded model: events
+posted back through moto's API Gateway Management API, in the shapes of the app's own socket.
+
+moto runs in process here, so the test can read what was posted to a connection (moto keeps
+the posted bytes, concatenated). A gone connection is faked at the transport (botocore's
+Stubber answers ``GoneException``): moto has no gone connections.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from tests.integration.api.conftest import Api, make_settings, start_api
+
+pytestmark = pytest.mark.slow
+CALLBACK = "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+STREAM = "/api/v1/stream"
+
+
+@pytest.fixture(scope="module")
+def gateway_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with mock_aws():
+        settings = make_settings(
+            tmp_path_factory.mktemp("gateway"),
+            api={"websocket_callback_url": CALLBACK},
+            aws={"region": "us-east-1"},
+        )
+        yield from start_api(settings)
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+def event(api: Api, route: str, connection: str, body: Any = None, token: str = "") -> Any:
+    headers = {"X-Connection-Id": connection, "X-Route-Key": route}
+    if token:
+        headers["X-Access-Token"] = token
+    content = json.dumps(body) if isinstance(body, dict) else body
+    return api.client.post(STREAM, headers=headers, content=content)
+
+
+def posted(connection: str) -> list[dict[str, Any]]:
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    data = backend.connections[connection].data.decode()
+    decoder, events, at = json.JSONDecoder(), [], 0
+    while at < len(data):
+        value, at = decoder.raw_decode(data, at)
+        events.append(value)
+    return events
+
+
+def wait_for_done(connection: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = posted(connection)
+        if events and events[-1]["type"] in {"done", "error"}:
+            return events
+        time.sleep(0.05)
+    raise AssertionError(f"no done event on {connection}: {posted(connection)}")
+
+
+def token_of(api: Api, user: str) -> str:
+    return str(api.headers(user)["Authorization"].removeprefix("Bearer "))
+
+
+def test_a_gateway_connection_streams_tokens_then_done(gateway_api: Api) -> None:
+    token = token_of(gateway_api, "alice")
+    assert event(gateway_api, "$connect", "conn-a", token=token).status_code == 200
+    frame = {"prompt": "Say hello.", "max_tokens": 6, "temperature": 0.0}
+    assert event(gateway_api, "$default", "conn-a", frame).status_code == 202
+    events = wait_for_done("conn-a")
+    assert [e["type"] for e in events[:-1]] == ["token"] * (len(events) - 1)
+    done = events[-1]
+    assert done["type"] == "done" and done["model"] == "smollm2-135m"
+    assert done["usage"]["completion_tokens"] > 0
+    assert "".join(e["text"] for e in events[:-1])
+    assert event(gateway_api, "$disconnect", "conn-a").status_code == 200
+    # A forgotten connection's frames are refused.
+    assert event(gateway_api, "$default", "conn-a", frame).status_code == 401
+
+
+def test_bad_frames_get_error_events_and_the_connection_stays_usable(gateway_api: Api) -> None:
+    token = token_of(gateway_api, "bob")
+    assert event(gateway_api, "$connect", "conn-b", token=token).status_code == 200
+    assert event(gateway_api, "$default", "conn-b", "{not json").status_code == 202
+    error = wait_for_done("conn-b")[-1]
+    assert error["type"] == "error"  # as on the app's own WebSocket
+    assert error["error"]["type"] == "validation_error" and error["error"]["status"] == 422
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    backend.connections["conn-b"].data = b""
+    unknown = {"prompt": "hi", "model": "no-such-model", "max_tokens": 4}
+    assert event(gateway_api, "$default", "conn-b", unknown).status_code == 202
+    assert wait_for_done("conn-b")[-1]["error"]["type"] == "model_not_found"
+    backend.connections["conn-b"].data = b""
+    good = {"prompt": "Say hi.", "max_tokens": 4, "temperature": 0.0}
+    assert event(gateway_api, "$default", "conn-b", good).status_code == 202
+    assert wait_for_done("conn-b")[-1]["type"] == "done"
+
+
+def test_connect_checks_the_credential_itself(gateway_api: Api) -> None:
+    assert event(gateway_api, "$connect", "conn-c").status_code == 401
+    assert event(gateway_api, "$connect", "conn-c", token="forged.token.here").status_code == 401
+    assert event(gateway_api, "$default", "conn-c", {"prompt": "x"}).status_code == 401
+
+
+def test_a_gone_connection_cancels_its_generation(gateway_api: Api) -> None:
+    streams = gateway_api.client.app.state.gateway_streams  # type: ignore[attr-defined]
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=CALLBACK, region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error(
+        "post_to_connection", service_error_code="GoneException", http_status_code=410
+    )
+    stubber.activate()
+    previous, streams._client = streams._client, client
+    try:
+        token = token_of(gateway_api, "alice")
+        assert event(gateway_api, "$connect", "conn-gone", token=token).status_code == 200
+        frame = {"prompt": "Count to twenty.", "max_tokens": 40, "temperature": 0.0}
+        assert event(gateway_api, "$default", "conn-gone", frame).status_code == 202
+        deadline = time.monotonic() + 30
+        while streams._tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not streams._tasks  # stopped at the first refused post, not after 40 tokens
+        stubber.assert_no_pending_responses()
+        assert streams.owner("conn-gone") is None  # and forgotten
+    finally:
+        streams._client = previous
+        stubber.deactivate()
+
+
+def test_stream_route_is_in_the_schema(gateway_api: Api, tmp_path: Path) -> None:
+    schema = gateway_api.client.get("/openapi.json").json()
+    operation = schema["paths"][STREAM]["post"]
+    names = {p["name"] for p in operation["parameters"]}
+    assert {"X-Connection-Id", "X-Route-Key", "X-Access-Token"} <= names

@@ -1,0 +1,33 @@
+"""The composition root for tests: a job service and a worker run over real adapters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from textnlp.bootstrap import Platform
+from textnlp.config import Settings
+from textnlp.services.jobs import JobService
+from textnlp.worker import Worker, WorkerOptions
+
+
+@contextmanager
+def job_service(settings: Settings) -> Iterator[JobService]:
+    """The job service of a platform built from ``settings``, closed on exit."""
+    platform = Platform(settings)
+    try:
+        yield platform.jobs
+    finally:
+        platform.close()
+
+
+def run_worker(settings: Settings, concurrency: int = 1) -> int:
+    """A worker of its own platform that works the queues until they are empty."""
+
+    async def go() -> int:
+        async with Platform(settings) as platform:
+            options = WorkerOptions(once=True, wait_s=0.2, concurrency=concurrency)
+            return await Worker(platform, options).run()
+
+    return asyncio.run(go())
