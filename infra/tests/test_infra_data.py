@@ -89,3 +89,29 @@ def test_redis_cluster_mode(assembly: Assembly) -> None:
         "cluster-enabled": "yes", "maxmemory-policy": "allkeys-lru",
         "timeout": "300", "tcp-keepalive": "60",
     }})
+
+
+def test_regional_recovery_copies_backups_images_and_secrets(assembly: Assembly) -> None:
+    """Design section 11: what a failover to us-west-2 restores from is there."""
+    dr = assembly.template("DisasterRecovery")
+    dr.has_resource_properties(
+        "AWS::Backup::BackupVault", {"BackupVaultName": "textnlp-production-dr-vault"}
+    )
+    (plan,) = assembly.resources("Backup", "AWS::Backup::BackupPlan").values()
+    aurora = next(r for r in plan["Properties"]["BackupPlan"]["BackupPlanRule"]
+                  if r["RuleName"] == "AuroraDaily")
+    assert aurora["CopyActions"] == [{
+        "DestinationBackupVaultArn":
+            "arn:aws:backup:us-west-2:123456789012:backup-vault:textnlp-production-dr-vault",
+        "Lifecycle": {"DeleteAfterDays": 30},
+    }]
+    (replication,) = assembly.resources(
+        "Registry", "AWS::ECR::ReplicationConfiguration"
+    ).values()
+    (rule,) = replication["Properties"]["ReplicationConfiguration"]["Rules"]
+    assert rule["Destinations"] == [{"Region": "us-west-2", "RegistryId": "123456789012"}]
+    for secret in assembly.resources("Security", "AWS::SecretsManager::Secret").values():
+        assert secret["Properties"]["ReplicaRegions"] == [{
+            "Region": "us-west-2",
+            "KmsKeyId": "arn:aws:kms:us-west-2:123456789012:alias/textnlp-production-replica",
+        }]

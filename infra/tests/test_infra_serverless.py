@@ -59,7 +59,8 @@ def test_authorizer_reads_the_apis_settings_and_secret(assembly: Assembly) -> No
     }
     # It may read the secret at the path it reads (the security stack's, exported by ARN).
     secrets = assembly.resources("Security", "AWS::SecretsManager::Secret").items()
-    (secret_id,) = [n for n, s in secrets if s["Properties"]["Name"] == secret_path("production", JWT_SECRET)]
+    path = secret_path("production", JWT_SECRET)
+    (secret_id,) = [n for n, s in secrets if s["Properties"]["Name"] == path]
     exports = {
         output["Export"]["Name"]: output["Value"]
         for output in assembly.templates["Security"]["Outputs"].values()

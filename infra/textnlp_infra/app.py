@@ -75,6 +75,7 @@ def add_stacks(app: App, config: EnvConfig) -> dict[str, Stack]:
     stacks["Security"] = security = SecurityStack(
         app, f"{prefix}-Security", config=config, **props("Security")
     )
+    security.add_stack_dependency(dr, "secrets replicate with the DR region's key")
     stacks["Network"] = network = NetworkStack(
         app, f"{prefix}-Network", config=config, logs_key=security.keys.logs, **props("Network")
     )
@@ -116,6 +117,7 @@ def add_stacks(app: App, config: EnvConfig) -> dict[str, Stack]:
         app, f"{prefix}-Backup", config=config, security=security, **props("Backup")
     )
     stacks["Backup"].add_stack_dependency(data, "the plan selects the Aurora cluster by name")
+    stacks["Backup"].add_stack_dependency(dr, "backups are copied to the DR region's vault")
     stacks["Delivery"] = DeliveryStack(
         app, f"{prefix}-Delivery", config=config, security=security, compute=compute,
         **props("Delivery"),

@@ -267,6 +267,15 @@ class EnvConfig:
         return f"{self.name}-access-logs-{self.account}"
 
     @property
+    def dr_vault_name(self) -> str:
+        """The backup vault in the DR region that Aurora's backups are copied to."""
+        return f"{self.name}-dr-vault"
+
+    def dr_key_alias_arn(self) -> str:
+        """The DR region's key (by alias), for what is copied or replicated there."""
+        return f"arn:aws:kms:{self.storage.replica_region}:{self.account}:alias/{self.name}-replica"
+
+    @property
     def secrets_prefix(self) -> str:
         return f"/textnlp/{self.environment.value}"
 

@@ -34,6 +34,8 @@ class SecretsTree(Construct):
         super().__init__(scope, id_)
         self._prefix = config.secrets_prefix
         self._key = key
+        self._dr_region = config.storage.replica_region
+        self._dr_key = kms.Key.from_key_arn(self, "DrKey", config.dr_key_alias_arn())
         self._removal = RemovalPolicy.RETAIN if config.is_production else RemovalPolicy.DESTROY
         user = config.aurora.master_username
 
@@ -90,4 +92,7 @@ class SecretsTree(Construct):
             encryption_key=self._key,
             generate_secret_string=generator,
             removal_policy=self._removal,
+            # Read-only copies in the DR region (design section 11): a failover finds the same
+            # credentials, rotated with the primary.
+            replica_regions=[sm.ReplicaRegion(region=self._dr_region, encryption_key=self._dr_key)],
         )

@@ -1,8 +1,10 @@
 """Design section 11, AWS Backup: Aurora kept 30 days, EBS volumes snapshotted daily for 7.
 
 Aurora also keeps its own 30-day automated backups (data stack); the plan adds copies that live
-in a vault independent of the cluster. EBS volumes are chosen by the Application tag, which the
-GPU hosts' launch template puts on their volumes.
+in a vault independent of the cluster, and copies each to the DR region's vault
+(`textnlp-<env>-dr-vault`, us-west-2), so the design's regional failover has a database to
+restore. EBS volumes are chosen by the Application tag, which the GPU hosts' launch template
+puts on their volumes (their copies stay in the region: the hosts are replaceable).
 """
 
 from __future__ import annotations
@@ -34,10 +36,19 @@ class BackupStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.plan = backup.BackupPlan(self, "Plan", backup_plan_name=f"{config.name}-backups")
+        dr_vault = backup.BackupVault.from_backup_vault_arn(
+            self, "DrVault",
+            f"arn:aws:backup:{config.storage.replica_region}:{self.account}:backup-vault:"
+            f"{config.dr_vault_name}",
+        )
         self.plan.add_rule(backup.BackupPlanRule(
             rule_name="AuroraDaily", backup_vault=self.vault,
             schedule_expression=DAILY_AT_0500_UTC,
             delete_after=Duration.days(retention.rds_retention_days),
+            copy_actions=[backup.BackupPlanCopyActionProps(
+                destination_backup_vault=dr_vault,
+                delete_after=Duration.days(retention.rds_retention_days),
+            )],
         ))
         self.plan.add_rule(backup.BackupPlanRule(
             rule_name="EbsDaily", backup_vault=self.vault,

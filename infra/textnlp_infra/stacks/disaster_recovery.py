@@ -1,12 +1,15 @@
-"""Design section 11, the DR region's side: the replica bucket and its key, in us-west-2.
+"""Design section 11, the DR region's side, in us-west-2: the replica bucket, the backup vault
+that Aurora's backups are copied to, and the key of both (and of the replicated secrets).
 
 Deployed before the data stack (S3 refuses a replication rule whose destination does not
-exist). The primary region addresses both by name and alias, never by cross-region reference.
+exist). The primary region addresses all of them by name and alias, never by cross-region
+reference. The failover runbook is in infra/README.md ("Regional recovery").
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_backup as backup
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -44,6 +47,13 @@ class DisasterRecoveryStack(Stack):
                     ),
                 )
             ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Copies of the primary region's Aurora backups (the backup stack's copy rule).
+        self.vault = backup.BackupVault(
+            self, "DrVault",
+            backup_vault_name=config.dr_vault_name,
+            encryption_key=key,
             removal_policy=RemovalPolicy.RETAIN,
         )
         skip_checks(

@@ -1,7 +1,8 @@
 """Design section 13 (first half): the ECR repositories of the three images.
 
 A stack of its own because the compute stack pulls from the repositories and the delivery
-stack (which deploys to the compute stack) pushes to them.
+stack (which deploys to the compute stack) pushes to them. Every pushed image is replicated to
+the DR region (design section 11), so services can start there from the same release.
 """
 
 from __future__ import annotations
@@ -36,3 +37,26 @@ class RegistryStack(Stack):
             )
             for name in config.delivery.image_repositories
         }
+        # One per registry (account and region), so only production declares it; it copies
+        # every textnlp-* repository, whichever environment pushed the image.
+        if config.is_production:
+            self._replicate(config)
+
+    def _replicate(self, config: EnvConfig) -> None:
+        ecr.CfnReplicationConfiguration(
+            self, "Replication",
+            replication_configuration=ecr.CfnReplicationConfiguration.ReplicationConfigurationProperty(
+                rules=[ecr.CfnReplicationConfiguration.ReplicationRuleProperty(
+                    destinations=[
+                        ecr.CfnReplicationConfiguration.ReplicationDestinationProperty(
+                            region=config.storage.replica_region, registry_id=config.account,
+                        )
+                    ],
+                    repository_filters=[
+                        ecr.CfnReplicationConfiguration.RepositoryFilterProperty(
+                            filter="textnlp-", filter_type="PREFIX_MATCH",
+                        )
+                    ],
+                )],
+            ),
+        )
