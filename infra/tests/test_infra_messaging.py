@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk.assertions import Match
+import os
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Match, Template
 
 from infra_assembly import Assembly
+from textnlp_infra.app import build_app
+from textnlp_infra.config import for_environment
 
 
 def test_generation_queue_and_dlq(assembly: Assembly) -> None:
@@ -43,3 +49,34 @@ def test_orchestration(assembly: Assembly) -> None:
     template.has_resource_properties("AWS::Events::Rule", {
         "EventPattern": Match.object_like({"source": ["aws.ecs"]}),
     })
+
+
+def test_topics_get_subscriptions_from_context(tmp_path: Path) -> None:
+    # A synthesis of its own (with the deployer's context); no AWS variable leaks in.
+    saved = {key: os.environ.pop(key) for key in list(os.environ) if key.startswith("AWS_")}
+    try:
+        _synthesise_with_subscriptions(tmp_path)
+    finally:
+        os.environ.update(saved)
+
+
+def _synthesise_with_subscriptions(tmp_path: Path) -> None:
+    app, stacks = build_app("production", outdir=str(tmp_path), context={
+        "alarmEmails": "oncall@example.com,lead@example.com",
+        "jobNotificationUrls": "https://hooks.example.com/textnlp",
+    })
+    app.synth()
+    alarms = Template.from_stack(stacks["Monitoring"])
+    alarms.resource_count_is("AWS::SNS::Subscription", 2)
+    alarms.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"}
+    )
+    Template.from_stack(stacks["Messaging"]).has_resource_properties(
+        "AWS::SNS::Subscription",
+        {"Protocol": "https", "Endpoint": "https://hooks.example.com/textnlp"},
+    )
+
+
+def test_job_notifications_must_be_https() -> None:
+    with pytest.raises(ValueError, match="https://"):
+        for_environment("production", {"jobNotificationUrls": "http://hooks.example.com/x"})

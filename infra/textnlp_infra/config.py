@@ -229,6 +229,11 @@ class EnvConfig:
     # GuardDuty, Config and Security Hub exist once per account and region; set the context
     # value `accountServices=false` where another stack already enables them.
     enable_account_services: bool = True
+    # Who hears of alarms (e-mail addresses) and of finished jobs (HTTPS endpoints, e.g. a
+    # team's chat webhook): subscriptions of the alarm and job-notification topics, from
+    # context (`-c alarmEmails=a@x,b@y -c jobNotificationUrls=https://...`).
+    alarm_emails: tuple[str, ...] = ()
+    job_notification_urls: tuple[str, ...] = ()
     network: NetworkConfig = field(default_factory=NetworkConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     model_serving: ModelServingConfig = field(default_factory=ModelServingConfig)
@@ -380,4 +385,17 @@ def for_environment(
     }
     if "accountServices" in context:
         overrides["enable_account_services"] = str(context["accountServices"]).lower() == "true"
+    for key, attribute in (("alarmEmails", "alarm_emails"),
+                           ("jobNotificationUrls", "job_notification_urls")):
+        if context.get(key):
+            overrides[attribute] = _listed(context[key])
+    for url in overrides.get("job_notification_urls", ()):
+        if not url.startswith("https://"):
+            raise ValueError(f"jobNotificationUrls must be https:// URLs (got {url!r})")
     return replace(config, **overrides)
+
+
+def _listed(value: Any) -> tuple[str, ...]:
+    """A context list: a JSON list, or a comma-separated string (`-c key=a,b`)."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -108,3 +109,6 @@ class MessagingStack(Stack):
             master_key=key,
             enforce_ssl=True,
         )
+        # Finished and failed jobs (the app publishes `job.<state>` events) reach these.
+        for url in config.job_notification_urls:
+            self.job_notifications.add_subscription(subscriptions.UrlSubscription(url))

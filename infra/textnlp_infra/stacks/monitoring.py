@@ -12,6 +12,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from textnlp.observability.emf import REQUEST_LATENCY, SERVICE_DIMENSION, TOKENS_GENERATED
 
@@ -51,6 +52,8 @@ class MonitoringStack(Stack):
             master_key=imported_key(self, "MessagingKey", security.keys.messaging),
             enforce_ssl=True,
         )
+        for address in config.alarm_emails:  # each recipient confirms by e-mail
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(address))
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=config.dashboard_name)
         self.dashboard.add_widgets(
             cw.GraphWidget(
