@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from textnlp.observability.emf import (
+    GPU_UTILIZATION,
     REQUEST_LATENCY,
     REQUESTS_PER_TASK,
     TOKENS_GENERATED,
@@ -59,6 +60,11 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.gpu_utilisation = Gauge(
+            "textnlp_gpu_utilisation_percent",
+            "Mean GPU utilisation of this process's GPUs (NVML), last sample.",
+            registry=self.registry,
+        )
         self.rate_limited = Counter(
             "textnlp_rate_limited_total", "Requests refused by rate limits.", registry=self.registry
         )
@@ -101,6 +107,13 @@ class Metrics:
         self.tokens.labels(model).inc(count)
         if self._emf is not None:
             self._emf.emit(TOKENS_GENERATED, float(count), "Count", {"Model": model})
+
+    def observe_gpu(self, percent: float) -> None:
+        """The task's GPU utilisation over the last window (the generation service's scaling
+        metric); published only where a GPU is present."""
+        self.gpu_utilisation.set(percent)
+        if self._emf is not None:
+            self._emf.emit(GPU_UTILIZATION, percent, "Percent", {})
 
     def observe_cache(self, hit: bool) -> None:
         self.cache_lookups.labels("hit" if hit else "miss").inc()

@@ -37,6 +37,7 @@ from textnlp.adapters.db.jobs import TERMINAL_STATES
 from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.bootstrap import Platform
 from textnlp.errors import QuotaExceeded
+from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
 from textnlp.services.job_models import JobMessage, JobSpec
 from textnlp.worker.checkpoint import Checkpointer, StopJob
 from textnlp.worker.runner import JobRunner
@@ -53,6 +54,8 @@ class WorkerOptions:
     once: bool = False
     #: Longest wait of one receive.
     wait_s: float = 2.0
+    #: How often the GPU's utilisation is published (where a GPU is present).
+    gpu_report_s: float = 60.0
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -60,7 +63,15 @@ class Worker:
     """Consumes the queues of ``options`` with the services of ``platform`` (which its caller
     owns and closes)."""
 
-    def __init__(self, platform: Platform, options: WorkerOptions | None = None) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        options: WorkerOptions | None = None,
+        *,
+        gpu_sampler: Sampler | None | bool = True,
+    ) -> None:
+        """``gpu_sampler``: True finds the GPUs through NVML; None publishes no GPU metric."""
+        self.platform = platform
         self.settings = platform.settings
         self.jobs = platform.jobs
         self.generation = platform.generation
@@ -73,6 +84,7 @@ class Worker:
         self.stop = asyncio.Event()
         self.processed = 0
         self._last_sweep = 0.0
+        self._gpu = nvml_sampler() if gpu_sampler is True else gpu_sampler or None
 
     def request_stop(self) -> None:
         if not self.stop.is_set():
@@ -87,6 +99,15 @@ class Worker:
     async def run(self) -> int:
         """Consume until stopped (or, with ``once``, until the queues are empty)."""
         running: set[asyncio.Task[None]] = set()
+        reporter = asyncio.create_task(self._report_gpu()) if self._gpu is not None else None
+        try:
+            await self._consume(running)
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+        return self.processed
+
+    async def _consume(self, running: set[asyncio.Task[None]]) -> None:
         while not self.stop.is_set():
             await asyncio.to_thread(self.jobs.publish_pending)
             await self._sweep_dead_letters()
@@ -105,7 +126,16 @@ class Worker:
                 task.add_done_callback(running.discard)
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-        return self.processed
+
+    async def _report_gpu(self) -> None:
+        """``GPUUtilization`` every ``gpu_report_s``: what the GPU service scales on."""
+        assert self._gpu is not None
+        metrics = self.platform.metrics
+        while True:
+            await asyncio.sleep(self.options.gpu_report_s)
+            percent = await asyncio.to_thread(mean_utilisation, self._gpu)
+            if percent is not None:
+                metrics.observe_gpu(percent)
 
     async def _receive(self, free: int) -> list[tuple[JobQueue, QueueMessage]]:
         wait = self.options.wait_s / max(1, len(self.queues))
