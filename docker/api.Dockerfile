@@ -27,7 +27,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TEXTNLP_PROFILE=aws \
-    TEXTNLP_HOME=/tmp/textnlp
+    TEXTNLP_HOME=/tmp/textnlp \
+    XDG_CACHE_HOME=/tmp/cache \
+    HF_HOME=/tmp/hf \
+    MPLCONFIGDIR=/tmp/matplotlib
 # versions come with the pinned base image; apt pins break on mirror updates
 # hadolint ignore=DL3008
 RUN apt-get update \

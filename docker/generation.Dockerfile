@@ -36,7 +36,9 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     TEXTNLP_PROFILE=aws \
     TEXTNLP_HOME=/tmp/textnlp \
+    XDG_CACHE_HOME=/tmp/cache \
     HF_HOME=/tmp/hf \
+    MPLCONFIGDIR=/tmp/matplotlib \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 # versions come with the pinned base image; apt pins break on mirror updates

@@ -30,6 +30,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     TEXTNLP_PROFILE=aws \
     TEXTNLP_HOME=/tmp/textnlp \
+    XDG_CACHE_HOME=/tmp/cache \
     HF_HOME=/tmp/hf \
     MPLCONFIGDIR=/tmp/matplotlib
 # versions come with the pinned base image; apt pins break on mirror updates

@@ -102,3 +102,13 @@ def test_hadolint() -> None:
             capture_output=True, text=True, check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_caches_and_home_are_on_the_writable_volume(name: str) -> None:
+    """The roots are read-only: every path the app or a library writes is below /tmp."""
+    text = " ".join(arg for op, arg in _final_stage(_instructions(name)) if op == "ENV")
+    settings = dict(re.findall(r"(\w+)=(\S+)", text))
+    assert settings["TEXTNLP_HOME"] == deployment.CONTAINER_HOME
+    for variable, path in deployment.SCRATCH_ENVIRONMENT.items():
+        assert settings[variable] == path

@@ -26,6 +26,13 @@ ACCESS_TOKEN_PARAMETER = "access_token"
 #: TEXTNLP_HOME lives in it (scratch files, the models' re-encoded weights, caches).
 SCRATCH_PATH = "/tmp"
 CONTAINER_HOME = f"{SCRATCH_PATH}/textnlp"
+#: Where libraries write their caches (re-encoded GGUF weights, Hugging Face, matplotlib): the
+#: writable volume too, never the read-only home directory.
+SCRATCH_ENVIRONMENT = {
+    "XDG_CACHE_HOME": f"{SCRATCH_PATH}/cache",
+    "HF_HOME": f"{SCRATCH_PATH}/hf",
+    "MPLCONFIGDIR": f"{SCRATCH_PATH}/matplotlib",
+}
 
 API_COMMAND = ("textnlp", "serve", "--host", "0.0.0.0", "--port", str(API_PORT))  # noqa: S104
 #: The GPU generation service: short jobs first, and the long ones of the batch queue.

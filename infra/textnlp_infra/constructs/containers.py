@@ -81,6 +81,7 @@ def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironmen
         env_name("observability", "emf_namespace"): config.monitoring.metrics_namespace,
         # The X-Ray daemon sidecar of the task.
         "AWS_XRAY_DAEMON_ADDRESS": "localhost:2000",
+        **deployment.SCRATCH_ENVIRONMENT,
     }
     for setting, name in resources.queues.items():
         variables[env_name("queue", setting)] = name

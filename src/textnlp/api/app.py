@@ -86,8 +86,9 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     platform: Platform = app.state.platform
     try:
-        # The parts that touch the network are built off the event loop, before serving.
-        await asyncio.to_thread(_build, app, platform)
+        # The parts that touch the network are built off the event loop, before serving
+        # (``textnlp serve`` has built them already, to refuse bad settings in one line).
+        await asyncio.to_thread(prepare, app)
         log.info(
             "API ready",
             extra={"profile": platform.settings.profile, "database": platform.engine.dialect.name},
@@ -100,8 +101,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.aclose()
 
 
-def _build(app: FastAPI, platform: Platform) -> None:
+def prepare(app: FastAPI) -> None:
+    """Build what the app serves with (database, Redis, secrets, services); idempotent.
+
+    Raises ``TextNLPError`` (a weak JWT secret, an unreachable database, an old schema...):
+    callers outside the lifespan get it as one line instead of a server's startup traceback.
+    """
     state = app.state
+    if getattr(state, "prepared", False):
+        return
+    platform: Platform = state.platform
     state.db = platform.sessions
     state.auth = platform.auth
     state.limiter = platform.rate_limiter
@@ -118,3 +127,4 @@ def _build(app: FastAPI, platform: Platform) -> None:
     )
     state.health = HealthChecker(platform)
     state.gateway_streams = gateway.GatewayStreams(platform, state.serving)
+    state.prepared = True

@@ -113,6 +113,8 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             elif message["type"] == "websocket.accept":
                 status["code"] = 101
+            elif message["type"] == "websocket.close" and status["code"] != 101:
+                status["code"] = 403  # closed before the handshake: the client got a 403
             await send(message)
 
         try:

@@ -93,6 +93,10 @@ def test_websocket_refuses_bad_credentials(sqlite_api: Api) -> None:
     with pytest.raises(WebSocketDisconnect) as refused, sqlite_api.client.websocket_connect(url):
         pass
     assert refused.value.code == 1008
+    # Counted (and logged) as the refusal the client saw, not as a server error.
+    metrics = sqlite_api.client.app.state.metrics.render().decode()  # type: ignore[attr-defined]
+    assert 'route="/api/v1/generate/stream",status="403"' in metrics
+    assert 'route="/api/v1/generate/stream",status="500"' not in metrics
 
 
 def test_models_list_describe_and_invoke(sqlite_api: Api) -> None:

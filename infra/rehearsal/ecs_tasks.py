@@ -1,0 +1,103 @@
+"""`ecs:RunTask` as it happens in AWS: moto records the call, the rehearsal runs the task.
+
+The batch-trigger Lambda calls `run_task` against moto. The rehearsal finds the new task there
+(`list_tasks`/`describe_tasks`: its task definition and `overrides.containerOverrides`), starts
+that task definition's containers as processes with their environment plus the recorded
+overrides, waits for them to exit, and stops the task in moto with their exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rehearsal.aws import MotoAws
+from rehearsal.deploy import Deployment
+from rehearsal.processes import ContainerError, ContainerLauncher, ContainerProcess, container_specs
+
+
+@dataclass(frozen=True)
+class RecordedTask:
+    arn: str
+    cluster: str
+    task_definition_arn: str
+    started_by: str
+    group: str
+    #: container name -> the environment overrides run_task was given
+    overrides: dict[str, dict[str, str]]
+    capacity_provider: str
+
+
+class RunTaskObserver:
+    def __init__(self, deployment: Deployment, aws: MotoAws, launcher: ContainerLauncher) -> None:
+        self._deployment = deployment
+        self._aws = aws
+        self._launcher = launcher
+        self._seen: set[str] = set()
+
+    def new_tasks(self) -> list[RecordedTask]:
+        """Tasks moto holds that the rehearsal has not run yet (services' tasks aside)."""
+        found = []
+        for cluster in self._deployment.deployed("AWS::ECS::Cluster"):
+            ecs = self._aws.client("ecs", cluster.stack.region)
+            arn = str(cluster.physical.attributes["Arn"])
+            task_arns = ecs.list_tasks(cluster=arn).get("taskArns", [])
+            fresh = [t for t in task_arns if t not in self._seen]
+            if not fresh:
+                continue
+            for task in ecs.describe_tasks(cluster=arn, tasks=fresh).get("tasks", []):
+                if str(task.get("group", "")).startswith("service:"):
+                    continue
+                self._seen.add(task["taskArn"])
+                found.append(_recorded(task, arn))
+        return found
+
+    def run(self, task: RecordedTask, timeout_s: float) -> list[ContainerProcess]:
+        """Run the task's containers to completion; ContainerError unless each exits 0."""
+        definition = next(
+            (d for d in self._deployment.deployed("AWS::ECS::TaskDefinition")
+             if d.physical.ref == task.task_definition_arn), None,
+        )
+        if definition is None:
+            raise ContainerError(f"run_task named {task.task_definition_arn}, "
+                                 "which no template registers")
+        processes = []
+        for spec in container_specs(definition):
+            if not spec.command:
+                continue
+            process = self._launcher.start(
+                spec, label=f"{spec.label} (run_task {task.arn.rsplit('/', 1)[-1][:8]})",
+                overrides=task.overrides.get(spec.name, {}),
+            )
+            processes.append(process)
+        ecs = self._aws.client("ecs", definition.stack.region)
+        codes = []
+        for process in processes:
+            try:
+                codes.append(process.wait(timeout_s))
+            except ContainerError:
+                process.kill()
+                raise
+        reason = f"Essential container exited with {max(codes, default=0)}"
+        ecs.stop_task(cluster=task.cluster, task=task.arn, reason=reason)
+        failed = [p for p, code in zip(processes, codes, strict=True) if code != 0]
+        if failed:
+            raise ContainerError(
+                f"{failed[0].label} exited with {failed[0].popen.returncode}:\n"
+                f"{failed[0].log_tail()}"
+            )
+        return processes
+
+
+def _recorded(task: dict[str, Any], cluster: str) -> RecordedTask:
+    overrides: dict[str, dict[str, str]] = {}
+    for override in (task.get("overrides") or {}).get("containerOverrides", []):
+        overrides[override["name"]] = {
+            e["name"]: e["value"] for e in override.get("environment", [])
+        }
+    return RecordedTask(
+        arn=str(task["taskArn"]), cluster=cluster,
+        task_definition_arn=str(task["taskDefinitionArn"]),
+        started_by=str(task.get("startedBy", "")), group=str(task.get("group", "")),
+        overrides=overrides, capacity_provider=str(task.get("capacityProviderName", "")),
+    )
