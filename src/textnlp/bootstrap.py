@@ -21,7 +21,7 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from textnlp.config import LOCAL_JWT_SECRET, Settings
+from textnlp.config import Settings, jwt_secret_problem
 from textnlp.errors import ConfigError, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -241,12 +241,12 @@ class Platform:
             settings = settings.model_copy(
                 update={"auth": settings.auth.model_copy(update={"jwt_secret": secret})}
             )
-        if settings.profile != "local" and (
-            settings.auth.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET
-        ):
-            raise ConfigError(
-                "refusing to start outside the local profile with the default JWT secret"
-            )
+        if settings.profile != "local":
+            weakness = jwt_secret_problem(settings.auth.jwt_secret.get_secret_value())
+            if weakness is not None:
+                raise ConfigError(
+                    f"refusing to start outside the local profile: the JWT secret {weakness}"
+                )
         return settings
 
     @cached_property

@@ -42,6 +42,31 @@ Environment = Literal["dev", "staging", "production"]
 
 #: The JWT secret of the local profile; refused anywhere else.
 LOCAL_JWT_SECRET = "textnlp-local-development-secret-change-me"  # noqa: S105 - documented default
+#: Shortest JWT secret accepted outside the local profile (RFC 7518 asks HS256 keys for 256 bits).
+MIN_JWT_SECRET_BYTES = 32
+#: Words of example and placeholder secrets (compared without case, digits or punctuation).
+_PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "yoursecret", "example", "default")
+
+
+def jwt_secret_problem(secret: str) -> str | None:
+    """Why ``secret`` is too weak to sign tokens outside the local profile, or None.
+
+    Shared by the settings' validation and the secret read from Secrets Manager
+    (``Platform.auth_settings``). The message never quotes the secret.
+    """
+    letters = "".join(c for c in secret.casefold() if c.isalpha())
+    local = "".join(c for c in LOCAL_JWT_SECRET if c.isalpha())
+    if local in letters:
+        return "is the local default (in some spelling)"
+    if secret != secret.strip():
+        return "starts or ends with whitespace (a copy-paste slip?)"
+    if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        return f"is shorter than {MIN_JWT_SECRET_BYTES} bytes"
+    if any(word in letters for word in _PLACEHOLDER_WORDS):
+        return "looks like a placeholder (changeme, example, default...)"
+    if len(set(secret)) < 8:
+        return "has fewer than 8 distinct characters"
+    return None
 
 
 class _Section(BaseModel):
@@ -128,6 +153,9 @@ class QueueSettings(_Section):
     dead_letter_sweep_s: float = Field(30.0, gt=0)
     #: SNS topic told when a job finishes (``aws`` profile); empty: no topic.
     notify_topic_arn: str = ""
+    #: Let job webhooks reach private, loopback and link-local addresses (tests, self-hosted
+    #: receivers on a private network); off, such targets are refused (``textnlp.egress``).
+    webhook_allow_private: bool = False
 
 
 class StorageSettings(_Section):
@@ -337,12 +365,17 @@ class Settings(BaseSettings):
                     "the aws profile needs its database: set TEXTNLP_DATABASE__HOST (with "
                     "__USER and __PASSWORD) or TEXTNLP_DATABASE__URL"
                 )
-            if self.auth.jwt_secret.get_secret_value() == LOCAL_JWT_SECRET and (
-                self.secrets.backend != "aws"
-            ):
+            # With Secrets Manager the secret is read, and checked, by Platform.auth_settings.
+            weakness = (
+                jwt_secret_problem(self.auth.jwt_secret.get_secret_value())
+                if self.secrets.backend != "aws"
+                else None
+            )
+            if weakness is not None:
                 raise ValueError(
-                    "auth.jwt_secret is the local default; set TEXTNLP_AUTH__JWT_SECRET "
-                    "or read it from Secrets Manager (TEXTNLP_SECRETS__BACKEND=aws)"
+                    f"auth.jwt_secret {weakness}; set TEXTNLP_AUTH__JWT_SECRET to at least "
+                    f"{MIN_JWT_SECRET_BYTES} random bytes or read it from Secrets Manager "
+                    "(TEXTNLP_SECRETS__BACKEND=aws)"
                 )
             if self.storage.backend == "s3" and not self.storage.bucket:
                 self.storage.bucket = f"textnlp-{self.environment}"

@@ -91,6 +91,10 @@ def test_generates_real_records_with_the_embedded_model(tmp_path: Path) -> None:
         (["-t", "product-review", "-n", "2", "--max-tokens", "3000"], "context"),
         (["-t", "product-review", "-n", "0"], "count must be at least 1"),
         (["-t", "product-review", "-n", "two"], "valid integer"),
+        (["-t", "product-review", "-n", "10000000"], "above the maximum of 1000000"),
+        (["-t", "undefined.yaml", "-n", "2"], "'nobody' is undefined"),
+        (["-t", "latin1.yaml", "-n", "2"], "latin1.yaml is not UTF-8"),
+        (["-t", "unclosed.yaml", "-n", "2"], "unclosed.yaml is not valid YAML"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_keeps_the_output(
@@ -98,6 +102,9 @@ def test_bad_input_is_one_line_exit_2_and_keeps_the_output(
 ) -> None:
     existing = tmp_path / "keep.jsonl"
     existing.write_text('{"precious": true}\n')
+    (tmp_path / "undefined.yaml").write_text("id: undefined\nuser: 'Hello {{ nobody }}'\n")
+    (tmp_path / "latin1.yaml").write_bytes(b"id: latin1\nuser: 'Caf\xe9 review'\n")
+    (tmp_path / "unclosed.yaml").write_text("id: u\nuser: [unclosed\nvariables:\n  a: {b\n")
     result = textnlp("generate", *args, "-o", "keep.jsonl", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -108,12 +115,31 @@ def test_bad_input_is_one_line_exit_2_and_keeps_the_output(
 
 @pytest.mark.parametrize(
     ("out", "message"),
-    [("data.txt", "unknown output format"), ("blocker/data.jsonl", "not a directory")],
+    [
+        ("data.txt", "unknown output format"),
+        ("blocker/data.jsonl", "not a directory"),
+        ("/proc/x.jsonl", "cannot write /proc/x.jsonl"),
+        # As /nonexistent-dir/x.jsonl would, without touching the machine's root.
+        ("{tmp}/nonexistent-dir/x.jsonl", "nonexistent-dir does not exist"),
+    ],
 )
 def test_bad_output_paths(tmp_path: Path, out: str, message: str) -> None:
     (tmp_path / "blocker").write_text("a file, not a directory")
+    out = out.format(tmp=tmp_path)
     result = textnlp("generate", "-t", "news-headline", "-n", "1", "-o", out, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "nonexistent-dir").exists()  # refused, not created
+
+
+def test_bad_yaml_is_one_line_with_line_and_column(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("id: t\nuser: [unclosed\nvariables:\n  a: {b\n")
+    result = textnlp("templates", "show", "t.yaml", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: template t.yaml is not valid YAML: expected ',' or ']', but got ':' "
+        "(line 3, column 10)"
+    ]
 
 
 def test_malformed_user_template(tmp_path: Path) -> None:
@@ -190,3 +216,106 @@ def test_catalogue_commands(tmp_path: Path) -> None:
     assert shown.returncode == 0 and "sample prompt" in shown.stdout
     missing = textnlp("templates", "show", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "unknown template" in missing.stderr
+
+
+#: A finished 6-record run; its resumes below ask for something else.
+FINISHED = ["generate", "-t", "news-headline", "-n", "6", "-o", "small.jsonl"]
+FINISHED += ["--max-tokens", "8", "--seed", "4"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``small.jsonl`` of ``FINISHED``, made once for the module."""
+    where = tmp_path_factory.mktemp("finished")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTNLP_")}
+    made = subprocess.run(
+        [*TEXTNLP, *FINISHED],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "TEXTNLP_HOME": str(where / "home")},
+    )
+    assert made.returncode == 0, made.stderr
+    return where / "small.jsonl"
+
+
+def _with(args: list[str], **options: str) -> list[str]:
+    """``args`` with each ``--option value`` replaced (or added)."""
+    out = list(args)
+    for option, value in options.items():
+        if option in out:
+            out[out.index(option) + 1] = value
+        else:
+            out += [option, value]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--seed": "5"}, "another run seed than 5"),
+        ({"-n": "9", "--seed": "5"}, "another run seed than 5"),  # would mix two runs
+        ({"--max-tokens": "9"}, "max_tokens 8, not 9"),
+        ({"-t": "product-review"}, "template 'news-headline'"),
+        ({"-n": "3"}, "would delete them"),
+    ],
+)
+def test_resume_with_other_options_is_refused_and_keeps_the_file(
+    tmp_path: Path, finished_run: Path, change: dict[str, str], message: str
+) -> None:
+    out = tmp_path / "small.jsonl"
+    out.write_bytes(finished_run.read_bytes())
+    result = textnlp(*_with(FINISHED, **change), "--resume", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert out.read_bytes() == finished_run.read_bytes()
+    assert not (tmp_path / "small.jsonl.partial.jsonl").exists()
+
+
+def test_resume_with_the_same_options_extends_the_run(tmp_path: Path, finished_run: Path) -> None:
+    out = tmp_path / "small.jsonl"
+    out.write_bytes(finished_run.read_bytes())
+    result = textnlp(*_with(FINISHED, **{"-n": "8"}), "--resume", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert indices(out) == list(range(8))
+    assert out.read_text().splitlines()[:6] == finished_run.read_text().splitlines()
+
+
+def test_at_concurrency_1_a_killed_and_resumed_run_equals_an_uninterrupted_one(
+    tmp_path: Path,
+) -> None:
+    """What the README promises of the embedded model: with ``-c 1`` record *i* depends only
+    on the seed and *i*, across a SIGKILL and a resume. (With more sequences per decode batch,
+    floating point results depend on the batch's composition, and so may the text.)"""
+    run = [*TEXTNLP, "generate", "-t", "product-review", "-n", "10", "--max-tokens", "24"]
+    run += ["--seed", "21", "-c", "1", "--no-cache"]
+    whole = subprocess.run(
+        [*run, "-o", "whole.jsonl"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen(
+        [*run, "-o", "resumed.jsonl"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_records(tmp_path / "resumed.jsonl.partial.jsonl", 3, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    resumed = subprocess.run(
+        [*run, "-o", "resumed.jsonl", "--resume"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+
+    def texts(name: str) -> dict[int, str]:
+        lines = (tmp_path / name).read_text().splitlines()
+        return {r["index"]: r["text"] for r in map(json.loads, lines)}
+
+    assert texts("resumed.jsonl") == texts("whole.jsonl")

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.fake_backend import FakeBackend
 from textnlp.domain import Completion, Usage
-from textnlp.errors import InvalidParameter, OutputError, TemplateError
+from textnlp.errors import Conflict, InvalidParameter, OutputError, TemplateError
 from textnlp.generation.cache import SqliteResponseCache
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
@@ -203,3 +203,98 @@ async def test_jsonl_lines_are_plain_json(tmp_path: Path) -> None:
     await DatasetPipeline(FakeBackend()).run(request(out, 2))
     for line in out.read_text().splitlines():
         assert json.loads(line)["provenance"]["template_id"] == "product-review"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"template": "qa-pairs"}, "template 'product-review'"),
+        ({"seed": 8}, "another run seed"),
+        ({"params": {"max_tokens": 32}}, "max_tokens 120, not 32"),
+        ({"params": {"temperature": 0.1}}, "temperature"),
+        ({"variables": {"rating": 1}}, "rating="),
+        ({"count": 5}, "would delete them"),
+    ],
+)
+@pytest.mark.parametrize("where", ["journal", "file"])
+async def test_a_resume_of_another_run_is_refused_and_changes_nothing(
+    tmp_path: Path, change: dict[str, object], message: str, where: str
+) -> None:
+    out = tmp_path / "d.jsonl"
+    await interrupted_run(request(out, 12, concurrency=2, seed=3), after=8)
+    if where == "file":
+        journal_path(out).unlink()  # only the dataset file is left to resume from
+    before = out.read_bytes()
+    journal = journal_path(out).read_bytes() if where == "journal" else None
+    fields: dict[str, object] = {"count": 12, "seed": 3, "resume": True, **change}
+    template = str(fields.pop("template", "product-review"))
+    backend = FakeBackend()
+    with pytest.raises(Conflict, match=message) as refused:
+        await DatasetPipeline(backend).run(request(out, template=template, **fields))  # type: ignore[arg-type]
+    assert "\n" not in refused.value.message
+    assert backend.calls == 0
+    assert out.read_bytes() == before
+    if journal is not None:
+        assert journal_path(out).read_bytes() == journal
+    else:
+        assert not journal_path(out).exists()
+
+
+async def test_a_resume_with_the_same_request_and_another_concurrency_continues(
+    tmp_path: Path,
+) -> None:
+    """The pipeline's part of reproducibility: prompts, variables and seeds depend only on the
+    run seed and the index, so a resumed run equals an uninterrupted one record for record when
+    the backend answers a request the same way (the fake does; llama.cpp at concurrency 1)."""
+    whole, resumed = tmp_path / "whole.jsonl", tmp_path / "resumed.jsonl"
+    await DatasetPipeline(FakeBackend()).run(request(whole, 20, concurrency=1, seed=9))
+    await interrupted_run(request(resumed, 20, concurrency=5, seed=9), after=7)
+    await DatasetPipeline(FakeBackend()).run(
+        request(resumed, 20, concurrency=3, seed=9, resume=True)
+    )
+    a, b = read_dataset(whole), read_dataset(resumed)
+    assert [r.index for r in b] == list(range(20))
+    assert [(r.text, r.variables, r.provenance.seed, r.provenance.params) for r in a] == [
+        (r.text, r.variables, r.provenance.seed, r.provenance.params) for r in b
+    ]
+
+
+async def test_an_undefined_template_variable_fails_before_any_request(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("id: broken\nuser: 'Hello {{ nobody }}'\n")
+    template = TemplateLibrary.load().get(str(broken))
+    existing = tmp_path / "d.jsonl"
+    existing.write_text('{"keep": "me"}\n')
+    backend = FakeBackend()
+    with pytest.raises(TemplateError, match="'nobody' is undefined"):
+        await DatasetPipeline(backend).run(
+            DatasetRequest(template=template, count=3, output=existing)
+        )
+    assert backend.calls == 0 and existing.read_text() == '{"keep": "me"}\n'
+
+
+async def test_a_record_failure_is_raised_as_itself_not_as_a_group(tmp_path: Path) -> None:
+    class Failing(FakeBackend):
+        async def complete(self, request: object) -> Completion:  # type: ignore[override]
+            raise InvalidParameter("the backend refused this request")
+
+    with pytest.raises(InvalidParameter, match="refused"):
+        await DatasetPipeline(Failing()).run(request(tmp_path / "d.jsonl", 1, concurrency=1))
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [("{tmp}/missing/d.jsonl", "missing does not exist"), ("/proc/d.jsonl", "cannot write")],
+)
+async def test_an_output_outside_an_existing_directory_is_refused(
+    tmp_path: Path, output: str, message: str
+) -> None:
+    """An absolute path's directory must exist (``/nonexistent-dir/x.jsonl`` made a tree)."""
+    with pytest.raises(OutputError, match=message):
+        await DatasetPipeline(FakeBackend()).run(request(Path(output.format(tmp=tmp_path)), 1))
+    assert not (tmp_path / "missing").exists()
+
+
+async def test_a_relative_output_may_name_new_directories(tmp_path: Path) -> None:
+    await DatasetPipeline(FakeBackend()).run(request(Path("out/sub/d.jsonl"), 2))
+    assert indices(tmp_path / "out/sub/d.jsonl") == [0, 1]  # the working directory is tmp_path

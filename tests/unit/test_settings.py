@@ -3,7 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from textnlp.bootstrap import Platform
 from textnlp.config import LOCAL_JWT_SECRET, env_name, load_settings, unknown_variables
 from textnlp.errors import ConfigError
 
@@ -64,8 +66,67 @@ def test_default_jwt_secret_refused_outside_local(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TEXTNLP_SECRETS__BACKEND", "env")
     with pytest.raises(ConfigError, match="jwt_secret is the local default"):
         load_settings()
-    monkeypatch.setenv("TEXTNLP_AUTH__JWT_SECRET", "a-real-secret-from-the-vault")
+    monkeypatch.setenv("TEXTNLP_AUTH__JWT_SECRET", STRONG_SECRET)
     assert load_settings().auth.jwt_secret.get_secret_value() != LOCAL_JWT_SECRET
+
+
+#: 43 random URL-safe characters (secrets.token_urlsafe(32)), as an operator would generate.
+STRONG_SECRET = "q3Jx0vT8bN2kLw7YcR5mHs9dFa1GeUo4Pi6ZtVn_XbE"
+
+WEAK_SECRETS = [
+    pytest.param("x", id="one-byte"),
+    pytest.param("changeme", id="changeme"),
+    pytest.param("a-real-secret-from-the-vault", id="28-bytes"),
+    pytest.param(LOCAL_JWT_SECRET.upper(), id="local-default-upper-cased"),
+    pytest.param(LOCAL_JWT_SECRET + " ", id="local-default-trailing-space"),
+    pytest.param(" " + STRONG_SECRET, id="leading-space"),
+    pytest.param(STRONG_SECRET + "\n", id="trailing-newline"),
+    pytest.param("changeme-changeme-changeme-changeme", id="placeholder"),
+    pytest.param("your-secret-key-for-example-use-only-0123", id="example-placeholder"),
+    pytest.param("x" * 64, id="one-character-repeated"),
+]
+
+
+@pytest.mark.parametrize("secret", WEAK_SECRETS)
+def test_weak_jwt_secrets_are_refused_outside_local(secret: str) -> None:
+    environ = {
+        "TEXTNLP_PROFILE": "aws",
+        "TEXTNLP_DATABASE__URL": "postgresql+psycopg://u@db/textnlp",
+        "TEXTNLP_SECRETS__BACKEND": "env",
+        "TEXTNLP_AUTH__JWT_SECRET": secret,
+    }
+    with pytest.raises(ConfigError, match="auth.jwt_secret") as refused:
+        load_settings(environ=environ)
+    if len(secret.strip()) >= 8:
+        assert secret.strip() not in refused.value.message  # never echoed
+    assert load_settings(environ={"TEXTNLP_AUTH__JWT_SECRET": secret}).profile == "local"
+
+
+@pytest.mark.parametrize("secret", WEAK_SECRETS)
+def test_weak_jwt_secrets_from_secrets_manager_are_refused(
+    secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class StoredSecret:
+        def get(self, name: str) -> SecretStr:
+            return SecretStr(secret)
+
+    monkeypatch.setattr(
+        "textnlp.adapters.secrets.factory.secrets_provider", lambda settings: StoredSecret()
+    )
+    settings = load_settings(
+        environ={
+            "TEXTNLP_PROFILE": "aws",
+            "TEXTNLP_DATABASE__URL": "postgresql+psycopg://u@db/textnlp",
+        }
+    )
+    assert settings.secrets.backend == "aws"
+    with pytest.raises(ConfigError, match="the JWT secret"):
+        Platform(settings).auth_settings()
+    monkeypatch.setattr(
+        "textnlp.adapters.secrets.factory.secrets_provider",
+        lambda settings: type("Strong", (), {"get": lambda self, name: SecretStr(STRONG_SECRET)})(),
+    )
+    assert Platform(settings).auth_settings().auth.jwt_secret.get_secret_value() == STRONG_SECRET
 
 
 def test_the_deployment_provides_database_and_cache_as_parts() -> None:

@@ -123,3 +123,44 @@ def test_record_seed_is_stable() -> None:
     assert record_seed(0, 0) == record_seed(0, 0)
     assert record_seed(0, 1) != record_seed(0, 0)
     assert 0 <= record_seed(123, 456) < 2**32
+
+
+def test_catalogue_lookup_takes_ids_never_paths(tmp_path: Path) -> None:
+    path = tmp_path / "server-file.yaml"
+    path.write_text("id: server-file\nuser: hi\n", encoding="utf-8")
+    library = TemplateLibrary.load()
+    assert library.by_id("qa-pairs").id == "qa-pairs"
+    for name in (str(path), str(tmp_path / "missing.yaml")):
+        with pytest.raises(TemplateNotFound) as caught:
+            library.by_id(name)
+        assert "known:" in caught.value.message  # the same answer whether the file exists
+    assert library.get(str(path)).id == "server-file"  # the CLI's lookup keeps paths
+
+
+def test_yaml_errors_never_quote_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("id: t\nuser: hi\npassword: hunter2: [\n", encoding="utf-8")
+    with pytest.raises(TemplateError) as caught:
+        load_template_file(path)
+    message = caught.value.message
+    assert "hunter2" not in message and "\n" not in message
+    assert message.endswith("(line 3, column 18)")
+    path.write_bytes(b"id: t\nuser: \xff\xfe\n")
+    with pytest.raises(TemplateError, match="not UTF-8"):
+        load_template_file(path)
+
+
+def test_output_schemas_take_the_safe_path() -> None:
+    unsafe = {**TEMPLATE, "output": {"type": "json", "schema": {"pattern": "(a)\\1"}}}
+    with pytest.raises(TemplateError, match="RE2"):
+        parse_template(unsafe, source="t.yaml")
+    evil = {"properties": {"a": {"pattern": "^(a+)+$"}}}
+    template = parse_template({**TEMPLATE, "output": {"type": "json", "schema": evil}}, source="t")
+    with pytest.raises(ValueError, match="does not match"):
+        template.parse_output('{"a": "' + "a" * 60 + '!"}')
+    with pytest.raises(ValueError, match="nested too deeply"):
+        template.parse_output('{"a": ' * 100_000)
+    with pytest.raises(ValueError, match="Unicode"):
+        parse_template(TEMPLATE | {"output": {"type": "json"}}, source="t").parse_output(
+            '{"a": "\\ud800"}'
+        )

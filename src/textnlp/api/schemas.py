@@ -1,8 +1,8 @@
 """Request and response bodies of the API (the "protocol"), shared with ``textnlp.client``.
 
-Requests forbid unknown fields; bounds that do not depend on settings are in the types, the
-rest (``api.max_tokens``, ``api.max_prompt_chars``...) is checked by the serving layer before
-any model runs.
+Requests forbid unknown fields and refuse text that is not valid Unicode (``TextBoundary``);
+bounds that do not depend on settings are in the types, the rest (``api.max_tokens``,
+``api.max_prompt_chars``...) is checked by the serving layer before any model runs.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from textnlp.domain import MAX_TOKENS_LIMIT, ChatMessage, ModelInfo
+from textnlp.services.text_boundary import TextBoundary
 
 JsonScalar = str | int | float | bool
+#: A catalogue template id (``PromptTemplate.id``'s pattern): never a path on the server.
+TEMPLATE_ID = r"^[a-z0-9][a-z0-9_-]*$"
 
 
-class _Request(BaseModel):
+class _Request(TextBoundary):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -84,7 +87,8 @@ class GenerateTextRequest(SamplingFields):
     model: str | None = Field(None, max_length=200)
     prompt: str | None = None
     system: str | None = None
-    template: str | None = Field(None, max_length=200)
+    #: A catalogue template id (``textnlp templates list``), never a file path.
+    template: str | None = Field(None, max_length=200, pattern=TEMPLATE_ID)
     variables: dict[str, JsonScalar] = Field(default_factory=dict, max_length=64)
     #: Seeds the sampling of the template's variables that ``variables`` leaves open.
     template_seed: int = Field(0, ge=0, le=2**32 - 1)

@@ -5,7 +5,9 @@ checks the settings' bounds before any model is touched, calls the service (whos
 cache answers deterministic requests) and renders OpenAI's completions shape. It counts
 tokens and cache hits for the metrics. With an ``owner`` (the caller's user id) it applies the
 per-user spending cap before a priced model runs and records what the generation cost after
-(``SpendingService``); unpriced models touch neither the database nor a thread.
+(``SpendingService``); unpriced models touch neither the database nor a thread. The owner also
+scopes the response cache: a user's ``cached: true`` answers only what that user asked before.
+Templates are looked up by catalogue id only: a path would read the server's files.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class CompletionsServing:
 
     def requests_for(self, body: GenerateTextRequest) -> list[GenerationRequest]:
         if body.template is not None:
-            template = self.service.templates.get(body.template)
+            template = self.service.templates.by_id(body.template)  # ids only, never paths
             variables = template.sample_variables(body.template_seed, 0, dict(body.variables))
             system, user = template.render(variables)
         else:
@@ -140,7 +142,7 @@ class CompletionsServing:
     ) -> CompletionResponse:
         await self.admit(owner, model_id)
         results = await asyncio.gather(
-            *(self.service.complete(model_id, request) for request in requests),
+            *(self.service.complete(model_id, request, owner) for request in requests),
             return_exceptions=True,
         )
         completions = [r for r in results if isinstance(r, Completion)]

@@ -19,7 +19,7 @@ from rich.table import Table
 from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, err_console, parse_assignments, settings
 from textnlp.domain import Record
-from textnlp.errors import QuotaExceeded
+from textnlp.errors import InvalidParameter, QuotaExceeded, TextNLPError
 from textnlp.generation.pipeline import DatasetSummary
 from textnlp.services.generation import DatasetJob
 
@@ -78,6 +78,11 @@ def generate(
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
     config = settings()
+    limit = config.generation.max_count
+    if job.count > limit:  # before anything is built, loaded or written
+        raise InvalidParameter(
+            f"count {job.count} is above the maximum of {limit} (TEXTNLP_GENERATION__MAX_COUNT)"
+        )
     if not use_cache:
         config = config.model_copy(
             update={"generation": config.generation.model_copy(update={"response_cache": False})}
@@ -110,6 +115,9 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                     "(run again with --resume to continue)",
                     **exc.details,
                 ) from None
+            except TextNLPError:
+                progress.live.transient = True  # the error is the one line on stderr
+                raise
             finally:
                 status.stop()
 

@@ -17,6 +17,7 @@ import typer
 from textnlp.cli.common import console, err_console, parse_assignments, settings
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
 from textnlp.errors import InvalidInput
+from textnlp.generation.writers import ensure_directory
 
 jobs_app = typer.Typer(help="Submit and follow batch jobs.", no_args_is_help=True)
 
@@ -122,6 +123,7 @@ def results(
     token: str | None = TokenOption,
 ) -> None:
     """Download a finished job's result file."""
+    ensure_directory(out)  # as for generate: no directory tree from a mistyped path
     backend = _backend(api, token)
     try:
         size = backend.download(job_id, out)

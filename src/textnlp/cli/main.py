@@ -1,7 +1,19 @@
 """The ``textnlp`` entry point: builds the Typer app and maps errors to exit codes.
 
-Exit codes: 0 success, 1 a failed check (e.g. a validation gate) or an internal failure,
-2 bad input (one line on stderr, no traceback), 130 interrupted.
+Exit codes:
+
+- 0 success;
+- 1 a failed check (e.g. a validation gate), a model backend's failure, or an internal failure
+  (a bug: the traceback is printed for the report);
+- 2 the command cannot run as asked: bad input, settings or files, and a dependency it cannot
+  reach (``ServiceUnavailable``: the database, cache or queue of the settings, the ``--api``
+  server). An unreachable dependency is not bad input in the strict sense, but from the
+  command line a mistyped ``TEXTNLP_DATABASE__URL`` or ``--api`` and a server that is down look
+  the same, the fix is on the user's side either way (the URL, or starting the service), and
+  the public contract gives errors one code; the message names the dependency;
+- 130 interrupted.
+
+Every error of codes 1 (but a bug) and 2 is one line on stderr, ``error: ...``.
 """
 
 from __future__ import annotations
@@ -11,7 +23,7 @@ import sys
 import typer
 
 from textnlp.cli import catalogue, generate
-from textnlp.errors import TextNLPError
+from textnlp.errors import ServiceUnavailable, TextNLPError
 
 app = typer.Typer(
     name="textnlp",
@@ -39,14 +51,37 @@ for _module in ("validate", "serve", "users", "worker", "jobs", "db"):
     _register_optional(_module)
 
 
+def exit_code(error: TextNLPError) -> int:
+    return 2 if error.user_error or isinstance(error, ServiceUnavailable) else 1
+
+
+def fail(error: TextNLPError) -> None:
+    """One line on stderr (a message with line breaks is joined), then the error's exit code."""
+    message = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(exit_code(error))
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> TextNLPError | None:
+    for leaf in group.exceptions:
+        found = _first_error(leaf) if isinstance(leaf, BaseExceptionGroup) else leaf
+        if isinstance(found, TextNLPError):
+            return found
+    return None
+
+
 def run() -> None:
     """Console-script entry point."""
     try:
         # Without standalone mode Typer returns the code of a typer.Exit (130 after Ctrl-C).
         code = app(standalone_mode=False)
     except TextNLPError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        sys.exit(2 if exc.user_error else 1)
+        fail(exc)
+    except BaseExceptionGroup as group:  # errors of concurrent tasks
+        found = _first_error(group)
+        if found is None:
+            raise
+        fail(found)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

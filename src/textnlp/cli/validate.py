@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from textnlp.errors import OutputError
+from textnlp.generation.writers import ensure_directory
 from textnlp.validation.models import STATUS_STYLES, DatasetReport
 
 REPORT_FORMATS = (".html", ".json")
@@ -86,6 +87,7 @@ def check_report_path(path: Path) -> None:
         )
     if path.is_dir():
         raise OutputError(f"report path {path} is a directory")
+    ensure_directory(path)  # as for datasets: refused, not created, outside the working dir
 
 
 def write_report(report: DatasetReport, path: Path) -> None:
@@ -98,7 +100,6 @@ def write_report(report: DatasetReport, path: Path) -> None:
 
         content = render_html(report)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"cannot write report {path}: {exc.strerror}") from None

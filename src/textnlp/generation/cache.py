@@ -3,6 +3,10 @@
 The key covers *everything* that shapes a completion: model id and the identity of its weights,
 the full request (messages or prompt) and every sampling parameter, seed included. Only
 deterministic requests (a seed, or temperature 0) are cached.
+
+API completions are scoped by their owner (``OwnerScopedCache``): a hit would tell a user that
+someone else sent that exact prompt, and what they got. Dataset runs of the CLI and workers
+share the unscoped keys (a re-run of a job finds its own records).
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ def cache_key(model_fingerprint: str, request: GenerationRequest) -> str:
     payload = {"model": model_fingerprint, "request": request.model_dump(mode="json")}
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def owner_key(key: str, owner: str) -> str:
+    """``key`` as seen by ``owner`` only (a user id): another owner's key never equals it."""
+    return hashlib.sha256(f"owner:{owner}\n{key}".encode()).hexdigest()
 
 
 class ResponseCache(Protocol):
@@ -104,3 +113,31 @@ class SqliteResponseCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+class OwnerScopedCache:
+    """A ``ResponseCache`` seen by one owner: every key is scoped by ``owner_key``.
+
+    A view for one request: it does not own the cache it wraps (``close`` leaves it open).
+    """
+
+    def __init__(self, cache: ResponseCache, owner: str) -> None:
+        self._cache = cache
+        self._owner = owner
+
+    @property
+    def in_process(self) -> bool:
+        return self._cache.in_process
+
+    def get(self, key: str) -> Completion | None:
+        return self._cache.get(owner_key(key, self._owner))
+
+    def put(self, key: str, completion: Completion) -> None:
+        self._cache.put(owner_key(key, self._owner), completion)
+
+    def clear(self) -> int:
+        # Keys are hashes, so no owner's entries can be picked out: this is the admin's clear.
+        return self._cache.clear()
+
+    def close(self) -> None:
+        pass

@@ -3,17 +3,26 @@
 It is what makes ``--resume`` and Ctrl-C safe. Each record is flushed when it is done, so a
 killed run loses at most the line being written; that torn last line is cut off on resume. The
 dataset file itself is only ever (re)written atomically from the journal.
+
+A resume continues the run its records came from, or nothing: ``check_resume`` compares the
+request with the provenance of every finished record (template id and version, model, sampling
+parameters, the seed of each index, fixed variables) and refuses a count below a finished
+index, so that a resume never mixes two runs in one file nor drops finished records. (A template
+edited without a new ``version`` goes unnoticed: records do not carry the template's text.)
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pydantic import ValidationError
 
-from textnlp.domain import Record
+from textnlp.domain import GenerationParams, Record
+from textnlp.errors import Conflict, OutputError
+from textnlp.generation.templates import record_seed
 
 
 def journal_path(output: Path) -> Path:
@@ -48,8 +57,10 @@ class RunJournal:
         return records
 
     def open(self, *, fresh: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.open("w" if fresh else "a", encoding="utf-8")
+        try:
+            self._handle = self.path.open("w" if fresh else "a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
 
     def append(self, record: Record) -> None:
         assert self._handle is not None, "open() the journal first"
@@ -70,3 +81,62 @@ class RunJournal:
     def remove(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What the records of one run share, and what a resume of it must ask for again."""
+
+    template_id: str
+    template_version: str
+    model: str
+    params: GenerationParams
+    seed: int
+    count: int
+    #: Variables fixed by the user (``--var``); the others are sampled from the seed.
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+def check_resume(records: dict[int, Record], run: RunIdentity, source: Path) -> None:
+    """``Conflict`` (one line, naming what differs) when ``records`` are not of ``run``."""
+    if not records:
+        return
+    beyond = sorted(i for i in records if i >= run.count)
+    if beyond:
+        raise Conflict(
+            f"{source} has {len(beyond)} finished records at index {run.count} and above "
+            f"(up to {beyond[-1]}); resuming with count {run.count} would delete them "
+            f"(resume with count {beyond[-1] + 1} or more, or write to another file)"
+        )
+    expected = run.params.model_dump(exclude={"seed"})
+    for index in sorted(records):
+        difference = _difference(records[index], index, run, expected)
+        if difference is not None:
+            raise Conflict(
+                f"cannot resume {source}: its record {index} {difference}; resume with the "
+                "original options, or write to another file"
+            )
+
+
+def _difference(
+    record: Record, index: int, run: RunIdentity, expected: dict[str, Any]
+) -> str | None:
+    made = record.provenance
+    if (made.template_id, made.template_version) != (run.template_id, run.template_version):
+        return (
+            f"was made with template {made.template_id!r} version {made.template_version!r}, "
+            f"not {run.template_id!r} version {run.template_version!r}"
+        )
+    if made.model != run.model:
+        return f"was made with model {made.model!r}, not {run.model!r}"
+    if made.seed != record_seed(run.seed, index):
+        return f"was made with another run seed than {run.seed}"
+    given = made.params.model_dump(exclude={"seed"})
+    for name, value in expected.items():
+        if given.get(name) != value:
+            return f"was made with {name} {given.get(name)!r}, not {value!r}"
+    for name, value in run.fixed.items():
+        # str(): a CSV or Parquet file gives variables back as text.
+        if str(record.variables.get(name)) != str(value):
+            return f"has {name}={record.variables.get(name)!r}, not {value!r}"
+    return None

@@ -28,7 +28,7 @@ from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, GenerationRequest, Provenance, Record
 from textnlp.errors import InvalidParameter, QuotaExceeded
 from textnlp.generation.cache import ResponseCache, cache_key
-from textnlp.generation.journal import RunJournal, journal_path
+from textnlp.generation.journal import RunIdentity, RunJournal, check_resume, journal_path
 from textnlp.generation.templates import PromptTemplate, record_seed
 from textnlp.generation.writers import check_writable, read_dataset, write_dataset
 
@@ -100,7 +100,10 @@ class DatasetPipeline:
                 f"max_tokens {params.max_tokens} does not fit the context of "
                 f"{spec.id} ({spec.context_length} tokens)"
             )
-        request.template.sample_variables(request.seed, 0, request.variables)
+        # Record 0's prompt, rendered: an undefined variable fails here, not in every worker.
+        request.template.render(
+            request.template.sample_variables(request.seed, 0, request.variables)
+        )
         return params
 
     async def run(
@@ -108,7 +111,7 @@ class DatasetPipeline:
     ) -> DatasetSummary:
         params = self.precheck(self.backend.spec, request)
         journal = RunJournal(journal_path(request.output))
-        done = self._previous_records(request, journal)
+        done = self._previous_records(request, params, journal)
         summary = DatasetSummary(
             output=request.output,
             model=self.backend.spec.id,
@@ -140,12 +143,30 @@ class DatasetPipeline:
             ) from refused
         return summary
 
-    def _previous_records(self, request: DatasetRequest, journal: RunJournal) -> dict[int, Record]:
+    def _previous_records(
+        self, request: DatasetRequest, params: GenerationParams, journal: RunJournal
+    ) -> dict[int, Record]:
+        """The finished records a resume continues from, once they are known to be of this
+        run (``check_resume``); nothing is written before that check."""
         if not request.resume:
             return {}
         done = journal.read()
-        if not done and request.output.exists():
+        source = journal.path
+        from_output = not done and request.output.exists()
+        if from_output:
             done = {r.index: r for r in read_dataset(request.output)}
+            source = request.output
+        run = RunIdentity(
+            template_id=request.template.id,
+            template_version=request.template.version,
+            model=self.backend.spec.id,
+            params=params,
+            seed=request.seed,
+            count=request.count,
+            fixed=request.variables,
+        )
+        check_resume(done, run, source)
+        if from_output:
             journal.open(fresh=True)
             for record in done.values():
                 journal.append(record)
@@ -179,9 +200,16 @@ class DatasetPipeline:
                     on_record(record)
 
         workers = max(1, min(request.concurrency, request.count))
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+        except BaseExceptionGroup as group:
+            # One failure (a template error of one record...) is raised as itself, so callers
+            # map it like any other; several stay a group.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         return refused[0] if refused else None
 
     async def _record(

@@ -34,12 +34,11 @@ from typing import Any, Literal
 import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from textnlp.domain import GenerationRequest
-from textnlp.errors import TemplateError, TemplateNotFound
+from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound
+from textnlp.validation.safe_schema import compiled, instance_problem
 
 _JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
@@ -103,8 +102,8 @@ class OutputSpec(BaseModel):
     def _schema_is_valid(self) -> OutputSpec:
         if self.json_schema is not None:
             try:
-                Draft202012Validator.check_schema(self.json_schema)
-            except SchemaError as exc:
+                compiled(self.json_schema)  # the checks (and regex engine) of users' schemas
+            except InvalidParameter as exc:
                 raise ValueError(f"invalid JSON Schema: {exc.message}") from None
         return self
 
@@ -179,13 +178,15 @@ class PromptTemplate(BaseModel):
         if self.output.type != "json":
             return None
         data = extract_json_object(text)
-        if self.output.json_schema is not None:
-            errors = sorted(
-                Draft202012Validator(self.output.json_schema).iter_errors(data), key=str
-            )
-            if errors:
-                where = "/".join(str(p) for p in errors[0].absolute_path) or "object"
-                raise ValueError(f"schema violation at {where}: {errors[0].message}")
+        if self.output.json_schema is None:
+            problem = instance_problem(data)
+            if problem is not None:
+                raise ValueError(problem)
+            return data
+        error = compiled(self.output.json_schema).first_error(data)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "object"
+            raise ValueError(f"schema violation at {where}: {error.message}")
         return data
 
 
@@ -207,6 +208,8 @@ def extract_json_object(text: str) -> dict[str, Any]:
         while start != -1:
             try:
                 value, _ = decoder.raw_decode(candidate, start)
+            except RecursionError:
+                raise ValueError("the output's JSON is nested too deeply") from None
             except json.JSONDecodeError:
                 start = candidate.find("{", start + 1)
                 continue
@@ -232,9 +235,22 @@ def load_template_file(path: Path) -> PromptTemplate:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise TemplateError(f"template {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise TemplateError(f"template {path} is not valid YAML: {exc}") from None
+        raise TemplateError(f"template {path} is not valid YAML: {_yaml_problem(exc)}") from None
     return parse_template(raw, source=str(path))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's reason and position on one line, without the file's lines that it quotes
+    (they may hold a secret, and the message may reach an API client)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return "unreadable YAML"
+    reason = exc.problem or exc.context or "syntax error"
+    mark = exc.problem_mark or exc.context_mark
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{reason}{where}"
 
 
 def parse_template(raw: Any, *, source: str) -> PromptTemplate:
@@ -278,12 +294,21 @@ class TemplateLibrary:
     def all(self) -> list[PromptTemplate]:
         return [self._templates[i] for i in self.ids()]
 
+    def by_id(self, template_id: str) -> PromptTemplate:
+        """A catalogue template (built-in or of the templates directory), never a file path:
+        the lookup of servers, where a path would read the server's files."""
+        try:
+            return self._templates[template_id]
+        except KeyError:
+            known = ", ".join(self.ids())
+            raise TemplateNotFound(f"unknown template {template_id!r} (known: {known})") from None
+
     def get(self, template_id: str) -> PromptTemplate:
-        """A template by id, or by path to a YAML file."""
+        """A catalogue template by id, or else a YAML file by path: the lookup of the CLI and
+        the library, on the user's own machine (servers use ``by_id``)."""
         if template_id in self._templates:
             return self._templates[template_id]
         path = Path(template_id)
         if path.suffix in {".yaml", ".yml"} and path.exists():
             return load_template_file(path)
-        known = ", ".join(self.ids())
-        raise TemplateNotFound(f"unknown template {template_id!r} (known: {known})")
+        return self.by_id(template_id)

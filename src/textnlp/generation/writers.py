@@ -6,6 +6,12 @@ and one ``provenance.<field>`` column per provenance field (``params`` as JSON).
 
 Writes are atomic: a file is written beside the target and renamed over it, so an existing
 dataset is never half-overwritten.
+
+An output's directory must exist, except below the working directory: a relative path without
+``..`` may name new directories (``-o out/data.jsonl``), created when the run starts. A mistyped
+absolute path (``/nonexistent-dir/x.jsonl``) is refused rather than grown into a directory tree.
+Whether the directory takes files is tried for real (a file created and removed), since
+permission bits say nothing about ``/proc`` or a read-only mount.
 """
 
 from __future__ import annotations
@@ -41,16 +47,33 @@ def check_writable(path: Path) -> Format:
     fmt = format_of(path)
     if path.is_dir():
         raise OutputError(f"output path {path} is a directory")
+    parent = ensure_directory(path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"cannot write {path}: permission denied")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+    return fmt
+
+
+def ensure_directory(path: Path) -> Path:
+    """The directory of ``path``, created only when it lies below the working directory."""
     parent = path.parent if str(path.parent) else Path()
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"cannot write {path}: {parent} is not a directory")
+    for ancestor in (parent, *parent.parents):
+        if ancestor.exists() and not ancestor.is_dir():
+            raise OutputError(f"cannot write {path}: {ancestor} is not a directory")
+    if parent.is_dir():
+        return parent
+    if parent.is_absolute() or ".." in parent.parts:
+        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create directory {parent}: {exc.strerror}") from None
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise OutputError(f"cannot write {path}: permission denied")
-    return fmt
+    return parent
 
 
 def flatten(record: Record) -> dict[str, Any]:
@@ -86,7 +109,10 @@ def unflatten(row: dict[str, Any]) -> Record:
 @contextmanager
 def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
     tmp = Path(tmp_name)
     try:
         encoding = None if "b" in mode else "utf-8"
@@ -97,6 +123,9 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)
+    except OSError as exc:  # a full disk, a vanished directory: the old file stays as it was
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -1,13 +1,19 @@
 """JSON log lines with the request id (and trace id) of the request being served.
 
 Never log passwords, tokens or full prompts: callers log sizes and ids; ``redact`` cuts any
-value of a sensitive-looking key should one slip into ``extra``.
+value of a sensitive-looking key should one slip into ``extra``, and every line our handler
+writes (ours, uvicorn's, tracebacks included) goes through ``redact_text``: the value of a
+sensitive query parameter (``?access_token=``, ``token``, ``api_key``, a presigned URL's
+signature...) and the credentials of a URL (``user:pass@``) become ``[redacted]``. uvicorn
+writes the query string in its WebSocket handshake line, which is how a browser's token would
+reach the log otherwise.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -16,10 +22,36 @@ from typing import Any
 request_id_var: ContextVar[str] = ContextVar("textnlp_request_id", default="-")
 _SENSITIVE = ("password", "token", "secret", "authorization", "prompt", "api_key")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+REDACTED = "[redacted]"
+#: ``name=value`` after ``?``, ``&`` or ``;`` where the name looks like a credential; the value
+#: ends where a URL or a quoted log field would (``\`` for JSON-escaped quotes). Names are
+#: bounded so that the scan stays linear on a hostile line.
+_QUERY_SECRET = re.compile(
+    r"(?P<name>[?&;][^=&;\s\"'\\]{0,64}"
+    r"(?:token|key|secret|passw|pwd|auth|signature|credential|session|sig|code)"
+    r"[^=&;\s\"'\\]{0,64}=)(?P<value>[^&;#\s\"'\\]+)",
+    re.IGNORECASE,
+)
+_URL_CREDENTIALS = re.compile(
+    r"(?P<scheme>\b[a-z][a-z0-9+.-]{0,31}://)[^/\s@\"'\\]{1,512}@", re.IGNORECASE
+)
 
 
 def redact(key: str, value: Any) -> Any:
-    return "[redacted]" if any(word in key.lower() for word in _SENSITIVE) else value
+    return REDACTED if any(word in key.lower() for word in _SENSITIVE) else value
+
+
+def redact_text(text: str) -> str:
+    """``text`` with credentials in URLs and query strings replaced by ``[redacted]``."""
+    text = _URL_CREDENTIALS.sub(rf"\g<scheme>{REDACTED}@", text)
+    return _QUERY_SECRET.sub(rf"\g<name>{REDACTED}", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """The plain-text format, redacted as the JSON one is."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,7 +68,7 @@ class JsonFormatter(logging.Formatter):
                 line[key] = redact(key, value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return redact_text(json.dumps(line, default=str, ensure_ascii=False))
 
 
 class _RequestIdFilter(logging.Filter):
@@ -52,7 +84,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     handler.addFilter(_RequestIdFilter())
     for name in ("textnlp", "uvicorn", "uvicorn.error"):

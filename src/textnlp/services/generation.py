@@ -18,7 +18,7 @@ from textnlp.backends.registry import ModelCatalogue
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationRequest, TokenDelta
 from textnlp.errors import InvalidParameter
-from textnlp.generation.cache import ResponseCache
+from textnlp.generation.cache import OwnerScopedCache, ResponseCache
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
 from textnlp.generation.templates import TemplateLibrary
 from textnlp.services.models import ModelPool
@@ -103,9 +103,16 @@ class GenerationService:
                 backend = CappedBackend(backend, cap, self.prices)
         return backend
 
-    async def complete(self, model_id: str, request: GenerationRequest) -> Completion:
+    async def complete(
+        self, model_id: str, request: GenerationRequest, owner: str | None = None
+    ) -> Completion:
+        """One completion; with an ``owner`` (an API caller's user id) the response cache
+        answers only what that owner asked before (no cross-user oracle)."""
         backend = await self.pool.get(model_id)
-        return await DatasetPipeline(backend, self.cache).complete(request)
+        cache = self.cache
+        if cache is not None and owner is not None:
+            cache = OwnerScopedCache(cache, owner)
+        return await DatasetPipeline(backend, cache).complete(request)
 
     async def stream(self, model_id: str, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
         backend = await self.pool.get(model_id)

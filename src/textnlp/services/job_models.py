@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints, model_validator
 
 from textnlp.domain.generation import MAX_TOKENS_LIMIT
+from textnlp.egress import MAX_URL_LENGTH
+from textnlp.services.text_boundary import TextBoundary
 from textnlp.validation.gate import Gate
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 OutputFormat = Literal["jsonl", "csv", "parquet"]
 
 
-class PromptItem(BaseModel):
+class PromptItem(TextBoundary):
     """One prompt of a prompt list or file; other fields become the record's variables."""
 
     model_config = ConfigDict(extra="forbid")
@@ -86,12 +88,18 @@ class JobParams(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-class JobSpec(BaseModel):
-    """A batch job: exactly one of ``template`` (+ ``count``), ``prompts`` or ``prompt_file``."""
+class JobSpec(TextBoundary):
+    """A batch job: exactly one of ``template`` (+ ``count``), ``prompts`` or ``prompt_file``.
+
+    Its text is valid Unicode (``TextBoundary``), and ``template`` is a catalogue id: a job
+    runs on a server, where a path would read the server's files.
+    """
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
-    template: str | None = Field(default=None, min_length=1)
+    template: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[a-z0-9][a-z0-9_-]*$"
+    )
     count: int | None = Field(default=None, ge=1)
     variables: dict[str, Any] = {}
     prompts: list[Annotated[str, Field(min_length=1)] | PromptItem] | None = Field(
@@ -105,7 +113,8 @@ class JobSpec(BaseModel):
     format: OutputFormat = "jsonl"
     #: Validate the result and fail the job when this gate fails (no embeddings: fast).
     validation: Gate | None = None
-    webhook_url: AnyHttpUrl | None = None
+    #: POSTed the finished job; http(s), no credentials, public addresses only (``textnlp.egress``).
+    webhook_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH)] | None = None
     #: Spending cap of the job in US dollars; the job fails before it would pass it.
     max_cost_usd: float | None = Field(default=None, ge=0)
 

@@ -91,12 +91,17 @@ def _jsonl(name: str, text: str) -> list[PromptItem]:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"prompt file {name}, line {number}: {exc.msg}") from None
+        except RecursionError:
+            raise DatasetError(f"prompt file {name}, line {number}: nested too deeply") from None
         items.append(_item(name, f"line {number}", raw))
     return items
 
 
 def _csv(name: str, text: str) -> list[PromptItem]:
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "prompt" not in reader.fieldnames:
-        raise DatasetError(f"prompt file {name} needs a 'prompt' column")
-    return [_item(name, f"row {n}", dict(row)) for n, row in enumerate(reader, 2)]
+    try:
+        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+            raise DatasetError(f"prompt file {name} needs a 'prompt' column")
+        return [_item(name, f"row {n}", dict(row)) for n, row in enumerate(reader, 2)]
+    except csv.Error as exc:  # a field over csv.field_size_limit(), a NUL byte...
+        raise DatasetError(f"prompt file {name}, line {reader.line_num}: {exc}") from None

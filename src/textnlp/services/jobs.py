@@ -34,6 +34,7 @@ from textnlp.backends.pricing import SpendingCap
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.config import Settings
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
+from textnlp.egress import EgressPolicy
 from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
@@ -71,7 +72,7 @@ class ResultDownload:
 
 
 def request_hash(spec: JobSpec) -> str:
-    return hashlib.sha256(spec.model_dump_json(exclude_none=True).encode()).hexdigest()
+    return hashlib.sha256(spec.model_dump_json(exclude_unset=True).encode()).hexdigest()
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -103,6 +104,11 @@ class JobService:
     # -- submit ----------------------------------------------------------------------------
     def submit(self, owner: Owner, spec: JobSpec, *, idempotency_key: str | None = None) -> JobView:
         """Check the job, store it with its message, publish; the same key returns the same job."""
+        if spec.webhook_url is not None:
+            # Checked here (422) and again at send time, when the name may resolve elsewhere.
+            EgressPolicy(allow_private=self.settings.queue.webhook_allow_private).check(
+                str(spec.webhook_url)
+            )
         total = self.check(spec, owner)
         model = self.catalogue.get(spec.model or self.settings.default_model)
         job_id = uuid.uuid4().hex
@@ -124,7 +130,9 @@ class JobService:
                 NewJob(
                     id=job_id,
                     owner_id=owner.id,
-                    spec=spec.model_dump(mode="json", exclude_none=True),
+                    # Only what the user set: a rule switched off with null stays off (exclude_none
+                    # would bring its default back when the worker reads the spec).
+                    spec=spec.model_dump(mode="json", exclude_unset=True),
                     queue=queue.name,
                     total=total,
                     body=JobMessage(job_id=job_id).model_dump_json(),

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from textnlp.validation.pii import PIIFinding, find_pii, mask_pii
+from textnlp.validation.safe_schema import SafeSchema, compiled, instance_problem
 from textnlp.validation.text import distinct_n, ngrams, tokens, words
 
 REPETITION_N = 3
@@ -64,7 +65,7 @@ def text_quality(
     text: str,
     *,
     finish_reason: str | None = None,
-    json_schema: Mapping[str, Any] | None = None,
+    json_schema: Mapping[str, Any] | SafeSchema | None = None,
     expect_json: bool = False,
     readability: bool = True,
     language: bool = True,
@@ -73,8 +74,9 @@ def text_quality(
     """Every per-text metric of ``text``.
 
     ``finish_reason`` is the generator's (``"length"`` means truncated); ``json_schema`` (or
-    ``expect_json``) turns on the JSON check; ``count_tokens`` counts model tokens instead of
-    the built-in tokeniser's.
+    ``expect_json``) turns on the JSON check (``safe_schema``: a schema it cannot apply raises
+    ``InvalidParameter``); ``count_tokens`` counts model tokens instead of the built-in
+    tokeniser's.
     """
     word_list = words(text)
     findings = find_pii(text)
@@ -172,19 +174,20 @@ def detect_language(text: str) -> str | None:
         return None
 
 
-def check_json(text: str, schema: Mapping[str, Any] | None) -> tuple[bool, str | None]:
+def check_json(text: str, schema: Mapping[str, Any] | SafeSchema | None) -> tuple[bool, str | None]:
     """(valid, error): the first JSON object in ``text`` against ``schema`` (any object if None)."""
     try:
         data = extract_json(text)
     except ValueError as exc:
         return False, str(exc)
+    problem = instance_problem(data)
+    if problem is not None:
+        return False, problem
     if schema is not None:
-        from jsonschema import Draft202012Validator
-
-        errors = sorted(Draft202012Validator(dict(schema)).iter_errors(data), key=str)
-        if errors:
-            where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-            return False, f"schema violation at {where}: {errors[0].message}"
+        error = compiled(schema).first_error(data)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            return False, f"schema violation at {where}: {error.message}"
     return True, None
 
 
@@ -193,12 +196,16 @@ def extract_json(text: str) -> Any:
     stripped = text.strip()
     try:
         return json.loads(stripped)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     except ValueError:
         pass
     decoder = json.JSONDecoder()
     for match in re.finditer(r"\{", stripped):
         try:
             value, _ = decoder.raw_decode(stripped, match.start())
+        except RecursionError:  # the "{"s after this one open the same deep nest
+            raise ValueError("JSON nested too deeply") from None
         except ValueError:
             continue
         return value

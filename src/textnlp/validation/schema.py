@@ -12,7 +12,8 @@ def schema_for(rows: Sequence[DatasetRow]) -> dict[str, Any] | None:
     """The JSON schema of the rows' template (``provenance.template_id``) if it asks for JSON.
 
     A JSON template without a schema gives ``{}`` (any JSON object passes); text templates, an
-    unknown template or mixed templates give None (no JSON check).
+    unknown template or mixed templates give None (no JSON check). Rows name catalogue ids, so
+    the lookup never reads a path (a dataset's rows may come from anyone).
     """
     ids = {row.template_id for row in rows}
     if len(ids) != 1 or None in ids:
@@ -21,7 +22,7 @@ def schema_for(rows: Sequence[DatasetRow]) -> dict[str, Any] | None:
     from textnlp.generation.templates import TemplateLibrary
 
     try:
-        template = TemplateLibrary.load().get(str(ids.pop()))
+        template = TemplateLibrary.load().by_id(str(ids.pop()))
     except TemplateNotFound:
         return None
     if template.output.type != "json":

@@ -2,6 +2,13 @@
 
 A notice is best effort: failures are logged, never raised, so that a dead webhook cannot
 fail a finished job.
+
+A webhook goes through the egress policy (``textnlp.egress``) again at send time: the URL was
+checked at submit, but its name may resolve elsewhere now (DNS rebinding). The request goes to
+an address that was just checked (the host name only travels in ``Host`` and as the TLS server
+name, so nothing resolves it a second time), ignores proxy variables (a proxy would resolve the
+name itself), and never follows a redirect. Only the URL's origin is logged: a path or query may
+carry the receiver's secret.
 """
 
 from __future__ import annotations
@@ -14,17 +21,33 @@ from typing import Any
 import httpx
 
 from textnlp.config import Settings
+from textnlp.egress import EgressPolicy, EgressTarget, Resolver
+from textnlp.errors import InvalidInput
 from textnlp.services.job_models import JobView
 
 log = logging.getLogger(__name__)
 
+#: Seconds for connecting, and for the whole exchange, of one webhook attempt.
+CONNECT_TIMEOUT_S = 5.0
+TIMEOUT_S = 10.0
+
 
 class Notifier:
-    def __init__(self, settings: Settings, *, sns_client: Any = None, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sns_client: Any = None,
+        attempts: int = 3,
+        resolver: Resolver | None = None,
+    ) -> None:
         self.topic_arn = settings.queue.notify_topic_arn
         self.settings = settings
         self._sns = sns_client
         self.attempts = attempts
+        self.egress = EgressPolicy(
+            allow_private=settings.queue.webhook_allow_private, resolver=resolver
+        )
 
     def _sns_client(self) -> Any:
         if self._sns is None:
@@ -53,13 +76,48 @@ class Notifier:
                 log.warning("SNS notice for job %s failed", job.id, exc_info=True)
 
     def _webhook(self, url: str, body: dict[str, Any]) -> None:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                answer = httpx.post(url, json=body, timeout=10.0)
-                if answer.status_code < 500:
+        job_id = body["job"]["id"]
+        try:
+            target = self.egress.check(url)
+        except InvalidInput as exc:
+            log.warning("webhook of job %s refused: %s", job_id, exc.message)
+            return
+        with httpx.Client(
+            timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            follow_redirects=False,
+            trust_env=False,
+        ) as client:
+            for attempt in range(1, self.attempts + 1):
+                status = _post(client, target, body)
+                if status is not None and status < 500:
+                    if status >= 300:
+                        # 3xx included: a redirect is not followed (it could point anywhere).
+                        log.warning(
+                            "webhook %s answered %d to the notice of job %s",
+                            target.origin,
+                            status,
+                            job_id,
+                        )
                     return
-            except httpx.HTTPError:
-                pass
-            if attempt < self.attempts:
-                time.sleep(0.5 * 2 ** (attempt - 1))
-        log.warning("webhook %s did not accept the notice of job %s", url, body["job"]["id"])
+                if attempt < self.attempts:
+                    time.sleep(0.5 * 2 ** (attempt - 1))
+        log.warning("webhook %s did not accept the notice of job %s", target.origin, job_id)
+
+
+def _post(client: httpx.Client, target: EgressTarget, body: dict[str, Any]) -> int | None:
+    """POST to the first checked address that connects; its status, or None (no answer)."""
+    for address in target.addresses:
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        try:
+            answer = client.post(
+                target.url_for(address),
+                json=body,
+                headers={"Host": target.host_header},
+                extensions=extensions,
+            )
+        except httpx.ConnectError:
+            continue  # the next address of the name
+        except httpx.HTTPError:
+            return None
+        return answer.status_code
+    return None

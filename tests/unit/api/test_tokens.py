@@ -83,3 +83,45 @@ def test_a_token_of_another_deployment_is_refused(tokens: TokenService) -> None:
     other = TokenService(AuthSettings(jwt_secret=SecretStr("x" * 64), audience="other-api"))
     with pytest.raises(AuthError):
         tokens.verify(other.issue_pair("u", "user").access_token)
+
+
+def _times(exp: Any, iat: Any = None, **more: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": "textnlp",
+        "aud": "textnlp-api",
+        "sub": "u",
+        "role": "admin",
+        "jti": "j",
+        "family": "f",
+        "typ": "access",
+        "iat": now if iat is None else iat,
+        "exp": exp,
+    }
+    return {**claims, **more}
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param(_times(exp=str(int(time.time()) + 600)), id="exp-as-string"),
+        pytest.param(_times(exp=10**20), id="exp-10e20"),
+        pytest.param(_times(exp=int(time.time()) + 600.5), id="exp-as-float"),
+        pytest.param(_times(exp=int(time.time()) + 2 * 366 * 24 * 3600), id="lifetime-two-years"),
+        pytest.param(_times(exp=2**62, iat=2**62 - 60), id="issued-in-the-far-future"),
+        pytest.param(
+            _times(exp=int(time.time()) + 600, iat=str(int(time.time()))), id="iat-string"
+        ),
+        pytest.param(_times(exp=int(time.time()) + 600, iat=True), id="iat-bool"),
+        pytest.param(_times(exp=int(time.time()) + 600, nbf="0"), id="nbf-string"),
+    ],
+)
+def test_signed_tokens_with_bad_times_are_refused(tokens: TokenService, claims: Any) -> None:
+    """Correctly signed (the local profile's key is public), yet out of any sane bounds."""
+    with pytest.raises(AuthError):
+        tokens.verify(_forge(claims))
+
+
+def test_a_signed_token_with_sane_times_passes(tokens: TokenService) -> None:
+    now = int(time.time())
+    assert tokens.verify(_forge(_times(exp=now + 600, iat=now - 10, nbf=now - 10))).exp == now + 600

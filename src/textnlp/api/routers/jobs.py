@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel
@@ -40,6 +40,11 @@ def owner(user: CurrentUser) -> Owner:
 
 class UploadAnswer(BaseModel):
     key: str
+
+
+#: Characters of an upload's file name: with its 9-character prefix it stays within the 255
+#: bytes a file system allows a name (keys are ASCII).
+MAX_UPLOAD_NAME = 200
 
 
 @router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
@@ -81,7 +86,10 @@ _UPLOAD_BODY: dict[str, Any] = {
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload_prompts(
-    name: str, request: Request, user: CurrentUser, jobs: JobsDep
+    name: Annotated[str, Path(min_length=1, max_length=MAX_UPLOAD_NAME)],
+    request: Request,
+    user: CurrentUser,
+    jobs: JobsDep,
 ) -> UploadAnswer:
     """Upload a JSONL/CSV prompt file (the raw body); use the answer's key as ``prompt_file``."""
     data = await request.body()

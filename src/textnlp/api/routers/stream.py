@@ -4,7 +4,8 @@ Authenticate with ``Authorization: Bearer ...`` or ``?access_token=...`` (browse
 headers on a WebSocket). Then send requests, one at a time, in the body format of
 ``POST /generate/text``; the server answers ``{"type": "token", "text"}`` per piece and
 ``{"type": "done", "finish_reason", "usage"}`` at the end, or ``{"type": "error", "error"}``.
-Bad credentials close the socket with code 1008 before it is accepted.
+Bad credentials close the socket with code 1008 before it is accepted. A binary frame is not
+a request: it answers an error event and the socket stays open for the next one.
 """
 
 from __future__ import annotations
@@ -46,10 +47,20 @@ async def stream_tokens(websocket: WebSocket) -> None:
     serve: CompletionsServing = websocket.app.state.serving
     try:
         while True:
-            raw = await websocket.receive_text()
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if raw is None:
+                await websocket.send_json(_bad_request("send each request as a text frame"))
+                continue
             await _answer(websocket, serve, raw, principal.id)
     except WebSocketDisconnect:
         return
+
+
+def _bad_request(message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": "bad_request", "message": message, "status": 400}}
 
 
 async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str, owner: str) -> None:
@@ -80,7 +91,4 @@ async def stream_events(
     except (ValidationError, TextNLPError) as exc:
         yield ws_error_message(exc)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        yield {
-            "type": "error",
-            "error": {"type": "bad_request", "message": "not JSON", "status": 400},
-        }
+        yield _bad_request("not JSON")

@@ -1,0 +1,89 @@
+"""The CLI's refusals as a user meets them: one line on stderr, exit 2, nothing touched.
+
+Unreachable dependencies (the database of the settings, the ``--api`` server) and settings
+refused outside the local profile end the same way as bad input (see ``textnlp.cli.main``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEXTNLP = [sys.executable, "-m", "textnlp.cli.main"]
+#: Port 9 (discard) listens nowhere here: connections to it are refused at once.
+CLOSED = "127.0.0.1:9"
+STRONG_SECRET = "q3Jx0vT8bN2kLw7YcR5mHs9dFa1GeUo4Pi6ZtVn_XbE"
+AWS = {
+    "TEXTNLP_PROFILE": "aws",
+    "TEXTNLP_DATABASE__URL": f"postgresql+psycopg://u@{CLOSED}/x",
+    "TEXTNLP_SECRETS__BACKEND": "env",
+}
+
+
+def textnlp(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TEXTNLP, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+
+
+def test_an_unreachable_api() -> None:
+    result = textnlp("jobs", "status", "X", "--api", f"http://{CLOSED}")
+    assert_one_line_exit_2(result, f"cannot reach the API at http://{CLOSED}")
+
+
+def test_an_api_option_that_is_no_url() -> None:
+    assert_one_line_exit_2(textnlp("jobs", "list", "--api", "localhost:8000"), "--api must be")
+
+
+def test_an_unreachable_database() -> None:
+    result = textnlp(
+        "users",
+        "create",
+        "bob",
+        "--password-stdin",
+        stdin="a-password-123\n",
+        env={"TEXTNLP_DATABASE__URL": f"postgresql://nobody@{CLOSED}/x"},
+    )
+    assert_one_line_exit_2(result, "cannot reach the database at 127.0.0.1:9")
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["x", "changeme", "textnlp-local-development-secret-change-me".upper(), None],
+    ids=["one-byte", "changeme", "local-default-upper-cased", "local-default"],
+)
+@pytest.mark.parametrize("command", [["users", "create", "x", "--password-stdin"], ["serve"]])
+def test_weak_secrets_of_the_aws_profile(command: list[str], secret: str | None) -> None:
+    env = dict(AWS) if secret is None else {**AWS, "TEXTNLP_AUTH__JWT_SECRET": secret}
+    result = textnlp(*command, env=env, stdin="a-password-123\n")
+    assert_one_line_exit_2(result, "auth.jwt_secret")
+
+
+def test_serve_with_an_unreachable_database_is_one_line_not_a_startup_traceback() -> None:
+    result = textnlp("serve", "--port", "1", env={**AWS, "TEXTNLP_AUTH__JWT_SECRET": STRONG_SECRET})
+    assert_one_line_exit_2(result, "cannot reach the database")
+
+
+def test_results_into_a_directory_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent-dir"
+    result = textnlp("jobs", "results", "0" * 32, "-o", str(missing / "x.jsonl"))
+    assert_one_line_exit_2(result, f"directory {missing} does not exist")
+    assert not missing.exists()

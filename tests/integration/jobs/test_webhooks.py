@@ -1,0 +1,254 @@
+"""Job webhooks against real HTTP servers on loopback: the egress policy at submit and send.
+
+Loopback is a private target, so delivery tests turn on ``queue.webhook_allow_private`` (as a
+self-hosted setup would); the refusals run with the default policy. Rebinding is played by a
+resolver that answers differently at submit and at send.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.api.conftest import Api, make_settings, start_api
+from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.platform import job_service, run_worker
+from textnlp.config import Settings, load_settings
+from textnlp.errors import InvalidInput
+from textnlp.services.job_models import JobProgress, JobSpec, JobTimings, JobView
+from textnlp.services.jobs import Owner
+from textnlp.worker.notify import Notifier
+
+ALICE = Owner(id="alice")
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: records each request, answers ``status`` (and ``location``)."""
+
+    status: int = 200
+    location: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    """Call ``start(receiver)`` through ``receivers``; every server stops at the end."""
+    servers: list[ThreadingHTTPServer] = []
+    started: list[Receiver] = []
+
+    def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+                length = int(self.headers.get("Content-Length", "0"))
+                receiver.requests.append(
+                    {
+                        "path": self.path,
+                        "host": self.headers.get("Host"),
+                        "body": json.loads(self.rfile.read(length) or b"null"),
+                    }
+                )
+                self.send_response(receiver.status)
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    class Starter(list[Receiver]):
+        def start(self, receiver: Receiver) -> Receiver:
+            server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(receiver))
+            receiver.port = server.server_address[1]
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers.append(server)
+            started.append(receiver)
+            return receiver
+
+    yield Starter()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def settings_for(tmp_path: Path, *, allow_private: bool) -> Settings:
+    register()
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS_YAML)
+    return load_settings(
+        home=tmp_path / "home",
+        models_file=models,
+        generation={"response_cache": False},
+        queue={"webhook_allow_private": allow_private},
+    )
+
+
+def finished_job(job_id: str = "0" * 32) -> JobView:
+    now = datetime.now(UTC)
+    return JobView(
+        id=job_id,
+        state="succeeded",
+        progress=JobProgress(done=1, total=1),
+        timings=JobTimings(created_at=now),
+        model="fake-fast",
+        queue="generation",
+        attempts=1,
+    )
+
+
+def test_a_finished_job_is_posted_to_its_webhook(tmp_path: Path, receivers: Any) -> None:
+    receiver = receivers.start(Receiver())
+    settings = settings_for(tmp_path, allow_private=True)
+    spec = JobSpec(template="qa-pairs", count=3, model="fake-fast", webhook_url=receiver.url)
+    with job_service(settings) as jobs:
+        view = jobs.submit(ALICE, spec)
+    run_worker(settings)
+    assert len(receiver.requests) == 1
+    notice = receiver.requests[0]
+    assert notice["path"] == "/hook" and notice["body"]["event"] == "job.succeeded"
+    assert notice["body"]["job"]["id"] == view.id
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hook",
+        "http://100.64.0.1/hook",
+        "http://127.1/hook",
+        "http://2130706433/hook",
+        "http://0x7f000001/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[fd00::1]/hook",
+    ],
+)
+def test_private_webhooks_are_refused_at_submit(tmp_path: Path, url: str) -> None:
+    with (
+        job_service(settings_for(tmp_path, allow_private=False)) as jobs,
+        pytest.raises(InvalidInput, match="public address"),
+    ):
+        jobs.submit(
+            ALICE, JobSpec(template="qa-pairs", count=1, model="fake-fast", webhook_url=url)
+        )
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    register()
+    home = tmp_path_factory.mktemp("webhook-api")
+    models = home / "models.yaml"
+    models.write_text(MODELS_YAML)
+    yield from start_api(make_settings(home, models_file=models))
+
+
+def test_the_api_answers_422_for_a_private_webhook(api: Api) -> None:
+    body = {"template": "qa-pairs", "count": 1, "model": "fake-fast"}
+    for url in ("http://169.254.169.254/", "http://127.1:8080/x", "https://u:pw@example.com/"):
+        answer = api.client.post(
+            "/api/v1/generate/batch",
+            json={**body, "webhook_url": url},
+            headers=api.headers("alice"),
+        )
+        assert answer.status_code == 422, answer.text
+        assert "webhook" in answer.json()["error"]["message"]
+
+
+def test_a_local_receiver_is_refused_at_send_by_default(
+    tmp_path: Path, receivers: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = receivers.start(Receiver())
+    notifier = Notifier(settings_for(tmp_path, allow_private=False), attempts=1)
+    with caplog.at_level(logging.WARNING, logger="textnlp.worker.notify"):
+        notifier.notify(finished_job(), receiver.url)
+    assert receiver.requests == []
+    assert "not a public address" in caplog.text
+
+
+def test_a_rebound_name_is_refused_at_send(
+    tmp_path: Path, receivers: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Public when the job was submitted, loopback when the notice goes out."""
+    receiver = receivers.start(Receiver())
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])
+    settings = settings_for(tmp_path, allow_private=False)
+    url = f"http://rebind.example:{receiver.port}/hook"
+    notifier = Notifier(settings, attempts=1, resolver=lambda host, port: next(answers))
+    assert notifier.egress.check(url).addresses == ("93.184.216.34",)  # as at submit
+    with caplog.at_level(logging.WARNING, logger="textnlp.worker.notify"):
+        notifier.notify(finished_job(), url)
+    assert receiver.requests == []
+    assert "resolves to 127.0.0.1" in caplog.text
+
+
+def test_the_notice_goes_to_the_checked_address_with_one_lookup(
+    tmp_path: Path, receivers: Any
+) -> None:
+    """The name is resolved once, by the policy; the connection uses that address (a name of
+    ``.example`` resolves nowhere, so a second lookup would fail the delivery)."""
+    receiver = receivers.start(Receiver())
+    lookups: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    notifier = Notifier(settings_for(tmp_path, allow_private=True), resolver=resolver)
+    notifier.notify(finished_job(), f"http://hooks.example:{receiver.port}/hook?sig=1")
+    assert lookups == ["hooks.example"]
+    assert len(receiver.requests) == 1
+    assert receiver.requests[0]["host"] == f"hooks.example:{receiver.port}"
+    assert receiver.requests[0]["path"] == "/hook?sig=1"
+
+
+def test_redirects_are_not_followed(tmp_path: Path, receivers: Any) -> None:
+    target = receivers.start(Receiver())
+    redirector = receivers.start(Receiver(status=307, location=target.url))
+    notifier = Notifier(settings_for(tmp_path, allow_private=True))
+    notifier.notify(finished_job(), redirector.url)
+    assert len(redirector.requests) == 1  # a redirect is an answer: no retry, no follow
+    assert target.requests == []
+
+
+def test_a_failing_receiver_is_retried_and_logged_without_secrets(
+    tmp_path: Path,
+    receivers: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("textnlp.worker.notify.time.sleep", lambda s: None)
+    receiver = receivers.start(Receiver(status=503))
+    notifier = Notifier(settings_for(tmp_path, allow_private=True), attempts=3)
+    with caplog.at_level(logging.WARNING, logger="textnlp.worker.notify"):
+        notifier.notify(finished_job(), f"{receiver.url}/s3cr3t-path?token=s3cr3t-query")
+    assert len(receiver.requests) == 3
+    assert f"http://127.0.0.1:{receiver.port}" in caplog.text
+    assert "s3cr3t" not in caplog.text
+
+
+def test_a_webhook_with_credentials_is_never_sent_nor_logged(
+    tmp_path: Path, receivers: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver = receivers.start(Receiver())
+    notifier = Notifier(settings_for(tmp_path, allow_private=True), attempts=1)
+    with caplog.at_level(logging.WARNING, logger="textnlp.worker.notify"):
+        notifier.notify(finished_job(), f"http://user:hunter2@127.0.0.1:{receiver.port}/hook")
+    assert receiver.requests == []
+    assert "credentials" in caplog.text and "hunter2" not in caplog.text

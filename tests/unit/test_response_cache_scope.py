@@ -1,0 +1,37 @@
+"""Owner-scoped response cache: a user's hit is their own; dataset runs keep shared keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.fake_backend import FakeBackend
+from textnlp.domain import GenerationParams, GenerationRequest
+from textnlp.generation.cache import OwnerScopedCache, SqliteResponseCache, cache_key, owner_key
+from textnlp.generation.pipeline import DatasetPipeline
+
+REQUEST = GenerationRequest.chat(
+    "my private question", params=GenerationParams(max_tokens=4, temperature=0.0, seed=1)
+)
+
+
+def test_owner_keys_differ_per_owner_and_from_the_shared_key() -> None:
+    key = cache_key("fake:1", REQUEST)
+    assert owner_key(key, "alice") != owner_key(key, "bob")
+    assert owner_key(key, "alice") != key
+    assert owner_key(key, "alice") == owner_key(key, "alice")
+
+
+async def test_one_owners_hit_is_not_anothers(tmp_path: Path) -> None:
+    shared = SqliteResponseCache(tmp_path / "cache.sqlite")
+    backend = FakeBackend()
+    alice, bob = OwnerScopedCache(shared, "alice"), OwnerScopedCache(shared, "bob")
+    assert (await DatasetPipeline(backend, alice).complete(REQUEST)).cached is False
+    assert (await DatasetPipeline(backend, alice).complete(REQUEST)).cached is True
+    assert (await DatasetPipeline(backend, bob).complete(REQUEST)).cached is False
+    # Unscoped runs (the CLI's and the workers' datasets) share their own keys.
+    assert (await DatasetPipeline(backend, shared).complete(REQUEST)).cached is False
+    assert (await DatasetPipeline(backend, shared).complete(REQUEST)).cached is True
+    assert backend.calls == 3
+    alice.close()  # a view: the shared cache stays open
+    assert len(shared) == 3
+    shared.close()
