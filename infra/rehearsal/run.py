@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from tests.support.otlp import Collector
+
 from rehearsal import (
     assembly,
     deployers_compute,
@@ -37,6 +39,7 @@ from rehearsal.ledger import Ledger
 from rehearsal.processes import ContainerLauncher, SecretReader, container_specs
 from rehearsal.services import Services
 from rehearsal.stand_ins import StandIns
+from rehearsal.traces import stand_in_for_collectors
 from rehearsal.websocket import WebSocketApi
 
 DEPLOYERS = {
@@ -82,6 +85,7 @@ class Rehearsed:
     rest_apis: list[RestApi]
     websocket_apis: list[WebSocketApi]
     emf: EmfForwarder
+    collector: Collector
 
     def gateway_transport(self) -> RestGatewayTransport:
         return RestGatewayTransport(self.rest_apis)
@@ -152,6 +156,9 @@ def rehearsal(options: Options, say: Callable[[str], None] = print) -> Iterator[
             secrets=SecretReader(deployment.secret_value), substitutions=substitutions,
         )
         cleanup.append(launcher.stop_all)
+        collector = Collector()
+        cleanup.append(collector.close)
+        stand_in_for_collectors(deployment, launcher, collector, ledger)
         lambdas = LambdaService(run_dir, ledger, aws.environment())
         cleanup.append(lambdas.stop_all)
         for function in deployment.deployed("AWS::Lambda::Function"):
@@ -184,7 +191,7 @@ def rehearsal(options: Options, say: Callable[[str], None] = print) -> Iterator[
         yield Rehearsed(
             run_dir, ledger, aws, stand_ins, deployment, launcher, lambdas, events,
             RunTaskObserver(deployment, aws, launcher), services, balancers, rest_apis,
-            websocket_apis, emf,
+            websocket_apis, emf, collector,
         )
     finally:
         for step in reversed(cleanup):

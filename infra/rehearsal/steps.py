@@ -16,4 +16,5 @@ STEPS = [
     Step(8, "dashboard metrics in CloudWatch", steps_metrics.metrics, needs=(2,)),
     Step(9, "kill a worker mid-job", steps_jobs.kill_worker, needs=(3,)),
     Step(10, "bypass the gateway", steps_api.bypass, needs=(2,)),
+    Step(11, "traces: the X-Ray service map", steps_metrics.traces, needs=(4, 6)),
 ]

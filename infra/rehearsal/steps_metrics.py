@@ -1,5 +1,6 @@
-"""Journey step 8: the dashboard's custom metrics have data points in CloudWatch (moto), under
-exactly the namespace, names and dimensions the dashboard's widgets draw."""
+"""Journey steps 8 and 11: the dashboard's custom metrics have data points in CloudWatch (moto),
+under exactly the namespace, names and dimensions the dashboard's widgets draw; the spans the
+tasks exported draw the design's X-Ray service map."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import datetime
 import json
 import time
 from typing import Any
+
+from tests.support.otlp import Collector, attributes
 
 from rehearsal.journey import Session, StepFailed
 
@@ -82,3 +85,32 @@ def _published(cloudwatch: Any) -> list[str]:
     return sorted({f"{m['Namespace']}/{m['MetricName']} "
                    f"{ {d['Name']: d['Value'] for d in m.get('Dimensions', [])} }"
                    for m in listed})[:12]
+
+
+#: The service map edges the app's spans draw (design section 10): what each looks like.
+EDGES = {
+    "ECS -> RDS Aurora": lambda a, _: a.get("db.system") == "postgresql",
+    "ECS -> ElastiCache": lambda a, _: a.get("db.system") == "redis",
+    "ECS -> S3": lambda a, _: a.get("rpc.service") == "S3",
+    "ECS -> SQS": lambda a, _: a.get("rpc.service") == "SQS",
+    # SageMaker/Bedrock in the design: here the embedded model, through the same model span.
+    "ECS -> the model": lambda _, name: name.startswith("model "),
+}
+
+
+def traces(session: Session) -> tuple[str, str]:
+    collector: Collector = session.rehearsed.collector
+    components = "the tasks' OTLP exports -> the collector sidecar (stand-in)"
+    spans = list(collector.spans)
+    if not spans:
+        raise StepFailed("no span reached the collector", components=components)
+    seen = {
+        edge: sum(1 for s in spans if test(attributes(s), s.name)) for edge, test in EDGES.items()
+    }
+    missing = [edge for edge, count in seen.items() if count == 0]
+    requests = [s for s in spans if s.name.split(" ", 1)[0] in {"GET", "POST", "PUT"}]
+    if missing or not requests:
+        raise StepFailed(f"{len(spans)} spans, no edge {missing} (requests: {len(requests)})",
+                         components=components)
+    shown = ", ".join(f"{edge} ({count})" for edge, count in seen.items())
+    return components, f"{len(spans)} spans; {len(requests)} request spans; {shown}"

@@ -27,8 +27,8 @@ def _containers(assembly: Assembly) -> list[tuple[str, dict[str, Any]]]:
     for task in assembly.resources("Compute", "AWS::ECS::TaskDefinition").values():
         properties = task["Properties"]
         for container in properties["ContainerDefinitions"]:
-            if str(container["Image"]).startswith("public.ecr.aws/xray"):
-                continue  # the X-Ray sidecar is AWS's image, not the app
+            if container.get("Essential", True) is False:
+                continue  # the trace collector sidecar is AWS's image, not the app
             found.append((f"{properties['Family']}/{container['Name']}", container))
     return found
 

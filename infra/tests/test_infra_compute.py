@@ -127,3 +127,19 @@ def test_alb_is_multi_az_with_https_and_waf(assembly: Assembly) -> None:
             "Statement": {"RateBasedStatement": Match.object_like({"AggregateKeyType": "IP"})}
         })])},
     )
+
+
+def test_every_service_traces_through_its_collector_sidecar(assembly: Assembly) -> None:
+    """Design section 10: the app's spans (OTLP) reach X-Ray through the task's collector."""
+    for family in ("textnlp-api", "textnlp-generation", "textnlp-validation"):
+        task = _task(assembly, family)
+        collector = _container(task, "trace-collector")
+        assert "aws-otel-collector" in str(collector["Image"])
+        config = {e["Name"]: e["Value"] for e in collector["Environment"]}["AOT_CONFIG_CONTENT"]
+        assert "otlp" in config and "awsxray" in config
+        app = next(c for c in task["ContainerDefinitions"] if c.get("Essential", True))
+        environment = {e["Name"]: e["Value"] for e in app["Environment"]}
+        assert environment["TEXTNLP_OBSERVABILITY__TRACE_EXPORTER"] == "otlp"
+        assert environment["TEXTNLP_OBSERVABILITY__OTLP_ENDPOINT"] == (
+            "http://localhost:4318/v1/traces"
+        )

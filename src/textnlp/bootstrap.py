@@ -66,6 +66,10 @@ class Platform:
 
         engine = make_engine(self.settings.database_url)
         self._owns(engine.dispose)
+        if self.tracer_provider is not None:
+            from textnlp.observability.tracing import instrument_engine
+
+            instrument_engine(engine, self.tracer_provider)
         prepare_schema(engine)
         return engine
 
@@ -273,15 +277,23 @@ class Platform:
         return Metrics(emf)
 
     @cached_property
-    def tracer(self) -> Tracer | None:
-        """The tracer, or None when tracing is off."""
+    def _tracing(self) -> tuple[Tracer | None, Any]:
+        if self.settings.observability.trace_exporter == "none":
+            return None, None  # nothing imported, nothing patched
         from textnlp.observability.tracing import make_tracer
 
         tracer, provider = make_tracer(self.settings.observability)
-        if provider is None:
-            return None
-        self._owns(provider.shutdown)
-        return tracer
+        self._owns(provider.shutdown)  # flushes the last spans
+        return tracer, provider
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The tracer of the API's request spans, or None when tracing is off."""
+        return self._tracing[0]
+
+    @property
+    def tracer_provider(self) -> Any:
+        return self._tracing[1]
 
     @cached_property
     def notifier(self) -> Notifier:

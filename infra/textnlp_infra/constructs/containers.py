@@ -26,7 +26,28 @@ from textnlp.config import env_name
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.retention import retention_days
 
-XRAY_DAEMON_IMAGE = "public.ecr.aws/xray/aws-xray-daemon:3.3.12"
+#: The AWS Distro for OpenTelemetry collector: receives the app's OTLP spans on localhost and
+#: sends them to X-Ray as segments (the X-Ray daemon speaks only the X-Ray SDKs' UDP format).
+TRACE_COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1"
+TRACE_COLLECTOR_PORT = 4318
+TRACE_ENDPOINT = f"http://localhost:{TRACE_COLLECTOR_PORT}/v1/traces"
+#: OTLP over HTTP in, X-Ray out: traces only (metrics go as EMF through the logs).
+TRACE_COLLECTOR_CONFIG = f"""receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 0.0.0.0:{TRACE_COLLECTOR_PORT}
+processors:
+  batch: {{}}
+exporters:
+  awsxray: {{}}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [awsxray]
+"""
 
 
 @dataclass(frozen=True)
@@ -79,8 +100,9 @@ def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironmen
         env_name("queue", "notify_topic_arn"): resources.notifications_topic_arn,
         env_name("api", "websocket_callback_url"): resources.websocket_callback_url,
         env_name("observability", "emf_namespace"): config.monitoring.metrics_namespace,
-        # The X-Ray daemon sidecar of the task.
-        "AWS_XRAY_DAEMON_ADDRESS": "localhost:2000",
+        # Traces go to the task's collector sidecar, which sends them to X-Ray.
+        env_name("observability", "trace_exporter"): "otlp",
+        env_name("observability", "otlp_endpoint"): TRACE_ENDPOINT,
         **deployment.SCRATCH_ENVIRONMENT,
     }
     for setting, name in resources.queues.items():
@@ -163,16 +185,18 @@ class ContainerFactory:
         return container
 
     def add_xray_sidecar(self, task: ecs.TaskDefinition, component: str) -> None:
-        """X-Ray on the services (design section 10): the app sends segments to localhost."""
+        """X-Ray on the services (design section 10): the app exports OTLP to this collector
+        on localhost, which sends the segments to X-Ray (the task role may put them)."""
         task.add_container(
-            "xray-daemon",
-            image=ecs.ContainerImage.from_registry(XRAY_DAEMON_IMAGE),
-            cpu=32,
+            "trace-collector",
+            image=ecs.ContainerImage.from_registry(TRACE_COLLECTOR_IMAGE),
+            cpu=64,
             memory_reservation_mib=256,
             essential=False,
             readonly_root_filesystem=True,
-            port_mappings=[ecs.PortMapping(container_port=2000, protocol=ecs.Protocol.UDP)],
+            environment={"AOT_CONFIG_CONTENT": TRACE_COLLECTOR_CONFIG},
+            port_mappings=[ecs.PortMapping(container_port=TRACE_COLLECTOR_PORT)],
             logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="xray", log_group=self.log_group(f"{component}-xray")
+                stream_prefix="otel", log_group=self.log_group(f"{component}-otel")
             ),
         )

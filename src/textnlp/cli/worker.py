@@ -75,6 +75,7 @@ def submit_uploaded_file(jobs: JobService, key: str) -> str:
 
 async def _run(config: Settings, options: WorkerOptions, key: str) -> int:
     async with Platform(config) as platform:
+        platform.tracer  # noqa: B018 - first: SQL, Redis and AWS calls are traced from the start
         worker = Worker(platform, options)
         if key:
             job_id = await asyncio.to_thread(submit_uploaded_file, worker.jobs, key)

@@ -1,110 +1,35 @@
-"""OpenTelemetry tracing with AWS X-Ray compatible trace ids and ``X-Amzn-Trace-Id`` propagation.
+"""OpenTelemetry tracing with AWS X-Ray ids and ``X-Amzn-Trace-Id`` propagation, from the
+OpenTelemetry AWS packages (``AwsXRayIdGenerator``, ``AwsXRayPropagator``), and spans for the
+design's service map: the API's requests, and beneath them the database (SQLAlchemy), Redis,
+AWS calls (botocore: S3, SQS, SNS, Secrets Manager, SageMaker, Bedrock) and model calls.
 
-Off by default (``observability.trace_exporter = none``): no provider is installed and the
-API's spans are no-ops. X-Ray wants the first 32 bits of a trace id to be the start time in
-seconds; ``XRayIdGenerator`` does that. ``XRayPropagator`` reads and writes the header
-``Root=1-<8 hex time>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>``.
+Off by default (``observability.trace_exporter = none``): no provider, no instrumentation, and
+the API's spans are no-ops. In the deployment each task exports OTLP over HTTP to its
+collector sidecar (the AWS Distro for OpenTelemetry collector), which sends X-Ray segments.
+The instrumentations patch their libraries for the whole process, so they are installed once,
+by ``make_tracer``, and only when tracing is on.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import (
-    CarrierT,
-    DefaultGetter,
-    DefaultSetter,
-    Getter,
-    Setter,
-    TextMapPropagator,
-)
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.propagators.aws import AwsXRayPropagator
 
 from textnlp.config import ObservabilitySettings
 
-XRAY_HEADER = "x-amzn-trace-id"
-
-
-class XRayIdGenerator(IdGenerator):
-    def generate_span_id(self) -> int:
-        return random.getrandbits(64)
-
-    def generate_trace_id(self) -> int:
-        return (int(time.time()) << 96) | random.getrandbits(96)
-
-
-def format_xray_header(trace_id: int, span_id: int, sampled: bool) -> str:
-    hex_id = f"{trace_id:032x}"
-    return f"Root=1-{hex_id[:8]}-{hex_id[8:]};Parent={span_id:016x};Sampled={int(sampled)}"
-
-
-def parse_xray_header(value: str) -> tuple[int, int, bool] | None:
-    parts = dict(item.strip().split("=", 1) for item in value.split(";") if "=" in item)
-    root, parent = parts.get("Root", ""), parts.get("Parent", "")
-    pieces = root.split("-")
-    if len(pieces) != 3 or pieces[0] != "1" or len(pieces[1]) != 8 or len(pieces[2]) != 24:
-        return None
-    try:
-        trace_id = int(pieces[1] + pieces[2], 16)
-        span_id = int(parent, 16)
-    except ValueError:
-        return None
-    if not trace_id or not span_id:
-        return None
-    return trace_id, span_id, parts.get("Sampled") == "1"
-
-
-class XRayPropagator(TextMapPropagator):
-    def extract(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        getter: Getter[CarrierT] = DefaultGetter(),  # type: ignore[assignment]  # noqa: B008
-    ) -> Context:
-        values = getter.get(carrier, XRAY_HEADER) or getter.get(carrier, "X-Amzn-Trace-Id")
-        parsed = parse_xray_header(values[0]) if values else None
-        if parsed is None:
-            return context or Context()
-        trace_id, span_id, sampled = parsed
-        span_context = trace.SpanContext(
-            trace_id=trace_id,
-            span_id=span_id,
-            is_remote=True,
-            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED if sampled else 0),
-        )
-        return trace.set_span_in_context(trace.NonRecordingSpan(span_context), context)
-
-    def inject(
-        self,
-        carrier: CarrierT,
-        context: Context | None = None,
-        setter: Setter[CarrierT] = DefaultSetter(),  # type: ignore[assignment]  # noqa: B008
-    ) -> None:
-        span_context = trace.get_current_span(context).get_span_context()
-        if not span_context.is_valid:
-            return
-        setter.set(
-            carrier,
-            "X-Amzn-Trace-Id",
-            format_xray_header(
-                span_context.trace_id, span_context.span_id, span_context.trace_flags.sampled
-            ),
-        )
-
-    @property
-    def fields(self) -> set[str]:
-        return {"X-Amzn-Trace-Id"}
+#: Re-exported for the middleware: the propagator of the ``X-Amzn-Trace-Id`` header.
+XRayPropagator = AwsXRayPropagator
+TRACER_NAME = "textnlp"
 
 
 def make_tracer(settings: ObservabilitySettings) -> tuple[trace.Tracer, Any]:
     """A tracer and the provider to shut down (None when tracing is off)."""
     if settings.trace_exporter == "none":
         return trace.NoOpTracer(), None
+    from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
@@ -117,18 +42,51 @@ def make_tracer(settings: ObservabilitySettings) -> tuple[trace.Tracer, Any]:
     if settings.trace_exporter == "console":
         exporter = ConsoleSpanExporter()
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter,
-        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint or None)
     provider = TracerProvider(
-        id_generator=XRayIdGenerator(),
+        id_generator=AwsXRayIdGenerator(),
         resource=Resource.create({"service.name": settings.service_name}),
     )
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider.get_tracer("textnlp.api"), provider
+    # The process's provider: spans made with ``trace.get_tracer`` (model calls, jobs) and
+    # the instrumented libraries' all land in it. Set once; a second app in the same process
+    # (tests) keeps the first.
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+    _instrument_libraries(provider)
+    return provider.get_tracer(TRACER_NAME), provider
+
+
+def _instrument_libraries(provider: Any) -> None:
+    """Client spans of Redis and botocore, for the whole process (idempotent)."""
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    for instrumentor in (BotocoreInstrumentor(), RedisInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=provider)
+
+
+def instrument_engine(engine: Any, provider: Any) -> None:
+    """Client spans of every statement on ``engine`` (one SQLAlchemy engine)."""
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    # The instrumentation declares SQLAlchemy < 2.1; its engine event hooks work on 2.1 (the
+    # tracing test checks the spans), so the version check is skipped.
+    SQLAlchemyInstrumentor().instrument(
+        engine=engine, tracer_provider=provider, skip_dep_check=True
+    )
+
+
+class _Headers(dict[str, str]):
+    """ASGI headers (lower-case names) looked up without regard to case: the propagator asks
+    for ``X-Amzn-Trace-Id``."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
 
 
 def headers_carrier(raw: list[tuple[bytes, bytes]]) -> Mapping[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+    return _Headers((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)

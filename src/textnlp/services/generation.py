@@ -21,6 +21,7 @@ from textnlp.errors import InvalidParameter
 from textnlp.generation.cache import OwnerScopedCache, ResponseCache
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
 from textnlp.generation.templates import TemplateLibrary
+from textnlp.observability.spans import span
 from textnlp.services.models import ModelPool
 
 
@@ -112,9 +113,16 @@ class GenerationService:
         cache = self.cache
         if cache is not None and owner is not None:
             cache = OwnerScopedCache(cache, owner)
-        return await DatasetPipeline(backend, cache).complete(request)
+        with span(f"model {model_id}", client=True, **_model_attributes(backend, model_id)):
+            return await DatasetPipeline(backend, cache).complete(request)
 
     async def stream(self, model_id: str, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        # No span around a stream: a span made current inside an async generator cannot be
+        # detached safely when the client goes away mid-stream (the generator closes elsewhere).
         backend = await self.pool.get(model_id)
         async for delta in backend.stream(request):
             yield delta
+
+
+def _model_attributes(backend: Backend, model_id: str) -> dict[str, str]:
+    return {"textnlp.model": model_id, "textnlp.backend": backend.name}

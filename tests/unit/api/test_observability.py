@@ -1,11 +1,10 @@
-"""X-Ray ids and header, EMF lines, JSON logs with request ids and redaction, the caches."""
+"""EMF lines, JSON logs with request ids and redaction, the caches."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-import time
 
 from textnlp.adapters.cache.completions import CompletionCache
 from textnlp.adapters.cache.memory import MemoryCache
@@ -13,30 +12,6 @@ from textnlp.domain import Completion
 from textnlp.observability.emf import EmfEmitter
 from textnlp.observability.logging import JsonFormatter, request_id_var
 from textnlp.observability.metrics import Metrics
-from textnlp.observability.tracing import (
-    XRayIdGenerator,
-    XRayPropagator,
-    format_xray_header,
-    parse_xray_header,
-)
-
-
-def test_xray_trace_ids_start_with_the_time() -> None:
-    trace_id = XRayIdGenerator().generate_trace_id()
-    assert abs((trace_id >> 96) - int(time.time())) <= 2
-
-
-def test_xray_header_round_trips_and_propagates() -> None:
-    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-    parsed = parse_xray_header(header)
-    assert parsed is not None
-    assert format_xray_header(*parsed) == header
-    context = XRayPropagator().extract({"x-amzn-trace-id": header})
-    carrier: dict[str, str] = {}
-    XRayPropagator().inject(carrier, context)
-    assert carrier["X-Amzn-Trace-Id"] == header
-    for bad in ["", "Root=2-x-y", "Root=1-5759e988-bd86;Parent=zz", "garbage"]:
-        assert parse_xray_header(bad) is None
 
 
 def test_emf_lines_name_the_design_metrics() -> None:
