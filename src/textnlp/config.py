@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -196,6 +204,33 @@ class ApiSettings(_Section):
     rate_limit_burst: int = Field(5000, ge=1)
     #: Per-user overrides: username -> [rate per second, burst].
     user_rate_limits: dict[str, tuple[float, int]] = {}
+    #: Login attempts, [rate per second, burst], per username (guessing one account's password
+    #: from many addresses) and per client address (many accounts from one address; an IPv6
+    #: client counts by its /64). Every attempt takes a token from both.
+    login_limit_per_username: tuple[float, int] = (0.1, 10)
+    login_limit_per_address: tuple[float, int] = (0.5, 30)
+    #: Proxies (CIDRs) whose ``X-Forwarded-For`` is believed: the client is the right-most hop
+    #: that is not one of them. Empty (the default): the connection's peer is the client, and
+    #: a client-supplied ``X-Forwarded-For`` is ignored. Behind the ALB: the VPC's CIDR.
+    trusted_proxies: list[str] = []
+    #: Active API keys a user may hold; keys share their owner's rate-limit bucket.
+    max_api_keys_per_user: int = Field(10, ge=1, le=1000)
+    #: Slow clients (``textnlp serve``): seconds an idle keep-alive connection is kept; seconds
+    #: from the connection (or the previous answer) to a complete request head, else closed
+    #: (408 when part of a head came); seconds to receive a request's body once its head came,
+    #: else 408.
+    keep_alive_timeout_s: int = Field(5, ge=1, le=3600)
+    request_head_timeout_s: float = Field(10.0, gt=0, le=3600)
+    request_body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    #: Largest request head (request line and headers) in bytes; uvicorn answers 400 above it.
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    #: HTTP requests in progress at once; the next ones answer 503 with Retry-After at once
+    #: rather than wait in line.
+    max_concurrent_requests: int = Field(512, ge=1)
+    #: Open connections (idle keep-alive and WebSockets included) above which uvicorn answers
+    #: new requests 503; and the listen backlog of connections not yet accepted.
+    max_connections: int = Field(2048, ge=1)
+    backlog: int = Field(2048, ge=1)
     #: The API Gateway WebSocket API's management endpoint (``https://<id>.execute-api.<region>
     #: .amazonaws.com/<stage>``): where tokens of gateway connections are posted back.
     websocket_callback_url: str = ""
@@ -203,6 +238,17 @@ class ApiSettings(_Section):
     #: ``X-Origin-Verify`` header (API Gateway adds it), else 403: the public load balancer
     #: cannot be used to walk around the gateway's authorizer and throttling.
     origin_verify: SecretStr = SecretStr("")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Each entry a CIDR or an address (a /32 or /128), written canonically."""
+        import ipaddress
+
+        try:
+            return [str(ipaddress.ip_network(entry.strip(), strict=False)) for entry in value]
+        except ValueError as exc:
+            raise ValueError(f"trusted_proxies: not a CIDR: {exc}") from None
 
 
 class ObservabilitySettings(_Section):

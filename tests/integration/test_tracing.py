@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from tests.integration.api.conftest import PASSWORD, postgres_schema_url
 from tests.integration.jobs.backends import MODELS_YAML, register
 from tests.support.otlp import Collector, attributes
+from tests.support.queues import private_queues
 from textnlp.adapters.queue.sqs import ensure_sqs_queues
 from textnlp.api.app import create_app
 from textnlp.config import Settings, load_settings
@@ -47,7 +48,7 @@ def traced_settings(
             models_file=models,
             database={"url": url},
             cache={"url": redis_url},
-            queue={"backend": "sqs"},
+            queue={"backend": "sqs", **private_queues()},
             storage={"backend": "s3", "bucket": BUCKET},
             aws={"region": "us-east-1", "endpoint_url": aws_env},
             observability={

@@ -19,7 +19,7 @@ ME = "/api/v1/auth/api-keys"  # any authenticated read
 
 
 def claims_of(api: Api, username: str = "alice") -> dict[str, Any]:
-    token = api.login(username)["access_token"]
+    token = api.session(username)["access_token"]
     return jwt.decode(token, options={"verify_signature": False})
 
 
@@ -84,13 +84,13 @@ def test_forged_or_misused_access_tokens_are_refused(api: Api, case: str) -> Non
 
 
 def test_refresh_token_is_not_an_access_token(api: Api) -> None:
-    refresh = api.login("alice")["refresh_token"]
+    refresh = api.session("alice")["refresh_token"]
     response = api.client.get(ME, headers={"Authorization": f"Bearer {refresh}"})
     assert response.status_code == 401
 
 
 def test_access_token_is_not_a_refresh_token(api: Api) -> None:
-    access = api.login("alice")["access_token"]
+    access = api.session("alice")["access_token"]
     response = api.client.post("/api/v1/auth/refresh", json={"refresh_token": access})
     assert response.status_code == 401
 

@@ -1,7 +1,10 @@
 """Dependency aliases of the routers: ``SessionDep``, ``CurrentUser``, ``AdminUser``...
 
 Credentials: ``Authorization: Bearer <access token or API key>`` or ``X-API-Key: <key>``.
-Every authenticated request takes one token from the caller's bucket (per user, per API key).
+Every authenticated request takes one token from the caller's bucket: one per user, which the
+user's API keys share (more keys are not more requests). A login attempt takes one from the
+bucket of the username and one from that of the client's address (``client_address``: the peer,
+or what the trusted proxies of ``api.trusted_proxies`` say it is).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from textnlp.auth.client_address import client_address, limit_key, trusted_networks
 from textnlp.auth.ratelimit import RateLimiter
 from textnlp.auth.service import AuthService, Principal
 from textnlp.config import Settings
@@ -58,11 +62,18 @@ GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-def enforce_rate_limit(app_state: Any, bucket: str, username: str | None = None) -> None:
+def enforce_rate_limit(
+    app_state: Any,
+    bucket: str,
+    username: str | None = None,
+    limit: tuple[float, int] | None = None,
+) -> None:
+    """Take a token from ``bucket``: at ``limit`` (rate per second, burst) when given, else the
+    user's own limit or the default one. ``QuotaExceeded`` (429) when it is empty."""
     settings: Settings = app_state.settings
     limiter: RateLimiter = app_state.limiter
-    rate, burst = settings.api.rate_limit_per_s, settings.api.rate_limit_burst
-    if username is not None and username in settings.api.user_rate_limits:
+    rate, burst = limit or (settings.api.rate_limit_per_s, settings.api.rate_limit_burst)
+    if limit is None and username is not None and username in settings.api.user_rate_limits:
         rate, burst = settings.api.user_rate_limits[username]
     wait = limiter.acquire(bucket, rate, burst)
     if wait > 0:
@@ -70,6 +81,26 @@ def enforce_rate_limit(app_state: Any, bucket: str, username: str | None = None)
         raise QuotaExceeded(
             "rate limit exceeded; retry later", retry_after=wait, limit_per_s=rate, burst=burst
         )
+
+
+def client_address_of(connection: HTTPConnection) -> str:
+    """The client's address, believing ``X-Forwarded-For`` only as far as trusted proxies."""
+    settings: Settings = connection.app.state.settings
+    peer = connection.client.host if connection.client else None
+    trusted = trusted_networks(tuple(settings.api.trusted_proxies))
+    return client_address(peer, connection.headers.getlist("x-forwarded-for"), trusted)
+
+
+def enforce_login_limits(connection: HTTPConnection, username: str) -> None:
+    """One attempt from this address, and one at this username (whoever sends it)."""
+    state = connection.app.state
+    api = state.settings.api
+    address = limit_key(client_address_of(connection))
+    # The address first: an address already refused does not use up the username's tokens.
+    enforce_rate_limit(state, f"login-addr:{address}", limit=api.login_limit_per_address)
+    enforce_rate_limit(
+        state, f"login-user:{username.casefold()}", limit=api.login_limit_per_username
+    )
 
 
 def authenticate(request: HTTPConnection, credential: str | None) -> Principal:
@@ -87,6 +118,16 @@ async def authenticate_async(connection: HTTPConnection, credential: str | None)
         # An SQLite lookup and an in-memory bucket take ~0.1 ms: cheaper than a thread hop.
         return authenticate(connection, credential)
     return await run_in_threadpool(authenticate, connection, credential)
+
+
+async def enforce_rate_limit_async(connection: HTTPConnection, principal: Principal) -> None:
+    """One more token from the principal's bucket (a WebSocket frame), off the event loop
+    when the bucket is in Redis."""
+    state = connection.app.state
+    if state.inline_auth:
+        enforce_rate_limit(state, principal.bucket, principal.username)
+        return
+    await run_in_threadpool(enforce_rate_limit, state, principal.bucket, principal.username)
 
 
 async def current_user(

@@ -4,6 +4,13 @@
 except a spending cap's); request validation -> 422;
 Starlette's HTTP errors (unknown route 404, 405, 413) -> the same shape; anything else -> 500
 with no detail (logged with the request id). WebSockets use ``ws_error_message``.
+
+Outages of the platform's own infrastructure arrive here already as ``ServiceUnavailable``:
+the adapters map their drivers' errors (the database engine's hook in ``adapters.db.base``,
+the SQS and S3 adapters), so this module knows no driver. They answer 503 with
+``Retry-After`` and a message that names the dependency only: the adapter's message (which
+names a host and port for operators) goes to the log, not to the client. Every 503 (a model
+backend's too) carries ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -19,9 +26,13 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from textnlp.errors import QuotaExceeded, TextNLPError
+from textnlp.errors import QuotaExceeded, ServiceUnavailable, TextNLPError
 
 log = logging.getLogger("textnlp.api")
+
+#: Seconds a client is told to wait after a 503 that does not say: long enough for a
+#: connection pool to reconnect or a database to fail over, short enough for a person.
+RETRY_AFTER_UNAVAILABLE_S = 5
 
 _STATUS_TYPES = {
     400: "bad_request",
@@ -58,7 +69,21 @@ def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
     spending_cap = isinstance(exc, QuotaExceeded) and retry_after is None
     if exc.http_status == 429 and not spending_cap:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after or 1)))
-    return exc.http_status, _json_safe(exc.to_dict()), headers
+    if exc.http_status == 503:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after or RETRY_AFTER_UNAVAILABLE_S)))
+    return exc.http_status, _json_safe(public_body(exc)), headers
+
+
+def public_body(exc: TextNLPError) -> dict[str, Any]:
+    """What a client may read of ``exc``: an outage says which dependency, never where."""
+    if isinstance(exc, ServiceUnavailable):
+        dependency = str(exc.details.get("dependency") or "service")
+        return {
+            "type": exc.type,
+            "message": f"the {dependency} is unavailable; retry later",
+            "dependency": dependency,
+        }
+    return exc.to_dict()
 
 
 def validation_errors(errors: Any) -> list[dict[str, Any]]:
@@ -84,7 +109,7 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 
 def ws_error_message(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, TextNLPError):
-        error = {**_json_safe(exc.to_dict()), "status": exc.http_status}
+        error = {**_json_safe(public_body(exc)), "status": exc.http_status}
         return {"type": "error", "error": error}
     if isinstance(exc, WebSocketRequestValidationError | RequestValidationError | ValidationError):
         errors = validation_errors(exc.errors())

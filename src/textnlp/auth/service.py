@@ -31,7 +31,8 @@ class Principal:
     via: Literal["token", "api_key"]
     #: The access token's claims (None for API keys).
     claims: TokenClaims | None = None
-    #: The rate-limit bucket: per user, or per API key for service accounts.
+    #: The rate-limit bucket: the user's, whether they come with a token or any of their API
+    #: keys (a bucket per key would let a user multiply their limit by minting keys).
     bucket: str = ""
 
     @property
@@ -128,14 +129,20 @@ class AuthService:
             raise AuthError("token revoked")
         if not user.active:
             raise AuthError("unknown or disabled user")
-        return Principal(user=user, via="token", claims=claims, bucket=f"user:{user.id}")
+        return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
 
     # API keys --------------------------------------------------------------------------------
-    def create_api_key(self, user: User, name: str) -> tuple[str, str]:
-        """(key id, full key): the key is shown once and stored only as a hash."""
+    def create_api_key(
+        self, user: User, name: str, *, max_active: int | None = None
+    ) -> tuple[str, str]:
+        """(key id, full key): the key is shown once and stored only as a hash. ``Conflict``
+        when the user already holds ``max_active`` live keys (None: no cap, the operator's
+        CLI; every key shares its owner's rate-limit bucket anyway)."""
         new = api_keys.generate_api_key()
         with self.sessions.begin() as session:
-            ApiKeyRepository(session).add(new.key_id, user.id, name, new.secret_hash)
+            ApiKeyRepository(session).add(
+                new.key_id, user.id, name, new.secret_hash, max_active=max_active
+            )
         return new.key_id, new.plaintext
 
     def list_api_keys(self, user: User) -> list[dict[str, Any]]:
@@ -162,7 +169,11 @@ class AuthService:
             raise AuthError("invalid API key")
         if user is None or not user.active:
             raise AuthError("unknown or disabled user")
-        return Principal(user=user, via="api_key", bucket=f"key:{key_id}")
+        return Principal(user=user, via="api_key", bucket=user_bucket(user))
+
+
+def user_bucket(user: User) -> str:
+    return f"user:{user.id}"
 
 
 def expires_in(pair: TokenPair) -> int:

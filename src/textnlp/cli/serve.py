@@ -5,6 +5,19 @@ the JWT secret, the services), so a weak secret or an unreachable dependency is 
 stderr and exit 2, not uvicorn's startup traceback and exit 3. With ``--workers`` each worker
 process builds its own app; the command then checks the same once, in a platform it closes.
 
+Facing clients (``uvicorn_options`` and ``serving_app``, from ``api.*``):
+
+- ``X-Forwarded-For`` is believed only from ``api.trusted_proxies`` (none by default: uvicorn's
+  own default trusts 127.0.0.1, which let any local client pick its address);
+- slow clients: idle keep-alive connections close after ``keep_alive_timeout_s``, a request head
+  must arrive within ``request_head_timeout_s`` (``textnlp.api.head_deadline``) and its body
+  within ``request_body_timeout_s`` (``textnlp.api.request_guard``); heads are at most
+  ``max_header_bytes`` and WebSocket messages at most ``max_body_bytes``;
+- load: ``max_concurrent_requests`` requests in progress, then 503 at once; uvicorn answers 503
+  beyond ``max_connections`` open connections, and queues ``backlog`` unaccepted ones.
+  (uvicorn's ``limit_max_requests`` is left off: without a supervisor that restarts workers it
+  would stop the server after that many requests.)
+
 Logs: ``configure_logging`` sends uvicorn's lines through the same formatter as ours, which
 redacts credentials in URLs (a WebSocket's ``?access_token=`` is logged by uvicorn's handshake
 line).
@@ -12,11 +25,13 @@ line).
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from textnlp.bootstrap import Platform
 from textnlp.cli.common import settings
-from textnlp.config import Settings
+from textnlp.config import ApiSettings, Settings
 
 
 def preflight(config: Settings) -> None:
@@ -25,6 +40,36 @@ def preflight(config: Settings) -> None:
         parts.auth  # noqa: B018 - the JWT secret's checks, the database and its schema
         parts.rate_limiter  # noqa: B018 - Redis, where there is one
         parts.jobs  # noqa: B018 - the queues and storage
+
+
+def uvicorn_options(api: ApiSettings) -> dict[str, Any]:
+    """uvicorn's limits and proxy trust for these settings (host and port aside)."""
+    from textnlp.api.head_deadline import HeadDeadlineProtocol
+
+    return {
+        "http": HeadDeadlineProtocol,
+        "proxy_headers": bool(api.trusted_proxies),
+        "forwarded_allow_ips": list(api.trusted_proxies),
+        "timeout_keep_alive": api.keep_alive_timeout_s,
+        "h11_max_incomplete_event_size": api.max_header_bytes,
+        "ws_max_size": api.max_body_bytes,
+        "limit_concurrency": api.max_connections,
+        "backlog": api.backlog,
+        "log_config": None,
+    }
+
+
+def serving_app(app: Any, api: ApiSettings) -> Any:
+    """The app as uvicorn serves it: behind the request guard, with the head deadline set."""
+    from textnlp.api.head_deadline import use_head_timeout
+    from textnlp.api.request_guard import RequestGuard
+
+    use_head_timeout(api.request_head_timeout_s)
+    return RequestGuard(
+        app,
+        max_concurrent=api.max_concurrent_requests,
+        body_timeout_s=api.request_body_timeout_s,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +87,7 @@ def register(app: typer.Typer) -> None:
         from textnlp.api.app import create_app, prepare
 
         config = settings()
+        options = uvicorn_options(config.api)
         if workers > 1:
             preflight(config)
             # Each worker builds its own app from the environment's settings.
@@ -51,21 +97,21 @@ def register(app: typer.Typer) -> None:
                 host=host or config.api.host,
                 port=port or config.api.port,
                 workers=workers,
-                log_config=None,
+                **options,
             )
             return
         app = create_app(config, configure_logs=True)
         prepare(app)
         uvicorn.run(
-            app,
+            serving_app(app, config.api),
             host=host or config.api.host,
             port=port or config.api.port,
-            log_config=None,
-            proxy_headers=True,
+            **options,
         )
 
 
 def app_factory() -> object:
     from textnlp.api.app import create_app
 
-    return create_app(settings(), configure_logs=True)
+    config = settings()
+    return serving_app(create_app(config, configure_logs=True), config.api)

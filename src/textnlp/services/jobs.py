@@ -224,6 +224,24 @@ class JobService:
             sent += 1
         return sent
 
+    def finish_generation(self, job_id: str, result_key: str) -> bool:
+        """The job's result is stored: finish it, or hand it to the validation service when it
+        has a gate (in one transaction with its outbox message). True when it is over (its
+        owner is to be told), False while validation is to come.
+
+        Shared by the worker that generated the records and by the dead-letter sweep, which
+        finishes a job whose workers died after its last record was stored."""
+        row = self.store.get(job_id)
+        if row is None:
+            return False
+        if JobSpec.model_validate(row.spec).validation is None:
+            self.store.finish(job_id, "succeeded", result_key=result_key)
+            return True
+        body = JobMessage(job_id=job_id, step="validate").model_dump_json()
+        if self.store.hand_over(job_id, result_key, self.queues.validation.name, body):
+            self.publish_pending(job_id=job_id)
+        return False
+
     # -- reads -----------------------------------------------------------------------------
     def _owned(self, owner: Owner, job_id: str) -> JobRow:
         row = self.store.get(job_id) if len(job_id) <= 64 else None

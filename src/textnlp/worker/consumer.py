@@ -3,33 +3,44 @@
 Delivery is at least once. A message is deleted after the job's records, its final file and
 its terminal state are stored; until then a heartbeat keeps the message invisible. SIGTERM
 (ECS stopping a task, Ctrl-C) sets a stop flag: running jobs store their current chunk and
-hand their message back, and the worker exits. SIGKILL needs no handling: the message
-reappears after its visibility timeout and the job resumes from its stored records.
+hand their message back (a validation step hands it back at once), and the worker exits.
+SIGKILL needs no handling: the message reappears after its visibility timeout (30 s by
+default) and the job resumes from its stored records.
 
 A job that asks for a validation gate is not finished by the generation worker: its result is
 stored and a ``validate`` message goes (through the outbox) to the validation queue, which the
 CPU validation service consumes; that worker writes ``validation/results/<job>.json`` and
 finishes the job, succeeded or failed by the gate. The job stays ``running`` in between.
 
+Outages (``worker.outages``: the database, the queue, the storage or Redis cannot be reached)
+are not failures. The loop logs one line, backs off with jitter and goes on; a job meeting one
+keeps its message (the heartbeat goes on extending it) and runs the same step again once the
+dependency is back, continuing from its stored records. A stop while waiting hands the message
+back with ``JobQueue.hand_back`` and takes the attempt back (``JobStore.uncount_attempt``), as
+a plain SIGTERM does: neither moves the job towards its dead-letter queue. The worker also
+starts while its database is down, and waits for it.
+
 A message that is not a job message is dead-lettered at once. A job whose attempt fails is
-retried until its message has been received ``max_receives`` times; then the job is marked
-failed with the reason and the message goes to the dead-letter queue. Jobs whose messages
-reached the dead-letter queue by redrive (the worker died every time) are marked failed by
-the dead-letter sweep (every ``queue.dead_letter_sweep_s``). A job stopped by a spending cap
-(``QuotaExceeded``) is not retried: another attempt would meet the same cap. It is marked failed
-with the cap's message at once, its stored records stay, and its message is deleted.
+retried until it has used ``max_receives`` attempts, counted on the job (a hand-back gives its
+attempt back; SQS cannot lower a receive count, so the count alone would not do); then the job
+is marked failed with the reason and the message goes to the dead-letter queue. Jobs whose
+messages reached a dead-letter queue by redrive (the worker died every time) are settled by
+the dead-letter sweep (``worker.dead_letters``; finished when every record is stored). A job
+stopped by a spending cap (``QuotaExceeded``) is not retried: another attempt would meet the
+same cap. It is marked failed with the cap's message at once, its stored records stay, and its
+message is deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pydantic import ValidationError
 
@@ -38,8 +49,14 @@ from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.bootstrap import Platform
 from textnlp.errors import QuotaExceeded
 from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
+from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobMessage, JobSpec
+from textnlp.services.jobs import JobService
 from textnlp.worker.checkpoint import Checkpointer, StopJob
+from textnlp.worker.dead_letters import DeadLetterSweep
+from textnlp.worker.holding import Heartbeat, hand_back, unless_stopped
+from textnlp.worker.notify import Notifier
+from textnlp.worker.outages import Patience, describe, is_outage
 from textnlp.worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -73,19 +90,47 @@ class Worker:
         """``gpu_sampler``: True finds the GPUs through NVML; None publishes no GPU metric."""
         self.platform = platform
         self.settings = platform.settings
-        self.jobs = platform.jobs
-        self.generation = platform.generation
-        self.notifier = platform.notifier
         self.options = options or WorkerOptions()
-        self.runner = JobRunner(
-            self.jobs, self.generation, chunk_size=self.settings.queue.chunk_size
-        )
-        self.queues: list[JobQueue] = [self.jobs.queues.role(q) for q in self.options.queues]
         self.stop = asyncio.Event()
+        self.patience = Patience(self.stop)
         self.processed = 0
         self._last_sweep = 0.0
+        self._heartbeats: dict[str, Heartbeat] = {}
         self._gpu = nvml_sampler() if gpu_sampler is True else gpu_sampler or None
 
+    # -- the platform's parts: built on first use, so that ``run`` can wait for the database --
+    @cached_property
+    def jobs(self) -> JobService:
+        return self.platform.jobs
+
+    @cached_property
+    def generation(self) -> GenerationService:
+        return self.platform.generation
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return self.platform.notifier
+
+    @cached_property
+    def runner(self) -> JobRunner:
+        return JobRunner(self.jobs, self.generation, chunk_size=self.settings.queue.chunk_size)
+
+    @cached_property
+    def queues(self) -> list[JobQueue]:
+        return [self.jobs.queues.role(q) for q in self.options.queues]
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterSweep:
+        return DeadLetterSweep(self.jobs, self.runner, self._notify)
+
+    def _connect(self) -> None:
+        """Build every part (a failed one is built again on the next call)."""
+        self.runner  # noqa: B018
+        self.queues  # noqa: B018
+        self.dead_letters  # noqa: B018
+        self.notifier  # noqa: B018
+
+    # -- lifecycle --------------------------------------------------------------------------
     def request_stop(self) -> None:
         if not self.stop.is_set():
             log.info("stopping: running jobs hand back their messages at the next checkpoint")
@@ -101,31 +146,42 @@ class Worker:
         running: set[asyncio.Task[None]] = set()
         reporter = asyncio.create_task(self._report_gpu()) if self._gpu is not None else None
         try:
+            await self.patience.run("worker start", self._connect)
             await self._consume(running)
+        except Exception as exc:
+            if not (self.stop.is_set() and is_outage(exc)):
+                raise
+            log.info("stopped while waiting: %s", describe(exc))  # nothing held is lost
         finally:
             if reporter is not None:
                 reporter.cancel()
         return self.processed
 
     async def _consume(self, running: set[asyncio.Task[None]]) -> None:
-        while not self.stop.is_set():
-            await asyncio.to_thread(self.jobs.publish_pending)
-            await self._sweep_dead_letters()
-            free = self.options.concurrency - len(running)
-            if free <= 0:
-                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                continue
-            received = await self._receive(free)
-            if not received:
-                if self.options.once and not running:
+        try:
+            while not self.stop.is_set():
+                if not await self.patience.call("worker loop", lambda: self._poll(running)):
                     break
-                continue
-            for queue, message in received:
-                task = asyncio.create_task(self._handle(queue, message))
-                running.add(task)
-                task.add_done_callback(running.discard)
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _poll(self, running: set[asyncio.Task[None]]) -> bool:
+        """One turn of the loop; False when a ``once`` worker has nothing left to do."""
+        await asyncio.to_thread(self.jobs.publish_pending)
+        await self._sweep_dead_letters()
+        free = self.options.concurrency - len(running)
+        if free <= 0:
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            return True
+        received = await self._receive(free)
+        if not received:
+            return not (self.options.once and not running)
+        for queue, message in received:
+            task = asyncio.create_task(self._handle(queue, message))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        return True
 
     async def _report_gpu(self) -> None:
         """``GPUUtilization`` every ``gpu_report_s``: what the GPU service scales on."""
@@ -145,13 +201,23 @@ class Worker:
                 return [(queue, m) for m in messages]
         return []
 
+    # -- one message ------------------------------------------------------------------------
     async def _handle(self, queue: JobQueue, message: QueueMessage) -> None:
+        interval = min(self.settings.queue.heartbeat_s, queue.visibility_timeout_s / 3)
+        self._heartbeats[message.receipt] = Heartbeat(queue, message, interval).start()
         try:
             await self._process(queue, message)
         except Exception:  # a bug here must not kill the loop; the message comes back later
             log.exception("worker error on message %s", message.id)
         finally:
+            await self._let_go(message)
             self.processed += 1
+
+    async def _let_go(self, message: QueueMessage) -> None:
+        """Stop extending ``message``: before it is released or handed back, and at the end."""
+        beat = self._heartbeats.pop(message.receipt, None)
+        if beat is not None:
+            await beat.stop()
 
     async def _process(self, queue: JobQueue, message: QueueMessage) -> None:
         try:
@@ -159,93 +225,110 @@ class Worker:
         except ValidationError as exc:
             reason = f"malformed message: {exc.errors()[0]['msg']}"
             log.warning("dead-lettering message %s: %s", message.id, reason)
-            await asyncio.to_thread(queue.dead_letter, message, reason)
+            await self.patience.run("dead-lettering", queue.dead_letter, message, reason)
             return
-        if parsed.step == "validate":
-            await self._validate(queue, message, parsed.job_id)
-        else:
-            await self._generate(queue, message, parsed.job_id)
+        counted = False  # whether this delivery counted an attempt on the job
+        try:
+            if parsed.step == "validate":
+                await self._validate(queue, message, parsed.job_id)
+            else:
+                counted = await self._start(queue, message, parsed.job_id)
+                if counted:
+                    await self._generate(queue, message, parsed.job_id)
+        except StopJob:  # shutdown at a checkpoint: the chunk is stored
+            await self._hand_back(queue, message, parsed.job_id if counted else None)
+        except Exception as exc:
+            if not is_outage(exc):  # only a stop ends the wait for a dependency
+                raise
+            await self._hand_back(queue, message, parsed.job_id if counted else None)
+
+    async def _hand_back(self, queue: JobQueue, message: QueueMessage, job_id: str | None) -> None:
+        await self._let_go(message)
+        await hand_back(queue, message, self.jobs.store, job_id)
+
+    async def _start(self, queue: JobQueue, message: QueueMessage, job_id: str) -> bool:
+        """Count an attempt on the job; False when there is nothing to run."""
+        store = self.jobs.store
+        what = f"job {job_id}"
+        row = await self.patience.run(what, store.start, job_id, self.options.worker_id)
+        if row is None:
+            await self.patience.run(what, queue.dead_letter, message, f"no job {job_id}")
+            return False
+        if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
+            await self.patience.run(what, queue.delete, message)
+            return False
+        log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
+        return True
 
     async def _generate(self, queue: JobQueue, message: QueueMessage, job_id: str) -> None:
-        store = self.jobs.store
-        row = await asyncio.to_thread(store.start, job_id, self.options.worker_id)
-        if row is None:
-            await asyncio.to_thread(queue.dead_letter, message, f"no job {job_id}")
-            return
-        if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
-            await asyncio.to_thread(queue.delete, message)
-            return
-        log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
-        checkpointer = Checkpointer(store, job_id, self.settings.queue.chunk_size, self.stop)
-        heartbeat = asyncio.create_task(self._heartbeat(queue, message))
+        what = f"job {job_id}"
+        chunk = self.settings.queue.chunk_size
         try:
-            result_key = await self.runner.run(job_id, self.stop, checkpointer)
+            # Each try after an outage starts again from the stored records, in this delivery.
+            result_key = await self.patience.call(
+                what,
+                lambda: self.runner.run(
+                    job_id, self.stop, Checkpointer(self.jobs.store, job_id, chunk, self.stop)
+                ),
+            )
         except StopJob as stop:
-            if stop.reason == "cancelled":
-                await asyncio.to_thread(queue.delete, message)
-                await asyncio.to_thread(self._notify, job_id)
-            else:  # shutdown: the chunk is stored, the next worker continues
-                await asyncio.to_thread(queue.release, message)
+            if stop.reason != "cancelled":
+                raise
+            await self.patience.run(what, queue.delete, message)
+            await self.patience.run(what, self._notify, job_id)
             return
         except QuotaExceeded as exc:
-            await asyncio.to_thread(self._capped, job_id, exc)
-            await asyncio.to_thread(queue.delete, message)
-            await asyncio.to_thread(self._notify, job_id)
+            await self.patience.run(what, self._capped, job_id, exc)
+            await self.patience.run(what, queue.delete, message)
+            await self.patience.run(what, self._notify, job_id)
             return
         except Exception as exc:
+            if is_outage(exc):
+                raise
             await self._attempt_failed(queue, message, job_id, f"{type(exc).__name__}: {exc}")
             return
-        finally:
-            heartbeat.cancel()
-        finished = await asyncio.to_thread(self._generated, job_id, result_key)
-        await asyncio.to_thread(queue.delete, message)  # only now: the effects are stored
-        if finished:
-            await asyncio.to_thread(self._notify, job_id)
-
-    def _generated(self, job_id: str, result_key: str) -> bool:
-        """Finish the job, or hand it to the validation service; True when it finished."""
-        row = self.jobs.store.get(job_id)
-        assert row is not None
-        if JobSpec.model_validate(row.spec).validation is None:
-            self.jobs.store.finish(job_id, "succeeded", result_key=result_key)
-            return True
-        validation = self.jobs.queues.validation
-        body = JobMessage(job_id=job_id, step="validate").model_dump_json()
-        if self.jobs.store.hand_over(job_id, result_key, validation.name, body):
-            self.jobs.publish_pending(job_id=job_id)
-        return False
+        over = await self.patience.run(what, self.jobs.finish_generation, job_id, result_key)
+        await self.patience.run(what, queue.delete, message)  # only now: the effects are stored
+        if over:
+            await self.patience.run(what, self._notify, job_id)
 
     async def _validate(self, queue: JobQueue, message: QueueMessage, job_id: str) -> None:
         """The validation service's step: the gate on the stored result, then the job's end."""
-        row = await asyncio.to_thread(self.jobs.store.get, job_id)
+        what = f"job {job_id} validation"
+        row = await self.patience.run(what, self.jobs.store.get, job_id)
         if row is None or (row.state not in TERMINAL_STATES and not row.result_key):
-            await asyncio.to_thread(queue.dead_letter, message, f"no result of job {job_id}")
+            reason = f"no result of job {job_id}"
+            await self.patience.run(what, queue.dead_letter, message, reason)
             return
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
-            await asyncio.to_thread(queue.delete, message)
+            await self.patience.run(what, queue.delete, message)
             return
         spec = JobSpec.model_validate(row.spec)
         result_key = row.result_key
         assert result_key is not None
-        heartbeat = asyncio.create_task(self._heartbeat(queue, message))
+        validation = self.patience.run(what, self.runner.validate, job_id, spec, result_key)
         try:
-            report_key, failure = await asyncio.to_thread(
-                self.runner.validate, job_id, spec, result_key
-            )
+            outcome = await unless_stopped(validation, self.stop)
         except Exception as exc:
-            await self._attempt_failed(queue, message, job_id, f"{type(exc).__name__}: {exc}")
+            if is_outage(exc):
+                raise
+            reason = f"{type(exc).__name__}: {exc}"
+            await self._attempt_failed(queue, message, job_id, reason, on_job=False)
             return
-        finally:
-            heartbeat.cancel()
-        await asyncio.to_thread(
-            self.jobs.store.finish,
-            job_id,
-            "failed" if failure else "succeeded",
-            error=failure,
-            report_key=report_key,
+        if outcome is None:  # no checkpoint inside a validation: hand it back now
+            raise StopJob("shutdown")
+        report_key, failure = outcome
+        await self.patience.run(
+            what,
+            lambda: self.jobs.store.finish(
+                job_id,
+                "failed" if failure else "succeeded",
+                error=failure,
+                report_key=report_key,
+            ),
         )
-        await asyncio.to_thread(queue.delete, message)
-        await asyncio.to_thread(self._notify, job_id)
+        await self.patience.run(what, queue.delete, message)
+        await self.patience.run(what, self._notify, job_id)
 
     def _capped(self, job_id: str, exc: QuotaExceeded) -> None:
         row = self.jobs.store.get(job_id)
@@ -256,28 +339,33 @@ class Worker:
         self.jobs.store.finish(job_id, "failed", error=error)
 
     async def _attempt_failed(
-        self, queue: JobQueue, message: QueueMessage, job_id: str, reason: str
+        self,
+        queue: JobQueue,
+        message: QueueMessage,
+        job_id: str,
+        reason: str,
+        *,
+        on_job: bool = True,
     ) -> None:
+        """``on_job``: the attempts are counted on the job (generation), else on the message
+        alone (a validation step)."""
         log.warning("job %s: attempt failed: %s", job_id, reason)
         store = self.jobs.store
-        await asyncio.to_thread(store.note_error, job_id, reason)
-        if message.receive_count < queue.max_receives:
-            await asyncio.to_thread(queue.release, message)
+        what = f"job {job_id}"
+        await self.patience.run(what, store.note_error, job_id, reason)
+        attempts = message.receive_count
+        if on_job:
+            # The job's own count: a handed-back SQS message is a fresh copy, received once.
+            row = await self.patience.run(what, store.get, job_id)
+            attempts = max(attempts, row.attempts if row is not None else 0)
+        if attempts < queue.max_receives:
+            await self._let_go(message)
+            await self.patience.run(what, queue.release, message)
             return
-        error = f"failed after {message.receive_count} attempts: {reason}"
-        await asyncio.to_thread(store.finish, job_id, "failed", error=error)
-        await asyncio.to_thread(queue.dead_letter, message, reason)
-        await asyncio.to_thread(self._notify, job_id)
-
-    async def _heartbeat(self, queue: JobQueue, message: QueueMessage) -> None:
-        """Keep the message invisible while the job runs."""
-        interval = min(self.settings.queue.heartbeat_s, queue.visibility_timeout_s / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(queue.extend, message, queue.visibility_timeout_s)
-            except Exception:
-                log.warning("could not extend message %s", message.id, exc_info=True)
+        error = f"failed after {attempts} attempts: {reason}"
+        await self.patience.run(what, lambda: store.finish(job_id, "failed", error=error))
+        await self.patience.run(what, queue.dead_letter, message, reason)
+        await self.patience.run(what, self._notify, job_id)
 
     async def _sweep_dead_letters(self) -> None:
         now = time.monotonic()
@@ -287,28 +375,13 @@ class Worker:
         for queue in self.queues:
             try:
                 messages = await asyncio.to_thread(queue.dead_letters, 10)
-            except Exception:
+            except Exception as exc:
+                if is_outage(exc):
+                    raise  # the loop waits for the queue, then sweeps at the next interval
                 log.warning("cannot read the dead-letter queue of %s", queue.name, exc_info=True)
                 continue
             for message in messages:
-                await asyncio.to_thread(self._fail_dead_lettered, queue, message)
-
-    def _fail_dead_lettered(self, queue: JobQueue, message: QueueMessage) -> None:
-        body = message.body
-        try:
-            wrapped = json.loads(body)
-            if isinstance(wrapped, dict) and "body" in wrapped:
-                body = str(wrapped["body"])
-            job_id = JobMessage.model_validate_json(body).job_id
-        except (ValueError, ValidationError):
-            return  # not a job message: it stays in the DLQ for a person to look at
-        row = self.jobs.store.get(job_id)
-        if row is None or row.state in TERMINAL_STATES:
-            return
-        last = row.error or "the worker stopped without a word (crash or out of memory)"
-        error = f"dead-lettered after {queue.max_receives} receives; last error: {last}"
-        if self.jobs.store.finish(job_id, "failed", error=error):
-            self._notify(job_id)
+                await asyncio.to_thread(self.dead_letters.settle, queue, message)
 
     def _notify(self, job_id: str) -> None:
         row = self.jobs.store.get(job_id)

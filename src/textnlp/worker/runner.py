@@ -1,5 +1,6 @@
 """One job, start to finish: resume from the stored records, generate the missing ones in
-checkpointed chunks, write the final file from the store, upload it, validate, notify.
+checkpointed chunks, write the final file from the store, upload it, validate, notify. A job
+whose records are all stored already (its worker died after the last chunk) is only published.
 
 Why the records live in the database rather than in a local journal: workers on different
 machines (ECS tasks, spot capacity) take over each other's jobs; a local file dies with its
@@ -61,6 +62,9 @@ class JobRunner:
         store = self.jobs.store
         row = store.get(job_id)
         assert row is not None
+        if store.count_records(job_id) >= row.total:
+            # Every record is stored (a worker died after the last chunk): no model needed.
+            return await asyncio.to_thread(self.publish_stored, job_id)
         spec = JobSpec.model_validate(row.spec)
         workdir = Path(tempfile.mkdtemp(prefix=f"textnlp-job-{job_id[:8]}-"))
         try:
@@ -112,6 +116,16 @@ class JobRunner:
                 journal.append(record)
         finally:
             journal.close()
+
+    def publish_stored(self, job_id: str) -> str:
+        """The result of a job whose every record is stored; returns its key."""
+        row = self.jobs.store.get(job_id)
+        assert row is not None
+        workdir = Path(tempfile.mkdtemp(prefix=f"textnlp-publish-{job_id[:8]}-"))
+        try:
+            return self._publish(job_id, JobSpec.model_validate(row.spec), workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _publish(self, job_id: str, spec: JobSpec, workdir: Path) -> str:
         """The final file from the store (every index once, in order), uploaded in parts."""

@@ -38,11 +38,15 @@ class Api:
         body: dict[str, Any] = response.json()
         return body
 
-    def headers(self, username: str) -> dict[str, str]:
-        """Bearer headers of a logged-in user (one login per user per app)."""
+    def session(self, username: str) -> dict[str, Any]:
+        """The tokens of one login per user per app (logins are rate limited per username)."""
         if username not in self.tokens:
             self.tokens[username] = self.login(username)
-        return {"Authorization": f"Bearer {self.tokens[username]['access_token']}"}
+        return self.tokens[username]
+
+    def headers(self, username: str) -> dict[str, str]:
+        """Bearer headers of a logged-in user (one login per user per app)."""
+        return {"Authorization": f"Bearer {self.session(username)['access_token']}"}
 
 
 def make_settings(home: Path, database_url: str = "", **overrides: Any) -> Settings:

@@ -63,6 +63,10 @@ models:
     backend: fake-slow
     context_length: 4096
     options: {delay_s: 0.02}
+  - id: fake-crawl
+    backend: fake-slow
+    context_length: 4096
+    options: {delay_s: 0.05}
   - id: poison
     backend: poison
     context_length: 4096

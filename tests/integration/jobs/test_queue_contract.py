@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.integration.jobs.conftest import aws_client
+from tests.support.queues import private_queues
 from textnlp.adapters.queue import JobQueue, open_queues
 from textnlp.adapters.queue.sqs import ensure_sqs_queues
 from textnlp.config import load_settings
@@ -28,9 +29,7 @@ def queue(request: pytest.FixtureRequest, aws_env: str) -> Iterator[JobQueue]:
     overrides: dict[str, Any] = {
         "queue": {
             "backend": "sqs" if kind == "sqs" else "local",
-            "generation_queue": f"gen-{suffix}.fifo",
-            "dead_letter_queue": f"dlq-{suffix}.fifo",
-            "batch_queue": f"batch-{suffix}-queue",
+            **private_queues(suffix),
             "visibility_timeout_s": visibility,
             "wait_time_s": 1,
         },
@@ -109,6 +108,21 @@ def test_redrive_to_dead_letter_queue_after_max_receives(queue: JobQueue) -> Non
     assert receive_one(queue, wait_s=2) is None  # moved to the DLQ on this receive
     dead = queue.dead_letters(10)
     assert [m.body for m in dead] == ["poison"]
+
+
+def test_a_hand_back_never_moves_a_message_towards_the_dead_letter_queue(
+    queue: JobQueue,
+) -> None:
+    queue.send("stopped", group_id="s", dedup_id="s1")
+    for _ in range(queue.max_receives + 2):  # more hand-backs than receives allowed
+        message = receive_one(queue)
+        assert message is not None and message.body == "stopped"
+        assert message.receive_count == 1  # the hand-back did not count the last receive
+        queue.hand_back(message)
+    last = receive_one(queue)
+    assert last is not None
+    queue.delete(last)
+    assert queue.receive(1, wait_s=1) == [] and queue.dead_letters(10) == []
 
 
 def test_dead_letter_explicitly(queue: JobQueue) -> None:

@@ -86,17 +86,21 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(sqlite_cluster: C
     assert last.wait(20) == 0
 
 
-def test_sigterm_hands_the_job_back_at_a_checkpoint(sqlite_cluster: Cluster) -> None:
+@pytest.mark.parametrize("mode", [(), ("--once",)], ids=["service", "once"])
+def test_sigterm_hands_the_job_back_at_a_checkpoint(
+    sqlite_cluster: Cluster, mode: tuple[str, ...]
+) -> None:
     jobs = sqlite_cluster.service()
     view = jobs.submit(OWNER, job(300))
-    proc = sqlite_cluster.worker()
+    proc = sqlite_cluster.worker(*mode)
     wait_for(lambda: done(jobs, view.id) >= 20, 60, "some records")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
     stored = jobs.store.count_records(view.id)
     assert 0 < stored < 300 and jobs.status(OWNER, view.id).state == "running"
+    assert jobs.status(OWNER, view.id).attempts == 0  # a stop is not a failed attempt
     message = jobs.queues.generation.receive(1)  # handed back: visible at once
-    assert len(message) == 1
+    assert len(message) == 1 and message[0].receive_count == 1  # and that receive not counted
     jobs.queues.generation.release(message[0])
     finisher = sqlite_cluster.worker("--once")
     assert finisher.wait(120) == 0

@@ -2,15 +2,28 @@
 
 Tables live in modules beside this one and register on ``Base.metadata``; Alembic
 (``textnlp/migrations``) owns the schema: see ``textnlp.adapters.db.schema``.
+
+Outages are mapped here, once for every repository: each engine made by ``make_engine`` turns
+a database that cannot be reached (refused, reset, shut down, starting up, out of connections,
+SQLite busy past its timeout) into ``ServiceUnavailable(dependency="database")``. The API
+answers it with 503 and the worker waits for the database instead of counting a job's attempt.
+The hook sits on the engine rather than in each repository because the users, tokens and
+spending repositories, the database queue and the auth service all share it, and none of them
+needs to know a driver's exception classes. Errors of the statement itself (a constraint, bad
+SQL) stay SQLAlchemy's.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import URL, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+from textnlp.adapters.db.schema import unreachable
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -19,6 +32,26 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+#: libpq settings that bound how long a dead server can hold a caller: a connect gives up
+#: after 10 s, and an idle connection whose server vanished (a failover, a cut network) is
+#: found dead by keepalives within about a minute instead of the kernel's two hours.
+POSTGRES_TIMEOUTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+#: SQLSTATE classes and codes of a server that is there but cannot serve now: connection
+#: exceptions (08), insufficient resources such as too many connections (53), and operator
+#: intervention: shutdown, crash recovery, "the database system is starting up" (57P01-57P03).
+_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03")
+
+#: SQLite's transient failures: another writer held the lock past the busy timeout, or the
+#: file cannot be opened (its volume is gone).
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
 
 
 class Base(DeclarativeBase):
@@ -41,9 +74,45 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **_with_timeouts(url, kwargs))
+    event.listen(engine, "handle_error", partial(_raise_unavailable, engine.url))
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _with_timeouts(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``POSTGRES_TIMEOUTS`` for psycopg, where neither the URL nor the caller set them."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() != "psycopg":
+        return kwargs
+    given = {**parsed.query, **kwargs.get("connect_args", {})}
+    defaults = {k: v for k, v in POSTGRES_TIMEOUTS.items() if k not in given}
+    return {**kwargs, "connect_args": {**defaults, **kwargs.get("connect_args", {})}}
+
+
+def is_database_outage(context: ExceptionContext) -> bool:
+    """Whether the error of ``context`` means the database cannot be reached now."""
+    if context.is_pre_ping:  # the pool replaces a stale connection by itself
+        return False
+    if context.is_disconnect:
+        return True
+    error = context.original_exception
+    dbapi = context.dialect.loaded_dbapi
+    if context.dialect.name == "sqlite":
+        message = str(error).lower()
+        return isinstance(error, dbapi.OperationalError) and message.startswith(_SQLITE_UNAVAILABLE)
+    if context.connection is None:  # no connection yet: the connect itself failed
+        return isinstance(error, dbapi.OperationalError | dbapi.InterfaceError)
+    state = str(getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) or "")
+    return bool(state) and state.startswith(_UNAVAILABLE_STATES)
+
+
+def _raise_unavailable(url: URL, context: ExceptionContext) -> None:
+    """The ``handle_error`` hook: raising replaces SQLAlchemy's exception (the connection is
+    invalidated all the same, so the pool reconnects once the database is back)."""
+    if is_database_outage(context):
+        raise unreachable(url, context.original_exception)

@@ -1,7 +1,12 @@
 """SQL for batch jobs: the job rows, record checkpoints, outbox and idempotency keys.
 
 Services call these methods and never write SQL themselves. Each method is one short
-transaction, so the API, the worker and the outbox relay can share the database safely.
+transaction, so the API, the worker and the outbox relay can share the database safely. A
+database that cannot be reached raises ``ServiceUnavailable`` from any of them (the engine's
+hook, ``adapters.db.base``); each method is safe to call again once it is back.
+
+A job's ``attempts`` are the attempts that count towards its limit (``queue.max_receives``):
+``start`` counts one, ``uncount_attempt`` takes it back when the attempt ended without failing.
 """
 
 from __future__ import annotations
@@ -160,6 +165,16 @@ class JobStore:
             row.started_at = row.started_at or now
             row.heartbeat_at = now
             return row
+
+    def uncount_attempt(self, job_id: str) -> None:
+        """The attempt ``start`` counted ended without failing (its worker stopped, or waited
+        out an outage and gave the job back): it does not count towards the job's limit."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == "running", JobRow.attempts > 0)
+                .values(attempts=JobRow.attempts - 1)
+            )
 
     def heartbeat(self, job_id: str) -> str | None:
         """Note the worker is alive; returns the job's state (``cancelled`` tells it to stop)."""

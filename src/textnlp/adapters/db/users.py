@@ -1,7 +1,8 @@
 """Users and their API keys: tables and repositories.
 
 A user has a unique name, an argon2id hash and a role (``admin`` or ``user``). API keys belong
-to a user (service accounts are users too); only the SHA-256 of a key's secret is stored.
+to a user (service accounts are users too); only the SHA-256 of a key's secret is stored, and a
+user holds at most ``api.max_api_keys_per_user`` live keys (revoked ones do not count).
 A user may have a spending cap of their own (``spending_cap_usd``, None: the settings' default)
 and counts what their direct generations cost (``spent_usd``; jobs keep their own cost).
 Revision ``0002_auth`` creates the tables, ``0005_user_spending`` adds the two columns.
@@ -105,9 +106,38 @@ class ApiKeyRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, key_id: str, user_id: str, name: str, secret_hash: str) -> None:
+    def add(
+        self, key_id: str, user_id: str, name: str, secret_hash: str, *, max_active: int | None
+    ) -> None:
+        """Add a key unless the user already holds ``max_active`` live ones (``Conflict``;
+        None: no cap, for the operator's ``textnlp users api-key``).
+
+        The user's row is locked first (``FOR UPDATE``), so on PostgreSQL concurrent requests
+        cannot each count one key short of the cap and all add one. (SQLite has no row locks;
+        it is the local profile, whose writers the file lock serialises.)
+        """
+        if max_active is not None:
+            self._check_cap(user_id, max_active)
         self.session.add(ApiKeyRow(id=key_id, user_id=user_id, name=name, secret_hash=secret_hash))
         self.session.flush()
+
+    def _check_cap(self, user_id: str, max_active: int) -> None:
+        self.session.execute(
+            select(UserRow.id).where(UserRow.id == user_id).with_for_update()
+        ).first()
+        if self.count_active(user_id) >= max_active:
+            raise Conflict(
+                f"you have {max_active} active API keys, the most allowed; revoke one first",
+                max_active=max_active,
+            )
+
+    def count_active(self, user_id: str) -> int:
+        count = self.session.scalar(
+            select(func.count())
+            .select_from(ApiKeyRow)
+            .where(ApiKeyRow.user_id == user_id, ApiKeyRow.revoked.is_(False))
+        )
+        return int(count or 0)
 
     def find(self, key_id: str) -> tuple[str, str] | None:
         """(user id, secret hash) of a live key."""

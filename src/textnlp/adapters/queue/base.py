@@ -4,6 +4,12 @@ Semantics are SQS's, which the database queue copies: at-least-once delivery; a 
 message is invisible for the visibility timeout, then reappears unless deleted; every receive
 counts, and a message received ``max_receives`` times moves to the dead-letter queue on its
 next receive (redrive). A worker deletes a message only once the job's effects are stored.
+
+Where the queue cannot be reached, its methods raise ``textnlp.errors.ServiceUnavailable``
+(``dependency="queue"``; the database queue's come from the database engine as
+``"database"``). ``hand_back`` is the one way to give a message back that does not move it
+towards the dead-letter queue: a worker stopping (SIGTERM) or waiting out an outage is not a
+failed attempt of the job.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ class QueueMessage:
     receipt: str
     receive_count: int
     queue: str
+    #: The FIFO message group ("" on standard queues and the database queue).
+    group_id: str = ""
 
 
 @runtime_checkable
@@ -46,7 +54,12 @@ class JobQueue(Protocol):
         ...
 
     def release(self, message: QueueMessage) -> None:
-        """Make ``message`` visible again now (hand it back)."""
+        """Make ``message`` visible again now; this receive counts (a failed attempt)."""
+        ...
+
+    def hand_back(self, message: QueueMessage) -> None:
+        """Make ``message`` visible again now without this receive counting towards
+        ``max_receives`` (the next delivery's count is at most this one's)."""
         ...
 
     def delete(self, message: QueueMessage) -> None:

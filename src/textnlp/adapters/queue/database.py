@@ -4,7 +4,8 @@ It behaves like SQS: a receive claims a visible message by moving its ``visible_
 visibility timeout and giving it a new receipt; ``extend``/``release``/``delete`` only act when
 the caller's receipt is still the current one, so a worker whose delivery expired cannot touch
 the message's next delivery. A message received ``max_receives`` times moves to the
-dead-letter queue (a queue name in the same table) on its next receive.
+dead-letter queue (a queue name in the same table) on its next receive; ``hand_back`` takes
+the receive back (the count goes down by one), so a worker that stops does not use one up.
 
 Claims are compare-and-set on ``receive_count``, which is safe on both databases; PostgreSQL
 also selects candidates with ``FOR UPDATE SKIP LOCKED`` so that concurrent workers do not queue
@@ -17,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, select, update
+from sqlalchemy import Engine, and_, case, delete, select, update
 from sqlalchemy.orm import Session
 
 from textnlp.adapters.db.jobs import QueueMessageRow
@@ -154,6 +155,16 @@ class DatabaseQueue:
 
     def release(self, message: QueueMessage) -> None:
         self._update(message, visible_at=_now_ms())
+
+    def hand_back(self, message: QueueMessage) -> None:
+        # This receive is taken back: the next one counts as this one did.
+        self._update(
+            message,
+            visible_at=_now_ms(),
+            receive_count=case(
+                (QueueMessageRow.receive_count > 0, QueueMessageRow.receive_count - 1), else_=0
+            ),
+        )
 
     def _update(self, message: QueueMessage, **values: Any) -> None:
         with Session(self.engine) as session, session.begin():

@@ -7,13 +7,23 @@ its dead-letter queue is ``textnlp-batch-dlq``). ``textnlp-validation-queue``: s
 ``textnlp-validation-dlq``. Workers receive with the short visibility of the settings and
 extend it while they work. In AWS the infrastructure code creates the queues;
 ``ensure_sqs_queues`` creates the same ones for moto and development accounts.
+
+Every call goes through ``_call``: an SQS that cannot be reached (refused, timed out, 5xx,
+throttled, once botocore's own retries are spent) is ``ServiceUnavailable(dependency="queue")``.
+
+SQS cannot lower a message's ``ApproximateReceiveCount``, so ``hand_back`` (a worker stopping,
+or waiting out an outage, gives a job back without it counting) sends a fresh copy and deletes
+the delivery: the copy's count starts at zero. That is why the worker decides that a job has
+failed for good on the job's own stored attempts, not on the receive count alone.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
+from textnlp.adapters.queue.aws_outage import aws_unavailable
 from textnlp.adapters.queue.base import QueueMessage
 from textnlp.config import Settings
 from textnlp.errors import ConfigError
@@ -44,10 +54,14 @@ class SqsQueue:
         self.fifo = name.endswith(".fifo")
         self._urls: dict[str, str] = {}
 
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        with aws_unavailable("queue", "the queue (SQS)"):
+            return getattr(self.client, operation)(**kwargs)
+
     def _url(self, name: str) -> str:
         if name not in self._urls:
             try:
-                self._urls[name] = self.client.get_queue_url(QueueName=name)["QueueUrl"]
+                self._urls[name] = self._call("get_queue_url", QueueName=name)["QueueUrl"]
             except self.client.exceptions.QueueDoesNotExist:
                 raise ConfigError(f"SQS queue {name} does not exist") from None
         return self._urls[name]
@@ -59,7 +73,7 @@ class SqsQueue:
         kwargs: dict[str, Any] = {"QueueUrl": self._url(queue), "MessageBody": body}
         if queue.endswith(".fifo"):
             kwargs.update(MessageGroupId=group_id, MessageDeduplicationId=dedup_id)
-        return str(self.client.send_message(**kwargs)["MessageId"])
+        return str(self._call("send_message", **kwargs)["MessageId"])
 
     def receive(self, max_messages: int = 1, wait_s: float = 0.0) -> list[QueueMessage]:
         return self._receive(self.name, max_messages, wait_s, self.visibility_timeout_s)
@@ -67,12 +81,13 @@ class SqsQueue:
     def _receive(
         self, queue: str, max_messages: int, wait_s: float, visibility: int
     ) -> list[QueueMessage]:
-        answer = self.client.receive_message(
+        answer = self._call(
+            "receive_message",
             QueueUrl=self._url(queue),
             MaxNumberOfMessages=max(1, min(10, max_messages)),
             WaitTimeSeconds=int(min(wait_s, self.wait_time_s)),
             VisibilityTimeout=visibility,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
         )
         return [
             QueueMessage(
@@ -81,6 +96,7 @@ class SqsQueue:
                 receipt=m["ReceiptHandle"],
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
                 queue=queue,
+                group_id=str(m.get("Attributes", {}).get("MessageGroupId", "")),
             )
             for m in answer.get("Messages", [])
         ]
@@ -91,15 +107,29 @@ class SqsQueue:
     def release(self, message: QueueMessage) -> None:
         self._visibility(message, 0)
 
+    def hand_back(self, message: QueueMessage) -> None:
+        # Copy first, delete second: a failure in between leaves a duplicate, never a loss.
+        # A new deduplication id, or a FIFO queue would drop the copy as a repeat.
+        self._send(
+            message.queue,
+            message.body,
+            group_id=message.group_id or message.id,
+            dedup_id=uuid.uuid4().hex,
+        )
+        self.delete(message)
+
     def _visibility(self, message: QueueMessage, timeout_s: int) -> None:
-        self.client.change_message_visibility(
+        self._call(
+            "change_message_visibility",
             QueueUrl=self._url(message.queue),
             ReceiptHandle=message.receipt,
             VisibilityTimeout=timeout_s,
         )
 
     def delete(self, message: QueueMessage) -> None:
-        self.client.delete_message(QueueUrl=self._url(message.queue), ReceiptHandle=message.receipt)
+        self._call(
+            "delete_message", QueueUrl=self._url(message.queue), ReceiptHandle=message.receipt
+        )
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         # Send first, delete second: a crash in between leaves a duplicate, never a loss.

@@ -1,15 +1,26 @@
-"""Blob storage in S3 through boto3: multipart streaming uploads, presigned downloads."""
+"""Blob storage in S3 through boto3: multipart streaming uploads, presigned downloads.
+
+Every call goes through ``_unavailable``: an S3 that cannot be reached (refused, timed out,
+5xx, SlowDown, once botocore's retries are spent) is ``ServiceUnavailable(dependency=
+"storage")``, which the API answers with 503 and the worker waits out.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from textnlp.adapters.queue.aws_outage import aws_unavailable
 from textnlp.adapters.storage.keys import check_key
 from textnlp.errors import NotFound
 
 CHUNK = 1 << 20
+
+
+def _unavailable() -> AbstractContextManager[None]:
+    return aws_unavailable("storage", "the storage (S3)")
 
 
 class S3Storage:
@@ -35,7 +46,8 @@ class S3Storage:
         extra = self._extra(content_type)
         if metadata:
             extra["Metadata"] = metadata
-        self.client.put_object(Bucket=self.bucket, Key=check_key(key), Body=data, **extra)
+        with _unavailable():
+            self.client.put_object(Bucket=self.bucket, Key=check_key(key), Body=data, **extra)
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
         with path.open("rb") as handle:
@@ -43,25 +55,30 @@ class S3Storage:
 
     def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> None:
         # upload_fileobj sends multipart uploads of 8 MiB parts: memory stays bounded.
-        self.client.upload_fileobj(
-            stream, self.bucket, check_key(key), ExtraArgs=self._extra(content_type) or None
-        )
+        with _unavailable():
+            self.client.upload_fileobj(
+                stream, self.bucket, check_key(key), ExtraArgs=self._extra(content_type) or None
+            )
 
     def _get(self, key: str) -> Any:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=check_key(key))
+            with _unavailable():
+                return self.client.get_object(Bucket=self.bucket, Key=check_key(key))
         except self.client.exceptions.NoSuchKey:
             raise NotFound(f"no object {key!r} in s3://{self.bucket}") from None
 
     def get_bytes(self, key: str) -> bytes:
-        return bytes(self._get(key)["Body"].read())
+        body = self._get(key)["Body"]
+        with _unavailable():
+            return bytes(body.read())
 
     def open_read(self, key: str) -> Iterator[bytes]:
         body = self._get(key)["Body"]
 
         def chunks() -> Iterator[bytes]:
             try:
-                yield from body.iter_chunks(CHUNK)
+                with _unavailable():
+                    yield from body.iter_chunks(CHUNK)
             finally:
                 body.close()
 
@@ -73,35 +90,39 @@ class S3Storage:
             for chunk in self.open_read(key):
                 handle.write(chunk)
 
-    def exists(self, key: str) -> bool:
+    def _head(self, key: str) -> Any:
+        """The object's head; None when it does not exist."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=check_key(key))
+            with _unavailable():
+                return self.client.head_object(Bucket=self.bucket, Key=check_key(key))
         except Exception as exc:
             if self._missing(exc):
-                return False
+                return None
             raise
-        return True
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
 
     def size(self, key: str) -> int:
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=check_key(key))
-        except Exception as exc:
-            if self._missing(exc):
-                raise NotFound(f"no object {key!r} in s3://{self.bucket}") from None
-            raise
+        head = self._head(key)
+        if head is None:
+            raise NotFound(f"no object {key!r} in s3://{self.bucket}")
         return int(head["ContentLength"])
 
     def list(self, prefix: str) -> list[str]:
         keys: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
+        with _unavailable():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
         return sorted(keys)
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+        with _unavailable():
+            self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
 
     def presigned_url(self, key: str, expires_s: int = 3600) -> str | None:
+        # Signed locally: no call to S3, nothing to be unavailable.
         return str(
             self.client.generate_presigned_url(
                 "get_object",

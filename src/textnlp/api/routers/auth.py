@@ -1,10 +1,23 @@
-"""``/api/v1/auth``: login, refresh (rotation), logout, and the caller's API keys."""
+"""``/api/v1/auth``: login, refresh (rotation), logout, and the caller's API keys.
+
+Login attempts are limited per username and per client address (``enforce_login_limits``),
+refreshes per client address. API keys are created with a logged-in user's access token only
+(a key that could mint keys would outlive its own revocation), up to
+``api.max_api_keys_per_user`` live ones, and they share their owner's rate-limit bucket.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from textnlp.api.deps import AuthDep, CurrentUser, enforce_rate_limit
+from textnlp.api.deps import (
+    AuthDep,
+    CurrentUser,
+    SettingsDep,
+    client_address_of,
+    enforce_login_limits,
+    enforce_rate_limit,
+)
 from textnlp.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -15,8 +28,9 @@ from textnlp.api.schemas import (
     RefreshRequest,
     TokenResponse,
 )
+from textnlp.auth.client_address import limit_key
 from textnlp.auth.tokens import TokenPair
-from textnlp.errors import AuthError
+from textnlp.errors import AuthError, PermissionDenied
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -30,13 +44,13 @@ def _tokens(pair: TokenPair) -> TokenResponse:
 
 
 def _client_bucket(request: Request) -> str:
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+    return f"ip:{limit_key(client_address_of(request))}"
 
 
 @router.post("/login", response_model=TokenResponse)
 def login(body: LoginRequest, request: Request, auth: AuthDep) -> TokenResponse:
     """Exchange a username and password for an access and a refresh token."""
-    enforce_rate_limit(request.app.state, _client_bucket(request))
+    enforce_login_limits(request, body.username)
     return _tokens(auth.login(body.username, body.password))
 
 
@@ -57,9 +71,18 @@ def logout(user: CurrentUser, auth: AuthDep) -> LogoutResponse:
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
-def create_api_key(body: ApiKeyCreate, user: CurrentUser, auth: AuthDep) -> ApiKeyCreated:
-    """A new API key for the caller; the key is in this answer only (stored hashed)."""
-    key_id, key = auth.create_api_key(user.user, body.name)
+def create_api_key(
+    body: ApiKeyCreate, user: CurrentUser, auth: AuthDep, settings: SettingsDep
+) -> ApiKeyCreated:
+    """A new API key for the caller; the key is in this answer only (stored hashed).
+
+    Needs an access token (403 with an API key) and fewer than ``api.max_api_keys_per_user``
+    live keys (409 at the cap: revoke one first)."""
+    if user.via != "token":
+        raise PermissionDenied("API keys are created with a login's access token, not a key")
+    key_id, key = auth.create_api_key(
+        user.user, body.name, max_active=settings.api.max_api_keys_per_user
+    )
     return ApiKeyCreated(id=key_id, name=body.name, key=key)
 
 

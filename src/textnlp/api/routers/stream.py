@@ -5,7 +5,10 @@ headers on a WebSocket). Then send requests, one at a time, in the body format o
 ``POST /generate/text``; the server answers ``{"type": "token", "text"}`` per piece and
 ``{"type": "done", "finish_reason", "usage"}`` at the end, or ``{"type": "error", "error"}``.
 Bad credentials close the socket with code 1008 before it is accepted. A binary frame is not
-a request: it answers an error event and the socket stays open for the next one.
+a request: it answers an error event and the socket stays open for the next one. Every request
+frame takes a token from the caller's rate-limit bucket, as an HTTP request does (the handshake
+took one too); an empty bucket answers a ``quota_exceeded`` error event with ``retry_after``,
+and the socket stays open.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from textnlp.api.deps import authenticate_async
+from textnlp.api.deps import authenticate_async, enforce_rate_limit_async
 from textnlp.api.errors import ws_error_message
 from textnlp.api.schemas import StreamRequest
 from textnlp.api.serving import CompletionsServing
@@ -54,9 +57,23 @@ async def stream_tokens(websocket: WebSocket) -> None:
             if raw is None:
                 await websocket.send_json(_bad_request("send each request as a text frame"))
                 continue
+            try:
+                # Each frame is a request: one socket must not serve generations unlimited.
+                await enforce_rate_limit_async(websocket, principal)
+            except TextNLPError as exc:
+                await websocket.send_json(_limited(exc))
+                continue
             await _answer(websocket, serve, raw, principal.id)
     except WebSocketDisconnect:
         return
+
+
+def _limited(exc: TextNLPError) -> dict[str, Any]:
+    event = ws_error_message(exc)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        event["error"]["retry_after"] = round(float(retry_after), 3)
+    return event
 
 
 def _bad_request(message: str) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""uvicorn's h11 protocol with a deadline on each request head.
+
+uvicorn bounds the wait *between* requests (``timeout_keep_alive``) but not the wait *for* one:
+a connection that sends nothing, or a request head one byte at a time (slowloris), is held as
+long as the client likes, and any byte of a new request cancels the keep-alive timer. Here a
+connection must deliver a complete request head within ``head_timeout_s`` of its opening, and of
+each answer it was given; else it is closed, after a ``408`` when part of a head had come (a
+connection that sent nothing is simply closed, as a browser's unused pre-connection expects).
+The body has its deadline in ``textnlp.api.request_guard``, where an answer can be rendered.
+
+The timeout is a class attribute, set by ``textnlp serve`` (``use_head_timeout``) in each
+process before it serves: uvicorn builds protocols from the class, and ``--workers`` pickles
+it by name into each worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from textnlp.api.errors import error_bytes
+
+_TIMEOUT_BODY = error_bytes("request_timeout", "the request head did not arrive in time")
+_REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    + f"content-length: {len(_TIMEOUT_BODY)}\r\n\r\n".encode()
+    + _TIMEOUT_BODY
+)
+
+
+def use_head_timeout(seconds: float) -> None:
+    HeadDeadlineProtocol.head_timeout_s = seconds
+
+
+class HeadDeadlineProtocol(H11Protocol):
+    head_timeout_s: ClassVar[float] = 10.0
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+
+    def connection_made(  # type: ignore[override]
+        self, transport: asyncio.Transport
+    ) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._head_timer is not None and self.conn.their_state is not h11.IDLE:
+            self._disarm()  # the head is complete (the body, if any, is the guard's)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Unless a pipelined request was already read, the next head starts its clock now.
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_bytes = 0
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._expired)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _expired(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._head_bytes:
+            self.transport.write(_REQUEST_TIMEOUT)
+        self.transport.close()

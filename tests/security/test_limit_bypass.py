@@ -1,0 +1,125 @@
+"""Limits that could be walked around: a forged ``X-Forwarded-For``, many addresses against one
+account, many accounts from one address, API keys that multiply a user's limit or mint more
+keys, and a WebSocket that serves generations beyond its handshake's one token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.integration.api.conftest import PASSWORD, make_settings
+from textnlp.api.app import create_app
+
+LOGIN = "/api/v1/auth/login"
+KEYS = "/api/v1/auth/api-keys"
+MODELS = "/api/v1/models/list"
+#: The peer of every request here: the load balancer, in the VPC.
+PROXY = ("10.0.1.5", 40000)
+
+
+def client_for(home: Path, **api: Any) -> Iterator[TestClient]:
+    app = create_app(make_settings(home, api=api))
+    with TestClient(app, raise_server_exceptions=False, client=PROXY) as client:
+        for name in ("alice", "bob", *(f"user{n}" for n in range(40))):
+            app.state.auth.create_user(name, PASSWORD)
+        yield client
+
+
+@pytest.fixture
+def direct(tmp_path: Path) -> Iterator[TestClient]:
+    """No trusted proxies (the default): whatever ``X-Forwarded-For`` says is ignored."""
+    yield from client_for(tmp_path)
+
+
+@pytest.fixture
+def behind_alb(tmp_path: Path) -> Iterator[TestClient]:
+    yield from client_for(tmp_path, trusted_proxies=["10.0.0.0/16"])
+
+
+def guess(client: TestClient, username: str, forwarded_for: str) -> int:
+    response = client.post(
+        LOGIN,
+        json={"username": username, "password": "wrong-guess"},
+        headers={"X-Forwarded-For": forwarded_for},
+    )
+    if response.status_code == 429:
+        assert response.json()["error"]["type"] == "quota_exceeded"
+        assert int(response.headers["Retry-After"]) >= 1
+    return response.status_code
+
+
+def test_a_forged_forwarded_for_buys_no_guesses(direct: TestClient) -> None:
+    statuses = [guess(direct, "alice", f"192.0.2.{n}") for n in range(30)]
+    assert statuses.count(401) == 10  # the username's burst
+    assert statuses[10:] == [429] * 20
+
+
+def test_one_account_from_many_addresses_is_bounded(behind_alb: TestClient) -> None:
+    statuses = [guess(behind_alb, "alice", f"198.51.100.{n}") for n in range(30)]
+    assert statuses == [401] * 10 + [429] * 20
+    # Another account is not locked by alice's guesses.
+    assert guess(behind_alb, "bob", "198.51.100.99") == 401
+
+
+def test_many_accounts_from_one_address_are_bounded(behind_alb: TestClient) -> None:
+    # The client's own claim (left of the ALB's hop) changes nothing.
+    statuses = [guess(behind_alb, f"user{n}", f"10.9.9.{n}, 203.0.113.7") for n in range(40)]
+    assert statuses == [401] * 30 + [429] * 10
+    # Other clients behind the same ALB keep their own buckets.
+    assert guess(behind_alb, "user39", "203.0.113.8") == 401
+    ok = behind_alb.post(
+        LOGIN, json={"username": "bob", "password": PASSWORD}, headers={"X-Forwarded-For": "::1"}
+    )
+    assert ok.status_code == 200
+
+
+def login(client: TestClient, username: str) -> dict[str, str]:
+    response = client.post(LOGIN, json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_api_keys_are_capped_and_cannot_mint_keys(tmp_path: Path) -> None:
+    for client in client_for(tmp_path, max_api_keys_per_user=3):
+        alice = login(client, "alice")
+        keys = [client.post(KEYS, json={"name": f"k{n}"}, headers=alice) for n in range(4)]
+        assert [r.status_code for r in keys] == [201, 201, 201, 409]
+        assert keys[3].json()["error"]["type"] == "conflict"
+        # A key cannot make keys (which would outlive its own revocation).
+        minted = client.post(KEYS, json={"name": "m"}, headers={"X-API-Key": keys[0].json()["key"]})
+        assert minted.status_code == 403 and minted.json()["error"]["type"] == "permission_denied"
+        # A revoked key frees its place.
+        assert client.delete(f"{KEYS}/{keys[0].json()['id']}", headers=alice).status_code == 200
+        assert client.post(KEYS, json={"name": "k4"}, headers=alice).status_code == 201
+
+
+def test_api_keys_share_their_owners_bucket(tmp_path: Path) -> None:
+    for client in client_for(tmp_path, user_rate_limits={"alice": [0.001, 6]}):
+        alice = login(client, "alice")
+        keys = [
+            {"X-API-Key": client.post(KEYS, json={"name": f"k{n}"}, headers=alice).json()["key"]}
+            for n in range(3)
+        ]  # 3 of alice's 6 tokens
+        statuses = [client.get(MODELS, headers=h).status_code for h in [*keys, alice] * 2]
+        assert statuses.count(200) == 3 and statuses.count(429) == 5
+
+
+def test_every_websocket_frame_takes_a_token(tmp_path: Path) -> None:
+    for client in client_for(tmp_path, user_rate_limits={"bob": [0.001, 3]}):
+        bob = login(client, "bob")
+        with client.websocket_connect("/api/v1/generate/stream", headers=bob) as ws:  # 1 token
+            answers = []
+            for _ in range(4):
+                ws.send_text("not a request")
+                answers.append(ws.receive_json()["error"])
+        assert [a["type"] for a in answers] == [
+            "validation_error",  # frames 1 and 2 are requests (bad ones), each took a token
+            "validation_error",
+            "quota_exceeded",  # the bucket is empty: no generation, the socket stays open
+            "quota_exceeded",
+        ]
+        assert answers[2]["status"] == 429 and answers[2]["retry_after"] > 0
