@@ -6,6 +6,7 @@ import json
 
 from aws_cdk.assertions import Match
 from textnlp import deployment
+from textnlp.config import env_name, load_settings
 
 from infra_assembly import Assembly, rest_methods
 
@@ -105,3 +106,28 @@ def test_cloudfront_and_dns(assembly: Assembly) -> None:
         "Name": "api.textnlp.example.com.", "Type": "A",
         "HostedZoneId": "Z0123456789ABCDEFGHIJ",
     })
+
+
+def test_logins_are_limited_per_viewer_at_the_edge(assembly: Assembly) -> None:
+    """Behind CloudFront -> API Gateway -> ALB the app's peer is the gateway: the edge's WAF,
+    which sees the viewer, limits the auth routes per address, and the app's own per-address
+    login limit is off (a shared bucket would lock every user out together)."""
+    acls = {
+        acl["Properties"]["Scope"]: acl["Properties"]
+        for section in ("Api", "Compute")
+        for acl in assembly.resources(section, "AWS::WAFv2::WebACL").values()
+    }
+    edge = {rule["Name"]: rule for rule in acls["CLOUDFRONT"]["Rules"]}
+    statement = edge["LoginRateLimitPerIp"]["Statement"]["RateBasedStatement"]
+    assert statement["AggregateKeyType"] == "IP" and statement["Limit"] == 100
+    match = statement["ScopeDownStatement"]["ByteMatchStatement"]
+    assert match["SearchString"] == "/api/v1/auth/"
+    assert match["PositionalConstraint"] == "STARTS_WITH"
+    assert "LoginRateLimitPerIp" not in {rule["Name"] for rule in acls["REGIONAL"]["Rules"]}
+    tasks = assembly.resources("Compute", "AWS::ECS::TaskDefinition").values()
+    api_task = next(t["Properties"] for t in tasks if t["Properties"]["Family"] == "textnlp-api")
+    app = next(c for c in api_task["ContainerDefinitions"] if c["Name"] == "api")
+    variables = {e["Name"]: e["Value"] for e in app["Environment"]}
+    name = env_name("api", "login_limit_per_address")
+    parsed = load_settings(environ={"TEXTNLP_PROFILE": "local", name: variables[name]})
+    assert parsed.api.login_limit_per_address is None

@@ -175,6 +175,9 @@ class ApiConfig:
     cache_cluster_size: str = "1.6"
     cache_ttl_s: int = 300
     waf_rate_limit_per_5min: int = 2000
+    #: Requests to `/api/v1/auth/` per viewer address in 5 minutes (CloudFront's WAF): the
+    #: per-address login limit, where the viewer's address is known.
+    waf_login_rate_limit_per_5min: int = 100
 
 
 @dataclass(frozen=True)

@@ -206,9 +206,11 @@ class ApiSettings(_Section):
     user_rate_limits: dict[str, tuple[float, int]] = {}
     #: Login attempts, [rate per second, burst], per username (guessing one account's password
     #: from many addresses) and per client address (many accounts from one address; an IPv6
-    #: client counts by its /64). Every attempt takes a token from both.
+    #: client counts by its /64). Every attempt takes a token from both. ``None`` per address:
+    #: an edge in front that sees the client limits it instead (behind CloudFront, API Gateway
+    #: and the ALB the app's peer is the gateway, so the deployment leaves it to the WAF).
     login_limit_per_username: tuple[float, int] = (0.1, 10)
-    login_limit_per_address: tuple[float, int] = (0.5, 30)
+    login_limit_per_address: tuple[float, int] | None = (0.5, 30)
     #: Proxies (CIDRs) whose ``X-Forwarded-For`` is believed: the client is the right-most hop
     #: that is not one of them. Empty (the default): the connection's peer is the client, and
     #: a client-supplied ``X-Forwarded-For`` is ignored. Behind the ALB: the VPC's CIDR.

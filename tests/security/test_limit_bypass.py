@@ -77,6 +77,16 @@ def test_many_accounts_from_one_address_are_bounded(behind_alb: TestClient) -> N
     assert ok.status_code == 200
 
 
+def test_behind_the_gateway_the_edge_limits_addresses(tmp_path: Path) -> None:
+    # The deployment's setting: every request comes from the gateway, whose WAF (which sees
+    # the viewer) limits per address; the app must not put all users in the gateway's bucket.
+    for client in client_for(tmp_path, login_limit_per_address=None):
+        statuses = [guess(client, f"user{n}", "203.0.113.7") for n in range(40)]
+        assert statuses == [401] * 40
+        # The per-username limit still holds.
+        assert [guess(client, "alice", "203.0.113.7") for _ in range(12)][10:] == [429, 429]
+
+
 def login(client: TestClient, username: str) -> dict[str, str]:
     response = client.post(LOGIN, json={"username": username, "password": PASSWORD})
     assert response.status_code == 200, response.text

@@ -99,6 +99,10 @@ def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironmen
         env_name("cache", "cluster"): "true",
         env_name("queue", "notify_topic_arn"): resources.notifications_topic_arn,
         env_name("api", "websocket_callback_url"): resources.websocket_callback_url,
+        # Behind CloudFront, API Gateway and the ALB the app's peer is the gateway, never the
+        # client: the CloudFront WAF, which sees the viewer, limits logins per address
+        # (`LoginRateLimitPerIp`); the app keeps its per-username limit.
+        env_name("api", "login_limit_per_address"): "null",
         env_name("observability", "emf_namespace"): config.monitoring.metrics_namespace,
         # Traces go to the task's collector sidecar, which sends them to X-Ray.
         env_name("observability", "trace_exporter"): "otlp",

@@ -1,4 +1,6 @@
-"""A WAF web ACL: AWS managed rule groups plus a per-IP rate rule (design: "ALB + WAF")."""
+"""A WAF web ACL: AWS managed rule groups plus a per-IP rate rule (design: "ALB + WAF"); at
+CloudFront also a per-IP limit on the auth routes (login guesses), since behind the gateway the
+app cannot tell one client's address from another's."""
 
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ class WebAcl(Construct):
                 visibility_config=_visibility("RateLimitPerIp"),
             )
         )
+        if waf_scope == "CLOUDFRONT":  # only the edge sees the viewer's address
+            rules.append(_login_rate_rule(config, priority=len(rules)))
         self.web_acl = wafv2.CfnWebACL(
             self, "WebAcl",
             name=name,
@@ -62,3 +66,33 @@ class WebAcl(Construct):
             visibility_config=_visibility(name),
             rules=rules,
         )
+
+
+#: The auth routes (login, refresh) whose attempts the edge limits per viewer address.
+AUTH_PATH_PREFIX = "/api/v1/auth/"
+
+
+def _login_rate_rule(config: EnvConfig, *, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+    auth_paths = wafv2.CfnWebACL.StatementProperty(
+        byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+            positional_constraint="STARTS_WITH",
+            search_string=AUTH_PATH_PREFIX,
+            text_transformations=[
+                wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
+            ],
+        )
+    )
+    return wafv2.CfnWebACL.RuleProperty(
+        name="LoginRateLimitPerIp",
+        priority=priority,
+        action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                limit=config.api.waf_login_rate_limit_per_5min,
+                aggregate_key_type="IP",
+                scope_down_statement=auth_paths,
+            )
+        ),
+        visibility_config=_visibility("LoginRateLimitPerIp"),
+    )

@@ -95,9 +95,10 @@ def enforce_login_limits(connection: HTTPConnection, username: str) -> None:
     """One attempt from this address, and one at this username (whoever sends it)."""
     state = connection.app.state
     api = state.settings.api
-    address = limit_key(client_address_of(connection))
-    # The address first: an address already refused does not use up the username's tokens.
-    enforce_rate_limit(state, f"login-addr:{address}", limit=api.login_limit_per_address)
+    if api.login_limit_per_address is not None:  # None: the edge limits per address
+        address = limit_key(client_address_of(connection))
+        # The address first: an address already refused does not use up the username's tokens.
+        enforce_rate_limit(state, f"login-addr:{address}", limit=api.login_limit_per_address)
     enforce_rate_limit(
         state, f"login-user:{username.casefold()}", limit=api.login_limit_per_username
     )
