@@ -15,14 +15,16 @@ import pytest
 TEXTNLP = [sys.executable, "-m", "textnlp.cli.main"]
 
 
-def textnlp(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def textnlp(
+    *args: str, cwd: Path, timeout: float = 300, columns: int = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*TEXTNLP, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "COLUMNS": "120"},
+        env={**os.environ, "COLUMNS": str(columns)},
     )
 
 
@@ -212,6 +214,14 @@ def test_catalogue_commands(tmp_path: Path) -> None:
         "instruction-response",
     ):
         assert name in templates.stdout
+    # For scripts: every id whole, in a narrow pipe's table and in --json.
+    narrow = textnlp("templates", "list", cwd=tmp_path, columns=40)
+    listed = json.loads(textnlp("templates", "list", "--json", cwd=tmp_path).stdout)
+    assert "instruction-response" in {row["id"] for row in listed}
+    assert all(row["id"] in narrow.stdout for row in listed)
+    catalogue = json.loads(textnlp("models", "list", "--json", cwd=tmp_path, columns=40).stdout)
+    embedded = next(row for row in catalogue if row["id"] == "smollm2-135m")
+    assert embedded["available"] is True and embedded["backend"] == "llamacpp"
     shown = textnlp("templates", "show", "qa-pairs", cwd=tmp_path)
     assert shown.returncode == 0 and "sample prompt" in shown.stdout
     missing = textnlp("templates", "show", "nope", cwd=tmp_path)

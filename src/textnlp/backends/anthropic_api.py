@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import AsyncGenerator
+from functools import cached_property
 from typing import Any
 
-from textnlp.adapters.secrets.base import ANTHROPIC_API_KEY
 from textnlp.backends.cloud import CloudBackend, CloudContext
+from textnlp.backends.options import AnthropicOptions
 from textnlp.backends.providers import bedrock_anthropic
 from textnlp.backends.providers.common import Chunk, Parsed
 from textnlp.backends.sdk_errors import map_sdk_error
@@ -35,6 +36,11 @@ SAMPLING_FIELDS = ("temperature", "top_p")
 
 class AnthropicBackend(CloudBackend):
     name = "anthropic"
+
+    @cached_property
+    def options(self) -> AnthropicOptions:
+        """The catalogue entry's options (checked when the catalogue was read)."""
+        return AnthropicOptions.of(self.spec)
 
     def __init__(
         self, spec: ModelSpec, *, context: CloudContext | None = None, http_client: Any = None
@@ -52,12 +58,11 @@ class AnthropicBackend(CloudBackend):
     async def _open(self, context: CloudContext) -> None:
         import anthropic
 
-        secret = str(self.spec.options.get("api_key_secret", ANTHROPIC_API_KEY))
-        key = await asyncio.to_thread(context.secrets.get, secret)
-        timeout = float(self.spec.options.get("timeout_s", context.timeout_s))
+        key = await asyncio.to_thread(context.secrets.get, self.options.api_key_secret)
+        timeout = self.options.timeout_s or context.timeout_s
         self._client = anthropic.AsyncAnthropic(
             api_key=key.get_secret_value(),
-            base_url=self.spec.options.get("api_base"),
+            base_url=self.options.api_base,
             max_retries=0,
             timeout=anthropic.Timeout(timeout, connect=context.connect_timeout_s),
             http_client=self._http_client,
@@ -70,7 +75,7 @@ class AnthropicBackend(CloudBackend):
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         body = bedrock_anthropic.messages_body(request, version=None)
-        if not self.spec.options.get("send_top_p", False):
+        if not self.options.send_top_p:
             # Recent Claude models accept temperature or top_p, not both.
             body.pop("top_p", None)
         return {"model": self.spec.endpoint or self.spec.id, **body}

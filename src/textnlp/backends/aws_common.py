@@ -15,8 +15,8 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from textnlp.backends.cloud import CloudContext
+from textnlp.backends.options import AwsOptions
 from textnlp.backends.providers.http_errors import error_class, mentions_context
-from textnlp.backends.spec import ModelSpec
 from textnlp.errors import (
     AuthFailed,
     BackendError,
@@ -54,21 +54,20 @@ CODES: dict[str, type[BackendError]] = {
 }
 
 
-def make_client(service: str, spec: ModelSpec, context: CloudContext) -> Any:
+def make_client(service: str, options: AwsOptions, context: CloudContext) -> Any:
     import boto3
     from botocore.config import Config
 
-    options = spec.options
     config = Config(
-        read_timeout=float(options.get("timeout_s", context.timeout_s)),
+        read_timeout=options.timeout_s or context.timeout_s,
         connect_timeout=context.connect_timeout_s,
         retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=int(options.get("max_connections", 64)),
+        max_pool_connections=options.max_connections,
     )
     return boto3.session.Session().client(
         service,
-        region_name=options.get("region") or context.aws_region,
-        endpoint_url=options.get("endpoint_url") or context.aws_endpoint_url,
+        region_name=options.region or context.aws_region,
+        endpoint_url=options.endpoint_url or context.aws_endpoint_url,
         config=config,
     )
 
@@ -120,11 +119,11 @@ def _class_for(code: str, message: str, response: dict[str, Any]) -> type[Backen
     return cls
 
 
-def thread_pool(spec: ModelSpec, name: str) -> ThreadPoolExecutor:
+def thread_pool(options: AwsOptions, name: str) -> ThreadPoolExecutor:
     """Threads for one backend's blocking calls: as many as its connection pool, so that
     concurrency is not capped by the event loop's small default executor."""
     return ThreadPoolExecutor(
-        max_workers=int(spec.options.get("max_connections", 64)),
+        max_workers=options.max_connections,
         thread_name_prefix=f"textnlp-{name}",
     )
 

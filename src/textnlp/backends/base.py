@@ -63,19 +63,30 @@ class Backend(ABC):
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under this model's tokenizer (an estimate for remote models)."""
 
-    def info(self) -> ModelInfo:
-        ok, reason = self.availability(self.spec)
+    @classmethod
+    def streams(cls, spec: ModelSpec) -> bool:
+        """Whether ``stream`` yields tokens as they come (else one delta with the whole text)."""
+        return True
+
+    @classmethod
+    def describe(cls, spec: ModelSpec) -> ModelInfo:
+        """What the catalogue says of ``spec`` served by this class; nothing is loaded."""
+        ok, reason = cls.availability(spec)
         return ModelInfo(
-            id=self.spec.id,
-            backend=self.name,
-            context_length=self.spec.context_length,
-            description=self.spec.description,
-            provider=self.spec.provider,
-            chat=self.spec.chat,
-            batching=self.batching,
+            id=spec.id,
+            backend=spec.backend,
+            context_length=spec.context_length,
+            description=spec.description,
+            provider=spec.provider,
+            chat=spec.chat,
+            streaming=cls.streams(spec),
+            batching=cls.batching,
             available=ok,
             reason=reason,
         )
+
+    def info(self) -> ModelInfo:
+        return self.describe(self.spec)
 
     def fingerprint(self) -> str:
         """Identifies the weights that answer; part of every response-cache key."""

@@ -25,6 +25,7 @@ import importlib.util
 import json
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import Any
 
 from textnlp.backends.aws_common import (
@@ -34,6 +35,7 @@ from textnlp.backends.aws_common import (
     thread_pool,
 )
 from textnlp.backends.cloud import CloudBackend, CloudContext
+from textnlp.backends.options import BedrockOptions
 from textnlp.backends.providers import bedrock_converse
 from textnlp.backends.providers.bedrock_models import BedrockProfile, InvokeCodec, bedrock_profile
 from textnlp.backends.providers.common import Chunk, Parsed
@@ -46,6 +48,11 @@ from textnlp.errors import ConfigError
 class BedrockBackend(CloudBackend):
     name = "bedrock"
 
+    @cached_property
+    def options(self) -> BedrockOptions:
+        """The catalogue entry's options (checked when the catalogue was read)."""
+        return BedrockOptions.of(self.spec)
+
     _client: Any = None
     _pool: ThreadPoolExecutor | None = None
     profile: BedrockProfile | None = None
@@ -56,22 +63,27 @@ class BedrockBackend(CloudBackend):
             return False, "boto3 is not installed (pip install 'textnlp[aws]')"
         return True, ""
 
+    @classmethod
+    def streams(cls, spec: ModelSpec) -> bool:
+        # Some providers (AI21 Jurassic-2, Titan's InvokeModel body) answer in one piece.
+        return bedrock_profile(spec.endpoint or spec.id, BedrockOptions.of(spec)).streaming
+
     @property
     def model_id(self) -> str:
         return self.spec.endpoint or self.spec.id
 
     async def _open(self, context: CloudContext) -> None:
-        self.profile = bedrock_profile(self.model_id, self.spec.options)
+        self.profile = bedrock_profile(self.model_id, self.options)
         if self.profile.api == "invoke" and self.profile.codec is None:
             raise ConfigError(
                 f"no InvokeModel body for provider {self.profile.provider!r} of "
                 f"{self.model_id}; use options: {{api: converse}}"
             )
         if self._pool is None:
-            self._pool = thread_pool(self.spec, self.name)
+            self._pool = thread_pool(self.options, self.name)
         if self._client is None:
             self._client = await asyncio.to_thread(
-                make_client, "bedrock-runtime", self.spec, context
+                make_client, "bedrock-runtime", self.options, context
             )
 
     async def _close(self) -> None:
@@ -94,8 +106,7 @@ class BedrockBackend(CloudBackend):
         body = bedrock_converse.request_body(
             self.model_id, request, system_prompts=self._profile().system_prompts
         )
-        extra = self.spec.options.get("additional_fields")
-        if isinstance(extra, dict) and extra:
+        if extra := self.options.additional_fields:
             body["additionalModelRequestFields"] = extra
         return body
 
@@ -103,9 +114,7 @@ class BedrockBackend(CloudBackend):
         codec = self._profile().codec
         assert codec is not None  # checked in _open
         body = codec.body(self.model_id, request)
-        extra = self.spec.options.get("additional_fields")
-        if isinstance(extra, dict):
-            body.update(extra)
+        body.update(self.options.additional_fields or {})
         args = {
             "modelId": self.model_id,
             "body": json.dumps(body),

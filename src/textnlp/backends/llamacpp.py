@@ -19,9 +19,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from textnlp.backends.base import Backend
+from textnlp.backends.options import LlamaCppOptions, Weights
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, TokenDelta, Usage
 from textnlp.errors import BackendUnavailable, InvalidRequest
@@ -47,7 +48,7 @@ def resolve_model_path(path: str | None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-WEIGHT_TYPES = ("q4_0", "q8_0", "f16")
+WEIGHT_TYPES: tuple[str, ...] = get_args(Weights)
 
 
 def models_cache_dir() -> Path:
@@ -88,8 +89,9 @@ class LlamaCppBackend(Backend):
     batching = True
 
     def __init__(self, spec: ModelSpec, **engine_options: Any) -> None:
+        """``engine_options`` override the catalogue's options (benchmarks, tests)."""
         super().__init__(spec)
-        self._options = {**spec.options, **engine_options}
+        self._options = LlamaCppOptions.model_validate({**spec.options, **engine_options})
         self._engine: BatchingEngine | None = None
         self._formatter: Any = None
         self._add_bos = True
@@ -109,7 +111,7 @@ class LlamaCppBackend(Backend):
             path = resolve_model_path(self.spec.path)
             stat = path.stat() if path else None
             size = stat.st_size if stat else 0
-            weights = self._options.get("weights", "original")
+            weights = self._options.weights or "original"
             self._fingerprint = (
                 f"llamacpp:{self.spec.id}:{path}:{size}:{weights}:{self.spec.context_length}"
             )
@@ -130,15 +132,15 @@ class LlamaCppBackend(Backend):
 
         from textnlp.backends.llamacpp_engine import BatchingEngine
 
-        weights = self._options.get("weights")
+        weights = self._options.weights
         if weights:
-            path = reencoded(path, str(weights))
+            path = reencoded(path, weights)
         engine = BatchingEngine(
             str(path),
-            n_parallel=int(self._options.get("n_parallel", 32)),
+            n_parallel=self._options.n_parallel,
             n_ctx_per_seq=self.spec.context_length,
-            n_batch=int(self._options.get("n_batch", 512)),
-            n_threads=int(self._options.get("n_threads", 0)),
+            n_batch=self._options.n_batch,
+            n_threads=self._options.n_threads,
         )
         meta = engine.metadata()
         template = meta.get("tokenizer.chat_template")
@@ -223,7 +225,7 @@ class LlamaCppBackend(Backend):
             stop=params.stop,
             ignore_eos=request.ignore_eos,
             emit=emit_to_queue(asyncio.get_running_loop(), sink),
-            top_k=int(self._options.get("top_k", 40)),
+            top_k=self._options.top_k,
             stream=stream,
         )
         engine.submit(job)

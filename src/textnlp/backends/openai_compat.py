@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import AsyncGenerator
+from functools import cached_property
 from typing import Any
 
 from textnlp.backends.cloud import CloudBackend, CloudContext
+from textnlp.backends.options import OpenAIOptions
 from textnlp.backends.providers import openai as openai_body
 from textnlp.backends.providers.common import Chunk, Parsed
 from textnlp.backends.providers.openai import VllmExtras
@@ -39,6 +41,11 @@ NO_KEY = "not-needed"
 
 class OpenAICompatBackend(CloudBackend):
     name = "openai"
+
+    @cached_property
+    def options(self) -> OpenAIOptions:
+        """The catalogue entry's options (checked when the catalogue was read)."""
+        return OpenAIOptions.of(self.spec)
 
     def __init__(
         self, spec: ModelSpec, *, context: CloudContext | None = None, http_client: Any = None
@@ -55,30 +62,30 @@ class OpenAICompatBackend(CloudBackend):
 
     @property
     def served_model(self) -> str:
-        return str(self.spec.options.get("model") or self.spec.id)
+        return self.options.model or self.spec.id
 
     @property
     def chat_api(self) -> bool:
         default = "chat" if self.spec.chat else "completions"
-        return str(self.spec.options.get("api", default)) == "chat"
+        return (self.options.api or default) == "chat"
 
     @property
     def vllm(self) -> bool:
-        return self.spec.options.get("flavour") == "vllm"
+        return self.options.flavour == "vllm"
 
     async def _open(self, context: CloudContext) -> None:
         import asyncio
 
         import openai
 
-        secret_name = self.spec.options.get("api_key_secret")
+        secret_name = self.options.api_key_secret
         api_key = NO_KEY
         if secret_name:
-            secret = await asyncio.to_thread(context.secrets.get, str(secret_name))
+            secret = await asyncio.to_thread(context.secrets.get, secret_name)
             api_key = secret.get_secret_value()
         if not self.spec.endpoint and not secret_name:
             raise ConfigError(f"model {self.spec.id}: an openai entry needs 'endpoint:' or a key")
-        timeout = float(self.spec.options.get("timeout_s", context.timeout_s))
+        timeout = self.options.timeout_s or context.timeout_s
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=self.spec.endpoint or None,
@@ -127,7 +134,7 @@ class OpenAICompatBackend(CloudBackend):
         import openai
 
         body, extra = self._bodies(request, None)
-        if self.spec.options.get("stream_usage", True):
+        if self.options.stream_usage:
             body["stream_options"] = {"include_usage": True}
         try:
             stream = await self._endpoint().create(**body, stream=True, extra_body=extra or None)

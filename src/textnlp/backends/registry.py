@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from textnlp.backends.options import OPTIONS, BackendOptions
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import ModelInfo
 from textnlp.errors import ConfigError, ModelNotFound
@@ -41,9 +42,12 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def register_backend(name: str, target: str) -> None:
-    """Make another backend class (``"module:Class"``) usable from catalogue entries."""
+def register_backend(name: str, target: str, options: type[BackendOptions] | None = None) -> None:
+    """Make another backend class (``"module:Class"``) usable from catalogue entries, with the
+    model its ``options`` are checked against (None: a free mapping)."""
     BACKENDS[name] = target
+    if options is not None:
+        OPTIONS[name] = options
 
 
 BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.yaml")
@@ -95,19 +99,7 @@ class ModelCatalogue:
 
     def describe(self, model_id: str) -> ModelInfo:
         spec = self.get(model_id)
-        cls = backend_class(spec.backend)
-        ok, reason = cls.availability(spec)
-        return ModelInfo(
-            id=spec.id,
-            backend=spec.backend,
-            context_length=spec.context_length,
-            description=spec.description,
-            provider=spec.provider,
-            chat=spec.chat,
-            batching=cls.batching,
-            available=ok,
-            reason=reason,
-        )
+        return backend_class(spec.backend).describe(spec)
 
     def create(self, model_id: str, **options: Any) -> Backend:
         """A backend for ``model_id``, not yet loaded (``async with`` or ``load()`` it).
@@ -135,7 +127,8 @@ def read_catalogue_file(path: Path) -> list[ModelSpec]:
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"]) or "entry"
+            message = str(error["msg"]).removeprefix("Value error, ")
             raise ConfigError(
-                f"model catalogue {path}, entry {number}: {where}: {error['msg']}"
+                f"model catalogue {path}, entry {number}: {where}: {message}"
             ) from None
     return specs

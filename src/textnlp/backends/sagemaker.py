@@ -25,6 +25,7 @@ import importlib.util
 import json
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import Any
 
 from textnlp.backends.aws_common import (
@@ -34,6 +35,7 @@ from textnlp.backends.aws_common import (
     thread_pool,
 )
 from textnlp.backends.cloud import CloudBackend, CloudContext
+from textnlp.backends.options import SageMakerOptions
 from textnlp.backends.providers import openai as openai_body
 from textnlp.backends.providers import sagemaker_tgi
 from textnlp.backends.providers.common import Chunk, Parsed
@@ -44,6 +46,11 @@ from textnlp.errors import BackendUnavailable, ConfigError
 
 class SageMakerBackend(CloudBackend):
     name = "sagemaker"
+
+    @cached_property
+    def options(self) -> SageMakerOptions:
+        """The catalogue entry's options (checked when the catalogue was read)."""
+        return SageMakerOptions.of(self.spec)
 
     _client: Any = None
     _pool: ThreadPoolExecutor | None = None
@@ -58,18 +65,16 @@ class SageMakerBackend(CloudBackend):
 
     @property
     def api(self) -> str:
-        return str(self.spec.options.get("api", "tgi"))
+        return self.options.api
 
     async def _open(self, context: CloudContext) -> None:
         if not self.spec.endpoint:
             raise ConfigError(f"model {self.spec.id}: a sagemaker entry needs 'endpoint:'")
-        if self.api not in ("tgi", "openai"):
-            raise ConfigError(f"model {self.spec.id}: options.api must be 'tgi' or 'openai'")
         if self._pool is None:
-            self._pool = thread_pool(self.spec, self.name)
+            self._pool = thread_pool(self.options, self.name)
         if self._client is None:
             self._client = await asyncio.to_thread(
-                make_client, "sagemaker-runtime", self.spec, context
+                make_client, "sagemaker-runtime", self.options, context
             )
 
     async def _close(self) -> None:
@@ -86,7 +91,7 @@ class SageMakerBackend(CloudBackend):
     def _body(self, request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
         if self.api == "tgi":
             return sagemaker_tgi.request_body(request, stream=stream)
-        body = openai_body.chat_body(str(self.spec.options.get("model", self.spec.id)), request)
+        body = openai_body.chat_body(self.options.model or self.spec.id, request)
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -101,13 +106,12 @@ class SageMakerBackend(CloudBackend):
         }
         if not stream:
             args["Accept"] = "application/json"
-        options = self.spec.options
-        if options.get("target_variant"):
-            args["TargetVariant"] = str(options["target_variant"])
-        if options.get("inference_component"):
-            args["InferenceComponentName"] = str(options["inference_component"])
-        if options.get("custom_attributes"):
-            args["CustomAttributes"] = str(options["custom_attributes"])
+        optional = {
+            "TargetVariant": self.options.target_variant,
+            "InferenceComponentName": self.options.inference_component,
+            "CustomAttributes": self.options.custom_attributes,
+        }
+        args.update({name: value for name, value in optional.items() if value})
         return args
 
     async def _invoke(self, request: GenerationRequest) -> Parsed:

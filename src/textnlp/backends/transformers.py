@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from textnlp.backends.base import Backend
+from textnlp.backends.options import TransformersOptions
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, TokenDelta, Usage
 from textnlp.errors import BackendUnavailable, InvalidRequest
@@ -44,6 +45,7 @@ class TransformersBackend(Backend):
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
+        self.options = TransformersOptions.of(spec)
         self._model: Any = None
         self._tokenizer: Any = None
         self._device = "cpu"
@@ -82,10 +84,8 @@ class TransformersBackend(Backend):
         source = str(path)
         if path.is_file() and path.suffix == ".gguf":
             source, kwargs["gguf_file"] = str(path.parent), path.name
-        self._device = str(
-            self.spec.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        )
-        dtype_name = self.spec.options.get("dtype") or (
+        self._device = str(self.options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype_name = self.options.dtype or (
             "bfloat16" if self._device.startswith("cuda") else "float32"
         )
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -140,8 +140,8 @@ class TransformersBackend(Backend):
 
     async def _batch_loop(self) -> None:
         assert self._queue is not None
-        max_batch = int(self.spec.options.get("max_batch_size", 32))
-        window = float(self.spec.options.get("batch_window_ms", 5)) / 1000
+        max_batch = self.options.max_batch_size
+        window = self.options.batch_window_ms / 1000
         while True:
             first = await self._queue.get()
             batch = [first]

@@ -1,6 +1,14 @@
-"""``textnlp templates list|show`` and ``textnlp models list``."""
+"""``textnlp templates list|show`` and ``textnlp models list``.
+
+The lists are tables for people and, with ``--json``, one JSON array for scripts. An id is
+never cut short in a table (a narrow terminal or a pipe wraps the other columns instead), so
+it can always be copied.
+"""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import typer
 import yaml
@@ -18,22 +26,42 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
 
 
-@templates_app.command("list")
-def list_templates() -> None:
-    """Built-in and user templates."""
-    library = platform().templates
-    table = Table(title="Templates")
-    for column in ("id", "version", "output", "variables", "description"):
-        table.add_column(column)
-    for template in library.all():
-        table.add_row(
-            template.id,
-            template.version,
-            template.output.type,
-            ", ".join(template.variables),
-            template.description,
-        )
+JsonOption = typer.Option(False, "--json", help="Print one JSON array (for scripts).")
+
+
+def _print_rows(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+    """``rows`` as a table of ``columns`` (key -> heading); the first column is the id."""
+    table = Table(title=title)
+    width = max((len(str(row[next(iter(columns))])) for row in rows), default=2)
+    for index, heading in enumerate(columns.values()):
+        if index == 0:
+            table.add_column(heading, no_wrap=True, min_width=width)
+        else:
+            table.add_column(heading, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(row[key]) for key in columns))
     console.print(table)
+
+
+@templates_app.command("list")
+def list_templates(as_json: bool = JsonOption) -> None:
+    """Built-in and user templates."""
+    rows = [
+        {
+            "id": template.id,
+            "version": template.version,
+            "output": template.output.type,
+            "variables": list(template.variables),
+            "description": template.description,
+        }
+        for template in platform().templates.all()
+    ]
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        row["variables"] = ", ".join(row["variables"])
+    _print_rows("Templates", rows, {k: k for k in rows[0]} if rows else {"id": "id"})
 
 
 @templates_app.command("show")
@@ -57,14 +85,21 @@ def show_template(
 
 
 @models_app.command("list")
-def list_models() -> None:
+def list_models(as_json: bool = JsonOption) -> None:
     """Every model of the catalogue and whether it can run here."""
     catalogue = platform().catalogue
-    table = Table(title="Models")
-    for column in ("id", "backend", "context", "available", "description"):
-        table.add_column(column)
-    for model_id in catalogue.ids():
-        info = catalogue.describe(model_id)
-        available = "[green]yes[/]" if info.available else f"[red]no[/] ({info.reason})"
-        table.add_row(info.id, info.backend, str(info.context_length), available, info.description)
-    console.print(table)
+    infos = [catalogue.describe(model_id) for model_id in catalogue.ids()]
+    if as_json:
+        print(json.dumps([info.model_dump(mode="json") for info in infos], ensure_ascii=False))
+        return
+    rows = [
+        {
+            "id": info.id,
+            "backend": info.backend,
+            "context": info.context_length,
+            "available": "[green]yes[/]" if info.available else f"[red]no[/] ({info.reason})",
+            "description": info.description,
+        }
+        for info in infos
+    ]
+    _print_rows("Models", rows, {k: k for k in rows[0]} if rows else {"id": "id"})

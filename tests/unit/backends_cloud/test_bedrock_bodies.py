@@ -4,6 +4,7 @@ reference)."""
 
 from __future__ import annotations
 
+from textnlp.backends.options import BedrockOptions
 from textnlp.backends.providers import (
     bedrock_ai21,
     bedrock_anthropic,
@@ -298,8 +299,8 @@ def test_model_profiles() -> None:
         True,
         ANTHROPIC_MESSAGES,
     )
-    assert bedrock_profile("anthropic.claude-v2", {"anthropic_api": "text"}).codec == ANTHROPIC_TEXT
-    j2 = bedrock_profile("ai21.j2-ultra-v1", {"api": "invoke"})
+    assert bedrock_profile("anthropic.claude-v2", BedrockOptions(anthropic_api="text")).codec == ANTHROPIC_TEXT
+    j2 = bedrock_profile("ai21.j2-ultra-v1", BedrockOptions(api="invoke"))
     assert (j2.codec, j2.streaming, j2.system_prompts) == (AI21_J2, False, False)
     titan = bedrock_profile("amazon.titan-text-express-v1")
     assert (titan.codec, titan.system_prompts, titan.streaming) == (TITAN, False, True)

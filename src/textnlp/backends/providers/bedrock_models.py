@@ -10,10 +10,11 @@ InvokeModel with the provider's own body otherwise or when a catalogue entry ask
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from textnlp.backends.options import BedrockOptions
 from textnlp.backends.providers import (
     bedrock_ai21,
     bedrock_anthropic,
@@ -89,9 +90,9 @@ def provider_of(model_id: str) -> str:
     return name.split(".", 1)[0]
 
 
-def _codec(provider: str, model_id: str, options: Mapping[str, Any]) -> InvokeCodec | None:
+def _codec(provider: str, model_id: str, options: BedrockOptions) -> InvokeCodec | None:
     if provider == "anthropic":
-        return ANTHROPIC_TEXT if options.get("anthropic_api") == "text" else ANTHROPIC_MESSAGES
+        return ANTHROPIC_TEXT if options.anthropic_api == "text" else ANTHROPIC_MESSAGES
     if provider == "ai21" and "j2" in model_id:
         return AI21_J2
     if provider == "amazon" and "titan-text" in model_id:
@@ -111,11 +112,11 @@ def _capabilities(provider: str, model_id: str) -> tuple[bool, bool]:
     return True, True
 
 
-def bedrock_profile(model_id: str, options: Mapping[str, Any] | None = None) -> BedrockProfile:
-    options = options or {}
-    provider = str(options.get("provider") or provider_of(model_id))
+def bedrock_profile(model_id: str, options: BedrockOptions | None = None) -> BedrockProfile:
+    options = options or BedrockOptions()
+    provider = options.provider or provider_of(model_id)
     system, streaming = _capabilities(provider, model_id)
-    api: Api = "invoke" if options.get("api") == "invoke" else "converse"
+    api: Api = options.api
     codec = _codec(provider, model_id, options)
     if api == "invoke" and codec is not None and codec.parse_chunk is None:
         streaming = False
@@ -123,7 +124,7 @@ def bedrock_profile(model_id: str, options: Mapping[str, Any] | None = None) -> 
         model_id=model_id,
         provider=provider,
         api=api,
-        system_prompts=bool(options.get("system_prompts", system)),
-        streaming=bool(options.get("streaming", streaming)),
+        system_prompts=system if options.system_prompts is None else options.system_prompts,
+        streaming=streaming if options.streaming is None else options.streaming,
         codec=codec,
     )

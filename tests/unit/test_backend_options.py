@@ -1,0 +1,71 @@
+"""Catalogue ``options`` are typed per backend: a misspelt key or a wrong type stops the
+catalogue with one line naming the entry and the key, instead of being ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from textnlp.backends.options import OPTIONS, LlamaCppOptions, SageMakerOptions
+from textnlp.backends.registry import BACKENDS, ModelCatalogue, read_catalogue_file
+from textnlp.errors import ConfigError
+
+
+def catalogue_file(tmp_path: Path, backend: str, options: str) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        f"models:\n  - id: m\n    backend: {backend}\n    endpoint: e\n    options: {options}\n"
+    )
+    return path
+
+
+def test_every_builtin_backend_has_an_options_model() -> None:
+    assert set(OPTIONS) >= {"llamacpp", "transformers", "bedrock", "sagemaker", "openai"}
+    assert set(OPTIONS) <= set(BACKENDS)
+
+
+def test_the_builtin_catalogue_fits_its_models() -> None:
+    catalogue = ModelCatalogue.load()
+    assert LlamaCppOptions.of(catalogue.get("smollm2-135m")).weights == "q8_0"
+    assert SageMakerOptions.of(catalogue.get("gpt-j-6b")).target_variant == "gpt-j-6b"
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "message"),
+    [
+        ("llamacpp", "{n_paralel: 8}", "n_paralel: unknown option (the llamacpp backend takes"),
+        ("llamacpp", "{n_parallel: lots}", "n_parallel: Input should be a valid integer"),
+        ("llamacpp", "{weights: q4_1}", "weights: Input should be 'q4_0', 'q8_0' or 'f16'"),
+        ("sagemaker", "{api: grpc}", "api: Input should be 'tgi' or 'openai'"),
+        ("openai", "{stream_usage: sometimes}", "stream_usage: Input should be a valid boolean"),
+        ("bedrock", "{additional_fields: [1]}", "additional_fields: Input should be a valid dict"),
+    ],
+)
+def test_bad_options_name_the_entry_and_the_key(
+    tmp_path: Path, backend: str, options: str, message: str
+) -> None:
+    path = catalogue_file(tmp_path, backend, options)
+    with pytest.raises(ConfigError) as caught:
+        read_catalogue_file(path)
+    assert str(caught.value).startswith(f"model catalogue {path}, entry 1: options: {message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_typed_values_reach_the_backend(tmp_path: Path) -> None:
+    (spec,) = read_catalogue_file(catalogue_file(tmp_path, "llamacpp", "{n_parallel: '8'}"))
+    options = LlamaCppOptions.of(spec)
+    assert options.n_parallel == 8 and options.top_k == 40  # coerced, and the default
+
+
+def test_a_registered_backend_without_a_model_keeps_free_options(tmp_path: Path) -> None:
+    (spec,) = read_catalogue_file(catalogue_file(tmp_path, "fake-anything", "{delay_s: 1}"))
+    assert spec.options == {"delay_s": 1}
+
+
+def test_the_catalogue_says_which_models_stream_token_by_token() -> None:
+    catalogue = ModelCatalogue.load()
+    assert catalogue.describe("anthropic.claude-v2").streaming is True
+    # AI21 Jurassic-2 answers Converse in one piece: the stream is one delta.
+    assert catalogue.describe("ai21.j2-ultra-v1").streaming is False
+    assert catalogue.describe("smollm2-135m").streaming is True
