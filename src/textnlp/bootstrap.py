@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import sessionmaker
 
+    from textnlp.adapters.buckets import TokenBuckets
     from textnlp.adapters.cache.base import KeyValueCache
     from textnlp.adapters.queue import QueuePair
     from textnlp.adapters.storage import BlobStorage
-    from textnlp.auth.ratelimit import RateLimiter
     from textnlp.auth.service import AuthService
     from textnlp.backends.cloud import CloudContext
     from textnlp.backends.pricing import PriceTable
@@ -180,7 +180,7 @@ class Platform:
         """What every remote backend shares (secrets, circuits, limits); built per pool."""
         from textnlp.backends.cloud import CloudContext
 
-        return CloudContext.from_settings(self.settings, redis=self.redis)
+        return CloudContext.from_settings(self.settings, buckets=self.buckets)
 
     @cached_property
     def pool(self) -> ModelPool:
@@ -254,13 +254,14 @@ class Platform:
         return settings
 
     @cached_property
-    def rate_limiter(self) -> RateLimiter:
-        """Token buckets per user and API key: in Redis when there is one, else in process."""
-        from textnlp.auth.ratelimit import MemoryRateLimiter, RedisRateLimiter
+    def buckets(self) -> TokenBuckets:
+        """The token buckets of every rate limit (users, API keys, logins, models): in Redis
+        when there is one, else in process."""
+        from textnlp.adapters.buckets import MemoryBuckets, RedisBuckets
 
         if self.redis is not None:
-            return RedisRateLimiter(self.redis)
-        return MemoryRateLimiter()
+            return RedisBuckets(self.redis)
+        return MemoryBuckets()
 
     # -- observability ----------------------------------------------------------------------------
     @cached_property

@@ -25,17 +25,11 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
         ├── AuthFailed
         ├── BackendUnavailable
         └── InvalidRequest
-
-``TextNLPWarning`` is the root of the project's own warnings (tests turn them into errors).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-
-class TextNLPWarning(UserWarning):
-    """Root of the warnings TextNLP emits."""
 
 
 class TextNLPError(Exception):

@@ -17,13 +17,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from textnlp.adapters.buckets import MemoryBuckets
 from textnlp.api.errors import install_error_handlers
 from textnlp.api.health import HealthChecker
 from textnlp.api.middleware import OriginCheckMiddleware, RequestContextMiddleware
 from textnlp.api.routers import admin, auth, gateway, generate, jobs, models, stream, validate
 from textnlp.api.schemas import ERROR_RESPONSES
 from textnlp.api.serving import CompletionsServing
-from textnlp.auth.ratelimit import MemoryRateLimiter
 from textnlp.bootstrap import Platform
 from textnlp.config import Settings
 from textnlp.deployment import HEALTH_PATH
@@ -113,14 +113,14 @@ def prepare(app: FastAPI) -> None:
     platform: Platform = state.platform
     state.db = platform.sessions
     state.auth = platform.auth
-    state.limiter = platform.rate_limiter
+    state.limiter = platform.buckets
     state.generation = platform.generation
     state.spending = platform.spending
     state.jobs = platform.jobs
     # Authentication runs on the event loop only when nothing it touches waits on a network
     # (SQLite file, in-memory rate limiter); otherwise in the thread pool.
     state.inline_auth = platform.engine.dialect.name == "sqlite" and isinstance(
-        platform.rate_limiter, MemoryRateLimiter
+        platform.buckets, MemoryBuckets
     )
     state.serving = CompletionsServing(
         platform.generation, platform.settings.api, platform.metrics, platform.spending

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from textnlp.adapters.buckets import Lane, TokenBuckets
 from textnlp.auth.client_address import client_address, limit_key, trusted_networks
-from textnlp.auth.ratelimit import RateLimiter
 from textnlp.auth.service import AuthService, Principal
 from textnlp.config import Settings
 from textnlp.errors import AuthError, PermissionDenied, QuotaExceeded
@@ -71,11 +71,11 @@ def enforce_rate_limit(
     """Take a token from ``bucket``: at ``limit`` (rate per second, burst) when given, else the
     user's own limit or the default one. ``QuotaExceeded`` (429) when it is empty."""
     settings: Settings = app_state.settings
-    limiter: RateLimiter = app_state.limiter
+    buckets: TokenBuckets = app_state.limiter
     rate, burst = limit or (settings.api.rate_limit_per_s, settings.api.rate_limit_burst)
     if limit is None and username is not None and username in settings.api.user_rate_limits:
         rate, burst = settings.api.user_rate_limits[username]
-    wait = limiter.acquire(bucket, rate, burst)
+    wait = buckets.take(bucket, (Lane(rate, burst),))
     if wait > 0:
         app_state.metrics.rate_limited.inc()
         raise QuotaExceeded(

@@ -16,23 +16,19 @@ import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textnlp.backends.base import PerRequestBackend
 from textnlp.backends.pricing import PriceTable
 from textnlp.backends.providers.common import Chunk, Parsed
-from textnlp.backends.ratelimit import (
-    InMemoryRateLimiter,
-    RateLimit,
-    RateLimiter,
-    RedisRateLimiter,
-)
+from textnlp.backends.ratelimit import ModelRateLimiter, RateLimit
 from textnlp.backends.resilience import CircuitRegistry, CircuitState, Resilience, RetryPolicy
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, FinishReason, GenerationRequest, ModelInfo, TokenDelta, Usage
 from textnlp.errors import BackendUnavailable, ConfigError, InvalidRequest
 
 if TYPE_CHECKING:
+    from textnlp.adapters.buckets import TokenBuckets
     from textnlp.adapters.secrets import SecretsProvider
     from textnlp.config import Settings
 
@@ -45,7 +41,7 @@ class CloudContext:
     secrets: SecretsProvider
     prices: PriceTable = field(default_factory=PriceTable)
     circuits: CircuitRegistry = field(default_factory=CircuitRegistry)
-    limiter: RateLimiter = field(default_factory=InMemoryRateLimiter)
+    limiter: ModelRateLimiter = field(default_factory=ModelRateLimiter)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
     default_rate_limit: RateLimit = field(default_factory=RateLimit)
@@ -55,22 +51,23 @@ class CloudContext:
     aws_endpoint_url: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, redis: Any | None = None) -> CloudContext:
-        """The context of ``settings``; ``redis`` is the process's Redis client (or None), which
-        counts the model rate limits when ``models.rate_limiter`` is ``redis`` or ``auto``."""
+    def from_settings(
+        cls, settings: Settings, *, buckets: TokenBuckets | None = None
+    ) -> CloudContext:
+        """The context of ``settings``; ``buckets`` are the process's token buckets (Redis
+        where there is one), which count the model rate limits unless ``models.rate_limiter``
+        is ``memory`` (then each process counts its own)."""
+        from textnlp.adapters.buckets import RedisBuckets
         from textnlp.adapters.secrets import secrets_provider
 
         models = settings.models
-        limiter: RateLimiter
-        if models.rate_limiter == "redis" and redis is None:
+        if models.rate_limiter == "redis" and not isinstance(buckets, RedisBuckets):
             raise ConfigError(
-                "TEXTNLP_MODELS__RATE_LIMITER is redis but no Redis client was given: set "
+                "TEXTNLP_MODELS__RATE_LIMITER is redis but there is no Redis: set "
                 "TEXTNLP_CACHE__URL (or TEXTNLP_CACHE__HOST) and build backends in bootstrap"
             )
-        if redis is not None and models.rate_limiter in {"redis", "auto"}:
-            limiter = RedisRateLimiter(redis, max_wait_s=models.rate_limit_max_wait_s)
-        else:
-            limiter = InMemoryRateLimiter(max_wait_s=models.rate_limit_max_wait_s)
+        shared = buckets if models.rate_limiter != "memory" else None
+        limiter = ModelRateLimiter(shared, max_wait_s=models.rate_limit_max_wait_s)
 
         def limit(value: object) -> RateLimit:
             return RateLimit(
@@ -94,9 +91,6 @@ class CloudContext:
 
     def rate_limit(self, model_id: str) -> RateLimit:
         return self.rate_limits.get(model_id, self.default_rate_limit)
-
-    async def aclose(self) -> None:
-        await self.limiter.aclose()
 
 
 class CloudBackend(PerRequestBackend):

@@ -23,7 +23,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from textnlp.backends.ratelimit import NoRateLimiter, RateLimit, RateLimiter
+from textnlp.backends.ratelimit import ModelRateLimiter, RateLimit
 from textnlp.errors import AuthFailed, BackendError, BackendUnavailable, Timeout
 
 T = TypeVar("T")
@@ -162,7 +162,7 @@ class Resilience:
         model: str,
         policy: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: ModelRateLimiter | None = None,
         limit: RateLimit | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
@@ -171,7 +171,7 @@ class Resilience:
         self.model = model
         self.policy = policy or RetryPolicy()
         self.breaker = breaker or CircuitBreaker(f"{backend}:{model}")
-        self.limiter = limiter or NoRateLimiter()
+        self.limiter = limiter if limiter is not None else ModelRateLimiter()
         self.limit = limit or RateLimit()
         self._sleep = sleep
         self._rng = rng or random.Random()

@@ -22,7 +22,7 @@ import sys
 
 import typer
 
-from textnlp.cli import catalogue, generate
+from textnlp.cli import catalogue, db, generate, jobs, serve, users, validate, worker
 from textnlp.errors import ServiceUnavailable, TextNLPError
 
 app = typer.Typer(
@@ -32,23 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-generate.register(app)
-catalogue.register(app)
-
-
-def _register_optional(module: str) -> None:
-    """Commands whose module may be absent in a trimmed install."""
-    import importlib
-
-    try:
-        importlib.import_module(f"textnlp.cli.{module}").register(app)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"textnlp.cli.{module}":
-            raise
-
-
-for _module in ("validate", "serve", "users", "worker", "jobs", "db"):
-    _register_optional(_module)
+for _commands in (generate, catalogue, validate, serve, users, worker, jobs, db):
+    _commands.register(app)
 
 
 def exit_code(error: TextNLPError) -> int:

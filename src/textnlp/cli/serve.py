@@ -38,7 +38,7 @@ def preflight(config: Settings) -> None:
     """Build and close what each worker's startup will build (raises ``TextNLPError``)."""
     with Platform(config) as parts:
         parts.auth  # noqa: B018 - the JWT secret's checks, the database and its schema
-        parts.rate_limiter  # noqa: B018 - Redis, where there is one
+        parts.buckets  # noqa: B018 - Redis, where there is one
         parts.jobs  # noqa: B018 - the queues and storage
 
 

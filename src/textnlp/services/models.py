@@ -72,6 +72,4 @@ class ModelPool:
         backends, self._backends = self._backends, {}
         for backend in backends.values():
             await backend.aclose()
-        cloud, self._cloud = self._cloud, None
-        if cloud is not None:
-            await cloud.aclose()
+        self._cloud = None  # its buckets belong to the platform

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tests.integration.api.conftest import Api, make_settings, start_api
+from textnlp.adapters.buckets import Lane, RedisBuckets
 from textnlp.adapters.cache.redis import RedisCache
 from textnlp.adapters.redis_client import redis_client
-from textnlp.auth.ratelimit import RedisRateLimiter
 from textnlp.config import load_settings
 
 
@@ -46,10 +46,10 @@ def test_redis_cache_round_trips_and_clears_only_its_prefix(client: Any, prefix:
 def test_redis_token_bucket_is_shared(redis_url: str, prefix: str) -> None:
     settings = load_settings(environ={}, cache={"url": redis_url})
     clients = [redis_client(settings), redis_client(settings)]  # two API tasks
-    first, second = (RedisRateLimiter(client) for client in clients)
+    first, second = (RedisBuckets(client) for client in clients)
     key = prefix + "bucket"
     try:
-        waits = [limiter.acquire(key, 1.0, 3) for limiter in (first, second, first, second)]
+        waits = [limiter.take(key, [Lane(1.0, 3)]) for limiter in (first, second, first, second)]
         assert waits[:3] == [0.0, 0.0, 0.0] and waits[3] > 0
     finally:
         for client in clients:

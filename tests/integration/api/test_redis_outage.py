@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.integration.api.conftest import Api, make_settings, start_api
-from textnlp.auth.ratelimit import RedisRateLimiter
+from textnlp.adapters.buckets import RedisBuckets
 
 MODELS = "/api/v1/models/list"
 
@@ -26,7 +26,7 @@ def outage_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 
 
 def test_login_and_authenticated_routes_answer_during_an_outage(outage_api: Api) -> None:
-    assert isinstance(outage_api.client.app.state.limiter, RedisRateLimiter)  # type: ignore[attr-defined]
+    assert isinstance(outage_api.client.app.state.limiter, RedisBuckets)  # type: ignore[attr-defined]
     response = outage_api.client.get(MODELS, headers=outage_api.headers("alice"))
     assert response.status_code == 200, response.text
 
@@ -43,7 +43,7 @@ def test_past_the_outage_window_limited_requests_answer_503(outage_api: Api) -> 
     normal = state.limiter
     # The same limiter with a window of 0 s: the operator's fail-closed choice, or an outage
     # that has outlasted the window.
-    state.limiter = RedisRateLimiter(state.platform.redis, outage_window_s=0)
+    state.limiter = RedisBuckets(state.platform.redis, outage_window_s=0)
     try:
         for response in (
             outage_api.client.get(MODELS, headers=alice),

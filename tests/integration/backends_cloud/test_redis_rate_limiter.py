@@ -1,4 +1,4 @@
-"""The Redis rate limiter shares one budget between limiters (workers)."""
+"""The model rate limiter on Redis buckets: one budget shared by every worker."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ from typing import Any
 
 import pytest
 
+from textnlp.adapters.buckets import RedisBuckets
 from textnlp.adapters.redis_client import redis_client
-from textnlp.backends.ratelimit import RateLimit, RedisRateLimiter
+from textnlp.backends.ratelimit import ModelRateLimiter, RateLimit
 from textnlp.config import load_settings
 from textnlp.errors import RateLimited
 
 
-class Clock:
+class Slept(Exception):
+    """Raised by ``Sleeps`` instead of sleeping: the wait is what a test looks at."""
+
+
+class Sleeps:
     def __init__(self) -> None:
-        self.now = 60 * 28_333_334 + 10.0  # 10 s into a minute window
-        self.slept: list[float] = []
+        self.waits: list[float] = []
 
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        raise Slept
 
 
 @pytest.fixture
@@ -36,39 +37,35 @@ def client(redis_url: str) -> Iterator[Any]:
 
 
 async def test_two_workers_share_requests_per_minute(redis_url: str) -> None:
-    clock = Clock()
-    prefix = f"test:{uuid.uuid4().hex}"
+    prefix = f"test:{uuid.uuid4().hex}:"
     settings = load_settings(environ={}, cache={"url": redis_url})
     clients = [redis_client(settings), redis_client(settings)]  # two workers, two clients
+    sleeps = Sleeps()
     first, second = (
-        RedisRateLimiter(client, prefix=prefix, clock=clock, sleep=clock.sleep)
-        for client in clients
+        ModelRateLimiter(RedisBuckets(client, prefix), sleep=sleeps) for client in clients
     )
     limit = RateLimit(requests_per_minute=3)
     try:
         await first.acquire("bedrock:claude", limit, 10)
         await second.acquire("bedrock:claude", limit, 10)
         await first.acquire("bedrock:claude", limit, 10)
-        assert clock.slept == []
-        await second.acquire("bedrock:claude", limit, 10)  # waits for the next window
-        assert clock.slept and clock.slept[0] == pytest.approx(50.0, abs=0.1)
+        assert sleeps.waits == []
+        with pytest.raises(Slept):  # the fourth waits for one request to refill: 20 s
+            await second.acquire("bedrock:claude", limit, 10)
+        assert sleeps.waits == [pytest.approx(20.0, abs=0.5)]
     finally:
         for client in clients:
             client.close()
 
 
 async def test_tokens_per_minute_and_max_wait(client: Any) -> None:
-    clock = Clock()
-    limiter = RedisRateLimiter(
-        client, prefix=f"test:{uuid.uuid4().hex}", clock=clock, sleep=clock.sleep, max_wait_s=5
-    )
+    limiter = ModelRateLimiter(RedisBuckets(client, f"test:{uuid.uuid4().hex}:"), max_wait_s=5)
     limit = RateLimit(tokens_per_minute=1000)
     await limiter.acquire("k", limit, 800)
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimited):  # 100 more tokens take 6 s to refill
         await limiter.acquire("k", limit, 300)
 
 
-async def test_closing_the_limiter_leaves_the_shared_client_open(client: Any) -> None:
-    limiter = RedisRateLimiter(client, prefix=f"test:{uuid.uuid4().hex}")
-    await limiter.aclose()
+def test_closing_the_buckets_leaves_the_shared_client_open(client: Any) -> None:
+    RedisBuckets(client, f"test:{uuid.uuid4().hex}:").close()
     assert client.ping()

@@ -10,25 +10,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.support.redis_cluster import MIGRATION_STEPS, RedisClusterProcesses
+from textnlp.adapters.buckets import Lane, RedisBuckets
 from textnlp.adapters.cache.redis import RedisCache
-from textnlp.auth.ratelimit import RedisRateLimiter as TokenBuckets
-from textnlp.backends.ratelimit import RateLimit
-from textnlp.backends.ratelimit import RedisRateLimiter as WindowLimiter
+from textnlp.backends.ratelimit import ModelRateLimiter, RateLimit
 
 #: Rounds of calls the load makes in each state of the migration before it goes on.
 ROUNDS_PER_STEP = 25
-FIXED_NOW = 60 * 28_333_334 + 10.0  # one minute window for the whole test: one limiter key
 HUGE = RateLimit(requests_per_minute=10**9, tokens_per_minute=10**12)
 
 
 @dataclass
 class Load:
-    """Cache writes and reads and calls of both limiters, round after round, on keys of one
-    slot (and a few elsewhere); every failure is kept."""
+    """Cache writes and reads and calls of both limits (a user's bucket, a model's), round after
+    round, on keys of one slot (and a few elsewhere); every failure is kept."""
 
     cache: RedisCache
-    buckets: TokenBuckets
-    windows: WindowLimiter
+    buckets: RedisBuckets
+    models: ModelRateLimiter
     tag: str
     model: str
     rounds: int = 0
@@ -42,14 +40,14 @@ class Load:
             read = self.cache.get(key)
             if read != value:
                 raise AssertionError(f"{key}: read {read!r} after writing {value!r}")
-        if self.buckets.acquire(f"{{{self.tag}}}:user", 1e9, 10**9) != 0.0:
+        if self.buckets.take(f"{{{self.tag}}}:user", [Lane(1e9, 10**9)]) != 0.0:
             raise AssertionError("the token bucket refused a call")
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 self.one_round(self.rounds)
-                await self.windows.acquire(self.model, HUGE, 1)
+                await self.models.acquire(self.model, HUGE, 1)
             except Exception as exc:  # any failed call fails the test, after the migration
                 self.failures.append(exc)
             with self.progressed:
@@ -80,13 +78,12 @@ def redirections(cluster: RedisClusterProcesses, port: int) -> dict[str, int]:
 async def test_moving_a_live_slot_costs_no_request(
     redis_cluster: RedisClusterProcesses, cluster_client: Any, prefix: str
 ) -> None:
-    windows = WindowLimiter(
-        cluster_client, prefix=f"textnlp-test-{uuid.uuid4().hex[:8]}", clock=lambda: FIXED_NOW
-    )
+    model_prefix = f"textnlp-test-{uuid.uuid4().hex[:8]}:"
+    models = ModelRateLimiter(RedisBuckets(cluster_client, model_prefix))
     model = "bedrock:anthropic.claude-v2"
-    tag = windows.window_key(model, int(FIXED_NOW // 60))  # the limiter's one key
+    tag = f"{model_prefix}model:{model}"  # the model limiter's one key
     load = Load(
-        RedisCache(cluster_client, prefix), TokenBuckets(cluster_client), windows, tag, model
+        RedisCache(cluster_client, prefix), RedisBuckets(cluster_client), models, tag, model
     )
     live_keys = [tag, f"{prefix}{{{tag}}}:entry-0", f"textnlp:rl:{{{tag}}}:user"]
     slot = redis_cluster.slot_of(tag)
@@ -120,6 +117,6 @@ async def test_moving_a_live_slot_costs_no_request(
     node = redis_cluster.node(target)
     try:  # the live keys were moved, not lost and recreated
         assert node.exists(*live_keys) == len(live_keys)
-        assert int(node.hget(tag, "req")) == load.rounds
+        assert node.hexists(tag, "l1") and node.hexists(tag, "l2")  # both lanes
     finally:
         node.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 
+from textnlp.adapters.buckets import Lane, MemoryBuckets
 from textnlp.auth import api_keys, passwords
-from textnlp.auth.ratelimit import MemoryRateLimiter
 
 
 def test_passwords_are_argon2id_with_owasp_parameters() -> None:
@@ -42,12 +42,12 @@ class Clock:
 
 def test_token_bucket_allows_a_burst_then_refills() -> None:
     clock = Clock()
-    limiter = MemoryRateLimiter(clock)
-    assert [limiter.acquire("u", rate=2.0, burst=3) for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = limiter.acquire("u", rate=2.0, burst=3)
+    limiter = MemoryBuckets(clock)
+    assert [limiter.take("u", [Lane(2.0, 3)]) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.take("u", [Lane(2.0, 3)])
     assert 0.49 < wait <= 0.5
-    assert limiter.acquire("other", rate=2.0, burst=3) == 0.0  # buckets are per key
+    assert limiter.take("other", [Lane(2.0, 3)]) == 0.0  # buckets are per key
     clock.now += 0.5
-    assert limiter.acquire("u", rate=2.0, burst=3) == 0.0
+    assert limiter.take("u", [Lane(2.0, 3)]) == 0.0
     clock.now += 100
-    assert [limiter.acquire("u", 2.0, 3) for _ in range(4)][-1] > 0  # never above the burst
+    assert [limiter.take("u", [Lane(2.0, 3)]) for _ in range(4)][-1] > 0  # never above the burst

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from textnlp.auth.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from textnlp.adapters.buckets import Lane, MemoryBuckets, RedisBuckets
 from textnlp.errors import ServiceUnavailable
 
 
@@ -22,38 +22,38 @@ class Clock:
 
 def test_idle_buckets_expire_once_they_are_full_again() -> None:
     clock = Clock()
-    limiter = MemoryRateLimiter(clock, sweep_every_s=10)
+    limiter = MemoryBuckets(clock, sweep_every_s=10)
     for n in range(1000):
-        limiter.acquire(f"client-{n}", rate=1.0, burst=5)  # each: 4 of 5 tokens left
+        limiter.take(f"client-{n}", [Lane(1.0, 5)])  # each: 4 of 5 tokens left
     assert len(limiter) == 1000
     clock.now += 0.5  # none is full yet: a sweep keeps them all
-    limiter.acquire("client-0", 1.0, 5)
+    limiter.take("client-0", [Lane(1.0, 5)])
     clock.now += 10
-    limiter.acquire("busy", 1.0, 5)  # the sweep is due: every bucket full again goes
+    limiter.take("busy", [Lane(1.0, 5)])  # the sweep is due: every bucket full again goes
     assert len(limiter) == 1
 
 
 def test_a_bucket_that_is_not_yet_full_is_kept_and_still_limits() -> None:
     clock = Clock()
-    limiter = MemoryRateLimiter(clock, sweep_every_s=1)
-    assert [limiter.acquire("slow", 0.01, 2) for _ in range(2)] == [0.0, 0.0]
+    limiter = MemoryBuckets(clock, sweep_every_s=1)
+    assert [limiter.take("slow", [Lane(0.01, 2)]) for _ in range(2)] == [0.0, 0.0]
     clock.now += 5  # refills 0.05 token; full only after 200 s
-    limiter.acquire("other", 0.01, 2)  # sweeps
-    assert limiter.acquire("slow", 0.01, 2) > 0  # the empty bucket was not forgotten
+    limiter.take("other", [Lane(0.01, 2)])  # sweeps
+    assert limiter.take("slow", [Lane(0.01, 2)]) > 0  # the empty bucket was not forgotten
 
 
 def test_buckets_are_bounded_whatever_keys_clients_make_up() -> None:
     clock = Clock()
-    limiter = MemoryRateLimiter(clock, max_buckets=100, sweep_every_s=3600)
+    limiter = MemoryBuckets(clock, max_buckets=100, sweep_every_s=3600)
     for n in range(10_000):
-        limiter.acquire(f"made-up-{n}", rate=0.001, burst=3)
+        limiter.take(f"made-up-{n}", [Lane(0.001, 3)])
     assert len(limiter) == 100
     # The least recently used go first: a key in use stays.
-    limiter.acquire("made-up-9999", 0.001, 3)
+    limiter.take("made-up-9999", [Lane(0.001, 3)])
     for n in range(99):
-        limiter.acquire(f"new-{n}", 0.001, 3)
-    limiter.acquire("made-up-9999", 0.001, 3)
-    assert limiter.acquire("made-up-9999", 0.001, 3) > 0  # its 3 tokens are spent
+        limiter.take(f"new-{n}", [Lane(0.001, 3)])
+    limiter.take("made-up-9999", [Lane(0.001, 3)])
+    assert limiter.take("made-up-9999", [Lane(0.001, 3)]) > 0  # its 3 tokens are spent
 
 
 class DeadRedis:
@@ -75,30 +75,30 @@ class DeadRedis:
 
 def test_redis_outage_uses_local_buckets_then_answers_503() -> None:
     clock, redis = Clock(), DeadRedis()
-    limiter = RedisRateLimiter(redis, outage_window_s=60, retry_s=5, clock=clock)
+    limiter = RedisBuckets(redis, outage_window_s=60, retry_s=5, clock=clock)
     # Limits still hold during the outage, in this process.
-    assert [limiter.acquire("user:a", 1.0, 3) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.acquire("user:a", 1.0, 3) > 0
+    assert [limiter.take("user:a", [Lane(1.0, 3)]) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("user:a", [Lane(1.0, 3)]) > 0
     assert redis.calls == 1  # tried once, then not again before retry_s
     clock.now += 6
-    limiter.acquire("user:b", 1.0, 3)
+    limiter.take("user:b", [Lane(1.0, 3)])
     assert redis.calls == 2
     clock.now += 60  # past the window: refused, saying when to come back
     with pytest.raises(ServiceUnavailable) as refused:
-        limiter.acquire("user:b", 1.0, 3)
+        limiter.take("user:b", [Lane(1.0, 3)])
     assert refused.value.http_status == 503
     assert refused.value.details == {"dependency": "cache", "retry_after": 5}
 
 
 def test_redis_coming_back_ends_the_outage() -> None:
     clock, redis = Clock(), DeadRedis()
-    limiter = RedisRateLimiter(redis, outage_window_s=0, retry_s=5, clock=clock)
+    limiter = RedisBuckets(redis, outage_window_s=0, retry_s=5, clock=clock)
     with pytest.raises(ServiceUnavailable):  # a window of 0: fail closed at once
-        limiter.acquire("user:a", 1.0, 3)
+        limiter.take("user:a", [Lane(1.0, 3)])
     redis.up = True
     with pytest.raises(ServiceUnavailable):  # not retried before retry_s
-        limiter.acquire("user:a", 1.0, 3)
+        limiter.take("user:a", [Lane(1.0, 3)])
     clock.now += 5
-    assert limiter.acquire("user:a", 1.0, 3) == 0.0
-    assert limiter.acquire("user:a", 1.0, 3) == 0.0  # shared buckets again, every call
+    assert limiter.take("user:a", [Lane(1.0, 3)]) == 0.0
+    assert limiter.take("user:a", [Lane(1.0, 3)]) == 0.0  # shared buckets again, every call
     assert redis.calls == 3

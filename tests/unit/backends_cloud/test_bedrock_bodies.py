@@ -299,7 +299,10 @@ def test_model_profiles() -> None:
         True,
         ANTHROPIC_MESSAGES,
     )
-    assert bedrock_profile("anthropic.claude-v2", BedrockOptions(anthropic_api="text")).codec == ANTHROPIC_TEXT
+    assert (
+        bedrock_profile("anthropic.claude-v2", BedrockOptions(anthropic_api="text")).codec
+        == ANTHROPIC_TEXT
+    )
     j2 = bedrock_profile("ai21.j2-ultra-v1", BedrockOptions(api="invoke"))
     assert (j2.codec, j2.streaming, j2.system_prompts) == (AI21_J2, False, False)
     titan = bedrock_profile("amazon.titan-text-express-v1")

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
+from textnlp.adapters.buckets import MemoryBuckets
 from textnlp.backends.pricing import CappedBackend, Price, PriceTable, SpendingCap
-from textnlp.backends.ratelimit import InMemoryRateLimiter, RateLimit
+from textnlp.backends.ratelimit import ModelRateLimiter, RateLimit
 from textnlp.backends.resilience import CircuitBreaker, CircuitRegistry, Resilience, RetryPolicy
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, GenerationRequest, Usage
@@ -158,7 +159,7 @@ def test_registry_reports_states() -> None:
 
 async def test_in_memory_limiter_requests_per_minute() -> None:
     clock = Clock()
-    limiter = InMemoryRateLimiter(clock=clock, sleep=clock.sleep)
+    limiter = ModelRateLimiter(MemoryBuckets(clock), sleep=clock.sleep)
     limit = RateLimit(requests_per_minute=2)
     for _ in range(3):
         await limiter.acquire("k", limit, 0)
@@ -167,12 +168,26 @@ async def test_in_memory_limiter_requests_per_minute() -> None:
 
 async def test_in_memory_limiter_tokens_per_minute_and_max_wait() -> None:
     clock = Clock()
-    limiter = InMemoryRateLimiter(clock=clock, sleep=clock.sleep, max_wait_s=10)
+    limiter = ModelRateLimiter(MemoryBuckets(clock), sleep=clock.sleep, max_wait_s=10)
     limit = RateLimit(tokens_per_minute=600)
     await limiter.acquire("k", limit, 600)
     with pytest.raises(RateLimited):
         await limiter.acquire("k", limit, 300)  # needs 30s of refill
     await limiter.acquire("other", limit, 600)  # keys are independent
+
+
+async def test_a_request_refused_on_tokens_takes_no_request() -> None:
+    clock = Clock()
+    limiter = ModelRateLimiter(MemoryBuckets(clock), sleep=clock.sleep, max_wait_s=1)
+    limit = RateLimit(requests_per_minute=2, tokens_per_minute=600)
+    await limiter.acquire("k", limit, 600)
+    with pytest.raises(RateLimited):  # the tokens lane is empty
+        await limiter.acquire("k", limit, 600)
+    # The second request of the minute is still there: the refusal took nothing.
+    await limiter.acquire("k", limit, 0)
+    assert clock.slept == []
+    with pytest.raises(RateLimited):  # and now it is spent
+        await limiter.acquire("k", limit, 0)
 
 
 def test_price_table_and_cost() -> None:

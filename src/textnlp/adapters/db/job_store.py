@@ -276,12 +276,6 @@ class JobStore:
         )
         session.execute(update(JobRow).where(JobRow.id == job_id).values(failed_records=failed))
 
-    def done_indices(self, job_id: str) -> set[int]:
-        with self.sessions() as session:
-            return set(
-                session.scalars(select(JobRecordRow.index).where(JobRecordRow.job_id == job_id))
-            )
-
     def iter_records(self, job_id: str, *, ok_only: bool = True) -> Iterator[Record]:
         """Stored records in index order, fetched in batches (large jobs stay in bounds)."""
         query = (

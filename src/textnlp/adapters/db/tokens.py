@@ -87,12 +87,6 @@ class TokenRepository:
             return None
         return to_user(row[0])
 
-    def family_live(self, family: str) -> bool:
-        revoked = self.session.scalar(
-            select(TokenFamilyRow.revoked).where(TokenFamilyRow.id == family)
-        )
-        return revoked is False
-
     def revoke_family(self, family: str) -> None:
         self.session.execute(
             update(TokenFamilyRow).where(TokenFamilyRow.id == family).values(revoked=True)
@@ -102,9 +96,6 @@ class TokenRepository:
         if self.session.get(RevokedTokenRow, jti) is None:
             self.session.add(RevokedTokenRow(jti=jti, expires_at=expires_at))
             self.session.flush()
-
-    def jti_revoked(self, jti: str) -> bool:
-        return self.session.get(RevokedTokenRow, jti) is not None
 
     def purge_expired(self, now: float | None = None) -> None:
         now = time.time() if now is None else now

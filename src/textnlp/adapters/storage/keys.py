@@ -29,10 +29,6 @@ class Keys:
         return f"generated/batch-jobs/{job_id}/records.{fmt}"
 
     @staticmethod
-    def batch_prompts(job_id: str) -> str:
-        return f"generated/batch-jobs/{job_id}/prompts.jsonl"
-
-    @staticmethod
     def validation_result(job_id: str) -> str:
         return f"validation/results/{job_id}.json"
 
