@@ -108,8 +108,15 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 
 
 def ws_error_message(exc: BaseException) -> dict[str, Any]:
+    """The ``{"type": "error", "error": {...}}`` event of a WebSocket (the app's and the API
+    Gateway bridge's) for ``exc``; anything not of the tree is logged and told as a 500."""
     if isinstance(exc, TextNLPError):
         error = {**_json_safe(public_body(exc)), "status": exc.http_status}
+        retry_after = getattr(exc, "retry_after", None)  # a rate limit's (QuotaExceeded)
+        if retry_after is None:
+            retry_after = exc.details.get("retry_after")
+        if isinstance(retry_after, int | float):
+            error["retry_after"] = round(float(retry_after), 3)
         return {"type": "error", "error": error}
     if isinstance(exc, WebSocketRequestValidationError | RequestValidationError | ValidationError):
         errors = validation_errors(exc.errors())
@@ -122,10 +129,23 @@ def ws_error_message(exc: BaseException) -> dict[str, Any]:
                 "status": 422,
             },
         }
+    log.error("stream failed", exc_info=exc)
     return {
         "type": "error",
         "error": {"type": "internal_error", "message": "internal error", "status": 500},
     }
+
+
+def bad_request_message(message: str) -> dict[str, Any]:
+    """The WebSocket error event of a frame that is not a request at all (not JSON)."""
+    return {"type": "error", "error": {"type": "bad_request", "message": message, "status": 400}}
+
+
+def sse_error(exc: BaseException) -> bytes:
+    """The Server-Sent Events ``error`` event for ``exc``: ``{"error": {...}}`` as the HTTP
+    body would be, with its status."""
+    body = {"error": ws_error_message(exc)["error"]}
+    return f"event: error\ndata: {json.dumps(body, default=str)}\n\n".encode()
 
 
 def install_error_handlers(app: FastAPI) -> None:

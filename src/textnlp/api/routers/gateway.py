@@ -31,10 +31,11 @@ from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from textnlp.api.deps import authenticate_async, enforce_rate_limit
+from textnlp.api.errors import ws_error_message
 from textnlp.api.routers.stream import stream_events
 from textnlp.api.serving import CompletionsServing
 from textnlp.deployment import GATEWAY_STREAM_PATH
-from textnlp.errors import AuthError, ConfigError
+from textnlp.errors import AuthError, ConfigError, Conflict
 
 if TYPE_CHECKING:
     from textnlp.bootstrap import Platform
@@ -83,15 +84,9 @@ class GatewayStreams:
                 if not await self.post(connection_id, event):
                     log.info("gateway connection %s is gone: generation cancelled", connection_id)
                     return
-        except Exception:  # the client must hear of it, and the task must not die silently
-            log.exception("gateway stream on %s failed", connection_id)
-            await self.post(
-                connection_id,
-                {
-                    "type": "error",
-                    "error": {"type": "internal_error", "message": "internal error", "status": 500},
-                },
-            )
+        except Exception as exc:  # the client must hear of it, and the task must not die silently
+            log.warning("gateway stream on %s failed", connection_id)
+            await self.post(connection_id, ws_error_message(exc))  # logs the traceback
 
     async def post(self, connection_id: str, event: dict[str, Any]) -> bool:
         """Post one event to the connection; False when the connection is gone."""
@@ -174,15 +169,6 @@ async def gateway_stream(
     )
     raw = (await request.body()).decode("utf-8", errors="replace")
     if not streams.start(connection_id, raw, owner["id"]):
-        await streams.post(
-            connection_id,
-            {
-                "type": "error",
-                "error": {
-                    "type": "conflict",
-                    "status": 409,
-                    "message": "one request at a time on a connection",
-                },
-            },
-        )
+        busy = Conflict("one request at a time on a connection")
+        await streams.post(connection_id, ws_error_message(busy))
     return Response(status_code=202)

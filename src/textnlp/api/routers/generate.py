@@ -13,10 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from textnlp.api.deps import CurrentUser
+from textnlp.api.errors import sse_error
 from textnlp.api.schemas import CompletionResponse, GenerateTextRequest
 from textnlp.api.serving import CompletionsServing, completion_id
 from textnlp.domain import GenerationRequest
-from textnlp.errors import TextNLPError
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 
@@ -68,7 +68,6 @@ async def _sse(
             if event.usage is not None:
                 chunk["usage"] = event.usage.model_dump()
             yield f"data: {json.dumps(chunk)}\n\n".encode()
-    except TextNLPError as exc:
-        error = json.dumps({"error": exc.to_dict()}, default=str)
-        yield f"event: error\ndata: {error}\n\n".encode()
+    except Exception as exc:  # the client hears of any failure; a 500 is logged
+        yield sse_error(exc)
     yield b"data: [DONE]\n\n"

@@ -19,10 +19,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
 
 from textnlp.api.deps import authenticate_async, enforce_rate_limit_async
-from textnlp.api.errors import ws_error_message
+from textnlp.api.errors import bad_request_message, ws_error_message
 from textnlp.api.schemas import StreamRequest
 from textnlp.api.serving import CompletionsServing
 from textnlp.errors import TextNLPError
@@ -55,29 +54,17 @@ async def stream_tokens(websocket: WebSocket) -> None:
                 return
             raw = message.get("text")
             if raw is None:
-                await websocket.send_json(_bad_request("send each request as a text frame"))
+                await websocket.send_json(bad_request_message("send each request as a text frame"))
                 continue
             try:
                 # Each frame is a request: one socket must not serve generations unlimited.
                 await enforce_rate_limit_async(websocket, principal)
             except TextNLPError as exc:
-                await websocket.send_json(_limited(exc))
+                await websocket.send_json(ws_error_message(exc))
                 continue
             await _answer(websocket, serve, raw, principal.id)
     except WebSocketDisconnect:
         return
-
-
-def _limited(exc: TextNLPError) -> dict[str, Any]:
-    event = ws_error_message(exc)
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        event["error"]["retry_after"] = round(float(retry_after), 3)
-    return event
-
-
-def _bad_request(message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": "bad_request", "message": message, "status": 400}}
 
 
 async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str, owner: str) -> None:
@@ -105,7 +92,7 @@ async def stream_events(
                     "finish_reason": event.finish_reason,
                     "usage": event.usage.model_dump() if event.usage else None,
                 }
-    except (ValidationError, TextNLPError) as exc:
-        yield ws_error_message(exc)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        yield _bad_request("not JSON")
+        yield bad_request_message("not JSON")
+    except Exception as exc:  # the client hears of any failure; a 500 is logged
+        yield ws_error_message(exc)
