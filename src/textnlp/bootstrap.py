@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from textnlp.services.jobs import JobService
     from textnlp.services.models import ModelPool
     from textnlp.services.spending import SpendingService
+    from textnlp.services.validation import ValidationService
     from textnlp.worker.notify import Notifier
 
 
@@ -211,6 +212,12 @@ class Platform:
         from textnlp.services.spending import SpendingService
 
         return SpendingService(self.settings, SpendingStore(self.engine), self.prices)
+
+    @cached_property
+    def validation(self) -> ValidationService:
+        from textnlp.services.validation import ValidationService
+
+        return ValidationService(self.sessions)
 
     @cached_property
     def jobs(self) -> JobService:

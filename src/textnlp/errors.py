@@ -29,7 +29,10 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class TextNLPError(Exception):
@@ -177,3 +180,15 @@ class InvalidRequest(BackendError):
     type = "invalid_request"
     http_status = 400
     user_error = True
+
+
+def first_error(exc: ValidationError, *, root: str = "value", extra: str | None = None) -> str:
+    """pydantic's first error as one line, ``where: what`` (``root`` when it is about the whole
+    value; ``extra`` replaces the message of an unknown key). Every user-facing message about a
+    validated file, body or message is phrased here."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or root
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden" and extra is not None:
+        message = extra
+    return f"{where}: {message}"

@@ -116,6 +116,7 @@ def prepare(app: FastAPI) -> None:
     state.limiter = platform.buckets
     state.generation = platform.generation
     state.spending = platform.spending
+    state.validation = platform.validation
     state.jobs = platform.jobs
     # Authentication runs on the event loop only when nothing it touches waits on a network
     # (SQLite file, in-memory rate limiter); otherwise in the thread pool.

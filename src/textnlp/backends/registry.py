@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from textnlp.backends.options import OPTIONS, BackendOptions
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import ModelInfo
-from textnlp.errors import ConfigError, ModelNotFound
+from textnlp.errors import ConfigError, ModelNotFound, first_error
 
 if TYPE_CHECKING:
     from textnlp.backends.base import Backend
@@ -125,10 +125,6 @@ def read_catalogue_file(path: Path) -> list[ModelSpec]:
         try:
             specs.append(ModelSpec.model_validate(entry))
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error["loc"]) or "entry"
-            message = str(error["msg"]).removeprefix("Value error, ")
-            raise ConfigError(
-                f"model catalogue {path}, entry {number}: {where}: {message}"
-            ) from None
+            reason = first_error(exc, root="entry")
+            raise ConfigError(f"model catalogue {path}, entry {number}: {reason}") from None
     return specs

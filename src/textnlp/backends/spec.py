@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from textnlp.backends.options import OPTIONS
 from textnlp.domain import GenerationParams
+from textnlp.errors import first_error
 
 
 class ModelSpec(BaseModel):
@@ -44,14 +45,9 @@ class ModelSpec(BaseModel):
         try:
             model.model_validate(value)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            key = ".".join(str(p) for p in error["loc"])
-            detail = error["msg"]
-            if error["type"] == "extra_forbidden":
-                detail = (
-                    f"unknown option (the {backend} backend takes {', '.join(model.model_fields)})"
-                )
-            raise ValueError(f"{key}: {detail}") from None
+            takes = ", ".join(model.model_fields)
+            unknown = f"unknown option (the {backend} backend takes {takes})"
+            raise ValueError(first_error(exc, extra=unknown)) from None
         return value
 
     def params(self, overrides: dict[str, Any] | None = None) -> GenerationParams:

@@ -16,21 +16,18 @@ import httpx
 from pydantic import ValidationError
 
 from textnlp.bootstrap import Platform
+from textnlp.client import ApiError, TextNLPClient
 from textnlp.config import Settings
 from textnlp.errors import (
-    AuthError,
-    Conflict,
     InvalidInput,
-    NotFound,
     ServiceUnavailable,
-    TextNLPError,
+    first_error,
 )
 from textnlp.generation.writers import atomic_file
 from textnlp.services.job_models import JobSpec
 from textnlp.services.jobs import Owner
 
 LOCAL_OWNER = Owner(id="local", is_admin=True)
-BASE = "/api/v1/generate"
 
 
 class JobsBackend(Protocol):
@@ -55,9 +52,7 @@ class LocalJobs:
         try:
             spec = JobSpec.model_validate(body)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "job"
-            raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+            raise InvalidInput(first_error(exc, root="job")) from None
         view = self.service.submit(LOCAL_OWNER, spec, idempotency_key=idempotency_key)
         return view.model_dump(mode="json")
 
@@ -80,6 +75,10 @@ class LocalJobs:
 
 
 class ApiJobs:
+    """The commands against the REST API, through the library's client (``textnlp.client``):
+    its error answers are ``ApiError``s; an API that cannot be reached, or answers 503, is
+    ``ServiceUnavailable``."""
+
     def __init__(self, base_url: str, token: str | None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
@@ -87,12 +86,10 @@ class ApiJobs:
                 f"--api must be an http(s) URL such as http://127.0.0.1:8000 (got {base_url!r})"
             )
         self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=60.0)
+        self.client = TextNLPClient(self.base_url, api_key=token, timeout=60.0)
 
     @contextmanager
     def _reaching(self) -> Iterator[None]:
-        """Transport failures (refused, timed out, TLS, DNS) as one ``ServiceUnavailable``."""
         try:
             yield
         except httpx.TransportError as exc:
@@ -100,55 +97,36 @@ class ApiJobs:
             raise ServiceUnavailable(
                 f"cannot reach the API at {self.base_url}: {reason}", dependency="api"
             ) from None
-
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with self._reaching():
-            return self._check(self.client.request(method, path, **kwargs))
-
-    def _check(self, answer: httpx.Response) -> httpx.Response:
-        if answer.status_code < 400:
-            return answer
-        try:
-            message = answer.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = answer.text[:200] or answer.reason_phrase
-        error: type[TextNLPError] = {
-            401: AuthError,
-            404: NotFound,
-            409: Conflict,
-            503: ServiceUnavailable,
-        }.get(answer.status_code, InvalidInput if answer.status_code < 500 else TextNLPError)
-        raise error(f"API answered {answer.status_code}: {message}")
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            message = f"the API is unavailable: {exc.message}"
+            raise ServiceUnavailable(message, dependency="api") from None
 
     def upload(self, name: str, data: bytes) -> str:
-        answer = self._send("PUT", f"{BASE}/batch/uploads/{name}", content=data)
-        return str(answer.json()["key"])
+        with self._reaching():
+            return self.client.upload_prompts(name, data)
 
     def submit(self, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return dict(self._send("POST", f"{BASE}/batch", json=body, headers=headers).json())
+        with self._reaching():
+            return self.client.submit_batch(body, idempotency_key=idempotency_key)
 
     def status(self, job_id: str) -> dict[str, Any]:
-        return dict(self._send("GET", f"{BASE}/status/{job_id}").json())
+        with self._reaching():
+            return self.client.job_status(job_id)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        return dict(self._send("POST", f"{BASE}/status/{job_id}/cancel").json())
+        with self._reaching():
+            return self.client.cancel_job(job_id)
 
     def list(self) -> list[dict[str, Any]]:
-        return list(self._send("GET", f"{BASE}/batch").json())
+        with self._reaching():
+            return self.client.list_jobs()
 
     def download(self, job_id: str, out: Path) -> int:
         """The result file, written to ``out`` atomically (an old file stays if this fails)."""
-        with (
-            self._reaching(),
-            self.client.stream("GET", f"{BASE}/status/{job_id}/results") as answer,
-        ):
-            if answer.status_code >= 400:
-                answer.read()
-                self._check(answer)
-            with atomic_file(out, "wb") as handle:
-                for chunk in answer.iter_bytes():
-                    handle.write(chunk)
+        with self._reaching(), atomic_file(out, "wb") as handle:
+            self.client.download_results(job_id, handle)
         return out.stat().st_size
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -56,14 +56,24 @@ class TextNLPClient:
 
     # Plumbing --------------------------------------------------------------------------------
     def request(
-        self, method: str, path: str, *, auth: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: bool = True,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         if auth and self.tokens.should_refresh():
             self.refresh()
-        response = self._http.request(method, API + path, headers=self._headers(auth), **kwargs)
+        response = self._http.request(
+            method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
+        )
         if response.status_code == 401 and auth and self.tokens.can_refresh():
             self.refresh()
-            response = self._http.request(method, API + path, headers=self._headers(auth), **kwargs)
+            response = self._http.request(
+                method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
+            )
         raise_for_error(response)
         return response
 
@@ -149,13 +159,47 @@ class TextNLPClient:
                 if event.get("type") == "done":
                     return
 
-    def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", "/generate/batch", json=body).json()
+    # Batch jobs ------------------------------------------------------------------------------
+    def upload_prompts(self, name: str, data: bytes) -> str:
+        """Store a prompt file (JSONL/CSV) for a job's ``prompt_file``; its storage key."""
+        answer = self.request("PUT", f"/generate/batch/uploads/{name}", content=data)
+        return str(answer.json()["key"])
+
+    def submit_batch(
+        self, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Submit a job; the same ``idempotency_key`` again answers the same job."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        result: dict[str, Any] = self.request(
+            "POST", "/generate/batch", json=body, headers=headers
+        ).json()
         return result
 
     def job_status(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", f"/generate/status/{job_id}").json()
         return result
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/generate/status/{job_id}/cancel").json()
+        return result
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/generate/batch").json()
+        return result
+
+    def download_results(self, job_id: str, sink: IO[bytes]) -> int:
+        """A finished job's result file, streamed into ``sink``; the bytes written."""
+        if self.tokens.should_refresh():
+            self.refresh()
+        path = f"{API}/generate/status/{job_id}/results"
+        written = 0
+        with self._http.stream("GET", path, headers=self._headers(True)) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for_error(response)
+            for chunk in response.iter_bytes():
+                written += sink.write(chunk)
+        return written
 
     # Validation ------------------------------------------------------------------------------
     def quality(self, texts: list[str], **options: Any) -> QualityResponse:

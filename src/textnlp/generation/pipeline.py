@@ -23,10 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from textnlp.backends.base import Backend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, GenerationRequest, Provenance, Record
-from textnlp.errors import InvalidParameter, QuotaExceeded
+from textnlp.errors import InvalidParameter, QuotaExceeded, first_error
 from textnlp.generation.cache import ResponseCache, cache_key
 from textnlp.generation.journal import RunIdentity, RunJournal, check_resume, journal_path
 from textnlp.generation.templates import PromptTemplate, record_seed
@@ -82,14 +84,12 @@ class DatasetPipeline:
         self.cache = cache
 
     @staticmethod
-    def precheck(spec: ModelSpec, request: DatasetRequest) -> GenerationParams:
-        """Every check that needs no model: count, output path, parameters, variables.
-
-        Returns the parameters: model defaults, then template defaults, then the user's values.
-        """
+    def resolve(spec: ModelSpec, request: DatasetRequest) -> GenerationParams:
+        """The checks that need neither a model nor a file: count, parameters, variables
+        (``request.output`` is not looked at). Returns the parameters: model defaults, then
+        template defaults, then the user's values."""
         if request.count < 1:
             raise InvalidParameter(f"count must be at least 1 (got {request.count})")
-        check_writable(request.output)
         merged = {**request.template.defaults, **request.params}
         try:
             params = spec.params(merged)
@@ -104,6 +104,13 @@ class DatasetPipeline:
         request.template.render(
             request.template.sample_variables(request.seed, 0, request.variables)
         )
+        return params
+
+    @classmethod
+    def precheck(cls, spec: ModelSpec, request: DatasetRequest) -> GenerationParams:
+        """``resolve``, and the output file can be written: every check that needs no model."""
+        params = cls.resolve(spec, request)
+        check_writable(request.output)
         return params
 
     async def run(
@@ -316,9 +323,6 @@ def _label_counts(template: PromptTemplate, records: list[Record]) -> dict[str, 
 
 
 def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        name = ".".join(str(p) for p in first["loc"])
-        return f"{name}: {first['msg']} (got {first.get('input')!r})"
+    if isinstance(exc, ValidationError):
+        return f"{first_error(exc)} (got {exc.errors()[0].get('input')!r})"
     return str(exc)

@@ -37,7 +37,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from textnlp.domain import GenerationRequest
-from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound
+from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error
 from textnlp.validation.safe_schema import compiled, instance_problem
 
 _JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
@@ -259,10 +259,7 @@ def parse_template(raw: Any, *, source: str) -> PromptTemplate:
     try:
         return PromptTemplate.model_validate({**raw, "source": source})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "template"
-        message = error["msg"].removeprefix("Value error, ")
-        raise TemplateError(f"template {source}: {where}: {message}") from None
+        raise TemplateError(f"template {source}: {first_error(exc, root='template')}") from None
 
 
 class TemplateLibrary:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from textnlp.errors import DatasetError
+from textnlp.errors import DatasetError, first_error
 from textnlp.generation.templates import PromptTemplate
 from textnlp.services.job_models import PromptItem
 
@@ -77,9 +77,7 @@ def _item(name: str, where: str, raw: Any) -> PromptItem:
             prompt=raw.get("prompt", ""), system=raw.get("system") or None, variables=fields
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise DatasetError(f"prompt file {name}, {where}: {field}: {first['msg']}") from None
+        raise DatasetError(f"prompt file {name}, {where}: {first_error(exc)}") from None
 
 
 def _jsonl(name: str, text: str) -> list[PromptItem]:

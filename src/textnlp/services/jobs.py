@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,7 +149,7 @@ class JobService:
     def check(self, spec: JobSpec, owner: Owner) -> int:
         """Every check that needs no model; returns the number of records."""
         limit = self.settings.generation.max_count
-        self.catalogue.get(spec.model or self.settings.default_model)  # ModelNotFound
+        spec_model = self.catalogue.get(spec.model or self.settings.default_model)
         if spec.template is not None:
             template: PromptTemplate = self.templates.get(spec.template)
             total = spec.count or 0
@@ -158,17 +158,15 @@ class JobService:
             template, total = prompt_list_template(items[:1]), len(items)
         if total > limit:
             raise InvalidParameter(f"count {total} is above the maximum of {limit}")
-        spec_model = self.catalogue.get(spec.model or self.settings.default_model)
-        with tempfile.TemporaryDirectory() as tmp:
-            request = DatasetRequest(
-                template=template,
-                count=total,
-                output=Path(tmp) / f"records.{spec.format}",
-                params=spec.params.given(),
-                variables=dict(spec.variables),
-                seed=spec.seed,
-            )
-            DatasetPipeline.precheck(spec_model, request)
+        request = DatasetRequest(
+            template=template,
+            count=total,
+            output=Path(f"records.{spec.format}"),  # not looked at: the worker writes it
+            params=spec.params.given(),
+            variables=dict(spec.variables),
+            seed=spec.seed,
+        )
+        DatasetPipeline.resolve(spec_model, request)
         return total
 
     def max_cost(self, spec: dict[str, Any]) -> float | None:
@@ -317,3 +315,7 @@ class JobService:
             url=self.storage.presigned_url(row.result_key),
             size=self.storage.size(row.result_key),
         )
+
+    def result_chunks(self, download: ResultDownload) -> Iterator[bytes]:
+        """The bytes of a result file that ``results`` found (where it has no URL to give)."""
+        return self.storage.open_read(download.key)

@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from textnlp.errors import ConfigError
+from textnlp.errors import ConfigError, first_error
 
 RuleStatus = Literal["pass", "fail", "skipped"]
 
@@ -97,11 +97,9 @@ def load_gate(path: Path | str) -> Gate:
     try:
         return Gate.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        known = ", ".join(RULES)
-        hint = f" (known rules: {known})" if first["type"] == "extra_forbidden" else ""
-        raise ConfigError(f"gate file {path}: {where}: {first['msg']}{hint}") from None
+        unknown = f"Extra inputs are not permitted (known rules: {', '.join(RULES)})"
+        reason = first_error(exc, root="(root)", extra=unknown)
+        raise ConfigError(f"gate file {path}: {reason}") from None
 
 
 def evaluate(gate: Gate, metrics: Mapping[str, float | None]) -> GateResult:

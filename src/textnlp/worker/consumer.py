@@ -47,7 +47,7 @@ from pydantic import ValidationError
 from textnlp.adapters.db.jobs import TERMINAL_STATES
 from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.bootstrap import Platform
-from textnlp.errors import QuotaExceeded
+from textnlp.errors import QuotaExceeded, first_error
 from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
 from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobMessage, JobSpec
@@ -223,7 +223,7 @@ class Worker:
         try:
             parsed = JobMessage.model_validate_json(message.body)
         except ValidationError as exc:
-            reason = f"malformed message: {exc.errors()[0]['msg']}"
+            reason = f"malformed message: {first_error(exc, root='message')}"
             log.warning("dead-lettering message %s: %s", message.id, reason)
             await self.patience.run("dead-lettering", queue.dead_letter, message, reason)
             return

@@ -126,7 +126,7 @@ def job_results(job_id: str, user: CurrentUser, jobs: JobsDep) -> Response:
     if result.url is not None:
         return RedirectResponse(result.url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
     return StreamingResponse(
-        jobs.storage.open_read(result.key),
+        jobs.result_chunks(result),
         media_type=MEDIA_TYPES.get(result.format, "application/octet-stream"),
         headers={
             "Content-Disposition": f'attachment; filename="{job_id}.{result.format}"',
