@@ -4,6 +4,8 @@ reference)."""
 
 from __future__ import annotations
 
+import pytest
+
 from textnlp.backends.options import BedrockOptions
 from textnlp.backends.providers import (
     bedrock_ai21,
@@ -23,6 +25,7 @@ from textnlp.backends.providers.bedrock_models import (
 )
 from textnlp.backends.providers.common import Chunk
 from textnlp.domain import ChatMessage, GenerationParams, GenerationRequest
+from textnlp.errors import InvalidRequest
 
 PARAMS = GenerationParams(max_tokens=4096, temperature=0.7, top_p=0.9, stop=("\n\nHuman:",))
 CHAT = GenerationRequest.chat("Write a product review.", system="You are terse.", params=PARAMS)
@@ -248,7 +251,9 @@ def test_titan_text() -> None:
 
 
 def test_meta_llama() -> None:
-    body = bedrock_meta.request_body("meta.llama3-8b-instruct-v1:0", CHAT)
+    params = GenerationParams(max_tokens=4096, temperature=0.7, top_p=0.9)  # no stop: refused
+    chat = GenerationRequest.chat("Write a product review.", system="You are terse.", params=params)
+    body = bedrock_meta.request_body("meta.llama3-8b-instruct-v1:0", chat)
     assert body["prompt"] == (
         "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nWrite a product review.<|eot_id|>"
@@ -259,7 +264,7 @@ def test_meta_llama() -> None:
         "top_p": 0.9,
         "max_gen_len": 4096,
     }
-    llama2 = bedrock_meta.request_body("meta.llama2-13b-chat-v1", CHAT)["prompt"]
+    llama2 = bedrock_meta.request_body("meta.llama2-13b-chat-v1", chat)["prompt"]
     assert (
         llama2 == "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nWrite a product review. [/INST]"
     )
@@ -308,3 +313,12 @@ def test_model_profiles() -> None:
     titan = bedrock_profile("amazon.titan-text-express-v1")
     assert (titan.codec, titan.system_prompts, titan.streaming) == (TITAN, False, True)
     assert bedrock_profile("cohere.command-r-v1:0").codec is None
+
+
+def test_meta_refuses_what_its_body_cannot_carry() -> None:
+    stop = GenerationRequest.chat("hi", params=GenerationParams(stop=("\n",)))
+    with pytest.raises(InvalidRequest, match="no stop sequences"):
+        bedrock_meta.request_body("meta.llama3-8b-instruct-v1:0", stop)
+    hot = GenerationRequest.chat("hi", params=GenerationParams(temperature=1.5))
+    with pytest.raises(InvalidRequest, match="temperature of 0 to 1"):
+        bedrock_meta.request_body("meta.llama3-8b-instruct-v1:0", hot)

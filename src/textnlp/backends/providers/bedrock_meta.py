@@ -1,9 +1,9 @@
 """Meta Llama 2 / 3.x on Bedrock InvokeModel (AWS docs: "Meta Llama models").
 
 Request: ``{"prompt", "temperature", "top_p", "max_gen_len"}`` with the model's own chat
-format in ``prompt`` (no stop-sequence parameter). Response and stream chunks:
-``{"generation", "prompt_token_count", "generation_token_count", "stop_reason": "stop" |
-"length" | null}``.
+format in ``prompt`` (no stop-sequence parameter: a request with ``stop`` is refused).
+Response and stream chunks: ``{"generation", "prompt_token_count", "generation_token_count",
+"stop_reason": "stop" | "length" | null}``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from textnlp.backends.providers.common import Chunk, Parsed, finish_reason, split_system
 from textnlp.backends.providers.invocation_metrics import metrics_chunk
 from textnlp.domain import GenerationRequest
+from textnlp.errors import InvalidRequest
 
 LENGTH_REASONS = ("length",)
 
@@ -48,10 +49,21 @@ def prompt_text(model_id: str, request: GenerationRequest) -> str:
 
 
 def request_body(model_id: str, request: GenerationRequest) -> dict[str, Any]:
+    """Refuses what the body cannot carry rather than dropping it: stop sequences, and a
+    temperature above Llama's 1.0."""
     params = request.params
+    if params.stop:
+        raise InvalidRequest(
+            f"{model_id}: Meta Llama's InvokeModel body has no stop sequences; "
+            "use the Converse API (catalogue options: {api: converse})"
+        )
+    if params.temperature > 1.0:
+        raise InvalidRequest(
+            f"{model_id}: Meta Llama takes a temperature of 0 to 1 (got {params.temperature})"
+        )
     return {
         "prompt": prompt_text(model_id, request),
-        "temperature": min(params.temperature, 1.0),
+        "temperature": params.temperature,
         "top_p": params.top_p,
         "max_gen_len": params.max_tokens,
     }
