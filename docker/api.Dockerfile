@@ -19,7 +19,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 # installs this project; pyproject.toml states its dependency ranges
 # hadolint ignore=DL3013
-RUN pip install ".[api,aws]"
+RUN pip install ".[embedded,api,aws]"
 
 # --- runtime: the venv only, no compiler, unprivileged ---
 FROM ${PYTHON_IMAGE} AS runtime

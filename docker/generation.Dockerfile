@@ -26,7 +26,7 @@ COPY src ./src
 ENV CMAKE_ARGS="-DGGML_CUDA=on" FORCE_CMAKE=1
 # installs this project; pyproject.toml states its dependency ranges
 # hadolint ignore=DL3013
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cu121 ".[hf,api,aws]"
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cu121 ".[embedded,hf,api,aws]"
 
 # --- runtime: CUDA runtime libraries only, unprivileged ---
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION} AS runtime

@@ -1,10 +1,11 @@
 """An image-like environment: the project installed from its wheel, as the Dockerfiles do.
 
-The Dockerfiles run `pip install ".[api,aws]"`: a non-editable install, so a file the package
-forgets to ship (a template, a migration) is missing in the image. Here: a wheel of the project,
-a venv without pip whose `.pth` names the development venv's site-packages (the dependencies
-come from there; a plain path line does not process the `.pth` files inside it, so the
-development venv's editable install of textnlp stays inactive), and the wheel installed into it.
+The Dockerfiles run `pip install ".[embedded,api,aws]"`: a non-editable install, so a file the
+package forgets to ship (a template, a migration) is missing in the image. Here: a wheel of the
+project, a venv without pip whose `.pth` names the development venv's site-packages (the
+dependencies come from there; a plain path line does not process the `.pth` files inside it, so
+the development venv's editable install of textnlp stays inactive), and the wheel installed into
+it.
 Processes then run `<image>/bin/textnlp`. The image's `ENV` lines come from its Dockerfile.
 """
 
