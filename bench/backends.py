@@ -38,6 +38,7 @@ from textnlp.backends.openai_compat import OpenAICompatBackend  # noqa: E402
 from textnlp.backends.spec import ModelSpec  # noqa: E402
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest  # noqa: E402
 from textnlp.generation.templates import TemplateLibrary, record_seed  # noqa: E402
+from textnlp.generation.writers import read_dataset  # noqa: E402
 
 TEMPLATE = "news-headline"
 
@@ -53,7 +54,10 @@ def make_backend(url: str) -> OpenAICompatBackend:
     return OpenAICompatBackend(spec, context=CloudContext(secrets=EnvSecrets({})))
 
 
-async def platform_run(url: str, count: int, concurrency: int, params: dict[str, Any]) -> float:
+Run = tuple[float, list[str]]  # records/s, and the text of each record by index
+
+
+async def platform_run(url: str, count: int, concurrency: int, params: dict[str, Any]) -> Run:
     template = TemplateLibrary.load().get(TEMPLATE)
     with tempfile.TemporaryDirectory() as tmp:
         async with make_backend(url) as backend:
@@ -67,11 +71,12 @@ async def platform_run(url: str, count: int, concurrency: int, params: dict[str,
             started = time.perf_counter()
             summary = await DatasetPipeline(backend).run(request)
             elapsed = time.perf_counter() - started
+            records = sorted(read_dataset(request.output), key=lambda r: r.index)
     assert summary.written + summary.failed == count
-    return count / elapsed
+    return count / elapsed, [r.text for r in records]
 
 
-async def backend_run(url: str, count: int, concurrency: int, params: dict[str, Any]) -> float:
+async def backend_run(url: str, count: int, concurrency: int, params: dict[str, Any]) -> Run:
     """The backend alone: the pipeline's requests through ``OpenAICompatBackend.generate``."""
     template = TemplateLibrary.load().get(TEMPLATE)
     async with make_backend(url) as backend:
@@ -83,15 +88,17 @@ async def backend_run(url: str, count: int, concurrency: int, params: dict[str, 
             )
             for i in range(count)
         ]
-        queue = iter(requests)
+        queue = iter(enumerate(requests))
+        texts = [""] * count
 
         async def worker() -> None:
-            for request in queue:
-                await backend.generate([request])
+            for index, request in queue:
+                (completion,) = await backend.generate([request])
+                texts[index] = completion.text
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started), texts
 
 
 def baseline_bodies(url: str, count: int, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,25 +124,29 @@ def baseline_bodies(url: str, count: int, params: dict[str, Any]) -> list[dict[s
     return bodies
 
 
-async def baseline_run(url: str, count: int, concurrency: int, params: dict[str, Any]) -> float:
+async def baseline_run(url: str, count: int, concurrency: int, params: dict[str, Any]) -> Run:
     import openai
 
     bodies = baseline_bodies(url, count, params)
     client = openai.AsyncOpenAI(base_url=url, api_key="not-needed", max_retries=0)
-    queue = iter(bodies)
-    texts: list[str] = []
+    queue = iter(enumerate(bodies))
+    texts = [""] * count
 
     async def worker() -> None:
-        for body in queue:
+        for index, body in queue:
             answer = await client.chat.completions.create(**body)
-            texts.append(answer.choices[0].message.content or "")
+            texts[index] = answer.choices[0].message.content or ""
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     await client.close()
-    assert len(texts) == count
-    return count / elapsed
+    return count / elapsed, texts
+
+
+def spread(rates: list[float]) -> float:
+    """Round-to-round spread of one side, relative to its median: the noise of a figure."""
+    return (max(rates) - min(rates)) / statistics.median(rates) if len(rates) > 1 else 0.0
 
 
 async def main() -> None:
@@ -153,14 +164,23 @@ async def main() -> None:
         baseline: list[float] = []
         ours: list[float] = []
         direct: list[float] = []
-        sides = [(baseline, baseline_run), (ours, platform_run), (direct, backend_run)]
+        texts: dict[str, list[str]] = {}
+        sides = [
+            ("baseline", baseline, baseline_run),
+            ("textnlp", ours, platform_run),
+            ("backend_generate", direct, backend_run),
+        ]
         for round_ in range(args.rounds):
             # Rotate who goes first: no side always runs on a freshly idle server.
-            for rates, run in sides[round_ % 3 :] + sides[: round_ % 3]:
-                rates.append(await run(url, args.count, args.concurrency, params))
+            for name, rates, run in sides[round_ % 3 :] + sides[: round_ % 3]:
+                rate, texts[name] = await run(url, args.count, args.concurrency, params)
+                rates.append(rate)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    ratio = statistics.median(ours) / statistics.median(baseline)
+    noise = max(spread(ours), spread(baseline))
+    same = sum(a == b for a, b in zip(texts["textnlp"], texts["baseline"], strict=True))
     result = {
         "benchmark": "backends.openai_compat",
         "server": "llama_cpp.server + SmolLM2-135M-Instruct Q4_1 (embedded), 127.0.0.1",
@@ -170,7 +190,12 @@ async def main() -> None:
         "max_tokens": args.max_tokens,
         "textnlp_records_per_s": round(statistics.median(ours), 3),
         "baseline_openai_loop_records_per_s": round(statistics.median(baseline), 3),
-        "ratio": round(statistics.median(ours) / statistics.median(baseline), 3),
+        "ratio": round(ratio, 3),
+        # The noise of the ratio: the larger round-to-round spread of its two sides.
+        "noise": round(noise, 3),
+        "ratio_beyond_noise": abs(ratio - 1) > noise,
+        # Same requests, same seeds: the texts of the last round, record by record.
+        "identical_texts": f"{same}/{args.count}",
         "backend_generate_records_per_s": round(statistics.median(direct), 3),
         "backend_ratio": round(statistics.median(direct) / statistics.median(baseline), 3),
         "rounds": {

@@ -77,11 +77,7 @@ def test_bad_input_raises_user_error(tmp_path: Path, setup, fragment: str) -> No
 
 def _textnlp() -> str:
     exe = shutil.which("textnlp") or str(Path(sys.executable).with_name("textnlp"))
-    if not Path(exe).exists():
-        pytest.skip("the textnlp console script is not installed")
-    probe = subprocess.run([exe, "validate", "--help"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip("the validate command is not registered in textnlp yet")
+    assert Path(exe).exists(), "the textnlp console script is not installed"
     return exe
 
 

@@ -117,3 +117,9 @@ async def test_reencoded_weights_are_made_once_and_generate(tmp_path: object) ->
     mtime = first.stat().st_mtime
     assert reencoded(source, "q8_0", Path(str(tmp_path))) == first
     assert first.stat().st_mtime == mtime
+    # And the re-encoded file generates.
+    catalogue = ModelCatalogue.load().get("smollm2-135m")
+    spec = catalogue.model_copy(update={"path": str(first), "options": {}})
+    async with LlamaCppBackend(spec, n_parallel=1) as engine:
+        (completion,) = await engine.generate([ask("Say hi.", max_tokens=4, temperature=0.0)])
+    assert completion.text.strip() and completion.usage.completion_tokens > 0
