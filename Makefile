@@ -15,7 +15,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 WHEELHOUSE := $(HOME)/.cache/textnlp/wheels/llama-cpp-$(LLAMA_VERSION)-avx2
 
-.PHONY: venv run test test-unit serve bench lint rehearse clean
+.PHONY: venv run test test-unit serve bench bench-load lint rehearse clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,10 @@ serve: venv
 BENCHES := $(wildcard bench/engine.py bench/validation.py bench/backends.py bench/api.py bench/jobs.py)
 bench: venv
 	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The API under load against llama.cpp's own server (about 15 minutes; builds llama-server once).
+bench-load: venv
+	$(BIN)/python bench/load.py
 
 lint: venv
 	$(BIN)/ruff check src tests bench infra

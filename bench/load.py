@@ -288,6 +288,9 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         chosen = dict(runs[(len(runs) - 1) // 2])
         chosen["rounds_requests_per_s"] = [r[key]["requests_per_s"] for r in rounds]
         chosen["rounds_p99_ms"] = [r[key]["p99_ms"] for r in rounds]
+        # The noise of the figure: the rounds' spread relative to the chosen round.
+        rates = chosen["rounds_requests_per_s"]
+        chosen["spread"] = round((max(rates) - min(rates)) / max(chosen["requests_per_s"], 1e-9), 3)
         chosen["5xx_all_rounds"] = sum(r[key]["5xx"] for r in rounds)
         chosen["dropped_all_rounds"] = sum(r[key]["dropped"] for r in rounds)
         merged[key] = chosen
@@ -359,9 +362,13 @@ def report(
             key = f"uncached_{level}"
             if baseline in figures and key in ours:
                 theirs = figures[baseline][key]
-                ratios[f"{key}_rps_vs_{baseline}"] = round(
-                    ours[key]["requests_per_s"] / max(theirs["requests_per_s"], 1e-9), 3
-                )
+                ratio = ours[key]["requests_per_s"] / max(theirs["requests_per_s"], 1e-9)
+                noise = max(ours[key]["spread"], theirs["spread"])
+                ratios[f"{key}_rps_vs_{baseline}"] = {
+                    "ratio": round(ratio, 3),
+                    "noise": noise,
+                    "beyond_noise": abs(ratio - 1) > noise,
+                }
     top = max(args.concurrency)
     at_top = [ours[f"{s}_{top}"] for s in ("uncached", "cached") if f"{s}_{top}" in ours]
     return {

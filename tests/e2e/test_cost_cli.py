@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.integration.jobs.harness import run_cli
+from tests.support.cluster import run_cli
 from tests.support.priced_backend import PRICE
 
 

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import text
 
-from tests.integration.jobs.conftest import aws_client, pg_jobs_url
-from tests.integration.jobs.harness import Cluster
+from tests.support.cluster import Cluster
+from tests.support.job_stores import aws_client, pg_jobs_url
 from tests.support.proxy import TcpProxy
 from tests.support.queues import private_queues
 from textnlp.adapters.db.base import make_engine

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from tests.faults.conftest import through
-from tests.integration.api.conftest import Api, make_settings, postgres_schema_url, start_api
-from tests.integration.jobs.backends import MODELS_YAML, register
-from tests.integration.jobs.conftest import aws_client
+from tests.support.api import Api, make_settings, postgres_schema_url, start_api
+from tests.support.job_backends import MODELS_YAML, register
+from tests.support.job_stores import aws_client
 from tests.support.platform import run_worker
 from tests.support.proxy import TcpProxy
 from tests.support.queues import private_queues

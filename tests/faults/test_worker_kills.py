@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.faults.test_worker_outages import OWNER, job, result_indices
-from tests.integration.jobs.harness import Cluster, wait_for
+from tests.support.cluster import Cluster, wait_for
 from tests.support.proxy import TcpProxy
 
 JOBS = 3

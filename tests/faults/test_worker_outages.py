@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from tests.faults.conftest import use_aws
-from tests.integration.jobs.harness import Cluster, wait_for
+from tests.support.cluster import Cluster, wait_for
 from tests.support.proxy import TcpProxy
 from textnlp.services.job_models import JobSpec
 from textnlp.services.jobs import JobService, Owner

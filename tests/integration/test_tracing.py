@@ -17,8 +17,8 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.api.conftest import PASSWORD, postgres_schema_url
-from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.api import PASSWORD, postgres_schema_url
+from tests.support.job_backends import MODELS_YAML, register
 from tests.support.otlp import Collector, attributes
 from tests.support.queues import private_queues
 from textnlp.adapters.queue.sqs import ensure_sqs_queues

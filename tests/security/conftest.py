@@ -7,6 +7,6 @@ ordinary account (or none) and sends one hostile request.
 
 from __future__ import annotations
 
-from tests.integration.api.conftest import Api, api, sqlite_api
+from tests.support.api import Api, api, sqlite_api
 
 __all__ = ["Api", "api", "sqlite_api"]

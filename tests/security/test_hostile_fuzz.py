@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.core import NotSet
 
-from tests.integration.api.conftest import PASSWORD, make_settings, start_api
 from tests.security.conftest import Api
+from tests.support.api import PASSWORD, make_settings, start_api
 
 EXAMPLES = 25
 #: Characters of a hostile path or query value (HTTP clients refuse URLs over 64 KiB).

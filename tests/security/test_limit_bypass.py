@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.api.conftest import PASSWORD, make_settings
+from tests.support.api import PASSWORD, make_settings
 from textnlp.api.app import create_app
 
 LOGIN = "/api/v1/auth/login"

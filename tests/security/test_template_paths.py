@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.api.conftest import make_settings, start_api
 from tests.security.conftest import Api
+from tests.support.api import make_settings, start_api
 
 TEXT = "/api/v1/generate/text"
 BATCH = "/api/v1/generate/batch"

@@ -6,8 +6,13 @@ from pathlib import Path
 
 from tests.support.fake_backend import FakeBackend
 from textnlp.domain import GenerationParams, GenerationRequest
-from textnlp.generation.cache import OwnerScopedCache, SqliteResponseCache, cache_key, owner_key
-from textnlp.generation.pipeline import DatasetPipeline
+from textnlp.generation.cache import (
+    CachedBackend,
+    OwnerScopedCache,
+    SqliteResponseCache,
+    cache_key,
+    owner_key,
+)
 
 REQUEST = GenerationRequest.chat(
     "my private question", params=GenerationParams(max_tokens=4, temperature=0.0, seed=1)
@@ -25,12 +30,12 @@ async def test_one_owners_hit_is_not_anothers(tmp_path: Path) -> None:
     shared = SqliteResponseCache(tmp_path / "cache.sqlite")
     backend = FakeBackend()
     alice, bob = OwnerScopedCache(shared, "alice"), OwnerScopedCache(shared, "bob")
-    assert (await DatasetPipeline(backend, alice).complete(REQUEST)).cached is False
-    assert (await DatasetPipeline(backend, alice).complete(REQUEST)).cached is True
-    assert (await DatasetPipeline(backend, bob).complete(REQUEST)).cached is False
+    assert (await CachedBackend(backend, alice).generate_one(REQUEST)).cached is False
+    assert (await CachedBackend(backend, alice).generate_one(REQUEST)).cached is True
+    assert (await CachedBackend(backend, bob).generate_one(REQUEST)).cached is False
     # Unscoped runs (the CLI's and the workers' datasets) share their own keys.
-    assert (await DatasetPipeline(backend, shared).complete(REQUEST)).cached is False
-    assert (await DatasetPipeline(backend, shared).complete(REQUEST)).cached is True
+    assert (await CachedBackend(backend, shared).generate_one(REQUEST)).cached is False
+    assert (await CachedBackend(backend, shared).generate_one(REQUEST)).cached is True
     assert backend.calls == 3
     alice.close()  # a view: the shared cache stays open
     assert len(shared) == 3

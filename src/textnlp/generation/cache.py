@@ -11,15 +11,17 @@ share the unscoped keys (a re-run of a job finds its own records).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from textnlp.domain import Completion, GenerationRequest
+from textnlp.backends.base import Backend
+from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
 
 
 def cache_key(model_fingerprint: str, request: GenerationRequest) -> str:
@@ -141,3 +143,50 @@ class OwnerScopedCache:
 
     def close(self) -> None:
         pass
+
+
+class CachedBackend(Backend):
+    """``inner`` answering deterministic requests (a seed, or temperature 0) from ``cache``,
+    the response cache as a backend wrapper (beside ``CappedBackend``, outside it: a hit
+    reserves nothing). A hit is marked ``cached`` and costs nothing now (it was paid for once).
+    Streams are not cached. The inner backend is loaded and closed by its owner."""
+
+    name = "cached"
+
+    def __init__(self, inner: Backend, cache: ResponseCache) -> None:
+        super().__init__(inner.spec)
+        self.inner = inner
+        self.cache = cache
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return list(await asyncio.gather(*(self.generate_one(r) for r in requests)))
+
+    async def generate_one(self, request: GenerationRequest) -> Completion:
+        if not request.params.deterministic:
+            return await self.inner.generate_one(request)
+        cache = self.cache
+        key = cache_key(self.inner.fingerprint(), request)
+        hit = cache.get(key) if cache.in_process else await asyncio.to_thread(cache.get, key)
+        if hit is not None:
+            usage = hit.usage
+            if usage.cost_usd is not None:
+                usage = usage.model_copy(update={"cost_usd": 0.0})
+            return hit.model_copy(update={"cached": True, "latency_s": 0.0, "usage": usage})
+        completion = await self.inner.generate_one(request)
+        if cache.in_process:
+            cache.put(key, completion)
+        else:
+            await asyncio.to_thread(cache.put, key, completion)
+        return completion
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        return self.inner.stream(request)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+    def info(self) -> ModelInfo:
+        return self.inner.info()

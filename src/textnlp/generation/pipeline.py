@@ -27,9 +27,9 @@ from pydantic import ValidationError
 
 from textnlp.backends.base import Backend
 from textnlp.backends.spec import ModelSpec
-from textnlp.domain import Completion, GenerationParams, GenerationRequest, Provenance, Record
+from textnlp.domain import Completion, GenerationParams, Provenance, Record
 from textnlp.errors import InvalidParameter, QuotaExceeded, first_error
-from textnlp.generation.cache import ResponseCache, cache_key
+from textnlp.generation.cache import CachedBackend, ResponseCache
 from textnlp.generation.journal import RunIdentity, RunJournal, check_resume, journal_path
 from textnlp.generation.templates import PromptTemplate, record_seed
 from textnlp.generation.writers import check_writable, read_dataset, write_dataset
@@ -80,8 +80,7 @@ class DatasetPipeline:
     """Generates datasets with one loaded backend and an optional response cache."""
 
     def __init__(self, backend: Backend, cache: ResponseCache | None = None) -> None:
-        self.backend = backend
-        self.cache = cache
+        self.backend = CachedBackend(backend, cache) if cache is not None else backend
 
     @staticmethod
     def resolve(spec: ModelSpec, request: DatasetRequest) -> GenerationParams:
@@ -233,7 +232,9 @@ class DatasetPipeline:
         attempt = 0
         for attempt in range(1, attempts + 1):  # noqa: B007 - attempt is reported below
             attempt_params = params.model_copy(update={"seed": (seed + attempt - 1) % 2**32})
-            completion = await self.complete(template.request(variables, attempt_params))
+            completion = await self.backend.generate_one(
+                template.request(variables, attempt_params)
+            )
             if completion.usage.cost_usd is not None:
                 costs.append(completion.usage.cost_usd)
             try:
@@ -266,26 +267,6 @@ class DatasetPipeline:
                 cost_usd=round(sum(costs), 8) if costs else None,
             ),
         )
-
-    async def complete(self, request: GenerationRequest) -> Completion:
-        """One completion, from the cache when the same deterministic request was made."""
-        cache = self.cache if request.params.deterministic else None
-        if cache is None:
-            return await self.backend.generate_one(request)
-        key = cache_key(self.backend.fingerprint(), request)
-        hit = cache.get(key) if cache.in_process else await asyncio.to_thread(cache.get, key)
-        if hit is not None:
-            # An answer from the cache costs nothing now (it was paid for once).
-            usage = hit.usage
-            if usage.cost_usd is not None:
-                usage = usage.model_copy(update={"cost_usd": 0.0})
-            return hit.model_copy(update={"cached": True, "latency_s": 0.0, "usage": usage})
-        completion = await self.backend.generate_one(request)
-        if cache.in_process:
-            cache.put(key, completion)
-        else:
-            await asyncio.to_thread(cache.put, key, completion)
-        return completion
 
     def _finish(
         self, request: DatasetRequest, journal: RunJournal, summary: DatasetSummary, started: float

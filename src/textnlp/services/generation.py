@@ -18,7 +18,7 @@ from textnlp.backends.registry import ModelCatalogue
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationRequest, TokenDelta
 from textnlp.errors import InvalidParameter
-from textnlp.generation.cache import OwnerScopedCache, ResponseCache
+from textnlp.generation.cache import CachedBackend, OwnerScopedCache, ResponseCache
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
 from textnlp.generation.templates import TemplateLibrary
 from textnlp.observability.spans import span
@@ -114,7 +114,9 @@ class GenerationService:
         if cache is not None and owner is not None:
             cache = OwnerScopedCache(cache, owner)
         with span(f"model {model_id}", client=True, **_model_attributes(backend, model_id)):
-            return await DatasetPipeline(backend, cache).complete(request)
+            if cache is not None:
+                backend = CachedBackend(backend, cache)
+            return await backend.generate_one(request)
 
     async def stream(self, model_id: str, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
         # No span around a stream: a span made current inside an async generator cannot be

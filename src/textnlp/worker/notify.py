@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import httpx
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from textnlp.config import Settings
 from textnlp.egress import EgressPolicy, EgressTarget, Resolver
@@ -87,21 +88,21 @@ class Notifier:
             follow_redirects=False,
             trust_env=False,
         ) as client:
-            for attempt in range(1, self.attempts + 1):
-                status = _post(client, target, body)
-                if status is not None and status < 500:
-                    if status >= 300:
-                        # 3xx included: a redirect is not followed (it could point anywhere).
-                        log.warning(
-                            "webhook %s answered %d to the notice of job %s",
-                            target.origin,
-                            status,
-                            job_id,
-                        )
-                    return
-                if attempt < self.attempts:
-                    time.sleep(0.5 * 2 ** (attempt - 1))
-        log.warning("webhook %s did not accept the notice of job %s", target.origin, job_id)
+            # No answer or a 5xx: tried again after 0.5 s, 1 s, 2 s... up to ``attempts``.
+            retrying = Retrying(
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=0.5),
+                retry=retry_if_result(lambda status: status is None or status >= 500),
+                retry_error_callback=lambda state: None,
+                sleep=lambda seconds: time.sleep(seconds),  # looked up at call time (tests)
+            )
+            status = retrying(_post, client, target, body)
+        if status is None or status >= 500:
+            log.warning("webhook %s did not accept the notice of job %s", target.origin, job_id)
+        elif status >= 300:  # 3xx included: a redirect is not followed (it could point anywhere)
+            log.warning(
+                "webhook %s answered %d to the notice of job %s", target.origin, status, job_id
+            )
 
 
 def _post(client: httpx.Client, target: EgressTarget, body: dict[str, Any]) -> int | None:

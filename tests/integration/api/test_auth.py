@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from tests.integration.api.conftest import PASSWORD, Api
+from tests.support.api import PASSWORD, Api
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api.conftest import Api, make_settings, start_api
+from tests.support.api import Api, make_settings, start_api
 
 TEXT = "/api/v1/generate/text"
 

@@ -21,7 +21,7 @@ from moto import mock_aws
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from tests.integration.api.conftest import Api, make_settings, start_api
+from tests.support.api import Api, make_settings, start_api
 
 pytestmark = pytest.mark.slow
 CALLBACK = "https://abc123.execute-api.us-east-1.amazonaws.com/prod"

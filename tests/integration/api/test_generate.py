@@ -10,7 +10,7 @@ import json
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from tests.integration.api.conftest import Api
+from tests.support.api import Api
 
 pytestmark = pytest.mark.slow
 TEXT = "/api/v1/generate/text"

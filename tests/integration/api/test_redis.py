@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api.conftest import Api, make_settings, start_api
+from tests.support.api import Api, make_settings, start_api
 from textnlp.adapters.buckets import Lane, RedisBuckets
 from textnlp.adapters.cache.redis import RedisCache
 from textnlp.adapters.redis_client import redis_client

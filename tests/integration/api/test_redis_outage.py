@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import free_port
-from tests.integration.api.conftest import Api, make_settings, start_api
+from tests.support.api import Api, make_settings, start_api
 from textnlp.adapters.buckets import RedisBuckets
 
 MODELS = "/api/v1/models/list"

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api.conftest import PASSWORD, Api, make_settings, postgres_schema_url
-from tests.integration.api.conftest import start_api as start
-from tests.integration.jobs.backends import MODELS_YAML, register
 from tests.integration.jobs.test_api_jobs import work
+from tests.support.api import PASSWORD, Api, make_settings, postgres_schema_url
+from tests.support.api import start_api as start
+from tests.support.job_backends import MODELS_YAML, register
 from tests.support.priced_backend import PRICE
 from textnlp.services.spending import SpendingService
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.api.conftest import Api, make_settings, start_api
-from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.api import Api, make_settings, start_api
+from tests.support.job_backends import MODELS_YAML, register
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.api.conftest import Api
+from tests.support.api import Api
 
 
 def test_quality_similarity_and_their_aggregates(api: Api) -> None:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.api.conftest import Api, make_settings, start_api
-from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.api import Api, make_settings, start_api
+from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import run_worker
 from textnlp.config import Settings
 

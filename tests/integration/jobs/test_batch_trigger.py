@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.jobs.conftest import aws_client
+from tests.support.job_stores import aws_client
 from textnlp.adapters.storage import Keys
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.lambdas import batch_trigger

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.jobs.conftest import aws_client
+from tests.support.job_stores import aws_client
 from tests.support.queues import private_queues
 from textnlp.adapters.queue import JobQueue, open_queues
 from textnlp.adapters.queue.sqs import ensure_sqs_queues

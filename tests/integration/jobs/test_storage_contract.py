@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.jobs.conftest import aws_client
+from tests.support.job_stores import aws_client
 from textnlp.adapters.storage import BlobStorage, Keys
 from textnlp.adapters.storage.local import LocalStorage
 from textnlp.adapters.storage.s3 import S3Storage

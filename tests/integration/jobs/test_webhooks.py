@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api.conftest import Api, make_settings, start_api
-from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.api import Api, make_settings, start_api
+from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import job_service, run_worker
 from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidInput

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.integration.jobs.harness import Cluster, wait_for
+from tests.support.cluster import Cluster, wait_for
 from textnlp.adapters.db.base import make_engine
 from textnlp.services.job_models import JobSpec
 from textnlp.services.jobs import JobService, Owner

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import job_service
 from textnlp.config import Settings, load_settings
 from textnlp.services.jobs import JobService

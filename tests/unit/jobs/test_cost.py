@@ -10,7 +10,7 @@ from typing import ClassVar
 import httpx2
 import pytest
 
-from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import job_service, run_worker
 from tests.support.priced_backend import PRICE, PricedOpenAIFake, answer
 from textnlp.backends.registry import register_backend

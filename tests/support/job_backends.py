@@ -47,9 +47,9 @@ class CrashBackend(FakeBackend):
 def register() -> None:
     from textnlp.backends.registry import register_backend
 
-    register_backend("fake-slow", "tests.integration.jobs.backends:SlowFakeBackend")
-    register_backend("poison", "tests.integration.jobs.backends:PoisonBackend")
-    register_backend("crash", "tests.integration.jobs.backends:CrashBackend")
+    register_backend("fake-slow", "tests.support.job_backends:SlowFakeBackend")
+    register_backend("poison", "tests.support.job_backends:PoisonBackend")
+    register_backend("crash", "tests.support.job_backends:CrashBackend")
     register_backend("openai-fake", "tests.support.priced_backend:PricedOpenAIFake")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.jobs.backends import MODELS_YAML, register
+from tests.support.job_backends import MODELS_YAML, register
 from textnlp.bootstrap import Platform
 from textnlp.config import Settings, load_settings
 from textnlp.services.jobs import JobService
@@ -70,7 +70,7 @@ class Cluster:
             [
                 sys.executable,
                 "-m",
-                "tests.integration.jobs.worker_main",
+                "tests.support.worker_main",
                 "worker",
                 "--wait",
                 "0.5",
@@ -114,7 +114,7 @@ def run_cli(
     models = tmp_path / "models.yaml"
     models.write_text(MODELS_YAML)
     return subprocess.run(
-        [sys.executable, "-m", "tests.integration.jobs.worker_main", *args],
+        [sys.executable, "-m", "tests.support.worker_main", *args],
         cwd=tmp_path,
         env={
             **os.environ,
