@@ -1,5 +1,6 @@
-"""What the Bedrock and SageMaker backends share: boto3 clients, the mapping of AWS errors to
-the error tree, and iterating a blocking EventStream from async code.
+"""What the Bedrock and SageMaker backends share: ``AwsRuntimeBackend`` (a boto3 runtime client
+and the thread pool its calls run in), the mapping of AWS errors to the error tree, and
+iterating a blocking EventStream from async code.
 
 boto3 is synchronous: calls run in ``asyncio.to_thread``; a stream is read in a thread that
 hands events to the event loop through an ``asyncio.Queue``. botocore's own retries are off
@@ -9,12 +10,14 @@ hands events to the event loop through an ``asyncio.Queue``. botocore's own retr
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import Any, ClassVar, TypeVar
 
-from textnlp.backends.cloud import CloudContext
+from textnlp.backends.cloud import CloudBackend, CloudContext
 from textnlp.backends.options import AwsOptions
 from textnlp.backends.providers.http_errors import error_class, mentions_context
 from textnlp.errors import (
@@ -199,3 +202,42 @@ async def iterate_in_thread(
         # Never wait here: the thread may be blocked on the network; it stops at its next event.
         stop.set()
         del worker
+
+
+class AwsRuntimeBackend(CloudBackend):
+    """A model behind an AWS runtime API (``service``): its client and the threads its blocking
+    calls run in, opened on load and closed with the backend."""
+
+    #: The boto3 service name (``bedrock-runtime``, ``sagemaker-runtime``).
+    service: ClassVar[str]
+    options_model: ClassVar[type[AwsOptions]] = AwsOptions
+    _client: Any = None
+    _pool: ThreadPoolExecutor | None = None
+
+    @cached_property
+    def options(self) -> AwsOptions:
+        """The catalogue entry's options (checked when the catalogue was read)."""
+        return self.options_model.of(self.spec)
+
+    @classmethod
+    def availability(cls, spec: Any) -> tuple[bool, str]:
+        if importlib.util.find_spec("boto3") is None:
+            return False, "boto3 is not installed (pip install 'textnlp[aws]')"
+        return True, ""
+
+    async def _open(self, context: CloudContext) -> None:
+        if self._pool is None:
+            self._pool = thread_pool(self.options, self.name)
+        if self._client is None:
+            self._client = await asyncio.to_thread(make_client, self.service, self.options, context)
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _where(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.spec.id, "pool": self._pool}

@@ -20,21 +20,12 @@ themselves live in ``providers.bedrock_*``. Token counts come from the answer (C
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import json
 from collections.abc import AsyncGenerator
-from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
 from typing import Any
 
-from textnlp.backends.aws_common import (
-    call_in_thread,
-    iterate_in_thread,
-    make_client,
-    thread_pool,
-)
-from textnlp.backends.cloud import CloudBackend, CloudContext
+from textnlp.backends.aws_common import AwsRuntimeBackend, call_in_thread, iterate_in_thread
+from textnlp.backends.cloud import CloudContext
 from textnlp.backends.options import BedrockOptions
 from textnlp.backends.providers import bedrock_converse
 from textnlp.backends.providers.bedrock_models import BedrockProfile, InvokeCodec, bedrock_profile
@@ -45,23 +36,12 @@ from textnlp.domain import GenerationRequest
 from textnlp.errors import ConfigError
 
 
-class BedrockBackend(CloudBackend):
+class BedrockBackend(AwsRuntimeBackend):
     name = "bedrock"
-
-    @cached_property
-    def options(self) -> BedrockOptions:
-        """The catalogue entry's options (checked when the catalogue was read)."""
-        return BedrockOptions.of(self.spec)
-
-    _client: Any = None
-    _pool: ThreadPoolExecutor | None = None
+    service = "bedrock-runtime"
+    options_model = BedrockOptions
+    options: BedrockOptions  # narrowed: the property of AwsRuntimeBackend builds this type
     profile: BedrockProfile | None = None
-
-    @classmethod
-    def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
-        if importlib.util.find_spec("boto3") is None:
-            return False, "boto3 is not installed (pip install 'textnlp[aws]')"
-        return True, ""
 
     @classmethod
     def streams(cls, spec: ModelSpec) -> bool:
@@ -79,23 +59,7 @@ class BedrockBackend(CloudBackend):
                 f"no InvokeModel body for provider {self.profile.provider!r} of "
                 f"{self.model_id}; use options: {{api: converse}}"
             )
-        if self._pool is None:
-            self._pool = thread_pool(self.options, self.name)
-        if self._client is None:
-            self._client = await asyncio.to_thread(
-                make_client, "bedrock-runtime", self.options, context
-            )
-
-    async def _close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def _where(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.spec.id, "pool": self._pool}
+        await super()._open(context)
 
     def _profile(self) -> BedrockProfile:
         if self.profile is None:

@@ -20,21 +20,12 @@ sent to OpenAI-style containers), ``timeout_s``, ``max_connections``.
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import json
 from collections.abc import AsyncGenerator
-from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
 from typing import Any
 
-from textnlp.backends.aws_common import (
-    call_in_thread,
-    iterate_in_thread,
-    make_client,
-    thread_pool,
-)
-from textnlp.backends.cloud import CloudBackend, CloudContext
+from textnlp.backends.aws_common import AwsRuntimeBackend, call_in_thread, iterate_in_thread
+from textnlp.backends.cloud import CloudContext
 from textnlp.backends.options import SageMakerOptions
 from textnlp.backends.providers import openai as openai_body
 from textnlp.backends.providers import sagemaker_tgi
@@ -44,24 +35,17 @@ from textnlp.domain import GenerationRequest
 from textnlp.errors import BackendUnavailable, ConfigError
 
 
-class SageMakerBackend(CloudBackend):
+class SageMakerBackend(AwsRuntimeBackend):
     name = "sagemaker"
-
-    @cached_property
-    def options(self) -> SageMakerOptions:
-        """The catalogue entry's options (checked when the catalogue was read)."""
-        return SageMakerOptions.of(self.spec)
-
-    _client: Any = None
-    _pool: ThreadPoolExecutor | None = None
+    service = "sagemaker-runtime"
+    options_model = SageMakerOptions
+    options: SageMakerOptions  # narrowed: the property of AwsRuntimeBackend builds this type
 
     @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
-        if importlib.util.find_spec("boto3") is None:
-            return False, "boto3 is not installed (pip install 'textnlp[aws]')"
         if not spec.endpoint:
             return False, "no SageMaker endpoint name (catalogue 'endpoint:')"
-        return True, ""
+        return super().availability(spec)
 
     @property
     def api(self) -> str:
@@ -70,23 +54,7 @@ class SageMakerBackend(CloudBackend):
     async def _open(self, context: CloudContext) -> None:
         if not self.spec.endpoint:
             raise ConfigError(f"model {self.spec.id}: a sagemaker entry needs 'endpoint:'")
-        if self._pool is None:
-            self._pool = thread_pool(self.options, self.name)
-        if self._client is None:
-            self._client = await asyncio.to_thread(
-                make_client, "sagemaker-runtime", self.options, context
-            )
-
-    async def _close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def _where(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.spec.id, "pool": self._pool}
+        await super()._open(context)
 
     def _body(self, request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
         if self.api == "tgi":
