@@ -17,7 +17,7 @@ from textnlp.bootstrap import Platform
 from textnlp.config import Settings, load_settings
 from textnlp.services.jobs import JobService
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (tests/support/cluster.py)
 
 
 @dataclass
