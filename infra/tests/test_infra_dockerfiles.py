@@ -78,7 +78,7 @@ def test_command_is_the_textnlp_cli(name: str, command: list[str]) -> None:
 def test_generation_image_has_cuda_and_gpu_extras() -> None:
     instructions = _instructions("generation")
     text = " ".join(arg for _, arg in instructions)
-    assert "nvidia/cuda" in text and "[hf," in text
+    assert "nvidia/cuda" in text and "[embedded,hf," in text  # llama.cpp (CUDA) and torch
 
 
 def test_dockerignore_keeps_context_small() -> None:
