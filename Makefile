@@ -62,6 +62,8 @@ lint: venv
 	$(BIN)/ruff check src tests bench infra
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	# tests and benchmarks: a lighter mypy (pyproject.toml's overrides for tests.*, bench.*)
+	$(BIN)/mypy --explicit-package-bases tests bench
 
 clean:
 	rm -rf $(VENV) .textnlp infra/cdk.out

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -167,7 +168,7 @@ def main() -> None:
         run = lambda port, raw, c: asyncio.run(  # noqa: E731
             load(port, raw, c, args.seconds, args.requests)
         )
-        results = {
+        results: dict[str, dict[str, Any]] = {
             "health": {
                 "api": run(api_port, health_req, args.concurrency),
                 "bare": run(bare_port, health_req, args.concurrency),

@@ -94,7 +94,7 @@ def _baseline(
 
 async def sweep(
     backend: Any, levels: list[int], max_tokens: int, rounds: int
-) -> list[dict[str, float]]:
+) -> list[dict[str, Any]]:
     """Tokens/s at each concurrency: the median of ``rounds`` rounds."""
     runs = []
     await backend.generate([_request("warm up", 4, 0)])

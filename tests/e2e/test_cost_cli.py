@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests.support.cluster import run_cli
 from tests.support.priced_backend import PRICE
@@ -23,7 +24,7 @@ def records(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-def cost(rows: list[dict[str, object]]) -> float:
+def cost(rows: list[dict[str, Any]]) -> float:
     return sum(float(r["provenance"]["cost_usd"]) for r in rows)  # type: ignore[index]
 
 

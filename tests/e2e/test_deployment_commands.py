@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from textnlp import deployment
 BIN = Path(sys.executable).parent
 
 
-def run(command: tuple[str, ...], home: Path, **kw: object) -> subprocess.Popen[str]:
+def run(command: tuple[str, ...], home: Path, **kw: Any) -> subprocess.Popen[str]:
     executable, *args = command
     env = {**os.environ, "TEXTNLP_HOME": str(home), "TEXTNLP_LOG_LEVEL": "WARNING"}
     return subprocess.Popen(

@@ -96,7 +96,7 @@ async def test_leaving_a_stream_early_frees_its_slot(backend: LlamaCppBackend) -
         stream = backend.stream(ask("Write a long essay.", max_tokens=200, seed=1))
         async for _delta in stream:
             break
-        await stream.aclose()
+        await stream.aclose()  # type: ignore[attr-defined]
     completion = await asyncio.wait_for(backend.generate_one(ask("Hi", max_tokens=4)), 60)
     assert completion.usage.completion_tokens >= 1
 

@@ -91,7 +91,7 @@ async def test_concurrent_requests_are_decoded_in_one_batch(tiny_llama: Path) ->
             calls.append(len(group))
             return original(group)  # type: ignore[arg-type]
 
-        backend._generate_sync = counting  # type: ignore[method-assign]
+        backend._generate_sync = counting  # type: ignore[method-assign,assignment]
         params = GenerationParams(max_tokens=6, temperature=0.8, seed=1)
         requests = [
             GenerationRequest.chat(text, params=params).model_copy(update={"ignore_eos": True})

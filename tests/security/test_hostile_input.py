@@ -51,7 +51,9 @@ def test_deep_or_self_referencing_schemas_are_422(sqlite_api: Api, schema: Any) 
 
 
 def test_exponential_schemas_stop_at_the_work_bound(sqlite_api: Api) -> None:
-    defs = {f"d{i}": {"anyOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(40)}
+    defs: dict[str, Any] = {
+        f"d{i}": {"anyOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(40)
+    }
     defs["d40"] = {"type": "string"}
     schema = {"$defs": defs, "$ref": "#/$defs/d0"}
     body = {"texts": ["1"], "json_schema": schema}

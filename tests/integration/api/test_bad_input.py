@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_malformed_json_and_wrong_content(api: Api) -> None:
 
 def test_unknown_model_template_and_route(api: Api) -> None:
     headers = api.headers("alice")
-    body = {"prompt": "hi", "model": "no-such-model"}
+    body: dict[str, Any] = {"prompt": "hi", "model": "no-such-model"}
     assert_error(api.client.post(TEXT, json=body, headers=headers), 404, "model_not_found")
     body = {"template": "no-such-template"}
     assert_error(api.client.post(TEXT, json=body, headers=headers), 404, "template_not_found")

@@ -19,7 +19,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
 from tests.support.api import Api, make_settings, start_api
 

@@ -45,7 +45,7 @@ def test_websocket_answers_an_internal_error_and_stays_open(api: Api) -> None:
         ws.send_text(json.dumps({"prompt": "hi", "model": "poison", "max_tokens": 4}))
         assert ws.receive_json()["error"]["type"] == "internal_error"
         ws.send_text(json.dumps({"prompt": "hi", "model": "fake-fast", "max_tokens": 4}))
-        events = []
+        events: list[dict] = []
         while not events or events[-1]["type"] not in ("done", "error"):
             events.append(ws.receive_json())
         assert events[-1]["type"] == "done"

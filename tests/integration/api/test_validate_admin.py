@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.support.api import Api
 
 
@@ -41,7 +43,7 @@ def test_health_reports_every_component(api: Api) -> None:
 
 
 def test_health_is_503_when_the_database_is_down(api: Api) -> None:
-    app = api.client.app  # type: ignore[attr-defined]
+    app: Any = api.client.app
     checker = app.state.health
     original = checker.sessions
 

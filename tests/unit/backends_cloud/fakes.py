@@ -84,9 +84,9 @@ class Canned:
     frames: list[bytes] | None = None  # an event stream instead of ``body``
 
 
-def json_response(body: Any, status: int = 200, **headers: str) -> Canned:
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Canned:
     return Canned(
-        status, json.dumps(body).encode(), {"Content-Type": "application/json", **headers}
+        status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
     )
 
 

@@ -177,7 +177,10 @@ async def test_invoke_mistral_counts_from_headers(context: CloudContext) -> None
     fake.queue(
         json_response(
             {"outputs": [{"text": "Yes.", "stop_reason": "stop"}]},
-            **{"X-Amzn-Bedrock-Input-Token-Count": "11", "X-Amzn-Bedrock-Output-Token-Count": "2"},
+            headers={
+                "X-Amzn-Bedrock-Input-Token-Count": "11",
+                "X-Amzn-Bedrock-Output-Token-Count": "2",
+            },
         )
     )
     completion = await backend.generate_one(GenerationRequest.chat("Ok?", params=PARAMS))

@@ -4,6 +4,8 @@ reference)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from textnlp.backends.options import BedrockOptions
@@ -66,7 +68,7 @@ def test_converse_merges_turns_to_alternate() -> None:
 
 def test_converse_response() -> None:
     # Converse API reference, response syntax.
-    answer = {
+    answer: dict[str, Any] = {
         "output": {
             "message": {"role": "assistant", "content": [{"text": "Great blender, loud motor."}]}
         },
@@ -83,7 +85,7 @@ def test_converse_response() -> None:
 
 
 def test_converse_stream_events() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"messageStart": {"role": "assistant"}},
         {"contentBlockDelta": {"delta": {"text": "Hel"}, "contentBlockIndex": 0}},
         {"contentBlockDelta": {"delta": {"text": "lo"}, "contentBlockIndex": 0}},
@@ -116,7 +118,7 @@ def test_anthropic_messages_body_and_response() -> None:
         "stop_sequences": ["\n\nHuman:"],
     }
     # "Anthropic Claude Messages API", response example.
-    answer = {
+    answer: dict[str, Any] = {
         "id": "msg_bdrk_01",
         "type": "message",
         "role": "assistant",
@@ -136,7 +138,7 @@ def test_anthropic_messages_body_and_response() -> None:
 
 
 def test_anthropic_messages_stream_events() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "message_start", "message": {"usage": {"input_tokens": 12, "output_tokens": 1}}},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
@@ -194,7 +196,7 @@ def test_ai21_jurassic() -> None:
         "stopSequences": ["\n\nHuman:"],
     }
     # "AI21 Labs Jurassic-2 models", response.
-    answer = {
+    answer: dict[str, Any] = {
         "id": 1234,
         "prompt": {"text": "Tagline for a cafe:", "tokens": [{}, {}, {}, {}, {}]},
         "completions": [
@@ -227,7 +229,7 @@ def test_titan_text() -> None:
         },
     }
     # "Amazon Titan Text models", response.
-    answer = {
+    answer: dict[str, Any] = {
         "inputTextTokenCount": 15,
         "results": [{"tokenCount": 6, "outputText": "Works well.", "completionReason": "FINISH"}],
     }
@@ -269,7 +271,7 @@ def test_meta_llama() -> None:
         llama2 == "<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nWrite a product review. [/INST]"
     )
     # "Meta Llama models", response.
-    answer = {
+    answer: dict[str, Any] = {
         "generation": "Nice.",
         "prompt_token_count": 30,
         "generation_token_count": 3,

@@ -43,7 +43,7 @@ async def test_invoke_tgi_with_target_variant(context: CloudContext) -> None:
                     "details": {"finish_reason": "eos_token", "generated_tokens": 3, "seed": 1},
                 }
             ],
-            **{"x-Amzn-Invoked-Production-Variant": "llama-7b"},
+            headers={"x-Amzn-Invoked-Production-Variant": "llama-7b"},
         )
     )
     completion = await backend.generate_one(

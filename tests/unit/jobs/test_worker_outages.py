@@ -173,7 +173,7 @@ def test_a_stop_during_validation_hands_the_message_back_at_once(
             release.wait(60)  # a validation far longer than the stop timeout of a task
             return validate(*args)
 
-        worker.runner.validate = slow  # type: ignore[method-assign]
+        worker.runner.validate = slow  # type: ignore[method-assign,assignment]
 
     def stopping(_: Worker) -> bool:
         if not started.is_set():
