@@ -181,7 +181,7 @@ class Platform:
         """What every remote backend shares (secrets, circuits, limits); built per pool."""
         from textnlp.backends.cloud import CloudContext
 
-        return CloudContext.from_settings(self.settings, buckets=self.buckets)
+        return CloudContext.from_settings(self.settings, prices=self.prices, buckets=self.buckets)
 
     @cached_property
     def pool(self) -> ModelPool:

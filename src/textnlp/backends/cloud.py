@@ -52,7 +52,7 @@ class CloudContext:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, buckets: TokenBuckets | None = None
+        cls, settings: Settings, *, prices: PriceTable, buckets: TokenBuckets | None = None
     ) -> CloudContext:
         """The context of ``settings``; ``buckets`` are the process's token buckets (Redis
         where there is one), which count the model rate limits unless ``models.rate_limiter``
@@ -77,7 +77,7 @@ class CloudContext:
 
         return cls(
             secrets=secrets_provider(settings),
-            prices=PriceTable.from_settings(settings),
+            prices=prices,
             circuits=CircuitRegistry(models.circuit_failures, models.circuit_reset_s),
             limiter=limiter,
             retry=RetryPolicy(models.max_attempts, models.backoff_base_s, models.backoff_max_s),

@@ -53,14 +53,14 @@ class GenerationService:
         pool: ModelPool,
         cache: ResponseCache | None,
         *,
-        prices: PriceTable | None = None,
+        prices: PriceTable,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
         self.templates = templates
         self.pool = pool
         self.cache = cache
-        self.prices = prices or PriceTable.from_settings(settings)
+        self.prices = prices
 
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
         """Resolve names to objects and check everything that can be checked before loading."""

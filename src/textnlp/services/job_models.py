@@ -146,7 +146,7 @@ class JobTimings(BaseModel):
 class JobResult(BaseModel):
     format: OutputFormat
     key: str
-    #: Where to download: a presigned S3 URL, or the API's own results route.
+    #: Where to download: a presigned S3 URL, or (set by the API) its own results route.
     url: str | None = None
     validation_key: str | None = None
 

@@ -269,8 +269,7 @@ class JobService:
             result = JobResult(
                 format=row.spec.get("format", "jsonl"),
                 key=row.result_key,
-                url=self.storage.presigned_url(row.result_key)
-                or f"/api/v1/generate/status/{row.id}/results",
+                url=self.storage.presigned_url(row.result_key),  # None: the API links its route
                 validation_key=row.report_key,
             )
         return JobView(

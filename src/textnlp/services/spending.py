@@ -24,12 +24,10 @@ from textnlp.errors import QuotaExceeded
 
 
 class SpendingService:
-    def __init__(
-        self, settings: Settings, store: SpendingStore, prices: PriceTable | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, store: SpendingStore, prices: PriceTable) -> None:
         self.settings = settings
         self.store = store
-        self.prices = prices or PriceTable.from_settings(settings)
+        self.prices = prices
 
     def priced(self, spec: ModelSpec) -> bool:
         return self.prices.price(spec) is not None

@@ -47,9 +47,20 @@ class UploadAnswer(BaseModel):
 MAX_UPLOAD_NAME = 200
 
 
+def linked(request: Request, view: JobView) -> JobView:
+    """``view`` with its result's download link: the presigned URL storage gave, else this
+    API's results route (the service knows no routes)."""
+    if view.result is None or view.result.url is not None:
+        return view
+    # A path, not an absolute URL: behind API Gateway the Host is the origin's, not the client's.
+    url = str(request.app.url_path_for("job_results", job_id=view.id))
+    return view.model_copy(update={"result": view.result.model_copy(update={"url": url})})
+
+
 @router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=JobView)
 def submit_batch(
     spec: JobSpec,
+    request: Request,
     user: CurrentUser,
     jobs: JobsDep,
     idempotency_key: Annotated[
@@ -57,13 +68,15 @@ def submit_batch(
     ] = None,
 ) -> JobView:
     """Store and enqueue a batch job (a template + count, prompts, or an uploaded file)."""
-    return jobs.submit(owner(user), spec, idempotency_key=idempotency_key)
+    return linked(request, jobs.submit(owner(user), spec, idempotency_key=idempotency_key))
 
 
 @router.get("/batch", response_model=list[JobView])
-def list_batches(user: CurrentUser, jobs: JobsDep, limit: int = 50) -> list[JobView]:
+def list_batches(
+    request: Request, user: CurrentUser, jobs: JobsDep, limit: int = 50
+) -> list[JobView]:
     """Your latest jobs (an admin's: everyone's)."""
-    return jobs.list(owner(user), max(1, min(limit, 500)))
+    return [linked(request, view) for view in jobs.list(owner(user), max(1, min(limit, 500)))]
 
 
 _UPLOAD_BODY: dict[str, Any] = {
@@ -98,21 +111,21 @@ async def upload_prompts(
 
 
 @router.get("/status/{job_id}", response_model=JobView)
-def job_status(job_id: str, user: CurrentUser, jobs: JobsDep) -> JobView:
+def job_status(job_id: str, request: Request, user: CurrentUser, jobs: JobsDep) -> JobView:
     """State, progress (done/total), timings, error and result link."""
-    return jobs.status(owner(user), job_id)
+    return linked(request, jobs.status(owner(user), job_id))
 
 
 @router.post("/status/{job_id}/cancel", response_model=JobView)
-def cancel_job(job_id: str, user: CurrentUser, jobs: JobsDep) -> JobView:
+def cancel_job(job_id: str, request: Request, user: CurrentUser, jobs: JobsDep) -> JobView:
     """Cancel a queued or running job."""
-    return jobs.cancel(owner(user), job_id)
+    return linked(request, jobs.cancel(owner(user), job_id))
 
 
 @router.delete("/status/{job_id}", response_model=JobView)
-def delete_job(job_id: str, user: CurrentUser, jobs: JobsDep) -> JobView:
+def delete_job(job_id: str, request: Request, user: CurrentUser, jobs: JobsDep) -> JobView:
     """Cancel a queued or running job (same as ``POST .../cancel``)."""
-    return jobs.cancel(owner(user), job_id)
+    return linked(request, jobs.cancel(owner(user), job_id))
 
 
 @router.get(
