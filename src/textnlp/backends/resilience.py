@@ -23,6 +23,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
 from textnlp.backends.ratelimit import ModelRateLimiter, RateLimit
 from textnlp.errors import AuthFailed, BackendError, BackendUnavailable, Timeout
 
@@ -180,53 +182,53 @@ class Resilience:
         self.breaker.before_call(backend=self.backend, model=self.model)
         await self.limiter.acquire(f"{self.backend}:{self.model}", self.limit, tokens)
 
-    async def _backoff(self, error: BackendError, attempt: int) -> None:
-        delay = self.policy.delay(attempt, self._rng)
-        retry_after = error.details.get("retry_after")
+    def _retrying(self) -> AsyncRetrying:
+        """tenacity's loop: retryable ``BackendError``s only, ``policy.max_attempts`` in all,
+        the policy's jittered backoff (at least a ``retry_after`` the backend gave, capped)."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts),
+            retry=retry_if_exception(lambda e: isinstance(e, BackendError) and e.retryable),
+            wait=self._delay,
+            sleep=self._sleep,
+            reraise=True,
+        )
+
+    def _delay(self, state: RetryCallState) -> float:
+        delay = self.policy.delay(state.attempt_number, self._rng)
+        error = state.outcome.exception() if state.outcome is not None else None
+        retry_after = error.details.get("retry_after") if isinstance(error, BackendError) else None
         if isinstance(retry_after, int | float):
             delay = max(delay, min(float(retry_after), self.policy.max_delay_s))
-        await self._sleep(delay)
-
-    def _gives_up(self, error: BackendError, attempt: int) -> bool:
-        return not error.retryable or attempt >= self.policy.max_attempts
+        return delay
 
     async def call(self, operation: Callable[[], Awaitable[T]], *, tokens: int = 0) -> T:
-        attempt = 0
-        while True:
-            attempt += 1
-            await self._admit(tokens)
-            try:
-                result = await operation()
-            except BackendError as error:
-                self.breaker.record_failure(error)
-                if self._gives_up(error, attempt):
+        async for attempt in self._retrying():
+            await self._admit(tokens)  # an open circuit or a rate limit is not retried here
+            with attempt:
+                try:
+                    result = await operation()
+                except BackendError as error:
+                    self.breaker.record_failure(error)
                     raise
-                await self._backoff(error, attempt)
-                continue
-            self.breaker.record_success()
-            return result
+                self.breaker.record_success()
+        return result
 
     async def stream(
         self, open_stream: Callable[[], AsyncGenerator[T, None]], *, tokens: int = 0
     ) -> AsyncIterator[T]:
-        attempt = 0
-        while True:
-            attempt += 1
+        async for attempt in self._retrying():
             await self._admit(tokens)
-            iterator = open_stream()
-            try:
-                first = await anext(iterator)
-            except StopAsyncIteration:
-                self.breaker.record_success()
-                return
-            except BackendError as error:
-                await iterator.aclose()
-                self.breaker.record_failure(error)
-                if self._gives_up(error, attempt):
+            with attempt:  # retried until the first item arrived: a half-sent stream is final
+                iterator = open_stream()
+                try:
+                    first = await anext(iterator)
+                except StopAsyncIteration:
+                    self.breaker.record_success()
+                    return
+                except BackendError as error:
+                    await iterator.aclose()
+                    self.breaker.record_failure(error)
                     raise
-                await self._backoff(error, attempt)
-                continue
-            break
         try:
             yield first
             async for item in iterator:
