@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.* helpers
 
-from tests.conftest import free_port, wait_for_port  # noqa: E402
+from tests.conftest import free_port, stop_process, wait_for_port  # noqa: E402
 from tests.support.llama_server import start_llama_server  # noqa: E402
 from textnlp.backends.llamacpp import reencoded, resolve_model_path  # noqa: E402
 from textnlp.backends.options import LlamaCppOptions  # noqa: E402
@@ -94,15 +93,6 @@ class Server:
         return {"model": "smollm2", "messages": messages, **sampling}
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @contextmanager
 def textnlp_server() -> Iterator[Server]:
     import httpx
@@ -129,7 +119,7 @@ def textnlp_server() -> Iterator[Server]:
             "textnlp", f"{base}/generate/text", {"Authorization": f"Bearer {token}"}, "textnlp"
         )
     finally:
-        stop(proc)
+        stop_process(proc)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -139,7 +129,7 @@ def llama_cpp_python_server(model: Path) -> Iterator[Server]:
     try:
         yield Server("llama_cpp_python", f"{url}/chat/completions", {}, "openai")
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 @contextmanager
@@ -161,7 +151,7 @@ def llama_server(binary: Path, model: Path) -> Iterator[Server]:
             time.sleep(0.5)
         yield Server("llama_server", f"http://127.0.0.1:{port}/v1/chat/completions", {}, "openai")
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def build_llama_server() -> tuple[Path | None, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, stop_process, wait_for_port
 from textnlp.client import ApiError, AsyncTextNLPClient, TextNLPClient
 
 pytestmark = pytest.mark.slow
@@ -45,11 +44,7 @@ def server(_isolated_home: Path, tmp_path: Path) -> Iterator[str]:
         wait_for_port(port, timeout=60, proc=proc)  # type: ignore[arg-type]
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.slow
 PASSWORD = "e2e-password-123"
@@ -66,11 +65,7 @@ def test_websocket_tokens_never_reach_the_log(_isolated_home: Path, tmp_path: Pa
             asyncio.run(_connect(f"{ws}?token=SECRET-TOKEN-VALUE&api_key=SECRET-KEY", send=False))
             httpx.get(f"{base}/api/v1/models/list?api_key=SECRET-IN-QUERY")
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
     output = log_path.read_text()
     assert "WebSocket /api/v1/generate/stream?access_token=[redacted]" in output  # uvicorn's
     for secret in (token, token[:20], "SECRET-TOKEN-VALUE", "SECRET-KEY", "SECRET-IN-QUERY"):

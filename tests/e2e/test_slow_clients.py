@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.slow
 PASSWORD = "e2e-password-123"
@@ -70,11 +69,7 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             wait_for_port(chosen, timeout=90, proc=proc)  # type: ignore[arg-type]
             yield chosen
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
 
 
 def connect(port: int) -> socket.socket:
