@@ -64,6 +64,7 @@ lint: venv
 	$(BIN)/mypy
 	# tests and benchmarks: a lighter mypy (pyproject.toml's overrides for tests.*, bench.*)
 	$(BIN)/mypy --explicit-package-bases tests bench
+	cd infra && $(abspath $(BIN))/mypy --config-file mypy.ini textnlp_infra rehearsal app.py tests
 
 clean:
 	rm -rf $(VENV) .textnlp infra/cdk.out

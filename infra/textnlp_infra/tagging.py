@@ -40,9 +40,9 @@ class RequiredTagsAspect:
         if not isinstance(node, CfnResource):
             return
         if TagManager.is_taggable(node):
-            manager = node.tags
+            manager = node.tags  # type: ignore[attr-defined]
         elif TagManager.is_taggable_v2(node):
-            manager = node.cdk_tag_manager
+            manager = node.cdk_tag_manager  # type: ignore[attr-defined]
         else:
             return
         for key, value in self._tags.items():

@@ -6,6 +6,8 @@ cache) -> ALB (`origin.<domain>`, WAF; compute stack) -> ECS API service.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnOutput, SecretValue, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
@@ -29,7 +31,7 @@ from textnlp_infra.stacks.serverless import ServerlessStack
 class ApiStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, security: SecurityStack,
-        serverless: ServerlessStack, **kwargs: object,
+        serverless: ServerlessStack, **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         logs_key = imported_key(self, "LogsKey", security.keys.logs)

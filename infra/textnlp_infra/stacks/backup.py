@@ -9,6 +9,8 @@ puts on their volumes (their copies stay in the region: the hosts are replaceabl
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_backup as backup
 from aws_cdk import aws_events as events
@@ -25,7 +27,7 @@ DAILY_AT_0500_UTC = events.Schedule.cron(minute="0", hour="5")
 class BackupStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, security: SecurityStack,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         retention = config.backup

@@ -6,6 +6,8 @@ blue/green target groups and listeners are part of the service's deployment.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack, Token
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_route53 as route53
@@ -50,7 +52,7 @@ class ComputeStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, network: NetworkStack,
         security: SecurityStack, data: DataStack, messaging: MessagingStack,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         groups = network.security_groups

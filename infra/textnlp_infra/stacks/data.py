@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -18,7 +20,7 @@ from textnlp_infra.stacks.security import SecurityStack
 class DataStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, network: NetworkStack,
-        security: SecurityStack, **kwargs: object,
+        security: SecurityStack, **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         keys = security.keys

@@ -15,6 +15,8 @@ ECS counterpart; `deploymentReadyOption: CONTINUE_DEPLOYMENT` is the ECS default
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codedeploy as codedeploy
@@ -117,7 +119,7 @@ def migration_spec(
 class DeliveryStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, security: SecurityStack,
-        compute: ComputeStack, **kwargs: object,
+        compute: ComputeStack, **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         delivery = config.delivery

@@ -8,6 +8,8 @@ reference. The failover runbook is in infra/README.md ("Regional recovery").
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_backup as backup
 from aws_cdk import aws_kms as kms
@@ -20,7 +22,7 @@ from textnlp_infra.constructs.storage import replica_key_alias
 
 
 class DisasterRecoveryStack(Stack):
-    def __init__(self, scope: Construct, id_: str, *, config: EnvConfig, **kwargs: object) -> None:
+    def __init__(self, scope: Construct, id_: str, *, config: EnvConfig, **kwargs: Any) -> None:
         super().__init__(scope, id_, **kwargs)
         key = kms.Key(
             self, "ReplicaKey",

@@ -8,6 +8,8 @@ under the app's own setting names (`queue_names`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -22,12 +24,12 @@ from textnlp_infra.stacks.security import SecurityStack
 class MessagingStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, security: SecurityStack,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         messaging = config.messaging
         key = imported_key(self, "MessagingKey", security.keys.messaging)
-        encryption = {
+        encryption: dict[str, Any] = {
             "encryption": sqs.QueueEncryption.KMS,
             "encryption_master_key": key,
             "data_key_reuse": Duration.minutes(5),

@@ -8,6 +8,8 @@ Bedrock needs no infrastructure: its invoke permission sits on the application r
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
@@ -23,7 +25,7 @@ from textnlp_infra.stacks.security import SecurityStack
 class ModelServingStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, network: NetworkStack,
-        security: SecurityStack, **kwargs: object,
+        security: SecurityStack, **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         serving = config.model_serving

@@ -8,6 +8,8 @@ the module that emits them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -32,7 +34,7 @@ def _metric(namespace: str, name: str, dimensions: dict[str, str], statistic: st
 class MonitoringStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, security: SecurityStack,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         monitoring = config.monitoring

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -52,7 +54,7 @@ class SecurityGroups:
 class NetworkStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, logs_key: kms.IKey,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         net = config.network

@@ -7,6 +7,8 @@ the DR region (design section 11), so services can start there from the same rel
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
@@ -19,7 +21,7 @@ from textnlp_infra.stacks.security import SecurityStack
 class RegistryStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, security: SecurityStack,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         key = imported_key(self, "DataKey", security.keys.data)

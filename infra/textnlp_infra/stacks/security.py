@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Stack
 from constructs import Construct
 
@@ -15,7 +17,7 @@ from textnlp_infra.constructs.task_roles import TaskRoles
 class SecurityStack(Stack):
     """Deployed first: every other stack encrypts with these keys and runs as these roles."""
 
-    def __init__(self, scope: Construct, id_: str, *, config: EnvConfig, **kwargs: object) -> None:
+    def __init__(self, scope: Construct, id_: str, *, config: EnvConfig, **kwargs: Any) -> None:
         super().__init__(scope, id_, **kwargs)
         self.keys = Keys(self, "Keys", config=config)
         self.secrets = SecretsTree(self, "Secrets", config=config, key=self.keys.secrets)

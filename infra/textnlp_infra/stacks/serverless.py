@@ -8,6 +8,7 @@ settings schema (`textnlp.config.env_name`), the batch trigger's by
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -57,7 +58,7 @@ class ServerlessStack(Stack):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, network: NetworkStack,
         security: SecurityStack, messaging: MessagingStack, compute: ComputeStack,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         keys = security.keys
@@ -66,7 +67,7 @@ class ServerlessStack(Stack):
         logs_key = imported_key(self, "LogsKey", keys.logs)
         app_sg = immutable_security_group(self, "ApiSg", network.security_groups.api)
         code = application_code()
-        common = {
+        common: dict[str, Any] = {
             "config": config, "code": code, "vpc": network.vpc, "security_group": app_sg,
             "key": secrets_key, "logs_key": logs_key,
         }
