@@ -40,7 +40,9 @@ def test_submit_work_status_results_with_the_embedded_model(tmp_path: Path) -> N
 def test_prompt_file_cancel_and_errors(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"prompt": "Say hi", "label": "a"}\n"Say bye"\n')
-    submitted = cli(tmp_path, "jobs", "submit", "--prompts-file", str(prompts), "-m", "fake-fast")
+    submitted = cli(
+        tmp_path, "jobs", "submit", "--prompts-file", str(prompts)
+    )  # the embedded model
     assert submitted.returncode == 0, submitted.stderr
     job = json.loads(submitted.stdout)
     assert job["progress"]["total"] == 2
@@ -51,7 +53,7 @@ def test_prompt_file_cancel_and_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("prompt\n")
     for args, message in [
-        (["jobs", "submit", "--prompts-file", str(empty), "-m", "fake-fast"], "no prompts"),
+        (["jobs", "submit", "--prompts-file", str(empty)], "no prompts"),
         (["jobs", "submit", "-t", "nope", "-n", "2"], "unknown template"),
         (["jobs", "submit", "-t", "qa-pairs", "-n", "2", "-m", "nope"], "nope"),
         (["jobs", "submit", "-t", "qa-pairs", "-n", "99999999"], "maximum"),
@@ -64,14 +66,16 @@ def test_prompt_file_cancel_and_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["parquet"])
-def test_worker_runs_a_fake_job_to_parquet(tmp_path: Path, fmt: str) -> None:
+def test_worker_runs_a_job_to_parquet_with_the_embedded_model(tmp_path: Path, fmt: str) -> None:
     job = json.loads(
-        cli(tmp_path, "jobs", "submit", "-t", "product-review", "-n", "30", "-m", "fake-fast",
-            "--format", fmt).stdout
+        cli(tmp_path, "jobs", "submit", "-t", "product-review", "-n", "12",
+            "--param", "max_tokens=8", "--format", fmt).stdout
     )  # fmt: skip
     assert cli(tmp_path, "worker", "--once", "--wait", "0.3").returncode == 0
     out = tmp_path / f"r.{fmt}"
     assert cli(tmp_path, "jobs", "results", job["id"], "-o", str(out)).returncode == 0
     import pyarrow.parquet as pq
 
-    assert sorted(pq.read_table(out).column("index").to_pylist()) == list(range(30))
+    table = pq.read_table(out)
+    assert sorted(table.column("index").to_pylist()) == list(range(12))
+    assert all(text.strip() for text in table.column("text").to_pylist())  # real completions
