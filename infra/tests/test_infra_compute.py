@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match
 from textnlp import deployment
 
@@ -127,6 +129,15 @@ def test_alb_is_multi_az_with_https_and_waf(assembly: Assembly) -> None:
             "Statement": {"RateBasedStatement": Match.object_like({"AggregateKeyType": "IP"})}
         })])},
     )
+    # Behind the gateway every client shares its few addresses: the per-IP rule counts only the
+    # requests without the gateway's origin header (the ones that walked around it).
+    (acl,) = assembly.resources("Compute", "AWS::WAFv2::WebACL").values()
+    rule = next(r for r in acl["Properties"]["Rules"] if r["Name"] == "RateLimitPerIp")
+    scope_down = rule["Statement"]["RateBasedStatement"]["ScopeDownStatement"]
+    match = scope_down["NotStatement"]["Statement"]["ByteMatchStatement"]
+    assert match["FieldToMatch"] == {"SingleHeader": {"Name": "x-origin-verify"}}
+    assert match["PositionalConstraint"] == "EXACTLY"
+    assert "resolve:secretsmanager" in json.dumps(match["SearchString"])  # never the value
 
 
 def test_every_service_traces_through_its_collector_sidecar(assembly: Assembly) -> None:

@@ -30,8 +30,11 @@ class ApiLoadBalancer(Construct):
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup, zone: route53.IHostedZone,
-        access_logs: s3.IBucket,
+        access_logs: s3.IBucket, origin_verify: str,
     ) -> None:
+        """``origin_verify``: the secret API Gateway sends in ``X-Origin-Verify`` (a dynamic
+        reference): the WAF's per-IP rule counts only requests without it, since every request
+        through the gateway comes from the gateway's few addresses."""
         super().__init__(scope, id_)
         self.alb = elbv2.ApplicationLoadBalancer(
             self, "Alb",
@@ -87,7 +90,10 @@ class ApiLoadBalancer(Construct):
                                                          permanent=True),
         )
 
-        web_acl = WebAcl(self, "Waf", config=config, waf_scope="REGIONAL").web_acl
+        web_acl = WebAcl(
+            self, "Waf", config=config, waf_scope="REGIONAL",
+            trusted_header=(deployment.ORIGIN_VERIFY_HEADER, origin_verify),
+        ).web_acl
         wafv2.CfnWebACLAssociation(
             self, "WafAssociation",
             resource_arn=self.alb.load_balancer_arn, web_acl_arn=web_acl.attr_arn,

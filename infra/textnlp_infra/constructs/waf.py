@@ -26,7 +26,12 @@ def _visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
 class WebAcl(Construct):
     """`scope` is REGIONAL for the ALB and API Gateway, CLOUDFRONT for the distribution."""
 
-    def __init__(self, scope: Construct, id_: str, *, config: EnvConfig, waf_scope: str) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvConfig, waf_scope: str,
+        trusted_header: tuple[str, str] | None = None,
+    ) -> None:
+        """``trusted_header`` (name, value): requests carrying it come through our own gateway,
+        whose addresses every client shares, so the per-IP rule counts only the others."""
         super().__init__(scope, id_)
         name = f"{config.name}-{waf_scope.lower()}"
         rules = [
@@ -50,7 +55,10 @@ class WebAcl(Construct):
                 action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                 statement=wafv2.CfnWebACL.StatementProperty(
                     rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                        limit=config.api.waf_rate_limit_per_5min, aggregate_key_type="IP"
+                        limit=config.api.waf_rate_limit_per_5min, aggregate_key_type="IP",
+                        scope_down_statement=(
+                            _lacks_header(*trusted_header) if trusted_header else None
+                        ),
                     )
                 ),
                 visibility_config=_visibility("RateLimitPerIp"),
@@ -95,4 +103,24 @@ def _login_rate_rule(config: EnvConfig, *, priority: int) -> wafv2.CfnWebACL.Rul
             )
         ),
         visibility_config=_visibility("LoginRateLimitPerIp"),
+    )
+
+
+def _lacks_header(name: str, value: str) -> wafv2.CfnWebACL.StatementProperty:
+    """Requests whose header ``name`` is not exactly ``value``."""
+    return wafv2.CfnWebACL.StatementProperty(
+        not_statement=wafv2.CfnWebACL.NotStatementProperty(
+            statement=wafv2.CfnWebACL.StatementProperty(
+                byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                    field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                        single_header={"Name": name.lower()}
+                    ),
+                    positional_constraint="EXACTLY",
+                    search_string=value,
+                    text_transformations=[
+                        wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                    ],
+                )
+            )
+        )
     )

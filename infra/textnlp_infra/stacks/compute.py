@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack, Token
+from aws_cdk import SecretValue, Stack, Token
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
@@ -95,6 +95,10 @@ class ComputeStack(Stack):
             access_logs=s3.Bucket.from_bucket_name(
                 self, "AccessLogs", security.access_logs.bucket_name
             ),
+            # A dynamic reference: CloudFormation resolves it; the template holds only the name.
+            origin_verify=SecretValue.secrets_manager(
+                secrets.origin_verify.secret_arn
+            ).unsafe_unwrap(),
         )
         roles = {"execution_role": execution_role, "task_role": task_role}
         self.api = ApiService(
