@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from tests.support.otlp import Collector
+from textnlp import deployment as deployment_paths
 
 from rehearsal import (
     assembly,
@@ -111,8 +113,21 @@ def _stop_on_signals() -> None:
         signal.signal(signum, interrupt)
 
 
+def check_location(prefix: Path | None = None) -> None:
+    """The containers' scratch path (``/tmp``) is a fresh mount in each container: a checkout
+    or a virtual environment below it would vanish from the containers' view."""
+    where = (prefix or Path(sys.prefix)).resolve()
+    scratch = Path(deployment_paths.SCRATCH_PATH)
+    if where == scratch or scratch in where.parents:
+        raise RuntimeError(
+            f"the virtual environment {where} is under {scratch}, the containers' scratch "
+            f"path, which each rehearsed container sees empty: clone the project elsewhere"
+        )
+
+
 @contextmanager
 def rehearsal(options: Options, say: Callable[[str], None] = print) -> Iterator[Rehearsed]:
+    check_location()
     _stop_on_signals()
     run_dir = _run_dir()
     ledger = Ledger()

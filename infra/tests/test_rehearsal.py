@@ -43,3 +43,12 @@ def test_the_rehearsed_deployment_serves_the_journey(assembly: Assembly) -> None
     )
     report = (done.stdout + done.stderr)[-20000:]
     assert done.returncode == 0, f"the rehearsal failed (exit {done.returncode}):\n{report}"
+
+
+def test_a_checkout_under_the_containers_scratch_path_is_refused_in_one_line() -> None:
+    from rehearsal.run import check_location
+
+    with pytest.raises(RuntimeError, match="clone the project elsewhere") as refused:
+        check_location(Path("/tmp/checkout/.venv"))
+    assert "\n" not in str(refused.value)
+    check_location(Path("/check/work/main/.venv"))  # CI's place: fine
