@@ -26,6 +26,15 @@ from textnlp.adapters.queue.sqs import ensure_sqs_queues
 
 __all__ = ["pg_jobs_url"]
 
+#: Test credentials, and one retry inside botocore: then the outage is ours to wait out (and the
+#: test short).
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_RETRY_MODE": "standard",
+    "AWS_MAX_ATTEMPTS": "2",
+}
 JOB_TABLES = ("queue_messages", "job_idempotency_keys", "job_outbox", "job_records", "jobs")
 
 
@@ -90,14 +99,7 @@ def use_aws(
     """Point the cluster's queues at SQS and/or its storage at S3, each through its proxy
     (botocore's per-service endpoint variables), on queues and a bucket of its own."""
     suffix = uuid.uuid4().hex[:8]
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        # One retry inside botocore, then the outage is ours to wait out (and the test short).
-        "AWS_RETRY_MODE": "standard",
-        "AWS_MAX_ATTEMPTS": "2",
-    }.items():
+    for name, value in AWS_TEST_ENV.items():
         cluster.set(name, value)
     cluster.env.pop("AWS_ENDPOINT_URL", None)
     cluster.monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import through
+from tests.faults.conftest import AWS_TEST_ENV, through
 from tests.support.api import Api, make_settings, postgres_schema_url, start_api
 from tests.support.job_backends import MODELS_YAML, register
 from tests.support.job_stores import aws_client
@@ -92,11 +92,7 @@ def aws_api(
     """The app on SQLite with its queues on SQS and its storage on S3, each behind a proxy."""
     suffix = uuid.uuid4().hex[:8]
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_RETRY_MODE": "standard",
-        "AWS_MAX_ATTEMPTS": "2",
+        **AWS_TEST_ENV,
         "AWS_ENDPOINT_URL_SQS": f"http://{sqs_proxy.url_host}",
         "AWS_ENDPOINT_URL_S3": f"http://{s3_proxy.url_host}",
     }.items():
