@@ -8,6 +8,11 @@
     response cache; small ``max_tokens``. ``--rounds`` alternates the order of the two paths
     (direct first, then job first, ...) and reports the medians, so a change in the machine's
     load during the run does not land on one side only.
+    The outside baseline, in the same run: what a user would write instead of a job, a script
+    that sends the same records' prompts (the template's, with the variables and seeds the
+    pipeline samples) to llama.cpp's ``llama-server -np 32`` (built as ``bench/load.py``
+    builds it; skipped with the reason when it cannot be) from 32 concurrent clients and
+    appends each answer to a JSONL file, timed from starting the server to the last line.
 (b) The local queue's raw throughput: messages per second through send + receive + delete, on
     SQLite and (when it runs on 127.0.0.1:5432) PostgreSQL.
 
@@ -22,6 +27,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -36,7 +42,11 @@ from textnlp.adapters.db.schema import upgrade_database
 from textnlp.adapters.queue.database import DatabaseQueue
 from textnlp.bootstrap import Platform
 from textnlp.config import Settings, load_settings
+from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
+from textnlp.generation.templates import TemplateLibrary, record_seed
 from textnlp.services.generation import DatasetJob
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/load.py's llama-server
 
 MODEL = "smollm2-135m"
 TEMPLATE = "product-review"
@@ -100,6 +110,56 @@ def job_path(settings: Settings, count: int, max_tokens: int) -> tuple[float, di
     return elapsed, status
 
 
+def llama_server_script(binary: Path, count: int, max_tokens: int, out: Path) -> float:
+    """A user's batch script against llama-server; returns its seconds (server start included,
+    as both TextNLP paths include their model load)."""
+    import httpx
+    from load import llama_server, served_weights
+
+    from textnlp.backends.registry import ModelCatalogue
+
+    template = TemplateLibrary.load().get(TEMPLATE)
+    request = DatasetRequest(template, count, out, params={"max_tokens": max_tokens}, seed=1)
+    params = DatasetPipeline.resolve(ModelCatalogue.load().get(MODEL), request)
+    bodies = []
+    for index in range(count):
+        variables = template.sample_variables(request.seed, index, {})
+        system, user = template.render(variables)
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": user}
+        ]
+        bodies.append(
+            {
+                "messages": messages,
+                "max_tokens": params.max_tokens,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "seed": record_seed(request.seed, index),
+            }
+        )
+    model, _ = served_weights()
+    started = time.perf_counter()
+    with llama_server(binary, model) as server, out.open("w") as sink:
+
+        async def send_all() -> None:
+            todo = iter(enumerate(bodies))
+            async with httpx.AsyncClient(timeout=600) as client:
+
+                async def client_loop() -> None:
+                    for index, body in todo:
+                        answer = (await client.post(server.url, json=body)).raise_for_status()
+                        text = answer.json()["choices"][0]["message"]["content"]
+                        sink.write(json.dumps({"index": index, "text": text}) + "\n")
+
+                await asyncio.gather(*(client_loop() for _ in range(32)))
+
+        asyncio.run(send_all())
+    elapsed = time.perf_counter() - started
+    lines = out.read_text().count("\n")
+    assert lines == count, f"the script wrote {lines} of {count} records"
+    return elapsed
+
+
 def queue_throughput(url: str, messages: int) -> float:
     engine = make_engine(url)
     queue = DatabaseQueue(engine, f"bench-{uuid.uuid4().hex[:8]}", dead_letter_queue="bench-dlq")
@@ -161,6 +221,13 @@ def main() -> None:
             if round_ % 2 == 1:
                 direct_runs.append(asyncio.run(direct(settings, args.count, args.max_tokens, out)))
         direct_s, job_s = statistics.median(direct_runs), statistics.median(job_runs)
+        from load import build_llama_server
+
+        binary, why_not = build_llama_server()
+        script_runs = [
+            llama_server_script(binary, args.count, args.max_tokens, Path(tmp) / f"ls-{r}.jsonl")
+            for r in range(args.rounds if binary is not None else 0)
+        ]
         sqlite_url = f"sqlite:///{Path(tmp) / 'queue.db'}"
         upgrade_database(sqlite_url)
         throughput: dict[str, float | None] = {
@@ -191,6 +258,15 @@ def main() -> None:
                     "direct_rounds": [round(s, 2) for s in direct_runs],
                     "ratio": round(job_s / direct_s, 3),
                     "target_ratio": 1.10,
+                    "noise": _spread(job_runs, direct_runs),
+                    "llama_server_script_s": round(statistics.median(script_runs), 2)
+                    if script_runs
+                    else None,
+                    "llama_server_script_rounds": [round(s, 2) for s in script_runs],
+                    "llama_server_skipped": why_not or None,
+                    "job_over_llama_server_script": round(job_s / statistics.median(script_runs), 3)
+                    if script_runs
+                    else None,
                 },
                 "local_queue_msgs_per_s": throughput,
                 "queue_messages": args.messages,
@@ -198,6 +274,11 @@ def main() -> None:
             indent=2,
         )
     )
+
+
+def _spread(*sides: list[float]) -> float:
+    """The noise of a ratio: the largest relative spread of either side's rounds."""
+    return round(max((max(r) - min(r)) / min(r) for r in sides if r), 3)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ is printed. Module map:
 - `processes`     ECS containers as local processes (environment, secrets, read-only root, logs)
 - `services`      ECS services: one task each, registered in its target group when healthy
 - `ecs_tasks`     `run_task` calls recorded by moto -> the task's containers as processes
+- `state_machines`  moto's ASL interpreter on, its ECS `.sync` integration completed;
+                  `deployers_states` creates the state machines, `batch_machine` reads them
 - `emf`           CloudWatch embedded-metric-format lines -> PutMetricData
 - `lambdas`       Lambda functions in clean interpreters (`lambda_runner` runs inside them)
 - `events`        EventBridge rule targets: tap queues -> Lambda, retries, dead-letter queues
@@ -25,7 +27,7 @@ is printed. Module map:
 - `gateway`, `websocket`, `alb`   API Gateway (REST, WebSocket) and the load balancer;
                   `authorizers` (with their result cache) and `iam_policy` (policy evaluation)
 - `journey`       the steps' runner and shared session; `steps` lists them: `steps_boot`,
-                  `steps_api`, `steps_jobs` (with `job_client`), `steps_metrics`
+                  `steps_api`, `steps_jobs` (with `job_client`), `steps_upload`, `steps_metrics`
 - `ledger`        substitutions, what is emulated and what is not; `report` prints it all
 - `run`           puts it together and cleans up; `__main__` the command line
 """

@@ -1,7 +1,8 @@
 """moto's server, in this process: every AWS API the deployment uses, on 127.0.0.1.
 
 In process (`ThreadedMotoServer`), so that the rehearsal can also read moto's backends directly
-(e.g. what the API posted to a WebSocket connection). Every process the rehearsal starts gets
+(e.g. what the API posted to a WebSocket connection). It runs state machines
+(`rehearsal.state_machines`). Every process the rehearsal starts gets
 `AWS_ENDPOINT_URL` and static test credentials: they stand in for the ECS task role's and the
 Lambda execution role's credentials.
 """
@@ -16,6 +17,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
+
+from rehearsal import state_machines
 
 #: moto's default account; the templates' account is mapped onto it when they differ.
 MOTO_ACCOUNT = "123456789012"
@@ -40,6 +43,7 @@ class MotoAws:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        state_machines.configure(self.url, port)
 
     def stop(self) -> None:
         if self._server is not None:

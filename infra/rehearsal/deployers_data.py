@@ -1,8 +1,10 @@
-"""Deployers for the data layer: Aurora -> the PostgreSQL stand-in, ElastiCache -> Redis Cluster.
+"""Deployers for the data layer: Aurora -> the PostgreSQL stand-in, ElastiCache -> Redis Cluster,
+DynamoDB tables -> moto.
 
 The stand-ins start when the deployment reaches them, with what the templates give: the master
 user, password and database (resolved from the Aurora secret), the Redis auth token, TLS, the
-number of shards. Their endpoints are the rehearsal's substitutions.
+number of shards. Their endpoints are the rehearsal's substitutions. A DynamoDB table is created
+in moto with its key schema, billing mode, TTL attribute and point-in-time recovery.
 """
 
 from __future__ import annotations
@@ -76,7 +78,39 @@ def deploy_redis(c: DeployContext) -> Physical:
     return Physical(group_id, attributes)
 
 
+def _enabled(value: object) -> bool:
+    return str(value).lower() == "true"
+
+
+def deploy_table(c: DeployContext) -> Physical:
+    props = c.properties
+    name = str(props.get("TableName") or c.generated_name(255))
+    billing = str(props.get("BillingMode") or "PROVISIONED")
+    capacity: dict[str, dict[str, int]] = {}
+    if billing == "PROVISIONED":
+        capacity = {"ProvisionedThroughput": {
+            key: int(value) for key, value in props["ProvisionedThroughput"].items()}}
+    dynamodb = c.client("dynamodb")
+    dynamodb.create_table(
+        TableName=name, KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"], BillingMode=billing, **capacity,
+    )
+    ttl = props.get("TimeToLiveSpecification") or {}
+    if _enabled(ttl.get("Enabled")):
+        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+            "AttributeName": ttl["AttributeName"], "Enabled": True})
+    recovery = props.get("PointInTimeRecoverySpecification") or {}
+    if _enabled(recovery.get("PointInTimeRecoveryEnabled")):
+        dynamodb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+            "PointInTimeRecoveryEnabled": True})
+    c.ledger.leave_out("DynamoDB: the tables' KMS encryption, deletion protection, and the "
+                       "TTL's deletion of expired items (the app compares expiry itself)")
+    arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+    return Physical(name, {"Arn": arn})
+
+
 DEPLOYERS: dict[str, Deployer] = {
     "AWS::RDS::DBCluster": deploy_aurora,
     "AWS::ElastiCache::ReplicationGroup": deploy_redis,
+    "AWS::DynamoDB::Table": deploy_table,
 }

@@ -1,9 +1,11 @@
 """`ecs:RunTask` as it happens in AWS: moto records the call, the rehearsal runs the task.
 
-The batch-trigger Lambda calls `run_task` against moto. The rehearsal finds the new task there
+The batch state machine's `ecs:runTask.sync` (moto's interpreter, `rehearsal.state_machines`)
+calls `run_task` against moto. The rehearsal finds the new task there
 (`list_tasks`/`describe_tasks`: its task definition and `overrides.containerOverrides`), starts
 that task definition's containers as processes with their environment plus the recorded
-overrides, waits for them to exit, and stops the task in moto with their exit code.
+overrides, waits for them to exit, keeps their exit codes (the `.sync` outcome reads them) and
+stops the task in moto.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from rehearsal.aws import MotoAws
 from rehearsal.deploy import Deployment
 from rehearsal.processes import ContainerError, ContainerLauncher, ContainerProcess, container_specs
+from rehearsal.state_machines import StoppedTask
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class RunTaskObserver:
         self._aws = aws
         self._launcher = launcher
         self._seen: set[str] = set()
+        self._stopped: dict[str, StoppedTask] = {}
+
+    def stopped(self, task_arn: str) -> StoppedTask | None:
+        """How a task the rehearsal ran ended; None until it stopped."""
+        return self._stopped.get(task_arn)
 
     def new_tasks(self) -> list[RecordedTask]:
         """Tasks moto holds that the rehearsal has not run yet (services' tasks aside)."""
@@ -61,7 +69,7 @@ class RunTaskObserver:
         if definition is None:
             raise ContainerError(f"run_task named {task.task_definition_arn}, "
                                  "which no template registers")
-        processes = []
+        processes: list[tuple[str, ContainerProcess]] = []
         for spec in container_specs(definition):
             if not spec.command:
                 continue
@@ -69,24 +77,25 @@ class RunTaskObserver:
                 spec, label=f"{spec.label} (run_task {task.arn.rsplit('/', 1)[-1][:8]})",
                 overrides=task.overrides.get(spec.name, {}),
             )
-            processes.append(process)
+            processes.append((spec.name, process))
         ecs = self._aws.client("ecs", definition.stack.region)
-        codes = []
-        for process in processes:
+        codes: dict[str, int] = {}
+        for name, process in processes:
             try:
-                codes.append(process.wait(timeout_s))
+                codes[name] = process.wait(timeout_s)
             except ContainerError:
                 process.kill()
                 raise
-        reason = f"Essential container exited with {max(codes, default=0)}"
+        self._stopped[task.arn] = StoppedTask(codes)  # before the stop: .sync reads it
+        reason = f"Essential container exited with {max(codes.values(), default=0)}"
         ecs.stop_task(cluster=task.cluster, task=task.arn, reason=reason)
-        failed = [p for p, code in zip(processes, codes, strict=True) if code != 0]
+        failed = [process for name, process in processes if codes[name] != 0]
         if failed:
             raise ContainerError(
                 f"{failed[0].label} exited with {failed[0].popen.returncode}:\n"
                 f"{failed[0].log_tail()}"
             )
-        return processes
+        return [process for _, process in processes]
 
 
 def _recorded(task: dict[str, Any], cluster: str) -> RecordedTask:

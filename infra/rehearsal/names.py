@@ -147,11 +147,6 @@ def _stage(c: NameContext) -> Physical:
     return Physical(c.declared("StageName") or c.id(8))
 
 
-def _state_machine(c: NameContext) -> Physical:
-    name = c.name("StateMachineName", 80)
-    return Physical(c.arn("states", f"stateMachine:{name}").replace("/", ":"), {"Name": name})
-
-
 def _named(prop: str, max_length: int = 64) -> Namer:
     def namer(c: NameContext) -> Physical:
         return Physical(c.name(prop, max_length))
@@ -204,7 +199,6 @@ NAMERS: dict[str, Namer] = {
     "AWS::ApiGatewayV2::ApiMapping": _id_of(6),
     "AWS::ApiGateway::DomainName": _domain_name,
     "AWS::ApiGateway::BasePathMapping": _id_of(6),
-    "AWS::StepFunctions::StateMachine": _state_machine,
     "AWS::ECS::CapacityProvider": _named("Name", 255),
     "AWS::Route53::RecordSet": _record,
     "AWS::RDS::DBSubnetGroup": _named("DBSubnetGroupName", 255),

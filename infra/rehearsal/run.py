@@ -26,6 +26,7 @@ from rehearsal import (
     deployers_compute,
     deployers_data,
     deployers_messaging,
+    deployers_states,
     deployers_storage,
     image,
 )
@@ -41,12 +42,13 @@ from rehearsal.ledger import Ledger
 from rehearsal.processes import ContainerLauncher, SecretReader, container_specs
 from rehearsal.services import Services
 from rehearsal.stand_ins import StandIns
+from rehearsal.state_machines import EcsIntegration
 from rehearsal.traces import stand_in_for_collectors
 from rehearsal.websocket import WebSocketApi
 
 DEPLOYERS = {
     **deployers_storage.DEPLOYERS, **deployers_messaging.DEPLOYERS,
-    **deployers_compute.DEPLOYERS, **deployers_data.DEPLOYERS,
+    **deployers_compute.DEPLOYERS, **deployers_data.DEPLOYERS, **deployers_states.DEPLOYERS,
 }
 NOT_EMULATED = (
     "IAM policy evaluation (task, execution and Lambda roles; bucket and queue policies): "
@@ -54,9 +56,8 @@ NOT_EMULATED = (
     "Route 53 and DNS (hosts are mapped in process), CloudFront, ACM certificates",
     "the GPU: the generation service runs the embedded SmolLM2-135M on CPU",
     "SageMaker endpoints and Bedrock (the journey uses the embedded model)",
-    "Step Functions (batch orchestration), AWS Backup, CodePipeline/CodeBuild/CodeDeploy, "
+    "AWS Backup, CodePipeline/CodeBuild/CodeDeploy, "
     "GuardDuty, Config, Security Hub, CloudWatch alarms and Logs",
-    "ECS task state change events (moto emits none)",
 )
 
 
@@ -174,6 +175,8 @@ def rehearsal(options: Options, say: Callable[[str], None] = print) -> Iterator[
         collector = Collector()
         cleanup.append(collector.close)
         stand_in_for_collectors(deployment, launcher, collector, ledger)
+        tasks = RunTaskObserver(deployment, aws, launcher)
+        EcsIntegration(tasks.stopped, ledger).install()
         lambdas = LambdaService(run_dir, ledger, aws.environment())
         cleanup.append(lambdas.stop_all)
         for function in deployment.deployed("AWS::Lambda::Function"):
@@ -205,7 +208,7 @@ def rehearsal(options: Options, say: Callable[[str], None] = print) -> Iterator[
         log(f"ready in {time.monotonic() - started:.0f}s (run directory {run_dir})")
         yield Rehearsed(
             run_dir, ledger, aws, stand_ins, deployment, launcher, lambdas, events,
-            RunTaskObserver(deployment, aws, launcher), services, balancers, rest_apis,
+            tasks, services, balancers, rest_apis,
             websocket_apis, emf, collector,
         )
     finally:

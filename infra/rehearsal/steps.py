@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rehearsal import steps_api, steps_boot, steps_jobs, steps_metrics
+from rehearsal import steps_api, steps_boot, steps_jobs, steps_metrics, steps_upload
 from rehearsal.journey import Step
 
 STEPS = [
@@ -12,9 +12,11 @@ STEPS = [
     Step(4, "generate text; other routes, same token", steps_api.generate, needs=(3,)),
     Step(5, "stream: SSE and WebSocket", steps_api.stream, needs=(3,)),
     Step(6, "batch job, results, validation", steps_jobs.batch_job, needs=(3,)),
-    Step(7, "upload a prompt file: S3 trigger", steps_jobs.upload, needs=(3,)),
+    Step(7, "upload prompt files: S3 trigger, state machine", steps_upload.upload,
+         needs=(3,)),
     Step(8, "dashboard metrics in CloudWatch", steps_metrics.metrics, needs=(2,)),
     Step(9, "kill a worker mid-job", steps_jobs.kill_worker, needs=(3,)),
     Step(10, "bypass the gateway", steps_api.bypass, needs=(2,)),
     Step(11, "traces: the X-Ray service map", steps_metrics.traces, needs=(4, 6)),
+    Step(12, "log out: the token is refused, at the gateway too", steps_api.logout, needs=(3,)),
 ]

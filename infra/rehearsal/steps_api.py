@@ -152,3 +152,51 @@ def bypass(session: Session) -> tuple[str, str]:
                          components=components, logs=_api_logs(session))
     return components, ("a valid token without the gateway's header: 403 permission_denied; "
                         "the health probe: 200")
+
+
+def logout(session: Session) -> tuple[str, str]:
+    """Another login of the user, logged out through the gateway: the API refuses its access
+    token at once; the authorizer, reading the DynamoDB session store, denies it too (as API
+    Gateway calls it once its cached verdict for the token has expired); its refresh token is
+    dead."""
+    client = session.gateway()
+    api = session.rehearsed.rest_apis[0]
+    components = f"{_gateway_components(session)}; the authorizer -> DynamoDB session store (moto)"
+    tokens = expect(client.post(f"{API}/auth/login", json={
+        "username": session.username, "password": session.password}), 200, "second login")
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    # A route the stage cache never answers (models/list is cached per path, for everyone).
+    route = f"{API}/auth/api-keys"
+    expect(client.get(route, headers=bearer), 200, f"GET {route} before logout")
+    (authorizer,) = {a.function for a in api.authorizers.values()}
+    event = {"type": "TOKEN", "authorizationToken": bearer["Authorization"],
+             "methodArn": api.method_arn("GET", route)}
+    # Straight to the function: API Gateway's cached verdict for the token would hide it.
+    before = _authorizer_effect(session, authorizer, event, components)
+    expect(client.post(f"{API}/auth/logout", headers=bearer), 200, "POST /auth/logout")
+    after = client.get(route, headers=bearer)
+    if after.status_code != 401:
+        raise StepFailed(f"the logged-out token: GET {route} answered {after.status_code}",
+                         components=components, logs=_api_logs(session))
+    denied = _authorizer_effect(session, authorizer, event, components)
+    if (before, denied) != ("Allow", "Deny"):
+        raise StepFailed(f"the authorizer on the token: {before} before logout, {denied} after",
+                         components=components,
+                         logs=session.rehearsed.lambdas.function(authorizer).log_tail())
+    reused = client.post(f"{API}/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    if reused.status_code != 401:
+        raise StepFailed(f"the logged-out refresh token: {reused.status_code}",
+                         components=components, logs=_api_logs(session))
+    return components, ("the authorizer: Allow, then after logout (200) Deny from the session "
+                        "table; the access token: API 401; the refresh token: 401")
+
+
+def _authorizer_effect(session: Session, function: str, event: dict[str, str],
+                       components: str) -> str:
+    invocation = session.rehearsed.lambdas.invoke(function, event)
+    statements = (invocation.result or {}).get("policyDocument", {}).get("Statement", [])
+    if not invocation.ok or len(statements) != 1:
+        seen = statements if invocation.ok else invocation.error
+        raise StepFailed(f"the authorizer answered {seen}", components=components,
+                         logs=session.rehearsed.lambdas.function(function).log_tail())
+    return str(statements[0].get("Effect"))

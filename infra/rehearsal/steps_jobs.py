@@ -1,17 +1,13 @@
-"""Journey steps 6, 7 and 9: a batch job end to end, an uploaded prompt file through the S3
-trigger, and a generation worker killed mid-job."""
+"""Journey steps 6 and 9: a batch job end to end, and a generation worker killed mid-job
+(step 7, an uploaded prompt file, is `steps_upload`)."""
 
 from __future__ import annotations
 
-import datetime
-import json
 import signal
-import time
-import uuid
 from typing import Any
 
 from rehearsal import job_client as jobs
-from rehearsal.journey import Session, StepFailed, expect
+from rehearsal.journey import Session, StepFailed
 from rehearsal.processes import ContainerError
 
 BATCH_COUNT = 6
@@ -19,9 +15,7 @@ BATCH_COUNT = 6
 #: chunk), so that the kill lands between them.
 KILL_COUNT = 64
 KILL_MAX_TOKENS = 8
-UPLOAD_PROMPTS = ("A short review of a kettle.", "A short review of a lamp.")
 # Generous: a shared 2-core machine may run the embedded model several times slower.
-TASK_TIMEOUT_S = 300
 IDLE_TIMEOUT_S = 240
 PROGRESS_TIMEOUT_S = 300
 JOB_TIMEOUT_S = 360
@@ -63,105 +57,6 @@ def batch_job(session: Session) -> tuple[str, str]:
     return components, (f"job {job_id[:8]} succeeded; {len(stored)} object(s) under "
                         f"generated/batch-jobs/{job_id[:8]}.../; {len(records)} records via "
                         f"{how}; {report} written")
-
-
-def _prompt_file(prompts: tuple[str, ...]) -> bytes:
-    return "".join(json.dumps({"prompt": p}) + "\n" for p in prompts).encode()
-
-
-def upload(session: Session) -> tuple[str, str]:
-    rehearsed = session.rehearsed
-    trigger = ", ".join(
-        str(r.physical.ref) for r in rehearsed.deployment.deployed("AWS::Events::Rule")
-        if any(":lambda:" in str(t.get("Arn")) for t in r.properties.get("Targets", [])))
-    components = (f"S3 -> EventBridge (rules: {trigger}) -> batch-trigger Lambda -> "
-                  "ecs:RunTask (moto) -> batch-processor task")
-    rehearsed.tasks.new_tasks()  # whatever ran before is not this upload's
-    since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
-    key = f"prompts/user-uploads/{session.user_id}/rehearsal-{uuid.uuid4().hex[:8]}.jsonl"
-    jobs.s3(session).put_object(Bucket=jobs.bucket(session), Key=key,
-                                Body=_prompt_file(UPLOAD_PROMPTS))
-    task = _one_task_for(session, key, components)
-    try:
-        rehearsed.tasks.run(task, TASK_TIMEOUT_S)
-    except ContainerError as exc:
-        raise StepFailed(f"the batch-processor task failed: {exc}"[:400], components=components,
-                         logs=str(exc)) from None
-    skipped = _app_upload_starts_nothing(session, components)
-    so_far = (f"so far: one run_task for {key.rsplit('/', 1)[-1]} "
-              f"({task.capacity_provider or 'no capacity provider'}), its task exited 0; "
-              f"{skipped}")
-    try:
-        new = [job for job in jobs.list_jobs(session) if _created(job) >= since]
-    except StepFailed as failure:
-        raise StepFailed(f"{failure.detail} ({so_far})", components=components) from None
-    if len(new) != 1:
-        raise StepFailed(f"{len(new)} new jobs listed after one upload, expected exactly 1 "
-                         f"({so_far})", components=components)
-    view = jobs.wait(session, new[0]["id"], JOB_TIMEOUT_S)
-    if view["state"] != "succeeded":
-        raise StepFailed(f"the upload's job {view['state']}: {view.get('error')}",
-                         components=components)
-    overrides = sorted(next(iter(task.overrides.values()), {}))
-    return components, (f"{key.rsplit('/', 1)[-1]}: one run_task "
-                        f"({task.capacity_provider or 'no capacity provider'}, overrides "
-                        f"{overrides}), exit 0, exactly one job, succeeded; {skipped}")
-
-
-def _created(job: dict[str, Any]) -> datetime.datetime:
-    stamp = str((job.get("timings") or {}).get("created_at", "1970-01-01T00:00:00+00:00"))
-    when = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
-
-
-def _one_task_for(session: Session, key: str, components: str) -> Any:
-    rehearsed = session.rehearsed
-    deadline = time.monotonic() + 45
-    found: list[Any] = []
-    while time.monotonic() < deadline and not found:
-        found = rehearsed.tasks.new_tasks()
-        time.sleep(0.5)
-    time.sleep(3)  # a duplicate would arrive about now
-    found += rehearsed.tasks.new_tasks()
-    if len(found) != 1:
-        deliveries = [d for d in rehearsed.events.delivered() if key in json.dumps(d.input)]
-        trigger_log = ""
-        if deliveries:
-            trigger_log = rehearsed.lambdas.function(deliveries[-1].target).log_tail()
-        raise StepFailed(
-            f"{len(found)} run_task call(s) recorded by moto for one upload; deliveries to the "
-            f"trigger: {[(d.ok, d.attempts, d.error[:120]) for d in deliveries]}",
-            components=components, logs=trigger_log,
-        )
-    task = found[0]
-    values = {v for env in task.overrides.values() for v in env.values()}
-    if key not in values:
-        raise StepFailed(f"run_task's overrides do not name {key}: {task.overrides}",
-                         components=components)
-    return task
-
-
-def _app_upload_starts_nothing(session: Session, components: str) -> str:
-    """A file uploaded through the app's own route is the user's to submit: no task."""
-    name = f"rehearsal-app-{uuid.uuid4().hex[:8]}.jsonl"
-    answer = expect(session.gateway().put(
-        f"{jobs.API}/generate/batch/uploads/{name}", headers={
-            **session.bearer(), "Content-Type": "application/x-ndjson"},
-        content=_prompt_file(UPLOAD_PROMPTS[:1])), (200, 201), "PUT /generate/batch/uploads")
-    key = answer.get("key", name) if isinstance(answer, dict) else name
-    deadline = time.monotonic() + 20
-    delivered: list[Any] = []
-    while time.monotonic() < deadline and not delivered:
-        delivered = [d for d in session.rehearsed.events.delivered()
-                     if key in json.dumps(d.input)]
-        time.sleep(0.5)
-    time.sleep(2)
-    started = session.rehearsed.tasks.new_tasks()
-    if started:
-        raise StepFailed(f"the app-route upload {key} started {len(started)} task(s): "
-                         "it would be generated twice", components=components)
-    seen = "delivered to the trigger, which skipped it" if delivered else "no event delivered"
-    return f"the app-route upload {name}: no task ({seen})"
 
 
 def kill_worker(session: Session) -> tuple[str, str]:

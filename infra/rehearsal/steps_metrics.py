@@ -93,6 +93,9 @@ EDGES = {
     "ECS -> ElastiCache": lambda a, _: a.get("db.system") == "redis",
     "ECS -> S3": lambda a, _: a.get("rpc.service") == "S3",
     "ECS -> SQS": lambda a, _: a.get("rpc.service") == "SQS",
+    # The session store, read on every authenticated request (the authorizer's reads are
+    # X-Ray subsegments of the Lambda's own segment, which the rehearsal does not emulate).
+    "ECS -> DynamoDB (sessions)": lambda a, _: a.get("rpc.service") == "DynamoDB",
     # SageMaker/Bedrock in the design: here the embedded model, through the same model span.
     "ECS -> the model": lambda _, name: name.startswith("model "),
 }

@@ -56,6 +56,9 @@ def test_authorizer_reads_the_apis_settings_and_secret(assembly: Assembly) -> No
         env_name("auth", "issuer"): "textnlp",
         env_name("auth", "audience"): "textnlp-api",
         env_name("auth", "jwt_algorithm"): "HS256",
+        # The session store (test_infra_sessions.py): revoked tokens are denied.
+        env_name("auth", "session_store"): "dynamodb",
+        env_name("auth", "session_table"): "textnlp-production-sessions",
     }
     # It may read the secret at the path it reads (the security stack's, exported by ARN).
     secrets = assembly.resources("Security", "AWS::SecretsManager::Secret").items()
@@ -74,27 +77,26 @@ def test_authorizer_reads_the_apis_settings_and_secret(assembly: Assembly) -> No
 
 def test_batch_trigger_environment_is_what_its_handler_declares(assembly: Assembly) -> None:
     variables = functions(assembly)[BATCH_TRIGGER_HANDLER]["Environment"]["Variables"]
-    assert list(variables) == list(CONFIG_VARIABLES)
-    assert variables["CAPACITY_PROVIDER"] == "FARGATE_SPOT"
-    assert variables["CONTAINER_NAME"] == "batch-processor"
+    assert list(variables) == list(CONFIG_VARIABLES) == ["STATE_MACHINE_ARN"]
+    (machine,) = assembly.resources("Serverless", "AWS::StepFunctions::StateMachine")
+    assert variables["STATE_MACHINE_ARN"] == {"Ref": machine}
 
 
 def test_batch_trigger_environment_names_what_is_missing() -> None:
-    values = {name: "x" for name in CONFIG_VARIABLES if name != "SUBNETS"}
-    with pytest.raises(ValueError, match="SUBNETS"):
-        batch_trigger_environment(values)
+    with pytest.raises(ValueError, match="STATE_MACHINE_ARN"):
+        batch_trigger_environment({})
     with pytest.raises(ValueError, match="EXTRA"):
-        batch_trigger_environment({**values, "SUBNETS": "s", "EXTRA": "y"})
+        batch_trigger_environment({"STATE_MACHINE_ARN": "arn", "EXTRA": "y"})
 
 
-def test_batch_trigger_may_head_uploads_and_run_the_batch_task(assembly: Assembly) -> None:
+def test_batch_trigger_may_head_uploads_and_start_the_batch_machine(assembly: Assembly) -> None:
     statements = role_statements(assembly, functions(assembly)[BATCH_TRIGGER_HANDLER])
     reads = [s for s in statements if "s3:GetObject" in actions(s)]
     assert reads == [{
         "Action": "s3:GetObject", "Effect": "Allow",
         "Resource": "arn:aws:s3:::textnlp-production/prompts/user-uploads/*",
     }]
-    assert any("ecs:RunTask" in actions(s) for s in statements)
+    assert any("states:StartExecution" in actions(s) for s in statements)
     assert any("sqs:SendMessage" in actions(s) for s in statements)  # its dead-letter queue
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -45,10 +46,11 @@ result = {"handler_callable": callable(getattr(module, function_name)),
 if job["kind"] == "authorizer":
     result["answer"] = module.handler(job["event"])
     result["jwt_file"] = sys.modules["jwt"].__file__
+    result["boto3_file"] = getattr(sys.modules.get("boto3"), "__file__", None)
 else:
     uploads = module.uploads_in(job["event"])
     config = module.TriggerConfig.from_environ(job["environ"])
-    result["arguments"] = [module.run_task_arguments(config, u) for u in uploads]
+    result["arguments"] = [module.start_execution_arguments(config, u) for u in uploads]
     result["boto3_file"] = importlib.import_module("boto3").__file__
     result["s3_client"] = type(module._client("s3")).__name__
 result["pydantic_visible"] = importlib.util.find_spec("pydantic") is not None
@@ -132,12 +134,39 @@ def test_authorizer_allows_a_real_token_from_the_asset(
     result = run_bare(asset, runtime_dir, job, tmp_path, {"TEXTNLP_AUTH__JWT_SECRET": SECRET})
     assert_bare(result, asset, runtime_dir)
     assert result["jwt_file"].startswith(str(asset))
+    assert result["boto3_file"] is None  # without a session table: no AWS call, no boto3
     answer = result["answer"]
     assert answer["principalId"] == "user-9" and answer["context"]["userId"] == "user-9"
     assert answer["policyDocument"]["Statement"] == [{
         "Action": "execute-api:Invoke", "Effect": "Allow",
         "Resource": "arn:aws:execute-api:us-east-1:123456789012:abcdef123/prod/*",
     }]
+
+
+def test_authorizer_reads_the_session_table_from_the_asset(
+    assembly: Assembly, runtime_dir: Path, tmp_path: Path
+) -> None:
+    """With the DynamoDB session store the handler builds its client from the runtime's boto3;
+    a table it cannot reach (nothing listens on the endpoint) denies: fail closed."""
+    asset = asset_directories(assembly)["textnlp.lambdas.authorizer.handler"]
+    token = TokenService(AuthSettings(jwt_secret=SecretStr(SECRET))).issue_pair("user-9", "user")
+    event = {"type": "TOKEN", "authorizationToken": f"Bearer {token.access_token}",
+             "methodArn": REST_ARN}
+    job = {"kind": "authorizer", "handler": "textnlp.lambdas.authorizer.handler", "event": event}
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    environ = {
+        "TEXTNLP_AUTH__JWT_SECRET": SECRET, "TEXTNLP_AUTH__SESSION_STORE": "dynamodb",
+        "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "asset-test", "AWS_SECRET_ACCESS_KEY": "asset-test",
+    }
+    result = run_bare(asset, runtime_dir, job, tmp_path, environ)
+    assert_bare(result, asset, runtime_dir)
+    assert result["boto3_file"].startswith(str(runtime_dir))  # the client was built
+    assert result["answer"]["principalId"] == "anonymous"
+    (statement,) = result["answer"]["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
 
 
 def test_batch_trigger_helpers_run_from_the_asset(
@@ -149,21 +178,19 @@ def test_batch_trigger_helpers_run_from_the_asset(
         {"s3": {"bucket": {"name": "textnlp-production"}, "object": {"key": key, "eTag": "e1"}}},
         {"s3": {"bucket": {"name": "textnlp-production"}, "object": {"key": "generated/x"}}},
     ]}
-    environ = {
-        "CLUSTER_ARN": "arn:aws:ecs:us-east-1:123456789012:cluster/textnlp-production",
-        "TASK_DEFINITION_ARN": "arn:aws:ecs:us-east-1:123456789012:task-definition/b:1",
-        "CONTAINER_NAME": "batch-processor", "CAPACITY_PROVIDER": "FARGATE_SPOT",
-        "SUBNETS": "subnet-1,subnet-2", "SECURITY_GROUPS": "sg-1",
-    }
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:textnlp-batch"
+    environ = {"STATE_MACHINE_ARN": machine}
     job = {"kind": "batch", "handler": "textnlp.lambdas.batch_trigger.handler",
            "event": event, "environ": environ}
     result = run_bare(asset, runtime_dir, job, tmp_path, {"AWS_DEFAULT_REGION": "us-east-1"})
     assert_bare(result, asset, runtime_dir)
     assert result["boto3_file"].startswith(str(runtime_dir)) and result["s3_client"] == "S3"
     (arguments,) = result["arguments"]
-    overrides = arguments["overrides"]["containerOverrides"][0]["environment"]
-    assert {"name": "S3_KEY", "value": "prompts/user-uploads/u1/reviews 2026.jsonl"} in overrides
-    assert 0 < len(arguments["clientToken"]) <= 64
+    assert arguments["stateMachineArn"] == machine
+    assert json.loads(arguments["input"]) == {
+        "bucket": "textnlp-production", "key": "prompts/user-uploads/u1/reviews 2026.jsonl",
+        "etag": "e1"}
+    assert 0 < len(arguments["name"]) <= 80
 
 
 def test_the_asset_directory_depends_only_on_its_contents(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ class ComputeConfig:
 
 @dataclass(frozen=True)
 class SageMakerVariant:
+    """A model on always-on instances, a production variant of the design's endpoint."""
+
     name: str
     model_name: str
     instance_type: str
@@ -89,8 +91,66 @@ class SageMakerVariant:
     model_data_key: str
 
 
+#: SageMaker serverless inference: memory in 1 GB steps, and at most 200 concurrent requests.
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MAX_CONCURRENCY = 200
+
+
+@dataclass(frozen=True)
+class ServerlessModel:
+    """A model on SageMaker serverless inference, at an endpoint of its own: no instances,
+    billed per request and scaled to zero when idle; CPU only, at most 6 GB of memory."""
+
+    name: str
+    model_data_key: str
+    memory_size_mb: int = 6144
+    max_concurrency: int = 5
+    #: None: `ModelServingConfig.cpu_inference_image` (serverless has no GPUs).
+    image: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory_size_mb not in SERVERLESS_MEMORY_MB:
+            raise ValueError(f"serverless model {self.name}: memory_size_mb must be one of "
+                             f"{SERVERLESS_MEMORY_MB}, not {self.memory_size_mb}")
+        if not 1 <= self.max_concurrency <= SERVERLESS_MAX_CONCURRENCY:
+            raise ValueError(f"serverless model {self.name}: max_concurrency must be 1.."
+                             f"{SERVERLESS_MAX_CONCURRENCY}, not {self.max_concurrency}")
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"textnlp-{self.name}"
+
+
+@dataclass(frozen=True)
+class MultiModelEndpoint:
+    """Many models on shared instances: every archive under `model_data_prefix` is loaded on
+    its first request (`TargetModel`) and unloaded when memory runs short."""
+
+    name: str
+    #: An S3 prefix below the bucket (`models/small/`), holding one `.tar.gz` per model.
+    model_data_prefix: str
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    #: None: `ModelServingConfig.cpu_inference_image` (its model server loads many models).
+    image: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.model_data_prefix.endswith("/"):
+            raise ValueError(f"multi-model endpoint {self.name}: model_data_prefix must be "
+                             f"an S3 prefix ending in '/', not {self.model_data_prefix!r}")
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"textnlp-{self.name}"
+
+
 @dataclass(frozen=True)
 class ModelServingConfig:
+    """How each model is hosted: where it is listed. `variants`: always-on instances behind the
+    design's endpoint; `serverless`: an endpoint per model that scales to zero;
+    `multi_model`: endpoints whose instances serve many models (infra/README.md says when each
+    fits)."""
+
     endpoint_name: str = "textnlp-multi-model"
     endpoint_config_name: str = "textnlp-multi-model"
     # Hugging Face TGI deep-learning container; SageMaker pulls it from AWS's own registry.
@@ -98,6 +158,14 @@ class ModelServingConfig:
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
         "huggingface-pytorch-tgi-inference:2.1.1-tgi1.4.0-gpu-py310-cu121-ubuntu20.04"
     )
+    # Hugging Face PyTorch inference on CPU: its model server (MMS) also serves multi-model
+    # endpoints.
+    cpu_inference_image: str = (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+        "huggingface-pytorch-inference:2.1.0-transformers4.37.0-cpu-py310-ubuntu22.04"
+    )
+    serverless: tuple[ServerlessModel, ...] = ()
+    multi_model: tuple[MultiModelEndpoint, ...] = ()
     variants: tuple[SageMakerVariant, ...] = (
         SageMakerVariant(
             "gpt-j-6b", "gpt-j-6b-model", "ml.g4dn.xlarge", 2, 0.5,
@@ -113,6 +181,13 @@ class ModelServingConfig:
         "ai21.j2-ultra-v1",
         "amazon.titan-text-express-v1",
     )
+
+    @property
+    def endpoint_names(self) -> tuple[str, ...]:
+        """Every endpoint the application may invoke."""
+        others: tuple[ServerlessModel | MultiModelEndpoint, ...] = (
+            *self.serverless, *self.multi_model)
+        return (self.endpoint_name, *(model.endpoint_name for model in others))
 
 
 @dataclass(frozen=True)

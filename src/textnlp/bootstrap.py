@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
     from textnlp.adapters.buckets import TokenBuckets
     from textnlp.adapters.cache.base import KeyValueCache
+    from textnlp.adapters.db.job_store import JobStore
     from textnlp.adapters.queue import QueuePair
+    from textnlp.adapters.sessions import SessionStore
     from textnlp.adapters.storage import BlobStorage
     from textnlp.auth.service import AuthService
     from textnlp.backends.cloud import CloudContext
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from textnlp.generation.templates import TemplateLibrary
     from textnlp.observability.metrics import Metrics
     from textnlp.services.generation import GenerationService
+    from textnlp.services.job_runs import JobRuns
     from textnlp.services.jobs import JobService
     from textnlp.services.models import ModelPool
     from textnlp.services.spending import SpendingService
@@ -202,7 +205,7 @@ class Platform:
             self.templates,
             self.pool,
             self.response_cache,
-            prices=self.prices,
+            self.spending,
         )
 
     # -- accounts, spending and jobs ------------------------------------------------------------
@@ -211,7 +214,7 @@ class Platform:
         from textnlp.adapters.db.spending import SpendingStore
         from textnlp.services.spending import SpendingService
 
-        return SpendingService(self.settings, SpendingStore(self.engine), self.prices)
+        return SpendingService(self.settings, self.prices, lambda: SpendingStore(self.engine))
 
     @cached_property
     def validation(self) -> ValidationService:
@@ -220,13 +223,25 @@ class Platform:
         return ValidationService(self.sessions)
 
     @cached_property
-    def jobs(self) -> JobService:
+    def job_store(self) -> JobStore:
         from textnlp.adapters.db.job_store import JobStore
+
+        return JobStore(self.engine)
+
+    @cached_property
+    def job_runs(self) -> JobRuns:
+        """The workers' side of jobs (attempts, checkpoints, outcomes)."""
+        from textnlp.services.job_runs import JobRuns
+
+        return JobRuns(self.jobs, self.job_store, self.storage)
+
+    @cached_property
+    def jobs(self) -> JobService:
         from textnlp.services.jobs import JobService
 
         return JobService(
             self.settings,
-            JobStore(self.engine),
+            self.job_store,
             self.queues,
             self.storage,
             self.catalogue,
@@ -239,7 +254,17 @@ class Platform:
         from textnlp.auth.service import AuthService
         from textnlp.auth.tokens import TokenService
 
-        return AuthService(self.sessions, TokenService(self.auth_settings().auth))
+        return AuthService(
+            self.sessions, TokenService(self.auth_settings().auth), self.session_store
+        )
+
+    @cached_property
+    def session_store(self) -> SessionStore:
+        """Refresh-token families and revocations: the database's tables, or DynamoDB (which
+        the gateway's authorizer reads too)."""
+        from textnlp.adapters.sessions import open_session_store
+
+        return open_session_store(self.settings, self.sessions)
 
     def auth_settings(self) -> Settings:
         """The settings with the JWT key resolved (Secrets Manager in ``aws``)."""

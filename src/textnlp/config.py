@@ -43,6 +43,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from textnlp.deployment import session_table_name
 from textnlp.errors import ConfigError
 
 Profile = Literal["local", "aws"]
@@ -185,6 +186,11 @@ class AuthSettings(_Section):
     audience: str = "textnlp-api"
     access_ttl_s: int = Field(900, ge=30)
     refresh_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    #: Where refresh-token families and revocations live: the database's tables, or a DynamoDB
+    #: table (the ``aws`` profile's), which the gateway's authorizer reads too.
+    session_store: Literal["database", "dynamodb"] = "database"
+    #: The DynamoDB table; empty: ``textnlp-<environment>-sessions``.
+    session_table: str = ""
 
 
 class ApiSettings(_Section):
@@ -393,6 +399,7 @@ class Settings(BaseSettings):
             "queue": {"backend": "sqs"},
             "storage": {"backend": "s3"},
             "secrets": {"backend": "aws"},
+            "auth": {"session_store": "dynamodb"},
             "observability": {"emf": True},
         }
         for section, values in presets.items():
@@ -427,6 +434,8 @@ class Settings(BaseSettings):
                 )
             if self.storage.backend == "s3" and not self.storage.bucket:
                 self.storage.bucket = f"textnlp-{self.environment}"
+        if self.auth.session_store == "dynamodb" and not self.auth.session_table:
+            self.auth.session_table = session_table_name(self.environment)
         return self
 
     # Derived locations, all under ``home`` in the local profile.

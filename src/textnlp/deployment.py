@@ -85,6 +85,13 @@ def unwrap_secret(raw: str) -> str:
 AUTHORIZER_HANDLER = "textnlp.lambdas.authorizer.handler"
 BATCH_TRIGGER_HANDLER = "textnlp.lambdas.batch_trigger.handler"
 
+
+def session_table_name(environment: str) -> str:
+    """``textnlp-production-sessions``: the DynamoDB session store of an environment (the
+    ``aws`` profile's default ``auth.session_table``, and the table the deployment creates)."""
+    return f"textnlp-{environment}-sessions"
+
+
 #: The header API Gateway adds to every request it forwards, with the deployment's generated
 #: secret (``api/origin-verify``); the app refuses requests without it (``api.origin_verify``).
 ORIGIN_VERIFY_HEADER = "X-Origin-Verify"

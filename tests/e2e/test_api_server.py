@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import os
 import subprocess
 import sys
@@ -89,3 +92,25 @@ async def test_async_client_streams(server: str) -> None:
         assert events[-1]["type"] == "done" and events[-1]["finish_reason"] in {"stop", "length"}
         quality = await client.quality(["A short review."], language=False)
         assert quality.count == 1
+
+
+async def test_async_client_runs_a_batch_job(server: str) -> None:
+    """The async client's job calls against the real server, with a real worker process."""
+    async with AsyncTextNLPClient(server) as client:
+        await client.login("carol", PASSWORD)
+        key = await client.upload_prompts("prompts.jsonl", b'{"prompt": "Say hi."}\n')
+        body = {"prompt_file": key, "params": {"max_tokens": 4}}
+        job = await client.submit_batch(body, idempotency_key="async-e2e")
+        again = await client.submit_batch(body, idempotency_key="async-e2e")
+        assert again["id"] == job["id"] and job["state"] == "queued"
+        assert job["id"] in [j["id"] for j in await client.list_jobs()]
+        spare = await client.submit_batch({"prompts": ["Say bye."]})
+        assert (await client.cancel_job(spare["id"]))["state"] == "cancelled"
+        worked = await asyncio.to_thread(textnlp, "worker", "--once", "--wait", "0.5")
+        assert worked.returncode == 0, worked.stderr
+        assert (await client.job_status(job["id"]))["state"] == "succeeded"
+        sink = io.BytesIO()
+        written = await client.download_results(job["id"], sink)
+        lines = sink.getvalue().decode().splitlines()
+        assert written == len(sink.getvalue()) and len(lines) == 1
+        assert json.loads(lines[0])["index"] == 0

@@ -1,10 +1,10 @@
 """Traces as the deployment's collector receives them: the API exports OTLP over HTTP to a
 local socket (standing in for the task's collector sidecar), and the spans draw the design's
 service map edges the code can produce: the API's requests, and under them PostgreSQL (Aurora),
-Redis (ElastiCache), S3, SQS and the model calls, with X-Ray trace ids and the
-``X-Amzn-Trace-Id`` header honoured.
+Redis (ElastiCache), S3, SQS, the DynamoDB session store and the model calls, with X-Ray trace
+ids and the ``X-Amzn-Trace-Id`` header honoured.
 
-Real parts: the machine's PostgreSQL and Redis, moto's server for S3 and SQS.
+Real parts: the machine's PostgreSQL and Redis, moto's server for S3, SQS and DynamoDB.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.support.api import PASSWORD, postgres_schema_url
 from tests.support.job_backends import MODELS_YAML, register
 from tests.support.otlp import Collector, attributes
 from tests.support.queues import private_queues
+from tests.support.sessions import create_session_table, dynamodb
 from textnlp.adapters.queue.sqs import ensure_sqs_queues
 from textnlp.api.app import create_app
 from textnlp.config import Settings, load_settings
@@ -42,6 +43,7 @@ def traced_settings(
     register()
     models = tmp_path / "models.yaml"
     models.write_text(MODELS_YAML)
+    sessions_table = create_session_table(dynamodb(aws_env))
     for url in postgres_schema_url():
         settings = load_settings(
             home=tmp_path / "home",
@@ -50,6 +52,7 @@ def traced_settings(
             cache={"url": redis_url},
             queue={"backend": "sqs", **private_queues()},
             storage={"backend": "s3", "bucket": BUCKET},
+            auth={"session_store": "dynamodb", "session_table": sessions_table},
             aws={"region": "us-east-1", "endpoint_url": aws_env},
             observability={
                 "trace_exporter": "otlp",
@@ -107,10 +110,10 @@ def test_the_api_exports_the_design_service_map(
     names = {span.name for span in spans}
     by_system = {attributes(span).get("db.system") for span in spans}
     services = {attributes(span).get("rpc.service") for span in spans}
-    # ECS -> Aurora, ECS -> ElastiCache, ECS -> S3 and SQS, ECS -> the model.
+    # ECS -> Aurora, ECS -> ElastiCache, ECS -> S3, SQS and the session store, ECS -> the model.
     assert "postgresql" in by_system, names
     assert "redis" in by_system, names
-    assert {"S3", "SQS"} <= services, services
+    assert {"S3", "SQS", "DynamoDB"} <= services, services
     assert any(name == "model fake-fast" for name in names), names
     # The request spans, under API Gateway's trace (the header it sends), with X-Ray ids.
     requests = [s for s in spans if s.name.startswith(("POST ", "PUT ", "GET "))]

@@ -42,6 +42,20 @@ def test_aws_profile_switches_components_unless_set(monkeypatch: pytest.MonkeyPa
     assert settings.storage.bucket == "textnlp-production"
     assert settings.secrets.backend == "aws"
     assert settings.queue.backend == "local"  # explicit setting wins
+    assert settings.auth.session_store == "dynamodb"
+    assert settings.auth.session_table == "textnlp-production-sessions"
+
+
+def test_the_session_store_stays_the_database_locally_unless_set() -> None:
+    assert load_settings(environ={}).auth.session_store == "database"
+    chosen = load_settings(
+        environ={"TEXTNLP_AUTH__SESSION_STORE": "dynamodb", "TEXTNLP_ENVIRONMENT": "staging"}
+    )
+    assert chosen.auth.session_table == "textnlp-staging-sessions"
+    named = load_settings(
+        environ={"TEXTNLP_AUTH__SESSION_STORE": "dynamodb", "TEXTNLP_AUTH__SESSION_TABLE": "t"}
+    )
+    assert named.auth.session_table == "t"
 
 
 def test_a_bad_value_is_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:

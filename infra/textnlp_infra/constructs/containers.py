@@ -24,6 +24,7 @@ from textnlp import deployment
 from textnlp.config import env_name
 
 from textnlp_infra.config import EnvConfig
+from textnlp_infra.constructs.session_table import session_environment
 from textnlp_infra.retention import retention_days
 
 #: The AWS Distro for OpenTelemetry collector: receives the app's OTLP spans on localhost and
@@ -107,6 +108,8 @@ def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironmen
         # Traces go to the task's collector sidecar, which sends them to X-Ray.
         env_name("observability", "trace_exporter"): "otlp",
         env_name("observability", "otlp_endpoint"): TRACE_ENDPOINT,
+        # Refresh-token families and revocations, in the table the authorizer reads too.
+        **session_environment(config),
         **deployment.SCRATCH_ENVIRONMENT,
     }
     for setting, name in resources.queues.items():

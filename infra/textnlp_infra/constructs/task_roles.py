@@ -1,8 +1,9 @@
 """Design section 9, the two ECS roles, narrowed from the design's `Resource: *` to least privilege.
 
 Resources are named by pattern (`textnlp-<env>` bucket, `textnlp-*` queues, `/ecs/textnlp-*` log
-groups, `/textnlp/<env>/*` secrets) so the roles exist before the resources they reach, and other
-stacks import them immutably (see `imports.py`): the permissions are all here, in one place.
+groups, `/textnlp/<env>/*` secrets, the `textnlp-<env>-sessions` table) so the roles exist
+before the resources they reach, and other stacks import them immutably (see `imports.py`): the
+permissions are all here, in one place.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from constructs import Construct
 
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
+from textnlp_infra.constructs.session_table import APP_ACTIONS, table_arn
 
 
 class TaskRoles(Construct):
@@ -87,8 +89,8 @@ class TaskRoles(Construct):
                     actions=["sagemaker:InvokeEndpoint",
                              "sagemaker:InvokeEndpointWithResponseStream"],
                     resources=[
-                        f"arn:aws:sagemaker:{region}:{account}:endpoint/"
-                        f"{config.model_serving.endpoint_name}"
+                        f"arn:aws:sagemaker:{region}:{account}:endpoint/{name}"
+                        for name in config.model_serving.endpoint_names
                     ],
                 ),
                 iam.PolicyStatement(
@@ -100,6 +102,10 @@ class TaskRoles(Construct):
                              "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
                              "sqs:GetQueueUrl"],
                     resources=[f"arn:aws:sqs:{region}:{account}:textnlp-*"],
+                ),
+                # The session store: logins, refreshes, logouts and every token check.
+                iam.PolicyStatement(
+                    actions=list(APP_ACTIONS), resources=[table_arn(config, region, account)]
                 ),
                 iam.PolicyStatement(
                     actions=["sns:Publish"],

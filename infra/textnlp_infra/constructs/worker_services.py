@@ -3,8 +3,9 @@ one-off migration task.
 
 The validation service consumes the validation queue: finished jobs that ask for a gate are
 validated there (CPU, the validation extras) and finished, succeeded or failed by the gate.
-The batch processor is no service: the batch-trigger Lambda runs one task per upload
-(`ecs.run_task`) on FARGATE_SPOT, the design's "Spot instances for batch processing". The
+The batch processor is no service: the batch state machine runs one task per upload
+(`ecs:runTask.sync`, `batch_machine`) on FARGATE_SPOT, the design's "Spot instances for batch
+processing". The
 migration task (`textnlp db upgrade`) runs once per release before the services roll; services
 refuse to start on an older schema.
 """
@@ -83,7 +84,7 @@ class BatchProcessorTask(Construct):
             execution_role=execution_role,
             task_role=task_role,
         )
-        # S3_BUCKET and S3_KEY arrive as container overrides from the trigger (design §7).
+        # S3_BUCKET and S3_KEY arrive as container overrides from the state machine (design §7).
         containers.add_app_container(
             self.task_definition, name=BATCH_CONTAINER, component="batch-processor",
             # The CPU image: batch work calls hosted models (SageMaker, Bedrock) or the queue.

@@ -1,4 +1,5 @@
-"""Design sections 4 and 5, data: the S3 bucket, Aurora PostgreSQL and Redis."""
+"""Design sections 4 and 5, data: the S3 bucket, Aurora PostgreSQL, Redis and the DynamoDB
+session store."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from constructs import Construct
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.cache import RedisCluster
 from textnlp_infra.constructs.database import AuroraDatabase
+from textnlp_infra.constructs.session_table import SessionTable
 from textnlp_infra.constructs.storage import DataBucket
 from textnlp_infra.imports import immutable_security_group, imported_key, imported_secret
 from textnlp_infra.stacks.network import NetworkStack
@@ -46,5 +48,6 @@ class DataStack(Stack):
             key=data_key,
             auth_token=imported_secret(self, "CacheAuthToken", security.secrets.cache_auth_token),
         )
+        self.sessions = SessionTable(self, "Sessions", config=config, key=data_key).table
 
 

@@ -1,8 +1,22 @@
-"""Design section 3, model serving: SageMaker models and the `textnlp-multi-model` endpoint.
+"""Design sections 3 and 12, model serving: SageMaker models and their endpoints.
 
-The endpoint runs in the isolated subnets behind Model-SG; SageMaker itself fetches the model
-archives from `s3://textnlp-<env>/models/...` (through the S3 gateway endpoint) and the inference
-image from AWS's registry, so the containers need no network at all (network isolation).
+Each model is hosted one of three ways (`config.ModelServingConfig`; infra/README.md says when
+each fits):
+
+- **instances** (`variants`): the design's `textnlp-multi-model` endpoint, one production
+  variant per model on always-on GPU instances, in the isolated subnets behind Model-SG;
+  SageMaker itself fetches the model archives from `s3://textnlp-<env>/models/...` (through the
+  S3 gateway endpoint) and the inference image from AWS's registry, so the containers need no
+  network at all (network isolation).
+- **serverless** (`serverless`): an endpoint per model with a `ServerlessConfig` (memory,
+  maximum concurrency) and no instances. Serverless inference supports neither VPC
+  configuration nor network isolation (nor GPUs), so these models are created without either:
+  the container runs in SageMaker's own network, and reaches only what its execution role
+  allows (the model archive, its logs).
+- **multi-model** (`multi_model`): an endpoint whose model is in `MultiModel` mode, with an S3
+  prefix as its model data: each archive below the prefix is a model, loaded on its first
+  request (`TargetModel`), on shared instances in the isolated subnets like the first kind.
+
 Bedrock needs no infrastructure: its invoke permission sits on the application role.
 """
 
@@ -16,7 +30,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from textnlp_infra.checkov import skip_checks
-from textnlp_infra.config import EnvConfig
+from textnlp_infra.config import EnvConfig, MultiModelEndpoint, ServerlessModel
 from textnlp_infra.imports import imported_key
 from textnlp_infra.stacks.network import ISOLATED, NetworkStack
 from textnlp_infra.stacks.security import SecurityStack
@@ -36,22 +50,15 @@ class ModelServingStack(Stack):
             security_group_ids=[network.security_groups.model.security_group_id],
             subnets=subnets.subnet_ids,
         )
-        self.models = {}
+        self.models: dict[str, sagemaker.CfnModel] = {}
         for variant in serving.variants:
-            model = sagemaker.CfnModel(
-                self, f"Model{variant.name.title().replace('-', '')}",
-                model_name=variant.model_name,
-                execution_role_arn=role.role_arn,
-                primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                    image=serving.inference_image,
-                    model_data_url=f"s3://{config.bucket_name}/{variant.model_data_key}",
-                    environment={"HF_MODEL_ID": "/opt/ml/model", "SM_NUM_GPUS": "1"},
-                ),
+            self.models[variant.name] = self._model(
+                f"Model{_pascal(variant.name)}", variant.model_name, role,
+                image=serving.inference_image,
+                model_data_url=f"s3://{config.bucket_name}/{variant.model_data_key}",
+                environment={"HF_MODEL_ID": "/opt/ml/model", "SM_NUM_GPUS": "1"},
                 vpc_config=vpc_config,
-                enable_network_isolation=True,
             )
-            model.node.add_dependency(role)
-            self.models[variant.name] = model
 
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self, "EndpointConfig",
@@ -72,6 +79,92 @@ class ModelServingStack(Stack):
             self, "Endpoint",
             endpoint_name=serving.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+        self.endpoints = {serving.endpoint_name: self.endpoint}
+        for serverless in serving.serverless:
+            self._serverless_endpoint(config, serverless, role)
+        for shared in serving.multi_model:
+            self._multi_model_endpoint(config, shared, role, data_key.key_arn, vpc_config)
+
+    def _model(
+        self, id_: str, name: str, role: iam.Role, *, image: str, model_data_url: str,
+        environment: dict[str, str] | None = None, mode: str | None = None,
+        vpc_config: sagemaker.CfnModel.VpcConfigProperty | None,
+    ) -> sagemaker.CfnModel:
+        model = sagemaker.CfnModel(
+            self, id_,
+            model_name=name,
+            execution_role_arn=role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image, model_data_url=model_data_url, environment=environment, mode=mode,
+            ),
+            vpc_config=vpc_config,
+            # Network isolation comes with the VPC: serverless inference supports neither.
+            enable_network_isolation=vpc_config is not None,
+        )
+        model.node.add_dependency(role)
+        return model
+
+    def _serverless_endpoint(
+        self, config: EnvConfig, serverless: ServerlessModel, role: iam.Role,
+    ) -> None:
+        """No VPC config and no network isolation: serverless endpoints refuse both. No KMS key
+        either: serverless endpoint configs take none (SageMaker encrypts with its own key)."""
+        id_ = _pascal(serverless.name)
+        model = self._model(
+            f"Serverless{id_}Model", f"{serverless.name}-model", role,
+            image=serverless.image or config.model_serving.cpu_inference_image,
+            model_data_url=f"s3://{config.bucket_name}/{serverless.model_data_key}",
+            environment={"HF_MODEL_ID": "/opt/ml/model"}, vpc_config=None,
+        )
+        endpoint_config = sagemaker.CfnEndpointConfig(
+            self, f"Serverless{id_}EndpointConfig",
+            endpoint_config_name=serverless.endpoint_name,
+            production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=serverless.name,
+                model_name=model.attr_model_name,
+                serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=serverless.memory_size_mb,
+                    max_concurrency=serverless.max_concurrency,
+                ),
+            )],
+        )
+        skip_checks(endpoint_config, (
+            "CKV_AWS_98", "Serverless endpoint configs take no KMS key: SageMaker encrypts "
+            "their storage with an AWS-owned key."))
+        self.endpoints[serverless.endpoint_name] = sagemaker.CfnEndpoint(
+            self, f"Serverless{id_}Endpoint",
+            endpoint_name=serverless.endpoint_name,
+            endpoint_config_name=endpoint_config.attr_endpoint_config_name,
+        )
+
+    def _multi_model_endpoint(
+        self, config: EnvConfig, shared: MultiModelEndpoint, role: iam.Role, key_arn: str,
+        vpc_config: sagemaker.CfnModel.VpcConfigProperty,
+    ) -> None:
+        id_ = _pascal(shared.name)
+        model = self._model(
+            f"MultiModel{id_}Model", f"{shared.name}-models", role,
+            image=shared.image or config.model_serving.cpu_inference_image,
+            model_data_url=f"s3://{config.bucket_name}/{shared.model_data_prefix}",
+            mode="MultiModel", vpc_config=vpc_config,
+        )
+        endpoint_config = sagemaker.CfnEndpointConfig(
+            self, f"MultiModel{id_}EndpointConfig",
+            endpoint_config_name=shared.endpoint_name,
+            kms_key_id=key_arn,
+            production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=shared.name,
+                model_name=model.attr_model_name,
+                initial_instance_count=shared.instance_count,
+                instance_type=shared.instance_type,
+                initial_variant_weight=1.0,
+            )],
+        )
+        self.endpoints[shared.endpoint_name] = sagemaker.CfnEndpoint(
+            self, f"MultiModel{id_}Endpoint",
+            endpoint_name=shared.endpoint_name,
+            endpoint_config_name=endpoint_config.attr_endpoint_config_name,
         )
 
     def _execution_role(self, config: EnvConfig, data_key_arn: str) -> iam.Role:
@@ -123,3 +216,8 @@ class ModelServingStack(Stack):
         skip_checks(unscoped, ("CKV_AWS_111", "ecr:GetAuthorizationToken and "
                                "cloudwatch:PutMetricData have no resource-level permissions."))
         return role
+
+
+def _pascal(name: str) -> str:
+    """`gpt-j-6b` -> `GptJ6b`: a logical-id part."""
+    return name.title().replace("-", "").replace("_", "")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -19,10 +20,11 @@ from textnlp.deployment import AUTHORIZER_HANDLER, BATCH_TRIGGER_HANDLER
 from textnlp.lambdas.batch_trigger import CONFIG_VARIABLES
 
 from textnlp_infra.config import EnvConfig
+from textnlp_infra.constructs.batch_machine import BatchOrchestration
 from textnlp_infra.constructs.functions import VpcFunction, application_code, authorizer_skips
-from textnlp_infra.constructs.orchestration import BatchOrchestration, UploadTrigger
+from textnlp_infra.constructs.orchestration import UploadTrigger
+from textnlp_infra.constructs.session_table import allow_session_reads, session_environment
 from textnlp_infra.constructs.storage import UPLOADS_PREFIX
-from textnlp_infra.constructs.worker_services import BATCH_CAPACITY_PROVIDER, BATCH_CONTAINER
 from textnlp_infra.imports import immutable_security_group, imported_key, imported_secret
 from textnlp_infra.stacks.compute import ComputeStack
 from textnlp_infra.stacks.messaging import MessagingStack
@@ -40,6 +42,8 @@ def authorizer_environment(config: EnvConfig) -> dict[str, str]:
         env_name("auth", "issuer"): auth.issuer,
         env_name("auth", "audience"): auth.audience,
         env_name("auth", "jwt_algorithm"): auth.jwt_algorithm,
+        # Revoked and logged-out tokens: the session table the API writes.
+        **session_environment(config),
     }
 
 
@@ -82,6 +86,10 @@ class ServerlessStack(Stack):
         authorizer_skips(self.authorizer)
         jwt_secret.grant_read(self.authorizer)
         secrets_key.grant_decrypt(self.authorizer)
+        allow_session_reads(
+            self.authorizer, config, region=self.region, account=self.account,
+            data_key=imported_key(self, "DataKey", keys.data),
+        )
 
         self.trigger_dlq = sqs.Queue(
             self, "BatchTriggerDlq",
@@ -92,33 +100,31 @@ class ServerlessStack(Stack):
             enforce_ssl=True,
         )
         batch = compute.batch
-        private = network.vpc.select_subnets(subnet_group_name=PRIVATE)
+        # The state machine runs the batch processor; the trigger only starts it per upload.
+        self.orchestration = BatchOrchestration(
+            self, "Orchestration", config=config, cluster=compute.cluster,
+            task_definition=batch.task_definition,
+            subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE), security_group=app_sg,
+            topic=messaging.job_notifications,
+            dead_letter_queue=messaging.batch_dead_letter_queue,
+            messaging_key=messaging_key, logs_key=logs_key,
+        )
         self.batch_trigger = VpcFunction(
             self, "BatchTrigger", name="batch-trigger", handler=BATCH_TRIGGER_HANDLER,
             environment=batch_trigger_environment({
-                "CLUSTER_ARN": compute.cluster.cluster_arn,
-                "TASK_DEFINITION_ARN": batch.task_definition.task_definition_arn,
-                "CONTAINER_NAME": BATCH_CONTAINER,
-                "CAPACITY_PROVIDER": BATCH_CAPACITY_PROVIDER,
-                "SUBNETS": ",".join(private.subnet_ids),
-                "SECURITY_GROUPS": app_sg.security_group_id,
+                "STATE_MACHINE_ARN": self.orchestration.state_machine.state_machine_arn,
             }),
             reserved_concurrency=20, timeout=Duration.seconds(60),
-            # A failed run_task raises: Lambda retries the event twice, then dead-letters it.
+            # A failed start raises: Lambda retries the event twice, then dead-letters it.
             dead_letter_queue=self.trigger_dlq, retry_attempts=2, **common,
         ).function
-        self._allow_run_task(config, compute)
+        self.orchestration.state_machine.grant_start_execution(self.batch_trigger)
         self._allow_upload_head(config)
         messaging_key.grant_encrypt_decrypt(self.batch_trigger)
 
         UploadTrigger(
             self, "UploadTrigger", config=config, function=self.batch_trigger,
             dead_letter_queue=self.trigger_dlq,
-        )
-        self.orchestration = BatchOrchestration(
-            self, "Orchestration", config=config, cluster=compute.cluster,
-            batch_family=batch.family, topic=messaging.job_notifications,
-            messaging_key=messaging_key, logs_key=logs_key,
         )
 
     def _allow_upload_head(self, config: EnvConfig) -> None:
@@ -127,21 +133,4 @@ class ServerlessStack(Stack):
         self.batch_trigger.add_to_role_policy(iam.PolicyStatement(
             actions=["s3:GetObject"],
             resources=[f"arn:aws:s3:::{config.bucket_name}/{UPLOADS_PREFIX}*"],
-        ))
-
-    def _allow_run_task(self, config: EnvConfig, compute: ComputeStack) -> None:
-        self.batch_trigger.add_to_role_policy(iam.PolicyStatement(
-            actions=["ecs:RunTask"],
-            resources=[
-                f"arn:aws:ecs:{self.region}:{self.account}:task-definition/"
-                f"{compute.batch.family}:*"
-            ],
-            conditions={"ArnEquals": {"ecs:cluster": compute.cluster.cluster_arn}},
-        ))
-        task_definition = compute.batch.task_definition
-        self.batch_trigger.add_to_role_policy(iam.PolicyStatement(
-            actions=["iam:PassRole"],
-            resources=[task_definition.task_role.role_arn,
-                       task_definition.obtain_execution_role().role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
         ))

@@ -111,7 +111,6 @@ def prepare(app: FastAPI) -> None:
     if getattr(state, "prepared", False):
         return
     platform: Platform = state.platform
-    state.db = platform.sessions
     state.auth = platform.auth
     state.limiter = platform.buckets
     state.generation = platform.generation

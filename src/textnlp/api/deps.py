@@ -1,4 +1,4 @@
-"""Dependency aliases of the routers: ``SessionDep``, ``CurrentUser``, ``AdminUser``...
+"""Dependency aliases of the routers: ``CurrentUser``, ``AdminUser``...
 
 Credentials: ``Authorization: Bearer <access token or API key>`` or ``X-API-Key: <key>``.
 Every authenticated request takes one token from the caller's bucket: one per user, which the
@@ -9,12 +9,10 @@ or what the trusted proxies of ``api.trusted_proxies`` say it is).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
@@ -35,11 +33,6 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.db() as session:
-        yield session
-
-
 def get_auth(request: Request) -> AuthService:
     auth: AuthService = request.app.state.auth
     return auth
@@ -56,7 +49,6 @@ def get_metrics(request: Request) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
 AuthDep = Annotated[AuthService, Depends(get_auth)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -141,11 +141,11 @@ def bad_request_message(message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": "bad_request", "message": message, "status": 400}}
 
 
-def sse_error(exc: BaseException) -> bytes:
-    """The Server-Sent Events ``error`` event for ``exc``: ``{"error": {...}}`` as the HTTP
-    body would be, with its status."""
+def sse_error(exc: BaseException) -> dict[str, str]:
+    """The Server-Sent Events ``error`` event for ``exc`` (as sse-starlette takes an event):
+    ``{"error": {...}}`` as the HTTP body would be, with its status."""
     body = {"error": ws_error_message(exc)["error"]}
-    return f"event: error\ndata: {json.dumps(body, default=str)}\n\n".encode()
+    return {"event": "error", "data": json.dumps(body, default=str)}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,9 +2,10 @@
 
 ``ok`` needs the database, the cache and the default model's backend; other models are
 reported but do not fail the check (a missing Bedrock credential should not take the API out
-of its load balancer). Model availability is static between deployments, so it is computed
-at most every ``MODEL_TTL_S`` seconds; database and cache are probed at most every
-``PROBE_TTL_S``. The JSON answer is rendered once per new report, not once per probe request.
+of its load balancer). A remote model whose circuit is open is ``down`` with the circuit's
+state as its detail (``ModelPool.describe``). Everything is probed at most every
+``PROBE_TTL_S``, in a worker thread; the JSON answer is rendered once per new report, not once
+per probe request.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from sqlalchemy import text
 from textnlp.api.schemas import ComponentHealth, HealthResponse
 from textnlp.bootstrap import Platform
 
-MODEL_TTL_S = 30.0
 #: Probes of the database and cache are shared by the calls of this interval, so a probe storm
 #: (every load-balancer target, every second) costs the database one query per interval.
 PROBE_TTL_S = 1.0
@@ -30,9 +30,8 @@ class HealthChecker:
         self.sessions = platform.sessions
         self.redis = platform.redis
         self.generation = platform.generation
-        self._models: dict[str, ComponentHealth] = {}
-        self._models_at = 0.0
         self._probed: dict[str, ComponentHealth] = {}
+        self._models: dict[str, ComponentHealth] = {}
         self._probed_at = 0.0
         self._report: HealthResponse | None = None
         self._rendered: tuple[int, bytes] = (503, b"")
@@ -40,11 +39,10 @@ class HealthChecker:
     async def check(self) -> HealthResponse:
         now = time.monotonic()
         if not self._probed or now - self._probed_at > PROBE_TTL_S:
-            self._probed = await asyncio.to_thread(self._probe)
+            self._probed, self._models = await asyncio.to_thread(self._probe)
             self._probed_at = time.monotonic()
             self._report = None
-        checks = self._probed
-        models = self._model_health()
+        checks, models = self._probed, self._models
         if self._report is None:
             default = models.get(self.settings.default_model)
             needed = [checks["database"], checks["cache"]] + ([default] if default else [])
@@ -63,14 +61,16 @@ class HealthChecker:
         await self.check()
         return self._rendered
 
-    def _probe(self) -> dict[str, ComponentHealth]:
+    def _probe(self) -> tuple[dict[str, ComponentHealth], dict[str, ComponentHealth]]:
+        """(the dependencies' health, each model's)."""
         database = self._database()
-        return {
+        checks = {
             "database": database,
             "cache": self._cache(),
             "queue": self._queue(database),
             "storage": self._storage(),
         }
+        return checks, self._model_health()
 
     def _database(self) -> ComponentHealth:
         try:
@@ -107,22 +107,18 @@ class HealthChecker:
             return ComponentHealth(status="down", detail=f"Redis: {type(exc).__name__}")
 
     def _model_health(self) -> dict[str, ComponentHealth]:
-        now = time.monotonic()
-        if not self._models or now - self._models_at > MODEL_TTL_S:
-            loaded = set(self.generation.pool.loaded())
-            models = {}
-            for info in self.generation.pool.describe_all():
-                detail = "loaded" if info.id in loaded else info.reason
-                models[info.id] = ComponentHealth(
-                    status="ok" if info.available else "down", detail=detail
-                )
-            self._models, self._models_at = models, now
-            self._report = None
-        return self._models
+        loaded = set(self.generation.loaded_models())
+        models = {}
+        for info in self.generation.models():
+            detail = "loaded" if info.id in loaded and info.available else info.reason
+            models[info.id] = ComponentHealth(
+                status="ok" if info.available else "down", detail=detail
+            )
+        return models
 
     def invalidate(self) -> None:
         """Probe again on the next call."""
-        self._probed_at = self._models_at = 0.0
+        self._probed_at = 0.0
         self._probed = {}
         self._report = None
 

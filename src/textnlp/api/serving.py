@@ -59,9 +59,7 @@ class CompletionsServing:
 
     # Building requests (cheap, before any model loads) ---------------------------------------
     def model_id(self, requested: str | None) -> str:
-        model_id = requested or self.service.settings.default_model
-        self.service.catalogue.get(model_id)  # unknown -> ModelNotFound (404)
-        return model_id
+        return self.service.spec(requested).id  # unknown -> ModelNotFound (404)
 
     def requests_for(self, body: GenerateTextRequest) -> list[GenerationRequest]:
         if body.template is not None:
@@ -128,7 +126,7 @@ class CompletionsServing:
         """Refuse (``QuotaExceeded``) when ``owner`` has reached their spending cap."""
         if self.spending is None or owner is None:
             return
-        spec = self.service.catalogue.get(model_id)
+        spec = self.service.spec(model_id)
         if self.spending.priced(spec):
             await asyncio.to_thread(self.spending.check, owner, spec)
 

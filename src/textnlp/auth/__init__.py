@@ -1,5 +1,6 @@
 """Authentication: argon2id passwords, JWT access/refresh tokens, API keys, rate limits.
 
-``tokens`` is pure (stdlib + PyJWT) so the Lambda authorizer can use it; everything that needs
-the database (users, revocations, keys) lives in ``service``.
+``tokens``, ``jwt_rules`` and ``session_items`` (the session table's items and liveness rule)
+are pure (stdlib + PyJWT) so the Lambda authorizer can use them; the use cases over the
+database and the session store (users, sessions, keys) live in ``service``.
 """

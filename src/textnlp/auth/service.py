@@ -1,7 +1,10 @@
-"""Auth use cases over the database: users, login, refresh rotation, logout, API keys.
+"""Auth use cases: users, login, refresh rotation, logout, API keys.
 
-Sync (SQLAlchemy sessions); the API calls it from its thread pool. Every method is one
-transaction, so a failure leaves nothing half-written.
+Sync (SQLAlchemy sessions, boto3); the API calls it from its thread pool. Users and API keys
+live in the database; refresh-token families and revocations in the session store
+(``textnlp.adapters.sessions``: the database's tables, or DynamoDB in the ``aws`` profile).
+Each write is one transaction or one conditional request, so a failure leaves nothing
+half-written: a login whose family was not stored hands out no tokens.
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.orm import sessionmaker
 
-from textnlp.adapters.db.tokens import TokenRepository
 from textnlp.adapters.db.users import ApiKeyRepository, RoleName, User, UserRepository
 from textnlp.auth import api_keys, passwords
 from textnlp.auth.tokens import TokenClaims, TokenPair, TokenService
-from textnlp.errors import AuthError, InvalidInput
+from textnlp.errors import AuthError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from textnlp.adapters.sessions.base import SessionStore
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD = 8
@@ -56,9 +61,20 @@ _INVALID_LOGIN = "invalid username or password"
 
 
 class AuthService:
-    def __init__(self, sessions: sessionmaker[Any], tokens: TokenService) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Any],
+        tokens: TokenService,
+        store: SessionStore | None = None,
+    ) -> None:
+        """``store``: where families and revocations live; the database's tables by default."""
         self.sessions = sessions
         self.tokens = tokens
+        if store is None:
+            from textnlp.adapters.sessions.database import DatabaseSessionStore
+
+            store = DatabaseSessionStore(sessions)
+        self.store = store
 
     # Users -----------------------------------------------------------------------------------
     def create_user(self, username: str, password: str, role: RoleName = "user") -> User:
@@ -83,53 +99,55 @@ class AuthService:
                 raise AuthError(_INVALID_LOGIN)
             if passwords.needs_rehash(password_hash):
                 users.set_password_hash(user.id, passwords.hash_password(password))
-            pair = self.tokens.issue_pair(user.id, user.role)
-            TokenRepository(session).start_family(
-                pair.refresh_claims.family,
-                user.id,
-                pair.refresh_claims.jti,
-                float(pair.refresh_claims.exp),
-            )
-            return pair
+        pair = self.tokens.issue_pair(user.id, user.role)
+        self.store.start_family(
+            pair.refresh_claims.family,
+            user.id,
+            pair.refresh_claims.jti,
+            float(pair.refresh_claims.exp),
+        )
+        return pair
 
     def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate: the presented token dies; presenting a dead one revokes its whole family."""
         claims = self.tokens.verify(refresh_token, expected_type="refresh")
-        with self.sessions.begin() as session:
+        with self.sessions() as session:
             user = UserRepository(session).get(claims.sub)
-            if user is None or not user.active:
-                raise AuthError("unknown or disabled user")
-            pair = self.tokens.issue_pair(user.id, user.role, family=claims.family)
-            repo = TokenRepository(session)
-            rotated = repo.rotate(
-                claims.family, claims.jti, pair.refresh_claims.jti, float(pair.refresh_claims.exp)
-            )
-            if not rotated:
-                repo.revoke_family(claims.family)
+        if user is None or not user.active:
+            raise AuthError("unknown or disabled user")
+        pair = self.tokens.issue_pair(user.id, user.role, family=claims.family)
+        rotated = self.store.rotate(
+            claims.family, claims.jti, pair.refresh_claims.jti, float(pair.refresh_claims.exp)
+        )
         if not rotated:
-            # Commit the revocation above, then refuse.
+            self.store.revoke_family(claims.family)
             raise AuthError("refresh token reused or revoked; the session is closed")
         return pair
 
     def logout(self, claims: TokenClaims) -> None:
-        with self.sessions.begin() as session:
-            repo = TokenRepository(session)
-            repo.revoke_jti(claims.jti, float(claims.exp))
-            repo.revoke_family(claims.family)
-            repo.purge_expired()
+        self.store.revoke_jti(claims.jti, float(claims.exp))
+        self.store.revoke_family(claims.family)
+        self.store.purge_expired()
 
     def authenticate(self, credential: str) -> Principal:
         """The principal behind an access token or an API key; ``AuthError`` otherwise."""
         if api_keys.is_api_key(credential):
             return self._authenticate_key(credential)
         claims = self.tokens.verify(credential, expected_type="access")
-        with self.sessions() as session:
-            user = TokenRepository(session).access_holder(claims.sub, claims.family, claims.jti)
+        user = self.store.access_holder(claims.sub, claims.family, claims.jti)
         if user is None:
             raise AuthError("token revoked")
         if not user.active:
             raise AuthError("unknown or disabled user")
         return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
+
+    def user(self, username: str) -> User:
+        """The user called ``username``; ``NotFound`` when there is none."""
+        with self.sessions() as session:
+            found = UserRepository(session).by_name(username)
+        if found is None:
+            raise NotFound(f"no user {username!r}")
+        return found[0]
 
     # API keys --------------------------------------------------------------------------------
     def create_api_key(

@@ -87,6 +87,9 @@ class SageMakerOptions(AwsOptions):
     #: The ``model`` field of OpenAI bodies (default: the catalogue id).
     model: str | None = None
     target_variant: str | None = None
+    #: The model archive to run on a multi-model endpoint: its key below the endpoint's
+    #: S3 prefix (``TargetModel``, e.g. ``reviews-small.tar.gz``).
+    target_model: str | None = None
     inference_component: str | None = None
     custom_attributes: str | None = None
 

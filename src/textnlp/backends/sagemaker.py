@@ -14,6 +14,15 @@ multi-variant endpoint (the design's ``textnlp-multi-model`` serves ``gpt-j-6b``
       context_length: 2048
       options: {target_variant: gpt-j-6b, region: us-east-1}
 
+``options.target_model`` names the archive to run on a multi-model endpoint (SageMaker loads it
+from the endpoint's S3 prefix on first use, ``TargetModel``). ``InvokeEndpointWithResponseStream``
+takes no ``TargetModel``, so such a model answers a stream in one piece::
+
+    - id: reviews-small
+      backend: sagemaker
+      endpoint: textnlp-small-models
+      options: {target_model: reviews-small.tar.gz}
+
 Other options: ``inference_component``, ``custom_attributes``, ``model`` (the ``model`` field
 sent to OpenAI-style containers), ``timeout_s``, ``max_connections``.
 """
@@ -40,6 +49,11 @@ class SageMakerBackend(AwsRuntimeBackend):
     service = "sagemaker-runtime"
     options_model = SageMakerOptions
     options: SageMakerOptions  # narrowed: the property of AwsRuntimeBackend builds this type
+
+    @classmethod
+    def streams(cls, spec: ModelSpec) -> bool:
+        # Response streams cannot name a model of a multi-model endpoint.
+        return SageMakerOptions.of(spec).target_model is None
 
     @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
@@ -75,6 +89,7 @@ class SageMakerBackend(AwsRuntimeBackend):
         if not stream:
             args["Accept"] = "application/json"
         optional = {
+            "TargetModel": self.options.target_model,
             "TargetVariant": self.options.target_variant,
             "InferenceComponentName": self.options.inference_component,
             "CustomAttributes": self.options.custom_attributes,
@@ -100,6 +115,10 @@ class SageMakerBackend(AwsRuntimeBackend):
             ) from exc
 
     async def _chunks(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
+        if not self.streams(self.spec):
+            async for whole in super()._chunks(request):
+                yield whole
+            return
         client = self._client
         args = self._args(request, stream=True)
         parse = sagemaker_tgi.parse_event if self.api == "tgi" else openai_body.parse_chunk

@@ -66,9 +66,7 @@ class LocalJobs:
         return [v.model_dump(mode="json") for v in self.service.list(LOCAL_OWNER)]
 
     def download(self, job_id: str, out: Path) -> int:
-        result = self.service.results(LOCAL_OWNER, job_id)
-        self.service.storage.download(result.key, out)
-        return out.stat().st_size
+        return self.service.save_results(LOCAL_OWNER, job_id, out)
 
     def close(self) -> None:
         self.platform.close()

@@ -40,16 +40,9 @@ def api_key(
     label: str = typer.Option("default", "--label", help="A name for the key."),
 ) -> None:
     """Create an API key for a user (service account); it is printed once."""
-    from textnlp.adapters.db.users import UserRepository
-    from textnlp.errors import NotFound
-
     with platform() as parts:
         service = parts.auth
-        with service.sessions() as session:
-            found = UserRepository(session).by_name(name)
-        if found is None:
-            raise NotFound(f"no user {name!r}")
-        _, key = service.create_api_key(found[0], label)
+        _, key = service.create_api_key(service.user(name), label)
     print(key)
 
 
@@ -62,13 +55,10 @@ def spending_cap(
 ) -> None:
     """Set a user's own spending cap on priced models (direct generations and jobs)."""
     with platform() as parts:
-        spending = parts.spending
-        user_id = spending.set_user_cap(name, usd)
-        spend = spending.store.spend(user_id)
-        limit = spending.limit(spend)
-    shown = "none" if limit is None else f"${limit:.2f}"
+        budget = parts.spending.set_user_cap(name, usd)
+    shown = "none" if budget.limit_usd is None else f"${budget.limit_usd:.2f}"
     default = " (the default)" if usd is None else ""
-    console.print(f"{name}: spending cap {shown}{default}, ${spend.spent_usd:.4f} spent")
+    console.print(f"{name}: spending cap {shown}{default}, ${budget.spent_usd:.4f} spent")
 
 
 def register(app: typer.Typer) -> None:

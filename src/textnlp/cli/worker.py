@@ -1,6 +1,6 @@
 """``textnlp worker``: consume the job queues (and the batch processor's ``--once`` run).
 
-The batch processor container (ECS, started by the ``batch_trigger`` Lambda) runs
+The batch processor container (ECS, run per upload by the batch state machine) runs
 ``textnlp worker --queues batch --once`` with ``S3_BUCKET`` and ``S3_KEY`` naming a prompt file
 under ``prompts/user-uploads/<user>/``: the worker submits that file as a job of that user
 (idempotently, keyed by the object) and then works the queue until it is empty.
@@ -78,7 +78,7 @@ async def _run(config: Settings, options: WorkerOptions, key: str) -> int:
         platform.tracer  # noqa: B018 - first: SQL, Redis and AWS calls are traced from the start
         worker = Worker(platform, options)
         if key:
-            job_id = await asyncio.to_thread(submit_uploaded_file, worker.jobs, key)
+            job_id = await asyncio.to_thread(submit_uploaded_file, platform.jobs, key)
             err_console.print(f"submitted job {job_id} for {key}")
         worker.install_signal_handlers()
         return await worker.run()

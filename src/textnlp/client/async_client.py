@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import IO, Any
 
 import httpx
+from httpx_sse import aconnect_sse
 
 from textnlp.api.schemas import (
     ApiKeyCreated,
@@ -21,11 +22,11 @@ from textnlp.api.schemas import (
 from textnlp.client.core import (
     API,
     ApiError,
-    SseDecoder,
     TokenState,
     generate_body,
     invoke_body,
     raise_for_error,
+    sse_chunk,
     stream_event,
     stream_message,
     stream_url,
@@ -56,17 +57,23 @@ class AsyncTextNLPClient:
 
     # Plumbing --------------------------------------------------------------------------------
     async def request(
-        self, method: str, path: str, *, auth: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: bool = True,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         if auth and self.tokens.should_refresh():
             await self.refresh()
         response = await self._http.request(
-            method, API + path, headers=self._headers(auth), **kwargs
+            method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
         )
         if response.status_code == 401 and auth and self.tokens.can_refresh():
             await self.refresh()
             response = await self._http.request(
-                method, API + path, headers=self._headers(auth), **kwargs
+                method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
             )
         raise_for_error(response)
         return response
@@ -123,19 +130,17 @@ class AsyncTextNLPClient:
         body = generate_body(**fields, stream=True)
         if self.tokens.should_refresh():
             await self.refresh()
-        async with self._http.stream(
-            "POST", API + "/generate/text", json=body, headers=self._headers(True)
-        ) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise_for_error(response)
-            decoder = SseDecoder()
-            async for line in response.aiter_lines():
-                chunk = decoder.feed(line)
-                if chunk is not None:
-                    yield chunk
-                if decoder.done:
+        async with aconnect_sse(
+            self._http, "POST", API + "/generate/text", json=body, headers=self._headers(True)
+        ) as source:
+            if source.response.status_code >= 400:
+                await source.response.aread()
+                raise_for_error(source.response)
+            async for event in source.aiter_sse():
+                chunk = sse_chunk(event)
+                if chunk is None:
                     return
+                yield chunk
 
     async def stream(self, **fields: Any) -> AsyncIterator[str]:
         """The streamed text, piece by piece."""
@@ -161,13 +166,47 @@ class AsyncTextNLPClient:
                 if event.get("type") == "done":
                     return
 
-    async def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = (await self.request("POST", "/generate/batch", json=body)).json()
+    # Batch jobs ------------------------------------------------------------------------------
+    async def upload_prompts(self, name: str, data: bytes) -> str:
+        """Store a prompt file (JSONL/CSV) for a job's ``prompt_file``; its storage key."""
+        answer = await self.request("PUT", f"/generate/batch/uploads/{name}", content=data)
+        return str(answer.json()["key"])
+
+    async def submit_batch(
+        self, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Submit a job; the same ``idempotency_key`` again answers the same job."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        answer = await self.request("POST", "/generate/batch", json=body, headers=headers)
+        result: dict[str, Any] = answer.json()
         return result
 
     async def job_status(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = (await self.request("GET", f"/generate/status/{job_id}")).json()
         return result
+
+    async def cancel_job(self, job_id: str) -> dict[str, Any]:
+        answer = await self.request("POST", f"/generate/status/{job_id}/cancel")
+        result: dict[str, Any] = answer.json()
+        return result
+
+    async def list_jobs(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = (await self.request("GET", "/generate/batch")).json()
+        return result
+
+    async def download_results(self, job_id: str, sink: IO[bytes]) -> int:
+        """A finished job's result file, streamed into ``sink``; the bytes written."""
+        if self.tokens.should_refresh():
+            await self.refresh()
+        path = f"{API}/generate/status/{job_id}/results"
+        written = 0
+        async with self._http.stream("GET", path, headers=self._headers(True)) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise_for_error(response)
+            async for chunk in response.aiter_bytes():
+                written += sink.write(chunk)
+        return written
 
     # Validation ------------------------------------------------------------------------------
     async def quality(self, texts: list[str], **options: Any) -> QualityResponse:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from httpx_sse import ServerSentEvent
 
 from textnlp.api.schemas import GenerateTextRequest, InvokeRequest, TokenResponse
 from textnlp.errors import TextNLPError
@@ -88,28 +88,16 @@ def invoke_body(**fields: Any) -> dict[str, Any]:
     return InvokeRequest(**given).model_dump(mode="json", exclude_unset=True)
 
 
-class SseDecoder:
-    """Chunks of an SSE completion stream, line by line; ``event: error`` raises ``ApiError``."""
-
-    def __init__(self) -> None:
-        self.event = "message"
-        self.done = False
-
-    def feed(self, line: str) -> dict[str, Any] | None:
-        if line.startswith("event:"):
-            self.event = line[6:].strip()
-        elif line.startswith("data:"):
-            data = line[5:].strip()
-            if data == "[DONE]":
-                self.done = True
-                return None
-            payload: dict[str, Any] = json.loads(data)
-            if self.event == "error":
-                raise ApiError(502, payload.get("error", {"message": "stream failed"}))
-            return payload
-        elif not line:
-            self.event = "message"
+def sse_chunk(event: ServerSentEvent) -> dict[str, Any] | None:
+    """The chunk of one SSE event of a completion stream; None at ``[DONE]``. An ``error``
+    event raises ``ApiError`` with the status it carries."""
+    if event.data == "[DONE]":
         return None
+    payload: dict[str, Any] = json.loads(event.data)
+    if event.event == "error":
+        error = payload.get("error") or {"message": "stream failed"}
+        raise ApiError(int(error.get("status", 502)), error)
+    return payload
 
 
 def stream_url(base_url: httpx.URL) -> str:
@@ -130,13 +118,3 @@ def stream_event(raw: str | bytes) -> dict[str, Any]:
         error = event.get("error") or {"message": "stream failed"}
         raise ApiError(int(error.get("status", 400)), error)
     return event
-
-
-def sse_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    decoder = SseDecoder()
-    for line in lines:
-        chunk = decoder.feed(line)
-        if chunk is not None:
-            yield chunk
-        if decoder.done:
-            return

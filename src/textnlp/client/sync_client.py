@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from textnlp.api.schemas import (
     ApiKeyCreated,
@@ -25,7 +26,7 @@ from textnlp.client.core import (
     generate_body,
     invoke_body,
     raise_for_error,
-    sse_events,
+    sse_chunk,
     stream_event,
     stream_message,
     stream_url,
@@ -127,13 +128,17 @@ class TextNLPClient:
         body = generate_body(**fields, stream=True)
         if self.tokens.should_refresh():
             self.refresh()
-        with self._http.stream(
-            "POST", API + "/generate/text", json=body, headers=self._headers(True)
-        ) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise_for_error(response)
-            yield from sse_events(response.iter_lines())
+        with connect_sse(
+            self._http, "POST", API + "/generate/text", json=body, headers=self._headers(True)
+        ) as source:
+            if source.response.status_code >= 400:
+                source.response.read()
+                raise_for_error(source.response)
+            for event in source.iter_sse():
+                chunk = sse_chunk(event)
+                if chunk is None:
+                    return
+                yield chunk
 
     def stream(self, **fields: Any) -> Iterator[str]:
         """The streamed text, piece by piece."""

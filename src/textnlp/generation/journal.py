@@ -97,7 +97,7 @@ class RunIdentity:
     fixed: dict[str, Any] = field(default_factory=dict)
 
 
-def check_resume(records: dict[int, Record], run: RunIdentity, source: Path) -> None:
+def check_resume(records: dict[int, Record], run: RunIdentity, source: Path | str) -> None:
     """``Conflict`` (one line, naming what differs) when ``records`` are not of ``run``."""
     if not records:
         return

@@ -1,16 +1,17 @@
 """The dataset pipeline: template -> sampled prompts -> model (concurrent) -> records -> file.
 
 Concurrency is what lets a batching engine decode many records together: ``concurrency``
-workers keep that many requests in flight. Each finished record goes to the run journal at
-once; the dataset file is written atomically from the journal at the end, or when the run is
-interrupted, so Ctrl-C leaves a valid file and ``resume`` continues where the run stopped.
+workers keep that many requests in flight. Each finished record goes to the run's sink at once
+(``generation.sinks``: by default a journal beside the output file, which is written atomically
+from the journal at the end, or when the run is interrupted, so Ctrl-C leaves a valid file and
+``resume`` continues where the run stopped; a job's sink is the job store).
 
 Cost: each record's provenance carries the estimated cost of its attempts (``cost_usd``; None
 when the model has no price, 0 for an answer from the cache) and the summary sums this run's
 records. A spending cap (``CappedBackend``, applied by the caller) that refuses a request stops
-the run like an interruption: no new record starts, the ones in flight finish, the file is
-written from the journal, the journal stays for ``resume``, and the ``QuotaExceeded`` is raised
-with ``written`` and ``requested`` added to its details.
+the run like an interruption: no new record starts, the ones in flight finish, the sink ends
+the run with them (the file is written, the journal stays for ``resume``), and the
+``QuotaExceeded`` is raised with ``written`` and ``requested`` added to its details.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, Provenance, Record
 from textnlp.errors import InvalidParameter, QuotaExceeded, first_error
 from textnlp.generation.cache import CachedBackend, ResponseCache
-from textnlp.generation.journal import RunIdentity, RunJournal, check_resume, journal_path
+from textnlp.generation.journal import RunIdentity, check_resume
+from textnlp.generation.sinks import FileSink, RecordSink
 from textnlp.generation.templates import PromptTemplate, record_seed
-from textnlp.generation.writers import check_writable, read_dataset, write_dataset
+from textnlp.generation.writers import check_writable
 
 OnRecord = Callable[[Record], None]
 
@@ -43,7 +45,8 @@ class DatasetRequest:
 
     template: PromptTemplate
     count: int
-    output: Path
+    #: The dataset file of a run into a ``FileSink`` (None: the caller passes its own sink).
+    output: Path | None = None
     params: dict[str, Any] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
@@ -55,7 +58,7 @@ class DatasetRequest:
 
 @dataclass
 class DatasetSummary:
-    output: Path
+    output: Path | None
     model: str
     template: str
     requested: int
@@ -109,15 +112,27 @@ class DatasetPipeline:
     def precheck(cls, spec: ModelSpec, request: DatasetRequest) -> GenerationParams:
         """``resolve``, and the output file can be written: every check that needs no model."""
         params = cls.resolve(spec, request)
-        check_writable(request.output)
+        if request.output is not None:
+            check_writable(request.output)
         return params
 
     async def run(
-        self, request: DatasetRequest, on_record: OnRecord | None = None
+        self,
+        request: DatasetRequest,
+        on_record: OnRecord | None = None,
+        *,
+        sink: RecordSink | None = None,
     ) -> DatasetSummary:
-        params = self.precheck(self.backend.spec, request)
-        journal = RunJournal(journal_path(request.output))
-        done = self._previous_records(request, params, journal)
+        """Generate ``request``'s records into ``sink`` (default: a ``FileSink`` on
+        ``request.output``)."""
+        if sink is None:
+            if request.output is None:
+                raise InvalidParameter("a dataset run needs an output file or a record sink")
+            params = self.precheck(self.backend.spec, request)
+            sink = FileSink(request.output)
+        else:
+            params = self.resolve(self.backend.spec, request)
+        done = self._previous_records(request, params, sink)
         summary = DatasetSummary(
             output=request.output,
             model=self.backend.spec.id,
@@ -125,21 +140,25 @@ class DatasetPipeline:
             requested=request.count,
             resumed=sum(1 for i in done if i < request.count),
         )
+        tally = _Tally(request.template, summary)
+        for index, record in done.items():
+            if index < request.count:
+                tally.keep(record)
         todo = (i for i in range(request.count) if i not in done)
         started = time.perf_counter()
-        journal.open(fresh=not request.resume)
+        sink.start(fresh=not request.resume)
         try:
-            refused = await self._run_workers(request, params, todo, journal, summary, on_record)
+            refused = await self._run_workers(request, params, todo, sink, tally, on_record)
         except (asyncio.CancelledError, KeyboardInterrupt):
-            # Ctrl-C: what is done becomes a valid dataset; the journal stays for --resume.
+            # Ctrl-C: what is done becomes a valid dataset; the progress stays for --resume.
             summary.interrupted = True
-            self._finish(request, journal, summary, started)
+            self._finish(request, sink, tally, started)
             raise
         except BaseException:
-            # A failure leaves the output as it was; the journal keeps the progress.
-            journal.close()
+            # A failure leaves the output as it was; the sink keeps the progress.
+            sink.abort()
             raise
-        self._finish(request, journal, summary, started)
+        self._finish(request, sink, tally, started)
         if refused is not None:
             # A spending cap stopped the run: the finished records are written, and kept.
             raise QuotaExceeded(
@@ -150,18 +169,13 @@ class DatasetPipeline:
         return summary
 
     def _previous_records(
-        self, request: DatasetRequest, params: GenerationParams, journal: RunJournal
+        self, request: DatasetRequest, params: GenerationParams, sink: RecordSink
     ) -> dict[int, Record]:
         """The finished records a resume continues from, once they are known to be of this
         run (``check_resume``); nothing is written before that check."""
         if not request.resume:
             return {}
-        done = journal.read()
-        source = journal.path
-        from_output = not done and request.output.exists()
-        if from_output:
-            done = {r.index: r for r in read_dataset(request.output)}
-            source = request.output
+        done = sink.finished()
         run = RunIdentity(
             template_id=request.template.id,
             template_version=request.template.version,
@@ -171,12 +185,7 @@ class DatasetPipeline:
             count=request.count,
             fixed=request.variables,
         )
-        check_resume(done, run, source)
-        if from_output:
-            journal.open(fresh=True)
-            for record in done.values():
-                journal.append(record)
-            journal.close()
+        check_resume(done, run, sink.source)
         return done
 
     async def _run_workers(
@@ -184,8 +193,8 @@ class DatasetPipeline:
         request: DatasetRequest,
         params: GenerationParams,
         todo: Iterator[int],
-        journal: RunJournal,
-        summary: DatasetSummary,
+        sink: RecordSink,
+        tally: _Tally,
         on_record: OnRecord | None,
     ) -> QuotaExceeded | None:
         """Run the records; the first spending-cap refusal, which stops new records."""
@@ -200,8 +209,8 @@ class DatasetPipeline:
                 except QuotaExceeded as exc:
                     refused.append(exc)
                     return
-                journal.append(record)
-                _count(summary, record)
+                sink.append(record)
+                tally.add(record)
                 if on_record is not None:
                     on_record(record)
 
@@ -269,38 +278,51 @@ class DatasetPipeline:
         )
 
     def _finish(
-        self, request: DatasetRequest, journal: RunJournal, summary: DatasetSummary, started: float
+        self, request: DatasetRequest, sink: RecordSink, tally: _Tally, started: float
     ) -> None:
+        summary = tally.summary
         summary.elapsed_s = time.perf_counter() - started
-        journal.close()
-        records = journal.read()
-        kept = [records[i] for i in sorted(records) if i < request.count]
-        ok = [r for r in kept if r.status == "ok"]
-        write_dataset(request.output, ok)
-        summary.written = len(ok)
-        summary.label_counts = _label_counts(request.template, ok)
-        if len(kept) == request.count and not summary.interrupted:
-            journal.remove()
+        complete = tally.finished == request.count and not summary.interrupted
+        sink.end(request.count, complete=complete)
+        summary.label_counts = tally.label_counts()
 
 
-def _count(summary: DatasetSummary, record: Record) -> None:
-    summary.prompt_tokens += record.provenance.prompt_tokens
-    summary.completion_tokens += record.provenance.completion_tokens
-    summary.cached += record.provenance.cached
-    summary.failed += record.status == "failed"
-    if record.provenance.cost_usd is not None:
-        summary.cost_usd = round((summary.cost_usd or 0.0) + record.provenance.cost_usd, 8)
+class _Tally:
+    """The summary's counts, kept as records finish (resumed ones included)."""
 
+    def __init__(self, template: PromptTemplate, summary: DatasetSummary) -> None:
+        self.template = template
+        self.summary = summary
+        #: Indices finished, ok or failed: the run is complete when all of them are.
+        self.finished = 0
+        self._labels: dict[str, dict[str, int]] = {label: {} for label in template.labels}
 
-def _label_counts(template: PromptTemplate, records: list[Record]) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = {}
-    for label in template.labels:
-        values: dict[str, int] = {}
-        for record in records:
+    def keep(self, record: Record) -> None:
+        """Count a finished record towards what the result holds."""
+        self.finished += 1
+        if record.status != "ok":
+            return
+        self.summary.written += 1
+        for label, values in self._labels.items():
             key = str(record.variables.get(label, (record.data or {}).get(label)))
             values[key] = values.get(key, 0) + 1
-        counts[label] = dict(sorted(values.items(), key=lambda kv: -kv[1]))
-    return counts
+
+    def add(self, record: Record) -> None:
+        """A record of this run: its tokens and cost too."""
+        self.keep(record)
+        summary = self.summary
+        summary.prompt_tokens += record.provenance.prompt_tokens
+        summary.completion_tokens += record.provenance.completion_tokens
+        summary.cached += record.provenance.cached
+        summary.failed += record.status == "failed"
+        if record.provenance.cost_usd is not None:
+            summary.cost_usd = round((summary.cost_usd or 0.0) + record.provenance.cost_usd, 8)
+
+    def label_counts(self) -> dict[str, dict[str, int]]:
+        return {
+            label: dict(sorted(values.items(), key=lambda kv: -kv[1]))
+            for label, values in self._labels.items()
+        }
 
 
 def _first_error(exc: ValueError) -> str:

@@ -12,13 +12,19 @@ Verdicts:
 - an API key (``tnlp_<id>_<secret>``): ``Allow`` with ``principalId`` ``api-key`` and
   ``context.credential`` ``api_key``. Keys live in the database, which this function cannot
   reach, so it only lets them through to the app;
-- anything else (no credential, expired, forged, a refresh token, a broken configuration):
-  ``Deny``. Never an exception, which API Gateway would answer with a 500.
+- an access token whose session is logged out or revoked, when the session store is the
+  DynamoDB table (``AuthorizerSettings.session_table``): ``Deny``. The family's and the token's
+  items are read in one strongly consistent BatchGetItem (``textnlp.auth.session_items``, the
+  app's own rule), traced as an X-Ray subsegment (``textnlp.lambdas.xray``);
+- anything else (no credential, expired, forged, a refresh token, a broken configuration, an
+  unreadable session table): ``Deny``. Never an exception, which API Gateway would answer with
+  a 500.
 
 The app authenticates every request itself whatever this function says (revocation, API keys,
 roles), so this is a first filter, not the only check. API Gateway caches a verdict for the
 same credential for 5 minutes across all routes, so the policy covers the whole stage
-(``arn:aws:execute-api:<region>:<account>:<api id>/<stage>/*``), not only the method called.
+(``arn:aws:execute-api:<region>:<account>:<api id>/<stage>/*``), not only the method called;
+a token logged out within those minutes still passes the gateway and is refused by the app.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from typing import Any
 
 from textnlp.auth.api_keys import is_api_key, parse_api_key
 from textnlp.auth.jwt_rules import TokenRejected, decode_token
+from textnlp.auth.session_items import access_is_live, fetch_session
 from textnlp.lambdas.authorizer_settings import AuthorizerConfigError, AuthorizerSettings
+from textnlp.lambdas.xray import aws_subsegment
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -44,12 +52,14 @@ _METHOD_ARN = re.compile(
     r"^(?P<prefix>arn:[a-z-]+:execute-api:[a-z0-9-]+:\d{12}:[A-Za-z0-9]+)/(?P<stage>[^/]+)/.+$"
 )
 _settings: AuthorizerSettings | None = None
+_dynamodb: Any = None
 
 
 def reset() -> None:
-    """Forget the settings read from the environment (tests)."""
-    global _settings
+    """Forget the settings read from the environment and the DynamoDB client (tests)."""
+    global _settings, _dynamodb
     _settings = None
+    _dynamodb = None
 
 
 def _current_settings() -> AuthorizerSettings:
@@ -118,8 +128,53 @@ def _verdict(credential: str, resource: str) -> dict[str, Any]:
         expected_type="access",
     )
     user_id = str(claims["sub"])
+    if settings.session_table and not _session_is_live(settings.session_table, claims):
+        return policy(ANONYMOUS, "Deny", resource)
     context = {"userId": user_id, "role": str(claims.get("role", "user")), "credential": "jwt"}
     return policy(user_id, "Allow", resource, context)
+
+
+def _session_is_live(table: str, claims: Mapping[str, Any]) -> bool:
+    family, jti = claims.get("family"), claims.get("jti")
+    if not isinstance(family, str) or not family or not isinstance(jti, str):
+        log.info("deny: the token names no session to check")
+        return False
+    try:
+        with aws_subsegment(
+            "DynamoDB",
+            operation="BatchGetItem",
+            region=os.environ.get("AWS_REGION", ""),
+            table_names=[table],
+        ):
+            family_item, jti_item = fetch_session(_session_client(), table, family, jti)
+    except Exception as exc:
+        # Fail closed. Allowing on an error would let logged-out and stolen-then-revoked tokens
+        # through whenever the table is throttled, unreachable or denied to this role, silently.
+        # It costs no availability: the API reads the same table on every request and answers
+        # 503 while it cannot. A client whose token was denied (API Gateway caches the verdict)
+        # recovers through the public refresh route, which issues a new token.
+        log.error("deny: cannot read the session table %s: %s", table, type(exc).__name__)
+        return False
+    if not access_is_live(family_item, jti_item, str(claims["sub"])):
+        log.info("deny: the session is logged out or revoked")
+        return False
+    return True
+
+
+def _session_client() -> Any:
+    """One DynamoDB client per container, with timeouts well inside API Gateway's 10 s."""
+    global _dynamodb
+    if _dynamodb is None:
+        import boto3
+        from botocore.config import Config
+
+        _dynamodb = boto3.client(
+            "dynamodb",
+            config=Config(
+                connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}
+            ),
+        )
+    return _dynamodb
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:

@@ -7,6 +7,10 @@ checks both agree). The signing key is ``TEXTNLP_AUTH__JWT_SECRET``, or, with
 ``TEXTNLP_SECRETS__BACKEND=aws``, the secret the API reads: ``/textnlp/<environment>/
 api/jwt-secret`` in Secrets Manager (read once per container; a rotated key is picked up by the
 next cold start). There is no fallback to the local development key, which anyone can sign with.
+
+With ``TEXTNLP_AUTH__SESSION_STORE=dynamodb`` the authorizer also reads the session table
+(``TEXTNLP_AUTH__SESSION_TABLE``, by default the schema's ``textnlp-<environment>-sessions``),
+so that a logged-out or revoked token is refused at the gateway.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from textnlp.deployment import JWT_SECRET, secret_path, unwrap_secret
+from textnlp.deployment import JWT_SECRET, secret_path, session_table_name, unwrap_secret
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,7 @@ ENV_PREFIX = "TEXTNLP_"
 ENVIRONMENTS = ("dev", "staging", "production")
 SECRETS_BACKENDS = ("env", "aws")
 ALGORITHMS = ("HS256", "HS384", "HS512")
+SESSION_STORES = ("database", "dynamodb")
 #: Settings fields the authorizer reads (paths in ``Settings``) with the schema's defaults.
 DEFAULTS: dict[tuple[str, ...], str] = {
     ("environment",): "dev",
@@ -32,6 +37,8 @@ DEFAULTS: dict[tuple[str, ...], str] = {
     ("auth", "issuer"): "textnlp",
     ("auth", "audience"): "textnlp-api",
     ("auth", "jwt_algorithm"): "HS256",
+    ("auth", "session_store"): "database",
+    ("auth", "session_table"): "",
 }
 #: The key, which has no default here (the schema's is the local development key).
 KEY_PATH = ("auth", "jwt_secret")
@@ -54,6 +61,9 @@ class AuthorizerSettings:
     audience: str
     algorithm: str
     key: str = field(repr=False)
+    #: The DynamoDB session table to check tokens against; empty: no revocation check here
+    #: (the database's store, which only the app can reach).
+    session_table: str = ""
 
     @classmethod
     def from_environ(
@@ -80,7 +90,15 @@ class AuthorizerSettings:
                     f"{variable(*KEY_PATH)} is not set and {variable('secrets', 'backend')} "
                     "is not aws"
                 )
-        return cls(environment, read("auth", "issuer"), read("auth", "audience"), algorithm, key)
+        store = _one_of(
+            read("auth", "session_store"), SESSION_STORES, variable("auth", "session_store")
+        )
+        table = ""
+        if store == "dynamodb":
+            table = read("auth", "session_table") or session_table_name(environment)
+        return cls(
+            environment, read("auth", "issuer"), read("auth", "audience"), algorithm, key, table
+        )
 
 
 def _one_of(value: str, allowed: tuple[str, ...], name: str) -> str:

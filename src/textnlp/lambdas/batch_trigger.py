@@ -1,29 +1,34 @@
-"""S3 ``ObjectCreated`` (via EventBridge, reshaped to ``Records[].s3``) -> an ECS batch task.
+"""S3 ``ObjectCreated`` (via EventBridge, reshaped to ``Records[].s3``) -> a batch execution.
 
-For each prompt upload (``upload_events``) it starts the batch processor
-(``textnlp worker --queues batch --once``) with ``S3_BUCKET``/``S3_KEY`` overrides, except for:
+For each prompt upload (``upload_events``) it starts one execution of the batch state machine
+(``STATE_MACHINE_ARN``) with the input ``{"bucket", "key", "etag"}`` (``execution_input``). The
+machine owns the rest: it runs the batch processor (``textnlp worker --queues batch --once``)
+with ``S3_BUCKET``/``S3_KEY`` overrides taken from that input, waits for it
+(``ecs:runTask.sync``), runs it again after a Spot interruption, and sends a failed run to the
+batch dead-letter queue and the job-notifications topic
+(``infra/textnlp_infra/constructs/batch_machine.py``). Skipped:
 
 - files uploaded through the API's own upload route, which carry the object metadata
   ``textnlp-submit: manual`` (``textnlp.deployment``): their owner submits the job with their
-  own parameters, so a task here would generate the file a second time;
+  own parameters, so a batch run here would generate the file a second time;
 - objects deleted before the trigger looked at them (HEAD answers 404; without
   ``s3:ListBucket``, which the function does not hold, S3 answers 403 instead, and the event
   goes the failure path below).
 
-Failures: a ``run_task`` that raises or answers ``failures`` (no Spot capacity, throttling), or
-a HEAD that fails, is logged, the other records are still tried, and then the invocation
-raises ``BatchTriggerFailed``. Lambda retries the asynchronous invocation (twice) and then
-sends the event to the function's dead-letter queue with the error message. Retries are safe:
-``run_task`` gets a ``clientToken`` derived from bucket, key and ETag, so ECS starts at most
-one task per object version (for 24 hours, the token's lifetime); a ``ConflictException``
-means that task exists already. Whether ECS replays an answer that held only ``failures`` for
-the same token is not documented; if it does, such an event reaches the dead-letter queue.
-A malformed event raises ``ValueError`` at once.
+Failures: a ``start_execution`` or a HEAD that raises is logged, the other records are still
+tried, and then the invocation raises ``BatchTriggerFailed``. Lambda retries the asynchronous
+invocation (twice) and then sends the event to the function's dead-letter queue with the error
+message. Retries are safe: the execution's name is derived from bucket, key and ETag, and
+Step Functions starts one execution per name (a standard workflow answers a repeated name
+with the same input with the running execution, and with ``ExecutionAlreadyExists`` once it
+has finished; both mean this object version was started already, for the 90 days a name is
+kept). A malformed event raises ``ValueError`` at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -38,49 +43,30 @@ log.setLevel(logging.INFO)
 
 #: The function's configuration, one variable each; the infra builds the environment from this.
 CONFIG_VARIABLES: dict[str, str] = {
-    "CLUSTER_ARN": "the ECS cluster the batch processor runs in",
-    "TASK_DEFINITION_ARN": "the batch processor's task definition",
-    "CONTAINER_NAME": "its container, which gets the S3_BUCKET/S3_KEY overrides",
-    "CAPACITY_PROVIDER": "the capacity provider to run it on (FARGATE_SPOT)",
-    "SUBNETS": "comma-separated subnet ids of the task's network interface",
-    "SECURITY_GROUPS": "comma-separated security group ids of that interface",
+    "STATE_MACHINE_ARN": "the batch state machine that runs the batch processor per upload",
 }
-STARTED_BY = "textnlp-batch-trigger"
-#: RunTask accepts client tokens of at most 64 characters (a SHA-256 in hex is exactly that).
-CLIENT_TOKEN_MAX = 64
+#: The fields of an execution's input; the state machine's JSONPath (``$.bucket``...) reads
+#: these names, and the infra builds its paths from this tuple.
+EXECUTION_INPUT_FIELDS = ("bucket", "key", "etag")
+#: Execution names are at most 80 characters; a SHA-256 in hex is 64.
+EXECUTION_NAME_MAX = 80
 _clients: dict[str, Any] = {}
 
 
 class BatchTriggerFailed(RuntimeError):
-    """Some uploads started no task; the message lists them and why."""
+    """Some uploads started no execution; the message lists them and why."""
 
 
 @dataclass(frozen=True)
 class TriggerConfig:
-    cluster_arn: str
-    task_definition_arn: str
-    container_name: str
-    capacity_provider: str
-    subnets: list[str]
-    security_groups: list[str]
+    state_machine_arn: str
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> TriggerConfig:
         missing = [name for name in CONFIG_VARIABLES if not environ.get(name, "").strip()]
         if missing:
             raise RuntimeError(f"batch trigger environment lacks {', '.join(missing)}")
-
-        def split(name: str) -> list[str]:
-            return [part.strip() for part in environ[name].split(",") if part.strip()]
-
-        return cls(
-            cluster_arn=environ["CLUSTER_ARN"].strip(),
-            task_definition_arn=environ["TASK_DEFINITION_ARN"].strip(),
-            container_name=environ["CONTAINER_NAME"].strip(),
-            capacity_provider=environ["CAPACITY_PROVIDER"].strip(),
-            subnets=split("SUBNETS"),
-            security_groups=split("SECURITY_GROUPS"),
-        )
+        return cls(state_machine_arn=environ["STATE_MACHINE_ARN"].strip())
 
 
 def _client(service: str) -> Any:
@@ -92,38 +78,22 @@ def _client(service: str) -> Any:
     return _clients[service]
 
 
-def client_token(upload: Upload) -> str:
-    """The same object version always gets the same token, whatever the retry."""
+def execution_name(upload: Upload) -> str:
+    """The same object version always gets the same name, whatever the retry."""
     identity = "\n".join((upload.bucket, upload.key, upload.etag))
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:CLIENT_TOKEN_MAX]
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:EXECUTION_NAME_MAX]
 
 
-def run_task_arguments(config: TriggerConfig, upload: Upload) -> dict[str, Any]:
+def execution_input(upload: Upload) -> dict[str, str]:
+    values = {"bucket": upload.bucket, "key": upload.key, "etag": upload.etag}
+    return {name: values[name] for name in EXECUTION_INPUT_FIELDS}
+
+
+def start_execution_arguments(config: TriggerConfig, upload: Upload) -> dict[str, Any]:
     return {
-        "cluster": config.cluster_arn,
-        "taskDefinition": config.task_definition_arn,
-        "count": 1,
-        "capacityProviderStrategy": [{"capacityProvider": config.capacity_provider, "weight": 1}],
-        "networkConfiguration": {
-            "awsvpcConfiguration": {
-                "subnets": config.subnets,
-                "securityGroups": config.security_groups,
-                "assignPublicIp": "DISABLED",
-            }
-        },
-        "overrides": {
-            "containerOverrides": [
-                {
-                    "name": config.container_name,
-                    "environment": [
-                        {"name": "S3_BUCKET", "value": upload.bucket},
-                        {"name": "S3_KEY", "value": upload.key},
-                    ],
-                }
-            ]
-        },
-        "startedBy": STARTED_BY,
-        "clientToken": client_token(upload),
+        "stateMachineArn": config.state_machine_arn,
+        "name": execution_name(upload),
+        "input": json.dumps(execution_input(upload), sort_keys=True),
     }
 
 
@@ -148,25 +118,27 @@ def _head(upload: Upload) -> dict[str, Any] | None:
         raise
 
 
-def _start(config: TriggerConfig, upload: Upload) -> list[str]:
-    """The task ARNs started (or already started) for ``upload``; raises on failure."""
+def _start(config: TriggerConfig, upload: Upload) -> str:
+    """The execution ARN started (or already started) for ``upload``; raises on failure."""
+    arguments = start_execution_arguments(config, upload)
     try:
-        answer = _client("ecs").run_task(**run_task_arguments(config, upload))
+        answer = _client("stepfunctions").start_execution(**arguments)
     except Exception as exc:
-        if _error_code(exc) == "ConflictException":  # this token started a task already
-            existing = [str(arn) for arn in getattr(exc, "response", {}).get("resourceIds", [])]
-            log.info("s3://%s/%s was started before: %s", upload.bucket, upload.key, existing)
-            return existing
+        if _error_code(exc) == "ExecutionAlreadyExists":  # this object version ran already
+            arn = _execution_arn(config.state_machine_arn, arguments["name"])
+            log.info("s3://%s/%s was started before: %s", upload.bucket, upload.key, arn)
+            return arn
         raise
-    failures = answer.get("failures") or []
-    if failures:
-        reasons = "; ".join(str(f.get("reason", f)) for f in failures)
-        raise BatchTriggerFailed(f"run_task failures: {reasons}")
-    return [str(task["taskArn"]) for task in answer.get("tasks", [])]
+    return str(answer["executionArn"])
 
 
-def _process(config: TriggerConfig, upload: Upload) -> list[str] | None:
-    """The tasks started for ``upload``, or None when it is skipped."""
+def _execution_arn(state_machine_arn: str, name: str) -> str:
+    """``arn:aws:states:<region>:<account>:execution:<machine>:<name>``."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
+def _process(config: TriggerConfig, upload: Upload) -> str | None:
+    """The execution started for ``upload``, or None when it is skipped."""
     head = _head(upload)
     where = f"s3://{upload.bucket}/{upload.key}"
     if head is None:
@@ -175,11 +147,11 @@ def _process(config: TriggerConfig, upload: Upload) -> list[str] | None:
     if submitted_manually(head.get("Metadata") or {}):
         log.info("%s was uploaded through the API, its owner submits it: skipped", where)
         return None
-    if not upload.etag:  # the token needs the object's version; HEAD knows it
+    if not upload.etag:  # the name needs the object's version; HEAD knows it
         upload = replace(upload, etag=str(head.get("ETag", "")).strip('"'))
-    tasks = _start(config, upload)
-    log.info("%s -> %s", where, tasks)
-    return tasks
+    execution = _start(config, upload)
+    log.info("%s -> %s", where, execution)
+    return execution
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -192,15 +164,15 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     failed: list[str] = []
     for upload in uploads:
         try:
-            tasks = _process(config, upload)
+            execution = _process(config, upload)
         except Exception as exc:  # every record is tried before the invocation fails
-            log.error("s3://%s/%s started no task: %s", upload.bucket, upload.key, exc)
+            log.error("s3://%s/%s started no execution: %s", upload.bucket, upload.key, exc)
             failed.append(f"{upload.key}: {exc}")
             continue
-        if tasks is None:
+        if execution is None:
             skipped.append(upload.key)
         else:
-            started.extend(tasks)
+            started.append(execution)
     if failed:
         summary = " | ".join(failed)
         raise BatchTriggerFailed(f"{len(failed)} of {len(uploads)} uploads failed: {summary}")

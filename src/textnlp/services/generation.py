@@ -1,8 +1,8 @@
 """Generation use cases: datasets from templates, and single completions.
 
 A dataset run may carry a spending cap (``DatasetJob.max_cost_usd``): the loaded backend is
-wrapped in a ``CappedBackend`` for that run only (the pool's backend stays shared and uncapped),
-priced with the settings' price table.
+wrapped in the run's ``Budget`` (``services.spending``) for that run only; the pool's backend
+stays shared and uncapped.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from textnlp.backends.base import Backend
-from textnlp.backends.pricing import CappedBackend, PriceTable, SpendingCap
 from textnlp.backends.registry import ModelCatalogue
+from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
-from textnlp.domain import Completion, GenerationRequest, TokenDelta
-from textnlp.errors import InvalidParameter
+from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
 from textnlp.generation.cache import CachedBackend, OwnerScopedCache, ResponseCache
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
 from textnlp.generation.templates import TemplateLibrary
 from textnlp.observability.spans import span
 from textnlp.services.models import ModelPool
+from textnlp.services.spending import SpendingService
 
 
 @dataclass
@@ -38,7 +38,7 @@ class DatasetJob:
     seed: int = 0
     concurrency: int | None = None
     resume: bool = False
-    #: Spending cap of this run in US dollars (None: no cap); see ``GenerationService.capped``.
+    #: Spending cap of this run in US dollars (None: no cap); see ``SpendingService.run_budget``.
     max_cost_usd: float | None = None
 
 
@@ -52,22 +52,20 @@ class GenerationService:
         templates: TemplateLibrary,
         pool: ModelPool,
         cache: ResponseCache | None,
-        *,
-        prices: PriceTable,
+        spending: SpendingService,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
         self.templates = templates
         self.pool = pool
         self.cache = cache
-        self.prices = prices
+        self.spending = spending
 
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
         """Resolve names to objects and check everything that can be checked before loading."""
         model_id = job.model or self.settings.default_model
         spec = self.catalogue.get(model_id)  # unknown model -> ModelNotFound, before loading
-        if job.max_cost_usd is not None and job.max_cost_usd < 0:
-            raise InvalidParameter(f"the spending cap must be at least 0 (got {job.max_cost_usd})")
+        self.spending.run_budget(job.max_cost_usd)  # a negative cap is refused here
         template = self.templates.get(job.template)
         request = DatasetRequest(
             template=template,
@@ -88,21 +86,27 @@ class GenerationService:
         self, job: DatasetJob, on_record: OnRecord | None = None
     ) -> DatasetSummary:
         model_id, request = self.dataset_request(job)
-        backend = await self.pool.get(model_id)
-        if job.max_cost_usd is not None:
-            backend = self.capped(backend, SpendingCap(job.max_cost_usd, name="--max-cost"))
+        backend = self.spending.run_budget(job.max_cost_usd).apply(await self.pool.get(model_id))
         return await DatasetPipeline(backend, self.cache).run(request, on_record)
 
-    def capped(self, backend: Backend, *caps: SpendingCap | None) -> Backend:
-        """``backend`` under each cap given (innermost first); itself when there is none.
+    # -- models ------------------------------------------------------------------------------
+    def models(self) -> list[ModelInfo]:
+        """Every catalogue model, with whether it can serve here now (circuits included)."""
+        return self.pool.describe_all()
 
-        A wrapper belongs to one run: a cap must not be shared by two wrappers (a request
-        waiting for room is woken by its own wrapper's settlements).
-        """
-        for cap in caps:
-            if cap is not None:
-                backend = CappedBackend(backend, cap, self.prices)
-        return backend
+    def spec(self, model_id: str | None) -> ModelSpec:
+        """The catalogue entry of ``model_id`` (None: the default model); ``ModelNotFound``."""
+        return self.catalogue.get(model_id or self.settings.default_model)
+
+    def model(self, model_id: str) -> ModelInfo:
+        return self.pool.describe(model_id)
+
+    def loaded_models(self) -> list[str]:
+        return self.pool.loaded()
+
+    async def load(self, model_id: str) -> None:
+        """Load the model now (a load error is raised here, not in the middle of a stream)."""
+        await self.pool.get(model_id)
 
     async def complete(
         self, model_id: str, request: GenerationRequest, owner: str | None = None

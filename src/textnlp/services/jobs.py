@@ -6,7 +6,8 @@ every worker loop and after each submit) sends it later: the job can never exist
 message nor the message without its job. Publishing twice is harmless: the message is
 deduplicated by job id and the worker ignores messages of finished jobs.
 
-The same service serves the API, the CLI (local profile) and the worker.
+The same service serves the API, the CLI (local profile) and, through ``JobRuns`` (the
+workers' side of jobs), the worker.
 
 Cost: a job's ``cost_usd`` grows with each checkpointed chunk (``JobStore.save_records``). A job
 may carry ``max_cost_usd`` (else ``models.job_spending_cap_usd`` applies): the worker runs it
@@ -30,7 +31,6 @@ from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob
 from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.queue import QueuePair
 from textnlp.adapters.storage import BlobStorage, Keys
-from textnlp.backends.pricing import SpendingCap
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.config import Settings
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
@@ -47,7 +47,7 @@ from textnlp.services.job_models import (
     JobView,
 )
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
-from textnlp.services.spending import SpendingService
+from textnlp.services.spending import Budget, SpendingService
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,6 @@ class JobService:
         request = DatasetRequest(
             template=template,
             count=total,
-            output=Path(f"records.{spec.format}"),  # not looked at: the worker writes it
             params=spec.params.given(),
             variables=dict(spec.variables),
             seed=spec.seed,
@@ -169,22 +168,15 @@ class JobService:
         DatasetPipeline.resolve(spec_model, request)
         return total
 
-    def max_cost(self, spec: dict[str, Any]) -> float | None:
-        """The spending cap of a stored job spec: its own, else the settings' default."""
-        own = spec.get("max_cost_usd")
-        return float(own) if own is not None else self.settings.models.job_spending_cap_usd
-
-    def caps(self, row: JobRow) -> tuple[SpendingCap | None, SpendingCap | None]:
-        """The caps a run of the job works under: the job's (seeded with what it spent), and
-        its owner's remaining budget."""
-        limit = self.max_cost(row.spec)
-        job_cap = None
-        if limit is not None:
-            job_cap = SpendingCap(
-                limit, spent_usd=row.cost_usd or 0.0, name=f"job {row.id} (max_cost_usd)"
-            )
-        model = self.catalogue.get(row.spec.get("model") or self.settings.default_model)
-        return job_cap, self.spending.cap(row.owner_id, model)
+    def budget(self, row: JobRow) -> Budget:
+        """What a run of the job may spend (``SpendingService.job_budget``)."""
+        return self.spending.job_budget(
+            row.id,
+            row.spec,
+            owner_id=row.owner_id,
+            model=self.catalogue.get(row.spec.get("model") or self.settings.default_model),
+            spent_usd=row.cost_usd or 0.0,
+        )
 
     def read_prompt_file(self, spec: JobSpec, owner: Owner) -> list[Any]:
         key = spec.prompt_file or ""
@@ -221,24 +213,6 @@ class JobService:
             self.store.mark_sent(message.outbox_id)
             sent += 1
         return sent
-
-    def finish_generation(self, job_id: str, result_key: str) -> bool:
-        """The job's result is stored: finish it, or hand it to the validation service when it
-        has a gate (in one transaction with its outbox message). True when it is over (its
-        owner is to be told), False while validation is to come.
-
-        Shared by the worker that generated the records and by the dead-letter sweep, which
-        finishes a job whose workers died after its last record was stored."""
-        row = self.store.get(job_id)
-        if row is None:
-            return False
-        if JobSpec.model_validate(row.spec).validation is None:
-            self.store.finish(job_id, "succeeded", result_key=result_key)
-            return True
-        body = JobMessage(job_id=job_id, step="validate").model_dump_json()
-        if self.store.hand_over(job_id, result_key, self.queues.validation.name, body):
-            self.publish_pending(job_id=job_id)
-        return False
 
     # -- reads -----------------------------------------------------------------------------
     def _owned(self, owner: Owner, job_id: str) -> JobRow:
@@ -285,7 +259,7 @@ class JobService:
             error=row.error if row.state in {"failed", "running"} else None,
             result=result,
             cost_usd=None if row.cost_usd is None else round(row.cost_usd, 6),
-            max_cost_usd=self.max_cost(row.spec),
+            max_cost_usd=self.spending.job_limit(row.spec),
         )
 
     # -- cancel and results ----------------------------------------------------------------
@@ -314,6 +288,11 @@ class JobService:
             url=self.storage.presigned_url(row.result_key),
             size=self.storage.size(row.result_key),
         )
+
+    def save_results(self, owner: Owner, job_id: str, out: Path) -> int:
+        """A finished job's result file, saved at ``out``; its size in bytes."""
+        self.storage.download(self.results(owner, job_id).key, out)
+        return out.stat().st_size
 
     def result_chunks(self, download: ResultDownload) -> Iterator[bytes]:
         """The bytes of a result file that ``results`` found (where it has no URL to give)."""

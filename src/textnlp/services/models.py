@@ -13,6 +13,7 @@ from textnlp.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from textnlp.backends.cloud import CloudContext
+    from textnlp.backends.resilience import CircuitState
 
 
 class ModelPool:
@@ -58,15 +59,35 @@ class ModelPool:
             self._cloud = self._make_cloud()
         return self._cloud
 
-    def circuits(self) -> dict[str, Any]:
-        """State of each remote backend's circuit (for health checks)."""
-        return self._cloud.circuits.states() if self._cloud is not None else {}
+    def circuit(self, model_id: str) -> CircuitState | None:
+        """The circuit of the model's remote backend (None: a local model, or none called)."""
+        if self._cloud is None:
+            return None
+        for name, state in self._cloud.circuits.states().items():
+            if name.endswith(f":{model_id}"):  # breakers are named "<backend>:<model id>"
+                return state
+        return None
 
     def loaded(self) -> list[str]:
         return list(self._backends)
 
+    def describe(self, model_id: str) -> ModelInfo:
+        """The catalogue's description (``ModelNotFound`` for an unknown id), as this process
+        sees it now: a model whose circuit is open is unavailable until its next try."""
+        info = self.catalogue.describe(model_id)
+        state = self.circuit(model_id)
+        if state is None or state.state == "closed":
+            return info
+        reason = (
+            f"circuit {state.state.replace('_', '-')} after {state.consecutive_failures} "
+            f"failures (last: {state.last_error}); next try in {state.retry_in_s:.0f}s"
+        )
+        return info.model_copy(
+            update={"available": info.available and state.state == "half_open", "reason": reason}
+        )
+
     def describe_all(self) -> list[ModelInfo]:
-        return [self.catalogue.describe(model_id) for model_id in self.catalogue.ids()]
+        return [self.describe(model_id) for model_id in self.catalogue.ids()]
 
     async def aclose(self) -> None:
         backends, self._backends = self._backends, {}

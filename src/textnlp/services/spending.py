@@ -1,38 +1,100 @@
-"""Per-user spending caps: refuse new work once a user's recorded spend has reached their cap.
+"""Spending: the one place that decides what a piece of work may spend.
 
-The cap is the user's own (``users.spending_cap_usd``) or the settings' default
-(``models.user_spending_cap_usd``); None means no cap. Spend is what the user's direct
-generations and jobs cost, from the price table (``SpendingStore``). Only priced models are
-limited: a model without a price costs nothing, so the embedded model is never refused.
+Three layers, one owner each: ``backends.pricing`` says what a request costs and holds the
+mechanism (``SpendingCap``, ``CappedBackend``); ``adapters.db.spending`` records what users
+spent; this module is the policy, and everything else (API routes, job service, worker, CLI,
+library) asks it instead of building caps itself.
 
-Two places apply it: admission (``check``: the API's text and invoke routes and batch submits
-refuse with ``QuotaExceeded``, HTTP 429 without ``Retry-After``) and running jobs (``cap``: the
-worker wraps the job's backend in the owner's remaining budget, so a job stops before it passes
-the cap, and learns at each checkpoint what the owner's other work spent). Concurrent requests
-that pass admission together may overshoot the cap by what they cost; jobs of one user running
+Caps:
+
+- a **user's** cap is their own (``users.spending_cap_usd``) or the settings' default
+  (``models.user_spending_cap_usd``); None means no cap. Spend is what the user's direct
+  generations and jobs cost. Only priced models are limited: a model without a price costs
+  nothing, so the embedded model is never refused;
+- a **job's** cap is its ``max_cost_usd``, else ``models.job_spending_cap_usd``;
+- a **run's** cap is the ``--max-cost`` of one dataset run (CLI, library).
+
+They are applied at admission (``check``: the API's text and invoke routes and batch submits
+refuse with ``QuotaExceeded``, HTTP 429 without ``Retry-After``) and while work runs
+(``Budget``: the backend is wrapped in each cap, so a run stops before it passes one; a job's
+budget learns at each checkpoint what the owner's other work spent). Concurrent requests that
+pass admission together may overshoot a user's cap by what they cost; jobs of one user running
 at the same time overshoot it by at most a chunk of records each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from textnlp.adapters.db.spending import SpendingStore, UserSpend
-from textnlp.backends.pricing import PriceTable, SpendingCap
+from textnlp.backends.base import Backend
+from textnlp.backends.pricing import CappedBackend, PriceTable, SpendingCap
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.domain import Completion
-from textnlp.errors import QuotaExceeded
+from textnlp.errors import InvalidParameter, QuotaExceeded
+
+
+@dataclass(frozen=True)
+class UserBudget:
+    """A user's cap as it applies (None: no cap) and what they have spent."""
+
+    user_id: str
+    limit_usd: float | None
+    spent_usd: float
+
+
+class Budget:
+    """The caps one run works under; ``apply`` wraps a backend in them (innermost first).
+
+    A budget belongs to one run: its caps must not be shared by two wrappers (a request
+    waiting for room is woken by its own wrapper's settlements).
+    """
+
+    def __init__(
+        self,
+        prices: PriceTable,
+        caps: tuple[SpendingCap, ...] = (),
+        refresh: Callable[[], None] | None = None,
+    ) -> None:
+        self.prices = prices
+        self.caps = caps
+        self._refresh = refresh
+
+    def apply(self, backend: Backend) -> Backend:
+        for cap in self.caps:
+            backend = CappedBackend(backend, cap, self.prices)
+        return backend
+
+    def refresh(self) -> None:
+        """Learn what the owner's other work spent meanwhile (a job calls it per checkpoint)."""
+        if self._refresh is not None:
+            self._refresh()
 
 
 class SpendingService:
-    def __init__(self, settings: Settings, store: SpendingStore, prices: PriceTable) -> None:
+    def __init__(
+        self, settings: Settings, prices: PriceTable, store: Callable[[], SpendingStore]
+    ) -> None:
         self.settings = settings
-        self.store = store
         self.prices = prices
+        # Opened on first use: a dataset run with only a --max-cost never needs the database.
+        self._store_factory = store
+        self._store: SpendingStore | None = None
+
+    @property
+    def store(self) -> SpendingStore:
+        if self._store is None:
+            self._store = self._store_factory()
+        return self._store
 
     def priced(self, spec: ModelSpec) -> bool:
         return self.prices.price(spec) is not None
 
-    def limit(self, spend: UserSpend) -> float | None:
+    # -- users ------------------------------------------------------------------------------
+    def _limit(self, spend: UserSpend) -> float | None:
         if spend.cap_usd is not None:
             return spend.cap_usd
         return self.settings.models.user_spending_cap_usd
@@ -42,7 +104,7 @@ class SpendingService:
         if not self.priced(spec):
             return
         spend = self.store.spend(owner_id)
-        limit = self.limit(spend)
+        limit = self._limit(spend)
         if limit is not None and spend.spent_usd >= limit:
             raise QuotaExceeded(
                 f"spending cap reached: ${spend.spent_usd:.4f} spent of the ${limit:.2f} "
@@ -50,16 +112,6 @@ class SpendingService:
                 limit_usd=limit,
                 spent_usd=round(spend.spent_usd, 6),
             )
-
-    def cap(self, owner_id: str, spec: ModelSpec) -> SpendingCap | None:
-        """The owner's remaining budget for a job run (None: no cap, or an unpriced model)."""
-        if not self.priced(spec):
-            return None
-        spend = self.store.spend(owner_id)
-        limit = self.limit(spend)
-        if limit is None:
-            return None
-        return SpendingCap(limit, spent_usd=spend.spent_usd, name=f"user {owner_id}")
 
     def spent(self, owner_id: str) -> float:
         """What the owner has spent in all, as recorded (direct generations and jobs)."""
@@ -70,9 +122,64 @@ class SpendingService:
         if cost_usd > 0:
             self.store.add_direct(owner_id, cost_usd)
 
-    def set_user_cap(self, username: str, cap_usd: float | None) -> str:
-        """Set (None: clear) a user's own cap; returns their id."""
-        return self.store.set_cap(username, cap_usd)
+    def set_user_cap(self, username: str, cap_usd: float | None) -> UserBudget:
+        """Set (None: clear) a user's own cap; returns the cap that now applies."""
+        user_id = self.store.set_cap(username, cap_usd)
+        spend = self.store.spend(user_id)
+        return UserBudget(user_id, self._limit(spend), spend.spent_usd)
+
+    def _user_cap(self, owner_id: str, spec: ModelSpec) -> SpendingCap | None:
+        """The owner's remaining budget for a job run (None: no cap, or an unpriced model)."""
+        if not self.priced(spec):
+            return None
+        spend = self.store.spend(owner_id)
+        limit = self._limit(spend)
+        if limit is None:
+            return None
+        return SpendingCap(limit, spent_usd=spend.spent_usd, name=f"user {owner_id}")
+
+    # -- runs and jobs ----------------------------------------------------------------------
+    def job_limit(self, job_spec: Mapping[str, Any]) -> float | None:
+        """The cap of a stored job spec: its own ``max_cost_usd``, else the settings' default."""
+        own = job_spec.get("max_cost_usd")
+        return float(own) if own is not None else self.settings.models.job_spending_cap_usd
+
+    def run_budget(self, max_cost_usd: float | None) -> Budget:
+        """The budget of one dataset run with its own cap (``--max-cost``; None: none)."""
+        if max_cost_usd is None:
+            return Budget(self.prices)
+        if max_cost_usd < 0:
+            raise InvalidParameter(f"the spending cap must be at least 0 (got {max_cost_usd})")
+        return Budget(self.prices, (SpendingCap(max_cost_usd, name="--max-cost"),))
+
+    def job_budget(
+        self,
+        job_id: str,
+        job_spec: Mapping[str, Any],
+        *,
+        owner_id: str,
+        model: ModelSpec,
+        spent_usd: float,
+    ) -> Budget:
+        """The budget of a run of a job: the job's cap (seeded with what it spent already, so
+        a resumed job goes on with what it had left) inside its owner's remaining budget."""
+        caps: list[SpendingCap] = []
+        limit = self.job_limit(job_spec)
+        if limit is not None:
+            caps.append(
+                SpendingCap(limit, spent_usd=spent_usd, name=f"job {job_id} (max_cost_usd)")
+            )
+        user_cap = self._user_cap(owner_id, model)
+        if user_cap is None:
+            return Budget(self.prices, tuple(caps))
+        caps.append(user_cap)
+        # Other jobs and requests of the owner spend from the same budget: learning what they
+        # spent at every checkpoint keeps the overshoot to a chunk, not a whole job each.
+        return Budget(
+            self.prices,
+            tuple(caps),
+            refresh=lambda: user_cap.observe_spent(self.spent(owner_id)),
+        )
 
 
 def cost_of(completions: list[Completion]) -> float:

@@ -164,28 +164,19 @@ def examples_of(
             if q.pii
         ],
     )
-    add(
-        "exact_duplicates",
-        [
+
+    def groups(found: list[list[int]], what: str) -> list[Example]:
+        """One example per group of duplicates: its first record, and the group's size."""
+        return [
             Example(
                 index=g[0],
                 text=preview(texts[g[0]]),
                 value=len(g),
-                detail=f"{len(g)} copies: {g[:10]}",
+                detail=f"{len(g)} {what}: {g[:10]}",
             )
-            for g in exact.groups
-        ],
-    )
-    add(
-        "near_duplicates",
-        [
-            Example(
-                index=g[0],
-                text=preview(texts[g[0]]),
-                value=len(g),
-                detail=f"{len(g)} similar records: {g[:10]}",
-            )
-            for g in near.groups
-        ],
-    )
+            for g in found
+        ]
+
+    add("exact_duplicates", groups(exact.groups, "copies"))
+    add("near_duplicates", groups(near.groups, "similar records"))
     return out

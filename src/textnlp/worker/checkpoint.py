@@ -1,9 +1,10 @@
-"""Chunked checkpoints: records go to the database in chunks of ``chunk_size``.
+"""Chunked checkpoints: a job's record sink, the database, in chunks of ``chunk_size``.
 
-The pipeline hands over each finished record; every full chunk is stored by (job id, index)
-and is the point where the job looks at the world: a cancel, or a shutdown that hands the job
-back. A SIGKILL loses at most the records of the chunk being filled; they are regenerated,
-identically, when the message comes back (record i depends only on the seed and i).
+The pipeline hands over each finished record (``generation.sinks.RecordSink``); every full
+chunk is stored by (job id, index) and is the point where the job looks at the world: a
+cancel, or a shutdown that hands the job back. A SIGKILL loses at most the records of the
+chunk being filled; they are regenerated, identically, when the message comes back (record i
+depends only on the seed and i).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from textnlp.adapters.db.job_store import JobStore
 from textnlp.domain import Record
+from textnlp.services.job_runs import JobRuns
 
 
 class StopJob(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -24,9 +25,12 @@ class StopJob(Exception):  # noqa: N818 - a control-flow signal, not an error
 
 
 class Checkpointer:
-    def __init__(self, store: JobStore, job_id: str, chunk_size: int, stop: asyncio.Event) -> None:
-        self.store = store
+    """The record sink of a job run: the job store, a chunk at a time (no local file)."""
+
+    def __init__(self, runs: JobRuns, job_id: str, chunk_size: int, stop: asyncio.Event) -> None:
+        self.runs = runs
         self.job_id = job_id
+        self.source = f"job {job_id}"
         self.chunk_size = chunk_size
         self.stop = stop
         self.cancelled = False
@@ -35,7 +39,19 @@ class Checkpointer:
         #: Called after each stored chunk (the runner refreshes the owner's budget there).
         self.after_flush: Callable[[], None] | None = None
 
-    def on_record(self, record: Record) -> None:
+    def finished(self) -> dict[int, Record]:
+        return {r.index: r for r in self.runs.stored_records(self.job_id, ok_only=False)}
+
+    def start(self, *, fresh: bool) -> None:
+        """Nothing to open: a job always resumes from what is stored."""
+
+    def end(self, count: int, *, complete: bool) -> None:
+        self.flush()
+
+    def abort(self) -> None:
+        self.flush()  # the finished records are good whatever failed after them
+
+    def append(self, record: Record) -> None:
         self._buffer.append(record)
         if len(self._buffer) >= self.chunk_size:
             self.flush()
@@ -47,9 +63,9 @@ class Checkpointer:
     def flush(self) -> None:
         chunk, self._buffer = self._buffer, []
         if chunk:
-            self.stored += self.store.save_records(self.job_id, chunk)
+            self.stored += self.runs.save_chunk(self.job_id, chunk)
         # One cheap read per chunk: a user's cancel stops the job within a chunk.
-        self.cancelled = self.store.heartbeat(self.job_id) == "cancelled"
+        self.cancelled = self.runs.heartbeat(self.job_id) == "cancelled"
         if self.after_flush is not None:
             self.after_flush()
 

@@ -51,7 +51,7 @@ from textnlp.errors import QuotaExceeded, first_error
 from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
 from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobMessage, JobSpec
-from textnlp.services.jobs import JobService
+from textnlp.services.job_runs import JobRuns
 from textnlp.worker.checkpoint import Checkpointer, StopJob
 from textnlp.worker.dead_letters import DeadLetterSweep
 from textnlp.worker.holding import Heartbeat, hand_back, unless_stopped
@@ -100,8 +100,8 @@ class Worker:
 
     # -- the platform's parts: built on first use, so that ``run`` can wait for the database --
     @cached_property
-    def jobs(self) -> JobService:
-        return self.platform.jobs
+    def runs(self) -> JobRuns:
+        return self.platform.job_runs
 
     @cached_property
     def generation(self) -> GenerationService:
@@ -113,15 +113,15 @@ class Worker:
 
     @cached_property
     def runner(self) -> JobRunner:
-        return JobRunner(self.jobs, self.generation, chunk_size=self.settings.queue.chunk_size)
+        return JobRunner(self.runs, self.generation, chunk_size=self.settings.queue.chunk_size)
 
     @cached_property
     def queues(self) -> list[JobQueue]:
-        return [self.jobs.queues.role(q) for q in self.options.queues]
+        return [self.platform.queues.role(q) for q in self.options.queues]
 
     @cached_property
     def dead_letters(self) -> DeadLetterSweep:
-        return DeadLetterSweep(self.jobs, self.runner, self._notify)
+        return DeadLetterSweep(self.runs, self.runner, self._notify)
 
     def _connect(self) -> None:
         """Build every part (a failed one is built again on the next call)."""
@@ -168,7 +168,7 @@ class Worker:
 
     async def _poll(self, running: set[asyncio.Task[None]]) -> bool:
         """One turn of the loop; False when a ``once`` worker has nothing left to do."""
-        await asyncio.to_thread(self.jobs.publish_pending)
+        await asyncio.to_thread(self.platform.jobs.publish_pending)
         await self._sweep_dead_letters()
         free = self.options.concurrency - len(running)
         if free <= 0:
@@ -244,13 +244,12 @@ class Worker:
 
     async def _hand_back(self, queue: JobQueue, message: QueueMessage, job_id: str | None) -> None:
         await self._let_go(message)
-        await hand_back(queue, message, self.jobs.store, job_id)
+        await hand_back(queue, message, self.runs, job_id)
 
     async def _start(self, queue: JobQueue, message: QueueMessage, job_id: str) -> bool:
         """Count an attempt on the job; False when there is nothing to run."""
-        store = self.jobs.store
         what = f"job {job_id}"
-        row = await self.patience.run(what, store.start, job_id, self.options.worker_id)
+        row = await self.patience.run(what, self.runs.start_attempt, job_id, self.options.worker_id)
         if row is None:
             await self.patience.run(what, queue.dead_letter, message, f"no job {job_id}")
             return False
@@ -267,9 +266,7 @@ class Worker:
             # Each try after an outage starts again from the stored records, in this delivery.
             result_key = await self.patience.call(
                 what,
-                lambda: self.runner.run(
-                    job_id, self.stop, Checkpointer(self.jobs.store, job_id, chunk, self.stop)
-                ),
+                lambda: self.runner.run(job_id, Checkpointer(self.runs, job_id, chunk, self.stop)),
             )
         except StopJob as stop:
             if stop.reason != "cancelled":
@@ -278,7 +275,8 @@ class Worker:
             await self.patience.run(what, self._notify, job_id)
             return
         except QuotaExceeded as exc:
-            await self.patience.run(what, self._capped, job_id, exc)
+            log.warning("job %s: stopped by a spending cap: %s", job_id, exc.message)
+            await self.patience.run(what, self.runs.fail_capped, job_id, exc)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -287,7 +285,7 @@ class Worker:
                 raise
             await self._attempt_failed(queue, message, job_id, f"{type(exc).__name__}: {exc}")
             return
-        over = await self.patience.run(what, self.jobs.finish_generation, job_id, result_key)
+        over = await self.patience.run(what, self.runs.finish_generation, job_id, result_key)
         await self.patience.run(what, queue.delete, message)  # only now: the effects are stored
         if over:
             await self.patience.run(what, self._notify, job_id)
@@ -295,7 +293,7 @@ class Worker:
     async def _validate(self, queue: JobQueue, message: QueueMessage, job_id: str) -> None:
         """The validation service's step: the gate on the stored result, then the job's end."""
         what = f"job {job_id} validation"
-        row = await self.patience.run(what, self.jobs.store.get, job_id)
+        row = await self.patience.run(what, self.runs.get, job_id)
         if row is None or (row.state not in TERMINAL_STATES and not row.result_key):
             reason = f"no result of job {job_id}"
             await self.patience.run(what, queue.dead_letter, message, reason)
@@ -320,7 +318,7 @@ class Worker:
         report_key, failure = outcome
         await self.patience.run(
             what,
-            lambda: self.jobs.store.finish(
+            lambda: self.runs.finish(
                 job_id,
                 "failed" if failure else "succeeded",
                 error=failure,
@@ -329,14 +327,6 @@ class Worker:
         )
         await self.patience.run(what, queue.delete, message)
         await self.patience.run(what, self._notify, job_id)
-
-    def _capped(self, job_id: str, exc: QuotaExceeded) -> None:
-        row = self.jobs.store.get(job_id)
-        total = row.total if row is not None else "?"
-        stored = self.jobs.store.count_records(job_id)
-        error = f"{exc.message}; {stored} of {total} records kept"
-        log.warning("job %s: stopped by a spending cap: %s", job_id, exc.message)
-        self.jobs.store.finish(job_id, "failed", error=error)
 
     async def _attempt_failed(
         self,
@@ -350,20 +340,20 @@ class Worker:
         """``on_job``: the attempts are counted on the job (generation), else on the message
         alone (a validation step)."""
         log.warning("job %s: attempt failed: %s", job_id, reason)
-        store = self.jobs.store
+        runs = self.runs
         what = f"job {job_id}"
-        await self.patience.run(what, store.note_error, job_id, reason)
+        await self.patience.run(what, runs.note_error, job_id, reason)
         attempts = message.receive_count
         if on_job:
             # The job's own count: a handed-back SQS message is a fresh copy, received once.
-            row = await self.patience.run(what, store.get, job_id)
+            row = await self.patience.run(what, runs.get, job_id)
             attempts = max(attempts, row.attempts if row is not None else 0)
         if attempts < queue.max_receives:
             await self._let_go(message)
             await self.patience.run(what, queue.release, message)
             return
         error = f"failed after {attempts} attempts: {reason}"
-        await self.patience.run(what, lambda: store.finish(job_id, "failed", error=error))
+        await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=error))
         await self.patience.run(what, queue.dead_letter, message, reason)
         await self.patience.run(what, self._notify, job_id)
 
@@ -384,9 +374,9 @@ class Worker:
                 await asyncio.to_thread(self.dead_letters.settle, queue, message)
 
     def _notify(self, job_id: str) -> None:
-        row = self.jobs.store.get(job_id)
+        row = self.runs.get(job_id)
         if row is None:
             return
         webhook = row.spec.get("webhook_url")
         if webhook or self.notifier.topic_arn:
-            self.notifier.notify(self.jobs.view(row), webhook)
+            self.notifier.notify(self.runs.view(row), webhook)

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from textnlp.adapters.db.jobs import TERMINAL_STATES, JobRow
 from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.services.job_models import JobMessage
-from textnlp.services.jobs import JobService
+from textnlp.services.job_runs import JobRuns
 from textnlp.worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def unwrapped_body(message: QueueMessage) -> str:
 
 
 class DeadLetterSweep:
-    def __init__(self, jobs: JobService, runner: JobRunner, notify: Callable[[str], None]) -> None:
-        self.jobs = jobs
+    def __init__(self, runs: JobRuns, runner: JobRunner, notify: Callable[[str], None]) -> None:
+        self.runs = runs
         self.runner = runner
         self.notify = notify
 
@@ -59,12 +59,12 @@ class DeadLetterSweep:
             parsed = JobMessage.model_validate_json(body)
         except (ValueError, ValidationError):
             return  # not a job message: it stays in the DLQ for a person to look at
-        store = self.jobs.store
-        row = store.get(parsed.job_id)
+        runs = self.runs
+        row = runs.get(parsed.job_id)
         if row is None or row.state in TERMINAL_STATES:
             return
         if parsed.step == "generate":
-            if store.count_records(row.id) >= row.total:
+            if runs.stored_count(row.id) >= row.total:
                 self._finish(queue, message, row)
                 return
             if row.attempts < queue.max_receives:
@@ -72,13 +72,13 @@ class DeadLetterSweep:
                 return
         last = row.error or "the worker stopped without a word (crash or out of memory)"
         error = f"dead-lettered after {queue.max_receives} receives; last error: {last}"
-        if store.finish(row.id, "failed", error=error):
+        if runs.finish(row.id, "failed", error=error):
             self.notify(row.id)
 
     def _finish(self, queue: JobQueue, message: QueueMessage, row: JobRow) -> None:
         log.warning("job %s: every record is stored, finishing it from the store", row.id)
         result_key = self.runner.publish_stored(row.id)
-        over = self.jobs.finish_generation(row.id, result_key)
+        over = self.runs.finish_generation(row.id, result_key)
         queue.delete(message)
         if over:
             self.notify(row.id)

@@ -10,8 +10,8 @@ import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from textnlp.adapters.db.job_store import JobStore
 from textnlp.adapters.queue import JobQueue, QueueMessage
+from textnlp.services.job_runs import JobRuns
 from textnlp.worker.outages import describe, is_outage
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,14 @@ async def _wait(event: asyncio.Event, seconds: float) -> bool:
 
 
 async def hand_back(
-    queue: JobQueue, message: QueueMessage, store: JobStore, job_id: str | None
+    queue: JobQueue, message: QueueMessage, runs: JobRuns, job_id: str | None
 ) -> None:
     """Give ``message`` back without the delivery counting, and the job's attempt back when
     one was counted (``job_id``). The worker is stopping: one try each; a failure costs a
     receive, nothing more (the message reappears after its visibility timeout)."""
     try:
         if job_id is not None:
-            await asyncio.to_thread(store.uncount_attempt, job_id)
+            await asyncio.to_thread(runs.give_back_attempt, job_id)
         await asyncio.to_thread(queue.hand_back, message)
     except Exception as exc:
         log.warning(

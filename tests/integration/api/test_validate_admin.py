@@ -77,3 +77,31 @@ def test_openapi_documents_every_route(api: Api) -> None:
     }  # fmt: skip
     assert expected <= paths
     assert api.client.get("/docs").status_code == 200
+
+
+def test_an_open_circuit_shows_in_health_and_the_model_list(api: Api) -> None:
+    """Five consecutive outages of a remote model open its circuit: the model list and the
+    health report say so (with the circuit's state), and the API stays healthy."""
+    from textnlp.errors import BackendUnavailable
+
+    app: Any = api.client.app
+    checker = app.state.health
+    # The breaker the Bedrock backend of this model records its calls in, in this process.
+    circuits = checker.generation.pool._cloud_context().circuits
+    breaker = circuits.get("bedrock:anthropic.claude-v2")
+    for _ in range(5):
+        breaker.record_failure(BackendUnavailable("Bedrock did not answer"))
+    checker.invalidate()
+    try:
+        health = api.client.get("/api/v1/admin/health")
+        listed = api.client.get("/api/v1/models/list", headers=api.headers("alice")).json()
+        one = api.client.get("/api/v1/models/anthropic.claude-v2", headers=api.headers("alice"))
+    finally:
+        breaker.record_success()
+        checker.invalidate()
+    assert health.status_code == 200  # not the default model: the API stays in service
+    model = health.json()["models"]["anthropic.claude-v2"]
+    assert model["status"] == "down" and "circuit open after 5 failures" in model["detail"]
+    info = {m["id"]: m for m in listed["data"]}["anthropic.claude-v2"]
+    assert info["available"] is False and "Bedrock did not answer" in info["reason"]
+    assert one.json()["available"] is False

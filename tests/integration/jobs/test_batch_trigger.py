@@ -1,7 +1,10 @@
-"""The batch trigger on S3 event shapes from the AWS documentation, against moto's S3 and ECS."""
+"""The batch trigger on S3 event shapes from the AWS documentation, against moto's S3 and
+Step Functions (which records executions; the rehearsal runs them)."""
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from typing import Any
 
@@ -34,29 +37,21 @@ def s3_record(
     }
 
 
-class MotoEcs:
-    """moto's ECS client, recording ``run_task`` calls; ``answers`` replaces moto's answer
-    for a key (ECS reports capacity problems as ``failures``, which moto never produces).
-
-    moto 5.2 fails on awsvpc ``networkConfiguration`` (``NetworkInterface`` has no
-    ``private_dns_name``), so that one argument is recorded and checked, not sent.
-    """
+class RecordingStates:
+    """moto's Step Functions client, recording ``start_execution`` calls; ``answers`` replaces
+    moto's answer for a key (an exception to raise, as a throttled call would)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.calls: list[dict[str, Any]] = []
-        self.answers: dict[str, Any] = {}
+        self.answers: dict[str, Exception] = {}
 
-    def run_task(self, **kwargs: Any) -> Any:
+    def start_execution(self, **kwargs: Any) -> Any:
         self.calls.append(kwargs)
-        environment = kwargs["overrides"]["containerOverrides"][0]["environment"]
-        answer = self.answers.get({e["name"]: e["value"] for e in environment}["S3_KEY"])
-        if isinstance(answer, Exception):
-            raise answer
+        answer = self.answers.get(json.loads(kwargs["input"])["key"])
         if answer is not None:
-            return answer
-        sent = {k: v for k, v in kwargs.items() if k != "networkConfiguration"}
-        return self.client.run_task(**sent)
+            raise answer
+        return self.client.start_execution(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
@@ -85,52 +80,27 @@ def uploads(aws_env: str) -> Uploads:
 
 
 @pytest.fixture
-def ecs(aws_env: str, uploads: Uploads, monkeypatch: pytest.MonkeyPatch) -> MotoEcs:
-    client = aws_client("ecs", aws_env)
-    ec2 = aws_client("ec2", aws_env)
-    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24")["Subnet"]["SubnetId"]
-        for i in (1, 2)
-    ]
-    group = ec2.create_security_group(GroupName=f"sg-{vpc}", Description="t", VpcId=vpc)["GroupId"]
-    cluster = client.create_cluster(clusterName="textnlp-test")["cluster"]["clusterArn"]
-    task = client.register_task_definition(
-        family="batch-processor",
-        networkMode="bridge",  # moto cannot run awsvpc tasks (see MotoEcs)
-        cpu="1024",
-        memory="2048",
-        containerDefinitions=[
-            {
-                "name": "batch-processor",
-                "image": "textnlp/generation:test",
-                "cpu": 1024,
-                "memory": 2048,
-            }
-        ],
-    )["taskDefinition"]["taskDefinitionArn"]
-    environment = {
-        "CLUSTER_ARN": cluster,
-        "TASK_DEFINITION_ARN": task,
-        "CONTAINER_NAME": "batch-processor",
-        "CAPACITY_PROVIDER": "FARGATE_SPOT",
-        "SUBNETS": f"{subnets[0]}, {subnets[1]}",
-        "SECURITY_GROUPS": group,
-    }
+def states(aws_env: str, uploads: Uploads, monkeypatch: pytest.MonkeyPatch) -> RecordingStates:
+    client = aws_client("stepfunctions", aws_env)
+    machine = client.create_state_machine(
+        name=f"batch-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/textnlp-batch-orchestration",
+    )["stateMachineArn"]
+    environment = {"STATE_MACHINE_ARN": machine}
     assert set(environment) == set(batch_trigger.CONFIG_VARIABLES)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    recording = MotoEcs(client)
-    monkeypatch.setattr(batch_trigger, "_clients", {"ecs": recording, "s3": uploads.client})
+    recording = RecordingStates(client)
+    monkeypatch.setattr(
+        batch_trigger, "_clients", {"stepfunctions": recording, "s3": uploads.client}
+    )
     return recording
 
 
-def overrides_of(ecs: MotoEcs, task_arns: list[str]) -> list[dict[str, str]]:
-    tasks = ecs.describe_tasks(cluster="textnlp-test", tasks=task_arns)["tasks"]
-    assert all(t["capacityProviderName"] == "FARGATE_SPOT" for t in tasks)
+def inputs_of(states: RecordingStates, execution_arns: list[str]) -> list[dict[str, str]]:
     return [
-        {e["name"]: e["value"] for e in t["overrides"]["containerOverrides"][0]["environment"]}
-        for t in tasks
+        json.loads(states.describe_execution(executionArn=arn)["input"]) for arn in execution_arns
     ]
 
 
@@ -144,7 +114,9 @@ def test_keys_decoded_only_when_encoded() -> None:
     assert UPLOADS_PREFIX == Keys.USER_UPLOADS
 
 
-def test_starts_one_task_per_upload_and_skips_the_rest(ecs: MotoEcs, uploads: Uploads) -> None:
+def test_starts_one_execution_per_upload_and_skips_the_rest(
+    states: RecordingStates, uploads: Uploads
+) -> None:
     event = {
         "Records": [
             uploads.put("prompts/user-uploads/u1/reviews+2026.jsonl"),
@@ -155,106 +127,91 @@ def test_starts_one_task_per_upload_and_skips_the_rest(ecs: MotoEcs, uploads: Up
     }
     answer = batch_trigger.handler(event)
     assert len(answer["started"]) == 2 and answer["skipped"] == []
-    overrides = overrides_of(ecs, answer["started"])
-    assert sorted(o["S3_KEY"] for o in overrides) == [
+    inputs = inputs_of(states, answer["started"])
+    assert sorted(i["key"] for i in inputs) == [
         "prompts/user-uploads/u1/reviews 2026.jsonl",
         "prompts/user-uploads/u2/plain name.csv",
     ]
-    assert {o["S3_BUCKET"] for o in overrides} == {uploads.bucket}
-    network = ecs.calls[0]["networkConfiguration"]["awsvpcConfiguration"]
-    assert len(network["subnets"]) == 2 and network["assignPublicIp"] == "DISABLED"
-    tokens = [call["clientToken"] for call in ecs.calls]
-    assert len(set(tokens)) == 2 and all(0 < len(t) <= 64 for t in tokens)
+    assert {i["bucket"] for i in inputs} == {uploads.bucket}
+    assert all(set(i) == set(batch_trigger.EXECUTION_INPUT_FIELDS) and i["etag"] for i in inputs)
+    names = [call["name"] for call in states.calls]
+    assert len(set(names)) == 2 and all(0 < len(n) <= 80 for n in names)
 
 
 def test_files_uploaded_through_the_api_are_left_to_their_owner(
-    ecs: MotoEcs, uploads: Uploads
+    states: RecordingStates, uploads: Uploads
 ) -> None:
     manual = uploads.put("prompts/user-uploads/u1/mine.jsonl", manual=True)
     answer = batch_trigger.handler({"Records": [manual]})
     assert answer == {"started": [], "skipped": ["prompts/user-uploads/u1/mine.jsonl"]}
-    assert ecs.calls == []
+    assert states.calls == []
 
 
-def test_a_deleted_object_is_skipped(ecs: MotoEcs, uploads: Uploads) -> None:
+def test_a_deleted_object_is_skipped(states: RecordingStates, uploads: Uploads) -> None:
     gone = s3_record("prompts/user-uploads/u1/gone.jsonl", uploads.bucket)
     assert batch_trigger.handler({"Records": [gone]})["skipped"] == [
         "prompts/user-uploads/u1/gone.jsonl"
     ]
-    assert ecs.calls == []
+    assert states.calls == []
 
 
-def test_a_retried_event_asks_for_the_same_task(ecs: MotoEcs, uploads: Uploads) -> None:
-    record = uploads.put("prompts/user-uploads/u1/p.jsonl")
-    batch_trigger.handler({"Records": [record]})
-    batch_trigger.handler({"Records": [record]})
-    first, second = (call["clientToken"] for call in ecs.calls)
-    assert first == second
-    again = uploads.put("prompts/user-uploads/u1/p.jsonl".replace("p.", "q."))
-    batch_trigger.handler({"Records": [again]})
-    assert ecs.calls[-1]["clientToken"] != first
-
-
-def test_failures_raise_after_every_record_was_tried(ecs: MotoEcs, uploads: Uploads) -> None:
-    spot = uploads.put("prompts/user-uploads/u1/no-capacity.jsonl")
-    throttled = uploads.put("prompts/user-uploads/u1/throttled.jsonl")
-    fine = uploads.put("prompts/user-uploads/u1/fine.jsonl")
-    ecs.answers["prompts/user-uploads/u1/no-capacity.jsonl"] = {
-        "tasks": [],
-        "failures": [
-            {
-                "arn": "arn:aws:ecs:us-east-1:123456789012:cluster/x",
-                "reason": "Capacity is unavailable at this time.",
-            }
-        ],
-    }
-    ecs.answers["prompts/user-uploads/u1/throttled.jsonl"] = ClientError(
-        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "RunTask"
-    )
-    with pytest.raises(batch_trigger.BatchTriggerFailed) as failed:
-        batch_trigger.handler({"Records": [spot, throttled, fine]})
-    message = str(failed.value)
-    assert "2 of 3" in message and "Capacity is unavailable" in message and "Throttling" in message
-    assert len(ecs.calls) == 3  # the third record was still started
-    assert ecs.list_tasks(cluster="textnlp-test")["taskArns"]
-
-
-def test_a_task_started_before_with_the_same_token_counts_as_started(
-    ecs: MotoEcs, uploads: Uploads
+def test_a_retried_event_names_the_same_execution(
+    states: RecordingStates, uploads: Uploads
 ) -> None:
     record = uploads.put("prompts/user-uploads/u1/p.jsonl")
-    existing = "arn:aws:ecs:us-east-1:123456789012:task/textnlp-test/abc"
-    ecs.answers["prompts/user-uploads/u1/p.jsonl"] = ClientError(
-        {
-            "Error": {"Code": "ConflictException", "Message": "token in use"},
-            "resourceIds": [existing],
-        },
-        "RunTask",
+    (first,) = batch_trigger.handler({"Records": [record]})["started"]
+    # moto answers a repeated name with ExecutionAlreadyExists, as AWS does once it finished.
+    (again,) = batch_trigger.handler({"Records": [record]})["started"]
+    assert again == first
+    assert states.calls[0] == states.calls[1]
+    other = uploads.put("prompts/user-uploads/u1/q.jsonl")
+    batch_trigger.handler({"Records": [other]})
+    assert states.calls[-1]["name"] != states.calls[0]["name"]
+    executions = states.list_executions(stateMachineArn=os.environ["STATE_MACHINE_ARN"])
+    assert len(executions["executions"]) == 2
+
+
+def test_failures_raise_after_every_record_was_tried(
+    states: RecordingStates, uploads: Uploads
+) -> None:
+    throttled = uploads.put("prompts/user-uploads/u1/throttled.jsonl")
+    denied = uploads.put("prompts/user-uploads/u1/denied.jsonl")
+    fine = uploads.put("prompts/user-uploads/u1/fine.jsonl")
+    states.answers["prompts/user-uploads/u1/throttled.jsonl"] = ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "StartExecution"
     )
-    assert batch_trigger.handler({"Records": [record]})["started"] == [existing]
+    states.answers["prompts/user-uploads/u1/denied.jsonl"] = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "StartExecution"
+    )
+    with pytest.raises(batch_trigger.BatchTriggerFailed) as failed:
+        batch_trigger.handler({"Records": [throttled, denied, fine]})
+    message = str(failed.value)
+    assert "2 of 3" in message and "Throttling" in message and "AccessDenied" in message
+    assert len(states.calls) == 3  # the third record was still started
+    executions = states.list_executions(stateMachineArn=os.environ["STATE_MACHINE_ARN"])
+    assert len(executions["executions"]) == 1
 
 
-def test_run_task_arguments_follow_the_design() -> None:
-    environ = {name: f"{name.lower()}-1" for name in batch_trigger.CONFIG_VARIABLES}
-    environ |= {"SUBNETS": "subnet-1, subnet-2", "SECURITY_GROUPS": "sg-1"}
-    config = batch_trigger.TriggerConfig.from_environ(environ)
+def test_start_execution_arguments() -> None:
+    config = batch_trigger.TriggerConfig.from_environ(
+        {"STATE_MACHINE_ARN": " arn:aws:states:us-east-1:123456789012:stateMachine:m "}
+    )
     upload = Upload("b", "prompts/user-uploads/u/p.csv", "etag")
-    args = batch_trigger.run_task_arguments(config, upload)
-    assert args["capacityProviderStrategy"] == [
-        {"capacityProvider": "capacity_provider-1", "weight": 1}
-    ]
-    vpc = args["networkConfiguration"]["awsvpcConfiguration"]
-    assert vpc["subnets"] == ["subnet-1", "subnet-2"] and vpc["securityGroups"] == ["sg-1"]
-    assert args["overrides"]["containerOverrides"][0]["name"] == "container_name-1"
-    assert args["clientToken"] == batch_trigger.client_token(upload)
-    assert len(args["clientToken"]) <= 64 and args["startedBy"] == "textnlp-batch-trigger"
+    args = batch_trigger.start_execution_arguments(config, upload)
+    assert args["stateMachineArn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:m"
+    assert args["name"] == batch_trigger.execution_name(upload)
+    assert json.loads(args["input"]) == {
+        "bucket": "b",
+        "key": "prompts/user-uploads/u/p.csv",
+        "etag": "etag",
+    }
 
 
 def test_a_missing_variable_is_named(
-    ecs: MotoEcs, uploads: Uploads, monkeypatch: pytest.MonkeyPatch
+    states: RecordingStates, uploads: Uploads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("TASK_DEFINITION_ARN")
-    with pytest.raises(RuntimeError, match="TASK_DEFINITION_ARN"):
+    monkeypatch.delenv("STATE_MACHINE_ARN")
+    with pytest.raises(RuntimeError, match="STATE_MACHINE_ARN"):
         batch_trigger.handler({"Records": [uploads.put("prompts/user-uploads/u/p.jsonl")]})
 
 
@@ -282,11 +239,11 @@ def test_a_missing_variable_is_named(
     ],
 )
 def test_malformed_events_raise_naming_what_is_missing(
-    ecs: MotoEcs, event: dict[str, Any], missing: str
+    states: RecordingStates, event: dict[str, Any], missing: str
 ) -> None:
     with pytest.raises(ValueError, match=missing):
         batch_trigger.handler(event)
-    assert ecs.calls == []
+    assert states.calls == []
 
 
 def test_uploads_carry_the_events_etag() -> None:

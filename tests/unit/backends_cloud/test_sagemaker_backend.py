@@ -153,3 +153,33 @@ async def test_model_errors_map_by_original_status(context: CloudContext) -> Non
         await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
     assert len(fake.requests) == 4  # 1 (not retried) + 3 attempts
     await backend.aclose()
+
+
+async def test_a_multi_model_endpoint_runs_the_target_model(context: CloudContext) -> None:
+    spec = ModelSpec(
+        id="reviews-small",
+        backend="sagemaker",
+        endpoint="textnlp-small-models",
+        options={"target_model": "reviews-small.tar.gz"},
+    )
+    backend, fake = await loaded(spec, context)
+    answer = [
+        {
+            "generated_text": " Sturdy.",
+            "details": {"finish_reason": "eos_token", "generated_tokens": 2},
+        }
+    ]
+    fake.queue(json_response(answer), json_response(answer))
+    completion = await backend.generate_one(GenerationRequest(prompt="A kettle", params=PARAMS))
+    assert completion.text == " Sturdy."
+    sent = fake.requests[0]
+    assert sent.url.endswith("/endpoints/textnlp-small-models/invocations")
+    assert sent.headers["X-Amzn-SageMaker-Target-Model"] == "reviews-small.tar.gz"
+    # Response streams take no TargetModel: the stream is the whole answer, in one piece.
+    assert not SageMakerBackend.streams(spec)
+    deltas = [d async for d in backend.stream(GenerationRequest(prompt="A lamp", params=PARAMS))]
+    assert "".join(d.text for d in deltas) == " Sturdy." and deltas[-1].finish_reason == "stop"
+    streamed = fake.requests[1]
+    assert streamed.url.endswith("/invocations")
+    assert streamed.headers["X-Amzn-SageMaker-Target-Model"] == "reviews-small.tar.gz"
+    await backend.aclose()

@@ -18,7 +18,7 @@ from textnlp.adapters.secrets.aws import AwsSecretsManager
 from textnlp.adapters.secrets.base import JWT_SECRET
 from textnlp.auth.api_keys import generate_api_key
 from textnlp.auth.tokens import TokenService
-from textnlp.config import AuthSettings, SecretsSettings, Settings, env_name
+from textnlp.config import AuthSettings, SecretsSettings, Settings, env_name, load_settings
 from textnlp.deployment import secret_path
 from textnlp.errors import AuthError
 from textnlp.lambdas import authorizer
@@ -27,6 +27,7 @@ from textnlp.lambdas.authorizer_settings import (
     DEFAULTS,
     ENVIRONMENTS,
     SECRETS_BACKENDS,
+    SESSION_STORES,
     SETTINGS_READ,
     AuthorizerConfigError,
     AuthorizerSettings,
@@ -250,7 +251,12 @@ def test_without_a_key_everything_is_denied_until_one_is_set(
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("environment", "prod"), ("jwt_algorithm", "none"), ("backend", "vault")],
+    [
+        ("environment", "prod"),
+        ("jwt_algorithm", "none"),
+        ("backend", "vault"),
+        ("session_store", "redis"),
+    ],
 )
 def test_values_the_schema_refuses_are_refused(name: str, value: str) -> None:
     path = {"environment": ("environment",), "backend": ("secrets", "backend")}.get(
@@ -314,5 +320,23 @@ def test_the_names_and_defaults_are_the_settings_schemas() -> None:
     assert get_args(Settings.model_fields["environment"].annotation) == ENVIRONMENTS
     assert get_args(SecretsSettings.model_fields["backend"].annotation) == SECRETS_BACKENDS
     assert get_args(AuthSettings.model_fields["jwt_algorithm"].annotation) == ALGORITHMS
+    assert get_args(AuthSettings.model_fields["session_store"].annotation) == SESSION_STORES
     # The Lambda reads the key where the API does (one definition: textnlp.deployment).
     assert secret_path("staging", JWT_SECRET) == AwsSecretsManager("staging").path(JWT_SECRET)
+
+
+def test_the_session_table_is_read_only_with_the_dynamodb_store() -> None:
+    base = {"TEXTNLP_AUTH__JWT_SECRET": SECRET}
+    assert AuthorizerSettings.from_environ(base).session_table == ""
+    named = AuthorizerSettings.from_environ(
+        {**base, "TEXTNLP_AUTH__SESSION_STORE": "dynamodb", "TEXTNLP_AUTH__SESSION_TABLE": "t1"}
+    )
+    assert named.session_table == "t1"
+    # The schema's default for the environment, as the API's settings resolve it.
+    default = AuthorizerSettings.from_environ(
+        {**base, "TEXTNLP_AUTH__SESSION_STORE": "dynamodb", "TEXTNLP_ENVIRONMENT": "staging"}
+    )
+    schema = load_settings(
+        environ={"TEXTNLP_ENVIRONMENT": "staging", "TEXTNLP_AUTH__SESSION_STORE": "dynamodb"}
+    )
+    assert default.session_table == schema.auth.session_table == "textnlp-staging-sessions"

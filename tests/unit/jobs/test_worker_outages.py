@@ -113,8 +113,8 @@ def test_a_database_outage_during_a_job_is_not_one_of_its_attempts(
 
     def inject(platform: Platform, worker: Worker) -> None:
         fast_patience(worker)
-        stores.append(FlakyStore(platform.jobs.store, outages=3))
-        platform.jobs.store = stores[0]
+        stores.append(FlakyStore(platform.job_store, outages=3))
+        platform.job_store = stores[0]  # before the worker builds its services
 
     work(settings, inject)
     done = jobs.status(ALICE, view.id)
@@ -143,9 +143,9 @@ def test_a_stop_while_waiting_for_the_database_hands_the_job_back_uncounted(
 
     def inject(platform: Platform, worker: Worker) -> None:
         fast_patience(worker)
-        stores.append(FlakyStore(platform.jobs.store))
+        stores.append(FlakyStore(platform.job_store))
         stores[0].gone.set()
-        platform.jobs.store = stores[0]
+        platform.job_store = stores[0]  # before the worker builds its services
 
     work(settings, inject, until=lambda _: bool(stores) and stores[0].refused >= 3)
     row = jobs.store.get(view.id)

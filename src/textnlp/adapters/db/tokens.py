@@ -4,7 +4,8 @@ A login starts a *family*; each refresh rotates to a new refresh token of the sa
 records the old one as used. Presenting a used refresh token again means it leaked: the whole
 family is revoked (and with it every access token of the family). Logout revokes the family and
 the access token's ``jti``. This lives in the database, never only in the cache, because the
-design's Redis evicts (allkeys-lru).
+design's Redis evicts (allkeys-lru). It is the local profile's session store
+(``textnlp.adapters.sessions.database``); the ``aws`` profile keeps the same state in DynamoDB.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ _ACCESS_HOLDER = (
         UserRow.id == bindparam("user_id"),
         TokenFamilyRow.id == bindparam("family"),
         TokenFamilyRow.revoked.is_(False),
+        # An expired family is dead before the purge removes it (as in the DynamoDB store).
+        TokenFamilyRow.expires_at > bindparam("now"),
     )
 )
 
@@ -81,7 +84,7 @@ class TokenRepository:
     def access_holder(self, user_id: str, family: str, jti: str) -> User | None:
         """The user of a live access token (family not revoked, jti not revoked), in one query."""
         row = self.session.execute(
-            _ACCESS_HOLDER, {"user_id": user_id, "family": family, "jti": jti}
+            _ACCESS_HOLDER, {"user_id": user_id, "family": family, "jti": jti, "now": time.time()}
         ).first()
         if row is None or row[1] is not None:
             return None

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse
 
 from textnlp.api.deps import CurrentUser
 from textnlp.api.errors import sse_error
@@ -37,7 +37,7 @@ def serving(request: Request) -> CompletionsServing:
 @router.post("/text", response_model=CompletionResponse, responses=_SSE_DOC)
 async def generate_text(
     body: GenerateTextRequest, request: Request, user: CurrentUser
-) -> CompletionResponse | StreamingResponse:
+) -> CompletionResponse | EventSourceResponse:
     """Complete a prompt, or a template with variables, with a catalogue model."""
     serve = serving(request)
     model_id = serve.model_id(body.model)
@@ -45,17 +45,16 @@ async def generate_text(
     if not body.stream:
         return await serve.complete(model_id, requests, owner=user.id)
     await serve.admit(user.id, model_id)  # a spending cap answers as an error, not mid-stream
-    await serve.service.pool.get(model_id)  # load errors answer as errors, not mid-stream
-    return StreamingResponse(
-        _sse(serve, model_id, requests[0], user.id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    await serve.service.load(model_id)  # load errors answer as errors, not mid-stream
+    # sse-starlette: the wire format, keep-alive pings, and the generator cancelled when the
+    # client goes away; "\n" separators, as OpenAI's streams have them.
+    return EventSourceResponse(_sse(serve, model_id, requests[0], user.id), sep="\n")
 
 
 async def _sse(
     serve: CompletionsServing, model_id: str, request: GenerationRequest, owner: str
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[dict[str, str]]:
+    """The stream's events, as sse-starlette takes them (``data``, and ``event`` for errors)."""
     chunk_id = completion_id()
     try:
         async for event in serve.stream(model_id, request, owner):
@@ -67,7 +66,7 @@ async def _sse(
             }
             if event.usage is not None:
                 chunk["usage"] = event.usage.model_dump()
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
+            yield {"data": json.dumps(chunk)}
     except Exception as exc:  # the client hears of any failure; a 500 is logged
         yield sse_error(exc)
-    yield b"data: [DONE]\n\n"
+    yield {"data": "[DONE]"}

@@ -15,13 +15,13 @@ router = APIRouter(prefix="/models", tags=["models"])
 @router.get("/list", response_model=ModelList)
 def list_models(user: CurrentUser, generation: GenerationDep) -> ModelList:
     """Every model of the catalogue, with whether it is available here."""
-    return ModelList(data=generation.pool.describe_all())
+    return ModelList(data=generation.models())
 
 
 @router.get("/{model_id}", response_model=ModelInfo)
 def describe_model(model_id: str, user: CurrentUser, generation: GenerationDep) -> ModelInfo:
     """One model; 404 for an unknown id."""
-    return generation.catalogue.describe(model_id)
+    return generation.model(model_id)
 
 
 @router.post("/{model_id}/invoke", response_model=CompletionResponse)

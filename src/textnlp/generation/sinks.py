@@ -1,0 +1,87 @@
+"""Where a run's finished records go, and where a resume finds them.
+
+The pipeline generates; a sink keeps. ``FileSink`` is the CLI's and the library's: a run
+journal beside the output file, and the file written atomically from it when the run ends.
+The worker's sink is the job store (``worker.checkpoint.Checkpointer``): records go to the
+database in chunks, with no local file, because another task may take the job over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from textnlp.domain import Record
+from textnlp.generation.journal import RunJournal, journal_path
+from textnlp.generation.writers import read_dataset, write_dataset
+
+
+class RecordSink(Protocol):
+    #: Named in a refused resume's message (a file, a job).
+    source: str
+
+    def finished(self) -> dict[int, Record]:
+        """The records a resume continues from; nothing is written before the pipeline has
+        checked they are of the same run."""
+        ...
+
+    def start(self, *, fresh: bool) -> None:
+        """Open for appending; ``fresh`` forgets what an earlier run left."""
+        ...
+
+    def append(self, record: Record) -> None:
+        """Keep a finished record (it may raise to stop the run at a checkpoint)."""
+        ...
+
+    def end(self, count: int, *, complete: bool) -> None:
+        """The run stopped with its records finished (done, interrupted, or refused by a
+        spending cap): make them the result. ``complete``: every index below ``count``."""
+        ...
+
+    def abort(self) -> None:
+        """The run failed: keep the progress for a resume, change nothing else."""
+        ...
+
+
+class FileSink:
+    """A run journal beside ``output``; ``output`` is (re)written only from the journal."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.source = str(output)
+        self.journal = RunJournal(journal_path(output))
+        self._from_output: dict[int, Record] = {}
+
+    def finished(self) -> dict[int, Record]:
+        done = self.journal.read()
+        if done or not self.output.exists():
+            self.source = str(self.journal.path)
+            return done
+        # An earlier run finished and removed its journal: resume from the file itself.
+        self._from_output = {r.index: r for r in read_dataset(self.output)}
+        self.source = str(self.output)
+        return self._from_output
+
+    def start(self, *, fresh: bool) -> None:
+        if self._from_output and not fresh:
+            self.journal.open(fresh=True)
+            for record in self._from_output.values():
+                self.journal.append(record)
+            self.journal.close()
+        self.journal.open(fresh=fresh)
+
+    def append(self, record: Record) -> None:
+        self.journal.append(record)
+
+    def end(self, count: int, *, complete: bool) -> None:
+        self.journal.close()
+        records = self.journal.read()
+        write_dataset(
+            self.output,
+            [records[i] for i in sorted(records) if i < count and records[i].status == "ok"],
+        )
+        if complete:
+            self.journal.remove()
+
+    def abort(self) -> None:
+        self.journal.close()

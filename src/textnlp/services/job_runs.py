@@ -1,0 +1,137 @@
+"""The workers' side of jobs: attempts, checkpoints, outcomes, stored records and results.
+
+``JobService`` is what users ask of jobs (submit, status, cancel, results); this is what
+workers do to them. Both share the job store and the blob storage; the worker package goes
+through this service only, never to the store or the storage itself, so every change of a
+job's state is one of the named steps below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from textnlp.adapters.db.job_store import JobStore
+from textnlp.adapters.db.jobs import JobRow
+from textnlp.adapters.storage import BlobStorage, Keys
+from textnlp.domain import Record
+from textnlp.errors import QuotaExceeded
+from textnlp.generation.templates import PromptTemplate
+from textnlp.services.job_models import JobMessage, JobSpec, JobView
+from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
+from textnlp.services.jobs import JobService
+from textnlp.services.spending import Budget
+
+_CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+class JobRuns:
+    def __init__(self, jobs: JobService, store: JobStore, storage: BlobStorage) -> None:
+        self.jobs = jobs
+        self._store = store
+        self._storage = storage
+
+    # -- what to run ------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRow | None:
+        return self._store.get(job_id)
+
+    def template(self, spec: JobSpec) -> PromptTemplate:
+        """The job's template: a named one, or one made of its prompts (inline or a file)."""
+        if spec.template is not None:
+            return self.jobs.templates.get(spec.template)
+        if spec.prompts:
+            return prompt_list_template(normalise(spec.prompts))
+        key = spec.prompt_file or ""
+        return prompt_list_template(parse_prompt_file(key, self._storage.get_bytes(key)))
+
+    def budget(self, row: JobRow) -> Budget:
+        return self.jobs.budget(row)
+
+    def view(self, row: JobRow) -> JobView:
+        return self.jobs.view(row)
+
+    # -- attempts ---------------------------------------------------------------------------
+    def start_attempt(self, job_id: str, worker: str) -> JobRow | None:
+        """Count an attempt by ``worker``; None when there is no such job."""
+        return self._store.start(job_id, worker)
+
+    def give_back_attempt(self, job_id: str) -> None:
+        """A stopped worker handed the job back: the attempt does not count."""
+        self._store.uncount_attempt(job_id)
+
+    def note_error(self, job_id: str, error: str) -> None:
+        self._store.note_error(job_id, error)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save_chunk(self, job_id: str, records: Sequence[Record]) -> int:
+        """Store finished records (each index once); returns how many were new."""
+        return self._store.save_records(job_id, records)
+
+    def heartbeat(self, job_id: str) -> str | None:
+        """Note the job is alive; returns its state (a user may have cancelled it)."""
+        return self._store.heartbeat(job_id)
+
+    def stored_count(self, job_id: str) -> int:
+        return self._store.count_records(job_id)
+
+    def stored_records(self, job_id: str, *, ok_only: bool = True) -> Iterator[Record]:
+        return self._store.iter_records(job_id, ok_only=ok_only)
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def finish(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        error: str | None = None,
+        report_key: str | None = None,
+    ) -> bool:
+        """End the job in ``state``; False when it had ended already."""
+        return self._store.finish(job_id, state, error=error, report_key=report_key)
+
+    def fail_capped(self, job_id: str, exc: QuotaExceeded) -> None:
+        """A spending cap stopped the job: failed with the cap's message, records kept."""
+        row = self._store.get(job_id)
+        total = row.total if row is not None else "?"
+        stored = self._store.count_records(job_id)
+        error = f"{exc.message}; {stored} of {total} records kept"
+        self._store.finish(job_id, "failed", error=error)
+
+    def finish_generation(self, job_id: str, result_key: str) -> bool:
+        """The job's result is stored: finish it, or hand it to the validation service when it
+        has a gate (in one transaction with its outbox message). True when it is over (its
+        owner is to be told), False while validation is to come.
+
+        Shared by the worker that generated the records and by the dead-letter sweep, which
+        finishes a job whose workers died after its last record was stored."""
+        row = self._store.get(job_id)
+        if row is None:
+            return False
+        if JobSpec.model_validate(row.spec).validation is None:
+            self._store.finish(job_id, "succeeded", result_key=result_key)
+            return True
+        body = JobMessage(job_id=job_id, step="validate").model_dump_json()
+        if self._store.hand_over(job_id, result_key, self.jobs.queues.validation.name, body):
+            self.jobs.publish_pending(job_id=job_id)
+        return False
+
+    # -- result files -----------------------------------------------------------------------
+    def upload_result(self, job_id: str, fmt: str, path: Path) -> str:
+        """Store the job's final file (uploaded in parts); returns its key."""
+        key = Keys.batch_result(job_id, fmt)
+        content_type = _CONTENT_TYPES.get(fmt, "application/octet-stream")
+        self._storage.put_file(key, path, content_type=content_type)
+        return key
+
+    def download_result(self, key: str, path: Path) -> None:
+        self._storage.download(key, path)
+
+    def upload_report(self, job_id: str, report_json: str) -> str:
+        """Store the job's validation report; returns its key."""
+        key = Keys.validation_result(job_id)
+        self._storage.put_bytes(key, report_json.encode(), content_type="application/json")
+        return key
