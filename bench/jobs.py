@@ -55,13 +55,14 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-async def direct(settings: Settings, count: int, max_tokens: int, out: Path) -> float:
+async def direct(settings: Settings, count: int, max_tokens: int, out: Path) -> tuple[float, int]:
+    """(seconds, completion tokens) of the direct pipeline."""
     started = time.perf_counter()
     async with Platform(settings) as platform:  # settings without a response cache
-        await platform.generation.generate_dataset(
+        summary = await platform.generation.generate_dataset(
             DatasetJob(TEMPLATE, count, out, MODEL, {"max_tokens": max_tokens}, seed=1)
         )
-    return time.perf_counter() - started
+    return time.perf_counter() - started, summary.completion_tokens
 
 
 def job_path(settings: Settings, count: int, max_tokens: int) -> tuple[float, dict[str, Any]]:
@@ -110,9 +111,9 @@ def job_path(settings: Settings, count: int, max_tokens: int) -> tuple[float, di
     return elapsed, status
 
 
-def llama_server_script(binary: Path, count: int, max_tokens: int, out: Path) -> float:
-    """A user's batch script against llama-server; returns its seconds (server start included,
-    as both TextNLP paths include their model load)."""
+def llama_server_script(binary: Path, count: int, max_tokens: int, out: Path) -> tuple[float, int]:
+    """A user's batch script against llama-server; returns (seconds, completion tokens), the
+    server's start included, as both TextNLP paths include their model load."""
     import httpx
     from load import llama_server, served_weights
 
@@ -138,6 +139,7 @@ def llama_server_script(binary: Path, count: int, max_tokens: int, out: Path) ->
             }
         )
     model, _ = served_weights()
+    tokens = 0
     started = time.perf_counter()
     with llama_server(binary, model) as server, out.open("w") as sink:
 
@@ -146,8 +148,10 @@ def llama_server_script(binary: Path, count: int, max_tokens: int, out: Path) ->
             async with httpx.AsyncClient(timeout=600) as client:
 
                 async def client_loop() -> None:
+                    nonlocal tokens
                     for index, body in todo:
                         answer = (await client.post(server.url, json=body)).raise_for_status()
+                        tokens += answer.json()["usage"]["completion_tokens"]
                         text = answer.json()["choices"][0]["message"]["content"]
                         sink.write(json.dumps({"index": index, "text": text}) + "\n")
 
@@ -157,7 +161,7 @@ def llama_server_script(binary: Path, count: int, max_tokens: int, out: Path) ->
     elapsed = time.perf_counter() - started
     lines = out.read_text().count("\n")
     assert lines == count, f"the script wrote {lines} of {count} records"
-    return elapsed
+    return elapsed, tokens
 
 
 def queue_throughput(url: str, messages: int) -> float:
@@ -211,23 +215,31 @@ def main() -> None:
         upgrade_database(settings.database_url)
         asyncio.run(direct(settings, 8, args.max_tokens, Path(tmp) / "warm.jsonl"))  # warm-up
         direct_runs: list[float] = []
+        direct_tokens = 0
         job_runs: list[float] = []
         for round_ in range(args.rounds):
             out = Path(tmp) / f"direct-{round_}.jsonl"
             if round_ % 2 == 0:
-                direct_runs.append(asyncio.run(direct(settings, args.count, args.max_tokens, out)))
+                seconds, direct_tokens = asyncio.run(
+                    direct(settings, args.count, args.max_tokens, out)
+                )
+                direct_runs.append(seconds)
             job_s, status = job_path(settings, args.count, args.max_tokens)
             job_runs.append(job_s)
             if round_ % 2 == 1:
-                direct_runs.append(asyncio.run(direct(settings, args.count, args.max_tokens, out)))
+                seconds, direct_tokens = asyncio.run(
+                    direct(settings, args.count, args.max_tokens, out)
+                )
+                direct_runs.append(seconds)
         direct_s, job_s = statistics.median(direct_runs), statistics.median(job_runs)
         from load import build_llama_server
 
         binary, why_not = build_llama_server()
-        script_runs = [
+        scripts = [
             llama_server_script(binary, args.count, args.max_tokens, Path(tmp) / f"ls-{r}.jsonl")
             for r in range(args.rounds if binary is not None else 0)
         ]
+        script_runs = [seconds for seconds, _ in scripts]
         sqlite_url = f"sqlite:///{Path(tmp) / 'queue.db'}"
         upgrade_database(sqlite_url)
         throughput: dict[str, float | None] = {
@@ -264,6 +276,12 @@ def main() -> None:
                     else None,
                     "llama_server_script_rounds": [round(s, 2) for s in script_runs],
                     "llama_server_skipped": why_not or None,
+                    # The same records' answers, but each side samples its own tokens and
+                    # stops at its own end-of-sequence: the work done, to read the times by.
+                    "completion_tokens": {
+                        "textnlp": direct_tokens,
+                        "llama_server_script": scripts[-1][1] if scripts else None,
+                    },
                     "job_over_llama_server_script": round(job_s / statistics.median(script_runs), 3)
                     if script_runs
                     else None,

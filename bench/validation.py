@@ -7,9 +7,9 @@
     ``text.lower().split()``, ``MinHash.bulk``, ``MinHashLSH`` (same permutations: num_perm,
     seed; same threshold) filled with ``insertion_session`` and queried once per record.
     Recall = planted pairs found (same cluster / returned by the query), in all and per kind of
-    edit. A third of the planted pairs differ only in case and punctuation: TextNLP folds those
-    before MinHash (its shingles are of normalised words) and the plain baseline does not
-    (``lower()`` only), so they are the easy third for TextNLP; the per-kind recalls show it.
+    edit. A third of the planted pairs differ only in case and punctuation, which TextNLP folds
+    before MinHash (its shingles are of normalised words) and the baseline only partly
+    (``lower()``); the per-kind recalls show whether that third flatters either side.
 (b) Embeddings of the same 5k texts: ``Embedder.encode`` against plain
     ``SentenceTransformer.encode`` on the same model directory.
 
