@@ -35,6 +35,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 from textnlp.lambdas.batch_trigger import EXECUTION_INPUT_FIELDS
 
+from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.worker_services import BATCH_CAPACITY_PROVIDER, BATCH_CONTAINER
 from textnlp_infra.retention import retention_days
@@ -131,6 +132,13 @@ class BatchOrchestration(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL),
         )
         messaging_key.grant_encrypt_decrypt(self.state_machine)
+        skip_checks(
+            self.state_machine.role.node.find_child("DefaultPolicy"),
+            ("CKV_AWS_111", "As CDK grants them for an ecs:runTask.sync state: ecs:StopTask and "
+             "ecs:DescribeTasks act on a task ARN not known until the task starts; the "
+             "logs:*LogDelivery actions of Step Functions logging and xray:Put* take no "
+             "resource-level ARN (AWS docs). RunTask, PassRole, SQS, SNS and KMS are scoped."),
+        )
 
     def _run_task(
         self, cluster: ecs.ICluster, task_definition: ecs.TaskDefinition,
