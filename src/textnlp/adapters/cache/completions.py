@@ -25,7 +25,7 @@ class CompletionCache:
         self._on_lookup = on_lookup
 
     @property
-    def in_process(self) -> bool:
+    def inline_reads(self) -> bool:
         return self.store.in_process
 
     def get(self, key: str) -> Completion | None:
