@@ -49,7 +49,15 @@ class JobRuns:
         return prompt_list_template(parse_prompt_file(key, self._storage.get_bytes(key)))
 
     def budget(self, row: JobRow) -> Budget:
-        return self.jobs.budget(row)
+        """What a run of the job may spend (``SpendingService.job_budget``)."""
+        jobs = self.jobs
+        return jobs.spending.job_budget(
+            row.id,
+            row.spec,
+            owner_id=row.owner_id,
+            model=jobs.catalogue.get(row.spec.get("model") or jobs.settings.default_model),
+            spent_usd=row.cost_usd or 0.0,
+        )
 
     def view(self, row: JobRow) -> JobView:
         return self.jobs.view(row)

@@ -47,7 +47,7 @@ from textnlp.services.job_models import (
     JobView,
 )
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
-from textnlp.services.spending import Budget, SpendingService
+from textnlp.services.spending import SpendingService
 
 log = logging.getLogger(__name__)
 
@@ -167,16 +167,6 @@ class JobService:
         )
         DatasetPipeline.resolve(spec_model, request)
         return total
-
-    def budget(self, row: JobRow) -> Budget:
-        """What a run of the job may spend (``SpendingService.job_budget``)."""
-        return self.spending.job_budget(
-            row.id,
-            row.spec,
-            owner_id=row.owner_id,
-            model=self.catalogue.get(row.spec.get("model") or self.settings.default_model),
-            spent_usd=row.cost_usd or 0.0,
-        )
 
     def read_prompt_file(self, spec: JobSpec, owner: Owner) -> list[Any]:
         key = spec.prompt_file or ""
