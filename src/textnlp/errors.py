@@ -11,6 +11,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     │   │   ├── TemplateNotFound
     │   │   └── ModelNotFound
     │   ├── TemplateError            a template file is malformed or a variable is wrong
+    │   │   └── RecipeError          a recipe is malformed (cycle, unknown column, bad seed file...)
     │   ├── DatasetError             a dataset file cannot be read or is empty
     │   └── OutputError              an output path cannot be written or has an unknown format
     ├── AuthError                    missing or bad credentials (HTTP 401)
@@ -86,6 +87,10 @@ class ModelNotFound(NotFound):
 
 class TemplateError(InvalidInput):
     type = "template_error"
+
+
+class RecipeError(TemplateError):
+    type = "recipe_error"
 
 
 class DatasetError(InvalidInput):

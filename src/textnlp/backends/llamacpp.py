@@ -178,11 +178,16 @@ class LlamaCppBackend(Backend):
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The token ids the model reads for ``request`` (chat template applied)."""
         if request.prompt is not None or self._formatter is None:
-            return self.engine.tokenize(request.as_text(), add_bos=self._add_bos, special=False)
+            return self.engine.tokenize(
+                request.as_text(), add_bos=self._add_bos, special=request.control_tokens
+            )
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        # A trailing assistant message is a prefill: the answer continues it (a judge's
+        # "score:"), as Anthropic's API and vLLM's continue_final_message do.
+        prefill = messages.pop()["content"] if messages[-1]["role"] == "assistant" else ""
         rendered = self._formatter(messages=messages)
         add_bos = self._add_bos and not rendered.added_special
-        return self.engine.tokenize(rendered.prompt, add_bos=add_bos, special=True)
+        return self.engine.tokenize(rendered.prompt + prefill, add_bos=add_bos, special=True)
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         return list(await asyncio.gather(*(self._complete(r) for r in requests)))

@@ -120,10 +120,12 @@ class TransformersBackend(Backend):
         if request.prompt is not None or not getattr(tokenizer, "chat_template", None):
             return request.as_text()
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        # A trailing assistant message is a prefill the answer continues (as llama.cpp's).
+        prefill = messages.pop()["content"] if messages[-1]["role"] == "assistant" else ""
         rendered: str = tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )
-        return rendered
+        return rendered + prefill
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if self._queue is None:

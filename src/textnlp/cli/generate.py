@@ -1,4 +1,8 @@
-"""``textnlp generate``: a dataset from a template, with progress and a summary.
+"""``textnlp generate``: a dataset from a template or a recipe, with progress and a summary.
+
+For a recipe, ``--count N`` means N records that pass every filter: candidates are made
+until N pass or ``--max-candidates`` (default 4 per record asked) have been tried; the
+rejected ones are counted per filter in the summary and written to ``--rejects`` if given.
 
 ``--max-cost USD`` caps what the run may spend on priced models: the run stops before the cap
 would be exceeded, keeps the finished records in a valid file (``--resume`` continues), and
@@ -29,9 +33,16 @@ def register(app: typer.Typer) -> None:
 
 
 def generate(
-    template: str = typer.Option(..., "--template", "-t", help="Template id or YAML file."),
+    template: str = typer.Option(
+        ..., "--template", "--recipe", "-t", "-r", help="Template or recipe: id or YAML file."
+    ),
     count: int = typer.Option(..., "--count", "-n", help="Number of records."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file: .jsonl, .csv or .parquet."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Output: .jsonl, .csv, .parquet, or a directory (DIR/) for datasets.load_dataset.",
+    ),
     model: str | None = typer.Option(None, "--model", "-m", help="Model id (`models list`)."),
     var: list[str] | None = typer.Option(None, "--var", help="Fix a variable: NAME=VALUE."),
     seed: int = typer.Option(0, help="Run seed; the same seed reproduces the same dataset."),
@@ -50,8 +61,14 @@ def generate(
         metavar="USD",
         help="Spending cap of this run in US dollars (priced models only).",
     ),
+    max_candidates: int | None = typer.Option(
+        None, "--max-candidates", min=1, help="A recipe run's most candidates (default 4 x count)."
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", help="Write a recipe run's rejected candidates here, with reasons."
+    ),
 ) -> None:
-    """Generate a dataset from a prompt template."""
+    """Generate a dataset from a prompt template or a recipe."""
     params: dict[str, Any] = {
         "max_tokens": max_tokens,
         "temperature": temperature,
@@ -69,6 +86,8 @@ def generate(
         concurrency=concurrency,
         resume=resume,
         max_cost_usd=max_cost,
+        max_candidates=max_candidates,
+        rejects=rejects,
     )
     summary = asyncio.run(_generate(job, use_cache=cache))
     print_summary(summary)
@@ -138,8 +157,10 @@ class _Tracker:
             self.on_first = None
             self.started = time.perf_counter()
         self.tokens += record.provenance.completion_tokens
+        # A recipe's rejected or failed candidate is not one of the records asked for.
+        recipe_miss = record.provenance.cells is not None and record.status != "ok"
         rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
-        self.progress.update(self.task, advance=1, tokens_per_s=rate)
+        self.progress.update(self.task, advance=0 if recipe_miss else 1, tokens_per_s=rate)
 
 
 def _progress() -> Progress:
@@ -173,12 +194,29 @@ def print_summary(summary: DatasetSummary) -> None:
     rows.append(
         ("time", f"{summary.elapsed_s:.1f} s ({summary.tokens_per_s:.1f} completion tok/s)")
     )
+    if summary.acceptance is not None:
+        rows.extend(acceptance_rows(summary.acceptance))
     for label, counts in summary.label_counts.items():
         rows.append((f"label {label}", ", ".join(f"{k}: {v}" for k, v in counts.items())))
     for label, value in rows:
         table.add_row(label, value)
     console.print(table)
     console.print(f"dataset: [bold]{summary.output}[/]")
+
+
+def acceptance_rows(acceptance: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        (
+            "candidates (accepted / rejected / failed)",
+            f"{acceptance['candidates']} ({acceptance['accepted']} / "
+            f"{sum(acceptance['rejected'].values())} / {acceptance['failed']})",
+        ),
+        ("acceptance rate", f"{acceptance['acceptance_rate']:.1%}"),
+    ]
+    for name, rate in acceptance["pass_rate_per_filter"].items():
+        rejected = acceptance["rejected"].get(name, 0)
+        rows.append((f"filter {name}", f"{rate:.1%} pass ({rejected} rejected)"))
+    return rows
 
 
 def _validate(path: Path) -> None:

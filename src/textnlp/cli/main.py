@@ -22,7 +22,7 @@ import sys
 
 import typer
 
-from textnlp.cli import catalogue, db, generate, jobs, serve, users, validate, worker
+from textnlp.cli import catalogue, db, generate, jobs, recipes, serve, users, validate, worker
 from textnlp.errors import ServiceUnavailable, TextNLPError
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for _commands in (generate, catalogue, validate, serve, users, worker, jobs, db):
+for _commands in (generate, catalogue, recipes, validate, serve, users, worker, jobs, db):
     _commands.register(app)
 
 

@@ -11,7 +11,7 @@ from textnlp.domain.generation import (
     TokenDelta,
     Usage,
 )
-from textnlp.domain.records import Provenance, Record
+from textnlp.domain.records import CellProvenance, Provenance, Record
 
 __all__ = [
     "MAX_TOKENS_LIMIT",
@@ -21,6 +21,7 @@ __all__ = [
     "GenerationParams",
     "GenerationRequest",
     "ModelInfo",
+    "CellProvenance",
     "Provenance",
     "Record",
     "TokenDelta",

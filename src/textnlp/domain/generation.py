@@ -57,6 +57,9 @@ class GenerationRequest(BaseModel):
     params: GenerationParams = GenerationParams()
     #: Generate until max_tokens even past end-of-sequence (benchmarks need equal lengths).
     ignore_eos: bool = False
+    #: A raw ``prompt``'s control tokens (``<|im_start|>``...) are read as such: a recipe's
+    #: Magpie pre-query. Never set for a user's prompt (it could forge turns).
+    control_tokens: bool = False
 
     @classmethod
     def chat(

@@ -8,7 +8,24 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from textnlp.domain.generation import FinishReason, GenerationParams
 
-RecordStatus = Literal["ok", "failed"]
+#: ``rejected``: a recipe's filter refused the record (kept apart from the dataset).
+RecordStatus = Literal["ok", "failed", "rejected"]
+
+
+class CellProvenance(BaseModel):
+    """How one llm cell of a recipe record was made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    params: GenerationParams
+    seed: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 1
+    cached: bool = False
+    cost_usd: float | None = None
 
 
 class Provenance(BaseModel):
@@ -30,6 +47,8 @@ class Provenance(BaseModel):
     created_at: str
     #: Estimated price in US dollars of every attempt (0 from the cache); None without a price.
     cost_usd: float | None = None
+    #: A recipe record's llm cells by column (None for a template's record).
+    cells: dict[str, CellProvenance] | None = None
 
     @field_validator("cost_usd", mode="before")
     @classmethod
@@ -54,3 +73,9 @@ class Record(BaseModel):
     variables: dict[str, Any] = {}
     error: str | None = None
     provenance: Provenance
+
+    @property
+    def fills_a_slot(self) -> bool:
+        """Whether the record is one of the ``count`` a run was asked for: an accepted one,
+        or a template's failed one (a recipe replaces its failed and rejected candidates)."""
+        return self.status == "ok" or (self.status == "failed" and self.provenance.cells is None)

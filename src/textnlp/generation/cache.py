@@ -25,7 +25,12 @@ from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
 
 
 def cache_key(model_fingerprint: str, request: GenerationRequest) -> str:
-    payload = {"model": model_fingerprint, "request": request.model_dump(mode="json")}
+    # Fields added later with their default left out, so earlier keys stay valid.
+    later = {"control_tokens"} if not request.control_tokens else set()
+    payload = {
+        "model": model_fingerprint,
+        "request": request.model_dump(mode="json", exclude=later),
+    }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -29,9 +29,12 @@ from pydantic import ValidationError
 from textnlp.backends.base import Backend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, Provenance, Record
-from textnlp.errors import InvalidParameter, QuotaExceeded, first_error
+from textnlp.errors import Conflict, InvalidParameter, QuotaExceeded, first_error
 from textnlp.generation.cache import CachedBackend, ResponseCache
 from textnlp.generation.journal import RunIdentity, check_resume
+from textnlp.generation.recipes.cells import BackendOf, RecordBuilder, SpecOf
+from textnlp.generation.recipes.recipe import Recipe
+from textnlp.generation.recipes.run import RecipeRun
 from textnlp.generation.sinks import FileSink, RecordSink
 from textnlp.generation.templates import PromptTemplate, record_seed
 from textnlp.generation.writers import check_writable
@@ -43,7 +46,8 @@ OnRecord = Callable[[Record], None]
 class DatasetRequest:
     """What to generate. ``params`` holds only the parameters the user set."""
 
-    template: PromptTemplate
+    #: A template (one prompt per record) or a recipe (a DAG of columns).
+    template: PromptTemplate | Recipe
     count: int
     #: The dataset file of a run into a ``FileSink`` (None: the caller passes its own sink).
     output: Path | None = None
@@ -54,6 +58,18 @@ class DatasetRequest:
     resume: bool = False
     #: Extra attempts for JSON outputs that do not parse or match the schema.
     json_retries: int = 2
+    #: A recipe run's most candidates (None: ``CANDIDATES_PER_RECORD`` per record asked).
+    max_candidates: int | None = None
+    #: A file for a recipe run's rejected and failed candidates, with their reasons.
+    rejects: Path | None = None
+
+    @property
+    def candidates(self) -> int:
+        return self.max_candidates or CANDIDATES_PER_RECORD * self.count
+
+
+#: A recipe run tries at most this many candidates per record asked, unless told otherwise.
+CANDIDATES_PER_RECORD = 4
 
 
 @dataclass
@@ -73,6 +89,8 @@ class DatasetSummary:
     label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Estimated cost in US dollars of this run's records; None when none had a price.
     cost_usd: float | None = None
+    #: A recipe run's candidates, rejections per filter and acceptance rates (``Acceptance``).
+    acceptance: dict[str, Any] | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -82,16 +100,58 @@ class DatasetSummary:
 class DatasetPipeline:
     """Generates datasets with one loaded backend and an optional response cache."""
 
-    def __init__(self, backend: Backend, cache: ResponseCache | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        cache: ResponseCache | None = None,
+        *,
+        spec_of: SpecOf | None = None,
+        backend_of: BackendOf | None = None,
+    ) -> None:
+        """``backend`` is the run's model; a recipe's columns naming other models get theirs
+        from ``backend_of`` (and their catalogue entries from ``spec_of``)."""
         self.backend = CachedBackend(backend, cache) if cache is not None else backend
+        self.cache = cache
+        self._spec_of = spec_of
+        self._backend_of = backend_of
+        self._others: dict[str, Backend] = {}
 
-    @staticmethod
-    def resolve(spec: ModelSpec, request: DatasetRequest) -> GenerationParams:
+    def spec_of(self, model_id: str) -> ModelSpec:
+        if model_id == self.backend.spec.id:
+            return self.backend.spec
+        if self._spec_of is None:
+            raise InvalidParameter(
+                f"this run has only model {self.backend.spec.id!r}, not {model_id!r}"
+            )
+        return self._spec_of(model_id)
+
+    async def backend_of(self, model_id: str) -> Backend:
+        if model_id == self.backend.spec.id:
+            return self.backend
+        if self._backend_of is None:
+            raise InvalidParameter(
+                f"this run has only model {self.backend.spec.id!r}, not {model_id!r}"
+            )
+        if model_id not in self._others:  # one wrapper per model (a budget's caps, the cache)
+            backend = await self._backend_of(model_id)
+            self._others[model_id] = (
+                CachedBackend(backend, self.cache) if self.cache is not None else backend
+            )
+        return self._others[model_id]
+
+    @classmethod
+    def resolve(
+        cls, spec: ModelSpec, request: DatasetRequest, spec_of: SpecOf | None = None
+    ) -> GenerationParams:
         """The checks that need neither a model nor a file: count, parameters, variables
         (``request.output`` is not looked at). Returns the parameters: model defaults, then
         template defaults, then the user's values."""
         if request.count < 1:
             raise InvalidParameter(f"count must be at least 1 (got {request.count})")
+        if isinstance(request.template, Recipe):
+            builder = _recipe_builder(spec, request, spec_of or _only(spec), _no_backend)
+            call = builder.output_call
+            return call.params if call is not None else spec.params(request.params)
         merged = {**request.template.defaults, **request.params}
         try:
             params = spec.params(merged)
@@ -109,9 +169,11 @@ class DatasetPipeline:
         return params
 
     @classmethod
-    def precheck(cls, spec: ModelSpec, request: DatasetRequest) -> GenerationParams:
+    def precheck(
+        cls, spec: ModelSpec, request: DatasetRequest, spec_of: SpecOf | None = None
+    ) -> GenerationParams:
         """``resolve``, and the output file can be written: every check that needs no model."""
-        params = cls.resolve(spec, request)
+        params = cls.resolve(spec, request, spec_of)
         if request.output is not None:
             check_writable(request.output)
         return params
@@ -122,9 +184,22 @@ class DatasetPipeline:
         on_record: OnRecord | None = None,
         *,
         sink: RecordSink | None = None,
+        on_end: Callable[[DatasetSummary], None] | None = None,
     ) -> DatasetSummary:
         """Generate ``request``'s records into ``sink`` (default: a ``FileSink`` on
-        ``request.output``)."""
+        ``request.output``); ``on_end`` sees the summary once the records are written, also
+        when a budget stopped the run."""
+        if isinstance(request.template, Recipe):
+            return await self._run_recipe(request, on_record, sink, on_end)
+        return await self._run_template(request, on_record, sink, on_end)
+
+    async def _run_template(
+        self,
+        request: DatasetRequest,
+        on_record: OnRecord | None,
+        sink: RecordSink | None,
+        on_end: Callable[[DatasetSummary], None] | None,
+    ) -> DatasetSummary:
         if sink is None:
             if request.output is None:
                 raise InvalidParameter("a dataset run needs an output file or a record sink")
@@ -140,7 +215,7 @@ class DatasetPipeline:
             requested=request.count,
             resumed=sum(1 for i in done if i < request.count),
         )
-        tally = _Tally(request.template, summary)
+        tally = _Tally(request.template.labels, summary)
         for index, record in done.items():
             if index < request.count:
                 tally.keep(record)
@@ -159,6 +234,8 @@ class DatasetPipeline:
             sink.abort()
             raise
         self._finish(request, sink, tally, started)
+        if on_end is not None:
+            on_end(summary)
         if refused is not None:
             # A spending cap stopped the run: the finished records are written, and kept.
             raise QuotaExceeded(
@@ -167,6 +244,96 @@ class DatasetPipeline:
                 **{**refused.details, "written": summary.written, "requested": request.count},
             ) from refused
         return summary
+
+    async def _run_recipe(
+        self,
+        request: DatasetRequest,
+        on_record: OnRecord | None,
+        sink: RecordSink | None,
+        on_end: Callable[[DatasetSummary], None] | None,
+    ) -> DatasetSummary:
+        """Candidates until ``count`` pass every filter (``recipes.run``)."""
+        recipe = request.template
+        assert isinstance(recipe, Recipe)
+        spec = self.backend.spec
+        builder = _recipe_builder(spec, request, self.spec_of, self.backend_of)
+        if sink is None:
+            if request.output is None:
+                raise InvalidParameter("a dataset run needs an output file or a record sink")
+            check_writable(request.output)
+            if request.rejects is not None:
+                check_writable(request.rejects)
+            sink = FileSink(request.output, export=recipe.export, rejects=request.rejects)
+        done = sink.finished() if request.resume else {}
+        _check_recipe_resume(done, recipe, request.seed, sink.source)
+        summary = DatasetSummary(
+            output=request.output,
+            model=spec.id,
+            template=recipe.id,
+            requested=request.count,
+            resumed=sum(r.status == "ok" for r in done.values()),
+        )
+        tally = _Tally(recipe.labels, summary)
+
+        def committed(record: Record) -> None:
+            tally.add(record)
+            if on_record is not None:
+                on_record(record)
+
+        run = RecipeRun(
+            recipe,
+            builder,
+            sink,
+            count=request.count,
+            max_candidates=request.candidates,
+            concurrency=request.concurrency,
+            on_record=committed,
+        )
+        for record in done.values():
+            tally.keep(record)
+        run.replay(done)
+        started = time.perf_counter()
+        sink.start(fresh=not request.resume)
+        stopped: QuotaExceeded | None = None
+        try:
+            await run.run()
+        except QuotaExceeded as exc:  # a spending cap or the candidate budget
+            stopped = exc
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            summary.interrupted = True
+            self._end_recipe(request, sink, tally, run, started, complete=False)
+            raise
+        except BaseException:
+            sink.abort()
+            raise
+        self._end_recipe(request, sink, tally, run, started, complete=stopped is None)
+        if on_end is not None:
+            on_end(summary)
+        if stopped is not None:
+            raise stopped.__class__(
+                stopped.message,
+                retry_after=stopped.retry_after,
+                **{**stopped.details, "written": summary.written, "requested": request.count},
+            ) from stopped
+        return summary
+
+    def _end_recipe(
+        self,
+        request: DatasetRequest,
+        sink: RecordSink,
+        tally: _Tally,
+        run: RecipeRun,
+        started: float,
+        *,
+        complete: bool,
+    ) -> None:
+        summary = tally.summary
+        summary.elapsed_s = time.perf_counter() - started
+        summary.written = min(run.acceptance.accepted, request.count)
+        summary.failed = run.acceptance.failed
+        summary.acceptance = run.acceptance.as_dict(run.recipe.filters())
+        sink.end(request.count, complete=complete and not summary.interrupted)
+        summary.label_counts = tally.label_counts()
 
     def _previous_records(
         self, request: DatasetRequest, params: GenerationParams, sink: RecordSink
@@ -231,6 +398,7 @@ class DatasetPipeline:
         self, request: DatasetRequest, params: GenerationParams, index: int
     ) -> Record:
         template = request.template
+        assert isinstance(template, PromptTemplate)  # a recipe runs in ``_run_recipe``
         variables = template.sample_variables(request.seed, index, request.variables)
         seed = record_seed(request.seed, index)
         attempts = 1 + (request.json_retries if template.output.type == "json" else 0)
@@ -287,15 +455,67 @@ class DatasetPipeline:
         summary.label_counts = tally.label_counts()
 
 
+def _recipe_builder(
+    spec: ModelSpec, request: DatasetRequest, spec_of: SpecOf, backend_of: BackendOf
+) -> RecordBuilder:
+    """A recipe run's record builder; building it checks the recipe whole (seed files, each
+    llm column's model and parameters, fixed values) and the candidate budget."""
+    recipe = request.template
+    assert isinstance(recipe, Recipe)
+    if request.candidates < request.count:
+        raise InvalidParameter(
+            f"--max-candidates {request.candidates} cannot give {request.count} records"
+        )
+    recipe.prepare()
+    return RecordBuilder(
+        recipe,
+        run_model=spec.id,
+        run_params=request.params,
+        seed=request.seed,
+        fixed=request.variables,
+        spec_of=spec_of,
+        backend_of=backend_of,
+    )
+
+
+def _check_recipe_resume(done: dict[int, Record], recipe: Recipe, seed: int, source: str) -> None:
+    """``Conflict`` when the records a resume would continue are of another recipe or seed."""
+    for index in sorted(done):
+        made = done[index].provenance
+        if (made.template_id, made.template_version) != (recipe.id, recipe.version):
+            raise Conflict(
+                f"cannot resume {source}: its record {index} was made with {made.template_id!r} "
+                f"version {made.template_version!r}, not recipe {recipe.id!r} version "
+                f"{recipe.version!r}; write to another file"
+            )
+        if made.seed != record_seed(seed, index):
+            raise Conflict(
+                f"cannot resume {source}: its record {index} was made with another seed; "
+                "resume with the original --seed, or write to another file"
+            )
+
+
+def _only(spec: ModelSpec) -> SpecOf:
+    def spec_of(model_id: str) -> ModelSpec:
+        if model_id != spec.id:
+            raise InvalidParameter(f"this run has only model {spec.id!r}, not {model_id!r}")
+        return spec
+
+    return spec_of
+
+
+async def _no_backend(model_id: str) -> Backend:
+    raise AssertionError("a check must not load a model")
+
+
 class _Tally:
     """The summary's counts, kept as records finish (resumed ones included)."""
 
-    def __init__(self, template: PromptTemplate, summary: DatasetSummary) -> None:
-        self.template = template
+    def __init__(self, labels: list[str], summary: DatasetSummary) -> None:
         self.summary = summary
         #: Indices finished, ok or failed: the run is complete when all of them are.
         self.finished = 0
-        self._labels: dict[str, dict[str, int]] = {label: {} for label in template.labels}
+        self._labels: dict[str, dict[str, int]] = {label: {} for label in labels}
 
     def keep(self, record: Record) -> None:
         """Count a finished record towards what the result holds."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from textnlp.domain import Record
+from textnlp.generation.export import ExportSpec
 from textnlp.generation.journal import RunJournal, journal_path
 from textnlp.generation.writers import read_dataset, write_dataset
 
@@ -46,8 +47,14 @@ class RecordSink(Protocol):
 class FileSink:
     """A run journal beside ``output``; ``output`` is (re)written only from the journal."""
 
-    def __init__(self, output: Path) -> None:
+    def __init__(
+        self, output: Path, export: ExportSpec | None = None, rejects: Path | None = None
+    ) -> None:
         self.output = output
+        #: Where a recipe run's rejected and failed candidates are written too (with reasons).
+        self.rejects = rejects
+        #: How a recipe's records become training rows (``messages``...) in an HF directory.
+        self.export = export
         self.source = str(output)
         self.journal = RunJournal(journal_path(output))
         self._from_output: dict[int, Record] = {}
@@ -76,12 +83,38 @@ class FileSink:
     def end(self, count: int, *, complete: bool) -> None:
         self.journal.close()
         records = self.journal.read()
-        write_dataset(
-            self.output,
-            [records[i] for i in sorted(records) if i < count and records[i].status == "ok"],
-        )
+        # The first ``count`` records that passed: a template's indices 0..count-1, a recipe's
+        # accepted candidates (its rejected and failed ones stay in the journal only).
+        accepted = [records[i] for i in sorted(records) if records[i].status == "ok"]
+        write_dataset(self.output, accepted[:count], export=self.export)
+        if self.rejects is not None:
+            write_dataset(self.rejects, [r for r in records.values() if r.status != "ok"])
         if complete:
             self.journal.remove()
 
     def abort(self) -> None:
         self.journal.close()
+
+
+class MemorySink:
+    """Records kept in memory: a preview's, which writes no dataset."""
+
+    source = "preview"
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def finished(self) -> dict[int, Record]:
+        return {}
+
+    def start(self, *, fresh: bool) -> None:
+        self.records = []
+
+    def append(self, record: Record) -> None:
+        self.records.append(record)
+
+    def end(self, count: int, *, complete: bool) -> None:
+        """Nothing to write."""
+
+    def abort(self) -> None:
+        """Nothing to keep."""

@@ -29,7 +29,7 @@ import random
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 import yaml
@@ -39,6 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error
 from textnlp.validation.safe_schema import compiled, instance_problem
+
+if TYPE_CHECKING:
+    from textnlp.generation.recipes.recipe import Recipe
 
 _JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
@@ -231,15 +234,18 @@ def _natural(value: Any) -> Any:
 
 
 def load_template_file(path: Path) -> PromptTemplate:
+    return parse_template(_read_yaml(path), source=str(path))
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise TemplateError(f"template {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise TemplateError(f"template {path} is not valid YAML: {_yaml_problem(exc)}") from None
-    return parse_template(raw, source=str(path))
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -263,33 +269,53 @@ def parse_template(raw: Any, *, source: str) -> PromptTemplate:
 
 
 class TemplateLibrary:
-    """Built-in templates plus those of a user directory (which may override built-ins)."""
+    """The catalogue of what a dataset run can name: templates (one prompt per record) and
+    recipes (``generation.recipes``), built in or from a user directory (which may override
+    built-ins). A YAML file with ``columns`` is a recipe, any other a template."""
 
-    def __init__(self, templates: dict[str, PromptTemplate]) -> None:
+    def __init__(
+        self, templates: dict[str, PromptTemplate], recipes: dict[str, Recipe] | None = None
+    ) -> None:
         self._templates = templates
+        self._recipes = dict(recipes or {})
 
     @classmethod
     def load(cls, user_dir: Path | None = None) -> TemplateLibrary:
+        from textnlp.generation.recipes.recipe import is_recipe, parse_recipe
+
         templates: dict[str, PromptTemplate] = {}
-        builtin = resources.files("textnlp") / "templates"
-        for entry in sorted(builtin.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith((".yaml", ".yml")):
+        recipes: dict[str, Recipe] = {}
+        for folder in ("templates", "recipes"):
+            builtin = resources.files("textnlp") / folder
+            for entry in sorted(builtin.iterdir(), key=lambda e: e.name):
+                if not entry.name.endswith((".yaml", ".yml")):
+                    continue
                 raw = yaml.safe_load(entry.read_text(encoding="utf-8"))
-                template = parse_template(raw, source=f"builtin:{entry.name}")
-                templates[template.id] = template
+                if is_recipe(raw):
+                    recipe = parse_recipe(raw, source=str(entry))
+                    recipes[recipe.id] = recipe
+                else:
+                    template = parse_template(raw, source=f"builtin:{entry.name}")
+                    templates[template.id] = template
         if user_dir is not None:
             if not user_dir.is_dir():
                 raise TemplateError(f"template directory {user_dir} does not exist")
             for path in sorted([*user_dir.glob("*.yaml"), *user_dir.glob("*.yml")]):
-                template = load_template_file(path)
-                templates[template.id] = template
-        return cls(templates)
+                found = load_source_file(path)
+                if isinstance(found, PromptTemplate):
+                    templates[found.id] = found
+                else:
+                    recipes[found.id] = found
+        return cls(templates, recipes)
 
     def ids(self) -> list[str]:
         return sorted(self._templates)
 
     def all(self) -> list[PromptTemplate]:
         return [self._templates[i] for i in self.ids()]
+
+    def recipes(self) -> list[Recipe]:
+        return [self._recipes[i] for i in sorted(self._recipes)]
 
     def by_id(self, template_id: str) -> PromptTemplate:
         """A catalogue template (built-in or of the templates directory), never a file path:
@@ -309,3 +335,26 @@ class TemplateLibrary:
         if path.suffix in {".yaml", ".yml"} and path.exists():
             return load_template_file(path)
         return self.by_id(template_id)
+
+    def source(self, name: str, *, paths: bool = False) -> PromptTemplate | Recipe:
+        """What a dataset run names: a recipe or template of the catalogue, or (``paths``:
+        the CLI and the library, on the user's own machine) a YAML file of either."""
+        if name in self._recipes:
+            return self._recipes[name]
+        if name in self._templates:
+            return self._templates[name]
+        path = Path(name)
+        if paths and path.suffix in {".yaml", ".yml"} and path.exists():
+            return load_source_file(path)
+        known = ", ".join(sorted([*self._templates, *self._recipes]))
+        raise TemplateNotFound(f"unknown template or recipe {name!r} (known: {known})")
+
+
+def load_source_file(path: Path) -> PromptTemplate | Recipe:
+    """A template or recipe file (a recipe has ``columns``)."""
+    from textnlp.generation.recipes.recipe import is_recipe, parse_recipe
+
+    raw = _read_yaml(path)
+    if is_recipe(raw):
+        return parse_recipe(raw, source=str(path))
+    return parse_template(raw, source=str(path))

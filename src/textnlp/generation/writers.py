@@ -1,11 +1,18 @@
-"""Dataset files: JSONL, CSV and Parquet, chosen by the file's extension.
+"""Dataset files: JSONL, CSV and Parquet, chosen by the file's extension, and export
+directories that Hugging Face ``datasets.load_dataset`` reads (``textnlp.generation.export``).
 
 JSONL keeps each ``Record`` as nested JSON. CSV and Parquet are flat: ``index``, ``text``,
 ``data`` (the parsed JSON output, as a JSON string), one ``variables.<name>`` column per variable
 and one ``provenance.<field>`` column per provenance field (``params`` as JSON).
 
+An output path without an extension (``-o out/``, ``-o out/persona-qa``), or an existing
+directory that holds an earlier export's card, is an export directory (format ``"hf"``): Parquet
+under ``data/`` and a dataset card, ``README.md``; only ``write_dataset``'s ``export`` (the chat
+``messages`` or a preference pair) shapes it, the file formats ignore it.
+
 Writes are atomic: a file is written beside the target and renamed over it, so an existing
-dataset is never half-overwritten.
+dataset is never half-overwritten; an export directory is built beside the target and swapped
+in, and a user's non-empty directory that holds no export is refused, never overwritten.
 
 An output's directory must exist, except below the working directory: a relative path without
 ``..`` may name new directories (``-o out/data.jsonl``), created when the run starts. A mistyped
@@ -23,29 +30,50 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from textnlp.domain import Record
 from textnlp.errors import DatasetError, OutputError
 
-Format = Literal["jsonl", "csv", "parquet"]
-FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+if TYPE_CHECKING:
+    from textnlp.generation.export import ExportSpec
+
+Format = Literal["jsonl", "csv", "parquet", "hf"]
+#: By extension; ``""`` (none) is an export directory.
+FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", "": "hf"}
 
 
-def format_of(path: Path) -> Format:
+def format_of(path: Path | str) -> Format:
+    """The format of an output path: its extension's; ``"hf"`` for a path without one, a path
+    spelled with a trailing ``/``, an existing directory with another extension
+    (``out.v2/``), and an existing earlier export whatever its name."""
+    from textnlp.generation.export import is_export
+
+    if isinstance(path, str) and path.endswith(("/", os.sep)):
+        return "hf"
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if path.is_dir() and (suffix not in FORMATS or is_export(path)):
+        return "hf"
     try:
-        return FORMATS[path.suffix.lower()]
+        return FORMATS[suffix]
     except KeyError:
-        known = ", ".join(FORMATS)
+        known = ", ".join(s for s in FORMATS if s)
         raise OutputError(
-            f"unknown output format {path.suffix or '(no extension)'!r} for {path}; use {known}"
+            f"unknown output format {suffix!r} for {path}; use {known}, "
+            "or a directory (no extension) for a Hugging Face dataset"
         ) from None
 
 
 def check_writable(path: Path) -> Format:
     """Fail early (before any model runs) when ``path`` cannot hold a dataset."""
     fmt = format_of(path)
-    if path.is_dir():
+    path = Path(path)
+    if fmt == "hf":
+        from textnlp.generation.export import check_export_target
+
+        check_export_target(path)
+    elif path.is_dir():
         raise OutputError(f"output path {path} is a directory")
     parent = ensure_directory(path)
     if path.exists() and not os.access(path, os.W_OK):
@@ -92,8 +120,9 @@ def flatten(record: Record) -> dict[str, Any]:
 def unflatten(row: dict[str, Any]) -> Record:
     variables = {k.split(".", 1)[1]: v for k, v in row.items() if k.startswith("variables.")}
     provenance = {k.split(".", 1)[1]: v for k, v in row.items() if k.startswith("provenance.")}
-    if isinstance(provenance.get("params"), str):
-        provenance["params"] = json.loads(provenance["params"])
+    for name in ("params", "cells"):  # the JSON-text fields; CSV writes a missing one as ""
+        if isinstance(provenance.get(name), str):
+            provenance[name] = json.loads(provenance[name]) if provenance[name] else None
     data = row.get("data")
     return Record.model_validate(
         {
@@ -106,6 +135,13 @@ def unflatten(row: dict[str, Any]) -> Record:
     )
 
 
+def usual_mode(*, directory: bool) -> int:
+    """The mode a plain ``open`` or ``mkdir`` would give under the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextmanager
 def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
@@ -115,6 +151,7 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
     tmp = Path(tmp_name)
     try:
+        tmp.chmod(usual_mode(directory=False))  # mkstemp's 0600 would hide the dataset
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
         # A file descriptor, not a path: Path.open cannot take it.
@@ -131,9 +168,16 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
-def write_dataset(path: Path, records: Iterable[Record]) -> int:
-    """Write ``records`` to ``path`` atomically in the format of its extension."""
+def write_dataset(
+    path: Path, records: Iterable[Record], *, export: ExportSpec | None = None
+) -> int:
+    """Write ``records`` to ``path`` atomically in the format of its extension (an export
+    directory shaped by ``export``; the file formats ignore it)."""
     fmt = format_of(path)
+    if fmt == "hf":
+        from textnlp.generation.export import write_export
+
+        return write_export(Path(path), records, export=export)
     rows = list(records)
     if fmt == "jsonl":
         with atomic_file(path) as handle:
@@ -162,6 +206,10 @@ def read_dataset(path: Path) -> list[Record]:
     """Records of a dataset this module wrote (for resume and reports)."""
     fmt = format_of(path)
     try:
+        if fmt == "hf":
+            from textnlp.generation.export import read_export
+
+            return read_export(Path(path))
         if fmt == "jsonl":
             with path.open(encoding="utf-8") as handle:
                 return [Record.model_validate_json(line) for line in handle if line.strip()]

@@ -1,4 +1,4 @@
-"""Generation use cases: datasets from templates, and single completions.
+"""Generation use cases: datasets from templates and recipes, and single completions.
 
 A dataset run may carry a spending cap (``DatasetJob.max_cost_usd``): the loaded backend is
 wrapped in the run's ``Budget`` (``services.spending``) for that run only; the pool's backend
@@ -7,8 +7,9 @@ stays shared and uncapped.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,15 @@ from textnlp.backends.base import Backend
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
-from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
+from textnlp.domain import Completion, GenerationRequest, ModelInfo, Record, TokenDelta
 from textnlp.generation.cache import CachedBackend, OwnerScopedCache, ResponseCache
+from textnlp.generation.export import DatasetCard, models_of, write_card
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
+from textnlp.generation.recipes.recipe import Recipe
+from textnlp.generation.recipes.run import CandidatesExhausted
+from textnlp.generation.sinks import MemorySink
 from textnlp.generation.templates import TemplateLibrary
+from textnlp.generation.writers import format_of, read_dataset
 from textnlp.observability.spans import span
 from textnlp.services.models import ModelPool
 from textnlp.services.spending import SpendingService
@@ -31,7 +37,7 @@ class DatasetJob:
 
     template: str
     count: int
-    output: Path
+    output: Path | None
     model: str | None = None
     params: dict[str, Any] | None = None
     variables: dict[str, Any] | None = None
@@ -40,6 +46,10 @@ class DatasetJob:
     resume: bool = False
     #: Spending cap of this run in US dollars (None: no cap); see ``SpendingService.run_budget``.
     max_cost_usd: float | None = None
+    #: A recipe run's most candidates (None: the pipeline's default per record asked).
+    max_candidates: int | None = None
+    #: A file for a recipe run's rejected and failed candidates.
+    rejects: Path | None = None
 
 
 class GenerationService:
@@ -66,7 +76,7 @@ class GenerationService:
         model_id = job.model or self.settings.default_model
         spec = self.catalogue.get(model_id)  # unknown model -> ModelNotFound, before loading
         self.spending.run_budget(job.max_cost_usd)  # a negative cap is refused here
-        template = self.templates.get(job.template)
+        template = self.templates.source(job.template, paths=True)
         request = DatasetRequest(
             template=template,
             count=job.count,
@@ -77,17 +87,78 @@ class GenerationService:
             concurrency=job.concurrency or self.settings.generation.concurrency,
             resume=job.resume,
             json_retries=self.settings.generation.json_retries,
+            max_candidates=job.max_candidates,
+            rejects=job.rejects,
         )
-        # Cheap checks (count, path, parameters, variables) before any model loads.
-        DatasetPipeline.precheck(spec, request)
+        # Cheap checks (count, path, parameters, variables, a recipe whole) before any model
+        # loads.
+        DatasetPipeline.precheck(spec, request, self.catalogue.get)
         return model_id, request
 
     async def generate_dataset(
         self, job: DatasetJob, on_record: OnRecord | None = None
     ) -> DatasetSummary:
         model_id, request = self.dataset_request(job)
-        backend = self.spending.run_budget(job.max_cost_usd).apply(await self.pool.get(model_id))
-        return await DatasetPipeline(backend, self.cache).run(request, on_record)
+        budget = self.spending.run_budget(job.max_cost_usd)
+        backend = budget.apply(await self.pool.get(model_id))
+
+        async def backend_of(other: str) -> Backend:  # a recipe column's own model
+            return budget.apply(await self.pool.get(other))
+
+        pipeline = DatasetPipeline(
+            backend, self.cache, spec_of=self.catalogue.get, backend_of=backend_of
+        )
+        summary = await pipeline.run(request, on_record, on_end=self._card_writer(request))
+        return summary
+
+    @staticmethod
+    def _card_writer(request: DatasetRequest) -> Callable[[DatasetSummary], None] | None:
+        """An HF dataset directory gets its card (what made it) when the run ends."""
+        output = request.output
+        if output is None or format_of(output) != "hf":
+            return None
+        source = request.template
+
+        def write(summary: DatasetSummary) -> None:
+            acceptance = summary.acceptance or {}
+            write_card(
+                output,
+                DatasetCard(
+                    id=source.id,
+                    version=source.version,
+                    kind="recipe" if isinstance(source, Recipe) else "template",
+                    description=source.description,
+                    models=models_of(read_dataset(output)),
+                    requested=summary.requested,
+                    written=summary.written,
+                    candidates=acceptance.get("candidates"),
+                    rejected=dict(acceptance.get("rejected", {})),
+                    failed=summary.failed,
+                    acceptance_rate=acceptance.get("acceptance_rate"),
+                    seed=request.seed,
+                    export=source.export if isinstance(source, Recipe) else None,
+                ),
+            )
+
+        return write
+
+    async def preview(self, job: DatasetJob) -> list[Record]:
+        """A few records of ``job`` (its ``count``), none written: every candidate made,
+        the rejected and failed ones too, each with its reason. ``job.output`` is ignored."""
+        job = replace(job, max_candidates=job.count, resume=False, rejects=None)
+        model_id, request = self.dataset_request(replace(job, output=None))
+        backend = await self.pool.get(model_id)
+
+        async def backend_of(other: str) -> Backend:
+            return await self.pool.get(other)
+
+        pipeline = DatasetPipeline(
+            backend, self.cache, spec_of=self.catalogue.get, backend_of=backend_of
+        )
+        sink = MemorySink()
+        with contextlib.suppress(CandidatesExhausted):  # rejected candidates are the point
+            await pipeline.run(request, sink=sink)
+        return sink.records
 
     # -- models ------------------------------------------------------------------------------
     def models(self) -> list[ModelInfo]:

@@ -117,6 +117,19 @@ class JobSpec(TextBoundary):
     webhook_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH)] | None = None
     #: Spending cap of the job in US dollars; the job fails before it would pass it.
     max_cost_usd: float | None = Field(default=None, ge=0)
+    #: A recipe job's most candidates (default 4 per record asked): see ``recipes.run``.
+    max_candidates: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_is_a_template_name(cls, data: Any) -> Any:
+        """``recipe: persona-qa`` names a catalogue recipe, as ``template`` does."""
+        if isinstance(data, dict) and "recipe" in data:
+            if data.get("template") is not None:
+                raise ValueError("give template or recipe, not both")
+            data = {**data, "template": data["recipe"]}
+            del data["recipe"]
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> JobSpec:

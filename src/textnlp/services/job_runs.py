@@ -16,6 +16,7 @@ from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.storage import BlobStorage, Keys
 from textnlp.domain import Record
 from textnlp.errors import QuotaExceeded
+from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.templates import PromptTemplate
 from textnlp.services.job_models import JobMessage, JobSpec, JobView
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
@@ -39,10 +40,11 @@ class JobRuns:
     def get(self, job_id: str) -> JobRow | None:
         return self._store.get(job_id)
 
-    def template(self, spec: JobSpec) -> PromptTemplate:
-        """The job's template: a named one, or one made of its prompts (inline or a file)."""
+    def template(self, spec: JobSpec) -> PromptTemplate | Recipe:
+        """The job's template or recipe: a named one, or a template made of its prompts
+        (inline or a file)."""
         if spec.template is not None:
-            return self.jobs.templates.get(spec.template)
+            return self.jobs.templates.source(spec.template)
         if spec.prompts:
             return prompt_list_template(normalise(spec.prompts))
         key = spec.prompt_file or ""
@@ -83,8 +85,8 @@ class JobRuns:
         """Note the job is alive; returns its state (a user may have cancelled it)."""
         return self._store.heartbeat(job_id)
 
-    def stored_count(self, job_id: str) -> int:
-        return self._store.count_records(job_id)
+    def stored_count(self, job_id: str, *, ok_only: bool = False) -> int:
+        return self._store.count_records(job_id, ok_only=ok_only)
 
     def stored_records(self, job_id: str, *, ok_only: bool = True) -> Iterator[Record]:
         return self._store.iter_records(job_id, ok_only=ok_only)

@@ -37,6 +37,7 @@ from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.egress import EgressPolicy
 from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
+from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
 from textnlp.services.job_models import (
     JobMessage,
@@ -150,8 +151,9 @@ class JobService:
         """Every check that needs no model; returns the number of records."""
         limit = self.settings.generation.max_count
         spec_model = self.catalogue.get(spec.model or self.settings.default_model)
+        template: PromptTemplate | Recipe
         if spec.template is not None:
-            template: PromptTemplate = self.templates.get(spec.template)
+            template = self.templates.source(spec.template)  # a catalogue id, never a path
             total = spec.count or 0
         else:
             items = normalise(spec.prompts) if spec.prompts else self.read_prompt_file(spec, owner)
@@ -164,8 +166,9 @@ class JobService:
             params=spec.params.given(),
             variables=dict(spec.variables),
             seed=spec.seed,
+            max_candidates=spec.max_candidates,
         )
-        DatasetPipeline.resolve(spec_model, request)
+        DatasetPipeline.resolve(spec_model, request, self.catalogue.get)
         return total
 
     def read_prompt_file(self, spec: JobSpec, owner: Owner) -> list[Any]:

@@ -24,8 +24,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from textnlp.backends.base import Backend
 from textnlp.errors import DatasetError
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
+from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.writers import write_dataset
 from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobSpec
@@ -50,13 +52,16 @@ class JobRunner:
         runs = self.runs
         row = runs.get(job_id)
         assert row is not None
-        if runs.stored_count(job_id) >= row.total:
+        spec = JobSpec.model_validate(row.spec)
+        source = runs.template(spec)
+        # A recipe's job is done when ``total`` records passed (its rejects are stored too).
+        accepted_only = isinstance(source, Recipe)
+        if runs.stored_count(job_id, ok_only=accepted_only) >= row.total:
             # Every record is stored (a worker died after the last chunk): no model needed.
             return await asyncio.to_thread(self.publish_stored, job_id)
-        spec = JobSpec.model_validate(row.spec)
         settings = self.generation.settings
         request = DatasetRequest(
-            template=runs.template(spec),
+            template=source,
             count=row.total,
             params=spec.params.given(),
             variables=dict(spec.variables),
@@ -64,16 +69,27 @@ class JobRunner:
             concurrency=settings.generation.concurrency,
             resume=True,
             json_retries=settings.generation.json_retries,
+            max_candidates=spec.max_candidates,
         )
         budget = runs.budget(row)
         checkpointer.after_flush = budget.refresh
-        backend = budget.apply(await self.generation.pool.get(spec.model or settings.default_model))
-        pipeline = DatasetPipeline(backend, self.generation.cache)
+        pool = self.generation.pool
+        backend = budget.apply(await pool.get(spec.model or settings.default_model))
+
+        async def backend_of(model_id: str) -> Backend:  # a recipe column's own model
+            return budget.apply(await pool.get(model_id))
+
+        pipeline = DatasetPipeline(
+            backend,
+            self.generation.cache,
+            spec_of=self.generation.catalogue.get,
+            backend_of=backend_of,
+        )
         try:
             await pipeline.run(request, sink=checkpointer)
         except BaseExceptionGroup as group:  # the pipeline's TaskGroup wraps errors
             raise unwrap(group) from None
-        stored = runs.stored_count(job_id)
+        stored = runs.stored_count(job_id, ok_only=accepted_only)
         if stored != row.total:
             raise DatasetError(f"job {job_id} has {stored} of {row.total} records stored")
         return await asyncio.to_thread(self.publish_stored, job_id)

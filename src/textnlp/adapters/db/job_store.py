@@ -257,7 +257,9 @@ class JobStore:
             inserted = set(session.scalars(statement).all())
             added = len(inserted)
             failed = sum(1 for r in records if r.status != "ok")
-            values: dict[str, Any] = {"done": JobRow.done + added, "heartbeat_at": utcnow()}
+            # Progress counts the records asked for, not a recipe's rejected candidates.
+            slots = sum(1 for r in records if r.index in inserted and r.fills_a_slot)
+            values: dict[str, Any] = {"done": JobRow.done + slots, "heartbeat_at": utcnow()}
             costs = [
                 r.provenance.cost_usd
                 for r in records
@@ -289,8 +291,9 @@ class JobStore:
             for payload in session.scalars(query.execution_options(yield_per=1000)):
                 yield Record.model_validate_json(payload)
 
-    def count_records(self, job_id: str) -> int:
+    def count_records(self, job_id: str, *, ok_only: bool = False) -> int:
+        query = select(func.count()).where(JobRecordRow.job_id == job_id)
+        if ok_only:
+            query = query.where(JobRecordRow.ok.is_(True))
         with self.sessions() as session:
-            return int(
-                session.scalar(select(func.count()).where(JobRecordRow.job_id == job_id)) or 0
-            )
+            return int(session.scalar(query) or 0)

@@ -1,0 +1,571 @@
+"""Export for training: a directory ``datasets.load_dataset(path)`` reads, with a dataset card.
+
+The ``export:`` section of a recipe (``ExportSpec``) says which columns make the chat
+``messages`` of a record, or its preference pair::
+
+    export:
+      messages: chat                          # a dialogue column, already [{role, content}, ...]
+    export:
+      messages:                               # or one conversation built from columns
+        - {role: system, column: persona}
+        - {role: user, column: instruction}
+        - {role: assistant, column: response}
+    export:                                   # TRL's conversational preference format
+      prompt: question
+      chosen: good_answer
+      rejected: bad_answer
+
+The directory (format ``"hf"`` of ``writers``)::
+
+    DIR/README.md                             the dataset card (YAML front matter + what made it)
+    DIR/data/train-00000-of-00001.parquet     one row per record (``training_row``)
+
+A row holds ``index``, ``text``, every column of the record at top level (nested values as
+nested Arrow structs and lists), ``messages`` / ``prompt`` ``chosen`` ``rejected`` when the
+spec asks for them, ``provenance`` (JSON text) and ``_textnlp`` (JSON text: the record's
+``variables``, ``data``, ``status`` and ``error``). Decisions:
+
+* ``_textnlp`` duplicates the columns on purpose: Arrow unifies a column's types across rows
+  (struct keys missing in one row come back as ``None``, ints beside floats become floats), so
+  the top-level columns are the training view and ``_textnlp`` is what ``read_export`` rebuilds
+  ``Record``s from, exactly (a resume from a finished export gets its records back unchanged).
+* A column whose values have no common Arrow type (a string in one row, an object in another),
+  or that Parquet cannot store (an empty object), is written as JSON text instead.
+* ``messages``, ``prompt``, ``chosen`` and ``rejected`` replace a same-named column in the row
+  (``prompt: prompt`` is the natural spelling); the column's own value stays in ``_textnlp``.
+  A column named ``index``, ``provenance`` or ``_textnlp`` (``RESERVED_COLUMNS``), or a ``text``
+  column whose value is not the record's text, has no place in a row: ``DatasetError``. A
+  recipe loader should refuse such names before any model runs.
+* Content that is not text (a structured column, a number) enters a message as JSON text.
+* No records make a valid export that ``read_export`` reads back, but ``datasets`` refuses an
+  empty split (its own limit): nothing to train on either way.
+
+Writes are atomic: the directory is built beside the target (``.NAME.XXXX.tmp``), then the old
+directory is renamed away, the new one renamed in, and the old one deleted; a failed or refused
+write leaves the target as it was. An existing directory is replaced only when it is empty or
+a previous export (its ``README.md`` carries ``CARD_MARKER``): a user's unrelated directory is
+never overwritten (``OutputError``), and files added inside a previous export go with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from textnlp.domain import Record
+from textnlp.errors import DatasetError, OutputError
+from textnlp.generation.writers import atomic_file, usual_mode
+
+#: In the card's body (an HTML comment, invisible on the Hub): what makes a directory ours.
+CARD_MARKER = "<!-- textnlp-dataset-export -->"
+CARD_NAME = "README.md"
+DATA_FILE = "data/train-00000-of-00001.parquet"
+DATA_GLOB = "data/train-*.parquet"
+#: The row's own fields, which no recipe column may be named (``text`` only as the output).
+RESERVED_COLUMNS = frozenset({"index", "provenance", "_textnlp"})
+PREFERENCE_FIELDS = ("prompt", "chosen", "rejected")
+
+Role = Literal["system", "user", "assistant"]
+
+
+class MessageSpec(BaseModel):
+    """One message of a conversation built from columns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    column: str = Field(min_length=1)
+
+
+class ExportSpec(BaseModel):
+    """The ``export:`` section of a recipe: how a record becomes a chat training example.
+
+    ``messages`` and a preference triple may both be given (each makes its own fields).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: str | list[MessageSpec] | None = None
+    prompt: str | None = None
+    chosen: str | None = None
+    rejected: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> ExportSpec:
+        given = [name for name in PREFERENCE_FIELDS if getattr(self, name) is not None]
+        if given and len(given) != len(PREFERENCE_FIELDS):
+            missing = ", ".join(n for n in PREFERENCE_FIELDS if n not in given)
+            raise ValueError(
+                f"a preference pair needs prompt, chosen and rejected; {missing} missing"
+            )
+        if self.messages == "" or self.messages == []:
+            raise ValueError("messages names a dialogue column or lists {role, column} entries")
+        for name in PREFERENCE_FIELDS:
+            if getattr(self, name) == "":
+                raise ValueError(f"{name} names a column")
+        return self
+
+    @property
+    def preference(self) -> bool:
+        return self.prompt is not None
+
+    def references(self) -> set[str]:
+        """The columns this section names (a recipe loader checks they exist)."""
+        names: set[str] = set()
+        if isinstance(self.messages, str):
+            names.add(self.messages)
+        elif self.messages:
+            names.update(m.column for m in self.messages)
+        names.update(n for n in (self.prompt, self.chosen, self.rejected) if n is not None)
+        return names
+
+    def fields(self) -> list[str]:
+        """The fields this section adds to a training row."""
+        return (["messages"] if self.messages else []) + (
+            list(PREFERENCE_FIELDS) if self.preference else []
+        )
+
+
+def columns_of(record: Record) -> dict[str, Any]:
+    """A record's columns by name, as JSON values (llm columns win over variables)."""
+    dumped = record.model_dump(mode="json", include={"variables", "data"})
+    return {**dumped["variables"], **(dumped["data"] or {})}
+
+
+def training_row(record: Record, export: ExportSpec | None = None) -> dict[str, Any]:
+    """The flat row of ``record`` in a training file (see the module docstring)."""
+    columns = columns_of(record)
+    produced = export.fields() if export else []
+    row: dict[str, Any] = {"index": record.index, "text": record.text}
+    for name, value in columns.items():
+        if name in produced:
+            continue
+        if name in RESERVED_COLUMNS or (name == "text" and value != record.text):
+            raise DatasetError(
+                f"column {name!r} of record {record.index} clashes with the row's own {name!r} "
+                "field; rename the column"
+            )
+        row[name] = value
+    if export is not None:
+        row.update(_conversations(export, columns, record.index))
+    row["provenance"] = record.provenance.model_dump_json()
+    meta = record.model_dump(mode="json", include={"variables", "data", "status", "error"})
+    row["_textnlp"] = json.dumps(meta, ensure_ascii=False)
+    return row
+
+
+def _conversations(export: ExportSpec, columns: Mapping[str, Any], index: int) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if isinstance(export.messages, str):
+        value = _value(columns, export.messages, index)
+        fields["messages"] = _conversation(value, export.messages, index, default_role=None)
+    elif export.messages:
+        fields["messages"] = [
+            {"role": m.role, "content": _content(_value(columns, m.column, index), m.column, index)}
+            for m in export.messages
+        ]
+    if export.prompt and export.chosen and export.rejected:
+        for name, column, role in (
+            ("prompt", export.prompt, "user"),
+            ("chosen", export.chosen, "assistant"),
+            ("rejected", export.rejected, "assistant"),
+        ):
+            value = _value(columns, column, index)
+            fields[name] = _conversation(value, column, index, default_role=role)
+    return fields
+
+
+def _value(columns: Mapping[str, Any], column: str, index: int) -> Any:
+    if column not in columns:
+        raise DatasetError(f"record {index} has no column {column!r} (named by export)")
+    return columns[column]
+
+
+def _conversation(value: Any, column: str, index: int, *, default_role: str | None) -> Any:
+    """A conversation column as ``[{role, content}]``; with ``default_role``, a plain value
+    becomes one message of that role (a preference field's text)."""
+    if isinstance(value, list):
+        messages = []
+        for message in value:
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                break
+            messages.append(
+                {
+                    "role": message["role"],
+                    "content": _content(message.get("content"), column, index),
+                }
+            )
+        else:
+            return messages
+    if default_role is None:
+        raise DatasetError(
+            f"column {column!r} of record {index} is not a conversation ([{{role, content}}, ...])"
+        )
+    return [{"role": default_role, "content": _content(value, column, index)}]
+
+
+def _content(value: Any, column: str, index: int) -> str:
+    if value is None:
+        raise DatasetError(f"column {column!r} of record {index} is empty")
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+# -- the directory ---------------------------------------------------------------------------
+
+
+def is_export(path: Path) -> bool:
+    """Whether ``path`` is a directory an earlier export wrote (its card has the marker)."""
+    card = path / CARD_NAME
+    try:
+        with card.open(encoding="utf-8", errors="replace") as handle:
+            return CARD_MARKER in handle.read(1 << 20)
+    except OSError:
+        return False
+
+
+def check_export_target(path: Path) -> None:
+    """Refuse a target that is a file or a user's directory (one that is neither empty nor an
+    earlier export): ``OutputError``, before anything is written."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output path {path} is a file, not a dataset directory")
+    if path.is_dir() and not is_export(path):
+        try:
+            empty = next(path.iterdir(), None) is None
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        if not empty:
+            raise OutputError(
+                f"output directory {path} is not empty and holds no textnlp export; "
+                "choose a new or empty directory"
+            )
+
+
+def write_export(
+    path: Path,
+    records: Iterable[Record],
+    *,
+    export: ExportSpec | None = None,
+    card: DatasetCard | None = None,
+) -> int:
+    """Write ``records`` as an export directory at ``path`` atomically; returns the count.
+
+    ``card`` defaults to ``card_from_records`` (what the records alone say)."""
+    check_export_target(path)
+    rows = list(records)
+    table = _table([training_row(r, export) for r in rows], export)
+    card = card or card_from_records(rows, export=export)
+    parent = path.parent
+    try:
+        build = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        build.chmod(usual_mode(directory=True))  # mkdtemp's 0700 would hide the dataset
+        _write_parquet(build / DATA_FILE, table)
+        (build / CARD_NAME).write_text(render_card(card), encoding="utf-8")
+        _swap_in(build, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return len(rows)
+
+
+def read_export(path: Path) -> list[Record]:
+    """The records of an export directory, exactly as they were written."""
+    import pyarrow.parquet as pq
+
+    files = sorted(path.glob(DATA_GLOB))
+    if not files:
+        raise DatasetError(f"{path} holds no {DATA_GLOB}: not a textnlp export")
+    records: list[Record] = []
+    for file in files:
+        for row in pq.read_table(
+            file, columns=["index", "text", "provenance", "_textnlp"]
+        ).to_pylist():
+            meta = json.loads(row["_textnlp"])
+            records.append(
+                Record.model_validate(
+                    {
+                        "index": row["index"],
+                        "text": row["text"],
+                        **meta,
+                        "provenance": json.loads(row["provenance"]),
+                    }
+                )
+            )
+    return records
+
+
+def _write_parquet(file: Path, table: Any) -> None:
+    import pyarrow.parquet as pq
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("wb") as handle:
+        pq.write_table(table, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _swap_in(build: Path, target: Path) -> None:
+    """Rename ``build`` to ``target``; an old ``target`` is renamed away first, put back if the
+    rename fails, and deleted after."""
+    if not target.exists():
+        build.rename(target)
+        return
+    holder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+    old = holder / target.name
+    try:
+        target.rename(old)
+    except OSError:
+        holder.rmdir()
+        raise
+    try:
+        build.rename(target)
+    except OSError:
+        old.rename(target)  # should this fail too, the old export stays in ``holder``
+        holder.rmdir()
+        raise
+    shutil.rmtree(holder, ignore_errors=True)
+
+
+_MESSAGE_LIST_FIELDS = [("role", "string"), ("content", "string")]
+
+
+def _table(rows: list[dict[str, Any]], export: ExportSpec | None) -> Any:
+    """An Arrow table of the rows; fixed fields typed, columns inferred (JSON text when they
+    cannot be, see the module docstring)."""
+    import pyarrow as pa
+
+    messages = pa.list_(pa.struct([(n, pa.string()) for n, _ in _MESSAGE_LIST_FIELDS]))
+    fixed: dict[str, Any] = {"index": pa.int64(), "text": pa.string()}
+    for name in export.fields() if export else []:
+        fixed[name] = messages
+    fixed.update(provenance=pa.string(), _textnlp=pa.string())
+    names: dict[str, None] = dict.fromkeys(["index", "text"])
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    names.update(dict.fromkeys(n for n in fixed if n not in names))
+    arrays: dict[str, Any] = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        arrays[name] = (
+            pa.array(values, type=fixed[name]) if name in fixed else _column_array(values)
+        )
+    return pa.table(arrays)
+
+
+def _column_array(values: list[Any]) -> Any:
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values)
+    except (ValueError, TypeError, OverflowError, NotImplementedError):  # Arrow* errors
+        array = None
+    if array is None or not _storable(array.type):
+        array = pa.array(
+            [None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
+            type=pa.string(),
+        )
+    return array
+
+
+def _storable(arrow_type: Any) -> bool:
+    """Parquet stores no struct without fields (an empty object in every row)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        fields = [arrow_type.field(i).type for i in range(arrow_type.num_fields)]
+        return bool(fields) and all(_storable(t) for t in fields)
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _storable(arrow_type.value_type)
+    return True
+
+
+# -- the card --------------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetCard:
+    """What a dataset card says: the run that made the dataset, for people and the Hub.
+
+    ``write_dataset`` writes one from the records alone (``card_from_records``); a run that
+    knows more (requested, candidates, rejections, the gate, the run seed) writes its own
+    with ``write_card`` afterwards.
+    """
+
+    id: str
+    version: str
+    kind: Literal["recipe", "template"] = "recipe"
+    description: str = ""
+    models: list[str] = field(default_factory=list)
+    requested: int | None = None
+    written: int = 0
+    #: Records generated before the filters (``written`` + rejected + failed, usually).
+    candidates: int | None = None
+    #: Records rejected per filter column.
+    rejected: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    #: ``written / candidates`` when not given.
+    acceptance_rate: float | None = None
+    #: The validation release gate's result (rules, status), as JSON.
+    gate: dict[str, Any] | None = None
+    seed: int | None = None
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    task_categories: list[str] = field(default_factory=lambda: ["text-generation"])
+    export: ExportSpec | None = None
+
+    def acceptance(self) -> float | None:
+        if self.acceptance_rate is not None:
+            return self.acceptance_rate
+        return self.written / self.candidates if self.candidates else None
+
+
+def models_of(records: Iterable[Record]) -> list[str]:
+    """Every model that made a record: ``provenance.model`` and, where provenance has them,
+    the models of its per-cell entries (``provenance.cells``, a list or a mapping)."""
+    models: set[str] = set()
+    for record in records:
+        if record.provenance.model:
+            models.add(record.provenance.model)
+        cells = getattr(record.provenance, "cells", None) or ()
+        for cell in cells.values() if isinstance(cells, Mapping) else cells:
+            model = cell.get("model") if isinstance(cell, Mapping) else getattr(cell, "model", None)
+            if isinstance(model, str) and model:
+                models.add(model)
+    return sorted(models)
+
+
+def card_from_records(records: list[Record], *, export: ExportSpec | None = None) -> DatasetCard:
+    """The card the records alone make: id and version of their recipe, models, count."""
+    first = records[0].provenance if records else None
+    return DatasetCard(
+        id=first.template_id if first else "dataset",
+        version=first.template_version if first else "",
+        models=models_of(records),
+        written=len(records),
+        export=export,
+    )
+
+
+def size_category(count: int) -> str:
+    """The Hub's ``size_categories`` value for ``count`` rows."""
+    names = ["n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M"]
+    names += ["100M<n<1B", "1B<n<10B", "10B<n<100B", "100B<n<1T"]
+    for power, name in enumerate(names, start=3):
+        if count < 10**power:
+            return name
+    return "n>1T"
+
+
+def render_card(card: DatasetCard) -> str:
+    """``README.md`` of an export: YAML front matter (the Hub's and ``datasets``' metadata),
+    then what made the dataset."""
+    meta = {
+        "configs": [
+            {"config_name": "default", "data_files": [{"split": "train", "path": DATA_GLOB}]}
+        ],
+        "task_categories": card.task_categories,
+        "size_categories": [size_category(card.written)],
+        "tags": ["synthetic", "textnlp"],
+        "pretty_name": card.id,
+    }
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    title = f"{card.id} (version {card.version})" if card.version else card.id
+    lines = [f"---\n{front}---", "", f"# {title}", "", CARD_MARKER, ""]
+    if card.description:
+        lines += [card.description.strip(), ""]
+    lines += [f"Synthetic data made by TextNLP from the {card.kind} `{card.id}`.", ""]
+    lines += _counts_table(card)
+    if card.models:
+        lines += ["## Models", "", *(f"- `{m}`" for m in card.models), ""]
+    if card.rejected:
+        lines += ["## Rejected by filter", "", "| filter | records |", "| --- | --- |"]
+        lines += [f"| `{name}` | {count} |" for name, count in sorted(card.rejected.items())]
+        lines += [""]
+    if card.gate is not None:
+        gate = json.dumps(card.gate, indent=2, ensure_ascii=False, default=str)
+        lines += ["## Validation gate", "", "```json", gate, "```", ""]
+    lines += _format_section(card.export)
+    return "\n".join(lines)
+
+
+def _counts_table(card: DatasetCard) -> list[str]:
+    rate = card.acceptance()
+    items: list[tuple[str, object]] = [
+        ("Records written", card.written),
+        ("Requested", card.requested),
+        ("Candidates", card.candidates),
+        ("Rejected", sum(card.rejected.values()) if card.rejected else None),
+        ("Failed", card.failed or None),
+        ("Acceptance rate", f"{rate:.1%}" if rate is not None else None),
+        ("Seed", card.seed),
+        ("Created", card.created_at),
+    ]
+    rows = [f"| {name} | {value} |" for name, value in items if value is not None]
+    return ["| | |", "| --- | --- |", *rows, ""]
+
+
+def _format_section(export: ExportSpec | None) -> list[str]:
+    lines = [
+        "## Format",
+        "",
+        "One row per record: `index`, `text` (the output), one field per column, "
+        "`provenance` (JSON: model, parameters, seed, tokens) and `_textnlp` (JSON: the record "
+        "as TextNLP reads it back).",
+    ]
+    if export and export.messages:
+        lines.append("`messages` is the record as a chat: `[{role, content}, ...]`.")
+    if export and export.preference:
+        lines.append(
+            "`prompt`, `chosen` and `rejected` are a preference pair in TRL's conversational "
+            "format (lists of `{role, content}`)."
+        )
+    lines += [
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'dataset = load_dataset("path/to/this/directory", split="train")',
+        "```",
+        "",
+    ]
+    return lines
+
+
+def write_card(directory: Path, card: DatasetCard) -> None:
+    """Replace the card of an export directory atomically."""
+    if not is_export(directory):
+        raise OutputError(f"{directory} is not a textnlp export directory")
+    with atomic_file(directory / CARD_NAME) as handle:
+        handle.write(render_card(card))
+
+
+__all__ = [
+    "CARD_MARKER",
+    "RESERVED_COLUMNS",
+    "DatasetCard",
+    "ExportSpec",
+    "MessageSpec",
+    "card_from_records",
+    "check_export_target",
+    "columns_of",
+    "is_export",
+    "models_of",
+    "read_export",
+    "render_card",
+    "size_category",
+    "training_row",
+    "write_card",
+    "write_export",
+]

@@ -1,0 +1,688 @@
+"""Filter columns: accept or reject a whole record, and say why.
+
+A filter reads the columns it names and answers ``None`` (the record passes) or a short
+reason a person can read in the record's ``error``. Checks are pure and never raise on odd
+values: a missing column, a number where text was expected or a broken JSON string is a
+rejection with its reason, since one strange record must not stop a run of thousands.
+
+What a user writes is checked when the recipe loads (a bad regex, a schema that reaches
+outside itself, an expression that does not parse): the run fails before a model is paid.
+Users' regexes run on RE2 (``safe_regex``), users' schemas through ``safe_schema``.
+
+``near-duplicate`` is the one filter with state: the engine asks the ``DuplicateIndex`` of
+``rule.index()``, in record order, about records every other filter accepted, and adds the
+records it finally keeps.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import operator
+import re
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+import jinja2
+from jinja2 import meta
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from textnlp.errors import InvalidParameter, RecipeError
+from textnlp.validation.safe_regex import UnsafePattern, compile_pattern
+from textnlp.validation.safe_schema import compiled
+
+#: Characters of a value or pattern quoted in a reason.
+SNIPPET_CHARS = 40
+#: Longest sequence an expression may build with ``*`` and bits of an integer ``**`` result.
+MAX_EXPRESSION_ITEMS = 1_000_000
+MAX_EXPRESSION_BITS = 1_000_000
+#: How deep the refusal filter looks into nested dicts and lists (a dialogue is two levels).
+MAX_NESTING = 16
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stateful: ClassVar[bool] = False
+
+    type: Literal["filter"] = "filter"
+    description: str = ""
+
+
+class _ColumnRule(_Rule):
+    column: str = Field(min_length=1)
+
+    def references(self) -> set[str]:
+        return {self.column}
+
+    def _text(self, row: Mapping[str, Any]) -> str | _Reject:
+        """The column's value as text, or why it cannot be read as text."""
+        if self.column not in row or row[self.column] is None:
+            return _Reject(f"column {self.column!r} is missing")
+        value = row[self.column]
+        if not isinstance(value, str):
+            return _Reject(f"column {self.column!r} holds {_kind(value)}, not text")
+        return value
+
+
+class _Reject(str):
+    """A reason, told apart from a text value of the same type."""
+
+
+# expression ----------------------------------------------------------------------------------
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox with ``*`` and ``**`` bounded: ``'x' * 10**12`` would exhaust memory.
+
+    (Other costly calls, e.g. ``'%0999999999d' % 1``, stay possible: an expression is the
+    recipe author's, as a template prompt is.)
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_EXPRESSION_ITEMS:
+                    raise SecurityError("sequence too long")
+            return operator.mul(left, right)
+        if (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and right > 0
+            and max(abs(left).bit_length(), 1) * right > MAX_EXPRESSION_BITS
+        ):
+            raise SecurityError("number too large")
+        return operator.pow(left, right)
+
+
+_JINJA = _BoundedSandbox(undefined=jinja2.StrictUndefined)
+
+
+@functools.lru_cache(maxsize=256)
+def _expression(expr: str) -> Callable[..., Any]:
+    return _JINJA.compile_expression(expr, undefined_to_none=False)
+
+
+class ExpressionFilter(_Rule):
+    """A Jinja2 expression over the record's columns; a truthy value passes."""
+
+    rule: Literal["expression"]
+    expr: str = Field(min_length=1)
+
+    @field_validator("expr")
+    @classmethod
+    def _parses(cls, expr: str) -> str:
+        try:
+            _expression(expr)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(f"expression does not parse: {exc.message}") from None
+        return expr
+
+    def references(self) -> set[str]:
+        names = meta.find_undeclared_variables(_JINJA.parse("{{ (" + self.expr + ") }}"))
+        return set(names) - set(_JINJA.globals)  # range, dict...: Jinja's, not columns
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        try:
+            passed = bool(_expression(self.expr)(dict(row)))
+        except Exception as exc:  # any error of the user's expression rejects this record
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            return f"expression error: {_snippet(message)}"
+        return None if passed else f"expression false: {_snippet(self.expr)}"
+
+
+# regex ---------------------------------------------------------------------------------------
+def _pattern_checked(pattern: str) -> str:
+    try:
+        compile_pattern(pattern)
+    except UnsafePattern as exc:
+        raise ValueError(str(exc)) from None
+    return pattern
+
+
+def _re2_search(pattern: str, text: str) -> Any:
+    """RE2's match of ``pattern`` in ``text``; ``UnicodeEncodeError`` on a lone surrogate."""
+    return compile_pattern(pattern).search(text)
+
+
+class RegexFilter(_ColumnRule):
+    """The column must (or must not) contain a match of an RE2 pattern (search semantics)."""
+
+    rule: Literal["regex"]
+    pattern: str = Field(min_length=1)
+    must_match: bool = True
+
+    _checked = field_validator("pattern")(_pattern_checked)
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        text = self._text(row)
+        if isinstance(text, _Reject):
+            return str(text)
+        try:
+            match = _re2_search(self.pattern, text)
+        except UnicodeEncodeError:
+            return f"column {self.column!r} is not valid Unicode"
+        shown = _snippet(self.pattern)
+        if self.must_match and match is None:
+            return f"{self.column} does not match /{shown}/"
+        if not self.must_match and match is not None:
+            return f"{self.column} matches /{shown}/ at {_snippet(match.group(0))!r}"
+        return None
+
+
+# json-schema ---------------------------------------------------------------------------------
+def _outside_references(schema: Any) -> list[str]:
+    """``$ref``s that point outside the schema (only the schema's own ``$id``s are inside).
+
+    ``safe_schema`` refuses them only when a value reaches them; here they fail the load.
+    """
+    ids: set[str] = set()
+    refs: list[str] = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$id" and isinstance(value, str):
+                    ids.add(value.split("#", 1)[0])
+                elif key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                    refs.append(value)
+                else:
+                    stack.append(value)
+    return [ref for ref in refs if ref.split("#", 1)[0] not in ids | {""}]
+
+
+class JsonSchemaFilter(_ColumnRule):
+    """The column (an object, or a string holding JSON) must satisfy a JSON Schema."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    rule: Literal["json-schema"]
+    json_schema: dict[str, Any] = Field(alias="schema")
+
+    @model_validator(mode="after")
+    def _schema_is_safe(self) -> JsonSchemaFilter:
+        try:
+            compiled(self.json_schema)
+        except InvalidParameter as exc:
+            raise ValueError(f"invalid JSON Schema: {exc.message}") from None
+        outside = _outside_references(self.json_schema)
+        if outside:
+            raise ValueError(
+                f"invalid JSON Schema: $ref {outside[0]!r} is not inside the schema "
+                "(references are never fetched)"
+            )
+        return self
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        if self.column not in row:
+            return f"column {self.column!r} is missing"
+        value = row[self.column]
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except (ValueError, RecursionError) as exc:
+                return f"{self.column} is not valid JSON: {_snippet(str(exc))}"
+        try:
+            error = compiled(self.json_schema).first_error(value)
+        except InvalidParameter as exc:  # over the evaluation budget, a cycle...
+            return f"{self.column}: schema cannot be applied: {_snippet(exc.message)}"
+        if error is None:
+            return None
+        where = "/".join(str(part) for part in error.absolute_path) or "value"
+        return f"{self.column} breaks the schema at {where}: {_snippet(error.message)}"
+
+
+# length --------------------------------------------------------------------------------------
+class LengthFilter(_ColumnRule):
+    """Bounds on the column's characters and words (whitespace-separated, ends stripped)."""
+
+    rule: Literal["length"]
+    min_chars: int | None = Field(default=None, ge=0)
+    max_chars: int | None = Field(default=None, ge=0)
+    min_words: int | None = Field(default=None, ge=0)
+    max_words: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LengthFilter:
+        bounds = (self.min_chars, self.max_chars, self.min_words, self.max_words)
+        if all(bound is None for bound in bounds):
+            raise ValueError("give at least one of min_chars, max_chars, min_words, max_words")
+        for unit, low, high in (
+            ("chars", self.min_chars, self.max_chars),
+            ("words", self.min_words, self.max_words),
+        ):
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"min_{unit} {low} > max_{unit} {high}")
+        return self
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        text = self._text(row)
+        if isinstance(text, _Reject):
+            return str(text)
+        text = text.strip()
+        for unit, count, low, high in (
+            ("chars", len(text), self.min_chars, self.max_chars),
+            ("words", len(text.split()), self.min_words, self.max_words),
+        ):
+            if low is not None and count < low:
+                return f"{count} {unit} < min {low}"
+            if high is not None and count > high:
+                return f"{count} {unit} > max {high}"
+        return None
+
+
+# language ------------------------------------------------------------------------------------
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[a-z]{2,4})?$")
+#: langdetect reads at most this many characters; cutting first spares its regexes the rest.
+_DETECT_CHARS = 10_000
+
+
+def _missing_extra(rule: str) -> RecipeError:
+    return RecipeError(
+        f"{rule} filter needs the 'validation' extra: pip install 'textnlp[validation]'"
+    )
+
+
+class LanguageFilter(_ColumnRule):
+    """The column's language (langdetect) must be one of ``languages``; short texts pass."""
+
+    rule: Literal["language"]
+    languages: list[str] = Field(min_length=1)
+    #: Texts shorter than this pass untested: langdetect guesses wildly on a few words.
+    min_chars: int = Field(default=20, ge=0)
+
+    @field_validator("languages")
+    @classmethod
+    def _codes(cls, languages: list[str]) -> list[str]:
+        codes = [code.strip().lower() for code in languages]
+        bad = [code for code in codes if not _LANGUAGE_CODE.match(code)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an ISO 639-1 code like 'en'")
+        return codes
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        text = self._text(row)
+        if isinstance(text, _Reject):
+            return str(text)
+        text = text.strip()
+        if len(text) < self.min_chars:
+            return None
+        try:
+            found = _detect_language(text[:_DETECT_CHARS])
+        except UnicodeError:
+            return f"column {self.column!r} is not valid Unicode"
+        if found is None:
+            return f"no language detected in {self.column}"
+        if found in self.languages or found.split("-")[0] in self.languages:
+            return None
+        return f"language {found!r} not in {self.languages}"
+
+
+def _detect_language(text: str) -> str | None:
+    try:
+        from langdetect import DetectorFactory, detect
+        from langdetect.lang_detect_exception import LangDetectException
+    except ImportError:
+        raise _missing_extra("language") from None
+    DetectorFactory.seed = 0  # langdetect samples; a fixed seed gives the same answer each run
+    try:
+        return str(detect(text))
+    except LangDetectException:  # no letters: digits, symbols, emoji only
+        return None
+
+
+# refusal -------------------------------------------------------------------------------------
+_APOS = "['’]"
+_CANT = (
+    rf"(?:can(?:not|{_APOS}t|\s+not)|could(?:n{_APOS}t|\s+not)"
+    rf"|(?:am|{_APOS}m)\s+(?:not\s+able|unable)\s+to|(?:do\s+not|don{_APOS}t)\s+feel\s+comfortable)"
+)
+#: Objects of a refused task; "I can't help but love it", "I can't create an account" stay out.
+_REFUSED = (
+    r"(?:(?:help|assist)(?:\s+you)?(?:\s+with\s+(?:that|this|your\s+request|the\s+request|such"
+    r"|creating|writing|generating)\b|\s+in\s+(?:this|that|creating|writing)\b|\s*[.,!]|\s*$)"
+    r"|(?:fulfil+|complete)\s+(?:that|this|your|the|such)\s+(?:request|task)"
+    r"|comply\s+with\s+(?:that|this|your|the|such)\s+request"
+    r"|(?:write|create|generate|produce|compose)\s+(?:that|this|such|content|anything\s+(?:that|like)"
+    r"|(?:a|an)\s+(?:[\w-]+\s+)?(?:review|response|story|text|essay|post|message|content))\b"
+    r"|provide\s+(?:assistance|that|this|a\s+(?:response|review|answer)|personal\s+opinions)\b"
+    r"|engage\s+in|participate\s+in|browse\s+the|access\s+(?:the\s+internet|real-time|external))"
+)
+_AI = r"(?:AI|artificial\s+intelligence|(?:large\s+)?language\s+model|LLM|chatbot)"
+
+_REFUSAL_PATTERNS = [
+    rf"\b(?:sorry|I\s+apologi[sz]e)\b[^.!?\n]{{0,30}}?\bI\s*{_CANT}\s+(?:\w+\s+)?"
+    rf"(?:{_REFUSED}|do\s+(?:that|this)\b|(?:write|create|generate)\b)",
+    rf"\bI\s*{_CANT}\s+(?:\w+\s+)?{_REFUSED}",
+    rf"\bas\s+an?\s+{_AI}(?:\s+(?:assistant|model|system))?\s*,",
+    r"\bas\s+an?\s+(?:AI\s+)?(?:large\s+)?language\s+model\b",
+    rf"\bI(?:{_APOS}m|\s+am)\s+(?:just\s+|only\s+|merely\s+|simply\s+)?an?\s+{_AI}"
+    r"(?:\s+(?:assistant|model|system))?"
+    r"(?=\s*(?:[,.;:!]|$|and\b|so\b|developed|created|trained|made|designed|built|by\b|that\b))",
+    rf"\bI\s+(?:do\s+not|don{_APOS}t)\s+have\s+(?:personal\s+(?:opinions|feelings|preferences"
+    r"|beliefs|emotions|views|experiences?\s+(?:or|and)\s+(?:opinions|feelings|emotions))"
+    r"|(?:feelings|emotions)\s+(?:or|and)|the\s+ability\s+to\s+(?:browse|access|see|taste|smell"
+    r"|feel|experience|physically|form|have|use\s+products))",
+    rf"\bit(?:{_APOS}s|\s+is|\s+would(?:\s+not|n{_APOS}t)\s+be)\s+(?:not\s+)?"
+    r"(?:appropriate|ethical|responsible|in\s*appropriate)\s+for\s+me\s+to\b",
+    r"\bit\s+(?:is|would\s+be)\s+(?:not\s+appropriate|inappropriate)\s+(?:for\s+me\s+)?to\s+"
+    r"(?:write|provide|create|generate|share|give)\b",
+    r"\bI\s+(?:must|have\s+to|will\s+have\s+to)\s+(?:respectfully\s+|politely\s+)?decline\b",
+    r"\b(?:against|violates?)\s+my\s+(?:programming|guidelines|policies|ethical\s+guidelines)\b",
+    r"\bmy\s+(?:programming|guidelines)\s+(?:do(?:es)?\s+not|don't|doesn't)\s+allow\b",
+]
+
+#: What a model writes about a task instead of doing it ("Here's a review of...").
+_TEXT_NOUN = (
+    r"(?:review|response|reply|answer|summary|version|example|draft|story|text|description"
+    r"|question|email|message|dialogue|conversation|post|tweet|rewrite|paraphrase|translation"
+    r"|poem|article|essay|paragraph|testimonial|feedback|output|comment)s?"
+)
+_META_PATTERNS = [
+    rf"(?:^|\n)[ \t\"*]*(?:here{_APOS}s|here\s+(?:is|are))\s+(?:a|an|the|your|some|one|two|three"
+    rf"|\d+)\s+(?:[\w'’-]+\s+){{0,5}}?{_TEXT_NOUN}\b",
+    rf"(?:^|\n)[ \t\"*]*below\s+(?:is|are)\s+(?:a|an|the|your|some)\s+(?:[\w'’-]+\s+){{0,5}}?"
+    rf"{_TEXT_NOUN}\b",
+    r"(?:^|\n)[ \t\"*]*(?:sure(?:\s+thing)?|of\s+course|absolutely|okay|ok|alright|certainly)"
+    r"\s*[,!.]?\s*here\b",
+    r"\bI(?:['’]d|\s+would|\s+can|['’]ll|\s+will)\s+(?:be\s+(?:happy|glad|delighted)\s+to\s+)?"
+    r"(?:help\s+you\s+)?(?:write|create|craft|generate|draft|compose)\s+(?:a|an|the|your|some)\s+"
+    rf"(?:[\w'’-]+\s+){{0,3}}?{_TEXT_NOUN}\b",
+    r"\bas\s+(?:a|an|your)\s+(?:helpful|friendly|virtual|digital)\s+assistant\b",
+    r"(?:^|\n)[ \t\"*]*certainly\s*!",
+    rf"\bas\s+an?\s+{_AI}\s+(?:[\w-]+\s+){{0,4}}?(?:assistant|model|writer|bot|generator)\b",
+    r"\bI\s+hope\s+(?:this|that|it)\s+(?:helps|meets|is\s+(?:helpful|what\s+you)|fits\s+your"
+    r"|works\s+for\s+you|captures|gives\s+you)\b",
+    rf"\bnote\s*:\s*(?:this|the)\s+{_TEXT_NOUN}\b",
+    rf"\b(?:this|the\s+above|the\s+following)\s+{_TEXT_NOUN}\s+(?:is|was|has\s+been)\s+"
+    r"(?:(?:written|generated|created|crafted|designed)\s+(?:by\s+an?\s+AI|as\s+an?|in\s+the\s+style"
+    r"|based\s+on|for\s+you|according|to\s+(?:meet|match|reflect|fit))|purely\s+fictional|fictional)",
+    rf"\bas\s+(?:you\s+)?requested\b[^.\n]{{0,40}}?\b(?:{_TEXT_NOUN}|here|below)\b",
+    rf"\b{_TEXT_NOUN}[^.\n]{{0,30}}?,?\s+as\s+(?:you\s+)?requested\b",
+    r"\bword\s+count\s*:\s*\d+",
+    rf"\bI(?:{_APOS}ve|\s+have)\s+(?:written|generated|created|crafted|drafted)\s+(?:a|an|the|this"
+    rf"|your)\s+(?:[\w'’-]+\s+){{0,3}}?{_TEXT_NOUN}\b",
+    r"\blet\s+me\s+know\s+if\s+you\s+(?:need|want|would\s+like|'d\s+like)\s+(?:any\s+)?(?:changes"
+    r"|modifications|adjustments|revisions|edits|a\s+different|another\s+version|me\s+to\s+"
+    r"(?:adjust|change|modify|revise|rewrite))",
+    r"\bfeel\s+free\s+to\s+(?:modify|adjust|customi[sz]e|edit|tweak)\b",
+]
+
+#: Slots a model left unfilled: "[Your Name]", "[Product Name]", "<Company Name>".
+_SLOT = (
+    r"(?:your|product|company|customer|brand|store|shop|recipient|insert|name|date|address"
+    r"|e-?mail|phone|location|city|item|service|order|business|restaurant|hotel|author|title)"
+)
+_PLACEHOLDER_PATTERNS = [
+    rf"\[\s*{_SLOT}\b[^\[\]\n]{{0,30}}\]",
+    rf"<\s*{_SLOT}\s+[^<>\n]{{1,30}}>",
+    r"\{\{?\s*(?:product|customer|company|user|your)_?\w{0,20}\s*\}?\}",
+]
+
+
+def _alternation(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE | re.MULTILINE)
+
+
+#: Our own patterns (not a user's): Python ``re``, bounded repetitions only.
+_BUILTIN: dict[str, re.Pattern[str]] = {
+    "refusal": _alternation(_REFUSAL_PATTERNS),
+    "meta-text": _alternation(_META_PATTERNS),
+    "placeholder": _alternation(_PLACEHOLDER_PATTERNS),
+}
+
+
+def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """(where, text) of every string in a value: a text, a dialogue's turns, an object's fields."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            yield path, node
+        elif depth < MAX_NESTING and isinstance(node, dict):
+            items = [(v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in node.items()]
+            stack.extend(reversed(items))
+        elif depth < MAX_NESTING and isinstance(node, list | tuple):
+            items = [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
+            stack.extend(reversed(items))
+
+
+class RefusalFilter(_ColumnRule):
+    """Rejects refusals, meta-text and unfilled placeholders, the plagues of small models.
+
+    A text, every turn of a dialogue and every string field of an object are read.
+    """
+
+    rule: Literal["refusal"]
+    refusals: bool = True
+    meta_text: bool = True
+    placeholders: bool = True
+    #: More patterns (RE2, case-sensitive unless they say ``(?i)``) that reject a record.
+    extra_patterns: list[str] = []
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _safe(cls, patterns: list[str]) -> list[str]:
+        return [_pattern_checked(pattern) for pattern in patterns]
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        if self.column not in row or row[self.column] is None:
+            return f"column {self.column!r} is missing"
+        value = row[self.column]
+        if not isinstance(value, str | dict | list | tuple):
+            return f"column {self.column!r} holds {_kind(value)}, not text"
+        kinds = [
+            kind
+            for kind, enabled in (
+                ("refusal", self.refusals),
+                ("meta-text", self.meta_text),
+                ("placeholder", self.placeholders),
+            )
+            if enabled
+        ]
+        for where, text in _strings(value):
+            reason = self._check_text(text, kinds)
+            if reason is not None:
+                if not where:
+                    return reason
+                return f"{reason} in {self.column}{'' if where.startswith('[') else '.'}{where}"
+        return None
+
+    def _check_text(self, text: str, kinds: list[str]) -> str | None:
+        for kind in kinds:
+            match = _BUILTIN[kind].search(text)
+            if match is not None:
+                return f"matched {kind} pattern {_snippet(match.group(0))!r}"
+        for pattern in self.extra_patterns:
+            try:
+                found = _re2_search(pattern, text)
+            except UnicodeEncodeError:
+                return "text is not valid Unicode"
+            if found is not None:
+                return f"matched extra pattern {_snippet(found.group(0))!r}"
+        return None
+
+
+# judge ---------------------------------------------------------------------------------------
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _shown(number: float) -> str:
+    return str(int(number)) if number.is_integer() else f"{number:.2f}".rstrip("0")
+
+
+class JudgeFilter(_ColumnRule):
+    """An llm-judge column's scores must reach ``min``: each criterion, or their mean."""
+
+    rule: Literal["judge"]
+    min: float
+    criteria: list[str] | None = Field(default=None, min_length=1)
+    mode: Literal["each", "mean"] = "each"
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        if self.column not in row or row[self.column] is None:
+            return f"column {self.column!r} is missing"
+        scores = row[self.column]
+        if not isinstance(scores, dict):
+            return f"column {self.column!r} holds {_kind(scores)}, not judge scores"
+        names = self.criteria if self.criteria is not None else [str(k) for k in scores]
+        if not names:
+            return f"no scores in {self.column}"
+        values: list[float] = []
+        for name in names:
+            if name not in scores:
+                return f"no score for {name!r} in {self.column}"
+            entry = scores[name]
+            number = _number(entry.get("score") if isinstance(entry, dict) else entry)
+            if number is None:
+                return f"score {name} is not a number"
+            if self.mode == "each" and number < self.min:
+                return f"score {name} {_shown(number)} < {_shown(self.min)}"
+            values.append(number)
+        mean = sum(values) / len(values)
+        if self.mode == "mean" and mean < self.min:
+            return f"mean score {_shown(mean)} < {_shown(self.min)}"
+        return None
+
+
+# near-duplicate ------------------------------------------------------------------------------
+NUM_PERM = 128
+_WORD = re.compile(r"\w+")
+
+
+def _normalised(text: str) -> str:
+    """Case, accents' encodings, punctuation and spacing do not make a text new."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def _shingles(text: str, unit: Literal["words", "chars"]) -> set[str]:
+    normal = _normalised(text)
+    if unit == "words":
+        words = normal.split()
+        if len(words) < 3:
+            return {" ".join(words)}
+        return {" ".join(words[i : i + 3]) for i in range(len(words) - 2)}
+    if len(normal) < 5:
+        return {normal}
+    return {normal[i : i + 5] for i in range(len(normal) - 4)}
+
+
+class NearDuplicateFilter(_ColumnRule):
+    """Rejects a record whose column is close (MinHash Jaccard) to an accepted record's.
+
+    Stateful: checked through ``index()``; ``check`` on the rule itself always passes.
+    """
+
+    stateful: ClassVar[bool] = True
+
+    rule: Literal["near-duplicate"]
+    #: Estimated Jaccard similarity of the shingle sets at or above which a record is a copy.
+    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    #: Word 3-shingles (prose) or character 5-grams (short or unspaced texts).
+    shingles: Literal["words", "chars"] = "words"
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        return None
+
+    def index(self) -> DuplicateIndex:
+        return DuplicateIndex(self)
+
+
+class DuplicateIndex:
+    """The accepted records of one run, as MinHash signatures in an LSH index."""
+
+    def __init__(self, rule: NearDuplicateFilter) -> None:
+        try:
+            from datasketch import MinHash, MinHashLSH
+        except ImportError:
+            raise _missing_extra("near-duplicate") from None
+        self.rule = rule
+        self._template = MinHash(num_perm=NUM_PERM)  # permutations made once, copied per text
+        self._lsh = MinHashLSH(threshold=rule.threshold, num_perm=NUM_PERM)
+        self._signatures: dict[int, Any] = {}
+        self._last: tuple[str, Any] | None = None  # check's signature, reused by add
+
+    def _signature(self, text: str) -> Any:
+        if self._last is not None and self._last[0] == text:
+            return self._last[1]
+        signature = self._template.copy()
+        signature.update_batch(
+            s.encode("utf-8", "surrogatepass") for s in _shingles(text, self.rule.shingles)
+        )
+        self._last = (text, signature)
+        return signature
+
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        text = self.rule._text(row)
+        if isinstance(text, _Reject):
+            return str(text)
+        signature = self._signature(text)
+        best: tuple[float, int] | None = None
+        for index in self._lsh.query(signature):
+            similarity = float(signature.jaccard(self._signatures[index]))
+            # LSH candidates are approximate: keep those whose estimate reaches the threshold.
+            if similarity >= self.rule.threshold and (
+                best is None or (similarity, -index) > (best[0], -best[1])
+            ):
+                best = (similarity, index)
+        if best is None:
+            return None
+        return f"near-duplicate of record {best[1]} (Jaccard ~{best[0]:.2f})"
+
+    def add(self, row: Mapping[str, Any], index: int) -> None:
+        """Remembers an accepted record (call after ``check``, in record order)."""
+        text = self.rule._text(row)
+        if isinstance(text, _Reject) or index in self._signatures:
+            return
+        signature = self._signature(text)
+        self._lsh.insert(index, signature)
+        self._signatures[index] = signature
+
+    def __len__(self) -> int:
+        return len(self._signatures)
+
+
+Filter = Annotated[
+    ExpressionFilter
+    | RegexFilter
+    | JsonSchemaFilter
+    | LengthFilter
+    | LanguageFilter
+    | RefusalFilter
+    | JudgeFilter
+    | NearDuplicateFilter,
+    Field(discriminator="rule"),
+]
+
+FILTER_RULES: tuple[str, ...] = (
+    "expression",
+    "regex",
+    "json-schema",
+    "length",
+    "language",
+    "refusal",
+    "judge",
+    "near-duplicate",
+)

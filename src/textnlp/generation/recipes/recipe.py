@@ -1,0 +1,187 @@
+"""A recipe: named columns forming a DAG, checked whole before any model is called.
+
+``load_recipe_file`` / ``parse_recipe`` turn YAML (or a dict built in Python) into a
+``Recipe``; every problem is one ``RecipeError`` line naming the column (unknown column or
+attribute, cycle, bad sampler parameter, seed file missing or lacking a field).
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from textnlp.errors import RecipeError, first_error
+from textnlp.generation.export import RESERVED_COLUMNS, ExportSpec
+from textnlp.generation.recipes.columns import (
+    JINJA,
+    Dialogue,
+    Expression,
+    LlmJudge,
+    LlmStructured,
+    LlmText,
+    _LlmColumn,
+)
+from textnlp.generation.recipes.filters import Filter
+from textnlp.generation.recipes.samplers import Sampler
+
+Column = Annotated[
+    Sampler | Expression | LlmText | LlmStructured | LlmJudge | Dialogue | Filter,
+    Field(discriminator="type"),
+]
+LLM_COLUMNS = (LlmText, LlmStructured, LlmJudge, Dialogue)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: str = "1"
+    description: str = ""
+    #: Default model of the llm columns (None: the run's model).
+    model: str | None = None
+    #: Parameters every llm column starts from (a column's own ``params`` win).
+    defaults: dict[str, Any] = {}
+    #: The column a record's ``text`` is (None: the last llm column).
+    output: str | None = None
+    labels: list[str] = []
+    columns: dict[str, Column]
+    export: ExportSpec = ExportSpec()
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _is_a_dag(self) -> Recipe:
+        if not self.columns:
+            raise ValueError("a recipe needs at least one column")
+        for name in self.columns:
+            if not _NAME.fullmatch(name) or name in RESERVED_COLUMNS:
+                raise ValueError(
+                    f"column name {name!r} must be a Jinja2 name (letters, digits, _) and not "
+                    f"one of {', '.join(sorted(RESERVED_COLUMNS))}"
+                )
+        if "text" in self.columns and self.output != "text":
+            raise ValueError("a column named 'text' must be the output column (output: text)")
+        for name, column in self.columns.items():
+            for read, attrs in reads(column).items():
+                self._check_reference(name, read, attrs)
+            parent = getattr(column, "parent", None)
+            if isinstance(parent, str):
+                self._check_reference(name, parent, set())
+        for name in [*self.labels, *self.export.references()]:
+            if name not in self.columns:
+                raise ValueError(f"{name!r} is not a column ({self._known()})")
+        if self.output is not None and self.output not in self.columns:
+            raise ValueError(f"output {self.output!r} is not a column ({self._known()})")
+        if self.output is None and not any(self.generated()):
+            raise ValueError("a recipe without llm columns must name its output column")
+        try:
+            self._order = list(graphlib.TopologicalSorter(self.graph()).static_order())
+        except graphlib.CycleError as exc:
+            cycle = list(exc.args[1])
+            raise ValueError(f"columns form a cycle: {' -> '.join(cycle)}") from None
+        return self
+
+    def _check_reference(self, name: str, read: str, attrs: set[str]) -> None:
+        if read in JINJA.globals:
+            return
+        if read == name:
+            raise ValueError(f"column {name!r} reads itself")
+        if read not in self.columns:
+            raise ValueError(
+                f"column {name!r} reads {read!r}, which is not a column ({self._known()})"
+            )
+        fields = getattr(self.columns[read], "fields", lambda: None)()
+        missing = sorted(a for a in attrs if fields is not None and a not in fields)
+        if missing:
+            raise ValueError(
+                f"column {name!r} reads {read}.{missing[0]}, but {read!r} has no field "
+                f"{missing[0]!r} (fields: {', '.join(sorted(fields or ()))})"
+            )
+
+    def _known(self) -> str:
+        return "columns: " + ", ".join(self.columns)
+
+    # -- the graph ---------------------------------------------------------------------------
+    def graph(self) -> dict[str, set[str]]:
+        """Column -> the columns it depends on."""
+        out: dict[str, set[str]] = {}
+        for name, column in self.columns.items():
+            deps = {r for r in column.references() if r not in JINJA.globals}
+            parent = getattr(column, "parent", None)
+            if isinstance(parent, str):
+                deps.add(parent)
+            out[name] = deps
+        return out
+
+    def order(self) -> list[str]:
+        return list(self._order)
+
+    def generated(self) -> list[str]:
+        """The llm columns (their values go into a record's ``data``), in file order."""
+        return [n for n, c in self.columns.items() if isinstance(c, LLM_COLUMNS)]
+
+    def filters(self) -> list[str]:
+        return [n for n, c in self.columns.items() if getattr(c, "type", "") == "filter"]
+
+    def output_column(self) -> str:
+        """``output``, else the last llm column that is not a judge (else the last one)."""
+        if self.output is not None:
+            return self.output
+        made = [n for n in self.generated() if not isinstance(self.columns[n], LlmJudge)]
+        return (made or self.generated())[-1]
+
+    def llm_models(self, run_model: str) -> dict[str, str]:
+        """Column -> the model it calls (a dialogue role with its own model is named
+        ``column.role``)."""
+        models: dict[str, str] = {}
+        for name, column in self.columns.items():
+            if isinstance(column, _LlmColumn):
+                models[name] = column.model or self.model or run_model
+            elif isinstance(column, Dialogue):
+                for role_name, role in column.roles.items():
+                    models[f"{name}.{role_name}"] = role.model or self.model or run_model
+        return models
+
+    def prepare(self, base_dir: Path | None = None) -> None:
+        """Load what samplers need (seed files) and check the references into them: every
+        check that needs no model. ``RecipeError`` names the problem."""
+        for column in self.columns.values():
+            prepare = getattr(column, "prepare", None)
+            if prepare is not None:
+                prepare(base_dir or self.base_dir)
+        try:
+            for name, column in self.columns.items():
+                for read, attrs in reads(column).items():
+                    self._check_reference(name, read, attrs)
+        except ValueError as exc:
+            raise RecipeError(f"recipe {self.id!r}: {exc}") from None
+
+    @property
+    def base_dir(self) -> Path:
+        """Where the recipe's relative paths (seed files) start: its file's directory."""
+        return Path(self.source).parent if self.source.endswith((".yaml", ".yml")) else Path()
+
+
+def reads(column: Any) -> dict[str, set[str]]:
+    """The columns ``column`` reads, each with the attributes read of it (where known)."""
+    if hasattr(column, "reads"):
+        return dict(column.reads())
+    return {name: set() for name in column.references()}
+
+
+def parse_recipe(raw: Any, *, source: str) -> Recipe:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"recipe {source} must be a YAML mapping")
+    try:
+        return Recipe.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        raise RecipeError(f"recipe {source}: {first_error(exc, root='recipe')}") from None
+
+
+def is_recipe(raw: Any) -> bool:
+    """A catalogue file is a recipe when it has ``columns`` (else it is a template)."""
+    return isinstance(raw, dict) and "columns" in raw

@@ -1,0 +1,191 @@
+"""A recipe run: candidates until exactly ``count`` records pass every filter, or a budget ends.
+
+Candidates are numbered 0, 1, 2...; candidate ``i``'s cells depend only on (seed, i, column),
+so the dataset is the first ``count`` accepted candidates by index, whatever the concurrency.
+Finished candidates are committed in index order: the near-duplicate filter compares a
+candidate with the accepted ones before it, and each committed candidate (accepted, rejected
+or failed) goes to the sink, so nothing is silently lost and a resume continues after the last
+committed one. Candidates in flight when the count is reached are surplus: they are cancelled
+(what they had made stays in the response cache).
+
+How many run at once follows the acceptance rate seen so far: enough to fill the remaining
+count, at most ``concurrency``. ``max_candidates`` bounds the work when too few pass; the run
+then ends like a spending cap does: the accepted records are written and the error says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from textnlp.domain import Record
+from textnlp.errors import Conflict, QuotaExceeded
+from textnlp.generation.recipes.cells import RecordBuilder
+from textnlp.generation.recipes.recipe import Recipe
+from textnlp.generation.sinks import RecordSink
+
+OnRecord = Callable[[Record], None]
+
+
+class CandidatesExhausted(QuotaExceeded):
+    """``max_candidates`` were tried and fewer than ``count`` passed."""
+
+    type = "candidates_exhausted"
+
+
+@dataclass
+class Acceptance:
+    """What became of the candidates: the summary's and the dataset card's counts."""
+
+    candidates: int = 0
+    accepted: int = 0
+    failed: int = 0
+    #: Rejections by filter column.
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def count(self, record: Record) -> None:
+        self.candidates += 1
+        if record.status == "ok":
+            self.accepted += 1
+        elif record.status == "failed":
+            self.failed += 1
+        else:
+            self.rejected[(record.error or "?").split(":", 1)[0]] += 1
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.candidates if self.candidates else 1.0
+
+    def per_filter(self, filters: list[str]) -> dict[str, float]:
+        """Each filter's pass rate among the candidates it saw (a rejected record is seen by
+        the filters before the one that rejected it, at least)."""
+        return {
+            name: round(1 - self.rejected[name] / self.candidates, 4) if self.candidates else 1.0
+            for name in filters
+        }
+
+    def as_dict(self, filters: list[str]) -> dict[str, Any]:
+        return {
+            "candidates": self.candidates,
+            "accepted": self.accepted,
+            "failed": self.failed,
+            "rejected": {name: self.rejected[name] for name in filters if self.rejected[name]},
+            "acceptance_rate": round(self.rate, 4),
+            "pass_rate_per_filter": self.per_filter(filters),
+        }
+
+
+class RecipeRun:
+    """One run of ``builder``'s recipe into ``sink``."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        builder: RecordBuilder,
+        sink: RecordSink,
+        *,
+        count: int,
+        max_candidates: int,
+        concurrency: int,
+        on_record: OnRecord | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self.builder = builder
+        self.sink = sink
+        self.count = count
+        self.max_candidates = max_candidates
+        self.concurrency = max(1, concurrency)
+        self.on_record = on_record
+        self.acceptance = Acceptance()
+        self._duplicates = [
+            (name, column.index())  # type: ignore[union-attr]
+            for name, column in recipe.columns.items()
+            if getattr(column, "stateful", False)
+        ]
+        self._next = 0
+
+    def replay(self, done: dict[int, Record]) -> None:
+        """Take a resumed run's committed candidates (a prefix 0..k-1 of the indices)."""
+        expected = 0
+        for index in sorted(done):
+            if index != expected:
+                raise Conflict(
+                    f"{self.sink.source}: the committed candidates stop at {expected} but "
+                    f"{index} is there too; write to another file"
+                )
+            self._commit(done[index], store=False)
+            expected += 1
+        self._next = expected
+
+    async def run(self) -> None:
+        """Until ``count`` are accepted; ``CandidatesExhausted`` when the budget ends first."""
+        running: dict[asyncio.Task[Record], int] = {}
+        finished: dict[int, Record] = {}
+        try:
+            while self.acceptance.accepted < self.count:
+                while (
+                    len(running) + len(finished) < self._wanted()
+                    and self._next < self.max_candidates
+                ):
+                    task = asyncio.create_task(self.builder.build(self._next))
+                    running[task] = self._next
+                    self._next += 1
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    finished[running.pop(task)] = task.result()
+                self._commit_ready(finished)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        if self.acceptance.accepted < self.count:
+            a = self.acceptance
+            raise CandidatesExhausted(
+                f"only {a.accepted} of {self.count} records passed the filters after "
+                f"{a.candidates} candidates (acceptance {a.rate:.0%}; --max-candidates "
+                f"{self.max_candidates}); the accepted ones are written",
+                written=a.accepted,
+                requested=self.count,
+                candidates=a.candidates,
+            )
+
+    def _wanted(self) -> int:
+        """Candidates to have in flight: the remaining count at the rate seen so far."""
+        remaining = self.count - self.acceptance.accepted
+        rate = self.acceptance.rate if self.acceptance.candidates >= 4 else 1.0
+        return min(self.concurrency, max(1, math.ceil(remaining / max(rate, 0.05))))
+
+    def _commit_ready(self, finished: dict[int, Record]) -> None:
+        # Candidates are committed in index order: the next one is number ``candidates``.
+        while self.acceptance.candidates in finished:
+            if self.acceptance.accepted >= self.count:
+                return  # the rest is surplus
+            self._commit(finished.pop(self.acceptance.candidates))
+
+    def _commit(self, record: Record, *, store: bool = True) -> None:
+        if record.status == "ok":
+            for name, index in self._duplicates:
+                reason = index.check(_row(record))
+                if reason is not None:
+                    record = record.model_copy(
+                        update={"status": "rejected", "error": f"{name}: {reason}"}
+                    )
+                    break
+            else:
+                for _, index in self._duplicates:
+                    index.add(_row(record), record.index)
+        self.acceptance.count(record)
+        if store:
+            self.sink.append(record)
+            if self.on_record is not None:
+                self.on_record(record)
+
+
+def _row(record: Record) -> dict[str, Any]:
+    return {**record.variables, **(record.data or {})}

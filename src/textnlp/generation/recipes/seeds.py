@@ -1,0 +1,172 @@
+"""Seed datasets: the rows a ``seed`` column draws from, read once before a run.
+
+A seed file is user input, possibly hostile: it is read only if it is a regular file of a known
+format (``.jsonl``/``.ndjson``, ``.csv``, ``.parquet``), within size and row caps, and errors
+name the file and the line but never quote its contents. Every row becomes a JSON-safe dict
+with the same keys (the file's fields, in order of first appearance; a key a JSONL row lacks is
+``None``), so a template that names a field sees it in every record.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from textnlp.errors import RecipeError
+
+#: Past this many rows (or bytes) a seed file is refused: it is read into memory whole.
+MAX_SEED_ROWS = 1_000_000
+MAX_SEED_BYTES = 1 << 30
+
+_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+class SeedExhausted(RecipeError):
+    """A ``replace: false`` seed column has given every row once and a record needs another."""
+
+
+def load_seed_rows(path: Path, *, name: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a seed file, each a JSON-safe dict with the file's fields.
+
+    ``name`` is how errors call the file (the path as the recipe wrote it, so that a server's
+    directories do not leak into messages); it defaults to ``path``.
+    """
+    label = display_name(name if name is not None else str(path))
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise RecipeError(
+            f"seed file {label}: unknown format {path.suffix[:20] or '(no extension)'!r}; "
+            f"use {', '.join(_FORMATS)}"
+        )
+    try:
+        if not path.exists():
+            raise RecipeError(f"seed file {label} does not exist")
+        if not path.is_file():
+            raise RecipeError(f"seed file {label} is not a regular file")
+        if path.stat().st_size > MAX_SEED_BYTES:
+            raise RecipeError(f"seed file {label} is larger than {MAX_SEED_BYTES >> 20} MiB")
+        if fmt == "parquet":
+            rows = _parquet(path, label)
+        else:
+            # utf-8-sig: spreadsheets often start CSV files with a byte order mark.
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                rows = _csv(handle, label) if fmt == "csv" else _jsonl(handle, label)
+    except RecipeError:
+        raise
+    except UnicodeDecodeError:
+        raise RecipeError(f"seed file {label} is not UTF-8 text") from None
+    except csv.Error as exc:
+        # csv's messages describe the problem ("line contains NUL"), not the data.
+        raise RecipeError(f"seed file {label}: not valid CSV ({exc})") from None
+    except (OSError, ValueError) as exc:
+        # pyarrow's errors derive from these; their messages may quote the file, so only
+        # the kind of error is kept.
+        raise RecipeError(f"seed file {label} cannot be read ({type(exc).__name__})") from None
+    if not rows:
+        raise RecipeError(f"seed file {label} is empty")
+    return _uniform_keys(rows)
+
+
+def display_name(name: str) -> str:
+    """A path fit for a one-line message: short, without control characters."""
+    return name if name.isprintable() and len(name) <= 200 else repr(name[:200])
+
+
+def _jsonl(lines: Iterable[str], label: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line, parse_constant=_no_constant)
+        except ValueError as exc:
+            # JSONDecodeError.msg says what is wrong ("Expecting value") without the text.
+            reason = getattr(exc, "msg", None) or "not JSON"
+            raise RecipeError(
+                f"seed file {label}: line {number} is not valid JSON ({reason})"
+            ) from None
+        if not isinstance(item, dict):
+            raise RecipeError(f"seed file {label}: line {number} is not a JSON object")
+        _count(rows, label)
+        rows.append(item)
+    return rows
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _csv(handle: Iterable[str], label: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(handle)
+    header = reader.fieldnames or []
+    duplicates = sorted({f for f in header if header.count(f) > 1})
+    if duplicates:
+        raise RecipeError(f"seed file {label}: the header repeats {', '.join(duplicates)}")
+    rows: list[dict[str, Any]] = []
+    for row in reader:
+        if None in row:
+            raise RecipeError(
+                f"seed file {label}: line {reader.line_num} has more fields than the header"
+            )
+        _count(rows, label)
+        rows.append(dict(row))
+    return rows
+
+
+def _parquet(path: Path, label: str) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as parquet:
+        if parquet.metadata.num_rows > MAX_SEED_ROWS:
+            raise RecipeError(f"seed file {label} has more than {MAX_SEED_ROWS:,} rows")
+        rows = parquet.read().to_pylist()
+    try:
+        return [{str(key): json_safe(value) for key, value in row.items()} for row in rows]
+    except ValueError as exc:
+        raise RecipeError(f"seed file {label}: {exc}") from None
+
+
+def _count(rows: list[dict[str, Any]], label: str) -> None:
+    if len(rows) >= MAX_SEED_ROWS:
+        raise RecipeError(f"seed file {label} has more than {MAX_SEED_ROWS:,} rows")
+
+
+def _uniform_keys(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    if all(len(row) == len(fields) for row in rows):
+        return rows  # CSV, Parquet and regular JSONL: nothing to fill
+    return [{field: row.get(field) for field in fields} for row in rows]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as something ``json.dumps`` writes as standard JSON (Parquet's and YAML's types).
+
+    Dates and times become ISO 8601 strings, decimals floats, NaN and infinities ``None``;
+    bytes are decoded as UTF-8 or refused.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return json_safe(float(value))
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("binary values are not supported") from None
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    raise ValueError(f"values of type {type(value).__name__} are not supported")
