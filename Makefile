@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml Makefile
 # The main job: a labelled dataset of 20 product reviews from the embedded SmolLM2-135M.
 RUN_OUT ?= .textnlp/datasets/product-reviews.jsonl
 run: venv
-	$(BIN)/textnlp generate --template product-review --count 20 --out $(RUN_OUT) --validate
+	$(BIN)/textnlp generate --recipe product-reviews --count 20 --out $(RUN_OUT) --validate
 
 # Lint and types first (they fail fast), then every tier, then the deployment (its tests, the
 # lints and the rehearsal).

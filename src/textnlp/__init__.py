@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from textnlp.errors import TextNLPError
     from textnlp.generation.pipeline import DatasetSummary
+    from textnlp.generation.recipes.recipe import Recipe
     from textnlp.library import agenerate_dataset, generate_dataset
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ _EXPORTS = {
     "GenerationParams": "textnlp.domain",
     "GenerationRequest": "textnlp.domain",
     "ModelInfo": "textnlp.domain",
+    "Recipe": "textnlp.generation.recipes.recipe",
     "Record": "textnlp.domain",
     "Settings": "textnlp.config",
     "TextNLPError": "textnlp.errors",
@@ -51,6 +53,7 @@ __all__ = [
     "GenerationParams",
     "GenerationRequest",
     "ModelInfo",
+    "Recipe",
     "Record",
     "Settings",
     "TextNLPError",

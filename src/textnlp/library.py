@@ -2,20 +2,32 @@
 
 import textnlp
 summary = textnlp.generate_dataset("product-review", 100, "reviews.jsonl", seed=7)
+
+A recipe can be built in Python as well as named (the same fields as its YAML)::
+
+    recipe = textnlp.Recipe(id="qa", columns={
+        "topic": {"type": "category", "values": ["tea", "coffee"]},
+        "question": {"type": "llm-text", "prompt": "Ask a question about {{ topic }}."},
+        "facts": {"type": "llm-structured", "prompt": "Facts about {{ topic }}", "schema": Facts},
+    })
+    textnlp.generate_dataset(recipe, 100, "qa.jsonl")
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textnlp.config import Settings, load_settings
 from textnlp.generation.pipeline import DatasetSummary, OnRecord
 
+if TYPE_CHECKING:
+    from textnlp.generation.recipes.recipe import Recipe
+
 
 async def agenerate_dataset(
-    template: str,
+    template: str | Recipe,
     count: int,
     output: str | Path,
     *,
@@ -27,9 +39,17 @@ async def agenerate_dataset(
     settings: Settings | None = None,
     on_record: OnRecord | None = None,
     max_cost_usd: float | None = None,
+    max_candidates: int | None = None,
+    rejects: str | Path | None = None,
     **params: Any,
 ) -> DatasetSummary:
-    """Generate ``count`` records from ``template`` into ``output`` (.jsonl, .csv, .parquet).
+    """Generate ``count`` records from ``template`` (a template's or recipe's id or YAML
+    file, or a ``Recipe``) into ``output`` (.jsonl, .csv, .parquet, or a directory for
+    ``datasets.load_dataset``).
+
+    For a recipe, ``count`` records pass every filter: at most ``max_candidates`` are tried
+    (``CandidatesExhausted`` then, with the accepted ones written), and the rejected ones are
+    written to ``rejects`` if given.
 
     ``params`` are generation parameters (``max_tokens``, ``temperature``, ``top_p``, ``stop``).
     ``max_cost_usd`` caps what the run may spend on a priced model: ``QuotaExceeded`` is raised
@@ -50,13 +70,15 @@ async def agenerate_dataset(
         concurrency=concurrency,
         resume=resume,
         max_cost_usd=max_cost_usd,
+        max_candidates=max_candidates,
+        rejects=Path(rejects) if rejects is not None else None,
     )
     async with Platform(settings or load_settings()) as platform:
         return await platform.generation.generate_dataset(job, on_record)
 
 
 def generate_dataset(
-    template: str, count: int, output: str | Path, **kwargs: Any
+    template: str | Recipe, count: int, output: str | Path, **kwargs: Any
 ) -> DatasetSummary:
     """Blocking form of ``agenerate_dataset`` (not for use inside a running event loop)."""
     return asyncio.run(agenerate_dataset(template, count, output, **kwargs))

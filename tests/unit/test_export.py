@@ -14,17 +14,15 @@ from pydantic import ValidationError
 from textnlp.domain import CellProvenance, GenerationParams, Record
 from textnlp.domain.records import Provenance
 from textnlp.errors import DatasetError, OutputError
-from textnlp.generation.export import (
-    CARD_MARKER,
+from textnlp.generation.card import (
     DatasetCard,
-    ExportSpec,
     card_from_records,
     models_of,
     render_card,
     size_category,
-    training_row,
     write_card,
 )
+from textnlp.generation.export import CARD_MARKER, ExportSpec, training_row
 from textnlp.generation.sinks import FileSink
 from textnlp.generation.writers import (
     check_writable,

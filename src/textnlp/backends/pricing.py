@@ -81,6 +81,9 @@ class SpendingCap:
         self._spent = spent_usd
         self._reserved = 0.0
         self._lock = threading.Lock()
+        #: Set whenever a request settles, to wake the requests waiting for room: on the cap,
+        #: so that the wrappers of several models under one cap (a recipe's) wake each other.
+        self.settled = asyncio.Event()
 
     @property
     def spent_usd(self) -> float:
@@ -149,8 +152,6 @@ class CappedBackend(Backend):
         self.inner = inner
         self.cap = cap
         self.prices = prices
-        #: Set whenever a request settles, to wake the requests waiting for room under the cap.
-        self._settled = asyncio.Event()
 
     def _estimate(self, request: GenerationRequest) -> float:
         prompt = self.inner.count_tokens(request.as_text())
@@ -166,12 +167,12 @@ class CappedBackend(Backend):
                 if not self.cap.could_fit(estimated):
                     raise
             # No await between the refusal and wait(): a settle cannot slip in unseen.
-            self._settled.clear()
-            await self._settled.wait()
+            self.cap.settled.clear()
+            await self.cap.settled.wait()
 
     def _settle(self, reserved: float, actual: float | None) -> None:
         self.cap.settle(reserved, actual)
-        self._settled.set()
+        self.cap.settled.set()
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         estimates = [self._estimate(r) for r in requests]

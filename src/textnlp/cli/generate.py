@@ -92,7 +92,7 @@ def generate(
     summary = asyncio.run(_generate(job, use_cache=cache))
     print_summary(summary)
     if validate:
-        _validate(out)
+        _validate(out, summary.acceptance)
 
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
@@ -219,10 +219,10 @@ def acceptance_rows(acceptance: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _validate(path: Path) -> None:
+def _validate(path: Path, acceptance: dict[str, Any] | None) -> None:
     try:
         from textnlp.cli.validate import validate_after_generate
     except ModuleNotFoundError:
         err_console.print("validation is not installed (pip install 'textnlp[validation]')")
         raise typer.Exit(1) from None
-    validate_after_generate(path)
+    validate_after_generate(path, generation=acceptance)

@@ -7,7 +7,7 @@ the main entry point).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -105,12 +105,16 @@ def write_report(report: DatasetReport, path: Path) -> None:
         raise OutputError(f"cannot write report {path}: {exc.strerror}") from None
 
 
-def validate_after_generate(dataset: Path, *, fail_on_gate: bool = True) -> DatasetReport:
+def validate_after_generate(
+    dataset: Path, *, fail_on_gate: bool = True, generation: dict[str, Any] | None = None
+) -> DatasetReport:
     """For ``textnlp generate --validate`` and ``make run``: validate the fresh dataset, print the
-    summary and write ``<dataset>.report.html`` beside it; exit 1 when the gate fails."""
+    summary and write ``<dataset>.report.html`` beside it; exit 1 when the gate fails.
+    ``generation``: a recipe run's acceptance figures, shown in the report."""
     from textnlp.validation.report import validate_dataset
 
     result = validate_dataset(dataset)
+    result.generation = generation
     html_path = dataset.with_name(dataset.stem + ".report.html")
     write_report(result, html_path)
     console = Console()

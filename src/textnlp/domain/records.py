@@ -26,6 +26,8 @@ class CellProvenance(BaseModel):
     attempts: int = 1
     cached: bool = False
     cost_usd: float | None = None
+    #: Why the cell's last call stopped (a truncated answer says ``length``).
+    finish_reason: FinishReason = "stop"
 
 
 class Provenance(BaseModel):

@@ -1,4 +1,4 @@
-"""Export for training: a directory ``datasets.load_dataset(path)`` reads, with a dataset card.
+"""Export for training: the rows of a directory ``datasets.load_dataset(path)`` reads.
 
 The ``export:`` section of a recipe (``ExportSpec``) says which columns make the chat
 ``messages`` of a record, or its preference pair::
@@ -17,7 +17,7 @@ The ``export:`` section of a recipe (``ExportSpec``) says which columns make the
 
 The directory (format ``"hf"`` of ``writers``)::
 
-    DIR/README.md                             the dataset card (YAML front matter + what made it)
+    DIR/README.md                             the dataset card (``card``)
     DIR/data/train-00000-of-00001.parquet     one row per record (``training_row``)
 
 A row holds ``index``, ``text``, every column of the record at top level (nested values as
@@ -54,17 +54,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from textnlp.domain import Record
 from textnlp.errors import DatasetError, OutputError
-from textnlp.generation.writers import atomic_file, usual_mode
+from textnlp.generation.writers import usual_mode
+
+if TYPE_CHECKING:
+    from textnlp.generation.card import DatasetCard
 
 #: In the card's body (an HTML comment, invisible on the Hub): what makes a directory ours.
 CARD_MARKER = "<!-- textnlp-dataset-export -->"
@@ -260,6 +260,9 @@ def write_export(
     """Write ``records`` as an export directory at ``path`` atomically; returns the count.
 
     ``card`` defaults to ``card_from_records`` (what the records alone say)."""
+    # ``card`` imports this module for the spec and the layout; imported here, no cycle.
+    from textnlp.generation.card import card_from_records, render_card
+
     check_export_target(path)
     rows = list(records)
     table = _table([training_row(r, export) for r in rows], export)
@@ -392,180 +395,17 @@ def _storable(arrow_type: Any) -> bool:
     return True
 
 
-# -- the card --------------------------------------------------------------------------------
-
-
-@dataclass
-class DatasetCard:
-    """What a dataset card says: the run that made the dataset, for people and the Hub.
-
-    ``write_dataset`` writes one from the records alone (``card_from_records``); a run that
-    knows more (requested, candidates, rejections, the gate, the run seed) writes its own
-    with ``write_card`` afterwards.
-    """
-
-    id: str
-    version: str
-    kind: Literal["recipe", "template"] = "recipe"
-    description: str = ""
-    models: list[str] = field(default_factory=list)
-    requested: int | None = None
-    written: int = 0
-    #: Records generated before the filters (``written`` + rejected + failed, usually).
-    candidates: int | None = None
-    #: Records rejected per filter column.
-    rejected: dict[str, int] = field(default_factory=dict)
-    failed: int = 0
-    #: ``written / candidates`` when not given.
-    acceptance_rate: float | None = None
-    #: The validation release gate's result (rules, status), as JSON.
-    gate: dict[str, Any] | None = None
-    seed: int | None = None
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    task_categories: list[str] = field(default_factory=lambda: ["text-generation"])
-    export: ExportSpec | None = None
-
-    def acceptance(self) -> float | None:
-        if self.acceptance_rate is not None:
-            return self.acceptance_rate
-        return self.written / self.candidates if self.candidates else None
-
-
-def models_of(records: Iterable[Record]) -> list[str]:
-    """Every model that made a record: ``provenance.model`` and, where provenance has them,
-    the models of its per-cell entries (``provenance.cells``, a list or a mapping)."""
-    models: set[str] = set()
-    for record in records:
-        if record.provenance.model:
-            models.add(record.provenance.model)
-        cells = getattr(record.provenance, "cells", None) or ()
-        for cell in cells.values() if isinstance(cells, Mapping) else cells:
-            model = cell.get("model") if isinstance(cell, Mapping) else getattr(cell, "model", None)
-            if isinstance(model, str) and model:
-                models.add(model)
-    return sorted(models)
-
-
-def card_from_records(records: list[Record], *, export: ExportSpec | None = None) -> DatasetCard:
-    """The card the records alone make: id and version of their recipe, models, count."""
-    first = records[0].provenance if records else None
-    return DatasetCard(
-        id=first.template_id if first else "dataset",
-        version=first.template_version if first else "",
-        models=models_of(records),
-        written=len(records),
-        export=export,
-    )
-
-
-def size_category(count: int) -> str:
-    """The Hub's ``size_categories`` value for ``count`` rows."""
-    names = ["n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M"]
-    names += ["100M<n<1B", "1B<n<10B", "10B<n<100B", "100B<n<1T"]
-    for power, name in enumerate(names, start=3):
-        if count < 10**power:
-            return name
-    return "n>1T"
-
-
-def render_card(card: DatasetCard) -> str:
-    """``README.md`` of an export: YAML front matter (the Hub's and ``datasets``' metadata),
-    then what made the dataset."""
-    meta = {
-        "configs": [
-            {"config_name": "default", "data_files": [{"split": "train", "path": DATA_GLOB}]}
-        ],
-        "task_categories": card.task_categories,
-        "size_categories": [size_category(card.written)],
-        "tags": ["synthetic", "textnlp"],
-        "pretty_name": card.id,
-    }
-    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
-    title = f"{card.id} (version {card.version})" if card.version else card.id
-    lines = [f"---\n{front}---", "", f"# {title}", "", CARD_MARKER, ""]
-    if card.description:
-        lines += [card.description.strip(), ""]
-    lines += [f"Synthetic data made by TextNLP from the {card.kind} `{card.id}`.", ""]
-    lines += _counts_table(card)
-    if card.models:
-        lines += ["## Models", "", *(f"- `{m}`" for m in card.models), ""]
-    if card.rejected:
-        lines += ["## Rejected by filter", "", "| filter | records |", "| --- | --- |"]
-        lines += [f"| `{name}` | {count} |" for name, count in sorted(card.rejected.items())]
-        lines += [""]
-    if card.gate is not None:
-        gate = json.dumps(card.gate, indent=2, ensure_ascii=False, default=str)
-        lines += ["## Validation gate", "", "```json", gate, "```", ""]
-    lines += _format_section(card.export)
-    return "\n".join(lines)
-
-
-def _counts_table(card: DatasetCard) -> list[str]:
-    rate = card.acceptance()
-    items: list[tuple[str, object]] = [
-        ("Records written", card.written),
-        ("Requested", card.requested),
-        ("Candidates", card.candidates),
-        ("Rejected", sum(card.rejected.values()) if card.rejected else None),
-        ("Failed", card.failed or None),
-        ("Acceptance rate", f"{rate:.1%}" if rate is not None else None),
-        ("Seed", card.seed),
-        ("Created", card.created_at),
-    ]
-    rows = [f"| {name} | {value} |" for name, value in items if value is not None]
-    return ["| | |", "| --- | --- |", *rows, ""]
-
-
-def _format_section(export: ExportSpec | None) -> list[str]:
-    lines = [
-        "## Format",
-        "",
-        "One row per record: `index`, `text` (the output), one field per column, "
-        "`provenance` (JSON: model, parameters, seed, tokens) and `_textnlp` (JSON: the record "
-        "as TextNLP reads it back).",
-    ]
-    if export and export.messages:
-        lines.append("`messages` is the record as a chat: `[{role, content}, ...]`.")
-    if export and export.preference:
-        lines.append(
-            "`prompt`, `chosen` and `rejected` are a preference pair in TRL's conversational "
-            "format (lists of `{role, content}`)."
-        )
-    lines += [
-        "",
-        "```python",
-        "from datasets import load_dataset",
-        "",
-        'dataset = load_dataset("path/to/this/directory", split="train")',
-        "```",
-        "",
-    ]
-    return lines
-
-
-def write_card(directory: Path, card: DatasetCard) -> None:
-    """Replace the card of an export directory atomically."""
-    if not is_export(directory):
-        raise OutputError(f"{directory} is not a textnlp export directory")
-    with atomic_file(directory / CARD_NAME) as handle:
-        handle.write(render_card(card))
-
-
 __all__ = [
     "CARD_MARKER",
+    "CARD_NAME",
+    "DATA_GLOB",
     "RESERVED_COLUMNS",
-    "DatasetCard",
     "ExportSpec",
     "MessageSpec",
-    "card_from_records",
     "check_export_target",
     "columns_of",
     "is_export",
-    "models_of",
     "read_export",
-    "render_card",
-    "size_category",
     "training_row",
-    "write_card",
     "write_export",
 ]

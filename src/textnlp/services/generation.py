@@ -19,7 +19,7 @@ from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationRequest, ModelInfo, Record, TokenDelta
 from textnlp.generation.cache import CachedBackend, OwnerScopedCache, ResponseCache
-from textnlp.generation.export import DatasetCard, models_of, write_card
+from textnlp.generation.card import DatasetCard, models_of, write_card
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.recipes.run import CandidatesExhausted
@@ -33,9 +33,9 @@ from textnlp.services.spending import SpendingService
 
 @dataclass
 class DatasetJob:
-    """A dataset to generate, as a user names it (ids, not objects)."""
+    """A dataset to generate, as a user names it: ids (or, from the library, a recipe)."""
 
-    template: str
+    template: str | Recipe
     count: int
     output: Path | None
     model: str | None = None
@@ -76,7 +76,11 @@ class GenerationService:
         model_id = job.model or self.settings.default_model
         spec = self.catalogue.get(model_id)  # unknown model -> ModelNotFound, before loading
         self.spending.run_budget(job.max_cost_usd)  # a negative cap is refused here
-        template = self.templates.source(job.template, paths=True)
+        template = (
+            self.templates.source(job.template, paths=True)
+            if isinstance(job.template, str)
+            else job.template
+        )
         request = DatasetRequest(
             template=template,
             count=job.count,

@@ -49,8 +49,8 @@ class UserBudget:
 class Budget:
     """The caps one run works under; ``apply`` wraps a backend in them (innermost first).
 
-    A budget belongs to one run: its caps must not be shared by two wrappers (a request
-    waiting for room is woken by its own wrapper's settlements).
+    A budget belongs to one run; its caps may wrap several backends (a recipe's columns with
+    their own models): a request waiting for room is woken by any settlement under the cap.
     """
 
     def __init__(

@@ -8,6 +8,7 @@ template shows.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import jinja2
 
@@ -52,7 +53,22 @@ def _extra_summary(report: DatasetReport) -> list[tuple[str, str]]:
         ("Flesch reading ease (sample mean)", _num(q.mean_flesch_reading_ease)),
         ("languages (sample)", ", ".join(f"{k}: {v}" for k, v in q.languages.items())),
         ("PII by kind", ", ".join(f"{k}: {v}" for k, v in report.pii.by_kind.items()) or "none"),
+        *_acceptance(report.generation),
     ]
+
+
+def _acceptance(generation: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A recipe run's candidates and each filter's pass rate."""
+    if not generation or "candidates" not in generation:
+        return []
+    rows = [
+        ("candidates (generation)", str(generation["candidates"])),
+        ("acceptance rate (generation)", f"{generation['acceptance_rate']:.1%}"),
+    ]
+    for name, rate in generation.get("pass_rate_per_filter", {}).items():
+        rejected = generation.get("rejected", {}).get(name, 0)
+        rows.append((f"filter {name} pass rate", f"{rate:.1%} ({rejected} rejected)"))
+    return rows
 
 
 def _field_values(s: FieldStats) -> str:

@@ -54,6 +54,10 @@ def load_rows(source: Path | str | Sequence[Any], *, field: str = "text") -> lis
 
 
 def read_file(path: Path) -> list[dict[str, Any]]:
+    from textnlp.generation.export import is_export, read_export
+
+    if path.is_dir() and is_export(path):  # a dataset directory made by ``generate -o DIR/``
+        return [record.model_dump(mode="json") for record in read_export(path)]
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DatasetError(

@@ -138,6 +138,9 @@ class DatasetReport(_Model):
     examples: dict[str, list[Example]]
     gate: GateResult
     json_schema: dict[str, Any] | None = None
+    #: How a recipe run made the dataset, where known (``generate --validate``): candidates,
+    #: rejections and pass rate per filter, acceptance rate (``recipes.run.Acceptance``).
+    generation: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

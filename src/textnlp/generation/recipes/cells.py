@@ -29,6 +29,7 @@ from textnlp.backends.spec import ModelSpec
 from textnlp.domain import (
     CellProvenance,
     Completion,
+    FinishReason,
     GenerationParams,
     GenerationRequest,
     Provenance,
@@ -309,7 +310,7 @@ class RecordBuilder:
                 seed=seed,
                 prompt_tokens=sum(c.prompt_tokens for c in cells.values()),
                 completion_tokens=sum(c.completion_tokens for c in cells.values()),
-                finish_reason="stop",
+                finish_reason=cells[output].finish_reason if output in cells else "stop",
                 latency_s=round(sum(c.latency_s for c in cells.values()), 4),
                 attempts=max((c.attempts for c in cells.values()), default=1),
                 cached=bool(cells) and all(c.cached for c in cells.values()),
@@ -328,12 +329,14 @@ class _Usage:
         self.latency = 0.0
         self.costs: list[float] = []
         self.cached = True
+        self.finish_reason: FinishReason = "stop"
 
     def add(self, completion: Completion) -> None:
         self.prompt += completion.usage.prompt_tokens
         self.completion += completion.usage.completion_tokens
         self.latency += completion.latency_s
         self.cached = self.cached and completion.cached
+        self.finish_reason = completion.finish_reason
         if completion.usage.cost_usd is not None:
             self.costs.append(completion.usage.cost_usd)
 
@@ -348,4 +351,5 @@ class _Usage:
             attempts=attempts,
             cached=self.cached,
             cost_usd=round(sum(self.costs), 8) if self.costs else None,
+            finish_reason=self.finish_reason,
         )

@@ -78,7 +78,7 @@ class _Column(BaseModel):
 class Expression(_Column):
     """Jinja2 over earlier columns: ``"{{ 'positive' if rating >= 4 else 'negative' }}"``."""
 
-    type: Literal["expression"]
+    type: Literal["expression"] = "expression"
     expr: str
 
     @field_validator("expr")
@@ -156,7 +156,7 @@ class _LlmColumn(_Column):
 
 
 class LlmText(_LlmColumn):
-    type: Literal["llm-text"]
+    type: Literal["llm-text"] = "llm-text"
     retries: int = Field(0, ge=0, le=10)
 
     def parse(self, text: str) -> Any:
@@ -170,7 +170,7 @@ class LlmStructured(_LlmColumn):
     """A JSON object checked against ``schema`` (a JSON Schema, or a pydantic model's in
     Python); an output that does not parse or breaks the schema is retried."""
 
-    type: Literal["llm-structured"]
+    type: Literal["llm-structured"] = "llm-structured"
     json_schema: dict[str, Any] = Field(alias="schema")
 
     @field_validator("json_schema", mode="before")
@@ -225,7 +225,7 @@ class LlmJudge(_LlmColumn):
     but they continue one. The first whole number of the answer is the score; a number
     outside the rubric, or none, asks for another attempt."""
 
-    type: Literal["llm-judge"]
+    type: Literal["llm-judge"] = "llm-judge"
     rubric: dict[str, Criterion]
     params: dict[str, Any] = {"temperature": 0.5, "max_tokens": 48}
     retries: int = Field(3, ge=0, le=10)
@@ -261,8 +261,9 @@ class LlmJudge(_LlmColumn):
         if text[match.end() :].lstrip().startswith("="):
             raise ValueError(f"the scale of {name!r} echoed, no score")
         score = int(match.group(0))
-        if score not in self.rubric[name].scores:
-            raise ValueError(f"score {score} for {name!r} is not in the rubric")
+        scores = self.rubric[name].scores  # anchors: {1: useless, 5: perfect} admits 1 to 5
+        if not min(scores) <= score <= max(scores):
+            raise ValueError(f"score {score} for {name!r} is outside {min(scores)}-{max(scores)}")
         reason = _OUT_OF.sub("", text[match.end() :]).lstrip(" .:-)").strip()
         return {"score": score, "reason": reason.split("\n")[0].strip()[:300]}
 
@@ -290,7 +291,7 @@ class Dialogue(_Column):
 
     generated: ClassVar[bool] = True
 
-    type: Literal["dialogue"]
+    type: Literal["dialogue"] = "dialogue"
     turns: int = Field(4, ge=1, le=40)
     roles: dict[Literal["user", "assistant"], Role]
     first: Literal["user", "assistant"] = "user"

@@ -5,7 +5,7 @@ value depends only on (run seed, record index, column name). Values are JSON-saf
 ISO 8601 strings, UUIDs strings, a person or a seed row a dict of them. Parameters are checked
 when the recipe is loaded (a ``ValueError`` in a validator, which the loader turns into a
 ``RecipeError``); what can only go wrong while sampling (a parent value with no choices, a seed
-file used up) raises ``RecipeError``.
+file used up) raises ``RecipeError``. The person sampler's Faker machinery is in ``person``.
 """
 
 from __future__ import annotations
@@ -14,25 +14,21 @@ import copy
 import datetime as dt
 import math
 import random
-import re
-import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from textnlp.errors import RecipeError
 from textnlp.generation.recipes.base import CellContext, cell_seed
+from textnlp.generation.recipes.person import PERSON_FIELDS, known_locale, make_person
 from textnlp.generation.recipes.seeds import (
     SeedExhausted,
     display_name,
     json_safe,
     load_seed_rows,
 )
-
-if TYPE_CHECKING:
-    from faker import Faker
 
 #: A float that is a number (YAML's ``.inf`` and ``.nan`` are refused).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -81,7 +77,7 @@ def _choose(rng: random.Random, values: list[Any], weights: list[float] | None) 
 class CategorySampler(_Sampler):
     """One of ``values``, uniformly or by ``weights``."""
 
-    type: Literal["category"]
+    type: Literal["category"] = "category"
     values: list[Any]
     weights: list[Finite] | None = None
 
@@ -114,7 +110,7 @@ def parent_key(value: Any) -> str:
 class SubcategorySampler(_Sampler):
     """One of the choices listed for the value of the ``parent`` column."""
 
-    type: Literal["subcategory"]
+    type: Literal["subcategory"] = "subcategory"
     parent: str = Field(min_length=1)
     values: dict[str, list[Any]]
     weights: dict[str, list[Finite]] | None = None
@@ -175,7 +171,7 @@ def _clamp(value: float, low: float | None, high: float | None) -> float:
 class UniformSampler(_Sampler):
     """A number in ``[low, high]``: an integer (both ends included) or a rounded float."""
 
-    type: Literal["uniform"]
+    type: Literal["uniform"] = "uniform"
     low: Finite
     high: Finite
     integer: bool = False
@@ -202,7 +198,7 @@ class UniformSampler(_Sampler):
 class GaussianSampler(_Sampler):
     """A normal draw, optionally clamped to ``[min, max]`` and rounded."""
 
-    type: Literal["gaussian"]
+    type: Literal["gaussian"] = "gaussian"
     mean: Finite
     stddev: Finite = Field(gt=0)
     min: Finite | None = None
@@ -225,7 +221,7 @@ class GaussianSampler(_Sampler):
 class PoissonSampler(_Sampler):
     """A count with the given mean, optionally clamped to ``[min, max]``."""
 
-    type: Literal["poisson"]
+    type: Literal["poisson"] = "poisson"
     # numpy refuses means near 2**63; far below that a count is no longer meaningful anyway.
     mean: Finite = Field(gt=0, le=1e12)
     min: int | None = Field(default=None, ge=0)
@@ -252,7 +248,7 @@ class PoissonSampler(_Sampler):
 class BernoulliSampler(_Sampler):
     """``True`` with probability ``p``."""
 
-    type: Literal["bernoulli"]
+    type: Literal["bernoulli"] = "bernoulli"
     p: Finite = Field(ge=0, le=1)
 
     def sample(self, ctx: CellContext) -> bool:
@@ -279,7 +275,7 @@ class DatetimeSampler(_Sampler):
     With ``unit: second`` a date-only ``end`` includes that whole day.
     """
 
-    type: Literal["datetime"]
+    type: Literal["datetime"] = "datetime"
     start: dt.datetime | dt.date
     end: dt.datetime | dt.date
     unit: Literal["day", "second"] = "day"
@@ -335,74 +331,16 @@ def _as_datetime(value: dt.date) -> dt.datetime:
 class UuidSampler(_Sampler):
     """A random (version 4) UUID as a string, reproducible like every other sampler."""
 
-    type: Literal["uuid"]
+    type: Literal["uuid"] = "uuid"
 
     def sample(self, ctx: CellContext) -> str:
         return str(uuid.UUID(int=ctx.rng().getrandbits(128), version=4))
 
 
-PERSON_FIELDS = frozenset(
-    {
-        "name",
-        "first_name",
-        "last_name",
-        "age",
-        "gender",
-        "locale",
-        "occupation",
-        "city",
-        "country",
-        "email",
-    }
-)
-
-
-class _Fakers:
-    """One Faker per locale, made on first use (it is slow to build) and used under a lock.
-
-    A Faker is reseeded for each cell, so two threads must not interleave on one.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_locale: dict[str, tuple[Faker, threading.Lock, str | None]] = {}
-
-    def get(self, locale: str) -> tuple[Faker, threading.Lock, str | None]:
-        with self._lock:
-            if locale not in self._by_locale:
-                from faker import Faker
-
-                fake = Faker(locale)
-                self._by_locale[locale] = (fake, threading.Lock(), _family_first(fake))
-            return self._by_locale[locale]
-
-
-_FAKERS = _Fakers()
-
-_FAMILY_FIRST = re.compile(r"\{\{last_name\}\}( ?)\{\{first_name(?:_female|_male)?\}\}")
-
-
-def _family_first(fake: Faker) -> str | None:
-    """The separator of locales writing the family name first (``"山田 太郎"``), else ``None``."""
-    provider = fake.provider("faker.providers.person")
-    formats = getattr(provider, "formats", ()) or ()
-    for pattern in formats:
-        match = _FAMILY_FIRST.fullmatch(str(pattern))
-        if match:
-            return match.group(1)
-    return None
-
-
-def _available_locales() -> list[str]:
-    from faker.config import AVAILABLE_LOCALES
-
-    return list(AVAILABLE_LOCALES)
-
-
 class PersonSampler(_Sampler):
     """A consistent made-up person of a locale (Faker's data): name, age, job, city, email..."""
 
-    type: Literal["person"]
+    type: Literal["person"] = "person"
     locale: str = "en_US"
     sex: Literal["female", "male", "any"] = "any"
     age: tuple[int, int] = (18, 80)
@@ -410,14 +348,7 @@ class PersonSampler(_Sampler):
     @field_validator("locale")
     @classmethod
     def _known_locale(cls, locale: str) -> str:
-        locale = locale.replace("-", "_")
-        available = _available_locales()
-        if locale not in available:
-            raise ValueError(
-                f"unknown locale {locale!r} (e.g. en_US, en_GB, de_DE, fr_FR, es_ES, ja_JP; "
-                f"{len(available)} in all)"
-            )
-        return locale
+        return known_locale(locale)
 
     @field_validator("age")
     @classmethod
@@ -433,45 +364,7 @@ class PersonSampler(_Sampler):
         rng = ctx.rng()
         gender = self.sex if self.sex != "any" else rng.choice(("female", "male"))
         age = rng.randint(*self.age)
-        fake, lock, family_first = _FAKERS.get(self.locale)
-        with lock:
-            fake.seed_instance(ctx.cell_seed)
-            first = fake.first_name_female() if gender == "female" else fake.first_name_male()
-            last = fake.last_name()
-            occupation = fake.job()
-            city = fake.city()
-            country = _country(fake)
-            domain = fake.free_email_domain()
-            fallback_user = fake.user_name()
-        name = f"{last}{family_first}{first}" if family_first is not None else f"{first} {last}"
-        return {
-            "name": name,
-            "first_name": first,
-            "last_name": last,
-            "age": age,
-            "gender": gender,
-            "locale": self.locale,
-            "occupation": occupation,
-            "city": city,
-            "country": country,
-            "email": f"{_email_user(first, last) or fallback_user}@{domain}",
-        }
-
-
-def _country(fake: Faker) -> str:
-    """The locale's own country (in English); a random one for a language-only locale."""
-    try:
-        return str(fake.current_country())
-    except (AttributeError, ValueError):
-        return str(fake.country())
-
-
-def _email_user(first: str, last: str) -> str:
-    """``first.last`` in ASCII letters, digits and dots, or "" when the names have none."""
-    from faker.decode import unidecode
-
-    parts = [re.sub(r"[^a-z0-9]+", "", unidecode(part).lower()) for part in (first, last)]
-    return ".".join(p for p in parts if p)
+        return make_person(self.locale, gender, age, seed=ctx.cell_seed)
 
 
 class SeedSampler(_Sampler):
@@ -482,7 +375,7 @@ class SeedSampler(_Sampler):
     order with ``shuffle: false``), and fails once every row is used.
     """
 
-    type: Literal["seed"]
+    type: Literal["seed"] = "seed"
     path: str = Field(min_length=1)
     replace: bool = True
     shuffle: bool = True
