@@ -14,18 +14,21 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from textnlp.bootstrap import Platform
-from textnlp.cli.common import console, err_console, parse_assignments, settings
+from textnlp.cli.common import console, err_console, parse_assignments, platform, settings
 from textnlp.domain import Record
 from textnlp.errors import InvalidParameter, QuotaExceeded, TextNLPError
 from textnlp.generation.pipeline import DatasetSummary
 from textnlp.services.generation import DatasetJob
+
+if TYPE_CHECKING:
+    from textnlp.validation.models import DatasetReport
 
 
 def register(app: typer.Typer) -> None:
@@ -92,7 +95,11 @@ def generate(
     summary = asyncio.run(_generate(job, use_cache=cache))
     print_summary(summary)
     if validate:
-        _validate(out, summary.acceptance)
+        report = _validate(out, summary.acceptance)
+        # An export directory's card records the release gate it passed (or failed).
+        platform().generation.write_card(job, summary, gate=report.gate.model_dump(mode="json"))
+        if not report.passed:
+            raise typer.Exit(1)
 
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
@@ -219,10 +226,10 @@ def acceptance_rows(acceptance: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _validate(path: Path, acceptance: dict[str, Any] | None) -> None:
+def _validate(path: Path, acceptance: dict[str, Any] | None) -> DatasetReport:
     try:
         from textnlp.cli.validate import validate_after_generate
     except ModuleNotFoundError:
         err_console.print("validation is not installed (pip install 'textnlp[validation]')")
         raise typer.Exit(1) from None
-    validate_after_generate(path, generation=acceptance)
+    return validate_after_generate(path, generation=acceptance, fail_on_gate=False)

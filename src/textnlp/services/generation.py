@@ -8,7 +8,7 @@ stays shared and uncapped.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -112,39 +112,43 @@ class GenerationService:
         pipeline = DatasetPipeline(
             backend, self.cache, spec_of=self.catalogue.get, backend_of=backend_of
         )
-        summary = await pipeline.run(request, on_record, on_end=self._card_writer(request))
-        return summary
+        return await pipeline.run(
+            request, on_record, on_end=lambda summary: self.write_card(job, summary)
+        )
 
-    @staticmethod
-    def _card_writer(request: DatasetRequest) -> Callable[[DatasetSummary], None] | None:
-        """An HF dataset directory gets its card (what made it) when the run ends."""
-        output = request.output
+    def write_card(
+        self, job: DatasetJob, summary: DatasetSummary, gate: dict[str, Any] | None = None
+    ) -> None:
+        """An HF dataset directory's card: what made it, and its release gate once validated
+        (other outputs have no card)."""
+        output = job.output
         if output is None or format_of(output) != "hf":
-            return None
-        source = request.template
-
-        def write(summary: DatasetSummary) -> None:
-            acceptance = summary.acceptance or {}
-            write_card(
-                output,
-                DatasetCard(
-                    id=source.id,
-                    version=source.version,
-                    kind="recipe" if isinstance(source, Recipe) else "template",
-                    description=source.description,
-                    models=models_of(read_dataset(output)),
-                    requested=summary.requested,
-                    written=summary.written,
-                    candidates=acceptance.get("candidates"),
-                    rejected=dict(acceptance.get("rejected", {})),
-                    failed=summary.failed,
-                    acceptance_rate=acceptance.get("acceptance_rate"),
-                    seed=request.seed,
-                    export=source.export if isinstance(source, Recipe) else None,
-                ),
-            )
-
-        return write
+            return
+        source = (
+            self.templates.source(job.template, paths=True)
+            if isinstance(job.template, str)
+            else job.template
+        )
+        acceptance = summary.acceptance or {}
+        write_card(
+            output,
+            DatasetCard(
+                id=source.id,
+                version=source.version,
+                kind="recipe" if isinstance(source, Recipe) else "template",
+                description=source.description,
+                models=models_of(read_dataset(output)),
+                requested=summary.requested,
+                written=summary.written,
+                candidates=acceptance.get("candidates"),
+                rejected=dict(acceptance.get("rejected", {})),
+                failed=summary.failed,
+                acceptance_rate=acceptance.get("acceptance_rate"),
+                gate=gate,
+                seed=job.seed,
+                export=source.export if isinstance(source, Recipe) else None,
+            ),
+        )
 
     async def preview(self, job: DatasetJob) -> list[Record]:
         """A few records of ``job`` (its ``count``), none written: every candidate made,
