@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from textnlp.backends.base import Backend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, Provenance, Record
-from textnlp.errors import Conflict, InvalidParameter, QuotaExceeded, first_error
+from textnlp.errors import InvalidParameter, QuotaExceeded, first_error
 from textnlp.generation.cache import CachedBackend, ResponseCache
 from textnlp.generation.journal import RunIdentity, check_resume
 from textnlp.generation.recipes.cells import BackendOf, RecordBuilder, SpecOf
@@ -265,7 +265,6 @@ class DatasetPipeline:
                 check_writable(request.rejects)
             sink = FileSink(request.output, export=recipe.export, rejects=request.rejects)
         done = sink.finished() if request.resume else {}
-        _check_recipe_resume(done, recipe, request.seed, sink.source)
         summary = DatasetSummary(
             output=request.output,
             model=spec.id,
@@ -289,9 +288,9 @@ class DatasetPipeline:
             concurrency=request.concurrency,
             on_record=committed,
         )
+        run.replay(done)  # refuses another recipe's or seed's records before anything is kept
         for record in done.values():
             tally.keep(record)
-        run.replay(done)
         started = time.perf_counter()
         sink.start(fresh=not request.resume)
         stopped: QuotaExceeded | None = None
@@ -476,23 +475,6 @@ def _recipe_builder(
         spec_of=spec_of,
         backend_of=backend_of,
     )
-
-
-def _check_recipe_resume(done: dict[int, Record], recipe: Recipe, seed: int, source: str) -> None:
-    """``Conflict`` when the records a resume would continue are of another recipe or seed."""
-    for index in sorted(done):
-        made = done[index].provenance
-        if (made.template_id, made.template_version) != (recipe.id, recipe.version):
-            raise Conflict(
-                f"cannot resume {source}: its record {index} was made with {made.template_id!r} "
-                f"version {made.template_version!r}, not recipe {recipe.id!r} version "
-                f"{recipe.version!r}; write to another file"
-            )
-        if made.seed != record_seed(seed, index):
-            raise Conflict(
-                f"cannot resume {source}: its record {index} was made with another seed; "
-                "resume with the original --seed, or write to another file"
-            )
 
 
 def _only(spec: ModelSpec) -> SpecOf:

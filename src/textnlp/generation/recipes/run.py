@@ -27,6 +27,7 @@ from textnlp.errors import Conflict, QuotaExceeded
 from textnlp.generation.recipes.cells import RecordBuilder
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.sinks import RecordSink
+from textnlp.generation.templates import record_seed
 
 OnRecord = Callable[[Record], None]
 
@@ -109,7 +110,22 @@ class RecipeRun:
         self._next = 0
 
     def replay(self, done: dict[int, Record]) -> None:
-        """Take a resumed run's committed candidates (a prefix 0..k-1 of the indices)."""
+        """Take a resumed run's committed candidates (a prefix 0..k-1 of the indices), once
+        they are known to be of this recipe and seed (``Conflict`` otherwise)."""
+        source, recipe = self.sink.source, self.recipe
+        for index in sorted(done):
+            made = done[index].provenance
+            if (made.template_id, made.template_version) != (recipe.id, recipe.version):
+                raise Conflict(
+                    f"cannot resume {source}: its record {index} was made with "
+                    f"{made.template_id!r} version {made.template_version!r}, not recipe "
+                    f"{recipe.id!r} version {recipe.version!r}; write to another file"
+                )
+            if made.seed != record_seed(self.builder.seed, index):
+                raise Conflict(
+                    f"cannot resume {source}: its record {index} was made with another seed; "
+                    "resume with the original --seed, or write to another file"
+                )
         expected = 0
         for index in sorted(done):
             if index != expected:
