@@ -252,7 +252,14 @@ class RecordBuilder:
                     error = f"invalid output after {attempt + 1} attempts: {exc}"
             raise CellFailed(error)
 
-        scores = await asyncio.gather(*(score(c) for c in column.rubric))
+        tasks = [asyncio.create_task(score(c)) for c in column.rubric]
+        try:
+            scores = await asyncio.gather(*tasks)
+        except BaseException:  # one criterion failed: the others' answers are not needed
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         return dict(zip(column.rubric, scores, strict=True)), tally.cell(call, seed, attempts)
 
     async def _dialogue(

@@ -220,8 +220,8 @@ class Criterion(BaseModel):
 class LlmJudge(_LlmColumn):
     """Scores per criterion with a reason: ``{criterion: {"score": 4, "reason": "..."}}``.
 
-    One request per criterion (they run together), its answer begun for the model
-    (``"Helpfulness score (1-5):"``, a prefill): small models rarely write a requested format,
+    One request per criterion (they run together) with an example answer, the answer begun
+    for the model (``"Score:"``, a prefill): small models rarely write a requested format,
     but they continue one. The first whole number of the answer is the score; a number
     outside the rubric, or none, asks for another attempt."""
 
@@ -242,16 +242,18 @@ class LlmJudge(_LlmColumn):
         low, high = min(criterion.scores), max(criterion.scores)
         meaning = "; ".join(f"{s} = {m}" for s, m in sorted(criterion.scores.items()))
         about = f" ({criterion.description})" if criterion.description else ""
+        # An example answer and a "Score:" prefill: measured with SmolLM2-135M, 12 of 12
+        # answers began with a score, against 7 of 12 asked for "the number, then a reason".
         ask = (
-            f"\n\nRate it on {name}{about} with a whole number from {low} to {high}: "
-            f"{meaning}. Give the score, then a short reason."
+            f"\n\nScore it on {name}{about} from {low} to {high} ({meaning}).\n"
+            f"Answer like this example:\nScore: {max(low, high - 1)}. Reason: one short sentence."
         )
         system = render(self.system, row) if self.system else None
         head = (ChatMessage(role="system", content=system),) if system else ()
         return (
             *head,
             ChatMessage(role="user", content=render(self.prompt, row) + ask),
-            ChatMessage(role="assistant", content=f"{name.capitalize()} score ({low}-{high}):"),
+            ChatMessage(role="assistant", content="Score:"),
         )
 
     def parse_score(self, name: str, text: str) -> dict[str, Any]:
@@ -265,11 +267,13 @@ class LlmJudge(_LlmColumn):
         if not min(scores) <= score <= max(scores):
             raise ValueError(f"score {score} for {name!r} is outside {min(scores)}-{max(scores)}")
         reason = _OUT_OF.sub("", text[match.end() :]).lstrip(" .:-)").strip()
+        reason = _REASON.sub("", reason)
         return {"score": score, "reason": reason.split("\n")[0].strip()[:300]}
 
 
 _FIRST_NUMBER = re.compile(r"(?<![\d.])\d+(?![\d.]\d)")
 _OUT_OF = re.compile(r"^\s*(?:/|out of)\s*\d+", re.IGNORECASE)
+_REASON = re.compile(r"^reason\s*:\s*", re.IGNORECASE)
 
 
 class Role(BaseModel):
