@@ -283,6 +283,9 @@ class ModelPriceSettings(_Section):
 
     input_per_1k: float = Field(ge=0.0)
     output_per_1k: float = Field(ge=0.0)
+    #: Provider batch prices; unset: half the online price (``pricing.BATCH_DISCOUNT``).
+    batch_input_per_1k: float | None = Field(default=None, ge=0.0)
+    batch_output_per_1k: float | None = Field(default=None, ge=0.0)
 
 
 class RateLimitSettings(_Section):
@@ -323,6 +326,9 @@ class ModelsSettings(_Section):
     #: Spending caps in US dollars (None: no cap).
     job_spending_cap_usd: float | None = Field(default=None, ge=0)
     user_spending_cap_usd: float | None = Field(default=None, ge=0)
+    #: The service role Bedrock assumes to run batch inference jobs (``provider_batch`` jobs
+    #: on Bedrock models): it reads and writes ``generated/batch-jobs/*/provider/`` (infra/).
+    bedrock_batch_role_arn: str = ""
 
 
 # -- reading the environment -------------------------------------------------------------------

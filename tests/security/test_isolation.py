@@ -9,6 +9,7 @@ an owner's id here (or a reason it is not owned), so no route escapes the suite.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ BATCH = "/api/v1/generate/batch"
 KEYS = "/api/v1/auth/api-keys"
 
 #: Path parameters that name something a user owns -> the name of Alice's thing below.
-OWNED = {"job_id": "job_id", "key_id": "key_id"}
+OWNED = {"job_id": "job_id", "key_id": "key_id", "file_id": "file_id", "batch_id": "batch_id"}
 #: Path parameters that are not anyone's, and why.
 NOT_OWNED = {
     "model_id": "the model catalogue is the same for every user",
@@ -57,6 +58,8 @@ class AliceThings:
     job_id: str
     key_id: str
     upload_key: str
+    file_id: str
+    batch_id: str
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,36 @@ def alice(api: Api) -> AliceThings:
     assert job.status_code == 202, job.text
     key = api.client.post(KEYS, json={"name": "alice's key"}, headers=headers)
     assert key.status_code in {200, 201}, key.text
-    return AliceThings(job.json()["id"], key.json()["id"], upload.json()["key"])
+    request = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}]},
+    }
+    file = api.client.post(
+        "/v1/files",
+        files={"file": ("batch.jsonl", json.dumps(request).encode())},
+        data={"purpose": "batch"},
+        headers=headers,
+    )
+    assert file.status_code == 200, file.text
+    batch = api.client.post(
+        "/v1/batches",
+        json={
+            "input_file_id": file.json()["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+        headers=headers,
+    )
+    assert batch.status_code == 200, batch.text
+    return AliceThings(
+        job.json()["id"],
+        key.json()["id"],
+        upload.json()["key"],
+        file.json()["id"],
+        batch.json()["id"],
+    )
 
 
 def test_every_id_parameter_is_classified(api: Api) -> None:

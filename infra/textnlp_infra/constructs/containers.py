@@ -25,6 +25,7 @@ from textnlp.config import env_name
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.session_table import session_environment
+from textnlp_infra.constructs.task_roles import bedrock_batch_role_arn
 from textnlp_infra.retention import retention_days
 
 #: The AWS Distro for OpenTelemetry collector: receives the app's OTLP spans on localhost and
@@ -108,6 +109,8 @@ def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironmen
         # Traces go to the task's collector sidecar, which sends them to X-Ray.
         env_name("observability", "trace_exporter"): "otlp",
         env_name("observability", "otlp_endpoint"): TRACE_ENDPOINT,
+        # The service role Bedrock runs a job's batch inference as (`--provider-batch`).
+        env_name("models", "bedrock_batch_role_arn"): bedrock_batch_role_arn(config),
         # Refresh-token families and revocations, in the table the authorizer reads too.
         **session_environment(config),
         **deployment.SCRATCH_ENVIRONMENT,

@@ -5,7 +5,8 @@ ECS API service, with the origin header (`X-Origin-Verify`, a generated secret r
 deployment) without which the app refuses a request: the authorizer and throttling cannot be
 walked around through the load balancer. The design's 15 routes keep their own resources
 (caching, public sign-in); `/api/v1/{proxy+}` carries every other route of the app (uploads,
-job lists, cancel, results, API keys...), so the gateway serves the whole API. The Lambda
+job lists, cancel, results, API keys...), and `/v1/{proxy+}` the OpenAI-compatible surface, so
+the gateway serves the whole API. The Lambda
 authorizer guards all routes except the ones a client calls before it has a token (login,
 refresh), the health probe and the API's own documentation.
 """
@@ -56,6 +57,10 @@ ROUTES = (
 )
 #: Every other route of the app, below the API prefix: one greedy proxy resource.
 PROXY_ROUTE = Route("{proxy+}", "ANY")
+#: The OpenAI-compatible surface (`/v1/models`, `/v1/chat/completions`, files, batches...):
+#: one greedy proxy at the root, authorised like the API (OpenAI clients send
+#: `Authorization: Bearer <API key>`), never cached (every answer is the caller's).
+OPENAI_ROUTE = Route("v1/{proxy+}", "ANY")
 #: The app's OpenAPI documents, public like the sign-in routes.
 DOCUMENT_PATHS = ("docs", "openapi.json")
 API_PREFIX = "api/v1"
@@ -88,6 +93,7 @@ class RestApi(Construct):
             for route in (*ROUTES, Route(PROXY_ROUTE.path, "*"))
             if route.method in {"GET", "*"} and not route.cached
         }
+        uncached[f"/{OPENAI_ROUTE.path}/*"] = apigw.MethodDeploymentOptions(caching_enabled=False)
         self.api = apigw.RestApi(
             self, "Api",
             rest_api_name=api_config.rest_api_name,
@@ -135,6 +141,7 @@ class RestApi(Construct):
         api_root = self.api.root.add_resource("api").add_resource("v1")
         self.methods = [self._add_route(api_root, route, config) for route in ROUTES]
         self.methods.append(self._add_route(api_root, PROXY_ROUTE, config))
+        self.methods.append(self._add_route(self.api.root, OPENAI_ROUTE, config, prefix=""))
         self.methods += [
             self._add_route(self.api.root, Route(path, "GET", public=True), config, prefix="")
             for path in DOCUMENT_PATHS

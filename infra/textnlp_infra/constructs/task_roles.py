@@ -17,6 +17,9 @@ from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.session_table import APP_ACTIONS, table_arn
 
+#: Where jobs keep their files (``textnlp.adapters.storage.Keys.BATCH_JOBS``).
+BATCH_JOBS_PREFIX = "generated/batch-jobs/"
+
 
 class TaskRoles(Construct):
     def __init__(
@@ -76,6 +79,9 @@ class TaskRoles(Construct):
             f"arn:aws:bedrock:{region}::foundation-model/{model}"
             for model in config.model_serving.bedrock_models
         ]
+        batch_jobs_arn = f"arn:aws:bedrock:{region}:{account}:model-invocation-job/*"
+        self.bedrock_batch = self._bedrock_batch_role(config, bucket_arn, data_key, batch_jobs_arn)
+        batch_role_arn = self.bedrock_batch.role_arn
         application_policy = iam.Policy(
             self, "TaskPolicy",
             statements=[
@@ -96,6 +102,21 @@ class TaskRoles(Construct):
                 iam.PolicyStatement(
                     actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
                     resources=model_arns,
+                ),
+                # Provider batch jobs (``provider_batch``): Bedrock batch inference, run by Bedrock
+                # as the batch role below, which the workers pass to it and to nothing else.
+                iam.PolicyStatement(
+                    actions=["bedrock:CreateModelInvocationJob"],
+                    resources=[*model_arns, batch_jobs_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=["bedrock:GetModelInvocationJob", "bedrock:StopModelInvocationJob"],
+                    resources=[batch_jobs_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[batch_role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
                 ),
                 iam.PolicyStatement(
                     actions=["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
@@ -147,3 +168,52 @@ class TaskRoles(Construct):
             ("CKV_AWS_111", "cloudwatch:PutMetricData and xray:Put* have no resource-level "
              "permissions; the metric one is narrowed by a namespace condition."),
         )
+
+    def _bedrock_batch_role(
+        self, config: EnvConfig, bucket_arn: str, data_key: kms.IKey, batch_jobs_arn: str
+    ) -> iam.Role:
+        """The service role Bedrock assumes to run a job's batch inference: it reads the
+        inputs and writes the outputs of ``generated/batch-jobs/<job>/provider/`` in the
+        platform's bucket, for this account's invocation jobs only (confused deputy)."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self, "BedrockBatchRole",
+            role_name=bedrock_batch_role_name(config),
+            assumed_by=iam.ServicePrincipal(
+                "bedrock.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": batch_jobs_arn},
+                },
+            ),
+            description="Bedrock batch inference of TextNLP provider batch jobs",
+        )
+        provider = f"{bucket_arn}/{BATCH_JOBS_PREFIX}*/provider"
+        policy = iam.Policy(
+            self, "BedrockBatchPolicy",
+            statements=[
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{provider}/input/*"]),
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{provider}/output/*"]),
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{BATCH_JOBS_PREFIX}*"]}},
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[data_key.key_arn]
+                ),
+            ],
+        )
+        policy.attach_to_role(role)
+        return role
+
+
+def bedrock_batch_role_name(config: EnvConfig) -> str:
+    """The Bedrock batch role's name; the workers are given its ARN (``containers``)."""
+    return f"{config.name}-bedrock-batch"
+
+
+def bedrock_batch_role_arn(config: EnvConfig) -> str:
+    """A plain string (the account is in the config), so the container environment holds no
+    token to resolve."""
+    return f"arn:aws:iam::{config.account}:role/{bedrock_batch_role_name(config)}"

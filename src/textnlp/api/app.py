@@ -21,6 +21,10 @@ from textnlp.adapters.buckets import MemoryBuckets
 from textnlp.api.errors import install_error_handlers
 from textnlp.api.health import HealthChecker
 from textnlp.api.middleware import OriginCheckMiddleware, RequestContextMiddleware
+from textnlp.api.openai import batches as openai_batches
+from textnlp.api.openai import files as openai_files
+from textnlp.api.openai.routes import install_openai
+from textnlp.api.openai.schemas import OPENAI_ERROR_RESPONSES
 from textnlp.api.routers import admin, auth, gateway, generate, jobs, models, stream, validate
 from textnlp.api.schemas import ERROR_RESPONSES
 from textnlp.api.serving import CompletionsServing
@@ -28,6 +32,7 @@ from textnlp.bootstrap import Platform
 from textnlp.config import Settings
 from textnlp.deployment import HEALTH_PATH
 from textnlp.observability.logging import configure_logging
+from textnlp.services.openai_batches import OpenAIBatchService
 
 API_PREFIX = "/api/v1"
 #: The order of the sections in /docs (routers are included in matching order, below).
@@ -68,6 +73,9 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
         gateway.router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    install_openai(app)  # the OpenAI-compatible /v1 surface
+    for router in (openai_files.router, openai_batches.router):  # its files and batches
+        app.include_router(router, responses=OPENAI_ERROR_RESPONSES)
     health = frozenset({HEALTH_PATH})
     origin_verify = settings.api.origin_verify.get_secret_value()
     if origin_verify:  # behind API Gateway (aws): answer nothing that walked around it
@@ -117,6 +125,7 @@ def prepare(app: FastAPI) -> None:
     state.spending = platform.spending
     state.validation = platform.validation
     state.jobs = platform.jobs
+    state.openai_batches = OpenAIBatchService(platform.jobs)
     # Authentication runs on the event loop only when nothing it touches waits on a network
     # (SQLite file, in-memory rate limiter); otherwise in the thread pool.
     state.inline_auth = platform.engine.dialect.name == "sqlite" and isinstance(

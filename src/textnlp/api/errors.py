@@ -11,6 +11,22 @@ the SQS and S3 adapters), so this module knows no driver. They answer 503 with
 ``Retry-After`` and a message that names the dependency only: the adapter's message (which
 names a host and port for operators) goes to the log, not to the client. Every 503 (a model
 backend's too) carries ``Retry-After``.
+
+Under ``/v1`` (the OpenAI-compatible surface, ``textnlp.api.openai``) the same errors answer
+in OpenAI's error object, ``{"error": {"message", "type", "param", "code"}}``, with OpenAI's
+statuses, so OpenAI clients raise their own exception classes (``openai_error_for``):
+
+- body validation and every ``InvalidInput`` -> 400 ``invalid_request_error`` (not 422), with
+  ``param`` naming the field; ``NotFound`` -> 404 (an unknown model: ``code:
+  model_not_found``, ``param: model``); ``ContextWindowExceeded`` -> 400 ``code:
+  context_length_exceeded``;
+- ``AuthError`` -> 401 ``code: invalid_api_key`` (403 ``permission_denied``);
+- a rate limit -> 429 ``type: requests``, ``code: rate_limit_exceeded`` with ``Retry-After``
+  and ``x-ratelimit-*`` headers; a spending cap -> 429 ``insufficient_quota``;
+- 5xx keep their status with ``type: server_error`` and the tree's type as ``code``.
+
+Errors of the ASGI middleware (413, 408, 503 when overloaded) answer before any route, in the
+native shape, whose ``error.message`` OpenAI clients read as well.
 """
 
 from __future__ import annotations
@@ -26,7 +42,18 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from textnlp.errors import QuotaExceeded, ServiceUnavailable, TextNLPError
+from textnlp.api.openai.ratelimit import refused_headers
+from textnlp.errors import (
+    AuthError,
+    ContextWindowExceeded,
+    InvalidInput,
+    ModelNotFound,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    ServiceUnavailable,
+    TextNLPError,
+)
 
 log = logging.getLogger("textnlp.api")
 
@@ -148,31 +175,120 @@ def sse_error(exc: BaseException) -> dict[str, str]:
     return {"event": "error", "data": json.dumps(body, default=str)}
 
 
+# OpenAI's error object (/v1) -------------------------------------------------------------------
+OPENAI_PATH_PREFIX = "/v1/"
+
+
+def is_openai_path(path: str) -> bool:
+    return path.startswith(OPENAI_PATH_PREFIX) or path == OPENAI_PATH_PREFIX.rstrip("/")
+
+
+def openai_json(
+    status: int,
+    message: str,
+    kind: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"message": message, "type": kind, "param": param, "code": code}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def openai_error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """``exc`` as OpenAI answers it: (status, the ``error`` object, headers)."""
+    status, public, headers = error_for(exc)
+    param = exc.details.get("parameter")
+    code: str | None = exc.type
+    kind = "invalid_request_error"
+    if isinstance(exc, ModelNotFound):
+        param, code = "model", "model_not_found"
+    elif isinstance(exc, ContextWindowExceeded):
+        param, code = "messages", "context_length_exceeded"
+    elif isinstance(exc, PermissionDenied):
+        code = "permission_denied"
+    elif isinstance(exc, AuthError):
+        code = "invalid_api_key"
+    elif isinstance(exc, QuotaExceeded) and exc.retry_after is None:  # a spending cap
+        kind = code = "insufficient_quota"
+    elif status == 429:
+        kind, code = "requests", "rate_limit_exceeded"
+        headers |= refused_headers(exc.details, getattr(exc, "retry_after", None) or 1.0)
+    elif status >= 500:
+        kind = "server_error"
+    if isinstance(exc, InvalidInput) and not isinstance(exc, NotFound):
+        status = 400  # OpenAI answers every invalid request 400; 422 is ours
+    body = {
+        "message": str(public["message"]),
+        "type": kind,
+        "param": str(param) if param is not None else None,
+        "code": code,
+    }
+    return status, body, headers
+
+
+def openai_validation(errors: list[dict[str, Any]]) -> JSONResponse:
+    """A body that does not parse or validate: 400, ``param`` naming the first field."""
+    first = errors[0] if errors else {"loc": [], "type": ""}
+    if first["type"] == "json_invalid":
+        return openai_json(
+            400, f"could not parse the JSON body: {first['msg']}", "invalid_request_error"
+        )
+    param = ".".join(part for part in first["loc"] if part != "body") or None
+    return openai_json(400, validation_message(errors), "invalid_request_error", param)
+
+
+def openai_sse_error(exc: BaseException) -> dict[str, str]:
+    """A failure in the middle of an OpenAI stream: ``data: {"error": {...}}``, which the
+    ``openai`` SDK raises as ``APIError``."""
+    if isinstance(exc, TextNLPError):
+        status, body, _ = openai_error_for(exc)
+        if status >= 500:
+            log.error("stream failed: %s", exc.message, extra={"error_type": exc.type})
+    else:
+        log.error("stream failed", exc_info=exc)
+        body = {"message": "internal error", "type": "server_error", "param": None, "code": None}
+    return {"data": json.dumps({"error": body}, ensure_ascii=False)}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TextNLPError)
-    async def _textnlp(_: Request, exc: TextNLPError) -> JSONResponse:
-        status, body, headers = error_for(exc)
+    async def _textnlp(request: Request, exc: TextNLPError) -> JSONResponse:
+        openai = is_openai_path(request.url.path)
+        status, body, headers = openai_error_for(exc) if openai else error_for(exc)
         if status >= 500:
             log.error("request failed: %s", exc.message, extra={"error_type": exc.type})
+        if openai:
+            return JSONResponse({"error": body}, status_code=status, headers=headers)
         return error_json(status, body, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = validation_errors(exc.errors())
+        if is_openai_path(request.url.path):
+            return openai_validation(errors)
         body = {"type": "validation_error", "message": validation_message(errors), "errors": errors}
         return error_json(422, body)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = _STATUS_TYPES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else kind.replace("_", " ")
-        return error_json(
-            exc.status_code, {"type": kind, "message": message}, dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if is_openai_path(request.url.path):
+            code = "unknown_url" if exc.status_code == 404 else kind
+            if exc.status_code == 404:
+                message = f"Invalid URL ({request.method} {request.url.path})"
+            return openai_json(
+                exc.status_code, message, "invalid_request_error", None, code, headers
+            )
+        return error_json(exc.status_code, {"type": kind, "message": message}, headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
+        if is_openai_path(request.url.path):
+            return openai_json(500, "internal error", "server_error")
         return error_json(500, {"type": "internal_error", "message": "internal error"})
 
 

@@ -9,6 +9,10 @@ actual cost when it returns; ``CappedBackend`` applies a cap to any backend. A r
 not fit only because of others in flight waits for them to settle; one that cannot fit even then
 raises ``QuotaExceeded``. Caps nest: a job's backend can be wrapped in its job cap and in its
 owner's cap.
+
+Batch prices: a provider batch (OpenAI Batch API, Anthropic Message Batches, Bedrock batch
+inference) costs ``BATCH_DISCOUNT`` of the online price, as all three list it, unless a price
+names its own ``batch_input_per_1k`` / ``batch_output_per_1k``.
 """
 
 from __future__ import annotations
@@ -28,13 +32,32 @@ if TYPE_CHECKING:
     from textnlp.config import Settings
 
 
+#: A provider batch's price as a share of the online price (OpenAI, Anthropic and Bedrock all
+#: list batch inference at 50% of on-demand).
+BATCH_DISCOUNT = 0.5
+
+
 @dataclass(frozen=True)
 class Price:
     input_per_1k: float
     output_per_1k: float
+    #: The provider's batch prices; None: ``BATCH_DISCOUNT`` of the online ones.
+    batch_input_per_1k: float | None = None
+    batch_output_per_1k: float | None = None
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_per_1k + completion_tokens * self.output_per_1k) / 1000
+
+    def batch(self) -> Price:
+        """The price of the same tokens in a provider batch."""
+        return Price(
+            self.batch_input_per_1k
+            if self.batch_input_per_1k is not None
+            else self.input_per_1k * BATCH_DISCOUNT,
+            self.batch_output_per_1k
+            if self.batch_output_per_1k is not None
+            else self.output_per_1k * BATCH_DISCOUNT,
+        )
 
 
 class PriceTable:
@@ -46,7 +69,12 @@ class PriceTable:
         """The table of ``models.prices``."""
         return cls(
             {
-                key: Price(value.input_per_1k, value.output_per_1k)
+                key: Price(
+                    value.input_per_1k,
+                    value.output_per_1k,
+                    value.batch_input_per_1k,
+                    value.batch_output_per_1k,
+                )
                 for key, value in settings.models.prices.items()
             }
         )
@@ -70,6 +98,20 @@ class PriceTable:
 
     def priced(self, spec: ModelSpec, usage: Usage) -> Usage:
         return usage.model_copy(update={"cost_usd": self.cost(spec, usage)})
+
+    def batch_cost(self, spec: ModelSpec, usage: Usage) -> float | None:
+        price = self.price(spec)
+        if price is None:
+            return None
+        return round(price.batch().cost(usage.prompt_tokens, usage.completion_tokens), 8)
+
+    def batch_estimate(self, spec: ModelSpec, prompt_tokens: int, max_tokens: int) -> float:
+        """The most a request can cost in a provider batch (0 without a price)."""
+        price = self.price(spec)
+        return price.batch().cost(prompt_tokens, max_tokens) if price else 0.0
+
+    def batch_priced(self, spec: ModelSpec, usage: Usage) -> Usage:
+        return usage.model_copy(update={"cost_usd": self.batch_cost(spec, usage)})
 
 
 class SpendingCap:

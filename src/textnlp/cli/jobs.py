@@ -57,6 +57,12 @@ def submit(
     max_cost: float | None = typer.Option(
         None, "--max-cost", min=0.0, metavar="USD", help="Spending cap of the job in US dollars."
     ),
+    provider_batch: bool = typer.Option(
+        False,
+        "--provider-batch",
+        help="Send the requests through the provider's batch API (OpenAI, Anthropic, Bedrock) "
+        "at its batch price; the job takes as long as the provider's batch (up to 24 h).",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait until the job ends."),
     api: str | None = ApiOption,
     token: str | None = TokenOption,
@@ -75,6 +81,7 @@ def submit(
             "webhook_url": webhook,
             "prompts": prompt or None,
             "max_cost_usd": max_cost,
+            "provider_batch": provider_batch or None,
         }
         if prompts_file is not None:
             if not prompts_file.is_file():

@@ -119,6 +119,10 @@ class JobSpec(TextBoundary):
     max_cost_usd: float | None = Field(default=None, ge=0)
     #: A recipe job's most candidates (default 4 per record asked): see ``recipes.run``.
     max_candidates: int | None = Field(default=None, ge=1)
+    #: Send the requests through the provider's batch API (OpenAI Batch API, Anthropic Message
+    #: Batches, Bedrock batch inference) at its batch price instead of one call each; see
+    #: ``worker.provider_batch``. Template and prompt jobs on OpenAI, Anthropic or Bedrock models.
+    provider_batch: bool = False
 
     @model_validator(mode="before")
     @classmethod

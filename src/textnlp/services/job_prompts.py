@@ -1,20 +1,29 @@
 """Prompt lists and prompt files (JSONL/CSV) as a template the dataset pipeline can run.
 
 Record ``i`` of a prompt-list job is the model's answer to prompt ``i``; its variables are the
-prompt's extra fields, so labels in a prompt file travel into the dataset.
+prompt's extra fields, so labels in a prompt file travel into the dataset. A JSONL file of
+OpenAI batch requests (lines with ``custom_id``, ``url`` and ``body``) is a prompt file too:
+``services.batch_requests`` reads it, and record ``i`` answers request line ``i``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+from itertools import chain
 from typing import Any
 
 from pydantic import ValidationError
 
 from textnlp.errors import DatasetError, first_error
 from textnlp.generation.templates import PromptTemplate
+from textnlp.services.batch_requests import (
+    BatchRequestItem,
+    batch_requests,
+    batch_requests_template,
+    is_batch_request,
+    parse_line_json,
+)
 from textnlp.services.job_models import PromptItem
 
 PROMPT_LIST_ID = "prompt-list"
@@ -32,7 +41,11 @@ class PromptListTemplate(PromptTemplate):
         return {**item.variables, "prompt": item.prompt, "system": item.system or ""}
 
 
-def prompt_list_template(items: list[PromptItem]) -> PromptListTemplate:
+def prompt_list_template(items: list[PromptItem]) -> PromptTemplate:
+    """The template of a job's prompts (of a batch file's requests, when they are)."""
+    requests = [item for item in items if isinstance(item, BatchRequestItem)]
+    if requests and len(requests) == len(items):
+        return batch_requests_template(requests)
     return PromptListTemplate(
         id=PROMPT_LIST_ID,
         version="1",
@@ -48,8 +61,9 @@ def normalise(prompts: list[str | PromptItem]) -> list[PromptItem]:
 
 
 def parse_prompt_file(name: str, data: bytes) -> list[PromptItem]:
-    """Prompts of a JSONL file (strings or objects with ``prompt``) or a CSV with a ``prompt``
-    column; other fields become variables. Empty or malformed files raise ``DatasetError``."""
+    """Prompts of a JSONL file (strings or objects with ``prompt``, or OpenAI batch requests)
+    or a CSV with a ``prompt`` column; other fields become variables. Empty or malformed files
+    raise ``DatasetError``."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -81,18 +95,17 @@ def _item(name: str, where: str, raw: Any) -> PromptItem:
 
 
 def _jsonl(name: str, text: str) -> list[PromptItem]:
-    items = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"prompt file {name}, line {number}: {exc.msg}") from None
-        except RecursionError:
-            raise DatasetError(f"prompt file {name}, line {number}: nested too deeply") from None
-        items.append(_item(name, f"line {number}", raw))
-    return items
+    rows = (
+        (number, line, parse_line_json(name, number, line))
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip()
+    )
+    first = next(rows, None)
+    if first is None:
+        return []
+    if is_batch_request(first[2]):
+        return [*batch_requests(name, chain([first], rows))]
+    return [_item(name, f"line {number}", raw) for number, _, raw in chain([first], rows)]
 
 
 def _csv(name: str, text: str) -> list[PromptItem]:

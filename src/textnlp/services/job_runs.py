@@ -140,8 +140,45 @@ class JobRuns:
     def download_result(self, key: str, path: Path) -> None:
         self._storage.download(key, path)
 
+    def provider_files(self, job_id: str) -> ProviderFiles:
+        """The job's provider batch files (``generated/batch-jobs/<job>/provider/``)."""
+        return ProviderFiles(self._storage, job_id)
+
     def upload_report(self, job_id: str, report_json: str) -> str:
         """Store the job's validation report; returns its key."""
         key = Keys.validation_result(job_id)
         self._storage.put_bytes(key, report_json.encode(), content_type="application/json")
         return key
+
+
+class ProviderFiles:
+    """A job's files of provider batch inference, under ``generated/batch-jobs/<job>/provider/``
+    (``backends.batch.BatchFiles``): the inputs and outputs Bedrock reads and writes, and the
+    worker's manifest of the provider batches it submitted."""
+
+    def __init__(self, storage: BlobStorage, job_id: str) -> None:
+        self._storage = storage
+        self.prefix = f"{Keys.BATCH_JOBS}{job_id}/provider/"
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def put(self, name: str, data: bytes) -> str:
+        key = self.key(name)
+        content_type = "application/json" if name.endswith(".json") else "application/x-ndjson"
+        self._storage.put_bytes(key, data, content_type=content_type)
+        return key
+
+    def get(self, key: str) -> bytes:
+        return self._storage.get_bytes(key)
+
+    def find(self, name: str) -> bytes | None:
+        key = self.key(name)
+        return self._storage.get_bytes(key) if self._storage.exists(key) else None
+
+    def list(self, key_prefix: str) -> list[str]:
+        return self._storage.list(key_prefix)
+
+    def s3_uri(self, key: str) -> str | None:
+        bucket = getattr(self._storage, "bucket", None)  # S3Storage's; local storage has none
+        return f"s3://{bucket}/{key}" if bucket else None

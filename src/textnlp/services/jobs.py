@@ -32,6 +32,7 @@ from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.queue import QueuePair
 from textnlp.adapters.storage import BlobStorage, Keys
 from textnlp.backends.registry import ModelCatalogue
+from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.egress import EgressPolicy
@@ -39,6 +40,7 @@ from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParamete
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
+from textnlp.services.batch_requests import BatchRequestItem
 from textnlp.services.job_models import (
     JobMessage,
     JobProgress,
@@ -74,6 +76,19 @@ class ResultDownload:
 
 def request_hash(spec: JobSpec) -> str:
     return hashlib.sha256(spec.model_dump_json(exclude_unset=True).encode()).hexdigest()
+
+
+def check_provider_batch(model: ModelSpec, template: PromptTemplate | Recipe) -> None:
+    """A ``provider_batch`` job needs a template or prompts (a recipe's columns call models in
+    turn) and a model whose provider has a batch API."""
+    from textnlp.backends.batch import unsupported
+    from textnlp.backends.registry import backend_class
+
+    if isinstance(template, Recipe):
+        raise InvalidParameter("provider_batch applies to template and prompt jobs, not recipes")
+    reason = unsupported(backend_class(model.backend))
+    if reason is not None:
+        raise InvalidParameter(f"provider_batch: model {model.id}: {reason}")
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -158,8 +173,17 @@ class JobService:
         else:
             items = normalise(spec.prompts) if spec.prompts else self.read_prompt_file(spec, owner)
             template, total = prompt_list_template(items[:1]), len(items)
+            model = spec.model or self.settings.default_model
+            if isinstance(items[0], BatchRequestItem) and items[0].model != model:
+                # The runner sends every request to the job's model: it must be the file's.
+                raise InvalidParameter(
+                    f"the batch file's requests name model {items[0].model!r}, "
+                    f"the job {model!r}; submit it with model {items[0].model!r}"
+                )
         if total > limit:
             raise InvalidParameter(f"count {total} is above the maximum of {limit}")
+        if spec.provider_batch:
+            check_provider_batch(spec_model, template)
         request = DatasetRequest(
             template=template,
             count=total,

@@ -14,6 +14,9 @@ stored, so a resumed job continues with what it had left) and under its owner's 
 budget, which learns at every checkpoint what the owner's other work has spent meanwhile. A
 cap that would be passed stops the pipeline: the records in flight finish, the last chunk is
 stored, and the ``QuotaExceeded`` reaches the consumer, which fails the job.
+
+A ``provider_batch`` job gets its first answers from the provider's batch API before the
+pipeline runs (``worker.provider_batch``); the records are made and stored as above.
 """
 
 from __future__ import annotations
@@ -33,15 +36,25 @@ from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobSpec
 from textnlp.services.job_runs import JobRuns
 from textnlp.worker.checkpoint import Checkpointer, StopJob, unwrap
+from textnlp.worker.provider_batch import ProviderBatches
 
 log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    def __init__(self, runs: JobRuns, generation: GenerationService, *, chunk_size: int) -> None:
+    def __init__(
+        self,
+        runs: JobRuns,
+        generation: GenerationService,
+        *,
+        chunk_size: int,
+        provider_batches: ProviderBatches | None = None,
+    ) -> None:
         self.runs = runs
         self.generation = generation
         self.chunk_size = chunk_size
+        #: The provider batch step of ``provider_batch`` jobs (``worker.provider_batch``).
+        self.provider_batches = provider_batches or ProviderBatches(runs, generation.settings)
 
     async def run(self, job_id: str, checkpointer: Checkpointer) -> str:
         """Generate and store the job's result; returns its result key.
@@ -74,14 +87,21 @@ class JobRunner:
         budget = runs.budget(row)
         checkpointer.after_flush = budget.refresh
         pool = self.generation.pool
-        backend = budget.apply(await pool.get(spec.model or settings.default_model))
+        model = await pool.get(spec.model or settings.default_model)
+        cache = self.generation.cache
+        if spec.provider_batch:
+            # First answers from the provider's batch API; the rest online, without the cache.
+            batches = self.provider_batches
+            model = await batches.answers(job_id, request, model, budget, checkpointer)
+            cache = None
+        backend = budget.apply(model)
 
         async def backend_of(model_id: str) -> Backend:  # a recipe column's own model
             return budget.apply(await pool.get(model_id))
 
         pipeline = DatasetPipeline(
             backend,
-            self.generation.cache,
+            cache,
             spec_of=self.generation.catalogue.get,
             backend_of=backend_of,
         )

@@ -1,0 +1,43 @@
+"""``POST /v1/completions``: OpenAI's (legacy) text completions of raw prompts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from textnlp.api.openai.caller import OpenAICaller, ServingDep
+from textnlp.api.openai.chat import SSE_DOC
+from textnlp.api.openai.models import refuse_embedding_model
+from textnlp.api.openai.schemas import CompletionRequest, TextCompletion
+from textnlp.api.openai.streaming import stream_response
+from textnlp.api.openai.translate import (
+    ChunkWriter,
+    completion_requests,
+    refuse_unsupported,
+    text_completion,
+)
+from textnlp.errors import InvalidParameter
+
+router = APIRouter(tags=["openai"])
+
+
+@router.post("/completions", response_model=TextCompletion, responses=SSE_DOC)
+async def completions(
+    body: CompletionRequest, caller: OpenAICaller, serve: ServingDep
+) -> JSONResponse | EventSourceResponse:
+    """Complete one prompt or a list of them (``n`` choices each); no chat template."""
+    refuse_embedding_model(body.model)
+    refuse_unsupported(body)
+    model_id = serve.model_id(body.model)
+    requests = completion_requests(serve, body, model_id)
+    if body.stream:
+        if len(requests) > 1:
+            raise InvalidParameter("streaming supports one prompt only", parameter="prompt")
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        writer = ChunkWriter(model_id, chat=False, include_usage=include_usage)
+        return await stream_response(
+            serve, model_id, requests[0], caller.owner, writer, caller.headers
+        )
+    answer = await serve.complete(model_id, requests, owner=caller.owner)
+    return JSONResponse(text_completion(answer).model_dump(), headers=caller.headers)

@@ -1,0 +1,241 @@
+"""OpenAI's request and response bodies, as far as TextNLP serves them.
+
+**Unknown fields are ignored**, as OpenAI-compatible servers (vLLM, llama.cpp's) do: clients
+such as LangChain and LiteLLM send fields that only some servers know (``user``, ``store``,
+``metadata``, ``service_tier``, ``parallel_tool_calls``...), and refusing them would break a
+client that works unchanged elsewhere. Fields that are known but would change the answer in a
+way TextNLP cannot honour (tools, logprobs, logit_bias, penalties, echo, best_of, suffix,
+non-text content) are refused with 400 by ``translate.refuse_unsupported``: silently ignoring
+them would return something else than what was asked. Text must be valid Unicode
+(``TextBoundary``), as on the native routes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from textnlp.domain import MAX_TOKENS_LIMIT
+from textnlp.services.text_boundary import TextBoundary
+
+#: The most messages of one chat request (the native ``invoke`` route's bound).
+MAX_MESSAGES = 64
+#: The most prompts of one ``/v1/completions`` request.
+MAX_PROMPTS = 16
+#: The most texts of one ``/v1/embeddings`` request (OpenAI's own bound).
+MAX_EMBEDDING_INPUTS = 2048
+MODEL_ID = Field(max_length=200, description="A model id of `GET /v1/models`.")
+
+
+class _Request(TextBoundary):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# Requests -----------------------------------------------------------------------------------
+class StreamOptions(_Request):
+    include_usage: bool = False
+
+
+class TextPart(_Request):
+    """A part of a message's content; only ``text`` parts are served."""
+
+    type: str = Field(max_length=64)
+    text: str | None = None
+
+
+class ChatMessageIn(_Request):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[TextPart] | None = None
+    name: str | None = Field(None, max_length=256)
+    tool_calls: list[Any] | None = None
+    function_call: Any = None
+
+
+class JsonSchemaFormat(_Request):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    #: The JSON Schema of the answer (checked as users' schemas are: ``safe_schema``).
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class TextFormat(_Request):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(_Request):
+    type: Literal["json_object"]
+
+
+class JsonSchemaResponseFormat(_Request):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaFormat
+
+
+ResponseFormat = Annotated[
+    TextFormat | JsonObjectFormat | JsonSchemaResponseFormat, Field(discriminator="type")
+]
+
+
+class SamplingRequest(_Request):
+    """What chat and text completions share: OpenAI's sampling fields (omitted ones take the
+    model's catalogue defaults) and those refused when set."""
+
+    model: str = MODEL_ID
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    n: int | None = Field(None, ge=1, le=16)
+    stop: str | list[str] | None = None
+    #: Any 64-bit integer, as OpenAI takes; used modulo 2**32 (the engines' seed width).
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    # Known, refused when they ask for something (translate.refuse_unsupported).
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | int | None = None
+
+
+class ChatCompletionRequest(SamplingRequest):
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    response_format: ResponseFormat | None = None
+    top_logprobs: int | None = None
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    modalities: list[str] | None = None
+    audio: Any = None
+
+
+class CompletionRequest(SamplingRequest):
+    prompt: str | list[str] = Field(min_length=1)
+    echo: bool | None = None
+    best_of: int | None = None
+    suffix: str | None = None
+
+
+class EmbeddingRequest(_Request):
+    model: str = MODEL_ID
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+
+
+# Responses ----------------------------------------------------------------------------------
+class Usage(_Response):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatMessageOut(_Response):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    refusal: None = None
+
+
+class ChatChoice(_Response):
+    index: int
+    message: ChatMessageOut
+    logprobs: None = None
+    finish_reason: str | None
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class ChatCompletion(_Response):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=_now)
+    model: str
+    system_fingerprint: str | None = None
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class TextChoice(_Response):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: str | None
+
+
+class TextCompletion(_Response):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=_now)
+    model: str
+    system_fingerprint: str | None = None
+    choices: list[TextChoice]
+    usage: Usage
+
+
+class ModelObject(_Response):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+    #: TextNLP's additions: the model's context and whether it can serve here now.
+    context_length: int | None = None
+    available: bool = True
+
+
+class ModelObjectList(_Response):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+class Embedding(_Response):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    #: Floats, or with ``encoding_format: base64`` the little-endian float32 bytes in base64.
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(_Response):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(_Response):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+class OpenAIErrorDetail(_Response):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorResponse(_Response):
+    error: OpenAIErrorDetail
+
+
+#: The error answers of the /v1 routes, documented in the OpenAPI schema.
+OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIErrorResponse, "description": description}
+    for status, description in {
+        400: "Invalid request: malformed JSON, wrong types, out-of-range or unsupported values.",
+        401: "Missing, invalid, expired or revoked credentials.",
+        404: "Unknown model.",
+        413: "Request body too large.",
+        429: "Rate limit exceeded (see Retry-After and x-ratelimit-*), or spending cap reached.",
+        500: "Internal error.",
+        502: "A model backend failed, or gave no valid JSON for `response_format`.",
+        503: "A model backend or component is unavailable.",
+    }.items()
+}

@@ -1,0 +1,184 @@
+"""``response_format``: JSON answers from backends that cannot constrain their decoding.
+
+No backend of the catalogue decodes under a grammar, so ``json_object`` and ``json_schema``
+are honoured as templates honour their JSON outputs: each choice's text must hold a JSON object
+(``extract_json_object``: models wrap it in prose or code fences) that satisfies the schema
+(``safe_schema``, which checks users' schemas: RE2 regexes, no fetched ``$ref``, bounded work);
+a choice that does not is asked again with another seed, up to ``generation.json_retries``
+more times (at temperature 0 a retry would repeat the answer, so there is none). The answer's
+content is the object alone, serialised as JSON. Every attempt is charged and counted in
+``usage``, as it was generated.
+
+Honoured for every model, streamed too (the stream then carries the checked object in one
+chunk: it cannot be checked before it is complete). Refused with OpenAI's error shape (400):
+
+- ``json_object`` when no message contains the word "JSON" (OpenAI's own rule: a model not
+  told to write JSON may write whitespace until ``max_tokens``);
+- a ``json_schema`` whose ``schema`` ``safe_schema`` refuses, or whose root is not an object;
+- when the last attempt of every failed choice was cut at ``max_tokens`` (``param:
+  max_tokens``: raise it).
+
+When the attempts end on answers that are complete but not valid, the answer is 502
+(``backend_error``): the model could not do it, the request was fine.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from textnlp.api.openai.schemas import (
+    ChatCompletionRequest,
+    JsonObjectFormat,
+    JsonSchemaResponseFormat,
+)
+from textnlp.api.schemas import CompletionChoice, CompletionResponse, CompletionUsage
+from textnlp.api.serving import CompletionsServing
+from textnlp.domain import ChatMessage, GenerationRequest
+from textnlp.errors import BackendError, InvalidParameter
+from textnlp.generation.templates import extract_json_object
+from textnlp.validation.safe_schema import SafeSchema, compiled, instance_problem
+
+
+@dataclass(frozen=True)
+class JsonFormat:
+    """What a JSON answer must satisfy: an object, and ``schema`` when given."""
+
+    schema: SafeSchema | None
+    source: dict[str, Any] | None
+
+    def instruction(self) -> str:
+        if self.source is None:
+            return "Answer with one JSON object only."
+        return "Answer with one JSON object only, valid against this JSON Schema:\n" + json.dumps(
+            self.source, ensure_ascii=False
+        )
+
+    def parse(self, text: str) -> str:
+        """The JSON text of the object in ``text``; ``ValueError`` saying why there is none."""
+        data = extract_json_object(text)
+        if self.schema is None:
+            problem = instance_problem(data)
+            if problem is not None:
+                raise ValueError(problem)
+        else:
+            error = self.schema.first_error(data)
+            if error is not None:
+                where = "/".join(str(p) for p in error.absolute_path) or "object"
+                raise ValueError(f"schema violation at {where}: {error.message}")
+        return json.dumps(data, ensure_ascii=False)
+
+
+def json_format(body: ChatCompletionRequest) -> JsonFormat | None:
+    """The JSON ``body`` asks for (None: text); 400 for a format that cannot be served."""
+    fmt = body.response_format
+    if isinstance(fmt, JsonObjectFormat):
+        if not any("json" in _text(m.content).lower() for m in body.messages):
+            raise InvalidParameter(
+                "'messages' must contain the word 'json' in some form, to use "
+                "'response_format' of type 'json_object'.",
+                parameter="messages",
+            )
+        return JsonFormat(None, None)
+    if isinstance(fmt, JsonSchemaResponseFormat):
+        source = fmt.json_schema.schema_ or {"type": "object"}
+        root = source.get("type")
+        if root is not None and root != "object":
+            raise InvalidParameter(
+                "response_format.json_schema.schema: the root must be an object",
+                parameter="response_format",
+            )
+        try:
+            schema = compiled(source)
+            schema.first_error({})  # a $ref to nowhere is refused now, not after generating
+        except InvalidParameter as exc:
+            raise InvalidParameter(exc.message, parameter="response_format") from None
+        return JsonFormat(schema, source)
+    return None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(part.text or "" for part in content)
+    return content or ""
+
+
+def instructed(messages: list[ChatMessage], fmt: JsonFormat) -> list[ChatMessage]:
+    """``messages`` with the format's instruction in the system message (added when none)."""
+    if fmt.source is None:  # json_object: the messages already ask for JSON
+        return messages
+    if messages and messages[0].role == "system":
+        first = messages[0]
+        content = f"{first.content}\n\n{fmt.instruction()}"
+        return [ChatMessage(role="system", content=content), *messages[1:]]
+    return [ChatMessage(role="system", content=fmt.instruction()), *messages]
+
+
+async def complete_json(
+    serve: CompletionsServing,
+    model_id: str,
+    requests: list[GenerationRequest],
+    fmt: JsonFormat,
+    owner: str,
+) -> CompletionResponse:
+    """Each choice's valid JSON (see the module's docstring), in one completions answer."""
+    retries = serve.service.settings.generation.json_retries
+    sampled = requests[0].params.temperature > 0
+    attempts = 1 + (retries if sampled else 0)
+    found: dict[int, CompletionChoice] = {}
+    last: dict[int, CompletionChoice] = {}
+    prompt_tokens = completion_tokens = 0
+    pending = list(range(len(requests)))
+    errors: dict[int, str] = {}
+    for attempt in range(attempts):
+        batch = [_reseeded(requests[i], attempt, i) for i in pending]
+        response = await serve.complete(model_id, batch, owner=owner)
+        prompt_tokens += response.usage.prompt_tokens
+        completion_tokens += response.usage.completion_tokens
+        still = []
+        for index, choice in zip(pending, response.choices, strict=True):
+            last[index] = choice
+            try:
+                text = fmt.parse(choice.text)
+            except ValueError as exc:
+                errors[index] = str(exc)
+                still.append(index)
+                continue
+            found[index] = CompletionChoice(index=index, text=text, finish_reason="stop")
+        pending = still
+        if not pending:
+            break
+    if pending:
+        _refuse(model_id, [last[i] for i in pending], errors[pending[0]], attempts)
+    return CompletionResponse(
+        id=response.id,
+        model=model_id,
+        choices=[found[i] for i in range(len(requests))],
+        usage=CompletionUsage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        ),
+    )
+
+
+def _reseeded(request: GenerationRequest, attempt: int, index: int) -> GenerationRequest:
+    if attempt == 0:
+        return request
+    seed = request.params.seed
+    # A fixed seed stays reproducible (the same retries follow); none gets a random one.
+    new = random.getrandbits(32) if seed is None else (seed + 7919 * attempt + index) % 2**32
+    return request.model_copy(update={"params": request.params.model_copy(update={"seed": new})})
+
+
+def _refuse(model_id: str, last: list[CompletionChoice], error: str, attempts: int) -> None:
+    if all(choice.finish_reason == "length" for choice in last):
+        raise InvalidParameter(
+            "the answer reached max_tokens before its JSON object ended; raise max_tokens",
+            parameter="max_tokens",
+        )
+    raise BackendError(
+        f"the model gave no valid JSON in {attempts} attempt(s): {error}", model=model_id
+    )

@@ -1,0 +1,306 @@
+"""OpenAI Batch API input files as a job's prompts (translation only: no storage, no HTTP).
+
+A batch input file is JSONL, one request per line, as OpenAI's Batch API takes it::
+
+    {"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions",
+     "body": {"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}],
+              "max_tokens": 20}}
+
+Line ``i`` (blank lines skipped) becomes ``BatchRequestItem`` ``i``: a ``PromptItem`` that also
+keeps the request's whole conversation (or raw completions prompt), its own sampling
+parameters and its ``custom_id``. ``BatchRequestsTemplate`` runs a list of them: record ``i``
+of the job is the answer to line ``i``, sent with that line's messages and parameters over the
+job's (the record's ``provenance.params`` are the job's; the line's own are in its request).
+A record's variables are ``custom_id``, ``prompt`` (the last user message) and ``system``, so
+the custom_id travels with the record into the job's result and the batch's output file.
+
+Refused, naming the line: JSON that does not parse, a line over ``MAX_REQUEST_BYTES``, an
+unknown endpoint or body field, ``n`` above 1, ``stream``, a non-text ``response_format``, a
+duplicate ``custom_id``, and a model or url other than the first line's (a batch runs one
+model on one endpoint). ``/v1/embeddings`` is not a batch endpoint here: a job's records are
+generated text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from textnlp.domain import GenerationParams, GenerationRequest
+from textnlp.domain.generation import MAX_TOKENS_LIMIT, ChatMessage
+from textnlp.errors import DatasetError, first_error
+from textnlp.generation.templates import PromptTemplate
+from textnlp.services.job_models import JobParams, PromptItem
+
+CHAT_COMPLETIONS = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+ENDPOINTS = (CHAT_COMPLETIONS, COMPLETIONS)
+#: The largest request line (its JSON, in bytes) of a batch file.
+MAX_REQUEST_BYTES = 1 << 20
+BATCH_TEMPLATE_ID = "openai-batch"
+_UNSUPPORTED = "not supported in a TextNLP batch"
+
+
+class RequestParams(JobParams):
+    """A request line's own sampling parameters (over the job's)."""
+
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+
+class BatchRequestItem(PromptItem):
+    """One request line: ``prompt`` is its last user message (or its completions prompt)."""
+
+    custom_id: str
+    url: str
+    model: str
+    #: The file's line number (1-based), for messages about it.
+    line: int
+    #: The conversation of a chat request; empty: ``prompt`` is raw text (completions).
+    messages: tuple[ChatMessage, ...] = ()
+    params: RequestParams = RequestParams()
+
+
+class _TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+    text: str
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[_TextPart]
+    name: str | None = None  # accepted, not used
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content)
+
+
+class _ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+
+
+class _Body(BaseModel):
+    """What both endpoints take; anything else is refused rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    n: Literal[1] | None = None
+    stream: Literal[False] | None = None
+    user: str | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return value
+
+    def params(self, max_tokens: int | None) -> RequestParams:
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        return RequestParams(
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=stop,
+            seed=self.seed,
+        )
+
+
+class _ChatBody(_Body):
+    messages: list[_Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    response_format: _ResponseFormat | None = None
+
+
+class _CompletionBody(_Body):
+    prompt: str | list[str]
+    echo: Literal[False] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) != 1:
+            raise ValueError(f"one prompt per request line (got a list of {len(value)})")
+        return value
+
+
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    custom_id: str = Field(min_length=1, max_length=512)
+    method: Literal["POST"]
+    url: str
+    body: dict[str, Any]
+
+
+def is_batch_request(raw: Any) -> bool:
+    """Whether a JSONL line is an OpenAI batch request (rather than a prompt)."""
+    return isinstance(raw, dict) and "custom_id" in raw and "prompt" not in raw
+
+
+def batch_requests(name: str, rows: Iterable[tuple[int, str, Any]]) -> list[BatchRequestItem]:
+    """The requests of a batch file's non-blank lines ``(line number, text, parsed JSON)``."""
+    items: list[BatchRequestItem] = []
+    first_line: dict[str, int] = {}
+    for number, text, raw in rows:
+        where = f"batch file {name}, line {number}"
+        if len(text.encode()) > MAX_REQUEST_BYTES:
+            raise DatasetError(f"{where}: the request is over {MAX_REQUEST_BYTES} bytes")
+        item = _request(where, number, raw)
+        if item.custom_id in first_line:
+            raise DatasetError(
+                f"{where}: duplicate custom_id {item.custom_id!r} "
+                f"(first on line {first_line[item.custom_id]})"
+            )
+        first_line[item.custom_id] = number
+        if items and (item.model, item.url) != (items[0].model, items[0].url):
+            what, mine, theirs = (
+                ("model", item.model, items[0].model)
+                if item.model != items[0].model
+                else ("url", item.url, items[0].url)
+            )
+            raise DatasetError(
+                f"{where}: {what} {mine!r} differs from {theirs!r} of line {items[0].line}; "
+                f"every request of a batch names the same {what}"
+            )
+        items.append(item)
+    return items
+
+
+def _request(where: str, number: int, raw: Any) -> BatchRequestItem:
+    if not isinstance(raw, dict):
+        raise DatasetError(f"{where}: expected an object with custom_id, method, url and body")
+    try:
+        line = _Line.model_validate(raw)
+    except ValidationError as exc:
+        raise DatasetError(f"{where}: {first_error(exc, extra='unknown field')}") from None
+    if line.url not in ENDPOINTS:
+        supported = ", ".join(ENDPOINTS)
+        raise DatasetError(f"{where}: url {line.url!r} is {_UNSUPPORTED} (supported: {supported})")
+    try:
+        if line.url == CHAT_COMPLETIONS:
+            return _chat_item(line, number, _ChatBody.model_validate(line.body))
+        return _completion_item(line, number, _CompletionBody.model_validate(line.body))
+    except ValidationError as exc:
+        raise DatasetError(f"{where}: body.{first_error(exc, extra=_UNSUPPORTED)}") from None
+    except ValueError as exc:
+        raise DatasetError(f"{where}: {exc}") from None
+
+
+def _chat_item(line: _Line, number: int, body: _ChatBody) -> BatchRequestItem:
+    messages = tuple(
+        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
+        for m in body.messages
+    )
+    users = [m.content for m in messages if m.role == "user"]
+    if not users or not users[-1].strip():
+        raise ValueError("body.messages: needs a user message with text")
+    system = next((m.content for m in messages if m.role == "system"), None)
+    return BatchRequestItem(
+        prompt=users[-1],
+        system=system or None,
+        custom_id=line.custom_id,
+        url=line.url,
+        model=body.model,
+        line=number,
+        messages=messages,
+        params=body.params(body.max_completion_tokens or body.max_tokens),
+    )
+
+
+def _completion_item(line: _Line, number: int, body: _CompletionBody) -> BatchRequestItem:
+    prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
+    if not prompt.strip():
+        raise ValueError("body.prompt: must not be empty")
+    return BatchRequestItem(
+        prompt=prompt,
+        custom_id=line.custom_id,
+        url=line.url,
+        model=body.model,
+        line=number,
+        params=body.params(body.max_tokens),
+    )
+
+
+class BatchRequestsTemplate(PromptTemplate):
+    """A template whose record ``i`` is request ``i``, with its messages and parameters."""
+
+    requests: list[BatchRequestItem] = []
+    _by_id: dict[str, BatchRequestItem] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._by_id = {item.custom_id: item for item in self.requests}
+
+    def sample_variables(
+        self, seed: int, index: int, overrides: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        item = self.requests[index]
+        return {"custom_id": item.custom_id, "prompt": item.prompt, "system": item.system or ""}
+
+    def request(
+        self, variables: dict[str, Any], params: Any, *, ignore_eos: bool = False
+    ) -> GenerationRequest:
+        """The line's own request: its messages (or raw prompt), its parameters over ``params``
+        (the job's, with the record's seed)."""
+        item = self._by_id[variables["custom_id"]]
+        merged = GenerationParams.model_validate(
+            {**GenerationParams.model_validate(params).model_dump(), **item.params.given()}
+        )
+        if item.messages:
+            return GenerationRequest(messages=item.messages, params=merged, ignore_eos=ignore_eos)
+        return GenerationRequest(prompt=item.prompt, params=merged, ignore_eos=ignore_eos)
+
+
+def batch_requests_template(items: list[BatchRequestItem]) -> BatchRequestsTemplate:
+    return BatchRequestsTemplate(
+        id=BATCH_TEMPLATE_ID,
+        version="1",
+        description="requests of an OpenAI batch file",
+        system="{{ system }}",
+        user="{{ prompt }}",
+        requests=items,
+    )
+
+
+def parse_batch_file(name: str, data: bytes) -> list[BatchRequestItem]:
+    """The requests of a batch input file (every non-blank line one); ``DatasetError`` naming
+    the first bad line, or saying the file is empty."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError(f"batch file {name} is not UTF-8 text") from None
+    rows = (
+        (number, line, parse_line_json(name, number, line, kind="batch"))
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip()
+    )
+    items = batch_requests(name, rows)
+    if not items:
+        raise DatasetError(f"batch file {name} has no requests")
+    return items
+
+
+def parse_line_json(name: str, number: int, text: str, *, kind: str = "prompt") -> Any:
+    """One JSONL line, or ``DatasetError`` naming it."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{kind} file {name}, line {number}: {exc.msg}") from None
+    except RecursionError:
+        raise DatasetError(f"{kind} file {name}, line {number}: nested too deeply") from None

@@ -1,0 +1,420 @@
+"""OpenAI's Files and Batch APIs over TextNLP jobs (the use cases; the routes are in
+``api.openai.files`` and ``api.openai.batches``).
+
+The mapping, so that a client written for OpenAI's Batch API runs unchanged:
+
+- **An input file** (purpose ``batch``) is the user's upload
+  ``prompts/user-uploads/<owner>/file-<hex>.jsonl``, checked line by line when it arrives
+  (``services.batch_requests``: a bad line is refused naming it), with its description
+  (``FileInfo``: name, size, time, endpoint, model) beside it as ``file-<hex>.json``. Its id is
+  ``file-<hex>``; the owner is part of the key, so another user's id names nothing (404).
+- **A batch** is a job: id ``batch_<job id>``, ``prompt_file`` the input file, the file's
+  model. Record ``i`` is the answer to request line ``i``, stored once by (job, index) through
+  the job store, so a redelivered or restarted job never answers a line twice. What a job does
+  not hold (endpoint, input file id, metadata) is kept in
+  ``generated/batch-jobs/<job>/openai/batch.json``.
+- **Status** follows the job: queued -> ``validating`` (the file was validated at upload and
+  at create; the job waits for a worker), running -> ``in_progress`` (``finalizing`` once every
+  record is stored), succeeded -> ``completed``, failed -> ``failed``, cancelled ->
+  ``cancelling`` while its worker may still store a last chunk (it heartbeated within the
+  queue's visibility timeout), then ``cancelled``. Batches do not expire: a job runs to its
+  end, so ``expires_at`` is not set.
+- **Output and error files** are written once the batch has ended, from the stored records in
+  line order, to ``generated/batch-jobs/<job>/openai/{output,errors}.jsonl`` (ids
+  ``file-batch-<job>-output`` and ``-errors``); an empty one is not reported. A failed batch's
+  unanswered lines are in its error file (``batch_failed``); a cancelled batch's are not.
+
+Files and batches are per user, admins included (as OpenAI's are per organisation).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from textnlp.adapters.db.jobs import JobRow
+from textnlp.adapters.storage import Keys
+from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
+from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
+from textnlp.services.batch_requests import (
+    CHAT_COMPLETIONS,
+    BatchRequestItem,
+    parse_batch_file,
+)
+from textnlp.services.job_models import JobSpec
+from textnlp.services.jobs import JobService, Owner, as_utc
+from textnlp.services.openai_objects import (
+    Batch,
+    BatchCreate,
+    BatchError,
+    BatchErrors,
+    BatchExtras,
+    BatchList,
+    BatchRequestCounts,
+    BatchStatus,
+    FileDeleted,
+    FileInfo,
+    FileList,
+    FileObject,
+    answer_line,
+    missing_line,
+)
+
+JSONL = "application/x-ndjson"
+_UPLOAD_ID = re.compile(r"^file-([0-9a-f]{32})$")
+_OUTPUT_ID = re.compile(r"^file-batch-([0-9a-f]{32})-(output|errors)$")
+_BATCH_ID = re.compile(r"^batch_([0-9a-f]{32})$")
+_INPUT_KEY = re.compile(
+    rf"^{re.escape(Keys.USER_UPLOADS)}(?P<owner>[^/]+)/file-(?P<hex>[0-9a-f]{{32}})\.jsonl$"
+)
+
+
+@dataclass(frozen=True)
+class FileContent:
+    key: str
+    size: int
+    filename: str
+
+
+def _unix(value: datetime | None) -> int | None:
+    value = as_utc(value)
+    return None if value is None else int(value.timestamp())
+
+
+class OpenAIBatchService:
+    def __init__(self, jobs: JobService) -> None:
+        self.jobs = jobs
+        self.storage = jobs.storage
+        self.settings = jobs.settings
+
+    # -- files -----------------------------------------------------------------------------
+    def upload(self, owner: Owner, filename: str, purpose: str, data: bytes) -> FileObject:
+        """Check a batch input file line by line and store it under the owner's uploads."""
+        if purpose != "batch":
+            raise InvalidInput(f"purpose {purpose!r} is not supported: TextNLP takes 'batch' files")
+        name = Path(filename or "upload.jsonl").name[:200] or "upload.jsonl"
+        items = parse_batch_file(name, data)
+        limit = self.settings.generation.max_count
+        if len(items) > limit:
+            line = items[limit].line
+            raise DatasetError(
+                f"batch file {name}, line {line}: a batch takes at most {limit} requests"
+            )
+        longest = max(items, key=lambda item: item.params.max_tokens or 0)
+        hex_id = uuid.uuid4().hex
+        info = FileInfo(
+            id=f"file-{hex_id}",
+            filename=name,
+            bytes=len(data),
+            created_at=int(datetime.now(UTC).timestamp()),
+            endpoint=items[0].url,
+            model=items[0].model,
+            requests=len(items),
+            max_tokens=longest.params.max_tokens,
+            max_tokens_line=longest.line if longest.params.max_tokens else None,
+        )
+        # Both marked for the deployment's upload trigger to leave alone: a batch submits them.
+        manual = {UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL}
+        self.storage.put_bytes(
+            self._upload_key(owner, hex_id), data, content_type=JSONL, metadata=manual
+        )
+        # The description last: a file exists once it is stored (an orphan upload is unseen).
+        self.storage.put_bytes(
+            self._info_key(owner, hex_id),
+            info.model_dump_json().encode(),
+            content_type="application/json",
+            metadata=manual,
+        )
+        return self._file_object(info)
+
+    def file(self, owner: Owner, file_id: str) -> FileObject:
+        if _OUTPUT_ID.match(file_id):
+            return self._output_object(owner, file_id)
+        return self._file_object(self._info(owner, file_id))
+
+    def files(
+        self,
+        owner: Owner,
+        *,
+        after: str | None = None,
+        limit: int = 10_000,
+        purpose: str | None = None,
+        newest_first: bool = True,
+    ) -> FileList:
+        """The owner's uploaded batch files (a batch's output files are listed with it)."""
+        infos: list[FileInfo] = []
+        if purpose in (None, "batch"):
+            for key in self.storage.list(Keys.upload(owner.id, "file-")):
+                match = re.search(r"/(file-[0-9a-f]{32})\.json$", key)
+                if match:
+                    infos.append(self._info(owner, match.group(1)))
+        infos.sort(key=lambda info: (info.created_at, info.id), reverse=newest_first)
+        objects = [self._file_object(info) for info in infos]
+        ids = [item.id for item in objects]
+        start = ids.index(after) + 1 if after in ids else 0
+        page = objects[start : start + limit]
+        return FileList(
+            data=page,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+            has_more=start + limit < len(objects),
+        )
+
+    def content(self, owner: Owner, file_id: str) -> FileContent:
+        """Where a file's bytes are (a batch's output is written when first asked for)."""
+        if match := _OUTPUT_ID.match(file_id):
+            row = self._batch_row(owner, f"batch_{match.group(1)}")
+            self._outputs(row)
+            key = self._output_key(row.id, match.group(2))
+            return FileContent(key, self.storage.size(key), self._output_name(row.id, file_id))
+        info = self._info(owner, file_id)
+        key = self._upload_key(owner, info.id.removeprefix("file-"))
+        return FileContent(key, self.storage.size(key), info.filename)
+
+    def chunks(self, content: FileContent) -> Iterator[bytes]:
+        return self.storage.open_read(content.key)
+
+    def delete_file(self, owner: Owner, file_id: str) -> FileDeleted:
+        """Delete an uploaded file (a batch's output stays with its batch)."""
+        if _OUTPUT_ID.match(file_id):
+            raise Conflict(f"file {file_id} is a batch's output; it is kept with the batch")
+        info = self._info(owner, file_id)
+        hex_id = info.id.removeprefix("file-")
+        self.storage.delete(self._info_key(owner, hex_id))
+        self.storage.delete(self._upload_key(owner, hex_id))
+        return FileDeleted(id=info.id, deleted=True)
+
+    # -- batches ---------------------------------------------------------------------------
+    def create(self, owner: Owner, request: BatchCreate) -> Batch:
+        """A job of the input file's requests, on the file's model."""
+        info = self._info(owner, request.input_file_id)
+        if info.endpoint != request.endpoint:
+            raise InvalidInput(
+                f"the requests of {info.id} are for {info.endpoint}, not {request.endpoint}"
+            )
+        spec = self.jobs.catalogue.get(info.model)  # an unknown model: 404
+        if info.max_tokens is not None and info.max_tokens >= spec.context_length:
+            raise InvalidParameter(
+                f"batch file {info.filename}, line {info.max_tokens_line}: max_tokens "
+                f"{info.max_tokens} does not fit the context of {spec.id} "
+                f"({spec.context_length} tokens)"
+            )
+        job = JobSpec(
+            prompt_file=self._upload_key(owner, info.id.removeprefix("file-")),
+            model=info.model,
+            format="jsonl",
+        )
+        view = self.jobs.submit(self._me(owner), job)
+        extras = BatchExtras(
+            endpoint=request.endpoint, input_file_id=info.id, metadata=request.metadata
+        )
+        self.storage.put_bytes(
+            self._extras_key(view.id),
+            extras.model_dump_json().encode(),
+            content_type="application/json",
+        )
+        return self.retrieve(owner, f"batch_{view.id}")
+
+    def retrieve(self, owner: Owner, batch_id: str) -> Batch:
+        return self._batch(self._batch_row(owner, batch_id))
+
+    def cancel(self, owner: Owner, batch_id: str) -> Batch:
+        row = self._batch_row(owner, batch_id)
+        self.jobs.cancel(self._me(owner), row.id)  # a finished batch: 409
+        return self.retrieve(owner, batch_id)
+
+    def list_batches(self, owner: Owner, *, after: str | None = None, limit: int = 20) -> BatchList:
+        """The owner's batches, newest first (among their latest 1,000 jobs)."""
+        rows = [r for r in self.jobs.store.list_for(owner.id, 1000) if self._input_file_id(r)]
+        ids = [f"batch_{r.id}" for r in rows]
+        start = ids.index(after) + 1 if after in ids else 0
+        chosen = rows[start : start + limit]
+        page = [self._batch(r) for r in chosen]
+        return BatchList(
+            data=page,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+            has_more=start + limit < len(rows),
+        )
+
+    # -- how a job looks as a batch --------------------------------------------------------
+    def _batch(self, row: JobRow) -> Batch:
+        status = self._status(row)
+        extras = self._extras(row)
+        finished = _unix(row.finished_at)
+        output_id = error_id = None
+        if status in {"completed", "failed", "cancelled"}:
+            output_id, error_id = self._outputs(row)
+        failed = row.failed_records + (row.total - row.done if row.state == "failed" else 0)
+        errors = None
+        if row.state == "failed":
+            errors = BatchErrors(data=[BatchError(code="batch_failed", message=row.error)])
+        return Batch(
+            id=f"batch_{row.id}",
+            endpoint=extras.endpoint,
+            model=row.spec.get("model"),
+            errors=errors,
+            input_file_id=extras.input_file_id,
+            completion_window=extras.completion_window,
+            status=status,
+            output_file_id=output_id,
+            error_file_id=error_id,
+            created_at=_unix(row.created_at) or 0,
+            in_progress_at=_unix(row.started_at),
+            finalizing_at=finished if status == "completed" else None,
+            completed_at=finished if status == "completed" else None,
+            failed_at=finished if status == "failed" else None,
+            cancelling_at=finished if status in {"cancelling", "cancelled"} else None,
+            cancelled_at=finished if status == "cancelled" else None,
+            request_counts=BatchRequestCounts(
+                total=row.total, completed=row.done - row.failed_records, failed=failed
+            ),
+            metadata=extras.metadata,
+        )
+
+    def _status(self, row: JobRow) -> BatchStatus:
+        if row.state == "queued":
+            return "validating"
+        if row.state == "running":
+            return "finalizing" if row.done >= row.total else "in_progress"
+        if row.state == "succeeded":
+            return "completed"
+        if row.state == "failed":
+            return "failed"
+        heartbeat = as_utc(row.heartbeat_at)
+        window = timedelta(seconds=self.settings.queue.visibility_timeout_s)
+        if row.worker and heartbeat is not None and datetime.now(UTC) - heartbeat < window:
+            return "cancelling"  # its worker may still store the chunk it was filling
+        return "cancelled"
+
+    def _outputs(self, row: JobRow) -> tuple[str | None, str | None]:
+        """The ids of the ended batch's output and error files (None: empty), written once."""
+        if self._status(row) not in {"completed", "failed", "cancelled"}:
+            raise Conflict(f"batch batch_{row.id} has not ended; its files come when it has")
+        output, errors = self._output_key(row.id, "output"), self._output_key(row.id, "errors")
+        if not self.storage.exists(output):
+            self._write_outputs(row, output, errors)
+        ids = []
+        for kind, key in (("output", output), ("errors", errors)):
+            ids.append(f"file-batch-{row.id}-{kind}" if self.storage.size(key) else None)
+        return ids[0], ids[1]
+
+    def _write_outputs(self, row: JobRow, output: str, errors: str) -> None:
+        """Both files from the stored records in line order (the same bytes each time, so a
+        second writer racing this one is harmless); the output last, as the mark of both."""
+        endpoint = self._extras(row).endpoint
+        workdir = Path(tempfile.mkdtemp(prefix=f"textnlp-batch-{row.id[:8]}-"))
+        try:
+            out_path, err_path = workdir / "output.jsonl", workdir / "errors.jsonl"
+            seen: set[int] = set()
+            with out_path.open("w") as out, err_path.open("w") as err:
+                for record in self.jobs.store.iter_records(row.id, ok_only=False):
+                    seen.add(record.index)
+                    line = answer_line(row.id, record, endpoint)
+                    (out if record.status == "ok" else err).write(line.model_dump_json() + "\n")
+                if row.state == "failed" and len(seen) < row.total:
+                    for index, item in enumerate(self._requests(row)):
+                        if index not in seen:
+                            err.write(missing_line(row, index, item).model_dump_json() + "\n")
+            self.storage.put_file(errors, err_path, content_type=JSONL)
+            self.storage.put_file(output, out_path, content_type=JSONL)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _requests(self, row: JobRow) -> list[BatchRequestItem]:
+        """The input file's requests (none when it was deleted meanwhile)."""
+        key = str(row.spec.get("prompt_file", ""))
+        try:
+            return parse_batch_file(key, self.storage.get_bytes(key))
+        except (NotFound, DatasetError):
+            return []
+
+    # -- lookups ---------------------------------------------------------------------------
+    @staticmethod
+    def _me(owner: Owner) -> Owner:
+        return Owner(id=owner.id)  # batches and files are per user, admins' too
+
+    def _upload_key(self, owner: Owner, hex_id: str) -> str:
+        return Keys.upload(owner.id, f"file-{hex_id}.jsonl")
+
+    def _info_key(self, owner: Owner, hex_id: str) -> str:
+        return Keys.upload(owner.id, f"file-{hex_id}.json")
+
+    @staticmethod
+    def _output_key(job_id: str, kind: str) -> str:
+        return f"{Keys.BATCH_JOBS}{job_id}/openai/{kind}.jsonl"
+
+    @staticmethod
+    def _extras_key(job_id: str) -> str:
+        return f"{Keys.BATCH_JOBS}{job_id}/openai/batch.json"
+
+    @staticmethod
+    def _output_name(job_id: str, file_id: str) -> str:
+        return f"batch_{job_id}_{file_id.rsplit('-', 1)[-1]}.jsonl"
+
+    def _info(self, owner: Owner, file_id: str) -> FileInfo:
+        match = _UPLOAD_ID.match(file_id)
+        key = self._info_key(owner, match.group(1)) if match else None
+        if key is None or not self.storage.exists(key):
+            raise NotFound(f"no file {file_id!r}")
+        try:
+            return FileInfo.model_validate_json(self.storage.get_bytes(key))
+        except (NotFound, ValidationError):
+            raise NotFound(f"no file {file_id!r}") from None
+
+    @staticmethod
+    def _input_file_id(row: JobRow) -> str | None:
+        """The id of the job's input file when the job is a batch of its owner's."""
+        match = _INPUT_KEY.match(str(row.spec.get("prompt_file") or ""))
+        if match is None or match.group("owner") != row.owner_id:
+            return None
+        return f"file-{match.group('hex')}"
+
+    def _batch_row(self, owner: Owner, batch_id: str) -> JobRow:
+        match = _BATCH_ID.match(batch_id)
+        row = self.jobs.store.get(match.group(1)) if match else None
+        if row is None or row.owner_id != owner.id or self._input_file_id(row) is None:
+            raise NotFound(f"no batch {batch_id!r}")  # someone else's batch does not exist
+        return row
+
+    def _extras(self, row: JobRow) -> BatchExtras:
+        """The batch's extras; rebuilt from its file when lost (a crash right after submit)."""
+        try:
+            return BatchExtras.model_validate_json(self.storage.get_bytes(self._extras_key(row.id)))
+        except NotFound:
+            file_id = self._input_file_id(row) or ""
+            try:
+                endpoint = self._info(Owner(row.owner_id), file_id).endpoint
+            except NotFound:
+                endpoint = CHAT_COMPLETIONS
+            return BatchExtras(endpoint=endpoint, input_file_id=file_id)
+
+    def _file_object(self, info: FileInfo) -> FileObject:
+        return FileObject(
+            id=info.id,
+            bytes=info.bytes,
+            created_at=info.created_at,
+            filename=info.filename,
+            purpose="batch",
+        )
+
+    def _output_object(self, owner: Owner, file_id: str) -> FileObject:
+        content = self.content(owner, file_id)
+        match = _OUTPUT_ID.match(file_id)
+        assert match is not None
+        row = self._batch_row(owner, f"batch_{match.group(1)}")
+        return FileObject(
+            id=file_id,
+            bytes=content.size,
+            created_at=_unix(row.finished_at) or 0,
+            filename=content.filename,
+            purpose="batch_output",
+        )

