@@ -254,6 +254,8 @@ ORDINARY = [
     "I'd be happy to help you track the parcel: please send your order number.",
     "As an assistant manager at a cafe, I need a grinder that survives 200 shots a day.",
     "I won't write a long review, but this kettle is the best I have owned.",
+    "As an AI researcher, I found the chapter on transformers excellent.",
+    "As a chatbot fan, I expected more from this speaker.",
 ]
 
 REJECTED = [
@@ -282,6 +284,22 @@ REJECTED = [
     ("Sure thing. Here's a short product description.", "meta-text"),
     ("As a helpful assistant, I will describe the product.", "meta-text"),
     ("[Insert product name here] is the best purchase I made.", "placeholder"),
+    # SmolLM2's own refusals, seen in the built-in recipes' runs
+    (
+        "I'm sorry for the misunderstanding, but as a text-based AI, I don't have the "
+        "capability to provide recipes.",
+        "refusal",
+    ),
+    (
+        "I'm sorry for any misinterpretation, but as a chatbot designed to help with "
+        "decision-making, my primary function is to assist users.",
+        "refusal",
+    ),
+    (
+        "I'm sorry for any inconvenience, but as a credit card company's AI assistant, I don't "
+        "have the ability to perform specific tasks.",
+        "refusal",
+    ),
 ]
 
 

@@ -242,11 +242,14 @@ class LlmJudge(_LlmColumn):
         low, high = min(criterion.scores), max(criterion.scores)
         meaning = "; ".join(f"{s} = {m}" for s, m in sorted(criterion.scores.items()))
         about = f" ({criterion.description})" if criterion.description else ""
-        # An example answer and a "Score:" prefill: measured with SmolLM2-135M, 12 of 12
-        # answers began with a score, against 7 of 12 asked for "the number, then a reason".
+        # Two example answers at opposite ends and a "Score:" prefill. Measured with
+        # SmolLM2-135M on 12 answers: 12 began with a score (7 without examples or prefill),
+        # and unlike a single example (whose score 4 came back in 51 of 84 answers) the
+        # examples' own scores were not copied.
+        examples = "\n".join(f"Score: {n}. Reason: {why}" for n, why in _examples(low, high))
         ask = (
             f"\n\nScore it on {name}{about} from {low} to {high} ({meaning}).\n"
-            f"Answer like this example:\nScore: {max(low, high - 1)}. Reason: one short sentence."
+            f"Answer like one of these examples:\n{examples}"
         )
         system = render(self.system, row) if self.system else None
         head = (ChatMessage(role="system", content=system),) if system else ()
@@ -268,12 +271,19 @@ class LlmJudge(_LlmColumn):
             raise ValueError(f"score {score} for {name!r} is outside {min(scores)}-{max(scores)}")
         reason = _OUT_OF.sub("", text[match.end() :]).lstrip(" .:-)").strip()
         reason = _REASON.sub("", reason)
+        if any(reason.startswith(why) for _, why in _examples(min(scores), max(scores))):
+            raise ValueError(f"the example answer for {name!r} copied, no judgement")
         return {"score": score, "reason": reason.split("\n")[0].strip()[:300]}
 
 
 _FIRST_NUMBER = re.compile(r"(?<![\d.])\d+(?![\d.]\d)")
 _OUT_OF = re.compile(r"^\s*(?:/|out of)\s*\d+", re.IGNORECASE)
 _REASON = re.compile(r"^reason\s*:\s*", re.IGNORECASE)
+
+
+def _examples(low: int, high: int) -> list[tuple[int, str]]:
+    """The judge's example answers: a low and a high score, reasons that judge nothing."""
+    return [(min(low + 1, high), "it falls short on this."), (high, "it does this very well.")]
 
 
 class Role(BaseModel):

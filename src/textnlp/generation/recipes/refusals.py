@@ -38,6 +38,11 @@ _REFUSAL_PATTERNS = [
     rf"\bI\s*{_CANT}\s+(?:\w+\s+)?{_REFUSED}",
     rf"\bas\s+an?\s+{_AI}(?:\s+(?:assistant|model|system))?\s*,",
     r"\bas\s+an?\s+(?:AI\s+)?(?:large\s+)?language\s+model\b",
+    # "as a text-based AI, I don't...", "as a chatbot designed to help ..., my primary function"
+    # (the AI is what speaks: "as an AI researcher, I..." is a person and stays out)
+    rf"\bas\s+an?\s+(?:[\w'’-]+\s+){{0,4}}?{_AI}(?:\s+(?:assistant|model|system|bot))?"
+    r"(?=\s*,|\s+(?:designed|trained|built|created|developed|made|programmed)\b)"
+    r"[^.!?\n]{0,60}?,\s*(?:I|my)\b",
     rf"\bI(?:{_APOS}m|\s+am)\s+(?:just\s+|only\s+|merely\s+|simply\s+)?an?\s+{_AI}"
     r"(?:\s+(?:assistant|model|system))?"
     r"(?=\s*(?:[,.;:!]|$|and\b|so\b|developed|created|trained|made|designed|built|by\b|that\b))",

@@ -62,8 +62,9 @@ class Acceptance:
         return self.accepted / self.candidates if self.candidates else 1.0
 
     def per_filter(self, filters: list[str]) -> dict[str, float]:
-        """Each filter's pass rate among the candidates it saw (a rejected record is seen by
-        the filters before the one that rejected it, at least)."""
+        """Each filter's pass rate over all candidates: 1 - its rejections / candidates. (A
+        record stops at its first rejection and filters run as soon as their columns are
+        ready, so which filters saw which candidate is not counted.)"""
         return {
             name: round(1 - self.rejected[name] / self.candidates, 4) if self.candidates else 1.0
             for name in filters
