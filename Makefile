@@ -50,7 +50,7 @@ serve: venv
 	$(BIN)/textnlp serve
 
 # Each benchmark prints JSON with its baseline measured in the same run; see bench/RESULTS.md.
-BENCHES := $(wildcard bench/engine.py bench/validation.py bench/backends.py bench/api.py bench/jobs.py bench/recipes.py)
+BENCHES := $(wildcard bench/engine.py bench/validation.py bench/backends.py bench/api.py bench/jobs.py bench/recipes.py bench/openai_compat.py)
 bench: venv
 	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
