@@ -29,7 +29,7 @@ BUILTIN = (
     "persona-qa",
     "preference-pairs",
     "self-instruct",
-    "support-dialogue",
+    "support-chat",
 )
 COUNT = 3
 SEED = "5"
@@ -83,14 +83,14 @@ def test_a_builtin_recipe_makes_exactly_the_records_asked_for(
 
 
 def test_the_dialogue_recipe_exports_chat_messages(tmp_path: Path, home: Path) -> None:
-    result = generate("support-dialogue", "tmp/ds/", cwd=tmp_path, home=home)
+    result = generate("support-chat", "tmp/ds/", cwd=tmp_path, home=home)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     rows = pq.read_table(tmp_path / "tmp/ds" / DATA_FILE).to_pylist()
     assert len(rows) == COUNT
     for row in rows:
         messages = row["messages"]
-        assert len(messages) == recipe("support-dialogue").columns["dialogue"].turns  # type: ignore[union-attr]
+        assert len(messages) == recipe("support-chat").columns["dialogue"].turns  # type: ignore[union-attr]
         assert [m["role"] for m in messages] == ["user", "assistant"] * (len(messages) // 2)
         assert all(m["content"].strip() for m in messages)
     assert (tmp_path / "tmp/ds/README.md").is_file()

@@ -81,7 +81,7 @@ def test_generates_real_records_with_the_embedded_model(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-t", "no-such-template", "-n", "2"], "unknown template 'no-such-template'"),
+        (["-t", "no-such-template", "-n", "2"], "unknown template or recipe 'no-such-template'"),
         (["-t", "product-review", "-n", "2", "-m", "gpt-99"], "unknown model 'gpt-99'"),
         (["-t", "product-review", "-n", "2", "--var", "colour=red"], "no variable 'colour'"),
         (["-t", "product-review", "-n", "2", "--var", "oops"], "expects NAME=VALUE"),

@@ -297,11 +297,16 @@ class TemplateLibrary:
                 else:
                     template = parse_template(raw, source=f"builtin:{entry.name}")
                     templates[template.id] = template
+        if clash := sorted(set(templates) & set(recipes)):  # a name must say one thing
+            raise TemplateError(f"built-in template and recipe share the id {clash[0]!r}")
         if user_dir is not None:
             if not user_dir.is_dir():
                 raise TemplateError(f"template directory {user_dir} does not exist")
             for path in sorted([*user_dir.glob("*.yaml"), *user_dir.glob("*.yml")]):
                 found = load_source_file(path)
+                # A user's file overrides a built-in of either kind with its id.
+                templates.pop(found.id, None)
+                recipes.pop(found.id, None)
                 if isinstance(found, PromptTemplate):
                     templates[found.id] = found
                 else:
@@ -346,7 +351,7 @@ class TemplateLibrary:
         path = Path(name)
         if paths and path.suffix in {".yaml", ".yml"} and path.exists():
             return load_source_file(path)
-        known = ", ".join(sorted([*self._templates, *self._recipes]))
+        known = ", ".join(sorted({*self._templates, *self._recipes}))
         raise TemplateNotFound(f"unknown template or recipe {name!r} (known: {known})")
 
 

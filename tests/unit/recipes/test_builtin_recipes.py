@@ -20,7 +20,7 @@ BUILTIN = (
     "persona-qa",
     "preference-pairs",
     "self-instruct",
-    "support-dialogue",
+    "support-chat",
 )
 #: The e2e tests run every recipe on two CPU cores: llm columns stay short.
 MAX_TOKENS = 120
@@ -67,7 +67,7 @@ def test_a_builtin_recipe_exports_chat_data(recipe_id: str) -> None:
 
 def test_the_preference_recipe_and_the_dialogue_export_what_trl_reads() -> None:
     assert builtin("preference-pairs").export.preference
-    dialogue = builtin("support-dialogue")
+    dialogue = builtin("support-chat")
     assert isinstance(dialogue.export.messages, str)
     assert isinstance(dialogue.columns[dialogue.export.messages], Dialogue)
 
