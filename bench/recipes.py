@@ -19,11 +19,11 @@ sides alike). Measured in one run, one side at a time, ``--threads`` (2) on both
 The baseline does what the recipe asks, call for call: the same rendered prompts (taken from
 the recipe's own column objects, so both sides read the same text), the same max_tokens,
 temperature, top-p and per-cell seeds (``cell_seed``; seed + attempt on a retry), and the same
-judge protocol: one request per criterion, the answer begun for the model ("Relevance score
-(1-5):", a prefill), the first number parsed by the judge's own parser, up to ``retries``
-more attempts when there is no score in the scale. ``create_chat_completion`` cannot prefill
-an answer, so the user renders the prompt with the GGUF's own chat template (llama-cpp-python's
-``Jinja2ChatFormatter``, what ``create_chat_completion`` uses inside) and calls
+judge protocol: one request per criterion, two example answers, the answer begun for the
+model ("Score:", a prefill), the first number parsed by the judge's own parser, up to
+``retries`` more attempts when there is no score in the scale. ``create_chat_completion``
+cannot prefill an answer, so the user renders the prompt with the GGUF's own chat template
+(llama-cpp-python's ``Jinja2ChatFormatter``, what ``create_chat_completion`` uses inside) and calls
 ``create_completion`` on it plus the prefill; the generator's call is a plain
 ``create_chat_completion``. Sampling as TextNLP's engine samples (top-k 40, top-p,
 temperature; ``min_p=0`` and ``repeat_penalty=1``, which llama-cpp-python would otherwise add).
@@ -48,9 +48,10 @@ spread among those pairs.
 
     python bench/recipes.py [--count 200] [--quick] [--threads 2] [--seed 0]
 
-About 10 minutes on a quiet 2-core machine at 200 records (the baseline about half of it);
-``--quick`` makes 20. llama.cpp's threads spin-wait: with other llama.cpp processes on the
-same cores every figure here collapses (the JSON gives the load average before and after).
+More than 20 minutes on a quiet 2-core machine at 200 records (a run stopped by a 20-minute
+timeout printed nothing); ``--quick`` makes 20. llama.cpp's threads spin-wait: with other
+llama.cpp processes on the same cores every figure here collapses (the JSON gives the load
+average before and after).
 """
 
 from __future__ import annotations
