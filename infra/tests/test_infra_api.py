@@ -21,6 +21,8 @@ EXPECTED_PATHS = {
     "/api/v1/admin/health GET", "/api/v1/admin/metrics GET", "/api/v1/admin/cache/clear POST",
     # Every other route of the app, and its documents.
     "/api/v1/{proxy+} ANY", "/docs GET", "/openapi.json GET",
+    # The OpenAI-compatible surface (/v1/models, /v1/chat/completions, files, batches...).
+    "/v1/{proxy+} ANY",
 }
 
 
