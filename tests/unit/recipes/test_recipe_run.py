@@ -403,6 +403,39 @@ async def test_records_run_together_up_to_the_concurrency(tmp_path: Path) -> Non
     assert backend.max_in_flight == 6
 
 
+class HeadOfLineBackend(RecipeBackend):
+    """The first request waits until ``others`` other requests have been answered."""
+
+    def __init__(self, others: int) -> None:
+        super().__init__()
+        self.others = others
+        self.answered = 0
+        self.first: str | None = None
+        self.released = asyncio.Event()
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        if self.first is None:
+            self.first = request.model_dump_json()
+        if request.model_dump_json() == self.first:
+            await self.released.wait()
+        answer = await super().complete(request)
+        self.answered += 1
+        if self.answered >= self.others:
+            self.released.set()
+        return answer
+
+
+async def test_a_slow_candidate_does_not_hold_the_others_back(tmp_path: Path) -> None:
+    # Candidate 0 answers only after 8 others have: finished candidates waiting to be committed
+    # behind it must not take the slots of the window (with 4 slots the run would stall).
+    backend = HeadOfLineBackend(others=8)
+    columns = {"a": {"type": "llm-text", "prompt": "A: {{ n }}"}, "n": {"type": "uuid"}}
+    out = tmp_path / "o.jsonl"
+    await asyncio.wait_for(run(load(columns), out, 12, backend, concurrency=4), timeout=60)
+    assert [r.index for r in read_dataset(out)] == list(range(12))
+    assert backend.calls["A"] == 12  # none surplus: the waiting ones counted as needed no more
+
+
 # provenance ----------------------------------------------------------------------------------
 async def test_provenance_per_cell(tmp_path: Path) -> None:
     recipe = load(

@@ -144,10 +144,7 @@ class RecipeRun:
         finished: dict[int, Record] = {}
         try:
             while self.acceptance.accepted < self.count:
-                while (
-                    len(running) + len(finished) < self._wanted()
-                    and self._next < self.max_candidates
-                ):
+                while len(running) < self._wanted(finished) and self._next < self.max_candidates:
                     task = asyncio.create_task(self.builder.build(self._next))
                     running[task] = self._next
                     self._next += 1
@@ -172,9 +169,16 @@ class RecipeRun:
                 candidates=a.candidates,
             )
 
-    def _wanted(self) -> int:
-        """Candidates to have in flight: the remaining count at the rate seen so far."""
-        remaining = self.count - self.acceptance.accepted
+    def _wanted(self, finished: dict[int, Record]) -> int:
+        """Candidates to have running: the records still needed at the rate seen so far.
+
+        A finished candidate waiting for an earlier one to commit holds no slot (a slow record,
+        a judge retrying, would otherwise stall the whole window behind it); if it passes, it
+        counts as needed no more."""
+        waiting = sum(1 for record in finished.values() if record.status == "ok")
+        remaining = self.count - self.acceptance.accepted - waiting
+        if remaining <= 0:
+            return 0
         rate = self.acceptance.rate if self.acceptance.candidates >= 4 else 1.0
         return min(self.concurrency, max(1, math.ceil(remaining / max(rate, 0.05))))
 
