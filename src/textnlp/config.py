@@ -200,6 +200,12 @@ class ApiSettings(_Section):
     port: int = Field(8000, ge=1, le=65535)
     #: Largest request body in bytes (413 above it).
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    #: Largest batch file uploaded to ``POST /v1/files`` (OpenAI's 200 MB): that route's body
+    #: bound instead of ``max_body_bytes``; the upload is spooled to disk, not held in memory.
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1024)
+    #: Seconds of an OpenAI batch's completion window (``24h``): a batch not ended by then
+    #: expires (``services.openai_batches``). Shorter only in tests.
+    batch_window_s: int = Field(24 * 3600, ge=1)
     #: Largest prompt (or rendered template) in characters (422 above it).
     max_prompt_chars: int = Field(32_000, ge=1)
     #: Upper bound of ``max_tokens`` and ``n`` on the API (the contract allows up to 4096 / 16).

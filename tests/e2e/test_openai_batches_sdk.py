@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,26 +58,29 @@ def server(_isolated_home: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
         log.close()
 
 
+def request(custom_id: str, content: str) -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": 8,
+            "temperature": 0,
+        },
+    }
+
+
 def test_a_batch_through_the_openai_sdk(server: tuple[str, str]) -> None:
     from openai import BadRequestError, NotFoundError, OpenAI
 
     base_url, api_key = server
     client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
-    requests = [
-        {
-            "custom_id": f"req-{i}",
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": {
-                "model": MODEL,
-                "messages": [{"role": "user", "content": f"Say the number {i}."}],
-                "max_tokens": 8,
-                "temperature": 0,
-            },
-        }
-        for i in range(3)
-    ]
-    data = "".join(json.dumps(r) + "\n" for r in requests).encode()
+    requests: list[dict[str, Any]] = [request(f"req-{i}", f"Say the number {i}.") for i in range(3)]
+    # A request longer than the model's context (2048 tokens): that line fails, not the batch.
+    too_long = request("req-long", "word " * 3000)
+    data = "".join(json.dumps(r) + "\n" for r in [*requests, too_long]).encode()
 
     uploaded = client.files.create(file=("requests.jsonl", data), purpose="batch")
     assert uploaded.purpose == "batch" and uploaded.bytes == len(data)
@@ -90,7 +94,8 @@ def test_a_batch_through_the_openai_sdk(server: tuple[str, str]) -> None:
         metadata={"purpose": "e2e"},
     )
     assert batch.status == "validating" and batch.request_counts is not None
-    assert batch.request_counts.total == 3 and batch.metadata == {"purpose": "e2e"}
+    assert batch.request_counts.total == 4 and batch.metadata == {"purpose": "e2e"}
+    assert batch.expires_at == batch.created_at + 24 * 3600
     assert batch.id in [b.id for b in client.batches.list(limit=10)]
 
     worked = textnlp("worker", "--once", "--wait", "0.5")
@@ -102,8 +107,9 @@ def test_a_batch_through_the_openai_sdk(server: tuple[str, str]) -> None:
         time.sleep(0.5)
         batch = client.batches.retrieve(batch.id)
     assert batch.status == "completed", batch.errors
-    assert batch.request_counts is not None and batch.request_counts.completed == 3
-    assert batch.output_file_id is not None and batch.error_file_id is None
+    assert batch.request_counts is not None
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (3, 1)
+    assert batch.output_file_id is not None and batch.error_file_id is not None
 
     lines = [json.loads(x) for x in client.files.content(batch.output_file_id).text.splitlines()]
     assert [x["custom_id"] for x in lines] == ["req-0", "req-1", "req-2"]
@@ -113,6 +119,10 @@ def test_a_batch_through_the_openai_sdk(server: tuple[str, str]) -> None:
         assert body["object"] == "chat.completion" and body["model"] == MODEL
         assert body["choices"][0]["message"]["content"].strip()
         assert 1 <= body["usage"]["completion_tokens"] <= 8
+    errors = [json.loads(x) for x in client.files.content(batch.error_file_id).text.splitlines()]
+    assert [x["custom_id"] for x in errors] == ["req-long"]
+    assert errors[0]["error"] is None and errors[0]["response"]["status_code"] == 400
+    assert errors[0]["response"]["body"]["error"]["code"] == "context_length_exceeded"
 
     bad = json.dumps({**requests[0], "custom_id": "req-0"})
     with pytest.raises(BadRequestError) as refused:

@@ -7,24 +7,34 @@ SDK) and Bedrock (``CreateModelInvocationJob``/``GetModelInvocationJob``/``Stop.
 ``.out`` file to the real bucket in moto's S3, and ``InvokeModel`` on ``bedrock-runtime``).
 Bodies follow the providers' API references. A test sets the scenario on ``WORLD``: which
 records error, which an expired batch never ran, which answers break the template's schema,
-and what happens at each poll.
+and what happens at each poll. ``drop_create`` plays the window a worker can die in: the
+provider makes the batch, but its answer never reaches the worker (the connection drops), so
+the worker knows no batch id; the batch is listed afterwards (OpenAI and Anthropic list batches,
+Bedrock lists invocation jobs by name). SageMaker's control plane is moto's own (its transform
+job records); ``sagemaker_control`` writes the transform's ``.out`` file when the job is
+created, and ``sagemaker_runtime`` answers the online ``InvokeEndpoint`` calls.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ConnectionClosedError
 
 from textnlp.backends.anthropic_api import AnthropicBackend
 from textnlp.backends.bedrock import BedrockBackend
 from textnlp.backends.cloud import CloudContext
 from textnlp.backends.openai_compat import OpenAICompatBackend
+from textnlp.backends.sagemaker import SageMakerBackend
 from textnlp.backends.spec import ModelSpec
 
 #: Token counts of every batch answer.
@@ -45,10 +55,13 @@ def batch_cost() -> float:
 
 
 def _index(custom: str) -> int:
-    return int(re.sub(r"\D", "", custom))
+    """The index at the end of a custom id (``record-3``, ``j<job>p0-3``, ``R0000000003``)."""
+    found = re.search(r"(\d+)$", custom)
+    assert found is not None, custom
+    return int(found.group(1))
 
 
-def _text(index: int, prompt: str, *, invalid: bool, where: str) -> str:
+def _text_of(index: int, prompt: str, *, invalid: bool, where: str) -> str:
     if "JSON" not in prompt:
         return f"{where} answer {index}"
     if invalid:
@@ -74,8 +87,21 @@ class World:
     online: list[str] = field(default_factory=list)
     #: Bedrock: the moto S3 client and bucket the fake service reads and writes.
     s3: Any = None
+    #: SageMaker: a plain client of moto's SageMaker (for a dropped create).
+    sagemaker: Any = None
+    #: The last CreateModelInvocationJob / CreateTransformJob request.
+    _job: dict[str, Any] = field(default_factory=dict)
+    _transform: dict[str, Any] = field(default_factory=dict)
+    #: The next create makes its batch but the worker never hears of it (then resets).
+    drop_create: bool = False
+    #: The batches (OpenAI, Anthropic) or jobs (Bedrock, SageMaker) the provider created.
+    created: list[str] = field(default_factory=list)
+    #: When the batch was created (epoch seconds) and the metadata it was given (OpenAI).
+    created_at: float = 0.0
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def reset(self) -> None:
+        self.__dict__.clear()  # the request records too (``_job``, ``_written``, ...)
         self.__init__()  # type: ignore[misc]
 
     def _poll(self) -> bool:
@@ -93,7 +119,8 @@ class World:
             prompt = " ".join(str(m["content"]) for m in body["messages"])
             self.online.append(prompt)
             return httpx2.Response(
-                200, json=self._chat(_text(0, prompt, invalid=False, where="online"), online=True)
+                200,
+                json=self._chat(_text_of(0, prompt, invalid=False, where="online"), online=True),
             )
         if path.endswith("/files") and request.method == "POST":
             lines = [json.loads(x) for x in re.findall(rb'\{"custom_id".*', request.content)]
@@ -111,7 +138,23 @@ class World:
                 },
             )
         if path.endswith("/batches") and request.method == "POST":
+            self.metadata = json.loads(request.content).get("metadata") or {}
+            self._create("batch_abc123")
             return httpx2.Response(200, json=self._openai_batch("validating"))
+        if path.endswith("/batches") and request.method == "GET":
+            # "List batch" (API reference): newest first, one page here.
+            data = [self._openai_batch("in_progress")] if self.created else []
+            first = data[0]["id"] if data else None
+            return httpx2.Response(
+                200,
+                json={
+                    "object": "list",
+                    "data": data,
+                    "first_id": first,
+                    "last_id": first,
+                    "has_more": False,
+                },
+            )
         if path.endswith("/cancel"):
             self.cancelled.append(path.split("/")[-2])
             return httpx2.Response(200, json=self._openai_batch("cancelling"))
@@ -125,6 +168,14 @@ class World:
         if path.endswith("/files/file-err/content"):
             return httpx2.Response(200, content=self._openai_errors().encode())
         raise AssertionError(f"unexpected OpenAI request {request.method} {path}")
+
+    def _create(self, batch_id: str) -> None:
+        """The provider made a batch; with ``drop_create`` its answer is lost on the way."""
+        self.created.append(batch_id)
+        self.created_at = time.time()
+        if self.drop_create:
+            self.drop_create = False
+            raise httpx2.ConnectError("connection reset by peer after the request was sent")
 
     def _chat(self, text: str, *, online: bool) -> dict[str, Any]:
         prompt, completion = (
@@ -173,7 +224,7 @@ class World:
             "status": status,
             "output_file_id": "file-out" if ended and status != "failed" else None,
             "error_file_id": "file-err" if ended and status != "failed" else None,
-            "created_at": 1711471533,
+            "created_at": int(self.created_at or 1711471533),
             "in_progress_at": 1711471538,
             "expires_at": 1711557933,
             "completed_at": 1711493163 if ended else None,
@@ -182,7 +233,7 @@ class World:
                 "completed": len(lines) - failed,
                 "failed": failed,
             },
-            "metadata": {"customer_id": "user_123456789"},
+            "metadata": self.metadata or {"customer_id": "user_123456789"},
         }
 
     def _openai_output(self) -> str:
@@ -192,7 +243,7 @@ class World:
             if index in self.unprocessed or index in self.errored:
                 continue
             prompt = " ".join(str(m["content"]) for m in line["body"]["messages"])
-            text = _text(index, prompt, invalid=index in self.invalid, where="batch")
+            text = _text_of(index, prompt, invalid=index in self.invalid, where="batch")
             out.append(
                 {
                     "id": f"batch_req_{index}",
@@ -259,7 +310,15 @@ class World:
             )
         if path == "/v1/messages/batches" and request.method == "POST":
             self.submitted.append(json.loads(request.content)["requests"])
+            self._create("msgbatch_013Zva2CMHLNnXjNJJKqJ2EF")
             return httpx2.Response(200, json=self._anthropic_batch("in_progress"))
+        if path == "/v1/messages/batches" and request.method == "GET":
+            # "List Message Batches": newest first, one page here.
+            data = [self._anthropic_batch("in_progress")] if self.created else []
+            first = data[0]["id"] if data else None
+            return httpx2.Response(
+                200, json={"data": data, "has_more": False, "first_id": first, "last_id": first}
+            )
         if path.endswith("/cancel"):
             self.cancelled.append(path.split("/")[-2])
             return httpx2.Response(200, json=self._anthropic_batch("canceling"))
@@ -308,7 +367,7 @@ class World:
                 "expired": 0,
             },
             "ended_at": "2024-09-25T18:37:24.100435Z" if status == "ended" else None,
-            "created_at": "2024-09-24T18:37:24.100435Z",
+            "created_at": datetime.fromtimestamp(self.created_at or 1727202000, UTC).isoformat(),
             "expires_at": "2024-09-25T18:37:24.100435Z",
             "archived_at": None,
             "cancel_initiated_at": None,
@@ -350,11 +409,39 @@ class World:
         arn = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/ab12cd34ef56"
         if request.method == "POST" and path == "/model-invocation-job":
             created = json.loads(body)
+            if self.created and created["clientRequestToken"] == self._job["clientRequestToken"]:
+                return _aws(200, {"jobArn": arn})  # a repeated token: the same job
+            if self.created and created["jobName"] == self._job["jobName"]:
+                return _aws_error(400, "ConflictException", "The job name is already in use")
             self._job = created
             self.submitted.append(
                 self._s3_lines(created["inputDataConfig"]["s3InputDataConfig"]["s3Uri"])
             )
+            self.created.append(arn)
+            self.created_at = time.time()
+            if self.drop_create:
+                self.drop_create = False
+                raise ConnectionClosedError(endpoint_url=request.url)
             return _aws(200, {"jobArn": arn})
+        if request.method == "GET" and path == "/model-invocation-jobs":
+            # ListModelInvocationJobs (nameContains): the summaries of the matching jobs.
+            query = parse_qs(urlsplit(request.url).query)
+            wanted = query.get("nameContains", [""])[0]
+            jobs = [self._job] if self.created and wanted in self._job["jobName"] else []
+            summaries = [
+                {
+                    "jobArn": arn,
+                    "jobName": job["jobName"],
+                    "modelId": job["modelId"],
+                    "roleArn": job["roleArn"],
+                    "status": "Submitted",
+                    "submitTime": "2024-09-24T18:37:24Z",
+                    "inputDataConfig": job["inputDataConfig"],
+                    "outputDataConfig": job["outputDataConfig"],
+                }
+                for job in jobs
+            ]
+            return _aws(200, {"invocationJobSummaries": summaries})
         if request.method == "POST" and path.endswith("/stop"):
             self.cancelled.append(arn)
             return _aws(200, {})
@@ -426,6 +513,59 @@ class World:
             Body=json.dumps(manifest).encode(),
         )
 
+    # -- SageMaker --------------------------------------------------------------------------
+    def sagemaker_control(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+        """Before moto's SageMaker: ``CreateTransformJob`` runs the "model" on the input in S3
+        and writes the ``.out`` file (moto keeps the job record and answers ``Completed``);
+        ``StopTransformJob``, which moto lacks, is answered here."""
+        target = _text(request.headers.get("X-Amz-Target", b""))
+        if target.endswith(".StopTransformJob"):
+            self.cancelled.append(json.loads(request.body)["TransformJobName"])
+            return _aws(200, {})
+        if not target.endswith(".CreateTransformJob"):
+            return None  # moto answers
+        body = request.body.read() if hasattr(request.body, "read") else request.body
+        created = json.loads(body)
+        self._transform = created
+        uri = created["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        lines = self._s3_lines(uri)
+        self.submitted.append(lines)
+        self.created.append(created["TransformJobName"])
+        self.created_at = time.time()
+        self._write_transform_output(uri, created["TransformOutput"]["S3OutputPath"], lines)
+        if self.drop_create:
+            self.drop_create = False
+            self.sagemaker.create_transform_job(**created)  # moto makes the job; no answer
+            raise ConnectionClosedError(endpoint_url=request.url)
+        return None
+
+    def _write_transform_output(self, in_uri: str, out_uri: str, lines: list[Any]) -> None:
+        """``<input file>.out``: each processed line's ``id`` joined with the container's
+        answer (``JoinSource: Input``, ``OutputFilter: $['id','SageMakerOutput']``)."""
+        bucket, prefix = out_uri[len("s3://") :].split("/", 1)
+        out = []
+        for line in lines:
+            index = _index(line["id"])
+            if index in self.unprocessed:
+                continue
+            if index in self.invalid:
+                out.append({"id": line["id"], "SageMakerOutput": "not a TGI answer"})
+                continue
+            text = _text_answer(index, line["body"]["inputs"], where="batch")
+            out.append({"id": line["id"], "SageMakerOutput": _tgi(text, online=False)})
+        self.s3.put_object(
+            Bucket=bucket,
+            Key=f"{prefix.rstrip('/')}/{in_uri.rsplit('/', 1)[-1]}.out",
+            Body="".join(json.dumps(x) + "\n" for x in out).encode(),
+        )
+
+    def sagemaker_runtime(self, request: Any, **kwargs: Any) -> AWSResponse:
+        body = request.body.read() if hasattr(request.body, "read") else request.body
+        prompt = json.loads(body)["inputs"]
+        self.online.append(prompt)
+        answer = _text_answer(len(self.online), prompt, where="online")
+        return _aws_list(200, [_tgi(answer, online=True)])
+
     def bedrock_runtime(self, request: Any, **kwargs: Any) -> AWSResponse:
         body = request.body.read() if hasattr(request.body, "read") else request.body
         sent = json.loads(body)
@@ -452,6 +592,43 @@ def _aws(status: int, body: dict[str, Any]) -> AWSResponse:
     )
 
 
+def _aws_list(status: int, body: list[Any]) -> AWSResponse:
+    headers = {"Content-Type": "application/json"}
+    return AWSResponse("https://sagemaker.test", status, headers, _Raw(json.dumps(body).encode()))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _text_answer(index: int, prompt: str, *, where: str) -> str:
+    return _text_of(index, prompt, invalid=False, where=where)
+
+
+def _tgi(text: str, *, online: bool) -> dict[str, Any]:
+    """A TGI ``/generate`` answer (``details`` on): its tokens as the other fakes count them."""
+    prompt, completion = (
+        (ONLINE_PROMPT_TOKENS, ONLINE_COMPLETION_TOKENS)
+        if online
+        else (BATCH_PROMPT_TOKENS, BATCH_COMPLETION_TOKENS)
+    )
+    return {
+        "generated_text": text,
+        "details": {
+            "finish_reason": "eos_token",
+            "generated_tokens": completion,
+            "seed": 42,
+            "prefill": [{"id": i, "text": "t", "logprob": None} for i in range(prompt)],
+        },
+    }
+
+
+def _aws_error(status: int, code: str, message: str) -> AWSResponse:
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": f"{code}:"}
+    data = json.dumps({"message": message}).encode()
+    return AWSResponse("https://bedrock.test", status, headers, _Raw(data))
+
+
 WORLD = World()
 
 
@@ -471,6 +648,14 @@ class AnthropicBatchFake(AnthropicBackend):
         super().__init__(spec, context=context, http_client=client)
 
 
+class SageMakerBatchFake(SageMakerBackend):
+    name = "sagemaker-batch-fake"
+
+    async def _open(self, context: CloudContext) -> None:
+        await super()._open(context)
+        self._client.meta.events.register("before-send", WORLD.sagemaker_runtime)
+
+
 class BedrockBatchFake(BedrockBackend):
     name = "bedrock-batch-fake"
 
@@ -480,13 +665,19 @@ class BedrockBatchFake(BedrockBackend):
 
 
 def register() -> None:
-    from textnlp.backends.options import AnthropicOptions, BedrockOptions, OpenAIOptions
+    from textnlp.backends.options import (
+        AnthropicOptions,
+        BedrockOptions,
+        OpenAIOptions,
+        SageMakerOptions,
+    )
     from textnlp.backends.registry import register_backend
 
     here = "tests.support.provider_batches"
     register_backend("openai-batch-fake", f"{here}:OpenAIBatchFake", OpenAIOptions)
     register_backend("anthropic-batch-fake", f"{here}:AnthropicBatchFake", AnthropicOptions)
     register_backend("bedrock-batch-fake", f"{here}:BedrockBatchFake", BedrockOptions)
+    register_backend("sagemaker-batch-fake", f"{here}:SageMakerBatchFake", SageMakerOptions)
 
 
 MODELS_YAML = """
@@ -507,4 +698,11 @@ models:
     context_length: 200000
     defaults: {max_tokens: 64}
     options: {api: invoke, region: us-east-1}
+  - id: llama-batch
+    backend: sagemaker-batch-fake
+    endpoint: textnlp-batch-endpoint
+    context_length: 2048
+    chat: false
+    defaults: {max_tokens: 64}
+    options: {target_variant: llama-7b, region: us-east-1}
 """

@@ -118,6 +118,30 @@ class TaskRoles(Construct):
                     resources=[batch_role_arn],
                     conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
                 ),
+                # A worker that died between creating a part's job and recording it looks the
+                # job up by its name (the action has no resource-level permissions).
+                iam.PolicyStatement(
+                    actions=["bedrock:ListModelInvocationJobs"], resources=["*"]
+                ),
+                # Provider batch jobs of SageMaker-hosted models: batch transform with the
+                # endpoint's own model (which SageMaker runs as that model's execution role, so
+                # no role is passed), jobs named textnlp-<job>-part-<n>.
+                iam.PolicyStatement(
+                    actions=["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob",
+                             "sagemaker:StopTransformJob", "sagemaker:AddTags"],
+                    resources=[f"arn:aws:sagemaker:{region}:{account}:transform-job/textnlp-*"],
+                ),
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                             "sagemaker:DescribeInferenceComponent"],
+                    resources=[
+                        *(f"arn:aws:sagemaker:{region}:{account}:endpoint/{name}"
+                          for name in config.model_serving.endpoint_names),
+                        *(f"arn:aws:sagemaker:{region}:{account}:endpoint-config/{name}"
+                          for name in _endpoint_config_names(config)),
+                        f"arn:aws:sagemaker:{region}:{account}:inference-component/*",
+                    ],
+                ),
                 iam.PolicyStatement(
                     actions=["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
                              "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
@@ -206,6 +230,12 @@ class TaskRoles(Construct):
         )
         policy.attach_to_role(role)
         return role
+
+
+def _endpoint_config_names(config: EnvConfig) -> tuple[str, ...]:
+    """The design endpoint's config, and those named after their endpoint (`model_serving`)."""
+    serving = config.model_serving
+    return (serving.endpoint_config_name, *serving.endpoint_names[1:])
 
 
 def bedrock_batch_role_name(config: EnvConfig) -> str:

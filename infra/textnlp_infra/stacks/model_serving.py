@@ -18,6 +18,9 @@ each fits):
   request (`TargetModel`), on shared instances in the isolated subnets like the first kind.
 
 Bedrock needs no infrastructure: its invoke permission sits on the application role.
+
+Provider batch jobs of these models run as SageMaker batch transform jobs of the variant's
+model: the execution role also reads and writes the jobs' provider files.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from constructs import Construct
 
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig, MultiModelEndpoint, ServerlessModel
+from textnlp_infra.constructs.task_roles import BATCH_JOBS_PREFIX
 from textnlp_infra.imports import imported_key
 from textnlp_infra.stacks.network import ISOLATED, NetworkStack
 from textnlp_infra.stacks.security import SecurityStack
@@ -176,6 +180,21 @@ class ModelServingStack(Stack):
         role.add_to_policy(iam.PolicyStatement(
             actions=["s3:GetObject"],
             resources=[f"arn:aws:s3:::{config.bucket_name}/models/*"],
+        ))
+        # Batch transform of provider batch jobs runs as this role: it reads the parts' input
+        # and writes their output under generated/batch-jobs/<job>/provider/.
+        provider = f"arn:aws:s3:::{config.bucket_name}/{BATCH_JOBS_PREFIX}*/provider"
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[f"{provider}/input/*"],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[f"{provider}/output/*"],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[f"arn:aws:s3:::{config.bucket_name}"],
+            conditions={"StringLike": {"s3:prefix": [f"{BATCH_JOBS_PREFIX}*"]}},
         ))
         role.add_to_policy(iam.PolicyStatement(
             actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"],

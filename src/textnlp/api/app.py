@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
         RequestContextMiddleware,
         metrics=platform.metrics,
         max_body_bytes=settings.api.max_body_bytes,
+        body_limits={"/v1/files": settings.api.max_file_bytes},  # OpenAI's batch files
         tracer=platform.tracer,
         quiet_routes=health,
     )

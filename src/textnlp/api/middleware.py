@@ -1,20 +1,26 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs throughput and breaks streaming):
 request id, body-size bound, metrics, one JSON log line per request, and a tracing span.
+
+The body bound is ``max_body_bytes`` for every route but those ``body_limits`` names by path
+(``POST /v1/files`` takes batch files up to ``api.max_file_bytes``). Under ``/v1`` its 413
+answers in OpenAI's error object, so OpenAI clients read it like any other of that surface.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import HTTPException
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from textnlp.api.errors import error_bytes
+from textnlp.api.errors import error_bytes, is_openai_path
 from textnlp.deployment import ORIGIN_VERIFY_HEADER
 from textnlp.observability.logging import request_id_var
 from textnlp.observability.metrics import Metrics
@@ -33,8 +39,12 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"body over {limit} bytes")
 
 
-def _too_large_body(limit: int) -> bytes:
-    return error_bytes("payload_too_large", f"body over {limit} bytes", limit=limit)
+def _too_large_body(limit: int, path: str) -> bytes:
+    message = f"body over {limit} bytes"
+    if is_openai_path(path):
+        body = {"message": message, "type": "invalid_request_error", "param": None}
+        return json.dumps({"error": {**body, "code": "payload_too_large"}}).encode()
+    return error_bytes("payload_too_large", message, limit=limit)
 
 
 class RequestContextMiddleware:
@@ -44,12 +54,15 @@ class RequestContextMiddleware:
         *,
         metrics: Metrics,
         max_body_bytes: int,
+        body_limits: Mapping[str, int] | None = None,
         tracer: trace.Tracer | None = None,
         quiet_routes: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
+        #: Paths whose bodies have their own bound (larger or smaller than ``max_body``).
+        self.body_limits = dict(body_limits or {})
         self.tracer = tracer
         self.quiet_routes = quiet_routes
 
@@ -66,8 +79,9 @@ class RequestContextMiddleware:
         try:
             if scope["type"] == "http":
                 declared = _header(scope, b"content-length")
-                if declared and declared.isdigit() and int(declared) > self.max_body:
-                    await self._send_413(send, request_id)
+                limit = self._limit(scope)
+                if declared and declared.isdigit() and int(declared) > limit:
+                    await self._send_413(send, request_id, scope)
                     status["code"] = 413
                     return
             await self._call(scope, receive, send, request_id, status)
@@ -91,18 +105,22 @@ class RequestContextMiddleware:
                 )
             request_id_var.reset(token)
 
+    def _limit(self, scope: Scope) -> int:
+        return self.body_limits.get(str(scope.get("path", "")), self.max_body)
+
     async def _call(
         self, scope: Scope, receive: Receive, send: Send, request_id: str, status: dict[str, Any]
     ) -> None:
         received = 0
+        limit = self._limit(scope)
 
         async def bounded_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLarge(self.max_body)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -131,13 +149,13 @@ class RequestContextMiddleware:
             if status["sent"]:
                 raise
             status["code"] = 413
-            await self._send_413(send, request_id)
+            await self._send_413(send, request_id, scope)
 
-    async def _send_413(self, send: Send, request_id: str) -> None:
+    async def _send_413(self, send: Send, request_id: str, scope: Scope) -> None:
         await send_error(
             send,
             413,
-            _too_large_body(self.max_body),
+            _too_large_body(self._limit(scope), str(scope.get("path", ""))),
             [(b"x-request-id", request_id.encode()), (b"connection", b"close")],
         )
 

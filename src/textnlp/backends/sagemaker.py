@@ -70,7 +70,8 @@ class SageMakerBackend(AwsRuntimeBackend):
             raise ConfigError(f"model {self.spec.id}: a sagemaker entry needs 'endpoint:'")
         await super()._open(context)
 
-    def _body(self, request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
+    def request_body(self, request: GenerationRequest, *, stream: bool = False) -> dict[str, Any]:
+        """The container's request body (batch transform sends the same, one per line)."""
         if self.api == "tgi":
             return sagemaker_tgi.request_body(request, stream=stream)
         body = openai_body.chat_body(self.options.model or self.spec.id, request)
@@ -83,7 +84,7 @@ class SageMakerBackend(AwsRuntimeBackend):
         assert self.spec.endpoint is not None
         args: dict[str, Any] = {
             "EndpointName": self.spec.endpoint,
-            "Body": json.dumps(self._body(request, stream=stream)).encode("utf-8"),
+            "Body": json.dumps(self.request_body(request, stream=stream)).encode("utf-8"),
             "ContentType": "application/json",
         }
         if not stream:
@@ -106,13 +107,18 @@ class SageMakerBackend(AwsRuntimeBackend):
 
         payload = await call_in_thread(invoke, **self._where())
         try:
-            if self.api == "tgi":
-                return sagemaker_tgi.parse_response(payload)
-            return openai_body.parse_response(payload)
+            return self.parse_body(payload)
         except (ValueError, TypeError, AttributeError, IndexError) as exc:
             raise BackendUnavailable(
                 f"endpoint answered an unexpected body: {exc}", **self._where()
             ) from exc
+
+    def parse_body(self, payload: Any) -> Parsed:
+        """The container's answer to ``request_body`` (raises ValueError, TypeError, ... on an
+        unexpected body)."""
+        if self.api == "tgi":
+            return sagemaker_tgi.parse_response(payload)
+        return openai_body.parse_response(payload)
 
     async def _chunks(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         if not self.streams(self.spec):

@@ -60,8 +60,9 @@ def submit(
     provider_batch: bool = typer.Option(
         False,
         "--provider-batch",
-        help="Send the requests through the provider's batch API (OpenAI, Anthropic, Bedrock) "
-        "at its batch price; the job takes as long as the provider's batch (up to 24 h).",
+        help="Send the requests through the provider's batch API (OpenAI, Anthropic, Bedrock, "
+        "SageMaker batch transform) at its batch price; the job takes as long as the provider's "
+        "batch (up to 24 h).",
     ),
     wait: bool = typer.Option(False, "--wait", help="Wait until the job ends."),
     api: str | None = ApiOption,

@@ -408,9 +408,17 @@ class DatasetPipeline:
         attempt = 0
         for attempt in range(1, attempts + 1):  # noqa: B007 - attempt is reported below
             attempt_params = params.model_copy(update={"seed": (seed + attempt - 1) % 2**32})
-            completion = await self.backend.generate_one(
-                template.request(variables, attempt_params)
-            )
+            generation_request = template.request(variables, attempt_params)
+            try:
+                completion = await self.backend.generate_one(generation_request)
+            except Exception as exc:
+                failure = template.request_failure(exc)
+                if failure is None:
+                    raise
+                # The template keeps this error as the record's (one line of a batch).
+                completion = Completion(text="", finish_reason="error", model=self.backend.spec.id)
+                data, error = failure, str(failure.get("message") or exc or type(exc).__name__)
+                break
             if completion.usage.cost_usd is not None:
                 costs.append(completion.usage.cost_usd)
             try:

@@ -173,6 +173,12 @@ class PromptTemplate(BaseModel):
             update={"ignore_eos": ignore_eos}
         )
 
+    def request_failure(self, exc: Exception) -> dict[str, Any] | None:
+        """What the model's error on one record's request makes of that record: None (here)
+        lets the error fail the run; a mapping makes the record a failed one, with the mapping
+        as its ``data`` and its ``message`` as the record's error (an OpenAI batch's line)."""
+        return None
+
     def parse_output(self, text: str) -> dict[str, Any] | None:
         """The JSON object in ``text`` checked against the schema; None for text templates.
 

@@ -18,20 +18,29 @@ Refused, naming the line: JSON that does not parse, a line over ``MAX_REQUEST_BY
 unknown endpoint or body field, ``n`` above 1, ``stream``, a non-text ``response_format``, a
 duplicate ``custom_id``, and a model or url other than the first line's (a batch runs one
 model on one endpoint). ``/v1/embeddings`` is not a batch endpoint here: a job's records are
-generated text.
+generated text. A file is read as a stream of chunks (``read_batch_file``), so a 200 MB upload
+is checked without being held in memory; its lines are split at ``\\n`` alone
+(``jsonl_lines``), as the worker reads them.
+
+A request the model's backend refuses (``InvalidRequest``, ``ContextWindowExceeded``: the
+line's own fault) does not fail the job: ``BatchRequestsTemplate.request_failure`` makes its
+record a failed one holding OpenAI's error (``line_failure``), which the batch's error file
+shows as that line's 4xx answer. Other errors (an unreachable or rate-limited backend, a bug)
+fail the attempt, and the job is retried as any other.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.domain.generation import MAX_TOKENS_LIMIT, ChatMessage
-from textnlp.errors import DatasetError, first_error
+from textnlp.errors import BackendError, ContextWindowExceeded, DatasetError, first_error
 from textnlp.generation.templates import PromptTemplate
 from textnlp.services.job_models import JobParams, PromptItem
 
@@ -156,7 +165,14 @@ def is_batch_request(raw: Any) -> bool:
 
 def batch_requests(name: str, rows: Iterable[tuple[int, str, Any]]) -> list[BatchRequestItem]:
     """The requests of a batch file's non-blank lines ``(line number, text, parsed JSON)``."""
-    items: list[BatchRequestItem] = []
+    return list(iter_batch_requests(name, rows))
+
+
+def iter_batch_requests(
+    name: str, rows: Iterable[tuple[int, str, Any]]
+) -> Iterator[BatchRequestItem]:
+    """``batch_requests`` one at a time: only the custom_ids seen are kept."""
+    first: BatchRequestItem | None = None
     first_line: dict[str, int] = {}
     for number, text, raw in rows:
         where = f"batch file {name}, line {number}"
@@ -169,18 +185,18 @@ def batch_requests(name: str, rows: Iterable[tuple[int, str, Any]]) -> list[Batc
                 f"(first on line {first_line[item.custom_id]})"
             )
         first_line[item.custom_id] = number
-        if items and (item.model, item.url) != (items[0].model, items[0].url):
+        first = first or item
+        if (item.model, item.url) != (first.model, first.url):
             what, mine, theirs = (
-                ("model", item.model, items[0].model)
-                if item.model != items[0].model
-                else ("url", item.url, items[0].url)
+                ("model", item.model, first.model)
+                if item.model != first.model
+                else ("url", item.url, first.url)
             )
             raise DatasetError(
-                f"{where}: {what} {mine!r} differs from {theirs!r} of line {items[0].line}; "
+                f"{where}: {what} {mine!r} differs from {theirs!r} of line {first.line}; "
                 f"every request of a batch names the same {what}"
             )
-        items.append(item)
-    return items
+        yield item
 
 
 def _request(where: str, number: int, raw: Any) -> BatchRequestItem:
@@ -266,6 +282,28 @@ class BatchRequestsTemplate(PromptTemplate):
             return GenerationRequest(messages=item.messages, params=merged, ignore_eos=ignore_eos)
         return GenerationRequest(prompt=item.prompt, params=merged, ignore_eos=ignore_eos)
 
+    def request_failure(self, exc: Exception) -> dict[str, Any] | None:
+        """A line the backend refuses is that line's failure, not the batch's."""
+        return line_failure(exc)
+
+
+def line_failure(exc: Exception) -> dict[str, Any] | None:
+    """A backend's refusal of one request, as OpenAI answers it in a batch's error file:
+    ``status_code`` and the error object (``message``, ``type``, ``param``, ``code``). None
+    when the error is not the request's own (the attempt fails instead)."""
+    if not isinstance(exc, BackendError) or not exc.user_error:
+        return None
+    param, code = None, exc.type
+    if isinstance(exc, ContextWindowExceeded):
+        param, code = "messages", "context_length_exceeded"
+    return {
+        "status_code": exc.http_status,
+        "message": exc.message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }
+
 
 def batch_requests_template(items: list[BatchRequestItem]) -> BatchRequestsTemplate:
     return BatchRequestsTemplate(
@@ -281,19 +319,60 @@ def batch_requests_template(items: list[BatchRequestItem]) -> BatchRequestsTempl
 def parse_batch_file(name: str, data: bytes) -> list[BatchRequestItem]:
     """The requests of a batch input file (every non-blank line one); ``DatasetError`` naming
     the first bad line, or saying the file is empty."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DatasetError(f"batch file {name} is not UTF-8 text") from None
+    return list(read_batch_file(name, [data]))
+
+
+def read_batch_file(name: str, chunks: Iterable[bytes]) -> Iterator[BatchRequestItem]:
+    """``parse_batch_file`` of a file given in chunks, one request at a time: memory holds a
+    line, not the file."""
     rows = (
         (number, line, parse_line_json(name, number, line, kind="batch"))
-        for number, line in enumerate(text.splitlines(), 1)
+        for number, line in enumerate(text_lines(name, chunks), 1)
         if line.strip()
     )
-    items = batch_requests(name, rows)
-    if not items:
+    empty = True
+    for item in iter_batch_requests(name, rows):
+        empty = False
+        yield item
+    if empty:
         raise DatasetError(f"batch file {name} has no requests")
-    return items
+
+
+def text_lines(name: str, chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of UTF-8 JSONL text given in chunks, as ``jsonl_lines`` splits the whole text
+    (a leading BOM dropped); a line over ``MAX_REQUEST_BYTES`` is refused as it grows."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    pending = ""
+    number = 0
+    for chunk in _then_none(chunks):
+        try:
+            pending += decoder.decode(chunk or b"", final=chunk is None)
+        except UnicodeDecodeError:
+            raise DatasetError(f"batch file {name} is not UTF-8 text") from None
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            number += 1
+            yield line.removesuffix("\r")
+        if len(pending) > MAX_REQUEST_BYTES:  # characters: at least as many bytes
+            where = f"batch file {name}, line {number + 1}"
+            raise DatasetError(f"{where}: the request is over {MAX_REQUEST_BYTES} bytes")
+    if pending:
+        yield pending.removesuffix("\r")
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of JSONL text: split at ``\\n`` only (a ``\\r`` before it dropped), as JSON Lines
+    are. Not ``str.splitlines``, which also splits at U+2028, U+0085 and others that a JSON
+    string may hold unescaped."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
+    yield from chunks
+    yield None
 
 
 def parse_line_json(name: str, number: int, text: str, *, kind: str = "prompt") -> Any:

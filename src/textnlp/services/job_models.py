@@ -121,7 +121,8 @@ class JobSpec(TextBoundary):
     max_candidates: int | None = Field(default=None, ge=1)
     #: Send the requests through the provider's batch API (OpenAI Batch API, Anthropic Message
     #: Batches, Bedrock batch inference) at its batch price instead of one call each; see
-    #: ``worker.provider_batch``. Template and prompt jobs on OpenAI, Anthropic or Bedrock models.
+    #: ``worker.provider_batch``. Template and prompt jobs on OpenAI, Anthropic, Bedrock or
+    #: SageMaker models.
     provider_batch: bool = False
 
     @model_validator(mode="before")

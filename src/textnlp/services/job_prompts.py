@@ -22,6 +22,7 @@ from textnlp.services.batch_requests import (
     batch_requests,
     batch_requests_template,
     is_batch_request,
+    jsonl_lines,
     parse_line_json,
 )
 from textnlp.services.job_models import PromptItem
@@ -97,7 +98,7 @@ def _item(name: str, where: str, raw: Any) -> PromptItem:
 def _jsonl(name: str, text: str) -> list[PromptItem]:
     rows = (
         (number, line, parse_line_json(name, number, line))
-        for number, line in enumerate(text.splitlines(), 1)
+        for number, line in enumerate(jsonl_lines(text), 1)
         if line.strip()
     )
     first = next(rows, None)

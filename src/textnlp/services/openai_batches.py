@@ -5,9 +5,13 @@ The mapping, so that a client written for OpenAI's Batch API runs unchanged:
 
 - **An input file** (purpose ``batch``) is the user's upload
   ``prompts/user-uploads/<owner>/file-<hex>.jsonl``, checked line by line when it arrives
-  (``services.batch_requests``: a bad line is refused naming it), with its description
-  (``FileInfo``: name, size, time, endpoint, model) beside it as ``file-<hex>.json``. Its id is
-  ``file-<hex>``; the owner is part of the key, so another user's id names nothing (404).
+  (``services.batch_requests``: a bad line is refused naming it, so a batch never starts on a
+  file with a line that does not parse, names another url or model, or breaks a bound), with
+  its description (``FileInfo``: name, size, time, endpoint, model) beside it as
+  ``file-<hex>.json``. Its id is ``file-<hex>``; the owner is part of the key, so another
+  user's id names nothing (404). The upload (up to ``api.max_file_bytes``, OpenAI's 200 MB)
+  arrives spooled to a temporary file; it is checked as a stream of chunks and streamed to
+  storage, never held in memory whole.
 - **A batch** is a job: id ``batch_<job id>``, ``prompt_file`` the input file, the file's
   model. Record ``i`` is the answer to request line ``i``, stored once by (job, index) through
   the job store, so a redelivered or restarted job never answers a line twice. What a job does
@@ -17,12 +21,31 @@ The mapping, so that a client written for OpenAI's Batch API runs unchanged:
   at create; the job waits for a worker), running -> ``in_progress`` (``finalizing`` once every
   record is stored), succeeded -> ``completed``, failed -> ``failed``, cancelled ->
   ``cancelling`` while its worker may still store a last chunk (it heartbeated within the
-  queue's visibility timeout), then ``cancelled``. Batches do not expire: a job runs to its
-  end, so ``expires_at`` is not set.
+  queue's visibility timeout), then ``cancelled``.
+- **One line's failure is not the batch's.** A request the model's backend refuses (its own
+  fault: ``InvalidRequest``, ``ContextWindowExceeded``) is stored as a failed record holding
+  OpenAI's error (``batch_requests.line_failure``); the batch goes on and ``completed``, with
+  that line in the error file and counted in ``request_counts.failed``. Errors that are not
+  the line's (backend unreachable, rate limited, a bug) fail the job's attempt, which is retried
+  as any job's; a job that fails its last attempt makes a ``failed`` batch.
+- **Expiry** (``completion_window`` ``24h``, ``api.batch_window_s`` seconds): ``expires_at`` is
+  set at creation and kept with the batch. It is enforced when the batch is read (retrieve,
+  list, cancel, its files), not by the workers: the first read after ``expires_at`` of a batch
+  whose job is still queued or running cancels that job, marked as expired, in the one
+  conditional update that also decides a race with its worker finishing it (whichever comes
+  first wins; a job its worker finished before any such read keeps its outcome, the work
+  being done). Enforcing it on read keeps the workers free of OpenAI's notions and needs no
+  sweeper process; the cost is that an expired job nobody looks at runs on, which only spends
+  the user's own compute. A running job stops at its next chunk; until its worker can no
+  longer store one, the batch is ``finalizing``, then ``expired``: the answers stored by then
+  are its output (and error) file, and every other line is in the error file with code
+  ``batch_expired``.
 - **Output and error files** are written once the batch has ended, from the stored records in
   line order, to ``generated/batch-jobs/<job>/openai/{output,errors}.jsonl`` (ids
-  ``file-batch-<job>-output`` and ``-errors``); an empty one is not reported. A failed batch's
-  unanswered lines are in its error file (``batch_failed``); a cancelled batch's are not.
+  ``file-batch-<job>-output`` and ``-errors``); an empty one is not reported. Every line is in
+  exactly one of them when the batch completed, failed or expired: a failed batch's unanswered
+  lines are in its error file (``batch_failed``), an expired one's too (``batch_expired``); a
+  cancelled batch's are in neither.
 
 Files and batches are per user, admins included (as OpenAI's are per organisation).
 """
@@ -32,11 +55,13 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
@@ -44,14 +69,11 @@ from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.storage import Keys
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
-from textnlp.services.batch_requests import (
-    CHAT_COMPLETIONS,
-    BatchRequestItem,
-    parse_batch_file,
-)
+from textnlp.services.batch_requests import CHAT_COMPLETIONS, BatchRequestItem, read_batch_file
 from textnlp.services.job_models import JobSpec
 from textnlp.services.jobs import JobService, Owner, as_utc
 from textnlp.services.openai_objects import (
+    EXPIRED_MESSAGE,
     Batch,
     BatchCreate,
     BatchError,
@@ -69,6 +91,12 @@ from textnlp.services.openai_objects import (
 )
 
 JSONL = "application/x-ndjson"
+#: Bytes read at a time from an upload (and from a stored input file).
+CHUNK_BYTES = 1 << 16
+#: The error of a job its batch's expiry cancelled (how an expired batch is told from a
+#: cancelled one: set in the same update that ends the job).
+EXPIRED_ERROR = "expired: the batch's completion window ended before it did"
+_ENDED: frozenset[BatchStatus] = frozenset({"completed", "failed", "expired", "cancelled"})
 _UPLOAD_ID = re.compile(r"^file-([0-9a-f]{32})$")
 _OUTPUT_ID = re.compile(r"^file-batch-([0-9a-f]{32})-(output|errors)$")
 _BATCH_ID = re.compile(r"^batch_([0-9a-f]{32})$")
@@ -96,35 +124,54 @@ class OpenAIBatchService:
         self.settings = jobs.settings
 
     # -- files -----------------------------------------------------------------------------
-    def upload(self, owner: Owner, filename: str, purpose: str, data: bytes) -> FileObject:
-        """Check a batch input file line by line and store it under the owner's uploads."""
+    def upload(self, owner: Owner, filename: str, purpose: str, stream: BinaryIO) -> FileObject:
+        """Check a batch input file line by line and store it under the owner's uploads.
+
+        ``stream`` is the upload, seekable (a spooled temporary file): it is read twice, in
+        chunks, to check it and to store it, so a large file is never in memory whole.
+        """
         if purpose != "batch":
             raise InvalidInput(f"purpose {purpose!r} is not supported: TextNLP takes 'batch' files")
         name = Path(filename or "upload.jsonl").name[:200] or "upload.jsonl"
-        items = parse_batch_file(name, data)
+        size = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal size
+            while chunk := stream.read(CHUNK_BYTES):
+                size += len(chunk)
+                yield chunk
+
         limit = self.settings.generation.max_count
-        if len(items) > limit:
-            line = items[limit].line
-            raise DatasetError(
-                f"batch file {name}, line {line}: a batch takes at most {limit} requests"
-            )
-        longest = max(items, key=lambda item: item.params.max_tokens or 0)
+        first: BatchRequestItem | None = None
+        longest: BatchRequestItem | None = None  # the first line of the largest max_tokens
+        count = most = 0
+        for item in read_batch_file(name, chunks()):
+            count += 1
+            if count > limit:
+                raise DatasetError(
+                    f"batch file {name}, line {item.line}: a batch takes at most {limit} requests"
+                )
+            first = first or item
+            if (item.params.max_tokens or 0) > most:
+                longest, most = item, item.params.max_tokens or 0
+        assert first is not None  # read_batch_file refuses a file without requests
         hex_id = uuid.uuid4().hex
         info = FileInfo(
             id=f"file-{hex_id}",
             filename=name,
-            bytes=len(data),
+            bytes=size,
             created_at=int(datetime.now(UTC).timestamp()),
-            endpoint=items[0].url,
-            model=items[0].model,
-            requests=len(items),
-            max_tokens=longest.params.max_tokens,
-            max_tokens_line=longest.line if longest.params.max_tokens else None,
+            endpoint=first.url,
+            model=first.model,
+            requests=count,
+            max_tokens=longest.params.max_tokens if longest else None,
+            max_tokens_line=longest.line if longest else None,
         )
         # Both marked for the deployment's upload trigger to leave alone: a batch submits them.
         manual = {UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL}
-        self.storage.put_bytes(
-            self._upload_key(owner, hex_id), data, content_type=JSONL, metadata=manual
+        stream.seek(0)
+        self.storage.put_stream(
+            self._upload_key(owner, hex_id), stream, content_type=JSONL, metadata=manual
         )
         # The description last: a file exists once it is stored (an orphan upload is unseen).
         self.storage.put_bytes(
@@ -214,7 +261,10 @@ class OpenAIBatchService:
         )
         view = self.jobs.submit(self._me(owner), job)
         extras = BatchExtras(
-            endpoint=request.endpoint, input_file_id=info.id, metadata=request.metadata
+            endpoint=request.endpoint,
+            input_file_id=info.id,
+            metadata=request.metadata,
+            expires_at=self._expiry(view.timings.created_at),
         )
         self.storage.put_bytes(
             self._extras_key(view.id),
@@ -228,6 +278,8 @@ class OpenAIBatchService:
 
     def cancel(self, owner: Owner, batch_id: str) -> Batch:
         row = self._batch_row(owner, batch_id)
+        if self._expired(row):
+            raise Conflict(f"batch {batch_id} has expired; it cannot be cancelled")
         self.jobs.cancel(self._me(owner), row.id)  # a finished batch: 409
         return self.retrieve(owner, batch_id)
 
@@ -237,7 +289,7 @@ class OpenAIBatchService:
         ids = [f"batch_{r.id}" for r in rows]
         start = ids.index(after) + 1 if after in ids else 0
         chosen = rows[start : start + limit]
-        page = [self._batch(r) for r in chosen]
+        page = [self._batch(self._expire(r)) for r in chosen]
         return BatchList(
             data=page,
             first_id=page[0].id if page else None,
@@ -251,9 +303,10 @@ class OpenAIBatchService:
         extras = self._extras(row)
         finished = _unix(row.finished_at)
         output_id = error_id = None
-        if status in {"completed", "failed", "cancelled"}:
+        if status in _ENDED:
             output_id, error_id = self._outputs(row)
-        failed = row.failed_records + (row.total - row.done if row.state == "failed" else 0)
+        unanswered = row.total - row.done if status in {"failed", "expired"} else 0
+        failed = row.failed_records + unanswered
         errors = None
         if row.state == "failed":
             errors = BatchErrors(data=[BatchError(code="batch_failed", message=row.error)])
@@ -269,9 +322,11 @@ class OpenAIBatchService:
             error_file_id=error_id,
             created_at=_unix(row.created_at) or 0,
             in_progress_at=_unix(row.started_at),
+            expires_at=extras.expires_at,
             finalizing_at=finished if status == "completed" else None,
             completed_at=finished if status == "completed" else None,
             failed_at=finished if status == "failed" else None,
+            expired_at=finished if status == "expired" else None,
             cancelling_at=finished if status in {"cancelling", "cancelled"} else None,
             cancelled_at=finished if status == "cancelled" else None,
             request_counts=BatchRequestCounts(
@@ -289,15 +344,37 @@ class OpenAIBatchService:
             return "completed"
         if row.state == "failed":
             return "failed"
+        expired = self._expired(row)
         heartbeat = as_utc(row.heartbeat_at)
         window = timedelta(seconds=self.settings.queue.visibility_timeout_s)
         if row.worker and heartbeat is not None and datetime.now(UTC) - heartbeat < window:
-            return "cancelling"  # its worker may still store the chunk it was filling
-        return "cancelled"
+            # Its worker may still store the chunk it was filling.
+            return "finalizing" if expired else "cancelling"
+        return "expired" if expired else "cancelled"
+
+    @staticmethod
+    def _expired(row: JobRow) -> bool:
+        return row.state == "cancelled" and row.error == EXPIRED_ERROR
+
+    def _expiry(self, created_at: datetime | None) -> int:
+        """When a batch created at ``created_at`` expires (unix seconds)."""
+        return (_unix(created_at) or int(time.time())) + self.settings.api.batch_window_s
+
+    def _expire(self, row: JobRow) -> JobRow:
+        """The row, its job cancelled as expired first when its window has ended (see the
+        module's docstring: expiry is enforced on read)."""
+        if row.state not in {"queued", "running"}:
+            return row
+        expires_at = self._extras(row).expires_at
+        if expires_at is None or time.time() < expires_at:
+            return row
+        # Conditional on the job being live: a worker finishing it meanwhile wins, or loses.
+        self.jobs.store.finish(row.id, "cancelled", error=EXPIRED_ERROR)
+        return self.jobs.store.get(row.id) or row
 
     def _outputs(self, row: JobRow) -> tuple[str | None, str | None]:
         """The ids of the ended batch's output and error files (None: empty), written once."""
-        if self._status(row) not in {"completed", "failed", "cancelled"}:
+        if self._status(row) not in _ENDED:
             raise Conflict(f"batch batch_{row.id} has not ended; its files come when it has")
         output, errors = self._output_key(row.id, "output"), self._output_key(row.id, "errors")
         if not self.storage.exists(output):
@@ -311,6 +388,11 @@ class OpenAIBatchService:
         """Both files from the stored records in line order (the same bytes each time, so a
         second writer racing this one is harmless); the output last, as the mark of both."""
         endpoint = self._extras(row).endpoint
+        unanswered: tuple[str, str] | None = None  # the code and message of lines not answered
+        if row.state == "failed":
+            unanswered = ("batch_failed", row.error or "the batch failed")
+        elif self._expired(row):
+            unanswered = ("batch_expired", EXPIRED_MESSAGE)
         workdir = Path(tempfile.mkdtemp(prefix=f"textnlp-batch-{row.id[:8]}-"))
         try:
             out_path, err_path = workdir / "output.jsonl", workdir / "errors.jsonl"
@@ -320,22 +402,23 @@ class OpenAIBatchService:
                     seen.add(record.index)
                     line = answer_line(row.id, record, endpoint)
                     (out if record.status == "ok" else err).write(line.model_dump_json() + "\n")
-                if row.state == "failed" and len(seen) < row.total:
+                if unanswered is not None and len(seen) < row.total:
                     for index, item in enumerate(self._requests(row)):
                         if index not in seen:
-                            err.write(missing_line(row, index, item).model_dump_json() + "\n")
+                            missing = missing_line(row.id, index, item, *unanswered)
+                            err.write(missing.model_dump_json() + "\n")
             self.storage.put_file(errors, err_path, content_type=JSONL)
             self.storage.put_file(output, out_path, content_type=JSONL)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _requests(self, row: JobRow) -> list[BatchRequestItem]:
-        """The input file's requests (none when it was deleted meanwhile)."""
+    def _requests(self, row: JobRow) -> Iterator[BatchRequestItem]:
+        """The input file's requests, read as a stream (none when it was deleted meanwhile)."""
         key = str(row.spec.get("prompt_file", ""))
         try:
-            return parse_batch_file(key, self.storage.get_bytes(key))
+            yield from read_batch_file(key, self.storage.open_read(key))
         except (NotFound, DatasetError):
-            return []
+            return
 
     # -- lookups ---------------------------------------------------------------------------
     @staticmethod
@@ -383,7 +466,7 @@ class OpenAIBatchService:
         row = self.jobs.store.get(match.group(1)) if match else None
         if row is None or row.owner_id != owner.id or self._input_file_id(row) is None:
             raise NotFound(f"no batch {batch_id!r}")  # someone else's batch does not exist
-        return row
+        return self._expire(row)
 
     def _extras(self, row: JobRow) -> BatchExtras:
         """The batch's extras; rebuilt from its file when lost (a crash right after submit)."""
@@ -395,7 +478,8 @@ class OpenAIBatchService:
                 endpoint = self._info(Owner(row.owner_id), file_id).endpoint
             except NotFound:
                 endpoint = CHAT_COMPLETIONS
-            return BatchExtras(endpoint=endpoint, input_file_id=file_id)
+            expires_at = self._expiry(row.created_at)
+            return BatchExtras(endpoint=endpoint, input_file_id=file_id, expires_at=expires_at)
 
     def _file_object(self, info: FileInfo) -> FileObject:
         return FileObject(

@@ -6,6 +6,13 @@ The fields are those of the ``openai`` SDK's types (``FileObject``, ``Batch``,
 ``{id, custom_id, response: {status_code, request_id, body}, error}`` whose body is a
 ``chat.completion`` or ``text_completion`` object built from the stored record; its ids are
 derived from (job, index), so the file is the same bytes however often it is written.
+
+An error file's lines are OpenAI's too: a request the backend refused is answered as the
+online API would have answered it, ``response: {status_code: 400, request_id, body: {error:
+{message, type, param, code}}}`` with ``error: null`` (OpenAI keeps the top-level ``error`` for
+failures that are not an HTTP answer); a request never answered has ``response: null`` and
+``error: {code, message}``, ``batch_expired`` (the completion window ended) or
+``batch_failed`` (the batch failed).
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from textnlp.adapters.db.jobs import JobRow
 from textnlp.domain import Record
 from textnlp.services.batch_requests import CHAT_COMPLETIONS, BatchRequestItem
 
@@ -163,6 +169,9 @@ class BatchExtras(BaseModel):
     input_file_id: str
     completion_window: str = "24h"
     metadata: dict[str, str] | None = None
+    #: When its completion window ends (unix seconds); None: a batch of before windows were
+    #: kept, which does not expire.
+    expires_at: int | None = None
 
 
 def _digest(*parts: object) -> str:
@@ -192,6 +201,19 @@ def answer_line(job_id: str, record: Record, endpoint: str) -> OutputLine:
     """Record ``i`` as line ``i`` of the output (or error) file, in OpenAI's shape."""
     custom_id = str(record.variables.get("custom_id", ""))
     key = _digest(job_id, record.index)
+    refusal = record.data or {}
+    if record.status != "ok" and "status_code" in refusal:  # ``batch_requests.line_failure``
+        error = {name: refusal.get(name) for name in ("message", "type", "param", "code")}
+        return OutputLine(
+            id=f"batch_req_{key}",
+            custom_id=custom_id,
+            response=_Response(
+                status_code=int(refusal["status_code"]),
+                request_id=f"req_{key}",
+                body={"error": error},
+            ),
+            error=None,
+        )
     if record.status != "ok":
         return OutputLine(
             id=f"batch_req_{key}",
@@ -224,10 +246,17 @@ def answer_line(job_id: str, record: Record, endpoint: str) -> OutputLine:
     )
 
 
-def missing_line(row: JobRow, index: int, item: BatchRequestItem) -> OutputLine:
+#: OpenAI's words for a request its batch's completion window left unanswered.
+EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
+
+
+def missing_line(
+    job_id: str, index: int, item: BatchRequestItem, code: str, message: str
+) -> OutputLine:
+    """Line ``index`` of a batch that ended (failed or expired) before answering it."""
     return OutputLine(
-        id=f"batch_req_{_digest(row.id, index)}",
+        id=f"batch_req_{_digest(job_id, index)}",
         custom_id=item.custom_id,
         response=None,
-        error=_LineError(code="batch_failed", message=row.error or "the batch failed"),
+        error=_LineError(code=code, message=message),
     )

@@ -9,7 +9,11 @@ Before the pipeline runs, ``ProviderBatches.answers``
 2. splits them within the provider's limits and submits each part as one provider batch,
    writing a manifest (``generated/batch-jobs/<job>/provider/manifest.json``) after each
    submit, so that a worker taking the job over re-attaches to the batches already running
-   instead of paying for them twice;
+   instead of paying for them twice. The manifest records that a part is being submitted
+   (``submitting``, with the time) before the submit too: a worker that died between the
+   provider's acceptance and the manifest leaves a part ``submitting`` without a batch id, and
+   the next worker asks the provider for the batch of that job and part
+   (``BatchProvider.find``: the submit tagged it) before it submits the part again;
 3. polls them with backoff (the job stays ``running``; each poll is a heartbeat, so a user's
    cancel is seen and cancels the provider batches, and a shutdown hands the job back with the
    batches still running for the next worker);
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -66,7 +71,10 @@ class BatchPart(BaseModel):
     part: int
     indices: list[int]
     batch_id: str | None = None
+    #: ``new``, ``submitting`` (a submit began at ``submit_started``; its batch id is not known
+    #: yet), ``submitted``, then the provider's own status; ``skipped`` when nothing was left.
     status: str = "new"
+    submit_started: float | None = None
     ended: bool = False
     failed: bool = False
     error: str | None = None
@@ -242,15 +250,30 @@ class ProviderBatches:
             if not lines:  # every record of the part was stored meanwhile
                 part.ended, part.status = True, "skipped"
                 continue
-            part.batch_id = await provider.submit(job_id, part.part, lines)
+            if part.status == "submitting" and part.submit_started is not None:
+                # A worker died during this part's submit: the provider may hold its batch.
+                part.batch_id = await provider.find(job_id, part.part, lines, part.submit_started)
+                if part.batch_id is not None:
+                    log.info(
+                        "job %s: re-attached to %s batch %s of part %d (submitted by a worker "
+                        "that stopped before recording it)",
+                        job_id,
+                        provider.name,
+                        part.batch_id,
+                        part.part,
+                    )
+            if part.batch_id is None:
+                part.status, part.submit_started = "submitting", time.time()
+                await self._save(files, manifest)
+                part.batch_id = await provider.submit(job_id, part.part, lines)
+                log.info(
+                    "job %s: %s batch %s (%d requests)",
+                    job_id,
+                    provider.name,
+                    part.batch_id,
+                    len(lines),
+                )
             part.status = "submitted"
-            log.info(
-                "job %s: %s batch %s (%d requests)",
-                job_id,
-                provider.name,
-                part.batch_id,
-                len(lines),
-            )
             await self._save(files, manifest)
 
     async def _wait(
@@ -322,7 +345,8 @@ class ProviderBatches:
             if part.batch_id is None or part.status == "skipped":
                 continue
             mine = {i: requests[i] for i in part.indices if i in requests}
-            for index, answer in (await provider.results(part.batch_id, mine)).items():
+            found = await provider.results(part.batch_id, mine, job_id=job_id, part=part.part)
+            for index, answer in found.items():
                 if isinstance(answer, BatchError):
                     errors += 1
                     log.info(

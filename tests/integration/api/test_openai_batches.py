@@ -1,37 +1,113 @@
 """OpenAI's Files and Batch APIs on a real app (TestClient, SQLite), with an in-process worker
 and the jobs tier's fake models: uploads checked line by line, batches as jobs, the output
-and error files in OpenAI's shape, and other users' ids answering 404."""
+and error files in OpenAI's shape, a line the backend refuses in the error file of a batch
+that completes, expired batches, the files route's own body bound, and other users' ids
+answering 404."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.api import Api, make_settings, start_api
+from tests.support.fake_backend import FakeBackend
 from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import run_worker
+from textnlp.backends.spec import ModelSpec
+from textnlp.bootstrap import Platform
+from textnlp.config import Settings
+from textnlp.domain import Completion, GenerationRequest
+from textnlp.errors import InvalidRequest
 from textnlp.services.batch_requests import MAX_REQUEST_BYTES
+from textnlp.worker import Worker, WorkerOptions
 
 FILES = "/v1/files"
 BATCHES = "/v1/batches"
 CHAT = "/v1/chat/completions"
+#: Batch files up to this size (the fixture's; every other body stays at the 1 MB default).
+MAX_FILE_BYTES = 3 * MAX_REQUEST_BYTES
+REFUSED = "the backend refuses this request"
+
+
+class PickyBackend(FakeBackend):
+    """Refuses (400) the requests that ask it to; stops its worker (as SIGTERM does) when a
+    request says so, after answering it."""
+
+    name = "picky"
+    #: The running worker's ``request_stop`` (``run_stoppable_worker``).
+    stop_worker: Callable[[], None] | None = None
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__(spec)
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        text = request.as_text()
+        if "refuse me" in text:
+            raise InvalidRequest(REFUSED, backend=self.name, model=self.spec.id)
+        if "stop the worker" in text and PickyBackend.stop_worker is not None:
+            PickyBackend.stop_worker()
+        return await super().complete(request)
+
+
+def run_stoppable_worker(settings: Settings) -> None:
+    """``run_worker``, whose worker a request can stop: it stores its chunk and hands the job
+    back, which stays running with the records stored so far."""
+
+    async def go() -> None:
+        async with Platform(settings) as platform:
+            worker = Worker(platform, WorkerOptions(once=True, wait_s=0.2))
+            PickyBackend.stop_worker = worker.request_stop
+            try:
+                await worker.run()
+            finally:
+                PickyBackend.stop_worker = None
+
+    asyncio.run(go())
+
+
+PICKY_MODELS = f"""{MODELS_YAML}
+  - id: picky
+    backend: picky
+    context_length: 4096
+"""
+
+
+def app_settings(home: Path, **overrides: Any) -> Settings:
+    from textnlp.backends.registry import register_backend
+
+    register()
+    register_backend("picky", f"{__name__}:PickyBackend")
+    models = home / "models.yaml"
+    models.write_text(PICKY_MODELS)
+    return make_settings(
+        home,
+        models_file=models,
+        generation={"response_cache": False, "max_count": 50, "concurrency": 1},
+        **overrides,
+    )
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    register()
     home = tmp_path_factory.mktemp("openai-batches")
-    models = home / "models.yaml"
-    models.write_text(MODELS_YAML)
-    settings = make_settings(
+    settings = app_settings(home, queue={"chunk_size": 2}, api={"max_file_bytes": MAX_FILE_BYTES})
+    yield from start_api(settings)
+
+
+@pytest.fixture(scope="module")
+def short_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """Batches of a one-second completion window; a worker's hold on a job lapses in 2 s."""
+    home = tmp_path_factory.mktemp("openai-batches-expiry")
+    settings = app_settings(
         home,
-        models_file=models,
-        generation={"response_cache": False, "max_count": 50},
-        queue={"chunk_size": 2},
-        api={"max_body_bytes": 4 * MAX_REQUEST_BYTES},
+        queue={"chunk_size": 2, "visibility_timeout_s": 2, "heartbeat_s": 0.5},
+        api={"batch_window_s": 1},
     )
     yield from start_api(settings)
 
@@ -110,6 +186,7 @@ def test_upload_create_run_and_download(api: Api) -> None:
     assert batch["input_file_id"] == file["id"] and batch["metadata"] == {"project": "x"}
     assert batch["request_counts"] == {"total": 3, "completed": 0, "failed": 0}
     assert batch["output_file_id"] is None and batch["completion_window"] == "24h"
+    assert batch["expires_at"] == batch["created_at"] + 24 * 3600
     assert "x-ratelimit-limit-requests" in created.headers
     listed = api.client.get(BATCHES, headers=alice).json()
     assert listed["object"] == "list" and batch["id"] in [b["id"] for b in listed["data"]]
@@ -119,6 +196,7 @@ def test_upload_create_run_and_download(api: Api) -> None:
     assert done["status"] == "completed", done
     assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
     assert done["completed_at"] and done["in_progress_at"] and done["error_file_id"] is None
+    assert done["expires_at"] == batch["expires_at"] and done["expired_at"] is None
     out = content_lines(api, "alice", done["output_file_id"])
     assert [x["custom_id"] for x in out] == ["a", "b", "c"]
     for x in out:
@@ -297,3 +375,168 @@ def test_list_pagination(api: Api) -> None:
     assert [b["id"] for b in first["data"]] == ids[::-1][:2] and first["has_more"]
     rest = api.client.get(BATCHES, params={"after": first["last_id"]}, headers=bob).json()
     assert ids[0] in [b["id"] for b in rest["data"]]
+
+
+def get_batch(api: Api, user: str, batch_id: str) -> dict[str, Any]:
+    answer = api.client.get(f"{BATCHES}/{batch_id}", headers=api.headers(user))
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def picky(custom_id: str, content: str | None = None) -> dict[str, Any]:
+    messages = [{"role": "user", "content": content or f"Say {custom_id}"}]
+    return line(custom_id, model="picky", messages=messages, max_tokens=5)
+
+
+def test_a_refused_line_fails_alone(api: Api) -> None:
+    data = jsonl(picky("a"), picky("b", "Please refuse me"), picky("c"), picky("d"))
+    batch = create(api, "alice", upload(api, "alice", data).json()["id"]).json()
+    run_worker(api.settings)
+    done = get_batch(api, "alice", batch["id"])
+    assert done["status"] == "completed", done
+    assert done["errors"] is None and done["completed_at"]
+    assert done["request_counts"] == {"total": 4, "completed": 3, "failed": 1}
+    out = content_lines(api, "alice", done["output_file_id"])
+    errors = content_lines(api, "alice", done["error_file_id"])
+    assert [x["custom_id"] for x in out] == ["a", "c", "d"]
+    assert all(x["response"]["status_code"] == 200 and x["error"] is None for x in out)
+    # The refused line as OpenAI writes it: the HTTP answer it got, no top-level error.
+    [refused] = errors
+    assert refused["custom_id"] == "b" and refused["error"] is None
+    assert refused["id"].startswith("batch_req_")
+    assert refused["response"]["status_code"] == 400
+    assert refused["response"]["request_id"].startswith("req_")
+    assert refused["response"]["body"] == {
+        "error": {
+            "message": REFUSED,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_request",
+        }
+    }
+    # Every line once, in one file or the other.
+    ids = sorted(x["custom_id"] for x in out + errors)
+    assert ids == ["a", "b", "c", "d"]
+    assert len({x["id"] for x in out + errors}) == 4
+    # The job succeeded too, its failed record counted.
+    job = api.client.get(f"/api/v1/generate/status/{batch['id'][6:]}", headers=api.headers("alice"))
+    assert job.json()["state"] == "succeeded"
+
+
+def test_a_batch_whose_every_line_is_refused_completes(api: Api) -> None:
+    data = jsonl(*(picky(f"r{i}", f"refuse me {i}") for i in range(3)))
+    batch = create(api, "alice", upload(api, "alice", data).json()["id"]).json()
+    run_worker(api.settings)
+    done = get_batch(api, "alice", batch["id"])
+    assert done["status"] == "completed", done
+    assert done["request_counts"] == {"total": 3, "completed": 0, "failed": 3}
+    assert done["output_file_id"] is None
+    errors = content_lines(api, "alice", done["error_file_id"])
+    assert [x["custom_id"] for x in errors] == ["r0", "r1", "r2"]
+    assert {x["response"]["body"]["error"]["message"] for x in errors} == {REFUSED}
+
+
+def wait_past(moment: int) -> None:
+    """Until the clock has passed ``moment`` (unix seconds): a window's end, not an assert."""
+    while time.time() < moment + 0.05:
+        time.sleep(0.05)
+
+
+def settled(api: Api, batch_id: str) -> dict[str, Any]:
+    """The batch once its (stopped) worker can no longer store a chunk."""
+    for _ in range(600):
+        batch = get_batch(api, "alice", batch_id)
+        if batch["status"] != "finalizing":
+            return batch
+        time.sleep(0.05)
+    raise AssertionError(f"batch {batch_id} is still finalizing")
+
+
+def test_a_batch_no_worker_took_expires(short_api: Api) -> None:
+    api = short_api
+    data = jsonl(picky("a"), picky("b"))
+    batch = create(api, "alice", upload(api, "alice", data).json()["id"]).json()
+    assert batch["expires_at"] == batch["created_at"] + 1
+    wait_past(batch["expires_at"])
+    expired = get_batch(api, "alice", batch["id"])
+    assert expired["status"] == "expired", expired
+    assert expired["expired_at"] >= expired["expires_at"]
+    assert expired["completed_at"] is None and expired["cancelled_at"] is None
+    assert expired["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
+    assert expired["output_file_id"] is None
+    errors = content_lines(api, "alice", expired["error_file_id"])
+    assert [x["custom_id"] for x in errors] == ["a", "b"]
+    for x in errors:
+        assert x["response"] is None and x["error"]["code"] == "batch_expired"
+        assert "completion window expired" in x["error"]["message"]
+    # Its job was stopped: a worker runs nothing of it, and it stays expired.
+    run_worker(api.settings)
+    again = get_batch(api, "alice", batch["id"])
+    assert again["status"] == "expired" and again["request_counts"]["completed"] == 0
+    cancel = api.client.post(f"{BATCHES}/{batch['id']}/cancel", headers=api.headers("alice"))
+    assert cancel.status_code == 409
+    listed = api.client.get(BATCHES, headers=api.headers("alice")).json()["data"]
+    assert {b["id"]: b["status"] for b in listed}[batch["id"]] == "expired"
+
+
+def test_an_expired_batch_keeps_the_answers_it_had(short_api: Api) -> None:
+    api = short_api
+    # The worker is stopped after line b: it stores a and b (a chunk) and hands the job back;
+    # the window ends before another worker takes it.
+    data = jsonl(picky("a"), picky("b", "Now stop the worker"), picky("c"), picky("d"))
+    batch = create(api, "alice", upload(api, "alice", data).json()["id"]).json()
+    run_stoppable_worker(api.settings)
+    assert get_batch(api, "alice", batch["id"])["request_counts"]["completed"] == 2
+    wait_past(batch["expires_at"])
+    expired = settled(api, batch["id"])
+    assert expired["status"] == "expired", expired
+    assert expired["request_counts"] == {"total": 4, "completed": 2, "failed": 2}
+    out = content_lines(api, "alice", expired["output_file_id"])
+    errors = content_lines(api, "alice", expired["error_file_id"])
+    assert [x["custom_id"] for x in out] == ["a", "b"]
+    assert all(x["response"]["status_code"] == 200 for x in out)
+    assert [x["custom_id"] for x in errors] == ["c", "d"]
+    assert all(x["error"]["code"] == "batch_expired" for x in errors)
+    run_worker(api.settings)  # the message comes back to a worker: the job stays stopped
+    assert get_batch(api, "alice", batch["id"])["request_counts"]["completed"] == 2
+
+
+def big_line(custom_id: str, size: int) -> dict[str, Any]:
+    return line(custom_id, messages=[{"role": "user", "content": "x" * size}], max_tokens=3)
+
+
+def test_files_take_more_than_other_bodies(api: Api) -> None:
+    alice = api.headers("alice")
+    near = MAX_REQUEST_BYTES - 1000
+    data = jsonl(big_line("a", near), big_line("b", near))
+    assert api.settings.api.max_body_bytes < len(data) < MAX_FILE_BYTES
+    uploaded = upload(api, "alice", data)
+    assert uploaded.status_code == 200, uploaded.text[:500]
+    file = uploaded.json()
+    assert file["bytes"] == len(data)
+    assert api.client.get(f"{FILES}/{file['id']}/content", headers=alice).content == data
+    batch = create(api, "alice", file["id"]).json()
+    run_worker(api.settings)
+    done = get_batch(api, "alice", batch["id"])
+    assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
+    # Any other route keeps the 1 MB bound.
+    body = {"model": "fake-fast", "messages": [{"role": "user", "content": "x" * len(data)}]}
+    chat = api.client.post(CHAT, json=body, headers=alice)
+    assert chat.status_code == 413
+    assert chat.json()["error"]["code"] == "payload_too_large"
+    native = api.client.post(
+        "/api/v1/generate/text", json={"prompt": "x" * len(data)}, headers=alice
+    )
+    assert native.status_code == 413 and native.json()["error"]["type"] == "payload_too_large"
+
+
+def test_a_file_over_the_bound_is_refused(api: Api) -> None:
+    near = MAX_REQUEST_BYTES - 1000
+    data = jsonl(*(big_line(str(i), near) for i in range(4)))
+    assert len(data) > MAX_FILE_BYTES
+    refused = upload(api, "alice", data)
+    assert refused.status_code == 413
+    error = refused.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["code"] == "payload_too_large"
+    assert str(MAX_FILE_BYTES) in error["message"] and "param" in error

@@ -2,8 +2,11 @@
 provider faked at its transport (``tests.support.provider_batches``): the happy path at the
 batch price, a partial failure and an expired batch (the missing records generated online,
 every index exactly once), an answer that breaks the template's schema (repaired online), a
-cancel that cancels the provider batch, a batch that failed as a whole, and Bedrock's
-``CreateModelInvocationJob`` with its files in the platform's bucket."""
+cancel that cancels the provider batch, a batch that failed as a whole, Bedrock's
+``CreateModelInvocationJob`` and SageMaker's ``CreateTransformJob`` (moto's job records) with
+their files in the platform's bucket, and, for each provider, a submit whose answer never
+reached the worker: the next attempt finds the batch the provider made instead of paying for a
+second one."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 
 from tests.support.platform import job_service
 from tests.support.provider_batches import (
@@ -38,6 +42,9 @@ from textnlp.worker.provider_batch import Polling, ProviderBatches
 
 ROLE = "arn:aws:iam::123456789012:role/textnlp-bedrock-batch"
 PROMPTS = [f"Say something about fruit number {i}." for i in range(10)]
+#: The SageMaker endpoint of ``llama-batch`` (``MODELS_YAML``) and its variant's model.
+ENDPOINT = "textnlp-batch-endpoint"
+SAGEMAKER_MODEL = "textnlp-llama-7b-model"
 
 
 @pytest.fixture
@@ -51,6 +58,8 @@ def settings(tmp_path: Path, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> I
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=aws_env)
     s3.create_bucket(Bucket=bucket)
     WORLD.s3 = s3
+    WORLD.sagemaker = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=aws_env)
+    ensure_endpoint(WORLD.sagemaker)
     prices = dict.fromkeys(("gpt-batch", "claude-batch", "claude-bedrock-batch"), PRICE)
     yield load_settings(
         home=tmp_path / "home",
@@ -64,14 +73,54 @@ def settings(tmp_path: Path, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> I
     WORLD.reset()
 
 
+def ensure_endpoint(client: Any) -> None:
+    """The SageMaker model, endpoint config and endpoint ``llama-batch`` is served by (moto
+    keeps them for the server's life)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.describe_endpoint(EndpointName=ENDPOINT)
+        return
+    except ClientError:
+        pass
+    client.create_model(
+        ModelName=SAGEMAKER_MODEL,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/textnlp-sagemaker-execution",
+        PrimaryContainer={"Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/tgi:2.0"},
+    )
+    client.create_endpoint_config(
+        EndpointConfigName=ENDPOINT,
+        ProductionVariants=[
+            {
+                "VariantName": "gpt-j-6b",
+                "ModelName": SAGEMAKER_MODEL,
+                "InstanceType": "ml.g4dn.2xlarge",
+                "InitialInstanceCount": 1,
+            },
+            {
+                "VariantName": "llama-7b",
+                "ModelName": SAGEMAKER_MODEL,
+                "InstanceType": "ml.g4dn.12xlarge",
+                "InitialInstanceCount": 1,
+            },
+        ],
+    )
+    client.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=ENDPOINT)
+
+
 def submit(settings: Settings, **spec: Any) -> str:
     with job_service(settings) as service:
         view = service.submit(LOCAL_OWNER, JobSpec.model_validate({"provider_batch": True, **spec}))
     return view.id
 
 
+#: One attempt per call, as the platform's own clients (``aws_common.make_client``): a retry
+#: by botocore would hide a create whose answer was lost.
+ONCE = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+
+
 def bedrock_client(endpoint: str | None) -> Any:
-    client = boto3.client("bedrock", region_name="us-east-1", endpoint_url=endpoint)
+    client = boto3.client("bedrock", region_name="us-east-1", endpoint_url=endpoint, config=ONCE)
     client.meta.events.register("before-send", WORLD.bedrock_control)
     return client
 
@@ -84,8 +133,18 @@ def run_worker(settings: Settings) -> None:
             worker = Worker(platform, WorkerOptions(once=True, wait_s=0.2), gpu_sampler=None)
 
             def provider(backend: Backend, files: BatchFiles) -> BatchProvider:
-                client = bedrock_client(settings.aws.endpoint_url)
-                return batch_provider(backend, files, bedrock_role_arn=ROLE, bedrock_client=client)
+                endpoint = settings.aws.endpoint_url
+                sagemaker = boto3.client(
+                    "sagemaker", region_name="us-east-1", endpoint_url=endpoint, config=ONCE
+                )
+                sagemaker.meta.events.register("before-send", WORLD.sagemaker_control)
+                return batch_provider(
+                    backend,
+                    files,
+                    bedrock_role_arn=ROLE,
+                    bedrock_client=bedrock_client(endpoint),
+                    sagemaker_client=sagemaker,
+                )
 
             worker.runner.provider_batches = ProviderBatches(
                 platform.job_runs,
@@ -205,7 +264,8 @@ def test_anthropic_message_batch_with_errored_and_expired_results(settings: Sett
     assert [r["index"] for r in records] == list(range(10))
     assert {r["index"] for r in records if r["text"].startswith("online")} == {0, 8}
     sent = WORLD.submitted[0]
-    assert sent[1]["custom_id"] == "record-1"
+    # The job and part travel in the custom ids (a Message Batch takes no metadata).
+    assert sent[1]["custom_id"] == f"j{job_id}p0-1"
     assert sent[1]["params"]["model"] == "claude-sonnet-4-5"
     assert sent[1]["params"]["messages"][0]["content"][0]["text"] == PROMPTS[1]
     assert view.cost_usd == pytest.approx(8 * batch_cost() + 2 * online_cost())
@@ -245,3 +305,73 @@ def test_bedrock_job_below_the_minimum_runs_online(settings: Settings) -> None:
 def test_provider_batch_is_refused_where_there_is_none(settings: Settings) -> None:
     with pytest.raises(InvalidParameter, match="no provider batch"):
         submit(settings, prompts=PROMPTS, model="smollm2-135m")
+
+
+@pytest.mark.parametrize("model", ["gpt-batch", "claude-batch"])
+def test_a_batch_whose_submit_answer_was_lost_is_found_not_paid_twice(
+    settings: Settings, model: str
+) -> None:
+    WORLD.drop_create = True  # the provider makes the batch; the worker never hears of it
+    job_id = submit(settings, prompts=PROMPTS, model=model)
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert len(WORLD.created) == 1 and len(WORLD.submitted) == 1  # one batch, paid once
+    assert [r["text"] for r in records] == [f"batch answer {i}" for i in range(10)]
+    assert WORLD.online == []
+    with job_service(settings) as service:
+        raw = service.storage.get_bytes(f"generated/batch-jobs/{job_id}/provider/manifest.json")
+    part = json.loads(raw)["parts"][0]
+    assert part["batch_id"] == WORLD.created[0] and part["submit_started"] is not None
+
+
+def test_bedrock_job_whose_create_answer_was_lost_is_found_by_name(settings: Settings) -> None:
+    WORLD.final_status = "Completed"
+    WORLD.drop_create = True
+    job_id = submit(settings, prompts=PROMPTS * 10, model="claude-bedrock-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert len(records) == 100 and WORLD.online == []
+    assert len(WORLD.created) == 1 and WORLD._job["jobName"] == f"textnlp-{job_id}-part-0"
+
+
+def test_sagemaker_batch_transform_through_the_platform_bucket(settings: Settings) -> None:
+    WORLD.unprocessed = {2}
+    WORLD.invalid = {5}  # a line whose SageMakerOutput is no TGI answer
+    job_id = submit(settings, prompts=PROMPTS, model="llama-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["index"] for r in records] == list(range(10))  # every index, once
+    online = {r["index"] for r in records if r["text"].startswith("online")}
+    assert online == {2, 5} and len(WORLD.online) == 2
+    assert records[7]["text"] == "batch answer 7"
+    sent = WORLD.submitted[0]
+    assert sent[3]["id"] == "record-3"
+    assert PROMPTS[3] in sent[3]["body"]["inputs"]  # the online backend's TGI body
+    assert sent[3]["body"]["parameters"]["max_new_tokens"] == 64
+    job = WORLD._transform  # the CreateTransformJob request
+    assert job["TransformJobName"] == f"textnlp-{job_id}-part-0"
+    assert job["ModelName"] == SAGEMAKER_MODEL
+    assert job["TransformResources"] == {"InstanceType": "ml.g4dn.12xlarge", "InstanceCount": 1}
+    prefix = f"s3://{settings.storage.bucket}/generated/batch-jobs/{job_id}/provider/"
+    source = job["TransformInput"]["DataSource"]["S3DataSource"]
+    assert source["S3Uri"] == f"{prefix}input/part-0.jsonl"
+    assert job["TransformInput"]["SplitType"] == "Line"
+    assert job["TransformOutput"]["S3OutputPath"] == f"{prefix}output/part-0"
+    assert job["DataProcessing"]["JoinSource"] == "Input"
+    # moto keeps the job record the worker polled.
+    described = WORLD.sagemaker.describe_transform_job(TransformJobName=job["TransformJobName"])
+    assert described["TransformJobStatus"] == "Completed"
+
+
+def test_sagemaker_transform_whose_create_answer_was_lost_is_found(settings: Settings) -> None:
+    # The failed create looks the job up by its name at once (the same attempt goes on).
+    WORLD.drop_create = True
+    job_id = submit(settings, prompts=PROMPTS[:4], model="llama-batch")
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["text"] for r in records] == [f"batch answer {i}" for i in range(4)]
+    assert WORLD.created == [f"textnlp-{job_id}-part-0"] and WORLD.online == []

@@ -1,6 +1,6 @@
 """Provider batch translation on the providers' documented bodies: request lines, output
-lines, error lines (OpenAI Batch API, Anthropic Message Batches, Bedrock batch inference), the
-split within limits, and the batch price."""
+lines, error lines (OpenAI Batch API, Anthropic Message Batches, Bedrock batch inference,
+SageMaker batch transform), the split within limits, and the batch price."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from textnlp.backends.batch import anthropic_lines, bedrock_lines, openai_lines
+from textnlp.backends.batch import anthropic_lines, bedrock_lines, openai_lines, sagemaker_lines
 from textnlp.backends.batch.base import (
     BatchError,
     BatchLimits,
@@ -19,7 +19,8 @@ from textnlp.backends.batch.base import (
     custom_id,
 )
 from textnlp.backends.pricing import BATCH_DISCOUNT, Price, PriceTable
-from textnlp.backends.providers import bedrock_anthropic, bedrock_titan
+from textnlp.backends.providers import bedrock_anthropic, bedrock_titan, sagemaker_tgi
+from textnlp.backends.providers import openai as openai_body
 from textnlp.backends.providers.common import Parsed
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationRequest, Usage
@@ -202,6 +203,69 @@ def test_bedrock_record_lines() -> None:
     assert bedrock_lines.index_of("CALL0000001") is None
 
 
+def test_anthropic_results_are_read_under_their_parts_prefix() -> None:
+    prefix = anthropic_lines.part_prefix("9f2c", 1)
+    entry = anthropic_lines.tagged(anthropic_lines.request_entry(7, {"model": "m"}), prefix, 7)
+    assert entry == {"custom_id": "j9f2cp1-7", "params": {"model": "m"}}
+    mine = {**ANTHROPIC_SUCCEEDED, "custom_id": "j9f2cp1-7"}
+    assert anthropic_lines.parse_result(mine, prefix)[0] == 7
+    # Another part's (or another client's) answer has no index here.
+    assert anthropic_lines.parse_result({**mine, "custom_id": "j9f2cp2-7"}, prefix)[0] is None
+    assert anthropic_lines.parse_result(ANTHROPIC_SUCCEEDED, prefix)[0] is None
+
+
+# A TGI ``/generate`` answer (Hugging Face LLM containers on SageMaker) joined to its input
+# record by batch transform (AWS docs, "Associate Prediction Results with Input Records":
+# ``JoinSource: Input`` adds ``SageMakerOutput``; the output filter keeps id and output).
+SAGEMAKER_OUTPUT = {
+    "id": "record-4",
+    "SageMakerOutput": [
+        {
+            "generated_text": " a quick brown fox.",
+            "details": {"finish_reason": "length", "generated_tokens": 5, "seed": 42},
+        }
+    ],
+}
+# An OpenAI-style container (LMI / vLLM with the messages API) answers a chat completion.
+SAGEMAKER_OPENAI_OUTPUT = {
+    "id": "record-5",
+    "SageMakerOutput": json.loads(json.dumps(OPENAI_OUTPUT))["response"]["body"],
+}
+
+
+def test_sagemaker_transform_lines() -> None:
+    request = GenerationRequest(prompt="Once upon a time")
+    body = sagemaker_tgi.request_body(request)
+    assert sagemaker_lines.input_line(4, body) == {"id": "record-4", "body": body}
+    index, parsed = sagemaker_lines.parse_output_line(
+        SAGEMAKER_OUTPUT, sagemaker_tgi.parse_response
+    )
+    assert index == 4 and parsed == Parsed(" a quick brown fox.", "length", None, 5)
+    index, parsed = sagemaker_lines.parse_output_line(
+        SAGEMAKER_OPENAI_OUTPUT, openai_body.parse_response
+    )
+    assert index == 5 and isinstance(parsed, Parsed) and parsed.text == "2 + 2 equals 4."
+    index, error = sagemaker_lines.parse_output_line(
+        {"id": "record-6", "SageMakerOutput": "oops"}, sagemaker_tgi.parse_response
+    )
+    assert index == 6 and isinstance(error, BatchError) and error.code == "unexpected_output"
+    tgi_error = {"error": "Input validation error: `inputs` must have less than 2048 tokens"}
+    index, error = sagemaker_lines.parse_output_line(
+        {"id": "record-8", "SageMakerOutput": {**tgi_error, "error_type": "validation"}},
+        sagemaker_tgi.parse_response,
+    )
+    assert index == 8 and error == BatchError("model_error", tgi_error["error"])
+    index, error = sagemaker_lines.parse_output_line(
+        {"id": "record-7"}, sagemaker_tgi.parse_response
+    )
+    assert index == 7 and isinstance(error, BatchError) and error.code == "no_output"
+    text = json.dumps(SAGEMAKER_OUTPUT) + "\n\n{broken\n" + json.dumps([1]) + "\n"
+    assert [i for i, _ in sagemaker_lines.parse_file(text, sagemaker_tgi.parse_response)] == [
+        4,
+        None,
+    ]
+
+
 class _Lines(BatchProvider):
     name = "test"
     limits = BatchLimits(max_requests=3, max_bytes=40, min_requests=2)
@@ -212,10 +276,15 @@ class _Lines(BatchProvider):
     async def submit(self, job_id: str, part: int, lines: object) -> str:
         raise NotImplementedError
 
+    async def find(self, job_id: str, part: int, lines: object, since: float) -> str | None:
+        raise NotImplementedError
+
     async def poll(self, batch_id: str) -> BatchState:
         raise NotImplementedError
 
-    async def results(self, batch_id: str, requests: object) -> BatchResults:
+    async def results(
+        self, batch_id: str, requests: object, *, job_id: str, part: int
+    ) -> BatchResults:
         raise NotImplementedError
 
     async def cancel(self, batch_id: str) -> None:

@@ -26,8 +26,16 @@ class BlobStorage(Protocol):
         """Upload a (large) local file, streamed in parts."""
         ...
 
-    def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> None:
-        """Upload from a readable binary stream without holding it in memory."""
+    def put_stream(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Upload from a readable binary stream without holding it in memory (``metadata``:
+        as ``put_bytes``)."""
         ...
 
     def get_bytes(self, key: str) -> bytes: ...

@@ -43,7 +43,14 @@ class LocalStorage:
         with path.open("rb") as source:
             self.put_stream(key, source)
 
-    def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> None:
+    def put_stream(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         self._write(key, lambda handle: shutil.copyfileobj(stream, handle, CHUNK))
 
     def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:

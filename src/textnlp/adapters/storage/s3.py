@@ -53,12 +53,20 @@ class S3Storage:
         with path.open("rb") as handle:
             self.put_stream(key, handle, content_type=content_type)
 
-    def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> None:
+    def put_stream(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         # upload_fileobj sends multipart uploads of 8 MiB parts: memory stays bounded.
+        extra = self._extra(content_type)
+        if metadata:
+            extra["Metadata"] = metadata
         with _unavailable():
-            self.client.upload_fileobj(
-                stream, self.bucket, check_key(key), ExtraArgs=self._extra(content_type) or None
-            )
+            self.client.upload_fileobj(stream, self.bucket, check_key(key), ExtraArgs=extra or None)
 
     def _get(self, key: str) -> Any:
         try:

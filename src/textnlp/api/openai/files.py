@@ -1,8 +1,11 @@
 """OpenAI's Files API for batches: ``POST /v1/files`` (purpose ``batch``), ``GET /v1/files``,
 ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content`` and ``DELETE /v1/files/{id}``.
 
-An upload is checked line by line before it is stored (a bad line answers 400 naming it);
-its size is bounded by ``api.max_body_bytes``, like every request body. A batch's output and
+An upload is checked line by line before it is stored (a bad line answers 400 naming it).
+Its size is bounded by ``api.max_file_bytes`` (OpenAI's 200 MB), this route's own body bound
+in ``RequestContextMiddleware`` rather than ``api.max_body_bytes``; a larger one answers 413 in
+OpenAI's error object. The multipart parser spools the file to disk past 1 MB, and the service
+reads it from there in chunks: a large upload is never in memory whole. A batch's output and
 error files are read here too. Someone else's file answers 404, like a missing one.
 """
 
@@ -35,9 +38,9 @@ async def create_file(
     batches: BatchesDep,
 ) -> FileObject:
     """Upload a batch input file: one request per line (custom_id, method, url, body)."""
-    data = await file.read()
     owner = owner_of(caller, response)
-    return await run_in_threadpool(batches.upload, owner, file.filename or "", purpose, data)
+    name = file.filename or ""
+    return await run_in_threadpool(batches.upload, owner, name, purpose, file.file)
 
 
 @router.get("/files", response_model=FileList)

@@ -1,6 +1,6 @@
 """Provider batch inference: ``BatchProvider`` (``base``) for OpenAI's Batch API, Anthropic's
-Message Batches and Bedrock batch inference; ``batch_provider`` picks the one of a loaded
-backend, ``unsupported`` says why a model has none."""
+Message Batches, Bedrock batch inference and SageMaker batch transform; ``batch_provider``
+picks the one of a loaded backend, ``unsupported`` says why a model has none."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ def _classes() -> dict[str, type[Backend]]:
     from textnlp.backends.anthropic_api import AnthropicBackend
     from textnlp.backends.bedrock import BedrockBackend
     from textnlp.backends.openai_compat import OpenAICompatBackend
+    from textnlp.backends.sagemaker import SageMakerBackend
 
-    return {"openai": OpenAICompatBackend, "anthropic": AnthropicBackend, "bedrock": BedrockBackend}
+    return {
+        "openai": OpenAICompatBackend,
+        "anthropic": AnthropicBackend,
+        "bedrock": BedrockBackend,
+        "sagemaker": SageMakerBackend,
+    }
 
 
 def unsupported(backend_class: type[Backend]) -> str | None:
@@ -24,20 +30,29 @@ def unsupported(backend_class: type[Backend]) -> str | None:
         return None
     return (
         f"the {backend_class.name} backend has no provider batch API "
-        "(OpenAI, Anthropic and Bedrock models have)"
+        "(OpenAI, Anthropic, Bedrock and SageMaker models have)"
     )
 
 
 def batch_provider(
-    backend: Backend, files: BatchFiles, *, bedrock_role_arn: str = "", bedrock_client: Any = None
+    backend: Backend,
+    files: BatchFiles,
+    *,
+    bedrock_role_arn: str = "",
+    bedrock_client: Any = None,
+    sagemaker_client: Any = None,
 ) -> BatchProvider:
-    """The batch API of a loaded ``backend`` (its own SDK client for OpenAI and Anthropic)."""
+    """The batch API of a loaded ``backend`` (its own SDK client for OpenAI and Anthropic; a
+    control-plane client of the backend's region and endpoint for Bedrock and SageMaker, unless
+    one is given)."""
     from textnlp.backends.anthropic_api import AnthropicBackend
     from textnlp.backends.batch.anthropic import AnthropicBatch
     from textnlp.backends.batch.bedrock import BedrockBatch
     from textnlp.backends.batch.openai import OpenAIBatch
+    from textnlp.backends.batch.sagemaker import SageMakerBatch
     from textnlp.backends.bedrock import BedrockBackend
     from textnlp.backends.openai_compat import OpenAICompatBackend
+    from textnlp.backends.sagemaker import SageMakerBackend
     from textnlp.errors import InvalidParameter
 
     if isinstance(backend, OpenAICompatBackend):
@@ -46,6 +61,8 @@ def batch_provider(
         return AnthropicBatch(backend)
     if isinstance(backend, BedrockBackend):
         return BedrockBatch(backend, files, bedrock_role_arn, bedrock_client)
+    if isinstance(backend, SageMakerBackend):
+        return SageMakerBatch(backend, files, sagemaker_client)
     raise InvalidParameter(unsupported(type(backend)) or "no provider batch")
 
 

@@ -8,6 +8,13 @@ produced (``results`` -> ``{index: Completion | BatchError}``; an index absent f
 was never processed: the batch expired or was cancelled) and cancels it (``cancel``). ``split``
 cuts the lines into parts within the provider's limits (request count and bytes per batch).
 
+``find`` closes the window between a submit and the worker's record of it: a worker that died
+after the provider accepted a part, before it wrote the batch's id down, leaves a paid batch
+the next worker must re-attach to rather than submit again. Each provider tags what it submits
+with the job and part (OpenAI: batch ``metadata``; Anthropic, whose batches take no metadata:
+the job and part in every custom id, matched on the batches created since the submit began;
+Bedrock and SageMaker: a job name made of the job and part) and ``find`` looks it up.
+
 Completions of a batch are priced at the provider's batch price (``PriceTable.batch_priced``).
 """
 
@@ -92,12 +99,24 @@ class BatchProvider(ABC):
         same job again makes no second batch where the provider offers an idempotency token."""
 
     @abstractmethod
+    async def find(
+        self, job_id: str, part: int, lines: Sequence[BatchLine], since: float
+    ) -> str | None:
+        """The id of the batch an earlier ``submit`` of this part made, None when the provider
+        has none (``since``: the epoch second that submit began; the lookup may use it to stop
+        listing older batches)."""
+
+    @abstractmethod
     async def poll(self, batch_id: str) -> BatchState: ...
 
     @abstractmethod
-    async def results(self, batch_id: str, requests: dict[int, GenerationRequest]) -> BatchResults:
+    async def results(
+        self, batch_id: str, requests: dict[int, GenerationRequest], *, job_id: str, part: int
+    ) -> BatchResults:
         """What an ended batch produced, by record index (``requests`` are its requests, for
-        token estimates where an answer has no usage)."""
+        token estimates where an answer has no usage; ``job_id`` and ``part`` the submit's,
+        so that a provider whose lookup could re-attach to a batch not of this part ignores
+        that batch's answers)."""
 
     @abstractmethod
     async def cancel(self, batch_id: str) -> None: ...
@@ -168,6 +187,17 @@ def sdk_client(backend: Backend) -> Any:
 
 def estimate_tokens(text: str) -> int:
     return max(1, -(-len(text) // CHARS_PER_TOKEN)) if text else 0
+
+
+#: Seconds of clock difference between this machine and a provider allowed by ``find``.
+CLOCK_SKEW_S = 300.0
+
+
+def job_name(job_id: str, part: int) -> str:
+    """The provider job name of a part (Bedrock and SageMaker: at most 63 characters of
+    letters, digits and hyphens): the same for every worker, so a second create of the part
+    finds the first."""
+    return f"textnlp-{job_id}-part-{part}"
 
 
 def custom_id(index: int) -> str:

@@ -5,8 +5,11 @@ job polled with ``GetModelInvocationJob`` and stopped with ``StopModelInvocation
 
 Bedrock runs the job as the service role ``models.bedrock_batch_role_arn`` (defined in
 ``infra/``: it reads the input and writes the output prefix of batch jobs, and invokes the
-model). ``clientRequestToken`` is the job and part, so a worker that died after creating a part
-and creates it again gets the same Bedrock job back, not a second one.
+model). The job name (``textnlp-<job>-part-<n>``) and ``clientRequestToken`` are the job and
+part, so a worker that died after creating a part and creates it again gets the same Bedrock
+job back, not a second one: Bedrock answers a repeated token with the first job, and a name
+it holds already with a ``ConflictException``, after which the job of that name is looked up
+(``ListModelInvocationJobs`` by name; ``find`` does the same for a part whose submit died).
 
 Bodies are the model's InvokeModel body (``providers.bedrock_models``): batch inference takes
 no Converse body. A Bedrock batch has a state-change event on EventBridge too; the worker polls,
@@ -23,8 +26,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from textnlp.backends.aws_common import call_in_thread, make_client
+from textnlp.backends.aws_common import make_client
 from textnlp.backends.batch import bedrock_lines
+from textnlp.backends.batch.aws import AwsControl, error_code
 from textnlp.backends.batch.base import (
     BatchFiles,
     BatchLimits,
@@ -32,11 +36,12 @@ from textnlp.backends.batch.base import (
     BatchProvider,
     BatchResults,
     BatchState,
+    job_name,
 )
 from textnlp.backends.bedrock import BedrockBackend
 from textnlp.backends.providers.bedrock_models import InvokeCodec, bedrock_profile
 from textnlp.domain import GenerationRequest
-from textnlp.errors import ConfigError, InvalidRequest
+from textnlp.errors import BackendError, ConfigError, InvalidRequest
 
 MIN_RECORDS = 100
 MAX_RECORDS = 50_000
@@ -44,6 +49,8 @@ MAX_FILE_BYTES = 1024 * 1024 * 1024
 ENDED = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
 OUTPUT_SUFFIX = ".out"
 MANIFEST = "manifest.json.out"
+#: Jobs per page of ``ListModelInvocationJobs`` (at most 1000).
+LIST_PAGE = 100
 
 
 class BedrockBatch(BatchProvider):
@@ -73,6 +80,7 @@ class BedrockBatch(BatchProvider):
         self.codec: InvokeCodec = profile.codec
         #: The ``bedrock`` control-plane client (tests pass a stubbed one).
         self.client = client or make_client("bedrock", backend.options, backend.context)
+        self.aws = AwsControl(self.client, backend=backend.name, model=self.spec.id)
 
     def encode(self, index: int, request: GenerationRequest) -> bytes:
         body = self.codec.body(self.backend.model_id, request)
@@ -80,30 +88,51 @@ class BedrockBatch(BatchProvider):
         return json.dumps(bedrock_lines.input_line(index, body)).encode()
 
     async def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
-        method = getattr(self.client, operation)
-        answer: dict[str, Any] = await call_in_thread(
-            lambda: method(**arguments), backend=self.backend.name, model=self.spec.id
-        )
-        return answer
+        return await self.aws.call(operation, **arguments)
 
     async def submit(self, job_id: str, part: int, lines: Sequence[BatchLine]) -> str:
         data = b"".join(line.line + b"\n" for line in lines)
         files = self.files
         input_key = files.put(f"input/part-{part}.jsonl", data)
-        answer = await self._call(
-            "create_model_invocation_job",
-            jobName=f"textnlp-{job_id}-part-{part}",
-            roleArn=self.role_arn,
-            clientRequestToken=f"{job_id}-{part}",
-            modelId=self.backend.model_id,
-            inputDataConfig={
-                "s3InputDataConfig": {"s3Uri": files.s3_uri(input_key), "s3InputFormat": "JSONL"}
-            },
-            outputDataConfig={
-                "s3OutputDataConfig": {"s3Uri": files.s3_uri(files.key(f"output/part-{part}/"))}
-            },
-        )
+        try:
+            answer = await self._call(
+                "create_model_invocation_job",
+                jobName=job_name(job_id, part),
+                roleArn=self.role_arn,
+                clientRequestToken=f"{job_id}-{part}",
+                modelId=self.backend.model_id,
+                inputDataConfig={
+                    "s3InputDataConfig": {
+                        "s3Uri": files.s3_uri(input_key),
+                        "s3InputFormat": "JSONL",
+                    }
+                },
+                outputDataConfig={
+                    "s3OutputDataConfig": {"s3Uri": files.s3_uri(files.key(f"output/part-{part}/"))}
+                },
+            )
+        except BackendError as exc:
+            if error_code(exc) != "ConflictException":
+                raise
+            existing = await self.find(job_id, part, lines, 0.0)
+            if existing is None:
+                raise
+            return existing
         return str(answer["jobArn"])
+
+    async def find(
+        self, job_id: str, part: int, lines: Sequence[BatchLine], since: float
+    ) -> str | None:
+        name = job_name(job_id, part)
+        arguments: dict[str, Any] = {"nameContains": name, "maxResults": LIST_PAGE}
+        while True:
+            page = await self._call("list_model_invocation_jobs", **arguments)
+            for job in page.get("invocationJobSummaries") or []:
+                if job.get("jobName") == name:
+                    return str(job["jobArn"])
+            if not page.get("nextToken"):
+                return None
+            arguments["nextToken"] = page["nextToken"]
 
     async def poll(self, batch_id: str) -> BatchState:
         job = await self._call("get_model_invocation_job", jobIdentifier=batch_id)
@@ -126,7 +155,9 @@ class BedrockBatch(BatchProvider):
             error=str(job["message"]) if job.get("message") else None,
         )
 
-    async def results(self, batch_id: str, requests: dict[int, GenerationRequest]) -> BatchResults:
+    async def results(
+        self, batch_id: str, requests: dict[int, GenerationRequest], *, job_id: str, part: int
+    ) -> BatchResults:
         job = await self._call("get_model_invocation_job", jobIdentifier=batch_id)
         uri = str(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
         prefix = self.files.key(uri.split("/provider/", 1)[1]) if "/provider/" in uri else ""

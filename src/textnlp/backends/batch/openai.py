@@ -1,7 +1,11 @@
 """OpenAI's Batch API through the backend's own ``openai`` client (its key, base URL, timeouts
 and transport): the part's JSONL uploaded with ``purpose="batch"``, ``batches.create`` with a
 24 h window, ``batches.retrieve`` to poll, the output and error files read when it has ended,
-``batches.cancel``.
+``batches.cancel``. Each batch carries the job and part in its ``metadata``
+(``textnlp_job``, ``textnlp_part``); ``find`` lists the organisation's batches, newest first,
+down to the time the part's submit began, and matches them. A file uploaded by a submit that
+died before its batch was created stays behind (OpenAI keeps batch input files; they cost
+nothing but storage and expire with the organisation's file policy).
 
 Limits (OpenAI guide "Batch API"): 50,000 requests and 200 MB per input file.
 """
@@ -14,6 +18,7 @@ from typing import Any
 
 from textnlp.backends.batch import openai_lines
 from textnlp.backends.batch.base import (
+    CLOCK_SKEW_S,
     BatchLimits,
     BatchLine,
     BatchProvider,
@@ -29,6 +34,8 @@ from textnlp.domain import GenerationRequest
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 COMPLETION_WINDOW = "24h"
+#: Batches per page when ``find`` lists them (OpenAI allows 1 to 100).
+LIST_PAGE = 100
 #: Statuses after which a batch changes no more.
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 
@@ -66,11 +73,28 @@ class OpenAIBatch(BatchProvider):
                 input_file_id=upload.id,
                 endpoint=self.url,
                 completion_window=COMPLETION_WINDOW,
-                metadata={"textnlp_job": job_id, "textnlp_part": str(part)},
+                metadata=metadata(job_id, part),
             )
         except openai.APIError as exc:
             raise self._error(exc) from exc
         return str(batch.id)
+
+    async def find(
+        self, job_id: str, part: int, lines: Sequence[BatchLine], since: float
+    ) -> str | None:
+        import openai
+
+        wanted = metadata(job_id, part)
+        try:
+            async for batch in self.client.batches.list(limit=LIST_PAGE):
+                if batch.created_at < since - CLOCK_SKEW_S:
+                    return None  # newest first: the rest are older than the submit
+                mine = batch.metadata or {}
+                if all(mine.get(key) == value for key, value in wanted.items()):
+                    return str(batch.id)
+        except openai.APIError as exc:
+            raise self._error(exc) from exc
+        return None
 
     async def poll(self, batch_id: str) -> BatchState:
         import openai
@@ -90,7 +114,9 @@ class OpenAIBatch(BatchProvider):
             error=reason,
         )
 
-    async def results(self, batch_id: str, requests: dict[int, GenerationRequest]) -> BatchResults:
+    async def results(
+        self, batch_id: str, requests: dict[int, GenerationRequest], *, job_id: str, part: int
+    ) -> BatchResults:
         import openai
 
         try:
@@ -118,3 +144,8 @@ class OpenAIBatch(BatchProvider):
         except openai.APIStatusError as exc:
             if exc.status_code not in (400, 409):  # 400/409: it has ended already
                 raise self._error(exc) from exc
+
+
+def metadata(job_id: str, part: int) -> dict[str, str]:
+    """The tag of a part's batch (OpenAI metadata: string values)."""
+    return {"textnlp_job": job_id, "textnlp_part": str(part)}

@@ -1,0 +1,77 @@
+"""A batch file read as a stream of chunks (``services.batch_requests.read_batch_file``): the
+same lines and the same refusals as the whole file read at once, wherever the chunks break;
+lines end at ``\\n`` alone, so a JSON string may hold U+2028 unescaped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from textnlp.errors import BackendUnavailable, ContextWindowExceeded, DatasetError, InvalidRequest
+from textnlp.services.batch_requests import (
+    MAX_REQUEST_BYTES,
+    jsonl_lines,
+    line_failure,
+    parse_batch_file,
+    read_batch_file,
+    text_lines,
+)
+
+
+def request(custom_id: str, content: str = "Hi") -> str:
+    body = {"model": "m", "messages": [{"role": "user", "content": content}]}
+    line = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+    return json.dumps(line, ensure_ascii=False)
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+TEXT = "\ufeffa\r\nb\rc\n\nd\u2028e\x85f\r\n\r\ng é\nlast"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 64, 1 << 16])
+def test_lines_are_the_same_wherever_the_chunks_break(size: int) -> None:
+    lines = list(text_lines("f", chunked(TEXT.encode(), size)))
+    assert lines == ["a", "b\rc", "", "d\u2028e\x85f", "", "g é", "last"]
+    assert lines == jsonl_lines(TEXT.removeprefix("\ufeff"))
+    assert list(text_lines("f", [b"a\n"])) == jsonl_lines("a\n") == ["a"]
+
+
+@pytest.mark.parametrize("size", [1, 7, 1 << 16])
+def test_requests_and_their_line_numbers(size: int) -> None:
+    data = "\n".join([request("a"), "", request("b", "line\u2028break"), request("c")]).encode()
+    items = list(read_batch_file("f.jsonl", chunked(data, size)))
+    assert [(i.custom_id, i.line) for i in items] == [("a", 1), ("b", 3), ("c", 4)]
+    assert items == parse_batch_file("f.jsonl", data)
+
+
+def test_refusals_name_the_line() -> None:
+    bad_utf8 = request("a").encode() + b"\n\xff\n"
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        list(read_batch_file("f", chunked(bad_utf8, 4)))
+    long = (request("a") + "\n" + request("b", "x" * MAX_REQUEST_BYTES)).encode()
+    with pytest.raises(DatasetError, match="line 2: the request is over"):
+        list(read_batch_file("f", chunked(long, 1 << 16)))
+    with pytest.raises(DatasetError, match="no requests"):
+        list(read_batch_file("f", [b"\n", b"  \n"]))
+    duplicate = "\n".join([request("a"), request("a")]).encode()
+    with pytest.raises(DatasetError, match="line 2: duplicate custom_id"):
+        list(read_batch_file("f", chunked(duplicate, 10)))
+
+
+def test_only_the_lines_own_backend_errors_fail_it_alone() -> None:
+    refused = line_failure(InvalidRequest("no", backend="b", model="m"))
+    assert refused == {
+        "status_code": 400,
+        "message": "no",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_request",
+    }
+    too_long = line_failure(ContextWindowExceeded("long", backend="b", model="m"))
+    assert too_long is not None and too_long["code"] == "context_length_exceeded"
+    assert line_failure(BackendUnavailable("down", backend="b", model="m")) is None
+    assert line_failure(RuntimeError("bug")) is None
