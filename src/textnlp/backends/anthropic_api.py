@@ -18,11 +18,11 @@ without ``anthropic_version`` and with ``model``.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import AsyncGenerator
 from functools import cached_property
 from typing import Any
 
+from textnlp.backends.base import installed
 from textnlp.backends.cloud import CloudBackend, CloudContext
 from textnlp.backends.options import AnthropicOptions
 from textnlp.backends.providers import bedrock_anthropic
@@ -51,7 +51,7 @@ class AnthropicBackend(CloudBackend):
 
     @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
-        if importlib.util.find_spec("anthropic") is None:
+        if not installed("anthropic"):
             return False, "the anthropic SDK is not installed (pip install 'textnlp[aws]')"
         return True, ""
 

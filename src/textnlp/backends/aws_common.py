@@ -10,13 +10,13 @@ hands events to the event loop through an ``asyncio.Queue``. botocore's own retr
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
+from textnlp.backends.base import installed
 from textnlp.backends.cloud import CloudBackend, CloudContext
 from textnlp.backends.options import AwsOptions
 from textnlp.backends.providers.http_errors import error_class, mentions_context
@@ -221,7 +221,7 @@ class AwsRuntimeBackend(CloudBackend):
 
     @classmethod
     def availability(cls, spec: Any) -> tuple[bool, str]:
-        if importlib.util.find_spec("boto3") is None:
+        if not installed("boto3"):
             return False, "boto3 is not installed (pip install 'textnlp[aws]')"
         return True, ""
 

@@ -8,6 +8,8 @@ Async first: ``generate`` takes a list so that engines which batch can decode re
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
@@ -16,6 +18,21 @@ from typing import ClassVar, Self
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
 from textnlp.errors import ContextWindowExceeded
+
+
+@functools.cache
+def package_dir(package: str) -> str | None:
+    """Where ``package`` is installed (None: not importable here). Cached: every catalogue
+    listing asks it of every model, and what is installed does not change while a process runs."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        return None
+    locations = list(spec.submodule_search_locations or ())
+    return locations[0] if locations else (spec.origin or "")
+
+
+def installed(*packages: str) -> bool:
+    return all(package_dir(package) is not None for package in packages)
 
 
 class Backend(ABC):

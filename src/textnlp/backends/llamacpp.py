@@ -14,14 +14,13 @@ in the GGUF metadata. Catalogue ``options``:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from textnlp.backends.base import Backend
+from textnlp.backends.base import Backend, installed, package_dir
 from textnlp.backends.options import LlamaCppOptions, Weights
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, TokenDelta, Usage
@@ -39,10 +38,10 @@ def resolve_model_path(path: str | None) -> Path | None:
         return None
     if path in EMBEDDED:
         package, filename = EMBEDDED[path]
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
+        folder = package_dir(package)
+        if not folder:
             return None
-        candidate = Path(next(iter(spec.submodule_search_locations))) / filename
+        candidate = Path(folder) / filename
         return candidate if candidate.is_file() else None
     candidate = Path(path).expanduser()
     return candidate if candidate.is_file() else None
@@ -99,7 +98,7 @@ class LlamaCppBackend(Backend):
 
     @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
-        if importlib.util.find_spec("llama_cpp") is None:
+        if not installed("llama_cpp"):
             return False, "llama-cpp-python is not installed"
         if resolve_model_path(spec.path) is None:
             return False, f"model file not found: {spec.path}"

