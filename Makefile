@@ -15,7 +15,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 WHEELHOUSE := $(HOME)/.cache/textnlp/wheels/llama-cpp-$(LLAMA_VERSION)-avx2
 
-.PHONY: venv run test test-unit serve bench bench-load lint rehearse clean
+.PHONY: venv run test test-unit test-console serve bench bench-load lint rehearse clean
 
 venv: $(STAMP)
 
@@ -45,12 +45,17 @@ test: venv lint
 test-unit: venv
 	$(BIN)/python -m pytest -q tests/unit
 
+# The web console's tests: unit, integration and the browser (Debian's chromium, installed with
+# apt-get when missing and root); screenshots of each page go to artifacts/console/.
+test-console: venv
+	$(BIN)/python -m pytest -q tests/unit/console tests/integration/console tests/e2e/console
+
 serve: venv
 	$(BIN)/textnlp db upgrade
 	$(BIN)/textnlp serve
 
 # Each benchmark prints JSON with its baseline measured in the same run; see bench/RESULTS.md.
-BENCHES := $(wildcard bench/engine.py bench/validation.py bench/backends.py bench/api.py bench/jobs.py bench/recipes.py bench/openai_compat.py)
+BENCHES := $(wildcard bench/engine.py bench/validation.py bench/backends.py bench/api.py bench/jobs.py bench/recipes.py bench/openai_compat.py bench/console.py)
 bench: venv
 	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
@@ -67,7 +72,7 @@ lint: venv
 	cd infra && $(abspath $(BIN))/mypy --config-file mypy.ini textnlp_infra rehearsal app.py tests
 
 clean:
-	rm -rf $(VENV) .textnlp infra/cdk.out
+	rm -rf $(VENV) .textnlp infra/cdk.out artifacts
 
 # The AWS deployment (infra/): `make infra` synthesises it offline; `make test-infra` tests it.
 include infra/infra.mk

@@ -48,8 +48,8 @@ spread among those pairs.
 
     python bench/recipes.py [--count 200] [--quick] [--threads 2] [--seed 0]
 
-More than 20 minutes on a quiet 2-core machine at 200 records (a run stopped by a 20-minute
-timeout printed nothing); ``--quick`` makes 20. llama.cpp's threads spin-wait: with other
+About 30 minutes on a quiet 2-core machine at 60 records (15 at 30; over an hour at the
+default 200); ``--quick`` makes 20. llama.cpp's threads spin-wait: with other
 llama.cpp processes on the same cores every figure here collapses (the JSON gives the load
 average before and after).
 """

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from rehearsal import steps_api, steps_boot, steps_jobs, steps_metrics, steps_upload
+from rehearsal import (
+    steps_api,
+    steps_boot,
+    steps_console,
+    steps_jobs,
+    steps_metrics,
+    steps_upload,
+)
 from rehearsal.journey import Step
 
 STEPS = [
@@ -19,4 +26,5 @@ STEPS = [
     Step(10, "bypass the gateway", steps_api.bypass, needs=(2,)),
     Step(11, "traces: the X-Ray service map", steps_metrics.traces, needs=(4, 6)),
     Step(12, "log out: the token is refused, at the gateway too", steps_api.logout, needs=(3,)),
+    Step(13, "the web console: log in, a page, log out", steps_console.console, needs=(3,)),
 ]

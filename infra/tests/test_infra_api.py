@@ -23,6 +23,8 @@ EXPECTED_PATHS = {
     "/api/v1/{proxy+} ANY", "/docs GET", "/openapi.json GET",
     # The OpenAI-compatible surface (/v1/models, /v1/chat/completions, files, batches...).
     "/v1/{proxy+} ANY",
+    # The web console (public at the gateway: the app checks its session cookie).
+    "/console GET", "/console/{proxy+} ANY",
 }
 
 
@@ -56,7 +58,9 @@ def test_lambda_authorizer_guards_private_routes(assembly: Assembly) -> None:
     )
     methods = assembly.resources("Api", "AWS::ApiGateway::Method").values()
     public = [m for m in methods if m["Properties"]["AuthorizationType"] == "NONE"]
-    assert len(public) == 5  # login, refresh, health, docs, openapi.json
+    # login, refresh, health, docs, openapi.json, and the console (/console, /console/{proxy+}),
+    # whose pages the app authenticates by their session cookie
+    assert len(public) == 7
 
 
 def test_websocket_api(assembly: Assembly) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, stop_process, wait_for_port
+from tests.support.serve import Served, ServeUser, serve
 from textnlp.client import ApiError, AsyncTextNLPClient, TextNLPClient
 
 pytestmark = pytest.mark.slow
 PASSWORD = "e2e-password-123"
+CAROL = ServeUser("carol", PASSWORD, admin=True)
 
 
 def textnlp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -32,26 +32,17 @@ def textnlp(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
 
 
 @pytest.fixture
-def server(_isolated_home: Path, tmp_path: Path) -> Iterator[str]:
-    created = textnlp("users", "create", "carol", "--admin", "--password-stdin", stdin=PASSWORD)
-    assert created.returncode == 0, created.stderr
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "textnlp.cli.main", "serve", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
-    )
-    try:
-        wait_for_port(port, timeout=60, proc=proc)  # type: ignore[arg-type]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
-        log.close()
+def served(_isolated_home: Path, tmp_path: Path) -> Iterator[Served]:
+    with serve(tmp_path, home=_isolated_home, users=[CAROL]) as api:
+        yield api
 
 
-def test_login_generate_stream_and_logout(server: str, tmp_path: Path) -> None:
+@pytest.fixture
+def server(served: Served) -> str:
+    return served.url
+
+
+def test_login_generate_stream_and_logout(server: str, served: Served) -> None:
     with TextNLPClient(server) as client:
         assert client.health().status == "ok"
         with pytest.raises(ApiError) as refused:
@@ -79,7 +70,7 @@ def test_login_generate_stream_and_logout(server: str, tmp_path: Path) -> None:
             client.list_models()
     with TextNLPClient(server, api_key=key) as service_account:
         assert service_account.get_model("smollm2-135m").available
-    log = (tmp_path / "server.log").read_text()
+    log = served.log_text()
     assert '"request_id"' in log and PASSWORD not in log
 
 

@@ -8,17 +8,13 @@ request asks for few tokens.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import free_port, stop_process, wait_for_port
+from tests.support.serve import ServeUser, serve
 
 pytestmark = pytest.mark.slow
 PASSWORD = "openai-e2e-password"
@@ -26,41 +22,11 @@ MODEL = "smollm2-135m"
 EMBEDDINGS = "all-minilm-l6-v2"
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTNLP_")}
-    return {**env, "TEXTNLP_HOME": str(home)}
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("openai-e2e")
-    env = _env(home / "textnlp-home")
-    created = subprocess.run(
-        [sys.executable, "-m", "textnlp.cli.main", "users", "create", "dora", "--password-stdin"],
-        input=PASSWORD,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-        cwd=home,
-    )
-    assert created.returncode == 0, created.stderr
-    port = free_port()
-    log = (home / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "textnlp.cli.main", "serve", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=home,
-    )
-    try:
-        wait_for_port(port, timeout=60, proc=proc)  # type: ignore[arg-type]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
-        log.close()
+    root = tmp_path_factory.mktemp("openai-e2e")
+    with serve(root, users=[ServeUser("dora", PASSWORD)]) as served:
+        yield served.url
 
 
 @pytest.fixture(scope="module")

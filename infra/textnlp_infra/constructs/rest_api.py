@@ -5,8 +5,8 @@ ECS API service, with the origin header (`X-Origin-Verify`, a generated secret r
 deployment) without which the app refuses a request: the authorizer and throttling cannot be
 walked around through the load balancer. The design's 15 routes keep their own resources
 (caching, public sign-in); `/api/v1/{proxy+}` carries every other route of the app (uploads,
-job lists, cancel, results, API keys...), and `/v1/{proxy+}` the OpenAI-compatible surface, so
-the gateway serves the whole API. The Lambda
+job lists, cancel, results, API keys...), and `/v1/{proxy+}` the OpenAI-compatible surface, and
+`/console/{proxy+}` the web console, so the gateway serves the whole app. The Lambda
 authorizer guards all routes except the ones a client calls before it has a token (login,
 refresh), the health probe and the API's own documentation.
 """
@@ -61,6 +61,13 @@ PROXY_ROUTE = Route("{proxy+}", "ANY")
 #: one greedy proxy at the root, authorised like the API (OpenAI clients send
 #: `Authorization: Bearer <API key>`), never cached (every answer is the caller's).
 OPENAI_ROUTE = Route("v1/{proxy+}", "ANY")
+#: The web console (`/console`, its pages and static files): public at the gateway, whose
+#: authorizer reads the Authorization header while a browser sends the console's session
+#: cookie; the app authenticates every page itself (cookie session, CSRF, CSP). Never cached.
+CONSOLE_ROUTES = (
+    Route("console", "GET", public=True),
+    Route("console/{proxy+}", "ANY", public=True),
+)
 #: The app's OpenAPI documents, public like the sign-in routes.
 DOCUMENT_PATHS = ("docs", "openapi.json")
 API_PREFIX = "api/v1"
@@ -93,7 +100,8 @@ class RestApi(Construct):
             for route in (*ROUTES, Route(PROXY_ROUTE.path, "*"))
             if route.method in {"GET", "*"} and not route.cached
         }
-        uncached[f"/{OPENAI_ROUTE.path}/*"] = apigw.MethodDeploymentOptions(caching_enabled=False)
+        for path in (OPENAI_ROUTE.path, *(route.path for route in CONSOLE_ROUTES)):
+            uncached[f"/{path}/*"] = apigw.MethodDeploymentOptions(caching_enabled=False)
         self.api = apigw.RestApi(
             self, "Api",
             rest_api_name=api_config.rest_api_name,
@@ -143,6 +151,9 @@ class RestApi(Construct):
         self.methods.append(self._add_route(api_root, PROXY_ROUTE, config))
         self.methods.append(self._add_route(self.api.root, OPENAI_ROUTE, config, prefix=""))
         self.methods += [
+            self._add_route(self.api.root, route, config, prefix="") for route in CONSOLE_ROUTES
+        ]
+        self.methods += [
             self._add_route(self.api.root, Route(path, "GET", public=True), config, prefix="")
             for path in DOCUMENT_PATHS
         ]
@@ -190,6 +201,7 @@ class RestApi(Construct):
             skip_checks(
                 method,
                 ("CKV_AWS_59", f"{route.method} /{prefix}/{route.path} is called without a "
-                 "token by design (sign-in, token refresh, health probe or API documents)."),
+                 "token by design (sign-in, token refresh, health probe, API documents, or the web "
+                 "console, which the app authenticates by its session cookie)."),
             )
         return method

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from textnlp.adapters.buckets import MemoryBuckets
+from textnlp.api.console import install_console
 from textnlp.api.errors import install_error_handlers
 from textnlp.api.health import HealthChecker
 from textnlp.api.middleware import OriginCheckMiddleware, RequestContextMiddleware
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
     ):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     install_openai(app)  # the OpenAI-compatible /v1 surface
+    install_console(app)  # the web console under /console
     for router in (openai_files.router, openai_batches.router):  # its files and batches
         app.include_router(router, responses=OPENAI_ERROR_RESPONSES)
     health = frozenset({HEALTH_PATH})

@@ -25,6 +25,9 @@ statuses, so OpenAI clients raise their own exception classes (``openai_error_fo
   and ``x-ratelimit-*`` headers; a spending cap -> 429 ``insufficient_quota``;
 - 5xx keep their status with ``type: server_error`` and the tree's type as ``code``.
 
+Under ``/console`` (the web console, ``textnlp.api.console``) they answer as HTML:
+``textnlp.api.console.errors`` draws the page (no session: a redirect to the login page).
+
 Errors of the ASGI middleware (413, 408, 503 when overloaded) answer before any route, in the
 native shape, whose ``error.message`` OpenAI clients read as well.
 """
@@ -38,7 +41,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -252,29 +255,40 @@ def openai_sse_error(exc: BaseException) -> dict[str, str]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    # The console draws its errors as pages; its modules use this one's SSE and WebSocket
+    # renderings, so it is imported when the app is built, not when this module is.
+    from textnlp.api.console.errors import console_error
+    from textnlp.api.console.headers import is_console_path
+
     @app.exception_handler(TextNLPError)
-    async def _textnlp(request: Request, exc: TextNLPError) -> JSONResponse:
+    async def _textnlp(request: Request, exc: TextNLPError) -> Response:
         openai = is_openai_path(request.url.path)
         status, body, headers = openai_error_for(exc) if openai else error_for(exc)
         if status >= 500:
             log.error("request failed: %s", exc.message, extra={"error_type": exc.type})
+        if is_console_path(request.url.path):
+            return console_error(request, status, str(body["message"]), exc)
         if openai:
             return JSONResponse({"error": body}, status_code=status, headers=headers)
         return error_json(status, body, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = validation_errors(exc.errors())
+        if is_console_path(request.url.path):
+            return console_error(request, 422, validation_message(errors), None)
         if is_openai_path(request.url.path):
             return openai_validation(errors)
         body = {"type": "validation_error", "message": validation_message(errors), "errors": errors}
         return error_json(422, body)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         kind = _STATUS_TYPES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else kind.replace("_", " ")
         headers = dict(exc.headers or {})
+        if is_console_path(request.url.path):
+            return console_error(request, exc.status_code, message, None)
         if is_openai_path(request.url.path):
             code = "unknown_url" if exc.status_code == 404 else kind
             if exc.status_code == 404:
@@ -285,8 +299,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_json(exc.status_code, {"type": kind, "message": message}, headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
+        if is_console_path(request.url.path):
+            return console_error(request, 500, "internal error", None)
         if is_openai_path(request.url.path):
             return openai_json(500, "internal error", "server_error")
         return error_json(500, {"type": "internal_error", "message": "internal error"})

@@ -38,6 +38,8 @@ class StreamEvent:
     text: str
     finish_reason: str | None = None
     usage: CompletionUsage | None = None
+    #: What the stream cost (its last event; None: the model has no price).
+    cost_usd: float | None = None
 
 
 def completion_id() -> str:
@@ -181,7 +183,9 @@ class CompletionsServing:
         """Token events; the caller runs ``admit`` first (to answer a refusal as an error)."""
         async for delta in self.service.stream(model_id, request):
             usage = None
+            cost = None
             if delta.usage is not None:
+                cost = delta.usage.cost_usd
                 await self.charge(owner, delta.usage.cost_usd or 0.0)
                 usage = CompletionUsage(
                     prompt_tokens=delta.usage.prompt_tokens,
@@ -189,4 +193,4 @@ class CompletionsServing:
                     total_tokens=delta.usage.total_tokens,
                 )
                 self.metrics.observe_tokens(model_id, delta.usage.completion_tokens)
-            yield StreamEvent(delta.text, delta.finish_reason, usage)
+            yield StreamEvent(delta.text, delta.finish_reason, usage, cost)

@@ -141,6 +141,19 @@ class AuthService:
             raise AuthError("unknown or disabled user")
         return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
 
+    def console_session(self, refresh_token: str) -> Principal:
+        """The principal of a console session cookie: a refresh token whose family is live.
+
+        The console never rotates it (see ``textnlp.api.console.session``); a logout, a revoked
+        family or a disabled user ends the session."""
+        claims = self.tokens.verify(refresh_token, expected_type="refresh")
+        user = self.store.access_holder(claims.sub, claims.family, claims.jti)
+        if user is None:
+            raise AuthError("session revoked")
+        if not user.active:
+            raise AuthError("unknown or disabled user")
+        return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
+
     def user(self, username: str) -> User:
         """The user called ``username``; ``NotFound`` when there is none."""
         with self.sessions() as session:

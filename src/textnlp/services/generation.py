@@ -7,6 +7,7 @@ stays shared and uncapped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -150,22 +151,44 @@ class GenerationService:
             ),
         )
 
-    async def preview(self, job: DatasetJob) -> list[Record]:
+    async def preview(self, job: DatasetJob, owner: str | None = None) -> list[Record]:
         """A few records of ``job`` (its ``count``), none written: every candidate made,
-        the rejected and failed ones too, each with its reason. ``job.output`` is ignored."""
+        the rejected and failed ones too, each with its reason. ``job.output`` is ignored.
+
+        With an ``owner`` (a server's user: the console) the response cache is that owner's
+        alone, the owner's spending cap is checked for every model the run calls before it
+        starts, and what the records cost is counted after (a preview is a few records, so it
+        may pass the cap by what they cost, as concurrent direct requests may)."""
         job = replace(job, max_candidates=job.count, resume=False, rejects=None)
         model_id, request = self.dataset_request(replace(job, output=None))
+        cache = self.cache
+        if owner is not None:
+            if cache is not None:
+                cache = OwnerScopedCache(cache, owner)
+            source = request.template
+            models = (
+                set(source.llm_models(model_id).values())
+                if isinstance(source, Recipe)
+                else {model_id}
+            )
+            for other in sorted(models):
+                await asyncio.to_thread(self.spending.check, owner, self.catalogue.get(other))
         backend = await self.pool.get(model_id)
 
         async def backend_of(other: str) -> Backend:
             return await self.pool.get(other)
 
         pipeline = DatasetPipeline(
-            backend, self.cache, spec_of=self.catalogue.get, backend_of=backend_of
+            backend, cache, spec_of=self.catalogue.get, backend_of=backend_of
         )
         sink = MemorySink()
-        with contextlib.suppress(CandidatesExhausted):  # rejected candidates are the point
-            await pipeline.run(request, sink=sink)
+        try:
+            with contextlib.suppress(CandidatesExhausted):  # rejected candidates are the point
+                await pipeline.run(request, sink=sink)
+        finally:
+            cost = sum(r.provenance.cost_usd or 0.0 for r in sink.records)
+            if owner is not None and cost > 0:
+                await asyncio.to_thread(self.spending.record, owner, cost)
         return sink.records
 
     # -- models ------------------------------------------------------------------------------

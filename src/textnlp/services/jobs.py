@@ -22,7 +22,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from textnlp.services.job_models import (
     JobView,
 )
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
+from textnlp.services.job_records import PAGE_SIZE, JobRecords, JobReport, RecordPage, RecordQuery
 from textnlp.services.spending import SpendingService
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,10 @@ class JobService:
     def status(self, owner: Owner, job_id: str) -> JobView:
         return self.view(self._owned(owner, job_id))
 
+    def spec(self, owner: Owner, job_id: str) -> dict[str, Any]:
+        """The request a job was submitted with (the fields its owner set), as stored."""
+        return dict(self._owned(owner, job_id).spec)
+
     def list(self, owner: Owner, limit: int = 50) -> list[JobView]:
         rows = self.store.list_for(None if owner.is_admin else owner.id, limit)
         return [self.view(r) for r in rows]
@@ -314,3 +319,25 @@ class JobService:
     def result_chunks(self, download: ResultDownload) -> Iterator[bytes]:
         """The bytes of a result file that ``results`` found (where it has no URL to give)."""
         return self.storage.open_read(download.key)
+
+    # -- a job's records and report (the console's dataset viewer) -------------------------
+    def records_page(
+        self,
+        owner: Owner,
+        job_id: str,
+        query: RecordQuery | None = None,
+        *,
+        offset: int = 0,
+        after: int | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> RecordPage:
+        """A page of the job's records matching ``query`` (``services.job_records``)."""
+        row = self._owned(owner, job_id)
+        records = JobRecords(self.store, self.storage)
+        found = records.page(row, query or RecordQuery(), offset=offset, after=after, limit=limit)
+        return replace(found, job=self.view(row))
+
+    def validation_report(self, owner: Owner, job_id: str) -> JobReport:
+        """The job's validation report, where its gate wrote one."""
+        row = self._owned(owner, job_id)
+        return JobRecords(self.store, self.storage).report(row, self.view(row))

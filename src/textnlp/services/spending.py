@@ -46,6 +46,18 @@ class UserBudget:
     spent_usd: float
 
 
+@dataclass(frozen=True)
+class UserSpending:
+    """A user as the admin page lists them: the cap that applies (None: none) and the spend."""
+
+    user_id: str
+    username: str
+    role: str
+    active: bool
+    limit_usd: float | None
+    spent_usd: float
+
+
 class Budget:
     """The caps one run works under; ``apply`` wraps a backend in them (innermost first).
 
@@ -121,6 +133,20 @@ class SpendingService:
         """Count what a direct generation cost."""
         if cost_usd > 0:
             self.store.add_direct(owner_id, cost_usd)
+
+    def users(self, limit: int = 500) -> list[UserSpending]:
+        """Users by name (at most ``limit``), each with the cap that applies and their spend."""
+        return [
+            UserSpending(
+                user_id=row.user_id,
+                username=row.username,
+                role=row.role,
+                active=row.active,
+                limit_usd=self._limit(UserSpend(row.cap_usd, row.spent_usd)),
+                spent_usd=row.spent_usd,
+            )
+            for row in self.store.users(limit)
+        ]
 
     def set_user_cap(self, username: str, cap_usd: float | None) -> UserBudget:
         """Set (None: clear) a user's own cap; returns the cap that now applies."""

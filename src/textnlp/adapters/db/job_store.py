@@ -297,3 +297,36 @@ class JobStore:
             query = query.where(JobRecordRow.ok.is_(True))
         with self.sessions() as session:
             return int(session.scalar(query) or 0)
+
+    # -- records for people (the console's dataset viewer) ---------------------------------
+    def page_records(
+        self, job_id: str, *, ok: bool | None = None, offset: int = 0, limit: int = 50
+    ) -> list[Record]:
+        """One page of stored records in index order: ``LIMIT``/``OFFSET`` on the primary key
+        (job id, index), so the first page of a 100k-record job reads ``limit`` rows."""
+        query = select(JobRecordRow.payload).where(JobRecordRow.job_id == job_id)
+        if ok is not None:
+            query = query.where(JobRecordRow.ok.is_(ok))
+        query = query.order_by(JobRecordRow.index).offset(offset).limit(limit)
+        with self.sessions() as session:
+            return [Record.model_validate_json(p) for p in session.scalars(query)]
+
+    def scan_records(
+        self, job_id: str, *, ok: bool | None = None, after: int = -1, limit: int = 1000
+    ) -> list[tuple[int, str]]:
+        """Up to ``limit`` stored records after index ``after``, as (index, JSON payload): a
+        caller that filters on the payload parses only the records it keeps (keyset paging,
+        so each batch starts where the last one ended)."""
+        query = select(JobRecordRow.index, JobRecordRow.payload).where(
+            JobRecordRow.job_id == job_id, JobRecordRow.index > after
+        )
+        if ok is not None:
+            query = query.where(JobRecordRow.ok.is_(ok))
+        query = query.order_by(JobRecordRow.index).limit(limit)
+        with self.sessions() as session:
+            return [(index, payload) for index, payload in session.execute(query)]
+
+    def has_records(self, job_id: str) -> bool:
+        query = select(JobRecordRow.index).where(JobRecordRow.job_id == job_id).limit(1)
+        with self.sessions() as session:
+            return session.scalar(query) is not None

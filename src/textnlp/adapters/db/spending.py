@@ -25,6 +25,18 @@ class UserSpend:
     spent_usd: float
 
 
+@dataclass(frozen=True)
+class UserSpendRow:
+    """A user with their own cap and what they spent (direct generations and jobs)."""
+
+    user_id: str
+    username: str
+    role: str
+    active: bool
+    cap_usd: float | None
+    spent_usd: float
+
+
 class SpendingStore:
     def __init__(self, engine: Engine) -> None:
         self.sessions = sessionmaker(engine, expire_on_commit=False)
@@ -61,3 +73,38 @@ class SpendingStore:
                 update(UserRow).where(UserRow.id == user_id).values(spending_cap_usd=cap_usd)
             )
             return str(user_id)
+
+    def users(self, limit: int = 500) -> list[UserSpendRow]:
+        """Users by name (at most ``limit``) with their spend: one query, jobs summed by owner."""
+        jobs = (
+            select(JobRow.owner_id, func.sum(JobRow.cost_usd).label("cost"))
+            .group_by(JobRow.owner_id)
+            .subquery()
+        )
+        query = (
+            select(
+                UserRow.id,
+                UserRow.username,
+                UserRow.role,
+                UserRow.active,
+                UserRow.spending_cap_usd,
+                UserRow.spent_usd,
+                jobs.c.cost,
+            )
+            .outerjoin(jobs, jobs.c.owner_id == UserRow.id)
+            .order_by(UserRow.username)
+            .limit(limit)
+        )
+        with self.sessions() as session:
+            rows = session.execute(query).all()
+        return [
+            UserSpendRow(
+                user_id=row[0],
+                username=row[1],
+                role=row[2],
+                active=bool(row[3]),
+                cap_usd=row[4],
+                spent_usd=float(row[5] or 0.0) + float(row[6] or 0.0),
+            )
+            for row in rows
+        ]

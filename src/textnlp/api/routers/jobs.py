@@ -10,20 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from textnlp.api.deps import CurrentUser
+from textnlp.api.downloads import result_response
 from textnlp.services.job_models import JobSpec, JobView
 from textnlp.services.jobs import JobService, Owner
 
 router = APIRouter(prefix="/generate", tags=["jobs"])
-
-MEDIA_TYPES = {
-    "jsonl": "application/x-ndjson",
-    "csv": "text/csv",
-    "parquet": "application/vnd.apache.parquet",
-}
 
 
 def get_jobs(request: Request) -> JobService:
@@ -135,14 +130,4 @@ def delete_job(job_id: str, request: Request, user: CurrentUser, jobs: JobsDep) 
 )
 def job_results(job_id: str, user: CurrentUser, jobs: JobsDep) -> Response:
     """The result file: streamed from local storage, or a redirect to a presigned S3 URL."""
-    result = jobs.results(owner(user), job_id)
-    if result.url is not None:
-        return RedirectResponse(result.url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
-    return StreamingResponse(
-        jobs.result_chunks(result),
-        media_type=MEDIA_TYPES.get(result.format, "application/octet-stream"),
-        headers={
-            "Content-Disposition": f'attachment; filename="{job_id}.{result.format}"',
-            "Content-Length": str(result.size),
-        },
-    )
+    return result_response(jobs, jobs.results(owner(user), job_id), job_id)

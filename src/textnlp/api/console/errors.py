@@ -1,0 +1,37 @@
+"""The console's rendering of the exception tree (called by ``textnlp.api.errors``, the one
+place that maps exceptions to answers): no session -> the login page, with the page asked for
+as ``next``; anything else -> an HTML error page with the error's own status and message
+(an htmx request gets the message as a fragment in the page's ``#flash`` area instead)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
+
+from fastapi import Request, Response
+
+from textnlp.api.console.render import is_htmx, page, redirect
+from textnlp.api.console.session import LoginRequired, clear_session, safe_next
+
+
+def login_url(request: Request) -> str:
+    """The login page, then back to the page asked for (the current page of an htmx call)."""
+    if request.method == "GET" and not is_htmx(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        target = urlsplit(request.headers.get("hx-current-url", "")).path
+    return f"/console/login?next={quote(safe_next(target), safe='/')}"
+
+
+def console_error(request: Request, status: int, message: str, exc: Exception | None) -> Response:
+    if isinstance(exc, LoginRequired):
+        response = redirect(request, login_url(request))
+        clear_session(response, request)
+        return response
+    if is_htmx(request):
+        fragment = page(
+            request, "_flash.html", {"level": "error", "message": message}, status_code=status
+        )
+        fragment.headers["HX-Retarget"] = "#flash"
+        fragment.headers["HX-Reswap"] = "innerHTML"
+        return fragment
+    return page(request, "error.html", {"status": status, "message": message}, status_code=status)

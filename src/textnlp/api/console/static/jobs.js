@@ -1,0 +1,63 @@
+// Live progress of the jobs pages: an EventSource on the section's `data-job-events` URL
+// (Server-Sent Events of /console/jobs/events, authenticated by the session cookie); each
+// `progress` event updates the elements of its job (`[data-job-id]`): the state text, the
+// progress bar and its text and, on a job's own page, the error, the cancel and download
+// controls. Without this script the pages still work: a reload shows the current state.
+"use strict";
+(() => {
+  const section = document.querySelector("[data-job-events]");
+  if (!section || !("EventSource" in window)) return;
+  const single = section.dataset.jobSingle === "true";
+  const terminal = new Set(["succeeded", "failed", "cancelled"]);
+
+  const field = (root, name) => root.querySelector(`[data-field="${name}"]`);
+  const show = (element, visible) => { if (element) element.hidden = !visible; };
+
+  function update(root, job) {
+    const before = root.dataset.state;
+    root.dataset.state = job.state;
+    const state = field(root, "state");
+    if (state && state.textContent !== job.state) {
+      state.textContent = job.state;
+      state.className = `job-state job-state-${job.state}`;
+    }
+    const bar = root.querySelector("progress");
+    if (bar) {
+      bar.max = Math.max(job.total, 1);
+      bar.value = job.done;
+      bar.textContent = `${job.percent} %`;
+    }
+    const text = field(root, "progress-text");
+    if (text) {
+      const failed = job.failed ? `, ${job.failed} failed` : "";
+      text.textContent = `${job.done} / ${job.total} (${job.percent} %)${failed}`;
+    }
+    if (!single) return;
+    const error = field(root, "error");
+    if (error && job.error) {
+      error.textContent = job.error;
+      show(field(root, "error-box"), true);
+    }
+    const ended = terminal.has(job.state);
+    root.querySelectorAll('[data-when="active"]').forEach((element) => show(element, !ended));
+    root.querySelectorAll('[data-when="succeeded"]').forEach(
+      (element) => show(element, job.state === "succeeded"),
+    );
+    if (ended && before !== job.state) show(field(root, "finished"), !terminal.has(before));
+  }
+
+  const source = new EventSource(section.dataset.jobEvents);
+  source.addEventListener("progress", (event) => {
+    let job;
+    try {
+      job = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    document.querySelectorAll("[data-job-id]").forEach((root) => {
+      if (root.dataset.jobId === job.id) update(root, job);
+    });
+    // One job's stream ends with the job; closing stops the browser from reconnecting.
+    if (single && terminal.has(job.state)) source.close();
+  });
+})();
