@@ -230,6 +230,19 @@ def test_a_recipe_is_submitted_as_a_template_is(api: Api, alice: Browser) -> Non
     assert cancelled.status_code == 303  # (the other tests' workers need not run it)
 
 
+def test_the_validate_box_asks_for_the_default_release_gate(api: Api, alice: Browser) -> None:
+    gated = alice.submitted(template="product-reviews", count="2", gate="on")
+    plain = alice.submitted(template="product-reviews", count="2")
+    shown = html.unescape(alice.client.get(f"/console/jobs/{gated}").text)
+    assert '"validation": {}' in shown  # the gate's defaults (only what was set is stored)
+    assert '"validation"' not in html.unescape(alice.client.get(f"/console/jobs/{plain}").text)
+    for job_id in (gated, plain):  # (the other tests' workers need not run them)
+        cancel = alice.client.post(
+            f"/console/jobs/{job_id}/cancel", data={"csrf_token": alice.csrf()}
+        )
+        assert cancel.status_code == 303
+
+
 def test_a_form_sent_twice_makes_one_job(api: Api, alice: Browser) -> None:
     page = alice.client.get("/console/jobs")
     form = {

@@ -173,6 +173,8 @@ def spec_fields(form: dict[str, str]) -> dict[str, Any]:
         fields["params"] = params
     if "variables" in given:
         fields["variables"] = parse_variables(form["variables"])
+    if given.get("gate") == "on":
+        fields["validation"] = {}  # the default release gate: a report for the viewer
     return fields
 
 
@@ -200,6 +202,7 @@ async def submit_job(
     format: Annotated[str, Form(max_length=20)] = "jsonl",  # noqa: A002
     max_cost_usd: Annotated[str, Form(max_length=30)] = "",
     variables: Annotated[str, Form(max_length=20_000)] = "",
+    gate: Annotated[str, Form(max_length=10)] = "",
     idempotency_key: Annotated[str, Form(max_length=255)] = "",
 ) -> Response:
     """Submit a template or recipe job; a bad field re-renders the form with the message."""
@@ -214,6 +217,7 @@ async def submit_job(
         "format": format,
         "max_cost_usd": max_cost_usd,
         "variables": variables,
+        "gate": gate,
     }
     try:
         spec = JobSpec.model_validate(spec_fields(form))
