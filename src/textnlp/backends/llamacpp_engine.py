@@ -1,10 +1,22 @@
 """A continuous-batching decoder on llama.cpp's multi-sequence batch API.
 
-Requests that arrive together are decoded together: every step fills one ``llama_batch`` with
-the next token of each running sequence plus chunks of newly admitted prompts, calls
-``llama_decode`` once, and samples each sequence from its own logits row with its own sampler
-chain (so seeds stay per request). Each sequence owns a KV-cache stream (``kv_unified`` off),
-so attention cost per token does not grow with the number of neighbours.
+Requests that arrive together are decoded together: every step prefills a chunk of each new
+prompt in one ``llama_decode``, then decodes the next token of every running sequence in
+another, and samples each sequence from its own logits row with its own sampler chain (so seeds
+stay per request). Each sequence owns a KV-cache stream (``kv_unified`` off), so attention cost
+per token does not grow with the number of neighbours.
+
+Prompt prefixes are prefilled once: a slot keeps the KV of its last sequence when it is freed,
+a new request takes the free slot that already holds the longest prefix of its prompt, and a
+sequence whose prefix sits in another slot (a template's system prompt, shared by every record)
+copies that slot's KV instead of computing it (``llama_memory_seq_cp``); sequences admitted
+together wait for the first of them to prefill what they share.
+
+A sequence's tokens do not depend on its neighbours, on when it arrived, or on whether its
+prefix was computed or copied. Per row, llama.cpp's CPU kernels for the engine's weights (Q8_0
+matmuls, flash attention under 64 query rows of one sequence) compute the same sums whatever
+else is in the batch; the engine keeps to them (``MAX_PREFILL_ROWS``, equal prompt chunks per
+step, see ``_step``) and keeps a long sequence from being decoded alone (see ``_pads``).
 
 The loop runs in one dedicated thread (llama.cpp calls release the GIL); results travel back to
 asyncio through ``call_soon_threadsafe``. Nothing here knows about HTTP, templates or files.
@@ -13,9 +25,9 @@ asyncio through ``call_soon_threadsafe``. Nothing here knows about HTTP, templat
 from __future__ import annotations
 
 import asyncio
+import bisect
 import codecs
 import ctypes
-import heapq
 import os
 import queue
 import threading
@@ -29,6 +41,18 @@ from llama_cpp import _internals as internals
 
 #: (text delta, finish reason or None, completion tokens so far)
 Emit = Callable[[str, str | None, int], None]
+
+#: Prompt rows of one sequence per decode. From 64 rows (GGML_FA_TILE_Q) llama.cpp's CPU flash
+#: attention switches to a tiled kernel whose sums round differently; below it every row is
+#: computed alike however the prompt is cut, so a reused prefix reads like a full prefill.
+MAX_PREFILL_ROWS = 63
+
+#: Cached cells from which llama.cpp attends for a lone single token with its split-KV kernel
+#: (it pads the cache view to 256 cells and splits from 512); a little early to be safe.
+_SPLIT_KV_FROM = 240
+
+#: Idle slots between two busy ones filled with a pad row rather than left to split the batch.
+_GAP_FILL = 4
 
 
 @dataclass
@@ -63,7 +87,10 @@ class _Running:
     next_token: int = -1
     text: str = ""
     emitted: int = 0
-    batch_index: int = -1
+
+    @property
+    def prefilled(self) -> bool:
+        return self.n_prompt_done == len(self.job.prompt_tokens)
 
     @property
     def next_position(self) -> int:
@@ -82,10 +109,16 @@ class BatchingEngine:
         n_ctx_per_seq: int = 2048,
         n_batch: int = 512,
         n_threads: int = 0,
+        reuse_prefix: bool = True,
+        copy_min_tokens: int = 16,
     ) -> None:
         self.n_parallel = n_parallel
         self.n_ctx_per_seq = n_ctx_per_seq
-        self.n_batch = max(n_batch, n_parallel)
+        self.n_batch = max(n_batch, n_parallel + 1)
+        self.reuse_prefix = reuse_prefix
+        #: Copying a prefix copies the whole KV stream (llama.cpp copies streams, not cells), so
+        #: it only pays for a prefix this long or longer; shorter ones are prefilled again.
+        self.copy_min_tokens = copy_min_tokens
         threads = n_threads or os.cpu_count() or 1
 
         silence_llama_logs()
@@ -93,10 +126,11 @@ class BatchingEngine:
         model_params = llama_cpp.llama_model_default_params()
         self.model = internals.LlamaModel(path_model=model_path, params=model_params, verbose=False)
         ctx_params = llama_cpp.llama_context_default_params()
-        ctx_params.n_ctx = n_ctx_per_seq * n_parallel
+        # One more stream than slots: a spare sequence after the last slot (see _pads).
+        ctx_params.n_ctx = n_ctx_per_seq * (n_parallel + 1)
         ctx_params.n_batch = self.n_batch
         ctx_params.n_ubatch = self.n_batch
-        ctx_params.n_seq_max = n_parallel
+        ctx_params.n_seq_max = n_parallel + 1
         ctx_params.kv_unified = False
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
@@ -107,7 +141,12 @@ class BatchingEngine:
 
         self._incoming: queue.Queue[SequenceJob | None] = queue.Queue()
         self._running: list[_Running] = []
-        self._free_slots = list(range(n_parallel))  # a heap: the lowest free slot first
+        self._free_slots = list(range(n_parallel))  # kept sorted: the lowest slot first
+        #: Per slot, the tokens whose KV its stream holds at positions 0.. (kept when freed).
+        self._cached: list[list[int]] = [[] for _ in range(n_parallel)]
+        #: Prompt tokens computed, kept in a reused slot, copied from another slot.
+        self.counters = {"prompt_tokens_computed": 0, "prompt_tokens_kept": 0,
+                         "prompt_tokens_copied": 0}  # fmt: skip
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="llamacpp-engine", daemon=True)
         self._thread.start()
@@ -176,13 +215,18 @@ class BatchingEngine:
             block = False
             if job.cancelled.is_set():
                 continue
-            slot = heapq.heappop(self._free_slots)
+            slot = self._pick_slot(job.prompt_tokens)
+            self._free_slots.remove(slot)
+            kept = self._reusable(job.prompt_tokens, self._cached[slot])
+            self._truncate(slot, kept)
+            self.counters["prompt_tokens_kept"] += kept
             self._running.append(
                 _Running(
                     job=job,
                     slot=slot,
                     sampler=_sampler(job),
                     decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
+                    n_prompt_done=kept,
                 )
             )
             # Tokens must reach llama_decode in ascending sequence order: with one KV stream
@@ -190,37 +234,156 @@ class BatchingEngine:
             self._running.sort(key=lambda running: running.slot)
         return True
 
+    def _pick_slot(self, prompt: list[int]) -> int:
+        """The free slot holding the longest prefix of ``prompt`` (the lowest on a tie)."""
+        if not self.reuse_prefix:
+            return self._free_slots[0]
+        best, best_kept = self._free_slots[0], -1
+        for slot in self._free_slots:
+            kept = self._reusable(prompt, self._cached[slot])
+            if kept > best_kept:
+                best, best_kept = slot, kept
+        return best
+
+    def _reusable(self, prompt: list[int], cached: list[int]) -> int:
+        """How many leading tokens of ``prompt`` a stream holding ``cached`` can skip."""
+        if not self.reuse_prefix:
+            return 0
+        # The last prompt token is always decoded: its logits give the first new token.
+        return min(_common_prefix(prompt, cached), len(prompt) - 1)
+
+    def _truncate(self, slot: int, keep: int) -> None:
+        if len(self._cached[slot]) > keep:
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, keep, -1)
+            del self._cached[slot][keep:]
+
+    def _borrow_prefix(self, running: _Running) -> None:
+        """Copy another stream's KV when it holds a longer prefix of ``running``'s prompt."""
+        prompt = running.job.prompt_tokens
+        source, best = -1, running.n_prompt_done + self.copy_min_tokens - 1
+        for slot, cached in enumerate(self._cached):
+            kept = self._reusable(prompt, cached) if slot != running.slot else 0
+            if kept > best:
+                source, best = slot, kept
+        if source < 0:
+            return
+        # Across streams llama.cpp copies the whole stream (applied at the next decode, before
+        # it computes), then the copy's tail past the shared prefix is dropped.
+        llama_cpp.llama_memory_seq_cp(self._memory, source, running.slot, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self._memory, running.slot, best, -1)
+        self._cached[running.slot] = self._cached[source][:best]
+        self.counters["prompt_tokens_copied"] += best - running.n_prompt_done
+        running.n_prompt_done = best
+
+    def _waits_for_leader(self, running: _Running, leaders: list[_Running]) -> bool:
+        """Whether a sequence prefilling this step is computing a prefix worth copying."""
+        prompt = running.job.prompt_tokens
+        floor = running.n_prompt_done + self.copy_min_tokens
+        for leader in leaders:
+            shared = self._reusable(prompt, leader.job.prompt_tokens)
+            if shared >= floor and shared > len(self._cached[leader.slot]):
+                return True
+        return False
+
     def _step(self) -> None:
-        batch = self._batch
-        n = 0
-        # One pass in slot order (see _admit). Running sequences get their next token first,
-        # which keeps their latency flat; prompts of new sequences share what is left.
-        decoding = sum(r.n_prompt_done == len(r.job.prompt_tokens) for r in self._running)
-        budget = self.n_batch - decoding
+        """Prefill what prompts can take this step, then decode one token of every sequence.
+
+        Two decodes, not one: llama.cpp cuts a mixed batch into micro-batches of equal tokens
+        per sequence, so a prompt would be cut by what its neighbours hold; apart, every prompt
+        chunk of a step has the same length and every decoded sequence one token.
+        """
+        prefilling, chunk = self._prefill_chunks()
+        if prefilling:
+            rows = {
+                r.slot: r.job.prompt_tokens[r.n_prompt_done : r.n_prompt_done + chunk]
+                for r in prefilling
+            }
+            for running in prefilling:
+                running.n_prompt_done += chunk
+            self.counters["prompt_tokens_computed"] += chunk * len(prefilling)
+            done = [running for running in prefilling if running.prefilled]
+            self._sample_all(done, self._decode(rows, {running.slot for running in done}))
+        decoding = [r for r in self._running if r.prefilled and r.next_token >= 0]
+        if decoding:
+            rows = {running.slot: [running.next_token] for running in decoding}
+            self._sample_all(decoding, self._decode(rows, set(rows)))
+
+    def _prefill_chunks(self) -> tuple[list[_Running], int]:
+        """The sequences that prefill this step, and the length of the chunk each one takes."""
+        chosen: list[_Running] = []
         for running in self._running:
-            prompt = running.job.prompt_tokens
-            if running.n_prompt_done == len(prompt):
-                token, position = running.next_token, running.next_position
-                n = self._add(batch, n, token, position, running.slot, True)
-                running.batch_index = n - 1
+            if running.prefilled:
                 continue
-            take = min(len(prompt) - running.n_prompt_done, budget)
-            for i in range(take):
-                pos = running.n_prompt_done + i
-                n = self._add(batch, n, prompt[pos], pos, running.slot, pos == len(prompt) - 1)
-            budget -= take
-            running.n_prompt_done += take
-            running.batch_index = n - 1 if take and running.n_prompt_done == len(prompt) else -1
+            if self.reuse_prefix:
+                if self._waits_for_leader(running, chosen):
+                    continue
+                self._borrow_prefix(running)
+            chosen.append(running)
+        if not chosen:
+            return [], 0
+        left = min(len(r.job.prompt_tokens) - r.n_prompt_done for r in chosen)
+        return chosen, max(1, min(left, MAX_PREFILL_ROWS, (self.n_batch - 1) // len(chosen)))
+
+    def _decode(self, rows: dict[int, list[int]], logits: set[int]) -> dict[int, int]:
+        """One ``llama_decode`` of ``rows`` (slot: tokens), in slot order.
+
+        The slots in ``logits`` keep their last token's logits; returns its batch index.
+        """
+        pads = self._pads(rows)
+        batch, n = self._batch, 0
+        last_rows = {}
+        for seq in sorted([*rows, *pads]):
+            start = len(self._cached[seq]) if seq < self.n_parallel else 0
+            tokens = rows.get(seq, [0])  # a pad's token is any token
+            for i, token in enumerate(tokens):
+                last = i == len(tokens) - 1 and seq in logits
+                n = self._add(batch, n, token, start + i, seq, last)
+            if seq in logits:
+                last_rows[seq] = n - 1
         batch.n_tokens = n
         status = llama_cpp.llama_decode(self.ctx.ctx, batch)
+        for seq in pads:  # drop what the pads wrote, success or not
+            start = len(self._cached[seq]) if seq < self.n_parallel else 0
+            llama_cpp.llama_memory_seq_rm(self._memory, seq, start, -1)
         if status != 0:
             raise RuntimeError(f"llama_decode returned {status}")
-        still_running = []
-        for running in self._running:
-            if running.batch_index >= 0 and not self._sample(running) or running.batch_index < 0:
-                still_running.append(running)
-            running.batch_index = -1
-        self._running = still_running
+        for slot, tokens in rows.items():
+            self._cached[slot].extend(tokens)
+        return last_rows
+
+    def _pads(self, rows: dict[int, list[int]]) -> list[int]:
+        """Idle sequences that decode one throwaway token beside ``rows`` (dropped after).
+
+        llama.cpp cuts a batch into micro-batches of consecutive sequence ids, each one more
+        pass over the weights: a short gap between busy slots is filled, one row being cheaper
+        than a pass. And a sequence alone in its micro-batch gets company once its cache spans
+        more than 256 cells: there llama.cpp attends for one token with a split-KV kernel that
+        rounds differently, so it would decode other tokens alone than among neighbours.
+        """
+        if any(len(tokens) != 1 for tokens in rows.values()):
+            return []  # prompt chunks: a one-token pad would cut them (llama.cpp's equal split)
+        slots = sorted(rows)
+        pads = [
+            pad
+            for before, after in zip(slots, slots[1:], strict=False)
+            if after - before <= _GAP_FILL + 1
+            for pad in range(before + 1, after)
+        ]
+        busy = set(slots) | set(pads)
+        for slot in slots:
+            alone = slot - 1 not in busy and slot + 1 not in busy
+            if alone and len(self._cached[slot]) >= _SPLIT_KV_FROM:
+                pads.append(slot + 1)  # always a sequence: the spare one follows the last slot
+                busy.add(slot + 1)
+        return pads
+
+    def _sample_all(self, runnings: list[_Running], last_rows: dict[int, int]) -> None:
+        finished = set()
+        for running in runnings:
+            if self._sample(running, last_rows[running.slot]):
+                finished.add(running.slot)
+        if finished:
+            self._running = [r for r in self._running if r.slot not in finished]
 
     @staticmethod
     def _add(batch: Any, n: int, token: int, pos: int, seq: int, logits: bool) -> int:
@@ -231,13 +394,13 @@ class BatchingEngine:
         batch.logits[n] = logits
         return n + 1
 
-    def _sample(self, running: _Running) -> bool:
+    def _sample(self, running: _Running, batch_index: int) -> bool:
         """Sample the next token of ``running``; True when the sequence is finished."""
         job = running.job
         if job.cancelled.is_set():
             self._release(running)
             return True
-        token = running.sampler.sample(self.ctx, running.batch_index)
+        token = running.sampler.sample(self.ctx, batch_index)
         if not job.ignore_eos and llama_cpp.llama_vocab_is_eog(self.vocab, token):
             self._finish(running, "stop")
             return True
@@ -265,12 +428,13 @@ class BatchingEngine:
         running.text += running.decoder.decode(b"", final=True) if reason != "error" else ""
         tail = running.text[running.emitted :] if reason != "error" else error
         running.job.emit(tail, reason, running.n_generated)
-        self._release(running)
+        self._release(running, keep_cache=reason != "error")
 
-    def _release(self, running: _Running) -> None:
-        llama_cpp.llama_memory_seq_rm(self._memory, running.slot, -1, -1)
+    def _release(self, running: _Running, *, keep_cache: bool = True) -> None:
+        if not (keep_cache and self.reuse_prefix):
+            self._truncate(running.slot, 0)
         running.sampler.close()
-        heapq.heappush(self._free_slots, running.slot)
+        bisect.insort(self._free_slots, running.slot)
 
 
 @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
@@ -296,6 +460,15 @@ def _sampler(job: SequenceJob) -> internals.LlamaSampler:
     seed = job.seed if job.seed is not None else int(time.time_ns() & 0xFFFFFFFF)
     sampler.add_dist(seed)
     return sampler
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _find_stop(text: str, stops: tuple[str, ...], emitted: int) -> int | None:

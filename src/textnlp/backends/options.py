@@ -45,6 +45,10 @@ class LlamaCppOptions(BackendOptions):
     top_k: int = Field(40, ge=0)
     #: Re-encode the GGUF once as this type (None: as shipped).
     weights: Weights | None = None
+    #: Prefill a shared prompt prefix once: keep freed slots' KV, copy another slot's prefix.
+    reuse_prefix: bool = True
+    #: The shortest prefix worth copying from another slot (a copy moves a whole KV stream).
+    copy_min_tokens: int = Field(16, ge=1)
 
 
 class TransformersOptions(BackendOptions):

@@ -1,0 +1,114 @@
+"""The engine's tokens depend on the request only: not on its neighbours in a batch, not on
+when it arrives, not on whether its prompt prefix was computed or copied (issue 18)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from textnlp.backends.llamacpp import LlamaCppBackend
+from textnlp.backends.registry import ModelCatalogue
+from textnlp.domain import GenerationParams, GenerationRequest
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SYSTEM = (
+    "You are a careful assistant that writes short, concrete product reviews for an online "
+    "shop. Each review names the product, one thing the reviewer liked and one thing they did "
+    "not, in plain English, without lists or headings."
+)
+PRODUCTS = ["a kettle", "a desk lamp", "running shoes", "a backpack", "a blender", "headphones"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def backend() -> AsyncIterator[LlamaCppBackend]:
+    spec = ModelCatalogue.load().get("smollm2-135m")
+    async with LlamaCppBackend(spec, n_parallel=6) as engine:
+        yield engine
+
+
+def review(
+    product: str, *, seed: int | None, temperature: float, max_tokens: int = 40
+) -> GenerationRequest:
+    params = GenerationParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+    request = GenerationRequest.chat(f"Review {product}.", system=SYSTEM, params=params)
+    return request.model_copy(update={"ignore_eos": True})
+
+
+def requests(temperature: float) -> list[GenerationRequest]:
+    return [review(p, seed=100 + i, temperature=temperature) for i, p in enumerate(PRODUCTS)]
+
+
+async def texts(backend: LlamaCppBackend, batch: list[GenerationRequest]) -> list[str]:
+    return [completion.text for completion in await backend.generate(batch)]
+
+
+async def one_by_one(backend: LlamaCppBackend, batch: list[GenerationRequest]) -> list[str]:
+    return [(await backend.generate_one(request)).text for request in batch]
+
+
+def clear_slots(backend: LlamaCppBackend) -> None:
+    """Forget every freed slot's cached prompt (the engine is idle between tests)."""
+    engine = backend.engine
+    for slot in range(engine.n_parallel):
+        engine._truncate(slot, 0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+async def test_a_shared_prefix_computed_once_gives_the_tokens_of_full_prefills(
+    backend: LlamaCppBackend, temperature: float
+) -> None:
+    engine = backend.engine
+    batch = requests(temperature)
+    engine.reuse_prefix = False
+    try:
+        full = await one_by_one(backend, batch)
+    finally:
+        engine.reuse_prefix = True
+    clear_slots(backend)
+    before = engine.counters.copy()
+    together = await texts(backend, batch)  # cold: one prefills, the others copy its KV
+    copied = engine.counters["prompt_tokens_copied"] - before["prompt_tokens_copied"]
+    again = await texts(backend, batch)  # warm: every slot still holds the prefix
+    kept = engine.counters["prompt_tokens_kept"] - before["prompt_tokens_kept"]
+    assert together == full
+    assert again == full
+    assert copied > 0 and kept > 0  # the prefix really was reused, both ways
+
+
+async def test_a_request_reads_the_same_alone_among_neighbours_and_late(
+    backend: LlamaCppBackend,
+) -> None:
+    request = review("a teapot", seed=7, temperature=0.8, max_tokens=48)
+    clear_slots(backend)
+    alone = (await backend.generate_one(request)).text
+    neighbours = [
+        review(p * (i + 1), seed=i, temperature=0.8, max_tokens=20 + 9 * i)
+        for i, p in enumerate(PRODUCTS[:5])
+    ]
+    crowded = await texts(backend, [*neighbours, request])
+
+    async def late() -> str:
+        await asyncio.sleep(0.3)  # arrives while the others decode
+        return (await backend.generate_one(request)).text
+
+    *_, staggered = await asyncio.gather(*(backend.generate_one(n) for n in neighbours), late())
+    assert crowded[-1] == alone
+    assert staggered == alone
+
+
+async def test_a_long_sequence_decoding_alone_keeps_its_tokens(backend: LlamaCppBackend) -> None:
+    # Past 256 cached cells, llama.cpp decodes a lone sequence with another attention kernel:
+    # the engine pads it so that it reads as it does among neighbours.
+    long_prompt = "Summarise this text: " + " ".join(f"item {i} is fine;" for i in range(70))
+    request = review(long_prompt, seed=3, temperature=0.8, max_tokens=64)
+    short = review("a pen", seed=4, temperature=0.8, max_tokens=2)
+    clear_slots(backend)
+    alone = (await backend.generate_one(request)).text
+    long_neighbour = review(long_prompt, seed=5, temperature=0.8, max_tokens=64)
+    beside = await texts(backend, [short, long_neighbour, request])
+    assert backend.count_tokens(long_prompt) > 256
+    assert beside[-1] == alone
