@@ -87,7 +87,7 @@ def spec(path: Path, **options: object) -> ModelSpec:
 async def test_concurrent_requests_are_decoded_in_one_batch(tiny_llama: Path) -> None:
     from textnlp.backends.transformers import TransformersBackend
 
-    backend = TransformersBackend(spec(tiny_llama, batch_window_ms=50))
+    backend = TransformersBackend(spec(tiny_llama, batching="static", batch_window_ms=50))
     calls: list[int] = []
     async with backend:
         original = backend._generate_sync
@@ -109,13 +109,16 @@ async def test_concurrent_requests_are_decoded_in_one_batch(tiny_llama: Path) ->
     assert all(c.usage.prompt_tokens > 0 for c in completions)
 
 
-async def test_greedy_is_deterministic_and_streaming_matches(tiny_llama: Path) -> None:
+@pytest.mark.parametrize("batching", ["static", "continuous"])
+async def test_greedy_is_deterministic_and_streaming_matches(
+    tiny_llama: Path, batching: str
+) -> None:
     from textnlp.backends.transformers import TransformersBackend
 
     request = GenerationRequest(
         prompt="the quick brown fox", params=GenerationParams(max_tokens=5, temperature=0)
     )
-    async with TransformersBackend(spec(tiny_llama)) as backend:
+    async with TransformersBackend(spec(tiny_llama, batching=batching)) as backend:
         first, second = await asyncio.gather(
             backend.generate_one(request), backend.generate_one(request)
         )

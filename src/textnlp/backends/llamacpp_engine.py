@@ -110,7 +110,7 @@ class BatchingEngine:
         n_batch: int = 512,
         n_threads: int = 0,
         reuse_prefix: bool = True,
-        copy_min_tokens: int = 16,
+        copy_min_tokens: int = 4,
     ) -> None:
         self.n_parallel = n_parallel
         self.n_ctx_per_seq = n_ctx_per_seq

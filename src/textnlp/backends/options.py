@@ -48,7 +48,7 @@ class LlamaCppOptions(BackendOptions):
     #: Prefill a shared prompt prefix once: keep freed slots' KV, copy another slot's prefix.
     reuse_prefix: bool = True
     #: The shortest prefix worth copying from another slot (a copy moves a whole KV stream).
-    copy_min_tokens: int = Field(16, ge=1)
+    copy_min_tokens: int = Field(4, ge=1)
 
 
 class TransformersOptions(BackendOptions):
@@ -56,8 +56,18 @@ class TransformersOptions(BackendOptions):
     device: str | None = None
     #: None: bfloat16 on CUDA, float32 on the CPU.
     dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    #: transformers' continuous batching, or static micro-batches of ``generate``.
+    batching: Literal["continuous", "static"] = "continuous"
+    #: Sequences decoded together (static: one micro-batch; continuous: one step).
     max_batch_size: int = Field(32, ge=1)
+    #: static: how long the first request of a micro-batch waits for others.
     batch_window_ms: float = Field(5.0, ge=0)
+    #: Candidates kept before top-p (0: all), as transformers' ``generate`` by default.
+    top_k: int = Field(50, ge=0)
+    #: continuous: KV cache capacity and tokens per forward step; None: half the GPU memory
+    #: left free after loading and transformers' 8192 (on the CPU: 16384 and 512).
+    cache_tokens: int | None = Field(None, ge=256)
+    max_batch_tokens: int | None = Field(None, ge=16)
 
 
 class RemoteOptions(BackendOptions):

@@ -1,33 +1,58 @@
 """Local Hugging Face models through transformers (GPT-J-6B, Llama-7B... on GPU hosts).
 
-``path`` is a model directory (``save_pretrained`` layout) or a ``.gguf`` file, which
-transformers dequantises (needs the ``gguf`` package). Weights go to CUDA in bfloat16 when a GPU
-is present, else stay on the CPU in float32.
+``path`` is a model directory (``save_pretrained`` layout), a ``.gguf`` file or
+``embedded:smollm2``; a GGUF is converted once to a cached model directory (``hf_convert``,
+needs the ``gguf`` package). Weights go to CUDA in bfloat16 when a GPU is present, else stay on
+the CPU in float32.
 
-Batching: requests that arrive within a few milliseconds of each other and share their sampling
-settings are padded (left) into one ``generate`` call — static micro-batches, which is what
-``model.generate`` supports. One ``generate`` call has one random generator, so a batch is
-seeded with its first request's seed: results are reproducible for the same batch, not per
-request (the llama.cpp engine seeds each sequence on its own). Options: ``max_batch_size``
-(default 32), ``batch_window_ms`` (default 5), ``device``, ``dtype``.
+Two batching modes (option ``batching``):
+
+- ``continuous`` (the default): transformers' own continuous batching (``hf_continuous``) — a
+  paged KV cache, requests join and leave the running batch at every step, each with its own
+  ``max_tokens``; prompts sharing a prefix share its cache blocks; stop strings cancel a
+  request as soon as they appear. Measured on the CPU (``bench/hf_batching.py``, SmolLM2-135M
+  float32, 2 cores): a tie with static micro-batches on bursts of equal requests (0.97x at 8,
+  0.98x at 32), ahead when lengths differ and clients send as answers come (1.41x at 8 clients,
+  1.14x at 32), which is what a dataset run does. On GPU hosts ``bench/gpu_check.sh`` measures
+  the same comparison in bfloat16; that figure decides the default there.
+- ``static``: requests arriving within ``batch_window_ms`` are left-padded into one
+  ``model.generate`` call of up to ``max_batch_size``, decoded until its longest request ends.
+
+Sampling, in both modes: temperature, top-k (option ``top_k``, default 50 as transformers'
+``generate``) then top-p, drawn per request from its own seed (``hf_sampling``). So a seeded
+request gives the same text alone or in any batch, in either mode, and greedy requests are
+plain argmax — up to float rounding: a batch of another shape runs other kernels, whose last bits
+can flip a near-tie between two tokens (rare in float32 on the CPU, likelier in bfloat16 on a
+GPU). A sampled request without a seed gets a random one.
+
+Other options: ``max_batch_size`` (static: the micro-batch; continuous: sequences per step,
+default 32), ``cache_tokens`` and ``max_batch_tokens`` (continuous: the KV cache's capacity and
+the tokens per forward step; by default the cache takes half the GPU memory left free after
+loading, with transformers' 8192 tokens per step, and on the CPU they are 16384 and 512; a
+request holds cache pages of 256 tokens), ``device``, ``dtype``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textnlp.backends.base import Backend, installed
+from textnlp.backends.llamacpp import EMBEDDED, resolve_model_path
 from textnlp.backends.options import TransformersOptions
 from textnlp.backends.spec import ModelSpec
-from textnlp.domain import Completion, GenerationRequest, TokenDelta, Usage
+from textnlp.domain import Completion, FinishReason, GenerationRequest, TokenDelta, Usage
 from textnlp.errors import BackendUnavailable, InvalidRequest
+
+if TYPE_CHECKING:
+    from textnlp.backends.hf_continuous import ContinuousEngine
 
 
 @dataclass
@@ -35,21 +60,43 @@ class _Pending:
     request: GenerationRequest
     prompt: str
     future: asyncio.Future[Completion]
+    seed: int | None = None
     started: float = field(default_factory=time.perf_counter)
+
+
+def _seed(request: GenerationRequest) -> int | None:
+    """The request's sampling seed (a random one when it has none); None: greedy."""
+    params = request.params
+    if params.temperature == 0:
+        return None
+    return params.seed if params.seed is not None else secrets.randbits(32)
+
+
+def _model_source(path: str | None) -> Path | None:
+    """A model directory or GGUF file for the catalogue ``path`` (None: not found here)."""
+    if path is None:
+        return None
+    if path in EMBEDDED:
+        return resolve_model_path(path)
+    candidate = Path(path).expanduser()
+    return candidate if candidate.exists() else None
 
 
 class TransformersBackend(Backend):
     name = "transformers"
     batching = True
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, **options: Any) -> None:
+        """``options`` override the catalogue's (benchmarks, tests)."""
         super().__init__(spec)
-        self.options = TransformersOptions.of(spec)
+        self.options = TransformersOptions.model_validate({**spec.options, **options})
         self._model: Any = None
         self._tokenizer: Any = None
         self._device = "cpu"
+        self._eos: set[int] = set()
         self._queue: asyncio.Queue[_Pending] | None = None
         self._batcher: asyncio.Task[None] | None = None
+        self._engine: ContinuousEngine | None = None
         # One generate() at a time: the model is not re-entrant across threads.
         self._gpu_lock = threading.Lock()
 
@@ -57,7 +104,7 @@ class TransformersBackend(Backend):
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
         if not installed("transformers", "torch"):
             return False, "transformers/torch not installed (pip install 'textnlp[hf]')"
-        if spec.path is None or not Path(spec.path).expanduser().exists():
+        if _model_source(spec.path) is None:
             return False, f"model path not found: {spec.path}"
         return True, ""
 
@@ -68,32 +115,52 @@ class TransformersBackend(Backend):
         if not ok:
             raise BackendUnavailable(reason, backend=self.name, model=self.spec.id)
         await asyncio.to_thread(self._load_sync)
-        self._queue = asyncio.Queue()
-        self._batcher = asyncio.create_task(self._batch_loop(), name=f"batcher:{self.spec.id}")
+        if self.options.batching == "continuous":
+            await asyncio.to_thread(self._start_engine)
+        else:
+            self._queue = asyncio.Queue()
+            self._batcher = asyncio.create_task(self._batch_loop(), name=f"batcher:{self.spec.id}")
 
     def _load_sync(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        path = Path(str(self.spec.path)).expanduser()
-        kwargs: dict[str, Any] = {}
-        source = str(path)
+        path = _model_source(self.spec.path)
+        assert path is not None  # availability said so
         if path.is_file() and path.suffix == ".gguf":
-            source, kwargs["gguf_file"] = str(path.parent), path.name
+            from textnlp.backends.hf_convert import converted
+
+            path = converted(path)
         self._device = str(self.options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype_name = self.options.dtype or (
             "bfloat16" if self._device.startswith("cuda") else "float32"
         )
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=getattr(torch, dtype_name), **kwargs
-        )
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype_name))
         model.to(self._device)
         model.eval()
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self._eos = {t for t in [*eos, tokenizer.eos_token_id] if t is not None}
         self._tokenizer, self._model = tokenizer, model
+
+    def _start_engine(self) -> None:
+        from textnlp.backends.hf_continuous import ContinuousEngine
+
+        engine = ContinuousEngine(
+            self._model,
+            eos=sorted(self._eos),
+            pad=self._tokenizer.pad_token_id,
+            max_requests=self.options.max_batch_size,
+            cache_tokens=self.options.cache_tokens,
+            max_batch_tokens=self.options.max_batch_tokens,
+            top_k=self.options.top_k,
+        )
+        engine.start()
+        self._engine = engine
 
     async def aclose(self) -> None:
         if self._batcher is not None:
@@ -101,6 +168,9 @@ class TransformersBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._batcher
             self._batcher = None
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
         self._model = self._tokenizer = None
 
     def count_tokens(self, text: str) -> int:
@@ -124,6 +194,8 @@ class TransformersBackend(Backend):
         return rendered + prefill
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        if self._engine is not None:
+            return list(await asyncio.gather(*(self._complete(r) for r in requests)))
         if self._queue is None:
             raise BackendUnavailable("backend not loaded", backend=self.name, model=self.spec.id)
         loop = asyncio.get_running_loop()
@@ -131,10 +203,95 @@ class TransformersBackend(Backend):
         for request in requests:
             prompt = self.render(request)
             self.check_context(self.count_tokens(prompt), request.params.max_tokens)
-            item = _Pending(request, prompt, loop.create_future())
+            item = _Pending(request, prompt, loop.create_future(), _seed(request))
             pending.append(item)
             self._queue.put_nowait(item)
         return list(await asyncio.gather(*(p.future for p in pending)))
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        if request.params.n != 1:
+            raise InvalidRequest("streaming supports n=1", backend=self.name, model=self.spec.id)
+        if self._engine is not None:
+            return self._run(request, stream=True)
+        return self._stream_static(request)
+
+    # The continuous mode.
+
+    async def _complete(self, request: GenerationRequest) -> Completion:
+        started = time.perf_counter()
+        parts: list[str] = []
+        final: TokenDelta | None = None
+        async for delta in self._run(request, stream=False):
+            parts.append(delta.text)
+            final = delta
+        assert final is not None and final.usage is not None and final.finish_reason is not None
+        return Completion(
+            text="".join(parts),
+            finish_reason=final.finish_reason,
+            model=self.spec.id,
+            usage=final.usage,
+            latency_s=time.perf_counter() - started,
+        )
+
+    async def _run(self, request: GenerationRequest, *, stream: bool) -> AsyncIterator[TokenDelta]:
+        from textnlp.backends.hf_continuous import sampling_kwargs
+
+        engine = self._engine
+        if engine is None:
+            raise BackendUnavailable("backend not loaded", backend=self.name, model=self.spec.id)
+        params = request.params
+        prompt = self._require_tokenizer()(self.render(request), add_special_tokens=False)
+        prompt_ids: list[int] = prompt["input_ids"]
+        self.check_context(len(prompt_ids), params.max_tokens)
+        sampling = sampling_kwargs(
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=_seed(request),
+            ignore_eos=request.ignore_eos,
+        )
+        steps = engine.tokens(
+            prompt_ids,
+            max_new_tokens=params.max_tokens,
+            sampling=sampling,
+            ignore_eos=request.ignore_eos,
+            # Stop strings are looked for at every step, so the request ends as they appear.
+            stream=stream or bool(params.stop),
+        )
+        sent, text = "", ""
+        kept: list[int] = []
+        finish: FinishReason = "length"
+        try:
+            async with contextlib.aclosing(steps):
+                async for tokens in steps:
+                    kept, finish = self._until_eos(tokens, request)
+                    text = self._tokenizer.decode(kept, skip_special_tokens=True)
+                    text, stopped = _cut_at_stop(text, params.stop)
+                    if stopped:
+                        finish = "stop"
+                    if stream:
+                        safe = _safe_prefix(text, params.stop, final=stopped)
+                        if len(safe) > len(sent):
+                            yield TokenDelta(text=safe[len(sent) :])
+                            sent = safe
+                    if stopped:
+                        break
+        except RuntimeError as exc:
+            raise BackendUnavailable(str(exc), backend=self.name, model=self.spec.id) from exc
+        usage = Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(kept))
+        yield TokenDelta(text=text[len(sent) :], finish_reason=finish, usage=usage)
+
+    def _until_eos(
+        self, tokens: list[int], request: GenerationRequest
+    ) -> tuple[list[int], FinishReason]:
+        """The answer's tokens (end-of-sequence cut off) and why it ended so far."""
+        limit = request.params.max_tokens
+        if not request.ignore_eos:
+            for at, token in enumerate(tokens[:limit]):
+                if token in self._eos:
+                    return tokens[:at], "stop"
+        return tokens[:limit], "length"
+
+    # The static mode.
 
     async def _batch_loop(self) -> None:
         assert self._queue is not None
@@ -150,93 +307,84 @@ class TransformersBackend(Backend):
                     batch.append(await asyncio.wait_for(self._queue.get(), timeout))
                 except TimeoutError:
                     break
-            for group in _compatible_groups(batch):
-                try:
-                    results = await asyncio.to_thread(self._generate_sync, group)
-                except Exception as exc:  # noqa: BLE001 - handed to every waiter
-                    error = BackendUnavailable(str(exc), backend=self.name, model=self.spec.id)
-                    for item in group:
-                        if not item.future.done():
-                            item.future.set_exception(error)
-                    continue
-                for item, completion in zip(group, results, strict=True):
+            try:
+                results = await asyncio.to_thread(self._generate_sync, batch)
+            except Exception as exc:  # noqa: BLE001 - handed to every waiter
+                error = BackendUnavailable(str(exc), backend=self.name, model=self.spec.id)
+                for item in batch:
                     if not item.future.done():
-                        item.future.set_result(completion)
+                        item.future.set_exception(error)
+                continue
+            for item, completion in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(completion)
 
-    def _generate_sync(self, group: list[_Pending]) -> list[Completion]:
+    def _generate_sync(self, group: list[_Pending], streamer: Any = None) -> list[Completion]:
+        """One ``generate`` call for ``group``; each row samples with its own settings."""
         import torch
 
+        from textnlp.backends.hf_sampling import SeededSampler, static_processors
+
         tokenizer, model = self._tokenizer, self._model
-        params = group[0].request.params
         inputs = tokenizer(
             [item.prompt for item in group],
             return_tensors="pt",
             padding=True,
             add_special_tokens=False,
         ).to(self._device)
-        max_new = max(item.request.params.max_tokens for item in group)
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tokenizer.pad_token_id}
-        if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
-        else:
-            kwargs.update(do_sample=False)
-        if group[0].request.ignore_eos:
-            kwargs.update(min_new_tokens=max_new)
-        with self._gpu_lock, torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            output = model.generate(**inputs, **kwargs)
         prompt_width = inputs["input_ids"].shape[1]
-        completions = []
-        eos = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-        for row, item in enumerate(group):
-            completions.append(self._completion(item, output[row, prompt_width:].tolist(), eos))
-        return completions
+        sampler = SeededSampler(
+            seeds=[item.seed for item in group],
+            temperatures=[item.request.params.temperature for item in group],
+            top_ps=[item.request.params.top_p for item in group],
+            banned=[sorted(self._eos) if item.request.ignore_eos else [] for item in group],
+            prompt_width=prompt_width,
+            top_k=self.options.top_k,
+        )
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max(item.request.params.max_tokens for item in group),
+            "pad_token_id": tokenizer.pad_token_id,
+            "do_sample": False,  # the sampler's noise makes argmax a draw
+            "logits_processor": static_processors(sampler),
+        }
+        if streamer is not None:
+            kwargs["streamer"] = streamer
+        with self._gpu_lock, torch.inference_mode():
+            output = model.generate(**inputs, **kwargs)
+        return [
+            self._completion(item, output[row, prompt_width:].tolist())
+            for row, item in enumerate(group)
+        ]
 
-    def _completion(self, item: _Pending, new_tokens: list[int], eos: set[int]) -> Completion:
-        limit = item.request.params.max_tokens
-        finish = "length"
-        kept: list[int] = []
-        for token in new_tokens[:limit]:
-            if token in eos and not item.request.ignore_eos:
-                finish = "stop"
-                break
-            kept.append(token)
+    def _completion(self, item: _Pending, new_tokens: list[int]) -> Completion:
+        kept, finish = self._until_eos(new_tokens, item.request)
         text = self._tokenizer.decode(kept, skip_special_tokens=True)
-        for stop in item.request.params.stop:
-            at = text.find(stop)
-            if at != -1:
-                text, finish = text[:at], "stop"
+        text, stopped = _cut_at_stop(text, item.request.params.stop)
         prompt_tokens = len(self._tokenizer(item.prompt, add_special_tokens=False)["input_ids"])
         return Completion(
             text=text,
-            finish_reason=finish,
+            finish_reason="stop" if stopped else finish,
             model=self.spec.id,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(kept)),
             latency_s=time.perf_counter() - item.started,
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+    async def _stream_static(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
         """Tokens through ``TextIteratorStreamer`` (one request, its own generate call)."""
         from transformers import TextIteratorStreamer
 
         tokenizer = self._require_tokenizer()
         prompt = self.render(request)
-        prompt_tokens = self.count_tokens(prompt)
-        self.check_context(prompt_tokens, request.params.max_tokens)
-        if request.params.n != 1:
-            raise InvalidRequest("streaming supports n=1", backend=self.name, model=self.spec.id)
+        self.check_context(self.count_tokens(prompt), request.params.max_tokens)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        item = _Pending(request, prompt, asyncio.get_running_loop().create_future())
+        item = _Pending(request, prompt, asyncio.get_running_loop().create_future(), _seed(request))
         worker = threading.Thread(target=self._stream_sync, args=(item, streamer), daemon=True)
         worker.start()
-        text = ""
         iterator = iter(streamer)
         while True:
             piece = await asyncio.to_thread(next, iterator, None)
             if piece is None:
                 break
-            text += piece
             yield TokenDelta(text=piece)
         completion = await item.future
         yield TokenDelta(text="", finish_reason=completion.finish_reason, usage=completion.usage)
@@ -244,40 +392,30 @@ class TransformersBackend(Backend):
     def _stream_sync(self, item: _Pending, streamer: Any) -> None:
         loop = item.future.get_loop()
         try:
-            completion = self._generate_streaming(item, streamer)
+            completion = self._generate_sync([item], streamer)[0]
             loop.call_soon_threadsafe(item.future.set_result, completion)
         except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine
             streamer.end()
             error = BackendUnavailable(str(exc), backend=self.name, model=self.spec.id)
             loop.call_soon_threadsafe(item.future.set_exception, error)
 
-    def _generate_streaming(self, item: _Pending, streamer: Any) -> Completion:
-        import torch
 
-        params = item.request.params
-        inputs = self._tokenizer([item.prompt], return_tensors="pt", add_special_tokens=False)
-        inputs = inputs.to(self._device)
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": params.max_tokens,
-            "pad_token_id": self._tokenizer.pad_token_id,
-            "streamer": streamer,
-        }
-        if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
-        with self._gpu_lock, torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            output = self._model.generate(**inputs, **kwargs)
-        eos = {self._tokenizer.eos_token_id, self._tokenizer.pad_token_id} - {None}
-        new_tokens = output[0, inputs["input_ids"].shape[1] :].tolist()
-        return self._completion(item, new_tokens, eos)
+def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to its first stop string, and whether one was found."""
+    cut = min((at for at in (text.find(s) for s in stops if s) if at != -1), default=-1)
+    return (text[:cut], True) if cut != -1 else (text, False)
 
 
-def _compatible_groups(batch: list[_Pending]) -> list[list[_Pending]]:
-    """Split a micro-batch by the settings one ``generate`` call must share."""
-    groups: dict[tuple[Any, ...], list[_Pending]] = {}
-    for item in batch:
-        p = item.request.params
-        key = (p.temperature, p.top_p, item.request.ignore_eos)
-        groups.setdefault(key, []).append(item)
-    return list(groups.values())
+def _safe_prefix(text: str, stops: Sequence[str], *, final: bool) -> str:
+    """What a stream may send of ``text`` now: not a trailing part of a character still being
+    decoded, nor a tail that may be the start of a stop string."""
+    if final:
+        return text
+    text = text.rstrip("\ufffd")  # the bytes of a character not complete yet
+    held = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), held, -1):
+            if text.endswith(stop[:size]):
+                held = size
+                break
+    return text[: len(text) - held]
