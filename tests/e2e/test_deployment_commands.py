@@ -41,6 +41,19 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str]
     return proc.returncode, err
 
 
+def wait_for_sigterm_handler(proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Until the process catches SIGTERM (Linux's SigCgt mask), or it ends, or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        caught = int(
+            next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16
+        )
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
@@ -66,7 +79,8 @@ def test_the_batch_processor_exits_when_its_queue_is_empty(home: Path) -> None:
 )
 def test_the_workers_run_until_sigterm(command: tuple[str, ...], home: Path) -> None:
     proc = run(command, home)
-    time.sleep(3.0)
+    wait_for_sigterm_handler(proc)  # started: a slow machine can take seconds to get there
+    time.sleep(1.0)
     assert proc.poll() is None, proc.communicate()[1]  # still consuming
     proc.send_signal(signal.SIGTERM)  # what ECS sends when it stops a task
     code, err = finish(proc, 30)
