@@ -252,12 +252,13 @@ def edited(raw: dict[str, Any], wording: dict[str, str], path: Path) -> Path:
     return path
 
 
-def home_settings(root: Path, threads: int, *, cache: bool) -> Settings:
-    """Settings under a fresh home; the model's catalogue entry with ``threads`` threads."""
+def home_settings(root: Path, threads: int, *, cache: bool, **options: Any) -> Settings:
+    """Settings under a fresh home; the model's catalogue entry with ``threads`` threads (and
+    any other engine ``options``)."""
     root.mkdir(parents=True)
     entry = next(s for s in read_catalogue_file(BUILTIN_CATALOGUE) if s.id == MODEL)
     spec = entry.model_dump(mode="json", exclude_none=True)
-    spec["options"] = {**spec.get("options", {}), "n_threads": threads}
+    spec["options"] = {**spec.get("options", {}), "n_threads": threads, **options}
     models = root / "models.yaml"
     models.write_text(yaml.safe_dump({"models": [spec]}))
     return load_settings(home=root, models_file=models, generation={"response_cache": cache})

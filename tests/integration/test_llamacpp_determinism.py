@@ -51,10 +51,11 @@ async def one_by_one(backend: LlamaCppBackend, batch: list[GenerationRequest]) -
 
 
 def clear_slots(backend: LlamaCppBackend) -> None:
-    """Forget every freed slot's cached prompt (the engine is idle between tests)."""
+    """Forget every cached prompt, in the slots and on the shelf (the engine is idle between
+    tests)."""
     engine = backend.engine
-    for slot in range(engine.n_parallel):
-        engine._truncate(slot, 0)
+    for stream in range(len(engine._cached)):
+        engine._truncate(stream, 0)
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
@@ -77,6 +78,25 @@ async def test_a_shared_prefix_computed_once_gives_the_tokens_of_full_prefills(
     assert together == full
     assert again == full
     assert copied > 0 and kept > 0  # the prefix really was reused, both ways
+
+
+async def test_a_prompt_evicted_from_its_slot_comes_back_from_the_shelf(
+    backend: LlamaCppBackend,
+) -> None:
+    request = review("a teapot", seed=11, temperature=0.8)
+    clear_slots(backend)
+    engine = backend.engine
+    first = (await backend.generate_one(request)).text
+    before = engine.counters.copy()
+    # Every slot is taken by another product: the teapot's slot goes to one of them.
+    others = [review(p + " for two", seed=i, temperature=0.8) for i, p in enumerate(PRODUCTS)]
+    await texts(backend, others)
+    shelved = engine.counters["prompts_shelved"] - before["prompts_shelved"]
+    copied = engine.counters["prompt_tokens_copied"]
+    again = (await backend.generate_one(request)).text
+    assert shelved >= 1
+    assert engine.counters["prompt_tokens_copied"] - copied >= backend.count_tokens("a teapot")
+    assert again == first
 
 
 async def test_a_request_reads_the_same_alone_among_neighbours_and_late(

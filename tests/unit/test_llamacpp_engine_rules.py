@@ -10,13 +10,20 @@ pytest.importorskip("llama_cpp")
 from textnlp.backends.llamacpp_engine import _GAP_FILL, _SPLIT_KV_FROM, BatchingEngine  # noqa: E402
 
 
-def engine(n_parallel: int = 8, cached: dict[int, int] | None = None) -> BatchingEngine:
-    """An engine's rules over fake per-slot caches (``slot: cached length``); no model."""
+def engine(
+    n_parallel: int = 8, cached: dict[int, int] | None = None, shelf: int = 0
+) -> BatchingEngine:
+    """An engine's rules over fake per-stream caches (``stream: cached length``); no model."""
     rules = object.__new__(BatchingEngine)
     rules.n_parallel = n_parallel
     rules.reuse_prefix = True
-    rules._cached = [[0] * (cached or {}).get(slot, 0) for slot in range(n_parallel)]
+    rules.copy_min_tokens = 4
+    streams = n_parallel + 1 + shelf
+    rules._cached = [[0] * (cached or {}).get(stream, 0) for stream in range(streams)]
     rules._free_slots = list(range(n_parallel))
+    rules._shelf = list(range(n_parallel + 1, streams))
+    rules._memory = None
+    rules.counters = {"prompts_shelved": 0}
     return rules
 
 
@@ -55,3 +62,43 @@ def test_the_last_prompt_token_is_always_computed() -> None:
     assert rules._reusable([1, 2, 3], [1, 2, 3, 4]) == 2
     rules.reuse_prefix = False
     assert rules._reusable([1, 2, 3], [1, 2, 3, 4]) == 0
+
+
+@pytest.fixture
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The stream copies the rules ask llama.cpp for, as (source, destination)."""
+    made: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        "llama_cpp.llama_memory_seq_cp", lambda _m, src, dst, _p0, _p1: made.append((src, dst))
+    )
+    return made
+
+
+def test_a_slot_given_away_shelves_its_prompt_in_the_least_recently_used_stream(
+    copies: list[tuple[int, int]],
+) -> None:
+    rules = engine(n_parallel=2, shelf=2)  # streams: slots 0-1, spare 2, shelf 3-4
+    rules._cached[0] = [1, 2, 3, 4, 5, 6]
+    rules._cached[1] = [7, 8, 9, 10, 11]
+    rules._shelve(0, kept=0)
+    rules._shelve(1, kept=0)
+    assert copies == [(0, 3), (1, 4)]
+    assert rules._cached[3] == [1, 2, 3, 4, 5, 6] and rules._shelf == [3, 4]
+    rules._cached[0] = [20, 21, 22, 23]
+    rules._shelve(0, kept=0)  # the oldest shelf stream (3) makes room
+    assert copies[-1] == (0, 3) and rules._shelf == [4, 3]
+    assert rules.counters["prompts_shelved"] == 3
+
+
+def test_nothing_is_shelved_that_is_kept_short_or_on_the_shelf_already(
+    copies: list[tuple[int, int]],
+) -> None:
+    rules = engine(n_parallel=2, shelf=2)
+    rules._cached[0] = [1, 2, 3, 4, 5, 6]
+    rules._shelve(0, kept=3)  # the new request keeps all but 3 tokens: not worth a copy
+    assert copies == []
+    rules._cached[4] = [1, 2, 3, 4, 5, 6, 7]  # the shelf holds it, and more
+    rules._shelve(0, kept=0)
+    assert copies == []
+    engine(n_parallel=2, cached={0: 9})._shelve(0, kept=0)  # no shelf at all
+    assert copies == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
@@ -18,6 +19,24 @@ from typing import ClassVar, Self
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
 from textnlp.errors import ContextWindowExceeded
+
+
+async def collect(model: str, deltas: AsyncIterator[TokenDelta]) -> Completion:
+    """One completion from a token stream: the deltas' text, the last one's reason and usage."""
+    started = time.perf_counter()
+    parts: list[str] = []
+    final: TokenDelta | None = None
+    async for delta in deltas:
+        parts.append(delta.text)
+        final = delta
+    assert final is not None and final.usage is not None and final.finish_reason is not None
+    return Completion(
+        text="".join(parts),
+        finish_reason=final.finish_reason,
+        model=model,
+        usage=final.usage,
+        latency_s=time.perf_counter() - started,
+    )
 
 
 @functools.cache

@@ -10,7 +10,10 @@ Prompt prefixes are prefilled once: a slot keeps the KV of its last sequence whe
 a new request takes the free slot that already holds the longest prefix of its prompt, and a
 sequence whose prefix sits in another slot (a template's system prompt, shared by every record)
 copies that slot's KV instead of computing it (``llama_memory_seq_cp``); sequences admitted
-together wait for the first of them to prefill what they share.
+together wait for the first of them to prefill what they share. When every slot is busy, a
+freed slot goes straight to the next request and its KV would be lost just before it is wanted
+(a judge retrying the same prompt, a second criterion over the same text): it is first copied to
+the shelf, a few extra streams that keep the most recently evicted prompts to copy from.
 
 A sequence's tokens do not depend on its neighbours, on when it arrived, or on whether its
 prefix was computed or copied. Per row, llama.cpp's CPU kernels for the engine's weights (Q8_0
@@ -111,6 +114,7 @@ class BatchingEngine:
         n_threads: int = 0,
         reuse_prefix: bool = True,
         copy_min_tokens: int = 4,
+        shelf_streams: int = 16,
     ) -> None:
         self.n_parallel = n_parallel
         self.n_ctx_per_seq = n_ctx_per_seq
@@ -126,11 +130,13 @@ class BatchingEngine:
         model_params = llama_cpp.llama_model_default_params()
         self.model = internals.LlamaModel(path_model=model_path, params=model_params, verbose=False)
         ctx_params = llama_cpp.llama_context_default_params()
-        # One more stream than slots: a spare sequence after the last slot (see _pads).
-        ctx_params.n_ctx = n_ctx_per_seq * (n_parallel + 1)
+        # Streams: the slots, a spare sequence after the last slot (see _pads), then the shelf.
+        shelf = range(n_parallel + 1, n_parallel + 1 + (shelf_streams if reuse_prefix else 0))
+        n_streams = n_parallel + 1 + len(shelf)
+        ctx_params.n_ctx = n_ctx_per_seq * n_streams
         ctx_params.n_batch = self.n_batch
         ctx_params.n_ubatch = self.n_batch
-        ctx_params.n_seq_max = n_parallel + 1
+        ctx_params.n_seq_max = n_streams
         ctx_params.kv_unified = False
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
@@ -142,11 +148,13 @@ class BatchingEngine:
         self._incoming: queue.Queue[SequenceJob | None] = queue.Queue()
         self._running: list[_Running] = []
         self._free_slots = list(range(n_parallel))  # kept sorted: the lowest slot first
-        #: Per slot, the tokens whose KV its stream holds at positions 0.. (kept when freed).
-        self._cached: list[list[int]] = [[] for _ in range(n_parallel)]
+        #: Per stream, the tokens whose KV it holds at positions 0.. (kept when a slot is freed).
+        self._cached: list[list[int]] = [[] for _ in range(n_streams)]
+        #: The shelf's streams, the least recently used first.
+        self._shelf = list(shelf)
         #: Prompt tokens computed, kept in a reused slot, copied from another slot.
         self.counters = {"prompt_tokens_computed": 0, "prompt_tokens_kept": 0,
-                         "prompt_tokens_copied": 0}  # fmt: skip
+                         "prompt_tokens_copied": 0, "prompts_shelved": 0}  # fmt: skip
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="llamacpp-engine", daemon=True)
         self._thread.start()
@@ -218,6 +226,7 @@ class BatchingEngine:
             slot = self._pick_slot(job.prompt_tokens)
             self._free_slots.remove(slot)
             kept = self._reusable(job.prompt_tokens, self._cached[slot])
+            self._shelve(slot, kept)
             self._truncate(slot, kept)
             self.counters["prompt_tokens_kept"] += kept
             self._running.append(
@@ -257,6 +266,19 @@ class BatchingEngine:
             llama_cpp.llama_memory_seq_rm(self._memory, slot, keep, -1)
             del self._cached[slot][keep:]
 
+    def _shelve(self, slot: int, kept: int) -> None:
+        """Copy what ``slot`` holds past ``kept`` to the least recently used shelf stream."""
+        tokens = self._cached[slot]
+        if not self._shelf or len(tokens) - kept < self.copy_min_tokens:
+            return
+        if any(_common_prefix(tokens, self._cached[s]) == len(tokens) for s in self._shelf):
+            return  # on the shelf already
+        stream = self._shelf.pop(0)
+        llama_cpp.llama_memory_seq_cp(self._memory, slot, stream, -1, -1)
+        self._cached[stream] = list(tokens)
+        self._shelf.append(stream)
+        self.counters["prompts_shelved"] += 1
+
     def _borrow_prefix(self, running: _Running) -> None:
         """Copy another stream's KV when it holds a longer prefix of ``running``'s prompt."""
         prompt = running.job.prompt_tokens
@@ -267,6 +289,9 @@ class BatchingEngine:
                 source, best = slot, kept
         if source < 0:
             return
+        if source in self._shelf:  # used: the last to leave the shelf
+            self._shelf.remove(source)
+            self._shelf.append(source)
         # Across streams llama.cpp copies the whole stream (applied at the next decode, before
         # it computes), then the copy's tail past the shared prefix is dropped.
         llama_cpp.llama_memory_seq_cp(self._memory, source, running.slot, -1, -1)
@@ -333,7 +358,7 @@ class BatchingEngine:
         batch, n = self._batch, 0
         last_rows = {}
         for seq in sorted([*rows, *pads]):
-            start = len(self._cached[seq]) if seq < self.n_parallel else 0
+            start = len(self._cached[seq])
             tokens = rows.get(seq, [0])  # a pad's token is any token
             for i, token in enumerate(tokens):
                 last = i == len(tokens) - 1 and seq in logits
@@ -343,8 +368,7 @@ class BatchingEngine:
         batch.n_tokens = n
         status = llama_cpp.llama_decode(self.ctx.ctx, batch)
         for seq in pads:  # drop what the pads wrote, success or not
-            start = len(self._cached[seq]) if seq < self.n_parallel else 0
-            llama_cpp.llama_memory_seq_rm(self._memory, seq, start, -1)
+            llama_cpp.llama_memory_seq_rm(self._memory, seq, len(self._cached[seq]), -1)
         if status != 0:
             raise RuntimeError(f"llama_decode returned {status}")
         for slot, tokens in rows.items():

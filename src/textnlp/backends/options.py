@@ -49,6 +49,8 @@ class LlamaCppOptions(BackendOptions):
     reuse_prefix: bool = True
     #: The shortest prefix worth copying from another slot (a copy moves a whole KV stream).
     copy_min_tokens: int = Field(4, ge=1)
+    #: Extra KV streams that keep the prompts of slots taken by new requests (0: none).
+    shelf_streams: int = Field(16, ge=0, le=64)
 
 
 class TransformersOptions(BackendOptions):

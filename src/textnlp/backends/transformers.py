@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textnlp.backends.base import Backend, installed
+from textnlp.backends.base import Backend, collect, installed
 from textnlp.backends.llamacpp import EMBEDDED, resolve_model_path
 from textnlp.backends.options import TransformersOptions
 from textnlp.backends.spec import ModelSpec
@@ -195,7 +195,11 @@ class TransformersBackend(Backend):
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if self._engine is not None:
-            return list(await asyncio.gather(*(self._complete(r) for r in requests)))
+            return list(
+                await asyncio.gather(
+                    *(collect(self.spec.id, self._run(r, stream=False)) for r in requests)
+                )
+            )
         if self._queue is None:
             raise BackendUnavailable("backend not loaded", backend=self.name, model=self.spec.id)
         loop = asyncio.get_running_loop()
@@ -216,22 +220,6 @@ class TransformersBackend(Backend):
         return self._stream_static(request)
 
     # The continuous mode.
-
-    async def _complete(self, request: GenerationRequest) -> Completion:
-        started = time.perf_counter()
-        parts: list[str] = []
-        final: TokenDelta | None = None
-        async for delta in self._run(request, stream=False):
-            parts.append(delta.text)
-            final = delta
-        assert final is not None and final.usage is not None and final.finish_reason is not None
-        return Completion(
-            text="".join(parts),
-            finish_reason=final.finish_reason,
-            model=self.spec.id,
-            usage=final.usage,
-            latency_s=time.perf_counter() - started,
-        )
 
     async def _run(self, request: GenerationRequest, *, stream: bool) -> AsyncIterator[TokenDelta]:
         from textnlp.backends.hf_continuous import sampling_kwargs
