@@ -83,7 +83,9 @@ async def test_a_shared_prefix_computed_once_gives_the_tokens_of_full_prefills(
 async def test_a_prompt_evicted_from_its_slot_comes_back_from_the_shelf(
     backend: LlamaCppBackend,
 ) -> None:
-    request = review("a teapot", seed=11, temperature=0.8)
+    # A prompt whose own tail is long enough to shelve (SHELF_MIN_TOKENS past the shared part).
+    teapot = "a teapot: " + ", ".join(f"glazed in colour number {i}" for i in range(12))
+    request = review(teapot, seed=11, temperature=0.8)
     clear_slots(backend)
     engine = backend.engine
     first = (await backend.generate_one(request)).text
@@ -95,7 +97,7 @@ async def test_a_prompt_evicted_from_its_slot_comes_back_from_the_shelf(
     copied = engine.counters["prompt_tokens_copied"]
     again = (await backend.generate_one(request)).text
     assert shelved >= 1
-    assert engine.counters["prompt_tokens_copied"] - copied >= backend.count_tokens("a teapot")
+    assert engine.counters["prompt_tokens_copied"] - copied >= backend.count_tokens(teapot)
     assert again == first
 
 

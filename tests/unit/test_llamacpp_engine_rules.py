@@ -7,7 +7,12 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from textnlp.backends.llamacpp_engine import _GAP_FILL, _SPLIT_KV_FROM, BatchingEngine  # noqa: E402
+from textnlp.backends.llamacpp_engine import (  # noqa: E402
+    _GAP_FILL,
+    _SPLIT_KV_FROM,
+    SHELF_MIN_TOKENS,
+    BatchingEngine,
+)
 
 
 def engine(
@@ -23,8 +28,15 @@ def engine(
     rules._free_slots = list(range(n_parallel))
     rules._shelf = list(range(n_parallel + 1, streams))
     rules._memory = None
+    rules._prompt_lengths = [len(tokens) for tokens in rules._cached[:n_parallel]]
     rules.counters = {"prompts_shelved": 0}
     return rules
+
+
+def holding(rules: BatchingEngine, slot: int, prompt: list[int], generated: int = 0) -> None:
+    """``slot`` holds ``prompt`` and ``generated`` tokens after it."""
+    rules._cached[slot] = [*prompt, *[0] * generated]
+    rules._prompt_lengths[slot] = len(prompt)
 
 
 def one_token(*slots: int) -> dict[int, list[int]]:
@@ -78,13 +90,14 @@ def test_a_slot_given_away_shelves_its_prompt_in_the_least_recently_used_stream(
     copies: list[tuple[int, int]],
 ) -> None:
     rules = engine(n_parallel=2, shelf=2)  # streams: slots 0-1, spare 2, shelf 3-4
-    rules._cached[0] = [1, 2, 3, 4, 5, 6]
-    rules._cached[1] = [7, 8, 9, 10, 11]
+    first, second = list(range(SHELF_MIN_TOKENS)), list(range(100, 100 + SHELF_MIN_TOKENS))
+    holding(rules, 0, first, generated=5)
+    holding(rules, 1, second)
     rules._shelve(0, kept=0)
     rules._shelve(1, kept=0)
     assert copies == [(0, 3), (1, 4)]
-    assert rules._cached[3] == [1, 2, 3, 4, 5, 6] and rules._shelf == [3, 4]
-    rules._cached[0] = [20, 21, 22, 23]
+    assert rules._cached[3] == rules._cached[0] and rules._shelf == [3, 4]
+    holding(rules, 0, list(range(200, 200 + SHELF_MIN_TOKENS)))
     rules._shelve(0, kept=0)  # the oldest shelf stream (3) makes room
     assert copies[-1] == (0, 3) and rules._shelf == [4, 3]
     assert rules.counters["prompts_shelved"] == 3
@@ -94,11 +107,13 @@ def test_nothing_is_shelved_that_is_kept_short_or_on_the_shelf_already(
     copies: list[tuple[int, int]],
 ) -> None:
     rules = engine(n_parallel=2, shelf=2)
-    rules._cached[0] = [1, 2, 3, 4, 5, 6]
-    rules._shelve(0, kept=3)  # the new request keeps all but 3 tokens: not worth a copy
+    prompt = list(range(SHELF_MIN_TOKENS + 3))
+    holding(rules, 0, prompt, generated=50)
+    rules._shelve(0, kept=4)  # the prompt's tail past what the new request keeps: too short
     assert copies == []
-    rules._cached[4] = [1, 2, 3, 4, 5, 6, 7]  # the shelf holds it, and more
+    rules._cached[4] = [*prompt, 7, 7]  # the shelf holds it, and more
+    holding(rules, 0, prompt)
     rules._shelve(0, kept=0)
     assert copies == []
-    engine(n_parallel=2, cached={0: 9})._shelve(0, kept=0)  # no shelf at all
+    engine(n_parallel=2, cached={0: 99})._shelve(0, kept=0)  # no shelf at all
     assert copies == []

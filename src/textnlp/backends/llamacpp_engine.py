@@ -57,6 +57,10 @@ _SPLIT_KV_FROM = 240
 #: Idle slots between two busy ones filled with a pad row rather than left to split the batch.
 _GAP_FILL = 4
 
+#: The shortest prompt tail worth shelving: a copy moves a whole KV stream, and a shelved prompt
+#: may never be asked for again, so a short one (a record's own variables) is computed again.
+SHELF_MIN_TOKENS = 32
+
 
 @dataclass
 class SequenceJob:
@@ -152,6 +156,8 @@ class BatchingEngine:
         self._cached: list[list[int]] = [[] for _ in range(n_streams)]
         #: The shelf's streams, the least recently used first.
         self._shelf = list(shelf)
+        #: Per slot, the length of the prompt whose KV it holds (the rest was generated).
+        self._prompt_lengths = [0] * n_parallel
         #: Prompt tokens computed, kept in a reused slot, copied from another slot.
         self.counters = {"prompt_tokens_computed": 0, "prompt_tokens_kept": 0,
                          "prompt_tokens_copied": 0, "prompts_shelved": 0}  # fmt: skip
@@ -228,6 +234,7 @@ class BatchingEngine:
             kept = self._reusable(job.prompt_tokens, self._cached[slot])
             self._shelve(slot, kept)
             self._truncate(slot, kept)
+            self._prompt_lengths[slot] = len(job.prompt_tokens)
             self.counters["prompt_tokens_kept"] += kept
             self._running.append(
                 _Running(
@@ -267,9 +274,10 @@ class BatchingEngine:
             del self._cached[slot][keep:]
 
     def _shelve(self, slot: int, kept: int) -> None:
-        """Copy what ``slot`` holds past ``kept`` to the least recently used shelf stream."""
+        """Copy what ``slot`` holds past ``kept`` to the least recently used shelf stream, when
+        the prompt it would lose is long enough to be worth it."""
         tokens = self._cached[slot]
-        if not self._shelf or len(tokens) - kept < self.copy_min_tokens:
+        if not self._shelf or self._prompt_lengths[slot] - kept < SHELF_MIN_TOKENS:
             return
         if any(_common_prefix(tokens, self._cached[s]) == len(tokens) for s in self._shelf):
             return  # on the shelf already
