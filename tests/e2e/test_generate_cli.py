@@ -162,7 +162,14 @@ def _start(tmp_path: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A shell starts background commands with SIGINT ignored, and a child inherits that: under
+    # `make test &` the run would never see the Ctrl-C this test sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_records(journal: Path, at_least: int, proc: subprocess.Popen[str]) -> None:
