@@ -37,6 +37,16 @@ def test_the_builtin_catalogue_fits_its_models() -> None:
         ("llamacpp", "{n_paralel: 8}", "n_paralel: unknown option (the llamacpp backend takes"),
         ("llamacpp", "{n_parallel: lots}", "n_parallel: Input should be a valid integer"),
         ("llamacpp", "{weights: q4_1}", "weights: Input should be 'q4_0', 'q8_0' or 'f16'"),
+        (
+            "llamacpp",
+            "{shelf_streams: 1000}",
+            "shelf_streams: Input should be less than or equal to 64",
+        ),
+        (
+            "llamacpp",
+            "{shelf_streams: -1}",
+            "shelf_streams: Input should be greater than or equal to 0",
+        ),
         ("sagemaker", "{api: grpc}", "api: Input should be 'tgi' or 'openai'"),
         ("openai", "{stream_usage: sometimes}", "stream_usage: Input should be a valid boolean"),
         ("bedrock", "{additional_fields: [1]}", "additional_fields: Input should be a valid dict"),
