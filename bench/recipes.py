@@ -19,9 +19,11 @@ sides alike). Measured in one run, one side at a time, ``--threads`` (2) on both
 The baseline does what the recipe asks, call for call: the same rendered prompts (taken from
 the recipe's own column objects, so both sides read the same text), the same max_tokens,
 temperature, top-p and per-cell seeds (``cell_seed``; seed + attempt on a retry), and the same
-judge protocol: one request per criterion, two example answers, the answer begun for the
-model ("Score:", a prefill), the first number parsed by the judge's own parser, up to
-``retries`` more attempts when there is no score in the scale. ``create_chat_completion``
+judge protocol: one request per criterion, the answer begun for the model ("Score:", a
+prefill) and decoded under the judge's grammar (``LlmJudge.criterion_grammar``, through
+llama-cpp-python's ``LlamaGrammar``, as TextNLP's engine decodes it: a score in the scale,
+then a reason), the score read by the judge's own parser, up to ``retries`` more attempts
+when it does not parse. ``create_chat_completion``
 cannot prefill an answer, so the user renders the prompt with the GGUF's own chat template
 (llama-cpp-python's ``Jinja2ChatFormatter``, what ``create_chat_completion`` uses inside) and calls
 ``create_completion`` on it plus the prefill; the generator's call is a plain
@@ -102,7 +104,7 @@ def plain_loop(recipe: Recipe, count: int, seed: int, threads: int, out: Path) -
 
 
 def _plain_loop(recipe: Recipe, count: int, seed: int, threads: int, out: Path) -> dict[str, Any]:
-    from llama_cpp import Llama
+    from llama_cpp import Llama, LlamaGrammar
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     generator, judge = recipe.columns[GENERATOR], recipe.columns[JUDGE]
@@ -163,12 +165,16 @@ def _plain_loop(recipe: Recipe, count: int, seed: int, threads: int, out: Path) 
             row[GENERATOR] = review
             scores: dict[str, Any] = {}
             for criterion in judge.rubric:
-                *chat, prefill = judge.criterion_messages(criterion, row)
+                *chat, prefill = judge.criterion_messages(criterion, row, constrained=True)
+                gbnf = judge.criterion_grammar(criterion)
+                assert gbnf is not None
+                grammar = LlamaGrammar.from_string(gbnf, verbose=False)
                 prompt = chatml(messages=[{"role": m.role, "content": m.content} for m in chat])
                 base = cell_seed(seed, index, f"{JUDGE}.{criterion}")
                 for attempt in range(judge.retries + 1):
                     answer = llm.create_completion(
                         prompt.prompt + prefill.content,
+                        grammar=grammar,
                         **sampling(judge_params, base + attempt),
                     )
                     try:

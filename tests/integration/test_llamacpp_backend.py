@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,7 +12,8 @@ import pytest_asyncio
 from textnlp.backends.llamacpp import LlamaCppBackend, reencoded, resolve_model_path
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.domain import GenerationParams, GenerationRequest
-from textnlp.errors import ContextWindowExceeded
+from textnlp.errors import ContextWindowExceeded, InvalidRequest
+from textnlp.generation.recipes.columns import LlmJudge
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -123,3 +125,48 @@ async def test_reencoded_weights_are_made_once_and_generate(tmp_path: object) ->
     async with LlamaCppBackend(spec, n_parallel=1) as engine:
         (completion,) = await engine.generate([ask("Say hi.", max_tokens=4, temperature=0.0)])
     assert completion.text.strip() and completion.usage.completion_tokens > 0
+
+
+# grammars ---------------------------------------------------------------------------------------
+JUDGE = LlmJudge(
+    prompt="Review: {{ review }}",
+    rubric={"fluency": {"description": "whether it reads well", "scores": {1: "bad", 5: "good"}}},
+)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_judge_grammar_gives_a_score_in_the_scale_at_every_seed(
+    backend: LlamaCppBackend,
+) -> None:
+    """Hot sampling, many seeds: every answer keeps the grammar's shape, and the judge's own
+    parser reads a score from each (unconstrained, SmolLM2-135M misses often, see the column)."""
+    grammar = JUDGE.criterion_grammar("fluency")
+    messages = JUDGE.criterion_messages(
+        "fluency", {"review": "Great mug, keeps tea hot."}, constrained=True
+    )
+    requests = [
+        GenerationRequest(
+            messages=messages,
+            params=GenerationParams(max_tokens=16, temperature=1.3, seed=seed),
+            grammar=grammar,
+        )
+        for seed in range(12)
+    ]
+    answers = await backend.generate(requests)
+    shape = re.compile(r" [1-5]\. Reason: [A-Za-z\"'][^\n]*")
+    assert all(shape.fullmatch(a.text) for a in answers), [a.text for a in answers]
+    scores = [JUDGE.parse_score("fluency", a.text)["score"] for a in answers]
+    assert all(1 <= s <= 5 for s in scores)
+    again = await backend.generate_one(requests[3])
+    assert again.text == answers[3].text  # the grammar keeps a seed's answer reproducible
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_grammar_that_does_not_parse_is_refused_and_the_engine_serves_on(
+    backend: LlamaCppBackend,
+) -> None:
+    broken = ask("Say hi.", max_tokens=4, seed=1).model_copy(update={"grammar": 'root ::= "a'})
+    with pytest.raises(InvalidRequest, match="grammar"):
+        await backend.generate_one(broken)
+    answer = await backend.generate_one(ask("Say hi.", max_tokens=4, seed=1))
+    assert answer.usage.completion_tokens > 0

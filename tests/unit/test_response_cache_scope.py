@@ -40,3 +40,22 @@ async def test_one_owners_hit_is_not_anothers(tmp_path: Path) -> None:
     alice.close()  # a view: the shared cache stays open
     assert len(shared) == 3
     shared.close()
+
+
+def test_a_grammar_is_part_of_the_key_and_its_absence_keeps_earlier_keys() -> None:
+    """Keys written before requests had a grammar stay valid: a request without one hashes
+    as it did then (the pinned digest); with one, the grammar shapes the answer, so it counts."""
+    assert cache_key("fake:1", REQUEST) == (
+        "f4d246d3cd28b0951c40f9448e28b057a28231730fc4420bdd839378ff0261f0"
+    )
+    constrained = REQUEST.model_copy(update={"grammar": 'root ::= "yes" | "no"'})
+    assert cache_key("fake:1", constrained) != cache_key("fake:1", REQUEST)
+
+
+def test_a_wrapper_keeps_to_grammars_as_its_inner_backend_does(tmp_path: Path) -> None:
+    inner = FakeBackend()
+    cache = SqliteResponseCache(tmp_path / "cache.sqlite")
+    assert CachedBackend(inner, cache).grammars is False
+    inner.grammars = True
+    assert CachedBackend(inner, cache).grammars is True
+    cache.close()

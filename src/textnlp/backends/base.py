@@ -60,6 +60,9 @@ class Backend(ABC):
     #: The ``backend`` name used in catalogue entries.
     name: ClassVar[str]
     batching: ClassVar[bool] = False
+    #: Whether decoding keeps to a request's ``grammar`` (the others ignore it); a wrapper
+    #: (cache, spending cap) says what its inner backend does.
+    grammars: bool = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

@@ -89,6 +89,7 @@ def reencoded(path: Path, weights: str, cache_dir: Path | None = None) -> Path:
 class LlamaCppBackend(Backend):
     name = "llamacpp"
     batching = True
+    grammars = True
 
     def __init__(self, spec: ModelSpec, **engine_options: Any) -> None:
         """``engine_options`` override the catalogue's options (benchmarks, tests)."""
@@ -225,8 +226,12 @@ class LlamaCppBackend(Backend):
             emit=emit_to_queue(asyncio.get_running_loop(), sink),
             top_k=self._options.top_k,
             stream=stream,
+            grammar=request.grammar,
         )
-        engine.submit(job)
+        try:
+            engine.submit(job)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), backend=self.name, model=self.spec.id) from None
         try:
             while True:
                 text, finish, n_generated = await sink.get()

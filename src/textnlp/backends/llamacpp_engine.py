@@ -80,7 +80,12 @@ class SequenceJob:
     #: Emit each piece as it is decoded; otherwise only once, when the sequence ends (no
     #: per-token wake-ups of the event loop, which competes with the decoding threads).
     stream: bool = True
+    #: A GBNF grammar every sampled token must keep to (None: any token).
+    grammar: str | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: Built by ``submit``, in the caller's thread: a grammar that does not parse is refused
+    #: there, not in the decode loop.
+    sampler: internals.LlamaSampler | None = None
 
 
 @dataclass
@@ -186,8 +191,10 @@ class BatchingEngine:
     # -- public API -------------------------------------------------------------------------
 
     def submit(self, job: SequenceJob) -> None:
+        """Queue ``job``; ``ValueError`` when its grammar does not parse."""
         if self._closed.is_set():
             raise RuntimeError("engine is closed")
+        job.sampler = _sampler(job, self.vocab)
         self._incoming.put(job)
 
     def close(self) -> None:
@@ -227,7 +234,9 @@ class BatchingEngine:
             if job is None:
                 return False
             block = False
+            assert job.sampler is not None
             if job.cancelled.is_set():
+                job.sampler.close()
                 continue
             slot = self._pick_slot(job.prompt_tokens)
             self._free_slots.remove(slot)
@@ -240,7 +249,7 @@ class BatchingEngine:
                 _Running(
                     job=job,
                     slot=slot,
-                    sampler=_sampler(job),
+                    sampler=job.sampler,
                     decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
                     n_prompt_done=kept,
                 )
@@ -479,8 +488,15 @@ def silence_llama_logs() -> None:
         llama_cpp.llama_log_set(_drop_log, ctypes.c_void_p(0))
 
 
-def _sampler(job: SequenceJob) -> internals.LlamaSampler:
+def _sampler(job: SequenceJob, vocab: Any) -> internals.LlamaSampler:
     sampler = internals.LlamaSampler()
+    if job.grammar is not None:
+        # First in the chain: it masks the tokens the grammar refuses before top-k picks.
+        grammar = llama_cpp.llama_sampler_init_grammar(vocab, job.grammar.encode(), b"root")
+        if not grammar:
+            sampler.close()
+            raise ValueError("the grammar does not parse")
+        llama_cpp.llama_sampler_chain_add(sampler.sampler, grammar)
     if job.temperature <= 0.0:
         sampler.add_greedy()
         return sampler

@@ -192,6 +192,7 @@ class CappedBackend(Backend):
     def __init__(self, inner: Backend, cap: SpendingCap, prices: PriceTable) -> None:
         super().__init__(inner.spec)
         self.inner = inner
+        self.grammars = inner.grammars
         self.cap = cap
         self.prices = prices
 

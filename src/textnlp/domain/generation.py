@@ -60,6 +60,10 @@ class GenerationRequest(BaseModel):
     #: A raw ``prompt``'s control tokens (``<|im_start|>``...) are read as such: a recipe's
     #: Magpie pre-query. Never set for a user's prompt (it could forge turns).
     control_tokens: bool = False
+    #: A GBNF grammar the output must follow (a judge's score, a structured column's JSON).
+    #: Backends that decode under a grammar (llama.cpp) keep to it; the others ignore it, so
+    #: the caller still checks the text. Never taken from a user: a grammar is code to run.
+    grammar: str | None = None
 
     @classmethod
     def chat(

@@ -27,6 +27,7 @@ from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
 def cache_key(model_fingerprint: str, request: GenerationRequest) -> str:
     # Fields added later with their default left out, so earlier keys stay valid.
     later = {"control_tokens"} if not request.control_tokens else set()
+    later |= {"grammar"} if request.grammar is None else set()
     payload = {
         "model": model_fingerprint,
         "request": request.model_dump(mode="json", exclude=later),
@@ -164,6 +165,7 @@ class CachedBackend(Backend):
     def __init__(self, inner: Backend, cache: ResponseCache) -> None:
         super().__init__(inner.spec)
         self.inner = inner
+        self.grammars = inner.grammars
         self.cache = cache
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:

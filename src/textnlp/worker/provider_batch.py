@@ -116,6 +116,7 @@ class PrefilledBackend(Backend):
     def __init__(self, inner: Backend, answers: dict[str, list[Completion]]) -> None:
         super().__init__(inner.spec)
         self.inner = inner
+        self.grammars = inner.grammars
         self._answers = answers
         self.from_batch = 0
         self.online = 0

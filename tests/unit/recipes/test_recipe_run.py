@@ -21,6 +21,7 @@ from textnlp.generation.cache import SqliteResponseCache
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary
 from textnlp.generation.recipes.base import CellContext, cell_seed
+from textnlp.generation.recipes.columns import Criterion, LlmJudge
 from textnlp.generation.recipes.recipe import Recipe, parse_recipe
 from textnlp.generation.recipes.run import CandidatesExhausted
 from textnlp.generation.sinks import FileSink
@@ -669,3 +670,51 @@ async def test_a_rubric_with_anchor_scores_admits_every_score_between(tmp_path: 
     assert failed.status == "failed" and failed.error is not None
     assert failed.error.startswith("column score: invalid output after 4 attempts")
     assert "outside 1-5" in failed.error
+
+
+async def test_a_judge_decodes_under_its_grammar_where_the_backend_can(tmp_path: Path) -> None:
+    """A backend that keeps to grammars gets each criterion's grammar and a prompt without the
+    example answers (the grammar gives the shape; small models copy examples' reasons); one
+    that cannot gets the examples and no grammar."""
+    recipe = load(
+        {
+            "gen": {"type": "llm-text", "prompt": "GEN: a tip"},
+            "score": {
+                "type": "llm-judge",
+                "prompt": "JUDGE: {{ gen }}",
+                "rubric": {"helpful": {"scores": {1: "useless", 3: "fine", 5: "perfect"}}},
+            },
+        }
+    )
+
+    class Seeing(RecipeBackend):
+        def __init__(self, grammars: bool) -> None:
+            super().__init__()
+            self.grammars = grammars
+            self.judged: list[GenerationRequest] = []
+
+        async def complete(self, request: GenerationRequest) -> Completion:
+            if request.messages[-1].role == "assistant":
+                self.judged.append(request)
+            return await super().complete(request)
+
+    constrained, free = Seeing(grammars=True), Seeing(grammars=False)
+    await run(recipe, tmp_path / "a.jsonl", 2, constrained)
+    await run(recipe, tmp_path / "b.jsonl", 2, free)
+    judge = recipe.columns["score"]
+    assert isinstance(judge, LlmJudge)
+    assert [r.grammar for r in constrained.judged] == [judge.criterion_grammar("helpful")] * 2
+    assert all("examples" not in r.messages[0].content for r in constrained.judged)
+    assert [r.grammar for r in free.judged] == [None, None]
+    assert all("Score: 2. Reason:" in r.messages[0].content for r in free.judged)
+
+
+def test_a_judge_grammar_lists_the_scale_and_leaves_out_a_scale_too_wide() -> None:
+    def judge(scores: dict[int, str]) -> LlmJudge:
+        return LlmJudge(prompt="x", rubric={"c": Criterion(scores=scores)})
+
+    assert judge({1: "bad", 5: "good"}).criterion_grammar("c") == (
+        'root ::= " " ("5" | "4" | "3" | "2" | "1") ". Reason: " [A-Za-z"\'] [^\\n]*\n'
+    )
+    assert '("1" | "0" | "-1")' in (judge({-1: "bad", 1: "good"}).criterion_grammar("c") or "")
+    assert judge({0: "bad", 1000: "good"}).criterion_grammar("c") is None

@@ -236,13 +236,14 @@ class RecordBuilder:
 
         async def score(criterion: str) -> dict[str, Any]:
             nonlocal attempts
-            messages = column.criterion_messages(criterion, row)
+            grammar = column.criterion_grammar(criterion) if backend.grammars else None
+            messages = column.criterion_messages(criterion, row, constrained=grammar is not None)
             base = cell_seed(self.seed, index, f"{name}.{criterion}")
             error = ""
             for attempt in range(column.retries + 1):
                 params = call.params.model_copy(update={"seed": (base + attempt) % 2**32})
                 completion = await backend.generate_one(
-                    GenerationRequest(messages=messages, params=params)
+                    GenerationRequest(messages=messages, params=params, grammar=grammar)
                 )
                 tally.add(completion)
                 attempts = max(attempts, attempt + 1)
