@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from textnlp.adapters.storage import BlobStorage
     from textnlp.auth.service import AuthService
     from textnlp.backends.cloud import CloudContext
+    from textnlp.backends.kv_store import PrefixStoreConfig
     from textnlp.backends.pricing import PriceTable
     from textnlp.backends.registry import ModelCatalogue
     from textnlp.generation.cache import ResponseCache
@@ -186,12 +187,23 @@ class Platform:
 
         return CloudContext.from_settings(self.settings, prices=self.prices, buckets=self.buckets)
 
+    @property
+    def prefix_store(self) -> PrefixStoreConfig | None:
+        """Where local engines keep prompts' KV on disk: a cache, so on with the response
+        cache (``generation.prefix_store_mb`` of disk)."""
+        from textnlp.backends.kv_store import PrefixStoreConfig
+
+        generation = self.settings.generation
+        if not (generation.response_cache and generation.prefix_store_mb):
+            return None
+        return PrefixStoreConfig(self.settings.prefix_store_dir, generation.prefix_store_mb << 20)
+
     @cached_property
     def pool(self) -> ModelPool:
         from textnlp.services.models import ModelPool
 
         self.redis  # noqa: B018 - built first, so it is closed after the pool's backends
-        pool = ModelPool(self.catalogue, self.cloud_context)
+        pool = ModelPool(self.catalogue, self.cloud_context, self.prefix_store)
         self._owns(pool.aclose)
         return pool
 

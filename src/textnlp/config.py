@@ -100,6 +100,9 @@ class GenerationSettings(_Section):
     response_cache: bool = True
     #: Completions the local response cache keeps; the oldest written go first beyond this.
     response_cache_max_entries: int = Field(200_000, ge=1)
+    #: Disk the llama.cpp engine may fill with prompts' KV states (with the response cache on),
+    #: so a recipe re-run after an edit loads the unchanged start of its prompts (0: off).
+    prefix_store_mb: int = Field(2048, ge=0)
     max_count: int = Field(1_000_000, ge=1)
 
 
@@ -486,6 +489,10 @@ class Settings(BaseSettings):
     @property
     def response_cache_path(self) -> Path:
         return self.home / "cache" / "responses.sqlite"
+
+    @property
+    def prefix_store_dir(self) -> Path:
+        return self.home / "cache" / "prompt-kv"
 
     @property
     def user_models_file(self) -> Path | None:

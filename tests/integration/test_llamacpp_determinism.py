@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from textnlp.backends.kv_store import PrefixStoreConfig
 from textnlp.backends.llamacpp import LlamaCppBackend
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.domain import GenerationParams, GenerationRequest
@@ -134,3 +137,61 @@ async def test_a_long_sequence_decoding_alone_keeps_its_tokens(backend: LlamaCpp
     beside = await texts(backend, [short, long_neighbour, request])
     assert backend.count_tokens(long_prompt) > 256
     assert beside[-1] == alone
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+async def test_a_prompt_started_from_an_earlier_process_state_gives_the_same_tokens(
+    backend: LlamaCppBackend, tmp_path: Path, temperature: float
+) -> None:
+    """A judge edited between two runs: the first run's engine saves the review's prompt state,
+    a new engine on the same store loads it for the edited prompt, and its tokens are those of
+    a full prefill (the module's engine, which has no store)."""
+    text = " ".join(f"The {p} works well, though it could be cheaper." for p in PRODUCTS)
+    params = GenerationParams(max_tokens=24, temperature=temperature, seed=7)
+
+    def judge(rubric: str) -> GenerationRequest:
+        return GenerationRequest.chat(f"Review: {text}\n\n{rubric}", system=SYSTEM, params=params)
+
+    before, edited = judge("Score it on fluency."), judge("Does the review read well? Score it.")
+    spec = ModelCatalogue.load().get("smollm2-135m")
+    config = PrefixStoreConfig(tmp_path, 1 << 30)
+    async with LlamaCppBackend(spec, n_parallel=2, prefix_store=config) as first:
+        await first.generate_one(before)
+        assert first.engine.counters["prompts_saved"] == 1
+    async with LlamaCppBackend(spec, n_parallel=2, prefix_store=config) as second:
+        loaded = await second.generate_one(edited)
+        counters = second.engine.counters
+    clear_slots(backend)
+    full = await backend.generate_one(edited)
+    assert counters["prompt_tokens_loaded"] > 100  # the system prompt and the review
+    assert counters["prompt_tokens_computed"] < 30  # the edited rubric only
+    assert loaded.text == full.text
+
+
+async def test_a_state_loaded_into_a_slot_being_shelved_leaves_the_shelf_intact(
+    backend: LlamaCppBackend, tmp_path: Path
+) -> None:
+    """One slot: a new prompt takes it from a long one, which goes to the shelf (a copy
+    llama.cpp makes at the next decode), and the new prompt's start is in the store. Loading
+    it into the slot before that copy is made would shelve the loaded state under the old
+    prompt's tokens: the old prompt, asked again, must read as it did."""
+    params = GenerationParams(max_tokens=16, temperature=0.8, seed=11)
+    long_text = " ".join(f"The {p} arrived on time and works as described." for p in PRODUCTS)
+    stored_text = " ".join(f"My {p} broke after a week; support never answered." for p in PRODUCTS)
+    old = GenerationRequest.chat(f"Summarise: {long_text}", params=params)
+    new = GenerationRequest.chat(f"Rate: {stored_text} Score it.", params=params)
+    spec = ModelCatalogue.load().get("smollm2-135m")
+    config = PrefixStoreConfig(tmp_path, 1 << 30)
+    options: dict[str, Any] = {"n_parallel": 1, "shelf_streams": 2, "prefix_store": config}
+    async with LlamaCppBackend(spec, **options) as first:  # the store's state of ``new``
+        await first.generate_one(new)
+    async with LlamaCppBackend(spec, **options) as one:
+        before = (await one.generate_one(old)).text
+        rated = (await one.generate_one(new)).text
+        shelved = one.engine.counters["prompts_shelved"]
+        after = (await one.generate_one(old)).text
+        counters = one.engine.counters
+    clear_slots(backend)
+    assert shelved >= 1 and counters["prompt_tokens_loaded"] > 0
+    assert after == before
+    assert rated == (await backend.generate_one(new)).text

@@ -27,6 +27,7 @@ def engine(
     rules._cached = [[0] * (cached or {}).get(stream, 0) for stream in range(streams)]
     rules._free_slots = list(range(n_parallel))
     rules._shelf = list(range(n_parallel + 1, streams))
+    rules._copy_sources = set()
     rules._memory = None
     rules._prompt_lengths = [len(tokens) for tokens in rules._cached[:n_parallel]]
     rules.counters = {"prompts_shelved": 0}

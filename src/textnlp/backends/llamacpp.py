@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from textnlp.backends.base import Backend, collect, installed, package_dir
+from textnlp.backends.kv_store import PrefixStoreConfig
 from textnlp.backends.options import LlamaCppOptions, Weights
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, TokenDelta, Usage
@@ -91,10 +92,20 @@ class LlamaCppBackend(Backend):
     batching = True
     grammars = True
 
-    def __init__(self, spec: ModelSpec, **engine_options: Any) -> None:
+    #: The model pool hands it a ``PrefixStoreConfig`` where prompts' KV may be kept on disk.
+    uses_prefix_store = True
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        prefix_store: PrefixStoreConfig | None = None,
+        **engine_options: Any,
+    ) -> None:
         """``engine_options`` override the catalogue's options (benchmarks, tests)."""
         super().__init__(spec)
         self._options = LlamaCppOptions.model_validate({**spec.options, **engine_options})
+        self._prefix_store = prefix_store
         self._engine: BatchingEngine | None = None
         self._formatter: Any = None
         self._add_bos = True
@@ -147,6 +158,7 @@ class LlamaCppBackend(Backend):
             reuse_prefix=self._options.reuse_prefix,
             copy_min_tokens=self._options.copy_min_tokens,
             shelf_streams=self._options.shelf_streams,
+            prefix_store=self._prefix_store,
         )
         meta = engine.metadata()
         template = meta.get("tokenizer.chat_template")

@@ -13,7 +13,10 @@ copies that slot's KV instead of computing it (``llama_memory_seq_cp``); sequenc
 together wait for the first of them to prefill what they share. When every slot is busy, a
 freed slot goes straight to the next request and its KV would be lost just before it is wanted
 (a judge retrying the same prompt, a second criterion over the same text): it is first copied to
-the shelf, a few extra streams that keep the most recently evicted prompts to copy from.
+the shelf, a few extra streams that keep the most recently evicted prompts to copy from. With a
+``PrefixStore``, prompts also outlive the process: a prompt mostly new to the store has its KV
+saved once prefilled, and a later prompt (another run's) loads the saved one that shares the
+longest prefix with it when no stream holds a longer one.
 
 A sequence's tokens do not depend on its neighbours, on when it arrived, or on whether its
 prefix was computed or copied. Per row, llama.cpp's CPU kernels for the engine's weights (Q8_0
@@ -31,16 +34,20 @@ import asyncio
 import bisect
 import codecs
 import ctypes
+import hashlib
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import llama_cpp
 from llama_cpp import _internals as internals
+
+from textnlp.backends.kv_store import PrefixStore, PrefixStoreConfig, common_prefix
 
 #: (text delta, finish reason or None, completion tokens so far)
 Emit = Callable[[str, str | None, int], None]
@@ -59,6 +66,7 @@ _GAP_FILL = 4
 
 #: The shortest prompt tail worth shelving: a copy moves a whole KV stream, and a shelved prompt
 #: may never be asked for again, so a short one (a record's own variables) is computed again.
+#: The same holds for saving a prompt's state to the prefix store and loading one from it.
 SHELF_MIN_TOKENS = 32
 
 
@@ -124,6 +132,7 @@ class BatchingEngine:
         reuse_prefix: bool = True,
         copy_min_tokens: int = 4,
         shelf_streams: int = 16,
+        prefix_store: PrefixStoreConfig | None = None,
     ) -> None:
         self.n_parallel = n_parallel
         self.n_ctx_per_seq = n_ctx_per_seq
@@ -153,6 +162,9 @@ class BatchingEngine:
         self.vocab = llama_cpp.llama_model_get_vocab(self.model.model)
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._memory = llama_cpp.llama_get_memory(self.ctx.ctx)
+        self.prefix_store = (
+            _open_store(prefix_store, model_path, n_streams) if reuse_prefix else None
+        )
 
         self._incoming: queue.Queue[SequenceJob | None] = queue.Queue()
         self._running: list[_Running] = []
@@ -161,11 +173,16 @@ class BatchingEngine:
         self._cached: list[list[int]] = [[] for _ in range(n_streams)]
         #: The shelf's streams, the least recently used first.
         self._shelf = list(shelf)
+        #: Streams copied from since the last decode: llama.cpp copies a stream's data at the
+        #: next decode, so loading a stored state into one now would change what the copy gets.
+        self._copy_sources: set[int] = set()
         #: Per slot, the length of the prompt whose KV it holds (the rest was generated).
         self._prompt_lengths = [0] * n_parallel
-        #: Prompt tokens computed, kept in a reused slot, copied from another slot.
+        #: Prompt tokens computed, kept in a reused slot, copied from another stream, loaded from
+        #: the prefix store; prompts shelved and saved.
         self.counters = {"prompt_tokens_computed": 0, "prompt_tokens_kept": 0,
-                         "prompt_tokens_copied": 0, "prompts_shelved": 0}  # fmt: skip
+                         "prompt_tokens_copied": 0, "prompts_shelved": 0,
+                         "prompt_tokens_loaded": 0, "prompts_saved": 0}  # fmt: skip
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="llamacpp-engine", daemon=True)
         self._thread.start()
@@ -203,6 +220,8 @@ class BatchingEngine:
         self._closed.set()
         self._incoming.put(None)
         self._thread.join()
+        if self.prefix_store is not None:
+            self.prefix_store.close()
         llama_cpp.llama_batch_free(self._batch)
         self.ctx.close()
         self.model.close()
@@ -275,7 +294,7 @@ class BatchingEngine:
         if not self.reuse_prefix:
             return 0
         # The last prompt token is always decoded: its logits give the first new token.
-        return min(_common_prefix(prompt, cached), len(prompt) - 1)
+        return min(common_prefix(prompt, cached), len(prompt) - 1)
 
     def _truncate(self, slot: int, keep: int) -> None:
         if len(self._cached[slot]) > keep:
@@ -288,10 +307,11 @@ class BatchingEngine:
         tokens = self._cached[slot]
         if not self._shelf or self._prompt_lengths[slot] - kept < SHELF_MIN_TOKENS:
             return
-        if any(_common_prefix(tokens, self._cached[s]) == len(tokens) for s in self._shelf):
+        if any(common_prefix(tokens, self._cached[s]) == len(tokens) for s in self._shelf):
             return  # on the shelf already
         stream = self._shelf.pop(0)
         llama_cpp.llama_memory_seq_cp(self._memory, slot, stream, -1, -1)
+        self._copy_sources.add(slot)
         self._cached[stream] = list(tokens)
         self._shelf.append(stream)
         self.counters["prompts_shelved"] += 1
@@ -304,6 +324,8 @@ class BatchingEngine:
             kept = self._reusable(prompt, cached) if slot != running.slot else 0
             if kept > best:
                 source, best = slot, kept
+        if self._load_prefix(running, best):
+            return
         if source < 0:
             return
         if source in self._shelf:  # used: the last to leave the shelf
@@ -312,10 +334,70 @@ class BatchingEngine:
         # Across streams llama.cpp copies the whole stream (applied at the next decode, before
         # it computes), then the copy's tail past the shared prefix is dropped.
         llama_cpp.llama_memory_seq_cp(self._memory, source, running.slot, -1, -1)
+        self._copy_sources.add(source)
         llama_cpp.llama_memory_seq_rm(self._memory, running.slot, best, -1)
         self._cached[running.slot] = self._cached[source][:best]
         self.counters["prompt_tokens_copied"] += best - running.n_prompt_done
         running.n_prompt_done = best
+
+    def _load_prefix(self, running: _Running, floor: int) -> bool:
+        """Load the stored state sharing the longest prefix with ``running``'s prompt, when it
+        is longer than ``floor`` by ``SHELF_MIN_TOKENS``."""
+        store = self.prefix_store
+        prompt = running.job.prompt_tokens
+        if store is None:
+            return False
+        found = store.match(prompt)
+        if found is None:
+            return False
+        name, shared = found
+        shared = min(shared, len(prompt) - 1)
+        if shared < max(floor, running.n_prompt_done) + SHELF_MIN_TOKENS:
+            return False
+        state = store.read(name)
+        if state is None:
+            return False
+        slot = running.slot
+        if slot in self._copy_sources:
+            self._flush_copies()
+        llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if llama_cpp.llama_state_seq_set_data(self.ctx.ctx, buffer, len(state), slot) == 0:
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)  # nothing half-loaded
+            self._cached[slot] = []
+            running.n_prompt_done = 0
+            store.drop(name)
+            return False
+        llama_cpp.llama_memory_seq_rm(self._memory, slot, shared, -1)
+        self._cached[slot] = prompt[:shared]
+        self.counters["prompt_tokens_loaded"] += shared - running.n_prompt_done
+        running.n_prompt_done = shared
+        return True
+
+    def _flush_copies(self) -> None:
+        """Have llama.cpp make its pending stream copies now (a decode makes them first):
+        one throwaway token on the spare stream, dropped after."""
+        spare = self.n_parallel
+        start = len(self._cached[spare])
+        self._batch.n_tokens = self._add(self._batch, 0, 0, start, spare, True)
+        status = llama_cpp.llama_decode(self.ctx.ctx, self._batch)
+        llama_cpp.llama_memory_seq_rm(self._memory, spare, start, -1)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        self._copy_sources.clear()
+
+    def _save_prompt(self, running: _Running) -> None:
+        """Save the state of ``running``'s slot, which holds exactly its prompt now, when the
+        prompt is mostly new to the store."""
+        store, prompt = self.prefix_store, running.job.prompt_tokens
+        if store is None or not store.worth_saving(prompt, SHELF_MIN_TOKENS):
+            return
+        size = llama_cpp.llama_state_seq_get_size(self.ctx.ctx, running.slot)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self.ctx.ctx, buffer, size, running.slot)
+        if written:
+            store.save(prompt, bytes(buffer)[:written])
+            self.counters["prompts_saved"] += 1
 
     def _waits_for_leader(self, running: _Running, leaders: list[_Running]) -> bool:
         """Whether a sequence prefilling this step is computing a prefix worth copying."""
@@ -344,7 +426,10 @@ class BatchingEngine:
                 running.n_prompt_done += chunk
             self.counters["prompt_tokens_computed"] += chunk * len(prefilling)
             done = [running for running in prefilling if running.prefilled]
-            self._sample_all(done, self._decode(rows, {running.slot for running in done}))
+            last_rows = self._decode(rows, {running.slot for running in done})
+            for running in done:
+                self._save_prompt(running)
+            self._sample_all(done, last_rows)
         decoding = [r for r in self._running if r.prefilled and r.next_token >= 0]
         if decoding:
             rows = {running.slot: [running.next_token] for running in decoding}
@@ -384,6 +469,7 @@ class BatchingEngine:
                 last_rows[seq] = n - 1
         batch.n_tokens = n
         status = llama_cpp.llama_decode(self.ctx.ctx, batch)
+        self._copy_sources.clear()  # the decode made the pending copies first
         for seq in pads:  # drop what the pads wrote, success or not
             llama_cpp.llama_memory_seq_rm(self._memory, seq, len(self._cached[seq]), -1)
         if status != 0:
@@ -478,6 +564,22 @@ class BatchingEngine:
         bisect.insort(self._free_slots, running.slot)
 
 
+def _open_store(
+    config: PrefixStoreConfig | None, model_path: str, n_streams: int
+) -> PrefixStore | None:
+    """The store for these weights, this llama.cpp build and this many streams (a state is
+    valid for no other: llama.cpp refuses one written with another stream count), in a
+    directory of its own under ``config``'s."""
+    if config is None:
+        return None
+    weights = Path(model_path).resolve()
+    stat = weights.stat()
+    identity = f"{weights}:{stat.st_size}:{stat.st_mtime_ns}:{llama_cpp.__version__}:{n_streams}"
+
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return PrefixStore(PrefixStoreConfig(config.directory / digest, config.max_bytes))
+
+
 @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
 def _drop_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     """llama.cpp logs every tensor and buffer at load; TextNLP keeps stderr for its own."""
@@ -508,15 +610,6 @@ def _sampler(job: SequenceJob, vocab: Any) -> internals.LlamaSampler:
     seed = job.seed if job.seed is not None else int(time.time_ns() & 0xFFFFFFFF)
     sampler.add_dist(seed)
     return sampler
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _find_stop(text: str, stops: tuple[str, ...], emitted: int) -> int | None:

@@ -13,6 +13,7 @@ from textnlp.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from textnlp.backends.cloud import CloudContext
+    from textnlp.backends.kv_store import PrefixStoreConfig
     from textnlp.backends.resilience import CircuitState
 
 
@@ -21,13 +22,18 @@ class ModelPool:
 
     Remote backends share one ``CloudContext`` (secrets, circuits, rate limits, prices), made by
     ``cloud_context`` (the composition root's) the first time one is needed, and closed here.
+    Local engines that keep prompts' KV on disk are given ``prefix_store`` (None: they don't).
     """
 
     def __init__(
-        self, catalogue: ModelCatalogue, cloud_context: Callable[[], CloudContext]
+        self,
+        catalogue: ModelCatalogue,
+        cloud_context: Callable[[], CloudContext],
+        prefix_store: PrefixStoreConfig | None = None,
     ) -> None:
         self.catalogue = catalogue
         self._make_cloud = cloud_context
+        self._prefix_store = prefix_store
         self._backends: dict[str, Backend] = {}
         self._cloud: CloudContext | None = None
         self._lock = asyncio.Lock()
@@ -49,6 +55,10 @@ class ModelPool:
                 options: dict[str, Any] = {}
                 if getattr(backend_class(spec.backend), "shares_cloud_context", False):
                     options["context"] = self._cloud_context()
+                if self._prefix_store and getattr(
+                    backend_class(spec.backend), "uses_prefix_store", False
+                ):
+                    options["prefix_store"] = self._prefix_store
                 backend = self.catalogue.create(model_id, **options)
                 await backend.load()
                 self._backends[model_id] = backend
