@@ -145,17 +145,23 @@ async def test_a_prompt_started_from_an_earlier_process_state_gives_the_same_tok
 ) -> None:
     """A judge edited between two runs: the first run's engine saves the review's prompt state,
     a new engine on the same store loads it for the edited prompt, and its tokens are those of
-    a full prefill (the module's engine, which has no store)."""
+    a full prefill (the module's engine, which has no store). A request not marked
+    ``keep_prompt`` (a user's) is never saved."""
     text = " ".join(f"The {p} works well, though it could be cheaper." for p in PRODUCTS)
     params = GenerationParams(max_tokens=24, temperature=temperature, seed=7)
 
     def judge(rubric: str) -> GenerationRequest:
-        return GenerationRequest.chat(f"Review: {text}\n\n{rubric}", system=SYSTEM, params=params)
+        request = GenerationRequest.chat(
+            f"Review: {text}\n\n{rubric}", system=SYSTEM, params=params
+        )
+        return request.model_copy(update={"keep_prompt": True})
 
     before, edited = judge("Score it on fluency."), judge("Does the review read well? Score it.")
     spec = ModelCatalogue.load().get("smollm2-135m")
     config = PrefixStoreConfig(tmp_path, 1 << 30)
     async with LlamaCppBackend(spec, n_parallel=2, prefix_store=config) as first:
+        await first.generate_one(before.model_copy(update={"keep_prompt": False}))
+        assert first.engine.counters["prompts_saved"] == 0
         await first.generate_one(before)
         assert first.engine.counters["prompts_saved"] == 1
     async with LlamaCppBackend(spec, n_parallel=2, prefix_store=config) as second:
@@ -180,6 +186,7 @@ async def test_a_state_loaded_into_a_slot_being_shelved_leaves_the_shelf_intact(
     stored_text = " ".join(f"My {p} broke after a week; support never answered." for p in PRODUCTS)
     old = GenerationRequest.chat(f"Summarise: {long_text}", params=params)
     new = GenerationRequest.chat(f"Rate: {stored_text} Score it.", params=params)
+    new = new.model_copy(update={"keep_prompt": True})
     spec = ModelCatalogue.load().get("smollm2-135m")
     config = PrefixStoreConfig(tmp_path, 1 << 30)
     options: dict[str, Any] = {"n_parallel": 1, "shelf_streams": 2, "prefix_store": config}

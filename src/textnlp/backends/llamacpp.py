@@ -239,6 +239,7 @@ class LlamaCppBackend(Backend):
             top_k=self._options.top_k,
             stream=stream,
             grammar=request.grammar,
+            keep_prompt=request.keep_prompt,
         )
         try:
             engine.submit(job)

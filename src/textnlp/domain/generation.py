@@ -64,6 +64,10 @@ class GenerationRequest(BaseModel):
     #: Backends that decode under a grammar (llama.cpp) keep to it; the others ignore it, so
     #: the caller still checks the text. Never taken from a user: a grammar is code to run.
     grammar: str | None = None
+    #: The backend may keep this prompt's KV beyond the process (the llama.cpp engine's prefix
+    #: store): a recipe's cells, whose re-run after an edit asks again for prompts that start
+    #: the same. Never set for a user's request (its prompt would be kept on disk).
+    keep_prompt: bool = False
 
     @classmethod
     def chat(

@@ -243,7 +243,9 @@ class RecordBuilder:
             for attempt in range(column.retries + 1):
                 params = call.params.model_copy(update={"seed": (base + attempt) % 2**32})
                 completion = await backend.generate_one(
-                    GenerationRequest(messages=messages, params=params, grammar=grammar)
+                    GenerationRequest(
+                        messages=messages, params=params, grammar=grammar, keep_prompt=True
+                    )
                 )
                 tally.add(completion)
                 attempts = max(attempts, attempt + 1)
@@ -278,7 +280,9 @@ class RecordBuilder:
                 update={"seed": cell_seed(self.seed, index, f"{name}#{turn}")}
             )
             completion = await backend.generate_one(
-                GenerationRequest(messages=column.messages(turn, history, row), params=params)
+                GenerationRequest(
+                    messages=column.messages(turn, history, row), params=params, keep_prompt=True
+                )
             )
             tally.add(completion)
             text = completion.text.strip()

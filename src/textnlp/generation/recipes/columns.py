@@ -137,8 +137,10 @@ class _LlmColumn(_Column):
     def request(self, row: Mapping[str, Any], params: GenerationParams) -> GenerationRequest:
         if self.raw:
             prompt = JINJA.from_string(self.prompt).render(row)  # not stripped: "user\n" ends it
-            return GenerationRequest(prompt=prompt, params=params, control_tokens=True)
-        return GenerationRequest(messages=self.messages(row), params=params)
+            return GenerationRequest(
+                prompt=prompt, params=params, control_tokens=True, keep_prompt=True
+            )
+        return GenerationRequest(messages=self.messages(row), params=params, keep_prompt=True)
 
     def messages(self, row: Mapping[str, Any]) -> tuple[ChatMessage, ...]:
         system = render(self.system, row) if self.system else None
