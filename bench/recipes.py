@@ -13,8 +13,10 @@ sides alike). Measured in one run, one side at a time, ``--threads`` (2) on both
    batching across records: up to 32 candidates in flight, a record's two criteria at once).
 2. The cost of re-running after editing only the judge (its rubric's wording) with the
    response cache on: the edited re-run's time over a cold run's with the cache on (a fresh
-   cache). The generator's cells come from the cache; only the judge runs. Target: <= 0.6x.
-   It is measured twice, with two different edits, each against the same cold run.
+   cache and prefix store). The generator's cells come from the response cache; only the
+   judge runs, its prompts starting from the KV states the cold run left in the prefix store
+   (the review comes before the edited rubric). Target: <= 0.6x. It is measured twice, with
+   two different edits, each against the same cold run.
 
 The baseline does what the recipe asks, call for call: the same rendered prompts (taken from
 the recipe's own column objects, so both sides read the same text), the same max_tokens,
@@ -50,10 +52,10 @@ spread among those pairs.
 
     python bench/recipes.py [--count 200] [--quick] [--threads 2] [--seed 0]
 
-About 30 minutes on a quiet 2-core machine at 60 records (15 at 30; over an hour at the
-default 200); ``--quick`` makes 20. llama.cpp's threads spin-wait: with other
-llama.cpp processes on the same cores every figure here collapses (the JSON gives the load
-average before and after).
+About 17 minutes on a quiet 2-core machine at the default 200 records (the judge's grammar
+makes every candidate pass; before it, over an hour); ``--quick`` makes 20. llama.cpp's
+threads spin-wait: with other llama.cpp processes on the same cores every figure here
+collapses (the JSON gives the load average before and after).
 """
 
 from __future__ import annotations
