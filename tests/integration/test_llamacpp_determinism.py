@@ -125,6 +125,37 @@ async def test_a_request_reads_the_same_alone_among_neighbours_and_late(
     assert staggered == alone
 
 
+async def test_prompts_prefilled_in_the_decodes_call_read_as_prefilled_apart(
+    backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = backend.engine
+    mixed: list[int] = []
+    original = engine._decode
+
+    def watching(rows: dict[int, list[int]], logits: set[int]) -> dict[int, int]:
+        if len({len(tokens) == 1 for tokens in rows.values()}) == 2:
+            mixed.append(len(rows))
+        return original(rows, logits)
+
+    late_ones = [review(p, seed=30 + i, temperature=0.8) for i, p in enumerate(PRODUCTS[:3])]
+    clear_slots(backend)
+    alone = await one_by_one(backend, late_ones)
+    clear_slots(backend)
+    monkeypatch.setattr(engine, "_decode", watching)
+    early = [review(p, seed=i, temperature=0.8, max_tokens=60) for i, p in enumerate(PRODUCTS[3:])]
+
+    async def late(request: GenerationRequest, delay: float) -> str:
+        await asyncio.sleep(delay)  # arrives while the early ones decode
+        return (await backend.generate_one(request)).text
+
+    results = await asyncio.gather(
+        *(backend.generate_one(request) for request in early),
+        *(late(request, 0.2 + 0.15 * i) for i, request in enumerate(late_ones)),
+    )
+    assert mixed, "no prompt chunk shared a llama_decode with decoding sequences"
+    assert list(results[len(early) :]) == alone
+
+
 async def test_a_long_sequence_decoding_alone_keeps_its_tokens(backend: LlamaCppBackend) -> None:
     # Past 256 cached cells, llama.cpp decodes a lone sequence with another attention kernel:
     # the engine pads it so that it reads as it does among neighbours.

@@ -10,6 +10,7 @@ pytest.importorskip("llama_cpp")
 from textnlp.backends.llamacpp_engine import (  # noqa: E402
     _GAP_FILL,
     _SPLIT_KV_FROM,
+    MERGE_MIN_CHUNK,
     SHELF_MIN_TOKENS,
     BatchingEngine,
 )
@@ -61,6 +62,24 @@ def test_a_long_sequence_alone_gets_a_neighbour_a_short_one_does_not() -> None:
 def test_prompt_chunks_are_never_padded() -> None:
     rules = engine(cached={3: _SPLIT_KV_FROM})
     assert rules._pads({0: [1, 2], 3: [1, 2]}) == []
+
+
+def test_beside_prompt_chunks_only_gaps_next_to_a_decoding_sequence_are_padded() -> None:
+    rules = engine(n_parallel=16, cached={13: _SPLIT_KV_FROM})
+    rows = {0: [1], 2: [1, 2, 3], 5: [1, 2, 3], 7: [1], 13: [1]}
+    # 1 joins the decoding 0 to the chunk at 2, 6 the chunk at 5 to the decoding 7; 3-4
+    # would cut the chunks at 2 and 5 apart; 13, too far to join, decodes alone past the
+    # split-KV size, so it gets a neighbour.
+    assert rules._pads(rows) == [1, 6, 14]
+
+
+def test_prompt_chunks_share_the_decodes_call_when_long_enough_and_the_batch_holds_them() -> None:
+    rules = engine(n_parallel=8)
+    rules.n_batch = 64  # 9 rows for the slots and the spare, 55 for prompt chunks
+    assert rules._merges(n_prefilling=2, chunk=MERGE_MIN_CHUNK)
+    assert not rules._merges(n_prefilling=2, chunk=MERGE_MIN_CHUNK - 1)  # a lone row would be left
+    assert rules._merges(n_prefilling=5, chunk=11)
+    assert not rules._merges(n_prefilling=5, chunk=12)
 
 
 def test_a_prompt_takes_the_free_slot_holding_its_longest_prefix() -> None:

@@ -1,10 +1,10 @@
 """A continuous-batching decoder on llama.cpp's multi-sequence batch API.
 
 Requests that arrive together are decoded together: every step prefills a chunk of each new
-prompt in one ``llama_decode``, then decodes the next token of every running sequence in
-another, and samples each sequence from its own logits row with its own sampler chain (so seeds
-stay per request). Each sequence owns a KV-cache stream (``kv_unified`` off), so attention cost
-per token does not grow with the number of neighbours.
+prompt and decodes the next token of every running sequence (in one ``llama_decode`` when the
+chunks allow, see ``_step``), and samples each sequence from its own logits row with its own
+sampler chain (so seeds stay per request). Each sequence owns a KV-cache stream (``kv_unified``
+off), so attention cost per token does not grow with the number of neighbours.
 
 Prompt prefixes are prefilled once: a slot keeps the KV of its last sequence when it is freed,
 a new request takes the free slot that already holds the longest prefix of its prompt, and a
@@ -62,6 +62,9 @@ MAX_PREFILL_ROWS = 63
 #: Cached cells from which llama.cpp attends for a lone single token with its split-KV kernel
 #: (it pads the cache view to 256 cells and splits from 512); a little early to be safe.
 _SPLIT_KV_FROM = 240
+
+#: The shortest prompt chunk that shares a ``llama_decode`` with decoding sequences (``_merges``).
+MERGE_MIN_CHUNK = 3
 
 #: Idle slots between two busy ones filled with a pad row rather than left to split the batch.
 _GAP_FILL = 4
@@ -420,21 +423,21 @@ class BatchingEngine:
         return False
 
     def _step(self) -> None:
-        """Prefill what prompts can take this step, then decode one token of every sequence.
-
-        Two decodes, not one: llama.cpp cuts a mixed batch into micro-batches of equal tokens
-        per sequence, so a prompt would be cut by what its neighbours hold; apart, every prompt
-        chunk of a step has the same length and every decoded sequence one token.
-        """
+        """Prefill what prompts can take this step and decode one token of every sequence, in
+        one ``llama_decode`` when the prompt chunks allow it (see ``_merges``), else in two."""
         prefilling, chunk = self._prefill_chunks()
+        decoding = [r for r in self._running if r.prefilled and r.next_token >= 0]
+        if prefilling and decoding and self._merges(len(prefilling), chunk):
+            rows = self._prompt_rows(prefilling, chunk)
+            rows.update({running.slot: [running.next_token] for running in decoding})
+            done = [running for running in prefilling if running.prefilled]
+            last_rows = self._decode(rows, {r.slot for r in [*decoding, *done]})
+            for running in done:
+                self._save_prompt(running)
+            self._sample_all([*decoding, *done], last_rows)
+            return
         if prefilling:
-            rows = {
-                r.slot: r.job.prompt_tokens[r.n_prompt_done : r.n_prompt_done + chunk]
-                for r in prefilling
-            }
-            for running in prefilling:
-                running.n_prompt_done += chunk
-            self.counters["prompt_tokens_computed"] += chunk * len(prefilling)
+            rows = self._prompt_rows(prefilling, chunk)
             done = [running for running in prefilling if running.prefilled]
             last_rows = self._decode(rows, {running.slot for running in done})
             for running in done:
@@ -444,6 +447,30 @@ class BatchingEngine:
         if decoding:
             rows = {running.slot: [running.next_token] for running in decoding}
             self._sample_all(decoding, self._decode(rows, set(rows)))
+
+    def _merges(self, n_prefilling: int, chunk: int) -> bool:
+        """Whether this step's prompt chunks go into the decode's ``llama_decode``.
+
+        A ``llama_decode`` costs a fixed ~24 ms on top of its micro-batches (measured on the
+        bench recipe), so one call beats two. llama.cpp cuts the mixed batch by equal tokens
+        per sequence: a prompt chunk whose slot sits among decoding ones gives its first token
+        to their micro-batch and the rest to one of its own, so the rest must keep two rows or
+        more (one lone row could take the split-KV kernel, see ``_pads``); and the batch must
+        hold every slot's row besides the chunks.
+        """
+        room = self.n_batch - (self.n_parallel + 1)
+        return chunk >= MERGE_MIN_CHUNK and chunk * n_prefilling <= room
+
+    def _prompt_rows(self, prefilling: list[_Running], chunk: int) -> dict[int, list[int]]:
+        """The next ``chunk`` prompt tokens of each sequence in ``prefilling``, now counted."""
+        rows = {
+            r.slot: r.job.prompt_tokens[r.n_prompt_done : r.n_prompt_done + chunk]
+            for r in prefilling
+        }
+        for running in prefilling:
+            running.n_prompt_done += chunk
+        self.counters["prompt_tokens_computed"] += chunk * len(prefilling)
+        return rows
 
     def _prefill_chunks(self) -> tuple[list[_Running], int]:
         """The sequences that prefill this step, and the length of the chunk each one takes."""
@@ -492,22 +519,23 @@ class BatchingEngine:
         """Idle sequences that decode one throwaway token beside ``rows`` (dropped after).
 
         llama.cpp cuts a batch into micro-batches of consecutive sequence ids, each one more
-        pass over the weights: a short gap between busy slots is filled, one row being cheaper
-        than a pass. And a sequence alone in its micro-batch gets company once its cache spans
-        more than 256 cells: there llama.cpp attends for one token with a split-KV kernel that
-        rounds differently, so it would decode other tokens alone than among neighbours.
+        pass over the weights: a short gap next to a sequence decoding one token is filled,
+        one row being cheaper than a pass (not between two prompt chunks: a one-token pad would
+        cut them, llama.cpp's equal split). And a one-token sequence alone in its micro-batch
+        gets company once its cache spans more than 256 cells: there llama.cpp attends for one
+        token with a split-KV kernel that rounds differently, so it would decode other tokens
+        alone than among neighbours.
         """
-        if any(len(tokens) != 1 for tokens in rows.values()):
-            return []  # prompt chunks: a one-token pad would cut them (llama.cpp's equal split)
+        single = {slot for slot, tokens in rows.items() if len(tokens) == 1}
         slots = sorted(rows)
         pads = [
             pad
             for before, after in zip(slots, slots[1:], strict=False)
-            if after - before <= _GAP_FILL + 1
+            if after - before <= _GAP_FILL + 1 and (before in single or after in single)
             for pad in range(before + 1, after)
         ]
         busy = set(slots) | set(pads)
-        for slot in slots:
+        for slot in sorted(single):
             alone = slot - 1 not in busy and slot + 1 not in busy
             if alone and len(self._cached[slot]) >= _SPLIT_KV_FROM:
                 pads.append(slot + 1)  # always a sequence: the spare one follows the last slot
