@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from textnlp.backends import llamacpp_engine
 from textnlp.backends.llamacpp import LlamaCppBackend, reencoded, resolve_model_path
+from textnlp.backends.llamacpp_engine import _Candidates
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.errors import ContextWindowExceeded, InvalidRequest
@@ -172,3 +174,39 @@ async def test_a_grammar_that_does_not_parse_is_refused_and_the_engine_serves_on
         await backend.generate_one(broken)
     answer = await backend.generate_one(ask("Say hi.", max_tokens=4, seed=1))
     assert answer.usage.completion_tokens > 0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_grammar_mask_met_again_is_applied_again_with_the_same_answers(
+    backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lower-case letters only: the model's picks (capitals, commas) are often refused. With
+    masks kept, a refused pick at a grammar state met before reuses its mask, and every answer
+    is the one llama.cpp's grammar pass over the vocabulary gives."""
+    candidates = backend.engine._candidates
+    requests = [
+        ask("Describe a kettle.", max_tokens=24, temperature=t, seed=seed).model_copy(
+            update={"grammar": "root ::= [a-z ]+\n"}
+        )
+        for t in (0.0, 0.9)
+        for seed in range(4)
+    ]
+    candidates.masks.clear()
+    monkeypatch.setattr(llamacpp_engine, "GRAMMAR_MASKS", 0)
+    passes = [a.text for a in await backend.generate(requests)]
+    assert not candidates.masks
+    monkeypatch.setattr(llamacpp_engine, "GRAMMAR_MASKS", 256)
+    reused: list[bool] = []
+    mask = _Candidates.mask
+
+    def watching(self: _Candidates, key: tuple[str, tuple[int, ...]]) -> object:
+        found = mask(self, key)
+        reused.append(found is not None)
+        return found
+
+    monkeypatch.setattr(_Candidates, "mask", watching)
+    kept = [a.text for a in await backend.generate(requests)]
+    again = [a.text for a in await backend.generate(requests)]
+    assert candidates.masks and any(reused)
+    assert kept == passes and again == passes
+    assert all(re.fullmatch(r"[a-z ]+", text) for text in passes)

@@ -40,6 +40,7 @@ import os
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,10 @@ MAX_PREFILL_ROWS = 63
 #: Cached cells from which llama.cpp attends for a lone single token with its split-KV kernel
 #: (it pads the cache view to 256 cells and splits from 512); a little early to be safe.
 _SPLIT_KV_FROM = 240
+
+#: Grammar masks kept (a vocabulary's worth of booleans each, 49 KB for SmolLM2), see
+#: ``_Sampling``.
+GRAMMAR_MASKS = 256
 
 #: The shortest prompt chunk that shares a ``llama_decode`` with decoding sequences (``_merges``).
 MERGE_MIN_CHUNK = 3
@@ -168,10 +173,8 @@ class BatchingEngine:
         self.ctx = internals.LlamaContext(model=self.model, params=ctx_params, verbose=False)
         self.vocab = llama_cpp.llama_model_get_vocab(self.model.model)
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
-        #: The whole vocabulary's logits, for a pick a grammar refused (engine thread only).
-        self._vocabulary = internals.LlamaTokenDataArray(
-            n_vocab=llama_cpp.llama_vocab_n_tokens(self.vocab)
-        )
+        #: Where a pick a grammar refused is sampled again (engine thread only).
+        self._candidates = _Candidates(llama_cpp.llama_vocab_n_tokens(self.vocab))
         self._memory = llama_cpp.llama_get_memory(self.ctx.ctx)
         self.prefix_store = (
             _open_store(prefix_store, model_path, n_streams) if reuse_prefix else None
@@ -565,7 +568,7 @@ class BatchingEngine:
         if job.cancelled.is_set():
             self._release(running)
             return True
-        token = running.sampler.sample(self.ctx, batch_index, self._vocabulary)
+        token = running.sampler.sample(self.ctx, batch_index, self._candidates)
         if token is None:  # the grammar admits no token: what was made is the answer
             self._finish(running, "stop")
             return True
@@ -631,16 +634,51 @@ def silence_llama_logs() -> None:
         llama_cpp.llama_log_set(_drop_log, ctypes.c_void_p(0))
 
 
+class _Candidates:
+    """The whole vocabulary's token data, where a pick the grammar refused is sampled again, and
+    the grammar masks met so far, the most recently used last (engine thread only)."""
+
+    def __init__(self, n_vocab: int) -> None:
+        self.n_vocab = n_vocab
+        self.array = internals.LlamaTokenDataArray(n_vocab=n_vocab)
+        self.masks: OrderedDict[tuple[str, tuple[int, ...]], np.ndarray[Any, Any]] = OrderedDict()
+
+    def load(self, ctx: internals.LlamaContext, index: int) -> internals.LlamaTokenDataArray:
+        """The array holding the logits of batch row ``index``."""
+        row = llama_cpp.llama_get_logits_ith(ctx.ctx, index)
+        self.array.copy_logits(np.ctypeslib.as_array(row, shape=(self.n_vocab,)))
+        self.array.candidates.selected = -1
+        return self.array
+
+    def mask(self, key: tuple[str, tuple[int, ...]]) -> np.ndarray[Any, Any] | None:
+        mask = self.masks.get(key)
+        if mask is not None:
+            self.masks.move_to_end(key)
+        return mask
+
+    def remember(self, key: tuple[str, tuple[int, ...]], mask: np.ndarray[Any, Any]) -> None:
+        self.masks[key] = mask
+        if len(self.masks) > GRAMMAR_MASKS:
+            self.masks.popitem(last=False)
+
+
 class _Sampling:
     """A sequence's sampler chain, and its grammar kept the way llama.cpp's own tools keep
     one (``common_sampler``): the chain's pick is checked alone, and only a pick the grammar
     refuses has the whole vocabulary masked and sampled again. Masking every token first (the
-    grammar first in the chain, as llama-cpp-python does) cost about 5 ms a token on
-    SmolLM2's 49k vocabulary, a tenth of a recipe run with a judge."""
+    grammar first in the chain, as llama-cpp-python does) cost about 5 ms a token on SmolLM2's
+    49k vocabulary, a tenth of a recipe run with a judge.
+
+    What a grammar admits next depends only on the tokens it has accepted, so a mask is kept
+    per (grammar, accepted tokens) and applied again with numpy: a judge's refused picks come
+    where its answers begin, alike in every request (measured on the bench recipe's judge:
+    about 7 ms a refused pick with llama.cpp's grammar pass over the vocabulary)."""
 
     def __init__(self, job: SequenceJob, vocab: Any) -> None:
         self.vocab = vocab
         self.grammar: Any = None
+        self.grammar_text = job.grammar or ""
+        self.accepted: list[int] = []
         if job.grammar is not None:
             self.grammar = llama_cpp.llama_sampler_init_grammar(
                 vocab, job.grammar.encode(), b"root"
@@ -650,7 +688,7 @@ class _Sampling:
         self.chain = _chain(job)
 
     def sample(
-        self, ctx: internals.LlamaContext, index: int, vocabulary: internals.LlamaTokenDataArray
+        self, ctx: internals.LlamaContext, index: int, candidates: _Candidates
     ) -> int | None:
         """The next token from the logits of batch row ``index`` (None: the grammar admits
         none)."""
@@ -658,21 +696,30 @@ class _Sampling:
         if self.grammar is None:
             return token
         if not self._admits(token):
-            vocabulary.copy_logits(
-                np.ctypeslib.as_array(
-                    llama_cpp.llama_get_logits_ith(ctx.ctx, index), shape=(vocabulary.n_vocab,)
-                )
-            )
-            candidates = vocabulary.candidates
-            candidates.selected = -1
-            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(candidates))
-            if not np.isfinite(vocabulary.candidates_data.logit).any():
+            array = candidates.load(ctx, index)
+            if not self._mask(array, candidates):
                 return None
-            llama_cpp.llama_sampler_apply(self.chain.sampler, ctypes.byref(candidates))
-            token = int(candidates.data[candidates.selected].id)
+            llama_cpp.llama_sampler_apply(self.chain.sampler, ctypes.byref(array.candidates))
+            token = int(array.candidates.data[array.candidates.selected].id)
         if not llama_cpp.llama_vocab_is_eog(self.vocab, token):  # an end needs no state after
             llama_cpp.llama_sampler_accept(self.grammar, token)
+            self.accepted.append(token)
         return token
+
+    def _mask(self, array: internals.LlamaTokenDataArray, candidates: _Candidates) -> bool:
+        """Set the logits of the tokens the grammar refuses to -inf; False when it admits none."""
+        logits = array.candidates_data.logit
+        key = (self.grammar_text, tuple(self.accepted))
+        mask = candidates.mask(key)
+        if mask is not None:
+            logits[~mask] = -np.inf
+        else:
+            every_one_finite = bool(np.isfinite(logits).all())
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(array.candidates))
+            mask = np.isfinite(logits)
+            if every_one_finite:  # else a refused token and a -inf logit look alike
+                candidates.remember(key, mask)
+        return bool(mask.any())
 
     def _admits(self, token: int) -> bool:
         cell = llama_cpp.llama_token_data(id=token, logit=0.0, p=0.0)
