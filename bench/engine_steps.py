@@ -4,8 +4,8 @@
    (what ``BatchingEngine._step`` does when ``_merges`` allows) against two (the chunks, then
    the decode). Every slot holds 200 tokens of KV; 4 prompts of 48 tokens at scattered slots
    and 16 decoding sequences around them. Median of ``--rounds`` timings of each shape.
-2. ``grammar_sampling``: the time spent sampling 64 judge requests (the bench recipe's judge:
-   two criteria, 12 tokens, temperature 0.7, under ``LlmJudge.criterion_grammar``), with the
+2. ``grammar_sampling``: the time spent sampling 64 judge requests (``bench/recipes_bench.yaml``'s
+   judge: two criteria, its params, under ``LlmJudge.criterion_grammar``), with the
    grammar masks kept (``GRAMMAR_MASKS``) and without; the two alternate for ``--rounds``
    rounds, and each figure is the median, the rounds beside it.
 
@@ -22,26 +22,31 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* helpers
+
+from bench.engine import spread  # noqa: E402
+from bench.recipes import JUDGE as JUDGE_COLUMN  # noqa: E402
+from bench.recipes import RECIPE  # noqa: E402
 from textnlp.backends import llamacpp_engine
 from textnlp.backends.llamacpp import LlamaCppBackend, reencoded, resolve_model_path
 from textnlp.backends.llamacpp_engine import BatchingEngine, _Sampling
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.generation.recipes.columns import LlmJudge
+from textnlp.generation.recipes.recipe import parse_recipe
 
 CACHED = 200
 PROMPTS = [2, 7, 12, 17]
 DECODING = [slot for slot in range(20) if slot not in PROMPTS]
 CHUNK = 48
-
-
-def spread(values: list[float]) -> float:
-    return round((max(values) - min(values)) / statistics.median(values), 3)
 
 
 def one_call_step(rounds: int, threads: int) -> dict[str, Any]:
@@ -81,19 +86,6 @@ def one_call_step(rounds: int, threads: int) -> dict[str, Any]:
     }
 
 
-JUDGE = LlmJudge(
-    prompt="Product: {{ product }}\nReview: {{ review }}",
-    rubric={
-        "relevance": {
-            "description": "whether the review is about the product",
-            "scores": {1: "not about it", 3: "partly about it", 5: "entirely about it"},
-        },
-        "fluency": {
-            "description": "whether the review reads well",
-            "scores": {1: "hard to read", 3: "understandable", 5: "reads naturally"},
-        },
-    },
-)
 REVIEWS = [
     ("a mug", "Great mug, keeps tea hot for an hour and the handle stays cool."),
     ("earbuds", "They broke after a week and sound tinny, but the case is nice."),
@@ -103,15 +95,20 @@ REVIEWS = [
 
 
 def judge_requests() -> list[GenerationRequest]:
+    """Two requests (one per criterion) for each of 32 reviews, from the bench recipe's judge."""
+    recipe = parse_recipe(yaml.safe_load(RECIPE.read_text()), source=str(RECIPE))
+    judge = recipe.columns[JUDGE_COLUMN]
+    assert isinstance(judge, LlmJudge)
+    params = GenerationParams(**judge.params)
     requests = []
     for i in range(32):
         product, review = REVIEWS[i % len(REVIEWS)]
         row = {"product": product, "review": f"{review} ({i})"}
-        for criterion in JUDGE.rubric:
-            params = GenerationParams(max_tokens=12, temperature=0.7, top_p=0.95, seed=i)
-            messages = JUDGE.criterion_messages(criterion, row, constrained=True)
-            grammar = JUDGE.criterion_grammar(criterion)
-            requests.append(GenerationRequest(messages=messages, params=params, grammar=grammar))
+        for criterion in judge.rubric:
+            messages = judge.criterion_messages(criterion, row, constrained=True)
+            grammar = judge.criterion_grammar(criterion)
+            seeded = params.model_copy(update={"seed": i})
+            requests.append(GenerationRequest(messages=messages, params=seeded, grammar=grammar))
     return requests
 
 

@@ -431,35 +431,34 @@ class BatchingEngine:
         prefilling, chunk = self._prefill_chunks()
         decoding = [r for r in self._running if r.prefilled and r.next_token >= 0]
         if prefilling and decoding and self._merges(len(prefilling), chunk):
-            rows = self._prompt_rows(prefilling, chunk)
-            rows.update({running.slot: [running.next_token] for running in decoding})
-            done = [running for running in prefilling if running.prefilled]
-            last_rows = self._decode(rows, {r.slot for r in [*decoding, *done]})
-            for running in done:
-                self._save_prompt(running)
-            self._sample_all([*decoding, *done], last_rows)
+            self._compute(prefilling, chunk, decoding)
             return
         if prefilling:
-            rows = self._prompt_rows(prefilling, chunk)
-            done = [running for running in prefilling if running.prefilled]
-            last_rows = self._decode(rows, {running.slot for running in done})
-            for running in done:
-                self._save_prompt(running)
-            self._sample_all(done, last_rows)
+            self._compute(prefilling, chunk, [])
         decoding = [r for r in self._running if r.prefilled and r.next_token >= 0]
         if decoding:
-            rows = {running.slot: [running.next_token] for running in decoding}
-            self._sample_all(decoding, self._decode(rows, set(rows)))
+            self._compute([], 0, decoding)
+
+    def _compute(self, prefilling: list[_Running], chunk: int, decoding: list[_Running]) -> None:
+        """One ``llama_decode`` of ``chunk`` prompt tokens of each of ``prefilling`` and the
+        next token of each of ``decoding``; samples every sequence whose prompt is done."""
+        rows = self._prompt_rows(prefilling, chunk)
+        rows.update({running.slot: [running.next_token] for running in decoding})
+        done = [running for running in prefilling if running.prefilled]
+        last_rows = self._decode(rows, {running.slot for running in [*decoding, *done]})
+        for running in done:
+            self._save_prompt(running)
+        self._sample_all([*decoding, *done], last_rows)
 
     def _merges(self, n_prefilling: int, chunk: int) -> bool:
         """Whether this step's prompt chunks go into the decode's ``llama_decode``.
 
-        A ``llama_decode`` costs a fixed ~24 ms on top of its micro-batches (measured on the
-        bench recipe), so one call beats two. llama.cpp cuts the mixed batch by equal tokens
-        per sequence: a prompt chunk whose slot sits among decoding ones gives its first token
-        to their micro-batch and the rest to one of its own, so the rest must keep two rows or
-        more (one lone row could take the split-KV kernel, see ``_pads``); and the batch must
-        hold every slot's row besides the chunks.
+        A ``llama_decode`` costs a fixed part on top of its micro-batches, so one call beats
+        two (a little: 0.99x the time, ``bench/engine_steps.py``). llama.cpp cuts the mixed
+        batch by equal tokens per sequence: a prompt chunk whose slot sits among decoding ones
+        gives its first token to their micro-batch and the rest to one of its own, so the rest
+        must keep two rows or more (one lone row could take the split-KV kernel, see
+        ``_pads``); and the batch must hold every slot's row besides the chunks.
         """
         room = self.n_batch - (self.n_parallel + 1)
         return chunk >= MERGE_MIN_CHUNK and chunk * n_prefilling <= room
