@@ -49,24 +49,36 @@ DECODING = [slot for slot in range(20) if slot not in PROMPTS]
 CHUNK = 48
 
 
-def one_call_step(rounds: int, threads: int) -> dict[str, Any]:
-    path = reencoded(resolve_model_path("embedded:smollm2"), "q8_0")  # type: ignore[arg-type]
-    engine = BatchingEngine(str(path), n_parallel=32, n_threads=threads)
-    try:
-        tokens = [random.Random(0).randrange(1000, 20000) for _ in range(CACHED)]
-        for first in range(0, 32, 8):  # every slot holds CACHED tokens
+class FilledEngine:
+    """The engine (the catalogue's Q8_0 re-encoding, 32 slots), every slot holding ``CACHED``
+    tokens of KV, and the time of one ``llama_decode`` of given rows over them."""
+
+    def __init__(self, threads: int) -> None:
+        path = reencoded(resolve_model_path("embedded:smollm2"), "q8_0")  # type: ignore[arg-type]
+        self.engine = BatchingEngine(str(path), n_parallel=32, n_threads=threads)
+        self.tokens = [random.Random(0).randrange(1000, 20000) for _ in range(CACHED)]
+        for first in range(0, 32, 8):
             for start in range(0, CACHED, 50):
-                piece = tokens[start : start + 50]
-                engine._decode(dict.fromkeys(range(first, first + 8), piece), set())
+                piece = self.tokens[start : start + 50]
+                self.engine._decode(dict.fromkeys(range(first, first + 8), piece), set())
 
-        def timed(rows: dict[int, list[int]]) -> float:
-            for slot in range(32):  # back to CACHED tokens
-                llama_cpp.llama_memory_seq_rm(engine._memory, slot, CACHED, -1)
-                del engine._cached[slot][CACHED:]
-            started = time.perf_counter()
-            engine._decode(rows, set(rows))
-            return time.perf_counter() - started
+    def step(self, rows: dict[int, list[int]]) -> float:
+        """Seconds of one ``llama_decode`` of ``rows`` (slot: tokens) after ``CACHED`` tokens."""
+        for slot in range(32):  # back to CACHED tokens
+            llama_cpp.llama_memory_seq_rm(self.engine._memory, slot, CACHED, -1)
+            del self.engine._cached[slot][CACHED:]
+        started = time.perf_counter()
+        self.engine._decode(rows, set(rows))
+        return time.perf_counter() - started
 
+    def close(self) -> None:
+        self.engine.close()
+
+
+def one_call_step(rounds: int, threads: int) -> dict[str, Any]:
+    filled = FilledEngine(threads)
+    timed, tokens = filled.step, filled.tokens
+    try:
         chunks = dict.fromkeys(PROMPTS, tokens[:CHUNK])
         decodes = {slot: [tokens[0]] for slot in DECODING}
         one, two = [], []
@@ -74,7 +86,7 @@ def one_call_step(rounds: int, threads: int) -> dict[str, Any]:
             one.append(timed({**chunks, **decodes}))
             two.append(timed(chunks) + timed(decodes))
     finally:
-        engine.close()
+        filled.close()
     one_ms, two_ms = statistics.median(one) * 1000, statistics.median(two) * 1000
     return {
         "shape": f"{len(PROMPTS)} prompts x {CHUNK} tokens, {len(DECODING)} decoding, "

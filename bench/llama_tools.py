@@ -2,10 +2,10 @@
 
 ``llama-server`` and ``llama-batched-bench`` are built once, in one cmake build, from the
 llama.cpp that the pinned llama-cpp-python sdist vendors (so they run the same kernels as the
-engine), with the Makefile's portable AVX2 flags, into
-``~/.cache/textnlp/llama-cpp-<version>-avx2/bin`` (cached like the wheel). When they cannot be
-built (no cmake, no network for the sdist, a compiler error) the caller gets ``None`` and the
-reason, and says it in its JSON. This module only needs the standard library.
+engine), with the kernels the Makefile picks for this CPU (``make llama-kernels``: AVX-512 or
+AVX2), into ``~/.cache/textnlp/llama-cpp-<version>-<kernels>/bin`` (cached like the wheel).
+When they cannot be built (no cmake, no network for the sdist, a compiler error) the caller
+gets ``None`` and the reason, and says it in its JSON. This module only needs the standard library.
 
     python bench/llama_tools.py [--source DIR]   # build (or find) them, print where they are
 
@@ -31,24 +31,28 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.* helpers
 
+REPO = Path(__file__).resolve().parents[1]
 LLAMA_VERSION = "0.3.36"  # the Makefile's LLAMA_VERSION
-LLAMA_CMAKE_FLAGS = [
-    "-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON",
-    "-DGGML_AVX512=OFF", "-DGGML_AMX_INT8=OFF", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_BF16=OFF",
+# Besides the Makefile's kernel flags: the two tools, statically linked, nothing fetched.
+LLAMA_TOOL_FLAGS = [
     "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
     # The server's web UI is not needed, and fetching its prebuilt assets would reach the network.
     "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
     "-DBUILD_SHARED_LIBS=OFF", "-DCMAKE_BUILD_TYPE=Release",
 ]  # fmt: skip
-LLAMA_BIN = Path.home() / ".cache" / "textnlp" / f"llama-cpp-{LLAMA_VERSION}-avx2" / "bin"
 TOOLS = ("llama-server", "llama-batched-bench")
 
 
 # -- building ------------------------------------------------------------------------------------
 def build_llama_tools(source: Path | None = None) -> tuple[dict[str, Path] | None, str]:
     """({tool name: binary}, "") or (None, why they cannot be had)."""
-    binaries = {tool: LLAMA_BIN / tool for tool in TOOLS}
+    try:
+        tag, kernel_flags = llama_kernels()
+    except (subprocess.SubprocessError, OSError, IndexError) as exc:
+        return None, f"the Makefile's kernel flags could not be read: {type(exc).__name__}"
+    bin_dir = Path.home() / ".cache" / "textnlp" / f"llama-cpp-{LLAMA_VERSION}-{tag}" / "bin"
+    binaries = {tool: bin_dir / tool for tool in TOOLS}
     if all(path.exists() for path in binaries.values()):
         return binaries, ""
     if shutil.which("cmake") is None:
@@ -58,12 +62,13 @@ def build_llama_tools(source: Path | None = None) -> tuple[dict[str, Path] | Non
             llama_cpp = _vendored_llama_cpp(Path(tmp), source)
             build = Path(tmp) / "build"
             generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-            _run(["cmake", "-S", str(llama_cpp), "-B", str(build), *generator, *LLAMA_CMAKE_FLAGS],
+            flags = [*kernel_flags, *LLAMA_TOOL_FLAGS]
+            _run(["cmake", "-S", str(llama_cpp), "-B", str(build), *generator, *flags],
                  timeout=600)  # fmt: skip
             targets = [arg for tool in TOOLS for arg in ("--target", tool)]
             _run(["cmake", "--build", str(build), *targets, "-j", str(os.cpu_count() or 1)],
                  timeout=3 * 3600)  # fmt: skip
-            LLAMA_BIN.mkdir(parents=True, exist_ok=True)
+            bin_dir.mkdir(parents=True, exist_ok=True)
             for tool, binary in binaries.items():
                 shutil.copy2(build / "bin" / tool, binary)
         except (subprocess.SubprocessError, StopIteration, OSError) as exc:
@@ -71,6 +76,17 @@ def build_llama_tools(source: Path | None = None) -> tuple[dict[str, Path] | Non
             tail = detail.decode("utf-8", "replace").strip().splitlines()[-3:]
             return None, f"llama.cpp's tools could not be built: {type(exc).__name__} {tail}"
     return binaries, ""
+
+
+def llama_kernels(kernels: str | None = None) -> tuple[str, list[str]]:
+    """(tag, cmake flags) of the llama.cpp kernels the Makefile builds the wheel with here, or
+    with its ``LLAMA_KERNELS`` set to ``kernels`` ("avx2", "avx512")."""
+    command = ["make", "-s", "--no-print-directory", "-C", str(REPO), "llama-kernels"]
+    env = {**os.environ, **({"LLAMA_KERNELS": kernels} if kernels else {})}
+    words = subprocess.run(command, env=env, check=True, capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    tag, *flags = words.stdout.split()
+    return tag, flags
 
 
 def build_llama_server() -> tuple[Path | None, str]:

@@ -22,9 +22,9 @@ tokens/s; then TextNLP's ratios to each baseline. Target (issue 12): no 5xx and 
 connection at 200 connections, with a bounded p99.
 
 ``llama-server`` is built once (``bench/llama_tools.py``) from the llama.cpp that the
-llama-cpp-python sdist vendors (the Makefile's portable AVX2 flags) into
-``~/.cache/textnlp/llama-cpp-<version>-avx2/bin``; when it cannot be built (no cmake, no network
-for the sdist, a compiler error) it is skipped and the JSON says why.
+llama-cpp-python sdist vendors (the Makefile's kernels for this CPU) into
+``~/.cache/textnlp/llama-cpp-<version>-<kernels>/bin``; when it cannot be built (no cmake, no
+network for the sdist, a compiler error) it is skipped and the JSON says why.
 
     python bench/load.py [--seconds 20] [--concurrency 50 200] [--rounds 2] [--only textnlp ...]
     python bench/load.py --build-llama-server   # build (or find) llama-server, then exit

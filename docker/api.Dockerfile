@@ -17,6 +17,9 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
+# llama.cpp's portable AVX2 kernels (the Makefile's LLAMA_KERNELS=avx2): the image runs on any x86
+# host Fargate gives it, and a native build on a builder with AMX stops with "Illegal instruction".
+ENV CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF"
 # installs this project; pyproject.toml states its dependency ranges
 # hadolint ignore=DL3013
 RUN pip install ".[embedded,api,aws]"

@@ -112,3 +112,17 @@ def test_caches_and_home_are_on_the_writable_volume(name: str) -> None:
     assert settings["TEXTNLP_HOME"] == deployment.CONTAINER_HOME
     for variable, path in deployment.SCRATCH_ENVIRONMENT.items():
         assert settings[variable] == path
+
+
+@pytest.mark.parametrize("name", ["api", "generation"])
+def test_llama_cpp_is_built_with_the_makefiles_portable_kernels(name: str) -> None:
+    # The images run on hosts other than the builder's: the Makefile's AVX2 flags (never a
+    # native build, which may pick AMX), read from the Makefile itself.
+    make = ["make", "-s", "--no-print-directory", "-C", str(REPO_ROOT), "llama-kernels"]
+    env = {**os.environ, "LLAMA_KERNELS": "avx2"}
+    portable = subprocess.run(make, env=env, check=True, capture_output=True, text=True)
+    tag, *flags = portable.stdout.split()
+    envs = [arg for op, arg in _instructions(name) if op == "ENV" and "CMAKE_ARGS=" in arg]
+    assert tag == "avx2" and len(envs) == 1
+    cmake_args = dict(word.split("=", 1) for word in shlex.split(envs[0]))["CMAKE_ARGS"]
+    assert set(flags) <= set(cmake_args.split())

@@ -3,7 +3,7 @@ vendored ``tools/batched-bench/batched-bench.cpp`` prints them, among its log li
 
 from __future__ import annotations
 
-from bench.llama_tools import parse_batched_bench
+from bench.llama_tools import llama_kernels, parse_batched_bench
 
 JSONL = """\
 llama_model_loader: loaded meta data with 34 key-value pairs
@@ -47,3 +47,18 @@ def test_the_markdown_table_gives_the_same_keys() -> None:
 
 def test_no_rows_when_nothing_was_measured() -> None:
     assert parse_batched_bench("main: error: unable to load model\n") == []
+
+
+def test_the_tools_are_built_with_the_makefiles_kernels_and_never_amx(monkeypatch):
+    # The real Makefile answers (`make llama-kernels`): the tag names the wheelhouse and the
+    # tools' folder, the flags are the wheel's own.
+    tag, flags = llama_kernels()
+    assert tag.startswith(("avx2", "avx512"))
+    assert "-DGGML_NATIVE=OFF" in flags and "-DGGML_AVX2=ON" in flags
+    assert {"-DGGML_AMX_INT8=OFF", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_BF16=OFF"} <= set(flags)
+    assert ("-DGGML_AVX512=ON" in flags) == tag.startswith("avx512")
+
+    monkeypatch.setenv("LLAMA_KERNELS", "avx2")  # the Makefile's override
+    tag, flags = llama_kernels()
+    assert tag == "avx2"
+    assert "-DGGML_AVX512=OFF" in flags and not [f for f in flags if f.endswith("AVX512=ON")]
