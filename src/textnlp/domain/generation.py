@@ -60,9 +60,10 @@ class GenerationRequest(BaseModel):
     #: A raw ``prompt``'s control tokens (``<|im_start|>``...) are read as such: a recipe's
     #: Magpie pre-query. Never set for a user's prompt (it could forge turns).
     control_tokens: bool = False
-    #: A GBNF grammar the output must follow (a judge's score, a structured column's JSON).
+    #: A GBNF grammar the output must follow (a judge's score, a JSON Schema's shape).
     #: Backends that decode under a grammar (llama.cpp) keep to it; the others ignore it, so
-    #: the caller still checks the text. Never taken from a user: a grammar is code to run.
+    #: the caller still checks the text. Never taken from a user: a grammar is code to run
+    #: (a user's JSON Schema becomes one through ``json_grammar``, which escapes and bounds it).
     grammar: str | None = None
     #: The backend may keep this prompt's KV beyond the process (the llama.cpp engine's prefix
     #: store): a recipe's cells, whose re-run after an edit asks again for prompts that start

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error
+from textnlp.generation.json_grammar import schema_grammar
 from textnlp.validation.safe_schema import compiled, instance_problem
 
 if TYPE_CHECKING:
@@ -100,6 +101,11 @@ class OutputSpec(BaseModel):
     type: Literal["text", "json"] = "text"
     #: JSON Schema the parsed output must satisfy (``type: json`` only).
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+    def grammar(self) -> str | None:
+        """The JSON output's shape for backends that decode under a grammar (None: text, or a
+        schema the grammar does not follow)."""
+        return schema_grammar(self.json_schema) if self.type == "json" else None
 
     @model_validator(mode="after")
     def _schema_is_valid(self) -> OutputSpec:
@@ -170,7 +176,7 @@ class PromptTemplate(BaseModel):
     ) -> GenerationRequest:
         system, user = self.render(variables)
         return GenerationRequest.chat(user, system=system, params=params).model_copy(
-            update={"ignore_eos": ignore_eos}
+            update={"ignore_eos": ignore_eos, "grammar": self.output.grammar()}
         )
 
     def request_failure(self, exc: Exception) -> dict[str, Any] | None:

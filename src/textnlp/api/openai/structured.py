@@ -1,8 +1,10 @@
-"""``response_format``: JSON answers from backends that cannot constrain their decoding.
+"""``response_format``: JSON answers, checked, from every backend.
 
-No backend of the catalogue decodes under a grammar, so ``json_object`` and ``json_schema``
-are honoured as templates honour their JSON outputs: each choice's text must hold a JSON object
-(``extract_json_object``: models wrap it in prose or code fences) that satisfies the schema
+``json_object`` and ``json_schema`` are honoured as templates honour their JSON outputs. The
+llama.cpp models decode under the format's grammar (``json_grammar``: any JSON object, or the
+schema's shape where it can follow the schema), so their answers are JSON from the first
+token; the others are asked for JSON in words. Either way each choice's text must hold a JSON
+object (``extract_json_object``: models wrap it in prose or code fences) that satisfies the schema
 (``safe_schema``, which checks users' schemas: RE2 regexes, no fetched ``$ref``, bounded work);
 a choice that does not is asked again with another seed, up to ``generation.json_retries``
 more times (at temperature 0 a retry would repeat the answer, so there is none). The answer's
@@ -38,6 +40,7 @@ from textnlp.api.schemas import CompletionChoice, CompletionResponse, Completion
 from textnlp.api.serving import CompletionsServing
 from textnlp.domain import ChatMessage, GenerationRequest
 from textnlp.errors import BackendError, InvalidParameter
+from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.templates import extract_json_object
 from textnlp.validation.safe_schema import SafeSchema, compiled, instance_problem
 
@@ -48,6 +51,8 @@ class JsonFormat:
 
     schema: SafeSchema | None
     source: dict[str, Any] | None
+    #: The GBNF grammar of the answers (None: the schema uses what the grammar cannot follow).
+    grammar: str | None
 
     def instruction(self) -> str:
         if self.source is None:
@@ -81,7 +86,7 @@ def json_format(body: ChatCompletionRequest) -> JsonFormat | None:
                 "'response_format' of type 'json_object'.",
                 parameter="messages",
             )
-        return JsonFormat(None, None)
+        return JsonFormat(None, None, schema_grammar(None))
     if isinstance(fmt, JsonSchemaResponseFormat):
         source = fmt.json_schema.schema_ or {"type": "object"}
         root = source.get("type")
@@ -95,7 +100,7 @@ def json_format(body: ChatCompletionRequest) -> JsonFormat | None:
             schema.first_error({})  # a $ref to nowhere is refused now, not after generating
         except InvalidParameter as exc:
             raise InvalidParameter(exc.message, parameter="response_format") from None
-        return JsonFormat(schema, source)
+        return JsonFormat(schema, source, schema_grammar(source))
     return None
 
 
@@ -132,6 +137,8 @@ async def complete_json(
     prompt_tokens = completion_tokens = 0
     pending = list(range(len(requests)))
     errors: dict[int, str] = {}
+    if fmt.grammar is not None:  # backends without grammars ignore it
+        requests = [r.model_copy(update={"grammar": fmt.grammar}) for r in requests]
     for attempt in range(attempts):
         batch = [_reseeded(requests[i], attempt, i) for i in pending]
         response = await serve.complete(model_id, batch, owner=owner)

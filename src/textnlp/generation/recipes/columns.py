@@ -18,6 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from textnlp.domain import ChatMessage, GenerationParams, GenerationRequest
+from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.templates import extract_json_object
 from textnlp.validation.safe_schema import compiled, instance_problem
 
@@ -135,12 +136,19 @@ class _LlmColumn(_Column):
         return [self.system, self.prompt]
 
     def request(self, row: Mapping[str, Any], params: GenerationParams) -> GenerationRequest:
+        grammar = self.grammar()
         if self.raw:
             prompt = JINJA.from_string(self.prompt).render(row)  # not stripped: "user\n" ends it
             return GenerationRequest(
-                prompt=prompt, params=params, control_tokens=True, keep_prompt=True
+                prompt=prompt, params=params, control_tokens=True, keep_prompt=True, grammar=grammar
             )
-        return GenerationRequest(messages=self.messages(row), params=params, keep_prompt=True)
+        return GenerationRequest(
+            messages=self.messages(row), params=params, keep_prompt=True, grammar=grammar
+        )
+
+    def grammar(self) -> str | None:
+        """The output's shape for backends that decode under a grammar (None: free text)."""
+        return None
 
     def messages(self, row: Mapping[str, Any]) -> tuple[ChatMessage, ...]:
         system = render(self.system, row) if self.system else None
@@ -187,6 +195,9 @@ class LlmStructured(_LlmColumn):
     def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
         compiled(value)  # InvalidParameter (a ValueError's sibling) names the problem
         return value
+
+    def grammar(self) -> str | None:
+        return schema_grammar(self.json_schema)
 
     def instructions(self) -> str:
         schema = json.dumps(self.json_schema, ensure_ascii=False)
