@@ -28,8 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.conftest helpers
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
+from bench.common import spread  # noqa: E402
 from tests.support.llama_server import start_llama_server  # noqa: E402
 from textnlp.adapters.secrets import EnvSecrets  # noqa: E402
 from textnlp.backends.cloud import CloudContext  # noqa: E402
@@ -142,11 +144,6 @@ async def baseline_run(url: str, count: int, concurrency: int, params: dict[str,
     elapsed = time.perf_counter() - started
     await client.close()
     return count / elapsed, texts
-
-
-def spread(rates: list[float]) -> float:
-    """Round-to-round spread of one side, relative to its median: the noise of a figure."""
-    return (max(rates) - min(rates)) / statistics.median(rates) if len(rates) > 1 else 0.0
 
 
 async def main() -> None:

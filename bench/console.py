@@ -47,7 +47,8 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import create_engine, insert, text, update
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
 from tests.conftest import POSTGRES_URL, port_open  # noqa: E402
 from textnlp.adapters.db.base import make_engine  # noqa: E402

@@ -56,8 +56,10 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.*, tests.* helpers
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
+from bench.common import prompts, spread  # noqa: E402
 from bench.llama_tools import (  # noqa: E402
     batched_bench,
     build_llama_tools,
@@ -75,21 +77,6 @@ from textnlp.domain import GenerationParams, GenerationRequest  # noqa: E402
 
 CTX_PER_SEQ = 2048  # the engine's n_ctx_per_seq; llama.cpp's tools get as much per sequence
 SAMPLING = {"temperature": 0.8, "top_p": 0.95, "top_k": 40}
-
-PROMPTS = [
-    "Write a short review of a pair of wireless earbuds.",
-    "Describe a rainy afternoon in a small coastal town.",
-    "Explain how a bicycle gear system works.",
-    "Tell a short story about a lost cat that finds its way home.",
-    "List some tips for staying focused while studying.",
-    "Write a product description for a ceramic coffee mug.",
-    "Summarise the plot of a detective novel you invent.",
-    "Give advice to someone starting to learn the guitar.",
-]
-
-
-def prompts(n: int) -> list[str]:
-    return [PROMPTS[i % len(PROMPTS)] for i in range(n)]
 
 
 def baseline(model_path: str, n: int, max_tokens: int, threads: int, rounds: int) -> dict[str, Any]:
@@ -172,11 +159,6 @@ async def sweep(
             }
         )
     return runs
-
-
-def spread(rates: list[float]) -> float:
-    """The rounds' noise: their range relative to their median."""
-    return round((max(rates) - min(rates)) / max(statistics.median(rates), 1e-9), 3)
 
 
 def _request(prompt: str, max_tokens: int, seed: int) -> GenerationRequest:

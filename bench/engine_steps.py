@@ -30,9 +30,10 @@ from typing import Any
 import llama_cpp
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* helpers
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
-from bench.engine import spread  # noqa: E402
+from bench.common import spread  # noqa: E402
 from bench.recipes import JUDGE as JUDGE_COLUMN  # noqa: E402
 from bench.recipes import RECIPE  # noqa: E402
 from textnlp.backends import llamacpp_engine

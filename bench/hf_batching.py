@@ -26,22 +26,17 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from textnlp.backends.spec import ModelSpec
-from textnlp.backends.transformers import TransformersBackend
-from textnlp.domain import GenerationParams, GenerationRequest
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
-PROMPTS = [
-    "Write a short review of a pair of wireless earbuds.",
-    "Describe a rainy afternoon in a small coastal town.",
-    "Explain how a bicycle gear system works.",
-    "Tell a short story about a lost cat that finds its way home.",
-    "List some tips for staying focused while studying.",
-    "Write a product description for a ceramic coffee mug.",
-    "Summarise the plot of a detective novel you invent.",
-    "Give advice to someone starting to learn the guitar.",
-]
+from bench.common import PROMPTS  # noqa: E402
+from textnlp.backends.spec import ModelSpec  # noqa: E402
+from textnlp.backends.transformers import TransformersBackend  # noqa: E402
+from textnlp.domain import GenerationParams, GenerationRequest  # noqa: E402
+
 MODES = ("static", "continuous")
 
 

@@ -46,7 +46,8 @@ from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.templates import TemplateLibrary, record_seed
 from textnlp.services.generation import DatasetJob
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/load.py's llama-server
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
 MODEL = "smollm2-135m"
 TEMPLATE = "product-review"
@@ -115,8 +116,8 @@ def llama_server_script(binary: Path, count: int, max_tokens: int, out: Path) ->
     """A user's batch script against llama-server; returns (seconds, completion tokens), the
     server's start included, as both TextNLP paths include their model load."""
     import httpx
-    from load import llama_server, served_weights
 
+    from bench.load import llama_server, served_weights
     from textnlp.backends.registry import ModelCatalogue
 
     template = TemplateLibrary.load().get(TEMPLATE)
@@ -232,7 +233,7 @@ def main() -> None:
                 )
                 direct_runs.append(seconds)
         direct_s, job_s = statistics.median(direct_runs), statistics.median(job_runs)
-        from load import build_llama_server
+        from bench.llama_tools import build_llama_server
 
         binary, why_not = build_llama_server()
         scripts = [

@@ -30,9 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* helpers
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
-from bench.engine import spread  # noqa: E402
+from bench.common import spread  # noqa: E402
 from bench.llama_tools import REPO, llama_kernels  # noqa: E402
 
 MEASURES = ("loop_prefill", "loop_decode", "engine_decode_16", "engine_decode_32", "engine_prefill")

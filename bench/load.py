@@ -50,7 +50,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.* helpers
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
 from bench.llama_tools import build_llama_server, llama_server_process  # noqa: E402
 from tests.conftest import free_port, stop_process, wait_for_port  # noqa: E402

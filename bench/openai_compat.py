@@ -57,7 +57,8 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.* and bench.* helpers
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
 from bench.load import load_average, served_weights  # noqa: E402
 from tests.conftest import free_port, stop_process, wait_for_port  # noqa: E402

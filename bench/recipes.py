@@ -65,11 +65,15 @@ import asyncio
 import json
 import os
 import platform
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
 import yaml
 

@@ -26,9 +26,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* helpers
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
-from bench.engine import spread  # noqa: E402
+from bench.common import spread  # noqa: E402
 from textnlp.backends.llamacpp import LlamaCppBackend
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.domain import GenerationParams, GenerationRequest

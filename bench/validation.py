@@ -23,8 +23,13 @@ import json
 import os
 import platform
 import random
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
 NUM_PERM = 128
 SEED = 1

@@ -319,7 +319,9 @@ class BatchingEngine:
         """Copy what ``slot`` holds past ``kept`` to the least recently used shelf stream, when
         the prompt it would lose is long enough to be worth it."""
         tokens = self._cached[slot]
-        if not self._shelf or self._prompt_lengths[slot] - kept < SHELF_MIN_TOKENS:
+        if not (self.reuse_prefix and self._shelf):  # reuse may be switched off after start
+            return
+        if self._prompt_lengths[slot] - kept < SHELF_MIN_TOKENS:
             return
         if any(common_prefix(tokens, self._cached[s]) == len(tokens) for s in self._shelf):
             return  # on the shelf already
