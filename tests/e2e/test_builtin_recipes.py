@@ -28,6 +28,7 @@ BUILTIN = (
     "magpie",
     "persona-qa",
     "preference-pairs",
+    "product-reviews",
     "self-instruct",
     "support-chat",
 )

@@ -95,3 +95,32 @@ def test_the_wheel_includes_the_recipes_and_their_seed_files() -> None:
     package_data = settings["tool"]["setuptools"]["package-data"]["textnlp"]
     assert "recipes/*.yaml" in package_data
     assert "recipes/*.jsonl" in package_data
+
+
+@pytest.mark.parametrize(
+    ("review", "rejected_by"),
+    [
+        ("Great earbuds: the battery lasts all week and they never fall out of my ears.", None),
+        ("I bought it last month and it still grinds as evenly as on the first day!", None),
+        ('The tent kept us dry through two nights of rain and packs down small."', None),
+        (
+            "The grinder is loud, but it is quick and the burrs have not dulled at all, and the",
+            "complete",
+        ),
+        ("A solid moisturiser that works for my skin. Keep it under 52 words.", "not_a_refusal"),
+        (
+            "Sure, here you go. The earbuds sound fine for the price and pair quickly too.",
+            "not_a_refusal",
+        ),
+        (
+            "Write only the review text. These earbuds are comfortable and sound clear enough.",
+            "not_a_refusal",
+        ),
+    ],
+)
+def test_the_make_run_recipe_keeps_whole_reviews_only(review: str, rejected_by: str | None) -> None:
+    """``make run``'s recipe: what a 135M model writes besides a review (the instructions
+    read back, an assistant's opener, a review cut off by max_tokens) is refused."""
+    recipe = builtin("product-reviews")
+    refused = [name for name in recipe.filters() if recipe.columns[name].check({"review": review})]
+    assert refused == ([rejected_by] if rejected_by else [])
