@@ -122,5 +122,6 @@ def test_the_make_run_recipe_keeps_whole_reviews_only(review: str, rejected_by: 
     """``make run``'s recipe: what a 135M model writes besides a review (the instructions
     read back, an assistant's opener, a review cut off by max_tokens) is refused."""
     recipe = builtin("product-reviews")
-    refused = [name for name in recipe.filters() if recipe.columns[name].check({"review": review})]
+    rules = {name: recipe.columns[name] for name in recipe.filters()}
+    refused = [name for name, rule in rules.items() if rule.check({"review": review})]  # type: ignore[union-attr]
     assert refused == ([rejected_by] if rejected_by else [])
