@@ -32,7 +32,7 @@ from typing import Any
 if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
-from bench.common import PROMPTS  # noqa: E402
+from bench.common import prompts  # noqa: E402
 from textnlp.backends.spec import ModelSpec  # noqa: E402
 from textnlp.backends.transformers import TransformersBackend  # noqa: E402
 from textnlp.domain import GenerationParams, GenerationRequest  # noqa: E402
@@ -43,12 +43,12 @@ MODES = ("static", "continuous")
 def requests(n: int, max_tokens: int, round_: int) -> list[GenerationRequest]:
     return [
         GenerationRequest.chat(
-            PROMPTS[i % len(PROMPTS)],
+            prompt,
             params=GenerationParams(
                 max_tokens=max_tokens, temperature=0.8, top_p=0.95, seed=round_ * 1000 + i
             ),
         ).model_copy(update={"ignore_eos": True})
-        for i in range(n)
+        for i, prompt in enumerate(prompts(n))
     ]
 
 
