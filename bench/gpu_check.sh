@@ -2,7 +2,7 @@
 # The transformers engine on a lent GPU: SmolLM2-135M in bfloat16, both batching modes (static
 # micro-batches and transformers' continuous batching) at 1, 8, 32, 64 and 128 concurrent
 # requests, plus a baseline (plain model.generate, one request after another); one JSON on
-# stdout, also written to $OUT/gpu_check.json when OUT is set. A few minutes on one H200.
+# stdout, also written to $OUT/gpu_check.json when OUT is set. About 3.5 minutes on one H100.
 #
 #   bash bench/gpu_check.sh --prepare          # here, once, with network: fills .gpu_check*/
 #   bash bench/gpu_check.sh                    # on the GPU machine (device tool, carry .gpu_check)
@@ -153,7 +153,9 @@ EOF
     elif [[ $device == cpu ]]; then
         args="--concurrency 1 4 --max-tokens 8 --rounds 1 --baseline-requests 1 --check-batch 4"
     else
-        args="--concurrency 1 8 32 64 128 --max-tokens 64 --rounds 2 --baseline-requests 8 --check-batch 32"
+        # Three rounds: a batch shape's first round on a GPU is up to 3x slower (allocations).
+        args="--concurrency 1 8 32 64 128 --mixed-clients 32 128 --max-tokens 64 --rounds 3"
+        args+=" --baseline-requests 4 --check-batch 32"
     fi
     local status=0
     # shellcheck disable=SC2086 # the arguments are words

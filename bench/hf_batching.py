@@ -131,12 +131,22 @@ async def compare(
     rounds: int,
     measure: Callable[[TransformersBackend, Any], Awaitable[float]],
     workload: Callable[[int], Any],
+    errors: dict[str, str],
 ) -> dict[str, Any]:
-    """Each mode's median tokens/s on the same workloads, measured in turn round by round."""
-    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+    """Each mode's median tokens/s on the same workloads, measured in turn round by round.
+
+    A mode that fails is reported in ``errors`` and dropped from ``backends``: a lent GPU's
+    few minutes still give the other mode's figures."""
+    rates: dict[str, list[float]] = {mode: [] for mode in backends}
     for round_ in range(1, rounds + 1):
-        for mode in MODES:
-            rates[mode].append(await measure(backends[mode], workload(round_)))
+        for mode in list(backends):
+            try:
+                rates[mode].append(await measure(backends[mode], workload(round_)))
+            except Exception as error:  # noqa: BLE001 - reported, and the other mode goes on
+                errors[mode] = f"{type(error).__name__}: {error}"
+                print(f"{mode} failed: {errors[mode]}", file=sys.stderr)
+                del backends[mode], rates[mode]
+                continue
             # Progress on stderr: a run cut short (a device call's time limit) still tells.
             name = getattr(workload, "func", workload).__name__
             size = getattr(workload, "args", ("",))[0]
@@ -148,11 +158,12 @@ async def compare(
             "tokens_per_s": round(statistics.median(rates[mode]), 1),
             "rounds": [round(r, 1) for r in rates[mode]],
         }
-        for mode in MODES
+        for mode in rates
     }
-    result["continuous_over_static"] = round(
-        result["continuous"]["tokens_per_s"] / result["static"]["tokens_per_s"], 2
-    )
+    if set(MODES) <= result.keys():
+        result["continuous_over_static"] = round(
+            result["continuous"]["tokens_per_s"] / result["static"]["tokens_per_s"], 2
+        )
     return result
 
 
@@ -165,21 +176,32 @@ async def sweep(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.device:
         options["device"] = args.device
-    backends = {mode: TransformersBackend(spec, batching=mode, **options) for mode in MODES}
-    result: dict[str, Any] = {}
+    every = {mode: TransformersBackend(spec, batching=mode, **options) for mode in MODES}
+    backends = dict(every)  # the modes still running
+    errors: dict[str, str] = {}
+    result: dict[str, Any] = {"errors": errors}
     try:
-        for backend in backends.values():
-            await backend.load()
-            await backend.generate(requests(2, 4, 99))  # warm-up
-        model = backends["static"]._model
+        for mode, backend in every.items():
+            try:
+                await backend.load()
+                await backend.generate(requests(2, 4, 99))  # warm-up
+            except Exception as error:  # noqa: BLE001 - reported; the other mode is measured
+                errors[mode] = f"{type(error).__name__}: {error}"
+                print(f"{mode} failed to load: {errors[mode]}", file=sys.stderr)
+                del backends[mode]
+        if not backends:
+            raise RuntimeError(f"no batching mode loaded: {errors}")
+        model = next(iter(backends.values()))._model
         result.update(device=str(model.device), dtype=str(model.dtype).removeprefix("torch."))
-        result["baseline"] = baseline(backends["static"], args.baseline_requests, args.max_tokens)
+        result["baseline"] = baseline(
+            next(iter(backends.values())), args.baseline_requests, args.max_tokens
+        )
         base = result["baseline"]["tokens_per_s"]
         result["runs"] = []
         for n in args.concurrency:
             workload = functools.partial(requests, n, args.max_tokens)
-            run = await compare(backends, args.rounds, rate, workload)
-            for mode in MODES:
+            run = await compare(backends, args.rounds, rate, workload, errors)
+            for mode in backends:
                 run[mode]["ratio_to_baseline"] = round(run[mode]["tokens_per_s"] / base, 2)
             result["runs"].append({"concurrency": n, **run})
         result["mixed_lengths"] = [
@@ -190,18 +212,18 @@ async def sweep(args: argparse.Namespace) -> dict[str, Any]:
                     args.rounds,
                     closed_loop,
                     functools.partial(mixed_lengths, n, args.max_tokens),
+                    errors,
                 ),
             }
-            for n in args.concurrency
-            if n > 1
+            for n in args.mixed_clients or [n for n in args.concurrency if n > 1]
         ]
         if args.check_batch:
             result["seeded_alone_vs_batch"] = {
-                mode: await same_alone_and_batched(backends[mode], args.check_batch)
-                for mode in MODES
+                mode: await same_alone_and_batched(backend, args.check_batch)
+                for mode, backend in backends.items()
             }
     finally:
-        for backend in backends.values():
+        for backend in every.values():
             await backend.aclose()
     return result
 
@@ -212,6 +234,9 @@ def main() -> None:
     parser.add_argument("--weights", default="", help="how the weights were made (reported)")
     parser.add_argument("--device", default="", help="cuda, cpu... (default: CUDA when present)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--mixed-clients", type=int, nargs="*", help="mixed lengths' levels (default: each N > 1)"
+    )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline-requests", type=int, default=8)

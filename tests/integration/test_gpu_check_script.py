@@ -37,6 +37,7 @@ def test_the_gpu_check_runs_its_sweep_on_the_cpu(tmp_path: Path) -> None:
     result = json.loads(check.stdout)
     assert (result["device"], result["dtype"]) == ("cpu", "float32")
     assert result["weights"].startswith("embedded SmolLM2-135M-Instruct")
+    assert result["errors"] == {}
     assert [run["concurrency"] for run in result["runs"]] == [1, 4]
     for run in [*result["runs"], *result["mixed_lengths"]]:
         assert run["static"]["tokens_per_s"] > 0 and run["continuous"]["tokens_per_s"] > 0

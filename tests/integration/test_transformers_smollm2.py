@@ -120,3 +120,17 @@ async def test_static_micro_batches_draw_the_same_tokens(backend) -> None:
         statically = await static.generate(requests)
     continuously = await backend.generate(requests)
     assert [c.text for c in statically] == [c.text for c in continuously]
+
+
+async def test_the_gpu_warm_up_path_serves_the_same_tokens(backend) -> None:
+    """On a GPU the engine runs transformers' warm-up before serving; its buffers are then
+    updated in place by the manager's thread. Made under ``inference_mode`` they refused that
+    with transformers 5.17 (the GPU image's, and our lower bound), and every request failed
+    (found on an H100; later versions reuse the warmed buffers). Forced here on the CPU."""
+    from textnlp.backends.transformers import TransformersBackend
+
+    requests = [seeded(QUESTIONS[3], seed=5), greedy(QUESTIONS[0], max_tokens=6)]
+    options = {"cache_tokens": 4096, "max_batch_tokens": 256}
+    async with TransformersBackend(spec(), device="cpu", warmup=True, **options) as warmed:
+        served = await warmed.generate(requests)
+    assert [c.text for c in served] == [c.text for c in await backend.generate(requests)]

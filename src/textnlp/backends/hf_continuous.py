@@ -51,8 +51,10 @@ class ContinuousEngine:
         cache_tokens: int | None,
         max_batch_tokens: int | None,
         top_k: int,
+        warmup: bool | None = None,
     ) -> None:
         self._model = model
+        self._warmup = warmup  # None: on a GPU only
         self._eos = list(eos)
         self._pad = pad
         self._max_requests = max_requests
@@ -81,12 +83,15 @@ class ContinuousEngine:
             eos_token_id=self._eos or None,
             pad_token_id=self._pad,
         )
-        with torch.inference_mode():
+        # no_grad, not inference_mode: tensors made here (warm-up's static buffers) are updated in
+        # place by the manager's thread, which runs under no_grad, and an inference tensor refuses
+        # that (it failed so on a GPU, where the warm-up runs).
+        with torch.no_grad():
             manager = self._model.init_continuous_batching(
                 generation_config=generation, continuous_batching_config=config
             )
             manager.logit_processor = continuous_processors(self._eos, self._top_k)
-            if not on_cpu:
+            if self._warmup if self._warmup is not None else not on_cpu:
                 manager.warmup()  # captures CUDA graphs where transformers uses them
             manager.start()
         self._manager = manager

@@ -70,6 +70,8 @@ class TransformersOptions(BackendOptions):
     #: left free after loading and transformers' 8192 (on the CPU: 16384 and 512).
     cache_tokens: int | None = Field(None, ge=256)
     max_batch_tokens: int | None = Field(None, ge=16)
+    #: continuous: run transformers' warm-up (CUDA graph capture) before serving; None: on a GPU.
+    warmup: bool | None = None
 
 
 class RemoteOptions(BackendOptions):

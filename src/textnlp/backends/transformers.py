@@ -158,6 +158,7 @@ class TransformersBackend(Backend):
             cache_tokens=self.options.cache_tokens,
             max_batch_tokens=self.options.max_batch_tokens,
             top_k=self.options.top_k,
+            warmup=self.options.warmup,
         )
         engine.start()
         self._engine = engine
