@@ -58,8 +58,9 @@ from textnlp.api.deps import CurrentUser  # noqa: E402
 from textnlp.domain import Record  # noqa: E402
 from textnlp.domain.generation import GenerationParams  # noqa: E402
 from textnlp.domain.records import Provenance  # noqa: E402
+from textnlp.services.job_models import Owner  # noqa: E402
 from textnlp.services.job_records import RecordQuery  # noqa: E402
-from textnlp.services.jobs import JobService, Owner  # noqa: E402
+from textnlp.services.jobs import JobService  # noqa: E402
 
 PASSWORD = "bench password 123"
 TARGET = 1.5

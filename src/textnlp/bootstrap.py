@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from textnlp.adapters.buckets import TokenBuckets
     from textnlp.adapters.cache.base import KeyValueCache
     from textnlp.adapters.db.job_store import JobStore
+    from textnlp.adapters.db.spending import SpendingStore
     from textnlp.adapters.queue import QueuePair
     from textnlp.adapters.sessions import SessionStore
     from textnlp.adapters.storage import BlobStorage
@@ -223,10 +224,14 @@ class Platform:
     # -- accounts, spending and jobs ------------------------------------------------------------
     @cached_property
     def spending(self) -> SpendingService:
-        from textnlp.adapters.db.spending import SpendingStore
         from textnlp.services.spending import SpendingService
 
-        return SpendingService(self.settings, self.prices, lambda: SpendingStore(self.engine))
+        def store() -> SpendingStore:  # on first use: a CLI run (no database) never needs it
+            from textnlp.adapters.db.spending import SpendingStore
+
+            return SpendingStore(self.engine)
+
+        return SpendingService(self.settings, self.prices, store)
 
     @cached_property
     def validation(self) -> ValidationService:

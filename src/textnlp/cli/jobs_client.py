@@ -24,8 +24,7 @@ from textnlp.errors import (
     first_error,
 )
 from textnlp.generation.writers import atomic_file
-from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import Owner
+from textnlp.services.job_models import JobSpec, Owner
 
 LOCAL_OWNER = Owner(id="local", is_admin=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,9 +21,11 @@ from textnlp.cli.common import err_console, settings
 from textnlp.config import Settings
 from textnlp.errors import InvalidInput
 from textnlp.observability.logging import configure_logging
-from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import JobService, Owner
-from textnlp.worker import Worker, WorkerOptions
+from textnlp.services.job_models import JobSpec, Owner
+
+if TYPE_CHECKING:  # the worker's stack needs the api extra; `textnlp --help` must not
+    from textnlp.services.jobs import JobService
+    from textnlp.worker import WorkerOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +57,8 @@ def worker(
         config = config.model_copy(
             update={"storage": config.storage.model_copy(update={"bucket": bucket})}
         )
+    from textnlp.worker import WorkerOptions
+
     options = WorkerOptions(queues=names, concurrency=concurrency, once=once, wait_s=wait)
     processed = asyncio.run(_run(config, options, key))
     err_console.print(f"worker stopped after {processed} message(s)")
@@ -74,6 +79,8 @@ def submit_uploaded_file(jobs: JobService, key: str) -> str:
 
 
 async def _run(config: Settings, options: WorkerOptions, key: str) -> int:
+    from textnlp.worker import Worker
+
     async with Platform(config) as platform:
         platform.tracer  # noqa: B018 - first: SQL, Redis and AWS calls are traced from the start
         worker = Worker(platform, options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -194,3 +195,11 @@ class JobMessage(BaseModel):
     job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     step: Literal["generate", "validate"] = "generate"
     v: Literal[1] = 1
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who asks: their id, and whether they may see every job."""
+
+    id: str
+    is_admin: bool = False

@@ -48,6 +48,7 @@ from textnlp.services.job_models import (
     JobSpec,
     JobTimings,
     JobView,
+    Owner,
 )
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
 from textnlp.services.job_records import PAGE_SIZE, JobRecords, JobReport, RecordPage, RecordQuery
@@ -57,14 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Largest prompt file accepted (the file is parsed at submit to refuse bad ones early).
 MAX_PROMPT_FILE_BYTES = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Who asks: their id, and whether they may see every job."""
-
-    id: str
-    is_admin: bool = False
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,8 @@ from textnlp.adapters.storage import Keys
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
 from textnlp.services.batch_requests import CHAT_COMPLETIONS, BatchRequestItem, read_batch_file
-from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import JobService, Owner, as_utc
+from textnlp.services.job_models import JobSpec, Owner
+from textnlp.services.jobs import JobService, as_utc
 from textnlp.services.openai_objects import (
     EXPIRED_MESSAGE,
     Batch,

@@ -26,15 +26,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textnlp.adapters.db.spending import SpendingStore, UserSpend
 from textnlp.backends.base import Backend
 from textnlp.backends.pricing import CappedBackend, PriceTable, SpendingCap
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.domain import Completion
 from textnlp.errors import InvalidParameter, QuotaExceeded
+
+if TYPE_CHECKING:  # the store needs SQLAlchemy (the api extra); a CLI run with a cap does not
+    from textnlp.adapters.db.spending import SpendingStore
 
 
 @dataclass(frozen=True)
@@ -106,17 +108,16 @@ class SpendingService:
         return self.prices.price(spec) is not None
 
     # -- users ------------------------------------------------------------------------------
-    def _limit(self, spend: UserSpend) -> float | None:
-        if spend.cap_usd is not None:
-            return spend.cap_usd
-        return self.settings.models.user_spending_cap_usd
+    def _limit(self, cap_usd: float | None) -> float | None:
+        """The cap that applies to a user whose own is ``cap_usd``."""
+        return cap_usd if cap_usd is not None else self.settings.models.user_spending_cap_usd
 
     def check(self, owner_id: str, spec: ModelSpec) -> None:
         """Refuse (``QuotaExceeded``) when the owner's spend has reached their cap."""
         if not self.priced(spec):
             return
         spend = self.store.spend(owner_id)
-        limit = self._limit(spend)
+        limit = self._limit(spend.cap_usd)
         if limit is not None and spend.spent_usd >= limit:
             raise QuotaExceeded(
                 f"spending cap reached: ${spend.spent_usd:.4f} spent of the ${limit:.2f} "
@@ -142,7 +143,7 @@ class SpendingService:
                 username=row.username,
                 role=row.role,
                 active=row.active,
-                limit_usd=self._limit(UserSpend(row.cap_usd, row.spent_usd)),
+                limit_usd=self._limit(row.cap_usd),
                 spent_usd=row.spent_usd,
             )
             for row in self.store.users(limit)
@@ -152,14 +153,14 @@ class SpendingService:
         """Set (None: clear) a user's own cap; returns the cap that now applies."""
         user_id = self.store.set_cap(username, cap_usd)
         spend = self.store.spend(user_id)
-        return UserBudget(user_id, self._limit(spend), spend.spent_usd)
+        return UserBudget(user_id, self._limit(spend.cap_usd), spend.spent_usd)
 
     def _user_cap(self, owner_id: str, spec: ModelSpec) -> SpendingCap | None:
         """The owner's remaining budget for a job run (None: no cap, or an unpriced model)."""
         if not self.priced(spec):
             return None
         spend = self.store.spend(owner_id)
-        limit = self._limit(spend)
+        limit = self._limit(spend.cap_usd)
         if limit is None:
             return None
         return SpendingCap(limit, spent_usd=spend.spent_usd, name=f"user {owner_id}")

@@ -24,8 +24,7 @@ from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import job_service, run_worker
 from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidInput
-from textnlp.services.job_models import JobProgress, JobSpec, JobTimings, JobView
-from textnlp.services.jobs import Owner
+from textnlp.services.job_models import JobProgress, JobSpec, JobTimings, JobView, Owner
 from textnlp.worker.notify import Notifier
 
 ALICE = Owner(id="alice")

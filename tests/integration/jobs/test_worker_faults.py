@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from tests.support.cluster import Cluster, wait_for
 from textnlp.adapters.db.base import make_engine
-from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.job_models import JobSpec, Owner
+from textnlp.services.jobs import JobService
 
 OWNER = Owner(id="tester")
 

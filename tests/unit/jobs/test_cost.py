@@ -16,8 +16,8 @@ from tests.support.priced_backend import PRICE, PricedOpenAIFake, answer
 from textnlp.backends.registry import register_backend
 from textnlp.config import Settings, load_settings
 from textnlp.errors import QuotaExceeded
-from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.job_models import JobSpec, Owner
+from textnlp.services.jobs import JobService
 
 ALICE = Owner(id="alice")
 

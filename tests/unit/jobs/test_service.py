@@ -15,8 +15,8 @@ from textnlp.errors import (
     NotFound,
     TemplateNotFound,
 )
-from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.job_models import JobSpec, Owner
+from textnlp.services.jobs import JobService
 
 ALICE = Owner(id="alice")
 BOB = Owner(id="bob")

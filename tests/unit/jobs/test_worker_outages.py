@@ -20,8 +20,8 @@ from textnlp.bootstrap import Platform
 from textnlp.config import Settings
 from textnlp.domain import Record
 from textnlp.errors import ServiceUnavailable
-from textnlp.services.job_models import JobSpec
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.job_models import JobSpec, Owner
+from textnlp.services.jobs import JobService
 from textnlp.worker import Worker, WorkerOptions
 
 ALICE = Owner(id="alice")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Any
 
 from textnlp.adapters.queue.base import JobQueue, QueuePair
-from textnlp.adapters.queue.database import DatabaseQueue
 from textnlp.adapters.queue.sqs import SqsQueue
 from textnlp.config import Settings
+
+if TYPE_CHECKING:  # SQLAlchemy is the api extra's: importing the package must not need it
+    from sqlalchemy import Engine
 
 
 def sqs_client(settings: Settings) -> Any:
@@ -41,6 +41,8 @@ def open_queues(settings: Settings, engine: Engine, *, client: Any = None) -> Qu
                 wait_time_s=q.wait_time_s,
             )
         else:
+            from textnlp.adapters.queue.database import DatabaseQueue
+
             queues[role] = DatabaseQueue(
                 engine,
                 name,

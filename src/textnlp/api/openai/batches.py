@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from textnlp.api.openai.caller import Caller, OpenAICaller
 from textnlp.api.openai.schemas import OpenAIErrorResponse
-from textnlp.services.jobs import Owner
+from textnlp.services.job_models import Owner
 from textnlp.services.openai_batches import OpenAIBatchService
 from textnlp.services.openai_objects import Batch, BatchCreate, BatchList
 

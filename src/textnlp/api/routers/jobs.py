@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from textnlp.api.deps import CurrentUser
 from textnlp.api.downloads import result_response
-from textnlp.services.job_models import JobSpec, JobView
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.job_models import JobSpec, JobView, Owner
+from textnlp.services.jobs import JobService
 
 router = APIRouter(prefix="/generate", tags=["jobs"])
 

@@ -36,6 +36,7 @@ from textnlp.api.console.session import ConsoleUser
 from textnlp.auth.service import Principal
 from textnlp.domain import Record
 from textnlp.errors import InvalidInput, first_error
+from textnlp.services.job_models import Owner
 from textnlp.services.job_records import (
     MAX_FILTER_LENGTH,
     PAGE_SIZE,
@@ -44,7 +45,7 @@ from textnlp.services.job_records import (
     RecordQuery,
     label_text,
 )
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.jobs import JobService
 from textnlp.validation.models import DatasetReport
 
 router = APIRouter(prefix="/jobs")

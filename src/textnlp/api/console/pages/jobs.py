@@ -43,8 +43,8 @@ from textnlp.errors import (
     ServiceUnavailable,
 )
 from textnlp.services.generation import GenerationService
-from textnlp.services.job_models import JobSpec, JobView, OutputFormat
-from textnlp.services.jobs import JobService, Owner
+from textnlp.services.job_models import JobSpec, JobView, OutputFormat, Owner
+from textnlp.services.jobs import JobService
 
 router = APIRouter(prefix="/jobs")
 
