@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The transformers engine on a lent GPU: SmolLM2-135M in bfloat16, both batching modes (static
 # micro-batches and transformers' continuous batching) at 1, 8, 32, 64 and 128 concurrent
-# requests, plus a baseline (plain model.generate, one request after another); one JSON on
-# stdout, also written to $OUT/gpu_check.json when OUT is set. About 3.5 minutes on one H100.
+# requests, plus a baseline (plain model.generate, one request after another); then the user's
+# journey on that GPU: `textnlp generate` with a catalogue entry of the transformers backend.
+# One JSON on stdout, also written to $OUT/gpu_check.json when OUT is set. About 3.5 minutes
+# for the sweep on one H100, under a minute for the journey.
 #
 #   bash bench/gpu_check.sh --prepare          # here, once, with network: fills .gpu_check*/
 #   bash bench/gpu_check.sh                    # on the GPU machine (device tool, carry .gpu_check)
@@ -22,7 +24,8 @@
 # Environment: GPU_CHECK_DEVICE (cuda | cpu, default cuda), GPU_CHECK_WEIGHTS (auto | gguf |
 # embedded | random: which weights when several are here), GPU_CHECK_MODEL (a model directory or
 # GGUF to use instead), GPU_CHECK_PYTHON (default: .venv/bin/python if present, else python3),
-# GPU_CHECK_ARGS (replaces the sweep's arguments), GPU_CHECK_TIMEOUT (seconds, default 480).
+# GPU_CHECK_ARGS (replaces the sweep's arguments), GPU_CHECK_TIMEOUT (seconds, default 480),
+# GPU_CHECK_PARTS (default "sweep journey": either or both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +34,10 @@ PART_A=.gpu_check_a
 GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
 SPLIT_BYTES=56000000
 WORK=${TMPDIR:-/tmp}/gpu_check
-WHEELS=(pydantic pydantic-core annotated-types typing-inspection typing-extensions gguf)
+# What the GPU image lacks: textnlp's core dependencies that are not in it, and gguf.
+WHEELS=(pydantic pydantic-core annotated-types typing-inspection typing-extensions gguf
+    pydantic-settings python-dotenv jsonschema jsonschema-specifications referencing rpds-py
+    google-re2 httpx-sse websockets tenacity faker typer)
 
 fail() {
     echo "gpu_check: $2" >&2
@@ -83,7 +89,10 @@ check() {
     export PYTHONPATH=src${given_path:+:$given_path}
 
     # The model: given, the carried halves, embedded (installed here), or random weights.
+    local parts=${GPU_CHECK_PARTS:-sweep journey}
     local model=${GPU_CHECK_MODEL:-} weights=${GPU_CHECK_MODEL:-} need=(torch transformers pydantic)
+    [[ $parts != *journey* ]] ||
+        need+=(pydantic_settings jsonschema re2 httpx_sse websockets tenacity faker typer yaml)
     local choice=${GPU_CHECK_WEIGHTS:-auto}
     if [[ -z $model ]]; then
         if [[ $choice == random ]]; then
@@ -147,13 +156,23 @@ EOF
         weights="random, in SmolLM2-135M-Instruct's architecture with its tokenizer ($why)"
     fi
 
-    local args
+    echo '{}' >"$WORK/result.json"
+    [[ $parts != *sweep* ]] || sweep "$model" "$weights" "$device"
+    [[ $parts != *journey* ]] || journey "$model" "$device"
+    "$py" -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1])), indent=2))' \
+        "$WORK/result.json"
+    [[ -z ${OUT:-} ]] || cp "$WORK/result.json" "$OUT/gpu_check.json"
+}
+
+# Both batching modes at each level: bench/hf_batching.py's JSON becomes the result.
+sweep() {
+    local model=$1 weights=$2 device=$3 args
     if [[ -n ${GPU_CHECK_ARGS:-} ]]; then
         args=$GPU_CHECK_ARGS
     elif [[ $device == cpu ]]; then
         args="--concurrency 1 4 --max-tokens 8 --rounds 1 --baseline-requests 1 --check-batch 4"
     else
-        # Three rounds: a batch shape's first round on a GPU is up to 3x slower (allocations).
+        # Three rounds: a batch shape's first round on a GPU ran up to 3.3x slower (an H100).
         args="--concurrency 1 8 32 64 128 --mixed-clients 32 128 --max-tokens 64 --rounds 3"
         args+=" --baseline-requests 4 --check-batch 32"
     fi
@@ -168,8 +187,49 @@ EOF
         tail -n 40 "$WORK/sweep.log" >&2
         fail 6 "the sweep failed or ran out of time (exit $status; log above)"
     fi
-    cat "$WORK/result.json"
-    [[ -z ${OUT:-} ]] || cp "$WORK/result.json" "$OUT/gpu_check.json"
+}
+
+# The user's journey on this GPU: a catalogue entry of the transformers backend on the same
+# model, then `textnlp generate` from a built-in template; its summary joins the result.
+journey() {
+    local model=$1 device=$2 count=128 concurrency=32 tokens=64
+    [[ $device != cpu ]] || { count=4 concurrency=4 tokens=8; }
+    local home=$WORK/journey
+    local out=$home/reviews.jsonl
+    rm -rf "$home" && mkdir -p "$home"
+    printf 'models:\n  - id: smollm2-gpu-check\n    backend: transformers\n    path: %s\n' \
+        "$model" >"$home/models.yaml"
+    printf '    context_length: 2048\n    options: {device: %s}\n' "$device" >>"$home/models.yaml"
+    local started status=0
+    started=$(date +%s.%N)
+    TEXTNLP_HOME=$home TEXTNLP_MODELS_FILE=$home/models.yaml COLUMNS=200 \
+        timeout "${GPU_CHECK_TIMEOUT:-480}" "$py" -m textnlp.cli.main generate -t product-review \
+        -n "$count" -c "$concurrency" --max-tokens "$tokens" --seed 1 --no-cache \
+        -m smollm2-gpu-check -o "$out" >"$home/cli.log" 2>&1 || status=$?
+    [[ -z ${OUT:-} ]] || cp "$home/cli.log" "$OUT/gpu_journey.log"
+    if ((status != 0)); then
+        tail -n 40 "$home/cli.log" >&2
+        fail 7 "textnlp generate failed on $device (exit $status; log above)"
+    fi
+    "$py" - "$WORK/result.json" "$out" "$started" "$(date +%s.%N)" "$count" "$concurrency" \
+        "$tokens" <<'PY'
+import json, sys
+result_file, out, started, ended, count, concurrency, tokens = sys.argv[1:]
+records = [json.loads(line) for line in open(out)]
+ok = [r for r in records if r.get("status") == "ok"]
+result = json.load(open(result_file))
+seconds = float(ended) - float(started)
+result["journey"] = {
+    "command": f"textnlp generate -t product-review -n {count} -c {concurrency} "
+    f"--max-tokens {tokens} -m smollm2-gpu-check (backend: transformers)",
+    "records": len(records),
+    "ok": len(ok),
+    "wall_s": round(seconds, 1),
+    "records_per_s": round(len(ok) / seconds, 2),
+    "first_text": ok[0]["text"][:200] if ok else None,
+}
+json.dump(result, open(result_file, "w"))
+PY
 }
 
 case ${1:-} in

@@ -1,4 +1,5 @@
-"""``bench/gpu_check.sh`` as the lent GPU machine runs it, on the CPU (its smoke run).
+"""``bench/gpu_check.sh`` as the lent GPU machine runs it, on the CPU (its smoke run): the
+batching sweep, then the user's journey (``textnlp generate`` on the transformers backend).
 
 The check only meets a GPU when a session is lent one, so a break found there costs that
 session's few minutes: here it runs end to end, on the real transformers engine and the
@@ -45,3 +46,7 @@ def test_the_gpu_check_runs_its_sweep_on_the_cpu(tmp_path: Path) -> None:
         "static": 4,
         "continuous": 4,
     }
+    # The journey: `textnlp generate` on a catalogue entry of the transformers backend.
+    journey = result["journey"]
+    assert (journey["records"], journey["ok"]) == (4, 4), journey
+    assert journey["first_text"].strip()
