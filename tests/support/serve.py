@@ -55,10 +55,12 @@ def run_textnlp(
     *args: str,
     stdin: str | None = None,
     timeout: float = 300,
+    command: Sequence[str] = TEXTNLP,
 ) -> subprocess.CompletedProcess[str]:
-    """``textnlp *args`` in a subprocess with ``env``, from ``cwd``."""
+    """``textnlp *args`` (``command``: another installation's) in a subprocess with ``env``,
+    from ``cwd``."""
     return subprocess.run(
-        [*TEXTNLP, *args],
+        [*command, *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -78,6 +80,8 @@ class Served:
     env: dict[str, str]
     log: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: How ``textnlp`` is started (another virtual environment's, say).
+    command: Sequence[str] = TEXTNLP
 
     @property
     def home(self) -> Path:
@@ -87,7 +91,9 @@ class Served:
         self, *args: str, stdin: str | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         """``textnlp *args`` against this server's home."""
-        return run_textnlp(self.env, self.root, *args, stdin=stdin, timeout=timeout)
+        return run_textnlp(
+            self.env, self.root, *args, stdin=stdin, timeout=timeout, command=self.command
+        )
 
     def create_user(self, user: ServeUser) -> None:
         args = ["users", "create", user.username, "--password-stdin"]
@@ -110,7 +116,7 @@ class Served:
         """``textnlp worker --once`` in the background (stopped with the server at the latest):
         for a test that watches a job progress while it runs."""
         proc = subprocess.Popen(
-            [*TEXTNLP, "worker", "--once", "--wait", "0.5", *args],
+            [*self.command, "worker", "--once", "--wait", "0.5", *args],
             env=self.env,
             cwd=self.root,
             stdout=subprocess.DEVNULL,
@@ -131,18 +137,22 @@ def serve(
     env: Mapping[str, str] | None = None,
     home: Path | None = None,
     timeout: float = 90,
+    command: Sequence[str] = TEXTNLP,
 ) -> Iterator[Served]:
     """``textnlp serve`` on a free port, run from ``root`` with ``TEXTNLP_HOME=home`` (default
-    ``root/textnlp-home``) and the settings in ``env``; ``users`` are created first."""
+    ``root/textnlp-home``) and the settings in ``env``; ``users`` are created first. ``command``
+    starts ``textnlp`` (default: this interpreter's)."""
     environ = textnlp_env(home or root / "textnlp-home", env)
     port = free_port()
     log = root / f"serve-{port}.log"
-    served = Served(url=f"http://127.0.0.1:{port}", root=root, env=environ, log=log)
+    served = Served(
+        url=f"http://127.0.0.1:{port}", root=root, env=environ, log=log, command=command
+    )
     for user in users:
         served.create_user(user)
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*TEXTNLP, "serve", "--port", str(port)],
+            [*command, "serve", "--port", str(port)],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=environ,

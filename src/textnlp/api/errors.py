@@ -57,6 +57,7 @@ from textnlp.errors import (
     ServiceUnavailable,
     TextNLPError,
 )
+from textnlp.extras import missing_extra
 
 log = logging.getLogger("textnlp.api")
 
@@ -254,6 +255,17 @@ def openai_sse_error(exc: BaseException) -> dict[str, str]:
     return {"data": json.dumps({"error": body}, ensure_ascii=False)}
 
 
+async def _missing_extra(request: Request, exc: Exception) -> Response:
+    """A package of an extra is not installed (a route of ``validation`` on a server without it):
+    its ``MissingExtra`` is rendered as any TextNLPError is, for the API, the console or /v1."""
+    missing = missing_extra(exc) if isinstance(exc, ModuleNotFoundError) else None
+    if missing is None:
+        raise exc  # textnlp's own module missing is a bug: the unexpected-error handler's
+    handler = request.app.exception_handlers[TextNLPError]
+    response: Response = await handler(request, missing)
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # The console draws its errors as pages; its modules use this one's SSE and WebSocket
     # renderings, so it is imported when the app is built, not when this module is.
@@ -271,6 +283,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if openai:
             return JSONResponse({"error": body}, status_code=status, headers=headers)
         return error_json(status, body, headers)
+
+    app.add_exception_handler(ModuleNotFoundError, _missing_extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

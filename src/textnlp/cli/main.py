@@ -14,21 +14,20 @@ Exit codes:
 - 130 interrupted.
 
 A command whose packages are not installed (``textnlp serve`` after ``pip install
-'textnlp[embedded]'``) is a ``ConfigError`` naming the extra to install, so exit 2 too.
+'textnlp[embedded]'``) is a ``MissingExtra`` naming the extra to install, so exit 2 too.
 
 Every error of codes 1 (but a bug) and 2 is one line on stderr, ``error: ...``.
 """
 
 from __future__ import annotations
 
-import re
 import sys
-from importlib import metadata
 
 import typer
 
 from textnlp.cli import catalogue, db, generate, jobs, recipes, serve, users, validate, worker
-from textnlp.errors import ConfigError, ServiceUnavailable, TextNLPError
+from textnlp.errors import ServiceUnavailable, TextNLPError
+from textnlp.extras import missing_extra
 
 app = typer.Typer(
     name="textnlp",
@@ -50,31 +49,6 @@ def fail(error: TextNLPError) -> None:
     message = " ".join(line.strip() for line in error.message.splitlines() if line.strip())
     print(f"error: {message}", file=sys.stderr)
     sys.exit(exit_code(error))
-
-
-def extra_providing(module: str) -> str | None:
-    """The extra of textnlp's own metadata whose requirement installs ``module`` (None: none).
-
-    A distribution's import name is its own, or without ``py``/``python-``/``-python`` (pyjwt:
-    jwt, llama-cpp-python: llama_cpp), or its first word (opentelemetry-sdk, argon2-cffi)."""
-    top = module.partition(".")[0].lower()
-    for requirement in metadata.requires("textnlp") or []:
-        name, _, marker = requirement.partition(";")
-        extra = re.search(r"extra\s*==\s*[\"']([^\"']+)", marker)
-        dist = re.split(r"[\[<>=!~ ;]", name.strip(), maxsplit=1)[0].lower().replace("-", "_")
-        names = {dist, dist.removeprefix("py"), dist.removeprefix("python_")}
-        names |= {dist.removesuffix("_python"), dist.split("_")[0]}
-        if extra and dist != "textnlp" and top in names:
-            return extra.group(1)
-    return None
-
-
-def missing_package(error: ModuleNotFoundError) -> ConfigError:
-    """What to install for a command whose package is missing (one of an extra's)."""
-    extra = extra_providing(error.name or "")
-    advice = f"pip install 'textnlp[{extra}]'" if extra else "pip install 'textnlp[all]'"
-    what = f"the '{extra}' extra" if extra else "a package that is not installed"
-    return ConfigError(f"this command needs {what} ({error}): {advice}")
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> TextNLPError | None:
@@ -102,9 +76,10 @@ def run() -> None:
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] in ("", "textnlp"):
+        missing = missing_extra(exc)
+        if missing is None:
             raise  # our own module missing is a bug: its traceback is the report
-        fail(missing_package(exc))
+        fail(missing)
     except typer.exceptions.TyperException as exc:  # usage errors: bad option values...
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(2)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+import pytest
 
 from tests.support.api import Api
 
@@ -105,3 +108,23 @@ def test_an_open_circuit_shows_in_health_and_the_model_list(api: Api) -> None:
     info = {m["id"]: m for m in listed["data"]}["anthropic.claude-v2"]
     assert info["available"] is False and "Bedrock did not answer" in info["reason"]
     assert one.json()["available"] is False
+
+
+def test_a_route_whose_extra_is_missing_answers_501_naming_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server installed as `textnlp[embedded,api]` has no validation packages: the route
+    says which extra to install (once a 500 "internal error"). None in sys.modules makes
+    ``import textstat`` fail as an absent package does."""
+    monkeypatch.setitem(sys.modules, "textstat", None)
+    response = api.client.post(
+        "/api/v1/validate/quality", json={"texts": ["Fine."]}, headers=api.headers("alice")
+    )
+    assert response.status_code == 501, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["extra"], error["module"]) == (
+        "missing_extra",
+        "validation",
+        "textstat",
+    )
+    assert "pip install 'textnlp[validation]'" in error["message"]
