@@ -116,11 +116,17 @@ def test_the_wheel_includes_the_recipes_and_their_seed_files() -> None:
             "Write only the review text. These earbuds are comfortable and sound clear enough.",
             "not_a_refusal",
         ),
+        (
+            "My second coffee of the day and still great, rich and smooth.\n\nP.S.\n\nP.S.\n\nP.S.",
+            "no_repeated_lines",
+        ),
+        ("Fine kettle, boils fast and quietly.\n\nIt pours well too.\n\nWorth it.", None),
     ],
 )
 def test_the_make_run_recipe_keeps_whole_reviews_only(review: str, rejected_by: str | None) -> None:
     """``make run``'s recipe: what a 135M model writes besides a review (the instructions
-    read back, an assistant's opener, a review cut off by max_tokens) is refused."""
+    read back, an assistant's opener, a review cut off by max_tokens, a line looped) is
+    refused."""
     recipe = builtin("product-reviews")
     rules = {name: recipe.columns[name] for name in recipe.filters()}
     refused = [name for name, rule in rules.items() if rule.check({"review": review})]  # type: ignore[union-attr]
