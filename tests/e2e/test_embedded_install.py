@@ -65,7 +65,7 @@ def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env.update(TEXTNLP_HOME=str(cwd / "home"), COLUMNS="200")
     return subprocess.run(
         [str(venv / "bin" / args[0]), *args[1:]],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
 
@@ -90,17 +90,27 @@ def test_the_embedded_extra_alone_generates_a_dataset(embedded: Path, tmp_path: 
 
 @pytest.mark.parametrize(
     ("command", "extra"),
-    [(("serve",), "api"), (("db", "upgrade"), "api"), (("validate", "cli.jsonl"), "validation")],
-)
+    [
+        (("serve",), "api"),
+        (("db", "upgrade"), "api"),
+        (("validate", "cli.jsonl"), "validation"),
+        # refused before the work: no password typed in vain, no run whose validation fails
+        (("users", "create", "bob"), "api"),
+        (("generate", "-r", "product-reviews", "-n", "2", "-o", "cli.jsonl", "--validate"),
+         "validation"),
+    ],
+)  # fmt: skip
 def test_a_command_of_another_extra_names_it(
     embedded: Path, tmp_path: Path, command: tuple[str, ...], extra: str
 ) -> None:
-    (tmp_path / "cli.jsonl").write_text('{"text": "A review."}\n')
+    dataset = tmp_path / "cli.jsonl"
+    dataset.write_text('{"text": "A review."}\n')
     refused = run(embedded, "textnlp", *command, cwd=tmp_path)
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("error: ")
     assert f"needs the '{extra}' extra" in refused.stderr
     assert f"pip install 'textnlp[{extra}]'" in refused.stderr
+    assert refused.stdout == "" and dataset.read_text() == '{"text": "A review."}\n'
 
 
 def test_the_server_install_serves_and_names_the_validation_extra(

@@ -24,6 +24,7 @@ from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, err_console, parse_assignments, platform, settings
 from textnlp.domain import Record
 from textnlp.errors import InvalidParameter, QuotaExceeded, TextNLPError
+from textnlp.extras import require_extra
 from textnlp.generation.pipeline import DatasetSummary
 from textnlp.services.generation import DatasetJob
 
@@ -72,6 +73,8 @@ def generate(
     ),
 ) -> None:
     """Generate a dataset from a prompt template or a recipe."""
+    if validate:  # before the run, not after it
+        require_extra("validation", "--validate")
     params: dict[str, Any] = {
         "max_tokens": max_tokens,
         "temperature": temperature,
@@ -227,9 +230,6 @@ def acceptance_rows(acceptance: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _validate(path: Path, acceptance: dict[str, Any] | None) -> DatasetReport:
-    try:
-        from textnlp.cli.validate import validate_after_generate
-    except ModuleNotFoundError:
-        err_console.print("validation is not installed (pip install 'textnlp[validation]')")
-        raise typer.Exit(1) from None
+    from textnlp.cli.validate import validate_after_generate
+
     return validate_after_generate(path, generation=acceptance, fail_on_gate=False)

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from textnlp.cli.common import console, platform
+from textnlp.extras import require_extra
 
 users_app = typer.Typer(help="Manage API users and their API keys.", no_args_is_help=True)
 
@@ -25,6 +26,7 @@ def create(
     ),
 ) -> None:
     """Create a user (argon2id-hashed password)."""
+    require_extra("api", "users create")  # before the password is typed in vain
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

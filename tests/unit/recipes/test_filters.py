@@ -416,26 +416,6 @@ def test_near_duplicate_characters_and_short_texts() -> None:
     words.add({"a": "\ud800 lone surrogate"}, 1)  # no UnicodeEncodeError
 
 
-def test_near_duplicate_needs_datasketch(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    from textnlp.errors import RecipeError
-
-    monkeypatch.setitem(sys.modules, "datasketch", None)
-    with pytest.raises(RecipeError, match="validation' extra"):
-        load(rule="near-duplicate", column="a").index()
-
-
-def test_language_needs_langdetect(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    from textnlp.errors import RecipeError
-
-    monkeypatch.setitem(sys.modules, "langdetect", None)
-    with pytest.raises(RecipeError, match="validation' extra"):
-        load(rule="language", column="a", languages=["en"]).check({"a": "x" * 30})
-
-
 def test_models_are_the_documented_classes() -> None:
     assert isinstance(load(rule="expression", expr="true"), ExpressionFilter)
     assert isinstance(load(rule="refusal", column="a"), RefusalFilter)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from textnlp.backends.base import Backend, PerRequestBackend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, Record, TokenDelta, Usage
-from textnlp.errors import Conflict, InvalidParameter
+from textnlp.errors import Conflict, InvalidParameter, MissingExtra
 from textnlp.generation.cache import SqliteResponseCache
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary
@@ -494,6 +495,29 @@ async def test_provenance_per_cell(tmp_path: Path) -> None:
         assert record.data and record.text == record.data["q"]
         assert record.data["score"]["helpful"]["score"] in {1, 2, 3, 4, 5}
         assert record.data["score"]["helpful"]["reason"].startswith("Because")
+
+
+# a filter's extra ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rule", "module"),
+    [
+        ({"rule": "language", "languages": ["en"]}, "langdetect"),
+        ({"rule": "near-duplicate"}, "datasketch"),
+    ],
+)
+async def test_a_filter_whose_extra_is_missing_stops_the_run_before_a_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rule: dict[str, Any], module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # not installed
+    recipe = load({**FILTERED, "check": {"type": "filter", "column": "q", **rule}})
+    out = tmp_path / "out.jsonl"
+    out.write_text("kept\n")
+    backend = RecipeBackend()
+    with pytest.raises(MissingExtra) as refused:
+        await run(recipe, out, 5, backend)
+    assert refused.value.details == {"module": module, "extra": "validation"}
+    assert "the filter 'check' needs the 'validation' extra" in refused.value.message
+    assert backend.calls == Counter() and out.read_text() == "kept\n"
 
 
 # near-duplicates -----------------------------------------------------------------------------

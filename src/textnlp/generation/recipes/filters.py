@@ -34,7 +34,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from textnlp.errors import InvalidParameter, RecipeError
+from textnlp.errors import InvalidParameter
 from textnlp.generation.recipes.refusals import builtin_match, strings
 from textnlp.validation.safe_regex import UnsafePattern, compile_pattern
 from textnlp.validation.safe_schema import compiled
@@ -59,6 +59,8 @@ class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stateful: ClassVar[bool] = False
+    #: Modules the rule imports when it checks (an extra's): a run checks them before it starts.
+    needs: ClassVar[tuple[str, ...]] = ()
 
     type: Literal["filter"] = "filter"
     description: str = ""
@@ -296,16 +298,11 @@ _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[a-z]{2,4})?$")
 _DETECT_CHARS = 10_000
 
 
-def _missing_extra(rule: str) -> RecipeError:
-    return RecipeError(
-        f"{rule} filter needs the 'validation' extra: pip install 'textnlp[validation]'"
-    )
-
-
 class LanguageFilter(_ColumnRule):
     """The column's language (langdetect) must be one of ``languages``; short texts pass."""
 
     rule: Literal["language"]
+    needs: ClassVar[tuple[str, ...]] = ("langdetect",)
     languages: list[str] = Field(min_length=1)
     #: Texts shorter than this pass untested: langdetect guesses wildly on a few words.
     min_chars: int = Field(default=20, ge=0)
@@ -338,11 +335,9 @@ class LanguageFilter(_ColumnRule):
 
 
 def _detect_language(text: str) -> str | None:
-    try:
-        from langdetect import DetectorFactory, detect
-        from langdetect.lang_detect_exception import LangDetectException
-    except ImportError:
-        raise _missing_extra("language") from None
+    from langdetect import DetectorFactory, detect
+    from langdetect.lang_detect_exception import LangDetectException
+
     DetectorFactory.seed = 0  # langdetect samples; a fixed seed gives the same answer each run
     try:
         return str(detect(text))
@@ -482,6 +477,7 @@ class NearDuplicateFilter(_ColumnRule):
     """
 
     stateful: ClassVar[bool] = True
+    needs: ClassVar[tuple[str, ...]] = ("datasketch",)
 
     rule: Literal["near-duplicate"]
     #: Estimated Jaccard similarity of the shingle sets at or above which a record is a copy.
@@ -500,10 +496,8 @@ class DuplicateIndex:
     """The accepted records of one run, as MinHash signatures in an LSH index."""
 
     def __init__(self, rule: NearDuplicateFilter) -> None:
-        try:
-            from datasketch import MinHash, MinHashLSH
-        except ImportError:
-            raise _missing_extra("near-duplicate") from None
+        from datasketch import MinHash, MinHashLSH
+
         self.rule = rule
         self._template = MinHash(num_perm=NUM_PERM)  # permutations made once, copied per text
         self._lsh = MinHashLSH(threshold=rule.threshold, num_perm=NUM_PERM)

@@ -24,6 +24,7 @@ from typing import Any
 
 from textnlp.domain import Record
 from textnlp.errors import Conflict, QuotaExceeded
+from textnlp.extras import require_modules
 from textnlp.generation.recipes.cells import RecordBuilder
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.sinks import RecordSink
@@ -103,6 +104,8 @@ class RecipeRun:
         self.concurrency = max(1, concurrency)
         self.on_record = on_record
         self.acceptance = Acceptance()
+        for name, column in recipe.columns.items():  # before a candidate is paid for
+            require_modules(f"the filter {name!r}", *getattr(column, "needs", ()))
         self._duplicates = [
             (name, column.index())  # type: ignore[union-attr]
             for name, column in recipe.columns.items()
