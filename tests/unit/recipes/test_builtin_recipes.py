@@ -98,36 +98,39 @@ def test_the_wheel_includes_the_recipes_and_their_seed_files() -> None:
 
 
 @pytest.mark.parametrize(
-    ("review", "rejected_by"),
+    ("review", "finish", "rejected_by"),
     [
-        ("Great earbuds: the battery lasts all week and they never fall out of my ears.", None),
-        ("I bought it last month and it still grinds as evenly as on the first day!", None),
-        ('The tent kept us dry through two nights of rain and packs down small."', None),
-        (
-            "The grinder is loud, but it is quick and the burrs have not dulled at all, and the",
-            "complete",
-        ),
-        ("A solid moisturiser that works for my skin. Keep it under 52 words.", "not_a_refusal"),
-        (
-            "Sure, here you go. The earbuds sound fine for the price and pair quickly too.",
-            "not_a_refusal",
-        ),
-        (
-            "Write only the review text. These earbuds are comfortable and sound clear enough.",
-            "not_a_refusal",
-        ),
-        (
-            "My second coffee of the day and still great, rich and smooth.\n\nP.S.\n\nP.S.\n\nP.S.",
-            "no_repeated_lines",
-        ),
-        ("Fine kettle, boils fast and quietly.\n\nIt pours well too.\n\nWorth it.", None),
+        ("Great earbuds: the battery lasts all week and they never fall out of my ears.", "stop",
+         []),
+        ("I bought it last month and it still grinds as evenly as on the first day!", "stop", []),
+        ('The tent kept us dry through two nights of rain and packs down small."', "stop", []),
+        ("The grinder is loud, but it is quick and the burrs have not dulled at all, and the",
+         "length", ["finished", "complete"]),
+        # a whole sentence, but the model meant to go on: max_tokens stopped it
+        ("Great earbuds: the battery lasts all week and they never fall out.", "length",
+         ["finished"]),
+        ("A solid moisturiser that works for my skin. Keep it under 52 words.", "stop",
+         ["not_a_refusal"]),
+        ("Sure, here you go. The earbuds sound fine for the price and pair quickly too.", "stop",
+         ["not_a_refusal"]),
+        ("Write only the review text. These earbuds are comfortable and sound clear enough.",
+         "stop", ["not_a_refusal"]),
+        ("My second coffee of the day and still great, rich and smooth.\n\nP.S.\n\nP.S.\n\nP.S.",
+         "stop", ["no_repeated_lines"]),
+        ("Fine kettle, boils fast and quietly.\n\nIt pours well too.\n\nWorth it.", "stop", []),
     ],
-)
-def test_the_make_run_recipe_keeps_whole_reviews_only(review: str, rejected_by: str | None) -> None:
+)  # fmt: skip
+def test_the_make_run_recipe_keeps_whole_reviews_only(
+    review: str, finish: str, rejected_by: list[str]
+) -> None:
     """``make run``'s recipe: what a 135M model writes besides a review (the instructions
-    read back, an assistant's opener, a review cut off by max_tokens, a line looped) is
-    refused."""
+    read back, an assistant's opener, a review cut off by max_tokens, mid-word or on a full
+    stop, a line looped) is refused."""
     recipe = builtin("product-reviews")
     rules = {name: recipe.columns[name] for name in recipe.filters()}
-    refused = [name for name, rule in rules.items() if rule.check({"review": review})]  # type: ignore[union-attr]
-    assert refused == ([rejected_by] if rejected_by else [])
+    refused = [
+        name
+        for name, rule in rules.items()
+        if rule.verdict({"review": review}, {"review": finish})  # type: ignore[union-attr]
+    ]
+    assert refused == rejected_by

@@ -34,6 +34,7 @@ def test_every_rule_loads_through_the_union() -> None:
         "language": {"column": "a", "languages": ["en"]},
         "refusal": {"column": "a"},
         "judge": {"column": "a", "min": 3},
+        "finished": {"column": "a"},
         "near-duplicate": {"column": "a"},
     }
     assert set(specs) == set(FILTER_RULES)
@@ -414,6 +415,15 @@ def test_near_duplicate_characters_and_short_texts() -> None:
     assert words.check({"a": "OK."}) is not None
     assert words.check({"a": "fine"}) is None
     words.add({"a": "\ud800 lone surrogate"}, 1)  # no UnicodeEncodeError
+
+
+def test_finished_reads_how_the_call_ended_not_the_text() -> None:
+    rule = load(rule="finished", column="review")
+    whole = {"review": "A fine grinder."}
+    assert rule.verdict(whole, {"review": "stop"}) is None
+    assert rule.verdict(whole, {"review": "length"}) == "review stopped at max_tokens"
+    assert rule.verdict(whole, {"other": "length"}) is None  # another column's call
+    assert load(rule="length", column="review", min_words=3).verdict(whole, {}) is None
 
 
 def test_models_are_the_documented_classes() -> None:

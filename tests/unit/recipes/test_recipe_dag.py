@@ -162,6 +162,16 @@ def test_an_unknown_column_is_named(raw: dict[str, Any], expected: str) -> None:
     assert expected in refused(raw)
 
 
+def test_a_finished_filter_must_read_an_llm_column() -> None:
+    raw = recipe({"n": {"type": "uniform", "low": 1, "high": 3}, "q": LLM,
+                  "done": {"type": "filter", "rule": "finished", "column": "n"}})  # fmt: skip
+    assert "filter 'done' reads how 'n''s model call ended, but 'n' is not an llm column" in (
+        refused(raw)
+    )
+    raw["columns"]["done"]["column"] = "q"
+    assert parse_recipe(raw, source="ok.yaml").filters() == ["done"]
+
+
 # cycles ----------------------------------------------------------------------------------------
 def test_a_cycle_is_named_in_order() -> None:
     message = refused(

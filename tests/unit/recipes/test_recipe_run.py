@@ -72,9 +72,11 @@ class RecipeBackend(PerRequestBackend):
         finally:
             self.in_flight -= 1
         text = self._answer(tag, user, request)
+        # A CUT prompt's answer runs to max_tokens half the time (by its digest).
+        cut = tag == "CUT" and text.split()[-1][0] in "01234567"
         return Completion(
             text=text,
-            finish_reason="stop",
+            finish_reason="length" if cut else "stop",
             model=self.spec.id,
             usage=Usage(
                 prompt_tokens=self.count_tokens(request.as_text()),
@@ -495,6 +497,28 @@ async def test_provenance_per_cell(tmp_path: Path) -> None:
         assert record.data and record.text == record.data["q"]
         assert record.data["score"]["helpful"]["score"] in {1, 2, 3, 4, 5}
         assert record.data["score"]["helpful"]["reason"].startswith("Because")
+
+
+# how a call ended ---------------------------------------------------------------------------
+async def test_a_cell_cut_at_max_tokens_is_rejected_by_the_finished_filter(
+    tmp_path: Path,
+) -> None:
+    recipe = load(
+        {
+            "topic": {"type": "category", "values": ["tea", "rain", "maps"]},
+            "q": {"type": "llm-text", "prompt": "CUT: write about {{ topic }}"},
+            "done": {"type": "filter", "rule": "finished", "column": "q"},
+        }
+    )
+    out, rejects = tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
+    summary = await run(recipe, out, 10, seed=2, max_candidates=100, rejects=rejects)
+    kept, cut = read_dataset(out), read_dataset(rejects)
+    assert len(kept) == 10 and cut  # the backend cuts about half
+    assert all(r.provenance.finish_reason == "stop" for r in kept)
+    assert all(r.provenance.finish_reason == "length" for r in cut)
+    assert {r.error for r in cut} == {"done: q stopped at max_tokens"}
+    assert summary.acceptance is not None
+    assert summary.acceptance["rejected"] == {"done": len(cut)}
 
 
 # a filter's extra ---------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class RecordBuilder:
                         task = asyncio.create_task(self._llm_cell(name, index, row))
                         running[task] = name
                         continue
-                    problem = self._cheap_cell(name, index, row)
+                    problem = self._cheap_cell(name, index, row, cells)
                     if problem is not None:
                         break
                     sorter.done(name)
@@ -168,10 +168,13 @@ class RecordBuilder:
             await asyncio.gather(*running, return_exceptions=True)
         return self._record(index, row, cells, problem)
 
-    def _cheap_cell(self, name: str, index: int, row: dict[str, Any]) -> tuple[str, str] | None:
+    def _cheap_cell(
+        self, name: str, index: int, row: dict[str, Any], cells: dict[str, CellProvenance]
+    ) -> tuple[str, str] | None:
         column = self.recipe.columns[name]
         if getattr(column, "type", "") == "filter":
-            reason = column.check(row)  # type: ignore[union-attr]
+            finish = {cell: made.finish_reason for cell, made in cells.items()}
+            reason = column.verdict(row, finish)  # type: ignore[union-attr]
             row[name] = reason is None
             return None if reason is None else ("rejected", f"{name}: {reason}")
         if name in self.fixed:

@@ -65,6 +65,15 @@ class _Rule(BaseModel):
     type: Literal["filter"] = "filter"
     description: str = ""
 
+    def check(self, row: Mapping[str, Any]) -> str | None:
+        """``None`` when the record passes, else why not."""
+        raise NotImplementedError
+
+    def verdict(self, row: Mapping[str, Any], finish: Mapping[str, str]) -> str | None:
+        """What the builder asks: ``check`` on the row; ``finish`` is how each llm cell's
+        last model call ended (``stop``, ``length``...), for the rules that read it."""
+        return self.check(row)
+
 
 class _ColumnRule(_Rule):
     column: str = Field(min_length=1)
@@ -448,6 +457,22 @@ class JudgeFilter(_ColumnRule):
         return None
 
 
+# finished ------------------------------------------------------------------------------------
+class FinishedFilter(_ColumnRule):
+    """An llm column's model call ended by itself (its end token or a stop sequence), not at
+    ``max_tokens``: a text cut there can still end on a full stop, in mid-thought."""
+
+    #: It reads how the column's call ended, not its value: the column must be an llm column.
+    reads_finish: ClassVar[bool] = True
+
+    rule: Literal["finished"]
+
+    def verdict(self, row: Mapping[str, Any], finish: Mapping[str, str]) -> str | None:
+        if finish.get(self.column) == "length":
+            return f"{self.column} stopped at max_tokens"
+        return None
+
+
 # near-duplicate ------------------------------------------------------------------------------
 NUM_PERM = 128
 _WORD = re.compile(r"\w+")
@@ -552,6 +577,7 @@ Filter = Annotated[
     | LanguageFilter
     | RefusalFilter
     | JudgeFilter
+    | FinishedFilter
     | NearDuplicateFilter,
     Field(discriminator="rule"),
 ]
@@ -564,5 +590,6 @@ FILTER_RULES: tuple[str, ...] = (
     "language",
     "refusal",
     "judge",
+    "finished",
     "near-duplicate",
 )

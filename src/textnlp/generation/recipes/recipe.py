@@ -71,6 +71,13 @@ class Recipe(BaseModel):
             parent = getattr(column, "parent", None)
             if isinstance(parent, str):
                 self._check_reference(name, parent, set())
+            if getattr(column, "reads_finish", False):
+                cell = column.column  # type: ignore[union-attr]
+                if not isinstance(self.columns[cell], LLM_COLUMNS):
+                    raise ValueError(
+                        f"filter {name!r} reads how {cell!r}'s model call ended, but {cell!r} "
+                        f"is not an llm column"
+                    )
         for name in [*self.labels, *self.export.references()]:
             if name not in self.columns:
                 raise ValueError(f"{name!r} is not a column ({self._known()})")
