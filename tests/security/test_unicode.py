@@ -86,3 +86,34 @@ def test_websocket_frames_refuse_them_and_stay_open(sqlite_api: Api) -> None:
             socket.send_text(raw_json(body).decode())
             event = socket.receive_json()
             assert event["type"] == "error" and event["error"]["status"] == 422, event
+
+
+# NUL (U+0000): valid JSON and URL text that PostgreSQL cannot store -----------------------------
+NUL_CASES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "/api/v1/auth/login", {"username": "al\u0000ice", "password": "x"}),
+    ("GET", "/api/v1/generate/status/a%00b", None),
+    ("GET", "/api/v1/generate/status/a%00b/results", None),
+    ("POST", "/api/v1/generate/status/a%00b/cancel", None),
+    ("DELETE", "/api/v1/generate/status/a%00b", None),
+    ("POST", KEYS, {"name": "a\u0000b"}),
+    ("DELETE", f"{KEYS}/a%00b", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"), NUL_CASES, ids=[f"{m} {p}" for m, p, _ in NUL_CASES]
+)
+def test_a_nul_character_answers_4xx_on_every_database(
+    api: Api, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    headers = {} if path.endswith("/login") else api.headers("alice")
+    response = api.client.request(method, path, json=body, headers=headers)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["type"] in {"invalid_input", "not_found", "validation_error"}
+    # the connection and the user's session go on working
+    assert (
+        api.client.get(
+            "/api/v1/generate/status/no-such-job", headers=api.headers("alice")
+        ).status_code
+        == 404
+    )

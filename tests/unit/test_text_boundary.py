@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from textnlp.api.schemas import GenerateTextRequest, InvokeRequest, QualityRequest
+from textnlp.domain.generation import GenerationParams
 from textnlp.services.text_boundary import invalid_text_at, printable, valid_unicode
 
 
@@ -22,7 +23,9 @@ from textnlp.services.text_boundary import invalid_text_at, printable, valid_uni
     ],
 )
 def test_invalid_text_is_located(data: Any, where: tuple[Any, ...] | None) -> None:
-    assert invalid_text_at(data) == where
+    found = invalid_text_at(data)
+    assert (found and found[0]) == where
+    assert found is None or "lone surrogate" in found[1]
 
 
 def test_deep_data_does_not_recurse() -> None:
@@ -30,7 +33,7 @@ def test_deep_data_does_not_recurse() -> None:
     for _ in range(100_000):
         data = [data]
     located = invalid_text_at(data)
-    assert located is not None and len(located) == 100_000
+    assert located is not None and len(located[0]) == 100_000
 
 
 def test_helpers() -> None:
@@ -60,3 +63,16 @@ def test_template_ids_only() -> None:
     with pytest.raises(ValidationError, match="template"):
         GenerateTextRequest.model_validate({"template": "/etc/x.yaml"})
     assert GenerateTextRequest.model_validate({"template": "qa-pairs"}).template == "qa-pairs"
+
+
+def test_nul_is_refused_at_any_depth_and_an_empty_stop_is_dropped() -> None:
+    with pytest.raises(ValidationError) as caught:
+        GenerateTextRequest.model_validate({"template": "qa-pairs", "variables": {"k\x00": "v"}})
+    (error,) = caught.value.errors()
+    assert error["type"] == "invalid_unicode" and "NUL" in error["msg"]
+    assert error["loc"][:1] == ("variables",)
+    with pytest.raises(ValidationError, match="NUL"):
+        InvokeRequest.model_validate({"messages": [{"role": "user", "content": "a\x00b"}]})
+    # an empty stop string would end every answer at its first token
+    assert GenerationParams(stop=["", "END"]).stop == ("END",)
+    assert GenerationParams(stop="").stop == ()

@@ -108,13 +108,15 @@ class GenerateTextRequest(SamplingFields):
 class StreamRequest(GenerateTextRequest):
     """What a WebSocket client sends (``stream`` is implied)."""
 
+    stream: bool = True
+
 
 class InvokeRequest(SamplingFields):
     """A raw invocation of one model: a prompt or chat messages."""
 
     prompt: str | None = None
     system: str | None = None
-    messages: list[ChatMessage] | None = Field(None, max_length=64)
+    messages: list[ChatMessage] | None = Field(None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _prompt_or_messages(self) -> InvokeRequest:

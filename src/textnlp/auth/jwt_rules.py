@@ -59,7 +59,9 @@ def decode_token(
         raise TokenRejected(f"invalid token: {exc}") from None
     _check_times(claims)
     if claims.get("typ") != expected_type:
-        raise TokenRejected(f"expected an {expected_type} token")
+        raise TokenRejected(
+            f"expected {'an' if expected_type == 'access' else 'a'} {expected_type} token"
+        )
     return claims
 
 

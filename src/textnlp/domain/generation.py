@@ -28,10 +28,14 @@ class GenerationParams(BaseModel):
     @field_validator("stop", mode="before")
     @classmethod
     def _stop_as_tuple(cls, value: object) -> object:
+        """One string or several; an empty one is dropped (it would end every answer at once:
+        each text ends with the empty string)."""
         if value is None:
             return ()
         if isinstance(value, str):
-            return (value,)
+            value = (value,)
+        if isinstance(value, list | tuple):
+            return tuple(stop for stop in value if stop != "")
         return value
 
     @property

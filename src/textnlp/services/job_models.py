@@ -12,6 +12,7 @@ from textnlp.domain.generation import MAX_TOKENS_LIMIT
 from textnlp.egress import MAX_URL_LENGTH
 from textnlp.services.text_boundary import TextBoundary
 from textnlp.validation.gate import Gate
+from textnlp.validation.safe_schema import MAX_DEPTH, deeper_than
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 OutputFormat = Literal["jsonl", "csv", "parquet"]
@@ -146,6 +147,8 @@ class JobSpec(TextBoundary):
             raise ValueError("a template job needs count")
         if not self.template and self.variables:
             raise ValueError("variables apply to template jobs only")
+        if deeper_than(self.variables, MAX_DEPTH):  # its JSON must be storable
+            raise ValueError(f"variables are nested deeper than {MAX_DEPTH} levels")
         return self
 
 

@@ -49,6 +49,7 @@ from textnlp.services.job_models import (
     JobTimings,
     JobView,
     Owner,
+    PromptItem,
 )
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
 from textnlp.services.job_records import PAGE_SIZE, JobRecords, JobReport, RecordPage, RecordQuery
@@ -167,6 +168,7 @@ class JobService:
         else:
             items = normalise(spec.prompts) if spec.prompts else self.read_prompt_file(spec, owner)
             template, total = prompt_list_template(items[:1]), len(items)
+            self._check_prompts(items)
             model = spec.model or self.settings.default_model
             if isinstance(items[0], BatchRequestItem) and items[0].model != model:
                 # The runner sends every request to the job's model: it must be the file's.
@@ -188,6 +190,16 @@ class JobService:
         )
         DatasetPipeline.resolve(spec_model, request, self.catalogue.get)
         return total
+
+    def _check_prompts(self, items: list[Any]) -> None:
+        """A prompt over the API's bound (``api.max_prompt_chars``, as for one generation) is
+        refused at submit: at run time it would fail the job, attempt after attempt."""
+        limit = self.settings.api.max_prompt_chars
+        for index, item in enumerate(items):
+            if isinstance(item, PromptItem) and len(item.prompt) + len(item.system or "") > limit:
+                raise InvalidParameter(
+                    f"prompt {index} is over {limit} characters", parameter="prompts"
+                )
 
     def read_prompt_file(self, spec: JobSpec, owner: Owner) -> list[Any]:
         key = spec.prompt_file or ""

@@ -1,11 +1,12 @@
-"""The one check that text entering the platform is valid Unicode.
+"""The one check that text entering the platform is text every part can hold.
 
 JSON may escape a lone surrogate (``"\\ud800"``); Python decodes it into a ``str`` that no
 UTF-8 encoder accepts, so it would fail far from where it came in: in a tokeniser, the cache
-key, the database, the answer itself (a 500, a cut stream, a job failing three times).
-Request models derive from ``TextBoundary``, which refuses such text, strings and keys at any
-depth, with a 422 naming the field, before any other validation runs. Light on purpose: the
-Python client builds these models too.
+key, the database, the answer itself (a 500, a cut stream, a job failing three times). JSON
+may also escape NUL (``"\\u0000"``), which PostgreSQL's text columns refuse (a user name, a
+key's name, a job's prompts). Request models derive from ``TextBoundary``, which refuses such
+text, strings and keys at any depth, with a 422 naming the field, before any other validation
+runs. Light on purpose: the Python client builds these models too.
 """
 
 from __future__ import annotations
@@ -35,8 +36,17 @@ def printable(text: str) -> str:
     return text if valid_unicode(text) else text.encode("utf-8", "backslashreplace").decode()
 
 
-def invalid_text_at(data: Any) -> Location | None:
-    """Where a string (or a key) that is not valid Unicode is in ``data``, or None.
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot enter the platform, or None."""
+    if not valid_unicode(text):
+        return "text is not valid Unicode (it holds a lone surrogate)"
+    if "\x00" in text:
+        return "text holds a NUL character (U+0000), which cannot be stored"
+    return None
+
+
+def invalid_text_at(data: Any) -> tuple[Location, str] | None:
+    """Where a string (or a key) that cannot enter is in ``data``, and why; or None.
 
     Iterative, and each step links to its parent instead of copying a path, so a body nested
     a million deep costs linear time and no ``RecursionError``.
@@ -45,12 +55,12 @@ def invalid_text_at(data: Any) -> Location | None:
     while stack:
         node, link = stack.pop()
         if isinstance(node, str):
-            if not valid_unicode(node):
-                return _location(link)
+            if problem := text_problem(node):
+                return _location(link), problem
         elif isinstance(node, dict):
             for key, value in node.items():
-                if isinstance(key, str) and not valid_unicode(key):
-                    return _location((printable(key), link))
+                if isinstance(key, str) and (problem := text_problem(key)):
+                    return _location((printable(key).replace("\x00", "\\x00"), link)), problem
                 stack.append((value, (str(key), link)))
         elif isinstance(node, list | tuple):
             stack.extend((item, (i, link)) for i, item in enumerate(node))
@@ -71,12 +81,11 @@ class TextBoundary(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
-        where = invalid_text_at(data)
-        if where is not None:
-            error = PydanticCustomError(
-                "invalid_unicode", "text is not valid Unicode (it holds a lone surrogate)"
-            )
+        found = invalid_text_at(data)
+        if found is not None:
+            where, problem = found
+            error = PydanticCustomError("invalid_unicode", problem)
             raise ValidationError.from_exception_data(
-                cls.__name__, [{"type": error, "loc": where, "input": "(invalid Unicode)"}]
+                cls.__name__, [{"type": error, "loc": where, "input": "(invalid text)"}]
             )
         return data

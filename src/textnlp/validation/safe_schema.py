@@ -221,7 +221,7 @@ _META_CHECK = SafeValidator(SafeValidator.META_SCHEMA, format_checker=_SCHEMA_FO
 
 
 # Bounds on nesting ---------------------------------------------------------------------------
-def _deeper_than(value: Any, limit: int) -> bool:
+def deeper_than(value: Any, limit: int) -> bool:
     """Whether ``value`` nests arrays/objects more than ``limit`` levels (no recursion)."""
     stack = [(value, 1)]
     while stack:
@@ -246,7 +246,7 @@ def instance_problem(value: Any) -> str | None:
 
 
 def _value_problem(value: Any) -> str | None:
-    if _deeper_than(value, MAX_DEPTH):
+    if deeper_than(value, MAX_DEPTH):
         return f"is nested deeper than {MAX_DEPTH} levels"
     stack = [value]
     while stack:
@@ -323,7 +323,7 @@ def compiled(schema: Mapping[str, Any] | SafeSchema) -> SafeSchema:
     """``schema`` checked once and cached: a dataset report applies one schema to every row."""
     if isinstance(schema, SafeSchema):
         return schema
-    if _deeper_than(schema, MAX_DEPTH):
+    if deeper_than(schema, MAX_DEPTH):
         raise _refused(f"the schema is nested deeper than {MAX_DEPTH} levels")
     try:
         canonical = json.dumps(schema, sort_keys=True, default=str)

@@ -10,6 +10,14 @@ import pytest
 from tests.support.api import Api, make_settings, start_api
 
 TEXT = "/api/v1/generate/text"
+BATCH = "/api/v1/generate/batch"
+
+
+def nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
 
 
 def assert_error(response: object, status: int, kind: str | None = None) -> dict[str, object]:
@@ -92,6 +100,10 @@ def test_bounds_of_the_settings(bounded_api: Api) -> None:
     assert_error(response, 413)
     long_prompt = {"prompt": "x" * 150}
     assert_error(client.post(TEXT, json=long_prompt, headers=headers), 422, "invalid_parameter")
+    # a job's prompts meet the same bound at submit, not three failed attempts later
+    job = {"prompts": ["fine", {"prompt": "x" * 90, "system": "y" * 20}]}
+    error = assert_error(client.post(BATCH, json=job, headers=headers), 422, "invalid_parameter")
+    assert error["message"] == "prompt 1 is over 100 characters"
     assert_error(client.post(TEXT, json={"prompt": "x", "max_tokens": 65}, headers=headers), 422)
     assert_error(client.post(TEXT, json={"prompt": "x", "n": 3}, headers=headers), 422)
     # No model was loaded by any of these.
@@ -122,6 +134,8 @@ def test_wrong_types_on_other_routes(api: Api, tmp_path: Path) -> None:
         ("/api/v1/validate/quality", {"texts": "one"}),
         ("/api/v1/validate/similarity", {"candidates": ["a"], "references": ["a", "b"]}),
         ("/api/v1/models/smollm2-135m/invoke", {"prompt": "x", "messages": []}),
+        ("/api/v1/models/smollm2-135m/invoke", {"messages": [], "max_tokens": 2}),
+        (BATCH, {"template": "product-review", "count": 1, "variables": nested(400)}),
         ("/api/v1/models/smollm2-135m/invoke", {"messages": [{"role": "robot", "content": "x"}]}),
         ("/api/v1/auth/api-keys", {"name": ""}),
         ("/api/v1/validate/quality", {"texts": ["{}"], "json_schema": {"$ref": "#/nope"}}),
@@ -129,3 +143,22 @@ def test_wrong_types_on_other_routes(api: Api, tmp_path: Path) -> None:
     ]
     for path, body in cases:
         assert_error(api.client.post(path, json=body, headers=headers), 422)
+
+
+def test_the_gateway_bridge_is_not_served_without_a_gateway(api: Api) -> None:
+    """``POST /api/v1/stream`` posts events back through API Gateway: without its callback URL
+    (a server of its own) the route is not there, rather than a 500 after a 202."""
+    event = {"X-Connection-Id": "c1", "X-Route-Key": "$connect"}
+    token = api.tokens.get("alice") or api.login("alice")
+    headers = {**event, "X-Access-Token": token["access_token"]}
+    assert_error(api.client.post("/api/v1/stream", headers=headers), 404, "not_found")
+    frame = {**headers, "X-Route-Key": "$default"}
+    assert_error(api.client.post("/api/v1/stream", json={"prompt": "hi"}, headers=frame), 404)
+
+
+def test_refreshing_with_an_access_token_says_which_is_expected(api: Api) -> None:
+    token = api.tokens.get("alice") or api.login("alice")
+    response = api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": token["access_token"]}
+    )
+    assert "expected a refresh token" in assert_error(response, 401)["message"]

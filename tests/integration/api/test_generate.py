@@ -84,6 +84,8 @@ def test_websocket_streams_tokens_then_usage(sqlite_api: Api) -> None:
         assert socket.receive_json()["error"]["type"] == "validation_error"
         socket.send_text(json.dumps({"prompt": "x", "model": "nope"}))
         assert socket.receive_json()["error"]["type"] == "model_not_found"
+        socket.send_text(json.dumps({"prompt": "x", "n": 2}))  # one stream, one choice
+        assert "n = 1" in socket.receive_json()["error"]["message"]
         socket.send_text("{not json")
         assert socket.receive_json()["type"] == "error"
 

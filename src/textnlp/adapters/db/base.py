@@ -9,8 +9,10 @@ SQLite busy past its timeout) into ``ServiceUnavailable(dependency="database")``
 answers it with 503 and the worker waits for the database instead of counting a job's attempt.
 The hook sits on the engine rather than in each repository because the users, tokens and
 spending repositories, the database queue and the auth service all share it, and none of them
-needs to know a driver's exception classes. Errors of the statement itself (a constraint, bad
-SQL) stay SQLAlchemy's.
+needs to know a driver's exception classes. A value the database refuses (a NUL character in
+text, which PostgreSQL cannot store; a number out of range) becomes ``InvalidInput``: such
+values come from a client (an id in a path, a user name), whose request answers 422, not 500.
+Other errors of the statement itself (a constraint, bad SQL) stay SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from textnlp.adapters.db.schema import unreachable
+from textnlp.errors import InvalidInput
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -76,7 +79,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True, **_with_timeouts(url, kwargs))
-    event.listen(engine, "handle_error", partial(_raise_unavailable, engine.url))
+    event.listen(engine, "handle_error", partial(_map_error, engine.url))
     return engine
 
 
@@ -111,8 +114,12 @@ def is_database_outage(context: ExceptionContext) -> bool:
     return bool(state) and state.startswith(_UNAVAILABLE_STATES)
 
 
-def _raise_unavailable(url: URL, context: ExceptionContext) -> None:
+def _map_error(url: URL, context: ExceptionContext) -> None:
     """The ``handle_error`` hook: raising replaces SQLAlchemy's exception (the connection is
     invalidated all the same, so the pool reconnects once the database is back)."""
     if is_database_outage(context):
         raise unreachable(url, context.original_exception)
+    error = context.original_exception
+    if isinstance(error, context.dialect.loaded_dbapi.DataError):
+        reason = (str(error).strip().splitlines() or ["invalid value"])[0]
+        raise InvalidInput(f"a value cannot be stored: {reason}")

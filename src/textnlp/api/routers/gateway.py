@@ -35,7 +35,7 @@ from textnlp.api.errors import ws_error_message
 from textnlp.api.routers.stream import stream_events
 from textnlp.api.serving import CompletionsServing
 from textnlp.deployment import GATEWAY_STREAM_PATH
-from textnlp.errors import AuthError, ConfigError, Conflict
+from textnlp.errors import AuthError, ConfigError, Conflict, NotFound
 
 if TYPE_CHECKING:
     from textnlp.bootstrap import Platform
@@ -140,6 +140,7 @@ RouteKey = Literal["$connect", "$disconnect", "$default"]
     responses={
         200: {"description": "`$connect` accepted, or `$disconnect` done."},
         202: {"description": "A frame accepted: its events are posted to the connection."},
+        404: {"description": "This server has no API Gateway (`api.websocket_callback_url`)."},
     },
 )
 async def gateway_stream(
@@ -151,6 +152,9 @@ async def gateway_stream(
     access_token: Annotated[str | None, Header(alias="X-Access-Token", max_length=4096)] = None,
 ) -> Response:
     """One event of an API Gateway WebSocket connection (called by API Gateway only)."""
+    if not request.app.state.platform.settings.api.websocket_callback_url:
+        # No gateway to post events back to: a server without one does not serve the route.
+        raise NotFound("no API Gateway WebSocket API here (api.websocket_callback_url is unset)")
     streams: GatewayStreams = request.app.state.gateway_streams
     if route_key == "$connect":
         principal = await authenticate_async(request, access_token)
