@@ -161,4 +161,4 @@ def test_refreshing_with_an_access_token_says_which_is_expected(api: Api) -> Non
     response = api.client.post(
         "/api/v1/auth/refresh", json={"refresh_token": token["access_token"]}
     )
-    assert "expected a refresh token" in assert_error(response, 401)["message"]
+    assert "expected a refresh token" in str(assert_error(response, 401)["message"])
