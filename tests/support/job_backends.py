@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import AsyncIterator
 
 from tests.support.fake_backend import FakeBackend
 from textnlp.backends.spec import ModelSpec
-from textnlp.domain import Completion, GenerationRequest
+from textnlp.domain import Completion, GenerationRequest, TokenDelta
 
 
 class SlowFakeBackend(FakeBackend):
@@ -31,6 +32,19 @@ class PoisonBackend(FakeBackend):
         raise RuntimeError("this model always fails")
 
 
+class MidStreamFailureBackend(FakeBackend):
+    """A stream that fails after its first token (a bug, a driver's surprise mid-answer)."""
+
+    name = "fails-mid-stream"
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__(spec)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        yield TokenDelta(text="Hello ")
+        raise RuntimeError("this stream always breaks")
+
+
 class CrashBackend(FakeBackend):
     """The worker process dies (SIGKILL) on the first request: no exception, no cleanup."""
 
@@ -50,6 +64,7 @@ def register() -> None:
     register_backend("fake-slow", "tests.support.job_backends:SlowFakeBackend")
     register_backend("poison", "tests.support.job_backends:PoisonBackend")
     register_backend("crash", "tests.support.job_backends:CrashBackend")
+    register_backend("fails-mid-stream", "tests.support.job_backends:MidStreamFailureBackend")
     register_backend("openai-fake", "tests.support.priced_backend:PricedOpenAIFake")
 
 
@@ -72,6 +87,9 @@ models:
     context_length: 4096
   - id: crash
     backend: crash
+    context_length: 4096
+  - id: fails-mid-stream
+    backend: fails-mid-stream
     context_length: 4096
   - id: fake-priced
     backend: openai-fake

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from textnlp.api.schemas import (
@@ -179,7 +179,7 @@ class CompletionsServing:
 
     async def stream(
         self, model_id: str, request: GenerationRequest, owner: str | None = None
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Token events; the caller runs ``admit`` first (to answer a refusal as an error)."""
         async for delta in self.service.stream(model_id, request):
             usage = None

@@ -66,6 +66,17 @@ def test_server_sent_events(sqlite_api: Api) -> None:
     assert "".join(c["choices"][0]["text"] for c in chunks)
 
 
+def test_a_native_stream_that_cannot_start_answers_an_http_error(sqlite_api: Api) -> None:
+    """What fails before the first token (the context window) is a status, not a 200 whose
+    body is an error event."""
+    body = {"prompt": "x" * 20, "max_tokens": 2048, "stream": True}
+    response = sqlite_api.client.post(
+        "/api/v1/generate/text", json=body, headers=sqlite_api.headers("alice")
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "context_window_exceeded"
+
+
 def test_websocket_streams_tokens_then_usage(sqlite_api: Api) -> None:
     token = sqlite_api.tokens.get("alice") or sqlite_api.login("alice")
     url = f"/api/v1/generate/stream?access_token={token['access_token']}"

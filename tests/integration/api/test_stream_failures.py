@@ -1,6 +1,7 @@
 """A model that fails with an exception outside the error tree (a bug, a driver's surprise):
-the SSE stream ends with an ``error`` event and ``[DONE]``, the WebSocket answers an error
-event and stays usable, and both say ``internal_error`` without detail (the log has it)."""
+before its first token the SSE request answers a 500; after it, the stream ends with an
+``error`` event and ``[DONE]``; the WebSocket answers an error event and stays usable; all say
+``internal_error`` without detail (the log has it)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     yield from start_api(make_settings(home, models_file=models))
 
 
-def test_sse_ends_with_an_internal_error_event(api: Api) -> None:
+def test_sse_that_fails_before_its_first_token_is_a_500(api: Api) -> None:
     body = {"prompt": "hi", "model": "poison", "max_tokens": 4, "stream": True}
+    response = api.client.post("/api/v1/generate/text", json=body, headers=api.headers("alice"))
+    assert response.status_code == 500
+    assert response.json() == {"error": {"type": "internal_error", "message": "internal error"}}
+
+
+def test_sse_ends_with_an_internal_error_event(api: Api) -> None:
+    body = {"prompt": "hi", "model": "fails-mid-stream", "max_tokens": 4, "stream": True}
     with api.client.stream(
         "POST", "/api/v1/generate/text", json=body, headers=api.headers("alice")
     ) as response:
@@ -32,6 +40,7 @@ def test_sse_ends_with_an_internal_error_event(api: Api) -> None:
         text = response.read().decode()
     events = [block for block in text.split("\n\n") if block]
     assert events[-1] == "data: [DONE]"
+    assert json.loads(events[0].removeprefix("data: "))["choices"][0]["text"] == "Hello "
     kind, data = events[-2].split("\n")
     assert kind == "event: error"
     error = json.loads(data.removeprefix("data: "))["error"]

@@ -6,7 +6,7 @@ Batch jobs (``POST batch``, ``GET status/{job_id}``) are in ``textnlp.api.router
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,8 +15,7 @@ from sse_starlette import EventSourceResponse
 from textnlp.api.deps import CurrentUser
 from textnlp.api.errors import sse_error
 from textnlp.api.schemas import CompletionResponse, GenerateTextRequest
-from textnlp.api.serving import CompletionsServing, completion_id
-from textnlp.domain import GenerationRequest
+from textnlp.api.serving import CompletionsServing, StreamEvent, completion_id
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 
@@ -46,18 +45,27 @@ async def generate_text(
         return await serve.complete(model_id, requests, owner=user.id)
     await serve.admit(user.id, model_id)  # a spending cap answers as an error, not mid-stream
     await serve.service.load(model_id)  # load errors answer as errors, not mid-stream
+    # The first event is awaited before the response starts: what fails before any token (the
+    # context window, a backend's refusal) answers with its status, not as a 200.
+    events = serve.stream(model_id, requests[0], user.id)
+    try:
+        first = await anext(events, None)
+    except BaseException:
+        await events.aclose()
+        raise
     # sse-starlette: the wire format, keep-alive pings, and the generator cancelled when the
     # client goes away; "\n" separators, as OpenAI's streams have them.
-    return EventSourceResponse(_sse(serve, model_id, requests[0], user.id), sep="\n")
+    return EventSourceResponse(_sse(model_id, first, events), sep="\n")
 
 
 async def _sse(
-    serve: CompletionsServing, model_id: str, request: GenerationRequest, owner: str
+    model_id: str, first: StreamEvent | None, events: AsyncGenerator[StreamEvent, None]
 ) -> AsyncIterator[dict[str, str]]:
     """The stream's events, as sse-starlette takes them (``data``, and ``event`` for errors)."""
     chunk_id = completion_id()
     try:
-        async for event in serve.stream(model_id, request, owner):
+        event = first
+        while event is not None:
             chunk: dict[str, Any] = {
                 "id": chunk_id,
                 "object": "text_completion",
@@ -67,6 +75,9 @@ async def _sse(
             if event.usage is not None:
                 chunk["usage"] = event.usage.model_dump()
             yield {"data": json.dumps(chunk)}
+            event = await anext(events, None)
     except Exception as exc:  # the client hears of any failure; a 500 is logged
         yield sse_error(exc)
+    finally:  # a client gone mid-stream frees the model's slot now
+        await events.aclose()
     yield {"data": "[DONE]"}
