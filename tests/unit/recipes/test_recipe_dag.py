@@ -331,6 +331,129 @@ def test_other_malformed_recipes(raw: dict[str, Any], expected: str) -> None:
     assert expected in refused(raw)
 
 
+N: dict[str, Any] = {"type": "uniform", "low": 1, "high": 3}
+
+
+@pytest.mark.parametrize(
+    ("column", "where"),
+    [
+        ({"type": "expression", "expr": "{{ n | nosuchfilter }}"}, "columns.c.expression.expr"),
+        ({"type": "llm-text", "prompt": "Count to {{ n | nosuchfilter }}."}, "columns.c.llm-text"),
+        ({"type": "llm-text", "prompt": "x", "system": "{{ n | nosuchfilter }}"}, "columns.c"),
+        (
+            {
+                "type": "llm-judge",
+                "prompt": "Rate {{ n | nosuchfilter }}",
+                "rubric": {"good": {"scores": {1: "no", 5: "yes"}}},
+            },
+            "columns.c.llm-judge",
+        ),
+        (
+            {
+                "type": "dialogue",
+                "roles": {"user": {"prompt": "{{ last | nosuchfilter }}"}, "assistant": {}},
+            },
+            "columns.c.dialogue",
+        ),
+        # Jinja's compiler leaves a filter under an `if` to the render; the check does not.
+        (
+            {"type": "expression", "expr": "{% if n > 1 %}{{ n | nosuchfilter }}{% endif %}"},
+            "columns.c.expression.expr",
+        ),
+        (
+            {"type": "expression", "expr": "{{ 'a' if n > 1 else (n | nosuchfilter) }}"},
+            "columns.c.expression.expr",
+        ),
+    ],
+    ids=["expression", "prompt", "system", "judge", "dialogue", "under-if", "conditional"],
+)
+def test_an_unknown_jinja_filter_is_named_on_load(column: dict[str, Any], where: str) -> None:
+    message = refused(recipe({"n": N, "c": column}, output="c"))
+    assert where in message and "line 1: no filter named 'nosuchfilter'" in message, message
+
+
+def test_an_unknown_jinja_test_is_named_on_load() -> None:
+    column = {"type": "expression", "expr": "{{ 'yes' if n is nosuchtest else 'no' }}"}
+    message = refused(recipe({"n": N, "c": column}, output="c"))
+    assert "columns.c.expression.expr: line 1: no test named 'nosuchtest'" in message
+
+
+def test_known_jinja_filters_and_tests_load() -> None:
+    expr = "{% filter upper %}{{ n | round | int }}{% endfilter %}{{ n is number }}"
+    raw = recipe({"n": N, "c": {"type": "expression", "expr": expr}}, output="c")
+    loaded = parse_recipe(raw, source="ok.yaml")
+    assert loaded.graph()["c"] == {"n"}
+
+
+def test_an_unknown_jinja_filter_in_a_yaml_file_is_refused_on_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "id: bad\noutput: e\ncolumns:\n"
+        "  n: {type: uniform, low: 1, high: 3}\n"
+        '  e: {type: expression, expr: "{{ n | nosuchfilter }}"}\n',
+    )
+    with pytest.raises(RecipeError) as caught:
+        load_source_file(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "columns.e.expression.expr: line 1: no filter named 'nosuchfilter'" in message
+
+
+# a subcategory against its category parent ----------------------------------------------------
+def subcategory(choices: dict[Any, list[Any]], **parent: Any) -> dict[str, Any]:
+    """``b``, a category of p and q (``parent`` overrides), and ``a``, its subcategory."""
+    return recipe(
+        {
+            "b": {"type": "category", "values": ["p", "q"], **parent},
+            "a": {"type": "subcategory", "parent": "b", "values": choices},
+            "q": LLM,
+        }
+    )
+
+
+def test_a_subcategory_lacking_a_parent_value_is_refused() -> None:
+    message = refused(subcategory({"p": [1]}))
+    assert "column 'a' has no values for b = 'q' (values given for: p)" in message
+
+
+def test_every_missing_parent_value_is_named() -> None:
+    raw = subcategory({"p": [1]}, values=["p", "q", "r", "q"])
+    assert "column 'a' has no values for b = 'q', 'r' (values given for: p)" in refused(raw)
+
+
+def test_a_subcategory_covering_its_parent_loads() -> None:
+    # Extra keys are harmless; a parent value of weight 0 is never drawn, so it needs none.
+    parse_recipe(subcategory({"p": [1], "q": [2], "z": [3]}), source="ok.yaml")
+    parse_recipe(subcategory({"p": [1]}, weights=[1, 0]), source="ok.yaml")
+    assert "b = 'p'" in refused(subcategory({"q": [2]}, weights=[1, 0]))
+
+
+def test_non_text_parent_values_match_their_yaml_keys() -> None:
+    raw = yaml.safe_load(
+        "id: r\ncolumns:\n"
+        "  stars: {type: category, values: [1, 2]}\n"
+        "  urgent: {type: category, values: [true, false]}\n"
+        "  a: {type: subcategory, parent: stars, values: {1: [low], 2: [high]}}\n"
+        "  b: {type: subcategory, parent: urgent, values: {true: [now]}}\n"
+        "  q: {type: llm-text, prompt: x}\n"
+    )
+    assert "column 'b' has no values for urgent = 'false' (values given for: true)" in refused(raw)
+    raw["columns"]["b"]["values"][False] = ["later"]
+    parse_recipe(raw, source="ok.yaml")
+
+
+def test_a_parent_that_is_not_a_category_is_left_to_the_run() -> None:
+    # An expression's values are known only when it is computed.
+    raw = recipe(
+        {
+            "b": {"type": "expression", "expr": "{{ 'p' }}"},
+            "a": {"type": "subcategory", "parent": "b", "values": {"p": [1]}},
+            "q": LLM,
+        }
+    )
+    parse_recipe(raw, source="ok.yaml")
+
+
 def test_a_recipe_without_llm_columns_and_with_an_output_is_fine() -> None:
     loaded = parse_recipe(
         recipe({"c": {"type": "category", "values": [1, 2]}}, output="c"), source="x"

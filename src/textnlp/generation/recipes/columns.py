@@ -25,6 +25,30 @@ from textnlp.validation.safe_schema import compiled, instance_problem
 JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
+def check_templates(*texts: str | None) -> None:
+    """Check Jinja2 ``texts`` as a render would: a syntax error, or an unknown filter or test
+    (``{{ n | nosuchfilter }}``), raises ``ValueError`` naming it and its line."""
+    for text in texts:
+        if not text:
+            continue
+        try:
+            tree = JINJA.parse(text)
+            # Parsing accepts any filter or test name, and compiling defers those under an
+            # ``if`` to the render; the environment's filters and tests are fixed, so a name
+            # it lacks anywhere is a mistake.
+            for node in tree.find_all((nodes.Filter, nodes.Test)):
+                kind, known = (
+                    ("filter", JINJA.filters)
+                    if isinstance(node, nodes.Filter)
+                    else ("test", JINJA.tests)
+                )
+                if node.name not in known:
+                    raise ValueError(f"line {node.lineno}: no {kind} named {node.name!r}")
+            JINJA.compile(text)  # what else compiling finds (a block defined twice...)
+        except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
+            raise ValueError(f"line {exc.lineno}: {exc.message}") from None
+
+
 def template_names(*texts: str | None) -> dict[str, set[str]]:
     """The columns Jinja2 ``texts`` read, each with the attributes read of it
     (``{{ person.name }}`` -> ``{"person": {"name"}}``). Syntax errors raise ``ValueError``."""
@@ -85,7 +109,7 @@ class Expression(_Column):
     @field_validator("expr")
     @classmethod
     def _compiles(cls, expr: str) -> str:
-        template_names(expr)
+        check_templates(expr)
         return expr
 
     def texts(self) -> list[str | None]:
@@ -128,8 +152,7 @@ class _LlmColumn(_Column):
 
     @model_validator(mode="after")
     def _prompts_compile(self) -> _LlmColumn:
-        for text in self.texts():
-            template_names(text)
+        check_templates(*self.texts())
         return self
 
     def texts(self) -> list[str | None]:
@@ -349,8 +372,7 @@ class Dialogue(_Column):
     def _two_roles(self) -> Dialogue:
         if set(self.roles) != {"user", "assistant"}:
             raise ValueError("a dialogue needs both roles: user and assistant")
-        for text in self.texts():
-            template_names(text)
+        check_templates(*self.texts())
         return self
 
     def texts(self) -> list[str | None]:

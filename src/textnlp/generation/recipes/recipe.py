@@ -2,7 +2,8 @@
 
 ``load_recipe_file`` / ``parse_recipe`` turn YAML (or a dict built in Python) into a
 ``Recipe``; every problem is one ``RecipeError`` line naming the column (unknown column or
-attribute, cycle, bad sampler parameter, seed file missing or lacking a field).
+attribute, cycle, bad sampler parameter, a subcategory lacking a category parent's value, seed
+file missing or lacking a field).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from textnlp.generation.recipes.columns import (
     _LlmColumn,
 )
 from textnlp.generation.recipes.filters import Filter
-from textnlp.generation.recipes.samplers import Sampler
+from textnlp.generation.recipes.samplers import CategorySampler, Sampler, SubcategorySampler
 
 Column = Annotated[
     Sampler | Expression | LlmText | LlmStructured | LlmJudge | Dialogue | Filter,
@@ -66,18 +67,7 @@ class Recipe(BaseModel):
         if "text" in self.columns and self.output != "text":
             raise ValueError("a column named 'text' must be the output column (output: text)")
         for name, column in self.columns.items():
-            for read, attrs in reads(column).items():
-                self._check_reference(name, read, attrs)
-            parent = getattr(column, "parent", None)
-            if isinstance(parent, str):
-                self._check_reference(name, parent, set())
-            if getattr(column, "reads_finish", False):
-                cell = column.column  # type: ignore[union-attr]
-                if not isinstance(self.columns[cell], LLM_COLUMNS):
-                    raise ValueError(
-                        f"filter {name!r} reads how {cell!r}'s model call ended, but {cell!r} "
-                        f"is not an llm column"
-                    )
+            self._check_column(name, column)
         for name in [*self.labels, *self.export.references()]:
             if name not in self.columns:
                 raise ValueError(f"{name!r} is not a column ({self._known()})")
@@ -107,6 +97,37 @@ class Recipe(BaseModel):
             raise ValueError(
                 f"column {name!r} reads {read}.{missing[0]}, but {read!r} has no field "
                 f"{missing[0]!r} (fields: {', '.join(sorted(fields or ()))})"
+            )
+
+    def _check_column(self, name: str, column: Any) -> None:
+        """What ``column`` reads exists, and is what it needs."""
+        for read, attrs in reads(column).items():
+            self._check_reference(name, read, attrs)
+        parent = getattr(column, "parent", None)
+        if isinstance(parent, str):
+            self._check_reference(name, parent, set())
+        if isinstance(column, SubcategorySampler):
+            self._check_parent_values(name, column)
+        if getattr(column, "reads_finish", False):
+            cell = column.column
+            if not isinstance(self.columns[cell], LLM_COLUMNS):
+                raise ValueError(
+                    f"filter {name!r} reads how {cell!r}'s model call ended, but {cell!r} "
+                    f"is not an llm column"
+                )
+
+    def _check_parent_values(self, name: str, column: SubcategorySampler) -> None:
+        """A category parent's values are known now: each needs choices in ``column``."""
+        parent = self.columns[column.parent]
+        if not isinstance(parent, CategorySampler):
+            return  # another kind of parent's values are known only when drawn
+        missing = column.unlisted(parent.drawable())
+        if missing:
+            given = list(column.values)
+            raise ValueError(
+                f"column {name!r} has no values for {column.parent} = "
+                f"{_listed([repr(_shorten(key)) for key in missing])} "
+                f"(values given for: {_listed([_shorten(key) for key in given])})"
             )
 
     def _known(self) -> str:
@@ -171,6 +192,15 @@ class Recipe(BaseModel):
     def base_dir(self) -> Path:
         """Where the recipe's relative paths (seed files) start: its file's directory."""
         return Path(self.source).parent if self.source.endswith((".yaml", ".yml")) else Path()
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _listed(items: list[str], most: int = 10) -> str:
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more
 
 
 def reads(column: Any) -> dict[str, set[str]]:

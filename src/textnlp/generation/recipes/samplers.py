@@ -4,8 +4,9 @@ Every sampler draws from ``ctx.rng()`` (or a generator seeded with ``ctx.cell_se
 value depends only on (run seed, record index, column name). Values are JSON-safe: dates are
 ISO 8601 strings, UUIDs strings, a person or a seed row a dict of them. Parameters are checked
 when the recipe is loaded (a ``ValueError`` in a validator, which the loader turns into a
-``RecipeError``); what can only go wrong while sampling (a parent value with no choices, a seed
-file used up) raises ``RecipeError``. The person sampler's Faker machinery is in ``person``.
+``RecipeError``; the recipe checks a subcategory against a category parent's values); what can
+only go wrong while sampling (a value of another kind of parent with no choices, a seed file
+used up) raises ``RecipeError``. The person sampler's Faker machinery is in ``person``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ class CategorySampler(_Sampler):
             _check_weights(self.weights, len(self.values), "category")
         return self
 
+    def drawable(self) -> list[Any]:
+        """The values a draw can give (a value of weight 0 never comes)."""
+        if self.weights is None:
+            return list(self.values)
+        return [v for v, w in zip(self.values, self.weights, strict=True) if w > 0]
+
     def sample(self, ctx: CellContext) -> Any:
         return _choose(ctx.rng(), self.values, self.weights)
 
@@ -143,6 +150,11 @@ class SubcategorySampler(_Sampler):
 
     def references(self) -> set[str]:
         return {self.parent}
+
+    def unlisted(self, parent_values: list[Any]) -> list[str]:
+        """The keys of ``parent_values`` that ``values`` has no choices for, in their order."""
+        keys = dict.fromkeys(parent_key(v) for v in parent_values)
+        return [key for key in keys if key not in self.values]
 
     def sample(self, ctx: CellContext) -> Any:
         if self.parent not in ctx.row:
