@@ -7,6 +7,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     ├── ConfigError                  settings or a configuration file is invalid
     ├── InvalidInput                 a user's input is wrong (exit 2, HTTP 4xx)
     │   ├── InvalidParameter         a generation parameter is out of range
+    │   │   └── ModelUnavailable     a catalogue model this host cannot run (models list: why)
     │   ├── NotFound                 an unknown template, model, job, file...
     │   │   ├── TemplateNotFound
     │   │   └── ModelNotFound
@@ -84,6 +85,13 @@ class TemplateNotFound(NotFound):
 
 class ModelNotFound(NotFound):
     type = "model_not_found"
+
+
+class ModelUnavailable(InvalidParameter):
+    """The request names a catalogue model this host cannot run (its file, package or device
+    is missing; ``models list`` says why): retrying cannot help, another model can."""
+
+    type = "model_unavailable"
 
 
 class TemplateError(InvalidInput):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -79,3 +80,42 @@ def test_worker_runs_a_job_to_parquet_with_the_embedded_model(tmp_path: Path, fm
     table = pq.read_table(out)
     assert sorted(table.column("index").to_pylist()) == list(range(12))
     assert all(text.strip() for text in table.column("text").to_pylist())  # real completions
+
+
+def test_results_refuses_an_unusable_path_before_downloading(tmp_path: Path) -> None:
+    submitted = cli(tmp_path, "jobs", "submit", "-t", "product-review", "-n", "2",
+                    "-m", "fake-fast")  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["id"]
+    assert cli(tmp_path, "worker", "--once", "--wait", "0.3").returncode == 0
+    kept = tmp_path / "kept.csv"
+    kept.write_text("an earlier file\n")
+    (tmp_path / "folder.jsonl").mkdir()
+    cases = [
+        ("/proc/x.jsonl", "cannot write /proc/x.jsonl"),
+        (str(tmp_path / "folder.jsonl"), "is a directory"),
+        (str(tmp_path), "is a directory"),
+        ("jr.csv", f"job {job_id}'s result is jsonl: save it to a .jsonl path"),
+        (str(kept), "a .jsonl path"),
+        ("jr.txt", "a .jsonl path"),
+    ]
+    if os.geteuid() != 0:  # root writes into a read-only directory
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        (locked / "r.jsonl").write_text("an earlier file\n")
+        locked.chmod(0o555)
+        cases.append((str(locked / "r.jsonl"), "cannot write"))
+    for out, message in cases:
+        answer = cli(tmp_path, "jobs", "results", job_id, "-o", out)
+        assert answer.returncode == 2, (out, answer.stderr)
+        assert answer.stderr.count("\n") == 1 and message in answer.stderr, (out, answer.stderr)
+        assert "Traceback" not in answer.stderr
+    assert kept.read_text() == "an earlier file\n"
+    assert not (tmp_path / "jr.csv").exists() and not (tmp_path / "jr.txt").exists()
+    assert list((tmp_path / "folder.jsonl").iterdir()) == []
+    if os.geteuid() != 0:
+        assert (tmp_path / "locked" / "r.jsonl").read_text() == "an earlier file\n"
+    saved = cli(tmp_path, "jobs", "results", job_id, "-o", "jr.jsonl")
+    assert saved.returncode == 0, saved.stderr
+    lines = (tmp_path / "jr.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["index"] for line in lines) == [0, 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -107,3 +108,30 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
         [exe, "validate", str(dups), "--no-embeddings"], capture_output=True, text=True
     )
     assert failed.returncode == 1
+
+
+def test_an_unwritable_report_path_is_refused_before_validating(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.jsonl", GOOD)
+    refused = subprocess.run(
+        [_textnlp(), "validate", str(good), "--report", "/proc/x.html", "--no-embeddings"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "cannot write report /proc/x.html" in refused.stderr
+    assert refused.stdout == ""  # no validation ran, no table printed
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
+def test_a_report_in_a_read_only_directory_is_refused_and_kept(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.jsonl", GOOD)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "r.html").write_text("an earlier report")
+    locked.chmod(0o555)
+    try:
+        code, output = _run(str(good), "--report", str(locked / "r.html"))
+    finally:
+        locked.chmod(0o755)
+    assert code != 0 and "near_duplicate_rate" not in output
+    assert (locked / "r.html").read_text() == "an earlier report"

@@ -11,11 +11,9 @@ import json
 from typing import Any
 
 import typer
-import yaml
-from rich.syntax import Syntax
 from rich.table import Table
 
-from textnlp.cli.common import console, platform
+from textnlp.cli.common import console, platform, print_yaml
 
 templates_app = typer.Typer(help="Prompt templates.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalogue.", no_args_is_help=True)
@@ -74,7 +72,7 @@ def show_template(
     template = platform().templates.get(template_id)
     definition = template.model_dump(mode="json", by_alias=True, exclude_none=True)
     definition.pop("source", None)
-    console.print(Syntax(yaml.safe_dump(definition, sort_keys=False), "yaml"))
+    print_yaml(definition)
     variables = template.sample_variables(seed, index)
     system, user = template.render(variables)
     console.rule(f"sample prompt (seed {seed}, record {index})")

@@ -15,6 +15,18 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def print_yaml(definition: Any) -> None:
+    """A definition as YAML: highlighted on a terminal, plain and whole when piped (rich would
+    cut its long lines at 80 columns)."""
+    text = yaml.safe_dump(definition, sort_keys=False, allow_unicode=True)
+    if console.is_terminal:
+        from rich.syntax import Syntax
+
+        console.print(Syntax(text, "yaml", word_wrap=True))
+    else:
+        print(text, end="")
+
+
 def settings() -> Settings:
     return load_settings()
 

@@ -128,7 +128,9 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
             status.start()
             tracker.on_first = status.stop
             try:
-                return await service.generate_dataset(job, on_record=tracker)
+                summary = await service.generate_dataset(job, on_record=tracker)
+                progress.update(task, completed=summary.written)  # resumed records included
+                return summary
             except (KeyboardInterrupt, asyncio.CancelledError):
                 err_console.print(
                     f"interrupted: finished records are in {job.output}; "
@@ -162,14 +164,17 @@ class _Tracker:
         self.on_first: Any = None
 
     def __call__(self, record: Record) -> None:
-        if self.on_first is not None:
+        if self.on_first is not None:  # the model is loaded: the clock starts
             self.on_first()
             self.on_first = None
             self.started = time.perf_counter()
-        self.tokens += record.provenance.completion_tokens
+        elif not record.provenance.cached:  # tokens made since the first record, not read back
+            self.tokens += record.provenance.completion_tokens
         # A recipe's rejected or failed candidate is not one of the records asked for.
         recipe_miss = record.provenance.cells is not None and record.status != "ok"
-        rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
+        elapsed = time.perf_counter() - self.started
+        # A batch's records finish together: a rate over less than a second would be noise.
+        rate = self.tokens / elapsed if elapsed >= 1.0 else 0.0
         self.progress.update(self.task, advance=0 if recipe_miss else 1, tokens_per_s=rate)
 
 
@@ -184,6 +189,9 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
+        # Only on a terminal: redirected, a bar is noise and its last frame a stray line
+        # before an error's one line.
+        disable=not err_console.is_terminal,
     )
 
 

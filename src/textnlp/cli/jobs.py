@@ -16,8 +16,8 @@ import typer
 
 from textnlp.cli.common import console, err_console, parse_assignments, settings
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
-from textnlp.errors import InvalidInput
-from textnlp.generation.writers import ensure_directory
+from textnlp.errors import InvalidInput, OutputError
+from textnlp.generation.writers import check_writable, ensure_directory
 
 jobs_app = typer.Typer(help="Submit and follow batch jobs.", no_args_is_help=True)
 
@@ -130,14 +130,27 @@ def results(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
 ) -> None:
-    """Download a finished job's result file."""
+    """Download a finished job's result file, to a path with its format's extension."""
     ensure_directory(out)  # as for generate: no directory tree from a mistyped path
     backend = _backend(api, token)
     try:
+        result = backend.status(job_id).get("result")
+        if result is not None:  # none: the download refuses, saying why (cancelled, running...)
+            check_result_path(out, job_id, result["format"])
         size = backend.download(job_id, out)
     finally:
         backend.close()
     err_console.print(f"saved {size} bytes to {out}")
+
+
+def check_result_path(out: Path, job_id: str, fmt: str) -> None:
+    """Refuse, before the download, a path that cannot be written or whose extension is not
+    the result's format (the file is saved as stored, never converted)."""
+    if out.is_dir():
+        raise OutputError(f"output path {out} is a directory")
+    if out.suffix.lower() != f".{fmt}":
+        raise OutputError(f"job {job_id}'s result is {fmt}: save it to a .{fmt} path (got {out})")
+    check_writable(out)  # /proc, a read-only directory; no directory tree from a typo
 
 
 @jobs_app.command("cancel")

@@ -65,7 +65,12 @@ class LocalJobs:
         return [v.model_dump(mode="json") for v in self.service.list(LOCAL_OWNER)]
 
     def download(self, job_id: str, out: Path) -> int:
-        return self.service.save_results(LOCAL_OWNER, job_id, out)
+        """The result file, written to ``out`` atomically (an old file stays if this fails)."""
+        result = self.service.results(LOCAL_OWNER, job_id)
+        with atomic_file(out, "wb") as handle:
+            for chunk in self.service.result_chunks(result):
+                handle.write(chunk)
+        return out.stat().st_size
 
     def close(self) -> None:
         self.platform.close()

@@ -26,7 +26,7 @@ import sys
 import typer
 
 from textnlp.cli import catalogue, db, generate, jobs, recipes, serve, users, validate, worker
-from textnlp.errors import ServiceUnavailable, TextNLPError
+from textnlp.errors import OutputError, ServiceUnavailable, TextNLPError
 from textnlp.extras import missing_extra
 
 app = typer.Typer(
@@ -80,6 +80,9 @@ def run() -> None:
         if missing is None:
             raise  # our own module missing is a bug: its traceback is the report
         fail(missing)
+    except OSError as exc:  # a path of the user's (TEXTNLP_HOME, an output) cannot be used
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(OutputError(f"{exc.strerror or exc}{where}"))
     except typer.exceptions.TyperException as exc:  # usage errors: bad option values...
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(2)

@@ -14,14 +14,12 @@ import json
 from typing import Any
 
 import typer
-import yaml
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 from textnlp.bootstrap import Platform
-from textnlp.cli.common import console, parse_assignments, platform, settings
+from textnlp.cli.common import console, parse_assignments, platform, print_yaml, settings
 from textnlp.domain import Record
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.columns import as_text
@@ -94,7 +92,7 @@ def show_recipe(
     source = platform().templates.source(name, paths=True)
     definition = source.model_dump(mode="json", by_alias=True, exclude_none=True)
     definition.pop("source", None)
-    console.print(Syntax(yaml.safe_dump(definition, sort_keys=False), "yaml"))
+    print_yaml(definition)
     if isinstance(source, Recipe):
         graph = source.graph()
         table = Table(title="columns, in order")

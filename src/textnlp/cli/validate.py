@@ -6,6 +6,8 @@ the main entry point).
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from textnlp.errors import OutputError
-from textnlp.generation.writers import ensure_directory
+from textnlp.generation.writers import atomic_file, ensure_directory
 from textnlp.validation.models import STATUS_STYLES, DatasetReport
 
 REPORT_FORMATS = (".html", ".json")
@@ -87,7 +89,17 @@ def check_report_path(path: Path) -> None:
         )
     if path.is_dir():
         raise OutputError(f"report path {path} is a directory")
-    ensure_directory(path)  # as for datasets: refused, not created, outside the working dir
+    parent = ensure_directory(path)  # as for datasets: refused, not created, outside the cwd
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"cannot write report {path}: permission denied")
+    # Tried for real, as check_writable does: permission bits say nothing about /proc or a
+    # read-only mount (check_writable itself knows only dataset extensions).
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as exc:
+        raise OutputError(f"cannot write report {path}: {exc.strerror}") from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
 
 
 def write_report(report: DatasetReport, path: Path) -> None:
@@ -99,10 +111,8 @@ def write_report(report: DatasetReport, path: Path) -> None:
         from textnlp.validation.html import render_html
 
         content = render_html(report)
-    try:
-        path.write_text(content, encoding="utf-8")
-    except OSError as exc:
-        raise OutputError(f"cannot write report {path}: {exc.strerror}") from None
+    with atomic_file(path) as handle:  # an old report stays whole if this fails
+        handle.write(content)
 
 
 def validate_after_generate(

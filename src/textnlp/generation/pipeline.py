@@ -176,6 +176,14 @@ class DatasetPipeline:
         params = cls.resolve(spec, request, spec_of)
         if request.output is not None:
             check_writable(request.output)
+        if request.rejects is not None:
+            if not isinstance(request.template, Recipe):
+                raise InvalidParameter("--rejects applies to recipes: a template has no filters")
+            same = request.output is not None and (
+                Path(request.rejects).resolve() == Path(request.output).resolve()
+            )
+            if same:  # the rejects would be written over the dataset
+                raise InvalidParameter("the rejects file must not be the output file")
         return params
 
     async def run(

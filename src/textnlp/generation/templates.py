@@ -95,6 +95,16 @@ class Variable(BaseModel):
         return self.value
 
 
+#: What an expression over sampled or fixed values can raise (an undefined name, a number
+#: where text was expected, a division by zero...).
+_EXPRESSION_ERRORS = (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError)
+
+
+def _shown(context: dict[str, Any]) -> str:
+    values = ", ".join(f"{k}={v!r}" for k, v in context.items())
+    return values[:200] or "no other variables"
+
+
 class OutputSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -134,13 +144,15 @@ class PromptTemplate(BaseModel):
 
     @model_validator(mode="after")
     def _prompts_compile(self) -> PromptTemplate:
-        for name, text in (("system", self.system), ("user", self.user)):
+        texts = [("system prompt", self.system), ("user prompt", self.user)]
+        texts += [(f"variable {name!r}", v.expr) for name, v in self.variables.items()]
+        for where, text in texts:
             if text is None:
                 continue
             try:
-                _JINJA.parse(text)
-            except jinja2.TemplateSyntaxError as exc:
-                raise ValueError(f"{name} prompt, line {exc.lineno}: {exc.message}") from None
+                _JINJA.from_string(text)  # compiled: an unknown filter or test is found here
+            except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
+                raise ValueError(f"{where}, line {exc.lineno}: {exc.message}") from None
         return self
 
     def sample_variables(
@@ -158,7 +170,13 @@ class PromptTemplate(BaseModel):
         context: dict[str, Any] = {}
         for name, variable in self.variables.items():
             # Sample even overridden variables so the others stay the same as without --var.
-            sampled = variable.sample(rng, context)
+            try:
+                sampled = variable.sample(rng, context)
+            except _EXPRESSION_ERRORS as exc:  # an expression over a value it cannot take
+                message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                raise TemplateError(
+                    f"template {self.id!r}: variable {name!r}: {message} (with {_shown(context)})"
+                ) from None
             context[name] = overrides.get(name, sampled)
         return context
 

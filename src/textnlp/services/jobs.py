@@ -316,11 +316,6 @@ class JobService:
             size=self.storage.size(row.result_key),
         )
 
-    def save_results(self, owner: Owner, job_id: str, out: Path) -> int:
-        """A finished job's result file, saved at ``out``; its size in bytes."""
-        self.storage.download(self.results(owner, job_id).key, out)
-        return out.stat().st_size
-
     def result_chunks(self, download: ResultDownload) -> Iterator[bytes]:
         """The bytes of a result file that ``results`` found (where it has no URL to give)."""
         return self.storage.open_read(download.key)

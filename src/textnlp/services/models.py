@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from textnlp.backends.base import Backend
 from textnlp.backends.registry import ModelCatalogue, backend_class
 from textnlp.domain import ModelInfo
-from textnlp.errors import BackendUnavailable
+from textnlp.errors import ModelUnavailable
 
 if TYPE_CHECKING:
     from textnlp.backends.cloud import CloudContext
@@ -46,9 +46,9 @@ class ModelPool:
             if model_id not in self._backends:
                 info = self.catalogue.describe(model_id)
                 if not info.available:
-                    raise BackendUnavailable(
+                    raise ModelUnavailable(
                         f"model {model_id} is not available here: {info.reason}",
-                        backend=info.backend,
+                        parameter="model",
                         model=model_id,
                     )
                 spec = self.catalogue.get(model_id)

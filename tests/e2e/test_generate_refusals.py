@@ -1,0 +1,129 @@
+"""What a user can get wrong around ``generate``, refused as one line on stderr, exit 2, with
+any existing output untouched (the cases of a new user's audit: each was a traceback, a stray
+blank line, exit 1 or a changed file before)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+TEXTNLP = [sys.executable, "-m", "textnlp.cli.main"]
+KEPT = "a line the user keeps\n"
+
+
+def textnlp(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TEXTNLP, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def refused(result: subprocess.CompletedProcess[str], message: str) -> None:
+    """Exactly one line (no blank line before it), exit 2."""
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("var", "message"),
+    [
+        ("category=nosuchcat", "variable 'product': 'dict object' has no attribute 'nosuchcat'"),
+        ("rating=abc", "variable 'sentiment': '>=' not supported"),
+    ],
+)
+def test_a_fixed_value_the_template_cannot_take(tmp_path: Path, var: str, message: str) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text(KEPT)
+    result = textnlp("generate", "-t", "product-review", "-n", "2", "-o", str(out), "--var", var,
+                     cwd=tmp_path)  # fmt: skip
+    refused(result, message)
+    assert out.read_text() == KEPT
+    refused(textnlp("preview", "product-review", "-n", "1", "--var", var, cwd=tmp_path), message)
+
+
+@pytest.mark.parametrize(
+    ("variables", "user", "message"),
+    [
+        ({"a": {"expr": "{{ b }}"}, "b": {"expr": "{{ a }}"}}, "Say {{ a }}", "'b' is undefined"),
+        ({"a": {"expr": "{{ 1 / 0 }}"}}, "Say {{ a }}", "division by zero"),
+        ({"a": {"values": ["x"]}}, "Say {{ a | nosuch }}", "No filter named 'nosuch'"),
+        ({"a": {"expr": "{{ a | nosuch }}"}}, "Say {{ a }}", "variable 'a', line 1"),
+    ],
+    ids=["cycle", "division-by-zero", "unknown-filter-in-prompt", "unknown-filter-in-variable"],
+)
+def test_a_template_whose_expressions_fail(
+    tmp_path: Path, variables: dict[str, object], user: str, message: str
+) -> None:
+    template = tmp_path / "t.yaml"
+    template.write_text(yaml.safe_dump({"id": "t", "user": user, "variables": variables}))
+    result = textnlp("generate", "-t", str(template), "-n", "1", "-o", "o.jsonl", cwd=tmp_path)
+    refused(result, message)
+    assert not (tmp_path / "o.jsonl").exists()
+    refused(textnlp("templates", "show", str(template), cwd=tmp_path), message)
+
+
+@pytest.mark.parametrize("home", ["/proc/no-home", "a-file"])
+def test_a_home_that_cannot_be_used(tmp_path: Path, home: str) -> None:
+    (tmp_path / "a-file").write_text("")
+    env = {"TEXTNLP_HOME": str(tmp_path / home)}  # /proc/... stays absolute
+    result = textnlp("generate", "-t", "product-review", "-n", "1", "-o", "o.jsonl",
+                     cwd=tmp_path, env=env)  # fmt: skip
+    refused(result, "directory")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_rejects_over_the_dataset_or_on_a_template(tmp_path: Path) -> None:
+    out = tmp_path / "same.jsonl"
+    out.write_text(KEPT)
+    result = textnlp("generate", "-r", "product-reviews", "-n", "2", "-o", "same.jsonl",
+                     "--rejects", "./same.jsonl", cwd=tmp_path)  # fmt: skip
+    refused(result, "the rejects file must not be the output file")
+    assert out.read_text() == KEPT
+    result = textnlp("generate", "-t", "product-review", "-n", "2", "-o", "same.jsonl",
+                     "--rejects", "r.jsonl", cwd=tmp_path)  # fmt: skip
+    refused(result, "--rejects applies to recipes")
+    assert out.read_text() == KEPT and not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_model_this_host_cannot_run(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models.yaml").write_text(yaml.safe_dump({"models": [
+        {"id": "my-gguf", "backend": "llamacpp", "path": str(tmp_path / "none.gguf"),
+         "context_length": 2048}]}))  # fmt: skip
+    result = textnlp("generate", "-m", "my-gguf", "-t", "product-review", "-n", "1",
+                     "-o", "o.jsonl", cwd=tmp_path, env={"TEXTNLP_HOME": str(home)})  # fmt: skip
+    refused(result, "model my-gguf is not available here: model file not found")
+
+
+def test_a_recipe_resume_keeps_its_records_and_options(tmp_path: Path) -> None:
+    """As a template's resume does: a smaller count, another --var or parameter is refused."""
+    first = textnlp("generate", "-r", "self-instruct", "-n", "2", "-o", "si.jsonl", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    made = (tmp_path / "si.jsonl").read_text()
+    attempts = [
+        (["-n", "1"], "has 2 accepted records; resuming with count 1 would delete them"),
+        (["-n", "4", "--var", "subject=cats"], "has subject="),
+        (["-n", "4", "--top-p", "0.5"], "was made with top_p 0.9, not top_p 0.5"),
+    ]
+    for options, message in attempts:
+        result = textnlp("generate", "-r", "self-instruct", "-o", "si.jsonl", "--resume",
+                         *options, cwd=tmp_path)  # fmt: skip
+        refused(result, message)
+        assert (tmp_path / "si.jsonl").read_text() == made
+
+
+def test_show_prints_the_whole_definition_when_piped(tmp_path: Path) -> None:
+    shown = textnlp("templates", "show", "product-review", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    definition = yaml.safe_load(shown.stdout.split("\n─")[0])  # before the sample's rule
+    expr = definition["variables"]["sentiment"]["expr"]
+    assert expr.endswith("'negative') }}"), expr  # once cut at 80 columns
