@@ -86,7 +86,8 @@ class FileSink:
         # The first ``count`` records that passed: a template's indices 0..count-1, a recipe's
         # accepted candidates (its rejected and failed ones stay in the journal only).
         accepted = [records[i] for i in sorted(records) if records[i].status == "ok"]
-        write_dataset(self.output, accepted[:count], export=self.export)
+        if accepted or complete:  # a stopped run with nothing to show leaves the file as it was
+            write_dataset(self.output, accepted[:count], export=self.export)
         if self.rejects is not None:
             write_dataset(self.rejects, [r for r in records.values() if r.status != "ok"])
         if complete:

@@ -224,6 +224,26 @@ async def test_max_candidates_stops_the_run_with_the_accepted_ones_written(
     assert summary.resumed == len(accepted)
 
 
+async def test_a_run_that_accepts_nothing_leaves_the_output_as_it_was(tmp_path: Path) -> None:
+    """Every candidate fails (an expression over a value it cannot take): the error says why,
+    and the user's existing file is not replaced by an empty dataset."""
+    recipe = load(
+        {
+            "topic": {"type": "category", "values": ["tea", "rain"]},
+            "q": {"type": "llm-text", "prompt": "GEN: write about {{ topic }}"},
+            "bad": {"type": "expression", "expr": "{{ q + 1 }}"},
+        }
+    )
+    out = tmp_path / "o.jsonl"
+    out.write_text('{"precious": true}\n')
+    with pytest.raises(CandidatesExhausted) as caught:
+        await run(recipe, out, 2, max_candidates=4)
+    message = caught.value.message
+    assert message.startswith("only 0 of 2 records passed after 4 candidates"), message
+    assert "4 failed, first: column bad:" in message and "written" not in message
+    assert out.read_text() == '{"precious": true}\n'
+
+
 async def test_a_count_beyond_max_candidates_is_refused_before_any_call(tmp_path: Path) -> None:
     recipe = load(FILTERED)
     out = tmp_path / "o.jsonl"

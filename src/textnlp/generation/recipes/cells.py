@@ -190,6 +190,9 @@ class RecordBuilder:
                 row[name] = column.sample(ctx)  # type: ignore[union-attr]
         except jinja2.UndefinedError as exc:
             return ("failed", f"column {name}: {exc.message}")
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            # an expression over a value it cannot take: this candidate fails, not the run
+            return ("failed", f"column {name}: {exc}")
         return None
 
     async def _llm_cell(

@@ -48,6 +48,8 @@ class Acceptance:
     failed: int = 0
     #: Rejections by filter column.
     rejected: Counter[str] = field(default_factory=Counter)
+    #: The first failed candidate's reason: what a run that accepted nothing was stopped by.
+    first_failure: str | None = field(default=None, compare=False)
 
     def count(self, record: Record) -> None:
         self.candidates += 1
@@ -55,6 +57,7 @@ class Acceptance:
             self.accepted += 1
         elif record.status == "failed":
             self.failed += 1
+            self.first_failure = self.first_failure or record.error
         else:
             self.rejected[(record.error or "?").split(":", 1)[0]] += 1
 
@@ -193,10 +196,12 @@ class RecipeRun:
             await asyncio.gather(*running, return_exceptions=True)
         if self.acceptance.accepted < self.count:
             a = self.acceptance
+            failed = f"; {a.failed} failed, first: {a.first_failure}" if a.failed else ""
+            kept = "; the accepted ones are written" if a.accepted else ""
             raise CandidatesExhausted(
-                f"only {a.accepted} of {self.count} records passed the filters after "
-                f"{a.candidates} candidates (acceptance {a.rate:.0%}; --max-candidates "
-                f"{self.max_candidates}); the accepted ones are written",
+                f"only {a.accepted} of {self.count} records passed after {a.candidates} "
+                f"candidates (acceptance {a.rate:.0%}; --max-candidates {self.max_candidates}"
+                f"{failed}){kept}",
                 written=a.accepted,
                 requested=self.count,
                 candidates=a.candidates,
