@@ -74,7 +74,12 @@ def validate_dataset(
     rows = load_rows(source, field=field)
     refs = load_rows(reference, field=reference_field or field) if reference is not None else None
     texts = [row.text for row in rows]
-    schema = dict(json_schema) if json_schema is not None else schema_for(rows)
+    # The template's schema is the shape of a record's whole output (``text``), not of a field
+    # chosen inside it (``--field data.answer``).
+    if json_schema is not None:
+        schema = dict(json_schema)
+    else:
+        schema = schema_for(rows) if field == "text" else None
     qualities = [
         text_quality(
             row.text,

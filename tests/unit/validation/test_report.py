@@ -81,3 +81,19 @@ def test_html_and_json_render(tmp_path: Path) -> None:
     assert "Near-duplicate clusters" in page
     data = json.loads(report.model_dump_json())
     assert DatasetReport.model_validate(data) == report
+
+
+def test_the_templates_schema_checks_the_output_not_a_field_inside_it() -> None:
+    """``--field data.answer`` of a qa-pairs dataset: the answer is text, not the template's
+    JSON object (the README's example failed its gate on valid records)."""
+    rows = [
+        {
+            "text": '{"question": "Why is that?", "answer": "Because."}',
+            "data": {"question": "Why is that?", "answer": "Because."},
+            "provenance": {"template_id": "qa-pairs"},
+        }
+    ] * 2
+    whole = validate_dataset(rows, embeddings=False)
+    assert whole.quality.json_invalid_rate == 0.0  # the template's schema, on the output
+    answers = validate_dataset(rows, field="data.answer", embeddings=False)
+    assert answers.quality.json_invalid_rate is None  # skipped, not 100% invalid
