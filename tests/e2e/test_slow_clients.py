@@ -109,12 +109,12 @@ def request(method: str, path: str, body: bytes = b"", **headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def held_body(port: int) -> socket.socket:
+def held_body(port: int, path: str = "/api/v1/auth/login") -> socket.socket:
     """A request whose head came and whose body never will: in progress until its deadline."""
     sock = connect(port)
     sock.sendall(
-        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b'Content-Length: 100\r\n\r\n{"username":'
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+        + b'Content-Length: 100\r\n\r\n{"username":'
     )
     return sock
 
@@ -153,6 +153,13 @@ def test_a_body_that_never_completes_answers_408_and_is_closed(port: int) -> Non
         assert read_until_closed(sock) == b""
 
 
+def test_a_v1_body_that_never_completes_answers_in_openais_shape(port: int) -> None:
+    with held_body(port, "/v1/chat/completions") as sock:
+        status, _, body = read_response(sock)
+    assert status == 408 and body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["code"] == "request_timeout" and body["error"]["param"] is None
+
+
 def test_an_idle_keep_alive_connection_is_closed(port: int) -> None:
     with connect(port) as sock:
         sock.sendall(request("GET", "/api/v1/admin/health"))
@@ -173,6 +180,11 @@ def test_beyond_the_concurrency_limit_requests_answer_503_at_once(port: int) -> 
             # The health probe is not refused for the server being busy.
             sock.sendall(request("GET", "/api/v1/admin/health"))
             assert read_response(sock)[0] == 200
+        with connect(port) as sock:  # in OpenAI's shape under /v1
+            sock.sendall(request("GET", "/v1/models"))
+            status, _, body = read_response(sock)
+            assert status == 503 and body["error"]["type"] == "server_error"
+            assert body["error"]["code"] == "service_unavailable" and "param" in body["error"]
         for sock in held:
             assert read_response(sock)[0] == 408
     finally:

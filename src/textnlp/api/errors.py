@@ -29,7 +29,7 @@ Under ``/console`` (the web console, ``textnlp.api.console``) they answer as HTM
 ``textnlp.api.console.errors`` draws the page (no session: a redirect to the login page).
 
 Errors of the ASGI middleware (413, 408, 503 when overloaded) answer before any route, in the
-native shape, whose ``error.message`` OpenAI clients read as well.
+shape of the route they refuse (``path_error_bytes``).
 """
 
 from __future__ import annotations
@@ -88,6 +88,15 @@ def error_json(
 def error_bytes(kind: str, message: str, **details: Any) -> bytes:
     """An error body for ASGI middleware, which answers before any route (and FastAPI) runs."""
     return json.dumps({"error": {"type": kind, "message": message, **details}}).encode()
+
+
+def path_error_bytes(path: str, kind: str, message: str, openai_type: str, **details: Any) -> bytes:
+    """A middleware's error body in the shape of the route it refuses: OpenAI's error object
+    under ``/v1`` (``type`` is ``openai_type``, ``code`` the native kind), else the native one."""
+    if is_openai_path(path):
+        body = {"message": message, "type": openai_type, "param": None, "code": kind}
+        return json.dumps({"error": body}).encode()
+    return error_bytes(kind, message, **details)
 
 
 def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:

@@ -9,7 +9,6 @@ answers in OpenAI's error object, so OpenAI clients read it like any other of th
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import time
@@ -20,7 +19,7 @@ from fastapi import HTTPException
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from textnlp.api.errors import error_bytes, is_openai_path
+from textnlp.api.errors import error_bytes, path_error_bytes
 from textnlp.deployment import ORIGIN_VERIFY_HEADER
 from textnlp.observability.logging import request_id_var
 from textnlp.observability.metrics import Metrics
@@ -41,10 +40,9 @@ class BodyTooLarge(HTTPException):
 
 def _too_large_body(limit: int, path: str) -> bytes:
     message = f"body over {limit} bytes"
-    if is_openai_path(path):
-        body = {"message": message, "type": "invalid_request_error", "param": None}
-        return json.dumps({"error": {**body, "code": "payload_too_large"}}).encode()
-    return error_bytes("payload_too_large", message, limit=limit)
+    return path_error_bytes(
+        path, "payload_too_large", message, "invalid_request_error", limit=limit
+    )
 
 
 class RequestContextMiddleware:

@@ -23,7 +23,7 @@ import asyncio
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from textnlp.api.errors import error_bytes
+from textnlp.api.errors import path_error_bytes
 from textnlp.api.middleware import send_error
 from textnlp.deployment import HEALTH_PATH
 
@@ -57,7 +57,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_concurrent and scope.get("path") not in self.exempt_paths:
-            await self._refuse(send)
+            await self._refuse(send, scope.get("path", ""))
             return
         self.in_flight += 1
         try:
@@ -87,7 +87,7 @@ class RequestGuard:
 
         async def timed_out() -> None:
             if not state["started"] and not state["timed_out"]:
-                await self._send_408(send)
+                await self._send_408(send, scope.get("path", ""))
             state["timed_out"] = True
 
         async def tracked_send(message: Message) -> None:
@@ -102,18 +102,22 @@ class RequestGuard:
         except BodyReadTimeout:
             await timed_out()
 
-    async def _refuse(self, send: Send) -> None:
-        body = error_bytes(
+    async def _refuse(self, send: Send, path: str) -> None:
+        body = path_error_bytes(
+            path,
             "service_unavailable",
             f"the server has {self.max_concurrent} requests in progress, its limit; retry shortly",
+            "server_error",
             limit=self.max_concurrent,
         )
         await send_error(send, 503, body, [(b"retry-after", b"1")])
 
-    async def _send_408(self, send: Send) -> None:
-        body = error_bytes(
+    async def _send_408(self, send: Send, path: str) -> None:
+        body = path_error_bytes(
+            path,
             "request_timeout",
             f"the request body did not arrive within {self.body_timeout_s:g} s",
+            "invalid_request_error",
             timeout_s=self.body_timeout_s,
         )
         # ``connection: close``: the rest of the body may still come, so the connection
