@@ -76,6 +76,7 @@ def validate_dataset(
     texts = [row.text for row in rows]
     # The template's schema is the shape of a record's whole output (``text``), not of a field
     # chosen inside it (``--field data.answer``).
+    schema: dict[str, Any] | None
     if json_schema is not None:
         schema = dict(json_schema)
     else:
