@@ -329,6 +329,9 @@ def test_cancel_and_delete(api: Api) -> None:
     alice = api.headers("alice")
     file = upload(api, "alice", jsonl(line("a"), line("b"))).json()
     batch = create(api, "alice", file["id"]).json()
+    # the input of a batch still to run is kept: the batch reads it at every attempt
+    kept = api.client.delete(f"{FILES}/{file['id']}", headers=alice)
+    assert kept.status_code == 409 and batch["id"] in kept.json()["error"]["message"]
     cancelled = api.client.post(f"{BATCHES}/{batch['id']}/cancel", headers=alice)
     assert cancelled.status_code == 200, cancelled.text
     body = cancelled.json()
