@@ -25,7 +25,10 @@ from textnlp.services.openai_objects import FileDeleted, FileList, FileObject
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 _CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": OpenAIErrorResponse, "description": "A batch's output file, or the input of a batch in progress, cannot be deleted."}
+    409: {
+        "model": OpenAIErrorResponse,
+        "description": "A batch's output file, or the input of a batch in progress, is kept.",
+    }
 }
 
 
