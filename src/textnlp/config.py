@@ -574,7 +574,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     A bad value or an unknown ``TEXTNLP_*`` variable raises ``ConfigError`` with one line
     naming the variable (never its value, which may be a secret).
     """
-    unknown = unknown_variables(os.environ if environ is None else environ)
+    unknown = unknown_variables(_with_env_file() if environ is None else environ)
     if unknown:
         more = f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else ""
         raise ConfigError(f"unknown setting {unknown[0]}: no such field in Settings{more}")
@@ -583,6 +583,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def _with_env_file() -> dict[str, str]:
+    """The process's environment and the names of ``.env`` (read as ``Settings`` reads it):
+    a misspelt setting there must not pass in silence either."""
+    names = dict(os.environ)
+    env_file = Path(".env")
+    if env_file.is_file():
+        from dotenv import dotenv_values
+
+        names = {**{k: v or "" for k, v in dotenv_values(env_file).items()}, **names}
+    return names
 
 
 def _describe(exc: ValidationError) -> str:

@@ -221,3 +221,14 @@ def test_env_name_checks_the_schema() -> None:
 def test_the_aws_profile_refuses_to_start_without_its_database() -> None:
     with pytest.raises(ConfigError, match="the aws profile needs its database"):
         load_settings(environ={"TEXTNLP_PROFILE": "aws"})
+
+
+def test_a_misspelt_setting_in_dot_env_is_refused_as_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("TEXTNLP_GENERATION__CONCURRENCY=5\n")
+    assert load_settings().generation.concurrency == 5  # .env is read
+    (tmp_path / ".env").write_text("TEXTNLP_GENERATON__CONCURRENCY=5\n")
+    with pytest.raises(ConfigError, match="unknown setting TEXTNLP_GENERATON__CONCURRENCY"):
+        load_settings()
