@@ -87,3 +87,14 @@ def test_results_into_a_directory_that_does_not_exist(tmp_path: Path) -> None:
     result = textnlp("jobs", "results", "0" * 32, "-o", str(missing / "x.jsonl"))
     assert_one_line_exit_2(result, f"directory {missing} does not exist")
     assert not missing.exists()
+
+
+def test_serve_on_a_port_in_use() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = textnlp("serve", "--port", str(port))
+    assert_one_line_exit_2(result, f"cannot listen on 127.0.0.1:{port}: Address already in use")

@@ -32,6 +32,7 @@ import typer
 from textnlp.bootstrap import Platform
 from textnlp.cli.common import settings
 from textnlp.config import ApiSettings, Settings
+from textnlp.errors import InvalidInput
 
 
 def preflight(config: Settings) -> None:
@@ -88,14 +89,16 @@ def register(app: typer.Typer) -> None:
 
         config = settings()
         options = uvicorn_options(config.api)
+        host, port = host or config.api.host, port or config.api.port
+        check_address(host, port)
         if workers > 1:
             preflight(config)
             # Each worker builds its own app from the environment's settings.
             uvicorn.run(
                 "textnlp.cli.serve:app_factory",
                 factory=True,
-                host=host or config.api.host,
-                port=port or config.api.port,
+                host=host,
+                port=port,
                 workers=workers,
                 **options,
             )
@@ -104,10 +107,27 @@ def register(app: typer.Typer) -> None:
         prepare(app)
         uvicorn.run(
             serving_app(app, config.api),
-            host=host or config.api.host,
-            port=port or config.api.port,
+            host=host,
+            port=port,
             **options,
         )
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse, before anything starts, an address uvicorn could not listen on (a port in use:
+    one line and exit 2, not uvicorn's log lines and exit 3)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidInput(
+            f"cannot listen on {host}:{port}: {reason} (choose --host/--port)"
+        ) from None
 
 
 def app_factory() -> object:
