@@ -124,6 +124,8 @@ async def test_response_cache_makes_a_repeated_run_free(tmp_path: Path) -> None:
     second_backend = FakeBackend()
     summary = await DatasetPipeline(second_backend, cache).run(request(tmp_path / "b.jsonl", 6))
     assert second_backend.calls == 0 and summary.cached == 6
+    # nothing was generated: no tokens/s to claim (it once divided cached tokens by a blink)
+    assert summary.completion_tokens > 0 and summary.tokens_per_s == 0.0
     # Any parameter change is a different key.
     third = FakeBackend()
     await DatasetPipeline(third, cache).run(

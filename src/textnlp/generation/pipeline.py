@@ -84,6 +84,8 @@ class DatasetSummary:
     cached: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Completion tokens a model made in this run (not read back from the response cache).
+    generated_tokens: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
     label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -94,7 +96,8 @@ class DatasetSummary:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """The model's speed in this run: cached answers are not tokens it made."""
+        return self.generated_tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 class DatasetPipeline:
@@ -531,6 +534,8 @@ class _Tally:
         summary = self.summary
         summary.prompt_tokens += record.provenance.prompt_tokens
         summary.completion_tokens += record.provenance.completion_tokens
+        if not record.provenance.cached:
+            summary.generated_tokens += record.provenance.completion_tokens
         summary.cached += record.provenance.cached
         summary.failed += record.status == "failed"
         if record.provenance.cost_usd is not None:
