@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from textnlp.adapters.db.job_store import JobStore
     from textnlp.adapters.db.spending import SpendingStore
     from textnlp.adapters.queue import QueuePair
+    from textnlp.adapters.secrets import SecretsProvider
     from textnlp.adapters.sessions import SessionStore
     from textnlp.adapters.storage import BlobStorage
     from textnlp.auth.service import AuthService
@@ -186,7 +187,16 @@ class Platform:
         """What every remote backend shares (secrets, circuits, limits); built per pool."""
         from textnlp.backends.cloud import CloudContext
 
-        return CloudContext.from_settings(self.settings, prices=self.prices, buckets=self.buckets)
+        return CloudContext.from_settings(
+            self.settings, prices=self.prices, buckets=self.buckets, secrets=self.secrets
+        )
+
+    @cached_property
+    def secrets(self) -> SecretsProvider:
+        """Where secrets are looked up (environment, or Secrets Manager in ``aws``)."""
+        from textnlp.adapters.secrets.factory import secrets_provider
+
+        return secrets_provider(self.settings)
 
     @property
     def prefix_store(self) -> PrefixStoreConfig | None:
@@ -204,7 +214,9 @@ class Platform:
         from textnlp.services.models import ModelPool
 
         self.redis  # noqa: B018 - built first, so it is closed after the pool's backends
-        pool = ModelPool(self.catalogue, self.cloud_context, self.prefix_store)
+        pool = ModelPool(
+            self.catalogue, self.cloud_context, self.prefix_store, secrets=lambda: self.secrets
+        )
         self._owns(pool.aclose)
         return pool
 

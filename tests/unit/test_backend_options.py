@@ -3,6 +3,7 @@ catalogue with one line naming the entry and the key, instead of being ignored."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,29 @@ def test_the_catalogue_says_which_models_stream_token_by_token() -> None:
     # AI21 Jurassic-2 answers Converse in one piece: the stream is one delta.
     assert catalogue.describe("ai21.j2-ultra-v1").streaming is False
     assert catalogue.describe("smollm2-135m").streaming is True
+
+
+def test_a_remote_model_without_its_api_key_is_unavailable_and_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listed as available, it failed every call with a 500 (config_error); now ``models
+    list`` tells, and a request for it is the client's 4xx (``ModelUnavailable``)."""
+    from textnlp.bootstrap import Platform
+    from textnlp.config import load_settings
+    from textnlp.errors import ModelUnavailable
+
+    for name in ("OPENAI_API_KEY", "TEXTNLP_SECRET_MODELS_OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TEXTNLP_HOME", str(tmp_path))
+    platform = Platform(load_settings())
+    try:
+        pool = platform.pool
+        info = pool.describe("gpt-4o-mini")
+        assert info.available is False and "secret 'models/openai-api-key'" in str(info.reason)
+        with pytest.raises(ModelUnavailable, match="is not available here: its API key"):
+            asyncio.run(pool.get("gpt-4o-mini"))
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        assert pool.describe("gpt-4o-mini").available is True
+        assert pool.describe("smollm2-135m").available is True  # a local model needs no key
+    finally:
+        platform.close()

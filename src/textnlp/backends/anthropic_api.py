@@ -50,6 +50,10 @@ class AnthropicBackend(CloudBackend):
         self._client: Any = None
 
     @classmethod
+    def key_secret(cls, spec: ModelSpec) -> str | None:
+        return AnthropicOptions.of(spec).api_key_secret
+
+    @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
         if not installed("anthropic"):
             return False, "the anthropic SDK is not installed (pip install 'textnlp[aws]')"

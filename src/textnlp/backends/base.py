@@ -72,6 +72,11 @@ class Backend(ABC):
         """Whether ``spec`` can run here, and why not. Cheap: no model is loaded."""
         return True, ""
 
+    @classmethod
+    def key_secret(cls, spec: ModelSpec) -> str | None:
+        """The secret holding the API key ``spec``'s client needs (None: it needs none)."""
+        return None
+
     async def load(self) -> None:  # noqa: B027 - optional hook
         """Load weights or open clients."""
 

@@ -52,7 +52,12 @@ class CloudContext:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, prices: PriceTable, buckets: TokenBuckets | None = None
+        cls,
+        settings: Settings,
+        *,
+        prices: PriceTable,
+        buckets: TokenBuckets | None = None,
+        secrets: SecretsProvider | None = None,
     ) -> CloudContext:
         """The context of ``settings``; ``buckets`` are the process's token buckets (Redis
         where there is one), which count the model rate limits unless ``models.rate_limiter``
@@ -76,7 +81,7 @@ class CloudContext:
             )
 
         return cls(
-            secrets=secrets_provider(settings),
+            secrets=secrets or secrets_provider(settings),
             prices=prices,
             circuits=CircuitRegistry(models.circuit_failures, models.circuit_reset_s),
             limiter=limiter,

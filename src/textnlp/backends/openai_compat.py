@@ -55,6 +55,10 @@ class OpenAICompatBackend(CloudBackend):
         self._client: Any = None
 
     @classmethod
+    def key_secret(cls, spec: ModelSpec) -> str | None:
+        return OpenAIOptions.of(spec).api_key_secret
+
+    @classmethod
     def availability(cls, spec: ModelSpec) -> tuple[bool, str]:
         if not installed("openai"):
             return False, "the openai SDK is not installed (pip install 'textnlp[aws]')"

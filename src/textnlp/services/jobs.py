@@ -193,7 +193,10 @@ class JobService:
 
     def _check_prompts(self, items: list[Any]) -> None:
         """A prompt over the API's bound (``api.max_prompt_chars``, as for one generation) is
-        refused at submit: at run time it would fail the job, attempt after attempt."""
+        refused at submit: at run time it would fail the job, attempt after attempt. (An
+        OpenAI batch file's line fails alone, as OpenAI's do: its requests are not checked.)"""
+        if items and isinstance(items[0], BatchRequestItem):
+            return
         limit = self.settings.api.max_prompt_chars
         for index, item in enumerate(items):
             if isinstance(item, PromptItem) and len(item.prompt) + len(item.system or "") > limit:

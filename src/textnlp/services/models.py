@@ -12,6 +12,7 @@ from textnlp.domain import ModelInfo
 from textnlp.errors import ModelUnavailable
 
 if TYPE_CHECKING:
+    from textnlp.adapters.secrets import SecretsProvider
     from textnlp.backends.cloud import CloudContext
     from textnlp.backends.kv_store import PrefixStoreConfig
     from textnlp.backends.resilience import CircuitState
@@ -30,10 +31,13 @@ class ModelPool:
         catalogue: ModelCatalogue,
         cloud_context: Callable[[], CloudContext],
         prefix_store: PrefixStoreConfig | None = None,
+        secrets: Callable[[], SecretsProvider] | None = None,
     ) -> None:
         self.catalogue = catalogue
         self._make_cloud = cloud_context
         self._prefix_store = prefix_store
+        #: Where a remote model's API key is looked up: a model without one is unavailable.
+        self._secrets = secrets
         self._backends: dict[str, Backend] = {}
         self._cloud: CloudContext | None = None
         self._lock = asyncio.Lock()
@@ -45,6 +49,7 @@ class ModelPool:
         async with self._lock:
             if model_id not in self._backends:
                 info = self.catalogue.describe(model_id)
+                info = await asyncio.to_thread(self._with_key, model_id, info)
                 if not info.available:
                     raise ModelUnavailable(
                         f"model {model_id} is not available here: {info.reason}",
@@ -63,6 +68,25 @@ class ModelPool:
                 await backend.load()
                 self._backends[model_id] = backend
             return self._backends[model_id]
+
+    def _with_key(self, model_id: str, info: ModelInfo) -> ModelInfo:
+        """``info``, unavailable when the model's backend needs an API key that is not set
+        (else it would be listed as available and fail each call with a server error)."""
+        if not info.available or self._secrets is None:
+            return info
+        spec = self.catalogue.get(model_id)
+        name = backend_class(spec.backend).key_secret(spec)
+        if name is None:
+            return info
+        try:
+            found = self._secrets().find(name)
+        except Exception:  # the store cannot answer now: the call itself will say why
+            return info
+        if found is not None:
+            return info
+        return info.model_copy(
+            update={"available": False, "reason": f"its API key (secret {name!r}) is not set"}
+        )
 
     def _cloud_context(self) -> CloudContext:
         if self._cloud is None:
@@ -84,7 +108,7 @@ class ModelPool:
     def describe(self, model_id: str) -> ModelInfo:
         """The catalogue's description (``ModelNotFound`` for an unknown id), as this process
         sees it now: a model whose circuit is open is unavailable until its next try."""
-        info = self.catalogue.describe(model_id)
+        info = self._with_key(model_id, self.catalogue.describe(model_id))
         state = self.circuit(model_id)
         if state is None or state.state == "closed":
             return info
