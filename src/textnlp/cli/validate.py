@@ -6,8 +6,6 @@ the main entry point).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from textnlp.errors import OutputError
-from textnlp.generation.writers import atomic_file, ensure_directory
+from textnlp.generation.writers import atomic_file, check_file_writable
 from textnlp.validation.models import STATUS_STYLES, DatasetReport
 
 REPORT_FORMATS = (".html", ".json")
@@ -87,19 +85,7 @@ def check_report_path(path: Path) -> None:
             f"unknown report format {path.suffix or '(no extension)'!r} for {path}; "
             "use .html or .json"
         )
-    if path.is_dir():
-        raise OutputError(f"report path {path} is a directory")
-    parent = ensure_directory(path)  # as for datasets: refused, not created, outside the cwd
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"cannot write report {path}: permission denied")
-    # Tried for real, as check_writable does: permission bits say nothing about /proc or a
-    # read-only mount (check_writable itself knows only dataset extensions).
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
-    except OSError as exc:
-        raise OutputError(f"cannot write report {path}: {exc.strerror}") from None
-    os.close(fd)
-    Path(probe).unlink(missing_ok=True)
+    check_file_writable(path, "report")
 
 
 def write_report(report: DatasetReport, path: Path) -> None:

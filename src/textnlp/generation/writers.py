@@ -73,18 +73,33 @@ def check_writable(path: Path) -> Format:
         from textnlp.generation.export import check_export_target
 
         check_export_target(path)
-    elif path.is_dir():
-        raise OutputError(f"output path {path} is a directory")
+        _probe(path, str(path))
+    else:
+        check_file_writable(path)
+    return fmt
+
+
+def check_file_writable(path: Path, noun: str = "") -> None:
+    """``path`` can be written as a file: not a directory, its directory there (never made
+    from a typo), and a file really made beside it. ``noun`` (a report...) names it in the
+    one-line refusal."""
+    if path.is_dir():
+        raise OutputError(f"{noun or 'output path'} {path} is a directory")
+    _probe(path, f"{noun} {path}" if noun else str(path))
+
+
+def _probe(path: Path, named: str) -> None:
+    """Its directory exists and takes a new file, tried for real: permission bits say nothing
+    about /proc or a read-only mount."""
     parent = ensure_directory(path)
     if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"cannot write {path}: permission denied")
+        raise OutputError(f"cannot write {named}: permission denied")
     try:
         fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        raise OutputError(f"cannot write {named}: {exc.strerror}") from None
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
-    return fmt
 
 
 def ensure_directory(path: Path) -> Path:
