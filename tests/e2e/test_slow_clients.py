@@ -145,6 +145,19 @@ def test_a_head_sent_a_byte_at_a_time_is_cut_off(port: int) -> None:
         assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
 
 
+def test_a_client_still_sending_a_body_too_large_reads_the_413(port: int) -> None:
+    """The 413 comes from the head while the body is still arriving, more of it than the server
+    reads: the server lingers, so the client reads the answer and the end, not a reset."""
+    with connect(port) as sock:
+        sock.sendall(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000000\r\n\r\n" + b"x" * 1_000_000
+        )
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b'"payload_too_large"' in answer
+
+
 def test_a_body_that_never_completes_answers_408_and_is_closed(port: int) -> None:
     with held_body(port) as sock:
         status, headers, body = read_response(sock)

@@ -11,7 +11,7 @@ request it refuses):
   else 408 ``request_timeout`` and the connection is closed (a client trickling a body a byte at a
   time would otherwise hold a request slot as long as it likes).
 
-The request head has its own deadline in the HTTP protocol (``textnlp.api.head_deadline``): an
+The request head has its own deadline in the HTTP protocol (``textnlp.api.http_protocol``): an
 ASGI app is only called once the head is complete. WebSockets pass through: they are bounded by
 uvicorn's connection limit and their frames by the rate limits.
 """

@@ -10,7 +10,7 @@ Facing clients (``uvicorn_options`` and ``serving_app``, from ``api.*``):
 - ``X-Forwarded-For`` is believed only from ``api.trusted_proxies`` (none by default: uvicorn's
   own default trusts 127.0.0.1, which let any local client pick its address);
 - slow clients: idle keep-alive connections close after ``keep_alive_timeout_s``, a request head
-  must arrive within ``request_head_timeout_s`` (``textnlp.api.head_deadline``) and its body
+  must arrive within ``request_head_timeout_s`` (``textnlp.api.http_protocol``) and its body
   within ``request_body_timeout_s`` (``textnlp.api.request_guard``); heads are at most
   ``max_header_bytes`` and WebSocket messages at most ``max_body_bytes``;
 - load: ``max_concurrent_requests`` requests in progress, then 503 at once; uvicorn answers 503
@@ -45,10 +45,10 @@ def preflight(config: Settings) -> None:
 
 def uvicorn_options(api: ApiSettings) -> dict[str, Any]:
     """uvicorn's limits and proxy trust for these settings (host and port aside)."""
-    from textnlp.api.head_deadline import HeadDeadlineProtocol
+    from textnlp.api.http_protocol import ServeProtocol
 
     return {
-        "http": HeadDeadlineProtocol,
+        "http": ServeProtocol,
         "proxy_headers": bool(api.trusted_proxies),
         "forwarded_allow_ips": list(api.trusted_proxies),
         "timeout_keep_alive": api.keep_alive_timeout_s,
@@ -62,7 +62,7 @@ def uvicorn_options(api: ApiSettings) -> dict[str, Any]:
 
 def serving_app(app: Any, api: ApiSettings) -> Any:
     """The app as uvicorn serves it: behind the request guard, with the head deadline set."""
-    from textnlp.api.head_deadline import use_head_timeout
+    from textnlp.api.http_protocol import use_head_timeout
     from textnlp.api.request_guard import RequestGuard
 
     use_head_timeout(api.request_head_timeout_s)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textnlp.api.head_deadline import HeadDeadlineProtocol
+from textnlp.api.http_protocol import ServeProtocol
 from textnlp.api.request_guard import RequestGuard
 from textnlp.cli.serve import serving_app, uvicorn_options
 from textnlp.config import load_settings
@@ -31,7 +31,7 @@ def test_limits_come_from_the_settings() -> None:
     ).api
     options = uvicorn_options(api)
     assert options["proxy_headers"] is True and options["forwarded_allow_ips"] == ["10.0.0.0/16"]
-    assert options["http"] is HeadDeadlineProtocol
+    assert options["http"] is ServeProtocol
     assert (options["timeout_keep_alive"], options["h11_max_incomplete_event_size"]) == (3, 8192)
     assert (options["limit_concurrency"], options["backlog"], options["ws_max_size"]) == (
         300,
@@ -41,5 +41,5 @@ def test_limits_come_from_the_settings() -> None:
     guarded = serving_app(object(), api)
     assert isinstance(guarded, RequestGuard)
     assert (guarded.max_concurrent, guarded.body_timeout_s) == (7, 6)
-    assert HeadDeadlineProtocol.head_timeout_s == 4
+    assert ServeProtocol.head_timeout_s == 4
     serving_app(object(), load_settings(environ={}).api)  # back to the default for others

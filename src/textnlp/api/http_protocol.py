@@ -1,4 +1,5 @@
-"""uvicorn's h11 protocol with a deadline on each request head.
+"""The HTTP protocol of ``textnlp serve``: uvicorn's h11 protocol with a deadline on each
+request head, and a lingering close.
 
 uvicorn bounds the wait *between* requests (``timeout_keep_alive``) but not the wait *for* one:
 a connection that sends nothing, or a request head one byte at a time (slowloris), is held as
@@ -7,6 +8,10 @@ connection must deliver a complete request head within ``head_timeout_s`` of its
 each answer it was given; else it is closed, after a ``408`` when part of a head had come (a
 connection that sent nothing is simply closed, as a browser's unused pre-connection expects).
 The body has its deadline in ``textnlp.api.request_guard``, where an answer can be rendered.
+
+A connection closed while its client is still in a request (after that 408, a 413, a 400)
+lingers (``textnlp.api.lingering_close``), so that the client reads the answer rather than a
+reset.
 
 The timeout is a class attribute, set by ``textnlp serve`` (``use_head_timeout``) in each
 process before it serves: uvicorn builds protocols from the class, and ``--workers`` pickles
@@ -22,6 +27,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from textnlp.api.errors import error_bytes
+from textnlp.api.lingering_close import LingeringTransport
 
 _TIMEOUT_BODY = error_bytes("request_timeout", "the request head did not arrive in time")
 _REQUEST_TIMEOUT = (
@@ -32,10 +38,10 @@ _REQUEST_TIMEOUT = (
 
 
 def use_head_timeout(seconds: float) -> None:
-    HeadDeadlineProtocol.head_timeout_s = seconds
+    ServeProtocol.head_timeout_s = seconds
 
 
-class HeadDeadlineProtocol(H11Protocol):
+class ServeProtocol(H11Protocol):
     head_timeout_s: ClassVar[float] = 10.0
 
     _head_timer: asyncio.TimerHandle | None = None
@@ -44,10 +50,13 @@ class HeadDeadlineProtocol(H11Protocol):
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
     ) -> None:
-        super().connection_made(transport)
+        self._lingering = LingeringTransport(transport, self._mid_request)
+        super().connection_made(self._lingering)  # type: ignore[arg-type]
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering.lingering:
+            return  # the answer is sent and the connection closing: the rest is dropped
         if self._head_timer is not None:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -62,7 +71,14 @@ class HeadDeadlineProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._lingering.connection_lost()
         super().connection_lost(exc)
+
+    def _mid_request(self) -> bool:
+        """Whether the client may still be sending: part of a head, or of a body, not read."""
+        if self.conn.their_state is h11.IDLE:
+            return bool(self._head_bytes or self.conn.trailing_data[0])
+        return self.conn.their_state in (h11.SEND_BODY, h11.ERROR)  # not a WebSocket's
 
     def _arm(self) -> None:
         self._disarm()
