@@ -86,11 +86,28 @@ def test_unknown_template_lists_known_ones() -> None:
         ({**TEMPLATE, "output": {"type": "json", "schema": {"type": "nope"}}}, "JSON Schema"),
         ({**TEMPLATE, "id": "Bad Id"}, "id"),
         ({"id": "x"}, "user"),
+        # Compiling alone would defer a filter under an ``if`` to the render of such a record.
+        (
+            {**TEMPLATE, "user": "{% if rating == 5 %}{{ topic | shout }}{% endif %}"},
+            "user prompt, line 1: no filter named 'shout'",
+        ),
+        ({**TEMPLATE, "system": "{{ topic is loud }}"}, "system prompt, line 1: no test named"),
     ],
 )
 def test_malformed_templates_are_refused(broken: dict[str, object], message: str) -> None:
     with pytest.raises(TemplateError, match=message):
         parse_template(broken, source="t.yaml")
+
+
+def test_a_render_over_its_bounds_is_a_template_error() -> None:
+    """The sandbox bounds ``*`` and ``**`` in prompts as in recipes' expressions: a sequence
+    of a trillion characters is refused, not allocated."""
+    template = parse_template({**TEMPLATE, "user": "{{ topic * 10**12 }}"}, source="t.yaml")
+    with pytest.raises(TemplateError, match="template 'demo': sequence too long"):
+        template.render(template.sample_variables(seed=1, index=0))
+    divides = parse_template({**TEMPLATE, "user": "{{ words / 0 }}"}, source="t.yaml")
+    with pytest.raises(TemplateError, match="template 'demo': division by zero"):
+        divides.render(divides.sample_variables(seed=1, index=0))
 
 
 def test_template_files_and_user_directory(tmp_path: Path) -> None:

@@ -33,18 +33,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error
+from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.validation.safe_schema import compiled, instance_problem
 
 if TYPE_CHECKING:
     from textnlp.generation.recipes.recipe import Recipe
-
-_JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
 class Variable(BaseModel):
@@ -91,7 +89,7 @@ class Variable(BaseModel):
                 return rng.randint(low, high)
             return round(rng.uniform(float(low), float(high)), 3)
         if self.expr is not None:
-            return _natural(_JINJA.from_string(self.expr).render(context).strip())
+            return _natural(JINJA.from_string(self.expr).render(context).strip())
         return self.value
 
 
@@ -150,9 +148,9 @@ class PromptTemplate(BaseModel):
             if text is None:
                 continue
             try:
-                _JINJA.from_string(text)  # compiled: an unknown filter or test is found here
-            except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
-                raise ValueError(f"{where}, line {exc.lineno}: {exc.message}") from None
+                check_templates(text)
+            except ValueError as exc:
+                raise ValueError(f"{where}, {exc}") from None
         return self
 
     def sample_variables(
@@ -183,10 +181,11 @@ class PromptTemplate(BaseModel):
     def render(self, variables: dict[str, Any]) -> tuple[str | None, str]:
         """The system and user prompts for these variables."""
         try:
-            system = _JINJA.from_string(self.system).render(variables) if self.system else None
-            user = _JINJA.from_string(self.user).render(variables)
-        except jinja2.UndefinedError as exc:
-            raise TemplateError(f"template {self.id!r}: {exc.message}") from None
+            system = JINJA.from_string(self.system).render(variables) if self.system else None
+            user = JINJA.from_string(self.user).render(variables)
+        except _EXPRESSION_ERRORS as exc:  # an undefined name, 1/0, a sequence too long...
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            raise TemplateError(f"template {self.id!r}: {message}") from None
         return (system.strip() if system else None), user.strip()
 
     def request(

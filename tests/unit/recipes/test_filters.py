@@ -84,6 +84,11 @@ def test_expression_pass_reject_and_errors() -> None:
     assert load(rule="expression", expr="missing").check({}).startswith("expression error")
 
 
+def test_expression_with_an_unknown_filter_anywhere_is_refused_at_load() -> None:
+    with pytest.raises(ValidationError, match="expression does not parse: no filter named 'up'"):
+        load(rule="expression", expr="(answer | up) if rating else true")
+
+
 def test_expression_sandbox_refuses_and_bounds() -> None:
     rule = load(rule="expression", expr="answer.__class__.__mro__")
     assert rule.check({"answer": "x"}).startswith("expression error: access to attribute")

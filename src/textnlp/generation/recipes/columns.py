@@ -14,39 +14,13 @@ from typing import Any, ClassVar, Literal
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from textnlp.domain import ChatMessage, GenerationParams, GenerationRequest
+from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.templates import extract_json_object
 from textnlp.validation.safe_schema import compiled, instance_problem
-
-JINJA = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
-
-
-def check_templates(*texts: str | None) -> None:
-    """Check Jinja2 ``texts`` as a render would: a syntax error, or an unknown filter or test
-    (``{{ n | nosuchfilter }}``), raises ``ValueError`` naming it and its line."""
-    for text in texts:
-        if not text:
-            continue
-        try:
-            tree = JINJA.parse(text)
-            # Parsing accepts any filter or test name, and compiling defers those under an
-            # ``if`` to the render; the environment's filters and tests are fixed, so a name
-            # it lacks anywhere is a mistake.
-            for node in tree.find_all((nodes.Filter, nodes.Test)):
-                kind, known = (
-                    ("filter", JINJA.filters)
-                    if isinstance(node, nodes.Filter)
-                    else ("test", JINJA.tests)
-                )
-                if node.name not in known:
-                    raise ValueError(f"line {node.lineno}: no {kind} named {node.name!r}")
-            JINJA.compile(text)  # what else compiling finds (a block defined twice...)
-        except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
-            raise ValueError(f"line {exc.lineno}: {exc.message}") from None
 
 
 def template_names(*texts: str | None) -> dict[str, set[str]]:

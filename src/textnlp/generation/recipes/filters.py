@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import operator
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -29,21 +28,16 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import jinja2
 from jinja2 import meta
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from textnlp.errors import InvalidParameter
+from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.recipes.refusals import builtin_match, strings
 from textnlp.validation.safe_regex import UnsafePattern, compile_pattern
 from textnlp.validation.safe_schema import compiled
 
 #: Characters of a value or pattern quoted in a reason.
 SNIPPET_CHARS = 40
-#: Longest sequence an expression may build with ``*`` and bits of an integer ``**`` result.
-MAX_EXPRESSION_ITEMS = 1_000_000
-MAX_EXPRESSION_BITS = 1_000_000
 
 
 def _snippet(text: str) -> str:
@@ -96,38 +90,9 @@ class _Reject(str):
 
 
 # expression ----------------------------------------------------------------------------------
-class _BoundedSandbox(SandboxedEnvironment):
-    """The sandbox with ``*`` and ``**`` bounded: ``'x' * 10**12`` would exhaust memory.
-
-    (Other costly calls, e.g. ``'%0999999999d' % 1``, stay possible: an expression is the
-    recipe author's, as a template prompt is.)
-    """
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "*":
-            for seq, times in ((left, right), (right, left)):
-                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
-                if sized and len(seq) * times > MAX_EXPRESSION_ITEMS:
-                    raise SecurityError("sequence too long")
-            return operator.mul(left, right)
-        if (
-            isinstance(left, int)
-            and isinstance(right, int)
-            and right > 0
-            and max(abs(left).bit_length(), 1) * right > MAX_EXPRESSION_BITS
-        ):
-            raise SecurityError("number too large")
-        return operator.pow(left, right)
-
-
-_JINJA = _BoundedSandbox(undefined=jinja2.StrictUndefined)
-
-
 @functools.lru_cache(maxsize=256)
 def _expression(expr: str) -> Callable[..., Any]:
-    return _JINJA.compile_expression(expr, undefined_to_none=False)
+    return JINJA.compile_expression(expr, undefined_to_none=False)
 
 
 class ExpressionFilter(_Rule):
@@ -141,13 +106,16 @@ class ExpressionFilter(_Rule):
     def _parses(cls, expr: str) -> str:
         try:
             _expression(expr)
+            check_templates("{{ (" + expr + ") }}")  # an unknown filter under an ``if`` too
         except jinja2.TemplateSyntaxError as exc:
             raise ValueError(f"expression does not parse: {exc.message}") from None
+        except ValueError as exc:
+            raise ValueError(f"expression does not parse: {str(exc).partition(': ')[2]}") from None
         return expr
 
     def references(self) -> set[str]:
-        names = meta.find_undeclared_variables(_JINJA.parse("{{ (" + self.expr + ") }}"))
-        return set(names) - set(_JINJA.globals)  # range, dict...: Jinja's, not columns
+        names = meta.find_undeclared_variables(JINJA.parse("{{ (" + self.expr + ") }}"))
+        return set(names) - set(JINJA.globals)  # range, dict...: Jinja's, not columns
 
     def check(self, row: Mapping[str, Any]) -> str | None:
         try:

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from textnlp.errors import RecipeError, first_error
 from textnlp.generation.export import RESERVED_COLUMNS, ExportSpec
+from textnlp.generation.jinja_sandbox import JINJA
 from textnlp.generation.recipes.columns import (
-    JINJA,
     Dialogue,
     Expression,
     LlmJudge,

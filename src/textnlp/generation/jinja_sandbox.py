@@ -1,0 +1,70 @@
+"""The one Jinja2 environment that templates' prompts and variables and recipes' columns and
+filters render in, and the check of a text against it at load time.
+
+Sandboxed (no attribute of Python's internals), strict (an undefined name is an error, not an
+empty string) and with ``*`` and ``**`` bounded: ``'x' * 10**12`` would exhaust memory.
+Other costly calls, e.g. ``'%0999999999d' % 1``, stay possible: a template or recipe is its
+author's, loaded from a file, not a request's.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
+
+#: Longest sequence an expression may build with ``*`` and bits of an integer ``**`` result.
+MAX_EXPRESSION_ITEMS = 1_000_000
+MAX_EXPRESSION_BITS = 1_000_000
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_EXPRESSION_ITEMS:
+                    raise SecurityError("sequence too long")
+            return operator.mul(left, right)
+        if (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and right > 0
+            and max(abs(left).bit_length(), 1) * right > MAX_EXPRESSION_BITS
+        ):
+            raise SecurityError("number too large")
+        return operator.pow(left, right)
+
+
+JINJA = _BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+def check_templates(*texts: str | None) -> None:
+    """Check Jinja2 ``texts`` as a render would: a syntax error, or an unknown filter or test
+    (``{{ n | nosuchfilter }}``), raises ``ValueError`` naming it and its line."""
+    for text in texts:
+        if not text:
+            continue
+        try:
+            tree = JINJA.parse(text)
+            # Parsing accepts any filter or test name, and compiling defers those under an
+            # ``if`` to the render; the environment's filters and tests are fixed, so a name
+            # it lacks anywhere is a mistake.
+            for node in tree.find_all((nodes.Filter, nodes.Test)):
+                kind, known = (
+                    ("filter", JINJA.filters)
+                    if isinstance(node, nodes.Filter)
+                    else ("test", JINJA.tests)
+                )
+                if node.name not in known:
+                    raise ValueError(f"line {node.lineno}: no {kind} named {node.name!r}")
+            JINJA.compile(text)  # what else compiling finds (a block defined twice...)
+        except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
+            raise ValueError(f"line {exc.lineno}: {exc.message}") from None
