@@ -128,14 +128,17 @@ def public_body(exc: TextNLPError) -> dict[str, Any]:
 
 def validation_errors(errors: Any) -> list[dict[str, Any]]:
     """Pydantic's errors without the input echoed back (it may hold a password)."""
-    return [
-        {
-            "loc": [str(part) for part in error.get("loc", ())],
-            "msg": str(error.get("msg", "")),
-            "type": str(error.get("type", "")),
-        }
-        for error in errors
-    ]
+    return [_validation_error(error) for error in errors]
+
+
+def _validation_error(error: Any) -> dict[str, Any]:
+    loc = [str(part) for part in error.get("loc", ())]
+    msg = str(error.get("msg", ""))
+    if error.get("type") == "json_invalid":  # FastAPI puts the offset where a field would be
+        reason = (error.get("ctx") or {}).get("error") or msg
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        loc, msg = loc[:1], f"invalid JSON: {reason}{at}"
+    return {"loc": loc, "msg": msg, "type": str(error.get("type", ""))}
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
@@ -244,9 +247,8 @@ def openai_validation(errors: list[dict[str, Any]]) -> JSONResponse:
     """A body that does not parse or validate: 400, ``param`` naming the first field."""
     first = errors[0] if errors else {"loc": [], "type": ""}
     if first["type"] == "json_invalid":
-        return openai_json(
-            400, f"could not parse the JSON body: {first['msg']}", "invalid_request_error"
-        )
+        reason = str(first["msg"]).removeprefix("invalid JSON: ")
+        return openai_json(400, f"could not parse the JSON body: {reason}", "invalid_request_error")
     param = ".".join(part for part in first["loc"] if part != "body") or None
     return openai_json(400, validation_message(errors), "invalid_request_error", param)
 

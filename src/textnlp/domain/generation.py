@@ -16,7 +16,7 @@ Role = Literal["system", "user", "assistant"]
 class GenerationParams(BaseModel):
     """Sampling parameters, the same for every backend."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_tokens: int = Field(256, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float = Field(0.7, ge=0.0, le=2.0)

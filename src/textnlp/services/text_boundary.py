@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 Location = tuple[str | int, ...]
@@ -76,7 +76,10 @@ def _location(link: _Link) -> Location:
 
 
 class TextBoundary(BaseModel):
-    """Base of models that take text from outside: invalid Unicode anywhere is a 422."""
+    """Base of models that take text from outside: invalid Unicode anywhere is a 422, and so is
+    a number that is not finite (JSON's ``NaN``, which Python's parser takes)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

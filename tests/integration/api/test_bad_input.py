@@ -70,7 +70,20 @@ def test_invalid_generation_bodies_are_422(api: Api, body: dict[str, object], wh
 
 def test_malformed_json_and_wrong_content(api: Api) -> None:
     headers = {**api.headers("alice"), "Content-Type": "application/json"}
-    assert_error(api.client.post(TEXT, content=b'{"prompt": ', headers=headers), 422)
+    error = assert_error(api.client.post(TEXT, content=b'{"prompt": ', headers=headers), 422)
+    # What is wrong and where, not the offset shown as if it were a field ("11: JSON ...").
+    assert error["message"] == "body: invalid JSON: Expecting value at character 11"
+    assert error["errors"] == [  # type: ignore[comparison-overlap]
+        {
+            "loc": ["body"],
+            "msg": "invalid JSON: Expecting value at character 11",
+            "type": "json_invalid",
+        }
+    ]
+    for number in (b"NaN", b"Infinity", b"-Infinity"):  # Python's parser takes them
+        body = b'{"prompt": "hi", "temperature": ' + number + b"}"
+        error = assert_error(api.client.post(TEXT, content=body, headers=headers), 422)
+        assert error["message"] == "temperature: Input should be a finite number"
     assert_error(api.client.post(TEXT, content=b"[1, 2]", headers=headers), 422)
     assert_error(api.client.post(TEXT, content=b"\xff\xfe", headers=headers), 422)
 

@@ -343,6 +343,11 @@ def test_malformed_json_and_unknown_routes(sqlite_api: Api) -> None:
         response = sqlite_api.client.post(CHAT, content=raw, headers=headers)
         assert_openai_error(response, 400)
     assert_openai_error(sqlite_api.client.get("/v1/nothing", headers=headers), 404, "unknown_url")
+    bad = sqlite_api.client.post(CHAT, content=b'{"model": }', headers=headers).json()["error"]
+    assert bad["message"] == "could not parse the JSON body: Expecting value at character 10"
+    nan = b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": NaN}'
+    bad = sqlite_api.client.post(CHAT, content=nan, headers=headers).json()["error"]
+    assert bad["param"] == "top_p" and "finite number" in bad["message"]
     # The native routes keep their own shape and 422.
     native = sqlite_api.client.post(
         "/api/v1/generate/text", json={"prompt": 1}, headers=sqlite_api.headers("alice")
