@@ -70,6 +70,9 @@ def test_login_generate_stream_and_logout(server: str, served: Served) -> None:
             client.list_models()
     with TextNLPClient(server, api_key=key) as service_account:
         assert service_account.get_model("smollm2-135m").available
+    with TextNLPClient(server, api_key="not-a-key") as stranger, pytest.raises(ApiError) as refused:
+        list(stranger.stream_events(prompt="x"))  # the WebSocket's handshake, refused
+    assert refused.value.status == 401 and refused.value.type == "authentication_error"
     log = served.log_text()
     assert '"request_id"' in log and PASSWORD not in log
 

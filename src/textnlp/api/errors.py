@@ -39,7 +39,7 @@ import logging
 import math
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -177,6 +177,17 @@ def ws_error_message(exc: BaseException) -> dict[str, Any]:
         "type": "error",
         "error": {"type": "internal_error", "message": "internal error", "status": 500},
     }
+
+
+async def refuse_websocket(websocket: WebSocket, exc: TextNLPError) -> None:
+    """A WebSocket handshake refused as an HTTP route answers (401, 429 with ``Retry-After``)
+    where the server can send an answer (ASGI's denial-response extension, which uvicorn has);
+    else closed with code 1008, which the server answers 403."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        status, body, headers = error_for(exc)
+        await websocket.send_denial_response(error_json(status, body, headers))
+    else:
+        await websocket.close(code=1008, reason=exc.message[:120])
 
 
 def bad_request_message(message: str) -> dict[str, Any]:

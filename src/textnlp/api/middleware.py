@@ -122,7 +122,7 @@ class RequestContextMiddleware:
             return message
 
         async def tracked_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 status["code"] = message["status"]
                 status["sent"] = True
                 message.setdefault("headers", [])

@@ -24,6 +24,7 @@ from textnlp.client.core import (
     ApiError,
     TokenState,
     generate_body,
+    handshake_error,
     invoke_body,
     raise_for_error,
     sse_chunk,
@@ -153,12 +154,17 @@ class AsyncTextNLPClient:
         """The WebSocket ``generate/stream``: ``{"type": "token", "text"}`` events as they
         come, then ``{"type": "done", "finish_reason", "usage"}``. Errors raise ``ApiError``."""
         from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
 
         message = stream_message(generate_body(**fields))
         if self.tokens.should_refresh():
             await self.refresh()
         url = stream_url(self._http.base_url)
-        async with connect(url, additional_headers=self._headers(True)) as socket:
+        try:
+            socket = await connect(url, additional_headers=self._headers(True))
+        except InvalidStatus as refused:
+            raise handshake_error(refused) from None
+        async with socket:
             await socket.send(message)
             async for raw in socket:
                 event = stream_event(raw)

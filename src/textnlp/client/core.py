@@ -35,15 +35,26 @@ class ApiError(TextNLPError):
 
 
 def raise_for_error(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
+    if response.status_code >= 400:
+        raise _api_error(response.status_code, response.content, response.reason_phrase)
+
+
+def handshake_error(refused: Any) -> ApiError:
+    """A WebSocket handshake the server answered with an error (``websockets``'
+    ``InvalidStatus``), as the ``ApiError`` the same answer to an HTTP request raises."""
+    response = refused.response
+    return _api_error(response.status_code, response.body, response.reason_phrase)
+
+
+def _api_error(status: int, content: bytes, reason: str) -> ApiError:
     try:
-        body = response.json().get("error", {})
-    except (json.JSONDecodeError, AttributeError):
+        body = json.loads(content).get("error", {})
+    except (ValueError, AttributeError):  # not JSON, not UTF-8, not an object
         body = {}
     if not isinstance(body, dict) or "message" not in body:
-        body = {"type": "http_error", "message": response.text[:200] or response.reason_phrase}
-    raise ApiError(response.status_code, body)
+        text = content.decode("utf-8", errors="replace")[:200]
+        body = {"type": "http_error", "message": text or reason}
+    return ApiError(status, body)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from textnlp.client.core import (
     ApiError,
     TokenState,
     generate_body,
+    handshake_error,
     invoke_body,
     raise_for_error,
     sse_chunk,
@@ -150,13 +151,18 @@ class TextNLPClient:
     def stream_events(self, **fields: Any) -> Iterator[dict[str, Any]]:
         """The WebSocket ``generate/stream``: ``{"type": "token", "text"}`` events as they
         come, then ``{"type": "done", "finish_reason", "usage"}``. Errors raise ``ApiError``."""
+        from websockets.exceptions import InvalidStatus
         from websockets.sync.client import connect
 
         message = stream_message(generate_body(**fields))
         if self.tokens.should_refresh():
             self.refresh()
         url = stream_url(self._http.base_url)
-        with connect(url, additional_headers=self._headers(True)) as socket:
+        try:
+            socket = connect(url, additional_headers=self._headers(True))
+        except InvalidStatus as refused:
+            raise handshake_error(refused) from None
+        with socket:
             socket.send(message)
             for raw in socket:
                 event = stream_event(raw)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import WebSocketDenialResponse
 
 from tests.support.api import Api, make_settings, start_api
 
@@ -136,6 +137,14 @@ def test_rate_limit_answers_429_with_retry_after(bounded_api: Api) -> None:
     # Alice has her own bucket.
     alice = bounded_api.headers("alice")
     assert bounded_api.client.get("/api/v1/models/list", headers=alice).status_code == 200
+    # The WebSocket's handshake takes a token too, and is refused as a route is: 429, not 403.
+    with (
+        pytest.raises(WebSocketDenialResponse) as refused,
+        bounded_api.client.websocket_connect("/api/v1/generate/stream", headers=headers),
+    ):
+        pass
+    assert refused.value.status_code == 429 and int(refused.value.headers["Retry-After"]) >= 1
+    assert refused.value.json()["error"]["type"] == "quota_exceeded"
 
 
 def test_wrong_types_on_other_routes(api: Api, tmp_path: Path) -> None:

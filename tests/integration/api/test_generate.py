@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from starlette.websockets import WebSocketDisconnect
+from starlette.testclient import WebSocketDenialResponse
 
 from tests.support.api import Api
 
@@ -103,12 +103,16 @@ def test_websocket_streams_tokens_then_usage(sqlite_api: Api) -> None:
 
 def test_websocket_refuses_bad_credentials(sqlite_api: Api) -> None:
     url = "/api/v1/generate/stream?access_token=bad"
-    with pytest.raises(WebSocketDisconnect) as refused, sqlite_api.client.websocket_connect(url):
+    with (
+        pytest.raises(WebSocketDenialResponse) as refused,
+        sqlite_api.client.websocket_connect(url),
+    ):
         pass
-    assert refused.value.code == 1008
+    assert refused.value.status_code == 401  # the answer an HTTP route gives, in its shape
+    assert refused.value.json()["error"]["type"] == "authentication_error"
     # Counted (and logged) as the refusal the client saw, not as a server error.
     metrics = sqlite_api.client.app.state.metrics.render().decode()  # type: ignore[attr-defined]
-    assert 'route="/api/v1/generate/stream",status="403"' in metrics
+    assert 'route="/api/v1/generate/stream",status="401"' in metrics
     assert 'route="/api/v1/generate/stream",status="500"' not in metrics
 
 

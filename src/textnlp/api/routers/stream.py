@@ -4,11 +4,12 @@ Authenticate with ``Authorization: Bearer ...`` or ``?access_token=...`` (browse
 headers on a WebSocket). Then send requests, one at a time, in the body format of
 ``POST /generate/text``; the server answers ``{"type": "token", "text"}`` per piece and
 ``{"type": "done", "finish_reason", "usage"}`` at the end, or ``{"type": "error", "error"}``.
-Bad credentials close the socket with code 1008 before it is accepted. A binary frame is not
-a request: it answers an error event and the socket stays open for the next one. Every request
-frame takes a token from the caller's rate-limit bucket, as an HTTP request does (the handshake
-took one too); an empty bucket answers a ``quota_exceeded`` error event with ``retry_after``,
-and the socket stays open.
+A handshake with bad credentials, or over the rate limit, is refused with the HTTP answer a
+route gives (401, 429 with ``Retry-After``). A binary frame is not a request: it answers an
+error event and the socket stays open for the next one. Every request frame takes a token from
+the caller's rate-limit bucket, as an HTTP request does (the handshake took one too); an empty
+bucket answers a ``quota_exceeded`` error event with ``retry_after``, and the socket stays
+open.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from textnlp.api.deps import authenticate_async, enforce_rate_limit_async
-from textnlp.api.errors import bad_request_message, ws_error_message
+from textnlp.api.errors import bad_request_message, refuse_websocket, ws_error_message
 from textnlp.api.schemas import StreamRequest
 from textnlp.api.serving import CompletionsServing
 from textnlp.errors import TextNLPError
@@ -43,7 +44,7 @@ async def stream_tokens(websocket: WebSocket) -> None:
     try:
         principal = await authenticate_async(websocket, _credential(websocket))
     except TextNLPError as exc:
-        await websocket.close(code=1008, reason=exc.message[:120])
+        await refuse_websocket(websocket, exc)
         return
     await websocket.accept()
     serve: CompletionsServing = websocket.app.state.serving
