@@ -49,6 +49,20 @@ def test_a_fixed_value_the_template_cannot_take(tmp_path: Path, var: str, messag
     refused(textnlp("preview", "product-review", "-n", "1", "--var", var, cwd=tmp_path), message)
 
 
+def test_a_fixed_value_the_recipe_cannot_take(tmp_path: Path) -> None:
+    """As for a template: refused before a model runs, not found by every candidate."""
+    out = tmp_path / "out.jsonl"
+    out.write_text(KEPT)
+    message = "--var category='furniture': column product: 'dict object' has no attribute"
+    result = textnlp("generate", "-r", "product-reviews", "-n", "2", "-o", str(out),
+                     "--var", "category=furniture", cwd=tmp_path)  # fmt: skip
+    refused(result, message)
+    assert out.read_text() == KEPT
+    preview = textnlp("preview", "product-reviews", "-n", "1", "--var", "category=furniture",
+                      cwd=tmp_path)  # fmt: skip
+    refused(preview, message)
+
+
 @pytest.mark.parametrize(
     ("variables", "user", "message"),
     [

@@ -477,7 +477,8 @@ def _recipe_builder(
     spec: ModelSpec, request: DatasetRequest, spec_of: SpecOf, backend_of: BackendOf
 ) -> RecordBuilder:
     """A recipe run's record builder; building it checks the recipe whole (seed files, each
-    llm column's model and parameters, fixed values) and the candidate budget."""
+    llm column's model and parameters, fixed values and what record 0 makes of them) and the
+    candidate budget."""
     recipe = request.template
     assert isinstance(recipe, Recipe)
     if request.candidates < request.count:
@@ -485,7 +486,7 @@ def _recipe_builder(
             f"--max-candidates {request.candidates} cannot give {request.count} records"
         )
     recipe.prepare()
-    return RecordBuilder(
+    builder = RecordBuilder(
         recipe,
         run_model=spec.id,
         run_params=request.params,
@@ -494,6 +495,8 @@ def _recipe_builder(
         spec_of=spec_of,
         backend_of=backend_of,
     )
+    builder.check_fixed()
+    return builder
 
 
 def _only(spec: ModelSpec) -> SpecOf:

@@ -180,6 +180,12 @@ class RecordBuilder:
         if name in self.fixed:
             row[name] = self.fixed[name]
             return None
+        failure = self._compute(name, index, row)
+        return None if failure is None else ("failed", failure)
+
+    def _compute(self, name: str, index: int, row: dict[str, Any]) -> str | None:
+        """A sampler's or expression's value into ``row``; else why it has none."""
+        column = self.recipe.columns[name]
         try:
             if isinstance(column, Expression):
                 row[name] = column.evaluate(row)
@@ -189,10 +195,38 @@ class RecordBuilder:
                 )
                 row[name] = column.sample(ctx)  # type: ignore[union-attr]
         except jinja2.UndefinedError as exc:
-            return ("failed", f"column {name}: {exc.message}")
+            return f"column {name}: {exc.message}"
         except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
             # an expression over a value it cannot take: this candidate fails, not the run
-            return ("failed", f"column {name}: {exc}")
+            return f"column {name}: {exc}"
+        return None
+
+    def check_fixed(self) -> None:
+        """Refuse, before any model runs, ``--var`` values that the recipe's expressions cannot
+        take: record 0's sampler and expression columns are computed with the fixed values and
+        without, and a failure only with them is the values' (each candidate would fail on it)."""
+        if not self.fixed:
+            return
+        failure = self._cheap_failure(self.fixed)
+        if failure is not None and self._cheap_failure({}) is None:
+            given = ", ".join(f"{k}={v!r}" for k, v in self.fixed.items())
+            raise InvalidParameter(f"--var {given}: {failure}")
+
+    def _cheap_failure(self, fixed: dict[str, Any]) -> str | None:
+        """The first failure among record 0's columns that need no model, given ``fixed``."""
+        row: dict[str, Any] = {}
+        for name in self._order:
+            column = self.recipe.columns[name]
+            if getattr(column, "type", "") == "filter" or isinstance(column, _LlmColumn | Dialogue):
+                continue
+            if not self._graph[name] <= row.keys():
+                continue  # it reads a model's answer
+            if name in fixed:
+                row[name] = fixed[name]
+                continue
+            failure = self._compute(name, 0, row)
+            if failure is not None:
+                return failure
         return None
 
     async def _llm_cell(
