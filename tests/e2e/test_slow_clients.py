@@ -34,6 +34,8 @@ LIMITS = {
     "TEXTNLP_API__REQUEST_BODY_TIMEOUT_S": "2",
     "TEXTNLP_API__KEEP_ALIVE_TIMEOUT_S": "1",
     "TEXTNLP_API__MAX_CONCURRENT_REQUESTS": "2",
+    # The default burst, refilling too slowly for a slow machine's guesses to earn one back.
+    "TEXTNLP_API__LOGIN_LIMIT_PER_USERNAME": "[0.0001, 10]",
 }
 
 

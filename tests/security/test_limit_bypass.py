@@ -21,8 +21,13 @@ MODELS = "/api/v1/models/list"
 PROXY = ("10.0.1.5", 40000)
 
 
+#: The login limits' bursts as configured by default, refilling too slowly to matter here: the
+#: tests count refusals, and a slow machine's guesses must not earn tokens back meanwhile.
+SLOW_REFILL = {"login_limit_per_username": (0.0001, 10), "login_limit_per_address": (0.0001, 30)}
+
+
 def client_for(home: Path, **api: Any) -> Iterator[TestClient]:
-    app = create_app(make_settings(home, api=api))
+    app = create_app(make_settings(home, api={**SLOW_REFILL, **api}))
     with TestClient(app, raise_server_exceptions=False, client=PROXY) as client:
         for name in ("alice", "bob", *(f"user{n}" for n in range(40))):
             app.state.auth.create_user(name, PASSWORD)

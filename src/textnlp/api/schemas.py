@@ -21,7 +21,8 @@ TEMPLATE_ID = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 class _Request(TextBoundary):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a JSON body's "2" is not the number 2, nor "yes" a boolean (as OpenAI's API).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Response(BaseModel):

@@ -55,6 +55,8 @@ def bounded_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
         ({"prompt": "hi", "n": 17}, "n"),
         ({"prompt": "hi", "seed": -1}, "seed"),
         ({"prompt": "hi", "max_tokens": "many"}, "max_tokens"),
+        ({"prompt": "hi", "max_tokens": "2"}, "max_tokens"),  # strict: no text read as a number
+        ({"prompt": "hi", "stream": "yes"}, "stream"),
         ({"prompt": "hi", "bogus": True}, "bogus"),
         ({"prompt": ["not", "a", "string"]}, "prompt"),
         ({}, "prompt"),

@@ -348,6 +348,9 @@ def test_malformed_json_and_unknown_routes(sqlite_api: Api) -> None:
     nan = b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": NaN}'
     bad = sqlite_api.client.post(CHAT, content=nan, headers=headers).json()["error"]
     assert bad["param"] == "top_p" and "finite number" in bad["message"]
+    typed = b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": "2"}'
+    bad = sqlite_api.client.post(CHAT, content=typed, headers=headers).json()["error"]
+    assert bad["param"] == "max_tokens" and bad["message"].endswith("a valid integer")
     # The native routes keep their own shape and 422.
     native = sqlite_api.client.post(
         "/api/v1/generate/text", json={"prompt": 1}, headers=sqlite_api.headers("alice")

@@ -30,7 +30,8 @@ MODEL_ID = Field(max_length=200, description="A model id of `GET /v1/models`.")
 
 
 class _Request(TextBoundary):
-    model_config = ConfigDict(extra="ignore")
+    # Strict, as OpenAI's API: "max_tokens": "2" is refused, not read as 2.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class _Response(BaseModel):
