@@ -100,9 +100,23 @@ async def test_async_client_runs_a_batch_job(server: str) -> None:
         assert job["id"] in [j["id"] for j in await client.list_jobs()]
         spare = await client.submit_batch({"prompts": ["Say bye."]})
         assert (await client.cancel_job(spare["id"]))["state"] == "cancelled"
-        worked = await asyncio.to_thread(textnlp, "worker", "--once", "--wait", "0.5")
-        assert worked.returncode == 0, worked.stderr
+        # A prompt longer than the model's context fails its record alone, not the job; a job
+        # whose every record failed is failed, saying why.
+        too_long = "word " * 6000
+        params = {"max_tokens": 4}
+        mixed = await client.submit_batch({"prompts": ["Say hi.", too_long], "params": params})
+        lost = await client.submit_batch({"prompts": [too_long], "params": params})
+        for _ in range(3):  # one job per --once
+            worked = await asyncio.to_thread(textnlp, "worker", "--once", "--wait", "0.5")
+            assert worked.returncode == 0, worked.stderr
         assert (await client.job_status(job["id"]))["state"] == "succeeded"
+        mixed_now = await client.job_status(mixed["id"])
+        assert mixed_now["state"] == "succeeded", mixed_now
+        assert mixed_now["progress"] == {"done": 2, "total": 2, "failed": 1}
+        lost_now = await client.job_status(lost["id"])
+        assert lost_now["state"] == "failed", lost_now
+        assert lost_now["error"].startswith("every record failed (1); the first: ")
+        assert "context" in lost_now["error"]
         sink = io.BytesIO()
         written = await client.download_results(job["id"], sink)
         lines = sink.getvalue().decode().splitlines()

@@ -23,6 +23,7 @@ from textnlp.services.batch_requests import (
     batch_requests_template,
     is_batch_request,
     jsonl_lines,
+    line_failure,
     parse_line_json,
 )
 from textnlp.services.job_models import PromptItem
@@ -40,6 +41,11 @@ class PromptListTemplate(PromptTemplate):
     ) -> dict[str, Any]:
         item = self.prompts[index]
         return {**item.variables, "prompt": item.prompt, "system": item.system or ""}
+
+    def request_failure(self, exc: Exception) -> dict[str, Any] | None:
+        """A prompt the model refuses (one longer than its context...) fails its record alone,
+        as a batch file's line does: one long prompt must not lose the job's other records."""
+        return line_failure(exc)
 
 
 def prompt_list_template(items: list[PromptItem]) -> PromptTemplate:

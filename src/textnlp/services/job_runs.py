@@ -121,6 +121,10 @@ class JobRuns:
         row = self._store.get(job_id)
         if row is None:
             return False
+        failure = self._every_record_failed(job_id)
+        if failure is not None:  # nothing to validate or to download: the job failed
+            self._store.finish(job_id, "failed", error=failure, result_key=result_key)
+            return True
         if JobSpec.model_validate(row.spec).validation is None:
             self._store.finish(job_id, "succeeded", result_key=result_key)
             return True
@@ -128,6 +132,15 @@ class JobRuns:
         if self._store.hand_over(job_id, result_key, self.jobs.queues.validation.name, body):
             self.jobs.publish_pending(job_id=job_id)
         return False
+
+    def _every_record_failed(self, job_id: str) -> str | None:
+        """Why the job made no record, when none of its stored records is good."""
+        if self._store.count_records(job_id, ok_only=True):
+            return None
+        failed = self._store.count_records(job_id)
+        first = next(iter(self._store.iter_records(job_id, ok_only=False)), None)
+        reason = f"; the first: {first.error}" if first is not None and first.error else ""
+        return f"every record failed ({failed}){reason}"
 
     # -- result files -----------------------------------------------------------------------
     def upload_result(self, job_id: str, fmt: str, path: Path) -> str:
