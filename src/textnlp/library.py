@@ -16,10 +16,15 @@ A recipe can be built in Python as well as named (the same fields as its YAML)::
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from textnlp.config import Settings, load_settings
+from textnlp.errors import InvalidParameter
 from textnlp.generation.pipeline import DatasetSummary, OnRecord
 
 if TYPE_CHECKING:
@@ -59,6 +64,20 @@ async def agenerate_dataset(
     from textnlp.bootstrap import Platform
     from textnlp.services.generation import DatasetJob
 
+    _check_arguments(
+        template=template,
+        count=count,
+        output=output,
+        model=model,
+        variables=variables,
+        seed=seed,
+        concurrency=concurrency,
+        resume=resume,
+        settings=settings,
+        max_cost_usd=max_cost_usd,
+        max_candidates=max_candidates,
+        rejects=rejects,
+    )
     job = DatasetJob(
         template=template,
         count=count,
@@ -82,3 +101,63 @@ def generate_dataset(
 ) -> DatasetSummary:
     """Blocking form of ``agenerate_dataset`` (not for use inside a running event loop)."""
     return asyncio.run(agenerate_dataset(template, count, output, **kwargs))
+
+
+def _check_arguments(**arguments: Any) -> None:
+    """The arguments' types and bounds, as typer checks the CLI's options: a wrong one is an
+    ``InvalidParameter`` naming it, before anything is built (never a ``TypeError`` from inside,
+    nor a NaN seed or a half-written file)."""
+    try:
+        _arguments_model().model_validate(arguments)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0])
+        if name in _EXPECTED and error["type"].endswith("_type"):  # not one of a union's types
+            message = f"{name}: expected {_EXPECTED[name]}, not {type(arguments[name]).__name__}"
+            raise InvalidParameter(message, parameter=name) from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise InvalidParameter(f"{name}: {message}", parameter=name) from None
+
+
+#: What the arguments that take one of several types expect, said once.
+_EXPECTED = {
+    "template": "a template's or recipe's id or YAML file (str), or a textnlp.Recipe",
+    "output": "a file name (str or pathlib.Path)",
+    "rejects": "a file name (str or pathlib.Path) or None",
+}
+
+
+@functools.cache
+def _arguments_model() -> type[BaseModel]:
+    from textnlp.generation.recipes.recipe import Recipe as RecipeClass  # not at import time
+
+    class Arguments(BaseModel):
+        # Strict: "3" is not a count, True not a seed, a dict not a recipe.
+        model_config = ConfigDict(strict=True, arbitrary_types_allowed=True)
+
+        template: Annotated[str, Field(min_length=1)] | Recipe
+        count: int = Field(ge=1)
+        output: Annotated[str | Path, AfterValidator(_file_name)]
+        model: str | None
+        variables: dict[str, Any] | None
+        seed: int
+        concurrency: int | None = Field(ge=1)
+        resume: bool
+        settings: Settings | None
+        max_cost_usd: float | None = Field(ge=0, allow_inf_nan=False)
+        max_candidates: int | None = Field(ge=1)
+        rejects: Annotated[str | Path, AfterValidator(_file_name)] | None
+
+    Arguments.model_rebuild(_types_namespace={"Recipe": RecipeClass})  # a name local to here
+    return Arguments
+
+
+def _file_name(path: str | Path) -> str | Path:
+    text = str(path)
+    if not text or "\x00" in text:
+        raise ValueError("not a file name")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise ValueError("not a file name this system can store") from None
+    return path

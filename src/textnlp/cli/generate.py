@@ -23,10 +23,10 @@ from rich.table import Table
 from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, err_console, parse_assignments, platform, settings
 from textnlp.domain import Record
-from textnlp.errors import InvalidParameter, QuotaExceeded, TextNLPError
+from textnlp.errors import QuotaExceeded, TextNLPError
 from textnlp.extras import require_extra
 from textnlp.generation.pipeline import DatasetSummary
-from textnlp.services.generation import DatasetJob
+from textnlp.services.generation import DatasetJob, check_count
 
 if TYPE_CHECKING:
     from textnlp.validation.models import DatasetReport
@@ -107,11 +107,7 @@ def generate(
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
     config = settings()
-    limit = config.generation.max_count
-    if job.count > limit:  # before anything is built, loaded or written
-        raise InvalidParameter(
-            f"count {job.count} is above the maximum of {limit} (TEXTNLP_GENERATION__MAX_COUNT)"
-        )
+    check_count(job.count, config)  # before anything is built, loaded or written
     if not use_cache:
         config = config.model_copy(
             update={"generation": config.generation.model_copy(update={"response_cache": False})}

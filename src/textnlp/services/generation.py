@@ -19,6 +19,7 @@ from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationRequest, ModelInfo, Record, TokenDelta
+from textnlp.errors import InvalidParameter
 from textnlp.generation.cache import CachedBackend, OwnerScopedCache, ResponseCache
 from textnlp.generation.card import DatasetCard, models_of, write_card
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
@@ -53,6 +54,15 @@ class DatasetJob:
     rejects: Path | None = None
 
 
+def check_count(count: int, settings: Settings) -> None:
+    """A run's count within the deployment's bound (``generation.max_count``)."""
+    limit = settings.generation.max_count
+    if count > limit:
+        raise InvalidParameter(
+            f"count {count} is above the maximum of {limit} (TEXTNLP_GENERATION__MAX_COUNT)"
+        )
+
+
 class GenerationService:
     """Everything generation needs, built from settings once per process."""
 
@@ -74,6 +84,7 @@ class GenerationService:
 
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
         """Resolve names to objects and check everything that can be checked before loading."""
+        check_count(job.count, self.settings)
         model_id = job.model or self.settings.default_model
         spec = self.catalogue.get(model_id)  # unknown model -> ModelNotFound, before loading
         self.spending.run_budget(job.max_cost_usd)  # a negative cap is refused here

@@ -1,0 +1,55 @@
+"""The library's arguments are checked as typer checks the CLI's options: a wrong type or bound
+is an ``InvalidParameter`` naming the argument, before any model or file (an audit found bare
+``TypeError``s, a NaN seed taken, and ``count=10**30`` running without end)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import textnlp
+from textnlp.errors import InvalidParameter
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"count": 2.5}, "count: Input should be a valid integer"),
+        ({"count": "3"}, "count: Input should be a valid integer"),
+        ({"count": True}, "count: Input should be a valid integer"),
+        ({"count": 0}, "count: Input should be greater than or equal to 1"),
+        ({"seed": math.nan}, "seed: Input should be a valid integer"),
+        ({"concurrency": "2"}, "concurrency: Input should be a valid integer"),
+        ({"max_candidates": "5"}, "max_candidates: Input should be a valid integer"),
+        ({"template": None}, "template: expected a template's or recipe's id or YAML file"),
+        ({"template": {"id": "x"}}, "or a textnlp.Recipe, not dict"),
+        ({"output": None}, "output: expected a file name (str or pathlib.Path), not NoneType"),
+        ({"output": "a\x00b.jsonl"}, "output: not a file name"),
+        ({"output": "\ud800.jsonl"}, "output: not a file name this system can store"),
+        ({"variables": ["a"]}, "variables: Input should be a valid dictionary"),
+        ({"settings": "x"}, "settings: Input should be a valid dictionary or instance"),
+        ({"max_cost_usd": math.nan}, "max_cost_usd: Input should be a finite number"),
+        ({"rejects": 5}, "rejects: expected a file name"),
+    ],
+)
+def test_a_wrong_argument_is_named(tmp_path: Path, given: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {
+        "template": "qa-pairs",
+        "count": 1,
+        "output": tmp_path / "x.jsonl",
+    } | given
+    with pytest.raises(InvalidParameter) as refused:
+        textnlp.generate_dataset(
+            arguments.pop("template"), arguments.pop("count"), arguments.pop("output"), **arguments
+        )
+    assert message in refused.value.message
+    assert list(tmp_path.glob("x.jsonl*")) == []  # nothing written, not even a partial file
+
+
+def test_the_count_bound_holds_for_the_library_too(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="above the maximum of 1000000"):
+        textnlp.generate_dataset("qa-pairs", 10**30, tmp_path / "x.jsonl")
+    assert list(tmp_path.glob("x.jsonl*")) == []
