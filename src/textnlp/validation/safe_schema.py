@@ -274,6 +274,16 @@ def _refused(reason: str) -> InvalidParameter:
     return InvalidParameter(f"json_schema cannot be used: {reason}", parameter="json_schema")
 
 
+#: Keywords whose values are data, not subschemas: a ``$ref`` key in them is a value.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+
+def _ref_refused(ref: str) -> InvalidParameter:
+    if ref.startswith("#"):
+        return _refused(f"$ref {ref!r} points at nothing in the schema")
+    return _refused(f"$ref {ref!r} is not inside the schema (references are never fetched)")
+
+
 class SafeSchema:
     """A checked schema, ready to validate many values (build one with ``compiled``)."""
 
@@ -288,6 +298,31 @@ class SafeSchema:
             cause = f" ({invalid.cause})" if invalid.cause is not None else ""
             raise _refused(f"{where}: {invalid.message}{cause}")
         self._validator = SafeValidator(self.schema, registry=_NO_RETRIEVAL)
+        unresolvable = self._unresolvable_ref()
+        if unresolvable is not None:
+            raise _ref_refused(unresolvable)
+
+    def _unresolvable_ref(self) -> str | None:
+        """A ``$ref`` that no validation can resolve, found now rather than by the first value
+        that reaches it (after a model was paid to make that value). Only in a schema without
+        ``$id``s: with them, where a relative reference points depends on its place."""
+        refs: list[str] = []
+        stack: list[Any] = [self.schema]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                if isinstance(node.get("$id"), str):
+                    return None
+                refs += [v for k in ("$ref", "$dynamicRef") if isinstance(v := node.get(k), str)]
+                stack.extend(v for k, v in node.items() if k not in _DATA_KEYWORDS)
+        for ref in refs:
+            try:
+                self._validator._resolver.lookup(ref)
+            except Unresolvable:
+                return ref
+        return None
 
     def first_error(self, instance: Any) -> ValidationError | None:
         """The first way ``instance`` breaks the schema, or None when it satisfies it.
@@ -302,12 +337,7 @@ class SafeSchema:
         try:
             error: ValidationError | None = next(self._validator.iter_errors(instance), None)
         except Unresolvable as exc:
-            ref = str(getattr(exc, "ref", "?"))
-            if ref.startswith("#"):
-                raise _refused(f"$ref {ref!r} points at nothing in the schema") from None
-            raise _refused(
-                f"$ref {ref!r} is not inside the schema (references are never fetched)"
-            ) from None
+            raise _ref_refused(str(getattr(exc, "ref", "?"))) from None
         except UnsafePattern as exc:
             raise _refused(str(exc)) from None
         except _OverBudget:

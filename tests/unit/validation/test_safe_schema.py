@@ -147,6 +147,26 @@ def test_remote_references_are_never_fetched(no_network: list[str], schema: dict
     assert no_network == []
 
 
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"$ref": "http://127.0.0.1:9/schema.json"}, "never fetched"),
+        ({"properties": {"a": {"items": {"$ref": "#/$defs/gone"}}}}, "points at nothing"),
+    ],
+)
+def test_an_unresolvable_reference_is_refused_when_compiled(
+    no_network: list[str], schema: dict[str, Any], message: str
+) -> None:
+    """Not first by a value that reaches it: a recipe's llm column would have paid a model."""
+    with pytest.raises(InvalidParameter, match=message):
+        SafeSchema(schema)
+    assert no_network == []
+    # A "$ref" key in data ("const", "enum"...) is a value, not a reference.
+    assert (
+        first({"const": {"$ref": "http://example.com/x"}}, {"$ref": "http://example.com/x"}) is None
+    )
+
+
 def test_local_references_and_the_meta_schemas_resolve(no_network: list[str]) -> None:
     schema = {
         "$defs": {"n": {"type": "integer", "minimum": 0}},
