@@ -79,7 +79,7 @@ class JobParams(BaseModel):
     No ``seed`` or ``n``: every record gets its own seed from the job's ``seed`` and its index.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)

@@ -82,6 +82,8 @@ def test_bad_input(jobs: JobService) -> None:
         jobs.submit(ALICE, spec(count=5000))
     with pytest.raises(ValidationError, match="temperature"):  # refused by the spec itself
         spec(params={"temperature": 9})
+    with pytest.raises(ValidationError, match="finite number"):  # not "less than 2"
+        spec(params={"temperature": float("nan")})
     with pytest.raises(ValidationError, match="Extra inputs"):
         spec(params={"temprature": 0.5})
     with pytest.raises(InvalidInput, match="does not fit the context"):  # a model-bound check
