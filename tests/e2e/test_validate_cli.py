@@ -135,3 +135,189 @@ def test_a_report_in_a_read_only_directory_is_refused_and_kept(tmp_path: Path) -
         locked.chmod(0o755)
     assert code != 0 and "near_duplicate_rate" not in output
     assert (locked / "r.html").read_text() == "an earlier report"
+
+
+# A report path that is an input, hostile files, the reference's field, the threshold's range.
+
+
+def _refused(*args: str) -> str:
+    """The one-line message of a command refused as bad input (exit 2 from the entry point)."""
+    result = CliRunner().invoke(_app(), ["validate", *args])
+    assert result.exception is not None and getattr(result.exception, "user_error", False), (
+        result.output,
+        result.exception,
+    )
+    message: str = result.exception.message  # type: ignore[attr-defined]
+    assert "\n" not in message
+    return message
+
+
+def test_a_report_over_the_dataset_is_refused_and_the_dataset_kept(tmp_path: Path) -> None:
+    data = tmp_path / "ds.json"
+    data.write_text(json.dumps([{"text": t} for t in GOOD]), encoding="utf-8")
+    before = data.read_bytes()
+    refused = subprocess.run(
+        [_textnlp(), "validate", str(data), "--no-embeddings", "--report", str(data)],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "is the dataset itself" in refused.stderr
+    assert refused.stdout == "" and data.read_bytes() == before
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink", "other spelling"])
+@pytest.mark.parametrize("noun", ["dataset", "reference", "gate"])
+def test_a_report_that_is_any_input_file_is_refused(tmp_path: Path, noun: str, link: str) -> None:
+    data = _write(tmp_path / "ds.jsonl", GOOD)
+    victim = tmp_path / f"{noun}.json"  # .json: a name a report may have (JSON is YAML too)
+    victim.write_text(
+        json.dumps([{"text": GOOD[0]}]) if noun != "gate" else '{"max_pii_rate": 0.5}',
+        encoding="utf-8",
+    )
+    before = victim.read_bytes()
+    report = tmp_path / "report.json"
+    if link == "same":
+        report = victim
+    elif link == "symlink":
+        report.symlink_to(victim)
+    elif link == "hardlink":
+        report.hardlink_to(victim)
+    else:
+        (tmp_path / "sub").mkdir()
+        report = tmp_path / "sub" / ".." / victim.name
+    args = [str(data)] if noun != "dataset" else [str(victim)]
+    if noun != "dataset":
+        args += [f"--{noun}", str(victim)]
+    message = _refused(*args, "--no-embeddings", "--report", str(report))
+    assert f"is the {noun} itself; choose another report path" in message
+    assert victim.read_bytes() == before
+
+
+def test_a_report_inside_an_export_directory_is_written(tmp_path: Path) -> None:
+    from textnlp.domain import GenerationParams, Record
+    from textnlp.domain.records import Provenance
+    from textnlp.generation.export import write_export
+
+    provenance = Provenance(
+        template_id="t",
+        template_version="1",
+        model="m",
+        params=GenerationParams(max_tokens=20),
+        seed=1,
+        prompt_tokens=1,
+        completion_tokens=1,
+        finish_reason="stop",
+        latency_s=0.1,
+        created_at="2025-01-01T00:00:00+00:00",
+    )
+    export = tmp_path / "export"
+    write_export(
+        export, [Record(index=i, text=t, provenance=provenance) for i, t in enumerate(GOOD)]
+    )
+    files = {p: p.read_bytes() for p in export.rglob("*") if p.is_file()}
+    code, output = _run(str(export), "--report", str(export / "report.json"))
+    assert code == 0, output
+    assert json.loads((export / "report.json").read_text())["count"] == len(GOOD)
+    assert all(p.read_bytes() == content for p, content in files.items())
+
+
+def test_hostile_files_are_refused_in_one_line(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    extra = tmp_path / "extra.csv"
+    extra.write_text("text,label\nhello world,a,EXTRA\n", encoding="utf-8")
+    assert "row 1 (line 2): 3 fields" in _refused(str(extra), "--no-embeddings")
+    good = _write(tmp_path / "good.jsonl", GOOD)
+    assert "extra.csv, row 1" in _refused(str(good), "--reference", str(extra), "--no-embeddings")
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    assert "nested deeper than 64 levels" in _refused(str(deep), "--no-embeddings")
+    binary = tmp_path / "binary.parquet"
+    pq.write_table(pa.table({"text": pa.array([b"abc"], pa.binary())}), binary)
+    assert "field 'text' holds binary, not text" in _refused(str(binary), "--no-embeddings")
+    quote = tmp_path / "quote.csv"
+    quote.write_text('text\n"never closed\n', encoding="utf-8")
+    assert "line 2: cannot read the CSV record" in _refused(str(quote), "--no-embeddings")
+
+
+def test_a_lone_surrogate_is_refused_before_the_embedding_model(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "fine text"}\n{"text": "bad \\ud800 text"}\n', encoding="utf-8")
+    message = _refused(str(data))  # embeddings on: the tokeniser raised TypeError
+    assert "record 2: field 'text' is not valid Unicode" in message
+
+
+def test_a_huge_integer_label_is_reported_as_text(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "".join(json.dumps({"text": t, "label": 10**400}) + "\n" for t in GOOD), encoding="utf-8"
+    )
+    code, output = _run(str(data), "--report", str(tmp_path / "r.json"))
+    assert code == 0, output
+    (label,) = json.loads((tmp_path / "r.json").read_text())["labels"]
+    assert label["distribution"] == {str(10**400): len(GOOD)}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig"])
+@pytest.mark.parametrize("name", ["bom.jsonl", "bom.csv"])
+def test_a_byte_order_mark_is_accepted(tmp_path: Path, name: str, encoding: str) -> None:
+    data = tmp_path / name
+    lines = [json.dumps({"text": t}) for t in GOOD] if name.endswith("l") else ["text", *GOOD]
+    data.write_text("\n".join(lines) + "\n", encoding=encoding)
+    code, output = _run(str(data))
+    assert code == 0, output
+
+
+def test_a_missing_reference_is_named_a_reference(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.jsonl", GOOD)
+    message = _refused(str(good), "--reference", str(tmp_path / "nope.jsonl"), "--no-embeddings")
+    assert message == f"reference {tmp_path / 'nope.jsonl'} does not exist"
+
+
+def _readme_validate_example() -> list[str]:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("textnlp validate qa.jsonl")
+    command = readme[start : readme.index("# or .json", start)].replace("\\\n", " ")
+    return command.split()[2:]  # without "textnlp validate"
+
+
+def test_the_readme_example_runs_with_a_plain_seed_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    answers = [{"text": "{}", "data": {"question": "q?", "answer": t}} for t in GOOD]
+    Path("qa.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers), encoding="utf-8")
+    _write(Path("seed.jsonl"), ["Which tent keeps you dry in the rain?"])
+    Path("gate.yaml").write_text("max_leakage_rate: 0.0\n", encoding="utf-8")
+    args = _readme_validate_example()
+    code, output = _run(*args)
+    assert code == 0, output
+    report = Path("qa.report.html").read_text(encoding="utf-8")
+    assert report.startswith("<!DOCTYPE html>") and "seed.jsonl" in report
+    # Without --reference-field the seed set's field is data.answer too: the hint says what to do.
+    without = [a for a in args if a not in ("--reference-field", "text")]
+    assert "--reference-field text" in " ".join(args)
+    message = _refused(*without, "--no-embeddings")
+    assert "choose the reference's field with --reference-field" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "1.5", "nan"])
+def test_a_near_dup_threshold_outside_0_1_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    good = _write(tmp_path / "good.jsonl", GOOD)
+    code, output = _run(str(good), "--near-dup-threshold", value)
+    assert code == 2 and "must be more than 0 and at most 1" in output
+
+
+def test_a_near_dup_threshold_of_1_validates_and_help_agrees(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.jsonl", GOOD + GOOD[:1])
+    code, output = _run(
+        str(good), "--near-dup-threshold", "1", "--report", str(tmp_path / "r.json")
+    )
+    assert code == 1, output  # the copy is an exact duplicate: the gate fails, nothing crashed
+    near = json.loads((tmp_path / "r.json").read_text())["near_duplicates"]
+    assert near["threshold"] == 1.0 and near["redundant"] == 1
+    help_text = CliRunner().invoke(_app(), ["validate", "--help"]).output
+    words = " ".join(help_text.replace("│", " ").split())  # the help's box, wrapped
+    assert "x<=1.0" not in words and "near duplicates, more than 0 and at most 1." in words

@@ -24,6 +24,13 @@ def register(app: typer.Typer) -> None:
     app.command("validate")(validate)
 
 
+def _jaccard(value: float) -> float:
+    # typer's min/max are closed bounds; 0 and NaN are no threshold (datasketch takes (0, 1]).
+    if not 0.0 < value <= 1.0:  # NaN fails every comparison
+        raise typer.BadParameter(f"must be more than 0 and at most 1, got {value}")
+    return value
+
+
 def validate(
     dataset: Annotated[
         Path, typer.Argument(help="JSONL, CSV or Parquet dataset (or a .json array).")
@@ -38,8 +45,16 @@ def validate(
     field: Annotated[
         str, typer.Option(help="Text field; dotted paths like data.answer work.")
     ] = "text",
+    reference_field: Annotated[
+        str | None,
+        typer.Option(help="The reference's text field (default: the same as --field)."),
+    ] = None,
     near_dup_threshold: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Jaccard threshold of near duplicates.")
+        float,
+        typer.Option(
+            callback=_jaccard,
+            help="Jaccard threshold of near duplicates, more than 0 and at most 1.",
+        ),
     ] = 0.8,
     embeddings: Annotated[
         bool, typer.Option(help="Use the MiniLM model (semantic diversity, leakage).")
@@ -50,10 +65,12 @@ def validate(
 
     if report is not None:
         check_report_path(report)
+        check_not_an_input(report, dataset=dataset, reference=reference, gate=gate)
     result = validate_dataset(
         dataset,
         field=field,
         reference=reference,
+        reference_field=reference_field,
         gate=gate,
         near_dup_threshold=near_dup_threshold,
         embeddings=embeddings,
@@ -86,6 +103,24 @@ def check_report_path(path: Path) -> None:
             "use .html or .json"
         )
     check_file_writable(path, "report")
+
+
+def check_not_an_input(report: Path, **inputs: Path | None) -> None:
+    """Refuse a report path that is a file the command reads (``--report ds.json`` would replace
+    the dataset with its own report). Files a directory dataset reads count; the directory
+    itself does not."""
+    from textnlp.validation.loader import files_read
+
+    if not report.exists():
+        return  # a new file is none of the inputs
+    for noun, source in inputs.items():
+        if source is None or not source.exists():
+            continue
+        for read in files_read(source):
+            # samefile: another spelling, a symbolic or a hard link of the same file.
+            if read.exists() and report.samefile(read):
+                what = f"the {noun} itself" if read == source else f"a file of the {noun} {source}"
+                raise OutputError(f"report {report} is {what}; choose another report path")
 
 
 def write_report(report: DatasetReport, path: Path) -> None:

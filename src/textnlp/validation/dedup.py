@@ -84,10 +84,7 @@ def find_near_duplicates(
     sharing an LSH bucket are kept when their MinHash-estimated Jaccard similarity reaches
     ``threshold``.
     """
-    if not 0.0 < threshold <= 1.0:
-        from textnlp.errors import InvalidParameter
-
-        raise InvalidParameter(f"near-duplicate threshold must be in (0, 1], got {threshold}")
+    check_threshold("near-duplicate threshold", threshold)
     # The index makes millions of small, acyclic objects; the cyclic GC would rescan them over
     # and over as they accumulate, which makes 200k records cost ~2.6x 100k instead of ~2x.
     paused = gc.isenabled()
@@ -97,6 +94,14 @@ def find_near_duplicates(
     finally:
         if paused:
             gc.enable()
+
+
+def check_threshold(name: str, threshold: float) -> None:
+    """A Jaccard threshold is in (0, 1]: ``InvalidParameter`` otherwise (NaN too)."""
+    if not 0.0 < threshold <= 1.0:  # NaN fails every comparison
+        from textnlp.errors import InvalidParameter
+
+        raise InvalidParameter(f"{name} must be in (0, 1], got {threshold}")
 
 
 def _near_duplicates(
@@ -137,14 +142,28 @@ def _near_duplicates(
 def _index(
     sigs: Signatures, keys: npt.NDArray[np.int64], threshold: float, num_perm: int, seed: int
 ) -> Any:  # datasketch.MinHashLSH (untyped)
-    from datasketch import LeanMinHash, MinHashLSH
+    from datasketch import LeanMinHash
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS)
+    lsh = new_lsh(threshold, num_perm)
     with lsh.insertion_session() as session:
         for key in keys.tolist():
             sketch = LeanMinHash(seed=seed, hashvalues=sigs[key], scheme="affine32")
             session.insert(key, sketch, check_duplication=False)
     return lsh
+
+
+def new_lsh(threshold: float, num_perm: int) -> Any:  # datasketch.MinHashLSH (untyped)
+    """An empty LSH index for Jaccard ``threshold`` in (0, 1].
+
+    Above about 0.99 datasketch's band/row choice is a single band, which it refuses to build
+    ("The number of bands are too small"); two bands of half the permutations then find the
+    pairs instead (candidates are verified against ``threshold`` anyway)."""
+    from datasketch import MinHashLSH
+
+    try:
+        return MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS)
+    except ValueError:
+        return MinHashLSH(num_perm=num_perm, params=(2, num_perm // 2))
 
 
 def _candidate_pairs(

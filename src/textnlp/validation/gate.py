@@ -15,9 +15,9 @@ not fail the gate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,7 +30,11 @@ RuleStatus = Literal["pass", "fail", "skipped"]
 RULES: dict[str, tuple[str, Literal["<=", ">="], str]] = {
     "min_records": ("count", ">=", "records in the dataset"),
     "max_empty_rate": ("empty_rate", "<=", "share of empty texts"),
-    "max_truncated_rate": ("truncated_rate", "<=", "share stopped at max_tokens"),
+    "max_truncated_rate": (
+        "truncated_rate",
+        "<=",
+        "share stopped at max_tokens (of those with a finish_reason)",
+    ),
     "max_json_invalid_rate": ("json_invalid_rate", "<=", "share breaking the JSON schema"),
     "max_exact_duplicate_rate": ("exact_duplicate_rate", "<=", "share of redundant exact copies"),
     "max_near_duplicate_rate": ("near_duplicate_rate", "<=", "share of redundant near copies"),
@@ -43,21 +47,25 @@ RULES: dict[str, tuple[str, Literal["<=", ">="], str]] = {
 
 
 class Gate(BaseModel):
-    """Thresholds; ``None`` switches a rule off. The defaults suit a first look at a dataset."""
+    """Thresholds; ``None`` switches a rule off. The defaults suit a first look at a dataset.
 
-    model_config = ConfigDict(extra="forbid")
+    Thresholds are strict, finite numbers: ``true`` or ``"0.5"`` is not read as a number, and
+    NaN would make every comparison false (a rule that never fails).
+    """
 
-    min_records: float | None = Field(default=1, ge=0)
-    max_empty_rate: float | None = Field(default=0.05, ge=0, le=1)
-    max_truncated_rate: float | None = Field(default=0.5, ge=0, le=1)
-    max_json_invalid_rate: float | None = Field(default=0.1, ge=0, le=1)
-    max_exact_duplicate_rate: float | None = Field(default=0.05, ge=0, le=1)
-    max_near_duplicate_rate: float | None = Field(default=0.1, ge=0, le=1)
-    max_pii_rate: float | None = Field(default=0.01, ge=0, le=1)
-    max_mean_repetition: float | None = Field(default=0.5, ge=0, le=1)
-    min_lexical_diversity: float | None = Field(default=0.2, ge=0, le=1)
-    min_semantic_diversity: float | None = Field(default=0.1, ge=0, le=2)
-    max_leakage_rate: float | None = Field(default=0.01, ge=0, le=1)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    min_records: float | None = Field(default=1, strict=True, ge=0)
+    max_empty_rate: float | None = Field(default=0.05, strict=True, ge=0, le=1)
+    max_truncated_rate: float | None = Field(default=0.5, strict=True, ge=0, le=1)
+    max_json_invalid_rate: float | None = Field(default=0.1, strict=True, ge=0, le=1)
+    max_exact_duplicate_rate: float | None = Field(default=0.05, strict=True, ge=0, le=1)
+    max_near_duplicate_rate: float | None = Field(default=0.1, strict=True, ge=0, le=1)
+    max_pii_rate: float | None = Field(default=0.01, strict=True, ge=0, le=1)
+    max_mean_repetition: float | None = Field(default=0.5, strict=True, ge=0, le=1)
+    min_lexical_diversity: float | None = Field(default=0.2, strict=True, ge=0, le=1)
+    min_semantic_diversity: float | None = Field(default=0.1, strict=True, ge=0, le=2)
+    max_leakage_rate: float | None = Field(default=0.01, strict=True, ge=0, le=1)
 
 
 class RuleResult(BaseModel):
@@ -83,7 +91,7 @@ def load_gate(path: Path | str) -> Gate:
     """The gate of a YAML file; ``ConfigError`` (exit 2) when it is missing or malformed."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except FileNotFoundError:
         raise ConfigError(f"gate file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -100,6 +108,31 @@ def load_gate(path: Path | str) -> Gate:
         unknown = f"Extra inputs are not permitted (known rules: {', '.join(RULES)})"
         reason = first_error(exc, root="(root)", extra=unknown)
         raise ConfigError(f"gate file {path}: {reason}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice: YAML forbids it, and PyYAML would keep
+    the last one silently (a rule tightened above and loosened below would pass unnoticed)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base" may be overridden
+            continue
+        key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            continue  # construct_mapping refuses it below
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice (line {line})"
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def evaluate(gate: Gate, metrics: Mapping[str, float | None]) -> GateResult:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-from textnlp.validation.dedup import LSH_WEIGHTS
+from textnlp.validation.dedup import check_threshold, new_lsh
 from textnlp.validation.embedding import Vectors
 from textnlp.validation.minhash import DEFAULT_NUM_PERM, DEFAULT_SEED, signatures
 
@@ -40,11 +40,12 @@ def ngram_matches(
     num_perm: int = DEFAULT_NUM_PERM,
 ) -> dict[int, tuple[int, float]]:
     """record index -> (closest reference, estimated Jaccard) for records at/above ``threshold``."""
-    from datasketch import LeanMinHash, MinHashLSH
+    from datasketch import LeanMinHash
 
+    check_threshold("leakage n-gram threshold", threshold)
     ref_sigs, ref_ok = signatures(references, num_perm=num_perm)
     sigs, ok = signatures(texts, num_perm=num_perm)
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS)
+    lsh = new_lsh(threshold, num_perm)
     with lsh.insertion_session() as session:
         for key in np.flatnonzero(ref_ok).tolist():
             session.insert(

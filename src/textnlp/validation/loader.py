@@ -5,6 +5,11 @@ Any file works as long as each row has the text field (``field``, a dotted path 
 ``variables.*`` become labels, ``provenance.finish_reason`` says whether a text was truncated,
 ``provenance.template_id`` names the template (whose JSON schema then applies) and ``data``
 holds the parsed JSON output. Other files: scalar top-level columns become labels.
+
+Every field is the user's: a record nested deeper than ``MAX_DEPTH`` levels, a string that is not
+valid Unicode (JSON's ``"\\ud800"``), a CSV row with more fields than its header and a text
+field that is not text (Parquet binary, a date) are refused with ``DatasetError`` naming the
+record, never a traceback further on (the tokeniser, the report).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from textnlp.errors import DatasetError
+from textnlp.services.text_boundary import printable, valid_unicode
+from textnlp.validation.safe_schema import MAX_DEPTH
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -40,20 +47,34 @@ class DatasetRow(BaseModel):
     template_id: str | None = None
 
 
-def load_rows(source: Path | str | Sequence[Any], *, field: str = "text") -> list[DatasetRow]:
-    """Rows of a dataset file, or of records given as ``Record``s, mappings or strings."""
+def load_rows(
+    source: Path | str | Sequence[Any], *, field: str = "text", noun: str = "dataset"
+) -> list[DatasetRow]:
+    """Rows of a dataset file, or of records given as ``Record``s, mappings or strings.
+
+    ``noun`` names the source in errors: ``"dataset"``, or ``"reference"`` for the leakage
+    check's seed set."""
     if isinstance(source, str | Path):
-        raw = read_file(Path(source))
+        raw = read_file(Path(source), noun)
         where = str(source)
     else:
         raw = [_as_mapping(item) for item in source]
-        where = "the records"
+        where = "the records" if noun == "dataset" else f"the {noun} records"
     if not raw:
-        raise DatasetError(f"dataset {where} is empty")
-    return [_row(item, field, f"{where}, record {i + 1}") for i, item in enumerate(raw)]
+        raise DatasetError(f"{noun} {where} is empty")
+    return [_row(item, field, f"{where}, record {i + 1}", noun) for i, item in enumerate(raw)]
 
 
-def read_file(path: Path) -> list[dict[str, Any]]:
+def files_read(path: Path) -> list[Path]:
+    """The files ``read_file(path)`` reads (an export directory's card and data files)."""
+    from textnlp.generation.export import CARD_NAME, DATA_GLOB, is_export
+
+    if path.is_dir() and is_export(path):
+        return [path / CARD_NAME, *sorted(path.glob(DATA_GLOB))]
+    return [path]
+
+
+def read_file(path: Path, noun: str = "dataset") -> list[dict[str, Any]]:
     from textnlp.generation.export import is_export, read_export
 
     if path.is_dir() and is_export(path):  # a dataset directory made by ``generate -o DIR/``
@@ -61,25 +82,27 @@ def read_file(path: Path) -> list[dict[str, Any]]:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DatasetError(
-            f"unknown dataset format {path.suffix or '(no extension)'!r} for {path}; "
+            f"unknown {noun} format {path.suffix or '(no extension)'!r} for {path}; "
             f"use {', '.join(FORMATS)}"
         )
     if not path.is_file():
         raise DatasetError(
-            f"dataset {path} does not exist"
-            if not path.exists()
-            else f"dataset {path} is not a file"
+            f"{noun} {path} does not exist" if not path.exists() else f"{noun} {path} is not a file"
         )
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             return [dict(row) for row in pq.read_table(path).to_pylist()]
-        with path.open(encoding="utf-8", newline="") as handle:
+        # utf-8-sig: a byte order mark (Excel, Notepad) is not part of the first field's name.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             if fmt == "csv":
-                return [dict(row) for row in csv.DictReader(handle)]
+                return list(_csv(handle, path))
             if fmt == "json":
-                data = json.load(handle)
+                try:
+                    data = json.load(handle)
+                except RecursionError:
+                    raise DatasetError(_too_deep(str(path))) from None
                 if not isinstance(data, list):
                     raise DatasetError(f"{path}: a .json dataset must be an array of objects")
                 return [_object(item, f"{path}, item {i + 1}") for i, item in enumerate(data)]
@@ -87,10 +110,29 @@ def read_file(path: Path) -> list[dict[str, Any]]:
     except DatasetError:
         raise
     except UnicodeDecodeError:
-        raise DatasetError(f"cannot read dataset {path}: not UTF-8 text") from None
+        raise DatasetError(f"cannot read {noun} {path}: not UTF-8 text") from None
     except (OSError, ValueError, csv.Error) as exc:
         # pyarrow's errors derive from ValueError/OSError too.
-        raise DatasetError(f"cannot read dataset {path}: {exc}") from None
+        raise DatasetError(f"cannot read {noun} {path}: {exc}") from None
+
+
+def _csv(handle: Iterable[str], path: Path) -> Iterable[dict[str, Any]]:
+    # strict: an unterminated quote is an error, not a field swallowing the rest of the file.
+    reader = csv.DictReader(handle, strict=True)
+    line = 0  # where the last record (or the header) ended
+    try:
+        header = len(reader.fieldnames or ())
+        line = reader.line_num
+        for number, row in enumerate(reader, 1):
+            if None in row:  # DictReader files the fields beyond the header under None
+                raise DatasetError(
+                    f"{path}, row {number} (line {reader.line_num}): "
+                    f"{header + len(row[None])} fields, the header has {header}"
+                )
+            line = reader.line_num
+            yield dict(row)
+    except csv.Error as exc:
+        raise DatasetError(f"{path}, line {line + 1}: cannot read the CSV record ({exc})") from None
 
 
 def _jsonl(lines: Iterable[str], path: Path) -> Iterable[dict[str, Any]]:
@@ -101,7 +143,13 @@ def _jsonl(lines: Iterable[str], path: Path) -> Iterable[dict[str, Any]]:
             item = json.loads(line)
         except ValueError as exc:
             raise DatasetError(f"{path}, line {number}: invalid JSON ({exc.args[0]})") from None
+        except RecursionError:
+            raise DatasetError(_too_deep(f"{path}, line {number}")) from None
         yield _object(item, f"{path}, line {number}")
+
+
+def _too_deep(where: str) -> str:
+    return f"{where}: JSON nested deeper than {MAX_DEPTH} levels"
 
 
 def _object(item: Any, where: str) -> dict[str, Any]:
@@ -127,7 +175,9 @@ _MISSING = object()
 
 
 def lookup(row: Mapping[str, Any], path: str) -> Any:
-    """``row[path]`` for flat columns, else the dotted path through nested objects/JSON strings."""
+    """``row[path]`` for flat columns, else the dotted path through nested objects/JSON strings.
+
+    A JSON string nested past the parser's recursion limit raises ``RecursionError``."""
     if path in row:
         return row[path]
     head, dot, rest = path.partition(".")
@@ -142,47 +192,112 @@ def lookup(row: Mapping[str, Any], path: str) -> Any:
     return lookup(value, rest) if isinstance(value, Mapping) else _MISSING
 
 
-def _row(item: Mapping[str, Any], field: str, where: str) -> DatasetRow:
-    value = lookup(item, field)
+_HINTS = {
+    "dataset": "choose the text field with --field",
+    "reference": "choose the reference's field with --reference-field",
+}
+
+
+def _row(item: Mapping[str, Any], field: str, where: str, noun: str) -> DatasetRow:
+    try:
+        value = lookup(item, field)
+        data = _data(item)
+    except RecursionError:  # a JSON string inside a field (a CSV cell)
+        raise DatasetError(_too_deep(where)) from None
+    problem = _problem(item, "") or _problem(value, field) or _problem(data, "data")
+    if problem is not None:
+        raise DatasetError(f"{where}: {problem}")
     if value is _MISSING:
-        raise DatasetError(f"{where} has no field {field!r} (choose the text field with --field)")
-    text = (
-        ""
-        if value is None
-        else value
-        if isinstance(value, str)
-        else json.dumps(value, ensure_ascii=False)
-    )
-    data = lookup(item, "data")
-    if isinstance(data, str):
-        try:
-            data = json.loads(data) if data.strip() else None
-        except ValueError:
-            data = None
+        hint = _HINTS.get(noun, _HINTS["dataset"])
+        raise DatasetError(f"{where} has no field {field!r} ({hint})")
     finish = lookup(item, "provenance.finish_reason")
     template = lookup(item, "provenance.template_id")
     return DatasetRow(
-        text=text,
+        text=_text(value, field, where),
         labels=_labels(item, field),
-        data=data if isinstance(data, dict) else None,
+        data={str(k): _shown(v) for k, v in data.items()} if isinstance(data, dict) else None,
         finish_reason=finish if isinstance(finish, str) and finish else None,
         template_id=template if isinstance(template, str) and template else None,
     )
 
 
+def _data(item: Mapping[str, Any]) -> Any:
+    data = lookup(item, "data")
+    if isinstance(data, str):
+        try:
+            return json.loads(data) if data.strip() else None
+        except ValueError:
+            return None
+    return data
+
+
+def _text(value: Any, field: str, where: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:  # a structured value (a dict, a number) is validated as its JSON text
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # bytes, dates, a self-referencing record in memory
+        kind = "binary" if isinstance(value, bytes | bytearray) else type(value).__name__
+        raise DatasetError(f"{where}: field {field!r} holds {kind}, not text") from None
+
+
+def _problem(value: Any, name: str) -> str | None:
+    """Why ``value`` (the field ``name``) cannot be validated: nested deeper than ``MAX_DEPTH``
+    levels or a string (or key) that is not valid Unicode; or None. Iterative: no recursion."""
+    stack: list[tuple[Any, str, int]] = [(value, name, 0)]
+    seen: set[tuple[int, int]] = set()  # records in memory may share (or cycle through) parts
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            if not valid_unicode(node):
+                field = f"field {_short(path)!r}" if path else "a field"
+                return f"{field} is not valid Unicode (it holds a lone surrogate)"
+            continue
+        if not isinstance(node, Mapping | list | tuple) or (id(node), depth) in seen:
+            continue
+        seen.add((id(node), depth))
+        if depth >= MAX_DEPTH:
+            whole = f"field {_short(name)!r}" if name else "the record"
+            return f"{whole} is nested deeper than {MAX_DEPTH} levels"
+        pairs = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for key, child in pairs:
+            if isinstance(key, str) and not valid_unicode(key):
+                return f"field name {_short(printable(key))!r} is not valid Unicode"
+            stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+    return None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """A field's path or name for a one-line error (keys are the user's, of any length)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _labels(item: Mapping[str, Any], field: str) -> dict[str, Any]:
     variables = item.get("variables")
     if isinstance(variables, Mapping):
-        return {str(k): v for k, v in variables.items() if _scalar(v)}
+        return {str(k): _shown(v) for k, v in variables.items() if _scalar(v)}
     flat = {k.split(".", 1)[1]: v for k, v in item.items() if k.startswith("variables.")}
     if flat:
-        return {k: v for k, v in flat.items() if _scalar(v)}
+        return {k: _shown(v) for k, v in flat.items() if _scalar(v)}
     skip = {field, "text", "data", "index", "status", "error"}
     return {
-        k: v
+        k: _shown(v)
         for k, v in item.items()
         if k not in skip and not k.startswith("provenance") and _scalar(v)
     }
+
+
+def _shown(value: Any) -> Any:
+    """``value``, or its text when it is an integer no float can hold (a 400-digit label):
+    the report's statistics are floats."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return str(value)
+    return value
 
 
 def _scalar(value: Any) -> bool:

@@ -65,7 +65,7 @@ class NearDuplicateSummary(DuplicateSummary):
 class QualitySummary(_Model):
     empty: int
     empty_rate: float
-    #: None when the dataset carries no finish_reason.
+    #: None when the dataset carries no finish_reason; the rate is over the records with one.
     truncated: int | None
     truncated_rate: float | None
     #: None when no JSON output is expected.
@@ -155,7 +155,7 @@ class DatasetReport(_Model):
         status = {r.metric: r.status for r in self.gate.rules}
         rows: list[tuple[str, str, str]] = []
         for metric, value in self.metrics().items():
-            rows.append((metric, _fmt(value), status.get(metric, "")))
+            rows.append((metric, _fmt(metric, value), status.get(metric, "")))
         rows.append(
             ("gate", "passed" if self.passed else "FAILED", "pass" if self.passed else "fail")
         )
@@ -180,10 +180,15 @@ def report_metrics(report: DatasetReport) -> dict[str, float | None]:
     }
 
 
-def _fmt(value: float | None) -> str:
+#: Metrics that count records, shown as whole numbers; every other figure has 4 decimals (a
+#: rate of 1 shown as "1" beside "0.5000" reads as another kind of figure).
+_COUNTS = {"count"}
+
+
+def _fmt(metric: str, value: float | None) -> str:
     if value is None:
         return "n/a"
-    if float(value).is_integer() and abs(value) >= 1:
+    if metric in _COUNTS:
         return str(int(value))
     return f"{value:.4f}"
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from textnlp.validation import diversity as div
+from textnlp.validation.arguments import check_arguments
 from textnlp.validation.dedup import (
     DEFAULT_THRESHOLD,
     DuplicateGroups,
@@ -17,7 +18,7 @@ from textnlp.validation.dedup import (
     find_near_duplicates,
 )
 from textnlp.validation.embedding import Embedder
-from textnlp.validation.gate import Gate, evaluate, load_gate
+from textnlp.validation.gate import Gate, evaluate
 from textnlp.validation.leakage import (
     DEFAULT_EMBEDDING_THRESHOLD,
     DEFAULT_NGRAM_THRESHOLD,
@@ -41,7 +42,14 @@ from textnlp.validation.quality import (
     text_quality,
 )
 from textnlp.validation.schema import schema_for
-from textnlp.validation.stats import distribution, examples_of, field_stats, histogram, mean_or_none
+from textnlp.validation.stats import (
+    distribution,
+    examples_of,
+    field_stats,
+    histogram,
+    mean_or_none,
+    shown_text,
+)
 from textnlp.validation.text import preview
 
 DEFAULT_QUALITY_SAMPLE = 500
@@ -54,7 +62,7 @@ def validate_dataset(
     field: str = "text",
     reference: Path | str | Sequence[Any] | None = None,
     reference_field: str | None = None,
-    gate: Gate | Path | str | None = None,
+    gate: Gate | Mapping[str, Any] | Path | str | None = None,
     near_dup_threshold: float = DEFAULT_THRESHOLD,
     leakage_ngram_threshold: float = DEFAULT_NGRAM_THRESHOLD,
     leakage_embedding_threshold: float | None = DEFAULT_EMBEDDING_THRESHOLD,
@@ -67,12 +75,33 @@ def validate_dataset(
     """Validate a JSONL/CSV/Parquet file (or records, mappings, strings) and judge it by ``gate``.
 
     ``reference`` turns on the leakage check; ``embeddings=False`` skips everything that needs
-    the MiniLM model (semantic diversity, embedding leakage). Bad input raises ``DatasetError``,
-    a bad gate file ``ConfigError``.
+    the MiniLM model (semantic diversity, embedding leakage). ``gate`` is a ``Gate``, a mapping
+    of its rules or a YAML file. A wrong argument raises ``InvalidParameter`` naming it, bad
+    input ``DatasetError``, a bad gate file ``ConfigError``.
     """
-    gate_model = gate if isinstance(gate, Gate) else load_gate(gate) if gate is not None else Gate()
+    checked = check_arguments(
+        source=source,
+        field=field,
+        reference=reference,
+        reference_field=reference_field,
+        gate=gate,
+        near_dup_threshold=near_dup_threshold,
+        leakage_ngram_threshold=leakage_ngram_threshold,
+        leakage_embedding_threshold=leakage_embedding_threshold,
+        json_schema=json_schema,
+        embeddings=embeddings,
+        embedder=embedder,
+        sample_size=sample_size,
+        quality_sample=quality_sample,
+    )
+    source, reference, json_schema = checked.source, checked.reference, checked.json_schema
+    gate_model = checked.gate_model()
     rows = load_rows(source, field=field)
-    refs = load_rows(reference, field=reference_field or field) if reference is not None else None
+    refs = (
+        load_rows(reference, field=reference_field or field, noun="reference")
+        if reference is not None
+        else None
+    )
     texts = [row.text for row in rows]
     # The template's schema is the shape of a record's whole output (``text``), not of a field
     # chosen inside it (``--field data.answer``).
@@ -99,6 +128,7 @@ def validate_dataset(
         vectors = embedder.encode([texts[i] for i in wanted])
     exact = exact_duplicates(texts)
     near = find_near_duplicates(texts, threshold=near_dup_threshold)
+    shown = [shown_text(q, text) for q, text in zip(qualities, texts, strict=True)]
     report = DatasetReport(
         source=str(source) if isinstance(source, str | Path) else f"{len(rows)} records",
         field=field,
@@ -107,9 +137,9 @@ def validate_dataset(
         tokens=distribution([q.n_tokens for q in qualities]),
         chars=distribution([q.n_chars for q in qualities]),
         quality=_quality(rows, qualities, schema is not None, quality_sample),
-        exact_duplicates=_duplicates(exact, texts),
+        exact_duplicates=_duplicates(exact, shown),
         near_duplicates=NearDuplicateSummary(
-            **_duplicates(near, texts).model_dump(),
+            **_duplicates(near, shown).model_dump(),
             threshold=near.threshold,
             num_perm=near.num_perm,
             bands=near.bands,
@@ -169,6 +199,8 @@ def _quality(
     rows: list[DatasetRow], qualities: list[TextQuality], json_checked: bool, size: int
 ) -> QualitySummary:
     n = len(rows)
+    # Truncation is measurable only where the generator said why it stopped (finish_reason):
+    # a record without one is unknown, not "not truncated".
     known = [q.truncated for q in qualities if q.truncated is not None]
     truncated = sum(known) if known else None
     invalid = sum(1 for q in qualities if q.json_valid is False) if json_checked else None
@@ -186,7 +218,7 @@ def _quality(
         empty=sum(q.empty for q in qualities),
         empty_rate=sum(q.empty for q in qualities) / n,
         truncated=truncated,
-        truncated_rate=truncated / n if truncated is not None else None,
+        truncated_rate=truncated / len(known) if truncated is not None else None,
         json_invalid=invalid,
         json_invalid_rate=invalid / n if invalid is not None else None,
         mean_repeated_ngram_ratio=float(np.mean([q.repeated_ngram_ratio for q in qualities])),
@@ -198,14 +230,14 @@ def _quality(
     )
 
 
-def _duplicates(groups: DuplicateGroups, texts: list[str]) -> DuplicateSummary:
+def _duplicates(groups: DuplicateGroups, shown: list[str]) -> DuplicateSummary:
     return DuplicateSummary(
         clusters=len(groups.groups),
         records=sum(len(g) for g in groups.groups),
         redundant=groups.redundant,
         rate=groups.rate,
         top=[
-            DuplicateCluster(size=len(g), indices=g[:20], text=preview(texts[g[0]]))
+            DuplicateCluster(size=len(g), indices=g[:20], text=preview(shown[g[0]]))
             for g in groups.groups[:TOP_CLUSTERS]
         ],
     )

@@ -11,6 +11,7 @@ import numpy as np
 from textnlp.validation.dedup import DuplicateGroups
 from textnlp.validation.loader import DatasetRow
 from textnlp.validation.models import Distribution, Example, FieldStats, Histogram
+from textnlp.validation.pii import mask_pii
 from textnlp.validation.quality import TextQuality
 from textnlp.validation.text import preview
 
@@ -100,14 +101,19 @@ def field_stats(items: Sequence[Mapping[str, Any]]) -> list[FieldStats]:
     return stats
 
 
+def shown_text(quality: TextQuality, text: str) -> str:
+    """``text`` as the report may show it: personal data masked (``[EMAIL]``) wherever it is."""
+    return quality.masked_text if quality.masked_text is not None else mask_pii(text)
+
+
 def examples_of(
     rows: Sequence[DatasetRow],
     qualities: Sequence[TextQuality],
     exact: DuplicateGroups,
     near: DuplicateGroups,
 ) -> dict[str, list[Example]]:
-    """The worst few records of each problem, for people to look at."""
-    texts = [r.text for r in rows]
+    """The worst few records of each problem, for people to look at (PII masked)."""
+    texts = [shown_text(q, r.text) for r, q in zip(rows, qualities, strict=True)]
     out: dict[str, list[Example]] = {}
 
     def add(problem: str, picked: list[Example]) -> None:
@@ -133,7 +139,8 @@ def examples_of(
     add(
         "invalid_json",
         [
-            Example(index=i, text=preview(texts[i]), detail=q.json_error or "invalid")
+            # A schema error quotes the value it refused, which may be personal data.
+            Example(index=i, text=preview(texts[i]), detail=mask_pii(q.json_error or "invalid"))
             for i, q in enumerate(qualities)
             if q.json_valid is False
         ],
@@ -157,7 +164,7 @@ def examples_of(
         [
             Example(
                 index=i,
-                text=preview(q.masked_text or ""),
+                text=preview(texts[i]),
                 detail=", ".join(sorted({f.kind for f in q.pii})),
             )
             for i, q in enumerate(qualities)

@@ -6,6 +6,7 @@ import pytest
 
 from textnlp.errors import InvalidParameter
 from textnlp.validation import exact_duplicates, find_near_duplicates
+from textnlp.validation.leakage import ngram_matches
 from textnlp.validation.minhash import signatures
 
 BASE = (
@@ -53,3 +54,24 @@ def test_signature_agreement_estimates_jaccard() -> None:
 def test_threshold_must_be_in_range() -> None:
     with pytest.raises(InvalidParameter):
         find_near_duplicates(["a"], threshold=0)
+
+
+@pytest.mark.parametrize("threshold", [0.995, 1.0])
+def test_a_threshold_near_1_finds_identical_word_sets(threshold: float) -> None:
+    # datasketch picks a single band above ~0.99 and refuses to build it ("bands are too small")
+    texts = [BASE, BASE.upper(), BASE.replace("excellent", "superb"), "an unrelated short text"]
+    result = find_near_duplicates(texts, threshold=threshold)
+    assert result.groups == [[0, 1]] and result.bands >= 2
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01, float("nan")])
+def test_a_threshold_outside_0_1_or_nan_is_refused(threshold: float) -> None:
+    with pytest.raises(InvalidParameter, match=r"must be in \(0, 1\]"):
+        find_near_duplicates(["a"], threshold=threshold)
+    with pytest.raises(InvalidParameter, match=r"leakage n-gram threshold must be in \(0, 1\]"):
+        ngram_matches(["a b c"], ["a b c"], threshold=threshold)
+
+
+def test_leakage_at_threshold_1_finds_a_copied_reference() -> None:
+    found = ngram_matches([BASE, "something else entirely here"], ["x y z", BASE], threshold=1.0)
+    assert found == {0: (1, 1.0)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from textnlp.errors import ConfigError
 from textnlp.validation import Gate, evaluate, load_gate
@@ -51,3 +52,48 @@ def test_evaluate_pass_fail_skipped() -> None:
     assert status["max_leakage_rate"] == "skipped"
     assert not result.passed
     assert evaluate(Gate(min_lexical_diversity=None), {"pii_rate": 0.0}).passed
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("max_pii_rate: true\n", "max_pii_rate: Input should be a valid number"),
+        ("max_pii_rate: '0.5'\n", "max_pii_rate: Input should be a valid number"),
+        ("max_pii_rate: .nan\n", "max_pii_rate: Input should be a finite number"),
+        ("min_records: .inf\n", "min_records: Input should be a finite number"),
+    ],
+)
+def test_gate_thresholds_are_strict_finite_numbers(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
+    """``true`` was read as 1.0 (a gate letting every record with PII pass), NaN was refused
+    as "less than or equal to 1"."""
+    path = tmp_path / "gate.yaml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=fragment):
+        load_gate(path)
+
+
+def test_gate_model_refuses_a_bool_threshold() -> None:
+    with pytest.raises(ValidationError, match="valid number"):
+        Gate(max_pii_rate=True)
+    assert Gate(max_pii_rate=1).max_pii_rate == 1.0  # an int is a number
+
+
+def test_gate_file_giving_a_rule_twice_is_refused(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys silently: a rule tightened, then loosened below."""
+    path = tmp_path / "gate.yaml"
+    path.write_text("max_pii_rate: 0.0\nmin_records: 5\nmax_pii_rate: 1.0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'max_pii_rate' is given twice \(line 3\)") as info:
+        load_gate(path)
+    assert "\n" not in info.value.message
+
+
+def test_gate_file_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    """A key given by a ``<<`` merge and again beside it is YAML's override, not a repeat."""
+    path = tmp_path / "gate.yaml"
+    path.write_text(
+        "<<: {max_pii_rate: 0.5, max_empty_rate: 0.3}\nmax_pii_rate: 0.2\n", encoding="utf-8"
+    )
+    gate = load_gate(path)
+    assert gate.max_pii_rate == 0.2 and gate.max_empty_rate == 0.3

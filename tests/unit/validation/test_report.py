@@ -97,3 +97,69 @@ def test_the_templates_schema_checks_the_output_not_a_field_inside_it() -> None:
     assert whole.quality.json_invalid_rate == 0.0  # the template's schema, on the output
     answers = validate_dataset(rows, field="data.answer", embeddings=False)
     assert answers.quality.json_invalid_rate is None  # skipped, not 100% invalid
+
+
+def _finished(text: str, finish_reason: str | None) -> dict[str, object]:
+    row: dict[str, object] = {"text": text}
+    if finish_reason is not None:
+        row["provenance"] = {"finish_reason": finish_reason}
+    return row
+
+
+def test_truncated_rate_is_over_the_records_with_a_finish_reason() -> None:
+    """Two records cut at max_tokens and two without provenance: 1.0 measured, not 0.5 (which
+    passed the default 0.5 gate)."""
+    rows = [
+        _finished("The first review stopped halfway through a", "length"),
+        _finished("The second review stopped halfway as well", "length"),
+        _finished("A third review of a lamp that works well.", None),
+        _finished("A fourth review of a kettle that boils fast.", None),
+    ]
+    report = validate_dataset(rows, embeddings=False)
+    assert report.quality.truncated == 2 and report.quality.truncated_rate == 1.0
+    rule = next(r for r in report.gate.rules if r.rule == "max_truncated_rate")
+    assert rule.value == 1.0 and rule.status == "fail"
+    mixed = validate_dataset([*rows, _finished("A fifth one, finished.", "stop")], embeddings=False)
+    assert mixed.quality.truncated_rate == 2 / 3
+
+
+def test_truncated_rate_without_any_finish_reason_is_skipped_by_the_gate() -> None:
+    report = validate_dataset(["One text here.", "Another text there."], embeddings=False)
+    assert report.quality.truncated is None and report.quality.truncated_rate is None
+    rule = next(r for r in report.gate.rules if r.rule == "max_truncated_rate")
+    assert rule.value is None and rule.status == "skipped"
+
+
+PERSONAL = "Refund sent, reach jane.roe@example.com or call +44 20 7946 0958 with questions"
+
+
+def test_personal_data_is_masked_in_every_text_the_report_shows(tmp_path: Path) -> None:
+    """The PII examples were masked, the duplicate clusters and other examples were not."""
+    rows = [
+        PERSONAL,
+        PERSONAL,
+        PERSONAL + " today",
+        '{"contact": "jane.roe@example.com"}',  # the schema error quotes the value
+    ]
+    report = validate_dataset(
+        rows,
+        embeddings=False,
+        near_dup_threshold=0.5,
+        json_schema={"type": "object", "properties": {"contact": {"type": "integer"}}},
+    )
+    assert report.exact_duplicates.top and report.near_duplicates.top
+    assert "[EMAIL]" in report.exact_duplicates.top[0].text
+    assert "[PHONE]" in report.near_duplicates.top[0].text
+    assert "[EMAIL]" in report.examples["invalid_json"][-1].detail
+    assert "exact_duplicates" in report.examples and "near_duplicates" in report.examples
+    for raw in ("jane.roe", "7946"):
+        assert raw not in report.model_dump_json()
+        assert raw not in render_html(report)
+
+
+def test_summary_rates_share_one_format() -> None:
+    rows = [_finished("cut short at the", "length"), _finished("also cut at", "length")]
+    summary = {m: v for m, v, _ in validate_dataset(rows, embeddings=False).summary_rows()}
+    assert summary["count"] == "2"
+    assert summary["truncated_rate"] == "1.0000" and summary["empty_rate"] == "0.0000"
+    assert summary["leakage_rate"] == "n/a"
