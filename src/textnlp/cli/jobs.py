@@ -3,12 +3,17 @@
 With ``--api URL`` (or ``TEXTNLP_API_URL``) the commands call the REST API with ``--token``
 (or ``TEXTNLP_API_TOKEN``); without it they work directly on the local database as the user
 ``local`` (the ``local`` profile), and a ``textnlp worker`` runs the jobs.
+
+``--wait`` exits 1 when the job ended ``failed`` (its reason on stderr, after the job's JSON), as
+``generate`` does when its run fails; a refused command exits 2 and writes nothing.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,8 @@ import typer
 
 from textnlp.cli.common import console, err_console, parse_assignments, settings
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
-from textnlp.errors import InvalidInput, OutputError
+from textnlp.client.core import JOB_ID
+from textnlp.errors import InvalidInput, NotFound, OutputError, TextNLPError
 from textnlp.generation.writers import check_writable, ensure_directory
 
 jobs_app = typer.Typer(help="Submit and follow batch jobs.", no_args_is_help=True)
@@ -37,6 +43,33 @@ def _backend(api: str | None, token: str | None) -> JobsBackend:
 
 def _print(data: Any) -> None:
     console.print_json(json.dumps(data, default=str))
+
+
+def _job_id(job_id: str) -> str:
+    """A job id as the service makes them, checked before anything is asked or written: over
+    the API, ``<id>/results`` or ``x/../<id>`` would be another route or another job."""
+    if not JOB_ID.fullmatch(job_id):
+        raise NotFound(f"no job {job_id!r}: not a job id (32 hexadecimal characters)")
+    return job_id
+
+
+def _read_prompts(path: Path) -> bytes:
+    if path.is_dir():
+        raise InvalidInput(f"prompt file {path} is a directory")
+    if not path.is_file():
+        raise InvalidInput(f"prompt file {path} does not exist")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read prompt file {path}: {exc.strerror or exc}") from None
+
+
+def _print_ended(job: dict[str, Any]) -> None:
+    """The job as JSON; a failed one then fails the command (exit 1, as a failed ``generate``
+    run), its reason on stderr."""
+    _print(job)
+    if job["state"] == "failed":
+        raise TextNLPError(f"job {job['id']} failed: {job.get('error') or 'no reason given'}")
 
 
 @jobs_app.command("submit")
@@ -85,15 +118,13 @@ def submit(
             "provider_batch": provider_batch or None,
         }
         if prompts_file is not None:
-            if not prompts_file.is_file():
-                raise InvalidInput(f"prompt file {prompts_file} does not exist")
-            body["prompt_file"] = backend.upload(prompts_file.name, prompts_file.read_bytes())
+            body["prompt_file"] = backend.upload(prompts_file.name, _read_prompts(prompts_file))
         job = backend.submit(
             {k: v for k, v in body.items() if v not in (None, {})}, idempotency_key
         )
         if wait:
             job = _wait(backend, job["id"])
-        _print(job)
+        _print_ended(job)
     finally:
         backend.close()
 
@@ -115,10 +146,14 @@ def status(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
 ) -> None:
-    """State, progress, timings, error and result link of a job."""
+    """State, progress, timings, error and result link of a job (--wait: exit 1 if it failed)."""
+    _job_id(job_id)
     backend = _backend(api, token)
     try:
-        _print(_wait(backend, job_id) if wait else backend.status(job_id))
+        if wait:
+            _print_ended(_wait(backend, job_id))
+        else:
+            _print(backend.status(job_id))
     finally:
         backend.close()
 
@@ -131,16 +166,33 @@ def results(
     token: str | None = TokenOption,
 ) -> None:
     """Download a finished job's result file, to a path with its format's extension."""
-    ensure_directory(out)  # as for generate: no directory tree from a mistyped path
+    _job_id(job_id)
     backend = _backend(api, token)
     try:
-        result = backend.status(job_id).get("result")
-        if result is not None:  # none: the download refuses, saying why (cancelled, running...)
-            check_result_path(out, job_id, result["format"])
-        size = backend.download(job_id, out)
+        with _made_for(out):
+            ensure_directory(out)  # as for generate: no directory tree from a mistyped path
+            result = backend.status(job_id).get("result")
+            if result is not None:  # none: the download refuses, saying why (cancelled...)
+                check_result_path(out, job_id, result["format"])
+            size = backend.download(job_id, out)
     finally:
         backend.close()
     err_console.print(f"saved {size} bytes to {out}")
+
+
+@contextmanager
+def _made_for(out: Path) -> Iterator[None]:
+    """The directories made for ``out`` are removed again if the download is refused or fails
+    (only empty ones): a refused command leaves nothing behind."""
+    parent = out.parent
+    missing = [d for d in (parent, *parent.parents) if not d.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for directory in missing:
+            with suppress(OSError):
+                directory.rmdir()
+        raise
 
 
 def check_result_path(out: Path, job_id: str, fmt: str) -> None:
@@ -156,6 +208,7 @@ def check_result_path(out: Path, job_id: str, fmt: str) -> None:
 @jobs_app.command("cancel")
 def cancel(job_id: str, api: str | None = ApiOption, token: str | None = TokenOption) -> None:
     """Cancel a queued or running job."""
+    _job_id(job_id)
     backend = _backend(api, token)
     try:
         _print(backend.cancel(job_id))

@@ -76,6 +76,16 @@ class LocalJobs:
         self.platform.close()
 
 
+def too_large(name: str, size: int, limit: Any) -> str:
+    """The API's 413 to an upload, said of the prompt file: its body bound is the server's
+    ``api.max_body_bytes`` (the local path is not bound by it)."""
+    bound = f"{limit} bytes" if isinstance(limit, int) else "its limit"
+    return (
+        f"prompt file {name} ({size} bytes) is larger than the API takes in one request "
+        f"({bound}: the server's TEXTNLP_API__MAX_BODY_BYTES); split it into smaller files"
+    )
+
+
 class ApiJobs:
     """The commands against the REST API, through the library's client (``textnlp.client``):
     its error answers are ``ApiError``s; an API that cannot be reached, or answers 503, is
@@ -106,8 +116,13 @@ class ApiJobs:
             raise ServiceUnavailable(message, dependency="api") from None
 
     def upload(self, name: str, data: bytes) -> str:
-        with self._reaching():
-            return self.client.upload_prompts(name, data)
+        try:
+            with self._reaching():
+                return self.client.upload_prompts(name, data)
+        except ApiError as exc:
+            if exc.status != 413:
+                raise
+            raise InvalidInput(too_large(name, len(data), exc.details.get("limit"))) from None
 
     def submit(self, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
         with self._reaching():

@@ -26,11 +26,13 @@ from textnlp.client.core import (
     generate_body,
     handshake_error,
     invoke_body,
+    job_path,
     raise_for_error,
     sse_chunk,
     stream_event,
     stream_message,
     stream_url,
+    upload_path,
 )
 from textnlp.domain import ModelInfo
 
@@ -175,7 +177,7 @@ class AsyncTextNLPClient:
     # Batch jobs ------------------------------------------------------------------------------
     async def upload_prompts(self, name: str, data: bytes) -> str:
         """Store a prompt file (JSONL/CSV) for a job's ``prompt_file``; its storage key."""
-        answer = await self.request("PUT", f"/generate/batch/uploads/{name}", content=data)
+        answer = await self.request("PUT", upload_path(name), content=data)
         return str(answer.json()["key"])
 
     async def submit_batch(
@@ -188,11 +190,11 @@ class AsyncTextNLPClient:
         return result
 
     async def job_status(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = (await self.request("GET", f"/generate/status/{job_id}")).json()
+        result: dict[str, Any] = (await self.request("GET", job_path(job_id))).json()
         return result
 
     async def cancel_job(self, job_id: str) -> dict[str, Any]:
-        answer = await self.request("POST", f"/generate/status/{job_id}/cancel")
+        answer = await self.request("POST", job_path(job_id, "/cancel"))
         result: dict[str, Any] = answer.json()
         return result
 
@@ -204,7 +206,7 @@ class AsyncTextNLPClient:
         """A finished job's result file, streamed into ``sink``; the bytes written."""
         if self.tokens.should_refresh():
             await self.refresh()
-        path = f"{API}/generate/status/{job_id}/results"
+        path = API + job_path(job_id, "/results")
         written = 0
         async with self._http.stream("GET", path, headers=self._headers(True)) as response:
             if response.status_code >= 400:

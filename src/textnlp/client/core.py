@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import ServerSentEvent
@@ -16,6 +18,8 @@ from textnlp.errors import TextNLPError
 API = "/api/v1"
 #: Refresh an access token this many seconds before it expires.
 REFRESH_MARGIN_S = 30.0
+#: A job's id: 32 lowercase hexadecimal characters (``uuid4().hex``, as the API makes them).
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class ApiError(TextNLPError):
@@ -86,6 +90,29 @@ class TokenState:
 
     def can_refresh(self) -> bool:
         return self.api_key is None and self.refresh_token is not None
+
+
+def job_path(job_id: str, action: str = "") -> str:
+    """The route of job ``job_id`` (``action``: ``/cancel``, ``/results``). What is no job id
+    names no job, answered as the API would (404) without asking it: in a path, ``<id>/results``
+    or ``x/../<id>`` would name another route or another job."""
+    if not JOB_ID.fullmatch(job_id):
+        message = f"no job {job_id!r}: not a job id (32 hexadecimal characters)"
+        raise ApiError(404, {"type": "not_found", "message": message})
+    return f"/generate/status/{job_id}{action}"
+
+
+def upload_path(name: str) -> str:
+    """The upload route of the file ``name``, escaped: its ``#``, ``?`` and ``%`` are part of
+    the name, never of the URL (``..`` too, which would be a step up). A name with a ``/`` is
+    refused (422) unsent, as the service refuses it: the route takes no ``/``, even escaped."""
+    if "/" in name:
+        message = f"upload name {name!r} must be a file name, without '/'"
+        raise ApiError(422, {"type": "invalid_input", "message": message})
+    escaped = quote(name, safe="")
+    if escaped.strip(".") == "":
+        escaped = "%2E" * len(name)
+    return f"/generate/batch/uploads/{escaped}"
 
 
 def generate_body(**fields: Any) -> dict[str, Any]:

@@ -26,11 +26,13 @@ from textnlp.client.core import (
     generate_body,
     handshake_error,
     invoke_body,
+    job_path,
     raise_for_error,
     sse_chunk,
     stream_event,
     stream_message,
     stream_url,
+    upload_path,
 )
 from textnlp.domain import ModelInfo
 
@@ -173,7 +175,7 @@ class TextNLPClient:
     # Batch jobs ------------------------------------------------------------------------------
     def upload_prompts(self, name: str, data: bytes) -> str:
         """Store a prompt file (JSONL/CSV) for a job's ``prompt_file``; its storage key."""
-        answer = self.request("PUT", f"/generate/batch/uploads/{name}", content=data)
+        answer = self.request("PUT", upload_path(name), content=data)
         return str(answer.json()["key"])
 
     def submit_batch(
@@ -187,11 +189,11 @@ class TextNLPClient:
         return result
 
     def job_status(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/generate/status/{job_id}").json()
+        result: dict[str, Any] = self.request("GET", job_path(job_id)).json()
         return result
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/generate/status/{job_id}/cancel").json()
+        result: dict[str, Any] = self.request("POST", job_path(job_id, "/cancel")).json()
         return result
 
     def list_jobs(self) -> list[dict[str, Any]]:
@@ -202,7 +204,7 @@ class TextNLPClient:
         """A finished job's result file, streamed into ``sink``; the bytes written."""
         if self.tokens.should_refresh():
             self.refresh()
-        path = f"{API}/generate/status/{job_id}/results"
+        path = API + job_path(job_id, "/results")
         written = 0
         with self._http.stream("GET", path, headers=self._headers(True)) as response:
             if response.status_code >= 400:

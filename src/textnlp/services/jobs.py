@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import string
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -59,6 +60,12 @@ log = logging.getLogger(__name__)
 
 #: Largest prompt file accepted (the file is parsed at submit to refuse bad ones early).
 MAX_PROMPT_FILE_BYTES = 256 * 1024 * 1024
+#: Bytes an upload's file name keeps in its storage key (those ``keys.check_key`` allows, less
+#: ``=``, the escape, and the space, which S3 events write ``+``); any other is written ``=XX``.
+_NAME_BYTES = frozenset((string.ascii_letters + string.digits + "!_.*'()-").encode())
+#: Characters of an upload's escaped name in its key: with the 17 of the digest it stays
+#: within the 255 bytes a file system allows a name, and the temporary file's prefix.
+MAX_UPLOAD_KEY_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,19 @@ class ResultDownload:
     format: str
     url: str | None
     size: int
+
+
+def upload_name(name: str, data: bytes) -> str:
+    """An upload's name in storage: a digest of its bytes, then its file name with each byte
+    of another character than storage keys allow written ``=XX`` (``café.jsonl`` ->
+    ``caf=C3=A9.jsonl``), cut to ``MAX_UPLOAD_KEY_NAME`` with its extension kept. Uploads of
+    other users never meet (the key has the user), nor different files (the digest)."""
+    raw = name.encode("utf-8", "surrogatepass")  # a file system's undecodable bytes too
+    escaped = "".join(chr(b) if b in _NAME_BYTES else f"={b:02X}" for b in raw)
+    if len(escaped) > MAX_UPLOAD_KEY_NAME:  # the extension (.jsonl, .csv) says the format
+        suffix = Path(escaped).suffix if len(Path(escaped).suffix) <= 8 else ""
+        escaped = escaped[: MAX_UPLOAD_KEY_NAME - len(suffix)] + suffix
+    return f"{hashlib.sha256(data).hexdigest()[:16]}-{escaped}"
 
 
 def request_hash(spec: JobSpec) -> str:
@@ -218,10 +238,14 @@ class JobService:
         """Store a prompt file under the user's upload prefix after checking it parses.
 
         The user submits it as ``prompt_file`` with their own parameters, so the object is
-        marked for the deployment's upload trigger to leave alone (no second job of it).
+        marked for the deployment's upload trigger to leave alone (no second job of it). The
+        same file uploads to the same key (``upload_name``): a retried submit is the same
+        request, for its idempotency key, and leaves no second copy.
         """
+        if "/" in name:
+            raise InvalidInput(f"upload name {name!r} must be a file name, without '/'")
         parse_prompt_file(name, data)
-        key = Keys.upload(owner.id, f"{uuid.uuid4().hex[:8]}-{Path(name).name}")
+        key = Keys.upload(owner.id, upload_name(name, data))
         self.storage.put_bytes(key, data, metadata={UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL})
         return key
 

@@ -37,8 +37,8 @@ class UploadAnswer(BaseModel):
     key: str
 
 
-#: Characters of an upload's file name: with its 9-character prefix it stays within the 255
-#: bytes a file system allows a name (keys are ASCII).
+#: Characters of an upload's file name (its key keeps at most ``MAX_UPLOAD_KEY_NAME`` of the
+#: name, escaped: ``services.jobs.upload_name``).
 MAX_UPLOAD_NAME = 200
 
 
@@ -88,6 +88,7 @@ _UPLOAD_BODY: dict[str, Any] = {
 
 
 @router.put(
+    # Not ``{name:path}``: the request metrics' route label would take a name's segments.
     "/batch/uploads/{name}",
     response_model=UploadAnswer,
     status_code=201,
@@ -99,7 +100,9 @@ async def upload_prompts(
     user: CurrentUser,
     jobs: JobsDep,
 ) -> UploadAnswer:
-    """Upload a JSONL/CSV prompt file (the raw body); use the answer's key as ``prompt_file``."""
+    """Upload a JSONL/CSV prompt file (the raw body); use the answer's key as ``prompt_file``.
+    ``name`` is the file's name (percent-encoded; no ``/``): its extension says the format; the
+    same file under the same name gets the same key."""
     data = await request.body()
     key = await run_in_threadpool(jobs.upload_prompts, owner(user), name, data)
     return UploadAnswer(key=key)

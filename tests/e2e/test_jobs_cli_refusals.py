@@ -1,0 +1,195 @@
+"""``textnlp jobs`` with hostile input, locally and against ``textnlp serve``: a retried submit
+gets its job, any file name uploads, what is no job id names no job, a refused command leaves
+nothing behind, and ``--wait`` exits 1 when the job failed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import stop_process
+from tests.support.cluster import ROOT, run_cli
+from tests.support.serve import Served, ServeUser, serve
+
+PROMPTS = '{"prompt": "Say hi"}\n'
+NAMES = ["a#b.jsonl", "a?b.jsonl", "x%2Fy.jsonl", "café.jsonl", "100%.jsonl", "a:b.jsonl"]
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(tmp_path, *args, timeout=120)
+
+
+def submitted(answer: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    assert answer.returncode == 0, answer.stderr
+    job: dict[str, object] = json.loads(answer.stdout)
+    return job
+
+
+def refused(answer: subprocess.CompletedProcess[str], message: str, code: int = 2) -> None:
+    assert answer.returncode == code, (answer.returncode, answer.stdout, answer.stderr)
+    assert message in answer.stderr and "Traceback" not in answer.stderr, answer.stderr
+    assert answer.stderr.splitlines()[-1].startswith("error: ")  # after --wait's progress
+
+
+def uploads(home: Path) -> list[Path]:
+    return sorted((home / "storage" / "prompts" / "user-uploads").rglob("*.*"))
+
+
+# -- local (no --api) ----------------------------------------------------------------------
+
+
+def test_a_retried_local_submit_with_a_prompt_file_gets_its_job(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_text(PROMPTS)
+    args = ["jobs", "submit", "--prompts-file", "p.jsonl", "--idempotency-key", "retry-78",
+            "-m", "fake-fast", "--param", "max_tokens=4"]  # fmt: skip
+    first = submitted(cli(tmp_path, *args))
+    again = submitted(cli(tmp_path, *args))
+    assert again["id"] == first["id"]
+    assert len(uploads(tmp_path / "textnlp-home")) == 1  # the retry left no second upload
+
+
+def test_prompt_file_that_is_a_directory_or_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "somedir").mkdir()
+    refused(cli(tmp_path, "jobs", "submit", "--prompts-file", "somedir/"), "is a directory")
+    refused(cli(tmp_path, "jobs", "submit", "--prompts-file", "gone.jsonl"), "does not exist")
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.jsonl"
+        locked.write_text(PROMPTS)
+        locked.chmod(0o000)
+        refused(cli(tmp_path, "jobs", "submit", "--prompts-file", str(locked)), "cannot read")
+
+
+def test_what_is_no_job_id_names_no_job(tmp_path: Path) -> None:
+    job = submitted(cli(tmp_path, "jobs", "submit", "--prompt", "Say hi", "-m", "fake-fast"))
+    for command in ["status", "cancel"]:
+        for hostile in [f"zzz/../{job['id']}", f"{job['id']}/results", "nope"]:
+            refused(cli(tmp_path, "jobs", command, hostile), "not a job id")
+    status = submitted(cli(tmp_path, "jobs", "status", str(job["id"])))
+    assert status["state"] == "queued"  # the hostile cancels touched nothing
+
+
+def test_refused_results_leave_no_directory(tmp_path: Path) -> None:
+    done = submitted(cli(tmp_path, "jobs", "submit", "--prompt", "Say hi", "-m", "fake-fast"))
+    cancelled = submitted(cli(tmp_path, "jobs", "submit", "--prompt", "Bye", "-m", "fake-fast"))
+    assert cli(tmp_path, "jobs", "cancel", str(cancelled["id"])).returncode == 0
+    assert cli(tmp_path, "worker", "--once", "--wait", "0.3").returncode == 0
+    for job_id, out, message in [
+        ("nope", "refused1/sub/x.jsonl", "not a job id"),
+        (str(cancelled["id"]), "refused2/sub/x.jsonl", "cancelled"),
+        (str(done["id"]), "refused3/sub/x.csv", "save it to a .jsonl path"),
+    ]:
+        refused(cli(tmp_path, "jobs", "results", job_id, "-o", out), message)
+        assert not (tmp_path / out.split("/")[0]).exists(), out
+    (tmp_path / "kept").mkdir()
+    refused(cli(tmp_path, "jobs", "results", "nope", "-o", "kept/new/x.jsonl"), "not a job id")
+    assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []
+    saved = cli(tmp_path, "jobs", "results", str(done["id"]), "-o", "made/sub/r.jsonl")
+    assert saved.returncode == 0 and (tmp_path / "made" / "sub" / "r.jsonl").is_file()
+
+
+def test_wait_exits_1_when_the_job_failed(tmp_path: Path) -> None:
+    poisoned = submitted(cli(tmp_path, "jobs", "submit", "--prompt", "Say hi", "-m", "poison"))
+    fine = submitted(cli(tmp_path, "jobs", "submit", "--prompt", "Say hi", "-m", "fake-fast"))
+    assert cli(tmp_path, "worker", "--once", "--wait", "0.3").returncode == 0
+    failed = cli(tmp_path, "jobs", "status", str(poisoned["id"]), "--wait")
+    refused(failed, f"job {poisoned['id']} failed: ", code=1)
+    assert "always fails" in failed.stderr
+    assert json.loads(failed.stdout)["state"] == "failed"  # the job is printed all the same
+    assert json.loads(cli(tmp_path, "jobs", "status", str(poisoned["id"])).stdout)["state"] == (
+        "failed"
+    )  # without --wait: the state, exit 0
+    assert submitted(cli(tmp_path, "jobs", "status", str(fine["id"]), "--wait"))["state"] == (
+        "succeeded"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.worker_main", "worker", "--wait", "0.3"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT),
+             "TEXTNLP_MODELS_FILE": str(tmp_path / "models.yaml")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        waited = cli(tmp_path, "jobs", "submit", "--prompt", "Hi", "-m", "poison", "--wait")
+    finally:
+        stop_process(worker)
+    refused(waited, "failed: ", code=1)
+    assert json.loads(waited.stdout)["state"] == "failed"
+
+
+# -- against textnlp serve (--api) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("jobs-api-cli")
+    env = {"TEXTNLP_API__MAX_BODY_BYTES": "4096"}  # a small bound: a small file is over it
+    with serve(root, users=[ServeUser("dora", "dora-password-123")], env=env) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def api_args(served: Served) -> list[str]:
+    return ["--api", served.url, "--token", served.api_key("dora")]
+
+
+def api_cli(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
+    return served.cli(*args, timeout=120)
+
+
+def test_a_retried_api_submit_with_a_prompt_file_gets_its_job(
+    served: Served, api_args: list[str]
+) -> None:
+    (served.root / "p.jsonl").write_text(PROMPTS)
+    args = ["jobs", "submit", "--prompts-file", "p.jsonl", "--idempotency-key", "retry-78",
+            "--param", "max_tokens=4", *api_args]  # fmt: skip
+    before = len(uploads(served.home))
+    first = submitted(api_cli(served, *args))
+    assert submitted(api_cli(served, *args))["id"] == first["id"]
+    assert len(uploads(served.home)) == before + 1
+
+
+def test_any_file_name_uploads_through_the_api(served: Served, api_args: list[str]) -> None:
+    names = served.root / "names"
+    names.mkdir()
+    for name in NAMES:
+        (names / name).write_text(PROMPTS)
+        args = ["jobs", "submit", "--prompts-file", f"names/{name}", "--param", "max_tokens=4"]
+        job = submitted(api_cli(served, *args, *api_args))
+        assert job["progress"] == {"done": 0, "total": 1, "failed": 0}, name
+    stored = {path.name.split("-", 1)[1] for path in uploads(served.home)}
+    assert {"a=23b.jsonl", "a=3Fb.jsonl", "x=252Fy.jsonl", "caf=C3=A9.jsonl"} <= stored
+
+
+def test_job_ids_are_checked_before_the_api_is_asked(served: Served, api_args: list[str]) -> None:
+    (served.root / "q.jsonl").write_text(PROMPTS)
+    job = submitted(api_cli(served, "jobs", "submit", "--prompts-file", "q.jsonl", *api_args))
+    for hostile in [f"{job['id']}/results", f"zzz/../{job['id']}", f"{job['id']}#x"]:
+        refused(api_cli(served, "jobs", "status", hostile, *api_args), "not a job id")
+        refused(api_cli(served, "jobs", "cancel", hostile, *api_args), "not a job id")
+    assert (
+        submitted(api_cli(served, "jobs", "status", str(job["id"]), *api_args))["id"] == (job["id"])
+    )
+
+
+def test_api_results_refused_leave_no_directory(served: Served, api_args: list[str]) -> None:
+    (served.root / "r.jsonl").write_text(PROMPTS)
+    job = submitted(api_cli(served, "jobs", "submit", "--prompts-file", "r.jsonl", *api_args))
+    assert api_cli(served, "jobs", "cancel", str(job["id"]), *api_args).returncode == 0
+    for job_id, message in [("nope", "not a job id"), (str(job["id"]), "cancelled")]:
+        answer = api_cli(served, "jobs", "results", job_id, "-o", "refused/sub/x.jsonl", *api_args)
+        refused(answer, message)
+        assert not (served.root / "refused").exists()
+
+
+def test_a_prompt_file_over_the_api_bound_says_so(served: Served, api_args: list[str]) -> None:
+    (served.root / "big.jsonl").write_text(PROMPTS * 400)  # 8400 bytes, over 4096
+    answer = api_cli(served, "jobs", "submit", "--prompts-file", "big.jsonl", *api_args)
+    refused(answer, "prompt file big.jsonl (8400 bytes) is larger than the API takes")
+    assert "4096 bytes" in answer.stderr and "TEXTNLP_API__MAX_BODY_BYTES" in answer.stderr
