@@ -8,9 +8,11 @@ answers in OpenAI's error object, so OpenAI clients read it like any other of th
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -189,13 +191,22 @@ def _route(scope: Scope) -> str:
     template = getattr(route, "path", None)
     if not template:
         return "unmatched"
-    # Routes of included routers carry their path below the router's prefix: take the prefix
-    # from the concrete path (same number of trailing segments as the template).
-    path_parts = str(scope.get("path", "")).split("/")
-    template_parts = str(template).split("/")
-    keep = len(path_parts) - len(template_parts) + 1
-    prefix = "/".join(path_parts[:keep]) if keep > 1 else ""
-    return prefix + str(template)
+    # Routes of included routers carry their path below the router's prefix: the prefix is
+    # what the concrete path has before the template matches, the shortest such (a ``:path``
+    # parameter takes any number of segments, which must not reach the label).
+    matched = _template_pattern(str(template)).match(str(scope.get("path", "")))
+    return (matched.group(1) if matched else "") + str(template)
+
+
+@functools.lru_cache(maxsize=512)
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """``(prefix)template$``, its ``{x}`` one segment and its ``{x:path}`` any."""
+    pattern = ""
+    for literal, parameter in re.findall(r"([^{]*)(\{[^}]*\})?", template):
+        pattern += re.escape(literal)
+        if parameter:
+            pattern += ".+" if parameter.endswith(":path}") else "[^/]+"
+    return re.compile(f"(.*?){pattern}$")
 
 
 class OriginCheckMiddleware:

@@ -418,3 +418,15 @@ def test_the_spending_cap_refuses_with_insufficient_quota(priced_api: Api) -> No
     assert [a.status_code for a in answers[:3]] == [200, 200, 200], answers[0].text
     error = assert_openai_error(answers[3], 429, "insufficient_quota")
     assert error["type"] == "insufficient_quota" and "Retry-After" not in answers[3].headers
+
+
+def test_a_path_parameter_never_puts_the_callers_segments_in_a_metric_label(
+    sqlite_api: Api,
+) -> None:
+    """``/v1/models/{model_id:path}`` takes any number of segments; its label must stay the
+    template, or anyone (unauthenticated too) could mint metric series without end."""
+    for n in range(3):
+        sqlite_api.client.get(f"/v1/models/org{n}/family/model-{n}")
+    metrics = sqlite_api.client.app.state.metrics.render().decode()  # type: ignore[attr-defined]
+    assert 'route="/v1/models/{model_id:path}"' in metrics
+    assert "org0" not in metrics and "family" not in metrics
