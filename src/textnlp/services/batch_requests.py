@@ -34,7 +34,7 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -108,7 +108,8 @@ class _Body(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    #: Any 64-bit integer, as the online routes and OpenAI take; used modulo 2**32.
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
     n: Literal[1] | None = None
     stream: Literal[False] | None = None
     user: str | None = None
@@ -127,7 +128,7 @@ class _Body(BaseModel):
             temperature=self.temperature,
             top_p=self.top_p,
             stop=stop,
-            seed=self.seed,
+            seed=self.seed % 2**32 if self.seed is not None else None,
         )
 
 
@@ -178,6 +179,9 @@ def iter_batch_requests(
         where = f"batch file {name}, line {number}"
         if len(text.encode()) > MAX_REQUEST_BYTES:
             raise DatasetError(f"{where}: the request is over {MAX_REQUEST_BYTES} bytes")
+        if first is not None and isinstance(raw, dict) and raw.get("url") != first.url:
+            # Before the body is read as the other endpoint's ("body.prompt: Field required").
+            _differs(where, "url", raw.get("url"), first)
         item = _request(where, number, raw)
         if item.custom_id in first_line:
             raise DatasetError(
@@ -186,17 +190,17 @@ def iter_batch_requests(
             )
         first_line[item.custom_id] = number
         first = first or item
-        if (item.model, item.url) != (first.model, first.url):
-            what, mine, theirs = (
-                ("model", item.model, first.model)
-                if item.model != first.model
-                else ("url", item.url, first.url)
-            )
-            raise DatasetError(
-                f"{where}: {what} {mine!r} differs from {theirs!r} of line {first.line}; "
-                f"every request of a batch names the same {what}"
-            )
+        if item.model != first.model:
+            _differs(where, "model", item.model, first)
         yield item
+
+
+def _differs(where: str, what: str, mine: Any, first: BatchRequestItem) -> NoReturn:
+    theirs = getattr(first, what)
+    raise DatasetError(
+        f"{where}: {what} {mine!r} differs from {theirs!r} of line {first.line}; "
+        f"every request of a batch names the same {what}"
+    )
 
 
 def _request(where: str, number: int, raw: Any) -> BatchRequestItem:

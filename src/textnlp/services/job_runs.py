@@ -18,6 +18,7 @@ from textnlp.domain import Record
 from textnlp.errors import QuotaExceeded
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.templates import PromptTemplate
+from textnlp.services.batch_requests import BATCH_TEMPLATE_ID
 from textnlp.services.job_models import JobMessage, JobSpec, JobView
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
 from textnlp.services.jobs import JobService
@@ -139,6 +140,8 @@ class JobRuns:
             return None
         failed = self._store.count_records(job_id)
         first = next(iter(self._store.iter_records(job_id, ok_only=False)), None)
+        if first is not None and first.provenance.template_id == BATCH_TEMPLATE_ID:
+            return None  # an OpenAI batch completes, its lines' failures in its error file
         reason = f"; the first: {first.error}" if first is not None and first.error else ""
         return f"every record failed ({failed}){reason}"
 

@@ -60,6 +60,24 @@ def test_refusals_name_the_line() -> None:
     duplicate = "\n".join([request("a"), request("a")]).encode()
     with pytest.raises(DatasetError, match="line 2: duplicate custom_id"):
         list(read_batch_file("f", chunked(duplicate, 10)))
+    # Another url is named as such, not as the other endpoint's missing field.
+    completion = json.loads(request("b")) | {"url": "/v1/completions"}  # a chat body
+    mixed = "\n".join([request("a"), json.dumps(completion)]).encode()
+    with pytest.raises(DatasetError, match="line 2: url '/v1/completions' differs from"):
+        list(read_batch_file("f", chunked(mixed, 64)))
+
+
+def test_a_lines_seed_is_any_64_bit_integer_as_online() -> None:
+    """As ``/v1/chat/completions`` takes it (and OpenAI): used modulo 2**32."""
+    for seed, used in [(2**40 + 5, 5), (-1, 2**32 - 1), (2**64 - 1, 2**32 - 1)]:
+        line = json.loads(request("a"))
+        line["body"]["seed"] = seed
+        (item,) = read_batch_file("f", [json.dumps(line).encode()])
+        assert item.params.seed == used
+    line = json.loads(request("a"))
+    line["body"]["seed"] = 2**64
+    with pytest.raises(DatasetError, match="body.seed"):
+        list(read_batch_file("f", [json.dumps(line).encode()]))
 
 
 def test_only_the_lines_own_backend_errors_fail_it_alone() -> None:
