@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from itertools import chain
 from typing import Any
 
@@ -92,13 +93,33 @@ def _item(name: str, where: str, raw: Any) -> PromptItem:
         raw = {"prompt": raw}
     if not isinstance(raw, dict):
         raise DatasetError(f"prompt file {name}, {where}: expected a string or an object")
-    fields = {k: v for k, v in raw.items() if k not in {"prompt", "system"} and v is not None}
+    given = raw.get("variables")
+    # {"prompt", "variables": {...}} as the API's prompt list takes it, or the fields flat.
+    nested = given if isinstance(given, dict) else {}
+    flat = {k: v for k, v in raw.items() if k not in {"prompt", "system"} and v is not None}
+    if isinstance(given, dict):
+        del flat["variables"]
+    fields = {**nested, **flat}
+    for key, value in fields.items():
+        problem = _variable_problem(key, value)
+        if problem is not None:
+            raise DatasetError(f"prompt file {name}, {where}: {problem}")
     try:
         return PromptItem(
             prompt=raw.get("prompt", ""), system=raw.get("system") or None, variables=fields
         )
     except ValidationError as exc:
         raise DatasetError(f"prompt file {name}, {where}: {first_error(exc)}") from None
+
+
+def _variable_problem(key: Any, value: Any) -> str | None:
+    """Why a prompt's other field cannot be one of its record's variables, or None."""
+    if key is None:  # csv.DictReader's key of a row's fields beyond the header
+        return "more fields than the header"
+    if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
+        return None
+    kind = "a number that is not finite" if isinstance(value, float) else type(value).__name__
+    return f"field {key!r} holds {kind}; a prompt's other fields are text, numbers or booleans"
 
 
 def _jsonl(name: str, text: str) -> list[PromptItem]:

@@ -325,7 +325,9 @@ class JobService:
         if not self.store.finish(job_id, "cancelled", error="cancelled by the user"):
             current = self.store.get(job_id)
             state = current.state if current else "gone"
-            raise Conflict(f"job {job_id} is {state}; only queued or running jobs can be cancelled")
+            raise Conflict(
+                f"job {job_id} has ended ({state}); only queued or running jobs can be cancelled"
+            )
         return self.status(owner, job_id)
 
     def results(self, owner: Owner, job_id: str) -> ResultDownload:

@@ -76,3 +76,25 @@ def test_prompt_items_refuse_invalid_unicode() -> None:
     with pytest.raises(ValidationError) as caught:
         PromptItem.model_validate({"prompt": "\ud800"})
     assert caught.value.errors()[0]["loc"] == ("prompt",)
+
+
+def test_a_prompt_lines_variables_may_be_nested_as_the_api_takes_them() -> None:
+    """``{"prompt", "variables": {...}}`` (the API's prompt list shape) or the fields flat."""
+    data = b'{"prompt": "a", "variables": {"label": "x"}}\n{"prompt": "b", "label": "y"}\n'
+    first, second = parse_prompt_file("p.jsonl", data)
+    assert first.variables == {"label": "x"} and second.variables == {"label": "y"}
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("p.csv", b"prompt,label\nhi,a,EXTRA\n", "row 2: more fields than the header"),
+        ("p.jsonl", b'{"prompt": "a", "x": 1e999}\n', "field 'x' holds a number that is not"),
+        ("p.jsonl", b'{"prompt": "a", "x": [1]}\n', "field 'x' holds list; a prompt's other"),
+    ],
+)
+def test_a_prompts_other_fields_are_named_when_they_cannot_be_variables(
+    name: str, data: bytes, message: str
+) -> None:
+    with pytest.raises(DatasetError, match=message):
+        parse_prompt_file(name, data)
