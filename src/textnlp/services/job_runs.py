@@ -134,6 +134,10 @@ class JobRuns:
             self.jobs.publish_pending(job_id=job_id)
         return False
 
+    def keep_partial_result(self, job_id: str, result_key: str) -> bool:
+        """A cancelled job keeps the records it made as its result, as an OpenAI batch does."""
+        return self._store.keep_partial_result(job_id, result_key)
+
     def _every_record_failed(self, job_id: str) -> str | None:
         """Why the job made no record, when none of its stored records is good."""
         if self._store.count_records(job_id, ok_only=True):

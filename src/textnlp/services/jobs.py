@@ -76,6 +76,10 @@ class ResultDownload:
     size: int
 
 
+#: States whose job has a result file: a cancelled one keeps the records it made.
+_WITH_RESULTS = ("succeeded", "cancelled")
+
+
 def upload_name(name: str, data: bytes) -> str:
     """An upload's name in storage: a digest of its bytes, then its file name with each byte
     of another character than storage keys allow written ``=XX`` (``café.jsonl`` ->
@@ -293,7 +297,7 @@ class JobService:
         if started is not None:
             elapsed = round(((finished or datetime.now(UTC)) - started).total_seconds(), 3)
         result = None
-        if row.state == "succeeded" and row.result_key:
+        if row.state in _WITH_RESULTS and row.result_key:
             result = JobResult(
                 format=row.spec.get("format", "jsonl"),
                 key=row.result_key,
@@ -332,7 +336,7 @@ class JobService:
 
     def results(self, owner: Owner, job_id: str) -> ResultDownload:
         row = self._owned(owner, job_id)
-        if row.state != "succeeded" or not row.result_key:
+        if row.state not in _WITH_RESULTS or not row.result_key:
             why = {
                 "cancelled": "was cancelled and has no results",
                 "failed": f"failed: {row.error}",

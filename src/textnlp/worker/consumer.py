@@ -254,6 +254,7 @@ class Worker:
             await self.patience.run(what, queue.dead_letter, message, f"no job {job_id}")
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
+            await self.patience.run(what, self._keep_partial, job_id)
             await self.patience.run(what, queue.delete, message)
             return False
         log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
@@ -271,6 +272,7 @@ class Worker:
         except StopJob as stop:
             if stop.reason != "cancelled":
                 raise
+            await self.patience.run(what, self._keep_partial, job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -289,6 +291,15 @@ class Worker:
         await self.patience.run(what, queue.delete, message)  # only now: the effects are stored
         if over:
             await self.patience.run(what, self._notify, job_id)
+
+    def _keep_partial(self, job_id: str) -> None:
+        """A cancelled job's records made so far, published as its (partial) result (once:
+        also when its message comes back after a worker died in the cancel)."""
+        row = self.runs.get(job_id)
+        if row is None or row.state != "cancelled" or row.result_key:
+            return
+        if self.runs.stored_count(job_id, ok_only=True):
+            self.runs.keep_partial_result(job_id, self.runner.publish_stored(job_id))
 
     async def _validate(self, queue: JobQueue, message: QueueMessage, job_id: str) -> None:
         """The validation service's step: the gate on the stored result, then the job's end."""

@@ -108,6 +108,22 @@ def test_sigterm_hands_the_job_back_at_a_checkpoint(
     assert result_indices(jobs, view.id) == list(range(300))
 
 
+def test_a_job_cancelled_mid_run_keeps_the_records_it_made(sqlite_cluster: Cluster) -> None:
+    """As an OpenAI batch's partial output: the records stored before the worker saw the cancel
+    (it stops within a chunk) are the cancelled job's result, each index once, in order."""
+    jobs = sqlite_cluster.service()
+    view = jobs.submit(OWNER, job(300))
+    proc = sqlite_cluster.worker("--once")
+    wait_for(lambda: done(jobs, view.id) >= 20, 60, "some records")
+    assert jobs.cancel(OWNER, view.id).state == "cancelled"
+    assert proc.wait(60) == 0
+    made = jobs.store.count_records(view.id, ok_only=True)
+    assert 0 < made < 300
+    status = jobs.status(OWNER, view.id)
+    assert status.state == "cancelled" and status.result is not None
+    assert result_indices(jobs, view.id) == list(range(made))
+
+
 def test_two_workers_racing_never_duplicate_a_record(pg_cluster: Cluster) -> None:
     jobs = pg_cluster.service()
     views = [jobs.submit(OWNER, job(150, "fake-fast")) for _ in range(4)]

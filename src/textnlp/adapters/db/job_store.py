@@ -213,6 +213,19 @@ class JobStore:
             )
             return int(getattr(result, "rowcount", 0) or 0) == 1
 
+    def keep_partial_result(self, job_id: str, result_key: str) -> bool:
+        """A cancelled job's file of the records made before its cancel; False when the job is
+        not cancelled or has a result already."""
+        with self.sessions.begin() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id, JobRow.state == "cancelled", JobRow.result_key.is_(None)
+                )
+                .values(result_key=result_key)
+            )
+            return int(getattr(result, "rowcount", 0) or 0) == 1
+
     def hand_over(self, job_id: str, result_key: str, queue: str, body: str) -> bool:
         """A running job's result is stored: keep its key and, in the same transaction, put the
         next step's message (validation) in the outbox. False when the job is not running."""
