@@ -68,7 +68,7 @@ def test_a_fixed_value_the_recipe_cannot_take(tmp_path: Path) -> None:
     [
         ({"a": {"expr": "{{ b }}"}, "b": {"expr": "{{ a }}"}}, "Say {{ a }}", "'b' is undefined"),
         ({"a": {"expr": "{{ 1 / 0 }}"}}, "Say {{ a }}", "division by zero"),
-        ({"a": {"values": ["x"]}}, "Say {{ a | nosuch }}", "No filter named 'nosuch'"),
+        ({"a": {"values": ["x"]}}, "Say {{ a | nosuch }}", "line 1: no filter named 'nosuch'"),
         ({"a": {"expr": "{{ a | nosuch }}"}}, "Say {{ a }}", "variable 'a', line 1"),
     ],
     ids=["cycle", "division-by-zero", "unknown-filter-in-prompt", "unknown-filter-in-variable"],
