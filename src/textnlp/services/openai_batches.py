@@ -89,6 +89,7 @@ from textnlp.services.openai_objects import (
     answer_line,
     missing_line,
 )
+from textnlp.services.text_boundary import text_problem
 
 JSONL = "application/x-ndjson"
 #: Bytes read at a time from an upload (and from a stored input file).
@@ -132,6 +133,8 @@ class OpenAIBatchService:
         """
         if purpose != "batch":
             raise InvalidInput(f"purpose {purpose!r} is not supported: TextNLP takes 'batch' files")
+        if problem := text_problem(filename):
+            raise InvalidInput(f"file name: {problem}")
         name = Path(filename or "upload.jsonl").name[:200] or "upload.jsonl"
         size = 0
 
@@ -218,7 +221,7 @@ class OpenAIBatchService:
     def content(self, owner: Owner, file_id: str) -> FileContent:
         """Where a file's bytes are (a batch's output is written when first asked for)."""
         if match := _OUTPUT_ID.match(file_id):
-            row = self._batch_row(owner, f"batch_{match.group(1)}")
+            row = self._output_row(owner, file_id)
             self._outputs(row)
             key = self._output_key(row.id, match.group(2))
             return FileContent(key, self.storage.size(key), self._output_name(row.id, file_id))
@@ -476,6 +479,15 @@ class OpenAIBatchService:
             raise NotFound(f"no batch {batch_id!r}")  # someone else's batch does not exist
         return self._expire(row)
 
+    def _output_row(self, owner: Owner, file_id: str) -> JobRow:
+        """The batch whose output (or error) file ``file_id`` is; a missing one is the file's."""
+        match = _OUTPUT_ID.match(file_id)
+        assert match is not None
+        try:
+            return self._batch_row(owner, f"batch_{match.group(1)}")
+        except NotFound:
+            raise NotFound(f"no file {file_id!r}") from None
+
     def _extras(self, row: JobRow) -> BatchExtras:
         """The batch's extras; rebuilt from its file when lost (a crash right after submit)."""
         try:
@@ -500,9 +512,7 @@ class OpenAIBatchService:
 
     def _output_object(self, owner: Owner, file_id: str) -> FileObject:
         content = self.content(owner, file_id)
-        match = _OUTPUT_ID.match(file_id)
-        assert match is not None
-        row = self._batch_row(owner, f"batch_{match.group(1)}")
+        row = self._output_row(owner, file_id)
         return FileObject(
             id=file_id,
             bytes=content.size,

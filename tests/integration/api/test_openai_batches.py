@@ -291,6 +291,23 @@ def test_bad_requests(api: Api) -> None:
     assert api.client.get(BATCHES).status_code == 401
 
 
+def test_an_upload_is_one_file_with_a_text_name(api: Api) -> None:
+    alice = api.headers("alice")
+    before = api.client.get(FILES, headers=alice).json()["data"]
+    two = [("file", ("a.jsonl", jsonl(line("a")))), ("file", ("b.jsonl", jsonl(line("b"))))]
+    both = api.client.post(FILES, files=two, data={"purpose": "batch"}, headers=alice)
+    assert both.status_code == 400 and "one file per upload, not 2" in both.text, both.text
+    body = (  # by hand: httpx would escape the NUL in the name as %00
+        b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\x00.jsonl"\r\n\r\n'
+        + jsonl(line("a")) + b"\r\n--b--\r\n"
+    )  # fmt: skip
+    multipart = {**alice, "Content-Type": "multipart/form-data; boundary=b"}
+    nul = api.client.post(FILES, content=body, headers=multipart)
+    assert nul.status_code == 400 and "file name: text holds a NUL" in nul.text, nul.text
+    assert api.client.get(FILES, headers=alice).json()["data"] == before  # nothing stored
+
+
 def test_other_users_ids_are_404(api: Api) -> None:
     file = upload(api, "alice", jsonl(line("a", max_tokens=3))).json()
     batch = create(api, "alice", file["id"]).json()
@@ -305,7 +322,10 @@ def test_other_users_ids_are_404(api: Api) -> None:
             f"{FILES}/{done['output_file_id']}/content",
             f"{BATCHES}/{batch['id']}",
         ):
-            assert api.client.get(path, headers=headers).status_code == 404, (user, path)
+            refused = api.client.get(path, headers=headers)
+            assert refused.status_code == 404, (user, path)
+            kind = "batch" if path.startswith(BATCHES) else "file"  # an output file is a file
+            assert refused.json()["error"]["message"].startswith(f"no {kind} "), refused.text
         assert (
             api.client.post(f"{BATCHES}/{batch['id']}/cancel", headers=headers).status_code == 404
         )

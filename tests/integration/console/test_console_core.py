@@ -277,6 +277,23 @@ def test_keys_are_created_shown_once_listed_and_revoked(browser: TestClient) -> 
     assert browser.get("/api/v1/models/list", headers=bearer).status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [({"name": "lap\x00top"}, "name"), ({"name": "ok", "extra\x00": "x"}, "extra\\x00")],
+    ids=["nul-in-a-value", "nul-in-a-field-name"],
+)
+def test_a_form_field_that_is_not_text_is_refused_naming_it(
+    browser: TestClient, form: dict[str, str], field: str
+) -> None:
+    log_in(browser, "bob")
+    token = csrf_of(browser, "/console/keys")
+    before = key_names(browser)
+    refused = browser.post("/console/keys", data={CSRF_FIELD: token, **form})
+    assert refused.status_code == 422, refused.text
+    assert f"{field}: text holds a NUL character" in refused.text
+    assert key_names(browser) == before  # nothing was created (SQLite would have kept it)
+
+
 def test_another_users_key_cannot_be_revoked(console: Api, browser: TestClient) -> None:
     made = console.client.post(
         "/api/v1/auth/api-keys", json={"name": "alices"}, headers=console.headers("alice")

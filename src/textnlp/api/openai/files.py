@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from textnlp.api.openai.batches import BatchesDep, owner_of
 from textnlp.api.openai.caller import OpenAICaller
 from textnlp.api.openai.schemas import OpenAIErrorResponse
+from textnlp.errors import InvalidInput
 from textnlp.services.openai_objects import FileDeleted, FileList, FileObject
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -37,11 +38,15 @@ async def create_file(
     file: Annotated[UploadFile, File(description="A JSONL file of batch requests.")],
     purpose: Annotated[Literal["batch"], Form(description="Only `batch` files are kept.")],
     caller: OpenAICaller,
+    request: Request,
     response: Response,
     batches: BatchesDep,
 ) -> FileObject:
     """Upload a batch input file: one request per line (custom_id, method, url, body)."""
     owner = owner_of(caller, response)
+    parts = len((await request.form()).getlist("file"))  # parsed once: FastAPI's own form
+    if parts > 1:  # FastAPI would keep the last and drop the others unsaid
+        raise InvalidInput(f"file: send one file per upload, not {parts}")
     name = file.filename or ""
     return await run_in_threadpool(batches.upload, owner, name, purpose, file.file)
 
