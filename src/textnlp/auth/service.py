@@ -142,13 +142,15 @@ class AuthService:
         return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
 
     def console_session(self, refresh_token: str) -> Principal:
-        """The principal of a console session cookie: a refresh token whose family is live.
+        """The principal of a console session cookie: its family's current refresh token.
 
         The console never rotates it (see ``textnlp.api.console.session``); a logout, a revoked
-        family or a disabled user ends the session."""
+        family or a disabled user ends the session. A refresh token the family has rotated past
+        has leaked, as in ``refresh``: presenting it closes the family."""
         claims = self.tokens.verify(refresh_token, expected_type="refresh")
-        user = self.store.access_holder(claims.sub, claims.family, claims.jti)
+        user = self.store.session_holder(claims.sub, claims.family, claims.jti)
         if user is None:
+            self.store.revoke_family(claims.family)
             raise AuthError("session revoked")
         if not user.active:
             raise AuthError("unknown or disabled user")

@@ -87,5 +87,17 @@ def access_is_live(
     return jti_item is None or not _revoked(jti_item)
 
 
+def session_is_live(
+    family_item: Item | None, user_id: str, refresh_jti: str, now: float | None = None
+) -> bool:
+    """Whether the family is live and the user's and ``refresh_jti`` is its current refresh
+    token (``session_holder`` of the SQL store, the same rule)."""
+    return (
+        access_is_live(family_item, None, user_id, now)
+        and family_item is not None
+        and family_item.get("current_jti", {}).get("S") == refresh_jti
+    )
+
+
 def _revoked(item: Item) -> bool:
     return bool(item.get("revoked", {}).get("BOOL", False))

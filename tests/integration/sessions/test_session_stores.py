@@ -107,6 +107,19 @@ def test_rotation_moves_the_family_and_a_stale_token_is_refused(subject: Subject
     assert not store.rotate("unknown", "r1", "r2", later())
 
 
+def test_a_session_is_its_familys_current_refresh_token(subject: Subject) -> None:
+    store, alice = subject.store, subject.alice
+    store.start_family("s1", alice.id, "r1", later())
+    assert store.session_holder(alice.id, "s1", "r1") == alice
+    assert store.session_holder(subject.bob.id, "s1", "r1") is None  # not bob's family
+    assert store.rotate("s1", "r1", "r2", later())
+    assert store.session_holder(alice.id, "s1", "r1") is None  # rotated past
+    assert store.session_holder(alice.id, "s1", "r2") == alice
+    store.revoke_family("s1")
+    assert store.session_holder(alice.id, "s1", "r2") is None
+    assert store.session_holder(alice.id, "no-such-family", "r1") is None
+
+
 def test_concurrent_rotations_with_one_token_have_one_winner(subject: Subject) -> None:
     store, alice = subject.store, subject.alice
     store.start_family("f3", alice.id, "r1", later())

@@ -52,6 +52,19 @@ _ACCESS_HOLDER = (
     )
 )
 
+#: The user of a live family whose current refresh token is ``jti``.
+_SESSION_HOLDER = (
+    select(UserRow)
+    .join(TokenFamilyRow, TokenFamilyRow.user_id == UserRow.id)
+    .where(
+        UserRow.id == bindparam("user_id"),
+        TokenFamilyRow.id == bindparam("family"),
+        TokenFamilyRow.current_jti == bindparam("jti"),
+        TokenFamilyRow.revoked.is_(False),
+        TokenFamilyRow.expires_at > bindparam("now"),
+    )
+)
+
 
 class TokenRepository:
     def __init__(self, session: Session) -> None:
@@ -89,6 +102,14 @@ class TokenRepository:
         if row is None or row[1] is not None:
             return None
         return to_user(row[0])
+
+    def session_holder(self, user_id: str, family: str, refresh_jti: str) -> User | None:
+        """The user of a live family whose current refresh token is ``refresh_jti``."""
+        row = self.session.execute(
+            _SESSION_HOLDER,
+            {"user_id": user_id, "family": family, "jti": refresh_jti, "now": time.time()},
+        ).first()
+        return None if row is None else to_user(row[0])
 
     def revoke_family(self, family: str) -> None:
         self.session.execute(

@@ -44,6 +44,11 @@ class SessionStore(Protocol):
         None. Runs on every authenticated request."""
         ...
 
+    def session_holder(self, user_id: str, family: str, refresh_jti: str) -> User | None:
+        """The user of a live family whose current refresh token is ``refresh_jti`` (a console
+        session), or None: a token the family has rotated past is not a session."""
+        ...
+
     def purge_expired(self, now: float | None = None) -> None:
         """Forget what has expired (a no-op where the store expires items itself)."""
         ...

@@ -40,6 +40,10 @@ class DatabaseSessionStore:
         with self.sessions() as session:
             return TokenRepository(session).access_holder(user_id, family, jti)
 
+    def session_holder(self, user_id: str, family: str, refresh_jti: str) -> User | None:
+        with self.sessions() as session:
+            return TokenRepository(session).session_holder(user_id, family, refresh_jti)
+
     def purge_expired(self, now: float | None = None) -> None:
         with self.sessions.begin() as session:
             TokenRepository(session).purge_expired(now)

@@ -100,5 +100,15 @@ class DynamoDbSessionStore:
             return None
         return self._users(user_id)
 
+    def session_holder(self, user_id: str, family: str, refresh_jti: str) -> User | None:
+        with aws_unavailable("sessions", _SERVICE):
+            answer = self.client.get_item(
+                TableName=self.table, Key=items.family_key(family), ConsistentRead=True
+            )
+        family_item = answer.get("Item")
+        if not items.session_is_live(family_item, user_id, refresh_jti):
+            return None
+        return self._users(user_id)
+
     def purge_expired(self, now: float | None = None) -> None:
         """Nothing to do: the table's TTL deletes expired items."""
