@@ -113,16 +113,6 @@ async def authenticate_async(connection: HTTPConnection, credential: str | None)
     return await run_in_threadpool(authenticate, connection, credential)
 
 
-async def enforce_rate_limit_async(connection: HTTPConnection, principal: Principal) -> None:
-    """One more token from the principal's bucket (a WebSocket frame), off the event loop
-    when the bucket is in Redis."""
-    state = connection.app.state
-    if state.inline_auth:
-        enforce_rate_limit(state, principal.bucket, principal.username)
-        return
-    await run_in_threadpool(enforce_rate_limit, state, principal.bucket, principal.username)
-
-
 async def current_user(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

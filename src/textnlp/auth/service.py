@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.orm import sessionmaker
@@ -39,6 +40,8 @@ class Principal:
     #: The rate-limit bucket: the user's, whether they come with a token or any of their API
     #: keys (a bucket per key would let a user multiply their limit by minting keys).
     bucket: str = ""
+    #: The API key's id (None for tokens).
+    key_id: str | None = None
 
     @property
     def id(self) -> str:
@@ -141,6 +144,38 @@ class AuthService:
             raise AuthError("unknown or disabled user")
         return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
 
+    def hold(self, principal: Principal) -> dict[str, Any]:
+        """What a long-lived connection keeps of its caller to check it again at each request
+        (``recheck``): the token's claims or the key's id, never the credential itself."""
+        claims = asdict(principal.claims) if principal.claims is not None else None
+        return {"user_id": principal.id, "claims": claims, "key_id": principal.key_id}
+
+    def recheck(self, held: Mapping[str, Any]) -> Principal:
+        """The caller ``hold`` kept, if its credential still stands: the token neither expired
+        nor logged out, the key not revoked, the user active; ``AuthError`` otherwise."""
+        user_id, claims, key_id = held.get("user_id"), held.get("claims"), held.get("key_id")
+        if isinstance(claims, dict):
+            token = TokenClaims(**claims)
+            if token.exp <= time.time():
+                raise AuthError("token expired")
+            user = self.store.access_holder(token.sub, token.family, token.jti)
+            if user is None:
+                raise AuthError("token revoked")
+            via: Literal["token", "api_key"] = "token"
+        elif isinstance(key_id, str):
+            token = None
+            with self.sessions() as session:
+                found = ApiKeyRepository(session).find(key_id)
+                user = UserRepository(session).get(found[0]) if found else None
+            if found is None:
+                raise AuthError("API key revoked")
+            via = "api_key"
+        else:
+            raise AuthError("unknown or expired connection: connect again")
+        if user is None or user.id != user_id or not user.active:
+            raise AuthError("unknown or disabled user")
+        return Principal(user=user, via=via, claims=token, bucket=user_bucket(user), key_id=key_id)
+
     def console_session(self, refresh_token: str) -> Principal:
         """The principal of a console session cookie: its family's current refresh token.
 
@@ -202,7 +237,7 @@ class AuthService:
             raise AuthError("invalid API key")
         if user is None or not user.active:
             raise AuthError("unknown or disabled user")
-        return Principal(user=user, via="api_key", bucket=user_bucket(user))
+        return Principal(user=user, via="api_key", bucket=user_bucket(user), key_id=key_id)
 
 
 def user_bucket(user: User) -> str:

@@ -117,6 +117,34 @@ def test_connect_checks_the_credential_itself(gateway_api: Api) -> None:
     assert event(gateway_api, "$default", "conn-c", {"prompt": "x"}).status_code == 401
 
 
+def test_a_connection_ends_with_its_credential(
+    gateway_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A logout after $connect: the next frame is refused, the client told why and its
+    connection closed (deleted through the Management API) and forgotten."""
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    last_words: dict[str, bytes] = {}
+    delete = backend.delete_connection
+
+    def keep_last_words(connection_id: str) -> None:
+        last_words[connection_id] = backend.connections[connection_id].data
+        delete(connection_id)
+
+    monkeypatch.setattr(backend, "delete_connection", keep_last_words)
+    pair = gateway_api.login("bob")
+    assert event(gateway_api, "$connect", "conn-out", token=pair["access_token"]).status_code == 200
+    bearer = {"Authorization": f"Bearer {pair['access_token']}"}
+    assert gateway_api.client.post("/api/v1/auth/logout", headers=bearer).status_code == 200
+    frame = {"prompt": "Say hi.", "max_tokens": 4}
+    refused = event(gateway_api, "$default", "conn-out", frame)
+    assert refused.status_code == 401 and "token revoked" in refused.text
+    told = json.loads(last_words["conn-out"])
+    assert told["type"] == "error" and told["error"]["type"] == "authentication_error"
+    streams = gateway_api.client.app.state.gateway_streams  # type: ignore[attr-defined]
+    assert streams.owner("conn-out") is None
+    assert event(gateway_api, "$default", "conn-out", frame).status_code == 401
+
+
 def test_a_gone_connection_cancels_its_generation(gateway_api: Api) -> None:
     streams = gateway_api.client.app.state.gateway_streams  # type: ignore[attr-defined]
     client = boto3.client("apigatewaymanagementapi", endpoint_url=CALLBACK, region_name="us-east-1")

@@ -6,9 +6,11 @@ One app (SQLite) for the module, so the model loads once; every request asks for
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from starlette.testclient import WebSocketDenialResponse
+from starlette.websockets import WebSocketDisconnect
 
 from tests.support.api import Api
 
@@ -99,6 +101,43 @@ def test_websocket_streams_tokens_then_usage(sqlite_api: Api) -> None:
         assert "n = 1" in socket.receive_json()["error"]["message"]
         socket.send_text("{not json")
         assert socket.receive_json()["type"] == "error"
+
+
+def ask(socket: Any, prompt: str = "Hi") -> list[dict[str, Any]]:
+    """One request on a socket: its events up to the first that is not a token."""
+    socket.send_text(json.dumps({"prompt": prompt, "max_tokens": 2}))
+    events = [socket.receive_json()]
+    while events[-1]["type"] == "token":
+        events.append(socket.receive_json())
+    return events
+
+
+def test_a_socket_ends_with_its_credential(sqlite_api: Api) -> None:
+    """A logout, a revoked key: the open socket's next request is refused and it closes."""
+    pair = sqlite_api.login("bob")
+    bearer = {"Authorization": f"Bearer {pair['access_token']}"}
+    made = sqlite_api.client.post("/api/v1/auth/api-keys", json={"name": "ws"}, headers=bearer)
+    assert made.status_code == 201, made.text
+    key = made.json()
+    by_token = f"/api/v1/generate/stream?access_token={pair['access_token']}"
+    with (
+        sqlite_api.client.websocket_connect(by_token) as token_socket,
+        sqlite_api.client.websocket_connect(
+            "/api/v1/generate/stream", headers={"X-API-Key": key["key"]}
+        ) as key_socket,
+    ):
+        assert ask(token_socket)[-1]["type"] == "done"
+        assert ask(key_socket)[-1]["type"] == "done"
+        revoke = sqlite_api.client.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=bearer)
+        assert revoke.status_code == 200, revoke.text
+        assert sqlite_api.client.post("/api/v1/auth/logout", headers=bearer).status_code == 200
+        for socket in (token_socket, key_socket):
+            refused = ask(socket)
+            assert [e["type"] for e in refused] == ["error"], refused
+            assert refused[0]["error"]["type"] == "authentication_error"
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_json()
+            assert closed.value.code == 1008
 
 
 def test_websocket_refuses_bad_credentials(sqlite_api: Api) -> None:

@@ -6,12 +6,15 @@ connection (``X-Connection-Id``) and the route (``X-Route-Key``):
 
 - ``$connect``: the Lambda authorizer has let the connection in; the app still checks the
   credential itself (``X-Access-Token``, mapped from ``?access_token=``), as on every route,
-  and remembers whose connection it is (in the shared key-value store: Redis in ``aws``, so any
-  API task can serve the connection's frames) for API Gateway's 2-hour connection limit;
+  and remembers whose connection it is (``AuthService.hold``: the token's claims or the key's
+  id, in the shared key-value store: Redis in ``aws``, so any API task can serve the
+  connection's frames) for API Gateway's 2-hour connection limit;
 - ``$default``: the frame is a stream request, as on the app's own WebSocket
-  (``/api/v1/generate/stream``). The answer is 202 at once; the generation runs in this task
-  and each event (``token``..., then ``done``, or one ``error``) is posted back to the
-  connection through the API Gateway Management API, in the same shapes as the direct socket;
+  (``/api/v1/generate/stream``). Its credential is checked again (``AuthService.recheck``): a
+  logout, an expired token, a revoked key or a disabled user closes the connection with an
+  error event. The answer is 202 at once; the generation runs in this task and each event
+  (``token``..., then ``done``, or one ``error``) is posted back to the connection through the
+  API Gateway Management API, in the same shapes as the direct socket;
 - ``$disconnect``: the connection's generation is cancelled and the connection forgotten. A
   connection that is gone when an event is posted (``GoneException``) cancels its generation
   too, which covers a ``$disconnect`` that reached another task.
@@ -23,6 +26,7 @@ gateway's origin header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -61,10 +65,11 @@ class GatewayStreams:
     def _store(self) -> Any:
         return self._platform.kv_cache
 
-    def remember(self, connection_id: str, owner: dict[str, str]) -> None:
-        self._store.set(_KEY + connection_id, json.dumps(owner).encode(), CONNECTION_TTL_S)
+    def remember(self, connection_id: str, held: dict[str, Any]) -> None:
+        """Keep what ``AuthService.hold`` keeps of the connection's caller."""
+        self._store.set(_KEY + connection_id, json.dumps(held).encode(), CONNECTION_TTL_S)
 
-    def owner(self, connection_id: str) -> dict[str, str] | None:
+    def owner(self, connection_id: str) -> dict[str, Any] | None:
         raw = self._store.get(_KEY + connection_id)
         return None if raw is None else dict(json.loads(raw))
 
@@ -103,6 +108,14 @@ class GatewayStreams:
 
     def forget(self, connection_id: str) -> None:
         self._store.delete(_KEY + connection_id)
+
+    async def refuse(self, connection_id: str, error: Exception) -> None:
+        """Tell the connection why, then close it (its caller's credential no longer stands)."""
+        if await self.post(connection_id, ws_error_message(error)):
+            client = self._management()
+            with contextlib.suppress(client.exceptions.GoneException):  # it left meanwhile
+                await asyncio.to_thread(client.delete_connection, ConnectionId=connection_id)
+        await self.disconnect(connection_id)
 
     async def disconnect(self, connection_id: str) -> None:
         task = self._tasks.pop(connection_id, None)
@@ -156,23 +169,29 @@ async def gateway_stream(
         # No gateway to post events back to: a server without one does not serve the route.
         raise NotFound("no API Gateway WebSocket API here (api.websocket_callback_url is unset)")
     streams: GatewayStreams = request.app.state.gateway_streams
+    auth = request.app.state.auth
     if route_key == "$connect":
         principal = await authenticate_async(request, access_token)
-        who = {"id": principal.id, "bucket": principal.bucket, "username": principal.username}
-        await run_in_threadpool(streams.remember, connection_id, who)
+        await run_in_threadpool(streams.remember, connection_id, auth.hold(principal))
         return Response(status_code=200)
     if route_key == "$disconnect":
         await streams.disconnect(connection_id)
         return Response(status_code=200)
-    owner = await asyncio.to_thread(streams.owner, connection_id)
-    if owner is None:
+    held = await asyncio.to_thread(streams.owner, connection_id)
+    if held is None:
         raise AuthError("unknown or expired connection: connect again")
-    # Every frame is a request: each takes a token from its owner's bucket.
+    # Every frame is a request, checked as an HTTP request is: its credential again, and a
+    # token from its owner's bucket.
+    try:
+        principal = await run_in_threadpool(auth.recheck, held)
+    except AuthError as exc:
+        await streams.refuse(connection_id, exc)
+        raise
     await run_in_threadpool(
-        enforce_rate_limit, request.app.state, owner["bucket"], owner["username"]
+        enforce_rate_limit, request.app.state, principal.bucket, principal.username
     )
     raw = (await request.body()).decode("utf-8", errors="replace")
-    if not streams.start(connection_id, raw, owner["id"]):
+    if not streams.start(connection_id, raw, principal.id):
         busy = Conflict("one request at a time on a connection")
         await streams.post(connection_id, ws_error_message(busy))
     return Response(status_code=202)

@@ -6,10 +6,11 @@ headers on a WebSocket). Then send requests, one at a time, in the body format o
 ``{"type": "done", "finish_reason", "usage"}`` at the end, or ``{"type": "error", "error"}``.
 A handshake with bad credentials, or over the rate limit, is refused with the HTTP answer a
 route gives (401, 429 with ``Retry-After``). A binary frame is not a request: it answers an
-error event and the socket stays open for the next one. Every request frame takes a token from
-the caller's rate-limit bucket, as an HTTP request does (the handshake took one too); an empty
-bucket answers a ``quota_exceeded`` error event with ``retry_after``, and the socket stays
-open.
+error event and the socket stays open for the next one. Every request frame is checked as an
+HTTP request is: the credential again (a logout, an expired token, a revoked key or a disabled
+user answers an ``unauthorized`` error event and closes the socket, code 1008), and a token
+from the caller's rate-limit bucket (the handshake took one too; an empty bucket answers a
+``quota_exceeded`` error event with ``retry_after``, and the socket stays open).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from textnlp.api.deps import authenticate_async, enforce_rate_limit_async
+from textnlp.api.deps import authenticate_async
 from textnlp.api.errors import bad_request_message, refuse_websocket, ws_error_message
 from textnlp.api.schemas import StreamRequest
 from textnlp.api.serving import CompletionsServing
-from textnlp.errors import TextNLPError
+from textnlp.errors import AuthError, TextNLPError
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 log = logging.getLogger("textnlp.api")
@@ -41,8 +42,9 @@ def _credential(websocket: WebSocket) -> str | None:
 
 @router.websocket("/stream")
 async def stream_tokens(websocket: WebSocket) -> None:
+    credential = _credential(websocket)
     try:
-        principal = await authenticate_async(websocket, _credential(websocket))
+        principal = await authenticate_async(websocket, credential)
     except TextNLPError as exc:
         await refuse_websocket(websocket, exc)
         return
@@ -58,8 +60,13 @@ async def stream_tokens(websocket: WebSocket) -> None:
                 await websocket.send_json(bad_request_message("send each request as a text frame"))
                 continue
             try:
-                # Each frame is a request: one socket must not serve generations unlimited.
-                await enforce_rate_limit_async(websocket, principal)
+                # Each frame is a request: one socket must not outlive its credential nor
+                # serve generations unlimited.
+                principal = await authenticate_async(websocket, credential)
+            except AuthError as exc:
+                await websocket.send_json(ws_error_message(exc))
+                await websocket.close(code=1008)  # policy violation: the credential is gone
+                return
             except TextNLPError as exc:
                 await websocket.send_json(ws_error_message(exc))
                 continue
