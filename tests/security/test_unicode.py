@@ -82,10 +82,23 @@ def test_websocket_frames_refuse_them_and_stay_open(sqlite_api: Api) -> None:
     with sqlite_api.client.websocket_connect(
         f"/api/v1/generate/stream?access_token={token}"
     ) as socket:
-        for body in ({"prompt": LONE}, {"prompt": "hi", "stop": [LONE]}):
+        for body, field in (
+            ({"prompt": LONE}, "prompt"),
+            ({"prompt": "hi", "stop": [LONE]}, "stop.0"),
+        ):
             socket.send_text(raw_json(body).decode())
             event = socket.receive_json()
             assert event["type"] == "error" and event["error"]["status"] == 422, event
+            # named as the HTTP route names it, not as invalid JSON
+            assert event["error"]["message"].startswith(f"{field}: text is not valid Unicode")
+        for frame, message in (
+            ("{not json", "body: invalid JSON: Expecting property name enclosed in double quotes"),
+            ("[" * 100_000, "body: invalid JSON: nested too deeply"),
+        ):
+            socket.send_text(frame)
+            event = socket.receive_json()
+            assert event["error"]["type"] == "validation_error", event
+            assert event["error"]["message"].startswith(message), event
 
 
 # NUL (U+0000): valid JSON and URL text that PostgreSQL cannot store -----------------------------

@@ -126,9 +126,27 @@ def public_body(exc: TextNLPError) -> dict[str, Any]:
     return exc.to_dict()
 
 
-def validation_errors(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic's errors without the input echoed back (it may hold a password)."""
-    return [_validation_error(error) for error in errors]
+def validation_errors(errors: Any, content_type: str | None = None) -> list[dict[str, Any]]:
+    """Pydantic's errors without the input echoed back (it may hold a password). Given the
+    request's ``content_type``, a body that was not read as JSON says so (FastAPI reads a body
+    sent without ``application/json`` as bytes, which pydantic calls "not a valid dictionary")."""
+    found = [_validation_error(error) for error in errors]
+    json_sent = content_type is None or "json" in content_type.lower()
+    if (
+        found
+        and found[0]["loc"] == ["body"]
+        and found[0]["type"] in _NOT_AN_OBJECT
+        and not json_sent
+    ):
+        found[0]["msg"] = (
+            f"not read as JSON: send it with 'Content-Type: application/json' (it came as "
+            f"{content_type or 'no content type'!r})"
+        )
+    return found
+
+
+#: Pydantic's error types of a body that is no JSON object (bytes, a string).
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type", "model_type"})
 
 
 def _validation_error(error: Any) -> dict[str, Any]:
@@ -188,6 +206,14 @@ async def refuse_websocket(websocket: WebSocket, exc: TextNLPError) -> None:
         await websocket.send_denial_response(error_json(status, body, headers))
     else:
         await websocket.close(code=1008, reason=exc.message[:120])
+
+
+def invalid_json_message(reason: str) -> dict[str, Any]:
+    """The WebSocket error event of a frame that is not JSON, as the HTTP route words a body
+    that is not (a 422 ``validation_error``, ``body: invalid JSON: ...``)."""
+    errors = [{"loc": ["body"], "msg": f"invalid JSON: {reason}", "type": "json_invalid"}]
+    error = {"type": "validation_error", "message": validation_message(errors), "errors": errors}
+    return {"type": "error", "error": {**error, "status": 422}}
 
 
 def bad_request_message(message: str) -> dict[str, Any]:
@@ -310,7 +336,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        errors = validation_errors(exc.errors())
+        errors = validation_errors(exc.errors(), request.headers.get("content-type", ""))
         if is_console_path(request.url.path):
             return console_error(request, 422, validation_message(errors), None)
         if is_openai_path(request.url.path):

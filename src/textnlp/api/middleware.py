@@ -1,6 +1,11 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs throughput and breaks streaming):
 request id, body-size bound, metrics, one JSON log line per request, and a tracing span.
 
+A path holding a control character (``%00``, ``%0A``...) answers 404 before any route: no id or
+name has one, a NUL would reach the database as a lookup it cannot run, and a final newline
+would match a ``{name:path}`` route without it (``$`` matches before it), answering for
+another path.
+
 The body bound is ``max_body_bytes`` for every route but those ``body_limits`` names by path
 (``POST /v1/files`` takes batch files up to ``api.max_file_bytes``). Under ``/v1`` its 413
 answers in OpenAI's error object, so OpenAI clients read it like any other of that surface.
@@ -38,6 +43,18 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"body over {limit} bytes")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _control_in_path(path: str) -> bytes | None:
+    """The 404's body for a path with a control character, or None."""
+    found = _CONTROL.search(path)
+    if found is None:
+        return None
+    message = f"the path holds a control character (U+{ord(found.group()):04X}): nothing has one"
+    return path_error_bytes(path, "not_found", message, "invalid_request_error")
 
 
 def _too_large_body(limit: int, path: str) -> bytes:
@@ -78,6 +95,11 @@ class RequestContextMiddleware:
         status = {"code": 500, "sent": False}
         try:
             if scope["type"] == "http":
+                refusal = _control_in_path(str(scope.get("path", "")))
+                if refusal is not None:
+                    await send_error(send, 404, refusal, [(b"x-request-id", request_id.encode())])
+                    status["code"] = 404
+                    return
                 declared = _header(scope, b"content-length")
                 limit = self._limit(scope)
                 if declared and declared.isdigit() and int(declared) > limit:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from textnlp.auth.password_rules import MAX_PASSWORD
 from textnlp.domain import MAX_TOKENS_LIMIT, ChatMessage, ModelInfo
 from textnlp.services.text_boundary import TextBoundary
 
@@ -32,7 +33,7 @@ class _Response(BaseModel):
 # Auth ---------------------------------------------------------------------------------------
 class LoginRequest(_Request):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
 
 
 class RefreshRequest(_Request):
@@ -237,6 +238,7 @@ class ErrorResponse(_Response):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
+        400: "A body that cannot be parsed (not UTF-8, or nested too deeply).",
         401: "Missing, invalid, expired or revoked credentials.",
         403: "Authenticated, but not allowed (admin routes).",
         404: "Unknown model, template, job or key.",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from textnlp.adapters.db.users import ApiKeyRepository, RoleName, User, UserRepository
 from textnlp.auth import api_keys, passwords
+from textnlp.auth.password_rules import check_password
 from textnlp.auth.tokens import TokenClaims, TokenPair, TokenService
 from textnlp.errors import AuthError, InvalidInput, NotFound
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from textnlp.adapters.sessions.base import SessionStore
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-MIN_PASSWORD = 8
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,9 @@ class AuthService:
 
     # Users -----------------------------------------------------------------------------------
     def create_user(self, username: str, password: str, role: RoleName = "user") -> User:
-        if not _USERNAME.match(username):
+        if not _USERNAME.fullmatch(username):  # fullmatch: "$" would let a final newline in
             raise InvalidInput("a username is 1-64 letters, digits or _ . @ -")
-        if len(password) < MIN_PASSWORD:
-            raise InvalidInput(f"a password needs at least {MIN_PASSWORD} characters")
+        check_password(password)
         password_hash = passwords.hash_password(password)
         with self.sessions.begin() as session:
             return UserRepository(session).create(username, password_hash, role)

@@ -234,9 +234,15 @@ class JobService:
             raise InvalidInput(f"prompt_file must be a key under {Keys.USER_UPLOADS}")
         if not owner.is_admin and not key.startswith(f"{Keys.USER_UPLOADS}{owner.id}/"):
             raise NotFound(f"no prompt file {key!r}")  # another user's upload
-        if self.storage.size(key) > MAX_PROMPT_FILE_BYTES:
-            raise DatasetError(f"prompt file {key} is larger than {MAX_PROMPT_FILE_BYTES} bytes")
-        return parse_prompt_file(key, self.storage.get_bytes(key))
+        try:
+            if self.storage.size(key) > MAX_PROMPT_FILE_BYTES:
+                raise DatasetError(
+                    f"prompt file {key} is larger than {MAX_PROMPT_FILE_BYTES} bytes"
+                )
+            data = self.storage.get_bytes(key)
+        except NotFound:  # the storage's words name its layout; a user's own is the same 404
+            raise NotFound(f"no prompt file {key!r}") from None
+        return parse_prompt_file(key, data)
 
     def upload_prompts(self, owner: Owner, name: str, data: bytes) -> str:
         """Store a prompt file under the user's upload prefix after checking it parses.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import jwt
@@ -132,3 +133,29 @@ def test_duplicate_user_is_a_conflict_and_writes_nothing(api: Api) -> None:
     else:  # pragma: no cover - the assertion below explains
         raise AssertionError("a second alice was created")
     api.login("alice", PASSWORD)  # the original password still works
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "refusal"),
+    [
+        ("Alice", "a good password", "user 'alice' already exists"),
+        ("mallory\n", "a good password", "a username is 1-64 letters"),
+        ("mallory", "short", "a password has 8 to 1024 characters"),
+        ("mallory", "p" * 1025, "a password has 8 to 1024 characters"),  # no login could send it
+    ],
+    ids=["alice-by-case", "final-newline", "short-password", "password-over-the-login-bound"],
+)
+def test_a_user_no_login_could_tell_apart_or_use_is_refused(
+    api: Api, username: str, password: str, refusal: str
+) -> None:
+    from textnlp.errors import TextNLPError
+
+    auth = api.client.app.state.auth  # type: ignore[attr-defined]
+    with pytest.raises(TextNLPError, match=re.escape(refusal)):
+        auth.create_user(username, password)
+
+
+def test_the_longest_password_a_user_may_have_logs_in(api: Api) -> None:
+    auth = api.client.app.state.auth  # type: ignore[attr-defined]
+    assert auth.create_user("mallory", "p" * 1024).username == "mallory"
+    assert api.login("mallory", "p" * 1024)["access_token"]

@@ -104,6 +104,38 @@ def test_unknown_model_template_and_route(api: Api) -> None:
     assert_error(api.client.delete("/api/v1/models/list", headers=headers), 405)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/smollm2-135m%0A",  # "$" matched before the newline: answered for the model
+        "/api/v1/generate/status/%00",  # a lookup PostgreSQL cannot run
+        "/api/v1/auth/api-keys/a%1Fb",
+        "/console/jobs/%7F",
+    ],
+)
+def test_a_path_with_a_control_character_is_refused_before_any_route(api: Api, path: str) -> None:
+    refused = api.client.get(path, headers=api.headers("alice"))
+    error = assert_error(refused, 404)
+    assert "the path holds a control character (U+00" in str(error["message"])
+    if path.startswith("/v1/"):
+        assert error["type"] == "invalid_request_error"  # OpenAI's shape under /v1
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("path", [TEXT, "/v1/completions", "/api/v1/auth/login"])
+def test_json_sent_without_its_content_type_is_told_so(
+    api: Api, path: str, content_type: str | None
+) -> None:
+    headers = api.headers("alice")
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    refused = api.client.post(path, content=b'{"prompt": "hi"}', headers=headers)
+    assert refused.status_code in (400, 422), refused.text
+    message = refused.json()["error"]["message"]
+    assert "send it with 'Content-Type: application/json'" in message, message
+    assert repr(content_type or "no content type") in message
+
+
 def test_bounds_of_the_settings(bounded_api: Api) -> None:
     headers = bounded_api.headers("alice")
     client = bounded_api.client

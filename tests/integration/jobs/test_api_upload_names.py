@@ -84,6 +84,17 @@ def test_errors_never_name_the_storage_key(api: Api) -> None:
         assert "user-uploads" not in answer.text and "storage key" not in answer.text
 
 
+def test_a_missing_upload_of_ones_own_is_no_prompt_file_as_anothers_is(api: Api) -> None:
+    alice = api.headers("alice")
+    user = api.client.app.state.auth.user("alice").id  # type: ignore[attr-defined]
+    for owner in (user, "someone-else"):
+        key = f"prompts/user-uploads/{owner}/never-uploaded.jsonl"
+        job = {"prompt_file": key, "model": "fake-fast"}
+        answer = api.client.post("/api/v1/generate/batch", json=job, headers=alice)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["error"]["message"] == f"no prompt file {key!r}"
+
+
 def test_the_client_escapes_upload_names(api: Api, client: TextNLPClient) -> None:
     keys = {name: client.upload_prompts(name, PROMPTS) for name in HOSTILE}
     assert len(set(keys.values())) == len(HOSTILE)  # each its own name, not "a" or "x/y"

@@ -75,6 +75,10 @@ class UserRepository:
         self.session = session
 
     def create(self, username: str, password_hash: str, role: RoleName = "user") -> User:
+        same = func.lower(UserRow.username) == username.lower()
+        existing = self.session.scalar(select(UserRow.username).where(same))
+        if existing is not None:  # "Alice" beside "alice" would pass for her
+            raise Conflict(f"user {existing!r} already exists", username=username)
         row = UserRow(
             id=str(uuid.uuid4()), username=username, password_hash=password_hash, role=role
         )

@@ -23,7 +23,12 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from textnlp.api.deps import authenticate_async
-from textnlp.api.errors import bad_request_message, refuse_websocket, ws_error_message
+from textnlp.api.errors import (
+    bad_request_message,
+    invalid_json_message,
+    refuse_websocket,
+    ws_error_message,
+)
 from textnlp.api.schemas import StreamRequest
 from textnlp.api.serving import CompletionsServing
 from textnlp.errors import AuthError, TextNLPError
@@ -86,7 +91,9 @@ async def stream_events(
     """The events answering one stream request (a JSON frame): ``token``... then ``done``, or
     one ``error``. Shared by this WebSocket and the API Gateway WebSocket bridge."""
     try:
-        body = StreamRequest.model_validate_json(raw)
+        # Parsed as an HTTP body is (json, then the model): a lone surrogate is then named as
+        # invalid text rather than as invalid JSON, and NaN is refused by the model.
+        body = StreamRequest.model_validate(json.loads(raw))
         model_id = serve.model_id(body.model)
         request = serve.requests_for(body)[0]
         await serve.admit(owner, model_id)
@@ -100,7 +107,9 @@ async def stream_events(
                     "finish_reason": event.finish_reason,
                     "usage": event.usage.model_dump() if event.usage else None,
                 }
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        yield bad_request_message("not JSON")
+    except json.JSONDecodeError as exc:
+        yield invalid_json_message(f"{exc.msg} at character {exc.pos}")
+    except RecursionError:
+        yield invalid_json_message("nested too deeply")
     except Exception as exc:  # the client hears of any failure; a 500 is logged
         yield ws_error_message(exc)

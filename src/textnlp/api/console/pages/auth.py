@@ -17,6 +17,7 @@ from textnlp.api.console.session import (
     set_session,
 )
 from textnlp.api.deps import enforce_login_limits
+from textnlp.auth.password_rules import MAX_PASSWORD
 from textnlp.auth.service import AuthService
 from textnlp.errors import AuthError, PermissionDenied
 
@@ -39,7 +40,7 @@ async def login(
     request: Request,
     _csrf: CsrfChecked,
     username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=1024)],
+    password: Annotated[str, Form(max_length=MAX_PASSWORD)],
     next: Annotated[str, Form(max_length=2048)] = CONSOLE_PATH,  # noqa: A002
 ) -> Response:
     auth: AuthService = request.app.state.auth
