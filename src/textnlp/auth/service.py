@@ -21,7 +21,7 @@ from textnlp.adapters.db.users import ApiKeyRepository, RoleName, User, UserRepo
 from textnlp.auth import api_keys, passwords
 from textnlp.auth.password_rules import check_password
 from textnlp.auth.tokens import TokenClaims, TokenPair, TokenService
-from textnlp.errors import AuthError, InvalidInput, NotFound
+from textnlp.errors import AuthError, Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from textnlp.adapters.sessions.base import SessionStore
@@ -61,6 +61,7 @@ class Principal:
 
 
 _INVALID_LOGIN = "invalid username or password"
+_SESSION_ENDED = "session ended (a new password, or logged out by an operator): log in again"
 
 
 class AuthService:
@@ -117,6 +118,9 @@ class AuthService:
             user = UserRepository(session).get(claims.sub)
         if user is None or not user.active:
             raise AuthError("unknown or disabled user")
+        if _ended(user, claims):
+            self.store.revoke_family(claims.family)
+            raise AuthError(_SESSION_ENDED)
         pair = self.tokens.issue_pair(user.id, user.role, family=claims.family)
         rotated = self.store.rotate(
             claims.family, claims.jti, pair.refresh_claims.jti, float(pair.refresh_claims.exp)
@@ -141,6 +145,8 @@ class AuthService:
             raise AuthError("token revoked")
         if not user.active:
             raise AuthError("unknown or disabled user")
+        if _ended(user, claims):
+            raise AuthError(_SESSION_ENDED)
         return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
 
     def hold(self, principal: Principal) -> dict[str, Any]:
@@ -160,6 +166,8 @@ class AuthService:
             user = self.store.access_holder(token.sub, token.family, token.jti)
             if user is None:
                 raise AuthError("token revoked")
+            if _ended(user, token):
+                raise AuthError(_SESSION_ENDED)
             via: Literal["token", "api_key"] = "token"
         elif isinstance(key_id, str):
             token = None
@@ -188,7 +196,54 @@ class AuthService:
             raise AuthError("session revoked")
         if not user.active:
             raise AuthError("unknown or disabled user")
+        if _ended(user, claims):
+            raise AuthError(_SESSION_ENDED)
         return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
+
+    # Operators' user management (``textnlp users``) -------------------------------------------
+    def users(self) -> list[User]:
+        with self.sessions() as session:
+            return UserRepository(session).all()
+
+    def set_active(self, username: str, active: bool) -> User:
+        """Enable or disable a user: a disabled one is refused everywhere (tokens, keys, the
+        console, open WebSockets) until enabled again. The last active admin stays."""
+        return self._change(username, active=active)
+
+    def set_role(self, username: str, role: RoleName) -> User:
+        """Make a user an admin or a plain user; the last active admin stays one."""
+        return self._change(username, role=role)
+
+    def set_password(self, username: str, password: str) -> User:
+        """A new password; every session of the user ends (API keys stay)."""
+        check_password(password)
+        password_hash = passwords.hash_password(password)
+        return self._change(username, password_hash=password_hash, sessions_after=int(time.time()))
+
+    def end_sessions(self, username: str) -> User:
+        """End every session of the user: their tokens and console sessions (API keys stay)."""
+        return self._change(username, sessions_after=int(time.time()))
+
+    def _change(self, username: str, **values: Any) -> User:
+        with self.sessions.begin() as session:
+            users = UserRepository(session)
+            found = users.by_name(username)
+            if found is None:
+                raise NotFound(f"no user {username!r}")
+            user = found[0]
+            users.update(user.id, **values)
+            losing_admin = (
+                user.is_admin
+                and user.active
+                and (values.get("active") is False or values.get("role") == "user")
+            )
+            if losing_admin and users.count_active_admins() == 0:
+                raise Conflict(
+                    f"{username} is the last active admin; make another admin first"
+                )  # the transaction rolls back
+            changed = users.get(user.id)
+        assert changed is not None
+        return changed
 
     def user(self, username: str) -> User:
         """The user called ``username``; ``NotFound`` when there is none."""
@@ -237,6 +292,12 @@ class AuthService:
         if user is None or not user.active:
             raise AuthError("unknown or disabled user")
         return Principal(user=user, via="api_key", bucket=user_bucket(user), key_id=key_id)
+
+
+def _ended(user: User, claims: TokenClaims) -> bool:
+    """Whether the token was issued before the user's sessions were ended (``end_sessions``).
+    Whole seconds, as ``iat``: a token issued within the same second still counts."""
+    return claims.iat < user.sessions_after
 
 
 def user_bucket(user: User) -> str:

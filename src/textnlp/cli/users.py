@@ -1,18 +1,26 @@
-"""``textnlp users create NAME [--admin]``, ``textnlp users api-key NAME`` and
-``textnlp users spending-cap NAME [USD]``: bootstrap accounts, set a user's own spending cap.
+"""``textnlp users ...``: the operator's user management.
 
-The password comes from ``--password-stdin`` or an interactive prompt, never an argument (it
+``create NAME [--admin]``, ``list``, ``disable``/``enable NAME`` (a disabled user is refused
+everywhere at once), ``role NAME admin|user``, ``password NAME`` (a new password ends the
+user's sessions), ``logout NAME`` (ends them alone), ``api-key NAME`` and ``spending-cap NAME
+[USD]``. The last active admin cannot be disabled or demoted.
+
+A password comes from ``--password-stdin`` or an interactive prompt, never an argument (it
 would land in the shell history and the process list).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Literal
 
 import typer
 
 from textnlp.cli.common import console, platform
 from textnlp.extras import require_extra
+
+if TYPE_CHECKING:
+    from textnlp.adapters.db.users import User
 
 users_app = typer.Typer(help="Manage API users and their API keys.", no_args_is_help=True)
 
@@ -27,13 +35,75 @@ def create(
 ) -> None:
     """Create a user (argon2id-hashed password)."""
     require_extra("api", "users create")  # before the password is typed in vain
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     with platform() as parts:
         user = parts.auth.create_user(name, password, "admin" if admin else "user")
     console.print(f"created {user.role} {user.username} ({user.id})")
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """Every user, a line each: name, role, active or disabled, id (tab-separated)."""
+    with platform() as parts:
+        users = parts.auth.users()
+    for user in users:
+        state = "active" if user.active else "disabled"
+        print(f"{user.username}\t{user.role}\t{state}\t{user.id}")  # plain: for scripts
+
+
+@users_app.command("disable")
+def disable(name: str = typer.Argument(..., help="User name.")) -> None:
+    """Refuse the user everywhere at once: tokens, API keys, the console, open WebSockets."""
+    with platform() as parts:
+        _report(parts.auth.set_active(name, False), "disabled")
+
+
+@users_app.command("enable")
+def enable(name: str = typer.Argument(..., help="User name.")) -> None:
+    """Let a disabled user in again."""
+    with platform() as parts:
+        _report(parts.auth.set_active(name, True), "enabled")
+
+
+@users_app.command("role")
+def role(
+    name: str = typer.Argument(..., help="User name."),
+    new_role: Literal["admin", "user"] = typer.Argument(..., metavar="ROLE", help="admin or user."),
+) -> None:
+    """Make a user an admin, or a plain user."""
+    with platform() as parts:
+        _report(parts.auth.set_role(name, new_role), f"now {new_role}")
+
+
+@users_app.command("password")
+def password(
+    name: str = typer.Argument(..., help="User name."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
+) -> None:
+    """Set a new password; every session of the user ends (API keys stay)."""
+    require_extra("api", "users password")
+    new_password = _read_password(password_stdin)
+    with platform() as parts:
+        _report(parts.auth.set_password(name, new_password), "has a new password; sessions ended")
+
+
+@users_app.command("logout")
+def logout(name: str = typer.Argument(..., help="User name.")) -> None:
+    """End every session of the user (tokens, console); API keys stay: revoke them apart."""
+    with platform() as parts:
+        _report(parts.auth.end_sessions(name), "logged out everywhere")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _report(user: User, what: str) -> None:
+    console.print(f"{user.username} ({user.role}): {what}", markup=False)
 
 
 @users_app.command("api-key")

@@ -159,3 +159,59 @@ def test_the_longest_password_a_user_may_have_logs_in(api: Api) -> None:
     auth = api.client.app.state.auth  # type: ignore[attr-defined]
     assert auth.create_user("mallory", "p" * 1024).username == "mallory"
     assert api.login("mallory", "p" * 1024)["access_token"]
+
+
+def test_a_new_password_or_an_operators_logout_ends_every_session(api: Api) -> None:
+    """Tokens, refresh tokens and the console's sessions issued before end; API keys stay."""
+    auth = api.client.app.state.auth  # type: ignore[attr-defined]
+    auth.create_user("rotated", PASSWORD)
+    before = api.login("rotated", PASSWORD)
+    bearer = {"Authorization": f"Bearer {before['access_token']}"}
+    key = api.client.post("/api/v1/auth/api-keys", json={"name": "k"}, headers=bearer).json()
+    time.sleep(1.01)  # a token issued within the reset's second still counts (whole seconds)
+    auth.set_password("rotated", "a brand new password")
+    ended = api.client.get("/api/v1/models/list", headers=bearer)
+    assert ended.status_code == 401 and "session ended" in ended.text
+    refreshed = api.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": before["refresh_token"]}
+    )
+    assert refreshed.status_code == 401
+    assert (
+        api.client.post(
+            "/api/v1/auth/login", json={"username": "rotated", "password": PASSWORD}
+        ).status_code
+        == 401
+    )
+    after = api.login("rotated", "a brand new password")
+    fresh = {"Authorization": f"Bearer {after['access_token']}"}
+    assert api.client.get("/api/v1/models/list", headers=fresh).status_code == 200
+    assert (
+        api.client.get("/api/v1/models/list", headers={"X-API-Key": key["key"]}).status_code == 200
+    )
+    time.sleep(1.01)
+    auth.end_sessions("rotated")
+    assert api.client.get("/api/v1/models/list", headers=fresh).status_code == 401
+    assert (
+        api.client.get("/api/v1/models/list", headers={"X-API-Key": key["key"]}).status_code == 200
+    )
+
+
+def test_a_disabled_user_is_refused_until_enabled_and_the_last_admin_stays(api: Api) -> None:
+    from textnlp.errors import Conflict
+
+    auth = api.client.app.state.auth  # type: ignore[attr-defined]
+    auth.create_user("paused", PASSWORD)
+    headers = {"Authorization": f"Bearer {api.login('paused', PASSWORD)['access_token']}"}
+    assert auth.set_active("paused", False).active is False
+    assert api.client.get("/api/v1/models/list", headers=headers).status_code == 401
+    assert auth.set_active("paused", True).active is True
+    assert api.client.get("/api/v1/models/list", headers=headers).status_code == 200
+    assert [u.username for u in auth.users() if u.is_admin and u.active] == ["admin"]
+    for change in (lambda: auth.set_active("admin", False), lambda: auth.set_role("admin", "user")):
+        with pytest.raises(Conflict, match="last active admin"):
+            change()
+    assert auth.user("admin").is_admin and auth.user("admin").active  # nothing was written
+    auth.set_role("paused", "admin")
+    assert auth.set_role("admin", "user").role == "user"  # another admin exists now
+    auth.set_role("admin", "admin")
+    auth.set_role("paused", "user")

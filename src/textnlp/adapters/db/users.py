@@ -5,7 +5,11 @@ to a user (service accounts are users too); only the SHA-256 of a key's secret i
 user holds at most ``api.max_api_keys_per_user`` live keys (revoked ones do not count).
 A user may have a spending cap of their own (``spending_cap_usd``, None: the settings' default)
 and counts what their direct generations cost (``spent_usd``; jobs keep their own cost).
-Revision ``0002_auth`` creates the tables, ``0005_user_spending`` adds the two columns.
+``sessions_after`` (epoch seconds) ends every token issued before it: a password reset or an
+operator's ``textnlp users logout`` sets it (the families live in the session store, which a
+DynamoDB table cannot list by user).
+Revision ``0002_auth`` creates the tables, ``0005_user_spending`` and
+``0006_user_sessions_after`` add the columns.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, String, func, select
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -38,6 +42,8 @@ class UserRow(Base):
     spending_cap_usd: Mapped[float | None] = mapped_column(Float, default=None)
     #: Estimated cost of the user's direct generations (text, invoke, streams), in US dollars.
     spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    #: Tokens issued before this moment (epoch seconds) no longer count.
+    sessions_after: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKeyRow(Base):
@@ -59,6 +65,8 @@ class User:
     username: str
     role: RoleName
     active: bool = True
+    #: Tokens issued (``iat``) before this moment, in epoch seconds, no longer count.
+    sessions_after: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -67,7 +75,13 @@ class User:
 
 def to_user(row: UserRow) -> User:
     role: RoleName = "admin" if row.role == "admin" else "user"
-    return User(id=row.id, username=row.username, role=role, active=row.active)
+    return User(
+        id=row.id,
+        username=row.username,
+        role=role,
+        active=row.active,
+        sessions_after=row.sessions_after or 0,
+    )
 
 
 class UserRepository:
@@ -104,6 +118,19 @@ class UserRepository:
         if row is None:
             raise NotFound("no such user")
         row.password_hash = password_hash
+
+    def all(self) -> list[User]:
+        return [
+            to_user(row) for row in self.session.scalars(select(UserRow).order_by(UserRow.username))
+        ]
+
+    def update(self, user_id: str, **values: object) -> None:
+        """Set columns of one user (``active``, ``role``, ``sessions_after``)."""
+        self.session.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
+
+    def count_active_admins(self) -> int:
+        admins = select(func.count()).where(UserRow.role == "admin", UserRow.active.is_(True))
+        return int(self.session.scalar(admins) or 0)
 
 
 class ApiKeyRepository:
