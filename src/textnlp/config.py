@@ -206,6 +206,9 @@ class ApiSettings(_Section):
     #: Largest batch file uploaded to ``POST /v1/files`` (OpenAI's 200 MB): that route's body
     #: bound instead of ``max_body_bytes``; the upload is spooled to disk, not held in memory.
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1024)
+    #: Bytes a user may keep uploaded (prompt files and batch files together): an upload that
+    #: would go past it answers 429 ``quota_exceeded`` until files are deleted.
+    max_upload_bytes_per_user: int = Field(10 * 1024**3, ge=1024)
     #: Seconds of an OpenAI batch's completion window (``24h``): a batch not ended by then
     #: expires (``services.openai_batches``). Shorter only in tests.
     batch_window_s: int = Field(24 * 3600, ge=1)

@@ -37,7 +37,14 @@ from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.egress import EgressPolicy
-from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
+from textnlp.errors import (
+    Conflict,
+    DatasetError,
+    InvalidInput,
+    InvalidParameter,
+    NotFound,
+    QuotaExceeded,
+)
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
@@ -256,8 +263,24 @@ class JobService:
             raise InvalidInput(f"upload name {name!r} must be a file name, without '/'")
         parse_prompt_file(name, data)
         key = Keys.upload(owner.id, upload_name(name, data))
+        if not self.storage.exists(key):  # the same file again takes no more room
+            self.check_upload_room(owner, len(data))
         self.storage.put_bytes(key, data, metadata={UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL})
         return key
+
+    def check_upload_room(self, owner: Owner, size: int) -> None:
+        """``QuotaExceeded`` when ``size`` more bytes would take the owner's uploads past
+        ``api.max_upload_bytes_per_user`` (a bound on what one user can make the bucket keep;
+        uploads at the same moment may pass it by one file each)."""
+        limit = self.settings.api.max_upload_bytes_per_user
+        used = self.storage.usage(Keys.upload(owner.id, ""))
+        if used + size > limit:
+            raise QuotaExceeded(
+                f"uploads would take {used + size} bytes, over your {limit}-byte quota "
+                f"({used} bytes used): delete files first",
+                limit_bytes=limit,
+                used_bytes=used,
+            )
 
     def publish_pending(self, *, job_id: str | None = None, limit: int = 100) -> int:
         """Send outbox messages not sent yet; a failure leaves them for the next call."""

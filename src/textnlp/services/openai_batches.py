@@ -158,6 +158,7 @@ class OpenAIBatchService:
             if (item.params.max_tokens or 0) > most:
                 longest, most = item, item.params.max_tokens or 0
         assert first is not None  # read_batch_file refuses a file without requests
+        self.jobs.check_upload_room(owner, size)
         hex_id = uuid.uuid4().hex
         info = FileInfo(
             id=f"file-{hex_id}",

@@ -38,6 +38,10 @@ def test_put_get_list_delete(storage: BlobStorage) -> None:
     assert storage.size(key) == 6
     assert storage.list(Keys.BATCH_JOBS) == [key]
     assert storage.list("prompts/user-uploads/u1/") == ["prompts/user-uploads/u1/p.csv"]
+    storage.put_bytes(Keys.upload("u1", "q.csv"), b"12345")
+    storage.put_bytes(Keys.upload("u10", "r.csv"), b"not u1's")
+    assert storage.usage(Keys.upload("u1", "")) == 10 + 5  # u10 is not under u1/
+    assert storage.usage("nothing/here/") == 0
     storage.delete(key)
     assert not storage.exists(key)
     with pytest.raises(NotFound):

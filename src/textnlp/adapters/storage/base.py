@@ -52,6 +52,10 @@ class BlobStorage(Protocol):
 
     def list(self, prefix: str) -> list[str]: ...
 
+    def usage(self, prefix: str) -> int:
+        """Bytes stored under ``prefix``."""
+        ...
+
     def delete(self, key: str) -> None: ...
 
     def presigned_url(self, key: str, expires_s: int = 3600) -> str | None:

@@ -101,6 +101,9 @@ class LocalStorage:
         )
         return sorted(k for k in keys if k.startswith(prefix))
 
+    def usage(self, prefix: str) -> int:
+        return sum(self.size(key) for key in self.list(prefix))
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 

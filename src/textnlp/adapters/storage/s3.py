@@ -125,6 +125,14 @@ class S3Storage:
                 keys.extend(item["Key"] for item in page.get("Contents", []))
         return sorted(keys)
 
+    def usage(self, prefix: str) -> int:
+        total = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        with _unavailable():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                total += sum(int(item["Size"]) for item in page.get("Contents", []))
+        return total
+
     def delete(self, key: str) -> None:
         with _unavailable():
             self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
