@@ -215,3 +215,14 @@ def test_a_disabled_user_is_refused_until_enabled_and_the_last_admin_stays(api: 
     assert auth.set_role("admin", "user").role == "user"  # another admin exists now
     auth.set_role("admin", "admin")
     auth.set_role("paused", "user")
+
+
+@pytest.mark.parametrize("name", ["line\nbreak", "tab\there", "evil\u202etxt.exe", "c1\x85"])
+def test_a_key_name_is_printable_text(api: Api, name: str) -> None:
+    refused = api.client.post(
+        "/api/v1/auth/api-keys", json={"name": name}, headers=api.headers("bob")
+    )
+    assert refused.status_code == 422, refused.text
+    assert "printable text" in refused.json()["error"]["message"]
+    listed = api.client.get("/api/v1/auth/api-keys", headers=api.headers("bob")).json()
+    assert name not in str(listed)
