@@ -53,9 +53,10 @@ async def test_every_index_once_in_order_with_provenance(tmp_path: Path) -> None
     assert summary.written == 25 and summary.failed == 0
     first = records[0]
     assert first.provenance.template_id == "product-review"
-    assert first.provenance.template_version == "1.0"
+    assert first.provenance.template_version == "1.1"
     assert first.provenance.model == "fake-model"
-    assert first.provenance.params.max_tokens == 120  # the template's default
+    assert first.provenance.params.max_tokens == 160  # the template's default
+    assert list(first.provenance.params.stop or ()) == ["\n\n"]
     assert first.provenance.seed == first.provenance.params.seed
     assert set(first.variables) >= {"rating", "sentiment", "product"}
     assert not journal_path(out).exists()  # a finished run leaves no journal
@@ -212,7 +213,7 @@ async def test_jsonl_lines_are_plain_json(tmp_path: Path) -> None:
     [
         ({"template": "qa-pairs"}, "template 'product-review'"),
         ({"seed": 8}, "another run seed"),
-        ({"params": {"max_tokens": 32}}, "max_tokens 120, not 32"),
+        ({"params": {"max_tokens": 32}}, "max_tokens 160, not 32"),
         ({"params": {"temperature": 0.1}}, "temperature"),
         ({"variables": {"rating": 1}}, "rating="),
         ({"count": 5}, "would delete them"),

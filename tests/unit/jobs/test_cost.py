@@ -163,10 +163,11 @@ def test_user_cap_stops_jobs_and_refuses_priced_submits(settings: Settings) -> N
     assert failed.cost_usd is not None and 0 < failed.cost_usd <= 0.4
 
     # Below what alice has spent, the cap refuses her priced jobs at submit...
-    with job_service(with_models(settings, user_spending_cap_usd=0.1)) as lower:
+    below = round(failed.cost_usd / 2, 6)
+    with job_service(with_models(settings, user_spending_cap_usd=below)) as lower:
         with pytest.raises(QuotaExceeded, match="spending cap reached") as refused:
             lower.submit(ALICE, spec(5))
-        assert refused.value.details["limit_usd"] == 0.1
+        assert refused.value.details["limit_usd"] == below
         assert refused.value.details["spent_usd"] == pytest.approx(failed.cost_usd)
         # A retried submit (same Idempotency-Key) gets its job back, whatever was spent since.
         assert lower.submit(ALICE, spec(30), idempotency_key="first").id == view.id

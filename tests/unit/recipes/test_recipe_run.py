@@ -782,7 +782,7 @@ def test_a_judge_grammar_lists_the_scale_and_leaves_out_a_scale_too_wide() -> No
         return LlmJudge(prompt="x", rubric={"c": Criterion(scores=scores)})
 
     assert judge({1: "bad", 5: "good"}).criterion_grammar("c") == (
-        'root ::= " " ("5" | "4" | "3" | "2" | "1") ". Reason: " [A-Za-z"\'] [^\\n]*\n'
+        'root ::= " " ("5" | "4" | "3" | "2" | "1") ". Reason:" " " " "? [A-Za-z"\'] [^\\n]*\n'
     )
     assert '("1" | "0" | "-1")' in (judge({-1: "bad", 1: "good"}).criterion_grammar("c") or "")
     assert judge({0: "bad", 1000: "good"}).criterion_grammar("c") is None

@@ -286,8 +286,10 @@ class LlmJudge(_LlmColumn):
         if high - low >= _GRAMMAR_MAX_SCORES:
             return None
         alternatives = " | ".join(f'"{n}"' for n in range(high, low - 1, -1))
-        # The reason opens with a word: "1." or "5, as" is a second score, not a reason.
-        return f'root ::= " " ({alternatives}) ". Reason: " [A-Za-z"\'] [^\\n]*\n'
+        # The reason opens with a word: "1." or "5, as" is a second score, not a reason. A
+        # second space is allowed: after a sampled ": " the model's word is " The", with its
+        # own space; without it only space-less pieces ("ire", "ive") were left to pick.
+        return f'root ::= " " ({alternatives}) ". Reason:" " " " "? [A-Za-z"\'] [^\\n]*\n'
 
     def parse_score(self, name: str, text: str) -> dict[str, Any]:
         match = _FIRST_NUMBER.search(text)
