@@ -14,6 +14,8 @@ import typer
 from rich.table import Table
 
 from textnlp.cli.common import console, platform, print_yaml
+from textnlp.errors import TemplateError
+from textnlp.generation.templates import PromptTemplate
 
 templates_app = typer.Typer(help="Prompt templates.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalogue.", no_args_is_help=True)
@@ -69,7 +71,13 @@ def show_template(
     index: int = typer.Option(0, help="Record index of the sample prompt."),
 ) -> None:
     """A template's definition and one rendered sample prompt."""
-    template = platform().templates.get(template_id)
+    found = platform().templates.source(template_id, paths=True)
+    if not isinstance(found, PromptTemplate):  # a recipe's columns have no one prompt to show
+        raise TemplateError(
+            f"{template_id} is a recipe, not a template: show it with "
+            f"`textnlp recipes show {template_id}`"
+        )
+    template = found
     definition = template.model_dump(mode="json", by_alias=True, exclude_none=True)
     definition.pop("source", None)
     print_yaml(definition)

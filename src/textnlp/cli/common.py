@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import yaml
@@ -37,15 +39,37 @@ def platform(config: Settings | None = None) -> Platform:
 
 
 def parse_assignments(pairs: list[str] | None, option: str = "--var") -> dict[str, Any]:
-    """``["rating=4", "topic=cooking"]`` -> ``{"rating": 4, "topic": "cooking"}``."""
+    """``["rating=4", "topic=cooking"]`` -> ``{"rating": 4, "topic": "cooking"}``.
+
+    A value is JSON when it parses as JSON (``5``, ``-2.5``, ``true``, ``null``, ``"quoted"``,
+    lists, objects), else the literal string: not YAML, whose 1.1 rules read ``no`` as false,
+    ``0x10`` as 16 and ``1_000`` as 1000. ``NaN``, ``Infinity`` and numbers too large for a
+    float stay strings. An empty value is refused (it would render as nothing).
+    """
     values: dict[str, Any] = {}
     for pair in pairs or []:
         name, sep, raw = pair.partition("=")
         if not sep or not name.strip():
             raise InvalidInput(f"{option} expects NAME=VALUE (got {pair!r})")
-        try:
-            parsed = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            parsed = raw
-        values[name.strip()] = parsed if isinstance(parsed, int | float | bool) else raw
+        if not raw.strip():
+            raise InvalidInput(f"{option} {name.strip()}: empty value")
+        values[name.strip()] = _json_or_text(raw)
     return values
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except ValueError:  # json.JSONDecodeError is one
+        return raw
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is no JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text} is too large for a float")
+    return value

@@ -7,12 +7,20 @@ rejected ones are counted per filter in the summary and written to ``--rejects``
 ``--max-cost USD`` caps what the run may spend on priced models: the run stops before the cap
 would be exceeded, keeps the finished records in a valid file (``--resume`` continues), and
 exits 2 with one line on stderr.
+
+One run at a time writes an output: a second run on it is refused (exit 2) while the first
+holds its lock. Ctrl-C says where the finished records are (the output, or the run journal
+when the output could not be written in time), or that nothing was finished and the output is
+unchanged; a run without ``--resume`` over an interrupted run's journal warns that it discards it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +33,9 @@ from textnlp.cli.common import console, err_console, parse_assignments, platform
 from textnlp.domain import Record
 from textnlp.errors import QuotaExceeded, TextNLPError
 from textnlp.extras import require_extra
+from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetSummary
+from textnlp.generation.sinks import DiscardedProgress
 from textnlp.services.generation import DatasetJob, check_count
 
 if TYPE_CHECKING:
@@ -95,7 +105,8 @@ def generate(
         max_candidates=max_candidates,
         rejects=rejects,
     )
-    summary = asyncio.run(_generate(job, use_cache=cache))
+    with _warnings_as_lines():
+        summary = asyncio.run(_generate(job, use_cache=cache))
     print_summary(summary)
     if validate:
         report = _validate(out, summary.acceptance)
@@ -115,6 +126,7 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
     async with Platform(config) as platform:
         service = platform.generation
         model_id, request = service.dataset_request(job)
+        before = _stamp(job.output)
         with _progress() as progress:
             task = progress.add_task(
                 f"{request.template.id} on {model_id}", total=job.count, tokens_per_s=0.0
@@ -128,10 +140,8 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                 progress.update(task, completed=summary.written)  # resumed records included
                 return summary
             except (KeyboardInterrupt, asyncio.CancelledError):
-                err_console.print(
-                    f"interrupted: finished records are in {job.output}; "
-                    "run again with --resume to continue"
-                )
+                message = _interrupted(job, before, finished=tracker.finished)
+                err_console.print(message, markup=False, highlight=False, soft_wrap=True)
                 raise KeyboardInterrupt from None
             except QuotaExceeded as exc:
                 # One line on stderr: the bar goes away, the message says what was kept.
@@ -149,6 +159,55 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                 status.stop()
 
 
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """What tells a rewritten output from the old one: files and export directories are
+    replaced whole (``writers``), so a new inode."""
+    if path is None:
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_mtime_ns)
+
+
+def _interrupted(job: DatasetJob, before: tuple[int, int] | None, *, finished: int) -> str:
+    """Where Ctrl-C left the records: what exists, not what the run meant to write."""
+    out = job.output
+    assert out is not None  # the CLI always names an output
+    if _stamp(out) != before:
+        return f"interrupted: finished records are in {out}; run again with --resume to continue"
+    journal = journal_path(out)
+    kept = (finished or job.resume) and journal.is_file() and journal.stat().st_size > 0
+    state = f"{out} is unchanged" if before is not None else f"{out} was not written"
+    if kept:  # the output was not (re)written in time: the journal holds the progress
+        return (
+            f"interrupted: finished records are in {journal} ({state}); "
+            "run again with --resume to continue"
+        )
+    return f"interrupted before any record was finished; {state}"
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """A warning of the run (an interrupted run's progress discarded) as one stderr line."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        if isinstance(message, DiscardedProgress):
+            text = (
+                f"discarding {message.count} unfinished records of an earlier run of "
+                f"{message.output}; use --resume to keep them"
+            )
+        else:
+            text = str(message)
+        err_console.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DiscardedProgress)
+        warnings.showwarning = show
+        yield
+
+
 class _Tracker:
     """Feeds the progress bar: records, completion tokens/s, ETA."""
 
@@ -158,8 +217,11 @@ class _Tracker:
         self.tokens = 0
         self.started = time.perf_counter()
         self.on_first: Any = None
+        #: Records (a recipe's: candidates) this run finished: in the journal now.
+        self.finished = 0
 
     def __call__(self, record: Record) -> None:
+        self.finished += 1
         if self.on_first is not None:  # the model is loaded: the clock starts
             self.on_first()
             self.on_first = None

@@ -5,12 +5,17 @@ With ``--api URL`` (or ``TEXTNLP_API_URL``) the commands call the REST API with 
 ``local`` (the ``local`` profile), and a ``textnlp worker`` runs the jobs.
 
 ``--wait`` exits 1 when the job ended ``failed`` (its reason on stderr, after the job's JSON), as
-``generate`` does when its run fails; a refused command exits 2 and writes nothing.
+``generate`` does when its run fails; a refused command exits 2 and writes nothing. While it
+waits, stdout stays for the job's JSON at the end: ``submit --wait`` names the job on stderr as
+soon as it is queued, progress goes to stderr (one line rewritten on a terminal, a line per
+change elsewhere), and Ctrl-C stops the waiting, not the job: stderr says how to follow it, and
+the command exits 130.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -51,6 +56,17 @@ def _job_id(job_id: str) -> str:
     if not JOB_ID.fullmatch(job_id):
         raise NotFound(f"no job {job_id!r}: not a job id (32 hexadecimal characters)")
     return job_id
+
+
+def _catalogue_id(template: str) -> str:
+    """A job's template is a catalogue id (the worker or server reads no file of the user's):
+    a file is told as such, not as an id that fails the id pattern."""
+    if template.endswith((".yaml", ".yml")) or "/" in template:
+        raise InvalidInput(
+            f"a job takes the id of a catalogue template or recipe, not a file (got {template}): "
+            "see `textnlp templates list` and `textnlp recipes list`"
+        )
+    return template
 
 
 def _read_prompts(path: Path) -> bytes:
@@ -102,6 +118,8 @@ def submit(
     token: str | None = TokenOption,
 ) -> None:
     """Submit a batch job; prints the job as JSON (with its cost_usd once it runs)."""
+    if template is not None:
+        _catalogue_id(template)
     backend = _backend(api, token)
     try:
         body: dict[str, Any] = {
@@ -123,6 +141,7 @@ def submit(
             {k: v for k, v in body.items() if v not in (None, {})}, idempotency_key
         )
         if wait:
+            print(f"job {job['id']} submitted", file=sys.stderr, flush=True)
             job = _wait(backend, job["id"])
         _print_ended(job)
     finally:
@@ -130,13 +149,54 @@ def submit(
 
 
 def _wait(backend: JobsBackend, job_id: str, poll_s: float = 1.0) -> dict[str, Any]:
-    while True:
-        job = backend.status(job_id)
-        if job["state"] in {"succeeded", "failed", "cancelled"}:
-            return job
-        progress = job["progress"]
-        err_console.print(f"{job['state']}: {progress['done']}/{progress['total']}", end="\r")
-        time.sleep(poll_s)
+    """The job once it has ended, its progress on stderr meanwhile; Ctrl-C leaves it running."""
+    progress = _Progress()
+    try:
+        while True:
+            job = backend.status(job_id)
+            if job["state"] in {"succeeded", "failed", "cancelled"}:
+                progress.end()
+                return job
+            progress.show(job["state"], job["progress"]["done"], job["progress"]["total"])
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        progress.end()
+        print(
+            f"stopped waiting; job {job_id} goes on: follow it with "
+            f"`textnlp jobs status {job_id}` (--wait to wait again)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(130) from None
+
+
+class _Progress:
+    """``state: done/total`` on stderr: one line rewritten in place on a terminal; elsewhere (a
+    log, a CI job) a line of its own, only when the state changes or, at most every
+    ``every_s``, the count does, so that a long job does not fill the log."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.terminal = err_console.is_terminal
+        self.every_s = every_s
+        self.last: tuple[str, int] | None = None
+        self.last_at = 0.0
+        self.on_line = False  # a terminal line written with "\r" and not ended yet
+
+    def show(self, state: str, done: int, total: int) -> None:
+        text = f"{state}: {done}/{total}"
+        if self.terminal:
+            err_console.print(text, end="\r", markup=False, highlight=False)
+            self.on_line = True
+            return
+        now, last = time.monotonic(), self.last
+        due = now - self.last_at >= self.every_s
+        if last is None or state != last[0] or (done != last[1] and due):
+            print(text, file=sys.stderr, flush=True)
+            self.last, self.last_at = (state, done), now
+
+    def end(self) -> None:
+        if self.on_line:
+            err_console.print()  # what follows starts on a line of its own
+            self.on_line = False
 
 
 @jobs_app.command("status")

@@ -22,6 +22,7 @@ Every error of codes 1 (but a bug) and 2 is one line on stderr, ``error: ...``.
 from __future__ import annotations
 
 import sys
+from importlib import metadata
 
 import typer
 
@@ -38,6 +39,26 @@ app = typer.Typer(
 )
 for _commands in (generate, catalogue, recipes, validate, serve, users, worker, jobs, db):
     _commands.register(app)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        try:
+            version = metadata.version("textnlp")
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            from textnlp import __version__ as version
+        print(f"textnlp {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    # No docstring: the app's help stays the one given to typer.Typer above.
+    pass
 
 
 def exit_code(error: TextNLPError) -> int:
@@ -84,7 +105,11 @@ def run() -> None:
         where = f" ({exc.filename})" if exc.filename else ""
         fail(OutputError(f"{exc.strerror or exc}{where}"))
     except typer.exceptions.TyperException as exc:  # usage errors: bad option values...
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        # No message: ``textnlp`` or ``textnlp jobs`` alone (no_args_is_help), whose help rich
+        # has printed already; exit 2 all the same, as Typer's own. (Its NoArgsIsHelpError
+        # lives in Typer's private copy of click, hence the test on the message.)
+        if message := exc.format_message():
+            print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -11,12 +11,14 @@ would land in the shell history and the process list).
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import TYPE_CHECKING, Literal
 
 import typer
 
 from textnlp.cli.common import console, platform
+from textnlp.errors import InvalidInput
 from textnlp.extras import require_extra
 
 if TYPE_CHECKING:
@@ -97,8 +99,17 @@ def logout(name: str = typer.Argument(..., help="User name.")) -> None:
 
 
 def _read_password(from_stdin: bool) -> str:
+    """The first line of standard input, or else typed in twice on the terminal. Without one
+    (a script, ``</dev/null``) there is no one to ask: say so rather than let getpass warn."""
     if from_stdin:
-        return sys.stdin.readline().rstrip("\n")
+        line = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        if not line:
+            raise InvalidInput("empty password on standard input (--password-stdin)")
+        return line
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "no terminal to ask the password on: pass it on standard input with --password-stdin"
+        )
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
@@ -118,14 +129,17 @@ def api_key(
     print(key)
 
 
-@users_app.command("spending-cap")
+# ignore_unknown_options: ``-1`` is an amount (refused below), not an option that does not exist.
+@users_app.command("spending-cap", context_settings={"ignore_unknown_options": True})
 def spending_cap(
     name: str = typer.Argument(..., help="The user."),
     usd: float | None = typer.Argument(
-        None, min=0.0, help="Cap in US dollars; omit to fall back to the default of the settings."
+        None, help="Cap in US dollars; omit to fall back to the default of the settings."
     ),
 ) -> None:
     """Set a user's own spending cap on priced models (direct generations and jobs)."""
+    if usd is not None and not (math.isfinite(usd) and usd >= 0):  # nan passes a min=0 check
+        raise InvalidInput(f"a spending cap is 0 or more US dollars (got {usd:g})")
     with platform() as parts:
         budget = parts.spending.set_user_cap(name, usd)
     shown = "none" if budget.limit_usd is None else f"${budget.limit_usd:.2f}"

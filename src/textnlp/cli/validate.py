@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from textnlp.errors import OutputError
-from textnlp.generation.writers import atomic_file, check_file_writable
+from textnlp.generation.writers import atomic_file, check_file_writable, same_file
 from textnlp.validation.models import STATUS_STYLES, DatasetReport
 
 REPORT_FORMATS = (".html", ".json")
@@ -117,8 +117,7 @@ def check_not_an_input(report: Path, **inputs: Path | None) -> None:
         if source is None or not source.exists():
             continue
         for read in files_read(source):
-            # samefile: another spelling, a symbolic or a hard link of the same file.
-            if read.exists() and report.samefile(read):
+            if same_file(report, read):
                 what = f"the {noun} itself" if read == source else f"a file of the {noun} {source}"
                 raise OutputError(f"report {report} is {what}; choose another report path")
 

@@ -4,7 +4,8 @@ Concurrency is what lets a batching engine decode many records together: ``concu
 workers keep that many requests in flight. Each finished record goes to the run's sink at once
 (``generation.sinks``: by default a journal beside the output file, which is written atomically
 from the journal at the end, or when the run is interrupted, so Ctrl-C leaves a valid file and
-``resume`` continues where the run stopped; a job's sink is the job store).
+``resume`` continues where the run stopped; the run holds the output's lock, so a second run on
+it is refused; a job's sink is the job store).
 
 Cost: each record's provenance carries the estimated cost of its attempts (``cost_usd``; None
 when the model has no price, 0 for an answer from the cache) and the summary sums this run's
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,9 +36,10 @@ from textnlp.generation.journal import RunIdentity, check_resume
 from textnlp.generation.recipes.cells import BackendOf, RecordBuilder, SpecOf
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.recipes.run import RecipeRun
+from textnlp.generation.seed_guard import check_not_a_seed
 from textnlp.generation.sinks import FileSink, RecordSink
 from textnlp.generation.templates import PromptTemplate, record_seed
-from textnlp.generation.writers import check_writable
+from textnlp.generation.writers import check_writable, same_file
 
 OnRecord = Callable[[Record], None]
 
@@ -78,8 +80,13 @@ class DatasetSummary:
     model: str
     template: str
     requested: int
+    #: Records in the dataset. A template run's ``written + failed`` are its finished indices
+    #: (``requested`` once complete), resumed ones included; a recipe's ``failed`` counts
+    #: candidates.
     written: int = 0
     failed: int = 0
+    #: Of ``written``, the records taken over from the run resumed (its failed records and a
+    #: recipe's rejected candidates are counted in ``failed`` and ``acceptance``, not here).
     resumed: int = 0
     cached: int = 0
     prompt_tokens: int = 0
@@ -182,11 +189,12 @@ class DatasetPipeline:
         if request.rejects is not None:
             if not isinstance(request.template, Recipe):
                 raise InvalidParameter("--rejects applies to recipes: a template has no filters")
-            same = request.output is not None and (
-                Path(request.rejects).resolve() == Path(request.output).resolve()
-            )
+            check_writable(request.rejects)
+            same = request.output is not None and same_file(request.rejects, request.output)
             if same:  # the rejects would be written over the dataset
                 raise InvalidParameter("the rejects file must not be the output file")
+        if isinstance(request.template, Recipe):
+            check_not_a_seed(request.template, output=request.output, rejects=request.rejects)
         return params
 
     async def run(
@@ -200,6 +208,19 @@ class DatasetPipeline:
         """Generate ``request``'s records into ``sink`` (default: a ``FileSink`` on
         ``request.output``); ``on_end`` sees the summary once the records are written, also
         when a budget stopped the run."""
+        if sink is not None:
+            return await self._run_into(request, on_record, sink, on_end)
+        self.precheck(self.backend.spec, request, self.spec_of)
+        with file_sink(request) as own:  # locked before the journal is read
+            return await self._run_into(request, on_record, own, on_end)
+
+    async def _run_into(
+        self,
+        request: DatasetRequest,
+        on_record: OnRecord | None,
+        sink: RecordSink,
+        on_end: Callable[[DatasetSummary], None] | None,
+    ) -> DatasetSummary:
         if isinstance(request.template, Recipe):
             return await self._run_recipe(request, on_record, sink, on_end)
         return await self._run_template(request, on_record, sink, on_end)
@@ -208,28 +229,19 @@ class DatasetPipeline:
         self,
         request: DatasetRequest,
         on_record: OnRecord | None,
-        sink: RecordSink | None,
+        sink: RecordSink,
         on_end: Callable[[DatasetSummary], None] | None,
     ) -> DatasetSummary:
-        if sink is None:
-            if request.output is None:
-                raise InvalidParameter("a dataset run needs an output file or a record sink")
-            params = self.precheck(self.backend.spec, request)
-            sink = FileSink(request.output)
-        else:
-            params = self.resolve(self.backend.spec, request)
-        done = self._previous_records(request, params, sink)
+        params = self.resolve(self.backend.spec, request)
+        done = self._previous_records(request, params, sink)  # indices below count only
         summary = DatasetSummary(
             output=request.output,
             model=self.backend.spec.id,
             template=request.template.id,
             requested=request.count,
-            resumed=sum(1 for i in done if i < request.count),
         )
         tally = _Tally(request.template.labels, summary)
-        for index, record in done.items():
-            if index < request.count:
-                tally.keep(record)
+        tally.resume(done.values())
         todo = (i for i in range(request.count) if i not in done)
         started = time.perf_counter()
         sink.start(fresh=not request.resume)
@@ -260,7 +272,7 @@ class DatasetPipeline:
         self,
         request: DatasetRequest,
         on_record: OnRecord | None,
-        sink: RecordSink | None,
+        sink: RecordSink,
         on_end: Callable[[DatasetSummary], None] | None,
     ) -> DatasetSummary:
         """Candidates until ``count`` pass every filter (``recipes.run``)."""
@@ -268,20 +280,9 @@ class DatasetPipeline:
         assert isinstance(recipe, Recipe)
         spec = self.backend.spec
         builder = _recipe_builder(spec, request, self.spec_of, self.backend_of)
-        if sink is None:
-            if request.output is None:
-                raise InvalidParameter("a dataset run needs an output file or a record sink")
-            check_writable(request.output)
-            if request.rejects is not None:
-                check_writable(request.rejects)
-            sink = FileSink(request.output, export=recipe.export, rejects=request.rejects)
         done = sink.finished() if request.resume else {}
         summary = DatasetSummary(
-            output=request.output,
-            model=spec.id,
-            template=recipe.id,
-            requested=request.count,
-            resumed=sum(r.status == "ok" for r in done.values()),
+            output=request.output, model=spec.id, template=recipe.id, requested=request.count
         )
         tally = _Tally(recipe.labels, summary)
 
@@ -300,8 +301,7 @@ class DatasetPipeline:
             on_record=committed,
         )
         run.replay(done)  # refuses another recipe's or seed's records before anything is kept
-        for record in done.values():
-            tally.keep(record)
+        tally.resume(done.values())
         started = time.perf_counter()
         sink.start(fresh=not request.resume)
         stopped: QuotaExceeded | None = None
@@ -473,6 +473,16 @@ class DatasetPipeline:
         summary.label_counts = tally.label_counts()
 
 
+def file_sink(request: DatasetRequest) -> FileSink:
+    """The sink of a run into ``request.output``; ``with`` it to hold the output's lock (a
+    second run on the output is refused) for the run."""
+    if request.output is None:
+        raise InvalidParameter("a dataset run needs an output file or a record sink")
+    recipe = request.template if isinstance(request.template, Recipe) else None
+    export = recipe.export if recipe is not None else None
+    return FileSink(request.output, export=export, rejects=request.rejects)
+
+
 def _recipe_builder(
     spec: ModelSpec, request: DatasetRequest, spec_of: SpecOf, backend_of: BackendOf
 ) -> RecordBuilder:
@@ -521,9 +531,17 @@ class _Tally:
         self.finished = 0
         self._labels: dict[str, dict[str, int]] = {label: {} for label in labels}
 
+    def resume(self, records: Iterable[Record]) -> None:
+        """The finished records of the run resumed: no tokens or cost of this run."""
+        for record in records:
+            self.keep(record)
+            self.summary.resumed += record.status == "ok"
+
     def keep(self, record: Record) -> None:
         """Count a finished record towards what the result holds."""
         self.finished += 1
+        if record.status == "failed":
+            self.summary.failed += 1
         if record.status != "ok":
             return
         self.summary.written += 1
@@ -540,7 +558,6 @@ class _Tally:
         if not record.provenance.cached:
             summary.generated_tokens += record.provenance.completion_tokens
         summary.cached += record.provenance.cached
-        summary.failed += record.status == "failed"
         if record.provenance.cost_usd is not None:
             summary.cost_usd = round((summary.cost_usd or 0.0) + record.provenance.cost_usd, 8)
 

@@ -1,19 +1,25 @@
 """Where a run's finished records go, and where a resume finds them.
 
 The pipeline generates; a sink keeps. ``FileSink`` is the CLI's and the library's: a run
-journal beside the output file, and the file written atomically from it when the run ends.
+journal beside the output file, and the file written atomically from it when the run ends. It
+is used as a context manager, which holds the output's lock (``output_lock``) for the run: a
+second run on the same output is refused rather than sharing the journal. A fresh run over an
+earlier run's unfinished journal warns (``DiscardedProgress``) before starting over.
 The worker's sink is the job store (``worker.checkpoint.Checkpointer``): records go to the
 database in chunks, with no local file, because another task may take the job over.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from types import TracebackType
 from typing import Protocol
 
 from textnlp.domain import Record
 from textnlp.generation.export import ExportSpec
 from textnlp.generation.journal import RunJournal, journal_path
+from textnlp.generation.output_lock import OutputLock
 from textnlp.generation.writers import read_dataset, write_dataset
 
 
@@ -44,8 +50,21 @@ class RecordSink(Protocol):
         ...
 
 
+class DiscardedProgress(UserWarning):
+    """A run that does not resume starts over an earlier run's unfinished journal."""
+
+    def __init__(self, output: Path, count: int) -> None:
+        super().__init__(
+            f"discarding {count} unfinished records of an earlier run of {output} "
+            "(resume to keep them)"
+        )
+        self.output = output
+        self.count = count
+
+
 class FileSink:
-    """A run journal beside ``output``; ``output`` is (re)written only from the journal."""
+    """A run journal beside ``output``; ``output`` is (re)written only from the journal.
+    ``with FileSink(...)``: the run holds the output's lock."""
 
     def __init__(
         self, output: Path, export: ExportSpec | None = None, rejects: Path | None = None
@@ -58,6 +77,19 @@ class FileSink:
         self.source = str(output)
         self.journal = RunJournal(journal_path(output))
         self._from_output: dict[int, Record] = {}
+        self._lock = OutputLock(output)
+
+    def __enter__(self) -> FileSink:
+        self._lock.acquire()  # before the journal is read or written
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._lock.release()
 
     def finished(self) -> dict[int, Record]:
         done = self.journal.read()
@@ -75,7 +107,14 @@ class FileSink:
             for record in self._from_output.values():
                 self.journal.append(record)
             self.journal.close()
+        if fresh:
+            self._warn_if_discarding()
         self.journal.open(fresh=fresh)
+
+    def _warn_if_discarding(self) -> None:
+        unfinished = len(self.journal.read())
+        if unfinished:
+            warnings.warn(DiscardedProgress(self.output, unfinished), stacklevel=2)
 
     def append(self, record: Record) -> None:
         self.journal.append(record)
@@ -90,7 +129,7 @@ class FileSink:
             write_dataset(self.output, accepted[:count], export=self.export)
         if self.rejects is not None:
             write_dataset(self.rejects, [r for r in records.values() if r.status != "ok"])
-        if complete:
+        if complete or not records:  # an empty journal is no progress to resume
             self.journal.remove()
 
     def abort(self) -> None:

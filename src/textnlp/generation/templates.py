@@ -365,10 +365,12 @@ class TemplateLibrary:
         the library, on the user's own machine (servers use ``by_id``)."""
         if template_id in self._templates:
             return self._templates[template_id]
-        path = Path(template_id)
-        if path.suffix in {".yaml", ".yml"} and path.exists():
-            return load_template_file(path)
-        return self.by_id(template_id)
+        if not _names_file(template_id):
+            return self.by_id(template_id)
+        found = load_source_file(_source_file(template_id))
+        if not isinstance(found, PromptTemplate):
+            raise TemplateError(f"{template_id} is a recipe, not a template")
+        return found
 
     def source(self, name: str, *, paths: bool = False) -> PromptTemplate | Recipe:
         """What a dataset run names: a recipe or template of the catalogue, or (``paths``:
@@ -377,11 +379,33 @@ class TemplateLibrary:
             return self._recipes[name]
         if name in self._templates:
             return self._templates[name]
-        path = Path(name)
-        if paths and path.suffix in {".yaml", ".yml"} and path.exists():
-            return load_source_file(path)
+        if paths and _names_file(name):
+            return load_source_file(_source_file(name))
         known = ", ".join(sorted({*self._templates, *self._recipes}))
         raise TemplateNotFound(f"unknown template or recipe {name!r} (known: {known})")
+
+
+def _names_file(name: str) -> bool:
+    """Whether a template or recipe name given on the user's machine (and no catalogue id) is
+    meant as a path, so that a mistyped path is told as a missing file, not an unknown id."""
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        return True
+    try:
+        return Path(name).exists()
+    except (OSError, ValueError):  # a name too long for a path, a NUL: no file of the user's
+        return False
+
+
+def _source_file(name: str) -> Path:
+    """The template or recipe file ``name`` names, refused when it is none."""
+    path = Path(name)
+    if path.is_dir():
+        raise TemplateError(f"{name} is a directory, not a template file")
+    if not path.exists():
+        raise TemplateNotFound(f"no such file: {name}")
+    if path.suffix not in {".yaml", ".yml"}:
+        raise TemplateError(f"{name} is not a template file: a template or recipe is .yaml or .yml")
+    return path
 
 
 def load_source_file(path: Path) -> PromptTemplate | Recipe:

@@ -88,6 +88,17 @@ def check_file_writable(path: Path, noun: str = "") -> None:
     _probe(path, f"{noun} {path}" if noun else str(path))
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: another spelling (``./x``, ``../dir/x``), a
+    symbolic or a hard link. A path that does not exist yet is compared by where it resolves."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:  # gone between the two calls, or unreadable: not shown to be the same
+        return False
+
+
 def _probe(path: Path, named: str) -> None:
     """Its directory exists and takes a new file, tried for real: permission bits say nothing
     about /proc or a read-only mount."""

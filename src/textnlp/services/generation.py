@@ -22,7 +22,13 @@ from textnlp.domain import Completion, GenerationRequest, ModelInfo, Record, Tok
 from textnlp.errors import InvalidParameter
 from textnlp.generation.cache import CachedBackend, OwnerScopedCache, ResponseCache
 from textnlp.generation.card import DatasetCard, models_of, write_card
-from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary, OnRecord
+from textnlp.generation.pipeline import (
+    DatasetPipeline,
+    DatasetRequest,
+    DatasetSummary,
+    OnRecord,
+    file_sink,
+)
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.recipes.run import CandidatesExhausted
 from textnlp.generation.sinks import MemorySink
@@ -115,18 +121,20 @@ class GenerationService:
         self, job: DatasetJob, on_record: OnRecord | None = None
     ) -> DatasetSummary:
         model_id, request = self.dataset_request(job)
-        budget = self.spending.run_budget(job.max_cost_usd)
-        backend = budget.apply(await self.pool.get(model_id))
+        # The output's lock before a model loads: a second run on the output is refused at once.
+        with file_sink(request) as sink:
+            budget = self.spending.run_budget(job.max_cost_usd)
+            backend = budget.apply(await self.pool.get(model_id))
 
-        async def backend_of(other: str) -> Backend:  # a recipe column's own model
-            return budget.apply(await self.pool.get(other))
+            async def backend_of(other: str) -> Backend:  # a recipe column's own model
+                return budget.apply(await self.pool.get(other))
 
-        pipeline = DatasetPipeline(
-            backend, self.cache, spec_of=self.catalogue.get, backend_of=backend_of
-        )
-        return await pipeline.run(
-            request, on_record, on_end=lambda summary: self.write_card(job, summary)
-        )
+            pipeline = DatasetPipeline(
+                backend, self.cache, spec_of=self.catalogue.get, backend_of=backend_of
+            )
+            return await pipeline.run(
+                request, on_record, sink=sink, on_end=lambda summary: self.write_card(job, summary)
+            )
 
     def write_card(
         self, job: DatasetJob, summary: DatasetSummary, gate: dict[str, Any] | None = None

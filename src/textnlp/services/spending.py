@@ -24,6 +24,7 @@ at the same time overshoot it by at most a chunk of records each.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -151,6 +152,8 @@ class SpendingService:
 
     def set_user_cap(self, username: str, cap_usd: float | None) -> UserBudget:
         """Set (None: clear) a user's own cap; returns the cap that now applies."""
+        if cap_usd is not None and not (math.isfinite(cap_usd) and cap_usd >= 0):
+            raise InvalidParameter(f"a spending cap is 0 or more US dollars (got {cap_usd})")
         user_id = self.store.set_cap(username, cap_usd)
         spend = self.store.spend(user_id)
         return UserBudget(user_id, self._limit(spend.cap_usd), spend.spent_usd)

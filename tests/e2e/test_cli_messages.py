@@ -1,0 +1,78 @@
+"""Refusals that name the problem the user has (a missing file, a directory, a recipe given to
+``templates show``, a file given to a job), and the bare commands that answer with their help:
+no empty ``error:`` line. ``textnlp --version`` names the installed version."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli_errors import assert_one_line_exit_2, textnlp
+
+RECIPE = "id: my-recipe\ncolumns:\n  a: {type: category, values: [x, y]}\noutput: a\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.yaml", "no such file: missing.yaml"),
+        ("missing.yml", "no such file: missing.yml"),
+        ("sub/missing", "no such file: sub/missing"),
+        ("somedir", "somedir is a directory, not a template file"),
+        ("notes.txt", "notes.txt is not a template file"),
+    ],
+)
+@pytest.mark.parametrize("command", ["generate", "templates-show", "recipes-show"])
+def test_a_path_is_told_as_a_path(tmp_path: Path, command: str, name: str, message: str) -> None:
+    (tmp_path / "somedir").mkdir()
+    (tmp_path / "notes.txt").write_text("id: notes\n")
+    args = {
+        "generate": ["generate", "-t", name, "-n", "1", "-o", "out.jsonl"],
+        "templates-show": ["templates", "show", name],
+        "recipes-show": ["recipes", "show", name],
+    }[command]
+    result = textnlp(*args)
+    assert_one_line_exit_2(result, message)
+    assert "unknown template" not in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_an_unknown_id_is_still_an_unknown_id() -> None:
+    assert_one_line_exit_2(textnlp("templates", "show", "nope"), "unknown template or recipe")
+
+
+@pytest.mark.parametrize("given", ["my-recipe.yaml", "product-reviews"], ids=["file", "id"])
+def test_templates_show_of_a_recipe_points_to_recipes_show(tmp_path: Path, given: str) -> None:
+    (tmp_path / "my-recipe.yaml").write_text(RECIPE)
+    assert_one_line_exit_2(
+        textnlp("templates", "show", given),
+        f"{given} is a recipe, not a template: show it with `textnlp recipes show {given}`",
+    )
+    assert textnlp("recipes", "show", given).returncode == 0
+
+
+@pytest.mark.parametrize("given", ["my-recipe.yaml", "recipes/my-recipe"])
+def test_a_job_takes_a_catalogue_id_not_a_file(tmp_path: Path, given: str) -> None:
+    (tmp_path / "my-recipe.yaml").write_text(RECIPE)
+    result = textnlp("jobs", "submit", "-t", given, "-n", "2")
+    assert_one_line_exit_2(
+        result, f"a job takes the id of a catalogue template or recipe, not a file (got {given})"
+    )
+    assert "should match pattern" not in result.stderr
+    assert textnlp("jobs", "list").stdout.strip() == "[]"  # nothing was queued
+
+
+@pytest.mark.parametrize("args", [[], ["templates"], ["jobs"], ["users"]], ids=repr)
+def test_a_bare_command_prints_its_help_alone(args: list[str]) -> None:
+    result = textnlp(*args)
+    assert result.returncode == 2  # as Typer's no_args_is_help
+    assert result.stderr == ""  # no empty "error: " line
+    assert "Usage:" in result.stdout and "Commands" in result.stdout
+
+
+def test_version() -> None:
+    result = textnlp("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"textnlp {metadata.version('textnlp')}\n"
