@@ -60,11 +60,19 @@ def generate(
     model: str | None = typer.Option(None, "--model", "-m", help="Model id (`models list`)."),
     var: list[str] | None = typer.Option(None, "--var", help="Fix a variable: NAME=VALUE."),
     seed: int = typer.Option(0, help="Run seed; the same seed reproduces the same dataset."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens"),
-    temperature: float | None = typer.Option(None, "--temperature"),
-    top_p: float | None = typer.Option(None, "--top-p"),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help="Most tokens per record (default: the template's)."
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help="Sampling temperature, 0 to 2 (default: the template's)."
+    ),
+    top_p: float | None = typer.Option(
+        None, "--top-p", help="Nucleus sampling mass, 0 to 1 (default: the template's)."
+    ),
     stop: list[str] | None = typer.Option(None, "--stop", help="Stop sequence (repeatable)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1, max=1024),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", min=1, max=1024, help="Requests in flight at once."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse cached responses."),
     validate: bool = typer.Option(False, "--validate", help="Validate the dataset afterwards."),

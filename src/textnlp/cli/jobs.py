@@ -90,19 +90,25 @@ def _print_ended(job: dict[str, Any]) -> None:
 
 @jobs_app.command("submit")
 def submit(
-    template: str | None = typer.Option(None, "--template", "-t", help="Template id."),
-    count: int | None = typer.Option(None, "--count", "-n"),
+    template: str | None = typer.Option(
+        None, "--template", "-t", help="A catalogue template or recipe id."
+    ),
+    count: int | None = typer.Option(None, "--count", "-n", help="Records to generate."),
     prompts_file: Path | None = typer.Option(
         None, "--prompts-file", help="Local JSONL/CSV of prompts (uploaded to storage)."
     ),
     prompt: list[str] | None = typer.Option(None, "--prompt", help="A prompt (repeatable)."),
-    model: str | None = typer.Option(None, "--model", "-m"),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model id (default: the catalogue's default)."
+    ),
     var: list[str] | None = typer.Option(None, "--var", help="Fix a variable: NAME=VALUE."),
     param: list[str] | None = typer.Option(None, "--param", help="NAME=VALUE, e.g. max_tokens=64."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Run seed; the same seed, the same records."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
     webhook: str | None = typer.Option(None, "--webhook", help="URL told when the job ends."),
-    idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
+    idempotency_key: str | None = typer.Option(
+        None, "--idempotency-key", help="Retrying with the same key returns the same job."
+    ),
     max_cost: float | None = typer.Option(
         None, "--max-cost", min=0.0, metavar="USD", help="Spending cap of the job in US dollars."
     ),
