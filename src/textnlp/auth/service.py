@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from textnlp.adapters.db.users import ApiKeyRepository, RoleName, User, UserRepository
 from textnlp.auth import api_keys, passwords
-from textnlp.auth.password_rules import check_password
+from textnlp.auth.rules import check_key_name, check_password
 from textnlp.auth.tokens import TokenClaims, TokenPair, TokenService
 from textnlp.errors import AuthError, Conflict, InvalidInput, NotFound
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from textnlp.adapters.sessions.base import SessionStore
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-#: Control characters and the bidirectional overrides that make a listed name read as another.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -262,10 +260,7 @@ class AuthService:
         """(key id, full key): the key is shown once and stored only as a hash. ``Conflict``
         when the user already holds ``max_active`` live keys (None: no cap, the operator's
         CLI; every key shares its owner's rate-limit bucket anyway)."""
-        if _UNPRINTABLE.search(name):
-            raise InvalidInput(
-                "a key's name is printable text: no control or bidirectional-override characters"
-            )
+        check_key_name(name)
         new = api_keys.generate_api_key()
         with self.sessions.begin() as session:
             ApiKeyRepository(session).add(

@@ -17,7 +17,7 @@ from textnlp.api.console.session import (
     set_session,
 )
 from textnlp.api.deps import enforce_login_limits
-from textnlp.auth.password_rules import MAX_PASSWORD
+from textnlp.auth.rules import MAX_PASSWORD
 from textnlp.auth.service import AuthService
 from textnlp.errors import AuthError, PermissionDenied
 

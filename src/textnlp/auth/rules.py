@@ -1,0 +1,32 @@
+"""What a password and an API key's name may be: one rule each for the service that stores them
+and the request models that take them (standard library only, so the client's request models
+can import it)."""
+
+from __future__ import annotations
+
+import re
+
+from textnlp.errors import InvalidInput
+
+MIN_PASSWORD = 8
+#: The login forms' bound too (``LoginRequest``, the console's): a longer password could be set
+#: but never typed in.
+MAX_PASSWORD = 1024
+
+#: A key's name is printable text: no control characters, and none of the bidirectional
+#: overrides that make a listed name read as another. A regular expression in the syntax both
+#: Python and JSON Schema (the OpenAPI document) read.
+KEY_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+_KEY_NAME = re.compile(KEY_NAME_PATTERN)
+
+
+def check_password(password: str) -> None:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+
+
+def check_key_name(name: str) -> None:
+    if not _KEY_NAME.match(name):
+        raise InvalidInput(
+            "a key's name is printable text: no control or bidirectional-override characters"
+        )
