@@ -139,15 +139,7 @@ class AuthService:
         """The principal behind an access token or an API key; ``AuthError`` otherwise."""
         if api_keys.is_api_key(credential):
             return self._authenticate_key(credential)
-        claims = self.tokens.verify(credential, expected_type="access")
-        user = self.store.access_holder(claims.sub, claims.family, claims.jti)
-        if user is None:
-            raise AuthError("token revoked")
-        if not user.active:
-            raise AuthError("unknown or disabled user")
-        if _ended(user, claims):
-            raise AuthError(_SESSION_ENDED)
-        return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
+        return self._token_principal(self.tokens.verify(credential, expected_type="access"))
 
     def hold(self, principal: Principal) -> dict[str, Any]:
         """What a long-lived connection keeps of its caller to check it again at each request
@@ -158,30 +150,19 @@ class AuthService:
     def recheck(self, held: Mapping[str, Any]) -> Principal:
         """The caller ``hold`` kept, if its credential still stands: the token neither expired
         nor logged out, the key not revoked, the user active; ``AuthError`` otherwise."""
-        user_id, claims, key_id = held.get("user_id"), held.get("claims"), held.get("key_id")
+        claims, key_id = held.get("claims"), held.get("key_id")
         if isinstance(claims, dict):
             token = TokenClaims(**claims)
-            if token.exp <= time.time():
+            if token.exp <= time.time():  # verified once, at the handshake: expiry is not
                 raise AuthError("token expired")
-            user = self.store.access_holder(token.sub, token.family, token.jti)
-            if user is None:
-                raise AuthError("token revoked")
-            if _ended(user, token):
-                raise AuthError(_SESSION_ENDED)
-            via: Literal["token", "api_key"] = "token"
+            principal = self._token_principal(token)
         elif isinstance(key_id, str):
-            token = None
-            with self.sessions() as session:
-                found = ApiKeyRepository(session).find(key_id)
-                user = UserRepository(session).get(found[0]) if found else None
-            if found is None:
-                raise AuthError("API key revoked")
-            via = "api_key"
+            principal = self._key_principal(key_id, None)
         else:
             raise AuthError("unknown or expired connection: connect again")
-        if user is None or user.id != user_id or not user.active:
+        if principal.id != held.get("user_id"):
             raise AuthError("unknown or disabled user")
-        return Principal(user=user, via=via, claims=token, bucket=user_bucket(user), key_id=key_id)
+        return principal
 
     def console_session(self, refresh_token: str) -> Principal:
         """The principal of a console session cookie: its family's current refresh token.
@@ -284,11 +265,27 @@ class AuthService:
         parsed = api_keys.parse_api_key(credential)
         if parsed is None:
             raise AuthError("malformed API key")
-        key_id, secret = parsed
+        return self._key_principal(*parsed)
+
+    def _token_principal(self, claims: TokenClaims) -> Principal:
+        """The holder of a verified access token while its session lives."""
+        user = self.store.access_holder(claims.sub, claims.family, claims.jti)
+        if user is None:
+            raise AuthError("token revoked")
+        if not user.active:
+            raise AuthError("unknown or disabled user")
+        if _ended(user, claims):
+            raise AuthError(_SESSION_ENDED)
+        return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
+
+    def _key_principal(self, key_id: str, secret: str | None) -> Principal:
+        """The owner of a live key; ``secret`` None: a key checked already (``recheck``)."""
         with self.sessions() as session:
             found = ApiKeyRepository(session).find(key_id)
             user = UserRepository(session).get(found[0]) if found else None
-        if found is None or not api_keys.secret_matches(secret, found[1]):
+        if found is None:
+            raise AuthError("invalid API key" if secret is not None else "API key revoked")
+        if secret is not None and not api_keys.secret_matches(secret, found[1]):
             raise AuthError("invalid API key")
         if user is None or not user.active:
             raise AuthError("unknown or disabled user")
