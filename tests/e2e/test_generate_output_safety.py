@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.cluster import ROOT, wait_for
 from tests.support.job_backends import MODELS_YAML
 from textnlp.generation.journal import journal_path
@@ -64,14 +66,16 @@ def journal_lines(out: Path) -> int:
     return journal.read_text().count("\n") if journal.exists() else 0
 
 
-def interrupt(proc: subprocess.Popen[str], times: int = 1) -> str:
-    """Ctrl-C (``times`` of them, 20 ms apart); the run's stderr."""
+def interrupt(proc: subprocess.Popen[str], times: int = 1, apart_s: float = 0.02) -> str:
+    """Ctrl-C (``times`` of them, ``apart_s`` apart); the run's stderr."""
     for i in range(times):
         if i:
-            time.sleep(0.02)
+            time.sleep(apart_s)
         proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    # A shell reports both as 130. Python itself ends by SIGINT, after the program's own exit,
+    # when a KeyboardInterrupt ever crossed certain C-level code (now and then seen here).
+    assert proc.returncode in (130, -signal.SIGINT), stderr
     return stderr
 
 
@@ -134,18 +138,23 @@ def test_ctrl_c_before_any_record_leaves_the_output_unchanged_and_says_so(tmp_pa
     assert not journal_path(out).exists()
 
 
-def test_ctrl_c_twice_names_the_file_that_holds_the_records(tmp_path: Path) -> None:
-    """The second Ctrl-C may stop the Parquet file being written: then the journal holds them."""
+@pytest.mark.parametrize("apart_s", [0.0, 0.02, 0.3])
+def test_ctrl_c_twice_names_the_file_that_holds_the_records(tmp_path: Path, apart_s: float) -> None:
+    """The second Ctrl-C may stop the Parquet file being written: then the journal holds them.
+    Whenever it comes, the run says so in one line and exits 130 (asyncio's own second Ctrl-C
+    raised in its loop: a traceback after the message, and now and then a run that never
+    exited)."""
     out = tmp_path / "x.parquet"
     run = start(tmp_path, *SLOW_RUN, "-o", "x.parquet")
     wait_for(lambda: journal_lines(out) >= 2, 60, "the run's records")
-    stderr = interrupt(run, times=2)
-    named = re.search(r"finished records are in (\S+?)(;| \()", stderr)
-    if named is None:  # the second Ctrl-C cut the message itself short
-        assert "Traceback" not in stderr, stderr
-        return
+    stderr = interrupt(run, times=2, apart_s=apart_s)
+    named = re.fullmatch(
+        r"interrupted: finished records are in (\S+?)(;| \(x.parquet was not written\);) "
+        r"run again with --resume to continue\n",
+        stderr,
+    )
+    assert named is not None, stderr
     assert (tmp_path / named.group(1)).is_file(), stderr
-    assert "run again with --resume" in stderr
 
 
 def test_a_rerun_without_resume_warns_what_it_discards(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from rich.table import Table
 
 from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, err_console, parse_assignments, platform, settings
+from textnlp.cli.interrupt import ignore_further_interrupts, run_interruptible
 from textnlp.domain import Record
 from textnlp.errors import QuotaExceeded, TextNLPError
 from textnlp.extras import require_extra
@@ -114,7 +115,7 @@ def generate(
         rejects=rejects,
     )
     with _warnings_as_lines():
-        summary = asyncio.run(_generate(job, use_cache=cache))
+        summary = run_interruptible(_generate(job, use_cache=cache))
     print_summary(summary)
     if validate:
         report = _validate(out, summary.acceptance)
@@ -148,9 +149,10 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                 progress.update(task, completed=summary.written)  # resumed records included
                 return summary
             except (KeyboardInterrupt, asyncio.CancelledError):
+                ignore_further_interrupts()  # what is kept is kept: say where, whole
                 message = _interrupted(job, before, finished=tracker.finished)
                 err_console.print(message, markup=False, highlight=False, soft_wrap=True)
-                raise KeyboardInterrupt from None
+                raise
             except QuotaExceeded as exc:
                 # One line on stderr: the bar goes away, the message says what was kept.
                 progress.live.transient = True

@@ -21,8 +21,10 @@ Every error of codes 1 (but a bug) and 2 is one line on stderr, ``error: ...``.
 
 from __future__ import annotations
 
+import signal
 import sys
 from importlib import metadata
+from typing import NoReturn
 
 import typer
 
@@ -93,9 +95,9 @@ def run() -> None:
             raise
         fail(found)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
+        _exit(130)
     except ModuleNotFoundError as exc:
         missing = missing_extra(exc)
         if missing is None:
@@ -111,7 +113,13 @@ def run() -> None:
         if message := exc.format_message():
             print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> NoReturn:
+    if code == 130:  # interrupted, and stopping: another Ctrl-C would only kill the teardown
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ so a recipe can be iterated on in seconds.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -20,6 +19,7 @@ from rich.text import Text
 
 from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, parse_assignments, platform, print_yaml, settings
+from textnlp.cli.interrupt import run_interruptible
 from textnlp.domain import Record
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.columns import as_text
@@ -145,7 +145,7 @@ def preview(
         variables=parse_assignments(var),
         seed=seed,
     )
-    records = asyncio.run(_preview(job, use_cache=cache))
+    records = run_interruptible(_preview(job, use_cache=cache))
     for record in records:
         console.print(_record_table(record))
     passed = sum(r.status == "ok" for r in records)
