@@ -37,6 +37,9 @@ def refused(result: subprocess.CompletedProcess[str], message: str) -> None:
     [
         ("category=nosuchcat", "variable 'product': 'dict object' has no attribute 'nosuchcat'"),
         ("rating=abc", "variable 'sentiment': '>=' not supported"),
+        # A range's number, fixed as text or as no number at all: every prompt would say it.
+        ("words=many", "variable 'words' takes a whole number (got 'many')"),
+        ("words=2.5", "variable 'words' takes a whole number (got 2.5)"),
     ],
 )
 def test_a_fixed_value_the_template_cannot_take(tmp_path: Path, var: str, message: str) -> None:
@@ -92,6 +95,21 @@ def test_a_home_that_cannot_be_used(tmp_path: Path, home: str) -> None:
                      cwd=tmp_path, env=env)  # fmt: skip
     refused(result, "directory")
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_recipe_number_column_fixed_as_text(tmp_path: Path) -> None:
+    result = textnlp("generate", "-r", "product-reviews", "-n", "2", "-o", "out.jsonl",
+                     "--var", "words=many", cwd=tmp_path)  # fmt: skip
+    refused(result, "column 'words' takes a whole number (got 'many')")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_max_candidates_on_a_template(tmp_path: Path) -> None:
+    """A template's records pass no filters: the option would be ignored without a word."""
+    result = textnlp("generate", "-t", "product-review", "-n", "2", "-o", "out.jsonl",
+                     "--max-candidates", "3", cwd=tmp_path)  # fmt: skip
+    refused(result, "--max-candidates) applies to recipes")
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_rejects_over_the_dataset_or_on_a_template(tmp_path: Path) -> None:

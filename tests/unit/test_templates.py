@@ -11,6 +11,7 @@ from textnlp.generation.templates import (
     load_template_file,
     parse_template,
     record_seed,
+    wanted_number,
 )
 
 TEMPLATE = {
@@ -181,3 +182,20 @@ def test_output_schemas_take_the_safe_path() -> None:
         parse_template(TEMPLATE | {"output": {"type": "json"}}, source="t").parse_output(
             '{"a": "\\ud800"}'
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "whole", "wanted"),
+    [
+        (3, True, None),
+        (3.0, True, None),  # JSON's 3.0 is the whole number 3
+        (2.5, False, None),
+        (2.5, True, "a whole number"),
+        (float("nan"), False, "a number"),
+        (float("inf"), False, "a number"),
+        (True, False, "a number"),  # a bool is an int to Python, not to a user
+        ("7", False, "a number"),
+    ],
+)
+def test_what_a_fixed_number_must_be(value: object, whole: bool, wanted: str | None) -> None:
+    assert wanted_number(value, whole=whole) == wanted

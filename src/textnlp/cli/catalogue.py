@@ -68,7 +68,7 @@ def list_templates(as_json: bool = JsonOption) -> None:
 def show_template(
     template_id: str = typer.Argument(..., help="Template id or path to a YAML file."),
     seed: int = typer.Option(0, help="Seed of the sample prompt."),
-    index: int = typer.Option(0, help="Record index of the sample prompt."),
+    index: int = typer.Option(0, min=0, help="Record index of the sample prompt."),
 ) -> None:
     """A template's definition and one rendered sample prompt."""
     found = platform().templates.source(template_id, paths=True)

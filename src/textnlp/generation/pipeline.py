@@ -158,6 +158,11 @@ class DatasetPipeline:
         template defaults, then the user's values."""
         if request.count < 1:
             raise InvalidParameter(f"count must be at least 1 (got {request.count})")
+        if request.max_candidates is not None and not isinstance(request.template, Recipe):
+            raise InvalidParameter(
+                "max_candidates (--max-candidates) applies to recipes: a template's records "
+                "pass no filters"
+            )
         if isinstance(request.template, Recipe):
             builder = _recipe_builder(spec, request, spec_of or _only(spec), _no_backend)
             call = builder.output_call

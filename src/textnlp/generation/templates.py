@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 from importlib import resources
@@ -76,6 +77,13 @@ class Variable(BaseModel):
             raise ValueError("range must be [low, high] with low <= high")
         return self
 
+    def refuses(self, value: Any) -> str | None:
+        """What a value fixed by the user (``--var``) should be, if ``value`` is not that: a
+        range's numbers are compared and computed with, so text there fails records later."""
+        if self.range is None:
+            return None
+        return wanted_number(value, whole=all(isinstance(end, int) for end in self.range))
+
     def sample(self, rng: random.Random, context: dict[str, Any]) -> Any:
         if self.values is not None:
             return rng.choice(self.values)
@@ -91,6 +99,16 @@ class Variable(BaseModel):
         if self.expr is not None:
             return _natural(JINJA.from_string(self.expr).render(context).strip())
         return self.value
+
+
+def wanted_number(value: Any, *, whole: bool) -> str | None:
+    """None for a finite number (an integer when ``whole``), else what it should be."""
+    wanted = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return wanted
+    if not math.isfinite(value) or (whole and not float(value).is_integer()):
+        return wanted
+    return None
 
 
 #: What an expression over sampled or fixed values can raise (an undefined name, a number
@@ -164,6 +182,12 @@ class PromptTemplate(BaseModel):
             raise TemplateError(
                 f"template {self.id!r} has no variable {unknown[0]!r} (variables: {known})"
             )
+        for name, value in overrides.items():
+            wanted = self.variables[name].refuses(value)
+            if wanted is not None:
+                raise TemplateError(
+                    f"template {self.id!r}: variable {name!r} takes {wanted} (got {value!r})"
+                )
         rng = random.Random(record_seed(seed, index))
         context: dict[str, Any] = {}
         for name, variable in self.variables.items():

@@ -178,8 +178,10 @@ class GenerationService:
         alone, the owner's spending cap is checked for every model the run calls before it
         starts, and what the records cost is counted after (a preview is a few records, so it
         may pass the cap by what they cost, as concurrent direct requests may)."""
-        job = replace(job, max_candidates=job.count, resume=False, rejects=None)
-        model_id, request = self.dataset_request(replace(job, output=None))
+        job = replace(job, max_candidates=None, resume=False, rejects=None, output=None)
+        model_id, request = self.dataset_request(job)
+        if isinstance(request.template, Recipe):  # as many candidates as records shown
+            request = replace(request, max_candidates=job.count)
         cache = self.cache
         if owner is not None:
             if cache is not None:

@@ -45,6 +45,7 @@ from textnlp.generation.recipes.columns import (
     as_text,
 )
 from textnlp.generation.recipes.recipe import Recipe
+from textnlp.generation.recipes.samplers import wanted_instead
 from textnlp.generation.templates import record_seed
 
 #: The catalogue entry of a model id (``ModelNotFound`` for an unknown one).
@@ -90,6 +91,12 @@ class RecordBuilder:
                 raise RecipeError(
                     f"recipe {recipe.id!r} has no sampler or expression column {name!r} "
                     f"(those: {', '.join(cheap) or 'none'})"
+                )
+            wanted = wanted_instead(column, self.fixed[name])
+            if wanted is not None:
+                raise RecipeError(
+                    f"recipe {recipe.id!r}: column {name!r} takes {wanted} "
+                    f"(got {self.fixed[name]!r})"
                 )
         self.run_model = run_model
         self.backend_of = backend_of

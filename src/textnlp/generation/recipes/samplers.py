@@ -30,6 +30,7 @@ from textnlp.generation.recipes.seeds import (
     json_safe,
     load_seed_rows,
 )
+from textnlp.generation.templates import wanted_number
 
 #: A float that is a number (YAML's ``.inf`` and ``.nan`` are refused).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -56,6 +57,11 @@ class _Sampler(BaseModel):
     def sample(self, ctx: CellContext) -> Any:  # pragma: no cover - every sampler overrides
         raise NotImplementedError
 
+    def refuses(self, value: Any) -> str | None:
+        """What a value fixed by the user (``--var``) should be, if ``value`` is not that: a
+        number column's draw is compared and computed with, so text there fails records later."""
+        return None
+
 
 def _check_weights(weights: list[float], count: int, where: str) -> None:
     if len(weights) != count:
@@ -67,6 +73,11 @@ def _check_weights(weights: list[float], count: int, where: str) -> None:
 def _fresh(value: Any) -> Any:
     """A copy of a container value, so that a record's edits never reach the recipe's lists."""
     return copy.deepcopy(value) if isinstance(value, dict | list) else value
+
+
+def wanted_instead(column: object, value: Any) -> str | None:
+    """What ``column`` takes, when ``value`` (fixed by the user) is not that; else None."""
+    return column.refuses(value) if isinstance(column, _Sampler) else None
 
 
 def _choose(rng: random.Random, values: list[Any], weights: list[float] | None) -> Any:
@@ -197,6 +208,9 @@ class UniformSampler(_Sampler):
             raise ValueError("uniform: no integer between low and high")
         return self
 
+    def refuses(self, value: Any) -> str | None:
+        return wanted_number(value, whole=self.integer)
+
     def sample(self, ctx: CellContext) -> int | float:
         rng = ctx.rng()
         if self.integer:
@@ -223,6 +237,9 @@ class GaussianSampler(_Sampler):
             raise ValueError("gaussian needs min <= max")
         return self
 
+    def refuses(self, value: Any) -> str | None:
+        return wanted_number(value, whole=False)
+
     def sample(self, ctx: CellContext) -> float:
         value = ctx.rng().gauss(self.mean, self.stddev)
         if self.decimals is not None:
@@ -245,6 +262,9 @@ class PoissonSampler(_Sampler):
             raise ValueError("poisson needs min <= max")
         return self
 
+    def refuses(self, value: Any) -> str | None:
+        return wanted_number(value, whole=True)
+
     def sample(self, ctx: CellContext) -> int:
         import numpy as np
 
@@ -262,6 +282,9 @@ class BernoulliSampler(_Sampler):
 
     type: Literal["bernoulli"] = "bernoulli"
     p: Finite = Field(ge=0, le=1)
+
+    def refuses(self, value: Any) -> str | None:
+        return None if isinstance(value, bool) else "true or false"
 
     def sample(self, ctx: CellContext) -> bool:
         return ctx.rng().random() < self.p
