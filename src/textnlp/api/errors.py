@@ -348,6 +348,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         kind = _STATUS_TYPES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else kind.replace("_", " ")
+        message = _UNPARSED_BODY.get(type(exc.__cause__), message)
         headers = dict(exc.headers or {})
         if is_console_path(request.url.path):
             return console_error(request, exc.status_code, message, None)
@@ -368,6 +369,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if is_openai_path(request.url.path):
             return openai_json(500, "internal error", "server_error")
         return error_json(500, {"type": "internal_error", "message": "internal error"})
+
+
+#: Why FastAPI could not parse a JSON body (it says only "There was an error parsing the body",
+#: and keeps the reason as the 400's cause).
+_UNPARSED_BODY = {
+    UnicodeDecodeError: "the body is not UTF-8 JSON",
+    RecursionError: "the body's JSON is nested too deeply",
+}
 
 
 def _json_safe(value: Any) -> Any:

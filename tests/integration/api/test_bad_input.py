@@ -89,6 +89,14 @@ def test_malformed_json_and_wrong_content(api: Api) -> None:
         assert error["message"] == "temperature: Input should be a finite number"
     assert_error(api.client.post(TEXT, content=b"[1, 2]", headers=headers), 422)
     assert_error(api.client.post(TEXT, content=b"\xff\xfe", headers=headers), 422)
+    # Bodies FastAPI cannot parse at all: its 400, with the reason (it says only "There was an
+    # error parsing the body").
+    latin1 = b'{"prompt": "caf\xe9"}'
+    error = assert_error(api.client.post(TEXT, content=latin1, headers=headers), 400)
+    assert error["message"] == "the body is not UTF-8 JSON"
+    deep = b'{"prompt": "hi", "stop": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    error = assert_error(api.client.post(TEXT, content=deep, headers=headers), 400)
+    assert error["message"] == "the body's JSON is nested too deeply"
 
 
 def test_unknown_model_template_and_route(api: Api) -> None:
