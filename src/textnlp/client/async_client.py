@@ -180,6 +180,17 @@ class AsyncTextNLPClient:
         answer = await self.request("PUT", upload_path(name), content=data)
         return str(answer.json()["key"])
 
+    async def list_uploads(self) -> dict[str, Any]:
+        """Your prompt files (``uploads``: each one's name, key and bytes) and how much of the
+        upload quota they take (``used_bytes`` of ``quota_bytes``)."""
+        answer = await self.request("GET", "/generate/batch/uploads")
+        result: dict[str, Any] = answer.json()
+        return result
+
+    async def delete_upload(self, name: str) -> None:
+        """Delete a prompt file, by the ``name`` ``list_uploads`` gives it."""
+        await self.request("DELETE", upload_path(name))
+
     async def submit_batch(
         self, body: dict[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:

@@ -178,6 +178,16 @@ class TextNLPClient:
         answer = self.request("PUT", upload_path(name), content=data)
         return str(answer.json()["key"])
 
+    def list_uploads(self) -> dict[str, Any]:
+        """Your prompt files (``uploads``: each one's name, key and bytes) and how much of the
+        upload quota they take (``used_bytes`` of ``quota_bytes``)."""
+        result: dict[str, Any] = self.request("GET", "/generate/batch/uploads").json()
+        return result
+
+    def delete_upload(self, name: str) -> None:
+        """Delete a prompt file, by the ``name`` ``list_uploads`` gives it."""
+        self.request("DELETE", upload_path(name))
+
     def submit_batch(
         self, body: dict[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:

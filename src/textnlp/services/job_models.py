@@ -206,3 +206,20 @@ class Owner:
 
     id: str
     is_admin: bool = False
+
+
+class UploadedFile(BaseModel):
+    """A prompt file of the user's: ``name`` is what its deletion takes, ``key`` what a job's
+    ``prompt_file`` does."""
+
+    name: str
+    key: str
+    bytes: int
+
+
+class UploadList(BaseModel):
+    uploads: list[UploadedFile]
+    #: What the user's files take of ``quota_bytes`` (``api.max_upload_bytes_per_user``):
+    #: these and those uploaded to ``/v1/files``.
+    used_bytes: int
+    quota_bytes: int

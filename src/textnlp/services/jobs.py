@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import string
 import uuid
 from collections.abc import Iterator
@@ -58,6 +59,8 @@ from textnlp.services.job_models import (
     JobView,
     Owner,
     PromptItem,
+    UploadedFile,
+    UploadList,
 )
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
 from textnlp.services.job_records import PAGE_SIZE, JobRecords, JobReport, RecordPage, RecordQuery
@@ -85,6 +88,10 @@ class ResultDownload:
 
 #: States whose job has a result file: a cancelled one keeps the records it made.
 _WITH_RESULTS = ("succeeded", "cancelled")
+
+
+#: What ``upload_name`` makes: the digest, then the escaped name.
+_UPLOAD_NAME = re.compile(r"[0-9a-f]{16}-.")
 
 
 def upload_name(name: str, data: bytes) -> str:
@@ -268,6 +275,37 @@ class JobService:
         self.storage.put_bytes(key, data, metadata={UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL})
         return key
 
+    def uploads(self, owner: Owner) -> UploadList:
+        """The owner's prompt files (their names in storage, as the upload answered), and how
+        much of the upload quota they take."""
+        prefix = Keys.upload(owner.id, "")
+        names = [key[len(prefix) :] for key in sorted(self.storage.list(prefix))]
+        files = [
+            UploadedFile(name=name, key=prefix + name, bytes=self.storage.size(prefix + name))
+            for name in names
+            if _UPLOAD_NAME.match(name)  # not /v1/files' objects, which share the prefix
+        ]
+        return UploadList(
+            uploads=files,
+            used_bytes=self.storage.usage(prefix),
+            quota_bytes=self.settings.api.max_upload_bytes_per_user,
+        )
+
+    def delete_upload(self, owner: Owner, name: str) -> None:
+        """Delete one of the owner's prompt files (``name`` as the upload answered). A file a
+        queued or running job of theirs reads is refused: the job would fail for want of it."""
+        key = Keys.upload(owner.id, name)
+        if "/" in name or not _UPLOAD_NAME.match(name) or not self.storage.exists(key):
+            raise NotFound(f"no upload {name!r} (`GET .../generate/batch/uploads` lists yours)")
+        users = self.store.unfinished_with_prompt_file(owner.id, key)
+        if users:
+            raise Conflict(
+                f"job {users[0]} reads {name!r} and has not finished: cancel it or wait for it "
+                "to end, then delete the file",
+                job_id=users[0],
+            )
+        self.storage.delete(key)
+
     def check_upload_room(self, owner: Owner, size: int) -> None:
         """``QuotaExceeded`` when ``size`` more bytes would take the owner's uploads past
         ``api.max_upload_bytes_per_user`` (a bound on what one user can make the bucket keep;
@@ -277,7 +315,7 @@ class JobService:
         if used + size > limit:
             raise QuotaExceeded(
                 f"uploads would take {used + size} bytes, over your {limit}-byte quota "
-                f"({used} bytes used): delete files first",
+                f"({used} bytes used): delete uploads you no longer need first",
                 limit_bytes=limit,
                 used_bytes=used,
             )

@@ -68,10 +68,9 @@ def test_uploads_past_the_quota_are_refused_and_not_stored(api: Api) -> None:
 
 def test_a_deleted_file_frees_its_room(api: Api) -> None:
     bob = api.headers("bob")  # holds 1,040 bytes from the test above, or none alone
-    storage = api.client.app.state.jobs.storage  # type: ignore[attr-defined]
-    bob_id = api.client.app.state.auth.user("bob").id  # type: ignore[attr-defined]
-    for key in storage.list(f"prompts/user-uploads/{bob_id}/"):
-        storage.delete(key)
+    for upload in api.client.get(UPLOADS, headers=bob).json()["uploads"]:
+        assert api.client.delete(f"{UPLOADS}/{upload['name']}", headers=bob).status_code == 204
+    assert api.client.get(UPLOADS, headers=bob).json()["used_bytes"] == 0
     upload = lambda: api.client.post(  # noqa: E731
         "/v1/files",
         files={"file": ("b.jsonl", batch_file(7))},
@@ -83,3 +82,50 @@ def test_a_deleted_file_frees_its_room(api: Api) -> None:
     assert upload().status_code == 429
     assert api.client.delete(f"/v1/files/{made.json()['id']}", headers=bob).status_code == 200
     assert upload().status_code == 200
+
+
+def test_uploads_are_listed_and_deleted_by_name(api: Api) -> None:
+    """What the quota's message asks ("delete uploads you no longer need") can be done: the
+    list says what takes the room, a deletion frees it; never someone else's file, never one
+    a job still has to read."""
+    alice, bob = api.headers("alice"), api.headers("bob")
+    data = prompts(3)
+    made = api.client.put(f"{UPLOADS}/c.jsonl", content=data, headers=alice)
+    assert made.status_code == 201, made.text
+    name, key = made.json()["name"], made.json()["key"]
+    listed = api.client.get(UPLOADS, headers=alice).json()
+    assert {"name": name, "key": key, "bytes": len(data)} in listed["uploads"]
+    assert listed["quota_bytes"] == QUOTA
+    assert listed["used_bytes"] == sum(u["bytes"] for u in listed["uploads"])
+    assert name not in [u["name"] for u in api.client.get(UPLOADS, headers=bob).json()["uploads"]]
+    assert api.client.delete(f"{UPLOADS}/{name}", headers=bob).status_code == 404
+
+    job = api.client.post("/api/v1/generate/batch", json={"prompt_file": key}, headers=alice)
+    assert job.status_code == 202, job.text
+    busy = api.client.delete(f"{UPLOADS}/{name}", headers=alice)
+    assert busy.status_code == 409, busy.text
+    assert job.json()["id"] in busy.json()["error"]["message"]
+    cancelled = api.client.post(f"/api/v1/generate/status/{job.json()['id']}/cancel", headers=alice)
+    assert cancelled.status_code == 200, cancelled.text
+
+    assert api.client.delete(f"{UPLOADS}/{name}", headers=alice).status_code == 204
+    after = api.client.get(UPLOADS, headers=alice).json()
+    assert name not in [u["name"] for u in after["uploads"]]
+    assert after["used_bytes"] == listed["used_bytes"] - len(data)
+    again = api.client.delete(f"{UPLOADS}/{name}", headers=alice)
+    assert again.status_code == 404 and "no upload" in again.json()["error"]["message"]
+
+
+def test_an_openai_file_is_not_an_upload_here(api: Api) -> None:
+    """/v1/files objects share the prefix (and the quota) but are deleted under /v1/files,
+    with their metadata."""
+    admin = api.headers("admin")
+    made = api.client.post(
+        "/v1/files", files={"file": ("b.jsonl", batch_file(2))}, data={"purpose": "batch"},
+        headers=admin,
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    listed = api.client.get(UPLOADS, headers=admin).json()
+    assert listed["uploads"] == [] and listed["used_bytes"] > 0
+    stored = f"{made.json()['id']}.jsonl"
+    assert api.client.delete(f"{UPLOADS}/{stored}", headers=admin).status_code == 404

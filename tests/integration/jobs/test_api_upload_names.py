@@ -109,6 +109,16 @@ def test_the_client_escapes_upload_names(api: Api, client: TextNLPClient) -> Non
     assert dots.value.status == 422 and ".jsonl or .csv" in dots.value.message
 
 
+def test_the_client_lists_and_deletes_uploads(client: TextNLPClient) -> None:
+    key = client.upload_prompts("gone #1.jsonl", PROMPTS)
+    names = {u["key"]: u["name"] for u in client.list_uploads()["uploads"]}
+    client.delete_upload(names[key])
+    assert key not in {u["key"] for u in client.list_uploads()["uploads"]}
+    with pytest.raises(ApiError) as gone:
+        client.delete_upload(names[key])
+    assert gone.value.status == 404
+
+
 def test_the_client_sends_only_job_ids(api: Api, client: TextNLPClient) -> None:
     key = client.upload_prompts("p.jsonl", PROMPTS)
     job = client.submit_batch({"prompt_file": key, "model": "fake-fast"})
@@ -132,6 +142,12 @@ async def test_the_async_client_escapes_names_and_checks_job_ids(api: Api) -> No
     ) as client:
         key = await client.upload_prompts("a#b.jsonl", PROMPTS)
         assert key.endswith("-a=23b.jsonl")
+        listed = {u["key"]: u["name"] for u in (await client.list_uploads())["uploads"]}
+        other = await client.upload_prompts("other.jsonl", PROMPTS)
+        await client.delete_upload(key.rsplit("/", 1)[-1])
+        left = {u["key"] for u in (await client.list_uploads())["uploads"]}
+        assert key in listed and key not in left and other in left
+        key = await client.upload_prompts("a#b.jsonl", PROMPTS)  # for the job below
         job = await client.submit_batch({"prompt_file": key, "model": "fake-fast"})
         with pytest.raises(ApiError) as refused:
             await client.job_status(f"{job['id']}/results")

@@ -151,6 +151,14 @@ class JobStore:
                 query = query.where(JobRow.owner_id == owner_id)
             return list(session.scalars(query).all())
 
+    def unfinished_with_prompt_file(self, owner_id: str, key: str) -> list[str]:
+        """Ids of the owner's jobs that read the prompt file ``key`` and have not finished."""
+        with self.sessions() as session:
+            query = select(JobRow).where(
+                JobRow.owner_id == owner_id, JobRow.state.not_in(TERMINAL_STATES)
+            )
+            return [row.id for row in session.scalars(query) if row.spec.get("prompt_file") == key]
+
     # -- state changes ---------------------------------------------------------------------
     def start(self, job_id: str, worker: str) -> JobRow | None:
         """queued/running -> running (a new attempt); None when the job is finished or gone."""

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from textnlp.api.deps import CurrentUser
 from textnlp.api.downloads import result_response
-from textnlp.services.job_models import JobSpec, JobView, Owner
+from textnlp.services.job_models import JobSpec, JobView, Owner, UploadList
 from textnlp.services.jobs import JobService
 
 router = APIRouter(prefix="/generate", tags=["jobs"])
@@ -34,7 +34,10 @@ def owner(user: CurrentUser) -> Owner:
 
 
 class UploadAnswer(BaseModel):
+    #: What a job's ``prompt_file`` takes.
     key: str
+    #: The file's name in storage: what ``DELETE .../batch/uploads/{name}`` takes.
+    name: str
 
 
 #: Characters of an upload's file name (its key keeps at most ``MAX_UPLOAD_KEY_NAME`` of the
@@ -105,7 +108,21 @@ async def upload_prompts(
     same file under the same name gets the same key."""
     data = await request.body()
     key = await run_in_threadpool(jobs.upload_prompts, owner(user), name, data)
-    return UploadAnswer(key=key)
+    return UploadAnswer(key=key, name=key.rsplit("/", 1)[-1])
+
+
+@router.get("/batch/uploads", response_model=UploadList)
+def list_uploads(user: CurrentUser, jobs: JobsDep) -> UploadList:
+    """Your prompt files, and how much of your upload quota they (and /v1/files) take."""
+    return jobs.uploads(owner(user))
+
+
+@router.delete("/batch/uploads/{name}", status_code=204, response_class=Response)
+def delete_upload(name: str, user: CurrentUser, jobs: JobsDep) -> Response:
+    """Delete a prompt file (``name`` as the upload or the list answered); 409 while a job of
+    yours that reads it has not finished."""
+    jobs.delete_upload(owner(user), name)
+    return Response(status_code=204)
 
 
 @router.get("/status/{job_id}", response_model=JobView)
