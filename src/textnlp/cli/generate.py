@@ -59,7 +59,9 @@ def generate(
         help="Output: .jsonl, .csv, .parquet, or a directory (DIR/) for datasets.load_dataset.",
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="Model id (`models list`)."),
-    var: list[str] | None = typer.Option(None, "--var", help="Fix a variable: NAME=VALUE."),
+    var: list[str] | None = typer.Option(
+        None, "--var", metavar="NAME=VALUE", help="Fix a variable (repeatable)."
+    ),
     seed: int = typer.Option(0, help="Run seed; the same seed reproduces the same dataset."),
     max_tokens: int | None = typer.Option(
         None, "--max-tokens", help="Most tokens per record (default: the template's)."
@@ -70,7 +72,9 @@ def generate(
     top_p: float | None = typer.Option(
         None, "--top-p", help="Nucleus sampling mass, 0 to 1 (default: the template's)."
     ),
-    stop: list[str] | None = typer.Option(None, "--stop", help="Stop sequence (repeatable)."),
+    stop: list[str] | None = typer.Option(
+        None, "--stop", metavar="TEXT", help="Stop sequence (repeatable)."
+    ),
     concurrency: int | None = typer.Option(
         None, "--concurrency", "-c", min=1, max=1024, help="Requests in flight at once."
     ),

@@ -97,12 +97,18 @@ def submit(
     prompts_file: Path | None = typer.Option(
         None, "--prompts-file", help="Local JSONL/CSV of prompts (uploaded to storage)."
     ),
-    prompt: list[str] | None = typer.Option(None, "--prompt", help="A prompt (repeatable)."),
+    prompt: list[str] | None = typer.Option(
+        None, "--prompt", metavar="TEXT", help="A prompt (repeatable)."
+    ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Model id (default: the catalogue's default)."
     ),
-    var: list[str] | None = typer.Option(None, "--var", help="Fix a variable: NAME=VALUE."),
-    param: list[str] | None = typer.Option(None, "--param", help="NAME=VALUE, e.g. max_tokens=64."),
+    var: list[str] | None = typer.Option(
+        None, "--var", metavar="NAME=VALUE", help="Fix a variable (repeatable)."
+    ),
+    param: list[str] | None = typer.Option(
+        None, "--param", metavar="NAME=VALUE", help="A sampling parameter, e.g. max_tokens=64."
+    ),
     seed: int = typer.Option(0, "--seed", help="Run seed; the same seed, the same records."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
     webhook: str | None = typer.Option(None, "--webhook", help="URL told when the job ends."),

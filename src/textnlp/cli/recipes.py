@@ -133,7 +133,9 @@ def preview(
     count: int = typer.Option(5, "--count", "-n", min=1, max=50, help="Records to make."),
     model: str | None = typer.Option(None, "--model", "-m", help="Model id (`models list`)."),
     seed: int = typer.Option(0, help="Run seed (the same seed, the same records)."),
-    var: list[str] | None = typer.Option(None, "--var", help="Fix a column: NAME=VALUE."),
+    var: list[str] | None = typer.Option(
+        None, "--var", metavar="NAME=VALUE", help="Fix a column (repeatable)."
+    ),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse cached responses."),
 ) -> None:
     """Make a few records and show every column; nothing is written."""
