@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,22 @@ def test_a_retried_local_submit_with_a_prompt_file_gets_its_job(tmp_path: Path) 
     again = submitted(cli(tmp_path, *args))
     assert again["id"] == first["id"]
     assert len(uploads(tmp_path / "textnlp-home")) == 1  # the retry left no second upload
+
+
+def test_uploads_are_listed_and_deleted_once_no_job_reads_them(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_text(PROMPTS)
+    job = submitted(cli(tmp_path, "jobs", "submit", "--prompts-file", "p.jsonl", "-m", "fake-fast"))
+    listed: dict[str, Any] = submitted(cli(tmp_path, "jobs", "uploads"))
+    (upload,) = listed["uploads"]
+    assert upload["name"].endswith("-p.jsonl") and upload["key"].endswith(upload["name"])
+    assert listed["used_bytes"] == upload["bytes"] == len(PROMPTS)
+    refused(cli(tmp_path, "jobs", "delete-upload", upload["name"]), f"job {job['id']} reads")
+    assert len(uploads(tmp_path / "textnlp-home")) == 1
+    assert cli(tmp_path, "jobs", "cancel", str(job["id"])).returncode == 0
+    deleted = cli(tmp_path, "jobs", "delete-upload", upload["name"])
+    assert deleted.returncode == 0 and deleted.stderr == f"deleted upload {upload['name']}\n"
+    assert uploads(tmp_path / "textnlp-home") == []
+    refused(cli(tmp_path, "jobs", "delete-upload", upload["name"]), "no upload")
 
 
 def test_prompt_file_that_is_a_directory_or_unreadable(tmp_path: Path) -> None:

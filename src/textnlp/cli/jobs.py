@@ -296,3 +296,28 @@ def list_jobs(api: str | None = ApiOption, token: str | None = TokenOption) -> N
         _print(backend.list())
     finally:
         backend.close()
+
+
+@jobs_app.command("uploads")
+def uploads(api: str | None = ApiOption, token: str | None = TokenOption) -> None:
+    """Your uploaded prompt files, and how much of your upload quota they take."""
+    backend = _backend(api, token)
+    try:
+        _print(backend.uploads())
+    finally:
+        backend.close()
+
+
+@jobs_app.command("delete-upload")
+def delete_upload(
+    name: str = typer.Argument(..., help="The file's name, as `jobs uploads` lists it."),
+    api: str | None = ApiOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Delete an uploaded prompt file (refused while a job that reads it has not finished)."""
+    backend = _backend(api, token)
+    try:
+        backend.delete_upload(name)
+    finally:
+        backend.close()
+    print(f"deleted upload {name}", file=sys.stderr)

@@ -31,6 +31,8 @@ LOCAL_OWNER = Owner(id="local", is_admin=True)
 
 class JobsBackend(Protocol):
     def upload(self, name: str, data: bytes) -> str: ...
+    def uploads(self) -> dict[str, Any]: ...
+    def delete_upload(self, name: str) -> None: ...
     def submit(self, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]: ...
     def status(self, job_id: str) -> dict[str, Any]: ...
     def cancel(self, job_id: str) -> dict[str, Any]: ...
@@ -46,6 +48,12 @@ class LocalJobs:
 
     def upload(self, name: str, data: bytes) -> str:
         return self.service.upload_prompts(LOCAL_OWNER, name, data)
+
+    def uploads(self) -> dict[str, Any]:
+        return self.service.uploads(LOCAL_OWNER).model_dump(mode="json")
+
+    def delete_upload(self, name: str) -> None:
+        self.service.delete_upload(LOCAL_OWNER, name)
 
     def submit(self, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
         try:
@@ -123,6 +131,14 @@ class ApiJobs:
             if exc.status != 413:
                 raise
             raise InvalidInput(too_large(name, len(data), exc.details.get("limit"))) from None
+
+    def uploads(self) -> dict[str, Any]:
+        with self._reaching():
+            return self.client.list_uploads()
+
+    def delete_upload(self, name: str) -> None:
+        with self._reaching():
+            self.client.delete_upload(name)
 
     def submit(self, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
         with self._reaching():
