@@ -296,7 +296,7 @@ class JobService:
         queued or running job of theirs reads is refused: the job would fail for want of it."""
         key = Keys.upload(owner.id, name)
         if "/" in name or not _UPLOAD_NAME.match(name) or not self.storage.exists(key):
-            raise NotFound(f"no upload {name!r} (`GET .../generate/batch/uploads` lists yours)")
+            raise NotFound(f"no upload {name!r}")
         users = self.store.unfinished_with_prompt_file(owner.id, key)
         if users:
             raise Conflict(

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from textnlp.api.deps import CurrentUser
 from textnlp.api.downloads import result_response
 from textnlp.services.job_models import JobSpec, JobView, Owner, UploadList
-from textnlp.services.jobs import JobService
+from textnlp.services.jobs import MAX_UPLOAD_KEY_NAME, JobService
 
 router = APIRouter(prefix="/generate", tags=["jobs"])
 
@@ -118,7 +118,12 @@ def list_uploads(user: CurrentUser, jobs: JobsDep) -> UploadList:
 
 
 @router.delete("/batch/uploads/{name}", status_code=204, response_class=Response)
-def delete_upload(name: str, user: CurrentUser, jobs: JobsDep) -> Response:
+def delete_upload(
+    # A stored name: the 16-character digest, '-', then at most MAX_UPLOAD_KEY_NAME characters.
+    name: Annotated[str, Path(min_length=1, max_length=17 + MAX_UPLOAD_KEY_NAME)],
+    user: CurrentUser,
+    jobs: JobsDep,
+) -> Response:
     """Delete a prompt file (``name`` as the upload or the list answered); 409 while a job of
     yours that reads it has not finished."""
     jobs.delete_upload(owner(user), name)
