@@ -175,11 +175,7 @@ class AuthService:
         if user is None:
             self.store.revoke_family(claims.family)
             raise AuthError("session revoked")
-        if not user.active:
-            raise AuthError("unknown or disabled user")
-        if _ended(user, claims):
-            raise AuthError(_SESSION_ENDED)
-        return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
+        return _token_holder(user, claims)
 
     # Operators' user management (``textnlp users``) -------------------------------------------
     def users(self) -> list[User]:
@@ -272,11 +268,7 @@ class AuthService:
         user = self.store.access_holder(claims.sub, claims.family, claims.jti)
         if user is None:
             raise AuthError("token revoked")
-        if not user.active:
-            raise AuthError("unknown or disabled user")
-        if _ended(user, claims):
-            raise AuthError(_SESSION_ENDED)
-        return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
+        return _token_holder(user, claims)
 
     def _key_principal(self, key_id: str, secret: str | None) -> Principal:
         """The owner of a live key; ``secret`` None: a key checked already (``recheck``)."""
@@ -290,6 +282,15 @@ class AuthService:
         if user is None or not user.active:
             raise AuthError("unknown or disabled user")
         return Principal(user=user, via="api_key", bucket=user_bucket(user), key_id=key_id)
+
+
+def _token_holder(user: User, claims: TokenClaims) -> Principal:
+    """The principal of a token the session store found live, while its user may still use it."""
+    if not user.active:
+        raise AuthError("unknown or disabled user")
+    if _ended(user, claims):
+        raise AuthError(_SESSION_ENDED)
+    return Principal(user=user, via="token", claims=claims, bucket=user_bucket(user))
 
 
 def _ended(user: User, claims: TokenClaims) -> bool:
