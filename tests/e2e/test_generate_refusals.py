@@ -136,6 +136,29 @@ def test_a_model_this_host_cannot_run(tmp_path: Path) -> None:
     refused(result, "model my-gguf is not available here: model file not found")
 
 
+def test_a_hosted_model_without_credentials(tmp_path: Path) -> None:
+    """Listed as available, a Bedrock or SageMaker model failed the run after it began (exit 1,
+    an empty journal left beside the output); now the list says why and the run is refused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}  # fmt: skip
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*TEXTNLP, *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300, env=env | extra, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    listed = {m["id"]: m for m in yaml.safe_load(run("models", "list", "--json").stdout)}
+    for model in ("anthropic.claude-v2", "llama-7b"):
+        assert listed[model]["available"] is False
+        assert listed[model]["reason"].startswith("no AWS credentials found: set AWS_PROFILE")
+    result = run("generate", "-m", "llama-7b", "-t", "product-review", "-n", "1", "-o", "o.jsonl")
+    refused(result, "model llama-7b is not available here: no AWS credentials found")
+    assert list(tmp_path.glob("o.jsonl*")) == []  # neither the output nor a journal
+    keys = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example"}
+    listed = {m["id"]: m for m in yaml.safe_load(run("models", "list", "--json", **keys).stdout)}
+    assert listed["llama-7b"]["available"] is True and listed["llama-7b"]["reason"] == ""
+
+
 def test_a_recipe_resume_keeps_its_records_and_options(tmp_path: Path) -> None:
     """As a template's resume does: a smaller count, another --var or parameter is refused."""
     first = textnlp("generate", "-r", "self-instruct", "-n", "2", "-o", "si.jsonl", cwd=tmp_path)

@@ -75,6 +75,24 @@ def make_client(service: str, options: AwsOptions, context: CloudContext) -> Any
     )
 
 
+NO_CREDENTIALS = (
+    "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+)
+
+
+def aws_credentials_missing() -> str | None:
+    """Why boto3 finds no credentials here (None: it finds some, from the environment, the
+    shared files, SSO, or a container or instance role)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        found = boto3.session.Session().get_credentials()
+    except BotoCoreError as exc:  # a profile that does not exist, a config file that does not parse
+        return f"its AWS credentials cannot be read: {exc}"
+    return None if found is not None else NO_CREDENTIALS
+
+
 def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
     """A botocore exception as an error of the tree (the message never holds credentials)."""
     from botocore.exceptions import (
@@ -101,7 +119,7 @@ def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
     if isinstance(exc, EndpointConnectionError):
         return BackendUnavailable(f"cannot connect: {exc}", **where)
     if isinstance(exc, NoCredentialsError):
-        return AuthFailed("no AWS credentials found", **where)
+        return AuthFailed(NO_CREDENTIALS, **where)
     return BackendUnavailable(f"{type(exc).__name__}: {exc}", **where)
 
 
@@ -224,6 +242,10 @@ class AwsRuntimeBackend(CloudBackend):
         if not installed("boto3"):
             return False, "boto3 is not installed (pip install 'textnlp[aws]')"
         return True, ""
+
+    @classmethod
+    def credentials_missing(cls) -> str | None:
+        return aws_credentials_missing()
 
     async def _open(self, context: CloudContext) -> None:
         if self._pool is None:

@@ -77,6 +77,12 @@ class Backend(ABC):
         """The secret holding the API key ``spec``'s client needs (None: it needs none)."""
         return None
 
+    @classmethod
+    def credentials_missing(cls) -> str | None:
+        """Why the ambient credentials this backend's clients sign with are not found here
+        (None: found, or none needed). It may ask a metadata service: callers cache it."""
+        return None
+
     async def load(self) -> None:  # noqa: B027 - optional hook
         """Load weights or open clients."""
 

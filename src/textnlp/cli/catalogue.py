@@ -92,9 +92,10 @@ def show_template(
 
 @models_app.command("list")
 def list_models(as_json: bool = JsonOption) -> None:
-    """Every model of the catalogue and whether it can run here."""
-    catalogue = platform().catalogue
-    infos = [catalogue.describe(model_id) for model_id in catalogue.ids()]
+    """Every model of the catalogue and whether it can run here (a remote one: whether its API
+    key or credentials are found)."""
+    with platform() as p:
+        infos = p.pool.describe_all()
     if as_json:
         print(json.dumps([info.model_dump(mode="json") for info in infos], ensure_ascii=False))
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from textnlp.backends.cloud import CloudContext
     from textnlp.backends.kv_store import PrefixStoreConfig
     from textnlp.backends.resilience import CircuitState
+
+#: How long a finding of a backend's ambient credentials (found or not) is trusted.
+CREDENTIALS_TTL_S = 60.0
 
 
 class ModelPool:
@@ -41,6 +45,8 @@ class ModelPool:
         self._backends: dict[str, Backend] = {}
         self._cloud: CloudContext | None = None
         self._lock = asyncio.Lock()
+        #: Per backend name, when its ambient credentials were looked for and what was missing.
+        self._credentials_checked: dict[str, tuple[float, str | None]] = {}
 
     async def get(self, model_id: str) -> Backend:
         backend = self._backends.get(model_id)
@@ -49,7 +55,7 @@ class ModelPool:
         async with self._lock:
             if model_id not in self._backends:
                 info = self.catalogue.describe(model_id)
-                info = await asyncio.to_thread(self._with_key, model_id, info)
+                info = await asyncio.to_thread(self._with_credentials, model_id, info)
                 if not info.available:
                     raise ModelUnavailable(
                         f"model {model_id} is not available here: {info.reason}",
@@ -69,14 +75,19 @@ class ModelPool:
                 self._backends[model_id] = backend
             return self._backends[model_id]
 
-    def _with_key(self, model_id: str, info: ModelInfo) -> ModelInfo:
-        """``info``, unavailable when the model's backend needs an API key that is not set
-        (else it would be listed as available and fail each call with a server error)."""
-        if not info.available or self._secrets is None:
+    def _with_credentials(self, model_id: str, info: ModelInfo) -> ModelInfo:
+        """``info``, unavailable when the model's backend needs an API key that is not set or
+        credentials that are not found (else it would be listed as available and fail each
+        call with a server error)."""
+        if not info.available:
             return info
         spec = self.catalogue.get(model_id)
-        name = backend_class(spec.backend).key_secret(spec)
-        if name is None:
+        cls = backend_class(spec.backend)
+        missing = self._credentials_missing(cls)
+        if missing is not None:
+            return info.model_copy(update={"available": False, "reason": missing})
+        name = cls.key_secret(spec)
+        if name is None or self._secrets is None:
             return info
         try:
             found = self._secrets().find(name)
@@ -87,6 +98,17 @@ class ModelPool:
         return info.model_copy(
             update={"available": False, "reason": f"its API key (secret {name!r}) is not set"}
         )
+
+    def _credentials_missing(self, cls: type[Backend]) -> str | None:
+        """``cls.credentials_missing()``, asked again after ``CREDENTIALS_TTL_S``: finding
+        an instance role may wait on a metadata service, and credentials can appear later
+        (``aws sso login``)."""
+        now = time.monotonic()
+        checked = self._credentials_checked.get(cls.name)
+        if checked is None or now - checked[0] > CREDENTIALS_TTL_S:
+            checked = (now, cls.credentials_missing())
+            self._credentials_checked[cls.name] = checked
+        return checked[1]
 
     def _cloud_context(self) -> CloudContext:
         if self._cloud is None:
@@ -108,7 +130,7 @@ class ModelPool:
     def describe(self, model_id: str) -> ModelInfo:
         """The catalogue's description (``ModelNotFound`` for an unknown id), as this process
         sees it now: a model whose circuit is open is unavailable until its next try."""
-        info = self._with_key(model_id, self.catalogue.describe(model_id))
+        info = self._with_credentials(model_id, self.catalogue.describe(model_id))
         state = self.circuit(model_id)
         if state is None or state.state == "closed":
             return info
