@@ -82,7 +82,7 @@ def field_stats(items: Sequence[Mapping[str, Any]]) -> list[FieldStats]:
                     name=name,
                     kind="categorical",
                     present=len(values),
-                    distribution=dict(sorted(counts.items())),
+                    distribution=_masked(counts),
                 )
             )
         elif len(numeric) == len(scalars):
@@ -99,6 +99,15 @@ def field_stats(items: Sequence[Mapping[str, Any]]) -> list[FieldStats]:
                 )
             )
     return stats
+
+
+def _masked(counts: Counter[str]) -> dict[str, int]:
+    """A categorical field's counts as the report may show them: an email or a phone number
+    as a value (a dataset's ``contact`` column) is masked, and values alike once masked merge."""
+    masked: Counter[str] = Counter()
+    for value, count in counts.items():
+        masked[mask_pii(value)] += count
+    return dict(sorted(masked.items()))
 
 
 def shown_text(quality: TextQuality, text: str) -> str:

@@ -157,6 +157,19 @@ def test_personal_data_is_masked_in_every_text_the_report_shows(tmp_path: Path) 
         assert raw not in render_html(report)
 
 
+def test_personal_data_is_masked_in_the_field_and_label_counts() -> None:
+    """A categorical field's values were shown as they were: a ``contact`` label's emails."""
+    rows = [
+        {"text": f"Review {i}.", "variables": {"contact": contact, "rating": 5}}
+        for i, contact in enumerate(["ann@example.com", "bob@example.com", "+1 415 555 0100"])
+    ]
+    report = validate_dataset(rows, embeddings=False)  # type: ignore[arg-type]
+    (contact,) = (s for s in report.labels if s.name == "contact")
+    assert contact.distribution == {"[EMAIL]": 2, "[PHONE]": 1}
+    assert "example.com" not in report.model_dump_json()
+    assert "example.com" not in render_html(report)
+
+
 def test_summary_rates_share_one_format() -> None:
     rows = [_finished("cut short at the", "length"), _finished("also cut at", "length")]
     summary = {m: v for m, v, _ in validate_dataset(rows, embeddings=False).summary_rows()}
