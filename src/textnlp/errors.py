@@ -206,6 +206,13 @@ class InvalidRequest(BackendError):
     user_error = True
 
 
+def quoted(value: object, limit: int = 80) -> str:
+    """A user's value as a message quotes it: its repr, cut to ``limit`` characters (ids and
+    names come from users, of any length, and a message echoes them)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def first_error(exc: ValidationError, *, root: str = "value", extra: str | None = None) -> str:
     """pydantic's first error as one line, ``where: what`` (``root`` when it is about the whole
     value; ``extra`` replaces the message of an unknown key). Every user-facing message about a

@@ -43,6 +43,18 @@ def test_an_unknown_id_is_still_an_unknown_id() -> None:
     assert_one_line_exit_2(textnlp("templates", "show", "nope"), "unknown template or recipe")
 
 
+def test_an_unknown_id_of_any_length_is_quoted_short() -> None:
+    """The whole id was echoed: 3,000 characters on one line of stderr."""
+    result = textnlp("templates", "show", "x" * 3000)
+    assert_one_line_exit_2(result, "unknown template or recipe 'xxxx")
+    assert "x" * 80 not in result.stderr and "…" in result.stderr
+    result = textnlp(
+        "generate", "-t", "product-review", "-m", "m" * 3000, "-n", "1", "-o", "o.jsonl"
+    )
+    assert_one_line_exit_2(result, "unknown model 'mmmm")
+    assert len(result.stderr) < 200
+
+
 @pytest.mark.parametrize("given", ["my-recipe.yaml", "product-reviews"], ids=["file", "id"])
 def test_templates_show_of_a_recipe_points_to_recipes_show(tmp_path: Path, given: str) -> None:
     (tmp_path / "my-recipe.yaml").write_text(RECIPE)

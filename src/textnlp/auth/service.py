@@ -21,7 +21,7 @@ from textnlp.adapters.db.users import ApiKeyRepository, RoleName, User, UserRepo
 from textnlp.auth import api_keys, passwords
 from textnlp.auth.rules import check_key_name, check_password
 from textnlp.auth.tokens import TokenClaims, TokenPair, TokenService
-from textnlp.errors import AuthError, Conflict, InvalidInput, NotFound
+from textnlp.errors import AuthError, Conflict, InvalidInput, NotFound, quoted
 
 if TYPE_CHECKING:
     from textnlp.adapters.sessions.base import SessionStore
@@ -206,7 +206,7 @@ class AuthService:
             users = UserRepository(session)
             found = users.by_name(username)
             if found is None:
-                raise NotFound(f"no user {username!r}")
+                raise NotFound(f"no user {quoted(username)}")
             user = found[0]
             users.update(user.id, **values)
             losing_admin = (
@@ -227,7 +227,7 @@ class AuthService:
         with self.sessions() as session:
             found = UserRepository(session).by_name(username)
         if found is None:
-            raise NotFound(f"no user {username!r}")
+            raise NotFound(f"no user {quoted(username)}")
         return found[0]
 
     # API keys --------------------------------------------------------------------------------

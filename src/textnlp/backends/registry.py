@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from textnlp.backends.options import OPTIONS, BackendOptions
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import ModelInfo
-from textnlp.errors import ConfigError, ModelNotFound, first_error
+from textnlp.errors import ConfigError, ModelNotFound, first_error, quoted
 
 if TYPE_CHECKING:
     from textnlp.backends.base import Backend
@@ -90,7 +90,7 @@ class ModelCatalogue:
             return self._specs[model_id]
         except KeyError:
             raise ModelNotFound(
-                f"unknown model {model_id!r}; `textnlp models list` shows the catalogue",
+                f"unknown model {quoted(model_id)}; `textnlp models list` shows the catalogue",
                 model=model_id,
             ) from None
 

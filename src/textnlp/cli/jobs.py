@@ -27,7 +27,7 @@ import typer
 from textnlp.cli.common import console, err_console, parse_assignments, settings
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
 from textnlp.client.core import JOB_ID
-from textnlp.errors import InvalidInput, NotFound, OutputError, TextNLPError
+from textnlp.errors import InvalidInput, NotFound, OutputError, TextNLPError, quoted
 from textnlp.generation.writers import check_writable, ensure_directory
 
 jobs_app = typer.Typer(help="Submit and follow batch jobs.", no_args_is_help=True)
@@ -54,7 +54,7 @@ def _job_id(job_id: str) -> str:
     """A job id as the service makes them, checked before anything is asked or written: over
     the API, ``<id>/results`` or ``x/../<id>`` would be another route or another job."""
     if not JOB_ID.fullmatch(job_id):
-        raise NotFound(f"no job {job_id!r}: not a job id (32 hexadecimal characters)")
+        raise NotFound(f"no job {quoted(job_id)}: not a job id (32 hexadecimal characters)")
     return job_id
 
 

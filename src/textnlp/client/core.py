@@ -13,7 +13,7 @@ import httpx
 from httpx_sse import ServerSentEvent
 
 from textnlp.api.schemas import GenerateTextRequest, InvokeRequest, TokenResponse
-from textnlp.errors import TextNLPError
+from textnlp.errors import TextNLPError, quoted
 
 API = "/api/v1"
 #: Refresh an access token this many seconds before it expires.
@@ -97,7 +97,7 @@ def job_path(job_id: str, action: str = "") -> str:
     names no job, answered as the API would (404) without asking it: in a path, ``<id>/results``
     or ``x/../<id>`` would name another route or another job."""
     if not JOB_ID.fullmatch(job_id):
-        message = f"no job {job_id!r}: not a job id (32 hexadecimal characters)"
+        message = f"no job {quoted(job_id)}: not a job id (32 hexadecimal characters)"
         raise ApiError(404, {"type": "not_found", "message": message})
     return f"/generate/status/{job_id}{action}"
 

@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from textnlp.domain import GenerationRequest
-from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error
+from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error, quoted
 from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.validation.safe_schema import compiled, instance_problem
@@ -382,7 +382,9 @@ class TemplateLibrary:
             return self._templates[template_id]
         except KeyError:
             known = ", ".join(self.ids())
-            raise TemplateNotFound(f"unknown template {template_id!r} (known: {known})") from None
+            raise TemplateNotFound(
+                f"unknown template {quoted(template_id)} (known: {known})"
+            ) from None
 
     def get(self, template_id: str) -> PromptTemplate:
         """A catalogue template by id, or else a YAML file by path: the lookup of the CLI and
@@ -406,7 +408,7 @@ class TemplateLibrary:
         if paths and _names_file(name):
             return load_source_file(_source_file(name))
         known = ", ".join(sorted({*self._templates, *self._recipes}))
-        raise TemplateNotFound(f"unknown template or recipe {name!r} (known: {known})")
+        raise TemplateNotFound(f"unknown template or recipe {quoted(name)} (known: {known})")
 
 
 def _names_file(name: str) -> bool:

@@ -45,6 +45,7 @@ from textnlp.errors import (
     InvalidParameter,
     NotFound,
     QuotaExceeded,
+    quoted,
 )
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.recipe import Recipe
@@ -247,7 +248,7 @@ class JobService:
         if not key.startswith(Keys.USER_UPLOADS):
             raise InvalidInput(f"prompt_file must be a key under {Keys.USER_UPLOADS}")
         if not owner.is_admin and not key.startswith(f"{Keys.USER_UPLOADS}{owner.id}/"):
-            raise NotFound(f"no prompt file {key!r}")  # another user's upload
+            raise NotFound(f"no prompt file {quoted(key)}")  # another user's upload
         try:
             if self.storage.size(key) > MAX_PROMPT_FILE_BYTES:
                 raise DatasetError(
@@ -255,7 +256,7 @@ class JobService:
                 )
             data = self.storage.get_bytes(key)
         except NotFound:  # the storage's words name its layout; a user's own is the same 404
-            raise NotFound(f"no prompt file {key!r}") from None
+            raise NotFound(f"no prompt file {quoted(key)}") from None
         return parse_prompt_file(key, data)
 
     def upload_prompts(self, owner: Owner, name: str, data: bytes) -> str:
@@ -296,7 +297,7 @@ class JobService:
         queued or running job of theirs reads is refused: the job would fail for want of it."""
         key = Keys.upload(owner.id, name)
         if "/" in name or not _UPLOAD_NAME.match(name) or not self.storage.exists(key):
-            raise NotFound(f"no upload {name!r}")
+            raise NotFound(f"no upload {quoted(name)}")
         users = self.store.unfinished_with_prompt_file(owner.id, key)
         if users:
             raise Conflict(
@@ -339,7 +340,7 @@ class JobService:
     def _owned(self, owner: Owner, job_id: str) -> JobRow:
         row = self.store.get(job_id) if len(job_id) <= 64 else None
         if row is None or (row.owner_id != owner.id and not owner.is_admin):
-            raise NotFound(f"no job {job_id!r}")  # someone else's job does not exist for you
+            raise NotFound(f"no job {quoted(job_id)}")  # someone else's job does not exist for you
         return row
 
     def status(self, owner: Owner, job_id: str) -> JobView:

@@ -68,7 +68,7 @@ from pydantic import ValidationError
 from textnlp.adapters.db.jobs import TERMINAL_STATES, JobRow
 from textnlp.adapters.storage import Keys
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
-from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound
+from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound, quoted
 from textnlp.services.batch_requests import CHAT_COMPLETIONS, BatchRequestItem, read_batch_file
 from textnlp.services.job_models import JobSpec, Owner
 from textnlp.services.jobs import JobService, as_utc
@@ -459,11 +459,11 @@ class OpenAIBatchService:
         match = _UPLOAD_ID.match(file_id)
         key = self._info_key(owner, match.group(1)) if match else None
         if key is None or not self.storage.exists(key):
-            raise NotFound(f"no file {file_id!r}")
+            raise NotFound(f"no file {quoted(file_id)}")
         try:
             return FileInfo.model_validate_json(self.storage.get_bytes(key))
         except (NotFound, ValidationError):
-            raise NotFound(f"no file {file_id!r}") from None
+            raise NotFound(f"no file {quoted(file_id)}") from None
 
     @staticmethod
     def _input_file_id(row: JobRow) -> str | None:
@@ -477,7 +477,7 @@ class OpenAIBatchService:
         match = _BATCH_ID.match(batch_id)
         row = self.jobs.store.get(match.group(1)) if match else None
         if row is None or row.owner_id != owner.id or self._input_file_id(row) is None:
-            raise NotFound(f"no batch {batch_id!r}")  # someone else's batch does not exist
+            raise NotFound(f"no batch {quoted(batch_id)}")  # someone else's batch does not exist
         return self._expire(row)
 
     def _output_row(self, owner: Owner, file_id: str) -> JobRow:
@@ -487,7 +487,7 @@ class OpenAIBatchService:
         try:
             return self._batch_row(owner, f"batch_{match.group(1)}")
         except NotFound:
-            raise NotFound(f"no file {file_id!r}") from None
+            raise NotFound(f"no file {quoted(file_id)}") from None
 
     def _extras(self, row: JobRow) -> BatchExtras:
         """The batch's extras; rebuilt from its file when lost (a crash right after submit)."""

@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 
 from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.db.users import UserRow
-from textnlp.errors import NotFound
+from textnlp.errors import NotFound, quoted
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class SpendingStore:
         with self.sessions.begin() as session:
             user_id = session.scalar(select(UserRow.id).where(UserRow.username == username))
             if user_id is None:
-                raise NotFound(f"no user {username!r}")
+                raise NotFound(f"no user {quoted(username)}")
             session.execute(
                 update(UserRow).where(UserRow.id == user_id).values(spending_cap_usd=cap_usd)
             )

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from textnlp.adapters.db.base import Base
-from textnlp.errors import Conflict, NotFound
+from textnlp.errors import Conflict, NotFound, quoted
 
 RoleName = Literal["admin", "user"]
 
@@ -188,5 +188,5 @@ class ApiKeyRepository:
         """Revoke the caller's own key; another user's key is "not found" (owner isolation)."""
         row = self.session.get(ApiKeyRow, key_id)
         if row is None or row.user_id != user_id:
-            raise NotFound(f"no API key {key_id!r}")
+            raise NotFound(f"no API key {quoted(key_id)}")
         row.revoked = True

@@ -14,7 +14,7 @@ from textnlp.api.openai import embedder
 from textnlp.api.openai.caller import OpenAICaller
 from textnlp.api.openai.schemas import ModelObject, ModelObjectList
 from textnlp.domain import ModelInfo
-from textnlp.errors import InvalidParameter, ModelNotFound
+from textnlp.errors import InvalidParameter, ModelNotFound, quoted
 
 router = APIRouter(tags=["openai"])
 
@@ -53,7 +53,7 @@ def get_model(model_id: str, caller: OpenAICaller, generation: GenerationDep) ->
     """One model; 404 ``model_not_found`` for an unknown id."""
     if model_id == embedder.EMBEDDING_MODEL:
         if not embedder.installed():
-            raise ModelNotFound(f"model {model_id!r} is not installed here", model=model_id)
+            raise ModelNotFound(f"model {quoted(model_id)} is not installed here", model=model_id)
         found = _embedding_model()
     else:
         found = _model(generation.model(model_id))
