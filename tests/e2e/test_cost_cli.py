@@ -80,3 +80,13 @@ def test_users_spending_cap(tmp_path: Path) -> None:
     assert cleared.returncode == 0 and "spending cap none (the default)" in cleared.stdout
     missing = cli(tmp_path, "users", "spending-cap", "nobody", "1")
     assert missing.returncode == 2 and missing.stderr.strip() == "error: no user 'nobody'"
+
+
+def test_a_cap_that_is_no_amount_is_refused_for_runs_and_jobs(tmp_path: Path) -> None:
+    """``--max-cost nan`` said "should be greater than or equal to 0"."""
+    for args in (RUN, ["jobs", "submit", "-t", "product-review", "-n", "3"]):
+        for given in ("nan", "-1"):
+            refused = cli(tmp_path, *args, "--max-cost", given)
+            assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+            assert "'--max-cost': must be 0 or more US dollars, got" in refused.stderr
+    assert not (tmp_path / "out.jsonl").exists()

@@ -38,6 +38,15 @@ def platform(config: Settings | None = None) -> Platform:
     return Platform(config or settings())
 
 
+def dollars(value: float | None) -> float | None:
+    """A spending cap's option: 0 or more US dollars (``inf``: no cap); NaN is no amount."""
+    import typer
+
+    if value is not None and not value >= 0:  # NaN fails every comparison
+        raise typer.BadParameter(f"must be 0 or more US dollars, got {value}")
+    return value
+
+
 def parse_assignments(pairs: list[str] | None, option: str = "--var") -> dict[str, Any]:
     """``["rating=4", "topic=cooking"]`` -> ``{"rating": 4, "topic": "cooking"}``.
 

@@ -29,7 +29,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from textnlp.bootstrap import Platform
-from textnlp.cli.common import console, err_console, parse_assignments, platform, settings
+from textnlp.cli.common import console, dollars, err_console, parse_assignments, platform, settings
 from textnlp.cli.interrupt import ignore_further_interrupts, run_interruptible
 from textnlp.domain import Record
 from textnlp.errors import QuotaExceeded, TextNLPError
@@ -84,7 +84,7 @@ def generate(
     max_cost: float | None = typer.Option(
         None,
         "--max-cost",
-        min=0.0,
+        callback=dollars,
         metavar="USD",
         help="Spending cap of this run in US dollars (priced models only).",
     ),

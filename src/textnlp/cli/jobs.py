@@ -24,7 +24,7 @@ from typing import Any
 
 import typer
 
-from textnlp.cli.common import console, err_console, parse_assignments, settings
+from textnlp.cli.common import console, dollars, err_console, parse_assignments, settings
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
 from textnlp.client.core import JOB_ID
 from textnlp.errors import InvalidInput, NotFound, OutputError, TextNLPError, quoted
@@ -116,7 +116,11 @@ def submit(
         None, "--idempotency-key", help="Retrying with the same key returns the same job."
     ),
     max_cost: float | None = typer.Option(
-        None, "--max-cost", min=0.0, metavar="USD", help="Spending cap of the job in US dollars."
+        None,
+        "--max-cost",
+        callback=dollars,
+        metavar="USD",
+        help="Spending cap of the job in US dollars.",
     ),
     provider_batch: bool = typer.Option(
         False,
