@@ -172,3 +172,23 @@ def test_a_rerun_without_resume_warns_what_it_discards(tmp_path: Path) -> None:
         "use --resume to keep them"
     ]
     assert len(out.read_text().splitlines()) == 2 and not journal_path(out).exists()
+
+
+def test_ctrl_c_in_a_preview_says_nothing_was_written(tmp_path: Path) -> None:
+    """It ended with exit 130 and no word."""
+    started = tmp_path / "started"
+    (tmp_path / "glacial.yaml").write_text(
+        "models:\n  - {id: fake-marked, backend: fake-slow, "
+        f"options: {{delay_s: 60, started_file: {str(started)!r}}}}}\n"
+    )
+    argv, env = command(tmp_path, "preview", "product-review", "-n", "3", "-m", "fake-marked")
+    env["TEXTNLP_MODELS_FILE"] = str(tmp_path / "glacial.yaml")
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(started.exists, 60, "the preview's first request")
+    finally:
+        stderr = interrupt(proc)
+    assert stderr == "interrupted; nothing was written\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from tests.support.fake_backend import FakeBackend
 from textnlp.backends.spec import ModelSpec
@@ -17,7 +18,15 @@ class SlowFakeBackend(FakeBackend):
     name = "fake-slow"
 
     def __init__(self, spec: ModelSpec | None = None) -> None:
-        super().__init__(spec, delay_s=float((spec.options if spec else {}).get("delay_s", 0.0)))
+        options = spec.options if spec else {}
+        super().__init__(spec, delay_s=float(options.get("delay_s", 0.0)))
+        #: A file made at the first request: a test's sign that the command is generating.
+        self._started_file = options.get("started_file")
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        if self._started_file:
+            Path(self._started_file).touch()
+        return await super().complete(request)
 
 
 class PoisonBackend(FakeBackend):

@@ -18,8 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from textnlp.bootstrap import Platform
-from textnlp.cli.common import console, parse_assignments, platform, print_yaml, settings
-from textnlp.cli.interrupt import run_interruptible
+from textnlp.cli.common import (
+    console,
+    err_console,
+    parse_assignments,
+    platform,
+    print_yaml,
+    settings,
+)
+from textnlp.cli.interrupt import ignore_further_interrupts, run_interruptible
 from textnlp.domain import Record
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.columns import as_text
@@ -147,7 +154,12 @@ def preview(
         variables=parse_assignments(var),
         seed=seed,
     )
-    records = run_interruptible(_preview(job, use_cache=cache))
+    try:
+        records = run_interruptible(_preview(job, use_cache=cache))
+    except KeyboardInterrupt:
+        ignore_further_interrupts()
+        err_console.print("interrupted; nothing was written", highlight=False)
+        raise typer.Exit(130) from None
     for record in records:
         console.print(_record_table(record))
     passed = sum(r.status == "ok" for r in records)
