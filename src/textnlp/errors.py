@@ -14,7 +14,8 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     │   ├── TemplateError            a template file is malformed or a variable is wrong
     │   │   └── RecipeError          a recipe is malformed (cycle, unknown column, bad seed file...)
     │   ├── DatasetError             a dataset file cannot be read or is empty
-    │   └── OutputError              an output path cannot be written or has an unknown format
+    │   ├── OutputError              an output path cannot be written or has an unknown format
+    │   └── UpgradeRequired          a WebSocket route asked over plain HTTP (HTTP 426)
     ├── AuthError                    missing or bad credentials (HTTP 401)
     │   └── PermissionDenied         authenticated but not allowed (HTTP 403)
     ├── Conflict                     the request conflicts with stored state (HTTP 409/422)
@@ -108,6 +109,11 @@ class DatasetError(InvalidInput):
 
 class OutputError(InvalidInput):
     type = "output_error"
+
+
+class UpgradeRequired(InvalidInput):
+    type = "upgrade_required"
+    http_status = 426
 
 
 class AuthError(TextNLPError):

@@ -103,6 +103,8 @@ def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
     headers: dict[str, str] = {}
     if exc.http_status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if exc.http_status == 426:
+        headers["Upgrade"] = "websocket"
     retry_after = getattr(exc, "retry_after", None)
     # A spending cap (a QuotaExceeded without retry_after) gets no Retry-After: waiting
     # does not lift it.

@@ -79,6 +79,19 @@ def test_a_native_stream_that_cannot_start_answers_an_http_error(sqlite_api: Api
     assert response.json()["error"]["type"] == "context_window_exceeded"
 
 
+def test_the_websocket_is_in_the_schema_and_plain_http_is_told_to_upgrade(
+    sqlite_api: Api,
+) -> None:
+    """It was missing from /openapi.json, and a plain GET answered 404 as if it did not exist."""
+    schema = sqlite_api.client.get("/openapi.json").json()
+    handshake = schema["paths"]["/api/v1/generate/stream"]["get"]
+    assert {"101", "401", "426", "429"} <= set(handshake["responses"])
+    assert "text frame" in handshake["description"]
+    answer = sqlite_api.client.get("/api/v1/generate/stream")
+    assert answer.status_code == 426 and answer.headers["upgrade"] == "websocket"
+    assert answer.json()["error"]["type"] == "upgrade_required"
+
+
 def test_websocket_streams_tokens_then_usage(sqlite_api: Api) -> None:
     token = sqlite_api.tokens.get("alice") or sqlite_api.login("alice")
     url = f"/api/v1/generate/stream?access_token={token['access_token']}"

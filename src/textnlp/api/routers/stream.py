@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Response, WebSocket, WebSocketDisconnect
 
 from textnlp.api.deps import authenticate_async
 from textnlp.api.errors import (
@@ -29,9 +29,9 @@ from textnlp.api.errors import (
     refuse_websocket,
     ws_error_message,
 )
-from textnlp.api.schemas import StreamRequest
+from textnlp.api.schemas import ErrorResponse, StreamRequest
 from textnlp.api.serving import CompletionsServing
-from textnlp.errors import AuthError, TextNLPError
+from textnlp.errors import AuthError, TextNLPError, UpgradeRequired
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 log = logging.getLogger("textnlp.api")
@@ -43,6 +43,28 @@ def _credential(websocket: WebSocket) -> str | None:
     if scheme.lower() == "bearer" and value:
         return value.strip()
     return websocket.query_params.get("access_token") or websocket.headers.get("x-api-key")
+
+
+@router.get(
+    "/stream",
+    summary="Stream tokens (WebSocket)",
+    status_code=101,
+    responses={
+        101: {"description": "Switched to the WebSocket protocol: send requests as text frames."},
+        426: {"model": ErrorResponse, "description": "Asked without a WebSocket upgrade."},
+    },
+    response_class=Response,
+)
+def stream_handshake() -> Response:
+    """A WebSocket (``ws://`` or ``wss://``): authenticate with ``Authorization: Bearer ...``
+    or ``?access_token=...``, then send each request as a text frame in the body format of
+    ``POST /generate/text``. The answers are JSON frames: ``{"type": "token", "text"}`` per
+    piece, then ``{"type": "done", "model", "finish_reason", "usage"}``, or ``{"type":
+    "error", "error"}``. A handshake with bad credentials or over the rate limit gets the HTTP
+    answer a route gives (401, 429); a plain HTTP request, 426."""
+    raise UpgradeRequired(
+        "this route is a WebSocket: connect with ws:// or wss:// (an Upgrade: websocket request)"
+    )
 
 
 @router.websocket("/stream")
