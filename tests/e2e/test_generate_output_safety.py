@@ -192,3 +192,27 @@ def test_ctrl_c_in_a_preview_says_nothing_was_written(tmp_path: Path) -> None:
     finally:
         stderr = interrupt(proc)
     assert stderr == "interrupted; nothing was written\n"
+
+
+def test_a_second_run_on_a_rejects_file_in_use_is_refused(tmp_path: Path) -> None:
+    """Two runs given one ``--rejects`` each replaced the other's rejected candidates."""
+    started = tmp_path / "started"
+    (tmp_path / "glacial.yaml").write_text(
+        "models:\n  - {id: fake-marked, backend: fake-slow, "
+        f"options: {{delay_s: 60, started_file: {str(started)!r}}}}}\n"
+    )
+    first_args = ["generate", "-r", "product-reviews", "-n", "2", "-m", "fake-marked"]
+    argv, env = command(tmp_path, *first_args, "-o", "a.jsonl", "--rejects", "shared.jsonl")
+    env["TEXTNLP_MODELS_FILE"] = str(tmp_path / "glacial.yaml")
+    first = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(started.exists, 60, "the first run's first request")
+        second = cli(tmp_path, "generate", "-r", "product-reviews", "-n", "2", "-m", "fake-fast",
+                     "-o", "b.jsonl", "--rejects", "shared.jsonl")  # fmt: skip
+        refused(second, f"another run is writing shared.jsonl (pid {first.pid})")
+        assert not (tmp_path / "b.jsonl").exists()
+    finally:
+        interrupt(first)

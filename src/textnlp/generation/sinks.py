@@ -77,10 +77,20 @@ class FileSink:
         self.source = str(output)
         self.journal = RunJournal(journal_path(output))
         self._from_output: dict[int, Record] = {}
-        self._lock = OutputLock(output)
+        #: The output's lock, and the rejects file's: two runs given one --rejects would
+        #: each replace the other's.
+        self._locks = [OutputLock(path) for path in (output, rejects) if path is not None]
 
     def __enter__(self) -> FileSink:
-        self._lock.acquire()  # before the journal is read or written
+        taken: list[OutputLock] = []
+        try:
+            for lock in self._locks:  # before the journal is read or written
+                lock.acquire()
+                taken.append(lock)
+        except BaseException:
+            for lock in reversed(taken):
+                lock.release()
+            raise
         return self
 
     def __exit__(
@@ -89,7 +99,8 @@ class FileSink:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._lock.release()
+        for lock in reversed(self._locks):
+            lock.release()
 
     def finished(self) -> dict[int, Record]:
         done = self.journal.read()
