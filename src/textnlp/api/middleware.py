@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException
 from opentelemetry import trace
@@ -48,13 +49,21 @@ class BodyTooLarge(HTTPException):
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _control_in_path(path: str) -> bytes | None:
-    """The 404's body for a path with a control character, or None."""
+def _bad_path(scope: Scope) -> tuple[int, bytes] | None:
+    """The refusal of a path no route may see, or None: one whose percent-escapes are not UTF-8
+    (the server decodes them to U+FFFD, so a name would be stored other than sent; 400), or
+    one with a control character (404: nothing is named so)."""
+    path = str(scope.get("path", ""))
+    try:
+        unquote_to_bytes(scope.get("raw_path") or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        message = "the path's percent-escapes are not UTF-8"
+        return 400, path_error_bytes(path, "invalid_path", message, "invalid_request_error")
     found = _CONTROL.search(path)
     if found is None:
         return None
     message = f"the path holds a control character (U+{ord(found.group()):04X}): nothing has one"
-    return path_error_bytes(path, "not_found", message, "invalid_request_error")
+    return 404, path_error_bytes(path, "not_found", message, "invalid_request_error")
 
 
 def _too_large_body(limit: int, path: str) -> bytes:
@@ -95,10 +104,11 @@ class RequestContextMiddleware:
         status = {"code": 500, "sent": False}
         try:
             if scope["type"] == "http":
-                refusal = _control_in_path(str(scope.get("path", "")))
+                refusal = _bad_path(scope)
                 if refusal is not None:
-                    await send_error(send, 404, refusal, [(b"x-request-id", request_id.encode())])
-                    status["code"] = 404
+                    code, body = refusal
+                    await send_error(send, code, body, [(b"x-request-id", request_id.encode())])
+                    status["code"] = code
                     return
                 declared = _header(scope, b"content-length")
                 limit = self._limit(scope)

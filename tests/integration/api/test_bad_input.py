@@ -129,6 +129,19 @@ def test_a_path_with_a_control_character_is_refused_before_any_route(api: Api, p
         assert error["type"] == "invalid_request_error"  # OpenAI's shape under /v1
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/generate/batch/uploads/%FF.jsonl", "/v1/files/file-%C3", "/console/jobs/%E2%82"],
+)
+def test_a_path_whose_escapes_are_not_utf8_is_refused_before_any_route(api: Api, path: str) -> None:
+    """Decoded to U+FFFD, the upload was stored under a name other than the one sent."""
+    refused = api.client.put(path, content=b'{"prompt": "hi"}\n', headers=api.headers("alice"))
+    error = assert_error(refused, 400)
+    assert error["message"] == "the path's percent-escapes are not UTF-8"
+    listed = api.client.get("/api/v1/generate/batch/uploads", headers=api.headers("alice"))
+    assert all("\ufffd" not in u["name"] for u in listed.json()["uploads"])
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
 @pytest.mark.parametrize("path", [TEXT, "/v1/completions", "/api/v1/auth/login"])
 def test_json_sent_without_its_content_type_is_told_so(
