@@ -217,9 +217,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _plain_route(scope: Scope) -> Any:
+    """The app's own Starlette route that answered (``/docs``, ``/openapi.json``): unlike
+    FastAPI's routes, they leave only their endpoint in the scope."""
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return None
+    routes = getattr(scope.get("app"), "routes", ())
+    return next((r for r in routes if getattr(r, "endpoint", None) is endpoint), None)
+
+
 def _route(scope: Scope) -> str:
     """The route template (``/api/v1/models/{model_id}``), never the raw path (cardinality)."""
-    route = scope.get("route")
+    route = scope.get("route") or _plain_route(scope)
     template = getattr(route, "path", None)
     if not template:
         return "unmatched"
