@@ -22,8 +22,12 @@ from textnlp.generation.journal import journal_path
 from textnlp.generation.output_lock import lock_path
 
 KEPT = "a line the user keeps\n"
-#: ``fake-glacial`` answers after a minute: a run that never finishes a record in a test.
-MODELS = MODELS_YAML + "  - {id: fake-glacial, backend: fake-slow, options: {delay_s: 60}}\n"
+#: ``fake-glacial`` answers after a minute: a run that never finishes a record in a test;
+#: ``fake-marked`` too, making the file ``started`` (in the run's directory) at its first request.
+MODELS = MODELS_YAML + (
+    "  - {id: fake-glacial, backend: fake-slow, options: {delay_s: 60}}\n"
+    "  - {id: fake-marked, backend: fake-slow, options: {delay_s: 60, started_file: started}}\n"
+)
 
 
 def command(tmp_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
@@ -176,19 +180,9 @@ def test_a_rerun_without_resume_warns_what_it_discards(tmp_path: Path) -> None:
 
 def test_ctrl_c_in_a_preview_says_nothing_was_written(tmp_path: Path) -> None:
     """It ended with exit 130 and no word."""
-    started = tmp_path / "started"
-    (tmp_path / "glacial.yaml").write_text(
-        "models:\n  - {id: fake-marked, backend: fake-slow, "
-        f"options: {{delay_s: 60, started_file: {str(started)!r}}}}}\n"
-    )
-    argv, env = command(tmp_path, "preview", "product-review", "-n", "3", "-m", "fake-marked")
-    env["TEXTNLP_MODELS_FILE"] = str(tmp_path / "glacial.yaml")
-    proc = subprocess.Popen(
-        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = start(tmp_path, "preview", "product-review", "-n", "3", "-m", "fake-marked")
     try:
-        wait_for(started.exists, 60, "the preview's first request")
+        wait_for((tmp_path / "started").exists, 60, "the preview's first request")
     finally:
         stderr = interrupt(proc)
     assert stderr == "interrupted; nothing was written\n"
@@ -196,20 +190,10 @@ def test_ctrl_c_in_a_preview_says_nothing_was_written(tmp_path: Path) -> None:
 
 def test_a_second_run_on_a_rejects_file_in_use_is_refused(tmp_path: Path) -> None:
     """Two runs given one ``--rejects`` each replaced the other's rejected candidates."""
-    started = tmp_path / "started"
-    (tmp_path / "glacial.yaml").write_text(
-        "models:\n  - {id: fake-marked, backend: fake-slow, "
-        f"options: {{delay_s: 60, started_file: {str(started)!r}}}}}\n"
-    )
-    first_args = ["generate", "-r", "product-reviews", "-n", "2", "-m", "fake-marked"]
-    argv, env = command(tmp_path, *first_args, "-o", "a.jsonl", "--rejects", "shared.jsonl")
-    env["TEXTNLP_MODELS_FILE"] = str(tmp_path / "glacial.yaml")
-    first = subprocess.Popen(
-        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    first = start(tmp_path, "generate", "-r", "product-reviews", "-n", "2", "-m", "fake-marked",
+                  "-o", "a.jsonl", "--rejects", "shared.jsonl")  # fmt: skip
     try:
-        wait_for(started.exists, 60, "the first run's first request")
+        wait_for((tmp_path / "started").exists, 60, "the first run's first request")
         second = cli(tmp_path, "generate", "-r", "product-reviews", "-n", "2", "-m", "fake-fast",
                      "-o", "b.jsonl", "--rejects", "shared.jsonl")  # fmt: skip
         refused(second, f"another run is writing shared.jsonl (pid {first.pid})")
