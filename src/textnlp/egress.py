@@ -11,7 +11,8 @@ between the two (DNS rebinding). A URL passes when:
 - *every* address the host resolves to is globally routable: not loopback, private (RFC 1918,
   ULA ``fc00::/7``), CGNAT (``100.64.0.0/10``), link-local (``169.254.0.0/16``, the cloud
   metadata service; ``fe80::/10``), multicast, documentation, benchmarking or reserved, and no
-  IPv6 address that embeds such an IPv4 one (``::ffff:127.0.0.1``, 6to4, Teredo, NAT64).
+  IPv6 address that embeds such an IPv4 one (``::ffff:127.0.0.1``, ``::7f00:1``, 6to4, Teredo,
+  NAT64).
 
 ``EgressTarget.addresses`` are the addresses that were checked: the caller connects to one of
 them (with the original host name as ``Host`` and TLS server name), never resolves the name a
@@ -60,6 +61,7 @@ _SPECIAL_NETWORKS = tuple(
         "240.0.0.0/4",
         "::/128",
         "::1/128",
+        "::/96",  # IPv4-compatible (::7f00:1 is 127.0.0.1), deprecated and never routed
         "::ffff:0:0/96",
         "64:ff9b:1::/48",
         "100::/64",
@@ -142,7 +144,7 @@ class EgressPolicy:
 
 def is_public(address: IPAddress) -> bool:
     """Whether ``address`` is globally routable and no special-purpose address."""
-    if not address.is_global or address.is_multicast:
+    if not address.is_global or address.is_multicast or address.is_reserved:
         return False
     if any(
         address in network for network in _SPECIAL_NETWORKS if network.version == address.version

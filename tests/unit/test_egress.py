@@ -27,6 +27,7 @@ def resolving_to(*addresses: str) -> EgressPolicy:
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://[::ffff:7f00:1]/hook",  # the same, as pydantic normalises it
+        "http://[::7f00:1]/hook",  # IPv4-compatible 127.0.0.1: is_global, and never routed
         "http://[fc00::1]/hook",  # ULA
         "http://[fd12:3456::1]/hook",
         "http://[fe80::1]/hook",  # link-local

@@ -135,6 +135,14 @@ def test_json_output_is_extracted_and_checked() -> None:
     with pytest.raises(ValueError, match="no JSON object"):
         template.parse_output("I cannot answer that.")
     assert extract_json_object('noise {"a": {"b": 1}} tail') == {"a": {"b": 1}}
+    # A model's NaN or 1e999 was kept, and written out as NaN or Infinity: no JSON reader's
+    refused = {
+        '{"question": NaN, "answer": "4"}': "NaN is not a JSON number",
+        '{"question": "q", "answer": 1e999}': "1e999 is too large",
+    }
+    for answer, error in refused.items():
+        with pytest.raises(ValueError, match=error):
+            template.parse_output(answer)
 
 
 def test_record_seed_is_stable() -> None:

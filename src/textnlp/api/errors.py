@@ -153,7 +153,7 @@ _NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type", "model_type"})
 
 def _validation_error(error: Any) -> dict[str, Any]:
     loc = [str(part) for part in error.get("loc", ())]
-    msg = str(error.get("msg", ""))
+    msg = str(error.get("msg", "")).removeprefix("Value error, ")  # a validator's own words
     if error.get("type") == "json_invalid":  # FastAPI puts the offset where a field would be
         reason = (error.get("ctx") or {}).get("error") or msg
         at = f" at character {loc[1]}" if len(loc) > 1 else ""

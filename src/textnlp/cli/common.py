@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 import yaml
 from rich.console import Console
 
+from textnlp import strict_json
 from textnlp.bootstrap import Platform
 from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidInput
@@ -68,17 +67,6 @@ def parse_assignments(pairs: list[str] | None, option: str = "--var") -> dict[st
 
 def _json_or_text(raw: str) -> Any:
     try:
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        return strict_json.loads(raw)
     except ValueError:  # json.JSONDecodeError is one
         return raw
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is no JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400
-        raise ValueError(f"{text} is too large for a float")
-    return value

@@ -36,6 +36,7 @@ import jinja2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from textnlp import strict_json
 from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error, quoted
 from textnlp.generation.jinja_sandbox import JINJA, check_templates
@@ -258,12 +259,13 @@ _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 def extract_json_object(text: str) -> dict[str, Any]:
     """The first JSON object in ``text`` (models like to wrap it in prose or code fences)."""
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
     for candidate in candidates:
         start = candidate.find("{")
         while start != -1:
             try:
-                value, _ = decoder.raw_decode(candidate, start)
+                # NaN or 1e999 inside: a ValueError that says so (not JSON, and not retried
+                # as another object, which would be the same one)
+                value, _ = strict_json.DECODER.raw_decode(candidate, start)
             except RecursionError:
                 raise ValueError("the output's JSON is nested too deeply") from None
             except json.JSONDecodeError:

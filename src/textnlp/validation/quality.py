@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from textnlp import strict_json
 from textnlp.validation.pii import PIIFinding, find_pii, mask_pii
 from textnlp.validation.safe_schema import SafeSchema, compiled, instance_problem
 from textnlp.validation.text import distinct_n, ngrams, tokens, words
@@ -195,18 +196,18 @@ def extract_json(text: str) -> Any:
     """The JSON value of ``text``, or the first ``{...}`` object inside it (models add prose)."""
     stripped = text.strip()
     try:
-        return json.loads(stripped)
+        return strict_json.loads(stripped)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
-    except ValueError:
-        pass
-    decoder = json.JSONDecoder()
+    except json.JSONDecodeError:
+        pass  # prose around it: look for an object inside
+    # else a ValueError of strict_json (NaN, 1e999): JSON-shaped, and not JSON
     for match in re.finditer(r"\{", stripped):
         try:
-            value, _ = decoder.raw_decode(stripped, match.start())
+            value, _ = strict_json.DECODER.raw_decode(stripped, match.start())
         except RecursionError:  # the "{"s after this one open the same deep nest
             raise ValueError("JSON nested too deeply") from None
-        except ValueError:
+        except json.JSONDecodeError:
             continue
         return value
     raise ValueError("no JSON object in the text")

@@ -22,6 +22,7 @@ A schema refused here raises ``InvalidParameter`` naming ``json_schema`` (HTTP 4
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from functools import lru_cache
@@ -258,6 +259,8 @@ def _value_problem(value: Any) -> str | None:
             stack.extend(node)
         elif isinstance(node, str) and not _valid_unicode(node):
             return "holds a string that is not valid Unicode (a lone surrogate escape)"
+        elif isinstance(node, float) and not math.isfinite(node):
+            return "holds NaN or an infinite number, which JSON has not"  # read leniently
     return None
 
 

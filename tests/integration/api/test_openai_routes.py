@@ -371,6 +371,11 @@ def test_completion_refusals(sqlite_api: Api) -> None:
         body = {**SHORT, "prompt": "Hello", **fields}
         error = assert_openai_error(sqlite_api.client.post(TEXT, json=body, headers=headers), 400)
         assert error["param"] is not None and error["param"].startswith(param), (fields, error)
+    for ids in ([1, 2, 3], [[1, 2], [3]]):  # OpenAI's token-id prompts: said so, not "prompt.str"
+        body = {**SHORT, "prompt": ids}
+        error = assert_openai_error(sqlite_api.client.post(TEXT, json=body, headers=headers), 400)
+        assert error["param"] == "prompt"
+        assert error["message"] == "prompt: prompts as token ids are not supported here: send text"
 
 
 # Rate limits and spending caps ----------------------------------------------------------------

@@ -35,6 +35,19 @@ def test_quality_similarity_and_their_aggregates(api: Api) -> None:
     assert aggregates[("similarity", "rouge1")]["mean"] == 1.0
 
 
+def test_json_that_is_not_json_is_invalid_not_a_server_error(api: Api) -> None:
+    """1e999 against a fractional multipleOf answered 500; NaN was valid JSON within range."""
+    texts = ['{"a": 1e999}', '{"a": NaN}', '{"a": 0.5}']
+    schema = {"properties": {"a": {"multipleOf": 0.5, "minimum": 0, "maximum": 1}}}
+    answer = api.client.post(
+        "/api/v1/validate/quality",
+        json={"texts": texts, "expect_json": True, "json_schema": schema, "language": False},
+        headers=api.headers("alice"),
+    )
+    assert answer.status_code == 200, answer.text
+    assert [r["json_valid"] for r in answer.json()["results"]] == [False, False, True]
+
+
 def test_health_reports_every_component(api: Api) -> None:
     response = api.client.get("/api/v1/admin/health")
     assert response.status_code == 200, response.text

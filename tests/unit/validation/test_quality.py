@@ -61,6 +61,25 @@ def test_json_against_schema() -> None:
     assert text_quality("plain", readability=False, language=False).json_valid is None
 
 
+@pytest.mark.parametrize(
+    ("text", "schema", "error"),
+    [
+        # jsonschema's multipleOf could not take the infinity Python's json made of 1e999: 500
+        ('{"a": 1e999}', {"properties": {"a": {"multipleOf": 0.5}}}, "1e999 is too large"),
+        ('{"a": Infinity}', {"properties": {"a": {"multipleOf": 0.5}}}, "Infinity is not a"),
+        # NaN was valid JSON, and inside every minimum and maximum
+        ('{"a": NaN}', {"properties": {"a": {"minimum": 0, "maximum": 1}}}, "NaN is not a"),
+        ("[Infinity, -Infinity]", None, "Infinity is not a JSON number"),
+        ('The answer: {"a": -Infinity}.', None, "-Infinity is not a JSON number"),
+    ],
+)
+def test_nan_and_infinities_are_not_json(
+    text: str, schema: dict[str, object] | None, error: str
+) -> None:
+    ok, found = check_json(text, schema)
+    assert ok is False and found is not None and error in found
+
+
 def test_readability_and_language() -> None:
     q = text_quality("The cat sat on the mat. It was a sunny day and the cat was happy.")
     assert q.flesch_reading_ease is not None and q.flesch_reading_ease > 80  # very easy English

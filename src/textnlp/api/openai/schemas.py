@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from textnlp.domain import MAX_TOKENS_LIMIT
 from textnlp.services.text_boundary import TextBoundary
@@ -121,6 +121,15 @@ class CompletionRequest(SamplingRequest):
     echo: bool | None = None
     best_of: int | None = None
     suffix: str | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        # OpenAI takes token ids too (a list of ints, or of lists); pydantic then named every
+        # member of the union it tried ("prompt.str: ... (+3 more)").
+        if isinstance(value, list) and value and all(isinstance(v, int | list) for v in value):
+            raise ValueError("prompts as token ids are not supported here: send text")
+        return value
 
 
 class EmbeddingRequest(_Request):

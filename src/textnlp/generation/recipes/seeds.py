@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import math
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from textnlp import strict_json
 from textnlp.errors import RecipeError
 
 #: Past this many rows (or bytes) a seed file is refused: it is read into memory whole.
@@ -84,10 +84,10 @@ def _jsonl(lines: Iterable[str], label: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line, parse_constant=_no_constant)
+            item = strict_json.loads(line)
         except ValueError as exc:
             # JSONDecodeError.msg says what is wrong ("Expecting value") without the text.
-            reason = getattr(exc, "msg", None) or "not JSON"
+            reason = getattr(exc, "msg", None) or str(exc)  # strict_json's says which
             raise RecipeError(
                 f"seed file {label}: line {number} is not valid JSON ({reason})"
             ) from None
@@ -96,10 +96,6 @@ def _jsonl(lines: Iterable[str], label: str) -> list[dict[str, Any]]:
         _count(rows, label)
         rows.append(item)
     return rows
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _csv(handle: Iterable[str], label: str) -> list[dict[str, Any]]:
