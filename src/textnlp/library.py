@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidParameter
 from textnlp.generation.pipeline import DatasetSummary, OnRecord
+from textnlp.generation.writers import output_path
 
 if TYPE_CHECKING:
     from textnlp.generation.recipes.recipe import Recipe
@@ -81,7 +82,7 @@ async def agenerate_dataset(
     job = DatasetJob(
         template=template,
         count=count,
-        output=Path(output),
+        output=output_path(output),
         model=model,
         params={k: v for k, v in params.items() if v is not None},
         variables=variables,

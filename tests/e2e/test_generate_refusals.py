@@ -182,3 +182,45 @@ def test_show_prints_the_whole_definition_when_piped(tmp_path: Path) -> None:
     definition = yaml.safe_load(shown.stdout.split("\n─")[0])  # before the sample's rule
     expr = definition["variables"]["sentiment"]["expr"]
     assert expr.endswith("'negative') }}"), expr  # once cut at 80 columns
+
+
+def test_an_argument_that_is_not_utf8_is_refused_before_any_work(tmp_path: Path) -> None:
+    """Its bytes reached the cache key or the tokeniser as lone surrogates: a traceback, exit 1."""
+    argv = [*TEXTNLP, "generate", "-t", "product-review", "-n", "1", "-o", "x.jsonl",
+            b"--var", b"product=a\xffb"]  # fmt: skip
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL)  # fmt: skip
+    refused(result, "argument 'product=a\\xffb' is not valid UTF-8")
+    assert list(tmp_path.glob("x.jsonl*")) == []
+
+
+def test_a_template_that_recurses_without_end(tmp_path: Path) -> None:
+    """A macro calling itself ended in a 1,000-line RecursionError traceback."""
+    (tmp_path / "t.yaml").write_text(
+        "id: t\nuser: '{% macro f(n) %}{{ f(n+1) }}{% endmacro %}{{ f(0) }}'\n"
+    )
+    result = textnlp("generate", "-t", "t.yaml", "-n", "1", "-o", "o.jsonl", cwd=tmp_path)
+    refused(result, "template 't': recursion too deep (a macro that calls itself?)")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("tr.jsonl/", "tr.jsonl/ is spelled as a directory but named as a file (.jsonl)"),
+        ("my.data.v1/", "my.data.v1/ is spelled as a directory but named as a file (.v1)"),
+        ("", "the output path is empty"),  # it said "output directory . is not empty"
+    ],
+)
+def test_an_output_named_two_ways(tmp_path: Path, out: str, message: str) -> None:
+    """``-o tr.jsonl/`` wrote the file tr.jsonl: the '/' was lost on the way."""
+    result = textnlp("generate", "-t", "product-review", "-n", "1", "-o", out, cwd=tmp_path)
+    refused(result, message)
+    assert [p.name for p in tmp_path.iterdir() if p.name != "textnlp-home"] == []
+
+
+def test_the_rejects_file_is_not_the_runs_journal(tmp_path: Path) -> None:
+    """It was taken, and removed with the journal when the run ended: the rejects were lost."""
+    result = textnlp("generate", "-r", "product-reviews", "-n", "1", "-o", "h.jsonl",
+                     "--rejects", "h.jsonl.partial.jsonl", cwd=tmp_path)  # fmt: skip
+    refused(result, "the rejects file must not be the run's journal")

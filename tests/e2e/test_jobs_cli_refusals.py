@@ -89,6 +89,8 @@ def test_what_is_no_job_id_names_no_job(tmp_path: Path) -> None:
             refused(cli(tmp_path, "jobs", command, hostile), "not a job id")
     status = submitted(cli(tmp_path, "jobs", "status", str(job["id"])))
     assert status["state"] == "queued"  # the hostile cancels touched nothing
+    shouted = submitted(cli(tmp_path, "jobs", "status", str(job["id"]).upper()))  # "not a job id"
+    assert shouted["id"] == job["id"]
 
 
 def test_refused_results_leave_no_directory(tmp_path: Path) -> None:

@@ -23,6 +23,10 @@ _KEY_NAME = re.compile(KEY_NAME_PATTERN)
 def check_password(password: str) -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidInput(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    try:
+        password.encode("utf-8")  # bytes a terminal sent in another encoding, as surrogates
+    except UnicodeEncodeError:
+        raise InvalidInput("a password is text: this one is not valid UTF-8") from None
 
 
 def check_key_name(name: str) -> None:

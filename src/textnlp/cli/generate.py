@@ -37,6 +37,7 @@ from textnlp.extras import require_extra
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetSummary
 from textnlp.generation.sinks import DiscardedProgress
+from textnlp.generation.writers import output_path
 from textnlp.services.generation import DatasetJob, check_count
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def generate(
         ..., "--template", "--recipe", "-t", "-r", help="Template or recipe: id or YAML file."
     ),
     count: int = typer.Option(..., "--count", "-n", help="Number of records."),
-    out: Path = typer.Option(
+    out: str = typer.Option(
         ...,
         "--out",
         "-o",
@@ -98,6 +99,7 @@ def generate(
     """Generate a dataset from a prompt template or a recipe."""
     if validate:  # before the run, not after it
         require_extra("validation", "--validate")
+    output = output_path(out)
     params: dict[str, Any] = {
         "max_tokens": max_tokens,
         "temperature": temperature,
@@ -107,7 +109,7 @@ def generate(
     job = DatasetJob(
         template=template,
         count=count,
-        output=out,
+        output=output,
         model=model,
         params={k: v for k, v in params.items() if v is not None},
         variables=parse_assignments(var),
@@ -122,7 +124,7 @@ def generate(
         summary = run_interruptible(_generate(job, use_cache=cache))
     print_summary(summary)
     if validate:
-        report = _validate(out, summary.acceptance)
+        report = _validate(output, summary.acceptance)
         # An export directory's card records the release gate it passed (or failed).
         platform().generation.write_card(job, summary, gate=report.gate.model_dump(mode="json"))
         if not report.passed:

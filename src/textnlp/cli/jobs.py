@@ -53,9 +53,9 @@ def _print(data: Any) -> None:
 def _job_id(job_id: str) -> str:
     """A job id as the service makes them, checked before anything is asked or written: over
     the API, ``<id>/results`` or ``x/../<id>`` would be another route or another job."""
-    if not JOB_ID.fullmatch(job_id):
+    if not JOB_ID.fullmatch(job_id.lower()):  # ids are lowercase; a copy may not be
         raise NotFound(f"no job {quoted(job_id)}: not a job id (32 hexadecimal characters)")
-    return job_id
+    return job_id.lower()
 
 
 def _catalogue_id(template: str) -> str:
@@ -223,7 +223,7 @@ def status(
     token: str | None = TokenOption,
 ) -> None:
     """State, progress, timings, error and result link of a job (--wait: exit 1 if it failed)."""
-    _job_id(job_id)
+    job_id = _job_id(job_id)
     backend = _backend(api, token)
     try:
         if wait:
@@ -242,7 +242,7 @@ def results(
     token: str | None = TokenOption,
 ) -> None:
     """Download a finished job's result file, to a path with its format's extension."""
-    _job_id(job_id)
+    job_id = _job_id(job_id)
     backend = _backend(api, token)
     try:
         with _made_for(out):
@@ -284,7 +284,7 @@ def check_result_path(out: Path, job_id: str, fmt: str) -> None:
 @jobs_app.command("cancel")
 def cancel(job_id: str, api: str | None = ApiOption, token: str | None = TokenOption) -> None:
     """Cancel a queued or running job."""
-    _job_id(job_id)
+    job_id = _job_id(job_id)
     backend = _backend(api, token)
     try:
         _print(backend.cancel(job_id))

@@ -21,6 +21,7 @@ Every error of codes 1 (but a bug) and 2 is one line on stderr, ``error: ...``.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from importlib import metadata
@@ -29,7 +30,7 @@ from typing import NoReturn
 import typer
 
 from textnlp.cli import catalogue, db, generate, jobs, recipes, serve, users, validate, worker
-from textnlp.errors import OutputError, ServiceUnavailable, TextNLPError
+from textnlp.errors import InvalidInput, OutputError, ServiceUnavailable, TextNLPError
 from textnlp.extras import missing_extra
 
 app = typer.Typer(
@@ -84,6 +85,9 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> TextNLPError | Non
 
 def run() -> None:
     """Console-script entry point."""
+    undecodable = _undecodable_argument(sys.argv[1:])
+    if undecodable is not None:
+        fail(undecodable)
     try:
         # Without standalone mode Typer returns the code of a typer.Exit (130 after Ctrl-C).
         code = app(standalone_mode=False)
@@ -114,6 +118,18 @@ def run() -> None:
             print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     _exit(code if isinstance(code, int) else 0)
+
+
+def _undecodable_argument(arguments: list[str]) -> InvalidInput | None:
+    """An argument that is not UTF-8 (Python keeps its bytes as lone surrogates, which every
+    encoder after it refuses: a tokeniser, a cache key, a JSON file), refused before any work."""
+    from textnlp.services.text_boundary import valid_unicode
+
+    for argument in arguments:
+        if not valid_unicode(argument):
+            shown = os.fsencode(argument).decode("utf-8", "backslashreplace")  # its bytes: \xff
+            return InvalidInput(f"argument '{shown[:200]}' is not valid UTF-8")
+    return None
 
 
 def _exit(code: int) -> NoReturn:

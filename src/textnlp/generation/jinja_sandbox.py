@@ -2,7 +2,8 @@
 filters render in, and the check of a text against it at load time.
 
 Sandboxed (no attribute of Python's internals), strict (an undefined name is an error, not an
-empty string) and with ``*`` and ``**`` bounded: ``'x' * 10**12`` would exhaust memory.
+empty string) and with ``*`` and ``**`` bounded: ``'x' * 10**12`` would exhaust memory; a
+render that recurses without end is a ``SecurityError`` as those are.
 Other costly calls, e.g. ``'%0999999999d' % 1``, stay possible: a template or recipe is its
 author's, loaded from a file, not a request's.
 """
@@ -43,7 +44,16 @@ class _BoundedSandbox(SandboxedEnvironment):
         return operator.pow(left, right)
 
 
+class _BoundedTemplate(jinja2.Template):
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        try:
+            return super().render(*args, **kwargs)
+        except RecursionError:  # a macro calling itself: a 1,000-line traceback otherwise
+            raise SecurityError("recursion too deep (a macro that calls itself?)") from None
+
+
 JINJA = _BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+JINJA.template_class = _BoundedTemplate
 
 
 def check_templates(*texts: str | None) -> None:
@@ -68,3 +78,5 @@ def check_templates(*texts: str | None) -> None:
             JINJA.compile(text)  # what else compiling finds (a block defined twice...)
         except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError included
             raise ValueError(f"line {exc.lineno}: {exc.message}") from None
+        except RecursionError:  # an expression nested thousands deep
+            raise ValueError("nested too deeply to compile") from None

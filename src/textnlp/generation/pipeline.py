@@ -32,7 +32,8 @@ from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, Provenance, Record
 from textnlp.errors import InvalidParameter, QuotaExceeded, first_error
 from textnlp.generation.cache import CachedBackend, ResponseCache
-from textnlp.generation.journal import RunIdentity, check_resume
+from textnlp.generation.journal import RunIdentity, check_resume, journal_path
+from textnlp.generation.output_lock import lock_path
 from textnlp.generation.recipes.cells import BackendOf, RecordBuilder, SpecOf
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.recipes.run import RecipeRun
@@ -195,9 +196,12 @@ class DatasetPipeline:
             if not isinstance(request.template, Recipe):
                 raise InvalidParameter("--rejects applies to recipes: a template has no filters")
             check_writable(request.rejects)
-            same = request.output is not None and same_file(request.rejects, request.output)
-            if same:  # the rejects would be written over the dataset
-                raise InvalidParameter("the rejects file must not be the output file")
+            if request.output is not None:
+                for kept, name in ((request.output, "output file"),
+                                   (journal_path(request.output), "run's journal"),
+                                   (lock_path(request.output), "output's lock file")):  # fmt: skip
+                    if same_file(request.rejects, kept):  # written over, or removed at the end
+                        raise InvalidParameter(f"the rejects file must not be the {name}")
         if isinstance(request.template, Recipe):
             check_not_a_seed(request.template, output=request.output, rejects=request.rejects)
         return params

@@ -43,6 +43,20 @@ Format = Literal["jsonl", "csv", "parquet", "hf"]
 FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", "": "hf"}
 
 
+def output_path(named: str | Path) -> Path:
+    """The output a user named, as a path: a name spelled as a directory (``ds/``) must be one
+    a directory can have, as ``Path`` drops the ``/`` (``out.jsonl/`` would become a file)."""
+    text = str(named)
+    if not text.strip():
+        raise OutputError("the output path is empty")
+    if isinstance(named, str) and text.endswith(("/", os.sep)) and Path(text).suffix:
+        raise OutputError(
+            f"{text} is spelled as a directory but named as a file ({Path(text).suffix}): "
+            f"name a directory without an extension, or drop the '/' for a file"
+        )
+    return Path(named)
+
+
 def format_of(path: Path | str) -> Format:
     """The format of an output path: its extension's; ``"hf"`` for a path without one, a path
     spelled with a trailing ``/``, an existing directory with another extension

@@ -142,8 +142,16 @@ def test_duplicate_user_is_a_conflict_and_writes_nothing(api: Api) -> None:
         ("mallory\n", "a good password", "a username is 1-64 letters"),
         ("mallory", "short", "a password has 8 to 1024 characters"),
         ("mallory", "p" * 1025, "a password has 8 to 1024 characters"),  # no login could send it
+        # Latin-1 bytes piped into `users create --password-stdin`: a traceback in the hasher
+        ("mallory", "caf\udce9password", "a password is text: this one is not valid UTF-8"),
     ],
-    ids=["alice-by-case", "final-newline", "short-password", "password-over-the-login-bound"],
+    ids=[
+        "alice-by-case",
+        "final-newline",
+        "short-password",
+        "password-over-the-login-bound",
+        "password-not-utf8",
+    ],  # fmt: skip
 )
 def test_a_user_no_login_could_tell_apart_or_use_is_refused(
     api: Api, username: str, password: str, refusal: str

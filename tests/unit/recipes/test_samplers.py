@@ -466,6 +466,12 @@ def test_seed_absolute_path(tmp_path: Path) -> None:
         ("bad.jsonl", '{"a": 1}\n{"a": \n', "seed file bad.jsonl: line 2 is not valid JSON"),
         ("list.jsonl", '{"a": 1}\n\n[1, 2]\n', "seed file list.jsonl: line 3 is not a JSON object"),
         ("nan.jsonl", '{"a": NaN}\n', "seed file nan.jsonl: line 1 is not valid JSON"),
+        # Accepted, then every prompt that quoted it failed to encode
+        (
+            "lone.jsonl",
+            '{"x": {"y": "a \\ud800"}}\n',
+            "seed file lone.jsonl: line 1, field x.y: text is not valid Unicode",
+        ),  # fmt: skip
         ("wide.csv", "a,b\n1,2\n1,2,3\n", "seed file wide.csv: line 3 has more fields"),
         ("dup.csv", "a,a\n1,2\n", "seed file dup.csv: the header repeats a"),
         ("tasks.txt", "hello\n", "seed file tasks.txt: unknown format '.txt'"),

@@ -19,6 +19,7 @@ from typing import Any
 
 from textnlp import strict_json
 from textnlp.errors import RecipeError
+from textnlp.services.text_boundary import invalid_text_at
 
 #: Past this many rows (or bytes) a seed file is refused: it is read into memory whole.
 MAX_SEED_ROWS = 1_000_000
@@ -93,6 +94,10 @@ def _jsonl(lines: Iterable[str], label: str) -> list[dict[str, Any]]:
             ) from None
         if not isinstance(item, dict):
             raise RecipeError(f"seed file {label}: line {number} is not a JSON object")
+        if (invalid := invalid_text_at(item)) is not None:  # "\\ud800": fails every prompt
+            where, problem = invalid
+            field = ".".join(map(str, where))
+            raise RecipeError(f"seed file {label}: line {number}, field {field}: {problem}")
         _count(rows, label)
         rows.append(item)
     return rows
