@@ -186,8 +186,8 @@ def test_show_prints_the_whole_definition_when_piped(tmp_path: Path) -> None:
 
 def test_an_argument_that_is_not_utf8_is_refused_before_any_work(tmp_path: Path) -> None:
     """Its bytes reached the cache key or the tokeniser as lone surrogates: a traceback, exit 1."""
-    argv = [*TEXTNLP, "generate", "-t", "product-review", "-n", "1", "-o", "x.jsonl",
-            b"--var", b"product=a\xffb"]  # fmt: skip
+    argv: list[str | bytes] = [*TEXTNLP, "generate", "-t", "product-review", "-n", "1",
+                               "-o", "x.jsonl", b"--var", b"product=a\xffb"]  # fmt: skip
     result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                             stdin=subprocess.DEVNULL)  # fmt: skip
     refused(result, "argument 'product=a\\xffb' is not valid UTF-8")
