@@ -304,6 +304,10 @@ class SafeSchema:
         unresolvable = self._unresolvable_ref()
         if unresolvable is not None:
             raise _ref_refused(unresolvable)
+        # References that lead back to themselves without reading into the value
+        # ({"$ref": "#/$defs/A"}, A -> B -> A) fail every value: found now, on one of each type.
+        for probe in ({}, [], "", 0, None):
+            self.first_error(probe)
 
     def _unresolvable_ref(self) -> str | None:
         """A ``$ref`` that no validation can resolve, found now rather than by the first value

@@ -204,8 +204,14 @@ def test_depth_bounds() -> None:
     ],
 )
 def test_reference_cycles_are_refused(schema: dict[str, Any]) -> None:
+    # When the schema is built, not by each value after a model was paid to make it
     with pytest.raises(InvalidParameter, match="refers to itself"):
-        SafeSchema(schema).first_error({"a": 1})
+        SafeSchema(schema)
+
+
+def test_a_recursion_through_the_value_is_no_cycle() -> None:
+    tree = {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#"}}}}
+    assert SafeSchema(tree).first_error({"children": [{"children": []}]}) is None
 
 
 def test_exponential_schemas_stop_at_the_work_bound() -> None:
