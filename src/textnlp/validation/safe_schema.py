@@ -306,7 +306,8 @@ class SafeSchema:
             raise _ref_refused(unresolvable)
         # References that lead back to themselves without reading into the value
         # ({"$ref": "#/$defs/A"}, A -> B -> A) fail every value: found now, on one of each type.
-        for probe in ({}, [], "", 0, None):
+        probes: tuple[Any, ...] = ({}, [], "", 0, None)
+        for probe in probes:
             self.first_error(probe)
 
     def _unresolvable_ref(self) -> str | None:
