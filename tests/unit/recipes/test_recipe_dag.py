@@ -172,6 +172,12 @@ def test_a_finished_filter_must_read_an_llm_column() -> None:
     assert parse_recipe(raw, source="ok.yaml").filters() == ["done"]
 
 
+def test_a_judge_filter_must_read_a_judge_column() -> None:
+    """Passed `recipes validate`, then rejected every candidate ("holds str, not judge scores")."""
+    raw = recipe({"q": LLM, "good": {"type": "filter", "rule": "judge", "column": "q", "min": 3}})
+    assert "filter 'good' reads judge scores, but 'q' is not an llm-judge column" in refused(raw)
+
+
 # cycles ----------------------------------------------------------------------------------------
 def test_a_cycle_is_named_in_order() -> None:
     message = refused(

@@ -26,7 +26,7 @@ from textnlp.generation.recipes.columns import (
     LlmText,
     _LlmColumn,
 )
-from textnlp.generation.recipes.filters import Filter
+from textnlp.generation.recipes.filters import Filter, JudgeFilter
 from textnlp.generation.recipes.samplers import CategorySampler, Sampler, SubcategorySampler
 
 Column = Annotated[
@@ -115,6 +115,13 @@ class Recipe(BaseModel):
                     f"filter {name!r} reads how {cell!r}'s model call ended, but {cell!r} "
                     f"is not an llm column"
                 )
+        if isinstance(column, JudgeFilter) and not isinstance(
+            self.columns[column.column], LlmJudge
+        ):
+            raise ValueError(
+                f"filter {name!r} reads judge scores, but {column.column!r} is not an "
+                f"llm-judge column"
+            )
 
     def _check_parent_values(self, name: str, column: SubcategorySampler) -> None:
         """A category parent's values are known now: each needs choices in ``column``."""
