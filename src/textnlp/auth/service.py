@@ -83,7 +83,7 @@ class AuthService:
     # Users -----------------------------------------------------------------------------------
     def create_user(self, username: str, password: str, role: RoleName = "user") -> User:
         if not _USERNAME.fullmatch(username):  # fullmatch: "$" would let a final newline in
-            raise InvalidInput("a username is 1-64 letters, digits or _ . @ -")
+            raise InvalidInput("a username is 1-64 ASCII letters, digits or _ . @ -")
         check_password(password)
         password_hash = passwords.hash_password(password)
         with self.sessions.begin() as session:

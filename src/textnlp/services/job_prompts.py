@@ -93,6 +93,8 @@ def _item(name: str, where: str, raw: Any) -> PromptItem:
         raw = {"prompt": raw}
     if not isinstance(raw, dict):
         raise DatasetError(f"prompt file {name}, {where}: expected a string or an object")
+    if "prompt" not in raw:  # else "prompt: String should have at least 1 character"
+        raise DatasetError(f"prompt file {name}, {where}: no 'prompt' field")
     given = raw.get("variables")
     # {"prompt", "variables": {...}} as the API's prompt list takes it, or the fields flat.
     nested = given if isinstance(given, dict) else {}

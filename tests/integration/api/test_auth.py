@@ -139,7 +139,7 @@ def test_duplicate_user_is_a_conflict_and_writes_nothing(api: Api) -> None:
     ("username", "password", "refusal"),
     [
         ("Alice", "a good password", "user 'alice' already exists"),
-        ("mallory\n", "a good password", "a username is 1-64 letters"),
+        ("mallory\n", "a good password", "a username is 1-64 ASCII letters"),
         ("mallory", "short", "a password has 8 to 1024 characters"),
         ("mallory", "p" * 1025, "a password has 8 to 1024 characters"),  # no login could send it
         # Latin-1 bytes piped into `users create --password-stdin`: a traceback in the hasher

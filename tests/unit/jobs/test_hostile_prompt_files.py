@@ -91,6 +91,7 @@ def test_a_prompt_lines_variables_may_be_nested_as_the_api_takes_them() -> None:
         ("p.csv", b"prompt,label\nhi,a,EXTRA\n", "row 2: more fields than the header"),
         ("p.jsonl", b'{"prompt": "a", "x": 1e999}\n', "field 'x' holds a number that is not"),
         ("p.jsonl", b'{"prompt": "a", "x": [1]}\n', "field 'x' holds list; a prompt's other"),
+        ("p.jsonl", b'{"nope": 1}\n', "line 1: no 'prompt' field"),  # "at least 1 character"
     ],
 )
 def test_a_prompts_other_fields_are_named_when_they_cannot_be_variables(
