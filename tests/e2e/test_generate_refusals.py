@@ -224,3 +224,17 @@ def test_the_rejects_file_is_not_the_runs_journal(tmp_path: Path) -> None:
     result = textnlp("generate", "-r", "product-reviews", "-n", "1", "-o", "h.jsonl",
                      "--rejects", "h.jsonl.partial.jsonl", cwd=tmp_path)  # fmt: skip
     refused(result, "the rejects file must not be the run's journal")
+
+
+def test_a_run_that_accepts_nothing_says_the_output_is_unchanged(tmp_path: Path) -> None:
+    """It said "0 of 1 records written to out.jsonl" of a file holding an older dataset."""
+    (tmp_path / "r.yaml").write_text(
+        "id: r\noutput: e\ncolumns:\n"
+        "  e: {type: expression, expr: '{% macro f(n) %}{{ f(n+1) }}{% endmacro %}{{ f(0) }}'}\n"
+    )
+    out = tmp_path / "out.jsonl"
+    out.write_text(KEPT)
+    result = textnlp("generate", "-r", "r.yaml", "-n", "1", "-o", "out.jsonl", cwd=tmp_path)
+    refused(result, "first: column e: recursion too deep")
+    assert "; out.jsonl is unchanged (run again with --resume" in result.stderr
+    assert out.read_text() == KEPT

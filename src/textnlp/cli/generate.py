@@ -163,9 +163,11 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                 # One line on stderr: the bar goes away, the message says what was kept.
                 progress.live.transient = True
                 written = exc.details.get("written", 0)
+                kept = f"{written} of {job.count} records written to {job.output}"
+                if _stamp(job.output) == before:  # none accepted: nothing was (re)written
+                    kept = f"{job.output} {'is unchanged' if before else 'was not written'}"
                 raise QuotaExceeded(
-                    f"{exc.message}; {written} of {job.count} records written to {job.output} "
-                    "(run again with --resume to continue)",
+                    f"{exc.message}; {kept} (run again with --resume to continue)",
                     **exc.details,
                 ) from None
             except TextNLPError:
