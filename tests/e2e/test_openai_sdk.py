@@ -9,6 +9,7 @@ request asks for few tokens.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -125,6 +126,25 @@ def test_completions_and_n_choices(client: openai.OpenAI) -> None:
         temperature=0.9,
     )
     assert [c.index for c in two.choices] == [0, 1]
+
+
+def test_a_stream_of_two_choices(client: openai.OpenAI) -> None:
+    messages: list[Any] = [{"role": "user", "content": "Name a fruit."}]
+    answer = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=6, n=2, temperature=0.9, seed=4
+    )
+    stream = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=6, n=2, temperature=0.9, seed=4, stream=True
+    )
+    texts = ["", ""]
+    finished: list[int] = []
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason is not None:
+                finished.append(choice.index)
+    assert texts == [c.message.content for c in answer.choices]
+    assert sorted(finished) == [0, 1]
 
 
 def test_a_seed_reproduces_a_sampled_answer(client: openai.OpenAI) -> None:

@@ -141,6 +141,39 @@ def test_chat_stream_chunks_usage_and_done(sqlite_api: Api) -> None:
     assert text
 
 
+def streamed_choices(api: Api, path: str, body: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """A stream's text per choice index, and its usage (checking each choice's chunks)."""
+    with api.client.stream("POST", path, json=body, headers=api.headers("alice")) as response:
+        assert response.status_code == 200, response.read()
+        data = sse_data(response)
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in data[:-1]]
+    *pieces, last = chunks
+    assert last["choices"] == [] and len({c["id"] for c in chunks}) == 1
+    texts: dict[int, str] = {}
+    finishes: dict[int, list[str]] = {}
+    for chunk in pieces:
+        (choice,) = chunk["choices"]  # one choice per chunk, as OpenAI streams them
+        index = choice["index"]
+        text = choice["delta"].get("content", "") if "delta" in choice else choice["text"]
+        texts[index] = texts.get(index, "") + text
+        if choice["finish_reason"] is not None:
+            finishes.setdefault(index, []).append(choice["finish_reason"])
+    assert sorted(texts) == list(range(len(texts)))
+    assert all(len(finishes[i]) == 1 for i in texts), finishes  # each choice ends once
+    return [texts[i] for i in sorted(texts)], last["usage"]
+
+
+def test_a_stream_of_several_choices_matches_the_answer(sqlite_api: Api) -> None:
+    body = chat("Name a fruit.", max_tokens=8, temperature=0.8, seed=11, n=3)
+    answer = sqlite_api.client.post(CHAT, json=body, headers=sqlite_api.headers("alice")).json()
+    expected = [c["message"]["content"] for c in answer["choices"]]
+    streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    texts, usage = streamed_choices(sqlite_api, CHAT, streamed)
+    assert texts == expected and len(set(expected)) > 1  # seeds seed, seed+1...: choices differ
+    assert usage == answer["usage"]  # every choice counted
+
+
 def test_a_stream_without_include_usage_has_no_usage(sqlite_api: Api) -> None:
     with sqlite_api.client.stream(
         "POST", CHAT, json=chat(stream=True), headers=sqlite_api.headers("alice")
@@ -241,6 +274,11 @@ def test_completions_of_several_prompts_and_a_stream(sqlite_api: Api) -> None:
     chunks = [json.loads(d) for d in data[:-1]]
     assert {c["object"] for c in chunks} == {"text_completion"}
     assert chunks[-1]["choices"][0]["finish_reason"] in {"stop", "length"}
+    # Several prompts streamed: choices in OpenAI's order (prompt 0's n, then prompt 1's).
+    several = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    texts, usage = streamed_choices(sqlite_api, TEXT, several)
+    assert texts == [c["text"] for c in answer["choices"]]
+    assert usage == answer["usage"]
 
 
 # Embeddings -----------------------------------------------------------------------------------
@@ -304,7 +342,6 @@ def test_authentication_errors(sqlite_api: Api) -> None:
         ({**SHORT, "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
         ({**SHORT, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, None),
         (chat(n=17), "n"),
-        (chat(n=2, stream=True), "n"),
         (chat(max_tokens=5000), "max_tokens"),
         (chat(max_tokens=2040), "messages"),  # beyond the context
         (chat(temperature=3), "temperature"),
@@ -365,7 +402,6 @@ def test_completion_refusals(sqlite_api: Api) -> None:
         ({"best_of": 3}, "best_of"),
         ({"suffix": "end"}, "suffix"),
         ({"prompt": ["a"] * 9, "n": 2}, "prompt"),
-        ({"prompt": ["a", "b"], "stream": True}, "prompt"),
         ({"prompt": [[1, 2]]}, "prompt"),
     ):
         body = {**SHORT, "prompt": "Hello", **fields}

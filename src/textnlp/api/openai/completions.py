@@ -17,7 +17,6 @@ from textnlp.api.openai.translate import (
     refuse_unsupported,
     text_completion,
 )
-from textnlp.errors import InvalidParameter
 
 router = APIRouter(tags=["openai"])
 
@@ -32,12 +31,10 @@ async def completions(
     model_id = serve.model_id(body.model)
     requests = completion_requests(serve, body, model_id)
     if body.stream:
-        if len(requests) > 1:
-            raise InvalidParameter("streaming supports one prompt only", parameter="prompt")
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(model_id, chat=False, include_usage=include_usage)
         return await stream_response(
-            serve, model_id, requests[0], caller.owner, writer, caller.headers
+            serve, model_id, requests, caller.owner, writer, caller.headers
         )
     answer = await serve.complete(model_id, requests, owner=caller.owner)
     return JSONResponse(text_completion(answer).model_dump(), headers=caller.headers)

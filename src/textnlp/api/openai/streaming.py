@@ -1,86 +1,154 @@
 """OpenAI's Server-Sent Events streams: chunks as ``data: {...}``, then ``data: [DONE]``.
 
-The stream's first event is awaited before the response starts, so what fails before any
-token (the context window, a backend's refusal, an outage) answers as an HTTP error with its
-status, not as a 200 whose body is an error. A failure after that arrives as
-``data: {"error": {...}}`` (what the ``openai`` SDK raises as ``APIError``), then ``[DONE]``.
-Spending caps are checked and the model loaded before, as on the native stream.
+One stream per choice (``n`` choices of each prompt, in OpenAI's order), merged as their
+tokens come; each chunk names its choice's ``index``. Every stream's first event is awaited
+before the response starts, so what fails before any token (the context window, a backend's
+refusal, an outage) answers as an HTTP error with its status, not as a 200 whose body is an
+error. A failure after that arrives as ``data: {"error": {...}}`` (what the ``openai`` SDK
+raises as ``APIError``), then ``[DONE]``. Spending caps are checked and the model loaded
+before, as on the native stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sse_starlette import EventSourceResponse
 
 from textnlp.api.errors import openai_sse_error
 from textnlp.api.openai.translate import ChunkWriter
-from textnlp.api.schemas import CompletionResponse
+from textnlp.api.schemas import CompletionResponse, CompletionUsage
 from textnlp.api.serving import CompletionsServing, StreamEvent
 from textnlp.domain import GenerationRequest
+
+Indexed = tuple[int, StreamEvent]
 
 
 async def stream_response(
     serve: CompletionsServing,
     model_id: str,
-    request: GenerationRequest,
+    requests: Sequence[GenerationRequest],
     owner: str,
     writer: ChunkWriter,
     headers: dict[str, str],
 ) -> EventSourceResponse:
     await serve.admit(owner, model_id)
     await serve.service.load(model_id)
-    events = serve.stream(model_id, request, owner)
+    streams = [serve.stream(model_id, request, owner) for request in requests]
     try:
-        first = await anext(events)
-    except StopAsyncIteration:
-        first = None
+        firsts = await asyncio.gather(*(_first(stream) for stream in streams))
     except BaseException:
-        await _close(events)
+        await asyncio.gather(*(_close(stream) for stream in streams), return_exceptions=True)
         raise
-    return EventSourceResponse(_sse(writer, first, events), sep="\n", headers=headers)
+    events = _merged(firsts, streams)
+    return EventSourceResponse(_sse(writer, len(streams), events), sep="\n", headers=headers)
 
 
 def buffered_response(
     response: CompletionResponse, writer: ChunkWriter, headers: dict[str, str]
 ) -> EventSourceResponse:
-    """A finished answer as a stream of one content chunk (a checked JSON answer)."""
-    choice = response.choices[0]
-    done = StreamEvent(choice.text, choice.finish_reason, response.usage)
+    """A finished answer as one content chunk per choice (a checked JSON answer)."""
 
-    async def no_more() -> AsyncIterator[StreamEvent]:
-        return
-        yield  # an empty async generator
+    async def events() -> AsyncIterator[Indexed]:
+        last = len(response.choices) - 1
+        for i, choice in enumerate(response.choices):
+            usage = response.usage if i == last else None
+            yield i, StreamEvent(choice.text, choice.finish_reason, usage)
 
-    return EventSourceResponse(_sse(writer, done, no_more()), sep="\n", headers=headers)
+    return EventSourceResponse(
+        _sse(writer, len(response.choices), events()), sep="\n", headers=headers
+    )
 
 
 async def _sse(
-    writer: ChunkWriter, first: StreamEvent | None, events: AsyncIterator[StreamEvent]
+    writer: ChunkWriter, choices: int, events: AsyncIterator[Indexed]
 ) -> AsyncIterator[dict[str, str]]:
     try:
-        start = writer.start()
-        if start is not None:
-            yield _data(start)
+        for index in range(choices):
+            start = writer.start(index)
+            if start is not None:
+                yield _data(start)
+        usages: list[CompletionUsage] = []
         try:
-            event = first
-            while event is not None:
+            async for index, event in events:
                 if event.text or event.finish_reason is not None:
-                    yield _data(writer.text(event.text, event.finish_reason))
-                usage = writer.usage(event.usage)
-                if usage is not None:
-                    yield _data(usage)
-                event = await anext(events, None)
+                    yield _data(writer.text(index, event.text, event.finish_reason))
+                if event.usage is not None:
+                    usages.append(event.usage)
+            usage = writer.usage(_total(usages))
+            if usage is not None:
+                yield _data(usage)
         except Exception as exc:  # the client hears of any failure; a 500 is logged
             yield openai_sse_error(exc)
-    finally:  # a client gone mid-stream frees the model's slot now
+    finally:  # a client gone mid-stream frees the models' slots now
         await _close(events)
     yield {"data": "[DONE]"}
 
 
-async def _close(events: AsyncIterator[StreamEvent]) -> None:
+async def _merged(
+    firsts: Sequence[StreamEvent | None], streams: Sequence[AsyncIterator[StreamEvent]]
+) -> AsyncIterator[Indexed]:
+    """The streams' events as they come, each with its stream's index; the first failure
+    stops them all, and closing this closes every stream (freeing the models' slots)."""
+    pumps: list[asyncio.Task[None]] = []
+    try:
+        for index, first in enumerate(firsts):
+            if first is not None:
+                yield index, first
+        if len(streams) == 1:  # the common case, without a task
+            if firsts[0] is not None:
+                async for event in streams[0]:
+                    yield 0, event
+            return
+        queue: asyncio.Queue[tuple[int, StreamEvent | None, Exception | None]] = asyncio.Queue()
+
+        async def pump(index: int, stream: AsyncIterator[StreamEvent]) -> None:
+            try:
+                async for event in stream:
+                    await queue.put((index, event, None))
+            except Exception as exc:
+                await queue.put((index, None, exc))
+            else:
+                await queue.put((index, None, None))
+
+        pumps = [
+            asyncio.create_task(pump(i, stream))
+            for i, stream in enumerate(streams)
+            if firsts[i] is not None
+        ]
+        for _ in pumps:  # one end (or failure) per stream
+            while True:
+                index, next_event, error = await queue.get()
+                if error is not None:
+                    raise error
+                if next_event is None:
+                    break
+                yield index, next_event
+    finally:
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        await asyncio.gather(*(_close(stream) for stream in streams), return_exceptions=True)
+
+
+def _total(usages: list[CompletionUsage]) -> CompletionUsage | None:
+    if not usages:
+        return None
+    prompt = sum(u.prompt_tokens for u in usages)
+    completion = sum(u.completion_tokens for u in usages)
+    return CompletionUsage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+async def _first(stream: AsyncIterator[StreamEvent]) -> StreamEvent | None:
+    return await anext(stream, None)
+
+
+async def _close(events: AsyncIterator[Any]) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()

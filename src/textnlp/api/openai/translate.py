@@ -74,8 +74,6 @@ def refuse_unsupported(body: SamplingRequest) -> None:
     for name, asked in refused.items():
         if asked:
             raise InvalidParameter(f"'{name}' is not supported by this server", parameter=name)
-    if body.stream and (body.n or 1) > 1:
-        raise InvalidParameter("streaming supports n = 1 only", parameter="n")
 
 
 def _sampling(body: SamplingRequest, serve: CompletionsServing, model_id: str) -> dict[str, Any]:
@@ -229,24 +227,26 @@ class ChunkWriter:
             chunk["usage"] = None
         return chunk
 
-    def start(self) -> dict[str, Any] | None:
-        """The chat stream's first chunk (the role); text streams have none."""
+    def start(self, index: int = 0) -> dict[str, Any] | None:
+        """A chat choice's first chunk (the role); text streams have none."""
         if not self.chat:
             return None
-        return self._piece({"role": "assistant", "content": ""}, None)
+        return self._piece(index, {"role": "assistant", "content": ""}, None)
 
-    def text(self, text: str, finish_reason: str | None = None) -> dict[str, Any]:
+    def text(self, index: int, text: str, finish_reason: str | None = None) -> dict[str, Any]:
         if not self.chat:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
-            return self.chunk([choice])
-        return self._piece({"content": text} if text else {}, finish_reason)
+            choice = {"index": index, "text": text, "logprobs": None}
+            return self.chunk([{**choice, "finish_reason": finish_reason}])
+        return self._piece(index, {"content": text} if text else {}, finish_reason)
 
     def usage(self, usage: CompletionUsage | None) -> dict[str, Any] | None:
         if not self.include_usage or usage is None:
             return None
         return {**self.chunk([]), "usage": usage_of(usage).model_dump()}
 
-    def _piece(self, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+    def _piece(
+        self, index: int, delta: dict[str, Any], finish_reason: str | None
+    ) -> dict[str, Any]:
         return self.chunk(
-            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+            [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
         )
