@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -128,11 +129,17 @@ def public_body(exc: TextNLPError) -> dict[str, Any]:
     return exc.to_dict()
 
 
-def validation_errors(errors: Any, content_type: str | None = None) -> list[dict[str, Any]]:
+def validation_errors(
+    errors: Any, content_type: str | None = None, body: Any = None
+) -> list[dict[str, Any]]:
     """Pydantic's errors without the input echoed back (it may hold a password). Given the
     request's ``content_type``, a body that was not read as JSON says so (FastAPI reads a body
-    sent without ``application/json`` as bytes, which pydantic calls "not a valid dictionary")."""
+    sent without ``application/json`` as bytes, which pydantic calls "not a valid dictionary").
+    Given the ``body``, each ``loc`` is the field's path in it (see ``_sent_path``)."""
     found = [_validation_error(error) for error in errors]
+    if body is not None:
+        for error in found:
+            error["loc"] = _sent_path(error["loc"], body)
     json_sent = content_type is None or "json" in content_type.lower()
     if (
         found
@@ -159,6 +166,24 @@ def _validation_error(error: Any) -> dict[str, Any]:
         at = f" at character {loc[1]}" if len(loc) > 1 else ""
         loc, msg = loc[:1], f"invalid JSON: {reason}{at}"
     return {"loc": loc, "msg": msg, "type": str(error.get("type", ""))}
+
+
+def _sent_path(loc: list[str], body: Any) -> list[str]:
+    """``loc`` without the parts pydantic adds that are not in what the client sent: a tagged
+    union's tag (``response_format.json_schema.json_schema.name``) or a union member's name
+    (``prompt.list.0``). A last part an object lacks stays: it names a missing field."""
+    if loc[:1] != ["body"] or not isinstance(body, Mapping | list):
+        return loc
+    path, here = ["body"], body
+    for i, part in enumerate(loc[1:], start=1):
+        if isinstance(here, Mapping) and part in here:
+            here = here[part]
+        elif isinstance(here, list) and part.isdigit() and int(part) < len(here):
+            here = here[int(part)]
+        elif not (isinstance(here, Mapping) and i == len(loc) - 1):
+            continue  # not in the value sent: pydantic's own label
+        path.append(part)
+    return path
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
@@ -338,7 +363,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        errors = validation_errors(exc.errors(), request.headers.get("content-type", ""))
+        content_type = request.headers.get("content-type", "")
+        errors = validation_errors(exc.errors(), content_type, exc.body)
         if is_console_path(request.url.path):
             return console_error(request, 422, validation_message(errors), None)
         if is_openai_path(request.url.path):

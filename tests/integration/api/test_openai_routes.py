@@ -374,6 +374,36 @@ def test_bad_chat_requests_answer_4xx_in_openais_shape(
         assert error["param"] is not None and error["param"].startswith(param), error
 
 
+def test_param_is_the_fields_path_in_the_body(sqlite_api: Api) -> None:
+    # Not pydantic's loc, which adds a union's tag ("response_format.json_schema.json_schema").
+    def schema_format(json_schema: Any) -> dict[str, Any]:
+        return {"type": "json_schema", "json_schema": json_schema}
+
+    for body, param in (
+        (
+            chat(response_format=schema_format({"name": "x", "schema": 5})),
+            "response_format.json_schema.schema",
+        ),
+        (chat(response_format=schema_format({"schema": {}})), "response_format.json_schema.name"),
+        (chat(response_format={"type": "json_schema"}), "response_format.json_schema"),
+        (
+            chat(messages=[{"role": "user", "content": [{"type": "text", "text": 5}]}]),
+            "messages.0.content.0.text",
+        ),
+    ):
+        response = sqlite_api.client.post(CHAT, json=body, headers=sqlite_api.headers("alice"))
+        assert assert_openai_error(response, 400)["param"] == param
+    for fields, param, message in (
+        ({"prompt": ""}, "prompt", "at least 1 character"),
+        ({"prompt": 5}, "prompt", "a string or a list"),
+        ({"prompt": "Hi", "stop": ["a", 5]}, "stop.1", "a valid string"),
+    ):
+        body = {**SHORT, **fields}
+        response = sqlite_api.client.post(TEXT, json=body, headers=sqlite_api.headers("alice"))
+        error = assert_openai_error(response, 400)
+        assert error["param"] == param and message in error["message"], error
+
+
 def test_malformed_json_and_unknown_routes(sqlite_api: Api) -> None:
     headers = {**sqlite_api.headers("alice"), "Content-Type": "application/json"}
     for raw in (b"{bad", b"", b"[]", b'"text"', '{"model": "é\u00e9'.encode()):

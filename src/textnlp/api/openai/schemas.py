@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from textnlp.domain import MAX_TOKENS_LIMIT
 from textnlp.services.text_boundary import TextBoundary
@@ -39,6 +39,29 @@ class _Response(BaseModel):
 
 
 # Requests -----------------------------------------------------------------------------------
+def _text_or_list(value: Any) -> str | None:
+    return "text" if isinstance(value, str) else "list" if isinstance(value, list) else None
+
+
+#: OpenAI's "a string or a list of them" fields, told apart by the value's type: an error then
+#: names the member the value is (``messages.0.content.0.text``), not every member tried
+#: (``content.str: Input should be a valid string``, then the list's).
+_ONE_OR_LIST = Discriminator(
+    _text_or_list,
+    custom_error_type="string_or_list",
+    custom_error_message="Input should be a string or a list",
+)
+TextOrTexts = Annotated[
+    Annotated[str, Tag("text")] | Annotated[list[str], Tag("list")], _ONE_OR_LIST
+]
+#: The same, neither empty.
+SomeText = Annotated[
+    Annotated[str, Field(min_length=1), Tag("text")]
+    | Annotated[list[str], Field(min_length=1), Tag("list")],
+    _ONE_OR_LIST,
+]
+
+
 class StreamOptions(_Request):
     include_usage: bool = False
 
@@ -50,9 +73,14 @@ class TextPart(_Request):
     text: str | None = None
 
 
+TextOrParts = Annotated[
+    Annotated[str, Tag("text")] | Annotated[list[TextPart], Tag("list")], _ONE_OR_LIST
+]
+
+
 class ChatMessageIn(_Request):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[TextPart] | None = None
+    content: TextOrParts | None = None
     name: str | None = Field(None, max_length=256)
     tool_calls: list[Any] | None = None
     function_call: Any = None
@@ -93,7 +121,7 @@ class SamplingRequest(_Request):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     n: int | None = Field(None, ge=1, le=16)
-    stop: str | list[str] | None = None
+    stop: TextOrTexts | None = None
     #: Any 64-bit integer, as OpenAI takes; used modulo 2**32 (the engines' seed width).
     seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
     stream: bool = False
@@ -117,7 +145,7 @@ class ChatCompletionRequest(SamplingRequest):
 
 
 class CompletionRequest(SamplingRequest):
-    prompt: str | list[str] = Field(min_length=1)
+    prompt: SomeText
     echo: bool | None = None
     best_of: int | None = None
     suffix: str | None = None
@@ -134,7 +162,7 @@ class CompletionRequest(SamplingRequest):
 
 class EmbeddingRequest(_Request):
     model: str = MODEL_ID
-    input: str | list[str] = Field(min_length=1)
+    input: SomeText
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
 
