@@ -23,7 +23,7 @@ import logging
 import re
 import string
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,6 +188,7 @@ class JobService:
                     body=JobMessage(job_id=job_id).model_dump_json(),
                 ),
                 idempotency=idempotency,
+                check_prompt_file=self._prompt_file_check(spec, owner),
             )
         except IdempotencyMismatch:
             raise InvalidInput(
@@ -242,6 +243,19 @@ class JobService:
                 raise InvalidParameter(
                     f"prompt {index} is over {limit} characters", parameter="prompts"
                 )
+
+    def _prompt_file_check(self, spec: JobSpec, owner: Owner) -> Callable[[], None] | None:
+        """For the store: the job's prompt file is still there as the job is stored (it was
+        read at ``check``; a delete may have come since, ``delete_upload``)."""
+        key = spec.prompt_file
+        if key is None:
+            return None
+
+        def check() -> None:
+            if not self.storage.exists(key):
+                raise NotFound(f"no prompt file {quoted(key)}: it was deleted")
+
+        return check
 
     def read_prompt_file(self, spec: JobSpec, owner: Owner) -> list[Any]:
         key = spec.prompt_file or ""
@@ -298,14 +312,13 @@ class JobService:
         key = Keys.upload(owner.id, name)
         if "/" in name or not _UPLOAD_NAME.match(name) or not self.storage.exists(key):
             raise NotFound(f"no upload {quoted(name)}")
-        users = self.store.unfinished_with_prompt_file(owner.id, key)
-        if users:
+        readers = self.store.delete_prompt_file(owner.id, key, lambda: self.storage.delete(key))
+        if readers:
             raise Conflict(
-                f"job {users[0]} reads {name!r} and has not finished: cancel it or wait for it "
-                "to end, then delete the file",
-                job_id=users[0],
+                f"job {readers[0]} reads {name!r} and has not finished: cancel it or wait for "
+                "it to end, then delete the file",
+                job_id=readers[0],
             )
-        self.storage.delete(key)
 
     def check_upload_room(self, owner: Owner, size: int) -> None:
         """``QuotaExceeded`` when ``size`` more bytes would take the owner's uploads past

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from textnlp.adapters.storage.keys import check_key
-from textnlp.errors import InvalidInput
+from textnlp.errors import InvalidInput, NotFound
 from textnlp.services.job_models import JobSpec, Owner
 from textnlp.services.jobs import MAX_UPLOAD_KEY_NAME, JobService, upload_name
 
@@ -81,3 +81,21 @@ def test_a_name_with_a_slash_is_refused_without_the_storage_layout(
     assert "without '/'" in refused.value.message
     assert "user-uploads" not in refused.value.message and ALICE.id not in refused.value.message
     assert jobs.storage.list("prompts/user-uploads/") == []
+
+
+def test_a_file_deleted_after_the_submit_read_it_stores_no_job(
+    jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = jobs.upload_prompts(ALICE, "p.jsonl", PROMPTS)
+    read = jobs.check
+
+    def read_then_deleted(spec: JobSpec, owner: Owner) -> int:
+        total = read(spec, owner)
+        jobs.delete_upload(owner, key.rsplit("/", 1)[-1])  # no job yet: the delete goes through
+        return total
+
+    monkeypatch.setattr(jobs, "check", read_then_deleted)
+    with pytest.raises(NotFound, match="it was deleted"):
+        submit_file(jobs, ALICE, key, "after-delete")
+    assert jobs.store.list_for(ALICE.id) == []
+    assert jobs.store.pending_messages(10) == []  # nothing to publish either

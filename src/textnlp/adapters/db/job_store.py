@@ -11,12 +11,13 @@ A job's ``attempts`` are the attempts that count towards its limit (``queue.max_
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -65,11 +66,19 @@ class JobStore:
         self._postgres = engine.dialect.name == "postgresql"
 
     # -- submit ----------------------------------------------------------------------------
-    def create(self, job: NewJob, *, idempotency: tuple[str, str] | None = None) -> JobRow:
+    def create(
+        self,
+        job: NewJob,
+        *,
+        idempotency: tuple[str, str] | None = None,
+        check_prompt_file: Callable[[], None] | None = None,
+    ) -> JobRow:
         """Store the job, its outbox message and its idempotency key in one transaction.
 
         ``idempotency`` is (key, request hash). With a key already used by the same body the
         existing job comes back (nothing is stored); another body raises IdempotencyMismatch.
+        ``check_prompt_file`` runs first in the transaction, under the owner's uploads lock
+        (``delete_prompt_file``'s): what it raises stores nothing.
         """
         if idempotency is not None:
             existing = self.idempotent(job.owner_id, *idempotency)
@@ -78,6 +87,9 @@ class JobStore:
         now = utcnow()
         try:
             with self.sessions.begin() as session:
+                if check_prompt_file is not None:
+                    self._lock_uploads(session, job.owner_id)
+                    check_prompt_file()
                 row = JobRow(
                     id=job.id,
                     owner_id=job.owner_id,
@@ -151,13 +163,34 @@ class JobStore:
                 query = query.where(JobRow.owner_id == owner_id)
             return list(session.scalars(query).all())
 
-    def unfinished_with_prompt_file(self, owner_id: str, key: str) -> list[str]:
-        """Ids of the owner's jobs that read the prompt file ``key`` and have not finished."""
-        with self.sessions() as session:
+    def delete_prompt_file(self, owner_id: str, key: str, delete: Callable[[], None]) -> list[str]:
+        """Call ``delete`` unless an unfinished job of the owner's reads the prompt file
+        ``key``; returns those jobs' ids (then nothing is deleted).
+
+        Under the owner's uploads lock, as a submit's ``check_prompt_file``: a job stored
+        between the check and the delete would fail for want of its file.
+        """
+        with self.sessions.begin() as session:
+            self._lock_uploads(session, owner_id)
             query = select(JobRow).where(
                 JobRow.owner_id == owner_id, JobRow.state.not_in(TERMINAL_STATES)
             )
-            return [row.id for row in session.scalars(query) if row.spec.get("prompt_file") == key]
+            readers = [
+                row.id for row in session.scalars(query) if row.spec.get("prompt_file") == key
+            ]
+            if not readers:
+                delete()
+            return readers
+
+    def _lock_uploads(self, session: Session, owner_id: str) -> None:
+        """Held to the transaction's end: PostgreSQL's advisory lock on the owner; SQLite's
+        database write lock (a write statement takes it, even one that changes no row)."""
+        if self._postgres:
+            digest = hashlib.blake2b(f"uploads:{owner_id}".encode(), digest_size=8).digest()
+            session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, signed=True))))
+        else:
+            noop = update(JobRow).where(JobRow.owner_id == owner_id, false())
+            session.execute(noop.values(owner_id=JobRow.owner_id))
 
     # -- state changes ---------------------------------------------------------------------
     def start(self, job_id: str, worker: str) -> JobRow | None:
