@@ -12,6 +12,7 @@ database in chunks, with no local file, because another task may take the job ov
 from __future__ import annotations
 
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -80,17 +81,13 @@ class FileSink:
         #: The output's lock, and the rejects file's: two runs given one --rejects would
         #: each replace the other's.
         self._locks = [OutputLock(path) for path in (output, rejects) if path is not None]
+        self._held = ExitStack()
 
     def __enter__(self) -> FileSink:
-        taken: list[OutputLock] = []
-        try:
+        with ExitStack() as stack:  # a lock not taken releases those taken before it
             for lock in self._locks:  # before the journal is read or written
-                lock.acquire()
-                taken.append(lock)
-        except BaseException:
-            for lock in reversed(taken):
-                lock.release()
-            raise
+                stack.enter_context(lock)
+            self._held = stack.pop_all()
         return self
 
     def __exit__(
@@ -99,8 +96,7 @@ class FileSink:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        for lock in reversed(self._locks):
-            lock.release()
+        self._held.close()
 
     def finished(self) -> dict[int, Record]:
         done = self.journal.read()

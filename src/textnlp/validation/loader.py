@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from textnlp.errors import DatasetError
+from textnlp.errors import DatasetError, quoted
 from textnlp.services.text_boundary import printable, valid_unicode
 from textnlp.validation.safe_schema import MAX_DEPTH
 
@@ -252,26 +252,21 @@ def _problem(value: Any, name: str) -> str | None:
         node, path, depth = stack.pop()
         if isinstance(node, str):
             if not valid_unicode(node):
-                field = f"field {_short(path)!r}" if path else "a field"
+                field = f"field {quoted(path)}" if path else "a field"
                 return f"{field} is not valid Unicode (it holds a lone surrogate)"
             continue
         if not isinstance(node, Mapping | list | tuple) or (id(node), depth) in seen:
             continue
         seen.add((id(node), depth))
         if depth >= MAX_DEPTH:
-            whole = f"field {_short(name)!r}" if name else "the record"
+            whole = f"field {quoted(name)}" if name else "the record"
             return f"{whole} is nested deeper than {MAX_DEPTH} levels"
         pairs = node.items() if isinstance(node, Mapping) else enumerate(node)
         for key, child in pairs:
             if isinstance(key, str) and not valid_unicode(key):
-                return f"field name {_short(printable(key))!r} is not valid Unicode"
+                return f"field name {quoted(printable(key))} is not valid Unicode"
             stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
     return None
-
-
-def _short(text: str, limit: int = 80) -> str:
-    """A field's path or name for a one-line error (keys are the user's, of any length)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _labels(item: Mapping[str, Any], field: str) -> dict[str, Any]:

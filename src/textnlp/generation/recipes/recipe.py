@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from textnlp.errors import RecipeError, first_error
+from textnlp.errors import RecipeError, first_error, quoted
 from textnlp.generation.export import RESERVED_COLUMNS, ExportSpec
 from textnlp.generation.jinja_sandbox import JINJA
 from textnlp.generation.recipes.columns import (
@@ -133,7 +133,7 @@ class Recipe(BaseModel):
             given = list(column.values)
             raise ValueError(
                 f"column {name!r} has no values for {column.parent} = "
-                f"{_listed([repr(_shorten(key)) for key in missing])} "
+                f"{_listed([quoted(key, 60) for key in missing])} "
                 f"(values given for: {_listed([_shorten(key) for key in given])})"
             )
 
