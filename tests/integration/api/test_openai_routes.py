@@ -184,9 +184,10 @@ def test_a_stream_without_include_usage_has_no_usage(sqlite_api: Api) -> None:
 
 
 def test_a_stream_that_cannot_start_answers_an_http_error(sqlite_api: Api) -> None:
-    body = chat("x" * 20, stream=True, max_tokens=2048)
-    response = sqlite_api.client.post(CHAT, json=body, headers=sqlite_api.headers("alice"))
-    assert_openai_error(response, 400, "context_length_exceeded")
+    for n in (1, 3):
+        body = chat("x" * 20, stream=True, max_tokens=2048, n=n)
+        response = sqlite_api.client.post(CHAT, json=body, headers=sqlite_api.headers("alice"))
+        assert_openai_error(response, 400, "context_length_exceeded")
 
 
 # response_format ------------------------------------------------------------------------------

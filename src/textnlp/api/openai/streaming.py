@@ -38,11 +38,15 @@ async def stream_response(
     await serve.admit(owner, model_id)
     await serve.service.load(model_id)
     streams = [serve.stream(model_id, request, owner) for request in requests]
-    try:
-        firsts = await asyncio.gather(*(_first(stream) for stream in streams))
+    try:  # every first event awaited (none left running), then the first failure raised
+        results = await asyncio.gather(*(_first(s) for s in streams), return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
     except BaseException:
         await asyncio.gather(*(_close(stream) for stream in streams), return_exceptions=True)
         raise
+    firsts = [r for r in results if not isinstance(r, BaseException)]
     events = _merged(firsts, streams)
     return EventSourceResponse(_sse(writer, len(streams), events), sep="\n", headers=headers)
 
