@@ -58,6 +58,24 @@ def test_sampled_values_respect_their_definitions() -> None:
     assert 0.65 < fives / len(samples) < 0.85  # weight 3 of 4
 
 
+def test_only_plain_numbers_and_truth_values_are_read_as_such() -> None:
+    # YAML 1.1 read a zip code as octal, a time as base 60 and Norway's code as false.
+    kept = ["02134", "12:30", "NO", "yes", "0x1F", "1_000", "inf", "nan", "1e999", "+3", ".5"]
+    read = {"4": 4, "-2.5": -2.5, "1e-05": 1e-05, "true": True, "False": False, "0": 0}
+    variables: dict[str, object] = {
+        f"k{i}": {"weights": {text: 1}} for i, text in enumerate([*kept, *read])
+    }
+    variables |= {f"e{i}": {"expr": text} for i, text in enumerate([*kept, *read])}
+    template = parse_template(
+        {"id": "scalars", "version": "1", "user": "x", "variables": variables}, source="test"
+    )
+    values = template.sample_variables(0, 0)
+    for i, text in enumerate([*kept, *read]):
+        expected = read.get(text, text)
+        assert values[f"k{i}"] == expected and values[f"e{i}"] == expected, text
+        assert type(values[f"k{i}"]) is type(expected), text
+
+
 def test_overrides_fix_a_variable_and_leave_the_others() -> None:
     template = parse_template(TEMPLATE, source="test")
     free = template.sample_variables(3, 0)

@@ -41,6 +41,7 @@ from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error, quoted
 from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.json_grammar import schema_grammar
+from textnlp.generation.scalars import natural
 from textnlp.validation.safe_schema import compiled, instance_problem
 
 if TYPE_CHECKING:
@@ -91,14 +92,14 @@ class Variable(BaseModel):
         if self.weights is not None:
             keys = list(self.weights)
             choice = rng.choices(keys, weights=[self.weights[k] for k in keys])[0]
-            return _natural(choice)
+            return natural(choice)
         if self.range is not None:
             low, high = self.range
             if isinstance(low, int) and isinstance(high, int):
                 return rng.randint(low, high)
             return round(rng.uniform(float(low), float(high)), 3)
         if self.expr is not None:
-            return _natural(JINJA.from_string(self.expr).render(context).strip())
+            return natural(JINJA.from_string(self.expr).render(context).strip())
         return self.value
 
 
@@ -275,17 +276,6 @@ def extract_json_object(text: str) -> dict[str, Any]:
                 return value
             start = candidate.find("{", start + 1)
     raise ValueError("no JSON object in the output")
-
-
-def _natural(value: Any) -> Any:
-    """'4' -> 4, '2.5' -> 2.5, 'true' -> True; other strings unchanged (YAML keys are strings)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        return value
-    return parsed if isinstance(parsed, int | float | bool) else value
 
 
 def load_template_file(path: Path) -> PromptTemplate:

@@ -583,3 +583,12 @@ def test_unreadable_seed_files_are_one_line(
 def test_recipe_errors_are_bad_input() -> None:
     """The CLI's exit 2 and the API's 4xx come from the class."""
     assert issubclass(RecipeError, InvalidInput)
+
+
+def test_an_expression_keeps_text_that_only_yaml_1_1_reads_as_a_number() -> None:
+    from textnlp.generation.recipes.columns import Expression
+
+    column = Expression(expr="{{ a }}")
+    for text in ("02134", "1_000", "Infinity", "nan", "12:30"):
+        assert column.evaluate({"a": text}) == text
+    assert column.evaluate({"a": "42"}) == 42 and column.evaluate({"a": True}) is True

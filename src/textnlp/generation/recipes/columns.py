@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from textnlp.domain import ChatMessage, GenerationParams, GenerationRequest
 from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.json_grammar import schema_grammar
+from textnlp.generation.scalars import natural
 from textnlp.generation.templates import extract_json_object
 from textnlp.validation.safe_schema import compiled, instance_problem
 
@@ -91,21 +92,6 @@ class Expression(_Column):
 
     def evaluate(self, row: Mapping[str, Any]) -> Any:
         return natural(render(self.expr, row))
-
-
-def natural(value: str) -> Any:
-    """'4' -> 4, '2.5' -> 2.5, 'true' -> True: an expression's text as the value it reads as."""
-    lowered = value.strip()
-    if lowered in ("true", "True"):
-        return True
-    if lowered in ("false", "False"):
-        return False
-    for kind in (int, float):
-        try:
-            return kind(lowered)
-        except ValueError:
-            continue
-    return value
 
 
 class _LlmColumn(_Column):

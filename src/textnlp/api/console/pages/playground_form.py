@@ -24,8 +24,8 @@ from textnlp.api.console.csrf import CSRF_FIELD
 from textnlp.api.schemas import TEMPLATE_ID, GenerateTextRequest, JsonScalar
 from textnlp.domain import MAX_TOKENS_LIMIT
 from textnlp.errors import InvalidParameter, first_error
-from textnlp.generation.recipes.columns import natural
 from textnlp.generation.recipes.recipe import Recipe
+from textnlp.generation.scalars import natural
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
 from textnlp.services.generation import DatasetJob
 from textnlp.services.text_boundary import TextBoundary
