@@ -367,6 +367,23 @@ def test_a_previous_export_is_overwritten(tmp_path: Path, offline_hf: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["qa"]  # old and temporary removed
 
 
+def test_an_export_holding_a_users_files_is_refused_not_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "qa"
+    write_dataset(out, [qa_record(i) for i in range(2)])
+    (out / "notes.txt").write_text("keep")
+    (out / "analysis").mkdir()
+    (out / "data" / "extra.csv").write_text("a,b")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(OutputError, match=r"did not write \(analysis/, notes.txt, data/extra.csv\)"):
+        write_dataset(out, [qa_record(0)])
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    for extra in ("notes.txt", "analysis", "data/extra.csv"):
+        target = out / extra
+        target.rmdir() if target.is_dir() else target.unlink()
+    write_dataset(out, [qa_record(0)])  # only its own files again: replaced
+    assert [r.index for r in read_dataset(out)] == [0]
+
+
 def test_a_failed_write_leaves_the_previous_export(tmp_path: Path) -> None:
     out = tmp_path / "qa"
     write_dataset(out, [qa_record(i) for i in range(2)])

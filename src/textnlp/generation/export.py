@@ -235,19 +235,51 @@ def is_export(path: Path) -> bool:
 
 def check_export_target(path: Path) -> None:
     """Refuse a target that is a file or a user's directory (one that is neither empty nor an
-    earlier export): ``OutputError``, before anything is written."""
+    earlier export), or an earlier export that holds files it did not write (the export is
+    replaced whole): ``OutputError``, before anything is written."""
     if path.exists() and not path.is_dir():
         raise OutputError(f"output path {path} is a file, not a dataset directory")
-    if path.is_dir() and not is_export(path):
-        try:
-            empty = next(path.iterdir(), None) is None
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror}") from None
-        if not empty:
-            raise OutputError(
-                f"output directory {path} is not empty and holds no textnlp export; "
-                "choose a new or empty directory"
-            )
+    if not path.is_dir():
+        return
+    try:
+        if not is_export(path):
+            if next(path.iterdir(), None) is not None:
+                raise OutputError(
+                    f"output directory {path} is not empty and holds no textnlp export; "
+                    "choose a new or empty directory"
+                )
+            return
+        foreign = _foreign_entries(path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise OutputError(
+            f"output directory {path} holds files textnlp did not write ({shown}), which "
+            "replacing the export would delete; move them or choose another directory"
+        )
+
+
+def _foreign_entries(path: Path) -> list[str]:
+    """What is in an export directory besides its card and its data files."""
+    foreign = [
+        entry.name + ("/" if entry.is_dir() else "")
+        for entry in sorted(path.iterdir())
+        if entry.name not in {CARD_NAME, "data"}
+    ]
+    data = path / "data"
+    if data.is_dir() and not data.is_symlink():
+        ours = set(path.glob(DATA_GLOB))
+        foreign += [
+            f"data/{entry.name}" + ("/" if entry.is_dir() else "")
+            for entry in sorted(data.iterdir())
+            if entry not in ours or not entry.is_file() or entry.is_symlink()
+        ]
+    elif data.exists():
+        foreign.append("data")
+    return foreign
 
 
 def write_export(
