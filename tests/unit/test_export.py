@@ -374,7 +374,8 @@ def test_an_export_holding_a_users_files_is_refused_not_replaced(tmp_path: Path)
     (out / "analysis").mkdir()
     (out / "data" / "extra.csv").write_text("a,b")
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    with pytest.raises(OutputError, match=r"did not write \(analysis/, notes.txt, data/extra.csv\)"):
+    listed = r"did not write \(analysis/, notes.txt, data/extra.csv\)"
+    with pytest.raises(OutputError, match=listed):
         write_dataset(out, [qa_record(0)])
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     for extra in ("notes.txt", "analysis", "data/extra.csv"):
