@@ -486,3 +486,16 @@ def test_file_formats_are_unchanged_and_ignore_export(tmp_path: Path, suffix: st
         assert "variables.topic" in header and "provenance.model" in header
     if suffix != ".jsonl":
         assert back[0].data == records[0].data and back[0].provenance == records[0].provenance
+
+
+def test_a_variable_of_mixed_types_is_written_to_parquet_as_json_text(tmp_path: Path) -> None:
+    # A prompt file's variable: a number on one line, text on the next (Arrow has no one type).
+    records = [
+        qa_record(0).model_copy(update={"variables": {"x": 1, "same": "a"}}),
+        qa_record(1).model_copy(update={"variables": {"x": "str", "same": "b"}}),
+    ]
+    out = tmp_path / "mixed.parquet"
+    write_dataset(out, records)
+    back = read_dataset(out)
+    assert [r.variables for r in back] == [{"x": "1", "same": "a"}, {"x": '"str"', "same": "b"}]
+    assert [r.text for r in back] == [r.text for r in records]

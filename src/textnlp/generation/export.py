@@ -43,8 +43,9 @@ spec asks for them, ``provenance`` (JSON text) and ``_textnlp`` (JSON text: the 
 Writes are atomic: the directory is built beside the target (``.NAME.XXXX.tmp``), then the old
 directory is renamed away, the new one renamed in, and the old one deleted; a failed or refused
 write leaves the target as it was. An existing directory is replaced only when it is empty or
-a previous export (its ``README.md`` carries ``CARD_MARKER``): a user's unrelated directory is
-never overwritten (``OutputError``), and files added inside a previous export go with it.
+a previous export (its ``README.md`` carries ``CARD_MARKER``) that holds only the card and its
+data files: a user's unrelated directory, or files they added inside an export, are never
+deleted (``OutputError``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from textnlp.domain import Record
 from textnlp.errors import DatasetError, OutputError
-from textnlp.generation.writers import usual_mode
+from textnlp.generation.writers import arrow_column, usual_mode
 
 if TYPE_CHECKING:
     from textnlp.generation.card import DatasetCard
@@ -394,37 +395,8 @@ def _table(rows: list[dict[str, Any]], export: ExportSpec | None) -> Any:
     arrays: dict[str, Any] = {}
     for name in names:
         values = [row.get(name) for row in rows]
-        arrays[name] = (
-            pa.array(values, type=fixed[name]) if name in fixed else _column_array(values)
-        )
+        arrays[name] = pa.array(values, type=fixed[name]) if name in fixed else arrow_column(values)
     return pa.table(arrays)
-
-
-def _column_array(values: list[Any]) -> Any:
-    import pyarrow as pa
-
-    try:
-        array = pa.array(values)
-    except (ValueError, TypeError, OverflowError, NotImplementedError):  # Arrow* errors
-        array = None
-    if array is None or not _storable(array.type):
-        array = pa.array(
-            [None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
-            type=pa.string(),
-        )
-    return array
-
-
-def _storable(arrow_type: Any) -> bool:
-    """Parquet stores no struct without fields (an empty object in every row)."""
-    import pyarrow as pa
-
-    if pa.types.is_struct(arrow_type):
-        fields = [arrow_type.field(i).type for i in range(arrow_type.num_fields)]
-        return bool(fields) and all(_storable(t) for t in fields)
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        return _storable(arrow_type.value_type)
-    return True
 
 
 __all__ = [

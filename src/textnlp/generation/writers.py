@@ -236,7 +236,7 @@ def write_dataset(
 
         flat = [flatten(r) for r in rows]
         columns = _columns(flat)
-        table = pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in flat])
+        table = pa.table({c: arrow_column([row.get(c) for row in flat]) for c in columns})
         with atomic_file(path, "wb") as handle:
             pq.write_table(table, handle)
     return len(rows)
@@ -261,6 +261,36 @@ def read_dataset(path: Path) -> list[Record]:
         return [unflatten(row) for row in pq.read_table(path).to_pylist()]
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"cannot read dataset {path}: {exc}") from None
+
+
+def arrow_column(values: list[Any]) -> Any:
+    """An Arrow array of one column's values, its type inferred; JSON text when they have no
+    one type (a prompt file's variable that is a number on one line, text on the next) or one
+    Parquet cannot store."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values)
+    except (ValueError, TypeError, OverflowError, NotImplementedError):  # Arrow* errors
+        array = None
+    if array is None or not _storable(array.type):
+        array = pa.array(
+            [None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
+            type=pa.string(),
+        )
+    return array
+
+
+def _storable(arrow_type: Any) -> bool:
+    """Parquet stores no struct without fields (an empty object in every row)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        fields = [arrow_type.field(i).type for i in range(arrow_type.num_fields)]
+        return bool(fields) and all(_storable(t) for t in fields)
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _storable(arrow_type.value_type)
+    return True
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
