@@ -167,12 +167,9 @@ class DatasetPipeline:
         if isinstance(request.template, Recipe):
             builder = _recipe_builder(spec, request, spec_of or _only(spec), _no_backend)
             call = builder.output_call
-            return call.params if call is not None else spec.params(request.params)
-        merged = {**request.template.defaults, **request.params}
-        try:
-            params = spec.params(merged)
-        except ValueError as exc:
-            raise InvalidParameter(_first_error(exc)) from None
+            # No model writing the output: the parameters are still checked, as a template's.
+            return call.params if call is not None else _params(spec, request.params)
+        params = _params(spec, {**request.template.defaults, **request.params})
         if params.max_tokens >= spec.context_length:
             raise InvalidParameter(
                 f"max_tokens {params.max_tokens} does not fit the context of "
@@ -575,6 +572,14 @@ class _Tally:
             label: dict(sorted(values.items(), key=lambda kv: -kv[1]))
             for label, values in self._labels.items()
         }
+
+
+def _params(spec: ModelSpec, values: dict[str, Any]) -> GenerationParams:
+    """The model's defaults with ``values`` over them, checked (``InvalidParameter``)."""
+    try:
+        return spec.params(values)
+    except ValueError as exc:
+        raise InvalidParameter(_first_error(exc)) from None
 
 
 def _first_error(exc: ValueError) -> str:

@@ -259,6 +259,16 @@ async def test_a_count_beyond_max_candidates_is_refused_before_any_call(tmp_path
     assert not journal_path(out).exists()
 
 
+def test_parameters_are_checked_when_no_model_writes_the_output() -> None:
+    # A recipe of samplers only: the parameters were built unchecked (pydantic's traceback).
+    recipe = load({"a": {"type": "category", "values": ["x", "y"]}}, output="a")
+    spec = RecipeBackend().spec
+    for params, field in (({"temperature": 5}, "temperature"), ({"max_tokens": 0}, "max_tokens")):
+        request = DatasetRequest(template=recipe, count=2, params=params)
+        with pytest.raises(InvalidParameter, match=f"^{field}: "):
+            DatasetPipeline.resolve(spec, request)
+
+
 # failed cells --------------------------------------------------------------------------------
 STRUCTURED: dict[str, Any] = {
     "broken": {"type": "bernoulli", "p": 0.25},
