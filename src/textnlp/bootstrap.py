@@ -276,6 +276,7 @@ class Platform:
             self.catalogue,
             self.templates,
             self.spending,
+            self.pool,
         )
 
     @cached_property

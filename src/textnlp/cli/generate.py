@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -124,7 +124,7 @@ def generate(
         summary = run_interruptible(_generate(job, use_cache=cache))
     print_summary(summary)
     if validate:
-        report = _validate(output, summary.acceptance)
+        report = _validate(job, output, summary.acceptance)
         # An export directory's card records the release gate it passed (or failed).
         platform().generation.write_card(job, summary, gate=report.gate.model_dump(mode="json"))
         if not report.passed:
@@ -313,7 +313,20 @@ def acceptance_rows(acceptance: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _validate(path: Path, acceptance: dict[str, Any] | None) -> DatasetReport:
+def _validate(job: DatasetJob, path: Path, acceptance: dict[str, Any] | None) -> DatasetReport:
+    """The fresh dataset validated; its JSON checked against the schema of the template that
+    ran (not a catalogue template that shares its id)."""
     from textnlp.cli.validate import validate_after_generate
+    from textnlp.generation.templates import PromptTemplate
 
-    return validate_after_generate(path, generation=acceptance, fail_on_gate=False)
+    source = (
+        platform().templates.source(job.template, paths=True)
+        if isinstance(job.template, str)
+        else job.template
+    )
+    schema: dict[str, Any] | Literal[False] = False
+    if isinstance(source, PromptTemplate) and source.output.type == "json":
+        schema = dict(source.output.json_schema or {})
+    return validate_after_generate(
+        path, generation=acceptance, fail_on_gate=False, json_schema=schema
+    )

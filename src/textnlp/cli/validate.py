@@ -7,7 +7,7 @@ the main entry point).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -136,14 +136,19 @@ def write_report(report: DatasetReport, path: Path) -> None:
 
 
 def validate_after_generate(
-    dataset: Path, *, fail_on_gate: bool = True, generation: dict[str, Any] | None = None
+    dataset: Path,
+    *,
+    fail_on_gate: bool = True,
+    generation: dict[str, Any] | None = None,
+    json_schema: dict[str, Any] | Literal[False] = False,
 ) -> DatasetReport:
     """For ``textnlp generate --validate`` and ``make run``: validate the fresh dataset, print the
     summary and write ``<dataset>.report.html`` beside it; exit 1 when the gate fails.
-    ``generation``: a recipe run's acceptance figures, shown in the report."""
+    ``generation``: a recipe run's acceptance figures, shown in the report; ``json_schema``: the
+    run's template's (False: its output is not JSON)."""
     from textnlp.validation.report import validate_dataset
 
-    result = validate_dataset(dataset)
+    result = validate_dataset(dataset, json_schema=json_schema)
     result.generation = generation
     html_path = dataset.with_name(dataset.stem + ".report.html")
     write_report(result, html_path)

@@ -65,6 +65,7 @@ from textnlp.services.job_models import (
 )
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
 from textnlp.services.job_records import PAGE_SIZE, JobRecords, JobReport, RecordPage, RecordQuery
+from textnlp.services.models import ModelPool
 from textnlp.services.spending import SpendingService
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,11 @@ class JobService:
         catalogue: ModelCatalogue,
         templates: TemplateLibrary,
         spending: SpendingService,
+        pool: ModelPool,
     ) -> None:
         self.settings = settings
+        #: Asked whether the job's models can run here, at submit (not after three attempts).
+        self.pool = pool
         self.store = store
         self.queues = queues
         self.storage = storage
@@ -228,7 +232,15 @@ class JobService:
             seed=spec.seed,
             max_candidates=spec.max_candidates,
         )
-        DatasetPipeline.resolve(spec_model, request, self.catalogue.get)
+        models = {spec_model.id}
+
+        def spec_of(model_id: str) -> ModelSpec:  # a recipe's columns may name other models
+            models.add(model_id)
+            return self.catalogue.get(model_id)
+
+        DatasetPipeline.resolve(spec_model, request, spec_of)
+        for model_id in sorted(models):
+            self.pool.check_available(model_id)
         return total
 
     def _check_prompts(self, items: list[Any]) -> None:

@@ -54,14 +54,7 @@ class ModelPool:
             return backend
         async with self._lock:
             if model_id not in self._backends:
-                info = self.catalogue.describe(model_id)
-                info = await asyncio.to_thread(self._with_credentials, model_id, info)
-                if not info.available:
-                    raise ModelUnavailable(
-                        f"model {model_id} is not available here: {info.reason}",
-                        parameter="model",
-                        model=model_id,
-                    )
+                await asyncio.to_thread(self.check_available, model_id)
                 spec = self.catalogue.get(model_id)
                 options: dict[str, Any] = {}
                 if getattr(backend_class(spec.backend), "shares_cloud_context", False):
@@ -74,6 +67,18 @@ class ModelPool:
                 await backend.load()
                 self._backends[model_id] = backend
             return self._backends[model_id]
+
+    def check_available(self, model_id: str) -> None:
+        """``ModelUnavailable`` when the model cannot run in this deployment (its backend's
+        extra, its API key or its credentials are missing); an open circuit is not looked at
+        (it closes again): a job submitted now runs later."""
+        info = self._with_credentials(model_id, self.catalogue.describe(model_id))
+        if not info.available:
+            raise ModelUnavailable(
+                f"model {model_id} is not available here: {info.reason}",
+                parameter="model",
+                model=model_id,
+            )
 
     def _with_credentials(self, model_id: str, info: ModelInfo) -> ModelInfo:
         """``info``, unavailable when the model's backend needs an API key that is not set or

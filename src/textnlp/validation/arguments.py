@@ -12,7 +12,7 @@ import os
 import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -46,7 +46,7 @@ class Arguments(BaseModel):
     near_dup_threshold: float = Field(gt=0, le=1)
     leakage_ngram_threshold: float = Field(gt=0, le=1)
     leakage_embedding_threshold: float | None = Field(ge=-1, le=1)
-    json_schema: dict[str, Any] | None
+    json_schema: dict[str, Any] | Literal[False] | None
     embeddings: bool
     embedder: Embedder | None
     sample_size: int = Field(ge=1)
@@ -106,7 +106,7 @@ def check_arguments(**given: Any) -> Arguments:
         name = str(error["loc"][0]) if error["loc"] else "arguments"
         got = reprlib.repr(error.get("input"))
         raise InvalidParameter(f"{first_error(exc)} (got {got})", parameter=name) from None
-    if arguments.json_schema is not None:
+    if isinstance(arguments.json_schema, dict):
         compiled(arguments.json_schema)  # a schema it cannot apply is refused now, not per row
     if isinstance(arguments.source, list):
         check_records(arguments.source, "the records")

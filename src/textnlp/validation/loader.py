@@ -44,7 +44,9 @@ class DatasetRow(BaseModel):
     labels: dict[str, Any] = {}
     data: dict[str, Any] | None = None
     finish_reason: str | None = None
+    #: The catalogue template a template's record names (a recipe's record: None).
     template_id: str | None = None
+    template_version: str | None = None
 
 
 def load_rows(
@@ -212,12 +214,16 @@ def _row(item: Mapping[str, Any], field: str, where: str, noun: str) -> DatasetR
         raise DatasetError(f"{where} has no field {field!r} ({hint})")
     finish = lookup(item, "provenance.finish_reason")
     template = lookup(item, "provenance.template_id")
+    if lookup(item, "provenance.cells") not in (_MISSING, None, ""):
+        template = None  # a recipe's id: no template of the catalogue made it
+    version = lookup(item, "provenance.template_version")
     return DatasetRow(
         text=_text(value, field, where),
         labels=_labels(item, field),
         data={str(k): _shown(v) for k, v in data.items()} if isinstance(data, dict) else None,
         finish_reason=finish if isinstance(finish, str) and finish else None,
         template_id=template if isinstance(template, str) and template else None,
+        template_version=str(version) if isinstance(version, str | int) else None,
     )
 
 

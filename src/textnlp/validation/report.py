@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def validate_dataset(
     near_dup_threshold: float = DEFAULT_THRESHOLD,
     leakage_ngram_threshold: float = DEFAULT_NGRAM_THRESHOLD,
     leakage_embedding_threshold: float | None = DEFAULT_EMBEDDING_THRESHOLD,
-    json_schema: Mapping[str, Any] | None = None,
+    json_schema: Mapping[str, Any] | Literal[False] | None = None,
     embeddings: bool = True,
     embedder: Embedder | None = None,
     sample_size: int = div.DEFAULT_SAMPLE,
@@ -75,9 +75,10 @@ def validate_dataset(
     """Validate a JSONL/CSV/Parquet file (or records, mappings, strings) and judge it by ``gate``.
 
     ``reference`` turns on the leakage check; ``embeddings=False`` skips everything that needs
-    the MiniLM model (semantic diversity, embedding leakage). ``gate`` is a ``Gate``, a mapping
-    of its rules or a YAML file. A wrong argument raises ``InvalidParameter`` naming it, bad
-    input ``DatasetError``, a bad gate file ``ConfigError``.
+    the MiniLM model (semantic diversity, embedding leakage). ``json_schema`` is the schema
+    every text must meet; None looks it up (``schema.schema_for``), False checks no JSON.
+    ``gate`` is a ``Gate``, a mapping of its rules or a YAML file. A wrong argument raises
+    ``InvalidParameter`` naming it, bad input ``DatasetError``, a bad gate file ``ConfigError``.
     """
     checked = check_arguments(
         source=source,
@@ -106,7 +107,9 @@ def validate_dataset(
     # The template's schema is the shape of a record's whole output (``text``), not of a field
     # chosen inside it (``--field data.answer``).
     schema: dict[str, Any] | None
-    if json_schema is not None:
+    if json_schema is False:
+        schema = None
+    elif json_schema is not None:
         schema = dict(json_schema)
     else:
         schema = schema_for(rows) if field == "text" else None

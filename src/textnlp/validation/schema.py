@@ -12,19 +12,23 @@ def schema_for(rows: Sequence[DatasetRow]) -> dict[str, Any] | None:
     """The JSON schema of the rows' template (``provenance.template_id``) if it asks for JSON.
 
     A JSON template without a schema gives ``{}`` (any JSON object passes); text templates, an
-    unknown template or mixed templates give None (no JSON check). Rows name catalogue ids, so
-    the lookup never reads a path (a dataset's rows may come from anyone).
+    unknown template, another version of it, mixed templates or a recipe's rows give None (no
+    JSON check): a user's template or recipe may share a catalogue id. Rows name catalogue ids,
+    so the lookup never reads a path (a dataset's rows may come from anyone).
     """
-    ids = {row.template_id for row in rows}
-    if len(ids) != 1 or None in ids:
+    made_by = {(row.template_id, row.template_version) for row in rows}
+    if len(made_by) != 1:
+        return None
+    template_id, version = made_by.pop()
+    if template_id is None:
         return None
     from textnlp.errors import TemplateNotFound
     from textnlp.generation.templates import TemplateLibrary
 
     try:
-        template = TemplateLibrary.load().by_id(str(ids.pop()))
+        template = TemplateLibrary.load().by_id(template_id)
     except TemplateNotFound:
         return None
-    if template.output.type != "json":
+    if template.version != version or template.output.type != "json":
         return None
     return dict(template.output.json_schema or {})

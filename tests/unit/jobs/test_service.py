@@ -12,6 +12,7 @@ from textnlp.errors import (
     DatasetError,
     InvalidInput,
     ModelNotFound,
+    ModelUnavailable,
     NotFound,
     TemplateNotFound,
 )
@@ -135,3 +136,14 @@ def test_poison_job_fails_after_max_receives(settings: Settings, jobs: JobServic
     assert failed.state == "failed" and failed.attempts == 3
     assert failed.error is not None and "always fails" in failed.error
     assert len(jobs.queues.generation.dead_letters(10)) == 1
+
+
+def test_a_job_on_a_model_that_cannot_run_here_is_refused_at_submit(
+    jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its API key is not set: refused now, not failed after every attempt of the worker.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    spec = JobSpec(template="news-headline", count=2, model="gpt-4o-mini")
+    with pytest.raises(ModelUnavailable, match="gpt-4o-mini is not available here"):
+        jobs.submit(ALICE, spec)
+    assert jobs.store.list_for(ALICE.id) == [] and jobs.store.pending_messages(10) == []

@@ -90,13 +90,32 @@ def test_the_templates_schema_checks_the_output_not_a_field_inside_it() -> None:
         {
             "text": '{"question": "Why is that?", "answer": "Because."}',
             "data": {"question": "Why is that?", "answer": "Because."},
-            "provenance": {"template_id": "qa-pairs"},
+            "provenance": {"template_id": "qa-pairs", "template_version": "1.0"},
         }
     ] * 2
     whole = validate_dataset(rows, embeddings=False)
     assert whole.quality.json_invalid_rate == 0.0  # the template's schema, on the output
     answers = validate_dataset(rows, field="data.answer", embeddings=False)
     assert answers.quality.json_invalid_rate is None  # skipped, not 100% invalid
+
+
+def test_only_the_catalogue_template_that_made_the_rows_lends_its_schema() -> None:
+    # A user's recipe or template may share a catalogue id: its plain text is not checked
+    # against the catalogue's JSON schema (it failed every record and the gate).
+    def rows(**provenance: object) -> list[dict[str, object]]:
+        return [{"text": f"plain text {i}", "provenance": provenance} for i in range(2)]
+
+    made = {"template_id": "qa-pairs", "template_version": "1.0"}
+    assert validate_dataset(rows(**made), embeddings=False).quality.json_invalid_rate == 1.0
+    for other in (
+        {**made, "cells": {"q": {"model": "m", "params": {}, "seed": 1}}},  # a recipe's rows
+        {**made, "template_version": "7"},  # a template of that id, another version
+        {"template_id": "qa-pairs"},  # no version
+    ):
+        report = validate_dataset(rows(**other), embeddings=False)
+        assert report.quality.json_invalid_rate is None, other
+    unchecked = validate_dataset(rows(**made), embeddings=False, json_schema=False)
+    assert unchecked.quality.json_invalid_rate is None
 
 
 def _finished(text: str, finish_reason: str | None) -> dict[str, object]:
