@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,26 @@ def test_record_seed_is_stable() -> None:
     assert record_seed(0, 0) == record_seed(0, 0)
     assert record_seed(0, 1) != record_seed(0, 0)
     assert 0 <= record_seed(123, 456) < 2**32
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ('{a: {values: ["\\ud800x"]}}', "variables.a.values.0: text is not valid Unicode"),
+        ("{a: {value: " + "[" * 100 + "]" * 100 + "}}", "nested deeper than 80 levels"),
+        ("{a: {value: " + "[" * 5000 + "}}", "nested too deep to read"),
+    ],
+)
+def test_a_file_no_template_can_hold_is_refused_at_load(
+    tmp_path: Path, variables: str, message: str
+) -> None:
+    # Each was a traceback later: a lone surrogate at every render and write, deep values
+    # at serialisation, PyYAML's own RecursionError.
+    path = tmp_path / "t.yaml"
+    path.write_text(f'id: t\nversion: "1"\nuser: hi\nvariables: {variables}\n')
+    with pytest.raises(TemplateError, match=re.escape(message)) as caught:
+        load_template_file(path)
+    assert "\n" not in caught.value.message
 
 
 def test_catalogue_lookup_takes_ids_never_paths(tmp_path: Path) -> None:

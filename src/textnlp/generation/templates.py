@@ -42,7 +42,8 @@ from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, fi
 from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.scalars import natural
-from textnlp.validation.safe_schema import compiled, instance_problem
+from textnlp.services.text_boundary import invalid_text_at
+from textnlp.validation.safe_schema import MAX_DEPTH, compiled, deeper_than, instance_problem
 
 if TYPE_CHECKING:
     from textnlp.generation.recipes.recipe import Recipe
@@ -282,15 +283,32 @@ def load_template_file(path: Path) -> PromptTemplate:
     return parse_template(_read_yaml(path), source=str(path))
 
 
+#: How deep a template or recipe file may nest: a JSON Schema inside it, at most ``MAX_DEPTH``
+#: deep itself, sits a few levels down (``columns.x.schema``).
+MAX_FILE_DEPTH = MAX_DEPTH + 16
+
+
 def _read_yaml(path: Path) -> Any:
+    """A template or recipe file's YAML: its every string valid Unicode (an escaped lone
+    surrogate, ``"\\ud800"``, fails every prompt and every write far from the file)."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise TemplateError(f"template {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise TemplateError(f"template {path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:  # PyYAML composes nodes recursively
+        raise TemplateError(f"template {path} is nested too deep to read") from None
+    if deeper_than(raw, MAX_FILE_DEPTH):  # its schemas' own bound is MAX_DEPTH
+        raise TemplateError(f"template {path} is nested deeper than {MAX_FILE_DEPTH} levels")
+    invalid = invalid_text_at(raw)
+    if invalid is not None:
+        where, problem = invalid
+        at = ".".join(str(key) for key in where) or "(root)"
+        raise TemplateError(f"template {path}: {quoted(at)[1:-1]}: {problem}")
+    return raw
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

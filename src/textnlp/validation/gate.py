@@ -98,6 +98,8 @@ def load_gate(path: Path | str) -> Gate:
         raise ConfigError(f"cannot read gate file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"gate file {path} is not valid YAML: {_one_line(str(exc))}") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise ConfigError(f"gate file {path} is nested too deep to read") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -28,6 +28,7 @@ def test_load_gate_overrides_defaults_and_null_disables(tmp_path: Path) -> None:
         ("max_pi_rate: 0.1\n", "known rules"),
         ("max_pii_rate: 2\n", "max_pii_rate"),
         ("max_pii_rate: lots\n", "max_pii_rate"),
+        ("min_records: " + "[" * 5000, "nested too deep"),  # PyYAML's RecursionError
     ],
 )
 def test_malformed_gate_is_config_error(tmp_path: Path, content: str, fragment: str) -> None:
