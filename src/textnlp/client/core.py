@@ -39,6 +39,12 @@ class ApiError(TextNLPError):
 
 
 def raise_for_error(response: httpx.Response) -> None:
+    """``ApiError`` for any answer but a success: a redirect too, which the client does not
+    follow (the API makes none; a 307 to ``/uploads`` was taken for a deleted upload)."""
+    if response.is_redirect:
+        where = response.headers.get("location", "elsewhere")
+        body = {"type": "http_error", "message": f"unexpected redirect to {quoted(where)}"}
+        raise ApiError(response.status_code, body)
     if response.status_code >= 400:
         raise _api_error(response.status_code, response.content, response.reason_phrase)
 
@@ -106,7 +112,7 @@ def upload_path(name: str) -> str:
     """The upload route of the file ``name``, escaped: its ``#``, ``?`` and ``%`` are part of
     the name, never of the URL (``..`` too, which would be a step up). A name with a ``/`` is
     refused (422) unsent, as the service refuses it: the route takes no ``/``, even escaped."""
-    if "/" in name:
+    if "/" in name or not name:
         message = f"upload name {name!r} must be a file name, without '/'"
         raise ApiError(422, {"type": "invalid_input", "message": message})
     escaped = quote(name, safe="")

@@ -42,6 +42,7 @@ def client(api: Api) -> Iterator[TextNLPClient]:
             request.url.raw_path.decode(),
             headers=dict(request.headers),
             content=request.read(),
+            follow_redirects=False,  # as the client's own httpx: it follows none
         )
         return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
@@ -117,6 +118,12 @@ def test_the_client_lists_and_deletes_uploads(client: TextNLPClient) -> None:
     with pytest.raises(ApiError) as gone:
         client.delete_upload(names[key])
     assert gone.value.status == 404
+    with pytest.raises(ApiError) as empty:  # unsent: DELETE .../uploads/ is redirected
+        client.delete_upload("")
+    assert empty.value.status == 422
+    with pytest.raises(ApiError) as redirected:  # a redirect is no success
+        client.request("GET", "/generate/batch/uploads/")
+    assert redirected.value.status == 307 and "unexpected redirect" in redirected.value.message
 
 
 def test_the_client_sends_only_job_ids(api: Api, client: TextNLPClient) -> None:
