@@ -82,6 +82,19 @@ def test_prompt_file_that_is_a_directory_or_unreadable(tmp_path: Path) -> None:
         refused(cli(tmp_path, "jobs", "submit", "--prompts-file", str(locked)), "cannot read")
 
 
+def test_a_jobs_records_come_from_one_source_said_in_the_options_names(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_text(PROMPTS)
+    for args, message in (
+        ([], "give exactly one of -t/--template (with -n), --prompt, --prompts-file"),
+        (["-t", "news-headline", "--prompt", "Hi"], "give exactly one of"),
+        (["-t", "news-headline"], "a template job needs -n/--count"),
+        (["--prompt", "Say hi.", "-n", "5"], "-n/--count applies to -t/--template"),
+        (["--prompts-file", "p.jsonl", "-n", "5"], "-n/--count applies to -t/--template"),
+    ):
+        refused(cli(tmp_path, "jobs", "submit", *args), message)
+    assert uploads(tmp_path / "textnlp-home") == []  # refused before the file was uploaded
+
+
 def test_what_is_no_job_id_names_no_job(tmp_path: Path) -> None:
     job = submitted(cli(tmp_path, "jobs", "submit", "--prompt", "Say hi", "-m", "fake-fast"))
     for command in ["status", "cancel"]:

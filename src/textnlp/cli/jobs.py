@@ -134,6 +134,7 @@ def submit(
     token: str | None = TokenOption,
 ) -> None:
     """Submit a batch job; prints the job as JSON (with its cost_usd once it runs)."""
+    _one_source(template, count, prompt, prompts_file)
     if template is not None:
         _catalogue_id(template)
     backend = _backend(api, token)
@@ -162,6 +163,20 @@ def submit(
         _print_ended(job)
     finally:
         backend.close()
+
+
+def _one_source(
+    template: str | None, count: int | None, prompt: list[str] | None, prompts_file: Path | None
+) -> None:
+    """The job's records come from one place, said in the options' names (the service's own
+    words name the API's fields: ``prompt_file``)."""
+    given = [template is not None, bool(prompt), prompts_file is not None]
+    if sum(given) != 1:
+        raise InvalidInput("give exactly one of -t/--template (with -n), --prompt, --prompts-file")
+    if template is not None and count is None:
+        raise InvalidInput("a template job needs -n/--count")
+    if template is None and count is not None:
+        raise InvalidInput("-n/--count applies to -t/--template: prompts give one record each")
 
 
 def _wait(backend: JobsBackend, job_id: str, poll_s: float = 1.0) -> dict[str, Any]:

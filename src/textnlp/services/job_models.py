@@ -145,6 +145,8 @@ class JobSpec(TextBoundary):
             raise ValueError("give exactly one of template (with count), prompts, prompt_file")
         if self.template and self.count is None:
             raise ValueError("a template job needs count")
+        if not self.template and self.count is not None:
+            raise ValueError("count applies to template jobs: prompts give one record each")
         if not self.template and self.variables:
             raise ValueError("variables apply to template jobs only")
         if deeper_than(self.variables, MAX_DEPTH):  # its JSON must be storable

@@ -147,3 +147,9 @@ def test_a_job_on_a_model_that_cannot_run_here_is_refused_at_submit(
     with pytest.raises(ModelUnavailable, match="gpt-4o-mini is not available here"):
         jobs.submit(ALICE, spec)
     assert jobs.store.list_for(ALICE.id) == [] and jobs.store.pending_messages(10) == []
+
+
+def test_count_belongs_to_template_jobs() -> None:
+    # A prompt list's count was ignored: 5 asked, 1 made.
+    with pytest.raises(ValidationError, match="count applies to template jobs"):
+        JobSpec.model_validate({"prompts": ["Say hi."], "count": 5})
