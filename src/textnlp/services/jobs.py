@@ -19,6 +19,7 @@ reached their cap.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import string
@@ -110,7 +111,11 @@ def upload_name(name: str, data: bytes) -> str:
 
 
 def request_hash(spec: JobSpec) -> str:
-    return hashlib.sha256(spec.model_dump_json(exclude_unset=True).encode()).hexdigest()
+    """The request an idempotency key stands for: the spec as resolved (a default sent or left
+    out, keys in any order: the same request), so a client's retry matches whatever its
+    serialiser wrote."""
+    resolved = json.dumps(spec.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(resolved.encode()).hexdigest()
 
 
 def check_provider_batch(model: ModelSpec, template: PromptTemplate | Recipe) -> None:

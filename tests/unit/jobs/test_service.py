@@ -153,3 +153,17 @@ def test_count_belongs_to_template_jobs() -> None:
     # A prompt list's count was ignored: 5 asked, 1 made.
     with pytest.raises(ValidationError, match="count applies to template jobs"):
         JobSpec.model_validate({"prompts": ["Say hi."], "count": 5})
+
+
+def test_an_idempotency_key_stands_for_the_request_however_it_is_written(
+    jobs: JobService,
+) -> None:
+    # The CLI sends every default, curl only what the user typed: the same request.
+    typed = {"template": "news-headline", "count": 1, "params": {"max_tokens": 4}}
+    spelled = {**typed, "format": "jsonl", "seed": 0, "variables": {}}
+    first = jobs.submit(ALICE, JobSpec.model_validate(typed), idempotency_key="idem-y")
+    again = jobs.submit(ALICE, JobSpec.model_validate(spelled), idempotency_key="idem-y")
+    assert again.id == first.id
+    other = {**typed, "seed": 1}
+    with pytest.raises(InvalidInput, match="different request"):
+        jobs.submit(ALICE, JobSpec.model_validate(other), idempotency_key="idem-y")
