@@ -138,6 +138,11 @@ class JobRuns:
         """A cancelled job keeps the records it made as its result, as an OpenAI batch does."""
         return self._store.keep_partial_result(job_id, result_key)
 
+    def worker_stopped(self, job_id: str) -> None:
+        """The worker of an ended job has stopped: nothing more of it will be stored (an
+        OpenAI batch is ``cancelling`` until then, else until its heartbeat is stale)."""
+        self._store.worker_stopped(job_id)
+
     def _every_record_failed(self, job_id: str) -> str | None:
         """Why the job made no record, when none of its stored records is good."""
         if self._store.count_records(job_id, ok_only=True):

@@ -255,6 +255,7 @@ class Worker:
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
             await self.patience.run(what, self._keep_partial, job_id)
+            await self.patience.run(what, self.runs.worker_stopped, job_id)
             await self.patience.run(what, queue.delete, message)
             return False
         log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
@@ -273,6 +274,7 @@ class Worker:
             if stop.reason != "cancelled":
                 raise
             await self.patience.run(what, self._keep_partial, job_id)
+            await self.patience.run(what, self.runs.worker_stopped, job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return

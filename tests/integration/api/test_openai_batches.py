@@ -42,6 +42,8 @@ class PickyBackend(FakeBackend):
     name = "picky"
     #: The running worker's ``request_stop`` (``run_stoppable_worker``).
     stop_worker: Callable[[], None] | None = None
+    #: What a request saying "cancel the batch" calls (a user's cancel mid-run).
+    cancel_batch: Callable[[], None] | None = None
 
     def __init__(self, spec: ModelSpec | None = None) -> None:
         super().__init__(spec)
@@ -52,6 +54,8 @@ class PickyBackend(FakeBackend):
             raise InvalidRequest(REFUSED, backend=self.name, model=self.spec.id)
         if "stop the worker" in text and PickyBackend.stop_worker is not None:
             PickyBackend.stop_worker()
+        if "cancel the batch" in text and PickyBackend.cancel_batch is not None:
+            PickyBackend.cancel_batch()
         return await super().complete(request)
 
 
@@ -410,6 +414,25 @@ def get_batch(api: Api, user: str, batch_id: str) -> dict[str, Any]:
 def picky(custom_id: str, content: str | None = None) -> dict[str, Any]:
     messages = [{"role": "user", "content": content or f"Say {custom_id}"}]
     return line(custom_id, model="picky", messages=messages, max_tokens=5)
+
+
+def test_a_batch_cancelled_mid_run_is_cancelled_once_its_worker_stops(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not "cancelling" until the worker's heartbeat went stale (the visibility timeout, 30 s).
+    data = jsonl(picky("a"), picky("b", "Now cancel the batch"), picky("c"), picky("d"))
+    batch = create(api, "alice", upload(api, "alice", data).json()["id"]).json()
+
+    def cancel() -> None:
+        url = f"{BATCHES}/{batch['id']}/cancel"
+        assert api.client.post(url, headers=api.headers("alice")).status_code == 200
+
+    monkeypatch.setattr(PickyBackend, "cancel_batch", cancel)
+    run_worker(api.settings)
+    ended = get_batch(api, "alice", batch["id"])
+    assert ended["status"] == "cancelled", ended
+    answered = content_lines(api, "alice", ended["output_file_id"])
+    assert [x["custom_id"] for x in answered] == ["a", "b"]  # its chunk, kept
 
 
 def test_a_refused_line_fails_alone(api: Api) -> None:

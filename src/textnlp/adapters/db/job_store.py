@@ -267,6 +267,15 @@ class JobStore:
             )
             return int(getattr(result, "rowcount", 0) or 0) == 1
 
+    def worker_stopped(self, job_id: str) -> None:
+        """An ended job's worker is gone: its heartbeat no longer stands for a live worker."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state.in_(list(TERMINAL_STATES)))
+                .values(heartbeat_at=None)
+            )
+
     def hand_over(self, job_id: str, result_key: str, queue: str, body: str) -> bool:
         """A running job's result is stored: keep its key and, in the same transaction, put the
         next step's message (validation) in the outbox. False when the job is not running."""
