@@ -255,7 +255,6 @@ class Worker:
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
             await self.patience.run(what, self._keep_partial, job_id)
-            await self.patience.run(what, self.runs.worker_stopped, job_id)
             await self.patience.run(what, queue.delete, message)
             return False
         log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
