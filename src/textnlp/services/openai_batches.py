@@ -158,7 +158,6 @@ class OpenAIBatchService:
             if (item.params.max_tokens or 0) > most:
                 longest, most = item, item.params.max_tokens or 0
         assert first is not None  # read_batch_file refuses a file without requests
-        self.jobs.check_upload_room(owner, size)
         hex_id = uuid.uuid4().hex
         info = FileInfo(
             id=f"file-{hex_id}",
@@ -171,6 +170,9 @@ class OpenAIBatchService:
             max_tokens=longest.params.max_tokens if longest else None,
             max_tokens_line=longest.line if longest else None,
         )
+        description = info.model_dump_json().encode()
+        # The quota counts what is stored: the file and its description.
+        self.jobs.check_upload_room(owner, size + len(description))
         # Both marked for the deployment's upload trigger to leave alone: a batch submits them.
         manual = {UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL}
         stream.seek(0)
@@ -180,7 +182,7 @@ class OpenAIBatchService:
         # The description last: a file exists once it is stored (an orphan upload is unseen).
         self.storage.put_bytes(
             self._info_key(owner, hex_id),
-            info.model_dump_json().encode(),
+            description,
             content_type="application/json",
             metadata=manual,
         )

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.api import Api, make_settings, start_api
+from tests.support.api import PASSWORD, Api, make_settings, start_api
 
 UPLOADS = "/api/v1/generate/batch/uploads"
 QUOTA = 1500
@@ -129,3 +129,22 @@ def test_an_openai_file_is_not_an_upload_here(api: Api) -> None:
     assert listed["uploads"] == [] and listed["used_bytes"] > 0
     stored = f"{made.json()['id']}.jsonl"
     assert api.client.delete(f"{UPLOADS}/{stored}", headers=admin).status_code == 404
+
+
+def test_the_quota_counts_what_a_batch_file_stores(api: Api) -> None:
+    # Its description beside it too: the last file admitted took Carol past her quota.
+    api.client.app.state.auth.create_user("carol", PASSWORD)  # type: ignore[attr-defined]
+    carol = api.headers("carol")
+    for i in range(20):
+        answer = api.client.post(
+            "/v1/files",
+            files={"file": (f"f{i}.jsonl", batch_file(1))},
+            data={"purpose": "batch"},
+            headers=carol,
+        )
+        if answer.status_code == 429:
+            break
+        assert answer.status_code == 200, answer.text
+    else:
+        raise AssertionError("the quota never refused a file")
+    assert 0 < api.client.get(UPLOADS, headers=carol).json()["used_bytes"] <= QUOTA
