@@ -139,10 +139,18 @@ def _jsonl(name: str, text: str) -> list[PromptItem]:
 
 
 def _csv(name: str, text: str) -> list[PromptItem]:
-    reader = csv.DictReader(io.StringIO(text))
+    # Strict: a quote left open is an error, not a field running to the end of the file.
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     try:
         if not reader.fieldnames or "prompt" not in reader.fieldnames:
             raise DatasetError(f"prompt file {name} needs a 'prompt' column")
-        return [_item(name, f"row {n}", dict(row)) for n, row in enumerate(reader, 2)]
-    except csv.Error as exc:  # a field over csv.field_size_limit(), a NUL byte...
+        items = []
+        for n, row in enumerate(reader, 2):
+            if None in row.values():  # DictReader's filler of a short row
+                raise DatasetError(f"prompt file {name}, row {n}: fewer fields than the header")
+            items.append(_item(name, f"row {n}", dict(row)))
+        return items
+    except csv.Error as exc:  # a quote left open, a field over csv.field_size_limit()...
+        if str(exc) == "unexpected end of data":
+            raise DatasetError(f"prompt file {name}: a quoted field is never closed") from None
         raise DatasetError(f"prompt file {name}, line {reader.line_num}: {exc}") from None

@@ -215,9 +215,13 @@ class JobService:
             template = self.templates.source(spec.template)  # a catalogue id, never a path
             total = spec.count or 0
         else:
-            items = normalise(spec.prompts) if spec.prompts else self.read_prompt_file(spec, owner)
+            if spec.prompts:
+                items = normalise(spec.prompts)
+                self._check_prompts(items)
+            else:
+                items = self.read_prompt_file(spec, owner)
+                self._check_prompts(items, file=spec.prompt_file)
             template, total = prompt_list_template(items[:1]), len(items)
-            self._check_prompts(items)
             model = spec.model or self.settings.default_model
             if isinstance(items[0], BatchRequestItem) and items[0].model != model:
                 # The runner sends every request to the job's model: it must be the file's.
@@ -248,15 +252,22 @@ class JobService:
             self.pool.check_available(model_id)
         return total
 
-    def _check_prompts(self, items: list[Any]) -> None:
+    def _check_prompts(self, items: list[Any], *, file: str | None = None) -> None:
         """A prompt over the API's bound (``api.max_prompt_chars``, as for one generation) is
-        refused at submit: at run time it would fail the job, attempt after attempt. (An
-        OpenAI batch file's line fails alone, as OpenAI's do: its requests are not checked.)"""
+        refused at upload and at submit: at run time it would fail the job, attempt after
+        attempt. (An OpenAI batch file's line fails alone, as OpenAI's do: its requests are not
+        checked.) A list's prompt is named by its index, a file's by its number from 1."""
         if items and isinstance(items[0], BatchRequestItem):
             return
         limit = self.settings.api.max_prompt_chars
         for index, item in enumerate(items):
             if isinstance(item, PromptItem) and len(item.prompt) + len(item.system or "") > limit:
+                if file is not None:
+                    raise InvalidParameter(
+                        f"prompt file {quoted(file)}: prompt {index + 1} is over {limit} "
+                        "characters",
+                        parameter="prompt_file",
+                    )
                 raise InvalidParameter(
                     f"prompt {index} is over {limit} characters", parameter="prompts"
                 )
@@ -300,7 +311,7 @@ class JobService:
         """
         if "/" in name:
             raise InvalidInput(f"upload name {name!r} must be a file name, without '/'")
-        parse_prompt_file(name, data)
+        self._check_prompts(parse_prompt_file(name, data), file=name)
         key = Keys.upload(owner.id, upload_name(name, data))
         if not self.storage.exists(key):  # the same file again takes no more room
             self.check_upload_room(owner, len(data))

@@ -173,6 +173,11 @@ def test_bounds_of_the_settings(bounded_api: Api) -> None:
     job = {"prompts": ["fine", {"prompt": "x" * 90, "system": "y" * 20}]}
     error = assert_error(client.post(BATCH, json=job, headers=headers), 422, "invalid_parameter")
     assert error["message"] == "prompt 1 is over 100 characters"
+    # and a prompt file's at upload (every submit of it failed), named from 1 as its lines
+    data = b'{"prompt": "fine"}\n{"prompt": "' + b"x" * 150 + b'"}\n'
+    upload = client.put(f"{BATCH}/uploads/long.jsonl", content=data, headers=headers)
+    error = assert_error(upload, 422, "invalid_parameter")
+    assert error["message"] == "prompt file 'long.jsonl': prompt 2 is over 100 characters"
     assert_error(client.post(TEXT, json={"prompt": "x", "max_tokens": 65}, headers=headers), 422)
     assert_error(client.post(TEXT, json={"prompt": "x", "n": 3}, headers=headers), 422)
     # No model was loaded by any of these.

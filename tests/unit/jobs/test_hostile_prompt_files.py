@@ -89,6 +89,8 @@ def test_a_prompt_lines_variables_may_be_nested_as_the_api_takes_them() -> None:
     ("name", "data", "message"),
     [
         ("p.csv", b"prompt,label\nhi,a,EXTRA\n", "row 2: more fields than the header"),
+        ("p.csv", b"prompt,label\nhi\n", "row 2: fewer fields than the header"),
+        ("p.csv", b'prompt,x\n"unterminated,1\n', "a quoted field is never closed"),
         ("p.jsonl", b'{"prompt": "a", "x": 1e999}\n', "field 'x' holds a number that is not"),
         ("p.jsonl", b'{"prompt": "a", "x": [1]}\n', "field 'x' holds list; a prompt's other"),
         ("p.jsonl", b'{"nope": 1}\n', "line 1: no 'prompt' field"),  # "at least 1 character"
