@@ -104,7 +104,7 @@ def _jsonl(lines: Iterable[str], label: str) -> list[dict[str, Any]]:
 
 
 def _csv(handle: Iterable[str], label: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(handle)
+    reader = csv.DictReader(handle, strict=True)  # a quote left open is an error
     header = reader.fieldnames or []
     duplicates = sorted({f for f in header if header.count(f) > 1})
     if duplicates:
@@ -114,6 +114,10 @@ def _csv(handle: Iterable[str], label: str) -> list[dict[str, Any]]:
         if None in row:
             raise RecipeError(
                 f"seed file {label}: line {reader.line_num} has more fields than the header"
+            )
+        if None in row.values():  # DictReader's filler: it reached a template as "None"
+            raise RecipeError(
+                f"seed file {label}: line {reader.line_num} has fewer fields than the header"
             )
         _count(rows, label)
         rows.append(dict(row))
