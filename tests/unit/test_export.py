@@ -499,3 +499,20 @@ def test_a_variable_of_mixed_types_is_written_to_parquet_as_json_text(tmp_path: 
     back = read_dataset(out)
     assert [r.variables for r in back] == [{"x": "1", "same": "a"}, {"x": '"str"', "same": "b"}]
     assert [r.text for r in back] == [r.text for r in records]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_table_that_is_no_textnlp_dataset_is_not_read_as_no_records(
+    tmp_path: Path, suffix: str
+) -> None:
+    # A user's CSV resumed onto was read as no records (then replaced), or said "'index'".
+    path = tmp_path / f"people{suffix}"
+    if suffix == ".csv":
+        path.write_text("name,age\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"name": ["bob"]}), path)
+    with pytest.raises(DatasetError, match="is not a textnlp dataset"):
+        read_dataset(path)

@@ -255,12 +255,26 @@ def read_dataset(path: Path) -> list[Record]:
                 return [Record.model_validate_json(line) for line in handle if line.strip()]
         if fmt == "csv":
             with path.open(encoding="utf-8", newline="") as handle:
-                return [unflatten(row) for row in csv.DictReader(handle)]
+                reader = csv.DictReader(handle)
+                _check_columns(path, reader.fieldnames or [])
+                return [unflatten(row) for row in reader]
         import pyarrow.parquet as pq
 
-        return [unflatten(row) for row in pq.read_table(path).to_pylist()]
+        table = pq.read_table(path)
+        _check_columns(path, table.column_names)
+        return [unflatten(row) for row in table.to_pylist()]
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"cannot read dataset {path}: {exc}") from None
+
+
+def _check_columns(path: Path, columns: list[str]) -> None:
+    """A table this module wrote has ``index`` and ``text`` (a user's own CSV has not: resumed
+    onto, it was read as no records, then replaced)."""
+    missing = [name for name in ("index", "text") if name not in columns]
+    if missing:
+        raise DatasetError(
+            f"{path} is not a textnlp dataset (no {' or '.join(map(repr, missing))} column)"
+        )
 
 
 def arrow_column(values: list[Any]) -> Any:
