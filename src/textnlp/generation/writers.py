@@ -27,7 +27,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -267,7 +267,7 @@ def read_dataset(path: Path) -> list[Record]:
         raise DatasetError(f"cannot read dataset {path}: {exc}") from None
 
 
-def _check_columns(path: Path, columns: list[str]) -> None:
+def _check_columns(path: Path, columns: Sequence[str]) -> None:
     """A table this module wrote has ``index`` and ``text`` (a user's own CSV has not: resumed
     onto, it was read as no records, then replaced)."""
     missing = [name for name in ("index", "text") if name not in columns]
