@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from textnlp.validation.inputs import checked_texts
 from textnlp.validation.minhash import (
     DEFAULT_NGRAM,
     DEFAULT_NUM_PERM,
@@ -64,6 +65,7 @@ class NearDuplicates(DuplicateGroups):
 
 def exact_duplicates(texts: Sequence[str]) -> DuplicateGroups:
     """Records whose normalised text (NFKC, case-folded, whitespace collapsed) is equal."""
+    checked_texts(texts, "texts")
     by_hash: dict[str, list[int]] = {}
     for i, text in enumerate(texts):
         by_hash.setdefault(text_hash(text), []).append(i)
@@ -84,6 +86,7 @@ def find_near_duplicates(
     sharing an LSH bucket are kept when their MinHash-estimated Jaccard similarity reaches
     ``threshold``.
     """
+    checked_texts(texts, "texts")
     check_threshold("near-duplicate threshold", threshold)
     # The index makes millions of small, acyclic objects; the cyclic GC would rescan them over
     # and over as they accumulate, which makes 200k records cost ~2.6x 100k instead of ~2x.

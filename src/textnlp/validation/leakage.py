@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from textnlp.validation.dedup import check_threshold, new_lsh
 from textnlp.validation.embedding import Vectors
+from textnlp.validation.inputs import checked_texts
 from textnlp.validation.minhash import DEFAULT_NUM_PERM, DEFAULT_SEED, signatures
 
 DEFAULT_NGRAM_THRESHOLD = 0.5
@@ -93,6 +94,8 @@ def find_leakage(
     ref_vectors: Vectors | None = None,
 ) -> tuple[list[LeakageMatch], npt.NDArray[np.float32] | None]:
     """(leaking records, best reference cosine of every record or None without embeddings)."""
+    checked_texts(texts, "texts")
+    checked_texts(references, "references")
     by_ngram = ngram_matches(texts, references, threshold=ngram_threshold)
     best_sim: npt.NDArray[np.float32] | None = None
     best_idx: npt.NDArray[np.int64] | None = None

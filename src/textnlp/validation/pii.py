@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from textnlp.validation.inputs import checked_text
+
 PIIKind = Literal["email", "credit_card", "iban", "ssn", "ip_address", "phone"]
 
 _EMAIL = re.compile(
@@ -111,6 +113,7 @@ _DETECTORS: list[tuple[PIIKind, re.Pattern[str], Callable[[str], bool]]] = [
 
 def find_pii(text: str) -> list[PIIFinding]:
     """All PII findings in ``text``, sorted by position, without overlaps."""
+    checked_text(text, "text")
     found: list[PIIFinding] = []
     taken: list[tuple[int, int]] = []
     for kind, pattern, check in _DETECTORS:
@@ -125,6 +128,7 @@ def find_pii(text: str) -> list[PIIFinding]:
 
 def mask_pii(text: str, findings: list[PIIFinding] | None = None) -> str:
     """A copy of ``text`` with every finding replaced by ``[KIND]`` (e.g. ``[EMAIL]``)."""
+    checked_text(text, "text")
     findings = find_pii(text) if findings is None else findings
     parts: list[str] = []
     cursor = 0

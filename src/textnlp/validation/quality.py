@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from textnlp import strict_json
+from textnlp.validation.inputs import checked_text
 from textnlp.validation.pii import PIIFinding, find_pii, mask_pii
 from textnlp.validation.safe_schema import SafeSchema, compiled, instance_problem
 from textnlp.validation.text import distinct_n, ngrams, tokens, words
@@ -79,6 +80,7 @@ def text_quality(
     ``InvalidParameter``); ``count_tokens`` counts model tokens instead of the built-in
     tokeniser's.
     """
+    checked_text(text, "text")
     word_list = words(text)
     findings = find_pii(text)
     ratio, longest = repetition(word_list)

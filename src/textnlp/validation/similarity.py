@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from textnlp.errors import InvalidInput
 from textnlp.validation.embedding import Embedder, Vectors
+from textnlp.validation.inputs import checked_texts
 from textnlp.validation.text import words
 
 
@@ -77,6 +78,8 @@ def similarity(
     embedder: Embedder | None = None,
 ) -> SimilarityReport:
     """Pairwise and corpus similarity of ``candidates[i]`` to ``references[i]``."""
+    checked_texts(candidates, "candidates")
+    checked_texts(references, "references")
     if len(candidates) != len(references):
         raise InvalidInput(
             f"similarity needs as many references as candidates "
@@ -138,6 +141,13 @@ def bert_score(
     Precision averages, over candidate tokens, the best cosine with a reference token; recall
     the reverse; F1 is their harmonic mean. A pair with an empty side scores 0.
     """
+    checked_texts(candidates, "candidates")
+    checked_texts(references, "references")
+    if len(candidates) != len(references):
+        raise InvalidInput(
+            f"bert_score needs as many references as candidates "
+            f"({len(candidates)} candidates, {len(references)} references)"
+        )
     embedder = embedder or Embedder.shared()
     cand_tokens = embedder.token_embeddings(candidates)
     ref_tokens = embedder.token_embeddings(references)

@@ -54,6 +54,16 @@ class Recipe(BaseModel):
     export: ExportSpec = ExportSpec()
     source: str = ""
 
+    def __init__(self, **fields: Any) -> None:
+        """``Recipe(id=..., columns=...)`` in code: a bad recipe is a ``RecipeError`` there
+        too, as from a file (``parse_recipe``), not pydantic's ``ValidationError``."""
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            name = fields.get("id")
+            label = f"recipe {quoted(name)}" if isinstance(name, str) else "recipe"
+            raise RecipeError(f"{label}: {first_error(exc, root='recipe')}") from None
+
     @model_validator(mode="after")
     def _is_a_dag(self) -> Recipe:
         if not self.columns:
