@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, InstanceOf, ValidationError
 
 from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidParameter
@@ -136,7 +136,7 @@ def _arguments_model() -> type[BaseModel]:
         # Strict: "3" is not a count, True not a seed, a dict not a recipe.
         model_config = ConfigDict(strict=True, arbitrary_types_allowed=True)
 
-        template: Annotated[str, Field(min_length=1)] | Recipe
+        template: Annotated[str, Field(min_length=1)] | InstanceOf[Recipe]
         count: int = Field(ge=1)
         output: Annotated[str | Path, AfterValidator(_file_name)]
         model: str | None

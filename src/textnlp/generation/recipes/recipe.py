@@ -55,13 +55,20 @@ class Recipe(BaseModel):
     source: str = ""
 
     def __init__(self, **fields: Any) -> None:
-        """``Recipe(id=..., columns=...)`` in code: a bad recipe is a ``RecipeError`` there
-        too, as from a file (``parse_recipe``), not pydantic's ``ValidationError``."""
+        """A bad recipe is a ``RecipeError`` naming its file (``source``) or its id, built in
+        code (``Recipe(id=..., columns=...)``) as read from a file (pydantic calls a model's
+        own ``__init__`` when it validates), never pydantic's ``ValidationError``."""
         try:
             super().__init__(**fields)
         except ValidationError as exc:
-            name = fields.get("id")
-            label = f"recipe {quoted(name)}" if isinstance(name, str) else "recipe"
+            source, name = fields.get("source"), fields.get("id")
+            label = (
+                f"recipe {source}"
+                if isinstance(source, str) and source
+                else f"recipe {quoted(name)}"
+                if isinstance(name, str)
+                else "recipe"
+            )
             raise RecipeError(f"{label}: {first_error(exc, root='recipe')}") from None
 
     @model_validator(mode="after")
@@ -230,10 +237,7 @@ def reads(column: Any) -> dict[str, set[str]]:
 def parse_recipe(raw: Any, *, source: str) -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"recipe {source} must be a YAML mapping")
-    try:
-        return Recipe.model_validate({**raw, "source": source})
-    except ValidationError as exc:
-        raise RecipeError(f"recipe {source}: {first_error(exc, root='recipe')}") from None
+    return Recipe.model_validate({**raw, "source": source})  # RecipeError: see Recipe.__init__
 
 
 def is_recipe(raw: Any) -> bool:
