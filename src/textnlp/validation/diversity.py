@@ -45,7 +45,7 @@ def semantic_diversity(vectors: Vectors) -> float | None:
     total = vectors.sum(axis=0)
     # sum over i != j of v_i . v_j = |sum v|^2 - sum |v_i|^2 (= n for unit vectors).
     mean_cos = (float(total @ total) - float((vectors * vectors).sum())) / (n * (n - 1))
-    return 1.0 - mean_cos
+    return min(max(1.0 - mean_cos, 0.0), 2.0)  # float rounding put identical texts below 0
 
 
 def nearest_neighbour_similarity(vectors: Vectors) -> npt.NDArray[np.float32]:

@@ -105,8 +105,8 @@ def similarity(
         bert = berts[i]
         pairs.append(
             PairScores(
-                bleu=sacrebleu.sentence_bleu(cand, [ref]).score,
-                chrf=sacrebleu.sentence_chrf(cand, [ref]).score,
+                bleu=_percent(sacrebleu.sentence_bleu(cand, [ref]).score),
+                chrf=_percent(sacrebleu.sentence_chrf(cand, [ref]).score),
                 rouge1=rouge["rouge1"].fmeasure,
                 rouge2=rouge["rouge2"].fmeasure,
                 rougeL=rouge["rougeL"].fmeasure,
@@ -117,8 +117,8 @@ def similarity(
             )
         )
     corpus = CorpusScores(
-        bleu=sacrebleu.corpus_bleu(list(candidates), [list(references)]).score,
-        chrf=sacrebleu.corpus_chrf(list(candidates), [list(references)]).score,
+        bleu=_percent(sacrebleu.corpus_bleu(list(candidates), [list(references)]).score),
+        chrf=_percent(sacrebleu.corpus_chrf(list(candidates), [list(references)]).score),
         rouge1=_mean([p.rouge1 for p in pairs]),
         rouge2=_mean([p.rouge2 for p in pairs]),
         rougeL=_mean([p.rougeL for p in pairs]),
@@ -129,8 +129,14 @@ def similarity(
 
 
 def cosine_pairs(left: Vectors, right: Vectors) -> list[float]:
-    """Row-wise cosine of two matrices of unit vectors."""
-    return [float(x) for x in np.einsum("ij,ij->i", left, right)]
+    """Row-wise cosine of two matrices of unit vectors, in [-1, 1] (float32 rounding put
+    identical texts at 1.0000002)."""
+    return [float(x) for x in np.clip(np.einsum("ij,ij->i", left, right), -1.0, 1.0)]
+
+
+def _percent(score: float) -> float:
+    """sacrebleu's 0-100 score kept in its range (identical texts scored 100.00000000000004)."""
+    return min(max(score, 0.0), 100.0)
 
 
 def bert_score(
@@ -156,7 +162,7 @@ def bert_score(
         if len(cand) == 0 or len(ref) == 0:
             scores.append((0.0, 0.0, 0.0))
             continue
-        sim = cand @ ref.T
+        sim = np.clip(cand @ ref.T, -1.0, 1.0)  # cosines of unit vectors, float32-rounded
         precision = float(sim.max(axis=1).mean())
         recall = float(sim.max(axis=0).mean())
         total = precision + recall

@@ -51,3 +51,19 @@ def test_a_recipe_built_in_code_is_checked_as_a_file_is() -> None:
         textnlp.Recipe(id="x", columns={"a": {"type": "nope"}})
     made = textnlp.Recipe(id="ok", columns={"a": {"type": "category", "values": ["x"]}}, output="a")
     assert made.output == "a"
+
+
+def test_scores_of_identical_texts_keep_to_their_documented_ranges() -> None:
+    # float rounding gave BLEU 100.00000000000004, cosine 1.0000002, a diversity below 0.
+    from textnlp.validation.diversity import semantic_diversity
+    from textnlp.validation.embedding import Embedder
+
+    texts = ["The same review of the same lamp."] * 10
+    report = similarity(texts[:3], texts[:3])
+    for pair in report.pairs:
+        assert pair.bleu == 100.0 and pair.chrf == 100.0
+        assert pair.cosine is not None and pair.cosine <= 1.0
+        assert pair.bertscore_f1 is not None and pair.bertscore_f1 <= 1.0
+    assert report.corpus.bleu == 100.0
+    diversity = semantic_diversity(Embedder.shared().encode(texts))
+    assert diversity is not None and 0.0 <= diversity < 1e-6
