@@ -3,7 +3,8 @@ filters render in, and the check of a text against it at load time.
 
 Sandboxed (no attribute of Python's internals), strict (an undefined name is an error, not an
 empty string) and with ``*`` and ``**`` bounded: ``'x' * 10**12`` would exhaust memory; a
-render that recurses without end is a ``SecurityError`` as those are.
+render that recurses without end, or whose text grows past ``MAX_RENDER_CHARS``, is a
+``SecurityError`` as those are. Loops are not bounded in time (``range`` is, per call, by Jinja).
 Other costly calls, e.g. ``'%0999999999d' % 1``, stay possible: a template or recipe is its
 author's, loaded from a file, not a request's.
 """
@@ -22,6 +23,8 @@ from jinja2.sandbox import SandboxedEnvironment
 #: Longest sequence an expression may build with ``*`` and bits of an integer ``**`` result.
 MAX_EXPRESSION_ITEMS = 1_000_000
 MAX_EXPRESSION_BITS = 1_000_000
+#: Longest text one render may make (a prompt, a variable, a column): far past any context.
+MAX_RENDER_CHARS = 1_000_000
 
 
 class _BoundedSandbox(SandboxedEnvironment):
@@ -46,10 +49,19 @@ class _BoundedSandbox(SandboxedEnvironment):
 
 class _BoundedTemplate(jinja2.Template):
     def render(self, *args: Any, **kwargs: Any) -> str:
+        """The text, built piece by piece and stopped past ``MAX_RENDER_CHARS`` (a loop of
+        ``'x' * 99999`` built a prompt of a gigabyte, then reported valid)."""
+        pieces: list[str] = []
+        size = 0
         try:
-            return super().render(*args, **kwargs)
+            for piece in self.generate(*args, **kwargs):
+                size += len(piece)
+                if size > MAX_RENDER_CHARS:
+                    raise SecurityError(f"render longer than {MAX_RENDER_CHARS:,} characters")
+                pieces.append(piece)
         except RecursionError:  # a macro calling itself: a 1,000-line traceback otherwise
             raise SecurityError("recursion too deep (a macro that calls itself?)") from None
+        return "".join(pieces)
 
 
 JINJA = _BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
