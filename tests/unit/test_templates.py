@@ -195,6 +195,16 @@ def test_a_file_no_template_can_hold_is_refused_at_load(
     assert "\n" not in caught.value.message
 
 
+def test_an_expression_reads_only_variables_set_before_it() -> None:
+    # A cycle, or a later variable, was "'b' is undefined" at the first render.
+    variables = {"a": {"expr": "{{ b }}"}, "b": {"expr": "{{ a }}"}}
+    with pytest.raises(TemplateError, match="variable 'a' reads 'b', which is not set before it"):
+        parse_template({**TEMPLATE, "variables": variables}, source="t.yaml")
+    ordered = {"b": {"values": ["x"]}, "a": {"expr": "{{ b }}!"}}
+    template = parse_template({**TEMPLATE, "user": "{{ a }}", "variables": ordered}, source="t")
+    assert template.sample_variables(0, 0)["a"] == "x!"
+
+
 def test_catalogue_lookup_takes_ids_never_paths(tmp_path: Path) -> None:
     path = tmp_path / "server-file.yaml"
     path.write_text("id: server-file\nuser: hi\n", encoding="utf-8")

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 import yaml
+from jinja2 import meta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from textnlp import strict_json
@@ -172,7 +173,23 @@ class PromptTemplate(BaseModel):
                 check_templates(text)
             except ValueError as exc:
                 raise ValueError(f"{where}, {exc}") from None
+        self._check_order()
         return self
+
+    def _check_order(self) -> None:
+        """An expression reads variables set before it: they are set in the order given (a
+        cycle, or a later variable, was "'b' is undefined" at the first render)."""
+        names = list(self.variables)
+        for position, (name, variable) in enumerate(self.variables.items()):
+            if variable.expr is None:
+                continue
+            read = meta.find_undeclared_variables(JINJA.parse(variable.expr))
+            later = sorted(r for r in read if r in names[position:])
+            if later:
+                raise ValueError(
+                    f"variable {name!r} reads {later[0]!r}, which is not set before it: an "
+                    "expression reads the variables listed above it"
+                )
 
     def sample_variables(
         self, seed: int, index: int, overrides: dict[str, Any] | None = None
@@ -289,25 +306,26 @@ MAX_FILE_DEPTH = MAX_DEPTH + 16
 
 
 def _read_yaml(path: Path) -> Any:
-    """A template or recipe file's YAML: its every string valid Unicode (an escaped lone
-    surrogate, ``"\\ud800"``, fails every prompt and every write far from the file)."""
+    """A template or recipe file's YAML, every string in it valid Unicode (an escaped lone
+    surrogate, ``"\\ud800"``, fails every prompt and every write far from the file). Its
+    errors name the file only: which of the two it holds is known once it is read."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
+        raise TemplateError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise TemplateError(f"template {path} is not UTF-8 text") from None
+        raise TemplateError(f"{path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise TemplateError(f"template {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        raise TemplateError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:  # PyYAML composes nodes recursively
-        raise TemplateError(f"template {path} is nested too deep to read") from None
+        raise TemplateError(f"{path} is nested too deep to read") from None
     if deeper_than(raw, MAX_FILE_DEPTH):  # its schemas' own bound is MAX_DEPTH
-        raise TemplateError(f"template {path} is nested deeper than {MAX_FILE_DEPTH} levels")
+        raise TemplateError(f"{path} is nested deeper than {MAX_FILE_DEPTH} levels")
     invalid = invalid_text_at(raw)
     if invalid is not None:
         where, problem = invalid
         at = ".".join(str(key) for key in where) or "(root)"
-        raise TemplateError(f"template {path}: {quoted(at)[1:-1]}: {problem}")
+        raise TemplateError(f"{path}: {quoted(at)[1:-1]}: {problem}")
     return raw
 
 

@@ -65,6 +65,12 @@ def test_bad_specs_fail_at_load(spec: dict[str, Any]) -> None:
         ADAPTER.validate_python({"type": "filter", **spec})
 
 
+def test_a_filter_expr_in_braces_says_it_takes_none() -> None:
+    # It said "expected token ':', got '}'".
+    with pytest.raises(ValidationError, match="a bare expression, without {{ }}"):
+        ADAPTER.validate_python({"type": "filter", "rule": "expression", "expr": "{{ a > 5 }}"})
+
+
 def test_references() -> None:
     assert load(rule="refusal", column="answer").references() == {"answer"}
     expression = load(rule="expression", expr="score.helpfulness.score >= 3 and range(3) | list")

@@ -104,6 +104,10 @@ class ExpressionFilter(_Rule):
     @field_validator("expr")
     @classmethod
     def _parses(cls, expr: str) -> str:
+        if expr.strip().startswith("{{"):  # a template's or an expression column's spelling
+            raise ValueError(
+                'a filter\'s expr is a bare expression, without {{ }} (e.g. expr: "rating >= 4")'
+            )
         try:
             _expression(expr)
             check_templates("{{ (" + expr + ") }}")  # an unknown filter under an ``if`` too
