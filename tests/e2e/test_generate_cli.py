@@ -139,8 +139,7 @@ def test_bad_yaml_is_one_line_with_line_and_column(tmp_path: Path) -> None:
     result = textnlp("templates", "show", "t.yaml", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: t.yaml is not valid YAML: expected ',' or ']', but got ':' "
-        "(line 3, column 10)"
+        "error: t.yaml is not valid YAML: expected ',' or ']', but got ':' (line 3, column 10)"
     ]
 
 
