@@ -135,7 +135,9 @@ class EgressPolicy:
                 if not is_public(ipaddress.ip_address(address.split("%", 1)[0])):
                     raise InvalidInput(
                         f"webhook host {host!r} resolves to {address}, which is not a public "
-                        "address (private, loopback, link-local and reserved targets are refused)"
+                        "address (private, loopback, link-local and reserved targets are "
+                        "refused; a local setup allows them with "
+                        "TEXTNLP_QUEUE__WEBHOOK_ALLOW_PRIVATE=true)"
                     )
         return EgressTarget(
             url=url, scheme=scheme, host=host, port=port, addresses=tuple(addresses)

@@ -45,8 +45,11 @@ def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], message: st
 
 
 def test_an_unreachable_api() -> None:
-    result = textnlp("jobs", "status", "0" * 32, "--api", f"http://{CLOSED}")
+    result = textnlp("jobs", "status", "0" * 32, "--api", f"http://{CLOSED}", "--token", "k")
     assert_one_line_exit_2(result, f"cannot reach the API at http://{CLOSED}")
+    # Without a token it is not asked: the CLI's own words, not the server's header name.
+    result = textnlp("jobs", "status", "0" * 32, "--api", f"http://{CLOSED}")
+    assert_one_line_exit_2(result, "--api needs --token (or TEXTNLP_API_TOKEN)")
 
 
 def test_an_api_option_that_is_no_url() -> None:

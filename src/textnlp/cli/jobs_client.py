@@ -105,6 +105,8 @@ class ApiJobs:
             raise InvalidInput(
                 f"--api must be an http(s) URL such as http://127.0.0.1:8000 (got {base_url!r})"
             )
+        if not token:  # the server would say "send 'Authorization: Bearer <token>'"
+            raise InvalidInput("--api needs --token (or TEXTNLP_API_TOKEN): an API key or token")
         self.base_url = base_url.rstrip("/")
         self.client = TextNLPClient(self.base_url, api_key=token, timeout=60.0)
 
