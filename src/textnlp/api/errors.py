@@ -162,7 +162,8 @@ def _validation_error(error: Any) -> dict[str, Any]:
     loc = [str(part) for part in error.get("loc", ())]
     msg = str(error.get("msg", "")).removeprefix("Value error, ")  # a validator's own words
     if error.get("type") == "json_invalid":  # FastAPI puts the offset where a field would be
-        reason = (error.get("ctx") or {}).get("error") or msg
+        reason = str((error.get("ctx") or {}).get("error") or msg)
+        reason = reason.removesuffix(" at")  # json's "Invalid control character at"
         at = f" at character {loc[1]}" if len(loc) > 1 else ""
         loc, msg = loc[:1], f"invalid JSON: {reason}{at}"
     return {"loc": loc, "msg": msg, "type": str(error.get("type", ""))}

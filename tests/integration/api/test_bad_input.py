@@ -83,6 +83,9 @@ def test_malformed_json_and_wrong_content(api: Api) -> None:
             "type": "json_invalid",
         }
     ]
+    raw = b'{"prompt": "a\x01b"}'  # a control character inside a string
+    control = assert_error(api.client.post(TEXT, content=raw, headers=headers), 422)
+    assert control["message"] == "body: invalid JSON: Invalid control character at character 13"
     for number in (b"NaN", b"Infinity", b"-Infinity"):  # Python's parser takes them
         body = b'{"prompt": "hi", "temperature": ' + number + b"}"
         error = assert_error(api.client.post(TEXT, content=body, headers=headers), 422)
