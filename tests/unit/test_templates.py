@@ -128,7 +128,7 @@ def test_a_render_over_its_bounds_is_a_template_error() -> None:
     # Each piece within the bound, the whole past it: a prompt of a gigabyte, built in memory.
     loop = "{% for i in range(10000) %}{{ 'x' * 99999 }}{% endfor %}"
     grows = parse_template({**TEMPLATE, "user": loop}, source="t.yaml")
-    with pytest.raises(TemplateError, match="render longer than 1,000,000 characters"):
+    with pytest.raises(TemplateError, match="render longer than 10,000,000 characters"):
         grows.render(grows.sample_variables(seed=1, index=0))
     divides = parse_template({**TEMPLATE, "user": "{{ words / 0 }}"}, source="t.yaml")
     with pytest.raises(TemplateError, match="template 'demo': division by zero"):

@@ -23,8 +23,9 @@ from jinja2.sandbox import SandboxedEnvironment
 #: Longest sequence an expression may build with ``*`` and bits of an integer ``**`` result.
 MAX_EXPRESSION_ITEMS = 1_000_000
 MAX_EXPRESSION_BITS = 1_000_000
-#: Longest text one render may make (a prompt, a variable, a column): far past any context.
-MAX_RENDER_CHARS = 1_000_000
+#: Longest text one render may make (a prompt, a variable, a column): far past any model's
+#: context, and past what one request or prompt file's line may hold (1 MiB).
+MAX_RENDER_CHARS = 10_000_000
 
 
 class _BoundedSandbox(SandboxedEnvironment):

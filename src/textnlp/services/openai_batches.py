@@ -294,7 +294,13 @@ class OpenAIBatchService:
         row = self._batch_row(owner, batch_id)
         if self._expired(row):
             raise Conflict(f"batch {batch_id} has expired; it cannot be cancelled")
-        self.jobs.cancel(self._me(owner), row.id)  # a finished batch: 409
+        status = self._status(row)
+        if status in {"completed", "failed"}:  # said in a batch's words, not a job's
+            raise Conflict(
+                f"batch {batch_id} has ended ({status}); only a batch still in progress can be "
+                "cancelled"
+            )
+        self.jobs.cancel(self._me(owner), row.id)  # a batch ending meanwhile: the job's 409
         return self.retrieve(owner, batch_id)
 
     def list_batches(self, owner: Owner, *, after: str | None = None, limit: int = 20) -> BatchList:

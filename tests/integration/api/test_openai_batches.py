@@ -373,6 +373,7 @@ def test_cancel_and_delete(api: Api) -> None:
     run_worker(api.settings)
     finished = api.client.post(f"{BATCHES}/{done['id']}/cancel", headers=alice)
     assert finished.status_code == 409
+    assert "has ended (completed)" in finished.json()["error"]["message"]  # a batch's words
     output = api.client.get(f"{BATCHES}/{done['id']}", headers=alice).json()["output_file_id"]
     assert api.client.delete(f"{FILES}/{output}", headers=alice).status_code == 409
 
@@ -562,7 +563,9 @@ def test_files_take_more_than_other_bodies(api: Api) -> None:
     file = uploaded.json()
     assert file["bytes"] == len(data)
     assert api.client.get(f"{FILES}/{file['id']}/content", headers=alice).content == data
-    batch = create(api, "alice", file["id"]).json()
+    created = create(api, "alice", file["id"])
+    assert created.status_code == 200, created.text
+    batch = created.json()
     run_worker(api.settings)
     done = get_batch(api, "alice", batch["id"])
     assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
