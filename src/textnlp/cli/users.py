@@ -120,7 +120,12 @@ def _report(user: User, what: str) -> None:
 @users_app.command("api-key")
 def api_key(
     name: str = typer.Argument(..., help="The user the key belongs to."),
-    label: str = typer.Option("default", "--label", help="A name for the key."),
+    label: str = typer.Option(
+        "default",
+        "--name",
+        "--label",
+        help="The key's name (the API's 'name' of POST /auth/api-keys).",
+    ),
 ) -> None:
     """Create an API key for a user (service account); it is printed once."""
     with platform() as parts:

@@ -43,6 +43,7 @@ from textnlp.domain.generation import MAX_TOKENS_LIMIT, ChatMessage
 from textnlp.errors import BackendError, ContextWindowExceeded, DatasetError, first_error
 from textnlp.generation.templates import PromptTemplate
 from textnlp.services.job_models import JobParams, PromptItem
+from textnlp.services.text_boundary import invalid_text_at
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -213,6 +214,10 @@ def _request(where: str, number: int, raw: Any) -> BatchRequestItem:
     if line.url not in ENDPOINTS:
         supported = ", ".join(ENDPOINTS)
         raise DatasetError(f"{where}: url {line.url!r} is {_UNSUPPORTED} (supported: {supported})")
+    invalid = invalid_text_at(line.body)  # named where it is (a message), not as the prompt
+    if invalid is not None:
+        at, problem = invalid
+        raise DatasetError(f"{where}: body.{'.'.join(map(str, at))}: {problem}")
     try:
         if line.url == CHAT_COMPLETIONS:
             return _chat_item(line, number, _ChatBody.model_validate(line.body))

@@ -65,6 +65,11 @@ def test_refusals_name_the_line() -> None:
     mixed = "\n".join([request("a"), json.dumps(completion)]).encode()
     with pytest.raises(DatasetError, match="line 2: url '/v1/completions' differs from"):
         list(read_batch_file("f", chunked(mixed, 64)))
+    # A chat line's text that cannot enter is named where it is, not as "body.prompt".
+    for bad in ("a\ud800", "a\x00b"):
+        line = json.dumps(json.loads(request("a", bad))).encode()  # escaped: \\ud800, \\u0000
+        with pytest.raises(DatasetError, match=r"line 1: body\.messages\.0\.content: text"):
+            list(read_batch_file("f", [line]))
 
 
 def test_a_lines_seed_is_any_64_bit_integer_as_online() -> None:
