@@ -55,6 +55,18 @@ def test_a_retried_local_submit_with_a_prompt_file_gets_its_job(tmp_path: Path) 
     assert len(uploads(tmp_path / "textnlp-home")) == 1  # the retry left no second upload
 
 
+def test_a_refused_submit_leaves_no_upload_of_its_own(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_text(PROMPTS)
+    (tmp_path / "q.jsonl").write_text('{"prompt": "Say bye"}\n')
+    args = ["jobs", "submit", "--idempotency-key", "run-7", "-m", "fake-fast"]
+    submitted(cli(tmp_path, *args, "--prompts-file", "p.jsonl"))
+    kept = uploads(tmp_path / "textnlp-home")
+    refused(cli(tmp_path, *args, "--prompts-file", "q.jsonl"), "different request")
+    assert uploads(tmp_path / "textnlp-home") == kept  # q.jsonl's upload went with the refusal
+    refused(cli(tmp_path, *args, "--prompts-file", "p.jsonl", "--seed", "3"), "different request")
+    assert uploads(tmp_path / "textnlp-home") == kept  # p.jsonl's, the job's, stays
+
+
 def test_uploads_are_listed_and_deleted_once_no_job_reads_them(tmp_path: Path) -> None:
     (tmp_path / "p.jsonl").write_text(PROMPTS)
     job = submitted(cli(tmp_path, "jobs", "submit", "--prompts-file", "p.jsonl", "-m", "fake-fast"))

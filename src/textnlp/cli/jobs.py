@@ -14,6 +14,7 @@ the command exits 130.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -152,11 +153,21 @@ def submit(
             "max_cost_usd": max_cost,
             "provider_batch": provider_batch or None,
         }
+        fresh_upload = None
         if prompts_file is not None:
-            body["prompt_file"] = backend.upload(prompts_file.name, _read_prompts(prompts_file))
-        job = backend.submit(
-            {k: v for k, v in body.items() if v not in (None, {})}, idempotency_key
-        )
+            before = {u["key"] for u in backend.uploads()["uploads"]}
+            key = backend.upload(prompts_file.name, _read_prompts(prompts_file))
+            body["prompt_file"] = key
+            fresh_upload = None if key in before else key.rsplit("/", 1)[-1]
+        try:
+            job = backend.submit(
+                {k: v for k, v in body.items() if v not in (None, {})}, idempotency_key
+            )
+        except TextNLPError:
+            if fresh_upload is not None:  # a refused command leaves nothing behind
+                with contextlib.suppress(TextNLPError):  # the refusal is what to tell
+                    backend.delete_upload(fresh_upload)
+            raise
         if wait:
             print(f"job {job['id']} submitted", file=sys.stderr, flush=True)
             job = _wait(backend, job["id"])
