@@ -78,13 +78,7 @@ def similarity(
     embedder: Embedder | None = None,
 ) -> SimilarityReport:
     """Pairwise and corpus similarity of ``candidates[i]`` to ``references[i]``."""
-    checked_texts(candidates, "candidates")
-    checked_texts(references, "references")
-    if len(candidates) != len(references):
-        raise InvalidInput(
-            f"similarity needs as many references as candidates "
-            f"({len(candidates)} candidates, {len(references)} references)"
-        )
+    _check_pairs("similarity", candidates, references)
     if not candidates:
         raise InvalidInput("similarity needs at least one candidate")
     import sacrebleu
@@ -134,6 +128,17 @@ def cosine_pairs(left: Vectors, right: Vectors) -> list[float]:
     return [float(x) for x in np.clip(np.einsum("ij,ij->i", left, right), -1.0, 1.0)]
 
 
+def _check_pairs(function: str, candidates: Sequence[str], references: Sequence[str]) -> None:
+    """Two lists of texts, paired one to one."""
+    checked_texts(candidates, "candidates")
+    checked_texts(references, "references")
+    if len(candidates) != len(references):
+        raise InvalidInput(
+            f"{function} needs as many references as candidates "
+            f"({len(candidates)} candidates, {len(references)} references)"
+        )
+
+
 def _percent(score: float) -> float:
     """sacrebleu's 0-100 score kept in its range (identical texts scored 100.00000000000004)."""
     return min(max(score, 0.0), 100.0)
@@ -147,13 +152,7 @@ def bert_score(
     Precision averages, over candidate tokens, the best cosine with a reference token; recall
     the reverse; F1 is their harmonic mean. A pair with an empty side scores 0.
     """
-    checked_texts(candidates, "candidates")
-    checked_texts(references, "references")
-    if len(candidates) != len(references):
-        raise InvalidInput(
-            f"bert_score needs as many references as candidates "
-            f"({len(candidates)} candidates, {len(references)} references)"
-        )
+    _check_pairs("bert_score", candidates, references)
     embedder = embedder or Embedder.shared()
     cand_tokens = embedder.token_embeddings(candidates)
     ref_tokens = embedder.token_embeddings(references)
