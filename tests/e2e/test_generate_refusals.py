@@ -69,7 +69,11 @@ def test_a_fixed_value_the_recipe_cannot_take(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variables", "user", "message"),
     [
-        ({"a": {"expr": "{{ b }}"}, "b": {"expr": "{{ a }}"}}, "Say {{ a }}", "'b' is undefined"),
+        (
+            {"a": {"expr": "{{ b }}"}, "b": {"expr": "{{ a }}"}},
+            "Say {{ a }}",
+            "variable 'a' reads 'b', which is not set before it",
+        ),
         ({"a": {"expr": "{{ 1 / 0 }}"}}, "Say {{ a }}", "division by zero"),
         ({"a": {"values": ["x"]}}, "Say {{ a | nosuch }}", "line 1: no filter named 'nosuch'"),
         ({"a": {"expr": "{{ a | nosuch }}"}}, "Say {{ a }}", "variable 'a', line 1"),
