@@ -212,6 +212,13 @@ class InvalidRequest(BackendError):
     user_error = True
 
 
+def is_permanent(exc: BaseException) -> bool:
+    """Whether doing the same again would meet the same error: the input is wrong (a job's
+    template, variables, files; a request the model refuses), not the moment. A worker fails
+    such a job at once instead of retrying it."""
+    return isinstance(exc, (InvalidInput, ContextWindowExceeded, InvalidRequest, MissingExtra))
+
+
 def quoted(value: object, limit: int = 80) -> str:
     """A user's value as a message quotes it: its repr, cut to ``limit`` characters (ids and
     names come from users, of any length, and a message echoes them)."""

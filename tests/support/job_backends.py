@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.support.fake_backend import FakeBackend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, TokenDelta
+from textnlp.errors import InvalidRequest
 
 
 class SlowFakeBackend(FakeBackend):
@@ -39,6 +40,18 @@ class PoisonBackend(FakeBackend):
 
     async def complete(self, request: GenerationRequest) -> Completion:
         raise RuntimeError("this model always fails")
+
+
+class RefusingBackend(FakeBackend):
+    """The provider refuses every request as invalid (an HTTP 400): the job's input is wrong."""
+
+    name = "refuses"
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__(spec)
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        raise InvalidRequest("the provider refused the request", backend=self.name, model="x")
 
 
 class MidStreamFailureBackend(FakeBackend):
@@ -73,6 +86,7 @@ def register() -> None:
     register_backend("fake-slow", "tests.support.job_backends:SlowFakeBackend")
     register_backend("poison", "tests.support.job_backends:PoisonBackend")
     register_backend("crash", "tests.support.job_backends:CrashBackend")
+    register_backend("refuses", "tests.support.job_backends:RefusingBackend")
     register_backend("fails-mid-stream", "tests.support.job_backends:MidStreamFailureBackend")
     register_backend("openai-fake", "tests.support.priced_backend:PricedOpenAIFake")
 
@@ -96,6 +110,9 @@ models:
     context_length: 4096
   - id: crash
     backend: crash
+    context_length: 4096
+  - id: refuses
+    backend: refuses
     context_length: 4096
   - id: fails-mid-stream
     backend: fails-mid-stream

@@ -28,7 +28,8 @@ messages reached a dead-letter queue by redrive (the worker died every time) are
 the dead-letter sweep (``worker.dead_letters``; finished when every record is stored). A job
 stopped by a spending cap (``QuotaExceeded``) is not retried: another attempt would meet the
 same cap. It is marked failed with the cap's message at once, its stored records stay, and its
-message is deleted.
+message is deleted. Nor is one whose input is wrong (``errors.is_permanent``: a template that
+fails to render, a request the model refuses): it fails at once with the reason.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from pydantic import ValidationError
 from textnlp.adapters.db.jobs import TERMINAL_STATES
 from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.bootstrap import Platform
-from textnlp.errors import QuotaExceeded, first_error
+from textnlp.errors import QuotaExceeded, first_error, is_permanent
 from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
 from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobMessage, JobSpec
@@ -286,7 +287,8 @@ class Worker:
         except Exception as exc:
             if is_outage(exc):
                 raise
-            await self._attempt_failed(queue, message, job_id, f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            await self._attempt_failed(queue, message, job_id, reason, final=is_permanent(exc))
             return
         over = await self.patience.run(what, self.runs.finish_generation, job_id, result_key)
         await self.patience.run(what, queue.delete, message)  # only now: the effects are stored
@@ -323,7 +325,8 @@ class Worker:
             if is_outage(exc):
                 raise
             reason = f"{type(exc).__name__}: {exc}"
-            await self._attempt_failed(queue, message, job_id, reason, on_job=False)
+            final = is_permanent(exc)
+            await self._attempt_failed(queue, message, job_id, reason, on_job=False, final=final)
             return
         if outcome is None:  # no checkpoint inside a validation: hand it back now
             raise StopJob("shutdown")
@@ -348,9 +351,12 @@ class Worker:
         reason: str,
         *,
         on_job: bool = True,
+        final: bool = False,
     ) -> None:
         """``on_job``: the attempts are counted on the job (generation), else on the message
-        alone (a validation step)."""
+        alone (a validation step). ``final``: another attempt would meet the same error (the
+        job's input is wrong): the job fails now and its message is deleted, not
+        dead-lettered (the dead-letter queue and its alarm are for the operators' failures)."""
         log.warning("job %s: attempt failed: %s", job_id, reason)
         runs = self.runs
         what = f"job {job_id}"
@@ -360,6 +366,11 @@ class Worker:
             # The job's own count: a handed-back SQS message is a fresh copy, received once.
             row = await self.patience.run(what, runs.get, job_id)
             attempts = max(attempts, row.attempts if row is not None else 0)
+        if final:
+            await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=reason))
+            await self.patience.run(what, queue.delete, message)
+            await self.patience.run(what, self._notify, job_id)
+            return
         if attempts < queue.max_receives:
             await self._let_go(message)
             await self.patience.run(what, queue.release, message)

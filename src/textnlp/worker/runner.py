@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from textnlp.backends.base import Backend
-from textnlp.errors import DatasetError
+from textnlp.errors import TextNLPError
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.writers import write_dataset
@@ -111,7 +111,8 @@ class JobRunner:
             raise unwrap(group) from None
         stored = runs.stored_count(job_id, ok_only=accepted_only)
         if stored != row.total:
-            raise DatasetError(f"job {job_id} has {stored} of {row.total} records stored")
+            # Not the input's fault (a lost write?): another attempt resumes from the store.
+            raise TextNLPError(f"job {job_id} has {stored} of {row.total} records stored")
         return await asyncio.to_thread(self.publish_stored, job_id)
 
     def publish_stored(self, job_id: str) -> str:

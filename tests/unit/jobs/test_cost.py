@@ -23,7 +23,8 @@ ALICE = Owner(id="alice")
 
 
 class FlakyPriced(PricedOpenAIFake):
-    """The priced fake whose ``fail_at``-th request (counted over the class) answers 400."""
+    """The priced fake whose ``fail_at``-th request (counted over the class) answers 500 (a
+    provider's passing fault: the attempt fails and the next one resumes)."""
 
     name = "openai-fake-flaky"
     calls: ClassVar[int] = 0
@@ -32,7 +33,7 @@ class FlakyPriced(PricedOpenAIFake):
     def handle(self, request: httpx2.Request) -> httpx2.Response:
         FlakyPriced.calls += 1
         if FlakyPriced.calls == FlakyPriced.fail_at:
-            return httpx2.Response(400, json={"error": {"message": "injected failure"}})
+            return httpx2.Response(500, json={"error": {"message": "injected failure"}})
         return answer(request)
 
 

@@ -138,6 +138,18 @@ def test_poison_job_fails_after_max_receives(settings: Settings, jobs: JobServic
     assert len(jobs.queues.generation.dead_letters(10)) == 1
 
 
+def test_a_job_whose_input_is_wrong_fails_at_once(settings: Settings, jobs: JobService) -> None:
+    # The provider refuses each request as invalid: a second attempt would meet the same 400.
+    view = jobs.submit(ALICE, spec(model="refuses", count=3))
+    run_worker(settings)
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed" and failed.attempts == 1
+    assert failed.error == "InvalidRequest: the provider refused the request"
+    # Deleted, not dead-lettered: the operators' alarm is not for a user's bad input.
+    assert jobs.queues.generation.dead_letters(10) == []
+    assert jobs.queues.generation.receive(1) == []
+
+
 def test_a_job_on_a_model_that_cannot_run_here_is_refused_at_submit(
     jobs: JobService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
