@@ -137,6 +137,16 @@ def test_the_machine_may_run_wait_for_and_stop_the_batch_task(assembly: Assembly
     assert len(pass_role["Resource"]) == 2  # the task role and the execution role
 
 
+def test_the_machine_may_tag_the_task_it_starts(assembly: Assembly) -> None:
+    # RunTask propagates the task definition's tags: without ecs:TagResource on the task it
+    # creates, AWS refuses the RunTask and every upload would end in the batch DLQ.
+    assert definition(assembly)["States"][RUN]["Parameters"]["PropagateTags"] == "TASK_DEFINITION"
+    (tag,) = [s for s in machine_statements(assembly) if "ecs:TagResource" in actions(s)]
+    assert actions(tag) == {"ecs:TagResource"}
+    assert tag["Condition"] == {"StringEquals": {"ecs:CreateAction": "RunTask"}}
+    assert ":task/" in json.dumps(tag["Resource"])
+
+
 def test_the_trigger_starts_executions_and_no_task(assembly: Assembly) -> None:
     statements = role_statements(assembly, functions(assembly)[BATCH_TRIGGER_HANDLER])
     (start,) = [s for s in statements if "states:StartExecution" in actions(s)]

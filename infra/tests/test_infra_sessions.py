@@ -94,7 +94,9 @@ def test_the_api_task_role_reads_and_writes_the_table(assembly: Assembly) -> Non
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
     (grant,) = _table_statements(statements)
-    assert actions(grant) == {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert actions(grant) == {
+        "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"
+    }
     assert TABLE_ARN.fullmatch(grant["Resource"])
 
 

@@ -23,9 +23,10 @@ The batch-trigger Lambda starts one execution per uploaded prompt file, with the
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -132,6 +133,14 @@ class BatchOrchestration(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL),
         )
         messaging_key.grant_encrypt_decrypt(self.state_machine)
+        # RunTask propagates the task definition's tags to the task: tagging on creation needs
+        # ecs:TagResource too (AWS docs, "Grant permission to tag resources on creation").
+        self.state_machine.add_to_role_policy(iam.PolicyStatement(
+            actions=["ecs:TagResource"],
+            resources=[Stack.of(self).format_arn(
+                service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*")],
+            conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
+        ))
         skip_checks(
             self.state_machine.role.node.find_child("DefaultPolicy"),
             ("CKV_AWS_111", "As CDK grants them for an ecs:runTask.sync state: ecs:StopTask and "

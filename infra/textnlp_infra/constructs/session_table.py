@@ -24,8 +24,11 @@ from textnlp.deployment import session_table_name
 
 from textnlp_infra.config import EnvConfig
 
-#: What the app's store calls (`DynamoDbSessionStore`), and what the authorizer calls.
-APP_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+#: What the app's store calls (`DynamoDbSessionStore`; infra/tests/test_role_calls.py runs it
+#: against the synthesised role), and what the authorizer calls.
+APP_ACTIONS = (
+    "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"
+)
 AUTHORIZER_ACTIONS = ("dynamodb:BatchGetItem",)
 
 

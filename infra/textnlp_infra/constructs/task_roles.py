@@ -163,12 +163,14 @@ class TaskRoles(Construct):
                 iam.PolicyStatement(
                     actions=["secretsmanager:GetSecretValue"], resources=[secrets_arn]
                 ),
-                # The stream router answers WebSocket clients through the management API.
+                # The stream router answers WebSocket clients through the management API
+                # (POST) and closes a revoked caller's socket (DELETE).
                 iam.PolicyStatement(
                     actions=["execute-api:ManageConnections"],
                     resources=[
                         f"arn:aws:execute-api:{region}:{account}:*/"
-                        f"{config.api.stage_name}/POST/@connections/*"
+                        f"{config.api.stage_name}/{method}/@connections/*"
+                        for method in ("POST", "DELETE")
                     ],
                 ),
                 iam.PolicyStatement(
