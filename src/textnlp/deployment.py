@@ -95,6 +95,10 @@ def session_table_name(environment: str) -> str:
 #: The header API Gateway adds to every request it forwards, with the deployment's generated
 #: secret (``api/origin-verify``); the app refuses requests without it (``api.origin_verify``).
 ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
+#: The header only the WebSocket API's integration adds, with the same secret: the bridge
+#: (``GATEWAY_STREAM_PATH``) trusts its connection id and route key from nothing else (the REST
+#: API forwards a client's own headers, ``X-Connection-Id`` included, to every app route).
+WEBSOCKET_ORIGIN_HEADER = "X-WebSocket-Origin"
 ORIGIN_VERIFY_SECRET = "api/origin-verify"
 
 #: S3 object metadata the API's upload route sets on prompt files: the user submits the job

@@ -25,6 +25,7 @@ from textnlp.deployment import (
     ACCESS_TOKEN_PARAMETER,
     GATEWAY_STREAM_PATH,
     ORIGIN_VERIFY_HEADER,
+    WEBSOCKET_ORIGIN_HEADER,
 )
 
 from textnlp_infra.checkov import skip_checks
@@ -74,6 +75,8 @@ class WebSocketApi(Construct):
                 "integration.request.header.X-Connection-Id": "context.connectionId",
                 "integration.request.header.X-Route-Key": "context.routeKey",
                 f"integration.request.header.{ORIGIN_VERIFY_HEADER}": f"'{origin_verify}'",
+                # Only this integration sends it: the app's bridge refuses calls without it.
+                f"integration.request.header.{WEBSOCKET_ORIGIN_HEADER}": f"'{origin_verify}'",
             }
             if route_key == "$connect":
                 parameters["integration.request.header.X-Access-Token"] = (

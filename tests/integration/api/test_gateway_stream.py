@@ -22,10 +22,12 @@ from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
 from tests.support.api import Api, make_settings, start_api
+from textnlp.deployment import ORIGIN_VERIFY_HEADER, WEBSOCKET_ORIGIN_HEADER
 
 pytestmark = pytest.mark.slow
 CALLBACK = "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
 STREAM = "/api/v1/stream"
+SECRET = "origin-secret-of-the-deployment"
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +35,12 @@ def gateway_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     with mock_aws():
         settings = make_settings(
             tmp_path_factory.mktemp("gateway"),
-            api={"websocket_callback_url": CALLBACK},
+            api={"websocket_callback_url": CALLBACK, "origin_verify": SECRET},
             aws={"region": "us-east-1"},
         )
-        yield from start_api(settings)
+        for api in start_api(settings):
+            api.client.headers[ORIGIN_VERIFY_HEADER] = SECRET  # as both gateways send it
+            yield api
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +50,8 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def event(api: Api, route: str, connection: str, body: Any = None, token: str = "") -> Any:
-    headers = {"X-Connection-Id": connection, "X-Route-Key": route}
+    """An event as the WebSocket API's integration sends it."""
+    headers = {"X-Connection-Id": connection, "X-Route-Key": route, WEBSOCKET_ORIGIN_HEADER: SECRET}
     if token:
         headers["X-Access-Token"] = token
     content = json.dumps(body) if isinstance(body, dict) else body
@@ -109,6 +114,29 @@ def test_bad_frames_get_error_events_and_the_connection_stays_usable(gateway_api
     good = {"prompt": "Say hi.", "max_tokens": 4, "temperature": 0.0}
     assert event(gateway_api, "$default", "conn-b", good).status_code == 202
     assert wait_for_done("conn-b")[-1]["type"] == "done"
+
+
+def test_only_the_websocket_api_calls_the_bridge(gateway_api: Api) -> None:
+    """The REST API forwards a client's own headers (with the origin secret it adds itself):
+    a forged connection id and route key must not act on another user's connection."""
+    token = token_of(gateway_api, "alice")
+    assert event(gateway_api, "$connect", "conn-victim", token=token).status_code == 200
+    forged = {"X-Connection-Id": "conn-victim", "X-Route-Key": "$default"}
+    for extra in ({}, {WEBSOCKET_ORIGIN_HEADER: "guessed"}):
+        for route in ("$default", "$disconnect", "$connect"):
+            refused = gateway_api.client.post(
+                STREAM,
+                headers={**forged, **extra, "X-Route-Key": route},
+                json={"prompt": "attacker prompt", "max_tokens": 4},
+            )
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["type"] == "permission_denied"
+    # The victim's connection is still theirs and nothing was posted to it.
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    assert "conn-victim" not in backend.connections  # moto keeps a connection once posted to
+    frame = {"prompt": "Say hi.", "max_tokens": 4, "temperature": 0.0}
+    assert event(gateway_api, "$default", "conn-victim", frame).status_code == 202
+    assert wait_for_done("conn-victim")[-1]["type"] == "done"
 
 
 def test_connect_checks_the_credential_itself(gateway_api: Api) -> None:

@@ -19,14 +19,18 @@ connection (``X-Connection-Id``) and the route (``X-Route-Key``):
   connection that is gone when an event is posted (``GoneException``) cancels its generation
   too, which covers a ``$disconnect`` that reached another task.
 
-Only API Gateway can reach this route: the load balancer forwards nothing without the
-gateway's origin header.
+Only the WebSocket API can call this route: the load balancer forwards nothing without the
+gateway's origin header, and the route refuses a request without ``X-WebSocket-Origin``
+(``deployment.WEBSOCKET_ORIGIN_HEADER``), which only the WebSocket API's integration sends with
+the deployment's secret; the REST API forwards a client's own headers (a forged
+``X-Connection-Id`` and ``X-Route-Key`` would otherwise act on another user's connection).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -38,8 +42,8 @@ from textnlp.api.deps import authenticate_async, enforce_rate_limit
 from textnlp.api.errors import ws_error_message
 from textnlp.api.routers.stream import stream_events
 from textnlp.api.serving import CompletionsServing
-from textnlp.deployment import GATEWAY_STREAM_PATH
-from textnlp.errors import AuthError, ConfigError, Conflict, NotFound
+from textnlp.deployment import GATEWAY_STREAM_PATH, WEBSOCKET_ORIGIN_HEADER
+from textnlp.errors import AuthError, ConfigError, Conflict, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
     from textnlp.bootstrap import Platform
@@ -153,6 +157,7 @@ RouteKey = Literal["$connect", "$disconnect", "$default"]
     responses={
         200: {"description": "`$connect` accepted, or `$disconnect` done."},
         202: {"description": "A frame accepted: its events are posted to the connection."},
+        403: {"description": "Not called by the WebSocket API (no `X-WebSocket-Origin`)."},
         404: {"description": "This server has no API Gateway (`api.websocket_callback_url`)."},
     },
 )
@@ -163,11 +168,21 @@ async def gateway_stream(
     ],
     route_key: Annotated[RouteKey, Header(alias="X-Route-Key")],
     access_token: Annotated[str | None, Header(alias="X-Access-Token", max_length=4096)] = None,
+    websocket_origin: Annotated[
+        str | None, Header(alias=WEBSOCKET_ORIGIN_HEADER, max_length=4096)
+    ] = None,
 ) -> Response:
     """One event of an API Gateway WebSocket connection (called by API Gateway only)."""
-    if not request.app.state.platform.settings.api.websocket_callback_url:
+    settings = request.app.state.platform.settings.api
+    secret = settings.origin_verify.get_secret_value()
+    if not settings.websocket_callback_url or not secret:
         # No gateway to post events back to: a server without one does not serve the route.
-        raise NotFound("no API Gateway WebSocket API here (api.websocket_callback_url is unset)")
+        raise NotFound(
+            "no API Gateway WebSocket API here (api.websocket_callback_url and "
+            "api.origin_verify are both needed)"
+        )
+    if not hmac.compare_digest((websocket_origin or "").encode(), secret.encode()):
+        raise PermissionDenied("only the API Gateway WebSocket API calls this route")
     streams: GatewayStreams = request.app.state.gateway_streams
     auth = request.app.state.auth
     if route_key == "$connect":
