@@ -597,7 +597,8 @@ class BatchingEngine:
         return False
 
     def _finish(self, running: _Running, reason: str, error: str = "") -> None:
-        running.text += running.decoder.decode(b"", final=True) if reason != "error" else ""
+        # Bytes still held by the decoder are a character cut off by the token budget (its
+        # first bytes only): dropped, never written to a dataset as U+FFFD.
         tail = running.text[running.emitted :] if reason != "error" else error
         running.job.emit(tail, reason, running.n_generated)
         self._release(running, keep_cache=reason != "error")
