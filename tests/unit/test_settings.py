@@ -202,6 +202,18 @@ def test_an_unknown_variable_is_refused_by_name_not_value(
     assert unknown_variables({"TEXTNLP_MODELS__PRICES__MY_MODEL__INPUT_PER_1K": "1"}) == []
 
 
+def test_the_env_secrets_backends_variables_are_not_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docs/backends.md names them; every command refused to start with one set.
+    monkeypatch.setenv("TEXTNLP_SECRET_MODELS_OPENAI_API_KEY", "sk-local")
+    settings = load_settings()
+    from textnlp.adapters.secrets.env import EnvSecrets
+
+    assert settings.profile == "local"
+    assert EnvSecrets().get("models/openai-api-key").get_secret_value() == "sk-local"
+
+
 def test_a_secret_in_a_bad_setting_is_never_printed() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"TEXTNLP_DATABASE__PORT": "hunter2-secret"})

@@ -120,7 +120,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route(scope)
-            method = scope.get("method", "WS")
+            method = _method_label(scope)
             self.metrics.observe_request(route, method, int(status["code"]), elapsed)
             # Successful load-balancer probes are counted in the metrics but logged only at
             # DEBUG: one line per probe per target would bury the requests worth reading.
@@ -249,6 +249,16 @@ def _template_pattern(template: str) -> re.Pattern[str]:
         if parameter:
             pattern += ".+" if parameter.endswith(":path}") else "[^/]+"
     return re.compile(f"(.*?){pattern}$")
+
+
+#: The methods a metric label may name; any other (a client may send "M1", "M2"...) is
+#: "other", so a client cannot grow the metrics' series without bound.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WS"})
+
+
+def _method_label(scope: Scope) -> str:
+    method = str(scope.get("method", "WS"))
+    return method if method in _METHODS else "other"
 
 
 class OriginCheckMiddleware:

@@ -30,7 +30,7 @@ def check_password(password: str) -> None:
 
 
 def check_key_name(name: str) -> None:
-    if not _KEY_NAME.match(name):
+    if not _KEY_NAME.fullmatch(name):  # match() lets "$" pass a final newline
         raise InvalidInput(
             "a key's name is printable text: no control or bidirectional-override characters"
         )

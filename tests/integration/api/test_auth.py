@@ -225,7 +225,9 @@ def test_a_disabled_user_is_refused_until_enabled_and_the_last_admin_stays(api: 
     auth.set_role("paused", "user")
 
 
-@pytest.mark.parametrize("name", ["line\nbreak", "tab\there", "evil\u202etxt.exe", "c1\x85"])
+@pytest.mark.parametrize(
+    "name", ["line\nbreak", "tab\there", "evil\u202etxt.exe", "c1\x85", "trailing newline\n"]
+)
 def test_a_key_name_is_printable_text(api: Api, name: str) -> None:
     refused = api.client.post(
         "/api/v1/auth/api-keys", json={"name": name}, headers=api.headers("bob")
@@ -234,3 +236,14 @@ def test_a_key_name_is_printable_text(api: Api, name: str) -> None:
     assert "printable text" in refused.json()["error"]["message"]
     listed = api.client.get("/api/v1/auth/api-keys", headers=api.headers("bob")).json()
     assert name not in str(listed)
+
+
+def test_logging_out_with_an_api_key_is_forbidden_not_unauthenticated(api: Api) -> None:
+    # The key is good, the route is not for it: 401 (with WWW-Authenticate) told clients to
+    # log in again.
+    key = api.client.post(KEYS, json={"name": "logout-k"}, headers=api.headers("bob")).json()
+    refused = api.client.post(LOGOUT, headers={"Authorization": f"Bearer {key['key']}"})
+    assert refused.status_code == 403 and "www-authenticate" not in refused.headers
+    assert refused.json()["error"]["type"] == "permission_denied"
+    listed = api.client.get(KEYS, headers={"Authorization": f"Bearer {key['key']}"})
+    assert listed.status_code == 200  # the key still works

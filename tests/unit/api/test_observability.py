@@ -83,3 +83,16 @@ def test_completion_cache_counts_hits_and_misses() -> None:
     hit = cache.get("k")
     assert hit is not None and hit.text == "hi"
     assert seen == [False, True]
+
+
+def test_a_method_the_api_does_not_know_is_one_label() -> None:
+    # A client may send any method ("M1", "M2"...): each would have been a series of its own.
+    from textnlp.api.middleware import _method_label
+
+    assert [_method_label({"method": m}) for m in ("GET", "POST", "M1", "M2")] == [
+        "GET",
+        "POST",
+        "other",
+        "other",
+    ]
+    assert _method_label({"type": "websocket"}) == "WS"

@@ -30,7 +30,7 @@ from textnlp.api.schemas import (
 )
 from textnlp.auth.client_address import limit_key
 from textnlp.auth.tokens import TokenPair
-from textnlp.errors import AuthError, PermissionDenied
+from textnlp.errors import PermissionDenied
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -63,9 +63,10 @@ def refresh(body: RefreshRequest, request: Request, auth: AuthDep) -> TokenRespo
 
 @router.post("/logout", response_model=LogoutResponse)
 def logout(user: CurrentUser, auth: AuthDep) -> LogoutResponse:
-    """Revoke the access token presented and its whole refresh-token family."""
+    """Revoke the access token presented and its whole refresh-token family (403 with an API
+    key: the credential is good, the route is not for it; 401 would say "log in again")."""
     if user.claims is None:
-        raise AuthError("logout needs an access token (API keys are revoked by id)")
+        raise PermissionDenied("logout needs an access token (API keys are revoked by id)")
     auth.logout(user.claims)
     return LogoutResponse()
 
