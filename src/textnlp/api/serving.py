@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from textnlp.api.schemas import (
@@ -124,13 +124,13 @@ class CompletionsServing:
         ]
 
     # Spending --------------------------------------------------------------------------------
-    async def admit(self, owner: str | None, model_id: str) -> None:
-        """Refuse (``QuotaExceeded``) when ``owner`` has reached their spending cap."""
-        if self.spending is None or owner is None:
-            return
-        spec = self.service.spec(model_id)
-        if self.spending.priced(spec):
-            await asyncio.to_thread(self.spending.check, owner, spec)
+    async def admit(
+        self, owner: str | None, model_id: str, requests: Sequence[GenerationRequest]
+    ) -> None:
+        """Refuse (``QuotaExceeded``) when ``owner`` has reached their spending cap, or when
+        the worst case of ``requests`` (prompt + ``max_tokens`` each) would pass it."""
+        if self.spending is not None and owner is not None:
+            await self.service.admit(owner, model_id, requests)
 
     async def charge(self, owner: str | None, cost_usd: float) -> None:
         if self.spending is not None and owner is not None and cost_usd > 0:
@@ -140,7 +140,7 @@ class CompletionsServing:
     async def complete(
         self, model_id: str, requests: list[GenerationRequest], owner: str | None = None
     ) -> CompletionResponse:
-        await self.admit(owner, model_id)
+        await self.admit(owner, model_id, requests)
         results = await asyncio.gather(
             *(self.service.complete(model_id, request, owner) for request in requests),
             return_exceptions=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,22 @@ class GenerationService:
             if owner is not None and cost > 0:
                 await asyncio.to_thread(self.spending.record, owner, cost)
         return sink.records
+
+    async def admit(self, owner: str, model_id: str, requests: Sequence[GenerationRequest]) -> None:
+        """Refuse (``QuotaExceeded``) direct requests of ``owner`` once their spending cap is
+        reached, or when the requests' worst case (prompt + ``max_tokens`` each) would pass it.
+        Requests admitted together may still pass it by what they cost together."""
+        spec = self.spec(model_id)
+        if not self.spending.priced(spec):
+            return
+        backend = await self.pool.get(model_id)
+        worst = sum(
+            self.spending.prices.estimate(
+                spec, backend.count_tokens(r.as_text()), r.params.max_tokens * r.params.n
+            )
+            for r in requests
+        )
+        await asyncio.to_thread(self.spending.check, owner, spec, worst)
 
     # -- models ------------------------------------------------------------------------------
     def models(self) -> list[ModelInfo]:

@@ -15,7 +15,8 @@ Caps:
 - a **run's** cap is the ``--max-cost`` of one dataset run (CLI, library).
 
 They are applied at admission (``check``: the API's text and invoke routes and batch submits
-refuse with ``QuotaExceeded``, HTTP 429 without ``Retry-After``) and while work runs
+refuse with ``QuotaExceeded``, HTTP 429 without ``Retry-After``, once the cap is reached; a
+direct request also when its worst case, prompt + ``max_tokens``, would pass it) and while work runs
 (``Budget``: the backend is wrapped in each cap, so a run stops before it passes one; a job's
 budget learns at each checkpoint what the owner's other work spent). Concurrent requests that
 pass admission together may overshoot a user's cap by what they cost; jobs of one user running
@@ -113,16 +114,27 @@ class SpendingService:
         """The cap that applies to a user whose own is ``cap_usd``."""
         return cap_usd if cap_usd is not None else self.settings.models.user_spending_cap_usd
 
-    def check(self, owner_id: str, spec: ModelSpec) -> None:
-        """Refuse (``QuotaExceeded``) when the owner's spend has reached their cap."""
+    def check(self, owner_id: str, spec: ModelSpec, worst_usd: float = 0.0) -> None:
+        """Refuse (``QuotaExceeded``) when the owner's spend has reached their cap, or would
+        pass it by ``worst_usd`` more (a request's worst case: prompt + ``max_tokens``)."""
         if not self.priced(spec):
             return
         spend = self.store.spend(owner_id)
         limit = self._limit(spend.cap_usd)
-        if limit is not None and spend.spent_usd >= limit:
+        if limit is None:
+            return
+        if spend.spent_usd >= limit:
             raise QuotaExceeded(
                 f"spending cap reached: ${spend.spent_usd:.4f} spent of the ${limit:.2f} "
                 f"allowed for this user; {spec.id} has a price (models without one still work)",
+                limit_usd=limit,
+                spent_usd=round(spend.spent_usd, 6),
+            )
+        if spend.spent_usd + worst_usd > limit:
+            raise QuotaExceeded(
+                f"spending cap: ${spend.spent_usd:.4f} spent of the ${limit:.2f} allowed for "
+                f"this user, and this request may cost up to ${worst_usd:.4f} (its prompt and "
+                "max_tokens): ask for fewer tokens",
                 limit_usd=limit,
                 spent_usd=round(spend.spent_usd, 6),
             )

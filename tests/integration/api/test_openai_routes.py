@@ -487,7 +487,8 @@ def test_the_spending_cap_refuses_with_insufficient_quota(priced_api: Api) -> No
     headers = priced_api.headers(name)
     body = chat(model="fake-priced", max_tokens=20, temperature=0.7)
     answers = [priced_api.client.post(CHAT, json=body, headers=headers) for _ in range(4)]
-    assert [a.status_code for a in answers[:3]] == [200, 200, 200], answers[0].text
+    # Two fit; then one whose worst case would pass the cap is refused before it runs.
+    assert [a.status_code for a in answers[:2]] == [200, 200], answers[0].text
     error = assert_openai_error(answers[3], 429, "insufficient_quota")
     assert error["type"] == "insufficient_quota" and "Retry-After" not in answers[3].headers
 

@@ -2,7 +2,8 @@
 
 A priced OpenAI-compatible model faked at the HTTP level (``fake-priced``: $1 per 1K prompt
 tokens, $2 per 1K completion tokens) costs $0.042 for "Say hello." with 20 completion tokens;
-the default cap of every user is $0.10, so the fourth such request of a user is refused.
+the default cap of every user is $0.10, so the third such request of a user is refused before
+it runs: its worst case (prompt + ``max_tokens``) would pass the cap.
 """
 
 from __future__ import annotations
@@ -59,28 +60,37 @@ def spending(api: Api) -> SpendingService:
     return service
 
 
-def assert_cap_error(response: Any, limit: float) -> dict[str, Any]:
+def assert_cap_error(response: Any, limit: float, reached: bool = True) -> dict[str, Any]:
+    """``reached``: the spend is at the cap; else the request's worst case would pass it."""
     assert response.status_code == 429, response.text
     error: dict[str, Any] = response.json()["error"]
-    assert error["type"] == "quota_exceeded" and "spending cap reached" in error["message"]
-    assert error["limit_usd"] == limit and error["spent_usd"] >= limit
+    said = "spending cap reached" if reached else "this request may cost up to"
+    assert error["type"] == "quota_exceeded" and said in error["message"], error
+    assert error["limit_usd"] == limit and (error["spent_usd"] >= limit) == reached
     assert "Retry-After" not in response.headers  # waiting does not lift a spending cap
     return error
 
 
 def test_direct_generations_count_until_the_cap_refuses(api: Api) -> None:
     user_id, _, headers = user(api)
-    answers = [api.client.post(TEXT, json=HELLO, headers=headers) for _ in range(4)]
-    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
-    assert spending(api).store.spend(user_id).spent_usd == pytest.approx(3 * HELLO_COST)
-    error = assert_cap_error(answers[3], 0.1)
-    assert error["spent_usd"] == pytest.approx(3 * HELLO_COST)
+    answers = [api.client.post(TEXT, json=HELLO, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers[:2]] == [200, 200]
+    assert spending(api).store.spend(user_id).spent_usd == pytest.approx(2 * HELLO_COST)
+    # $0.084 spent: the third may cost $0.042 more, past the cap, so it does not run.
+    error = assert_cap_error(answers[2], 0.1, reached=False)
+    assert error["spent_usd"] == pytest.approx(2 * HELLO_COST)
+    invoke = {"prompt": "Hi", "max_tokens": 20}
+    invoked = api.client.post("/api/v1/models/fake-priced/invoke", json=invoke, headers=headers)
+    assert_cap_error(invoked, 0.1, reached=False)
+    streamed = api.client.post(TEXT, json={**HELLO, "stream": True}, headers=headers)
+    assert_cap_error(streamed, 0.1, reached=False)
+    # A request whose worst case still fits runs ($0.012 at most).
+    small = api.client.post(TEXT, json={**HELLO, "max_tokens": 5}, headers=headers)
+    assert small.status_code == 200, small.text
+    assert spending(api).store.spend(user_id).spent_usd <= 0.1
 
-    invoke = {"prompt": "Hi", "max_tokens": 5}
-    assert_cap_error(
-        api.client.post("/api/v1/models/fake-priced/invoke", json=invoke, headers=headers), 0.1
-    )
-    assert_cap_error(api.client.post(TEXT, json={**HELLO, "stream": True}, headers=headers), 0.1)
+    spending(api).record(user_id, 0.02)  # the user's other work reaches the cap
+    assert_cap_error(api.client.post(TEXT, json=HELLO, headers=headers), 0.1)
     job = {"template": "product-review", "count": 3, "model": "fake-priced"}
     assert_cap_error(api.client.post(BATCH, json=job, headers=headers), 0.1)
 
@@ -91,7 +101,6 @@ def test_direct_generations_count_until_the_cap_refuses(api: Api) -> None:
         api.client.post(BATCH, json={**job, "model": "fake-fast"}, headers=headers).status_code
         == 202
     )
-    assert spending(api).store.spend(user_id).spent_usd == pytest.approx(3 * HELLO_COST)
 
 
 def test_a_users_own_cap_overrides_the_default(api: Api) -> None:
@@ -115,14 +124,14 @@ def test_websocket_streams_are_charged_and_capped(api: Api) -> None:
     token = headers["Authorization"].removeprefix("Bearer ")
     with api.client.websocket_connect(f"/api/v1/generate/stream?access_token={token}") as socket:
         answers = []
-        for _ in range(4):
+        for _ in range(3):
             socket.send_text(json.dumps(HELLO))
             while (message := socket.receive_json())["type"] == "token":
                 pass
             answers.append(message)
-    assert [a["type"] for a in answers] == ["done", "done", "done", "error"]
-    assert answers[3]["error"]["type"] == "quota_exceeded"
-    assert spending(api).store.spend(user_id).spent_usd == pytest.approx(3 * HELLO_COST)
+    assert [a["type"] for a in answers] == ["done", "done", "error"]
+    assert answers[2]["error"]["type"] == "quota_exceeded"
+    assert spending(api).store.spend(user_id).spent_usd == pytest.approx(2 * HELLO_COST)
 
 
 def test_job_cost_and_job_cap_in_the_status(api: Api) -> None:

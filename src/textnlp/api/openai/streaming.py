@@ -35,7 +35,7 @@ async def stream_response(
     writer: ChunkWriter,
     headers: dict[str, str],
 ) -> EventSourceResponse:
-    await serve.admit(owner, model_id)
+    await serve.admit(owner, model_id, requests)
     await serve.service.load(model_id)
     streams = [serve.stream(model_id, request, owner) for request in requests]
     try:  # every first event awaited (none left running), then the first failure raised

@@ -43,7 +43,8 @@ async def generate_text(
     requests = serve.requests_for(body)
     if not body.stream:
         return await serve.complete(model_id, requests, owner=user.id)
-    await serve.admit(user.id, model_id)  # a spending cap answers as an error, not mid-stream
+    # A spending cap answers as an error, not mid-stream.
+    await serve.admit(user.id, model_id, requests[:1])
     await serve.service.load(model_id)  # load errors answer as errors, not mid-stream
     # The first event is awaited before the response starts: what fails before any token (the
     # context window, a backend's refusal) answers with its status, not as a 200.

@@ -118,7 +118,7 @@ async def stream_events(
         body = StreamRequest.model_validate(json.loads(raw))
         model_id = serve.model_id(body.model)
         request = serve.requests_for(body)[0]
-        await serve.admit(owner, model_id)
+        await serve.admit(owner, model_id, [request])
         async for event in serve.stream(model_id, request, owner):
             if event.text:
                 yield {"type": "token", "text": event.text}

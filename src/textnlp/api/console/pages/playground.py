@@ -134,7 +134,7 @@ async def stream(request: Request, user: ConsoleUser, _csrf: CsrfChecked) -> Res
     model_id = serve.model_id(form.model)
     requests = serve.requests_for(form.text_request())
     # Refusals (a spending cap, a model that cannot load) answer as errors, not mid-stream.
-    await serve.admit(user.id, model_id)
+    await serve.admit(user.id, model_id, requests[:1])
     await serve.service.load(model_id)
     events = _events(serve, model_id, requests, user.id, started)
     return EventSourceResponse(events, sep="\n")
@@ -175,7 +175,8 @@ async def _events(
     try:
         for index, generation in enumerate(requests):
             if index:
-                await serve.admit(owner, model_id)  # the samples before may have reached it
+                # The samples before may have reached the cap.
+                await serve.admit(owner, model_id, [generation])
             usage: CompletionUsage | None = None
             cost: float | None = None
             finish: str | None = None
