@@ -111,7 +111,7 @@ class JobSpec(TextBoundary):
     prompt_file: str | None = Field(default=None, pattern=_UPLOAD_KEY)
     model: str | None = None
     params: JobParams = JobParams()
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # as a request's seed
     format: OutputFormat = "jsonl"
     #: Validate the result and fail the job when this gate fails (no embeddings: fast).
     validation: Gate | None = None

@@ -42,6 +42,10 @@ def test_console_pages_are_kept(target: str) -> None:
         "/console/\tjobs",
         " /console",
         "console/jobs",
+        "/console/../api/v1/models/list",
+        "/console/%2e%2e/api/v1/models/list",
+        "/console/./../docs",
+        "/console/jobs/..",
     ],
 )
 def test_anything_else_goes_to_the_console_home(target: str) -> None:

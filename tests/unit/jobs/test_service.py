@@ -161,6 +161,13 @@ def test_a_job_on_a_model_that_cannot_run_here_is_refused_at_submit(
     assert jobs.store.list_for(ALICE.id) == [] and jobs.store.pending_messages(10) == []
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 99999999999999999999])
+def test_a_job_seed_is_a_request_seed(seed: int) -> None:
+    # The console's job form took any integer; requests take 0..2**32-1.
+    with pytest.raises(ValidationError, match="seed"):
+        JobSpec.model_validate({"template": "news-headline", "count": 1, "seed": seed})
+
+
 def test_count_belongs_to_template_jobs() -> None:
     # A prompt list's count was ignored: 5 asked, 1 made.
     with pytest.raises(ValidationError, match="count applies to template jobs"):

@@ -15,6 +15,7 @@ and a rotation race would read as a stolen token and revoke the family.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +39,10 @@ def safe_next(target: str) -> str:
     redirect through ``?next=``)."""
     console = target == CONSOLE_PATH or target.startswith(CONSOLE_PATH + "/")
     if not console or "\\" in target or "//" in target or any(ord(c) < 32 for c in target):
+        return CONSOLE_PATH
+    # "/console/../api/..." (or %2e%2e) leaves the console once the browser resolves it.
+    path = unquote(target.partition("?")[0].partition("#")[0])
+    if any(segment in (".", "..") for segment in path.split("/")):
         return CONSOLE_PATH
     return target
 
