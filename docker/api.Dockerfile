@@ -20,9 +20,12 @@ COPY src ./src
 # llama.cpp's portable AVX2 kernels (the Makefile's LLAMA_KERNELS=avx2): the image runs on any x86
 # host Fargate gives it, and a native build on a builder with AMX stops with "Illegal instruction".
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF"
+# validation: the API serves /validate/quality and /similarity, /v1/embeddings and recipe
+# filters itself (and the batch processor, which runs this image, runs recipes); CPU-only torch
+# keeps the image gigabytes smaller than the default CUDA wheels.
 # installs this project; pyproject.toml states its dependency ranges
 # hadolint ignore=DL3013
-RUN pip install ".[embedded,api,aws]"
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[embedded,validation,api,aws]"
 
 # --- runtime: the venv only, no compiler, unprivileged ---
 FROM ${PYTHON_IMAGE} AS runtime

@@ -24,11 +24,12 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 # llama.cpp with CUDA kernels and the portable AVX2 CPU kernels (the Makefile's
 # LLAMA_KERNELS=avx2; a native build may pick AMX, which stops with "Illegal instruction" on
-# hosts that advertise it); torch from the CUDA 12.1 wheel index.
+# hosts that advertise it); torch from the CUDA 12.1 wheel index. validation: a recipe job's
+# filters (near-duplicates, language) run here.
 ENV CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF" FORCE_CMAKE=1
 # installs this project; pyproject.toml states its dependency ranges
 # hadolint ignore=DL3013
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cu121 ".[embedded,hf,api,aws]"
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cu121 ".[embedded,hf,validation,api,aws]"
 
 # --- runtime: CUDA runtime libraries only, unprivileged ---
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION} AS runtime

@@ -2,10 +2,11 @@
 
 The Dockerfiles run `pip install ".[embedded,api,aws]"`: a non-editable install, so a file the
 package forgets to ship (a template, a migration) is missing in the image. Here: a wheel of the
-project, a venv without pip whose `.pth` names the development venv's site-packages (the
-dependencies come from there; a plain path line does not process the `.pth` files inside it, so
-the development venv's editable install of textnlp stays inactive), and the wheel installed into
-it.
+project, a venv without pip, and the wheel installed into it. The dependencies come from the
+development venv, each image's own: `deps/<repository>` links the distributions its Dockerfile's
+extras install, and `image_guard` puts that directory on the path of the image's processes (a
+path entry does not process the `.pth` files inside it, so the development venv's editable
+install of textnlp stays inactive).
 Processes then run `<image>/bin/textnlp`. The image's `ENV` lines come from its Dockerfile.
 """
 
@@ -18,8 +19,13 @@ import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from rehearsal import image_guard
 from rehearsal.assembly import REPO_ROOT
 
 DOCKER_DIR = REPO_ROOT / "docker"
@@ -49,7 +55,9 @@ class Image:
 
     def environment_of(self, image_uri: str) -> dict[str, str]:
         repository = image_uri.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
-        return dict(self.environments.get(repository, {}))
+        if repository not in self.environments:
+            return {}
+        return {**self.environments[repository], image_guard.VARIABLE: repository}
 
 
 def build(directory: Path) -> Image:
@@ -63,13 +71,85 @@ def build(directory: Path) -> Image:
               "--no-build-isolation", str(context), "-w", str(wheels)], "building the wheel")
         wheel = max(wheels.glob("textnlp-*.whl"), key=lambda p: p.stat().st_mtime)
         _run([sys.executable, "-m", "venv", "--without-pip", str(root)], "creating the venv")
-        site = _site_packages(root)
-        (site / "_rehearsal_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        _install_guard(root)
         _run([str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
               "--ignore-installed", "--no-compile", str(wheel)], "installing the wheel")
         (root / "home" / "textnlp").mkdir(parents=True, exist_ok=True)
         marker.write_text(wheel.name)
+    else:
+        _install_guard(root)  # the extras may have changed since
     return Image(root, dockerfile_environments())
+
+
+def _install_guard(root: Path) -> None:
+    """Each image's dependency directory, and the guard that a `.pth` line imports at start."""
+    site = _site_packages(root)
+    (site / "_rehearsal_dependencies.pth").unlink(missing_ok=True)  # an older layout's
+    development = sysconfig.get_paths()["purelib"]
+    images = {}
+    for repository, extras in dockerfile_extras().items():
+        directory = root / "deps" / repository
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        for top in sorted(top_level_entries(installed_by(extras) - {"textnlp"})):
+            (directory / top).symlink_to(Path(development) / top)
+        images[repository] = str(directory)
+    paths = {"development": development, "images": images}
+    (site / image_guard.PATHS_FILE).write_text(json.dumps(paths, indent=1))
+    shutil.copy2(image_guard.__file__, site / "_rehearsal_image_guard.py")
+    (site / "_rehearsal_image_guard.pth").write_text("import _rehearsal_image_guard\n")
+
+
+def top_level_entries(distributions: set[str]) -> set[str]:
+    """The files and directories the distributions put directly in site-packages (their
+    modules, packages and .dist-info), by their RECORD."""
+    found = set()
+    for name in distributions:
+        files = metadata.distribution(name).files or []
+        for file in files:
+            top = file.parts[0] if file.parts else ""
+            if top and top not in ("..", "__pycache__") and not top.endswith(".pth"):
+                found.add(top)
+    return found
+
+
+def dockerfile_extras() -> dict[str, tuple[str, ...]]:
+    """The extras each Dockerfile's `pip install ".[a,b]"` names, by repository."""
+    found = {}
+    for path in sorted(DOCKER_DIR.glob("*.Dockerfile")):
+        match = re.search(r'pip install [^\n]*"\.\[([^\]]*)\]"', path.read_text())
+        if match is None:
+            raise ImageBuildError(f"{path.name} installs no `.[extras]` of the project")
+        extras = tuple(e.strip() for e in match.group(1).split(",") if e.strip())
+        found[f"textnlp-{path.name.removesuffix('.Dockerfile')}"] = extras
+    return found
+
+
+def installed_by(extras: tuple[str, ...]) -> set[str]:
+    """The distributions `pip install ".[extras]"` installs (those this venv has), by their
+    requirements' metadata."""
+    names: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    todo = [("textnlp", extra) for extra in ("", *extras)]
+    while todo:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
+            continue
+        seen.add((name, extra))
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed here (a GPU package): nothing of it to block either
+        names.add(name)
+        for text in requires:
+            requirement = Requirement(text)
+            marker = requirement.marker
+            if marker is not None and not marker.evaluate({"extra": extra}):
+                continue
+            wanted = canonicalize_name(requirement.name)
+            todo += [(wanted, ""), *((wanted, e) for e in requirement.extras)]
+    return names
+
 
 
 def _build_context(target: Path, dockerfile: Path) -> Path:

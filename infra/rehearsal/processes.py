@@ -168,6 +168,9 @@ class ContainerLauncher:
         self.started: list[ContainerProcess] = []
         #: Endpoint URLs the deployment gives containers -> their emulation (prefix match).
         self.url_substitutions: dict[str, str] = {}
+        #: The same, for the containers of one task definition family only (a sidecar's
+        #: localhost port answers inside its own task, nowhere else).
+        self.task_url_substitutions: dict[str, dict[str, str]] = {}
         self._counter = 0
         self._lock = threading.Lock()
         ledger.emulate("the container runtime's own environment: PATH, HOME, LANG, HOSTNAME, "
@@ -219,7 +222,7 @@ class ContainerLauncher:
                     f"{name} from {value_from}"
                 )
             declared[name] = value
-        declared = self._substitute_urls(declared)
+        declared = self._substitute_urls(declared, spec.family)
         unresolved = {k: v for k, v in declared.items() if placeholders_in(v)}
         if unresolved or placeholders_in(spec.command):
             named = ", ".join(f"{k}={v}" for k, v in unresolved.items()) or str(spec.command)
@@ -243,18 +246,20 @@ class ContainerLauncher:
 
     def preview(self, spec: ContainerSpec) -> None:
         """Record the substitutions `spec` will get, before anything starts."""
-        self._substitute_urls(spec.environment)
+        self._substitute_urls(spec.environment, spec.family)
         for port in spec.ports:
             self.ledger.substitute(
                 f"container port {port} ({spec.label})", f"{port} on the task's awsvpc ENI",
                 "a free 127.0.0.1 port per task, rewritten in the command and health check",
             )
 
-    def _substitute_urls(self, declared: dict[str, str]) -> dict[str, str]:
-        """Endpoint URLs given to the container -> their emulation (WebSocket callbacks)."""
+    def _substitute_urls(self, declared: dict[str, str], family: str) -> dict[str, str]:
+        """Endpoint URLs given to the container -> their emulation (WebSocket callbacks, its
+        task's sidecars)."""
         result = dict(declared)
+        substitutions = {**self.url_substitutions, **self.task_url_substitutions.get(family, {})}
         for name, value in declared.items():
-            for prefix, replacement in self.url_substitutions.items():
+            for prefix, replacement in substitutions.items():
                 if value.rstrip("/").startswith(prefix.rstrip("/")):
                     result[name] = replacement
                     self.ledger.substitute(f"{name} (an AWS endpoint)", value, replacement)

@@ -155,7 +155,8 @@ def rehearsal(options: Options, say: Callable[[str], None] = print) -> Iterator[
         built = image.build(options.image_dir or run_dir)
         ledger.emulate("the container images: the project's wheel installed into a venv "
                        "(non-editable, as the Dockerfiles' pip install), dependencies from "
-                       "the development venv")
+                       "the development venv, of which each image's processes can import only "
+                       "what its Dockerfile's extras install")
         ca_bundle = stand_ins.ca_bundle(run_dir / "ca-bundle.pem")
         substitutions = {**aws.environment(), "SSL_CERT_FILE": str(ca_bundle)}
         ledger.substitute("AWS API endpoints (every process)", "https://<service>.<region>."

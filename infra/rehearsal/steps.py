@@ -27,4 +27,5 @@ STEPS = [
     Step(11, "traces: the X-Ray service map", steps_metrics.traces, needs=(4, 6)),
     Step(12, "log out: the token is refused, at the gateway too", steps_api.logout, needs=(3,)),
     Step(13, "the web console: log in, a page, log out", steps_console.console, needs=(3,)),
+    Step(14, "validate texts: quality and similarity", steps_api.validate, needs=(3,)),
 ]

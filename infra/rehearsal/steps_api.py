@@ -52,6 +52,25 @@ def create_user(session: Session) -> tuple[str, str]:
                         "through the gateway's public routes: 200, new token pair")
 
 
+def validate(session: Session) -> tuple[str, str]:
+    """The synchronous validation routes, served by the API task itself: its image must hold
+    the validation extra (readability, BLEU, the embedder), not only the validation service's."""
+    components = _gateway_components(session)
+    client = session.gateway()
+    texts = ["The sea was calm at dawn.", "Waves broke over the old pier."]
+    quality = expect(client.post(f"{API}/validate/quality", headers=session.bearer(), json={
+        "texts": texts}), 200, "POST /validate/quality")
+    similarity = expect(client.post(f"{API}/validate/similarity", headers=session.bearer(), json={
+        "candidates": texts, "references": texts[::-1], "embeddings": True}), 200,
+        "POST /validate/similarity (embeddings)")
+    summary = ", ".join(sorted(quality.get("summary", {}))) or "none"
+    corpus = ", ".join(
+        f"{k}={v:.3g}" for k, v in sorted(similarity.get("corpus", {}).items()) if v is not None
+    )
+    return components, (f"quality of {quality.get('count')} texts (summary: {summary}); "
+                        f"similarity of {similarity.get('count')} pairs ({corpus}): 200")
+
+
 def _subject(token: str) -> str:
     payload = token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

@@ -19,13 +19,15 @@ from rehearsal.processes import ContainerLauncher, container_specs
 def stand_in_for_collectors(
     deployment: Any, launcher: ContainerLauncher, collector: Collector, ledger: Ledger
 ) -> None:
-    """Every sidecar's `http://localhost:<port>` given to a container -> the receiver."""
+    """A sidecar's `http://localhost:<port>` given to a container of its task -> the receiver
+    (a task without the sidecar keeps its localhost URL, which nothing answers, as in AWS)."""
     for definition in deployment.deployed("AWS::ECS::TaskDefinition"):
         for spec in container_specs(definition):
             if spec.definition.get("Essential", True) is not False:
                 continue
             for mapping in spec.definition.get("PortMappings", []):
                 port = mapping.get("ContainerPort")
-                launcher.url_substitutions[f"http://localhost:{port}"] = collector.url
+                task = launcher.task_url_substitutions.setdefault(spec.family, {})
+                task[f"http://localhost:{port}"] = collector.url
     ledger.emulate("the trace collector sidecars: one OTLP/HTTP receiver in process (what a "
                    "collector sends to X-Ray is not emulated)")

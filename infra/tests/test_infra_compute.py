@@ -140,9 +140,15 @@ def test_alb_is_multi_az_with_https_and_waf(assembly: Assembly) -> None:
     assert "resolve:secretsmanager" in json.dumps(match["SearchString"])  # never the value
 
 
-def test_every_service_traces_through_its_collector_sidecar(assembly: Assembly) -> None:
-    """Design section 10: the app's spans (OTLP) reach X-Ray through the task's collector."""
-    for family in ("textnlp-api", "textnlp-generation", "textnlp-validation"):
+def test_every_task_traces_through_its_collector_sidecar(assembly: Assembly) -> None:
+    """Design section 10: the app's spans (OTLP) reach X-Ray through the task's collector (the
+    one-off tasks too: without it their exporter retried a dead port and lost every span)."""
+    families = {
+        t["Properties"]["Family"]
+        for t in assembly.resources("Compute", "AWS::ECS::TaskDefinition").values()
+    }
+    assert {"textnlp-batch-processor", "textnlp-migrate"} <= families
+    for family in families:
         task = _task(assembly, family)
         collector = _container(task, "trace-collector")
         assert "aws-otel-collector" in str(collector["Image"])

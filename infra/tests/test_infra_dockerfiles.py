@@ -78,7 +78,8 @@ def test_command_is_the_textnlp_cli(name: str, command: list[str]) -> None:
 def test_generation_image_has_cuda_and_gpu_extras() -> None:
     instructions = _instructions("generation")
     text = " ".join(arg for _, arg in instructions)
-    assert "nvidia/cuda" in text and "[embedded,hf," in text  # llama.cpp (CUDA) and torch
+    # llama.cpp (CUDA), torch, and the recipe filters
+    assert "nvidia/cuda" in text and "[embedded,hf,validation," in text
 
 
 def test_dockerignore_keeps_context_small() -> None:
@@ -126,3 +127,33 @@ def test_llama_cpp_is_built_with_the_makefiles_portable_kernels(name: str) -> No
     assert tag == "avx2" and len(envs) == 1
     cmake_args = dict(word.split("=", 1) for word in shlex.split(envs[0]))["CMAKE_ARGS"]
     assert set(flags) <= set(cmake_args.split())
+
+
+
+def test_the_rehearsal_gives_each_image_only_its_extras(tmp_path: Path) -> None:
+    """The rehearsal's images share the development venv: each image's processes see only the
+    distributions its Dockerfile's extras install (the API image once lacked validation, and
+    the rehearsal ran its routes anyway)."""
+    from rehearsal.image import build, dockerfile_extras
+    from rehearsal.image_guard import VARIABLE
+
+    assert set(dockerfile_extras()) == {
+        "textnlp-api", "textnlp-generation", "textnlp-validation"
+    }
+    image = build(tmp_path)
+    probe = (
+        "import importlib.util as u, json, sys; "
+        "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"
+    )
+    modules = ["fastapi", "boto3", "sacrebleu", "llama_cpp", "pytest", "moto", "accelerate"]
+
+    def found(repository: str) -> dict[str, bool]:
+        env = {**os.environ, VARIABLE: repository}
+        done = subprocess.run([str(image.bin / "python"), "-c", probe, *modules], env=env,
+                              capture_output=True, text=True, check=True)
+        return dict(json.loads(done.stdout))
+
+    api, validation = found("textnlp-api"), found("textnlp-validation")
+    assert api == {**dict.fromkeys(modules, False), "fastapi": True, "boto3": True,
+                   "sacrebleu": True, "llama_cpp": True}
+    assert validation["sacrebleu"] and not validation["llama_cpp"]  # no embedded extra there

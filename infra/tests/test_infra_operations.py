@@ -108,3 +108,8 @@ def test_the_pipeline_migrates_before_it_deploys(assembly: Assembly) -> None:
     (migrate,) = [p for p in projects if p["Properties"]["Name"] == "textnlp-production-migrate"]
     spec = json.dumps(migrate["Properties"]["Source"]["BuildSpec"])
     assert "--task-definition textnlp-migrate" in spec and "tasks-stopped" in spec
+    # Once the schema is upgraded, the batch processor's family gets the new image too (the
+    # state machine runs its latest revision; the old image refuses the new schema).
+    after_check = spec[spec.index("exited with $CODE"):]
+    assert "describe-task-definition --task-definition textnlp-batch-processor" in after_check
+    assert "register-task-definition --cli-input-json file://textnlp-batch-processor" in after_check

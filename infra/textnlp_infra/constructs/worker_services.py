@@ -91,6 +91,7 @@ class BatchProcessorTask(Construct):
             repository="textnlp-api",
             command=deployment.BATCH_PROCESSOR_COMMAND, service_name=self.family,
         )
+        containers.add_xray_sidecar(self.task_definition, "batch-processor")
 
 
 class MigrationTask(Construct):
@@ -115,3 +116,4 @@ class MigrationTask(Construct):
             repository="textnlp-api", command=deployment.MIGRATE_COMMAND,
             service_name=self.family,
         )
+        containers.add_xray_sidecar(self.task_definition, "migrate")

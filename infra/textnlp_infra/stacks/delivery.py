@@ -28,7 +28,7 @@ from constructs import Construct
 
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
-from textnlp_infra.constructs.worker_services import MIGRATION_CONTAINER
+from textnlp_infra.constructs.worker_services import BATCH_CONTAINER, MIGRATION_CONTAINER
 from textnlp_infra.imports import imported_key
 from textnlp_infra.stacks.compute import ComputeStack
 from textnlp_infra.stacks.security import SecurityStack
@@ -86,23 +86,33 @@ def build_spec(config: EnvConfig) -> codebuild.BuildSpec:
     })
 
 
+def _register_with_new_image(family: str, container: str, variable: str) -> list[str]:
+    """A new revision of `family` whose `container` runs the image just built (the API image);
+    its ARN in `$variable`."""
+    return [
+        f"aws ecs describe-task-definition --task-definition {family} --query taskDefinition "
+        f"| jq --arg image $ECR_REPOSITORY_URI/textnlp-api:$IMAGE_TAG "
+        f"'(.containerDefinitions[] | select(.name==\"{container}\") .image) = $image "
+        "| del(.taskDefinitionArn, .revision, .status, .requiresAttributes, "
+        f".compatibilities, .registeredAt, .registeredBy)' > {family}.json",
+        f"{variable}=$(aws ecs register-task-definition --cli-input-json file://{family}.json"
+        " --query taskDefinition.taskDefinitionArn --output text)",
+    ]
+
+
 def migration_spec(
     config: EnvConfig, *, cluster: str, subnets: str, security_group: str
 ) -> codebuild.BuildSpec:
-    """Run the migration task with the image just built; fail the stage unless it exits 0."""
+    """Run the migration task with the image just built; fail the stage unless it exits 0.
+    Then the batch processor's family gets a revision with that image: the state machine runs
+    the family's latest revision, and the old image would refuse the upgraded schema."""
     family = config.resource_name("migrate")
     container = MIGRATION_CONTAINER
     return codebuild.BuildSpec.from_object({
         "version": "0.2",
         "phases": {"build": {"commands": [
             "IMAGE_TAG=$(echo $CODEBUILD_RESOLVED_SOURCE_VERSION | cut -c1-12)",
-            f"aws ecs describe-task-definition --task-definition {family} --query taskDefinition "
-            f"| jq --arg image $ECR_REPOSITORY_URI/textnlp-api:$IMAGE_TAG "
-            f"'(.containerDefinitions[] | select(.name==\"{container}\") .image) = $image "
-            "| del(.taskDefinitionArn, .revision, .status, .requiresAttributes, "
-            ".compatibilities, .registeredAt, .registeredBy)' > migrate.json",
-            "TASK_DEFINITION=$(aws ecs register-task-definition --cli-input-json file://migrate.json"
-            " --query taskDefinition.taskDefinitionArn --output text)",
+            *_register_with_new_image(family, container, "TASK_DEFINITION"),
             f"TASK=$(aws ecs run-task --cluster {cluster} --task-definition $TASK_DEFINITION "
             "--launch-type FARGATE --started-by textnlp-delivery "
             f"--network-configuration 'awsvpcConfiguration={{subnets=[{subnets}],"
@@ -112,6 +122,10 @@ def migration_spec(
             f"CODE=$(aws ecs describe-tasks --cluster {cluster} --tasks $TASK "
             f"--query 'tasks[0].containers[?name==`{container}`].exitCode' --output text)",
             'echo "migration task exited with $CODE"; test "$CODE" = "0"',
+            *_register_with_new_image(
+                config.resource_name("batch-processor"), BATCH_CONTAINER, "BATCH_DEFINITION"
+            ),
+            'echo "batch processor: $BATCH_DEFINITION"',
         ]}},
     })
 
@@ -191,6 +205,7 @@ class DeliveryStack(Stack):
             timeout=Duration.minutes(30),
         )
         migration_task = compute.migration.task_definition
+        batch_task = compute.batch.task_definition
         migration.add_to_role_policy(iam.PolicyStatement(
             actions=["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
             resources=["*"],
@@ -205,8 +220,11 @@ class DeliveryStack(Stack):
         ))
         migration.add_to_role_policy(iam.PolicyStatement(
             actions=["iam:PassRole"],
-            resources=[migration_task.task_role.role_arn,
-                       migration_task.obtain_execution_role().role_arn],
+            # Registering a revision passes its roles too (the same roles: deduplicated).
+            resources=list(dict.fromkeys(
+                arn for task in (migration_task, batch_task)
+                for arn in (task.task_role.role_arn, task.obtain_execution_role().role_arn)
+            )),
             conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
         ))
         skip_checks(
