@@ -306,8 +306,10 @@ def test_progress_events_follow_a_job_to_100_percent(api: Api, alice: Browser) -
         "failed": 0,
         "percent": 0,
         "error": None,
+        "result_format": None,
     }
     assert last["state"] == "succeeded" and last["done"] == 24 and last["percent"] == 100
+    assert last["result_format"] == "jsonl"
     assert [e["done"] for e in seen] == sorted(e["done"] for e in seen)
     assert len({(e["state"], e["done"]) for e in seen}) == len(seen)  # changes only
     assert all(e["id"] == job_id for e in seen)
@@ -340,6 +342,25 @@ def test_download_equals_the_apis_results(api: Api, alice: Browser) -> None:
     queued = alice.submitted(count="2")
     early = alice.client.get(f"/console/jobs/{queued}/download")
     assert early.status_code == 409 and "results are ready when it has succeeded" in early.text
+
+
+def test_a_cancelled_jobs_kept_records_are_offered_once_published(api: Api, alice: Browser) -> None:
+    """The worker publishes a cancelled job's records after its state changed: the page offers
+    the file whenever there is one, and its stream waits for it (a minute at most)."""
+    from textnlp.api.console.pages.jobs import CANCEL_RESULT_WAIT_S, _over, progress
+    from textnlp.services.jobs import Owner
+
+    job_id = finished_job(api, alice)
+    page = alice.client.get(f"/console/jobs/{job_id}")
+    assert 'data-field="download">Download results (jsonl)</a>' in page.text
+    admin = Owner(id="-", is_admin=True)
+    view = api.client.app.state.jobs.status(admin, job_id)  # type: ignore[attr-defined]
+    kept = view.model_copy(update={"state": "cancelled"})
+    waiting = kept.model_copy(update={"result": None})
+    assert progress(kept)["result_format"] == "jsonl" and progress(waiting)["result_format"] is None
+    assert _over(view, 0) and _over(kept, 0)
+    assert not _over(waiting, 0) and _over(waiting, CANCEL_RESULT_WAIT_S + 1)
+    assert not _over(view.model_copy(update={"state": "running"}), 3600)
 
 
 def test_cancel_needs_the_csrf_token(api: Api, alice: Browser) -> None:
@@ -399,7 +420,7 @@ def test_a_failed_job_shows_its_error_and_dead_letter_reason(api: Api, alice: Br
     page = alice.client.get(f"/console/jobs/{job_id}")
     assert "Why it failed" in page.text and "this model always fails" in page.text
     assert "dead-letter queue" in page.text
-    assert 'data-when="succeeded" hidden' in page.text  # nothing to download
+    assert 'data-field="download" hidden' in page.text  # nothing to download
     assert events(alice, f"/console/jobs/events?job={job_id}")[-1]["error"] == job["error"]
 
 

@@ -51,6 +51,8 @@ router = APIRouter(prefix="/jobs")
 #: How often an event stream looks at the jobs, and how often it checks that its session lives.
 POLL_S = 1.0
 SESSION_CHECK_S = 30.0
+#: How long a cancelled job's page waits for the worker to publish the records it kept.
+CANCEL_RESULT_WAIT_S = 60.0
 #: Keep-alive comments, so that proxies do not close a quiet stream.
 PING_S = 15
 #: How long a browser waits before it reconnects a stream that ended (milliseconds).
@@ -83,6 +85,9 @@ def progress(view: JobView) -> dict[str, Any]:
         "failed": view.progress.failed,
         "percent": percent,
         "error": view.error,
+        #: Set once there is a file to download: a cancelled job's records made so far come
+        #: after its state (the worker publishes them when it stops).
+        "result_format": view.result.format if view.result else None,
     }
 
 
@@ -258,7 +263,8 @@ async def progress_events(
     token = request.cookies.get(SESSION_COOKIE, "")
     loop = asyncio.get_running_loop()
     checked = loop.time()
-    sent: dict[str, tuple[str, int, int, int]] = {}
+    started = loop.time()
+    sent: dict[str, tuple[str, int, int, int, str | None]] = {}
     first = True
     while True:
         try:
@@ -267,7 +273,7 @@ async def progress_events(
             return  # the job is gone, or the database is away: the browser reconnects later
         for view in views:
             live = progress(view)
-            key = (view.state, live["done"], live["total"], live["failed"])
+            key = (view.state, live["done"], live["total"], live["failed"], live["result_format"])
             if sent.get(view.id) != key:
                 sent[view.id] = key
                 event: dict[str, Any] = {"event": "progress", "data": json.dumps(live)}
@@ -275,13 +281,21 @@ async def progress_events(
                     event["retry"] = RETRY_MS
                     first = False
                 yield event
-        if job_id is not None and views[0].state in TERMINAL:
+        if job_id is not None and _over(views[0], loop.time() - started):
             return  # one job's stream: nothing will change any more
         await asyncio.sleep(POLL_S)
         if loop.time() - checked >= SESSION_CHECK_S:
             if not await run_in_threadpool(_session_alive, auth, token):
                 return  # logged out: the reconnect meets the login page and stops
             checked = loop.time()
+
+
+def _over(view: JobView, waited_s: float) -> bool:
+    """Whether a job's page has nothing more to hear: it ended, and a cancelled one's partial
+    result is published (or long enough has passed: it had no record to keep)."""
+    if view.state not in TERMINAL:
+        return False
+    return view.state != "cancelled" or view.result is not None or waited_s > CANCEL_RESULT_WAIT_S
 
 
 @router.get("/events")

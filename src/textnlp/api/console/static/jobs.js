@@ -40,12 +40,16 @@
     }
     const ended = terminal.has(job.state);
     root.querySelectorAll('[data-when="active"]').forEach((element) => show(element, !ended));
-    root.querySelectorAll('[data-when="succeeded"]').forEach(
-      (element) => show(element, job.state === "succeeded"),
-    );
+    // A file once there is one: a cancelled job's kept records come after its state.
+    const download = field(root, "download");
+    if (download && job.result_format) {
+      download.textContent = `Download results (${job.result_format})`;
+    }
+    show(download, Boolean(job.result_format));
     if (ended && before !== job.state) show(field(root, "finished"), !terminal.has(before));
   }
 
+  let endedAt = 0;
   const source = new EventSource(section.dataset.jobEvents);
   source.addEventListener("progress", (event) => {
     let job;
@@ -57,7 +61,12 @@
     document.querySelectorAll("[data-job-id]").forEach((root) => {
       if (root.dataset.jobId === job.id) update(root, job);
     });
-    // One job's stream ends with the job; closing stops the browser from reconnecting.
-    if (single && terminal.has(job.state)) source.close();
+    // One job's stream ends with the job (a cancelled one's once its kept records are
+    // published, or after a minute); closing stops the browser from reconnecting.
+    if (single && terminal.has(job.state)) {
+      endedAt = endedAt || Date.now();
+      const waiting = job.state === "cancelled" && !job.result_format;
+      if (!waiting || Date.now() - endedAt > 60000) source.close();
+    }
   });
 })();
