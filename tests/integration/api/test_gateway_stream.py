@@ -22,6 +22,7 @@ from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
 
 from tests.support.api import Api, make_settings, start_api
+from textnlp.api import deps
 from textnlp.deployment import ORIGIN_VERIFY_HEADER, WEBSOCKET_ORIGIN_HEADER
 
 pytestmark = pytest.mark.slow
@@ -171,6 +172,33 @@ def test_a_connection_ends_with_its_credential(
     streams = gateway_api.client.app.state.gateway_streams  # type: ignore[attr-defined]
     assert streams.owner("conn-out") is None
     assert event(gateway_api, "$default", "conn-out", frame).status_code == 401
+
+
+def test_a_generation_does_not_outlive_its_credential(
+    gateway_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A logout while the connection streams: the generation stops, the client is told why
+    and the connection closed (not at its next frame)."""
+    monkeypatch.setattr(deps, "RECHECK_S", 0.05)
+    pair = gateway_api.login("bob")
+    assert event(gateway_api, "$connect", "conn-mid", token=pair["access_token"]).status_code == 200
+    frame = {"prompt": "List one hundred animals, one per line.", "max_tokens": 400}
+    assert event(gateway_api, "$default", "conn-mid", frame).status_code == 202
+    deadline = time.monotonic() + 30
+    while "conn-mid" not in backend_connections() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first token posted
+    bearer = {"Authorization": f"Bearer {pair['access_token']}"}
+    assert gateway_api.client.post("/api/v1/auth/logout", headers=bearer).status_code == 200
+    streams = gateway_api.client.app.state.gateway_streams  # type: ignore[attr-defined]
+    while streams.owner("conn-mid") is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert streams.owner("conn-mid") is None and not streams._tasks  # forgotten, stopped
+    assert "conn-mid" not in backend_connections()  # deleted through the Management API
+
+
+def backend_connections() -> dict[str, Any]:
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    return dict(backend.connections)
 
 
 def test_a_gone_connection_cancels_its_generation(gateway_api: Api) -> None:

@@ -13,6 +13,8 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from tests.support.api import Api
+from textnlp.api import deps
+from textnlp.api.routers import stream
 
 pytestmark = pytest.mark.slow
 TEXT = "/api/v1/generate/text"
@@ -151,6 +153,69 @@ def test_a_socket_ends_with_its_credential(sqlite_api: Api) -> None:
             with pytest.raises(WebSocketDisconnect) as closed:
                 socket.receive_json()
             assert closed.value.code == 1008
+
+
+LONG = {"prompt": "List one hundred animals, one per line.", "max_tokens": 400}
+
+
+def new_key(api: Api, name: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """(bob's bearer headers, a new API key of bob's)."""
+    bearer = {"Authorization": f"Bearer {api.login('bob')['access_token']}"}
+    made = api.client.post("/api/v1/auth/api-keys", json={"name": name}, headers=bearer)
+    assert made.status_code == 201, made.text
+    return bearer, made.json()
+
+
+def test_an_open_socket_does_not_outlive_its_credential(
+    sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revoked mid-generation and while idle: each socket is told and closed within the
+    recheck interval, the generation stopped; nothing is sent to the idle one."""
+    monkeypatch.setattr(deps, "RECHECK_S", 0.05)
+    monkeypatch.setattr(stream, "RECHECK_S", 0.05)
+    bearer, key = new_key(sqlite_api, "ws-recheck")
+    headers = {"X-API-Key": key["key"]}
+    url = "/api/v1/generate/stream"
+    with (
+        sqlite_api.client.websocket_connect(url, headers=headers) as idle,
+        sqlite_api.client.websocket_connect(url, headers=headers) as busy,
+    ):
+        busy.send_text(json.dumps(LONG))
+        assert busy.receive_json()["type"] == "token"
+        revoke = sqlite_api.client.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=bearer)
+        assert revoke.status_code == 200, revoke.text
+        for socket in (busy, idle):
+            events = [socket.receive_json()]
+            while events[-1]["type"] == "token":
+                events.append(socket.receive_json())
+            assert events[-1]["type"] == "error", events[-1]  # not "done": it was stopped
+            assert events[-1]["error"]["type"] == "authentication_error"
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_json()
+            assert closed.value.code == 1008
+
+
+def test_a_server_sent_stream_does_not_outlive_its_credential(
+    sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deps, "RECHECK_S", 0.05)
+    bearer, key = new_key(sqlite_api, "sse-recheck")
+    body = {**LONG, "stream": True}
+    with sqlite_api.client.stream(
+        "POST", TEXT, json=body, headers={"X-API-Key": key["key"]}
+    ) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        assert json.loads(first[6:])["choices"][0]["text"] is not None
+        revoked = sqlite_api.client.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=bearer)
+        assert revoked.status_code == 200
+        rest = list(lines)
+    errors = [line for line in rest if line.startswith("event: error")]
+    assert errors, rest[-5:]
+    data = [json.loads(line[6:]) for line in rest if line.startswith("data: {")]
+    assert data[-1]["error"]["type"] == "authentication_error"
+    assert not any(d.get("choices", [{}])[0].get("finish_reason") for d in data[:-1])
 
 
 def test_websocket_refuses_bad_credentials(sqlite_api: Api) -> None:

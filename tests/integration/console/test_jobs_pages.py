@@ -348,7 +348,7 @@ def test_a_cancelled_jobs_kept_records_are_offered_once_published(api: Api, alic
     """The worker publishes a cancelled job's records after its state changed: the page offers
     the file whenever there is one, and its stream waits for it (a minute at most)."""
     from textnlp.api.console.pages.jobs import CANCEL_RESULT_WAIT_S, _over, progress
-    from textnlp.services.jobs import Owner
+    from textnlp.services.job_models import Owner
 
     job_id = finished_job(api, alice)
     page = alice.client.get(f"/console/jobs/{job_id}")

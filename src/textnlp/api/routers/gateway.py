@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from textnlp.api.deps import authenticate_async, enforce_rate_limit
+from textnlp.api.deps import CredentialWatch, authenticate_async, enforce_rate_limit
 from textnlp.api.errors import ws_error_message
 from textnlp.api.routers.stream import stream_events
 from textnlp.api.serving import CompletionsServing
@@ -77,25 +77,35 @@ class GatewayStreams:
         raw = self._store.get(_KEY + connection_id)
         return None if raw is None else dict(json.loads(raw))
 
-    def start(self, connection_id: str, raw: str, owner_id: str) -> bool:
-        """Run the request in the background; False when the connection is busy."""
+    def start(self, connection_id: str, raw: str, held: dict[str, Any]) -> bool:
+        """Run the request in the background; False when the connection is busy. ``held``:
+        the caller, as ``AuthService.hold`` keeps it (checked again while it streams)."""
         running = self._tasks.get(connection_id)
         if running is not None and not running.done():
             return False
-        task = asyncio.create_task(self._run(connection_id, raw, owner_id))
+        task = asyncio.create_task(self._run(connection_id, raw, held))
         self._tasks[connection_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(connection_id, None))
         return True
 
-    async def _run(self, connection_id: str, raw: str, owner_id: str) -> None:
+    async def _run(self, connection_id: str, raw: str, held: dict[str, Any]) -> None:
+        auth = self._platform.auth
+        watch = CredentialWatch(lambda: run_in_threadpool(auth.recheck, held))
+        events = stream_events(self._serving, raw, str(held["user_id"]))
         try:
-            async for event in stream_events(self._serving, raw, owner_id):
+            async for event in events:
                 if not await self.post(connection_id, event):
                     log.info("gateway connection %s is gone: generation cancelled", connection_id)
                     return
+                await watch.check()
+        except AuthError as exc:  # the credential went mid-stream: told why, and closed
+            await events.aclose()  # the generation stops, freeing its slot
+            await self.refuse(connection_id, exc)
         except Exception as exc:  # the client must hear of it, and the task must not die silently
             log.warning("gateway stream on %s failed", connection_id)
             await self.post(connection_id, ws_error_message(exc))  # logs the traceback
+        finally:
+            await events.aclose()
 
     async def post(self, connection_id: str, event: dict[str, Any]) -> bool:
         """Post one event to the connection; False when the connection is gone."""
@@ -123,7 +133,7 @@ class GatewayStreams:
 
     async def disconnect(self, connection_id: str) -> None:
         task = self._tasks.pop(connection_id, None)
-        if task is not None:
+        if task is not None and task is not asyncio.current_task():  # a stream refusing itself
             task.cancel()
         await asyncio.to_thread(self.forget, connection_id)
 
@@ -206,7 +216,7 @@ async def gateway_stream(
         enforce_rate_limit, request.app.state, principal.bucket, principal.username
     )
     raw = (await request.body()).decode("utf-8", errors="replace")
-    if not streams.start(connection_id, raw, principal.id):
+    if not streams.start(connection_id, raw, held):
         busy = Conflict("one request at a time on a connection")
         await streams.post(connection_id, ws_error_message(busy))
     return Response(status_code=202)

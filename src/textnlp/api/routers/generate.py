@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse
 
-from textnlp.api.deps import CurrentUser
+from textnlp.api.deps import CredentialWatch, CurrentUser, credential_of
 from textnlp.api.errors import sse_error
 from textnlp.api.schemas import CompletionResponse, GenerateTextRequest
 from textnlp.api.serving import CompletionsServing, StreamEvent, completion_id
@@ -56,11 +56,16 @@ async def generate_text(
         raise
     # sse-starlette: the wire format, keep-alive pings, and the generator cancelled when the
     # client goes away; "\n" separators, as OpenAI's streams have them.
-    return EventSourceResponse(_sse(model_id, first, events), sep="\n")
+    # A stream does not outlive its credential (a logout, a revoked key, a disabled user).
+    watch = CredentialWatch.of(request, credential_of(request))
+    return EventSourceResponse(_sse(model_id, first, events, watch), sep="\n")
 
 
 async def _sse(
-    model_id: str, first: StreamEvent | None, events: AsyncGenerator[StreamEvent, None]
+    model_id: str,
+    first: StreamEvent | None,
+    events: AsyncGenerator[StreamEvent, None],
+    watch: CredentialWatch,
 ) -> AsyncIterator[dict[str, str]]:
     """The stream's events, as sse-starlette takes them (``data``, and ``event`` for errors)."""
     chunk_id = completion_id()
@@ -76,6 +81,7 @@ async def _sse(
             if event.usage is not None:
                 chunk["usage"] = event.usage.model_dump()
             yield {"data": json.dumps(chunk)}
+            await watch.check()  # AuthError: an error event ends the stream
             event = await anext(events, None)
     except Exception as exc:  # the client hears of any failure; a 500 is logged
         yield sse_error(exc)

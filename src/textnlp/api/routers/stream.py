@@ -10,19 +10,22 @@ error event and the socket stays open for the next one. Every request frame is c
 HTTP request is: the credential again (a logout, an expired token, a revoked key or a disabled
 user answers an ``unauthorized`` error event and closes the socket, code 1008), and a token
 from the caller's rate-limit bucket (the handshake took one too; an empty bucket answers a
-``quota_exceeded`` error event with ``retry_after``, and the socket stays open).
+``quota_exceeded`` error event with ``retry_after``, and the socket stays open). Between frames
+and during a generation the credential is checked again every few seconds
+(``deps.CredentialWatch``): a socket, idle or streaming, does not outlive it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Response, WebSocket, WebSocketDisconnect
 
-from textnlp.api.deps import authenticate_async
+from textnlp.api.deps import RECHECK_S, CredentialWatch, authenticate_async
 from textnlp.api.errors import (
     bad_request_message,
     invalid_json_message,
@@ -77,9 +80,15 @@ async def stream_tokens(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     serve: CompletionsServing = websocket.app.state.serving
+    watch = CredentialWatch.of(websocket, credential)
     try:
         while True:
-            message = await websocket.receive()
+            try:
+                message = await asyncio.wait_for(websocket.receive(), RECHECK_S)
+            except TimeoutError:  # idle: the credential must still stand
+                if not await _still_stands(websocket, watch):
+                    return
+                continue
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text")
@@ -97,19 +106,41 @@ async def stream_tokens(websocket: WebSocket) -> None:
             except TextNLPError as exc:
                 await websocket.send_json(ws_error_message(exc))
                 continue
-            await _answer(websocket, serve, raw, principal.id)
+            if not await _answer(websocket, serve, raw, principal.id, watch):
+                return
     except WebSocketDisconnect:
         return
 
 
-async def _answer(websocket: WebSocket, serve: CompletionsServing, raw: str, owner: str) -> None:
-    async for event in stream_events(serve, raw, owner):
-        await websocket.send_json(event)
+async def _still_stands(websocket: WebSocket, watch: CredentialWatch) -> bool:
+    """False, once the client is told why and the socket closed, when the credential is gone."""
+    try:
+        await watch.check()
+    except AuthError as exc:
+        await websocket.send_json(ws_error_message(exc))
+        await websocket.close(code=1008)  # policy violation: the credential is gone
+        return False
+    return True
+
+
+async def _answer(
+    websocket: WebSocket, serve: CompletionsServing, raw: str, owner: str, watch: CredentialWatch
+) -> bool:
+    """Stream one request's events; False when the credential went meanwhile (closed)."""
+    events = stream_events(serve, raw, owner)
+    try:
+        async for event in events:
+            await websocket.send_json(event)
+            if not await _still_stands(websocket, watch):
+                return False  # the generation stops with its stream, freeing the slot
+    finally:
+        await events.aclose()
+    return True
 
 
 async def stream_events(
     serve: CompletionsServing, raw: str, owner: str
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """The events answering one stream request (a JSON frame): ``token``... then ``done``, or
     one ``error``. Shared by this WebSocket and the API Gateway WebSocket bridge."""
     try:
