@@ -19,6 +19,7 @@ import pytest
 from tests.support.api import PASSWORD, Api, make_settings, start_api
 from tests.support.job_backends import MODELS_YAML, register
 from tests.support.priced_backend import PRICE
+from textnlp.api import deps
 
 pytestmark = pytest.mark.slow
 CHAT = "/v1/chat/completions"
@@ -172,6 +173,29 @@ def test_a_stream_of_several_choices_matches_the_answer(sqlite_api: Api) -> None
     texts, usage = streamed_choices(sqlite_api, CHAT, streamed)
     assert texts == expected and len(set(expected)) > 1  # seeds seed, seed+1...: choices differ
     assert usage == answer["usage"]  # every choice counted
+
+
+def test_a_stream_does_not_outlive_its_key(
+    sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deps, "RECHECK_S", 0.05)
+    bearer = {"Authorization": f"Bearer {sqlite_api.login('bob')['access_token']}"}
+    key = sqlite_api.client.post(
+        "/api/v1/auth/api-keys", json={"name": "v1-recheck"}, headers=bearer
+    ).json()
+    body = chat("List one hundred animals, one per line.", max_tokens=400, stream=True)
+    with sqlite_api.client.stream(
+        "POST", CHAT, json=body, headers={"Authorization": f"Bearer {key['key']}"}
+    ) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        next(line for line in lines if line.startswith("data: {"))
+        revoked = sqlite_api.client.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=bearer)
+        assert revoked.status_code == 200
+        data = [line[6:] for line in lines if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    error = json.loads(data[-2])["error"]  # what the openai SDK raises as APIError
+    assert error["code"] == "invalid_api_key", error
 
 
 def test_a_stream_without_include_usage_has_no_usage(sqlite_api: Api) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from textnlp.api.deps import CurrentUser
+from textnlp.api.deps import CredentialWatch, CurrentUser, credential_of
 from textnlp.api.openai.ratelimit import RequestWindow, limit_of
 from textnlp.api.serving import CompletionsServing
 from textnlp.auth.service import Principal
@@ -23,6 +23,8 @@ class Caller:
     principal: Principal
     #: ``x-ratelimit-*`` headers of this request.
     headers: dict[str, str]
+    #: The credential, checked again while a stream runs (it must not outlive it).
+    watch: CredentialWatch
 
     @property
     def owner(self) -> str:
@@ -33,7 +35,8 @@ class Caller:
 def openai_caller(request: Request, user: CurrentUser) -> Caller:
     window: RequestWindow = request.app.state.openai_window
     rate, burst = limit_of(request.app.state.settings, user.username)
-    return Caller(user, window.admitted(user.bucket, rate, burst))
+    watch = CredentialWatch.of(request, credential_of(request))
+    return Caller(user, window.admitted(user.bucket, rate, burst), watch)
 
 
 def serving(request: Request) -> CompletionsServing:

@@ -53,7 +53,7 @@ async def chat_completions(
             return buffered_response(answer, writer, caller.headers)
     elif body.stream:
         return await stream_response(
-            serve, model_id, requests, caller.owner, writer, caller.headers
+            serve, model_id, requests, caller.owner, writer, caller.headers, caller.watch
         )
     else:
         answer = await serve.complete(model_id, requests, owner=caller.owner)

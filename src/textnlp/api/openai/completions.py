@@ -34,7 +34,7 @@ async def completions(
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(model_id, chat=False, include_usage=include_usage)
         return await stream_response(
-            serve, model_id, requests, caller.owner, writer, caller.headers
+            serve, model_id, requests, caller.owner, writer, caller.headers, caller.watch
         )
     answer = await serve.complete(model_id, requests, owner=caller.owner)
     return JSONResponse(text_completion(answer).model_dump(), headers=caller.headers)

@@ -5,7 +5,8 @@ tokens come; each chunk names its choice's ``index``. Every stream's first event
 before the response starts, so what fails before any token (the context window, a backend's
 refusal, an outage) answers as an HTTP error with its status, not as a 200 whose body is an
 error. A failure after that arrives as ``data: {"error": {...}}`` (what the ``openai`` SDK
-raises as ``APIError``), then ``[DONE]``. Spending caps are checked and the model loaded
+raises as ``APIError``), then ``[DONE]``; so does a credential gone while the stream runs (a
+revoked key: ``deps.CredentialWatch``). Spending caps are checked and the model loaded
 before, as on the native stream.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse
 
+from textnlp.api.deps import CredentialWatch
 from textnlp.api.errors import openai_sse_error
 from textnlp.api.openai.translate import ChunkWriter
 from textnlp.api.schemas import CompletionResponse, CompletionUsage
@@ -34,6 +36,7 @@ async def stream_response(
     owner: str,
     writer: ChunkWriter,
     headers: dict[str, str],
+    watch: CredentialWatch | None = None,
 ) -> EventSourceResponse:
     await serve.admit(owner, model_id, requests)
     await serve.service.load(model_id)
@@ -48,7 +51,7 @@ async def stream_response(
         raise
     firsts = [r for r in results if not isinstance(r, BaseException)]
     events = _merged(firsts, streams)
-    return EventSourceResponse(_sse(writer, len(streams), events), sep="\n", headers=headers)
+    return EventSourceResponse(_sse(writer, len(streams), events, watch), sep="\n", headers=headers)
 
 
 def buffered_response(
@@ -68,7 +71,10 @@ def buffered_response(
 
 
 async def _sse(
-    writer: ChunkWriter, choices: int, events: AsyncIterator[Indexed]
+    writer: ChunkWriter,
+    choices: int,
+    events: AsyncIterator[Indexed],
+    watch: CredentialWatch | None = None,
 ) -> AsyncIterator[dict[str, str]]:
     try:
         for index in range(choices):
@@ -80,6 +86,8 @@ async def _sse(
             async for index, event in events:
                 if event.text or event.finish_reason is not None:
                     yield _data(writer.text(index, event.text, event.finish_reason))
+                if watch is not None:
+                    await watch.check()  # AuthError: an error chunk ends the stream
                 if event.usage is not None:
                     usages.append(event.usage)
             usage = writer.usage(_total(usages))
