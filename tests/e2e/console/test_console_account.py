@@ -68,6 +68,25 @@ def test_create_an_api_key_see_it_once_and_revoke_it(browse: Browse, server: Ser
     tab.check()
 
 
+def test_a_link_from_another_site_leaves_the_open_forms_working(browse: Browse) -> None:
+    """Tab A has a form open; tab B follows a link to the console from another site (here a
+    data: page, an opaque origin). The CSRF cookie went along (SameSite=Lax): no new token
+    replaced A's, so A's form still submits."""
+    tab = browse.page(ALICE)
+    page = tab.page
+    tab.goto("/console/keys")
+    other = page.context.new_page()
+    link = f'<a id="to-console" href="{browse.server.url}/console/jobs">console</a>'
+    other.goto(f"data:text/html,{link}")
+    other.click("#to-console")
+    other.wait_for_url("**/console/jobs")
+    page.get_by_label("Name").fill("after-a-link")
+    page.get_by_role("button", name="Create key").click()
+    assert page.locator("#new-key").inner_text().strip().startswith("tnlp_")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "textnlp_csrf")
+    assert cookie["sameSite"] == "Lax" and cookie["httpOnly"]
+
+
 def test_after_logout_the_back_button_shows_no_data(browse: Browse) -> None:
     tab = browse.page(ALICE, fresh=True)
     page = tab.page

@@ -1,10 +1,12 @@
 """CSRF protection of every console form: a double-submit token, and the request's origin.
 
-A page sets the ``textnlp_csrf`` cookie (random, ``HttpOnly``, ``SameSite=Strict``) the first
+A page sets the ``textnlp_csrf`` cookie (random, ``HttpOnly``, ``SameSite=Lax``) the first
 time and writes the same value into each form (``csrf_token``) and into ``<body hx-headers>``
 for htmx (``X-CSRF-Token``). A state-changing request must carry both, equal, and come from
 this site (``Sec-Fetch-Site``, when the browser sends it): another site can make
-a browser send the cookie but can neither read it nor forge the matching field.
+a browser send the cookie but can neither read it nor forge the matching field. ``Lax``, not
+``Strict``: a link followed from another site must bring the cookie along, or the page would
+make a new token and every form already open in another tab would stop working.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def remember_csrf(request: Request, response: Response) -> None:
             path=CONSOLE_PATH,
             secure=is_secure(request),
             httponly=True,
-            samesite="strict",
+            samesite="lax",
         )
 
 
