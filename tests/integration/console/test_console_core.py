@@ -282,6 +282,23 @@ def test_keys_are_created_shown_once_listed_and_revoked(browser: TestClient) -> 
     assert browser.get("/api/v1/models/list", headers=bearer).status_code == 401
 
 
+def test_a_key_form_sent_again_makes_no_second_key(browser: TestClient) -> None:
+    # A reload of the answer (or a second click) sends the same form again.
+    log_in(browser, "bob")
+    page = browser.get("/console/keys")
+    form = {
+        CSRF_FIELD: csrf_of(browser, "/console/keys"),
+        "form_token": re.findall(r'name="form_token" value="([0-9a-f]+)"', page.text)[0],
+        "name": "reloaded",
+    }
+    first = browser.post("/console/keys", data=form)
+    assert first.status_code == 201 and 'id="new-key"' in first.text
+    again = browser.post("/console/keys", data=form)
+    assert again.status_code == 200 and 'id="new-key"' not in again.text
+    assert "already sent" in again.text
+    assert key_names(browser).count("reloaded") == 1
+
+
 @pytest.mark.parametrize(
     ("form", "field"),
     [({"name": "lap\x00top"}, "name"), ({"name": "ok", "extra\x00": "x"}, "extra\\x00")],
