@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tests.support.api import PASSWORD, Api
+from tests.support.api import PASSWORD, Api, make_settings, start_api
 from tests.support.console import LOGIN, csrf_of, log_in
 from textnlp.adapters.db.users import UserRow
 from textnlp.api.console.csrf import CSRF_COOKIE, CSRF_FIELD
@@ -343,3 +343,20 @@ def test_cookies_are_secure_outside_the_local_profile(aws_console: TestClient) -
     cookie = set_cookies(answer)[SESSION_COOKIE]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
     assert aws_console.get("/console/keys").status_code == 200
+
+
+def test_too_many_logins_show_the_form_and_when_to_retry(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The API answers 429 with Retry-After; the console's page had neither it nor a form.
+    limits = {"login_limit_per_username": (0.01, 2), "login_limit_per_address": None}
+    home = tmp_path_factory.mktemp("console-limits")
+    for api in start_api(make_settings(home, api=limits)):
+        browser = api.client
+        browser.follow_redirects = False
+        answers = [log_in(browser, "alice", "wrong password") for _ in range(3)]
+        assert [a.status_code for a in answers] == [401, 401, 429]
+        refused = answers[2]
+        assert int(refused.headers["retry-after"]) >= 1
+        assert "too many login attempts" in refused.text
+        assert 'name="password"' in refused.text and 'value="alice"' in refused.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
@@ -19,7 +20,7 @@ from textnlp.api.console.session import (
 from textnlp.api.deps import enforce_login_limits
 from textnlp.auth.rules import MAX_PASSWORD
 from textnlp.auth.service import AuthService
-from textnlp.errors import AuthError, PermissionDenied
+from textnlp.errors import AuthError, PermissionDenied, QuotaExceeded
 
 router = APIRouter()
 
@@ -57,6 +58,13 @@ async def login(
             raise
         context = {"next": target, "username": username, "error": exc.message}
         return page(request, "login.html", context, status_code=401)
+    except QuotaExceeded as exc:  # too many attempts: the form again, saying when to retry
+        wait = max(1, math.ceil(exc.retry_after or 1))
+        message = f"too many login attempts: try again in {wait} s"
+        context = {"next": target, "username": username, "error": message}
+        refused = page(request, "login.html", context, status_code=429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     response = redirect(request, target)
     set_session(response, request, pair)  # type: ignore[arg-type]
     return response
