@@ -63,6 +63,15 @@ def test_the_page_lists_models_and_sources_with_the_commands_of_a_free_prompt(
     assert script.status_code == 200 and "getReader" in script.text
 
 
+def test_a_model_the_page_cannot_select_is_not_in_its_commands(browser: TestClient) -> None:
+    log_in(browser)
+    asked = browser.get(f"{PAGE}?model=zzz")
+    chosen = browser.get(f"{PAGE}?model=fake-fast")
+    assert asked.status_code == chosen.status_code == 200
+    assert not any("zzz" in c for c in commands_of(asked.text))
+    assert any("--model fake-fast" in c for c in commands_of(chosen.text))
+
+
 def test_a_template_chosen_in_the_query_has_a_field_per_variable(browser: TestClient) -> None:
     log_in(browser)
     text = browser.get(PAGE, params={"source": "product-review", "model": "fake-fast"}).text

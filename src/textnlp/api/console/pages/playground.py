@@ -82,8 +82,12 @@ async def playground_page(request: Request, user: ConsoleUser) -> Response:
     """The page; its query string (``?source=product-review&model=...``) preselects fields."""
     form = PlaygroundForm.parse(request.query_params.multi_items())
     library = generation_of(request).templates
+    models = await run_in_threadpool(models_of, request)
+    if form.model is not None and form.model not in {m.id for m in models}:
+        # The select cannot show it: the commands must not name it either.
+        form = form.model_copy(update={"model": None})
     context = _source_context(request, form) | {
-        "models": await run_in_threadpool(models_of, request),
+        "models": models,
         "default_model": request.app.state.settings.default_model,
         "recipes": library.recipes(),
         "templates": library.all(),
