@@ -27,7 +27,12 @@ from textnlp.observability.metrics import Metrics
 from textnlp.services.generation import GenerationService
 
 _bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+_api_key = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key. Behind API Gateway (the deployment) send it as "
+    "`Authorization: Bearer <key>`: the gateway's authorizer reads that header only.",
+)
 
 
 def get_settings(request: Request) -> Settings:

@@ -1,9 +1,11 @@
 """API Gateway Lambda authorizer: the API's credentials -> an IAM policy.
 
 Events: the REST ``TOKEN`` authorizer event (``authorizationToken: "Bearer <credential>"``,
-``methodArn``) and the WebSocket ``$connect`` ``REQUEST`` event, whose credential is, as on the
-app's own socket, an ``Authorization: Bearer`` header, the ``access_token`` query parameter
-(``token`` is still accepted for old clients) or an ``X-API-Key`` header.
+``methodArn``) and the WebSocket ``$connect`` ``REQUEST`` event. This function reads a
+``REQUEST`` event's credential as the app's own socket does (an ``Authorization: Bearer``
+header, the ``access_token`` query parameter, ``token`` for old clients, an ``X-API-Key``
+header), but the deployment's WebSocket authorizer names ``access_token`` as its identity
+source, so API Gateway refuses a connection without it before this function runs.
 
 Verdicts:
 
