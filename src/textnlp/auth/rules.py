@@ -34,3 +34,5 @@ def check_key_name(name: str) -> None:
         raise InvalidInput(
             "a key's name is printable text: no control or bidirectional-override characters"
         )
+    if not name.strip():
+        raise InvalidInput("a key's name is not blank: name it after where it is used")

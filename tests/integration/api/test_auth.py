@@ -238,6 +238,14 @@ def test_a_key_name_is_printable_text(api: Api, name: str) -> None:
     assert name not in str(listed)
 
 
+@pytest.mark.parametrize("name", [" ", "   ", "\u3000"])
+def test_a_key_name_is_not_blank(api: Api, name: str) -> None:
+    refused = api.client.post(
+        "/api/v1/auth/api-keys", json={"name": name}, headers=api.headers("bob")
+    )
+    assert refused.status_code == 422 and "not blank" in refused.json()["error"]["message"]
+
+
 def test_logging_out_with_an_api_key_is_forbidden_not_unauthenticated(api: Api) -> None:
     # The key is good, the route is not for it: 401 (with WWW-Authenticate) told clients to
     # log in again.

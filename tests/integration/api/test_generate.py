@@ -66,6 +66,8 @@ def test_server_sent_events(sqlite_api: Api) -> None:
     assert lines[-1] == "data: [DONE]"
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     assert chunks[-1]["choices"][0]["finish_reason"] in {"stop", "length"}
+    # "in the same shape" as the completion: created too, the same in every chunk
+    assert len({c["created"] for c in chunks}) == 1 and chunks[0]["created"] > 0
     assert chunks[-1]["usage"]["completion_tokens"] >= 1
     assert "".join(c["choices"][0]["text"] for c in chunks)
 

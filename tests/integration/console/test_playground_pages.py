@@ -56,6 +56,7 @@ def test_the_page_lists_models_and_sources_with_the_commands_of_a_free_prompt(
         assert f'value="{name}"' in text
     assert '<script src="/console/static/playground.js" defer></script>' in text
     assert 'name="prompt"' in text and 'aria-live="polite"' in text
+    assert 'name="prompt" rows="5" maxlength="32000"' in text  # what the server takes
     commands = commands_of(text)
     assert commands[0].startswith("textnlp jobs submit")
     assert "/api/v1/generate/text" in commands[-1]

@@ -6,6 +6,7 @@ Batch jobs (``POST batch``, ``GET status/{job_id}``) are in ``textnlp.api.router
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -69,12 +70,14 @@ async def _sse(
 ) -> AsyncIterator[dict[str, str]]:
     """The stream's events, as sse-starlette takes them (``data``, and ``event`` for errors)."""
     chunk_id = completion_id()
+    created = int(time.time())  # as the completion's
     try:
         event = first
         while event is not None:
             chunk: dict[str, Any] = {
                 "id": chunk_id,
                 "object": "text_completion",
+                "created": created,
                 "model": model_id,
                 "choices": [{"index": 0, "text": event.text, "finish_reason": event.finish_reason}],
             }

@@ -74,6 +74,8 @@ def _source_context(request: Request, form: PlaygroundForm) -> dict[str, Any]:
         "kind": _kind(source),
         "fields": fields,
         "commands": [*cli_commands(form, source), api_call(form, source, str(request.base_url))],
+        # The prompt boxes hold what the server takes (api.max_prompt_chars), no more.
+        "max_prompt_chars": request.app.state.settings.api.max_prompt_chars,
     }
 
 
