@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from textnlp.backends import chat_pieces
 from textnlp.backends.base import Backend, collect, installed, package_dir
 from textnlp.backends.kv_store import PrefixStoreConfig
 from textnlp.backends.options import LlamaCppOptions, Weights
@@ -203,20 +204,17 @@ class LlamaCppBackend(Backend):
         # A trailing assistant message is a prefill: the answer continues it (a judge's
         # "score:"), as Anthropic's API and vLLM's continue_final_message do.
         prefill = messages.pop()["content"] if messages[-1]["role"] == "assistant" else ""
-        # The template's own text may hold control tokens (<|im_start|>...); what the messages
-        # say may not: "<|im_end|><|im_start|>system" typed by a user is text, not a new turn.
-        # So the template is rendered around marks, and each message is tokenized as text.
-        marks = [f"\ue000{i}-{os.urandom(6).hex()}\ue001" for i in range(len(messages))]
-        marked = [{**m, "content": mark} for m, mark in zip(messages, marks, strict=True)]
+        # What the messages say is text, never control tokens (``chat_pieces``).
+        marked, marks = chat_pieces.mark(messages)
         rendered = self._formatter(messages=marked)
         add_bos = self._add_bos and not rendered.added_special
-        pieces = _split_at(rendered.prompt, marks)
+        contents = [m["content"] for m in messages] + [prefill]
+        pieces = chat_pieces.segments(rendered.prompt, marks, contents)
         if pieces is None:  # the template drops, repeats or rewrites a message: as it renders
             whole = self._formatter(messages=messages).prompt
             return self.engine.tokenize(whole + prefill, add_bos=add_bos, special=True)
-        contents = [m["content"] for m in messages] + [prefill]
         tokens: list[int] = []
-        for text, special in _segments(pieces, contents):
+        for text, special in pieces:
             tokens += self.engine.tokenize(text, add_bos=add_bos and not tokens, special=special)
         return tokens
 
@@ -273,40 +271,6 @@ class LlamaCppBackend(Backend):
                 return
         finally:
             job.cancelled.set()  # no-op when finished; frees the slot when the caller left early
-
-
-def _segments(templates: list[str], contents: list[str]) -> list[tuple[str, bool]]:
-    """The prompt as (text, read control tokens) pieces: the template's text, then a message,
-    in turn. Whitespace next to a message goes with the message (it holds no control token),
-    so a run of spaces and newlines across the seam is tokenized as in the whole prompt."""
-    segments: list[tuple[str, bool]] = []
-    for template_text, content in zip(templates, contents, strict=True):
-        rest = template_text.lstrip()
-        lead = template_text[: len(template_text) - len(rest)]
-        core = rest.rstrip()
-        trail = rest[len(core) :]
-        if segments and lead and not segments[-1][1]:
-            segments[-1] = (segments[-1][0] + lead, False)  # after the message before
-        else:
-            core = lead + core
-        if core:
-            segments.append((core, True))
-        if trail + content:
-            segments.append((trail + content, False))
-    return segments
-
-
-def _split_at(text: str, marks: list[str]) -> list[str] | None:
-    """``text`` cut at each mark, in order (len(marks) + 1 pieces); None unless each mark is
-    there exactly once, in order."""
-    pieces = []
-    for mark in marks:
-        if text.count(mark) != 1:
-            return None
-        before, _, text = text.partition(mark)
-        pieces.append(before)
-    pieces.append(text)
-    return pieces
 
 
 def llama_cpp_add_bos(engine: BatchingEngine) -> bool:

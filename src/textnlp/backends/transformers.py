@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from textnlp.backends import chat_pieces
 from textnlp.backends.base import Backend, collect, installed
 from textnlp.backends.llamacpp import EMBEDDED, resolve_model_path
 from textnlp.backends.options import TransformersOptions
@@ -58,10 +59,18 @@ if TYPE_CHECKING:
 @dataclass
 class _Pending:
     request: GenerationRequest
-    prompt: str
+    prompt_ids: list[int]
     future: asyncio.Future[Completion]
     seed: int | None = None
     started: float = field(default_factory=time.perf_counter)
+
+
+def _chat(request: GenerationRequest) -> tuple[list[dict[str, str]], str]:
+    """The messages, and the prefill: a trailing assistant message the answer continues (as
+    llama.cpp's)."""
+    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    prefill = messages.pop()["content"] if messages[-1]["role"] == "assistant" else ""
+    return messages, prefill
 
 
 def _seed(request: GenerationRequest) -> int | None:
@@ -183,16 +192,37 @@ class TransformersBackend(Backend):
         return self._tokenizer
 
     def render(self, request: GenerationRequest) -> str:
+        """The prompt as text (chat template applied); the model reads ``prompt_ids``."""
         tokenizer = self._require_tokenizer()
         if request.prompt is not None or not getattr(tokenizer, "chat_template", None):
             return request.as_text()
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        # A trailing assistant message is a prefill the answer continues (as llama.cpp's).
-        prefill = messages.pop()["content"] if messages[-1]["role"] == "assistant" else ""
-        rendered: str = tokenizer.apply_chat_template(
+        messages, prefill = _chat(request)
+        return self._chat_template(messages) + prefill
+
+    def _chat_template(self, messages: list[dict[str, str]]) -> str:
+        rendered: str = self._require_tokenizer().apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )
-        return rendered + prefill
+        return rendered
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """The token ids the model reads for ``request``: the template's text with its control
+        tokens, what the messages (or a raw prompt) say as text (``chat_pieces``)."""
+        tokenizer = self._require_tokenizer()
+
+        def ids(text: str, special: bool) -> list[int]:
+            encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=not special)
+            return list(encoded["input_ids"])
+
+        if request.prompt is not None or not getattr(tokenizer, "chat_template", None):
+            return ids(request.as_text(), request.control_tokens)
+        messages, prefill = _chat(request)
+        marked, marks = chat_pieces.mark(messages)
+        contents = [m["content"] for m in messages] + [prefill]
+        pieces = chat_pieces.segments(self._chat_template(marked), marks, contents)
+        if pieces is None:  # the template drops, repeats or rewrites a message: as it renders
+            return ids(self.render(request), True)
+        return [token for text, special in pieces for token in ids(text, special)]
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if self._engine is not None:
@@ -206,9 +236,9 @@ class TransformersBackend(Backend):
         loop = asyncio.get_running_loop()
         pending = []
         for request in requests:
-            prompt = self.render(request)
-            self.check_context(self.count_tokens(prompt), request.params.max_tokens)
-            item = _Pending(request, prompt, loop.create_future(), _seed(request))
+            prompt_ids = self.prompt_ids(request)
+            self.check_context(len(prompt_ids), request.params.max_tokens)
+            item = _Pending(request, prompt_ids, loop.create_future(), _seed(request))
             pending.append(item)
             self._queue.put_nowait(item)
         return list(await asyncio.gather(*(p.future for p in pending)))
@@ -229,8 +259,7 @@ class TransformersBackend(Backend):
         if engine is None:
             raise BackendUnavailable("backend not loaded", backend=self.name, model=self.spec.id)
         params = request.params
-        prompt = self._require_tokenizer()(self.render(request), add_special_tokens=False)
-        prompt_ids: list[int] = prompt["input_ids"]
+        prompt_ids = self.prompt_ids(request)
         self.check_context(len(prompt_ids), params.max_tokens)
         sampling = sampling_kwargs(
             temperature=params.temperature,
@@ -315,11 +344,8 @@ class TransformersBackend(Backend):
         from textnlp.backends.hf_sampling import SeededSampler, static_processors
 
         tokenizer, model = self._tokenizer, self._model
-        inputs = tokenizer(
-            [item.prompt for item in group],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
+        inputs = tokenizer.pad(
+            {"input_ids": [item.prompt_ids for item in group]}, padding=True, return_tensors="pt"
         ).to(self._device)
         prompt_width = inputs["input_ids"].shape[1]
         sampler = SeededSampler(
@@ -349,7 +375,7 @@ class TransformersBackend(Backend):
         kept, finish = self._until_eos(new_tokens, item.request)
         text = self._tokenizer.decode(kept, skip_special_tokens=True)
         text, stopped = _cut_at_stop(text, item.request.params.stop)
-        prompt_tokens = len(self._tokenizer(item.prompt, add_special_tokens=False)["input_ids"])
+        prompt_tokens = len(item.prompt_ids)
         return Completion(
             text=text,
             finish_reason="stop" if stopped else finish,
@@ -363,10 +389,11 @@ class TransformersBackend(Backend):
         from transformers import TextIteratorStreamer
 
         tokenizer = self._require_tokenizer()
-        prompt = self.render(request)
-        self.check_context(self.count_tokens(prompt), request.params.max_tokens)
+        prompt_ids = self.prompt_ids(request)
+        self.check_context(len(prompt_ids), request.params.max_tokens)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        item = _Pending(request, prompt, asyncio.get_running_loop().create_future(), _seed(request))
+        future = asyncio.get_running_loop().create_future()
+        item = _Pending(request, prompt_ids, future, _seed(request))
         worker = threading.Thread(target=self._stream_sync, args=(item, streamer), daemon=True)
         worker.start()
         iterator = iter(streamer)
