@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,12 +32,16 @@ from moto import mock_aws
 from textnlp.adapters.cache.memory import MemoryCache
 from textnlp.adapters.queue.base import QueueMessage
 from textnlp.adapters.queue.sqs import SqsQueue
+from textnlp.adapters.secrets.aws import AwsSecretsManager
+from textnlp.adapters.secrets.env import WELL_KNOWN
 from textnlp.adapters.sessions.dynamodb import DynamoDbSessionStore
 from textnlp.adapters.storage.s3 import S3Storage
 from textnlp.api.routers.gateway import GatewayStreams
-from textnlp.config import env_name
+from textnlp.config import env_name, load_settings
 from textnlp.deployment import session_table_name
 from textnlp.errors import AuthError
+from textnlp.services.job_models import JobProgress, JobTimings, JobView
+from textnlp.worker.notify import Notifier
 
 from infra_assembly import Assembly
 from test_infra_serverless import actions
@@ -69,6 +74,11 @@ def _as_iam(service: str, operation: str, method: str, params: dict[str, Any],
         if action is None:
             raise AssertionError(f"no IAM mapping for s3:{operation}: add one")
         return Call(f"s3:{action}", f"arn:aws:s3:::{bucket}" + (f"/{key}" if key else ""))
+    if service == "secretsmanager":  # a secret's ARN ends with its name and 6 random characters
+        return Call(f"secretsmanager:{operation}",
+                    f"arn:aws:secretsmanager:{REGION}:{account}:secret:{params['SecretId']}-AbCdEf")
+    if service == "sns":
+        return Call(f"sns:{operation}", str(params["TopicArn"]))
     if service == "sqs":
         name = params.get("QueueName") or str(params["QueueUrl"]).rsplit("/", 1)[-1]
         return Call(f"sqs:{operation}", f"arn:aws:sqs:{REGION}:{account}:{name}")
@@ -294,5 +304,47 @@ def test_the_task_role_allows_the_storage_and_queue_calls(
             assert _exercise_storage(bucket, tmp_path) == _public_methods(S3Storage)
             assert _exercise_queue(queue, dead_letters) == _public_methods(SqsQueue)
     assert {c.action for c in calls} >= {"s3:PutObject", "s3:ListBucket", "sqs:SendMessage"}
+    refused = sorted({f"{c.action} on {c.resource}" for c in calls if not _allowed(c, statements)})
+    assert refused == []
+
+
+def _topic_arn(assembly: Assembly, value: Any, account: str) -> str:
+    """The topic's ARN from a `Ref` to it (or the import of one)."""
+    if isinstance(value, dict) and "Fn::ImportValue" in value:
+        export = value["Fn::ImportValue"]
+        value = next(
+            output["Value"]
+            for template in assembly.templates.values()
+            for output in template.get("Outputs", {}).values()
+            if output.get("Export", {}).get("Name") == export
+        )
+    if isinstance(value, str):
+        return value
+    for template in assembly.templates.values():
+        topic = template["Resources"].get(value["Ref"])
+        if topic is not None:
+            return f"arn:aws:sns:{REGION}:{account}:{topic['Properties']['TopicName']}"
+    raise AssertionError(f"no topic {value}")
+
+
+def test_the_task_role_allows_reading_every_secret_and_publishing_notices(
+    assembly: Assembly,
+) -> None:
+    account = _account(assembly)
+    environment = _app_environment(assembly)
+    topic = _topic_arn(assembly, environment[env_name("queue", "notify_topic_arn")], account)
+    settings = load_settings(queue={"notify_topic_arn": topic}, aws={"region": REGION})
+    statements = _task_role_statements(assembly)
+    with recorded(account) as calls:
+        secrets = AwsSecretsManager(environment[env_name("environment")], region=REGION)
+        for name in WELL_KNOWN:  # every secret the app knows by name
+            secrets.find(name)
+        job = JobView(
+            id="0" * 32, state="succeeded", progress=JobProgress(done=1, total=1),
+            timings=JobTimings(created_at=datetime.now(UTC)), model="m", queue="generation",
+            attempts=1,
+        )
+        Notifier(settings).notify(job, webhook_url=None)
+    assert {c.action for c in calls} == {"secretsmanager:GetSecretValue", "sns:Publish"}
     refused = sorted({f"{c.action} on {c.resource}" for c in calls if not _allowed(c, statements)})
     assert refused == []
