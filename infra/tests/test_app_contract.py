@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from textnlp.api.app import create_app
 from textnlp.config import Settings, load_settings, unknown_variables
 from textnlp.deployment import GATEWAY_STREAM_PATH
@@ -84,6 +85,11 @@ def test_every_container_environment_loads_and_builds_the_app(assembly: Assembly
         assert settings.queue.backend == "sqs" and settings.storage.backend == "s3", name
         assert str(settings.home).startswith("/tmp/"), name  # the writable volume
         create_app(settings)  # routes, middleware and the composition root, nothing opened
+    # The deployed settings export spans to the task's collector sidecar (localhost:4318): the
+    # process's provider is stopped, or the AWS calls of later tests would be exported there.
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "shutdown"):
+        provider.shutdown()
 
 
 def test_every_lambda_environment_is_the_apps(assembly: Assembly) -> None:
