@@ -120,12 +120,15 @@ async def authenticate_async(connection: HTTPConnection, credential: str | None)
     return await run_in_threadpool(authenticate, connection, credential)
 
 
+def bearer_of(connection: HTTPConnection) -> str | None:
+    """The credential of an ``Authorization: Bearer`` header, if one was sent."""
+    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
 def credential_of(connection: HTTPConnection) -> str | None:
     """The credential a request sent: ``Authorization: Bearer``, else ``X-API-Key``."""
-    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return connection.headers.get("x-api-key")
+    return bearer_of(connection) or connection.headers.get("x-api-key")
 
 
 #: How often a long-lived connection's credential is checked again (seconds).

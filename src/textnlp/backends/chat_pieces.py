@@ -12,6 +12,19 @@ same tokens as before.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textnlp.domain import GenerationRequest
+
+
+def messages_of(request: GenerationRequest) -> tuple[list[dict[str, str]], str]:
+    """The request's messages for a chat template, and its prefill: a trailing assistant
+    message the answer continues (a judge's "score:"), as Anthropic's API and vLLM's
+    ``continue_final_message`` do."""
+    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    prefill = messages.pop()["content"] if messages[-1]["role"] == "assistant" else ""
+    return messages, prefill
 
 
 def mark(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[str]]:

@@ -200,10 +200,7 @@ class LlamaCppBackend(Backend):
             return self.engine.tokenize(
                 request.as_text(), add_bos=self._add_bos, special=request.control_tokens
             )
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        # A trailing assistant message is a prefill: the answer continues it (a judge's
-        # "score:"), as Anthropic's API and vLLM's continue_final_message do.
-        prefill = messages.pop()["content"] if messages[-1]["role"] == "assistant" else ""
+        messages, prefill = chat_pieces.messages_of(request)
         # What the messages say is text, never control tokens (``chat_pieces``).
         marked, marks = chat_pieces.mark(messages)
         rendered = self._formatter(messages=marked)

@@ -65,14 +65,6 @@ class _Pending:
     started: float = field(default_factory=time.perf_counter)
 
 
-def _chat(request: GenerationRequest) -> tuple[list[dict[str, str]], str]:
-    """The messages, and the prefill: a trailing assistant message the answer continues (as
-    llama.cpp's)."""
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
-    prefill = messages.pop()["content"] if messages[-1]["role"] == "assistant" else ""
-    return messages, prefill
-
-
 def _seed(request: GenerationRequest) -> int | None:
     """The request's sampling seed (a random one when it has none); None: greedy."""
     params = request.params
@@ -196,7 +188,7 @@ class TransformersBackend(Backend):
         tokenizer = self._require_tokenizer()
         if request.prompt is not None or not getattr(tokenizer, "chat_template", None):
             return request.as_text()
-        messages, prefill = _chat(request)
+        messages, prefill = chat_pieces.messages_of(request)
         return self._chat_template(messages) + prefill
 
     def _chat_template(self, messages: list[dict[str, str]]) -> str:
@@ -216,7 +208,7 @@ class TransformersBackend(Backend):
 
         if request.prompt is not None or not getattr(tokenizer, "chat_template", None):
             return ids(request.as_text(), request.control_tokens)
-        messages, prefill = _chat(request)
+        messages, prefill = chat_pieces.messages_of(request)
         marked, marks = chat_pieces.mark(messages)
         contents = [m["content"] for m in messages] + [prefill]
         pieces = chat_pieces.segments(self._chat_template(marked), marks, contents)

@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, WebSocket, WebSocketDisconnect
 
-from textnlp.api.deps import RECHECK_S, CredentialWatch, authenticate_async
+from textnlp.api.deps import RECHECK_S, CredentialWatch, authenticate_async, bearer_of
 from textnlp.api.errors import (
     bad_request_message,
     invalid_json_message,
@@ -41,11 +41,11 @@ log = logging.getLogger("textnlp.api")
 
 
 def _credential(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value:
-        return value.strip()
-    return websocket.query_params.get("access_token") or websocket.headers.get("x-api-key")
+    return (
+        bearer_of(websocket)
+        or websocket.query_params.get("access_token")
+        or websocket.headers.get("x-api-key")
+    )
 
 
 @router.get(
