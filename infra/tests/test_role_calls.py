@@ -198,17 +198,23 @@ def _app_environment(assembly: Assembly) -> dict[str, str]:
     raise AssertionError("no container is told the bucket")
 
 
+def _imported(assembly: Assembly, value: Any) -> tuple[dict[str, Any], Any]:
+    """(the exporting stack's template, the exported value) of an `Fn::ImportValue`."""
+    for template in assembly.templates.values():
+        for output in template.get("Outputs", {}).values():
+            if output.get("Export", {}).get("Name") == value["Fn::ImportValue"]:
+                return template, output["Value"]
+    raise AssertionError(f"no export {value}")
+
+
 def _named(assembly: Assembly, value: Any) -> str:
     """A plain name, or the property another stack exports (`Fn::ImportValue` of a
     `Fn::GetAtt`, as the queue names are)."""
     if isinstance(value, str):
         return value
-    for template in assembly.templates.values():
-        for output in template.get("Outputs", {}).values():
-            if output.get("Export", {}).get("Name") == value["Fn::ImportValue"]:
-                logical, attribute = output["Value"]["Fn::GetAtt"]
-                return str(template["Resources"][logical]["Properties"][attribute])
-    raise AssertionError(f"no export {value}")
+    template, exported = _imported(assembly, value)
+    logical, attribute = exported["Fn::GetAtt"]
+    return str(template["Resources"][logical]["Properties"][attribute])
 
 
 def _exercise_storage(bucket: str, tmp: Path) -> set[str]:
@@ -309,22 +315,12 @@ def test_the_task_role_allows_the_storage_and_queue_calls(
 
 
 def _topic_arn(assembly: Assembly, value: Any, account: str) -> str:
-    """The topic's ARN from a `Ref` to it (or the import of one)."""
-    if isinstance(value, dict) and "Fn::ImportValue" in value:
-        export = value["Fn::ImportValue"]
-        value = next(
-            output["Value"]
-            for template in assembly.templates.values()
-            for output in template.get("Outputs", {}).values()
-            if output.get("Export", {}).get("Name") == export
-        )
+    """The topic's ARN from the import of a `Ref` to it (or the ARN itself)."""
     if isinstance(value, str):
         return value
-    for template in assembly.templates.values():
-        topic = template["Resources"].get(value["Ref"])
-        if topic is not None:
-            return f"arn:aws:sns:{REGION}:{account}:{topic['Properties']['TopicName']}"
-    raise AssertionError(f"no topic {value}")
+    template, exported = _imported(assembly, value)
+    topic = template["Resources"][exported["Ref"]]
+    return f"arn:aws:sns:{REGION}:{account}:{topic['Properties']['TopicName']}"
 
 
 def test_the_task_role_allows_reading_every_secret_and_publishing_notices(
