@@ -215,7 +215,11 @@ class Platform:
 
         self.redis  # noqa: B018 - built first, so it is closed after the pool's backends
         pool = ModelPool(
-            self.catalogue, self.cloud_context, self.prefix_store, secrets=lambda: self.secrets
+            self.catalogue,
+            self.cloud_context,
+            self.prefix_store,
+            secrets=lambda: self.secrets,
+            prices=self.prices,
         )
         self._owns(pool.aclose)
         return pool

@@ -184,6 +184,50 @@ class SpendingCap:
             return self._reserved > 0 and self._spent + estimated <= self.limit_usd
 
 
+class PricedBackend(Backend):
+    """Prices a local backend's completions from the table. Remote backends price their own
+    (``CloudContext.prices``); a self-hosted model has a price only when its operator sets one
+    (its GPU hours as a price per token), and then records, caps and charges count it alike."""
+
+    def __init__(self, inner: Backend, prices: PriceTable) -> None:
+        super().__init__(inner.spec)
+        self.inner = inner
+        self.name = inner.name  # type: ignore[misc]  # labels and traces name the real backend
+        self.grammars = inner.grammars
+        self.prices = prices
+
+    async def load(self) -> None:
+        await self.inner.load()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def _priced(self, usage: Usage) -> Usage:
+        return self.prices.priced(self.spec, usage)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        completions = await self.inner.generate(requests)
+        return [c.model_copy(update={"usage": self._priced(c.usage)}) for c in completions]
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        async for delta in self.inner.stream(request):
+            if delta.usage is not None:
+                delta = delta.model_copy(update={"usage": self._priced(delta.usage)})
+            yield delta
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def check_context(self, prompt_tokens: int, max_tokens: int) -> None:
+        self.inner.check_context(prompt_tokens, max_tokens)
+
+    def info(self) -> ModelInfo:
+        return self.inner.info()
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+
 class CappedBackend(Backend):
     """Wraps a loaded backend so that no request starts that could pass ``cap``."""
 

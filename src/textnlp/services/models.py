@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from textnlp.backends.base import Backend
+from textnlp.backends.pricing import PricedBackend, PriceTable
 from textnlp.backends.registry import ModelCatalogue, backend_class
 from textnlp.domain import ModelInfo
 from textnlp.errors import ModelUnavailable
@@ -28,6 +29,7 @@ class ModelPool:
     Remote backends share one ``CloudContext`` (secrets, circuits, rate limits, prices), made by
     ``cloud_context`` (the composition root's) the first time one is needed, and closed here.
     Local engines that keep prompts' KV on disk are given ``prefix_store`` (None: they don't).
+    A local model with an entry in ``prices`` is wrapped so that its completions carry a cost.
     """
 
     def __init__(
@@ -36,8 +38,10 @@ class ModelPool:
         cloud_context: Callable[[], CloudContext],
         prefix_store: PrefixStoreConfig | None = None,
         secrets: Callable[[], SecretsProvider] | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self.catalogue = catalogue
+        self._prices = prices
         self._make_cloud = cloud_context
         self._prefix_store = prefix_store
         #: Where a remote model's API key is looked up: a model without one is unavailable.
@@ -57,13 +61,15 @@ class ModelPool:
                 await asyncio.to_thread(self.check_available, model_id)
                 spec = self.catalogue.get(model_id)
                 options: dict[str, Any] = {}
-                if getattr(backend_class(spec.backend), "shares_cloud_context", False):
+                cls = backend_class(spec.backend)
+                remote = getattr(cls, "shares_cloud_context", False)
+                if remote:
                     options["context"] = self._cloud_context()
-                if self._prefix_store and getattr(
-                    backend_class(spec.backend), "uses_prefix_store", False
-                ):
+                if self._prefix_store and getattr(cls, "uses_prefix_store", False):
                     options["prefix_store"] = self._prefix_store
                 backend = self.catalogue.create(model_id, **options)
+                if not remote and self._prices and self._prices.price(spec):
+                    backend = PricedBackend(backend, self._prices)
                 await backend.load()
                 self._backends[model_id] = backend
             return self._backends[model_id]
