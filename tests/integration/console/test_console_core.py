@@ -112,6 +112,25 @@ def test_logout_ends_the_session_even_for_a_kept_cookie(browser: TestClient) -> 
     assert_sent_to_login(browser.get("/console/keys"))
 
 
+def test_the_logout_address_asks_before_it_logs_out(browser: TestClient) -> None:
+    assert_sent_to_login(browser.get("/console/logout"), "/console/logout")
+    log_in(browser)
+    asked = browser.get("/console/logout")
+    assert asked.status_code == 200 and browser.get("/console/keys").status_code == 200
+    token = re.search(rf'name="{CSRF_FIELD}" value="([^"]+)"', asked.text)
+    assert token is not None and 'action="/console/logout"' in asked.text
+    answer = browser.post("/console/logout", data={CSRF_FIELD: token.group(1)})
+    assert answer.status_code == 303 and answer.headers["location"] == LOGIN
+    assert_sent_to_login(browser.get("/console/keys"))
+
+
+def test_an_error_page_keeps_the_navigation_of_a_logged_in_user(browser: TestClient) -> None:
+    log_in(browser)
+    missing = browser.get("/console/jobs/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404 and "Error 404" in missing.text
+    assert 'href="/console/jobs"' in missing.text and "Log out" in missing.text
+
+
 def test_logout_needs_the_csrf_token(browser: TestClient) -> None:
     log_in(browser)
     refused = browser.post("/console/logout", data={})

@@ -1,7 +1,8 @@
 """The console's rendering of the exception tree (called by ``textnlp.api.errors``, the one
 place that maps exceptions to answers): no session -> the login page, with the page asked for
 as ``next``; anything else -> an HTML error page with the error's own status and message
-(an htmx request gets the message as a fragment in the page's ``#flash`` area instead)."""
+(an htmx request gets the message as a fragment in the page's ``#flash`` area instead). A page
+whose session was read keeps its navigation."""
 
 from __future__ import annotations
 
@@ -34,4 +35,6 @@ def console_error(request: Request, status: int, message: str, exc: Exception | 
         fragment.headers["HX-Retarget"] = "#flash"
         fragment.headers["HX-Reswap"] = "innerHTML"
         return fragment
-    return page(request, "error.html", {"status": status, "message": message}, status_code=status)
+    user = getattr(request.state, "console_user", None)  # known once the session was read
+    context = {"status": status, "message": message}
+    return page(request, "error.html", context, user=user, status_code=status)

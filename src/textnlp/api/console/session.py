@@ -97,7 +97,9 @@ async def console_principal(connection: HTTPConnection) -> Principal:
 
 
 async def console_user(request: Request) -> Principal:
-    return await console_principal(request)
+    principal = await console_principal(request)
+    request.state.console_user = principal  # an error page drawn later keeps the navigation
+    return principal
 
 
 async def console_admin(user: Annotated[Principal, Depends(console_user)]) -> Principal:

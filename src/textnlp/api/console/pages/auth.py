@@ -70,6 +70,13 @@ async def login(
     return response
 
 
+@router.get("/logout")
+def logout_page(request: Request, user: ConsoleUser) -> Response:
+    """A link or a typed address asks first: a logout is a form post (CSRF-checked), never a
+    GET another site could make a browser send."""
+    return page(request, "logout.html", user=user)
+
+
 @router.post("/logout")
 async def logout(request: Request, user: ConsoleUser, _csrf: CsrfChecked) -> Response:
     """End the session: its refresh-token family is revoked, so the cookie is dead anywhere."""
