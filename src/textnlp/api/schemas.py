@@ -244,10 +244,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "Missing, invalid, expired or revoked credentials.",
         403: "Authenticated, but not allowed (admin routes).",
         404: "Unknown model, template, job or key.",
+        408: "The request body did not arrive in time (`api.body_timeout_s`).",
+        409: "In conflict with what is stored: cancelling a job that has ended, deleting a "
+        "file a job reads, a user's key limit, demoting or disabling the last admin.",
         413: "Request body too large.",
         422: "Invalid request: malformed JSON, wrong types, unknown fields, out-of-range values.",
         429: "Rate limit exceeded (see Retry-After), or spending cap reached.",
+        500: "Internal error.",
+        501: "A feature whose optional extra is not installed here (e.g. `validation`).",
         502: "A model backend failed.",
-        503: "A model backend or component is unavailable.",
+        503: "A model backend or component is unavailable, or the server is at its limit of "
+        "requests in progress (see Retry-After).",
+        504: "A model backend did not answer in time.",
     }.items()
 }

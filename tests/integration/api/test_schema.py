@@ -19,9 +19,11 @@ from schemathesis.checks import positive_data_acceptance
 from textnlp.adapters.db.base import make_engine, make_sessionmaker
 from textnlp.adapters.db.schema import upgrade_database
 from textnlp.api.app import create_app
+from textnlp.api.errors import error_for, openai_error_for
 from textnlp.auth.service import AuthService
 from textnlp.auth.tokens import TokenService
 from textnlp.config import load_settings
+from textnlp.errors import TextNLPError
 
 AUTH: dict[str, str] = {}
 SETTINGS_BOUND = {
@@ -87,3 +89,32 @@ def fuzz(operation: Any) -> None:
         case.call_and_validate(headers=AUTH, excluded_checks=excluded)
 
     check()
+
+
+def _error_classes() -> list[type[TextNLPError]]:
+    found, todo = [], [TextNLPError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def test_every_error_status_a_route_can_answer_is_documented(tmp_path: Path) -> None:
+    """The statuses the exception tree renders to (``error_for``, ``openai_error_for``) and the
+    middleware's own (408 body deadline, 413 body bound, 503 in-flight limit) are in every
+    operation's documented responses; 409 is documented where it is reached under /v1, and
+    426 is the WebSocket handshake's."""
+    errors = [cls("m") for cls in _error_classes()]
+    middleware = {408, 413, 503}
+    native = {error_for(e)[0] for e in errors} - {426} | middleware
+    openai = {openai_error_for(e)[0] for e in errors} - {409} | middleware
+    spec = create_app(load_settings(home=tmp_path)).openapi()
+    for path, operations in spec["paths"].items():
+        expected = openai if path.startswith("/v1/") else native
+        if not path.startswith(("/v1/", "/api/v1/")):
+            continue
+        for method, operation in operations.items():
+            documented = {int(status) for status in operation["responses"] if status.isdigit()}
+            missing = expected - documented
+            assert not missing, f"{method.upper()} {path} does not document {sorted(missing)}"

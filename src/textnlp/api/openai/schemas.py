@@ -269,11 +269,16 @@ OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "Invalid request: malformed JSON, wrong types, out-of-range or unsupported values.",
         401: "Missing, invalid, expired or revoked credentials.",
-        404: "Unknown model.",
+        403: "Authenticated, but not allowed.",
+        404: "Unknown model, file or batch.",
+        408: "The request body did not arrive in time (`api.body_timeout_s`).",
         413: "Request body too large.",
         429: "Rate limit exceeded (see Retry-After and x-ratelimit-*), or spending cap reached.",
         500: "Internal error.",
+        501: "A feature whose optional extra is not installed here (e.g. `validation`).",
         502: "A model backend failed, or gave no valid JSON for `response_format`.",
-        503: "A model backend or component is unavailable.",
+        503: "A model backend or component is unavailable, or the server is at its limit of "
+        "requests in progress (see Retry-After).",
+        504: "A model backend did not answer in time.",
     }.items()
 }
