@@ -28,8 +28,9 @@ statuses, so OpenAI clients raise their own exception classes (``openai_error_fo
 Under ``/console`` (the web console, ``textnlp.api.console``) they answer as HTML:
 ``textnlp.api.console.errors`` draws the page (no session: a redirect to the login page).
 
-Errors of the ASGI middleware (413, 408, 503 when overloaded) answer before any route, in the
-shape of the route they refuse (``path_error_bytes``).
+Errors of the ASGI middleware (413, 408, 503 when overloaded, a path no route may see) answer
+before any route, in the shape of the route they refuse (``path_refusal``: the console's page
+under ``/console`` too).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from fastapi.exceptions import RequestValidationError, WebSocketRequestValidatio
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from textnlp.api.openai.ratelimit import refused_headers
 from textnlp.errors import (
@@ -91,13 +93,32 @@ def error_bytes(kind: str, message: str, **details: Any) -> bytes:
     return json.dumps({"error": {"type": kind, "message": message, **details}}).encode()
 
 
-def path_error_bytes(path: str, kind: str, message: str, openai_type: str, **details: Any) -> bytes:
-    """A middleware's error body in the shape of the route it refuses: OpenAI's error object
-    under ``/v1`` (``type`` is ``openai_type``, ``code`` the native kind), else the native one."""
-    if is_openai_path(path):
+def path_refusal(
+    scope: Scope,
+    status: int,
+    kind: str,
+    message: str,
+    openai_type: str,
+    headers: Mapping[str, str] | None = None,
+    **details: Any,
+) -> Response:
+    """A middleware's refusal, in the shape of the route it refuses: the console's error page
+    under ``/console``, OpenAI's error object under ``/v1`` (``type`` is ``openai_type``,
+    ``code`` the native kind), else the native one."""
+    from textnlp.api.console.errors import console_error
+    from textnlp.api.console.headers import is_console_path
+
+    path = str(scope.get("path", ""))
+    response: Response
+    if is_console_path(path):
+        response = console_error(Request(scope), status, message, None)
+    elif is_openai_path(path):
         body = {"message": message, "type": openai_type, "param": None, "code": kind}
-        return json.dumps({"error": body}).encode()
-    return error_bytes(kind, message, **details)
+        response = JSONResponse({"error": body}, status_code=status)
+    else:
+        response = JSONResponse({"error": {"type": kind, "message": message, **details}}, status)
+    response.headers.update(headers or {})
+    return response
 
 
 def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:

@@ -25,9 +25,10 @@ from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException
 from opentelemetry import trace
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from textnlp.api.errors import error_bytes, path_error_bytes
+from textnlp.api.errors import error_bytes, path_refusal
 from textnlp.deployment import ORIGIN_VERIFY_HEADER
 from textnlp.observability.logging import request_id_var
 from textnlp.observability.metrics import Metrics
@@ -49,7 +50,7 @@ class BodyTooLarge(HTTPException):
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _bad_path(scope: Scope) -> tuple[int, bytes] | None:
+def _bad_path(scope: Scope, headers: Mapping[str, str]) -> Response | None:
     """The refusal of a path no route may see, or None: one whose percent-escapes are not UTF-8
     (the server decodes them to U+FFFD, so a name would be stored other than sent; 400), or
     one with a control character (404: nothing is named so)."""
@@ -58,19 +59,12 @@ def _bad_path(scope: Scope) -> tuple[int, bytes] | None:
         unquote_to_bytes(scope.get("raw_path") or b"").decode("utf-8")
     except UnicodeDecodeError:
         message = "the path's percent-escapes are not UTF-8"
-        return 400, path_error_bytes(path, "invalid_path", message, "invalid_request_error")
+        return path_refusal(scope, 400, "invalid_path", message, "invalid_request_error", headers)
     found = _CONTROL.search(path)
     if found is None:
         return None
     message = f"the path holds a control character (U+{ord(found.group()):04X}): nothing has one"
-    return 404, path_error_bytes(path, "not_found", message, "invalid_request_error")
-
-
-def _too_large_body(limit: int, path: str) -> bytes:
-    message = f"body over {limit} bytes"
-    return path_error_bytes(
-        path, "payload_too_large", message, "invalid_request_error", limit=limit
-    )
+    return path_refusal(scope, 404, "not_found", message, "invalid_request_error", headers)
 
 
 class RequestContextMiddleware:
@@ -104,16 +98,15 @@ class RequestContextMiddleware:
         status = {"code": 500, "sent": False}
         try:
             if scope["type"] == "http":
-                refusal = _bad_path(scope)
+                refusal = _bad_path(scope, {"x-request-id": request_id})
                 if refusal is not None:
-                    code, body = refusal
-                    await send_error(send, code, body, [(b"x-request-id", request_id.encode())])
-                    status["code"] = code
+                    await refusal(scope, receive, send)
+                    status["code"] = refusal.status_code
                     return
                 declared = _header(scope, b"content-length")
                 limit = self._limit(scope)
                 if declared and declared.isdigit() and int(declared) > limit:
-                    await self._send_413(send, request_id, scope)
+                    await self._send_413(scope, receive, send, request_id)
                     status["code"] = 413
                     return
             await self._call(scope, receive, send, request_id, status)
@@ -181,33 +174,21 @@ class RequestContextMiddleware:
             if status["sent"]:
                 raise
             status["code"] = 413
-            await self._send_413(send, request_id, scope)
+            await self._send_413(scope, receive, send, request_id)
 
-    async def _send_413(self, send: Send, request_id: str, scope: Scope) -> None:
-        await send_error(
-            send,
+    async def _send_413(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        limit = self._limit(scope)
+        refusal = path_refusal(
+            scope,
             413,
-            _too_large_body(self._limit(scope), str(scope.get("path", ""))),
-            [(b"x-request-id", request_id.encode()), (b"connection", b"close")],
+            "payload_too_large",
+            f"body over {limit} bytes",
+            "invalid_request_error",
+            # The rest of the body may still come: the connection cannot carry another request.
+            {"x-request-id": request_id, "connection": "close"},
+            limit=limit,
         )
-
-
-async def send_error(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    """An error JSON answer from middleware (before any route runs)."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        await refusal(scope, receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

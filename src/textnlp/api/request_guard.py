@@ -23,8 +23,7 @@ import asyncio
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from textnlp.api.errors import path_error_bytes
-from textnlp.api.middleware import send_error
+from textnlp.api.errors import path_refusal
 from textnlp.deployment import HEALTH_PATH
 
 
@@ -57,7 +56,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_concurrent and scope.get("path") not in self.exempt_paths:
-            await self._refuse(send, scope.get("path", ""))
+            await self._refuse(scope, receive, send)
             return
         self.in_flight += 1
         try:
@@ -87,7 +86,7 @@ class RequestGuard:
 
         async def timed_out() -> None:
             if not state["started"] and not state["timed_out"]:
-                await self._send_408(send, scope.get("path", ""))
+                await self._send_408(scope, receive, send)
             state["timed_out"] = True
 
         async def tracked_send(message: Message) -> None:
@@ -102,27 +101,30 @@ class RequestGuard:
         except BodyReadTimeout:
             await timed_out()
 
-    async def _refuse(self, send: Send, path: str) -> None:
-        body = path_error_bytes(
-            path,
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = path_refusal(
+            scope,
+            503,
             "service_unavailable",
             f"the server has {self.max_concurrent} requests in progress, its limit; retry shortly",
             "server_error",
+            {"retry-after": "1"},
             limit=self.max_concurrent,
         )
-        await send_error(send, 503, body, [(b"retry-after", b"1")])
+        await refusal(scope, receive, send)
 
-    async def _send_408(self, send: Send, path: str) -> None:
-        body = path_error_bytes(
-            path,
+    async def _send_408(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = path_refusal(
+            scope,
+            408,
             "request_timeout",
             f"the request body did not arrive within {self.body_timeout_s:g} s",
             "invalid_request_error",
+            # The rest of the body may still come: the connection cannot carry another request.
+            {"connection": "close"},
             timeout_s=self.body_timeout_s,
         )
-        # ``connection: close``: the rest of the body may still come, so the connection
-        # cannot carry another request.
-        await send_error(send, 408, body, [(b"connection", b"close")])
+        await refusal(scope, receive, send)
 
 
 def _has_body(scope: Scope) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,24 @@ def nested(depth: int) -> dict[str, object]:
 
 
 def assert_error(response: object, status: int, kind: str | None = None) -> dict[str, object]:
+    """The error JSON of an answer; under /console, the message of its error page."""
     assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    if response.url.path.startswith("/console"):  # type: ignore[attr-defined]
+        return console_error_of(response, status)
     body = response.json()["error"]  # type: ignore[attr-defined]
     assert isinstance(body["type"], str) and isinstance(body["message"], str)
     if kind is not None:
         assert body["type"] == kind, body
     return body  # type: ignore[no-any-return]
+
+
+def console_error_of(response: object, status: int) -> dict[str, object]:
+    assert response.headers["content-type"].startswith("text/html")  # type: ignore[attr-defined]
+    page = response.text  # type: ignore[attr-defined]
+    assert f"<h1>Error {status}</h1>" in page
+    found = re.search(r'<p class="flash flash-error">([^<]*)</p>', page)
+    assert found is not None, page
+    return {"type": "page", "message": html.unescape(found.group(1))}
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +184,15 @@ def test_bounds_of_the_settings(bounded_api: Api) -> None:
         TEXT, content=chunked, headers={**headers, "Content-Type": "application/json"}
     )
     assert_error(response, 413)
+    # Under /console a form too large gets the console's error page, declared or streamed.
+    form = {"username": "alice", "password": "x" * 5000}
+    assert "body over" in str(
+        assert_error(client.post("/console/login", data=form), 413)["message"]
+    )
+    streamed = iter([b"username=alice&password=", b"x" * 5000])
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    page = client.post("/console/login", content=streamed, headers=form_type)
+    assert "body over" in str(assert_error(page, 413)["message"])
     long_prompt = {"prompt": "x" * 150}
     assert_error(client.post(TEXT, json=long_prompt, headers=headers), 422, "invalid_parameter")
     # a job's prompts meet the same bound at submit, not three failed attempts later
