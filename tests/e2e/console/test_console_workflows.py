@@ -139,6 +139,23 @@ def test_submit_a_job_watch_it_reach_100_percent_then_open_records_and_report(
     assert len(lines) == 3
 
 
+def test_a_job_made_elsewhere_appears_in_an_open_list(browse: Browse, server: Served) -> None:
+    no_worker_running(server)
+    tab = browse.page(ALICE)
+    page = tab.page
+    tab.goto("/console/jobs")
+    expect(page.locator("#job-rows")).to_be_visible()
+    page.evaluate("() => { window.__same_page = true; }")
+    job = submit_job(
+        server, api_headers(server, ALICE), template="news-headline", count=2, model=MODEL
+    )
+    row = page.locator(f"tr[data-job-id='{job['id']}']")
+    expect(row).to_be_visible(timeout=30_000)
+    expect(row.locator("[data-field='state']")).to_have_text("queued")
+    assert page.evaluate("() => window.__same_page") is True  # swapped in, not reloaded
+    tab.check()
+
+
 def test_cancel_a_job(browse: Browse, server: Served) -> None:
     no_worker_running(server)
     tab = browse.page(ALICE)

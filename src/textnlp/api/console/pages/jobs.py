@@ -9,7 +9,8 @@ uses it), authenticated by the session cookie like any page. The server polls th
 every ``POLL_S`` and sends a ``progress`` event for each job whose state or progress changed
 (the first poll sends every job); the stream ends when the client goes away, when its session
 ends (checked every ``SESSION_CHECK_S``: a logout stops the updates), and, for the stream of one
-job (``?job=<id>``), once that job has ended. ``static/jobs.js`` applies the events to the page;
+job (``?job=<id>``), once that job has ended. ``static/jobs.js`` applies the events to the page,
+and fetches the list's rows again (``GET /console/jobs/rows``) for a job it has no row for;
 without JavaScript the pages work and a reload shows the current state.
 
 The submit form carries an idempotency key made for each rendering of the form, so a form sent
@@ -150,6 +151,15 @@ async def _list_page(
 @router.get("")
 async def jobs_page(request: Request, user: ConsoleUser) -> Response:
     return await _list_page(request, user)
+
+
+@router.get("/rows")
+async def job_rows(request: Request, user: ConsoleUser) -> Response:
+    """The list's rows alone: ``jobs.js`` swaps them in when a job it has no row for appears
+    (submitted in another tab, by the API or the CLI)."""
+    views = await run_in_threadpool(_jobs(request).list, _owner(user), LIST_LIMIT)
+    rows = [list_row(view) for view in views]
+    return page(request, "job_rows.html", {"jobs": rows}, user=user)
 
 
 def parse_variables(text: str) -> dict[str, str]:

@@ -49,6 +49,19 @@
     if (ended && before !== job.state) show(field(root, "finished"), !terminal.has(before));
   }
 
+  // A job the list has no row for (made in another tab, by the API or the CLI): fetch the
+  // rows again, once at a time; the events that follow update the new rows.
+  const rows = document.getElementById("job-rows");
+  let fetchingRows = false;
+  function addRowsFor(job) {
+    if (single || !rows || fetchingRows || !window.htmx) return;
+    if (rows.querySelector(`[data-job-id="${CSS.escape(job.id)}"]`)) return;
+    fetchingRows = true;
+    window.htmx
+      .ajax("GET", "/console/jobs/rows", { target: rows, swap: "innerHTML" })
+      .finally(() => { fetchingRows = false; });
+  }
+
   let endedAt = 0;
   const source = new EventSource(section.dataset.jobEvents);
   source.addEventListener("progress", (event) => {
@@ -61,6 +74,7 @@
     document.querySelectorAll("[data-job-id]").forEach((root) => {
       if (root.dataset.jobId === job.id) update(root, job);
     });
+    addRowsFor(job);
     // One job's stream ends with the job (a cancelled one's once its kept records are
     // published, or after a minute); closing stops the browser from reconnecting.
     if (single && terminal.has(job.state)) {
