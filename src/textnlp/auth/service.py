@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -181,6 +181,11 @@ class AuthService:
     def users(self) -> list[User]:
         with self.sessions() as session:
             return UserRepository(session).all()
+
+    def usernames(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """id -> username of the users among ``user_ids`` (a deleted one is missing)."""
+        with self.sessions() as session:
+            return UserRepository(session).names(user_ids)
 
     def set_active(self, username: str, active: bool) -> User:
         """Enable or disable a user: a disabled one is refused everywhere (tokens, keys, the

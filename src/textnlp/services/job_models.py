@@ -177,6 +177,8 @@ class JobResult(BaseModel):
 
 class JobView(BaseModel):
     id: str
+    #: The id of the user who submitted it (an admin's list holds everyone's jobs).
+    owner_id: str
     state: JobState
     progress: JobProgress
     timings: JobTimings

@@ -415,6 +415,7 @@ class JobService:
             )
         return JobView(
             id=row.id,
+            owner_id=row.owner_id,
             state=row.state,
             progress=JobProgress(done=row.done, total=row.total, failed=row.failed_records),
             timings=JobTimings(

@@ -406,10 +406,20 @@ def test_another_users_job_does_not_exist_for_them(api: Api, alice: Browser, bob
     # Newest first: were alice's jobs in bob's stream, hers would come between his two.
     streamed = events(bob, "/console/jobs/events", count=2)
     assert [e["id"] for e in streamed] == [newer, older]
-    # An admin sees everyone's jobs, as in the API.
+    # An admin sees everyone's jobs, as in the API, each with its owner's name.
     admin = log_in(api, "admin")
     assert admin.client.get(f"/console/jobs/{job_id}").status_code == 200
-    assert job_id in admin.client.get("/console/jobs").text
+    for path in ("/console/jobs", "/console/jobs/rows"):
+        html = admin.client.get(path).text
+        assert '<th scope="col">Owner</th>' in html or "<tbody" not in html
+        rows = {
+            m.group(1): m.group(0)
+            for m in re.finditer(r'<tr data-job-id="([0-9a-f]+)".*?</tr>', html, re.S)
+        }
+        assert "<td>alice</td>" in rows[job_id] and "<td>bob</td>" in rows[newer]
+    assert "<td>alice</td>" not in bob.client.get("/console/jobs").text  # his own: no column
+    alice_id = api_status(api, job_id)["owner_id"]
+    assert alice_id and api_status(api, newer, "bob")["owner_id"] != alice_id
 
 
 def test_a_failed_job_shows_its_error_and_dead_letter_reason(api: Api, alice: Browser) -> None:

@@ -103,6 +103,7 @@ def finished_job(job_id: str = "0" * 32) -> JobView:
     now = datetime.now(UTC)
     return JobView(
         id=job_id,
+        owner_id="u-1",
         state="succeeded",
         progress=JobProgress(done=1, total=1),
         timings=JobTimings(created_at=now),

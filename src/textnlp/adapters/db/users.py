@@ -15,6 +15,7 @@ Revision ``0002_auth`` creates the tables, ``0005_user_spending`` and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -118,6 +119,14 @@ class UserRepository:
         if row is None:
             raise NotFound("no such user")
         row.password_hash = password_hash
+
+    def names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """id -> username of those of ``user_ids`` that exist."""
+        ids = set(user_ids)
+        if not ids:
+            return {}
+        query = select(UserRow.id, UserRow.username).where(UserRow.id.in_(ids))
+        return {str(user_id): str(name) for user_id, name in self.session.execute(query).tuples()}
 
     def all(self) -> list[User]:
         return [

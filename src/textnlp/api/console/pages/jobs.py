@@ -92,8 +92,9 @@ def progress(view: JobView) -> dict[str, Any]:
     }
 
 
-def list_row(view: JobView) -> dict[str, Any]:
-    """A row of the jobs list, its strings made here (cheaper than in the template)."""
+def list_row(view: JobView, owners: dict[str, str] | None = None) -> dict[str, Any]:
+    """A row of the jobs list, its strings made here (cheaper than in the template); with
+    ``owners`` (an admin's list: id -> username), the row names its owner."""
     created = view.timings.created_at
     live = progress(view)
     failed = f", {live['failed']} failed" if live["failed"] else ""
@@ -107,7 +108,18 @@ def list_row(view: JobView) -> dict[str, Any]:
         "live": live,
         "bar_max": max(live["total"], 1),
         "progress_text": f"{live['done']} / {live['total']} ({live['percent']} %){failed}",
+        "owner": None if owners is None else owners.get(view.owner_id, view.owner_id),
     }
+
+
+def _rows(request: Request, user: Principal) -> list[dict[str, Any]]:
+    """The list's rows as ``user`` sees them (blocking: call it in a thread)."""
+    views = _jobs(request).list(_owner(user), LIST_LIMIT)
+    owners = None
+    if user.is_admin:  # everyone's jobs: say whose
+        auth: AuthService = request.app.state.auth
+        owners = auth.usernames({view.owner_id for view in views})
+    return [list_row(view, owners) for view in views]
 
 
 # -- the list and the submit form ----------------------------------------------------------------
@@ -135,11 +147,10 @@ async def _list_page(
     errors: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    jobs = _jobs(request)
-    views = await run_in_threadpool(jobs.list, _owner(user), LIST_LIMIT)
+    rows = await run_in_threadpool(_rows, request, user)
     catalogue = _catalogue(request)  # in memory: no thread hop
     context = {
-        "jobs": [list_row(view) for view in views],
+        "jobs": rows,
         "form": form or {},
         "errors": errors or [],
         "idempotency_key": uuid.uuid4().hex,
@@ -157,8 +168,7 @@ async def jobs_page(request: Request, user: ConsoleUser) -> Response:
 async def job_rows(request: Request, user: ConsoleUser) -> Response:
     """The list's rows alone: ``jobs.js`` swaps them in when a job it has no row for appears
     (submitted in another tab, by the API or the CLI)."""
-    views = await run_in_threadpool(_jobs(request).list, _owner(user), LIST_LIMIT)
-    rows = [list_row(view) for view in views]
+    rows = await run_in_threadpool(_rows, request, user)
     return page(request, "job_rows.html", {"jobs": rows}, user=user)
 
 
