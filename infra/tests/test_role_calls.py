@@ -336,7 +336,7 @@ def test_the_task_role_allows_reading_every_secret_and_publishing_notices(
         for name in WELL_KNOWN:  # every secret the app knows by name
             secrets.find(name)
         job = JobView(
-            id="0" * 32, state="succeeded", progress=JobProgress(done=1, total=1),
+            id="0" * 32, owner_id="u-1", state="succeeded", progress=JobProgress(done=1, total=1),
             timings=JobTimings(created_at=datetime.now(UTC)), model="m", queue="generation",
             attempts=1,
         )
