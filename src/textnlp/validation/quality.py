@@ -121,18 +121,46 @@ def repetition(word_list: list[str], n: int = REPETITION_N) -> tuple[float, int]
     return ratio, _longest_repeated_span(word_list)
 
 
+#: Two polynomial hashes of word spans (moduli under 2**31, so products fit in int64).
+_HASHES = ((2_147_483_647, 1_000_003), (2_147_483_629, 911_382_323))
+
+
 def _longest_repeated_span(word_list: list[str]) -> int:
-    # Binary search on the length: if a span of length L repeats, so does one of length L - 1.
+    """The length of the longest word span that occurs twice (overlaps allowed).
+
+    Binary search on the length (if a span of length L repeats, so does one of L - 1), each
+    length checked with rolling hashes of every span in numpy and equal spans confirmed word by
+    word: O(n log n) time and O(n) memory (a tuple per span was quadratic in both).
+    """
+    import numpy as np
+
+    ids: dict[str, int] = {}
+    sequence = [ids.setdefault(word, len(ids) + 1) for word in word_list]
+    if len(ids) == len(sequence):
+        return 0  # no word twice: no span twice
+    prefixes, powers = [], []
+    for modulus, base in _HASHES:
+        prefix, power = [0], [1]
+        for value in sequence:
+            prefix.append((prefix[-1] * base + value) % modulus)
+            power.append(power[-1] * base % modulus)
+        prefixes.append(np.asarray(prefix, dtype=np.int64))
+        powers.append(power)
+
     def repeats(length: int) -> bool:
-        seen: set[tuple[str, ...]] = set()
-        for i in range(len(word_list) - length + 1):
-            gram = tuple(word_list[i : i + length])
-            if gram in seen:
+        keys = np.zeros(len(sequence) - length + 1, dtype=np.int64)
+        for (modulus, _), prefix, power in zip(_HASHES, prefixes, powers, strict=True):
+            span = (prefix[length:] - prefix[:-length] * power[length]) % modulus
+            keys = (keys << 31) | span
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        for k in np.flatnonzero(ordered[1:] == ordered[:-1]):
+            i, j = int(order[k]), int(order[k + 1])
+            if sequence[i : i + length] == sequence[j : j + length]:
                 return True
-            seen.add(gram)
         return False
 
-    low, high = 0, max(len(word_list) - 1, 0)
+    low, high = 1, len(sequence) - 1  # a word occurs twice: a span of 1 repeats
     while low < high:
         mid = (low + high + 1) // 2
         if repeats(mid):

@@ -63,3 +63,72 @@ def test_positions_and_masked_copy() -> None:
         ("credit_card", "4111111111111111"),
     ]
     assert mask_pii(text) == "Mail [EMAIL] or [CREDIT_CARD]."
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("Pay DE89 3704 0044 0532 0130 00 EUR today", "iban", "DE89 3704 0044 0532 0130 00"),
+        ("IBAN GB82 WEST 1234 5698 7654 32 BIC NWBKGB2L", "iban", "GB82 WEST 1234 5698 7654 32"),
+        ("iban de89 3704 0044 0532 0130 00", "iban", "de89 3704 0044 0532 0130 00"),
+        ("Card 4111 1111 1111 1111 12/25", "credit_card", "4111 1111 1111 1111"),
+        ("Card 4111 1111 1111 1111 123", "credit_card", "4111 1111 1111 1111"),
+        ("ref 12 4111 1111 1111 1111", "credit_card", "4111 1111 1111 1111"),
+        ("Phone 555-123-4567 12 times", "phone", "555-123-4567"),
+        ("call +49 30 1234567", "phone", "+49 30 1234567"),
+    ],
+)
+def test_a_finding_with_tokens_run_on_is_still_found(text: str, kind: str, value: str) -> None:
+    """A greedy match that takes a trailing (or leading) token fails its check: the finding
+    inside it is what is reported."""
+    (finding,) = find_pii(text)
+    assert (finding.kind, finding.value) == (kind, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "hidden"),
+    [
+        ("mail john\u200b@example.com now", "email", "john\u200b@example.com"),
+        (
+            "card 4111\u00a01111\u00a01111\u00a01111 ok",
+            "credit_card",
+            "4111\u00a01111\u00a01111\u00a01111",
+        ),
+        ("ssn 123\u200b-45-6789 ok", "ssn", "123\u200b-45-6789"),
+        (
+            "card \uff14\uff11\uff11\uff11 1111 1111 1111",
+            "credit_card",
+            "\uff14\uff11\uff11\uff11 1111 1111 1111",
+        ),
+        (
+            "tel \uff10\uff13\uff10 \uff11\uff12\uff13\uff14\uff15\uff16\uff17",
+            "phone",
+            "\uff10\uff13\uff10 \uff11\uff12\uff13\uff14\uff15\uff16\uff17",
+        ),
+    ],
+)
+def test_unicode_that_hides_data_from_a_pattern_is_undone(
+    text: str, kind: str, hidden: str
+) -> None:
+    """Zero-width characters, no-break spaces and full-width digits: found, and the span is
+    the original text's, so the mask covers all of it."""
+    (finding,) = find_pii(text)
+    assert finding.kind == kind and finding.value == hidden
+    assert text[finding.start : finding.end] == hidden
+    assert mask_pii(text) == text.replace(hidden, f"[{kind.upper()}]")
+
+
+@pytest.mark.parametrize("text", ["on 01.05.2024", "Delivered 09-12-2023", "since 2024-05-01"])
+def test_dates_are_not_phone_numbers(text: str) -> None:
+    assert find_pii(text) == []
+
+
+def test_an_email_cannot_start_inside_a_run_of_its_own_characters() -> None:
+    """Each start inside such a run would scan the rest of it again: quadratic time on a long
+    run of '%' (an API body of them held the server for minutes)."""
+    from textnlp.validation.pii import _EMAIL
+
+    run = "%" * 50 + "a@example.com"
+    assert _EMAIL.search(run).start() == 0  # type: ignore[union-attr]
+    assert all(_EMAIL.match(run, i) is None for i in range(1, 50))
+    assert find_pii("%" * 20_000) == []
