@@ -64,7 +64,8 @@ class NearDuplicates(DuplicateGroups):
 
 
 def exact_duplicates(texts: Sequence[str]) -> DuplicateGroups:
-    """Records whose normalised text (NFKC, case-folded, whitespace collapsed) is equal."""
+    """Records whose normalised text (NFKC without format characters, case-folded, whitespace
+    collapsed) is equal."""
     checked_texts(texts, "texts")
     by_hash: dict[str, list[int]] = {}
     for i, text in enumerate(texts):

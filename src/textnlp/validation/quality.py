@@ -20,7 +20,7 @@ from textnlp import strict_json
 from textnlp.validation.inputs import checked_text
 from textnlp.validation.pii import PIIFinding, find_pii, mask_pii
 from textnlp.validation.safe_schema import SafeSchema, compiled, instance_problem
-from textnlp.validation.text import distinct_n, ngrams, tokens, words
+from textnlp.validation.text import distinct_n, fold, ngrams, tokens, words
 
 REPETITION_N = 3
 
@@ -50,7 +50,7 @@ class TextQuality(BaseModel):
     flesch_kincaid_grade: float | None = None
     #: ISO 639-1 code from langdetect (e.g. "en"), None when undetectable.
     language: str | None = None
-    #: True when the text is empty or only whitespace.
+    #: True when the text is empty or only whitespace and invisible (format) characters.
     empty: bool
     #: True when generation stopped at max_tokens (finish_reason "length"); None if unknown.
     truncated: bool | None = None
@@ -93,7 +93,7 @@ def text_quality(
         distinct_3=distinct_n(word_list, 3),
         repeated_ngram_ratio=ratio,
         longest_repeated_span=longest,
-        empty=not text.strip(),
+        empty=not fold(text).strip(),
         truncated=None if finish_reason is None else finish_reason == "length",
         pii=findings,
         masked_text=mask_pii(text, findings) if findings else text,

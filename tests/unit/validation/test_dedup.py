@@ -75,3 +75,32 @@ def test_a_threshold_outside_0_1_or_nan_is_refused(threshold: float) -> None:
 def test_leakage_at_threshold_1_finds_a_copied_reference() -> None:
     found = ngram_matches([BASE, "something else entirely here"], ["x y z", BASE], threshold=1.0)
     assert found == {0: (1, 1.0)}
+
+
+def _hidden(text: str, index: int) -> str:
+    """``text`` with a zero-width space inside its ``index``-th word."""
+    parts = text.split(" ")
+    word = parts[index % len(parts)]
+    parts[index % len(parts)] = word[:1] + "\u200b" + word[1:]
+    return " ".join(parts)
+
+
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def test_invisible_and_full_width_differences_make_no_new_text() -> None:
+    """Zero-width spaces inside words and full-width letters: exact and near duplicates still,
+    and a copied reference still leaks (MinHash reads the folded text, as the exact key does)."""
+    copies = [_hidden(BASE, i) for i in range(5)]
+    assert exact_duplicates([BASE, *copies]).groups == [[0, 1, 2, 3, 4, 5]]
+    changed = _full_width(BASE.replace("excellent", "superb"))
+    assert find_near_duplicates([BASE, changed], threshold=0.7).groups == [[0, 1]]
+    assert ngram_matches([_full_width(BASE)], [BASE], threshold=0.9) == {0: (0, 1.0)}
+
+
+def test_a_text_of_invisible_characters_is_empty() -> None:
+    from textnlp.validation import text_quality
+
+    assert text_quality("\u200b\u200b \ufeff").empty
+    assert not text_quality("\u200bhi").empty
