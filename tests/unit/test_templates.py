@@ -181,6 +181,14 @@ def test_record_seed_is_stable() -> None:
         ('{a: {values: ["\\ud800x"]}}', "variables.a.values.0: text is not valid Unicode"),
         ("{a: {value: " + "[" * 100 + "]" * 100 + "}}", "nested deeper than 80 levels"),
         ("{a: {value: " + "[" * 5000 + "}}", "nested too deep to read"),
+        # 1 KB of nested aliases: a billion lists once expanded (a hang, not a refusal)
+        (
+            "{a: {values: &l9 [&l8 [&l7 [&l6 [&l5 [&l4 [&l3 [&l2 [&l1 [x,x,x],"
+            + ",".join(",".join([f"*l{level}"] * 9) + "]" for level in range(1, 9))
+            + "}}",
+            "more than 200,000 lists and mappings once its YAML aliases are expanded",
+        ),
+        ("{a: {values: &a [x, *a]}}", "or an alias inside itself"),
     ],
 )
 def test_a_file_no_template_can_hold_is_refused_at_load(

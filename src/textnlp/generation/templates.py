@@ -44,7 +44,13 @@ from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.scalars import natural
 from textnlp.services.text_boundary import invalid_text_at
-from textnlp.validation.safe_schema import MAX_DEPTH, compiled, deeper_than, instance_problem
+from textnlp.validation.safe_schema import (
+    MAX_DEPTH,
+    compiled,
+    deeper_than,
+    expanded_size,
+    instance_problem,
+)
 
 if TYPE_CHECKING:
     from textnlp.generation.recipes.recipe import Recipe
@@ -303,6 +309,9 @@ def load_template_file(path: Path) -> PromptTemplate:
 #: How deep a template or recipe file may nest: a JSON Schema inside it, at most ``MAX_DEPTH``
 #: deep itself, sits a few levels down (``columns.x.schema``).
 MAX_FILE_DEPTH = MAX_DEPTH + 16
+#: Arrays and objects a template or recipe file may hold, its YAML aliases expanded (a 1 KB
+#: file of nested aliases is a billion of them).
+MAX_FILE_PARTS = 200_000
 
 
 def _read_yaml(path: Path) -> Any:
@@ -319,6 +328,11 @@ def _read_yaml(path: Path) -> Any:
         raise TemplateError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:  # PyYAML composes nodes recursively
         raise TemplateError(f"{path} is nested too deep to read") from None
+    if expanded_size(raw, MAX_FILE_PARTS) is None:
+        raise TemplateError(
+            f"{path} holds more than {MAX_FILE_PARTS:,} lists and mappings once its YAML "
+            "aliases are expanded, or an alias inside itself"
+        )
     if deeper_than(raw, MAX_FILE_DEPTH):  # its schemas' own bound is MAX_DEPTH
         raise TemplateError(f"{path} is nested deeper than {MAX_FILE_DEPTH} levels")
     invalid = invalid_text_at(raw)

@@ -222,6 +222,34 @@ _META_CHECK = SafeValidator(SafeValidator.META_SCHEMA, format_checker=_SCHEMA_FO
 
 
 # Bounds on nesting ---------------------------------------------------------------------------
+def expanded_size(value: Any, limit: int) -> int | None:
+    """How many arrays and objects ``value`` holds, a part it shares (a YAML alias) counted as
+    often as it appears; None past ``limit`` or when a part holds itself. Linear in the
+    distinct parts, so a small file whose aliases expand a billion-fold is refused at once."""
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        node, finished = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        key = id(node)
+        children = list(node.values() if isinstance(node, dict) else node)
+        if finished:
+            in_progress.discard(key)
+            size = 1 + sum(sizes.get(id(child), 0) for child in children)
+            if size > limit:
+                return None
+            sizes[key] = size
+        elif key in in_progress:
+            return None  # a part inside itself (a recursive alias)
+        elif key not in sizes:
+            in_progress.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return sizes.get(id(value), 0)
+
+
 def deeper_than(value: Any, limit: int) -> bool:
     """Whether ``value`` nests arrays/objects more than ``limit`` levels (no recursion)."""
     stack = [(value, 1)]

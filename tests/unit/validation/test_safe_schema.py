@@ -245,3 +245,16 @@ def test_check_json_uses_the_safe_path() -> None:
     assert valid is False and "nested" in (error or "")
     valid, error = check_json('{"a": ' * 100 + "1" + "}" * 100, None)
     assert valid is False and "deeper" in (error or "")
+
+
+def test_expanded_size_counts_a_shared_part_each_time_it_appears() -> None:
+    from textnlp.validation.safe_schema import expanded_size
+
+    shared: list[object] = [[1], [2]]
+    value = {"a": shared, "b": shared, "c": "text"}
+    assert expanded_size(value, 100) == 1 + 2 * 3
+    assert expanded_size(value, 6) is None
+    assert expanded_size("scalar", 1) == 0
+    looped: list[object] = []
+    looped.append(looped)
+    assert expanded_size(looped, 100) is None
