@@ -55,6 +55,8 @@ def test_every_rule_loads_through_the_union() -> None:
         {"rule": "language", "column": "a", "languages": []},
         {"rule": "language", "column": "a", "languages": ["english"]},
         {"rule": "judge", "column": "a", "min": 3, "criteria": []},
+        {"rule": "judge", "column": "a", "min": float("nan")},  # every comparison false
+        {"rule": "judge", "column": "a", "min": float("inf")},
         {"rule": "near-duplicate", "column": "a", "threshold": 0},
         {"rule": "expression", "expr": "rating >="},
         {"rule": "expression", "expr": "a }}{{ b"},
@@ -414,6 +416,22 @@ def test_near_duplicate_index() -> None:
     index.add({"a": 7}, 4)
     index.add({"a": OTHER}, 3)  # twice: ignored
     assert len(index) == 2
+
+
+@pytest.mark.parametrize("threshold", [0.985, 0.999, 1.0])
+def test_a_threshold_near_1_builds_an_index_and_finds_copies(threshold: float) -> None:
+    """datasketch refuses to band such thresholds (it was a traceback at the run's start)."""
+    index = load(rule="near-duplicate", column="a", threshold=threshold).index()
+    index.add({"a": BASE}, 0)
+    assert index.check({"a": BASE.upper()}) == "near-duplicate of record 0 (Jaccard ~1.00)"
+    assert index.check({"a": OTHER}) is None
+
+
+def test_invisible_characters_make_no_new_text() -> None:
+    index = load(rule="near-duplicate", column="a").index()
+    index.add({"a": BASE}, 0)
+    hidden = " ".join(word[:1] + "\u200b" + word[1:] for word in BASE.split(" "))
+    assert index.check({"a": hidden}) == "near-duplicate of record 0 (Jaccard ~1.00)"
 
 
 def test_near_duplicate_characters_and_short_texts() -> None:

@@ -22,7 +22,6 @@ import functools
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -33,8 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from textnlp.errors import InvalidParameter
 from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.recipes.refusals import builtin_match, strings
+from textnlp.generation.recipes.samplers import Finite
 from textnlp.validation.safe_regex import UnsafePattern, compile_pattern
 from textnlp.validation.safe_schema import compiled
+from textnlp.validation.text import fold
 
 #: Characters of a value or pattern quoted in a reason.
 SNIPPET_CHARS = 40
@@ -399,7 +400,7 @@ class JudgeFilter(_ColumnRule):
     """An llm-judge column's scores must reach ``min``: each criterion, or their mean."""
 
     rule: Literal["judge"]
-    min: float
+    min: Finite  # NaN would make every comparison false: a rule that never rejects
     criteria: list[str] | None = Field(default=None, min_length=1)
     mode: Literal["each", "mean"] = "each"
 
@@ -451,8 +452,9 @@ _WORD = re.compile(r"\w+")
 
 
 def _normalised(text: str) -> str:
-    """Case, accents' encodings, punctuation and spacing do not make a text new."""
-    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    """Case, accents' encodings, invisible characters, punctuation and spacing do not make a
+    text new."""
+    return " ".join(_WORD.findall(fold(text).casefold()))
 
 
 def _shingles(text: str, unit: Literal["words", "chars"]) -> set[str]:
@@ -493,11 +495,13 @@ class DuplicateIndex:
     """The accepted records of one run, as MinHash signatures in an LSH index."""
 
     def __init__(self, rule: NearDuplicateFilter) -> None:
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHash
+
+        from textnlp.validation.dedup import new_lsh
 
         self.rule = rule
         self._template = MinHash(num_perm=NUM_PERM)  # permutations made once, copied per text
-        self._lsh = MinHashLSH(threshold=rule.threshold, num_perm=NUM_PERM)
+        self._lsh = new_lsh(rule.threshold, NUM_PERM)  # datasketch refuses thresholds near 1
         self._signatures: dict[int, Any] = {}
         self._last: tuple[str, Any] | None = None  # check's signature, reused by add
 
