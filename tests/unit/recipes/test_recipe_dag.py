@@ -172,6 +172,14 @@ def test_a_finished_filter_must_read_an_llm_column() -> None:
     assert parse_recipe(raw, source="ok.yaml").filters() == ["done"]
 
 
+def test_an_unusable_structured_schema_names_its_column() -> None:
+    """It said only "json_schema cannot be used: ...", naming neither file nor column."""
+    raw = recipe({"out": {"type": "llm-structured", "prompt": "hi", "schema": {"$ref": "#"}}})
+    message = refused(raw)
+    assert "columns.out.llm-structured.schema: invalid JSON Schema" in message, message
+    assert "refers to itself without end" in message
+
+
 def test_a_judge_filter_must_read_a_judge_column() -> None:
     """Passed `recipes validate`, then rejected every candidate ("holds str, not judge scores")."""
     raw = recipe({"q": LLM, "good": {"type": "filter", "rule": "judge", "column": "q", "min": 3}})

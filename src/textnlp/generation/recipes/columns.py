@@ -17,6 +17,7 @@ from jinja2 import meta, nodes
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from textnlp.domain import ChatMessage, GenerationParams, GenerationRequest
+from textnlp.errors import InvalidParameter
 from textnlp.generation.jinja_sandbox import JINJA, check_templates
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.scalars import natural
@@ -176,7 +177,10 @@ class LlmStructured(_LlmColumn):
     @field_validator("json_schema")
     @classmethod
     def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        compiled(value)  # InvalidParameter (a ValueError's sibling) names the problem
+        try:
+            compiled(value)
+        except InvalidParameter as exc:  # as a ValueError, the recipe's error names the column
+            raise ValueError(f"invalid JSON Schema: {exc.message}") from None
         return value
 
     def grammar(self) -> str | None:
