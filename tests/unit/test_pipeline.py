@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_backend import FakeBackend
-from textnlp.domain import Completion, Usage
-from textnlp.errors import Conflict, InvalidParameter, OutputError, TemplateError
+from textnlp.domain import Completion, GenerationRequest, Usage
+from textnlp.errors import (
+    Conflict,
+    InvalidParameter,
+    OutputError,
+    ServiceUnavailable,
+    TemplateError,
+)
 from textnlp.generation.cache import SqliteResponseCache
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
@@ -93,6 +99,18 @@ async def test_resume_cuts_a_torn_journal_line(tmp_path: Path) -> None:
         handle.write('{"index": 7, "text": "half a reco')  # what SIGKILL mid-write leaves
     await DatasetPipeline(FakeBackend()).run(request(out, 10, concurrency=3, resume=True))
     assert indices(out) == list(range(10))
+
+
+async def test_a_run_refused_before_its_first_record_leaves_no_journal(tmp_path: Path) -> None:
+    class Down(FakeBackend):
+        async def complete(self, request: GenerationRequest) -> Completion:
+            raise ServiceUnavailable("cannot reach the cache (Redis)", dependency="cache")
+
+    out = tmp_path / "d.jsonl"
+    with pytest.raises(BaseExceptionGroup) as caught:  # the workers' task group
+        await DatasetPipeline(Down()).run(request(out, 3))
+    assert caught.group_contains(ServiceUnavailable)
+    assert not out.exists() and not journal_path(out).exists()
 
 
 async def test_resume_from_a_finished_file_extends_it(tmp_path: Path) -> None:
@@ -241,6 +259,14 @@ async def test_a_resume_of_another_run_is_refused_and_changes_nothing(
         assert journal_path(out).read_bytes() == journal
     else:
         assert not journal_path(out).exists()
+
+
+async def test_a_resume_without_the_var_given_before_is_refused(tmp_path: Path) -> None:
+    """The resumed records would sample the variable the first ones were given."""
+    out = tmp_path / "d.jsonl"
+    await interrupted_run(request(out, 12, seed=3, variables={"category": "books"}), after=4)
+    with pytest.raises(Conflict, match="has category='books', not"):
+        await DatasetPipeline(FakeBackend()).run(request(out, 12, seed=3, resume=True))
 
 
 async def test_a_resume_with_the_same_request_and_another_concurrency_continues(

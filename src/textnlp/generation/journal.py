@@ -6,14 +6,16 @@ dataset file itself is only ever (re)written atomically from the journal.
 
 A resume continues the run its records came from, or nothing: ``check_resume`` compares the
 request with the provenance of every finished record (template id and version, model, sampling
-parameters, the seed of each index, fixed variables) and refuses a count below a finished
-index, so that a resume never mixes two runs in one file nor drops finished records. (A template
-edited without a new ``version`` goes unnoticed: records do not carry the template's text.)
+parameters, the seed of each index, every variable the run gives that index) and refuses a
+count below a finished index, so that a resume never mixes two runs in one file nor drops
+finished records. (A template edited without a new ``version`` goes unnoticed: records do not
+carry the template's text.)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -95,6 +97,9 @@ class RunIdentity:
     count: int
     #: Variables fixed by the user (``--var``); the others are sampled from the seed.
     fixed: dict[str, Any] = field(default_factory=dict)
+    #: Every variable this run gives record ``index`` (sampled, fixed and computed): a record
+    #: made with another ``--var``, or without one given now, is not of this run.
+    variables_of: Callable[[int], dict[str, Any]] | None = None
 
 
 def check_resume(records: dict[int, Record], run: RunIdentity, source: Path | str) -> None:
@@ -135,7 +140,8 @@ def _difference(
     for name, value in expected.items():
         if given.get(name) != value:
             return f"was made with {name} {given.get(name)!r}, not {value!r}"
-    for name, value in run.fixed.items():
+    wanted = run.variables_of(index) if run.variables_of is not None else run.fixed
+    for name, value in wanted.items():
         # str(): a CSV or Parquet file gives variables back as text.
         if str(record.variables.get(name)) != str(value):
             return f"has {name}={record.variables.get(name)!r}, not {value!r}"

@@ -358,6 +358,8 @@ class DatasetPipeline:
         run (``check_resume``); nothing is written before that check."""
         if not request.resume:
             return {}
+        template = request.template
+        assert isinstance(template, PromptTemplate)  # a recipe's run replays its own
         done = sink.finished()
         run = RunIdentity(
             template_id=request.template.id,
@@ -367,6 +369,9 @@ class DatasetPipeline:
             seed=request.seed,
             count=request.count,
             fixed=request.variables,
+            variables_of=lambda index: template.sample_variables(
+                request.seed, index, request.variables
+            ),
         )
         check_resume(done, run, sink.source)
         return done

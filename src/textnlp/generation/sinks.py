@@ -141,6 +141,8 @@ class FileSink:
 
     def abort(self) -> None:
         self.journal.close()
+        if not self.journal.read():  # refused before its first record: nothing to resume
+            self.journal.remove()
 
 
 class MemorySink:

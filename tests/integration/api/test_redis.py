@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import free_port
 from tests.support.api import Api, make_settings, start_api
 from textnlp.adapters.buckets import Lane, RedisBuckets
 from textnlp.adapters.cache.redis import RedisCache
 from textnlp.adapters.redis_client import redis_client
 from textnlp.config import load_settings
+from textnlp.errors import ServiceUnavailable
 
 
 @pytest.fixture
@@ -41,6 +43,22 @@ def test_redis_cache_round_trips_and_clears_only_its_prefix(client: Any, prefix:
         other.clear()
     cache.close()  # the client is shared: closing the cache leaves it open
     assert client.ping()
+
+
+def test_an_unreachable_cache_is_a_service_unavailable(prefix: str) -> None:
+    """It was redis's own ConnectionError: a traceback in the CLI, a 500 in the API."""
+    dead = redis_client(
+        load_settings(environ={}, cache={"url": f"redis://127.0.0.1:{free_port()}/0"})
+    )
+    cache = RedisCache(dead, prefix)
+    try:
+        for call in (lambda: cache.get("a"), lambda: cache.set("a", b"1", 60), cache.clear):
+            with pytest.raises(ServiceUnavailable, match="cannot reach the cache") as caught:
+                call()
+            assert caught.value.details["dependency"] == "cache"
+        assert cache.ping() is False
+    finally:
+        dead.close()
 
 
 def test_redis_token_bucket_is_shared(redis_url: str, prefix: str) -> None:

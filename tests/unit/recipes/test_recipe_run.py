@@ -710,6 +710,52 @@ async def test_a_resume_with_another_seed_is_refused_and_keeps_the_file(tmp_path
     assert out.read_bytes() == before and backend.calls == Counter()
 
 
+TWO_CALLS: dict[str, Any] = {
+    "topic": {"type": "category", "values": ["tea", "rain", "maps"]},
+    "q": {"type": "llm-text", "prompt": "GEN: ask about {{ topic }}"},
+    "a": {"type": "llm-text", "prompt": "ANS: {{ q }}", "params": {"temperature": 0.5}},
+}
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "message"),
+    [
+        # The output column keeps its own parameters; the other llm column took the run's.
+        (RecipeBackend(), {"params": {"temperature": 1.9}}, "column 'q' made with temperature"),
+        (RecipeBackend("other-model"), {}, "column 'q' made by model 'fake-model'"),
+        (RecipeBackend(), {"variables": {"topic": "maps"}}, "has topic="),
+    ],
+)
+async def test_a_resume_of_another_run_is_refused_whichever_column_differs(
+    tmp_path: Path, backend: RecipeBackend, options: dict[str, Any], message: str
+) -> None:
+    """Each was a file of two runs: the first records' q made otherwise than the later ones'."""
+    recipe = load(TWO_CALLS, output="a")
+    out = tmp_path / "o.jsonl"
+    await run(recipe, out, 3, seed=4)
+    before = out.read_bytes()
+    with pytest.raises(Conflict, match=message):
+        await run(recipe, out, 5, backend, seed=4, resume=True, **options)
+    assert out.read_bytes() == before and backend.calls == Counter()
+
+
+async def test_a_resume_without_the_var_given_before_is_refused(tmp_path: Path) -> None:
+    recipe = load(TWO_CALLS, output="a")
+    out = tmp_path / "o.jsonl"
+    await run(recipe, out, 3, seed=4, variables={"topic": "maps"})
+    with pytest.raises(Conflict, match="has topic='maps', not"):
+        await run(recipe, out, 5, seed=4, resume=True)
+
+
+async def test_a_csv_resume_with_a_number_given_continues(tmp_path: Path) -> None:
+    """A CSV gives a variable back as text: '5' is the 5 given again, not another value."""
+    recipe = load({"rating": {"type": "uniform", "low": 1, "high": 5, "integer": True}, **FILTERED})
+    out = tmp_path / "o.csv"
+    await run(recipe, out, 3, seed=4, variables={"rating": 5})
+    summary = await run(recipe, out, 5, seed=4, variables={"rating": 5}, resume=True)
+    assert summary.resumed == 3 and len(read_dataset(out)) == 5
+
+
 # judges --------------------------------------------------------------------------------------
 async def test_a_rubric_with_anchor_scores_admits_every_score_between(tmp_path: Path) -> None:
     """The documented rubric ``{1: useless, 5: perfect}``: the prompt asks for a whole number

@@ -6,15 +6,37 @@ open. Every command here touches one key, so cache entries spread over all the s
 cluster; ``clear()`` scans every master (``RedisCluster.scan_iter`` walks each primary's cursor
 in turn) and deletes slot by slot, and ``ping()`` asks every master, since one that is down
 loses its share of the keys.
+
+A connection failure is ``ServiceUnavailable`` (``dependency: cache``), as the other adapters
+say their drivers' failures: one line and exit 2 in the CLI, 503 in the API, an outage the
+worker waits out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from textnlp.adapters.redis_client import ping_every_master
+from textnlp.errors import ServiceUnavailable
 
 _DELETE_BATCH = 500
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisClusterException
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ServiceUnavailable(
+            f"cannot reach the cache (Redis): {first}", dependency="cache"
+        ) from None
 
 
 class RedisCache:
@@ -25,16 +47,23 @@ class RedisCache:
         self._prefix = prefix
 
     def get(self, key: str) -> bytes | None:
-        value = self._client.get(self._prefix + key)
+        with _reachable():
+            value = self._client.get(self._prefix + key)
         return bytes(value) if value is not None else None
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
-        self._client.set(self._prefix + key, value, ex=ttl_s)
+        with _reachable():
+            self._client.set(self._prefix + key, value, ex=ttl_s)
 
     def delete(self, key: str) -> None:
-        self._client.delete(self._prefix + key)
+        with _reachable():
+            self._client.delete(self._prefix + key)
 
     def clear(self) -> int:
+        with _reachable():
+            return self._clear()
+
+    def _clear(self) -> int:
         removed = 0
         batch: list[Any] = []
         # The cluster client splits a many-key DEL into one DEL per hash slot.

@@ -221,6 +221,11 @@ class RecordBuilder:
 
     def _cheap_failure(self, fixed: dict[str, Any]) -> str | None:
         """The first failure among record 0's columns that need no model, given ``fixed``."""
+        return self._cheap_row(0, fixed)[1]
+
+    def _cheap_row(self, index: int, fixed: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """Record ``index``'s values of the columns that need no model, given ``fixed``, up to
+        the first failure (and that failure, or None)."""
         row: dict[str, Any] = {}
         for name in self._order:
             column = self.recipe.columns[name]
@@ -231,10 +236,42 @@ class RecordBuilder:
             if name in fixed:
                 row[name] = fixed[name]
                 continue
-            failure = self._compute(name, 0, row)
+            failure = self._compute(name, index, row)
             if failure is not None:
-                return failure
+                return row, failure
+        return row, None
+
+    def difference(self, record: Record) -> str | None:
+        """How a committed candidate differs from what this run would make at its index: a
+        value of a column that needs no model (a ``--var`` given, changed or dropped), or the
+        model or parameters of an llm cell; None when it is this run's."""
+        expected, _ = self._cheap_row(record.index, self.fixed)
+        for name, value in expected.items():
+            # str(): a CSV or Parquet file gives variables back as text.
+            if name in record.variables and str(record.variables[name]) != str(value):
+                return f"has {name}={record.variables[name]!r}, not {value!r}"
+        for name, made in (record.provenance.cells or {}).items():
+            call = self._cell_call(name)
+            if call is None:
+                continue
+            if made.model != call.model:
+                return f"has column {name!r} made by model {made.model!r}, not {call.model!r}"
+            was = made.params.model_dump(exclude={"seed"})
+            now = call.params.model_dump(exclude={"seed"})
+            changed = [key for key in now if was.get(key) != now[key]]
+            if changed:
+                before = ", ".join(f"{key} {was.get(key)!r}" for key in changed)
+                after = ", ".join(f"{key} {now[key]!r}" for key in changed)
+                return f"has column {name!r} made with {before}, not {after}"
         return None
+
+    def _cell_call(self, name: str) -> _Call | None:
+        """The call whose model and parameters an llm cell's provenance records (a
+        dialogue's: its last speaker's)."""
+        column = self.recipe.columns.get(name)
+        if isinstance(column, Dialogue):
+            return self._calls.get(f"{name}.{column.speaker(column.turns - 1)}")
+        return self._calls.get(name)
 
     async def _llm_cell(
         self, name: str, index: int, row: dict[str, Any]

@@ -133,7 +133,7 @@ class RecipeRun:
                     f"cannot resume {source}: its record {index} was made with another seed; "
                     "resume with the original --seed, or write to another file"
                 )
-            difference = self._difference(done[index])
+            difference = self.builder.difference(done[index])
             if difference is not None:
                 raise Conflict(
                     f"cannot resume {source}: its record {index} {difference}; resume with the "
@@ -156,23 +156,6 @@ class RecipeRun:
             self._commit(done[index], store=False)
             expected += 1
         self._next = expected
-
-    def _difference(self, record: Record) -> str | None:
-        """How a committed candidate differs from this run's options (``--var``, the output
-        column's parameters), or None."""
-        for name, value in self.builder.fixed.items():
-            if name in record.variables and record.variables[name] != value:
-                return f"has {name}={record.variables[name]!r}, not {value!r}"
-        call = self.builder.output_call
-        if call is not None:
-            made = record.provenance.params.model_dump(exclude={"seed"})
-            wanted = call.params.model_dump(exclude={"seed"})
-            changed = [name for name in wanted if made.get(name) != wanted[name]]
-            if changed:
-                was = ", ".join(f"{name} {made.get(name)!r}" for name in changed)
-                now = ", ".join(f"{name} {wanted[name]!r}" for name in changed)
-                return f"was made with {was}, not {now}"
-        return None
 
     async def run(self) -> None:
         """Until ``count`` are accepted; ``CandidatesExhausted`` when the budget ends first."""
