@@ -69,6 +69,24 @@ def test_an_unreachable_database() -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("notaurl", "Could not parse SQLAlchemy URL"),
+        ("nonsense://u:hunter2@h/x", "Can't load plugin: sqlalchemy.dialects:nonsense"),
+        ("postgresql+nosuchdriver://u:hunter2@h/x", "postgresql.nosuchdriver"),
+    ],
+)
+@pytest.mark.parametrize("command", [["users", "list"], ["db", "upgrade"]])
+def test_a_database_url_no_driver_reads(command: list[str], url: str, reason: str) -> None:
+    """A traceback before; the URL itself (it may hold a password) is never shown."""
+    result = textnlp(*command, env={"TEXTNLP_DATABASE__URL": url})
+    assert_one_line_exit_2(
+        result, "TEXTNLP_DATABASE__URL is not a database URL this server can use: "
+    )
+    assert reason in result.stderr and "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
     "secret",
     ["x", "changeme", "textnlp-local-development-secret-change-me".upper(), None],
     ids=["one-byte", "changeme", "local-default-upper-cased", "local-default"],

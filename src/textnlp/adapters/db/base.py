@@ -23,10 +23,11 @@ from typing import Any
 
 from sqlalchemy import URL, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from textnlp.adapters.db.schema import unreachable
-from textnlp.errors import InvalidInput
+from textnlp.errors import ConfigError, InvalidInput
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -62,7 +63,19 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout. A URL that
+    SQLAlchemy cannot read, or of a dialect it does not know, is a ``ConfigError`` naming the
+    setting, never the URL (it may hold a password)."""
+    try:
+        return _make_engine(url, **kwargs)
+    except ArgumentError as exc:  # NoSuchModuleError (an unknown dialect) is one too
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"TEXTNLP_DATABASE__URL is not a database URL this server can use: {reason}"
+        ) from None
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
