@@ -108,6 +108,17 @@ def test_a_recipe_number_column_fixed_as_text(tmp_path: Path) -> None:
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_validate_with_a_report_path_it_cannot_write(tmp_path: Path) -> None:
+    """Refused before the run: it was after a whole run had replaced the dataset."""
+    out = tmp_path / "w.jsonl"
+    out.write_text(KEPT)
+    (tmp_path / "w.report.html").mkdir()
+    result = textnlp("generate", "-t", "product-review", "-n", "2", "-o", str(out), "--validate",
+                     cwd=tmp_path)  # fmt: skip
+    refused(result, "w.report.html is a directory")
+    assert out.read_text() == KEPT
+
+
 def test_max_candidates_on_a_template(tmp_path: Path) -> None:
     """A template's records pass no filters: the option would be ignored without a word."""
     result = textnlp("generate", "-t", "product-review", "-n", "2", "-o", "out.jsonl",

@@ -97,9 +97,12 @@ def generate(
     ),
 ) -> None:
     """Generate a dataset from a prompt template or a recipe."""
-    if validate:  # before the run, not after it
-        require_extra("validation", "--validate")
     output = output_path(out)
+    if validate:  # before the run, not after it
+        from textnlp.cli.validate import check_report_path, report_beside
+
+        require_extra("validation", "--validate")
+        check_report_path(report_beside(output))
     params: dict[str, Any] = {
         "max_tokens": max_tokens,
         "temperature": temperature,

@@ -135,6 +135,11 @@ def write_report(report: DatasetReport, path: Path) -> None:
         handle.write(content)
 
 
+def report_beside(dataset: Path) -> Path:
+    """Where ``generate --validate`` writes a dataset's report: ``<dataset>.report.html``."""
+    return dataset.with_name(dataset.stem + ".report.html")
+
+
 def validate_after_generate(
     dataset: Path,
     *,
@@ -150,7 +155,7 @@ def validate_after_generate(
 
     result = validate_dataset(dataset, json_schema=json_schema)
     result.generation = generation
-    html_path = dataset.with_name(dataset.stem + ".report.html")
+    html_path = report_beside(dataset)
     write_report(result, html_path)
     console = Console()
     console.print(summarise_for_cli(result))
