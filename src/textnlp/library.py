@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -75,6 +76,7 @@ async def agenerate_dataset(
         concurrency=concurrency,
         resume=resume,
         settings=settings,
+        on_record=on_record,
         max_cost_usd=max_cost_usd,
         max_candidates=max_candidates,
         rejects=rejects,
@@ -93,7 +95,7 @@ async def agenerate_dataset(
         max_candidates=max_candidates,
         rejects=Path(rejects) if rejects is not None else None,
     )
-    async with Platform(settings or load_settings()) as platform:
+    async with Platform(settings if settings is not None else load_settings()) as platform:
         return await platform.generation.generate_dataset(job, on_record)
 
 
@@ -113,7 +115,8 @@ def _check_arguments(**arguments: Any) -> None:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0])
-        if name in _EXPECTED and error["type"].endswith("_type"):  # not one of a union's types
+        wrong_type = error["type"].endswith("_type") or error["type"] == "is_instance_of"
+        if name in _EXPECTED and wrong_type:  # not one of a union's types
             message = f"{name}: expected {_EXPECTED[name]}, not {type(arguments[name]).__name__}"
             raise InvalidParameter(message, parameter=name) from None
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -125,6 +128,8 @@ _EXPECTED = {
     "template": "a template's or recipe's id or YAML file (str), or a textnlp.Recipe",
     "output": "a file name (str or pathlib.Path)",
     "rejects": "a file name (str or pathlib.Path) or None",
+    "settings": "a textnlp.config.Settings (from load_settings) or None",
+    "on_record": "a function taking each Record, or None",
 }
 
 
@@ -144,7 +149,9 @@ def _arguments_model() -> type[BaseModel]:
         seed: int
         concurrency: int | None = Field(ge=1)
         resume: bool
-        settings: Settings | None
+        # Instances: a dict of settings is no Settings (it was passed on as it was).
+        settings: InstanceOf[Settings] | None
+        on_record: Callable[..., Any] | None
         max_cost_usd: float | None = Field(ge=0, allow_inf_nan=False)
         max_candidates: int | None = Field(ge=1)
         rejects: Annotated[str | Path, AfterValidator(_file_name)] | None

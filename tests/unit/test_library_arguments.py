@@ -30,7 +30,11 @@ from textnlp.errors import InvalidParameter
         ({"output": "a\x00b.jsonl"}, "output: not a file name"),
         ({"output": "\ud800.jsonl"}, "output: not a file name this system can store"),
         ({"variables": ["a"]}, "variables: Input should be a valid dictionary"),
-        ({"settings": "x"}, "settings: Input should be a valid dictionary or instance"),
+        ({"settings": "x"}, "settings: expected a textnlp.config.Settings"),
+        # A dict was taken, then passed on as it was (AttributeError); {} meant the defaults.
+        ({"settings": {"default_model": "x"}}, "settings: expected a textnlp.config.Settings"),
+        ({"settings": {}}, "(from load_settings) or None, not dict"),
+        ({"on_record": 5}, "on_record: expected a function taking each Record, or None, not int"),
         ({"max_cost_usd": math.nan}, "max_cost_usd: Input should be a finite number"),
         ({"rejects": 5}, "rejects: expected a file name"),
     ],
