@@ -517,6 +517,7 @@ def _recipe_builder(
         backend_of=backend_of,
     )
     builder.check_fixed()
+    builder.check_prompts()
     return builder
 
 

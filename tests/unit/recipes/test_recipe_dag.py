@@ -172,6 +172,41 @@ def test_a_finished_filter_must_read_an_llm_column() -> None:
     assert parse_recipe(raw, source="ok.yaml").filters() == ["done"]
 
 
+def _checked(columns: dict[str, Any]) -> None:
+    """What ``recipes validate`` and a run check before any model call."""
+    from textnlp.backends.spec import ModelSpec
+    from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
+
+    spec = ModelSpec(id="m", backend="fake", context_length=4096)
+    request = DatasetRequest(template=parse_recipe(recipe(columns), source="r.yaml"), count=1)
+    DatasetPipeline.resolve(spec, request, lambda _: spec)
+
+
+def test_a_prompt_asking_a_text_for_an_attribute_no_text_has_is_refused() -> None:
+    """It passed `recipes validate`, then failed every candidate."""
+    columns = {
+        "topic": {"type": "category", "values": ["tea", "coffee"]},
+        "say": {"type": "llm-text", "prompt": "About {{ topic.upper() }} and {{ topic.nosuch }}"},
+    }
+    with pytest.raises(RecipeError, match="column 'say': 'str object' has no attribute 'nosuch'"):
+        _checked(columns)
+
+
+def test_what_only_some_records_or_a_model_answer_hold_is_not_refused() -> None:
+    """A dict's key another record may have, and anything of a model's answer."""
+    _checked(
+        {
+            "item": {"type": "category", "values": [{"name": "pen"}, {"name": "cup", "size": 2}]},
+            "facts": {
+                "type": "llm-structured",
+                "prompt": "facts of {{ item.name }}",
+                "schema": {"type": "object"},
+            },
+            "say": {"type": "llm-text", "prompt": "{{ item.size }} {{ facts.title.upper() }}"},
+        }
+    )
+
+
 def test_an_unusable_structured_schema_names_its_column() -> None:
     """It said only "json_schema cannot be used: ...", naming neither file nor column."""
     raw = recipe({"out": {"type": "llm-structured", "prompt": "hi", "schema": {"$ref": "#"}}})

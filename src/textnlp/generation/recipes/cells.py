@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import graphlib
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,7 @@ from textnlp.generation.recipes.columns import (
     LlmJudge,
     _LlmColumn,
     as_text,
+    render,
 )
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.recipes.samplers import wanted_instead
@@ -56,6 +58,31 @@ BackendOf = Callable[[str], Awaitable[Backend]]
 
 class CellFailed(Exception):
     """A cell that could not be made (its reason becomes the record's error)."""
+
+
+#: What no value of a scalar kind has, whichever value a record samples.
+_NO_SUCH_ATTRIBUTE = re.compile(r"'(str|int|float|bool) object' has no attribute ")
+
+
+class _AnyAnswer:
+    """A model's answer before there is one: every attribute, key and item is another."""
+
+    def __getattr__(self, name: str) -> _AnyAnswer:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> _AnyAnswer:
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __str__(self) -> str:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -218,6 +245,34 @@ class RecordBuilder:
         if failure is not None and self._cheap_failure({}) is None:
             given = ", ".join(f"{k}={v!r}" for k, v in self.fixed.items())
             raise InvalidParameter(f"--var {given}: {failure}")
+
+    def check_prompts(self) -> None:
+        """Refuse, before any model runs, a prompt that asks a value for an attribute no value
+        of its kind has (``{{ topic.nosuch }}`` over a category's text): each prompt rendered
+        over record 0's values, every model answer a stand-in that has everything. Only such
+        errors refuse: a dict's missing key may be another record's, and the rest is the
+        run's to find."""
+        row, failure = self._cheap_row(0, self.fixed)
+        if failure is not None:
+            return  # check_fixed names it, or every candidate will
+        values = {name: _AnyAnswer() for name in self.recipe.generated()} | row
+        for name in self._order:
+            column = self.recipe.columns[name]
+            if not isinstance(column, _LlmColumn | Dialogue):
+                continue
+            for text in column.texts():
+                if text is None:
+                    continue
+                try:
+                    render(text, values)
+                except jinja2.UndefinedError as exc:
+                    message = exc.message or ""
+                    if _NO_SUCH_ATTRIBUTE.match(message):
+                        raise RecipeError(
+                            f"recipe {self.recipe.id!r}: column {name!r}: {message}"
+                        ) from None
+                except Exception:  # noqa: BLE001, S112 - only the error above is certain here
+                    continue
 
     def _cheap_failure(self, fixed: dict[str, Any]) -> str | None:
         """The first failure among record 0's columns that need no model, given ``fixed``."""
