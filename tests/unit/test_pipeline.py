@@ -12,6 +12,7 @@ from tests.support.fake_backend import FakeBackend
 from textnlp.domain import Completion, GenerationRequest, Usage
 from textnlp.errors import (
     Conflict,
+    DatasetError,
     InvalidParameter,
     OutputError,
     ServiceUnavailable,
@@ -111,6 +112,17 @@ async def test_a_run_refused_before_its_first_record_leaves_no_journal(tmp_path:
         await DatasetPipeline(Down()).run(request(out, 3))
     assert caught.group_contains(ServiceUnavailable)
     assert not out.exists() and not journal_path(out).exists()
+
+
+async def test_a_resume_onto_a_file_of_other_records_says_so_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    out.write_text('{"prompt": "hi", "foo": 1}\n')
+    with pytest.raises(DatasetError) as refused:
+        await DatasetPipeline(FakeBackend()).run(request(out, 2, resume=True))
+    assert (
+        refused.value.message == f"{out} is not a textnlp dataset: a record's index: Field required"
+    )
+    assert out.read_text() == '{"prompt": "hi", "foo": 1}\n'
 
 
 async def test_resume_from_a_finished_file_extends_it(tmp_path: Path) -> None:

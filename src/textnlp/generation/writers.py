@@ -32,8 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from pydantic import ValidationError
+
 from textnlp.domain import Record
-from textnlp.errors import DatasetError, OutputError
+from textnlp.errors import DatasetError, OutputError, first_error
 
 if TYPE_CHECKING:
     from textnlp.generation.export import ExportSpec
@@ -263,6 +265,10 @@ def read_dataset(path: Path) -> list[Record]:
         table = pq.read_table(path)
         _check_columns(path, table.column_names)
         return [unflatten(row) for row in table.to_pylist()]
+    except ValidationError as exc:  # a file of records of some other kind
+        raise DatasetError(
+            f"{path} is not a textnlp dataset: a record's {first_error(exc, root='line')}"
+        ) from None
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"cannot read dataset {path}: {exc}") from None
 
