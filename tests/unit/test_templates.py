@@ -130,6 +130,13 @@ def test_a_render_over_its_bounds_is_a_template_error() -> None:
     grows = parse_template({**TEMPLATE, "user": loop}, source="t.yaml")
     with pytest.raises(TemplateError, match="render longer than 10,000,000 characters"):
         grows.render(grows.sample_variables(seed=1, index=0))
+    # A printf field a gigabyte wide, in one operation (it hung a run); ordinary ones render.
+    wide = parse_template({**TEMPLATE, "user": "{{ '%0999999999d' % 1 }}"}, source="t.yaml")
+    with pytest.raises(TemplateError, match="template 'demo': format field too wide"):
+        wide.render(wide.sample_variables(seed=1, index=0))
+    fields = "{{ '%05d|%.2f|%-4s|' % (7, 3.14159, 'ab') }}{{ 7 % 3 }}"
+    ordinary = parse_template({**TEMPLATE, "user": fields}, source="t.yaml")
+    assert ordinary.render(ordinary.sample_variables(seed=1, index=0))[1] == ("00007|3.14|ab  |1")
     divides = parse_template({**TEMPLATE, "user": "{{ words / 0 }}"}, source="t.yaml")
     with pytest.raises(TemplateError, match="template 'demo': division by zero"):
         divides.render(divides.sample_variables(seed=1, index=0))

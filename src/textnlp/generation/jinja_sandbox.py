@@ -2,16 +2,17 @@
 filters render in, and the check of a text against it at load time.
 
 Sandboxed (no attribute of Python's internals), strict (an undefined name is an error, not an
-empty string) and with ``*`` and ``**`` bounded: ``'x' * 10**12`` would exhaust memory; a
-render that recurses without end, or whose text grows past ``MAX_RENDER_CHARS``, is a
-``SecurityError`` as those are. Loops are not bounded in time (``range`` is, per call, by Jinja).
-Other costly calls, e.g. ``'%0999999999d' % 1``, stay possible: a template or recipe is its
+empty string) and with ``*``, ``**`` and ``%`` bounded: ``'x' * 10**12`` or
+``'%0999999999d' % 1`` would exhaust memory; a render that recurses without end, or whose text
+grows past ``MAX_RENDER_CHARS``, is a ``SecurityError`` as those are. Loops that write nothing
+are not bounded in time (``range`` is, per call, by Jinja): a template or recipe is its
 author's, loaded from a file, not a request's.
 """
 
 from __future__ import annotations
 
 import operator
+import re
 from typing import Any
 
 import jinja2
@@ -28,10 +29,20 @@ MAX_EXPRESSION_BITS = 1_000_000
 MAX_RENDER_CHARS = 10_000_000
 
 
+#: A printf field's width and precision (``%0999999999d``).
+_PRINTF_FIELD = re.compile(r"%[-#0 +]*(\d*)(?:\.(\d*))?")
+
+
 class _BoundedSandbox(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "%":
+            if isinstance(left, str):
+                for width, precision in _PRINTF_FIELD.findall(left):
+                    if max(len(width), len(precision)) > len(str(MAX_EXPRESSION_ITEMS)):
+                        raise SecurityError("format field too wide")
+            return operator.mod(left, right)
         if operator_ == "*":
             for seq, times in ((left, right), (right, left)):
                 sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
