@@ -297,16 +297,19 @@ def openai_json(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def openai_error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """``exc`` as OpenAI answers it: (status, the ``error`` object, headers)."""
+def openai_error_for(
+    exc: TextNLPError, path: str = ""
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """``exc`` as OpenAI answers it on ``path``: (status, the ``error`` object, headers)."""
     status, public, headers = error_for(exc)
     param = exc.details.get("parameter")
     code: str | None = exc.type
     kind = "invalid_request_error"
     if isinstance(exc, ModelNotFound):
         param, code = "model", "model_not_found"
-    elif isinstance(exc, ContextWindowExceeded):
-        param, code = "messages", "context_length_exceeded"
+    elif isinstance(exc, ContextWindowExceeded):  # /v1/completions has a prompt, not messages
+        text_completions = path.rstrip("/").endswith("/v1/completions")
+        param, code = ("prompt" if text_completions else "messages"), "context_length_exceeded"
     elif isinstance(exc, PermissionDenied):
         code = "permission_denied"
     elif isinstance(exc, AuthError):
@@ -372,7 +375,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TextNLPError)
     async def _textnlp(request: Request, exc: TextNLPError) -> Response:
         openai = is_openai_path(request.url.path)
-        status, body, headers = openai_error_for(exc) if openai else error_for(exc)
+        status, body, headers = (
+            openai_error_for(exc, request.url.path) if openai else error_for(exc)
+        )
         if status >= 500:
             log.error("request failed: %s", exc.message, extra={"error_type": exc.type})
         if is_console_path(request.url.path):

@@ -88,7 +88,7 @@ class SamplingFields(_Request):
 class GenerateTextRequest(SamplingFields):
     """A prompt, or a template with variables; ``stream`` answers Server-Sent Events."""
 
-    model: str | None = Field(None, max_length=200)
+    model: str | None = Field(None, min_length=1, max_length=200)  # "" is no model: refused
     prompt: str | None = None
     system: str | None = None
     #: A catalogue template id (``textnlp templates list``), never a file path.

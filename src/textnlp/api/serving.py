@@ -123,6 +123,18 @@ class CompletionsServing:
             for i in range(n)
         ]
 
+    @staticmethod
+    def prompt_groups(requests: Sequence[GenerationRequest]) -> list[int]:
+        """For each request, which prompt it asks (the choices of one prompt differ in their
+        seed only): usage counts each prompt once, as OpenAI's does, whatever ``n``."""
+        groups: dict[str, int] = {}
+        out = []
+        for request in requests:
+            unseeded = request.params.model_copy(update={"seed": None})
+            key = request.model_copy(update={"params": unseeded}).model_dump_json()
+            out.append(groups.setdefault(key, len(groups)))
+        return out
+
     # Spending --------------------------------------------------------------------------------
     async def admit(
         self, owner: str | None, model_id: str, requests: Sequence[GenerationRequest]
@@ -150,11 +162,17 @@ class CompletionsServing:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return self.render(model_id, completions)
+        return self.render(model_id, completions, self.prompt_groups(requests))
 
-    def render(self, model_id: str, completions: list[Completion]) -> CompletionResponse:
+    def render(
+        self, model_id: str, completions: list[Completion], groups: Sequence[int] | None = None
+    ) -> CompletionResponse:
+        """The answer; ``groups`` (``prompt_groups``) counts each prompt's tokens once."""
+        prompts: dict[int, int] = {}
+        for i, completion in enumerate(completions):
+            prompts.setdefault(i if groups is None else groups[i], completion.usage.prompt_tokens)
         usage = Usage(
-            prompt_tokens=sum(c.usage.prompt_tokens for c in completions),
+            prompt_tokens=sum(prompts.values()),
             completion_tokens=sum(c.usage.completion_tokens for c in completions),
         )
         cached = all(c.cached for c in completions)

@@ -109,7 +109,7 @@ class JobSpec(TextBoundary):
     )
     #: Storage key of an uploaded JSONL/CSV prompt file (under ``prompts/user-uploads/``).
     prompt_file: str | None = Field(default=None, pattern=_UPLOAD_KEY)
-    model: str | None = None
+    model: str | None = Field(None, min_length=1, max_length=200)
     params: JobParams = JobParams()
     seed: int = Field(0, ge=0, le=2**32 - 1)  # as a request's seed
     format: OutputFormat = "jsonl"

@@ -173,6 +173,10 @@ def test_a_stream_of_several_choices_matches_the_answer(sqlite_api: Api) -> None
     texts, usage = streamed_choices(sqlite_api, CHAT, streamed)
     assert texts == expected and len(set(expected)) > 1  # seeds seed, seed+1...: choices differ
     assert usage == answer["usage"]  # every choice counted
+    # As OpenAI counts: the prompt once, whatever n; the choices' tokens each.
+    one = sqlite_api.client.post(CHAT, json={**body, "n": 1}, headers=sqlite_api.headers("alice"))
+    assert answer["usage"]["prompt_tokens"] == one.json()["usage"]["prompt_tokens"]
+    assert answer["usage"]["completion_tokens"] > one.json()["usage"]["completion_tokens"]
 
 
 def test_a_stream_does_not_outlive_its_key(
@@ -304,6 +308,12 @@ def test_completions_of_several_prompts_and_a_stream(sqlite_api: Api) -> None:
     texts, usage = streamed_choices(sqlite_api, TEXT, several)
     assert texts == [c["text"] for c in answer["choices"]]
     assert usage == answer["usage"]
+    # Each of the two prompts counted once, not once per choice.
+    alone = [
+        sqlite_api.client.post(TEXT, json={**SHORT, "prompt": p}, headers=headers).json()
+        for p in ("Once upon a time", "The sky is")
+    ]
+    assert usage["prompt_tokens"] == sum(a["usage"]["prompt_tokens"] for a in alone)
 
 
 # Embeddings -----------------------------------------------------------------------------------
@@ -381,6 +391,11 @@ def test_authentication_errors(sqlite_api: Api) -> None:
         ({**SHORT, "messages": [{"role": "user"}]}, None),
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
         (chat(model="all-minilm-l6-v2"), "model"),
+        (chat(model=""), "model"),  # was answered by the default model
+        (chat(tool_choice="required"), "tool_choice"),  # asks for a call that cannot come
+        (chat(tool_choice={"type": "function", "function": {"name": "f"}}), "tool_choice"),
+        (chat(function_call="auto"), "function_call"),
+        ({**SHORT, "messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages.0"),
     ],
 )
 def test_bad_chat_requests_answer_4xx_in_openais_shape(
@@ -458,6 +473,8 @@ def test_completion_refusals(sqlite_api: Api) -> None:
         ({"suffix": "end"}, "suffix"),
         ({"prompt": ["a"] * 9, "n": 2}, "prompt"),
         ({"prompt": [[1, 2]]}, "prompt"),
+        ({"prompt": "word " * 3000, "max_tokens": 2}, "prompt"),  # past the context: no messages
+        ({"model": ""}, "model"),
     ):
         body = {**SHORT, "prompt": "Hello", **fields}
         error = assert_openai_error(sqlite_api.client.post(TEXT, json=body, headers=headers), 400)

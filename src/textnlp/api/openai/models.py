@@ -1,7 +1,8 @@
 """``GET /v1/models`` and ``GET /v1/models/{model_id}``: the catalogue in OpenAI's shape.
 
 Every catalogue model is listed (with TextNLP's ``available`` and ``context_length``; one that
-cannot serve here answers 503 when used), and the packaged embedding model when installed.
+cannot run here, for want of its package, file or key, answers 400 ``model_unavailable`` when
+used; one whose circuit is open, 503), and the packaged embedding model when installed.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ MAX_MESSAGES = 64
 MAX_PROMPTS = 16
 #: The most texts of one ``/v1/embeddings`` request (OpenAI's own bound).
 MAX_EMBEDDING_INPUTS = 2048
-MODEL_ID = Field(max_length=200, description="A model id of `GET /v1/models`.")
+MODEL_ID = Field(min_length=1, max_length=200, description="A model id of `GET /v1/models`.")
 
 
 class _Request(TextBoundary):
@@ -139,7 +139,9 @@ class ChatCompletionRequest(SamplingRequest):
     response_format: ResponseFormat | None = None
     top_logprobs: int | None = None
     tools: list[Any] | None = None
+    tool_choice: Any = None
     functions: list[Any] | None = None
+    function_call: Any = None
     modalities: list[str] | None = None
     audio: Any = None
 

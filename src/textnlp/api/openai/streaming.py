@@ -51,7 +51,10 @@ async def stream_response(
         raise
     firsts = [r for r in results if not isinstance(r, BaseException)]
     events = _merged(firsts, streams)
-    return EventSourceResponse(_sse(writer, len(streams), events, watch), sep="\n", headers=headers)
+    groups = serve.prompt_groups(requests)
+    return EventSourceResponse(
+        _sse(writer, len(streams), events, watch, groups), sep="\n", headers=headers
+    )
 
 
 def buffered_response(
@@ -75,13 +78,14 @@ async def _sse(
     choices: int,
     events: AsyncIterator[Indexed],
     watch: CredentialWatch | None = None,
+    groups: Sequence[int] | None = None,
 ) -> AsyncIterator[dict[str, str]]:
     try:
         for index in range(choices):
             start = writer.start(index)
             if start is not None:
                 yield _data(start)
-        usages: list[CompletionUsage] = []
+        usages: dict[int, CompletionUsage] = {}
         try:
             async for index, event in events:
                 if event.text or event.finish_reason is not None:
@@ -89,8 +93,8 @@ async def _sse(
                 if watch is not None:
                     await watch.check()  # AuthError: an error chunk ends the stream
                 if event.usage is not None:
-                    usages.append(event.usage)
-            usage = writer.usage(_total(usages))
+                    usages[index] = event.usage
+            usage = writer.usage(_total(usages, groups))
             if usage is not None:
                 yield _data(usage)
         except Exception as exc:  # the client hears of any failure; a 500 is logged
@@ -146,11 +150,17 @@ async def _merged(
         await asyncio.gather(*(_close(stream) for stream in streams), return_exceptions=True)
 
 
-def _total(usages: list[CompletionUsage]) -> CompletionUsage | None:
+def _total(
+    usages: dict[int, CompletionUsage], groups: Sequence[int] | None
+) -> CompletionUsage | None:
+    """The usages of the streams by index; each prompt's tokens counted once (``groups``)."""
     if not usages:
         return None
-    prompt = sum(u.prompt_tokens for u in usages)
-    completion = sum(u.completion_tokens for u in usages)
+    prompts: dict[int, int] = {}
+    for index, usage in sorted(usages.items()):
+        prompts.setdefault(index if groups is None else groups[index], usage.prompt_tokens)
+    prompt = sum(prompts.values())
+    completion = sum(u.completion_tokens for u in usages.values())
     return CompletionUsage(
         prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
     )

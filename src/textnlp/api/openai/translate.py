@@ -61,7 +61,10 @@ def refuse_unsupported(body: SamplingRequest) -> None:
         refused |= {
             "top_logprobs": bool(body.top_logprobs),
             "tools": bool(body.tools),
+            # "none" asks for no call, as no tools do; anything else asks for a call.
+            "tool_choice": body.tool_choice not in (None, "none"),
             "functions": bool(body.functions),
+            "function_call": body.function_call not in (None, "none"),
             "modalities": body.modalities not in (None, ["text"]),
             "audio": body.audio is not None,
         }
@@ -116,10 +119,15 @@ def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
         content = message.content
         if isinstance(content, list):
             for part in content:
-                if part.type != "text" or part.text is None:
+                if part.type != "text":
                     raise InvalidParameter(
                         f"{where}.content: only 'text' content parts are supported, "
                         f"not {part.type!r}",
+                        parameter=f"{where}.content",
+                    )
+                if part.text is None:
+                    raise InvalidParameter(
+                        f"{where}.content: a 'text' part needs its 'text'",
                         parameter=f"{where}.content",
                     )
             content = "".join(part.text or "" for part in content)
