@@ -157,7 +157,9 @@ def test_a_socket_ends_with_its_credential(sqlite_api: Api) -> None:
             assert closed.value.code == 1008
 
 
-LONG = {"prompt": "List one hundred animals, one per line.", "max_tokens": 400}
+#: A long answer every time: greedy (a sampled one sometimes ended after 4 tokens, before any
+#: recheck); each test adds its own words, so that none is answered from the cache.
+LONG = {"prompt": "List one hundred animals, one per line.", "max_tokens": 400, "temperature": 0}
 
 
 def new_key(api: Api, name: str) -> tuple[dict[str, str], dict[str, Any]]:
@@ -202,7 +204,7 @@ def test_a_server_sent_stream_does_not_outlive_its_credential(
 ) -> None:
     monkeypatch.setattr(deps, "RECHECK_S", 0.05)
     bearer, key = new_key(sqlite_api, "sse-recheck")
-    body = {**LONG, "stream": True}
+    body = {**LONG, "prompt": f"{LONG['prompt']} Number them.", "stream": True}
     with sqlite_api.client.stream(
         "POST", TEXT, json=body, headers={"X-API-Key": key["key"]}
     ) as response:
