@@ -187,7 +187,10 @@ def test_a_stream_does_not_outlive_its_key(
     key = sqlite_api.client.post(
         "/api/v1/auth/api-keys", json={"name": "v1-recheck"}, headers=bearer
     ).json()
-    body = chat("List one hundred animals, one per line.", max_tokens=400, stream=True)
+    # Greedy: a sampled answer sometimes ended after a few tokens, before any recheck.
+    body = chat(
+        "List one hundred animals, one per line.", max_tokens=400, stream=True, temperature=0
+    )
     with sqlite_api.client.stream(
         "POST", CHAT, json=body, headers={"Authorization": f"Bearer {key['key']}"}
     ) as response:
