@@ -182,7 +182,7 @@ def test_a_recipe_resume_keeps_its_records_and_options(tmp_path: Path) -> None:
     attempts = [
         (["-n", "1"], "has 2 accepted records; resuming with count 1 would delete them"),
         (["-n", "4", "--var", "subject=cats"], "has subject="),
-        (["-n", "4", "--top-p", "0.5"], "was made with top_p 0.9, not top_p 0.5"),
+        (["-n", "4", "--top-p", "0.5"], "'instruction' made with top_p 0.9, not top_p 0.5"),
     ]
     for options, message in attempts:
         result = textnlp("generate", "-r", "self-instruct", "-o", "si.jsonl", "--resume",
