@@ -145,7 +145,6 @@ class _Folded:
             parts.append(folded)
             origin.extend([index] * len(folded))
         self.text = "".join(parts)
-        origin.append(len(text))
         self._origin = origin
 
     def span(self, start: int, end: int) -> tuple[int, int]:
