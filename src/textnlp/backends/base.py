@@ -157,6 +157,35 @@ class Backend(ABC):
         return (await self.generate([request]))[0]
 
 
+class WrappedBackend(Backend):
+    """A backend that adds one concern (a price, a spending cap, a response cache) around
+    ``inner`` and hands everything else to it. ``inner`` is loaded and closed by its owner;
+    a wrapper that replaces its inner backend in a pool forwards ``load``/``aclose`` itself."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.spec)
+        self.inner = inner
+        self.grammars = inner.grammars
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return await self.inner.generate(requests)
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        return self.inner.stream(request)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def check_context(self, prompt_tokens: int, max_tokens: int) -> None:
+        self.inner.check_context(prompt_tokens, max_tokens)
+
+    def info(self) -> ModelInfo:
+        return self.inner.info()
+
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint()
+
+
 class PerRequestBackend(Backend):
     """A backend that serves one request per call (remote APIs): ``generate`` runs them
     concurrently and leaves batching to the server."""

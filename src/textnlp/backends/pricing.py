@@ -23,9 +23,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from textnlp.backends.base import Backend
+from textnlp.backends.base import Backend, WrappedBackend
 from textnlp.backends.spec import ModelSpec
-from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta, Usage
+from textnlp.domain import Completion, GenerationRequest, TokenDelta, Usage
 from textnlp.errors import QuotaExceeded
 
 if TYPE_CHECKING:
@@ -184,16 +184,15 @@ class SpendingCap:
             return self._reserved > 0 and self._spent + estimated <= self.limit_usd
 
 
-class PricedBackend(Backend):
+class PricedBackend(WrappedBackend):
     """Prices a local backend's completions from the table. Remote backends price their own
     (``CloudContext.prices``); a self-hosted model has a price only when its operator sets one
-    (its GPU hours as a price per token), and then records, caps and charges count it alike."""
+    (its GPU hours as a price per token), and then records, caps and charges count it alike.
+    It replaces its inner backend in the pool, so it loads and closes it."""
 
     def __init__(self, inner: Backend, prices: PriceTable) -> None:
-        super().__init__(inner.spec)
-        self.inner = inner
+        super().__init__(inner)
         self.name = inner.name  # type: ignore[misc]  # labels and traces name the real backend
-        self.grammars = inner.grammars
         self.prices = prices
 
     async def load(self) -> None:
@@ -215,28 +214,14 @@ class PricedBackend(Backend):
                 delta = delta.model_copy(update={"usage": self._priced(delta.usage)})
             yield delta
 
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
 
-    def check_context(self, prompt_tokens: int, max_tokens: int) -> None:
-        self.inner.check_context(prompt_tokens, max_tokens)
-
-    def info(self) -> ModelInfo:
-        return self.inner.info()
-
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint()
-
-
-class CappedBackend(Backend):
+class CappedBackend(WrappedBackend):
     """Wraps a loaded backend so that no request starts that could pass ``cap``."""
 
     name = "capped"
 
     def __init__(self, inner: Backend, cap: SpendingCap, prices: PriceTable) -> None:
-        super().__init__(inner.spec)
-        self.inner = inner
-        self.grammars = inner.grammars
+        super().__init__(inner)
         self.cap = cap
         self.prices = prices
 
@@ -285,12 +270,3 @@ class CappedBackend(Backend):
         finally:
             # A stream cut short may have cost something; count the estimate then.
             self._settle(estimate, actual if actual is not None else estimate)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def info(self) -> ModelInfo:
-        return self.inner.info()
-
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint()

@@ -16,12 +16,12 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from textnlp.backends.base import Backend
-from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
+from textnlp.backends.base import Backend, WrappedBackend
+from textnlp.domain import Completion, GenerationRequest
 
 
 def cache_key(model_fingerprint: str, request: GenerationRequest) -> str:
@@ -155,7 +155,7 @@ class OwnerScopedCache:
         pass
 
 
-class CachedBackend(Backend):
+class CachedBackend(WrappedBackend):
     """``inner`` answering deterministic requests (a seed, or temperature 0) from ``cache``,
     the response cache as a backend wrapper (beside ``CappedBackend``, outside it: a hit
     reserves nothing). A hit is marked ``cached`` and costs nothing now (it was paid for once).
@@ -164,9 +164,7 @@ class CachedBackend(Backend):
     name = "cached"
 
     def __init__(self, inner: Backend, cache: ResponseCache) -> None:
-        super().__init__(inner.spec)
-        self.inner = inner
-        self.grammars = inner.grammars
+        super().__init__(inner)
         self.cache = cache
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
@@ -186,15 +184,3 @@ class CachedBackend(Backend):
         completion = await self.inner.generate_one(request)
         await asyncio.to_thread(cache.put, key, completion)  # after a model call: a hop is noise
         return completion
-
-    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
-        return self.inner.stream(request)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint()
-
-    def info(self) -> ModelInfo:
-        return self.inner.info()
