@@ -3,7 +3,8 @@
 The batch processor container (ECS, run per upload by the batch state machine) runs
 ``textnlp worker --queues batch --once`` with ``S3_BUCKET`` and ``S3_KEY`` naming a prompt file
 under ``prompts/user-uploads/<user>/``: the worker submits that file as a job of that user
-(idempotently, keyed by the object) and then works the queue until it is empty.
+(``JobService.submit_bucket_upload``: one job per version of the object) and then works the
+queue until it is empty.
 """
 
 from __future__ import annotations
@@ -15,16 +16,13 @@ from typing import TYPE_CHECKING
 import typer
 
 from textnlp.adapters.queue.base import QUEUE_ROLES
-from textnlp.adapters.storage import Keys
 from textnlp.bootstrap import Platform
 from textnlp.cli.common import err_console, settings
 from textnlp.config import Settings
 from textnlp.errors import InvalidInput
 from textnlp.observability.logging import configure_logging
-from textnlp.services.job_models import JobSpec, Owner
 
 if TYPE_CHECKING:  # the worker's stack needs the api extra; `textnlp --help` must not
-    from textnlp.services.jobs import JobService
     from textnlp.worker import WorkerOptions
 
 
@@ -64,20 +62,6 @@ def worker(
     err_console.print(f"worker stopped after {processed} message(s)")
 
 
-def submit_uploaded_file(jobs: JobService, key: str) -> str:
-    """The job of a prompt file under ``prompts/user-uploads/<user>/``; same object, same job."""
-    parts = key.split("/")
-    if not key.startswith(Keys.USER_UPLOADS) or len(parts) < 4 or not parts[2]:
-        raise InvalidInput(f"S3_KEY must be {Keys.USER_UPLOADS}<user>/<file> (got {key!r})")
-    fmt = "jsonl"
-    view = jobs.submit(
-        Owner(id=parts[2]),
-        JobSpec(prompt_file=key, format=fmt),
-        idempotency_key=f"s3:{key}"[:255],
-    )
-    return view.id
-
-
 async def _run(config: Settings, options: WorkerOptions, key: str) -> int:
     from textnlp.worker import Worker
 
@@ -85,7 +69,7 @@ async def _run(config: Settings, options: WorkerOptions, key: str) -> int:
         platform.tracer  # noqa: B018 - first: SQL, Redis and AWS calls are traced from the start
         worker = Worker(platform, options)
         if key:
-            job_id = await asyncio.to_thread(submit_uploaded_file, platform.jobs, key)
-            err_console.print(f"submitted job {job_id} for {key}")
+            view = await asyncio.to_thread(platform.jobs.submit_bucket_upload, key)
+            err_console.print(f"submitted job {view.id} for {key}")
         worker.install_signal_handlers()
         return await worker.run()

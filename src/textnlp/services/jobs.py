@@ -291,15 +291,42 @@ class JobService:
             raise InvalidInput(f"prompt_file must be a key under {Keys.USER_UPLOADS}")
         if not owner.is_admin and not key.startswith(f"{Keys.USER_UPLOADS}{owner.id}/"):
             raise NotFound(f"no prompt file {quoted(key)}")  # another user's upload
+        return parse_prompt_file(key, self._prompt_file_bytes(key))
+
+    def _prompt_file_bytes(self, key: str) -> bytes:
         try:
             if self.storage.size(key) > MAX_PROMPT_FILE_BYTES:
                 raise DatasetError(
                     f"prompt file {key} is larger than {MAX_PROMPT_FILE_BYTES} bytes"
                 )
-            data = self.storage.get_bytes(key)
+            return self.storage.get_bytes(key)
         except NotFound:  # the storage's words name its layout; a user's own is the same 404
             raise NotFound(f"no prompt file {quoted(key)}") from None
-        return parse_prompt_file(key, data)
+
+    def submit_bucket_upload(self, key: str) -> JobView:
+        """The job of a prompt file put straight into the bucket under
+        ``prompts/user-uploads/<user>/`` (the batch processor's ``S3_KEY``), as that user's.
+
+        Such a key is the user's to overwrite, so the job reads a copy of the version read
+        here, stored as the upload route stores files (content-addressed, ``upload_name``, and
+        marked for the trigger to leave alone): a new version is a new job, a job never reads
+        a version it was not checked against, and the same bytes again (a retried or re-run
+        task) are the same job.
+        """
+        parts = key.split("/")
+        if not key.startswith(Keys.USER_UPLOADS) or len(parts) < 4 or not all(parts[2:]):
+            raise InvalidInput(f"S3_KEY must be {Keys.USER_UPLOADS}<user>/<file> (got {key!r})")
+        owner = Owner(id=parts[2])
+        data = self._prompt_file_bytes(key)
+        self._check_prompts(parse_prompt_file(key, data), file=key)
+        copy = Keys.upload(owner.id, upload_name("/".join(parts[3:]), data))
+        if not self.storage.exists(copy):  # the user's own bytes: no quota is asked twice
+            self.storage.put_bytes(
+                copy, data, metadata={UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL}
+            )
+        return self.submit(
+            owner, JobSpec(prompt_file=copy, format="jsonl"), idempotency_key=f"s3:{copy}"[:255]
+        )
 
     def upload_prompts(self, owner: Owner, name: str, data: bytes) -> str:
         """Store a prompt file under the user's upload prefix after checking it parses.
