@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,11 @@ class Assembly:
 
 def rest_methods(assembly: Assembly) -> list[tuple[str, str]]:
     """(resource path, HTTP method) of every method of the REST API, as API Gateway sees them."""
+    return list(rest_method_properties(assembly))
+
+
+def rest_method_properties(assembly: Assembly) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each method's properties by (resource path, HTTP method)."""
     resources = assembly.resources("Api", "AWS::ApiGateway::Resource")
 
     def path(logical: str) -> str:
@@ -39,11 +45,12 @@ def rest_methods(assembly: Assembly) -> list[tuple[str, str]]:
         prefix = path(parent["Ref"]) if "Ref" in parent else ""
         return f"{prefix}/{properties['PathPart']}"
 
-    return [
-        (path(m["Properties"]["ResourceId"]["Ref"]), m["Properties"]["HttpMethod"])
+    return {
+        (path(m["Properties"]["ResourceId"]["Ref"]), m["Properties"]["HttpMethod"]): m[
+            "Properties"]
         for m in assembly.resources("Api", "AWS::ApiGateway::Method").values()
         if "Ref" in m["Properties"]["ResourceId"]
-    ]
+    }
 
 
 def require_tool(path: str | None, name: str) -> str:

@@ -8,7 +8,8 @@ from aws_cdk.assertions import Match
 from textnlp import deployment
 from textnlp.config import env_name, load_settings
 
-from infra_assembly import Assembly, rest_methods
+from infra_assembly import Assembly, rest_method_properties, rest_methods
+from textnlp_infra.constructs.rest_api import API_PREFIX, CALLER_CACHE_KEY, ROUTES
 
 EXPECTED_PATHS = {
     "/api/v1/auth/login POST", "/api/v1/auth/refresh POST", "/api/v1/auth/logout POST",
@@ -99,6 +100,19 @@ def test_the_proxy_is_never_cached(assembly: Assembly) -> None:
     stage = next(iter(assembly.resources("Api", "AWS::ApiGateway::Stage").values()))
     settings = {s["ResourcePath"]: s for s in stage["Properties"]["MethodSettings"]}
     assert settings["/~1api~1v1~1{proxy+}"]["CachingEnabled"] is False
+
+
+def test_cached_answers_are_keyed_by_the_callers_credential(assembly: Assembly) -> None:
+    # The authorizer allows any well-formed API key (the app checks it): a cache hit, which
+    # skips the app, must be the same caller's.
+    methods = rest_method_properties(assembly)
+    for route in ROUTES:
+        method = methods[(f"/{API_PREFIX}/{route.path}", route.method)]
+        keyed = CALLER_CACHE_KEY in method["Integration"].get("CacheKeyParameters", [])
+        assert keyed is route.cached, route
+        if route.cached:
+            assert method["RequestParameters"][CALLER_CACHE_KEY] is True
+    assert any(route.cached for route in ROUTES)
 
 
 def test_cloudfront_and_dns(assembly: Assembly) -> None:

@@ -38,6 +38,10 @@ class Route:
 
 # The design's resource tree. GETs whose answer is the same for every caller are cached at the
 # stage; per-user or live answers (job status, metrics, health) never are.
+# A cached answer is keyed by its caller's credential too: a hit skips the app, and the
+# authorizer lets any well-formed API key through for the app to check (it cannot read them),
+# so a made-up key must never be served what a real caller's request cached.
+CALLER_CACHE_KEY = "method.request.header.Authorization"
 ROUTES = (
     Route("auth/login", "POST", public=True),
     Route("auth/refresh", "POST", public=True),
@@ -183,7 +187,10 @@ class RestApi(Construct):
                         f"'{self._origin_verify}'"
                     ),
                 },
-                cache_key_parameters=[f"method.request.path.{name}" for name in parameters],
+                cache_key_parameters=[
+                    *(f"method.request.path.{name}" for name in parameters),
+                    *([CALLER_CACHE_KEY] if route.cached else []),
+                ],
                 timeout=Duration.seconds(29),
             ),
         )
@@ -195,7 +202,10 @@ class RestApi(Construct):
                 apigw.AuthorizationType.NONE if route.public else apigw.AuthorizationType.CUSTOM
             ),
             request_validator=self.validator,
-            request_parameters={f"method.request.path.{name}": True for name in parameters},
+            request_parameters={
+                **{f"method.request.path.{name}": True for name in parameters},
+                **({CALLER_CACHE_KEY: True} if route.cached else {}),
+            },
         )
         if route.public:
             skip_checks(
