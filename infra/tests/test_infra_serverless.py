@@ -9,6 +9,7 @@ from aws_cdk.assertions import Match
 from textnlp.config import env_name
 from textnlp.deployment import AUTHORIZER_HANDLER, BATCH_TRIGGER_HANDLER, JWT_SECRET, secret_path
 from textnlp.lambdas.batch_trigger import CONFIG_VARIABLES
+from textnlp.lambdas.upload_events import KEY_ENCODING_FIELD, RAW_KEY
 
 from infra_assembly import Assembly
 from textnlp_infra.stacks.serverless import batch_trigger_environment
@@ -136,5 +137,7 @@ def test_upload_trigger_passes_the_objects_etag(assembly: Assembly) -> None:
     transformer = target["InputTransformer"]
     assert "$.detail.object.etag" in transformer["InputPathsMap"].values()
     assert '"eTag":<detail-object-etag>' in transformer["InputTemplate"]
+    # The Lambda takes the key as it comes only when the record says so (S3's are encoded).
+    assert f'"{KEY_ENCODING_FIELD}":"{RAW_KEY}"' in transformer["InputTemplate"]
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
     assert "DeadLetterConfig" in target

@@ -1,6 +1,7 @@
 """Design section 6/7, the upload trigger: an EventBridge rule turns S3 "Object Created"
 events under `prompts/user-uploads/` into the S3-notification shape the design's batch-trigger
-Lambda reads (`Records[].s3.bucket.name`, `Records[].s3.object.key`; the key arrives unencoded)
+Lambda reads (`Records[].s3.bucket.name`, `Records[].s3.object.key`; the key arrives unencoded,
+and each record says so: `upload_events.KEY_ENCODING_FIELD`)
 and invokes it. The bucket publishes to EventBridge, which keeps the data stack free of
 references to later stacks. The Lambda starts the batch state machine (`batch_machine`).
 """
@@ -13,6 +14,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from textnlp.lambdas.upload_events import KEY_ENCODING_FIELD, RAW_KEY
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.storage import UPLOADS_PREFIX
@@ -28,6 +30,8 @@ _S3_NOTIFICATION_SHAPE = {
                 "size": events.EventField.from_path("$.detail.object.size"),
                 # The object's version: the trigger's execution name includes it.
                 "eTag": events.EventField.from_path("$.detail.object.etag"),
+                # EventBridge does not URL-encode the key, as S3 notifications do.
+                KEY_ENCODING_FIELD: RAW_KEY,
             },
         },
     }]

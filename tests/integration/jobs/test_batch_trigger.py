@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 from botocore.exceptions import ClientError
@@ -15,7 +16,13 @@ from tests.support.job_stores import aws_client
 from textnlp.adapters.storage import Keys
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.lambdas import batch_trigger
-from textnlp.lambdas.upload_events import UPLOADS_PREFIX, Upload, decode_key, uploads_in
+from textnlp.lambdas.upload_events import (
+    KEY_ENCODING_FIELD,
+    RAW_KEY,
+    UPLOADS_PREFIX,
+    Upload,
+    uploads_in,
+)
 
 
 def s3_record(
@@ -69,7 +76,10 @@ class Uploads:
         """The S3 record for a new object at ``key`` (its real ETag)."""
         metadata = {UPLOAD_METADATA_KEY: UPLOAD_METADATA_MANUAL} if manual else {}
         answer = self.client.put_object(
-            Bucket=self.bucket, Key=decode_key(key), Body=b'{"prompt": "hi"}\n', Metadata=metadata
+            Bucket=self.bucket,
+            Key=unquote_plus(key),
+            Body=b'{"prompt": "hi"}\n',
+            Metadata=metadata,
         )
         return s3_record(key, self.bucket, answer["ETag"].strip('"'))
 
@@ -104,13 +114,18 @@ def inputs_of(states: RecordingStates, execution_arns: list[str]) -> list[dict[s
     ]
 
 
-def test_keys_decoded_only_when_encoded() -> None:
-    assert decode_key("prompts/user-uploads/u/my+file%282%29.csv") == (
-        "prompts/user-uploads/u/my file(2).csv"
-    )
-    assert decode_key("prompts/user-uploads/u/plain name.csv") == (
-        "prompts/user-uploads/u/plain name.csv"
-    )
+def test_a_key_is_decoded_by_its_records_shape_never_by_its_look() -> None:
+    keys = ("c++ prompts.jsonl", "report%41.jsonl", "plain name.csv")
+    encoded = ("c%2B%2B+prompts.jsonl", "report%2541.jsonl", "plain+name.csv")
+    bucket = "textnlp-test"
+    # S3 notifications URL-encode keys.
+    notified = uploads_in({"Records": [s3_record(UPLOADS_PREFIX + k, bucket) for k in encoded]})
+    assert [u.key for u in notified] == [UPLOADS_PREFIX + k for k in keys]
+    # The upload rule's records (EventBridge) carry keys as stored, and say so.
+    raw = [s3_record(UPLOADS_PREFIX + k, bucket) for k in keys]
+    for record in raw:
+        record["s3"]["object"][KEY_ENCODING_FIELD] = RAW_KEY
+    assert [u.key for u in uploads_in({"Records": raw})] == [UPLOADS_PREFIX + k for k in keys]
     assert UPLOADS_PREFIX == Keys.USER_UPLOADS
 
 
