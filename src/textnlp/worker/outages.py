@@ -1,7 +1,8 @@
 """Outages of the worker's dependencies, and waiting them out.
 
-An outage is ``ServiceUnavailable`` (the database engine, the SQS and the S3 adapters raise
-it for their drivers' connection failures) or a Redis connection error (the response cache's
+An outage is ``ServiceUnavailable`` (the database engine and the AWS adapters, SQS, S3,
+DynamoDB and Secrets Manager, raise it for their drivers' connection failures and throttled or
+failing answers; ``adapters.aws_outage``) or a Redis connection error (the response cache's
 client raises its own). An outage is never a job's attempt: the worker logs one line, waits
 with exponential backoff and jitter (so that a fleet of workers does not reconnect in step),
 and tries the same step again; a job's message stays held by its heartbeat meanwhile, so its

@@ -7,9 +7,10 @@ import logging
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from textnlp.adapters.secrets import ANTHROPIC_API_KEY, OPENAI_API_KEY, AwsSecretsManager
-from textnlp.errors import ConfigError
+from textnlp.errors import ConfigError, ServiceUnavailable
 
 
 class Clock:
@@ -57,3 +58,39 @@ def test_client_built_from_endpoint(aws_env: str) -> None:
     )
     secrets = AwsSecretsManager("dev", region="us-east-1", endpoint_url=aws_env)
     assert secrets.get("api/jwt-secret").get_secret_value() == "j" * 40
+
+
+def test_an_outage_is_the_services_and_a_refusal_the_deployments(aws_env: str) -> None:
+    """Throttled, failing or unreachable: ``ServiceUnavailable`` (503, a worker waits it out);
+    denied: ``ConfigError`` (the deployment's fault); a binary secret: one line, no traceback."""
+    client = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=aws_env)
+    client.create_secret(Name="/textnlp/dev/models/raw", SecretBinary=b"\xff\xfe")
+    answers = {"code": "", "status": 0}
+
+    def answer(**_: object) -> None:
+        if answers["code"]:
+            raise ClientError(
+                {
+                    "Error": {"Code": answers["code"], "Message": "no"},
+                    "ResponseMetadata": {"HTTPStatusCode": answers["status"]},
+                },
+                "GetSecretValue",
+            )
+
+    client.meta.events.register("before-call.secrets-manager.GetSecretValue", answer)
+    secrets = AwsSecretsManager("dev", ttl_s=0, client=client)
+    for code, status in (("ThrottlingException", 400), ("InternalServiceError", 500)):
+        answers.update(code=code, status=status)
+        with pytest.raises(ServiceUnavailable) as raised:
+            secrets.find("models/openai-api-key")
+        assert raised.value.details["dependency"] == "secrets"
+    answers.update(code="AccessDeniedException", status=400)
+    with pytest.raises(ConfigError, match="AccessDeniedException"):
+        secrets.find("models/openai-api-key")
+    answers.update(code="", status=0)
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        secrets.find("models/raw")
+
+    nowhere = AwsSecretsManager("dev", region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(ServiceUnavailable):
+        nowhere.find("models/openai-api-key")

@@ -12,8 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from textnlp.adapters.aws_outage import is_aws_outage
 from textnlp.adapters.db.base import make_engine
-from textnlp.adapters.queue.aws_outage import is_aws_outage
 from textnlp.adapters.queue.sqs import SqsQueue
 from textnlp.adapters.storage.s3 import S3Storage
 from textnlp.api.errors import error_for, ws_error_message

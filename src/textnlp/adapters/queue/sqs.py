@@ -23,7 +23,7 @@ import json
 import uuid
 from typing import Any
 
-from textnlp.adapters.queue.aws_outage import aws_unavailable
+from textnlp.adapters.aws_outage import aws_unavailable
 from textnlp.adapters.queue.base import QueueMessage
 from textnlp.config import Settings
 from textnlp.errors import ConfigError

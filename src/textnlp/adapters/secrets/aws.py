@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from textnlp.adapters.aws_outage import aws_unavailable
 from textnlp.deployment import secret_path, unwrap_secret
 from textnlp.errors import ConfigError
 
@@ -59,7 +60,9 @@ class AwsSecretsManager:
         path = self.path(name)
         log.debug("reading secret %s from Secrets Manager", path)
         try:
-            answer = self._secrets_client().get_secret_value(SecretId=path)
+            # An outage (throttled, 5xx, unreachable) is the service's, and passes.
+            with aws_unavailable("secrets", f"Secrets Manager (secret {path})"):
+                answer = self._secrets_client().get_secret_value(SecretId=path)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException":
@@ -69,7 +72,10 @@ class AwsSecretsManager:
             raise ConfigError(f"cannot read secret {path}: {type(exc).__name__}") from None
         raw = answer.get("SecretString")
         if raw is None and answer.get("SecretBinary") is not None:
-            raw = answer["SecretBinary"].decode("utf-8")
+            try:
+                raw = answer["SecretBinary"].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"secret {path} is binary, not UTF-8 text") from None
         return SecretStr(unwrap_secret(raw)) if raw else None
 
     def find(self, name: str) -> SecretStr | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from textnlp.adapters.queue.aws_outage import aws_unavailable
+from textnlp.adapters.aws_outage import aws_unavailable
 from textnlp.auth import session_items as items
 
 if TYPE_CHECKING:

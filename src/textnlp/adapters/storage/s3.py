@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from textnlp.adapters.queue.aws_outage import aws_unavailable
+from textnlp.adapters.aws_outage import aws_unavailable
 from textnlp.adapters.storage.keys import check_key
 from textnlp.errors import NotFound
 

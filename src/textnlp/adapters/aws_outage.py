@@ -1,7 +1,8 @@
 """botocore's failures that mean "AWS cannot be reached now", as ``ServiceUnavailable``.
 
-Shared by the SQS adapter (``dependency="queue"``) and the S3 adapter (``"storage"``): both sit
-on botocore, whose own retries have already been spent when one of these reaches us. An
+Shared by the adapters on AWS: SQS (``dependency="queue"``), S3 (``"storage"``), DynamoDB
+(``"sessions"``) and Secrets Manager (``"secrets"``). All sit on botocore, whose own retries
+have already been spent when one of these reaches us. An
 outage is a transport failure (refused, reset, timed out, TLS, a proxy) or an answer that says
 "later" (5xx, throttling). Anything else (a missing queue, a denied call, a bad request) is a
 fault of ours or of the deployment and is raised as it is.
