@@ -23,6 +23,10 @@ Step Functions starts one execution per name (a standard workflow answers a repe
 with the same input with the running execution, and with ``ExecutionAlreadyExists`` once it
 has finished; both mean this object version was started already, for the 90 days a name is
 kept). A malformed event raises ``ValueError`` at once.
+
+Tracing: the HEAD and the start are X-Ray subsegments of the function's segment
+(``textnlp.lambdas.xray``), and the execution is started with the trace header of its call,
+so the upload's trace runs on into the state machine and its task.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import Any
 
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.lambdas.upload_events import Upload, uploads_in
+from textnlp.lambdas.xray import aws_subsegment
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -111,7 +116,8 @@ def submitted_manually(metadata: Mapping[str, str]) -> bool:
 def _head(upload: Upload) -> dict[str, Any] | None:
     """HEAD of the object; None when it no longer exists."""
     try:
-        return dict(_client("s3").head_object(Bucket=upload.bucket, Key=upload.key))
+        with aws_subsegment("S3", operation="HeadObject", region=_region()):
+            return dict(_client("s3").head_object(Bucket=upload.bucket, Key=upload.key))
     except Exception as exc:
         if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
             return None
@@ -122,7 +128,10 @@ def _start(config: TriggerConfig, upload: Upload) -> str:
     """The execution ARN started (or already started) for ``upload``; raises on failure."""
     arguments = start_execution_arguments(config, upload)
     try:
-        answer = _client("stepfunctions").start_execution(**arguments)
+        with aws_subsegment("SFN", operation="StartExecution", region=_region()) as trace:
+            if trace is not None:  # the execution's trace continues this one
+                arguments["traceHeader"] = trace
+            answer = _client("stepfunctions").start_execution(**arguments)
     except Exception as exc:
         if _error_code(exc) == "ExecutionAlreadyExists":  # this object version ran already
             arn = _execution_arn(config.state_machine_arn, arguments["name"])
@@ -130,6 +139,10 @@ def _start(config: TriggerConfig, upload: Upload) -> str:
             return arn
         raise
     return str(answer["executionArn"])
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION", "")
 
 
 def _execution_arn(state_machine_arn: str, name: str) -> str:

@@ -65,23 +65,27 @@ def subsegment_document(
 
 
 @contextmanager
-def aws_subsegment(name: str, **aws: Any) -> Iterator[None]:
+def aws_subsegment(name: str, **aws: Any) -> Iterator[str | None]:
     """Record the block as a call to the AWS service ``name`` (``"DynamoDB"``); ``aws`` holds
-    the call's details (``operation``, ``region``, ``table_names``...)."""
+    the call's details (``operation``, ``region``, ``table_names``...). Yields the trace
+    header that continues the trace from this call (Step Functions' ``traceHeader``), or None
+    when nothing is traced."""
     trace = trace_context(os.environ.get(TRACE_HEADER_VARIABLE, ""))
     daemon = daemon_address(os.environ.get(DAEMON_VARIABLE, ""))
     if trace is None or daemon is None:
-        yield
+        yield None
         return
+    subsegment_id = secrets.token_hex(8)
     start = time.time()
     fault = False
     try:
-        yield
+        yield f"Root={trace[0]};Parent={subsegment_id};Sampled=1"
     except BaseException:
         fault = True
         raise
     finally:
         document = subsegment_document(name, trace, start, time.time(), aws, fault)
+        document["id"] = subsegment_id
         _send(daemon, PROTOCOL_HEADER + json.dumps(document))
 
 

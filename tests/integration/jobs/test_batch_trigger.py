@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import uuid
 from typing import Any
 from urllib.parse import unquote_plus
@@ -23,6 +24,8 @@ from textnlp.lambdas.upload_events import (
     Upload,
     uploads_in,
 )
+
+TRACE_ROOT = "1-5759e988-bd862e3fe1be46a994272793"
 
 
 def s3_record(
@@ -265,3 +268,25 @@ def test_uploads_carry_the_events_etag() -> None:
     record = s3_record("prompts/user-uploads/u/a.csv", "b", etag='"abc"')
     expected = Upload("b", "prompts/user-uploads/u/a.csv", "abc")
     assert uploads_in({"Records": [record]}) == [expected]
+
+
+def test_the_trace_runs_on_into_the_execution(
+    states: RecordingStates, uploads: Uploads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    daemon.settimeout(5)
+    host, port = daemon.getsockname()
+    monkeypatch.setenv("AWS_XRAY_DAEMON_ADDRESS", f"{host}:{port}")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", f"Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1")
+    with daemon:
+        batch_trigger.handler({"Records": [uploads.put("prompts/user-uploads/u1/traced.jsonl")]})
+        documents = [json.loads(daemon.recv(65536).decode().partition("\n")[2]) for _ in "ab"]
+    head, start = documents
+    assert (head["name"], head["aws"]["operation"]) == ("S3", "HeadObject")
+    assert (start["name"], start["aws"]["operation"]) == ("SFN", "StartExecution")
+    assert {d["trace_id"] for d in documents} == {TRACE_ROOT}
+    assert {d["parent_id"] for d in documents} == {"53995c3f42cd8ad8"}
+    (call,) = states.calls
+    # The execution's segment is a child of the StartExecution call.
+    assert call["traceHeader"] == f"Root={TRACE_ROOT};Parent={start['id']};Sampled=1"
