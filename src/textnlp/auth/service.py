@@ -102,7 +102,7 @@ class AuthService:
                 raise AuthError(_INVALID_LOGIN)
             if passwords.needs_rehash(password_hash):
                 users.set_password_hash(user.id, passwords.hash_password(password))
-        pair = self.tokens.issue_pair(user.id, user.role)
+        pair = self.tokens.issue_pair(user.id, user.role, session_epoch=user.session_epoch)
         self.store.start_family(
             pair.refresh_claims.family,
             user.id,
@@ -121,7 +121,9 @@ class AuthService:
         if _ended(user, claims):
             self.store.revoke_family(claims.family)
             raise AuthError(_SESSION_ENDED)
-        pair = self.tokens.issue_pair(user.id, user.role, family=claims.family)
+        pair = self.tokens.issue_pair(
+            user.id, user.role, family=claims.family, session_epoch=user.session_epoch
+        )
         rotated = self.store.rotate(
             claims.family, claims.jti, pair.refresh_claims.jti, float(pair.refresh_claims.exp)
         )
@@ -200,20 +202,23 @@ class AuthService:
         """A new password; every session of the user ends (API keys stay)."""
         check_password(password)
         password_hash = passwords.hash_password(password)
-        return self._change(username, password_hash=password_hash, sessions_after=int(time.time()))
+        return self._change(username, end_sessions=True, password_hash=password_hash)
 
     def end_sessions(self, username: str) -> User:
         """End every session of the user: their tokens and console sessions (API keys stay)."""
-        return self._change(username, sessions_after=int(time.time()))
+        return self._change(username, end_sessions=True)
 
-    def _change(self, username: str, **values: Any) -> User:
+    def _change(self, username: str, *, end_sessions: bool = False, **values: Any) -> User:
         with self.sessions.begin() as session:
             users = UserRepository(session)
             found = users.by_name(username)
             if found is None:
                 raise NotFound(f"no user {quoted(username)}")
             user = found[0]
-            users.update(user.id, **values)
+            if values:
+                users.update(user.id, **values)
+            if end_sessions:
+                users.next_session_epoch(user.id)
             losing_admin = (
                 user.is_admin
                 and user.active
@@ -299,9 +304,9 @@ def _token_holder(user: User, claims: TokenClaims) -> Principal:
 
 
 def _ended(user: User, claims: TokenClaims) -> bool:
-    """Whether the token was issued before the user's sessions were ended (``end_sessions``).
-    Whole seconds, as ``iat``: a token issued within the same second still counts."""
-    return claims.iat < user.sessions_after
+    """Whether the token was issued before the user's sessions were ended (``end_sessions``):
+    in another session epoch. A token issued while the end commits carries the old epoch."""
+    return claims.session_epoch != user.session_epoch
 
 
 def user_bucket(user: User) -> str:

@@ -1,7 +1,8 @@
 """JWT access and refresh tokens (PyJWT), pure: no database, usable from the Lambda authorizer.
 
 Every token carries ``iss``, ``aud``, ``sub`` (user id), ``role``, ``jti`` (unique id),
-``family`` (the login it descends from), ``typ`` ("access" or "refresh"), ``iat`` and ``exp``.
+``family`` (the login it descends from), ``typ`` ("access" or "refresh"), ``iat``, ``exp``
+and ``session_epoch`` (the user's when it was issued; absent in tokens from before it: 0).
 Verification is ``textnlp.auth.jwt_rules`` (shared with the Lambda authorizer): pinned
 algorithm, every claim required, issuer, audience and expiry checked, and a token of the other
 type refused — a refresh token is never an access token. Revocation (logout, family reuse)
@@ -30,6 +31,8 @@ class TokenClaims:
     type: TokenType
     exp: int
     iat: int
+    #: The user's session epoch when the token was issued (``AuthService.end_sessions``).
+    session_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,14 @@ class TokenService:
         self._key = settings.jwt_secret.get_secret_value()
         self._algorithm = settings.jwt_algorithm
 
-    def issue_pair(self, user_id: str, role: str, *, family: str | None = None) -> TokenPair:
+    def issue_pair(
+        self, user_id: str, role: str, *, family: str | None = None, session_epoch: int = 0
+    ) -> TokenPair:
         """A fresh access + refresh pair; ``family`` continues a login (rotation)."""
         family = family or new_id()
         now = int(time.time())
-        access = self._claims(user_id, role, family, "access", now, self._settings.access_ttl_s)
-        refresh = self._claims(user_id, role, family, "refresh", now, self._settings.refresh_ttl_s)
+        access = self._claims(user_id, role, family, "access", now, session_epoch)
+        refresh = self._claims(user_id, role, family, "refresh", now, session_epoch)
         return TokenPair(
             access_token=self._encode(access),
             refresh_token=self._encode(refresh),
@@ -90,15 +95,25 @@ class TokenService:
                 type=expected_type,
                 exp=int(payload["exp"]),
                 iat=int(payload["iat"]),
+                session_epoch=int(payload.get("session_epoch", 0)),
             )
         except (TypeError, ValueError):
             raise AuthError("invalid token claims") from None
 
     def _claims(
-        self, sub: str, role: str, family: str, kind: TokenType, now: int, ttl: int
+        self, sub: str, role: str, family: str, kind: TokenType, now: int, session_epoch: int
     ) -> TokenClaims:
+        settings = self._settings
+        ttl = settings.access_ttl_s if kind == "access" else settings.refresh_ttl_s
         return TokenClaims(
-            sub=sub, role=role, jti=new_id(), family=family, type=kind, exp=now + ttl, iat=now
+            sub=sub,
+            role=role,
+            jti=new_id(),
+            family=family,
+            type=kind,
+            exp=now + ttl,
+            iat=now,
+            session_epoch=session_epoch,
         )
 
     def _encode(self, claims: TokenClaims) -> str:
@@ -112,5 +127,6 @@ class TokenService:
             "typ": claims.type,
             "iat": claims.iat,
             "exp": claims.exp,
+            "session_epoch": claims.session_epoch,
         }
         return jwt.encode(payload, self._key, algorithm=self._algorithm, headers={"typ": "JWT"})

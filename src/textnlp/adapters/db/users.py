@@ -5,11 +5,12 @@ to a user (service accounts are users too); only the SHA-256 of a key's secret i
 user holds at most ``api.max_api_keys_per_user`` live keys (revoked ones do not count).
 A user may have a spending cap of their own (``spending_cap_usd``, None: the settings' default)
 and counts what their direct generations cost (``spent_usd``; jobs keep their own cost).
-``sessions_after`` (epoch seconds) ends every token issued before it: a password reset or an
-operator's ``textnlp users logout`` sets it (the families live in the session store, which a
-DynamoDB table cannot list by user).
+``session_epoch`` ends every token issued in an earlier epoch: a password reset or an
+operator's ``textnlp users logout`` moves it on (the families live in the session store, which
+a DynamoDB table cannot list by user). A counter, not a time: a token issued while the change
+commits carries the old epoch and ends with the others.
 Revision ``0002_auth`` creates the tables, ``0005_user_spending`` and
-``0006_user_sessions_after`` add the columns.
+``0007_user_session_epoch`` add the columns.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class UserRow(Base):
     spending_cap_usd: Mapped[float | None] = mapped_column(Float, default=None)
     #: Estimated cost of the user's direct generations (text, invoke, streams), in US dollars.
     spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    #: Tokens issued before this moment (epoch seconds) no longer count.
-    sessions_after: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Tokens issued in another epoch (their ``session_epoch`` claim) no longer count.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKeyRow(Base):
@@ -66,8 +67,8 @@ class User:
     username: str
     role: RoleName
     active: bool = True
-    #: Tokens issued (``iat``) before this moment, in epoch seconds, no longer count.
-    sessions_after: int = 0
+    #: Tokens issued in another epoch no longer count (``AuthService.end_sessions``).
+    session_epoch: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -81,7 +82,7 @@ def to_user(row: UserRow) -> User:
         username=row.username,
         role=role,
         active=row.active,
-        sessions_after=row.sessions_after or 0,
+        session_epoch=row.session_epoch or 0,
     )
 
 
@@ -134,8 +135,16 @@ class UserRepository:
         ]
 
     def update(self, user_id: str, **values: object) -> None:
-        """Set columns of one user (``active``, ``role``, ``sessions_after``)."""
+        """Set columns of one user (``active``, ``role``, ``password_hash``)."""
         self.session.execute(update(UserRow).where(UserRow.id == user_id).values(**values))
+
+    def next_session_epoch(self, user_id: str) -> None:
+        """End every token the user holds now (in SQL: concurrent ends each count)."""
+        self.session.execute(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(session_epoch=UserRow.session_epoch + 1)
+        )
 
     def count_active_admins(self) -> int:
         admins = select(func.count()).where(UserRow.role == "admin", UserRow.active.is_(True))
