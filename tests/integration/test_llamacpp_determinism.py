@@ -233,3 +233,24 @@ async def test_a_state_loaded_into_a_slot_being_shelved_leaves_the_shelf_intact(
     assert shelved >= 1 and counters["prompt_tokens_loaded"] > 0
     assert after == before
     assert rated == (await backend.generate_one(new)).text
+
+
+async def test_a_users_prompt_reuses_nothing_another_user_left(backend: LlamaCppBackend) -> None:
+    """What one user's prompts left in the engine never makes another's start faster (it would
+    tell them, by timing, what the first one's prompt began with); the same user's do."""
+    engine = backend.engine
+    clear_slots(backend)
+    alice = [r.model_copy(update={"cache_scope": "alice"}) for r in requests(0.0)]
+    bob = [r.model_copy(update={"cache_scope": "bob"}) for r in requests(0.0)]
+    await texts(backend, alice[:1])
+
+    def reused() -> int:
+        counters = engine.counters
+        return sum(counters[k] for k in ("prompt_tokens_kept", "prompt_tokens_copied"))
+
+    before = reused()
+    bobs = await texts(backend, bob[1:2])  # shares the system prompt with alice's
+    assert reused() == before
+    alices = await texts(backend, alice[1:2])
+    assert reused() > before  # her own prompt's prefix
+    assert bobs == alices  # scopes change what is reused, never the tokens

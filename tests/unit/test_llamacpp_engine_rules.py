@@ -13,6 +13,7 @@ from textnlp.backends.llamacpp_engine import (  # noqa: E402
     MERGE_MIN_CHUNK,
     SHELF_MIN_TOKENS,
     BatchingEngine,
+    SequenceJob,
 )
 
 
@@ -26,6 +27,7 @@ def engine(
     rules.copy_min_tokens = 4
     streams = n_parallel + 1 + shelf
     rules._cached = [[0] * (cached or {}).get(stream, 0) for stream in range(streams)]
+    rules._scopes = [None] * streams
     rules._free_slots = list(range(n_parallel))
     rules._shelf = list(range(n_parallel + 1, streams))
     rules._copy_sources = set()
@@ -39,6 +41,10 @@ def holding(rules: BatchingEngine, slot: int, prompt: list[int], generated: int 
     """``slot`` holds ``prompt`` and ``generated`` tokens after it."""
     rules._cached[slot] = [*prompt, *[0] * generated]
     rules._prompt_lengths[slot] = len(prompt)
+
+
+def job(prompt: list[int], scope: str | None = None) -> SequenceJob:
+    return SequenceJob(prompt, 8, 0.0, 1.0, None, (), False, lambda *_: None, scope=scope)
 
 
 def one_token(*slots: int) -> dict[int, list[int]]:
@@ -85,8 +91,21 @@ def test_prompt_chunks_share_the_decodes_call_when_long_enough_and_the_batch_hol
 def test_a_prompt_takes_the_free_slot_holding_its_longest_prefix() -> None:
     rules = engine(n_parallel=4)
     rules._cached = [[9, 9], [1, 2, 3], [1, 2, 3, 4, 5], [1, 2]]
-    assert rules._pick_slot([1, 2, 3, 4, 7]) == 2
-    assert rules._pick_slot([8]) == 0  # nothing shared: the lowest slot
+    assert rules._pick_slot(job([1, 2, 3, 4, 7])) == 2
+    assert rules._pick_slot(job([8])) == 0  # nothing shared: the lowest slot
+
+
+def test_a_prompt_reuses_only_its_own_scopes_streams() -> None:
+    """One user's prompt never starts faster for what another user's left behind (a timing
+    oracle of their prompts); the unscoped work (a dataset run) shares among itself."""
+    rules = engine(n_parallel=3)
+    rules._cached = [[9], [1, 2, 3, 4, 5], [1, 2, 3], [], []]
+    rules._scopes = [None, "alice", "bob", None, None]
+    assert rules._pick_slot(job([1, 2, 3, 4, 7], scope="bob")) == 2
+    assert rules._shareable(job([1, 2, 3, 4, 7], scope="bob"), 1) == 0
+    assert rules._shareable(job([1, 2, 3, 4, 7], scope="alice"), 1) == 4
+    assert rules._shareable(job([1, 2, 3, 4, 7]), 1) == 0  # unscoped work: not alice's either
+    assert rules._pick_slot(job([1, 2, 3, 4, 7], scope="carol")) == 0
 
 
 def test_the_last_prompt_token_is_always_computed() -> None:

@@ -199,7 +199,7 @@ class CompletionsServing:
         self, model_id: str, request: GenerationRequest, owner: str | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
         """Token events; the caller runs ``admit`` first (to answer a refusal as an error)."""
-        async for delta in self.service.stream(model_id, request):
+        async for delta in self.service.stream(model_id, request, owner):
             usage = None
             cost = None
             if delta.usage is not None:

@@ -186,6 +186,25 @@ class WrappedBackend(Backend):
         return self.inner.fingerprint()
 
 
+class ScopedBackend(WrappedBackend):
+    """``inner`` serving one owner (a server's user): each request carries the owner as its
+    ``cache_scope``, so the engine reuses only that owner's cached prompts."""
+
+    def __init__(self, inner: Backend, owner: str) -> None:
+        super().__init__(inner)
+        self.name = inner.name  # type: ignore[misc]  # labels and traces name the real backend
+        self.owner = owner
+
+    def _scoped(self, request: GenerationRequest) -> GenerationRequest:
+        return request.model_copy(update={"cache_scope": self.owner})
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return await self.inner.generate([self._scoped(r) for r in requests])
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        return self.inner.stream(self._scoped(request))
+
+
 class PerRequestBackend(Backend):
     """A backend that serves one request per call (remote APIs): ``generate`` runs them
     concurrently and leaves batching to the server."""

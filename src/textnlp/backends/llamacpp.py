@@ -248,6 +248,7 @@ class LlamaCppBackend(Backend):
             stream=stream,
             grammar=request.grammar,
             keep_prompt=request.keep_prompt,
+            scope=request.cache_scope,
         )
         try:
             engine.submit(job)

@@ -102,6 +102,11 @@ class SequenceJob:
     grammar: str | None = None
     #: The prompt's KV may go to the prefix store (a recipe's cells; never a user's request).
     keep_prompt: bool = False
+    #: Whose cached prompts this one may reuse (a server's user id; None: the process's own
+    #: work). A stream holds one scope's tokens, and a job reuses, copies or waits for only its
+    #: own scope's: how fast a prompt starts must not tell one user what another's began with.
+    #: The prefix store on disk is the unscoped work's alone.
+    scope: str | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     #: Built by ``submit``, in the caller's thread: a grammar that does not parse is refused
     #: there, not in the decode loop.
@@ -185,6 +190,8 @@ class BatchingEngine:
         self._free_slots = list(range(n_parallel))  # kept sorted: the lowest slot first
         #: Per stream, the tokens whose KV it holds at positions 0.. (kept when a slot is freed).
         self._cached: list[list[int]] = [[] for _ in range(n_streams)]
+        #: Per stream, the scope (``SequenceJob.scope``) whose tokens it holds.
+        self._scopes: list[str | None] = [None] * n_streams
         #: The shelf's streams, the least recently used first.
         self._shelf = list(shelf)
         #: Streams copied from since the last decode: llama.cpp copies a stream's data at the
@@ -271,11 +278,12 @@ class BatchingEngine:
             if job.cancelled.is_set():
                 job.sampler.close()
                 continue
-            slot = self._pick_slot(job.prompt_tokens)
+            slot = self._pick_slot(job)
             self._free_slots.remove(slot)
-            kept = self._reusable(job.prompt_tokens, self._cached[slot])
+            kept = self._shareable(job, slot)
             self._shelve(slot, kept)
             self._truncate(slot, kept)
+            self._scopes[slot] = job.scope
             self._prompt_lengths[slot] = len(job.prompt_tokens)
             self.counters["prompt_tokens_kept"] += kept
             self._running.append(
@@ -292,16 +300,22 @@ class BatchingEngine:
             self._running.sort(key=lambda running: running.slot)
         return True
 
-    def _pick_slot(self, prompt: list[int]) -> int:
-        """The free slot holding the longest prefix of ``prompt`` (the lowest on a tie)."""
+    def _pick_slot(self, job: SequenceJob) -> int:
+        """The free slot holding the longest prefix of ``job``'s prompt (the lowest on a tie)."""
         if not self.reuse_prefix:
             return self._free_slots[0]
         best, best_kept = self._free_slots[0], -1
         for slot in self._free_slots:
-            kept = self._reusable(prompt, self._cached[slot])
+            kept = self._shareable(job, slot)
             if kept > best_kept:
                 best, best_kept = slot, kept
         return best
+
+    def _shareable(self, job: SequenceJob, stream: int) -> int:
+        """How many leading tokens of ``job``'s prompt ``stream`` holds for it (its scope's)."""
+        if self._scopes[stream] != job.scope:
+            return 0
+        return self._reusable(job.prompt_tokens, self._cached[stream])
 
     def _reusable(self, prompt: list[int], cached: list[int]) -> int:
         """How many leading tokens of ``prompt`` a stream holding ``cached`` can skip."""
@@ -323,21 +337,25 @@ class BatchingEngine:
             return
         if self._prompt_lengths[slot] - kept < SHELF_MIN_TOKENS:
             return
-        if any(common_prefix(tokens, self._cached[s]) == len(tokens) for s in self._shelf):
+        if any(
+            common_prefix(tokens, self._cached[s]) == len(tokens)
+            and self._scopes[s] == self._scopes[slot]
+            for s in self._shelf
+        ):
             return  # on the shelf already
         stream = self._shelf.pop(0)
         llama_cpp.llama_memory_seq_cp(self._memory, slot, stream, -1, -1)
         self._copy_sources.add(slot)
         self._cached[stream] = list(tokens)
+        self._scopes[stream] = self._scopes[slot]
         self._shelf.append(stream)
         self.counters["prompts_shelved"] += 1
 
     def _borrow_prefix(self, running: _Running) -> None:
         """Copy another stream's KV when it holds a longer prefix of ``running``'s prompt."""
-        prompt = running.job.prompt_tokens
         source, best = -1, running.n_prompt_done + self.copy_min_tokens - 1
-        for slot, cached in enumerate(self._cached):
-            kept = self._reusable(prompt, cached) if slot != running.slot else 0
+        for slot in range(len(self._cached)):
+            kept = self._shareable(running.job, slot) if slot != running.slot else 0
             if kept > best:
                 source, best = slot, kept
         if self._load_prefix(running, best):
@@ -361,7 +379,7 @@ class BatchingEngine:
         is longer than ``floor`` by ``SHELF_MIN_TOKENS``."""
         store = self.prefix_store
         prompt = running.job.prompt_tokens
-        if store is None:
+        if store is None or running.job.scope is not None:
             return False
         found = store.match(prompt)
         if found is None:
@@ -406,7 +424,7 @@ class BatchingEngine:
         """Save the state of ``running``'s slot, which holds exactly its prompt now, when the
         prompt is mostly new to the store."""
         store, prompt = self.prefix_store, running.job.prompt_tokens
-        if store is None or not running.job.keep_prompt:
+        if store is None or not running.job.keep_prompt or running.job.scope is not None:
             return
         if not store.worth_saving(prompt, SHELF_MIN_TOKENS):
             return
@@ -422,6 +440,8 @@ class BatchingEngine:
         prompt = running.job.prompt_tokens
         floor = running.n_prompt_done + self.copy_min_tokens
         for leader in leaders:
+            if leader.job.scope != running.job.scope:
+                continue
             shared = self._reusable(prompt, leader.job.prompt_tokens)
             if shared >= floor and shared > len(self._cached[leader.slot]):
                 return True

@@ -73,6 +73,10 @@ class GenerationRequest(BaseModel):
     #: store): a recipe's cells, whose re-run after an edit asks again for prompts that start
     #: the same. Never set for a user's request (its prompt would be kept on disk).
     keep_prompt: bool = False
+    #: Whose cached prompt KV the backend may reuse for this request: a server's user id
+    #: (``ScopedBackend``), so that one user's prompt never starts faster for what another's
+    #: left behind (a timing oracle of their prompts); None: the process's own work.
+    cache_scope: str | None = None
 
     @classmethod
     def chat(

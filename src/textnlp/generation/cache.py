@@ -28,7 +28,7 @@ def cache_key(model_fingerprint: str, request: GenerationRequest) -> str:
     # Fields added later with their default left out, so earlier keys stay valid.
     later = {"control_tokens"} if not request.control_tokens else set()
     later |= {"grammar"} if request.grammar is None else set()
-    later.add("keep_prompt")  # where the KV may be kept does not shape the answer
+    later |= {"keep_prompt", "cache_scope"}  # where KV is kept or reused shapes no answer
     payload = {
         "model": model_fingerprint,
         "request": request.model_dump(mode="json", exclude=later),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from textnlp.backends.base import Backend
+from textnlp.backends.base import Backend, ScopedBackend
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
@@ -196,11 +196,14 @@ class GenerationService:
                 await asyncio.to_thread(self.spending.check, owner, self.catalogue.get(other))
         backend = await self.pool.get(model_id)
 
+        def scoped(model: Backend) -> Backend:
+            return model if owner is None else ScopedBackend(model, owner)
+
         async def backend_of(other: str) -> Backend:
-            return await self.pool.get(other)
+            return scoped(await self.pool.get(other))
 
         pipeline = DatasetPipeline(
-            backend, cache, spec_of=self.catalogue.get, backend_of=backend_of
+            scoped(backend), cache, spec_of=self.catalogue.get, backend_of=backend_of
         )
         sink = MemorySink()
         try:
@@ -251,20 +254,28 @@ class GenerationService:
         self, model_id: str, request: GenerationRequest, owner: str | None = None
     ) -> Completion:
         """One completion; with an ``owner`` (an API caller's user id) the response cache
-        answers only what that owner asked before (no cross-user oracle)."""
+        answers only what that owner asked before, and the engine reuses only that owner's
+        cached prompts (no cross-user oracle, by answer or by timing)."""
         backend = await self.pool.get(model_id)
         cache = self.cache
-        if cache is not None and owner is not None:
-            cache = OwnerScopedCache(cache, owner)
+        if owner is not None:
+            backend = ScopedBackend(backend, owner)
+            if cache is not None:
+                cache = OwnerScopedCache(cache, owner)
         with span(f"model {model_id}", client=True, **_model_attributes(backend, model_id)):
             if cache is not None:
                 backend = CachedBackend(backend, cache)
             return await backend.generate_one(request)
 
-    async def stream(self, model_id: str, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+    async def stream(
+        self, model_id: str, request: GenerationRequest, owner: str | None = None
+    ) -> AsyncIterator[TokenDelta]:
+        """Token deltas; with an ``owner``, the engine reuses only that owner's prompts."""
         # No span around a stream: a span made current inside an async generator cannot be
         # detached safely when the client goes away mid-stream (the generator closes elsewhere).
         backend = await self.pool.get(model_id)
+        if owner is not None:
+            backend = ScopedBackend(backend, owner)
         async for delta in backend.stream(request):
             yield delta
 

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from textnlp.backends.base import Backend
+from textnlp.backends.base import Backend, ScopedBackend
 from textnlp.errors import TextNLPError
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.recipe import Recipe
@@ -87,7 +87,10 @@ class JobRunner:
         budget = runs.budget(row)
         checkpointer.after_flush = budget.refresh
         pool = self.generation.pool
-        model = await pool.get(spec.model or settings.default_model)
+        # The engine reuses only the owner's cached prompts (no timing oracle across users).
+        model: Backend = ScopedBackend(
+            await pool.get(spec.model or settings.default_model), row.owner_id
+        )
         cache = self.generation.cache
         if spec.provider_batch:
             # First answers from the provider's batch API; the rest online, without the cache.
@@ -97,7 +100,7 @@ class JobRunner:
         backend = budget.apply(model)
 
         async def backend_of(model_id: str) -> Backend:  # a recipe column's own model
-            return budget.apply(await pool.get(model_id))
+            return budget.apply(ScopedBackend(await pool.get(model_id), row.owner_id))
 
         pipeline = DatasetPipeline(
             backend,
