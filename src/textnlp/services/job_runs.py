@@ -86,6 +86,15 @@ class JobRuns:
         """Note the job is alive; returns its state (a user may have cancelled it)."""
         return self._store.heartbeat(job_id)
 
+    def is_complete(self, row: JobRow) -> bool:
+        """Whether every record the job asks for is stored (a recipe's: every accepted one;
+        its rejected candidates are stored too)."""
+        spec = JobSpec.model_validate(row.spec)
+        recipe = spec.template is not None and isinstance(
+            self.jobs.templates.source(spec.template), Recipe
+        )
+        return self._store.count_records(row.id, ok_only=recipe) >= row.total
+
     def stored_count(self, job_id: str, *, ok_only: bool = False) -> int:
         return self._store.count_records(job_id, ok_only=ok_only)
 
@@ -107,9 +116,8 @@ class JobRuns:
     def fail_capped(self, job_id: str, exc: QuotaExceeded) -> None:
         """A spending cap stopped the job: failed with the cap's message, records kept."""
         row = self._store.get(job_id)
-        total = row.total if row is not None else "?"
-        stored = self._store.count_records(job_id)
-        error = f"{exc.message}; {stored} of {total} records kept"
+        kept = f"{row.done} of {row.total}" if row is not None else "the"
+        error = f"{exc.message}; {kept} records kept"  # done: accepted, never a recipe's rejects
         self._store.finish(job_id, "failed", error=error)
 
     def finish_generation(self, job_id: str, result_key: str) -> bool:
@@ -127,12 +135,22 @@ class JobRuns:
             self._store.finish(job_id, "failed", error=failure, result_key=result_key)
             return True
         if JobSpec.model_validate(row.spec).validation is None:
-            self._store.finish(job_id, "succeeded", result_key=result_key)
-            return True
+            if self._store.finish(job_id, "succeeded", result_key=result_key):
+                return True
+            return self._kept_by_cancel(job_id, result_key)
         body = JobMessage(job_id=job_id, step="validate").model_dump_json()
         if self._store.hand_over(job_id, result_key, self.jobs.queues.validation.name, body):
             self.jobs.publish_pending(job_id=job_id)
-        return False
+            return False
+        return self._kept_by_cancel(job_id, result_key)
+
+    def _kept_by_cancel(self, job_id: str, result_key: str) -> bool:
+        """A job cancelled while its last records were made keeps them all as its result, as
+        one cancelled mid-run keeps those it made (True: its owner is to be told)."""
+        if not self._store.keep_partial_result(job_id, result_key):
+            return False  # ended otherwise (another worker, the dead-letter sweep)
+        self._store.worker_stopped(job_id)
+        return True
 
     def keep_partial_result(self, job_id: str, result_key: str) -> bool:
         """A cancelled job keeps the records it made as its result, as an OpenAI batch does."""

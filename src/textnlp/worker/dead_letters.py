@@ -64,7 +64,7 @@ class DeadLetterSweep:
         if row is None or row.state in TERMINAL_STATES:
             return
         if parsed.step == "generate":
-            if runs.stored_count(row.id) >= row.total:
+            if runs.is_complete(row):
                 self._finish(queue, message, row)
                 return
             if row.attempts < queue.max_receives:

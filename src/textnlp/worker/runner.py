@@ -69,7 +69,7 @@ class JobRunner:
         source = runs.template(spec)
         # A recipe's job is done when ``total`` records passed (its rejects are stored too).
         accepted_only = isinstance(source, Recipe)
-        if runs.stored_count(job_id, ok_only=accepted_only) >= row.total:
+        if runs.is_complete(row):
             # Every record is stored (a worker died after the last chunk): no model needed.
             return await asyncio.to_thread(self.publish_stored, job_id)
         settings = self.generation.settings

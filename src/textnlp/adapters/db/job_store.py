@@ -319,10 +319,16 @@ class JobStore:
         with self.sessions.begin() as session:
             inserted = set(session.scalars(statement).all())
             added = len(inserted)
-            failed = sum(1 for r in records if r.status != "ok")
-            # Progress counts the records asked for, not a recipe's rejected candidates.
-            slots = sum(1 for r in records if r.index in inserted and r.fills_a_slot)
-            values: dict[str, Any] = {"done": JobRow.done + slots, "heartbeat_at": utcnow()}
+            new = [r for r in records if r.index in inserted]
+            # Progress counts the records asked for, not a recipe's rejected candidates, and
+            # its failures the failed ones, not the rejected (a filter's verdict is no failure).
+            slots = sum(1 for r in new if r.fills_a_slot)
+            failed = sum(1 for r in new if r.status == "failed")
+            values: dict[str, Any] = {
+                "done": JobRow.done + slots,
+                "failed_records": JobRow.failed_records + failed,
+                "heartbeat_at": utcnow(),
+            }
             costs = [
                 r.provenance.cost_usd
                 for r in records
@@ -331,15 +337,7 @@ class JobStore:
             if costs:
                 values["cost_usd"] = func.coalesce(JobRow.cost_usd, 0.0) + sum(costs)
             session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
-            if failed:
-                self._recount_failed(session, job_id)
             return added
-
-    def _recount_failed(self, session: Session, job_id: str) -> None:
-        failed = session.scalar(
-            select(func.count()).where(JobRecordRow.job_id == job_id, JobRecordRow.ok.is_(False))
-        )
-        session.execute(update(JobRow).where(JobRow.id == job_id).values(failed_records=failed))
 
     def iter_records(self, job_id: str, *, ok_only: bool = True) -> Iterator[Record]:
         """Stored records in index order, fetched in batches (large jobs stay in bounds)."""

@@ -180,7 +180,7 @@ class RecipeRun:
         if self.acceptance.accepted < self.count:
             a = self.acceptance
             failed = f"; {a.failed} failed, first: {a.first_failure}" if a.failed else ""
-            kept = "; the accepted ones are written" if a.accepted else ""
+            kept = "; the accepted ones are kept" if a.accepted else ""
             raise CandidatesExhausted(
                 f"only {a.accepted} of {self.count} records passed after {a.candidates} "
                 f"candidates (acceptance {a.rate:.0%}; --max-candidates {self.max_candidates}"

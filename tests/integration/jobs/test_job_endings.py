@@ -1,0 +1,97 @@
+"""How a job ends when its last records race a cancel or its workers die, and what its
+progress and error say: against the composition root's job services on SQLite (the worker's
+own calls, in order, without a model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from textnlp.adapters.db.schema import upgrade_database
+from textnlp.bootstrap import Platform
+from textnlp.config import load_settings
+from textnlp.domain import Record
+from textnlp.domain.generation import GenerationParams
+from textnlp.domain.records import Provenance, RecordStatus
+from textnlp.errors import QuotaExceeded
+from textnlp.services.job_models import JobSpec, Owner
+
+OWNER = Owner(id="u1")
+
+
+@pytest.fixture
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    settings = load_settings(home=tmp_path_factory.mktemp("home"))
+    upgrade_database(settings.database_url)
+    with Platform(settings) as built:
+        yield built
+
+
+def record(index: int, status: RecordStatus = "ok") -> Record:
+    return Record(
+        index=index,
+        status=status,
+        text=f"text {index}",
+        error=None if status == "ok" else status,
+        provenance=Provenance(
+            template_id="t",
+            template_version="1",
+            model="m",
+            params=GenerationParams(),
+            seed=index,
+            prompt_tokens=1,
+            completion_tokens=1,
+            finish_reason="stop",
+            latency_s=0.1,
+            created_at="2026-12-06T00:00:00+00:00",
+            cells={} if status != "ok" else None,  # a recipe's candidate
+        ),
+    )
+
+
+def running_job(platform: Platform, template: str, count: int) -> str:
+    view = platform.jobs.submit(OWNER, JobSpec(template=template, count=count))
+    assert platform.job_runs.start_attempt(view.id, "w1") is not None
+    return view.id
+
+
+def test_a_cancel_while_the_last_records_are_made_keeps_them_all(platform: Platform) -> None:
+    """The worker's run ended normally after the user's cancel (within its last chunk): the
+    job stays cancelled and keeps every record as its result, as a cancel mid-run keeps those
+    made; it had no result at all."""
+    runs = platform.job_runs
+    job_id = running_job(platform, "news-headline", 4)
+    runs.save_chunk(job_id, [record(i) for i in range(4)])
+    platform.jobs.cancel(OWNER, job_id)
+    key = "generated/batch-jobs/x/records.jsonl"
+    assert runs.finish_generation(job_id, key) is True  # its owner is told
+    row = runs.get(job_id)
+    assert row is not None and (row.state, row.result_key) == ("cancelled", key)
+    assert row.heartbeat_at is None  # its worker is done
+    assert runs.finish_generation(job_id, "other") is False  # once
+
+
+def test_a_recipe_job_is_complete_only_with_every_record_accepted(platform: Platform) -> None:
+    """The dead-letter sweep finishes a job from the store only when it is complete: a
+    recipe's rejected candidates are stored too, and never count (it finished short)."""
+    runs = platform.job_runs
+    job_id = running_job(platform, "product-reviews", 3)
+    runs.save_chunk(job_id, [record(0), record(1, "rejected"), record(2, "rejected")])
+    row = runs.get(job_id)
+    assert row is not None and not runs.is_complete(row)
+    runs.save_chunk(job_id, [record(3), record(4, "failed"), record(5)])
+    row = runs.get(job_id)
+    assert row is not None and runs.is_complete(row)
+    # Progress: 3 accepted of 3; 1 failed (rejected candidates are no failures).
+    view = platform.jobs.status(OWNER, job_id)
+    assert (view.progress.done, view.progress.total, view.progress.failed) == (3, 3, 1)
+
+
+def test_a_capped_job_says_how_many_records_it_kept(platform: Platform) -> None:
+    runs = platform.job_runs
+    job_id = running_job(platform, "product-reviews", 2)
+    runs.save_chunk(job_id, [record(0), *(record(i, "rejected") for i in range(1, 8))])
+    runs.fail_capped(job_id, QuotaExceeded("only 1 of 2 records passed"))
+    view = platform.jobs.status(OWNER, job_id)
+    assert view.error is not None and view.error.endswith("; 1 of 2 records kept")
