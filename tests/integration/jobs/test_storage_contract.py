@@ -14,7 +14,7 @@ from tests.support.job_stores import aws_client
 from textnlp.adapters.storage import BlobStorage, Keys
 from textnlp.adapters.storage.local import LocalStorage
 from textnlp.adapters.storage.s3 import S3Storage
-from textnlp.errors import InvalidInput, NotFound
+from textnlp.errors import InvalidInput, NotFound, ServiceUnavailable
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -79,3 +79,25 @@ def test_presigned_url(storage: BlobStorage) -> None:
     assert url is not None and "Signature" in url or "X-Amz-Signature" in str(url)
     answer = httpx.get(str(url))
     assert answer.status_code == 200 and answer.content == b'{"ok": true}'
+
+
+def test_a_prefix_lists_what_starts_with_it_wherever_it_ends(storage: BlobStorage) -> None:
+    for key in ("prompts/user-uploads/u1/file-a.jsonl", "prompts/user-uploads/u1/p.csv",
+                "prompts/user-uploads/u10/file-b.jsonl", "generated/x.jsonl"):  # fmt: skip
+        storage.put_bytes(key, b"x")
+    assert storage.list("prompts/user-uploads/u1/file-") == ["prompts/user-uploads/u1/file-a.jsonl"]
+    assert len(storage.list("prompts/user-uploads/u1")) == 3  # u10 too, as S3 answers
+    assert storage.list("prompts/user-uploads/u2/") == []
+    assert len(storage.list("")) == 4
+
+
+def test_a_file_system_that_refuses_writes_is_an_outage(tmp_path: Path) -> None:
+    """Full, read-only or a path through a file: the storage is unavailable (a worker waits),
+    not the job at fault (it spent its attempts in milliseconds)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the storage's folder should be")
+    storage = LocalStorage(blocker / "storage")
+    with pytest.raises(ServiceUnavailable) as raised:
+        storage.put_bytes("generated/x.jsonl", b"x")
+    assert raised.value.details["dependency"] == "storage"
+    assert str(tmp_path) not in raised.value.message

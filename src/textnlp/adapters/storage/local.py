@@ -1,7 +1,13 @@
-"""Blob storage in a local directory (the ``local`` profile): keys are relative paths."""
+"""Blob storage in a local directory (the ``local`` profile): keys are relative paths.
+
+A write the file system refuses (full, read-only, a path through a file) is
+``ServiceUnavailable(dependency="storage")``, as an S3 outage is: the storage's state, not a
+request's or a job's fault, so a worker waits it out instead of spending the job's attempts.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -10,9 +16,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from textnlp.adapters.storage.keys import check_key
-from textnlp.errors import NotFound
+from textnlp.errors import NotFound, ServiceUnavailable
 
 CHUNK = 1 << 20
+#: What a file system answers a write it cannot take (a source stream's own errors pass).
+_REFUSED_WRITES = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+)
 
 
 class LocalStorage:
@@ -56,17 +66,26 @@ class LocalStorage:
     def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         """Atomic: a temporary file in the same directory, renamed into place."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 fill(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             Path(tmp).replace(target)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in _REFUSED_WRITES:
+                raise self._unwritable(exc) from exc
             raise
+
+    def _unwritable(self, exc: OSError) -> ServiceUnavailable:
+        reason = exc.strerror or type(exc).__name__
+        return ServiceUnavailable(f"cannot write to storage ({reason})", dependency="storage")
 
     def get_bytes(self, key: str) -> bytes:
         return self._existing(key).read_bytes()
@@ -92,11 +111,14 @@ class LocalStorage:
         return self._existing(key).stat().st_size
 
     def list(self, prefix: str) -> list[str]:
-        if not self.root.is_dir():
+        # Only the prefix's own directory is walked: a user's listing never costs the tree.
+        folder = prefix.rpartition("/")[0]
+        start = self.root / check_key(folder) if folder else self.root
+        if not start.is_dir():
             return []
         keys = (
             p.relative_to(self.root).as_posix()
-            for p in self.root.rglob("*")
+            for p in start.rglob("*")
             if p.is_file() and not p.name.startswith(".")
         )
         return sorted(k for k in keys if k.startswith(prefix))
