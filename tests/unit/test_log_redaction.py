@@ -31,6 +31,10 @@ def restore_loggers() -> Iterator[None]:
         ("https://bucket.s3.amazonaws.com/k?X-Amz-Signature=deadbeef&X-Amz-Expires=60", "60"),
         ("postgresql+psycopg://app:hunter2@db:5432/textnlp", "@db:5432"),
         ("webhook https://user:pa55@hooks.example.com/x", "hooks.example.com"),
+        # A name percent-encoded is the same name to the server, which decodes it.
+        ("WebSocket /s?%61%63%63%65%73%73%5F%74%6F%6B%65%6E=eyJhbGc.x.y 101", "/s?"),
+        ("GET /x?a=1&api%5Fkey=tnk_abcdef&b=2", "b=2"),
+        ("GET /x?%74oken=abc123&page=2", "page=2"),
     ],
 )
 def test_redact_text(text: str, kept: str) -> None:

@@ -18,19 +18,20 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 request_id_var: ContextVar[str] = ContextVar("textnlp_request_id", default="-")
 _SENSITIVE = ("password", "token", "secret", "authorization", "prompt", "api_key")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 REDACTED = "[redacted]"
-#: ``name=value`` after ``?``, ``&`` or ``;`` where the name looks like a credential; the value
-#: ends where a URL or a quoted log field would (``\`` for JSON-escaped quotes). Names are
-#: bounded so that the scan stays linear on a hostile line.
-_QUERY_SECRET = re.compile(
-    r"(?P<name>[?&;][^=&;\s\"'\\]{0,64}"
-    r"(?:token|key|secret|passw|pwd|auth|signature|credential|session|sig|code)"
-    r"[^=&;\s\"'\\]{0,64}=)(?P<value>[^&;#\s\"'\\]+)",
-    re.IGNORECASE,
+#: ``name=value`` after ``?``, ``&`` or ``;``; the value ends where a URL or a quoted log field
+#: would (``\`` for JSON-escaped quotes). Names are bounded so that the scan stays linear on
+#: a hostile line, and read percent-decoded, as the server reads them (``%61ccess_token``).
+_QUERY_PARAM = re.compile(
+    r"(?P<name>[?&;](?P<key>[^=&;\s\"'\\]{1,192})=)(?P<value>[^&;#\s\"'\\]+)"
+)
+_SECRET_NAME = re.compile(
+    r"token|key|secret|passw|pwd|auth|signature|credential|session|sig|code", re.IGNORECASE
 )
 _URL_CREDENTIALS = re.compile(
     r"(?P<scheme>\b[a-z][a-z0-9+.-]{0,31}://)[^/\s@\"'\\]{1,512}@", re.IGNORECASE
@@ -44,7 +45,13 @@ def redact(key: str, value: Any) -> Any:
 def redact_text(text: str) -> str:
     """``text`` with credentials in URLs and query strings replaced by ``[redacted]``."""
     text = _URL_CREDENTIALS.sub(rf"\g<scheme>{REDACTED}@", text)
-    return _QUERY_SECRET.sub(rf"\g<name>{REDACTED}", text)
+    return _QUERY_PARAM.sub(_redacted_parameter, text)
+
+
+def _redacted_parameter(match: re.Match[str]) -> str:
+    if _SECRET_NAME.search(unquote_plus(match["key"])):
+        return match["name"] + REDACTED
+    return match[0]
 
 
 class RedactingFormatter(logging.Formatter):
