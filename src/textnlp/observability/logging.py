@@ -27,9 +27,7 @@ REDACTED = "[redacted]"
 #: ``name=value`` after ``?``, ``&`` or ``;``; the value ends where a URL or a quoted log field
 #: would (``\`` for JSON-escaped quotes). Names are bounded so that the scan stays linear on
 #: a hostile line, and read percent-decoded, as the server reads them (``%61ccess_token``).
-_QUERY_PARAM = re.compile(
-    r"(?P<name>[?&;](?P<key>[^=&;\s\"'\\]{1,192})=)(?P<value>[^&;#\s\"'\\]+)"
-)
+_QUERY_PARAM = re.compile(r"(?P<name>[?&;](?P<key>[^=&;\s\"'\\]{1,192})=)(?P<value>[^&;#\s\"'\\]+)")
 _SECRET_NAME = re.compile(
     r"token|key|secret|passw|pwd|auth|signature|credential|session|sig|code", re.IGNORECASE
 )

@@ -457,3 +457,26 @@ def test_template_paths_are_not_accepted(api: Api, alice: Browser, tmp_path: Pat
     path.write_text(EVIL_TEMPLATE)
     answer = alice.submit(template=str(path))
     assert answer.status_code == 422 and "template: String should match pattern" in answer.text
+
+
+def test_an_admin_made_a_user_stops_hearing_of_others_jobs(
+    api: Api, alice: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream of the jobs list checks the session as the API's streams check a credential:
+    a demoted admin's open stream ends (it went on with every user's jobs)."""
+    monkeypatch.setattr("textnlp.api.console.pages.jobs.SESSION_CHECK_S", 0.0)
+    monkeypatch.setattr("textnlp.api.console.pages.jobs.POLL_S", 0.05)
+    auth = api.client.app.state.auth  # type: ignore[attr-defined]
+    auth.create_user("demoted", PASSWORD, "admin")
+    admin = log_in(api, "demoted")
+    alice.submitted(count="2")
+    heard: list[str] = []
+    with sse(admin.client, "/console/jobs/events") as source:
+        for event in source.iter_sse():
+            heard.append(json.loads(event.data)["id"])
+            if len(heard) == 1:
+                auth.set_role("demoted", "user")
+                later = alice.submitted(count="2")  # hers, after the demotion
+            elif heard[-1] == later:
+                break
+    assert later not in heard

@@ -255,3 +255,26 @@ def test_a_hostile_template_renders_inert(browser: TestClient) -> None:
     with browser.stream("POST", STREAM, data=form, headers={"X-CSRF-Token": token}) as answer:
         events = sse_events(answer)
     assert events[-1][0] == "done"  # generated text travels as JSON, set as text by the page
+
+
+def test_a_disabled_users_samples_stop_within_the_recheck(
+    pages_app: Api, browser: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the API's streams: a logout or a disabled user ends the samples at the next check of
+    the session (they streamed to the end, up to 8 x 4096 tokens)."""
+    monkeypatch.setattr("textnlp.api.deps.RECHECK_S", 0.0)  # every token looks
+    auth = pages_app.client.app.state.auth  # type: ignore[attr-defined]
+    token = log_in(browser, "bob")
+    form = {**FAST, "prompt": "Say hello.", "n": "8", "max_tokens": "64"}
+    names: list[str] = []
+    try:
+        with browser.stream("POST", STREAM, data=form, headers={"X-CSRF-Token": token}) as answer:
+            for line in answer.iter_lines():
+                if line.startswith("event:"):
+                    names.append(line.partition(":")[2].strip())
+                    if names[-1] == "token" and names.count("token") == 1:
+                        auth.set_active("bob", False)
+    finally:
+        auth.set_active("bob", True)
+    assert names[-1] == "error" and "done" not in names
+    assert names.count("sample") < 8

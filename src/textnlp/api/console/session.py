@@ -21,7 +21,7 @@ from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from textnlp.api.deps import enforce_rate_limit
+from textnlp.api.deps import CredentialWatch, enforce_rate_limit
 from textnlp.auth.service import AuthService, Principal
 from textnlp.auth.tokens import TokenPair
 from textnlp.errors import AuthError, PermissionDenied
@@ -94,6 +94,20 @@ async def console_principal(connection: HTTPConnection) -> Principal:
     if connection.app.state.inline_auth:
         return _session_principal(connection)
     return await run_in_threadpool(_session_principal, connection)
+
+
+def session_watch(connection: HTTPConnection) -> CredentialWatch:
+    """The session of a long-lived answer (a stream), checked again as the API's streams
+    check their credential: a logout or a disabled user ends it within seconds."""
+    auth: AuthService = connection.app.state.auth
+    token = connection.cookies.get(SESSION_COOKIE, "")
+
+    async def still_stands() -> object:
+        if connection.app.state.inline_auth:
+            return auth.console_session(token)
+        return await run_in_threadpool(auth.console_session, token)
+
+    return CredentialWatch(still_stands)
 
 
 async def console_user(request: Request) -> Principal:

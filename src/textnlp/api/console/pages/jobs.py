@@ -8,10 +8,12 @@ Live progress is Server-Sent Events (``GET /console/jobs/events``, sse-starlette
 uses it), authenticated by the session cookie like any page. The server polls the service
 every ``POLL_S`` and sends a ``progress`` event for each job whose state or progress changed
 (the first poll sends every job); the stream ends when the client goes away, when its session
-ends (checked every ``SESSION_CHECK_S``: a logout stops the updates), and, for the stream of one
-job (``?job=<id>``), once that job has ended. ``static/jobs.js`` applies the events to the page,
-and fetches the list's rows again (``GET /console/jobs/rows``) for a job it has no row for;
-without JavaScript the pages work and a reload shows the current state.
+ends or its user's role changes (checked every ``SESSION_CHECK_S``, as the API's streams check
+their credential: a logout stops the updates, an admin made a user stops seeing others' jobs),
+and, for the stream of one job (``?job=<id>``), once that job has ended. ``static/jobs.js``
+applies the events to the page, and fetches the list's rows again (``GET /console/jobs/rows``)
+for a job it has no row for; without JavaScript the pages work and a reload shows the
+current state.
 
 The submit form carries an idempotency key made for each rendering of the form, so a form sent
 twice (a double click, a resent POST) makes one job, as the API's ``Idempotency-Key`` does.
@@ -33,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from textnlp.api.console.csrf import CsrfChecked
 from textnlp.api.console.render import page, redirect
 from textnlp.api.console.session import SESSION_COOKIE, ConsoleUser
+from textnlp.api.deps import RECHECK_S
 from textnlp.api.downloads import result_response
 from textnlp.auth.service import AuthService, Principal
 from textnlp.errors import (
@@ -51,7 +54,7 @@ router = APIRouter(prefix="/jobs")
 
 #: How often an event stream looks at the jobs, and how often it checks that its session lives.
 POLL_S = 1.0
-SESSION_CHECK_S = 30.0
+SESSION_CHECK_S = RECHECK_S
 #: How long a cancelled job's page waits for the worker to publish the records it kept.
 CANCEL_RESULT_WAIT_S = 60.0
 #: Keep-alive comments, so that proxies do not close a quiet stream.
@@ -266,12 +269,12 @@ def _snapshot(jobs: JobService, owner: Owner, job_id: str | None) -> list[JobVie
     return jobs.list(owner, LIST_LIMIT)
 
 
-def _session_alive(auth: AuthService, token: str) -> bool:
+def _session_owner(auth: AuthService, token: str) -> Owner | None:
+    """The owner the session stands for now; None once it has ended."""
     try:
-        auth.console_session(token)
+        return _owner(auth.console_session(token))
     except AuthError:
-        return False
-    return True
+        return None
 
 
 async def progress_events(
@@ -305,8 +308,8 @@ async def progress_events(
             return  # one job's stream: nothing will change any more
         await asyncio.sleep(POLL_S)
         if loop.time() - checked >= SESSION_CHECK_S:
-            if not await run_in_threadpool(_session_alive, auth, token):
-                return  # logged out: the reconnect meets the login page and stops
+            if await run_in_threadpool(_session_owner, auth, token) != owner:
+                return  # logged out or another role: the reconnect starts as the user is now
             checked = loop.time()
 
 

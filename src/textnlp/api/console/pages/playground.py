@@ -38,7 +38,8 @@ from textnlp.api.console.pages.playground_form import (
     find_source,
 )
 from textnlp.api.console.render import page
-from textnlp.api.console.session import ConsoleUser
+from textnlp.api.console.session import ConsoleUser, session_watch
+from textnlp.api.deps import CredentialWatch
 from textnlp.api.errors import sse_error
 from textnlp.api.schemas import CompletionUsage
 from textnlp.api.serving import CompletionsServing
@@ -142,7 +143,7 @@ async def stream(request: Request, user: ConsoleUser, _csrf: CsrfChecked) -> Res
     # Refusals (a spending cap, a model that cannot load) answer as errors, not mid-stream.
     await serve.admit(user.id, model_id, requests[:1])
     await serve.service.load(model_id)
-    events = _events(serve, model_id, requests, user.id, started)
+    events = _events(serve, model_id, requests, user.id, started, session_watch(request))
     return EventSourceResponse(events, sep="\n")
 
 
@@ -175,6 +176,7 @@ async def _events(
     requests: list[GenerationRequest],
     owner: str,
     started: float,
+    session: CredentialWatch,
 ) -> AsyncIterator[dict[str, str]]:
     totals = _Totals()
     yield _event("start", {"model": model_id, "samples": len(requests)})
@@ -189,6 +191,7 @@ async def _events(
             deltas = serve.stream(model_id, generation, owner)
             try:
                 async for delta in deltas:
+                    await session.check()  # a logout or a disabled user stops the samples
                     if delta.text:
                         if totals.first_token_ms is None:
                             totals.first_token_ms = _ms(started)
