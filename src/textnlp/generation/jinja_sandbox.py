@@ -11,6 +11,7 @@ author's, loaded from a file, not a request's.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from typing import Any
@@ -78,6 +79,13 @@ class _BoundedTemplate(jinja2.Template):
 
 JINJA = _BoundedSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 JINJA.template_class = _BoundedTemplate
+
+
+@functools.lru_cache(maxsize=1024)
+def jinja_template(text: str) -> jinja2.Template:
+    """``text`` compiled once: a run renders the same few texts for every record (compiling
+    them each time was most of a sampler recipe's run, and of every ``--resume`` check)."""
+    return JINJA.from_string(text)
 
 
 def check_templates(*texts: str | None) -> None:

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from textnlp import strict_json
 from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error, quoted
-from textnlp.generation.jinja_sandbox import JINJA, check_templates
+from textnlp.generation.jinja_sandbox import JINJA, check_templates, jinja_template
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.scalars import natural
 from textnlp.services.text_boundary import invalid_text_at
@@ -107,7 +107,7 @@ class Variable(BaseModel):
                 return rng.randint(low, high)
             return round(rng.uniform(float(low), float(high)), 3)
         if self.expr is not None:
-            return natural(JINJA.from_string(self.expr).render(context).strip())
+            return natural(jinja_template(self.expr).render(context).strip())
         return self.value
 
 
@@ -231,8 +231,8 @@ class PromptTemplate(BaseModel):
     def render(self, variables: dict[str, Any]) -> tuple[str | None, str]:
         """The system and user prompts for these variables."""
         try:
-            system = JINJA.from_string(self.system).render(variables) if self.system else None
-            user = JINJA.from_string(self.user).render(variables)
+            system = jinja_template(self.system).render(variables) if self.system else None
+            user = jinja_template(self.user).render(variables)
         except _EXPRESSION_ERRORS as exc:  # an undefined name, 1/0, a sequence too long...
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             raise TemplateError(f"template {self.id!r}: {message}") from None

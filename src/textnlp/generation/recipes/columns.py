@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from textnlp.domain import ChatMessage, GenerationParams, GenerationRequest
 from textnlp.errors import InvalidParameter
-from textnlp.generation.jinja_sandbox import JINJA, check_templates
+from textnlp.generation.jinja_sandbox import JINJA, check_templates, jinja_template
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.scalars import natural
 from textnlp.generation.templates import extract_json_object
@@ -46,7 +46,7 @@ def template_names(*texts: str | None) -> dict[str, set[str]]:
 
 def render(text: str, row: Mapping[str, Any]) -> str:
     """``text`` rendered over the row (an undefined name raises ``jinja2.UndefinedError``)."""
-    return JINJA.from_string(text).render(row).strip()
+    return jinja_template(text).render(row).strip()
 
 
 def as_text(value: Any) -> str:
@@ -122,7 +122,7 @@ class _LlmColumn(_Column):
     def request(self, row: Mapping[str, Any], params: GenerationParams) -> GenerationRequest:
         grammar = self.grammar()
         if self.raw:
-            prompt = JINJA.from_string(self.prompt).render(row)  # not stripped: "user\n" ends it
+            prompt = jinja_template(self.prompt).render(row)  # not stripped: "user\n" ends it
             return GenerationRequest(
                 prompt=prompt, params=params, control_tokens=True, keep_prompt=True, grammar=grammar
             )
