@@ -251,6 +251,11 @@ class ApiSettings(_Section):
     #: new requests 503; and the listen backlog of connections not yet accepted.
     max_connections: int = Field(2048, ge=1)
     backlog: int = Field(2048, ge=1)
+    #: WebSockets one user may hold open at once (per API process; the next is refused, 429),
+    #: and seconds a WebSocket may stay open without a request from its client (then closed,
+    #: 1001): idle sockets must not take the connections every client shares.
+    max_websockets_per_user: int = Field(16, ge=1)
+    websocket_idle_s: float = Field(300.0, gt=0)
     #: The API Gateway WebSocket API's management endpoint (``https://<id>.execute-api.<region>
     #: .amazonaws.com/<stage>``): where tokens of gateway connections are posted back.
     websocket_callback_url: str = ""

@@ -22,6 +22,7 @@ from textnlp.api.console import install_console
 from textnlp.api.errors import install_error_handlers
 from textnlp.api.health import HealthChecker
 from textnlp.api.middleware import OriginCheckMiddleware, RequestContextMiddleware
+from textnlp.api.open_sockets import OpenSockets
 from textnlp.api.openai import batches as openai_batches
 from textnlp.api.openai import files as openai_files
 from textnlp.api.openai.routes import install_openai
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
     app.state.settings = settings
     app.state.platform = platform
     app.state.metrics = platform.metrics
+    app.state.open_sockets = OpenSockets(settings.api.max_websockets_per_user)
     install_error_handlers(app)
     # Routes are matched in this order: the load balancer's health checks and completions,
     # the most frequent requests, come first.

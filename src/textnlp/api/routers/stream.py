@@ -12,7 +12,9 @@ user answers an ``unauthorized`` error event and closes the socket, code 1008), 
 from the caller's rate-limit bucket (the handshake took one too; an empty bucket answers a
 ``quota_exceeded`` error event with ``retry_after``, and the socket stays open). Between frames
 and during a generation the credential is checked again every few seconds
-(``deps.CredentialWatch``): a socket, idle or streaming, does not outlive it.
+(``deps.CredentialWatch``): a socket, idle or streaming, does not outlive it. A user holds at
+most ``api.max_websockets_per_user`` sockets at once (the next handshake answers 429), and a
+socket without a request for ``api.websocket_idle_s`` is closed (1001).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from textnlp.api.errors import (
     refuse_websocket,
     ws_error_message,
 )
+from textnlp.api.open_sockets import OpenSockets
 from textnlp.api.schemas import ErrorResponse, StreamRequest
 from textnlp.api.serving import CompletionsServing
 from textnlp.errors import AuthError, TextNLPError, UpgradeRequired
@@ -73,14 +76,26 @@ def stream_handshake() -> Response:
 @router.websocket("/stream")
 async def stream_tokens(websocket: WebSocket) -> None:
     credential = _credential(websocket)
+    sockets: OpenSockets = websocket.app.state.open_sockets
     try:
         principal = await authenticate_async(websocket, credential)
+        sockets.acquire(principal.bucket)  # a user's keys and tokens count together
     except TextNLPError as exc:
         await refuse_websocket(websocket, exc)
         return
+    try:
+        await _serve(websocket, credential)
+    finally:
+        sockets.release(principal.bucket)
+
+
+async def _serve(websocket: WebSocket, credential: str | None) -> None:
     await websocket.accept()
     serve: CompletionsServing = websocket.app.state.serving
+    idle_s = websocket.app.state.settings.api.websocket_idle_s
     watch = CredentialWatch.of(websocket, credential)
+    loop = asyncio.get_running_loop()
+    heard = loop.time()
     try:
         while True:
             try:
@@ -88,7 +103,11 @@ async def stream_tokens(websocket: WebSocket) -> None:
             except TimeoutError:  # idle: the credential must still stand
                 if not await _still_stands(websocket, watch):
                     return
+                if loop.time() - heard >= idle_s:
+                    await websocket.close(code=1001, reason=f"idle for {idle_s:g} s")
+                    return
                 continue
+            heard = loop.time()
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text")
