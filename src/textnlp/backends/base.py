@@ -157,6 +157,26 @@ class Backend(ABC):
         return (await self.generate([request]))[0]
 
 
+class UnloadedBackend(Backend):
+    """A run's model that the run never calls (a recipe whose columns are samplers and
+    expressions, or call models of their own): its catalogue entry, for the run's checks and
+    provenance, with no weights loaded and no credentials asked for. A call is a bug."""
+
+    name = "unloaded"
+
+    def _never(self) -> RuntimeError:
+        return RuntimeError(f"model {self.spec.id!r} was not loaded: this run calls no such model")
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        raise self._never()
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        raise self._never()
+
+    def count_tokens(self, text: str) -> int:
+        raise self._never()
+
+
 class WrappedBackend(Backend):
     """A backend that adds one concern (a price, a spending cap, a response cache) around
     ``inner`` and hands everything else to it. ``inner`` is loaded and closed by its owner;

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from textnlp.backends.base import Backend, ScopedBackend
+from textnlp.backends.base import Backend, ScopedBackend, UnloadedBackend
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
@@ -32,7 +32,7 @@ from textnlp.generation.pipeline import (
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.recipes.run import CandidatesExhausted
 from textnlp.generation.sinks import MemorySink
-from textnlp.generation.templates import TemplateLibrary
+from textnlp.generation.templates import PromptTemplate, TemplateLibrary
 from textnlp.generation.writers import format_of, read_dataset
 from textnlp.observability.spans import span
 from textnlp.services.models import ModelPool
@@ -124,7 +124,7 @@ class GenerationService:
         # The output's lock before a model loads: a second run on the output is refused at once.
         with file_sink(request) as sink:
             budget = self.spending.run_budget(job.max_cost_usd)
-            backend = budget.apply(await self.pool.get(model_id))
+            backend = budget.apply(await self.run_backend(model_id, request.template))
 
             async def backend_of(other: str) -> Backend:  # a recipe column's own model
                 return budget.apply(await self.pool.get(other))
@@ -194,7 +194,7 @@ class GenerationService:
             )
             for other in sorted(models):
                 await asyncio.to_thread(self.spending.check, owner, self.catalogue.get(other))
-        backend = await self.pool.get(model_id)
+        backend = await self.run_backend(model_id, request.template)
 
         def scoped(model: Backend) -> Backend:
             return model if owner is None else ScopedBackend(model, owner)
@@ -214,6 +214,14 @@ class GenerationService:
             if owner is not None and cost > 0:
                 await asyncio.to_thread(self.spending.record, owner, cost)
         return sink.records
+
+    async def run_backend(self, model_id: str, template: PromptTemplate | Recipe) -> Backend:
+        """The run's model, loaded only when the run calls it: a recipe whose columns are
+        samplers and expressions, or call models of their own, loads none of it (2.4 GB and
+        seconds for the embedded one) and needs no credentials for it."""
+        if isinstance(template, Recipe) and model_id not in template.llm_models(model_id).values():
+            return UnloadedBackend(self.catalogue.get(model_id))
+        return await self.pool.get(model_id)
 
     async def admit(self, owner: str, model_id: str, requests: Sequence[GenerationRequest]) -> None:
         """Refuse (``QuotaExceeded``) direct requests of ``owner`` once their spending cap is

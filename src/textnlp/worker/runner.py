@@ -88,9 +88,8 @@ class JobRunner:
         checkpointer.after_flush = budget.refresh
         pool = self.generation.pool
         # The engine reuses only the owner's cached prompts (no timing oracle across users).
-        model: Backend = ScopedBackend(
-            await pool.get(spec.model or settings.default_model), row.owner_id
-        )
+        run_model = await self.generation.run_backend(spec.model or settings.default_model, source)
+        model: Backend = ScopedBackend(run_model, row.owner_id)
         cache = self.generation.cache
         if spec.provider_batch:
             # First answers from the provider's batch API; the rest online, without the cache.
