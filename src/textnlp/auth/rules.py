@@ -1,6 +1,6 @@
-"""What a password and an API key's name may be: one rule each for the service that stores them
-and the request models that take them (standard library only, so the client's request models
-can import it)."""
+"""What a password, an API key's name and a username may be: one rule each for the service that
+stores them and the request models that take them (standard library only, so the client's
+request models can import it)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,19 @@ MAX_PASSWORD = 1024
 #: Python and JSON Schema (the OpenAPI document) read.
 KEY_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
 _KEY_NAME = re.compile(KEY_NAME_PATTERN)
+
+
+#: Letters and digits a reader takes for one another in most fonts (``aIice`` for ``alice``,
+#: ``0`` for ``o``, ``rn`` for ``m``): a username is refused beside another with its skeleton.
+_LOOK_ALIKES = (("rn", "m"), ("vv", "w"), ("cl", "d"), ("1", "l"), ("i", "l"), ("0", "o"))
+
+
+def username_skeleton(username: str) -> str:
+    """What ``username`` looks like: two names with one skeleton pass for each other."""
+    skeleton = username.lower()
+    for look, like in _LOOK_ALIKES:
+        skeleton = skeleton.replace(look, like)
+    return skeleton
 
 
 def check_password(password: str) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from textnlp.adapters.db.users import ApiKeyRepository, RoleName, User, UserRepository
 from textnlp.auth import api_keys, passwords
-from textnlp.auth.rules import check_key_name, check_password
+from textnlp.auth.rules import check_key_name, check_password, username_skeleton
 from textnlp.auth.tokens import TokenClaims, TokenPair, TokenService
 from textnlp.errors import AuthError, Conflict, InvalidInput, NotFound, quoted
 
@@ -87,7 +87,18 @@ class AuthService:
         check_password(password)
         password_hash = passwords.hash_password(password)
         with self.sessions.begin() as session:
-            return UserRepository(session).create(username, password_hash, role)
+            users = UserRepository(session)
+            # "aIice" beside "alice" would pass for her (an operator's act: every name is
+            # looked at, which a few thousand users make cheap).
+            skeleton = username_skeleton(username)
+            for existing in users.usernames():
+                if existing.lower() != username.lower() and username_skeleton(existing) == skeleton:
+                    raise Conflict(
+                        f"{username!r} looks like the existing user {existing!r}: "
+                        "choose another name",
+                        username=username,
+                    )
+            return users.create(username, password_hash, role)
 
     # Tokens ----------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> TokenPair:

@@ -139,6 +139,8 @@ def test_duplicate_user_is_a_conflict_and_writes_nothing(api: Api) -> None:
     ("username", "password", "refusal"),
     [
         ("Alice", "a good password", "user 'alice' already exists"),
+        ("aIice", "a good password", "'aIice' looks like the existing user 'alice'"),
+        ("AL1CE", "a good password", "'AL1CE' looks like the existing user 'alice'"),
         ("mallory\n", "a good password", "a username is 1-64 ASCII letters"),
         ("mallory", "short", "a password has 8 to 1024 characters"),
         ("mallory", "p" * 1025, "a password has 8 to 1024 characters"),  # no login could send it
@@ -147,6 +149,8 @@ def test_duplicate_user_is_a_conflict_and_writes_nothing(api: Api) -> None:
     ],
     ids=[
         "alice-by-case",
+        "alice-with-a-capital-i",
+        "alice-with-a-one",
         "final-newline",
         "short-password",
         "password-over-the-login-bound",

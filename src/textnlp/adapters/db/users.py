@@ -129,6 +129,9 @@ class UserRepository:
         query = select(UserRow.id, UserRow.username).where(UserRow.id.in_(ids))
         return {str(user_id): str(name) for user_id, name in self.session.execute(query).tuples()}
 
+    def usernames(self) -> list[str]:
+        return list(self.session.scalars(select(UserRow.username)))
+
     def all(self) -> list[User]:
         return [
             to_user(row) for row in self.session.scalars(select(UserRow).order_by(UserRow.username))
