@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from textnlp.adapters.db.schema import upgrade_database
 from textnlp.bootstrap import Platform
-from textnlp.config import Settings
+from textnlp.config import Settings, load_settings
 from textnlp.services.jobs import JobService
 from textnlp.worker import Worker, WorkerOptions
 
@@ -20,6 +22,15 @@ def job_service(settings: Settings) -> Iterator[JobService]:
         yield platform.jobs
     finally:
         platform.close()
+
+
+@contextmanager
+def local_platform(home: Path) -> Iterator[Platform]:
+    """The local profile's platform in ``home`` (SQLite, local storage), migrated."""
+    settings = load_settings(home=home)
+    upgrade_database(settings.database_url)
+    with Platform(settings) as built:
+        yield built
 
 
 def run_worker(settings: Settings, concurrency: int = 1) -> int:

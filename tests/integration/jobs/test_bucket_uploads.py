@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from textnlp.adapters.db.schema import upgrade_database
+from tests.support.platform import local_platform
 from textnlp.bootstrap import Platform
-from textnlp.config import load_settings
 from textnlp.errors import InvalidInput
 from textnlp.services.job_models import JobSpec, Owner
 
@@ -24,9 +23,7 @@ def prompt_file(*prompts: str) -> bytes:
 
 @pytest.fixture
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    settings = load_settings(home=tmp_path_factory.mktemp("home"))
-    upgrade_database(settings.database_url)
-    with Platform(settings) as built:
+    with local_platform(tmp_path_factory.mktemp("home")) as built:
         yield built
 
 

@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import Engine
 
+from tests.support.records import stored_record
 from textnlp.adapters.db.base import make_sessionmaker
 from textnlp.adapters.db.job_store import JobStore, NewJob
 from textnlp.adapters.db.spending import SpendingStore
 from textnlp.adapters.db.users import UserRepository
-from textnlp.domain import GenerationParams, Provenance, Record
+from textnlp.domain import Record
 from textnlp.errors import NotFound
 
 
@@ -26,23 +27,7 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 
 def record(index: int, cost: float | None) -> Record:
-    return Record(
-        index=index,
-        text=f"text {index}",
-        provenance=Provenance(
-            template_id="t",
-            template_version="1",
-            model="m",
-            params=GenerationParams(),
-            seed=index,
-            prompt_tokens=3,
-            completion_tokens=5,
-            finish_reason="stop",
-            latency_s=0.0,
-            created_at="2026-12-01T00:00:00+00:00",
-            cost_usd=cost,
-        ),
-    )
+    return stored_record(index, prompt_tokens=3, completion_tokens=5, cost_usd=cost)
 
 
 def new_job(store: JobStore, owner: str = "owner") -> str:

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from textnlp.adapters.db.schema import upgrade_database
+from tests.support.platform import local_platform
+from tests.support.records import stored_record
 from textnlp.bootstrap import Platform
-from textnlp.config import load_settings
 from textnlp.domain import Record
-from textnlp.domain.generation import GenerationParams
-from textnlp.domain.records import Provenance, RecordStatus
+from textnlp.domain.records import RecordStatus
 from textnlp.errors import QuotaExceeded
 from textnlp.services.job_models import JobSpec, Owner
 
@@ -22,32 +21,12 @@ OWNER = Owner(id="u1")
 
 @pytest.fixture
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    settings = load_settings(home=tmp_path_factory.mktemp("home"))
-    upgrade_database(settings.database_url)
-    with Platform(settings) as built:
+    with local_platform(tmp_path_factory.mktemp("home")) as built:
         yield built
 
 
 def record(index: int, status: RecordStatus = "ok") -> Record:
-    return Record(
-        index=index,
-        status=status,
-        text=f"text {index}",
-        error=None if status == "ok" else status,
-        provenance=Provenance(
-            template_id="t",
-            template_version="1",
-            model="m",
-            params=GenerationParams(),
-            seed=index,
-            prompt_tokens=1,
-            completion_tokens=1,
-            finish_reason="stop",
-            latency_s=0.1,
-            created_at="2026-12-06T00:00:00+00:00",
-            cells={} if status != "ok" else None,  # a recipe's candidate
-        ),
-    )
+    return stored_record(index, status, cells={} if status != "ok" else None)  # a candidate's
 
 
 def running_job(platform: Platform, template: str, count: int) -> str:

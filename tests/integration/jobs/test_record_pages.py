@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from tests.support.records import stored_record
 from textnlp.adapters.db.job_store import JobStore, NewJob
 from textnlp.adapters.storage.local import LocalStorage
 from textnlp.domain import Record
-from textnlp.domain.generation import GenerationParams
-from textnlp.domain.records import Provenance
 from textnlp.services import job_records
 from textnlp.services.job_records import JobRecords, RecordQuery
 
@@ -22,24 +21,15 @@ COUNT = 300
 
 def record(index: int) -> Record:
     failed = index % 7 == 0
-    return Record(
-        index=index,
-        status="failed" if failed else "ok",
+    return stored_record(
+        index,
+        "failed" if failed else "ok",
         text=f"text {index}" + (" special" if index % 50 == 49 else ""),
-        variables={"kind": "odd" if index % 2 else "even"},
-        error="boom" if failed else None,
-        provenance=Provenance(
-            template_id="t",
-            template_version="1",
-            model="m",
-            params=GenerationParams(),
-            seed=index,
-            prompt_tokens=1,
-            completion_tokens=1,
-            finish_reason="stop",
-            latency_s=0.1,
-            created_at="2026-12-04T00:00:00+00:00",
-        ),
+    ).model_copy(
+        update={
+            "variables": {"kind": "odd" if index % 2 else "even"},
+            "error": "boom" if failed else None,
+        }
     )
 
 
