@@ -87,15 +87,17 @@ class JobRunner:
         budget = runs.budget(row)
         checkpointer.after_flush = budget.refresh
         pool = self.generation.pool
-        # The engine reuses only the owner's cached prompts (no timing oracle across users).
-        run_model = await self.generation.run_backend(spec.model or settings.default_model, source)
-        model: Backend = ScopedBackend(run_model, row.owner_id)
+        model = await self.generation.run_backend(spec.model or settings.default_model, source)
         cache = self.generation.cache
         if spec.provider_batch:
             # First answers from the provider's batch API; the rest online, without the cache.
+            # (A hosted model: no engine of ours keeps prompts to scope.)
             batches = self.provider_batches
             model = await batches.answers(job_id, request, model, budget, checkpointer)
             cache = None
+        else:
+            # The engine reuses only the owner's cached prompts (no timing oracle across users).
+            model = ScopedBackend(model, row.owner_id)
         backend = budget.apply(model)
 
         async def backend_of(model_id: str) -> Backend:  # a recipe column's own model
