@@ -34,16 +34,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from textnlp.backends.base import Backend
+from textnlp.backends.base import Backend, WrappedBackend
 from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
 from textnlp.backends.batch.base import BatchError, BatchLine, estimate_tokens
 from textnlp.config import Settings
-from textnlp.domain import Completion, GenerationParams, GenerationRequest, ModelInfo, TokenDelta
+from textnlp.domain import Completion, GenerationParams, GenerationRequest
 from textnlp.errors import DatasetError, InvalidParameter
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.templates import PromptTemplate, record_seed
@@ -107,16 +107,14 @@ def first_requests(
     return requests
 
 
-class PrefilledBackend(Backend):
+class PrefilledBackend(WrappedBackend):
     """``inner`` with the provider batch's answers: a request that has one gets it (each answer
     once), any other goes to ``inner`` online."""
 
     name = "provider-batch"
 
     def __init__(self, inner: Backend, answers: dict[str, list[Completion]]) -> None:
-        super().__init__(inner.spec)
-        self.inner = inner
-        self.grammars = inner.grammars
+        super().__init__(inner)
         self._answers = answers
         self.from_batch = 0
         self.online = 0
@@ -133,18 +131,6 @@ class PrefilledBackend(Backend):
             made = iter(await self.inner.generate(online))
             answers = [a if a is not None else next(made) for a in answers]
         return [a for a in answers if a is not None]
-
-    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
-        return self.inner.stream(request)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def info(self) -> ModelInfo:
-        return self.inner.info()
-
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint()
 
 
 class ProviderBatches:
