@@ -10,7 +10,7 @@ The directory's layout and marker (``CARD_NAME``, ``CARD_MARKER``, ``DATA_GLOB``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,26 +65,56 @@ def models_of(records: Iterable[Record]) -> list[str]:
     the models of its per-cell entries (``provenance.cells``, a list or a mapping)."""
     models: set[str] = set()
     for record in records:
-        if record.provenance.model:
-            models.add(record.provenance.model)
-        cells = getattr(record.provenance, "cells", None) or ()
-        for cell in cells.values() if isinstance(cells, Mapping) else cells:
-            model = cell.get("model") if isinstance(cell, Mapping) else getattr(cell, "model", None)
-            if isinstance(model, str) and model:
-                models.add(model)
+        models.update(_models(record))
     return sorted(models)
 
 
-def card_from_records(records: list[Record], *, export: ExportSpec | None = None) -> DatasetCard:
+def _models(record: Record) -> Iterator[str]:
+    if record.provenance.model:
+        yield record.provenance.model
+    cells = getattr(record.provenance, "cells", None) or ()
+    for cell in cells.values() if isinstance(cells, Mapping) else cells:
+        model = cell.get("model") if isinstance(cell, Mapping) else getattr(cell, "model", None)
+        if isinstance(model, str) and model:
+            yield model
+
+
+class CardFacts:
+    """What the records alone say on a card, gathered as they stream past (a large export
+    is never held to be counted)."""
+
+    def __init__(self) -> None:
+        self.first: Record | None = None
+        self.models: set[str] = set()
+        self.count = 0
+
+    def see(self, records: Iterable[Record]) -> Iterator[Record]:
+        for record in records:
+            self.first = self.first or record
+            self.models.update(_models(record))
+            self.count += 1
+            yield record
+
+    def card(self, *, export: ExportSpec | None = None) -> DatasetCard:
+        """The card the records make: id and version of their recipe, models, count."""
+        first = self.first.provenance if self.first else None
+        return DatasetCard(
+            id=first.template_id if first else "dataset",
+            version=first.template_version if first else "",
+            models=sorted(self.models),
+            written=self.count,
+            export=export,
+        )
+
+
+def card_from_records(
+    records: Iterable[Record], *, export: ExportSpec | None = None
+) -> DatasetCard:
     """The card the records alone make: id and version of their recipe, models, count."""
-    first = records[0].provenance if records else None
-    return DatasetCard(
-        id=first.template_id if first else "dataset",
-        version=first.template_version if first else "",
-        models=models_of(records),
-        written=len(records),
-        export=export,
-    )
+    facts = CardFacts()
+    for _ in facts.see(records):
+        pass
+    return facts.card(export=export)
 
 
 def size_category(count: int) -> str:
@@ -182,6 +212,7 @@ def write_card(directory: Path, card: DatasetCard) -> None:
 
 __all__ = [
     "DatasetCard",
+    "CardFacts",
     "card_from_records",
     "models_of",
     "render_card",

@@ -54,7 +54,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,7 +62,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from textnlp.domain import Record
 from textnlp.errors import DatasetError, OutputError
-from textnlp.generation.writers import arrow_column, usual_mode
+from textnlp.generation.row_spool import RowSpool, write_parquet
+from textnlp.generation.writers import usual_mode
 
 if TYPE_CHECKING:
     from textnlp.generation.card import DatasetCard
@@ -291,64 +292,72 @@ def write_export(
     card: DatasetCard | None = None,
 ) -> int:
     """Write ``records`` as an export directory at ``path`` atomically; returns the count.
+    ``records`` are streamed: the rows wait on disk (``row_spool``), not in memory.
 
     ``card`` defaults to ``card_from_records`` (what the records alone say)."""
     # ``card`` imports this module for the spec and the layout; imported here, no cycle.
-    from textnlp.generation.card import card_from_records, render_card
+    from textnlp.generation.card import CardFacts, render_card
+    from textnlp.generation.writers import spool_in
 
     check_export_target(path)
-    rows = list(records)
-    table = _table([training_row(r, export) for r in rows], export)
-    card = card or card_from_records(rows, export=export)
     parent = path.parent
-    try:
-        build = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp"))
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        build.chmod(usual_mode(directory=True))  # mkdtemp's 0700 would hide the dataset
-        _write_parquet(build / DATA_FILE, table)
-        (build / CARD_NAME).write_text(render_card(card), encoding="utf-8")
-        _swap_in(build, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
-    return len(rows)
+    facts = CardFacts()
+    with spool_in(parent, types=True) as spool:
+        spool.extend(training_row(r, export) for r in facts.see(records))
+        card = card or facts.card(export=export)
+        try:
+            build = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp"))
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        try:
+            build.chmod(usual_mode(directory=True))  # mkdtemp's 0700 would hide the dataset
+            _write_parquet(build / DATA_FILE, spool, export)
+            (build / CARD_NAME).write_text(render_card(card), encoding="utf-8")
+            _swap_in(build, path)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+        return spool.count
 
 
-def read_export(path: Path) -> list[Record]:
-    """The records of an export directory, exactly as they were written."""
+def read_export(path: Path) -> Iterator[Record]:
+    """The records of an export directory, exactly as they were written, one by one."""
     import pyarrow.parquet as pq
 
     files = sorted(path.glob(DATA_GLOB))
     if not files:
         raise DatasetError(f"{path} holds no {DATA_GLOB}: not a textnlp export")
-    records: list[Record] = []
     for file in files:
-        for row in pq.read_table(
-            file, columns=["index", "text", "provenance", "_textnlp"]
-        ).to_pylist():
-            meta = json.loads(row["_textnlp"])
-            records.append(
-                Record.model_validate(
+        batches = pq.ParquetFile(file).iter_batches(
+            columns=["index", "text", "provenance", "_textnlp"]
+        )
+        for batch in batches:
+            for row in batch.to_pylist():
+                yield Record.model_validate(
                     {
                         "index": row["index"],
                         "text": row["text"],
-                        **meta,
+                        **json.loads(row["_textnlp"]),
                         "provenance": json.loads(row["provenance"]),
                     }
                 )
-            )
-    return records
 
 
-def _write_parquet(file: Path, table: Any) -> None:
-    import pyarrow.parquet as pq
+def _write_parquet(file: Path, spool: RowSpool, export: ExportSpec | None) -> None:
+    """The spool's rows as the export's Parquet file: the fixed fields typed, the columns
+    inferred (JSON text when they cannot be, see the module docstring)."""
+    import pyarrow as pa
 
+    messages = pa.list_(pa.struct([(n, pa.string()) for n, _ in _MESSAGE_LIST_FIELDS]))
+    fixed: dict[str, Any] = {"index": pa.int64(), "text": pa.string()}
+    for name in export.fields() if export else []:
+        fixed[name] = messages
+    fixed.update(provenance=pa.string(), _textnlp=pa.string())
+    names = dict.fromkeys(["index", "text", *spool.columns, *fixed])
     file.parent.mkdir(parents=True, exist_ok=True)
     with file.open("wb") as handle:
-        pq.write_table(table, handle)
+        write_parquet(handle, spool, names, fixed=fixed)
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -376,27 +385,6 @@ def _swap_in(build: Path, target: Path) -> None:
 
 
 _MESSAGE_LIST_FIELDS = [("role", "string"), ("content", "string")]
-
-
-def _table(rows: list[dict[str, Any]], export: ExportSpec | None) -> Any:
-    """An Arrow table of the rows; fixed fields typed, columns inferred (JSON text when they
-    cannot be, see the module docstring)."""
-    import pyarrow as pa
-
-    messages = pa.list_(pa.struct([(n, pa.string()) for n, _ in _MESSAGE_LIST_FIELDS]))
-    fixed: dict[str, Any] = {"index": pa.int64(), "text": pa.string()}
-    for name in export.fields() if export else []:
-        fixed[name] = messages
-    fixed.update(provenance=pa.string(), _textnlp=pa.string())
-    names: dict[str, None] = dict.fromkeys(["index", "text"])
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    names.update(dict.fromkeys(n for n in fixed if n not in names))
-    arrays: dict[str, Any] = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        arrays[name] = pa.array(values, type=fixed[name]) if name in fixed else arrow_column(values)
-    return pa.table(arrays)
 
 
 __all__ = [

@@ -15,7 +15,7 @@ carry the template's text.)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,17 +31,31 @@ def journal_path(output: Path) -> Path:
     return output.with_name(f"{output.name}.partial.jsonl")
 
 
+@dataclass
+class JournalIndex:
+    """Where each finished record's line is (the last write of an index wins), and which are
+    not ``ok``: what a run's end needs to write its file without holding the records."""
+
+    offsets: dict[int, int] = field(default_factory=dict)
+    not_ok: set[int] = field(default_factory=set)
+
+    @property
+    def ok(self) -> int:
+        return len(self.offsets) - len(self.not_ok)
+
+
 class RunJournal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: IO[str] | None = None
         self._unsynced = 0
 
-    def read(self) -> dict[int, Record]:
-        """Finished records by index (the last write of an index wins); cuts a torn tail."""
-        records: dict[int, Record] = {}
+    def scan(self) -> JournalIndex:
+        """Every finished record's place; cuts a torn tail (a line cut short, or not a
+        record)."""
+        index = JournalIndex()
         if not self.path.exists():
-            return records
+            return index
         good_bytes = 0
         with self.path.open("rb") as handle:
             for raw in handle:
@@ -51,12 +65,37 @@ class RunJournal:
                     record = Record.model_validate_json(raw)
                 except ValidationError:
                     break
-                records[record.index] = record
+                index.offsets[record.index] = good_bytes
+                if record.status == "ok":
+                    index.not_ok.discard(record.index)
+                else:
+                    index.not_ok.add(record.index)
                 good_bytes += len(raw)
         if good_bytes != self.path.stat().st_size:
             with self.path.open("r+b") as handle:
                 handle.truncate(good_bytes)
-        return records
+        return index
+
+    def is_empty(self) -> bool:
+        """No finished record: a look at the first line only."""
+        if not self.path.exists():
+            return True
+        with self.path.open("rb") as handle:
+            first = handle.readline()
+        try:
+            Record.model_validate_json(first)
+        except ValidationError:  # none, torn or not a record: a resume would cut it
+            return True
+        return not first.endswith(b"\n")
+
+    def records(self, index: JournalIndex, only: set[int] | None = None) -> Iterator[Record]:
+        """The records ``index`` places (those in ``only``), in index order, read one at a
+        time."""
+        wanted = index.offsets if only is None else only
+        with self.path.open("rb") as handle:
+            for number in sorted(wanted):
+                handle.seek(index.offsets[number])
+                yield Record.model_validate_json(handle.readline())
 
     def open(self, *, fresh: bool) -> None:
         try:
@@ -102,25 +141,43 @@ class RunIdentity:
     variables_of: Callable[[int], dict[str, Any]] | None = None
 
 
-def check_resume(records: dict[int, Record], run: RunIdentity, source: Path | str) -> None:
-    """``Conflict`` (one line, naming what differs) when ``records`` are not of ``run``."""
-    if not records:
-        return
-    beyond = sorted(i for i in records if i >= run.count)
+def check_resume(
+    records: Iterable[Record],
+    run: RunIdentity,
+    source: Path | str,
+    *,
+    keep: Callable[[Record], None] | None = None,
+) -> set[int]:
+    """The indices of ``records``, once they are known to be of ``run``: ``Conflict`` (one line,
+    naming what differs) otherwise. ``keep`` sees each record as it is read (the records of a
+    large run are never held)."""
+    done: set[int] = set()
+    beyond: list[int] = []
+    first: tuple[int, str] | None = None  # the lowest index that differs, and how
+    expected = run.params.model_dump(exclude={"seed"})
+    for record in records:
+        index = record.index
+        done.add(index)
+        if index >= run.count:
+            beyond.append(index)
+        elif first is None or index < first[0]:
+            difference = _difference(record, index, run, expected)
+            if difference is not None:
+                first = (index, difference)
+        if keep is not None:
+            keep(record)
     if beyond:
         raise Conflict(
             f"{source} has {len(beyond)} finished records at index {run.count} and above "
-            f"(up to {beyond[-1]}); resuming with count {run.count} would delete them "
-            f"(resume with count {beyond[-1] + 1} or more, or write to another file)"
+            f"(up to {max(beyond)}); resuming with count {run.count} would delete them "
+            f"(resume with count {max(beyond) + 1} or more, or write to another file)"
         )
-    expected = run.params.model_dump(exclude={"seed"})
-    for index in sorted(records):
-        difference = _difference(records[index], index, run, expected)
-        if difference is not None:
-            raise Conflict(
-                f"cannot resume {source}: its record {index} {difference}; resume with the "
-                "original options, or write to another file"
-            )
+    if first is not None:
+        raise Conflict(
+            f"cannot resume {source}: its record {first[0]} {first[1]}; resume with the "
+            "original options, or write to another file"
+        )
+    return done
 
 
 def _difference(

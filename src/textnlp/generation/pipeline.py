@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -239,7 +239,6 @@ class DatasetPipeline:
         on_end: Callable[[DatasetSummary], None] | None,
     ) -> DatasetSummary:
         params = self.resolve(self.backend.spec, request)
-        done = self._previous_records(request, params, sink)  # indices below count only
         summary = DatasetSummary(
             output=request.output,
             model=self.backend.spec.id,
@@ -247,7 +246,7 @@ class DatasetPipeline:
             requested=request.count,
         )
         tally = _Tally(request.template.labels, summary)
-        tally.resume(done.values())
+        done = self._previous_records(request, params, sink, tally)  # indices below count only
         todo = (i for i in range(request.count) if i not in done)
         started = time.perf_counter()
         sink.start(fresh=not request.resume)
@@ -286,7 +285,6 @@ class DatasetPipeline:
         assert isinstance(recipe, Recipe)
         spec = self.backend.spec
         builder = _recipe_builder(spec, request, self.spec_of, self.backend_of)
-        done = sink.finished() if request.resume else {}
         summary = DatasetSummary(
             output=request.output, model=spec.id, template=recipe.id, requested=request.count
         )
@@ -306,8 +304,8 @@ class DatasetPipeline:
             concurrency=request.concurrency,
             on_record=committed,
         )
-        run.replay(done)  # refuses another recipe's or seed's records before anything is kept
-        tally.resume(done.values())
+        # Refuses another recipe's or seed's records before anything is kept.
+        run.replay(sink.finished() if request.resume else (), keep=tally.resumed)
         started = time.perf_counter()
         sink.start(fresh=not request.resume)
         stopped: QuotaExceeded | None = None
@@ -352,12 +350,13 @@ class DatasetPipeline:
         summary.label_counts = tally.label_counts()
 
     def _previous_records(
-        self, request: DatasetRequest, params: GenerationParams, sink: RecordSink
-    ) -> dict[int, Record]:
-        """The finished records a resume continues from, once they are known to be of this
-        run (``check_resume``); nothing is written before that check."""
+        self, request: DatasetRequest, params: GenerationParams, sink: RecordSink, tally: _Tally
+    ) -> set[int]:
+        """The indices of the finished records a resume continues from, counted in ``tally``,
+        once they are known to be of this run (``check_resume``); nothing is written before
+        that check."""
         if not request.resume:
-            return {}
+            return set()
         template = request.template
         assert isinstance(template, PromptTemplate)  # a recipe's run replays its own
         done = sink.finished()
@@ -373,8 +372,7 @@ class DatasetPipeline:
                 request.seed, index, request.variables
             ),
         )
-        check_resume(done, run, sink.source)
-        return done
+        return check_resume(done, run, sink.source, keep=tally.resumed)
 
     async def _run_workers(
         self,
@@ -543,11 +541,10 @@ class _Tally:
         self.finished = 0
         self._labels: dict[str, dict[str, int]] = {label: {} for label in labels}
 
-    def resume(self, records: Iterable[Record]) -> None:
-        """The finished records of the run resumed: no tokens or cost of this run."""
-        for record in records:
-            self.keep(record)
-            self.summary.resumed += record.status == "ok"
+    def resumed(self, record: Record) -> None:
+        """A finished record of the run resumed: no tokens or cost of this run."""
+        self.keep(record)
+        self.summary.resumed += record.status == "ok"
 
     def keep(self, record: Record) -> None:
         """Count a finished record towards what the result holds."""

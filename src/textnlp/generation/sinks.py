@@ -12,7 +12,9 @@ database in chunks, with no local file, because another task may take the job ov
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -21,15 +23,16 @@ from textnlp.domain import Record
 from textnlp.generation.export import ExportSpec
 from textnlp.generation.journal import RunJournal, journal_path
 from textnlp.generation.output_lock import OutputLock
-from textnlp.generation.writers import read_dataset, write_dataset
+from textnlp.generation.writers import iter_dataset, write_dataset
 
 
 class RecordSink(Protocol):
     #: Named in a refused resume's message (a file, a job).
     source: str
 
-    def finished(self) -> dict[int, Record]:
-        """The records a resume continues from; nothing is written before the pipeline has
+    def finished(self) -> Iterable[Record]:
+        """The records a resume continues from, each index once, in index order (read as
+        they are used: a large run is not held); nothing is written before the pipeline has
         checked they are of the same run."""
         ...
 
@@ -77,7 +80,8 @@ class FileSink:
         self.export = export
         self.source = str(output)
         self.journal = RunJournal(journal_path(output))
-        self._from_output: dict[int, Record] = {}
+        #: A resume from the output itself (its journal gone with the run that finished it).
+        self._from_output = False
         #: The output's lock, and the rejects file's: two runs given one --rejects would
         #: each replace the other's.
         self._locks = [OutputLock(path) for path in (output, rejects) if path is not None]
@@ -98,20 +102,20 @@ class FileSink:
     ) -> None:
         self._held.close()
 
-    def finished(self) -> dict[int, Record]:
-        done = self.journal.read()
-        if done or not self.output.exists():
+    def finished(self) -> Iterator[Record]:
+        place = self.journal.scan()
+        if place.offsets or not self.output.exists():
             self.source = str(self.journal.path)
-            return done
+            return self.journal.records(place)
         # An earlier run finished and removed its journal: resume from the file itself.
-        self._from_output = {r.index: r for r in read_dataset(self.output)}
+        self._from_output = True
         self.source = str(self.output)
-        return self._from_output
+        return iter_dataset(self.output)
 
     def start(self, *, fresh: bool) -> None:
         if self._from_output and not fresh:
             self.journal.open(fresh=True)
-            for record in self._from_output.values():
+            for record in iter_dataset(self.output):
                 self.journal.append(record)
             self.journal.close()
         if fresh:
@@ -119,7 +123,7 @@ class FileSink:
         self.journal.open(fresh=fresh)
 
     def _warn_if_discarding(self) -> None:
-        unfinished = len(self.journal.read())
+        unfinished = len(self.journal.scan().offsets)
         if unfinished:
             warnings.warn(DiscardedProgress(self.output, unfinished), stacklevel=2)
 
@@ -128,20 +132,20 @@ class FileSink:
 
     def end(self, count: int, *, complete: bool) -> None:
         self.journal.close()
-        records = self.journal.read()
+        place = self.journal.scan()
         # The first ``count`` records that passed: a template's indices 0..count-1, a recipe's
         # accepted candidates (its rejected and failed ones stay in the journal only).
-        accepted = [records[i] for i in sorted(records) if records[i].status == "ok"]
-        if accepted or complete:  # a stopped run with nothing to show leaves the file as it was
-            write_dataset(self.output, accepted[:count], export=self.export)
+        if place.ok or complete:  # a stopped run with nothing to show leaves the file as it was
+            accepted = (r for r in self.journal.records(place) if r.status == "ok")
+            write_dataset(self.output, islice(accepted, count), export=self.export)
         if self.rejects is not None:
-            write_dataset(self.rejects, [r for r in records.values() if r.status != "ok"])
-        if complete or not records:  # an empty journal is no progress to resume
+            write_dataset(self.rejects, self.journal.records(place, only=place.not_ok))
+        if complete or not place.offsets:  # an empty journal is no progress to resume
             self.journal.remove()
 
     def abort(self) -> None:
         self.journal.close()
-        if not self.journal.read():  # refused before its first record: nothing to resume
+        if self.journal.is_empty():  # refused before its first record: nothing to resume
             self.journal.remove()
 
 
@@ -153,8 +157,8 @@ class MemorySink:
     def __init__(self) -> None:
         self.records: list[Record] = []
 
-    def finished(self) -> dict[int, Record]:
-        return {}
+    def finished(self) -> Iterator[Record]:
+        return iter(())
 
     def start(self, *, fresh: bool) -> None:
         self.records = []

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from textnlp.domain import Record
 from textnlp.errors import DatasetError, OutputError, first_error
+from textnlp.generation.row_spool import RowSpool, write_parquet
 
 if TYPE_CHECKING:
     from textnlp.generation.export import ExportSpec
@@ -214,57 +215,75 @@ def write_dataset(
     path: Path, records: Iterable[Record], *, export: ExportSpec | None = None
 ) -> int:
     """Write ``records`` to ``path`` atomically in the format of its extension (an export
-    directory shaped by ``export``; the file formats ignore it)."""
+    directory shaped by ``export``; the file formats ignore it). ``records`` may be an iterator
+    of any length: they are streamed, and a flat table's rows wait on disk (``row_spool``)."""
     fmt = format_of(path)
     if fmt == "hf":
         from textnlp.generation.export import write_export
 
         return write_export(Path(path), records, export=export)
-    rows = list(records)
     if fmt == "jsonl":
+        count = 0
         with atomic_file(path) as handle:
-            for record in rows:
+            for record in records:
                 handle.write(record.model_dump_json() + "\n")
-    elif fmt == "csv":
-        flat = [flatten(r) for r in rows]
-        columns = _columns(flat)
-        with atomic_file(path) as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(flat)
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+                count += 1
+        return count
+    with spool_in(path.parent, types=fmt == "parquet") as spool:
+        spool.extend(flatten(r) for r in records)
+        columns = list(spool.columns) or ["index", "text", "data"]
+        if fmt == "csv":
+            with atomic_file(path) as handle:
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                for rows in spool.chunks():
+                    writer.writerows(rows)
+        else:
+            with atomic_file(path, "wb") as handle:
+                write_parquet(handle, spool, columns)
+        return spool.count
 
-        flat = [flatten(r) for r in rows]
-        columns = _columns(flat)
-        table = pa.table({c: arrow_column([row.get(c) for row in flat]) for c in columns})
-        with atomic_file(path, "wb") as handle:
-            pq.write_table(table, handle)
-    return len(rows)
+
+def spool_in(directory: Path, *, types: bool) -> RowSpool:
+    """A ``RowSpool`` beside the file being written (its rows count against that disk)."""
+    try:
+        return RowSpool(directory, types=types)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {directory}: {exc.strerror}") from None
 
 
 def read_dataset(path: Path) -> list[Record]:
     """Records of a dataset this module wrote (for resume and reports)."""
+    return list(iter_dataset(path))
+
+
+def iter_dataset(path: Path) -> Iterator[Record]:
+    """``read_dataset``'s records one by one, in the file's order: a large file is not held."""
     fmt = format_of(path)
     try:
         if fmt == "hf":
             from textnlp.generation.export import read_export
 
-            return read_export(Path(path))
-        if fmt == "jsonl":
+            yield from read_export(Path(path))
+        elif fmt == "jsonl":
             with path.open(encoding="utf-8") as handle:
-                return [Record.model_validate_json(line) for line in handle if line.strip()]
-        if fmt == "csv":
+                for line in handle:
+                    if line.strip():
+                        yield Record.model_validate_json(line)
+        elif fmt == "csv":
             with path.open(encoding="utf-8", newline="") as handle:
                 reader = csv.DictReader(handle)
                 _check_columns(path, reader.fieldnames or [])
-                return [unflatten(row) for row in reader]
-        import pyarrow.parquet as pq
+                for row in reader:
+                    yield unflatten(row)
+        else:
+            import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
-        _check_columns(path, table.column_names)
-        return [unflatten(row) for row in table.to_pylist()]
+            parquet = pq.ParquetFile(path)
+            _check_columns(path, parquet.schema_arrow.names)
+            for batch in parquet.iter_batches():
+                for row in batch.to_pylist():
+                    yield unflatten(row)
     except ValidationError as exc:  # a file of records of some other kind
         raise DatasetError(
             f"{path} is not a textnlp dataset: a record's {first_error(exc, root='line')}"
@@ -281,40 +300,3 @@ def _check_columns(path: Path, columns: Sequence[str]) -> None:
         raise DatasetError(
             f"{path} is not a textnlp dataset (no {' or '.join(map(repr, missing))} column)"
         )
-
-
-def arrow_column(values: list[Any]) -> Any:
-    """An Arrow array of one column's values, its type inferred; JSON text when they have no
-    one type (a prompt file's variable that is a number on one line, text on the next) or one
-    Parquet cannot store."""
-    import pyarrow as pa
-
-    try:
-        array = pa.array(values)
-    except (ValueError, TypeError, OverflowError, NotImplementedError):  # Arrow* errors
-        array = None
-    if array is None or not _storable(array.type):
-        array = pa.array(
-            [None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
-            type=pa.string(),
-        )
-    return array
-
-
-def _storable(arrow_type: Any) -> bool:
-    """Parquet stores no struct without fields (an empty object in every row)."""
-    import pyarrow as pa
-
-    if pa.types.is_struct(arrow_type):
-        fields = [arrow_type.field(i).type for i in range(arrow_type.num_fields)]
-        return bool(fields) and all(_storable(t) for t in fields)
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        return _storable(arrow_type.value_type)
-    return True
-
-
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    return list(columns) or ["index", "text", "data"]

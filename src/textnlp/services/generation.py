@@ -33,7 +33,7 @@ from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.recipes.run import CandidatesExhausted
 from textnlp.generation.sinks import MemorySink
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
-from textnlp.generation.writers import format_of, read_dataset
+from textnlp.generation.writers import format_of, iter_dataset
 from textnlp.observability.spans import span
 from textnlp.services.models import ModelPool
 from textnlp.services.spending import SpendingService
@@ -157,7 +157,7 @@ class GenerationService:
                 version=source.version,
                 kind="recipe" if isinstance(source, Recipe) else "template",
                 description=source.description,
-                models=models_of(read_dataset(output)),
+                models=models_of(iter_dataset(output)),
                 requested=summary.requested,
                 written=summary.written,
                 candidates=acceptance.get("candidates"),

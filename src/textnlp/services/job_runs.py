@@ -101,6 +101,10 @@ class JobRuns:
     def stored_records(self, job_id: str, *, ok_only: bool = True) -> Iterator[Record]:
         return self._store.iter_records(job_id, ok_only=ok_only)
 
+    def stored_indices(self, job_id: str) -> set[int]:
+        """The indices of the job's stored records, ok or failed (their texts are not read)."""
+        return self._store.record_indices(job_id)
+
     # -- outcomes ---------------------------------------------------------------------------
     def finish(
         self,

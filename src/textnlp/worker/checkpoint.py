@@ -10,7 +10,7 @@ depends only on the seed and i).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from textnlp.domain import Record
 from textnlp.services.job_runs import JobRuns
@@ -39,8 +39,8 @@ class Checkpointer:
         #: Called after each stored chunk (the runner refreshes the owner's budget there).
         self.after_flush: Callable[[], None] | None = None
 
-    def finished(self) -> dict[int, Record]:
-        return {r.index: r for r in self.runs.stored_records(self.job_id, ok_only=False)}
+    def finished(self) -> Iterator[Record]:
+        return self.runs.stored_records(self.job_id, ok_only=False)  # in index order, batched
 
     def start(self, *, fresh: bool) -> None:
         """Nothing to open: a job always resumes from what is stored."""

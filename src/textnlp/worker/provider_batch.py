@@ -167,7 +167,7 @@ class ProviderBatches:
         if not isinstance(request.template, PromptTemplate):
             raise InvalidParameter("provider_batch applies to template and prompt jobs only")
         params = DatasetPipeline.resolve(backend.spec, request)
-        stored = set(checkpointer.finished())
+        stored = self.runs.stored_indices(job_id)
         todo = [i for i in range(request.count) if i not in stored]
         if not todo:
             return PrefilledBackend(backend, {})

@@ -352,6 +352,11 @@ class JobStore:
             for payload in session.scalars(query.execution_options(yield_per=1000)):
                 yield Record.model_validate_json(payload)
 
+    def record_indices(self, job_id: str) -> set[int]:
+        query = select(JobRecordRow.index).where(JobRecordRow.job_id == job_id)
+        with self.sessions() as session:
+            return set(session.scalars(query))
+
     def count_records(self, job_id: str, *, ok_only: bool = False) -> int:
         query = select(func.count()).where(JobRecordRow.job_id == job_id)
         if ok_only:

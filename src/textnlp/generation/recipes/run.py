@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,46 +116,51 @@ class RecipeRun:
         ]
         self._next = 0
 
-    def replay(self, done: dict[int, Record]) -> None:
-        """Take a resumed run's committed candidates (a prefix 0..k-1 of the indices), once
-        they are known to be of this recipe and seed (``Conflict`` otherwise)."""
-        source, recipe = self.sink.source, self.recipe
-        for index in sorted(done):
-            made = done[index].provenance
-            if (made.template_id, made.template_version) != (recipe.id, recipe.version):
-                raise Conflict(
-                    f"cannot resume {source}: its record {index} was made with "
-                    f"{made.template_id!r} version {made.template_version!r}, not recipe "
-                    f"{recipe.id!r} version {recipe.version!r}; write to another file"
-                )
-            if made.seed != record_seed(self.builder.seed, index):
-                raise Conflict(
-                    f"cannot resume {source}: its record {index} was made with another seed; "
-                    "resume with the original --seed, or write to another file"
-                )
-            difference = self.builder.difference(done[index])
-            if difference is not None:
-                raise Conflict(
-                    f"cannot resume {source}: its record {index} {difference}; resume with the "
-                    "original options, or write to another file"
-                )
-        accepted = sum(record.status == "ok" for record in done.values())
-        if accepted > self.count:
-            raise Conflict(
-                f"{source} has {accepted} accepted records; resuming with count {self.count} "
-                f"would delete them (resume with count {accepted} or more, or write to another "
-                "file)"
-            )
-        expected = 0
-        for index in sorted(done):
-            if index != expected:
+    def replay(self, done: Iterable[Record], keep: Callable[[Record], None] | None = None) -> None:
+        """Take a resumed run's committed candidates (a prefix 0..k-1 of the indices, read in
+        index order), once they are known to be of this recipe and seed (``Conflict``
+        otherwise); ``keep`` sees each as it is read (a large run is never held)."""
+        accepted = expected = 0
+        for record in done:
+            self._check_resumable(record)
+            if record.index != expected:
                 raise Conflict(
                     f"{self.sink.source}: the committed candidates stop at {expected} but "
-                    f"{index} is there too; write to another file"
+                    f"{record.index} is there too; write to another file"
                 )
-            self._commit(done[index], store=False)
+            accepted += record.status == "ok"
+            self._commit(record, store=False)
+            if keep is not None:
+                keep(record)
             expected += 1
+        if accepted > self.count:
+            raise Conflict(
+                f"{self.sink.source} has {accepted} accepted records; resuming with count "
+                f"{self.count} would delete them (resume with count {accepted} or more, or "
+                "write to another file)"
+            )
         self._next = expected
+
+    def _check_resumable(self, record: Record) -> None:
+        source, recipe, index = self.sink.source, self.recipe, record.index
+        made = record.provenance
+        if (made.template_id, made.template_version) != (recipe.id, recipe.version):
+            raise Conflict(
+                f"cannot resume {source}: its record {index} was made with "
+                f"{made.template_id!r} version {made.template_version!r}, not recipe "
+                f"{recipe.id!r} version {recipe.version!r}; write to another file"
+            )
+        if made.seed != record_seed(self.builder.seed, index):
+            raise Conflict(
+                f"cannot resume {source}: its record {index} was made with another seed; "
+                "resume with the original --seed, or write to another file"
+            )
+        difference = self.builder.difference(record)
+        if difference is not None:
+            raise Conflict(
+                f"cannot resume {source}: its record {index} {difference}; resume with the "
+                "original options, or write to another file"
+            )
 
     async def run(self) -> None:
         """Until ``count`` are accepted; ``CandidatesExhausted`` when the budget ends first."""
