@@ -255,6 +255,9 @@ class ApiSettings(_Section):
     #: and seconds a WebSocket may stay open without a request from its client (then closed,
     #: 1001): idle sockets must not take the connections every client shares.
     max_websockets_per_user: int = Field(16, ge=1)
+    #: The console's job event streams one user may hold open in a process (each is a request
+    #: in flight as long as its page is open).
+    max_event_streams_per_user: int = Field(16, ge=1)
     websocket_idle_s: float = Field(300.0, gt=0)
     #: The API Gateway WebSocket API's management endpoint (``https://<id>.execute-api.<region>
     #: .amazonaws.com/<stage>``): where tokens of gateway connections are posted back.

@@ -62,6 +62,11 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
     app.state.platform = platform
     app.state.metrics = platform.metrics
     app.state.open_sockets = OpenSockets(settings.api.max_websockets_per_user)
+    app.state.open_event_streams = OpenSockets(
+        settings.api.max_event_streams_per_user,
+        what="job event streams",
+        advice="close a console page of jobs",
+    )
     install_error_handlers(app)
     # Routes are matched in this order: the load balancer's health checks and completions,
     # the most frequent requests, come first.

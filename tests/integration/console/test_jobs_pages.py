@@ -25,6 +25,7 @@ from tests.integration.console.conftest import LOGIN_LIMITS
 from tests.support.api import PASSWORD, Api, make_settings, start_api
 from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import run_worker
+from textnlp.api.open_sockets import OpenSockets
 
 STATUS = "/api/v1/generate/status"
 SCRIPT = "<script>alert(1)</script>"
@@ -480,3 +481,25 @@ def test_an_admin_made_a_user_stops_hearing_of_others_jobs(
             elif heard[-1] == later:
                 break
     assert later not in heard
+
+
+def test_one_user_holds_a_bounded_number_of_job_streams(
+    api: Api, alice: Browser, bob: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The jobs list's stream lasts as long as its page: one user's open streams must not
+    take every request the server serves at once (it had no bound)."""
+    state = api.client.app.state  # type: ignore[attr-defined]
+    monkeypatch.setattr(state, "open_event_streams", OpenSockets(2, "job event streams"))
+    alice.submitted(count="2")
+    with (
+        sse(alice.client, "/console/jobs/events") as first,
+        sse(alice.client, "/console/jobs/events") as second,
+    ):
+        assert first.response.status_code == second.response.status_code == 200
+        with sse(alice.client, "/console/jobs/events") as third:
+            assert third.response.status_code == 429
+            assert "2 job event streams" in third.response.read().decode()
+        with sse(bob.client, "/console/jobs/events") as others:  # another user's bound
+            assert others.response.status_code == 200
+    # Closed, each stream gave its place back.
+    assert len(events(alice, "/console/jobs/events", count=1)) == 1

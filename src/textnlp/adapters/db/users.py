@@ -127,7 +127,7 @@ class UserRepository:
         if not ids:
             return {}
         query = select(UserRow.id, UserRow.username).where(UserRow.id.in_(ids))
-        return {str(user_id): str(name) for user_id, name in self.session.execute(query).tuples()}
+        return {str(user_id): str(name) for user_id, name in self.session.execute(query)}
 
     def usernames(self) -> list[str]:
         return list(self.session.scalars(select(UserRow.username)))

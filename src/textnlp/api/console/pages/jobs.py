@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Form, Request, Response
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from textnlp.api.console.csrf import CsrfChecked
@@ -37,6 +38,7 @@ from textnlp.api.console.render import page, redirect
 from textnlp.api.console.session import SESSION_COOKIE, ConsoleUser
 from textnlp.api.deps import RECHECK_S
 from textnlp.api.downloads import result_response
+from textnlp.api.open_sockets import OpenSockets
 from textnlp.auth.service import AuthService, Principal
 from textnlp.errors import (
     AuthError,
@@ -327,12 +329,25 @@ async def job_events(request: Request, user: ConsoleUser, job: str | None = None
     owner = _owner(user)
     if job is not None:
         await run_in_threadpool(_jobs(request).status, owner, job)  # 404 before the stream
+    streams: OpenSockets = request.app.state.open_event_streams
+    release = streams.hold(owner.id)  # 429 past the user's bound
     return EventSourceResponse(
-        progress_events(request, owner, job),
+        _released(progress_events(request, owner, job), release),
         sep="\n",
         ping=PING_S,
         headers={"X-Accel-Buffering": "no"},  # a buffering proxy would hold the events back
+        background=BackgroundTask(release),  # also when the stream never started
     )
+
+
+async def _released(
+    events: AsyncIterator[dict[str, Any]], release: Callable[[], None]
+) -> AsyncIterator[dict[str, Any]]:
+    try:
+        async for event in events:
+            yield event
+    finally:
+        release()
 
 
 # -- one job ---------------------------------------------------------------------------------------
