@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,12 +43,18 @@ LIMITS = {
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    home = tmp_path_factory.mktemp("slow-clients")
+    with served(tmp_path_factory.mktemp("slow-clients"), LIMITS) as chosen:
+        yield chosen
+
+
+@contextmanager
+def served(home: Path, limits: dict[str, str]) -> Iterator[int]:
+    """``textnlp serve`` with ``limits`` and a user ``erin``; yields its port."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TEXTNLP_")},
         **{k: v for k, v in os.environ.items() if k.startswith("TEXTNLP_TEST_")},
         "TEXTNLP_HOME": str(home / "textnlp-home"),
-        **LIMITS,
+        **limits,
     }
     created = subprocess.run(
         [*TEXTNLP, "users", "create", "erin", "--password-stdin"],
@@ -208,6 +216,34 @@ def test_beyond_the_concurrency_limit_requests_answer_503_at_once(port: int) -> 
     with connect(port) as sock:  # the slots are free again
         sock.sendall(request("GET", "/api/v1/models/list"))
         assert read_response(sock)[0] == 401
+
+
+def test_beyond_the_connection_limit_a_request_answers_503_in_the_error_shape(
+    tmp_path: Path,
+) -> None:
+    """uvicorn's own refusal past ``api.max_connections`` was plain text, without
+    ``Retry-After``: clients that read the error JSON could not tell it was the server's load."""
+    limits = {"TEXTNLP_API__MAX_CONNECTIONS": "3", "TEXTNLP_API__REQUEST_HEAD_TIMEOUT_S": "30"}
+    with served(tmp_path, limits) as chosen:
+        idle = [connect(chosen), connect(chosen)]  # with the next one, the limit
+        try:
+            time.sleep(0.3)  # both accepted
+            for path, shape in (("/api/v1/models/list", "native"), ("/v1/models", "openai")):
+                with connect(chosen) as sock:
+                    sock.sendall(request("GET", path))
+                    status, headers, body = read_response(sock)
+                    assert status == 503 and headers["retry-after"] == "1", path
+                    assert headers["content-type"] == "application/json"
+                    error = body["error"]
+                    assert "connection" in error["message"]
+                    if shape == "openai":
+                        assert error["type"] == "server_error"
+                        assert error["code"] == "service_unavailable"
+                    else:
+                        assert error["type"] == "service_unavailable"
+        finally:
+            for sock in idle:
+                sock.close()
 
 
 def test_a_forged_forwarded_for_buys_no_login_guesses(port: int) -> None:

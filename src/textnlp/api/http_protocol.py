@@ -16,6 +16,11 @@ reset.
 The timeout is a class attribute, set by ``textnlp serve`` (``use_head_timeout``) in each
 process before it serves: uvicorn builds protocols from the class, and ``--workers`` pickles
 it by name into each worker process.
+
+Past ``api.max_connections`` (uvicorn's ``limit_concurrency``) uvicorn answers a request
+itself, in plain text; ``overloaded`` answers instead, as the app's own refusals do: the error
+JSON (OpenAI's shape under ``/v1``) with ``Retry-After``. uvicorn looks its answer up by name
+in its h11 module, where ``use_head_timeout`` puts this one.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ import asyncio
 from typing import ClassVar
 
 import h11
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from textnlp.api.errors import error_bytes
+from textnlp.api.errors import error_bytes, path_refusal
 from textnlp.api.lingering_close import LingeringTransport
 
 _TIMEOUT_BODY = error_bytes("request_timeout", "the request head did not arrive in time")
@@ -39,6 +47,22 @@ _REQUEST_TIMEOUT = (
 
 def use_head_timeout(seconds: float) -> None:
     ServeProtocol.head_timeout_s = seconds
+    h11_impl.service_unavailable = overloaded  # type: ignore[attr-defined,assignment]
+
+
+async def overloaded(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a request past the connection limit (no app, and no route, runs)."""
+    from textnlp.api.console.headers import is_console_path
+
+    message = "the server holds as many connections as it may; retry shortly"
+    headers = {"Retry-After": "1", "Connection": "close"}
+    response: Response
+    if is_console_path(str(scope.get("path", ""))):  # its error page needs the app: not here
+        body = error_bytes("service_unavailable", message)
+        response = Response(body, 503, headers, media_type="application/json")
+    else:
+        response = path_refusal(scope, 503, "service_unavailable", message, "server_error", headers)
+    await response(scope, receive, send)
 
 
 class ServeProtocol(H11Protocol):
