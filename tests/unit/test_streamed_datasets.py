@@ -4,6 +4,7 @@ and a run's end writes its file from the journal without holding the records."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from tests.support.records import stored_record
 from textnlp.domain import Record
+from textnlp.errors import OutputError
 from textnlp.generation import row_spool
 from textnlp.generation.journal import RunJournal, journal_path
 from textnlp.generation.sinks import FileSink
@@ -128,3 +130,24 @@ def test_a_stopped_run_with_nothing_accepted_leaves_the_file(tmp_path: Path) -> 
     with FileSink(out) as sink:
         sink.end(2, complete=False)
     assert out.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.parquet", "d"])
+def test_a_full_disk_under_the_spool_is_an_output_error_that_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    out = tmp_path / name
+    write_dataset(out, [stored_record(0)])
+    before = files(tmp_path)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("textnlp.generation.row_spool.pickle.dump", full)
+    with pytest.raises(OutputError, match=f"cannot write {out}: No space left on device"):
+        write_dataset(out, [stored_record(i) for i in range(3)])
+    assert files(tmp_path) == before
+
+
+def files(root: Path) -> list[tuple[Path, bytes]]:
+    return sorted((p.relative_to(root), p.read_bytes()) for p in root.rglob("*") if p.is_file())

@@ -297,13 +297,13 @@ def write_export(
     ``card`` defaults to ``card_from_records`` (what the records alone say)."""
     # ``card`` imports this module for the spec and the layout; imported here, no cycle.
     from textnlp.generation.card import CardFacts, render_card
-    from textnlp.generation.writers import spool_in
+    from textnlp.generation.writers import spooled
 
     check_export_target(path)
     parent = path.parent
     facts = CardFacts()
-    with spool_in(parent, types=True) as spool:
-        spool.extend(training_row(r, export) for r in facts.see(records))
+    rows = (training_row(r, export) for r in facts.see(records))
+    with spooled(path, rows, types=True) as spool:
         card = card or facts.card(export=export)
         try:
             build = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp"))

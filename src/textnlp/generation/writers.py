@@ -229,8 +229,7 @@ def write_dataset(
                 handle.write(record.model_dump_json() + "\n")
                 count += 1
         return count
-    with spool_in(path.parent, types=fmt == "parquet") as spool:
-        spool.extend(flatten(r) for r in records)
+    with spooled(path, (flatten(r) for r in records), types=fmt == "parquet") as spool:
         columns = list(spool.columns) or ["index", "text", "data"]
         if fmt == "csv":
             with atomic_file(path) as handle:
@@ -244,12 +243,16 @@ def write_dataset(
         return spool.count
 
 
-def spool_in(directory: Path, *, types: bool) -> RowSpool:
-    """A ``RowSpool`` beside the file being written (its rows count against that disk)."""
+@contextmanager
+def spooled(path: Path, rows: Iterable[dict[str, Any]], *, types: bool) -> Iterator[RowSpool]:
+    """``rows`` in a ``RowSpool`` beside ``path`` (they count against the disk being written):
+    a full disk is an ``OutputError``, and ``path`` is left as it was."""
     try:
-        return RowSpool(directory, types=types)
-    except OSError as exc:
-        raise OutputError(f"cannot write in {directory}: {exc.strerror}") from None
+        with RowSpool(path.parent, types=types) as spool:
+            spool.extend(rows)
+            yield spool
+    except OSError as exc:  # the spool's own writes (``atomic_file`` maps those of ``path``)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def read_dataset(path: Path) -> list[Record]:
