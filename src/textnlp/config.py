@@ -158,6 +158,11 @@ class QueueSettings(_Section):
     wait_time_s: int = Field(20, ge=0, le=20)
     #: Records a worker checkpoints together.
     chunk_size: int = Field(32, ge=1, le=10_000)
+    #: A failed attempt's job waits this long before its next attempt, doubled at each attempt
+    #: (at most ``retry_delay_max_s``): a failure that lasts a minute (a model server
+    #: restarting) is not met by every attempt at once. ``--once`` workers retry at once.
+    retry_delay_s: int = Field(15, ge=0)
+    retry_delay_max_s: int = Field(900, ge=0, le=43_200)
     #: How often a worker extends the visibility of the messages it holds.
     heartbeat_s: float = Field(10.0, gt=0)
     #: How often a worker looks in the dead-letter queues for jobs whose worker died on every

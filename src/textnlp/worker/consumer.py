@@ -373,12 +373,20 @@ class Worker:
             return
         if attempts < queue.max_receives:
             await self._let_go(message)
-            await self.patience.run(what, queue.release, message)
+            await self.patience.run(what, queue.release, message, self._retry_delay(attempts))
             return
         error = f"failed after {attempts} attempts: {reason}"
         await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=error))
         await self.patience.run(what, queue.dead_letter, message, reason)
         await self.patience.run(what, self._notify, job_id)
+
+    def _retry_delay(self, attempts: int) -> int:
+        """Seconds before attempt ``attempts + 1``: none for a worker that exits when the
+        queues are empty (it would leave the job waiting for another one)."""
+        if self.options.once:
+            return 0
+        q = self.settings.queue
+        return min(q.retry_delay_s << max(0, attempts - 1), q.retry_delay_max_s)
 
     async def _sweep_dead_letters(self) -> None:
         now = time.monotonic()

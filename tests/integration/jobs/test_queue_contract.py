@@ -90,6 +90,18 @@ def test_extend_keeps_message_invisible(queue: JobQueue) -> None:
     queue.delete(again)
 
 
+def test_a_message_released_with_a_delay_waits_it_out(queue: JobQueue) -> None:
+    queue.send("later", group_id="g", dedup_id="later1")
+    message = receive_one(queue)
+    assert message is not None
+    released = time.monotonic()
+    queue.release(message, 4)
+    again = receive_one(queue, wait_s=15)
+    assert again is not None and again.id == message.id and again.receive_count == 2
+    assert time.monotonic() - released >= 3.5  # not before its delay (SQS counts whole seconds)
+    queue.delete(again)
+
+
 def test_duplicate_dedup_id_is_dropped(queue: JobQueue) -> None:
     queue.send("same", group_id="g", dedup_id="d1")
     queue.send("same", group_id="g", dedup_id="d1")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import ValidationError
 
 from tests.support.platform import run_worker
+from textnlp.bootstrap import Platform
 from textnlp.config import Settings
 from textnlp.errors import (
     Conflict,
@@ -18,6 +21,7 @@ from textnlp.errors import (
 )
 from textnlp.services.job_models import JobSpec, Owner
 from textnlp.services.jobs import JobService
+from textnlp.worker import Worker, WorkerOptions
 
 ALICE = Owner(id="alice")
 BOB = Owner(id="bob")
@@ -118,6 +122,33 @@ def test_ownership_cancel_and_results(settings: Settings, jobs: JobService) -> N
     run_worker(settings)  # the cancelled job's message is dropped
     assert jobs.status(ALICE, view.id).state == "cancelled"
     assert jobs.queues.generation.receive(1) == []
+
+
+def test_a_long_running_worker_waits_before_a_failed_jobs_next_attempt(
+    settings: Settings, jobs: JobService
+) -> None:
+    """Its attempts came one after the other at once: a failure that lasted a minute (a model
+    server restarting) failed the job for good within a second."""
+    settings = settings.model_copy(
+        update={"queue": settings.queue.model_copy(update={"retry_delay_s": 60})}
+    )
+    view = jobs.submit(ALICE, spec(model="poison", count=3))
+
+    async def first_attempt() -> None:
+        async with Platform(settings) as platform:
+            worker = Worker(platform, WorkerOptions(wait_s=0.1))  # not --once
+            running = asyncio.create_task(worker.run())
+            while (row := jobs.store.get(view.id)) is None or row.error is None:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # time enough to take the job again, were it visible
+            worker.request_stop()
+            await asyncio.wait_for(running, 60)
+
+    asyncio.run(first_attempt())
+    waiting = jobs.status(ALICE, view.id)
+    assert waiting.state == "running" and waiting.attempts == 1
+    assert waiting.error is not None and "always fails" in waiting.error
+    assert jobs.queues.generation.receive(1) == []  # its message waits out the delay
 
 
 def test_malformed_message_goes_to_the_dead_letter_queue(

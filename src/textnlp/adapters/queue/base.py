@@ -53,8 +53,9 @@ class JobQueue(Protocol):
         """Keep ``message`` invisible ``timeout_s`` more seconds (the worker's heartbeat)."""
         ...
 
-    def release(self, message: QueueMessage) -> None:
-        """Make ``message`` visible again now; this receive counts (a failed attempt)."""
+    def release(self, message: QueueMessage, delay_s: int = 0) -> None:
+        """Make ``message`` visible again in ``delay_s``; this receive counts (a failed
+        attempt)."""
         ...
 
     def hand_back(self, message: QueueMessage) -> None:

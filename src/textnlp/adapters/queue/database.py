@@ -153,8 +153,8 @@ class DatabaseQueue:
     def extend(self, message: QueueMessage, timeout_s: int) -> None:
         self._update(message, visible_at=_now_ms() + self._vt_ms(timeout_s))
 
-    def release(self, message: QueueMessage) -> None:
-        self._update(message, visible_at=_now_ms())
+    def release(self, message: QueueMessage, delay_s: int = 0) -> None:
+        self._update(message, visible_at=_now_ms() + delay_s * 1000)
 
     def hand_back(self, message: QueueMessage) -> None:
         # This receive is taken back: the next one counts as this one did.

@@ -104,8 +104,8 @@ class SqsQueue:
     def extend(self, message: QueueMessage, timeout_s: int) -> None:
         self._visibility(message, timeout_s)
 
-    def release(self, message: QueueMessage) -> None:
-        self._visibility(message, 0)
+    def release(self, message: QueueMessage, delay_s: int = 0) -> None:
+        self._visibility(message, delay_s)  # at most 43,200 s: settings bound it
 
     def hand_back(self, message: QueueMessage) -> None:
         # Copy first, delete second: a failure in between leaves a duplicate, never a loss.
