@@ -155,7 +155,8 @@ def test_wait_exits_1_when_the_job_failed(tmp_path: Path) -> None:
         [sys.executable, "-m", "tests.support.worker_main", "worker", "--wait", "0.3"],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT),
-             "TEXTNLP_MODELS_FILE": str(tmp_path / "models.yaml")},
+             "TEXTNLP_MODELS_FILE": str(tmp_path / "models.yaml"),
+             "TEXTNLP_QUEUE__RETRY_DELAY_S": "0"},  # its attempts at once: the exit code counts
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
