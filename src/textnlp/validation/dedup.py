@@ -1,15 +1,17 @@
 """Exact duplicates (normalised-text hash) and near duplicates (MinHash LSH + union-find).
 
 Near duplicates: each distinct normalised text gets a MinHash signature of its word 3-gram set
-(``minhash.py``); the signatures go into a ``datasketch.MinHashLSH`` built for the Jaccard
-``threshold``; texts sharing an LSH bucket are candidate pairs, kept when their estimated
-Jaccard similarity reaches the threshold, and joined into clusters with union-find. Work grows
+(``minhash.py``); texts whose signatures agree on a whole band of a ``datasketch.MinHashLSH``
+built for the Jaccard ``threshold`` (its band/row choice) are candidate pairs, kept when their
+estimated Jaccard similarity reaches the threshold, and joined into clusters with union-find.
+The LSH buckets are found by sorting each band of the signature matrix rather than by filling
+datasketch's tables, which cost about 4 KB a record (a bytes object, a set and a dict entry per
+band): the same buckets, hence the same pairs, in a few bytes a record. Work grows about
 linearly with the number of texts (plus the candidate pairs, which LSH keeps few).
 """
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,9 @@ from textnlp.validation.minhash import (
     estimated_jaccard,
     signatures,
 )
-from textnlp.validation.text import text_hash
+from textnlp.validation.text import text_digest
+
+Indices = npt.NDArray[np.int64]
 
 DEFAULT_THRESHOLD = 0.8
 #: LSH band/row choice weighs a missed pair 9x a false candidate: candidates are verified on
@@ -67,10 +71,8 @@ def exact_duplicates(texts: Sequence[str]) -> DuplicateGroups:
     """Records whose normalised text (NFKC without format characters, case-folded, whitespace
     collapsed) is equal."""
     checked_texts(texts, "texts")
-    by_hash: dict[str, list[int]] = {}
-    for i, text in enumerate(texts):
-        by_hash.setdefault(text_hash(text), []).append(i)
-    return DuplicateGroups(_sorted_groups(g for g in by_hash.values() if len(g) > 1), len(texts))
+    slots, _ = _text_slots(texts)
+    return DuplicateGroups(_groups(slots), len(texts))
 
 
 def find_near_duplicates(
@@ -89,15 +91,7 @@ def find_near_duplicates(
     """
     checked_texts(texts, "texts")
     check_threshold("near-duplicate threshold", threshold)
-    # The index makes millions of small, acyclic objects; the cyclic GC would rescan them over
-    # and over as they accumulate, which makes 200k records cost ~2.6x 100k instead of ~2x.
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        return _near_duplicates(texts, threshold, num_perm, ngram, seed)
-    finally:
-        if paused:
-            gc.enable()
+    return _near_duplicates(texts, threshold, num_perm, ngram, seed)
 
 
 def check_threshold(name: str, threshold: float) -> None:
@@ -112,28 +106,19 @@ def _near_duplicates(
     texts: Sequence[str], threshold: float, num_perm: int, ngram: int, seed: int
 ) -> NearDuplicates:
     # One signature per distinct normalised text; duplicates are re-attached at the end.
-    first_of: dict[str, int] = {}
-    rep_of = np.empty(len(texts), dtype=np.int64)
-    unique: list[str] = []
-    for i, text in enumerate(texts):
-        key = text_hash(text)
-        slot = first_of.setdefault(key, len(unique))
-        if slot == len(unique):
-            unique.append(text)
-        rep_of[i] = slot
-    sigs, has_words = signatures(unique, num_perm=num_perm, ngram=ngram, seed=seed)
-    lsh = _index(sigs, np.flatnonzero(has_words), threshold, num_perm, seed)
-    left, right = _candidate_pairs(lsh.hashtables)
+    rep_of, firsts = _text_slots(texts)
+    sigs, has_words = signatures(
+        [texts[i] for i in firsts.tolist()], num_perm=num_perm, ngram=ngram, seed=seed
+    )
+    lsh = new_lsh(threshold, num_perm)
+    left, right = _candidate_pairs(sigs, np.flatnonzero(has_words), lsh.b, lsh.r)
     similarity = estimated_jaccard(sigs, left, right)
     keep = similarity >= threshold
-    parent = _union_find(len(unique), left[keep], right[keep])
-    roots = parent[rep_of]
-    clusters: dict[int, list[int]] = {}
-    for i, root in enumerate(roots.tolist()):
-        if has_words[rep_of[i]]:
-            clusters.setdefault(root, []).append(i)
+    roots = _roots(len(firsts), left[keep], right[keep])
+    # Records without words are in no cluster.
+    clusters = np.where(has_words[rep_of], roots[rep_of], -1)
     return NearDuplicates(
-        groups=_sorted_groups(g for g in clusters.values() if len(g) > 1),
+        groups=_groups(clusters),
         total=len(texts),
         threshold=threshold,
         num_perm=num_perm,
@@ -143,17 +128,19 @@ def _near_duplicates(
     )
 
 
-def _index(
-    sigs: Signatures, keys: npt.NDArray[np.int64], threshold: float, num_perm: int, seed: int
-) -> Any:  # datasketch.MinHashLSH (untyped)
-    from datasketch import LeanMinHash
-
-    lsh = new_lsh(threshold, num_perm)
-    with lsh.insertion_session() as session:
-        for key in keys.tolist():
-            sketch = LeanMinHash(seed=seed, hashvalues=sigs[key], scheme="affine32")
-            session.insert(key, sketch, check_duplication=False)
-    return lsh
+def _text_slots(texts: Sequence[str]) -> tuple[Indices, Indices]:
+    """(slot of every text, first text of every slot): texts of equal normalised text share a
+    slot; slots are numbered in order of first appearance. 16 bytes of hash a text, in NumPy
+    (a dict of hex digests cost ~150 bytes a text)."""
+    digests = bytearray(16 * len(texts))
+    for i, text in enumerate(texts):
+        digests[16 * i : 16 * i + 16] = text_digest(text)
+    keys = np.frombuffer(digests, dtype=np.dtype((np.void, 16)))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first)
+    slot = np.empty_like(by_appearance)
+    slot[by_appearance] = np.arange(len(by_appearance))
+    return slot[inverse.reshape(-1)], first[by_appearance]
 
 
 def new_lsh(threshold: float, num_perm: int) -> Any:  # datasketch.MinHashLSH (untyped)
@@ -171,30 +158,57 @@ def new_lsh(threshold: float, num_perm: int) -> Any:  # datasketch.MinHashLSH (u
 
 
 def _candidate_pairs(
-    tables: Iterable[object],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    pairs: set[tuple[int, int]] = set()
-    for table in tables:
-        # datasketch's storage API (DictSetStorage): keys() and get(key).
-        for bucket_key in table.keys():  # type: ignore[attr-defined]  # noqa: SIM118
-            members = table.get(bucket_key)  # type: ignore[attr-defined]
-            if len(members) < 2:
-                continue
-            ordered = sorted(members)
-            if len(ordered) <= _MAX_BUCKET_PAIRS:
-                pairs.update((a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :])
-            else:
-                pairs.update((ordered[0], b) for b in ordered[1:])
-    if not pairs:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    arr = np.array(sorted(pairs), dtype=np.int64)
-    return arr[:, 0], arr[:, 1]
+    sigs: Signatures, keys: Indices, bands: int, rows: int
+) -> tuple[Indices, Indices]:
+    """Pairs (left < right, sorted) of ``keys`` whose signatures are equal on all ``rows``
+    values of one of ``bands`` bands: what sharing a bucket of datasketch's ``MinHashLSH``
+    means (its bucket key is the band's values), found by sorting each band."""
+    n = len(sigs)
+    codes = [np.empty(0, dtype=np.int64)]  # a pair as left * n + right: sorts as the tuple
+    for band in range(bands):
+        values = np.ascontiguousarray(sigs[keys, band * rows : (band + 1) * rows])
+        bucket_keys = values.view(np.dtype((np.void, values.itemsize * rows))).reshape(-1)
+        # Stable: within a bucket, members stay in ascending order.
+        order = np.argsort(bucket_keys, kind="stable")
+        left, right = _bucket_pairs(keys[order], _run_starts(bucket_keys[order]))
+        codes.append(left * n + right)
+    unique = np.unique(np.concatenate(codes))
+    return unique // n, unique % n
 
 
-def _union_find(
-    n: int, left: npt.NDArray[np.int64], right: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
+def _bucket_pairs(members: Indices, starts: Indices) -> tuple[Indices, Indices]:
+    """The pairs of buckets laid end to end (``members``, each bucket ascending, beginning at
+    ``starts``): every pair of a bucket of at most ``_MAX_BUCKET_PAIRS`` members, and the first
+    member with each other one of a larger bucket (a star)."""
+    sizes = np.diff(np.append(starts, len(members)))
+    size = np.repeat(sizes, sizes)  # of each member's bucket
+    position = np.arange(len(members)) - np.repeat(starts, sizes)  # in its bucket
+    star = (size > _MAX_BUCKET_PAIRS) & (position > 0)
+    lefts = [members[np.flatnonzero(star) - position[star]]]
+    rights = [members[star]]
+    small = (size > 1) & (size <= _MAX_BUCKET_PAIRS)
+    members, size, position = members[small], size[small], position[small]
+    # Member p and member p + d are in one bucket when p's position + d is within its size.
+    for d in range(1, int(size.max(initial=1))):
+        pair = position[:-d] + d < size[:-d]
+        lefts.append(members[:-d][pair])
+        rights.append(members[d:][pair])
+    return np.concatenate(lefts), np.concatenate(rights)
+
+
+def _roots(n: int, left: Indices, right: Indices) -> Indices:
+    """Root (smallest member of its cluster) of every element of ``range(n)`` after joining
+    each (left[i], right[i]); union-find over the elements of a pair only."""
+    roots = np.arange(n, dtype=np.int64)
+    if len(left):
+        nodes, inverse = np.unique(np.concatenate((left, right)), return_inverse=True)
+        inverse = inverse.reshape(-1)
+        parent = _union_find(len(nodes), inverse[: len(left)], inverse[len(left) :])
+        roots[nodes] = nodes[parent]  # nodes ascend: the smallest node is the smallest index
+    return roots
+
+
+def _union_find(n: int, left: Indices, right: Indices) -> Indices:
     """Root of every element after joining each (left[i], right[i])."""
     parent = list(range(n))
 
@@ -209,6 +223,27 @@ def _union_find(
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
     return np.array([find(x) for x in range(n)], dtype=np.int64)
+
+
+def _groups(labels: Indices) -> list[list[int]]:
+    """The indices of each label that two or more hold (a negative label is none), each group
+    ascending, largest group first."""
+    order = np.argsort(labels, kind="stable")
+    ordered = labels[order]
+    starts = _run_starts(ordered)
+    sizes = np.diff(np.append(starts, len(order)))
+    chosen = (sizes > 1) & (ordered[starts] >= 0)
+    return _sorted_groups(
+        order[start : start + size].tolist()
+        for start, size in zip(starts[chosen].tolist(), sizes[chosen].tolist(), strict=True)
+    )
+
+
+def _run_starts(ordered: npt.NDArray[Any]) -> Indices:
+    """Where each run of equal values of ``ordered`` begins."""
+    if not len(ordered):
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
 
 
 def _sorted_groups(groups: Iterable[list[int]]) -> list[list[int]]:

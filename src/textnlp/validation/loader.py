@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -56,15 +56,30 @@ def load_rows(
 
     ``noun`` names the source in errors: ``"dataset"``, or ``"reference"`` for the leakage
     check's seed set."""
+    return list(iter_rows(source, field=field, noun=noun))
+
+
+def iter_rows(
+    source: Path | str | Sequence[Any], *, field: str = "text", noun: str = "dataset"
+) -> Iterator[DatasetRow]:
+    """``load_rows`` one row at a time: a file is read as the rows are consumed (a million
+    records' parsed JSON would not fit a worker). A missing file or an unknown format is
+    refused at once, a bad record when it is reached."""
     if isinstance(source, str | Path):
-        raw = read_file(Path(source), noun)
-        where = str(source)
-    else:
-        raw = [_as_mapping(item) for item in source]
-        where = "the records" if noun == "dataset" else f"the {noun} records"
-    if not raw:
+        return _rows(iter_file(Path(source), noun), field, str(source), noun)
+    where = "the records" if noun == "dataset" else f"the {noun} records"
+    return _rows((_as_mapping(item) for item in source), field, where, noun)
+
+
+def _rows(
+    raw: Iterable[Mapping[str, Any]], field: str, where: str, noun: str
+) -> Iterator[DatasetRow]:
+    empty = True
+    for i, item in enumerate(raw):
+        empty = False
+        yield _row(item, field, f"{where}, record {i + 1}", noun)
+    if empty:
         raise DatasetError(f"{noun} {where} is empty")
-    return [_row(item, field, f"{where}, record {i + 1}", noun) for i, item in enumerate(raw)]
 
 
 def files_read(path: Path) -> list[Path]:
@@ -77,10 +92,16 @@ def files_read(path: Path) -> list[Path]:
 
 
 def read_file(path: Path, noun: str = "dataset") -> list[dict[str, Any]]:
-    from textnlp.generation.export import is_export, read_export
+    return list(iter_file(path, noun))
+
+
+def iter_file(path: Path, noun: str = "dataset") -> Iterator[dict[str, Any]]:
+    """The records of a dataset file, read as they are consumed (a .json array is parsed
+    whole); a file that does not exist or of an unknown format is refused at once."""
+    from textnlp.generation.export import is_export
 
     if path.is_dir() and is_export(path):  # a dataset directory made by ``generate -o DIR/``
-        return [record.model_dump(mode="json") for record in read_export(path)]
+        return _export(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DatasetError(
@@ -91,24 +112,29 @@ def read_file(path: Path, noun: str = "dataset") -> list[dict[str, Any]]:
         raise DatasetError(
             f"{noun} {path} does not exist" if not path.exists() else f"{noun} {path} is not a file"
         )
+    return _records(path, fmt, noun)
+
+
+def _export(path: Path) -> Iterator[dict[str, Any]]:
+    from textnlp.generation.export import read_export
+
+    for record in read_export(path):
+        yield record.model_dump(mode="json")
+
+
+def _records(path: Path, fmt: str, noun: str) -> Iterator[dict[str, Any]]:
     try:
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return [dict(row) for row in pq.read_table(path).to_pylist()]
+            yield from _parquet(path)
+            return
         # utf-8-sig: a byte order mark (Excel, Notepad) is not part of the first field's name.
         with path.open(encoding="utf-8-sig", newline="") as handle:
             if fmt == "csv":
-                return list(_csv(handle, path))
-            if fmt == "json":
-                try:
-                    data = json.load(handle)
-                except RecursionError:
-                    raise DatasetError(_too_deep(str(path))) from None
-                if not isinstance(data, list):
-                    raise DatasetError(f"{path}: a .json dataset must be an array of objects")
-                return [_object(item, f"{path}, item {i + 1}") for i, item in enumerate(data)]
-            return list(_jsonl(handle, path))
+                yield from _csv(handle, path)
+            elif fmt == "json":
+                yield from _json_array(handle, path)
+            else:
+                yield from _jsonl(handle, path)
     except DatasetError:
         raise
     except UnicodeDecodeError:
@@ -118,7 +144,30 @@ def read_file(path: Path, noun: str = "dataset") -> list[dict[str, Any]]:
         raise DatasetError(f"cannot read {noun} {path}: {exc}") from None
 
 
-def _csv(handle: Iterable[str], path: Path) -> Iterable[dict[str, Any]]:
+#: Parquet rows made into Python objects at a time: bounded memory whatever the row groups.
+_PARQUET_BATCH = 4096
+
+
+def _parquet(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as parquet:
+        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
+            yield from batch.to_pylist()
+
+
+def _json_array(handle: IO[str], path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        data = json.load(handle)
+    except RecursionError:
+        raise DatasetError(_too_deep(str(path))) from None
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: a .json dataset must be an array of objects")
+    for i, item in enumerate(data):
+        yield _object(item, f"{path}, item {i + 1}")
+
+
+def _csv(handle: Iterable[str], path: Path) -> Iterator[dict[str, Any]]:
     # strict: an unterminated quote is an error, not a field swallowing the rest of the file.
     reader = csv.DictReader(handle, strict=True)
     line = 0  # where the last record (or the header) ended
@@ -137,7 +186,7 @@ def _csv(handle: Iterable[str], path: Path) -> Iterable[dict[str, Any]]:
         raise DatasetError(f"{path}, line {line + 1}: cannot read the CSV record ({exc})") from None
 
 
-def _jsonl(lines: Iterable[str], path: Path) -> Iterable[dict[str, Any]]:
+def _jsonl(lines: Iterable[str], path: Path) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue

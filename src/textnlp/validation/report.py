@@ -18,13 +18,15 @@ from textnlp.validation.dedup import (
     find_near_duplicates,
 )
 from textnlp.validation.embedding import Embedder
+from textnlp.validation.examples import examples_of, shown_text
 from textnlp.validation.gate import Gate, evaluate
 from textnlp.validation.leakage import (
     DEFAULT_EMBEDDING_THRESHOLD,
     DEFAULT_NGRAM_THRESHOLD,
     find_leakage,
 )
-from textnlp.validation.loader import DatasetRow, load_rows
+from textnlp.validation.loader import iter_rows
+from textnlp.validation.measures import NO, UNKNOWN, YES, Measures, measure
 from textnlp.validation.models import (
     DatasetReport,
     DiversitySummary,
@@ -35,21 +37,9 @@ from textnlp.validation.models import (
     PIISummary,
     QualitySummary,
 )
-from textnlp.validation.quality import (
-    TextQuality,
-    detect_language,
-    readability_scores,
-    text_quality,
-)
-from textnlp.validation.schema import schema_for
-from textnlp.validation.stats import (
-    distribution,
-    examples_of,
-    field_stats,
-    histogram,
-    mean_or_none,
-    shown_text,
-)
+from textnlp.validation.quality import detect_language, readability_scores
+from textnlp.validation.schema import template_schema
+from textnlp.validation.stats import distribution, histogram, mean_or_none
 from textnlp.validation.text import preview
 
 DEFAULT_QUALITY_SAMPLE = 500
@@ -79,6 +69,7 @@ def validate_dataset(
     every text must meet; None looks it up (``schema.schema_for``), False checks no JSON.
     ``gate`` is a ``Gate``, a mapping of its rules or a YAML file. A wrong argument raises
     ``InvalidParameter`` naming it, bad input ``DatasetError``, a bad gate file ``ConfigError``.
+    Rows are streamed: the report holds the texts and about 0.7 KB more a record (README).
     """
     checked = check_arguments(
         source=source,
@@ -97,13 +88,18 @@ def validate_dataset(
     )
     source, reference, json_schema = checked.source, checked.reference, checked.json_schema
     gate_model = checked.gate_model()
-    rows = load_rows(source, field=field)
-    refs = (
-        load_rows(reference, field=reference_field or field, noun="reference")
+    # Rows are read one at a time and kept as their texts and a few figures (measures.py);
+    # a missing reference file is refused before the dataset is read, not after.
+    rows = iter_rows(source, field=field)
+    ref_rows = (
+        iter_rows(reference, field=reference_field or field, noun="reference")
         if reference is not None
         else None
     )
-    texts = [row.text for row in rows]
+    measures = measure(rows)
+    count = len(measures)
+    refs = [row.text for row in ref_rows] if ref_rows is not None else None
+    texts = measures.texts
     # The template's schema is the shape of a record's whole output (``text``), not of a field
     # chosen inside it (``--field data.answer``).
     schema: dict[str, Any] | None
@@ -112,37 +108,28 @@ def validate_dataset(
     elif json_schema is not None:
         schema = dict(json_schema)
     else:
-        schema = schema_for(rows) if field == "text" else None
-    qualities = [
-        text_quality(
-            row.text,
-            finish_reason=row.finish_reason,
-            json_schema=schema,
-            readability=False,
-            language=False,
-        )
-        for row in rows
-    ]
-    sample = div.sample_indices(len(rows), sample_size)
+        schema = template_schema(measures.made_by) if field == "text" else None
+    if schema is not None:
+        measures.check_json(schema)
+    sample = div.sample_indices(count, sample_size)
     vectors = None
-    if embeddings and len(rows) > 0:
+    if embeddings and count > 0:
         embedder = embedder or Embedder.shared()
-        wanted = range(len(rows)) if refs is not None else sample
+        wanted = range(count) if refs is not None else sample
         vectors = embedder.encode([texts[i] for i in wanted])
     exact = exact_duplicates(texts)
     near = find_near_duplicates(texts, threshold=near_dup_threshold)
-    shown = [shown_text(q, text) for q, text in zip(qualities, texts, strict=True)]
     report = DatasetReport(
-        source=str(source) if isinstance(source, str | Path) else f"{len(rows)} records",
+        source=str(source) if isinstance(source, str | Path) else f"{count} records",
         field=field,
-        count=len(rows),
-        words=distribution([q.n_words for q in qualities]),
-        tokens=distribution([q.n_tokens for q in qualities]),
-        chars=distribution([q.n_chars for q in qualities]),
-        quality=_quality(rows, qualities, schema is not None, quality_sample),
-        exact_duplicates=_duplicates(exact, shown),
+        count=count,
+        words=distribution(measures.column("n_words")),
+        tokens=distribution(measures.column("n_tokens")),
+        chars=distribution(measures.column("n_chars")),
+        quality=_quality(measures, schema is not None, quality_sample),
+        exact_duplicates=_duplicates(exact, texts),
         near_duplicates=NearDuplicateSummary(
-            **_duplicates(near, shown).model_dump(),
+            **_duplicates(near, texts).model_dump(),
             threshold=near.threshold,
             num_perm=near.num_perm,
             bands=near.bands,
@@ -151,30 +138,24 @@ def validate_dataset(
             if near.pair_similarity
             else None,
         ),
-        pii=_pii(qualities),
+        pii=_pii(measures),
         diversity=_diversity(
             texts,
             sample,
             vectors if refs is None else vectors[sample] if vectors is not None else None,
         ),
         leakage=None,
-        labels=field_stats([row.labels for row in rows]),
-        fields=field_stats([row.data or {} for row in rows])
-        if any(row.data for row in rows)
-        else [],
-        examples=examples_of(rows, qualities, exact, near),
+        labels=measures.labels.stats(),
+        fields=measures.fields.stats() if measures.has_data else [],
+        examples=examples_of(measures, exact, near, schema),
         gate=evaluate(gate_model, {}),
         json_schema=schema,
     )
     if refs is not None:
-        ref_vectors = (
-            (embedder or Embedder.shared()).encode([r.text for r in refs])
-            if vectors is not None
-            else None
-        )
+        ref_vectors = (embedder or Embedder.shared()).encode(refs) if vectors is not None else None
         matches, best = find_leakage(
             texts,
-            [r.text for r in refs],
+            refs,
             ngram_threshold=leakage_ngram_threshold,
             embedding_threshold=leakage_embedding_threshold if vectors is not None else None,
             vectors=vectors,
@@ -188,7 +169,7 @@ def validate_dataset(
             ngram_threshold=leakage_ngram_threshold,
             embedding_threshold=leakage_embedding_threshold if vectors is not None else None,
             leaked=len(matches),
-            rate=len(matches) / len(rows),
+            rate=len(matches) / count,
             matches=sorted(matches, key=lambda m: -max(m.ngram_jaccard or 0, m.cosine or 0))[:50],
             reference_similarity=histogram(best.tolist(), bins=20, low=-0.2, high=1.0)
             if best is not None
@@ -198,34 +179,35 @@ def validate_dataset(
     return report
 
 
-def _quality(
-    rows: list[DatasetRow], qualities: list[TextQuality], json_checked: bool, size: int
-) -> QualitySummary:
-    n = len(rows)
+def _quality(measures: Measures, json_checked: bool, size: int) -> QualitySummary:
+    n = len(measures)
     # Truncation is measurable only where the generator said why it stopped (finish_reason):
     # a record without one is unknown, not "not truncated".
-    known = [q.truncated for q in qualities if q.truncated is not None]
-    truncated = sum(known) if known else None
-    invalid = sum(1 for q in qualities if q.json_valid is False) if json_checked else None
+    truncation = measures.column("truncated")
+    known = int(np.count_nonzero(truncation != UNKNOWN))
+    truncated = int(np.count_nonzero(truncation == YES)) if known else None
+    invalid = int(np.count_nonzero(measures.column("json_valid") == NO)) if json_checked else None
+    empty = int(np.count_nonzero(measures.column("empty")))
+    distinct_2 = measures.column("distinct_2")
     sample = div.sample_indices(n, size, seed=1)
     ease: list[float] = []
     grade: list[float] = []
     languages: Counter[str] = Counter()
     for i in sample:
-        e, g = readability_scores(rows[i].text)
+        e, g = readability_scores(measures.texts[i])
         if e is not None and g is not None:
             ease.append(e)
             grade.append(g)
-        languages[detect_language(rows[i].text) or "unknown"] += 1
+        languages[detect_language(measures.texts[i]) or "unknown"] += 1
     return QualitySummary(
-        empty=sum(q.empty for q in qualities),
-        empty_rate=sum(q.empty for q in qualities) / n,
+        empty=empty,
+        empty_rate=empty / n,
         truncated=truncated,
-        truncated_rate=truncated / len(known) if truncated is not None else None,
+        truncated_rate=truncated / known if truncated is not None else None,
         json_invalid=invalid,
         json_invalid_rate=invalid / n if invalid is not None else None,
-        mean_repeated_ngram_ratio=float(np.mean([q.repeated_ngram_ratio for q in qualities])),
-        mean_distinct_2=mean_or_none([q.distinct_2 for q in qualities if q.distinct_2 is not None]),
+        mean_repeated_ngram_ratio=float(np.mean(measures.column("repeated_ngram_ratio"))),
+        mean_distinct_2=mean_or_none(distinct_2[~np.isnan(distinct_2)]),
         sample_size=len(sample),
         mean_flesch_reading_ease=mean_or_none(ease),
         mean_flesch_kincaid_grade=mean_or_none(grade),
@@ -233,28 +215,25 @@ def _quality(
     )
 
 
-def _duplicates(groups: DuplicateGroups, shown: list[str]) -> DuplicateSummary:
+def _duplicates(groups: DuplicateGroups, texts: list[str]) -> DuplicateSummary:
     return DuplicateSummary(
         clusters=len(groups.groups),
         records=sum(len(g) for g in groups.groups),
         redundant=groups.redundant,
         rate=groups.rate,
         top=[
-            DuplicateCluster(size=len(g), indices=g[:20], text=preview(shown[g[0]]))
+            DuplicateCluster(size=len(g), indices=g[:20], text=preview(shown_text(texts[g[0]])))
             for g in groups.groups[:TOP_CLUSTERS]
         ],
     )
 
 
-def _pii(qualities: list[TextQuality]) -> PIISummary:
-    kinds: Counter[str] = Counter()
-    records = 0
-    for q in qualities:
-        if q.pii:
-            records += 1
-            kinds.update(f.kind for f in q.pii)
+def _pii(measures: Measures) -> PIISummary:
+    records = int(np.count_nonzero(measures.column("pii")))
     return PIISummary(
-        records=records, rate=records / len(qualities), by_kind=dict(kinds.most_common())
+        records=records,
+        rate=records / len(measures),
+        by_kind=dict(measures.pii_kinds.most_common()),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from textnlp.validation.loader import DatasetRow
@@ -16,10 +16,19 @@ def schema_for(rows: Sequence[DatasetRow]) -> dict[str, Any] | None:
     JSON check): a user's template or recipe may share a catalogue id. Rows name catalogue ids,
     so the lookup never reads a path (a dataset's rows may come from anyone).
     """
-    made_by = {(row.template_id, row.template_version) for row in rows}
-    if len(made_by) != 1:
+    return template_schema((row.template_id, row.template_version) for row in rows)
+
+
+#: A row's maker: (``provenance.template_id``, ``provenance.template_version``).
+MadeBy = tuple[str | None, str | None]
+
+
+def template_schema(made_by: Iterable[MadeBy]) -> dict[str, Any] | None:
+    """``schema_for`` of rows made by ``made_by`` (one pair per row, or the distinct pairs)."""
+    makers = set(made_by)
+    if len(makers) != 1:
         return None
-    template_id, version = made_by.pop()
+    template_id, version = makers.pop()
     if template_id is None:
         return None
     from textnlp.errors import TemplateNotFound

@@ -1,30 +1,30 @@
-"""Small statistics for the report: distributions, histograms, field statistics, worst examples."""
+"""Small statistics for the report: distributions, histograms, field statistics."""
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from textnlp.validation.dedup import DuplicateGroups
-from textnlp.validation.loader import DatasetRow
-from textnlp.validation.models import Distribution, Example, FieldStats, Histogram
+from textnlp.validation.models import Distribution, FieldStats, Histogram
 from textnlp.validation.pii import mask_pii
-from textnlp.validation.quality import TextQuality
-from textnlp.validation.text import preview
 
 MAX_CATEGORIES = 50
-WORST = 5
+
+#: A column of numbers: a list, an ``array.array`` or a NumPy array.
+Numbers = Sequence[float] | npt.NDArray[Any]
 
 
-def mean_or_none(values: Sequence[float]) -> float | None:
+def mean_or_none(values: Numbers) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
 
 def histogram(
-    values: Sequence[float], *, bins: int = 30, low: float | None = None, high: float | None = None
+    values: Numbers, *, bins: int = 30, low: float | None = None, high: float | None = None
 ) -> Histogram:
     arr = np.asarray(values, dtype=np.float64)
     arr = arr[np.isfinite(arr)]
@@ -45,7 +45,7 @@ def histogram(
     return Histogram(edges=[round(float(e), 6) for e in edges], counts=[int(c) for c in counts])
 
 
-def distribution(values: Sequence[float]) -> Distribution:
+def distribution(values: Numbers) -> Distribution:
     arr = np.asarray(values, dtype=np.float64)
     if not len(arr):
         arr = np.zeros(1)
@@ -57,48 +57,80 @@ def distribution(values: Sequence[float]) -> Distribution:
         median=float(median),
         p5=float(p5),
         p95=float(p95),
-        histogram=histogram(arr.tolist()),
+        histogram=histogram(arr),
     )
 
 
-def field_stats(items: Sequence[Mapping[str, Any]]) -> list[FieldStats]:
+def field_stats(items: Iterable[Mapping[str, Any]]) -> list[FieldStats]:
     """Per-field statistics: value counts of categorical fields, numeric summaries, text lengths."""
-    names: dict[str, None] = {}
+    tally = FieldTally()
     for item in items:
-        names.update(dict.fromkeys(item))
-    stats: list[FieldStats] = []
-    for name in names:
-        values = [item[name] for item in items if item.get(name) is not None]
-        scalars = [v for v in values if isinstance(v, str | int | float | bool)]
-        if not scalars:
-            continue
-        counts = Counter(str(v) for v in scalars)
-        numeric = [
-            float(v) for v in scalars if isinstance(v, int | float) and not isinstance(v, bool)
-        ]
-        if len(counts) <= MAX_CATEGORIES:
-            stats.append(
-                FieldStats(
-                    name=name,
-                    kind="categorical",
-                    present=len(values),
-                    distribution=_masked(counts),
-                )
+        tally.add(item)
+    return tally.stats()
+
+
+class FieldTally:
+    """``field_stats`` of mappings given one at a time, keeping what the statistics need only:
+    a field's value counts while it may still be categorical (at most ``MAX_CATEGORIES`` + 1
+    values), its numbers while all its values are numbers, and the length of its texts."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, _Field] = {}  # in order of first appearance
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        for name, value in item.items():
+            field = self._fields.get(name)
+            if field is None:
+                field = self._fields[name] = _Field()
+            if value is not None:
+                field.add(value)
+
+    def stats(self) -> list[FieldStats]:
+        return [s for name, field in self._fields.items() if (s := field.stats(name)) is not None]
+
+
+class _Field:
+    def __init__(self) -> None:
+        self.present = 0
+        self.scalars = 0
+        self.length = 0  # of the scalars' texts, for a text field's mean length
+        self.counts: Counter[str] | None = Counter()  # None: more values than a category has
+        self.numbers: array[float] | None = array("d")  # None: a value that is no number
+
+    def add(self, value: Any) -> None:
+        self.present += 1
+        if not isinstance(value, str | int | float | bool):
+            return
+        self.scalars += 1
+        text = str(value)
+        self.length += len(text)
+        if self.counts is not None:
+            self.counts[text] += 1
+            if len(self.counts) > MAX_CATEGORIES:
+                self.counts = None
+        if self.numbers is not None:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.numbers.append(float(value))
+            else:
+                self.numbers = None
+
+    def stats(self, name: str) -> FieldStats | None:
+        if not self.scalars:
+            return None
+        if self.counts is not None:
+            return FieldStats(
+                name=name,
+                kind="categorical",
+                present=self.present,
+                distribution=_masked(self.counts),
             )
-        elif len(numeric) == len(scalars):
-            stats.append(
-                FieldStats(
-                    name=name, kind="numeric", present=len(values), numeric=distribution(numeric)
-                )
+        if self.numbers is not None:
+            return FieldStats(
+                name=name, kind="numeric", present=self.present, numeric=distribution(self.numbers)
             )
-        else:
-            lengths = [len(str(v)) for v in scalars]
-            stats.append(
-                FieldStats(
-                    name=name, kind="text", present=len(values), mean_length=float(np.mean(lengths))
-                )
-            )
-    return stats
+        return FieldStats(
+            name=name, kind="text", present=self.present, mean_length=self.length / self.scalars
+        )
 
 
 def _masked(counts: Counter[str]) -> dict[str, int]:
@@ -108,91 +140,3 @@ def _masked(counts: Counter[str]) -> dict[str, int]:
     for value, count in counts.items():
         masked[mask_pii(value)] += count
     return dict(sorted(masked.items()))
-
-
-def shown_text(quality: TextQuality, text: str) -> str:
-    """``text`` as the report may show it: personal data masked (``[EMAIL]``) wherever it is."""
-    return quality.masked_text if quality.masked_text is not None else mask_pii(text)
-
-
-def examples_of(
-    rows: Sequence[DatasetRow],
-    qualities: Sequence[TextQuality],
-    exact: DuplicateGroups,
-    near: DuplicateGroups,
-) -> dict[str, list[Example]]:
-    """The worst few records of each problem, for people to look at (PII masked)."""
-    texts = [shown_text(q, r.text) for r, q in zip(rows, qualities, strict=True)]
-    out: dict[str, list[Example]] = {}
-
-    def add(problem: str, picked: list[Example]) -> None:
-        if picked:
-            out[problem] = picked[:WORST]
-
-    add(
-        "empty",
-        [
-            Example(index=i, text="", detail="empty text")
-            for i, q in enumerate(qualities)
-            if q.empty
-        ],
-    )
-    add(
-        "truncated",
-        [
-            Example(index=i, text=preview(texts[i]), detail="finish_reason=length")
-            for i, q in enumerate(qualities)
-            if q.truncated
-        ],
-    )
-    add(
-        "invalid_json",
-        [
-            # A schema error quotes the value it refused, which may be personal data.
-            Example(index=i, text=preview(texts[i]), detail=mask_pii(q.json_error or "invalid"))
-            for i, q in enumerate(qualities)
-            if q.json_valid is False
-        ],
-    )
-    repetitive = sorted(range(len(qualities)), key=lambda i: -qualities[i].repeated_ngram_ratio)
-    add(
-        "repetition",
-        [
-            Example(
-                index=i,
-                text=preview(texts[i]),
-                value=qualities[i].repeated_ngram_ratio,
-                detail=f"longest repeated span {qualities[i].longest_repeated_span} words",
-            )
-            for i in repetitive[:WORST]
-            if qualities[i].repeated_ngram_ratio > 0
-        ],
-    )
-    add(
-        "pii",
-        [
-            Example(
-                index=i,
-                text=preview(texts[i]),
-                detail=", ".join(sorted({f.kind for f in q.pii})),
-            )
-            for i, q in enumerate(qualities)
-            if q.pii
-        ],
-    )
-
-    def groups(found: list[list[int]], what: str) -> list[Example]:
-        """One example per group of duplicates: its first record, and the group's size."""
-        return [
-            Example(
-                index=g[0],
-                text=preview(texts[g[0]]),
-                value=len(g),
-                detail=f"{len(g)} {what}: {g[:10]}",
-            )
-            for g in found
-        ]
-
-    add("exact_duplicates", groups(exact.groups, "copies"))
-    add("near_duplicates", groups(near.groups, "similar records"))
-    return out

@@ -64,9 +64,14 @@ def normalise(text: str) -> str:
 
 def text_hash(text: str) -> str:
     """Hash of the normalised text (16 bytes of BLAKE2b, hex)."""
+    return text_digest(text).hex()
+
+
+def text_digest(text: str) -> bytes:
+    """``text_hash`` as its 16 bytes."""
     return hashlib.blake2b(
         normalise(text).encode("utf-8", "surrogatepass"), digest_size=16
-    ).hexdigest()
+    ).digest()
 
 
 def preview(text: str, limit: int = 200) -> str:
