@@ -132,3 +132,14 @@ def test_an_email_cannot_start_inside_a_run_of_its_own_characters() -> None:
     assert _EMAIL.search(run).start() == 0  # type: ignore[union-attr]
     assert all(_EMAIL.match(run, i) is None for i in range(1, 50))
     assert find_pii("%" * 20_000) == []
+
+
+def test_text_dense_with_findings_finds_each_once_in_order() -> None:
+    # Each detector's spans are merged in once it is done (they were inserted one by one).
+    unit = "mail a.b{n}@example.com or call +44 20 7946 0{m:03d}, card 4111 1111 1111 1111. "
+    text = "".join(unit.format(n=i, m=i % 1000) for i in range(500))
+    found = find_pii(text)
+    assert [f.kind for f in found[:3]] == ["email", "phone", "credit_card"]
+    assert len(found) == 1500
+    assert all(a.end <= b.start for a, b in zip(found, found[1:], strict=False))
+    assert {f.value for f in found if f.kind == "credit_card"} == {"4111 1111 1111 1111"}
