@@ -60,6 +60,27 @@ def test_a_chunked_parquet_is_typed_as_if_written_whole(
     assert [r["variables.late"] for r in rows] == [None, None, "y", "z", None]
 
 
+def test_a_chunk_of_empty_objects_takes_its_fields_from_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chunk of only ``{}`` infers ``struct<>``, which Parquet cannot store: judged alone, it
+    # made the whole column JSON text, where one array of every value is a struct.
+    records = with_variables(
+        [
+            {"obj": {}, "nested": {"a": {}}, "items": [{}]},
+            {"obj": {}, "nested": {"a": {}}, "items": [{}]},
+            {"obj": {"a": 1}, "nested": {"a": {"b": 1}}, "items": [{"k": 1}]},
+        ]
+    )
+    write_dataset(tmp_path / "whole.parquet", records)
+    monkeypatch.setattr(row_spool, "CHUNK_ROWS", 2)
+    write_dataset(tmp_path / "chunked.parquet", records)
+    assert table(tmp_path / "chunked.parquet") == table(tmp_path / "whole.parquet")
+    schema, _ = table(tmp_path / "chunked.parquet")
+    assert str(schema.field("variables.obj").type) == "struct<a: int64>"
+    assert str(schema.field("variables.items").type.value_type) == "struct<k: int64>"
+
+
 def test_a_merged_type_a_later_chunk_does_not_fit_becomes_json_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -84,18 +84,20 @@ class RowSpool:
 
         assert self._types is not None, "a spool made with types=True"
         kind = self._types.get(name)
-        return pa.null() if kind is None else kind
+        if kind is None:
+            return pa.null()
+        return kind if kind is JSON_TEXT or storable(kind) else JSON_TEXT
 
 
 def chunk_type(values: list[Any]) -> Any:
-    """The Arrow type Arrow infers for ``values``, or ``JSON_TEXT``."""
+    """The Arrow type Arrow infers for ``values`` (Parquet may not store it: a chunk of empty
+    objects is ``struct<>`` until another chunk gives it fields), or ``JSON_TEXT``."""
     import pyarrow as pa
 
     try:
-        inferred = pa.array(values).type
+        return pa.array(values).type
     except (ValueError, TypeError, OverflowError, NotImplementedError):  # Arrow* errors
         return JSON_TEXT
-    return inferred if storable(inferred) else JSON_TEXT
 
 
 def merge_types(seen: Any, chunk: Any) -> Any:
@@ -119,7 +121,7 @@ def merge_types(seen: Any, chunk: Any) -> Any:
         )
     except (ValueError, TypeError, NotImplementedError):  # ArrowInvalid, ArrowTypeError
         return JSON_TEXT
-    return merged if storable(merged) else JSON_TEXT
+    return merged
 
 
 def storable(arrow_type: Any) -> bool:

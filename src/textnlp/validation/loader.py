@@ -101,7 +101,7 @@ def iter_file(path: Path, noun: str = "dataset") -> Iterator[dict[str, Any]]:
     from textnlp.generation.export import is_export
 
     if path.is_dir() and is_export(path):  # a dataset directory made by ``generate -o DIR/``
-        return _export(path)
+        return _export(path, noun)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DatasetError(
@@ -115,11 +115,18 @@ def iter_file(path: Path, noun: str = "dataset") -> Iterator[dict[str, Any]]:
     return _records(path, fmt, noun)
 
 
-def _export(path: Path) -> Iterator[dict[str, Any]]:
+def _export(path: Path, noun: str) -> Iterator[dict[str, Any]]:
+    from pydantic import ValidationError
+
     from textnlp.generation.export import read_export
 
-    for record in read_export(path):
-        yield record.model_dump(mode="json")
+    try:
+        for record in read_export(path):
+            yield record.model_dump(mode="json")
+    except DatasetError:
+        raise
+    except (OSError, ValueError, KeyError, ValidationError) as exc:  # a damaged export
+        raise DatasetError(f"cannot read {noun} {path}: {exc}") from None
 
 
 def _records(path: Path, fmt: str, noun: str) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.records import stored_record
 from textnlp.errors import DatasetError
+from textnlp.generation.writers import write_dataset
 from textnlp.validation import load_rows
 
 GENERATED = {
@@ -211,3 +213,21 @@ def test_a_reference_is_named_a_reference(tmp_path: Path) -> None:
     seed.write_text('{"text": "a seed"}\n', encoding="utf-8")
     with pytest.raises(DatasetError, match="choose the reference's field with --reference-field"):
         load_rows(seed, field="data.answer", noun="reference")
+
+
+@pytest.mark.parametrize("damage", ["data", "meta"])
+def test_a_damaged_export_directory_is_a_dataset_error(tmp_path: Path, damage: str) -> None:
+    # It escaped as ArrowInvalid or JSONDecodeError: a traceback, not one line and exit 2.
+    out = tmp_path / "ds"
+    write_dataset(out, [stored_record(i) for i in range(3)])
+    data = next((out / "data").glob("*.parquet"))
+    if damage == "data":
+        data.write_bytes(b"PAR1junk")
+    else:
+        table = pq.read_table(data)
+        broken = pa.array(["{not json"] * table.num_rows)
+        pq.write_table(
+            table.set_column(table.schema.get_field_index("_textnlp"), "_textnlp", broken), data
+        )
+    with pytest.raises(DatasetError, match=f"cannot read dataset {out}"):
+        load_rows(out)
