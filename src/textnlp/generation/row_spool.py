@@ -8,7 +8,7 @@ then written chunk by chunk (Parquet in one row group per chunk) in memory bound
 A column's Parquet type is what Arrow infers from its values, as if the whole column were one
 array: each chunk's inferred type is merged with the others' (``null`` takes any type, an
 integer column with a float becomes ``double``, a struct takes the union of its fields), and a
-column whose values have no one type is written as JSON text, as ``writers.arrow_column`` does.
+column whose values have no one type (or one Parquet cannot store) is written as JSON text.
 """
 
 from __future__ import annotations
