@@ -54,6 +54,23 @@ class RefusingBackend(FakeBackend):
         raise InvalidRequest("the provider refused the request", backend=self.name, model="x")
 
 
+class LateRefusingBackend(FakeBackend):
+    """Answers its first ``options.answers`` requests, then refuses each as invalid: a job
+    whose input goes wrong part way (a later prompt its provider refuses)."""
+
+    name = "refuses-later"
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__(spec)
+        self._answers_left = int((spec.options if spec else {}).get("answers", 0))
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        if self._answers_left <= 0:
+            raise InvalidRequest("the provider refused the request", backend=self.name, model="x")
+        self._answers_left -= 1
+        return await super().complete(request)
+
+
 class MidStreamFailureBackend(FakeBackend):
     """A stream that fails after its first token (a bug, a driver's surprise mid-answer)."""
 
@@ -87,6 +104,7 @@ def register() -> None:
     register_backend("poison", "tests.support.job_backends:PoisonBackend")
     register_backend("crash", "tests.support.job_backends:CrashBackend")
     register_backend("refuses", "tests.support.job_backends:RefusingBackend")
+    register_backend("refuses-later", "tests.support.job_backends:LateRefusingBackend")
     register_backend("fails-mid-stream", "tests.support.job_backends:MidStreamFailureBackend")
     register_backend("openai-fake", "tests.support.priced_backend:PricedOpenAIFake")
 
@@ -114,6 +132,10 @@ models:
   - id: refuses
     backend: refuses
     context_length: 4096
+  - id: refuses-later
+    backend: refuses-later
+    context_length: 4096
+    options: {answers: 12}
   - id: fails-mid-stream
     backend: fails-mid-stream
     context_length: 4096

@@ -157,7 +157,8 @@ class JobRuns:
         return True
 
     def keep_partial_result(self, job_id: str, result_key: str) -> bool:
-        """A cancelled job keeps the records it made as its result, as an OpenAI batch does."""
+        """A cancelled or failed job keeps the records it made as its result, as an OpenAI
+        batch does."""
         return self._store.keep_partial_result(job_id, result_key)
 
     def worker_stopped(self, job_id: str) -> None:

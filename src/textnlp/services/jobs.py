@@ -89,8 +89,10 @@ class ResultDownload:
     size: int
 
 
-#: States whose job has a result file: a cancelled one keeps the records it made.
-_WITH_RESULTS = ("succeeded", "cancelled")
+#: States whose job offers its result file: a cancelled or failed one (stopped by a spending
+#: cap, failed by its gate or its last attempt) keeps the records it made; its state and error
+#: say that it did not succeed.
+_WITH_RESULTS = ("succeeded", "failed", "cancelled")
 
 
 #: What ``upload_name`` makes: the digest, then the escaped name.
@@ -475,9 +477,9 @@ class JobService:
         row = self._owned(owner, job_id)
         if row.state not in _WITH_RESULTS or not row.result_key:
             why = {
-                "cancelled": "was cancelled and has no results",
-                "failed": f"failed: {row.error}",
-            }.get(row.state, f"is {row.state}; results are ready when it has succeeded")
+                "cancelled": "was cancelled with no record kept",
+                "failed": f"failed with no record kept: {row.error}",
+            }.get(row.state, f"is {row.state}; results are ready when it has ended")
             raise Conflict(f"job {job_id} {why}")
         return ResultDownload(
             key=row.result_key,

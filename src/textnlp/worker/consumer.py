@@ -27,9 +27,10 @@ is marked failed with the reason and the message goes to the dead-letter queue. 
 messages reached a dead-letter queue by redrive (the worker died every time) are settled by
 the dead-letter sweep (``worker.dead_letters``; finished when every record is stored). A job
 stopped by a spending cap (``QuotaExceeded``) is not retried: another attempt would meet the
-same cap. It is marked failed with the cap's message at once, its stored records stay, and its
-message is deleted. Nor is one whose input is wrong (``errors.is_permanent``: a template that
-fails to render, a request the model refuses): it fails at once with the reason.
+same cap. It is marked failed with the cap's message at once, and its message is deleted. Nor
+is one whose input is wrong (``errors.is_permanent``: a template that fails to render, a request
+the model refuses): it fails at once with the reason. A job that ends failed or cancelled keeps
+the records it made as its (partial) result file.
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ class Worker:
             await self.patience.run(what, queue.dead_letter, message, f"no job {job_id}")
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
-            await self.patience.run(what, self._keep_partial, job_id)
+            await self.patience.run(what, self.runner.keep_made, job_id)
             await self.patience.run(what, queue.delete, message)
             return False
         log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
@@ -273,7 +274,7 @@ class Worker:
         except StopJob as stop:
             if stop.reason != "cancelled":
                 raise
-            await self.patience.run(what, self._keep_partial, job_id)
+            await self.patience.run(what, self.runner.keep_made, job_id)
             await self.patience.run(what, self.runs.worker_stopped, job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
@@ -281,6 +282,7 @@ class Worker:
         except QuotaExceeded as exc:
             log.warning("job %s: stopped by a spending cap: %s", job_id, exc.message)
             await self.patience.run(what, self.runs.fail_capped, job_id, exc)
+            await self.patience.run(what, self.runner.keep_made, job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -294,15 +296,6 @@ class Worker:
         await self.patience.run(what, queue.delete, message)  # only now: the effects are stored
         if over:
             await self.patience.run(what, self._notify, job_id)
-
-    def _keep_partial(self, job_id: str) -> None:
-        """A cancelled job's records made so far, published as its (partial) result (once:
-        also when its message comes back after a worker died in the cancel)."""
-        row = self.runs.get(job_id)
-        if row is None or row.state != "cancelled" or row.result_key:
-            return
-        if self.runs.stored_count(job_id, ok_only=True):
-            self.runs.keep_partial_result(job_id, self.runner.publish_stored(job_id))
 
     async def _validate(self, queue: JobQueue, message: QueueMessage, job_id: str) -> None:
         """The validation service's step: the gate on the stored result, then the job's end."""
@@ -368,6 +361,7 @@ class Worker:
             attempts = max(attempts, row.attempts if row is not None else 0)
         if final:
             await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=reason))
+            await self.patience.run(what, self.runner.keep_made, job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -377,6 +371,7 @@ class Worker:
             return
         error = f"failed after {attempts} attempts: {reason}"
         await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=error))
+        await self.patience.run(what, self.runner.keep_made, job_id)
         await self.patience.run(what, queue.dead_letter, message, reason)
         await self.patience.run(what, self._notify, job_id)
 

@@ -11,7 +11,8 @@ once an hour; the queues keep them) and settles each job still live:
   deleted: there is nothing left for a person to look at;
 - a generation job with attempts left (the receives were not its failures: a held message can
   lapse while the queue itself is unreachable) goes back to its queue;
-- any other job is failed with its last error, and the message stays for a person to look at.
+- any other job is failed with its last error (keeping the records it made as its result),
+  and the message stays for a person to look at.
 
 Messages that are not job messages, and those of finished jobs, are left as they are.
 """
@@ -73,6 +74,7 @@ class DeadLetterSweep:
         last = row.error or "the worker stopped without a word (crash or out of memory)"
         error = f"dead-lettered after {queue.max_receives} receives; last error: {last}"
         if runs.finish(row.id, "failed", error=error):
+            self.runner.keep_made(row.id)
             self.notify(row.id)
 
     def _finish(self, queue: JobQueue, message: QueueMessage, row: JobRow) -> None:

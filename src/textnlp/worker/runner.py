@@ -133,6 +133,16 @@ class JobRunner:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    def keep_made(self, job_id: str) -> None:
+        """An ended job's stored records as its (partial) result file: a cancelled or failed
+        job (a spending cap, a wrong input, its last attempt) keeps what it made, as an OpenAI
+        batch does. Once: a duplicate delivery finds the file kept."""
+        row = self.runs.get(job_id)
+        if row is None or row.state not in {"cancelled", "failed"} or row.result_key:
+            return
+        if self.runs.stored_count(job_id, ok_only=True):
+            self.runs.keep_partial_result(job_id, self.publish_stored(job_id))
+
     def validate(self, job_id: str, spec: JobSpec, result_key: str) -> tuple[str, str | None]:
         """Run the validation gate on the result; returns (report key, failure or None)."""
         from textnlp.validation import validate_dataset

@@ -153,6 +153,14 @@ def test_job_cost_and_job_cap_in_the_status(api: Api) -> None:
     stopped = api.client.get(f"{STATUS}/{second['id']}", headers=headers).json()
     assert stopped["state"] == "failed" and "max_cost_usd" in stopped["error"]
     assert 0 < stopped["progress"]["done"] < 30 and 0 < stopped["cost_usd"] <= 0.5
+    # It keeps the records it made, paid for, as its result.
+    kept = api.client.get(f"{STATUS}/{second['id']}/results", headers=headers)
+    assert kept.status_code == 200, kept.text
+    kept_lines = [json.loads(line) for line in kept.text.splitlines()]
+    assert len(kept_lines) == stopped["progress"]["done"]
+    assert stopped["cost_usd"] == pytest.approx(
+        sum(r["provenance"]["cost_usd"] for r in kept_lines)
+    )
     # The user's spend counts their jobs.
     total = spending(api).store.spend(user_id).spent_usd
     assert total == pytest.approx(done["cost_usd"] + stopped["cost_usd"], rel=1e-5)

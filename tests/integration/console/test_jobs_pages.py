@@ -342,7 +342,7 @@ def test_download_equals_the_apis_results(api: Api, alice: Browser) -> None:
     # Nothing to download yet (or ever): the message, with the API's 409.
     queued = alice.submitted(count="2")
     early = alice.client.get(f"/console/jobs/{queued}/download")
-    assert early.status_code == 409 and "results are ready when it has succeeded" in early.text
+    assert early.status_code == 409 and "results are ready when it has ended" in early.text
 
 
 def test_a_cancelled_jobs_kept_records_are_offered_once_published(api: Api, alice: Browser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from pydantic import ValidationError
@@ -179,6 +180,43 @@ def test_a_job_whose_input_is_wrong_fails_at_once(settings: Settings, jobs: JobS
     # Deleted, not dead-lettered: the operators' alarm is not for a user's bad input.
     assert jobs.queues.generation.dead_letters(10) == []
     assert jobs.queues.generation.receive(1) == []
+
+
+def test_a_job_that_fails_part_way_keeps_the_records_it_made(
+    settings: Settings, jobs: JobService
+) -> None:
+    # Its 13th request is refused: the job fails at once, with the chunks stored before.
+    view = jobs.submit(ALICE, spec(model="refuses-later", count=20))
+    run_worker(settings)
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed" and "refused" in (failed.error or "")
+    assert failed.result is not None
+    kept = jobs.storage.get_bytes(jobs.results(ALICE, view.id).key).decode().splitlines()
+    stored = [r.index for r in jobs.store.iter_records(view.id)]
+    assert len(stored) >= 8 and [json.loads(line)["index"] for line in kept] == stored
+
+
+def test_a_job_failed_by_its_gate_offers_its_dataset_beside_the_report(
+    settings: Settings, jobs: JobService
+) -> None:
+    view = jobs.submit(ALICE, spec(count=5, validation={"min_records": 6}))
+    run_worker(settings)  # generation, then the validation step
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed"
+    assert "validation gate failed: min_records" in (failed.error or "")
+    assert failed.result is not None and failed.result.validation_key
+    kept = jobs.storage.get_bytes(jobs.results(ALICE, view.id).key).decode().splitlines()
+    assert len(kept) == 5
+
+
+def test_a_job_that_failed_before_any_record_has_no_result(
+    settings: Settings, jobs: JobService
+) -> None:
+    view = jobs.submit(ALICE, spec(model="refuses", count=3))
+    run_worker(settings)
+    assert jobs.status(ALICE, view.id).result is None
+    with pytest.raises(Conflict, match="failed with no record kept: InvalidRequest"):
+        jobs.results(ALICE, view.id)
 
 
 def test_a_job_on_a_model_that_cannot_run_here_is_refused_at_submit(

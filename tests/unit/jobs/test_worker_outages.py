@@ -8,6 +8,7 @@ one, as the real adapters raise it; tests/faults/ takes real dependencies away.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -247,6 +248,24 @@ def test_such_a_job_with_a_gate_goes_to_validation(settings: Settings, jobs: Job
     assert done.state in {"succeeded", "failed"}
     row = jobs.store.get(view.id)
     assert row is not None and row.result_key and row.report_key  # validated, not just failed
+
+
+def test_a_job_whose_workers_died_part_way_fails_and_keeps_what_it_made(
+    settings: Settings, jobs: JobService
+) -> None:
+    job = spec(count=10)
+    made = records_made_by_a_previous_worker(settings, jobs, job)[:4]
+    view = jobs.submit(ALICE, job)
+    jobs.store.save_records(view.id, made)
+    died_every_time(jobs, view.id, jobs.queues.generation)
+    run_worker(settings)  # its sweep fails it
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed" and "dead-lettered" in (failed.error or "")
+    assert failed.result is not None
+    kept = jobs.storage.get_bytes(jobs.results(ALICE, view.id).key).decode()
+    assert [json.loads(line)["index"] for line in kept.splitlines()] == [
+        r.index for r in made if r.status == "ok"
+    ]
 
 
 def test_a_dead_lettered_job_with_attempts_left_goes_back_to_its_queue(

@@ -255,13 +255,15 @@ class JobStore:
             return int(getattr(result, "rowcount", 0) or 0) == 1
 
     def keep_partial_result(self, job_id: str, result_key: str) -> bool:
-        """A cancelled job's file of the records made before its cancel; False when the job is
-        not cancelled or has a result already."""
+        """A cancelled or failed job's file of the records it made; False when the job has not
+        ended so or has a result already."""
         with self.sessions.begin() as session:
             result = session.execute(
                 update(JobRow)
                 .where(
-                    JobRow.id == job_id, JobRow.state == "cancelled", JobRow.result_key.is_(None)
+                    JobRow.id == job_id,
+                    JobRow.state.in_(["cancelled", "failed"]),
+                    JobRow.result_key.is_(None),
                 )
                 .values(result_key=result_key)
             )

@@ -154,5 +154,6 @@ def delete_job(job_id: str, request: Request, user: CurrentUser, jobs: JobsDep) 
     responses={200: {"description": "The result file"}, 307: {"description": "Presigned URL"}},
 )
 def job_results(job_id: str, user: CurrentUser, jobs: JobsDep) -> Response:
-    """The result file: streamed from local storage, or a redirect to a presigned S3 URL."""
+    """The result file: streamed from local storage, or a redirect to a presigned S3 URL.
+    An ended job's: a failed or cancelled one keeps the records it made (409 when none)."""
     return result_response(jobs, jobs.results(owner(user), job_id), job_id)
