@@ -58,6 +58,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,6 +100,9 @@ CHUNK_BYTES = 1 << 16
 EXPIRED_ERROR = "expired: the batch's completion window ended before it did"
 _ENDED: frozenset[BatchStatus] = frozenset({"completed", "failed", "expired", "cancelled"})
 _UPLOAD_ID = re.compile(r"^file-([0-9a-f]{32})$")
+_INFO_KEY = re.compile(r"/file-[0-9a-f]{32}\.json$")
+#: Descriptions a file listing reads at once (under botocore's pool of 10 connections).
+_LISTING_READS = 8
 _OUTPUT_ID = re.compile(r"^file-batch-([0-9a-f]{32})-(output|errors)$")
 _BATCH_ID = re.compile(r"^batch_([0-9a-f]{32})$")
 _INPUT_KEY = re.compile(
@@ -205,10 +209,11 @@ class OpenAIBatchService:
         """The owner's uploaded batch files (a batch's output files are listed with it)."""
         infos: list[FileInfo] = []
         if purpose in (None, "batch"):
-            for key in self.storage.list(Keys.upload(owner.id, "file-")):
-                match = re.search(r"/(file-[0-9a-f]{32})\.json$", key)
-                if match:
-                    infos.append(self._info(owner, match.group(1)))
+            keys = self.storage.list(Keys.upload(owner.id, "file-"))
+            described = [key for key in keys if _INFO_KEY.search(key)]
+            # One read per file: at the same time, as S3's latency, not its work, is the cost.
+            with ThreadPoolExecutor(max_workers=_LISTING_READS) as pool:
+                infos = [info for info in pool.map(self._listed_info, described) if info]
         infos.sort(key=lambda info: (info.created_at, info.id), reverse=newest_first)
         objects = [self._file_object(info) for info in infos]
         ids = [item.id for item in objects]
@@ -472,6 +477,13 @@ class OpenAIBatchService:
             return FileInfo.model_validate_json(self.storage.get_bytes(key))
         except (NotFound, ValidationError):
             raise NotFound(f"no file {quoted(file_id)}") from None
+
+    def _listed_info(self, key: str) -> FileInfo | None:
+        """A listed file's description; None when it was deleted since it was listed."""
+        try:
+            return FileInfo.model_validate_json(self.storage.get_bytes(key))
+        except (NotFound, ValidationError):
+            return None
 
     @staticmethod
     def _input_file_id(row: JobRow) -> str | None:

@@ -405,6 +405,29 @@ def test_list_pagination(api: Api) -> None:
     assert ids[0] in [b["id"] for b in rest["data"]]
 
 
+def test_a_file_deleted_while_the_files_are_listed_is_left_out(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listing 404'd naming the deleted file.
+    kept = upload(api, "admin", jsonl(line("k"))).json()
+    gone = upload(api, "admin", jsonl(line("g"))).json()
+    storage = api.client.app.state.jobs.storage  # type: ignore[attr-defined]
+    listed = storage.list
+
+    def list_then_delete(prefix: str) -> list[str]:
+        keys: list[str] = listed(prefix)
+        for key in keys:
+            if gone["id"] in key:
+                storage.delete(key)  # its description and its lines: as a DELETE would
+        return keys
+
+    monkeypatch.setattr(storage, "list", list_then_delete)
+    answer = api.client.get(FILES, headers=api.headers("admin"))
+    assert answer.status_code == 200, answer.text
+    ids = [file["id"] for file in answer.json()["data"]]
+    assert kept["id"] in ids and gone["id"] not in ids
+
+
 def get_batch(api: Api, user: str, batch_id: str) -> dict[str, Any]:
     answer = api.client.get(f"{BATCHES}/{batch_id}", headers=api.headers(user))
     assert answer.status_code == 200, answer.text
