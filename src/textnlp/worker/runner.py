@@ -36,6 +36,7 @@ from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobSpec
 from textnlp.services.job_runs import JobRuns
 from textnlp.worker.checkpoint import Checkpointer, StopJob, unwrap
+from textnlp.worker.outages import is_outage
 from textnlp.worker.provider_batch import ProviderBatches
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,24 @@ class JobRunner:
     def keep_made(self, job_id: str) -> None:
         """An ended job's stored records as its (partial) result file: a cancelled or failed
         job (a spending cap, a wrong input, its last attempt) keeps what it made, as an OpenAI
-        batch does. Once: a duplicate delivery finds the file kept."""
+        batch does. Once: a duplicate delivery finds the file kept.
+
+        Best effort past an outage (which the caller waits out): a file that cannot be written
+        (a full disk) leaves the job without one, as before, rather than its message coming
+        back for ever to a job that has ended."""
         row = self.runs.get(job_id)
         if row is None or row.state not in {"cancelled", "failed"} or row.result_key:
             return
-        if self.runs.stored_count(job_id, ok_only=True):
-            self.runs.keep_partial_result(job_id, self.publish_stored(job_id))
+        if not self.runs.stored_count(job_id, ok_only=True):
+            return
+        try:
+            key = self.publish_stored(job_id)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.warning("job %s: its records could not be kept as a file: %s", job_id, exc)
+            return
+        self.runs.keep_partial_result(job_id, key)
 
     def validate(self, job_id: str, spec: JobSpec, result_key: str) -> tuple[str, str | None]:
         """Run the validation gate on the result; returns (report key, failure or None)."""

@@ -18,11 +18,13 @@ from textnlp.errors import (
     ModelNotFound,
     ModelUnavailable,
     NotFound,
+    OutputError,
     TemplateNotFound,
 )
 from textnlp.services.job_models import JobSpec, Owner
 from textnlp.services.jobs import JobService
 from textnlp.worker import Worker, WorkerOptions
+from textnlp.worker.runner import JobRunner
 
 ALICE = Owner(id="alice")
 BOB = Owner(id="bob")
@@ -194,6 +196,22 @@ def test_a_job_that_fails_part_way_keeps_the_records_it_made(
     kept = jobs.storage.get_bytes(jobs.results(ALICE, view.id).key).decode().splitlines()
     stored = [r.index for r in jobs.store.iter_records(view.id)]
     assert len(stored) >= 8 and [json.loads(line)["index"] for line in kept] == stored
+
+
+def test_a_failed_job_whose_file_cannot_be_written_still_ends(
+    settings: Settings, jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(runner: JobRunner, job_id: str) -> str:
+        raise OutputError("cannot write the result: no space left on device")
+
+    monkeypatch.setattr(JobRunner, "publish_stored", full_disk)
+    view = jobs.submit(ALICE, spec(model="refuses-later", count=20))
+    run_worker(settings)
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed" and failed.result is None
+    assert "refused" in (failed.error or "")  # its own reason, not the disk's
+    # Its message is gone (not only hidden): it does not come back for ever to a job that ended.
+    assert jobs.queues.generation.counts() == {"queue": 0, "dead_letter": 0}  # type: ignore[attr-defined]
 
 
 def test_a_job_failed_by_its_gate_offers_its_dataset_beside_the_report(
