@@ -137,6 +137,20 @@ def test_refused_results_leave_no_directory(tmp_path: Path) -> None:
     assert saved.returncode == 0 and (tmp_path / "made" / "sub" / "r.jsonl").is_file()
 
 
+def test_results_of_a_failed_job_are_the_records_it_kept_said_on_stderr(tmp_path: Path) -> None:
+    small_chunks = {"TEXTNLP_QUEUE__CHUNK_SIZE": "4"}
+    args = ["jobs", "submit", "-t", "news-headline", "-n", "20", "-m", "refuses-later"]
+    job = submitted(cli(tmp_path, *args))
+    worked = run_cli(tmp_path, "worker", "--once", "--wait", "0.3", env=small_chunks)
+    assert worked.returncode == 0, worked.stderr
+    saved = cli(tmp_path, "jobs", "results", str(job["id"]), "-o", "kept.jsonl")
+    assert saved.returncode == 0, saved.stderr
+    said = f"job {job['id']} failed: InvalidRequest: the provider refused the request;"
+    assert said in saved.stderr and "the file holds the records it kept" in saved.stderr
+    kept = [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()]
+    assert 4 <= len(kept) < 20 and all(record["text"] for record in kept)
+
+
 def test_wait_exits_1_when_the_job_failed(tmp_path: Path) -> None:
     poisoned = submitted(cli(tmp_path, "jobs", "submit", "--prompt", "Say hi", "-m", "poison"))
     fine = submitted(cli(tmp_path, "jobs", "submit", "--prompt", "Say hi", "-m", "fake-fast"))

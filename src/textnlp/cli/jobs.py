@@ -267,19 +267,29 @@ def results(
     api: str | None = ApiOption,
     token: str | None = TokenOption,
 ) -> None:
-    """Download a finished job's result file, to a path with its format's extension."""
+    """Download an ended job's result file, to a path with its format's extension (a failed
+    or cancelled job's: the records it kept, said on stderr)."""
     job_id = _job_id(job_id)
     backend = _backend(api, token)
     try:
         with _made_for(out):
             ensure_directory(out)  # as for generate: no directory tree from a mistyped path
-            result = backend.status(job_id).get("result")
+            job = backend.status(job_id)
+            result = job.get("result")
             if result is not None:  # none: the download refuses, saying why (cancelled...)
                 check_result_path(out, job_id, result["format"])
             size = backend.download(job_id, out)
     finally:
         backend.close()
-    err_console.print(f"saved {size} bytes to {out}")
+    if job["state"] != "succeeded":
+        why = f": {job['error']}" if job.get("error") else ""
+        _say(f"job {job_id} {job['state']}{why}; the file holds the records it kept")
+    _say(f"saved {size} bytes to {out}")
+
+
+def _say(text: str) -> None:
+    """A line on stderr, as written (an error, a path: never read as markup)."""
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager
