@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 
@@ -31,3 +33,44 @@ DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_
 def loads(text: str) -> Any:
     """``json.loads`` without NaN, infinities or overflowing numbers (``ValueError``)."""
     return DECODER.decode(text)
+
+
+#: Where an object can begin: ``{``, JSON's whitespace, then a key's quote or the ``}`` of ``{}``.
+_OBJECT_START = re.compile(r'\{[ \t\n\r]*["}]')
+
+
+def object_starts(text: str) -> Iterator[int]:
+    """The positions in ``text`` where a JSON object may begin, in order (the other ``{`` are
+    not tried: a text of them cost a failed parse each)."""
+    return (match.start() for match in _OBJECT_START.finditer(text))
+
+
+#: The first piece of text ``decode_at`` reads (doubled while a value runs past its end).
+_WINDOW = 4096
+#: How near its piece's end an error may be caused by the cut (the longest token other than a
+#: string, ``-Infinity``, cut short; a number cut short fails at the end itself).
+_CUT_MARGIN = 16
+
+
+def decode_at(text: str, start: int) -> tuple[Any, int]:
+    """``DECODER.raw_decode(text, start)``, at a cost in what it reads rather than in ``start``.
+
+    A ``json.JSONDecodeError`` counts the lines before its position, so trying every ``{`` of
+    a text that holds no object cost the text's length squared (100 KB of ``{``: 5.8 s). The
+    value is read from a piece of the text, doubled while the error may come from the cut;
+    a value complete in its piece is the same value in the whole text. Raises the piece's
+    ``JSONDecodeError`` (its position relative to ``start``) when there is no value there.
+    """
+    window = _WINDOW
+    while True:
+        piece = text[start : start + window]
+        try:
+            value, end = DECODER.raw_decode(piece)
+        except json.JSONDecodeError as exc:
+            whole = start + len(piece) >= len(text)
+            cut = exc.pos >= len(piece) - _CUT_MARGIN or exc.msg.startswith("Unterminated string")
+            if whole or not cut:
+                raise
+            window *= 2
+            continue
+        return value, start + end

@@ -285,20 +285,17 @@ def extract_json_object(text: str) -> dict[str, Any]:
     """The first JSON object in ``text`` (models like to wrap it in prose or code fences)."""
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     for candidate in candidates:
-        start = candidate.find("{")
-        while start != -1:
+        for start in strict_json.object_starts(candidate):
             try:
                 # NaN or 1e999 inside: a ValueError that says so (not JSON, and not retried
                 # as another object, which would be the same one)
-                value, _ = strict_json.DECODER.raw_decode(candidate, start)
+                value, _ = strict_json.decode_at(candidate, start)
             except RecursionError:
                 raise ValueError("the output's JSON is nested too deeply") from None
             except json.JSONDecodeError:
-                start = candidate.find("{", start + 1)
                 continue
             if isinstance(value, dict):
                 return value
-            start = candidate.find("{", start + 1)
     raise ValueError("no JSON object in the output")
 
 

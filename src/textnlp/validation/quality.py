@@ -232,9 +232,9 @@ def extract_json(text: str) -> Any:
     except json.JSONDecodeError:
         pass  # prose around it: look for an object inside
     # else a ValueError of strict_json (NaN, 1e999): JSON-shaped, and not JSON
-    for match in re.finditer(r"\{", stripped):
+    for start in strict_json.object_starts(stripped):
         try:
-            value, _ = strict_json.DECODER.raw_decode(stripped, match.start())
+            value, _ = strict_json.decode_at(stripped, start)
         except RecursionError:  # the "{"s after this one open the same deep nest
             raise ValueError("JSON nested too deeply") from None
         except json.JSONDecodeError:
