@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob
-from textnlp.adapters.db.jobs import JobRow
+from textnlp.adapters.db.jobs import TERMINAL_STATES, JobRow
 from textnlp.adapters.queue import QueuePair
 from textnlp.adapters.storage import BlobStorage, Keys
 from textnlp.backends.registry import ModelCatalogue
@@ -415,6 +415,16 @@ class JobService:
 
     def status(self, owner: Owner, job_id: str) -> JobView:
         return self.view(self._owned(owner, job_id))
+
+    def watched_status(self, owner: Owner, job_id: str) -> tuple[JobView, bool]:
+        """The job, and whether it will change no more: it ended, and its file is published or
+        its worker has let it go (a cancelled or failed job's kept records come after its
+        state; a job no worker holds has nothing more to come)."""
+        row = self._owned(owner, job_id)
+        settled = row.state in TERMINAL_STATES and (
+            bool(row.result_key) or row.heartbeat_at is None
+        )
+        return self.view(row), settled
 
     def spec(self, owner: Owner, job_id: str) -> dict[str, Any]:
         """The request a job was submitted with (the fields its owner set), as stored."""

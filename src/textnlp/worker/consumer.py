@@ -256,7 +256,7 @@ class Worker:
             await self.patience.run(what, queue.dead_letter, message, f"no job {job_id}")
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
-            await self.patience.run(what, self.runner.keep_made, job_id)
+            await self.patience.run(what, self.runner.settle, job_id)
             await self.patience.run(what, queue.delete, message)
             return False
         log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
@@ -274,15 +274,14 @@ class Worker:
         except StopJob as stop:
             if stop.reason != "cancelled":
                 raise
-            await self.patience.run(what, self.runner.keep_made, job_id)
-            await self.patience.run(what, self.runs.worker_stopped, job_id)
+            await self.patience.run(what, self.runner.settle, job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
         except QuotaExceeded as exc:
             log.warning("job %s: stopped by a spending cap: %s", job_id, exc.message)
             await self.patience.run(what, self.runs.fail_capped, job_id, exc)
-            await self.patience.run(what, self.runner.keep_made, job_id)
+            await self.patience.run(what, self.runner.settle, job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -361,7 +360,7 @@ class Worker:
             attempts = max(attempts, row.attempts if row is not None else 0)
         if final:
             await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=reason))
-            await self.patience.run(what, self.runner.keep_made, job_id)
+            await self.patience.run(what, self.runner.settle, job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -371,7 +370,7 @@ class Worker:
             return
         error = f"failed after {attempts} attempts: {reason}"
         await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=error))
-        await self.patience.run(what, self.runner.keep_made, job_id)
+        await self.patience.run(what, self.runner.settle, job_id)
         await self.patience.run(what, queue.dead_letter, message, reason)
         await self.patience.run(what, self._notify, job_id)
 

@@ -74,7 +74,7 @@ class DeadLetterSweep:
         last = row.error or "the worker stopped without a word (crash or out of memory)"
         error = f"dead-lettered after {queue.max_receives} receives; last error: {last}"
         if runs.finish(row.id, "failed", error=error):
-            self.runner.keep_made(row.id)
+            self.runner.settle(row.id)
             self.notify(row.id)
 
     def _finish(self, queue: JobQueue, message: QueueMessage, row: JobRow) -> None:

@@ -134,14 +134,21 @@ class JobRunner:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def keep_made(self, job_id: str) -> None:
-        """An ended job's stored records as its (partial) result file: a cancelled or failed
-        job (a spending cap, a wrong input, its last attempt) keeps what it made, as an OpenAI
-        batch does. Once: a duplicate delivery finds the file kept.
+    def settle(self, job_id: str) -> None:
+        """An ended job's last step: a cancelled or failed job (a spending cap, a wrong input,
+        its last attempt) keeps the records it made as its (partial) result file, as an OpenAI
+        batch does, and its worker lets it go (its page then knows that nothing more will
+        come). Once: a duplicate delivery finds the file kept.
 
         Best effort past an outage (which the caller waits out): a file that cannot be written
         (a full disk) leaves the job without one, as before, rather than its message coming
         back for ever to a job that has ended."""
+        try:
+            self._keep_made(job_id)
+        finally:
+            self.runs.worker_stopped(job_id)
+
+    def _keep_made(self, job_id: str) -> None:
         row = self.runs.get(job_id)
         if row is None or row.state not in {"cancelled", "failed"} or row.result_key:
             return

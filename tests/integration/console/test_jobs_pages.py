@@ -308,9 +308,10 @@ def test_progress_events_follow_a_job_to_100_percent(api: Api, alice: Browser) -
         "percent": 0,
         "error": None,
         "result_format": None,
+        "settled": False,
     }
     assert last["state"] == "succeeded" and last["done"] == 24 and last["percent"] == 100
-    assert last["result_format"] == "jsonl"
+    assert last["result_format"] == "jsonl" and last["settled"] is True
     assert [e["done"] for e in seen] == sorted(e["done"] for e in seen)
     assert len({(e["state"], e["done"]) for e in seen}) == len(seen)  # changes only
     assert all(e["id"] == job_id for e in seen)
@@ -345,23 +346,62 @@ def test_download_equals_the_apis_results(api: Api, alice: Browser) -> None:
     assert early.status_code == 409 and "results are ready when it has ended" in early.text
 
 
-def test_a_cancelled_jobs_kept_records_are_offered_once_published(api: Api, alice: Browser) -> None:
-    """The worker publishes a cancelled job's records after its state changed: the page offers
-    the file whenever there is one, and its stream waits for it (a minute at most)."""
-    from textnlp.api.console.pages.jobs import CANCEL_RESULT_WAIT_S, _over, progress
-    from textnlp.services.job_models import Owner
+def test_an_ended_jobs_page_listens_until_its_worker_lets_it_go(
+    api: Api, alice: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancelled or failed job's kept records are published after its state changed: its
+    page's stream goes on until its worker settles it, and then says so (it gave up after a
+    minute, before a slow chunk was stored: the page showed no file until a reload)."""
+    from tests.support.records import stored_record
+    from textnlp.worker.runner import JobRunner
 
-    job_id = finished_job(api, alice)
+    monkeypatch.setattr("textnlp.api.console.pages.jobs.POLL_S", 0.05)
+    platform = api.client.app.state.platform  # type: ignore[attr-defined]
+    job_id = alice.submitted(count="6")
+    assert platform.job_runs.start_attempt(job_id, "w1") is not None  # a worker holds it
+    cancel = api.client.post(f"{STATUS}/{job_id}/cancel", headers=api.headers("alice"))
+    assert cancel.status_code == 200 and cancel.json()["state"] == "cancelled"
+    url = f"/console/jobs/events?job={job_id}"
+    [waiting] = events(alice, url, count=1)
+    assert (waiting["state"], waiting["settled"], waiting["result_format"]) == (
+        "cancelled",
+        False,
+        None,
+    )
+    platform.job_runs.save_chunk(job_id, [stored_record(i, "ok") for i in range(4)])
+    JobRunner(platform.job_runs, platform.generation, chunk_size=8).settle(job_id)
+    ended = events(alice, url)  # the stream ends by itself
+    assert (ended[-1]["settled"], ended[-1]["result_format"], ended[-1]["done"]) == (
+        True,
+        "jsonl",
+        4,
+    )
     page = alice.client.get(f"/console/jobs/{job_id}")
     assert 'data-field="download">Download results (jsonl)</a>' in page.text
-    admin = Owner(id="-", is_admin=True)
-    view = api.client.app.state.jobs.status(admin, job_id)  # type: ignore[attr-defined]
-    kept = view.model_copy(update={"state": "cancelled"})
-    waiting = kept.model_copy(update={"result": None})
-    assert progress(kept)["result_format"] == "jsonl" and progress(waiting)["result_format"] is None
-    assert _over(view, 0) and _over(kept, 0)
-    assert not _over(waiting, 0) and _over(waiting, CANCEL_RESULT_WAIT_S + 1)
-    assert not _over(view.model_copy(update={"state": "running"}), 3600)
+    # A job no worker holds has nothing more to come: its stream ends at once.
+    queued = alice.submitted(count="2")
+    api.client.post(f"{STATUS}/{queued}/cancel", headers=api.headers("alice"))
+    assert [e["settled"] for e in events(alice, f"/console/jobs/events?job={queued}")] == [True]
+
+
+def test_a_page_stops_waiting_for_a_worker_that_died() -> None:
+    from datetime import UTC, datetime
+
+    from textnlp.api.console.pages.jobs import SETTLE_WAIT_S, _waited_out
+    from textnlp.services.job_models import JobProgress, JobTimings, JobView
+
+    view = JobView(
+        id="0" * 32,
+        owner_id="u",
+        state="cancelled",
+        progress=JobProgress(done=0, total=1, failed=0),
+        timings=JobTimings(created_at=datetime.now(UTC)),
+        model="m",
+        queue="q",
+        attempts=1,
+    )
+    assert not _waited_out(view, 60) and _waited_out(view, SETTLE_WAIT_S + 1)
+    assert not _waited_out(view.model_copy(update={"state": "running"}), 3600)
 
 
 def test_cancel_needs_the_csrf_token(api: Api, alice: Browser) -> None:

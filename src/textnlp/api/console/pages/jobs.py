@@ -57,8 +57,9 @@ router = APIRouter(prefix="/jobs")
 #: How often an event stream looks at the jobs, and how often it checks that its session lives.
 POLL_S = 1.0
 SESSION_CHECK_S = RECHECK_S
-#: How long a cancelled job's page waits for the worker to publish the records it kept.
-CANCEL_RESULT_WAIT_S = 60.0
+#: How long an ended job's page waits at most for its worker to let it go (a worker that died
+#: never does): a cancelled or failed job's kept records are published after its state.
+SETTLE_WAIT_S = 900.0
 #: Keep-alive comments, so that proxies do not close a quiet stream.
 PING_S = 15
 #: How long a browser waits before it reconnects a stream that ended (milliseconds).
@@ -265,10 +266,11 @@ async def submit_job(
 
 
 # -- live progress -------------------------------------------------------------------------------
-def _snapshot(jobs: JobService, owner: Owner, job_id: str | None) -> list[JobView]:
+def _snapshot(jobs: JobService, owner: Owner, job_id: str | None) -> list[tuple[JobView, bool]]:
+    """The jobs to tell of, each with whether it will change no more (known of one job)."""
     if job_id is not None:
-        return [jobs.status(owner, job_id)]
-    return jobs.list(owner, LIST_LIMIT)
+        return [jobs.watched_status(owner, job_id)]
+    return [(view, False) for view in jobs.list(owner, LIST_LIMIT)]
 
 
 def _session_owner(auth: AuthService, token: str) -> Owner | None:
@@ -289,24 +291,27 @@ async def progress_events(
     loop = asyncio.get_running_loop()
     checked = loop.time()
     started = loop.time()
-    sent: dict[str, tuple[str, int, int, int, str | None]] = {}
+    sent: dict[str, str] = {}
     first = True
     while True:
         try:
-            views = await run_in_threadpool(_snapshot, jobs, owner, job_id)
+            snapshot = await run_in_threadpool(_snapshot, jobs, owner, job_id)
         except (NotFound, ServiceUnavailable):
             return  # the job is gone, or the database is away: the browser reconnects later
-        for view in views:
+        over = False
+        for view, settled in snapshot:
             live = progress(view)
-            key = (view.state, live["done"], live["total"], live["failed"], live["result_format"])
-            if sent.get(view.id) != key:
-                sent[view.id] = key
-                event: dict[str, Any] = {"event": "progress", "data": json.dumps(live)}
+            if job_id is not None:  # the page closes its stream once this is true
+                over = live["settled"] = settled or _waited_out(view, loop.time() - started)
+            data = json.dumps(live)
+            if sent.get(view.id) != data:
+                sent[view.id] = data
+                event: dict[str, Any] = {"event": "progress", "data": data}
                 if first:
                     event["retry"] = RETRY_MS
                     first = False
                 yield event
-        if job_id is not None and _over(views[0], loop.time() - started):
+        if over:
             return  # one job's stream: nothing will change any more
         await asyncio.sleep(POLL_S)
         if loop.time() - checked >= SESSION_CHECK_S:
@@ -315,12 +320,9 @@ async def progress_events(
             checked = loop.time()
 
 
-def _over(view: JobView, waited_s: float) -> bool:
-    """Whether a job's page has nothing more to hear: it ended, and a cancelled one's partial
-    result is published (or long enough has passed: it had no record to keep)."""
-    if view.state not in TERMINAL:
-        return False
-    return view.state != "cancelled" or view.result is not None or waited_s > CANCEL_RESULT_WAIT_S
+def _waited_out(view: JobView, waited_s: float) -> bool:
+    """An ended job whose worker never let it go (it died): its page stops waiting."""
+    return view.state in TERMINAL and waited_s > SETTLE_WAIT_S
 
 
 @router.get("/events")

@@ -62,7 +62,6 @@
       .finally(() => { fetchingRows = false; });
   }
 
-  let endedAt = 0;
   const source = new EventSource(section.dataset.jobEvents);
   source.addEventListener("progress", (event) => {
     let job;
@@ -75,12 +74,8 @@
       if (root.dataset.jobId === job.id) update(root, job);
     });
     addRowsFor(job);
-    // One job's stream ends with the job (a cancelled one's once its kept records are
-    // published, or after a minute); closing stops the browser from reconnecting.
-    if (single && terminal.has(job.state)) {
-      endedAt = endedAt || Date.now();
-      const waiting = job.state === "cancelled" && !job.result_format;
-      if (!waiting || Date.now() - endedAt > 60000) source.close();
-    }
+    // One job's stream ends once nothing more will change (a cancelled or failed job's kept
+    // records are published after its state); closing stops the browser from reconnecting.
+    if (single && job.settled) source.close();
   });
 })();
