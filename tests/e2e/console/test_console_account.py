@@ -108,6 +108,47 @@ def test_after_logout_the_back_button_shows_no_data(browse: Browse) -> None:
     assert "/console/login" in page.url and "Log out" not in page.content()
 
 
+def test_the_playground_clears_a_fixed_error_and_says_when_the_session_ended(
+    browse: Browse,
+) -> None:
+    from playwright.sync_api import expect
+
+    tab = browse.page(ALICE, fresh=True)
+    page = tab.page
+    tab.goto("/console/playground")
+    page.fill("#pg-n", "100")  # the commands' preview refuses it
+    expect(page.locator("#flash")).to_contain_text("less than or equal to 8")
+    page.fill("#pg-n", "1")  # it stayed after the fix, and after a run
+    expect(page.locator("#flash")).to_be_empty()
+    elsewhere = page.context.new_page()  # the user logs out in another tab
+    elsewhere.goto(f"{tab.origin}/console/keys")
+    elsewhere.get_by_role("button", name="Log out").click()
+    elsewhere.wait_for_url("**/console/login")
+    page.fill("#pg-prompt", "Say hi.")
+    page.locator("#pg-run").click()  # it said "the stream ended early"
+    expect(page.locator("#run-status")).to_contain_text("your session has ended: log in again")
+
+
+#: What a browser does when its tab goes to the background (a test's tabs all stay visible).
+HIDE_TAB = """() => {
+  Object.defineProperty(document, "hidden", { value: true, configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_jobs_pages_in_hidden_tabs_leave_the_browsers_connections_free(browse: Browse) -> None:
+    # Six open jobs pages held the six connections a browser has to a local (HTTP/1.1)
+    # server: a seventh page never loaded.
+    context = browse.page(ALICE).page.context
+    for _ in range(6):
+        jobs = context.new_page()
+        jobs.goto("/console/jobs")
+        jobs.evaluate(HIDE_TAB)
+    keys = context.new_page()
+    keys.goto("/console/keys", timeout=20_000)
+    assert keys.get_by_role("heading", name="API keys").is_visible()
+
+
 def test_another_user_cannot_open_the_first_users_job(browse: Browse, server: Served) -> None:
     job = submit_job(server, api_headers(server, ALICE), template="qa-pairs", count=2)
     own = browse.page(ALICE)

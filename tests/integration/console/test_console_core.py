@@ -239,6 +239,15 @@ def test_htmx_requests_send_the_token_as_a_header(browser: TestClient) -> None:
     assert made.status_code == 201 and "from-htmx" in made.text
 
 
+def test_an_htmx_call_without_a_session_logs_in_back_to_the_page_and_its_query(
+    browser: TestClient,
+) -> None:
+    # The records page's filters were lost: only the path went into ``next``.
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver.local/console/keys?x=1"}
+    answer = browser.get("/console/jobs/rows", headers=headers)
+    assert answer.headers["hx-redirect"] == f"{LOGIN}?next={quote('/console/keys?x=1', safe='/')}"
+
+
 # Headers -------------------------------------------------------------------------------------
 def assert_security_headers(answer: httpx2.Response) -> None:
     assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
@@ -280,6 +289,20 @@ def test_an_error_page_escapes_what_the_user_sent(browser: TestClient) -> None:
 
 
 # API keys ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["   ", "evil\u202eexe.txt"])
+def test_a_refused_key_name_shows_the_form_again_with_what_was_typed(
+    browser: TestClient, name: str
+) -> None:
+    # It was a bare "Error 422" page, the form gone.
+    log_in(browser)
+    token = csrf_of(browser, "/console/keys")
+    refused = browser.post("/console/keys", data={CSRF_FIELD: token, "name": name})
+    assert refused.status_code == 422
+    assert "No key was created: a key&#39;s name is" in refused.text
+    assert 'id="key-name"' in refused.text and f'value="{name}"' in refused.text
+    assert 'id="new-key"' not in refused.text
+
+
 def test_keys_are_created_shown_once_listed_and_revoked(browser: TestClient) -> None:
     log_in(browser)
     token = csrf_of(browser, "/console/keys")

@@ -19,7 +19,8 @@ def login_url(request: Request) -> str:
     if request.method == "GET" and not is_htmx(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     else:
-        target = urlsplit(request.headers.get("hx-current-url", "")).path
+        current = urlsplit(request.headers.get("hx-current-url", ""))
+        target = current.path + (f"?{current.query}" if current.query else "")
     return f"/console/login?next={quote(safe_next(target), safe='/')}"
 
 

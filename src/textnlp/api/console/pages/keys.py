@@ -18,6 +18,7 @@ from textnlp.api.console.csrf import CsrfChecked
 from textnlp.api.console.render import page
 from textnlp.api.console.session import ConsoleUser
 from textnlp.auth.service import AuthService
+from textnlp.errors import InvalidInput
 
 router = APIRouter(prefix="/keys")
 
@@ -37,10 +38,18 @@ async def _keys_page(
     created: dict[str, str] | None = None,
     status: int = 200,
     again: str | None = None,
+    refused: dict[str, str] | None = None,
 ) -> Response:
-    """``again``: the name of the key an earlier sending of this form made."""
+    """``again``: the name of the key an earlier sending of this form made; ``refused``: the
+    name the form was sent with and why it was refused (the form shows both)."""
     keys = await run_in_threadpool(_auth(request).list_api_keys, user.user)
-    context = {"keys": keys, "created": created, "again": again, "form_token": uuid.uuid4().hex}
+    context = {
+        "keys": keys,
+        "created": created,
+        "again": again,
+        "refused": refused,
+        "form_token": uuid.uuid4().hex,
+    }
     return page(request, "keys.html", context, user=user, status_code=status)
 
 
@@ -67,12 +76,16 @@ async def create_key(
         remembered = await run_in_threadpool(store.get, _made_by(user, form_token))
         if remembered is not None:  # sent before: its key exists, its secret was shown then
             return await _keys_page(request, user, again=remembered.decode())
-    key_id, key = await run_in_threadpool(
-        _auth(request).create_api_key,
-        user.user,
-        name,
-        max_active=settings.api.max_api_keys_per_user,
-    )
+    try:
+        key_id, key = await run_in_threadpool(
+            _auth(request).create_api_key,
+            user.user,
+            name,
+            max_active=settings.api.max_api_keys_per_user,
+        )
+    except InvalidInput as exc:  # the name: the form again, with what was typed
+        refused = {"name": name, "message": exc.message}
+        return await _keys_page(request, user, refused=refused, status=422)
     if form_token:
         made = _made_by(user, form_token)
         await run_in_threadpool(store.set, made, name.encode(), FORM_TOKEN_TTL_S)

@@ -83,7 +83,7 @@ def _source_context(request: Request, form: PlaygroundForm) -> dict[str, Any]:
 @router.get("")
 async def playground_page(request: Request, user: ConsoleUser) -> Response:
     """The page; its query string (``?source=product-review&model=...``) preselects fields."""
-    form = PlaygroundForm.parse(request.query_params.multi_items())
+    form = PlaygroundForm.parse(request.query_params.multi_items(), known_only=True)
     library = generation_of(request).templates
     models = await run_in_threadpool(models_of, request)
     if form.model is not None and form.model not in {m.id for m in models}:

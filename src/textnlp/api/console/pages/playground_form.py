@@ -58,14 +58,19 @@ class PlaygroundForm(TextBoundary):
     n: int = Field(1, ge=1, le=MAX_SAMPLES)
 
     @classmethod
-    def parse(cls, fields: Iterable[tuple[str, Any]]) -> PlaygroundForm:
+    def parse(
+        cls, fields: Iterable[tuple[str, Any]], *, known_only: bool = False
+    ) -> PlaygroundForm:
         """The form's (name, value) pairs (a form body or a query string); a bad value raises
-        ``InvalidParameter`` naming the field."""
+        ``InvalidParameter`` naming the field. ``known_only``: other names are left out (a
+        page's query string, where a link may carry ``utm_source``), else refused."""
         values: dict[str, Any] = {}
         variables: dict[str, str] = {}
         for name, value in fields:
             if not isinstance(value, str) or name == CSRF_FIELD:
                 continue  # an upload is no field of this form; the token is checked apart
+            if known_only and not name.startswith(VAR_PREFIX) and name not in cls.model_fields:
+                continue
             if name.startswith(VAR_PREFIX):
                 if value.strip():
                     variables[name.removeprefix(VAR_PREFIX)] = value.strip()

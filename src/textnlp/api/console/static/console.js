@@ -1,5 +1,6 @@
 // The console's shared behaviour (loaded by every page; no inline scripts: the CSP forbids them).
-// `data-copy="#id"` buttons copy that element's text to the clipboard.
+// `data-copy="#id"` buttons copy that element's text to the clipboard. `#flash` holds the
+// message of the last htmx request that failed: a request that succeeds clears it.
 "use strict";
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
@@ -10,4 +11,9 @@ document.addEventListener("click", (event) => {
     () => { button.textContent = "Copied"; },
     () => { button.textContent = "Select and copy"; },
   );
+});
+document.addEventListener("htmx:afterRequest", (event) => {
+  if (!event.detail.successful) return;
+  const flash = document.getElementById("flash");
+  if (flash) flash.replaceChildren();
 });

@@ -38,6 +38,8 @@
       error.textContent = job.error;
       show(field(root, "error-box"), true);
     }
+    const heading = field(root, "error-heading");
+    if (heading) heading.textContent = job.state === "failed" ? "Why it failed" : "Last error";
     const ended = terminal.has(job.state);
     root.querySelectorAll('[data-when="active"]').forEach((element) => show(element, !ended));
     // A file once there is one: a cancelled job's kept records come after its state.
@@ -62,8 +64,9 @@
       .finally(() => { fetchingRows = false; });
   }
 
-  const source = new EventSource(section.dataset.jobEvents);
-  source.addEventListener("progress", (event) => {
+  let source = null;
+  let settled = false;
+  function onProgress(event) {
     let job;
     try {
       job = JSON.parse(event.data);
@@ -76,6 +79,23 @@
     addRowsFor(job);
     // One job's stream ends once nothing more will change (a cancelled or failed job's kept
     // records are published after its state); closing stops the browser from reconnecting.
-    if (single && job.settled) source.close();
-  });
+    if (single && job.settled) {
+      settled = true;
+      stop();
+    }
+  }
+  function listen() {
+    if (source || settled) return;
+    source = new EventSource(section.dataset.jobEvents);
+    source.addEventListener("progress", onProgress);
+  }
+  function stop() {
+    if (source) source.close();
+    source = null;
+  }
+  // A hidden tab lets its stream go: against a local server a browser has six connections to
+  // it, and six open jobs pages would hold them all (every other page would wait). Shown
+  // again, the page listens again; the first events say where each job is now.
+  document.addEventListener("visibilitychange", () => (document.hidden ? stop() : listen()));
+  if (!document.hidden) listen();
 })();

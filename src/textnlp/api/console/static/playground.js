@@ -124,6 +124,16 @@
         handle("error", { error: { message: await errorMessage(response) } }, run);
         return;
       }
+      const type = response.headers.get("content-type") || "";
+      if (!type.startsWith("text/event-stream")) {
+        // fetch followed a redirect to the login page: the session has ended.
+        const ended = new URL(response.url).pathname === "/console/login";
+        const message = ended
+          ? "your session has ended: log in again (in another tab, to keep this form)"
+          : "the server did not answer with a stream: reload the page";
+        handle("error", { error: { message } }, run);
+        return;
+      }
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
