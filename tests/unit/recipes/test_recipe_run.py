@@ -699,6 +699,28 @@ async def test_a_stopped_run_resumes_with_every_record_once_as_a_clean_run(
     assert not journal.exists()
 
 
+async def test_a_finished_run_with_rejects_extends_as_a_clean_run(tmp_path: Path) -> None:
+    """Its output holds the accepted candidates only: the rejected ones are gaps, which a
+    resume refused ("the committed candidates stop at 0"). It goes on after the last one,
+    and an extension stopped half way resumes from its journal of the same gaps."""
+    recipe = load(RESUMED, output="q")
+    clean, out = tmp_path / "clean.jsonl", tmp_path / "out.jsonl"
+    await run(recipe, clean, 25, seed=8, concurrency=4)
+    await run(recipe, out, 10, seed=8, concurrency=4)
+    kept = [r.index for r in read_dataset(out)]
+    assert kept != list(range(10))  # some candidates were rejected
+    same = await run(recipe, out, 10, seed=8, resume=True)  # nothing more to make
+    assert same.written == 10 and [r.index for r in read_dataset(out)] == kept
+    request = DatasetRequest(template=recipe, count=25, output=out, seed=8, resume=True)
+    sink = StoppingSink(out, 4, export=recipe.export)
+    with pytest.raises(RuntimeError, match="went away"):
+        await DatasetPipeline(RecipeBackend(delay_s=0.001)).run(request, sink=sink)
+    backend = RecipeBackend(delay_s=0.001)
+    summary = await run(recipe, out, 25, backend, seed=8, concurrency=4, resume=True)
+    assert essence(read_dataset(out)) == essence(read_dataset(clean))
+    assert summary.written == 25 and backend.calls["GEN"] <= 25 - 10 + 4
+
+
 async def test_a_resume_with_another_seed_is_refused_and_keeps_the_file(tmp_path: Path) -> None:
     recipe = load(FILTERED)
     out = tmp_path / "o.jsonl"

@@ -117,17 +117,22 @@ class RecipeRun:
         self._next = 0
 
     def replay(self, done: Iterable[Record], keep: Callable[[Record], None] | None = None) -> None:
-        """Take a resumed run's committed candidates (a prefix 0..k-1 of the indices, read in
-        index order), once they are known to be of this recipe and seed (``Conflict``
-        otherwise); ``keep`` sees each as it is read (a large run is never held)."""
+        """Take a resumed run's committed candidates (read in index order), once they are known
+        to be of this recipe and seed (``Conflict`` otherwise); ``keep`` sees each as it is
+        read (a large run is never held). A missing index is a candidate that was not kept: a
+        finished run's output holds its accepted candidates only, so the run goes on after
+        the last one, as it would have gone on (each candidate has its own seed)."""
         accepted = expected = 0
         for record in done:
             self._check_resumable(record)
-            if record.index != expected:
+            if record.index < expected:
                 raise Conflict(
-                    f"{self.sink.source}: the committed candidates stop at {expected} but "
-                    f"{record.index} is there too; write to another file"
+                    f"{self.sink.source}: candidate {record.index} is there twice or out of "
+                    "order; write to another file"
                 )
+            # Candidates not kept were tried: counted (their filters unknown), never redone.
+            self.acceptance.candidates += record.index - expected
+            expected = record.index
             accepted += record.status == "ok"
             self._commit(record, store=False)
             if keep is not None:
