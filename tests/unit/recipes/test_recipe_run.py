@@ -244,6 +244,34 @@ async def test_a_run_that_accepts_nothing_leaves_the_output_as_it_was(tmp_path: 
     assert out.read_text() == '{"precious": true}\n'
 
 
+@pytest.mark.parametrize(
+    ("prompt", "reason"),
+    [
+        ("GEN: {{ topic / 2 }}", "TypeError: unsupported operand"),
+        ("GEN: {{ ''.__class__.__mro__ }}", "SecurityError: access to attribute"),
+        ("GEN: {{ 10 // n }}", "ZeroDivisionError"),
+    ],
+)
+async def test_a_prompt_that_cannot_be_rendered_fails_its_candidates_not_the_run(
+    tmp_path: Path, prompt: str, reason: str
+) -> None:
+    """It was the jinja2 or Python error itself: a traceback from the CLI, three attempts of a
+    job. Now a candidate failure with the reason, as in an expression column."""
+    recipe = load(
+        {
+            "topic": {"type": "category", "values": ["tea"]},
+            "n": {"type": "category", "values": [0]},
+            "q": {"type": "llm-text", "prompt": prompt},
+        }
+    )
+    backend = RecipeBackend()
+    with pytest.raises(CandidatesExhausted) as caught:
+        await run(recipe, tmp_path / "o.jsonl", 2, backend, max_candidates=4)
+    message = caught.value.message
+    assert "4 failed, first: column q: its prompt cannot be rendered: " + reason in message
+    assert backend.calls == Counter()
+
+
 async def test_a_count_beyond_max_candidates_is_refused_before_any_call(tmp_path: Path) -> None:
     recipe = load(FILTERED)
     out = tmp_path / "o.jsonl"

@@ -42,6 +42,7 @@ from textnlp.generation.recipes.columns import (
     Dialogue,
     Expression,
     LlmJudge,
+    RenderFailed,
     _LlmColumn,
     as_text,
     render,
@@ -342,6 +343,8 @@ class RecordBuilder:
             return await self._ask(name, column, index, snapshot)
         except jinja2.UndefinedError as exc:
             raise CellFailed(exc.message or "undefined value") from None
+        except RenderFailed as exc:  # this candidate's values: it fails, not the run
+            raise CellFailed(f"its prompt cannot be rendered: {exc}") from None
 
     async def _ask(
         self, name: str, column: _LlmColumn, index: int, row: dict[str, Any]

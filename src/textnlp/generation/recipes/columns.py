@@ -44,9 +44,20 @@ def template_names(*texts: str | None) -> dict[str, set[str]]:
     return names
 
 
+class RenderFailed(ValueError):
+    """A prompt that cannot be rendered over a row's values (``{{ a / 2 }}`` over a text, a
+    division by a zero it sampled, an attribute the sandbox refuses): that candidate fails."""
+
+
 def render(text: str, row: Mapping[str, Any]) -> str:
-    """``text`` rendered over the row (an undefined name raises ``jinja2.UndefinedError``)."""
-    return jinja_template(text).render(row).strip()
+    """``text`` rendered over the row (an undefined name raises ``jinja2.UndefinedError``,
+    any other failure ``RenderFailed``)."""
+    try:
+        return jinja_template(text).render(row).strip()
+    except jinja2.UndefinedError:
+        raise
+    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        raise RenderFailed(f"{type(exc).__name__}: {exc}") from None
 
 
 def as_text(value: Any) -> str:
