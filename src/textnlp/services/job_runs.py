@@ -136,7 +136,8 @@ class JobRuns:
             return False
         failure = self._every_record_failed(job_id)
         if failure is not None:  # nothing to validate or to download: the job failed
-            self._store.finish(job_id, "failed", error=failure, result_key=result_key)
+            self._store.finish(job_id, "failed", error=failure)
+            self._storage.delete(result_key)  # a file of no record: results answers 409
             return True
         if JobSpec.model_validate(row.spec).validation is None:
             if self._store.finish(job_id, "succeeded", result_key=result_key):

@@ -13,7 +13,7 @@ from tests.support.records import stored_record
 from textnlp.bootstrap import Platform
 from textnlp.domain import Record
 from textnlp.domain.records import RecordStatus
-from textnlp.errors import QuotaExceeded
+from textnlp.errors import Conflict, QuotaExceeded
 from textnlp.services.job_models import JobSpec, Owner
 
 OWNER = Owner(id="u1")
@@ -74,3 +74,19 @@ def test_a_capped_job_says_how_many_records_it_kept(platform: Platform) -> None:
     runs.fail_capped(job_id, QuotaExceeded("only 1 of 2 records passed"))
     view = platform.jobs.status(OWNER, job_id)
     assert view.error is not None and view.error.endswith("; 1 of 2 records kept")
+
+
+def test_a_job_whose_every_record_failed_offers_no_empty_file(platform: Platform) -> None:
+    # Its file of no record was offered: 200 with 0 bytes, where a job that kept no record
+    # answers 409.
+    runs = platform.job_runs
+    job_id = running_job(platform, "news-headline", 2)
+    runs.save_chunk(job_id, [record(0, "failed"), record(1, "failed")])
+    key = "generated/batch-jobs/x/records.jsonl"
+    platform.jobs.storage.put_bytes(key, b"")
+    assert runs.finish_generation(job_id, key) is True
+    row = runs.get(job_id)
+    assert row is not None and (row.state, row.result_key) == ("failed", None)
+    assert not platform.jobs.storage.exists(key)
+    with pytest.raises(Conflict, match="failed with no record kept: every record failed"):
+        platform.jobs.results(OWNER, job_id)
