@@ -321,3 +321,30 @@ def test_a_near_dup_threshold_of_1_validates_and_help_agrees(tmp_path: Path) -> 
     help_text = CliRunner().invoke(_app(), ["validate", "--help"]).output
     words = " ".join(help_text.replace("│", " ").split())  # the help's box, wrapped
     assert "x<=1.0" not in words and "near duplicates, more than 0 and at most 1." in words
+
+
+MY_JSON_TEMPLATE = """\
+id: my-json
+version: "2.0"
+user: "Give a number as JSON."
+output:
+  type: json
+  schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+"""
+
+
+def test_the_json_check_knows_the_users_own_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the built-in catalogue was looked in: "json_invalid_rate n/a skipped".
+    home = tmp_path / "home"
+    (home / "templates").mkdir(parents=True)
+    (home / "templates" / "my-json.yaml").write_text(MY_JSON_TEMPLATE, encoding="utf-8")
+    monkeypatch.setenv("TEXTNLP_HOME", str(home))
+    made = {"template_id": "my-json", "template_version": "2.0"}
+    rows = [{"text": '{"n": 1}', "provenance": made}, {"text": '{"n": "x"}', "provenance": made}]
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    report = tmp_path / "r.json"
+    _run(str(data), "--report", str(report))
+    assert json.loads(report.read_text())["quality"]["json_invalid_rate"] == 0.5

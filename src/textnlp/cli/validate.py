@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from textnlp.cli.common import settings
 from textnlp.errors import OutputError
 from textnlp.generation.writers import atomic_file, check_file_writable, same_file
 from textnlp.validation.models import STATUS_STYLES, DatasetReport
@@ -61,6 +62,7 @@ def validate(
     ] = True,
 ) -> None:
     """Validate DATASET: quality, duplicates, PII, diversity, leakage; exit 1 if the gate fails."""
+    from textnlp.generation.templates import TemplateLibrary
     from textnlp.validation.report import validate_dataset
 
     if report is not None:
@@ -74,6 +76,7 @@ def validate(
         gate=gate,
         near_dup_threshold=near_dup_threshold,
         embeddings=embeddings,
+        templates=TemplateLibrary.load(settings().user_templates_dir),  # as `templates list`
     )
     console = Console()
     console.print(summarise_for_cli(result))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from textnlp.validation.schema import template_schema
 from textnlp.validation.stats import distribution, histogram, mean_or_none
 from textnlp.validation.text import preview
 
+if TYPE_CHECKING:
+    from textnlp.generation.templates import TemplateLibrary
+
 DEFAULT_QUALITY_SAMPLE = 500
 TOP_CLUSTERS = 20
 
@@ -61,12 +64,14 @@ def validate_dataset(
     embedder: Embedder | None = None,
     sample_size: int = div.DEFAULT_SAMPLE,
     quality_sample: int = DEFAULT_QUALITY_SAMPLE,
+    templates: TemplateLibrary | None = None,
 ) -> DatasetReport:
     """Validate a JSONL/CSV/Parquet file (or records, mappings, strings) and judge it by ``gate``.
 
     ``reference`` turns on the leakage check; ``embeddings=False`` skips everything that needs
     the MiniLM model (semantic diversity, embedding leakage). ``json_schema`` is the schema
-    every text must meet; None looks it up (``schema.schema_for``), False checks no JSON.
+    every text must meet; None looks it up (``schema.schema_for``) in ``templates`` (the
+    installation's library; None: the built-in catalogue), False checks no JSON.
     ``gate`` is a ``Gate``, a mapping of its rules or a YAML file. A wrong argument raises
     ``InvalidParameter`` naming it, bad input ``DatasetError``, a bad gate file ``ConfigError``.
     Rows are streamed: the report holds the texts and about 0.7 KB more a record (README).
@@ -108,7 +113,7 @@ def validate_dataset(
     elif json_schema is not None:
         schema = dict(json_schema)
     else:
-        schema = template_schema(measures.made_by) if field == "text" else None
+        schema = template_schema(measures.made_by, templates) if field == "text" else None
     if schema is not None:
         measures.check_json(schema)
     sample = div.sample_indices(count, sample_size)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textnlp.validation.loader import DatasetRow
+
+if TYPE_CHECKING:
+    from textnlp.generation.templates import TemplateLibrary
 
 
 def schema_for(rows: Sequence[DatasetRow]) -> dict[str, Any] | None:
@@ -23,8 +26,12 @@ def schema_for(rows: Sequence[DatasetRow]) -> dict[str, Any] | None:
 MadeBy = tuple[str | None, str | None]
 
 
-def template_schema(made_by: Iterable[MadeBy]) -> dict[str, Any] | None:
-    """``schema_for`` of rows made by ``made_by`` (one pair per row, or the distinct pairs)."""
+def template_schema(
+    made_by: Iterable[MadeBy], templates: TemplateLibrary | None = None
+) -> dict[str, Any] | None:
+    """``schema_for`` of rows made by ``made_by`` (one pair per row, or the distinct pairs),
+    looked up in ``templates`` (the installation's, its user templates with the catalogue's;
+    None: the built-in catalogue)."""
     makers = set(made_by)
     if len(makers) != 1:
         return None
@@ -35,7 +42,7 @@ def template_schema(made_by: Iterable[MadeBy]) -> dict[str, Any] | None:
     from textnlp.generation.templates import TemplateLibrary
 
     try:
-        template = TemplateLibrary.load().by_id(template_id)
+        template = (templates or TemplateLibrary.load()).by_id(template_id)
     except TemplateNotFound:
         return None
     if template.version != version or template.output.type != "json":

@@ -171,7 +171,12 @@ class JobRunner:
         try:
             local = workdir / f"records.{spec.format}"
             self.runs.download_result(result_key, local)
-            report = validate_dataset(local, gate=spec.validation, embeddings=False)
+            report = validate_dataset(
+                local,
+                gate=spec.validation,
+                embeddings=False,
+                templates=self.generation.templates,  # a user template's schema too
+            )
             key = self.runs.upload_report(job_id, report.model_dump_json(indent=2))
             failed = [r.rule for r in report.gate.rules if r.status == "fail"]
             return key, ("validation gate failed: " + ", ".join(failed)) if failed else None
