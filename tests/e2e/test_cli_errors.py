@@ -119,3 +119,26 @@ def test_serve_on_a_port_in_use() -> None:
         port = taken.getsockname()[1]
         result = textnlp("serve", "--port", str(port))
     assert_one_line_exit_2(result, f"cannot listen on 127.0.0.1:{port}: Address already in use")
+
+
+JSON_TEMPLATE = """\
+id: wants-json
+version: "1.0"
+user: "Give a number as JSON."
+output:
+  type: json
+  schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+"""
+
+
+def test_a_run_whose_every_record_failed_says_why_and_exits_1(tmp_path: Path) -> None:
+    # It exited 0 with nothing on stderr: the reasons were in no file.
+    from tests.support.cluster import run_cli
+
+    (tmp_path / "wants-json.yaml").write_text(JSON_TEMPLATE)
+    args = ["generate", "-t", "./wants-json.yaml", "-n", "2", "-m", "fake-fast", "-o", "o.jsonl"]
+    failed = run_cli(tmp_path, *args, timeout=120)
+    assert failed.returncode == 1, failed.stderr
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: every record failed (2); the first, record 0: "), last
+    assert "invalid output: schema violation" in last and "Traceback" not in failed.stderr

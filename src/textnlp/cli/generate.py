@@ -126,12 +126,29 @@ def generate(
     with _warnings_as_lines():
         summary = run_interruptible(_generate(job, use_cache=cache))
     print_summary(summary)
+    _say_why_records_failed(summary)
     if validate:
         report = _validate(job, output, summary.acceptance)
         # An export directory's card records the release gate it passed (or failed).
         platform().generation.write_card(job, summary, gate=report.gate.model_dump(mode="json"))
         if not report.passed:
             raise typer.Exit(1)
+
+
+def _say_why_records_failed(summary: DatasetSummary) -> None:
+    """A template run's failed records, with the first one's reason (a failed record is in no
+    file): a warning, or the run's failure when none was written (exit 1, as a job's)."""
+    if summary.first_failure is None or summary.acceptance is not None:
+        return  # a recipe's failed candidates: its acceptance rows and CandidatesExhausted
+    index, reason = summary.first_failure
+    first = f"the first, record {index}: {reason}"
+    if summary.written or summary.interrupted:
+        line = f"warning: {summary.failed} of {summary.requested} records failed; {first}"
+        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    line = f"error: every record failed ({summary.failed}); {first}"
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:

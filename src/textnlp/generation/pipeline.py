@@ -101,6 +101,9 @@ class DatasetSummary:
     cost_usd: float | None = None
     #: A recipe run's candidates, rejections per filter and acceptance rates (``Acceptance``).
     acceptance: dict[str, Any] | None = None
+    #: A template run's failed record of the lowest index, and why it failed (its output did
+    #: not parse or meet the schema, its prompt was over the context...).
+    first_failure: tuple[int, str] | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -551,6 +554,9 @@ class _Tally:
         self.finished += 1
         if record.status == "failed":
             self.summary.failed += 1
+            first = self.summary.first_failure
+            if first is None or record.index < first[0]:
+                self.summary.first_failure = (record.index, record.error or "no reason given")
         if record.status != "ok":
             return
         self.summary.written += 1
