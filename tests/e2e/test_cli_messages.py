@@ -88,3 +88,26 @@ def test_version() -> None:
     result = textnlp("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"textnlp {metadata.version('textnlp')}\n"
+
+
+def test_templates_show_of_a_template_that_cannot_render_prints_nothing_first(
+    tmp_path: Path,
+) -> None:
+    # The definition went to stdout before the error: output, then a failure.
+    (tmp_path / "tdiv.yaml").write_text(
+        'id: tdiv\nversion: "1.0"\nuser: "{{ topic / 2 }}"\nvariables:\n  topic: {values: [a]}\n'
+    )
+    result = textnlp("templates", "show", "./tdiv.yaml")
+    assert_one_line_exit_2(result, "unsupported operand type(s) for /")
+    assert result.stdout == ""
+
+
+def test_templates_show_prints_a_prompt_with_brackets_as_written(tmp_path: Path) -> None:
+    # A template's text was read as rich markup: "[/y]" closed no tag, and "[bold]" vanished.
+    (tmp_path / "tmark.yaml").write_text(
+        'id: tmark\nversion: "1.0"\nuser: "List [bold]x[/] and [/y] for {{ topic }}"\n'
+        'variables:\n  topic: {values: ["[red]z"]}\n'
+    )
+    result = textnlp("templates", "show", "./tmark.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "user: List [bold]x[/] and [/y] for [red]z" in result.stdout

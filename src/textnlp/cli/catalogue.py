@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from textnlp.cli.common import console, platform, print_yaml
 from textnlp.errors import TemplateError
@@ -80,14 +81,14 @@ def show_template(
     template = found
     definition = template.model_dump(mode="json", by_alias=True, exclude_none=True)
     definition.pop("source", None)
-    print_yaml(definition)
     variables = template.sample_variables(seed, index)
-    system, user = template.render(variables)
+    system, user = template.render(variables)  # before anything is printed: it may fail
+    print_yaml(definition)
     console.rule(f"sample prompt (seed {seed}, record {index})")
-    console.print(f"[bold]variables[/]: {variables}")
-    if system:
-        console.print(f"[bold]system[/]: {system}")
-    console.print(f"[bold]user[/]: {user}")
+    shown = [("variables", str(variables)), ("system", system), ("user", user)]
+    for name, value in shown:
+        if value:  # the template's own text: never read as markup
+            console.print(Text.assemble((name, "bold"), ": ", value))
 
 
 @models_app.command("list")
