@@ -111,3 +111,14 @@ def test_templates_show_prints_a_prompt_with_brackets_as_written(tmp_path: Path)
     result = textnlp("templates", "show", "./tmark.yaml")
     assert result.returncode == 0, result.stderr
     assert "user: List [bold]x[/] and [/y] for [red]z" in result.stdout
+
+
+def test_an_output_path_with_brackets_is_printed_as_written(tmp_path: Path) -> None:
+    # "[bold]" in a file's name was read as markup (and "[/x]" would close no tag).
+    from tests.support.cluster import run_cli
+
+    name = "[bold]x[/bold].jsonl"
+    args = ["generate", "-t", "news-headline", "-n", "1", "-m", "fake-fast", "-o", name]
+    made = run_cli(tmp_path, *args, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert f"dataset: {name}" in made.stdout and (tmp_path / name).is_file()

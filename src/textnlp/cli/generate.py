@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -315,7 +316,7 @@ def print_summary(summary: DatasetSummary) -> None:
     for label, value in rows:
         table.add_row(label, value)
     console.print(table)
-    console.print(f"dataset: [bold]{summary.output}[/]")
+    console.print(f"dataset: [bold]{escape(str(summary.output))}[/]")
 
 
 def acceptance_rows(acceptance: dict[str, Any]) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from textnlp.cli.common import settings
@@ -82,7 +83,7 @@ def validate(
     console.print(summarise_for_cli(result))
     if report is not None:
         write_report(result, report)
-        console.print(f"report: [bold]{report}[/]")
+        console.print(f"report: [bold]{escape(str(report))}[/]")
     if not result.passed:
         raise typer.Exit(1)
 
@@ -162,7 +163,7 @@ def validate_after_generate(
     write_report(result, html_path)
     console = Console()
     console.print(summarise_for_cli(result))
-    console.print(f"validation report: [bold]{html_path}[/]")
+    console.print(f"validation report: [bold]{escape(str(html_path))}[/]")
     if fail_on_gate and not result.passed:
         raise typer.Exit(1)
     return result
