@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -10,6 +11,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints, m
 
 from textnlp.domain.generation import MAX_TOKENS_LIMIT
 from textnlp.egress import MAX_URL_LENGTH
+from textnlp.errors import quoted
 from textnlp.services.text_boundary import TextBoundary
 from textnlp.validation.gate import Gate
 from textnlp.validation.safe_schema import MAX_DEPTH, deeper_than
@@ -31,6 +33,8 @@ class PromptItem(TextBoundary):
 #: A storage key under ``prompts/user-uploads/`` (the characters ``Keys.check_key`` allows, no
 #: empty, ``.`` or ``..`` segment).
 _SEGMENT = r"[A-Za-z0-9!_.*'() =-]*[A-Za-z0-9!_*'() =-][A-Za-z0-9!_.*'() =-]*"
+#: A catalogue template's or recipe's id (``api.schemas.TEMPLATE_ID``).
+_CATALOGUE_ID = r"^[a-z0-9][a-z0-9_-]*$"
 _UPLOAD_KEY = rf"^prompts/user-uploads/({_SEGMENT}/)*{_SEGMENT}$"
 
 
@@ -99,9 +103,7 @@ class JobSpec(TextBoundary):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
-    template: str | None = Field(
-        default=None, min_length=1, max_length=200, pattern=r"^[a-z0-9][a-z0-9_-]*$"
-    )
+    template: str | None = Field(default=None, min_length=1, max_length=200, pattern=_CATALOGUE_ID)
     count: int | None = Field(default=None, ge=1)
     variables: dict[str, Any] = {}
     prompts: list[Annotated[str, Field(min_length=1)] | PromptItem] | None = Field(
@@ -134,7 +136,18 @@ class JobSpec(TextBoundary):
         if isinstance(data, dict) and "recipe" in data:
             if data.get("template") is not None:
                 raise ValueError("give template or recipe, not both")
-            data = {**data, "template": data["recipe"]}
+            recipe = data["recipe"]
+            if not isinstance(recipe, str) or len(recipe) > 200:
+                recipe_ok = False
+            else:
+                recipe_ok = re.fullmatch(_CATALOGUE_ID, recipe) is not None
+            if not recipe_ok:
+                # Said of the field the client sent, not of the one it is renamed to.
+                raise ValueError(
+                    f"recipe: {quoted(recipe)} is no catalogue id (lowercase letters, digits, "
+                    "'-' and '_', at most 200 characters)"
+                )
+            data = {**data, "template": recipe}
             del data["recipe"]
         return data
 

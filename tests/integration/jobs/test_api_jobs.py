@@ -112,6 +112,17 @@ def test_bad_input(api: Api, payload: dict[str, object], code: int) -> None:
     assert "error" in answer.json()
 
 
+@pytest.mark.parametrize("recipe", ["Persona-QA", "/etc/passwd", 7])
+def test_a_bad_recipe_id_is_said_of_the_recipe_field(api: Api, recipe: object) -> None:
+    # The client sent "recipe" and read of a "template" it never sent.
+    payload = {"recipe": recipe, "count": 1, "model": "fake-fast"}
+    answer = api.client.post(BATCH, json=payload, headers=api.headers("alice"))
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["error"]["message"]
+    assert "recipe: " in message and "is no catalogue id" in message
+    assert "template" not in message
+
+
 def test_bad_uploads_and_unknown_jobs(api: Api) -> None:
     alice = api.headers("alice")
     empty = api.client.put(f"{BATCH}/uploads/p.jsonl", content=b"", headers=alice)
