@@ -247,9 +247,9 @@ async def test_a_run_that_accepts_nothing_leaves_the_output_as_it_was(tmp_path: 
 @pytest.mark.parametrize(
     ("prompt", "reason"),
     [
-        ("GEN: {{ topic / 2 }}", "TypeError: unsupported operand"),
-        ("GEN: {{ ''.__class__.__mro__ }}", "SecurityError: access to attribute"),
-        ("GEN: {{ 10 // n }}", "ZeroDivisionError"),
+        ("GEN: {{ topic / 2 }}", "unsupported operand type(s) for /"),
+        ("GEN: {{ ''.__class__.__mro__ }}", "access to attribute '__class__'"),
+        ("GEN: {{ 10 // n }}", "integer division or modulo by zero"),
     ],
 )
 async def test_a_prompt_that_cannot_be_rendered_fails_its_candidates_not_the_run(

@@ -57,7 +57,7 @@ def render(text: str, row: Mapping[str, Any]) -> str:
     except jinja2.UndefinedError:
         raise
     except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-        raise RenderFailed(f"{type(exc).__name__}: {exc}") from None
+        raise RenderFailed(str(exc)) from None  # as an expression column's failures say it
 
 
 def as_text(value: Any) -> str:
