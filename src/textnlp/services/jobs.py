@@ -89,12 +89,6 @@ class ResultDownload:
     size: int
 
 
-#: States whose job offers its result file: a cancelled or failed one (stopped by a spending
-#: cap, failed by its gate or its last attempt) keeps the records it made; its state and error
-#: say that it did not succeed.
-_WITH_RESULTS = ("succeeded", "failed", "cancelled")
-
-
 #: What ``upload_name`` makes: the digest, then the escaped name.
 _UPLOAD_NAME = re.compile(r"[0-9a-f]{16}-.")
 
@@ -445,7 +439,9 @@ class JobService:
         if started is not None:
             elapsed = round(((finished or datetime.now(UTC)) - started).total_seconds(), 3)
         result = None
-        if row.state in _WITH_RESULTS and row.result_key:
+        # An ended job offers its file: a cancelled or failed one keeps the records it made (its
+        # state and error say that it did not succeed).
+        if row.state in TERMINAL_STATES and row.result_key:
             result = JobResult(
                 format=row.spec.get("format", "jsonl"),
                 key=row.result_key,
@@ -485,7 +481,7 @@ class JobService:
 
     def results(self, owner: Owner, job_id: str) -> ResultDownload:
         row = self._owned(owner, job_id)
-        if row.state not in _WITH_RESULTS or not row.result_key:
+        if row.state not in TERMINAL_STATES or not row.result_key:
             why = {
                 "cancelled": "was cancelled with no record kept",
                 "failed": f"failed with no record kept: {row.error}",
