@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
-    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
 from bench.common import spread  # noqa: E402
+from tests.conftest import free_port, wait_for_port  # noqa: E402
 from textnlp.adapters.db.schema import upgrade_database  # noqa: E402
 from textnlp.adapters.storage import Keys  # noqa: E402
 from textnlp.bootstrap import Platform  # noqa: E402
@@ -52,23 +53,8 @@ def moto(port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    import socket
-
-    for _ in range(200):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("moto's server did not start")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    wait_for_port(port, proc=proc)
+    return proc
 
 
 def sequential(service: OpenAIBatchService) -> list[str]:
