@@ -9,6 +9,7 @@ job's state is one of the named steps below.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from textnlp.adapters.db.job_store import JobStore
@@ -29,6 +30,10 @@ _CONTENT_TYPES = {
     "csv": "text/csv",
     "parquet": "application/vnd.apache.parquet",
 }
+
+
+#: Tries to keep a file while workers go on storing records (each store may make it short).
+_KEEP_TRIES = 5
 
 
 class JobRuns:
@@ -151,16 +156,40 @@ class JobRuns:
 
     def _kept_by_cancel(self, job_id: str, result_key: str) -> bool:
         """A job cancelled while its last records were made keeps them all as its result, as
-        one cancelled mid-run keeps those it made (True: its owner is to be told)."""
-        if not self._store.keep_partial_result(job_id, result_key):
-            return False  # ended otherwise (another worker, the dead-letter sweep)
-        self._store.worker_stopped(job_id)
-        return True
+        one cancelled mid-run keeps those it made (True: its owner is to be told, once).
 
-    def keep_partial_result(self, job_id: str, result_key: str) -> bool:
+        The file holds every record, so it replaces a file kept meanwhile (a duplicate
+        delivery's) unless that one was made after the last store too."""
+        row = None
+        for _ in range(_KEEP_TRIES):
+            row = self._store.get(job_id)
+            if row is None or row.state not in ("cancelled", "failed"):
+                break
+            if row.result_key and row.heartbeat_at is None:
+                break  # kept whole already (another worker, the dead-letter sweep)
+            kept, replaced = self._store.keep_partial_result(
+                job_id, result_key, beat=row.heartbeat_at
+            )
+            if kept:
+                self._delete_replaced(replaced, result_key)
+                return replaced is None
+        if row is None or row.result_key != result_key:  # never the file another one kept
+            self._storage.delete(result_key)
+        return False
+
+    def keep_partial_result(self, job_id: str, result_key: str, *, beat: datetime | None) -> bool:
         """A cancelled or failed job keeps the records it made as its result, as an OpenAI
-        batch does."""
-        return self._store.keep_partial_result(job_id, result_key)
+        batch does, in place of a file it kept before (deleted), unless a record was stored
+        since ``beat``, its heartbeat read before the file's records were: False, and the file
+        may lack that record."""
+        kept, replaced = self._store.keep_partial_result(job_id, result_key, beat=beat)
+        if kept:
+            self._delete_replaced(replaced, result_key)
+        return kept
+
+    def _delete_replaced(self, replaced: str | None, result_key: str) -> None:
+        if replaced and replaced != result_key:
+            self._storage.delete(replaced)
 
     def worker_stopped(self, job_id: str) -> None:
         """The worker of an ended job has stopped: nothing more of it will be stored (an
@@ -179,12 +208,17 @@ class JobRuns:
         return f"every record failed ({failed}){reason}"
 
     # -- result files -----------------------------------------------------------------------
-    def upload_result(self, job_id: str, fmt: str, path: Path) -> str:
-        """Store the job's final file (uploaded in parts); returns its key."""
-        key = Keys.batch_result(job_id, fmt)
+    def upload_result(self, job_id: str, fmt: str, path: Path, *, partial: bool = False) -> str:
+        """Store the job's final file (uploaded in parts); returns its key. A ``partial`` file
+        (a cancelled or failed job's) gets a key of its own: one made from fewer records never
+        overwrites another."""
+        key = Keys.kept_result(job_id, fmt) if partial else Keys.batch_result(job_id, fmt)
         content_type = _CONTENT_TYPES.get(fmt, "application/octet-stream")
         self._storage.put_file(key, path, content_type=content_type)
         return key
+
+    def discard_result(self, key: str) -> None:
+        self._storage.delete(key)
 
     def download_result(self, key: str, path: Path) -> None:
         self._storage.download(key, path)

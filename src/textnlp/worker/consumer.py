@@ -332,6 +332,8 @@ class Worker:
                 report_key=report_key,
             ),
         )
+        # Let go of it: a gate's failure keeps the whole dataset, no settle is to redo it.
+        await self.patience.run(what, self.runs.worker_stopped, job_id)
         await self.patience.run(what, queue.delete, message)
         await self.patience.run(what, self._notify, job_id)
 

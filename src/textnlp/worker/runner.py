@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from textnlp.adapters.db.jobs import JobRow
 from textnlp.backends.base import Backend, ScopedBackend
 from textnlp.errors import TextNLPError
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
@@ -40,6 +41,9 @@ from textnlp.worker.outages import is_outage
 from textnlp.worker.provider_batch import ProviderBatches
 
 log = logging.getLogger(__name__)
+
+#: Files a settle makes while other workers go on storing records (each store makes it short).
+_SETTLE_TRIES = 5
 
 
 class JobRunner:
@@ -120,9 +124,9 @@ class JobRunner:
             raise TextNLPError(f"job {job_id} has {stored} of {row.total} records stored")
         return await asyncio.to_thread(self.publish_stored, job_id)
 
-    def publish_stored(self, job_id: str) -> str:
+    def publish_stored(self, job_id: str, *, partial: bool = False) -> str:
         """The final file from the store (every index once, in order), uploaded in parts;
-        returns its key."""
+        returns its key (a ``partial`` one's own, see ``JobRuns.upload_result``)."""
         row = self.runs.get(job_id)
         assert row is not None
         fmt = JobSpec.model_validate(row.spec).format
@@ -130,7 +134,7 @@ class JobRunner:
         try:
             final = workdir / f"final.{fmt}"
             write_dataset(final, self.runs.stored_records(job_id))
-            return self.runs.upload_result(job_id, fmt, final)
+            return self.runs.upload_result(job_id, fmt, final, partial=partial)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -138,30 +142,41 @@ class JobRunner:
         """An ended job's last step: a cancelled or failed job (a spending cap, a wrong input,
         its last attempt) keeps the records it made as its (partial) result file, as an OpenAI
         batch does, and its worker lets it go (its page then knows that nothing more will
-        come). Once: a duplicate delivery finds the file kept.
+        come).
+
+        Any worker may settle: the one that stopped, or one given a duplicate delivery while
+        the first still stores its last chunk. The file is made again whenever a record was
+        stored after it (every store beats the job's heartbeat, which keeping a file clears),
+        and kept only if none was stored while it was made: the last to settle keeps them all.
 
         Best effort past an outage (which the caller waits out): a file that cannot be written
         (a full disk) leaves the job without one, as before, rather than its message coming
         back for ever to a job that has ended."""
-        try:
-            self._keep_made(job_id)
-        finally:
-            self.runs.worker_stopped(job_id)
+        for _ in range(_SETTLE_TRIES):
+            row = self.runs.get(job_id)
+            if row is None or not self._has_more_to_keep(row):
+                self.runs.worker_stopped(job_id)
+                return
+            try:
+                key = self.publish_stored(job_id, partial=True)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                log.warning("job %s: its records could not be kept as a file: %s", job_id, exc)
+                self.runs.worker_stopped(job_id)
+                return
+            if self.runs.keep_partial_result(job_id, key, beat=row.heartbeat_at):
+                return
+            self.runs.discard_result(key)  # a record was stored meanwhile: read them again
+        log.warning("job %s: records kept coming; the last worker to stop keeps them", job_id)
 
-    def _keep_made(self, job_id: str) -> None:
-        row = self.runs.get(job_id)
-        if row is None or row.state not in {"cancelled", "failed"} or row.result_key:
-            return
-        if not self.runs.stored_count(job_id, ok_only=True):
-            return
-        try:
-            key = self.publish_stored(job_id)
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            log.warning("job %s: its records could not be kept as a file: %s", job_id, exc)
-            return
-        self.runs.keep_partial_result(job_id, key)
+    def _has_more_to_keep(self, row: JobRow) -> bool:
+        """A cancelled or failed job with records, stored after its kept file or none kept."""
+        if row.state not in {"cancelled", "failed"}:
+            return False
+        if row.result_key and row.heartbeat_at is None:
+            return False
+        return self.runs.stored_count(row.id, ok_only=True) > 0
 
     def validate(self, job_id: str, spec: JobSpec, result_key: str) -> tuple[str, str | None]:
         """Run the validation gate on the result; returns (report key, failure or None)."""

@@ -4,17 +4,21 @@ own calls, in order, without a model)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.platform import local_platform
 from tests.support.records import stored_record
+from textnlp.adapters.storage import Keys
 from textnlp.bootstrap import Platform
 from textnlp.domain import Record
 from textnlp.domain.records import RecordStatus
 from textnlp.errors import Conflict, QuotaExceeded
 from textnlp.services.job_models import JobSpec, Owner
+from textnlp.services.job_runs import JobRuns
+from textnlp.worker.runner import JobRunner
 
 OWNER = Owner(id="u1")
 
@@ -49,6 +53,69 @@ def test_a_cancel_while_the_last_records_are_made_keeps_them_all(platform: Platf
     assert row is not None and (row.state, row.result_key) == ("cancelled", key)
     assert row.heartbeat_at is None  # its worker is done
     assert runs.finish_generation(job_id, "other") is False  # once
+
+
+def runner(platform: Platform) -> JobRunner:
+    return JobRunner(platform.job_runs, platform.generation, chunk_size=4)
+
+
+def kept_indices(platform: Platform, job_id: str) -> list[int]:
+    row = platform.job_runs.get(job_id)
+    assert row is not None and row.result_key
+    lines = platform.jobs.storage.get_bytes(row.result_key).decode().splitlines()
+    return [json.loads(line)["index"] for line in lines]
+
+
+def files_of(platform: Platform, job_id: str) -> list[str]:
+    return platform.jobs.storage.list(f"{Keys.BATCH_JOBS}{job_id}/")
+
+
+def test_a_chunk_stored_after_a_duplicate_kept_the_file_is_kept_too(platform: Platform) -> None:
+    """A duplicate delivery of a cancelled job settles it (keeps its records as a file) while
+    the job's worker still makes its last chunk; that worker's settle makes the file again.
+    (It found the file kept and left it: the chunk was stored, and missing from the file.)"""
+    runs = platform.job_runs
+    job_id = running_job(platform, "news-headline", 8)
+    runs.save_chunk(job_id, [record(i) for i in range(4)])
+    platform.jobs.cancel(OWNER, job_id)
+    runner(platform).settle(job_id)  # the duplicate delivery's
+    assert kept_indices(platform, job_id) == [0, 1, 2, 3]
+    runs.save_chunk(job_id, [record(4), record(5)])  # the first worker's last chunk
+    runner(platform).settle(job_id)  # it saw the cancel
+    assert kept_indices(platform, job_id) == [0, 1, 2, 3, 4, 5]
+    assert len(files_of(platform, job_id)) == 1  # the short file is gone
+    row = runs.get(job_id)
+    assert row is not None and row.heartbeat_at is None  # its page stops watching
+    runner(platform).settle(job_id)  # nothing stored since: the file stays
+    again = runs.get(job_id)
+    assert again is not None and again.result_key == row.result_key
+
+
+def test_a_file_made_while_a_chunk_is_stored_is_not_kept(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers settle a cancelled job at once: the file made from the records read before
+    the other's last chunk is not kept (its upload, landing last, made the kept file short)."""
+    runs = platform.job_runs
+    job_id = running_job(platform, "news-headline", 8)
+    runs.save_chunk(job_id, [record(i) for i in range(4)])
+    platform.jobs.cancel(OWNER, job_id)
+    read = JobRuns.stored_records
+    interleaved: list[bool] = []
+
+    def read_then_interleave(self: JobRuns, job: str, **kw: bool) -> Iterator[Record]:
+        records = list(read(self, job, **kw))
+        if not interleaved:  # 4 records read: the other worker stores its last chunk and
+            interleaved.append(True)  # settles before this file is uploaded
+            runs.save_chunk(job_id, [record(4), record(5)])
+            runner(platform).settle(job_id)
+        return iter(records)
+
+    monkeypatch.setattr(JobRuns, "stored_records", read_then_interleave)
+    runner(platform).settle(job_id)
+    assert interleaved and kept_indices(platform, job_id) == [0, 1, 2, 3, 4, 5]
+    row = runs.get(job_id)
+    assert row is not None and files_of(platform, job_id) == [row.result_key]
 
 
 def test_a_recipe_job_is_complete_only_with_every_record_accepted(platform: Platform) -> None:

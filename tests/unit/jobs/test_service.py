@@ -201,7 +201,7 @@ def test_a_job_that_fails_part_way_keeps_the_records_it_made(
 def test_a_failed_job_whose_file_cannot_be_written_still_ends(
     settings: Settings, jobs: JobService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full_disk(runner: JobRunner, job_id: str) -> str:
+    def full_disk(runner: JobRunner, job_id: str, *, partial: bool = False) -> str:
         raise OutputError("cannot write the result: no space left on device")
 
     monkeypatch.setattr(JobRunner, "publish_stored", full_disk)

@@ -37,6 +37,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _is(column: Any, value: Any) -> Any:
+    """``column`` equals ``value``, NULL matching None (SQL's ``=`` never matches NULL)."""
+    return column.is_(None) if value is None else column == value
+
+
 @dataclass(frozen=True)
 class NewJob:
     id: str
@@ -254,20 +259,27 @@ class JobStore:
             )
             return int(getattr(result, "rowcount", 0) or 0) == 1
 
-    def keep_partial_result(self, job_id: str, result_key: str) -> bool:
-        """A cancelled or failed job's file of the records it made; False when the job has not
-        ended so or has a result already."""
+    def keep_partial_result(
+        self, job_id: str, result_key: str, *, beat: datetime | None
+    ) -> tuple[bool, str | None]:
+        """A cancelled or failed job's file of the records it made, in place of the file it
+        had, unless a record was stored since ``beat``, the job's heartbeat read before the
+        file's records were (every store beats, so the file might lack that record): (kept,
+        the key of the file replaced). Kept, the heartbeat is cleared: its worker is done."""
         with self.sessions.begin() as session:
+            replaced = session.scalar(select(JobRow.result_key).where(JobRow.id == job_id))
             result = session.execute(
                 update(JobRow)
                 .where(
                     JobRow.id == job_id,
                     JobRow.state.in_(["cancelled", "failed"]),
-                    JobRow.result_key.is_(None),
+                    _is(JobRow.heartbeat_at, beat),
+                    _is(JobRow.result_key, replaced),  # unchanged since read (SQLite's read)
                 )
-                .values(result_key=result_key)
+                .values(result_key=result_key, heartbeat_at=None)
             )
-            return int(getattr(result, "rowcount", 0) or 0) == 1
+            kept = int(getattr(result, "rowcount", 0) or 0) == 1
+            return kept, replaced if kept else None
 
     def worker_stopped(self, job_id: str) -> None:
         """An ended job's worker is gone: its heartbeat no longer stands for a live worker."""

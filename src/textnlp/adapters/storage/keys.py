@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime
 
 from textnlp.errors import InvalidInput
@@ -27,6 +28,11 @@ class Keys:
     @staticmethod
     def batch_result(job_id: str, fmt: str) -> str:
         return f"generated/batch-jobs/{job_id}/records.{fmt}"
+
+    @staticmethod
+    def kept_result(job_id: str, fmt: str) -> str:
+        """A cancelled or failed job's file of the records it made: a new key each time."""
+        return f"generated/batch-jobs/{job_id}/records-kept-{uuid.uuid4().hex[:12]}.{fmt}"
 
     @staticmethod
     def validation_result(job_id: str) -> str:
