@@ -79,6 +79,11 @@ def test_sync_chat(client: openai.OpenAI) -> None:
     )
     assert int(raw.headers["x-ratelimit-remaining-requests"]) >= 0
     assert raw.parse().choices
+    # ``stream`` is "boolean or null" in OpenAI's API: code passing a kwarg through sends null.
+    unstreamed = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2, stream=None
+    )
+    assert unstreamed.choices[0].message.content is not None
 
 
 async def test_async_chat(server: str, api_key: str) -> None:

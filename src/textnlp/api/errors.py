@@ -323,6 +323,8 @@ def openai_error_for(
         kind = "server_error"
     if isinstance(exc, InvalidInput) and not isinstance(exc, NotFound):
         status = 400  # OpenAI answers every invalid request 400; 422 is ours
+    if status == 409:  # the SDK retries a 409 (a lock timeout at OpenAI's); ours are states
+        headers = {**headers, "x-should-retry": "false"}
     body = {
         "message": str(public["message"]),
         "type": kind,

@@ -124,16 +124,12 @@ class CompletionsServing:
         ]
 
     @staticmethod
-    def prompt_groups(requests: Sequence[GenerationRequest]) -> list[int]:
-        """For each request, which prompt it asks (the choices of one prompt differ in their
-        seed only): usage counts each prompt once, as OpenAI's does, whatever ``n``."""
-        groups: dict[str, int] = {}
-        out = []
-        for request in requests:
-            unseeded = request.params.model_copy(update={"seed": None})
-            key = request.model_copy(update={"params": unseeded}).model_dump_json()
-            out.append(groups.setdefault(key, len(groups)))
-        return out
+    def prompt_groups(count: int, prompts: int) -> list[int]:
+        """For each of ``count`` requests, the choices of ``prompts`` prompts in order, which
+        prompt it asks: usage counts each prompt once, as OpenAI's does, whatever ``n`` (and
+        a prompt listed twice twice)."""
+        per_prompt = max(1, count // max(1, prompts))
+        return [i // per_prompt for i in range(count)]
 
     # Spending --------------------------------------------------------------------------------
     async def admit(
@@ -150,8 +146,15 @@ class CompletionsServing:
 
     # Running ---------------------------------------------------------------------------------
     async def complete(
-        self, model_id: str, requests: list[GenerationRequest], owner: str | None = None
+        self,
+        model_id: str,
+        requests: list[GenerationRequest],
+        owner: str | None = None,
+        *,
+        prompts: int = 1,
     ) -> CompletionResponse:
+        """The answer to ``requests``: the choices of ``prompts`` prompts, in order (prompt
+        0's, then prompt 1's...)."""
         await self.admit(owner, model_id, requests)
         results = await asyncio.gather(
             *(self.service.complete(model_id, request, owner) for request in requests),
@@ -162,7 +165,7 @@ class CompletionsServing:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return self.render(model_id, completions, self.prompt_groups(requests))
+        return self.render(model_id, completions, self.prompt_groups(len(requests), prompts))
 
     def render(
         self, model_id: str, completions: list[Completion], groups: Sequence[int] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -49,6 +50,12 @@ class ChatMessage(BaseModel):
 
     role: Role
     content: str
+
+    @staticmethod
+    def joined(texts: Iterable[str]) -> str:
+        """A message's text content parts as its content: one per line, as vLLM joins them
+        (the online routes and batch lines alike: one request, one answer)."""
+        return "\n".join(texts)
 
 
 class GenerationRequest(BaseModel):

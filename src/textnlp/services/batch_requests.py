@@ -90,7 +90,7 @@ class _Message(BaseModel):
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
-        return "\n".join(part.text for part in self.content)
+        return ChatMessage.joined(part.text for part in self.content)
 
 
 class _ResponseFormat(BaseModel):
@@ -293,18 +293,19 @@ class BatchRequestsTemplate(PromptTemplate):
 
     def request_failure(self, exc: Exception) -> dict[str, Any] | None:
         """A line the backend refuses is that line's failure, not the batch's."""
-        return line_failure(exc)
+        return line_failure(exc, self.requests[0].url if self.requests else CHAT_COMPLETIONS)
 
 
-def line_failure(exc: Exception) -> dict[str, Any] | None:
-    """A backend's refusal of one request, as OpenAI answers it in a batch's error file:
-    ``status_code`` and the error object (``message``, ``type``, ``param``, ``code``). None
-    when the error is not the request's own (the attempt fails instead)."""
+def line_failure(exc: Exception, url: str = CHAT_COMPLETIONS) -> dict[str, Any] | None:
+    """A backend's refusal of one request to ``url``, as OpenAI answers it in a batch's error
+    file: ``status_code`` and the error object (``message``, ``type``, ``param``, ``code``).
+    None when the error is not the request's own (the attempt fails instead)."""
     if not isinstance(exc, BackendError) or not exc.user_error:
         return None
     param, code = None, exc.type
-    if isinstance(exc, ContextWindowExceeded):
-        param, code = "messages", "context_length_exceeded"
+    if isinstance(exc, ContextWindowExceeded):  # a completions request has a prompt
+        param = "prompt" if url == COMPLETIONS else "messages"
+        code = "context_length_exceeded"
     return {
         "status_code": exc.http_status,
         "message": exc.message,

@@ -317,6 +317,12 @@ def test_completions_of_several_prompts_and_a_stream(sqlite_api: Api) -> None:
         for p in ("Once upon a time", "The sky is")
     ]
     assert usage["prompt_tokens"] == sum(a["usage"]["prompt_tokens"] for a in alone)
+    # A prompt listed twice is two prompts (they were told apart by their text alone).
+    twice = {**SHORT, "prompt": ["The sky is"] * 2}
+    answer = sqlite_api.client.post(TEXT, json=twice, headers=headers).json()
+    assert answer["usage"]["prompt_tokens"] == 2 * alone[1]["usage"]["prompt_tokens"]
+    twice = {**twice, "stream": True, "stream_options": {"include_usage": True}}
+    assert streamed_choices(sqlite_api, TEXT, twice)[1] == answer["usage"]
 
 
 # Embeddings -----------------------------------------------------------------------------------

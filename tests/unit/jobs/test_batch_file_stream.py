@@ -10,7 +10,9 @@ import pytest
 
 from textnlp.errors import BackendUnavailable, ContextWindowExceeded, DatasetError, InvalidRequest
 from textnlp.services.batch_requests import (
+    COMPLETIONS,
     MAX_REQUEST_BYTES,
+    batch_requests_template,
     jsonl_lines,
     line_failure,
     parse_batch_file,
@@ -96,5 +98,26 @@ def test_only_the_lines_own_backend_errors_fail_it_alone() -> None:
     }
     too_long = line_failure(ContextWindowExceeded("long", backend="b", model="m"))
     assert too_long is not None and too_long["code"] == "context_length_exceeded"
+    assert too_long["param"] == "messages"
+    # A completions line has a prompt, as the online route names it.
+    line = {"custom_id": "a", "method": "POST", "url": COMPLETIONS}
+    line["body"] = {"model": "m", "prompt": "Hi"}  # type: ignore[assignment]
+    template = batch_requests_template(parse_batch_file("f", json.dumps(line).encode()))
+    too_long = template.request_failure(ContextWindowExceeded("long", backend="b", model="m"))
+    assert too_long is not None and too_long["param"] == "prompt"
     assert line_failure(BackendUnavailable("down", backend="b", model="m")) is None
     assert line_failure(RuntimeError("bug")) is None
+
+
+def test_a_batch_line_asks_what_the_same_request_online_asks() -> None:
+    """Text content parts become one message text by one rule, online and in a batch (online
+    joined them with nothing, a batch line with newlines: two answers to one request)."""
+    from textnlp.api.openai.schemas import ChatCompletionRequest
+    from textnlp.api.openai.translate import chat_messages
+
+    parts = [{"type": "text", "text": "Name a"}, {"type": "text", "text": " color."}]
+    body = {"model": "m", "messages": [{"role": "user", "content": parts}]}
+    online = chat_messages(ChatCompletionRequest.model_validate(body).messages)
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    (item,) = parse_batch_file("f", json.dumps(line).encode())
+    assert list(item.messages) == online

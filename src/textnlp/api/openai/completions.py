@@ -30,11 +30,19 @@ async def completions(
     refuse_unsupported(body)
     model_id = serve.model_id(body.model)
     requests = completion_requests(serve, body, model_id)
+    prompts = 1 if isinstance(body.prompt, str) else len(body.prompt)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         writer = ChunkWriter(model_id, chat=False, include_usage=include_usage)
         return await stream_response(
-            serve, model_id, requests, caller.owner, writer, caller.headers, caller.watch
+            serve,
+            model_id,
+            requests,
+            caller.owner,
+            writer,
+            caller.headers,
+            caller.watch,
+            prompts=prompts,
         )
-    answer = await serve.complete(model_id, requests, owner=caller.owner)
+    answer = await serve.complete(model_id, requests, owner=caller.owner, prompts=prompts)
     return JSONResponse(text_completion(answer).model_dump(), headers=caller.headers)

@@ -124,7 +124,7 @@ class SamplingRequest(_Request):
     stop: TextOrTexts | None = None
     #: Any 64-bit integer, as OpenAI takes; used modulo 2**32 (the engines' seed width).
     seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
-    stream: bool = False
+    stream: bool | None = False  # null as false, as OpenAI takes it
     stream_options: StreamOptions | None = None
     # Known, refused when they ask for something (translate.refuse_unsupported).
     presence_penalty: float | None = None

@@ -37,7 +37,10 @@ async def stream_response(
     writer: ChunkWriter,
     headers: dict[str, str],
     watch: CredentialWatch | None = None,
+    *,
+    prompts: int = 1,
 ) -> EventSourceResponse:
+    """``requests``: the choices of ``prompts`` prompts, in order."""
     await serve.admit(owner, model_id, requests)
     await serve.service.load(model_id)
     streams = [serve.stream(model_id, request, owner) for request in requests]
@@ -51,7 +54,7 @@ async def stream_response(
         raise
     firsts = [r for r in results if not isinstance(r, BaseException)]
     events = _merged(firsts, streams)
-    groups = serve.prompt_groups(requests)
+    groups = serve.prompt_groups(len(requests), prompts)
     return EventSourceResponse(
         _sse(writer, len(streams), events, watch, groups), sep="\n", headers=headers
     )

@@ -130,7 +130,7 @@ def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
                         f"{where}.content: a 'text' part needs its 'text'",
                         parameter=f"{where}.content",
                     )
-            content = "".join(part.text or "" for part in content)
+            content = ChatMessage.joined(part.text or "" for part in content)
         if content is None:
             raise InvalidParameter(f"{where}.content is required", parameter=f"{where}.content")
         role = "system" if message.role == "developer" else message.role
