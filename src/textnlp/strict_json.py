@@ -4,7 +4,9 @@ Python's ``json`` reads ``NaN``, ``Infinity`` and ``-Infinity``, and turns a num
 for a float (``1e999``) into infinity. None of them is JSON: written back they make a file
 other JSON readers refuse, NaN passes every ``minimum``/``maximum`` of a schema, and infinity
 breaks a schema's ``multipleOf``. ``DECODER`` refuses them with a ``ValueError`` that says why
-(not a ``json.JSONDecodeError``, which means "not JSON here, look further").
+(not a ``json.JSONDecodeError``, which means "not JSON here, look further"), as it refuses an
+integer longer than Python converts (4300 digits: ``int`` raised a ``ValueError`` about its
+own setting).
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
-DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+def bounded_int(text: str) -> int:
+    """``int``, refusing a number longer than Python converts in words of its own."""
+    try:
+        return int(text)
+    except ValueError:  # Python's bound on digits (4300): a message naming its own setting
+        raise ValueError(f"a number of {len(text.lstrip('-'))} digits is too long") from None
+
+
+DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=bounded_int
+)
 
 
 def loads(text: str) -> Any:

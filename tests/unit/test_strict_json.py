@@ -85,3 +85,10 @@ def test_a_value_later_in_the_text() -> None:
 def test_only_possible_object_starts_are_tried() -> None:
     text = '{{x{"a": 1}{ \n}{ x}{\t"b"'
     assert list(object_starts(text)) == [3, 11, 19]
+
+
+def test_an_integer_longer_than_python_converts_is_refused_in_our_words() -> None:
+    with pytest.raises(ValueError, match="a number of 5000 digits is too long") as refused:
+        strict_json.loads('{"a": -' + "1" * 5000 + "}")
+    assert not isinstance(refused.value, json.JSONDecodeError)  # JSON-shaped: not looked past
+    assert strict_json.loads("1" * 4300) == int("1" * 4300)

@@ -26,7 +26,10 @@ def natural(value: Any) -> Any:
     if text in _TRUTH:
         return _TRUTH[text]
     if _INTEGER.fullmatch(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # over Python's 4300 digits: a text of digits stays text
+            return value
     if _NUMBER.fullmatch(text):
         number = float(text)
         return number if math.isfinite(number) else value

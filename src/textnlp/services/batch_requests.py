@@ -38,6 +38,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from textnlp import strict_json
 from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.domain.generation import MAX_TOKENS_LIMIT, ChatMessage
 from textnlp.errors import BackendError, ContextWindowExceeded, DatasetError, first_error
@@ -388,8 +389,12 @@ def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
 def parse_line_json(name: str, number: int, text: str, *, kind: str = "prompt") -> Any:
     """One JSONL line, or ``DatasetError`` naming it."""
     try:
-        return json.loads(text)
+        # NaN and 1e999 are refused later, naming their field; an integer too long to
+        # convert, here.
+        return json.loads(text, parse_int=strict_json.bounded_int)
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{kind} file {name}, line {number}: {exc.msg}") from None
+    except ValueError as exc:
+        raise DatasetError(f"{kind} file {name}, line {number}: {exc}") from None
     except RecursionError:
         raise DatasetError(f"{kind} file {name}, line {number}: nested too deeply") from None

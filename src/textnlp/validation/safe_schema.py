@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -172,6 +173,21 @@ def _valid(errors: Iterator[Any]) -> bool:
     return next(errors, None) is None
 
 
+# multipleOf in exact arithmetic ----------------------------------------------------------------
+def _exact(number: int | float) -> Fraction:
+    """A JSON number as written: 0.1 is 1/10 (its shortest repr), not the float's binary value."""
+    return Fraction(number) if isinstance(number, int) else Fraction(repr(number))
+
+
+def _multiple_of(validator: Any, divisor: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    # jsonschema divides in floats: a 400-digit integer by 0.1 raised OverflowError (a 500),
+    # and 0.3 was no multiple of 0.1.
+    if not validator.is_type(instance, "number") or not validator.is_type(divisor, "number"):
+        return
+    if divisor > 0 and _exact(instance) % _exact(divisor) != 0:
+        yield ValidationError(f"{instance!r} is not a multiple of {divisor}")
+
+
 # The validator class -------------------------------------------------------------------------
 def _counted(keyword: Any) -> Any:
     def evaluate(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
@@ -187,6 +203,7 @@ def _counted(keyword: Any) -> Any:
 
 _KEYWORDS = {
     **Draft202012Validator.VALIDATORS,
+    "multipleOf": _multiple_of,
     "pattern": _pattern,
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,

@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import WebSocketDenialResponse
 
 from tests.support.api import Api, make_settings, start_api
+from tests.support.console import fresh_browser, log_in
 
 TEXT = "/api/v1/generate/text"
 BATCH = "/api/v1/generate/batch"
@@ -270,3 +271,40 @@ def test_refreshing_with_an_access_token_says_which_is_expected(api: Api) -> Non
         "/api/v1/auth/refresh", json={"refresh_token": token["access_token"]}
     )
     assert "expected a refresh token" in str(assert_error(response, 401)["message"])
+
+
+def test_a_number_too_long_for_python_is_refused_never_a_500(api: Api) -> None:
+    """An integer of over 4300 digits, which Python's ``int`` refuses with a ``ValueError``
+    that the JSON readers outside FastAPI's body parser did not expect: 500s on uploads,
+    ``/v1/files``, the WebSocket, a console variable; and a schema's ``multipleOf`` divided in
+    floats (OverflowError)."""
+    client, headers = api.client, api.headers("alice")
+    digits = "1" * 5000
+    data = f'{{"prompt": "hi", "variables": {{"n": {digits}}}}}\n'.encode()
+    upload = client.put(f"{BATCH}/uploads/big.jsonl", content=data, headers=headers)
+    assert "a number of 5000 digits is too long" in str(assert_error(upload, 422)["message"])
+    chat = '"model": "smollm2-135m", "messages": [{"role": "user", "content": "hi"}]'
+    body = f'{{{chat}, "seed": {digits}}}'
+    line = f'{{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {body}}}'
+    file = ("big.jsonl", line.encode(), "application/jsonl")
+    batch = client.post(
+        "/v1/files", files={"file": file}, data={"purpose": "batch"}, headers=headers
+    )
+    assert batch.status_code == 400 and "too long" in batch.json()["error"]["message"]
+    token = api.tokens.get("alice") or api.login("alice")
+    url = f"/api/v1/generate/stream?access_token={token['access_token']}"
+    with client.websocket_connect(url) as socket:
+        socket.send_text(f'{{"prompt": "hi", "seed": {digits}}}')
+        error = socket.receive_json()["error"]
+        assert error["type"] == "validation_error" and "too many digits" in error["message"]
+    schema = {"properties": {"a": {"multipleOf": 0.1}}}
+    texts = [f'{{"a": {"9" * 400}}}', '{"a": 0.3}', '{"a": 0.35}']
+    quality = {"texts": texts, "expect_json": True, "json_schema": schema}
+    checked = client.post("/api/v1/validate/quality", json=quality, headers=headers)
+    assert checked.status_code == 200, checked.text
+    for browser in fresh_browser(client):
+        assert log_in(browser).status_code == 303
+        page = browser.get(
+            "/console/playground", params={"source": "qa-pairs", "var.topic": digits}
+        )
+        assert page.status_code == 200 and digits in page.text  # the text it was, as text

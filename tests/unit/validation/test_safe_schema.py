@@ -258,3 +258,16 @@ def test_expanded_size_counts_a_shared_part_each_time_it_appears() -> None:
     looped: list[object] = []
     looped.append(looped)
     assert expanded_size(looped, 100) is None
+
+
+def test_multiple_of_is_exact_whatever_the_numbers_size() -> None:
+    """jsonschema divided in floats: a 400-digit integer by 0.1 raised OverflowError (the
+    quality route's 500), and 0.3 was no multiple of 0.1."""
+    tenth = compiled({"multipleOf": 0.1})
+    assert tenth.first_error(int("9" * 400)) is None
+    assert tenth.first_error(0.3) is None
+    assert tenth.first_error(0.35) is not None
+    huge = compiled({"multipleOf": int("1" + "0" * 400)})
+    assert huge.first_error(1.5) is not None
+    assert huge.first_error(int("1" + "0" * 401)) is None
+    assert compiled({"multipleOf": 3}).first_error(True) is None  # not a number: not checked

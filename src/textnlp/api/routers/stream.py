@@ -165,7 +165,18 @@ async def stream_events(
     try:
         # Parsed as an HTTP body is (json, then the model): a lone surrogate is then named as
         # invalid text rather than as invalid JSON, and NaN is refused by the model.
-        body = StreamRequest.model_validate(json.loads(raw))
+        payload = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        yield invalid_json_message(f"{exc.msg} at character {exc.pos}")
+        return
+    except RecursionError:
+        yield invalid_json_message("nested too deeply")
+        return
+    except ValueError:  # Python's bound on an integer's digits (4300)
+        yield invalid_json_message("a number in it has too many digits")
+        return
+    try:
+        body = StreamRequest.model_validate(payload)
         model_id = serve.model_id(body.model)
         request = serve.requests_for(body)[0]
         await serve.admit(owner, model_id, [request])
@@ -179,9 +190,5 @@ async def stream_events(
                     "finish_reason": event.finish_reason,
                     "usage": event.usage.model_dump() if event.usage else None,
                 }
-    except json.JSONDecodeError as exc:
-        yield invalid_json_message(f"{exc.msg} at character {exc.pos}")
-    except RecursionError:
-        yield invalid_json_message("nested too deeply")
     except Exception as exc:  # the client hears of any failure; a 500 is logged
         yield ws_error_message(exc)
