@@ -163,7 +163,10 @@ class BatchingEngine:
         silence_llama_logs()
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
-        self.model = internals.LlamaModel(path_model=model_path, params=model_params, verbose=False)
+        # verbose=True: llama.cpp's logs are silenced by their callback above; verbose=False
+        # would also dup2 the process's stdout and stderr to /dev/null while loading, which two
+        # loads at once (two library runs in threads) left pointing there for good.
+        self.model = internals.LlamaModel(path_model=model_path, params=model_params, verbose=True)
         ctx_params = llama_cpp.llama_context_default_params()
         # Streams: the slots, a spare sequence after the last slot (see _pads), then the shelf.
         shelf = range(n_parallel + 1, n_parallel + 1 + (shelf_streams if reuse_prefix else 0))
@@ -175,7 +178,7 @@ class BatchingEngine:
         ctx_params.kv_unified = False
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
-        self.ctx = internals.LlamaContext(model=self.model, params=ctx_params, verbose=False)
+        self.ctx = internals.LlamaContext(model=self.model, params=ctx_params, verbose=True)
         self.vocab = llama_cpp.llama_model_get_vocab(self.model.model)
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         #: Where a pick a grammar refused is sampled again (engine thread only).
