@@ -299,6 +299,18 @@ def test_resume_with_the_same_options_extends_the_run(tmp_path: Path, finished_r
     assert out.read_text().splitlines()[:6] == finished_run.read_text().splitlines()
 
 
+def test_resume_of_a_run_that_never_started_is_a_run(tmp_path: Path, finished_run: Path) -> None:
+    """``--resume`` as "make sure it is done": nothing there yet is nothing to resume (it
+    failed: "No such file or directory (small.jsonl.partial.jsonl)")."""
+    result = textnlp(*FINISHED, "--resume", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    def texts(path: Path) -> list[tuple[int, str]]:  # not timings
+        return [(r["index"], r["text"]) for r in map(json.loads, path.read_text().splitlines())]
+
+    assert texts(tmp_path / "small.jsonl") == texts(finished_run)
+
+
 def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
     """What the README promises of the embedded model at the default concurrency: record *i*
     depends only on the seed and *i*, across a SIGKILL and a resume, although the resumed

@@ -92,6 +92,8 @@ class RunJournal:
         """The records ``index`` places (those in ``only``), in index order, read one at a
         time."""
         wanted = index.offsets if only is None else only
+        if not wanted:  # no journal at all (a resume of a run that never started): none
+            return
         with self.path.open("rb") as handle:
             for number in sorted(wanted):
                 handle.seek(index.offsets[number])
