@@ -33,7 +33,7 @@ from textnlp.backends.providers.openai import VllmExtras
 from textnlp.backends.sdk_errors import map_sdk_error
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest
-from textnlp.errors import ConfigError
+from textnlp.errors import BackendUnavailable, ConfigError
 
 #: The key sent to servers that need none (the SDK insists on one).
 NO_KEY = "not-needed"
@@ -123,7 +123,14 @@ class OpenAICompatBackend(CloudBackend):
             answer = await self._endpoint().create(**body, extra_body=extra or None)
         except openai.APIError as exc:
             raise map_sdk_error(exc, backend=self.name, model=self.spec.id) from exc
-        return openai_body.parse_response(answer.model_dump())
+        try:
+            return openai_body.parse_response(answer.model_dump())
+        except ValueError as exc:  # a 200 of another shape: the server is wrong, not the text
+            raise BackendUnavailable(
+                f"the server answered an unexpected body: {exc}",
+                backend=self.name,
+                model=self.spec.id,
+            ) from exc
 
     async def _invoke(self, request: GenerationRequest) -> Parsed:
         return await self._call(request, None)

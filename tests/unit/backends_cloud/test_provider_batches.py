@@ -164,6 +164,10 @@ def test_openai_output_line_and_error_lines() -> None:
     text = "\n".join(json.dumps(x) for x in (OPENAI_OUTPUT, OPENAI_ERROR)) + "\n"
     assert [i for i, _ in openai_lines.parse_file(text)] == [2, 1]
     assert openai_lines.parse_output_line({**OPENAI_OUTPUT, "custom_id": "theirs"})[0] is None
+    # A 200 whose body has no choice fails its record alone (it was an "ok" record of "").
+    odd = {**OPENAI_OUTPUT, "response": {"status_code": 200, "body": {"foo": 1}}}
+    index, error = openai_lines.parse_output_line(odd)
+    assert index == 2 and isinstance(error, BatchError) and error.code == "unexpected_body"
 
 
 def test_anthropic_request_entry_and_results() -> None:

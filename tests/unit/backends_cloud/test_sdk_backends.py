@@ -16,7 +16,13 @@ from textnlp.backends.openai_compat import OpenAICompatBackend
 from textnlp.backends.providers.openai import VllmExtras
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationParams, GenerationRequest
-from textnlp.errors import AuthFailed, ConfigError, ContextWindowExceeded, RateLimited
+from textnlp.errors import (
+    AuthFailed,
+    BackendUnavailable,
+    ConfigError,
+    ContextWindowExceeded,
+    RateLimited,
+)
 
 PARAMS = GenerationParams(max_tokens=16, temperature=0.5, top_p=0.9, seed=3)
 CHAT_OK = {
@@ -152,6 +158,18 @@ async def test_openai_errors_and_retries(context: CloudContext) -> None:
         with pytest.raises(AuthFailed):
             await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
     assert len(recorder.requests) == 5
+
+
+async def test_an_answer_without_choices_is_the_servers_fault_not_an_empty_text(
+    context: CloudContext,
+) -> None:
+    # A 200 of another shape (a proxy's page, a wrong server): it was an "ok" record of "".
+    recorder = Recorder(*(httpx2.Response(200, json={"foo": 1}) for _ in range(10)))
+    async with OpenAICompatBackend(
+        openai_spec(), context=context, http_client=client(recorder)
+    ) as backend:
+        with pytest.raises(BackendUnavailable, match="unexpected body: no choices"):
+            await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
 
 
 async def test_openai_rate_limited_gives_up(context: CloudContext) -> None:

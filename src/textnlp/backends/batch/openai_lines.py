@@ -33,7 +33,10 @@ def parse_output_line(raw: dict[str, Any]) -> tuple[int | None, Parsed | BatchEr
     status = response.get("status_code")
     body = response.get("body") or {}
     if status == 200 and not raw.get("error"):
-        return index, openai_body.parse_response(body)
+        try:
+            return index, openai_body.parse_response(body)
+        except ValueError as exc:  # that line's answer is not one: its record fails alone
+            return index, BatchError("unexpected_body", str(exc))
     error = raw.get("error") or body.get("error") or {}
     code = str(error.get("code") or error.get("type") or status or "error")
     message = str(error.get("message") or f"HTTP {status}")

@@ -77,8 +77,11 @@ def extra_body(
 
 
 def parse_response(body: dict[str, Any]) -> Parsed:
-    """A ``chat.completion`` or ``text_completion`` object (the first choice)."""
-    choices = body.get("choices") or [{}]
+    """A ``chat.completion`` or ``text_completion`` object (the first choice); ``ValueError``
+    for a body without a choice (a proxy's or a wrong server's: not an empty answer)."""
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ValueError(f"no choices in the answer: {str(body)[:200]}")
     first = choices[0]
     message = first.get("message")
     text = (message or {}).get("content") if message is not None else first.get("text")
