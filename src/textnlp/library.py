@@ -18,19 +18,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, InstanceOf, ValidationError
 
 from textnlp.config import Settings, load_settings
-from textnlp.errors import InvalidParameter
+from textnlp.errors import InvalidInput, InvalidParameter
 from textnlp.generation.pipeline import DatasetSummary, OnRecord
 from textnlp.generation.writers import output_path
 
 if TYPE_CHECKING:
     from textnlp.generation.recipes.recipe import Recipe
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 async def agenerate_dataset(
@@ -84,7 +87,7 @@ async def agenerate_dataset(
     job = DatasetJob(
         template=template,
         count=count,
-        output=output_path(output),
+        output=output_path(_home_expanded(output)),
         model=model,
         params={k: v for k, v in params.items() if v is not None},
         variables=variables,
@@ -93,17 +96,45 @@ async def agenerate_dataset(
         resume=resume,
         max_cost_usd=max_cost_usd,
         max_candidates=max_candidates,
-        rejects=Path(rejects) if rejects is not None else None,
+        rejects=Path(_home_expanded(rejects)) if rejects is not None else None,
     )
     async with Platform(settings if settings is not None else load_settings()) as platform:
         return await platform.generation.generate_dataset(job, on_record)
 
 
-def generate_dataset(
-    template: str | Recipe, count: int, output: str | Path, **kwargs: Any
-) -> DatasetSummary:
-    """Blocking form of ``agenerate_dataset`` (not for use inside a running event loop)."""
-    return asyncio.run(agenerate_dataset(template, count, output, **kwargs))
+def _blocking(run: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """``run`` as a blocking call of the same signature (a type checker sees its arguments)."""
+
+    @functools.wraps(run)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # none: the usual case
+            return asyncio.run(run(*args, **kwargs))
+        name = run.__name__
+        raise InvalidInput(
+            f"{name.removeprefix('a')} blocks, and this thread runs an event loop (Jupyter, "
+            f"an async function): use `await textnlp.{name}(...)` there"
+        )
+
+    return blocking
+
+
+#: Blocking form of ``agenerate_dataset`` (in a running event loop, such as a Jupyter
+#: notebook's, ``await textnlp.agenerate_dataset(...)`` instead).
+generate_dataset = _blocking(agenerate_dataset)
+generate_dataset.__name__ = generate_dataset.__qualname__ = "generate_dataset"
+generate_dataset.__doc__ = (
+    "Blocking form of ``agenerate_dataset`` (inside a running event loop, a Jupyter "
+    "notebook's, ``await textnlp.agenerate_dataset(...)``).\n\n" + (agenerate_dataset.__doc__ or "")
+)
+
+
+def _home_expanded(path: str | Path) -> str | Path:
+    """``~/x`` as a shell would read it (a name spelled ``ds/`` keeps its ``/``)."""
+    if isinstance(path, str):
+        return os.path.expanduser(path)  # noqa: PTH111 - a Path would drop the "/"
+    return path.expanduser()
 
 
 def _check_arguments(**arguments: Any) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 import textnlp
-from textnlp.errors import InvalidParameter
+from textnlp.config import load_settings
+from textnlp.errors import InvalidInput, InvalidParameter
 
 
 @pytest.mark.parametrize(
@@ -57,3 +58,25 @@ def test_the_count_bound_holds_for_the_library_too(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="above the maximum of 1000000"):
         textnlp.generate_dataset("qa-pairs", 10**30, tmp_path / "x.jsonl")
     assert list(tmp_path.glob("x.jsonl*")) == []
+
+
+async def test_the_blocking_form_in_a_running_loop_says_what_to_await(tmp_path: Path) -> None:
+    """As in a Jupyter cell: it was asyncio.run's RuntimeError, and a never-awaited warning."""
+    with pytest.raises(InvalidInput, match=r"use `await textnlp.agenerate_dataset\(...\)`"):
+        textnlp.generate_dataset("qa-pairs", 1, tmp_path / "x.jsonl")
+    assert list(tmp_path.glob("x.jsonl*")) == []
+    assert textnlp.generate_dataset.__name__ == "generate_dataset"
+
+
+def test_a_home_relative_output_is_under_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It made a directory named "~" in the working directory.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home").mkdir()
+    settings = load_settings(home=tmp_path / "textnlp")
+    columns: dict[str, Any] = {"a": {"type": "category", "values": ["x", "y"]}}
+    recipe = textnlp.Recipe(id="m", columns=columns, output="a")
+    textnlp.generate_dataset(recipe, 1, "~/x.jsonl", settings=settings)  # no model: fast
+    assert (tmp_path / "home" / "x.jsonl").is_file() and not (tmp_path / "~").exists()
