@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import ValidationError
 
 from textnlp.bootstrap import Platform
-from textnlp.client import ApiError, TextNLPClient
+from textnlp.client import ApiError, ApiUnreachable, TextNLPClient
 from textnlp.config import Settings
 from textnlp.errors import (
     InvalidInput,
@@ -114,11 +113,8 @@ class ApiJobs:
     def _reaching(self) -> Iterator[None]:
         try:
             yield
-        except httpx.TransportError as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ServiceUnavailable(
-                f"cannot reach the API at {self.base_url}: {reason}", dependency="api"
-            ) from None
+        except ApiUnreachable as exc:  # "cannot reach the API at ...: ..."
+            raise ServiceUnavailable(exc.message, dependency="api") from None
         except ApiError as exc:
             if exc.status != 503:
                 raise

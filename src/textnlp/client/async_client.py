@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
@@ -23,11 +24,18 @@ from textnlp.client.core import (
     API,
     ApiError,
     TokenState,
+    field,
     generate_body,
     handshake_error,
     invoke_body,
     job_path,
+    key_path,
+    model_path,
+    parsed,
+    parsed_json,
     raise_for_error,
+    reaching,
+    retry_wait,
     sse_chunk,
     stream_event,
     stream_message,
@@ -38,16 +46,22 @@ from textnlp.domain import ModelInfo
 
 
 class AsyncTextNLPClient:
+    """``max_retries``: how many more times a request the API refused for now (429, 503) is
+    sent, after its ``Retry-After`` (at most ``MAX_RETRY_WAIT_S``)."""
+
     def __init__(
         self,
         base_url: str = "http://127.0.0.1:8000",
         *,
         api_key: str | None = None,
         timeout: float = 120.0,
+        max_retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
         self.tokens = TokenState(api_key=api_key)
+        self.max_retries = max_retries
+        self._refreshing = asyncio.Lock()  # one refresh at a time (a rotated token is spent)
 
     async def __aenter__(self) -> AsyncTextNLPClient:
         return self
@@ -68,82 +82,111 @@ class AsyncTextNLPClient:
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        if auth and self.tokens.should_refresh():
-            await self.refresh()
-        response = await self._http.request(
-            method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
-        )
-        if response.status_code == 401 and auth and self.tokens.can_refresh():
-            await self.refresh()
-            response = await self._http.request(
-                method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
-            )
-        raise_for_error(response)
-        return response
+        refreshed, attempt = False, 0
+        while True:
+            sent = await self._credential(auth)
+            with reaching(self._http.base_url):
+                response = await self._http.request(
+                    method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
+                )
+            if response.status_code == 401 and auth and not refreshed and self.tokens.can_refresh():
+                await self._refresh_after(sent)
+                refreshed = True
+                continue
+            wait = retry_wait(response, attempt) if attempt < self.max_retries else None
+            if wait is None:
+                raise_for_error(response)
+                return response
+            await asyncio.sleep(wait)
+            attempt += 1
 
     def _headers(self, auth: bool) -> dict[str, str]:
         return self.tokens.headers() if auth else {}
+
+    async def _credential(self, auth: bool) -> str | None:
+        """The access token a request is about to send, refreshed first when it is due."""
+        if auth and self.tokens.should_refresh():
+            await self._refresh_after(self.tokens.access_token)
+        return self.tokens.access_token
+
+    async def _refresh_after(self, sent: str | None) -> None:
+        """Refresh the access token ``sent`` was, unless another task did meanwhile (three
+        requests refused at once: one refresh, not two with a spent token)."""
+        async with self._refreshing:
+            if self.tokens.access_token == sent:
+                await self.refresh()
 
     # Auth ------------------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> TokenResponse:
         response = await self.request(
             "POST", "/auth/login", auth=False, json={"username": username, "password": password}
         )
-        tokens = TokenResponse.model_validate(response.json())
+        tokens = parsed(response, TokenResponse)
         self.tokens.update(tokens)
         return tokens
 
     async def refresh(self) -> TokenResponse:
-        if self.tokens.refresh_token is None:
+        refresh_token = self.tokens.refresh_token
+        if refresh_token is None:
             raise ApiError(401, {"type": "authentication_error", "message": "not logged in"})
-        refresh_token, self.tokens.refresh_token = self.tokens.refresh_token, None
-        response = await self._http.post(
-            API + "/auth/refresh", json={"refresh_token": refresh_token}
-        )
+        with reaching(self._http.base_url):  # unreached: the token is not spent
+            response = await self._http.post(
+                API + "/auth/refresh", json={"refresh_token": refresh_token}
+            )
+        if 400 <= response.status_code < 500:
+            self.tokens.refresh_token = None  # refused: spent, revoked or expired
         raise_for_error(response)
-        tokens = TokenResponse.model_validate(response.json())
+        tokens = parsed(response, TokenResponse)
         self.tokens.update(tokens)
         return tokens
 
     async def logout(self) -> None:
-        (await self.request("POST", "/auth/logout"))
+        await self.request("POST", "/auth/logout")
         self.tokens.clear()
 
     async def create_api_key(self, name: str) -> ApiKeyCreated:
-        return ApiKeyCreated.model_validate(
-            (await self.request("POST", "/auth/api-keys", json={"name": name})).json()
-        )
+        answer = await self.request("POST", "/auth/api-keys", json={"name": name})
+        return parsed(answer, ApiKeyCreated)
 
     async def list_api_keys(self) -> ApiKeyList:
-        return ApiKeyList.model_validate((await self.request("GET", "/auth/api-keys")).json())
+        return parsed(await self.request("GET", "/auth/api-keys"), ApiKeyList)
 
     async def revoke_api_key(self, key_id: str) -> None:
-        (await self.request("DELETE", f"/auth/api-keys/{key_id}"))
+        await self.request("DELETE", key_path(key_id))
 
     # Generation ------------------------------------------------------------------------------
     async def generate(self, **fields: Any) -> CompletionResponse:
         """``POST generate/text``: ``prompt=`` or ``template=`` + ``variables=``, parameters."""
-        body = generate_body(**fields, stream=False)
-        return CompletionResponse.model_validate(
-            (await self.request("POST", "/generate/text", json=body)).json()
-        )
+        body = generate_body(fields, stream=False)
+        return parsed(await self.request("POST", "/generate/text", json=body), CompletionResponse)
 
     async def stream_chunks(self, **fields: Any) -> AsyncIterator[dict[str, Any]]:
         """``POST generate/text`` with ``stream: true``: each SSE chunk as a dict."""
-        body = generate_body(**fields, stream=True)
-        if self.tokens.should_refresh():
-            await self.refresh()
-        async with aconnect_sse(
-            self._http, "POST", API + "/generate/text", json=body, headers=self._headers(True)
-        ) as source:
-            if source.response.status_code >= 400:
-                await source.response.aread()
-                raise_for_error(source.response)
-            async for event in source.aiter_sse():
-                chunk = sse_chunk(event)
-                if chunk is None:
+        body = generate_body(fields, stream=True)
+        for attempt in range(2):  # a second time after a refresh
+            sent = await self._credential(True)
+            with reaching(self._http.base_url):
+                async with aconnect_sse(
+                    self._http,
+                    "POST",
+                    API + "/generate/text",
+                    json=body,
+                    headers=self._headers(True),
+                ) as source:
+                    response = source.response
+                    if response.status_code == 401 and not attempt and self.tokens.can_refresh():
+                        await response.aread()
+                        await self._refresh_after(sent)
+                        continue
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise_for_error(response)
+                    async for event in source.aiter_sse():
+                        chunk = sse_chunk(event)
+                        if chunk is None:
+                            return
+                        yield chunk
                     return
-                yield chunk
 
     async def stream(self, **fields: Any) -> AsyncIterator[str]:
         """The streamed text, piece by piece."""
@@ -156,35 +199,41 @@ class AsyncTextNLPClient:
         """The WebSocket ``generate/stream``: ``{"type": "token", "text"}`` events as they
         come, then ``{"type": "done", "finish_reason", "usage"}``. Errors raise ``ApiError``."""
         from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus
+        from websockets.exceptions import InvalidStatus, InvalidURI
 
-        message = stream_message(generate_body(**fields))
-        if self.tokens.should_refresh():
-            await self.refresh()
+        message = stream_message(generate_body(fields, stream=None))
         url = stream_url(self._http.base_url)
-        try:
-            socket = await connect(url, additional_headers=self._headers(True))
-        except InvalidStatus as refused:
-            raise handshake_error(refused) from None
-        async with socket:
-            await socket.send(message)
-            async for raw in socket:
-                event = stream_event(raw)
-                yield event
-                if event.get("type") == "done":
-                    return
+        for attempt in range(2):  # a second time after a refresh
+            sent = await self._credential(True)
+            try:
+                with reaching(self._http.base_url, (OSError, InvalidURI)):
+                    socket = await connect(url, additional_headers=self._headers(True))
+            except InvalidStatus as refused:
+                status = refused.response.status_code
+                if status == 401 and not attempt and self.tokens.can_refresh():
+                    await self._refresh_after(sent)
+                    continue
+                raise handshake_error(refused) from None
+            async with socket:
+                await socket.send(message)
+                async for raw in socket:
+                    event = stream_event(raw)
+                    yield event
+                    if event.get("type") == "done":
+                        return
+            return
 
     # Batch jobs ------------------------------------------------------------------------------
     async def upload_prompts(self, name: str, data: bytes) -> str:
         """Store a prompt file (JSONL/CSV) for a job's ``prompt_file``; its storage key."""
         answer = await self.request("PUT", upload_path(name), content=data)
-        return str(answer.json()["key"])
+        return str(field(parsed_json(answer), "key", answer))
 
     async def list_uploads(self) -> dict[str, Any]:
         """Your prompt files (``uploads``: each one's name, key and bytes) and how much of the
         upload quota they take (``used_bytes`` of ``quota_bytes``)."""
         answer = await self.request("GET", "/generate/batch/uploads")
-        result: dict[str, Any] = answer.json()
+        result: dict[str, Any] = parsed_json(answer)
         return result
 
     async def delete_upload(self, name: str) -> None:
@@ -197,78 +246,84 @@ class AsyncTextNLPClient:
         """Submit a job; the same ``idempotency_key`` again answers the same job."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         answer = await self.request("POST", "/generate/batch", json=body, headers=headers)
-        result: dict[str, Any] = answer.json()
+        result: dict[str, Any] = parsed_json(answer)
         return result
 
     async def job_status(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = (await self.request("GET", job_path(job_id))).json()
+        result: dict[str, Any] = parsed_json(await self.request("GET", job_path(job_id)))
         return result
 
     async def cancel_job(self, job_id: str) -> dict[str, Any]:
         answer = await self.request("POST", job_path(job_id, "/cancel"))
-        result: dict[str, Any] = answer.json()
+        result: dict[str, Any] = parsed_json(answer)
         return result
 
     async def list_jobs(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = (await self.request("GET", "/generate/batch")).json()
+        result: list[dict[str, Any]] = parsed_json(await self.request("GET", "/generate/batch"))
         return result
 
     async def download_results(self, job_id: str, sink: IO[bytes]) -> int:
         """A finished job's result file, streamed into ``sink``; the bytes written."""
-        if self.tokens.should_refresh():
-            await self.refresh()
         path = API + job_path(job_id, "/results")
         written = 0
-        async with self._http.stream("GET", path, headers=self._headers(True)) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise_for_error(response)
-            async for chunk in response.aiter_bytes():
-                written += sink.write(chunk)
+        for attempt in range(2):  # a second time after a refresh
+            sent = await self._credential(True)
+            with reaching(self._http.base_url):
+                async with self._http.stream("GET", path, headers=self._headers(True)) as response:
+                    if response.status_code == 401 and not attempt and self.tokens.can_refresh():
+                        await response.aread()
+                        await self._refresh_after(sent)
+                        continue
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise_for_error(response)
+                    async for chunk in response.aiter_bytes():
+                        written += sink.write(chunk)
+                    break
         return written
 
     # Validation ------------------------------------------------------------------------------
     async def quality(self, texts: list[str], **options: Any) -> QualityResponse:
         body = {"texts": texts, **options}
-        return QualityResponse.model_validate(
-            (await self.request("POST", "/validate/quality", json=body)).json()
-        )
+        return parsed(await self.request("POST", "/validate/quality", json=body), QualityResponse)
 
     async def similarity(
         self, candidates: list[str], references: list[str], **options: Any
     ) -> SimilarityResponse:
         body = {"candidates": candidates, "references": references, **options}
-        return SimilarityResponse.model_validate(
-            (await self.request("POST", "/validate/similarity", json=body)).json()
-        )
+        answer = await self.request("POST", "/validate/similarity", json=body)
+        return parsed(answer, SimilarityResponse)
 
     async def validation_metrics(self) -> ValidationMetrics:
-        return ValidationMetrics.model_validate(
-            (await self.request("GET", "/validate/metrics")).json()
-        )
+        return parsed(await self.request("GET", "/validate/metrics"), ValidationMetrics)
 
     # Models ----------------------------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo]:
-        return ModelList.model_validate((await self.request("GET", "/models/list")).json()).data
+        return parsed(await self.request("GET", "/models/list"), ModelList).data
 
     async def get_model(self, model_id: str) -> ModelInfo:
-        return ModelInfo.model_validate((await self.request("GET", f"/models/{model_id}")).json())
+        return parsed(await self.request("GET", model_path(model_id)), ModelInfo)
 
     async def invoke(self, model_id: str, **fields: Any) -> CompletionResponse:
-        body = invoke_body(**fields)
-        return CompletionResponse.model_validate(
-            (await self.request("POST", f"/models/{model_id}/invoke", json=body)).json()
-        )
+        body = invoke_body(fields)
+        answer = await self.request("POST", model_path(model_id, "/invoke"), json=body)
+        return parsed(answer, CompletionResponse)
 
     # Admin -----------------------------------------------------------------------------------
     async def health(self) -> HealthResponse:
-        response = await self._http.get(API + "/admin/health")
+        with reaching(self._http.base_url):
+            response = await self._http.get(API + "/admin/health")
         if response.status_code not in (200, 503):
             raise_for_error(response)
-        return HealthResponse.model_validate(response.json())
+        try:
+            return parsed(response, HealthResponse)
+        except ApiError:
+            raise_for_error(response)  # a 503 page of a proxy: the 503 itself
+            raise
 
     async def metrics(self) -> str:
         return (await self.request("GET", "/admin/metrics")).text
 
     async def clear_cache(self) -> int:
-        return int((await self.request("POST", "/admin/cache/clear")).json()["cleared"])
+        answer = await self.request("POST", "/admin/cache/clear")
+        return int(field(parsed_json(answer), "cleared", answer))

@@ -1,31 +1,42 @@
-"""What the sync and async clients share: request bodies, error parsing, token bookkeeping."""
+"""What the sync and async clients share: request bodies, error parsing, token bookkeeping,
+when to ask again."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from httpx_sse import ServerSentEvent
+from pydantic import BaseModel, ValidationError
 
 from textnlp.api.schemas import GenerateTextRequest, InvokeRequest, TokenResponse
-from textnlp.errors import TextNLPError, quoted
+from textnlp.errors import TextNLPError, first_error, quoted
 
 API = "/api/v1"
 #: Refresh an access token this many seconds before it expires.
 REFRESH_MARGIN_S = 30.0
 #: A job's id: 32 lowercase hexadecimal characters (``uuid4().hex``, as the API makes them).
 JOB_ID = re.compile(r"[0-9a-f]{32}")
+#: Answers that say the request was not served and may be sent again (rate limit, overload).
+RETRY_STATUSES = frozenset({429, 503})
+#: The longest wait before asking again (a longer ``Retry-After`` is the caller's to wait).
+MAX_RETRY_WAIT_S = 30.0
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ApiError(TextNLPError):
-    """An error answer of the API: ``status``, ``type`` and the whole error body."""
+    """An error answer of the API: ``status``, ``type`` and the whole error body;
+    ``retry_after``, the seconds its ``Retry-After`` header asks to wait (or None)."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any], retry_after: float | None = None) -> None:
         details = {k: v for k, v in body.items() if k not in {"type", "message"}}
         super().__init__(str(body.get("message", f"HTTP {status}")), **details)
         self.status = status
@@ -33,9 +44,50 @@ class ApiError(TextNLPError):
         self.http_status = status
         self.user_error = 400 <= status < 500
         self.body = body
+        self.retry_after = retry_after
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.body)
+
+
+class ApiUnreachable(ApiError):
+    """The API could not be reached, or did not answer in time (no answer: status 503)."""
+
+    def __init__(self, base_url: str, exc: Exception) -> None:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = f"cannot reach the API at {base_url}: {reason}"
+        super().__init__(503, {"type": "connection_error", "message": message})
+
+
+@contextmanager
+def reaching(
+    base_url: object, failures: tuple[type[Exception], ...] = (httpx.TransportError,)
+) -> Iterator[None]:
+    """Transport ``failures`` (refused, reset, timed out, a URL without a scheme) as
+    ``ApiUnreachable``, an ``ApiError`` as every other failure of the client. (Not any
+    ``OSError``: a full disk under ``download_results`` is the caller's own.)"""
+    try:
+        yield
+    except failures as exc:
+        raise ApiUnreachable(str(base_url).rstrip("/"), exc) from None
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:  # an HTTP date: not what this API sends
+        return None
+
+
+def retry_wait(response: httpx.Response, attempt: int) -> float | None:
+    """How long to wait before sending again a request ``response`` refused (``attempt``:
+    how many were sent), or None when it is not to be sent again."""
+    if response.status_code not in RETRY_STATUSES:
+        return None
+    wait = retry_after(response.headers)
+    wait = 0.5 * 2**attempt if wait is None else wait
+    return wait if wait <= MAX_RETRY_WAIT_S else None
 
 
 def raise_for_error(response: httpx.Response) -> None:
@@ -46,7 +98,39 @@ def raise_for_error(response: httpx.Response) -> None:
         body = {"type": "http_error", "message": f"unexpected redirect to {quoted(where)}"}
         raise ApiError(response.status_code, body)
     if response.status_code >= 400:
-        raise _api_error(response.status_code, response.content, response.reason_phrase)
+        error = _api_error(response.status_code, response.content, response.reason_phrase)
+        error.retry_after = retry_after(response.headers)
+        raise error
+
+
+def parsed(response: httpx.Response, model: type[M]) -> M:
+    """The answer's body as ``model``; ``ApiError`` 502 when it is not one (a proxy's page,
+    another server)."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise unexpected_body(response, first_error(exc, root="answer")) from None
+
+
+def parsed_json(response: httpx.Response) -> Any:
+    """The answer's JSON; ``ApiError`` 502 when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        raise unexpected_body(response, "not JSON") from None
+
+
+def field(answer: Any, name: str, response: httpx.Response) -> Any:
+    """``answer[name]``; ``ApiError`` 502 when the answer has no such field."""
+    if not isinstance(answer, dict) or name not in answer:
+        raise unexpected_body(response, f"no {name!r}")
+    return answer[name]
+
+
+def unexpected_body(response: httpx.Response, why: str) -> ApiError:
+    kind = response.headers.get("content-type", "no content type")
+    message = f"the API answered {response.url.path} with an unexpected body ({why}; {kind})"
+    return ApiError(502, {"type": "bad_response", "message": message})
 
 
 def handshake_error(refused: Any) -> ApiError:
@@ -121,15 +205,43 @@ def upload_path(name: str) -> str:
     return f"/generate/batch/uploads/{escaped}"
 
 
-def generate_body(**fields: Any) -> dict[str, Any]:
-    """A checked ``POST generate/text`` body (unknown fields fail here, not on the server)."""
-    given = {k: v for k, v in fields.items() if v is not None}
-    return GenerateTextRequest(**given).model_dump(mode="json", exclude_unset=True)
+def model_path(model_id: str, action: str = "") -> str:
+    """The route of model ``model_id``, escaped: its ``/`` (``org/llama3``), ``?`` and ``#``
+    are part of the id, never of the URL."""
+    escaped = quote(model_id, safe="")
+    if escaped.strip(".") == "":  # "." and ".." are steps in a path
+        escaped = "%2E" * len(model_id)
+    return f"/models/{escaped}{action}"
 
 
-def invoke_body(**fields: Any) -> dict[str, Any]:
+def key_path(key_id: str) -> str:
+    return f"/auth/api-keys/{quote(key_id, safe='') or '%20'}"
+
+
+def generate_body(fields: dict[str, Any], *, stream: bool | None) -> dict[str, Any]:
+    """A checked ``POST generate/text`` body of a method's ``fields``: a wrong one is the
+    ``ApiError`` 422 the server would answer, before anything is sent. ``stream`` is the
+    method's to set (``generate`` answers whole, ``stream`` in pieces)."""
+    if "stream" in fields:
+        message = "stream: set by the method: generate() answers whole, stream() in pieces"
+        raise ApiError(422, {"type": "validation_error", "message": message})
+    body = _checked(GenerateTextRequest, fields)
+    if stream is not None:
+        body["stream"] = stream
+    return body
+
+
+def invoke_body(fields: dict[str, Any]) -> dict[str, Any]:
+    return _checked(InvokeRequest, fields)
+
+
+def _checked(model: type[BaseModel], fields: dict[str, Any]) -> dict[str, Any]:
     given = {k: v for k, v in fields.items() if v is not None}
-    return InvokeRequest(**given).model_dump(mode="json", exclude_unset=True)
+    try:
+        return model.model_validate(given).model_dump(mode="json", exclude_unset=True)
+    except ValidationError as exc:
+        message = first_error(exc, extra="unknown field")
+        raise ApiError(422, {"type": "validation_error", "message": message}) from None
 
 
 def sse_chunk(event: ServerSentEvent) -> dict[str, Any] | None:
@@ -140,8 +252,13 @@ def sse_chunk(event: ServerSentEvent) -> dict[str, Any] | None:
     payload: dict[str, Any] = json.loads(event.data)
     if event.event == "error":
         error = payload.get("error") or {"message": "stream failed"}
-        raise ApiError(int(error.get("status", 502)), error)
+        raise ApiError(_status(error, 502), error)
     return payload
+
+
+def _status(error: dict[str, Any], default: int) -> int:
+    status = error.get("status")
+    return status if isinstance(status, int) and 400 <= status <= 599 else default
 
 
 def stream_url(base_url: httpx.URL) -> str:
@@ -160,5 +277,5 @@ def stream_event(raw: str | bytes) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(raw)
     if event.get("type") == "error":
         error = event.get("error") or {"message": "stream failed"}
-        raise ApiError(int(error.get("status", 400)), error)
+        raise ApiError(_status(error, 400), error)
     return event

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -23,11 +25,18 @@ from textnlp.client.core import (
     API,
     ApiError,
     TokenState,
+    field,
     generate_body,
     handshake_error,
     invoke_body,
     job_path,
+    key_path,
+    model_path,
+    parsed,
+    parsed_json,
     raise_for_error,
+    reaching,
+    retry_wait,
     sse_chunk,
     stream_event,
     stream_message,
@@ -38,16 +47,22 @@ from textnlp.domain import ModelInfo
 
 
 class TextNLPClient:
+    """``max_retries``: how many more times a request the API refused for now (429, 503) is
+    sent, after its ``Retry-After`` (at most ``MAX_RETRY_WAIT_S``)."""
+
     def __init__(
         self,
         base_url: str = "http://127.0.0.1:8000",
         *,
         api_key: str | None = None,
         timeout: float = 120.0,
+        max_retries: int = 2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
         self.tokens = TokenState(api_key=api_key)
+        self.max_retries = max_retries
+        self._refreshing = threading.Lock()  # one refresh at a time (a rotated token is spent)
 
     def __enter__(self) -> TextNLPClient:
         return self
@@ -68,38 +83,58 @@ class TextNLPClient:
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        if auth and self.tokens.should_refresh():
-            self.refresh()
-        response = self._http.request(
-            method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
-        )
-        if response.status_code == 401 and auth and self.tokens.can_refresh():
-            self.refresh()
-            response = self._http.request(
-                method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
-            )
-        raise_for_error(response)
-        return response
+        refreshed, attempt = False, 0
+        while True:
+            sent = self._credential(auth)
+            with reaching(self._http.base_url):
+                response = self._http.request(
+                    method, API + path, headers={**self._headers(auth), **(headers or {})}, **kwargs
+                )
+            if response.status_code == 401 and auth and not refreshed and self.tokens.can_refresh():
+                self._refresh_after(sent)
+                refreshed = True
+                continue
+            wait = retry_wait(response, attempt) if attempt < self.max_retries else None
+            if wait is None:
+                raise_for_error(response)
+                return response
+            time.sleep(wait)
+            attempt += 1
 
     def _headers(self, auth: bool) -> dict[str, str]:
         return self.tokens.headers() if auth else {}
+
+    def _credential(self, auth: bool) -> str | None:
+        """The access token a request is about to send, refreshed first when it is due."""
+        if auth and self.tokens.should_refresh():
+            self._refresh_after(self.tokens.access_token)
+        return self.tokens.access_token
+
+    def _refresh_after(self, sent: str | None) -> None:
+        """Refresh the access token ``sent`` was, unless another thread did meanwhile."""
+        with self._refreshing:
+            if self.tokens.access_token == sent:
+                self.refresh()
 
     # Auth ------------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> TokenResponse:
         response = self.request(
             "POST", "/auth/login", auth=False, json={"username": username, "password": password}
         )
-        tokens = TokenResponse.model_validate(response.json())
+        tokens = parsed(response, TokenResponse)
         self.tokens.update(tokens)
         return tokens
 
     def refresh(self) -> TokenResponse:
-        if self.tokens.refresh_token is None:
+        refresh_token = self.tokens.refresh_token
+        if refresh_token is None:
             raise ApiError(401, {"type": "authentication_error", "message": "not logged in"})
-        refresh_token, self.tokens.refresh_token = self.tokens.refresh_token, None
-        response = self._http.post(API + "/auth/refresh", json={"refresh_token": refresh_token})
+        with reaching(self._http.base_url):  # unreached: the token is not spent
+            response = self._http.post(API + "/auth/refresh", json={"refresh_token": refresh_token})
+        if 400 <= response.status_code < 500:
+            self.tokens.refresh_token = None  # refused: spent, revoked or expired
         raise_for_error(response)
-        tokens = TokenResponse.model_validate(response.json())
+        tokens = parsed(response, TokenResponse)
         self.tokens.update(tokens)
         return tokens
 
@@ -108,40 +143,49 @@ class TextNLPClient:
         self.tokens.clear()
 
     def create_api_key(self, name: str) -> ApiKeyCreated:
-        return ApiKeyCreated.model_validate(
-            self.request("POST", "/auth/api-keys", json={"name": name}).json()
-        )
+        return parsed(self.request("POST", "/auth/api-keys", json={"name": name}), ApiKeyCreated)
 
     def list_api_keys(self) -> ApiKeyList:
-        return ApiKeyList.model_validate(self.request("GET", "/auth/api-keys").json())
+        return parsed(self.request("GET", "/auth/api-keys"), ApiKeyList)
 
     def revoke_api_key(self, key_id: str) -> None:
-        self.request("DELETE", f"/auth/api-keys/{key_id}")
+        self.request("DELETE", key_path(key_id))
 
     # Generation ------------------------------------------------------------------------------
     def generate(self, **fields: Any) -> CompletionResponse:
         """``POST generate/text``: ``prompt=`` or ``template=`` + ``variables=``, parameters."""
-        body = generate_body(**fields, stream=False)
-        return CompletionResponse.model_validate(
-            self.request("POST", "/generate/text", json=body).json()
-        )
+        body = generate_body(fields, stream=False)
+        return parsed(self.request("POST", "/generate/text", json=body), CompletionResponse)
 
     def stream_chunks(self, **fields: Any) -> Iterator[dict[str, Any]]:
         """``POST generate/text`` with ``stream: true``: each SSE chunk as a dict."""
-        body = generate_body(**fields, stream=True)
-        if self.tokens.should_refresh():
-            self.refresh()
-        with connect_sse(
-            self._http, "POST", API + "/generate/text", json=body, headers=self._headers(True)
-        ) as source:
-            if source.response.status_code >= 400:
-                source.response.read()
-                raise_for_error(source.response)
-            for event in source.iter_sse():
-                chunk = sse_chunk(event)
-                if chunk is None:
-                    return
-                yield chunk
+        body = generate_body(fields, stream=True)
+        for attempt in range(2):  # a second time after a refresh
+            sent = self._credential(True)
+            with (
+                reaching(self._http.base_url),
+                connect_sse(
+                    self._http,
+                    "POST",
+                    API + "/generate/text",
+                    json=body,
+                    headers=self._headers(True),
+                ) as source,
+            ):
+                response = source.response
+                if response.status_code == 401 and not attempt and self.tokens.can_refresh():
+                    response.read()
+                    self._refresh_after(sent)
+                    continue
+                if response.status_code >= 400:
+                    response.read()
+                    raise_for_error(response)
+                for event in source.iter_sse():
+                    chunk = sse_chunk(event)
+                    if chunk is None:
+                        return
+                    yield chunk
+                return
 
     def stream(self, **fields: Any) -> Iterator[str]:
         """The streamed text, piece by piece."""
@@ -153,35 +197,41 @@ class TextNLPClient:
     def stream_events(self, **fields: Any) -> Iterator[dict[str, Any]]:
         """The WebSocket ``generate/stream``: ``{"type": "token", "text"}`` events as they
         come, then ``{"type": "done", "finish_reason", "usage"}``. Errors raise ``ApiError``."""
-        from websockets.exceptions import InvalidStatus
+        from websockets.exceptions import InvalidStatus, InvalidURI
         from websockets.sync.client import connect
 
-        message = stream_message(generate_body(**fields))
-        if self.tokens.should_refresh():
-            self.refresh()
+        message = stream_message(generate_body(fields, stream=None))
         url = stream_url(self._http.base_url)
-        try:
-            socket = connect(url, additional_headers=self._headers(True))
-        except InvalidStatus as refused:
-            raise handshake_error(refused) from None
-        with socket:
-            socket.send(message)
-            for raw in socket:
-                event = stream_event(raw)
-                yield event
-                if event.get("type") == "done":
-                    return
+        for attempt in range(2):  # a second time after a refresh
+            sent = self._credential(True)
+            try:
+                with reaching(self._http.base_url, (OSError, InvalidURI)):
+                    socket = connect(url, additional_headers=self._headers(True))
+            except InvalidStatus as refused:
+                status = refused.response.status_code
+                if status == 401 and not attempt and self.tokens.can_refresh():
+                    self._refresh_after(sent)
+                    continue
+                raise handshake_error(refused) from None
+            with socket:
+                socket.send(message)
+                for raw in socket:
+                    event = stream_event(raw)
+                    yield event
+                    if event.get("type") == "done":
+                        return
+            return
 
     # Batch jobs ------------------------------------------------------------------------------
     def upload_prompts(self, name: str, data: bytes) -> str:
         """Store a prompt file (JSONL/CSV) for a job's ``prompt_file``; its storage key."""
         answer = self.request("PUT", upload_path(name), content=data)
-        return str(answer.json()["key"])
+        return str(field(parsed_json(answer), "key", answer))
 
     def list_uploads(self) -> dict[str, Any]:
         """Your prompt files (``uploads``: each one's name, key and bytes) and how much of the
         upload quota they take (``used_bytes`` of ``quota_bytes``)."""
-        result: dict[str, Any] = self.request("GET", "/generate/batch/uploads").json()
+        result: dict[str, Any] = parsed_json(self.request("GET", "/generate/batch/uploads"))
         return result
 
     def delete_upload(self, name: str) -> None:
@@ -193,77 +243,86 @@ class TextNLPClient:
     ) -> dict[str, Any]:
         """Submit a job; the same ``idempotency_key`` again answers the same job."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        result: dict[str, Any] = self.request(
-            "POST", "/generate/batch", json=body, headers=headers
-        ).json()
+        answer = self.request("POST", "/generate/batch", json=body, headers=headers)
+        result: dict[str, Any] = parsed_json(answer)
         return result
 
     def job_status(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", job_path(job_id)).json()
+        result: dict[str, Any] = parsed_json(self.request("GET", job_path(job_id)))
         return result
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", job_path(job_id, "/cancel")).json()
+        result: dict[str, Any] = parsed_json(self.request("POST", job_path(job_id, "/cancel")))
         return result
 
     def list_jobs(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/generate/batch").json()
+        result: list[dict[str, Any]] = parsed_json(self.request("GET", "/generate/batch"))
         return result
 
     def download_results(self, job_id: str, sink: IO[bytes]) -> int:
         """A finished job's result file, streamed into ``sink``; the bytes written."""
-        if self.tokens.should_refresh():
-            self.refresh()
         path = API + job_path(job_id, "/results")
         written = 0
-        with self._http.stream("GET", path, headers=self._headers(True)) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise_for_error(response)
-            for chunk in response.iter_bytes():
-                written += sink.write(chunk)
+        for attempt in range(2):  # a second time after a refresh
+            sent = self._credential(True)
+            with (
+                reaching(self._http.base_url),
+                self._http.stream("GET", path, headers=self._headers(True)) as response,
+            ):
+                if response.status_code == 401 and not attempt and self.tokens.can_refresh():
+                    response.read()
+                    self._refresh_after(sent)
+                    continue
+                if response.status_code >= 400:
+                    response.read()
+                    raise_for_error(response)
+                for chunk in response.iter_bytes():
+                    written += sink.write(chunk)
+                break
         return written
 
     # Validation ------------------------------------------------------------------------------
     def quality(self, texts: list[str], **options: Any) -> QualityResponse:
         body = {"texts": texts, **options}
-        return QualityResponse.model_validate(
-            self.request("POST", "/validate/quality", json=body).json()
-        )
+        return parsed(self.request("POST", "/validate/quality", json=body), QualityResponse)
 
     def similarity(
         self, candidates: list[str], references: list[str], **options: Any
     ) -> SimilarityResponse:
         body = {"candidates": candidates, "references": references, **options}
-        return SimilarityResponse.model_validate(
-            self.request("POST", "/validate/similarity", json=body).json()
-        )
+        answer = self.request("POST", "/validate/similarity", json=body)
+        return parsed(answer, SimilarityResponse)
 
     def validation_metrics(self) -> ValidationMetrics:
-        return ValidationMetrics.model_validate(self.request("GET", "/validate/metrics").json())
+        return parsed(self.request("GET", "/validate/metrics"), ValidationMetrics)
 
     # Models ----------------------------------------------------------------------------------
     def list_models(self) -> list[ModelInfo]:
-        return ModelList.model_validate(self.request("GET", "/models/list").json()).data
+        return parsed(self.request("GET", "/models/list"), ModelList).data
 
     def get_model(self, model_id: str) -> ModelInfo:
-        return ModelInfo.model_validate(self.request("GET", f"/models/{model_id}").json())
+        return parsed(self.request("GET", model_path(model_id)), ModelInfo)
 
     def invoke(self, model_id: str, **fields: Any) -> CompletionResponse:
-        body = invoke_body(**fields)
-        return CompletionResponse.model_validate(
-            self.request("POST", f"/models/{model_id}/invoke", json=body).json()
-        )
+        body = invoke_body(fields)
+        answer = self.request("POST", model_path(model_id, "/invoke"), json=body)
+        return parsed(answer, CompletionResponse)
 
     # Admin -----------------------------------------------------------------------------------
     def health(self) -> HealthResponse:
-        response = self._http.get(API + "/admin/health")
+        with reaching(self._http.base_url):
+            response = self._http.get(API + "/admin/health")
         if response.status_code not in (200, 503):
             raise_for_error(response)
-        return HealthResponse.model_validate(response.json())
+        try:
+            return parsed(response, HealthResponse)
+        except ApiError:
+            raise_for_error(response)  # a 503 page of a proxy: the 503 itself
+            raise
 
     def metrics(self) -> str:
         return self.request("GET", "/admin/metrics").text
 
     def clear_cache(self) -> int:
-        return int(self.request("POST", "/admin/cache/clear").json()["cleared"])
+        answer = self.request("POST", "/admin/cache/clear")
+        return int(field(parsed_json(answer), "cleared", answer))

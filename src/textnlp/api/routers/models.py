@@ -18,13 +18,14 @@ def list_models(user: CurrentUser, generation: GenerationDep) -> ModelList:
     return ModelList(data=generation.models())
 
 
-@router.get("/{model_id}", response_model=ModelInfo)
+# ``:path``: a catalogue id may hold a ``/`` (``org/llama3``), sent escaped or not.
+@router.get("/{model_id:path}", response_model=ModelInfo)
 def describe_model(model_id: str, user: CurrentUser, generation: GenerationDep) -> ModelInfo:
     """One model; 404 for an unknown id."""
     return generation.model(model_id)
 
 
-@router.post("/{model_id}/invoke", response_model=CompletionResponse)
+@router.post("/{model_id:path}/invoke", response_model=CompletionResponse)
 async def invoke_model(
     model_id: str, body: InvokeRequest, request: Request, user: CurrentUser
 ) -> CompletionResponse:

@@ -1,0 +1,59 @@
+"""A catalogue id with a ``/`` (``org/model``, as Hugging Face names models) is served by the
+model routes, through the Python client as it sends it (escaped): it was listed, and then
+answered a bare 404 ``Not Found`` by both routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.api import Api, make_settings, start_api
+from tests.support.job_backends import register
+from textnlp.client import ApiError, TextNLPClient
+
+MODELS = """
+models:
+  - id: org/fast
+    backend: fake-slow
+    context_length: 4096
+    options: {delay_s: 0.001}
+"""
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    register()
+    home = tmp_path_factory.mktemp("model-ids")
+    models = home / "models.yaml"
+    models.write_text(MODELS)
+    yield from start_api(make_settings(home, models_file=models))
+
+
+@pytest.fixture
+def client(api: Api) -> Iterator[TextNLPClient]:
+    def forward(request: httpx.Request) -> httpx.Response:
+        """The request, its path as the client sent it, through the app's TestClient."""
+        answer = api.client.request(
+            request.method,
+            request.url.raw_path.decode(),
+            headers=dict(request.headers),
+            content=request.read(),
+        )
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    token = api.session("alice")["access_token"]
+    transport = httpx.MockTransport(forward)
+    with TextNLPClient("http://testserver", api_key=token, transport=transport) as client:
+        yield client
+
+
+def test_a_model_id_with_a_slash_is_described_and_invoked(client: TextNLPClient) -> None:
+    assert "org/fast" in [model.id for model in client.list_models()]
+    assert client.get_model("org/fast").id == "org/fast"
+    answer = client.invoke("org/fast", prompt="Say hi", max_tokens=4)
+    assert answer.model == "org/fast" and answer.choices[0].text
+    with pytest.raises(ApiError) as unknown:
+        client.get_model("org/nope")
+    assert unknown.value.status == 404 and unknown.value.type == "model_not_found"
