@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -47,6 +48,25 @@ class Api:
     def headers(self, username: str) -> dict[str, str]:
         """Bearer headers of a logged-in user (one login per user per app)."""
         return {"Authorization": f"Bearer {self.session(username)['access_token']}"}
+
+    def transport(self) -> httpx.MockTransport:
+        """An ``httpx`` transport into the app, for the Python client: each request with its
+        path as sent, through the TestClient (which decodes paths, ``%2F`` too, as uvicorn
+        does), following no redirect (the client's own httpx follows none)."""
+
+        def forward(request: httpx.Request) -> httpx.Response:
+            answer = self.client.request(
+                request.method,
+                request.url.raw_path.decode(),
+                headers=dict(request.headers),
+                content=request.read(),
+                follow_redirects=False,
+            )
+            return httpx.Response(
+                answer.status_code, headers=answer.headers, content=answer.content
+            )
+
+        return httpx.MockTransport(forward)
 
 
 def make_settings(home: Path, database_url: str = "", **overrides: Any) -> Settings:

@@ -116,6 +116,18 @@ class AsyncTextNLPClient:
             if self.tokens.access_token == sent:
                 await self.refresh()
 
+    async def _open_again(self, response: httpx.Response, attempt: int, sent: str | None) -> bool:
+        """Whether a stream's answer asks to open it again (its token was refused, and is now
+        refreshed); raises the answer's error when it is one."""
+        if response.status_code < 400:
+            return False
+        await response.aread()
+        if response.status_code == 401 and not attempt and self.tokens.can_refresh():
+            await self._refresh_after(sent)
+            return True
+        raise_for_error(response)
+        return False
+
     # Auth ------------------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> TokenResponse:
         response = await self.request(
@@ -173,14 +185,8 @@ class AsyncTextNLPClient:
                     json=body,
                     headers=self._headers(True),
                 ) as source:
-                    response = source.response
-                    if response.status_code == 401 and not attempt and self.tokens.can_refresh():
-                        await response.aread()
-                        await self._refresh_after(sent)
+                    if await self._open_again(source.response, attempt, sent):
                         continue
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise_for_error(response)
                     async for event in source.aiter_sse():
                         chunk = sse_chunk(event)
                         if chunk is None:
@@ -270,13 +276,8 @@ class AsyncTextNLPClient:
             sent = await self._credential(True)
             with reaching(self._http.base_url):
                 async with self._http.stream("GET", path, headers=self._headers(True)) as response:
-                    if response.status_code == 401 and not attempt and self.tokens.can_refresh():
-                        await response.aread()
-                        await self._refresh_after(sent)
+                    if await self._open_again(response, attempt, sent):
                         continue
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise_for_error(response)
                     async for chunk in response.aiter_bytes():
                         written += sink.write(chunk)
                     break

@@ -116,6 +116,18 @@ class TextNLPClient:
             if self.tokens.access_token == sent:
                 self.refresh()
 
+    def _open_again(self, response: httpx.Response, attempt: int, sent: str | None) -> bool:
+        """Whether a stream's answer asks to open it again (its token was refused, and is now
+        refreshed); raises the answer's error when it is one."""
+        if response.status_code < 400:
+            return False
+        response.read()
+        if response.status_code == 401 and not attempt and self.tokens.can_refresh():
+            self._refresh_after(sent)
+            return True
+        raise_for_error(response)
+        return False
+
     # Auth ------------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> TokenResponse:
         response = self.request(
@@ -172,14 +184,8 @@ class TextNLPClient:
                     headers=self._headers(True),
                 ) as source,
             ):
-                response = source.response
-                if response.status_code == 401 and not attempt and self.tokens.can_refresh():
-                    response.read()
-                    self._refresh_after(sent)
+                if self._open_again(source.response, attempt, sent):
                     continue
-                if response.status_code >= 400:
-                    response.read()
-                    raise_for_error(response)
                 for event in source.iter_sse():
                     chunk = sse_chunk(event)
                     if chunk is None:
@@ -269,13 +275,8 @@ class TextNLPClient:
                 reaching(self._http.base_url),
                 self._http.stream("GET", path, headers=self._headers(True)) as response,
             ):
-                if response.status_code == 401 and not attempt and self.tokens.can_refresh():
-                    response.read()
-                    self._refresh_after(sent)
+                if self._open_again(response, attempt, sent):
                     continue
-                if response.status_code >= 400:
-                    response.read()
-                    raise_for_error(response)
                 for chunk in response.iter_bytes():
                     written += sink.write(chunk)
                 break

@@ -14,13 +14,16 @@ job's (the record's ``provenance.params`` are the job's; the line's own are in i
 A record's variables are ``custom_id``, ``prompt`` (the last user message) and ``system``, so
 the custom_id travels with the record into the job's result and the batch's output file.
 
-Refused, naming the line: JSON that does not parse, a line over ``MAX_REQUEST_BYTES``, an
-unknown endpoint or body field, ``n`` above 1, ``stream``, a non-text ``response_format``, a
-duplicate ``custom_id``, and a model or url other than the first line's (a batch runs one
-model on one endpoint). ``/v1/embeddings`` is not a batch endpoint here: a job's records are
-generated text. A file is read as a stream of chunks (``read_batch_file``), so a 200 MB upload
-is checked without being held in memory; its lines are split at ``\\n`` alone
-(``jsonl_lines``), as the worker reads them.
+A line's body is read by the online routes' own contract (``openai_requests``): what the same
+request sent to ``/v1`` is refused for is refused here, unknown fields are ignored as there,
+and its messages are the same. Refused, naming the line: JSON that does not parse, a line over
+``MAX_REQUEST_BYTES``, an unknown endpoint, what the online route refuses, what a batch cannot
+do (``n`` above 1, ``stream``, a JSON ``response_format``), a duplicate ``custom_id``, and a
+model or url other than the first line's (a batch runs one model on one endpoint).
+``/v1/embeddings`` is not a batch endpoint here: a job's records are generated text. A file is
+read as a stream of chunks (``read_batch_file``), so a 200 MB upload is checked without being
+held in memory; its lines are split at ``\\n`` alone (``jsonl_lines``), as the worker reads
+them.
 
 A request the model's backend refuses (``InvalidRequest``, ``ContextWindowExceeded``: the
 line's own fault) does not fail the job: ``BatchRequestsTemplate.request_failure`` makes its
@@ -36,14 +39,27 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from textnlp import strict_json
 from textnlp.domain import GenerationParams, GenerationRequest
-from textnlp.domain.generation import MAX_TOKENS_LIMIT, ChatMessage
-from textnlp.errors import BackendError, ContextWindowExceeded, DatasetError, first_error
+from textnlp.domain.generation import ChatMessage
+from textnlp.errors import (
+    BackendError,
+    ContextWindowExceeded,
+    DatasetError,
+    InvalidParameter,
+    first_error,
+)
 from textnlp.generation.templates import PromptTemplate
 from textnlp.services.job_models import JobParams, PromptItem
+from textnlp.services.openai_requests import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    SamplingRequest,
+    chat_messages,
+    refuse_unsupported,
+)
 from textnlp.services.text_boundary import invalid_text_at
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
@@ -74,82 +90,30 @@ class BatchRequestItem(PromptItem):
     params: RequestParams = RequestParams()
 
 
-class _TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text"]
-    text: str
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[_TextPart]
-    name: str | None = None  # accepted, not used
-
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return ChatMessage.joined(part.text for part in self.content)
+def _params(body: SamplingRequest, max_tokens: int | None) -> RequestParams:
+    stop = [body.stop] if isinstance(body.stop, str) else body.stop
+    return RequestParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=stop,
+        seed=body.seed % 2**32 if body.seed is not None else None,
+    )
 
 
-class _ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text"]
-
-
-class _Body(BaseModel):
-    """What both endpoints take; anything else is refused rather than silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(min_length=1, max_length=200)
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    stop: str | list[str] | None = None
-    #: Any 64-bit integer, as the online routes and OpenAI take; used modulo 2**32.
-    seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
-    n: Literal[1] | None = None
-    stream: Literal[False] | None = None
-    user: str | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences")
-        return value
-
-    def params(self, max_tokens: int | None) -> RequestParams:
-        stop = [self.stop] if isinstance(self.stop, str) else self.stop
-        return RequestParams(
-            max_tokens=max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            stop=stop,
-            seed=self.seed % 2**32 if self.seed is not None else None,
-        )
-
-
-class _ChatBody(_Body):
-    messages: list[_Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    response_format: _ResponseFormat | None = None
-
-
-class _CompletionBody(_Body):
-    prompt: str | list[str]
-    echo: Literal[False] | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, list) and len(value) != 1:
-            raise ValueError(f"one prompt per request line (got a list of {len(value)})")
-        return value
+def _refuse_in_a_batch(body: SamplingRequest) -> None:
+    """What a request may ask online and not in a batch: one answer per line, whole, as text."""
+    if body.n not in (None, 1):
+        raise ValueError(f"body.n: one answer per request line (n {body.n} is {_UNSUPPORTED})")
+    if body.stream:
+        raise ValueError(f"body.stream: streaming is {_UNSUPPORTED}")
+    if isinstance(body, ChatCompletionRequest):
+        kind = body.response_format.type if body.response_format is not None else "text"
+        if kind != "text":
+            raise ValueError(f"body.response_format: {kind!r} is {_UNSUPPORTED}")
+    prompts = body.prompt if isinstance(body, CompletionRequest) else ""
+    if isinstance(prompts, list) and len(prompts) != 1:
+        raise ValueError(f"body.prompt: one prompt per request line (got {len(prompts)})")
 
 
 class _Line(BaseModel):
@@ -219,38 +183,51 @@ def _request(where: str, number: int, raw: Any) -> BatchRequestItem:
     if invalid is not None:
         at, problem = invalid
         raise DatasetError(f"{where}: body.{'.'.join(map(str, at))}: {problem}")
+    # The online routes' own contract (``openai_requests``): a line is read, refused and
+    # turned into messages as the same request sent to /v1 is.
     try:
         if line.url == CHAT_COMPLETIONS:
-            return _chat_item(line, number, _ChatBody.model_validate(line.body))
-        return _completion_item(line, number, _CompletionBody.model_validate(line.body))
+            chat = ChatCompletionRequest.model_validate(line.body)
+            refuse_unsupported(chat)
+            _refuse_in_a_batch(chat)
+            return _chat_item(line, number, chat)
+        completion = CompletionRequest.model_validate(line.body)
+        refuse_unsupported(completion)
+        _refuse_in_a_batch(completion)
+        return _completion_item(line, number, completion)
     except ValidationError as exc:
-        raise DatasetError(f"{where}: body.{first_error(exc, extra=_UNSUPPORTED)}") from None
+        raise DatasetError(f"{where}: body.{first_error(exc)}") from None
+    except InvalidParameter as exc:  # named as the field it is about ("messages.0: ...")
+        field = str(exc.details.get("parameter") or "")
+        named = not field or exc.message.startswith(field.split(".")[0])
+        said = exc.message if named else f"{field}: {exc.message}"
+        raise DatasetError(f"{where}: body.{said}") from None
     except ValueError as exc:
         raise DatasetError(f"{where}: {exc}") from None
 
 
-def _chat_item(line: _Line, number: int, body: _ChatBody) -> BatchRequestItem:
-    messages = tuple(
-        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
-        for m in body.messages
-    )
+def _chat_item(line: _Line, number: int, body: ChatCompletionRequest) -> BatchRequestItem:
+    messages = tuple(chat_messages(body.messages))
+    # The record's ``prompt`` variable: its last user message (else its last message; a
+    # conversation of a system message alone is answered online too).
     users = [m.content for m in messages if m.role == "user"]
-    if not users or not users[-1].strip():
-        raise ValueError("body.messages: needs a user message with text")
+    prompt = users[-1] if users else messages[-1].content
+    if not prompt.strip():
+        raise ValueError("body.messages: the last user message has no text")
     system = next((m.content for m in messages if m.role == "system"), None)
     return BatchRequestItem(
-        prompt=users[-1],
+        prompt=prompt,
         system=system or None,
         custom_id=line.custom_id,
         url=line.url,
         model=body.model,
         line=number,
         messages=messages,
-        params=body.params(body.max_completion_tokens or body.max_tokens),
+        params=_params(body, body.max_completion_tokens or body.max_tokens),
     )
 
 
-def _completion_item(line: _Line, number: int, body: _CompletionBody) -> BatchRequestItem:
+def _completion_item(line: _Line, number: int, body: CompletionRequest) -> BatchRequestItem:
     prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
     if not prompt.strip():
         raise ValueError("body.prompt: must not be empty")
@@ -260,7 +237,7 @@ def _completion_item(line: _Line, number: int, body: _CompletionBody) -> BatchRe
         url=line.url,
         model=body.model,
         line=number,
-        params=body.params(body.max_tokens),
+        params=_params(body, body.max_tokens),
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.support.api import Api, make_settings, start_api
@@ -33,19 +32,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 
 @pytest.fixture
 def client(api: Api) -> Iterator[TextNLPClient]:
-    def forward(request: httpx.Request) -> httpx.Response:
-        """The request, its path as the client sent it, through the app's TestClient."""
-        answer = api.client.request(
-            request.method,
-            request.url.raw_path.decode(),
-            headers=dict(request.headers),
-            content=request.read(),
-        )
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
     token = api.session("alice")["access_token"]
-    transport = httpx.MockTransport(forward)
-    with TextNLPClient("http://testserver", api_key=token, transport=transport) as client:
+    with TextNLPClient("http://testserver", api_key=token, transport=api.transport()) as client:
         yield client
 
 

@@ -238,6 +238,35 @@ def test_completions_endpoint(api: Api) -> None:
     assert all(x["response"]["body"]["choices"][0]["text"] for x in out)
 
 
+USER = {"role": "user", "content": "Say hi"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": [{"role": "system", "content": "Greet."}]},  # a system message alone
+        {"messages": [USER], "presence_penalty": 0, "logprobs": False, "store": False},
+        {"messages": [USER], "stream_options": None, "surprise": 1},  # unknown: ignored
+        {"messages": [USER, {"role": "assistant", "content": "Hi", "refusal": None}]},
+        {"messages": [USER], "temperature": "0.5"},  # strict types
+        {"messages": [USER], "presence_penalty": 0.5},
+        {"messages": [{"role": "tool", "content": "x"}]},
+        {"messages": [USER], "max_completion_tokens": 0},
+    ],
+)
+def test_a_batch_line_is_refused_exactly_when_the_same_request_online_is(
+    api: Api, body: dict[str, Any]
+) -> None:
+    """One contract for the online route and a batch file's lines: they disagreed both ways
+    (a system message alone, ``presence_penalty: 0``... refused in a file; ``"0.5"`` taken)."""
+    request = {"model": "fake-fast", "max_tokens": 2, **body}
+    online = api.client.post(CHAT, json=request, headers=api.headers("alice"))
+    assert online.status_code in {200, 400}, online.text
+    line = {"custom_id": "a", "method": "POST", "url": CHAT, "body": request}
+    in_a_file = upload(api, "alice", jsonl(line))
+    assert in_a_file.status_code == online.status_code, (online.text, in_a_file.text)
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -251,7 +280,7 @@ def test_completions_endpoint(api: Api) -> None:
         (jsonl(line("a", stream=True)), "line 1: body.stream"),
         (jsonl(line("a", logit_bias={"1": 2})), "line 1: body.logit_bias"),
         (jsonl(line("a", max_tokens=0)), "line 1: body.max_tokens"),
-        (jsonl(line("a", messages=[{"role": "assistant", "content": "x"}])), "line 1"),
+        (jsonl(line("a", messages=[{"role": "tool", "content": "x"}])), "line 1: body.messages.0"),
         (jsonl(line("a", response_format={"type": "json_object"})), "line 1: body.response"),
         (jsonl({"prompt": "a plain prompt"}), "line 1"),
         (

@@ -34,20 +34,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 def client(api: Api) -> Iterator[TextNLPClient]:
     token = api.session("alice")["access_token"]
 
-    def forward(request: httpx.Request) -> httpx.Response:
-        """The request, its path as sent, through the app's TestClient (which decodes paths,
-        ``%2F`` too, as uvicorn does)."""
-        answer = api.client.request(
-            request.method,
-            request.url.raw_path.decode(),
-            headers=dict(request.headers),
-            content=request.read(),
-            follow_redirects=False,  # as the client's own httpx: it follows none
-        )
-        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
-
-    transport = httpx.MockTransport(forward)
-    with TextNLPClient("http://testserver", api_key=token, transport=transport) as client:
+    with TextNLPClient("http://testserver", api_key=token, transport=api.transport()) as client:
         yield client
 
 

@@ -112,8 +112,7 @@ def test_only_the_lines_own_backend_errors_fail_it_alone() -> None:
 def test_a_batch_line_asks_what_the_same_request_online_asks() -> None:
     """Text content parts become one message text by one rule, online and in a batch (online
     joined them with nothing, a batch line with newlines: two answers to one request)."""
-    from textnlp.api.openai.schemas import ChatCompletionRequest
-    from textnlp.api.openai.translate import chat_messages
+    from textnlp.services.openai_requests import ChatCompletionRequest, chat_messages
 
     parts = [{"type": "text", "text": "Name a"}, {"type": "text", "text": " color."}]
     body = {"model": "m", "messages": [{"role": "user", "content": parts}]}

@@ -10,14 +10,13 @@ from sse_starlette import EventSourceResponse
 
 from textnlp.api.openai.caller import OpenAICaller, ServingDep
 from textnlp.api.openai.models import refuse_embedding_model
-from textnlp.api.openai.schemas import ChatCompletion, ChatCompletionRequest
+from textnlp.api.openai.schemas import ChatCompletion
 from textnlp.api.openai.streaming import buffered_response, stream_response
 from textnlp.api.openai.structured import complete_json, instructed, json_format
-from textnlp.api.openai.translate import (
-    ChunkWriter,
-    chat_completion,
+from textnlp.api.openai.translate import ChunkWriter, chat_completion, chat_requests
+from textnlp.services.openai_requests import (
+    ChatCompletionRequest,
     chat_messages,
-    chat_requests,
     refuse_unsupported,
 )
 

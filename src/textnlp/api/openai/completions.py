@@ -9,14 +9,10 @@ from sse_starlette import EventSourceResponse
 from textnlp.api.openai.caller import OpenAICaller, ServingDep
 from textnlp.api.openai.chat import SSE_DOC
 from textnlp.api.openai.models import refuse_embedding_model
-from textnlp.api.openai.schemas import CompletionRequest, TextCompletion
+from textnlp.api.openai.schemas import TextCompletion
 from textnlp.api.openai.streaming import stream_response
-from textnlp.api.openai.translate import (
-    ChunkWriter,
-    completion_requests,
-    refuse_unsupported,
-    text_completion,
-)
+from textnlp.api.openai.translate import ChunkWriter, completion_requests, text_completion
+from textnlp.services.openai_requests import CompletionRequest, refuse_unsupported
 
 router = APIRouter(tags=["openai"])
 

@@ -11,14 +11,9 @@ from fastapi.responses import JSONResponse
 
 from textnlp.api.openai import embedder
 from textnlp.api.openai.caller import OpenAICaller, ServingDep
-from textnlp.api.openai.schemas import (
-    MAX_EMBEDDING_INPUTS,
-    Embedding,
-    EmbeddingList,
-    EmbeddingRequest,
-    EmbeddingUsage,
-)
+from textnlp.api.openai.schemas import Embedding, EmbeddingList, EmbeddingUsage
 from textnlp.errors import InvalidParameter, ModelNotFound
+from textnlp.services.openai_requests import MAX_EMBEDDING_INPUTS, EmbeddingRequest
 
 router = APIRouter(tags=["openai"])
 

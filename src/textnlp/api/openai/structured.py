@@ -31,17 +31,17 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from textnlp.api.openai.schemas import (
-    ChatCompletionRequest,
-    JsonObjectFormat,
-    JsonSchemaResponseFormat,
-)
 from textnlp.api.schemas import CompletionChoice, CompletionResponse, CompletionUsage
 from textnlp.api.serving import CompletionsServing
 from textnlp.domain import ChatMessage, GenerationRequest
 from textnlp.errors import BackendError, InvalidParameter
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.templates import extract_json_object
+from textnlp.services.openai_requests import (
+    ChatCompletionRequest,
+    JsonObjectFormat,
+    JsonSchemaResponseFormat,
+)
 from textnlp.validation.safe_schema import SafeSchema, compiled, instance_problem
 
 

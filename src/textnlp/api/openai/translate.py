@@ -7,9 +7,8 @@ native routes'. Omitted sampling fields take the model's catalogue defaults (Ope
 defaults, temperature 1 and ``max_tokens`` 16 or "the rest of the context", suit no model of
 the catalogue). A seed is taken modulo 2**32, the engines' width.
 
-Chat messages: ``developer`` is a system message; content may be a string or ``text`` parts
-(joined); ``tool``/``function`` messages, tool calls and other content parts are refused
-(400). A trailing ``assistant`` message is continued (a prefill) by the backends that can
+The requests and their messages are read by ``services.openai_requests`` (a batch file's lines
+too). A trailing ``assistant`` message is continued (a prefill) by the backends that can
 (llama.cpp, transformers), as Anthropic's API does. ``/v1/completions`` prompts are raw text:
 no chat template, as OpenAI's legacy completions are.
 """
@@ -25,11 +24,7 @@ from pydantic import ValidationError
 from textnlp.api.openai.schemas import (
     ChatChoice,
     ChatCompletion,
-    ChatCompletionRequest,
-    ChatMessageIn,
     ChatMessageOut,
-    CompletionRequest,
-    SamplingRequest,
     TextChoice,
     TextCompletion,
     Usage,
@@ -38,6 +33,11 @@ from textnlp.api.schemas import CompletionResponse, CompletionUsage, InvokeReque
 from textnlp.api.serving import CompletionsServing
 from textnlp.domain import ChatMessage, GenerationRequest
 from textnlp.errors import InvalidParameter, first_error
+from textnlp.services.openai_requests import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    SamplingRequest,
+)
 
 
 def chat_id() -> str:
@@ -49,36 +49,6 @@ def text_id() -> str:
 
 
 # Requests -----------------------------------------------------------------------------------
-def refuse_unsupported(body: SamplingRequest) -> None:
-    """400 for a field TextNLP knows but cannot honour (see ``schemas``' docstring)."""
-    refused: dict[str, bool] = {
-        "presence_penalty": bool(body.presence_penalty),
-        "frequency_penalty": bool(body.frequency_penalty),
-        "logit_bias": bool(body.logit_bias),
-        "logprobs": body.logprobs not in (None, False, 0),
-    }
-    if isinstance(body, ChatCompletionRequest):
-        refused |= {
-            "top_logprobs": bool(body.top_logprobs),
-            "tools": bool(body.tools),
-            # "none" asks for no call, as no tools do; anything else asks for a call.
-            "tool_choice": body.tool_choice not in (None, "none"),
-            "functions": bool(body.functions),
-            "function_call": body.function_call not in (None, "none"),
-            "modalities": body.modalities not in (None, ["text"]),
-            "audio": body.audio is not None,
-        }
-    if isinstance(body, CompletionRequest):
-        refused |= {
-            "echo": bool(body.echo),
-            "best_of": body.best_of not in (None, 1),
-            "suffix": bool(body.suffix),
-        }
-    for name, asked in refused.items():
-        if asked:
-            raise InvalidParameter(f"'{name}' is not supported by this server", parameter=name)
-
-
 def _sampling(body: SamplingRequest, serve: CompletionsServing, model_id: str) -> dict[str, Any]:
     defaults = serve.service.spec(model_id).params()
     max_tokens = body.max_tokens
@@ -105,37 +75,6 @@ def _invoke(serve: CompletionsServing, **fields: Any) -> list[GenerationRequest]
         where = ".".join(str(part) for part in error["loc"]) or None
         raise InvalidParameter(first_error(exc), parameter=where) from None
     return serve.invoke_requests(body)
-
-
-def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
-    out = []
-    for i, message in enumerate(messages):
-        where = f"messages.{i}"
-        if message.role in {"tool", "function"} or message.tool_calls or message.function_call:
-            raise InvalidParameter(
-                f"{where}: tool and function messages are not supported by this server",
-                parameter=f"{where}.role",
-            )
-        content = message.content
-        if isinstance(content, list):
-            for part in content:
-                if part.type != "text":
-                    raise InvalidParameter(
-                        f"{where}.content: only 'text' content parts are supported, "
-                        f"not {part.type!r}",
-                        parameter=f"{where}.content",
-                    )
-                if part.text is None:
-                    raise InvalidParameter(
-                        f"{where}.content: a 'text' part needs its 'text'",
-                        parameter=f"{where}.content",
-                    )
-            content = ChatMessage.joined(part.text or "" for part in content)
-        if content is None:
-            raise InvalidParameter(f"{where}.content is required", parameter=f"{where}.content")
-        role = "system" if message.role == "developer" else message.role
-        out.append(ChatMessage(role=role, content=content))
-    return out
 
 
 def chat_requests(
