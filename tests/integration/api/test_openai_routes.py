@@ -249,6 +249,19 @@ def test_json_schema_refusals(sqlite_api: Api) -> None:
         body = chat("Answer in JSON.", response_format=fmt)
         response = sqlite_api.client.post(CHAT, json=body, headers=headers)
         assert assert_openai_error(response, 400)["param"] == "response_format", schema
+    # A schema no answer can satisfy: 400 at once (it was a 502 after every retry, which the
+    # SDK retried again).
+    impossible = {"type": "integer", "minimum": 10, "maximum": 1}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"properties": {"a": impossible}, "required": ["a"]}, "schema.properties.a: minimum"),
+        ({"properties": {"a": {"enum": []}}, "required": ["a"]}, "properties.a: enum []"),
+        ({"allOf": [{"minProperties": 3, "maxProperties": 2}]}, "schema.allOf.0: minProperties"),
+    ]
+    for schema, where in cases:
+        fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+        body = chat("Answer in JSON.", response_format=fmt)
+        error = assert_openai_error(sqlite_api.client.post(CHAT, json=body, headers=headers), 400)
+        assert where in error["message"] and "no value can satisfy it" in error["message"]
     # Cut at max_tokens before the object ends: 400 naming max_tokens.
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
     body = chat("Write a long JSON object.", max_tokens=1, response_format=fmt)

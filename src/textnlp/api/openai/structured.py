@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from textnlp.api.schemas import CompletionChoice, CompletionResponse, CompletionUsage
 from textnlp.api.serving import CompletionsServing
@@ -100,8 +100,65 @@ def json_format(body: ChatCompletionRequest) -> JsonFormat | None:
             schema.first_error({})  # a $ref to nowhere is refused now, not after generating
         except InvalidParameter as exc:
             raise InvalidParameter(exc.message, parameter="response_format") from None
+        contradiction = _contradiction(source, "schema")
+        if contradiction is not None:  # no answer can pass: a 400, not a 502 after retries
+            raise InvalidParameter(
+                f"response_format.json_schema.{contradiction}: no value can satisfy it",
+                parameter="response_format",
+            )
         return JsonFormat(schema, source, schema_grammar(source))
     return None
+
+
+#: Bounds whose lower one above the upper one leaves no value (both inclusive, else strict).
+_BOUNDS = [
+    ("minimum", "maximum", False),
+    ("exclusiveMinimum", "maximum", True),
+    ("minimum", "exclusiveMaximum", True),
+    ("exclusiveMinimum", "exclusiveMaximum", True),
+    ("minLength", "maxLength", False),
+    ("minItems", "maxItems", False),
+    ("minProperties", "maxProperties", False),
+]
+
+
+def _contradiction(schema: Any, where: str) -> str | None:
+    """Where ``schema`` asks for what no value has (``minimum`` over ``maximum``, an empty
+    ``enum``...), along what every answer must hold: the root, its required properties, the
+    items of a non-empty array, ``allOf``. (A contradiction in one branch of an ``anyOf`` is
+    no contradiction of the whole; what this cannot see the retries still meet, a 502.)"""
+    if schema is False:
+        return where
+    if not isinstance(schema, dict):
+        return None
+    for low, high, strict in _BOUNDS:
+        a, b = schema.get(low), schema.get(high)
+        if _number(a) and _number(b) and (a >= b if strict else a > b):
+            return f"{where}: {low} {a} and {high} {b}"
+    if schema.get("enum") == []:
+        return f"{where}: enum []"
+    properties = schema.get("properties")
+    required = schema.get("required")
+    if isinstance(properties, dict) and isinstance(required, list):
+        for name in required:
+            if isinstance(name, str) and name in properties:
+                found = _contradiction(properties[name], f"{where}.properties.{name}")
+                if found is not None:
+                    return found
+    min_items = schema.get("minItems")
+    if _number(min_items) and min_items >= 1:
+        found = _contradiction(schema.get("items"), f"{where}.items")
+        if found is not None:
+            return found
+    for i, member in enumerate(schema.get("allOf") or []):
+        found = _contradiction(member, f"{where}.allOf.{i}")
+        if found is not None:
+            return found
+    return None
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _text(content: Any) -> str:
