@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+    field_validator,
+    model_validator,
+)
 
 from textnlp.domain.generation import MAX_TOKENS_LIMIT
 from textnlp.egress import MAX_URL_LENGTH
@@ -128,6 +136,14 @@ class JobSpec(TextBoundary):
     #: ``worker.provider_batch``. Template and prompt jobs on OpenAI, Anthropic, Bedrock or
     #: SageMaker models.
     provider_batch: bool = False
+
+    @field_validator("count", "seed", "max_cost_usd", "max_candidates", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        # ``true`` was read as 1 (``max_cost_usd: true`` a cap of $1); a form's "3" still is 3.
+        if isinstance(value, bool):
+            raise ValueError("expected a number, not true or false")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -252,6 +252,11 @@ def test_wrong_types_on_other_routes(api: Api, tmp_path: Path) -> None:
     ]
     for path, body in cases:
         assert_error(api.client.post(path, json=body, headers=headers), 422)
+    # true is no number (max_cost_usd: true was a cap of $1, count: true one record)
+    job = {"template": "product-review", "count": 2}
+    for field, value in [("max_cost_usd", True), ("count", True), ("seed", False)]:
+        answer = api.client.post(BATCH, json={**job, field: value}, headers=headers)
+        assert f"{field}: expected a number" in str(assert_error(answer, 422)["message"])
 
 
 def test_the_gateway_bridge_is_not_served_without_a_gateway(api: Api) -> None:
