@@ -22,6 +22,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     ├── QuotaExceeded                a rate limit or spending cap (HTTP 429, exit 2)
     ├── ServiceUnavailable           the database, cache or queue cannot be reached (HTTP 503)
     ├── MissingExtra                 a feature's packages (an extra) are not installed (HTTP 501)
+    ├── ClientGone                   the client left before its answer (HTTP 499, never read)
     └── BackendError                 a model backend failed; carries backend and model
         ├── RateLimited
         ├── ContextWindowExceeded
@@ -114,6 +115,15 @@ class OutputError(InvalidInput):
 class UpgradeRequired(InvalidInput):
     type = "upgrade_required"
     http_status = 426
+
+
+class ClientGone(TextNLPError):
+    """The client closed the connection before its answer (nginx's 499): the answer's work was
+    cancelled, and nobody reads this answer (no bad input: the same status on every surface)."""
+
+    type = "client_closed_request"
+    http_status = 499
+    user_error = True
 
 
 class AuthError(TextNLPError):

@@ -218,7 +218,11 @@ def _route(scope: Scope) -> str:
     # what the concrete path has before the template matches, the shortest such (a ``:path``
     # parameter takes any number of segments, which must not reach the label).
     matched = _template_pattern(str(template)).match(str(scope.get("path", "")))
-    return (matched.group(1) if matched else "") + str(template)
+    # ``{model_id:path}`` labelled as the API documents it, ``{model_id}``.
+    return (matched.group(1) if matched else "") + _CONVERTER.sub(r"{\1}", str(template))
+
+
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
 
 
 @functools.lru_cache(maxsize=512)

@@ -108,12 +108,12 @@ def _error_classes() -> list[type[TextNLPError]]:
 def test_every_error_status_a_route_can_answer_is_documented(tmp_path: Path) -> None:
     """The statuses the exception tree renders to (``error_for``, ``openai_error_for``) and the
     middleware's own (408 body deadline, 413 body bound, 503 in-flight limit) are in every
-    operation's documented responses; 409 is documented where it is reached under /v1, and
-    426 is the WebSocket handshake's."""
+    operation's documented responses; 409 is documented where it is reached under /v1, 426 is
+    the WebSocket handshake's, and 499 (the client left) is logged, never read."""
     errors = [cls("m") for cls in _error_classes()]
     middleware = {408, 413, 503}
-    native = {error_for(e)[0] for e in errors} - {426} | middleware
-    openai = {openai_error_for(e)[0] for e in errors} - {409} | middleware
+    native = {error_for(e)[0] for e in errors} - {426, 499} | middleware
+    openai = {openai_error_for(e)[0] for e in errors} - {409, 499} | middleware
     spec = create_app(load_settings(home=tmp_path)).openapi()
     for path, operations in spec["paths"].items():
         expected = openai if path.startswith("/v1/") else native

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
+from textnlp.api.disconnects import unless_gone
 from textnlp.api.openai.caller import OpenAICaller, ServingDep
 from textnlp.api.openai.models import refuse_embedding_model
 from textnlp.api.openai.schemas import ChatCompletion
@@ -33,7 +34,7 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {
 
 @router.post("/chat/completions", response_model=ChatCompletion, responses=SSE_DOC)
 async def chat_completions(
-    body: ChatCompletionRequest, caller: OpenAICaller, serve: ServingDep
+    body: ChatCompletionRequest, request: Request, caller: OpenAICaller, serve: ServingDep
 ) -> JSONResponse | EventSourceResponse:
     """OpenAI's chat completions (``response_format``: see ``api.openai.structured``)."""
     refuse_embedding_model(body.model)
@@ -47,7 +48,9 @@ async def chat_completions(
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     writer = ChunkWriter(model_id, chat=True, include_usage=include_usage)
     if fmt is not None:
-        answer = await complete_json(serve, model_id, requests, fmt, caller.owner)
+        answer = await unless_gone(
+            request, complete_json(serve, model_id, requests, fmt, caller.owner)
+        )
         if body.stream:
             return buffered_response(answer, writer, caller.headers)
     elif body.stream:
@@ -55,5 +58,5 @@ async def chat_completions(
             serve, model_id, requests, caller.owner, writer, caller.headers, caller.watch
         )
     else:
-        answer = await serve.complete(model_id, requests, owner=caller.owner)
+        answer = await unless_gone(request, serve.complete(model_id, requests, owner=caller.owner))
     return JSONResponse(chat_completion(answer).model_dump(), headers=caller.headers)

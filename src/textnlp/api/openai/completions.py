@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
+from textnlp.api.disconnects import unless_gone
 from textnlp.api.openai.caller import OpenAICaller, ServingDep
 from textnlp.api.openai.chat import SSE_DOC
 from textnlp.api.openai.models import refuse_embedding_model
@@ -19,7 +20,7 @@ router = APIRouter(tags=["openai"])
 
 @router.post("/completions", response_model=TextCompletion, responses=SSE_DOC)
 async def completions(
-    body: CompletionRequest, caller: OpenAICaller, serve: ServingDep
+    body: CompletionRequest, request: Request, caller: OpenAICaller, serve: ServingDep
 ) -> JSONResponse | EventSourceResponse:
     """Complete one prompt or a list of them (``n`` choices each); no chat template."""
     refuse_embedding_model(body.model)
@@ -40,5 +41,7 @@ async def completions(
             caller.watch,
             prompts=prompts,
         )
-    answer = await serve.complete(model_id, requests, owner=caller.owner, prompts=prompts)
+    answer = await unless_gone(
+        request, serve.complete(model_id, requests, owner=caller.owner, prompts=prompts)
+    )
     return JSONResponse(text_completion(answer).model_dump(), headers=caller.headers)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse
 
 from textnlp.api.deps import CredentialWatch, CurrentUser, credential_of
+from textnlp.api.disconnects import unless_gone
 from textnlp.api.errors import sse_error
 from textnlp.api.schemas import CompletionResponse, GenerateTextRequest
 from textnlp.api.serving import CompletionsServing, StreamEvent, completion_id
@@ -43,7 +44,7 @@ async def generate_text(
     model_id = serve.model_id(body.model)
     requests = serve.requests_for(body)
     if not body.stream:
-        return await serve.complete(model_id, requests, owner=user.id)
+        return await unless_gone(request, serve.complete(model_id, requests, owner=user.id))
     # A spending cap answers as an error, not mid-stream.
     await serve.admit(user.id, model_id, requests[:1])
     await serve.service.load(model_id)  # load errors answer as errors, not mid-stream

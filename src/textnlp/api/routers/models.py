@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from textnlp.api.deps import CurrentUser, GenerationDep
+from textnlp.api.disconnects import unless_gone
 from textnlp.api.schemas import CompletionResponse, InvokeRequest, ModelList
 from textnlp.api.serving import CompletionsServing
 from textnlp.domain import ModelInfo
@@ -32,4 +33,5 @@ async def invoke_model(
     """Complete a prompt or chat messages with this model."""
     serve: CompletionsServing = request.app.state.serving
     serve.model_id(model_id)
-    return await serve.complete(model_id, serve.invoke_requests(body), owner=user.id)
+    answer = serve.complete(model_id, serve.invoke_requests(body), owner=user.id)
+    return await unless_gone(request, answer)
