@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import POSTGRES_URL, port_open, require
 from textnlp.adapters.db.schema import upgrade_database
 from textnlp.api.app import create_app
+from textnlp.client import TextNLPClient
 from textnlp.config import Settings, load_settings
 
 PASSWORD = "correct horse battery"
@@ -67,6 +69,23 @@ class Api:
             )
 
         return httpx.MockTransport(forward)
+
+    @contextmanager
+    def python_client(self, username: str) -> Iterator[TextNLPClient]:
+        """The Python client (``textnlp.client``) of a logged-in user, into this app."""
+        token = self.session(username)["access_token"]
+        with TextNLPClient("http://testserver", api_key=token, transport=self.transport()) as c:
+            yield c
+
+
+def start_api_with_models(home: Path, models_yaml: str) -> Iterator[Api]:
+    """``start_api`` with the test backends registered and ``models_yaml``'s catalogue."""
+    from tests.support.job_backends import register
+
+    register()
+    models = home / "models.yaml"
+    models.write_text(models_yaml)
+    yield from start_api(make_settings(home, models_file=models))
 
 
 def make_settings(home: Path, database_url: str = "", **overrides: Any) -> Settings:

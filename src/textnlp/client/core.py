@@ -199,23 +199,24 @@ def upload_path(name: str) -> str:
     if "/" in name or not name:
         message = f"upload name {name!r} must be a file name, without '/'"
         raise ApiError(422, {"type": "invalid_input", "message": message})
-    escaped = quote(name, safe="")
-    if escaped.strip(".") == "":
-        escaped = "%2E" * len(name)
-    return f"/generate/batch/uploads/{escaped}"
+    return f"/generate/batch/uploads/{_segment(name)}"
 
 
 def model_path(model_id: str, action: str = "") -> str:
     """The route of model ``model_id``, escaped: its ``/`` (``org/llama3``), ``?`` and ``#``
     are part of the id, never of the URL."""
-    escaped = quote(model_id, safe="")
-    if escaped.strip(".") == "":  # "." and ".." are steps in a path
-        escaped = "%2E" * len(model_id)
-    return f"/models/{escaped}{action}"
+    return f"/models/{_segment(model_id)}{action}"
 
 
 def key_path(key_id: str) -> str:
-    return f"/auth/api-keys/{quote(key_id, safe='') or '%20'}"
+    return f"/auth/api-keys/{_segment(key_id) or '%20'}"
+
+
+def _segment(text: str) -> str:
+    """``text`` as one path segment: every ``/``, ``?``, ``#`` and ``%`` escaped, and a name of
+    dots alone too (``.`` and ``..`` are steps in a path)."""
+    escaped = quote(text, safe="")
+    return "%2E" * len(text) if escaped.strip(".") == "" else escaped
 
 
 def generate_body(fields: dict[str, Any], *, stream: bool | None) -> dict[str, Any]:

@@ -33,7 +33,13 @@ _CONTENT_TYPES = {
 
 
 #: Tries to keep a file while workers go on storing records (each store may make it short).
-_KEEP_TRIES = 5
+KEEP_TRIES = 5
+
+
+def kept_whole(row: JobRow) -> bool:
+    """Whether the ended job's kept file holds every stored record: made after the last store
+    (every store beats the heartbeat, which keeping a file clears)."""
+    return bool(row.result_key) and row.heartbeat_at is None
 
 
 class JobRuns:
@@ -161,12 +167,12 @@ class JobRuns:
         The file holds every record, so it replaces a file kept meanwhile (a duplicate
         delivery's) unless that one was made after the last store too."""
         row = None
-        for _ in range(_KEEP_TRIES):
+        for _ in range(KEEP_TRIES):
             row = self._store.get(job_id)
             if row is None or row.state not in ("cancelled", "failed"):
                 break
-            if row.result_key and row.heartbeat_at is None:
-                break  # kept whole already (another worker, the dead-letter sweep)
+            if kept_whole(row):
+                break  # by another worker, or the dead-letter sweep
             kept, replaced = self._store.keep_partial_result(
                 job_id, result_key, beat=row.heartbeat_at
             )

@@ -35,15 +35,12 @@ from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.writers import write_dataset
 from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobSpec
-from textnlp.services.job_runs import JobRuns
+from textnlp.services.job_runs import KEEP_TRIES, JobRuns, kept_whole
 from textnlp.worker.checkpoint import Checkpointer, StopJob, unwrap
 from textnlp.worker.outages import is_outage
 from textnlp.worker.provider_batch import ProviderBatches
 
 log = logging.getLogger(__name__)
-
-#: Files a settle makes while other workers go on storing records (each store makes it short).
-_SETTLE_TRIES = 5
 
 
 class JobRunner:
@@ -152,7 +149,7 @@ class JobRunner:
         Best effort past an outage (which the caller waits out): a file that cannot be written
         (a full disk) leaves the job without one, as before, rather than its message coming
         back for ever to a job that has ended."""
-        for _ in range(_SETTLE_TRIES):
+        for _ in range(KEEP_TRIES):
             row = self.runs.get(job_id)
             if row is None or not self._has_more_to_keep(row):
                 self.runs.worker_stopped(job_id)
@@ -174,9 +171,7 @@ class JobRunner:
         """A cancelled or failed job with records, stored after its kept file or none kept."""
         if row.state not in {"cancelled", "failed"}:
             return False
-        if row.result_key and row.heartbeat_at is None:
-            return False
-        return self.runs.stored_count(row.id, ok_only=True) > 0
+        return not kept_whole(row) and self.runs.stored_count(row.id, ok_only=True) > 0
 
     def validate(self, job_id: str, spec: JobSpec, result_key: str) -> tuple[str, str | None]:
         """Run the validation gate on the result; returns (report key, failure or None)."""

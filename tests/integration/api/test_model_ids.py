@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.api import Api, make_settings, start_api
-from tests.support.job_backends import register
+from tests.support.api import Api, start_api_with_models
 from textnlp.client import ApiError, TextNLPClient
 
 MODELS = """
@@ -23,17 +22,12 @@ models:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    register()
-    home = tmp_path_factory.mktemp("model-ids")
-    models = home / "models.yaml"
-    models.write_text(MODELS)
-    yield from start_api(make_settings(home, models_file=models))
+    yield from start_api_with_models(tmp_path_factory.mktemp("model-ids"), MODELS)
 
 
 @pytest.fixture
 def client(api: Api) -> Iterator[TextNLPClient]:
-    token = api.session("alice")["access_token"]
-    with TextNLPClient("http://testserver", api_key=token, transport=api.transport()) as client:
+    with api.python_client("alice") as client:
         yield client
 
 

@@ -11,8 +11,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.support.api import Api, make_settings, start_api
-from tests.support.job_backends import MODELS_YAML, register
+from tests.support.api import Api, start_api_with_models
+from tests.support.job_backends import MODELS_YAML
 from textnlp.client import ApiError, AsyncTextNLPClient, TextNLPClient
 
 UPLOADS = "/api/v1/generate/batch/uploads"
@@ -23,18 +23,12 @@ HOSTILE = ["café.jsonl", "100%.jsonl", "a:b.jsonl", "a#b.jsonl", "a?b.jsonl"]
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    register()
-    home = tmp_path_factory.mktemp("jobs-uploads")
-    models = home / "models.yaml"
-    models.write_text(MODELS_YAML)
-    yield from start_api(make_settings(home, models_file=models))
+    yield from start_api_with_models(tmp_path_factory.mktemp("jobs-uploads"), MODELS_YAML)
 
 
 @pytest.fixture
 def client(api: Api) -> Iterator[TextNLPClient]:
-    token = api.session("alice")["access_token"]
-
-    with TextNLPClient("http://testserver", api_key=token, transport=api.transport()) as client:
+    with api.python_client("alice") as client:
         yield client
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.api import Api, make_settings, start_api
+from tests.support.api import Api, start_api_with_models
 from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import job_service, run_worker
 from textnlp.config import Settings, load_settings
@@ -152,11 +152,7 @@ def test_private_webhooks_are_refused_at_submit(tmp_path: Path, url: str) -> Non
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    register()
-    home = tmp_path_factory.mktemp("webhook-api")
-    models = home / "models.yaml"
-    models.write_text(MODELS_YAML)
-    yield from start_api(make_settings(home, models_file=models))
+    yield from start_api_with_models(tmp_path_factory.mktemp("webhook-api"), MODELS_YAML)
 
 
 def test_the_api_answers_422_for_a_private_webhook(api: Api) -> None:
