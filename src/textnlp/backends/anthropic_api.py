@@ -78,10 +78,7 @@ class AnthropicBackend(CloudBackend):
             await client.close()
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
-        body = bedrock_anthropic.messages_body(request, version=None)
-        if not self.options.send_top_p:
-            # Recent Claude models accept temperature or top_p, not both.
-            body.pop("top_p", None)
+        body = bedrock_anthropic.messages_body(request, version=None, top_p=self.options.send_top_p)
         return {"model": self.spec.endpoint or self.spec.id, **body}
 
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:

@@ -67,8 +67,9 @@ class BedrockBackend(AwsRuntimeBackend):
         return self.profile
 
     def _converse_body(self, request: GenerationRequest) -> dict[str, Any]:
+        profile = self._profile()
         body = bedrock_converse.request_body(
-            self.model_id, request, system_prompts=self._profile().system_prompts
+            self.model_id, request, system_prompts=profile.system_prompts, top_p=profile.top_p
         )
         if extra := self.options.additional_fields:
             body["additionalModelRequestFields"] = extra

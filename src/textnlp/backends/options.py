@@ -95,6 +95,9 @@ class BedrockOptions(AwsOptions):
     #: Override what the provider is known to support (None: the known value).
     system_prompts: bool | None = None
     streaming: bool | None = None
+    #: Send ``top_p`` beside ``temperature``. None: not to Anthropic's models (recent Claude
+    #: models refuse a request with both), to the others yes.
+    send_top_p: bool | None = None
     #: Converse ``additionalModelRequestFields``.
     additional_fields: dict[str, Any] | None = None
 

@@ -66,7 +66,8 @@ async def test_converse_completion_with_usage_and_cost(
     sent = fake.requests[0]
     assert sent.url.endswith("/model/anthropic.claude-v2/converse")
     assert sent.json()["system"] == [{"text": "Terse."}]
-    assert sent.json()["inferenceConfig"] == {"maxTokens": 100, "temperature": 0.7, "topP": 0.9}
+    # Claude: temperature alone (recent models refuse it beside top_p)
+    assert sent.json()["inferenceConfig"] == {"maxTokens": 100, "temperature": 0.7}
 
 
 async def test_throttling_is_retried_then_succeeds(claude: tuple[BedrockBackend, AwsFake]) -> None:

@@ -4,6 +4,7 @@ reference)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -19,8 +20,6 @@ from textnlp.backends.providers import (
 )
 from textnlp.backends.providers.bedrock_models import (
     AI21_J2,
-    ANTHROPIC_MESSAGES,
-    ANTHROPIC_TEXT,
     TITAN,
     bedrock_profile,
     provider_of,
@@ -114,7 +113,6 @@ def test_anthropic_messages_body_and_response() -> None:
             {"role": "user", "content": [{"type": "text", "text": "Write a product review."}]}
         ],
         "temperature": 0.7,
-        "top_p": 0.9,
         "stop_sequences": ["\n\nHuman:"],
     }
     # "Anthropic Claude Messages API", response example.
@@ -301,15 +299,11 @@ def test_model_profiles() -> None:
     assert provider_of("us.anthropic.claude-3-5-sonnet-20240620-v1:0") == "anthropic"
     assert provider_of("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-8b") == "meta"
     claude = bedrock_profile("anthropic.claude-v2")
-    assert (claude.api, claude.system_prompts, claude.codec) == (
-        "converse",
-        True,
-        ANTHROPIC_MESSAGES,
-    )
-    assert (
-        bedrock_profile("anthropic.claude-v2", BedrockOptions(anthropic_api="text")).codec
-        == ANTHROPIC_TEXT
-    )
+    assert (claude.api, claude.system_prompts, claude.top_p) == ("converse", True, False)
+    assert claude.codec is not None
+    assert "anthropic_version" in claude.codec.body(claude.model_id, CHAT)
+    text = bedrock_profile("anthropic.claude-v2", BedrockOptions(anthropic_api="text")).codec
+    assert text is not None and "prompt" in text.body("anthropic.claude-v2", CHAT)
     j2 = bedrock_profile("ai21.j2-ultra-v1", BedrockOptions(api="invoke"))
     assert (j2.codec, j2.streaming, j2.system_prompts) == (AI21_J2, False, False)
     titan = bedrock_profile("amazon.titan-text-express-v1")
@@ -324,3 +318,75 @@ def test_meta_refuses_what_its_body_cannot_carry() -> None:
     hot = GenerationRequest.chat("hi", params=GenerationParams(temperature=1.5))
     with pytest.raises(InvalidRequest, match="temperature of 0 to 1"):
         bedrock_meta.request_body("meta.llama3-8b-instruct-v1:0", hot)
+
+
+CLAUDE_45 = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def _sent_top_p(model_id: str, options: BedrockOptions) -> tuple[bool, bool]:
+    """Whether the Converse body and the InvokeModel body carry top_p."""
+    profile = bedrock_profile(model_id, options)
+    chat = GenerationRequest.chat("Write a product review.", params=GenerationParams(top_p=0.9))
+    converse = bedrock_converse.request_body(model_id, chat, top_p=profile.top_p)
+    assert profile.codec is not None
+    invoke = profile.codec.body(model_id, chat)
+    carries = "top_p" in invoke or "topP" in invoke.get("textGenerationConfig", {})
+    return "topP" in converse["inferenceConfig"], carries
+
+
+def test_claude_gets_temperature_alone_unless_top_p_is_asked_for() -> None:
+    # Sonnet 4.5, Haiku 4.5, Opus 4.1 and later answer ValidationException "`temperature` and
+    # `top_p` cannot both be specified for this model".
+    assert _sent_top_p(CLAUDE_45, BedrockOptions()) == (False, False)
+    assert _sent_top_p(CLAUDE_45, BedrockOptions(anthropic_api="text")) == (False, False)
+    assert _sent_top_p(CLAUDE_45, BedrockOptions(send_top_p=True)) == (True, True)
+    assert _sent_top_p("amazon.titan-text-express-v1", BedrockOptions()) == (True, True)
+    assert _sent_top_p("meta.llama3-8b-instruct-v1:0", BedrockOptions()) == (True, True)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        lambda r: bedrock_converse.request_body(CLAUDE_45, r),
+        bedrock_anthropic.messages_body,
+        bedrock_anthropic.text_completion_body,
+        bedrock_titan.request_body,
+        bedrock_ai21.request_body,
+        bedrock_mistral.request_body,
+        lambda r: bedrock_meta.request_body("meta.llama3-8b-instruct-v1:0", r),
+    ],
+)
+def test_a_temperature_above_one_is_refused_by_every_bedrock_body(body: Any) -> None:
+    # Bedrock's models take 0 to 1 (Converse's inferenceConfig says so): one answer for all,
+    # never a quiet 1.0 in one body and a ValidationException from another.
+    hot = GenerationRequest.chat("hi", params=GenerationParams(temperature=1.5))
+    with pytest.raises(InvalidRequest, match="temperature of 0 to 1"):
+        body(hot)
+    edge = GenerationRequest.chat("hi", params=GenerationParams(temperature=1.0))
+    assert "1.0" in json.dumps(body(edge))
+
+
+def test_a_context_window_stop_is_a_cut_answer() -> None:
+    converse = bedrock_converse.parse_response(
+        {
+            "output": {"message": {"content": [{"text": "Par"}]}},
+            "stopReason": "model_context_window_exceeded",
+        }
+    )
+    messages = bedrock_anthropic.parse_messages_response(
+        {
+            "content": [{"type": "text", "text": "Par"}],
+            "stop_reason": "model_context_window_exceeded",
+        }
+    )
+    assert (converse.finish_reason, messages.finish_reason) == ("length", "length")
+
+
+def test_llama4_gets_its_own_header_tokens() -> None:
+    chat = GenerationRequest.chat("Write a product review.", system="You are terse.")
+    prompt = bedrock_meta.request_body("us.meta.llama4-scout-17b-instruct-v1:0", chat)["prompt"]
+    assert prompt == (
+        "<|begin_of_text|><|header_start|>system<|header_end|>\n\nYou are terse.<|eot|>"
+        "<|header_start|>user<|header_end|>\n\nWrite a product review.<|eot|>"
+        "<|header_start|>assistant<|header_end|>\n\n"
+    )

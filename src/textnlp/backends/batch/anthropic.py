@@ -60,9 +60,9 @@ class AnthropicBatch(BatchProvider):
 
     def params(self, request: GenerationRequest) -> dict[str, Any]:
         """The Messages body the backend sends online (``AnthropicBackend``'s rules)."""
-        body = bedrock_anthropic.messages_body(request, version=None)
-        if not self.backend.options.send_top_p:
-            body.pop("top_p", None)
+        body = bedrock_anthropic.messages_body(
+            request, version=None, top_p=self.backend.options.send_top_p
+        )
         return {"model": self.spec.endpoint or self.spec.id, **body}
 
     def encode(self, index: int, request: GenerationRequest) -> bytes:

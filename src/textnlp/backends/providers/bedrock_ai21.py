@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from textnlp.backends.providers.common import Parsed, finish_reason, split_system, transcript
+from textnlp.backends.providers.common import (
+    Parsed,
+    finish_reason,
+    split_system,
+    transcript,
+    unit_temperature,
+)
 from textnlp.domain import GenerationRequest
 
 LENGTH_REASONS = ("length",)
@@ -28,7 +34,7 @@ def request_body(request: GenerationRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "prompt": prompt_text(request),
         "maxTokens": params.max_tokens,
-        "temperature": min(params.temperature, 1.0),
+        "temperature": unit_temperature(params),
         "topP": params.top_p,
     }
     if params.stop:

@@ -28,18 +28,22 @@ from textnlp.backends.providers.common import (
     alternating,
     finish_reason,
     split_system,
+    unit_temperature,
 )
 from textnlp.backends.providers.invocation_metrics import metrics_chunk
 from textnlp.domain import GenerationRequest
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
-LENGTH_REASONS = ("max_tokens",)
+LENGTH_REASONS = ("max_tokens", "model_context_window_exceeded")
 
 
 def messages_body(
-    request: GenerationRequest, *, version: str | None = BEDROCK_VERSION
+    request: GenerationRequest, *, version: str | None = BEDROCK_VERSION, top_p: bool = False
 ) -> dict[str, Any]:
-    """A Messages API body; Anthropic's own API takes ``model`` instead of ``anthropic_version``."""
+    """A Messages API body; Anthropic's own API takes ``model`` instead of ``anthropic_version``.
+
+    ``top_p`` is sent only when asked: recent Claude models (Sonnet 4.5, Haiku 4.5, Opus 4.1
+    and later) refuse a request with both it and ``temperature``."""
     system, messages = split_system(request)
     params = request.params
     body: dict[str, Any] = {}
@@ -52,8 +56,9 @@ def messages_body(
         {"role": m.role, "content": [{"type": "text", "text": m.content}]}
         for m in alternating(messages)
     ]
-    body["temperature"] = min(params.temperature, 1.0)  # Claude accepts 0..1
-    body["top_p"] = params.top_p
+    body["temperature"] = unit_temperature(params)
+    if top_p:
+        body["top_p"] = params.top_p
     if params.stop:
         body["stop_sequences"] = list(params.stop)
     return body
@@ -95,14 +100,15 @@ def text_completion_prompt(request: GenerationRequest) -> str:
     return "".join(parts) + "\n\nAssistant:"
 
 
-def text_completion_body(request: GenerationRequest) -> dict[str, Any]:
+def text_completion_body(request: GenerationRequest, *, top_p: bool = False) -> dict[str, Any]:
     params = request.params
     body: dict[str, Any] = {
         "prompt": text_completion_prompt(request),
         "max_tokens_to_sample": params.max_tokens,
-        "temperature": min(params.temperature, 1.0),
-        "top_p": params.top_p,
+        "temperature": unit_temperature(params),
     }
+    if top_p:
+        body["top_p"] = params.top_p
     if params.stop:
         body["stop_sequences"] = list(params.stop)
     return body

@@ -21,19 +21,21 @@ from textnlp.backends.providers.common import (
     finish_reason,
     fold_system,
     split_system,
+    unit_temperature,
 )
 from textnlp.domain import GenerationRequest
 
-LENGTH_REASONS = ("max_tokens",)
+LENGTH_REASONS = ("max_tokens", "model_context_window_exceeded")
 
 
 def request_body(
-    model_id: str, request: GenerationRequest, *, system_prompts: bool = True
+    model_id: str, request: GenerationRequest, *, system_prompts: bool = True, top_p: bool = True
 ) -> dict[str, Any]:
     """Keyword arguments of ``converse`` / ``converse_stream`` (the JSON body plus ``modelId``).
 
     Models without system-prompt support (Titan, Jurassic-2, Mistral 7B...) get the system text
-    before the first user turn.
+    before the first user turn. ``top_p`` False leaves ``topP`` out (recent Claude models
+    refuse a request with both it and ``temperature``).
     """
     system, messages = split_system(request)
     if not system_prompts:
@@ -41,9 +43,10 @@ def request_body(
     params = request.params
     config: dict[str, Any] = {
         "maxTokens": params.max_tokens,
-        "temperature": params.temperature,
-        "topP": params.top_p,
+        "temperature": unit_temperature(params),
     }
+    if top_p:
+        config["topP"] = params.top_p
     if params.stop:
         config["stopSequences"] = list(params.stop)
     body: dict[str, Any] = {

@@ -1,7 +1,8 @@
-"""Meta Llama 2 / 3.x on Bedrock InvokeModel (AWS docs: "Meta Llama models").
+"""Meta Llama 2 / 3.x / 4 on Bedrock InvokeModel (AWS docs: "Meta Llama models").
 
 Request: ``{"prompt", "temperature", "top_p", "max_gen_len"}`` with the model's own chat
-format in ``prompt`` (no stop-sequence parameter: a request with ``stop`` is refused).
+format in ``prompt`` (Llama 4's header tokens differ from Llama 3's; no stop-sequence
+parameter: a request with ``stop`` is refused).
 Response and stream chunks: ``{"generation", "prompt_token_count", "generation_token_count",
 "stop_reason": "stop" | "length" | null}``.
 """
@@ -10,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from textnlp.backends.providers.common import Chunk, Parsed, finish_reason, split_system
+from textnlp.backends.providers.common import (
+    Chunk,
+    Parsed,
+    finish_reason,
+    split_system,
+    unit_temperature,
+)
 from textnlp.backends.providers.invocation_metrics import metrics_chunk
 from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidRequest
@@ -18,14 +25,20 @@ from textnlp.errors import InvalidRequest
 LENGTH_REASONS = ("length",)
 
 
-def llama3_prompt(request: GenerationRequest) -> str:
+def header_prompt(request: GenerationRequest, *, llama4: bool = False) -> str:
+    """Llama 3's chat format (``<|start_header_id|>``, ``<|eot_id|>``) or Llama 4's
+    (``<|header_start|>``, ``<|eot|>``)."""
+    start, end, eot = (
+        ("<|header_start|>", "<|header_end|>", "<|eot|>")
+        if llama4
+        else ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+    )
     system, messages = split_system(request)
+    turns = [("system", system)] if system else []
+    turns += [(m.role, m.content) for m in messages]
     parts = ["<|begin_of_text|>"]
-    if system:
-        parts.append(f"<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>")
-    for m in messages:
-        parts.append(f"<|start_header_id|>{m.role}<|end_header_id|>\n\n{m.content}<|eot_id|>")
-    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    parts += [f"{start}{role}{end}\n\n{content}{eot}" for role, content in turns]
+    parts.append(f"{start}assistant{end}\n\n")
     return "".join(parts)
 
 
@@ -45,7 +58,9 @@ def llama2_prompt(request: GenerationRequest) -> str:
 def prompt_text(model_id: str, request: GenerationRequest) -> str:
     if request.prompt is not None:
         return request.prompt
-    return llama3_prompt(request) if "llama3" in model_id else llama2_prompt(request)
+    if "llama4" in model_id:
+        return header_prompt(request, llama4=True)
+    return header_prompt(request) if "llama3" in model_id else llama2_prompt(request)
 
 
 def request_body(model_id: str, request: GenerationRequest) -> dict[str, Any]:
@@ -57,13 +72,9 @@ def request_body(model_id: str, request: GenerationRequest) -> dict[str, Any]:
             f"{model_id}: Meta Llama's InvokeModel body has no stop sequences; "
             "use the Converse API (catalogue options: {api: converse})"
         )
-    if params.temperature > 1.0:
-        raise InvalidRequest(
-            f"{model_id}: Meta Llama takes a temperature of 0 to 1 (got {params.temperature})"
-        )
     return {
         "prompt": prompt_text(model_id, request),
-        "temperature": params.temperature,
+        "temperature": unit_temperature(params),
         "top_p": params.top_p,
         "max_gen_len": params.max_tokens,
     }

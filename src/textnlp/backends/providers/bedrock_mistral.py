@@ -15,6 +15,7 @@ from textnlp.backends.providers.common import (
     finish_reason,
     fold_system,
     split_system,
+    unit_temperature,
 )
 from textnlp.backends.providers.invocation_metrics import metrics_chunk
 from textnlp.domain import GenerationRequest
@@ -37,7 +38,7 @@ def request_body(request: GenerationRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "prompt": prompt_text(request),
         "max_tokens": params.max_tokens,
-        "temperature": min(params.temperature, 1.0),
+        "temperature": unit_temperature(params),
         "top_p": params.top_p,
     }
     if params.stop:

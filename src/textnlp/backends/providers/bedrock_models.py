@@ -4,8 +4,8 @@ Model ids name their provider (``anthropic.claude-v2``, ``us.meta.llama3-1-8b-in
 for a cross-region inference profile), so newer models work by configuration alone. Converse
 is the default where the model supports it (AWS docs: "Supported models and model features"),
 InvokeModel with the provider's own body otherwise or when a catalogue entry asks for it with
-``options: {api: invoke}``. Options ``system_prompts`` and ``streaming`` (booleans) and
-``anthropic_api`` (``messages`` or ``text``) override what the table below says.
+``options: {api: invoke}``. Options ``system_prompts``, ``streaming`` and ``send_top_p``
+(booleans) and ``anthropic_api`` (``messages`` or ``text``) override what the table below says.
 """
 
 from __future__ import annotations
@@ -45,19 +45,27 @@ class BedrockProfile:
     api: Api
     system_prompts: bool
     streaming: bool
+    #: Whether requests carry ``top_p`` (recent Claude models refuse it beside temperature).
+    top_p: bool
     codec: InvokeCodec | None
 
 
-ANTHROPIC_MESSAGES = InvokeCodec(
-    body=lambda _model, request: bedrock_anthropic.messages_body(request),
-    parse=bedrock_anthropic.parse_messages_response,
-    parse_chunk=bedrock_anthropic.parse_messages_event,
-)
-ANTHROPIC_TEXT = InvokeCodec(
-    body=lambda _model, request: bedrock_anthropic.text_completion_body(request),
-    parse=bedrock_anthropic.parse_text_completion,
-    parse_chunk=bedrock_anthropic.parse_text_completion_chunk,
-)
+def anthropic_messages(top_p: bool) -> InvokeCodec:
+    return InvokeCodec(
+        body=lambda _model, request: bedrock_anthropic.messages_body(request, top_p=top_p),
+        parse=bedrock_anthropic.parse_messages_response,
+        parse_chunk=bedrock_anthropic.parse_messages_event,
+    )
+
+
+def anthropic_text(top_p: bool) -> InvokeCodec:
+    return InvokeCodec(
+        body=lambda _model, request: bedrock_anthropic.text_completion_body(request, top_p=top_p),
+        parse=bedrock_anthropic.parse_text_completion,
+        parse_chunk=bedrock_anthropic.parse_text_completion_chunk,
+    )
+
+
 AI21_J2 = InvokeCodec(
     body=lambda _model, request: bedrock_ai21.request_body(request),
     parse=bedrock_ai21.parse_response,
@@ -90,9 +98,12 @@ def provider_of(model_id: str) -> str:
     return name.split(".", 1)[0]
 
 
-def _codec(provider: str, model_id: str, options: BedrockOptions) -> InvokeCodec | None:
+def _codec(
+    provider: str, model_id: str, options: BedrockOptions, top_p: bool
+) -> InvokeCodec | None:
     if provider == "anthropic":
-        return ANTHROPIC_TEXT if options.anthropic_api == "text" else ANTHROPIC_MESSAGES
+        codec = anthropic_text if options.anthropic_api == "text" else anthropic_messages
+        return codec(top_p)
     if provider == "ai21" and "j2" in model_id:
         return AI21_J2
     if provider == "amazon" and "titan-text" in model_id:
@@ -117,7 +128,8 @@ def bedrock_profile(model_id: str, options: BedrockOptions | None = None) -> Bed
     provider = options.provider or provider_of(model_id)
     system, streaming = _capabilities(provider, model_id)
     api: Api = options.api
-    codec = _codec(provider, model_id, options)
+    top_p = provider != "anthropic" if options.send_top_p is None else options.send_top_p
+    codec = _codec(provider, model_id, options, top_p)
     if api == "invoke" and codec is not None and codec.parse_chunk is None:
         streaming = False
     return BedrockProfile(
@@ -126,5 +138,6 @@ def bedrock_profile(model_id: str, options: BedrockOptions | None = None) -> Bed
         api=api,
         system_prompts=system if options.system_prompts is None else options.system_prompts,
         streaming=streaming if options.streaming is None else options.streaming,
+        top_p=top_p,
         codec=codec,
     )

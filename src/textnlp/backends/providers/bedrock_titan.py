@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from textnlp.backends.providers.common import Chunk, Parsed, finish_reason, split_system, transcript
+from textnlp.backends.providers.common import (
+    Chunk,
+    Parsed,
+    finish_reason,
+    split_system,
+    transcript,
+    unit_temperature,
+)
 from textnlp.backends.providers.invocation_metrics import metrics_chunk
 from textnlp.domain import GenerationRequest
 
@@ -30,7 +37,7 @@ def input_text(request: GenerationRequest) -> str:
 def request_body(request: GenerationRequest) -> dict[str, Any]:
     params = request.params
     config: dict[str, Any] = {
-        "temperature": min(params.temperature, 1.0),
+        "temperature": unit_temperature(params),
         "topP": params.top_p,
         "maxTokenCount": params.max_tokens,
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textnlp.domain import ChatMessage, FinishReason, GenerationRequest
+from textnlp.domain import ChatMessage, FinishReason, GenerationParams, GenerationRequest
+from textnlp.errors import InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ def finish_reason(raw: str | None, *, length: tuple[str, ...]) -> FinishReason:
     if raw is None:
         return "stop"
     return "length" if raw in length else "stop"
+
+
+def unit_temperature(params: GenerationParams) -> float:
+    """The temperature of a model that takes 0 to 1 (Bedrock's Converse and InvokeModel bodies,
+    Anthropic's API): a higher one is refused, never cut to 1 unsaid."""
+    if params.temperature > 1.0:
+        raise InvalidRequest(f"this model takes a temperature of 0 to 1, not {params.temperature}")
+    return params.temperature
 
 
 def split_system(request: GenerationRequest) -> tuple[str | None, list[ChatMessage]]:
