@@ -30,7 +30,7 @@ sent to OpenAI-style containers), ``timeout_s``, ``max_connections``.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from textnlp.backends.aws_common import AwsRuntimeBackend, call_in_thread, iterate_in_thread
@@ -39,6 +39,7 @@ from textnlp.backends.options import SageMakerOptions
 from textnlp.backends.providers import openai as openai_body
 from textnlp.backends.providers import sagemaker_tgi
 from textnlp.backends.providers.common import Chunk, Parsed
+from textnlp.backends.providers.http_errors import event_error
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationRequest
 from textnlp.errors import BackendUnavailable, ConfigError
@@ -137,8 +138,18 @@ class SageMakerBackend(AwsRuntimeBackend):
             if not part:
                 continue
             for decoded in lines.feed(part.get("Bytes", b"")):
-                if (chunk := parse(decoded)) is not None:
+                if (chunk := self._parse_event(parse, decoded)) is not None:
                     yield chunk
         for decoded in lines.flush():
-            if (chunk := parse(decoded)) is not None:
+            if (chunk := self._parse_event(parse, decoded)) is not None:
                 yield chunk
+
+    def _parse_event(
+        self, parse: Callable[[dict[str, Any]], Chunk | None], event: dict[str, Any]
+    ) -> Chunk | None:
+        """A stream event's chunk; the error a container sends inside its 200 stream (a prompt
+        too long, an out-of-memory) raised, never taken for the answer's end."""
+        if (error := event_error(event)) is not None:
+            cls, message = error
+            raise cls(f"the model server's stream: {message}", **self._where())
+        return parse(event)

@@ -9,12 +9,28 @@ from textnlp.backends.providers.http_errors import error_class
 from textnlp.errors import BackendError, BackendUnavailable, Timeout
 
 
+#: Anthropic's error types ("Errors" in its API docs) and their statuses: an error event inside
+#: a 200 stream (``event: error``, e.g. ``overloaded_error``) says only its type.
+TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
 def map_sdk_error(exc: Exception, *, backend: str, model: str) -> BackendError:
     where = {"backend": backend, "model": model}
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         message = getattr(exc, "message", None) or str(exc)
         code = _body_code(getattr(exc, "body", None))
+        if status < 400:  # an error event of a stream that began well
+            status = TYPE_STATUS.get(code, 500)
         cls = error_class(status, f"{message} {code}")
         details: dict[str, Any] = {"status": status}
         retry_after = _retry_after(exc)

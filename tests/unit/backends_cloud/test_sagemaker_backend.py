@@ -19,7 +19,12 @@ from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.sagemaker import SageMakerBackend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationParams, GenerationRequest
-from textnlp.errors import BackendUnavailable, ContextWindowExceeded
+from textnlp.errors import (
+    BackendUnavailable,
+    ContextWindowExceeded,
+    InvalidRequest,
+    RateLimited,
+)
 
 pytestmark = pytest.mark.usefixtures("fake_aws_credentials")
 
@@ -95,6 +100,61 @@ async def test_stream_tgi_token_events(context: CloudContext) -> None:
     sent = fake.requests[0]
     assert sent.url.endswith("/invocations-response-stream")
     assert sent.json()["stream"] is True
+    await backend.aclose()
+
+
+TOKEN = {"token": {"id": 1, "text": " Hel", "special": False}, "details": None}
+
+
+@pytest.mark.parametrize(
+    ("api", "events", "error"),
+    [
+        # TGI's router sends an InferError as an event of its 200 stream (server.rs).
+        (
+            "tgi",
+            [
+                {
+                    "error": "Input validation error: `inputs` tokens + `max_new_tokens` must be "
+                    "<= 2048. Given: 2100 `inputs` tokens and 20 `max_new_tokens`",
+                    "error_type": "validation",
+                }
+            ],
+            ContextWindowExceeded,
+        ),
+        (
+            "tgi",
+            [TOKEN, {"error": "CUDA out of memory", "error_type": "generation"}],
+            BackendUnavailable,
+        ),
+        ("tgi", [{"error": "Model is overloaded", "error_type": "overloaded"}], RateLimited),
+        # vLLM / LMI: OpenAI's error object as a data event.
+        (
+            "openai",
+            [
+                {
+                    "error": {
+                        "message": "temperature must be non-negative",
+                        "type": "BadRequestError",
+                        "code": 400,
+                    }
+                }
+            ],
+            InvalidRequest,
+        ),
+    ],
+)
+async def test_an_error_event_in_the_stream_is_raised(
+    context: CloudContext, api: str, events: list[dict[str, Any]], error: type[Exception]
+) -> None:
+    spec = ModelSpec(id="m", backend="sagemaker", endpoint="e", options={"api": api})
+    backend, fake = await loaded(spec, context)
+    wire = b"".join(b"data:" + json.dumps(e).encode() + b"\n\n" for e in events)
+    fake.queue(*[stream_response([payload_part(wire)])] * 3)  # retried when retryable
+    seen: list[str] = []
+    with pytest.raises(error, match="stream"):
+        async for delta in backend.stream(GenerationRequest(prompt="Say", params=PARAMS)):
+            seen.append(delta.text)
+    assert "".join(seen) in ("", " Hel")  # never an answer ended as if complete
     await backend.aclose()
 
 

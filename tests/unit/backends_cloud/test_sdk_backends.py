@@ -294,3 +294,39 @@ async def test_anthropic_stream(context: CloudContext) -> None:
     assert "".join(d.text for d in deltas) == "Hello!"
     assert deltas[-1].usage is not None
     assert (deltas[-1].usage.prompt_tokens, deltas[-1].usage.completion_tokens) == (25, 15)
+
+
+async def test_an_overloaded_event_in_an_anthropic_stream_is_the_servers_fault(
+    context: CloudContext,
+) -> None:
+    # Anthropic's streaming docs: "an error event" can arrive after the 200, e.g.
+    # {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}.
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "m",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 1},
+        },
+    }
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    wire = f"event: message_start\ndata: {json.dumps(start)}\n\n"
+    wire += f"event: error\ndata: {json.dumps(error)}\n\n"
+    recorder = Recorder(
+        *[
+            httpx2.Response(
+                200, headers={"content-type": "text/event-stream"}, content=wire.encode()
+            )
+        ]
+        * 3
+    )
+    spec = ModelSpec(id="claude", backend="anthropic", endpoint="m", context_length=200000)
+    async with AnthropicBackend(spec, context=context, http_client=client(recorder)) as backend:
+        with pytest.raises(BackendUnavailable) as raised:
+            [d async for d in backend.stream(GenerationRequest.chat("Hi", params=PARAMS))]
+    assert raised.value.retryable and not raised.value.user_error

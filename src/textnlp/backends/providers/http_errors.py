@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from textnlp.errors import (
     AuthFailed,
     BackendError,
@@ -46,3 +49,25 @@ def error_class(status: int, message: str = "") -> type[BackendError]:
     if mentions_context(message):
         return ContextWindowExceeded
     return InvalidRequest
+
+
+#: TGI's ``error_type`` of an error event -> the status TGI answers it with outside a stream.
+TGI_ERROR_STATUS = {"validation": 422, "template_error": 422, "overloaded": 429}
+
+
+def event_error(event: Mapping[str, Any]) -> tuple[type[BackendError], str] | None:
+    """The error a model server sent as an event of a 200 stream, as (class, message); None for
+    an event that is not one. TGI sends ``{"error", "error_type"}``; vLLM and LMI send OpenAI's
+    ``{"error": {"message", "type", "code"}}`` or ``{"object": "error", "message", "code"}``."""
+    error = event.get("error")
+    if event.get("object") == "error":
+        error = event
+    if error is None:
+        return None
+    if isinstance(error, Mapping):
+        message, code = str(error.get("message", "")), error.get("code")
+        status = code if isinstance(code, int) else 400 if "invalid" in str(error) else 500
+    else:
+        message = str(error)
+        status = TGI_ERROR_STATUS.get(str(event.get("error_type")), 500)
+    return error_class(status, message), message or "the model server sent an error"
