@@ -63,6 +63,33 @@ def test_bad_options_name_the_entry_and_the_key(
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("defaults", "message"),
+    [
+        ("{temprature: 0.2}", "defaults: temprature: not a generation parameter"),
+        ("{top_p: 5}", "defaults: top_p: Input should be less than or equal to 1"),
+        ("{max_tokens: 0}", "defaults: max_tokens: Input should be greater than or equal to 1"),
+        (
+            "{max_tokens: 4096}",
+            "defaults: max_tokens 4096 leaves no room for a prompt in context_length 2048",
+        ),
+    ],
+)
+def test_bad_defaults_name_the_entry_when_the_catalogue_is_read(
+    tmp_path: Path, defaults: str, message: str
+) -> None:
+    # Before, the catalogue loaded, the model was listed as available, and every request
+    # failed with pydantic's error (a 500 under /v1, the user's 422 in a job).
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "models:\n  - id: m\n    backend: sagemaker\n    endpoint: e\n"
+        f"    context_length: 2048\n    defaults: {defaults}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        read_catalogue_file(path)
+    assert str(caught.value).startswith(f"model catalogue {path}, entry 1: {message}")
+
+
 def test_typed_values_reach_the_backend(tmp_path: Path) -> None:
     (spec,) = read_catalogue_file(catalogue_file(tmp_path, "llamacpp", "{n_parallel: '8'}"))
     options = LlamaCppOptions.of(spec)

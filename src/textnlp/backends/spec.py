@@ -50,6 +50,25 @@ class ModelSpec(BaseModel):
             raise ValueError(first_error(exc, extra=unknown)) from None
         return value
 
+    @field_validator("defaults")
+    @classmethod
+    def _defaults_are_parameters(
+        cls, value: dict[str, Any], info: ValidationInfo
+    ) -> dict[str, Any]:
+        """Checked when the catalogue is read: a misspelt or out-of-range default is the
+        operator's, named with its entry, not every request's 400 later."""
+        try:
+            params = GenerationParams.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(first_error(exc, extra="not a generation parameter")) from None
+        context = info.data.get("context_length")
+        if "max_tokens" in value and isinstance(context, int) and params.max_tokens >= context:
+            raise ValueError(
+                f"max_tokens {params.max_tokens} leaves no room for a prompt in "
+                f"context_length {context}"
+            )
+        return value
+
     def params(self, overrides: dict[str, Any] | None = None) -> GenerationParams:
         """The model's default parameters with ``overrides`` (unset keys left out) on top."""
         merged = {**self.defaults, **{k: v for k, v in (overrides or {}).items() if v is not None}}
