@@ -10,6 +10,7 @@ hands events to the event loop through an ``asyncio.Queue``. botocore's own retr
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -32,6 +33,10 @@ from textnlp.errors import (
 
 T = TypeVar("T")
 
+#: An AWS account id in an error message (an ARN, "Endpoint e of account N"): not the user's.
+_ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
+_MISSING_ENDPOINT = re.compile(r"^Endpoint \S+ of account \S+ not found")
+
 #: AWS error codes (Bedrock Runtime and SageMaker Runtime API references, "Errors").
 CODES: dict[str, type[BackendError]] = {
     "ThrottlingException": RateLimited,
@@ -44,7 +49,8 @@ CODES: dict[str, type[BackendError]] = {
     "InvalidSignatureException": AuthFailed,
     "ValidationException": InvalidRequest,
     "ValidationError": InvalidRequest,
-    "ResourceNotFoundException": InvalidRequest,
+    # The model or endpoint the catalogue names does not exist: the deployment's fault.
+    "ResourceNotFoundException": BackendUnavailable,
     "ModelNotReadyException": BackendUnavailable,
     "ServiceUnavailableException": BackendUnavailable,
     "ServiceUnavailable": BackendUnavailable,
@@ -113,7 +119,7 @@ def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
         if isinstance(exc, EventStreamError) and code[:1].islower():
             code = code[:1].upper() + code[1:]
         cls = _class_for(code, message, exc.response)
-        return cls(f"{code}: {message}", code=code, **where)
+        return cls(f"{code}: {_ACCOUNT.sub('<account>', message)}", code=code, **where)
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return Timeout(f"no answer in time: {exc}", **where)
     if isinstance(exc, EndpointConnectionError):
@@ -132,6 +138,8 @@ def _class_for(code: str, message: str, response: dict[str, Any]) -> type[Backen
         status = int(original) if str(original or "").isdigit() else 500
         return error_class(status, message + " " + str(response.get("OriginalMessage", "")))
     cls = CODES.get(code)
+    if _MISSING_ENDPOINT.search(message):  # SageMaker's ValidationError for a deleted endpoint
+        return BackendUnavailable
     if cls is None:
         status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
         cls = error_class(status, message)

@@ -8,7 +8,6 @@ from typing import Any
 from textnlp.backends.providers.http_errors import error_class
 from textnlp.errors import BackendError, BackendUnavailable, Timeout
 
-
 #: Anthropic's error types ("Errors" in its API docs) and their statuses: an error event inside
 #: a 200 stream (``event: error``, e.g. ``overloaded_error``) says only its type.
 TYPE_STATUS = {

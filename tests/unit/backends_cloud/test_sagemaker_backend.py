@@ -215,6 +215,21 @@ async def test_model_errors_map_by_original_status(context: CloudContext) -> Non
     await backend.aclose()
 
 
+async def test_a_missing_endpoint_is_the_deployments_fault_and_keeps_the_account_private(
+    context: CloudContext,
+) -> None:
+    # InvokeEndpoint's answer for an endpoint that does not exist (or was deleted).
+    spec = ModelSpec(id="gpt-j-6b", backend="sagemaker", endpoint="textnlp-multi-model")
+    backend, fake = await loaded(spec, context)
+    missing = "Endpoint textnlp-multi-model of account 123456789012 not found."
+    fake.queue(*[aws_error("ValidationError", missing)] * 3)
+    with pytest.raises(BackendUnavailable) as raised:
+        await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
+    assert not raised.value.user_error
+    assert "123456789012" not in str(raised.value) and "<account>" in str(raised.value)
+    await backend.aclose()
+
+
 async def test_a_multi_model_endpoint_runs_the_target_model(context: CloudContext) -> None:
     spec = ModelSpec(
         id="reviews-small",
