@@ -160,3 +160,30 @@ def test_every_task_traces_through_its_collector_sidecar(assembly: Assembly) -> 
         assert environment["TEXTNLP_OBSERVABILITY__OTLP_ENDPOINT"] == (
             "http://localhost:4318/v1/traces"
         )
+
+
+def test_the_waf_lets_the_platforms_own_bodies_through(assembly: Assembly) -> None:
+    """AWS's core rule set blocks any body over 8 KB (an uploaded prompt file, a long prompt)
+    and its SQLi/XSS body rules a text-to-SQL dataset's prompts: at both ACLs those rules
+    count, and everything else in the groups still blocks."""
+    for section in ("Compute", "Api"):
+        (acl,) = assembly.resources(section, "AWS::WAFv2::WebACL").values()
+        overrides = {
+            rule["Name"]: {
+                o["Name"]: o["ActionToUse"]
+                for o in rule["Statement"]["ManagedRuleGroupStatement"].get(
+                    "RuleActionOverrides", []
+                )
+            }
+            for rule in acl["Properties"]["Rules"]
+            if "ManagedRuleGroupStatement" in rule["Statement"]
+        }
+        assert overrides["AWSManagedRulesCommonRuleSet"] == {
+            "SizeRestrictions_BODY": {"Count": {}},
+            "CrossSiteScripting_BODY": {"Count": {}},
+        }
+        assert overrides["AWSManagedRulesSQLiRuleSet"] == {
+            "SQLi_BODY": {"Count": {}},
+            "SQLiExtendedPatterns_BODY": {"Count": {}},
+        }
+        assert overrides["AWSManagedRulesKnownBadInputsRuleSet"] == {}

@@ -17,6 +17,17 @@ MANAGED_RULE_GROUPS = (
 )
 
 
+#: Rules that would refuse the platform's own traffic, counted (CloudWatch, sampled requests)
+#: instead of blocking. Request bodies are prompts, uploaded prompt files and datasets: often
+#: over the 8 KB ``SizeRestrictions_BODY`` allows, and by design holding SQL or HTML as text
+#: (a text-to-SQL dataset's prompts). The app bounds every body itself (``api.max_body_bytes``,
+#: ``api.max_file_bytes``), builds no SQL from text (bound parameters) and escapes what it shows.
+COUNTED_RULES: dict[str, tuple[str, ...]] = {
+    "AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY", "CrossSiteScripting_BODY"),
+    "AWSManagedRulesSQLiRuleSet": ("SQLi_BODY", "SQLiExtendedPatterns_BODY"),
+}
+
+
 def _visibility(metric: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return wafv2.CfnWebACL.VisibilityConfigProperty(
         cloud_watch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
@@ -41,7 +52,14 @@ class WebAcl(Construct):
                 override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
                 statement=wafv2.CfnWebACL.StatementProperty(
                     managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS", name=group
+                        vendor_name="AWS", name=group,
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule,
+                                action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                            )
+                            for rule in COUNTED_RULES.get(group, ())
+                        ] or None,
                     )
                 ),
                 visibility_config=_visibility(group),
