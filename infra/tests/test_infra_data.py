@@ -97,8 +97,8 @@ def test_regional_recovery_copies_backups_images_and_secrets(assembly: Assembly)
     dr.has_resource_properties(
         "AWS::Backup::BackupVault", {"BackupVaultName": "textnlp-production-dr-vault"}
     )
-    (plan,) = assembly.resources("Backup", "AWS::Backup::BackupPlan").values()
-    aurora = next(r for r in plan["Properties"]["BackupPlan"]["BackupPlanRule"]
+    plans = assembly.resources("Backup", "AWS::Backup::BackupPlan").values()
+    aurora = next(r for plan in plans for r in plan["Properties"]["BackupPlan"]["BackupPlanRule"]
                   if r["RuleName"] == "AuroraDaily")
     assert aurora["CopyActions"] == [{
         "DestinationBackupVaultArn":

@@ -45,16 +45,41 @@ def test_dashboard_and_alarms(assembly: Assembly) -> None:
     assert alarms["textnlp-production-aurora-cpu"]["Dimensions"] == [
         {"Name": "DBClusterIdentifier", "Value": "textnlp-production"}]
     assert "textnlp-dlq.fifo" in str(alarms["textnlp-production-dlq-not-empty"]["Metrics"])
+    # The workers' sweep receives every DLQ message (an hour's visibility): the alarm counts
+    # received letters too, or it would see a dead letter for 30 s an hour.
+    for name in ("dlq", "batch-dlq", "validation-dlq", "batch-trigger-dlq"):
+        metrics = alarms[f"textnlp-production-{name}-not-empty"]["Metrics"]
+        (expression,) = [m["Expression"] for m in metrics if "Expression" in m]
+        key = name.replace("-", "_") + ("_fifo" if name == "dlq" else "")
+        assert expression == f"{key}_visible + {key}_received"
+        names = {m["MetricStat"]["Metric"]["MetricName"] for m in metrics if "MetricStat" in m}
+        assert names == {
+            "ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"}
     template.has_resource_properties("AWS::CloudWatch::Alarm", {
         "AlarmActions": [Match.any_value()],
     })
 
 
 def test_backup_plan(assembly: Assembly) -> None:
-    plan = next(iter(assembly.resources("Backup", "AWS::Backup::BackupPlan").values()))
-    rules = {r["RuleName"]: r for r in plan["Properties"]["BackupPlan"]["BackupPlanRule"]}
-    assert rules["AuroraDaily"]["Lifecycle"]["DeleteAfterDays"] == 30
-    assert rules["EbsDaily"]["Lifecycle"]["DeleteAfterDays"] == 7
+    plans = assembly.resources("Backup", "AWS::Backup::BackupPlan")
+    rules_of = {
+        logical_id: {r["RuleName"]: r for r in plan["Properties"]["BackupPlan"]["BackupPlanRule"]}
+        for logical_id, plan in plans.items()
+    }
+    selections = assembly.resources("Backup", "AWS::Backup::BackupSelection").values()
+    # A selection gets every rule of its plan: Aurora's plan holds its rule alone, the
+    # volumes' plan theirs (7 days, no copy to the DR region).
+    rules_by_selection = {}
+    for selection in selections:
+        plan_id = selection["Properties"]["BackupPlanId"]["Fn::GetAtt"][0]
+        name = selection["Properties"]["BackupSelection"]["SelectionName"]
+        rules_by_selection[name] = rules_of[plan_id]
+    assert set(rules_by_selection["Aurora"]) == {"AuroraDaily"}
+    assert set(rules_by_selection["EbsVolumes"]) == {"EbsDaily"}
+    aurora = rules_by_selection["Aurora"]["AuroraDaily"]
+    ebs = rules_by_selection["EbsVolumes"]["EbsDaily"]
+    assert aurora["Lifecycle"]["DeleteAfterDays"] == 30 and aurora["CopyActions"]
+    assert ebs["Lifecycle"]["DeleteAfterDays"] == 7 and "CopyActions" not in ebs
 
 
 def test_registry_and_pipeline(assembly: Assembly) -> None:

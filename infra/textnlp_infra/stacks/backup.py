@@ -5,6 +5,9 @@ in a vault independent of the cluster, and copies each to the DR region's vault
 (`textnlp-<env>-dr-vault`, us-west-2), so the design's regional failover has a database to
 restore. EBS volumes are chosen by the Application tag, which the GPU hosts' launch template
 puts on their volumes (their copies stay in the region: the hosts are replaceable).
+
+Two plans, one per kind of resource: a selection takes every rule of its plan, so with one plan
+the volumes would be kept 30 days and copied to the DR region, and Aurora snapshotted twice.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class BackupStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.plan = backup.BackupPlan(self, "Plan", backup_plan_name=f"{config.name}-backups")
+        self.ebs_plan = backup.BackupPlan(
+            self, "EbsPlan", backup_plan_name=f"{config.name}-ebs-backups"
+        )
         dr_vault = backup.BackupVault.from_backup_vault_arn(
             self, "DrVault",
             f"arn:aws:backup:{config.storage.replica_region}:{self.account}:backup-vault:"
@@ -52,7 +58,7 @@ class BackupStack(Stack):
                 delete_after=Duration.days(retention.rds_retention_days),
             )],
         ))
-        self.plan.add_rule(backup.BackupPlanRule(
+        self.ebs_plan.add_rule(backup.BackupPlanRule(
             rule_name="EbsDaily", backup_vault=self.vault,
             schedule_expression=DAILY_AT_0500_UTC,
             delete_after=Duration.days(retention.ebs_retention_days),
@@ -74,7 +80,7 @@ class BackupStack(Stack):
         ])
         backup.CfnBackupSelection(
             self, "EbsSelection",
-            backup_plan_id=self.plan.backup_plan_id,
+            backup_plan_id=self.ebs_plan.backup_plan_id,
             backup_selection=backup.CfnBackupSelection.BackupSelectionResourceTypeProperty(
                 selection_name="EbsVolumes",
                 iam_role_arn=role.role_arn,

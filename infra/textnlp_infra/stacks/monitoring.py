@@ -8,6 +8,7 @@ the module that emits them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_cdk import Duration, Stack
@@ -47,6 +48,19 @@ class MonitoringStack(Stack):
             return _metric("AWS/SQS", "ApproximateNumberOfMessagesVisible",
                            {"QueueName": config.resource_name(base)}, "Maximum", base)
 
+        def dlq_depth(base: str) -> cw.MathExpression:
+            """Every message of a DLQ, received or not: the workers' sweep receives each one
+            (an hour's visibility) to redrive or report it, so the visible count alone is 0
+            almost all the time while letters wait there."""
+            hidden = _metric("AWS/SQS", "ApproximateNumberOfMessagesNotVisible",
+                             {"QueueName": config.resource_name(base)}, "Maximum")
+            key = re.sub(r"\W", "_", base)  # ids are unique within one graph
+            return cw.MathExpression(
+                expression=f"{key}_visible + {key}_received",
+                using_metrics={f"{key}_visible": queue_depth(base), f"{key}_received": hidden},
+                label=base, period=PERIOD,
+            )
+
         self.alarm_topic = sns.Topic(
             self, "AlarmTopic",
             topic_name=f"{config.name}-alarms",
@@ -81,8 +95,8 @@ class MonitoringStack(Stack):
             ),
             cw.GraphWidget(
                 title="DLQ depth",
-                left=[queue_depth("dlq.fifo"), queue_depth("batch-dlq"),
-                      queue_depth("validation-dlq")],
+                left=[dlq_depth("dlq.fifo"), dlq_depth("batch-dlq"),
+                      dlq_depth("validation-dlq")],
                 width=12,
             ),
         )
@@ -98,7 +112,7 @@ class MonitoringStack(Stack):
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
             *(
-                queue_depth(dlq).create_alarm(
+                dlq_depth(dlq).create_alarm(
                     self, alarm_id,
                     alarm_name=f"{config.name}-{dlq.removesuffix('.fifo')}-not-empty",
                     threshold=1, evaluation_periods=1,
