@@ -14,8 +14,14 @@ import json
 
 #: The API's port inside its container (the ALB's target port).
 API_PORT = 8000
-#: The route load balancers and container health checks probe.
+#: The route load balancers probe (a task that cannot reach the database leaves its target
+#: group) and people read (every component's state).
 HEALTH_PATH = "/api/v1/admin/health"
+#: The route the container health check probes: the process answers. A dependency's outage
+#: is not a reason to replace the task (a new one would meet the same outage).
+LIVE_PATH = "/api/v1/admin/health/live"
+#: Probes are answered even at the concurrency cap and without the gateway's origin header.
+PROBE_PATHS = frozenset({HEALTH_PATH, LIVE_PATH})
 #: The route API Gateway's WebSocket API forwards every frame to (with the connection id).
 GATEWAY_STREAM_PATH = "/api/v1/stream"
 #: The query parameter WebSocket clients pass their credential in (browsers cannot set
@@ -44,10 +50,10 @@ BATCH_PROCESSOR_COMMAND = ("textnlp", "worker", "--queues", "batch", "--once")
 #: The one-off task that migrates the database before services roll out.
 MIGRATE_COMMAND = ("textnlp", "db", "upgrade")
 
-#: The container health check of the API: exits non-zero unless the health route answers 200.
+#: The container health check of the API: exits non-zero unless the process answers 200.
 HEALTH_CHECK_COMMAND = (
     'python -c "import urllib.request; '
-    f"urllib.request.urlopen('http://localhost:{API_PORT}{HEALTH_PATH}', timeout=3)\""
+    f"urllib.request.urlopen('http://localhost:{API_PORT}{LIVE_PATH}', timeout=3)\""
 )
 
 #: Secrets Manager names below ``/textnlp/<environment>/`` (the design's tree) that the app

@@ -32,7 +32,7 @@ from textnlp.api.schemas import ERROR_RESPONSES
 from textnlp.api.serving import CompletionsServing
 from textnlp.bootstrap import Platform
 from textnlp.config import Settings
-from textnlp.deployment import HEALTH_PATH
+from textnlp.deployment import PROBE_PATHS
 from textnlp.observability.logging import configure_logging
 from textnlp.services.openai_batches import OpenAIBatchService
 
@@ -85,17 +85,16 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
     install_console(app)  # the web console under /console
     for router in (openai_files.router, openai_batches.router):  # its files and batches
         app.include_router(router, responses=OPENAI_ERROR_RESPONSES)
-    health = frozenset({HEALTH_PATH})
     origin_verify = settings.api.origin_verify.get_secret_value()
     if origin_verify:  # behind API Gateway (aws): answer nothing that walked around it
-        app.add_middleware(OriginCheckMiddleware, secret=origin_verify, open_paths=health)
+        app.add_middleware(OriginCheckMiddleware, secret=origin_verify, open_paths=PROBE_PATHS)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=platform.metrics,
         max_body_bytes=settings.api.max_body_bytes,
         body_limits={"/v1/files": settings.api.max_file_bytes},  # OpenAI's batch files
         tracer=platform.tracer,
-        quiet_routes=health,
+        quiet_routes=PROBE_PATHS,
     )
     return app
 

@@ -1,11 +1,16 @@
 """Health of the components the API needs: database, cache, queue, storage, model backends.
 
-``ok`` needs the database, the cache and the default model's backend; other models are
-reported but do not fail the check (a missing Bedrock credential should not take the API out
-of its load balancer). A remote model whose circuit is open is ``down`` with the circuit's
-state as its detail (``ModelPool.describe``). Everything is probed at most every
-``PROBE_TTL_S``, in a worker thread; the JSON answer is rendered once per new report, not once
-per probe request.
+The answer is 503 (``down``) only when the database is down: every route needs it, so a task
+that cannot reach it should leave its load balancer. A cache, queue, storage or model that is
+down (the default model's; the others are listed but count for nothing, as a missing Bedrock
+credential should not mark a local install) makes the report ``degraded`` with a 200: the API
+still serves what does not need it (Redis failing over must not take every task out of
+service), and the report says what is down. The container health check asks ``LIVE_PATH``
+instead, which probes nothing.
+
+A remote model whose circuit is open is ``down`` with the circuit's state as its detail
+(``ModelPool.describe``). Everything is probed at most every ``PROBE_TTL_S``, in a worker
+thread; the JSON answer is rendered once per new report, not once per probe request.
 """
 
 from __future__ import annotations
@@ -44,14 +49,15 @@ class HealthChecker:
             self._report = None
         checks, models = self._probed, self._models
         if self._report is None:
+            serving = checks["database"].status != "down"
             default = models.get(self.settings.default_model)
-            needed = [checks["database"], checks["cache"]] + ([default] if default else [])
-            healthy = all(c.status != "down" for c in needed)
+            counted = [*checks.values(), *([default] if default else [])]
+            status = "degraded" if any(c.status == "down" for c in counted) else "ok"
             self._report = HealthResponse(
-                status="ok" if healthy else "degraded", checks=checks, models=models
+                status=status if serving else "down", checks=checks, models=models
             )
             self._rendered = (
-                200 if healthy else 503,
+                200 if serving else 503,
                 self._report.model_dump_json().encode(),
             )
         return self._report

@@ -95,7 +95,7 @@ class RequestContextMiddleware:
             request_id = os.urandom(16).hex()
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = {"code": 500, "sent": False}
+        status = {"code": 500, "sent": False, "streamed": False}
         try:
             if scope["type"] == "http":
                 refusal = _bad_path(scope, {"x-request-id": request_id})
@@ -114,7 +114,9 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route(scope)
             method = _method_label(scope)
-            self.metrics.observe_request(route, method, int(status["code"]), elapsed)
+            self.metrics.observe_request(
+                route, method, int(status["code"]), elapsed, streamed=bool(status["streamed"])
+            )
             # Successful load-balancer probes are counted in the metrics but logged only at
             # DEBUG: one line per probe per target would bury the requests worth reading.
             quiet = status["code"] == 200 and route in self.quiet_routes
@@ -152,10 +154,11 @@ class RequestContextMiddleware:
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 status["code"] = message["status"]
                 status["sent"] = True
+                status["streamed"] = _is_event_stream(message.get("headers") or [])
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             elif message["type"] == "websocket.accept":
-                status["code"] = 101
+                status["code"], status["streamed"] = 101, True
             elif message["type"] == "websocket.close" and status["code"] != 101:
                 status["code"] = 403  # closed before the handshake: the client got a 403
             await send(message)
@@ -166,8 +169,13 @@ class RequestContextMiddleware:
                 return
             context = _PROPAGATOR.extract(headers_carrier(scope.get("headers", [])))
             name = f"{scope.get('method', 'WS')} {scope.get('path', '')}"
-            with self.tracer.start_as_current_span(name, context=context) as span:
+            # SERVER: X-Ray makes a segment of the service (not a subsegment of API Gateway's),
+            # named after the route template once routing has found it.
+            with self.tracer.start_as_current_span(
+                name, context=context, kind=trace.SpanKind.SERVER
+            ) as span:
                 await self.app(scope, bounded_receive, tracked_send)
+                span.update_name(f"{scope.get('method', 'WS')} {_route(scope)}")
                 span.set_attribute("http.route", _route(scope))
                 span.set_attribute("http.status_code", int(status["code"]))
         except BodyTooLarge:
@@ -189,6 +197,14 @@ class RequestContextMiddleware:
             limit=limit,
         )
         await refusal(scope, receive, send)
+
+
+def _is_event_stream(headers: Any) -> bool:
+    """Whether a response's headers say it is a server-sent event stream."""
+    return any(
+        name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+        for name, value in headers
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -24,7 +24,7 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from textnlp.api.errors import path_refusal
-from textnlp.deployment import HEALTH_PATH
+from textnlp.deployment import PROBE_PATHS
 
 
 class BodyReadTimeout(HTTPException):
@@ -42,7 +42,7 @@ class RequestGuard:
         *,
         max_concurrent: int,
         body_timeout_s: float,
-        exempt_paths: frozenset[str] = frozenset({HEALTH_PATH}),
+        exempt_paths: frozenset[str] = PROBE_PATHS,
     ) -> None:
         self.app = app
         self.max_concurrent = max_concurrent

@@ -218,9 +218,14 @@ class ComponentHealth(_Response):
 
 
 class HealthResponse(_Response):
-    status: Literal["ok", "degraded"]
+    #: ``degraded``: something is down, the API serves the rest; ``down``: the database is.
+    status: Literal["ok", "degraded", "down"]
     checks: dict[str, ComponentHealth]
     models: dict[str, ComponentHealth]
+
+
+class Liveness(_Response):
+    status: Literal["ok"]
 
 
 class CacheCleared(_Response):

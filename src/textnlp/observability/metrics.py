@@ -76,7 +76,11 @@ class Metrics:
         self._window_start = clock()
         self._window_requests = 0
 
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+    def observe_request(
+        self, route: str, method: str, status: int, seconds: float, *, streamed: bool = False
+    ) -> None:
+        """One answered request. A stream's (SSE, WebSocket) time is its connection's life, not
+        the latency of an answer: it is counted, not timed."""
         key = (route, method, status)
         children = self._request_children.get(key)
         if children is None:
@@ -86,9 +90,11 @@ class Metrics:
             )
             self._request_children[key] = children
         children[0].inc()
-        children[1].observe(seconds)
+        if not streamed:
+            children[1].observe(seconds)
         if self._emf is not None:
-            self._emf.emit(REQUEST_LATENCY, seconds * 1000.0, "Milliseconds", {"Route": route})
+            if not streamed:
+                self._emf.emit(REQUEST_LATENCY, seconds * 1000.0, "Milliseconds", {"Route": route})
             self._count_for_scaling()
 
     def _count_for_scaling(self) -> None:

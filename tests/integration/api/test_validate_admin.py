@@ -77,6 +77,40 @@ def test_health_is_503_when_the_database_is_down(api: Api) -> None:
     assert response.json()["checks"]["database"]["status"] == "down"
 
 
+def test_a_cache_outage_degrades_health_without_taking_the_api_out_of_service(
+    api: Api,
+) -> None:
+    """Redis failing over must not make every load balancer target unhealthy, nor ECS replace
+    every task: the report says degraded with a 200, and the container's probe passes."""
+    import redis
+
+    from tests.conftest import free_port
+
+    app: Any = api.client.app
+    checker = app.state.health
+    original_redis, original_sessions = checker.redis, checker.sessions
+    checker.redis = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
+    checker.invalidate()
+    try:
+        degraded = api.client.get("/api/v1/admin/health")
+
+        def broken() -> object:
+            raise ConnectionError("database unreachable")
+
+        checker.sessions = broken
+        checker.invalidate()
+        down = api.client.get("/api/v1/admin/health")
+        live = api.client.get("/api/v1/admin/health/live")
+    finally:
+        checker.redis, checker.sessions = original_redis, original_sessions
+        checker.invalidate()
+    assert degraded.status_code == 200
+    assert degraded.json()["status"] == "degraded"
+    assert degraded.json()["checks"]["cache"]["status"] == "down"
+    assert (down.status_code, down.json()["status"]) == (503, "down")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})  # probes nothing
+
+
 def test_request_ids_are_echoed(api: Api) -> None:
     response = api.client.get("/api/v1/admin/health", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"

@@ -8,22 +8,29 @@ from fastapi import APIRouter, Request, Response
 
 from textnlp.api.deps import AdminUser
 from textnlp.api.health import HealthChecker
-from textnlp.api.schemas import CacheCleared, HealthResponse
+from textnlp.api.schemas import CacheCleared, HealthResponse, Liveness
 from textnlp.observability.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 _HEALTH_DOC: dict[int | str, dict[str, Any]] = {
-    503: {"model": HealthResponse, "description": "A component the API needs is down."}
+    503: {"model": HealthResponse, "description": "The database is down."}
 }
 
 
 @router.get("/health", response_model=HealthResponse, responses=_HEALTH_DOC)
 async def health(request: Request) -> Response:
-    """Database, cache, queue, storage and every model backend; 200 when all needed are up."""
+    """Database, cache, queue, storage and every model backend: 200 while the database is up
+    (``degraded`` when another part is down), 503 when it is not."""
     checker: HealthChecker = request.app.state.health
     status, body = await checker.render()
     return Response(body, status_code=status, media_type="application/json")
+
+
+@router.get("/health/live", response_model=Liveness)
+def live() -> Liveness:
+    """The process answers (the container health check): nothing is probed."""
+    return Liveness(status="ok")
 
 
 @router.get(

@@ -1,0 +1,77 @@
+"""``RequestContextMiddleware``'s spans and timings on a small app: a request is a SERVER span
+named after its route (X-Ray makes a segment of it behind API Gateway), and a stream's life is
+counted, never timed as a request's latency."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import StreamingResponse
+from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from textnlp.api.middleware import RequestContextMiddleware
+from textnlp.observability.emf import EmfEmitter
+from textnlp.observability.metrics import Metrics
+
+
+def _app(metrics: Metrics, exporter: InMemorySpanExporter) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    def item(item_id: str) -> dict[str, str]:
+        return {"id": item_id}
+
+    @app.get("/events")
+    def events() -> StreamingResponse:
+        async def lines() -> AsyncIterator[bytes]:
+            yield b"data: 1\n\n"
+
+        return StreamingResponse(lines(), media_type="text/event-stream")
+
+    @app.websocket("/socket")
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hi")
+        await websocket.close()
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        max_body_bytes=1000,
+        tracer=provider.get_tracer("test"),
+    )
+    return app
+
+
+def test_requests_are_server_spans_and_streams_are_not_timed() -> None:
+    stream, exporter = io.StringIO(), InMemorySpanExporter()
+    metrics = Metrics(EmfEmitter("Custom", "textnlp-api", stream))
+    with TestClient(_app(metrics, exporter)) as client:
+        parent = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        assert client.get("/items/a1", headers={"X-Amzn-Trace-Id": parent}).status_code == 200
+        assert client.get("/events").status_code == 200
+        with client.websocket_connect("/socket") as websocket:
+            assert websocket.receive_text() == "hi"
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    request = spans["GET /items/{item_id}"]  # the template, not /items/a1
+    assert request.kind is SpanKind.SERVER
+    assert request.parent is not None and format(request.parent.span_id, "016x") == (
+        "53995c3f42cd8ad8"
+    )
+    timed = [
+        json.loads(line)["Route"]
+        for line in stream.getvalue().splitlines()
+        if "RequestLatency" in json.loads(line)
+    ]
+    assert timed == ["/items/{item_id}"]  # the SSE stream and the WebSocket are not
+    rendered = metrics.render().decode()
+    assert 'route="/events"' in rendered and 'route="/socket"' in rendered  # still counted
