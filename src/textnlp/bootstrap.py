@@ -71,7 +71,7 @@ class Platform:
         from textnlp.adapters.db.base import make_engine
         from textnlp.adapters.db.schema import prepare_schema
 
-        engine = make_engine(self.settings.database_url)
+        engine = make_engine(self.settings.database_url, self.settings.database)
         self._owns(engine.dispose)
         if self.tracer_provider is not None:
             from textnlp.observability.tracing import instrument_engine

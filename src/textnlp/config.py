@@ -118,6 +118,15 @@ class DatabaseSettings(_Section):
     password: SecretStr = SecretStr("")
     #: libpq's sslmode for the assembled URL (``require`` on Aurora).
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    #: Connections this process keeps open, and opens beyond them when busy; a request that
+    #: finds every one in use waits ``pool_timeout_s``, then answers 503 (PostgreSQL).
+    pool_size: int = Field(10, ge=1)
+    max_overflow: int = Field(20, ge=0)
+    pool_timeout_s: float = Field(10.0, gt=0)
+    #: PostgreSQL cancels a statement that runs longer, or that waits longer for a lock (every
+    #: request queued behind a migration's ALTER TABLE): a 503, never a hang (0: no bound).
+    statement_timeout_s: float = Field(120.0, ge=0)
+    lock_timeout_s: float = Field(10.0, ge=0)
 
 
 class CacheSettings(_Section):

@@ -368,6 +368,17 @@ async def _missing_extra(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _pool_exhausted(request: Request, exc: Exception) -> Response:
+    """SQLAlchemy's pool ``TimeoutError``: every connection of this process stayed in use for
+    ``database.pool_timeout_s``; a 503 with Retry-After, as any database outage."""
+    busy = ServiceUnavailable(
+        "every database connection of this process is in use", dependency="database"
+    )
+    handler = request.app.exception_handlers[TextNLPError]
+    response: Response = await handler(request, busy)
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # The console draws its errors as pages; its modules use this one's SSE and WebSocket
     # renderings, so it is imported when the app is built, not when this module is.
@@ -389,6 +400,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_json(status, body, headers)
 
     app.add_exception_handler(ModuleNotFoundError, _missing_extra)
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

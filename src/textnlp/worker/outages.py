@@ -41,6 +41,10 @@ def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` means a dependency cannot be reached now (not the job's fault)."""
     if isinstance(exc, ServiceUnavailable):
         return True
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout):  # every pooled connection in use: wait, as for an outage
+        return True
     try:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError

@@ -13,6 +13,13 @@ needs to know a driver's exception classes. A value the database refuses (a NUL 
 text, which PostgreSQL cannot store; a number out of range) becomes ``InvalidInput``: such
 values come from a client (an id in a path, a user name), whose request answers 422, not 500.
 Other errors of the statement itself (a constraint, bad SQL) stay SQLAlchemy's.
+
+Every wait is bounded on PostgreSQL (``DatabaseSettings``): a statement past
+``statement_timeout_s`` or a lock wait past ``lock_timeout_s`` (requests queued behind a
+migration's ``ALTER TABLE``) is cancelled and becomes ``ServiceUnavailable`` too, and a request
+that finds the pool's connections all in use gives up after ``pool_timeout_s`` (the API maps
+SQLAlchemy's pool ``TimeoutError`` to the same 503). Parameters never reach a log line or an
+error message (``hide_parameters``): they hold prompts and user ids.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from textnlp.adapters.db.schema import unreachable
-from textnlp.errors import ConfigError, InvalidInput
+from textnlp.config import DatabaseSettings
+from textnlp.errors import ConfigError, InvalidInput, ServiceUnavailable
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -52,6 +60,8 @@ POSTGRES_TIMEOUTS = {
 #: exceptions (08), insufficient resources such as too many connections (53), and operator
 #: intervention: shutdown, crash recovery, "the database system is starting up" (57P01-57P03).
 _UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03")
+#: A statement cancelled by ``statement_timeout`` (57014) or ``lock_timeout`` (55P03).
+_TIMED_OUT_STATES = ("57014", "55P03")
 
 #: SQLite's transient failures: another writer held the lock past the busy timeout, or the
 #: file cannot be opened (its volume is gone).
@@ -62,12 +72,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout. A URL that
-    SQLAlchemy cannot read, or of a dialect it does not know, is a ``ConfigError`` naming the
-    setting, never the URL (it may hold a password)."""
+def make_engine(url: str, database: DatabaseSettings | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout, PostgreSQL the
+    pool and timeouts of ``database`` (its defaults when None). A URL that SQLAlchemy cannot
+    read, or of a dialect it does not know, is a ``ConfigError`` naming the setting, never the
+    URL (it may hold a password)."""
     try:
-        return _make_engine(url, **kwargs)
+        return _make_engine(url, database or DatabaseSettings(), **kwargs)
     except ArgumentError as exc:  # NoSuchModuleError (an unknown dialect) is one too
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ConfigError(
@@ -75,7 +86,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
 
 
-def _make_engine(url: str, **kwargs: Any) -> Engine:
+def _make_engine(url: str, database: DatabaseSettings, **kwargs: Any) -> Engine:
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -91,9 +103,29 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
     else:
-        engine = create_engine(url, pool_pre_ping=True, **_with_timeouts(url, kwargs))
+        pool = {
+            "pool_size": database.pool_size,
+            "max_overflow": database.max_overflow,
+            "pool_timeout": database.pool_timeout_s,
+        }
+        engine = create_engine(url, pool_pre_ping=True, **{**pool, **_with_timeouts(url, kwargs)})
+        if engine.dialect.name == "postgresql":
+            event.listen(engine, "connect", partial(_bound_waits, database))
     event.listen(engine, "handle_error", partial(_map_error, engine.url))
     return engine
+
+
+def _bound_waits(database: DatabaseSettings, connection: Any, _: Any) -> None:
+    """Each new connection's statement and lock timeouts (a ``SET``, which every PostgreSQL
+    and pooler takes, unlike libpq's startup ``options``)."""
+    cursor = connection.cursor()
+    for name, seconds in (
+        ("statement_timeout", database.statement_timeout_s),
+        ("lock_timeout", database.lock_timeout_s),
+    ):
+        cursor.execute(f"SET {name} = {int(seconds * 1000)}")
+    cursor.close()
+    connection.commit()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
@@ -133,6 +165,12 @@ def _map_error(url: URL, context: ExceptionContext) -> None:
     if is_database_outage(context):
         raise unreachable(url, context.original_exception)
     error = context.original_exception
+    state = str(getattr(error, "sqlstate", None) or "")
+    if state in _TIMED_OUT_STATES:
+        reason = (str(error).strip().splitlines() or ["timed out"])[0]
+        raise ServiceUnavailable(
+            f"the database did not answer in time: {reason}", dependency="database"
+        )
     if isinstance(error, context.dialect.loaded_dbapi.DataError):
         reason = (str(error).strip().splitlines() or ["invalid value"])[0]
         raise InvalidInput(f"a value cannot be stored: {reason}")

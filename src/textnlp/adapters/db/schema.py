@@ -4,7 +4,11 @@ explicit step, and the check every service makes before it serves.
 ``textnlp db upgrade`` (the deployment's one-off migration task, before services roll) applies
 every migration. A service never migrates a server database itself: two tasks starting
 together would race. It checks the revision instead and refuses to start, in one line, when
-the schema is behind this release. The one exception is the local profile's SQLite file, which
+the schema is behind this release. A schema ahead of it (revisions this release does not know,
+from the release being deployed) is accepted with a warning: while a deploy shifts traffic, or
+rolls back, the previous release's tasks restart on the migrated database, so migrations are
+additive (expand first, contract a release later) and the previous release runs on them. The
+one exception is the local profile's SQLite file, which
 belongs to one user on one machine: it is created and upgraded on first use, under a file
 lock, so ``textnlp serve`` works from a fresh clone.
 """
@@ -12,6 +16,7 @@ lock, so ``textnlp serve`` works from a fresh clone.
 from __future__ import annotations
 
 import fcntl
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,8 @@ from sqlalchemy import URL, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from textnlp.errors import ConfigError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -68,9 +75,23 @@ def unreachable(url: URL, exc: BaseException) -> ServiceUnavailable:
     )
 
 
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory.from_config(_config("")).walk_revisions()}
+
+
 def check_schema(engine: Engine) -> None:
-    """``ConfigError`` in one line unless the database is at this release's revision."""
+    """``ConfigError`` in one line unless the database is at this release's revision, or ahead
+    of it: revisions this release does not know beside its own heads (a newer release's)."""
     current, heads = current_revisions(engine), head_revisions()
+    newer = current - known_revisions()
+    if newer and current - newer <= heads:
+        log.warning(
+            "the database schema is ahead of this release (%s): running on it",
+            ", ".join(sorted(newer)),
+        )
+        return
     if current != heads:
         found = ", ".join(sorted(current)) or "empty"
         raise ConfigError(

@@ -1,0 +1,119 @@
+"""Every wait on the database is bounded, on the machine's PostgreSQL: a lock held by someone
+else (a migration's ALTER TABLE behind a long transaction) or a pool whose connections are all
+in use answers 503 in seconds instead of holding requests for minutes; migrations run one at a
+time; a schema ahead of this release (the next one's, during a deploy) is served."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import POSTGRES_URL
+from tests.support.api import postgres_schema_url, start_api
+from textnlp.adapters.db.base import make_engine
+from textnlp.adapters.db.schema import check_schema, current_revisions
+from textnlp.config import DatabaseSettings, load_settings
+from textnlp.errors import ConfigError, ServiceUnavailable
+
+
+@pytest.fixture
+def schema_url() -> Iterator[str]:
+    yield from postgres_schema_url()
+
+
+def test_a_lock_wait_past_its_bound_is_an_outage_not_a_hang(schema_url: str) -> None:
+    holder = create_engine(schema_url)
+    engine = make_engine(schema_url, DatabaseSettings(lock_timeout_s=0.5))
+    try:
+        with holder.connect() as locked:
+            locked.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))  # as ALTER does
+            started = time.monotonic()
+            with (
+                pytest.raises(ServiceUnavailable, match="did not answer in time"),
+                engine.connect() as connection,
+            ):
+                connection.execute(text("SELECT count(*) FROM users"))
+            assert time.monotonic() - started < 5
+            locked.rollback()
+    finally:
+        engine.dispose()
+        holder.dispose()
+
+
+def test_a_full_pool_answers_503_with_retry_after(schema_url: str, tmp_path: Path) -> None:
+    database = {"url": schema_url, "pool_size": 1, "max_overflow": 0, "pool_timeout_s": 0.3}
+    settings = load_settings(home=tmp_path, database=database)
+    for api in start_api(settings):
+        headers = api.headers("alice")
+        platform: Any = api.client.app.state.platform  # type: ignore[attr-defined]
+        with platform.engine.connect():  # the pool's one connection, held
+            answer = api.client.get("/api/v1/models/list", headers=headers)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["dependency"] == "database"
+        assert int(answer.headers["retry-after"]) >= 1
+        assert api.client.get("/api/v1/models/list", headers=headers).status_code == 200
+
+
+def test_migrations_run_one_at_a_time() -> None:
+    schema = f"racing_{time.monotonic_ns()}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path={schema}"
+    env = {**os.environ, "TEXTNLP_DATABASE__URL": url, "TEXTNLP_LOG_LEVEL": "WARNING"}
+    textnlp = str(Path(sys.executable).parent / "textnlp")
+    try:
+        runs = [
+            subprocess.Popen([textnlp, "db", "upgrade"], env=env, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
+        results = [(run.wait(120), run.stderr.read() if run.stderr else "") for run in runs]
+        assert [code for code, _ in results] == [0, 0, 0], results  # before: 2 of 3 failed
+        engine = make_engine(url)
+        check_schema(engine)
+        engine.dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_a_schema_ahead_of_this_release_is_served_one_behind_is_not(schema_url: str) -> None:
+    engine = make_engine(schema_url)
+    try:
+        heads = current_revisions(engine)
+        newest = max(heads)
+        with engine.begin() as connection:  # the next release migrated past one of our heads
+            connection.execute(
+                text("UPDATE alembic_version SET version_num = '9999_next' WHERE version_num = :v"),
+                {"v": newest},
+            )
+        check_schema(engine)  # the previous release's tasks restart during a deploy
+        with engine.begin() as connection:  # behind: a head of this release is missing
+            connection.execute(text("DELETE FROM alembic_version WHERE version_num = '9999_next'"))
+        with pytest.raises(ConfigError, match="run `textnlp db upgrade`"):
+            check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_statement_parameters_never_reach_an_error_message(tmp_path: Path) -> None:
+    """They hold prompts and user ids, and errors are logged."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE t (id TEXT PRIMARY KEY)"))
+            connection.execute(text("INSERT INTO t VALUES (:v)"), {"v": "patient John Doe"})
+        with pytest.raises(Exception) as raised, engine.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (:v)"), {"v": "patient John Doe"})
+        assert "John Doe" not in str(raised.value)
+    finally:
+        engine.dispose()
