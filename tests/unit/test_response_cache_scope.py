@@ -59,3 +59,21 @@ def test_a_wrapper_keeps_to_grammars_as_its_inner_backend_does(tmp_path: Path) -
     inner.grammars = True
     assert CachedBackend(inner, cache).grammars is True
     cache.close()
+
+
+async def test_an_unreachable_cache_is_skipped_not_an_outage_of_generation() -> None:
+    """Redis failing over: a seeded request (every job record has a seed) is answered by the
+    model as on a miss, instead of a 503 and a job that waits for the cache."""
+    import redis
+
+    from tests.conftest import free_port
+    from textnlp.adapters.cache.completions import CompletionCache
+    from textnlp.adapters.cache.redis import RedisCache
+
+    client = redis.Redis(port=free_port(), socket_connect_timeout=0.5)  # nothing listens
+    backend = FakeBackend()
+    cached = CachedBackend(backend, CompletionCache(RedisCache(client), ttl_s=60))
+    first = await cached.generate_one(REQUEST)
+    second = await cached.generate_one(REQUEST)
+    assert (first.cached, second.cached, backend.calls) == (False, False, 2)
+    assert first.text == second.text  # the same seed, the same answer

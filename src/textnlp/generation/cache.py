@@ -14,14 +14,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from textnlp.backends.base import Backend, WrappedBackend
 from textnlp.domain import Completion, GenerationRequest
+from textnlp.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(model_fingerprint: str, request: GenerationRequest) -> str:
@@ -159,7 +164,11 @@ class CachedBackend(WrappedBackend):
     """``inner`` answering deterministic requests (a seed, or temperature 0) from ``cache``,
     the response cache as a backend wrapper (beside ``CappedBackend``, outside it: a hit
     reserves nothing). A hit is marked ``cached`` and costs nothing now (it was paid for once).
-    Streams are not cached. The inner backend is loaded and closed by its owner."""
+    Streams are not cached. The inner backend is loaded and closed by its owner.
+
+    The cache is an optimisation: when it cannot be reached (Redis failing over), a request is
+    answered by the model as on a miss and its answer is not kept, with a warning at most once
+    a minute; every job record has a seed, so jobs would stop otherwise."""
 
     name = "cached"
 
@@ -175,12 +184,31 @@ class CachedBackend(WrappedBackend):
             return await self.inner.generate_one(request)
         cache = self.cache
         key = cache_key(self.inner.fingerprint(), request)
-        hit = cache.get(key) if cache.inline_reads else await asyncio.to_thread(cache.get, key)
+        try:
+            hit = cache.get(key) if cache.inline_reads else await asyncio.to_thread(cache.get, key)
+        except ServiceUnavailable as exc:
+            _warn_unreachable(exc)
+            return await self.inner.generate_one(request)
         if hit is not None:
             usage = hit.usage
             if usage.cost_usd is not None:
                 usage = usage.model_copy(update={"cost_usd": 0.0})
             return hit.model_copy(update={"cached": True, "latency_s": 0.0, "usage": usage})
         completion = await self.inner.generate_one(request)
-        await asyncio.to_thread(cache.put, key, completion)  # after a model call: a hop is noise
+        try:
+            await asyncio.to_thread(cache.put, key, completion)  # after a model call: noise
+        except ServiceUnavailable as exc:
+            _warn_unreachable(exc)
         return completion
+
+
+#: When the last "cache unreachable" warning was logged (monotonic seconds).
+_warned_at = [float("-inf")]
+WARN_EVERY_S = 60.0
+
+
+def _warn_unreachable(exc: ServiceUnavailable) -> None:
+    now = time.monotonic()
+    if now - _warned_at[0] >= WARN_EVERY_S:
+        _warned_at[0] = now
+        log.warning("response cache skipped: %s", exc.message)
