@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob
+from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob, PendingMessage
 from textnlp.adapters.db.jobs import TERMINAL_STATES, JobRow
 from textnlp.adapters.queue import QueuePair
 from textnlp.adapters.storage import BlobStorage, Keys
@@ -387,18 +387,18 @@ class JobService:
 
     def publish_pending(self, *, job_id: str | None = None, limit: int = 100) -> int:
         """Send outbox messages not sent yet; a failure leaves them for the next call."""
-        sent = 0
-        for message in self.store.pending_messages(limit, job_id=job_id):
+
+        def send(message: PendingMessage) -> bool:
             try:
                 self.queues.by_name(message.queue).send(
                     message.body, group_id=message.job_id, dedup_id=message.job_id
                 )
             except Exception:  # the queue is down: the outbox keeps the message
                 log.warning("could not publish job %s yet", message.job_id, exc_info=True)
-                break
-            self.store.mark_sent(message.outbox_id)
-            sent += 1
-        return sent
+                return False
+            return True
+
+        return self.store.send_pending(send, limit, job_id=job_id)
 
     # -- reads -----------------------------------------------------------------------------
     def _owned(self, owner: Owner, job_id: str) -> JobRow:

@@ -156,6 +156,40 @@ class JobStore:
                 update(OutboxRow).where(OutboxRow.id == outbox_id).values(sent_at=utcnow())
             )
 
+    def send_pending(
+        self,
+        send: Callable[[PendingMessage], bool],
+        limit: int = 100,
+        job_id: str | None = None,
+    ) -> int:
+        """Hand each unsent outbox message to ``send`` (False: stop, the queue is down) and
+        mark those it sent. On PostgreSQL the rows are held meanwhile (``FOR UPDATE SKIP
+        LOCKED``), so two publishers (the API after a submit, every worker's loop) never send
+        one message twice to a standard queue, where two deliveries are two workers running
+        one job; a crash before the commit leaves them unsent, to be sent again. SQLite (one
+        machine's processes) sends and marks one at a time: a transaction held across a send
+        to the local queue, a write of its own, could not write afterwards."""
+        if not self._postgres:
+            sent = 0
+            for message in self.pending_messages(limit, job_id=job_id):
+                if not send(message):
+                    break
+                self.mark_sent(message.outbox_id)
+                sent += 1
+            return sent
+        sent = 0
+        with self.sessions.begin() as session:
+            query = select(OutboxRow).where(OutboxRow.sent_at.is_(None)).order_by(OutboxRow.id)
+            if job_id is not None:
+                query = query.where(OutboxRow.job_id == job_id)
+            query = query.limit(limit).with_for_update(skip_locked=True)
+            for row in session.scalars(query).all():
+                if not send(PendingMessage(row.id, row.job_id, row.queue, row.body)):
+                    break
+                row.sent_at = utcnow()
+                sent += 1
+        return sent
+
     # -- reads -----------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRow | None:
         with self.sessions() as session:
