@@ -1,14 +1,18 @@
 """Running aggregates of the validations served by the API (``GET /validate/metrics``).
 
 One row per (kind, metric): count, sum, min and max, updated in place, so the table stays
-small however many validations run.
+small however many validations run. Each value is one ``INSERT ... ON CONFLICT DO UPDATE``:
+requests recording a metric's first value at once (two API replicas, a fresh deployment) both
+count, where a read-then-insert made one of them a primary-key violation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Float, Integer, String, select
+from sqlalchemy import Float, Integer, String, case, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from textnlp.adapters.db.base import Base
@@ -30,22 +34,31 @@ class ValidationStatsRepository:
         self.session = session
 
     def record(self, kind: str, values: Mapping[str, float | None]) -> None:
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        insert = pg_insert if postgres else sqlite_insert
+        table = ValidationStatRow.__table__.c
         for metric, value in values.items():
             if value is None:
                 continue
-            row = self.session.get(ValidationStatRow, (kind, metric), with_for_update=True)
-            if row is None:
-                self.session.add(
-                    ValidationStatRow(
-                        kind=kind, metric=metric, count=1, total=value, minimum=value, maximum=value
-                    )
+            statement = insert(ValidationStatRow).values(
+                kind=kind, metric=metric, count=1, total=value, minimum=value, maximum=value
+            )
+            new = statement.excluded
+            self.session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["kind", "metric"],
+                    set_={
+                        "count": table.count + 1,
+                        "total": table.total + new.total,
+                        "minimum": case(
+                            (new.minimum < table.minimum, new.minimum), else_=table.minimum
+                        ),
+                        "maximum": case(
+                            (new.maximum > table.maximum, new.maximum), else_=table.maximum
+                        ),
+                    },
                 )
-            else:
-                row.count += 1
-                row.total += value
-                row.minimum = min(row.minimum, value)
-                row.maximum = max(row.maximum, value)
-        self.session.flush()
+            )
 
     def all(self) -> list[ValidationStatRow]:
         return list(
