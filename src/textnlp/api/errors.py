@@ -61,6 +61,7 @@ from textnlp.errors import (
     TextNLPError,
 )
 from textnlp.extras import missing_extra
+from textnlp.observability.logging import request_id_var
 
 log = logging.getLogger("textnlp.api")
 
@@ -368,6 +369,13 @@ async def _missing_extra(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _with_request_id(response: Response) -> Response:
+    request_id = request_id_var.get()
+    if request_id != "-":
+        response.headers["x-request-id"] = request_id
+    return response
+
+
 async def _pool_exhausted(request: Request, exc: Exception) -> Response:
     """SQLAlchemy's pool ``TimeoutError``: every connection of this process stayed in use for
     ``database.pool_timeout_s``; a 503 with Retry-After, as any database outage."""
@@ -434,12 +442,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette runs this outside every middleware: the request id is the one the request
+        # context left set for it, and the answer carries it as every other answer does.
         log.exception("unhandled error", exc_info=exc)
         if is_console_path(request.url.path):
-            return console_error(request, 500, "internal error", None)
-        if is_openai_path(request.url.path):
-            return openai_json(500, "internal error", "server_error")
-        return error_json(500, {"type": "internal_error", "message": "internal error"})
+            response = console_error(request, 500, "internal error", None)
+        elif is_openai_path(request.url.path):
+            response = openai_json(500, "internal error", "server_error")
+        else:
+            response = error_json(500, {"type": "internal_error", "message": "internal error"})
+        return _with_request_id(response)
 
 
 #: Why FastAPI could not parse a JSON body (it says only "There was an error parsing the body",

@@ -96,6 +96,7 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = {"code": 500, "sent": False, "streamed": False}
+        failed = False
         try:
             if scope["type"] == "http":
                 refusal = _bad_path(scope, {"x-request-id": request_id})
@@ -110,6 +111,9 @@ class RequestContextMiddleware:
                     status["code"] = 413
                     return
             await self._call(scope, receive, send, request_id, status)
+        except BaseException:
+            failed = True
+            raise
         finally:
             elapsed = time.perf_counter() - started
             route = _route(scope)
@@ -130,7 +134,11 @@ class RequestContextMiddleware:
                     status["code"],
                     extra={"status": status["code"], "duration_ms": round(elapsed * 1000, 3)},
                 )
-            request_id_var.reset(token)
+            if not failed:
+                # An error escaping the app is logged and answered by Starlette's outermost
+                # handler, after this: the id stays set for it (each request is a task of its
+                # own, so it does not reach the next request).
+                request_id_var.reset(token)
 
     def _limit(self, scope: Scope) -> int:
         return self.body_limits.get(str(scope.get("path", "")), self.max_body)

@@ -75,3 +75,38 @@ def test_requests_are_server_spans_and_streams_are_not_timed() -> None:
     assert timed == ["/items/{item_id}"]  # the SSE stream and the WebSocket are not
     rendered = metrics.render().decode()
     assert 'route="/events"' in rendered and 'route="/socket"' in rendered  # still counted
+
+
+def test_a_500_carries_its_request_id_and_so_does_its_traceback() -> None:
+    """The traceback of an unexpected error is logged by Starlette's outermost handler, after
+    the request context: it had ``request_id: -`` and the 500 no ``x-request-id``."""
+    import logging
+
+    from textnlp.api.errors import install_error_handlers
+    from textnlp.observability.logging import request_id_var
+
+    app = FastAPI()
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=Metrics(None), max_body_bytes=1000)
+    seen: list[str] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info:
+                seen.append(request_id_var.get())
+
+    handler = Recorder()
+    logging.getLogger("textnlp").addHandler(handler)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            answer = client.get("/boom", headers={"X-Request-Id": "req-500"})
+    finally:
+        logging.getLogger("textnlp").removeHandler(handler)
+    assert answer.status_code == 500
+    assert answer.headers["x-request-id"] == "req-500"
+    assert seen == ["req-500"]
