@@ -151,3 +151,14 @@ def test_logins_are_limited_per_viewer_at_the_edge(assembly: Assembly) -> None:
     name = env_name("api", "login_limit_per_address")
     parsed = load_settings(environ={"TEXTNLP_PROFILE": "local", name: variables[name]})
     assert parsed.api.login_limit_per_address is None
+
+
+def test_environments_sharing_an_account_have_their_own_api_names() -> None:
+    """API Gateway's metrics are found by the API's name: with one name, dev's 5xx would
+    fire production's alarm. Production keeps the design's names."""
+    from textnlp_infra.config import for_environment
+
+    production, dev = for_environment("production"), for_environment("dev")
+    assert (production.rest_api_name, production.websocket_api_name) == (
+        "textnlp-api", "textnlp-stream")
+    assert (dev.rest_api_name, dev.websocket_api_name) == ("textnlp-dev-api", "textnlp-dev-stream")

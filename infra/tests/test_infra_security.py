@@ -52,7 +52,13 @@ def test_application_role_is_least_privilege(assembly: Assembly) -> None:
     assert "endpoint/textnlp-multi-model" in text
     for model in ("anthropic.claude-v2", "ai21.j2-ultra-v1", "amazon.titan-text-express-v1"):
         assert f"foundation-model/{model}" in text
-    assert ":textnlp-*" in text
+    # The environment's own queues, never a pattern another environment's queues match.
+    sqs = next(s for s in statements if "sqs:ReceiveMessage" in s["Action"])
+    assert sorted(sqs["Resource"]) == sorted(
+        f"arn:aws:sqs:us-east-1:123456789012:textnlp-{queue}"
+        for queue in ("generation-queue.fifo", "dlq.fifo", "batch-queue", "batch-dlq",
+                      "validation-queue", "validation-dlq")
+    )
     wildcard = [s for s in by_action.values() if s["Resource"] == "*"]
     # Metrics and traces, and the listing of Bedrock batch jobs by name: actions with no
     # resource-level permissions.

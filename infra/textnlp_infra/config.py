@@ -240,6 +240,14 @@ class MessagingConfig:
     validation_visibility_s: int = 3600
 
 
+#: The queues the app's tasks use (named by ``EnvConfig.resource_name``): the task role reaches
+#: these and no other environment's, which an account may hold too.
+APP_QUEUES = (
+    "generation-queue.fifo", "dlq.fifo", "batch-queue", "batch-dlq", "validation-queue",
+    "validation-dlq",
+)
+
+
 @dataclass(frozen=True)
 class ApiConfig:
     rest_api_name: str = "textnlp-api"
@@ -336,6 +344,17 @@ class EnvConfig:
         if self.is_production:
             return f"textnlp-{base}"
         return f"textnlp-{self.environment.value}-{base}"
+
+    @property
+    def rest_api_name(self) -> str:
+        """`textnlp-api` in production, `textnlp-dev-api`...: API Gateway's metrics are found by
+        this name, so environments sharing an account must not share it (each one's alarms
+        would watch the other's errors)."""
+        return self.resource_name(self.api.rest_api_name.removeprefix("textnlp-"))
+
+    @property
+    def websocket_api_name(self) -> str:
+        return self.resource_name(self.api.websocket_api_name.removeprefix("textnlp-"))
 
     @property
     def bucket_name(self) -> str:

@@ -108,7 +108,7 @@ class RestApi(Construct):
             uncached[f"/{path}/*"] = apigw.MethodDeploymentOptions(caching_enabled=False)
         self.api = apigw.RestApi(
             self, "Api",
-            rest_api_name=api_config.rest_api_name,
+            rest_api_name=config.rest_api_name,
             description="TextNLP REST API (design section 8)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # API Gateway needs an account-wide role to write logs; kept on stack deletion

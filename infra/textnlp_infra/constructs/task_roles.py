@@ -1,7 +1,8 @@
 """Design section 9, the two ECS roles, narrowed from the design's `Resource: *` to least privilege.
 
-Resources are named by pattern (`textnlp-<env>` bucket, `textnlp-*` queues, `/ecs/textnlp-*` log
-groups, `/textnlp/<env>/*` secrets, the `textnlp-<env>-sessions` table) so the roles exist
+Resources are named by pattern (`textnlp-<env>` bucket, the environment's own queues,
+`/ecs/textnlp-*` log groups, `/textnlp/<env>/*` secrets, the `textnlp-<env>-sessions` table)
+so the roles exist
 before the resources they reach, and other stacks import them immutably (see `imports.py`): the
 permissions are all here, in one place.
 """
@@ -14,7 +15,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from textnlp_infra.checkov import skip_checks
-from textnlp_infra.config import EnvConfig
+from textnlp_infra.config import APP_QUEUES, EnvConfig
 from textnlp_infra.constructs.session_table import APP_ACTIONS, table_arn
 
 #: Where jobs keep their files (``textnlp.adapters.storage.Keys.BATCH_JOBS``).
@@ -146,7 +147,8 @@ class TaskRoles(Construct):
                     actions=["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
                              "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
                              "sqs:GetQueueUrl"],
-                    resources=[f"arn:aws:sqs:{region}:{account}:textnlp-*"],
+                    resources=[f"arn:aws:sqs:{region}:{account}:{config.resource_name(queue)}"
+                               for queue in APP_QUEUES],
                 ),
                 # The session store: logins, refreshes, logouts and every token check.
                 iam.PolicyStatement(

@@ -44,7 +44,7 @@ class WebSocketApi(Construct):
         api_config = config.api
         self.api = apigwv2.CfnApi(
             self, "Api",
-            name=api_config.websocket_api_name,
+            name=config.websocket_api_name,
             description="TextNLP token streaming",
             protocol_type="WEBSOCKET",
             route_selection_expression="$request.body.action",

@@ -42,7 +42,7 @@ class MonitoringStack(Stack):
         api_service = config.resource_name("api")
         service_dims = {"ClusterName": config.name, "ServiceName": api_service}
         custom_dims = {SERVICE_DIMENSION: api_service}
-        api_dims = {"ApiName": config.api.rest_api_name, "Stage": config.api.stage_name}
+        api_dims = {"ApiName": config.rest_api_name, "Stage": config.api.stage_name}
 
         def queue_depth(base: str) -> cw.Metric:
             return _metric("AWS/SQS", "ApproximateNumberOfMessagesVisible",
