@@ -266,7 +266,7 @@ class Platform:
         """The workers' side of jobs (attempts, checkpoints, outcomes)."""
         from textnlp.services.job_runs import JobRuns
 
-        return JobRuns(self.jobs, self.job_store, self.storage)
+        return JobRuns(self.jobs, self.job_store, self.storage, self.metrics)
 
     @cached_property
     def jobs(self) -> JobService:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textnlp.adapters.db.job_store import JobStore
 from textnlp.adapters.db.jobs import JobRow
@@ -22,6 +23,9 @@ from textnlp.generation.templates import PromptTemplate
 from textnlp.services.batch_requests import BATCH_TEMPLATE_ID
 from textnlp.services.job_models import JobMessage, JobSpec, JobView
 from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
+
+if TYPE_CHECKING:
+    from textnlp.observability.metrics import Metrics
 from textnlp.services.jobs import JobService
 from textnlp.services.spending import Budget
 
@@ -43,10 +47,17 @@ def kept_whole(row: JobRow) -> bool:
 
 
 class JobRuns:
-    def __init__(self, jobs: JobService, store: JobStore, storage: BlobStorage) -> None:
+    def __init__(
+        self,
+        jobs: JobService,
+        store: JobStore,
+        storage: BlobStorage,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.jobs = jobs
         self._store = store
         self._storage = storage
+        self._metrics = metrics
 
     # -- what to run ------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRow | None:
@@ -90,7 +101,13 @@ class JobRuns:
 
     # -- checkpoints ------------------------------------------------------------------------
     def save_chunk(self, job_id: str, records: Sequence[Record]) -> int:
-        """Store finished records (each index once); returns how many were new."""
+        """Store finished records (each index once); returns how many were new. Their tokens
+        count in ``TokensGenerated`` (a redelivered chunk's too: the model generated them)."""
+        if self._metrics is not None:
+            for record in records:
+                if not record.provenance.cached:
+                    model = record.provenance.model
+                    self._metrics.observe_tokens(model, record.provenance.completion_tokens)
         return self._store.save_records(job_id, records)
 
     def heartbeat(self, job_id: str) -> str | None:
