@@ -68,12 +68,27 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": request_id_var.get(),
         }
+        trace_id = _trace_id()
+        if trace_id is not None:
+            line["trace_id"] = trace_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = redact(key, value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return redact_text(json.dumps(line, default=str, ensure_ascii=False))
+
+
+def _trace_id() -> str | None:
+    """The current span's trace id as X-Ray writes it (``1-<8 hex>-<24 hex>``), so a log line
+    is found from its trace and back; None outside a recorded span (tracing off)."""
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    hex_id = format(context.trace_id, "032x")
+    return f"1-{hex_id[:8]}-{hex_id[8:]}"
 
 
 class _RequestIdFilter(logging.Filter):

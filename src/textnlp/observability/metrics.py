@@ -51,20 +51,14 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
-        self.queue_depth = Gauge(
-            "textnlp_queue_depth", "Jobs waiting in the queue.", ["queue"], registry=self.registry
-        )
         self.cache_lookups = Counter(
             "textnlp_cache_lookups_total",
             "Response cache lookups by result (hit or miss).",
             ["result"],
             registry=self.registry,
         )
-        self.gpu_utilisation = Gauge(
-            "textnlp_gpu_utilisation_percent",
-            "Mean GPU utilisation of this process's GPUs (NVML), last sample.",
-            registry=self.registry,
-        )
+        #: Registered at the first sample: a host without a GPU exports none, not a 0.
+        self.gpu_utilisation: Gauge | None = None
         self.rate_limited = Counter(
             "textnlp_rate_limited_total", "Requests refused by rate limits.", registry=self.registry
         )
@@ -117,6 +111,12 @@ class Metrics:
     def observe_gpu(self, percent: float) -> None:
         """The task's GPU utilisation over the last window (the generation service's scaling
         metric); published only where a GPU is present."""
+        if self.gpu_utilisation is None:
+            self.gpu_utilisation = Gauge(
+                "textnlp_gpu_utilisation_percent",
+                "Mean GPU utilisation of this process's GPUs (NVML), last sample.",
+                registry=self.registry,
+            )
         self.gpu_utilisation.set(percent)
         if self._emf is not None:
             self._emf.emit(GPU_UTILIZATION, percent, "Percent", {})

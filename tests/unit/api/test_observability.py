@@ -96,3 +96,10 @@ def test_a_method_the_api_does_not_know_is_one_label() -> None:
         "other",
     ]
     assert _method_label({"type": "websocket"}) == "WS"
+
+
+def test_a_host_without_a_gpu_exports_no_gpu_utilisation() -> None:
+    metrics = Metrics()
+    assert b"textnlp_gpu_utilisation_percent" not in metrics.render()  # absent, not 0
+    metrics.observe_gpu(42.0)
+    assert b"textnlp_gpu_utilisation_percent 42.0" in metrics.render()

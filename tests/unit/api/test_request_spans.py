@@ -110,3 +110,19 @@ def test_a_500_carries_its_request_id_and_so_does_its_traceback() -> None:
     assert answer.status_code == 500
     assert answer.headers["x-request-id"] == "req-500"
     assert seen == ["req-500"]
+
+
+def test_json_log_lines_carry_the_trace_id_in_xray_form() -> None:
+    import logging
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from textnlp.observability.logging import JsonFormatter
+
+    record = logging.makeLogRecord({"msg": "hello", "levelname": "INFO", "name": "textnlp"})
+    assert "trace_id" not in json.loads(JsonFormatter().format(record))  # no span: none
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        line = json.loads(JsonFormatter().format(record))
+    hex_id = format(span.get_span_context().trace_id, "032x")
+    assert line["trace_id"] == f"1-{hex_id[:8]}-{hex_id[8:]}"
