@@ -82,8 +82,10 @@ class JsonFormatter(logging.Formatter):
 def _trace_id() -> str | None:
     """The current span's trace id as X-Ray writes it (``1-<8 hex>-<24 hex>``), so a log line
     is found from its trace and back; None outside a recorded span (tracing off)."""
-    from opentelemetry import trace
-
+    try:
+        from opentelemetry import trace
+    except ImportError:  # a core install (no ``api`` extra) traces nothing
+        return None
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None

@@ -270,7 +270,7 @@ class GenerationService:
             backend = ScopedBackend(backend, owner)
             if cache is not None:
                 cache = OwnerScopedCache(cache, owner)
-        with span(f"model {model_id}", client=True, **_model_attributes(backend, model_id)):
+        with span(f"model {model_id}", kind="client", **_model_attributes(backend, model_id)):
             if cache is not None:
                 backend = CachedBackend(backend, cache)
             return await backend.generate_one(request)

@@ -51,6 +51,7 @@ from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.bootstrap import Platform
 from textnlp.errors import QuotaExceeded, first_error, is_permanent
 from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
+from textnlp.observability.spans import span
 from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobMessage, JobSpec
 from textnlp.services.job_runs import JobRuns
@@ -229,6 +230,11 @@ class Worker:
             log.warning("dead-lettering message %s: %s", message.id, reason)
             await self.patience.run("dead-lettering", queue.dead_letter, message, reason)
             return
+        # One trace per delivery: the job's SQL, queue, storage and model calls beneath it.
+        with span(f"job {parsed.step}", kind="consumer", job_id=parsed.job_id, queue=queue.name):
+            await self._run_step(queue, message, parsed)
+
+    async def _run_step(self, queue: JobQueue, message: QueueMessage, parsed: JobMessage) -> None:
         counted = False  # whether this delivery counted an attempt on the job
         try:
             if parsed.step == "validate":
