@@ -19,6 +19,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     ├── AuthError                    missing or bad credentials (HTTP 401)
     │   └── PermissionDenied         authenticated but not allowed (HTTP 403)
     ├── Conflict                     the request conflicts with stored state (HTTP 409/422)
+    │   └── Archived                 a stored file is in an archive class; its restore has begun
     ├── QuotaExceeded                a rate limit or spending cap (HTTP 429, exit 2)
     ├── ServiceUnavailable           the database, cache or queue cannot be reached (HTTP 503)
     ├── MissingExtra                 a feature's packages (an extra) are not installed (HTTP 501)
@@ -140,6 +141,13 @@ class Conflict(TextNLPError):
     type = "conflict"
     http_status = 409
     user_error = True
+
+
+class Archived(Conflict):
+    """A stored file moved to an archive storage class (S3 Glacier, by the bucket's lifecycle
+    rule): it can be read again once restored, which reading it has started."""
+
+    type = "archived"
 
 
 class QuotaExceeded(TextNLPError):

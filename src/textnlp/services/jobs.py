@@ -487,6 +487,7 @@ class JobService:
                 "failed": f"failed with no record kept: {row.error}",
             }.get(row.state, f"is {row.state}; results are ready when it has ended")
             raise Conflict(f"job {job_id} {why}")
+        self.storage.readable(row.result_key)
         return ResultDownload(
             key=row.result_key,
             format=row.spec.get("format", "jsonl"),

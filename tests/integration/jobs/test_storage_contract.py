@@ -101,3 +101,32 @@ def test_a_file_system_that_refuses_writes_is_an_outage(tmp_path: Path) -> None:
         storage.put_bytes("generated/x.jsonl", b"x")
     assert raised.value.details["dependency"] == "storage"
     assert str(tmp_path) not in raised.value.message
+
+
+def test_an_archived_object_says_so_and_starts_its_restore(aws_env: str) -> None:
+    """The lifecycle rule moves generated files to Glacier after 90 days: a download of one
+    (a presigned URL, or the bytes) was S3's InvalidObjectState, a 403 or a 500. Now it is
+    ``Archived`` (409) naming the wait, and the restore has begun."""
+    from textnlp.errors import Archived
+
+    client = aws_client("s3", aws_env)
+    bucket = f"textnlp-test-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    storage = S3Storage(client, bucket)
+    key = Keys.batch_result("old", "jsonl")
+    client.put_object(Bucket=bucket, Key=key, Body=b"{}\n", StorageClass="GLACIER")
+    with pytest.raises(Archived, match="restore has begun"):
+        storage.readable(key)
+    assert "ongoing-request" in client.head_object(Bucket=bucket, Key=key).get("Restore", "")
+    other = Keys.batch_result("older", "jsonl")
+    client.put_object(Bucket=bucket, Key=other, Body=b"[]\n", StorageClass="GLACIER")
+    with pytest.raises(Archived):  # read without asking first: S3's InvalidObjectState
+        storage.get_bytes(other)
+    # moto restores at once (S3 takes hours): once restored, the copy reads as any object.
+    storage.readable(other)
+    assert storage.get_bytes(other) == b"[]\n"
+    fresh = Keys.batch_result("new", "jsonl")
+    storage.put_bytes(fresh, b"{}\n")
+    storage.readable(fresh)  # a STANDARD object is readable
+    with pytest.raises(NotFound):
+        storage.readable(Keys.batch_result("none", "jsonl"))

@@ -62,4 +62,9 @@ class BlobStorage(Protocol):
         """A time-limited download URL, or None where the API must serve the bytes itself."""
         ...
 
+    def readable(self, key: str) -> None:
+        """``Archived`` (its restore started) when the object must be restored before it can
+        be read; ``NotFound`` when there is none. Before handing out a URL to it."""
+        ...
+
     def close(self) -> None: ...

@@ -132,5 +132,8 @@ class LocalStorage:
     def presigned_url(self, key: str, expires_s: int = 3600) -> str | None:
         return None  # the API streams local objects itself
 
+    def readable(self, key: str) -> None:
+        self.size(key)  # NotFound when missing; nothing is ever archived here
+
     def close(self) -> None:
         """Nothing to release."""

@@ -3,6 +3,11 @@
 Every call goes through ``_unavailable``: an S3 that cannot be reached (refused, timed out,
 5xx, SlowDown, once botocore's retries are spent) is ``ServiceUnavailable(dependency=
 "storage")``, which the API answers with 503 and the worker waits out.
+
+The bucket's lifecycle rule moves generated files to Glacier after 90 days (design section 4).
+Such an object cannot be read (``InvalidObjectState``) or downloaded through a presigned URL
+until restored: reading it, or ``readable`` before a URL is handed out, starts a restore
+(``RESTORE_DAYS``, the Standard tier: hours) and raises ``Archived`` saying so.
 """
 
 from __future__ import annotations
@@ -14,9 +19,18 @@ from typing import Any, BinaryIO
 
 from textnlp.adapters.aws_outage import aws_unavailable
 from textnlp.adapters.storage.keys import check_key
-from textnlp.errors import NotFound
+from textnlp.errors import Archived, NotFound
 
 CHUNK = 1 << 20
+#: Storage classes whose objects are read only after a restore.
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+#: How long a restored copy stays readable.
+RESTORE_DAYS = 7
+
+
+def _code(exc: Exception) -> str:
+    """The S3 error code of a botocore ``ClientError`` ("" for anything else)."""
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
 def _unavailable() -> AbstractContextManager[None]:
@@ -29,8 +43,7 @@ class S3Storage:
         self.bucket = bucket
 
     def _missing(self, exc: Exception) -> bool:
-        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-        return code in {"404", "NoSuchKey", "NotFound"}
+        return _code(exc) in {"404", "NoSuchKey", "NotFound"}
 
     def _extra(self, content_type: str | None) -> dict[str, Any]:
         return {"ContentType": content_type} if content_type else {}
@@ -74,6 +87,38 @@ class S3Storage:
                 return self.client.get_object(Bucket=self.bucket, Key=check_key(key))
         except self.client.exceptions.NoSuchKey:
             raise NotFound(f"no object {key!r} in s3://{self.bucket}") from None
+        except Exception as exc:
+            if _code(exc) == "InvalidObjectState":  # in Glacier, not restored
+                raise self._archived(key) from None
+            raise
+
+    def readable(self, key: str) -> None:
+        head = self._head(key)
+        if head is None:
+            raise NotFound(f"no object {key!r} in s3://{self.bucket}")
+        restored = 'ongoing-request="false"' in str(head.get("Restore", ""))
+        if head.get("StorageClass") in ARCHIVE_CLASSES and not restored:
+            raise self._archived(key)
+
+    def _archived(self, key: str) -> Archived:
+        """Start the object's restore (a second request while one runs is S3's no-op)."""
+        try:
+            with _unavailable():
+                self.client.restore_object(
+                    Bucket=self.bucket,
+                    Key=check_key(key),
+                    RestoreRequest={
+                        "Days": RESTORE_DAYS,
+                        "GlacierJobParameters": {"Tier": "Standard"},
+                    },
+                )
+        except Exception as exc:
+            if _code(exc) != "RestoreAlreadyInProgress":
+                raise
+        return Archived(
+            "the file was archived (older than the bucket keeps at hand); its restore has "
+            "begun: ask again in a few hours"
+        )
 
     def get_bytes(self, key: str) -> bytes:
         body = self._get(key)["Body"]
