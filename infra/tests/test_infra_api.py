@@ -120,6 +120,7 @@ def test_cloudfront_and_dns(assembly: Assembly) -> None:
     template.has_resource_properties("AWS::CloudFront::Distribution", {
         "DistributionConfig": Match.object_like({
             "Aliases": ["api.textnlp.example.com"], "WebACLId": Match.any_value(),
+            "PriceClass": "PriceClass_All",  # the design's global edge locations
         }),
     })
     template.has_resource_properties("AWS::Route53::RecordSet", {

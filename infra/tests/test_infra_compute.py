@@ -57,6 +57,10 @@ def test_generation_task_on_gpu_hosts(assembly: Assembly) -> None:
         {"LaunchTemplateData": Match.object_like(
             {"InstanceType": Match.string_like_regexp("g4dn")})},
     )
+    (launch,) = assembly.resources("Compute", "AWS::EC2::LaunchTemplate").values()
+    (device,) = launch["Properties"]["LaunchTemplateData"]["BlockDeviceMappings"]
+    volume = device["Ebs"]  # gp3 with customized IOPS (the design's cost section)
+    assert (volume["VolumeType"], volume["Iops"], volume["Throughput"]) == ("gp3", 6000, 250)
     template.resource_count_is("AWS::ECS::CapacityProvider", 1)
     template.has_resource_properties(
         "AWS::ECS::Service",

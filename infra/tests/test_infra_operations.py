@@ -138,3 +138,11 @@ def test_the_pipeline_migrates_before_it_deploys(assembly: Assembly) -> None:
     after_check = spec[spec.index("exited with $CODE"):]
     assert "describe-task-definition --task-definition textnlp-batch-processor" in after_check
     assert "register-task-definition --cli-input-json file://textnlp-batch-processor" in after_check
+
+
+def test_the_owner_tag_comes_from_context() -> None:
+    from textnlp_infra.config import for_environment
+
+    assert for_environment("production").tags.owner == "textnlp-team@example.com"
+    chosen = for_environment("production", {"owner": "data-platform@corp.example"})
+    assert chosen.tags.owner == "data-platform@corp.example"

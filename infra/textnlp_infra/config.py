@@ -70,6 +70,9 @@ class ComputeConfig:
     generation_min_instances: int = 2
     generation_max_instances: int = 20
     generation_desired_count: int = 2
+    #: The hosts' gp3 root volume: IOPS and MiB/s above gp3's 3,000 / 125 baseline.
+    generation_volume_iops: int = 6000
+    generation_volume_throughput_mibs: int = 250
     validation_cpu: int = 4096
     validation_memory_mib: int = 8192
     validation_desired_count: int = 2
@@ -486,6 +489,8 @@ def for_environment(
                            ("jobNotificationUrls", "job_notification_urls")):
         if context.get(key):
             overrides[attribute] = _listed(context[key])
+    if context.get("owner"):  # the design's Owner tag: the team's e-mail address
+        overrides["tags"] = replace(config.tags, owner=str(context["owner"]))
     for url in overrides.get("job_notification_urls", ()):
         if not url.startswith("https://"):
             raise ValueError(f"jobNotificationUrls must be https:// URLs (got {url!r})")

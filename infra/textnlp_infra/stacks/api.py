@@ -83,7 +83,7 @@ class ApiStack(Stack):
             certificate=certificate,
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
-            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            price_class=cloudfront.PriceClass.PRICE_CLASS_ALL,  # the design's global edge
             web_acl_id=web_acl.attr_arn,
             enable_logging=True,
             log_bucket=log_bucket,
