@@ -13,7 +13,10 @@ jsonschema's defaults trust the schema. Here a schema comes from any logged-in u
   reference cycle is refused instead of ending in ``RecursionError``, and one validation
   evaluates at most ``MAX_EVALUATIONS`` keywords (an exponential ``anyOf`` of ``$ref``s stops);
 - **one dialect**: every subschema is validated as draft 2020-12 by this class, whatever its
-  ``$schema`` says (jsonschema would switch to that draft's stock class, and to ``re``).
+  ``$schema`` says (jsonschema would switch to that draft's stock class, and to ``re``);
+- **formats are asserted**, those OpenAI's structured outputs enforce (``VALUE_FORMATS``:
+  date-time, time, date, duration, email, hostname, ipv4, ipv6, uuid), where jsonschema treats
+  ``format`` as an annotation only; any other format stays an annotation.
 
 A schema refused here raises ``InvalidParameter`` naming ``json_schema`` (HTTP 422, CLI exit
 2); a JSON value breaking the schema is an error, as with jsonschema.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from fractions import Fraction
@@ -233,6 +237,20 @@ _SCHEMA_FORMATS = FormatChecker(formats=())
 _SCHEMA_FORMATS.checks("regex", raises=UnsafePattern)(
     lambda value: not isinstance(value, str) or compile_pattern(value) is not None
 )
+#: The string formats a value must satisfy (OpenAI's structured outputs' list): jsonschema's
+#: checkers (RFC 3339 dates and times through ``rfc3339-validator``, hostnames through
+#: ``fqdn``), and ISO 8601 durations, which jsonschema checks only with ``isoduration``.
+VALUE_FORMATS = FormatChecker(formats=())
+VALUE_FORMATS.checkers.update(
+    (name, Draft202012Validator.FORMAT_CHECKER.checkers[name])  # 2020-12's, not draft 3's time
+    for name in ("date-time", "time", "date", "email", "hostname", "ipv4", "ipv6", "uuid")
+)
+_DURATION = re.compile(
+    r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?", re.ASCII
+)
+VALUE_FORMATS.checks("duration")(
+    lambda value: not isinstance(value, str) or _DURATION.fullmatch(value) is not None
+)
 #: The meta-schema check on this class too (``check_schema`` would use the stock one, whose
 #: meta-schema patterns run on ``re`` against the user's strings).
 _META_CHECK = SafeValidator(SafeValidator.META_SCHEMA, format_checker=_SCHEMA_FORMATS)
@@ -345,7 +363,9 @@ class SafeSchema:
             where = invalid.json_path.removeprefix("$").lstrip(".") or "(root)"
             cause = f" ({invalid.cause})" if invalid.cause is not None else ""
             raise _refused(f"{where}: {invalid.message}{cause}")
-        self._validator = SafeValidator(self.schema, registry=_NO_RETRIEVAL)
+        self._validator = SafeValidator(
+            self.schema, registry=_NO_RETRIEVAL, format_checker=VALUE_FORMATS
+        )
         unresolvable = self._unresolvable_ref()
         if unresolvable is not None:
             raise _ref_refused(unresolvable)

@@ -5,7 +5,8 @@ llama.cpp models decode under the format's grammar (``json_grammar``: any JSON o
 schema's shape where it can follow the schema), so their answers are JSON from the first
 token; the others are asked for JSON in words. Either way each choice's text must hold a JSON
 object (``extract_json_object``: models wrap it in prose or code fences) that satisfies the schema
-(``safe_schema``, which checks users' schemas: RE2 regexes, no fetched ``$ref``, bounded work);
+(``safe_schema``, which checks users' schemas: RE2 regexes, no fetched ``$ref``, bounded work,
+and asserts the string formats OpenAI enforces: date-time, date, duration, email, uuid...);
 a choice that does not is asked again with another seed, up to ``generation.json_retries``
 more times (at temperature 0 a retry would repeat the answer, so there is none). The answer's
 content is the object alone, serialised as JSON. Every attempt is charged and counted in
