@@ -163,3 +163,39 @@ def test_environments_sharing_an_account_have_their_own_api_names() -> None:
     assert (production.rest_api_name, production.websocket_api_name) == (
         "textnlp-api", "textnlp-stream")
     assert (dev.rest_api_name, dev.websocket_api_name) == ("textnlp-dev-api", "textnlp-dev-stream")
+
+
+def test_a_model_id_with_a_slash_reaches_the_app(assembly: Assembly) -> None:
+    """`org/llama3` (vLLM serves Hugging Face names): `{model_id}` matches one segment, and
+    API Gateway then serves the path from the nearest greedy resource, `/api/v1/{proxy+}`.
+    Routed as API Gateway routes (the rehearsal's router, on the synthesised tree), each
+    request reaches the app's own path, which routes `{model_id:path}`."""
+    from rehearsal.gateway import Node, _candidates
+
+    root = Node("root", "")
+    for (path, method), properties in rest_method_properties(assembly).items():
+        node = root
+        for part in [p for p in path.split("/") if p]:
+            child = next((c for c in node.children if c.part == part), None)
+            if child is None:
+                child = Node(part, part, parent=node)
+                node.children.append(child)
+            node = child
+        node.methods[method] = properties
+
+    def origin(method: str, path: str) -> str:
+        segments = [s for s in path.split("/") if s]
+        for node, params, _ in _candidates(root, segments, {}):
+            found = node.methods.get(method) or node.methods.get("ANY")
+            if found is not None:
+                uri = str(found["Integration"]["Uri"])  # https://origin.<domain>/...
+                for name, value in params.items():
+                    uri = uri.replace("{" + name + "}", value)
+                return "/" + uri.split("/", 3)[3]
+        raise AssertionError(f"no route for {method} {path}")
+
+    for method, path in (("GET", "/api/v1/models/org/llama3"),
+                         ("POST", "/api/v1/models/org/llama3/invoke"),
+                         ("POST", "/api/v1/models/smollm2/invoke"),
+                         ("GET", "/api/v1/models/smollm2")):
+        assert origin(method, path) == path
