@@ -183,8 +183,9 @@ def test_the_waf_lets_the_platforms_own_bodies_through(assembly: Assembly) -> No
             if "ManagedRuleGroupStatement" in rule["Statement"]
         }
         assert overrides["AWSManagedRulesCommonRuleSet"] == {
-            "SizeRestrictions_BODY": {"Count": {}},
-            "CrossSiteScripting_BODY": {"Count": {}},
+            rule: {"Count": {}}
+            for rule in ("SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY",
+                         "GenericRFI_BODY", "EC2MetaDataSSRF_BODY")
         }
         assert overrides["AWSManagedRulesSQLiRuleSet"] == {
             "SQLi_BODY": {"Count": {}},

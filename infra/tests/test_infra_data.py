@@ -82,7 +82,7 @@ def test_redis_cluster_mode(assembly: Assembly) -> None:
         "CacheNodeType": "cache.r6g.xlarge", "Engine": "redis", "EngineVersion": "7.0",
         "NumNodeGroups": 3, "ReplicasPerNodeGroup": 2,
         "AtRestEncryptionEnabled": True, "TransitEncryptionEnabled": True,
-        "ReplicationGroupId": "textnlp-redis",  # the design's CacheClusterId
+        "ReplicationGroupId": "textnlp-production-redis",  # kept: the id is immutable
     })
     (group,) = assembly.resources("Data", "AWS::ElastiCache::ReplicationGroup").values()
     assert "{{resolve:secretsmanager:" in json.dumps(group["Properties"]["AuthToken"])

@@ -35,6 +35,9 @@ def test_dashboard_and_alarms(assembly: Assembly) -> None:
                    "textnlp-dlq.fifo", "textnlp-batch-queue", "textnlp-validation-queue",
                    "textnlp-batch-dlq", "textnlp-validation-dlq"):
         assert metric in body
+    # Tokens of the API's answers and of the generation service's job records.
+    assert '"TokensGenerated","ServiceName","textnlp-generation"' in body.replace(" ", "")
+    assert '"TokensGenerated","ServiceName","textnlp-api"' in body.replace(" ", "")
     alarms = {a["Properties"]["AlarmName"]: a["Properties"]
               for a in assembly.resources("Monitoring", "AWS::CloudWatch::Alarm").values()}
     assert set(alarms) == {f"textnlp-production-{name}" for name in (

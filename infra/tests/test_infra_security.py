@@ -52,6 +52,8 @@ def test_application_role_is_least_privilege(assembly: Assembly) -> None:
     assert "endpoint/textnlp-multi-model" in text
     for model in ("anthropic.claude-v2", "ai21.j2-ultra-v1", "amazon.titan-text-express-v1"):
         assert f"foundation-model/{model}" in text
+    restore = next(s for s in statements if s["Action"] == "s3:RestoreObject")
+    assert "generated/*" in json.dumps(restore["Resource"])  # archived results, nothing else
     # The environment's own queues, never a pattern another environment's queues match.
     sqs = next(s for s in statements if "sqs:ReceiveMessage" in s["Action"])
     assert sorted(sqs["Resource"]) == sorted(

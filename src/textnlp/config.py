@@ -189,6 +189,10 @@ class StorageSettings(_Section):
     bucket: str = ""
     #: Local storage directory; empty means TEXTNLP_HOME/storage.
     root: str = ""
+    #: Days after which the bucket's lifecycle moves generated files to an archive class (the
+    #: deployment sets it): a job's view then links the API's results route, which answers
+    #: that the file is archived, rather than a presigned URL that S3 would refuse.
+    archive_after_days: int | None = Field(None, ge=1)
 
 
 class SecretsSettings(_Section):

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import POSTGRES_URL
 from tests.support.api import postgres_schema_url, start_api
 from textnlp.adapters.db.base import make_engine
-from textnlp.adapters.db.schema import check_schema, current_revisions
+from textnlp.adapters.db.schema import check_schema, current_revisions, upgrade_database
 from textnlp.config import DatabaseSettings, load_settings
 from textnlp.errors import ConfigError, ServiceUnavailable
 
@@ -97,6 +97,8 @@ def test_a_schema_ahead_of_this_release_is_served_one_behind_is_not(schema_url: 
                 {"v": newest},
             )
         check_schema(engine)  # the previous release's tasks restart during a deploy
+        upgrade_database(schema_url)  # and its migration task finds nothing to do (no traceback)
+        assert "9999_next" in current_revisions(engine)
         with engine.begin() as connection:  # behind: a head of this release is missing
             connection.execute(text("DELETE FROM alembic_version WHERE version_num = '9999_next'"))
         with pytest.raises(ConfigError, match="run `textnlp db upgrade`"):
@@ -105,15 +107,33 @@ def test_a_schema_ahead_of_this_release_is_served_one_behind_is_not(schema_url: 
         engine.dispose()
 
 
-def test_statement_parameters_never_reach_an_error_message(tmp_path: Path) -> None:
-    """They hold prompts and user ids, and errors are logged."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_failed_statements_values_never_reach_a_log_line(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """They hold prompts and user ids, and errors are logged: the bound parameters (hidden by
+    the engine) and PostgreSQL's DETAIL line, which quotes the row (redacted by the log)."""
+    import logging
+
+    from textnlp.observability.logging import JsonFormatter
+
+    url = (
+        f"sqlite:///{tmp_path / 'p.db'}"
+        if database == "sqlite"
+        else request.getfixturevalue("schema_url")
+    )
+    secret = " ".join(("patient", "Jane", "Roe"))  # not in this file's source (tracebacks)
+    engine = make_engine(url)
     try:
         with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE t (id TEXT PRIMARY KEY)"))
-            connection.execute(text("INSERT INTO t VALUES (:v)"), {"v": "patient John Doe"})
+            connection.execute(text("CREATE TABLE secrets_t (id TEXT PRIMARY KEY)"))
+            connection.execute(text("INSERT INTO secrets_t VALUES (:v)"), {"v": secret})
         with pytest.raises(Exception) as raised, engine.begin() as connection:
-            connection.execute(text("INSERT INTO t VALUES (:v)"), {"v": "patient John Doe"})
-        assert "John Doe" not in str(raised.value)
+            connection.execute(text("INSERT INTO secrets_t VALUES (:v)"), {"v": secret})
+        record = logging.makeLogRecord({"msg": "unhandled error", "levelname": "ERROR"})
+        record.exc_info = (type(raised.value), raised.value, raised.tb)
+        line = JsonFormatter().format(record)
+        assert "Jane Roe" not in line, line
+        assert "IntegrityError" in line or "UniqueViolation" in line  # the error is still there
     finally:
         engine.dispose()

@@ -77,3 +77,28 @@ async def test_an_unreachable_cache_is_skipped_not_an_outage_of_generation() -> 
     second = await cached.generate_one(REQUEST)
     assert (first.cached, second.cached, backend.calls) == (False, False, 2)
     assert first.text == second.text  # the same seed, the same answer
+
+
+async def test_a_failing_over_redis_is_skipped_too() -> None:
+    """During a failover Redis answers READONLY (a demoted primary), CLUSTERDOWN or TRYAGAIN,
+    which are not connection errors: the answer the model made must not fail on its put."""
+    from redis.exceptions import ClusterDownError, ReadOnlyError, TryAgainError
+
+    from textnlp.adapters.cache.completions import CompletionCache
+    from textnlp.adapters.cache.redis import RedisCache
+
+    for error in (ReadOnlyError, ClusterDownError, TryAgainError):
+
+        class FailingOver:
+            raises = error
+
+            def get(self, key: str) -> None:
+                return None  # a replica still reads
+
+            def set(self, *args: object, **kwargs: object) -> None:
+                raise self.raises("You can't write against a read only replica.")
+
+        backend = FakeBackend()
+        cached = CachedBackend(backend, CompletionCache(RedisCache(FailingOver()), ttl_s=60))
+        assert (await cached.generate_one(REQUEST)).cached is False
+        assert backend.calls == 1

@@ -39,7 +39,9 @@ class RedisCluster(Construct):
         )
         self.replication_group = elasticache.CfnReplicationGroup(
             self, "ReplicationGroup",
-            replication_group_id=config.resource_name("redis"),  # the design's textnlp-redis
+            # `textnlp-<env>-redis`, not the design's `textnlp-redis`: the id is immutable, and
+            # renaming a deployed cluster replaces it (its endpoint is another stack's import).
+            replication_group_id=f"{config.name}-redis",
             replication_group_description="TextNLP cache, rate limits and sessions",
             engine="redis",
             engine_version=redis.engine_version,

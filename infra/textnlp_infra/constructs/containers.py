@@ -90,6 +90,7 @@ def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironmen
         env_name("home"): deployment.CONTAINER_HOME,
         env_name("aws", "region"): config.region,
         env_name("storage", "bucket"): config.bucket_name,
+        env_name("storage", "archive_after_days"): str(config.storage.glacier_after_days),
         env_name("database", "host"): resources.database.host,
         env_name("database", "port"): resources.database.port,
         env_name("database", "name"): aurora.database_name,

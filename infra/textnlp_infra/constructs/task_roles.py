@@ -92,6 +92,10 @@ class TaskRoles(Construct):
                 ),
                 # Resuming a job lists what it already wrote (DESIGN.md, Jobs).
                 iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket_arn]),
+                # A generated file the lifecycle moved to Glacier is restored when asked for.
+                iam.PolicyStatement(
+                    actions=["s3:RestoreObject"], resources=[f"{bucket_arn}/generated/*"]
+                ),
                 iam.PolicyStatement(
                     actions=["sagemaker:InvokeEndpoint",
                              "sagemaker:InvokeEndpointWithResponseStream"],

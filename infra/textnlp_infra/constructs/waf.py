@@ -19,11 +19,15 @@ MANAGED_RULE_GROUPS = (
 
 #: Rules that would refuse the platform's own traffic, counted (CloudWatch, sampled requests)
 #: instead of blocking. Request bodies are prompts, uploaded prompt files and datasets: often
-#: over the 8 KB ``SizeRestrictions_BODY`` allows, and by design holding SQL or HTML as text
-#: (a text-to-SQL dataset's prompts). The app bounds every body itself (``api.max_body_bytes``,
-#: ``api.max_file_bytes``), builds no SQL from text (bound parameters) and escapes what it shows.
+#: over the 8 KB ``SizeRestrictions_BODY`` allows, and by design holding SQL, HTML, paths or
+#: URLs as text (a text-to-SQL or a security dataset's prompts). The app bounds every body itself
+#: (``api.max_body_bytes``, ``api.max_file_bytes``), builds no SQL from text (bound parameters),
+#: escapes what it shows, and opens no path or URL a body names.
 COUNTED_RULES: dict[str, tuple[str, ...]] = {
-    "AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY", "CrossSiteScripting_BODY"),
+    "AWSManagedRulesCommonRuleSet": (
+        "SizeRestrictions_BODY", "CrossSiteScripting_BODY", "GenericLFI_BODY",
+        "GenericRFI_BODY", "EC2MetaDataSSRF_BODY",
+    ),
     "AWSManagedRulesSQLiRuleSet": ("SQLi_BODY", "SQLiExtendedPatterns_BODY"),
 }
 

@@ -83,8 +83,12 @@ class MonitoringStack(Stack):
             cw.GraphWidget(
                 title="Requests and tokens",
                 left=[_metric(monitoring.metrics_namespace, REQUEST_LATENCY, custom_dims)],
-                right=[_metric(monitoring.metrics_namespace, TOKENS_GENERATED, custom_dims,
-                               "Sum")],
+                # The API's answers and the generation service's job records.
+                right=[
+                    _metric(monitoring.metrics_namespace, TOKENS_GENERATED,
+                            {SERVICE_DIMENSION: service}, "Sum", label=f"tokens {service}")
+                    for service in (api_service, config.resource_name("generation"))
+                ],
                 width=12,
             ),
             cw.GraphWidget(

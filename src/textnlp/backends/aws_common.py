@@ -81,6 +81,12 @@ def make_client(service: str, options: AwsOptions, context: CloudContext) -> Any
     )
 
 
+def without_account_ids(text: str) -> str:
+    """``text`` with AWS account ids (in ARNs, "of account N") replaced: a job's error or an
+    answer's message is the user's to read, the account is the deployment's."""
+    return _ACCOUNT.sub("<account>", text)
+
+
 NO_CREDENTIALS = (
     "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 )
@@ -119,7 +125,7 @@ def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
         if isinstance(exc, EventStreamError) and code[:1].islower():
             code = code[:1].upper() + code[1:]
         cls = _class_for(code, message, exc.response)
-        return cls(f"{code}: {_ACCOUNT.sub('<account>', message)}", code=code, **where)
+        return cls(f"{code}: {without_account_ids(message)}", code=code, **where)
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return Timeout(f"no answer in time: {exc}", **where)
     if isinstance(exc, EndpointConnectionError):

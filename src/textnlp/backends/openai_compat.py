@@ -29,6 +29,7 @@ from textnlp.backends.cloud import CloudBackend, CloudContext
 from textnlp.backends.options import OpenAIOptions
 from textnlp.backends.providers import openai as openai_body
 from textnlp.backends.providers.common import Chunk, Parsed
+from textnlp.backends.providers.http_errors import event_error
 from textnlp.backends.providers.openai import VllmExtras
 from textnlp.backends.sdk_errors import map_sdk_error
 from textnlp.backends.spec import ModelSpec
@@ -151,7 +152,15 @@ class OpenAICompatBackend(CloudBackend):
             stream = await self._endpoint().create(**body, stream=True, extra_body=extra or None)
             async with stream:
                 async for event in stream:
-                    if (chunk := openai_body.parse_chunk(event.model_dump())) is not None:
+                    data = event.model_dump()
+                    # vLLM's older error event (``{"object": "error", ...}``) is no chunk the
+                    # SDK knows: without this it ended the answer as if complete.
+                    if (error := event_error(data)) is not None:
+                        cls, message = error
+                        raise cls(
+                            f"the server's stream: {message}", backend=self.name, model=self.spec.id
+                        )
+                    if (chunk := openai_body.parse_chunk(data)) is not None:
                         yield chunk
         except openai.APIError as exc:
             raise map_sdk_error(exc, backend=self.name, model=self.spec.id) from exc

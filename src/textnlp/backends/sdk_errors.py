@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textnlp.backends.providers.http_errors import error_class
+from textnlp.backends.providers.http_errors import error_class, event_error
 from textnlp.errors import BackendError, BackendUnavailable, Timeout
 
 #: Anthropic's error types ("Errors" in its API docs) and their statuses: an error event inside
@@ -39,6 +39,13 @@ def map_sdk_error(exc: Exception, *, backend: str, model: str) -> BackendError:
     name = type(exc).__name__
     if "Timeout" in name:
         return Timeout(f"no answer in time: {exc}", **where)
+    body = getattr(exc, "body", None)
+    # (The SDK keeps the event's inner error object as the body.)
+    if isinstance(body, dict) and (found := event_error({"error": body})) is not None:
+        # An error event inside a 200 stream (vLLM's context error, code 400): the SDK raises
+        # APIError without a status; the event's own code says whose fault it is.
+        cls, message = found
+        return cls(f"the server's stream: {message}", **where)
     return BackendUnavailable(f"{name}: {exc}", **where)
 
 

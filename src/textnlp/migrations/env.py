@@ -17,21 +17,19 @@ from sqlalchemy import text
 
 import textnlp.adapters.db as db_package
 from textnlp.adapters.db.base import Base, make_engine
-from textnlp.config import DatabaseSettings
+from textnlp.config import DatabaseSettings, load_settings
 
 # Import every table module so that autogenerate sees the whole schema.
 for module in pkgutil.iter_modules(db_package.__path__):
     importlib.import_module(f"textnlp.adapters.db.{module.name}")
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url") or ""
-if not url:  # the alembic CLI: the database of the settings
-    from textnlp.config import load_settings
+settings = load_settings()
+url = config.get_main_option("sqlalchemy.url") or settings.database_url  # or the alembic CLI's
 
-    url = load_settings().database_url
-
-#: A migration's statements may take long (a new index on a large table); its lock waits not.
-BOUNDS = DatabaseSettings(statement_timeout_s=0)
+#: A migration's statements may take long (a new index on a large table); its lock waits not
+#: (``TEXTNLP_DATABASE__LOCK_TIMEOUT_S``, as every process's).
+BOUNDS: DatabaseSettings = settings.database.model_copy(update={"statement_timeout_s": 0})
 #: The advisory lock key of migrations (a constant the app uses for nothing else).
 MIGRATION_LOCK = 7_465_786_174
 

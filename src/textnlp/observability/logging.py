@@ -36,13 +36,20 @@ _URL_CREDENTIALS = re.compile(
 )
 
 
+#: PostgreSQL's DETAIL line quotes the row's values ("Key (id)=(...) already exists", "Failing
+#: row contains (...)"): prompts and user ids, which ``hide_parameters`` cannot reach.
+_SQL_DETAIL = re.compile(r"(DETAIL:\s*).*")
+
+
 def redact(key: str, value: Any) -> Any:
     return REDACTED if any(word in key.lower() for word in _SENSITIVE) else value
 
 
 def redact_text(text: str) -> str:
-    """``text`` with credentials in URLs and query strings replaced by ``[redacted]``."""
+    """``text`` with credentials in URLs and query strings, and SQL error details, replaced by
+    ``[redacted]``."""
     text = _URL_CREDENTIALS.sub(rf"\g<scheme>{REDACTED}@", text)
+    text = _SQL_DETAIL.sub(rf"\g<1>{REDACTED}", text)
     return _QUERY_PARAM.sub(_redacted_parameter, text)
 
 

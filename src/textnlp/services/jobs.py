@@ -26,7 +26,7 @@ import string
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -445,7 +445,8 @@ class JobService:
             result = JobResult(
                 format=row.spec.get("format", "jsonl"),
                 key=row.result_key,
-                url=self.storage.presigned_url(row.result_key),  # None: the API links its route
+                # None: the API links its route (which says when the file is archived).
+                url=None if self._archived(row) else self.storage.presigned_url(row.result_key),
                 validation_key=row.report_key,
             )
         return JobView(
@@ -478,6 +479,16 @@ class JobService:
                 f"job {job_id} has ended ({state}); only queued or running jobs can be cancelled"
             )
         return self.status(owner, job_id)
+
+    def _archived(self, row: JobRow) -> bool:
+        """Whether the bucket's lifecycle has archived the job's file by now (by its age)."""
+        days = self.settings.storage.archive_after_days
+        ended = row.finished_at
+        if days is None or ended is None:
+            return False
+        if ended.tzinfo is None:
+            ended = ended.replace(tzinfo=UTC)
+        return datetime.now(UTC) - ended >= timedelta(days=days)
 
     def results(self, owner: Owner, job_id: str) -> ResultDownload:
         row = self._owned(owner, job_id)

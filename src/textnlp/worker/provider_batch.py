@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from textnlp.backends.aws_common import without_account_ids
 from textnlp.backends.base import Backend, WrappedBackend
 from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
 from textnlp.backends.batch.base import BatchError, BatchLine, estimate_tokens
@@ -325,7 +326,8 @@ class ProviderBatches:
         failed = [p for p in manifest.parts if p.failed]
         if failed:
             reasons = "; ".join(f"{p.batch_id}: {p.error or p.status}" for p in failed)
-            raise DatasetError(f"{provider.name} batch failed: {reasons}")
+            # A Bedrock job id is an ARN, and its message may name a role's: no account ids.
+            raise DatasetError(f"{provider.name} batch failed: {without_account_ids(reasons)}")
         answers: dict[str, list[Completion]] = {}
         errors = 0
         for part in manifest.parts:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -375,3 +376,16 @@ def test_sagemaker_transform_whose_create_answer_was_lost_is_found(settings: Set
     assert view.state == "succeeded", view.error
     assert [r["text"] for r in records] == [f"batch answer {i}" for i in range(4)]
     assert WORLD.created == [f"textnlp-{job_id}-part-0"] and WORLD.online == []
+
+
+def test_a_failed_bedrock_job_fails_the_job_without_the_account_id(settings: Settings) -> None:
+    """A Bedrock job id is an ARN (and its message may name a role's): the job's error is its
+    owner's to read, the account id is the deployment's."""
+    WORLD.final_status = "Failed"
+    job_id = submit(settings, template="product-review", count=100, model="claude-bedrock-batch")
+    run_worker(settings)
+    view, _ = finished(settings, job_id)
+    assert view.state == "failed"
+    assert view.error is not None and "Model validation failed" in view.error
+    assert "model-invocation-job" in view.error and "<account>" in view.error
+    assert not re.search(r"\d{12}", view.error), view.error

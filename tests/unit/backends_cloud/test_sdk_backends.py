@@ -330,3 +330,42 @@ async def test_an_overloaded_event_in_an_anthropic_stream_is_the_servers_fault(
         with pytest.raises(BackendUnavailable) as raised:
             [d async for d in backend.stream(GenerationRequest.chat("Hi", params=PARAMS))]
     assert raised.value.retryable and not raised.value.user_error
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        # vLLM's error event as OpenAI's error object: the SDK raises APIError, no status.
+        (
+            {
+                "error": {
+                    "message": "This model's maximum context length is 4096 tokens",
+                    "type": "BadRequestError",
+                    "code": 400,
+                }
+            },
+            ContextWindowExceeded,
+        ),
+        # vLLM's older ErrorResponse: the SDK yields it as a chunk without choices.
+        (
+            {
+                "object": "error",
+                "message": "CUDA out of memory",
+                "type": "InternalServerError",
+                "code": 500,
+            },
+            BackendUnavailable,
+        ),
+    ],
+)
+async def test_an_error_event_in_an_openai_compatible_stream_is_raised_by_its_code(
+    context: CloudContext, event: dict[str, Any], error: type[Exception]
+) -> None:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "served"}
+    first = {**chunk, "choices": [{"index": 0, "delta": {"content": "He"}, "finish_reason": None}]}
+    recorder = Recorder(*[sse(first, event)] * 3)
+    async with OpenAICompatBackend(
+        openai_spec(), context=context, http_client=client(recorder)
+    ) as backend:
+        with pytest.raises(error):
+            [d async for d in backend.stream(GenerationRequest.chat("Hi", params=PARAMS))]

@@ -273,3 +273,32 @@ def test_an_idempotency_key_stands_for_the_request_however_it_is_written(
     other = {**typed, "seed": 1}
     with pytest.raises(InvalidInput, match="different request"):
         jobs.submit(ALICE, JobSpec.model_validate(other), idempotency_key="idem-y")
+
+
+def test_an_archived_result_is_linked_through_the_api_not_a_presigned_url(
+    settings: Settings, jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A presigned URL to a file the lifecycle moved to Glacier is S3's 403: past the
+    deployment's ``storage.archive_after_days`` the view offers none (the API then links its
+    results route, which answers 409 archived and starts the restore)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from textnlp.adapters.db.jobs import JobRow
+
+    view = jobs.submit(ALICE, spec(count=3))
+    run_worker(settings)
+    monkeypatch.setattr(
+        jobs.storage, "presigned_url", lambda key, expires_s=3600: f"https://s3/{key}"
+    )
+    assert jobs.status(ALICE, view.id).result.url is not None  # type: ignore[union-attr]
+    archived = settings.model_copy(
+        update={"storage": settings.storage.model_copy(update={"archive_after_days": 90})}
+    )
+    monkeypatch.setattr(jobs, "settings", archived)
+    assert jobs.status(ALICE, view.id).result.url is not None  # type: ignore[union-attr]
+    with jobs.store.sessions.begin() as session:
+        old = datetime.now(UTC) - timedelta(days=91)
+        session.execute(update(JobRow).where(JobRow.id == view.id).values(finished_at=old))
+    assert jobs.status(ALICE, view.id).result.url is None  # type: ignore[union-attr]

@@ -26,13 +26,20 @@ _DELETE_BATCH = 500
 
 @contextmanager
 def _reachable() -> Iterator[None]:
+    from redis.exceptions import (
+        ClusterDownError,
+        ReadOnlyError,
+        RedisClusterException,
+        TryAgainError,
+    )
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisClusterException
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
+    # A failover answers READONLY (a demoted primary), CLUSTERDOWN or TRYAGAIN for a while.
+    failing_over = (ReadOnlyError, ClusterDownError, TryAgainError)
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
+    except (RedisConnectionError, RedisTimeoutError, RedisClusterException, *failing_over) as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ServiceUnavailable(
             f"cannot reach the cache (Redis): {first}", dependency="cache"

@@ -41,9 +41,24 @@ def _config(url: str) -> Any:
 
 
 def upgrade_database(url: str) -> None:
-    """Apply every migration to the database at ``url`` (idempotent)."""
+    """Apply every migration to the database at ``url`` (idempotent). A database ahead of this
+    release (the previous release redeployed, its migration task run again) is left as it is:
+    Alembic cannot walk from revisions it does not know."""
     from alembic import command
 
+    from textnlp.adapters.db.base import make_engine
+
+    engine = make_engine(url)
+    try:
+        newer = _ahead(current_revisions(engine))
+    finally:
+        engine.dispose()
+    if newer:
+        log.warning(
+            "the database schema is ahead of this release (%s): nothing to migrate",
+            ", ".join(sorted(newer)),
+        )
+        return
     try:
         command.upgrade(_config(url), "heads")
     except OperationalError as exc:
@@ -81,12 +96,19 @@ def known_revisions() -> set[str]:
     return {script.revision for script in ScriptDirectory.from_config(_config("")).walk_revisions()}
 
 
+def _ahead(current: set[str]) -> set[str]:
+    """The revisions that put ``current`` ahead of this release: ones it does not know, beside
+    its own heads (none: not ahead)."""
+    newer = current - known_revisions()
+    return newer if newer and current - newer <= head_revisions() else set()
+
+
 def check_schema(engine: Engine) -> None:
     """``ConfigError`` in one line unless the database is at this release's revision, or ahead
     of it: revisions this release does not know beside its own heads (a newer release's)."""
     current, heads = current_revisions(engine), head_revisions()
-    newer = current - known_revisions()
-    if newer and current - newer <= heads:
+    newer = _ahead(current)
+    if newer:
         log.warning(
             "the database schema is ahead of this release (%s): running on it",
             ", ".join(sorted(newer)),

@@ -12,6 +12,7 @@ until restored: reading it, or ``readable`` before a URL is handed out, starts a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any, BinaryIO
 from textnlp.adapters.aws_outage import aws_unavailable
 from textnlp.adapters.storage.keys import check_key
 from textnlp.errors import Archived, NotFound
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 #: Storage classes whose objects are read only after a restore.
@@ -101,7 +104,8 @@ class S3Storage:
             raise self._archived(key)
 
     def _archived(self, key: str) -> Archived:
-        """Start the object's restore (a second request while one runs is S3's no-op)."""
+        """Start the object's restore (a second request while one runs is S3's no-op); one
+        that cannot start (no ``s3:RestoreObject``, S3 down) still says the file is archived."""
         try:
             with _unavailable():
                 self.client.restore_object(
@@ -114,7 +118,11 @@ class S3Storage:
                 )
         except Exception as exc:
             if _code(exc) != "RestoreAlreadyInProgress":
-                raise
+                log.warning("cannot start the restore of %s: %s", key, _code(exc) or exc)
+                return Archived(
+                    "the file was archived (older than the bucket keeps at hand) and its "
+                    "restore could not be started: ask an operator to restore it"
+                )
         return Archived(
             "the file was archived (older than the bucket keeps at hand); its restore has "
             "begun: ask again in a few hours"

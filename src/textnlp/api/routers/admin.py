@@ -28,8 +28,9 @@ async def health(request: Request) -> Response:
 
 
 @router.get("/health/live", response_model=Liveness)
-def live() -> Liveness:
-    """The process answers (the container health check): nothing is probed."""
+async def live() -> Liveness:
+    """The process answers (the container health check): nothing is probed. On the event
+    loop, not in the thread pool that busy routes can fill (the probe would time out)."""
     return Liveness(status="ok")
 
 
