@@ -326,9 +326,12 @@ def read_batch_file(name: str, chunks: Iterable[bytes]) -> Iterator[BatchRequest
         raise DatasetError(f"batch file {name} has no requests")
 
 
-def text_lines(name: str, chunks: Iterable[bytes]) -> Iterator[str]:
+def text_lines(
+    name: str, chunks: Iterable[bytes], *, kind: str = "batch", keep_ends: bool = False
+) -> Iterator[str]:
     """The lines of UTF-8 JSONL text given in chunks, as ``jsonl_lines`` splits the whole text
-    (a leading BOM dropped); a line over ``MAX_REQUEST_BYTES`` is refused as it grows."""
+    (a leading BOM dropped); a line over ``MAX_REQUEST_BYTES`` is refused as it grows. With
+    ``keep_ends`` each line keeps its ``\n`` (what ``csv`` reads a quoted newline from)."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     pending = ""
     number = 0
@@ -336,16 +339,17 @@ def text_lines(name: str, chunks: Iterable[bytes]) -> Iterator[str]:
         try:
             pending += decoder.decode(chunk or b"", final=chunk is None)
         except UnicodeDecodeError:
-            raise DatasetError(f"batch file {name} is not UTF-8 text") from None
+            raise DatasetError(f"{kind} file {name} is not UTF-8 text") from None
         *lines, pending = pending.split("\n")
         for line in lines:
             number += 1
-            yield line.removesuffix("\r")
+            yield line + "\n" if keep_ends else line.removesuffix("\r")
         if len(pending) > MAX_REQUEST_BYTES:  # characters: at least as many bytes
-            where = f"batch file {name}, line {number + 1}"
-            raise DatasetError(f"{where}: the request is over {MAX_REQUEST_BYTES} bytes")
+            where = f"{kind} file {name}, line {number + 1}"
+            noun = "request" if kind == "batch" else "line"
+            raise DatasetError(f"{where}: the {noun} is over {MAX_REQUEST_BYTES} bytes")
     if pending:
-        yield pending.removesuffix("\r")
+        yield pending if keep_ends else pending.removesuffix("\r")
 
 
 def jsonl_lines(text: str) -> list[str]:

@@ -9,8 +9,8 @@ OpenAI batch requests (lines with ``custom_id``, ``url`` and ``body``) is a prom
 from __future__ import annotations
 
 import csv
-import io
 import math
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Any
 
@@ -20,12 +20,12 @@ from textnlp.errors import DatasetError, first_error
 from textnlp.generation.templates import PromptTemplate
 from textnlp.services.batch_requests import (
     BatchRequestItem,
-    batch_requests,
     batch_requests_template,
     is_batch_request,
-    jsonl_lines,
+    iter_batch_requests,
     line_failure,
     parse_line_json,
+    text_lines,
 )
 from textnlp.services.job_models import PromptItem
 
@@ -72,20 +72,25 @@ def parse_prompt_file(name: str, data: bytes) -> list[PromptItem]:
     """Prompts of a JSONL file (strings or objects with ``prompt``, or OpenAI batch requests)
     or a CSV with a ``prompt`` column; other fields become variables. Empty or malformed files
     raise ``DatasetError``."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DatasetError(f"prompt file {name} is not UTF-8 text") from None
+    return list(iter_prompt_file(name, [data]))
+
+
+def iter_prompt_file(name: str, chunks: Iterable[bytes]) -> Iterator[PromptItem]:
+    """``parse_prompt_file`` of a file given in chunks, one prompt at a time: memory holds a
+    line, not the file (a 200 MB upload is checked, counted and submitted as a stream)."""
     lower = name.lower()
     if lower.endswith((".jsonl", ".json")):
-        items = _jsonl(name, text)
+        items = _jsonl(name, chunks)
     elif lower.endswith(".csv"):
-        items = _csv(name, text)
+        items = _csv(name, chunks)
     else:
         raise DatasetError(f"prompt file {name} must be .jsonl or .csv")
-    if not items:
+    empty = True
+    for item in items:
+        empty = False
+        yield item
+    if empty:
         raise DatasetError(f"prompt file {name} has no prompts")
-    return items
 
 
 def _item(name: str, where: str, raw: Any) -> PromptItem:
@@ -124,32 +129,33 @@ def _variable_problem(key: Any, value: Any) -> str | None:
     return f"field {key!r} holds {kind}; a prompt's other fields are text, numbers or booleans"
 
 
-def _jsonl(name: str, text: str) -> list[PromptItem]:
+def _jsonl(name: str, chunks: Iterable[bytes]) -> Iterator[PromptItem]:
     rows = (
         (number, line, parse_line_json(name, number, line))
-        for number, line in enumerate(jsonl_lines(text), 1)
+        for number, line in enumerate(text_lines(name, chunks, kind="prompt"), 1)
         if line.strip()
     )
     first = next(rows, None)
     if first is None:
-        return []
+        return
     if is_batch_request(first[2]):
-        return [*batch_requests(name, chain([first], rows))]
-    return [_item(name, f"line {number}", raw) for number, _, raw in chain([first], rows)]
+        yield from iter_batch_requests(name, chain([first], rows))
+        return
+    for number, _, raw in chain([first], rows):
+        yield _item(name, f"line {number}", raw)
 
 
-def _csv(name: str, text: str) -> list[PromptItem]:
+def _csv(name: str, chunks: Iterable[bytes]) -> Iterator[PromptItem]:
     # Strict: a quote left open is an error, not a field running to the end of the file.
-    reader = csv.DictReader(io.StringIO(text), strict=True)
+    lines = text_lines(name, chunks, kind="prompt", keep_ends=True)
+    reader = csv.DictReader(lines, strict=True)
     try:
         if not reader.fieldnames or "prompt" not in reader.fieldnames:
             raise DatasetError(f"prompt file {name} needs a 'prompt' column")
-        items = []
         for n, row in enumerate(reader, 2):
             if None in row.values():  # DictReader's filler of a short row
                 raise DatasetError(f"prompt file {name}, row {n}: fewer fields than the header")
-            items.append(_item(name, f"row {n}", dict(row)))
-        return items
+            yield _item(name, f"row {n}", dict(row))
     except csv.Error as exc:  # a quote left open, a field over csv.field_size_limit()...
         if str(exc) == "unexpected end of data":
             raise DatasetError(f"prompt file {name}: a quoted field is never closed") from None

@@ -24,7 +24,7 @@ import logging
 import re
 import string
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,7 +64,7 @@ from textnlp.services.job_models import (
     UploadedFile,
     UploadList,
 )
-from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
+from textnlp.services.job_prompts import iter_prompt_file, normalise, prompt_list_template
 from textnlp.services.job_records import PAGE_SIZE, JobRecords, JobReport, RecordPage, RecordQuery
 from textnlp.services.models import ModelPool
 from textnlp.services.spending import SpendingService
@@ -212,18 +212,20 @@ class JobService:
             total = spec.count or 0
         else:
             if spec.prompts:
-                items = normalise(spec.prompts)
-                self._check_prompts(items)
+                first, total = self._check_prompts(normalise(spec.prompts))
             else:
-                items = self.read_prompt_file(spec, owner)
-                self._check_prompts(items, file=spec.prompt_file)
-            template, total = prompt_list_template(items[:1]), len(items)
+                # A file is read as a stream, each prompt checked and counted, none kept: a
+                # 200 MB batch file held whole was gigabytes of the API's memory per submit.
+                first, total = self._check_prompts(
+                    self.iter_prompt_file(spec, owner), file=spec.prompt_file
+                )
+            template = prompt_list_template([first])
             model = spec.model or self.settings.default_model
-            if isinstance(items[0], BatchRequestItem) and items[0].model != model:
+            if isinstance(first, BatchRequestItem) and first.model != model:
                 # The runner sends every request to the job's model: it must be the file's.
                 raise InvalidParameter(
-                    f"the batch file's requests name model {items[0].model!r}, "
-                    f"the job {model!r}; submit it with model {items[0].model!r}"
+                    f"the batch file's requests name model {first.model!r}, "
+                    f"the job {model!r}; submit it with model {first.model!r}"
                 )
         if total > limit:
             raise InvalidParameter(f"count {total} is above the maximum of {limit}")
@@ -248,16 +250,24 @@ class JobService:
             self.pool.check_available(model_id)
         return total
 
-    def _check_prompts(self, items: list[Any], *, file: str | None = None) -> None:
-        """A prompt over the API's bound (``api.max_prompt_chars``, as for one generation) is
+    def _check_prompts(
+        self, items: Iterable[PromptItem], *, file: str | None = None
+    ) -> tuple[PromptItem, int]:
+        """The first of ``items`` and how many there are, read once and none kept.
+
+        A prompt over the API's bound (``api.max_prompt_chars``, as for one generation) is
         refused at upload and at submit: at run time it would fail the job, attempt after
         attempt. (An OpenAI batch file's line fails alone, as OpenAI's do: its requests are not
         checked.) A list's prompt is named by its index, a file's by its number from 1."""
-        if items and isinstance(items[0], BatchRequestItem):
-            return
         limit = self.settings.api.max_prompt_chars
+        first: PromptItem | None = None
+        count = 0
         for index, item in enumerate(items):
-            if isinstance(item, PromptItem) and len(item.prompt) + len(item.system or "") > limit:
+            first = item if first is None else first
+            count += 1
+            if isinstance(item, BatchRequestItem):
+                continue
+            if len(item.prompt) + len(item.system or "") > limit:
                 if file is not None:
                     raise InvalidParameter(
                         f"prompt file {quoted(file)}: prompt {index + 1} is over {limit} "
@@ -267,6 +277,9 @@ class JobService:
                 raise InvalidParameter(
                     f"prompt {index} is over {limit} characters", parameter="prompts"
                 )
+        if first is None:  # a file says it is empty first; a list is never
+            raise InvalidParameter("there are no prompts", parameter="prompts")
+        return first, count
 
     def _prompt_file_check(self, spec: JobSpec, owner: Owner) -> Callable[[], None] | None:
         """For the store: the job's prompt file is still there as the job is stored (it was
@@ -281,13 +294,22 @@ class JobService:
 
         return check
 
-    def read_prompt_file(self, spec: JobSpec, owner: Owner) -> list[Any]:
+    def iter_prompt_file(self, spec: JobSpec, owner: Owner) -> Iterator[PromptItem]:
+        """The prompts of the job's file, read as a stream from storage."""
         key = spec.prompt_file or ""
         if not key.startswith(Keys.USER_UPLOADS):
             raise InvalidInput(f"prompt_file must be a key under {Keys.USER_UPLOADS}")
         if not owner.is_admin and not key.startswith(f"{Keys.USER_UPLOADS}{owner.id}/"):
             raise NotFound(f"no prompt file {quoted(key)}")  # another user's upload
-        return parse_prompt_file(key, self._prompt_file_bytes(key))
+        try:
+            if self.storage.size(key) > MAX_PROMPT_FILE_BYTES:
+                raise DatasetError(
+                    f"prompt file {key} is larger than {MAX_PROMPT_FILE_BYTES} bytes"
+                )
+            chunks = self.storage.open_read(key)
+        except NotFound:  # the storage's words name its layout; a user's own is the same 404
+            raise NotFound(f"no prompt file {quoted(key)}") from None
+        return iter_prompt_file(key, chunks)
 
     def _prompt_file_bytes(self, key: str) -> bytes:
         try:
@@ -314,7 +336,7 @@ class JobService:
             raise InvalidInput(f"S3_KEY must be {Keys.USER_UPLOADS}<user>/<file> (got {key!r})")
         owner = Owner(id=parts[2])
         data = self._prompt_file_bytes(key)
-        self._check_prompts(parse_prompt_file(key, data), file=key)
+        self._check_prompts(iter_prompt_file(key, [data]), file=key)
         copy = Keys.upload(owner.id, upload_name("/".join(parts[3:]), data))
         if not self.storage.exists(copy):  # the user's own bytes: no quota is asked twice
             self.storage.put_bytes(
@@ -334,7 +356,7 @@ class JobService:
         """
         if "/" in name:
             raise InvalidInput(f"upload name {name!r} must be a file name, without '/'")
-        self._check_prompts(parse_prompt_file(name, data), file=name)
+        self._check_prompts(iter_prompt_file(name, [data]), file=name)
         key = Keys.upload(owner.id, upload_name(name, data))
         if not self.storage.exists(key):  # the same file again takes no more room
             self.check_upload_room(owner, len(data))

@@ -302,3 +302,22 @@ def test_an_archived_result_is_linked_through_the_api_not_a_presigned_url(
         old = datetime.now(UTC) - timedelta(days=91)
         session.execute(update(JobRow).where(JobRow.id == view.id).values(finished_at=old))
     assert jobs.status(ALICE, view.id).result.url is None  # type: ignore[union-attr]
+
+
+def test_a_prompt_file_is_checked_at_submit_as_a_stream(
+    jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submitting a 200 MB file held it whole, then every parsed line (3.4 KB each): gigabytes
+    of the API's memory per request. It is read in chunks now, each prompt counted and
+    dropped."""
+    lines = [json.dumps({"prompt": f"Say {i}", "label": i % 3}) for i in range(900)]
+    key = jobs.upload_prompts(ALICE, "many.jsonl", ("\n".join(lines) + "\n").encode())
+
+    def whole(key: str) -> bytes:
+        raise AssertionError(f"{key} read whole")
+
+    monkeypatch.setattr(jobs.storage, "get_bytes", whole)
+    view = jobs.submit(ALICE, JobSpec(prompt_file=key, model="fake-fast"))
+    assert view.progress.total == 900
+    csv_key = jobs.upload_prompts(ALICE, "one.csv", b'prompt,label\n"hi,\nthere",a\n')
+    assert jobs.submit(ALICE, JobSpec(prompt_file=csv_key, model="fake-fast")).progress.total == 1
