@@ -9,8 +9,11 @@ service), and the report says what is down. The container health check asks ``LI
 instead, which probes nothing.
 
 A remote model whose circuit is open is ``down`` with the circuit's state as its detail
-(``ModelPool.describe``). Everything is probed at most every ``PROBE_TTL_S``, in a worker
-thread; the JSON answer is rendered once per new report, not once per probe request.
+(``ModelPool.describe``). Details (a server's error text, a bucket, a secret's name) are for
+administrators: the route is public for load-balancer probes, and anyone else gets each
+component's and model's state alone (``render(detailed=False)``). Everything is probed at
+most every ``PROBE_TTL_S``, in a worker thread; the JSON answer is rendered once per new
+report, not once per probe request.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class HealthChecker:
         self._probed_at = 0.0
         self._report: HealthResponse | None = None
         self._rendered: tuple[int, bytes] = (503, b"")
+        self._public: bytes = b""
 
     async def check(self) -> HealthResponse:
         now = time.monotonic()
@@ -60,12 +64,15 @@ class HealthChecker:
                 200 if serving else 503,
                 self._report.model_dump_json().encode(),
             )
+            self._public = _without_details(self._report).model_dump_json().encode()
         return self._report
 
-    async def render(self) -> tuple[int, bytes]:
-        """(HTTP status, JSON body) of the current report."""
+    async def render(self, *, detailed: bool = True) -> tuple[int, bytes]:
+        """(HTTP status, JSON body) of the current report; without ``detailed``, the states
+        alone."""
         await self.check()
-        return self._rendered
+        status, body = self._rendered
+        return status, body if detailed else self._public
 
     def _probe(self) -> tuple[dict[str, ComponentHealth], dict[str, ComponentHealth]]:
         """(the dependencies' health, each model's)."""
@@ -127,6 +134,15 @@ class HealthChecker:
         self._probed_at = 0.0
         self._probed = {}
         self._report = None
+
+
+def _without_details(report: HealthResponse) -> HealthResponse:
+    def bare(parts: dict[str, ComponentHealth]) -> dict[str, ComponentHealth]:
+        return {name: ComponentHealth(status=part.status) for name, part in parts.items()}
+
+    return HealthResponse(
+        status=report.status, checks=bare(report.checks), models=bare(report.models)
+    )
 
 
 def _ok(condition: bool, failure: str) -> ComponentHealth:

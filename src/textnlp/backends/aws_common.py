@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 from textnlp.backends.base import installed
 from textnlp.backends.cloud import CloudBackend, CloudContext
 from textnlp.backends.options import AwsOptions
-from textnlp.backends.providers.http_errors import error_class, mentions_context
+from textnlp.backends.providers.http_errors import error_class, mentions_context, told
 from textnlp.errors import (
     AuthFailed,
     BackendError,
@@ -125,7 +125,8 @@ def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
         if isinstance(exc, EventStreamError) and code[:1].islower():
             code = code[:1].upper() + code[1:]
         cls = _class_for(code, message, exc.response)
-        return cls(f"{code}: {without_account_ids(message)}", code=code, **where)
+        text = told(cls, without_account_ids(message), "the service refused or failed the call")
+        return cls(f"{code}: {text}", code=code, **where)
     if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
         return Timeout(f"no answer in time: {exc}", **where)
     if isinstance(exc, EndpointConnectionError):

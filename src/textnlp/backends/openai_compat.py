@@ -29,7 +29,7 @@ from textnlp.backends.cloud import CloudBackend, CloudContext
 from textnlp.backends.options import OpenAIOptions
 from textnlp.backends.providers import openai as openai_body
 from textnlp.backends.providers.common import Chunk, Parsed
-from textnlp.backends.providers.http_errors import event_error
+from textnlp.backends.providers.http_errors import event_error, told
 from textnlp.backends.providers.openai import VllmExtras
 from textnlp.backends.sdk_errors import map_sdk_error
 from textnlp.backends.spec import ModelSpec
@@ -157,9 +157,9 @@ class OpenAICompatBackend(CloudBackend):
                     # SDK knows: without this it ended the answer as if complete.
                     if (error := event_error(data)) is not None:
                         cls, message = error
-                        raise cls(
-                            f"the server's stream: {message}", backend=self.name, model=self.spec.id
-                        )
+                        text = told(cls, message, "an error")
+                        where = {"backend": self.name, "model": self.spec.id}
+                        raise cls(f"the server's stream: {text}", **where)
                     if (chunk := openai_body.parse_chunk(data)) is not None:
                         yield chunk
         except openai.APIError as exc:

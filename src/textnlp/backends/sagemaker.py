@@ -39,7 +39,7 @@ from textnlp.backends.options import SageMakerOptions
 from textnlp.backends.providers import openai as openai_body
 from textnlp.backends.providers import sagemaker_tgi
 from textnlp.backends.providers.common import Chunk, Parsed
-from textnlp.backends.providers.http_errors import event_error
+from textnlp.backends.providers.http_errors import event_error, told
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationRequest
 from textnlp.errors import BackendUnavailable, ConfigError
@@ -151,5 +151,6 @@ class SageMakerBackend(AwsRuntimeBackend):
         too long, an out-of-memory) raised, never taken for the answer's end."""
         if (error := event_error(event)) is not None:
             cls, message = error
-            raise cls(f"the model server's stream: {message}", **self._where())
+            text = told(cls, message, "an error")
+            raise cls(f"the model server's stream: {text}", **self._where())
         return parse(event)

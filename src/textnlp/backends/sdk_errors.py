@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textnlp.backends.providers.http_errors import error_class, event_error
+from textnlp.backends.providers.http_errors import error_class, event_error, told
 from textnlp.errors import BackendError, BackendUnavailable, Timeout
 
 #: Anthropic's error types ("Errors" in its API docs) and their statuses: an error event inside
@@ -35,7 +35,8 @@ def map_sdk_error(exc: Exception, *, backend: str, model: str) -> BackendError:
         retry_after = _retry_after(exc)
         if retry_after is not None:
             details["retry_after"] = retry_after
-        return cls(f"HTTP {status}: {message}", **details, **where)
+        text = told(cls, message, f"the model server answered {status}")
+        return cls(f"HTTP {status}: {text}", **details, **where)
     name = type(exc).__name__
     if "Timeout" in name:
         return Timeout(f"no answer in time: {exc}", **where)
@@ -45,7 +46,7 @@ def map_sdk_error(exc: Exception, *, backend: str, model: str) -> BackendError:
         # An error event inside a 200 stream (vLLM's context error, code 400): the SDK raises
         # APIError without a status; the event's own code says whose fault it is.
         cls, message = found
-        return cls(f"the server's stream: {message}", **where)
+        return cls(f"the server's stream: {told(cls, message, 'an error')}", **where)
     return BackendUnavailable(f"{name}: {exc}", **where)
 
 

@@ -143,7 +143,9 @@ def test_an_open_circuit_shows_in_health_and_the_model_list(api: Api) -> None:
         breaker.record_failure(BackendUnavailable("Bedrock did not answer"))
     checker.invalidate()
     try:
-        health = api.client.get("/api/v1/admin/health")
+        health = api.client.get("/api/v1/admin/health", headers=api.headers("admin"))
+        anonymous = api.client.get("/api/v1/admin/health").json()
+        as_alice = api.client.get("/api/v1/admin/health", headers=api.headers("alice")).json()
         listed = api.client.get("/api/v1/models/list", headers=api.headers("alice")).json()
         one = api.client.get("/api/v1/models/anthropic.claude-v2", headers=api.headers("alice"))
     finally:
@@ -152,6 +154,10 @@ def test_an_open_circuit_shows_in_health_and_the_model_list(api: Api) -> None:
     assert health.status_code == 200  # not the default model: the API stays in service
     model = health.json()["models"]["anthropic.claude-v2"]
     assert model["status"] == "down" and "circuit open after 5 failures" in model["detail"]
+    # The probe is public: anyone else reads each state alone, never a server's words.
+    for report in (anonymous, as_alice):
+        assert report["models"]["anthropic.claude-v2"] == {"status": "down", "detail": ""}
+        assert all(part["detail"] == "" for part in report["checks"].values())
     info = {m["id"]: m for m in listed["data"]}["anthropic.claude-v2"]
     assert info["available"] is False and "Bedrock did not answer" in info["reason"]
     assert one.json()["available"] is False

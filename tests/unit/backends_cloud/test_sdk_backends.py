@@ -369,3 +369,27 @@ async def test_an_error_event_in_an_openai_compatible_stream_is_raised_by_its_co
     ) as backend:
         with pytest.raises(error):
             [d async for d in backend.stream(GenerationRequest.chat("Hi", params=PARAMS))]
+
+
+async def test_a_model_servers_own_failure_text_stays_in_the_log(
+    context: CloudContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server's 500 names its hosts, paths and keys: the user (and, once the circuit opens,
+    the health report) read that it failed, the log reads what it said. A 400 about the
+    request keeps its words."""
+    internal = "CUDA OOM in /opt/vllm/engine.py on gpu-node-7.internal (10.0.3.17), api_key=sk-x"
+    failing = httpx2.Response(500, json={"error": {"message": internal}})
+    too_long = httpx2.Response(
+        400, json={"error": {"message": "maximum context length is 4096 tokens"}}
+    )
+    recorder = Recorder(too_long, failing, failing, failing)
+    async with OpenAICompatBackend(
+        openai_spec(), context=context, http_client=client(recorder)
+    ) as backend:
+        with pytest.raises(ContextWindowExceeded) as refused:
+            await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
+        with pytest.raises(BackendUnavailable) as failed:
+            await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
+    assert "gpu-node-7" not in str(failed.value) and "500" in str(failed.value)
+    assert "gpu-node-7" in caplog.text
+    assert "maximum context length is 4096 tokens" in str(refused.value)

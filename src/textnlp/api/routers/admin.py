@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from textnlp.api.deps import AdminUser
+from textnlp.api.deps import AdminUser, authenticate_async, credential_of
 from textnlp.api.health import HealthChecker
 from textnlp.api.schemas import CacheCleared, HealthResponse, Liveness
+from textnlp.errors import TextNLPError
 from textnlp.observability.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -21,10 +22,23 @@ _HEALTH_DOC: dict[int | str, dict[str, Any]] = {
 @router.get("/health", response_model=HealthResponse, responses=_HEALTH_DOC)
 async def health(request: Request) -> Response:
     """Database, cache, queue, storage and every model backend: 200 while the database is up
-    (``degraded`` when another part is down), 503 when it is not."""
+    (``degraded`` when another part is down), 503 when it is not. Why a part is down is told
+    to administrators only."""
     checker: HealthChecker = request.app.state.health
-    status, body = await checker.render()
+    status, body = await checker.render(detailed=await _from_an_admin(request))
     return Response(body, status_code=status, media_type="application/json")
+
+
+async def _from_an_admin(request: Request) -> bool:
+    """Whether the probe carries an administrator's credential (the details are theirs: a
+    server's error text, a bucket's name); a missing or bad one is an anonymous probe."""
+    credential = credential_of(request)
+    if not credential:
+        return False
+    try:
+        return (await authenticate_async(request, credential)).is_admin
+    except TextNLPError:  # a bad or rate-limited credential: the probe is answered all the same
+        return False
 
 
 @router.get("/health/live", response_model=Liveness)

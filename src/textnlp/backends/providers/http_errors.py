@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from textnlp.errors import (
     RateLimited,
     Timeout,
 )
+
+log = logging.getLogger(__name__)
 
 #: Phrases servers use when a prompt does not fit (OpenAI ``context_length_exceeded``, vLLM
 #: "maximum context length", TGI "`inputs` tokens + `max_new_tokens` must be <= N", Bedrock
@@ -30,6 +33,17 @@ CONTEXT_PHRASES = (
     "exceeds the context",
     "prompt is too long",
 )
+
+
+def told(cls: type[BackendError], text: str, summary: str) -> str:
+    """What a user reads of a model server's error: its own text when it is about the request
+    (too long, a parameter out of range), else ``summary``. A server's failure, its credentials
+    or its provider's limits are the deployment's: their text names hosts, paths, roles, keys
+    and organisations, so it goes to the log only."""
+    if issubclass(cls, InvalidRequest | ContextWindowExceeded):
+        return text
+    log.warning("model server error (%s): %s", cls.__name__, text)
+    return summary
 
 
 def mentions_context(message: str) -> bool:
