@@ -175,3 +175,43 @@ def test_a_model_id_is_sent_escaped() -> None:
         b"/api/v1/models/x%3Fy%3D1/invoke",
         b"/api/v1/models/%2E%2E/invoke",
     ]
+
+
+PRESIGNED = "https://textnlp-prod.s3.amazonaws.com/generated/batch-jobs/j1/records.jsonl"
+
+
+def stored_results(request: httpx.Request) -> httpx.Response:
+    """The API on S3 storage: results answer 307 to a presigned URL, which S3 serves alone."""
+    if request.url.host == "api.test":
+        return httpx.Response(307, headers={"location": PRESIGNED + "?X-Amz-Signature=abc"})
+    if "authorization" in request.headers:  # S3 refuses a second authentication mechanism
+        return httpx.Response(400, text="<Error><Code>InvalidArgument</Code></Error>")
+    return httpx.Response(200, content=b'{"index": 0}\n{"index": 1}\n')
+
+
+def test_results_on_s3_storage_are_fetched_from_their_presigned_url() -> None:
+    """The client saved the empty 307 and said it had (CLI: "saved 0 bytes")."""
+    api = client(stored_results)
+    logged_in(api)
+    sink = io.BytesIO()
+    assert api.download_results("0" * 32, sink) == len(sink.getvalue()) > 0
+    assert sink.getvalue().count(b"\n") == 2
+
+
+def test_results_on_s3_storage_async() -> None:
+    async def run() -> bytes:
+        transport = httpx.MockTransport(stored_results)
+        async with AsyncTextNLPClient("http://api.test", transport=transport) as api:  # type: ignore[arg-type]
+            logged_in(api)
+            sink = io.BytesIO()
+            await api.download_results("0" * 32, sink)
+            return sink.getvalue()
+
+    assert asyncio.run(run()).count(b"\n") == 2
+
+
+def test_a_redirect_to_no_url_is_still_an_error() -> None:
+    api = client(lambda request: httpx.Response(307, headers={"location": "/uploads"}))
+    logged_in(api)
+    with pytest.raises(ApiError, match="unexpected redirect"):
+        api.download_results("0" * 32, io.BytesIO())

@@ -31,12 +31,14 @@ from textnlp.client.core import (
     job_path,
     key_path,
     model_path,
+    origin_of,
     parsed,
     parsed_json,
     raise_for_error,
     reaching,
     retry_wait,
     sse_chunk,
+    stored_file_location,
     stream_event,
     stream_message,
     stream_url,
@@ -278,9 +280,23 @@ class AsyncTextNLPClient:
                 async with self._http.stream("GET", path, headers=self._headers(True)) as response:
                     if await self._open_again(response, attempt, sent):
                         continue
+                    if response.is_redirect:  # S3 storage: a presigned URL
+                        return await self._download_stored(stored_file_location(response), sink)
                     async for chunk in response.aiter_bytes():
                         written += sink.write(chunk)
                     break
+        return written
+
+    async def _download_stored(self, url: str, sink: IO[bytes]) -> int:
+        """A stored file's bytes from its presigned URL: no credential of the API's is sent."""
+        written = 0
+        with reaching(origin_of(url)):
+            async with self._http.stream("GET", url, headers={}) as response:
+                if response.status_code >= 300:
+                    await response.aread()
+                    raise_for_error(response)
+                async for chunk in response.aiter_bytes():
+                    written += sink.write(chunk)
         return written
 
     # Validation ------------------------------------------------------------------------------

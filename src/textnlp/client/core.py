@@ -90,9 +90,26 @@ def retry_wait(response: httpx.Response, attempt: int) -> float | None:
     return wait if wait <= MAX_RETRY_WAIT_S else None
 
 
+def stored_file_location(response: httpx.Response) -> str:
+    """Where a results download's redirect points (on S3 storage the API answers 307 to a
+    presigned URL): an absolute http(s) URL, fetched without the API's credential (S3 refuses a
+    second authentication, and the token is not S3's to see); ``ApiError`` for anything else."""
+    location = str(response.headers.get("location", ""))
+    if httpx.URL(location).scheme not in {"http", "https"}:
+        raise_for_error(response)
+    return location
+
+
+def origin_of(url: str) -> str:
+    """A URL's scheme and host, for an error's words (a presigned URL's query is a signature)."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}"
+
+
 def raise_for_error(response: httpx.Response) -> None:
     """``ApiError`` for any answer but a success: a redirect too, which the client does not
-    follow (the API makes none; a 307 to ``/uploads`` was taken for a deleted upload)."""
+    follow (but a results download's, ``stored_file_location``; a 307 to ``/uploads`` was taken
+    for a deleted upload)."""
     if response.is_redirect:
         where = response.headers.get("location", "elsewhere")
         body = {"type": "http_error", "message": f"unexpected redirect to {quoted(where)}"}

@@ -32,12 +32,14 @@ from textnlp.client.core import (
     job_path,
     key_path,
     model_path,
+    origin_of,
     parsed,
     parsed_json,
     raise_for_error,
     reaching,
     retry_wait,
     sse_chunk,
+    stored_file_location,
     stream_event,
     stream_message,
     stream_url,
@@ -277,9 +279,22 @@ class TextNLPClient:
             ):
                 if self._open_again(response, attempt, sent):
                     continue
+                if response.is_redirect:  # S3 storage: a presigned URL (an empty 307 was saved)
+                    return self._download_stored(stored_file_location(response), sink)
                 for chunk in response.iter_bytes():
                     written += sink.write(chunk)
                 break
+        return written
+
+    def _download_stored(self, url: str, sink: IO[bytes]) -> int:
+        """A stored file's bytes from its presigned URL: no credential of the API's is sent."""
+        written = 0
+        with reaching(origin_of(url)), self._http.stream("GET", url, headers={}) as response:
+            if response.status_code >= 300:
+                response.read()
+                raise_for_error(response)
+            for chunk in response.iter_bytes():
+                written += sink.write(chunk)
         return written
 
     # Validation ------------------------------------------------------------------------------
