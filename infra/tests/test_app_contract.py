@@ -134,3 +134,26 @@ def test_every_app_route_is_reachable_through_the_gateway(
     ]
     assert unreachable == []
     assert "/openapi.json" in gateway and "/docs" in gateway
+
+
+def test_the_apps_storage_keys_are_the_designs_layout(assembly: Assembly) -> None:
+    """The app's key prefixes (``textnlp.adapters.storage.Keys``) are the layout the bucket's
+    lifecycle rules, upload trigger and IAM policies are written for."""
+    from textnlp.adapters.storage.keys import Keys
+
+    from textnlp_infra.constructs.storage import KEY_LAYOUT
+
+    used = {Keys.TEMPLATES, Keys.USER_UPLOADS, Keys.GENERATED, Keys.BATCH_JOBS, Keys.VALIDATION}
+    assert used <= set(KEY_LAYOUT)
+    assert Keys.batch_result("j", "jsonl").startswith(Keys.BATCH_JOBS)
+    assert Keys.upload("u", "f.csv").startswith(Keys.USER_UPLOADS)
+    (bucket,) = [
+        b for b in assembly.resources("Data", "AWS::S3::Bucket").values()
+        if b["Properties"].get("LifecycleConfiguration")
+    ]
+    prefixes = {
+        rule["Prefix"] for rule in bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+        if rule.get("Prefix")
+    }
+    # Each rule's prefix is a part of the layout, or holds some (models/, validation/).
+    assert all(any(entry.startswith(prefix) for entry in KEY_LAYOUT) for prefix in prefixes)
