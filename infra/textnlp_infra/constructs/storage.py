@@ -13,8 +13,9 @@ from textnlp_infra.config import EnvConfig
 # The design's key layout. S3 has no folders; the prefixes are the contract between the
 # application (DESIGN.md, Jobs), the lifecycle rules, the upload trigger and the IAM policies
 # (`tests/test_app_contract.py` holds the app's `Keys` and the rules to it). The app writes
-# templates, user uploads, generated files and validation results; models/ holds SageMaker's
-# archives; the others are the design's, unused (backups go to AWS Backup's vaults).
+# user uploads, generated/batch-jobs/ and validation results; models/ holds SageMaker's
+# archives; the others are the design's, unused (templates ship with the app, backups go to
+# AWS Backup's vaults).
 KEY_LAYOUT = (
     "prompts/templates/",
     "prompts/user-uploads/",
