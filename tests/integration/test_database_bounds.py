@@ -137,3 +137,18 @@ def test_a_failed_statements_values_never_reach_a_log_line(
         assert "IntegrityError" in line or "UniqueViolation" in line  # the error is still there
     finally:
         engine.dispose()
+
+
+def test_a_migration_given_its_url_reads_no_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app built from explicit settings migrates its SQLite file on first use: a stray
+    variable of the environment (read by migrations/env.py) stopped it."""
+    monkeypatch.setenv("TEXTNLP_STORAGE__BUCKETT", "typo")
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()

@@ -35,6 +35,9 @@ T = TypeVar("T")
 
 #: An AWS account id in an error message (an ARN, "Endpoint e of account N"): not the user's.
 _ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
+#: SageMaker's trailer "See https://<region>.console.aws.amazon.com/...<endpoint> in account N
+#: for more information.": the deployment's whereabouts, not the caller's.
+_CONSOLE_LINK = re.compile(r"\s*See https://\S+ in account \S+ for more information\.?")
 _MISSING_ENDPOINT = re.compile(r"^Endpoint \S+ of account \S+ not found")
 
 #: AWS error codes (Bedrock Runtime and SageMaker Runtime API references, "Errors").
@@ -120,7 +123,7 @@ def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
     if isinstance(exc, ClientError):  # EventStreamError is one too
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
-        message = str(error.get("Message", "")) or str(exc)
+        message = _CONSOLE_LINK.sub("", str(error.get("Message", ""))) or str(exc)
         # Error events inside a stream spell their codes lowerCamel (throttlingException).
         if isinstance(exc, EventStreamError) and code[:1].islower():
             code = code[:1].upper() + code[1:]

@@ -23,8 +23,9 @@ def upgrade() -> None:
     from textnlp.adapters.db.base import make_engine
     from textnlp.adapters.db.schema import current_revisions, upgrade_database
 
-    url = settings().database_url
-    upgrade_database(url)
+    current = settings()
+    url = current.database_url
+    upgrade_database(url, current.database)  # its lock timeout too
     engine = make_engine(url)
     try:
         revision = ", ".join(sorted(current_revisions(engine)))

@@ -24,12 +24,16 @@ for module in pkgutil.iter_modules(db_package.__path__):
     importlib.import_module(f"textnlp.adapters.db.{module.name}")
 
 config = context.config
-settings = load_settings()
-url = config.get_main_option("sqlalchemy.url") or settings.database_url  # or the alembic CLI's
+url = config.get_main_option("sqlalchemy.url") or ""
+# The caller's database settings (``upgrade_database``), or the environment's for the alembic
+# CLI, which gives no URL either; a caller with a URL alone gets the defaults.
+database: DatabaseSettings | None = config.attributes.get("database")
+if not url:
+    settings = load_settings()
+    url, database = settings.database_url, database or settings.database
 
-#: A migration's statements may take long (a new index on a large table); its lock waits not
-#: (``TEXTNLP_DATABASE__LOCK_TIMEOUT_S``, as every process's).
-BOUNDS: DatabaseSettings = settings.database.model_copy(update={"statement_timeout_s": 0})
+#: A migration's statements may take long (a new index on a large table); its lock waits not.
+BOUNDS = (database or DatabaseSettings()).model_copy(update={"statement_timeout_s": 0})
 #: The advisory lock key of migrations (a constant the app uses for nothing else).
 MIGRATION_LOCK = 7_465_786_174
 

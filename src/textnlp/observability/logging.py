@@ -38,7 +38,8 @@ _URL_CREDENTIALS = re.compile(
 
 #: PostgreSQL's DETAIL line quotes the row's values ("Key (id)=(...) already exists", "Failing
 #: row contains (...)"): prompts and user ids, which ``hide_parameters`` cannot reach.
-_SQL_DETAIL = re.compile(r"(DETAIL:\s*).*")
+#: Applied to the text before it is encoded: the rest of that one line.
+_SQL_DETAIL = re.compile(r"(DETAIL:[ \t]*)[^\n]*")
 
 
 def redact(key: str, value: Any) -> Any:
@@ -46,11 +47,15 @@ def redact(key: str, value: Any) -> Any:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with credentials in URLs and query strings, and SQL error details, replaced by
-    ``[redacted]``."""
+    """``text`` with credentials in URLs and query strings replaced by ``[redacted]``."""
     text = _URL_CREDENTIALS.sub(rf"\g<scheme>{REDACTED}@", text)
-    text = _SQL_DETAIL.sub(rf"\g<1>{REDACTED}", text)
     return _QUERY_PARAM.sub(_redacted_parameter, text)
+
+
+def without_sql_detail(text: str) -> str:
+    """``text`` with the values of PostgreSQL's DETAIL lines replaced (raw text: a JSON
+    line's escaped newlines would let the line run on)."""
+    return _SQL_DETAIL.sub(rf"\g<1>{REDACTED}", text)
 
 
 def _redacted_parameter(match: re.Match[str]) -> str:
@@ -63,7 +68,7 @@ class RedactingFormatter(logging.Formatter):
     """The plain-text format, redacted as the JSON one is."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record))
+        return redact_text(without_sql_detail(super().format(record)))
 
 
 class JsonFormatter(logging.Formatter):
@@ -72,7 +77,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": without_sql_detail(record.getMessage()),
             "request_id": request_id_var.get(),
         }
         trace_id = _trace_id()
@@ -82,7 +87,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = redact(key, value)
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = without_sql_detail(self.formatException(record.exc_info))
         return redact_text(json.dumps(line, default=str, ensure_ascii=False))
 
 

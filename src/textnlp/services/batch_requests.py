@@ -343,13 +343,20 @@ def text_lines(
         *lines, pending = pending.split("\n")
         for line in lines:
             number += 1
+            _bounded(line, kind, name, number)
             yield line + "\n" if keep_ends else line.removesuffix("\r")
-        if len(pending) > MAX_REQUEST_BYTES:  # characters: at least as many bytes
-            where = f"{kind} file {name}, line {number + 1}"
-            noun = "request" if kind == "batch" else "line"
-            raise DatasetError(f"{where}: the {noun} is over {MAX_REQUEST_BYTES} bytes")
+        _bounded(pending, kind, name, number + 1)  # as it grows, not once it is whole
     if pending:
         yield pending if keep_ends else pending.removesuffix("\r")
+
+
+def _bounded(line: str, kind: str, name: str, number: int) -> None:
+    """Every line under ``MAX_REQUEST_BYTES``, finished or growing: the same verdict however
+    the file arrives (whole at upload, in chunks at submit)."""
+    if len(line) > MAX_REQUEST_BYTES:  # characters: at least as many bytes
+        noun = "request" if kind == "batch" else "line"
+        where = f"{kind} file {name}, line {number}"
+        raise DatasetError(f"{where}: the {noun} is over {MAX_REQUEST_BYTES} bytes")
 
 
 def jsonl_lines(text: str) -> list[str]:

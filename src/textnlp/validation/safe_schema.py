@@ -248,6 +248,22 @@ VALUE_FORMATS.checkers.update(
 _DURATION = re.compile(
     r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?", re.ASCII
 )
+#: RFC 3339 allows a leap second (``23:59:60Z``); rfc3339-validator refuses it.
+_LEAP_SECOND = re.compile(r"(\d\d:\d\d:)60(?=(\.\d+)?([Zz]|[+-]\d\d:\d\d)$)")
+
+
+def _with_leap_seconds(name: str) -> None:
+    check, raises = VALUE_FORMATS.checkers[name]
+    VALUE_FORMATS.checkers[name] = (
+        lambda value: check(
+            _LEAP_SECOND.sub(r"\g<1>59", value) if isinstance(value, str) else value
+        ),
+        raises,
+    )
+
+
+_with_leap_seconds("date-time")
+_with_leap_seconds("time")
 VALUE_FORMATS.checks("duration")(
     lambda value: not isinstance(value, str) or _DURATION.fullmatch(value) is not None
 )

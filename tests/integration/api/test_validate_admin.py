@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -181,3 +182,20 @@ def test_a_route_whose_extra_is_missing_answers_501_naming_it(
         "textstat",
     )
     assert "pip install 'textnlp[validation]'" in error["message"]
+
+
+def test_a_monitor_probing_with_a_key_spends_none_of_its_rate_limit(tmp_path: Path) -> None:
+    """The health route reads a credential to decide whether to show details; it took a
+    rate-limit token each time, so a monitor polling with an admin's key emptied their bucket
+    and the report silently lost its details."""
+    from tests.support.api import start_api
+    from textnlp.config import load_settings
+
+    settings = load_settings(home=tmp_path, api={"rate_limit_burst": 3, "rate_limit_per_s": 0.01})
+    for api in start_api(settings):
+        headers = api.headers("admin")  # logging in takes no token of the user's bucket
+        bodies = [api.client.get("/api/v1/admin/health", headers=headers) for _ in range(6)]
+        assert all(b.status_code == 200 for b in bodies)
+        # Each one the admin's view (details), the last as the first.
+        assert all(b.json()["checks"]["queue"]["detail"] == "database table" for b in bodies)
+        assert api.client.get("/api/v1/models/list", headers=headers).status_code == 200

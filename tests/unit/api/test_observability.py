@@ -103,3 +103,23 @@ def test_a_host_without_a_gpu_exports_no_gpu_utilisation() -> None:
     assert b"textnlp_gpu_utilisation_percent" not in metrics.render()  # absent, not 0
     metrics.observe_gpu(42.0)
     assert b"textnlp_gpu_utilisation_percent 42.0" in metrics.render()
+
+
+def test_sql_detail_is_redacted_on_its_own_line_only() -> None:
+    """PostgreSQL's DETAIL quotes the row; the JSON line stays JSON, and the lines after the
+    DETAIL stay (an earlier redaction ran over the encoded line and cut it off)."""
+    try:
+        raise RuntimeError(
+            'duplicate key value violates unique constraint "t_pkey"\n'
+            "DETAIL:  Key (id)=(patient Jane Roe) already exists.\n"
+            "[SQL: INSERT INTO t VALUES (%(v)s)]"
+        )
+    except RuntimeError:
+        import sys
+
+        record = logging.makeLogRecord(
+            {"msg": "failed: DETAIL: Key (x)=(y)", "levelname": "ERROR", "exc_info": sys.exc_info()}
+        )
+    line = json.loads(JsonFormatter().format(record))  # still one JSON object
+    assert "Jane Roe" not in line["exception"] and "(y)" not in line["message"]
+    assert "DETAIL:  [redacted]\n[SQL: INSERT INTO t VALUES" in line["exception"]

@@ -120,3 +120,19 @@ def test_a_batch_line_asks_what_the_same_request_online_asks() -> None:
     line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}
     (item,) = parse_batch_file("f", json.dumps(line).encode())
     assert list(item.messages) == online
+
+
+def test_a_long_line_has_one_verdict_however_the_file_arrives() -> None:
+    """Upload reads a file whole, submit in 1 MiB chunks: a 2.5 MB line passed one and failed
+    the other (only a line still growing at a chunk's end was measured)."""
+    from textnlp.services.job_prompts import iter_prompt_file
+
+    data = (json.dumps({"prompt": "Say hi", "document": "x" * 2_500_000}) + "\n").encode()
+    verdicts = []
+    for chunks in ([data], [data[i : i + (1 << 20)] for i in range(0, len(data), 1 << 20)]):
+        with pytest.raises(DatasetError) as refused:
+            list(iter_prompt_file("f.jsonl", chunks))
+        verdicts.append(refused.value.message)
+    assert (
+        verdicts[0] == verdicts[1] == "prompt file f.jsonl, line 1: the line is over 1048576 bytes"
+    )

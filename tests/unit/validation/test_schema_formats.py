@@ -13,6 +13,8 @@ from textnlp.validation.safe_schema import compiled
     ("fmt", "good", "bad"),
     [
         ("date-time", "2024-01-31T10:00:00Z", "2024-01-31 10:00"),
+        ("date-time", "2016-12-31T23:59:60Z", "2016-12-31T23:59:61Z"),  # a leap second
+        ("time", "23:59:60Z", "24:00:00Z"),
         ("time", "10:00:00+02:00", "10h"),
         ("date", "2024-01-31", "2024-13-45"),
         ("duration", "P3DT4H30M", "3 days"),

@@ -18,29 +18,34 @@ from __future__ import annotations
 import fcntl
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import URL, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from textnlp.errors import ConfigError, ServiceUnavailable
 
+if TYPE_CHECKING:
+    from textnlp.config import DatabaseSettings
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
-def _config(url: str) -> Any:
+def _config(url: str, database: DatabaseSettings | None = None) -> Any:
     from alembic.config import Config
 
     config = Config()
+    if database is not None:  # its lock timeout, for migrations/env.py
+        config.attributes["database"] = database
     config.set_main_option("script_location", str(MIGRATIONS))
     # Alembic's config interpolates "%": escape it (URL-encoded passwords contain it).
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
-def upgrade_database(url: str) -> None:
+def upgrade_database(url: str, database: DatabaseSettings | None = None) -> None:
     """Apply every migration to the database at ``url`` (idempotent). A database ahead of this
     release (the previous release redeployed, its migration task run again) is left as it is:
     Alembic cannot walk from revisions it does not know."""
@@ -60,7 +65,7 @@ def upgrade_database(url: str) -> None:
         )
         return
     try:
-        command.upgrade(_config(url), "heads")
+        command.upgrade(_config(url, database), "heads")
     except OperationalError as exc:
         raise unreachable(make_url(url), exc) from None
 
