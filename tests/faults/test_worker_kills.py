@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.faults.test_worker_outages import OWNER, job, result_indices
 from tests.support.cluster import Cluster, wait_for
 from tests.support.proxy import TcpProxy
+from textnlp.adapters.db.jobs import TERMINAL_STATES
 
 JOBS = 3
 RECORDS = 150
@@ -52,8 +53,10 @@ def test_random_kills_stops_and_postgres_outages(pg_cluster: Cluster, pg_proxy: 
             victim.send_signal(signal.SIGTERM)
             assert victim.wait(30) == 0  # handed its job back and exited cleanly
         workers.append(pg_cluster.worker())
+    # Ended, not merely "not running": a worker killed after receiving a job's message but
+    # before starting it leaves the job queued until the message is visible again.
     wait_for(
-        lambda: all(jobs.status(OWNER, v.id).state != "running" for v in views),
+        lambda: all(jobs.status(OWNER, v.id).state in TERMINAL_STATES for v in views),
         180,
         "every job to end",
     )
