@@ -245,20 +245,24 @@ async def test_anthropic_messages(context: CloudContext) -> None:
     assert "sk-ant-test" in (headers.get("x-api-key", "") + headers.get("authorization", ""))
 
 
+#: The ``message`` of Anthropic's ``message_start`` stream event (its streaming docs).
+STARTED_MESSAGE: dict[str, Any] = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "m",
+    "content": [],
+    "stop_reason": None,
+    "stop_sequence": None,
+    "usage": {"input_tokens": 5, "output_tokens": 1},
+}
+
+
 async def test_anthropic_stream(context: CloudContext) -> None:
     def event(kind: str, data: dict[str, Any]) -> str:
         return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
 
-    message = {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "m",
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {"input_tokens": 25, "output_tokens": 1},
-    }
+    message = {**STARTED_MESSAGE, "usage": {"input_tokens": 25, "output_tokens": 1}}
     wire = "".join(
         [
             event("message_start", {"message": message}),
@@ -301,19 +305,7 @@ async def test_an_overloaded_event_in_an_anthropic_stream_is_the_servers_fault(
 ) -> None:
     # Anthropic's streaming docs: "an error event" can arrive after the 200, e.g.
     # {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}.
-    start = {
-        "type": "message_start",
-        "message": {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "m",
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 5, "output_tokens": 1},
-        },
-    }
+    start = {"type": "message_start", "message": STARTED_MESSAGE}
     error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     wire = f"event: message_start\ndata: {json.dumps(start)}\n\n"
     wire += f"event: error\ndata: {json.dumps(error)}\n\n"
