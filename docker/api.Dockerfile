@@ -49,5 +49,5 @@ WORKDIR /home/textnlp
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/api/v1/admin/health', timeout=3)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/api/v1/admin/health/live', timeout=3)"]
 CMD ["textnlp", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -50,7 +50,7 @@ from textnlp.backends.resilience import RetryPolicy
 from textnlp.config import env_name, load_settings
 from textnlp.deployment import session_table_name
 from textnlp.domain import GenerationParams, GenerationRequest
-from textnlp.errors import AuthError
+from textnlp.errors import Archived, AuthError
 from textnlp.services.job_models import JobProgress, JobTimings, JobView
 from textnlp.services.job_runs import ProviderFiles
 from textnlp.worker.notify import Notifier
@@ -162,7 +162,7 @@ S3_ACTIONS = {
     "PutObject": "PutObject", "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject",
     "CompleteMultipartUpload": "PutObject", "AbortMultipartUpload": "AbortMultipartUpload",
     "GetObject": "GetObject", "HeadObject": "GetObject", "DeleteObject": "DeleteObject",
-    "ListObjectsV2": "ListBucket",
+    "ListObjectsV2": "ListBucket", "RestoreObject": "RestoreObject",
 }
 
 
@@ -354,12 +354,26 @@ def _exercise_storage(bucket: str, tmp: Path) -> set[str]:
         "list": lambda: storage.list("prompts/"),
         "usage": lambda: storage.usage("prompts/"),
         "presigned_url": lambda: storage.presigned_url("prompts/a.jsonl"),
+        "readable": lambda: _readable_archived(storage, bucket),
         "delete": lambda: storage.delete("prompts/a.jsonl"),
         "close": lambda: storage.close(),
     }
     for step in steps.values():
         step()
     return set(steps)
+
+
+def _readable_archived(storage: S3Storage, bucket: str) -> None:
+    """A generated file the lifecycle archived: ``readable`` heads it and starts its restore."""
+    key = "generated/batch-jobs/old/records.jsonl"
+    storage.client.put_object(Bucket=bucket, Key=key, Body=b"{}\n", StorageClass="GLACIER")
+    try:
+        storage.readable(key)
+    except Archived:
+        # Started, not merely said: a refused restore is "archived" too (and logged).
+        assert "Restore" in storage.client.head_object(Bucket=bucket, Key=key)
+        return
+    raise AssertionError("an archived object was readable")
 
 
 def _exercise_queue(queue: str, dead_letters: str) -> set[str]:
