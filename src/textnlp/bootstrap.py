@@ -53,6 +53,10 @@ if TYPE_CHECKING:
     from textnlp.services.validation import ValidationService
     from textnlp.worker.notify import Notifier
 
+#: Seconds the response cache is skipped without asking Redis after a failure: a blackholed
+#: host would cost a connect timeout on every seeded request's lookup and store.
+RESPONSE_CACHE_PAUSE_S = 5.0
+
 
 class Platform:
     """The parts of one process. Use as a context manager (sync or async) or call ``aclose``."""
@@ -127,9 +131,9 @@ class Platform:
             from textnlp.adapters.cache.completions import CompletionCache
             from textnlp.adapters.cache.redis import RedisCache
 
-            cache = CompletionCache(
-                RedisCache(self.redis), self.settings.cache.ttl_s, self._observe_cache
-            )
+            # Skipped by its callers when Redis fails, so not asked again for a while.
+            store = RedisCache(self.redis, pause_s=RESPONSE_CACHE_PAUSE_S)
+            cache = CompletionCache(store, self.settings.cache.ttl_s, self._observe_cache)
         else:
             from textnlp.generation.cache import SqliteResponseCache
 

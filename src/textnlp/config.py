@@ -304,7 +304,7 @@ class ObservabilitySettings(_Section):
     emf: bool = False
     #: The metrics' namespace; their ``ServiceName`` dimension is ``service_name``.
     emf_namespace: str = "TextNLP"
-    #: OpenTelemetry span exporter: none (tracing off), console, or otlp (needs the exporter).
+    #: OpenTelemetry span exporter: none (tracing off), console (JSON spans on stderr), or otlp.
     trace_exporter: Literal["none", "console", "otlp"] = "none"
     otlp_endpoint: str = ""
     service_name: str = "textnlp-api"

@@ -94,13 +94,19 @@ def test_the_api_exports_the_design_service_map(
                 headers=headers,
             )
             assert uploaded.status_code == 201, uploaded.text
+            root = f"1-{int(time.time()):08x}-cd862e3fe1be46a994272793"  # X-Ray: time first
+            submitter = f"Root={root};Parent=63995c3f42cd8ad8;Sampled=1"
             job = client.post(
                 "/api/v1/generate/batch",
                 json={"template": "qa-pairs", "count": 2, "model": "fake-fast"},
-                headers=headers,
+                headers={**headers, "X-Amzn-Trace-Id": submitter},
             )
             assert job.status_code == 202, job.text
             app.state.platform.tracer_provider.force_flush()
+            # The job's SQS message carries the submitting request's trace (AWSTraceHeader).
+            (message,) = app.state.platform.queues.generation.receive(wait_s=2)
+            assert message.trace_header is not None
+            assert message.trace_header.startswith(f"Root={root};")
     finally:
         _uninstrument()
     deadline = time.monotonic() + 10

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.fake_backend import FakeBackend
 from textnlp.domain import GenerationParams, GenerationRequest
+from textnlp.errors import ServiceUnavailable
 from textnlp.generation.cache import (
     CachedBackend,
     OwnerScopedCache,
@@ -102,3 +105,48 @@ async def test_a_failing_over_redis_is_skipped_too() -> None:
         cached = CachedBackend(backend, CompletionCache(RedisCache(FailingOver()), ttl_s=60))
         assert (await cached.generate_one(REQUEST)).cached is False
         assert backend.calls == 1
+
+
+def test_a_failed_cache_is_not_asked_again_for_its_pause() -> None:
+    """A blackholed Redis host costs a connect timeout per command, twice per seeded request:
+    after one failure the response cache fails at once for ``pause_s``, then asks again."""
+    import socket
+
+    import redis
+
+    from textnlp.adapters.cache.redis import RedisCache
+
+    silent = socket.socket()  # accepts connections and never answers: a host that hangs
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    now = [100.0]
+    client = redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.2)
+    cache = RedisCache(client, pause_s=5.0, clock=lambda: now[0])
+
+    def connections() -> int:
+        silent.settimeout(0.05)
+        accepted = 0
+        try:
+            while True:
+                accepted += 1
+                silent.accept()[0].close()
+        except TimeoutError:
+            return accepted - 1
+
+    try:
+        with pytest.raises(ServiceUnavailable, match="cannot reach"):
+            cache.get("a")
+        assert connections() >= 1
+        now[0] += 4.9
+        for call in (lambda: cache.get("a"), lambda: cache.set("a", b"1", 60)):
+            with pytest.raises(ServiceUnavailable, match="not asked again"):
+                call()
+        assert connections() == 0  # Redis was not asked
+        now[0] += 0.2
+        with pytest.raises(ServiceUnavailable, match="cannot reach"):
+            cache.get("a")
+        assert connections() >= 1
+    finally:
+        client.close()
+        silent.close()

@@ -12,6 +12,7 @@ by ``make_tracer``, and only when tracing is on.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,7 +41,8 @@ def make_tracer(settings: ObservabilitySettings) -> tuple[trace.Tracer, Any]:
 
     exporter: SpanExporter
     if settings.trace_exporter == "console":
-        exporter = ConsoleSpanExporter()
+        # To stderr: stdout is a command's output (an API key, a job's JSON) for its reader.
+        exporter = ConsoleSpanExporter(out=sys.stderr)
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -20,9 +20,10 @@ from textnlp.domain import Record
 from textnlp.errors import QuotaExceeded
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.templates import PromptTemplate
+from textnlp.observability.spans import trace_header
 from textnlp.services.batch_requests import BATCH_TEMPLATE_ID
 from textnlp.services.job_models import JobMessage, JobSpec, JobView
-from textnlp.services.job_prompts import normalise, parse_prompt_file, prompt_list_template
+from textnlp.services.job_prompts import iter_prompt_file, normalise, prompt_list_template
 
 if TYPE_CHECKING:
     from textnlp.observability.metrics import Metrics
@@ -71,7 +72,8 @@ class JobRuns:
         if spec.prompts:
             return prompt_list_template(normalise(spec.prompts))
         key = spec.prompt_file or ""
-        return prompt_list_template(parse_prompt_file(key, self._storage.get_bytes(key)))
+        # Read as a stream: the prompts are held, not the file's bytes beside them.
+        return prompt_list_template(list(iter_prompt_file(key, self._storage.open_read(key))))
 
     def budget(self, row: JobRow) -> Budget:
         """What a run of the job may spend (``SpendingService.job_budget``)."""
@@ -172,7 +174,9 @@ class JobRuns:
                 return True
             return self._kept_by_cancel(job_id, result_key)
         body = JobMessage(job_id=job_id, step="validate").model_dump_json()
-        if self._store.hand_over(job_id, result_key, self.jobs.queues.validation.name, body):
+        queue = self.jobs.queues.validation.name
+        # The validation step's span continues the job's trace (the worker's current one).
+        if self._store.hand_over(job_id, result_key, queue, body, trace_header=trace_header()):
             self.jobs.publish_pending(job_id=job_id)
             return False
         return self._kept_by_cancel(job_id, result_key)

@@ -51,6 +51,7 @@ from textnlp.errors import (
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
+from textnlp.observability.spans import trace_header
 from textnlp.services.batch_requests import BatchRequestItem
 from textnlp.services.job_models import (
     JobMessage,
@@ -191,6 +192,7 @@ class JobService:
                     queue=queue.name,
                     total=total,
                     body=JobMessage(job_id=job_id).model_dump_json(),
+                    trace_header=trace_header(),
                 ),
                 idempotency=idempotency,
                 check_prompt_file=self._prompt_file_check(spec, owner),
@@ -413,7 +415,10 @@ class JobService:
         def send(message: PendingMessage) -> bool:
             try:
                 self.queues.by_name(message.queue).send(
-                    message.body, group_id=message.job_id, dedup_id=message.job_id
+                    message.body,
+                    group_id=message.job_id,
+                    dedup_id=message.job_id,
+                    trace_header=message.trace_header,
                 )
             except Exception:  # the queue is down: the outbox keeps the message
                 log.warning("could not publish job %s yet", message.job_id, exc_info=True)

@@ -231,7 +231,14 @@ class Worker:
             await self.patience.run("dead-lettering", queue.dead_letter, message, reason)
             return
         # One trace per delivery: the job's SQL, queue, storage and model calls beneath it.
-        with span(f"job {parsed.step}", kind="consumer", job_id=parsed.job_id, queue=queue.name):
+        # It continues the trace of the request that submitted the job, when it was traced.
+        with span(
+            f"job {parsed.step}",
+            kind="consumer",
+            parent=message.trace_header,
+            job_id=parsed.job_id,
+            queue=queue.name,
+        ):
             await self._run_step(queue, message, parsed)
 
     async def _run_step(self, queue: JobQueue, message: QueueMessage, parsed: JobMessage) -> None:

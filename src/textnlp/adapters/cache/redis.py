@@ -9,12 +9,15 @@ loses its share of the keys.
 
 A connection failure is ``ServiceUnavailable`` (``dependency: cache``), as the other adapters
 say their drivers' failures: one line and exit 2 in the CLI, 503 in the API, an outage the
-worker waits out.
+worker waits out. A cache built with ``pause_s`` (the response cache, which its callers skip
+when it fails) then fails at once for that long instead of asking Redis again: an unreachable
+host costs a connect timeout per command, twice per seeded request (its get and its put).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,25 +52,49 @@ def _reachable() -> Iterator[None]:
 class RedisCache:
     in_process = False
 
-    def __init__(self, client: Any, prefix: str = "textnlp:cache:") -> None:
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = "textnlp:cache:",
+        *,
+        pause_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        self._pause_s = pause_s
+        self._clock = clock
+        self._paused_until = float("-inf")
+
+    @contextmanager
+    def _command(self) -> Iterator[None]:
+        """A command to Redis, unless it failed less than ``pause_s`` ago."""
+        if self._clock() < self._paused_until:
+            raise ServiceUnavailable(
+                "the cache (Redis) failed moments ago; not asked again yet", dependency="cache"
+            )
+        try:
+            with _reachable():
+                yield
+        except ServiceUnavailable:
+            self._paused_until = self._clock() + self._pause_s
+            raise
 
     def get(self, key: str) -> bytes | None:
-        with _reachable():
+        with self._command():
             value = self._client.get(self._prefix + key)
         return bytes(value) if value is not None else None
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
-        with _reachable():
+        with self._command():
             self._client.set(self._prefix + key, value, ex=ttl_s)
 
     def delete(self, key: str) -> None:
-        with _reachable():
+        with self._command():
             self._client.delete(self._prefix + key)
 
     def clear(self) -> int:
-        with _reachable():
+        with self._command():
             return self._clear()
 
     def _clear(self) -> int:

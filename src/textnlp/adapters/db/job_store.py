@@ -50,6 +50,8 @@ class NewJob:
     queue: str
     total: int
     body: str
+    #: The submitting request's trace, for its message (``observability.spans.trace_header``).
+    trace_header: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class PendingMessage:
     job_id: str
     queue: str
     body: str
+    trace_header: str | None = None
+
+
+def _pending(row: OutboxRow) -> PendingMessage:
+    return PendingMessage(row.id, row.job_id, row.queue, row.body, row.trace_header)
 
 
 class IdempotencyMismatch(Exception):
@@ -110,7 +117,13 @@ class JobStore:
                 session.add(row)
                 session.flush()
                 session.add(
-                    OutboxRow(job_id=job.id, queue=job.queue, body=job.body, created_at=now)
+                    OutboxRow(
+                        job_id=job.id,
+                        queue=job.queue,
+                        body=job.body,
+                        created_at=now,
+                        trace_header=job.trace_header,
+                    )
                 )
                 if idempotency is not None:
                     session.add(
@@ -148,7 +161,7 @@ class JobStore:
             if job_id is not None:
                 query = query.where(OutboxRow.job_id == job_id)
             rows = session.scalars(query.limit(limit)).all()
-            return [PendingMessage(r.id, r.job_id, r.queue, r.body) for r in rows]
+            return [_pending(row) for row in rows]
 
     def mark_sent(self, outbox_id: int) -> None:
         with self.sessions.begin() as session:
@@ -184,7 +197,7 @@ class JobStore:
                 query = query.where(OutboxRow.job_id == job_id)
             query = query.limit(limit).with_for_update(skip_locked=True)
             for row in session.scalars(query).all():
-                if not send(PendingMessage(row.id, row.job_id, row.queue, row.body)):
+                if not send(_pending(row)):
                     break
                 row.sent_at = utcnow()
                 sent += 1
@@ -324,7 +337,15 @@ class JobStore:
                 .values(heartbeat_at=None)
             )
 
-    def hand_over(self, job_id: str, result_key: str, queue: str, body: str) -> bool:
+    def hand_over(
+        self,
+        job_id: str,
+        result_key: str,
+        queue: str,
+        body: str,
+        *,
+        trace_header: str | None = None,
+    ) -> bool:
         """A running job's result is stored: keep its key and, in the same transaction, put the
         next step's message (validation) in the outbox. False when the job is not running."""
         with self.sessions.begin() as session:
@@ -335,7 +356,15 @@ class JobStore:
             )
             if int(getattr(result, "rowcount", 0) or 0) != 1:
                 return False
-            session.add(OutboxRow(job_id=job_id, queue=queue, body=body, created_at=utcnow()))
+            session.add(
+                OutboxRow(
+                    job_id=job_id,
+                    queue=queue,
+                    body=body,
+                    created_at=utcnow(),
+                    trace_header=trace_header,
+                )
+            )
             return True
 
     # -- records (the checkpoint) ----------------------------------------------------------

@@ -81,6 +81,8 @@ class OutboxRow(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: The trace of the request that wrote it, sent beside the body (see ``QueueMessage``).
+    trace_header: Mapped[str | None] = mapped_column(String(256), default=None)
 
     __table_args__ = (Index("ix_job_outbox_pending", "sent_at", "id"),)
 
@@ -101,6 +103,7 @@ class QueueMessageRow(Base):
     visible_at: Mapped[int] = mapped_column(BigInteger)
     receipt: Mapped[str | None] = mapped_column(String(32), default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
+    trace_header: Mapped[str | None] = mapped_column(String(256), default=None)
 
     __table_args__ = (Index("ix_queue_messages_ready", "queue", "visible_at", "seq"),)
 

@@ -29,6 +29,8 @@ class QueueMessage:
     queue: str
     #: The FIFO message group ("" on standard queues and the database queue).
     group_id: str = ""
+    #: The X-Ray trace of whoever sent it (``observability.spans.trace_header``), or None.
+    trace_header: str | None = None
 
 
 @runtime_checkable
@@ -41,8 +43,11 @@ class JobQueue(Protocol):
     #: Receives after which a message is dead-lettered.
     max_receives: int
 
-    def send(self, body: str, *, group_id: str, dedup_id: str) -> str:
-        """Enqueue ``body``; returns the message id. ``dedup_id`` drops repeats."""
+    def send(
+        self, body: str, *, group_id: str, dedup_id: str, trace_header: str | None = None
+    ) -> str:
+        """Enqueue ``body``; returns the message id. ``dedup_id`` drops repeats;
+        ``trace_header`` travels beside the body (SQS's ``AWSTraceHeader``)."""
         ...
 
     def receive(self, max_messages: int = 1, wait_s: float = 0.0) -> list[QueueMessage]:

@@ -53,12 +53,28 @@ class DatabaseQueue:
         self.poll_interval_s = poll_interval_s
         self._skip_locked = engine.dialect.name == "postgresql"
 
-    def send(self, body: str, *, group_id: str, dedup_id: str) -> str:
+    def send(
+        self, body: str, *, group_id: str, dedup_id: str, trace_header: str | None = None
+    ) -> str:
         with Session(self.engine) as session, session.begin():
-            return self._send(session, self.name, body, group_id=group_id, dedup_id=dedup_id)
+            return self._send(
+                session,
+                self.name,
+                body,
+                group_id=group_id,
+                dedup_id=dedup_id,
+                trace_header=trace_header,
+            )
 
     def _send(
-        self, session: Session, queue: str, body: str, *, group_id: str, dedup_id: str
+        self,
+        session: Session,
+        queue: str,
+        body: str,
+        *,
+        group_id: str,
+        dedup_id: str,
+        trace_header: str | None = None,
     ) -> str:
         existing = session.scalar(
             select(QueueMessageRow.id).where(
@@ -78,6 +94,7 @@ class DatabaseQueue:
                 dedup_id=dedup_id,
                 receive_count=0,
                 visible_at=_now_ms(),
+                trace_header=trace_header,
             )
         )
         return message_id
@@ -111,7 +128,14 @@ class DatabaseQueue:
                 receipt = self._claim(session, row, now, visible=now + self._vt_ms())
                 if receipt is not None:
                     received.append(
-                        QueueMessage(row.id, row.body, receipt, row.receive_count + 1, self.name)
+                        QueueMessage(
+                            row.id,
+                            row.body,
+                            receipt,
+                            row.receive_count + 1,
+                            self.name,
+                            trace_header=row.trace_header,
+                        )
                     )
         return received
 

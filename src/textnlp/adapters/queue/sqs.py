@@ -66,13 +66,29 @@ class SqsQueue:
                 raise ConfigError(f"SQS queue {name} does not exist") from None
         return self._urls[name]
 
-    def send(self, body: str, *, group_id: str, dedup_id: str) -> str:
-        return self._send(self.name, body, group_id=group_id, dedup_id=dedup_id)
+    def send(
+        self, body: str, *, group_id: str, dedup_id: str, trace_header: str | None = None
+    ) -> str:
+        return self._send(
+            self.name, body, group_id=group_id, dedup_id=dedup_id, trace_header=trace_header
+        )
 
-    def _send(self, queue: str, body: str, *, group_id: str, dedup_id: str) -> str:
+    def _send(
+        self,
+        queue: str,
+        body: str,
+        *,
+        group_id: str,
+        dedup_id: str,
+        trace_header: str | None = None,
+    ) -> str:
         kwargs: dict[str, Any] = {"QueueUrl": self._url(queue), "MessageBody": body}
         if queue.endswith(".fifo"):
             kwargs.update(MessageGroupId=group_id, MessageDeduplicationId=dedup_id)
+        if trace_header:  # X-Ray's own attribute: the consumer's segment joins the trace
+            kwargs["MessageSystemAttributes"] = {
+                "AWSTraceHeader": {"DataType": "String", "StringValue": trace_header}
+            }
         return str(self._call("send_message", **kwargs)["MessageId"])
 
     def receive(self, max_messages: int = 1, wait_s: float = 0.0) -> list[QueueMessage]:
@@ -87,7 +103,11 @@ class SqsQueue:
             MaxNumberOfMessages=max(1, min(10, max_messages)),
             WaitTimeSeconds=int(min(wait_s, self.wait_time_s)),
             VisibilityTimeout=visibility,
-            MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
+            MessageSystemAttributeNames=[
+                "ApproximateReceiveCount",
+                "MessageGroupId",
+                "AWSTraceHeader",
+            ],
         )
         return [
             QueueMessage(
@@ -97,6 +117,7 @@ class SqsQueue:
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
                 queue=queue,
                 group_id=str(m.get("Attributes", {}).get("MessageGroupId", "")),
+                trace_header=m.get("Attributes", {}).get("AWSTraceHeader"),
             )
             for m in answer.get("Messages", [])
         ]
