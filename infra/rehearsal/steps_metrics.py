@@ -115,5 +115,14 @@ def traces(session: Session) -> tuple[str, str]:
     if missing or not requests:
         raise StepFailed(f"{len(spans)} spans, no edge {missing} (requests: {len(requests)})",
                          components=components)
+    # A job's worker segment continues the trace of the request that submitted it (its SQS
+    # message's AWSTraceHeader): the API task -> SQS -> the worker task, one trace.
+    submitted = {s.trace_id for s in requests}
+    jobs = [s for s in spans if s.name.startswith("job ")]
+    joined = [s for s in jobs if s.trace_id in submitted]
+    if not joined:
+        raise StepFailed(f"{len(jobs)} job spans, none in a request's trace",
+                         components=components)
     shown = ", ".join(f"{edge} ({count})" for edge, count in seen.items())
-    return components, f"{len(spans)} spans; {len(requests)} request spans; {shown}"
+    return components, (f"{len(spans)} spans; {len(requests)} request spans; {shown}; "
+                        f"{len(joined)} of {len(jobs)} job spans in their request's trace")

@@ -129,7 +129,7 @@ def generate(
     print_summary(summary)
     _say_why_records_failed(summary)
     if validate:
-        report = _validate(job, output, summary.acceptance)
+        report = _validate(job, output, summary)
         # An export directory's card records the release gate it passed (or failed).
         platform().generation.write_card(job, summary, gate=report.gate.model_dump(mode="json"))
         if not report.passed:
@@ -334,9 +334,9 @@ def acceptance_rows(acceptance: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _validate(job: DatasetJob, path: Path, acceptance: dict[str, Any] | None) -> DatasetReport:
+def _validate(job: DatasetJob, path: Path, summary: DatasetSummary) -> DatasetReport:
     """The fresh dataset validated; its JSON checked against the schema of the template that
-    ran (not a catalogue template that shares its id)."""
+    ran (not a catalogue template that shares its id), its failed records counted as missing."""
     from textnlp.cli.validate import validate_after_generate
     from textnlp.generation.templates import PromptTemplate
 
@@ -349,5 +349,9 @@ def _validate(job: DatasetJob, path: Path, acceptance: dict[str, Any] | None) ->
     if isinstance(source, PromptTemplate) and source.output.type == "json":
         schema = dict(source.output.json_schema or {})
     return validate_after_generate(
-        path, generation=acceptance, fail_on_gate=False, json_schema=schema
+        path,
+        generation=summary.acceptance,
+        fail_on_gate=False,
+        json_schema=schema,
+        requested=summary.requested,
     )

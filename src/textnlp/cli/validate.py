@@ -150,14 +150,15 @@ def validate_after_generate(
     fail_on_gate: bool = True,
     generation: dict[str, Any] | None = None,
     json_schema: dict[str, Any] | Literal[False] = False,
+    requested: int | None = None,
 ) -> DatasetReport:
     """For ``textnlp generate --validate`` and ``make run``: validate the fresh dataset, print the
     summary and write ``<dataset>.report.html`` beside it; exit 1 when the gate fails.
     ``generation``: a recipe run's acceptance figures, shown in the report; ``json_schema``: the
-    run's template's (False: its output is not JSON)."""
+    run's template's (False: its output is not JSON); ``requested``: the run's records."""
     from textnlp.validation.report import validate_dataset
 
-    result = validate_dataset(dataset, json_schema=json_schema)
+    result = validate_dataset(dataset, json_schema=json_schema, requested=requested)
     result.generation = generation
     html_path = report_beside(dataset)
     write_report(result, html_path)

@@ -51,6 +51,7 @@ class Arguments(BaseModel):
     embedder: Embedder | None
     sample_size: int = Field(ge=1)
     quality_sample: int = Field(ge=1)
+    requested: int | None = Field(ge=1)
 
     @field_validator("source", "reference", mode="plain")
     @classmethod

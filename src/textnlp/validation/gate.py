@@ -29,6 +29,11 @@ RuleStatus = Literal["pass", "fail", "skipped"]
 #: rule name -> (metric of DatasetReport.metrics(), comparison, meaning)
 RULES: dict[str, tuple[str, Literal["<=", ">="], str]] = {
     "min_records": ("count", ">=", "records in the dataset"),
+    "max_missing_rate": (
+        "missing_rate",
+        "<=",
+        "share of the records asked for that failed (a generation's; skipped for a file)",
+    ),
     "max_empty_rate": ("empty_rate", "<=", "share of empty texts"),
     "max_truncated_rate": (
         "truncated_rate",
@@ -56,6 +61,7 @@ class Gate(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     min_records: float | None = Field(default=1, strict=True, ge=0)
+    max_missing_rate: float | None = Field(default=0.1, strict=True, ge=0, le=1)
     max_empty_rate: float | None = Field(default=0.05, strict=True, ge=0, le=1)
     max_truncated_rate: float | None = Field(default=0.5, strict=True, ge=0, le=1)
     max_json_invalid_rate: float | None = Field(default=0.1, strict=True, ge=0, le=1)

@@ -141,6 +141,9 @@ class DatasetReport(_Model):
     #: How a recipe run made the dataset, where known (``generate --validate``): candidates,
     #: rejections and pass rate per filter, acceptance rate (``recipes.run.Acceptance``).
     generation: dict[str, Any] | None = None
+    #: The records the generation was asked for, where known (a run's, a job's): those not in
+    #: the dataset failed (a failed record is in no dataset file).
+    requested: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -166,6 +169,9 @@ def report_metrics(report: DatasetReport) -> dict[str, float | None]:
     q = report.quality
     return {
         "count": float(report.count),
+        "missing_rate": (
+            max(0, report.requested - report.count) / report.requested if report.requested else None
+        ),
         "mean_words": report.words.mean,
         "empty_rate": q.empty_rate,
         "truncated_rate": q.truncated_rate,

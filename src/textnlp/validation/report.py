@@ -65,6 +65,7 @@ def validate_dataset(
     sample_size: int = div.DEFAULT_SAMPLE,
     quality_sample: int = DEFAULT_QUALITY_SAMPLE,
     templates: TemplateLibrary | None = None,
+    requested: int | None = None,
 ) -> DatasetReport:
     """Validate a JSONL/CSV/Parquet file (or records, mappings, strings) and judge it by ``gate``.
 
@@ -72,7 +73,9 @@ def validate_dataset(
     the MiniLM model (semantic diversity, embedding leakage). ``json_schema`` is the schema
     every text must meet; None looks it up (``schema.schema_for``) in ``templates`` (the
     installation's library; None: the built-in catalogue), False checks no JSON.
-    ``gate`` is a ``Gate``, a mapping of its rules or a YAML file. A wrong argument raises
+    ``gate`` is a ``Gate``, a mapping of its rules or a YAML file. ``requested``: the records
+    the generation that made the dataset was asked for (its failed ones are in no dataset
+    file, so only this tells the gate of them: ``missing_rate``). A wrong argument raises
     ``InvalidParameter`` naming it, bad input ``DatasetError``, a bad gate file ``ConfigError``.
     Rows are streamed: the report holds the texts and about 0.7 KB more a record (README).
     """
@@ -90,6 +93,7 @@ def validate_dataset(
         embedder=embedder,
         sample_size=sample_size,
         quality_sample=quality_sample,
+        requested=requested,
     )
     source, reference, json_schema = checked.source, checked.reference, checked.json_schema
     gate_model = checked.gate_model()
@@ -155,6 +159,7 @@ def validate_dataset(
         examples=examples_of(measures, exact, near, schema),
         gate=evaluate(gate_model, {}),
         json_schema=schema,
+        requested=requested,
     )
     if refs is not None:
         ref_vectors = (embedder or Embedder.shared()).encode(refs) if vectors is not None else None

@@ -323,7 +323,9 @@ class Worker:
         spec = JobSpec.model_validate(row.spec)
         result_key = row.result_key
         assert result_key is not None
-        validation = self.patience.run(what, self.runner.validate, job_id, spec, result_key)
+        validation = self.patience.run(
+            what, self.runner.validate, job_id, spec, result_key, row.total
+        )
         try:
             outcome = await unless_stopped(validation, self.stop)
         except Exception as exc:

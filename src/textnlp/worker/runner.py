@@ -173,8 +173,11 @@ class JobRunner:
             return False
         return not kept_whole(row) and self.runs.stored_count(row.id, ok_only=True) > 0
 
-    def validate(self, job_id: str, spec: JobSpec, result_key: str) -> tuple[str, str | None]:
-        """Run the validation gate on the result; returns (report key, failure or None)."""
+    def validate(
+        self, job_id: str, spec: JobSpec, result_key: str, requested: int | None = None
+    ) -> tuple[str, str | None]:
+        """Run the validation gate on the result; returns (report key, failure or None).
+        ``requested``: the job's records (its failed ones are not in the result)."""
         from textnlp.validation import validate_dataset
 
         workdir = Path(tempfile.mkdtemp(prefix="textnlp-validate-"))
@@ -186,6 +189,7 @@ class JobRunner:
                 gate=spec.validation,
                 embeddings=False,
                 templates=self.generation.templates,  # a user template's schema too
+                requested=requested,
             )
             key = self.runs.upload_report(job_id, report.model_dump_json(indent=2))
             failed = [r.rule for r in report.gate.rules if r.status == "fail"]

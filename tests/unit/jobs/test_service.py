@@ -23,6 +23,7 @@ from textnlp.errors import (
 )
 from textnlp.services.job_models import JobSpec, Owner
 from textnlp.services.jobs import JobService
+from textnlp.validation.gate import Gate
 from textnlp.worker import Worker, WorkerOptions
 from textnlp.worker.runner import JobRunner
 
@@ -321,3 +322,16 @@ def test_a_prompt_file_is_checked_at_submit_as_a_stream(
     assert view.progress.total == 900
     csv_key = jobs.upload_prompts(ALICE, "one.csv", b'prompt,label\n"hi,\nthere",a\n')
     assert jobs.submit(ALICE, JobSpec(prompt_file=csv_key, model="fake-fast")).progress.total == 1
+
+
+def test_a_gate_counts_the_records_that_failed(settings: Settings, jobs: JobService) -> None:
+    """A failed record is in no result file, so the gate read only the others: a job whose
+    records half failed (invalid JSON, cut short, refused) passed every rule. The records the
+    job asked for are the gate's too (``max_missing_rate``)."""
+    prompts = [f"prompt {i}" for i in range(16)]  # the model refuses those after its 12th
+    view = jobs.submit(ALICE, JobSpec(prompts=prompts, model="refuses-later", validation=Gate()))
+    run_worker(settings)
+    failed = jobs.status(ALICE, view.id)
+    assert failed.state == "failed"
+    assert failed.error == "validation gate failed: max_missing_rate"
+    assert failed.progress.failed == 4

@@ -98,3 +98,19 @@ def test_gate_file_merge_keys_may_be_overridden(tmp_path: Path) -> None:
     )
     gate = load_gate(path)
     assert gate.max_pii_rate == 0.2 and gate.max_empty_rate == 0.3
+
+
+def test_the_records_a_generation_was_asked_for_count_those_that_failed() -> None:
+    """A failed record is in no dataset file: the gate learns of it from ``requested``."""
+    from textnlp.validation.report import validate_dataset
+
+    texts = [f"a distinct sentence number {i} about something" for i in range(3)]
+    half = validate_dataset(texts, requested=6, embeddings=False)
+    assert half.metrics()["missing_rate"] == 0.5
+    (rule,) = [r for r in half.gate.rules if r.rule == "max_missing_rate"]
+    assert rule.status == "fail" and not half.passed
+    whole = validate_dataset(texts, requested=3, embeddings=False)
+    assert whole.metrics()["missing_rate"] == 0.0
+    unknown = validate_dataset(texts, embeddings=False)  # a file: its run is not known
+    (rule,) = [r for r in unknown.gate.rules if r.rule == "max_missing_rate"]
+    assert rule.status == "skipped" and rule.value is None
