@@ -4,9 +4,9 @@ The key covers *everything* that shapes a completion: model id and the identity 
 the full request (messages or prompt) and every sampling parameter, seed included. Only
 deterministic requests (a seed, or temperature 0) are cached.
 
-API completions are scoped by their owner (``OwnerScopedCache``): a hit would tell a user that
-someone else sent that exact prompt, and what they got. Dataset runs of the CLI and workers
-share the unscoped keys (a re-run of a job finds its own records).
+A user's completions and jobs are scoped by their owner (``OwnerScopedCache``): a hit would
+tell a user that someone else sent that exact prompt, and what they got, for free. Dataset runs
+of the CLI share the unscoped keys; a re-run of a job finds its owner's records.
 """
 
 from __future__ import annotations

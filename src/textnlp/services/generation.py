@@ -88,6 +88,14 @@ class GenerationService:
         self.cache = cache
         self.spending = spending
 
+    def cache_of(self, owner: str | None) -> ResponseCache | None:
+        """The response cache as ``owner`` (a user id) sees it: only the answers that owner was
+        given (a hit on another's would tell them what was asked, and give it free). None: the
+        whole cache, a CLI run's."""
+        if self.cache is None or owner is None:
+            return self.cache
+        return OwnerScopedCache(self.cache, owner)
+
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
         """Resolve names to objects and check everything that can be checked before loading."""
         check_count(job.count, self.settings)
@@ -182,10 +190,8 @@ class GenerationService:
         model_id, request = self.dataset_request(job)
         if isinstance(request.template, Recipe):  # as many candidates as records shown
             request = replace(request, max_candidates=job.count)
-        cache = self.cache
+        cache = self.cache_of(owner)
         if owner is not None:
-            if cache is not None:
-                cache = OwnerScopedCache(cache, owner)
             source = request.template
             models = (
                 set(source.llm_models(model_id).values())
@@ -265,11 +271,9 @@ class GenerationService:
         answers only what that owner asked before, and the engine reuses only that owner's
         cached prompts (no cross-user oracle, by answer or by timing)."""
         backend = await self.pool.get(model_id)
-        cache = self.cache
+        cache = self.cache_of(owner)
         if owner is not None:
             backend = ScopedBackend(backend, owner)
-            if cache is not None:
-                cache = OwnerScopedCache(cache, owner)
         with span(f"model {model_id}", kind="client", **_model_attributes(backend, model_id)):
             if cache is not None:
                 backend = CachedBackend(backend, cache)

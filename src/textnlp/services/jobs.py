@@ -501,6 +501,8 @@ class JobService:
             return self.view(row)
         if not self.store.finish(job_id, "cancelled", error="cancelled by the user"):
             current = self.store.get(job_id)
+            if current is not None and current.state == "cancelled":
+                return self.view(current)  # a cancel at the same moment: the same outcome
             state = current.state if current else "gone"
             raise Conflict(
                 f"job {job_id} has ended ({state}); only queued or running jobs can be cancelled"

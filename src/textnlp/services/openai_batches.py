@@ -66,7 +66,7 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from textnlp.adapters.db.jobs import TERMINAL_STATES, JobRow
+from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.storage import Keys
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
 from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParameter, NotFound, quoted
@@ -246,16 +246,21 @@ class OpenAIBatchService:
         if _OUTPUT_ID.match(file_id):
             raise Conflict(f"file {file_id} is a batch's output; it is kept with the batch")
         info = self._info(owner, file_id)
-        for row in self.jobs.store.list_for(owner.id, 1000):
-            if row.state not in TERMINAL_STATES and self._input_file_id(row) == info.id:
-                # the batch reads it at every attempt: deleting it would fail the batch
-                raise Conflict(
-                    f"file {info.id} is the input of batch_{row.id}, which is {row.state}; "
-                    "cancel the batch or wait for it to end"
-                )
         hex_id = info.id.removeprefix("file-")
-        self.storage.delete(self._info_key(owner, hex_id))
-        self.storage.delete(self._upload_key(owner, hex_id))
+        upload = self._upload_key(owner, hex_id)
+
+        def delete() -> None:
+            self.storage.delete(self._info_key(owner, hex_id))
+            self.storage.delete(upload)
+
+        # Under the owner's uploads lock, as a batch's submit checks its file: a batch created
+        # at the same moment either is refused for want of it or keeps it.
+        readers = self.jobs.store.delete_prompt_file(owner.id, upload, delete)
+        if readers:  # the batch reads it at every attempt: deleting it would fail the batch
+            raise Conflict(
+                f"file {info.id} is the input of batch_{readers[0]}, which has not ended; "
+                "cancel the batch or wait for it to end"
+            )
         return FileDeleted(id=info.id, deleted=True)
 
     # -- batches ---------------------------------------------------------------------------

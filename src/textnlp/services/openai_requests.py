@@ -190,6 +190,9 @@ def refuse_unsupported(body: SamplingRequest) -> None:
         }
     if isinstance(body, CompletionRequest):
         refused |= {
+            # An integer asks for that many alternatives beside the sampled token's own
+            # logprob, which even 0 asks for (answering null would ignore it unsaid).
+            "logprobs": body.logprobs is not None and body.logprobs is not False,
             "echo": bool(body.echo),
             "best_of": body.best_of not in (None, 1),
             "suffix": bool(body.suffix),

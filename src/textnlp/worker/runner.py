@@ -90,7 +90,8 @@ class JobRunner:
         checkpointer.after_flush = budget.refresh
         pool = self.generation.pool
         model = await self.generation.run_backend(spec.model or settings.default_model, source)
-        cache = self.generation.cache
+        # The owner's answers only: a job must not be answered from another user's records.
+        cache = self.generation.cache_of(row.owner_id)
         if spec.provider_batch:
             # First answers from the provider's batch API; the rest online, without the cache.
             # (A hosted model: no engine of ours keeps prompts to scope.)

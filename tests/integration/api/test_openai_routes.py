@@ -267,6 +267,11 @@ def test_json_schema_refusals(sqlite_api: Api) -> None:
     body = chat("Write a long JSON object.", max_tokens=1, response_format=fmt)
     response = sqlite_api.client.post(CHAT, json=body, headers=headers)
     assert assert_openai_error(response, 400)["param"] == "max_tokens"
+    # Cut by a stop sequence the JSON holds: 400 naming stop (a 502 the SDK retried twice).
+    fmt = {"type": "json_object"}
+    body = chat(ANN, max_tokens=60, temperature=0, stop=[","], response_format=fmt)
+    response = sqlite_api.client.post(CHAT, json=body, headers=headers)
+    assert assert_openai_error(response, 400)["param"] == "stop"
 
 
 def test_json_schema_streamed_is_one_checked_chunk(sqlite_api: Api) -> None:
@@ -493,6 +498,7 @@ def test_completion_refusals(sqlite_api: Api) -> None:
         ({"echo": True}, "echo"),
         ({"best_of": 3}, "best_of"),
         ({"suffix": "end"}, "suffix"),
+        ({"logprobs": 0}, "logprobs"),  # the sampled tokens' own: null would ignore it unsaid
         ({"prompt": ["a"] * 9, "n": 2}, "prompt"),
         ({"prompt": [[1, 2]]}, "prompt"),
         ({"prompt": "word " * 3000, "max_tokens": 2}, "prompt"),  # past the context: no messages

@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from tests.support.platform import run_worker
+from tests.support.platform import job_service, run_worker
 from textnlp.bootstrap import Platform
 from textnlp.config import Settings
 from textnlp.errors import (
@@ -335,3 +335,35 @@ def test_a_gate_counts_the_records_that_failed(settings: Settings, jobs: JobServ
     assert failed.state == "failed"
     assert failed.error == "validation gate failed: max_missing_rate"
     assert failed.progress.failed == 4
+
+
+def test_a_job_is_never_answered_from_another_users_job(settings: Settings) -> None:
+    """The response cache is shared by every worker: a job's seeded record was a hit on another
+    user's job (telling them what was asked, and what it was answered, for free)."""
+    cached = settings.model_copy(
+        update={"generation": settings.generation.model_copy(update={"response_cache": True})}
+    )
+    same = JobSpec(prompts=["the merger closes on"], model="fake-fast", seed=4242)
+    with job_service(cached) as jobs:
+        ids = []
+        for owner in (ALICE, BOB, ALICE):
+            ids.append(jobs.submit(owner, same).id)
+            run_worker(cached)
+        hits = [next(jobs.store.iter_records(job_id)).provenance.cached for job_id in ids]
+    assert hits == [False, False, True]  # alice's own re-run still finds her record
+
+
+def test_two_cancels_at_once_both_answer_the_cancelled_job(
+    jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other cancel wins between this one's read and its write: this one answered 409 "has
+    ended (cancelled)", though a cancel of a cancelled job answers the job."""
+    view = jobs.submit(ALICE, spec(count=2))
+    finish = jobs.store.finish
+
+    def after_the_other_cancel(job_id: str, state: str, **kwargs: object) -> bool:
+        finish(job_id, "cancelled", error="cancelled by the user")
+        return finish(job_id, state, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobs.store, "finish", after_the_other_cancel)
+    assert jobs.cancel(ALICE, view.id).state == "cancelled"

@@ -19,7 +19,10 @@ chunk: it cannot be checked before it is complete). Refused with OpenAI's error 
   told to write JSON may write whitespace until ``max_tokens``);
 - a ``json_schema`` whose ``schema`` ``safe_schema`` refuses, or whose root is not an object;
 - when the last attempt of every failed choice was cut at ``max_tokens`` (``param:
-  max_tokens``: raise it).
+  max_tokens``: raise it);
+- when the request has ``stop`` sequences and the last attempt of every failed choice ended
+  without reaching ``max_tokens`` (``param: stop``): a stop sequence the JSON contains cut it
+  (a grammar-bound model cannot end before its object does otherwise).
 
 When the attempts end on answers that are complete but not valid, the answer is 502
 (``backend_error``): the model could not do it, the request was fine.
@@ -216,7 +219,8 @@ async def complete_json(
         if not pending:
             break
     if pending:
-        _refuse(model_id, [last[i] for i in pending], errors[pending[0]], attempts)
+        stops = bool(requests[0].params.stop)
+        _refuse(model_id, [last[i] for i in pending], errors[pending[0]], attempts, stops)
     return CompletionResponse(
         id=response.id,
         model=model_id,
@@ -238,11 +242,19 @@ def _reseeded(request: GenerationRequest, attempt: int, index: int) -> Generatio
     return request.model_copy(update={"params": request.params.model_copy(update={"seed": new})})
 
 
-def _refuse(model_id: str, last: list[CompletionChoice], error: str, attempts: int) -> None:
+def _refuse(
+    model_id: str, last: list[CompletionChoice], error: str, attempts: int, stops: bool
+) -> None:
     if all(choice.finish_reason == "length" for choice in last):
         raise InvalidParameter(
             "the answer reached max_tokens before its JSON object ended; raise max_tokens",
             parameter="max_tokens",
+        )
+    if stops and all(choice.finish_reason == "stop" for choice in last):
+        raise InvalidParameter(
+            "the answer ended at a stop sequence before its JSON object did; send no stop, "
+            "or one the JSON cannot contain",
+            parameter="stop",
         )
     raise BackendError(
         f"the model gave no valid JSON in {attempts} attempt(s): {error}", model=model_id
