@@ -143,3 +143,137 @@ def test_text_dense_with_findings_finds_each_once_in_order() -> None:
     assert len(found) == 1500
     assert all(a.end <= b.start for a, b in zip(found, found[1:], strict=False))
     assert {f.value for f in found if f.kind == "credit_card"} == {"4111 1111 1111 1111"}
+
+
+# --- the audit's cases: each failed before its fix -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        # an IBAN followed by words: every country's length is tried, not the last two cuts
+        (
+            "My IBAN is DE89 3704 0044 0532 0130 00 and my name is Max.",
+            "iban",
+            "DE89 3704 0044 0532 0130 00",
+        ),
+        ("GB82 WEST 1234 5698 7654 32 is the account", "iban", "GB82 WEST 1234 5698 7654 32"),
+        ("IBAN:DE89370400440532013000 and more words here", "iban", "DE89370400440532013000"),
+        ("口座DE89 3704 0044 0532 0130 00です", "iban", "DE89 3704 0044 0532 0130 00"),
+        # e-mail and phone glued to CJK text: CJK characters are no part of either
+        ("请联系john.doe@example.com获取详情", "email", "john.doe@example.com"),
+        ("メールはtaro@example.jpまで", "email", "taro@example.jp"),
+        ("電話090-1234-5678まで", "phone", "090-1234-5678"),
+        ("电话+86 138 0013 8000", "phone", "+86 138 0013 8000"),
+        # an international number whose first group is one digit; a bracketed area code
+        ("call +33 6 12 34 56 78 now", "phone", "+33 6 12 34 56 78"),
+        ("call +61 4 1234 5678 now", "phone", "+61 4 1234 5678"),
+        ("Tel (030) 1234567", "phone", "(030) 1234567"),
+        # internationalised e-mail (RFC 6531)
+        ("write to müller@example.de today", "email", "müller@example.de"),
+        ("write to josé.garcía@correo.es today", "email", "josé.garcía@correo.es"),
+        ("write to info@bücher.de today", "email", "info@bücher.de"),
+        ("Почта: иван@пример.рф", "email", "иван@пример.рф"),
+        # card numbers with other (consistent) separators
+        ("card 4111.1111.1111.1111 ok", "credit_card", "4111.1111.1111.1111"),
+        ("card 4111  1111  1111  1111 ok", "credit_card", "4111  1111  1111  1111"),
+        ("card 4111\t1111\t1111\t1111 ok", "credit_card", "4111\t1111\t1111\t1111"),
+        ("card 4111/1111/1111/1111 ok", "credit_card", "4111/1111/1111/1111"),
+        ("card 4111_1111_1111_1111 ok", "credit_card", "4111_1111_1111_1111"),
+        ("amex 3782.822463.10005 ok", "credit_card", "3782.822463.10005"),
+        ("Card no.4111.1111.1111.1111.", "credit_card", "4111.1111.1111.1111"),
+        # US SSN with other separators; a bare one only after its keyword
+        ("ssn 123 45 6789 on file", "ssn", "123 45 6789"),
+        ("Tel. 030 12 3456", "phone", "030 12 3456"),
+        ("ssn 123.45.6789 on file", "ssn", "123.45.6789"),
+        ("ssn 123\u201345\u20136789 on file", "ssn", "123\u201345\u20136789"),
+        ("SSN: 123456789", "ssn", "123456789"),
+        ("social security number 123456789", "ssn", "123456789"),
+        # national numbers without separators: a phone keyword, or a mobile number's shape
+        ("call 5551234567", "phone", "5551234567"),
+        ("Phone: 5551234567", "phone", "5551234567"),
+        ("my number is 07911123456", "phone", "07911123456"),
+        ("Handy 01711234567", "phone", "01711234567"),
+        ("Mobile: 98765 43210", "phone", "98765 43210"),
+        ("Tel. 030/12345678", "phone", "030/12345678"),
+        ("電話09012345678", "phone", "09012345678"),
+        # IPv6 forms that stay addresses
+        ("host fe80::1 answers", "ip_address", "fe80::1"),
+        ("host 2001:db8::1 answers", "ip_address", "2001:db8::1"),
+        ("host [2001:db8::8a2e:370:7334]:443", "ip_address", "2001:db8::8a2e:370:7334"),
+        # national numbers that must stay found
+        ("Tel. 030 1234567", "phone", "030 1234567"),
+        ("Tel. 0171 1234567", "phone", "0171 1234567"),
+        ("Tel. 020 7946 0958", "phone", "020 7946 0958"),
+        ("Tel. 044 123 45 67", "phone", "044 123 45 67"),
+        ("Tel. 01 23 45 67 89", "phone", "01 23 45 67 89"),
+    ],
+)
+def test_audit_cases_are_found(text: str, kind: str, value: str) -> None:
+    (finding,) = find_pii(text)
+    assert (finding.kind, finding.value) == (kind, value)
+    assert text[finding.start : finding.end] == value
+    assert mask_pii(text) == text.replace(value, f"[{kind.upper()}]", 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # '::' in code is no IPv6 address
+        "class User < ActiveRecord::Base",
+        "let m = HashMap::default();",
+        "MyClass::Add()",
+        "Face::deleteFace",
+        "Face::Bead",
+        "a::b",
+        "10::30",
+        "dead::beef",
+        # a date and a time is no phone number
+        "Termin am 03.04.2023 09:15 Uhr",
+        "Released 01-02-2023 10:00",
+        "01.05.24 10:00",
+        "on 2024-01-15 10:30",
+        # a date written with spaces
+        "population 08 15 2000",
+        # bare digit runs without a phone keyword: order ids, timestamps
+        "Order 5551234567 shipped",
+        "ts 1700000000123",
+        "zip codes 90210 90211",
+        "id 123456789",
+        "ref 0123456789",
+        # an IBAN whose check digits fail is not reported, whatever follows it
+        "My IBAN is DE88 3704 0044 0532 0130 00 and my name is Max.",
+        # an SSN-shaped group inside a longer run of groups
+        "ids 1 123 45 6789 9",
+        "ids 123-45-6789-12",
+    ],
+)
+def test_audit_false_positives_are_not_found(text: str) -> None:
+    assert find_pii(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1" * 100_000,
+        "1 " * 50_000,
+        "12 " * 33_000,
+        "1234 " * 20_000,
+        "0" * 100_000,
+        "+" + "1" * 100_000,
+        "1." * 50_000,
+        "1-" * 50_000,
+        "a1:" * 33_000,
+        ":" * 100_000,
+        "DE89 " * 20_000,
+        "é" * 100_000 + "@",
+        "电话" + "1" * 100_000,
+        "ssn " + "123 " * 25_000,
+    ],
+)
+def test_long_runs_take_linear_time(text: str) -> None:
+    import time
+
+    began = time.perf_counter()
+    find_pii(text)
+    assert time.perf_counter() - began < 5.0  # quadratic work on 100k characters takes minutes
