@@ -88,6 +88,8 @@ class AuthService:
         password_hash = passwords.hash_password(password)
         with self.sessions.begin() as session:
             users = UserRepository(session)
+            # One creation at a time, or two lookalikes created at once would both pass.
+            users.lock_users()
             # "aIice" beside "alice" would pass for her (an operator's act: every name is
             # looked at, which a few thousand users make cheap).
             skeleton = username_skeleton(username)
@@ -222,6 +224,9 @@ class AuthService:
     def _change(self, username: str, *, end_sessions: bool = False, **values: Any) -> User:
         with self.sessions.begin() as session:
             users = UserRepository(session)
+            # Held until the commit: two operators disabling the last two admins at once would
+            # each count the other still active (write skew under READ COMMITTED).
+            users.lock_users()
             found = users.by_name(username)
             if found is None:
                 raise NotFound(f"no user {quoted(username)}")

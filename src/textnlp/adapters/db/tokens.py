@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import Boolean, Float, ForeignKey, String, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from textnlp.adapters.db.base import Base
@@ -117,9 +118,15 @@ class TokenRepository:
         )
 
     def revoke_jti(self, jti: str, expires_at: float) -> None:
-        if self.session.get(RevokedTokenRow, jti) is None:
-            self.session.add(RevokedTokenRow(jti=jti, expires_at=expires_at))
-            self.session.flush()
+        """Idempotent, concurrent calls included: two logouts of one token at once both
+        succeed (a look before the insert let both insert, and the second failed)."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.session.execute(
+            insert(RevokedTokenRow)
+            .values(jti=jti, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=[RevokedTokenRow.jti])
+        )
 
     def purge_expired(self, now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -9,8 +9,11 @@ and counts what their direct generations cost (``spent_usd``; jobs keep their ow
 operator's ``textnlp users logout`` moves it on (the families live in the session store, which
 a DynamoDB table cannot list by user). A counter, not a time: a token issued while the change
 commits carries the old epoch and ends with the others.
+Names are unique whatever their case: ``uq_users_username_lower`` (an index on
+``lower(username)``) is the database's own guarantee, and ``lock_users`` serialises the checks
+that no index can express (a lookalike name, the last active admin).
 Revision ``0002_auth`` creates the tables, ``0005_user_spending`` and
-``0007_user_session_epoch`` add the columns.
+``0007_user_session_epoch`` add the columns, ``0009_username_lower_unique`` the index.
 """
 
 from __future__ import annotations
@@ -21,7 +24,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, func, select, update
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -30,9 +45,16 @@ from textnlp.errors import Conflict, NotFound, quoted
 
 RoleName = Literal["admin", "user"]
 
+#: The PostgreSQL advisory lock (a bigint: "txtusers") that ``lock_users`` takes.
+_USERS_LOCK = 0x7478_7475_7365_7273
+
 
 class UserRow(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        # "Alice" beside "alice" would pass for her; the column's own constraint is exact.
+        Index("uq_users_username_lower", func.lower(text("username")), unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -90,7 +112,21 @@ class UserRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def lock_users(self) -> None:
+        """Serialise the changes whose checks read other users (a new name against the
+        existing ones, the last active admin) until this transaction ends: without it two
+        replicas or CLI processes could each pass the check before either writes. PostgreSQL:
+        a transaction-level advisory lock. SQLite: a write that matches nothing makes the
+        transaction the database's one writer now, before its reads (a deferred transaction
+        would read, then find another writer had come in between)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(select(func.pg_advisory_xact_lock(_USERS_LOCK)))
+        else:
+            self.session.execute(update(UserRow).where(text("0 = 1")).values(role=UserRow.role))
+
     def create(self, username: str, password_hash: str, role: RoleName = "user") -> User:
+        """A new user; ``Conflict`` where the name is taken whatever its case (callers that
+        check more than the name hold ``lock_users``; the index decides the rest)."""
         same = func.lower(UserRow.username) == username.lower()
         existing = self.session.scalar(select(UserRow.username).where(same))
         if existing is not None:  # "Alice" beside "alice" would pass for her
