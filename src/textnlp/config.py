@@ -207,6 +207,10 @@ class AuthSettings(_Section):
     audience: str = "textnlp-api"
     access_ttl_s: int = Field(900, ge=30)
     refresh_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    #: Seconds after a rotation during which the refresh token it replaced, presented again,
+    #: is refused alone instead of revoking its family as leaked: the loser of two refreshes
+    #: sent at once (two tabs, a retry) keeps the winner's session. 0: every reuse revokes.
+    refresh_reuse_grace_s: float = Field(5.0, ge=0, le=60)
     #: Where refresh-token families and revocations live: the database's tables, or a DynamoDB
     #: table (the ``aws`` profile's), which the gateway's authorizer reads too.
     session_store: Literal["database", "dynamodb"] = "database"

@@ -78,6 +78,16 @@ class Api:
             yield c
 
 
+def without_reuse_grace(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's auth as it is once the grace after a rotation has passed (none left):
+    presenting a rotated-out refresh token revokes its family."""
+    from textnlp.auth.tokens import TokenService
+
+    auth = api.client.app.state.auth  # type: ignore[attr-defined]
+    settings = api.settings.auth.model_copy(update={"refresh_reuse_grace_s": 0.0})
+    monkeypatch.setattr(auth, "tokens", TokenService(settings))
+
+
 def start_api_with_models(home: Path, models_yaml: str) -> Iterator[Api]:
     """``start_api`` with the test backends registered and ``models_yaml``'s catalogue."""
     from tests.support.job_backends import register

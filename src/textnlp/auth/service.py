@@ -125,7 +125,9 @@ class AuthService:
         return pair
 
     def refresh(self, refresh_token: str) -> TokenPair:
-        """Rotate: the presented token dies; presenting a dead one revokes its whole family."""
+        """Rotate: the presented token dies; presenting a dead one revokes its whole family,
+        except the token the family rotated from within ``auth.refresh_reuse_grace_s``: the
+        loser of two refreshes with one token is refused and the winner's session lives."""
         claims = self.tokens.verify(refresh_token, expected_type="refresh")
         with self.sessions() as session:
             user = UserRepository(session).get(claims.sub)
@@ -141,6 +143,11 @@ class AuthService:
             claims.family, claims.jti, pair.refresh_claims.jti, float(pair.refresh_claims.exp)
         )
         if not rotated:
+            grace = self.tokens.refresh_reuse_grace_s
+            if grace > 0 and self.store.rotated_from(
+                claims.family, claims.jti, time.time() - grace
+            ):
+                raise AuthError("refresh token already used by a refresh a moment ago")
             self.store.revoke_family(claims.family)
             raise AuthError("refresh token reused or revoked; the session is closed")
         return pair

@@ -5,7 +5,8 @@ Standard library only (the authorizer's asset carries no pydantic, no SQLAlchemy
 callers pass a boto3 DynamoDB client). One table, partition key ``pk`` (a string):
 
 - ``family#<id>``: a login (a refresh-token family): ``user_id``, ``current_jti`` (the refresh
-  token that may be used next), ``revoked`` (a boolean);
+  token that may be used next), ``revoked`` (a boolean), and once rotated ``previous_jti`` and
+  ``rotated_at`` (epoch seconds): the token the last rotation replaced, and when;
 - ``jti#<id>``: an access token revoked by logout: ``revoked`` = true.
 
 Both carry ``expires_at`` (epoch seconds, a number), the table's TTL attribute: DynamoDB deletes
@@ -96,6 +97,22 @@ def session_is_live(
         access_is_live(family_item, None, user_id, now)
         and family_item is not None
         and family_item.get("current_jti", {}).get("S") == refresh_jti
+    )
+
+
+def rotated_from(
+    family_item: Item | None, jti: str, since: float, now: float | None = None
+) -> bool:
+    """Whether the family is live and its last rotation replaced ``jti`` at ``since`` or later
+    (``rotated_from`` of the SQL store, the same rule)."""
+    now = time.time() if now is None else now
+    if family_item is None or not _live(family_item, now) or _revoked(family_item):
+        return False
+    rotated_at = family_item.get("rotated_at", {}).get("N")
+    return (
+        family_item.get("previous_jti", {}).get("S") == jti
+        and rotated_at is not None
+        and float(rotated_at) >= since
     )
 
 

@@ -57,6 +57,11 @@ class TokenService:
         self._key = settings.jwt_secret.get_secret_value()
         self._algorithm = settings.jwt_algorithm
 
+    @property
+    def refresh_reuse_grace_s(self) -> float:
+        """``AuthSettings.refresh_reuse_grace_s``: the refresh rules' (``AuthService``)."""
+        return self._settings.refresh_reuse_grace_s
+
     def issue_pair(
         self, user_id: str, role: str, *, family: str | None = None, session_epoch: int = 0
     ) -> TokenPair:

@@ -8,7 +8,7 @@ import time
 import jwt
 import pytest
 
-from tests.support.api import PASSWORD, Api
+from tests.support.api import PASSWORD, Api, without_reuse_grace
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
@@ -44,12 +44,16 @@ def test_bad_password_and_unknown_user_answer_the_same(api: Api) -> None:
     assert "WWW-Authenticate" in wrong.headers
 
 
-def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
+def test_refresh_rotates_and_reuse_revokes_the_family(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = api.login("alice")
     second = api.client.post(REFRESH, json={"refresh_token": first["refresh_token"]}).json()
     assert second["refresh_token"] != first["refresh_token"]
     assert api.client.get(MODELS, headers=bearer(second["access_token"])).status_code == 200
-    # The rotated-out token comes back: a thief or a replay. The whole family dies.
+    # The rotated-out token comes back past the grace (none here): a thief or a replay. The
+    # whole family dies.
+    without_reuse_grace(api, monkeypatch)
     replay = api.client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
     assert_error(replay, 401, "authentication_error")
     assert_error(api.client.get(MODELS, headers=bearer(second["access_token"])), 401)
@@ -57,6 +61,22 @@ def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
     # Another login of the same user is untouched.
     other = api.login("alice")
     assert api.client.get(MODELS, headers=bearer(other["access_token"])).status_code == 200
+
+
+def test_a_token_presented_again_just_after_its_rotation_is_refused_alone(api: Api) -> None:
+    """The loser of two refreshes sent at once (two tabs, a retry): its token was rotated a
+    moment ago, within ``auth.refresh_reuse_grace_s``. Refused, and the winner's session lives."""
+    first = api.login("alice")
+    second = api.client.post(REFRESH, json={"refresh_token": first["refresh_token"]}).json()
+    late = api.client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    assert "a moment ago" in str(assert_error(late, 401, "authentication_error")["message"])
+    assert api.client.get(MODELS, headers=bearer(second["access_token"])).status_code == 200
+    third = api.client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
+    assert third.status_code == 200, third.text
+    # Only the token rotated last is forgiven: the first, two rotations back, is a leak.
+    replay = api.client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    assert "session is closed" in str(assert_error(replay, 401)["message"])
+    assert_error(api.client.get(MODELS, headers=bearer(third.json()["access_token"])), 401)
 
 
 def test_logout_revokes_the_access_token_and_its_family(api: Api) -> None:

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import event
 
 from tests.support.api import PASSWORD, Api
-from textnlp.errors import Conflict
+from textnlp.errors import AuthError, Conflict
 
 #: How long a contender waits for the others at the meeting point before going on alone.
 MEETING_S = 3.0
@@ -137,3 +137,20 @@ def test_two_logouts_of_one_token_at_once_both_succeed(api: Api) -> None:
     assert results == [None, None]
     bearer = {"Authorization": f"Bearer {token}"}
     assert api.client.get("/api/v1/models/list", headers=bearer).status_code == 401
+
+
+def test_of_two_refreshes_with_one_token_at_once_one_wins_and_keeps_the_session(
+    api: Api,
+) -> None:
+    auth = _auth(api)
+    refresh_token = api.login("bob")["refresh_token"]
+    with meet_before(_engine(api), "UPDATE token_families", 2):
+        results = race(lambda: auth.refresh(refresh_token), lambda: auth.refresh(refresh_token))
+    won = [r for r in results if not isinstance(r, Exception)]
+    lost = [r for r in results if isinstance(r, Exception)]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert isinstance(lost[0], AuthError)
+    pair = won[0]
+    bearer = {"Authorization": f"Bearer {pair.access_token}"}  # type: ignore[attr-defined]
+    assert api.client.get("/api/v1/models/list", headers=bearer).status_code == 200
+    assert auth.refresh(pair.refresh_token).access_token  # type: ignore[attr-defined]

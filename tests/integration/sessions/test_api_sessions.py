@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.api import Api, make_settings, start_api
+from tests.support.api import Api, make_settings, start_api, without_reuse_grace
 from tests.support.sessions import create_session_table, dynamodb, items
 from textnlp.adapters.db.tokens import TokenFamilyRow
 
@@ -59,14 +59,20 @@ def test_sessions_live_in_dynamodb_not_in_the_database(dynamo_api: DynamoApi) ->
         assert session.scalar(select(func.count()).select_from(TokenFamilyRow)) == 0
 
 
-def test_refresh_reuse_revokes_the_family_in_the_table(dynamo_api: DynamoApi) -> None:
+def test_refresh_reuse_revokes_the_family_in_the_table(
+    dynamo_api: DynamoApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = dynamo_api.api.client
     first = dynamo_api.api.login("alice")
     second = client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
     assert second.status_code == 200, second.text
     pair = second.json()
     assert client.get(MODELS, headers=bearer(pair["access_token"])).status_code == 200
-    # The rotated-out token again: the family dies, with every access token it issued.
+    # At once (a refresh that lost a race): refused alone, the family lives.
+    assert client.post(REFRESH, json={"refresh_token": first["refresh_token"]}).status_code == 401
+    assert client.get(MODELS, headers=bearer(pair["access_token"])).status_code == 200
+    # Past the grace: the family dies, with every access token it issued.
+    without_reuse_grace(dynamo_api.api, monkeypatch)
     assert client.post(REFRESH, json={"refresh_token": first["refresh_token"]}).status_code == 401
     assert client.get(MODELS, headers=bearer(pair["access_token"])).status_code == 401
     assert client.post(REFRESH, json={"refresh_token": pair["refresh_token"]}).status_code == 401

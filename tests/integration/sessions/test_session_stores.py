@@ -107,6 +107,23 @@ def test_rotation_moves_the_family_and_a_stale_token_is_refused(subject: Subject
     assert not store.rotate("unknown", "r1", "r2", later())
 
 
+def test_a_family_knows_the_token_it_last_rotated_from_and_when(subject: Subject) -> None:
+    store, alice = subject.store, subject.alice
+    before = time.time() - 1
+    store.start_family("g1", alice.id, "r1", later())
+    assert not store.rotated_from("g1", "r1", before)  # not rotated yet
+    assert store.rotate("g1", "r1", "r2", later())
+    assert store.rotated_from("g1", "r1", before)
+    assert not store.rotated_from("g1", "r1", time.time() + 5)  # rotated before ``since``
+    assert not store.rotated_from("g1", "r2", before)  # the current token
+    assert not store.rotated_from("unknown", "r1", before)
+    assert store.rotate("g1", "r2", "r3", later())
+    assert not store.rotated_from("g1", "r1", before)  # only the last rotation counts
+    assert store.rotated_from("g1", "r2", before)
+    store.revoke_family("g1")
+    assert not store.rotated_from("g1", "r2", before)
+
+
 def test_a_session_is_its_familys_current_refresh_token(subject: Subject) -> None:
     store, alice = subject.store, subject.alice
     store.start_family("s1", alice.id, "r1", later())

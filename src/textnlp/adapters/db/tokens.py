@@ -2,10 +2,12 @@
 
 A login starts a *family*; each refresh rotates to a new refresh token of the same family and
 records the old one as used. Presenting a used refresh token again means it leaked: the whole
-family is revoked (and with it every access token of the family). Logout revokes the family and
-the access token's ``jti``. This lives in the database, never only in the cache, because the
-design's Redis evicts (allkeys-lru). It is the local profile's session store
-(``textnlp.adapters.sessions.database``); the ``aws`` profile keeps the same state in DynamoDB.
+family is revoked (and with it every access token of the family), unless it is the token the
+family has just rotated from (``rotated_from``: the loser of two concurrent refreshes).
+Logout revokes the family and the access token's ``jti``. This lives in the database, never
+only in the cache, because the design's Redis evicts (allkeys-lru). It is the local profile's
+session store (``textnlp.adapters.sessions.database``); the ``aws`` profile keeps the same
+state in DynamoDB.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class TokenFamilyRow(Base):
     current_jti: Mapped[str] = mapped_column(String(32))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[float] = mapped_column(Float)
+    #: The refresh token the last rotation replaced, and when (epoch seconds); None before one.
+    previous_jti: Mapped[str | None] = mapped_column(String(32), default=None)
+    rotated_at: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class RevokedTokenRow(Base):
@@ -91,9 +96,27 @@ class TokenRepository:
                 TokenFamilyRow.current_jti == used_jti,
                 TokenFamilyRow.revoked.is_(False),
             )
-            .values(current_jti=new_jti, expires_at=expires_at)
+            .values(
+                current_jti=new_jti,
+                expires_at=expires_at,
+                previous_jti=used_jti,
+                rotated_at=time.time(),
+            )
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    def rotated_from(self, family: str, jti: str, since: float) -> bool:
+        """Whether the live family's last rotation replaced ``jti`` at ``since`` or later."""
+        found = self.session.scalar(
+            select(TokenFamilyRow.id).where(
+                TokenFamilyRow.id == family,
+                TokenFamilyRow.previous_jti == jti,
+                TokenFamilyRow.rotated_at >= since,
+                TokenFamilyRow.revoked.is_(False),
+                TokenFamilyRow.expires_at > time.time(),
+            )
+        )
+        return found is not None
 
     def access_holder(self, user_id: str, family: str, jti: str) -> User | None:
         """The user of a live access token (family not revoked, jti not revoked), in one query."""

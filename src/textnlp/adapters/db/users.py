@@ -13,7 +13,7 @@ Names are unique whatever their case: ``uq_users_username_lower`` (an index on
 ``lower(username)``) is the database's own guarantee, and ``lock_users`` serialises the checks
 that no index can express (a lookalike name, the last active admin).
 Revision ``0002_auth`` creates the tables, ``0005_user_spending`` and
-``0007_user_session_epoch`` add the columns, ``0009_username_lower_unique`` the index.
+``0007_user_session_epoch`` add the columns, ``0009_auth_races`` the index.
 """
 
 from __future__ import annotations

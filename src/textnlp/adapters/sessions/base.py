@@ -3,7 +3,9 @@ JWT auth (``textnlp.auth.service`` holds the rules, this only the state).
 
 A login starts a *family*; each refresh rotates it to a new refresh token and the old one dies.
 Presenting a dead refresh token again means it leaked: the whole family is revoked, and with it
-every access token of the family. Logout revokes the family and the access token's ``jti``.
+every access token of the family; only the token the family has just rotated from, presented
+again within ``auth.refresh_reuse_grace_s``, is refused alone (two refreshes racing). Logout
+revokes the family and the access token's ``jti``.
 
 Two implementations: the database's tables (``DatabaseSessionStore``, the local profile) and
 a DynamoDB table (``DynamoDbSessionStore``, the ``aws`` profile), which the Lambda authorizer
@@ -28,7 +30,12 @@ class SessionStore(Protocol):
     def rotate(self, family: str, used_jti: str, new_jti: str, expires_at: float) -> bool:
         """Move the family from ``used_jti`` to ``new_jti``; False when ``used_jti`` is not
         its current token or the family is revoked. Atomic: of two concurrent rotations with
-        the same token, one wins."""
+        the same token, one wins. Records ``used_jti`` and the time for ``rotated_from``."""
+        ...
+
+    def rotated_from(self, family: str, jti: str, since: float) -> bool:
+        """Whether the family is live and its last rotation replaced ``jti`` at ``since``
+        (epoch seconds) or later: ``jti`` lost a race with that rotation."""
         ...
 
     def revoke_family(self, family: str) -> None:

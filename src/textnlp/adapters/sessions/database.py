@@ -27,6 +27,10 @@ class DatabaseSessionStore:
         with self.sessions.begin() as session:
             return TokenRepository(session).rotate(family, used_jti, new_jti, expires_at)
 
+    def rotated_from(self, family: str, jti: str, since: float) -> bool:
+        with self.sessions() as session:
+            return TokenRepository(session).rotated_from(family, jti, since)
+
     def revoke_family(self, family: str) -> None:
         with self.sessions.begin() as session:
             TokenRepository(session).revoke_family(family)

@@ -10,6 +10,7 @@ expire by the table's TTL (``expires_at``); ``purge_expired`` has nothing to do.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,10 @@ class DynamoDbSessionStore:
                 self.client.update_item(
                     TableName=self.table,
                     Key=items.family_key(family),
-                    UpdateExpression="SET current_jti = :new, #expires = :expires",
+                    UpdateExpression=(
+                        "SET current_jti = :new, #expires = :expires, "
+                        "previous_jti = :used, rotated_at = :now"
+                    ),
                     ConditionExpression="current_jti = :used AND revoked = :false",
                     ExpressionAttributeNames={"#expires": items.TTL_ATTRIBUTE},
                     ExpressionAttributeValues={
@@ -60,6 +64,7 @@ class DynamoDbSessionStore:
                         ":used": {"S": used_jti},
                         ":false": {"BOOL": False},
                         ":expires": items.epoch(expires_at),
+                        ":now": {"N": repr(time.time())},
                     },
                 )
         except Exception as exc:
@@ -67,6 +72,13 @@ class DynamoDbSessionStore:
                 return False  # stale token, revoked or unknown family
             raise
         return True
+
+    def rotated_from(self, family: str, jti: str, since: float) -> bool:
+        with aws_unavailable("sessions", _SERVICE):
+            answer = self.client.get_item(
+                TableName=self.table, Key=items.family_key(family), ConsistentRead=True
+            )
+        return items.rotated_from(answer.get("Item"), jti, since)
 
     def revoke_family(self, family: str) -> None:
         try:

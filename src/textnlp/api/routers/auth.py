@@ -56,7 +56,9 @@ def login(body: LoginRequest, request: Request, auth: AuthDep) -> TokenResponse:
 
 @router.post("/refresh", response_model=TokenResponse)
 def refresh(body: RefreshRequest, request: Request, auth: AuthDep) -> TokenResponse:
-    """Rotate a refresh token. Presenting one that was already rotated revokes its family."""
+    """Rotate a refresh token. Presenting one that was already rotated revokes its family,
+    unless it was rotated a moment ago (``auth.refresh_reuse_grace_s``: a concurrent refresh
+    won): that one answers 401 alone."""
     enforce_rate_limit(request.app.state, _client_bucket(request))
     return _tokens(auth.refresh(body.refresh_token))
 
