@@ -48,7 +48,8 @@ def test_orchestration(assembly: Assembly) -> None:
     assembly.template("Serverless").resource_count_is("AWS::StepFunctions::StateMachine", 1)
 
 
-def test_topics_get_subscriptions_from_context(tmp_path: Path) -> None:
+def test_the_deployers_context_reaches_the_stacks(tmp_path: Path) -> None:
+    """Topic subscriptions and the Owner tag from `cdk deploy -c ...`."""
     # A synthesis of its own (with the deployer's context); no AWS variable leaks in.
     saved = {key: os.environ.pop(key) for key in list(os.environ) if key.startswith("AWS_")}
     try:
@@ -61,8 +62,13 @@ def _synthesise_with_subscriptions(tmp_path: Path) -> None:
     app, stacks = build_app("production", outdir=str(tmp_path), context={
         "alarmEmails": "oncall@example.com,lead@example.com",
         "jobNotificationUrls": "https://hooks.example.com/textnlp",
+        "owner": "data-platform@corp.example",  # `cdk deploy -c owner=...` (it was dropped)
     })
     app.synth()
+    queue = Template.from_stack(stacks["Messaging"]).find_resources("AWS::SQS::Queue")
+    for resource in queue.values():
+        tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
+        assert tags["Owner"] == "data-platform@corp.example"
     alarms = Template.from_stack(stacks["Monitoring"])
     alarms.resource_count_is("AWS::SNS::Subscription", 2)
     alarms.has_resource_properties(

@@ -20,6 +20,7 @@ Nothing here runs at import time: call ``load_settings()``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -376,7 +377,7 @@ class ModelsSettings(_Section):
 # -- reading the environment -------------------------------------------------------------------
 ENV_PREFIX = "TEXTNLP_"
 #: ``TEXTNLP_*`` variables that are not settings: the CLI's client options and test fixtures.
-NOT_SETTINGS = frozenset({"TEXTNLP_API_URL", "TEXTNLP_API_TOKEN"})
+NOT_SETTINGS = frozenset({"TEXTNLP_API_URL", "TEXTNLP_API_TOKEN", "TEXTNLP_API_KEY"})
 #: ``TEXTNLP_SECRET_<NAME>``: a secret of the ``env`` secrets backend (``adapters.secrets.env``).
 _NOT_SETTINGS_PREFIXES = ("TEXTNLP_TEST_", "TEXTNLP_SECRET_")
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("textnlp_environ", default=None)
@@ -612,11 +613,24 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if unknown:
         more = f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else ""
         raise ConfigError(f"unknown setting {unknown[0]}: no such field in Settings{more}")
+    from pydantic_settings import SettingsError
+
     try:
         with _reading(environ):
             return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except SettingsError as exc:  # a list, mapping or section's value that is not JSON
+        raise ConfigError(_not_json(str(exc))) from None
+
+
+def _not_json(message: str) -> str:
+    found = re.search(r'field "(\w+)"', message)
+    where = f"{ENV_PREFIX}{found.group(1).upper()}" if found else "a setting"
+    return (
+        f"a value under {where} is not JSON: lists, mappings and sections are given as JSON "
+        """(e.g. TEXTNLP_API__TRUSTED_PROXIES='["10.0.0.0/8"]')"""
+    )
 
 
 def _with_env_file() -> dict[str, str]:

@@ -83,6 +83,18 @@ def test_a_request_refused_for_now_is_sent_again_after_its_retry_after() -> None
     with pytest.raises(ApiError) as refused:
         client(lambda r: later).generate(prompt="x")
     assert refused.value.status == 429 and refused.value.retry_after == 120.0
+    # A quota (a spending cap, the uploads') says no Retry-After: waiting does not help, and a
+    # second upload of the body would be refused as the first was.
+    sent: list[httpx.Request] = []
+    quota = {"error": {"type": "quota_exceeded", "message": "over your cap"}}
+
+    def capped(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(429, json=quota)
+
+    with pytest.raises(ApiError) as refused:
+        client(capped).upload_prompts("p.jsonl", b'{"prompt": "x"}\n')
+    assert refused.value.type == "quota_exceeded" and len(sent) == 1
 
 
 def test_an_answer_that_is_not_the_apis_is_a_502() -> None:

@@ -194,12 +194,33 @@ def test_an_unknown_variable_is_refused_by_name_not_value(
     # The CLI's client options and the tests' own variables are not settings.
     assert (
         unknown_variables(
-            {"TEXTNLP_API_URL": "x", "TEXTNLP_API_TOKEN": "y", "TEXTNLP_TEST_REDIS_URL": "z"}
+            {
+                "TEXTNLP_API_URL": "x",
+                "TEXTNLP_API_TOKEN": "y",
+                "TEXTNLP_API_KEY": "the README's OpenAI example exports it",
+                "TEXTNLP_TEST_REDIS_URL": "z",
+            }
         )
         == []
     )
     # Mapping settings take any key below them.
     assert unknown_variables({"TEXTNLP_MODELS__PRICES__MY_MODEL__INPUT_PER_1K": "1"}) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "section"),
+    [
+        ("TEXTNLP_API__TRUSTED_PROXIES", "TEXTNLP_API"),  # a list: JSON
+        ("TEXTNLP_MODELS__PRICES", "TEXTNLP_MODELS"),  # a mapping
+        ("TEXTNLP_API", "TEXTNLP_API"),  # a section
+    ],
+)
+def test_a_value_that_is_not_json_is_one_line(name: str, section: str) -> None:
+    """pydantic-settings' SettingsError was a traceback and exit 1."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={name: "10.0.0.0/8"})
+    assert caught.value.message.startswith(f"a value under {section} is not JSON")
+    assert "10.0.0.0/8" not in caught.value.message.split("(e.g.")[0]  # never the value
 
 
 def test_the_env_secrets_backends_variables_are_not_settings(

@@ -105,8 +105,9 @@ class HealthChecker:
                 status="unchecked", detail=f"s3://{self.settings.storage.bucket}"
             )
         root = self.settings.storage_root
-        probe = root if root.exists() else root.parent
-        writable = probe.exists() and os.access(probe, os.W_OK)
+        # Made on first use: a root not made yet is fine where its nearest folder is writable.
+        probe = next((p for p in (root, *root.parents) if p.exists()), root)
+        writable = probe.is_dir() and os.access(probe, os.W_OK)
         return _ok(writable, f"{probe} is not writable")
 
     def _cache(self) -> ComponentHealth:

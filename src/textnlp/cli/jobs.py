@@ -330,7 +330,7 @@ def cancel(job_id: str, api: str | None = ApiOption, token: str | None = TokenOp
 
 @jobs_app.command("list")
 def list_jobs(api: str | None = ApiOption, token: str | None = TokenOption) -> None:
-    """Your latest jobs."""
+    """Your latest jobs (with --api); without it, every job of the local database."""
     backend = _backend(api, token)
     try:
         _print(backend.list())

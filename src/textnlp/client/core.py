@@ -86,6 +86,8 @@ def retry_wait(response: httpx.Response, attempt: int) -> float | None:
     if response.status_code not in RETRY_STATUSES:
         return None
     wait = retry_after(response.headers)
+    if wait is None and response.status_code == 429:
+        return None  # a quota (spending cap, uploads) says no Retry-After: waiting does not help
     wait = 0.5 * 2**attempt if wait is None else wait
     return wait if wait <= MAX_RETRY_WAIT_S else None
 
