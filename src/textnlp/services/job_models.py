@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -224,13 +225,30 @@ class JobView(BaseModel):
 
 class JobMessage(BaseModel):
     """The body of a queue message: which job, and which of its steps to run (generation on
-    the generation and batch queues, the validation gate on the validation queue)."""
+    the generation and batch queues, the validation gate on the validation queue).
 
-    model_config = ConfigDict(extra="forbid")
+    Fields it does not know are ignored: a newer release may add some, and its messages reach
+    this release's workers while a deployment rolls."""
+
+    model_config = ConfigDict(extra="ignore")
 
     job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     step: Literal["generate", "validate"] = "generate"
     v: Literal[1] = 1
+
+
+def job_id_of(body: str) -> str | None:
+    """The job id of a message body that is not a ``JobMessage`` (a newer release's step, a
+    field of the wrong type), when it names one."""
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        return None
+    job_id = raw.get("job_id") if isinstance(raw, dict) else None
+    return job_id if isinstance(job_id, str) and _JOB_ID.fullmatch(job_id) else None
+
+
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ the records it made as its (partial) result file.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -53,7 +54,7 @@ from textnlp.errors import QuotaExceeded, first_error, is_permanent
 from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
 from textnlp.observability.spans import span
 from textnlp.services.generation import GenerationService
-from textnlp.services.job_models import JobMessage, JobSpec
+from textnlp.services.job_models import JobMessage, JobSpec, job_id_of
 from textnlp.services.job_runs import JobRuns
 from textnlp.worker.checkpoint import Checkpointer, StopJob
 from textnlp.worker.dead_letters import DeadLetterSweep
@@ -229,6 +230,12 @@ class Worker:
             reason = f"malformed message: {first_error(exc, root='message')}"
             log.warning("dead-lettering message %s: %s", message.id, reason)
             await self.patience.run("dead-lettering", queue.dead_letter, message, reason)
+            job_id = job_id_of(message.body)
+            if job_id is not None:  # its job would wait for ever: it fails, with the reason
+                fail = functools.partial(self.runs.finish, job_id, "failed", error=reason)
+                ended = await self.patience.run("failing its job", fail)
+                if ended:
+                    await self.patience.run("failing its job", self._notify, job_id)
             return
         # One trace per delivery: the job's SQL, queue, storage and model calls beneath it.
         # It continues the trace of the request that submitted the job, when it was traced.

@@ -54,19 +54,26 @@ class Heartbeat:
 
     async def _beat(self) -> None:
         pause = self.interval_s
+        failing = False  # an outage is said once, and its end once, not every retry
         while not await _wait(self._stopped, pause):
             try:
                 await asyncio.to_thread(
                     self.queue.extend, self.message, self.queue.visibility_timeout_s
                 )
                 pause = self.interval_s
+                if failing:
+                    log.info("extending message %s again", self.message.id)
+                failing = False
             except Exception as exc:
-                log.warning(
-                    "could not extend message %s: %s",
-                    self.message.id,
-                    describe(exc),
-                    exc_info=not is_outage(exc),
-                )
+                if not failing or not is_outage(exc):
+                    log.warning(
+                        "could not extend message %s: %s (retrying every %.0f s)",
+                        self.message.id,
+                        describe(exc),
+                        min(self.interval_s, RETRY_EXTEND_S),
+                        exc_info=not is_outage(exc),
+                    )
+                failing = True
                 pause = min(self.interval_s, RETRY_EXTEND_S)
 
 

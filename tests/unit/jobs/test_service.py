@@ -164,6 +164,28 @@ def test_malformed_message_goes_to_the_dead_letter_queue(
     assert [m.body for m in dead] == ["{not json"]
 
 
+def test_a_newer_releases_message_runs_or_fails_its_job(
+    settings: Settings, jobs: JobService
+) -> None:
+    """While a deployment rolls, a newer release's messages reach this release's workers: a
+    field it does not know is ignored (the job was left queued for ever, its message
+    dead-lettered as malformed), and a message it cannot run fails its job with the reason."""
+    queue = jobs.queues.generation
+    extra = jobs.submit(ALICE, spec(count=2))
+    unknown = jobs.submit(ALICE, spec(count=2))
+    # The service's own messages, taken and left to expire:
+    assert len(queue.receive(2, wait_s=1)) == 2
+    for job_id, body in (
+        (extra.id, {"job_id": extra.id, "step": "generate", "v": 1, "priority": 5}),
+        (unknown.id, {"job_id": unknown.id, "step": "export", "v": 1}),
+    ):
+        queue.send(json.dumps(body), group_id=job_id, dedup_id=job_id + "-newer")
+    run_worker(settings)
+    assert jobs.status(ALICE, extra.id).state == "succeeded"
+    failed = jobs.status(ALICE, unknown.id)
+    assert failed.state == "failed" and "malformed message: step" in (failed.error or "")
+
+
 def test_poison_job_fails_after_max_receives(settings: Settings, jobs: JobService) -> None:
     view = jobs.submit(ALICE, spec(model="poison", count=3))
     run_worker(settings)
