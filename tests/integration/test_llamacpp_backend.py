@@ -56,6 +56,10 @@ async def test_concurrent_requests_share_decode_steps(backend: LlamaCppBackend) 
     assert [c.usage.completion_tokens for c in completions] == [12] * 6
     assert all(c.finish_reason == "length" and c.text for c in completions)
     assert all(c.usage.prompt_tokens > 10 for c in completions)  # chat template applied
+    # What a spending cap reserves for a prompt is what the model read.
+    assert [backend.prompt_token_count(r) for r in requests] == [
+        c.usage.prompt_tokens for c in completions
+    ]
 
 
 @pytest.mark.asyncio(loop_scope="module")

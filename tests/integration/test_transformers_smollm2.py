@@ -68,6 +68,8 @@ async def test_generates_and_honours_max_tokens(backend) -> None:
     assert answer.finish_reason == "stop" and "4" in answer.text
     assert 0 < answer.usage.completion_tokens < 40 and "<|im_end|>" not in answer.text
     assert answer.usage.prompt_tokens == len(backend.prompt_ids(greedy("What is 2+2?")))
+    # What a spending cap reserves for the prompt: the template's tokens too.
+    assert backend.prompt_token_count(greedy("What is 2+2?")) == answer.usage.prompt_tokens
 
 
 async def test_a_stop_string_ends_the_answer_where_it_starts(backend) -> None:

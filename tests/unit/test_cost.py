@@ -166,3 +166,45 @@ async def test_unpriced_requests_pass_a_spent_cap() -> None:
     capped = CappedBackend(FakeBackend(), cap, PRICES)  # fake-model has no price
     completion = await capped.generate_one(GenerationRequest(prompt="hello"))
     assert completion.text.startswith("text ") and cap.spent_usd == 2.0
+
+
+class Templated(Fixed):
+    """A chat model whose template adds 30 tokens to every prompt (SmolLM2's adds its default
+    system prompt and the role markers), and that says so."""
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        self.calls += 1
+        prompt = self.prompt_token_count(request)
+        usage = Usage(prompt_tokens=prompt, completion_tokens=8, cost_usd=(prompt + 8) / 1000)
+        return Completion(text="x", finish_reason="stop", model="m", usage=usage)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def prompt_token_count(self, request: GenerationRequest) -> int:
+        return self.count_tokens(request.as_text()) + 30
+
+
+async def test_a_cap_counts_the_prompt_as_the_model_reads_it() -> None:
+    """ "Hi" is 1 token of text but 31 as the model reads it: with 8 more its worst case is
+    $0.039, past a $0.02 cap, so it does not run (counting the text alone, $0.009, it ran)."""
+    inner = Templated()
+    cap = SpendingCap(0.02)
+    capped = CappedBackend(inner, cap, PriceTable({"m": Price(1.0, 1.0)}))
+    hi = GenerationRequest.chat("Hi", params=GenerationParams(max_tokens=8))
+    with pytest.raises(QuotaExceeded):
+        await capped.generate_one(hi)
+    assert inner.calls == 0 and cap.spent_usd == 0.0
+    roomy = SpendingCap(0.039)
+    completion = await CappedBackend(inner, roomy, PriceTable({"m": Price(1.0, 1.0)})).generate_one(
+        hi
+    )
+    assert completion.usage.prompt_tokens == 31 and roomy.spent_usd <= roomy.limit_usd
+
+
+def test_a_backend_without_its_template_counts_the_chat_markers() -> None:
+    """By default a chat request's prompt is its text and 5 tokens for each message and for
+    the reply's header; a raw prompt is its text."""
+    chat = GenerationRequest.chat("Hi there", system="Be brief")
+    assert FakeBackend().prompt_token_count(chat) == 4 + 5 * 3
+    assert FakeBackend().prompt_token_count(GenerationRequest(prompt="Hi there")) == 2

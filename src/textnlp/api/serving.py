@@ -4,8 +4,9 @@ The router parses and authorises; this turns a prompt or a template into ``Gener
 checks the settings' bounds before any model is touched, calls the service (whose response
 cache answers deterministic requests) and renders OpenAI's completions shape. It counts
 tokens and cache hits for the metrics. With an ``owner`` (the caller's user id) it applies the
-per-user spending cap before a priced model runs and records what the generation cost after
-(``SpendingService``); unpriced models touch neither the database nor a thread. The owner also
+per-user spending cap before a priced model runs: each request reserves its worst case and
+settles with what it cost, also when its client goes away (``SpendingService``); unpriced models
+touch neither the database nor a thread. The owner also
 scopes the response cache: a user's ``cached: true`` answers only what that user asked before.
 Templates are looked up by catalogue id only: a path would read the server's files.
 """
@@ -13,9 +14,12 @@ Templates are looked up by catalogue id only: a path would read the server's fil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+
+import anyio
 
 from textnlp.api.schemas import (
     CompletionChoice,
@@ -30,7 +34,7 @@ from textnlp.domain import Completion, GenerationParams, GenerationRequest, Usag
 from textnlp.errors import InvalidParameter
 from textnlp.observability.metrics import Metrics
 from textnlp.services.generation import GenerationService
-from textnlp.services.spending import SpendingService, cost_of
+from textnlp.services.spending import Reservation, SpendingService, cost_of
 
 
 @dataclass(frozen=True)
@@ -140,9 +144,14 @@ class CompletionsServing:
         if self.spending is not None and owner is not None:
             await self.service.admit(owner, model_id, requests)
 
-    async def charge(self, owner: str | None, cost_usd: float) -> None:
-        if self.spending is not None and owner is not None and cost_usd > 0:
-            await asyncio.to_thread(self.spending.record, owner, cost_usd)
+    async def reserve(
+        self, owner: str | None, model_id: str, requests: Sequence[GenerationRequest]
+    ) -> Reservation | None:
+        """Hold the worst case of ``requests`` in ``owner``'s spend while they run
+        (``QuotaExceeded`` when it would pass their cap); None: nothing is metered."""
+        if self.spending is None or owner is None:
+            return None
+        return await self.service.reserve(owner, model_id, requests)
 
     # Running ---------------------------------------------------------------------------------
     async def complete(
@@ -155,13 +164,21 @@ class CompletionsServing:
     ) -> CompletionResponse:
         """The answer to ``requests``: the choices of ``prompts`` prompts, in order (prompt
         0's, then prompt 1's...)."""
-        await self.admit(owner, model_id, requests)
-        results = await asyncio.gather(
-            *(self.service.complete(model_id, request, owner) for request in requests),
-            return_exceptions=True,
-        )
+        reservation = await self.reserve(owner, model_id, requests)
+        try:
+            results = await asyncio.gather(
+                *(self.service.complete(model_id, request, owner) for request in requests),
+                return_exceptions=True,
+            )
+        except BaseException:
+            # Cancelled (the client went away): the model may have generated it all.
+            if reservation is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.service.settle(reservation, reservation.worst_usd)
+            raise
         completions = [r for r in results if isinstance(r, Completion)]
-        await self.charge(owner, cost_of(completions))  # choices that failed cost nothing
+        if reservation is not None:  # choices that failed cost nothing
+            await self.service.settle(reservation, cost_of(completions))
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -201,13 +218,50 @@ class CompletionsServing:
     async def stream(
         self, model_id: str, request: GenerationRequest, owner: str | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Token events; the caller runs ``admit`` first (to answer a refusal as an error)."""
+        """Token events; the caller runs ``admit`` first (to answer a refusal as an error).
+        With an ``owner``, the stream reserves its worst case before it starts and settles
+        when it ends, however it ends: with its usage's cost, or cut short (a client gone, an
+        error after some tokens) with what it generated: its prompt and the tokens sent."""
+        reservation = await self.reserve(owner, model_id, [request])
+        if reservation is None:
+            async for event in self._events(model_id, request, owner):
+                yield event
+            return
+        partial = await self.service.meter(model_id, request)
+        sent: list[str] = []
+        final: list[float] = []  # the usage's cost, once it came
+        failed = False
+        try:
+            async with contextlib.aclosing(self._events(model_id, request, owner)) as events:
+                async for event in events:
+                    if event.text:
+                        sent.append(event.text)
+                    if event.usage is not None:
+                        final.append(event.cost_usd or 0.0)
+                    yield event
+        except Exception:
+            failed = True
+            raise
+        finally:
+            if final:
+                cost = final[-1]
+            elif failed and not sent:  # refused before any token: nothing generated
+                cost = 0.0
+            else:
+                cost = partial("".join(sent), len(sent))
+            # A client gone cancels the stream's scope (sse-starlette), which would cancel
+            # every await here again: the settlement is done before the stream ends.
+            with anyio.CancelScope(shield=True):
+                await self.service.settle(reservation, cost)
+
+    async def _events(
+        self, model_id: str, request: GenerationRequest, owner: str | None
+    ) -> AsyncGenerator[StreamEvent, None]:
         async for delta in self.service.stream(model_id, request, owner):
             usage = None
             cost = None
             if delta.usage is not None:
                 cost = delta.usage.cost_usd
-                await self.charge(owner, delta.usage.cost_usd or 0.0)
                 usage = CompletionUsage(
                     prompt_tokens=delta.usage.prompt_tokens,
                     completion_tokens=delta.usage.completion_tokens,

@@ -20,6 +20,12 @@ from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
 from textnlp.errors import ContextWindowExceeded
 
+#: Tokens a chat format adds per message, and for the reply's header, where the backend does
+#: not render it: role markers and separators (ChatML's ``<|im_start|>user\n...<|im_end|>\n``
+#: and Llama 3's are 5; OpenAI documents 3 or 4). A template that adds a default system prompt
+#: adds more: the engines that have it (llama.cpp, transformers) count what they render.
+CHAT_OVERHEAD_TOKENS = 5
+
 
 async def collect(model: str, deltas: AsyncIterator[TokenDelta]) -> Completion:
     """One completion from a token stream: the deltas' text, the last one's reason and usage."""
@@ -113,6 +119,17 @@ class Backend(ABC):
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under this model's tokenizer (an estimate for remote models)."""
 
+    def prompt_token_count(self, request: GenerationRequest) -> int:
+        """At least the tokens the model reads for ``request``, chat template included: what a
+        spending cap reserves for the prompt. By default the messages' text plus
+        ``CHAT_OVERHEAD_TOKENS`` per message and once more for the reply's header (the role
+        markers and separators a chat format adds); engines that render the template count it.
+        """
+        text = self.count_tokens(request.as_text())
+        if request.prompt is not None:
+            return text
+        return text + CHAT_OVERHEAD_TOKENS * (len(request.messages) + 1)
+
     @classmethod
     def streams(cls, spec: ModelSpec) -> bool:
         """Whether ``stream`` yields tokens as they come (else one delta with the whole text)."""
@@ -176,6 +193,9 @@ class UnloadedBackend(Backend):
     def count_tokens(self, text: str) -> int:
         raise self._never()
 
+    def prompt_token_count(self, request: GenerationRequest) -> int:
+        raise self._never()
+
 
 class WrappedBackend(Backend):
     """A backend that adds one concern (a price, a spending cap, a response cache) around
@@ -195,6 +215,9 @@ class WrappedBackend(Backend):
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
+
+    def prompt_token_count(self, request: GenerationRequest) -> int:
+        return self.inner.prompt_token_count(request)
 
     def check_context(self, prompt_tokens: int, max_tokens: int) -> None:
         self.inner.check_context(prompt_tokens, max_tokens)

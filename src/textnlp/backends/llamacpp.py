@@ -194,6 +194,9 @@ class LlamaCppBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(self.engine.tokenize(text, add_bos=False, special=False))
 
+    def prompt_token_count(self, request: GenerationRequest) -> int:
+        return len(self.prompt_tokens(request))
+
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
         """The token ids the model reads for ``request`` (chat template applied)."""
         if request.prompt is not None or self._formatter is None:

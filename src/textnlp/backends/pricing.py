@@ -226,7 +226,7 @@ class CappedBackend(WrappedBackend):
         self.prices = prices
 
     def _estimate(self, request: GenerationRequest) -> float:
-        prompt = self.inner.count_tokens(request.as_text())
+        prompt = self.inner.prompt_token_count(request)  # the chat template's tokens too
         return self.prices.estimate(self.spec, prompt, request.params.max_tokens * request.params.n)
 
     async def _reserve(self, estimated: float) -> None:

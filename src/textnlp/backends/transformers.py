@@ -183,6 +183,9 @@ class TransformersBackend(Backend):
             raise BackendUnavailable("backend not loaded", backend=self.name, model=self.spec.id)
         return self._tokenizer
 
+    def prompt_token_count(self, request: GenerationRequest) -> int:
+        return len(self.prompt_ids(request))
+
     def render(self, request: GenerationRequest) -> str:
         """The prompt as text (chat template applied); the model reads ``prompt_ids``."""
         tokenizer = self._require_tokenizer()

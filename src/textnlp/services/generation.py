@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from textnlp.generation.templates import PromptTemplate, TemplateLibrary
 from textnlp.generation.writers import format_of, iter_dataset
 from textnlp.observability.spans import span
 from textnlp.services.models import ModelPool
-from textnlp.services.spending import SpendingService
+from textnlp.services.spending import Reservation, SpendingService
 
 
 @dataclass
@@ -185,7 +185,7 @@ class GenerationService:
         With an ``owner`` (a server's user: the console) the response cache is that owner's
         alone, the owner's spending cap is checked for every model the run calls before it
         starts, and what the records cost is counted after (a preview is a few records, so it
-        may pass the cap by what they cost, as concurrent direct requests may)."""
+        may pass the cap by what they cost)."""
         job = replace(job, max_candidates=None, resume=False, rejects=None, output=None)
         model_id, request = self.dataset_request(job)
         if isinstance(request.template, Recipe):  # as many candidates as records shown
@@ -231,19 +231,66 @@ class GenerationService:
 
     async def admit(self, owner: str, model_id: str, requests: Sequence[GenerationRequest]) -> None:
         """Refuse (``QuotaExceeded``) direct requests of ``owner`` once their spending cap is
-        reached, or when the requests' worst case (prompt + ``max_tokens`` each) would pass it.
-        Requests admitted together may still pass it by what they cost together."""
+        reached, or when the requests' worst case (``worst_usd``) would pass it. A check only:
+        the requests reserve their worst case when they run (``reserve``)."""
         spec = self.spec(model_id)
         if not self.spending.priced(spec):
             return
+        worst = await self.worst_usd(model_id, requests)
+        await asyncio.to_thread(self.spending.check, owner, spec, worst)
+
+    async def reserve(
+        self, owner: str, model_id: str, requests: Sequence[GenerationRequest]
+    ) -> Reservation:
+        """Reserve the requests' worst case from ``owner``'s spending cap before they run
+        (``QuotaExceeded`` when it does not fit), for ``settle``."""
+        spec = self.spec(model_id)
+        worst = await self.worst_usd(model_id, requests)
+        if not self.spending.priced(spec):  # no database, no thread
+            return Reservation(owner, 0.0, 0.0)
+        return await asyncio.to_thread(self.spending.reserve, owner, spec, worst)
+
+    async def settle(self, reservation: Reservation, cost_usd: float) -> None:
+        """Count what reserved requests cost instead of their reservation. It runs to its end
+        even when the caller is cancelled (a client gone): a reservation is never left held."""
+        if reservation.held_usd == cost_usd == 0:
+            return
+        loop = asyncio.get_running_loop()
+        # Submitted now, and shielded: a cancellation of this task cannot unqueue it.
+        done = loop.run_in_executor(None, self.spending.settle, reservation, cost_usd)
+        await asyncio.shield(done)
+
+    async def worst_usd(self, model_id: str, requests: Sequence[GenerationRequest]) -> float:
+        """The most ``requests`` can cost: the prompt as the model reads it (its chat template
+        included) and ``max_tokens`` each (0 without a price)."""
+        spec = self.spec(model_id)
+        if not self.spending.priced(spec):
+            return 0.0
         backend = await self.pool.get(model_id)
-        worst = sum(
+        return sum(
             self.spending.prices.estimate(
-                spec, backend.count_tokens(r.as_text()), r.params.max_tokens * r.params.n
+                spec, backend.prompt_token_count(r), r.params.max_tokens * r.params.n
             )
             for r in requests
         )
-        await asyncio.to_thread(self.spending.check, owner, spec, worst)
+
+    async def meter(self, model_id: str, request: GenerationRequest) -> Callable[[str, int], float]:
+        """What a stream cut short before its usage cost, as a function of the text and the
+        number of deltas it produced: its prompt, as ``worst_usd`` counts it, and the tokens
+        of that text (at least one a delta). Made before the stream, so that it is at hand
+        without awaiting anything when the stream is cancelled."""
+        spec = self.spec(model_id)
+        price = self.spending.prices.price(spec)
+        if price is None:
+            return lambda text, deltas: 0.0
+        backend = await self.pool.get(model_id)
+        prompt = backend.prompt_token_count(request)
+
+        def cost(text: str, deltas: int) -> float:
+            completion = max(deltas, backend.count_tokens(text) if text else 0)
+            return price.cost(prompt, completion)
+
+        return cost
 
     # -- models ------------------------------------------------------------------------------
     def models(self) -> list[ModelInfo]:

@@ -15,12 +15,15 @@ Caps:
 - a **run's** cap is the ``--max-cost`` of one dataset run (CLI, library).
 
 They are applied at admission (``check``: the API's text and invoke routes and batch submits
-refuse with ``QuotaExceeded``, HTTP 429 without ``Retry-After``, once the cap is reached; a
-direct request also when its worst case, prompt + ``max_tokens``, would pass it) and while work runs
-(``Budget``: the backend is wrapped in each cap, so a run stops before it passes one; a job's
-budget learns at each checkpoint what the owner's other work spent). Concurrent requests that
-pass admission together may overshoot a user's cap by what they cost; jobs of one user running
-at the same time overshoot it by at most a chunk of records each.
+refuse with ``QuotaExceeded``, HTTP 429 without ``Retry-After``, once the cap is reached) and
+while work runs. A direct request ``reserve``s its worst case (its prompt as the model reads it,
+chat template included, + ``max_tokens``) in the owner's recorded spend, atomically, before it
+runs, and ``settle``s after with what it cost, or, cut short (a client gone, an error), with
+what it generated: concurrent requests, on any replica, never pass the cap together. A run is
+wrapped in its caps (``Budget``), so it stops before it passes one; a job's budget learns at
+each checkpoint what the owner's other work spent (direct requests' reservations included).
+Jobs of one user running at the same time may each pass the cap by what it has in flight and
+has not yet checkpointed: up to ``generation.concurrency`` requests' worst cases plus a chunk.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from textnlp.config import Settings
 from textnlp.domain import Completion
 from textnlp.errors import InvalidParameter, QuotaExceeded
 
+#: Reservations refused while ``check`` finds room (others settled meanwhile) before giving up.
+_RESERVE_TRIES = 5
+
 if TYPE_CHECKING:  # the store needs SQLAlchemy (the api extra); a CLI run with a cap does not
     from textnlp.adapters.db.spending import SpendingStore
 
@@ -48,6 +54,17 @@ class UserBudget:
     user_id: str
     limit_usd: float | None
     spent_usd: float
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A direct request's worst case, held in its owner's spend until it settles."""
+
+    owner_id: str
+    #: What is held (0: no cap or no price: nothing to hold back).
+    held_usd: float
+    #: The request's worst case: what it is charged when nothing better is known.
+    worst_usd: float
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,35 @@ class SpendingService:
                 limit_usd=limit,
                 spent_usd=round(spend.spent_usd, 6),
             )
+
+    def reserve(self, owner_id: str, spec: ModelSpec, worst_usd: float) -> Reservation:
+        """Reserve ``worst_usd`` (a request's worst case) from the owner's cap before it runs,
+        in their recorded spend; ``QuotaExceeded`` as ``check`` says when it does not fit.
+        Nothing is held without a price or a cap; ``settle`` counts the cost either way."""
+        if not self.priced(spec) or worst_usd <= 0:
+            self.check(owner_id, spec, worst_usd)
+            return Reservation(owner_id, 0.0, worst_usd)
+        default = self.settings.models.user_spending_cap_usd
+        for _ in range(_RESERVE_TRIES):
+            reserved = self.store.reserve(owner_id, worst_usd, default)
+            if reserved is None:  # no cap applies (or no user): nothing to hold back
+                return Reservation(owner_id, 0.0, worst_usd)
+            if reserved:
+                return Reservation(owner_id, worst_usd, worst_usd)
+            # Refused: ``check`` says why; when it passes, other work settled since: again.
+            self.check(owner_id, spec, worst_usd)
+        spend = self.store.spend(owner_id)
+        raise QuotaExceeded(
+            "spending cap: this user's requests in flight hold the rest of the budget",
+            limit_usd=self._limit(spend.cap_usd),
+            spent_usd=round(spend.spent_usd, 6),
+        )
+
+    def settle(self, reservation: Reservation, cost_usd: float) -> None:
+        """A reserved request ended having cost ``cost_usd``: count that instead of what it
+        held."""
+        if cost_usd != reservation.held_usd:
+            self.store.add_direct(reservation.owner_id, cost_usd - reservation.held_usd)
 
     def spent(self, owner_id: str) -> float:
         """What the owner has spent in all, as recorded (direct generations and jobs)."""

@@ -9,10 +9,14 @@ it runs: its worst case (prompt + ``max_tokens``) would pass the cap.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.integration.jobs.test_api_jobs import work
@@ -20,7 +24,8 @@ from tests.support.api import PASSWORD, Api, make_settings, postgres_schema_url
 from tests.support.api import start_api as start
 from tests.support.job_backends import MODELS_YAML, register
 from tests.support.priced_backend import PRICE
-from textnlp.services.spending import SpendingService
+from textnlp.errors import QuotaExceeded
+from textnlp.services.spending import Reservation, SpendingService
 
 TEXT = "/api/v1/generate/text"
 BATCH = "/api/v1/generate/batch"
@@ -28,16 +33,28 @@ STATUS = "/api/v1/generate/status"
 HELLO = {"prompt": "Say hello.", "model": "fake-priced", "max_tokens": 20, "temperature": 0.7}
 HELLO_COST = (2 * PRICE["input_per_1k"] + 20 * PRICE["output_per_1k"]) / 1000
 
+#: A local model with a price that answers after 20 s: a request in flight long enough for
+#: its client to go away (a local model's usage is priced by the pool, words as tokens).
+SLOW_PRICED_YAML = """
+  - id: fake-priced-slow
+    backend: fake-slow
+    context_length: 4096
+    options: {delay_s: 20}
+"""
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     register()
     home = tmp_path_factory.mktemp("spending-api")
     models = home / "models.yaml"
-    models.write_text(MODELS_YAML)
+    models.write_text(MODELS_YAML + SLOW_PRICED_YAML)
     overrides: dict[str, Any] = {
         "models_file": models,
-        "models": {"prices": {"fake-priced": PRICE}, "user_spending_cap_usd": 0.1},
+        "models": {
+            "prices": {"fake-priced": PRICE, "fake-priced-slow": PRICE},
+            "user_spending_cap_usd": 0.1,
+        },
         "queue": {"chunk_size": 4},
         "generation": {"max_count": 1000},
     }
@@ -79,13 +96,17 @@ def test_direct_generations_count_until_the_cap_refuses(api: Api) -> None:
     # $0.084 spent: the third may cost $0.042 more, past the cap, so it does not run.
     error = assert_cap_error(answers[2], 0.1, reached=False)
     assert error["spent_usd"] == pytest.approx(2 * HELLO_COST)
+    # Its worst case counts the prompt as the model reads it: 3 tokens of text and 5 for each
+    # of the message and the reply's chat markers, then 20 tokens.
+    assert "may cost up to $0.0530" in error["message"], error
     invoke = {"prompt": "Hi", "max_tokens": 20}
     invoked = api.client.post("/api/v1/models/fake-priced/invoke", json=invoke, headers=headers)
     assert_cap_error(invoked, 0.1, reached=False)
     streamed = api.client.post(TEXT, json={**HELLO, "stream": True}, headers=headers)
     assert_cap_error(streamed, 0.1, reached=False)
-    # A request whose worst case still fits runs ($0.012 at most).
-    small = api.client.post(TEXT, json={**HELLO, "max_tokens": 5}, headers=headers)
+    # A request whose worst case still fits runs ($0.015 at most: its prompt as the model
+    # reads it, 3 tokens and 5 for each message and the reply's chat markers, and 1 token).
+    small = api.client.post(TEXT, json={**HELLO, "max_tokens": 1}, headers=headers)
     assert small.status_code == 200, small.text
     assert spending(api).store.spend(user_id).spent_usd <= 0.1
 
@@ -164,3 +185,129 @@ def test_job_cost_and_job_cap_in_the_status(api: Api) -> None:
     # The user's spend counts their jobs.
     total = spending(api).store.spend(user_id).spent_usd
     assert total == pytest.approx(done["cost_usd"] + stopped["cost_usd"], rel=1e-5)
+
+
+def call_and_leave(
+    api: Api, path: str, body: dict[str, Any], headers: dict[str, str], *, after_data: bool
+) -> list[dict[str, Any]]:
+    """Call the app as a client that goes away: after the first ``data:`` event it reads
+    (``after_data``), else as soon as its request is sent. The ASGI messages the app sent."""
+    sent: list[dict[str, Any]] = []
+    content = json.dumps(body).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+
+    async def run() -> None:
+        gone = anyio.Event()
+        if not after_data:
+            gone.set()
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": content, "more_body": False}
+            if not gone.is_set():  # answered at once when gone: polls cancel at their await
+                await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+            if b"data:" in message.get("body", b""):
+                gone.set()  # the client read one event and went away: nothing more is read
+                await anyio.sleep_forever()
+
+        await api.client.app(scope, receive, send)
+
+    api.client.portal.call(run)  # type: ignore[union-attr]
+    return sent
+
+
+def settled(api: Api, user_id: str, done: Callable[[float], bool]) -> float:
+    """The user's spend once ``done`` says the stream closed behind the response settled."""
+    for _ in range(200):
+        spent = spending(api).store.spend(user_id).spent_usd
+        if done(spent):
+            return spent
+        time.sleep(0.05)
+    return spent
+
+
+def test_a_stream_the_client_drops_is_charged_for_what_it_generated(api: Api) -> None:
+    """The client reads one token and goes: the stream settles its reservation with its
+    prompt as the model reads it ("Say hello." 3 tokens and 5 for each of the message and the
+    reply's chat markers) and the one token sent ("priced ", 2 tokens as remote models are
+    estimated: 4 characters each): $0.017, not the whole $0.042, nor nothing."""
+    user_id, _, headers = user(api)
+    sent = call_and_leave(api, TEXT, {**HELLO, "stream": True}, headers, after_data=True)
+    assert sent[0]["status"] == 200
+    dropped = (13 * PRICE["input_per_1k"] + 2 * PRICE["output_per_1k"]) / 1000
+    assert settled(api, user_id, lambda spent: spent < 0.053 - 1e-9) == pytest.approx(dropped)
+    # OpenAI's chat completions stream alike.
+    chat = {"model": "fake-priced", "max_tokens": 20, "stream": True}
+    chat["messages"] = [{"role": "user", "content": "Say hello."}]
+    sent = call_and_leave(api, "/v1/chat/completions", chat, headers, after_data=True)
+    assert sent[0]["status"] == 200
+    # Its worst case ($0.053) is held until the stream is closed, which the server may do
+    # after the response ended (sse-starlette leaves a cancelled body to the event loop).
+    spent = settled(api, user_id, lambda spent: spent < dropped + 0.053 - 1e-9)
+    assert dropped < spent <= 2 * dropped + 1e-9  # its first event may carry no token yet
+    # A whole stream is charged its usage, once.
+    streamed = api.client.post(TEXT, json={**HELLO, "stream": True}, headers=headers)
+    assert streamed.status_code == 200 and "[DONE]" in streamed.text
+    total = spending(api).store.spend(user_id).spent_usd
+    assert total == pytest.approx(spent + HELLO_COST)
+
+
+def test_a_request_the_client_leaves_is_charged_its_worst_case(api: Api) -> None:
+    """Cancelled in flight (HTTP 499), a request settles its reservation at its worst case:
+    the model may have generated it all. Nothing stays held."""
+    user_id, _, headers = user(api)
+    slow = {**HELLO, "model": "fake-priced-slow"}
+    sent = call_and_leave(api, TEXT, slow, headers, after_data=False)
+    assert sent[0]["status"] == 499
+    # "Say hello." is 2 words, and 5 tokens for each of the message and the reply's markers.
+    worst = (12 * PRICE["input_per_1k"] + 20 * PRICE["output_per_1k"]) / 1000
+    assert spending(api).store.spend(user_id).spent_usd == pytest.approx(worst)
+
+
+def test_concurrent_requests_reserve_their_worst_case_and_never_pass_the_cap(api: Api) -> None:
+    """12 requests at once, each with a worst case of $0.03, under a $0.10 cap: the
+    reservations are atomic in the database (a replica's own memory is not enough), so exactly
+    3 run; each settles at what it cost, and the others find the rest free again."""
+    user_id, _, _ = user(api)
+    service = spending(api)
+    spec = api.client.app.state.serving.service.spec("fake-priced")  # type: ignore[attr-defined]
+    barrier = threading.Barrier(12)
+
+    def request() -> Reservation | None:
+        barrier.wait()
+        try:
+            return service.reserve(user_id, spec, 0.03)
+        except QuotaExceeded:
+            return None
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda _: request(), range(12)))
+    held = [r for r in results if r is not None]
+    assert len(held) == 3
+    assert service.spent(user_id) == pytest.approx(0.09)
+    for reservation in held:
+        service.settle(reservation, 0.01)
+    assert service.spent(user_id) == pytest.approx(0.03)
+    service.settle(service.reserve(user_id, spec, 0.06), 0.05)  # the rest fits again
+    assert service.spent(user_id) == pytest.approx(0.08)

@@ -4,13 +4,16 @@ A user's spend is the cost of their direct generations (``users.spent_usd``, a c
 one atomic ``UPDATE ... SET spent_usd = spent_usd + :cost``, so concurrent requests never lose
 an increment) plus the cost of their jobs (``jobs.cost_usd``, grown with each checkpoint).
 Reading it is two indexed lookups; nothing is cached, so every process sees the same figure.
+A direct request *reserves* its worst case by adding it to ``spent_usd`` with one conditional
+``UPDATE`` (only while the user's spend plus it stays within the cap), and settles by taking
+back what it did not use: requests on any replica admitted together never pass the cap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Float, func, literal, select, update
 from sqlalchemy.orm import sessionmaker
 
 from textnlp.adapters.db.jobs import JobRow
@@ -62,6 +65,37 @@ class SpendingStore:
                 .where(UserRow.id == owner_id)
                 .values(spent_usd=UserRow.spent_usd + cost_usd)
             )
+
+    def reserve(
+        self, owner_id: str, amount_usd: float, default_cap_usd: float | None
+    ) -> bool | None:
+        """Add ``amount_usd`` to the owner's ``spent_usd`` when their spend (jobs included)
+        stays within their cap with it (their own, else ``default_cap_usd``): True. False: it
+        would pass the cap; None: there is nothing to reserve against (no such user, no cap).
+        One statement: PostgreSQL re-checks the condition on the row a concurrent reservation
+        just updated, and SQLite runs writes one at a time, so two reservations never both
+        take the last of a budget."""
+        jobs = (
+            select(func.coalesce(func.sum(JobRow.cost_usd), 0.0))
+            .where(JobRow.owner_id == owner_id)
+            .scalar_subquery()
+        )
+        limit = func.coalesce(UserRow.spending_cap_usd, literal(default_cap_usd, Float))
+        with self.sessions.begin() as session:
+            result = session.execute(
+                update(UserRow)
+                .where(UserRow.id == owner_id, UserRow.spent_usd + amount_usd + jobs <= limit)
+                .values(spent_usd=UserRow.spent_usd + amount_usd)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                return True
+            cap = session.execute(
+                select(UserRow.spending_cap_usd).where(UserRow.id == owner_id)
+            ).first()
+        if cap is None or (cap[0] is None and default_cap_usd is None):
+            return None
+        return False
 
     def set_cap(self, username: str, cap_usd: float | None) -> str:
         """Set (or with None, clear) a user's own cap; returns the user's id."""
