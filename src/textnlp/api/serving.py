@@ -222,12 +222,12 @@ class CompletionsServing:
         With an ``owner``, the stream reserves its worst case before it starts and settles
         when it ends, however it ends: with its usage's cost, or cut short (a client gone, an
         error after some tokens) with what it generated: its prompt and the tokens sent."""
-        reservation = await self.reserve(owner, model_id, [request])
-        if reservation is None:
+        if self.spending is None or owner is None:
             async for event in self._events(model_id, request, owner):
                 yield event
             return
         partial = await self.service.meter(model_id, request)
+        reservation = await self.service.reserve(owner, model_id, [request])
         sent: list[str] = []
         final: list[float] = []  # the usage's cost, once it came
         failed = False

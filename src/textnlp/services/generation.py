@@ -248,7 +248,19 @@ class GenerationService:
         worst = await self.worst_usd(model_id, requests)
         if not self.spending.priced(spec):  # no database, no thread
             return Reservation(owner, 0.0, 0.0)
-        return await asyncio.to_thread(self.spending.reserve, owner, spec, worst)
+        loop = asyncio.get_running_loop()
+        made = loop.run_in_executor(None, self.spending.reserve, owner, spec, worst)
+        try:
+            return await asyncio.shield(made)
+        except asyncio.CancelledError:
+            # Cancelled while the reservation was being made (a client gone): nothing ran,
+            # so it is released as soon as it is made.
+            def release(done: asyncio.Future[Reservation]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    loop.run_in_executor(None, self.spending.settle, done.result(), 0.0)
+
+            made.add_done_callback(release)
+            raise
 
     async def settle(self, reservation: Reservation, cost_usd: float) -> None:
         """Count what reserved requests cost instead of their reservation. It runs to its end

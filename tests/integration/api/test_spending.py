@@ -8,6 +8,7 @@ it runs: its worst case (prompt + ``max_tokens``) would pass the cap.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -24,6 +25,7 @@ from tests.support.api import PASSWORD, Api, make_settings, postgres_schema_url
 from tests.support.api import start_api as start
 from tests.support.job_backends import MODELS_YAML, register
 from tests.support.priced_backend import PRICE
+from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.errors import QuotaExceeded
 from textnlp.services.spending import Reservation, SpendingService
 
@@ -311,3 +313,44 @@ def test_concurrent_requests_reserve_their_worst_case_and_never_pass_the_cap(api
     assert service.spent(user_id) == pytest.approx(0.03)
     service.settle(service.reserve(user_id, spec, 0.06), 0.05)  # the rest fits again
     assert service.spent(user_id) == pytest.approx(0.08)
+
+
+def test_a_reservation_made_for_a_cancelled_request_is_released(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client goes while its request's reservation is being made: the reservation, made
+    after all, is released at once (nothing ran), not left held."""
+    user_id, _, _ = user(api)
+    service = spending(api)
+    generation = api.client.app.state.serving.service  # type: ignore[attr-defined]
+    entered, proceed, released = threading.Event(), threading.Event(), threading.Event()
+    settlements: list[tuple[float, float]] = []
+    reserve, settle = service.reserve, service.settle
+
+    def slow_reserve(*args: Any) -> Reservation:
+        entered.set()
+        proceed.wait(30)
+        return reserve(*args)
+
+    def recorded_settle(reservation: Reservation, cost_usd: float) -> None:
+        settle(reservation, cost_usd)
+        settlements.append((reservation.held_usd, cost_usd))
+        released.set()
+
+    monkeypatch.setattr(service, "reserve", slow_reserve)
+    monkeypatch.setattr(service, "settle", recorded_settle)
+    request = GenerationRequest.chat("Say hello.", params=GenerationParams(max_tokens=20))
+
+    async def cancel_while_reserving() -> None:
+        task = asyncio.ensure_future(generation.reserve(user_id, "fake-priced", [request]))
+        await asyncio.to_thread(entered.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        proceed.set()
+
+    api.client.portal.call(cancel_while_reserving)  # type: ignore[union-attr]
+    assert released.wait(30)
+    assert len(settlements) == 1 and settlements[0][1] == 0.0
+    assert settlements[0][0] == pytest.approx(0.053)  # what it held: its worst case
+    assert service.spent(user_id) == pytest.approx(0.0)

@@ -6,7 +6,9 @@ an increment) plus the cost of their jobs (``jobs.cost_usd``, grown with each ch
 Reading it is two indexed lookups; nothing is cached, so every process sees the same figure.
 A direct request *reserves* its worst case by adding it to ``spent_usd`` with one conditional
 ``UPDATE`` (only while the user's spend plus it stays within the cap), and settles by taking
-back what it did not use: requests on any replica admitted together never pass the cap.
+back what it did not use: requests on any replica admitted together never pass the cap. A
+process that dies between the two leaves the worst case counted (an overcharge, never an
+overshoot).
 """
 
 from __future__ import annotations
