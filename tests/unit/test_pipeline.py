@@ -174,6 +174,9 @@ async def test_invalid_json_is_retried_then_counted(tmp_path: Path) -> None:
     assert len(records) == 3 and summary.failed == 0
     assert records[0].provenance.attempts == 2 and records[0].data is not None
     assert set(records[0].data) == {"question", "answer"}
+    # Every attempt's tokens, as its cost counts them (the first answered "not json at all").
+    assert records[0].provenance.completion_tokens == 4 + len(records[0].text.split())
+    assert summary.completion_tokens == sum(r.provenance.completion_tokens for r in records)
 
     always_bad = FakeBackend(json_failures=10**6)
     summary = await DatasetPipeline(always_bad).run(

@@ -40,6 +40,7 @@ class Provenance(BaseModel):
     model: str
     params: GenerationParams
     seed: int
+    #: Tokens of every attempt (a JSON template's retries too), as ``cost_usd`` counts them.
     prompt_tokens: int
     completion_tokens: int
     finish_reason: FinishReason

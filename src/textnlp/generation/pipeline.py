@@ -428,6 +428,7 @@ class DatasetPipeline:
         data: dict[str, Any] | None = None
         completion: Completion | None = None
         costs: list[float] = []
+        prompt_tokens = completion_tokens = 0  # of every attempt, as its cost is
         attempt = 0
         for attempt in range(1, attempts + 1):  # noqa: B007 - attempt is reported below
             attempt_params = params.model_copy(update={"seed": (seed + attempt - 1) % 2**32})
@@ -444,12 +445,15 @@ class DatasetPipeline:
                 break
             if completion.usage.cost_usd is not None:
                 costs.append(completion.usage.cost_usd)
+            prompt_tokens += completion.usage.prompt_tokens
+            completion_tokens += completion.usage.completion_tokens
             try:
                 data = template.parse_output(completion.text)
                 error = None
                 break
             except ValueError as exc:
-                error = f"invalid output: {exc}"
+                cut = completion.finish_reason == "length"
+                error = f"invalid output: {exc}" + (" (cut at max_tokens: raise it)" if cut else "")
         assert completion is not None
         return Record(
             index=index,
@@ -464,8 +468,8 @@ class DatasetPipeline:
                 model=self.backend.spec.id,
                 params=params.model_copy(update={"seed": seed}),
                 seed=seed,
-                prompt_tokens=completion.usage.prompt_tokens,
-                completion_tokens=completion.usage.completion_tokens,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
                 finish_reason=completion.finish_reason,
                 latency_s=round(completion.latency_s, 4),
                 attempts=attempt,

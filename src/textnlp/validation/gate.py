@@ -15,6 +15,7 @@ not fail the gate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -141,6 +142,13 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[An
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+# YAML 1.2's floats (``1e-3``, ``5E-2``): PyYAML reads YAML 1.1, where an exponent needs a dot,
+# and gave the threshold as the string "1e-3" (refused as "not a valid number").
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def evaluate(gate: Gate, metrics: Mapping[str, float | None]) -> GateResult:

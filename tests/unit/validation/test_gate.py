@@ -75,6 +75,17 @@ def test_gate_thresholds_are_strict_finite_numbers(
         load_gate(path)
 
 
+def test_gate_thresholds_in_exponent_notation_are_numbers(tmp_path: Path) -> None:
+    """YAML 1.2 floats: PyYAML (YAML 1.1) read ``1e-3`` as a string, refused as no number."""
+    path = tmp_path / "gate.yaml"
+    path.write_text("max_pii_rate: 1e-3\nmax_leakage_rate: 5E-2\nmin_records: 1\n")
+    gate = load_gate(path)
+    assert (gate.max_pii_rate, gate.max_leakage_rate, gate.min_records) == (0.001, 0.05, 1)
+    path.write_text("max_pii_rate: '1e-3'\n")  # quoted: a string still
+    with pytest.raises(ConfigError, match="valid number"):
+        load_gate(path)
+
+
 def test_gate_model_refuses_a_bool_threshold() -> None:
     with pytest.raises(ValidationError, match="valid number"):
         Gate(max_pii_rate=True)
