@@ -39,3 +39,14 @@ def test_an_operator_manages_users_from_the_cli() -> None:
     reset = textnlp("users", "password", "ann", "--password-stdin", stdin="ann-new-pass\n")
     assert reset.returncode == 0 and "sessions ended" in reset.stdout
     assert textnlp("users", "logout", "ann").returncode == 0
+    # A leaked service-account key, revoked by the operator (only its owner could, before).
+    made = textnlp("users", "api-key", "ann", "--name", "ci")
+    assert made.returncode == 0, made.stderr
+    (line,) = textnlp("users", "api-keys", "ann").stdout.splitlines()
+    key_id, state, _, label = line.split("\t")
+    assert (state, label) == ("active", "ci") and key_id in made.stdout
+    assert made.stdout.strip() not in line  # never the secret
+    revoked = textnlp("users", "revoke-key", "ann", key_id)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    assert textnlp("users", "api-keys", "ann").stdout.split("\t")[1] == "revoked"
+    assert_one_line_exit_2(textnlp("users", "revoke-key", "root", key_id), "no API key")

@@ -2,8 +2,9 @@
 
 ``create NAME [--admin]``, ``list``, ``disable``/``enable NAME`` (a disabled user is refused
 everywhere at once), ``role NAME admin|user``, ``password NAME`` (a new password ends the
-user's sessions), ``logout NAME`` (ends them alone), ``api-key NAME`` and ``spending-cap NAME
-[USD]``. The last active admin cannot be disabled or demoted.
+user's sessions), ``logout NAME`` (ends them alone), ``api-key NAME``, ``api-keys NAME`` (the
+user's keys, never their secrets), ``revoke-key NAME KEY_ID`` (a leaked key, at once) and
+``spending-cap NAME [USD]``. The last active admin cannot be disabled or demoted.
 
 A password comes from ``--password-stdin`` or an interactive prompt, never an argument (it
 would land in the shell history and the process list).
@@ -93,7 +94,7 @@ def password(
 
 @users_app.command("logout")
 def logout(name: str = typer.Argument(..., help="User name.")) -> None:
-    """End every session of the user (tokens, console); API keys stay: revoke them apart."""
+    """End every session of the user (tokens, console); API keys stay (users revoke-key)."""
     with platform() as parts:
         _report(parts.auth.end_sessions(name), "logged out everywhere")
 
@@ -132,6 +133,31 @@ def api_key(
         service = parts.auth
         _, key = service.create_api_key(service.user(name), label)
     print(key)
+
+
+@users_app.command("api-keys")
+def api_keys(name: str = typer.Argument(..., help="The user whose keys to list.")) -> None:
+    """A user's API keys, a line each: id, active or revoked, created, name (tab-separated;
+    a key's secret is never stored)."""
+    with platform() as parts:
+        service = parts.auth
+        keys = service.list_api_keys(service.user(name))
+    for key in keys:
+        state = "revoked" if key["revoked"] else "active"
+        created = key["created_at"].isoformat(timespec="seconds")
+        print(f"{key['id']}\t{state}\t{created}\t{key['name']}")  # plain: for scripts
+
+
+@users_app.command("revoke-key")
+def revoke_key(
+    name: str = typer.Argument(..., help="The user the key belongs to."),
+    key_id: str = typer.Argument(..., help="The key's id (`users api-keys NAME` lists them)."),
+) -> None:
+    """Revoke one of a user's API keys (a leaked service-account key); refused at once."""
+    with platform() as parts:
+        service = parts.auth
+        service.revoke_api_key(service.user(name), key_id)
+    console.print(f"{name}: API key {key_id} revoked", markup=False)
 
 
 # ignore_unknown_options: ``-1`` is an amount (refused below), not an option that does not exist.

@@ -22,7 +22,9 @@ from urllib.parse import unquote_plus
 
 request_id_var: ContextVar[str] = ContextVar("textnlp_request_id", default="-")
 _SENSITIVE = ("password", "token", "secret", "authorization", "prompt", "api_key")
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+#: A record's own attributes, and uvicorn's ``color_message`` (the message again, with ANSI
+#: colour codes for its own terminal formatter): none is an ``extra`` field of a JSON line.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 REDACTED = "[redacted]"
 #: ``name=value`` after ``?``, ``&`` or ``;``; the value ends where a URL or a quoted log field
 #: would (``\`` for JSON-escaped quotes). Names are bounded so that the scan stays linear on

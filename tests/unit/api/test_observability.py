@@ -63,6 +63,12 @@ def test_json_logs_carry_the_request_id_and_redact_secrets() -> None:
     assert line["status"] == 200
 
 
+def test_uvicorns_coloured_copy_of_a_message_is_left_out() -> None:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started", (), None)
+    record.color_message = "\x1b[32mStarted\x1b[0m"  # what uvicorn adds for its own formatter
+    assert "color_message" not in json.loads(JsonFormatter().format(record))
+
+
 def test_memory_cache_expires_evicts_and_clears() -> None:
     cache = MemoryCache(max_entries=2)
     cache.set("a", b"1", ttl_s=60)
