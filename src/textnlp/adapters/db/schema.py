@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
+#: Columns no table declares any more, kept by the migrations for the previous release's code
+#: (expand first, contract a release later): (table, column). A later migration drops them.
+LEGACY_COLUMNS = frozenset({("users", "sessions_after")})  # before 0007_user_session_epoch
+
 
 def _config(url: str, database: DatabaseSettings | None = None) -> Any:
     from alembic.config import Config
