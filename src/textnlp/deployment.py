@@ -22,6 +22,9 @@ HEALTH_PATH = "/api/v1/admin/health"
 LIVE_PATH = "/api/v1/admin/health/live"
 #: Probes are answered even at the concurrency cap and without the gateway's origin header.
 PROBE_PATHS = frozenset({HEALTH_PATH, LIVE_PATH})
+#: A job's results route: what a notice links when storage gives no URL (local storage, or a
+#: file archived by the bucket's lifecycle), as the API's job views do.
+JOB_RESULTS_PATH = "/api/v1/generate/status/{job_id}/results"
 #: The route API Gateway's WebSocket API forwards every frame to (with the connection id).
 GATEWAY_STREAM_PATH = "/api/v1/stream"
 #: The query parameter WebSocket clients pass their credential in (browsers cannot set

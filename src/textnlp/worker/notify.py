@@ -22,6 +22,7 @@ import httpx
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from textnlp.config import Settings
+from textnlp.deployment import JOB_RESULTS_PATH
 from textnlp.egress import EgressPolicy, EgressTarget, Resolver
 from textnlp.errors import InvalidInput
 from textnlp.services.job_models import JobView
@@ -62,6 +63,9 @@ class Notifier:
         return self._sns
 
     def notify(self, job: JobView, webhook_url: str | None) -> None:
+        if job.result is not None and job.result.url is None:  # as the API's views link it
+            url = JOB_RESULTS_PATH.format(job_id=job.id)
+            job = job.model_copy(update={"result": job.result.model_copy(update={"url": url})})
         body = {"event": f"job.{job.state}", "job": job.model_dump(mode="json")}
         if webhook_url:
             self._webhook(webhook_url, body)

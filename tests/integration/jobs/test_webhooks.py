@@ -124,6 +124,9 @@ def test_a_finished_job_is_posted_to_its_webhook(tmp_path: Path, receivers: Any)
     notice = receiver.requests[0]
     assert notice["path"] == "/hook" and notice["body"]["event"] == "job.succeeded"
     assert notice["body"]["job"]["id"] == view.id
+    # Local storage has no presigned URL: the notice links the API's results route, as
+    # ``jobs status`` shows it (it said null).
+    assert notice["body"]["job"]["result"]["url"] == f"/api/v1/generate/status/{view.id}/results"
 
 
 @pytest.mark.parametrize(
@@ -153,6 +156,15 @@ def test_private_webhooks_are_refused_at_submit(tmp_path: Path, url: str) -> Non
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     yield from start_api_with_models(tmp_path_factory.mktemp("webhook-api"), MODELS_YAML)
+
+
+def test_a_notices_results_link_is_the_apis_route(api: Api) -> None:
+    """``deployment.JOB_RESULTS_PATH`` (what a notice links) against the app's own route."""
+    from textnlp.deployment import JOB_RESULTS_PATH
+
+    app: Any = api.client.app
+    linked = str(app.url_path_for("job_results", job_id="0" * 32))
+    assert linked == JOB_RESULTS_PATH.format(job_id="0" * 32)
 
 
 def test_the_api_answers_422_for_a_private_webhook(api: Api) -> None:
