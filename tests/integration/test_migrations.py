@@ -83,3 +83,21 @@ def test_the_previous_release_runs_on_the_migrated_schema(database: str, tmp_pat
             assert {"sessions_after", "session_epoch"} <= columns
         finally:
             engine.dispose()
+
+
+def test_a_migration_the_database_refuses_is_said_as_such(tmp_path: Path) -> None:
+    """Its error was "cannot reach the database" (a statement refused is no outage)."""
+    import sqlite3
+
+    from textnlp.errors import ConfigError
+
+    path = tmp_path / "migrated.db"
+    upgrade_database(f"sqlite:///{path}")
+    with sqlite3.connect(path) as connection:  # back before 0008, without the table it alters
+        connection.execute(
+            "UPDATE alembic_version SET version_num = '0004_job_cost' "
+            "WHERE version_num = '0008_message_trace_header'"
+        )
+        connection.execute("DROP TABLE job_outbox")
+    with pytest.raises(ConfigError, match="a migration failed on the database at .*job_outbox"):
+        upgrade_database(f"sqlite:///{path}")

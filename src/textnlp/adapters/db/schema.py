@@ -71,7 +71,11 @@ def upgrade_database(url: str, database: DatabaseSettings | None = None) -> None
     try:
         command.upgrade(_config(url, database), "heads")
     except OperationalError as exc:
-        raise unreachable(make_url(url), exc) from None
+        # The engine's hook says an outage as one (``unreachable``): this one is a statement
+        # the database refused ("no such table" was "cannot reach the database").
+        where = _where(make_url(url))
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        raise ConfigError(f"a migration failed on the database at {where}: {reason}") from None
 
 
 def head_revisions() -> set[str]:
@@ -92,11 +96,14 @@ def current_revisions(engine: Engine) -> set[str]:
 
 def unreachable(url: URL, exc: BaseException) -> ServiceUnavailable:
     """The error for a database that does not answer (host and driver error, no password)."""
-    where = f"{url.host}:{url.port}" if url.host else url.database
     reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
     return ServiceUnavailable(
-        f"cannot reach the database at {where}: {reason}", dependency="database"
+        f"cannot reach the database at {_where(url)}: {reason}", dependency="database"
     )
+
+
+def _where(url: URL) -> str | None:
+    return f"{url.host}:{url.port}" if url.host else url.database
 
 
 def known_revisions() -> set[str]:
