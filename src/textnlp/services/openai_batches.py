@@ -206,16 +206,19 @@ class OpenAIBatchService:
         purpose: str | None = None,
         newest_first: bool = True,
     ) -> FileList:
-        """The owner's uploaded batch files (a batch's output files are listed with it)."""
-        infos: list[FileInfo] = []
+        """The owner's files: uploaded batch files (``purpose`` ``batch``) and their ended
+        batches' output and error files (``batch_output``), as OpenAI lists them."""
+        objects: list[FileObject] = []
         if purpose in (None, "batch"):
             keys = self.storage.list(Keys.upload(owner.id, "file-"))
             described = [key for key in keys if _INFO_KEY.search(key)]
             # One read per file: at the same time, as S3's latency, not its work, is the cost.
             with ThreadPoolExecutor(max_workers=_LISTING_READS) as pool:
                 infos = [info for info in pool.map(self._listed_info, described) if info]
-        infos.sort(key=lambda info: (info.created_at, info.id), reverse=newest_first)
-        objects = [self._file_object(info) for info in infos]
+            objects += [self._file_object(info) for info in infos]
+        if purpose in (None, "batch_output"):
+            objects += self._output_objects(owner)
+        objects.sort(key=lambda item: (item.created_at, item.id), reverse=newest_first)
         ids = [item.id for item in objects]
         start = ids.index(after) + 1 if after in ids else 0
         page = objects[start : start + limit]
@@ -225,6 +228,28 @@ class OpenAIBatchService:
             last_id=page[-1].id if page else None,
             has_more=start + limit < len(objects),
         )
+
+    def _output_objects(self, owner: Owner) -> list[FileObject]:
+        """The output and error files of the owner's ended batches (among their latest 1,000
+        jobs), written now where no one asked for them yet."""
+        rows = [r for r in self.jobs.store.list_for(owner.id, 1000) if self._input_file_id(r)]
+        ended = [row for row in map(self._expire, rows) if self._status(row) in _ENDED]
+        with ThreadPoolExecutor(max_workers=_LISTING_READS) as pool:
+            outputs = list(pool.map(self._outputs, ended))
+        objects = []
+        for row, file_ids in zip(ended, outputs, strict=True):
+            for kind, file_id in zip(("output", "errors"), file_ids, strict=True):
+                if file_id is not None:
+                    objects.append(
+                        FileObject(
+                            id=file_id,
+                            bytes=self.storage.size(self._output_key(row.id, kind)),
+                            created_at=_unix(row.finished_at) or 0,
+                            filename=self._output_name(row.id, file_id),
+                            purpose="batch_output",
+                        )
+                    )
+        return objects
 
     def content(self, owner: Owner, file_id: str) -> FileContent:
         """Where a file's bytes are (a batch's output is written when first asked for)."""

@@ -215,6 +215,12 @@ def test_upload_create_run_and_download(api: Api) -> None:
     assert content_lines(api, "alice", done["output_file_id"]) == out
     meta = api.client.get(f"{FILES}/{done['output_file_id']}", headers=alice).json()
     assert meta["purpose"] == "batch_output" and meta["bytes"] > 0
+    # Listed as OpenAI lists them (GET /v1/files showed the uploads only), by purpose too.
+    assert meta in api.client.get(FILES, headers=alice).json()["data"]
+    outputs = api.client.get(FILES, params={"purpose": "batch_output"}, headers=alice).json()
+    assert [f["id"] for f in outputs["data"]] == [done["output_file_id"]]
+    uploads = api.client.get(FILES, params={"purpose": "batch"}, headers=alice).json()["data"]
+    assert {f["purpose"] for f in uploads} == {"batch"}
     # Every line was sent with its own parameters (the fake's answer hashes the request).
     texts = {x["custom_id"]: x["response"]["body"]["choices"][0]["message"]["content"] for x in out}
     assert len(set(texts.values())) == 3

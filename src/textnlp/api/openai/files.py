@@ -6,7 +6,7 @@ Its size is bounded by ``api.max_file_bytes`` (OpenAI's 200 MB), this route's ow
 in ``RequestContextMiddleware`` rather than ``api.max_body_bytes``; a larger one answers 413 in
 OpenAI's error object. The multipart parser spools the file to disk past 1 MB, and the service
 reads it from there in chunks: a large upload is never in memory whole. A batch's output and
-error files are read here too. Someone else's file answers 404, like a missing one.
+error files are read and listed here too. Someone else's file answers 404, like a missing one.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def list_files(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
     order: Literal["asc", "desc"] = "desc",
 ) -> FileList:
-    """Your uploaded batch files (newest first unless ``order=asc``)."""
+    """Your files: uploaded batch files and your ended batches' output and error files
+    (``purpose``: ``batch``, ``batch_output``), newest first unless ``order=asc``."""
     owner = owner_of(caller, response)
     newest_first = order == "desc"
     return batches.files(
