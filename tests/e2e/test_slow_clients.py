@@ -142,6 +142,15 @@ def test_a_head_that_never_completes_answers_408_and_is_closed(port: int) -> Non
     assert b'"request_timeout"' in answer
 
 
+def test_a_request_that_is_not_http_answers_400_in_the_error_shape(port: int) -> None:
+    """uvicorn answered it in plain text ("Invalid HTTP request received.")."""
+    with connect(port) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        status, headers, body = read_response(sock)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert body["error"]["type"] == "invalid_request" and body["error"]["message"]
+
+
 def test_a_head_sent_a_byte_at_a_time_is_cut_off(port: int) -> None:
     head = request("GET", "/api/v1/admin/health", X_Padding="p" * 200)
     with connect(port) as sock:

@@ -17,6 +17,9 @@ The timeout is a class attribute, set by ``textnlp serve`` (``use_head_timeout``
 process before it serves: uvicorn builds protocols from the class, and ``--workers`` pickles
 it by name into each worker process.
 
+A request that is not HTTP (a malformed head) is answered 400 in the error JSON, not uvicorn's
+plain text, so that every refusal a client reads has one shape.
+
 Past ``api.max_connections`` (uvicorn's ``limit_concurrency``) uvicorn answers a request
 itself, in plain text; ``overloaded`` answers instead, as the app's own refusals do: the error
 JSON (OpenAI's shape under ``/v1``) with ``Retry-After``. uvicorn looks its answer up by name
@@ -97,6 +100,19 @@ class ServeProtocol(H11Protocol):
         self._disarm()
         self._lingering.connection_lost()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a head h11 cannot parse, in the API's error JSON."""
+        body = error_bytes("invalid_request", msg)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers)))
+        self.transport.write(self.conn.send(h11.Data(data=body)))
+        self.transport.write(self.conn.send(h11.EndOfMessage()))
+        self.transport.close()
 
     def _mid_request(self) -> bool:
         """Whether the client may still be sending: part of a head, or of a body, not read."""
