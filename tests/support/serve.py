@@ -82,6 +82,8 @@ class Served:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: How ``textnlp`` is started (another virtual environment's, say).
     command: Sequence[str] = TEXTNLP
+    #: The ``textnlp serve`` process (a test that signals it).
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def home(self) -> Path:
@@ -158,6 +160,7 @@ def serve(
             env=environ,
             cwd=root,
         )
+        served.process = proc
         try:
             try:
                 wait_for_port(port, timeout=timeout, proc=proc)  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ before the response starts, so what fails before any token (the context window, 
 refusal, an outage) answers as an HTTP error with its status, not as a 200 whose body is an
 error. A failure after that arrives as ``data: {"error": {...}}`` (what the ``openai`` SDK
 raises as ``APIError``), then ``[DONE]``; so does a credential gone while the stream runs (a
-revoked key: ``deps.CredentialWatch``). Spending caps are checked and the model loaded
+revoked key: ``deps.CredentialWatch``), and a server shutting down (a 503: ``event_streams``;
+the model's work is stopped). Spending caps are checked and the model loaded
 before, as on the native stream.
 """
 
@@ -20,11 +21,13 @@ from typing import Any
 from sse_starlette import EventSourceResponse
 
 from textnlp.api.deps import CredentialWatch
-from textnlp.api.errors import openai_sse_error
+from textnlp.api.errors import openai_error_for, openai_sse_error
+from textnlp.api.event_streams import event_stream
 from textnlp.api.openai.translate import ChunkWriter
 from textnlp.api.schemas import CompletionResponse, CompletionUsage
 from textnlp.api.serving import CompletionsServing, StreamEvent
 from textnlp.domain import GenerationRequest
+from textnlp.errors import ServiceUnavailable
 
 Indexed = tuple[int, StreamEvent]
 
@@ -55,8 +58,8 @@ async def stream_response(
     firsts = [r for r in results if not isinstance(r, BaseException)]
     events = _merged(firsts, streams)
     groups = serve.prompt_groups(len(requests), prompts)
-    return EventSourceResponse(
-        _sse(writer, len(streams), events, watch, groups), sep="\n", headers=headers
+    return event_stream(
+        _sse(writer, len(streams), events, watch, groups), _farewell, sep="\n", headers=headers
     )
 
 
@@ -71,8 +74,8 @@ def buffered_response(
             usage = response.usage if i == last else None
             yield i, StreamEvent(choice.text, choice.finish_reason, usage)
 
-    return EventSourceResponse(
-        _sse(writer, len(response.choices), events()), sep="\n", headers=headers
+    return event_stream(
+        _sse(writer, len(response.choices), events()), _farewell, sep="\n", headers=headers
     )
 
 
@@ -177,6 +180,12 @@ async def _close(events: AsyncIterator[Any]) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+def _farewell(exc: ServiceUnavailable) -> list[dict[str, str]]:
+    """A shutdown's error chunk: as ``openai_sse_error`` renders it, without its error log
+    (``event_streams`` logs the shutdown)."""
+    return [_data({"error": openai_error_for(exc)[1]}), {"data": "[DONE]"}]
 
 
 def _data(chunk: dict[str, Any]) -> dict[str, str]:

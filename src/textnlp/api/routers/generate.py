@@ -16,6 +16,7 @@ from sse_starlette import EventSourceResponse
 from textnlp.api.deps import CredentialWatch, CurrentUser, credential_of
 from textnlp.api.disconnects import unless_gone
 from textnlp.api.errors import sse_error
+from textnlp.api.event_streams import event_stream
 from textnlp.api.schemas import CompletionResponse, GenerateTextRequest
 from textnlp.api.serving import CompletionsServing, StreamEvent, completion_id
 
@@ -57,10 +58,15 @@ async def generate_text(
         await events.aclose()
         raise
     # sse-starlette: the wire format, keep-alive pings, and the generator cancelled when the
-    # client goes away; "\n" separators, as OpenAI's streams have them.
+    # client goes away; "\n" separators, as OpenAI's streams have them. A server shutting
+    # down ends it with an error event (``event_streams``), not as if it were whole.
     # A stream does not outlive its credential (a logout, a revoked key, a disabled user).
     watch = CredentialWatch.of(request, credential_of(request))
-    return EventSourceResponse(_sse(model_id, first, events, watch), sep="\n")
+    return event_stream(_sse(model_id, first, events, watch), _farewell, sep="\n")
+
+
+def _farewell(exc: Exception) -> list[dict[str, str]]:
+    return [sse_error(exc), {"data": "[DONE]"}]
 
 
 async def _sse(

@@ -12,7 +12,7 @@ command and API call (``playground_form``), redrawn as the form changes.
 The stream's events (``event:`` name, JSON ``data``): ``start`` {model, samples}; ``token``
 {index, text}; ``sample`` {index, finish_reason, usage, cost_usd}; ``done`` {model, samples,
 usage, cost_usd, latency_ms, first_token_ms}; ``error`` {error: {type, message, status}} as
-the API's streams send it (then the stream ends).
+the API's streams send it, for a failure or a server shutting down (then the stream ends).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from textnlp.api.console.csrf import CsrfChecked
@@ -41,6 +40,7 @@ from textnlp.api.console.render import page
 from textnlp.api.console.session import ConsoleUser, session_watch
 from textnlp.api.deps import CredentialWatch
 from textnlp.api.errors import sse_error
+from textnlp.api.event_streams import event_stream
 from textnlp.api.schemas import CompletionUsage
 from textnlp.api.serving import CompletionsServing
 from textnlp.domain import GenerationRequest
@@ -144,7 +144,8 @@ async def stream(request: Request, user: ConsoleUser, _csrf: CsrfChecked) -> Res
     await serve.admit(user.id, model_id, requests[:1])
     await serve.service.load(model_id)
     events = _events(serve, model_id, requests, user.id, started, session_watch(request))
-    return EventSourceResponse(events, sep="\n")
+    # A server shutting down ends the samples with an error event (``event_streams``).
+    return event_stream(events, lambda exc: [sse_error(exc)], sep="\n")
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""``textnlp serve`` stopped (SIGTERM) while it streams an answer: the stream ends with an
+error, never as if the answer were whole. sse-starlette ended an open stream's body cleanly on
+shutdown, so a client (curl, the ``openai`` SDK) took the text cut after one chunk for the
+complete answer, with no error and no final chunk, while the model generated on.
+
+The model streams a word every 0.2 s for minutes (a test backend); the server is signalled
+once the first chunk has arrived. The native route must end with its ``error`` event (a 503
+``service_unavailable``), ``/v1`` with OpenAI's error chunk (the SDK raises ``APIError``), and
+the server must then exit (no stream holds its shutdown).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.support.cluster import ROOT
+from tests.support.serve import Served, ServeUser, serve
+
+pytestmark = pytest.mark.slow
+CLI = (sys.executable, "-m", "tests.support.worker_main")  # the CLI with test backends
+MODELS = """
+models:
+  - id: drip
+    backend: drip
+    context_length: 4096
+    options: {words: 1000, delay_s: 0.2}
+"""
+#: Generous: how long the server may take to exit once signalled.
+EXIT_TIMEOUT_S = 60
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Served, str]]:
+    """A served app whose model ``drip`` streams for minutes, and an API key."""
+    (tmp_path / "models.yaml").write_text(MODELS)
+    env = {
+        # the tests' package, after this process's path (a checkout's src/ first)
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])),
+        "TEXTNLP_MODELS_FILE": str(tmp_path / "models.yaml"),
+        "TEXTNLP_GENERATION__RESPONSE_CACHE": "false",
+    }
+    with serve(tmp_path, users=[ServeUser("dana", "dana-password-123")], env=env, command=CLI) as s:
+        yield s, s.api_key("dana")
+
+
+def terminate(served: Served) -> subprocess.Popen[bytes]:
+    assert served.process is not None
+    served.process.send_signal(signal.SIGTERM)
+    return served.process
+
+
+def test_a_native_stream_cut_by_shutdown_ends_with_an_error_event(
+    server: tuple[Served, str],
+) -> None:
+    served, key = server
+    body = {"model": "drip", "prompt": "Write a long essay", "max_tokens": 400, "stream": True}
+    headers = {"Authorization": f"Bearer {key}"}
+    lines: list[str] = []
+    with httpx.stream(
+        "POST", f"{served.url}/api/v1/generate/text", json=body, headers=headers, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        process = None
+        for line in response.iter_lines():
+            lines.append(line)
+            if process is None and line.startswith("data: {"):
+                process = terminate(served)  # the first chunk has come
+    assert process is not None, lines
+    events = [(i, line) for i, line in enumerate(lines) if line == "event: error"]
+    assert events, f"no error event: {lines[-5:]}"
+    at = events[0][0]
+    error = json.loads(lines[at + 1].removeprefix("data: "))["error"]
+    assert error["type"] == "service_unavailable"
+    assert error["status"] == 503
+    chunks = [json.loads(line[6:]) for line in lines[:at] if line.startswith("data: {")]
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks)  # none claims an end
+    assert process.wait(timeout=EXIT_TIMEOUT_S) is not None
+
+
+def test_an_openai_stream_cut_by_shutdown_raises_in_the_sdk(server: tuple[Served, str]) -> None:
+    served, key = server
+    texts: list[str] = []
+    process = None
+    with (
+        openai.OpenAI(base_url=f"{served.url}/v1", api_key=key, max_retries=0, timeout=60) as sdk,
+        pytest.raises(openai.APIError) as raised,
+    ):
+        stream = sdk.chat.completions.create(
+            model="drip",
+            messages=[{"role": "user", "content": "Write a long essay"}],
+            max_tokens=400,
+            stream=True,
+        )
+        for chunk in stream:
+            assert chunk.choices[0].finish_reason is None  # none claims an end
+            texts.append(chunk.choices[0].delta.content or "")
+            if process is None and len(texts) >= 3:
+                process = terminate(served)
+    assert process is not None
+    assert "shutting down" in raised.value.message or "unavailable" in raised.value.message
+    assert process.wait(timeout=EXIT_TIMEOUT_S) is not None
