@@ -3,8 +3,8 @@ error, never as if the answer were whole. sse-starlette ended an open stream's b
 shutdown, so a client (curl, the ``openai`` SDK) took the text cut after one chunk for the
 complete answer, with no error and no final chunk, while the model generated on.
 
-The model streams a word every 0.2 s for minutes (a test backend); the server is signalled
-once the first chunk has arrived. The native route must end with its ``error`` event (a 503
+The embedded model answers a long essay (hundreds of tokens); the server is signalled once the
+first chunk has arrived. The native route must end with its ``error`` event (a 503
 ``service_unavailable``), ``/v1`` with OpenAI's error chunk (the SDK raises ``APIError``), and
 the server must then exit (no stream holds its shutdown).
 """
@@ -12,10 +12,8 @@ the server must then exit (no stream holds its shutdown).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,34 +21,19 @@ import httpx
 import openai
 import pytest
 
-from tests.support.cluster import ROOT
 from tests.support.serve import Served, ServeUser, serve
 
 pytestmark = pytest.mark.slow
-CLI = (sys.executable, "-m", "tests.support.worker_main")  # the CLI with test backends
-MODELS = """
-models:
-  - id: drip
-    backend: drip
-    context_length: 4096
-    options: {words: 1000, delay_s: 0.2}
-"""
+ESSAY = "Write a long essay, in ten paragraphs, about the history of Rome."
 #: Generous: how long the server may take to exit once signalled.
 EXIT_TIMEOUT_S = 60
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[Served, str]]:
-    """A served app whose model ``drip`` streams for minutes, and an API key."""
-    (tmp_path / "models.yaml").write_text(MODELS)
-    env = {
-        # the tests' package, after this process's path (a checkout's src/ first)
-        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])),
-        "TEXTNLP_MODELS_FILE": str(tmp_path / "models.yaml"),
-        "TEXTNLP_GENERATION__RESPONSE_CACHE": "false",
-    }
-    with serve(tmp_path, users=[ServeUser("dana", "dana-password-123")], env=env, command=CLI) as s:
-        yield s, s.api_key("dana")
+    """``textnlp serve`` on the embedded model, and an API key."""
+    with serve(tmp_path, users=[ServeUser("dana", "dana-password-123")]) as served:
+        yield served, served.api_key("dana")
 
 
 def terminate(served: Served) -> subprocess.Popen[bytes]:
@@ -63,7 +46,7 @@ def test_a_native_stream_cut_by_shutdown_ends_with_an_error_event(
     server: tuple[Served, str],
 ) -> None:
     served, key = server
-    body = {"model": "drip", "prompt": "Write a long essay", "max_tokens": 400, "stream": True}
+    body = {"prompt": ESSAY, "max_tokens": 400, "temperature": 0, "stream": True}
     headers = {"Authorization": f"Bearer {key}"}
     lines: list[str] = []
     with httpx.stream(
@@ -96,9 +79,10 @@ def test_an_openai_stream_cut_by_shutdown_raises_in_the_sdk(server: tuple[Served
         pytest.raises(openai.APIError) as raised,
     ):
         stream = sdk.chat.completions.create(
-            model="drip",
-            messages=[{"role": "user", "content": "Write a long essay"}],
+            model="smollm2-135m",
+            messages=[{"role": "user", "content": ESSAY}],
             max_tokens=400,
+            temperature=0,
             stream=True,
         )
         for chunk in stream:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -85,25 +84,6 @@ class MidStreamFailureBackend(FakeBackend):
         raise RuntimeError("this stream always breaks")
 
 
-class DripBackend(FakeBackend):
-    """A stream of ``options.words`` words, one each ``options.delay_s`` seconds: a long answer
-    still streaming when a test acts (a shutdown)."""
-
-    name = "drip"
-
-    def __init__(self, spec: ModelSpec | None = None) -> None:
-        super().__init__(spec)
-        options = spec.options if spec else {}
-        self._words = int(options.get("words", 1000))
-        self._delay_s = float(options.get("delay_s", 0.2))
-
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
-        for i in range(self._words):
-            yield TokenDelta(text=f"word{i} ")
-            await asyncio.sleep(self._delay_s)
-        yield TokenDelta(text="", finish_reason="length")
-
-
 class CrashBackend(FakeBackend):
     """The worker process dies (SIGKILL) on the first request: no exception, no cleanup."""
 
@@ -126,7 +106,6 @@ def register() -> None:
     register_backend("refuses", "tests.support.job_backends:RefusingBackend")
     register_backend("refuses-later", "tests.support.job_backends:LateRefusingBackend")
     register_backend("fails-mid-stream", "tests.support.job_backends:MidStreamFailureBackend")
-    register_backend("drip", "tests.support.job_backends:DripBackend")
     register_backend("openai-fake", "tests.support.priced_backend:PricedOpenAIFake")
 
 
