@@ -24,9 +24,10 @@ Per kind:
   mod-97 check decides. Words that follow do not matter; an unknown country is no IBAN.
 * Card: 13 to 19 digits, optionally split by single spaces or hyphens, or grouped 4-4-4-4(-3),
   4-6-5 or 4-6-4 with one and the same separator (``.``, ``/``, ``_``, tab, 2-3 spaces); Luhn.
-* SSN: ``ddd-dd-dddd`` with one and the same hyphen, dash, space or dot, not inside a longer
-  run of digit groups, within the SSA's rules (no area 000, 666 or 9xx, no group 00, no
-  serial 0000); nine bare digits only right after "SSN" or "social security".
+* SSN: ``ddd-dd-dddd`` with one and the same hyphen or dash, not inside a longer run of digit
+  groups, within the SSA's rules (no area 000, 666 or 9xx, no group 00, no serial 0000);
+  with spaces or dots (``120 45 2000`` grams, version ``123.45.6789``), or as nine bare
+  digits, only right after "SSN" or "social security".
 * IPv6: bounded by characters that are not letters, digits, ``_`` or ``:`` (``ActiveRecord::Base``
   and ``HashMap::default`` hold none), valid for ``ipaddress``, and, when shortened with ``::``,
   with a digit, one letter case, and three groups or a full four-digit one (``fe80::1``,
@@ -34,13 +35,14 @@ Per kind:
 * Phone: 7 to 15 digits, not a date (``01.05.2024``, ``08 15 2000``) and not followed by a time
   (``03.04.2023 09:15`` is a date and a time). A grouped number is one when it has an
   international prefix (``+33 6 12 34 56 78``), a bracketed area code (``(030) 1234567``), the
-  North-American shape, or a trunk 0 (``030 1234567``; ``030/12345678``, the only shape where
-  ``/`` separates). A run of digits without separators is too often an order id or a timestamp:
-  it is a phone number only after ``+``, in a common mobile shape with its trunk 0
-  (``_MOBILE``: UK 07…, 11 digits; DE 015-017…, 11-12; FR/NL 06/07…, 10; AU 04…, 10;
-  JP 070/080/090…, 11) or after a phone keyword (``_PHONE_KEYWORD``: Tel, phone, call, mobile,
-  Handy, 電話, 电话, … within a few characters, no digit between); so is a number in two groups
-  that fits no shape above (``Mobile: 98765 43210``). ``5551234567`` alone is not reported.
+  North-American shape (``1-800-555-0199`` with its 1 too), or a trunk 0 (``030 1234567``;
+  ``030/12345678``, the only shape where ``/`` separates). A run of digits without separators is
+  too often an order id or a timestamp: it is a phone number only after ``+``, in a common
+  mobile shape with its trunk 0 (``_MOBILE``: UK 07…, 11 digits; DE 015-017…, 11-12; FR/NL
+  06/07…, 10; AU 04…, 10; JP 070/080/090…, 11) or after a phone keyword (``_PHONE_KEYWORD``:
+  Tel, phone, call, mobile, Handy, 電話, 电话, … within a few characters, no digit between); so is a
+  number in two groups that fits no shape above (``Mobile: 98765 43210``). ``5551234567`` alone
+  is not reported.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ _IPV6 = re.compile(
 _PHONE = re.compile(
     rf"(?<![{_WORD}+])(?<!\d[:./-])(?:"
     r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,8}){1,4}"  # +33 6 12 34 56 78
+    r"|1[ .-]\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}"  # 1-800-555-0199: North America's 1 first
     r"|\(\d{1,4}\)[ .-]?\d{2,8}(?:[ .-]\d{2,8}){0,4}"  # (030) 1234567, (415) 555-0132
     r"|\d{2,5}[ ./-]\d{2,8}(?:[ .-]\d{2,8}){0,3}"  # 030 1234567, 030/12345678
     r"|\+?\d{7,15}"  # one run
@@ -185,11 +188,11 @@ _SSN_KEYWORD = re.compile(r"(?i)(?<![a-z])(?:ssn|social\s+security)[^\d\n]{0,20}
 
 
 def _ssn_ok(text: str, start: int, end: int) -> bool:
+    """123-45-6789 (dashes) anywhere; nine bare digits, or groups apart by spaces or dots
+    (weights "120 45 2000", a version "123.45.6789"), only after "SSN"/"social security"."""
     value = text[start:end]
-    if value.isdigit():
+    if value.isdigit() or value[3] in " .":
         return _SSN_KEYWORD.search(text, max(0, start - 40), start) is not None
-    if value[3] in " .":  # 030 12 3456 after "Tel." is a phone number
-        return _PHONE_KEYWORD.search(text, max(0, start - 40), start) is None
     return True
 
 
@@ -213,6 +216,7 @@ def _ipv6_ok(text: str, start: int, end: int) -> bool:
 
 
 _NANP = re.compile(r"\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}")
+_NANP_WITH_1 = re.compile(r"1[ .-]\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}")
 #: Day, month and year (01.05.2024, 09-12-2023, 2024-05-01): a date, not a trunk-0 number;
 #: with spaces only a valid month and day and a year of 19xx or 20xx (08 15 2000, 15 08 2000).
 _DATE = re.compile(
@@ -232,7 +236,7 @@ def _phone_ok(text: str, start: int, end: int) -> bool:
         return False
     if "/" in value:  # only in 030/12345678: a trunk-0 area code, then the number
         return re.fullmatch(r"0[1-9]\d{0,3}/\d{3,8}", value) is not None
-    if value[0] == "+":
+    if value[0] == "+" or _NANP_WITH_1.fullmatch(value):
         return True
     groups = len(re.findall(r"\d+", value))
     if groups == 1 and _MOBILE.fullmatch(value):

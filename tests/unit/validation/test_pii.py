@@ -183,7 +183,7 @@ def test_text_dense_with_findings_finds_each_once_in_order() -> None:
         ("amex 3782.822463.10005 ok", "credit_card", "3782.822463.10005"),
         ("Card no.4111.1111.1111.1111.", "credit_card", "4111.1111.1111.1111"),
         # US SSN with other separators; a bare one only after its keyword
-        ("ssn 123 45 6789 on file", "ssn", "123 45 6789"),
+        ("SSN 123 45 6789 on file", "ssn", "123 45 6789"),
         ("Tel. 030 12 3456", "phone", "030 12 3456"),
         ("ssn 123.45.6789 on file", "ssn", "123.45.6789"),
         ("ssn 123\u201345\u20136789 on file", "ssn", "123\u201345\u20136789"),
@@ -207,6 +207,11 @@ def test_text_dense_with_findings_finds_each_once_in_order() -> None:
         ("Tel. 020 7946 0958", "phone", "020 7946 0958"),
         ("Tel. 044 123 45 67", "phone", "044 123 45 67"),
         ("Tel. 01 23 45 67 89", "phone", "01 23 45 67 89"),
+        # North America's 1 before the number (the review: no longer found after the rewrite)
+        ("Call 1-800-555-0199 today.", "phone", "1-800-555-0199"),
+        ("Call 1.800.555.0199 today.", "phone", "1.800.555.0199"),
+        ("Call us at 1-555-123-4567.", "phone", "1-555-123-4567"),
+        ("Die Nummer ist 030 12 3456", "phone", "030 12 3456"),
     ],
 )
 def test_audit_cases_are_found(text: str, kind: str, value: str) -> None:
@@ -246,6 +251,11 @@ def test_audit_cases_are_found(text: str, kind: str, value: str) -> None:
         # an SSN-shaped group inside a longer run of groups
         "ids 1 123 45 6789 9",
         "ids 123-45-6789-12",
+        # three groups apart by spaces or dots are an SSN only after its keyword
+        "Weights: 120 45 2000 grams.",
+        "Version 123.45.6789 of the firmware.",
+        "Package dimensions 300.25.1000 mm.",
+        "Numbers in the table: 512 34 5678 and 613 22 1234.",
     ],
 )
 def test_audit_false_positives_are_not_found(text: str) -> None:
