@@ -95,6 +95,12 @@ def test_a_request_refused_for_now_is_sent_again_after_its_retry_after() -> None
     with pytest.raises(ApiError) as refused:
         client(capped).upload_prompts("p.jsonl", b'{"prompt": "x"}\n')
     assert refused.value.type == "quota_exceeded" and len(sent) == 1
+    # API Gateway's own throttling says no Retry-After either: it passes, so it is retried.
+    throttled = [
+        httpx.Response(429, json={"message": "Too Many Requests"}),
+        httpx.Response(200, json=COMPLETION),
+    ]
+    assert client(lambda r: throttled.pop(0)).generate(prompt="x").choices[0].text == "hi"
 
 
 def test_an_answer_that_is_not_the_apis_is_a_502() -> None:

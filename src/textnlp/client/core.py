@@ -86,10 +86,21 @@ def retry_wait(response: httpx.Response, attempt: int) -> float | None:
     if response.status_code not in RETRY_STATUSES:
         return None
     wait = retry_after(response.headers)
-    if wait is None and response.status_code == 429:
-        return None  # a quota (spending cap, uploads) says no Retry-After: waiting does not help
+    if wait is None and response.status_code == 429 and _error_type(response) == "quota_exceeded":
+        return None  # a spending cap or the uploads' quota: waiting does not help
     wait = 0.5 * 2**attempt if wait is None else wait
     return wait if wait <= MAX_RETRY_WAIT_S else None
+
+
+def _error_type(response: httpx.Response) -> str | None:
+    """The API's error type of an error answer (None: not the API's error JSON, e.g. API
+    Gateway's own throttling, ``{"message": "Too Many Requests"}``)."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def stored_file_location(response: httpx.Response) -> str:

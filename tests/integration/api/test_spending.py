@@ -354,3 +354,27 @@ def test_a_reservation_made_for_a_cancelled_request_is_released(
     assert len(settlements) == 1 and settlements[0][1] == 0.0
     assert settlements[0][0] == pytest.approx(0.053)  # what it held: its worst case
     assert service.spent(user_id) == pytest.approx(0.0)
+
+
+def test_a_settlement_through_a_short_outage_still_counts_the_cost(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database failing as a request settles: the settlement is tried again (the worst
+    case stayed counted for good, and the finished answer was a 503)."""
+    from textnlp.errors import ServiceUnavailable
+
+    user_id, _, headers = user(api)
+    service = spending(api)
+    settle, failures = service.settle, [1]
+
+    def failing_once(reservation: Reservation, cost_usd: float) -> None:
+        if failures:
+            failures.pop()
+            raise ServiceUnavailable("cannot reach the database", dependency="database")
+        settle(reservation, cost_usd)
+
+    monkeypatch.setattr(service, "settle", failing_once)
+    answer = api.client.post(TEXT, json=HELLO, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert failures == []
+    assert service.spent(user_id) == pytest.approx(HELLO_COST)  # the cost, not the worst case

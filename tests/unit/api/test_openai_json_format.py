@@ -48,3 +48,40 @@ def test_a_schema_no_answer_satisfies_is_refused(schema: dict[str, Any]) -> None
 )
 def test_a_schema_some_answer_satisfies_is_taken(schema: dict[str, Any]) -> None:
     assert json_format(asking(schema)) is not None
+
+
+@pytest.mark.parametrize("grammar", [None, "root ::= object"])
+async def test_a_stop_is_blamed_only_where_a_grammar_bound_the_answer(grammar: str | None) -> None:
+    """A model without the format's grammar (transformers, a remote API; or a schema the
+    grammar cannot follow) may end by itself before its JSON: that is the model's 502, not
+    the request's ``stop`` (which it never met)."""
+    from types import SimpleNamespace
+
+    from textnlp.api.openai.structured import JsonFormat, complete_json
+    from textnlp.api.schemas import CompletionChoice, CompletionResponse, CompletionUsage
+    from textnlp.domain import GenerationParams, GenerationRequest
+    from textnlp.errors import BackendError
+
+    class Backend:
+        grammars = True  # a llama.cpp model: it decodes under a grammar it is given
+
+    async def backend(model_id: str) -> Backend:
+        return Backend()
+
+    class Serving:
+        service = SimpleNamespace(
+            settings=SimpleNamespace(generation=SimpleNamespace(json_retries=0)),
+            pool=SimpleNamespace(get=backend),
+        )
+
+        async def complete(self, model_id: str, batch: list[Any], owner: str) -> Any:
+            choice = CompletionChoice(index=0, text="I cannot answer that.", finish_reason="stop")
+            usage = CompletionUsage(prompt_tokens=1, completion_tokens=1, total_tokens=2)
+            return CompletionResponse(id="x", model=model_id, choices=[choice], usage=usage)
+
+    params = GenerationParams(max_tokens=50, temperature=0.7, stop=("###",))
+    request = GenerationRequest.chat("Answer in JSON.", params=params)
+    fmt = JsonFormat(schema=None, source=None, grammar=grammar)
+    expected: type[Exception] = InvalidParameter if grammar else BackendError
+    with pytest.raises(expected):
+        await complete_json(Serving(), "m", [request], fmt, "owner")  # type: ignore[arg-type]

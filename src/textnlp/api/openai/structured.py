@@ -20,9 +20,10 @@ chunk: it cannot be checked before it is complete). Refused with OpenAI's error 
 - a ``json_schema`` whose ``schema`` ``safe_schema`` refuses, or whose root is not an object;
 - when the last attempt of every failed choice was cut at ``max_tokens`` (``param:
   max_tokens``: raise it);
-- when the request has ``stop`` sequences and the last attempt of every failed choice ended
-  without reaching ``max_tokens`` (``param: stop``): a stop sequence the JSON contains cut it
-  (a grammar-bound model cannot end before its object does otherwise).
+- when the request has ``stop`` sequences, the model decoded under the format's grammar, and
+  the last attempt of every failed choice ended without reaching ``max_tokens`` (``param:
+  stop``): a stop sequence the JSON contains cut it (a grammar-bound model cannot end before
+  its object does otherwise; one without a grammar may, and that is the model's 502).
 
 When the attempts end on answers that are complete but not valid, the answer is 502
 (``backend_error``): the model could not do it, the request was fine.
@@ -219,7 +220,8 @@ async def complete_json(
         if not pending:
             break
     if pending:
-        stops = bool(requests[0].params.stop)
+        bound = fmt.grammar is not None and (await serve.service.pool.get(model_id)).grammars
+        stops = bound and bool(requests[0].params.stop)
         _refuse(model_id, [last[i] for i in pending], errors[pending[0]], attempts, stops)
     return CompletionResponse(
         id=response.id,
