@@ -45,6 +45,7 @@ class Arguments(BaseModel):
     gate: Gate | Path | None
     near_dup_threshold: float = Field(gt=0, le=1)
     leakage_ngram_threshold: float = Field(gt=0, le=1)
+    leakage_containment_threshold: float = Field(gt=0, le=1)
     leakage_embedding_threshold: float | None = Field(ge=-1, le=1)
     json_schema: dict[str, Any] | Literal[False] | None
     embeddings: bool

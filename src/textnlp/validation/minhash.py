@@ -11,7 +11,7 @@ Python call per text.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -59,9 +59,43 @@ def signatures(
     all-max signature.
     """
     perms = permutations(num_perm, seed)
-    cache = _WordHashes()
     out = np.full((len(texts), num_perm), _EMPTY, dtype=np.uint32)
     has_words = np.zeros(len(texts), dtype=bool)
+    for start, stop, flat, lengths in _word_batches(texts, ngram):
+        _sign_batch(flat, lengths, ngram, perms, out[start:stop], has_words[start:stop])
+    return out, has_words
+
+
+def shingle_sets(
+    texts: Sequence[str], *, ngram: int = DEFAULT_NGRAM
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+    """(hashes, offsets): text ``i``'s set of shingle hashes is ``hashes[offsets[i]:offsets[i+1]]``,
+    sorted and distinct. The very shingles (and 32-bit hashes) ``signatures`` permutes, so an
+    exact measure on these sets is what the MinHash estimates."""
+    parts: list[npt.NDArray[np.uint32]] = []
+    counts = np.zeros(len(texts), dtype=np.int64)
+    for start, stop, flat, lengths in _word_batches(texts, ngram):
+        shingles, n_shingles = _shingles(flat, lengths, ngram)
+        if not len(shingles):
+            continue
+        # (text, hash) in one 64-bit key: one sort makes every text's set sorted and distinct.
+        owner = np.repeat(np.arange(start, stop, dtype=np.uint64), n_shingles)
+        keys = np.unique((owner << np.uint64(32)) | shingles.astype(np.uint64))
+        counts[start:stop] = np.bincount(
+            (keys >> np.uint64(32)).astype(np.int64) - start, minlength=stop - start
+        )
+        parts.append((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    hashes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+    return hashes, np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+
+def _word_batches(
+    texts: Sequence[str], ngram: int
+) -> Iterator[tuple[int, int, list[int], list[int]]]:
+    """(start, stop, word hashes of texts[start:stop] end to end, words per text), in batches
+    of about ``_BATCH_SHINGLES`` words; a text shorter than ``ngram`` words is padded to one
+    n-gram."""
+    cache = _WordHashes()
     start = 0
     while start < len(texts):
         flat: list[int] = []
@@ -74,9 +108,8 @@ def signatures(
             flat.extend(hashes)
             lengths.append(len(hashes))
             stop += 1
-        _sign_batch(flat, lengths, ngram, perms, out[start:stop], has_words[start:stop])
+        yield start, stop, flat, lengths
         start = stop
-    return out, has_words
 
 
 def _sign_batch(
@@ -87,14 +120,30 @@ def _sign_batch(
     out: Signatures,
     has_words: npt.NDArray[np.bool_],
 ) -> None:
-    lens = np.asarray(lengths, dtype=np.int64)
-    present = lens > 0
+    present = np.asarray(lengths, dtype=np.int64) > 0
     has_words[:] = present
     if not present.any():
         return
+    shingles, n_shingles = _shingles(flat, lengths, ngram)
+    a, b = perms[0], perms[1]
+    # (num_perm, shingles): the minimum then runs along contiguous memory, ~4x faster.
+    with np.errstate(over="ignore"):
+        permuted = a[:, None] * shingles[None, :] + b[:, None]
+    offsets = np.concatenate(([0], np.cumsum(n_shingles)[:-1]))
+    out[present] = np.minimum.reduceat(permuted, offsets[present], axis=1).T
+
+
+def _shingles(
+    flat: list[int], lengths: list[int], ngram: int
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+    """(32-bit hash of every n-gram of every text, end to end; n-grams per text)."""
+    lens = np.asarray(lengths, dtype=np.int64)
+    present = lens > 0
+    n_shingles = np.where(present, lens - ngram + 1, 0)
+    if not present.any():
+        return np.zeros(0, dtype=np.uint32), n_shingles
     words_arr = np.asarray(flat, dtype=np.uint64)
     ends = np.cumsum(lens)
-    n_shingles = np.where(present, lens - ngram + 1, 0)
     # Hash of the n-gram starting at every word position (wrapping arithmetic), then keep the
     # positions whose n-gram lies inside one text.
     with np.errstate(over="ignore"):
@@ -108,13 +157,7 @@ def _sign_batch(
         mixed ^= mixed >> np.uint64(32)
     owner = np.repeat(np.arange(len(lens)), lens)[: len(mixed)]
     valid = np.arange(len(mixed)) + ngram <= ends[owner]
-    shingles = (mixed[valid] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    a, b = perms[0], perms[1]
-    # (num_perm, shingles): the minimum then runs along contiguous memory, ~4x faster.
-    with np.errstate(over="ignore"):
-        permuted = a[:, None] * shingles[None, :] + b[:, None]
-    offsets = np.concatenate(([0], np.cumsum(n_shingles)[:-1]))
-    out[present] = np.minimum.reduceat(permuted, offsets[present], axis=1).T
+    return (mixed[valid] & np.uint64(0xFFFFFFFF)).astype(np.uint32), n_shingles
 
 
 def estimated_jaccard(

@@ -102,6 +102,8 @@ class LeakageSummary(_Model):
     reference: str
     reference_count: int
     ngram_threshold: float
+    #: None in a report stored before containment was checked (a job's report is read back).
+    containment_threshold: float | None = None
     embedding_threshold: float | None
     leaked: int
     rate: float

@@ -21,6 +21,7 @@ from textnlp.validation.embedding import Embedder
 from textnlp.validation.examples import examples_of, shown_text
 from textnlp.validation.gate import Gate, evaluate
 from textnlp.validation.leakage import (
+    DEFAULT_CONTAINMENT_THRESHOLD,
     DEFAULT_EMBEDDING_THRESHOLD,
     DEFAULT_NGRAM_THRESHOLD,
     find_leakage,
@@ -58,6 +59,7 @@ def validate_dataset(
     gate: Gate | Mapping[str, Any] | Path | str | None = None,
     near_dup_threshold: float = DEFAULT_THRESHOLD,
     leakage_ngram_threshold: float = DEFAULT_NGRAM_THRESHOLD,
+    leakage_containment_threshold: float = DEFAULT_CONTAINMENT_THRESHOLD,
     leakage_embedding_threshold: float | None = DEFAULT_EMBEDDING_THRESHOLD,
     json_schema: Mapping[str, Any] | Literal[False] | None = None,
     embeddings: bool = True,
@@ -87,6 +89,7 @@ def validate_dataset(
         gate=gate,
         near_dup_threshold=near_dup_threshold,
         leakage_ngram_threshold=leakage_ngram_threshold,
+        leakage_containment_threshold=leakage_containment_threshold,
         leakage_embedding_threshold=leakage_embedding_threshold,
         json_schema=json_schema,
         embeddings=embeddings,
@@ -167,6 +170,7 @@ def validate_dataset(
             texts,
             refs,
             ngram_threshold=leakage_ngram_threshold,
+            containment_threshold=leakage_containment_threshold,
             embedding_threshold=leakage_embedding_threshold if vectors is not None else None,
             vectors=vectors,
             ref_vectors=ref_vectors,
@@ -177,10 +181,14 @@ def validate_dataset(
             else f"{len(refs)} records",
             reference_count=len(refs),
             ngram_threshold=leakage_ngram_threshold,
+            containment_threshold=leakage_containment_threshold,
             embedding_threshold=leakage_embedding_threshold if vectors is not None else None,
             leaked=len(matches),
             rate=len(matches) / count,
-            matches=sorted(matches, key=lambda m: -max(m.ngram_jaccard or 0, m.cosine or 0))[:50],
+            matches=sorted(
+                matches,
+                key=lambda m: -max(m.ngram_jaccard or 0, m.containment or 0, m.cosine or 0),
+            )[:50],
             reference_similarity=histogram(best.tolist(), bins=20, low=-0.2, high=1.0)
             if best is not None
             else None,
