@@ -134,6 +134,9 @@ def main() -> None:
         f"found ({jaccard_copied} of them by Jaccard alone); edited copies: "
         f"{found_edited}/{len(edited)}"
     )
+    # RESULTS.md's claim: containment finds every whole copy, which Jaccard alone does not.
+    if found_copied != len(copied):
+        raise SystemExit(f"FAIL: {len(copied) - found_copied} whole copies not found")
 
 
 if __name__ == "__main__":
