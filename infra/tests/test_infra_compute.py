@@ -192,3 +192,13 @@ def test_the_waf_lets_the_platforms_own_bodies_through(assembly: Assembly) -> No
             "SQLiExtendedPatterns_BODY": {"Count": {}},
         }
         assert overrides["AWSManagedRulesKnownBadInputsRuleSet"] == {}
+
+
+def test_workers_have_time_to_hand_their_jobs_back(assembly: Assembly) -> None:
+    """A stopping worker stores its finished records and hands its job back: ECS's default
+    30 s before SIGKILL is raised for the workers, to Fargate's most."""
+    for family, name in (("textnlp-generation", "generation"),
+                         ("textnlp-validation", "validation"),
+                         ("textnlp-batch-processor", "batch-processor")):
+        assert _container(_task(assembly, family), name)["StopTimeout"] == 120, family
+    assert "StopTimeout" not in _container(_task(assembly, "textnlp-api"), "api")

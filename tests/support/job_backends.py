@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -97,12 +98,46 @@ class CrashBackend(FakeBackend):
         raise AssertionError("unreachable")
 
 
+class GatedBackend(FakeBackend):
+    """Answers while fewer than ``GatedBackend.allowed`` requests were answered; the others
+    wait, in flight, until a test allows more (or they are cancelled). Counts kept on the class
+    (one worker in the test's process); ``reset`` before use."""
+
+    name = "gated"
+    allowed = 0
+    answered = 0
+    waiting = 0
+    cancelled = 0
+
+    def __init__(self, spec: ModelSpec | None = None) -> None:
+        super().__init__(spec)
+
+    @classmethod
+    def reset(cls, allowed: int) -> None:
+        cls.allowed, cls.answered, cls.waiting, cls.cancelled = allowed, 0, 0, 0
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        cls = GatedBackend
+        cls.waiting += 1
+        try:
+            while cls.answered >= cls.allowed:
+                await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            cls.cancelled += 1
+            raise
+        finally:
+            cls.waiting -= 1
+        cls.answered += 1
+        return await super().complete(request)
+
+
 def register() -> None:
     from textnlp.backends.registry import register_backend
 
     register_backend("fake-slow", "tests.support.job_backends:SlowFakeBackend")
     register_backend("poison", "tests.support.job_backends:PoisonBackend")
     register_backend("crash", "tests.support.job_backends:CrashBackend")
+    register_backend("gated", "tests.support.job_backends:GatedBackend")
     register_backend("refuses", "tests.support.job_backends:RefusingBackend")
     register_backend("refuses-later", "tests.support.job_backends:LateRefusingBackend")
     register_backend("fails-mid-stream", "tests.support.job_backends:MidStreamFailureBackend")
@@ -128,6 +163,9 @@ models:
     context_length: 4096
   - id: crash
     backend: crash
+    context_length: 4096
+  - id: gated
+    backend: gated
     context_length: 4096
   - id: refuses
     backend: refuses

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_kms as kms
@@ -32,6 +32,11 @@ from textnlp_infra.retention import retention_days
 #: sends them to X-Ray as segments (the X-Ray daemon speaks only the X-Ray SDKs' UDP format).
 TRACE_COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1"
 TRACE_COLLECTOR_PORT = 4318
+#: How long ECS waits after a worker's SIGTERM before it kills it (its default: 30 s). A worker
+#: stores its finished records and hands its job back within seconds (textnlp.worker.runner's
+#: STOP_GRACE_S, then a database write and a queue call); a slow database must not make ECS
+#: kill it mid-write, which costs the records it held. Fargate allows at most 120 s.
+WORKER_STOP_TIMEOUT_S = 120
 TRACE_ENDPOINT = f"http://localhost:{TRACE_COLLECTOR_PORT}/v1/traces"
 #: OTLP over HTTP in, X-Ray out: traces only (metrics go as EMF through the logs).
 TRACE_COLLECTOR_CONFIG = f"""receivers:
@@ -163,7 +168,9 @@ class ContainerFactory:
     def add_app_container(
         self, task: ecs.TaskDefinition, *, name: str, component: str, repository: str,
         command: tuple[str, ...], service_name: str, port: int | None = None, gpus: int = 0,
+        stop_timeout_s: int | None = None,
     ) -> ecs.ContainerDefinition:
+        """``stop_timeout_s``: a worker's (``WORKER_STOP_TIMEOUT_S``); None keeps ECS's 30 s."""
         repo = ecr.Repository.from_repository_name(
             self._scope, f"{name.title().replace('-', '')}Repository", repository
         )
@@ -184,6 +191,7 @@ class ContainerFactory:
             health_check=health,
             readonly_root_filesystem=True,
             essential=True,
+            stop_timeout=Duration.seconds(stop_timeout_s) if stop_timeout_s else None,
         )
         # The root filesystem is read-only; the app writes below one task-local volume.
         task.add_volume(name=f"{name}-scratch")

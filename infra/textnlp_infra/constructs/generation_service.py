@@ -14,7 +14,7 @@ from textnlp.observability.emf import GPU_UTILIZATION
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.api_service import custom_metric
-from textnlp_infra.constructs.containers import ContainerFactory
+from textnlp_infra.constructs.containers import WORKER_STOP_TIMEOUT_S, ContainerFactory
 from textnlp_infra.tagging import required_tags
 
 GPU_PLACEMENT = "attribute:ecs.instance-type =~ g4dn.*"
@@ -45,7 +45,7 @@ class GenerationService(Construct):
         containers.add_app_container(
             task, name="generation", component="generation", repository="textnlp-generation",
             command=deployment.GENERATION_COMMAND, service_name=self.service_name,
-            gpus=compute.generation_gpus,
+            gpus=compute.generation_gpus, stop_timeout_s=WORKER_STOP_TIMEOUT_S,
         )
         containers.add_xray_sidecar(task, "generation")
         self.service = ecs.Ec2Service(

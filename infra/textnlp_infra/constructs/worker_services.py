@@ -20,7 +20,7 @@ from textnlp import deployment
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.api_service import track_cpu
-from textnlp_infra.constructs.containers import ContainerFactory
+from textnlp_infra.constructs.containers import WORKER_STOP_TIMEOUT_S, ContainerFactory
 
 BATCH_CAPACITY_PROVIDER = "FARGATE_SPOT"
 BATCH_CONTAINER = "batch-processor"
@@ -47,6 +47,7 @@ class ValidationService(Construct):
         containers.add_app_container(
             task, name="validation", component="validation", repository="textnlp-validation",
             command=deployment.VALIDATION_COMMAND, service_name=self.service_name,
+            stop_timeout_s=WORKER_STOP_TIMEOUT_S,
         )
         containers.add_xray_sidecar(task, "validation")
         self.service = ecs.FargateService(
@@ -90,6 +91,7 @@ class BatchProcessorTask(Construct):
             # The CPU image: batch work calls hosted models (SageMaker, Bedrock) or the queue.
             repository="textnlp-api",
             command=deployment.BATCH_PROCESSOR_COMMAND, service_name=self.family,
+            stop_timeout_s=WORKER_STOP_TIMEOUT_S,
         )
         containers.add_xray_sidecar(self.task_definition, "batch-processor")
 

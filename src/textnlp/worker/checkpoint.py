@@ -1,10 +1,12 @@
 """Chunked checkpoints: a job's record sink, the database, in chunks of ``chunk_size``.
 
 The pipeline hands over each finished record (``generation.sinks.RecordSink``); every full
-chunk is stored by (job id, index) and is the point where the job looks at the world: a
-cancel, or a shutdown that hands the job back. A SIGKILL loses at most the records of the
-chunk being filled; they are regenerated, identically, when the message comes back (record i
-depends only on the seed and i).
+chunk is stored by (job id, index) and is the point where the job looks for a user's cancel.
+A shutdown does not wait for a full chunk: once ``stop`` is set, the records held are stored
+with the next record to finish, which ends the run (``StopJob("shutdown")``; the runner cancels
+a run in which none finishes soon, see ``worker.runner.STOP_GRACE_S``). A SIGKILL loses at most
+the records of the chunk being filled; they are regenerated, identically, when the message
+comes back (record i depends only on the seed and i).
 """
 
 from __future__ import annotations
@@ -27,12 +29,21 @@ class StopJob(Exception):  # noqa: N818 - a control-flow signal, not an error
 class Checkpointer:
     """The record sink of a job run: the job store, a chunk at a time (no local file)."""
 
-    def __init__(self, runs: JobRuns, job_id: str, chunk_size: int, stop: asyncio.Event) -> None:
+    def __init__(
+        self,
+        runs: JobRuns,
+        job_id: str,
+        chunk_size: int,
+        stop: asyncio.Event,
+        force: asyncio.Event | None = None,
+    ) -> None:
         self.runs = runs
         self.job_id = job_id
         self.source = f"job {job_id}"
         self.chunk_size = chunk_size
+        #: A shutdown: stop at the next record. ``force`` (a second signal): stop now.
         self.stop = stop
+        self.force = force or asyncio.Event()
         self.cancelled = False
         self.stored = 0
         self._buffer: list[Record] = []
@@ -53,11 +64,11 @@ class Checkpointer:
 
     def append(self, record: Record) -> None:
         self._buffer.append(record)
-        if len(self._buffer) >= self.chunk_size:
+        if len(self._buffer) >= self.chunk_size or self.stop.is_set():
             self.flush()
             if self.cancelled:
                 raise StopJob("cancelled")
-            if self.stop.is_set():
+            if self.stop.is_set():  # the records still in flight are cancelled with the run
                 raise StopJob("shutdown")
 
     def flush(self) -> None:

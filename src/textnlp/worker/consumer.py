@@ -2,8 +2,10 @@
 
 Delivery is at least once. A message is deleted after the job's records, its final file and
 its terminal state are stored; until then a heartbeat keeps the message invisible. SIGTERM
-(ECS stopping a task, Ctrl-C) sets a stop flag: running jobs store their current chunk and
-hand their message back (a validation step hands it back at once), and the worker exits.
+(ECS stopping a task, Ctrl-C) sets a stop flag: running jobs store their finished records at
+the next record to finish (within ``runner.STOP_GRACE_S``, else the records in flight are
+cancelled) and hand their message back (a validation step hands it back at once), and the
+worker exits. A second signal stops at once: the records in flight are cancelled.
 SIGKILL needs no handling: the message reappears after its visibility timeout (30 s by
 default) and the job resumes from its stored records.
 
@@ -96,6 +98,8 @@ class Worker:
         self.settings = platform.settings
         self.options = options or WorkerOptions()
         self.stop = asyncio.Event()
+        #: A second signal: the records in flight are cancelled now, not at the next record.
+        self.force = asyncio.Event()
         self.patience = Patience(self.stop)
         self.processed = 0
         self._last_sweep = 0.0
@@ -137,8 +141,14 @@ class Worker:
     # -- lifecycle --------------------------------------------------------------------------
     def request_stop(self) -> None:
         if not self.stop.is_set():
-            log.info("stopping: running jobs hand back their messages at the next checkpoint")
-        self.stop.set()
+            log.info(
+                "stopping: running jobs store their finished records and hand back their "
+                "messages at the next record (signal again to stop at once)"
+            )
+            self.stop.set()
+        elif not self.force.is_set():
+            log.info("stopping now: cancelling the records in flight")
+            self.force.set()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -257,7 +267,7 @@ class Worker:
                 counted = await self._start(queue, message, parsed.job_id)
                 if counted:
                     await self._generate(queue, message, parsed.job_id)
-        except StopJob:  # shutdown at a checkpoint: the chunk is stored
+        except StopJob:  # shutdown: the finished records are stored
             await self._hand_back(queue, message, parsed.job_id if counted else None)
         except Exception as exc:
             if not is_outage(exc):  # only a stop ends the wait for a dependency
@@ -289,7 +299,9 @@ class Worker:
             # Each try after an outage starts again from the stored records, in this delivery.
             result_key = await self.patience.call(
                 what,
-                lambda: self.runner.run(job_id, Checkpointer(self.runs, job_id, chunk, self.stop)),
+                lambda: self.runner.run(
+                    job_id, Checkpointer(self.runs, job_id, chunk, self.stop, self.force)
+                ),
             )
         except StopJob as stop:
             if stop.reason != "cancelled":

@@ -15,6 +15,12 @@ budget, which learns at every checkpoint what the owner's other work has spent m
 cap that would be passed stops the pipeline: the records in flight finish, the last chunk is
 stored, and the ``QuotaExceeded`` reaches the consumer, which fails the job.
 
+Shutdown (SIGTERM): the run ends at the next record to finish, with every finished record
+stored (``Checkpointer``); a run in which none finishes within ``STOP_GRACE_S``, or a second
+signal, is cancelled at once, its finished records stored all the same. Either way the records
+still in flight are dropped (a resumed job makes them again) and ``StopJob`` hands the message
+back: a task stopping is not killed before it has let go of its job.
+
 A ``provider_batch`` job gets its first answers from the provider's batch API before the
 pipeline runs (``worker.provider_batch``); the records are made and stored as above.
 """
@@ -25,7 +31,9 @@ import asyncio
 import logging
 import shutil
 import tempfile
+from collections.abc import Awaitable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from textnlp.adapters.db.jobs import JobRow
 from textnlp.backends.base import Backend, ScopedBackend
@@ -41,6 +49,9 @@ from textnlp.worker.outages import is_outage
 from textnlp.worker.provider_batch import ProviderBatches
 
 log = logging.getLogger(__name__)
+
+#: How long a stopping job waits for its next record before it cancels the records in flight.
+STOP_GRACE_S = 5.0
 
 
 class JobRunner:
@@ -113,7 +124,7 @@ class JobRunner:
             backend_of=backend_of,
         )
         try:
-            await pipeline.run(request, sink=checkpointer)
+            await until_stopped(pipeline.run(request, sink=checkpointer), checkpointer)
         except BaseExceptionGroup as group:  # the pipeline's TaskGroup wraps errors
             raise unwrap(group) from None
         stored = runs.stored_count(job_id, ok_only=accepted_only)
@@ -197,6 +208,41 @@ class JobRunner:
             return key, ("validation gate failed: " + ", ".join(failed)) if failed else None
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def until_stopped(run: Coroutine[Any, Any, Any], checkpointer: Checkpointer) -> None:
+    """Await ``run`` (a pipeline into ``checkpointer``), cut short by a shutdown: after
+    ``checkpointer.stop`` it has ``STOP_GRACE_S`` to end (its next record does, see
+    ``Checkpointer.append``), and none after ``checkpointer.force``; then it is cancelled, and
+    the pipeline stores its finished records as it ends (``RecordSink.end``).
+
+    Raises ``StopJob("shutdown")`` for a cancelled run, or the run's own error."""
+    if checkpointer.stop.is_set():  # stopped before a record was started
+        run.close()
+        raise StopJob("shutdown")
+    task = asyncio.ensure_future(run)
+    try:
+        await _first(task, checkpointer.stop.wait())
+        if not task.done():
+            await _first(task, checkpointer.force.wait(), timeout=STOP_GRACE_S)
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.wait({task})
+    if task.cancelled():
+        raise StopJob("shutdown")
+    task.result()  # its error, if any (a StopJob at a record, a failure)
+
+
+async def _first(
+    task: asyncio.Future[Any], other: Awaitable[Any], timeout: float | None = None
+) -> None:
+    """Until ``task`` is done, ``other`` is, or ``timeout`` passed."""
+    waiter = asyncio.ensure_future(other)
+    try:
+        await asyncio.wait({task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
 
 
 __all__ = ["JobRunner", "StopJob"]
