@@ -283,6 +283,7 @@ def _exercise_session_store() -> set[str]:
     steps: dict[str, Callable[[], object]] = {
         "start_family": lambda: store.start_family("fam", "user", "jti-1", 2e9),
         "rotate": lambda: store.rotate("fam", "jti-1", "jti-2", 2e9),
+        "rotated_from": lambda: store.rotated_from("fam", "jti-1", 1e9),
         "revoke_family": lambda: store.revoke_family("fam"),
         "revoke_jti": lambda: store.revoke_jti("jti-3", 2e9),
         "access_holder": lambda: store.access_holder("user", "fam", "jti-3"),
