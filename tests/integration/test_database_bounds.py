@@ -29,19 +29,19 @@ def schema_url() -> Iterator[str]:
     yield from postgres_schema_url()
 
 
+@pytest.mark.timeout(60)
 def test_a_lock_wait_past_its_bound_is_an_outage_not_a_hang(schema_url: str) -> None:
     holder = create_engine(schema_url)
     engine = make_engine(schema_url, DatabaseSettings(lock_timeout_s=0.5))
     try:
         with holder.connect() as locked:
             locked.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))  # as ALTER does
-            started = time.monotonic()
+            # Without the bound the query waits for the lock for ever: the timeout mark fails it.
             with (
                 pytest.raises(ServiceUnavailable, match="did not answer in time"),
                 engine.connect() as connection,
             ):
                 connection.execute(text("SELECT count(*) FROM users"))
-            assert time.monotonic() - started < 5
             locked.rollback()
     finally:
         engine.dispose()

@@ -281,9 +281,9 @@ def test_audit_false_positives_are_not_found(text: str) -> None:
         "ssn " + "123 " * 25_000,
     ],
 )
+# A hang bound, not a speed measurement: quadratic work on 100k characters takes minutes, so a
+# backtracking pattern fails here by the timeout; linear scans finish in well under a second.
+@pytest.mark.timeout(60)
 def test_long_runs_take_linear_time(text: str) -> None:
-    import time
-
-    began = time.perf_counter()
-    find_pii(text)
-    assert time.perf_counter() - began < 5.0  # quadratic work on 100k characters takes minutes
+    findings = find_pii(text)
+    assert all(0 <= f.start < f.end <= len(text) for f in findings)
