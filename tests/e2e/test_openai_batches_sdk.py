@@ -125,6 +125,17 @@ def test_a_batch_through_the_openai_sdk(server: tuple[str, str]) -> None:
     assert errors[0]["error"] is None and errors[0]["response"]["status_code"] == 400
     assert errors[0]["response"]["body"]["error"]["code"] == "context_length_exceeded"
 
+    # The files' listing, walked by the SDK's auto-pagination one file a page, both orders.
+    listed = {uploaded.id, batch.output_file_id, batch.error_file_id}
+    assert {f.id for f in client.files.list(limit=1)} == listed
+    oldest_first = [f.id for f in client.files.list(limit=1, order="asc")]
+    assert oldest_first[0] == uploaded.id and set(oldest_first) == listed
+    deleted = client.files.delete(uploaded.id)
+    assert deleted.deleted and deleted.id == uploaded.id
+    assert uploaded.id not in {f.id for f in client.files.list()}
+    with pytest.raises(NotFoundError):
+        client.files.retrieve(uploaded.id)
+
     bad = json.dumps({**requests[0], "custom_id": "req-0"})
     with pytest.raises(BadRequestError) as refused:
         client.files.create(file=("dup.jsonl", (bad + "\n" + bad + "\n").encode()), purpose="batch")
