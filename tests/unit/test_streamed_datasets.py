@@ -113,9 +113,15 @@ def test_every_format_takes_a_one_shot_iterator(
 
 
 def test_an_empty_table_keeps_its_columns(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
     for name in ("e.csv", "e.parquet"):
         assert write_dataset(tmp_path / name, iter(())) == 0
         assert read_dataset(tmp_path / name) == []
+    header = (tmp_path / "e.csv").read_text().splitlines()
+    columns = pq.read_schema(tmp_path / "e.parquet").names
+    assert len(header) == 1 and header[0].split(",") == columns
+    assert {"index", "text"} <= set(columns)
 
 
 def test_a_runs_end_writes_the_last_write_of_each_index_in_order(tmp_path: Path) -> None:
