@@ -41,8 +41,12 @@ class LingeringTransport:
         if not (self._mid_request() and self._transport.can_write_eof()):
             self._transport.close()
             return
+        try:
+            self._transport.write_eof()  # after what is buffered: the answer, then the end
+        except OSError:  # the client has gone already (ENOTCONN): nothing to linger for
+            self._transport.close()
+            return
         self.lingering = True
-        self._transport.write_eof()  # after what is buffered: the answer, then the end
         self._transport.resume_reading()  # reads may have been paused for a body's backlog
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(LINGER_S, self._transport.close)
