@@ -89,8 +89,19 @@ async def _next(events: AsyncIterator[Event]) -> Any:
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task`` and wait for its end (not for its result: a cancelled stream has none)."""
+    """Cancel ``task`` and wait for its end (not for its result: a cancelled stream has none).
+
+    The wait outlasts cancellations of its own: sse-starlette cancels a stream through an anyio
+    scope, which cancels again at each await, and the events must not be closed while their
+    step still runs them (their ``finally`` may await, as a settling spend does)."""
     task.cancel()
-    await asyncio.wait({task})
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
     if not task.cancelled():
         task.exception()  # retrieved: what a stream raised as it was cut is not news
+    if cancelled:
+        raise asyncio.CancelledError

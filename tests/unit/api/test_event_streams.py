@@ -76,3 +76,29 @@ async def test_without_a_shutdown_the_events_pass_whole() -> None:
     stream = _until_shutdown(tokens.events(), anyio.Event(), farewell)
     assert [event async for event in stream] == [{"data": f"token {i}"} for i in range(3)]
     assert tokens.closed
+
+
+class SlowToClose(Tokens):
+    """Events whose closing awaits (a route settling a spend): not over at the first cancel."""
+
+    async def events(self) -> AsyncIterator[Event]:
+        try:
+            yield {"data": "token 0"}
+            self.waiting.set()
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.05)
+            self.closed = True
+
+
+async def test_a_client_gone_under_anyio_cancellation_waits_for_the_events_to_close() -> None:
+    """sse-starlette cancels through an anyio scope, which cancels again at each await: the
+    stream closed its events while their step still ran ("aclose(): asynchronous generator is
+    already running", an unhandled error logged for each /v1 stream its client closed)."""
+    tokens = SlowToClose(1)
+    stream = _until_shutdown(tokens.events(), anyio.Event(), farewell)
+    assert await anext(stream) == {"data": "token 0"}
+    with anyio.move_on_after(0.1) as scope:
+        await anext(stream)
+    assert scope.cancelled_caught
+    assert tokens.closed

@@ -124,3 +124,45 @@ def test_long_texts_score_in_linear_memory() -> None:
         tracemalloc.stop()
     assert 0 < report.pairs[0].rougeL < 1
     assert peak < 100 * 2**20
+
+
+#: One character (热 -> 冷) changed in a sentence without spaces, and its English equivalent.
+ZH_REFERENCE = "今天天气很好，我们一起去公园散步吧，然后在湖边的咖啡馆喝一杯热茶。"
+EN_REFERENCE = (
+    "The weather is nice today, let us take a walk in the park and then drink a cup of hot tea "
+    "at the lakeside cafe."
+)
+
+
+def test_bleu_tokenises_text_without_spaces_by_character() -> None:
+    zh = similarity(
+        [ZH_REFERENCE.replace("热茶", "冷茶")], [ZH_REFERENCE], embeddings=False, bertscore=False
+    )
+    # 13a made the sentence two tokens, both changed: BLEU 0.
+    assert zh.pairs[0].bleu == pytest.approx(92.67, abs=0.01)
+    th_reference = "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย"
+    th = similarity(
+        [th_reference.replace("ไทย", "ลาว")], [th_reference], embeddings=False, bertscore=False
+    )
+    assert th.pairs[0].bleu > 80
+    en = similarity(
+        [EN_REFERENCE.replace("hot tea", "cold tea")],
+        [EN_REFERENCE],
+        embeddings=False,
+        bertscore=False,
+    )
+    assert en.pairs[0].bleu == pytest.approx(89.87, abs=0.01)  # 13a, as before
+
+
+def test_corpus_bleu_sums_each_pairs_tokenisation() -> None:
+    import sacrebleu
+
+    zh_cands = [ZH_REFERENCE.replace("热茶", "冷茶"), "我的猫整天睡在沙发上。"]
+    zh_refs = [ZH_REFERENCE, "我的猫每天都睡在沙发上。"]
+    alone = similarity(zh_cands, zh_refs, embeddings=False, bertscore=False).corpus.bleu
+    assert alone == pytest.approx(sacrebleu.corpus_bleu(zh_cands, [zh_refs], tokenize="zh").score)
+    both = similarity(
+        [*zh_cands, *CANDIDATES], [*zh_refs, *REFERENCES], embeddings=False, bertscore=False
+    )
+    english = sacrebleu.corpus_bleu(CANDIDATES, [REFERENCES]).score
+    assert min(alone, english) < both.corpus.bleu < max(alone, english)
