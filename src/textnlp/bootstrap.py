@@ -85,6 +85,16 @@ class Platform:
         return engine
 
     @cached_property
+    def database_probe(self) -> Engine:
+        """The database for health checks, reached without the serving pool
+        (``adapters.db.base.make_probe_engine``)."""
+        from textnlp.adapters.db.base import make_probe_engine
+
+        engine = make_probe_engine(self.settings.database_url, self.settings.database)
+        self._owns(engine.dispose)
+        return engine
+
+    @cached_property
     def sessions(self) -> sessionmaker[Any]:
         from textnlp.adapters.db.base import make_sessionmaker
 

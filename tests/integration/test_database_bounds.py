@@ -62,6 +62,22 @@ def test_a_full_pool_answers_503_with_retry_after(schema_url: str, tmp_path: Pat
         assert api.client.get("/api/v1/models/list", headers=headers).status_code == 200
 
 
+def test_a_full_pool_is_no_database_outage_to_the_health_check(
+    schema_url: str, tmp_path: Path
+) -> None:
+    """The probe borrowed from the serving pool: held full (a lock, slow statements), it waited
+    ``pool_timeout_s`` and called the database down, a 503 that takes every task out of its
+    load balancer while the database answers."""
+    database = {"url": schema_url, "pool_size": 1, "max_overflow": 0, "pool_timeout_s": 0.3}
+    settings = load_settings(home=tmp_path, database=database)
+    for api in start_api(settings):
+        platform: Any = api.client.app.state.platform  # type: ignore[attr-defined]
+        with platform.engine.connect():  # the pool's one connection, held
+            answer = api.client.get("/api/v1/admin/health")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["checks"]["database"]["status"] == "ok"
+
+
 def test_migrations_run_one_at_a_time() -> None:
     schema = f"racing_{time.monotonic_ns()}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")

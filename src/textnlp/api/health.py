@@ -35,7 +35,7 @@ PROBE_TTL_S = 1.0
 class HealthChecker:
     def __init__(self, platform: Platform) -> None:
         self.settings = platform.settings
-        self.sessions = platform.sessions
+        self.database = platform.database_probe  # not the serving pool, which may be full
         self.redis = platform.redis
         self.generation = platform.generation
         self._probed: dict[str, ComponentHealth] = {}
@@ -87,8 +87,8 @@ class HealthChecker:
 
     def _database(self) -> ComponentHealth:
         try:
-            with self.sessions() as session:
-                session.execute(text("SELECT 1"))
+            with self.database.connect() as connection:
+                connection.execute(text("SELECT 1"))
         except Exception as exc:  # any driver error means "down" here
             return ComponentHealth(status="down", detail=type(exc).__name__)
         return ComponentHealth(status="ok")

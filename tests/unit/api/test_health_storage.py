@@ -12,7 +12,7 @@ from textnlp.config import load_settings
 
 def storage_check(home: Path) -> tuple[str, str | None]:
     settings = load_settings(environ={}, home=home)
-    platform = SimpleNamespace(settings=settings, sessions=None, redis=None, generation=None)
+    platform = SimpleNamespace(settings=settings, database_probe=None, redis=None, generation=None)
     health = HealthChecker(platform)  # type: ignore[arg-type]
     check = health._storage()
     return check.status, check.detail

@@ -32,6 +32,7 @@ from sqlalchemy import URL, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from textnlp.adapters.db.schema import unreachable
 from textnlp.config import DatabaseSettings
@@ -108,6 +109,8 @@ def _make_engine(url: str, database: DatabaseSettings, **kwargs: Any) -> Engine:
             "max_overflow": database.max_overflow,
             "pool_timeout": database.pool_timeout_s,
         }
+        if kwargs.get("poolclass") is NullPool:  # a connection per use: nothing to size
+            pool = {}
         engine = create_engine(url, pool_pre_ping=True, **{**pool, **_with_timeouts(url, kwargs)})
         if engine.dialect.name == "postgresql":
             event.listen(engine, "connect", partial(_bound_waits, database))
@@ -126,6 +129,14 @@ def _bound_waits(database: DatabaseSettings, connection: Any, _: Any) -> None:
         cursor.execute(f"SET {name} = {int(seconds * 1000)}")
     cursor.close()
     connection.commit()
+
+
+def make_probe_engine(url: str, database: DatabaseSettings | None = None) -> Engine:
+    """An engine for health probes: each use opens a connection of its own, outside the
+    serving engine's pool, with the same timeouts. A pool held full by slow requests (a lock,
+    long statements) is no outage: a probe through it waited ``pool_timeout_s`` and then called
+    the database down, and load balancers took every task out of service."""
+    return make_engine(url, database, poolclass=NullPool)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Any]:
