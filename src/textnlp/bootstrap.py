@@ -319,9 +319,8 @@ class Platform:
         settings = self.settings
         if settings.secrets.backend == "aws":
             from textnlp.adapters.secrets.base import JWT_SECRET
-            from textnlp.adapters.secrets.factory import secrets_provider
 
-            secret = secrets_provider(settings).get(JWT_SECRET)
+            secret = self.secrets.get(JWT_SECRET)
             settings = settings.model_copy(
                 update={"auth": settings.auth.model_copy(update={"jwt_secret": secret})}
             )

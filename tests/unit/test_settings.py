@@ -143,6 +143,34 @@ def test_weak_jwt_secrets_from_secrets_manager_are_refused(
     assert Platform(settings).auth_settings().auth.jwt_secret.get_secret_value() == STRONG_SECRET
 
 
+def test_one_platform_builds_one_secrets_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two providers meant two boto3 clients and two caches: a rotation seen by one stays
+    # unseen by the other.
+    built: list[object] = []
+
+    class StoredSecret:
+        def __init__(self) -> None:
+            built.append(self)
+
+        def get(self, name: str) -> SecretStr:
+            return SecretStr(STRONG_SECRET)
+
+    monkeypatch.setattr(
+        "textnlp.adapters.secrets.factory.secrets_provider", lambda settings: StoredSecret()
+    )
+    settings = load_settings(
+        environ={
+            "TEXTNLP_PROFILE": "aws",
+            "TEXTNLP_DATABASE__URL": "postgresql+psycopg://u@db/textnlp",
+        }
+    )
+    platform = Platform(settings)
+    provider = platform.secrets
+    platform.auth_settings()
+    platform.auth_settings()
+    assert built == [provider]
+
+
 def test_the_deployment_provides_database_and_cache_as_parts() -> None:
     settings = load_settings(
         environ={
