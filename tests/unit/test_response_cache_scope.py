@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_backend import FakeBackend
-from textnlp.domain import GenerationParams, GenerationRequest
+from textnlp.bootstrap import Platform
+from textnlp.config import load_settings
+from textnlp.domain import Completion, GenerationParams, GenerationRequest
 from textnlp.errors import ServiceUnavailable
 from textnlp.generation.cache import (
     CachedBackend,
@@ -150,3 +152,21 @@ def test_a_failed_cache_is_not_asked_again_for_its_pause() -> None:
     finally:
         client.close()
         silent.close()
+
+
+@pytest.mark.parametrize("caching", [True, False])
+def test_the_generation_service_clears_the_cache_the_admin_pages_share(
+    caching: bool, tmp_path: Path
+) -> None:
+    """The API's and the console's clear both go through ``GenerationService.clear_cache``."""
+    settings = load_settings(home=tmp_path)
+    settings = settings.model_copy(
+        update={"generation": settings.generation.model_copy(update={"response_cache": caching})}
+    )
+    with Platform(settings) as platform:
+        cache = platform.response_cache
+        if cache is not None:
+            completion = Completion(text="kept", finish_reason="stop", model="fake:1")
+            cache.put(cache_key("fake:1", REQUEST), completion)
+        assert platform.generation.clear_cache() == (1 if caching else 0)
+        assert platform.generation.clear_cache() == 0

@@ -101,6 +101,11 @@ class GenerationService:
             return self.cache
         return OwnerScopedCache(self.cache, owner)
 
+    def clear_cache(self) -> int:
+        """Empty the response cache (the admin's action, from the API or the console): how
+        many entries went; 0 when caching is off."""
+        return self.cache.clear() if self.cache is not None else 0
+
     def dataset_request(self, job: DatasetJob) -> tuple[str, DatasetRequest]:
         """Resolve names to objects and check everything that can be checked before loading."""
         check_count(job.count, self.settings)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from textnlp.api.deps import AdminUser, credential_of
+from textnlp.api.deps import AdminUser, GenerationDep, credential_of
 from textnlp.api.health import HealthChecker
 from textnlp.api.schemas import CacheCleared, HealthResponse, Liveness
 from textnlp.observability.metrics import CONTENT_TYPE_LATEST
@@ -63,7 +63,6 @@ def metrics(request: Request, user: AdminUser) -> Response:
 
 
 @router.post("/cache/clear", response_model=CacheCleared)
-def clear_cache(request: Request, user: AdminUser) -> CacheCleared:
+def clear_cache(user: AdminUser, generation: GenerationDep) -> CacheCleared:
     """Empty the response cache."""
-    cache = request.app.state.platform.response_cache
-    return CacheCleared(cleared=cache.clear() if cache is not None else 0)
+    return CacheCleared(cleared=generation.clear_cache())

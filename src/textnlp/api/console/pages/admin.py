@@ -73,7 +73,7 @@ async def _context(request: Request) -> dict[str, Any]:
         "models": await run_in_threadpool(model_rows, state.generation),
         "users": await run_in_threadpool(_users, state.spending),
         "users_shown": USERS_SHOWN,
-        "cache_enabled": state.platform.response_cache is not None,
+        "cache_enabled": state.generation.cache is not None,
         "cleared": None,
     }
 
@@ -86,8 +86,7 @@ async def admin_page(request: Request, user: ConsoleAdmin) -> Response:
 @router.post("/cache/clear")
 async def clear_cache(request: Request, user: ConsoleAdmin, _csrf: CsrfChecked) -> Response:
     """Empty the response cache; htmx gets the message, a plain form the page again."""
-    cache = request.app.state.platform.response_cache
-    cleared = await run_in_threadpool(cache.clear) if cache is not None else 0
+    cleared = await run_in_threadpool(request.app.state.generation.clear_cache)
     noun = "entry" if cleared == 1 else "entries"
     message = f"Response cache cleared: {cleared} {noun} removed."
     if is_htmx(request):
