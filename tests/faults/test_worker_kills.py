@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.faults.test_worker_outages import OWNER, job, result_indices
 from tests.support.cluster import Cluster, wait_for
 from tests.support.proxy import TcpProxy
-from textnlp.adapters.db.jobs import TERMINAL_STATES
+from textnlp.domain.jobs import TERMINAL_STATES
 
 JOBS = 3
 RECORDS = 150

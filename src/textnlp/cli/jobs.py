@@ -28,6 +28,7 @@ import typer
 from textnlp.cli.common import console, dollars, err_console, parse_assignments, settings
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
 from textnlp.client.core import JOB_ID
+from textnlp.domain.jobs import TERMINAL_STATES
 from textnlp.errors import InvalidInput, NotFound, OutputError, TextNLPError, quoted
 from textnlp.generation.writers import check_writable, ensure_directory
 
@@ -196,7 +197,7 @@ def _wait(backend: JobsBackend, job_id: str, poll_s: float = 1.0) -> dict[str, A
     try:
         while True:
             job = backend.status(job_id)
-            if job["state"] in {"succeeded", "failed", "cancelled"}:
+            if job["state"] in TERMINAL_STATES:
                 progress.end()
                 return job
             progress.show(job["state"], job["progress"]["done"], job["progress"]["total"])

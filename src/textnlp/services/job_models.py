@@ -19,13 +19,13 @@ from pydantic import (
 )
 
 from textnlp.domain.generation import MAX_TOKENS_LIMIT
+from textnlp.domain.jobs import JobState
 from textnlp.egress import MAX_URL_LENGTH
 from textnlp.errors import quoted
 from textnlp.services.text_boundary import TextBoundary
 from textnlp.validation.gate import Gate
 from textnlp.validation.safe_schema import MAX_DEPTH, deeper_than
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 OutputFormat = Literal["jsonl", "csv", "parquet"]
 
 

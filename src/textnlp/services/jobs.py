@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob, PendingMessage
-from textnlp.adapters.db.jobs import TERMINAL_STATES, JobRow
+from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.queue import QueuePair
 from textnlp.adapters.storage import BlobStorage, Keys
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.deployment import UPLOAD_METADATA_KEY, UPLOAD_METADATA_MANUAL
+from textnlp.domain.jobs import TERMINAL_STATES
 from textnlp.egress import EgressPolicy
 from textnlp.errors import (
     Conflict,

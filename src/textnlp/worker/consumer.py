@@ -49,9 +49,9 @@ from functools import cached_property
 
 from pydantic import ValidationError
 
-from textnlp.adapters.db.jobs import TERMINAL_STATES
 from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.bootstrap import Platform
+from textnlp.domain.jobs import TERMINAL_STATES
 from textnlp.errors import QuotaExceeded, first_error, is_permanent
 from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
 from textnlp.observability.spans import span

@@ -26,8 +26,9 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from textnlp.adapters.db.jobs import TERMINAL_STATES, JobRow
+from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.queue import JobQueue, QueueMessage
+from textnlp.domain.jobs import TERMINAL_STATES
 from textnlp.services.job_models import JobMessage
 from textnlp.services.job_runs import JobRuns
 from textnlp.worker.runner import JobRunner

@@ -24,13 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from textnlp.adapters.db.jobs import (
-    TERMINAL_STATES,
     IdempotencyKeyRow,
     JobRecordRow,
     JobRow,
     OutboxRow,
 )
 from textnlp.domain import Record
+from textnlp.domain.jobs import TERMINAL_STATES
 
 
 def utcnow() -> datetime:

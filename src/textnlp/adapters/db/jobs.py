@@ -28,9 +28,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from textnlp.adapters.db.base import Base
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-
 
 class JobRow(Base):
     __tablename__ = "jobs"

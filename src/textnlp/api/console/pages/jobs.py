@@ -40,6 +40,7 @@ from textnlp.api.deps import RECHECK_S
 from textnlp.api.downloads import result_response
 from textnlp.api.open_sockets import OpenSockets
 from textnlp.auth.service import AuthService, Principal
+from textnlp.domain.jobs import TERMINAL_STATES
 from textnlp.errors import (
     AuthError,
     Conflict,
@@ -67,7 +68,6 @@ RETRY_MS = 3000
 #: Jobs on the list page (and in its stream): the latest, as the API's list.
 LIST_LIMIT = 50
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 FORMATS: tuple[str, ...] = get_args(OutputFormat)
 
 
@@ -322,7 +322,7 @@ async def progress_events(
 
 def _waited_out(view: JobView, waited_s: float) -> bool:
     """An ended job whose worker never let it go (it died): its page stops waiting."""
-    return view.state in TERMINAL and waited_s > SETTLE_WAIT_S
+    return view.state in TERMINAL_STATES and waited_s > SETTLE_WAIT_S
 
 
 @router.get("/events")
@@ -365,7 +365,7 @@ async def job_page(job_id: str, request: Request, user: ConsoleUser) -> Response
         "job": view,
         "live": progress(view),
         "spec_json": json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=True),
-        "terminal": view.state in TERMINAL,
+        "terminal": view.state in TERMINAL_STATES,
         # The worker gave up after the queue's last receive: the message is in the DLQ.
         "dead_lettered": view.state == "failed" and view.attempts >= settings.queue.max_receives,
     }
