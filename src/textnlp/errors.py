@@ -23,6 +23,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     ├── QuotaExceeded                a rate limit or spending cap (HTTP 429, exit 2)
     ├── ServiceUnavailable           the database, cache or queue cannot be reached (HTTP 503)
     ├── MissingExtra                 a feature's packages (an extra) are not installed (HTTP 501)
+    ├── DatasetFailed                a run made no record: every one failed (exit 1)
     ├── ClientGone                   the client left before its answer (HTTP 499, never read)
     └── BackendError                 a model backend failed; carries backend and model
         ├── RateLimited
@@ -116,6 +117,14 @@ class OutputError(InvalidInput):
 class UpgradeRequired(InvalidInput):
     type = "upgrade_required"
     http_status = 426
+
+
+class DatasetFailed(TextNLPError):
+    """A run made no record: every one failed (its output unusable, its prompt over the
+    context...). Not bad input: the CLI exits 1, as a job whose every record failed ends
+    ``failed``."""
+
+    type = "dataset_failed"
 
 
 class ClientGone(TextNLPError):

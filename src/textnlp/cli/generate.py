@@ -33,7 +33,7 @@ from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, dollars, err_console, parse_assignments, platform, settings
 from textnlp.cli.interrupt import ignore_further_interrupts, run_interruptible
 from textnlp.domain import Record
-from textnlp.errors import QuotaExceeded, TextNLPError
+from textnlp.errors import DatasetFailed, QuotaExceeded, TextNLPError
 from textnlp.extras import require_extra
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetSummary
@@ -147,9 +147,7 @@ def _say_why_records_failed(summary: DatasetSummary) -> None:
         line = f"warning: {summary.failed} of {summary.requested} records failed; {first}"
         err_console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    line = f"error: every record failed ({summary.failed}); {first}"
-    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+    raise DatasetFailed(f"every record failed ({summary.failed}); {first}")
 
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
