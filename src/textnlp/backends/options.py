@@ -144,10 +144,3 @@ OPTIONS: dict[str, type[BackendOptions]] = {
     "openai": OpenAIOptions,
     "anthropic": AnthropicOptions,
 }
-
-
-def check_options(backend: str, options: dict[str, Any]) -> None:
-    """Raise pydantic's ``ValidationError`` when ``options`` do not fit ``backend``'s model."""
-    model = OPTIONS.get(backend)
-    if model is not None:
-        model.model_validate(options)

@@ -95,13 +95,5 @@ class AwsSecretsManager:
             raise ConfigError(f"secret {self.path(name)} does not exist in Secrets Manager")
         return value
 
-    def invalidate(self, name: str | None = None) -> None:
-        """Forget cached values (after a rotation or an AuthFailed)."""
-        with self._lock:
-            if name is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(name, None)
-
     def __repr__(self) -> str:
         return f"AwsSecretsManager(environment={self.environment!r}, ttl_s={self.ttl_s})"

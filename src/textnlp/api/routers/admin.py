@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from textnlp.api.deps import AdminUser, GenerationDep, credential_of
+from textnlp.api.deps import AdminUser, GenerationDep, MetricsDep, credential_of
 from textnlp.api.health import HealthChecker
 from textnlp.api.schemas import CacheCleared, HealthResponse, Liveness
 from textnlp.observability.metrics import CONTENT_TYPE_LATEST
@@ -57,9 +57,9 @@ async def live() -> Liveness:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
-def metrics(request: Request, user: AdminUser) -> Response:
+def metrics(user: AdminUser, registry: MetricsDep) -> Response:
     """Prometheus metrics in the text exposition format."""
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post("/cache/clear", response_model=CacheCleared)
