@@ -1,8 +1,9 @@
 """``textnlp worker``: consume the job queues (and the batch processor's ``--once`` run).
 
 The batch processor container (ECS, run per upload by the batch state machine) runs
-``textnlp worker --queues batch --once`` with ``S3_BUCKET`` and ``S3_KEY`` naming a prompt file
-under ``prompts/user-uploads/<user>/``: the worker submits that file as a job of that user
+``textnlp worker --queues batch --once`` with ``S3_BUCKET`` and ``S3_KEY`` (container overrides,
+read as ``--s3-bucket`` and ``--s3-key``) naming a prompt file under
+``prompts/user-uploads/<user>/``: the worker submits that file as a job of that user
 (``JobService.submit_bucket_upload``: one job per version of the object) and then works the
 queue until it is empty.
 """
@@ -10,7 +11,6 @@ queue until it is empty.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import TYPE_CHECKING
 
 import typer
@@ -40,6 +40,19 @@ def worker(
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, max=64, help="Jobs at once."),
     once: bool = typer.Option(False, "--once", help="Exit when the queues are empty."),
     wait: float = typer.Option(2.0, "--wait", min=0.0, max=20.0, help="Seconds per receive."),
+    s3_key: str = typer.Option(
+        "",
+        "--s3-key",
+        envvar="S3_KEY",
+        help="A prompt file under prompts/user-uploads/<user>/ to submit as that user's job "
+        "first (the batch processor's).",
+    ),
+    s3_bucket: str = typer.Option(
+        "",
+        "--s3-bucket",
+        envvar="S3_BUCKET",
+        help="The bucket of --s3-key (with the s3 storage backend; else the configured one).",
+    ),
 ) -> None:
     """Run queued batch jobs until stopped (SIGTERM hands running jobs back)."""
     names = tuple(q.strip() for q in queues.split(",") if q.strip())
@@ -50,15 +63,14 @@ def worker(
         )
     config = settings()
     configure_logging(config.log_level, json_lines=config.observability.json_logs)
-    bucket, key = os.environ.get("S3_BUCKET", ""), os.environ.get("S3_KEY", "")
-    if bucket and config.storage.backend == "s3":
+    if s3_bucket and config.storage.backend == "s3":
         config = config.model_copy(
-            update={"storage": config.storage.model_copy(update={"bucket": bucket})}
+            update={"storage": config.storage.model_copy(update={"bucket": s3_bucket})}
         )
     from textnlp.worker import WorkerOptions
 
     options = WorkerOptions(queues=names, concurrency=concurrency, once=once, wait_s=wait)
-    processed = asyncio.run(_run(config, options, key))
+    processed = asyncio.run(_run(config, options, s3_key))
     err_console.print(f"worker stopped after {processed} message(s)")
 
 
