@@ -41,6 +41,20 @@ def test_the_client_needs_no_engine_and_the_core_install_compiles_nothing() -> N
 def test_the_cli_starts_without_the_server_stack() -> None:
     """``textnlp`` must start with the ``embedded`` extra alone (the README's CLI install):
     the api extra's SQLAlchemy/FastAPI/uvicorn and the aws extra's boto3 load only in the
-    commands that use them (``tests/e2e/test_embedded_install.py`` runs such an install)."""
+    commands that use them (``tests/e2e/test_embedded_install.py`` runs such an install).
+    Nor numpy (validation's metrics) or httpx (the client of ``jobs --api``): ``textnlp --help``
+    loads neither."""
     heavy = {"sqlalchemy", "fastapi", "uvicorn", "alembic", "redis", "boto3", "torch"}
-    assert loaded_by("textnlp.cli.main", heavy) == []
+    assert loaded_by("textnlp.cli.main", heavy | {"numpy", "httpx"}) == []
+
+
+def test_the_validation_package_loads_its_names_on_first_use() -> None:
+    """``textnlp.validation`` imports nothing of its own until a name is read; every public
+    name is there, and ``similarity`` stays the function once its module is loaded."""
+    import textnlp.validation as validation
+    import textnlp.validation.similarity  # noqa: F401 - sets the module on the package
+
+    assert loaded_by("textnlp.validation", {"numpy"}) == []
+    for name in validation.__all__:
+        assert getattr(validation, name).__name__ == name, name
+    assert callable(validation.similarity) and set(validation.__all__) <= set(dir(validation))

@@ -27,8 +27,7 @@ import typer
 
 from textnlp.cli.common import console, dollars, err_console, parse_assignments, settings
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
-from textnlp.client.core import JOB_ID
-from textnlp.domain.jobs import TERMINAL_STATES
+from textnlp.domain.jobs import JOB_ID, TERMINAL_STATES
 from textnlp.errors import InvalidInput, NotFound, OutputError, TextNLPError, quoted
 from textnlp.generation.writers import check_writable, ensure_directory
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from textnlp.bootstrap import Platform
-from textnlp.client import ApiError, ApiUnreachable, TextNLPClient
 from textnlp.config import Settings
 from textnlp.errors import (
     InvalidInput,
@@ -24,6 +23,9 @@ from textnlp.errors import (
 )
 from textnlp.generation.writers import atomic_file
 from textnlp.services.job_models import JobSpec, Owner
+
+if TYPE_CHECKING:  # the client (httpx) loads with --api only: `textnlp --help` stays light
+    from textnlp.client import TextNLPClient
 
 LOCAL_OWNER = Owner(id="local", is_admin=True)
 
@@ -106,11 +108,15 @@ class ApiJobs:
             )
         if not token:  # the server would say "send 'Authorization: Bearer <token>'"
             raise InvalidInput("--api needs --token (or TEXTNLP_API_TOKEN): an API key or token")
+        from textnlp.client import TextNLPClient
+
         self.base_url = base_url.rstrip("/")
-        self.client = TextNLPClient(self.base_url, api_key=token, timeout=60.0)
+        self.client: TextNLPClient = TextNLPClient(self.base_url, api_key=token, timeout=60.0)
 
     @contextmanager
     def _reaching(self) -> Iterator[None]:
+        from textnlp.client import ApiError, ApiUnreachable
+
         try:
             yield
         except ApiUnreachable as exc:  # "cannot reach the API at ...: ..."
@@ -122,6 +128,8 @@ class ApiJobs:
             raise ServiceUnavailable(message, dependency="api") from None
 
     def upload(self, name: str, data: bytes) -> str:
+        from textnlp.client import ApiError
+
         try:
             with self._reaching():
                 return self.client.upload_prompts(name, data)

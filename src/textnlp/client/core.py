@@ -4,7 +4,6 @@ when to ask again."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +16,12 @@ from httpx_sse import ServerSentEvent
 from pydantic import BaseModel, ValidationError
 
 from textnlp.api.schemas import GenerateTextRequest, InvokeRequest, TokenResponse
+from textnlp.domain.jobs import JOB_ID
 from textnlp.errors import TextNLPError, first_error, quoted
 
 API = "/api/v1"
 #: Refresh an access token this many seconds before it expires.
 REFRESH_MARGIN_S = 30.0
-#: A job's id: 32 lowercase hexadecimal characters (``uuid4().hex``, as the API makes them).
-JOB_ID = re.compile(r"[0-9a-f]{32}")
 #: Answers that say the request was not served and may be sent again (rate limit, overload).
 RETRY_STATUSES = frozenset({429, 503})
 #: The longest wait before asking again (a longer ``Retry-After`` is the caller's to wait).

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+
+#: A job's id: 32 lowercase hexadecimal characters (``uuid4().hex``, as the API makes them).
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 #: The states a job does not leave: its worker is done with it and its result is what it is.

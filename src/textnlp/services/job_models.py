@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from textnlp.domain.generation import MAX_TOKENS_LIMIT
-from textnlp.domain.jobs import JobState
+from textnlp.domain.jobs import JOB_ID, JobState
 from textnlp.egress import MAX_URL_LENGTH
 from textnlp.errors import quoted
 from textnlp.services.text_boundary import TextBoundary
@@ -245,10 +245,7 @@ def job_id_of(body: str) -> str | None:
     except ValueError:
         return None
     job_id = raw.get("job_id") if isinstance(raw, dict) else None
-    return job_id if isinstance(job_id, str) and _JOB_ID.fullmatch(job_id) else None
-
-
-_JOB_ID = re.compile(r"[0-9a-f]{32}")
+    return job_id if isinstance(job_id, str) and JOB_ID.fullmatch(job_id) else None
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict
 
 from textnlp.validation.dedup import check_threshold, new_lsh
 from textnlp.validation.embedding import Vectors
 from textnlp.validation.inputs import checked_texts
 from textnlp.validation.minhash import DEFAULT_NUM_PERM, DEFAULT_SEED, shingle_sets, signatures
+from textnlp.validation.models import LeakageMatch
 
 DEFAULT_NGRAM_THRESHOLD = 0.5
 DEFAULT_CONTAINMENT_THRESHOLD = 0.8
@@ -36,21 +36,6 @@ DEFAULT_EMBEDDING_THRESHOLD = 0.95
 _BATCH = 1 << 20  # rows of the temporaries of the index probes (8-16 bytes each)
 
 Ints = npt.NDArray[np.int64]
-
-
-class LeakageMatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    index: int
-    reference_index: int
-    #: Jaccard similarity of word 3-gram sets, 0-1, exact, the highest over the references the
-    #: n-gram indexes compared the record with (None: none compared).
-    ngram_jaccard: float | None
-    #: Share of a reference's word 3-grams found in the record, 0-1, exact, the highest over
-    #: the references of at least ``MIN_CONTAINMENT_SHINGLES`` 3-grams compared (None: none).
-    containment: float | None = None
-    #: Cosine of the MiniLM embeddings, -1..1 (None without embeddings).
-    cosine: float | None
 
 
 class Overlap(NamedTuple):

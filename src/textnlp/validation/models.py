@@ -7,11 +7,25 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from textnlp.validation.gate import GateResult, RuleStatus
-from textnlp.validation.leakage import LeakageMatch
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class LeakageMatch(_Model):
+    """A generated record too close to a reference (``leakage.find_leakage``)."""
+
+    index: int
+    reference_index: int
+    #: Jaccard similarity of word 3-gram sets, 0-1, exact, the highest over the references the
+    #: n-gram indexes compared the record with (None: none compared).
+    ngram_jaccard: float | None
+    #: Share of a reference's word 3-grams found in the record, 0-1, exact, the highest over the
+    #: references of at least ``leakage.MIN_CONTAINMENT_SHINGLES`` 3-grams compared (None: none).
+    containment: float | None = None
+    #: Cosine of the MiniLM embeddings, -1..1 (None without embeddings).
+    cosine: float | None
 
 
 class Histogram(_Model):
