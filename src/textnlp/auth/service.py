@@ -9,6 +9,7 @@ half-written: a login whose family was not stored hands out no tokens.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -60,6 +61,8 @@ class Principal:
         return self.user.is_admin
 
 
+#: How often, at most, a process forgets expired token families and revocations.
+PURGE_EVERY_S = 600.0
 _INVALID_LOGIN = "invalid username or password"
 _SESSION_ENDED = "session ended (a new password, or logged out by an operator): log in again"
 
@@ -79,6 +82,7 @@ class AuthService:
 
             store = DatabaseSessionStore(sessions)
         self.store = store
+        self._purged_at = -math.inf
 
     # Users -----------------------------------------------------------------------------------
     def create_user(self, username: str, password: str, role: RoleName = "user") -> User:
@@ -104,6 +108,7 @@ class AuthService:
 
     # Tokens ----------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> TokenPair:
+        self._purge_now_and_then()
         with self.sessions.begin() as session:
             users = UserRepository(session)
             found = users.by_name(username)
@@ -155,6 +160,16 @@ class AuthService:
     def logout(self, claims: TokenClaims) -> None:
         self.store.revoke_jti(claims.jti, float(claims.exp))
         self.store.revoke_family(claims.family)
+        self._purge_now_and_then()
+
+    def _purge_now_and_then(self) -> None:
+        """Forget expired families and revocations, at most every ``PURGE_EVERY_S`` per
+        process: at logins too, since API clients mostly let their tokens expire instead of
+        logging out (purged at logouts alone, the tables grew without bound)."""
+        now = time.monotonic()
+        if now - self._purged_at < PURGE_EVERY_S:
+            return
+        self._purged_at = now
         self.store.purge_expired()
 
     def authenticate(self, credential: str) -> Principal:

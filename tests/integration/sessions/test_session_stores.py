@@ -239,3 +239,20 @@ def test_an_unreachable_dynamodb_is_service_unavailable(
     assert caught.value.details["dependency"] == "sessions"
     with pytest.raises(ServiceUnavailable):
         store.start_family("f", alice.id, "r", later())
+
+
+def test_logins_forget_expired_families_without_any_logout(tmp_path: Path) -> None:
+    """Expired families were purged at logouts only: API clients that let their tokens expire
+    grew the table without bound."""
+    from textnlp.auth.service import AuthService
+    from textnlp.auth.tokens import TokenService
+
+    sessions, alice, _ = _sqlite_subject(tmp_path)
+    settings = load_settings(home=tmp_path)
+    auth = AuthService(sessions, TokenService(settings.auth))
+    auth.create_user("carol", "a-long-password-1")
+    auth.store.start_family("old", alice.id, "r1", time.time() - 5)
+    auth.login("carol", "a-long-password-1")
+    with sessions() as session:
+        families = set(session.scalars(select(TokenFamilyRow.id)))
+    assert "old" not in families and len(families) == 1  # carol's own session stays
