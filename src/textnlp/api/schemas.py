@@ -195,6 +195,9 @@ class SimilarityResponse(_Response):
     count: int
     pairs: list[dict[str, Any]]
     corpus: dict[str, float | None]
+    #: Pairs without cosine and BERTScore: the MiniLM model cannot read one of their texts
+    #: (Thai, Khmer, emoji only...); null when neither was asked for.
+    embedding_unreadable: int | None = None
 
 
 class MetricAggregate(_Response):

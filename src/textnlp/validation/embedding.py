@@ -4,6 +4,12 @@ The model is read from the wheel's own directory, never downloaded. Load an ``Em
 and reuse it: ``Embedder.shared()`` gives one per process. ``encode`` is a thin call of
 ``SentenceTransformer.encode`` (which already sorts by length and batches), so it costs what the
 library costs.
+
+The model reads what its WordPiece vocabulary holds (mostly Latin, Cyrillic, Greek, Hebrew,
+Arabic, Devanagari, Korean, Japanese and part of the Chinese characters). Every word it has no
+piece for becomes one ``[UNK]`` token, so a Thai, Khmer, Lao, Amharic or emoji-only text is one
+``[UNK]`` and any two such texts embed alike (cosine 1.0). ``readable`` tells such texts apart
+with the model's own tokenizer, and every embedding metric leaves them out.
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ import numpy.typing as npt
 from textnlp.errors import ConfigError
 
 Vectors = npt.NDArray[np.float32]
+Mask = npt.NDArray[np.bool_]
+#: A text is unreadable when at least this share of the characters its tokens cover lies in
+#: ``[UNK]`` tokens: the embedding then says more about the unknown token than about the text
+#: (a Thai sentence with a brand name in Latin letters, 0.9, is; an English review with an
+#: emoji, 0.1, is not).
+UNREADABLE_SHARE = 0.5
+_READ_BATCH = 1024
 _SHARED: dict[str, Embedder] = {}
 _LOCK = threading.Lock()
 
@@ -81,6 +94,40 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def readable(self, texts: Sequence[str]) -> Mask:
+        """Whether the model can read each text: under ``UNREADABLE_SHARE`` of the characters
+        its tokens cover (up to the model's maximum length) are ``[UNK]``. A text without
+        tokens (empty, only spaces) counts as read, as a tokenizer without an unknown token
+        reads everything. Characters are counted, not tokens: a run of unknown letters is one
+        ``[UNK]`` however long it is."""
+        result = np.ones(len(texts), dtype=np.bool_)
+        tokenizer = self.model.tokenizer
+        unknown = tokenizer.unk_token_id
+        if unknown is None:
+            return result
+        limit = self.model.max_seq_length - tokenizer.num_special_tokens_to_add(pair=False)
+        for start in range(0, len(texts), _READ_BATCH):
+            batch = tokenizer(
+                list(texts[start : start + _READ_BATCH]),
+                add_special_tokens=False,
+                truncation=True,
+                max_length=limit,
+                padding=True,
+                return_offsets_mapping=tokenizer.is_fast,
+                return_tensors="np",
+            )
+            ids = batch["input_ids"]
+            if tokenizer.is_fast:  # characters each token covers (padding covers none)
+                offsets = batch["offset_mapping"]
+                width = offsets[..., 1] - offsets[..., 0]
+            else:  # a slow tokenizer gives no offsets: count tokens
+                width = batch["attention_mask"]
+            covered = width.sum(axis=1)
+            unread = np.where(ids == unknown, width, 0).sum(axis=1)
+            share = unread / np.maximum(covered, 1)
+            result[start : start + len(ids)] = share < UNREADABLE_SHARE
+        return result
 
     def token_embeddings(self, texts: Sequence[str]) -> list[Vectors]:
         """Unit-length contextual embeddings of each text's word pieces, [CLS]/[SEP] removed."""

@@ -11,6 +11,8 @@ A record leaks when, over the folded word 3-gram sets that MinHash shingles (``m
   rarest shingles finds every pair that can reach the threshold (prefix filtering), and each
   is counted. Only references with at least ``MIN_CONTAINMENT_SHINGLES`` 3-grams are tested.
 * or the cosine of its MiniLM embedding with some reference reaches ``embedding_threshold``.
+  Only texts the model can read (``Embedder.readable``) are compared this way: two texts it
+  reads as ``[UNK]`` alone embed alike whatever they say.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from textnlp.validation.dedup import check_threshold, new_lsh
-from textnlp.validation.embedding import Vectors
+from textnlp.validation.embedding import Mask, Vectors
 from textnlp.validation.inputs import checked_texts
 from textnlp.validation.minhash import DEFAULT_NUM_PERM, DEFAULT_SEED, shingle_sets, signatures
 from textnlp.validation.models import LeakageMatch
@@ -261,8 +263,16 @@ def find_leakage(
     embedding_threshold: float | None = DEFAULT_EMBEDDING_THRESHOLD,
     vectors: Vectors | None = None,
     ref_vectors: Vectors | None = None,
+    readable: Mask | None = None,
+    reference_readable: Mask | None = None,
 ) -> tuple[list[LeakageMatch], npt.NDArray[np.float32] | None]:
-    """(leaking records, best reference cosine of every record or None without embeddings)."""
+    """(leaking records, best reference cosine of each record compared by embedding, or None
+    where none was).
+
+    ``readable`` and ``reference_readable`` (``Embedder.readable`` of ``texts`` and
+    ``references``; None: all) mark the texts the model can read; the others get no cosine:
+    they neither match nor are matched by embedding (the n-gram checks still see them).
+    """
     checked_texts(texts, "texts")
     checked_texts(references, "references")
     by_ngram = ngram_overlaps(
@@ -270,12 +280,17 @@ def find_leakage(
     )
     best_sim: npt.NDArray[np.float32] | None = None
     best_idx: npt.NDArray[np.int64] | None = None
+    compared = np.zeros(len(texts), dtype=np.bool_)
     if embedding_threshold is not None and vectors is not None and ref_vectors is not None:
-        best_idx, best_sim = nearest_reference(vectors, ref_vectors)
+        read_refs = np.flatnonzero(_all_or(reference_readable, len(ref_vectors)))
+        if len(read_refs):
+            compared = _all_or(readable, len(vectors))
+            best_idx, best_sim = nearest_reference(vectors, ref_vectors[read_refs])
+            best_idx = read_refs[best_idx]
     matches: list[LeakageMatch] = []
     for i in range(len(texts)):
         gram = by_ngram.get(i)
-        cos = float(best_sim[i]) if best_sim is not None else None
+        cos = float(best_sim[i]) if best_sim is not None and compared[i] else None
         # The reference shown is the one that made the record leak: Jaccard, containment, cosine.
         if gram is not None and gram.jaccard >= ngram_threshold:
             ref = gram.jaccard_reference
@@ -298,4 +313,8 @@ def find_leakage(
                 cosine=cos,
             )
         )
-    return matches, best_sim
+    return matches, best_sim[compared] if best_sim is not None and compared.any() else None
+
+
+def _all_or(mask: Mask | None, size: int) -> Mask:
+    return np.ones(size, dtype=np.bool_) if mask is None else np.asarray(mask, dtype=np.bool_)

@@ -110,6 +110,9 @@ class DiversitySummary(_Model):
     semantic_clusters: int | None = None
     cluster_threshold: float | None = None
     nearest_neighbour_similarity: Histogram | None = None
+    #: Records of the sample the embedding model cannot read (``Embedder.readable``: mostly
+    #: ``[UNK]``), left out of the semantic figures above; None without embeddings.
+    embedding_unreadable: int | None = None
 
 
 class LeakageSummary(_Model):
@@ -119,6 +122,10 @@ class LeakageSummary(_Model):
     #: None in a report stored before containment was checked (a job's report is read back).
     containment_threshold: float | None = None
     embedding_threshold: float | None
+    #: Records and references the embedding model cannot read, never compared by embedding
+    #: (None without embeddings).
+    embedding_unreadable: int | None = None
+    reference_embedding_unreadable: int | None = None
     leaked: int
     rate: float
     matches: list[LeakageMatch]
@@ -182,7 +189,7 @@ class DatasetReport(_Model):
 
 
 def report_metrics(report: DatasetReport) -> dict[str, float | None]:
-    q = report.quality
+    q, d = report.quality, report.diversity
     return {
         "count": float(report.count),
         "missing_rate": (
@@ -198,6 +205,11 @@ def report_metrics(report: DatasetReport) -> dict[str, float | None]:
         "mean_repeated_ngram_ratio": q.mean_repeated_ngram_ratio,
         "lexical_diversity": report.diversity.distinct_2,
         "semantic_diversity": report.diversity.semantic,
+        "embedding_unreadable_rate": (
+            d.embedding_unreadable / d.sample_size
+            if d.embedding_unreadable is not None and d.sample_size
+            else None
+        ),
         "leakage_rate": report.leakage.rate if report.leakage else None,
     }
 

@@ -17,7 +17,7 @@ from textnlp.validation.dedup import (
     exact_duplicates,
     find_near_duplicates,
 )
-from textnlp.validation.embedding import Embedder
+from textnlp.validation.embedding import Embedder, Mask, Vectors
 from textnlp.validation.examples import examples_of, shown_text
 from textnlp.validation.gate import Gate, evaluate
 from textnlp.validation.leakage import (
@@ -124,11 +124,11 @@ def validate_dataset(
     if schema is not None:
         measures.check_json(schema)
     sample = div.sample_indices(count, sample_size)
-    vectors = None
+    vectors = readable = None
     if embeddings and count > 0:
         embedder = embedder or Embedder.shared()
-        wanted = range(count) if refs is not None else sample
-        vectors = embedder.encode([texts[i] for i in wanted])
+        wanted = [texts[i] for i in (range(count) if refs is not None else sample)]
+        vectors, readable = embedder.encode(wanted), embedder.readable(wanted)
     exact = exact_duplicates(texts)
     near = find_near_duplicates(texts, threshold=near_dup_threshold)
     report = DatasetReport(
@@ -154,7 +154,8 @@ def validate_dataset(
         diversity=_diversity(
             texts,
             sample,
-            vectors if refs is None else vectors[sample] if vectors is not None else None,
+            vectors if refs is None or vectors is None else vectors[sample],
+            readable if refs is None or readable is None else readable[sample],
         ),
         leakage=None,
         labels=measures.labels.stats(),
@@ -165,7 +166,10 @@ def validate_dataset(
         requested=requested,
     )
     if refs is not None:
-        ref_vectors = (embedder or Embedder.shared()).encode(refs) if vectors is not None else None
+        ref_vectors = ref_readable = None
+        if vectors is not None:
+            embedder = embedder or Embedder.shared()
+            ref_vectors, ref_readable = embedder.encode(refs), embedder.readable(refs)
         matches, best = find_leakage(
             texts,
             refs,
@@ -174,6 +178,8 @@ def validate_dataset(
             embedding_threshold=leakage_embedding_threshold if vectors is not None else None,
             vectors=vectors,
             ref_vectors=ref_vectors,
+            readable=readable,
+            reference_readable=ref_readable,
         )
         report.leakage = LeakageSummary(
             reference=str(reference)
@@ -183,6 +189,8 @@ def validate_dataset(
             ngram_threshold=leakage_ngram_threshold,
             containment_threshold=leakage_containment_threshold,
             embedding_threshold=leakage_embedding_threshold if vectors is not None else None,
+            embedding_unreadable=_unread(readable),
+            reference_embedding_unreadable=_unread(ref_readable),
             leaked=len(matches),
             rate=len(matches) / count,
             matches=sorted(
@@ -256,7 +264,7 @@ def _pii(measures: Measures) -> PIISummary:
 
 
 def _diversity(
-    texts: list[str], sample: list[int], vectors: np.ndarray[Any, Any] | None
+    texts: list[str], sample: list[int], vectors: Vectors | None, readable: Mask | None
 ) -> DiversitySummary:
     picked = [texts[i] for i in sample]
     summary = DiversitySummary(
@@ -264,7 +272,12 @@ def _diversity(
         distinct_1=div.corpus_distinct(picked, 1),
         distinct_2=div.corpus_distinct(picked, 2),
         distinct_3=div.corpus_distinct(picked, 3),
+        embedding_unreadable=_unread(readable),
     )
+    # Texts the model cannot read embed alike (all [UNK]): kept in, they would make a varied
+    # Thai or emoji dataset look like one sentence repeated.
+    if vectors is not None and readable is not None:
+        vectors = vectors[readable]
     if vectors is not None and len(vectors) > 1:
         summary.semantic = div.semantic_diversity(vectors)
         summary.semantic_clusters = div.count_clusters(vectors)
@@ -273,3 +286,8 @@ def _diversity(
             div.nearest_neighbour_similarity(vectors).tolist(), bins=20, low=-0.2, high=1.0
         )
     return summary
+
+
+def _unread(readable: Mask | None) -> int | None:
+    """How many texts the embedding model could not read (None: none embedded)."""
+    return None if readable is None else int(np.count_nonzero(~readable))

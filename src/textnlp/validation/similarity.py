@@ -5,7 +5,9 @@ and chrF (statistics summed over the corpus, not averaged) and the mean of the p
 cosine and BERTScore values. ROUGE uses the package's Unicode tokeniser (rouge-score's default
 drops every non-ASCII character). BERTScore is computed here with the local MiniLM model
 (greedy matching of contextual token embeddings, Zhang et al. 2020, last layer, no idf
-weighting and no baseline rescaling), so it needs no download.
+weighting and no baseline rescaling), so it needs no download. A pair where the model cannot
+read either text (``Embedder.readable``: Thai, emoji only...) gets no cosine and no BERTScore:
+such texts embed as ``[UNK]`` alone, so unrelated ones scored 1.0.
 
 ROUGE-L is rouge-score's definition (the F-measure of the longest common token subsequence),
 computed here with a bit-parallel LCS (Hyyrö 2004): rouge-score fills an m x n table in Python,
@@ -39,7 +41,8 @@ class PairScores(BaseModel):
     rouge1: float
     rouge2: float
     rougeL: float  # noqa: N815 - the metric's usual name
-    #: Cosine of the MiniLM sentence embeddings, -1..1 (about 0-1 for text).
+    #: Cosine of the MiniLM sentence embeddings, -1..1 (about 0-1 for text); None without
+    #: embeddings or when the model cannot read the candidate or the reference.
     cosine: float | None = None
     #: BERTScore precision/recall/F1 with MiniLM token embeddings, -1..1 (about 0.2-1 for text).
     bertscore_precision: float | None = None
@@ -65,6 +68,9 @@ class SimilarityReport(BaseModel):
     count: int
     pairs: list[PairScores]
     corpus: CorpusScores
+    #: Pairs left out of cosine and BERTScore because the embedding model cannot read one of
+    #: their texts; None when neither was asked for.
+    embedding_unreadable: int | None = None
 
 
 class _Tokenizer:
@@ -93,12 +99,20 @@ def similarity(
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2"], tokenizer=tokenizer)
     cosines: list[float | None] = [None] * len(candidates)
     berts: list[tuple[float, float, float] | None] = [None] * len(candidates)
+    unreadable = None
     if embeddings or bertscore:
         embedder = embedder or Embedder.shared()
-        if embeddings:
-            cosines = list(cosine_pairs(embedder.encode(candidates), embedder.encode(references)))
-        if bertscore:
-            berts = list(bert_score(candidates, references, embedder=embedder))
+        read = embedder.readable(candidates) & embedder.readable(references)
+        kept = [i for i in range(len(candidates)) if read[i]]
+        unreadable = len(candidates) - len(kept)
+        cands, refs = [candidates[i] for i in kept], [references[i] for i in kept]
+        if embeddings and kept:
+            scored = cosine_pairs(embedder.encode(cands), embedder.encode(refs))
+            for i, cosine in zip(kept, scored, strict=True):
+                cosines[i] = cosine
+        if bertscore and kept:
+            for i, triple in zip(kept, bert_score(cands, refs, embedder=embedder), strict=True):
+                berts[i] = triple
     pairs: list[PairScores] = []
     for i, (cand, ref) in enumerate(zip(candidates, references, strict=True)):
         rouge = scorer.score(ref, cand)
@@ -122,10 +136,12 @@ def similarity(
         rouge1=_mean([p.rouge1 for p in pairs]),
         rouge2=_mean([p.rouge2 for p in pairs]),
         rougeL=_mean([p.rougeL for p in pairs]),
-        cosine=_mean([c for c in cosines if c is not None]) if embeddings else None,
-        bertscore_f1=_mean([b[2] for b in berts if b is not None]) if bertscore else None,
+        cosine=_mean_or_none([c for c in cosines if c is not None]),
+        bertscore_f1=_mean_or_none([b[2] for b in berts if b is not None]),
     )
-    return SimilarityReport(count=len(pairs), pairs=pairs, corpus=corpus)
+    return SimilarityReport(
+        count=len(pairs), pairs=pairs, corpus=corpus, embedding_unreadable=unreadable
+    )
 
 
 def lcs_length(left: Sequence[str], right: Sequence[str]) -> int:
@@ -182,7 +198,9 @@ def bert_score(
     """(precision, recall, F1) per pair: each token matched to its most similar token.
 
     Precision averages, over candidate tokens, the best cosine with a reference token; recall
-    the reverse; F1 is their harmonic mean. A pair with an empty side scores 0.
+    the reverse; F1 is their harmonic mean. A pair with an empty side scores 0. Texts the model
+    cannot read score as their ``[UNK]`` tokens (1.0 for any two Thai texts): ``similarity``
+    leaves them out with ``Embedder.readable``.
     """
     _check_pairs("bert_score", candidates, references)
     embedder = embedder or Embedder.shared()
@@ -204,3 +222,8 @@ def bert_score(
 
 def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if values else 0.0
+
+
+def _mean_or_none(values: Sequence[float]) -> float | None:
+    """The mean of the pairs scored (None: none was, the metric off or no text read)."""
+    return float(np.mean(values)) if values else None

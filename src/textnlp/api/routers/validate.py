@@ -61,6 +61,7 @@ def similarity(
         count=report.count,
         pairs=[p.model_dump() for p in report.pairs],
         corpus=report.corpus.model_dump(),
+        embedding_unreadable=report.embedding_unreadable,
     )
 
 
