@@ -2,12 +2,18 @@
 
 Pairwise scores compare candidate i with reference i; corpus scores are sacrebleu's corpus BLEU
 and chrF (statistics summed over the corpus, not averaged) and the mean of the pairwise ROUGE,
-cosine and BERTScore values. ROUGE uses the package's Unicode tokeniser (rouge-score's default
-drops every non-ASCII character). BERTScore is computed here with the local MiniLM model
-(greedy matching of contextual token embeddings, Zhang et al. 2020, last layer, no idf
-weighting and no baseline rescaling), so it needs no download. A pair where the model cannot
-read either text (``Embedder.readable``: Thai, emoji only...) gets no cosine and no BERTScore:
-such texts embed as ``[UNK]`` alone, so unrelated ones scored 1.0.
+cosine and BERTScore values. BLEU tokenises with sacrebleu's 13a, which splits words at spaces:
+a Chinese, Japanese or Thai sentence was one token, and one character changed scored 0. A pair
+holding Chinese characters is tokenised with sacrebleu's ``zh`` (each character a token, other
+text as 13a), one holding kana, Thai, Lao, Khmer or Myanmar with ``char`` (every character);
+the corpus BLEU sums the statistics of each pair tokenised so (``bleu_tokenizer``).
+
+ROUGE uses the package's Unicode tokeniser (rouge-score's default drops every non-ASCII
+character). BERTScore is computed here with the local MiniLM model (greedy matching of
+contextual token embeddings, Zhang et al. 2020, last layer, no idf weighting and no baseline
+rescaling), so it needs no download. A pair with a text the model cannot read
+(``Embedder.readable``: Thai, emoji only...) gets no cosine and no BERTScore: such texts embed
+as ``[UNK]`` alone, so unrelated ones scored 1.0.
 
 ROUGE-L is rouge-score's definition (the F-measure of the longest common token subsequence),
 computed here with a bit-parallel LCS (Hyyrö 2004): rouge-score fills an m x n table in Python,
@@ -17,7 +23,10 @@ and O(n) big-integer steps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +35,16 @@ from textnlp.errors import InvalidInput
 from textnlp.validation.embedding import Embedder, Vectors
 from textnlp.validation.inputs import checked_texts
 from textnlp.validation.text import words
+
+if TYPE_CHECKING:
+    from sacrebleu.tokenizers.tokenizer_base import BaseTokenizer
+
+#: Chinese characters (sacrebleu's ``zh`` splits these, and CJK punctuation, one by one).
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+#: Other scripts written without spaces between words: kana, Thai, Lao, Myanmar, Khmer.
+_UNSPACED = re.compile(
+    "[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]"
+)
 
 
 class PairScores(BaseModel):
@@ -119,7 +138,9 @@ def similarity(
         bert = berts[i]
         pairs.append(
             PairScores(
-                bleu=_percent(sacrebleu.sentence_bleu(cand, [ref]).score),
+                bleu=_percent(
+                    sacrebleu.sentence_bleu(cand, [ref], tokenize=bleu_tokenizer(cand, ref)).score
+                ),
                 chrf=_percent(sacrebleu.sentence_chrf(cand, [ref]).score),
                 rouge1=rouge["rouge1"].fmeasure,
                 rouge2=rouge["rouge2"].fmeasure,
@@ -131,7 +152,7 @@ def similarity(
             )
         )
     corpus = CorpusScores(
-        bleu=_percent(sacrebleu.corpus_bleu(list(candidates), [list(references)]).score),
+        bleu=_percent(_corpus_bleu(candidates, references)),
         chrf=_percent(sacrebleu.corpus_chrf(list(candidates), [list(references)]).score),
         rouge1=_mean([p.rouge1 for p in pairs]),
         rouge2=_mean([p.rouge2 for p in pairs]),
@@ -142,6 +163,41 @@ def similarity(
     return SimilarityReport(
         count=len(pairs), pairs=pairs, corpus=corpus, embedding_unreadable=unreadable
     )
+
+
+def bleu_tokenizer(candidate: str, reference: str) -> str:
+    """sacrebleu's tokeniser for a pair: ``char`` where either text holds kana, Thai, Lao,
+    Khmer or Myanmar, ``zh`` where it holds Chinese characters, else the standard ``13a``."""
+    if _UNSPACED.search(candidate) or _UNSPACED.search(reference):
+        return "char"
+    if _HAN.search(candidate) or _HAN.search(reference):
+        return "zh"
+    return "13a"
+
+
+def _corpus_bleu(candidates: Sequence[str], references: Sequence[str]) -> float:
+    """sacrebleu's corpus BLEU of the pairs, each tokenised by ``bleu_tokenizer``: the texts
+    are tokenised here and scored with ``tokenize="none"`` (for all-13a pairs, the same n-gram
+    statistics, so the same score, as ``corpus_bleu`` with 13a)."""
+    import sacrebleu
+
+    cands: list[str] = []
+    refs: list[str] = []
+    for cand, ref in zip(candidates, references, strict=True):
+        tokenize = _bleu_tokenizer(bleu_tokenizer(cand, ref))
+        # sacrebleu strips trailing whitespace before it tokenises; so does this.
+        cands.append(tokenize(cand.rstrip()))
+        refs.append(tokenize(ref.rstrip()))
+    # force: the texts are tokenised on purpose (no "forgot to detokenize" warning).
+    return float(sacrebleu.corpus_bleu(cands, [refs], tokenize="none", force=True).score)
+
+
+@cache
+def _bleu_tokenizer(name: str) -> BaseTokenizer:
+    from sacrebleu.metrics.bleu import BLEU
+
+    tokenizer: BaseTokenizer = BLEU(tokenize=name).tokenizer
+    return tokenizer
 
 
 def lcs_length(left: Sequence[str], right: Sequence[str]) -> int:
