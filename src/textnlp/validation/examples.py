@@ -15,7 +15,7 @@ from textnlp.validation.dedup import DuplicateGroups
 from textnlp.validation.measures import NO, YES, Measures
 from textnlp.validation.models import Example
 from textnlp.validation.pii import find_pii, mask_pii
-from textnlp.validation.quality import check_json, repetition
+from textnlp.validation.quality import REPLACEMENT_CHARACTER, check_json, repetition
 from textnlp.validation.text import preview, words
 
 WORST = 5
@@ -66,6 +66,17 @@ def examples_of(
                 detail=mask_pii(check_json(texts[i], schema)[1] or "invalid"),
             )
             for i in first("json_valid", NO)
+        ],
+    )
+    add(
+        "replacement_char",
+        [
+            Example(
+                index=i,
+                text=shown(i),
+                detail=f"{texts[i].count(REPLACEMENT_CHARACTER)} x U+FFFD (bytes not UTF-8)",
+            )
+            for i in first("replacement", YES)
         ],
     )
     ratio = measures.column("repeated_ngram_ratio")

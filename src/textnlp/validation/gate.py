@@ -42,6 +42,11 @@ RULES: dict[str, tuple[str, Literal["<=", ">="], str]] = {
         "share stopped at max_tokens (of those with a finish_reason)",
     ),
     "max_json_invalid_rate": ("json_invalid_rate", "<=", "share breaking the JSON schema"),
+    "max_replacement_char_rate": (
+        "replacement_char_rate",
+        "<=",
+        "share holding U+FFFD (bytes that were not UTF-8)",
+    ),
     "max_exact_duplicate_rate": ("exact_duplicate_rate", "<=", "share of redundant exact copies"),
     "max_near_duplicate_rate": ("near_duplicate_rate", "<=", "share of redundant near copies"),
     "max_pii_rate": ("pii_rate", "<=", "share of texts with personal data"),
@@ -66,6 +71,9 @@ class Gate(BaseModel):
     max_empty_rate: float | None = Field(default=0.05, strict=True, ge=0, le=1)
     max_truncated_rate: float | None = Field(default=0.5, strict=True, ge=0, le=1)
     max_json_invalid_rate: float | None = Field(default=0.1, strict=True, ge=0, le=1)
+    #: Off unless asked for: U+FFFD is also honest text (a dataset scraped or converted with
+    #: it, an article about encodings), and a default would fail datasets that passed before.
+    max_replacement_char_rate: float | None = Field(default=None, strict=True, ge=0, le=1)
     max_exact_duplicate_rate: float | None = Field(default=0.05, strict=True, ge=0, le=1)
     max_near_duplicate_rate: float | None = Field(default=0.1, strict=True, ge=0, le=1)
     max_pii_rate: float | None = Field(default=0.01, strict=True, ge=0, le=1)

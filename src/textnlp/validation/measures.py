@@ -40,6 +40,7 @@ class Measures:
         self.truncated = array("b")  # NO, YES or UNKNOWN
         self.json_valid = array("b")  # NO or YES once ``check_json`` ran, else empty
         self.pii = array("b")  # whether the record holds personal data
+        self.replacement = array("b")  # whether it holds U+FFFD (bytes that were not UTF-8)
         self.repeated_ngram_ratio = array("d")
         self.distinct_2 = array("d")  # NaN where the text has no bigram
         #: Findings of each kind in all records, in order of first sight (the report's order).
@@ -65,6 +66,7 @@ class Measures:
         self.empty.append(quality.empty)
         self.truncated.append(UNKNOWN if quality.truncated is None else int(quality.truncated))
         self.pii.append(bool(quality.pii))
+        self.replacement.append(quality.replacement_chars > 0)
         self.pii_kinds.update(finding.kind for finding in quality.pii)
         self.repeated_ngram_ratio.append(quality.repeated_ngram_ratio)
         self.distinct_2.append(np.nan if quality.distinct_2 is None else quality.distinct_2)

@@ -85,6 +85,10 @@ class QualitySummary(_Model):
     #: None when no JSON output is expected.
     json_invalid: int | None
     json_invalid_rate: float | None
+    #: Records holding U+FFFD, where bytes that were not UTF-8 were replaced (a model's broken
+    #: output); None in a report stored before they were counted.
+    replacement_char: int | None = None
+    replacement_char_rate: float | None = None
     mean_repeated_ngram_ratio: float
     mean_distinct_2: float | None
     #: On the readability/language sample.
@@ -199,6 +203,7 @@ def report_metrics(report: DatasetReport) -> dict[str, float | None]:
         "empty_rate": q.empty_rate,
         "truncated_rate": q.truncated_rate,
         "json_invalid_rate": q.json_invalid_rate,
+        "replacement_char_rate": q.replacement_char_rate,
         "exact_duplicate_rate": report.exact_duplicates.rate,
         "near_duplicate_rate": report.near_duplicates.rate,
         "pii_rate": report.pii.rate,

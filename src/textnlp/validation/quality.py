@@ -23,6 +23,7 @@ from textnlp.validation.safe_schema import SafeSchema, compiled, instance_proble
 from textnlp.validation.text import distinct_n, fold, ngrams, tokens, words
 
 REPETITION_N = 3
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
 class TextQuality(BaseModel):
@@ -52,6 +53,9 @@ class TextQuality(BaseModel):
     language: str | None = None
     #: True when the text is empty or only whitespace and invisible (format) characters.
     empty: bool
+    #: U+FFFD REPLACEMENT CHARACTERs, >= 0: where a decoder met bytes that were not UTF-8 (a
+    #: model that emitted half a character, a file read with the wrong encoding).
+    replacement_chars: int = 0
     #: True when generation stopped at max_tokens (finish_reason "length"); None if unknown.
     truncated: bool | None = None
     #: Whether the text holds a JSON object satisfying the schema; None when no JSON is expected.
@@ -94,6 +98,7 @@ def text_quality(
         repeated_ngram_ratio=ratio,
         longest_repeated_span=longest,
         empty=not fold(text).strip(),
+        replacement_chars=text.count(REPLACEMENT_CHARACTER),
         truncated=None if finish_reason is None else finish_reason == "length",
         pii=findings,
         masked_text=mask_pii(text, findings) if findings else text,

@@ -214,6 +214,7 @@ def _quality(measures: Measures, json_checked: bool, size: int) -> QualitySummar
     truncated = int(np.count_nonzero(truncation == YES)) if known else None
     invalid = int(np.count_nonzero(measures.column("json_valid") == NO)) if json_checked else None
     empty = int(np.count_nonzero(measures.column("empty")))
+    replaced = int(np.count_nonzero(measures.column("replacement")))
     distinct_2 = measures.column("distinct_2")
     sample = div.sample_indices(n, size, seed=1)
     ease: list[float] = []
@@ -232,6 +233,8 @@ def _quality(measures: Measures, json_checked: bool, size: int) -> QualitySummar
         truncated_rate=truncated / known if truncated is not None else None,
         json_invalid=invalid,
         json_invalid_rate=invalid / n if invalid is not None else None,
+        replacement_char=replaced,
+        replacement_char_rate=replaced / n,
         mean_repeated_ngram_ratio=float(np.mean(measures.column("repeated_ngram_ratio"))),
         mean_distinct_2=mean_or_none(distinct_2[~np.isnan(distinct_2)]),
         sample_size=len(sample),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from textnlp.validation import Gate, render_html, validate_dataset
+from textnlp.validation import Gate, render_html, text_quality, validate_dataset
 from textnlp.validation.models import DatasetReport
 
 REVIEWS = [
@@ -195,3 +195,20 @@ def test_summary_rates_share_one_format() -> None:
     assert summary["count"] == "2"
     assert summary["truncated_rate"] == "1.0000" and summary["empty_rate"] == "0.0000"
     assert summary["leakage_rate"] == "n/a"
+
+
+def test_records_with_replacement_characters_are_counted() -> None:
+    """U+FFFD is what a decoder leaves of bytes that were not UTF-8 (half an emoji a model
+    sampled): the report counts and shows such records; the gate checks them when asked."""
+    broken = "Great sushi \ufffd\ufffd and ramen, would come back."
+    texts = ["The ramen was rich and the staff were friendly.", broken, "Clean room, quiet street."]
+    assert text_quality(broken, readability=False, language=False).replacement_chars == 2
+    report = validate_dataset(texts, embeddings=False)
+    assert (report.quality.replacement_char, report.quality.replacement_char_rate) == (1, 1 / 3)
+    assert report.metrics()["replacement_char_rate"] == 1 / 3
+    (example,) = report.examples["replacement_char"]
+    assert example.index == 1 and example.detail.startswith("2 x U+FFFD")
+    assert report.passed and "max_replacement_char_rate" not in {r.rule for r in report.gate.rules}
+    strict = validate_dataset(texts, embeddings=False, gate={"max_replacement_char_rate": 0.0})
+    assert not strict.passed
+    assert {r.rule: r.status for r in strict.gate.rules}["max_replacement_char_rate"] == "fail"
