@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from textnlp.validation.text import WORD_RE, fold
+from textnlp.validation.text import fold, words
 
 Signatures = npt.NDArray[np.uint32]
 DEFAULT_NUM_PERM = 128
@@ -54,9 +54,9 @@ def signatures(
 ) -> tuple[Signatures, npt.NDArray[np.bool_]]:
     """(signatures of shape (len(texts), num_perm), mask of texts that have at least one word).
 
-    A text is the set of its folded (``text.fold``), lower-cased word ``ngram``-grams; a text
-    shorter than ``ngram`` words is one shingle of all its words. Texts without words get an
-    all-max signature.
+    A text is the set of its folded (``text.fold``), case-folded word ``ngram``-grams
+    (``text.words``); a text shorter than ``ngram`` words is one shingle of all its words.
+    Texts without words get an all-max signature.
     """
     perms = permutations(num_perm, seed)
     out = np.full((len(texts), num_perm), _EMPTY, dtype=np.uint32)
@@ -102,7 +102,7 @@ def _word_batches(
         lengths: list[int] = []
         stop = start
         while stop < len(texts) and len(flat) < _BATCH_SHINGLES:
-            hashes = list(map(cache.__getitem__, WORD_RE.findall(fold(texts[stop]).lower())))
+            hashes = list(map(cache.__getitem__, words(fold(texts[stop]))))
             if 0 < len(hashes) < ngram:
                 hashes += [0] * (ngram - len(hashes))
             flat.extend(hashes)

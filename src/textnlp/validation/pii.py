@@ -5,12 +5,14 @@ each finding replaced by ``[KIND]``. Detectors run from the most to the least sp
 number is not also reported as a phone number); overlapping matches keep the first.
 
 What hides data from a pattern is undone first: the detectors read a folded view of the text
-(``_Folded``: NFKC per character, so full-width digits are digits; format characters such as
-zero-width spaces dropped; every kind of space a space), and spans are mapped back. A match
-whose check fails (a card number with its expiry date run on) is tried again shorter, ending
-at one of its last separators, and (for the checksummed kinds) from a few characters later
-(leading tokens); every pattern but the e-mail's is bounded in length and the e-mail's cannot
-start inside a run of its own characters, so a text costs time in proportion to its length.
+(``_Folded``: NFKC per character, so full-width digits are digits; what a reader cannot see
+dropped (``text.invisible_characters``: zero-width spaces and other format characters, the
+combining grapheme joiner, variation selectors, Hangul fillers); every kind of space a space),
+and spans are mapped back. A match whose check fails (a card number with its expiry date run
+on) is tried again shorter, ending at one of its last separators, and (for the checksummed
+kinds) from a few characters later (leading tokens); every pattern but the e-mail's is bounded
+in length and the e-mail's cannot start inside a run of its own characters, so a text costs
+time in proportion to its length.
 
 Boundaries are letters of alphabetic scripts (ASCII, Latin, Greek, Cyrillic) and digits, never
 ``\\w``: Chinese and Japanese are written without spaces, so ``请联系john@example.com获取`` and
@@ -58,6 +60,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from textnlp.validation.inputs import checked_text
+from textnlp.validation.text import invisible_characters
 
 PIIKind = Literal["email", "credit_card", "iban", "ssn", "ip_address", "phone"]
 
@@ -295,13 +298,18 @@ class _Folded:
         if text.isascii():  # nothing to fold: the common case, at no cost
             self.text, self._origin = text, None
             return
+        invisible = invisible_characters()
         parts: list[str] = []
         origin: list[int] = []
         for index, char in enumerate(text):
-            category = unicodedata.category(char)
-            if category == "Cf":  # zero-width and other format characters hide nothing
-                continue
-            folded = " " if category == "Zs" else unicodedata.normalize("NFKC", char)
+            if ord(char) in invisible:  # zero-width, format, other invisible: they hide nothing
+                folded = invisible[ord(char)]
+                if folded is None:
+                    continue
+            elif unicodedata.category(char) == "Zs":
+                folded = " "
+            else:
+                folded = unicodedata.normalize("NFKC", char)
             parts.append(folded)
             origin.extend([index] * len(folded))
         self.text = "".join(parts)

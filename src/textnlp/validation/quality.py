@@ -33,7 +33,7 @@ class TextQuality(BaseModel):
 
     #: Characters (Unicode code points), >= 0.
     n_chars: int
-    #: Word tokens (letter/digit runs; one per CJK character), >= 0.
+    #: Word tokens (letter/digit runs with their marks; one per CJK or Thai character), >= 0.
     n_words: int
     #: Words plus punctuation marks, or the model's tokens when a counter is given, >= 0.
     n_tokens: int
@@ -51,7 +51,7 @@ class TextQuality(BaseModel):
     flesch_kincaid_grade: float | None = None
     #: ISO 639-1 code from langdetect (e.g. "en"), None when undetectable.
     language: str | None = None
-    #: True when the text is empty or only whitespace and invisible (format) characters.
+    #: True when the text is empty or only whitespace and invisible characters.
     empty: bool
     #: U+FFFD REPLACEMENT CHARACTERs, >= 0: where a decoder met bytes that were not UTF-8 (a
     #: model that emitted half a character, a file read with the wrong encoding).

@@ -104,3 +104,29 @@ def test_a_text_of_invisible_characters_is_empty() -> None:
 
     assert text_quality("\u200b\u200b \ufeff").empty
     assert not text_quality("\u200bhi").empty
+
+
+@pytest.mark.parametrize(
+    "evasive",
+    [
+        BASE.replace("o", "o\u034f"),  # combining grapheme joiner inside words
+        BASE.replace("e", "e\ufe0f"),  # variation selector 16
+        BASE.replace(" ", " \u3164"),  # Hangul filler after each space
+        BASE.replace(" ", "\u2800"),  # braille blanks for spaces
+    ],
+)
+def test_invisible_characters_do_not_hide_a_duplicate(evasive: str) -> None:
+    """Default-ignorable characters outside category Cf (combining grapheme joiner, variation
+    selectors, Hangul filler) and the braille blank (the audit's evasion_*.jsonl)."""
+    other = "A journey of a thousand miles begins with a single step, as the proverb says."
+    texts = [BASE, other, evasive]
+    assert exact_duplicates(texts).groups == [[0, 2]]
+    assert find_near_duplicates(texts).groups == [[0, 2]]
+
+
+def test_turkish_capitals_are_duplicates_of_the_lower_case_text() -> None:
+    lower = "istanbul'da iki güzel insan ile buluştuk ve çay içtik."
+    upper = "İSTANBUL'DA İKİ GÜZEL İNSAN İLE BULUŞTUK VE ÇAY İÇTİK."
+    texts = [upper, lower, upper.lower()]  # lower(): "i" + COMBINING DOT ABOVE for each "İ"
+    assert exact_duplicates(texts).groups == [[0, 1, 2]]
+    assert find_near_duplicates(texts).groups == [[0, 1, 2]]

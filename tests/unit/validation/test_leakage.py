@@ -150,3 +150,23 @@ def test_containment_is_that_of_every_pair_counted(
         else:
             leaked = by_index.get(i)
             assert leaked is None or (leaked.ngram_jaccard or 0) >= 0.5, i
+
+
+def test_a_thai_reference_copied_whole_leaks_without_embeddings() -> None:
+    """Thai has no spaces between words: shingled by letter (like CJK), a copied sentence has
+    enough 3-grams to be tested for containment (the audit's th_leak_*.jsonl)."""
+    reference = "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทยและเป็นศูนย์กลางทางเศรษฐกิจของประเทศ"
+    record = f"วันนี้ฉันอยากเล่าเรื่องหนึ่งให้ฟัง {reference} ขอบคุณที่อ่านจนจบนะครับ แล้วพบกันใหม่"
+    other = "ฉันชอบกินข้าวผัดกับไข่ดาวตอนเช้าก่อนไปทำงานทุกวัน"
+    matches, _ = find_leakage([record, other], [reference], embedding_threshold=None)
+    assert [(m.index, m.reference_index, m.containment) for m in matches] == [(0, 0, 1.0)]
+
+
+def test_a_copy_hidden_by_invisible_characters_leaks() -> None:
+    """Combining grapheme joiners and variation selectors inside words (default-ignorable,
+    not format characters) hide nothing."""
+    reference = "The quick brown fox jumps over the lazy dog near the river bank today."
+    for hidden in ("\u034f", "\ufe0f", "\u3164"):
+        record = f"Here is my original text: {reference.replace('e', 'e' + hidden)} Thanks."
+        matches, _ = find_leakage([record], [reference], embedding_threshold=None)
+        assert [(m.index, m.containment) for m in matches] == [(0, 1.0)], hidden

@@ -287,3 +287,13 @@ def test_audit_false_positives_are_not_found(text: str) -> None:
 def test_long_runs_take_linear_time(text: str) -> None:
     findings = find_pii(text)
     assert all(0 <= f.start < f.end <= len(text) for f in findings)
+
+
+@pytest.mark.parametrize("hidden", ["\u034f", "\ufe0f", "\u3164", "\U000e0100"])
+def test_invisible_characters_outside_cf_hide_nothing(hidden: str) -> None:
+    """Default-ignorable characters that are no format character (the combining grapheme
+    joiner, variation selectors, the Hangul filler) are dropped as zero-width spaces are."""
+    text = f"Call me: 0791{hidden}1123456"
+    (finding,) = find_pii(text)
+    assert (finding.kind, finding.value) == ("phone", f"0791{hidden}1123456")
+    assert mask_pii(text) == "Call me: [PHONE]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 
 import pytest
 
@@ -118,3 +119,15 @@ def test_readability_and_language() -> None:
 
 def test_distinct_none_without_ngrams() -> None:
     assert distinct_n(["one"], 2) is None
+
+
+def test_words_with_combining_marks_are_counted_once() -> None:
+    hindi = text_quality("भारत की राजधानी दिल्ली है", readability=False, language=False)
+    assert hindi.n_words == 5 and hindi.distinct_1 == 1.0
+    text = "Crème brûlée et café: naïve façade, café crème."
+    nfd = unicodedata.normalize("NFD", text)
+    nfc_q = text_quality(text, readability=False, language=False)
+    nfd_q = text_quality(nfd, readability=False, language=False)
+    assert nfd_q.n_words == nfc_q.n_words == 8
+    assert nfd_q.distinct_1 == nfc_q.distinct_1 == pytest.approx(6 / 8)
+    assert nfd_q.n_tokens == nfc_q.n_tokens
