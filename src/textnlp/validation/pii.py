@@ -42,9 +42,9 @@ Per kind:
   too often an order id or a timestamp: it is a phone number only after ``+``, in a common
   mobile shape with its trunk 0 (``_MOBILE``: UK 07…, 11 digits; DE 015-017…, 11-12; FR/NL
   06/07…, 10; AU 04…, 10; JP 070/080/090…, 11) or after a phone keyword (``_PHONE_KEYWORD``:
-  Tel, phone, call, mobile, Handy, 電話, 电话, … within a few characters, no digit between); so is a
-  number in two groups that fits no shape above (``Mobile: 98765 43210``). ``5551234567`` alone
-  is not reported.
+  Tel, phone, call, mobile, Handy, Телефон, هاتف, טלפון, โทร, फ़ोन, Τηλ, تلفن, 電話, 联系方式, …
+  within a few characters, no digit between); so is a number in two groups that fits no shape
+  above (``Mobile: 98765 43210``). ``5551234567`` alone is not reported.
 """
 
 from __future__ import annotations
@@ -180,10 +180,19 @@ def _card_ok(text: str, start: int, end: int) -> bool:
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
-#: A phone keyword shortly before a number, no digit between.
+#: A phone keyword shortly before a number, no digit between. Keywords in alphabetic scripts
+#: may not end a longer word; Arabic and Hebrew ones may (their articles and prepositions are
+#: written joined: الهاتف, בטלפון), and so may those of scripts written without spaces.
 _PHONE_KEYWORD = re.compile(
-    r"(?i)(?<![a-z])(?:tel|phone|call|mobile?|cell|handy|fax|whatsapp|t[ée]l[ée]phone|"
-    r"telefon[oa]?|電話|电话|手机|手機|携帯|ケータイ|연락처|전화)[^\d\n]{0,20}$"
+    rf"(?i)(?:(?<![a-z{_LETTERS}])(?:tel|phone|call|mobile?|cell|handy|fax|whatsapp|"
+    r"t[ée]l[ée]phone|telefon[oa]?|telp|telepon|điện thoại|"
+    r"тел|моб|τηλ|κινητ)"  # Cyrillic тел(ефон), моб(ильный); Greek τηλ(έφωνο), κινητό
+    r"|هاتف|جوال|موبايل|تلفن|موبایل"  # Arabic, Persian
+    r"|טלפון|טל'|טל׳|נייד"  # Hebrew
+    r"|โทร|มือถือ"  # Thai: โทร(ศัพท์), มือถือ (mobile)
+    r"|फ\u093cोन|फोन|मोबाइल|दूरभाष"  # Hindi, फ़ोन as NFKC writes it
+    r"|電話|电话|手机|手機|携帯|ケータイ|联系方式|聯繫方式|聯絡方式|연락처|전화|핸드폰|휴대폰"
+    r")[^\d\n]{0,20}$"
 )
 
 #: "SSN" or "social security (number)" right before nine bare digits.

@@ -297,3 +297,29 @@ def test_invisible_characters_outside_cf_hide_nothing(hidden: str) -> None:
     (finding,) = find_pii(text)
     assert (finding.kind, finding.value) == ("phone", f"0791{hidden}1123456")
     assert mask_pii(text) == "Call me: [PHONE]"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [  # the audit's pii_native_keywords.jsonl
+        ("Мой телефон: 9161234567, звоните вечером.", "9161234567"),
+        ("Тел.: 89161234567", "89161234567"),
+        ("للتواصل هاتف: 0501234567", "0501234567"),
+        ("جوال: 0501234567", "0501234567"),
+        ("טלפון: 0501234567", "0501234567"),
+        ("โทร 0812345678 ได้ตลอด", "0812345678"),
+        ("मेरा फ़ोन: 9876543210", "9876543210"),
+        ("मेरा फ\u093cोन: 9876543210", "9876543210"),
+        ("شماره تلفن: 09121234567", "09121234567"),
+        ("Τηλ.: 6912345678", "6912345678"),
+        ("联系方式：13812345678", "13812345678"),
+    ],
+)
+def test_phone_keywords_of_other_languages(text: str, value: str) -> None:
+    (finding,) = find_pii(text)
+    assert (finding.kind, finding.value) == ("phone", value)
+
+
+@pytest.mark.parametrize("text", ["Отель: 9161234567", "Metel 9161234567"])
+def test_a_keyword_inside_a_longer_word_is_none(text: str) -> None:
+    assert find_pii(text) == []
