@@ -5,8 +5,9 @@ each finding replaced by ``[KIND]``. Detectors run from the most to the least sp
 number is not also reported as a phone number); overlapping matches keep the first.
 
 What hides data from a pattern is undone first: the detectors read a folded view of the text
-(``_Folded``: NFKC per character, so full-width digits are digits; what a reader cannot see
-dropped (``text.invisible_characters``: zero-width spaces and other format characters, the
+(``_Folded``: NFKC per character, so full-width digits are digits; the decimal digits of every
+script (Arabic-Indic ``٠٥٠``, Persian ``۰۹۱``, Devanagari ``०९८``) as 0-9; what a reader cannot
+see dropped (``text.invisible_characters``: zero-width spaces and other format characters, the
 combining grapheme joiner, variation selectors, Hangul fillers); every kind of space a space),
 and spans are mapped back. A match whose check fails (a card number with its expiry date run
 on) is tried again shorter, ending at one of its last separators, and (for the checksummed
@@ -315,6 +316,8 @@ class _Folded:
                 folded = invisible[ord(char)]
                 if folded is None:
                     continue
+            elif (digit := unicodedata.decimal(char, None)) is not None:
+                folded = str(digit)  # ٠٥٠, ۰۹۱, ०९८: NFKC keeps these digits; patterns want 0-9
             elif unicodedata.category(char) == "Zs":
                 folded = " "
             else:

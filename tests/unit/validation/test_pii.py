@@ -323,3 +323,29 @@ def test_phone_keywords_of_other_languages(text: str, value: str) -> None:
 @pytest.mark.parametrize("text", ["Отель: 9161234567", "Metel 9161234567"])
 def test_a_keyword_inside_a_longer_word_is_none(text: str) -> None:
     assert find_pii(text) == []
+
+
+def _in_digits(text: str, zero: int) -> str:
+    """``text`` with its ASCII digits written in the script whose zero is ``zero``."""
+    return "".join(chr(zero + int(c)) if c.isascii() and c.isdigit() else c for c in text)
+
+
+@pytest.mark.parametrize("zero", [0x660, 0x6F0, 0x966, 0xE50])  # Arabic-Indic, Persian, ...
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [  # the audit's pii_digit_scripts.jsonl
+        ("رقمي 07911123456 شكرا", "phone", "07911123456"),
+        ("رقمي 030 1234567 شكرا", "phone", "030 1234567"),
+        ("رقمي 09012345678", "phone", "09012345678"),
+        ("جوال: 0501234567", "phone", "0501234567"),
+        ("IP: 192.168.10.20", "ip_address", "192.168.10.20"),
+        ("IBAN: DE89 3704 0044 0532 0130 00", "iban", "DE89 3704 0044 0532 0130 00"),
+        ("IBAN SA03 8000 0000 6080 1016 7519", "iban", "SA03 8000 0000 6080 1016 7519"),
+        ("card 4111 1111 1111 1111", "credit_card", "4111 1111 1111 1111"),
+    ],
+)
+def test_digits_of_other_scripts(text: str, kind: str, value: str, zero: int) -> None:
+    text, value = _in_digits(text, zero), _in_digits(value, zero)
+    (finding,) = find_pii(text)
+    assert (finding.kind, finding.value) == (kind, value)
+    assert mask_pii(text) == text.replace(value, f"[{kind.upper()}]")
