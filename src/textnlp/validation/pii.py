@@ -25,8 +25,9 @@ Per kind:
 * IBAN: two letters, two check digits, then exactly as many characters as the country's
   IBAN has (``_IBAN_LENGTHS``, the SWIFT registry), single spaces allowed between them; the
   mod-97 check decides. Words that follow do not matter; an unknown country is no IBAN.
-* Card: 13 to 19 digits, optionally split by single spaces or hyphens, or grouped 4-4-4-4(-3),
-  4-6-5 or 4-6-4 with one and the same separator (``.``, ``/``, ``_``, tab, 2-3 spaces); Luhn.
+* Card: 13 to 19 digits, not after ``+`` (``+86 138 1234 5678`` is a phone number),
+  optionally split by single spaces or hyphens, or grouped 4-4-4-4(-3), 4-6-5 or 4-6-4 with
+  one and the same separator (``.``, ``/``, ``_``, tab, 2-3 spaces); Luhn.
 * SSN: ``ddd-dd-dddd`` with one and the same hyphen or dash, not inside a longer run of digit
   groups, within the SSA's rules (no area 000, 666 or 9xx, no group 00, no serial 0000);
   with spaces or dots (``120 45 2000`` grams, version ``123.45.6789``), or as nine bare
@@ -78,7 +79,7 @@ _EMAIL = re.compile(
     rf"\.[A-Za-z{_LETTERS}]{{2,}}"
 )
 _CARD = re.compile(
-    r"(?<![\d-])\d(?:"
+    r"(?<![\d+-])\d(?:"  # not after "+": +86 138 1234 5678 is a phone number
     r"(?:[ -]?\d){12,18}(?![\d-])"  # 4111 1111 1111 1111, 4111-1111-..., 4111111111111111
     r"|(?<!\d[./_]\d)\d{3}(?P<sep>[./_\t]| {2,3})"  # 4111.1111.1111.1111, 3782/822463/10005
     r"(?:\d{4}(?P=sep)\d{4}(?P=sep)\d{1,4}(?:(?P=sep)\d{3})?|\d{6}(?P=sep)\d{4,5})"

@@ -349,3 +349,10 @@ def test_digits_of_other_scripts(text: str, kind: str, value: str, zero: int) ->
     (finding,) = find_pii(text)
     assert (finding.kind, finding.value) == (kind, value)
     assert mask_pii(text) == text.replace(value, f"[{kind.upper()}]")
+
+
+@pytest.mark.parametrize("text", ["+86 138 1234 5678", "Contact: +86 138 1234 5678 (WeChat)"])
+def test_a_number_after_plus_is_a_phone_not_a_card(text: str) -> None:
+    """Its digits pass Luhn; a card number is never written after "+"."""
+    (finding,) = find_pii(text)
+    assert (finding.kind, finding.value) == ("phone", "+86 138 1234 5678")
