@@ -134,3 +134,22 @@ def test_the_make_run_recipe_keeps_whole_reviews_only(
         if rule.verdict({"review": review}, {"review": finish})  # type: ignore[union-attr]
     ]
     assert refused == rejected_by
+
+
+@pytest.mark.parametrize(
+    ("question", "verdict"),
+    [
+        ("How do I start saving money each month?", None),
+        ("如何在家里做一顿健康又便宜的晚饭？", None),  # full-width question mark
+        ("家で簡単にできる運動は何ですか？ ", None),
+        ("Tell me about saving money.", "rejects"),
+    ],
+)
+def test_persona_qa_accepts_a_full_width_question_mark(question: str, verdict: str | None) -> None:
+    """Its question filters: "?" or "？" at the end, 4-40 words counted as validation does."""
+    recipe = builtin("persona-qa")
+    reasons = [
+        recipe.columns[name].check({"question": question})  # type: ignore[union-attr]
+        for name in ("question_is_question", "question_length")
+    ]
+    assert (None if all(r is None for r in reasons) else "rejects") == verdict

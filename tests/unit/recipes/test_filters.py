@@ -458,3 +458,13 @@ def test_finished_reads_how_the_call_ended_not_the_text() -> None:
 def test_models_are_the_documented_classes() -> None:
     assert isinstance(load(rule="expression", expr="true"), ExpressionFilter)
     assert isinstance(load(rule="refusal", column="a"), RefusalFilter)
+
+
+def test_length_counts_words_of_unspaced_scripts_as_validation_does() -> None:
+    """Chinese, Japanese and Thai have no spaces between words: text.split() made every
+    record one "word", so every built-in recipe's min_words rejected them."""
+    rule = load(rule="length", column="a", min_words=5)
+    assert rule.check({"a": "我想学习如何在家做饭。"}) is None  # 9 characters: 9 words
+    assert rule.check({"a": "家で料理を作りたい"}) is None
+    assert rule.check({"a": "ฉันอยากเรียนทำอาหาร"}) is None
+    assert rule.check({"a": "भारत की राजधानी"}) == "3 words < min 5"  # marks stay in words

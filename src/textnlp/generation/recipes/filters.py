@@ -35,7 +35,7 @@ from textnlp.generation.recipes.refusals import builtin_match, strings
 from textnlp.generation.recipes.samplers import Finite
 from textnlp.validation.safe_regex import UnsafePattern, compile_pattern
 from textnlp.validation.safe_schema import compiled
-from textnlp.validation.text import fold
+from textnlp.validation.text import fold, words
 
 #: Characters of a value or pattern quoted in a reason.
 SNIPPET_CHARS = 40
@@ -237,7 +237,10 @@ class JsonSchemaFilter(_ColumnRule):
 
 # length --------------------------------------------------------------------------------------
 class LengthFilter(_ColumnRule):
-    """Bounds on the column's characters and words (whitespace-separated, ends stripped)."""
+    """Bounds on the column's characters (ends stripped) and words, counted as validation counts
+    them (``validation.text.words``): runs of letters and digits, and one word per character of
+    scripts written without spaces (Chinese, Japanese, Thai...), so that a record in those
+    languages is not one "word" long."""
 
     rule: Literal["length"]
     min_chars: int | None = Field(default=None, ge=0)
@@ -265,7 +268,7 @@ class LengthFilter(_ColumnRule):
         text = text.strip()
         for unit, count, low, high in (
             ("chars", len(text), self.min_chars, self.max_chars),
-            ("words", len(text.split()), self.min_words, self.max_words),
+            ("words", len(words(text)), self.min_words, self.max_words),
         ):
             if low is not None and count < low:
                 return f"{count} {unit} < min {low}"
