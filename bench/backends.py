@@ -31,7 +31,7 @@ from typing import Any
 if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
-from bench.common import spread  # noqa: E402
+from bench.common import beyond, spread, widest  # noqa: E402
 from tests.support.llama_server import start_llama_server  # noqa: E402
 from textnlp.adapters.secrets import EnvSecrets  # noqa: E402
 from textnlp.backends.cloud import CloudContext  # noqa: E402
@@ -176,7 +176,7 @@ async def main() -> None:
         proc.terminate()
         proc.wait(timeout=20)
     ratio = statistics.median(ours) / statistics.median(baseline)
-    noise = max(spread(ours), spread(baseline))
+    noise = widest(spread(ours), spread(baseline))
     same = sum(a == b for a, b in zip(texts["textnlp"], texts["baseline"], strict=True))
     result = {
         "benchmark": "backends.openai_compat",
@@ -189,8 +189,8 @@ async def main() -> None:
         "baseline_openai_loop_records_per_s": round(statistics.median(baseline), 3),
         "ratio": round(ratio, 3),
         # The noise of the ratio: the larger round-to-round spread of its two sides.
-        "noise": round(noise, 3),
-        "ratio_beyond_noise": abs(ratio - 1) > noise,
+        "noise": noise,  # None with a single round
+        "ratio_beyond_noise": beyond(ratio, noise),
         # Same requests, same seeds: the texts of the last round, record by record.
         "identical_texts": f"{same}/{args.count}",
         "backend_generate_records_per_s": round(statistics.median(direct), 3),

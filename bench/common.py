@@ -21,8 +21,20 @@ def prompts(n: int) -> list[str]:
     return [PROMPTS[i % len(PROMPTS)] for i in range(n)]
 
 
-def spread(rates: list[float]) -> float:
-    """The rounds' noise: their range relative to their median (0 for a single round)."""
+def spread(rates: list[float]) -> float | None:
+    """The rounds' noise: their range relative to their median. None (JSON null) for a single
+    round: one measurement says nothing of the noise, and 0.0 would claim there is none."""
     if len(rates) < 2:
-        return 0.0
+        return None
     return round((max(rates) - min(rates)) / max(statistics.median(rates), 1e-9), 3)
+
+
+def widest(*spreads: float | None) -> float | None:
+    """The noise of a ratio: the larger of its sides' spreads; None when a side's is unknown."""
+    known = [s for s in spreads if s is not None]
+    return max(known) if known and len(known) == len(spreads) else None
+
+
+def beyond(ratio: float, noise: float | None) -> bool | None:
+    """Whether ``ratio`` differs from 1 by more than ``noise``; None when the noise is unknown."""
+    return None if noise is None else abs(ratio - 1) > noise

@@ -124,7 +124,8 @@ def main() -> None:
     print("| added latency per request | sequential HEAD+GET | listing | ratio | noise |")
     print("|---|---|---|---|---|")
     for (latency, before, after, ratio), spread_ in zip(rows, noise, strict=True):
-        print(f"| {latency:g} ms | {before:.2f} s | {after:.2f} s | {ratio:.3f}x | {spread_} |")
+        shown = "n/a (1 round)" if spread_ is None else spread_
+        print(f"| {latency:g} ms | {before:.2f} s | {after:.2f} s | {ratio:.3f}x | {shown} |")
 
 
 if __name__ == "__main__":

@@ -295,8 +295,11 @@ def main() -> None:
     )
 
 
-def _spread(*sides: list[float]) -> float:
-    """The noise of a ratio: the largest relative spread of either side's rounds."""
+def _spread(*sides: list[float]) -> float | None:
+    """The noise of a ratio: the largest relative spread of either side's rounds (None with a
+    single round, which tells nothing of the noise)."""
+    if any(len(r) < 2 for r in sides):
+        return None
     return round(max((max(r) - min(r)) / min(r) for r in sides if r), 3)
 
 
