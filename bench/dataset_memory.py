@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported at run time inside records(), after sys.path is set
     from textnlp.domain import Record
 
 if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
@@ -46,7 +46,7 @@ WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "i
 
 
 def records(count: int) -> Iterator[Record]:
-    from textnlp.domain import GenerationParams, Provenance
+    from textnlp.domain import GenerationParams, Provenance, Record
 
     for index in range(count):
         text = " ".join(WORDS[(index * 7 + i) % len(WORDS)] for i in range(110))[:600]
