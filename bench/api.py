@@ -11,6 +11,10 @@ at most ``--seconds`` or ``--requests``:
 * a cached ``POST /api/v1/generate/text`` (temperature 0, authenticated, rate-limited, answered
   from the response cache) vs the bare app answering that JSON to the same POST.
 
+Each measurement runs ``--rounds`` times, the two apps alternating which goes first; each figure
+is the median of its rounds, with the rounds beside it, and a ratio's ``noise`` is the larger of
+the two apps' spreads of requests/s (range over median; null with one round).
+
 Prints JSON: requests/s, p50/p99 latency in ms, error counts and the ratios. Targets (issue 4):
 health at least 0.5x the bare app's requests/s; cached generate p99 under 10 ms; no answer of
 either app an error (a fast 4xx/5xx would flatter the figures; ``targets.ok`` is false then).
@@ -28,12 +32,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
+from bench.common import beyond, spread, widest  # noqa: E402
 from tests.conftest import free_port, wait_for_port  # noqa: E402
 
 BARE_APP = """
@@ -110,6 +116,37 @@ async def load(
     }
 
 
+def rounds_of(
+    measure: Callable[[int, bytes, int], dict[str, float]],
+    ports: dict[str, int],
+    raw: bytes,
+    concurrency: int,
+    rounds: int,
+) -> dict[str, Any]:
+    """Each app measured ``rounds`` times, alternating which goes first: per app the median of
+    every figure, the rounds beside it; the ratio of requests/s and its noise."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
+    for round_ in range(rounds):
+        for name in list(ports)[:: 1 if round_ % 2 == 0 else -1]:
+            runs[name].append(measure(ports[name], raw, concurrency))
+    figures: dict[str, Any] = {}
+    for name, done in runs.items():
+        rates = [r["requests_per_s"] for r in done]
+        figures[name] = {
+            "requests": sum(int(r["requests"]) for r in done),
+            "errors": sum(int(r["errors"]) for r in done),
+            **{
+                key: round(statistics.median(r[key] for r in done), 3)
+                for key in ("requests_per_s", "p50_ms", "p99_ms")
+            },
+            "rounds": [{k: r[k] for k in ("requests_per_s", "p50_ms", "p99_ms")} for r in done],
+            "spread": spread(rates),
+        }
+    ratio = round(figures["api"]["requests_per_s"] / figures["bare"]["requests_per_s"], 3)
+    noise = widest(figures["api"]["spread"], figures["bare"]["spread"])
+    return {**figures, "rps_ratio": ratio, "noise": noise, "beyond_noise": beyond(ratio, noise)}
+
+
 def request(method: str, path: str, body: bytes = b"", token: str = "") -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: keep-alive"]
     if token:
@@ -163,7 +200,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--generate-concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="2 or more for the noise")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
 
     import httpx
 
@@ -196,18 +236,16 @@ def main() -> None:
 
         health_req = request("GET", "/api/v1/admin/health")
         gen_req = request("POST", "/api/v1/generate/text", body, token)
-        run = lambda port, raw, c: asyncio.run(  # noqa: E731
-            load(port, raw, c, args.seconds, args.requests)
-        )
+
+        def measure(port: int, raw: bytes, concurrency: int) -> dict[str, float]:
+            return asyncio.run(load(port, raw, concurrency, args.seconds, args.requests))
+
+        ports = {"api": api_port, "bare": bare_port}
         results: dict[str, dict[str, Any]] = {
-            "health": {
-                "api": run(api_port, health_req, args.concurrency),
-                "bare": run(bare_port, health_req, args.concurrency),
-            },
-            "cached_generate": {
-                "api": run(api_port, gen_req, args.generate_concurrency),
-                "bare": run(bare_port, gen_req, args.generate_concurrency),
-            },
+            "health": rounds_of(measure, ports, health_req, args.concurrency, args.rounds),
+            "cached_generate": rounds_of(
+                measure, ports, gen_req, args.generate_concurrency, args.rounds
+            ),
         }
         results["health"]["fresh_probe"] = fresh_probe(home)
         machine = f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}"
@@ -216,14 +254,11 @@ def main() -> None:
             for figures in results.values()
             for side in (figures["api"], figures["bare"])
         )
-        for figures in results.values():
-            figures["rps_ratio"] = round(
-                figures["api"]["requests_per_s"] / figures["bare"]["requests_per_s"], 3
-            )
         print(
             json.dumps(
                 {
                     "machine": machine,
+                    "rounds": args.rounds,
                     "concurrency": {
                         "health": args.concurrency,
                         "generate": args.generate_concurrency,
