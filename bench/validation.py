@@ -13,7 +13,16 @@
 (b) Embeddings of the same 5k texts: ``Embedder.encode`` against plain
     ``SentenceTransformer.encode`` on the same model directory.
 
+Every figure is the median of ``--rounds`` rounds (the two sides alternate which goes first),
+with the rounds beside it and ``noise``: the larger of the two sides' spreads (range over
+median; null with one round). ``targets`` checks what bench/RESULTS.md states of this script:
+TextNLP / datasketch at the first size <= 1.5x, TextNLP's time from the first size to the last
+(twice as many records by default) <= 2.2x, TextNLP's recall at least datasketch's at every
+size, and embeddings >= 0.9x plain SentenceTransformer's throughput. The script exits 1 when a
+target is missed.
+
     python bench/validation.py [--sizes 100000 200000] [--embed 5000] [--threshold 0.8]
+        [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,8 +41,16 @@ from typing import Any
 if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
+from bench.common import spread, widest  # noqa: E402
+
 NUM_PERM = 128
 SEED = 1
+#: What bench/RESULTS.md states of this script's figures.
+TARGETS = {
+    "ratio_at_first_size_max": 1.5,
+    "textnlp_scaling_last_over_first_max": 2.2,
+    "embeddings_throughput_ratio_min": 0.9,
+}
 
 
 #: The kinds of planted edit, in the order ``make_records`` cycles through them.
@@ -121,15 +139,24 @@ def textnlp_path(texts: list[str], threshold: float) -> tuple[float, dict[int, i
     return elapsed, cluster_of
 
 
-def near_duplicates(sizes: list[int], threshold: float) -> list[dict[str, Any]]:
+def near_duplicates(sizes: list[int], threshold: float, rounds: int) -> list[dict[str, Any]]:
     import datasketch  # noqa: F401  - import cost outside the timings
 
     results = []
     for n in sizes:
         texts, pairs = make_records(n)
-        t_ours, cluster_of = textnlp_path(texts, threshold)
-        t_plain, found = plain_datasketch(texts, threshold)
+        ours_s: list[float] = []
+        plain_s: list[float] = []
+        for round_ in range(rounds):  # alternate who goes first: drift falls on both sides
+            for side in ("textnlp", "datasketch")[:: 1 if round_ % 2 == 0 else -1]:
+                if side == "textnlp":
+                    elapsed, cluster_of = textnlp_path(texts, threshold)
+                    ours_s.append(elapsed)
+                else:
+                    elapsed, found = plain_datasketch(texts, threshold)
+                    plain_s.append(elapsed)
 
+        # The same texts and seeds every round: the pairs found are the same each time.
         ours = [a in cluster_of and cluster_of.get(a) == cluster_of.get(b) for a, b, _ in pairs]
         plain = [(min(a, b), max(a, b)) in found for a, b, _ in pairs]
         by_kind = {
@@ -140,23 +167,27 @@ def near_duplicates(sizes: list[int], threshold: float) -> list[dict[str, Any]]:
             }
             for kind in EDITS
         }
+        t_ours, t_plain = statistics.median(ours_s), statistics.median(plain_s)
         results.append(
             {
                 "records": n,
                 "planted_pairs": len(pairs),
                 "textnlp_s": round(t_ours, 3),
+                "textnlp_rounds": [round(t, 3) for t in ours_s],
                 "textnlp_recall": _recall(pairs, ours),
                 "datasketch_s": round(t_plain, 3),
+                "datasketch_rounds": [round(t, 3) for t in plain_s],
                 "datasketch_recall": _recall(pairs, plain),
                 "recall_by_edit": by_kind,
                 "ratio_textnlp_over_datasketch": round(t_ours / t_plain, 3),
+                "noise": widest(spread(ours_s), spread(plain_s)),
             }
         )
         print(json.dumps({"progress": results[-1]}), flush=True)
     return results
 
 
-def embeddings(n: int) -> dict[str, Any]:
+def embeddings(n: int, rounds: int) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformer
 
     from textnlp.validation import Embedder
@@ -209,17 +240,25 @@ def embeddings(n: int) -> dict[str, Any]:
     ours = Embedder(device="cpu").load()
     plain.encode(texts[:64])
     ours.encode(texts[:64])
-    start = time.perf_counter()
-    plain.encode(texts, batch_size=32, show_progress_bar=False)
-    t_plain = time.perf_counter() - start
-    start = time.perf_counter()
-    ours.encode(texts)
-    t_ours = time.perf_counter() - start
+    rates: dict[str, list[float]] = {"textnlp": [], "plain": []}
+    encode = {
+        "plain": lambda: plain.encode(texts, batch_size=32, show_progress_bar=False),
+        "textnlp": lambda: ours.encode(texts),
+    }
+    for round_ in range(rounds):  # alternate who goes first
+        for side in ("plain", "textnlp")[:: 1 if round_ % 2 == 0 else -1]:
+            start = time.perf_counter()
+            encode[side]()
+            rates[side].append(n / (time.perf_counter() - start))
+    ours_rate, plain_rate = (statistics.median(rates[side]) for side in ("textnlp", "plain"))
     return {
         "texts": n,
-        "textnlp_texts_per_s": round(n / t_ours, 1),
-        "sentence_transformers_texts_per_s": round(n / t_plain, 1),
-        "ratio_textnlp_over_plain_throughput": round(t_plain / t_ours, 3),
+        "textnlp_texts_per_s": round(ours_rate, 1),
+        "textnlp_rounds": [round(r, 1) for r in rates["textnlp"]],
+        "sentence_transformers_texts_per_s": round(plain_rate, 1),
+        "sentence_transformers_rounds": [round(r, 1) for r in rates["plain"]],
+        "ratio_textnlp_over_plain_throughput": round(ours_rate / plain_rate, 3),
+        "noise": widest(spread(rates["textnlp"]), spread(rates["plain"])),
     }
 
 
@@ -229,20 +268,57 @@ def _recall(pairs: list[tuple[int, int, str]], found: list[bool], kind: str | No
     return round(sum(chosen) / len(chosen), 4)
 
 
+def verdicts(near: list[dict[str, Any]], embedded: dict[str, Any] | None) -> dict[str, Any]:
+    """Each target RESULTS.md states, judged on the medians, with the noise beside it."""
+    checks: dict[str, Any] = {}
+    if near:
+        first = near[0]
+        value = first["ratio_textnlp_over_datasketch"]
+        limit = TARGETS["ratio_at_first_size_max"]
+        checks[f"ratio_at_{first['records']}_le_{limit}"] = {
+            "value": value, "noise": first["noise"], "ok": value <= limit,
+        }  # fmt: skip
+        checks["textnlp_recall_ge_datasketch"] = {
+            "value": [[r["textnlp_recall"], r["datasketch_recall"]] for r in near],
+            "ok": all(r["textnlp_recall"] >= r["datasketch_recall"] for r in near),
+        }
+    if len(near) >= 2:
+        value = round(near[-1]["textnlp_s"] / near[0]["textnlp_s"], 3)
+        limit = TARGETS["textnlp_scaling_last_over_first_max"]
+        checks[f"textnlp_scaling_le_{limit}"] = {
+            "value": value,
+            "records": [near[0]["records"], near[-1]["records"]],
+            "noise": widest(spread(near[0]["textnlp_rounds"]), spread(near[-1]["textnlp_rounds"])),
+            "ok": value <= limit,
+        }
+    if embedded is not None:
+        value = embedded["ratio_textnlp_over_plain_throughput"]
+        limit = TARGETS["embeddings_throughput_ratio_min"]
+        checks[f"embeddings_ratio_ge_{limit}"] = {
+            "value": value, "noise": embedded["noise"], "ok": value >= limit,
+        }  # fmt: skip
+    return {**checks, "ok": all(check["ok"] for check in checks.values())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--embed", type=int, default=5000)
     parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--rounds", type=int, default=3, help="per figure; 2 or more for noise")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    near = near_duplicates(args.sizes, args.threshold)
+    near = near_duplicates(args.sizes, args.threshold, args.rounds)
     out: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
             "arch": platform.machine(),
             "python": platform.python_version(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
         },
+        "rounds": args.rounds,
         "near_duplicates": {"threshold": args.threshold, "num_perm": NUM_PERM, "runs": near},
     }
     if len(near) >= 2:
@@ -253,8 +329,11 @@ def main() -> None:
             near[-1]["datasketch_s"] / near[0]["datasketch_s"], 3
         )
     if args.embed:
-        out["embeddings"] = embeddings(args.embed)
+        out["embeddings"] = embeddings(args.embed, args.rounds)
+    out["targets"] = verdicts(near, out.get("embeddings"))
     print(json.dumps(out, indent=2))
+    if not out["targets"]["ok"]:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
