@@ -92,6 +92,8 @@ class EngineSettings(_Section):
     n_threads: int = Field(0, ge=0)
     #: Tokens per llama_decode call when prompts are being read.
     n_batch: int = Field(512, ge=32)
+    #: llama.cpp's own logs (every tensor and buffer at load) on stderr; off: dropped.
+    llama_logs: bool = False
 
 
 class GenerationSettings(_Section):

@@ -60,11 +60,14 @@ def models_cache_dir() -> Path:
     return Path(base) / "textnlp" / "models"
 
 
-def reencoded(path: Path, weights: str, cache_dir: Path | None = None) -> Path:
-    """``path`` re-encoded as ``weights`` (one of WEIGHT_TYPES), made once and cached."""
+def reencoded(
+    path: Path, weights: str, cache_dir: Path | None = None, *, llama_logs: bool = False
+) -> Path:
+    """``path`` re-encoded as ``weights`` (one of WEIGHT_TYPES), made once and cached;
+    ``llama_logs``: llama.cpp's own logs on stderr while it does."""
     import llama_cpp
 
-    from textnlp.backends.llamacpp_engine import silence_llama_logs
+    from textnlp.backends.llamacpp_engine import set_llama_logs
 
     if weights not in WEIGHT_TYPES:
         raise BackendUnavailable(f"unknown weights type {weights!r} (use {WEIGHT_TYPES})")
@@ -74,7 +77,7 @@ def reencoded(path: Path, weights: str, cache_dir: Path | None = None) -> Path:
     if target.exists():
         return target
     directory.mkdir(parents=True, exist_ok=True)
-    silence_llama_logs()
+    set_llama_logs(llama_logs)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{weights.upper()}")
@@ -93,20 +96,25 @@ class LlamaCppBackend(Backend):
     batching = True
     grammars = True
 
-    #: The model pool hands it a ``PrefixStoreConfig`` where prompts' KV may be kept on disk.
+    #: The model pool hands it a ``PrefixStoreConfig`` where prompts' KV may be kept on disk,
+    #: and ``llama_logs`` (the ``engine.llama_logs`` setting).
     uses_prefix_store = True
+    uses_llama_logs = True
 
     def __init__(
         self,
         spec: ModelSpec,
         *,
         prefix_store: PrefixStoreConfig | None = None,
+        llama_logs: bool = False,
         **engine_options: Any,
     ) -> None:
-        """``engine_options`` override the catalogue's options (benchmarks, tests)."""
+        """``engine_options`` override the catalogue's options (benchmarks, tests);
+        ``llama_logs``: llama.cpp's own logs on stderr instead of dropped."""
         super().__init__(spec)
         self._options = LlamaCppOptions.model_validate({**spec.options, **engine_options})
         self._prefix_store = prefix_store
+        self._llama_logs = llama_logs
         self._engine: BatchingEngine | None = None
         self._formatter: Any = None
         self._add_bos = True
@@ -149,7 +157,7 @@ class LlamaCppBackend(Backend):
 
         weights = self._options.weights
         if weights:
-            path = reencoded(path, weights)
+            path = reencoded(path, weights, llama_logs=self._llama_logs)
         engine = BatchingEngine(
             str(path),
             n_parallel=self._options.n_parallel,
@@ -160,6 +168,7 @@ class LlamaCppBackend(Backend):
             copy_min_tokens=self._options.copy_min_tokens,
             shelf_streams=self._options.shelf_streams,
             prefix_store=self._prefix_store,
+            llama_logs=self._llama_logs,
         )
         meta = engine.metadata()
         template = meta.get("tokenizer.chat_template")

@@ -38,6 +38,7 @@ import hashlib
 import math
 import os
 import queue
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -150,6 +151,7 @@ class BatchingEngine:
         copy_min_tokens: int = 4,
         shelf_streams: int = 16,
         prefix_store: PrefixStoreConfig | None = None,
+        llama_logs: bool = False,
     ) -> None:
         self.n_parallel = n_parallel
         self.n_ctx_per_seq = n_ctx_per_seq
@@ -160,7 +162,7 @@ class BatchingEngine:
         self.copy_min_tokens = copy_min_tokens
         threads = n_threads or os.cpu_count() or 1
 
-        silence_llama_logs()
+        set_llama_logs(llama_logs)
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
         # verbose=True: llama.cpp's logs are silenced by their callback above; verbose=False
@@ -654,9 +656,15 @@ def _drop_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     """llama.cpp logs every tensor and buffer at load; TextNLP keeps stderr for its own."""
 
 
-def silence_llama_logs() -> None:
-    if not os.environ.get("TEXTNLP_LLAMA_LOGS"):
-        llama_cpp.llama_log_set(_drop_log, ctypes.c_void_p(0))
+@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+def _print_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    sys.stderr.write(text.decode("utf-8", "replace"))
+
+
+def set_llama_logs(show: bool) -> None:
+    """llama.cpp's own logs on stderr (``engine.llama_logs``, for debugging a load) or dropped.
+    The callback is process-wide: the last engine loaded decides."""
+    llama_cpp.llama_log_set(_print_log if show else _drop_log, ctypes.c_void_p(0))
 
 
 class _Candidates:

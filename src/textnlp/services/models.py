@@ -28,7 +28,8 @@ class ModelPool:
 
     Remote backends share one ``CloudContext`` (secrets, circuits, rate limits, prices), made by
     ``cloud_context`` (the composition root's) the first time one is needed, and closed here.
-    Local engines that keep prompts' KV on disk are given ``prefix_store`` (None: they don't).
+    Local engines that keep prompts' KV on disk are given ``prefix_store`` (None: they don't),
+    and llama.cpp engines ``llama_logs`` (its own logs on stderr, else dropped).
     A local model with an entry in ``prices`` is wrapped so that its completions carry a cost.
     """
 
@@ -39,11 +40,13 @@ class ModelPool:
         prefix_store: PrefixStoreConfig | None = None,
         secrets: Callable[[], SecretsProvider] | None = None,
         prices: PriceTable | None = None,
+        llama_logs: bool = False,
     ) -> None:
         self.catalogue = catalogue
         self._prices = prices
         self._make_cloud = cloud_context
         self._prefix_store = prefix_store
+        self._llama_logs = llama_logs
         #: Where a remote model's API key is looked up: a model without one is unavailable.
         self._secrets = secrets
         self._backends: dict[str, Backend] = {}
@@ -67,6 +70,8 @@ class ModelPool:
                     options["context"] = self._cloud_context()
                 if self._prefix_store and getattr(cls, "uses_prefix_store", False):
                     options["prefix_store"] = self._prefix_store
+                if getattr(cls, "uses_llama_logs", False):
+                    options["llama_logs"] = self._llama_logs
                 backend = self.catalogue.create(model_id, **options)
                 if not remote and self._prices and self._prices.price(spec):
                     backend = PricedBackend(backend, self._prices)
