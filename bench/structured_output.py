@@ -34,7 +34,7 @@ from textnlp.backends.llamacpp import LlamaCppBackend
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.generation.json_grammar import schema_grammar
-from textnlp.generation.templates import extract_json_object
+from textnlp.strict_json import extract_json_object
 from textnlp.validation.safe_schema import compiled
 
 PRODUCTS = ["a kettle", "a desk lamp", "running shoes", "a phone case", "a backpack", "earbuds"]

@@ -86,3 +86,26 @@ def decode_at(text: str, start: int) -> tuple[Any, int]:
             window *= 2
             continue
         return value, start + end
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def extract_json_object(text: str) -> dict[str, Any]:
+    """The first JSON object in a model's answer (models like to wrap it in prose or code
+    fences): what a generated record's data is, and what validation checks, so both agree.
+    ``ValueError`` when there is none or it holds NaN, an infinity or too deep a nest."""
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    for candidate in candidates:
+        for start in object_starts(candidate):
+            try:
+                # NaN or 1e999 inside: a ValueError that says so (not JSON, and not retried
+                # as another object, which would be the same one)
+                value, _ = decode_at(candidate, start)
+            except RecursionError:
+                raise ValueError("the output's JSON is nested too deeply") from None
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    raise ValueError("no JSON object in the output")

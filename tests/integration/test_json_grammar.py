@@ -19,7 +19,7 @@ from textnlp.backends.llamacpp import LlamaCppBackend, resolve_model_path
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.generation.json_grammar import schema_grammar
-from textnlp.generation.templates import extract_json_object
+from textnlp.strict_json import extract_json_object
 from textnlp.validation.safe_schema import compiled
 
 

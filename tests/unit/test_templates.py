@@ -8,12 +8,12 @@ import pytest
 from textnlp.errors import TemplateError, TemplateNotFound
 from textnlp.generation.templates import (
     TemplateLibrary,
-    extract_json_object,
     load_template_file,
     parse_template,
     record_seed,
     wanted_number,
 )
+from textnlp.strict_json import extract_json_object
 
 TEMPLATE = {
     "id": "demo",

@@ -24,10 +24,8 @@ index), so record ``i`` of a run is the same whatever the concurrency or an inte
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
-import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,13 +35,13 @@ import yaml
 from jinja2 import meta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from textnlp import strict_json
 from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error, quoted
 from textnlp.generation.jinja_sandbox import JINJA, check_templates, jinja_template
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.scalars import natural
 from textnlp.services.text_boundary import invalid_text_at
+from textnlp.strict_json import extract_json_object
 from textnlp.validation.safe_schema import (
     MAX_DEPTH,
     compiled,
@@ -276,27 +274,6 @@ def record_seed(run_seed: int, index: int) -> int:
     """A 32-bit seed for one record, stable across Python versions and processes."""
     digest = hashlib.sha256(f"{run_seed}:{index}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
-
-
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
-
-
-def extract_json_object(text: str) -> dict[str, Any]:
-    """The first JSON object in ``text`` (models like to wrap it in prose or code fences)."""
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    for candidate in candidates:
-        for start in strict_json.object_starts(candidate):
-            try:
-                # NaN or 1e999 inside: a ValueError that says so (not JSON, and not retried
-                # as another object, which would be the same one)
-                value, _ = strict_json.decode_at(candidate, start)
-            except RecursionError:
-                raise ValueError("the output's JSON is nested too deeply") from None
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict):
-                return value
-    raise ValueError("no JSON object in the output")
 
 
 def load_template_file(path: Path) -> PromptTemplate:

@@ -7,7 +7,6 @@ report computes them on a sample.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -211,9 +210,11 @@ def detect_language(text: str) -> str | None:
 
 
 def check_json(text: str, schema: Mapping[str, Any] | SafeSchema | None) -> tuple[bool, str | None]:
-    """(valid, error): the first JSON object in ``text`` against ``schema`` (any object if None)."""
+    """(valid, error): the first JSON object in ``text`` against ``schema`` (any object if None),
+    found as generation finds a record's (``strict_json.extract_json_object``): an output is
+    judged as the run that made it judged it."""
     try:
-        data = extract_json(text)
+        data = strict_json.extract_json_object(text)
     except ValueError as exc:
         return False, str(exc)
     problem = instance_problem(data)
@@ -225,24 +226,3 @@ def check_json(text: str, schema: Mapping[str, Any] | SafeSchema | None) -> tupl
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             return False, f"schema violation at {where}: {error.message}"
     return True, None
-
-
-def extract_json(text: str) -> Any:
-    """The JSON value of ``text``, or the first ``{...}`` object inside it (models add prose)."""
-    stripped = text.strip()
-    try:
-        return strict_json.loads(stripped)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-    except json.JSONDecodeError:
-        pass  # prose around it: look for an object inside
-    # else a ValueError of strict_json (NaN, 1e999): JSON-shaped, and not JSON
-    for start in strict_json.object_starts(stripped):
-        try:
-            value, _ = strict_json.decode_at(stripped, start)
-        except RecursionError:  # the "{"s after this one open the same deep nest
-            raise ValueError("JSON nested too deeply") from None
-        except json.JSONDecodeError:
-            continue
-        return value
-    raise ValueError("no JSON object in the text")

@@ -96,7 +96,7 @@ def test_json_against_schema() -> None:
         ('{"a": Infinity}', {"properties": {"a": {"multipleOf": 0.5}}}, "Infinity is not a"),
         # NaN was valid JSON, and inside every minimum and maximum
         ('{"a": NaN}', {"properties": {"a": {"minimum": 0, "maximum": 1}}}, "NaN is not a"),
-        ("[Infinity, -Infinity]", None, "Infinity is not a JSON number"),
+        ('{"a": [Infinity, -Infinity]}', None, "Infinity is not a JSON number"),
         ('The answer: {"a": -Infinity}.', None, "-Infinity is not a JSON number"),
     ],
 )

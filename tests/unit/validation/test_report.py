@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from textnlp.generation.templates import parse_template
 from textnlp.validation import Gate, render_html, text_quality, validate_dataset
 from textnlp.validation.models import DatasetReport
 
@@ -70,6 +71,25 @@ def test_json_schema_check() -> None:
         rows, embeddings=False, json_schema={"type": "object", "required": ["answer"]}
     )
     assert report.quality.json_invalid == 1 and report.quality.json_invalid_rate == 0.5
+
+
+def test_json_schema_check_finds_the_object_as_generation_does() -> None:
+    # A model's answer whose object sits in an array: generation keeps {"rating": 4} as the
+    # record's data, so validate must not call the same answer a schema violation.
+    answer = '[{"rating": 4}]'
+    schema = {"type": "object", "required": ["rating"]}
+    template = parse_template(
+        {
+            "id": "rate",
+            "version": "1",
+            "user": "Rate it.",
+            "output": {"type": "json", "schema": schema},
+        },
+        source="test",
+    )
+    assert template.parse_output(answer) == {"rating": 4}
+    report = validate_dataset([{"text": answer}], embeddings=False, json_schema=schema)
+    assert report.quality.json_invalid == 0
 
 
 def test_html_and_json_render(tmp_path: Path) -> None:

@@ -241,7 +241,7 @@ def test_check_json_uses_the_safe_path() -> None:
         check_json('{"name": "' + BACKTRACKS + '"}', {"properties": {"name": {"pattern": EVIL}}})[0]
         is False
     )
-    valid, error = check_json("[" * 100_000 + "]" * 100_000, {"type": "array"})
+    valid, error = check_json('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", None)
     assert valid is False and "nested" in (error or "")
     valid, error = check_json('{"a": ' * 100 + "1" + "}" * 100, None)
     assert valid is False and "deeper" in (error or "")

@@ -41,12 +41,12 @@ from textnlp.api.serving import CompletionsServing
 from textnlp.domain import ChatMessage, GenerationRequest
 from textnlp.errors import BackendError, InvalidParameter
 from textnlp.generation.json_grammar import schema_grammar
-from textnlp.generation.templates import extract_json_object
 from textnlp.services.openai_requests import (
     ChatCompletionRequest,
     JsonObjectFormat,
     JsonSchemaResponseFormat,
 )
+from textnlp.strict_json import extract_json_object
 from textnlp.validation.safe_schema import SafeSchema, compiled, instance_problem
 
 

@@ -21,7 +21,7 @@ from textnlp.errors import InvalidParameter
 from textnlp.generation.jinja_sandbox import JINJA, check_templates, jinja_template
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.scalars import natural
-from textnlp.generation.templates import extract_json_object
+from textnlp.strict_json import extract_json_object
 from textnlp.validation.safe_schema import compiled, instance_problem
 
 
