@@ -16,6 +16,7 @@ from textnlp.generation.recipes.filters import (
     NearDuplicateFilter,
     RefusalFilter,
 )
+from textnlp.validation import find_near_duplicates
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(Filter)
 
@@ -432,6 +433,20 @@ def test_invisible_characters_make_no_new_text() -> None:
     index.add({"a": BASE}, 0)
     hidden = " ".join(word[:1] + "\u200b" + word[1:] for word in BASE.split(" "))
     assert index.check({"a": hidden}) == "near-duplicate of record 0 (Jaccard ~1.00)"
+
+
+def test_near_duplicate_filter_agrees_with_validate_on_chinese() -> None:
+    # One character apart; \w+ read each clause as one "word", so no shingle was shared.
+    first = (
+        "这家餐厅的服务非常好，食物也很美味，价格合理，环境安静，"
+        "服务员态度热情，上菜速度很快，我们下次还会再来这里吃饭。"
+    )
+    second = first.replace("吃饭", "用饭")
+    assert find_near_duplicates([first, second], threshold=0.8).groups == [[0, 1]]
+    index = load(rule="near-duplicate", column="a", threshold=0.8).index()
+    index.add({"a": first}, 0)
+    reason = index.check({"a": second})
+    assert reason is not None and reason.startswith("near-duplicate of record 0")
 
 
 def test_near_duplicate_characters_and_short_texts() -> None:

@@ -454,19 +454,10 @@ NUM_PERM = 128
 _WORD = re.compile(r"\w+")
 
 
-def _normalised(text: str) -> str:
-    """Case, accents' encodings, invisible characters, punctuation and spacing do not make a
-    text new."""
-    return " ".join(_WORD.findall(fold(text).casefold()))
-
-
-def _shingles(text: str, unit: Literal["words", "chars"]) -> set[str]:
-    normal = _normalised(text)
-    if unit == "words":
-        words = normal.split()
-        if len(words) < 3:
-            return {" ".join(words)}
-        return {" ".join(words[i : i + 3]) for i in range(len(words) - 2)}
+def _char_shingles(text: str) -> set[str]:
+    """Character 5-grams of the text's words: case, accents' encodings, invisible characters,
+    punctuation and spacing do not make a text new."""
+    normal = " ".join(_WORD.findall(fold(text).casefold()))
     if len(normal) < 5:
         return {normal}
     return {normal[i : i + 5] for i in range(len(normal) - 4)}
@@ -484,7 +475,9 @@ class NearDuplicateFilter(_ColumnRule):
     rule: Literal["near-duplicate"]
     #: Estimated Jaccard similarity of the shingle sets at or above which a record is a copy.
     threshold: float = Field(default=0.8, gt=0.0, le=1.0)
-    #: Word 3-shingles (prose) or character 5-grams (short or unspaced texts).
+    #: Word 3-shingles as ``textnlp validate`` makes them (``validation.minhash``: a CJK
+    #: character is a word, so both agree on which texts are near-duplicates), or character
+    #: 5-grams (short texts).
     shingles: Literal["words", "chars"] = "words"
 
     def check(self, row: Mapping[str, Any]) -> str | None:
@@ -511,12 +504,24 @@ class DuplicateIndex:
     def _signature(self, text: str) -> Any:
         if self._last is not None and self._last[0] == text:
             return self._last[1]
-        signature = self._template.copy()
-        signature.update_batch(
-            s.encode("utf-8", "surrogatepass") for s in _shingles(text, self.rule.shingles)
-        )
+        if self.rule.shingles == "words":
+            signature = self._words_signature(text)
+        else:
+            signature = self._template.copy()
+            signature.update_batch(s.encode("utf-8", "surrogatepass") for s in _char_shingles(text))
         self._last = (text, signature)
         return signature
+
+    def _words_signature(self, text: str) -> Any:
+        """validate's own signature of ``text`` (``validation.minhash``: its shingles,
+        datasketch's permutations), as the LSH index takes it (as ``validation.leakage`` does).
+        A text without words has the all-max signature: a copy of any other text without words."""
+        from datasketch import LeanMinHash
+
+        from textnlp.validation.minhash import DEFAULT_SEED, signatures
+
+        values, _ = signatures([text], num_perm=NUM_PERM, seed=DEFAULT_SEED)
+        return LeanMinHash(seed=DEFAULT_SEED, hashvalues=values[0], scheme="affine32")
 
     def check(self, row: Mapping[str, Any]) -> str | None:
         text = self.rule._text(row)
