@@ -222,6 +222,23 @@ def test_a_report_inside_an_export_directory_is_written(tmp_path: Path) -> None:
     assert all(p.read_bytes() == content for p, content in files.items())
 
 
+def test_files_a_seed_or_prompt_file_refuses_are_refused_too(tmp_path: Path) -> None:
+    # A short row lost its label without a word; NaN passed as text "NaN" (seeds refused both).
+    short = tmp_path / "short.csv"
+    short.write_text('text,label\n"good review",pos\n"short row"\n', encoding="utf-8")
+    assert _refused(str(short), "--no-embeddings") == (
+        f"{short}, row 2 (line 3): 1 field, the header has 2"
+    )
+    nan = tmp_path / "nan.jsonl"
+    nan.write_text('{"text": "fine", "score": 1}\n{"text": "odd", "score": NaN}\n', "utf-8")
+    assert _refused(str(nan), "--no-embeddings") == (
+        f"{nan}, line 2 is not valid JSON (NaN is not a JSON number)"
+    )
+    array = tmp_path / "inf.json"
+    array.write_text('[{"text": "fine", "score": Infinity}]', encoding="utf-8")
+    assert "Infinity is not a JSON number" in _refused(str(array), "--no-embeddings")
+
+
 def test_hostile_files_are_refused_in_one_line(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

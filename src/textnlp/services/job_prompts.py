@@ -8,7 +8,6 @@ OpenAI batch requests (lines with ``custom_id``, ``url`` and ``body``) is a prom
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Iterator
 from itertools import chain
@@ -28,6 +27,7 @@ from textnlp.services.batch_requests import (
     text_lines,
 )
 from textnlp.services.job_models import PromptItem
+from textnlp.tabular import TableError, csv_table
 
 PROMPT_LIST_ID = "prompt-list"
 
@@ -121,8 +121,6 @@ def _item(name: str, where: str, raw: Any) -> PromptItem:
 
 def _variable_problem(key: Any, value: Any) -> str | None:
     """Why a prompt's other field cannot be one of its record's variables, or None."""
-    if key is None:  # csv.DictReader's key of a row's fields beyond the header
-        return "more fields than the header"
     if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
         return None
     kind = "a number that is not finite" if isinstance(value, float) else type(value).__name__
@@ -146,17 +144,12 @@ def _jsonl(name: str, chunks: Iterable[bytes]) -> Iterator[PromptItem]:
 
 
 def _csv(name: str, chunks: Iterable[bytes]) -> Iterator[PromptItem]:
-    # Strict: a quote left open is an error, not a field running to the end of the file.
     lines = text_lines(name, chunks, kind="prompt", keep_ends=True)
-    reader = csv.DictReader(lines, strict=True)
     try:
-        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+        header, rows = csv_table(lines)
+        if "prompt" not in header:
             raise DatasetError(f"prompt file {name} needs a 'prompt' column")
-        for n, row in enumerate(reader, 2):
-            if None in row.values():  # DictReader's filler of a short row
-                raise DatasetError(f"prompt file {name}, row {n}: fewer fields than the header")
-            yield _item(name, f"row {n}", dict(row))
-    except csv.Error as exc:  # a quote left open, a field over csv.field_size_limit()...
-        if str(exc) == "unexpected end of data":
-            raise DatasetError(f"prompt file {name}: a quoted field is never closed") from None
-        raise DatasetError(f"prompt file {name}, line {reader.line_num}: {exc}") from None
+        for row in rows:
+            yield _item(name, f"line {row.line}", row.fields)
+    except TableError as exc:  # a row with more or fewer fields, a quote left open...
+        raise DatasetError(f"prompt file {name}, {exc}") from None

@@ -7,14 +7,14 @@ Any file works as long as each row has the text field (``field``, a dotted path 
 holds the parsed JSON output. Other files: scalar top-level columns become labels.
 
 Every field is the user's: a record nested deeper than ``MAX_DEPTH`` levels, a string that is not
-valid Unicode (JSON's ``"\\ud800"``), a CSV row with more fields than its header and a text
-field that is not text (Parquet binary, a date) are refused with ``DatasetError`` naming the
-record, never a traceback further on (the tokeniser, the report).
+valid Unicode (JSON's ``"\\ud800"``), a text field that is not text (Parquet binary, a date),
+and what ``textnlp.tabular`` refuses in any file (a CSV row with more or fewer fields than its
+header, JSON's ``NaN``) are refused with ``DatasetError`` naming the record, never a traceback
+further on (the tokeniser, the report).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from textnlp import tabular
 from textnlp.errors import DatasetError, quoted
 from textnlp.services.text_boundary import printable, valid_unicode
 from textnlp.validation.safe_schema import MAX_DEPTH
@@ -132,78 +133,37 @@ def _export(path: Path, noun: str) -> Iterator[dict[str, Any]]:
 def _records(path: Path, fmt: str, noun: str) -> Iterator[dict[str, Any]]:
     try:
         if fmt == "parquet":
-            yield from _parquet(path)
+            yield from tabular.parquet_rows(path)
             return
         # utf-8-sig: a byte order mark (Excel, Notepad) is not part of the first field's name.
         with path.open(encoding="utf-8-sig", newline="") as handle:
             if fmt == "csv":
-                yield from _csv(handle, path)
+                yield from (row.fields for row in tabular.csv_rows(handle))
             elif fmt == "json":
                 yield from _json_array(handle, path)
             else:
-                yield from _jsonl(handle, path)
+                for number, item in tabular.json_lines(handle):
+                    yield _object(item, f"{path}, line {number}")
     except DatasetError:
         raise
+    except tabular.TooDeep as exc:
+        where = f"{path}, line {exc.line}" if exc.line else str(path)
+        raise DatasetError(_too_deep(where)) from None
+    except tabular.TableError as exc:
+        raise DatasetError(f"{path}, {exc}") from None
     except UnicodeDecodeError:
         raise DatasetError(f"cannot read {noun} {path}: not UTF-8 text") from None
-    except (OSError, ValueError, csv.Error) as exc:
+    except (OSError, ValueError) as exc:
         # pyarrow's errors derive from ValueError/OSError too.
         raise DatasetError(f"cannot read {noun} {path}: {exc}") from None
 
 
-#: Parquet rows made into Python objects at a time: bounded memory whatever the row groups.
-_PARQUET_BATCH = 4096
-
-
-def _parquet(path: Path) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as parquet:
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
-            yield from batch.to_pylist()
-
-
 def _json_array(handle: IO[str], path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        data = json.load(handle)
-    except RecursionError:
-        raise DatasetError(_too_deep(str(path))) from None
+    data = tabular.json_text(handle.read())
     if not isinstance(data, list):
         raise DatasetError(f"{path}: a .json dataset must be an array of objects")
     for i, item in enumerate(data):
         yield _object(item, f"{path}, item {i + 1}")
-
-
-def _csv(handle: Iterable[str], path: Path) -> Iterator[dict[str, Any]]:
-    # strict: an unterminated quote is an error, not a field swallowing the rest of the file.
-    reader = csv.DictReader(handle, strict=True)
-    line = 0  # where the last record (or the header) ended
-    try:
-        header = len(reader.fieldnames or ())
-        line = reader.line_num
-        for number, row in enumerate(reader, 1):
-            if None in row:  # DictReader files the fields beyond the header under None
-                raise DatasetError(
-                    f"{path}, row {number} (line {reader.line_num}): "
-                    f"{header + len(row[None])} fields, the header has {header}"
-                )
-            line = reader.line_num
-            yield dict(row)
-    except csv.Error as exc:
-        raise DatasetError(f"{path}, line {line + 1}: cannot read the CSV record ({exc})") from None
-
-
-def _jsonl(lines: Iterable[str], path: Path) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise DatasetError(f"{path}, line {number}: invalid JSON ({exc.args[0]})") from None
-        except RecursionError:
-            raise DatasetError(_too_deep(f"{path}, line {number}")) from None
-        yield _object(item, f"{path}, line {number}")
 
 
 def _too_deep(where: str) -> str:

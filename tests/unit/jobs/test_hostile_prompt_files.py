@@ -15,7 +15,9 @@ from textnlp.services.job_prompts import parse_prompt_file
 
 def test_a_csv_field_over_the_csv_limit_is_a_dataset_error() -> None:
     data = b'prompt,label\n"' + b"x" * 140_000 + b'",a\n'
-    with pytest.raises(DatasetError, match=r"p\.csv, line \d+: field larger"):
+    with pytest.raises(
+        DatasetError, match=r"p\.csv, line \d+: cannot read the CSV record \(field larger"
+    ):
         parse_prompt_file("p.csv", data)
 
 
@@ -88,8 +90,8 @@ def test_a_prompt_lines_variables_may_be_nested_as_the_api_takes_them() -> None:
 @pytest.mark.parametrize(
     ("name", "data", "message"),
     [
-        ("p.csv", b"prompt,label\nhi,a,EXTRA\n", "row 2: more fields than the header"),
-        ("p.csv", b"prompt,label\nhi\n", "row 2: fewer fields than the header"),
+        ("p.csv", b"prompt,label\nhi,a,EXTRA\n", r"row 1 \(line 2\): 3 fields, the header has 2"),
+        ("p.csv", b"prompt,label\nhi\n", r"row 1 \(line 2\): 1 field, the header has 2"),
         ("p.csv", b'prompt,x\n"unterminated,1\n', "a quoted field is never closed"),
         ("p.jsonl", b'{"prompt": "a", "x": 1e999}\n', "field 'x' holds a number that is not"),
         ("p.jsonl", b'{"prompt": "a", "x": [1]}\n', "field 'x' holds list; a prompt's other"),

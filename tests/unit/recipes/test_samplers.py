@@ -472,9 +472,21 @@ def test_seed_absolute_path(tmp_path: Path) -> None:
             '{"x": {"y": "a \\ud800"}}\n',
             "seed file lone.jsonl: line 1, field x.y: text is not valid Unicode",
         ),  # fmt: skip
-        ("wide.csv", "a,b\n1,2\n1,2,3\n", "seed file wide.csv: line 3 has more fields"),
-        ("short.csv", "text,x\nhello,1\nworld\n", "seed file short.csv: line 3 has fewer fields"),
-        ("open.csv", 'a,b\n"never closed,1\n', "seed file open.csv: not valid CSV (unexpected end"),
+        (
+            "wide.csv",
+            "a,b\n1,2\n1,2,3\n",
+            "seed file wide.csv: row 2 (line 3): 3 fields, the header has 2",
+        ),
+        (
+            "short.csv",
+            "text,x\nhello,1\nworld\n",
+            "seed file short.csv: row 2 (line 3): 1 field, the header",
+        ),
+        (
+            "open.csv",
+            'a,b\n"never closed,1\n',
+            "seed file open.csv: line 2: cannot read the CSV record (a quoted field is never",
+        ),
         ("dup.csv", "a,a\n1,2\n", "seed file dup.csv: the header repeats a"),
         ("tasks.txt", "hello\n", "seed file tasks.txt: unknown format '.txt'"),
         ("broken.parquet", "not parquet", "seed file broken.parquet cannot be read"),

@@ -16,8 +16,8 @@ from tests.unit.validation.report_datasets import (
     write_jsonl,
     write_parquet,
 )
+from textnlp import tabular
 from textnlp.errors import DatasetError
-from textnlp.validation import loader
 from textnlp.validation.loader import iter_rows, read_file
 from textnlp.validation.measures import measure
 from textnlp.validation.stats import field_stats
@@ -55,7 +55,7 @@ def test_parquet_is_read_batch_by_batch_with_the_whole_tables_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_parquet(tmp_path / "d.parquet", flat_rows(review_records(150, seed=1)))
-    monkeypatch.setattr(loader, "_PARQUET_BATCH", 10)
+    monkeypatch.setattr(tabular, "PARQUET_BATCH", 10)
     assert read_file(path) == pq.read_table(path).to_pylist()
 
 

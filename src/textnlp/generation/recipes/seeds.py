@@ -9,7 +9,6 @@ with the same keys (the file's fields, in order of first appearance; a key a JSO
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 from collections.abc import Iterable
@@ -17,11 +16,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from textnlp import strict_json
 from textnlp.errors import RecipeError
 from textnlp.services.text_boundary import invalid_text_at
+from textnlp.tabular import TableError, csv_rows, json_lines, parquet_rows
 
 #: Past this many rows (or bytes) a seed file is refused: it is read into memory whole.
+#: Rows are read by ``textnlp.tabular``, as validation and prompt files read theirs.
 MAX_SEED_ROWS = 1_000_000
 MAX_SEED_BYTES = 1 << 30
 
@@ -60,11 +60,10 @@ def load_seed_rows(path: Path, *, name: str | None = None) -> list[dict[str, Any
                 rows = _csv(handle, label) if fmt == "csv" else _jsonl(handle, label)
     except RecipeError:
         raise
+    except TableError as exc:  # where and what, never the file's contents
+        raise RecipeError(f"seed file {label}: {exc}") from None
     except UnicodeDecodeError:
         raise RecipeError(f"seed file {label} is not UTF-8 text") from None
-    except csv.Error as exc:
-        # csv's messages describe the problem ("line contains NUL"), not the data.
-        raise RecipeError(f"seed file {label}: not valid CSV ({exc})") from None
     except (OSError, ValueError) as exc:
         # pyarrow's errors derive from these; their messages may quote the file, so only
         # the kind of error is kept.
@@ -81,17 +80,7 @@ def display_name(name: str) -> str:
 
 def _jsonl(lines: Iterable[str], label: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = strict_json.loads(line)
-        except ValueError as exc:
-            # JSONDecodeError.msg says what is wrong ("Expecting value") without the text.
-            reason = getattr(exc, "msg", None) or str(exc)  # strict_json's says which
-            raise RecipeError(
-                f"seed file {label}: line {number} is not valid JSON ({reason})"
-            ) from None
+    for number, item in json_lines(lines):
         if not isinstance(item, dict):
             raise RecipeError(f"seed file {label}: line {number} is not a JSON object")
         if (invalid := invalid_text_at(item)) is not None:  # "\\ud800": fails every prompt
@@ -104,37 +93,22 @@ def _jsonl(lines: Iterable[str], label: str) -> list[dict[str, Any]]:
 
 
 def _csv(handle: Iterable[str], label: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(handle, strict=True)  # a quote left open is an error
-    header = reader.fieldnames or []
-    duplicates = sorted({f for f in header if header.count(f) > 1})
-    if duplicates:
-        raise RecipeError(f"seed file {label}: the header repeats {', '.join(duplicates)}")
     rows: list[dict[str, Any]] = []
-    for row in reader:
-        if None in row:
-            raise RecipeError(
-                f"seed file {label}: line {reader.line_num} has more fields than the header"
-            )
-        if None in row.values():  # DictReader's filler: it reached a template as "None"
-            raise RecipeError(
-                f"seed file {label}: line {reader.line_num} has fewer fields than the header"
-            )
+    for row in csv_rows(handle):
         _count(rows, label)
-        rows.append(dict(row))
+        rows.append(row.fields)
     return rows
 
 
 def _parquet(path: Path, label: str) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as parquet:
-        if parquet.metadata.num_rows > MAX_SEED_ROWS:
-            raise RecipeError(f"seed file {label} has more than {MAX_SEED_ROWS:,} rows")
-        rows = parquet.read().to_pylist()
-    try:
-        return [{str(key): json_safe(value) for key, value in row.items()} for row in rows]
-    except ValueError as exc:
-        raise RecipeError(f"seed file {label}: {exc}") from None
+    rows: list[dict[str, Any]] = []
+    for row in parquet_rows(path):  # pyarrow's errors: load_seed_rows names only their kind
+        _count(rows, label)
+        try:
+            rows.append({str(key): json_safe(value) for key, value in row.items()})
+        except ValueError as exc:  # a type JSON has no place for; says which, not the value
+            raise RecipeError(f"seed file {label}: {exc}") from None
+    return rows
 
 
 def _count(rows: list[dict[str, Any]], label: str) -> None:
