@@ -234,7 +234,7 @@ class Platform:
             self.prefix_store,
             secrets=lambda: self.secrets,
             prices=self.prices,
-            llama_logs=self.settings.engine.llama_logs,
+            engine=self.settings.engine,
         )
         self._owns(pool.aclose)
         return pool

@@ -97,9 +97,9 @@ class LlamaCppBackend(Backend):
     grammars = True
 
     #: The model pool hands it a ``PrefixStoreConfig`` where prompts' KV may be kept on disk,
-    #: and ``llama_logs`` (the ``engine.llama_logs`` setting).
+    #: and the ``engine`` settings (``services.models.engine_options``).
     uses_prefix_store = True
-    uses_llama_logs = True
+    uses_engine_settings = True
 
     def __init__(
         self,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from textnlp.backends.base import Backend
 from textnlp.backends.pricing import PricedBackend, PriceTable
 from textnlp.backends.registry import ModelCatalogue, backend_class
+from textnlp.config import EngineSettings
 from textnlp.domain import ModelInfo
 from textnlp.errors import ModelUnavailable
 
@@ -23,13 +24,23 @@ if TYPE_CHECKING:
 CREDENTIALS_TTL_S = 60.0
 
 
+def engine_options(engine: EngineSettings, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A llama.cpp model's options from the ``engine`` settings: the catalogue entry's own
+    ``given`` options win, so a model tuned in ``models.yaml`` keeps its slots and threads."""
+    defaults = {"n_parallel": engine.n_parallel, "n_threads": engine.n_threads}
+    defaults["n_batch"] = engine.n_batch
+    unset = {name: value for name, value in defaults.items() if name not in given}
+    return {"llama_logs": engine.llama_logs, **unset}
+
+
 class ModelPool:
     """Loads a model the first time it is asked for and keeps it until ``aclose``.
 
     Remote backends share one ``CloudContext`` (secrets, circuits, rate limits, prices), made by
     ``cloud_context`` (the composition root's) the first time one is needed, and closed here.
     Local engines that keep prompts' KV on disk are given ``prefix_store`` (None: they don't),
-    and llama.cpp engines ``llama_logs`` (its own logs on stderr, else dropped).
+    and llama.cpp engines the ``engine`` settings: ``llama_logs``, and ``n_parallel``,
+    ``n_threads`` and ``n_batch`` where the model's catalogue entry leaves them unset.
     A local model with an entry in ``prices`` is wrapped so that its completions carry a cost.
     """
 
@@ -40,13 +51,13 @@ class ModelPool:
         prefix_store: PrefixStoreConfig | None = None,
         secrets: Callable[[], SecretsProvider] | None = None,
         prices: PriceTable | None = None,
-        llama_logs: bool = False,
+        engine: EngineSettings | None = None,
     ) -> None:
         self.catalogue = catalogue
         self._prices = prices
         self._make_cloud = cloud_context
         self._prefix_store = prefix_store
-        self._llama_logs = llama_logs
+        self._engine = engine or EngineSettings()
         #: Where a remote model's API key is looked up: a model without one is unavailable.
         self._secrets = secrets
         self._backends: dict[str, Backend] = {}
@@ -70,8 +81,8 @@ class ModelPool:
                     options["context"] = self._cloud_context()
                 if self._prefix_store and getattr(cls, "uses_prefix_store", False):
                     options["prefix_store"] = self._prefix_store
-                if getattr(cls, "uses_llama_logs", False):
-                    options["llama_logs"] = self._llama_logs
+                if getattr(cls, "uses_engine_settings", False):
+                    options.update(engine_options(self._engine, spec.options))
                 backend = self.catalogue.create(model_id, **options)
                 if not remote and self._prices and self._prices.price(spec):
                     backend = PricedBackend(backend, self._prices)
