@@ -8,7 +8,8 @@ then written chunk by chunk (Parquet in one row group per chunk) in memory bound
 A column's Parquet type is what Arrow infers from its values, as if the whole column were one
 array: each chunk's inferred type is merged with the others' (``null`` takes any type, an
 integer column with a float becomes ``double``, a struct takes the union of its fields), and a
-column whose values have no one type (or one Parquet cannot store) is written as JSON text.
+column whose values have no one type (or one Parquet cannot store) is written as JSON text,
+its field marked so (``JSON_TEXT_MARK``) that a reader decodes it (``json_text_columns``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ CHUNK_ROWS = 10_000
 #: A column written as JSON text (its values have no one Arrow type, or one Parquet cannot
 #: store).
 JSON_TEXT: Any = object()
+#: The field metadata of a JSON-text column: its strings are JSON values, not text.
+JSON_TEXT_MARK = {b"textnlp.encoding": b"json"}
 
 
 class RowSpool:
@@ -145,6 +148,15 @@ def json_text(values: list[Any]) -> Any:
     )
 
 
+def json_text_columns(schema: Any) -> list[str]:
+    """The columns of a Parquet file's Arrow ``schema`` written as JSON text."""
+    return [
+        f.name
+        for f in schema
+        if f.metadata and all(f.metadata.get(k) == v for k, v in JSON_TEXT_MARK.items())
+    ]
+
+
 def write_parquet(
     handle: IO[bytes],
     spool: RowSpool,
@@ -176,7 +188,12 @@ def _write_chunks(handle: IO[bytes], spool: RowSpool, types: dict[str, Any]) -> 
     import pyarrow.parquet as pq
 
     schema = pa.schema(
-        [(name, pa.string() if kind is JSON_TEXT else kind) for name, kind in types.items()]
+        [
+            pa.field(name, pa.string(), metadata=JSON_TEXT_MARK)
+            if kind is JSON_TEXT
+            else pa.field(name, kind)
+            for name, kind in types.items()
+        ]
     )
     with pq.ParquetWriter(handle, schema) as writer:
         for rows in spool.chunks():

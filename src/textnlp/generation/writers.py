@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from textnlp.domain import Record
 from textnlp.errors import DatasetError, OutputError, first_error
-from textnlp.generation.row_spool import RowSpool, write_parquet
+from textnlp.generation.row_spool import RowSpool, json_text_columns, write_parquet
 
 if TYPE_CHECKING:
     from textnlp.generation.export import ExportSpec
@@ -147,21 +147,37 @@ def ensure_directory(path: Path) -> Path:
     return parent
 
 
-def flatten(record: Record) -> dict[str, Any]:
+def flatten(record: Record, *, text: bool = False) -> dict[str, Any]:
+    """A record as one flat row. ``text``: for a table of text cells (CSV), where an object or
+    a list variable is JSON text (``unflatten(..., text=True)`` reads it back), not Python's
+    ``repr``."""
     row: dict[str, Any] = {
         "index": record.index,
         "text": record.text,
         "data": json.dumps(record.data, ensure_ascii=False) if record.data is not None else "",
     }
     for name, value in record.variables.items():
+        if text and isinstance(value, dict | list):
+            value = json.dumps(value, ensure_ascii=False)
         row[f"variables.{name}"] = value
     for name, value in record.provenance.model_dump(mode="json").items():
         row[f"provenance.{name}"] = json.dumps(value) if isinstance(value, dict) else value
     return row
 
 
-def unflatten(row: dict[str, Any]) -> Record:
+def unflatten(
+    row: dict[str, Any], *, text: bool = False, json_columns: Iterable[str] = ()
+) -> Record:
+    """``flatten``'s row as a record again. ``text``: a CSV row, whose object and list variables
+    are JSON text; ``json_columns``: a Parquet file's columns of mixed values, written as JSON
+    text (``json_text_columns``)."""
+    row = dict(row)
+    for name in json_columns:
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
     variables = {k.split(".", 1)[1]: v for k, v in row.items() if k.startswith("variables.")}
+    if text:
+        variables = {name: _json_container(value) for name, value in variables.items()}
     provenance = {k.split(".", 1)[1]: v for k, v in row.items() if k.startswith("provenance.")}
     for name in ("params", "cells"):  # the JSON-text fields; CSV writes a missing one as ""
         if isinstance(provenance.get(name), str):
@@ -176,6 +192,18 @@ def unflatten(row: dict[str, Any]) -> Record:
             "provenance": provenance,
         }
     )
+
+
+def _json_container(value: Any) -> Any:
+    """A CSV cell that ``flatten`` wrote from an object or a list, decoded; other text as it
+    is (a CSV cell has no type: a text variable spelled as a JSON object reads as one)."""
+    if not isinstance(value, str) or not value.startswith(("{", "[")):
+        return value
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value
+    return decoded if isinstance(decoded, dict | list) else value
 
 
 def usual_mode(*, directory: bool) -> int:
@@ -229,7 +257,8 @@ def write_dataset(
                 handle.write(record.model_dump_json() + "\n")
                 count += 1
         return count
-    with spooled(path, (flatten(r) for r in records), types=fmt == "parquet") as spool:
+    flat = (flatten(r, text=fmt == "csv") for r in records)
+    with spooled(path, flat, types=fmt == "parquet") as spool:
         columns = list(spool.columns) or ["index", "text", "data"]
         if fmt == "csv":
             with atomic_file(path) as handle:
@@ -269,30 +298,49 @@ def iter_dataset(path: Path) -> Iterator[Record]:
 
             yield from read_export(Path(path))
         elif fmt == "jsonl":
-            with path.open(encoding="utf-8") as handle:
+            # utf-8-sig: an editor or a spreadsheet may have started the file with a BOM.
+            with path.open(encoding="utf-8-sig") as handle:
                 for line in handle:
                     if line.strip():
                         yield Record.model_validate_json(line)
         elif fmt == "csv":
-            with path.open(encoding="utf-8", newline="") as handle:
+            allow_long_csv_fields()
+            with path.open(encoding="utf-8-sig", newline="") as handle:
                 reader = csv.DictReader(handle)
                 _check_columns(path, reader.fieldnames or [])
                 for row in reader:
-                    yield unflatten(row)
+                    yield unflatten(row, text=True)
         else:
             import pyarrow.parquet as pq
 
             parquet = pq.ParquetFile(path)
             _check_columns(path, parquet.schema_arrow.names)
+            mixed = json_text_columns(parquet.schema_arrow)
             for batch in parquet.iter_batches():
                 for row in batch.to_pylist():
-                    yield unflatten(row)
+                    yield unflatten(row, json_columns=mixed)
     except ValidationError as exc:  # a file of records of some other kind
         raise DatasetError(
             f"{path} is not a textnlp dataset: a record's {first_error(exc, root='line')}"
         ) from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"cannot read dataset {path}: it is not UTF-8 text") from None
+    except csv.Error as exc:  # csv's messages describe the problem, not the data
+        raise DatasetError(f"cannot read dataset {path}: not valid CSV ({exc})") from None
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"cannot read dataset {path}: {exc}") from None
+
+
+def allow_long_csv_fields() -> None:
+    """Let ``csv`` read the cells this module writes: a record's text has no length bound,
+    while ``csv`` refuses a field over 128 KiB by default (a limit of the whole process, so
+    only ever raised). Every reader of a CSV dataset calls it."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+
+
+#: The longest CSV field read: C ``long``'s bound on every platform (the file's size is the
+#: real bound).
+CSV_FIELD_LIMIT = 2**31 - 1
 
 
 def _check_columns(path: Path, columns: Sequence[str]) -> None:
