@@ -51,6 +51,22 @@ def test_max_cost_stops_the_run_with_one_line_and_exit_2(tmp_path: Path) -> None
     assert "estimated cost" in resumed.stdout and "$" in resumed.stdout
 
 
+def test_max_cost_leaves_an_earlier_dataset_and_says_where_the_records_are(
+    tmp_path: Path,
+) -> None:
+    """A stopped run wrote its few records over a complete dataset of another run."""
+    (tmp_path / "out.jsonl").write_text("an earlier run's dataset\n")
+    stopped = cli(tmp_path, *RUN, "-c", "4", "--max-cost", "0.8")
+    assert stopped.returncode == 2, stopped.stderr
+    assert (tmp_path / "out.jsonl").read_text() == "an earlier run's dataset\n"
+    kept = records(tmp_path / "out.jsonl.partial.jsonl")
+    assert kept and cost(kept) <= 0.8
+    assert (
+        f"{len(kept)} finished records are in out.jsonl.partial.jsonl (out.jsonl is unchanged)"
+        in stopped.stderr
+    ), stopped.stderr
+
+
 def test_summary_has_no_cost_for_unpriced_models(tmp_path: Path) -> None:
     free = cli(tmp_path, "generate", "-t", "product-review", "-n", "3", "-o", "f.jsonl", "-m",
                "fake-fast", "--max-cost", "0")  # fmt: skip

@@ -99,8 +99,10 @@ def test_a_second_run_on_an_output_in_use_is_refused_and_changes_nothing(tmp_pat
         assert journal_lines(out) >= 2  # the first run's progress is still there
     finally:
         stderr = interrupt(first)
-    assert "finished records are in conc2.jsonl" in stderr
-    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    # Only a completed run replaces another's dataset: the records wait in the journal.
+    assert "finished records are in conc2.jsonl.partial.jsonl (conc2.jsonl is unchanged)" in stderr
+    assert out.read_text() == KEPT
+    kept = [json.loads(line) for line in journal_path(out).read_text().splitlines()]
     assert kept and all(r["provenance"]["seed"] is not None for r in kept)
     assert not lock_path(out).exists()
 

@@ -183,3 +183,51 @@ async def test_an_interruption_before_any_record_leaves_no_journal(tmp_path: Pat
         await task
     assert out.read_text() == KEPT
     assert not journal_path(out).exists() and not lock_path(out).exists()
+
+
+@pytest.mark.parametrize("existing", [True, False])
+async def test_a_run_whose_every_record_failed_leaves_the_output_as_it_was(
+    tmp_path: Path, existing: bool
+) -> None:
+    """The audit's emptied dataset: a run of failures wrote an empty file over it."""
+    out = tmp_path / "d.jsonl"
+    if existing:
+        out.write_text(KEPT)
+    failing = DatasetPipeline(FakeBackend(json_failures=10**6))
+    summary = await failing.run(request(out, 3, "qa-pairs", json_retries=0))
+    assert (summary.written, summary.failed) == (0, 3)
+    assert not journal_path(out).exists()  # nothing a resume needs: it tries them all again
+    if existing:
+        assert out.read_text() == KEPT
+        return
+    assert not out.exists()
+    summary = await DatasetPipeline(FakeBackend()).run(request(out, 3, "qa-pairs", resume=True))
+    assert (summary.written, summary.resumed) == (3, 0)
+
+
+async def test_ctrl_c_keeps_an_existing_dataset_and_the_new_records_in_the_journal(
+    tmp_path: Path,
+) -> None:
+    """The audit's replaced dataset: Ctrl-C wrote the new run's few records over the old one."""
+    out = tmp_path / "d.jsonl"
+    await DatasetPipeline(FakeBackend()).run(request(out, 4, seed=1))
+    complete = out.read_text()
+    await interrupted_run(DatasetPipeline(FakeBackend(delay_s=0.001)), request(out, 20, seed=2), 5)
+    assert out.read_text() == complete  # the old dataset stays until a run completes
+    partial = read_dataset(journal_path(out))
+    assert len(partial) >= 5
+
+    backend = FakeBackend()
+    summary = await DatasetPipeline(backend).run(request(out, 20, seed=2, resume=True))
+    assert (summary.resumed, backend.calls) == (len(partial), 20 - len(partial))
+    assert [r.index for r in read_dataset(out)] == list(range(20))
+    assert not journal_path(out).exists()
+
+
+async def test_ctrl_c_in_a_resume_of_the_output_itself_writes_the_output(tmp_path: Path) -> None:
+    """The output is the run's own: its records and the new ones are one valid file."""
+    out = tmp_path / "d.jsonl"
+    await DatasetPipeline(FakeBackend()).run(request(out, 4))
+    pipeline = DatasetPipeline(FakeBackend(delay_s=0.001))
+    await interrupted_run(pipeline, request(out, 20, resume=True), 3)
+    assert [r.index for r in read_dataset(out)][:7] == list(range(7))

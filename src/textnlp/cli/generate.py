@@ -10,8 +10,9 @@ exits 2 with one line on stderr.
 
 One run at a time writes an output: a second run on it is refused (exit 2) while the first
 holds its lock. Ctrl-C says where the finished records are (the output, or the run journal
-when the output could not be written in time), or that nothing was finished and the output is
-unchanged; a run without ``--resume`` over an interrupted run's journal warns that it discards it.
+when the output is an earlier run's, which only a completed run replaces, or could not be
+written in time), or that nothing was finished and the output is unchanged; a run without
+``--resume`` over an interrupted run's journal warns that it discards it.
 """
 
 from __future__ import annotations
@@ -183,8 +184,12 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                 progress.live.transient = True
                 written = exc.details.get("written", 0)
                 kept = f"{written} of {job.count} records written to {job.output}"
-                if _stamp(job.output) == before:  # none accepted: nothing was (re)written
+                if _stamp(job.output) == before:  # nothing was (re)written: none, or the
+                    # output is another run's, which only a completed run replaces
                     kept = f"{job.output} {'is unchanged' if before else 'was not written'}"
+                    journal = journal_path(job.output) if job.output is not None else None
+                    if written and journal is not None and journal.is_file():
+                        kept = f"{written} finished records are in {journal} ({kept})"
                 raise QuotaExceeded(
                     f"{exc.message}; {kept} (run again with --resume to continue)",
                     **exc.details,

@@ -5,6 +5,12 @@ journal beside the output file, and the file written atomically from it when the
 is used as a context manager, which holds the output's lock (``output_lock``) for the run: a
 second run on the same output is refused rather than sharing the journal. A fresh run over an
 earlier run's unfinished journal warns (``DiscardedProgress``) before starting over.
+
+An existing output is replaced only by a run that completes, or by a resume of that very file
+(the journal holds what it held): a run stopped by Ctrl-C or a spending cap leaves it as it
+was, its records in the journal for ``--resume``; on a new path its records are written as a
+valid file. A run whose every record failed writes nothing (its journal, of no use to a resume
+that should try them again, is removed).
 The worker's sink is the job store (``worker.checkpoint.Checkpointer``): records go to the
 database in chunks, with no local file, because another task may take the job over.
 """
@@ -134,11 +140,14 @@ class FileSink:
         self.journal.close()
         place = self.journal.scan()
         # The first ``count`` records that passed: a template's indices 0..count-1, a recipe's
-        # accepted candidates (its rejected and failed ones stay in the journal only).
-        if place.ok or complete:  # a stopped run with nothing to show leaves the file as it was
+        # accepted candidates (its rejected and failed ones stay in the journal only). A run
+        # with none leaves the file as it was: one whose every record failed empties no
+        # dataset. A stopped run (Ctrl-C, a spending cap) replaces no other run's dataset
+        # either: its records stay in the journal until a resume completes it.
+        if place.ok and (complete or self._from_output or _is_new(self.output)):
             accepted = (r for r in self.journal.records(place) if r.status == "ok")
             write_dataset(self.output, islice(accepted, count), export=self.export)
-        if self.rejects is not None:
+        if self.rejects is not None and (complete or _is_new(self.rejects)):
             write_dataset(self.rejects, self.journal.records(place, only=place.not_ok))
         if complete or not place.offsets:  # an empty journal is no progress to resume
             self.journal.remove()
@@ -147,6 +156,11 @@ class FileSink:
         self.journal.close()
         if self.journal.is_empty():  # refused before its first record: nothing to resume
             self.journal.remove()
+
+
+def _is_new(path: Path) -> bool:
+    """Nothing at ``path`` for a stopped run to replace (not even a dangling link)."""
+    return not (path.exists() or path.is_symlink())
 
 
 class MemorySink:
