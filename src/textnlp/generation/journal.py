@@ -24,7 +24,9 @@ from pydantic import ValidationError
 
 from textnlp.domain import GenerationParams, Record
 from textnlp.errors import Conflict, OutputError
+from textnlp.generation.side_files import check_side_file, open_side_file
 from textnlp.generation.templates import record_seed
+from textnlp.generation.writers import kept_mode, usual_mode
 
 
 def journal_path(output: Path) -> Path:
@@ -45,8 +47,11 @@ class JournalIndex:
 
 
 class RunJournal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, like: Path | None = None) -> None:
+        """``like``: the output, whose permissions the journal takes (it holds the same
+        records: a private dataset's journal is private too)."""
         self.path = path
+        self.like = like
         self._handle: IO[str] | None = None
         self._unsynced = 0
 
@@ -54,6 +59,7 @@ class RunJournal:
         """Every finished record's place; cuts a torn tail (a line cut short, or not a
         record)."""
         index = JournalIndex()
+        check_side_file(self.path)  # a planted link or FIFO is neither read nor cut
         if not self.path.exists():
             return index
         good_bytes = 0
@@ -72,12 +78,16 @@ class RunJournal:
                     index.not_ok.add(record.index)
                 good_bytes += len(raw)
         if good_bytes != self.path.stat().st_size:
-            with self.path.open("r+b") as handle:
-                handle.truncate(good_bytes)
+            fd = open_side_file(self.path, os.O_RDWR)
+            try:
+                os.ftruncate(fd, good_bytes)
+            finally:
+                os.close(fd)
         return index
 
     def is_empty(self) -> bool:
         """No finished record: a look at the first line only."""
+        check_side_file(self.path)
         if not self.path.exists():
             return True
         with self.path.open("rb") as handle:
@@ -100,9 +110,14 @@ class RunJournal:
                 yield Record.model_validate_json(handle.readline())
 
     def open(self, *, fresh: bool) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
+        fd = open_side_file(self.path, flags, 0o600)  # private until it takes its mode
         try:
-            self._handle = self.path.open("w" if fresh else "a", encoding="utf-8")
+            os.fchmod(fd, kept_mode(self.like) if self.like is not None else usual_mode())
+            # A descriptor (Path.open cannot take one), closed by ``close``.
+            self._handle = open(fd, "a", encoding="utf-8")  # noqa: PTH123, SIM115
         except OSError as exc:
+            os.close(fd)
             raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
 
     def append(self, record: Record) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from textnlp.errors import Conflict, OutputError
+from textnlp.generation.side_files import open_side_file
 
 
 def lock_path(output: Path) -> Path:
@@ -77,10 +78,8 @@ class OutputLock:
         self._fd = None
 
     def _open(self) -> int:
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
+        # Never through a link planted at the lock's name: the pid would overwrite its target.
+        return open_side_file(self.path, os.O_RDWR | os.O_CREAT)
 
 
 def _holder(fd: int) -> str:

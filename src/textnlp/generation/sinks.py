@@ -85,7 +85,7 @@ class FileSink:
         #: How a recipe's records become training rows (``messages``...) in an HF directory.
         self.export = export
         self.source = str(output)
-        self.journal = RunJournal(journal_path(output))
+        self.journal = RunJournal(journal_path(output), like=output)
         #: A resume from the output itself (its journal gone with the run that finished it).
         self._from_output = False
         #: The output's lock, and the rejects file's: two runs given one --rejects would

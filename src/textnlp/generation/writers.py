@@ -11,8 +11,10 @@ under ``data/`` and a dataset card, ``README.md``; only ``write_dataset``'s ``ex
 ``messages`` or a preference pair) shapes it, the file formats ignore it.
 
 Writes are atomic: a file is written beside the target and renamed over it, so an existing
-dataset is never half-overwritten; an export directory is built beside the target and swapped
-in, and a user's non-empty directory that holds no export is refused, never overwritten.
+dataset is never half-overwritten; it keeps the old file's permissions, and a symbolic link
+(the user's own) is written through, its target replaced and the link kept. An export
+directory is built beside the target and swapped in, and a user's non-empty directory that
+holds no export is refused, never overwritten.
 
 An output's directory must exist, except below the working directory: a relative path without
 ``..`` may name new directories (``-o out/data.jsonl``), created when the run starts. A mistyped
@@ -26,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -206,23 +209,52 @@ def _json_container(value: Any) -> Any:
     return decoded if isinstance(decoded, dict | list) else value
 
 
-def usual_mode(*, directory: bool) -> int:
+def usual_mode(*, directory: bool = False) -> int:
     """The mode a plain ``open`` or ``mkdir`` would give under the process's umask."""
     umask = os.umask(0)
     os.umask(umask)
     return (0o777 if directory else 0o666) & ~umask
 
 
+def kept_mode(path: Path) -> int:
+    """The mode a file rewritten at ``path`` keeps: the existing file's (a dataset made
+    private with ``chmod 600`` stays private), else ``usual_mode``'s."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode) & 0o777
+    except OSError:
+        return usual_mode()
+
+
+def write_target(path: Path) -> Path:
+    """The file a write of ``path`` replaces: a symbolic link's target, written through as
+    the shell's ``>`` does (replacing the link would leave the file it names stale), when the
+    link is the user's own; one of another user's (planted in a shared directory, pointing at
+    a file of the user's) is refused."""
+    try:
+        if not path.is_symlink():
+            return path
+        if path.lstat().st_uid != os.geteuid():
+            raise OutputError(
+                f"{path} is a symbolic link of another user: not written through; "
+                "remove it or write to another file"
+            )
+        return path.resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a link loop (RuntimeError before Python 3.13)
+        raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 @contextmanager
 def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
+    """Open a temporary file beside ``path`` (beside its target, for a symbolic link:
+    ``write_target``); rename it over that file only on success. The file keeps its mode."""
+    named, path = path, write_target(path)
     try:
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+        raise OutputError(f"cannot write {named}: {exc.strerror}") from None
     tmp = Path(tmp_name)
     try:
-        tmp.chmod(usual_mode(directory=False))  # mkstemp's 0600 would hide the dataset
+        tmp.chmod(kept_mode(path))  # not mkstemp's 0600, which would hide a new dataset
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
         # A file descriptor, not a path: Path.open cannot take it.
@@ -233,7 +265,7 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
         tmp.replace(path)
     except OSError as exc:  # a full disk, a vanished directory: the old file stays as it was
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {named}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -249,7 +281,7 @@ def write_dataset(
     if fmt == "hf":
         from textnlp.generation.export import write_export
 
-        return write_export(Path(path), records, export=export)
+        return write_export(write_target(Path(path)), records, export=export)
     if fmt == "jsonl":
         count = 0
         with atomic_file(path) as handle:
