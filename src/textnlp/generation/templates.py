@@ -41,6 +41,7 @@ from textnlp.generation.jinja_sandbox import JINJA, check_templates, jinja_templ
 from textnlp.generation.json_grammar import schema_grammar
 from textnlp.generation.scalars import natural
 from textnlp.services.text_boundary import invalid_text_at
+from textnlp.small_files import read_small_text
 from textnlp.strict_json import extract_json_object
 from textnlp.validation.safe_schema import (
     MAX_DEPTH,
@@ -293,7 +294,8 @@ def _read_yaml(path: Path) -> Any:
     surrogate, ``"\\ud800"``, fails every prompt and every write far from the file). Its
     errors name the file only: which of the two it holds is known once it is read."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = read_small_text(path, lambda why: TemplateError(f"cannot read {path}: {why}"))
+        raw = yaml.safe_load(text)
     except OSError as exc:
         raise TemplateError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

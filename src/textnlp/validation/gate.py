@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from textnlp.errors import ConfigError, first_error
+from textnlp.small_files import read_small_text
 
 RuleStatus = Literal["pass", "fail", "skipped"]
 
@@ -106,7 +107,8 @@ def load_gate(path: Path | str) -> Gate:
     """The gate of a YAML file; ``ConfigError`` (exit 2) when it is missing or malformed."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+        text = read_small_text(path, lambda why: ConfigError(f"gate file {path} is {why}"))
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
     except FileNotFoundError:
         raise ConfigError(f"gate file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
