@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -28,6 +29,7 @@ from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidInput, InvalidParameter
 from textnlp.generation.pipeline import DatasetSummary, OnRecord
 from textnlp.generation.writers import output_path
+from textnlp.services.text_boundary import valid_unicode
 
 if TYPE_CHECKING:
     from textnlp.generation.recipes.recipe import Recipe
@@ -176,7 +178,7 @@ def _arguments_model() -> type[BaseModel]:
         count: int = Field(ge=1)
         output: Annotated[str | Path, AfterValidator(_file_name)]
         model: str | None
-        variables: dict[str, Any] | None
+        variables: Annotated[dict[str, Any], AfterValidator(_storable_variables)] | None
         seed: int
         concurrency: int | None = Field(ge=1)
         resume: bool
@@ -189,6 +191,41 @@ def _arguments_model() -> type[BaseModel]:
 
     Arguments.model_rebuild(_types_namespace={"Recipe": RecipeClass})  # a name local to here
     return Arguments
+
+
+def _storable_variables(variables: dict[str, Any]) -> dict[str, Any]:
+    """Variables a record can hold: JSON's values, its text valid Unicode (a lone surrogate
+    failed in the cache key's encoder, bytes or an object in the record's serialiser)."""
+    for name, value in variables.items():
+        problem = _unstorable(name) or _unstorable(value)
+        if problem is not None:
+            raise ValueError(f"{name[:100]!r} {problem}")
+    return variables
+
+
+def _unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` cannot be a variable's value, or None."""
+    if depth > 64:  # also a list that holds itself
+        return "is nested too deep"
+    if value is None or isinstance(value, bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "holds a number that is not finite"
+    if isinstance(value, str):
+        return None if valid_unicode(value) else "holds text that is not valid Unicode"
+    if isinstance(value, list | tuple):
+        return next((p for v in value if (p := _unstorable(v, depth + 1))), None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"holds a mapping key of type {type(key).__name__}, not str"
+            if problem := _unstorable(key, depth + 1) or _unstorable(item, depth + 1):
+                return problem
+        return None
+    return (
+        f"holds a {type(value).__name__}: a variable is text, a number, a bool, None, "
+        "or a list or dict of them"
+    )
 
 
 def _file_name(path: str | Path) -> str | Path:

@@ -31,6 +31,12 @@ from textnlp.errors import InvalidInput, InvalidParameter
         ({"output": "a\x00b.jsonl"}, "output: not a file name"),
         ({"output": "\ud800.jsonl"}, "output: not a file name this system can store"),
         ({"variables": ["a"]}, "variables: Input should be a valid dictionary"),
+        # A raw UnicodeEncodeError from the cache key, PydanticSerializationError from the record.
+        ({"variables": {"aspect": "a\ud800b"}}, "variables: 'aspect' holds text that is not valid"),
+        ({"variables": {"aspect": b"x"}}, "variables: 'aspect' holds a bytes: a variable is text"),
+        ({"variables": {"a": [{"b": object()}]}}, "variables: 'a' holds a object: a variable"),
+        ({"variables": {"\udcff": "x"}}, "variables: '\\udcff' holds text that is not valid"),
+        ({"variables": {"a": math.inf}}, "variables: 'a' holds a number that is not finite"),
         ({"settings": "x"}, "settings: expected a textnlp.config.Settings"),
         # A dict was taken, then passed on as it was (AttributeError); {} meant the defaults.
         ({"settings": {"default_model": "x"}}, "settings: expected a textnlp.config.Settings"),
