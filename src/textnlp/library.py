@@ -28,7 +28,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, InstanceOf, V
 from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidInput, InvalidParameter
 from textnlp.generation.pipeline import DatasetSummary, OnRecord
-from textnlp.generation.writers import output_path
+from textnlp.generation.writers import home_expanded, output_path
 from textnlp.services.text_boundary import valid_unicode
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ async def agenerate_dataset(
     job = DatasetJob(
         template=template,
         count=count,
-        output=output_path(_home_expanded(output)),
+        output=output_path(home_expanded(output)),
         model=model,
         params={k: v for k, v in params.items() if v is not None},
         variables=variables,
@@ -98,7 +98,7 @@ async def agenerate_dataset(
         resume=resume,
         max_cost_usd=max_cost_usd,
         max_candidates=max_candidates,
-        rejects=Path(_home_expanded(rejects)) if rejects is not None else None,
+        rejects=Path(home_expanded(rejects)) if rejects is not None else None,
     )
     async with Platform(settings if settings is not None else load_settings()) as platform:
         return await platform.generation.generate_dataset(job, on_record)
@@ -130,13 +130,6 @@ generate_dataset.__doc__ = (
     "Blocking form of ``agenerate_dataset`` (inside a running event loop, a Jupyter "
     "notebook's, ``await textnlp.agenerate_dataset(...)``).\n\n" + (agenerate_dataset.__doc__ or "")
 )
-
-
-def _home_expanded(path: str | Path) -> str | Path:
-    """``~/x`` as a shell would read it (a name spelled ``ds/`` keeps its ``/``)."""
-    if isinstance(path, str):
-        return os.path.expanduser(path)  # noqa: PTH111 - a Path would drop the "/"
-    return path.expanduser()
 
 
 def _check_arguments(**arguments: Any) -> None:

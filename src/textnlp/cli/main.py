@@ -32,6 +32,7 @@ import typer
 from textnlp.cli import catalogue, db, generate, jobs, recipes, serve, users, validate, worker
 from textnlp.errors import InvalidInput, OutputError, ServiceUnavailable, TextNLPError
 from textnlp.extras import missing_extra
+from textnlp.generation.writers import home_expanded
 
 app = typer.Typer(
     name="textnlp",
@@ -88,6 +89,7 @@ def run() -> None:
     undecodable = _undecodable_argument(sys.argv[1:])
     if undecodable is not None:
         fail(undecodable)
+    sys.argv[1:] = paths_home_expanded(sys.argv[1:])
     try:
         # Without standalone mode Typer returns the code of a typer.Exit (130 after Ctrl-C).
         code = app(standalone_mode=False)
@@ -118,6 +120,46 @@ def run() -> None:
             print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     _exit(code if isinstance(code, int) else 0)
+
+
+#: The options that name a file (``-t`` and ``-r`` may: a template's or recipe's YAML).
+PATH_OPTIONS = frozenset(
+    [
+        "-o",
+        "--out",
+        "--rejects",
+        "-r",
+        "--recipe",
+        "-t",
+        "--template",
+        "--prompts-file",
+        "--report",
+        "--gate",
+        "--reference",
+    ]  # fmt: skip
+)
+
+
+def paths_home_expanded(arguments: list[str]) -> list[str]:
+    """The arguments with ``~`` expanded in the values of ``PATH_OPTIONS``, as the library
+    expands its paths: the shell expands ``-o ~/x`` but not ``--out=~/x`` (nor a quoted
+    ``'~/x'``), which made a directory named ``~``."""
+    expanded: list[str] = []
+    value_next = False
+    for index, argument in enumerate(arguments):
+        if argument == "--":  # what follows is no option
+            return expanded + arguments[index:]
+        if value_next:
+            argument = str(home_expanded(argument))
+        elif argument.startswith("--") and "=" in argument:
+            name, value = argument.split("=", 1)
+            if name in PATH_OPTIONS:
+                argument = f"{name}={home_expanded(value)}"
+        elif not argument.startswith("--") and argument[:2] in PATH_OPTIONS and argument[2:]:
+            argument = f"{argument[:2]}{home_expanded(argument[2:])}"  # -o~/x
+        value_next = not value_next and argument in PATH_OPTIONS
+        expanded.append(argument)
+    return expanded
 
 
 def _undecodable_argument(arguments: list[str]) -> InvalidInput | None:

@@ -63,6 +63,14 @@ def output_path(named: str | Path) -> Path:
     return Path(named)
 
 
+def home_expanded(path: str | Path) -> str | Path:
+    """``~/x`` as a shell would read it (a name spelled ``ds/`` keeps its ``/``): the
+    library's paths, and the CLI's given as ``--out=~/x``, where no shell expands it."""
+    if isinstance(path, str):
+        return os.path.expanduser(path)  # noqa: PTH111 - a Path would drop the "/"
+    return path.expanduser()
+
+
 def format_of(path: Path | str) -> Format:
     """The format of an output path: its extension's; ``"hf"`` for a path without one, a path
     spelled with a trailing ``/``, an existing directory with another extension
