@@ -24,6 +24,15 @@ from textnlp import strict_json
 
 #: Parquet rows made into Python objects at a time: bounded memory whatever the row groups.
 PARQUET_BATCH = 4096
+#: The longest CSV field read: C ``long``'s bound on every platform (the file's size is the
+#: real bound). ``csv`` refuses a field over 128 KiB by default, and a record's text has none.
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
+def allow_long_csv_fields() -> None:
+    """Let ``csv`` read fields as long as textnlp writes them (a limit of the whole process,
+    so only ever raised). Every reader of CSV calls it: the ones here, and dataset files'."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
 
 
 class TableError(ValueError):
@@ -54,6 +63,7 @@ def csv_rows(lines: Iterable[str]) -> Iterator[CsvRow]:
 
 def csv_table(lines: Iterable[str]) -> tuple[list[str], Iterator[CsvRow]]:
     """(the header, read now; its rows, read as they are consumed)."""
+    allow_long_csv_fields()
     # strict: an unterminated quote is an error, not a field swallowing the rest of the file.
     reader = csv.DictReader(lines, strict=True)
     try:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tests.support.records import stored_record
+from textnlp import tabular
 from textnlp.domain import Record
 from textnlp.errors import DatasetError
-from textnlp.generation import writers
 from textnlp.generation.writers import iter_dataset, read_dataset, write_dataset
 
 
@@ -67,7 +67,7 @@ def test_a_csv_the_csv_module_cannot_read_is_a_dataset_error_not_a_traceback(
     write_dataset(out, [stored_record(0).model_copy(update={"text": "x" * 100})])
     limit = csv.field_size_limit(50)  # a field over it is csv.Error
     try:
-        monkeypatch.setattr(writers, "CSV_FIELD_LIMIT", 50)
+        monkeypatch.setattr(tabular, "CSV_FIELD_LIMIT", 50)
         with pytest.raises(DatasetError, match="not valid CSV"):
             list(iter_dataset(out))
     finally:

@@ -40,6 +40,7 @@ from pydantic import ValidationError
 from textnlp.domain import Record
 from textnlp.errors import DatasetError, OutputError, first_error
 from textnlp.generation.row_spool import RowSpool, json_text_columns, write_parquet
+from textnlp.tabular import allow_long_csv_fields
 
 if TYPE_CHECKING:
     from textnlp.generation.export import ExportSpec
@@ -369,18 +370,6 @@ def iter_dataset(path: Path) -> Iterator[Record]:
         raise DatasetError(f"cannot read dataset {path}: not valid CSV ({exc})") from None
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"cannot read dataset {path}: {exc}") from None
-
-
-def allow_long_csv_fields() -> None:
-    """Let ``csv`` read the cells this module writes: a record's text has no length bound,
-    while ``csv`` refuses a field over 128 KiB by default (a limit of the whole process, so
-    only ever raised). Every reader of a CSV dataset calls it."""
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-
-
-#: The longest CSV field read: C ``long``'s bound on every platform (the file's size is the
-#: real bound).
-CSV_FIELD_LIMIT = 2**31 - 1
 
 
 def _check_columns(path: Path, columns: Sequence[str]) -> None:

@@ -304,7 +304,9 @@ class JobRecords:
 
     def _from_file(self, key: str, fmt: str) -> Generator[tuple[int, str]]:
         """(index, record JSON) of a job's result file, streamed where the format allows."""
+        from textnlp.generation.row_spool import json_text_columns
         from textnlp.generation.writers import unflatten
+        from textnlp.tabular import allow_long_csv_fields
 
         if fmt == "jsonl":
             lines = codecs.iterdecode(_lines(self.storage.open_read(key)), "utf-8")
@@ -314,8 +316,9 @@ class JobRecords:
             return
         if fmt == "csv":
             text = codecs.iterdecode(_lines(self.storage.open_read(key)), "utf-8")
+            allow_long_csv_fields()
             for flat in csv.DictReader(text):
-                record = unflatten(flat)
+                record = unflatten(flat, text=True)
                 yield record.index, record.model_dump_json()
             return
         import pyarrow.parquet as pq
@@ -324,9 +327,11 @@ class JobRecords:
         try:
             local = workdir / "records.parquet"
             self.storage.download(key, local)
-            for batch in pq.ParquetFile(local).iter_batches(batch_size=1000):
+            parquet = pq.ParquetFile(local)
+            mixed = json_text_columns(parquet.schema_arrow)
+            for batch in parquet.iter_batches(batch_size=1000):
                 for flat in batch.to_pylist():
-                    record = unflatten(flat)
+                    record = unflatten(flat, json_columns=mixed)
                     yield record.index, record.model_dump_json()
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -112,6 +113,13 @@ def test_records_from_the_result_file(store: JobStore, tmp_path: Path, fmt: str)
         NewJob(job_id, "alice", {"template": "t", "count": 30, "format": fmt}, "q", 30, "{}")
     )
     accepted = [record(i) for i in range(30) if i % 7]
+    # What a file holds but a plain read changes: an object variable (CSV repr), a column of
+    # mixed values (Parquet's JSON text) and a text past csv's default field limit.
+    odd_values: list[Any] = [{"k": [1, "x"]}, "plain"]
+    for at, value in enumerate(odd_values):
+        variables = {**accepted[at].variables, "extra": value}
+        accepted[at] = accepted[at].model_copy(update={"variables": variables})
+    accepted[2] = accepted[2].model_copy(update={"text": accepted[2].text + " long" * 40_000})
     local = tmp_path / f"records.{fmt}"
     write_dataset(local, accepted)
     storage = LocalStorage(tmp_path / "storage")
@@ -126,7 +134,8 @@ def test_records_from_the_result_file(store: JobStore, tmp_path: Path, fmt: str)
     first = viewer.page(row, RecordQuery(), limit=10)
     assert first.source == "result file" and first.has_more
     assert [r.index for r in first.records] == [r.index for r in accepted[:10]]
-    assert first.records[0].text == accepted[0].text
+    assert [r.variables["extra"] for r in first.records[:2]] == odd_values
+    assert first.records[2].text == accepted[2].text
     assert first.records[0].provenance.seed == accepted[0].provenance.seed
     rest = viewer.page(row, RecordQuery(), offset=20, limit=10)
     assert [r.index for r in rest.records] == [r.index for r in accepted[20:]]
