@@ -1,4 +1,6 @@
-"""``textnlp validate`` driven as a user would: exit codes, summary, reports."""
+"""``textnlp validate`` driven as a user would: the installed ``textnlp`` console script in a
+subprocess (its entry point, ``textnlp.cli.main.run``, owns the exit codes and the one line on
+stderr), exit codes, summary, reports."""
 
 from __future__ import annotations
 
@@ -10,10 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
-
-from textnlp.cli.validate import register
 
 GOOD = [
     "The earbuds sound great and the battery lasts all day.",
@@ -23,25 +21,43 @@ GOOD = [
 ]
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def _root() -> None:  # keeps "validate" a subcommand
-        pass
-
-    return app
-
-
 def _write(path: Path, texts: list[str]) -> Path:
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     return path
 
 
+def _textnlp() -> str:
+    exe = shutil.which("textnlp") or str(Path(sys.executable).with_name("textnlp"))
+    assert Path(exe).exists(), "the textnlp console script is not installed"
+    return exe
+
+
+def _validate(*args: str) -> subprocess.CompletedProcess[str]:
+    """``textnlp validate *args`` as a process (a wide terminal: rich wraps no word)."""
+    return subprocess.run(
+        [_textnlp(), "validate", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
 def _run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(_app(), ["validate", *args, "--no-embeddings"])
-    return result.exit_code, result.output
+    """Exit code and output (stdout, then stderr) of ``textnlp validate *args``, no embeddings."""
+    result = _validate(*args, "--no-embeddings")
+    return result.returncode, result.stdout + result.stderr
+
+
+def _refused(*args: str) -> str:
+    """The message of a command refused as bad input: one ``error:`` line on stderr, exit 2,
+    nothing validated (no summary on stdout)."""
+    result = _validate(*args)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "near_duplicate_rate" not in result.stdout, result.stdout
+    return result.stderr.removeprefix("error: ").removesuffix("\n")
 
 
 def test_gate_passes_exit_0_with_json_report(tmp_path: Path) -> None:
@@ -70,16 +86,8 @@ def test_gate_fails_exit_1_with_html_report(tmp_path: Path) -> None:
         (lambda p: (p / "d.txt").write_text("x") and p / "d.txt", "unknown dataset format"),
     ],
 )
-def test_bad_input_raises_user_error(tmp_path: Path, setup, fragment: str) -> None:  # type: ignore[no-untyped-def]
-    result = CliRunner().invoke(_app(), ["validate", str(setup(tmp_path))])
-    assert result.exception is not None and getattr(result.exception, "user_error", False)
-    assert fragment in result.exception.message  # type: ignore[attr-defined]
-
-
-def _textnlp() -> str:
-    exe = shutil.which("textnlp") or str(Path(sys.executable).with_name("textnlp"))
-    assert Path(exe).exists(), "the textnlp console script is not installed"
-    return exe
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, setup, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    assert fragment in _refused(str(setup(tmp_path)))
 
 
 def test_console_script_exit_codes(tmp_path: Path) -> None:
@@ -122,34 +130,39 @@ def test_an_unwritable_report_path_is_refused_before_validating(tmp_path: Path) 
     assert refused.stdout == ""  # no validation ran, no table printed
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
-def test_a_report_in_a_read_only_directory_is_refused_and_kept(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "where",
+    [
+        "a directory",  # root cannot write a file over a directory either: runs everywhere
+        pytest.param(
+            "a read-only directory",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into it"),
+        ),
+    ],
+)
+def test_a_report_that_cannot_be_written_is_refused_and_kept(tmp_path: Path, where: str) -> None:
     good = _write(tmp_path / "good.jsonl", GOOD)
     locked = tmp_path / "locked"
     locked.mkdir()
-    (locked / "r.html").write_text("an earlier report")
+    if where == "a directory":
+        report, earlier = locked / "r.html", locked / "r.html" / "earlier.html"
+        report.mkdir()
+        message = f"report {report} is a directory"
+    else:
+        report = earlier = locked / "r.html"
+        message = f"cannot write report {report}"
+    earlier.write_text("an earlier report")
     locked.chmod(0o555)
     try:
-        code, output = _run(str(good), "--report", str(locked / "r.html"))
+        refused = _refused(str(good), "--report", str(report), "--no-embeddings")
     finally:
         locked.chmod(0o755)
-    assert code != 0 and "near_duplicate_rate" not in output
-    assert (locked / "r.html").read_text() == "an earlier report"
+    assert message in refused
+    assert earlier.read_text() == "an earlier report"
+    assert sorted(p.name for p in locked.rglob("*")) == sorted({report.name, earlier.name})
 
 
 # A report path that is an input, hostile files, the reference's field, the threshold's range.
-
-
-def _refused(*args: str) -> str:
-    """The one-line message of a command refused as bad input (exit 2 from the entry point)."""
-    result = CliRunner().invoke(_app(), ["validate", *args])
-    assert result.exception is not None and getattr(result.exception, "user_error", False), (
-        result.output,
-        result.exception,
-    )
-    message: str = result.exception.message  # type: ignore[attr-defined]
-    assert "\n" not in message
-    return message
 
 
 def test_a_report_over_the_dataset_is_refused_and_the_dataset_kept(tmp_path: Path) -> None:
@@ -335,7 +348,7 @@ def test_a_near_dup_threshold_of_1_validates_and_help_agrees(tmp_path: Path) -> 
     assert code == 1, output  # the copy is an exact duplicate: the gate fails, nothing crashed
     near = json.loads((tmp_path / "r.json").read_text())["near_duplicates"]
     assert near["threshold"] == 1.0 and near["redundant"] == 1
-    help_text = CliRunner().invoke(_app(), ["validate", "--help"]).output
+    help_text = _validate("--help").stdout
     words = " ".join(help_text.replace("│", " ").split())  # the help's box, wrapped
     assert "x<=1.0" not in words and "near duplicates, more than 0 and at most 1." in words
 
