@@ -1,23 +1,41 @@
 """Cost on the command line, as real processes: ``generate --max-cost`` stops a run with one
 line and exit 2, keeping a valid file to resume; the summary shows the estimated cost; a job's
 cost and cap show in ``jobs status``; ``users spending-cap`` sets a user's own cap. The model is
-``fake-priced``, an OpenAI-compatible server faked at the HTTP level inside the CLI process
-(test backends registered by ``worker_main``)."""
+``fake-priced``: the real ``openai`` backend of the installed CLI, talking over TCP to an
+OpenAI-compatible server faked at the HTTP level (``tests.support.priced_server``: OpenAI
+cannot be reached from here). The unpriced model is the embedded one."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.support.cluster import run_cli
-from tests.support.priced_backend import PRICE
+import pytest
+
+from tests.support.priced_server import PRICED_ENV, priced_models, priced_server
+from tests.support.real_cli import run_cli
 
 
-def cli(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    prices = {"TEXTNLP_MODELS__PRICES": json.dumps({"fake-priced": PRICE}), "COLUMNS": "120"}
-    return run_cli(tmp_path, *args, env=prices, stdin=stdin)
+@pytest.fixture(scope="module")
+def priced_url() -> Iterator[str]:
+    with priced_server() as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def cli(priced_url: str) -> Any:
+    """``textnlp`` with ``fake-priced`` in its catalogue beside the built-in models."""
+
+    def run(
+        tmp_path: Path, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**PRICED_ENV, "COLUMNS": "120"}
+        return run_cli(tmp_path, *args, env=env, stdin=stdin, models=priced_models(priced_url))
+
+    return run
 
 
 def records(path: Path) -> list[dict[str, object]]:
@@ -31,7 +49,7 @@ def cost(rows: list[dict[str, Any]]) -> float:
 RUN = ["generate", "-t", "product-review", "-n", "30", "-o", "out.jsonl", "-m", "fake-priced"]
 
 
-def test_max_cost_stops_the_run_with_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_max_cost_stops_the_run_with_one_line_and_exit_2(tmp_path: Path, cli: Any) -> None:
     stopped = cli(tmp_path, *RUN, "-c", "4", "--max-cost", "0.8")
     assert stopped.returncode == 2, stopped.stderr
     lines = stopped.stderr.strip().splitlines()
@@ -52,7 +70,7 @@ def test_max_cost_stops_the_run_with_one_line_and_exit_2(tmp_path: Path) -> None
 
 
 def test_max_cost_leaves_an_earlier_dataset_and_says_where_the_records_are(
-    tmp_path: Path,
+    tmp_path: Path, cli: Any
 ) -> None:
     """A stopped run wrote its few records over a complete dataset of another run."""
     (tmp_path / "out.jsonl").write_text("an earlier run's dataset\n")
@@ -67,14 +85,14 @@ def test_max_cost_leaves_an_earlier_dataset_and_says_where_the_records_are(
     ), stopped.stderr
 
 
-def test_summary_has_no_cost_for_unpriced_models(tmp_path: Path) -> None:
-    free = cli(tmp_path, "generate", "-t", "product-review", "-n", "3", "-o", "f.jsonl", "-m",
-               "fake-fast", "--max-cost", "0")  # fmt: skip
+def test_summary_has_no_cost_for_unpriced_models(tmp_path: Path, cli: Any) -> None:
+    free = cli(tmp_path, "generate", "-t", "product-review", "-n", "2", "-o", "f.jsonl", "-m",
+               "smollm2-135m", "--max-tokens", "8", "--max-cost", "0")  # fmt: skip
     assert free.returncode == 0, free.stderr  # nothing to pay: a zero cap stops nothing
     assert "Generation summary" in free.stdout and "estimated cost" not in free.stdout
 
 
-def test_job_cost_and_cap_in_jobs_status(tmp_path: Path) -> None:
+def test_job_cost_and_cap_in_jobs_status(tmp_path: Path, cli: Any) -> None:
     submitted = cli(tmp_path, "jobs", "submit", "-t", "product-review", "-n", "30", "-m",
                     "fake-priced", "--max-cost", "0.5")  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr
@@ -87,7 +105,7 @@ def test_job_cost_and_cap_in_jobs_status(tmp_path: Path) -> None:
     assert 0 < status["cost_usd"] <= 0.5 and 0 < status["progress"]["done"] < 30
 
 
-def test_users_spending_cap(tmp_path: Path) -> None:
+def test_users_spending_cap(tmp_path: Path, cli: Any) -> None:
     created = cli(tmp_path, "users", "create", "bob", "--password-stdin", stdin="long enough pw\n")
     assert created.returncode == 0, created.stderr
     own = cli(tmp_path, "users", "spending-cap", "bob", "5")
@@ -98,7 +116,7 @@ def test_users_spending_cap(tmp_path: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.strip() == "error: no user 'nobody'"
 
 
-def test_a_cap_that_is_no_amount_is_refused_for_runs_and_jobs(tmp_path: Path) -> None:
+def test_a_cap_that_is_no_amount_is_refused_for_runs_and_jobs(tmp_path: Path, cli: Any) -> None:
     """``--max-cost nan`` said "should be greater than or equal to 0"."""
     for args in (RUN, ["jobs", "submit", "-t", "product-review", "-n", "3"]):
         for given in ("nan", "-1"):
