@@ -121,22 +121,25 @@ def test_serve_on_a_port_in_use() -> None:
     assert_one_line_exit_2(result, f"cannot listen on 127.0.0.1:{port}: Address already in use")
 
 
+#: No answer meets the schema (no integer is both >= 5 and <= 4), whatever the model says; the
+#: grammar keeps the embedded model's answers to the schema's shape (bounds are left to the
+#: check), so each is the JSON of a number that the check refuses.
 JSON_TEMPLATE = """\
 id: wants-json
 version: "1.0"
 user: "Give a number as JSON."
 output:
   type: json
-  schema: {type: object, properties: {n: {type: integer}}, required: [n]}
+  schema: {type: object, properties: {n: {type: integer, minimum: 5, maximum: 4}}, required: [n]}
 """
 
 
 def test_a_run_whose_every_record_failed_says_why_and_exits_1(tmp_path: Path) -> None:
     # It exited 0 with nothing on stderr: the reasons were in no file.
-    from tests.support.cluster import run_cli
+    from tests.support.real_cli import run_cli
 
     (tmp_path / "wants-json.yaml").write_text(JSON_TEMPLATE)
-    args = ["generate", "-t", "./wants-json.yaml", "-n", "2", "-m", "fake-fast", "-o", "o.jsonl"]
+    args = ["generate", "-t", "./wants-json.yaml", "-n", "2", "--max-tokens", "48", "-o", "o.jsonl"]
     failed = run_cli(tmp_path, *args, timeout=120)
     assert failed.returncode == 1, failed.stderr
     last = failed.stderr.strip().splitlines()[-1]

@@ -115,10 +115,10 @@ def test_templates_show_prints_a_prompt_with_brackets_as_written(tmp_path: Path)
 
 def test_an_output_path_with_brackets_is_printed_as_written(tmp_path: Path) -> None:
     # "[bold]" in a file's name was read as markup (and "[/x]" would close no tag).
-    from tests.support.cluster import run_cli
+    from tests.support.real_cli import run_cli
 
     name = "[bold]x[/bold].jsonl"
-    args = ["generate", "-t", "news-headline", "-n", "1", "-m", "fake-fast", "-o", name]
+    args = ["generate", "-t", "news-headline", "-n", "1", "--max-tokens", "4", "-o", name]
     made = run_cli(tmp_path, *args, timeout=120)
     assert made.returncode == 0, made.stderr
     assert f"dataset: {name}" in made.stdout and (tmp_path / name).is_file()

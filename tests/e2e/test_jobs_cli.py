@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.support.cluster import run_cli
+from tests.support.real_cli import run_cli
 
 
 def cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -83,8 +83,9 @@ def test_worker_runs_a_job_to_parquet_with_the_embedded_model(tmp_path: Path, fm
 
 
 def test_results_refuses_an_unusable_path_before_downloading(tmp_path: Path) -> None:
-    submitted = cli(tmp_path, "jobs", "submit", "-t", "product-review", "-n", "2",
-                    "-m", "fake-fast")  # fmt: skip
+    submitted = cli(
+        tmp_path, "jobs", "submit", "-t", "product-review", "-n", "2", "--param", "max_tokens=4"
+    )  # fmt: skip (the embedded model)
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["id"]
     assert cli(tmp_path, "worker", "--once", "--wait", "0.3").returncode == 0

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.cluster import run_cli
+from tests.support.real_cli import run_cli
 from tests.support.serve import ServeUser, serve
 
 
@@ -31,8 +31,9 @@ def spans(output: str) -> list[dict[str, Any]]:
 
 
 def test_one_delivery_of_a_job_is_one_trace(tmp_path: Path) -> None:
-    submitted = run_cli(tmp_path, "jobs", "submit", "-t", "product-review", "-n", "3", "-m",
-                        "fake-fast")  # fmt: skip
+    submitted = run_cli(
+        tmp_path, "jobs", "submit", "-t", "product-review", "-n", "3", "--param", "max_tokens=4"
+    )  # fmt: skip (the embedded model)
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["id"]
     tracing = {"TEXTNLP_OBSERVABILITY__TRACE_EXPORTER": "console"}

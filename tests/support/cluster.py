@@ -102,15 +102,17 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def run_cli(
+def run_cli_with_test_backends(
     tmp_path: Path,
     *args: str,
     env: dict[str, str] | None = None,
     stdin: str | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess, with the test backends registered (models.yaml in
-    ``tmp_path``: ``fake-fast``, ``fake-priced``...), run from ``tmp_path`` (its home)."""
+    """The CLI in a subprocess with the test backends registered (``worker_main``; models.yaml
+    in ``tmp_path``: ``fake-fast``, ``poison``...), run from ``tmp_path`` (its home). For the
+    fault tests, whose models misbehave on purpose; the end-to-end tests run the installed CLI
+    (``tests.support.real_cli``)."""
     models = tmp_path / "models.yaml"
     models.write_text(MODELS_YAML)
     return subprocess.run(

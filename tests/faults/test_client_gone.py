@@ -2,9 +2,10 @@
 made to its end. An abandoned request generated on (a 256-token answer finished 142 s after
 its client's timeout; a client that then retries makes the server generate twice).
 
-The model answers after a minute (a test backend); each client gives up after a second. The
-server's access log must say 499 (client closed) for each route well within that minute,
-not 200 at its end.
+The model answers after a minute; each client gives up after a second. The server's access
+log must say 499 (client closed) for each route well within that minute, not 200 at its end.
+A fault test: no real model holds an answer back for a minute on cue, so the server is the CLI
+with the test backends registered (``tests.support.worker_main``), its model ``fake-slow``.
 """
 
 from __future__ import annotations
