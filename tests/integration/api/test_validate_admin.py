@@ -60,19 +60,20 @@ def test_health_reports_every_component(api: Api) -> None:
 
 
 def test_health_is_503_when_the_database_is_down(api: Api) -> None:
+    from tests.conftest import free_port
+    from textnlp.adapters.db.base import make_probe_engine
+
     app: Any = api.client.app
     checker = app.state.health
-    original = checker.sessions
-
-    def broken() -> object:
-        raise ConnectionError("database unreachable")
-
-    checker.sessions = broken
+    original = checker.database
+    # A database where nothing answers: a port of this machine with no server on it.
+    checker.database = make_probe_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
     checker.invalidate()
     try:
         response = api.client.get("/api/v1/admin/health")
     finally:
-        checker.sessions = original
+        checker.database.dispose()
+        checker.database = original
         checker.invalidate()
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["status"] == "down"
@@ -86,24 +87,23 @@ def test_a_cache_outage_degrades_health_without_taking_the_api_out_of_service(
     import redis
 
     from tests.conftest import free_port
+    from textnlp.adapters.db.base import make_probe_engine
 
     app: Any = api.client.app
     checker = app.state.health
-    original_redis, original_sessions = checker.redis, checker.sessions
+    original_redis, original_database = checker.redis, checker.database
     checker.redis = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
     checker.invalidate()
+    nowhere = make_probe_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
     try:
         degraded = api.client.get("/api/v1/admin/health")
-
-        def broken() -> object:
-            raise ConnectionError("database unreachable")
-
-        checker.sessions = broken
+        checker.database = nowhere  # and the database goes away too
         checker.invalidate()
         down = api.client.get("/api/v1/admin/health")
         live = api.client.get("/api/v1/admin/health/live")
     finally:
-        checker.redis, checker.sessions = original_redis, original_sessions
+        nowhere.dispose()
+        checker.redis, checker.database = original_redis, original_database
         checker.invalidate()
     assert degraded.status_code == 200
     assert degraded.json()["status"] == "degraded"
