@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import run_cli
+from tests.support.real_cli import run_cli
 from textnlp.cli.main import paths_home_expanded
 
 
@@ -15,7 +15,7 @@ from textnlp.cli.main import paths_home_expanded
 def test_a_generate_output_under_tilde_goes_home(tmp_path: Path, given: list[str]) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    done = run_cli(tmp_path, "generate", "-t", "intent-utterance", "-n", "1", "-m", "fake-fast",
+    done = run_cli(tmp_path, "generate", "-t", "intent-utterance", "-n", "1", "--max-tokens", "4",
                    *given, env={"HOME": str(home)})  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (home / "x.jsonl").is_file()
