@@ -39,6 +39,15 @@ def test_csv_writes_object_and_list_variables_as_json_and_reads_them_back(
                                               "tags": ["a", "b"], "s": "x"}  # fmt: skip
 
 
+def test_a_csv_text_variable_that_looks_like_json_reads_back_as_text(tmp_path: Path) -> None:
+    """A recipe column answering ``[1,2]`` read back as a list, and ``--resume`` refused it."""
+    out = tmp_path / "d.csv"
+    values: list[Any] = ["[1,2]", '{"a": 1}', '"[1,2]"', '""[1]""', '"quoted"', "[x", "{}"]
+    values += [[1, 2], {"a": 1}, "plain"]
+    write_dataset(out, with_variables([{"v": v} for v in values]))
+    assert [r.variables["v"] for r in read_dataset(out)] == values
+
+
 def test_a_parquet_column_of_mixed_values_reads_back_as_written(tmp_path: Path) -> None:
     out = tmp_path / "d.parquet"
     values: list[Any] = [1, "two", 3.5, True, None, {"a": [1]}]

@@ -88,3 +88,19 @@ def test_a_fifo_at_the_journal_name_is_refused_not_waited_on(tmp_path: Path) -> 
     os.mkfifo(journal_path(out))
     with FileSink(out) as sink, pytest.raises(OutputError, match="not a regular file"):
         list(sink.finished())
+
+
+@pytest.mark.filterwarnings("ignore:discarding")
+def test_a_hard_link_at_the_journal_name_of_a_fresh_run_is_refused_before_it_is_cut(
+    tmp_path: Path,
+) -> None:
+    """The journal was opened with O_TRUNC and only then found to be a hard link: the linked
+    dataset was emptied by the run that refused it."""
+    victim = tmp_path / "victim.jsonl"
+    write_dataset(victim, [stored_record(0), stored_record(1)])
+    kept = victim.read_bytes()
+    out = tmp_path / "d.jsonl"
+    journal_path(out).hardlink_to(victim)
+    with FileSink(out) as sink, pytest.raises(OutputError, match="hard link"):
+        sink.start(fresh=True)
+    assert victim.read_bytes() == kept

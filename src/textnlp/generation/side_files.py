@@ -20,6 +20,8 @@ from textnlp.errors import OutputError
 
 def open_side_file(path: Path, flags: int, mode: int = 0o666) -> int:
     """``os.open(path, flags)`` that refuses a link or anything but a plain file."""
+    truncate = bool(flags & os.O_TRUNC)  # only once it is known to be ours: a hard link's
+    flags &= ~os.O_TRUNC  # target was emptied before its refusal
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
     except OSError as exc:
@@ -36,6 +38,8 @@ def open_side_file(path: Path, flags: int, mode: int = 0o666) -> int:
         os.close(fd)
         raise OutputError(_refusal(path, problem))
     os.set_blocking(fd, True)
+    if truncate:
+        os.ftruncate(fd, 0)
     return fd
 
 

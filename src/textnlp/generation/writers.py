@@ -169,7 +169,7 @@ def flatten(record: Record, *, text: bool = False) -> dict[str, Any]:
         "data": json.dumps(record.data, ensure_ascii=False) if record.data is not None else "",
     }
     for name, value in record.variables.items():
-        if text and isinstance(value, dict | list):
+        if text and (isinstance(value, dict | list) or _read_as_other(value)):
             value = json.dumps(value, ensure_ascii=False)
         row[f"variables.{name}"] = value
     for name, value in record.provenance.model_dump(mode="json").items():
@@ -207,15 +207,25 @@ def unflatten(
 
 
 def _json_container(value: Any) -> Any:
-    """A CSV cell that ``flatten`` wrote from an object or a list, decoded; other text as it
-    is (a CSV cell has no type: a text variable spelled as a JSON object reads as one)."""
-    if not isinstance(value, str) or not value.startswith(("{", "[")):
+    """A CSV cell as ``flatten`` wrote it: an object or a list as JSON text, and a text that
+    would read as something else (``[1,2]``, or such a text in JSON quotes) as a JSON string;
+    any other text as it is. So every variable reads back as it was written."""
+    if not isinstance(value, str) or not value.startswith(("{", "[", '"')):
         return value
     try:
         decoded = json.loads(value)
     except ValueError:
         return value
-    return decoded if isinstance(decoded, dict | list) else value
+    if isinstance(decoded, dict | list):
+        return decoded
+    if isinstance(decoded, str) and _read_as_other(decoded):
+        return decoded
+    return value
+
+
+def _read_as_other(value: Any) -> bool:
+    """Whether a text variable written as it is would read back as something else."""
+    return isinstance(value, str) and _json_container(value) != value
 
 
 def usual_mode(*, directory: bool = False) -> int:
