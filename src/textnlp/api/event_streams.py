@@ -95,13 +95,13 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
     scope, which cancels again at each await, and the events must not be closed while their
     step still runs them (their ``finally`` may await, as a settling spend does)."""
     task.cancel()
-    cancelled = False
+    cancelled: asyncio.CancelledError | None = None
     while not task.done():
         try:
             await asyncio.wait({task})
-        except asyncio.CancelledError:
-            cancelled = True
+        except asyncio.CancelledError as exc:
+            cancelled = cancelled or exc  # anyio knows its own by the message: raised as is
     if not task.cancelled():
         task.exception()  # retrieved: what a stream raised as it was cut is not news
-    if cancelled:
-        raise asyncio.CancelledError
+    if cancelled is not None:
+        raise cancelled

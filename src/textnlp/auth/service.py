@@ -9,6 +9,7 @@ half-written: a login whose family was not stored hands out no tokens.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -22,7 +23,7 @@ from textnlp.adapters.db.users import ApiKeyRepository, RoleName, User, UserRepo
 from textnlp.auth import api_keys, passwords
 from textnlp.auth.rules import check_key_name, check_password, username_skeleton
 from textnlp.auth.tokens import TokenClaims, TokenPair, TokenService
-from textnlp.errors import AuthError, Conflict, InvalidInput, NotFound, quoted
+from textnlp.errors import AuthError, Conflict, InvalidInput, NotFound, TextNLPError, quoted
 
 if TYPE_CHECKING:
     from textnlp.adapters.sessions.base import SessionStore
@@ -61,6 +62,7 @@ class Principal:
         return self.user.is_admin
 
 
+log = logging.getLogger("textnlp.auth")
 #: How often, at most, a process forgets expired token families and revocations.
 PURGE_EVERY_S = 600.0
 _INVALID_LOGIN = "invalid username or password"
@@ -108,7 +110,6 @@ class AuthService:
 
     # Tokens ----------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> TokenPair:
-        self._purge_now_and_then()
         with self.sessions.begin() as session:
             users = UserRepository(session)
             found = users.by_name(username)
@@ -127,6 +128,7 @@ class AuthService:
             pair.refresh_claims.jti,
             float(pair.refresh_claims.exp),
         )
+        self._purge_now_and_then()
         return pair
 
     def refresh(self, refresh_token: str) -> TokenPair:
@@ -170,7 +172,12 @@ class AuthService:
         if now - self._purged_at < PURGE_EVERY_S:
             return
         self._purged_at = now
-        self.store.purge_expired()
+        try:
+            self.store.purge_expired()
+        except TextNLPError as exc:  # housekeeping: a login or logout never fails for it
+            log.warning(
+                "could not purge expired sessions (next try in %.0f s): %s", PURGE_EVERY_S, exc
+            )
 
     def authenticate(self, credential: str) -> Principal:
         """The principal behind an access token or an API key; ``AuthError`` otherwise."""

@@ -256,3 +256,20 @@ def test_logins_forget_expired_families_without_any_logout(tmp_path: Path) -> No
     with sessions() as session:
         families = set(session.scalars(select(TokenFamilyRow.id)))
     assert "old" not in families and len(families) == 1  # carol's own session stays
+
+
+def test_a_purge_that_fails_fails_no_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The purge ran before the credentials were checked, outside any error handling: a lock
+    on the revocation tables made every login a 503."""
+    from textnlp.auth.service import AuthService
+    from textnlp.auth.tokens import TokenService
+
+    sessions, _, _ = _sqlite_subject(tmp_path)
+    auth = AuthService(sessions, TokenService(load_settings(home=tmp_path).auth))
+    auth.create_user("carol", "a-long-password-1")
+
+    def locked(now: float | None = None) -> None:
+        raise ServiceUnavailable("the database did not answer in time", dependency="database")
+
+    monkeypatch.setattr(auth.store, "purge_expired", locked)
+    assert auth.login("carol", "a-long-password-1").access_token

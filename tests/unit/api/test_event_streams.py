@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from textnlp.api.event_streams import _until_shutdown
+from textnlp.api.event_streams import _cancel, _until_shutdown
 from textnlp.errors import ServiceUnavailable
 
 Event = dict[str, str]
@@ -102,3 +102,20 @@ async def test_a_client_gone_under_anyio_cancellation_waits_for_the_events_to_cl
         await anext(stream)
     assert scope.cancelled_caught
     assert tokens.closed
+
+
+async def test_a_cancel_waited_out_inside_an_anyio_scope_stays_that_scopes() -> None:
+    """``_cancel`` raised a bare ``CancelledError`` of its own, which anyio took for another's:
+    the cancellation escaped the scope that made it (the shutdown path)."""
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.05)
+
+    task = asyncio.ensure_future(slow_to_stop())
+    await asyncio.sleep(0)
+    with anyio.move_on_after(0.01) as scope:
+        await _cancel(task)
+    assert scope.cancelled_caught and task.cancelled()
