@@ -77,17 +77,24 @@ def csv_table(lines: Iterable[str]) -> tuple[list[str], Iterator[CsvRow]]:
 
 
 def _rows(reader: csv.DictReader[str], width: int) -> Iterator[CsvRow]:
-    ended = reader.line_num  # the line the last row (or the header) ended on
+    # The rows of DictReader's own csv reader, which yields blank lines as [] where DictReader
+    # skips them: its line numbers stay right after a blank line.
+    header = list(reader.fieldnames or ())
+    rows = reader.reader
+    ended = rows.line_num  # the line the last row (or the header) ended on
+    number = 0
     try:
-        for number, row in enumerate(reader, 1):
-            extra = row.get(None)  # DictReader's key for fields past the header
-            count = width + len(extra) if extra else sum(v is not None for v in row.values())
-            if count != width:
+        for fields in rows:
+            if not fields:  # a blank line
+                ended = rows.line_num
+                continue
+            number += 1
+            if len(fields) != width:
                 where = f"row {number} (line {ended + 1})"
-                fields = f"{count} field" + ("" if count == 1 else "s")
-                raise TableError(f"{where}: {fields}, the header has {width}", ended + 1)
-            yield CsvRow(number, ended + 1, dict(row))
-            ended = reader.line_num
+                count = f"{len(fields)} field" + ("" if len(fields) == 1 else "s")
+                raise TableError(f"{where}: {count}, the header has {width}", ended + 1)
+            yield CsvRow(number, ended + 1, dict(zip(header, fields, strict=True)))
+            ended = rows.line_num
     except csv.Error as exc:
         raise _unreadable(exc, ended + 1) from None
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.records import stored_record
-from textnlp.errors import OutputError
-from textnlp.generation.journal import journal_path
+from textnlp.errors import Conflict, OutputError
+from textnlp.generation.journal import RunJournal, journal_path
 from textnlp.generation.output_lock import OutputLock, lock_path
 from textnlp.generation.sinks import FileSink
 from textnlp.generation.writers import read_dataset, write_dataset
@@ -104,3 +104,22 @@ def test_a_hard_link_at_the_journal_name_of_a_fresh_run_is_refused_before_it_is_
     with FileSink(out) as sink, pytest.raises(OutputError, match="hard link"):
         sink.start(fresh=True)
     assert victim.read_bytes() == kept
+
+
+def test_a_run_through_a_link_takes_the_lock_of_the_file_it_writes(tmp_path: Path) -> None:
+    """Outputs are written through links, but the lock was taken on the name given: a run on
+    ``lb.jsonl -> la.jsonl`` and one on ``la.jsonl`` wrote one file at once."""
+    real = tmp_path / "la.jsonl"
+    link = tmp_path / "lb.jsonl"
+    link.symlink_to(real)
+    with FileSink(real), pytest.raises(Conflict, match="another run is writing"), FileSink(link):
+        pass
+
+
+def test_the_journal_of_a_directory_output_is_no_executable(tmp_path: Path) -> None:
+    out = tmp_path / "hfds"
+    out.mkdir(mode=0o755)
+    journal = RunJournal(journal_path(out), like=out)
+    journal.open(fresh=True)
+    journal.close()
+    assert stat.S_IMODE(journal.path.stat().st_mode) & 0o111 == 0

@@ -148,7 +148,11 @@ def _say_why_records_failed(summary: DatasetSummary) -> None:
         line = f"warning: {summary.failed} of {summary.requested} records failed; {first}"
         err_console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    raise DatasetFailed(f"every record failed ({summary.failed}); {first}")
+    message = f"every record failed ({summary.failed}); {first}"
+    if summary.output is not None:  # nothing is written: an earlier file stays as it was
+        kept = " (it is unchanged)" if summary.output.exists() else ""
+        message += f"; {summary.output} was not written{kept}"
+    raise DatasetFailed(message)
 
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
@@ -319,7 +323,8 @@ def print_summary(summary: DatasetSummary) -> None:
     for label, value in rows:
         table.add_row(label, value)
     console.print(table)
-    console.print(f"dataset: [bold]{escape(str(summary.output))}[/]")
+    if summary.written or summary.first_failure is None:  # else nothing was written
+        console.print(f"dataset: [bold]{escape(str(summary.output))}[/]")
 
 
 def acceptance_rows(acceptance: dict[str, Any]) -> list[tuple[str, str]]:

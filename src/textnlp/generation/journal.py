@@ -113,7 +113,9 @@ class RunJournal:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if fresh else 0)
         fd = open_side_file(self.path, flags, 0o600)  # private until it takes its mode
         try:
-            os.fchmod(fd, kept_mode(self.like) if self.like is not None else usual_mode())
+            # A file's read and write bits only: an HF directory output's mode has x bits.
+            mode = kept_mode(self.like) if self.like is not None else usual_mode()
+            os.fchmod(fd, mode & 0o666)
             # A descriptor (Path.open cannot take one), closed by ``close``.
             self._handle = open(fd, "a", encoding="utf-8")  # noqa: PTH123, SIM115
         except OSError as exc:

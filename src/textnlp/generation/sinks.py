@@ -29,7 +29,7 @@ from textnlp.domain import Record
 from textnlp.generation.export import ExportSpec
 from textnlp.generation.journal import RunJournal, journal_path
 from textnlp.generation.output_lock import OutputLock
-from textnlp.generation.writers import iter_dataset, write_dataset
+from textnlp.generation.writers import iter_dataset, write_dataset, write_target
 
 
 class RecordSink(Protocol):
@@ -89,8 +89,10 @@ class FileSink:
         #: A resume from the output itself (its journal gone with the run that finished it).
         self._from_output = False
         #: The output's lock, and the rejects file's: two runs given one --rejects would
-        #: each replace the other's.
-        self._locks = [OutputLock(path) for path in (output, rejects) if path is not None]
+        #: each replace the other's. Taken on the file written (a link's target: two runs given
+        #: a file and a link to it write one file).
+        given = (output, rejects)
+        self._locks = [OutputLock(write_target(p)) for p in given if p is not None]
         self._held = ExitStack()
 
     def __enter__(self) -> FileSink:
