@@ -5,7 +5,6 @@ which need a model that fails, are fault tests: ``tests/faults/test_jobs_cli_fai
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.jobs_cli import refused, submitted
 from tests.support.real_cli import run_cli
 from tests.support.serve import Served, ServeUser, serve
 
@@ -23,18 +23,6 @@ NAMES = ["a#b.jsonl", "a?b.jsonl", "x%2Fy.jsonl", "café.jsonl", "100%.jsonl", "
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(tmp_path, *args, timeout=120)
-
-
-def submitted(answer: subprocess.CompletedProcess[str]) -> dict[str, object]:
-    assert answer.returncode == 0, answer.stderr
-    job: dict[str, object] = json.loads(answer.stdout)
-    return job
-
-
-def refused(answer: subprocess.CompletedProcess[str], message: str, code: int = 2) -> None:
-    assert answer.returncode == code, (answer.returncode, answer.stdout, answer.stderr)
-    assert message in answer.stderr and "Traceback" not in answer.stderr, answer.stderr
-    assert answer.stderr.splitlines()[-1].startswith("error: ")  # after --wait's progress
 
 
 def uploads(home: Path) -> list[Path]:

@@ -18,22 +18,11 @@ from pathlib import Path
 
 from tests.conftest import stop_process
 from tests.support.cluster import ROOT, run_cli_with_test_backends
+from tests.support.jobs_cli import refused, submitted
 
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli_with_test_backends(tmp_path, *args, timeout=120)
-
-
-def submitted(answer: subprocess.CompletedProcess[str]) -> dict[str, object]:
-    assert answer.returncode == 0, answer.stderr
-    job: dict[str, object] = json.loads(answer.stdout)
-    return job
-
-
-def refused(answer: subprocess.CompletedProcess[str], message: str, code: int = 2) -> None:
-    assert answer.returncode == code, (answer.returncode, answer.stdout, answer.stderr)
-    assert message in answer.stderr and "Traceback" not in answer.stderr, answer.stderr
-    assert answer.stderr.splitlines()[-1].startswith("error: ")  # after --wait's progress
 
 
 def test_results_of_a_failed_job_are_the_records_it_kept_said_on_stderr(tmp_path: Path) -> None:
