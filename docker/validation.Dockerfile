@@ -39,9 +39,15 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 textnlp \
-    && useradd --system --uid 10001 --gid textnlp --home-dir /home/textnlp --create-home textnlp
+    && useradd --system --uid 10001 --gid textnlp --home-dir /home/textnlp --create-home textnlp \
+    && chmod 1777 /tmp \
+    && install -d -m 0755 -o 10001 -g 10001 /tmp/textnlp /tmp/cache /tmp/hf /tmp/matplotlib
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /home/textnlp
+# The root is read-only on ECS; /tmp is the task's scratch volume. A fresh ECS volume is root's
+# 0755 unless the image declares it, in which case it starts as a copy of the image's /tmp:
+# world-writable (sticky), with the app's directories owned by its user.
+VOLUME ["/tmp"]
 USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import pathlib, sys; sys.exit(0 if any(b'worker' in p.read_bytes() for p in pathlib.Path('/proc').glob('[0-9]*/cmdline')) else 1)"]

@@ -25,8 +25,9 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from rehearsal import image_guard
+from rehearsal import image_guard, image_runtime
 from rehearsal.assembly import REPO_ROOT
+from rehearsal.image_runtime import ImageRuntime
 
 DOCKER_DIR = REPO_ROOT / "docker"
 #: The Dockerfile whose build stage says what the wheel is built from (all three COPY the same).
@@ -43,6 +44,8 @@ class Image:
     root: Path
     #: The Dockerfile's ENV per repository name ("textnlp-api" -> docker/api.Dockerfile).
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The Dockerfile's last stage (its USER, VOLUMEs) per repository name.
+    runtimes: dict[str, ImageRuntime] = field(default_factory=dict)
 
     @property
     def bin(self) -> Path:
@@ -54,10 +57,20 @@ class Image:
         return self.root / "home" / "textnlp"
 
     def environment_of(self, image_uri: str) -> dict[str, str]:
-        repository = image_uri.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+        repository = repository_of(image_uri)
         if repository not in self.environments:
             return {}
         return {**self.environments[repository], image_guard.VARIABLE: repository}
+
+    def runtime_of(self, image_uri: str) -> ImageRuntime:
+        """The image's USER and VOLUMEs; an image without a Dockerfile here runs as root with
+        no VOLUME."""
+        return self.runtimes.get(repository_of(image_uri), ImageRuntime())
+
+
+def repository_of(image_uri: str) -> str:
+    """`<account>.dkr.ecr.<region>.amazonaws.com/textnlp-api:tag` -> `textnlp-api`."""
+    return image_uri.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
 
 
 def build(directory: Path) -> Image:
@@ -78,7 +91,7 @@ def build(directory: Path) -> Image:
         marker.write_text(wheel.name)
     else:
         _install_guard(root)  # the extras may have changed since
-    return Image(root, dockerfile_environments())
+    return Image(root, dockerfile_environments(), dockerfile_runtimes())
 
 
 def _install_guard(root: Path) -> None:
@@ -181,33 +194,15 @@ def _run(command: list[str], what: str) -> None:
         raise ImageBuildError(f"{what} failed: {(done.stderr or done.stdout)[-1500:]}")
 
 
+def dockerfile_runtimes() -> dict[str, ImageRuntime]:
+    """Each Dockerfile's last stage (USER, VOLUME, ENV...), by its repository
+    (`textnlp-<file stem>`)."""
+    return {f"textnlp-{path.name.removesuffix('.Dockerfile')}": image_runtime.read(path)
+            for path in sorted(DOCKER_DIR.glob("*.Dockerfile"))}
+
+
 def dockerfile_environments() -> dict[str, dict[str, str]]:
-    """ENV of each Dockerfile's last stage, by its repository (`textnlp-<file stem>`)."""
-    found = {}
-    for path in sorted(DOCKER_DIR.glob("*.Dockerfile")):
-        found[f"textnlp-{path.name.removesuffix('.Dockerfile')}"] = _last_stage_env(path)
-    return found
-
-
-def _last_stage_env(path: Path) -> dict[str, str]:
-    text = re.sub(r"\\\n", " ", path.read_text())
-    env: dict[str, str] = {}
-    for line in text.splitlines():
-        words = line.strip().split(None, 1)
-        if not words:
-            continue
-        if words[0].upper() == "FROM":
-            env = {}
-        elif words[0].upper() == "ENV" and len(words) == 2:
-            env.update(_env_pairs(words[1]))
-    # PATH names the image's venv (/opt/venv/bin): processes get the rehearsal's own PATH.
-    env.pop("PATH", None)
-    return env
-
-
-def _env_pairs(text: str) -> dict[str, str]:
-    pairs = re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', text)
-    if not pairs:  # the legacy form: ENV NAME value
-        name, _, value = text.partition(" ")
-        return {name: value.strip()}
-    return {k: json.loads(v) if v.startswith('"') else v for k, v in pairs}
+    """ENV of each Dockerfile's last stage, by its repository. PATH names the image's venv
+    (/opt/venv/bin): processes get the rehearsal's own PATH."""
+    return {repository: {k: v for k, v in runtime.environment.items() if k != "PATH"}
+            for repository, runtime in dockerfile_runtimes().items()}

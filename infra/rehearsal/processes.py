@@ -5,8 +5,10 @@ injected the way ECS does (a secret's value, or one JSON key of it), the image's
 variables ECS itself sets on Fargate, and the rehearsal's substitutions (`AWS_ENDPOINT_URL`,
 test credentials, the CA bundle). `readonlyRootFilesystem` is enforced, when running as root, by
 a private mount namespace whose root is read-only and whose declared volumes are fresh scratch
-directories. There is no awsvpc network namespace, so a container port maps to a free local
-port (rewritten in the command and the health check, and listed as a substitution).
+directories, each as ECS makes it from the image (`image_runtime`: a copy of the image's
+directory when the image declares that VOLUME, else root's 0755); the process then runs as the
+image's USER, as on ECS. There is no awsvpc network namespace, so a container port maps to a
+free local port (rewritten in the command and the health check, and listed as a substitution).
 
 Output is captured line by line: embedded-metric-format lines go to CloudWatch (moto), the rest
 is the process's log, whose tail is shown when a step involving it fails.
@@ -29,6 +31,7 @@ from typing import Any
 
 from rehearsal.emf import EmfForwarder
 from rehearsal.image import Image
+from rehearsal.image_runtime import Directory
 from rehearsal.ledger import Ledger
 from rehearsal.stand_ins import free_port
 from rehearsal.template import placeholders_in
@@ -38,6 +41,10 @@ _READ_ONLY_ROOT = (
     ' done; mount -o remount,bind,ro /; unset REHEARSAL_BINDS; exec "$@"'
 )
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: The image's files are the host's here (the checkout, the venvs, the interpreter, at whatever
+#: modes they have, under /root perhaps), which in a real image the USER can read: it may read
+#: and search any file (CAP_DAC_READ_SEARCH), and writes only where the modes let it.
+_READ_THE_IMAGE = "dac_read_search"
 
 
 class ContainerError(RuntimeError):
@@ -176,9 +183,16 @@ class ContainerLauncher:
         ledger.emulate("the container runtime's own environment: PATH, HOME, LANG, HOSTNAME, "
                        "the image's ENV (its Dockerfile), and what ECS sets on Fargate "
                        "(AWS_REGION, AWS_DEFAULT_REGION, AWS_EXECUTION_ENV)")
-        if not self.enforce_read_only:
-            ledger.leave_out("read-only root filesystems: not enforced (not running as root, "
-                             "so no private mount namespace)")
+        if self.enforce_read_only:
+            ledger.emulate("the images' USER: each container runs as its Dockerfile's USER "
+                           "(setpriv; it may read any host file, the image's files being the "
+                           "host's here), and a task volume starts as ECS makes it: the "
+                           "image's directory there if the image declares that VOLUME, else "
+                           "an empty directory of root's, mode 0755")
+        else:
+            ledger.leave_out("read-only root filesystems and the images' USER: not enforced "
+                             "(not running as root, so no private mount namespace, and every "
+                             "container runs as the rehearsal's user)")
 
     # -- starting -----------------------------------------------------------------------------
     def start(
@@ -266,6 +280,11 @@ class ContainerLauncher:
         return result
 
     def _wrap(self, spec: ContainerSpec, argv: list[str]) -> list[str]:
+        runtime = self.image.runtime_of(spec.image)
+        if self.enforce_read_only and runtime.uid != 0:  # the mounts first, as root
+            argv = ["setpriv", f"--reuid={runtime.uid}", f"--regid={runtime.gid}",
+                    "--clear-groups", f"--inh-caps=+{_READ_THE_IMAGE}",
+                    f"--ambient-caps=+{_READ_THE_IMAGE}", "--", *argv]
         if not (self.enforce_read_only and spec.read_only_root):
             return argv
         return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
@@ -276,12 +295,23 @@ class ContainerLauncher:
             self._counter += 1
             number = self._counter
         binds = []
+        runtime = self.image.runtime_of(spec.image)
         for index, path in enumerate(spec.writable_paths):
             scratch = self.run_dir / "scratch" / f"{number:02d}-{_slug(label)}" / str(index)
-            scratch.mkdir(parents=True, exist_ok=True)
-            scratch.chmod(0o1777)
+            self._fresh_volume(scratch, runtime.fresh_volume(path))
             binds.append(f"{scratch}={path}")
         return " ".join(binds)
+
+    def _fresh_volume(self, scratch: Path, directories: list[Directory]) -> None:
+        """A task volume as ECS starts it (top directory first). Owners only as root: a user
+        cannot give files away, and its processes run as itself anyway."""
+        top = directories[0].path
+        for directory in directories:
+            target = scratch / directory.path.relative_to(top)
+            target.mkdir(parents=True, exist_ok=True)
+            target.chmod(directory.mode)
+            if self.enforce_read_only:
+                os.chown(target, directory.uid, directory.gid)
 
     def _read(self, process: ContainerProcess) -> None:
         assert process.popen.stdout is not None

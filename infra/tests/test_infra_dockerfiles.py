@@ -13,12 +13,13 @@ import re
 import shlex
 import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from textnlp import deployment
 
-from infra_assembly import require_tool
+from infra_assembly import Assembly, require_tool
+from rehearsal import image_runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "docker"
@@ -157,3 +158,60 @@ def test_the_rehearsal_gives_each_image_only_its_extras(tmp_path: Path) -> None:
     assert api == {**dict.fromkeys(modules, False), "fastapi": True, "boto3": True,
                    "sacrebleu": True, "llama_cpp": True}
     assert validation["sacrebleu"] and not validation["llama_cpp"]  # no embedded extra there
+
+
+def _app_containers(assembly: Assembly) -> list[tuple[str, dict]]:
+    """(repository, container definition) of every container from one of our Dockerfiles."""
+    repositories = [f"textnlp-{name}" for name in IMAGES]
+    found = []
+    for template in assembly.templates.values():
+        for resource in template["Resources"].values():
+            if resource["Type"] != "AWS::ECS::TaskDefinition":
+                continue
+            for container in resource["Properties"]["ContainerDefinitions"]:
+                image = json.dumps(container["Image"])
+                found += [(r, container) for r in repositories if f"/{r}:" in image]
+    return found
+
+
+def test_each_scratch_volume_is_writable_by_its_images_user(assembly: Assembly) -> None:
+    """A fresh ECS task volume is root's 0755 unless the image declares a VOLUME there (then it
+    starts as the image's directory): an image running as an unprivileged USER must declare
+    the VOLUME and make it, and the app's directories in it, writable for that user."""
+    containers = _app_containers(assembly)
+    assert {r for r, _ in containers} == {f"textnlp-{name}" for name in IMAGES}
+    for repository, container in containers:
+        runtime = image_runtime.read(DOCKER_DIR / f"{repository.removeprefix('textnlp-')}"
+                                     ".Dockerfile")
+        environment = {**runtime.environment,
+                       **{e["Name"]: str(e["Value"]) for e in container.get("Environment", [])}}
+        mounts = [m["ContainerPath"] for m in container["MountPoints"] if not m.get("ReadOnly")]
+        assert mounts, f"{container['Name']}: no writable volume"
+        for mount in mounts:
+            where = f"{container['Name']} ({repository}) at {mount}"
+            assert PurePosixPath(mount) in runtime.volumes, f"{where}: no VOLUME declared"
+            top = runtime.fresh_volume(mount)[0]
+            assert top.writable_by(runtime.uid, runtime.gid), f"{where}: {oct(top.mode)}"
+            below = {k: v for k, v in environment.items() if v.startswith(f"{mount}/")}
+            assert below.keys() >= {"TEXTNLP_HOME", *deployment.SCRATCH_ENVIRONMENT}
+            for variable, path in below.items():
+                assert runtime.can_create(path, mount), f"{where}: {variable}={path}"
+
+
+def test_the_volume_an_image_gives_is_read_from_its_last_stage(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "x.Dockerfile"
+    dockerfile.write_text(
+        "FROM a AS build\nRUN chmod 1777 /tmp\nVOLUME /tmp\n"
+        "FROM b\nRUN mkdir -p /tmp/a && chown 7:8 /tmp/a && chmod 700 /tmp/a; "
+        "install -d -m 0750 -o 7 -g 8 /tmp/a/b /srv\nVOLUME [\"/tmp\"]\nUSER 7:8\n"
+    )
+    runtime = image_runtime.read(dockerfile)
+    assert (runtime.uid, runtime.gid) == (7, 8)
+    # The first stage's chmod is not in the image; /tmp stays the unknown base's: root 0755.
+    assert [(str(d.path), d.uid, d.gid, d.mode) for d in runtime.fresh_volume("/tmp")] == [
+        ("/tmp", 0, 0, 0o755), ("/tmp/a", 7, 8, 0o700), ("/tmp/a/b", 7, 8, 0o750)]
+    assert runtime.can_create("/tmp/a/b/c/d", "/tmp") and not runtime.can_create("/tmp/z", "/tmp")
+    assert runtime.fresh_volume("/srv") == [image_runtime.Directory(PurePosixPath("/srv"))]
+    dockerfile.write_text("FROM b\nRUN chmod a+w /tmp\n")
+    with pytest.raises(image_runtime.DockerfileError, match="octal"):
+        image_runtime.read(dockerfile)

@@ -36,6 +36,7 @@ def test_the_rehearsed_deployment_serves_the_journey(assembly: Assembly) -> None
         require_tool(_tool(name), name)
     if os.geteuid() == 0:
         require_tool(_tool("unshare"), "unshare (read-only root filesystems)")
+        require_tool(_tool("setpriv"), "setpriv (the images' USER)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     done = subprocess.run(
         [sys.executable, "-m", "rehearsal", "--cdk-out", str(assembly.directory)],
