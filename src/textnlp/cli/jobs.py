@@ -1,8 +1,13 @@
-"""``textnlp jobs submit|status|results|cancel|list``: batch jobs, against the API or local.
+"""``textnlp jobs submit|status|results|cancel|delete|list``: batch jobs, against the API or local.
 
 With ``--api URL`` (or ``TEXTNLP_API_URL``) the commands call the REST API with ``--token``
 (or ``TEXTNLP_API_TOKEN``); without it they work directly on the local database as the user
 ``local`` (the ``local`` profile), and a ``textnlp worker`` runs the jobs.
+
+``delete`` removes an ended job with its records and files; it refuses a queued or running job
+(cancel it first), where the API's ``DELETE`` would cancel it: a command named delete never
+just stops a job. ``purge --older-than DAYS`` is the operator's retention, run like ``textnlp
+users`` against the database of the settings: every job that ended more than DAYS days ago.
 
 ``--wait`` exits 1 when the job ended ``failed`` (its reason on stderr, after the job's JSON), as
 ``generate`` does when its run fails; a refused command exits 2 and writes nothing. While it
@@ -20,15 +25,23 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from textnlp.cli.common import console, dollars, err_console, parse_assignments, settings
+from textnlp.cli.common import (
+    console,
+    dollars,
+    err_console,
+    parse_assignments,
+    platform,
+    settings,
+)
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
 from textnlp.domain.jobs import JOB_ID, TERMINAL_STATES
-from textnlp.errors import InvalidInput, NotFound, OutputError, TextNLPError, quoted
+from textnlp.errors import Conflict, InvalidInput, NotFound, OutputError, TextNLPError, quoted
 from textnlp.generation.writers import check_writable, ensure_directory
 
 jobs_app = typer.Typer(help="Submit and follow batch jobs.", no_args_is_help=True)
@@ -326,6 +339,46 @@ def cancel(job_id: str, api: str | None = ApiOption, token: str | None = TokenOp
         _print(backend.cancel(job_id))
     finally:
         backend.close()
+
+
+@jobs_app.command("delete")
+def delete(job_id: str, api: str | None = ApiOption, token: str | None = TokenOption) -> None:
+    """Delete an ended job with its records and files (refused while it runs: cancel first).
+
+    Its records, result files and validation report go; its prompt upload stays."""
+    job_id = _job_id(job_id)
+    backend = _backend(api, token)
+    try:
+        state = backend.status(job_id)["state"]
+        if state not in TERMINAL_STATES:
+            raise Conflict(
+                f"job {job_id} is {state}: cancel it first (`textnlp jobs cancel {job_id}`), "
+                "then delete it"
+            )
+        backend.delete(job_id)
+    finally:
+        backend.close()
+    print(f"deleted job {job_id}", file=sys.stderr)
+
+
+@jobs_app.command("purge")
+def purge(
+    older_than: int = typer.Option(
+        ...,
+        "--older-than",
+        min=1,
+        max=36500,  # a century: what a date can go back by (no OverflowError)
+        metavar="DAYS",
+        help="Delete the jobs that ended more than DAYS days ago (a positive integer).",
+    ),
+) -> None:
+    """Operators: delete the jobs that ended more than DAYS days ago, with their files.
+
+    Runs against the database and storage of the settings, as `textnlp users` does, in
+    batches of jobs; queued and running jobs stay."""
+    with platform() as parts:
+        removed = parts.jobs.purge(timedelta(days=older_than))
+    print(f"purged {removed} job{'' if removed == 1 else 's'} ended over {older_than} days ago")
 
 
 @jobs_app.command("list")

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from textnlp.bootstrap import Platform
 from textnlp.config import Settings
 from textnlp.errors import (
+    Conflict,
     InvalidInput,
     ServiceUnavailable,
     first_error,
@@ -37,6 +38,7 @@ class JobsBackend(Protocol):
     def submit(self, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]: ...
     def status(self, job_id: str) -> dict[str, Any]: ...
     def cancel(self, job_id: str) -> dict[str, Any]: ...
+    def delete(self, job_id: str) -> None: ...
     def list(self) -> list[dict[str, Any]]: ...
     def download(self, job_id: str, out: Path) -> int: ...
     def close(self) -> None: ...
@@ -69,6 +71,9 @@ class LocalJobs:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self.service.cancel(LOCAL_OWNER, job_id).model_dump(mode="json")
+
+    def delete(self, job_id: str) -> None:
+        self.service.delete(LOCAL_OWNER, job_id)  # an active job: Conflict, nothing deleted
 
     def list(self) -> list[dict[str, Any]]:
         return [v.model_dump(mode="json") for v in self.service.list(LOCAL_OWNER)]
@@ -157,6 +162,14 @@ class ApiJobs:
     def cancel(self, job_id: str) -> dict[str, Any]:
         with self._reaching():
             return self.client.cancel_job(job_id)
+
+    def delete(self, job_id: str) -> None:
+        """Delete an ended job (the caller saw it ended: a state it never leaves). The route
+        cancels an active job instead; were it one, that is said, not passed over."""
+        with self._reaching():
+            cancelled = self.client.delete_job(job_id)
+        if cancelled is not None:
+            raise Conflict(f"job {job_id} was {cancelled['state']}: it is cancelled, not deleted")
 
     def list(self) -> list[dict[str, Any]]:
         with self._reaching():

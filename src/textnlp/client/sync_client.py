@@ -263,6 +263,15 @@ class TextNLPClient:
         result: dict[str, Any] = parsed_json(self.request("POST", job_path(job_id, "/cancel")))
         return result
 
+    def delete_job(self, job_id: str) -> dict[str, Any] | None:
+        """Delete an ended job with its records and files: None. A queued or running job is
+        cancelled instead, as by ``cancel_job``, and comes back (the route's old meaning)."""
+        answer = self.request("DELETE", job_path(job_id))
+        if answer.status_code == 204:
+            return None
+        result: dict[str, Any] = parsed_json(answer)
+        return result
+
     def list_jobs(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = parsed_json(self.request("GET", "/generate/batch"))
         return result

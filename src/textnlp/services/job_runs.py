@@ -162,7 +162,8 @@ class JobRuns:
         Shared by the worker that generated the records and by the dead-letter sweep, which
         finishes a job whose workers died after its last record was stored."""
         row = self._store.get(job_id)
-        if row is None:
+        if row is None:  # deleted (cancelled first) while the file was made: it names no job
+            self._storage.delete(result_key)
             return False
         failure = self._every_record_failed(job_id)
         if failure is not None:  # nothing to validate or to download: the job failed

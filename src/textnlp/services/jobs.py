@@ -1,4 +1,4 @@
-"""Batch jobs: submit (transactional outbox + idempotency key), status, cancel, results.
+"""Batch jobs: submit (transactional outbox + idempotency key), status, cancel, results, delete.
 
 Submitting stores the job *and* its queue message in one database transaction (the outbox),
 then publishes the message. If the process dies between the two, ``publish_pending`` (run by
@@ -509,6 +509,73 @@ class JobService:
                 f"job {job_id} has ended ({state}); only queued or running jobs can be cancelled"
             )
         return self.status(owner, job_id)
+
+    # -- deletion ----------------------------------------------------------------------------
+    def delete(self, owner: Owner, job_id: str) -> None:
+        """Delete an ended job and its data: its row, records, outbox messages, idempotency
+        keys, and every object it wrote in storage (its prompt upload is the user's own file
+        and stays). A queued or running job is refused (``Conflict``): cancel it first."""
+        self._owned(owner, job_id)
+        row = self.store.delete(job_id)
+        if row is None:  # deleted at the same moment
+            raise NotFound(f"no job {quoted(job_id)}")
+        if row.state not in TERMINAL_STATES:
+            raise Conflict(
+                f"job {job_id} is {row.state}: cancel it first, then delete it",
+                job_id=job_id,
+                state=row.state,
+            )
+        self._delete_objects([row])
+
+    def cancel_or_delete(self, owner: Owner, job_id: str) -> JobView | None:
+        """The API's ``DELETE`` of a job: a queued or running one is cancelled, as that route
+        always did (clients rely on it), and comes back; an ended one is deleted (None)."""
+        row = self._owned(owner, job_id)
+        if row.state not in TERMINAL_STATES:
+            return self.cancel(owner, job_id)
+        self.delete(owner, job_id)
+        return None
+
+    def purge(self, older_than: timedelta, *, batch: int = 100) -> int:
+        """The operator's retention: delete every job that ended more than ``older_than`` ago,
+        as ``delete`` does, ``batch`` jobs per transaction (a large purge holds no table for
+        long); returns how many were deleted. Jobs still queued or running are kept."""
+        if batch < 1:
+            raise InvalidInput(f"a purge's batch is 1 or more jobs, got {batch}")
+        before = datetime.now(UTC) - older_than
+        removed = 0
+        while True:
+            rows = self.store.purge_ended(before, batch)
+            self._delete_objects(rows)
+            removed += len(rows)
+            if len(rows) < batch:
+                return removed
+
+    def _delete_objects(self, rows: Iterable[JobRow]) -> None:
+        """The storage objects of jobs whose rows are deleted: their result files (kept partial
+        ones too), provider and OpenAI batch files (all under ``generated/batch-jobs/<job>/``)
+        and validation report.
+
+        Called after the rows' transaction has committed, and best effort (a failure is logged,
+        the next key tried): a storage failure leaves an object no job names, never a job whose
+        files are gone. (The other order, objects first, would leave a job that answers
+        ``status`` with a result link to nothing.)"""
+        for row in rows:
+            try:
+                keys = set(self.storage.list(f"{Keys.BATCH_JOBS}{row.id}/"))
+            except Exception:
+                log.warning("job %s deleted: its files could not be listed", row.id, exc_info=True)
+                keys = set()
+            keys.update(
+                key
+                for key in (row.result_key, row.report_key, Keys.validation_result(row.id))
+                if key
+            )
+            for key in sorted(keys):
+                try:
+                    self.storage.delete(key)
+                except Exception:
+                    log.warning("job %s deleted: its file %s was not", row.id, key, exc_info=True)
 
     def _archived(self, row: JobRow) -> bool:
         """Whether the bucket's lifecycle has archived the job's file by now (by its age)."""

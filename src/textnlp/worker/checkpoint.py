@@ -75,8 +75,9 @@ class Checkpointer:
         chunk, self._buffer = self._buffer, []
         if chunk:
             self.stored += self.runs.save_chunk(self.job_id, chunk)
-        # One cheap read per chunk: a user's cancel stops the job within a chunk.
-        self.cancelled = self.runs.heartbeat(self.job_id) == "cancelled"
+        # One cheap read per chunk: a user's cancel stops the job within a chunk, and so does
+        # its delete (no state: the job is gone, its records with it).
+        self.cancelled = self.runs.heartbeat(self.job_id) in {"cancelled", None}
         if self.after_flush is not None:
             self.after_flush()
 

@@ -282,8 +282,9 @@ class Worker:
         """Count an attempt on the job; False when there is nothing to run."""
         what = f"job {job_id}"
         row = await self.patience.run(what, self.runs.start_attempt, job_id, self.options.worker_id)
-        if row is None:
-            await self.patience.run(what, queue.dead_letter, message, f"no job {job_id}")
+        if row is None:  # deleted by its owner or a purge (it had ended): nothing to run
+            log.info("job %s: no such job (deleted); its message is dropped", job_id)
+            await self.patience.run(what, queue.delete, message)
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
             await self.patience.run(what, self.runner.settle, job_id)
@@ -332,7 +333,11 @@ class Worker:
         """The validation service's step: the gate on the stored result, then the job's end."""
         what = f"job {job_id} validation"
         row = await self.patience.run(what, self.runs.get, job_id)
-        if row is None or (row.state not in TERMINAL_STATES and not row.result_key):
+        if row is None:  # deleted by its owner or a purge (it had ended): nothing to check
+            log.info("job %s: no such job (deleted); its validation message is dropped", job_id)
+            await self.patience.run(what, queue.delete, message)
+            return
+        if row.state not in TERMINAL_STATES and not row.result_key:
             reason = f"no result of job {job_id}"
             await self.patience.run(what, queue.dead_letter, message, reason)
             return
@@ -357,7 +362,7 @@ class Worker:
         if outcome is None:  # no checkpoint inside a validation: hand it back now
             raise StopJob("shutdown")
         report_key, failure = outcome
-        await self.patience.run(
+        finished = await self.patience.run(
             what,
             lambda: self.runs.finish(
                 job_id,
@@ -366,6 +371,9 @@ class Worker:
                 report_key=report_key,
             ),
         )
+        if not finished and await self.patience.run(what, self.runs.get, job_id) is None:
+            # Cancelled and deleted while it was checked: its report would name no job.
+            await self.patience.run(what, self.runs.discard_result, report_key)
         # Let go of it: a gate's failure keeps the whole dataset, no settle is to redo it.
         await self.patience.run(what, self.runs.worker_stopped, job_id)
         await self.patience.run(what, queue.delete, message)

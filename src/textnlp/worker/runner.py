@@ -77,7 +77,8 @@ class JobRunner:
         """
         runs = self.runs
         row = runs.get(job_id)
-        assert row is not None
+        if row is None:  # cancelled and deleted since its attempt started
+            raise StopJob("cancelled")
         spec = JobSpec.model_validate(row.spec)
         source = runs.template(spec)
         # A recipe's job is done when ``total`` records passed (its rejects are stored too).

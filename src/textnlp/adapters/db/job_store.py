@@ -7,6 +7,11 @@ hook, ``adapters.db.base``); each method is safe to call again once it is back.
 
 A job's ``attempts`` are the attempts that count towards its limit (``queue.max_receives``):
 ``start`` counts one, ``uncount_attempt`` takes it back when the attempt ended without failing.
+
+An ended job can be deleted (``delete``, ``purge_ended``): its row, records, outbox messages and
+idempotency keys go in one transaction that holds the job's row first. A worker still busy with
+it then finds no job: ``save_records`` stores nothing, ``heartbeat`` answers None, ``finish``,
+``hand_over`` and ``keep_partial_result`` change nothing; none of them makes the row again.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, false, func, select, update
+from sqlalchemy import Engine, delete, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +34,7 @@ from textnlp.adapters.db.jobs import (
     JobRow,
     OutboxRow,
 )
+from textnlp.adapters.db.users import UserRow
 from textnlp.domain import Record
 from textnlp.domain.jobs import TERMINAL_STATES
 
@@ -394,6 +400,8 @@ class JobStore:
             .returning(JobRecordRow.index)
         )
         with self.sessions.begin() as session:
+            if not self._holds_job(session, job_id):
+                return 0  # deleted (by its owner, or a purge): nothing to keep it for
             inserted = set(session.scalars(statement).all())
             added = len(inserted)
             new = [r for r in records if r.index in inserted]
@@ -415,6 +423,19 @@ class JobStore:
                 values["cost_usd"] = func.coalesce(JobRow.cost_usd, 0.0) + sum(costs)
             session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
             return added
+
+    def _holds_job(self, session: Session, job_id: str) -> bool:
+        """Whether the job exists, held against a delete until the transaction ends:
+        PostgreSQL's ``FOR KEY SHARE`` on its row (what a record's foreign key takes anyway:
+        concurrent stores and state changes are not held up); SQLite's write lock, taken
+        before the read, so the read is not of a snapshot a delete has since replaced."""
+        query = select(JobRow.id).where(JobRow.id == job_id)
+        if self._postgres:
+            query = query.with_for_update(key_share=True)
+        else:
+            noop = update(JobRow).where(JobRow.id == job_id, false())
+            session.execute(noop.values(id=JobRow.id))
+        return session.scalar(query) is not None
 
     def iter_records(self, job_id: str, *, ok_only: bool = True) -> Iterator[Record]:
         """Stored records in index order, fetched in batches (large jobs stay in bounds)."""
@@ -473,3 +494,60 @@ class JobStore:
         query = select(JobRecordRow.index).where(JobRecordRow.job_id == job_id).limit(1)
         with self.sessions() as session:
             return session.scalar(query) is not None
+
+    # -- deletion --------------------------------------------------------------------------
+    def delete(self, job_id: str) -> JobRow | None:
+        """Delete the job if it has ended; returns its row as read (None: no such job). A row
+        still queued or running comes back untouched: only an ended job is deleted."""
+        with self.sessions.begin() as session:
+            row = session.get(JobRow, job_id, with_for_update=self._postgres)
+            if row is None or row.state not in TERMINAL_STATES:
+                return row
+            self._delete_rows(session, [row])
+            return row
+
+    def purge_ended(self, before: datetime, limit: int) -> list[JobRow]:
+        """Delete up to ``limit`` jobs that ended before ``before`` (the oldest first), in one
+        transaction; returns their rows. Rows another transaction holds (a delete, a worker's
+        store) are skipped, to be taken by the next call."""
+        query = (
+            select(JobRow)
+            .where(JobRow.state.in_(list(TERMINAL_STATES)), JobRow.finished_at < before)
+            .order_by(JobRow.finished_at, JobRow.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        with self.sessions.begin() as session:
+            rows = list(session.scalars(query).all())
+            self._delete_rows(session, rows)
+            return rows
+
+    def _delete_rows(self, session: Session, rows: Sequence[JobRow]) -> None:
+        """Delete the (locked, ended) jobs and everything stored under them. The children are
+        deleted by name, not left to ``ON DELETE CASCADE``: a SQLite connection without its
+        ``foreign_keys`` pragma would keep them. A job's cost moves to its owner's
+        ``spent_usd``: a deleted job's spending stays spent (``SpendingStore.spend``)."""
+        ids = [row.id for row in rows]
+        if not ids:
+            return
+        for child in (JobRecordRow, OutboxRow, IdempotencyKeyRow):
+            session.execute(
+                delete(child)
+                .where(child.job_id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
+        session.execute(
+            delete(JobRow).where(JobRow.id.in_(ids)).execution_options(synchronize_session=False)
+        )
+        costs: dict[str, float] = {}
+        for row in rows:
+            if row.cost_usd:
+                costs[row.owner_id] = costs.get(row.owner_id, 0.0) + row.cost_usd
+        for owner_id, cost in sorted(costs.items()):
+            session.execute(
+                update(UserRow)
+                .where(UserRow.id == owner_id)
+                .values(spent_usd=UserRow.spent_usd + cost)
+                .execution_options(synchronize_session=False)
+            )

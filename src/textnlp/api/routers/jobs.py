@@ -1,4 +1,4 @@
-"""Batch-job routes: submit, status, cancel, results, prompt-file uploads.
+"""Batch-job routes: submit, status, cancel, delete, results, prompt-file uploads.
 
 The router only parses, authorises and renders; ``JobService`` (built by the app's
 ``Platform``) does the work. Someone else's job answers 404, like a missing one.
@@ -142,10 +142,23 @@ def cancel_job(job_id: str, request: Request, user: CurrentUser, jobs: JobsDep) 
     return linked(request, jobs.cancel(owner(user), job_id))
 
 
-@router.delete("/status/{job_id}", response_model=JobView)
-def delete_job(job_id: str, request: Request, user: CurrentUser, jobs: JobsDep) -> JobView:
-    """Cancel a queued or running job (same as ``POST .../cancel``)."""
-    return linked(request, jobs.cancel(owner(user), job_id))
+@router.delete(
+    "/status/{job_id}",
+    response_model=JobView,
+    responses={
+        200: {"description": "The job was queued or running: it is cancelled (as by `cancel`)"},
+        204: {"description": "The job had ended: it is deleted, with its records and files"},
+    },
+)
+def delete_job(
+    job_id: str, request: Request, user: CurrentUser, jobs: JobsDep
+) -> JobView | Response:
+    """Delete an ended job with its records, result files and validation report (its prompt
+    upload stays); a queued or running job is cancelled instead (as ``POST .../cancel``)."""
+    view = jobs.cancel_or_delete(owner(user), job_id)
+    if view is None:
+        return Response(status_code=204)
+    return linked(request, view)
 
 
 @router.get(
