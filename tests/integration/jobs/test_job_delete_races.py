@@ -72,19 +72,18 @@ def test_the_delete_waits_for_a_store_in_progress_and_takes_its_records(
     store = JobStore(pg_engine)
     job_id = cancelled_job(store)
     # A worker's store under way: the row held as a record's foreign key holds it.
-    worker = pg_engine.connect()
-    held = worker.begin()
-    worker.execute(text("SELECT id FROM jobs WHERE id = :id FOR KEY SHARE"), {"id": job_id})
-    worker.execute(
-        text("INSERT INTO job_records (job_id, index, ok, payload) VALUES (:id, 5, true, '{}')"),
-        {"id": job_id},
-    )
     deleter = threading.Thread(target=store.delete, args=(job_id,))
-    deleter.start()
-    deleter.join(0.5)
-    assert deleter.is_alive()  # held by the worker's transaction, not past it
-    held.commit()
-    worker.close()
+    with pg_engine.connect() as worker:
+        held = worker.begin()
+        worker.execute(text("SELECT id FROM jobs WHERE id = :id FOR KEY SHARE"), {"id": job_id})
+        insert = "INSERT INTO job_records (job_id, index, ok, payload) VALUES (:id, 5, true, '')"
+        worker.execute(text(insert), {"id": job_id})
+        try:
+            deleter.start()
+            deleter.join(0.5)
+            assert deleter.is_alive()  # held by the worker's transaction, not past it
+        finally:
+            held.commit()
     deleter.join(30)
     assert store.get(job_id) is None
     assert store.count_records(job_id) == 0  # the late record went with the job
