@@ -543,3 +543,29 @@ def test_one_user_holds_a_bounded_number_of_job_streams(
             assert others.response.status_code == 200
     # Closed, each stream gave its place back.
     assert len(events(alice, "/console/jobs/events", count=1)) == 1
+
+
+def test_an_ended_job_is_deleted_from_its_page(api: Api, alice: Browser, bob: Browser) -> None:
+    job_id = finished_job(api, alice)
+    action = f'action="/console/jobs/{job_id}/delete" data-when="ended">'
+    assert action in alice.client.get(f"/console/jobs/{job_id}").text  # shown: it has ended
+    other = bob.client.post(f"/console/jobs/{job_id}/delete", data={"csrf_token": bob.csrf()})
+    assert other.status_code == 404 and api_status(api, job_id)["state"] == "succeeded"
+    queued = alice.submitted(count="2")
+    page = alice.client.get(f"/console/jobs/{queued}").text
+    assert f'action="/console/jobs/{queued}/delete" data-when="ended" hidden>' in page
+    token = alice.csrf()
+    running = alice.client.post(f"/console/jobs/{queued}/delete", data={"csrf_token": token})
+    assert running.status_code == 409 and "cancel it first" in running.text
+    assert api_status(api, queued)["state"] == "queued"
+    no_token = alice.client.post(f"/console/jobs/{job_id}/delete")
+    assert no_token.status_code == 403 and api_status(api, job_id)["state"] == "succeeded"
+
+    deleted = alice.client.post(f"/console/jobs/{job_id}/delete", data={"csrf_token": token})
+    assert deleted.status_code == 303 and deleted.headers["location"].endswith("/console/jobs")
+    assert alice.client.get(f"/console/jobs/{job_id}").status_code == 404
+    gone = api.client.get(f"{STATUS}/{job_id}", headers=api.headers("alice"))
+    assert gone.status_code == 404
+    assert f'data-job-id="{job_id}"' not in alice.client.get("/console/jobs").text
+    cancel = alice.client.post(f"/console/jobs/{queued}/cancel", data={"csrf_token": token})
+    assert cancel.status_code == 303  # (the other tests' workers need not run it)

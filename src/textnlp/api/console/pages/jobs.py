@@ -1,4 +1,4 @@
-"""Jobs: the list with live progress, submit, one job's page, cancel, download.
+"""Jobs: the list with live progress, submit, one job's page, cancel, delete, download.
 
 Every page calls ``JobService`` as the API's job routes do (``textnlp.api.routers.jobs``), with
 the logged-in user as the ``Owner``: an admin sees everyone's jobs, anyone else only their own,
@@ -379,6 +379,15 @@ async def cancel_job(
     """Cancel a queued or running job (409 for one that has ended)."""
     await run_in_threadpool(_jobs(request).cancel, _owner(user), job_id)
     return redirect(request, f"/console/jobs/{job_id}")
+
+
+@router.post("/{job_id}/delete")
+async def delete_job(
+    job_id: str, request: Request, user: ConsoleUser, _csrf: CsrfChecked
+) -> Response:
+    """Delete an ended job with its records and files (409 while it is queued or running)."""
+    await run_in_threadpool(_jobs(request).delete, _owner(user), job_id)
+    return redirect(request, "/console/jobs")
 
 
 @router.get("/{job_id}/download")

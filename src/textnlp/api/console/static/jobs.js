@@ -1,8 +1,8 @@
 // Live progress of the jobs pages: an EventSource on the section's `data-job-events` URL
 // (Server-Sent Events of /console/jobs/events, authenticated by the session cookie); each
 // `progress` event updates the elements of its job (`[data-job-id]`): the state text, the
-// progress bar and its text and, on a job's own page, the error, the cancel and download
-// controls. Without this script the pages still work: a reload shows the current state.
+// progress bar and its text and, on a job's own page, the error, the cancel, delete and
+// download controls. Without this script the pages still work: a reload shows the current state.
 "use strict";
 (() => {
   const section = document.querySelector("[data-job-events]");
@@ -42,6 +42,7 @@
     if (heading) heading.textContent = job.state === "failed" ? "Why it failed" : "Last error";
     const ended = terminal.has(job.state);
     root.querySelectorAll('[data-when="active"]').forEach((element) => show(element, !ended));
+    root.querySelectorAll('[data-when="ended"]').forEach((element) => show(element, ended));
     // A file once there is one: a cancelled job's kept records come after its state.
     const download = field(root, "download");
     if (download && job.result_format) {
