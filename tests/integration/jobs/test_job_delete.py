@@ -5,6 +5,7 @@ cancelled, as the route always did; another user's job and a deleted one answer 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,31 @@ def test_a_deleted_jobs_cost_stays_spent(api: Api) -> None:
     finally:
         engine.dispose()
     assert after == pytest.approx(before)  # deleting a job gives no budget back
+
+
+def test_a_purge_goes_batch_by_batch_through_the_old_ended_jobs(api: Api) -> None:
+    alice = api.headers("alice")
+    old = [submit(api) for _ in range(5)]
+    recent = submit(api)
+    for job_id in [*old, recent]:
+        assert api.client.post(f"{STATUS}/{job_id}/cancel", headers=alice).is_success
+    active = submit(api)
+    engine = make_engine(api.settings.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE jobs SET finished_at = now() - interval '31 days' WHERE id = ANY(:ids)"
+                ),
+                {"ids": old},
+            )
+            # The other tests' ended jobs are recent: the purge leaves them.
+    finally:
+        engine.dispose()
+    with Platform(api.settings) as platform:
+        assert platform.jobs.purge(timedelta(days=30), batch=2) == 5  # batches of 2, 2 and 1
+        assert platform.jobs.purge(timedelta(days=30), batch=2) == 0
+    assert all(rows(api, job_id)["jobs"] == 0 for job_id in old)
+    assert rows(api, recent)["jobs"] == 1 and rows(api, active)["jobs"] == 1
+    assert api.client.get(f"{STATUS}/{active}", headers=alice).json()["state"] == "queued"
+    api.client.post(f"{STATUS}/{active}/cancel", headers=alice)
