@@ -189,3 +189,16 @@ def test_a_purge_goes_batch_by_batch_through_the_old_ended_jobs(api: Api) -> Non
     assert rows(api, recent)["jobs"] == 1 and rows(api, active)["jobs"] == 1
     assert api.client.get(f"{STATUS}/{active}", headers=alice).json()["state"] == "queued"
     api.client.post(f"{STATUS}/{active}/cancel", headers=alice)
+
+
+def test_the_python_client_deletes_an_ended_job_and_is_told_of_a_cancel(api: Api) -> None:
+    from textnlp.client import ApiError
+
+    job_id = submit(api)
+    with api.python_client("alice") as client:
+        cancelled = client.delete_job(job_id)  # queued: the route cancels it
+        assert cancelled is not None and cancelled["state"] == "cancelled"
+        assert client.delete_job(job_id) is None  # ended: deleted
+        with pytest.raises(ApiError) as gone:
+            client.delete_job(job_id)
+    assert gone.value.status == 404
