@@ -94,6 +94,9 @@ class FileSink:
         given = (output, rejects)
         self._locks = [OutputLock(write_target(p)) for p in given if p is not None]
         self._held = ExitStack()
+        #: Whether ``end`` (re)wrote ``output``: what goes with its records (an export's card)
+        #: is written then only, never over an earlier run's dataset that this run left as it was.
+        self.wrote = False
 
     def __enter__(self) -> FileSink:
         with ExitStack() as stack:  # a lock not taken releases those taken before it
@@ -149,6 +152,7 @@ class FileSink:
         if place.ok and (complete or self._from_output or _is_new(self.output)):
             accepted = (r for r in self.journal.records(place) if r.status == "ok")
             write_dataset(self.output, islice(accepted, count), export=self.export)
+            self.wrote = True
         if self.rejects is not None and (complete or _is_new(self.rejects)):
             write_dataset(self.rejects, self.journal.records(place, only=place.not_ok))
         if complete or not place.offsets:  # an empty journal is no progress to resume

@@ -147,12 +147,16 @@ class GenerationService:
             async def backend_of(other: str) -> Backend:  # a recipe column's own model
                 return budget.apply(await self.pool.get(other))
 
+            def card(summary: DatasetSummary) -> None:
+                # With the records only: a run that wrote none (every candidate rejected, a
+                # stopped run over an earlier dataset) leaves the output, card and all, as it was.
+                if sink.wrote:
+                    self.write_card(job, summary)
+
             pipeline = DatasetPipeline(
                 backend, self.cache, spec_of=self.catalogue.get, backend_of=backend_of
             )
-            return await pipeline.run(
-                request, on_record, sink=sink, on_end=lambda summary: self.write_card(job, summary)
-            )
+            return await pipeline.run(request, on_record, sink=sink, on_end=card)
 
     def write_card(
         self, job: DatasetJob, summary: DatasetSummary, gate: dict[str, Any] | None = None
