@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         TokenDelta,
         Usage,
     )
-    from textnlp.errors import TextNLPError
+    from textnlp.errors import CandidatesExhausted, QuotaExceeded, TextNLPError
     from textnlp.generation.pipeline import DatasetSummary
     from textnlp.generation.recipes.recipe import Recipe
     from textnlp.library import agenerate_dataset, generate_dataset
@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "CandidatesExhausted": "textnlp.errors",
     "ChatMessage": "textnlp.domain",
     "Completion": "textnlp.domain",
     "DatasetSummary": "textnlp.generation.pipeline",
     "GenerationParams": "textnlp.domain",
     "GenerationRequest": "textnlp.domain",
     "ModelInfo": "textnlp.domain",
+    "QuotaExceeded": "textnlp.errors",
     "Recipe": "textnlp.generation.recipes.recipe",
     "Record": "textnlp.domain",
     "Settings": "textnlp.config",
@@ -47,12 +49,14 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "CandidatesExhausted",
     "ChatMessage",
     "Completion",
     "DatasetSummary",
     "GenerationParams",
     "GenerationRequest",
     "ModelInfo",
+    "QuotaExceeded",
     "Recipe",
     "Record",
     "Settings",

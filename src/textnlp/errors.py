@@ -21,6 +21,7 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     ├── Conflict                     the request conflicts with stored state (HTTP 409/422)
     │   └── Archived                 a stored file is in an archive class; its restore has begun
     ├── QuotaExceeded                a rate limit or spending cap (HTTP 429, exit 2)
+    │   └── CandidatesExhausted      a recipe run's most candidates tried, too few passed
     ├── ServiceUnavailable           the database, cache or queue cannot be reached (HTTP 503)
     ├── MissingExtra                 a feature's packages (an extra) are not installed (HTTP 501)
     ├── DatasetFailed                a run made no record: every one failed (exit 1)
@@ -170,6 +171,15 @@ class QuotaExceeded(TextNLPError):
     def __init__(self, message: str, *, retry_after: float | None = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
+
+
+class CandidatesExhausted(QuotaExceeded):
+    """A recipe run tried its most candidates (``max_candidates``) and fewer than ``count``
+    passed every filter; the accepted ones are written (``details``: ``written``,
+    ``requested``, ``candidates``, ``max_candidates``). The message names no surface's option:
+    the CLI adds ``--max-candidates`` where it renders the error."""
+
+    type = "candidates_exhausted"
 
 
 class ServiceUnavailable(TextNLPError):

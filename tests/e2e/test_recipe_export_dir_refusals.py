@@ -28,6 +28,7 @@ def test_a_new_directory_is_not_written_and_the_line_says_why(tmp_path: Path) ->
     line = result.stderr.strip()
     assert line.startswith("error: only 0 of 1 records passed after 2 candidates"), line
     assert "ds2 was not written" in line and "\n" not in line
+    assert line.endswith("(run again with --resume and a --max-candidates above 2 to continue)")
     assert not (tmp_path / "ds2").exists()
 
 

@@ -34,7 +34,7 @@ from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, dollars, err_console, parse_assignments, platform, settings
 from textnlp.cli.interrupt import ignore_further_interrupts, run_interruptible
 from textnlp.domain import Record
-from textnlp.errors import DatasetFailed, QuotaExceeded, TextNLPError
+from textnlp.errors import CandidatesExhausted, DatasetFailed, QuotaExceeded, TextNLPError
 from textnlp.extras import require_extra
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetSummary
@@ -194,9 +194,11 @@ async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:
                     journal = journal_path(job.output) if job.output is not None else None
                     if written and journal is not None and journal.is_file():
                         kept = f"{written} finished records are in {journal} ({kept})"
-                raise QuotaExceeded(
-                    f"{exc.message}; {kept} (run again with --resume to continue)",
-                    **exc.details,
+                again = "run again with --resume"
+                if isinstance(exc, CandidatesExhausted):  # the same budget would stop at once
+                    again += f" and a --max-candidates above {exc.details['max_candidates']}"
+                raise exc.__class__(
+                    f"{exc.message}; {kept} ({again} to continue)", **exc.details
                 ) from None
             except TextNLPError:
                 progress.live.transient = True  # the error is the one line on stderr

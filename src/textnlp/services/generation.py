@@ -20,7 +20,7 @@ from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationRequest, ModelInfo, Record, TokenDelta
-from textnlp.errors import InvalidParameter
+from textnlp.errors import CandidatesExhausted, InvalidParameter
 from textnlp.generation.cache import CachedBackend, OwnerScopedCache, ResponseCache
 from textnlp.generation.card import DatasetCard, models_of, write_card
 from textnlp.generation.pipeline import (
@@ -31,7 +31,6 @@ from textnlp.generation.pipeline import (
     file_sink,
 )
 from textnlp.generation.recipes.recipe import Recipe
-from textnlp.generation.recipes.run import CandidatesExhausted
 from textnlp.generation.sinks import MemorySink
 from textnlp.generation.templates import PromptTemplate, TemplateLibrary
 from textnlp.generation.writers import format_of, iter_dataset

@@ -17,14 +17,13 @@ import pytest
 from textnlp.backends.base import Backend, PerRequestBackend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, Record, TokenDelta, Usage
-from textnlp.errors import Conflict, InvalidParameter, MissingExtra
+from textnlp.errors import CandidatesExhausted, Conflict, InvalidParameter, MissingExtra
 from textnlp.generation.cache import SqliteResponseCache
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest, DatasetSummary
 from textnlp.generation.recipes.base import CellContext, cell_seed
 from textnlp.generation.recipes.columns import Criterion, LlmJudge
 from textnlp.generation.recipes.recipe import Recipe, parse_recipe
-from textnlp.generation.recipes.run import CandidatesExhausted
 from textnlp.generation.sinks import FileSink
 from textnlp.generation.templates import record_seed
 from textnlp.generation.writers import read_dataset
@@ -213,9 +212,10 @@ async def test_max_candidates_stops_the_run_with_the_accepted_ones_written(
     error = caught.value
     assert "\n" not in error.message
     assert f"only {len(accepted)} of 20 records passed" in error.message
-    assert "22 candidates" in error.message and "--max-candidates 22" in error.message
+    assert "after 22 candidates, the most allowed" in error.message
+    assert "--" not in error.message  # the CLI names its option where it renders this
     assert error.details["written"] == len(accepted) and error.details["requested"] == 20
-    assert error.details["candidates"] == 22
+    assert error.details["candidates"] == 22 and error.details["max_candidates"] == 22
     assert [r.index for r in read_dataset(out)] == accepted  # a valid file
     assert journal_path(out).exists()  # the run can go on with a larger budget
 

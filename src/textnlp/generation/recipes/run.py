@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from textnlp.domain import Record
-from textnlp.errors import Conflict, QuotaExceeded
+from textnlp.errors import CandidatesExhausted, Conflict
 from textnlp.extras import require_modules
 from textnlp.generation.recipes.cells import RecordBuilder
 from textnlp.generation.recipes.recipe import Recipe
@@ -31,12 +31,6 @@ from textnlp.generation.sinks import RecordSink
 from textnlp.generation.templates import record_seed
 
 OnRecord = Callable[[Record], None]
-
-
-class CandidatesExhausted(QuotaExceeded):
-    """``max_candidates`` were tried and fewer than ``count`` passed."""
-
-    type = "candidates_exhausted"
 
 
 @dataclass
@@ -193,11 +187,11 @@ class RecipeRun:
             kept = "; the accepted ones are kept" if a.accepted else ""
             raise CandidatesExhausted(
                 f"only {a.accepted} of {self.count} records passed after {a.candidates} "
-                f"candidates (acceptance {a.rate:.0%}; --max-candidates {self.max_candidates}"
-                f"{failed}){kept}",
+                f"candidates, the most allowed (acceptance {a.rate:.0%}{failed}){kept}",
                 written=a.accepted,
                 requested=self.count,
                 candidates=a.candidates,
+                max_candidates=self.max_candidates,
             )
 
     def _wanted(self, finished: dict[int, Record]) -> int:
