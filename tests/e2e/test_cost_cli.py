@@ -54,8 +54,10 @@ def test_max_cost_stops_the_run_with_one_line_and_exit_2(tmp_path: Path, cli: An
     assert stopped.returncode == 2, stopped.stderr
     lines = stopped.stderr.strip().splitlines()
     assert len(lines) == 1, stopped.stderr
-    assert lines[0].startswith("error: spending cap of --max-cost reached")
-    assert "would exceed $0.80" in lines[0] and "Traceback" not in stopped.stderr
+    assert lines[0].startswith(
+        "error: spending cap of this run (max_cost_usd / --max-cost) reached"
+    )
+    assert "would exceed $0.8000" in lines[0] and "Traceback" not in stopped.stderr
     kept = records(tmp_path / "out.jsonl")  # a valid dataset of what was paid for
     indices = [int(r["index"]) for r in kept]  # type: ignore[call-overload]
     assert 0 < len(kept) < 30 and indices == sorted(set(indices))

@@ -11,12 +11,14 @@ import pytest
 
 from tests.support.fake_backend import FakeBackend
 from tests.support.priced_backend import COMPLETION_TOKENS, PRICE, PricedOpenAIFake
+from textnlp.adapters.db.spending import SpendingStore
 from textnlp.adapters.secrets import EnvSecrets
 from textnlp.backends.base import PerRequestBackend
 from textnlp.backends.cloud import CloudContext
 from textnlp.backends.pricing import CappedBackend, Price, PriceTable, SpendingCap
 from textnlp.backends.resilience import RetryPolicy
 from textnlp.backends.spec import ModelSpec
+from textnlp.config import load_settings
 from textnlp.domain import Completion, GenerationParams, GenerationRequest, TokenDelta, Usage
 from textnlp.errors import QuotaExceeded
 from textnlp.generation.cache import SqliteResponseCache
@@ -24,6 +26,7 @@ from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetPipeline, DatasetRequest
 from textnlp.generation.templates import TemplateLibrary
 from textnlp.generation.writers import read_dataset
+from textnlp.services.spending import SpendingService
 
 LIBRARY = TemplateLibrary.load()
 SPEC = ModelSpec(
@@ -91,6 +94,23 @@ async def test_answers_from_the_cache_cost_nothing(tmp_path: Path) -> None:
     assert first.cost_usd is not None and first.cost_usd > 0
     assert second.cached == 4 and second.cost_usd == 0.0
     assert {r.provenance.cost_usd for r in read_dataset(tmp_path / "b.jsonl")} == {0.0}
+
+
+def test_a_runs_cap_is_named_for_every_surface_and_shown_to_the_hundredth_of_a_cent() -> None:
+    """It said "would exceed $0.00" of a $0.0001 cap, and named the CLI's --max-cost to a
+    library caller."""
+
+    def no_store() -> SpendingStore:
+        raise AssertionError("a run's own cap needs no database")
+
+    service = SpendingService(load_settings(environ={}), PRICES, no_store)
+    (cap,) = service.run_budget(0.0001).caps
+    with pytest.raises(QuotaExceeded) as caught:
+        cap.check(0.0003)
+    assert caught.value.message == (
+        "spending cap of this run (max_cost_usd / --max-cost) reached: $0.0000 spent, "
+        "$0.0000 in flight, $0.0003 more would exceed $0.0001"
+    )
 
 
 async def test_a_spending_cap_stops_the_run_keeping_valid_records(tmp_path: Path) -> None:

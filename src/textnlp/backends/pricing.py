@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 BATCH_DISCOUNT = 0.5
 
 
+def usd(amount: float) -> str:
+    """An amount as every cost and cap in a message shows it: ``$0.0001`` (four decimals, so
+    that a cap of a hundredth of a cent is not "$0.00" beside the amounts it is compared with)."""
+    return f"${amount:.4f}"
+
+
 @dataclass(frozen=True)
 class Price:
     input_per_1k: float
@@ -142,8 +148,8 @@ class SpendingCap:
     def _refuse(self, estimated: float) -> QuotaExceeded:
         return QuotaExceeded(
             f"spending cap{f' of {self.name}' if self.name else ''} reached: "
-            f"${self._spent:.4f} spent, ${self._reserved:.4f} in flight, "
-            f"${estimated:.4f} more would exceed ${self.limit_usd:.2f}",
+            f"{usd(self._spent)} spent, {usd(self._reserved)} in flight, "
+            f"{usd(estimated)} more would exceed {usd(self.limit_usd)}",
             limit_usd=self.limit_usd,
             spent_usd=round(self._spent, 6),
         )

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from textnlp.backends.base import Backend
-from textnlp.backends.pricing import CappedBackend, PriceTable, SpendingCap
+from textnlp.backends.pricing import CappedBackend, PriceTable, SpendingCap, usd
 from textnlp.backends.spec import ModelSpec
 from textnlp.config import Settings
 from textnlp.domain import Completion
@@ -142,15 +142,15 @@ class SpendingService:
             return
         if spend.spent_usd >= limit:
             raise QuotaExceeded(
-                f"spending cap reached: ${spend.spent_usd:.4f} spent of the ${limit:.2f} "
+                f"spending cap reached: {usd(spend.spent_usd)} spent of the {usd(limit)} "
                 f"allowed for this user; {spec.id} has a price (models without one still work)",
                 limit_usd=limit,
                 spent_usd=round(spend.spent_usd, 6),
             )
         if spend.spent_usd + worst_usd > limit:
             raise QuotaExceeded(
-                f"spending cap: ${spend.spent_usd:.4f} spent of the ${limit:.2f} allowed for "
-                f"this user, and this request may cost up to ${worst_usd:.4f} (its prompt and "
+                f"spending cap: {usd(spend.spent_usd)} spent of the {usd(limit)} allowed for "
+                f"this user, and this request may cost up to {usd(worst_usd)} (its prompt and "
                 "max_tokens): ask for fewer tokens",
                 limit_usd=limit,
                 spent_usd=round(spend.spent_usd, 6),
@@ -238,7 +238,9 @@ class SpendingService:
             return Budget(self.prices)
         if max_cost_usd < 0:
             raise InvalidParameter(f"the spending cap must be at least 0 (got {max_cost_usd})")
-        return Budget(self.prices, (SpendingCap(max_cost_usd, name="--max-cost"),))
+        # Named for the library and the CLI alike.
+        cap = SpendingCap(max_cost_usd, name="this run (max_cost_usd / --max-cost)")
+        return Budget(self.prices, (cap,))
 
     def job_budget(
         self,

@@ -115,7 +115,7 @@ def test_job_cap_fails_the_job_before_it_is_passed(settings: Settings, jobs: Job
     failed = jobs.status(ALICE, view.id)
     assert failed.state == "failed" and failed.attempts == 1  # not retried
     assert failed.error is not None and "max_cost_usd" in failed.error
-    assert "spending cap" in failed.error and "would exceed $0.50" in failed.error
+    assert "spending cap" in failed.error and "would exceed $0.5000" in failed.error
     kept = jobs.store.count_records(view.id)
     assert 0 < kept < 40 and f"{kept} of 40 records kept" in failed.error
     assert failed.cost_usd is not None and 0 < failed.cost_usd <= 0.5
