@@ -6,11 +6,16 @@ matching when all its conditions do (`http-header`, `path-pattern`, `host-header
 else the listener's default action: `forward` to a target group (the ECS service's tasks that
 registered in it), `fixed-response` or `redirect`. Requests reach it by the hosts that Route 53
 aliases to the load balancer's DNS name, from API Gateway's integrations or straight.
+
+A forwarded answer streams as the task sends it (an ALB does not buffer): its body is read
+from the task while the caller reads it, and closing the answer closes the task's connection.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,18 +157,48 @@ class LoadBalancers:
         headers["x-forwarded-for"] = ", ".join(
             filter(None, [headers.get("x-forwarded-for"), "127.0.0.1"]))
         url = httpx.URL(f"http://{address}{request.url.raw_path.decode()}")
-        with httpx.Client(timeout=120) as client:
-            upstream = client.request(request.method, url, headers=headers,
-                                      content=request.read())
-        return passthrough(upstream, request)
+        client = httpx.Client(timeout=120)
+        try:
+            upstream = client.send(client.build_request(
+                request.method, url, headers=headers, content=request.read()), stream=True)
+        except BaseException:
+            client.close()
+            raise
+        return relayed(upstream, request, on_close=client.close)
 
 
-def passthrough(upstream: httpx.Response, request: httpx.Request) -> httpx.Response:
-    """A buffered copy of `upstream` (its body already decoded, so no encoding headers)."""
-    headers = [(k, v) for k, v in upstream.headers.multi_items()
-               if k.lower() not in _HOP_HEADERS]
-    return httpx.Response(upstream.status_code, headers=headers, content=upstream.content,
-                          request=request)
+class _Relay(httpx.SyncByteStream):
+    """`upstream`'s decoded body, read as the caller reads, cut at the monotonic time `until`
+    (a streamed integration's timeout); closing it closes `upstream`."""
+
+    def __init__(self, upstream: httpx.Response, on_close: Any = None,
+                 until: float | None = None) -> None:
+        self._upstream = upstream
+        self._on_close = on_close
+        self._until = until
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._upstream.iter_bytes():
+            if self._until is not None and time.monotonic() > self._until:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        self._upstream.close()
+        if self._on_close is not None:
+            self._on_close()
+
+
+def _headers(upstream: httpx.Response) -> list[tuple[str, str]]:
+    """`upstream`'s headers but the hop-by-hop ones (its body is relayed decoded)."""
+    return [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in _HOP_HEADERS]
+
+
+def relayed(upstream: httpx.Response, request: httpx.Request, on_close: Any = None,
+            until: float | None = None) -> httpx.Response:
+    """`upstream` answering `request`, its body streamed through as it comes."""
+    return httpx.Response(upstream.status_code, headers=_headers(upstream),
+                          stream=_Relay(upstream, on_close, until), request=request)
 
 
 def _target_group(action: dict[str, Any]) -> str:

@@ -6,8 +6,10 @@ resource that has the request's method (or ANY); no match is 403 "Missing Authen
 Token". Then its CUSTOM authorizer (whose policy is cached per
 identity value and evaluated against each request's method ARN), the stage cache where the
 stage's method settings enable caching, else the integration: `HTTP_PROXY` to
-`Integration.Uri` with the mapped path parameters and headers. Requests and responses are
-buffered, as API Gateway REST does not stream.
+`Integration.Uri` with the mapped path parameters and headers. Requests are buffered. A
+response is buffered too, and a 504 once `TimeoutInMillis` (29 s by default) passes before it is
+whole (checked as each chunk comes), unless the integration's `ResponseTransferMode` is
+`STREAM`: then its chunks pass through as they come, until the timeout ends the stream.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from rehearsal.alb import LoadBalancers, passthrough
+from rehearsal.alb import LoadBalancers, relayed
 from rehearsal.authorizers import Decision, LambdaAuthorizer
 from rehearsal.deploy import Deployed, Deployment
 from rehearsal.lambdas import LambdaService
@@ -88,9 +90,12 @@ class RestApi:
         }
         self.host = f"{self.id}.execute-api.{self.region}.amazonaws.com"
         ledger.emulate("API Gateway REST: routing, Lambda authorizers and their result cache, "
-                       "stage cache (GET), HTTP_PROXY integrations, buffered responses")
+                       "stage cache (GET), HTTP_PROXY integrations, buffered responses (504 "
+                       "past the integration timeout) or streamed ones (ResponseTransferMode "
+                       "STREAM)")
         ledger.leave_out("API Gateway throttling and usage plans, request body models, "
-                         "CloudFront and the custom domain (the journey calls the stage URL)")
+                         "CloudFront and the custom domain (the journey calls the stage URL), "
+                         "a streamed response's idle timeout and bandwidth past 10 MB")
 
     @property
     def url(self) -> str:
@@ -160,7 +165,8 @@ class RestApi:
                 return httpx.Response(cached.status_code, headers=cached.headers,
                                       content=cached.content, request=request)
         response = self._integrate(method, request, params, decision)
-        if cache_key is not None and 200 <= response.status_code < 300:
+        streamed = transfer_mode(method.get("Integration", {})) == "STREAM"  # never cached
+        if cache_key is not None and not streamed and 200 <= response.status_code < 300:
             with self._lock:
                 self._cache[cache_key] = (time.monotonic(), response)
         return response
@@ -270,17 +276,42 @@ class RestApi:
             self._ledger.leave_out(f"integration endpoint {target_url.host} (not in the "
                                    "templates' load balancers)")
             return _error(500, "Internal server error", request)
-        timeout_s = float(integration.get("TimeoutInMillis", 29000)) / 1000
-        started = time.monotonic()
+        deadline = time.monotonic() + float(integration.get("TimeoutInMillis", 29000)) / 1000
         try:
             upstream = self._balancers.handle(forwarded)
+            if transfer_mode(integration) == "STREAM":
+                response = relayed(upstream, request, until=deadline)
+            else:
+                response = _buffered(upstream, request, deadline)
         except httpx.HTTPError:
             return _error(502, "Internal server error", request)
-        if time.monotonic() - started > timeout_s:
-            return _error(504, "Endpoint request timed out", request)
-        response = passthrough(upstream, request)
         response.headers["x-amzn-requestid"] = request_id
         return response
+
+
+def transfer_mode(integration: dict[str, Any]) -> str:
+    """How API Gateway returns the integration's response: BUFFERED unless set to STREAM."""
+    return str(integration.get("ResponseTransferMode") or "BUFFERED").upper()
+
+
+def _buffered(upstream: httpx.Response, request: httpx.Request,
+              deadline: float) -> httpx.Response:
+    """`upstream` read whole, or API Gateway's 504 once the deadline passes first (an endless
+    event stream ends here, when its next chunk or keep-alive comment comes late)."""
+    chunks: list[bytes] = []
+    try:
+        for chunk in upstream.iter_bytes():
+            if time.monotonic() > deadline:
+                return _error(504, "Endpoint request timed out", request)
+            chunks.append(chunk)
+    finally:
+        upstream.close()
+    if time.monotonic() > deadline:
+        return _error(504, "Endpoint request timed out", request)
+    headers = [(k, v) for k, v in upstream.headers.multi_items()
+               if k.lower() not in ("content-length", "transfer-encoding")]
+    return httpx.Response(upstream.status_code, headers=headers, content=b"".join(chunks),
+                          request=request)
 
 
 def _candidates(node: Node, segments: list[str], params: dict[str, str],

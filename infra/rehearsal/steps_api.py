@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+from rehearsal.gateway import transfer_mode
 from rehearsal.journey import Session, StepFailed, expect
 from rehearsal.processes import ContainerError
 from rehearsal.websocket import WebSocketRefused
@@ -107,7 +108,9 @@ def stream(session: Session) -> tuple[str, str]:
     if not events or events[-1] != "[DONE]":
         raise StepFailed(f"the SSE answer does not end with data: [DONE]: {response.text[-200:]}",
                          components=_gateway_components(session))
-    sse = f"SSE through the REST gateway (buffered): {len(events) - 1} events + [DONE]"
+    found = session.rehearsed.rest_apis[0].route(f"{API}/generate/text", "POST")
+    mode = transfer_mode(found[2].get("Integration", {})).lower() if found else "?"
+    sse = f"SSE through the REST gateway ({mode}): {len(events) - 1} events + [DONE]"
     apis = session.rehearsed.websocket_apis
     if not apis:
         raise StepFailed("the templates define no WebSocket API", components=sse)

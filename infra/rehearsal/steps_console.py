@@ -4,19 +4,27 @@ routes (the app checks its session cookie, CSRF token and sets its CSP).
 The journey calls the stage URL (`https://<api>/<stage>/console/...`) where the deployment's
 custom domain would serve `/console/...`: a browser would not send the console's cookies
 (path `/console`) to the stage's path, so the step sends them itself, as a browser on the
-custom domain would."""
+custom domain would.
+
+The jobs page's live events (`/console/jobs/events`, Server-Sent Events until the browser
+leaves) must come through while the stream is open: a buffered integration would hold them
+until API Gateway's 504 at 29 s. The step checks the route's transfer mode (no 29-second wait
+to see the 504) and reads the stream's first event or keep-alive comment while it is open."""
 
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 
+from rehearsal.gateway import transfer_mode
 from rehearsal.journey import Session, StepFailed, expect
 
 CSRF_COOKIE = "textnlp_csrf"
 SESSION_COOKIE = "textnlp_console"
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+EVENTS_PATH = "/console/jobs/events"
 
 
 def _cookie(response: httpx.Response, name: str) -> tuple[str, str]:
@@ -63,6 +71,7 @@ def console(session: Session) -> tuple[str, str]:
     if keys.status_code != 200 or session.username not in keys.text:
         raise StepFailed(f"GET /console/keys with the session: {keys.status_code}",
                          components=components)
+    events = live_events(session, cookies, components)
     logout = client.post("/console/logout", data={"csrf_token": csrf}, headers=cookies,
                          follow_redirects=False)
     if logout.status_code != 303:
@@ -73,5 +82,32 @@ def console(session: Session) -> tuple[str, str]:
         raise StepFailed(f"the logged-out session: GET /console/keys answered "
                          f"{after.status_code}", components=components)
     return components, ("login page with its CSP, form login (303, session cookie HttpOnly, "
-                        "Secure, SameSite=Lax), the user's keys page, logout; the old cookie "
-                        "is sent back to the login page")
+                        f"Secure, SameSite=Lax), the user's keys page, {events}, logout; the "
+                        "old cookie is sent back to the login page")
+
+
+def live_events(session: Session, cookies: dict[str, str], components: str) -> str:
+    """The console's job events stream through the gateway: its first line, read while the
+    stream is open (then the step leaves, as a browser closing the page does)."""
+    api = session.rehearsed.rest_apis[0]
+    found = api.route(EVENTS_PATH, "GET")
+    mode = transfer_mode(found[2].get("Integration", {})) if found else "no route"
+    if mode != "STREAM":
+        raise StepFailed(f"GET {EVENTS_PATH}: the gateway's integration is {mode}: it would "
+                         "hold the events until its 504 at 29 s", components=components)
+    started = time.monotonic()
+    with session.gateway().stream("GET", EVENTS_PATH, headers={
+            **cookies, "Accept": "text/event-stream"}) as answer:
+        kind = answer.headers.get("content-type", "")
+        if answer.status_code != 200 or not kind.startswith("text/event-stream"):
+            raise StepFailed(f"GET {EVENTS_PATH}: {answer.status_code} {kind}",
+                             components=components)
+        # The stream never ends by itself: a first line here came while it was open.
+        first = next((line for line in answer.iter_lines()
+                      if line.startswith(("event:", "data:", ":"))), None)
+    if first is None:
+        raise StepFailed(f"GET {EVENTS_PATH}: the stream ended without an event or comment",
+                         components=components)
+    what = "a progress event" if first.startswith(("event:", "data:")) else "a keep-alive"
+    return (f"its live job events streamed through the gateway ({what} after "
+            f"{time.monotonic() - started:.1f} s)")

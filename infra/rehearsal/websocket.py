@@ -206,7 +206,9 @@ class WebSocketApi:
             params=query, headers=mapped, content=(body or "").encode(),
         )
         try:
-            status = self._balancers.handle(request).status_code
+            answer = self._balancers.handle(request)
+            answer.read()  # the route's work lasts as long as its answer (read, it is closed)
+            status = answer.status_code
         except httpx.HTTPError:
             status = 502
         connection.integration_statuses.append((key, status))

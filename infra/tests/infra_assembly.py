@@ -53,6 +53,32 @@ def rest_method_properties(assembly: Assembly) -> dict[tuple[str, str], dict[str
     }
 
 
+def rest_route(assembly: Assembly, http_method: str, path: str) -> dict[str, Any]:
+    """The properties of the method that serves `http_method path`, routed as API Gateway
+    routes (the rehearsal's router, on the synthesised tree)."""
+    from rehearsal.gateway import Node, _candidates
+
+    root = Node("root", "")
+    for (resource, method), properties in rest_method_properties(assembly).items():
+        node = root
+        for part in [p for p in resource.split("/") if p]:
+            child = next((c for c in node.children if c.part == part), None)
+            if child is None:
+                child = Node(part, part, parent=node)
+                node.children.append(child)
+            node = child
+        node.methods[method] = properties
+    segments = [s for s in path.split("/") if s]
+    for node, params, _ in _candidates(root, segments, {}):
+        found = node.methods.get(http_method) or node.methods.get("ANY")
+        if found is not None:
+            uri = str(found["Integration"]["Uri"])
+            for name, value in params.items():
+                uri = uri.replace("{" + name + "}", value)
+            return {**found, "OriginPath": "/" + uri.split("/", 3)[3]}
+    raise AssertionError(f"no route for {http_method} {path}")
+
+
 def require_tool(path: str | None, name: str) -> str:
     """A missing tool skips locally and fails in CI (`CI=true`)."""
     if path:

@@ -15,12 +15,18 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from textnlp.api.app import create_app
+from textnlp.api.console import PAGE_ROUTERS
+from textnlp.api.console.session import CONSOLE_PATH
 from textnlp.config import Settings, load_settings, unknown_variables
 from textnlp.deployment import GATEWAY_STREAM_PATH
 
-from infra_assembly import Assembly, rest_methods
+from infra_assembly import Assembly, rest_methods, rest_route
 
 APP_SECTIONS = ("Compute",)
+
+
+#: The console's live job events (``api/console/pages/jobs.py``: Server-Sent Events).
+CONSOLE_EVENTS = "/console/jobs/events"
 
 
 def _containers(assembly: Assembly) -> list[tuple[str, dict[str, Any]]]:
@@ -134,6 +140,29 @@ def test_every_app_route_is_reachable_through_the_gateway(
     ]
     assert unreachable == []
     assert "/openapi.json" in gateway and "/docs" in gateway
+
+
+def test_every_event_stream_of_the_app_streams_through_the_gateway(assembly: Assembly) -> None:
+    """The app's Server-Sent Events answers (the documented ones, and the console's live job
+    events, which no schema lists) reach a method whose integration streams them."""
+    app = create_app(load_settings(environ={}))
+    schema = app.openapi()
+    streams = [
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if any("text/event-stream" in answer.get("content", {})
+               for answer in operation.get("responses", {}).values())
+    ]
+    assert {path for _, path in streams} >= {"/api/v1/generate/text", "/v1/chat/completions"}
+    console = {CONSOLE_PATH + getattr(route, "path", "") for router in PAGE_ROUTERS
+               for route in router.routes}
+    assert CONSOLE_EVENTS in console
+    streams.append(("GET", CONSOLE_EVENTS))
+    for method, path in streams:
+        route = rest_route(assembly, method, path)
+        assert route["Integration"].get("ResponseTransferMode") == "STREAM", (method, path)
+        assert route["OriginPath"] == path
 
 
 def test_the_apps_storage_keys_are_the_designs_layout(assembly: Assembly) -> None:

@@ -8,7 +8,7 @@ from aws_cdk.assertions import Match
 from textnlp import deployment
 from textnlp.config import env_name, load_settings
 
-from infra_assembly import Assembly, rest_method_properties, rest_methods
+from infra_assembly import Assembly, rest_method_properties, rest_methods, rest_route
 from textnlp_infra.constructs.rest_api import API_PREFIX, CALLER_CACHE_KEY, ROUTES
 
 EXPECTED_PATHS = {
@@ -170,32 +170,28 @@ def test_a_model_id_with_a_slash_reaches_the_app(assembly: Assembly) -> None:
     API Gateway then serves the path from the nearest greedy resource, `/api/v1/{proxy+}`.
     Routed as API Gateway routes (the rehearsal's router, on the synthesised tree), each
     request reaches the app's own path, which routes `{model_id:path}`."""
-    from rehearsal.gateway import Node, _candidates
-
-    root = Node("root", "")
-    for (path, method), properties in rest_method_properties(assembly).items():
-        node = root
-        for part in [p for p in path.split("/") if p]:
-            child = next((c for c in node.children if c.part == part), None)
-            if child is None:
-                child = Node(part, part, parent=node)
-                node.children.append(child)
-            node = child
-        node.methods[method] = properties
-
-    def origin(method: str, path: str) -> str:
-        segments = [s for s in path.split("/") if s]
-        for node, params, _ in _candidates(root, segments, {}):
-            found = node.methods.get(method) or node.methods.get("ANY")
-            if found is not None:
-                uri = str(found["Integration"]["Uri"])  # https://origin.<domain>/...
-                for name, value in params.items():
-                    uri = uri.replace("{" + name + "}", value)
-                return "/" + uri.split("/", 3)[3]
-        raise AssertionError(f"no route for {method} {path}")
-
     for method, path in (("GET", "/api/v1/models/org/llama3"),
                          ("POST", "/api/v1/models/org/llama3/invoke"),
                          ("POST", "/api/v1/models/smollm2/invoke"),
                          ("GET", "/api/v1/models/smollm2")):
-        assert origin(method, path) == path
+        assert rest_route(assembly, method, path)["OriginPath"] == path
+
+
+def test_the_event_stream_routes_stream_and_the_others_buffer(assembly: Assembly) -> None:
+    """A buffered integration holds a Server-Sent Events answer until it ends and 504s at
+    29 s: the console's live job events never came. The routes that answer event streams
+    stream (for API Gateway's longest, 15 minutes) and are never cached; the rest buffer."""
+    methods = rest_method_properties(assembly)
+    streamed = {key for key, method in methods.items()
+                if method["Integration"].get("ResponseTransferMode") == "STREAM"}
+    assert streamed == {("/api/v1/generate/text", "POST"), ("/v1/{proxy+}", "ANY"),
+                        ("/console/{proxy+}", "ANY")}
+    for key, method in methods.items():
+        assert method["Integration"]["TimeoutInMillis"] == (
+            900_000 if key in streamed else 29_000), key
+    stage = next(iter(assembly.resources("Api", "AWS::ApiGateway::Stage").values()))
+    settings = {(s["ResourcePath"], s["HttpMethod"]): s
+                for s in stage["Properties"]["MethodSettings"]}
+    assert settings[("/~1api~1v1~1generate~1text", "POST")]["CachingEnabled"] is False
+    for path in ("/~1v1~1{proxy+}", "/~1console~1{proxy+}"):
+        assert settings[(path, "*")]["CachingEnabled"] is False

@@ -9,6 +9,12 @@ job lists, cancel, results, API keys...), and `/v1/{proxy+}` the OpenAI-compatib
 `/console/{proxy+}` the web console, so the gateway serves the whole app. The Lambda
 authorizer guards all routes except the ones a client calls before it has a token (login,
 refresh), the health probe and the API's own documentation.
+
+A buffered integration answers only once the whole response is in, and 504s at 29 seconds:
+the routes that answer Server-Sent Events (`generate/text` and `/v1/...` with `stream=true`,
+the console's live job events, which last until the browser leaves) stream instead
+(`ResponseTransferMode: STREAM`), for up to API Gateway's 15 minutes; the console's page
+then reconnects.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ class Route:
     method: str
     public: bool = False
     cached: bool = False
+    #: Answers Server-Sent Events: passed through as it comes, never buffered or cached.
+    streamed: bool = False
 
 
 # The design's resource tree. GETs whose answer is the same for every caller are cached at the
@@ -46,7 +54,7 @@ ROUTES = (
     Route("auth/login", "POST", public=True),
     Route("auth/refresh", "POST", public=True),
     Route("auth/logout", "POST"),
-    Route("generate/text", "POST"),
+    Route("generate/text", "POST", streamed=True),
     Route("generate/batch", "POST"),
     Route("generate/status/{job_id}", "GET"),
     Route("validate/quality", "POST"),
@@ -64,14 +72,18 @@ PROXY_ROUTE = Route("{proxy+}", "ANY")
 #: The OpenAI-compatible surface (`/v1/models`, `/v1/chat/completions`, files, batches...):
 #: one greedy proxy at the root, authorised like the API (OpenAI clients send
 #: `Authorization: Bearer <API key>`), never cached (every answer is the caller's).
-OPENAI_ROUTE = Route("v1/{proxy+}", "ANY")
+OPENAI_ROUTE = Route("v1/{proxy+}", "ANY", streamed=True)
 #: The web console (`/console`, its pages and static files): public at the gateway, whose
 #: authorizer reads the Authorization header while a browser sends the console's session
 #: cookie; the app authenticates every page itself (cookie session, CSRF, CSP). Never cached.
 CONSOLE_ROUTES = (
     Route("console", "GET", public=True),
-    Route("console/{proxy+}", "ANY", public=True),
+    Route("console/{proxy+}", "ANY", public=True, streamed=True),
 )
+#: A buffered integration's limit (API Gateway's default), and a streamed one's: the longest a
+#: response may stream.
+BUFFERED_TIMEOUT = Duration.seconds(29)
+STREAMED_TIMEOUT = Duration.minutes(15)
 #: The app's OpenAPI documents, public like the sign-in routes.
 DOCUMENT_PATHS = ("docs", "openapi.json")
 API_PREFIX = "api/v1"
@@ -102,7 +114,7 @@ class RestApi(Construct):
                 caching_enabled=False
             )
             for route in (*ROUTES, Route(PROXY_ROUTE.path, "*"))
-            if route.method in {"GET", "*"} and not route.cached
+            if (route.method in {"GET", "*"} and not route.cached) or route.streamed
         }
         for path in (OPENAI_ROUTE.path, *(route.path for route in CONSOLE_ROUTES)):
             uncached[f"/{path}/*"] = apigw.MethodDeploymentOptions(caching_enabled=False)
@@ -191,7 +203,11 @@ class RestApi(Construct):
                     *(f"method.request.path.{name}" for name in parameters),
                     *([CALLER_CACHE_KEY] if route.cached else []),
                 ],
-                timeout=Duration.seconds(29),
+                timeout=STREAMED_TIMEOUT if route.streamed else BUFFERED_TIMEOUT,
+                # Unset is BUFFERED, API Gateway's default.
+                response_transfer_mode=(
+                    apigw.ResponseTransferMode.STREAM if route.streamed else None
+                ),
             ),
         )
         method = resource.add_method(
