@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from textnlp.auth.rules import KEY_NAME_PATTERN, MAX_PASSWORD
+from textnlp.auth.rules import KEY_NAME_PATTERN, MAX_KEY_NAME, MAX_PASSWORD
 from textnlp.domain import MAX_TOKENS_LIMIT, ChatMessage, ModelInfo
 from textnlp.services.text_boundary import TextBoundary
 
@@ -54,7 +54,9 @@ class LogoutResponse(_Response):
 class ApiKeyCreate(_Request):
     #: The pattern documents the service's rule (``check_key_name``), which checks it with a
     #: message of its own.
-    name: str = Field(min_length=1, max_length=64, json_schema_extra={"pattern": KEY_NAME_PATTERN})
+    name: str = Field(
+        min_length=1, max_length=MAX_KEY_NAME, json_schema_extra={"pattern": KEY_NAME_PATTERN}
+    )
 
 
 class ApiKeyCreated(_Response):

@@ -16,6 +16,9 @@ MAX_PASSWORD = 1024
 #: A key's name is printable text: no control characters, and none of the bidirectional
 #: overrides that make a listed name read as another. A regular expression in the syntax both
 #: Python and JSON Schema (the OpenAPI document) read.
+#: The longest name a key may have: the ``api_keys.name`` column's width, the API's request
+#: model and the console's form (and its ``maxlength``) all read this one number.
+MAX_KEY_NAME = 64
 KEY_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
 _KEY_NAME = re.compile(KEY_NAME_PATTERN)
 
@@ -43,6 +46,8 @@ def check_password(password: str) -> None:
 
 
 def check_key_name(name: str) -> None:
+    if len(name) > MAX_KEY_NAME:
+        raise InvalidInput(f"a key's name has at most {MAX_KEY_NAME} characters")
     if not _KEY_NAME.fullmatch(name):  # match() lets "$" pass a final newline
         raise InvalidInput(
             "a key's name is printable text: no control or bidirectional-override characters"

@@ -14,11 +14,11 @@ from urllib.parse import quote
 import httpx2  # the HTTP library of starlette's TestClient
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import String, update
 
 from tests.support.api import PASSWORD, Api, make_settings, start_api
 from tests.support.console import LOGIN, csrf_of, log_in
-from textnlp.adapters.db.users import UserRow
+from textnlp.adapters.db.users import ApiKeyRow, UserRow
 from textnlp.api.console.csrf import CSRF_COOKIE, CSRF_FIELD
 from textnlp.api.console.headers import CONTENT_SECURITY_POLICY
 from textnlp.api.console.session import SESSION_COOKIE
@@ -374,6 +374,23 @@ def test_another_users_key_cannot_be_revoked(console: Api, browser: TestClient) 
 
 
 # Outside the local profile ---------------------------------------------------------------------
+def test_the_key_forms_bound_is_the_stored_names_width(aws_console: TestClient) -> None:
+    # The form took 100 characters where the column holds 64: a name of 65 to 100 was a
+    # database error ("value too long for type character varying(64)").
+    column = ApiKeyRow.__table__.c.name.type
+    assert isinstance(column, String) and column.length is not None
+    width = column.length
+    log_in(aws_console, "alice")
+    page = aws_console.get("/console/keys")
+    assert f'id="key-name" name="name" required maxlength="{width}"' in page.text
+    token = csrf_of(aws_console, "/console/keys")
+    longest = aws_console.post("/console/keys", data={CSRF_FIELD: token, "name": "k" * width})
+    assert longest.status_code == 201, longest.text
+    refused = aws_console.post("/console/keys", data={CSRF_FIELD: token, "name": "k" * (width + 1)})
+    assert refused.status_code == 422, refused.text
+    assert "too long" not in refused.text and f"at most {width} characters" in refused.text
+
+
 def test_cookies_are_secure_outside_the_local_profile(aws_console: TestClient) -> None:
     login = aws_console.get(LOGIN)
     assert login.status_code == 200, login.text

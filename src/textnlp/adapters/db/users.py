@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from textnlp.adapters.db.base import Base
+from textnlp.auth.rules import MAX_KEY_NAME
 from textnlp.errors import Conflict, NotFound, quoted
 
 RoleName = Literal["admin", "user"]
@@ -75,7 +76,7 @@ class ApiKeyRow(Base):
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(MAX_KEY_NAME))
     secret_hash: Mapped[str] = mapped_column(String(64))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

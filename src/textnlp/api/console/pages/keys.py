@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from textnlp.api.console.csrf import CsrfChecked
 from textnlp.api.console.render import page
 from textnlp.api.console.session import ConsoleUser
+from textnlp.auth.rules import MAX_KEY_NAME
 from textnlp.auth.service import AuthService
 from textnlp.errors import InvalidInput
 
@@ -49,6 +50,7 @@ async def _keys_page(
         "again": again,
         "refused": refused,
         "form_token": uuid.uuid4().hex,
+        "max_key_name": MAX_KEY_NAME,
     }
     return page(request, "keys.html", context, user=user, status_code=status)
 
@@ -67,7 +69,7 @@ async def create_key(
     request: Request,
     user: ConsoleUser,
     _csrf: CsrfChecked,
-    name: Annotated[str, Form(min_length=1, max_length=100)],
+    name: Annotated[str, Form(min_length=1, max_length=MAX_KEY_NAME)],
     form_token: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     settings = request.app.state.settings
