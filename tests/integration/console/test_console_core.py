@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import String, update
 
+from tests.integration.console.conftest import LOGIN_LIMITS
 from tests.support.api import PASSWORD, Api, make_settings, start_api
 from tests.support.console import LOGIN, csrf_of, log_in
 from textnlp.adapters.db.users import ApiKeyRow, UserRow
@@ -374,6 +375,25 @@ def test_another_users_key_cannot_be_revoked(console: Api, browser: TestClient) 
 
 
 # Outside the local profile ---------------------------------------------------------------------
+def test_a_key_past_the_cap_shows_the_form_again_with_why(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The cap's Conflict was a bare "Error 409" page, the form gone.
+    home = tmp_path_factory.mktemp("console-key-cap")
+    for api in start_api(make_settings(home, api={**LOGIN_LIMITS, "max_api_keys_per_user": 1})):
+        browser = api.client
+        browser.follow_redirects = False
+        log_in(browser)
+        token = csrf_of(browser, "/console/keys")
+        first = browser.post("/console/keys", data={CSRF_FIELD: token, "name": "first"})
+        assert first.status_code == 201, first.text
+        refused = browser.post("/console/keys", data={CSRF_FIELD: token, "name": "second"})
+        assert refused.status_code == 409
+        assert "No key was created:" in refused.text and "revoke one first" in refused.text
+        assert 'id="key-name"' in refused.text and 'value="second"' in refused.text
+        assert 'id="new-key"' not in refused.text
+
+
 def test_the_key_forms_bound_is_the_stored_names_width(aws_console: TestClient) -> None:
     # The form took 100 characters where the column holds 64: a name of 65 to 100 was a
     # database error ("value too long for type character varying(64)").

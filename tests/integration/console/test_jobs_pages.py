@@ -231,6 +231,24 @@ def test_a_recipe_is_submitted_as_a_template_is(api: Api, alice: Browser) -> Non
     assert cancelled.status_code == 303  # (the other tests' workers need not run it)
 
 
+def test_a_whole_number_as_a_number_input_sends_it_is_taken(api: Api, alice: Browser) -> None:
+    # "1e3" is valid in a type=number input with step="1" (an integer): it was refused with
+    # "count: Input should be a valid integer, unable to parse string as an integer".
+    page = alice.client.get("/console/jobs").text
+    for field in ("count", "seed", "max_tokens"):
+        tag = re.search(rf'<input [^>]*name="{field}"[^>]*>', page)
+        assert tag is not None and 'step="1"' in tag[0], field
+    job_id = alice.submitted(template="product-reviews", count="2e0", seed="7.0", max_tokens="1e1")
+    job = api_status(api, job_id)
+    assert job["progress"]["total"] == 2
+    spec = html.unescape(alice.client.get(f"/console/jobs/{job_id}").text)
+    assert '"seed": 7' in spec and '"max_tokens": 10' in spec
+    cancelled = alice.client.post(
+        f"/console/jobs/{job_id}/cancel", data={"csrf_token": alice.csrf()}
+    )
+    assert cancelled.status_code == 303  # (the other tests' workers need not run it)
+
+
 def test_the_validate_box_asks_for_the_default_release_gate(api: Api, alice: Browser) -> None:
     gated = alice.submitted(template="product-reviews", count="2", gate="on")
     plain = alice.submitted(template="product-reviews", count="2")
@@ -264,6 +282,7 @@ def test_a_form_sent_twice_makes_one_job(api: Api, alice: Browser) -> None:
     [
         ({"count": "0"}, "count: Input should be greater than or equal to 1"),
         ({"count": "many"}, "count: Input should be a valid integer"),
+        ({"count": "2.5"}, "count: Input should be a valid integer"),
         ({"model": "nope"}, "nope"),
         ({"template": "nope"}, "unknown template or recipe"),
         ({"template": ""}, "give exactly one of template"),

@@ -191,9 +191,26 @@ def parse_variables(text: str) -> dict[str, str]:
     return variables
 
 
+#: The form's whole-number fields.
+_WHOLE = ("count", "seed", "max_tokens")
+
+
+def _whole(text: str) -> str:
+    """A whole number as a browser's number input may send it ("1e3", "10.0": its ``step="1"``
+    passes them) in digits; anything else as it is, for the model to refuse."""
+    if text.isdigit():
+        return text  # exact, however long
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
 def spec_fields(form: dict[str, str]) -> dict[str, Any]:
     """The ``JobSpec`` fields of the submit form: what was left empty is not set."""
     given = {name: value.strip() for name, value in form.items() if value.strip()}
+    given |= {name: _whole(given[name]) for name in _WHOLE if name in given}
     fields: dict[str, Any] = {
         name: given[name]
         for name in ("template", "count", "model", "seed", "format", "max_cost_usd")

@@ -19,7 +19,7 @@ from textnlp.api.console.render import page
 from textnlp.api.console.session import ConsoleUser
 from textnlp.auth.rules import MAX_KEY_NAME
 from textnlp.auth.service import AuthService
-from textnlp.errors import InvalidInput
+from textnlp.errors import Conflict, InvalidInput
 
 router = APIRouter(prefix="/keys")
 
@@ -85,9 +85,9 @@ async def create_key(
             name,
             max_active=settings.api.max_api_keys_per_user,
         )
-    except InvalidInput as exc:  # the name: the form again, with what was typed
+    except (InvalidInput, Conflict) as exc:  # the name, or the cap: the form again, as typed
         refused = {"name": name, "message": exc.message}
-        return await _keys_page(request, user, refused=refused, status=422)
+        return await _keys_page(request, user, refused=refused, status=exc.http_status)
     if form_token:
         made = _made_by(user, form_token)
         await run_in_threadpool(store.set, made, name.encode(), FORM_TOKEN_TTL_S)
