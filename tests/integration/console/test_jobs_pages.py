@@ -249,6 +249,24 @@ def test_a_whole_number_as_a_number_input_sends_it_is_taken(api: Api, alice: Bro
     assert cancelled.status_code == 303  # (the other tests' workers need not run it)
 
 
+def test_variables_are_counted_as_the_browser_counts_them(api: Api, alice: Browser) -> None:
+    # A form sends each line break as CRLF: a box the browser held to its maxlength of 20,000
+    # was over the server's 20,000 and a bare 422 page, the form lost.
+    page = alice.client.get("/console/jobs").text
+    assert 'maxlength="20000"' in page
+    lines = "difficulty=easy\r\n" * 1200  # 16 characters a line in the browser: 19,200
+    assert len(lines) > 20_000 >= len(lines.replace("\r\n", "\n"))
+    job_id = alice.submitted(count="2", variables=lines)
+    cancelled = alice.client.post(
+        f"/console/jobs/{job_id}/cancel", data={"csrf_token": alice.csrf()}
+    )
+    assert cancelled.status_code == 303
+    too_long = alice.submit(count="2", variables="x=" + "y" * 20_000)
+    assert too_long.status_code == 422
+    assert "The job was not submitted" in too_long.text and "at most 20,000" in too_long.text
+    assert 'id="job-variables"' in too_long.text
+
+
 def test_the_validate_box_asks_for_the_default_release_gate(api: Api, alice: Browser) -> None:
     gated = alice.submitted(template="product-reviews", count="2", gate="on")
     plain = alice.submitted(template="product-reviews", count="2")

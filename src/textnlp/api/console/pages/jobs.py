@@ -160,6 +160,7 @@ async def _list_page(
         "form": form or {},
         "errors": errors or [],
         "idempotency_key": uuid.uuid4().hex,
+        "max_variables": MAX_VARIABLES,
         **catalogue,
     }
     return page(request, "jobs.html", context, user=user, status_code=status_code)
@@ -190,6 +191,10 @@ def parse_variables(text: str) -> dict[str, str]:
         variables[name.strip()] = value.strip()
     return variables
 
+
+#: The most characters of the Variables box (its ``maxlength``), counted as the browser counts
+#: them: a line break is one character, though a form sends it as CRLF.
+MAX_VARIABLES = 20_000
 
 #: The form's whole-number fields.
 _WHOLE = ("count", "seed", "max_tokens")
@@ -249,11 +254,12 @@ async def submit_job(
     seed: Annotated[str, Form(max_length=20)] = "",
     format: Annotated[str, Form(max_length=20)] = "jsonl",  # noqa: A002
     max_cost_usd: Annotated[str, Form(max_length=30)] = "",
-    variables: Annotated[str, Form(max_length=20_000)] = "",
+    variables: Annotated[str, Form(max_length=2 * MAX_VARIABLES)] = "",  # every break a CRLF
     gate: Annotated[str, Form(max_length=10)] = "",
     idempotency_key: Annotated[str, Form(max_length=255)] = "",
 ) -> Response:
     """Submit a template or recipe job; a bad field re-renders the form with the message."""
+    variables = variables.replace("\r\n", "\n")
     form = {
         "template": template,
         "count": count,
@@ -268,6 +274,8 @@ async def submit_job(
         "gate": gate,
     }
     try:
+        if len(variables) > MAX_VARIABLES:
+            raise InvalidInput(f"variables: at most {MAX_VARIABLES:,} characters")
         spec = JobSpec.model_validate(spec_fields(form))
         view = await run_in_threadpool(
             _jobs(request).submit, _owner(user), spec, idempotency_key=idempotency_key or None
