@@ -97,6 +97,28 @@ def test_next_brings_the_user_back_to_the_page_asked_for(browser: TestClient) ->
 
 
 # What ends a session ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("referer", "back_to"),
+    [
+        ("http://testserver/console/keys?x=1", "/console/keys?x=1"),
+        ("http://evil.example/console/keys", "/console"),
+        ("http://testserver/api/v1/models/list", "/console"),
+        ("http://testserver//evil.example/console", "/console"),
+    ],
+    ids=["this-site", "another-site", "not-the-console", "scheme-relative"],
+)
+def test_a_form_sent_after_the_session_ended_logs_in_back_to_its_page(
+    browser: TestClient, referer: str, back_to: str
+) -> None:
+    # A plain POST (Cancel, Revoke) went back to the console's home, not the form's page.
+    token = csrf_of(browser, LOGIN)
+    answer = browser.post(
+        "/console/keys/x/revoke", data={CSRF_FIELD: token}, headers={"Referer": referer}
+    )
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == f"{LOGIN}?next={quote(back_to, safe='/')}"
+
+
 def test_logout_ends_the_session_even_for_a_kept_cookie(browser: TestClient) -> None:
     log_in(browser)
     old = session_of(browser)
@@ -401,14 +423,19 @@ def test_the_key_forms_bound_is_the_stored_names_width(aws_console: TestClient) 
     assert isinstance(column, String) and column.length is not None
     width = column.length
     log_in(aws_console, "alice")
-    page = aws_console.get("/console/keys")
-    assert f'id="key-name" name="name" required maxlength="{width}"' in page.text
-    token = csrf_of(aws_console, "/console/keys")
-    longest = aws_console.post("/console/keys", data={CSRF_FIELD: token, "name": "k" * width})
-    assert longest.status_code == 201, longest.text
-    refused = aws_console.post("/console/keys", data={CSRF_FIELD: token, "name": "k" * (width + 1)})
-    assert refused.status_code == 422, refused.text
-    assert "too long" not in refused.text and f"at most {width} characters" in refused.text
+    try:
+        page = aws_console.get("/console/keys")
+        assert f'id="key-name" name="name" required maxlength="{width}"' in page.text
+        token = csrf_of(aws_console, "/console/keys")
+        longest = aws_console.post("/console/keys", data={CSRF_FIELD: token, "name": "k" * width})
+        assert longest.status_code == 201, longest.text
+        refused = aws_console.post(
+            "/console/keys", data={CSRF_FIELD: token, "name": "k" * (width + 1)}
+        )
+        assert refused.status_code == 422, refused.text
+        assert "too long" not in refused.text and f"at most {width} characters" in refused.text
+    finally:
+        aws_console.cookies.clear()  # the module's next test is a fresh browser
 
 
 def test_cookies_are_secure_outside_the_local_profile(aws_console: TestClient) -> None:

@@ -15,13 +15,24 @@ from textnlp.api.console.session import LoginRequired, clear_session, safe_next
 
 
 def login_url(request: Request) -> str:
-    """The login page, then back to the page asked for (the current page of an htmx call)."""
+    """The login page, then back to the page asked for: the current page of an htmx call, the
+    page a plain form was sent from (its ``Referer``, when it is this site's)."""
     if request.method == "GET" and not is_htmx(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     else:
-        current = urlsplit(request.headers.get("hx-current-url", ""))
+        current = urlsplit(request.headers.get("hx-current-url") or _same_site_referer(request))
         target = current.path + (f"?{current.query}" if current.query else "")
     return f"/console/login?next={quote(safe_next(target), safe='/')}"
+
+
+def _same_site_referer(request: Request) -> str:
+    """The ``Referer`` when it is a page of this origin, else "" (``safe_next`` then keeps the
+    path to the console)."""
+    referer = request.headers.get("referer", "")
+    sent_from = urlsplit(referer)
+    if (sent_from.scheme, sent_from.netloc) != (request.url.scheme, request.url.netloc):
+        return ""
+    return referer
 
 
 def console_error(request: Request, status: int, message: str, exc: Exception | None) -> Response:
