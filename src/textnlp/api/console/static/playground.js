@@ -178,7 +178,10 @@
     if (submitter && submitter.id !== "pg-run") return;
     event.preventDefault();
     const button = document.getElementById("pg-run");
-    if (button && button.type === "button") button.click(); // a recipe: its preview (htmx)
-    else generate();
+    if (button && button.hasAttribute("hx-post") && window.htmx) {
+      window.htmx.trigger(button, "pg-preview"); // a recipe: its preview (htmx)
+    } else {
+      generate();
+    }
   });
 })();

@@ -1,0 +1,41 @@
+"""What the console tells a person when something goes wrong or a page is narrow, in chromium
+on the embedded model: Enter runs a recipe's preview, a request that reached no server says so,
+an error answer is shown where it can be seen, a page whose live updates stopped says so, and at
+phone width neither the keys table nor a record's labels scroll the page sideways.
+
+A server that cannot be reached is the browser's network failing the request (Playwright's
+``route.abort``): nothing of the server's is faked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.console.conftest import ALICE, Browse
+
+pytestmark = pytest.mark.slow
+UNREACHABLE = "The server could not be reached; try again."
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def test_enter_in_a_field_previews_a_recipe(browse: Browse) -> None:
+    # A recipe's only button was type="button": Enter submitted nothing, and nothing said so.
+    tab = browse.page(ALICE)
+    page = tab.page
+    tab.goto("/console/playground?source=product-reviews")
+    expect(page.locator("#pg-run")).to_have_text("Preview records")
+    page.fill("#pg-n", "1")
+    # The preview's request is all this test needs: the network drops it (no generation).
+    page.route("**/console/playground/preview", lambda route: route.abort())
+    with page.expect_request("**/console/playground/preview") as sent:
+        page.locator("#pg-n").press("Enter")
+    assert sent.value.method == "POST"
+    expect(page.locator("#run-status")).to_have_text("The preview failed.")
+    assert page.url.endswith("/console/playground?source=product-reviews")  # no page load
