@@ -39,3 +39,16 @@ def test_enter_in_a_field_previews_a_recipe(browse: Browse) -> None:
     assert sent.value.method == "POST"
     expect(page.locator("#run-status")).to_have_text("The preview failed.")
     assert page.url.endswith("/console/playground?source=product-reviews")  # no page load
+
+
+def test_a_request_that_reaches_no_server_says_so(browse: Browse) -> None:
+    # The catalogue's preview (and every other htmx request) failed silently.
+    tab = browse.page(ALICE)
+    page = tab.page
+    tab.goto("/console/catalog/qa-pairs")
+    page.route("**/console/catalog/qa-pairs/preview", lambda route: route.abort())
+    page.get_by_role("button", name="Preview", exact=True).click()
+    alert = page.locator("#flash").get_by_role("alert")
+    expect(alert).to_have_text(UNREACHABLE)
+    expect(alert).to_be_in_viewport()
+    expect(page.get_by_role("button", name="Preview", exact=True)).to_be_enabled()

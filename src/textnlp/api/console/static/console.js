@@ -1,6 +1,7 @@
 // The console's shared behaviour (loaded by every page; no inline scripts: the CSP forbids them).
 // `data-copy="#id"` buttons copy that element's text to the clipboard. `#flash` holds the
-// message of the last htmx request that failed: a request that succeeds clears it.
+// message of the last htmx request that failed: a request that succeeds clears it. A request
+// that reached no server (htmx:sendError, htmx:timeout) says so there too.
 "use strict";
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
@@ -17,3 +18,17 @@ document.addEventListener("htmx:afterRequest", (event) => {
   const flash = document.getElementById("flash");
   if (flash) flash.replaceChildren();
 });
+
+// The message as the server's own (_flash.html), announced as an alert.
+function flashError(message) {
+  const flash = document.getElementById("flash");
+  if (!flash) return;
+  const line = document.createElement("p");
+  line.className = "flash flash-error";
+  line.setAttribute("role", "alert");
+  line.textContent = message;
+  flash.replaceChildren(line);
+}
+const UNREACHABLE = "The server could not be reached; try again.";
+document.addEventListener("htmx:sendError", () => flashError(UNREACHABLE));
+document.addEventListener("htmx:timeout", () => flashError(UNREACHABLE));
