@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.console.conftest import ALICE, Browse
+from tests.e2e.console.conftest import ALICE, Browse, api_headers, submit_job
+from tests.support.serve import Served
 
 pytestmark = pytest.mark.slow
 UNREACHABLE = "The server could not be reached; try again."
@@ -52,3 +53,19 @@ def test_a_request_that_reaches_no_server_says_so(browse: Browse) -> None:
     expect(alert).to_have_text(UNREACHABLE)
     expect(alert).to_be_in_viewport()
     expect(page.get_by_role("button", name="Preview", exact=True)).to_be_enabled()
+
+
+def test_a_jobs_page_says_when_its_live_updates_stopped(browse: Browse, server: Served) -> None:
+    # The session ended (logged out in another tab): the page froze and said nothing.
+    job = submit_job(server, api_headers(server, ALICE), template="qa-pairs", count=2)
+    tab = browse.page(ALICE, fresh=True)
+    page = tab.page
+    tab.goto(f"/console/jobs/{job['id']}")
+    expect(page.locator("[data-field='state']")).to_have_text("queued")
+    elsewhere = page.context.new_page()
+    elsewhere.goto(f"{tab.origin}/console/keys")
+    elsewhere.get_by_role("button", name="Log out").click()
+    elsewhere.wait_for_url("**/console/login")
+    expect(page.locator("#flash")).to_contain_text(
+        "Live updates stopped: reload the page or log in again.", timeout=60_000
+    )

@@ -1,7 +1,8 @@
 // The console's shared behaviour (loaded by every page; no inline scripts: the CSP forbids them).
 // `data-copy="#id"` buttons copy that element's text to the clipboard. `#flash` holds the
 // message of the last htmx request that failed: a request that succeeds clears it. A request
-// that reached no server (htmx:sendError, htmx:timeout) says so there too.
+// that reached no server (htmx:sendError, htmx:timeout) says so there too, and a page's own
+// script may put a message there with a `console:flash` event ({detail: {message}}).
 "use strict";
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
@@ -32,3 +33,4 @@ function flashError(message) {
 const UNREACHABLE = "The server could not be reached; try again.";
 document.addEventListener("htmx:sendError", () => flashError(UNREACHABLE));
 document.addEventListener("htmx:timeout", () => flashError(UNREACHABLE));
+document.addEventListener("console:flash", (event) => flashError(event.detail.message));

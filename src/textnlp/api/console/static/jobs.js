@@ -89,6 +89,15 @@
     if (source || settled) return;
     source = new EventSource(section.dataset.jobEvents);
     source.addEventListener("progress", onProgress);
+    source.addEventListener("error", onError);
+  }
+  // A lost connection is retried by the browser (CONNECTING); a reconnect that got no stream
+  // (the session ended: the login page answered) is CLOSED for good, so the page says so.
+  function onError() {
+    if (!source || source.readyState !== EventSource.CLOSED) return;
+    stop();
+    const message = "Live updates stopped: reload the page or log in again.";
+    document.dispatchEvent(new CustomEvent("console:flash", { detail: { message } }));
   }
   function stop() {
     if (source) source.close();
