@@ -1,6 +1,7 @@
 """Pydantic models shared by all layers."""
 
 from textnlp.domain.generation import (
+    MAX_SEED,
     MAX_TOKENS_LIMIT,
     ChatMessage,
     Completion,
@@ -14,6 +15,7 @@ from textnlp.domain.generation import (
 from textnlp.domain.records import CellProvenance, Provenance, Record
 
 __all__ = [
+    "MAX_SEED",
     "MAX_TOKENS_LIMIT",
     "ChatMessage",
     "Completion",

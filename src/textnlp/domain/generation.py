@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Hard bounds of the public contract (DESIGN.md); a model's context may lower max_tokens further.
 MAX_TOKENS_LIMIT = 4096
+#: The largest sampling seed (32 bits, what every backend takes).
+MAX_SEED = 2**32 - 1
 
 FinishReason = Literal["stop", "length", "error"]
 Role = Literal["system", "user", "assistant"]
@@ -22,7 +24,7 @@ class GenerationParams(BaseModel):
     max_tokens: int = Field(256, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     stop: tuple[str, ...] = ()
     n: int = Field(1, ge=1, le=16)
 

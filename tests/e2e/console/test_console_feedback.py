@@ -55,6 +55,22 @@ def test_a_request_that_reaches_no_server_says_so(browse: Browse) -> None:
     expect(page.get_by_role("button", name="Preview", exact=True)).to_be_enabled()
 
 
+def test_a_previews_error_is_shown_in_view(browse: Browse) -> None:
+    # The server's message went to #flash, at the top of a long page, out of sight.
+    tab = browse.page(ALICE, viewport={"width": 1280, "height": 600})
+    page = tab.page
+    tab.goto("/console/catalog/qa-pairs")
+    count = page.locator("#preview-count")
+    count.evaluate("input => input.removeAttribute('max')")  # past the form: the server refuses
+    count.fill("1000")
+    page.get_by_role("button", name="Preview", exact=True).click()
+    message = page.locator("#flash .flash-error")
+    expect(message).to_contain_text("count")
+    expect(message).to_be_in_viewport()
+    seed = page.locator("#preview-seed")
+    assert seed.get_attribute("max") == str(2**32 - 1)  # the browser refuses a larger seed
+
+
 def test_a_jobs_page_says_when_its_live_updates_stopped(browse: Browse, server: Served) -> None:
     # The session ended (logged out in another tab): the page froze and said nothing.
     job = submit_job(server, api_headers(server, ALICE), template="qa-pairs", count=2)

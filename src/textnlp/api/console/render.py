@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from textnlp.api.console.csrf import CSRF_FIELD, csrf_token, remember_csrf
 from textnlp.auth.service import Principal
+from textnlp.domain import MAX_SEED
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +39,7 @@ def templates() -> Jinja2Templates:
     environment = Jinja2Templates(directory=TEMPLATES)
     environment.env.globals["nav"] = NAV
     environment.env.globals["csrf_field"] = CSRF_FIELD
+    environment.env.globals["max_seed"] = MAX_SEED  # every seed input's max
     environment.env.filters["tojson_compact"] = lambda value: json.dumps(
         value, ensure_ascii=False, sort_keys=True, default=str
     )

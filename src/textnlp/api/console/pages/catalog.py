@@ -25,7 +25,7 @@ from textnlp.api.console.csrf import CsrfChecked
 from textnlp.api.console.pages.playground_form import MAX_SAMPLES, Source
 from textnlp.api.console.render import page
 from textnlp.api.console.session import ConsoleUser
-from textnlp.domain import ModelInfo, Record
+from textnlp.domain import MAX_SEED, ModelInfo, Record
 from textnlp.errors import TextNLPError
 from textnlp.generation.recipes.columns import Dialogue, as_text
 from textnlp.generation.recipes.recipe import LLM_COLUMNS, Recipe
@@ -273,7 +273,7 @@ async def catalog_preview(
     _csrf: CsrfChecked,
     model: Annotated[str | None, Form(max_length=200)] = None,
     count: Annotated[int, Form(ge=1, le=MAX_SAMPLES)] = 3,
-    seed: Annotated[int, Form(ge=0, le=2**32 - 1)] = 0,
+    seed: Annotated[int, Form(ge=0, le=MAX_SEED)] = 0,
 ) -> Response:
     source = generation_of(request).templates.source(source_id)  # ids only; unknown: 404
     job = DatasetJob(template=source.id, count=count, output=None, model=model or None, seed=seed)

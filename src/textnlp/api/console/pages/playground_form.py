@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from textnlp.api.console.csrf import CSRF_FIELD
 from textnlp.api.schemas import TEMPLATE_ID, GenerateTextRequest, JsonScalar
-from textnlp.domain import MAX_TOKENS_LIMIT
+from textnlp.domain import MAX_SEED, MAX_TOKENS_LIMIT
 from textnlp.errors import InvalidParameter, first_error
 from textnlp.generation.recipes.recipe import Recipe
 from textnlp.generation.scalars import natural
@@ -54,7 +54,7 @@ class PlaygroundForm(TextBoundary):
     max_tokens: int = Field(128, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     n: int = Field(1, ge=1, le=MAX_SAMPLES)
 
     @classmethod

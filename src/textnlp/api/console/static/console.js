@@ -20,8 +20,16 @@ document.addEventListener("htmx:afterRequest", (event) => {
   if (flash) flash.replaceChildren();
 });
 
+// #flash is at the top of the page: the answer to a form or a button sent from further down
+// (a catalogue's preview) would land out of sight. Not for a request a field's input made (the
+// playground's commands), which would scroll the page away from the field being typed in.
+function reveal(flash, elt) {
+  if (!elt || elt.tagName === "FORM" || elt.tagName === "BUTTON") {
+    flash.scrollIntoView({ block: "nearest" });
+  }
+}
 // The message as the server's own (_flash.html), announced as an alert.
-function flashError(message) {
+function flashError(message, elt) {
   const flash = document.getElementById("flash");
   if (!flash) return;
   const line = document.createElement("p");
@@ -29,8 +37,16 @@ function flashError(message) {
   line.setAttribute("role", "alert");
   line.textContent = message;
   flash.replaceChildren(line);
+  reveal(flash, elt);
 }
 const UNREACHABLE = "The server could not be reached; try again.";
-document.addEventListener("htmx:sendError", () => flashError(UNREACHABLE));
-document.addEventListener("htmx:timeout", () => flashError(UNREACHABLE));
+document.addEventListener("htmx:sendError", (event) => flashError(UNREACHABLE, event.detail.elt));
+document.addEventListener("htmx:timeout", (event) => flashError(UNREACHABLE, event.detail.elt));
 document.addEventListener("console:flash", (event) => flashError(event.detail.message));
+// An error answer is swapped into #flash before its request ends (detail.elt: the request's).
+document.addEventListener("htmx:afterRequest", (event) => {
+  const flash = document.getElementById("flash");
+  if (!event.detail.successful && flash && flash.querySelector(".flash-error")) {
+    reveal(flash, event.detail.elt);
+  }
+});
