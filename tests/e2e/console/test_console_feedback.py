@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.e2e.console.conftest import ALICE, Browse, api_headers, submit_job
+from tests.e2e.console.conftest import ALICE, PHONE, Browse, api_headers, submit_job
 from tests.support.serve import Served
 
 pytestmark = pytest.mark.slow
@@ -85,3 +86,18 @@ def test_a_jobs_page_says_when_its_live_updates_stopped(browse: Browse, server: 
     expect(page.locator("#flash")).to_contain_text(
         "Live updates stopped: reload the page or log in again.", timeout=60_000
     )
+
+
+def test_the_keys_page_with_a_key_fits_a_phone(browse: Browse, server: Served) -> None:
+    # The visually hidden "Actions" header escaped the table's scroll area and widened the page.
+    made = httpx.post(
+        f"{server.url}/api/v1/auth/api-keys",
+        json={"name": "phone"},
+        headers=api_headers(server, ALICE),
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    tab = browse.page(ALICE, viewport=PHONE)
+    tab.goto("/console/keys")
+    assert tab.page.get_by_role("button", name="Revoke key phone").count() == 1
+    tab.no_horizontal_scroll()
