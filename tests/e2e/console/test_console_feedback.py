@@ -101,3 +101,21 @@ def test_the_keys_page_with_a_key_fits_a_phone(browse: Browse, server: Served) -
     tab.goto("/console/keys")
     assert tab.page.get_by_role("button", name="Revoke key phone").count() == 1
     tab.no_horizontal_scroll()
+
+
+#: A record's labels as ``records_list.html`` renders them, with one long unbroken value.
+LABELS = """() => {
+  const list = document.createElement("ol");
+  list.className = "records";
+  list.innerHTML = '<li class="record"><dl class="labels"><div><dt>source</dt><dd>' +
+    "x".repeat(400) + "</dd></div></dl></li>";
+  document.getElementById("main").append(list);
+}"""
+
+
+def test_a_long_label_value_wraps_at_phone_width(browse: Browse) -> None:
+    # dl.labels had no overflow-wrap: a long value made the records page scroll sideways.
+    tab = browse.page(ALICE, viewport=PHONE)
+    tab.goto("/console/keys")
+    tab.page.evaluate(LABELS)
+    tab.no_horizontal_scroll()
