@@ -39,4 +39,7 @@ def test_a_spending_cap_of_zero_or_more() -> None:
     created = textnlp("users", "create", "alice", "--password-stdin", stdin="alice-pass-1\n")
     assert created.returncode == 0, created.stderr
     capped = textnlp("users", "spending-cap", "alice", "0")
-    assert capped.returncode == 0 and "alice: spending cap $0.00" in capped.stdout
+    assert capped.returncode == 0 and "alice: spending cap $0.0000" in capped.stdout
+    # A cap of a hundredth of a cent shows as the costs it is compared with do, not as $0.00.
+    tiny = textnlp("users", "spending-cap", "alice", "0.0001")
+    assert tiny.returncode == 0 and "alice: spending cap $0.0001, $0.0000 spent" in tiny.stdout

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import typer
 
+from textnlp.backends.pricing import usd as money
 from textnlp.cli.common import console, platform
 from textnlp.errors import InvalidInput
 from textnlp.extras import require_extra
@@ -173,9 +174,9 @@ def spending_cap(
         raise InvalidInput(f"a spending cap is 0 or more US dollars (got {usd:g})")
     with platform() as parts:
         budget = parts.spending.set_user_cap(name, usd)
-    shown = "none" if budget.limit_usd is None else f"${budget.limit_usd:.2f}"
+    shown = "none" if budget.limit_usd is None else money(budget.limit_usd)
     default = " (the default)" if usd is None else ""
-    console.print(f"{name}: spending cap {shown}{default}, ${budget.spent_usd:.4f} spent")
+    console.print(f"{name}: spending cap {shown}{default}, {money(budget.spent_usd)} spent")
 
 
 def register(app: typer.Typer) -> None:

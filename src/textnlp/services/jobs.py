@@ -30,7 +30,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from textnlp.adapters.db.job_store import IdempotencyMismatch, JobStore, NewJob, PendingMessage
+from textnlp.adapters.db.job_store import (
+    IdempotencyMismatch,
+    JobStore,
+    NewJob,
+    PendingMessage,
+    settled,
+)
 from textnlp.adapters.db.jobs import JobRow
 from textnlp.adapters.queue import QueuePair
 from textnlp.adapters.storage import BlobStorage, Keys
@@ -516,12 +522,20 @@ class JobService:
         keys, and every object it wrote in storage (its prompt upload is the user's own file
         and stays). A queued or running job is refused (``Conflict``): cancel it first."""
         self._owned(owner, job_id)
-        row = self.store.delete(job_id)
+        live_since = self._worker_live_since()
+        row = self.store.delete(job_id, live_since=live_since)
         if row is None:  # deleted at the same moment
             raise NotFound(f"no job {quoted(job_id)}")
         if row.state not in TERMINAL_STATES:
             raise Conflict(
                 f"job {job_id} is {row.state}: cancel it first, then delete it",
+                job_id=job_id,
+                state=row.state,
+            )
+        if not settled(row, live_since):  # its last chunk's records and cost are to come
+            raise Conflict(
+                f"job {job_id} is {row.state} and its worker is still stopping: "
+                "delete it once the worker has stored its last records (within a minute or so)",
                 job_id=job_id,
                 state=row.state,
             )
@@ -545,11 +559,16 @@ class JobService:
         before = datetime.now(UTC) - older_than
         removed = 0
         while True:
-            rows = self.store.purge_ended(before, batch)
+            rows = self.store.purge_ended(before, batch, live_since=self._worker_live_since())
             self._delete_objects(rows)
             removed += len(rows)
             if len(rows) < batch:
                 return removed
+
+    def _worker_live_since(self) -> datetime:
+        """A worker that heartbeated since this moment may still store records of its job (a
+        live one heartbeats well within its queue's visibility timeout)."""
+        return datetime.now(UTC) - timedelta(seconds=self.settings.queue.visibility_timeout_s)
 
     def _delete_objects(self, rows: Iterable[JobRow]) -> None:
         """The storage objects of jobs whose rows are deleted: their result files (kept partial

@@ -54,7 +54,7 @@ def test_an_admin_sees_health_models_and_users(browser: TestClient, pages_app: A
     spending: SpendingService = state(pages_app).spending  # type: ignore[attr-defined]
     bob = state(pages_app).auth.user("bob")  # type: ignore[attr-defined]
     spending.record(bob.id, 0.25)
-    spending.set_user_cap("bob", 1.0)
+    spending.set_user_cap("bob", 1.0005)  # shown to four decimals, as the spending is
     log_in(browser, "admin")
     answer = browser.get(ADMIN)
     assert answer.status_code == 200, answer.text
@@ -66,7 +66,7 @@ def test_an_admin_sees_health_models_and_users(browser: TestClient, pages_app: A
         assert row_of(page, model)
     assert ">yes<" in row_of(page, "fake-fast")
     bob_row = row_of(page, "bob")
-    assert "$0.2500" in bob_row and "$1.00" in bob_row and "25 %" in bob_row
+    assert "$0.2500" in bob_row and "$1.0005" in bob_row and "25 %" in bob_row
     assert "<td>admin</td>" in row_of(page, "admin") and row_of(page, "alice")
 
 

@@ -101,11 +101,19 @@ def test_next_brings_the_user_back_to_the_page_asked_for(browser: TestClient) ->
     ("referer", "back_to"),
     [
         ("http://testserver/console/keys?x=1", "/console/keys?x=1"),
+        # Behind the load balancer, which ends TLS, the app sees http; the browser sent https.
+        ("https://testserver/console/keys", "/console/keys"),
         ("http://evil.example/console/keys", "/console"),
         ("http://testserver/api/v1/models/list", "/console"),
         ("http://testserver//evil.example/console", "/console"),
     ],
-    ids=["this-site", "another-site", "not-the-console", "scheme-relative"],
+    ids=[
+        "this-site",
+        "this-site-through-tls",
+        "another-site",
+        "not-the-console",
+        "scheme-relative",
+    ],
 )
 def test_a_form_sent_after_the_session_ended_logs_in_back_to_its_page(
     browser: TestClient, referer: str, back_to: str

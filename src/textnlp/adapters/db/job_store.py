@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, false, func, select, update
+from sqlalchemy import Engine, delete, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +41,21 @@ from textnlp.domain.jobs import TERMINAL_STATES
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def settled(row: JobRow, live_since: datetime) -> bool:
+    """Whether the job has ended and nothing more of it will be stored: it succeeded (every
+    record is in), its file is published, or its worker let it go or last heartbeated before
+    ``live_since`` (a cancelled job's worker stores the chunk it was filling, and its cost,
+    at its next checkpoint; a crashed one heartbeats no more)."""
+    if row.state not in TERMINAL_STATES:
+        return False
+    if row.state == "succeeded" or row.result_key or row.heartbeat_at is None:
+        return True
+    heartbeat = row.heartbeat_at
+    if heartbeat.tzinfo is None:  # SQLite keeps no zone: the store writes UTC
+        heartbeat = heartbeat.replace(tzinfo=UTC)
+    return heartbeat < live_since
 
 
 def _is(column: Any, value: Any) -> Any:
@@ -496,32 +511,51 @@ class JobStore:
             return session.scalar(query) is not None
 
     # -- deletion --------------------------------------------------------------------------
-    def delete(self, job_id: str) -> JobRow | None:
-        """Delete the job if it has ended; returns its row as read (None: no such job). A row
-        still queued or running comes back untouched: only an ended job is deleted."""
+    def delete(self, job_id: str, *, live_since: datetime) -> JobRow | None:
+        """Delete the job if it has ended and its worker is done with it (``settled``); returns
+        its row as read (None: no such job). A row still queued or running, or one whose worker
+        heartbeated since ``live_since`` and may still store a chunk, comes back untouched."""
         with self.sessions.begin() as session:
+            self._lock_for_write(session)
             row = session.get(JobRow, job_id, with_for_update=self._postgres)
-            if row is None or row.state not in TERMINAL_STATES:
+            if row is None or not settled(row, live_since):
                 return row
             self._delete_rows(session, [row])
             return row
 
-    def purge_ended(self, before: datetime, limit: int) -> list[JobRow]:
-        """Delete up to ``limit`` jobs that ended before ``before`` (the oldest first), in one
-        transaction; returns their rows. Rows another transaction holds (a delete, a worker's
-        store) are skipped, to be taken by the next call."""
+    def purge_ended(self, before: datetime, limit: int, *, live_since: datetime) -> list[JobRow]:
+        """Delete up to ``limit`` settled jobs that ended before ``before`` (the oldest first),
+        in one transaction; returns their rows. Rows another transaction holds (a delete, a
+        worker's store) are skipped, to be taken by the next call."""
         query = (
             select(JobRow)
-            .where(JobRow.state.in_(list(TERMINAL_STATES)), JobRow.finished_at < before)
+            .where(
+                JobRow.state.in_(list(TERMINAL_STATES)),
+                JobRow.finished_at < before,
+                or_(
+                    JobRow.state == "succeeded",
+                    JobRow.result_key.is_not(None),
+                    JobRow.heartbeat_at.is_(None),
+                    JobRow.heartbeat_at < live_since,
+                ),
+            )
             .order_by(JobRow.finished_at, JobRow.id)
             .limit(limit)
         )
         if self._postgres:
             query = query.with_for_update(skip_locked=True)
         with self.sessions.begin() as session:
+            self._lock_for_write(session)
             rows = list(session.scalars(query).all())
             self._delete_rows(session, rows)
             return rows
+
+    def _lock_for_write(self, session: Session) -> None:
+        """On SQLite, the database's write lock before a delete reads its rows: a worker's
+        store committed between the read and the delete would lose its cost from the owner's
+        spending (PostgreSQL locks the rows read instead)."""
+        if not self._postgres:
+            session.execute(update(JobRow).where(false()).values(id=JobRow.id))
 
     def _delete_rows(self, session: Session, rows: Sequence[JobRow]) -> None:
         """Delete the (locked, ended) jobs and everything stored under them. The children are

@@ -26,11 +26,11 @@ def login_url(request: Request) -> str:
 
 
 def _same_site_referer(request: Request) -> str:
-    """The ``Referer`` when it is a page of this origin, else "" (``safe_next`` then keeps the
-    path to the console)."""
+    """The ``Referer`` when it is a page of this host, else "" (``safe_next`` then keeps the
+    path to the console). The host alone: behind the load balancer, which ends TLS, the app
+    sees ``http`` where the browser's Referer says ``https``; only the path is kept anyway."""
     referer = request.headers.get("referer", "")
-    sent_from = urlsplit(referer)
-    if (sent_from.scheme, sent_from.netloc) != (request.url.scheme, request.url.netloc):
+    if urlsplit(referer).netloc != request.url.netloc:
         return ""
     return referer
 
