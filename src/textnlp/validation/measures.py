@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from textnlp.validation.loader import DatasetRow
-from textnlp.validation.quality import check_json, text_quality
+from textnlp.validation.quality import check_json, figures
 from textnlp.validation.schema import MadeBy
 from textnlp.validation.stats import FieldTally
 
@@ -56,20 +56,18 @@ class Measures:
 
     def add(self, row: DatasetRow) -> None:
         """Keep ``row``'s text and figures (readability and language: on a sample, later)."""
-        quality = text_quality(
-            row.text, finish_reason=row.finish_reason, readability=False, language=False
-        )
+        measured = figures(row.text, finish_reason=row.finish_reason)
         self.texts.append(row.text)
-        self.n_words.append(quality.n_words)
-        self.n_tokens.append(quality.n_tokens)
-        self.n_chars.append(quality.n_chars)
-        self.empty.append(quality.empty)
-        self.truncated.append(UNKNOWN if quality.truncated is None else int(quality.truncated))
-        self.pii.append(bool(quality.pii))
-        self.replacement.append(quality.replacement_chars > 0)
-        self.pii_kinds.update(finding.kind for finding in quality.pii)
-        self.repeated_ngram_ratio.append(quality.repeated_ngram_ratio)
-        self.distinct_2.append(np.nan if quality.distinct_2 is None else quality.distinct_2)
+        self.n_words.append(len(measured.word_list))
+        self.n_tokens.append(measured.n_tokens)
+        self.n_chars.append(measured.n_chars)
+        self.empty.append(measured.empty)
+        self.truncated.append(UNKNOWN if measured.truncated is None else int(measured.truncated))
+        self.pii.append(bool(measured.pii))
+        self.replacement.append(measured.replacement_chars > 0)
+        self.pii_kinds.update(finding.kind for finding in measured.pii)
+        self.repeated_ngram_ratio.append(measured.repeated_ngram_ratio)
+        self.distinct_2.append(np.nan if measured.distinct_2 is None else measured.distinct_2)
         self.labels.add(row.labels)
         if row.data:
             self.fields.add(row.data)
