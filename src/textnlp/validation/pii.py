@@ -57,6 +57,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
+from itertools import chain, repeat
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -302,31 +303,60 @@ _DETECTORS: list[tuple[PIIKind, Callable[[str], Iterator[tuple[int, int]]]]] = [
 _SEPARATOR = re.compile(r"[ .\-/]")
 
 
+class _FoldTable(dict[int, str]):
+    """A ``str.translate`` table: each character as the detectors read it, worked out (up to
+    three ``unicodedata`` calls) the first time it is met. ``_LIMIT`` characters are kept, more
+    than a language's alphabet: text of random code points costs time, not memory."""
+
+    _LIMIT = 1 << 16
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        invisible = invisible_characters()
+        if code in invisible:  # zero-width, format, other invisible: they hide nothing
+            folded = invisible[code] or ""
+        elif (digit := unicodedata.decimal(char, None)) is not None:
+            folded = str(digit)  # ٠٥٠, ۰۹۱, ०९८: NFKC keeps these digits; patterns want 0-9
+        elif unicodedata.category(char) == "Zs":
+            folded = " "
+        else:
+            folded = unicodedata.normalize("NFKC", char)
+        if len(self) < self._LIMIT:
+            self[code] = folded
+        return folded
+
+
+class _LengthTable(dict[int, str]):
+    """A ``str.translate`` table: each character as ``chr`` of the length of its fold (0 to
+    18, U+FDFA's), kept as ``_FoldTable`` keeps the folds."""
+
+    def __missing__(self, code: int) -> str:
+        length = chr(len(_FOLDS[code]))
+        if len(self) < _FoldTable._LIMIT:
+            self[code] = length
+        return length
+
+
+_FOLDS = _FoldTable()
+_LENGTHS = _LengthTable()
+
+
 class _Folded:
-    """``text`` as the detectors read it, with each folded character's original index."""
+    """``text`` as the detectors read it, with each folded character's original index.
+
+    Folded by ``str.translate`` (``_FOLDS``); where every character folds to one character
+    (most text: accents, scripts, emoji) the indexes are the same and no map is made."""
 
     def __init__(self, text: str) -> None:
+        self._origin: list[int] | None = None
         if text.isascii():  # nothing to fold: the common case, at no cost
-            self.text, self._origin = text, None
+            self.text = text
             return
-        invisible = invisible_characters()
-        parts: list[str] = []
-        origin: list[int] = []
-        for index, char in enumerate(text):
-            if ord(char) in invisible:  # zero-width, format, other invisible: they hide nothing
-                folded = invisible[ord(char)]
-                if folded is None:
-                    continue
-            elif (digit := unicodedata.decimal(char, None)) is not None:
-                folded = str(digit)  # ٠٥٠, ۰۹۱, ०९८: NFKC keeps these digits; patterns want 0-9
-            elif unicodedata.category(char) == "Zs":
-                folded = " "
-            else:
-                folded = unicodedata.normalize("NFKC", char)
-            parts.append(folded)
-            origin.extend([index] * len(folded))
-        self.text = "".join(parts)
-        self._origin = origin
+        self.text = text.translate(_FOLDS)
+        lengths = text.translate(_LENGTHS)
+        if lengths.count("\x01") != len(lengths):  # a character dropped or made several
+            counts = lengths.encode("latin-1")
+            self._origin = list(chain.from_iterable(map(repeat, range(len(text)), counts)))
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original span of the folded ``[start, end)``."""

@@ -1,0 +1,86 @@
+"""The detectors' folded view (``pii._Folded``, ``str.translate`` with a table filled as
+characters are met) is the plain per-character fold kept here as its definition: the same
+text, and every folded span mapped back to the same original span."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from tests.unit.validation.mixed_texts import mixed_texts, random_code_point_strings
+from textnlp.validation import find_pii, pii
+from textnlp.validation.pii import _Folded
+from textnlp.validation.text import invisible_characters
+
+
+class _Reference:
+    """Each character folded by itself, with the index it came from (the definition)."""
+
+    def __init__(self, text: str) -> None:
+        invisible = invisible_characters()
+        parts: list[str] = []
+        self.origin: list[int] = []
+        for index, char in enumerate(text):
+            if ord(char) in invisible:
+                folded = invisible[ord(char)]
+                if folded is None:
+                    continue
+            elif (digit := unicodedata.decimal(char, None)) is not None:
+                folded = str(digit)
+            elif unicodedata.category(char) == "Zs":
+                folded = " "
+            else:
+                folded = unicodedata.normalize("NFKC", char)
+            parts.append(folded)
+            self.origin.extend([index] * len(folded))
+        self.text = "".join(parts)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        return self.origin[start], self.origin[end - 1] + 1
+
+
+_HAND_PICKED = [
+    "\ufb01\u00bd\u200b\u0660\u0665\u0660 \u06f0\u06f9\u06f1\u3000\uff11\uff12\uff13ab\u00ad",
+    "x\u2800y",
+    "\u00e9",
+    "\ufdfa",  # one character, eighteen when folded
+    "\u200b\u200c\u200d",  # nothing left
+    "caf\u00e9 \u0928\u092e\u0938\u094d\u0924\u0947",  # one character each: no map
+]
+
+
+def _assert_same(text: str) -> None:
+    fast, spec = _Folded(text), _Reference(text)
+    assert fast.text == spec.text, ascii(text)
+    n = len(spec.text)
+    for start in range(n):
+        for end in {start + 1, n}:
+            assert fast.span(start, end) == spec.span(start, end), (ascii(text), start, end)
+
+
+def test_the_folded_text_and_its_spans_are_the_definitions() -> None:
+    for text in _HAND_PICKED + mixed_texts(500, seed=11):
+        _assert_same(text)
+
+
+def test_random_code_points_fold_as_the_definition_says() -> None:
+    for text in random_code_point_strings(20_003, seed=2):
+        _assert_same(text)
+
+
+def test_text_whose_characters_each_fold_to_one_needs_no_index_map() -> None:
+    for text in ["caf\u00e9 \u0928\u092e\u0938\u094d\u0924\u0947", "\u0661\u0662\u0663 \u00a0x"]:
+        folded = _Folded(text)
+        assert folded._origin is None
+        assert folded.span(1, 3) == (1, 3) == _Reference(text).span(1, 3)
+
+
+def test_findings_are_those_found_in_the_definitions_fold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = _HAND_PICKED + mixed_texts(400, seed=5)
+    found = [find_pii(text) for text in texts]
+    assert sum(map(len, found)) > 100  # the texts hold findings, in folded pieces too
+    monkeypatch.setattr(pii, "_Folded", _Reference)
+    assert [find_pii(text) for text in texts] == found
