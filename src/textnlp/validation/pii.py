@@ -421,6 +421,8 @@ class _Taken:
         self._new.append((start, end))
 
     def settle(self) -> None:
+        if not self._new:  # most detectors find nothing in most texts: nothing to merge
+            return
         spans = list(heapq.merge(zip(self.starts, self.ends, strict=True), self._new))
         self.starts = [start for start, _ in spans]
         self.ends = [end for _, end in spans]

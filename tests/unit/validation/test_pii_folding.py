@@ -1,6 +1,7 @@
 """The detectors' folded view (``pii._Folded``, ``str.translate`` with a table filled as
 characters are met) is the plain per-character fold kept here as its definition: the same
-text, and every folded span mapped back to the same original span."""
+text, and every folded span mapped back to the same original span. And the taken spans'
+bookkeeping (``pii._Taken``) that the detectors share."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.unit.validation.mixed_texts import mixed_texts, random_code_point_strings
 from textnlp.validation import find_pii, pii
-from textnlp.validation.pii import _Folded
+from textnlp.validation.pii import _Folded, _Taken
 from textnlp.validation.text import invisible_characters
 
 
@@ -84,3 +85,18 @@ def test_findings_are_those_found_in_the_definitions_fold(
     assert sum(map(len, found)) > 100  # the texts hold findings, in folded pieces too
     monkeypatch.setattr(pii, "_Folded", _Reference)
     assert [find_pii(text) for text in texts] == found
+
+
+def test_a_detector_that_found_nothing_leaves_the_spans_as_they_were() -> None:
+    taken = _Taken()
+    taken.add(1, 3)
+    taken.add(5, 8)
+    taken.settle()
+    starts, ends = taken.starts, taken.ends
+    taken.settle()  # nothing new: no copy of the lists
+    assert taken.starts is starts and taken.ends is ends
+    assert (starts, ends) == ([1, 5], [3, 8])
+    taken.add(3, 4)
+    taken.settle()
+    assert (taken.starts, taken.ends) == ([1, 3, 5], [3, 4, 8])
+    assert taken.overlaps(2, 3) and not taken.overlaps(4, 5)
