@@ -1,6 +1,7 @@
-"""The word and token patterns, and ``ngrams``, against the plain definitions kept here: one
-class of every combining mark (the pattern before its marks beyond the BMP were set apart,
-which made it about 1.5 times as fast on CJK and Thai), and n-grams by slicing."""
+"""The word and token patterns, and ``ngrams``, against their plain definitions
+(``definitions.py``): one class of every combining mark (the pattern before its marks beyond
+the BMP were set apart, which made it about 1.5 times as fast on CJK and Thai), and n-grams by
+slicing."""
 
 from __future__ import annotations
 
@@ -8,32 +9,11 @@ import random
 import re
 import sys
 import unicodedata
-from functools import cache
 
+from tests.unit.validation import definitions
 from tests.unit.validation.mixed_texts import mixed_texts, random_code_point_strings
 from textnlp.validation import text as T
 from textnlp.validation.text import ngrams, tokens, words
-
-
-@cache
-def _reference_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """(words, tokens) with one mark class: every code point of category M, all planes."""
-    marks = [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c))[0] == "M"]
-    body = "".join(f"\\U{c:08x}" for c in marks)
-    mark_run = rf"(?=[^\x00-\x7f])[{body}{T._JOINERS}]+"
-    single = T._SINGLE
-    word = rf"[^\W{single}]+(?:{mark_run}[^\W{single}]*)*|(?=\w)[{single}](?:{mark_run})?"
-    return re.compile(word), re.compile(rf"{word}|[^\w\s]")
-
-
-def _reference_words(text: str, *, lower: bool = True) -> list[str]:
-    key = T.fold_case(text) if lower else unicodedata.normalize("NFC", text)
-    return _reference_patterns()[0].findall(key)
-
-
-def _reference_tokens(text: str) -> list[str]:
-    return _reference_patterns()[1].findall(unicodedata.normalize("NFC", text))
-
 
 _HAND_PICKED = [
     unicodedata.normalize("NFD", "café crème brûlée naïve"),
@@ -62,9 +42,9 @@ def _mark_heavy(count: int, seed: int) -> list[str]:
 
 
 def _assert_same(text: str) -> None:
-    assert words(text) == _reference_words(text), ascii(text)
-    assert words(text, lower=False) == _reference_words(text, lower=False), ascii(text)
-    assert tokens(text) == _reference_tokens(text), ascii(text)
+    assert words(text) == definitions.words(text), ascii(text)
+    assert words(text, lower=False) == definitions.words(text, lower=False), ascii(text)
+    assert tokens(text) == definitions.tokens(text), ascii(text)
 
 
 def test_words_and_tokens_of_hand_picked_texts_are_the_definitions() -> None:
@@ -92,15 +72,11 @@ def test_marks_beyond_the_bmp_are_tried_only_before_a_character_beyond_it() -> N
         assert pattern.pattern.count(astral) == pattern.pattern.count(guarded) == 2
 
 
-def _reference_ngrams(items: list[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(items[i : i + n]) for i in range(len(items) - n + 1)]
-
-
 def test_ngrams_are_the_slices_of_n_items() -> None:
     rng = random.Random(6)
     lists = [[], ["a"], ["a", "b"], ["a", "b", "c"], *(words(t) for t in mixed_texts(200, 6))]
     lists += [rng.choices("abc", k=rng.randint(0, 30)) for _ in range(500)]
     for items in lists:
         for n in (1, 2, 3, 4, 5):
-            assert ngrams(items, n) == _reference_ngrams(items, n), (items, n)
+            assert ngrams(items, n) == definitions.ngrams(items, n), (items, n)
     assert ngrams(("x", "y", "z"), 2) == [("x", "y"), ("y", "z")]  # any sequence
