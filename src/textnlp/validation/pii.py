@@ -5,15 +5,15 @@ each finding replaced by ``[KIND]``. Detectors run from the most to the least sp
 number is not also reported as a phone number); overlapping matches keep the first.
 
 What hides data from a pattern is undone first: the detectors read a folded view of the text
-(``_Folded``: NFKC per character, so full-width digits are digits; the decimal digits of every
-script (Arabic-Indic ``٠٥٠``, Persian ``۰۹۱``, Devanagari ``०९८``) as 0-9; what a reader cannot
-see dropped (``text.invisible_characters``: zero-width spaces and other format characters, the
-combining grapheme joiner, variation selectors, Hangul fillers); every kind of space a space),
-and spans are mapped back. A match whose check fails (a card number with its expiry date run
-on) is tried again shorter, ending at one of its last separators, and (for the checksummed
-kinds) from a few characters later (leading tokens); every pattern but the e-mail's is bounded
-in length and the e-mail's cannot start inside a run of its own characters, so a text costs
-time in proportion to its length.
+(``pii_fold.Folded``: NFKC per character, so full-width digits are digits; the decimal digits
+of every script (Arabic-Indic ``٠٥٠``, Persian ``۰۹۱``, Devanagari ``०९८``) as 0-9; what a
+reader cannot see dropped (``text.invisible_characters``: zero-width spaces and other format
+characters, the combining grapheme joiner, variation selectors, Hangul fillers); every kind of
+space a space), and spans are mapped back. A match whose check fails (a card number with its
+expiry date run on) is tried again shorter, ending at one of its last separators, and (for the
+checksummed kinds) from a few characters later (leading tokens); every pattern but the
+e-mail's is bounded in length and the e-mail's cannot start inside a run of its own
+characters, so a text costs time in proportion to its length.
 
 Boundaries are letters of alphabetic scripts (ASCII, Latin, Greek, Cyrillic) and digits, never
 ``\\w``: Chinese and Japanese are written without spaces, so ``请联系john@example.com获取`` and
@@ -55,15 +55,13 @@ import bisect
 import heapq
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Callable, Iterator
-from itertools import chain, repeat
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from textnlp.validation.inputs import checked_text
-from textnlp.validation.text import invisible_characters
+from textnlp.validation.pii_fold import Folded
 
 PIIKind = Literal["email", "credit_card", "iban", "ssn", "ip_address", "phone"]
 
@@ -303,68 +301,6 @@ _DETECTORS: list[tuple[PIIKind, Callable[[str], Iterator[tuple[int, int]]]]] = [
 _SEPARATOR = re.compile(r"[ .\-/]")
 
 
-class _FoldTable(dict[int, str]):
-    """A ``str.translate`` table: each character as the detectors read it, worked out (up to
-    three ``unicodedata`` calls) the first time it is met. ``_LIMIT`` characters are kept, more
-    than a language's alphabet: text of random code points costs time, not memory."""
-
-    _LIMIT = 1 << 16
-
-    def __missing__(self, code: int) -> str:
-        char = chr(code)
-        invisible = invisible_characters()
-        if code in invisible:  # zero-width, format, other invisible: they hide nothing
-            folded = invisible[code] or ""
-        elif (digit := unicodedata.decimal(char, None)) is not None:
-            folded = str(digit)  # ٠٥٠, ۰۹۱, ०९८: NFKC keeps these digits; patterns want 0-9
-        elif unicodedata.category(char) == "Zs":
-            folded = " "
-        else:
-            folded = unicodedata.normalize("NFKC", char)
-        if len(self) < self._LIMIT:
-            self[code] = folded
-        return folded
-
-
-class _LengthTable(dict[int, str]):
-    """A ``str.translate`` table: each character as ``chr`` of the length of its fold (0 to
-    18, U+FDFA's), kept as ``_FoldTable`` keeps the folds."""
-
-    def __missing__(self, code: int) -> str:
-        length = chr(len(_FOLDS[code]))
-        if len(self) < _FoldTable._LIMIT:
-            self[code] = length
-        return length
-
-
-_FOLDS = _FoldTable()
-_LENGTHS = _LengthTable()
-
-
-class _Folded:
-    """``text`` as the detectors read it, with each folded character's original index.
-
-    Folded by ``str.translate`` (``_FOLDS``); where every character folds to one character
-    (most text: accents, scripts, emoji) the indexes are the same and no map is made."""
-
-    def __init__(self, text: str) -> None:
-        self._origin: list[int] | None = None
-        if text.isascii():  # nothing to fold: the common case, at no cost
-            self.text = text
-            return
-        self.text = text.translate(_FOLDS)
-        lengths = text.translate(_LENGTHS)
-        if lengths.count("\x01") != len(lengths):  # a character dropped or made several
-            counts = lengths.encode("latin-1")
-            self._origin = list(chain.from_iterable(map(repeat, range(len(text)), counts)))
-
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        """The original span of the folded ``[start, end)``."""
-        if self._origin is None:
-            return start, end
-        return self._origin[start], self._origin[end - 1] + 1
-
-
 #: A failed match is tried again ending before each of its last ``_CUTS`` separators (a
 #: trailing "EUR", an expiry date, a count): bounded work per match.
 _CUTS = 2
@@ -432,7 +368,7 @@ class _Taken:
 def find_pii(text: str) -> list[PIIFinding]:
     """All PII findings in ``text``, sorted by position, without overlaps."""
     checked_text(text, "text")
-    folded = _Folded(text)
+    folded = Folded(text)
     found: list[PIIFinding] = []
     taken = _Taken()
     for kind, spans in _DETECTORS:

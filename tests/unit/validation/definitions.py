@@ -98,7 +98,7 @@ def measures_add(self: Measures, row: DatasetRow) -> None:
 
 def use_definitions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every fast path replaced by its definition, wherever it is called from."""
-    monkeypatch.setattr(pii, "_Folded", FoldedDefinition)
+    monkeypatch.setattr(pii, "Folded", FoldedDefinition)
     monkeypatch.setattr(text_module, "_patterns", word_patterns)
     for module in (text_module, quality, diversity):
         monkeypatch.setattr(module, "ngrams", ngrams)

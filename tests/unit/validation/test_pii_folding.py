@@ -1,4 +1,4 @@
-"""The detectors' folded view (``pii._Folded``, ``str.translate`` with a table filled as
+"""The detectors' folded view (``pii_fold.Folded``, ``str.translate`` with a table filled as
 characters are met) is the plain per-character fold (``definitions.py``): the same
 text, and every folded span mapped back to the same original span. And the taken spans'
 bookkeeping (``pii._Taken``) that the detectors share."""
@@ -10,7 +10,8 @@ import pytest
 from tests.unit.validation.definitions import FoldedDefinition
 from tests.unit.validation.mixed_texts import mixed_texts, random_code_point_strings
 from textnlp.validation import find_pii, pii
-from textnlp.validation.pii import _Folded, _Taken
+from textnlp.validation.pii import _Taken
+from textnlp.validation.pii_fold import Folded
 
 _HAND_PICKED = [
     "\ufb01\u00bd\u200b\u0660\u0665\u0660 \u06f0\u06f9\u06f1\u3000\uff11\uff12\uff13ab\u00ad",
@@ -23,7 +24,7 @@ _HAND_PICKED = [
 
 
 def _assert_same(text: str) -> None:
-    fast, spec = _Folded(text), FoldedDefinition(text)
+    fast, spec = Folded(text), FoldedDefinition(text)
     assert fast.text == spec.text, ascii(text)
     n = len(spec.text)
     for start in range(n):
@@ -43,7 +44,7 @@ def test_random_code_points_fold_as_the_definition_says() -> None:
 
 def test_text_whose_characters_each_fold_to_one_needs_no_index_map() -> None:
     for text in ["caf\u00e9 \u0928\u092e\u0938\u094d\u0924\u0947", "\u0661\u0662\u0663 \u00a0x"]:
-        folded = _Folded(text)
+        folded = Folded(text)
         assert folded._origin is None
         assert folded.span(1, 3) == (1, 3) == FoldedDefinition(text).span(1, 3)
 
@@ -54,7 +55,7 @@ def test_findings_are_those_found_in_the_definitions_fold(
     texts = _HAND_PICKED + mixed_texts(400, seed=5)
     found = [find_pii(text) for text in texts]
     assert sum(map(len, found)) > 100  # the texts hold findings, in folded pieces too
-    monkeypatch.setattr(pii, "_Folded", FoldedDefinition)
+    monkeypatch.setattr(pii, "Folded", FoldedDefinition)
     assert [find_pii(text) for text in texts] == found
 
 
