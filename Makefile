@@ -95,7 +95,7 @@ serve: venv
 # the flags above; tens of minutes on 2 cores) and skips them, saying why in its JSON, if it cannot.
 # Not here: bench/load.py (bench-load), bench/hf_batching.py (the GPU check runs it) and
 # bench/files_listing.py (moto's server); each says how to run it in bench/RESULTS.md.
-BENCHES := $(wildcard bench/engine.py bench/validation.py bench/leakage_containment.py bench/backends.py bench/api.py bench/jobs.py bench/recipes.py bench/openai_compat.py bench/console.py bench/prefix_reuse.py bench/recipe_shelf.py bench/engine_steps.py bench/kernels.py bench/structured_output.py bench/dataset_memory.py bench/validate_memory.py)
+BENCHES := $(wildcard bench/engine.py bench/validation.py bench/validation_measures.py bench/leakage_containment.py bench/backends.py bench/api.py bench/jobs.py bench/recipes.py bench/openai_compat.py bench/console.py bench/prefix_reuse.py bench/recipe_shelf.py bench/engine_steps.py bench/kernels.py bench/structured_output.py bench/dataset_memory.py bench/validate_memory.py)
 bench: venv
 	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
