@@ -5,13 +5,17 @@ calls `run_task` against moto. The rehearsal finds the new task there
 (`list_tasks`/`describe_tasks`: its task definition and `overrides.containerOverrides`), starts
 that task definition's containers as processes with their environment plus the recorded
 overrides, waits for them to exit, keeps their exit codes (the `.sync` outcome reads them) and
-stops the task in moto.
+stops the task in moto, whose `DescribeTasks` then reports those exit codes (moto's own are
+always 0): a caller polling the task, like the deployment's migration trigger, reads how it
+really ended. A task that runs past its time is killed and stopped with exit code 137.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from moto.ecs.models import ecs_backends
 
 from rehearsal.aws import MotoAws
 from rehearsal.deploy import Deployment
@@ -31,6 +35,10 @@ class RecordedTask:
     capacity_provider: str
 
 
+#: The exit code of a container killed for running past its time (SIGKILL).
+KILLED = 137
+
+
 class RunTaskObserver:
     def __init__(self, deployment: Deployment, aws: MotoAws, launcher: ContainerLauncher) -> None:
         self._deployment = deployment
@@ -38,6 +46,8 @@ class RunTaskObserver:
         self._launcher = launcher
         self._seen: set[str] = set()
         self._stopped: dict[str, StoppedTask] = {}
+        deployment.ledger.emulate("ECS DescribeTasks of a stopped task: its containers' exit "
+                                  "codes are the rehearsal's processes' (moto reports 0)")
 
     def stopped(self, task_arn: str) -> StoppedTask | None:
         """How a task the rehearsal ran ended; None until it stopped."""
@@ -78,17 +88,21 @@ class RunTaskObserver:
                 overrides=task.overrides.get(spec.name, {}),
             )
             processes.append((spec.name, process))
-        ecs = self._aws.client("ecs", definition.stack.region)
         codes: dict[str, int] = {}
+        overran: ContainerError | None = None
         for name, process in processes:
+            if overran is not None:
+                process.kill()
+                codes[name] = KILLED
+                continue
             try:
                 codes[name] = process.wait(timeout_s)
-            except ContainerError:
+            except ContainerError as exc:
                 process.kill()
-                raise
-        self._stopped[task.arn] = StoppedTask(codes)  # before the stop: .sync reads it
-        reason = f"Essential container exited with {max(codes.values(), default=0)}"
-        ecs.stop_task(cluster=task.cluster, task=task.arn, reason=reason)
+                codes[name], overran = KILLED, exc
+        self._stop(task, definition.stack.region, codes)
+        if overran is not None:
+            raise overran
         failed = [process for name, process in processes if codes[name] != 0]
         if failed:
             raise ContainerError(
@@ -96,6 +110,18 @@ class RunTaskObserver:
                 f"{failed[0].log_tail()}"
             )
         return [process for _, process in processes]
+
+    def _stop(self, task: RecordedTask, region: str, codes: dict[str, int]) -> None:
+        """Stop the task in moto as ECS would, with its containers' exit codes."""
+        self._stopped[task.arn] = StoppedTask(codes)  # before the stop: .sync reads it
+        backend = ecs_backends[self._aws.account][region]
+        recorded = backend.tasks.get(task.cluster.rsplit("/", 1)[-1], {}).get(task.arn)
+        for container in getattr(recorded, "containers", []):
+            if container.name in codes:
+                container.exitCode = codes[container.name]
+        reason = f"Essential container exited with {max(codes.values(), default=0)}"
+        self._aws.client("ecs", region).stop_task(cluster=task.cluster, task=task.arn,
+                                                  reason=reason)
 
 
 def _recorded(task: dict[str, Any], cluster: str) -> RecordedTask:

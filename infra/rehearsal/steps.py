@@ -13,7 +13,7 @@ from rehearsal import (
 from rehearsal.journey import Step
 
 STEPS = [
-    Step(1, "migration task", steps_boot.migrate),
+    Step(1, "migration: the deployment's trigger, before the services", steps_boot.migrate),
     Step(2, "services boot", steps_boot.boot, needs=(1,)),
     Step(3, "create a user, log in, refresh", steps_api.create_user, needs=(2,)),
     Step(4, "generate text; other routes, same token", steps_api.generate, needs=(3,)),

@@ -47,6 +47,11 @@ if job["kind"] == "authorizer":
     result["answer"] = module.handler(job["event"])
     result["jwt_file"] = sys.modules["jwt"].__file__
     result["boto3_file"] = getattr(sys.modules.get("boto3"), "__file__", None)
+elif job["kind"] == "migration":
+    config = module.MigrationConfig.from_environ(job["environ"])
+    result["arguments"] = module.run_task_arguments(config)
+    result["boto3_file"] = importlib.import_module("boto3").__file__
+    result["ecs_client"] = type(module._client("ecs")).__name__
 else:
     uploads = module.uploads_in(job["event"])
     config = module.TriggerConfig.from_environ(job["environ"])
@@ -66,8 +71,12 @@ def asset_directories(assembly: Assembly) -> dict[str, Path]:
         for asset_hash, entry in json.loads(manifest.read_text())["files"].items():
             sources[asset_hash] = entry["source"]["path"]
     found = {}
-    for resource in assembly.resources("Serverless", "AWS::Lambda::Function").values():
+    functions = [*assembly.resources("Serverless", "AWS::Lambda::Function").values(),
+                 *assembly.resources("Compute", "AWS::Lambda::Function").values()]
+    for resource in functions:
         properties = resource["Properties"]
+        if not properties["Handler"].startswith("textnlp."):
+            continue  # CDK's own custom resource providers (the trigger's)
         asset_hash = properties["Code"]["S3Key"].removesuffix(".zip")
         directory = assembly.directory / sources[asset_hash]
         assert directory.name == f"asset.{asset_hash}" and directory.is_dir()
@@ -108,10 +117,11 @@ def assert_bare(result: dict, asset: Path, runtime: Path) -> None:
     assert result["handler_callable"] and result["module_file"].startswith(str(asset))
 
 
-def test_both_handlers_share_one_pure_python_asset(assembly: Assembly) -> None:
+def test_every_handler_shares_one_pure_python_asset(assembly: Assembly) -> None:
     directories = asset_directories(assembly)
     assert set(directories) == {
-        "textnlp.lambdas.authorizer.handler", "textnlp.lambdas.batch_trigger.handler"
+        "textnlp.lambdas.authorizer.handler", "textnlp.lambdas.batch_trigger.handler",
+        "textnlp.lambdas.migration_trigger.handler",
     }
     (asset,) = set(directories.values())
     files = [p.relative_to(asset) for p in asset.rglob("*") if p.is_file()]
@@ -191,6 +201,28 @@ def test_batch_trigger_helpers_run_from_the_asset(
         "bucket": "textnlp-production", "key": "prompts/user-uploads/u1/reviews 2026.jsonl",
         "etag": "e1"}
     assert 0 < len(arguments["name"]) <= 80
+
+
+def test_migration_trigger_helpers_run_from_the_asset(
+    assembly: Assembly, runtime_dir: Path, tmp_path: Path
+) -> None:
+    asset = asset_directories(assembly)["textnlp.lambdas.migration_trigger.handler"]
+    environ = {
+        "CLUSTER": "textnlp-production", "CONTAINER_NAME": "migrate",
+        "TASK_DEFINITION_ARN": "arn:aws:ecs:us-east-1:123456789012:task-definition/"
+                               "textnlp-migrate:7",
+        "SUBNETS": "subnet-a, subnet-b", "SECURITY_GROUPS": "sg-app",
+    }
+    job = {"kind": "migration", "handler": "textnlp.lambdas.migration_trigger.handler",
+           "environ": environ}
+    result = run_bare(asset, runtime_dir, job, tmp_path, {"AWS_DEFAULT_REGION": "us-east-1"})
+    assert_bare(result, asset, runtime_dir)
+    assert result["boto3_file"].startswith(str(runtime_dir)) and result["ecs_client"] == "ECS"
+    arguments = result["arguments"]
+    assert arguments["taskDefinition"] == environ["TASK_DEFINITION_ARN"]
+    assert arguments["networkConfiguration"]["awsvpcConfiguration"] == {
+        "subnets": ["subnet-a", "subnet-b"], "securityGroups": ["sg-app"],
+        "assignPublicIp": "DISABLED"}
 
 
 def test_the_asset_directory_depends_only_on_its_contents(tmp_path: Path) -> None:

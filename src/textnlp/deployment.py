@@ -93,6 +93,8 @@ def unwrap_secret(raw: str) -> str:
 
 AUTHORIZER_HANDLER = "textnlp.lambdas.authorizer.handler"
 BATCH_TRIGGER_HANDLER = "textnlp.lambdas.batch_trigger.handler"
+#: Runs the migration task during a deployment, before the services (a CDK trigger).
+MIGRATION_TRIGGER_HANDLER = "textnlp.lambdas.migration_trigger.handler"
 
 
 def session_table_name(environment: str) -> str:

@@ -6,8 +6,9 @@ validated there (CPU, the validation extras) and finished, succeeded or failed b
 The batch processor is no service: the batch state machine runs one task per upload
 (`ecs:runTask.sync`, `batch_machine`) on FARGATE_SPOT, the design's "Spot instances for batch
 processing". The
-migration task (`textnlp db upgrade`) runs once per release before the services roll; services
-refuse to start on an older schema.
+migration task (`textnlp db upgrade`) runs once per release before the services roll (the
+deployment's trigger, `migration_trigger`, and the pipeline's `Migrate` stage); services refuse
+to start on an older schema.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class BatchProcessorTask(Construct):
 
 
 class MigrationTask(Construct):
-    """`textnlp db upgrade`, run once per release (pipeline or runbook) before services roll."""
+    """`textnlp db upgrade`, run once per release before services roll (`MigrationTrigger`)."""
 
     def __init__(
         self, scope: Construct, id_: str, *, config: EnvConfig, execution_role: iam.IRole,

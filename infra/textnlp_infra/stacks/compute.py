@@ -22,8 +22,10 @@ from textnlp_infra.constructs.containers import (
     Endpoint,
     app_environment,
 )
+from textnlp_infra.constructs.functions import application_code
 from textnlp_infra.constructs.generation_service import GenerationService
 from textnlp_infra.constructs.load_balancer import ApiLoadBalancer
+from textnlp_infra.constructs.migration_trigger import MigrationTrigger
 from textnlp_infra.constructs.worker_services import (
     BatchProcessorTask,
     MigrationTask,
@@ -84,8 +86,9 @@ class ComputeStack(Stack):
             notifications_topic_arn=messaging.job_notifications.topic_arn,
             websocket_callback_url=f"https://{config.stream_host}",
         ))
+        logs_key = imported_key(self, "LogsKey", security.keys.logs)
         containers = ContainerFactory(
-            self, config=config, logs_key=imported_key(self, "LogsKey", security.keys.logs),
+            self, config=config, logs_key=logs_key,
             environment=environment,
         )
         self.load_balancer = ApiLoadBalancer(
@@ -118,4 +121,13 @@ class ComputeStack(Stack):
         )
         self.migration = MigrationTask(
             self, "Migration", config=config, containers=containers, **roles
+        )
+        # The schema is migrated before any service is created or updated (they refuse an
+        # older one): CloudFormation runs the migration task through this trigger.
+        self.migration_trigger = MigrationTrigger(
+            self, "MigrationTrigger", config=config, migration=self.migration,
+            cluster=self.cluster, vpc=network.vpc, security_group=app_sg,
+            code=application_code(), key=imported_key(self, "SecretsKey", security.keys.secrets),
+            logs_key=logs_key, execution_role=execution_role, task_role=task_role,
+            run_before=[self.api.service, self.generation.service, self.validation.service],
         )

@@ -1,5 +1,5 @@
-"""AWS Lambda handlers: the API Gateway authorizer and the S3 -> Step Functions batch
-trigger.
+"""AWS Lambda handlers: the API Gateway authorizer, the S3 -> Step Functions batch trigger and
+the deployment's migration trigger (ECS RunTask before the services roll).
 
 They run from the asset ``infra/textnlp_infra/lambda_asset.py`` builds: the ``textnlp`` source
 plus PyJWT, on a runtime that provides boto3. So they import at module level only the standard
