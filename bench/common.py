@@ -1,8 +1,11 @@
-"""What the engine sweeps share: their prompts and the noise of a figure."""
+"""What the benchmarks share: the engine sweeps' prompts, the noise of a figure, the machine."""
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
+from typing import Any
 
 # Raw prompts, one per request in turn: 32 requests read each of them four times.
 PROMPTS = [
@@ -38,3 +41,13 @@ def widest(*spreads: float | None) -> float | None:
 def beyond(ratio: float, noise: float | None) -> bool | None:
     """Whether ``ratio`` differs from 1 by more than ``noise``; None when the noise is unknown."""
     return None if noise is None else abs(ratio - 1) > noise
+
+
+def machine() -> dict[str, Any]:
+    """The machine a figure was measured on, and how busy it was as the run ended."""
+    return {
+        "cpus": os.cpu_count(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }

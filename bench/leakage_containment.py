@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -47,7 +45,7 @@ if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) 
 
 import numpy as np  # noqa: E402
 
-from bench.common import spread, widest  # noqa: E402
+from bench.common import machine, spread, widest  # noqa: E402
 
 
 def make_texts(
@@ -206,12 +204,7 @@ def main() -> None:
         "pairs_per_record": round(last["containment_pairs"] / len(texts), 3),
     }
     out = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "arch": platform.machine(),
-            "python": platform.python_version(),
-            "load_average_1min": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(),
         "records": len(texts),
         "references": len(refs),
         "words_per_reference": round(float(np.mean([len(t.split()) for t in refs])), 1),

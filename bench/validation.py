@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -41,7 +40,7 @@ from typing import Any
 if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
-from bench.common import spread, widest  # noqa: E402
+from bench.common import machine, spread, widest  # noqa: E402
 
 NUM_PERM = 128
 SEED = 1
@@ -312,12 +311,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     near = near_duplicates(args.sizes, args.threshold, args.rounds)
     out: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "arch": platform.machine(),
-            "python": platform.python_version(),
-            "load_average_1min": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(),
         "rounds": args.rounds,
         "near_duplicates": {"threshold": args.threshold, "num_perm": NUM_PERM, "runs": near},
     }

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -32,7 +30,7 @@ from typing import Any
 if __name__ == "__main__":  # bench/ heads sys.path, and its names (kernels...) shadow packages
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo root: bench.*, tests.*
 
-from bench.common import spread, widest  # noqa: E402
+from bench.common import machine, spread, widest  # noqa: E402
 
 #: What bench/RESULTS.md states of this script's figures.
 TARGETS = {"measures_speedup_min": 1.5}
@@ -124,12 +122,7 @@ def main() -> None:
         parser.error("--rounds must be 1 or more, --records 50 or more")
     result = run(args.records, args.rounds)
     out = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "arch": platform.machine(),
-            "python": platform.python_version(),
-            "load_average_1min": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(),
         "rounds": args.rounds,
         **result,
         "targets": verdicts(result),
