@@ -96,8 +96,9 @@ def test_a_migration_the_database_refuses_is_said_as_such(tmp_path: Path) -> Non
     with sqlite3.connect(path) as connection:  # back before 0008, without the table it alters
         connection.execute(
             "UPDATE alembic_version SET version_num = '0004_job_cost' "
-            "WHERE version_num = '0008_message_trace_header'"
+            "WHERE version_num = '0010_jobs_finished_at'"
         )
+        connection.execute("DROP INDEX ix_jobs_finished_at")
         connection.execute("DROP TABLE job_outbox")
     with pytest.raises(ConfigError, match="a migration failed on the database at .*job_outbox"):
         upgrade_database(f"sqlite:///{path}")

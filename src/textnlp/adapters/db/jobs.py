@@ -48,7 +48,10 @@ class JobRow(Base):
     worker: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: Indexed for the retention purge, which takes the jobs that ended first (migration 0010).
+    finished_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None, index=True
+    )
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     #: Estimated cost in US dollars of the stored records (None while none had a price); it
     #: grows in the transaction that stores each chunk, by the records that chunk added.
