@@ -111,7 +111,7 @@ def test_users_spending_cap(tmp_path: Path, cli: Any) -> None:
     created = cli(tmp_path, "users", "create", "bob", "--password-stdin", stdin="long enough pw\n")
     assert created.returncode == 0, created.stderr
     own = cli(tmp_path, "users", "spending-cap", "bob", "5")
-    assert own.returncode == 0 and "bob: spending cap $5.00, $0.0000 spent" in own.stdout
+    assert own.returncode == 0 and "bob: spending cap $5.0000, $0.0000 spent" in own.stdout
     cleared = cli(tmp_path, "users", "spending-cap", "bob")
     assert cleared.returncode == 0 and "spending cap none (the default)" in cleared.stdout
     missing = cli(tmp_path, "users", "spending-cap", "nobody", "1")
