@@ -53,6 +53,19 @@ def test_rest_api_stage(assembly: Assembly) -> None:
     })
 
 
+def test_both_stages_log_only_once_the_accounts_logging_role_is_set(assembly: Assembly) -> None:
+    # API Gateway refuses a stage that logs to CloudWatch until the account's CloudWatch role
+    # is set ("CloudWatch Logs role ARN must be set in account settings to enable logging").
+    (account,) = assembly.resources("Api", "AWS::ApiGateway::Account")
+    stages = {
+        **assembly.resources("Api", "AWS::ApiGateway::Stage"),
+        **assembly.resources("Api", "AWS::ApiGatewayV2::Stage"),
+    }
+    assert len(stages) == 2
+    for stage in stages.values():
+        assert account in stage.get("DependsOn", [])
+
+
 def test_lambda_authorizer_guards_private_routes(assembly: Assembly) -> None:
     assembly.template("Api").has_resource_properties(
         "AWS::ApiGateway::Authorizer", {"Type": "TOKEN"}

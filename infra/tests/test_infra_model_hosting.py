@@ -18,7 +18,7 @@ from textnlp_infra.config import (
     ServerlessModel,
     for_environment,
 )
-from textnlp_infra.stacks.model_serving import ModelServingStack
+from textnlp_infra.stacks.model_serving import ModelServingStack, has_instance_storage
 from textnlp_infra.stacks.network import NetworkStack
 from textnlp_infra.stacks.security import SecurityStack
 
@@ -100,6 +100,30 @@ def test_a_multi_model_endpoint_serves_an_s3_prefix(hosting: Template) -> None:
     assert "KmsKeyId" in config  # instances have storage volumes to encrypt
     (variant,) = config["ProductionVariants"]
     assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.c5.xlarge", 1)
+
+
+def test_instances_with_local_storage_get_no_volume_key(hosting: Template) -> None:
+    # SageMaker's CreateEndpointConfig fails for a KmsKeyId with an instance that has NVMe
+    # instance storage (the design's ml.g4dn variants): their hardware encrypts it.
+    config = _endpoint_configs(hosting)["textnlp-multi-model"]
+    assert {v["InstanceType"] for v in config["ProductionVariants"]} == {
+        "ml.g4dn.xlarge", "ml.g4dn.2xlarge"}
+    assert "KmsKeyId" not in config
+    (resource,) = [
+        r for r in hosting.find_resources("AWS::SageMaker::EndpointConfig").values()
+        if r["Properties"]["EndpointConfigName"] == "textnlp-multi-model"
+    ]
+    assert [s["id"] for s in resource["Metadata"]["checkov"]["skip"]] == ["CKV_AWS_98"]
+
+
+@pytest.mark.parametrize(("instance_type", "local"), [
+    ("ml.g4dn.xlarge", True), ("ml.g5.2xlarge", True), ("ml.p4d.24xlarge", True),
+    ("ml.m5d.large", True), ("ml.c6gd.large", True), ("ml.p3dn.24xlarge", True),
+    ("ml.g6e.xlarge", True), ("ml.c5.xlarge", False), ("ml.m5.large", False),
+    ("ml.p3.2xlarge", False), ("ml.inf2.xlarge", False), ("ml.g5g.xlarge", False),
+])
+def test_which_instances_have_local_storage(instance_type: str, local: bool) -> None:
+    assert has_instance_storage(instance_type) is local
 
 
 def test_the_application_may_invoke_every_endpoint() -> None:

@@ -90,3 +90,34 @@ def test_detective_controls(assembly: Assembly) -> None:
     template.resource_count_is("AWS::SecurityHub::Hub", 1)
     template.resource_count_is("AWS::Config::ConfigurationRecorder", 1)
     assert len(assembly.resources("Security", "AWS::Config::ConfigRule")) >= 3
+
+
+def test_configs_delivery_channel_comes_after_its_recorder_and_bucket_policy(
+    assembly: Assembly,
+) -> None:
+    # CloudFormation creates a resource as soon as what it references exists: the channel
+    # references only the bucket, and failed before its recorder (NoAvailableConfigurationRecorder)
+    # or the bucket's policy (InsufficientDeliveryPolicyException) was there.
+    (channel,) = assembly.resources("Security", "AWS::Config::DeliveryChannel").values()
+    (recorder,) = assembly.resources("Security", "AWS::Config::ConfigurationRecorder")
+    policies = assembly.resources("Security", "AWS::S3::BucketPolicy")
+    (bucket_policy,) = [
+        name for name, policy in policies.items()
+        if policy["Properties"]["Bucket"] == channel["Properties"]["S3BucketName"]
+    ]
+    assert {recorder, bucket_policy} <= set(channel["DependsOn"])
+
+
+def test_config_delivers_with_its_recorders_role(assembly: Assembly) -> None:
+    # In its own account, Config writes the bucket with the recorder's role, whose managed
+    # policy (AWS_ConfigRole) grants no s3:PutObject.
+    (recorder,) = assembly.resources("Security", "AWS::Config::ConfigurationRecorder").values()
+    role = recorder["Properties"]["RoleARN"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in assembly.resources("Security", "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    puts = [s for s in statements if s["Action"] == "s3:PutObject"]
+    assert len(puts) == 1 and "config/AWSLogs/" in json.dumps(puts[0]["Resource"])

@@ -116,11 +116,29 @@ class AccountSecurityServices(Construct):
                 all_supported=True, include_global_resource_types=True
             ),
         )
+        # Config delivers to a bucket of this account with the recorder's role (the bucket's
+        # policy for config.amazonaws.com serves delivery from another account only);
+        # AWS_ConfigRole lets it read resources, not write the bucket.
+        account = Stack.of(self).account
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetBucketAcl"], resources=[log_bucket.bucket_arn],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"],
+            resources=[log_bucket.arn_for_objects(f"config/AWSLogs/{account}/*")],
+        ))
         channel = config_.CfnDeliveryChannel(
             self, "DeliveryChannel",
             s3_bucket_name=log_bucket.bucket_name,
             s3_key_prefix="config",
         )
+        # A delivery channel needs its recorder first (NoAvailableConfigurationRecorder) and a
+        # bucket it may write to (InsufficientDeliveryPolicyException): CloudFormation would
+        # otherwise create it as soon as the bucket exists, before either.
+        channel.add_dependency(recorder)
+        channel.node.add_dependency(role)
+        if log_bucket.policy is not None:
+            channel.node.add_dependency(log_bucket.policy)
         for identifier in MANAGED_RULES:
             rule = config_.ManagedRule(
                 self, identifier.title().replace("_", ""), identifier=identifier

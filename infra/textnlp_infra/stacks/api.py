@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, SecretValue, Stack
+from aws_cdk import CfnOutput, CfnResource, SecretValue, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -54,6 +54,13 @@ class ApiStack(Stack):
             self, "WebSocket", config=config, authorizer_function=authorizer, logs_key=logs_key,
             origin_verify=origin_verify, zone=zone,
         )
+        # Both stages log to CloudWatch, which API Gateway refuses until the account's logging
+        # role is set: the REST API's `AWS::ApiGateway::Account` (its `cloud_watch_role`). CDK
+        # orders the REST stage after it; the WebSocket stage, a few quick creates away, would
+        # otherwise race it in a fresh account ("CloudWatch Logs role ARN must be set").
+        account = self.rest.api.node.find_child("Account")
+        assert isinstance(account, CfnResource)
+        self.websocket.stage.add_dependency(account)
         self.distribution = self._distribution(config, zone, security)
         alias = route53.RecordTarget.from_alias(targets.CloudFrontTarget(self.distribution))
         route53.ARecord(self, "ApiRecord", zone=zone, record_name=config.api_host, target=alias)

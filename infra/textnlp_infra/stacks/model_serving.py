@@ -25,6 +25,8 @@ model: the execution role also reads and writes the jobs' provider files.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from aws_cdk import Stack
@@ -38,6 +40,33 @@ from textnlp_infra.constructs.task_roles import BATCH_JOBS_PREFIX
 from textnlp_infra.imports import imported_key
 from textnlp_infra.stacks.network import ISOLATED, NetworkStack
 from textnlp_infra.stacks.security import SecurityStack
+
+#: Instance families whose every size has NVMe instance storage, beyond those named with a
+#: "d" (g4dn, p4d, m5d, c6gd...; `has_instance_storage`).
+_NVME_FAMILIES = frozenset({"g5", "g6", "g6e", "p5", "p5e", "p5en", "trn1", "trn1n", "trn2", "dl1"})
+_FAMILY = re.compile(r"ml\.(?P<family>[a-z]+\d+(?P<attributes>[a-z-]*))\.")
+
+
+def has_instance_storage(instance_type: str) -> bool:
+    """Whether SageMaker hosts `instance_type` on local NVMe storage, which the instance's own
+    hardware encrypts: CreateEndpointConfig fails when a `KmsKeyId` is asked for with such an
+    instance ("You can't request a KmsKeyId when using an instance type with local storage")."""
+    match = _FAMILY.match(instance_type)
+    if match is None:
+        raise ValueError(f"{instance_type!r} is no SageMaker instance type (ml.<family>.<size>)")
+    return match["family"] in _NVME_FAMILIES or "d" in match["attributes"]
+
+
+def volume_key(key_arn: str, instance_types: Iterable[str]) -> str | None:
+    """The KMS key of an endpoint config's storage volumes: None when any of its instances has
+    instance storage (encrypted by its hardware; SageMaker refuses a key for it)."""
+    return None if any(has_instance_storage(t) for t in instance_types) else key_arn
+
+
+def _skip_volume_key_check(endpoint_config: sagemaker.CfnEndpointConfig) -> None:
+    skip_checks(endpoint_config, (
+        "CKV_AWS_98", "its instances have NVMe instance storage, encrypted by the instance's "
+        "hardware; SageMaker refuses a KmsKeyId for them (CreateEndpointConfig)"))
 
 
 class ModelServingStack(Stack):
@@ -64,10 +93,11 @@ class ModelServingStack(Stack):
                 vpc_config=vpc_config,
             )
 
+        key = volume_key(data_key.key_arn, (v.instance_type for v in serving.variants))
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self, "EndpointConfig",
             endpoint_config_name=serving.endpoint_config_name,
-            kms_key_id=data_key.key_arn,
+            kms_key_id=key,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=variant.name,
@@ -79,6 +109,8 @@ class ModelServingStack(Stack):
                 for variant in serving.variants
             ],
         )
+        if key is None:
+            _skip_volume_key_check(self.endpoint_config)
         self.endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint",
             endpoint_name=serving.endpoint_name,
@@ -153,10 +185,11 @@ class ModelServingStack(Stack):
             model_data_url=f"s3://{config.bucket_name}/{shared.model_data_prefix}",
             mode="MultiModel", vpc_config=vpc_config,
         )
+        key = volume_key(key_arn, [shared.instance_type])
         endpoint_config = sagemaker.CfnEndpointConfig(
             self, f"MultiModel{id_}EndpointConfig",
             endpoint_config_name=shared.endpoint_name,
-            kms_key_id=key_arn,
+            kms_key_id=key,
             production_variants=[sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                 variant_name=shared.name,
                 model_name=model.attr_model_name,
@@ -165,6 +198,8 @@ class ModelServingStack(Stack):
                 initial_variant_weight=1.0,
             )],
         )
+        if key is None:
+            _skip_volume_key_check(endpoint_config)
         self.endpoints[shared.endpoint_name] = sagemaker.CfnEndpoint(
             self, f"MultiModel{id_}Endpoint",
             endpoint_name=shared.endpoint_name,
