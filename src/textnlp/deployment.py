@@ -53,6 +53,13 @@ BATCH_PROCESSOR_COMMAND = ("textnlp", "worker", "--queues", "batch", "--once")
 #: The one-off task that migrates the database before services roll out.
 MIGRATE_COMMAND = ("textnlp", "db", "upgrade")
 
+
+def jobs_purge_command(days: int) -> tuple[str, ...]:
+    """The scheduled retention task: delete the jobs that ended more than ``days`` days ago,
+    with their records and files (the CLI takes 1 or more)."""
+    return ("textnlp", "jobs", "purge", "--older-than", str(days))
+
+
 #: The container health check of the API: exits non-zero unless the process answers 200.
 HEALTH_CHECK_COMMAND = (
     'python -c "import urllib.request; '

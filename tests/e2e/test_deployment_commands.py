@@ -68,6 +68,25 @@ def test_the_migration_task_upgrades_the_database(home: Path) -> None:
     assert current == 0
 
 
+@pytest.mark.parametrize("days", [1, 90])
+def test_the_scheduled_purge_task_runs(home: Path, days: int) -> None:
+    """The daily retention task (the infra's ``jobs.retention_days``, 1 or more) runs as
+    deployed; its purging itself is ``test_jobs_cli_delete.py``'s."""
+    code, err = finish(run(deployment.MIGRATE_COMMAND, home))
+    assert code == 0, err
+    proc = run(deployment.jobs_purge_command(days), home)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out == f"purged 0 jobs ended over {days} days ago\n"
+
+
+def test_the_purge_task_refuses_a_retention_under_a_day(home: Path) -> None:
+    # The infra refuses such a retention too (`JobsConfig`): the CLI is the bound's source.
+    proc = run(deployment.jobs_purge_command(0), home)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and out == "" and "--older-than" in err
+
+
 def test_the_batch_processor_exits_when_its_queue_is_empty(home: Path) -> None:
     code, err = finish(run(deployment.BATCH_PROCESSOR_COMMAND, home))
     assert code == 0, err
