@@ -78,7 +78,7 @@ def test_every_container_environment_loads_and_builds_the_app(assembly: Assembly
     containers = _containers(assembly)
     assert {name.split("/")[0] for name, _ in containers} >= {
         "textnlp-api", "textnlp-generation", "textnlp-validation", "textnlp-batch-processor",
-        "textnlp-migrate",
+        "textnlp-migrate", "textnlp-jobs-purge",
     }
     for name, container in containers:
         environment = _environment(container)

@@ -42,7 +42,8 @@ def test_dashboard_and_alarms(assembly: Assembly) -> None:
               for a in assembly.resources("Monitoring", "AWS::CloudWatch::Alarm").values()}
     assert set(alarms) == {f"textnlp-production-{name}" for name in (
         "api-5xx-rate", "dlq-not-empty", "batch-dlq-not-empty", "validation-dlq-not-empty",
-        "batch-trigger-dlq-not-empty", "api-p99-latency", "aurora-cpu")}
+        "batch-trigger-dlq-not-empty", "jobs-purge-dlq-not-empty", "api-p99-latency",
+        "aurora-cpu")}
     assert alarms["textnlp-production-api-5xx-rate"]["MetricName"] == "5XXError"
     assert alarms["textnlp-production-api-p99-latency"]["ExtendedStatistic"] == "p99"
     assert alarms["textnlp-production-aurora-cpu"]["Dimensions"] == [
@@ -50,7 +51,7 @@ def test_dashboard_and_alarms(assembly: Assembly) -> None:
     assert "textnlp-dlq.fifo" in str(alarms["textnlp-production-dlq-not-empty"]["Metrics"])
     # The workers' sweep receives every DLQ message (an hour's visibility): the alarm counts
     # received letters too, or it would see a dead letter for 30 s an hour.
-    for name in ("dlq", "batch-dlq", "validation-dlq", "batch-trigger-dlq"):
+    for name in ("dlq", "batch-dlq", "validation-dlq", "batch-trigger-dlq", "jobs-purge-dlq"):
         metrics = alarms[f"textnlp-production-{name}-not-empty"]["Metrics"]
         (expression,) = [m["Expression"] for m in metrics if "Expression" in m]
         key = name.replace("-", "_") + ("_fifo" if name == "dlq" else "")

@@ -34,7 +34,8 @@ def build_app(
     config = for_environment(chosen, app.node.try_get_context("textnlp") or {
         key: app.node.try_get_context(key)
         for key in ("account", "domainName", "hostedZoneId", "codestarConnectionArn",
-                    "imageTag", "accountServices", "alarmEmails", "jobNotificationUrls", "owner")
+                    "imageTag", "accountServices", "alarmEmails", "jobNotificationUrls", "owner",
+                    "jobsRetentionDays")
         if app.node.try_get_context(key) is not None
     })
     stacks = add_stacks(app, config)

@@ -295,6 +295,32 @@ class DeliveryConfig:
     )
 
 
+#: The most days `textnlp jobs purge --older-than` takes (a century: what a date can go back by).
+MAX_JOBS_RETENTION_DAYS = 36500
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    """The jobs' retention: a scheduled task runs `textnlp jobs purge --older-than
+    retention_days` every day at `purge_hour_utc`, deleting the jobs that ended earlier with
+    their records and files (queued and running jobs stay); without it the database and the
+    bucket grow with every job."""
+
+    retention_days: int = 90
+    #: Before Aurora's backup window (03:00-04:00 UTC) and the backup plan's 05:00 run.
+    purge_hour_utc: int = 2
+
+    def __post_init__(self) -> None:
+        # `bool` is an int: a `True` from a typo would purge everything a day old.
+        if (isinstance(self.retention_days, bool) or not isinstance(self.retention_days, int)
+                or not 1 <= self.retention_days <= MAX_JOBS_RETENTION_DAYS):
+            raise ValueError(f"jobs.retention_days must be a whole number of days from 1 to "
+                             f"{MAX_JOBS_RETENTION_DAYS}, not {self.retention_days!r}")
+        if not 0 <= self.purge_hour_utc <= 23:
+            raise ValueError(f"jobs.purge_hour_utc must be an hour from 0 to 23, not "
+                             f"{self.purge_hour_utc!r}")
+
+
 @dataclass(frozen=True)
 class TagConfig:
     cost_center: str = "engineering"
@@ -334,6 +360,7 @@ class EnvConfig:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
     tags: TagConfig = field(default_factory=TagConfig)
 
     # -- names shared by several stacks (resources are found by name, never by lookup) --
@@ -489,6 +516,9 @@ def for_environment(
                            ("jobNotificationUrls", "job_notification_urls")):
         if context.get(key):
             overrides[attribute] = _listed(context[key])
+    if context.get("jobsRetentionDays"):  # `-c jobsRetentionDays=30`
+        overrides["jobs"] = replace(config.jobs,
+                                    retention_days=_whole_days(context["jobsRetentionDays"]))
     if context.get("owner"):  # the design's Owner tag: the team's e-mail address
         overrides["tags"] = replace(config.tags, owner=str(context["owner"]))
     for url in overrides.get("job_notification_urls", ()):
@@ -501,3 +531,11 @@ def _listed(value: Any) -> tuple[str, ...]:
     """A context list: a JSON list, or a comma-separated string (`-c key=a,b`)."""
     items = value if isinstance(value, list) else str(value).split(",")
     return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _whole_days(value: Any) -> int:
+    """A context number of days (`-c` passes strings): a whole number, or ValueError."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise ValueError(f"jobsRetentionDays must be a whole number of days, not {value!r}")
+    return int(text)

@@ -1,7 +1,9 @@
 """Design section 2, compute: the ECS cluster, its services and the ALB in front of the API.
 
 The ALB (design "Edge") lives here rather than in the API stack because the API service's
-blue/green target groups and listeners are part of the service's deployment.
+blue/green target groups and listeners are part of the service's deployment. The one-off tasks
+live here too: the migration (run by the deployment's trigger) and the jobs' purge (run daily by
+an EventBridge schedule, `constructs/jobs_purge.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from textnlp_infra.constructs.containers import (
 )
 from textnlp_infra.constructs.functions import application_code
 from textnlp_infra.constructs.generation_service import GenerationService
+from textnlp_infra.constructs.jobs_purge import JobsPurgeSchedule, JobsPurgeTask
 from textnlp_infra.constructs.load_balancer import ApiLoadBalancer
 from textnlp_infra.constructs.migration_trigger import MigrationTrigger
 from textnlp_infra.constructs.worker_services import (
@@ -130,4 +133,13 @@ class ComputeStack(Stack):
             code=application_code(), key=imported_key(self, "SecretsKey", security.keys.secrets),
             logs_key=logs_key, execution_role=execution_role, task_role=task_role,
             run_before=[self.api.service, self.generation.service, self.validation.service],
+        )
+        # The jobs' retention: the purge task, run daily by an EventBridge schedule.
+        self.jobs_purge = JobsPurgeTask(
+            self, "JobsPurge", config=config, containers=containers, **roles
+        )
+        self.jobs_purge_schedule = JobsPurgeSchedule(
+            self, "JobsPurgeSchedule", config=config, task=self.jobs_purge,
+            cluster=self.cluster, security_group=app_sg,
+            messaging_key=imported_key(self, "MessagingKey", security.keys.messaging), **roles,
         )

@@ -28,6 +28,7 @@ from constructs import Construct
 
 from textnlp_infra.checkov import skip_checks
 from textnlp_infra.config import EnvConfig
+from textnlp_infra.constructs.jobs_purge import PURGE_CONTAINER
 from textnlp_infra.constructs.worker_services import BATCH_CONTAINER, MIGRATION_CONTAINER
 from textnlp_infra.imports import imported_key
 from textnlp_infra.stacks.compute import ComputeStack
@@ -104,8 +105,9 @@ def migration_spec(
     config: EnvConfig, *, cluster: str, subnets: str, security_group: str
 ) -> codebuild.BuildSpec:
     """Run the migration task with the image just built; fail the stage unless it exits 0.
-    Then the batch processor's family gets a revision with that image: the state machine runs
-    the family's latest revision, and the old image would refuse the upgraded schema."""
+    Then the batch processor's and the jobs' purge's families get a revision with that image:
+    the state machine and the purge's schedule run the family's latest revision, and the old
+    image would refuse the upgraded schema."""
     family = config.resource_name("migrate")
     container = MIGRATION_CONTAINER
     return codebuild.BuildSpec.from_object({
@@ -126,6 +128,10 @@ def migration_spec(
                 config.resource_name("batch-processor"), BATCH_CONTAINER, "BATCH_DEFINITION"
             ),
             'echo "batch processor: $BATCH_DEFINITION"',
+            *_register_with_new_image(
+                config.resource_name("jobs-purge"), PURGE_CONTAINER, "PURGE_DEFINITION"
+            ),
+            'echo "jobs purge: $PURGE_DEFINITION"',
         ]}},
     })
 
@@ -206,6 +212,7 @@ class DeliveryStack(Stack):
         )
         migration_task = compute.migration.task_definition
         batch_task = compute.batch.task_definition
+        purge_task = compute.jobs_purge.task_definition
         migration.add_to_role_policy(iam.PolicyStatement(
             actions=["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
             resources=["*"],
@@ -222,7 +229,7 @@ class DeliveryStack(Stack):
             actions=["iam:PassRole"],
             # Registering a revision passes its roles too (the same roles: deduplicated).
             resources=list(dict.fromkeys(
-                arn for task in (migration_task, batch_task)
+                arn for task in (migration_task, batch_task, purge_task)
                 for arn in (task.task_role.role_arn, task.obtain_execution_role().role_arn)
             )),
             conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},

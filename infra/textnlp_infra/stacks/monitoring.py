@@ -128,6 +128,8 @@ class MonitoringStack(Stack):
                     ("BatchDlqNotEmpty", "batch-dlq"),
                     ("ValidationDlqNotEmpty", "validation-dlq"),
                     ("BatchTriggerDlqNotEmpty", "batch-trigger-dlq"),
+                    # The daily purge's RunTask failed past its retries.
+                    ("JobsPurgeDlqNotEmpty", "jobs-purge-dlq"),
                 )
             ),
             _metric("AWS/ApiGateway", "Latency", api_dims, "p99").create_alarm(
