@@ -3,6 +3,7 @@
 A rule keeps its event pattern; its own targets (Lambda functions, state machines) are not
 called by moto: the rehearsal adds one target, a "tap" queue, so that moto does the matching,
 and `rehearsal.events` delivers what arrives there to the rule's targets as EventBridge would.
+A scheduled rule keeps its schedule, which nothing fires but a journey step (`events.fire`).
 """
 
 from __future__ import annotations
@@ -88,10 +89,18 @@ def deploy_rule(c: DeployContext) -> Physical:
     arn = f"arn:aws:events:{c.region}:{c.account}:rule/" + (
         name if bus == "default" else f"{bus}/{name}"
     )
-    if "EventPattern" not in props:
-        c.ledger.leave_out(f"EventBridge schedules (rule {name})")
-        return Physical(name, {"Arn": arn})
     events = c.client("events")
+    schedule = str(props.get("ScheduleExpression", ""))
+    if "EventPattern" not in props and schedule:
+        # moto keeps the rule; no clock fires it: a journey step does (`events.fire`).
+        events.put_rule(Name=name, EventBusName=bus, ScheduleExpression=schedule,
+                        State=props.get("State", "ENABLED"))
+        c.ledger.leave_out(f"EventBridge's clock: the schedule {schedule} of rule {name} "
+                           "(the journey fires its targets)")
+        return Physical(name, {"Arn": arn})
+    if "EventPattern" not in props:
+        c.ledger.leave_out(f"EventBridge rules without a pattern or schedule (rule {name})")
+        return Physical(name, {"Arn": arn})
     events.put_rule(
         Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]),
         State=props.get("State", "ENABLED"),

@@ -5,6 +5,11 @@ For each event: the target's input (its own `Input`/`InputTransformer`), an invo
 target Lambda, retries up to the target's `RetryPolicy.MaximumRetryAttempts` when it fails, and
 then the target's `DeadLetterConfig` queue with the error, in EventBridge's message attributes.
 Targets that are no Lambda (a state machine) are recorded as not emulated.
+
+Scheduled rules have no clock here: `fire` is the moment of a schedule, when a journey step
+asks for it. Each target gets EventBridge's "Scheduled Event"; an ECS target's task is started
+as the target's role (`rehearsal.ecs_target`), and a refused start goes to the target's
+dead-letter queue at once (its retries would be refused alike).
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from rehearsal import ecs_target
 from rehearsal.aws import MotoAws
 from rehearsal.deploy import Deployed, Deployment
 from rehearsal.event_input import target_input
@@ -106,6 +114,34 @@ class EventBridgeTargets:
         self._record(Delivery(str(rule.physical.ref), arn, payload, attempts, False, error,
                               dead_letter))
 
+    def scheduled_rules(self) -> list[Deployed]:
+        return [rule for rule in self._deployment.deployed("AWS::Events::Rule")
+                if rule.properties.get("ScheduleExpression")]
+
+    def fire(self, rule: Deployed) -> list[str]:
+        """The scheduled rule's moment, now: every target gets the scheduled event; returns
+        the ARNs of the ECS tasks started (`RunTaskRefused` when one could not be)."""
+        event = scheduled_event(rule)
+        started: list[str] = []
+        for target in rule.properties.get("Targets", []):
+            if "EcsParameters" not in target:
+                self._deliver(rule, target, event)
+                continue
+            arn = str(target.get("Arn", ""))
+            payload = target_input(target, event, str(rule.physical.attributes["Arn"]))
+            try:
+                tasks = ecs_target.run_task(self._deployment, self._aws, rule, target, payload)
+            except ecs_target.RunTaskRefused as exc:
+                dead_letter = target.get("DeadLetterConfig", {}).get("Arn", "")
+                if dead_letter:
+                    self._dead_letter(rule, dead_letter, arn, event, f"RunTask: {exc}")
+                self._record(Delivery(str(rule.physical.ref), arn, payload, 1, False, str(exc),
+                                      dead_letter))
+                raise
+            self._record(Delivery(str(rule.physical.ref), arn, payload, 1, True))
+            started += tasks
+        return started
+
     def _dead_letter(self, rule: Deployed, queue_arn: str, target_arn: str,
                      event: dict[str, Any], error: str) -> None:
         queue = self._deployment.find("AWS::SQS::Queue", queue_arn)
@@ -129,3 +165,13 @@ class EventBridgeTargets:
     def delivered(self) -> list[Delivery]:
         with self._lock:
             return list(self.deliveries)
+
+
+def scheduled_event(rule: Deployed) -> dict[str, Any]:
+    """What EventBridge sends a scheduled rule's targets."""
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": rule.stack.account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": rule.stack.region,
+        "resources": [str(rule.physical.attributes["Arn"])], "detail": {},
+    }

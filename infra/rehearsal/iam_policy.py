@@ -1,6 +1,9 @@
-"""Evaluating an authorizer's policy document against a method ARN, as API Gateway does:
-an explicit Deny wins, then any Allow; no matching statement is a deny. `*` and `?` are IAM's
-wildcards in actions and resources."""
+"""Evaluating IAM policy statements as AWS does: an explicit Deny wins, then any Allow; no
+matching statement is a deny. `*` and `?` are IAM's wildcards in actions and resources.
+
+`allows`: an authorizer's policy against a method ARN, as API Gateway does. `permits`: a role's
+statements for one action on one resource, with the request's condition keys; a condition
+operator not evaluated here (`_OPERATORS`) raises `ValueError` rather than guess."""
 
 from __future__ import annotations
 
@@ -43,4 +46,51 @@ def allows(policy: dict[str, Any], method_arn: str) -> bool:
             return False
         if str(statement.get("Effect")) == "Allow":
             allowed = True
+    return allowed
+
+
+def _string_equals(wanted: str, value: str) -> bool:
+    return wanted == value
+
+
+def _string_like(wanted: str, value: str) -> bool:
+    return matches(wanted, value)
+
+
+#: Condition operators and how one of their values matches the request's value (ARNs compare
+#: as strings: IAM's Arn* operators match component-wise, which equals that for whole ARNs).
+_OPERATORS = {
+    "StringEquals": _string_equals, "ArnEquals": _string_equals,
+    "StringLike": _string_like, "ArnLike": _string_like,
+}
+
+
+def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, keys in conditions.items():
+        test = _OPERATORS.get(operator)
+        if test is None:
+            raise ValueError(f"the rehearsal does not evaluate IAM's {operator} conditions")
+        for key, wanted in keys.items():
+            value = context.get(key)
+            if value is None or not any(test(w, value) for w in _listed(wanted)):
+                return False
+    return True
+
+
+def permits(statements: list[dict[str, Any]], action: str, resource: str,
+            context: dict[str, str] | None = None) -> bool:
+    """Whether identity-policy `statements` allow `action` on `resource` with the request's
+    condition keys `context`."""
+    allowed = False
+    for statement in statements:
+        if not any(matches(a, action, ignore_case=True)
+                   for a in _listed(statement.get("Action", []))):
+            continue
+        if not any(matches(r, resource) for r in _listed(statement.get("Resource", []))):
+            continue
+        if not _conditions_hold(statement.get("Condition", {}), context or {}):
+            continue
+        if str(statement.get("Effect")) == "Deny":
+            return False
+        allowed = allowed or str(statement.get("Effect")) == "Allow"
     return allowed

@@ -8,6 +8,7 @@ from rehearsal import (
     steps_console,
     steps_jobs,
     steps_metrics,
+    steps_retention,
     steps_upload,
 )
 from rehearsal.journey import Step
@@ -28,4 +29,6 @@ STEPS = [
     Step(12, "log out: the token is refused, at the gateway too", steps_api.logout, needs=(3,)),
     Step(13, "the web console: log in, a page, log out", steps_console.console, needs=(3,)),
     Step(14, "validate texts: quality and similarity", steps_api.validate, needs=(3,)),
+    Step(15, "retention: the daily purge deletes an old job", steps_retention.purge,
+         needs=(6,)),
 ]

@@ -9,6 +9,7 @@ from typing import Any
 from rehearsal import job_client as jobs
 from rehearsal.journey import Session, StepFailed
 from rehearsal.processes import ContainerError
+from rehearsal.steps_retention import BATCH_JOB
 
 BATCH_COUNT = 6
 #: Records of the job whose worker is killed: two checkpoints of 32 (the queue's default
@@ -34,6 +35,7 @@ def batch_job(session: Session) -> tuple[str, str]:
     view = jobs.submit(session, {"template": "product-review", "count": BATCH_COUNT,
                                  "params": {"max_tokens": 8}, "validation": jobs.lenient_gate()})
     job_id = view["id"]
+    session.facts[BATCH_JOB] = job_id  # step 15 purges it
     try:
         view = jobs.wait(session, job_id, JOB_TIMEOUT_S)
     except StepFailed as failure:
