@@ -101,9 +101,14 @@ def _role_statements(deployment: Deployment, rule: Deployed, role_arn: str
                              "rehearsal does not evaluate")
     statements = [s for policy in role.properties.get("Policies", [])
                   for s in _listed_statements(policy["PolicyDocument"].get("Statement"))]
-    for policy in deployment.described("AWS::IAM::Policy"):
-        if str(role.physical.ref) in map(str, policy.properties.get("Roles", [])):
-            statements += _listed_statements(policy.properties["PolicyDocument"].get("Statement"))
+    # The role's own stack attaches its policies (`Roles: [{"Ref": <role>}]`).
+    for stack, _, resource in deployment.assembly.resources_of_type("AWS::IAM::Policy"):
+        properties = resource.get("Properties", {})
+        if stack.name != role.stack.name or {"Ref": role.logical_id} not in properties.get(
+                "Roles", []):
+            continue
+        document = deployment.resolver(stack).resolve(properties.get("PolicyDocument", {}))
+        statements += _listed_statements(document.get("Statement"))
     return statements
 
 

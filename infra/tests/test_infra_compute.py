@@ -151,7 +151,7 @@ def test_every_task_traces_through_its_collector_sidecar(assembly: Assembly) -> 
         t["Properties"]["Family"]
         for t in assembly.resources("Compute", "AWS::ECS::TaskDefinition").values()
     }
-    assert {"textnlp-batch-processor", "textnlp-migrate"} <= families
+    assert {"textnlp-batch-processor", "textnlp-migrate", "textnlp-jobs-purge"} <= families
     for family in families:
         task = _task(assembly, family)
         collector = _container(task, "trace-collector")
