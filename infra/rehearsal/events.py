@@ -57,7 +57,9 @@ class EventBridgeTargets:
         self._lock = threading.Lock()
         ledger.emulate("EventBridge delivery to rule targets: moto matches each rule's pattern "
                        "into a tap queue; the rehearsal builds the target's input, invokes the "
-                       "Lambda, retries (RetryPolicy) and dead-letters (DeadLetterConfig)")
+                       "Lambda, retries (RetryPolicy) and dead-letters (DeadLetterConfig); a "
+                       "scheduled rule fires when a step asks: its ECS target's task is started "
+                       "as the target's role (its trust and policies evaluated)")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="eventbridge", daemon=True)

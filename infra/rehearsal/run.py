@@ -52,7 +52,8 @@ DEPLOYERS = {
 }
 NOT_EMULATED = (
     "IAM policy evaluation (task, execution and Lambda roles; bucket and queue policies): "
-    "every process holds the same test credentials",
+    "every process holds the same test credentials (a scheduled rule's role alone is evaluated, "
+    "when it starts an ECS task)",
     "Route 53 and DNS (hosts are mapped in process), CloudFront, ACM certificates",
     "the GPU: the generation service runs the embedded SmolLM2-135M on CPU",
     "SageMaker endpoints and Bedrock (the journey uses the embedded model)",
