@@ -27,6 +27,7 @@ from textnlp import deployment
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.containers import ContainerFactory
+from textnlp_infra.constructs.worker_services import one_off_task
 
 PURGE_CONTAINER = "jobs-purge"
 #: EventBridge's retries of a failed `RunTask`, and how long it keeps trying.
@@ -43,21 +44,11 @@ class JobsPurgeTask(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.family = config.resource_name("jobs-purge")
-        self.task_definition = ecs.FargateTaskDefinition(
-            self, "Task",
-            family=self.family,
-            cpu=512,
-            memory_limit_mib=1024,
-            execution_role=execution_role,
-            task_role=task_role,
-        )
-        containers.add_app_container(
-            self.task_definition, name=PURGE_CONTAINER, component="jobs-purge",
-            repository="textnlp-api",
+        self.task_definition = one_off_task(
+            self, family=self.family, container=PURGE_CONTAINER, component="jobs-purge",
             command=deployment.jobs_purge_command(config.jobs.retention_days),
-            service_name=self.family,
+            execution_role=execution_role, task_role=task_role, containers=containers,
         )
-        containers.add_xray_sidecar(self.task_definition, "jobs-purge")
 
 
 class JobsPurgeSchedule(Construct):

@@ -106,17 +106,30 @@ class MigrationTask(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.family = config.resource_name("migrate")
-        self.task_definition = ecs.FargateTaskDefinition(
-            self, "Task",
-            family=self.family,
-            cpu=512,
-            memory_limit_mib=1024,
-            execution_role=execution_role,
-            task_role=task_role,
+        self.task_definition = one_off_task(
+            self, family=self.family, container=MIGRATION_CONTAINER, component="migrate",
+            command=deployment.MIGRATE_COMMAND, execution_role=execution_role,
+            task_role=task_role, containers=containers,
         )
-        containers.add_app_container(
-            self.task_definition, name=MIGRATION_CONTAINER, component="migrate",
-            repository="textnlp-api", command=deployment.MIGRATE_COMMAND,
-            service_name=self.family,
-        )
-        containers.add_xray_sidecar(self.task_definition, "migrate")
+
+
+def one_off_task(
+    scope: Construct, *, family: str, container: str, component: str, command: tuple[str, ...],
+    execution_role: iam.IRole, task_role: iam.IRole, containers: ContainerFactory,
+) -> ecs.FargateTaskDefinition:
+    """A one-off command of the API image (a migration, a purge) as a small Fargate task of
+    its own, traced, run by a trigger or a schedule rather than a service."""
+    task_definition = ecs.FargateTaskDefinition(
+        scope, "Task",
+        family=family,
+        cpu=512,
+        memory_limit_mib=1024,
+        execution_role=execution_role,
+        task_role=task_role,
+    )
+    containers.add_app_container(
+        task_definition, name=container, component=component, repository="textnlp-api",
+        command=command, service_name=family,
+    )
+    containers.add_xray_sidecar(task_definition, component)
+    return task_definition
