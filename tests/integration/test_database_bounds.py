@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from tests.conftest import POSTGRES_URL
 from tests.support.api import postgres_schema_url, start_api
@@ -76,6 +76,39 @@ def test_a_full_pool_is_no_database_outage_to_the_health_check(
             answer = api.client.get("/api/v1/admin/health")
         assert answer.status_code == 200, answer.text
         assert answer.json()["checks"]["database"]["status"] == "ok"
+
+
+def test_a_server_at_its_connection_limit_is_busy_not_down(schema_url: str, tmp_path: Path) -> None:
+    """A server out of connection slots refuses the probe's new connection (SQLSTATE 53300)
+    while the serving pool's connections answer: a 503 would take every task out of its load
+    balancer, an outage made of a full server. The role's own limit stands in for the server's
+    ``max_connections`` (same error), so the shared server stays as it is."""
+    role = f"capped_{time.monotonic_ns()}"
+    schema = str(make_url(schema_url).query["options"]).removeprefix("-csearch_path=")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        for granted in ("SCHEMA", "ALL TABLES IN SCHEMA", "ALL SEQUENCES IN SCHEMA"):
+            connection.execute(text(f'GRANT ALL ON {granted} "{schema}" TO "{role}"'))
+    url = make_url(schema_url).set(username=role).render_as_string(hide_password=False)
+    database = {"url": url, "pool_size": 1, "max_overflow": 0}
+    try:
+        for api in start_api(load_settings(home=tmp_path, database=database)):
+            headers = api.headers("alice")
+            assert api.client.get("/api/v1/models/list", headers=headers).status_code == 200
+            with admin.connect() as connection:  # the pool keeps its connection; no new one
+                connection.execute(text(f'ALTER ROLE "{role}" CONNECTION LIMIT 0'))
+            api.client.app.state.health.invalidate()  # type: ignore[attr-defined]
+            answer = api.client.get("/api/v1/admin/health")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["status"] == "degraded"
+            assert answer.json()["checks"]["database"]["status"] == "busy"
+            assert api.client.get("/api/v1/models/list", headers=headers).status_code == 200
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP OWNED BY "{role}" CASCADE'))
+            connection.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()
 
 
 def test_migrations_run_one_at_a_time() -> None:

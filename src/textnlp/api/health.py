@@ -1,7 +1,10 @@
 """Health of the components the API needs: database, cache, queue, storage, model backends.
 
 The answer is 503 (``down``) only when the database is down: every route needs it, so a task
-that cannot reach it should leave its load balancer. A cache, queue, storage or model that is
+that cannot reach it should leave its load balancer. A database that answers but refuses the
+probe's new connection because it is at its connection limit is ``busy``, not down: the serving
+pool's connections still work, and taking every task out of service would make a full server an
+outage. A cache, queue, storage or model that is
 down (the default model's; the others are listed but count for nothing, as a missing Bedrock
 credential should not mark a local install) makes the report ``degraded`` with a 200: the API
 still serves what does not need it (Redis failing over must not take every task out of
@@ -24,6 +27,7 @@ import time
 
 from sqlalchemy import text
 
+from textnlp.adapters.db.base import at_connection_limit
 from textnlp.api.schemas import ComponentHealth, HealthResponse
 from textnlp.bootstrap import Platform
 
@@ -56,7 +60,7 @@ class HealthChecker:
             serving = checks["database"].status != "down"
             default = models.get(self.settings.default_model)
             counted = [*checks.values(), *([default] if default else [])]
-            status = "degraded" if any(c.status == "down" for c in counted) else "ok"
+            status = "degraded" if any(c.status in {"down", "busy"} for c in counted) else "ok"
             self._report = HealthResponse(
                 status=status if serving else "down", checks=checks, models=models
             )
@@ -89,7 +93,11 @@ class HealthChecker:
         try:
             with self.database.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception as exc:  # any driver error means "down" here
+        except Exception as exc:  # any driver error means "down" here, but for a full server
+            if at_connection_limit(exc):
+                return ComponentHealth(
+                    status="busy", detail="at its connection limit: no new connection"
+                )
             return ComponentHealth(status="down", detail=type(exc).__name__)
         return ComponentHealth(status="ok")
 

@@ -218,7 +218,9 @@ class ValidationMetrics(_Response):
 
 # Admin --------------------------------------------------------------------------------------
 class ComponentHealth(_Response):
-    status: Literal["ok", "down", "unchecked"]
+    #: ``busy``: it answers but refuses a new connection (a database at its connection limit);
+    #: the API still serves through the connections it holds.
+    status: Literal["ok", "busy", "down", "unchecked"]
     detail: str = ""
 
 

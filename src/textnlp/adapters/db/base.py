@@ -153,6 +153,17 @@ def _with_timeouts(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**kwargs, "connect_args": {**defaults, **kwargs.get("connect_args", {})}}
 
 
+#: PostgreSQL's SQLSTATE for ``at_connection_limit``'s refusals, and their words: psycopg
+#: gives a refused connect no SQLSTATE, only the server's FATAL message.
+TOO_MANY_CONNECTIONS = "53300"
+_CONNECTION_LIMIT_MESSAGES = (
+    "too many clients already",
+    "too many connections for role",
+    "too many connections for database",
+    "remaining connection slots are reserved",
+)
+
+
 def is_database_outage(context: ExceptionContext) -> bool:
     """Whether the error of ``context`` means the database cannot be reached now."""
     if context.is_pre_ping:  # the pool replaces a stale connection by itself
@@ -168,6 +179,22 @@ def is_database_outage(context: ExceptionContext) -> bool:
         return isinstance(error, dbapi.OperationalError | dbapi.InterfaceError)
     state = str(getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) or "")
     return bool(state) and state.startswith(_UNAVAILABLE_STATES)
+
+
+def at_connection_limit(error: BaseException) -> bool:
+    """Whether ``error`` (or one it was raised from) is PostgreSQL refusing a new connection at
+    its connection limit ("too many clients", "too many connections for role"): the server
+    answers, and connections already open still work."""
+    seen: BaseException | None = error
+    for _ in range(8):  # the chain is short; a cycle must not loop
+        if seen is None:
+            return False
+        if getattr(seen, "sqlstate", None) == TOO_MANY_CONNECTIONS:
+            return True
+        if any(words in str(seen) for words in _CONNECTION_LIMIT_MESSAGES):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def _map_error(url: URL, context: ExceptionContext) -> None:
