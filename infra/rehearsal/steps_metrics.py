@@ -56,7 +56,7 @@ def metrics(session: Session) -> tuple[str, str]:
     for _, namespace, name, dimensions in wanted:
         label = f"{namespace}/{name} {dict(dimensions)}"
         while True:
-            count = _data_points(cloudwatch, namespace, name, dimensions)
+            count = data_points(cloudwatch, namespace, name, dimensions)
             if count or time.monotonic() > deadline:
                 break
             time.sleep(1)
@@ -68,7 +68,7 @@ def metrics(session: Session) -> tuple[str, str]:
     return components, "; ".join(seen)
 
 
-def _data_points(cloudwatch: Any, namespace: str, name: str,
+def data_points(cloudwatch: Any, namespace: str, name: str,
                  dimensions: tuple[tuple[str, str], ...]) -> int:
     now = datetime.datetime.now(datetime.UTC)
     answer = cloudwatch.get_metric_statistics(

@@ -5,7 +5,8 @@ Step 6's job is made old: its `finished_at` in Aurora (the PostgreSQL stand-in) 
 past the retention of the purge task's command (`--older-than DAYS`, read from the task
 definition). Then the scheduled rule fires as EventBridge would fire it (`events.fire`: its
 target's `RunTask` as the target's role), the task runs as deployed, and the job is gone: the
-API answers 404 for it and the bucket holds none of its files.
+API answers 404 for it and the bucket holds none of its files. The purge's heartbeat reached
+CloudWatch under exactly the metric of the alarm that goes off when no purge succeeds.
 """
 
 from __future__ import annotations
@@ -13,16 +14,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from textnlp.observability.emf import SERVICE_DIMENSION
+
 from rehearsal import job_client as jobs
 from rehearsal.deploy import Deployed
 from rehearsal.ecs_target import RunTaskRefused, task_definition
 from rehearsal.journey import Session, StepFailed
 from rehearsal.processes import ContainerError, ContainerProcess, ContainerSpec
 from rehearsal.services import app_container
+from rehearsal.steps_metrics import data_points
 
 #: The purge task's command: `textnlp jobs purge --older-than DAYS`.
 PURGE = ["jobs", "purge", "--older-than"]
 TASK_TIMEOUT_S = 180
+#: The variable that names a task's `ServiceName` dimension (its metrics').
+SERVICE_NAME_VARIABLE = "TEXTNLP_OBSERVABILITY__SERVICE_NAME"
+#: How long the purge's EMF lines may take from its output to CloudWatch.
+METRICS_WAIT_S = 15
 #: Step 6 leaves the id of its job here.
 BATCH_JOB = "batch_job"
 
@@ -68,9 +76,39 @@ def purge(session: Session) -> tuple[str, str]:
             *jobs.keys_under(session, f"validation/results/{job_id}.json")]
     if left:
         raise StepFailed(f"the purge left {left} in the bucket", components=components)
+    alarms = _heartbeat(session, spec, components)
     return components, (f"job {job_id[:8]} aged {days + 1} days; the task said "
                         f"{said[-1].strip() if said else '(nothing)'!r}; its status is 404 and "
-                        f"its {len(files)} file(s) are gone from the bucket")
+                        f"its {len(files)} file(s) are gone from the bucket; alarm "
+                        f"{', '.join(alarms)} has its point")
+
+
+def _heartbeat(session: Session, spec: ContainerSpec, components: str) -> list[str]:
+    """The alarms on the purge task's metrics, each with a data point of this run in
+    CloudWatch: a purge that fails publishes none, and the alarm goes off."""
+    service = spec.environment.get(SERVICE_NAME_VARIABLE, "")
+    alarms = [alarm for alarm in session.rehearsed.deployment.described("AWS::CloudWatch::Alarm")
+              if {"Name": SERVICE_DIMENSION, "Value": service}
+              in alarm.properties.get("Dimensions", [])]
+    if not service or not alarms:
+        named = service or f"it sets no {SERVICE_NAME_VARIABLE}"
+        raise StepFailed(f"no alarm watches a metric of the purge task ({named}): a purge that "
+                         "fails goes unnoticed", components=components)
+    names = []
+    for alarm in alarms:
+        props = alarm.properties
+        dimensions = tuple((str(d["Name"]), str(d["Value"])) for d in props["Dimensions"])
+        cloudwatch = session.rehearsed.aws.client("cloudwatch", alarm.stack.region)
+        deadline = time.monotonic() + METRICS_WAIT_S
+        while not data_points(cloudwatch, props["Namespace"], props["MetricName"], dimensions):
+            if time.monotonic() > deadline:
+                raise StepFailed(
+                    f"alarm {props['AlarmName']} watches {props['Namespace']}/"
+                    f"{props['MetricName']} {dict(dimensions)}, which the purge did not publish",
+                    components=components)
+            time.sleep(0.5)
+        names.append(str(props["AlarmName"]))
+    return names
 
 
 def _said(processes: list[ContainerProcess]) -> list[str]:

@@ -62,7 +62,9 @@ def _field(name: str) -> Any:
     return field
 
 
-def _environment(container: dict[str, Any]) -> dict[str, str]:
+def deployed_environment(container: dict[str, Any]) -> dict[str, str]:
+    """The container's variables and secrets as the task gets them, placeholders for what
+    CloudFormation and ECS resolve."""
     environment = {}
     for variable in container.get("Environment", []):
         value = variable["Value"]
@@ -81,7 +83,7 @@ def test_every_container_environment_loads_and_builds_the_app(assembly: Assembly
         "textnlp-migrate", "textnlp-jobs-purge",
     }
     for name, container in containers:
-        environment = _environment(container)
+        environment = deployed_environment(container)
         assert unknown_variables(environment) == [], name
         settings = load_settings(environ=environment)
         assert settings.profile == "aws" and settings.environment == "production", name

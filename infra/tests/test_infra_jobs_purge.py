@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textnlp import deployment
+from textnlp.config import load_settings
 
 from infra_assembly import Assembly
+from test_app_contract import deployed_environment
 from textnlp_infra.config import (
     MAX_JOBS_RETENTION_DAYS,
     Environment,
@@ -116,6 +122,59 @@ def test_the_task_is_the_apps_image_environment_and_roles(assembly: Assembly) ->
     assembly.template("Compute").has_resource_properties(
         "AWS::Logs::LogGroup", {"LogGroupName": "/ecs/textnlp-jobs-purge"}
     )
+
+
+def _published(command: tuple[str, ...], environment: dict[str, str], home: Path) -> list[Any]:
+    """(namespace, metric, dimensions) of every EMF point the real CLI prints running
+    `command` with `environment` on a local database."""
+    env = {**os.environ, **environment, "TEXTNLP_HOME": str(home)}
+    bin_dir = Path(sys.executable).parent
+    for argv in (deployment.MIGRATE_COMMAND, command):
+        executable, *args = argv
+        done = subprocess.run([str(bin_dir / executable), *args], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+    points = []
+    for line in done.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for names in directive["Dimensions"]:
+                for metric in directive["Metrics"]:
+                    points.append((directive["Namespace"], metric["Name"],
+                                   sorted((n, document[n]) for n in names)))
+    return points
+
+
+def test_an_alarm_goes_off_when_no_purge_succeeded_for_a_day(
+    assembly: Assembly, tmp_path: Path
+) -> None:
+    """A purge task that exits non-zero, cannot start or is never run publishes nothing; the
+    alarm watches exactly the point the real CLI prints with the task's environment."""
+    _, task = _task(assembly, FAMILY)
+    deployed = load_settings(environ=deployed_environment(_app_container(task))).observability
+    assert deployed.emf  # the aws profile's
+    # The deployed metrics settings on a local database (the deployed one is Aurora's).
+    metrics = {"TEXTNLP_OBSERVABILITY__EMF": "true",
+               "TEXTNLP_OBSERVABILITY__EMF_NAMESPACE": deployed.emf_namespace,
+               "TEXTNLP_OBSERVABILITY__SERVICE_NAME": deployed.service_name}
+    published = _published(deployment.jobs_purge_command(90), metrics, tmp_path / "home")
+    alarms = [a["Properties"] for a in
+              assembly.resources("Monitoring", "AWS::CloudWatch::Alarm").values()
+              if a["Properties"]["AlarmName"] == "textnlp-production-jobs-purge-missed"]
+    (alarm,) = alarms
+    watched = (alarm["Namespace"], alarm["MetricName"],
+               sorted((d["Name"], d["Value"]) for d in alarm["Dimensions"]))
+    assert watched in published, published
+    assert alarm["Statistic"] == "SampleCount" and alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["TreatMissingData"] == "breaching"
+    # Every hourly period of 26 hours without a point: a day's schedule plus grace, within
+    # CloudWatch's seven days for periods of an hour or more.
+    assert alarm["Period"] == 3600
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 26
+    assert alarm["AlarmActions"] and alarm["OKActions"]
 
 
 def test_the_rules_role_may_run_that_task_and_nothing_else(assembly: Assembly) -> None:

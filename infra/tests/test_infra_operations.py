@@ -42,8 +42,8 @@ def test_dashboard_and_alarms(assembly: Assembly) -> None:
               for a in assembly.resources("Monitoring", "AWS::CloudWatch::Alarm").values()}
     assert set(alarms) == {f"textnlp-production-{name}" for name in (
         "api-5xx-rate", "dlq-not-empty", "batch-dlq-not-empty", "validation-dlq-not-empty",
-        "batch-trigger-dlq-not-empty", "jobs-purge-dlq-not-empty", "api-p99-latency",
-        "aurora-cpu")}
+        "batch-trigger-dlq-not-empty", "jobs-purge-dlq-not-empty", "jobs-purge-missed",
+        "api-p99-latency", "aurora-cpu")}
     assert alarms["textnlp-production-api-5xx-rate"]["MetricName"] == "5XXError"
     assert alarms["textnlp-production-api-p99-latency"]["ExtendedStatistic"] == "p99"
     assert alarms["textnlp-production-aurora-cpu"]["Dimensions"] == [

@@ -376,6 +376,12 @@ class EnvConfig:
         return f"textnlp-{self.environment.value}-{base}"
 
     @property
+    def jobs_purge_family(self) -> str:
+        """The purge task's family, which is also its metrics' `ServiceName` (the Monitoring
+        stack's heartbeat alarm) and what the pipeline registers each release under."""
+        return self.resource_name("jobs-purge")
+
+    @property
     def rest_api_name(self) -> str:
         """`textnlp-api` in production, `textnlp-dev-api`...: API Gateway's metrics are found by
         this name, so environments sharing an account must not share it (each one's alarms

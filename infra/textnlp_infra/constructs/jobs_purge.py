@@ -8,8 +8,10 @@ on this cluster and pass its two roles to ECS, nothing else. The rule names the 
 revision: ECS runs its latest revision, which the pipeline's `Migrate` stage registers with each
 release's image (an older image would refuse the upgraded schema). A `RunTask` that fails (no
 capacity, throttling) is retried and then dead-lettered to `textnlp-jobs-purge-dlq`, which the
-Monitoring stack alarms on; a purge that did not run is caught by the next day's, which deletes
-whatever has aged past the retention by then.
+Monitoring stack alarms on. Each purge that succeeds publishes its `JobsPurged` count (EMF, 0
+included), and the Monitoring stack alarms when none came for over a day: a purge that exits
+non-zero, cannot start its container or never runs. One missed purge loses nothing: the next
+deletes whatever has aged past the retention by then.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class JobsPurgeTask(Construct):
         task_role: iam.IRole, containers: ContainerFactory,
     ) -> None:
         super().__init__(scope, id_)
-        self.family = config.resource_name("jobs-purge")
+        self.family = config.jobs_purge_family
         self.task_definition = one_off_task(
             self, family=self.family, container=PURGE_CONTAINER, component="jobs-purge",
             command=deployment.jobs_purge_command(config.jobs.retention_days),

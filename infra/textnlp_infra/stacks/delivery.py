@@ -129,7 +129,7 @@ def migration_spec(
             ),
             'echo "batch processor: $BATCH_DEFINITION"',
             *_register_with_new_image(
-                config.resource_name("jobs-purge"), PURGE_CONTAINER, "PURGE_DEFINITION"
+                config.jobs_purge_family, PURGE_CONTAINER, "PURGE_DEFINITION"
             ),
             'echo "jobs purge: $PURGE_DEFINITION"',
         ]}},

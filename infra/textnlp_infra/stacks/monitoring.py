@@ -17,13 +17,21 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from textnlp.observability.emf import REQUEST_LATENCY, SERVICE_DIMENSION, TOKENS_GENERATED
+from textnlp.observability.emf import (
+    JOBS_PURGED,
+    REQUEST_LATENCY,
+    SERVICE_DIMENSION,
+    TOKENS_GENERATED,
+)
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.imports import imported_key
 from textnlp_infra.stacks.security import SecurityStack
 
 PERIOD = Duration.minutes(5)
+#: The daily purge's heartbeat: alarm after this many hours without a successful purge (a day
+#: and two hours' grace for a slow run or a retried start).
+PURGE_HEARTBEAT_HOURS = 26
 
 
 def _metric(namespace: str, name: str, dimensions: dict[str, str], statistic: str = "Average",
@@ -138,6 +146,7 @@ class MonitoringStack(Stack):
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             ),
+            self._purge_missed(config),
             _metric("AWS/RDS", "CPUUtilization", {"DBClusterIdentifier": config.name}).create_alarm(
                 self, "AuroraCpu", alarm_name=f"{config.name}-aurora-cpu",
                 threshold=monitoring.aurora_cpu_percent, evaluation_periods=3,
@@ -148,3 +157,22 @@ class MonitoringStack(Stack):
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
         self.alarms = alarms
+
+    def _purge_missed(self, config: EnvConfig) -> cw.Alarm:
+        """No successful `textnlp jobs purge` for `PURGE_HEARTBEAT_HOURS`: its task exited
+        non-zero, could not start, or the schedule did not fire (each purge that succeeds
+        publishes `JobsPurged`, hourly periods, every one of them without a point breaching)."""
+        heartbeat = cw.Metric(
+            namespace=config.monitoring.metrics_namespace, metric_name=JOBS_PURGED,
+            dimensions_map={SERVICE_DIMENSION: config.jobs_purge_family},
+            statistic="SampleCount", period=Duration.hours(1),
+        )
+        return heartbeat.create_alarm(
+            self, "JobsPurgeMissed", alarm_name=f"{config.name}-jobs-purge-missed",
+            alarm_description=f"No daily jobs purge succeeded in {PURGE_HEARTBEAT_HOURS} hours: "
+                              f"see the /ecs/{config.jobs_purge_family} logs",
+            threshold=1, evaluation_periods=PURGE_HEARTBEAT_HOURS,
+            datapoints_to_alarm=PURGE_HEARTBEAT_HOURS,
+            comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cw.TreatMissingData.BREACHING,
+        )

@@ -378,6 +378,7 @@ def purge(
     batches of jobs; queued and running jobs stay."""
     with platform() as parts:
         removed = parts.jobs.purge(timedelta(days=older_than))
+        parts.metrics.observe_purge(removed)
     print(f"purged {removed} job{'' if removed == 1 else 's'} ended over {older_than} days ago")
 
 

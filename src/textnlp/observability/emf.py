@@ -21,6 +21,9 @@ TOKENS_GENERATED = "TokensGenerated"
 REQUESTS_PER_TASK = "RequestsPerTask"
 #: Percent busy of the task's GPU (the generation service's scaling metric).
 GPU_UTILIZATION = "GPUUtilization"
+#: Jobs one successful `textnlp jobs purge` deleted (0 included): the retention's heartbeat,
+#: whose absence for over a day the deployment alarms on (a purge that failed or never ran).
+JOBS_PURGED = "JobsPurged"
 
 
 class EmfEmitter:

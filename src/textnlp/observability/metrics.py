@@ -12,6 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from textnlp.observability.emf import (
     GPU_UTILIZATION,
+    JOBS_PURGED,
     REQUEST_LATENCY,
     REQUESTS_PER_TASK,
     TOKENS_GENERATED,
@@ -120,6 +121,11 @@ class Metrics:
         self.gpu_utilisation.set(percent)
         if self._emf is not None:
             self._emf.emit(GPU_UTILIZATION, percent, "Percent", {})
+
+    def observe_purge(self, removed: int) -> None:
+        """A purge that finished: how many jobs it deleted (published even when none)."""
+        if self._emf is not None:
+            self._emf.emit(JOBS_PURGED, float(removed), "Count", {})
 
     def observe_cache(self, hit: bool) -> None:
         self.cache_lookups.labels("hit" if hit else "miss").inc()
