@@ -231,19 +231,21 @@ class OpenAIBatchService:
 
     def _output_objects(self, owner: Owner) -> list[FileObject]:
         """The output and error files of the owner's ended batches (among their latest 1,000
-        jobs), written now where no one asked for them yet."""
+        jobs), written now where no one asked for them yet; a batch whose job is deleted
+        meanwhile is left out."""
         rows = [r for r in self.jobs.store.list_for(owner.id, 1000) if self._input_file_id(r)]
         ended = [row for row in map(self._expire, rows) if self._status(row) in _ENDED]
         with ThreadPoolExecutor(max_workers=_LISTING_READS) as pool:
-            outputs = list(pool.map(self._outputs, ended))
+            outputs = list(pool.map(self._listed_outputs, ended))
         objects = []
-        for row, file_ids in zip(ended, outputs, strict=True):
-            for kind, file_id in zip(("output", "errors"), file_ids, strict=True):
-                if file_id is not None:
+        for row, sizes in zip(ended, outputs, strict=True):
+            for kind, size in (sizes or {}).items():
+                if size:
+                    file_id = self._output_id(row.id, kind)
                     objects.append(
                         FileObject(
                             id=file_id,
-                            bytes=self.storage.size(self._output_key(row.id, kind)),
+                            bytes=size,
                             created_at=_unix(row.finished_at) or 0,
                             filename=self._output_name(row.id, file_id),
                             purpose="batch_output",
@@ -251,13 +253,23 @@ class OpenAIBatchService:
                     )
         return objects
 
+    def _listed_outputs(self, row: JobRow) -> dict[str, int] | None:
+        """A listed batch's ``_outputs``; None when its job was deleted since it was listed."""
+        try:
+            return self._outputs(row)
+        except NotFound:
+            return None
+
     def content(self, owner: Owner, file_id: str) -> FileContent:
         """Where a file's bytes are (a batch's output is written when first asked for)."""
         if match := _OUTPUT_ID.match(file_id):
             row = self._output_row(owner, file_id)
-            self._outputs(row)
+            try:
+                sizes = self._outputs(row)
+            except NotFound:  # its batch's job was deleted meanwhile
+                raise NotFound(f"no file {quoted(file_id)}") from None
             key = self._output_key(row.id, match.group(2))
-            return FileContent(key, self.storage.size(key), self._output_name(row.id, file_id))
+            return FileContent(key, sizes[match.group(2)], self._output_name(row.id, file_id))
         info = self._info(owner, file_id)
         key = self._upload_key(owner, info.id.removeprefix("file-"))
         return FileContent(key, self.storage.size(key), info.filename)
@@ -344,13 +356,20 @@ class OpenAIBatchService:
         ids = [f"batch_{r.id}" for r in rows]
         start = ids.index(after) + 1 if after in ids else 0
         chosen = rows[start : start + limit]
-        page = [self._batch(self._expire(r)) for r in chosen]
+        page = [batch for batch in map(self._listed_batch, chosen) if batch is not None]
         return BatchList(
             data=page,
             first_id=page[0].id if page else None,
             last_id=page[-1].id if page else None,
             has_more=start + limit < len(rows),
         )
+
+    def _listed_batch(self, row: JobRow) -> Batch | None:
+        """A listed batch; None when its job was deleted since it was listed."""
+        try:
+            return self._batch(self._expire(row))
+        except NotFound:
+            return None
 
     # -- how a job looks as a batch --------------------------------------------------------
     def _batch(self, row: JobRow) -> Batch:
@@ -359,7 +378,9 @@ class OpenAIBatchService:
         finished = _unix(row.finished_at)
         output_id = error_id = None
         if status in _ENDED:
-            output_id, error_id = self._outputs(row)
+            sizes = self._outputs(row)
+            output_id = self._output_id(row.id, "output") if sizes["output"] else None
+            error_id = self._output_id(row.id, "errors") if sizes["errors"] else None
         unanswered = row.total - row.done if status in {"failed", "expired"} else 0
         failed = row.failed_records + unanswered
         errors = None
@@ -427,17 +448,30 @@ class OpenAIBatchService:
         self.jobs.store.finish(row.id, "cancelled", error=EXPIRED_ERROR)
         return self.jobs.store.get(row.id) or row
 
-    def _outputs(self, row: JobRow) -> tuple[str | None, str | None]:
-        """The ids of the ended batch's output and error files (None: empty), written once."""
+    def _outputs(self, row: JobRow) -> dict[str, int]:
+        """The sizes of the ended batch's ``output`` and ``errors`` files, written once.
+
+        ``NotFound`` when the batch's job is deleted meanwhile (``jobs delete``, a purge):
+        what this wrote after the deletion removed the job's files is removed too, so that no
+        file outlives its job."""
         if self._status(row) not in _ENDED:
             raise Conflict(f"batch batch_{row.id} has not ended; its files come when it has")
-        output, errors = self._output_key(row.id, "output"), self._output_key(row.id, "errors")
-        if not self.storage.exists(output):
-            self._write_outputs(row, output, errors)
-        ids = []
-        for kind, key in (("output", output), ("errors", errors)):
-            ids.append(f"file-batch-{row.id}-{kind}" if self.storage.size(key) else None)
-        return ids[0], ids[1]
+        keys = {kind: self._output_key(row.id, kind) for kind in ("output", "errors")}
+        wrote = False
+        try:
+            if not self.storage.exists(keys["output"]):
+                self._write_outputs(row, keys["output"], keys["errors"])
+                wrote = True
+            sizes = {kind: self.storage.size(key) for kind, key in keys.items()}
+        except NotFound:  # deleted between the write (or the check) and the read
+            if self.jobs.store.get(row.id) is not None:
+                raise
+            sizes = None
+        if sizes is None or (wrote and self.jobs.store.get(row.id) is None):
+            for key in keys.values():
+                self.storage.delete(key)
+            raise NotFound(f"no batch {quoted('batch_' + row.id)}")
+        return sizes
 
     def _write_outputs(self, row: JobRow, output: str, errors: str) -> None:
         """Both files from the stored records in line order (the same bytes each time, so a
@@ -485,6 +519,10 @@ class OpenAIBatchService:
 
     def _info_key(self, owner: Owner, hex_id: str) -> str:
         return Keys.upload(owner.id, f"file-{hex_id}.json")
+
+    @staticmethod
+    def _output_id(job_id: str, kind: str) -> str:
+        return f"file-batch-{job_id}-{kind}"
 
     @staticmethod
     def _output_key(job_id: str, kind: str) -> str:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from tests.support.platform import run_worker
+from textnlp.config import Settings
 from textnlp.errors import Conflict, NotFound
 from textnlp.services.job_models import JobSpec, Owner
 from textnlp.services.jobs import JobService
@@ -68,3 +71,60 @@ def test_a_file_deleted_while_its_batch_is_created(
     batches.delete_file(ALICE, file.id)
     with pytest.raises(NotFound):
         batches.file(ALICE, file.id)
+
+
+READERS: dict[str, Callable[[OpenAIBatchService, str], object]] = {
+    "files.list": lambda batches, _: batches.files(ALICE),
+    "batches.list": lambda batches, _: batches.list_batches(ALICE),
+    "batches.retrieve": lambda batches, job: batches.retrieve(ALICE, f"batch_{job}"),
+    "files.content": lambda batches, job: batches.content(ALICE, f"file-batch-{job}-output"),
+}
+
+
+@pytest.mark.parametrize("moment", ["before its files are written", "after they are written"])
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_batch_whose_job_is_deleted_while_its_files_are_written(
+    settings: Settings,
+    jobs: JobService,
+    monkeypatch: pytest.MonkeyPatch,
+    moment: str,
+    reader: str,
+) -> None:
+    # A batch's output and error files are written when first read; a job deleted meanwhile
+    # (`jobs delete`, a purge) left them behind, named by no job, and the read failed naming
+    # the storage key that was gone ("no object 'generated/batch-jobs/...' in storage").
+    batches = OpenAIBatchService(jobs)
+    data = io.BytesIO((json.dumps(LINE) + "\n").encode())
+    file = batches.upload(ALICE, "batch.jsonl", "batch", data)
+    request = BatchCreate(
+        input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    job = batches.create(ALICE, request).id.removeprefix("batch_")
+    run_worker(settings)
+    assert jobs.store.get(job).state == "succeeded"  # type: ignore[union-attr]
+    if moment.startswith("before"):
+        records = jobs.store.iter_records
+
+        def deleted_first(job_id: str, **kwargs: Any) -> Iterator[Any]:
+            jobs.delete(ALICE, job_id)
+            return records(job_id, **kwargs)
+
+        monkeypatch.setattr(jobs.store, "iter_records", deleted_first)
+    else:
+        put_file = jobs.storage.put_file
+
+        def deleted_after(key: str, *args: Any, **kwargs: Any) -> None:
+            put_file(key, *args, **kwargs)
+            if key.endswith("/output.jsonl"):
+                jobs.delete(ALICE, job)
+
+        monkeypatch.setattr(jobs.storage, "put_file", deleted_after)
+    if reader.endswith(".list"):
+        listed = READERS[reader](batches, job)
+        assert job not in str(listed)
+    else:
+        with pytest.raises(NotFound) as gone:
+            READERS[reader](batches, job)
+        assert "generated/" not in gone.value.message and job in gone.value.message
+    assert jobs.store.get(job) is None
+    assert jobs.storage.list(f"generated/batch-jobs/{job}/") == []
