@@ -290,11 +290,18 @@ class ProviderBatches:
                     )
                 part.status, part.counts = state.status, state.counts
                 part.ended, part.failed, part.error = state.ended, state.failed, state.error
+            job_state = await asyncio.to_thread(self.runs.heartbeat, job_id)
+            if job_state is None:
+                # Deleted: a poll's wait outlasts the heartbeat that a delete takes for a live
+                # worker's. Its batches are cancelled (no more to pay for) and its manifest is
+                # not saved again (its files are gone and stay gone).
+                await self._cancel(job_id, provider, files, manifest, save=False)
+                raise StopJob("cancelled")
             if changed:
                 await self._save(files, manifest)
             if all(p.ended for p in manifest.parts):
                 return
-            if await asyncio.to_thread(self.runs.heartbeat, job_id) == "cancelled":
+            if job_state == "cancelled":
                 await self._cancel(job_id, provider, files, manifest)
                 raise StopJob("cancelled")
             if checkpointer.stop.is_set():
@@ -304,7 +311,13 @@ class ProviderBatches:
             delay = min(self.polling.max_s, delay * self.polling.factor)
 
     async def _cancel(
-        self, job_id: str, provider: BatchProvider, files: BatchFiles, manifest: BatchManifest
+        self,
+        job_id: str,
+        provider: BatchProvider,
+        files: BatchFiles,
+        manifest: BatchManifest,
+        *,
+        save: bool = True,
     ) -> None:
         for part in manifest.parts:
             if part.batch_id is not None and not part.ended:
@@ -313,7 +326,8 @@ class ProviderBatches:
                 )
                 await provider.cancel(part.batch_id)
                 part.status = "cancelling"
-        await self._save(files, manifest)
+        if save:
+            await self._save(files, manifest)
 
     async def _collect(
         self,

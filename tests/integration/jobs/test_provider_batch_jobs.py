@@ -15,6 +15,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from tests.support.provider_batches import (
     online_cost,
     register,
 )
+from textnlp.adapters.db.jobs import JobRow
 from textnlp.backends.base import Backend
 from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
 from textnlp.bootstrap import Platform
@@ -389,3 +391,30 @@ def test_a_failed_bedrock_job_fails_the_job_without_the_account_id(settings: Set
     assert view.error is not None and "Model validation failed" in view.error
     assert "model-invocation-job" in view.error and "<account>" in view.error
     assert not re.search(r"\d{12}", view.error), view.error
+
+
+def test_a_job_deleted_while_its_batch_runs_cancels_the_batch(settings: Settings) -> None:
+    """Cancelled, then deleted while the worker waited between polls (a wait of up to
+    ``Polling.max_s``, longer than the heartbeat a delete takes for a live worker's): the
+    worker cancels the provider batch and writes no file of the deleted job again."""
+    WORLD.polls_before_end = 1000
+    job_id = submit(settings, prompts=PROMPTS, model="gpt-batch")
+
+    with job_service(settings) as service:  # opened outside the worker's event loop
+
+        def delete_at_second_poll() -> None:
+            if WORLD.polls != 2:
+                return
+            service.cancel(LOCAL_OWNER, job_id)
+            with service.store.sessions.begin() as session:  # its worker looks gone
+                row = session.get(JobRow, job_id)
+                assert row is not None
+                row.heartbeat_at = datetime.now(UTC) - timedelta(hours=1)
+            service.delete(LOCAL_OWNER, job_id)
+
+        WORLD.on_poll = delete_at_second_poll
+        run_worker(settings)
+        assert service.store.get(job_id) is None
+        assert service.storage.list(f"generated/batch-jobs/{job_id}/") == []
+    assert WORLD.cancelled == ["batch_abc123"]
+    assert WORLD.online == []
