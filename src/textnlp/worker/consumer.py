@@ -448,4 +448,8 @@ class Worker:
             return
         webhook = row.spec.get("webhook_url")
         if webhook or self.notifier.topic_arn:
-            self.notifier.notify(self.runs.view(row), webhook)
+
+            def exists() -> bool:  # asked before each attempt: a deleted job is not told of
+                return self.runs.get(job_id) is not None
+
+            self.notifier.notify(self.runs.view(row), webhook, exists=exists)

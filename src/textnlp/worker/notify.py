@@ -9,13 +9,20 @@ an address that was just checked (the host name only travels in ``Host`` and as 
 name, so nothing resolves it a second time), ignores proxy variables (a proxy would resolve the
 name itself), and never follows a redirect. Only the URL's origin is logged: a path or query may
 carry the receiver's secret.
+
+An attempt has a deadline for the whole exchange (``TIMEOUT_S``): httpx's timeouts bound each
+read, so a receiver that trickles its answer a byte at a time would otherwise hold the worker
+for ever. The answer's body is never read, only its status: a receiver that streams an endless
+body must not fill the worker's memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -29,9 +36,11 @@ from textnlp.services.job_models import JobView
 
 log = logging.getLogger(__name__)
 
-#: Seconds for connecting, and for the whole exchange, of one webhook attempt.
+#: Seconds for connecting, and for the whole exchange (a deadline), of one webhook attempt.
 CONNECT_TIMEOUT_S = 5.0
 TIMEOUT_S = 10.0
+#: What an attempt answers for a job deleted since its notice was due: no status, no retry.
+DELETED = 0
 
 
 class Notifier:
@@ -62,14 +71,22 @@ class Notifier:
             )
         return self._sns
 
-    def notify(self, job: JobView, webhook_url: str | None) -> None:
+    def notify(
+        self,
+        job: JobView,
+        webhook_url: str | None,
+        *,
+        exists: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Tell the webhook and the topic that ``job`` ended. ``exists`` is asked before each
+        attempt: a job deleted meanwhile (its owner, a purge) is not told about any more."""
         if job.result is not None and job.result.url is None:  # as the API's views link it
             url = JOB_RESULTS_PATH.format(job_id=job.id)
             job = job.model_copy(update={"result": job.result.model_copy(update={"url": url})})
         body = {"event": f"job.{job.state}", "job": job.model_dump(mode="json")}
         if webhook_url:
-            self._webhook(webhook_url, body)
-        if self.topic_arn:
+            self._webhook(webhook_url, body, exists)
+        if self.topic_arn and exists():
             try:
                 self._sns_client().publish(
                     TopicArn=self.topic_arn,
@@ -80,28 +97,29 @@ class Notifier:
             except Exception:
                 log.warning("SNS notice for job %s failed", job.id, exc_info=True)
 
-    def _webhook(self, url: str, body: dict[str, Any]) -> None:
+    def _webhook(self, url: str, body: dict[str, Any], exists: Callable[[], bool]) -> None:
         job_id = body["job"]["id"]
         try:
             target = self.egress.check(url)
         except InvalidInput as exc:
             log.warning("webhook of job %s refused: %s", job_id, exc.message)
             return
-        with httpx.Client(
-            timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-            follow_redirects=False,
-            trust_env=False,
-        ) as client:
-            # No answer or a 5xx: tried again after 0.5 s, 1 s, 2 s... up to ``attempts``.
-            retrying = Retrying(
-                stop=stop_after_attempt(self.attempts),
-                wait=wait_exponential(multiplier=0.5),
-                retry=retry_if_result(lambda status: status is None or status >= 500),
-                retry_error_callback=lambda state: None,
-                sleep=lambda seconds: time.sleep(seconds),  # looked up at call time (tests)
-            )
-            status = retrying(_post, client, target, body)
-        if status is None or status >= 500:
+        # No answer or a 5xx: tried again after 0.5 s, 1 s, 2 s... up to ``attempts``.
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.5),
+            retry=retry_if_result(lambda status: status is None or status >= 500),
+            retry_error_callback=lambda state: None,
+            sleep=lambda seconds: time.sleep(seconds),  # looked up at call time (tests)
+        )
+
+        def attempt() -> int | None:
+            return _post(target, body) if exists() else DELETED
+
+        status = retrying(attempt)
+        if status == DELETED:
+            log.info("job %s was deleted: its notice is not sent", job_id)
+        elif status is None or status >= 500:
             log.warning("webhook %s did not accept the notice of job %s", target.origin, job_id)
         elif status >= 300:  # 3xx included: a redirect is not followed (it could point anywhere)
             log.warning(
@@ -109,20 +127,49 @@ class Notifier:
             )
 
 
-def _post(client: httpx.Client, target: EgressTarget, body: dict[str, Any]) -> int | None:
+def _post(target: EgressTarget, body: dict[str, Any]) -> int | None:
+    """One attempt, within ``TIMEOUT_S`` in all: the status, or None (no answer in time).
+
+    Called in a worker's thread (``Patience.run``), where no event loop runs: the attempt gets
+    its own, for ``asyncio.timeout``, the deadline that a read timeout is not."""
+    return asyncio.run(_post_within(target, body))
+
+
+async def _post_within(target: EgressTarget, body: dict[str, Any]) -> int | None:
+    try:
+        async with (
+            asyncio.timeout(TIMEOUT_S),
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                follow_redirects=False,
+                trust_env=False,
+            ) as client,
+        ):
+            return await _post_first(client, target, body)
+    except TimeoutError:
+        return None
+
+
+async def _post_first(
+    client: httpx.AsyncClient, target: EgressTarget, body: dict[str, Any]
+) -> int | None:
     """POST to the first checked address that connects; its status, or None (no answer)."""
     for address in target.addresses:
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        request = client.build_request(
+            "POST",
+            target.url_for(address),
+            json=body,
+            headers={"Host": target.host_header},
+            extensions=extensions,
+        )
         try:
-            answer = client.post(
-                target.url_for(address),
-                json=body,
-                headers={"Host": target.host_header},
-                extensions=extensions,
-            )
+            # Streamed and closed unread: only the status counts.
+            answer = await client.send(request, stream=True)
         except httpx.ConnectError:
             continue  # the next address of the name
         except httpx.HTTPError:
             return None
+        await answer.aclose()
         return answer.status_code
     return None

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +39,8 @@ class Receiver:
     status: int = 200
     location: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    #: Called on each request, before the answer.
+    on_request: Callable[[], None] | None = None
     port: int = 0
 
     @property
@@ -61,6 +65,8 @@ def receivers() -> Iterator[list[Receiver]]:
                         "body": json.loads(self.rfile.read(length) or b"null"),
                     }
                 )
+                if receiver.on_request is not None:
+                    receiver.on_request()
                 self.send_response(receiver.status)
                 if receiver.location:
                     self.send_header("Location", receiver.location)
@@ -260,3 +266,85 @@ def test_a_webhook_with_credentials_is_never_sent_nor_logged(
         notifier.notify(finished_job(), f"http://user:hunter2@127.0.0.1:{receiver.port}/hook")
     assert receiver.requests == []
     assert "credentials" in caplog.text and "hunter2" not in caplog.text
+
+
+@dataclass
+class RawReceiver:
+    """A receiver written on a socket: ``answer`` bytes, then ``trickle`` one byte at a time
+    every ``pause_s``; ``sent`` counts what went out before the worker hung up, ``whole`` says
+    whether all of it did."""
+
+    answer: bytes
+    trickle: bytes = b""
+    pause_s: float = 0.0
+    sent: int = 0
+    whole: bool = False
+    port: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> RawReceiver:
+        server = socket.create_server(("127.0.0.1", 0))
+        self.port = server.getsockname()[1]
+        threading.Thread(target=self._serve, args=(server,), daemon=True).start()
+        return self
+
+    def _serve(self, server: socket.socket) -> None:
+        with server:
+            connection, _ = server.accept()
+        with connection:
+            try:
+                connection.recv(65536)
+                connection.sendall(self.answer)
+                self.sent = len(self.answer)
+                for i in range(len(self.trickle)):
+                    time.sleep(self.pause_s)
+                    connection.sendall(self.trickle[i : i + 1])
+                    self.sent += 1
+                self.whole = True
+            except OSError:
+                pass  # the worker hung up
+            finally:
+                self.done.set()
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx's timeouts bound each read: one header byte at a time, each well within the read
+    timeout, held the worker for as long as the receiver liked."""
+    monkeypatch.setattr("textnlp.worker.notify.TIMEOUT_S", 0.5)
+    receiver = RawReceiver(answer=b"HTTP/1.1 200 OK\r\n", trickle=b"X" * 100, pause_s=0.1)
+    receiver.start()
+    notifier = Notifier(settings_for(tmp_path, allow_private=True), attempts=1)
+    notifier.notify(finished_job(), f"http://127.0.0.1:{receiver.port}/hook")
+    assert receiver.done.wait(30)
+    assert not receiver.whole  # the worker hung up before the receiver was done
+
+
+def test_the_answers_body_is_not_read(tmp_path: Path) -> None:
+    """Only the status counts: a receiver's endless body must not fill the worker's memory."""
+    size = 64 * 1024 * 1024
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode()
+    receiver = RawReceiver(answer=head + bytes(size))
+    receiver.start()
+    notifier = Notifier(settings_for(tmp_path, allow_private=True), attempts=1)
+    notifier.notify(finished_job(), f"http://127.0.0.1:{receiver.port}/hook")
+    assert receiver.done.wait(30)
+    assert not receiver.whole
+
+
+def test_a_job_deleted_while_its_notice_is_retried_is_not_told_of_again(
+    tmp_path: Path, receivers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receiver fails the first attempt, and the job is deleted meanwhile: the retries do
+    not send the deleted job's data again."""
+    monkeypatch.setattr("textnlp.worker.notify.time.sleep", lambda s: None)
+    receiver = receivers.start(Receiver(status=503))
+    settings = settings_for(tmp_path, allow_private=True)
+    spec = JobSpec(template="qa-pairs", count=2, model="fake-fast", webhook_url=receiver.url)
+    with job_service(settings) as jobs:
+        view = jobs.submit(ALICE, spec)
+        receiver.on_request = lambda: jobs.delete(ALICE, view.id)
+        run_worker(settings)
+        assert jobs.store.get(view.id) is None
+    assert len(receiver.requests) == 1
