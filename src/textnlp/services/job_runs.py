@@ -94,6 +94,10 @@ class JobRuns:
         """Count an attempt by ``worker``; None when there is no such job."""
         return self._store.start(job_id, worker)
 
+    def claim_notice(self, job_id: str) -> bool:
+        """True once per ended job: for the worker that then sends its notice."""
+        return self._store.claim_notice(job_id)
+
     def give_back_attempt(self, job_id: str) -> None:
         """A stopped worker handed the job back: the attempt does not count."""
         self._store.uncount_attempt(job_id)

@@ -289,6 +289,9 @@ class Worker:
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
             await self.patience.run(what, self.runner.settle, job_id)
             await self.patience.run(what, queue.delete, message)
+            # Cancelled while no worker held it (queued, or waiting for its next attempt): no
+            # attempt saw the cancel, so this delivery tells it (a duplicate's claim fails).
+            await self.patience.run(what, self._notify, job_id)
             return False
         log.info("job %s: attempt %d (receive %d)", job_id, row.attempts, message.receive_count)
         return True
@@ -343,6 +346,7 @@ class Worker:
             return
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
             await self.patience.run(what, queue.delete, message)
+            await self.patience.run(what, self._notify, job_id)  # cancelled while it waited
             return
         spec = JobSpec.model_validate(row.spec)
         result_key = row.result_key
@@ -443,6 +447,9 @@ class Worker:
                 await asyncio.to_thread(self.dead_letters.settle, queue, message)
 
     def _notify(self, job_id: str) -> None:
+        """Send the notice of the job's end, once: the worker that claims it sends it."""
+        if not self.runs.claim_notice(job_id):
+            return
         row = self.runs.get(job_id)
         if row is None:
             return

@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,14 @@ from tests.support.job_backends import MODELS_YAML, register
 from tests.support.platform import job_service, run_worker
 from textnlp.config import Settings, load_settings
 from textnlp.errors import InvalidInput
-from textnlp.services.job_models import JobProgress, JobSpec, JobTimings, JobView, Owner
+from textnlp.services.job_models import (
+    JobMessage,
+    JobProgress,
+    JobSpec,
+    JobTimings,
+    JobView,
+    Owner,
+)
 from textnlp.worker.notify import Notifier
 
 ALICE = Owner(id="alice")
@@ -348,3 +356,20 @@ def test_a_job_deleted_while_its_notice_is_retried_is_not_told_of_again(
         run_worker(settings)
         assert jobs.store.get(view.id) is None
     assert len(receiver.requests) == 1
+
+
+def test_a_job_cancelled_while_queued_is_told_once(tmp_path: Path, receivers: Any) -> None:
+    """No attempt saw the cancel, so the worker that receives the job's message tells it; a
+    duplicate delivery of that message tells it no second time."""
+    receiver = receivers.start(Receiver())
+    settings = settings_for(tmp_path, allow_private=True)
+    spec = JobSpec(template="qa-pairs", count=2, model="fake-fast", webhook_url=receiver.url)
+    with job_service(settings) as jobs:
+        view = jobs.submit(ALICE, spec)
+        jobs.cancel(ALICE, view.id)
+        run_worker(settings)
+        again = JobMessage(job_id=view.id).model_dump_json()
+        jobs.queues.by_name(view.queue).send(again, group_id=view.id, dedup_id=uuid.uuid4().hex)
+        run_worker(settings)
+    assert [r["body"]["event"] for r in receiver.requests] == ["job.cancelled"]
+    assert receiver.requests[0]["body"]["job"]["id"] == view.id

@@ -280,6 +280,21 @@ class JobStore:
             row.heartbeat_at = now
             return row
 
+    def claim_notice(self, job_id: str) -> bool:
+        """Whether the caller is the one to send the notice of the job's end: True once per
+        ended job (False while it runs, once claimed, or when it is gone)."""
+        with self.sessions.begin() as session:
+            result = session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.state.in_(list(TERMINAL_STATES)),
+                    JobRow.notified_at.is_(None),
+                )
+                .values(notified_at=utcnow())
+            )
+            return int(getattr(result, "rowcount", 0) or 0) == 1
+
     def uncount_attempt(self, job_id: str) -> None:
         """The attempt ``start`` counted ended without failing (its worker stopped, or waited
         out an outage and gave the job back): it does not count towards the job's limit."""

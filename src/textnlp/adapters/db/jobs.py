@@ -53,6 +53,9 @@ class JobRow(Base):
         DateTime(timezone=True), default=None, index=True
     )
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: When a worker claimed the notice of the job's end (``JobStore.claim_notice``): it is sent
+    #: once, whichever worker ends the job or receives its message after a cancel (migration 0011).
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     #: Estimated cost in US dollars of the stored records (None while none had a price); it
     #: grows in the transaction that stores each chunk, by the records that chunk added.
     cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
