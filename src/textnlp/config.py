@@ -379,7 +379,9 @@ class ModelsSettings(_Section):
 # -- reading the environment -------------------------------------------------------------------
 ENV_PREFIX = "TEXTNLP_"
 #: ``TEXTNLP_*`` variables that are not settings: the CLI's client options and test fixtures.
-NOT_SETTINGS = frozenset({"TEXTNLP_API_URL", "TEXTNLP_API_TOKEN", "TEXTNLP_API_KEY"})
+NOT_SETTINGS = frozenset(
+    {"TEXTNLP_API_URL", "TEXTNLP_API_TOKEN", "TEXTNLP_API_KEY", "TEXTNLP_WEBHOOK_SECRET"}
+)
 #: ``TEXTNLP_SECRET_<NAME>``: a secret of the ``env`` secrets backend (``adapters.secrets.env``).
 _NOT_SETTINGS_PREFIXES = ("TEXTNLP_TEST_", "TEXTNLP_SECRET_")
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("textnlp_environ", default=None)

@@ -126,6 +126,12 @@ def submit(
     seed: int = typer.Option(0, "--seed", help="Run seed; the same seed, the same records."),
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl, csv or parquet."),
     webhook: str | None = typer.Option(None, "--webhook", help="URL told when the job ends."),
+    webhook_secret: str | None = typer.Option(
+        None,
+        "--webhook-secret",
+        envvar="TEXTNLP_WEBHOOK_SECRET",
+        help="Sign the webhook's notices with this secret (16 to 256 characters).",
+    ),
     idempotency_key: str | None = typer.Option(
         None, "--idempotency-key", help="Retrying with the same key returns the same job."
     ),
@@ -162,6 +168,7 @@ def submit(
             "seed": seed,
             "format": fmt,
             "webhook_url": webhook,
+            "webhook_secret": webhook_secret,
             "prompts": prompt or None,
             "max_cost_usd": max_cost,
             "provider_batch": provider_batch or None,

@@ -128,6 +128,10 @@ class JobSpec(TextBoundary):
     validation: Gate | None = None
     #: POSTed the finished job; http(s), no credentials, public addresses only (``textnlp.egress``).
     webhook_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH)] | None = None
+    #: Signs each notice to ``webhook_url`` (HMAC-SHA256, the Standard Webhooks scheme:
+    #: ``worker.notify``), so that its receiver can tell it from a forged or replayed one.
+    #: Write-only: ``JobService.spec`` never shows it again.
+    webhook_secret: str | None = Field(default=None, min_length=16, max_length=256)
     #: Spending cap of the job in US dollars; the job fails before it would pass it.
     max_cost_usd: float | None = Field(default=None, ge=0)
     #: A recipe job's most candidates (default 4 per record asked): see ``recipes.run``.
@@ -181,6 +185,8 @@ class JobSpec(TextBoundary):
             raise ValueError("variables apply to template jobs only")
         if deeper_than(self.variables, MAX_DEPTH):  # its JSON must be storable
             raise ValueError(f"variables are nested deeper than {MAX_DEPTH} levels")
+        if self.webhook_secret is not None and self.webhook_url is None:
+            raise ValueError("webhook_secret signs the notices to webhook_url: give both")
         return self
 
 

@@ -455,8 +455,11 @@ class JobService:
         return self.view(row), settled
 
     def spec(self, owner: Owner, job_id: str) -> dict[str, Any]:
-        """The request a job was submitted with (the fields its owner set), as stored."""
-        return dict(self._owned(owner, job_id).spec)
+        """The request a job was submitted with (the fields its owner set), as stored, less
+        its ``webhook_secret`` (a secret is never shown again: the console prints this)."""
+        spec = dict(self._owned(owner, job_id).spec)
+        spec.pop("webhook_secret", None)
+        return spec
 
     def list(self, owner: Owner, limit: int = 50) -> list[JobView]:
         rows = self.store.list_for(None if owner.is_admin else owner.id, limit)

@@ -459,4 +459,5 @@ class Worker:
             def exists() -> bool:  # asked before each attempt: a deleted job is not told of
                 return self.runs.get(job_id) is not None
 
-            self.notifier.notify(self.runs.view(row), webhook, exists=exists)
+            secret = row.spec.get("webhook_secret")
+            self.notifier.notify(self.runs.view(row), webhook, secret=secret, exists=exists)

@@ -14,11 +14,21 @@ An attempt has a deadline for the whole exchange (``TIMEOUT_S``): httpx's timeou
 read, so a receiver that trickles its answer a byte at a time would otherwise hold the worker
 for ever. The answer's body is never read, only its status: a receiver that streams an endless
 body must not fill the worker's memory.
+
+Each try carries the Standard Webhooks headers: ``webhook-id`` (the job's id: the same for
+every try, a receiver deduplicates on it), ``webhook-timestamp`` (Unix seconds of this try)
+and, where the job has a ``webhook_secret``, ``webhook-signature``: ``v1,`` and the base64
+HMAC-SHA256, keyed by the secret's UTF-8 bytes, of ``{id}.{timestamp}.{body}`` (``sign``). A
+receiver that checks it, and refuses a timestamp minutes old, refuses forged and replayed
+notices.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import time
@@ -76,16 +86,18 @@ class Notifier:
         job: JobView,
         webhook_url: str | None,
         *,
+        secret: str | None = None,
         exists: Callable[[], bool] = lambda: True,
     ) -> None:
         """Tell the webhook and the topic that ``job`` ended. ``exists`` is asked before each
-        attempt: a job deleted meanwhile (its owner, a purge) is not told about any more."""
+        attempt: a job deleted meanwhile (its owner, a purge) is not told about any more.
+        ``secret`` (the job's ``webhook_secret``) signs the webhook's tries."""
         if job.result is not None and job.result.url is None:  # as the API's views link it
             url = JOB_RESULTS_PATH.format(job_id=job.id)
             job = job.model_copy(update={"result": job.result.model_copy(update={"url": url})})
         body = {"event": f"job.{job.state}", "job": job.model_dump(mode="json")}
         if webhook_url:
-            self._webhook(webhook_url, body, exists)
+            self._webhook(webhook_url, body, secret, exists)
         if self.topic_arn and exists():
             try:
                 self._sns_client().publish(
@@ -97,8 +109,11 @@ class Notifier:
             except Exception:
                 log.warning("SNS notice for job %s failed", job.id, exc_info=True)
 
-    def _webhook(self, url: str, body: dict[str, Any], exists: Callable[[], bool]) -> None:
+    def _webhook(
+        self, url: str, body: dict[str, Any], secret: str | None, exists: Callable[[], bool]
+    ) -> None:
         job_id = body["job"]["id"]
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         try:
             target = self.egress.check(url)
         except InvalidInput as exc:
@@ -114,7 +129,9 @@ class Notifier:
         )
 
         def attempt() -> int | None:
-            return _post(target, body) if exists() else DELETED
+            if not exists():
+                return DELETED
+            return _post(target, payload, _headers(job_id, payload, secret))
 
         status = retrying(attempt)
         if status == DELETED:
@@ -127,15 +144,35 @@ class Notifier:
             )
 
 
-def _post(target: EgressTarget, body: dict[str, Any]) -> int | None:
+def sign(secret: str, message_id: str, timestamp: int, payload: bytes) -> str:
+    """The ``webhook-signature`` of a notice: what a receiver computes again to check it."""
+    signed = f"{message_id}.{timestamp}.".encode() + payload
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def _headers(job_id: str, payload: bytes, secret: str | None) -> dict[str, str]:
+    """The headers of one try (its own timestamp, so a receiver can refuse an old one)."""
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": job_id,
+        "webhook-timestamp": str(timestamp),
+    }
+    if secret:
+        headers["webhook-signature"] = sign(secret, job_id, timestamp, payload)
+    return headers
+
+
+def _post(target: EgressTarget, payload: bytes, headers: dict[str, str]) -> int | None:
     """One attempt, within ``TIMEOUT_S`` in all: the status, or None (no answer in time).
 
     Called in a worker's thread (``Patience.run``), where no event loop runs: the attempt gets
     its own, for ``asyncio.timeout``, the deadline that a read timeout is not."""
-    return asyncio.run(_post_within(target, body))
+    return asyncio.run(_post_within(target, payload, headers))
 
 
-async def _post_within(target: EgressTarget, body: dict[str, Any]) -> int | None:
+async def _post_within(target: EgressTarget, payload: bytes, headers: dict[str, str]) -> int | None:
     try:
         async with (
             asyncio.timeout(TIMEOUT_S),
@@ -145,13 +182,13 @@ async def _post_within(target: EgressTarget, body: dict[str, Any]) -> int | None
                 trust_env=False,
             ) as client,
         ):
-            return await _post_first(client, target, body)
+            return await _post_first(client, target, payload, headers)
     except TimeoutError:
         return None
 
 
 async def _post_first(
-    client: httpx.AsyncClient, target: EgressTarget, body: dict[str, Any]
+    client: httpx.AsyncClient, target: EgressTarget, payload: bytes, headers: dict[str, str]
 ) -> int | None:
     """POST to the first checked address that connects; its status, or None (no answer)."""
     for address in target.addresses:
@@ -159,8 +196,8 @@ async def _post_first(
         request = client.build_request(
             "POST",
             target.url_for(address),
-            json=body,
-            headers={"Host": target.host_header},
+            content=payload,
+            headers={**headers, "Host": target.host_header},
             extensions=extensions,
         )
         try:

@@ -7,6 +7,9 @@ resolver that answers differently at submit and at send.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import socket
@@ -66,11 +69,14 @@ def receivers() -> Iterator[list[Receiver]]:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
                 length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
                 receiver.requests.append(
                     {
                         "path": self.path,
                         "host": self.headers.get("Host"),
-                        "body": json.loads(self.rfile.read(length) or b"null"),
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "raw": raw,
+                        "body": json.loads(raw or b"null"),
                     }
                 )
                 if receiver.on_request is not None:
@@ -373,3 +379,38 @@ def test_a_job_cancelled_while_queued_is_told_once(tmp_path: Path, receivers: An
         run_worker(settings)
     assert [r["body"]["event"] for r in receiver.requests] == ["job.cancelled"]
     assert receiver.requests[0]["body"]["job"]["id"] == view.id
+
+
+def test_a_notice_is_signed_with_the_jobs_secret(tmp_path: Path, receivers: Any) -> None:
+    """The receiver checks the notice as the README says: the HMAC-SHA256 of
+    ``{webhook-id}.{webhook-timestamp}.{body}`` keyed by the secret; the secret is never shown
+    again (the job's spec, as the console prints it)."""
+    receiver = receivers.start(Receiver())
+    settings = settings_for(tmp_path, allow_private=True)
+    secret = "whsec-" + "k" * 26
+    spec = JobSpec(
+        template="qa-pairs",
+        count=2,
+        model="fake-fast",
+        webhook_url=receiver.url,
+        webhook_secret=secret,
+    )
+    with job_service(settings) as jobs:
+        view = jobs.submit(ALICE, spec)
+        run_worker(settings)
+        shown = jobs.spec(ALICE, view.id)
+    assert "webhook_secret" not in shown and secret not in json.dumps(shown)
+    [notice] = receiver.requests
+    headers = notice["headers"]
+    assert headers["webhook-id"] == view.id
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + notice["raw"]
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    version, signature = headers["webhook-signature"].split(",", 1)
+    assert version == "v1"
+    assert hmac.compare_digest(base64.b64decode(signature), expected)
+    assert notice["body"]["event"] == "job.succeeded"
+
+
+def test_a_webhook_secret_needs_a_webhook() -> None:
+    with pytest.raises(ValueError, match="give both"):
+        JobSpec(template="qa-pairs", count=1, webhook_secret="s" * 16)
