@@ -447,17 +447,25 @@ class Worker:
                 await asyncio.to_thread(self.dead_letters.settle, queue, message)
 
     def _notify(self, job_id: str) -> None:
-        """Send the notice of the job's end, once: the worker that claims it sends it."""
-        if not self.runs.claim_notice(job_id):
-            return
+        """Send the notice of the job's end, once: the worker that claims it sends it. What
+        can meet an outage (reading the job, its view) comes before the claim, so that the
+        step is tried again after it; nothing after the claim raises."""
         row = self.runs.get(job_id)
         if row is None:
             return
         webhook = row.spec.get("webhook_url")
-        if webhook or self.notifier.topic_arn:
+        if not webhook and not self.notifier.topic_arn:
+            return
+        view = self.runs.view(row)
+        if not self.runs.claim_notice(job_id):
+            return
 
-            def exists() -> bool:  # asked before each attempt: a deleted job is not told of
+        def exists() -> bool:  # asked before each attempt: a deleted job is not told of
+            try:
                 return self.runs.get(job_id) is not None
+            except Exception:  # an outage: told rather than lost (the claim is spent)
+                log.warning("job %s: cannot tell whether it was deleted", job_id, exc_info=True)
+                return True
 
-            secret = row.spec.get("webhook_secret")
-            self.notifier.notify(self.runs.view(row), webhook, secret=secret, exists=exists)
+        secret = row.spec.get("webhook_secret")
+        self.notifier.notify(view, webhook, secret=secret, exists=exists)
