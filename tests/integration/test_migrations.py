@@ -102,3 +102,40 @@ def test_a_migration_the_database_refuses_is_said_as_such(tmp_path: Path) -> Non
         connection.execute("DROP TABLE job_outbox")
     with pytest.raises(ConfigError, match="a migration failed on the database at .*job_outbox"):
         upgrade_database(f"sqlite:///{path}")
+
+
+def test_jobs_that_had_ended_count_as_told(tmp_path: Path) -> None:
+    """0011 adds ``jobs.notified_at``: a job that ended before it is not told of again (a
+    duplicate delivery of its message would have sent a second notice); a live one is told."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from textnlp.adapters.db.schema import _config
+
+    url = f"sqlite:///{tmp_path / 'migrated.db'}"
+    command.upgrade(_config(url), "0010_jobs_finished_at")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            for job_id, state, finished in (
+                ("a" * 32, "succeeded", "2026-01-02"),
+                ("b" * 32, "running", None),
+                ("c" * 32, "cancelled", None),
+            ):
+                connection.execute(
+                    text(
+                        "INSERT INTO jobs (id, owner_id, state, spec, queue, total, done, "
+                        "failed_records, attempts, created_at, finished_at) VALUES (:id, 'u1', "
+                        ":state, '{}', 'q', 1, 0, 0, 0, '2026-01-01', :finished)"
+                    ),
+                    {"id": job_id, "state": state, "finished": finished},
+                )
+        command.upgrade(_config(url), "heads")
+        with engine.connect() as connection:
+            told: dict[str, object] = dict(
+                connection.execute(text("SELECT id, notified_at FROM jobs")).all()
+            )
+    finally:
+        engine.dispose()
+    assert told["a" * 32] is not None and told["c" * 32] is not None
+    assert told["b" * 32] is None

@@ -26,7 +26,7 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True))
     op.execute(
-        "UPDATE jobs SET notified_at = finished_at "
+        "UPDATE jobs SET notified_at = COALESCE(finished_at, created_at) "
         "WHERE state IN ('succeeded', 'failed', 'cancelled')"
     )
 
