@@ -18,6 +18,7 @@ names its own ``batch_input_per_1k`` / ``batch_output_per_1k``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,6 +123,13 @@ class PriceTable:
 
 class SpendingCap:
     """A budget in US dollars for one user or one job; safe across threads and tasks."""
+
+    #: Whether ``reserve`` and ``settle`` do I/O (a cap held in a database): called off the
+    #: event loop then.
+    blocking = False
+    #: How long a request waiting for room waits for a settlement before it asks ``could_fit``
+    #: again (None: until one comes): a cap shared with other processes hears of none of theirs.
+    poll_s: float | None = None
 
     def __init__(self, limit_usd: float, *, spent_usd: float = 0.0, name: str = "") -> None:
         self.limit_usd = limit_usd
@@ -238,18 +246,29 @@ class CappedBackend(WrappedBackend):
     async def _reserve(self, estimated: float) -> None:
         """Reserve ``estimated``, waiting while requests in flight may still leave room."""
         while True:
+            # Cleared before the try: a settle during it (a blocking cap's reserve awaits)
+            # leaves the event set, so the wait below cannot miss it.
+            self.cap.settled.clear()
             try:
-                self.cap.reserve(estimated)
+                if self.cap.blocking:
+                    await asyncio.to_thread(self.cap.reserve, estimated)
+                else:
+                    self.cap.reserve(estimated)
                 return
             except QuotaExceeded:
                 if not self.cap.could_fit(estimated):
                     raise
-            # No await between the refusal and wait(): a settle cannot slip in unseen.
-            self.cap.settled.clear()
-            await self.cap.settled.wait()
+            if self.cap.poll_s is None:
+                await self.cap.settled.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.cap.settled.wait(), self.cap.poll_s)
 
-    def _settle(self, reserved: float, actual: float | None) -> None:
-        self.cap.settle(reserved, actual)
+    async def _settle(self, reserved: float, actual: float | None) -> None:
+        if self.cap.blocking:
+            await asyncio.shield(asyncio.to_thread(self.cap.settle, reserved, actual))
+        else:
+            self.cap.settle(reserved, actual)
         self.cap.settled.set()
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
@@ -259,9 +278,9 @@ class CappedBackend(WrappedBackend):
         try:
             completions = await self.inner.generate(requests)
         except BaseException:
-            self._settle(total, None)
+            await self._settle(total, None)
             raise
-        self._settle(total, sum(c.usage.cost_usd or 0.0 for c in completions))
+        await self._settle(total, sum(c.usage.cost_usd or 0.0 for c in completions))
         return completions
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
@@ -275,4 +294,4 @@ class CappedBackend(WrappedBackend):
                 yield delta
         finally:
             # A stream cut short may have cost something; count the estimate then.
-            self._settle(estimate, actual if actual is not None else estimate)
+            await self._settle(estimate, actual if actual is not None else estimate)

@@ -105,6 +105,10 @@ class JobRuns:
     def note_error(self, job_id: str, error: str) -> None:
         self._store.note_error(job_id, error)
 
+    def release_reserved(self, job_id: str) -> None:
+        """A run of the job ended: it holds nothing more against its owner's spending cap."""
+        self._store.release_reserved(job_id)
+
     # -- checkpoints ------------------------------------------------------------------------
     def save_chunk(self, job_id: str, records: Sequence[Record]) -> int:
         """Store finished records (each index once); returns how many were new. Their tokens

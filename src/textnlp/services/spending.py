@@ -20,10 +20,11 @@ while work runs. A direct request ``reserve``s its worst case (its prompt as the
 chat template included, + ``max_tokens``) in the owner's recorded spend, atomically, before it
 runs, and ``settle``s after with what it cost, or, cut short (a client gone, an error), with
 what it generated: concurrent requests, on any replica, never pass the cap together. A run is
-wrapped in its caps (``Budget``), so it stops before it passes one; a job's budget learns at
-each checkpoint what the owner's other work spent (direct requests' reservations included).
-Jobs of one user running at the same time may each pass the cap by what it has in flight and
-has not yet checkpointed: up to ``generation.concurrency`` requests' worst cases plus a chunk.
+wrapped in its caps (``Budget``), so it stops before it passes one. A job's requests reserve
+their worst case against the owner's cap in the database too (``HeldSpendingCap``: in the job's
+row, until the records they made are stored), so the owner's jobs and direct requests, on any
+worker or replica, never pass it together; a job's attempt holds nothing once it ends, and the
+next attempt releases what a dead worker's held (``JobStore.start``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ from textnlp.errors import InvalidParameter, QuotaExceeded
 
 #: Reservations refused while ``check`` finds room (others settled meanwhile) before giving up.
 _RESERVE_TRIES = 5
+#: Polls (``HeldSpendingCap.poll_s`` apart) a job's request waits for room that the owner's
+#: other jobs hold in flight before it is refused: their holdings include what they made and
+#: have not stored yet, which a job waiting itself may never store.
+HOLD_WAITS = 30
 
 if TYPE_CHECKING:  # the store needs SQLAlchemy (the api extra); a CLI run with a cap does not
     from textnlp.adapters.db.spending import SpendingStore
@@ -86,25 +91,82 @@ class Budget:
     their own models): a request waiting for room is woken by any settlement under the cap.
     """
 
-    def __init__(
-        self,
-        prices: PriceTable,
-        caps: tuple[SpendingCap, ...] = (),
-        refresh: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, prices: PriceTable, caps: tuple[SpendingCap, ...] = ()) -> None:
         self.prices = prices
         self.caps = caps
-        self._refresh = refresh
 
     def apply(self, backend: Backend) -> Backend:
         for cap in self.caps:
             backend = CappedBackend(backend, cap, self.prices)
         return backend
 
-    def refresh(self) -> None:
-        """Learn what the owner's other work spent meanwhile (a job calls it per checkpoint)."""
-        if self._refresh is not None:
-            self._refresh()
+
+class HeldSpendingCap(SpendingCap):
+    """A job's share of its owner's cap, held in the database: each request reserves its worst
+    case in the job's row (``SpendingStore.reserve``) against everything the owner spent and
+    holds, on any worker or replica, and settles there; the job's stores move the cost to the
+    job. A request that does not fit waits while the job's own requests in flight may leave
+    room, as under any cap, or, for up to ``HOLD_WAITS`` polls, while the owner's other jobs
+    hold what it needs in flight; it is refused otherwise."""
+
+    blocking = True
+    poll_s = 1.0
+
+    def __init__(
+        self,
+        limit_usd: float,
+        *,
+        store: SpendingStore,
+        owner_id: str,
+        job_id: str,
+        default_cap_usd: float | None,
+        spent_usd: float = 0.0,
+    ) -> None:
+        super().__init__(limit_usd, spent_usd=spent_usd, name=f"user {owner_id}")
+        self._store = store
+        self._owner_id = owner_id
+        self._job_id = job_id
+        self._default = default_cap_usd
+        self._waits = 0
+
+    def _learn(self) -> None:
+        """What the owner spent and holds, less what this job's requests in flight hold."""
+        spent = self._store.spend(self._owner_id).spent_usd
+        with self._lock:
+            self._spent = max(0.0, spent - self._reserved)
+
+    def check(self, estimated: float) -> None:
+        self._learn()
+        super().check(estimated)
+
+    def reserve(self, estimated: float) -> None:
+        if estimated <= 0:  # nothing costs nothing: never refused, nothing to hold
+            return
+        held = self._store.reserve(self._owner_id, estimated, self._default, job_id=self._job_id)
+        if held is False:
+            self._learn()
+            with self._lock:
+                raise self._refuse(estimated)
+        with self._lock:
+            self._reserved += estimated
+            self._waits = 0
+
+    def could_fit(self, estimated: float) -> bool:
+        if super().could_fit(estimated):  # this job's own requests in flight may leave room
+            return True
+        if self._waits >= HOLD_WAITS:
+            return False
+        others = self._store.held(self._owner_id, but=self._job_id)
+        with self._lock:
+            if others <= 0 or self._spent - others + estimated > self.limit_usd:
+                return False
+            self._waits += 1
+            return True
+
+    def settle(self, reserved: float, actual: float | None) -> None:
+        if reserved > 0 or actual:
+            self._store.settle_job(self._job_id, reserved, actual or 0.0)
+        super().settle(reserved, actual)
 
 
 class SpendingService:
@@ -216,15 +278,23 @@ class SpendingService:
         spend = self.store.spend(user_id)
         return UserBudget(user_id, self._limit(spend.cap_usd), spend.spent_usd)
 
-    def _user_cap(self, owner_id: str, spec: ModelSpec) -> SpendingCap | None:
-        """The owner's remaining budget for a job run (None: no cap, or an unpriced model)."""
+    def _user_cap(self, job_id: str, owner_id: str, spec: ModelSpec) -> SpendingCap | None:
+        """The owner's cap as a run of the job spends from it (None: no cap, or an unpriced
+        model): held in the database, shared with the owner's other work."""
         if not self.priced(spec):
             return None
         spend = self.store.spend(owner_id)
         limit = self._limit(spend.cap_usd)
         if limit is None:
             return None
-        return SpendingCap(limit, spent_usd=spend.spent_usd, name=f"user {owner_id}")
+        return HeldSpendingCap(
+            limit,
+            store=self.store,
+            owner_id=owner_id,
+            job_id=job_id,
+            default_cap_usd=self.settings.models.user_spending_cap_usd,
+            spent_usd=spend.spent_usd,
+        )
 
     # -- runs and jobs ----------------------------------------------------------------------
     def job_limit(self, job_spec: Mapping[str, Any]) -> float | None:
@@ -259,17 +329,10 @@ class SpendingService:
             caps.append(
                 SpendingCap(limit, spent_usd=spent_usd, name=f"job {job_id} (max_cost_usd)")
             )
-        user_cap = self._user_cap(owner_id, model)
-        if user_cap is None:
-            return Budget(self.prices, tuple(caps))
-        caps.append(user_cap)
-        # Other jobs and requests of the owner spend from the same budget: learning what they
-        # spent at every checkpoint keeps the overshoot to a chunk, not a whole job each.
-        return Budget(
-            self.prices,
-            tuple(caps),
-            refresh=lambda: user_cap.observe_spent(self.spent(owner_id)),
-        )
+        user_cap = self._user_cap(job_id, owner_id, model)
+        if user_cap is not None:
+            caps.append(user_cap)
+        return Budget(self.prices, tuple(caps))
 
 
 def cost_of(completions: list[Completion]) -> float:

@@ -12,7 +12,7 @@ comes back (record i depends only on the seed and i).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from textnlp.domain import Record
 from textnlp.services.job_runs import JobRuns
@@ -47,8 +47,6 @@ class Checkpointer:
         self.cancelled = False
         self.stored = 0
         self._buffer: list[Record] = []
-        #: Called after each stored chunk (the runner refreshes the owner's budget there).
-        self.after_flush: Callable[[], None] | None = None
 
     def finished(self) -> Iterator[Record]:
         return self.runs.stored_records(self.job_id, ok_only=False)  # in index order, batched
@@ -78,8 +76,6 @@ class Checkpointer:
         # One cheap read per chunk: a user's cancel stops the job within a chunk, and so does
         # its delete (no state: the job is gone, its records with it).
         self.cancelled = self.runs.heartbeat(self.job_id) in {"cancelled", None}
-        if self.after_flush is not None:
-            self.after_flush()
 
 
 def unwrap(error: BaseException) -> BaseException:

@@ -10,10 +10,11 @@ writer of the same record harmless. The store is the pipeline's record sink (the
 the finished indices, and the final file is written once, from the store.
 
 Spending caps: the model runs under the job's cap (seeded with the cost of the records already
-stored, so a resumed job continues with what it had left) and under its owner's remaining
-budget, which learns at every checkpoint what the owner's other work has spent meanwhile. A
-cap that would be passed stops the pipeline: the records in flight finish, the last chunk is
-stored, and the ``QuotaExceeded`` reaches the consumer, which fails the job.
+stored, so a resumed job continues with what it had left) and under its owner's cap, whose
+reservations are held in the database beside the owner's other work (``HeldSpendingCap``) and
+released when the run ends. A cap that would be passed stops the pipeline: the records in
+flight finish, the last chunk is stored, and the ``QuotaExceeded`` reaches the consumer, which
+fails the job.
 
 Shutdown (SIGTERM): the run ends at the next record to finish, with every finished record
 stored (``Checkpointer``); a run in which none finishes within ``STOP_GRACE_S``, or a second
@@ -99,40 +100,51 @@ class JobRunner:
             max_candidates=spec.max_candidates,
         )
         budget = runs.budget(row)
-        checkpointer.after_flush = budget.refresh
-        pool = self.generation.pool
-        model = await self.generation.run_backend(spec.model or settings.default_model, source)
-        # The owner's answers only: a job must not be answered from another user's records.
-        cache = self.generation.cache_of(row.owner_id)
-        if spec.provider_batch:
-            # First answers from the provider's batch API; the rest online, without the cache.
-            # (A hosted model: no engine of ours keeps prompts to scope.)
-            batches = self.provider_batches
-            model = await batches.answers(job_id, request, model, budget, checkpointer)
-            cache = None
-        else:
-            # The engine reuses only the owner's cached prompts (no timing oracle across users).
-            model = ScopedBackend(model, row.owner_id)
-        backend = budget.apply(model)
-
-        async def backend_of(model_id: str) -> Backend:  # a recipe column's own model
-            return budget.apply(ScopedBackend(await pool.get(model_id), row.owner_id))
-
-        pipeline = DatasetPipeline(
-            backend,
-            cache,
-            spec_of=self.generation.catalogue.get,
-            backend_of=backend_of,
-        )
         try:
-            await until_stopped(pipeline.run(request, sink=checkpointer), checkpointer)
-        except BaseExceptionGroup as group:  # the pipeline's TaskGroup wraps errors
-            raise unwrap(group) from None
-        stored = runs.stored_count(job_id, ok_only=accepted_only)
-        if stored != row.total:
-            # Not the input's fault (a lost write?): another attempt resumes from the store.
-            raise TextNLPError(f"job {job_id} has {stored} of {row.total} records stored")
-        return await asyncio.to_thread(self.publish_stored, job_id)
+            pool = self.generation.pool
+            model = await self.generation.run_backend(spec.model or settings.default_model, source)
+            # The owner's answers only: a job must not be answered from another user's records.
+            cache = self.generation.cache_of(row.owner_id)
+            if spec.provider_batch:
+                # First answers from the provider's batch API; the rest online, without the cache.
+                # (A hosted model: no engine of ours keeps prompts to scope.)
+                batches = self.provider_batches
+                model = await batches.answers(job_id, request, model, budget, checkpointer)
+                cache = None
+            else:
+                # The engine reuses only the owner's cached prompts (no timing oracle across users).
+                model = ScopedBackend(model, row.owner_id)
+            backend = budget.apply(model)
+
+            async def backend_of(model_id: str) -> Backend:  # a recipe column's own model
+                return budget.apply(ScopedBackend(await pool.get(model_id), row.owner_id))
+
+            pipeline = DatasetPipeline(
+                backend,
+                cache,
+                spec_of=self.generation.catalogue.get,
+                backend_of=backend_of,
+            )
+            try:
+                await until_stopped(pipeline.run(request, sink=checkpointer), checkpointer)
+            except BaseExceptionGroup as group:  # the pipeline's TaskGroup wraps errors
+                raise unwrap(group) from None
+            stored = runs.stored_count(job_id, ok_only=accepted_only)
+            if stored != row.total:
+                # Not the input's fault (a lost write?): another attempt resumes from the store.
+                raise TextNLPError(f"job {job_id} has {stored} of {row.total} records stored")
+            return await asyncio.to_thread(self.publish_stored, job_id)
+        finally:
+            # The run is over: nothing it holds against its owner's cap is in flight any more.
+            await asyncio.to_thread(self._release_reserved, job_id)
+
+    def _release_reserved(self, job_id: str) -> None:
+        try:
+            self.runs.release_reserved(job_id)
+        except Exception as exc:  # the next attempt, or the job's end, releases it then
+            log.warning(
+                "job %s: its spending reservation stays until its next attempt: %s", job_id, exc
+            )
 
     def publish_stored(self, job_id: str, *, partial: bool = False) -> str:
         """The final file from the store (every index once, in order), uploaded in parts;

@@ -24,6 +24,7 @@ from tests.integration.jobs.test_api_jobs import work
 from tests.support.api import PASSWORD, Api, make_settings, postgres_schema_url
 from tests.support.api import start_api as start
 from tests.support.job_backends import MODELS_YAML, register
+from tests.support.platform import run_worker
 from tests.support.priced_backend import PRICE
 from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.errors import QuotaExceeded
@@ -378,3 +379,31 @@ def test_a_settlement_through_a_short_outage_still_counts_the_cost(
     assert answer.status_code == 200, answer.text
     assert failures == []
     assert service.spent(user_id) == pytest.approx(HELLO_COST)  # the cost, not the worst case
+
+
+def test_jobs_run_together_never_pass_their_owners_cap_together(api: Api) -> None:
+    """Two jobs of one user on a priced model, run at the same time by one worker: each alone
+    would stop at the user's cap, and together they stop there too (each request reserves its
+    worst case in the database, where the other job's requests see it), not at twice it."""
+    user_id, username, headers = user(api)
+    spending(api).set_user_cap(username, 0.5)
+    # max_tokens 20: a record's worst case is close to what it costs, so each job alone would
+    # spend nearly the whole cap.
+    body = {"template": "product-review", "count": 30, "model": "fake-priced"}
+    body["params"] = {"max_tokens": 20}
+    jobs = [
+        api.client.post(
+            BATCH,
+            json={**body, "seed": seed},
+            headers=headers,
+        ).json()
+        for seed in (11, 12)
+    ]
+    run_worker(api.settings, concurrency=2)
+    states = [api.client.get(f"{STATUS}/{j['id']}", headers=headers).json() for j in jobs]
+    assert all(s["state"] == "failed" and "spending cap" in s["error"] for s in states), states
+    spent = spending(api).spent(user_id)
+    # Within the cap, and stopped only when a record's worst case ($0.12) no longer fitted.
+    assert 0.5 - 0.12 < spent <= 0.5
+    # Nothing is held once the jobs ended: the spend is what their records cost.
+    assert sum(s["cost_usd"] or 0.0 for s in states) == pytest.approx(spent)

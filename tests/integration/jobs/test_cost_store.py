@@ -82,3 +82,27 @@ def test_user_spend_is_direct_generations_plus_jobs(engine: Engine) -> None:
     # An owner that is no user (the CLI's "local") has jobs but no counter.
     spending.add_direct("local", 1.0)
     assert spending.spend("local").spent_usd == 0.0
+
+
+def test_a_jobs_reservations_count_until_stored_and_die_with_its_attempt(engine: Engine) -> None:
+    """A job's requests hold their worst case in its row against the owner's cap, beside every
+    other job's: past the cap one is refused; settled, a request holds its cost until its
+    record is stored (then it is the job's cost). A worker that dies holding some leaves them
+    to the job's next attempt, which starts from nothing held, and an ended job holds nothing."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    first, second = new_job(store, "carol"), new_job(store, "carol")
+    assert spending.reserve("carol", 0.6, 1.0, job_id=first) is True
+    assert spending.reserve("carol", 0.5, 1.0, job_id=second) is False  # $1.10 > $1.00
+    assert spending.reserve("carol", 0.4, 1.0, job_id=second) is True
+    assert spending.spend("carol").spent_usd == pytest.approx(1.0)
+    spending.settle_job(first, 0.6, 0.25)  # answered for $0.25, not stored yet
+    assert spending.spend("carol").spent_usd == pytest.approx(0.65)
+    store.save_records(first, [record(0, 0.25)])
+    assert store.get(first).reserved_usd == pytest.approx(0.0)  # type: ignore[union-attr]
+    assert spending.spend("carol").spent_usd == pytest.approx(0.65)  # now the job's cost
+    # The second job's worker dies holding $0.40: its next attempt releases it.
+    store.start(second, "another-worker")
+    assert spending.spend("carol").spent_usd == pytest.approx(0.25)
+    assert spending.reserve("carol", 0.3, 1.0, job_id=second) is True
+    store.finish(second, "failed", error="its last attempt")
+    assert spending.spend("carol").spent_usd == pytest.approx(0.25)

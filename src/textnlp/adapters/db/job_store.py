@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, false, func, or_, select, update
+from sqlalchemy import Engine, case, delete, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -267,11 +267,16 @@ class JobStore:
 
     # -- state changes ---------------------------------------------------------------------
     def start(self, job_id: str, worker: str) -> JobRow | None:
-        """queued/running -> running (a new attempt); None when the job is finished or gone."""
+        """queued/running -> running (a new attempt); None when the job is finished or gone.
+        Whatever an earlier attempt held against the owner's cap is released: that attempt
+        is over (its worker died, or let the job go)."""
         now = utcnow()
         with self.sessions.begin() as session:
             row = session.get(JobRow, job_id, with_for_update=self._postgres)
-            if row is None or row.state in TERMINAL_STATES:
+            if row is None:
+                return row
+            row.reserved_usd = 0.0
+            if row.state in TERMINAL_STATES:
                 return row
             row.state = "running"
             row.attempts += 1
@@ -326,8 +331,12 @@ class JobStore:
         report_key: str | None = None,
         only_from: Sequence[str] = ("queued", "running"),
     ) -> bool:
-        """Move a live job to a terminal state; False when it was not live any more."""
+        """Move a live job to a terminal state; False when it was not live any more. An ended
+        job holds nothing against its owner's cap, except a cancelled one, whose worker may
+        still be settling its requests in flight (its attempt's end releases the rest)."""
         values: dict[str, Any] = {"state": state, "finished_at": utcnow()}
+        if state != "cancelled":
+            values["reserved_usd"] = 0.0
         if error is not None:
             values["error"] = error[:4000]
         if result_key is not None:
@@ -363,6 +372,13 @@ class JobStore:
             )
             kept = int(getattr(result, "rowcount", 0) or 0) == 1
             return kept, replaced if kept else None
+
+    def release_reserved(self, job_id: str) -> None:
+        """An attempt ended: the job holds nothing more against its owner's cap (what it
+        spent is in ``cost_usd``; answers it made and did not store are made again, and
+        counted, by the attempt that stores them)."""
+        with self.sessions.begin() as session:
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(reserved_usd=0.0))
 
     def worker_stopped(self, job_id: str) -> None:
         """An ended job's worker is gone: its heartbeat no longer stands for a live worker."""
@@ -451,6 +467,9 @@ class JobStore:
             ]
             if costs:
                 values["cost_usd"] = func.coalesce(JobRow.cost_usd, 0.0) + sum(costs)
+                # Stored, their cost is no longer held (``SpendingStore.settle_job`` held it).
+                held = JobRow.reserved_usd - sum(costs)
+                values["reserved_usd"] = case((held > 0.0, held), else_=0.0)
             session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
             return added
 

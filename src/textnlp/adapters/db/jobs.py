@@ -1,6 +1,6 @@
 """Tables of batch jobs: jobs, their records (the checkpoint), the outbox, queue messages and
 idempotency keys. Alembic revision ``0003_jobs`` creates them; ``0004_job_cost`` adds the
-jobs' cost.
+jobs' cost, ``0011_job_spend_reserved`` what a running job holds against its owner's cap.
 
 Records are keyed by (job id, record index) and inserted with ``ON CONFLICT DO NOTHING``: a
 record is a pure function of (job seed, index), so whichever worker stores it first wins and a
@@ -59,6 +59,11 @@ class JobRow(Base):
     #: Estimated cost in US dollars of the stored records (None while none had a price); it
     #: grows in the transaction that stores each chunk, by the records that chunk added.
     cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    #: What the running attempt holds against its owner's spending cap (migration 0011): the
+    #: worst case of its priced requests in flight, and the cost of those answered but not yet
+    #: stored (a store moves it to ``cost_usd``). Each attempt starts from 0 and the job's end
+    #: clears it, so a dead worker's holding dies with its attempt (``SpendingStore``).
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class JobRecordRow(Base):
