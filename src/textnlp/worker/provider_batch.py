@@ -17,7 +17,8 @@ Before the pipeline runs, ``ProviderBatches.answers``
 3. polls them with backoff (the job stays ``running``; each poll is a heartbeat, so a user's
    cancel is seen and cancels the provider batches, and a shutdown hands the job back with the
    batches still running for the next worker);
-4. reads their results, priced at the provider's batch price.
+4. reads their results, priced at the provider's batch price, and counts them in the job's
+   caps (the batch's worst case was held there from its submit until then).
 
 The pipeline then runs on a ``PrefilledBackend``: a request the batch answered is answered
 from there (once), any other goes to the model online. So a record the batch errored, or left
@@ -43,6 +44,7 @@ from textnlp.backends.aws_common import without_account_ids
 from textnlp.backends.base import Backend, WrappedBackend
 from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
 from textnlp.backends.batch.base import BatchError, BatchLine, estimate_tokens
+from textnlp.backends.pricing import SpendingCap
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationParams, GenerationRequest
 from textnlp.errors import DatasetError, InvalidParameter
@@ -110,7 +112,8 @@ def first_requests(
 
 class PrefilledBackend(WrappedBackend):
     """``inner`` with the provider batch's answers: a request that has one gets it (each answer
-    once), any other goes to ``inner`` online."""
+    once), any other goes to ``inner`` online. ``inner`` is the model under the job's caps: the
+    answers were paid for (and counted) as the batch ended, so no cap refuses them."""
 
     name = "provider-batch"
 
@@ -171,16 +174,27 @@ class ProviderBatches:
         stored = self.runs.stored_indices(job_id)
         todo = [i for i in range(request.count) if i not in stored]
         if not todo:
-            return PrefilledBackend(backend, {})
+            return PrefilledBackend(budget.apply(backend), {})
         requests = first_requests(request, params, todo)
         files = self.runs.provider_files(job_id)
         provider = self.provider_factory(backend, files)
+        held = 0.0  # the worst case of the batch submitted now, held in the caps while it runs
         try:
-            manifest = await asyncio.to_thread(self._manifest, files, provider, requests, budget)
+            manifest, held = await asyncio.to_thread(
+                self._manifest, files, provider, requests, budget
+            )
             await self._submit(job_id, provider, files, manifest, requests)
             await self._wait(job_id, provider, files, manifest, checkpointer)
-            return await self._collect(job_id, provider, manifest, requests, backend)
+            answers = await self._collect(job_id, provider, manifest, requests)
+            # Paid for already: counted in the caps now, never refused by them (only the
+            # requests that go online are).
+            paid = sum(c.usage.cost_usd or 0.0 for found in answers.values() for c in found)
+            for cap in budget.caps:
+                await asyncio.to_thread(cap.add, paid)
+            return PrefilledBackend(budget.apply(backend), answers)
         finally:
+            for cap in budget.caps if held else ():
+                await asyncio.to_thread(cap.settle, held, 0.0)
             await provider.aclose()
 
     # -- the steps --------------------------------------------------------------------------
@@ -190,24 +204,33 @@ class ProviderBatches:
         provider: BatchProvider,
         requests: dict[int, GenerationRequest],
         budget: Budget,
-    ) -> BatchManifest:
+    ) -> tuple[BatchManifest, float]:
+        """The job's manifest, and the worst case held in the budget's caps (0: none)."""
         raw = files.find(MANIFEST)
         if raw is not None:
-            return BatchManifest.model_validate_json(raw)
+            return BatchManifest.model_validate_json(raw), 0.0
         parts = provider.split(provider.lines(requests))
-        self._check_caps(provider, parts, budget)
-        manifest = BatchManifest(
-            provider=provider.name,
-            model=provider.spec.id,
-            parts=[BatchPart(part=n, indices=[x.index for x in p]) for n, p in enumerate(parts)],
-        )
-        files.put(MANIFEST, manifest.model_dump_json().encode())
-        return manifest
+        held = self._hold(provider, parts, budget)
+        try:
+            manifest = BatchManifest(
+                provider=provider.name,
+                model=provider.spec.id,
+                parts=[
+                    BatchPart(part=n, indices=[x.index for x in p]) for n, p in enumerate(parts)
+                ],
+            )
+            files.put(MANIFEST, manifest.model_dump_json().encode())
+        except BaseException:
+            for cap in budget.caps:
+                cap.settle(held, 0.0)
+            raise
+        return manifest, held
 
     @staticmethod
-    def _check_caps(provider: BatchProvider, parts: list[list[BatchLine]], budget: Budget) -> None:
-        """Refuse (``QuotaExceeded``) a batch whose worst case at the batch price would pass a
-        cap, before anything is paid for."""
+    def _hold(provider: BatchProvider, parts: list[list[BatchLine]], budget: Budget) -> float:
+        """Reserve the batch's worst case at the batch price in every cap, before anything is
+        paid for (``QuotaExceeded`` when it would pass one); returns it. Held while the batch
+        runs, so that the owner's other work does not spend the room it may need."""
         estimate = sum(
             provider.prices.batch_estimate(
                 provider.spec,
@@ -217,8 +240,16 @@ class ProviderBatches:
             for part in parts
             for line in part
         )
-        for cap in budget.caps:
-            cap.check(estimate)
+        held: list[SpendingCap] = []
+        try:
+            for cap in budget.caps:
+                cap.reserve(estimate)
+                held.append(cap)
+        except BaseException:
+            for cap in held:
+                cap.settle(estimate, 0.0)
+            raise
+        return estimate
 
     async def _save(self, files: BatchFiles, manifest: BatchManifest) -> None:
         await asyncio.to_thread(files.put, MANIFEST, manifest.model_dump_json().encode())
@@ -335,8 +366,7 @@ class ProviderBatches:
         provider: BatchProvider,
         manifest: BatchManifest,
         requests: dict[int, GenerationRequest],
-        backend: Backend,
-    ) -> PrefilledBackend:
+    ) -> dict[str, list[Completion]]:
         failed = [p for p in manifest.parts if p.failed]
         if failed:
             reasons = "; ".join(f"{p.batch_id}: {p.error or p.status}" for p in failed)
@@ -372,4 +402,4 @@ class ProviderBatches:
             errors,
             missing,
         )
-        return PrefilledBackend(backend, answers)
+        return answers

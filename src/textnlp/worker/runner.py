@@ -105,16 +105,17 @@ class JobRunner:
             model = await self.generation.run_backend(spec.model or settings.default_model, source)
             # The owner's answers only: a job must not be answered from another user's records.
             cache = self.generation.cache_of(row.owner_id)
+            backend: Backend
             if spec.provider_batch:
-                # First answers from the provider's batch API; the rest online, without the cache.
-                # (A hosted model: no engine of ours keeps prompts to scope.)
+                # First answers from the provider's batch API (paid: outside the caps); the rest
+                # online under them, without the cache. (A hosted model: no engine of ours keeps
+                # prompts to scope.)
                 batches = self.provider_batches
-                model = await batches.answers(job_id, request, model, budget, checkpointer)
+                backend = await batches.answers(job_id, request, model, budget, checkpointer)
                 cache = None
             else:
                 # The engine reuses only the owner's cached prompts (no timing oracle across users).
-                model = ScopedBackend(model, row.owner_id)
-            backend = budget.apply(model)
+                backend = budget.apply(ScopedBackend(model, row.owner_id))
 
             async def backend_of(model_id: str) -> Backend:  # a recipe column's own model
                 return budget.apply(ScopedBackend(await pool.get(model_id), row.owner_id))

@@ -128,12 +128,13 @@ def bedrock_client(endpoint: str | None) -> Any:
     return client
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings, concurrency: int = 1) -> None:
     """A real worker (``once``), polling the fake providers every few milliseconds."""
 
     async def go() -> None:
         async with Platform(settings) as platform:
-            worker = Worker(platform, WorkerOptions(once=True, wait_s=0.2), gpu_sampler=None)
+            options = WorkerOptions(once=True, wait_s=0.2, concurrency=concurrency)
+            worker = Worker(platform, options, gpu_sampler=None)
 
             def provider(backend: Backend, files: BatchFiles) -> BatchProvider:
                 endpoint = settings.aws.endpoint_url
@@ -418,3 +419,39 @@ def test_a_job_deleted_while_its_batch_runs_cancels_the_batch(settings: Settings
         assert service.storage.list(f"generated/batch-jobs/{job_id}/") == []
     assert WORLD.cancelled == ["batch_abc123"]
     assert WORLD.online == []
+
+
+def test_a_capped_job_keeps_every_answer_its_batch_paid_for(settings: Settings) -> None:
+    """The batch's worst case fits the job's cap ($0.26 for 10 records of at most 20 tokens at
+    half the online price), so it is submitted and paid for: every answer it paid for is kept
+    and counted, none refused by the cap as if it were still to be bought online (at the online
+    price's worst case), which failed the job with a paid answer unstored and uncounted."""
+    job_id = submit(
+        settings, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20}, max_cost_usd=0.26
+    )
+    run_worker(settings)
+    view, records = finished(settings, job_id)
+    assert view.state == "succeeded", view.error
+    assert [r["index"] for r in records] == list(range(10)) and WORLD.online == []
+    assert view.cost_usd == pytest.approx(10 * batch_cost())
+
+
+def test_batches_of_one_owner_running_together_never_pass_the_owners_cap(
+    settings: Settings,
+) -> None:
+    """Each batch's worst case ($0.26) fits the owner's $0.40 cap alone, not both together:
+    the first holds its worst case while it runs, so the second is refused before it is
+    submitted (both were submitted, and paid, for $0.50)."""
+    WORLD.polls_before_end = 20
+    capped = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"user_spending_cap_usd": 0.4})}
+    )
+    body = {"prompts": PROMPTS, "model": "gpt-batch", "params": {"max_tokens": 20}}
+    jobs = [submit(capped, **body, seed=seed) for seed in (1, 2)]
+    run_worker(capped, concurrency=2)
+    views = [finished(capped, job_id)[0] for job_id in jobs]
+    assert sorted(v.state for v in views) == ["failed", "succeeded"], [v.error for v in views]
+    refused = next(v for v in views if v.state == "failed")
+    assert "spending cap of user" in (refused.error or "") and refused.cost_usd is None
+    assert len(WORLD.submitted) == 1
+    assert sum(v.cost_usd or 0.0 for v in views) == pytest.approx(10 * batch_cost())
