@@ -82,7 +82,6 @@ class JobRuns:
             row.id,
             row.spec,
             owner_id=row.owner_id,
-            model=jobs.catalogue.get(row.spec.get("model") or jobs.settings.default_model),
             spent_usd=row.cost_usd or 0.0,
         )
 

@@ -12,8 +12,8 @@ workers' side of jobs), the worker.
 Cost: a job's ``cost_usd`` grows with each checkpointed chunk (``JobStore.save_records``). A job
 may carry ``max_cost_usd`` (else ``models.job_spending_cap_usd`` applies): the worker runs it
 under that cap, seeded with what the job already spent, and under its owner's remaining budget
-(``SpendingService``); submitting a job on a priced model is refused once the owner's spend has
-reached their cap.
+(``SpendingService``); submitting a job that calls a priced model (its own, or a recipe
+column's) is refused once the owner's spend has reached their cap.
 """
 
 from __future__ import annotations
@@ -173,7 +173,6 @@ class JobService:
                 str(spec.webhook_url)
             )
         total = self.check(spec, owner)
-        model = self.catalogue.get(spec.model or self.settings.default_model)
         job_id = uuid.uuid4().hex
         queue = (
             self.queues.batch
@@ -188,7 +187,8 @@ class JobService:
         try:
             if idempotency is None or self.store.idempotent(owner.id, *idempotency) is None:
                 # Only a new job meets the owner's spending cap: a retried submit gets its job.
-                self.spending.check(owner.id, model)
+                for model in self.models_called(spec):
+                    self.spending.check(owner.id, model)
             row = self.store.create(
                 NewJob(
                     id=job_id,
@@ -210,6 +210,17 @@ class JobService:
             ) from None
         self.publish_pending(job_id=row.id)
         return self.view(row)
+
+    def models_called(self, spec: JobSpec) -> list[ModelSpec]:
+        """The models a run of the job calls: its model, or a recipe's columns' (their own,
+        the recipe's, else the job's)."""
+        model_id = spec.model or self.settings.default_model
+        called = {model_id}
+        if spec.template is not None:
+            source = self.templates.source(spec.template)
+            if isinstance(source, Recipe):
+                called = set(source.llm_models(model_id).values())
+        return [self.catalogue.get(m) for m in sorted(called)]
 
     def check(self, spec: JobSpec, owner: Owner) -> int:
         """Every check that needs no model; returns the number of records."""

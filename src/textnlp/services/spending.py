@@ -278,11 +278,11 @@ class SpendingService:
         spend = self.store.spend(user_id)
         return UserBudget(user_id, self._limit(spend.cap_usd), spend.spent_usd)
 
-    def _user_cap(self, job_id: str, owner_id: str, spec: ModelSpec) -> SpendingCap | None:
-        """The owner's cap as a run of the job spends from it (None: no cap, or an unpriced
-        model): held in the database, shared with the owner's other work."""
-        if not self.priced(spec):
-            return None
+    def _user_cap(self, job_id: str, owner_id: str) -> SpendingCap | None:
+        """The owner's cap as a run of the job spends from it (None: no cap): held in the
+        database, shared with the owner's other work. Whatever models the run calls (a
+        recipe's columns may name their own): a request to one without a price costs nothing
+        and touches neither the cap nor the database."""
         spend = self.store.spend(owner_id)
         limit = self._limit(spend.cap_usd)
         if limit is None:
@@ -318,7 +318,6 @@ class SpendingService:
         job_spec: Mapping[str, Any],
         *,
         owner_id: str,
-        model: ModelSpec,
         spent_usd: float,
     ) -> Budget:
         """The budget of a run of a job: the job's cap (seeded with what it spent already, so
@@ -329,7 +328,7 @@ class SpendingService:
             caps.append(
                 SpendingCap(limit, spent_usd=spent_usd, name=f"job {job_id} (max_cost_usd)")
             )
-        user_cap = self._user_cap(job_id, owner_id, model)
+        user_cap = self._user_cap(job_id, owner_id)
         if user_cap is not None:
             caps.append(user_cap)
         return Budget(self.prices, tuple(caps))

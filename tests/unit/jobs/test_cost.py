@@ -190,3 +190,39 @@ def test_jobs_of_one_user_running_together_share_the_budget(settings: Settings) 
     # Each request holds its worst case in the database, where the other job's see it: together
     # they never pass the cap (and spend most of it: a record's worst case is about $0.40).
     assert cap - 0.5 < spent <= cap
+
+
+#: A recipe whose column calls the priced model itself: the job's own model (the default, the
+#: embedded one) has no price and is never called.
+PRICED_COLUMN_RECIPE = """
+id: priced-notes
+version: "1"
+columns:
+  fruit: {type: category, values: [apple, pear, plum]}
+  note: {type: llm-text, model: fake-priced, prompt: "One short sentence about a {{ fruit }}.",
+         params: {max_tokens: 20}}
+"""
+
+
+def test_user_cap_holds_for_a_recipe_whose_columns_call_a_priced_model(
+    settings: Settings, tmp_path: Path
+) -> None:
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "priced-notes.yaml").write_text(PRICED_COLUMN_RECIPE)
+    capped = with_models(settings, user_spending_cap_usd=0.2).model_copy(
+        update={"templates_dir": recipes}
+    )
+    with job_service(capped) as jobs:
+        view = jobs.submit(ALICE, JobSpec.model_validate({"recipe": "priced-notes", "count": 30}))
+        run_worker(capped)
+        failed = jobs.status(ALICE, view.id)
+        assert failed.state == "failed", failed
+        assert "spending cap of user alice" in (failed.error or "")
+        assert failed.cost_usd is not None and 0 < failed.cost_usd <= 0.2
+    # Below what alice has spent, the cap refuses her next job on that recipe at submit.
+    below = with_models(settings, user_spending_cap_usd=failed.cost_usd / 2).model_copy(
+        update={"templates_dir": recipes}
+    )
+    with job_service(below) as lower, pytest.raises(QuotaExceeded, match="spending cap"):
+        lower.submit(ALICE, JobSpec.model_validate({"recipe": "priced-notes", "count": 3}))
