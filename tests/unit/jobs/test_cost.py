@@ -226,3 +226,32 @@ def test_user_cap_holds_for_a_recipe_whose_columns_call_a_priced_model(
     )
     with job_service(below) as lower, pytest.raises(QuotaExceeded, match="spending cap"):
         lower.submit(ALICE, JobSpec.model_validate({"recipe": "priced-notes", "count": 3}))
+
+
+#: A column whose every answer breaks its schema (the fake answers a question and an answer):
+#: each record fails after its attempts, each of which was paid for.
+FAILING_CELL_RECIPE = """
+id: failing-cell
+version: "1"
+columns:
+  fruit: {type: category, values: [apple, pear, plum]}
+  rated: {type: llm-structured, model: fake-priced, retries: 1,
+          prompt: "Rate a {{ fruit }}.", params: {max_tokens: 20},
+          schema: {type: object, required: [rating], properties: {rating: {type: integer}}}}
+"""
+
+
+def test_a_cell_that_failed_is_charged_for_its_attempts(settings: Settings, tmp_path: Path) -> None:
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "failing-cell.yaml").write_text(FAILING_CELL_RECIPE)
+    with job_service(settings.model_copy(update={"templates_dir": recipes})) as jobs:
+        view = jobs.submit(ALICE, JobSpec.model_validate({"recipe": "failing-cell", "count": 3}))
+        run_worker(jobs.settings)
+        done = jobs.status(ALICE, view.id)
+        records = list(jobs.store.iter_records(view.id, ok_only=False))
+    assert done.state == "failed" and len(records) >= 3, done  # candidates until it gives up
+    assert all(r.status == "failed" and r.provenance.attempts == 2 for r in records), records
+    # Each record paid for 2 answers of 20 tokens ($0.04 of output each, at $2 per 1K).
+    assert all((r.provenance.cost_usd or 0.0) > 2 * 0.04 for r in records), records
+    assert done.cost_usd == pytest.approx(sum(r.provenance.cost_usd or 0.0 for r in records))

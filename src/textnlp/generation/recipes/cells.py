@@ -58,7 +58,13 @@ BackendOf = Callable[[str], Awaitable[Backend]]
 
 
 class CellFailed(Exception):
-    """A cell that could not be made (its reason becomes the record's error)."""
+    """A cell that could not be made (its reason becomes the record's error). ``cell``: the
+    tokens and cost of the model calls it made before it failed, which were paid for and are
+    counted in the record like a made cell's."""
+
+    def __init__(self, message: str, cell: CellProvenance | None = None) -> None:
+        super().__init__(message)
+        self.cell = cell
 
 
 #: What no value of a scalar kind has, whichever value a record samples.
@@ -195,6 +201,8 @@ class RecordBuilder:
                         row[name], cells[name] = task.result()
                     except CellFailed as exc:
                         problem = problem or ("failed", f"column {name}: {exc}")
+                        if exc.cell is not None:
+                            cells[name] = exc.cell
                         continue
                     sorter.done(name)
         finally:
@@ -364,7 +372,7 @@ class RecordBuilder:
                 error = f"invalid output after {attempt + 1} attempts: {exc}"
                 continue
             return value, tally.cell(call, seed, attempt + 1)
-        raise CellFailed(error)
+        raise CellFailed(error, tally.cell(call, seed, column.retries + 1))
 
     async def _judge(
         self, name: str, column: LlmJudge, index: int, row: dict[str, Any]
@@ -400,10 +408,12 @@ class RecordBuilder:
         tasks = [asyncio.create_task(score(c)) for c in column.rubric]
         try:
             scores = await asyncio.gather(*tasks)
-        except BaseException:  # one criterion failed: the others' answers are not needed
+        except BaseException as exc:  # one criterion failed: the others' answers are not needed
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if isinstance(exc, CellFailed):
+                raise CellFailed(str(exc), tally.cell(call, seed, attempts)) from None
             raise
         return dict(zip(column.rubric, scores, strict=True)), tally.cell(call, seed, attempts)
 
@@ -429,7 +439,9 @@ class RecordBuilder:
             tally.add(completion)
             text = completion.text.strip()
             if not text:
-                raise CellFailed(f"turn {turn + 1} ({speaker}) is empty")
+                raise CellFailed(
+                    f"turn {turn + 1} ({speaker}) is empty", tally.cell(call, seed, turn + 1)
+                )
             history.append({"role": speaker, "content": text})
         return history, tally.cell(call, seed, column.turns)
 
