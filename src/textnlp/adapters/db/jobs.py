@@ -1,6 +1,6 @@
 """Tables of batch jobs: jobs, their records (the checkpoint), the outbox, queue messages and
 idempotency keys. Alembic revision ``0003_jobs`` creates them; ``0004_job_cost`` adds the
-jobs' cost, ``0011_job_spend_reserved`` what a running job holds against its owner's cap.
+jobs' cost, ``0012_job_spend_reserved`` what a running job holds against its owner's cap.
 
 Records are keyed by (job id, record index) and inserted with ``ON CONFLICT DO NOTHING``: a
 record is a pure function of (job seed, index), so whichever worker stores it first wins and a
