@@ -35,6 +35,7 @@ import yaml
 from jinja2 import meta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from textnlp import strict_yaml
 from textnlp.domain import GenerationRequest
 from textnlp.errors import InvalidParameter, TemplateError, TemplateNotFound, first_error, quoted
 from textnlp.generation.jinja_sandbox import JINJA, check_templates, jinja_template
@@ -295,7 +296,7 @@ def _read_yaml(path: Path) -> Any:
     errors name the file only: which of the two it holds is known once it is read."""
     try:
         text = read_small_text(path, lambda why: TemplateError(f"cannot read {path}: {why}"))
-        raw = yaml.safe_load(text)
+        raw = strict_yaml.load(text)  # a key given twice, or a 2024-13-01, is an error
     except OSError as exc:
         raise TemplateError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

@@ -16,15 +16,16 @@ not fail the gate.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from textnlp.errors import ConfigError, first_error
 from textnlp.small_files import read_small_text
+from textnlp.strict_yaml import UniqueKeyLoader
 
 RuleStatus = Literal["pass", "fail", "skipped"]
 
@@ -129,29 +130,11 @@ def load_gate(path: Path | str) -> Gate:
         raise ConfigError(f"gate file {path}: {reason}") from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses a key given twice: YAML forbids it, and PyYAML would keep
-    the last one silently (a rule tightened above and loosened below would pass unnoticed)."""
+class _UniqueKeyLoader(UniqueKeyLoader):
+    """``strict_yaml``'s loader (a key given twice is an error: a rule tightened above and
+    loosened below would pass unnoticed), reading YAML 1.2's floats."""
 
 
-def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base" may be overridden
-            continue
-        key = loader.construct_object(key_node)
-        if not isinstance(key, Hashable):
-            continue  # construct_mapping refuses it below
-        if key in seen:
-            line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice (line {line})"
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 # YAML 1.2's floats (``1e-3``, ``5E-2``): PyYAML reads YAML 1.1, where an exponent needs a dot,
 # and gave the threshold as the string "1e-3" (refused as "not a valid number").
 _UniqueKeyLoader.add_implicit_resolver(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from textnlp.errors import InvalidInput, RecipeError
+from textnlp.errors import InvalidInput, RecipeError, TemplateError
 from textnlp.generation.recipes.recipe import Recipe, parse_recipe
 from textnlp.generation.templates import load_source_file
 
@@ -534,6 +534,43 @@ def test_a_yaml_recipe_with_a_cycle_is_refused_on_load(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "\n" not in message and str(path) in message
     assert "columns form a cycle: a -> b -> a" in message or "b -> a -> b" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # PyYAML kept the second column `a` and the second `output` without a word.
+        (
+            "id: twice\ncolumns:\n  a: {type: category, values: [x, y]}\n"
+            "  a: {type: category, values: [z]}\noutput: a\n",
+            "key 'a' is given twice (line 4, column 3)",
+        ),
+        (
+            "id: twice\ncolumns:\n  a: {type: category, values: [x]}\noutput: a\noutput: a\n",
+            "key 'output' is given twice (line 5, column 1)",
+        ),
+        # PyYAML raised a bare ValueError ("month must be in 1..12"): a traceback.
+        (
+            "id: when\ncolumns:\n  d: {type: datetime, start: 2024-13-01, end: 2024-12-31}\n"
+            "output: d\n",
+            "'2024-13-01' is not a valid date or time (month must be in 1..12) (line 3, column 30)",
+        ),
+        (
+            "id: when\ndescription: 2024-02-30\ncolumns:\n  d: {type: uuid}\noutput: d\n",
+            "'2024-02-30' is not a valid date or time",
+        ),
+    ],
+    ids=["column-twice", "output-twice", "month-13", "february-30"],
+)
+def test_a_yaml_mistake_is_one_line_naming_the_file_and_place(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(TemplateError) as caught:
+        load_source_file(path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path} is not valid YAML: ")
+    assert expected in message
 
 
 def test_a_yaml_recipe_loads_and_its_seed_paths_start_at_its_directory(tmp_path: Path) -> None:

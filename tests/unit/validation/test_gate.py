@@ -96,7 +96,9 @@ def test_gate_file_giving_a_rule_twice_is_refused(tmp_path: Path) -> None:
     """YAML keeps the last of two equal keys silently: a rule tightened, then loosened below."""
     path = tmp_path / "gate.yaml"
     path.write_text("max_pii_rate: 0.0\nmin_records: 5\nmax_pii_rate: 1.0\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"'max_pii_rate' is given twice \(line 3\)") as info:
+    with pytest.raises(
+        ConfigError, match=r"'max_pii_rate' is given twice \(line 3, column 1\)"
+    ) as info:
         load_gate(path)
     assert "\n" not in info.value.message
 
