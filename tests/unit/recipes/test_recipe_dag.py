@@ -221,6 +221,55 @@ def test_a_judge_filter_must_read_a_judge_column() -> None:
     assert "filter 'good' reads judge scores, but 'q' is not an llm-judge column" in refused(raw)
 
 
+JUDGE: dict[str, Any] = {
+    "type": "llm-judge",
+    "prompt": "Rate {{ q }}",
+    "rubric": {
+        "helpful": {"scores": {1: "no", 5: "yes"}},
+        "brief": {"scores": {1: "no", 3: "yes"}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            {"criteria": ["helpfull"], "min": 3},
+            "filter 'good' reads the score 'helpfull', which 'score''s rubric lacks "
+            "(criteria: helpful, brief)",
+        ),
+        (
+            {"min": 6},
+            "filter 'good' needs a score of 6, above 'score''s highest (5): every record "
+            "would fail it",
+        ),
+        ({"criteria": ["brief"], "min": 4}, "needs a score of 4, above 'score''s highest (3)"),
+    ],
+    ids=["unknown-criterion", "min-above-scale", "min-above-criterion"],
+)
+def test_a_judge_filter_no_record_can_pass_is_refused(rule: dict[str, Any], expected: str) -> None:
+    """Passed `recipes validate`, then rejected every candidate ("no score for 'helpfull'")."""
+    columns = {
+        "q": LLM,
+        "score": JUDGE,
+        "good": {"type": "filter", "rule": "judge", "column": "score", **rule},
+    }
+    assert expected in refused(recipe(columns))
+
+
+def test_a_judge_filter_within_the_scale_loads() -> None:
+    rule = {"type": "filter", "rule": "judge", "column": "score", "min": 5, "mode": "mean"}
+    assert parse_recipe(recipe({"q": LLM, "score": JUDGE, "good": rule}), source="ok.yaml")
+
+
+def test_a_filter_is_not_an_output_column() -> None:
+    """A record's text was the filter's verdict: a dataset of "true"."""
+    length = {"type": "filter", "rule": "length", "column": "c", "min_chars": 1}
+    raw = recipe({"c": {"type": "category", "values": ["x"]}, "f": length}, output="f")
+    assert "output 'f' is a filter" in refused(raw)
+
+
 # cycles ----------------------------------------------------------------------------------------
 def test_a_cycle_is_named_in_order() -> None:
     message = refused(

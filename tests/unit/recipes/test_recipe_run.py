@@ -892,3 +892,16 @@ def test_a_judge_grammar_lists_the_scale_and_leaves_out_a_scale_too_wide() -> No
     )
     assert '("1" | "0" | "-1")' in (judge({-1: "bad", 1: "good"}).criterion_grammar("c") or "")
     assert judge({0: "bad", 1000: "good"}).criterion_grammar("c") is None
+
+
+def test_a_judge_on_a_scale_below_zero_reads_the_sign_its_grammar_writes() -> None:
+    """The grammar of a -2..2 scale lets the model answer "-2"; it was read as 2, the worst
+    score as the best."""
+    judge = LlmJudge(prompt="x", rubric={"c": Criterion(scores={-2: "harmful", 2: "helpful"})})
+    assert judge.parse_score("c", " -2. Reason: it misleads.") == {
+        "score": -2,
+        "reason": "it misleads.",
+    }
+    assert judge.parse_score("c", " 1. Reason: it helps a bit.")["score"] == 1
+    plain = LlmJudge(prompt="x", rubric={"c": Criterion(scores={1: "bad", 5: "good"})})
+    assert plain.parse_score("c", " 4. Reason: fine.")["score"] == 4

@@ -293,13 +293,15 @@ class LlmJudge(_LlmColumn):
         return f'root ::= " " ({alternatives}) ". Reason:" " " " "? [A-Za-z"\'] [^\\n]*\n'
 
     def parse_score(self, name: str, text: str) -> dict[str, Any]:
-        match = _FIRST_NUMBER.search(text)
+        scores = self.rubric[name].scores  # anchors: {1: useless, 5: perfect} admits 1 to 5
+        # A scale below zero reads the sign: "-2" was read as 2, its worst score as its best.
+        number = _FIRST_SIGNED_NUMBER if min(scores) < 0 else _FIRST_NUMBER
+        match = number.search(text)
         if match is None:
             raise ValueError(f"no score for {name!r}")
         if text[match.end() :].lstrip().startswith("="):
             raise ValueError(f"the scale of {name!r} echoed, no score")
         score = int(match.group(0))
-        scores = self.rubric[name].scores  # anchors: {1: useless, 5: perfect} admits 1 to 5
         if not min(scores) <= score <= max(scores):
             raise ValueError(f"score {score} for {name!r} is outside {min(scores)}-{max(scores)}")
         reason = _OUT_OF.sub("", text[match.end() :]).lstrip(" .:-)").strip()
@@ -312,6 +314,7 @@ class LlmJudge(_LlmColumn):
 #: Score ranges up to this wide are written into the judge's grammar one by one.
 _GRAMMAR_MAX_SCORES = 101
 _FIRST_NUMBER = re.compile(r"(?<![\d.])\d+(?![\d.]\d)")
+_FIRST_SIGNED_NUMBER = re.compile(r"(?<![\d.])-?\d+(?![\d.]\d)")
 _OUT_OF = re.compile(r"^\s*(?:/|out of)\s*\d+", re.IGNORECASE)
 _REASON = re.compile(r"^reason\s*:\s*", re.IGNORECASE)
 

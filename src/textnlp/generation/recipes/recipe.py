@@ -90,6 +90,11 @@ class Recipe(BaseModel):
                 raise ValueError(f"{name!r} is not a column ({self._known()})")
         if self.output is not None and self.output not in self.columns:
             raise ValueError(f"output {self.output!r} is not a column ({self._known()})")
+        if self.output is not None and self.output in self.filters():
+            raise ValueError(
+                f"output {self.output!r} is a filter: a record's text is a column's value, "
+                "and a filter's is only whether the record passed"
+            )
         if self.output is None and not any(self.generated()):
             raise ValueError("a recipe without llm columns must name its output column")
         try:
@@ -132,12 +137,29 @@ class Recipe(BaseModel):
                     f"filter {name!r} reads how {cell!r}'s model call ended, but {cell!r} "
                     f"is not an llm column"
                 )
-        if isinstance(column, JudgeFilter) and not isinstance(
-            self.columns[column.column], LlmJudge
-        ):
+        if isinstance(column, JudgeFilter):
+            self._check_judge_filter(name, column)
+
+    def _check_judge_filter(self, name: str, rule: JudgeFilter) -> None:
+        """The scores it reads exist and can reach its ``min`` (else every record fails it)."""
+        judge = self.columns[rule.column]
+        if not isinstance(judge, LlmJudge):
             raise ValueError(
-                f"filter {name!r} reads judge scores, but {column.column!r} is not an "
+                f"filter {name!r} reads judge scores, but {rule.column!r} is not an "
                 f"llm-judge column"
+            )
+        criteria = rule.criteria if rule.criteria is not None else list(judge.rubric)
+        for criterion in criteria:
+            if criterion not in judge.rubric:
+                raise ValueError(
+                    f"filter {name!r} reads the score {criterion!r}, which {rule.column!r}'s "
+                    f"rubric lacks (criteria: {', '.join(judge.rubric)})"
+                )
+        highest = max(max(judge.rubric[c].scores) for c in criteria)
+        if rule.min > highest:
+            raise ValueError(
+                f"filter {name!r} needs a score of {rule.min:g}, above {rule.column!r}'s "
+                f"highest ({highest}): every record would fail it"
             )
 
     def _check_parent_values(self, name: str, column: SubcategorySampler) -> None:
