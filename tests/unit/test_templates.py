@@ -142,6 +142,21 @@ def test_a_render_over_its_bounds_is_a_template_error() -> None:
         divides.render(divides.sample_variables(seed=1, index=0))
 
 
+def test_two_user_files_with_one_id_are_refused_naming_both(tmp_path: Path) -> None:
+    """The later file (a recipe here) replaced the earlier template without a word."""
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    (directory / "a.yaml").write_text("id: mine\nuser: Say hello\n")
+    (directory / "b.yml").write_text(
+        "id: mine\ncolumns:\n  c: {type: category, values: [x]}\noutput: c\n"
+    )
+    with pytest.raises(TemplateError) as caught:
+        TemplateLibrary.load(directory)
+    assert str(caught.value) == (
+        f"{directory / 'a.yaml'} and {directory / 'b.yml'} share the id 'mine'; give each its own"
+    )
+
+
 def test_template_files_and_user_directory(tmp_path: Path) -> None:
     directory = tmp_path / "templates"
     directory.mkdir()

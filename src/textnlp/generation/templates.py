@@ -374,8 +374,14 @@ class TemplateLibrary:
         if user_dir is not None:
             if not user_dir.is_dir():
                 raise TemplateError(f"template directory {user_dir} does not exist")
+            mine: dict[str, Path] = {}
             for path in sorted([*user_dir.glob("*.yaml"), *user_dir.glob("*.yml")]):
                 found = load_source_file(path)
+                # Two of the user's files with one id: the later one hid the other unsaid.
+                if (earlier := mine.setdefault(found.id, path)) != path:
+                    raise TemplateError(
+                        f"{earlier} and {path} share the id {found.id!r}; give each its own"
+                    )
                 # A user's file overrides a built-in of either kind with its id.
                 templates.pop(found.id, None)
                 recipes.pop(found.id, None)
