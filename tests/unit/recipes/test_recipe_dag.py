@@ -90,6 +90,16 @@ def test_jinja_globals_and_dialogue_variables_are_not_columns() -> None:
     assert loaded.graph() == {"n": set(), "chat": {"n"}}
 
 
+@pytest.mark.parametrize("name", ["dict", "range", "namespace"])
+def test_a_column_named_as_a_jinja_global_is_refused(name: str) -> None:
+    """``{{ dict }}`` was no dependency: the reader ran first and wrote "<class 'dict'>"."""
+    raw = recipe(
+        {"e": {"type": "expression", "expr": f"value={{{{ {name} }}}}"}, name: {"type": "uuid"}},
+        output="e",
+    )
+    assert f"column name {name!r} is one of Jinja2's own names" in refused(raw)
+
+
 def test_a_recipe_in_python_is_the_same_thing() -> None:
     raw = recipe({"topic": {"type": "category", "values": ["x"]}, "q": LLM}, output="q")
     from_dict = Recipe.model_validate({**raw, "source": "python"})

@@ -81,6 +81,11 @@ class Recipe(BaseModel):
                     f"column name {name!r} must be a Jinja2 name (letters, digits, _) and not "
                     f"one of {', '.join(sorted(RESERVED_COLUMNS))}"
                 )
+            if name in JINJA.globals:  # {{ dict }} read Jinja's, not the column, unordered
+                raise ValueError(
+                    f"column name {name!r} is one of Jinja2's own names "
+                    f"({', '.join(sorted(JINJA.globals))}); give the column another"
+                )
         if "text" in self.columns and self.output != "text":
             raise ValueError("a column named 'text' must be the output column (output: text)")
         for name, column in self.columns.items():
