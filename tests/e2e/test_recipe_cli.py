@@ -73,6 +73,21 @@ BAD_RECIPES: dict[str, tuple[str, str]] = {
         "  score: {type: llm-judge, prompt: 'Rate {{ q }}', rubric: {helpful: {description: x}}}\n",
         "columns.score.llm-judge.rubric.helpful.scores: Field required",
     ),
+    # PyYAML kept the second `topic` silently.
+    "key-given-twice": (
+        "id: twice\ncolumns:\n"
+        "  topic: {type: category, values: [tea]}\n"
+        "  topic: {type: category, values: [rain]}\n"
+        "  q: {type: llm-text, prompt: 'About {{ topic }}'}\n",
+        "key 'topic' is given twice (line 4, column 3)",
+    ),
+    # PyYAML's ValueError ("month must be in 1..12") was a traceback.
+    "impossible-date": (
+        "id: dated\ncolumns:\n"
+        "  day: {type: datetime, start: 2024-13-01, end: 2024-12-31}\n"
+        "  q: {type: llm-text, prompt: 'On {{ day }}'}\n",
+        "'2024-13-01' is not a valid date or time (month must be in 1..12)",
+    ),
 }
 
 
@@ -129,6 +144,29 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     assert kept.read_bytes() == b'{"precious": true}\n'
     assert not (tmp_path / "rej.jsonl").exists()
     assert not (tmp_path / "keep.jsonl.partial.jsonl").exists()
+
+
+def test_lists_show_a_users_descriptions_as_text(tmp_path: Path) -> None:
+    """A description with "[/]" stopped `recipes list` and `templates list` with Rich's
+    MarkupError traceback; "[bold]" was drawn as markup."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "marked.yaml").write_text(
+        'id: marked\ndescription: "[/] see [bold]this[/bold]"\n'
+        "columns:\n  topic: {type: category, values: [tea]}\noutput: topic\n"
+    )
+    (mine / "plain.yaml").write_text('id: plain\ndescription: "[/] a [red]template"\nuser: hi\n')
+    env = {**os.environ, "COLUMNS": "200", "TEXTNLP_TEMPLATES_DIR": str(mine)}
+    for command, shown in (
+        ("recipes", "[/] see [bold]this[/bold]"),
+        ("recipes", "[/] a [red]template"),
+        ("templates", "[/] a [red]template"),
+    ):
+        listed = subprocess.run(
+            [*TEXTNLP, command, "list"], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert shown in listed.stdout
 
 
 #: 30 accepted records at 4 records at once; the cache off, so each run really generates.

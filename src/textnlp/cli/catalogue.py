@@ -40,7 +40,8 @@ def _print_rows(title: str, rows: list[dict[str, Any]], columns: dict[str, str])
         else:
             table.add_column(heading, overflow="fold")
     for row in rows:
-        table.add_row(*(str(row[key]) for key in columns))
+        # A user's file writes these (a description with "[/]"): text, never Rich markup.
+        table.add_row(*(Text(str(row[key])) for key in columns))
     console.print(table)
 
 

@@ -85,9 +85,9 @@ def list_recipes(
     for heading in ("kind", "version", "columns", "description"):
         table.add_column(heading, overflow="fold")
     for row in rows:
-        table.add_row(
-            row["id"], row["kind"], row["version"], ", ".join(row["columns"]), row["description"]
-        )
+        cells = (row["id"], row["kind"], row["version"], ", ".join(row["columns"]))
+        # A user's file writes these (a description with "[/]"): text, never Rich markup.
+        table.add_row(*(Text(cell) for cell in (*cells, row["description"])))
     console.print(table)
 
 
