@@ -100,6 +100,17 @@ def test_a_column_named_as_a_jinja_global_is_refused(name: str) -> None:
     assert f"column name {name!r} is one of Jinja2's own names" in refused(raw)
 
 
+@pytest.mark.parametrize("name", ["turn", "last"])
+def test_a_dialogue_reading_a_column_its_own_variable_hides_is_refused(name: str) -> None:
+    """The dialogue's ``turn`` (``last``) replaced the column's value in its prompts, unsaid."""
+    dialogue = {
+        "type": "dialogue",
+        "roles": {"user": {"prompt": f"Say {{{{ {name} }}}}"}, "assistant": {}},
+    }
+    raw = recipe({name: {"type": "category", "values": ["x"]}, "chat": dialogue})
+    assert f"dialogue 'chat' reads {name!r}, which in a dialogue is its own" in refused(raw)
+
+
 def test_a_recipe_in_python_is_the_same_thing() -> None:
     raw = recipe({"topic": {"type": "category", "values": ["x"]}, "q": LLM}, output="q")
     from_dict = Recipe.model_validate({**raw, "source": "python"})

@@ -25,6 +25,7 @@ from textnlp.generation.recipes.columns import (
     LlmStructured,
     LlmText,
     _LlmColumn,
+    template_names,
 )
 from textnlp.generation.recipes.filters import Filter, JudgeFilter
 from textnlp.generation.recipes.samplers import CategorySampler, Sampler, SubcategorySampler
@@ -144,6 +145,16 @@ class Recipe(BaseModel):
                 )
         if isinstance(column, JudgeFilter):
             self._check_judge_filter(name, column)
+        if isinstance(column, Dialogue):
+            hidden = sorted(
+                set(template_names(*column.texts())) & {"turn", "last"} & set(self.columns)
+            )
+            if hidden:  # the dialogue's own turn and last message, never the column's value
+                raise ValueError(
+                    f"dialogue {name!r} reads {hidden[0]!r}, which in a dialogue is its own "
+                    f"{'turn number' if hidden[0] == 'turn' else 'last message'}, not the "
+                    f"column {hidden[0]!r}: rename the column"
+                )
 
     def _check_judge_filter(self, name: str, rule: JudgeFilter) -> None:
         """The scores it reads exist and can reach its ``min`` (else every record fails it)."""
