@@ -284,11 +284,24 @@ def test_a_judge_filter_within_the_scale_loads() -> None:
     assert parse_recipe(recipe({"q": LLM, "score": JUDGE, "good": rule}), source="ok.yaml")
 
 
-def test_a_filter_is_not_an_output_column() -> None:
-    """A record's text was the filter's verdict: a dataset of "true"."""
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [
+        # A record's text was the filter's verdict: a dataset of "true".
+        ({"output": "f"}, "output 'f' is a filter"),
+        # Passed `recipes validate`, then stopped the run: "record 0 has no column 'f'".
+        (
+            {"output": "c", "export": {"messages": [{"role": "user", "column": "f"}]}},
+            "export 'f' is a filter",
+        ),
+        ({"output": "c", "labels": ["f"]}, "label 'f' is a filter"),
+    ],
+    ids=["output", "export", "label"],
+)
+def test_a_filter_is_no_column_a_record_keeps(top: dict[str, Any], expected: str) -> None:
     length = {"type": "filter", "rule": "length", "column": "c", "min_chars": 1}
-    raw = recipe({"c": {"type": "category", "values": ["x"]}, "f": length}, output="f")
-    assert "output 'f' is a filter" in refused(raw)
+    raw = recipe({"c": {"type": "category", "values": ["x"]}, "f": length}, **top)
+    assert expected in refused(raw)
 
 
 # cycles ----------------------------------------------------------------------------------------

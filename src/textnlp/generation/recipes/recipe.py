@@ -96,11 +96,15 @@ class Recipe(BaseModel):
                 raise ValueError(f"{name!r} is not a column ({self._known()})")
         if self.output is not None and self.output not in self.columns:
             raise ValueError(f"output {self.output!r} is not a column ({self._known()})")
-        if self.output is not None and self.output in self.filters():
-            raise ValueError(
-                f"output {self.output!r} is a filter: a record's text is a column's value, "
-                "and a filter's is only whether the record passed"
-            )
+        kept: list[tuple[str, str | None]] = [("output", self.output)]
+        kept += [("label", n) for n in self.labels]
+        kept += [("export", n) for n in sorted(self.export.references())]
+        for what, kept_name in kept:
+            if kept_name in self.filters():  # a record keeps no filter's value: only its verdict
+                raise ValueError(
+                    f"{what} {kept_name!r} is a filter: a record keeps its columns' values, and a "
+                    "filter only says whether the record passed"
+                )
         if self.output is None and not any(self.generated()):
             raise ValueError("a recipe without llm columns must name its output column")
         try:
