@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import statistics
 import uuid
 from collections import Counter
@@ -153,7 +154,13 @@ def test_uniform_float_bounds_mean_and_rounding() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", [{"low": 3, "high": 1}, {"low": 0.2, "high": 0.8, "integer": True}]
+    "spec",
+    [
+        {"low": 3, "high": 1},
+        {"low": 0.2, "high": 0.8, "integer": True},
+        # high - low overflows: every draw was 1.7e308.
+        {"low": -1.7e308, "high": 1.7e308},
+    ],
 )
 def test_uniform_parameters_are_checked(spec: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
@@ -173,11 +180,23 @@ def test_gaussian_clamps() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    [{"stddev": 0}, {"stddev": -1}, {"stddev": float("nan")}, {"stddev": 1, "min": 2, "max": 1}],
+    [
+        {"stddev": 0},
+        {"stddev": -1},
+        {"stddev": float("nan")},
+        {"stddev": 1, "min": 2, "max": 1},
+        # Draws past 1.8e308 were infinite: a null value, "inf" in a prompt.
+        {"stddev": 1e308},
+    ],
 )
 def test_gaussian_parameters_are_checked(spec: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         sampler(type="gaussian", mean=0, **spec)
+
+
+def test_gaussian_draws_of_huge_but_safe_parameters_are_finite() -> None:
+    values = draw(sampler(type="gaussian", mean=1e300, stddev=1e299, decimals=None))
+    assert all(math.isfinite(v) for v in values)
 
 
 @pytest.mark.parametrize("mean", [0.7, 4.0, 1000.0])

@@ -204,6 +204,8 @@ class UniformSampler(_Sampler):
     def _ordered(self) -> UniformSampler:
         if self.low > self.high:
             raise ValueError("uniform needs low <= high")
+        if not math.isfinite(self.high - self.low):  # every draw was ``high``
+            raise ValueError("uniform: high - low must be a finite number")
         if self.integer and math.ceil(self.low) > math.floor(self.high):
             raise ValueError("uniform: no integer between low and high")
         return self
@@ -221,6 +223,11 @@ class UniformSampler(_Sampler):
         return value
 
 
+#: Standard deviations a gaussian draw may reach that are checked to stay finite (a draw
+#: beyond 12 has a chance under 1e-32).
+_GAUSSIAN_REACH = 12
+
+
 class GaussianSampler(_Sampler):
     """A normal draw, optionally clamped to ``[min, max]`` and rounded."""
 
@@ -235,6 +242,8 @@ class GaussianSampler(_Sampler):
     def _ordered(self) -> GaussianSampler:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("gaussian needs min <= max")
+        if not math.isfinite(abs(self.mean) + _GAUSSIAN_REACH * self.stddev):
+            raise ValueError("gaussian: mean and stddev so large that a draw may be infinite")
         return self
 
     def refuses(self, value: Any) -> str | None:
