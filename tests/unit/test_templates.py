@@ -103,6 +103,9 @@ def test_unknown_template_lists_known_ones() -> None:
         ({**TEMPLATE, "variables": {"x": {"values": []}}}, "values must not be empty"),
         ({**TEMPLATE, "variables": {"x": {"values": [1], "range": [1, 2]}}}, "exactly one"),
         ({**TEMPLATE, "variables": {"x": {"range": [5, 1]}}}, "low <= high"),
+        # Every record drew infinity.
+        ({**TEMPLATE, "variables": {"x": {"range": [0, float("inf")]}}}, "finite"),
+        ({**TEMPLATE, "variables": {"x": {"range": [-1.7e308, 1.7e308]}}}, "finite"),
         ({**TEMPLATE, "output": {"type": "json", "schema": {"type": "nope"}}}, "JSON Schema"),
         ({**TEMPLATE, "id": "Bad Id"}, "id"),
         ({"id": "x"}, "user"),

@@ -85,6 +85,9 @@ class Variable(BaseModel):
             raise ValueError("weights must be non-negative with a positive sum")
         if self.range is not None and self.range[0] > self.range[1]:
             raise ValueError("range must be [low, high] with low <= high")
+        if self.range is not None and not math.isfinite(self.range[1] - self.range[0]):
+            # [0, .inf] or [-1.7e308, 1.7e308] drew infinity for every record
+            raise ValueError("range must be finite numbers whose difference is finite too")
         return self
 
     def refuses(self, value: Any) -> str | None:
