@@ -133,3 +133,29 @@ def test_a_remote_model_without_its_api_key_is_unavailable_and_says_which(
         assert pool.describe("smollm2-135m").available is True  # a local model needs no key
     finally:
         platform.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # PyYAML's ValueError ("month must be in 1..12") was a traceback.
+        (
+            "models:\n  - id: m\n    backend: llamacpp\n    released: 2024-13-01\n",
+            "'2024-13-01' is not a valid date or time (month must be in 1..12) (line 4, column 15)",
+        ),
+        # The second endpoint was kept without a word.
+        (
+            "models:\n  - id: m\n    backend: sagemaker\n    endpoint: a\n    endpoint: b\n",
+            "key 'endpoint' is given twice (line 5, column 5)",
+        ),
+    ],
+    ids=["impossible-date", "key-twice"],
+)
+def test_a_catalogue_yaml_mistake_is_a_config_error(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        read_catalogue_file(path)
+    assert str(caught.value) == f"model catalogue {path} is not valid YAML: {problem}"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from textnlp import strict_yaml
 from textnlp.backends.options import OPTIONS, BackendOptions
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import ModelInfo
@@ -112,7 +113,8 @@ class ModelCatalogue:
 
 def read_catalogue_file(path: Path) -> list[ModelSpec]:
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # strict_yaml: a key given twice, or an impossible date (a traceback), is a YAMLError
+        raw: Any = strict_yaml.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read model catalogue {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
