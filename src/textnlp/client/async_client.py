@@ -275,8 +275,11 @@ class AsyncTextNLPClient:
         result: dict[str, Any] = parsed_json(answer)
         return result
 
-    async def list_jobs(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = parsed_json(await self.request("GET", "/generate/batch"))
+    async def list_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Your latest ``limit`` jobs, newest first (an admin's: everyone's; the API answers
+        at most 500)."""
+        answer = await self.request("GET", "/generate/batch", params={"limit": limit})
+        result: list[dict[str, Any]] = parsed_json(answer)
         return result
 
     async def download_results(self, job_id: str, sink: IO[bytes]) -> int:

@@ -272,8 +272,11 @@ class TextNLPClient:
         result: dict[str, Any] = parsed_json(answer)
         return result
 
-    def list_jobs(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = parsed_json(self.request("GET", "/generate/batch"))
+    def list_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Your latest ``limit`` jobs, newest first (an admin's: everyone's; the API answers
+        at most 500)."""
+        answer = self.request("GET", "/generate/batch", params={"limit": limit})
+        result: list[dict[str, Any]] = parsed_json(answer)
         return result
 
     def download_results(self, job_id: str, sink: IO[bytes]) -> int:
