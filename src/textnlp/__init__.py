@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         TokenDelta,
         Usage,
     )
-    from textnlp.errors import CandidatesExhausted, QuotaExceeded, TextNLPError
+    from textnlp.errors import CandidatesExhausted, DatasetFailed, QuotaExceeded, TextNLPError
     from textnlp.generation.pipeline import DatasetSummary
     from textnlp.generation.recipes.recipe import Recipe
     from textnlp.library import agenerate_dataset, generate_dataset
@@ -32,6 +32,7 @@ _EXPORTS = {
     "CandidatesExhausted": "textnlp.errors",
     "ChatMessage": "textnlp.domain",
     "Completion": "textnlp.domain",
+    "DatasetFailed": "textnlp.errors",
     "DatasetSummary": "textnlp.generation.pipeline",
     "GenerationParams": "textnlp.domain",
     "GenerationRequest": "textnlp.domain",
@@ -52,6 +53,7 @@ __all__ = [
     "CandidatesExhausted",
     "ChatMessage",
     "Completion",
+    "DatasetFailed",
     "DatasetSummary",
     "GenerationParams",
     "GenerationRequest",

@@ -67,6 +67,9 @@ async def agenerate_dataset(
     ``max_cost_usd`` caps what the run may spend on a priced model: ``QuotaExceeded`` is raised
     before it would be passed, with the finished records written (``resume=True`` continues).
     The summary's ``cost_usd`` is the run's estimated cost (None without a price).
+
+    A template run whose every record failed writes nothing and raises ``DatasetFailed``
+    naming the first failure (some failed: ``summary.failed`` and ``first_failure``).
     """
     from textnlp.bootstrap import Platform
     from textnlp.services.generation import DatasetJob
@@ -101,7 +104,9 @@ async def agenerate_dataset(
         rejects=Path(home_expanded(rejects)) if rejects is not None else None,
     )
     async with Platform(settings if settings is not None else load_settings()) as platform:
-        return await platform.generation.generate_dataset(job, on_record)
+        summary = await platform.generation.generate_dataset(job, on_record)
+    summary.check_written()  # a template run with no record written is no dataset
+    return summary
 
 
 def _blocking(run: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:

@@ -34,7 +34,7 @@ from textnlp.bootstrap import Platform
 from textnlp.cli.common import console, dollars, err_console, parse_assignments, platform, settings
 from textnlp.cli.interrupt import ignore_further_interrupts, run_interruptible
 from textnlp.domain import Record
-from textnlp.errors import CandidatesExhausted, DatasetFailed, QuotaExceeded, TextNLPError
+from textnlp.errors import CandidatesExhausted, QuotaExceeded, TextNLPError
 from textnlp.extras import require_extra
 from textnlp.generation.journal import journal_path
 from textnlp.generation.pipeline import DatasetSummary
@@ -140,19 +140,13 @@ def generate(
 def _say_why_records_failed(summary: DatasetSummary) -> None:
     """A template run's failed records, with the first one's reason (a failed record is in no
     file): a warning, or the run's failure when none was written (exit 1, as a job's)."""
+    summary.check_written()
     if summary.first_failure is None or summary.acceptance is not None:
         return  # a recipe's failed candidates: its acceptance rows and CandidatesExhausted
     index, reason = summary.first_failure
     first = f"the first, record {index}: {reason}"
-    if summary.written or summary.interrupted:
-        line = f"warning: {summary.failed} of {summary.requested} records failed; {first}"
-        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
-        return
-    message = f"every record failed ({summary.failed}); {first}"
-    if summary.output is not None:  # nothing is written: an earlier file stays as it was
-        kept = " (it is unchanged)" if summary.output.exists() else ""
-        message += f"; {summary.output} was not written{kept}"
-    raise DatasetFailed(message)
+    line = f"warning: {summary.failed} of {summary.requested} records failed; {first}"
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 async def _generate(job: DatasetJob, *, use_cache: bool) -> DatasetSummary:

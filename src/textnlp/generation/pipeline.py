@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from textnlp.backends.base import Backend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationParams, Provenance, Record
-from textnlp.errors import InvalidParameter, QuotaExceeded, first_error
+from textnlp.errors import DatasetFailed, InvalidParameter, QuotaExceeded, first_error
 from textnlp.generation.cache import CachedBackend, ResponseCache
 from textnlp.generation.journal import RunIdentity, check_resume, journal_path
 from textnlp.generation.output_lock import lock_path
@@ -109,6 +109,21 @@ class DatasetSummary:
     def tokens_per_s(self) -> float:
         """The model's speed in this run: cached answers are not tokens it made."""
         return self.generated_tokens / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def check_written(self) -> None:
+        """``DatasetFailed`` when a template run ended with every record failed, nothing written
+        (a recipe's candidates that all fail end in ``CandidatesExhausted`` instead): the CLI
+        exits 1 on it and the library raises it, as a job so ended is ``failed``."""
+        if self.first_failure is None or self.acceptance is not None:
+            return
+        if self.written or self.interrupted:
+            return
+        index, reason = self.first_failure
+        message = f"every record failed ({self.failed}); the first, record {index}: {reason}"
+        if self.output is not None:  # nothing is written: an earlier file stays as it was
+            kept = " (it is unchanged)" if self.output.exists() else ""
+            message += f"; {self.output} was not written{kept}"
+        raise DatasetFailed(message, failed=self.failed, requested=self.requested)
 
 
 class DatasetPipeline:
