@@ -11,6 +11,7 @@ the server must then exit (no stream holds its shutdown).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import openai
 import pytest
 
 from tests.support.serve import Served, ServeUser, serve
+from textnlp.client import ApiUnreachable, AsyncTextNLPClient, TextNLPClient
 
 pytestmark = pytest.mark.slow
 ESSAY = "Write a long essay, in ten paragraphs, about the history of Rome."
@@ -93,3 +95,45 @@ def test_an_openai_stream_cut_by_shutdown_raises_in_the_sdk(server: tuple[Served
     assert process is not None
     assert "shutting down" in raised.value.message or "unavailable" in raised.value.message
     assert process.wait(timeout=EXIT_TIMEOUT_S) is not None
+
+
+def test_a_client_websocket_stream_cut_by_shutdown_raises_api_error(
+    server: tuple[Served, str],
+) -> None:
+    """``TextNLPClient.stream_events``: uvicorn closes the socket with 1012 (service restart);
+    the client raised websockets' own ``ConnectionClosedError``, not an ``ApiError``."""
+    served, key = server
+    events: list[dict[str, object]] = []
+    process = None
+    with (
+        TextNLPClient(served.url, api_key=key) as client,
+        pytest.raises(ApiUnreachable, match="1012") as raised,
+    ):
+        for event in client.stream_events(prompt=ESSAY, max_tokens=400, temperature=0):
+            events.append(event)
+            if process is None:
+                process = terminate(served)  # the first token has come
+    assert process is not None and raised.value.status == 503
+    assert all(event["type"] == "token" for event in events)  # none claims an end
+    assert process.wait(timeout=EXIT_TIMEOUT_S) is not None
+
+
+def test_an_async_client_websocket_stream_cut_by_shutdown_raises_api_error(
+    server: tuple[Served, str],
+) -> None:
+    served, key = server
+
+    async def streamed() -> subprocess.Popen[bytes] | None:
+        process = None
+        async with AsyncTextNLPClient(served.url, api_key=key) as client:
+            async for event in client.stream_events(prompt=ESSAY, max_tokens=400):
+                assert event["type"] == "token"  # none claims an end
+                if process is None:
+                    process = terminate(served)
+        return process
+
+    with pytest.raises(ApiUnreachable, match="1012") as raised:
+        asyncio.run(streamed())
+    assert raised.value.type == "connection_error"
+    assert served.process is not None
+    assert served.process.wait(timeout=EXIT_TIMEOUT_S) is not None

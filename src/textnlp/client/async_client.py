@@ -39,6 +39,7 @@ from textnlp.client.core import (
     retry_wait,
     sse_chunk,
     stored_file_location,
+    stream_cut,
     stream_event,
     stream_message,
     stream_url,
@@ -207,7 +208,7 @@ class AsyncTextNLPClient:
         """The WebSocket ``generate/stream``: ``{"type": "token", "text"}`` events as they
         come, then ``{"type": "done", "finish_reason", "usage"}``. Errors raise ``ApiError``."""
         from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus, InvalidURI
+        from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
         message = stream_message(generate_body(fields, stream=None))
         url = stream_url(self._http.base_url)
@@ -223,13 +224,16 @@ class AsyncTextNLPClient:
                     continue
                 raise handshake_error(refused) from None
             async with socket:
-                await socket.send(message)
-                async for raw in socket:
-                    event = stream_event(raw)
-                    yield event
-                    if event.get("type") == "done":
-                        return
-            return
+                try:
+                    await socket.send(message)
+                    async for raw in socket:
+                        event = stream_event(raw)
+                        yield event
+                        if event.get("type") == "done":
+                            return
+                except ConnectionClosed as closed:
+                    raise stream_cut(self._http.base_url, closed) from None
+                raise stream_cut(self._http.base_url, None)
 
     # Batch jobs ------------------------------------------------------------------------------
     async def upload_prompts(self, name: str, data: bytes) -> str:

@@ -301,6 +301,14 @@ def stream_message(body: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in body.items() if k != "stream"})
 
 
+def stream_cut(base_url: object, closed: Exception | None) -> ApiUnreachable:
+    """A WebSocket stream closed before its ``done`` event (the server stopped: 1012 on a
+    restart; the connection dropped): ``ApiUnreachable``, as a Server-Sent Events stream cut
+    short, never the socket library's own error nor an answer taken for whole."""
+    why = closed if closed is not None else ConnectionError("the stream closed before its end")
+    return ApiUnreachable(str(base_url).rstrip("/"), why)
+
+
 def stream_event(raw: str | bytes) -> dict[str, Any]:
     """One server message: ``token`` or ``done``; an ``error`` message raises ``ApiError``."""
     event: dict[str, Any] = json.loads(raw)

@@ -40,6 +40,7 @@ from textnlp.client.core import (
     retry_wait,
     sse_chunk,
     stored_file_location,
+    stream_cut,
     stream_event,
     stream_message,
     stream_url,
@@ -205,7 +206,7 @@ class TextNLPClient:
     def stream_events(self, **fields: Any) -> Iterator[dict[str, Any]]:
         """The WebSocket ``generate/stream``: ``{"type": "token", "text"}`` events as they
         come, then ``{"type": "done", "finish_reason", "usage"}``. Errors raise ``ApiError``."""
-        from websockets.exceptions import InvalidStatus, InvalidURI
+        from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
         from websockets.sync.client import connect
 
         message = stream_message(generate_body(fields, stream=None))
@@ -222,13 +223,16 @@ class TextNLPClient:
                     continue
                 raise handshake_error(refused) from None
             with socket:
-                socket.send(message)
-                for raw in socket:
-                    event = stream_event(raw)
-                    yield event
-                    if event.get("type") == "done":
-                        return
-            return
+                try:
+                    socket.send(message)
+                    for raw in socket:
+                        event = stream_event(raw)
+                        yield event
+                        if event.get("type") == "done":
+                            return
+                except ConnectionClosed as closed:
+                    raise stream_cut(self._http.base_url, closed) from None
+                raise stream_cut(self._http.base_url, None)
 
     # Batch jobs ------------------------------------------------------------------------------
     def upload_prompts(self, name: str, data: bytes) -> str:
