@@ -226,14 +226,16 @@ class AsyncTextNLPClient:
             async with socket:
                 try:
                     await socket.send(message)
-                    async for raw in socket:
+                    while True:  # each message within the client's read timeout, as SSE's
+                        async with asyncio.timeout(self._http.timeout.read):
+                            raw = await socket.recv()
                         event = stream_event(raw)
                         yield event
                         if event.get("type") == "done":
                             return
-                except ConnectionClosed as closed:
+                except (ConnectionClosed, TimeoutError) as closed:
                     raise stream_cut(self._http.base_url, closed) from None
-                raise stream_cut(self._http.base_url, None)
+            return
 
     # Batch jobs ------------------------------------------------------------------------------
     async def upload_prompts(self, name: str, data: bytes) -> str:

@@ -301,12 +301,14 @@ def stream_message(body: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in body.items() if k != "stream"})
 
 
-def stream_cut(base_url: object, closed: Exception | None) -> ApiUnreachable:
+def stream_cut(base_url: object, closed: Exception) -> ApiUnreachable:
     """A WebSocket stream closed before its ``done`` event (the server stopped: 1012 on a
-    restart; the connection dropped): ``ApiUnreachable``, as a Server-Sent Events stream cut
-    short, never the socket library's own error nor an answer taken for whole."""
-    why = closed if closed is not None else ConnectionError("the stream closed before its end")
-    return ApiUnreachable(str(base_url).rstrip("/"), why)
+    restart; the connection dropped), or silent past the read timeout: ``ApiUnreachable``, as
+    a Server-Sent Events stream cut short, never the socket library's own error nor an answer
+    taken for whole."""
+    if isinstance(closed, TimeoutError):
+        closed = TimeoutError("no message within the read timeout")
+    return ApiUnreachable(str(base_url).rstrip("/"), closed)
 
 
 def stream_event(raw: str | bytes) -> dict[str, Any]:

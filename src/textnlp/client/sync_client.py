@@ -225,14 +225,14 @@ class TextNLPClient:
             with socket:
                 try:
                     socket.send(message)
-                    for raw in socket:
-                        event = stream_event(raw)
+                    while True:  # each message within the client's read timeout, as SSE's
+                        event = stream_event(socket.recv(timeout=self._http.timeout.read))
                         yield event
                         if event.get("type") == "done":
                             return
-                except ConnectionClosed as closed:
+                except (ConnectionClosed, TimeoutError) as closed:
                     raise stream_cut(self._http.base_url, closed) from None
-                raise stream_cut(self._http.base_url, None)
+            return
 
     # Batch jobs ------------------------------------------------------------------------------
     def upload_prompts(self, name: str, data: bytes) -> str:
