@@ -26,6 +26,8 @@ status codes (``textnlp.api``) and one to CLI exit codes (``textnlp.cli``)::
     ├── MissingExtra                 a feature's packages (an extra) are not installed (HTTP 501)
     ├── DatasetFailed                a run made no record: every one failed (exit 1)
     ├── ClientGone                   the client left before its answer (HTTP 499, never read)
+    ├── ApiError                     textnlp.client: the API answered an error (its status, type)
+    │   └── ApiUnreachable           no answer: refused, timed out, a stream cut (status 503)
     └── BackendError                 a model backend failed; carries backend and model
         ├── RateLimited
         ├── ContextWindowExceeded
@@ -198,6 +200,33 @@ class MissingExtra(TextNLPError):
     type = "missing_extra"
     http_status = 501
     user_error = True
+
+
+class ApiError(TextNLPError):
+    """An error answer of the API: ``status``, ``type`` and the whole error body;
+    ``retry_after``, the seconds its ``Retry-After`` header asks to wait (or None)."""
+
+    def __init__(self, status: int, body: dict[str, Any], retry_after: float | None = None) -> None:
+        details = {k: v for k, v in body.items() if k not in {"type", "message"}}
+        super().__init__(str(body.get("message", f"HTTP {status}")), **details)
+        self.status = status
+        self.type = str(body.get("type", "http_error"))
+        self.http_status = status
+        self.user_error = 400 <= status < 500
+        self.body = body
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.body)
+
+
+class ApiUnreachable(ApiError):
+    """The API could not be reached, or did not answer in time (no answer: status 503)."""
+
+    def __init__(self, base_url: str, exc: Exception) -> None:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = f"cannot reach the API at {base_url}: {reason}"
+        super().__init__(503, {"type": "connection_error", "message": message})
 
 
 class BackendError(TextNLPError):

@@ -58,3 +58,23 @@ def test_the_validation_package_loads_its_names_on_first_use() -> None:
     for name in validation.__all__:
         assert getattr(validation, name).__name__ == name, name
     assert callable(validation.similarity) and set(validation.__all__) <= set(dir(validation))
+
+
+def test_every_public_exception_is_in_the_one_tree() -> None:
+    """The exceptions ``textnlp`` and ``textnlp.client`` export are importable from
+    ``textnlp.errors`` and drawn in its docstring (``ApiError`` lived in the client alone)."""
+    import textnlp.client
+    import textnlp.errors
+
+    public = [
+        getattr(module, name)
+        for module in (textnlp, textnlp.client)
+        for name in module.__all__
+        if isinstance(getattr(module, name), type)
+    ]
+    exceptions = [kind for kind in public if issubclass(kind, BaseException)]
+    assert {kind.__name__ for kind in exceptions} >= {"ApiError", "ApiUnreachable", "TextNLPError"}
+    tree = textnlp.errors.__doc__ or ""
+    for kind in exceptions:
+        assert getattr(textnlp.errors, kind.__name__) is kind, kind
+        assert f"── {kind.__name__} " in tree or kind is textnlp.errors.TextNLPError, kind

@@ -15,7 +15,7 @@ the API's (502 ``bad_response``), and an API that cannot be reached (``ApiUnreac
 """
 
 from textnlp.client.async_client import AsyncTextNLPClient
-from textnlp.client.core import ApiError, ApiUnreachable
 from textnlp.client.sync_client import TextNLPClient
+from textnlp.errors import ApiError, ApiUnreachable
 
 __all__ = ["ApiError", "ApiUnreachable", "AsyncTextNLPClient", "TextNLPClient"]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from textnlp.api.schemas import GenerateTextRequest, InvokeRequest, TokenResponse
 from textnlp.domain.jobs import JOB_ID
-from textnlp.errors import TextNLPError, first_error, quoted
+from textnlp.errors import ApiError, ApiUnreachable, first_error, quoted
 
 API = "/api/v1"
 #: Refresh an access token this many seconds before it expires.
@@ -28,33 +28,6 @@ RETRY_STATUSES = frozenset({429, 503})
 MAX_RETRY_WAIT_S = 30.0
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ApiError(TextNLPError):
-    """An error answer of the API: ``status``, ``type`` and the whole error body;
-    ``retry_after``, the seconds its ``Retry-After`` header asks to wait (or None)."""
-
-    def __init__(self, status: int, body: dict[str, Any], retry_after: float | None = None) -> None:
-        details = {k: v for k, v in body.items() if k not in {"type", "message"}}
-        super().__init__(str(body.get("message", f"HTTP {status}")), **details)
-        self.status = status
-        self.type = str(body.get("type", "http_error"))
-        self.http_status = status
-        self.user_error = 400 <= status < 500
-        self.body = body
-        self.retry_after = retry_after
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.body)
-
-
-class ApiUnreachable(ApiError):
-    """The API could not be reached, or did not answer in time (no answer: status 503)."""
-
-    def __init__(self, base_url: str, exc: Exception) -> None:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        message = f"cannot reach the API at {base_url}: {reason}"
-        super().__init__(503, {"type": "connection_error", "message": message})
 
 
 @contextmanager

@@ -23,7 +23,6 @@ from textnlp.api.schemas import (
 )
 from textnlp.client.core import (
     API,
-    ApiError,
     TokenState,
     field,
     generate_body,
@@ -47,6 +46,7 @@ from textnlp.client.core import (
     upload_path,
 )
 from textnlp.domain import ModelInfo
+from textnlp.errors import ApiError
 
 
 class TextNLPClient:
