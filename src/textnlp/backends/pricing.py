@@ -192,8 +192,9 @@ class SpendingCap:
         with self._lock:
             self._spent = max(self._spent, total_usd)
 
-    def could_fit(self, estimated: float) -> bool:
-        """Whether ``estimated`` more fits once the requests in flight have settled."""
+    def could_fit(self, estimated: float, waited: int = 0) -> bool:
+        """Whether ``estimated`` more fits once the requests in flight have settled (a request
+        that has ``waited`` polls already asks; caps that wait on others bound it)."""
         with self._lock:
             return self._reserved > 0 and self._spent + estimated <= self.limit_usd
 
@@ -245,24 +246,48 @@ class CappedBackend(WrappedBackend):
 
     async def _reserve(self, estimated: float) -> None:
         """Reserve ``estimated``, waiting while requests in flight may still leave room."""
+        waited = 0
         while True:
             # Cleared before the try: a settle during it (a blocking cap's reserve awaits)
             # leaves the event set, so the wait below cannot miss it.
             self.cap.settled.clear()
             try:
                 if self.cap.blocking:
-                    await asyncio.to_thread(self.cap.reserve, estimated)
+                    await self._reserve_in_thread(estimated)
                 else:
                     self.cap.reserve(estimated)
                 return
             except QuotaExceeded:
-                if not self.cap.could_fit(estimated):
+                fits = (
+                    await asyncio.to_thread(self.cap.could_fit, estimated, waited)
+                    if self.cap.blocking  # it may ask the database
+                    else self.cap.could_fit(estimated, waited)
+                )
+                if not fits:
                     raise
+            waited += 1
             if self.cap.poll_s is None:
                 await self.cap.settled.wait()
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.cap.settled.wait(), self.cap.poll_s)
+
+    async def _reserve_in_thread(self, estimated: float) -> None:
+        """A blocking cap's reserve. Cancelled meanwhile (a judge's other criteria, a recipe's
+        spare candidates), its thread still holds ``estimated`` once it has run: given back
+        then, or the hold would outlive the request and stall the job's later ones."""
+        reserving = asyncio.ensure_future(asyncio.to_thread(self.cap.reserve, estimated))
+        try:
+            await asyncio.shield(reserving)
+        except asyncio.CancelledError:
+            loop = asyncio.get_running_loop()
+
+            def give_back(done: asyncio.Future[None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    loop.run_in_executor(None, self.cap.settle, estimated, None)
+
+            reserving.add_done_callback(give_back)
+            raise
 
     async def _settle(self, reserved: float, actual: float | None) -> None:
         if self.cap.blocking:

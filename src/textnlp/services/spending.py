@@ -127,7 +127,6 @@ class HeldSpendingCap(SpendingCap):
         self._owner_id = owner_id
         self._job_id = job_id
         self._default = default_cap_usd
-        self._waits = 0
 
     def _learn(self) -> None:
         """What the owner spent and holds, less what this job's requests in flight hold."""
@@ -149,19 +148,17 @@ class HeldSpendingCap(SpendingCap):
                 raise self._refuse(estimated)
         with self._lock:
             self._reserved += estimated
-            self._waits = 0
 
-    def could_fit(self, estimated: float) -> bool:
+    def could_fit(self, estimated: float, waited: int = 0) -> bool:
         if super().could_fit(estimated):  # this job's own requests in flight may leave room
             return True
-        if self._waits >= HOLD_WAITS:
+        if waited >= HOLD_WAITS:  # each request's own count: waiters do not share it
             return False
+        # Read now, not at the refusal: another job that let go since leaves room already.
         others = self._store.held(self._owner_id, but=self._job_id)
+        spent = self._store.spend(self._owner_id).spent_usd
         with self._lock:
-            if others <= 0 or self._spent - others + estimated > self.limit_usd:
-                return False
-            self._waits += 1
-            return True
+            return spent - self._reserved - others + estimated <= self.limit_usd
 
     def settle(self, reserved: float, actual: float | None) -> None:
         if reserved > 0 or actual:

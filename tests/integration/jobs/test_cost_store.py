@@ -4,19 +4,27 @@ concurrent requests never lose an increment of."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select, text
 
 from tests.support.records import stored_record
+from tests.unit.test_cost import Fixed
 from textnlp.adapters.db.base import make_sessionmaker
 from textnlp.adapters.db.job_store import JobStore, NewJob
 from textnlp.adapters.db.spending import SpendingStore
 from textnlp.adapters.db.users import UserRepository
-from textnlp.domain import Record
+from textnlp.backends.pricing import CappedBackend, Price, PriceTable
+from textnlp.domain import Completion, GenerationParams, GenerationRequest, Record
 from textnlp.errors import NotFound
+from textnlp.services import spending as spending_service
+from textnlp.services.spending import HeldSpendingCap
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -106,3 +114,85 @@ def test_a_jobs_reservations_count_until_stored_and_die_with_its_attempt(engine:
     assert spending.reserve("carol", 0.3, 1.0, job_id=second) is True
     store.finish(second, "failed", error="its last attempt")
     assert spending.spend("carol").spent_usd == pytest.approx(0.25)
+
+
+#: ``Fixed``'s model at a price that makes its worst case (10 + 20 tokens) $0.30.
+FIXED_PRICES = PriceTable({"m": Price(10.0, 10.0)})
+ONE = GenerationRequest(prompt="x", params=GenerationParams(max_tokens=20))
+
+
+def _held_cap(spending: SpendingStore, owner: str, job_id: str) -> HeldSpendingCap:
+    return HeldSpendingCap(1.0, store=spending, owner_id=owner, job_id=job_id, default_cap_usd=1.0)
+
+
+def test_a_request_cancelled_while_it_reserves_leaves_no_hold(engine: Engine) -> None:
+    """A judge's other criteria and a recipe's spare candidates are cancelled in flight: one
+    cancelled while its thread reserved held $0.30 for ever, and with $0.50 spent of $1.00
+    every later request of the job waited for that hold to settle, for ever."""
+    store = JobStore(engine)
+    owner = f"dave-{uuid.uuid4().hex[:6]}"
+    store.save_records(new_job(store, owner), [record(0, 0.5)])
+    job_id = new_job(store, owner)
+    reserved = threading.Event()
+
+    class Signalling(SpendingStore):
+        def reserve(self, *args: Any, **kwargs: Any) -> bool | None:
+            held = super().reserve(*args, **kwargs)
+            reserved.set()
+            return held
+
+    cap = _held_cap(Signalling(engine), owner, job_id)
+    capped = CappedBackend(Fixed(), cap, FIXED_PRICES)
+
+    async def scenario() -> None:
+        with engine.connect() as blocker:  # holds the owner's lock: the reserve waits in it
+            if engine.dialect.name == "postgresql":
+                blocker.execute(select(func.pg_advisory_xact_lock(func.hashtext(owner))))
+            else:
+                blocker.execute(text("UPDATE users SET id = id WHERE 0"))  # the write lock
+            task = asyncio.create_task(capped.generate_one(ONE))
+            await asyncio.sleep(0.5)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            blocker.rollback()  # the cancelled request's thread now takes its hold
+        assert await asyncio.to_thread(reserved.wait, 20)
+        await asyncio.wait_for(capped.generate_one(ONE), 20)  # before: waited for ever
+
+    asyncio.run(scenario())
+    row = store.get(job_id)
+    assert row is not None and row.reserved_usd == pytest.approx(0.01)  # answered, unstored
+    assert cap.reserved_usd == 0.0
+
+
+def test_each_waiting_request_has_its_own_polls(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another job of the owner holds what four requests need, for six polls in all: each
+    request may wait its own ``HOLD_WAITS`` (3 here) polls, so all four run once it lets go;
+    with one count for the job, three polls of any of them refused all four."""
+    monkeypatch.setattr(spending_service, "HOLD_WAITS", 3)
+    store = JobStore(engine)
+    owner = f"erin-{uuid.uuid4().hex[:6]}"
+    other, job_id = new_job(store, owner), new_job(store, owner)
+
+    class LetsGoAfterSixPolls(SpendingStore):
+        polls = 0
+
+        def held(self, owner_id: str, *, but: str) -> float:
+            self.polls += 1
+            if self.polls == 6:
+                self.settle_job(other, 0.8, 0.0)
+            return super().held(owner_id, but=but)
+
+    spending = LetsGoAfterSixPolls(engine)
+    assert spending.reserve(owner, 0.8, 1.0, job_id=other) is True
+    cap = _held_cap(spending, owner, job_id)
+    cap.poll_s = 0.01
+    capped = CappedBackend(Fixed(), cap, FIXED_PRICES)
+
+    async def four() -> list[Completion]:
+        return list(await asyncio.gather(*(capped.generate_one(ONE) for _ in range(4))))
+
+    assert len(asyncio.run(four())) == 4
+    assert spending.polls >= 6
