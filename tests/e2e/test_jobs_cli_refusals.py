@@ -5,6 +5,7 @@ which need a model that fails, are fault tests: ``tests/faults/test_jobs_cli_fai
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -40,6 +41,18 @@ def test_a_retried_local_submit_with_a_prompt_file_gets_its_job(tmp_path: Path) 
     again = submitted(cli(tmp_path, *args))
     assert again["id"] == first["id"]
     assert len(uploads(tmp_path / "textnlp-home")) == 1  # the retry left no second upload
+
+
+def test_the_webhook_secrets_variable_applies_to_jobs_with_a_webhook(tmp_path: Path) -> None:
+    """``TEXTNLP_WEBHOOK_SECRET`` set in a shell for the jobs that have a webhook: a job without
+    one is submitted (it was refused for a secret without a webhook); the flag alone is said."""
+    (tmp_path / "p.jsonl").write_text(PROMPTS)
+    secret = {"TEXTNLP_WEBHOOK_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    args = ["jobs", "submit", "--prompts-file", "p.jsonl", "--param", "max_tokens=4"]
+    job = submitted(run_cli(tmp_path, *args, env=secret, timeout=120))
+    assert "webhook_secret" not in json.dumps(job)
+    flag = ["--webhook-secret", secret["TEXTNLP_WEBHOOK_SECRET"]]
+    refused(cli(tmp_path, *args, *flag), "--webhook-secret signs the notices to --webhook")
 
 
 def test_a_refused_submit_leaves_no_upload_of_its_own(tmp_path: Path) -> None:

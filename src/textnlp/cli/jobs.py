@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -130,7 +131,8 @@ def submit(
         None,
         "--webhook-secret",
         envvar="TEXTNLP_WEBHOOK_SECRET",
-        help="Sign the webhook's notices with this secret (16 to 256 characters).",
+        help="Sign the webhook's notices with this Standard Webhooks secret (whsec_...); "
+        "the variable applies to jobs with a --webhook only.",
     ),
     idempotency_key: str | None = typer.Option(
         None, "--idempotency-key", help="Retrying with the same key returns the same job."
@@ -157,6 +159,8 @@ def submit(
     _one_source(template, count, prompt, prompts_file)
     if template is not None:
         _catalogue_id(template)
+    if webhook_secret and not webhook and os.environ.get("TEXTNLP_WEBHOOK_SECRET") is None:
+        raise InvalidInput("--webhook-secret signs the notices to --webhook: give both")
     backend = _backend(api, token)
     try:
         body: dict[str, Any] = {
@@ -168,7 +172,8 @@ def submit(
             "seed": seed,
             "format": fmt,
             "webhook_url": webhook,
-            "webhook_secret": webhook_secret,
+            # The variable is for jobs with a webhook; the other jobs need none.
+            "webhook_secret": webhook_secret if webhook else None,
             "prompts": prompt or None,
             "max_cost_usd": max_cost,
             "provider_batch": provider_batch or None,

@@ -103,6 +103,31 @@ class JobParams(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+#: A webhook secret's key, in bytes (Standard Webhooks: 24 to 64).
+WEBHOOK_KEY_BYTES = (24, 64)
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` and the base64 of 24 to 64
+    random bytes), as their verifiers read it; ``ValueError`` for anything else."""
+    import base64
+    import binascii
+
+    low, high = WEBHOOK_KEY_BYTES
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded, validate=True) if secret.startswith("whsec_") else b""
+    except (binascii.Error, ValueError):
+        key = b""
+    if not low <= len(key) <= high:
+        raise ValueError(
+            f"webhook_secret must be 'whsec_' and the base64 of {low} to {high} random bytes "
+            '(Standard Webhooks), e.g. python -c "import base64, secrets; '
+            "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+        )
+    return key
+
+
 class JobSpec(TextBoundary):
     """A batch job: exactly one of ``template`` (+ ``count``), ``prompts`` or ``prompt_file``.
 
@@ -129,9 +154,10 @@ class JobSpec(TextBoundary):
     #: POSTed the finished job; http(s), no credentials, public addresses only (``textnlp.egress``).
     webhook_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH)] | None = None
     #: Signs each notice to ``webhook_url`` (HMAC-SHA256, the Standard Webhooks scheme:
-    #: ``worker.notify``), so that its receiver can tell it from a forged or replayed one.
+    #: ``worker.notify``), so that its receiver can tell it from a forged or replayed one. A
+    #: Standard Webhooks secret (``whsec_`` and base64), what their verifiers take.
     #: Write-only: ``JobService.spec`` never shows it again.
-    webhook_secret: str | None = Field(default=None, min_length=16, max_length=256)
+    webhook_secret: str | None = Field(default=None, max_length=256)
     #: Spending cap of the job in US dollars; the job fails before it would pass it.
     max_cost_usd: float | None = Field(default=None, ge=0)
     #: A recipe job's most candidates (default 4 per record asked): see ``recipes.run``.
@@ -187,6 +213,8 @@ class JobSpec(TextBoundary):
             raise ValueError(f"variables are nested deeper than {MAX_DEPTH} levels")
         if self.webhook_secret is not None and self.webhook_url is None:
             raise ValueError("webhook_secret signs the notices to webhook_url: give both")
+        if self.webhook_secret is not None:
+            webhook_key(self.webhook_secret)  # refuses one that no verifier would take
         return self
 
 

@@ -18,7 +18,8 @@ body must not fill the worker's memory.
 Each try carries the Standard Webhooks headers: ``webhook-id`` (the job's id: the same for
 every try, a receiver deduplicates on it), ``webhook-timestamp`` (Unix seconds of this try)
 and, where the job has a ``webhook_secret``, ``webhook-signature``: ``v1,`` and the base64
-HMAC-SHA256, keyed by the secret's UTF-8 bytes, of ``{id}.{timestamp}.{body}`` (``sign``). A
+HMAC-SHA256, keyed by the secret's base64-decoded bytes after ``whsec_``, of
+``{id}.{timestamp}.{body}`` (``sign``), as the Standard Webhooks libraries verify it. A
 receiver that checks it, and refuses a timestamp minutes old, refuses forged and replayed
 notices.
 """
@@ -42,7 +43,7 @@ from textnlp.config import Settings
 from textnlp.deployment import JOB_RESULTS_PATH
 from textnlp.egress import EgressPolicy, EgressTarget, Resolver
 from textnlp.errors import InvalidInput
-from textnlp.services.job_models import JobView
+from textnlp.services.job_models import JobView, webhook_key
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Notifier:
 def sign(secret: str, message_id: str, timestamp: int, payload: bytes) -> str:
     """The ``webhook-signature`` of a notice: what a receiver computes again to check it."""
     signed = f"{message_id}.{timestamp}.".encode() + payload
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    digest = hmac.new(webhook_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 

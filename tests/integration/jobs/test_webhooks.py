@@ -8,8 +8,6 @@ resolver that answers differently at submit and at send.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
 import socket
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import standardwebhooks
 
 from tests.support.api import Api, start_api_with_models
 from tests.support.job_backends import MODELS_YAML, register
@@ -382,12 +381,12 @@ def test_a_job_cancelled_while_queued_is_told_once(tmp_path: Path, receivers: An
 
 
 def test_a_notice_is_signed_with_the_jobs_secret(tmp_path: Path, receivers: Any) -> None:
-    """The receiver checks the notice as the README says: the HMAC-SHA256 of
-    ``{webhook-id}.{webhook-timestamp}.{body}`` keyed by the secret; the secret is never shown
-    again (the job's spec, as the console prints it)."""
+    """The receiver checks the notice with the Standard Webhooks library (``Webhook.verify``,
+    what their receivers run) and with the README's verifier; the secret is never shown again
+    (the job's spec, as the console prints it)."""
     receiver = receivers.start(Receiver())
     settings = settings_for(tmp_path, allow_private=True)
-    secret = "whsec-" + "k" * 26
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
     spec = JobSpec(
         template="qa-pairs",
         count=2,
@@ -403,12 +402,32 @@ def test_a_notice_is_signed_with_the_jobs_secret(tmp_path: Path, receivers: Any)
     [notice] = receiver.requests
     headers = notice["headers"]
     assert headers["webhook-id"] == view.id
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + notice["raw"]
-    expected = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
-    version, signature = headers["webhook-signature"].split(",", 1)
-    assert version == "v1"
-    assert hmac.compare_digest(base64.b64decode(signature), expected)
-    assert notice["body"]["event"] == "job.succeeded"
+    verified = standardwebhooks.Webhook(secret).verify(notice["raw"], headers)
+    assert verified["event"] == "job.succeeded"
+    assert readme_verify(secret, headers, notice["raw"])
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).verify(
+            notice["raw"], headers
+        )
+
+
+def readme_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The README's verifier, as written there (its code block, run)."""
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    code = readme.split("```python\nimport base64, hashlib, hmac, time\n", 1)[1].split("```")[0]
+    scope: dict[str, Any] = {}
+    exec("import base64, hashlib, hmac, time\n" + code, scope)
+    return bool(scope["verify"](secret, headers, body))
+
+
+@pytest.mark.parametrize(
+    "secret", ["s" * 16, "whsec_" + "k" * 26, "whsec_" + base64.b64encode(b"k" * 8).decode()]
+)
+def test_a_webhook_secret_is_a_standard_webhooks_secret(secret: str) -> None:
+    with pytest.raises(ValueError, match="whsec_"):
+        JobSpec(
+            template="qa-pairs", count=1, webhook_url="https://example.com/h", webhook_secret=secret
+        )
 
 
 def test_a_webhook_secret_needs_a_webhook() -> None:
