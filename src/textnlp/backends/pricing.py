@@ -178,6 +178,13 @@ class SpendingCap:
                 raise self._refuse(estimated)
             self._reserved += estimated
 
+    def hold(self, committed: float) -> None:
+        """Hold ``committed``, spent already whatever the cap says now (a provider batch an
+        earlier attempt submitted runs on and is paid), until ``settle``: never refused, it
+        leaves the room it takes to nothing else."""
+        with self._lock:
+            self._reserved += committed
+
     def settle(self, reserved: float, actual: float | None) -> None:
         with self._lock:
             self._reserved = max(0.0, self._reserved - reserved)

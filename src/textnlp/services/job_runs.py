@@ -104,9 +104,10 @@ class JobRuns:
     def note_error(self, job_id: str, error: str) -> None:
         self._store.note_error(job_id, error)
 
-    def release_reserved(self, job_id: str) -> None:
-        """A run of the job ended: it holds nothing more against its owner's spending cap."""
-        self._store.release_reserved(job_id)
+    def release_reserved(self, job_id: str, *, keep_usd: float = 0.0) -> None:
+        """A run of the job ended: it holds nothing more against its owner's spending cap but
+        ``keep_usd`` (a provider batch it left running)."""
+        self._store.release_reserved(job_id, keep_usd=keep_usd)
 
     # -- checkpoints ------------------------------------------------------------------------
     def save_chunk(self, job_id: str, records: Sequence[Record]) -> int:

@@ -23,8 +23,9 @@ what it generated: concurrent requests, on any replica, never pass the cap toget
 wrapped in its caps (``Budget``), so it stops before it passes one. A job's requests reserve
 their worst case against the owner's cap in the database too (``HeldSpendingCap``: in the job's
 row, until the records they made are stored), so the owner's jobs and direct requests, on any
-worker or replica, never pass it together; a job's attempt holds nothing once it ends, and the
-next attempt releases what a dead worker's held (``JobStore.start``).
+worker or replica, never pass it together; a job's attempt holds nothing once it ends (but a
+provider batch it left running, held again by the next attempt), and the next attempt releases
+what a dead worker's held (``JobStore.start``).
 """
 
 from __future__ import annotations
@@ -148,6 +149,12 @@ class HeldSpendingCap(SpendingCap):
                 raise self._refuse(estimated)
         with self._lock:
             self._reserved += estimated
+
+    def hold(self, committed: float) -> None:
+        if committed <= 0:
+            return
+        self._store.hold_job(self._job_id, committed)
+        super().hold(committed)
 
     def could_fit(self, estimated: float, waited: int = 0) -> bool:
         if super().could_fit(estimated):  # this job's own requests in flight may leave room

@@ -9,10 +9,13 @@ Before the pipeline runs, ``ProviderBatches.answers``
 2. splits them within the provider's limits and submits each part as one provider batch,
    writing a manifest (``generated/batch-jobs/<job>/provider/manifest.json``) after each
    submit, so that a worker taking the job over re-attaches to the batches already running
-   instead of paying for them twice. The manifest records that a part is being submitted
-   (``submitting``, with the time) before the submit too: a worker that died between the
-   provider's acceptance and the manifest leaves a part ``submitting`` without a batch id, and
-   the next worker asks the provider for the batch of that job and part
+   instead of paying for them twice, and holds again the worst case of the parts that have not
+   ended in the job's caps (each part's estimate is in the manifest): the attempt that held
+   it first is over, and the batch runs on (a worker that stops keeps it held in the job's row
+   until then). The manifest records that a part is being submitted (``submitting``, with the
+   time) before the submit too: a worker that died between the provider's acceptance and the
+   manifest leaves a part ``submitting`` without a batch id, and the next worker asks the
+   provider for the batch of that job and part
    (``BatchProvider.find``: the submit tagged it) before it submits the part again;
 3. polls them with backoff (the job stays ``running``; each poll is a heartbeat, so a user's
    cancel is seen and cancels the provider batches, and a shutdown hands the job back with the
@@ -82,6 +85,9 @@ class BatchPart(BaseModel):
     failed: bool = False
     error: str | None = None
     counts: dict[str, int] = {}
+    #: The part's worst case at the batch price, held in the job's caps while it runs (None:
+    #: a manifest written before it was recorded).
+    estimate_usd: float | None = None
 
 
 class BatchManifest(BaseModel):
@@ -152,6 +158,9 @@ class ProviderBatches:
         self.settings = settings
         self.polling = polling or Polling()
         self.provider_factory = provider_factory or self.default_provider
+        #: What a job whose attempt stopped (a shutdown) with its batch running holds still,
+        #: by job id: its worst case, in its row until the next attempt starts and holds it.
+        self.running: dict[str, float] = {}
 
     def default_provider(self, backend: Backend, files: BatchFiles) -> BatchProvider:
         return batch_provider(
@@ -179,6 +188,7 @@ class ProviderBatches:
         files = self.runs.provider_files(job_id)
         provider = self.provider_factory(backend, files)
         held = 0.0  # the worst case of the batch submitted now, held in the caps while it runs
+        self.running.pop(job_id, None)
         try:
             manifest, held = await asyncio.to_thread(
                 self._manifest, files, provider, requests, budget
@@ -192,6 +202,12 @@ class ProviderBatches:
             for cap in budget.caps:
                 await asyncio.to_thread(cap.add, paid)
             return PrefilledBackend(budget.apply(backend), answers)
+        except StopJob as stop:
+            if stop.reason == "shutdown" and held:
+                # Handed back with the batch running: it holds its worst case until the next
+                # attempt takes it over (``running``: the attempt's end keeps that much).
+                self.running[job_id], held = held, 0.0
+            raise
         finally:
             for cap in budget.caps if held else ():
                 await asyncio.to_thread(cap.settle, held, 0.0)
@@ -205,18 +221,25 @@ class ProviderBatches:
         requests: dict[int, GenerationRequest],
         budget: Budget,
     ) -> tuple[BatchManifest, float]:
-        """The job's manifest, and the worst case held in the budget's caps (0: none)."""
+        """The job's manifest, and the worst case held in the budget's caps (0: none).
+
+        A manifest read again (an earlier attempt's worker stopped or died, and that attempt's
+        holdings were released) holds its parts that have not ended again: they are submitted,
+        or are to be, and paid whatever the caps say now, so they are held without a check."""
         raw = files.find(MANIFEST)
         if raw is not None:
-            return BatchManifest.model_validate_json(raw), 0.0
+            manifest = BatchManifest.model_validate_json(raw)
+            return manifest, self._hold_again(provider, manifest, requests, budget)
         parts = provider.split(provider.lines(requests))
-        held = self._hold(provider, parts, budget)
+        estimates = [self._estimate(provider, part) for part in parts]
+        held = self._hold(sum(estimates), budget)
         try:
             manifest = BatchManifest(
                 provider=provider.name,
                 model=provider.spec.id,
                 parts=[
-                    BatchPart(part=n, indices=[x.index for x in p]) for n, p in enumerate(parts)
+                    BatchPart(part=n, indices=[x.index for x in p], estimate_usd=e)
+                    for n, (p, e) in enumerate(zip(parts, estimates, strict=True))
                 ],
             )
             files.put(MANIFEST, manifest.model_dump_json().encode())
@@ -227,23 +250,57 @@ class ProviderBatches:
         return manifest, held
 
     @staticmethod
-    def _hold(provider: BatchProvider, parts: list[list[BatchLine]], budget: Budget) -> float:
-        """Reserve the batch's worst case at the batch price in every cap, before anything is
-        paid for (``QuotaExceeded`` when it would pass one); returns it. Held while the batch
-        runs, so that the owner's other work does not spend the room it may need."""
-        estimate = sum(
+    def _estimate(provider: BatchProvider, lines: Sequence[BatchLine]) -> float:
+        """The most ``lines`` can cost in a provider batch."""
+        return sum(
             provider.prices.batch_estimate(
                 provider.spec,
                 estimate_tokens(line.request.as_text()),
                 line.request.params.max_tokens * line.request.params.n,
             )
-            for part in parts
-            for line in part
+            for line in lines
         )
+
+    @staticmethod
+    def _hold(estimate: float, budget: Budget) -> float:
+        """Reserve the batch's worst case at the batch price in every cap, before anything is
+        paid for (``QuotaExceeded`` when it would pass one); returns it. Held while the batch
+        runs, so that the owner's other work does not spend the room it may need."""
         held: list[SpendingCap] = []
         try:
             for cap in budget.caps:
                 cap.reserve(estimate)
+                held.append(cap)
+        except BaseException:
+            for cap in held:
+                cap.settle(estimate, 0.0)
+            raise
+        return estimate
+
+    def _hold_again(
+        self,
+        provider: BatchProvider,
+        manifest: BatchManifest,
+        requests: dict[int, GenerationRequest],
+        budget: Budget,
+    ) -> float:
+        """Hold the worst case of the manifest's parts that have not ended in every cap (an
+        older manifest's part without its estimate: that of its records not stored yet)."""
+        estimate = 0.0
+        for part in manifest.parts:
+            if part.ended:
+                continue  # its answers are counted as they are collected
+            if part.estimate_usd is None:
+                mine = {i: requests[i] for i in part.indices if i in requests}
+                estimate += self._estimate(provider, provider.lines(mine)) if mine else 0.0
+            else:
+                estimate += part.estimate_usd
+        if estimate <= 0:
+            return 0.0
+        held: list[SpendingCap] = []
+        try:
+            for cap in budget.caps:
+                cap.hold(estimate)
                 held.append(cap)
         except BaseException:
             for cap in held:

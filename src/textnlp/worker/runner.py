@@ -140,8 +140,10 @@ class JobRunner:
             await asyncio.to_thread(self._release_reserved, job_id)
 
     def _release_reserved(self, job_id: str) -> None:
+        # A provider batch handed back running holds its worst case until the next attempt.
+        batch = self.provider_batches.running.pop(job_id, 0.0)
         try:
-            self.runs.release_reserved(job_id)
+            self.runs.release_reserved(job_id, keep_usd=batch)
         except Exception as exc:  # the next attempt, or the job's end, releases it then
             log.warning(
                 "job %s: its spending reservation stays until its next attempt: %s", job_id, exc

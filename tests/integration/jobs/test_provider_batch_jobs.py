@@ -15,6 +15,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -455,3 +456,70 @@ def test_batches_of_one_owner_running_together_never_pass_the_owners_cap(
     assert "spending cap of user" in (refused.error or "") and refused.cost_usd is None
     assert len(WORLD.submitted) == 1
     assert sum(v.cost_usd or 0.0 for v in views) == pytest.approx(10 * batch_cost())
+
+
+def run_until_first_poll(settings: Settings) -> None:
+    """A worker that is stopped (a deploy's SIGTERM) at its job's first poll of the batch."""
+
+    async def go() -> None:
+        async with Platform(settings) as platform:
+            worker = Worker(platform, WorkerOptions(once=True, wait_s=0.2), gpu_sampler=None)
+            worker.runner.provider_batches = ProviderBatches(
+                platform.job_runs,
+                settings,
+                polling=Polling(first_s=0.01, max_s=0.02),
+                provider_factory=lambda b, f: batch_provider(b, f, bedrock_role_arn=ROLE),
+            )
+            WORLD.on_poll = worker.request_stop
+            await worker.run()
+
+    try:
+        asyncio.run(go())
+    finally:
+        WORLD.on_poll = None
+
+
+def test_a_batch_still_running_holds_its_worst_case_across_a_worker_restart(
+    settings: Settings,
+) -> None:
+    """A worker stopped while its job's batch runs (up to 24 hours) hands the job back with
+    the batch's worst case (about $0.25) still held, and the worker that takes it over holds it
+    again: the owner's second batch does not fit their $0.40 cap beside it (the hold was
+    dropped at the stop, and two batches were submitted and paid for $0.50)."""
+    WORLD.polls_before_end = 20
+    capped = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"user_spending_cap_usd": 0.4})}
+    )
+    body = {"prompts": PROMPTS, "model": "gpt-batch", "params": {"max_tokens": 20}}
+    first = submit(capped, **body, seed=1)
+    run_until_first_poll(capped)
+    with job_service(capped) as service:
+        row = service.store.get(first)
+        assert row is not None and row.state == "running" and len(WORLD.submitted) == 1
+        worst = row.reserved_usd
+        assert 0.4 / 2 < worst <= 0.4, worst  # it fits the cap once, not twice
+    second = submit(capped, **body, seed=2)
+    held: list[float] = []
+
+    def first_holds() -> float | None:
+        with job_service(capped) as service:
+            row = service.store.get(first)
+            return row.reserved_usd if row is not None and row.state == "running" else None
+
+    def note_first_holds() -> None:  # polled on the worker's loop: read from a thread
+        with ThreadPoolExecutor(1) as pool:
+            now = pool.submit(first_holds).result()
+        if now is not None:
+            held.append(now)
+
+    WORLD.on_poll = note_first_holds
+    try:
+        run_worker(capped)
+    finally:
+        WORLD.on_poll = None
+    assert held and all(h == pytest.approx(worst) for h in held), held
+    views = {job_id: finished(capped, job_id)[0] for job_id in (first, second)}
+    assert views[first].state == "succeeded", views[first].error
+    assert views[second].state == "failed" and "spending cap" in (views[second].error or "")
+    assert len(WORLD.submitted) == 1
+    assert sum(v.cost_usd or 0.0 for v in views.values()) == pytest.approx(10 * batch_cost())

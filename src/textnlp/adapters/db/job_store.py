@@ -373,12 +373,13 @@ class JobStore:
             kept = int(getattr(result, "rowcount", 0) or 0) == 1
             return kept, replaced if kept else None
 
-    def release_reserved(self, job_id: str) -> None:
-        """An attempt ended: the job holds nothing more against its owner's cap (what it
-        spent is in ``cost_usd``; answers it made and did not store are made again, and
-        counted, by the attempt that stores them)."""
+    def release_reserved(self, job_id: str, *, keep_usd: float = 0.0) -> None:
+        """An attempt ended: the job holds nothing more against its owner's cap but
+        ``keep_usd``, the worst case of a provider batch it left running (what it spent is in
+        ``cost_usd``; answers it made and did not store are made again, and counted, by the
+        attempt that stores them)."""
         with self.sessions.begin() as session:
-            session.execute(update(JobRow).where(JobRow.id == job_id).values(reserved_usd=0.0))
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(reserved_usd=keep_usd))
 
     def worker_stopped(self, job_id: str) -> None:
         """An ended job's worker is gone: its heartbeat no longer stands for a live worker."""

@@ -15,7 +15,9 @@ did not use; a process that dies between the two leaves the worst case counted (
 never an overshoot). A job's request reserves in its job's ``reserved_usd`` and settles there;
 a store of records moves their cost to ``cost_usd``. A job holds nothing once its attempt ends:
 a new attempt (the one after a crashed worker's) starts from 0 and so does every end
-(``JobStore``), so a dead worker's reservation never outlives its job's next delivery.
+(``JobStore``), so a dead worker's reservation never outlives its job's next delivery; but an
+attempt handing back a provider batch still running keeps its worst case (``hold_job``), and
+the next attempt holds it again.
 """
 
 from __future__ import annotations
@@ -148,6 +150,16 @@ class SpendingStore:
                 )
             )
         return float(held or 0.0)
+
+    def hold_job(self, job_id: str, amount_usd: float) -> None:
+        """Hold ``amount_usd`` in the job's ``reserved_usd`` without a check: it is committed
+        already (a provider batch that runs on), and counts against everything after it."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(reserved_usd=JobRow.reserved_usd + amount_usd)
+            )
 
     def settle_job(self, job_id: str, held_usd: float, cost_usd: float) -> None:
         """A job's request that held ``held_usd`` ended having cost ``cost_usd``: the job holds
