@@ -14,7 +14,9 @@ caller reports as the template's or recipe's error). Sizes are checked where mem
 - every filter, wrapped: its value and arguments (a list of a million references to one long
   text is small until a filter writes it out) and what the size-taking ones would make;
 - each ``{{ }}`` written (``finalize``, counted per render, macros and ``{% set %}`` blocks
-  included) and each buffer joined (``concat``).
+  included) and each buffer joined (``concat``);
+- what the operators, methods and filters make, kept or not, summed per render up to
+  ``MAX_RENDER_MADE`` (each made within the bound, kept one inside the next).
 
 A render that recurses without end is a ``SecurityError`` too. Loops that write nothing are not
 bounded in time (``range`` is, per call, by Jinja): a template or recipe is its author's, loaded
@@ -44,6 +46,11 @@ MAX_EXPRESSION_BITS = 1_000_000
 #: Longest text (or list) one render may make or write (a prompt, a variable, a column): far
 #: past any model's context, and past what one request or prompt file's line may hold (1 MiB).
 MAX_RENDER_CHARS = 10_000_000
+#: What one render's operators, methods and filters may make in all, kept or not, in characters
+#: (an item of a list counts as ten, what it takes in memory): a loop that keeps each text or
+#: list it makes (``{% set ns.l = [ns.l] * 1000000 %}``) is within each bound alone.
+MAX_RENDER_MADE = 10 * MAX_RENDER_CHARS
+_ITEM = 10
 
 
 #: A printf field: mapping key, width and precision (``%0999999999d``, ``%*d``), conversion.
@@ -54,6 +61,18 @@ _FIELD_DIGITS = len(str(MAX_EXPRESSION_ITEMS))
 def _refuse_past(size: int, what: str) -> None:
     if size > MAX_RENDER_CHARS:
         raise SecurityError(f"{what} longer than {MAX_RENDER_CHARS:,} characters")
+
+
+def _charge(context: Context, made: Any) -> None:
+    """``made`` (a text or list, or a count of characters) added to what the render made."""
+    if isinstance(made, list | tuple):
+        made = _ITEM * len(made)
+    elif isinstance(made, str | bytes):
+        made = len(made)
+    total = getattr(context, "_bounded_made", 0) + made
+    if total > MAX_RENDER_MADE:
+        raise SecurityError(f"render making more than {MAX_RENDER_MADE:,} characters and items")
+    context._bounded_made = total  # type: ignore[attr-defined]
 
 
 def _size(value: Any) -> int:
@@ -209,22 +228,32 @@ _LISTED_FIRST = frozenset({"join", "sum"})
 
 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` refusing a value or argument, or a result it would make, past the bound."""
-    passes_first = _PassArg.from_obj(func) is not None  # a context, environment...
+    """``func`` refusing a value or argument, or a result it would make, past the bound, and
+    what it makes charged to the render (it takes the render's context to do so, and gives
+    ``func`` the context, evaluation context or environment it asks for)."""
+    passes = _PassArg.from_obj(func)
     predict = _FILTER_SIZES.get(name)
 
-    @functools.wraps(func)
-    def bounded(*args: Any, **kwargs: Any) -> Any:
-        lead, given = (args[:1], list(args[1:])) if passes_first else ((), list(args))
+    def bounded(context: Context, *args: Any, **kwargs: Any) -> Any:
+        given = list(args)
         if given and name in _LISTED_FIRST:
             given[0] = _listed(given[0])
         for value in (*given, *kwargs.values()):
             _refuse_past(_size(value), f"a value given to filter {name!r}")
         if predict is not None:
             _refuse_past(predict(*given, **kwargs), f"the result of filter {name!r}")
-        return func(*lead, *given, **kwargs)
+        if passes is _PassArg.context:
+            given.insert(0, context)
+        elif passes is _PassArg.eval_context:
+            given.insert(0, context.eval_ctx)
+        elif passes is _PassArg.environment:
+            given.insert(0, context.environment)
+        result = func(*given, **kwargs)
+        if isinstance(result, str | bytes | list | tuple):
+            _charge(context, result)
+        return result
 
-    return bounded
+    return pass_context(functools.wraps(func)(bounded))
 
 
 class _BoundedFormatter(SandboxedFormatter):
@@ -255,7 +284,7 @@ class _BoundedCodeGenerator(CodeGenerator):
             func_name = "markup_join"
         else:
             func_name = "str_join"
-        self.write(f"{func_name}(environment.measured_parts((")
+        self.write(f"{func_name}(environment.measured_parts(context, (")
         for arg in node.nodes:
             self.visit(arg, frame)
             self.write(", ")
@@ -270,17 +299,24 @@ class _BoundedSandbox(SandboxedEnvironment):
         if operator_ == "%":
             if isinstance(left, str | bytes):
                 text = left if isinstance(left, str) else left.decode("latin-1")
-                _refuse_past(_printf_size(text, right), "the result of '%'")
+                made = _printf_size(text, right)
+                _refuse_past(made, "the result of '%'")
+                _charge(context, made)
             return operator.mod(left, right)
         if operator_ == "+":
             if all(isinstance(side, str | bytes | list | tuple) for side in (left, right)):
                 _refuse_past(len(left) + len(right), "the result of '+'")
+                made = len(left) + len(right)
+                _charge(context, made if isinstance(left, str | bytes) else _ITEM * made)
             return operator.add(left, right)
         if operator_ == "*":
             for seq, times in ((left, right), (right, left)):
                 sized = isinstance(seq, str | bytes | list | tuple) and isinstance(times, int)
                 if sized and len(seq) * times > MAX_EXPRESSION_ITEMS:
                     raise SecurityError("sequence too long")
+                if sized:
+                    item = 1 if isinstance(seq, str | bytes) else _ITEM
+                    _charge(context, max(0, len(seq) * times * item))
             return operator.mul(left, right)
         if (
             isinstance(left, int)
@@ -299,10 +335,13 @@ class _BoundedSandbox(SandboxedEnvironment):
         if isinstance(owner, str | bytes) and name in _TEXT_METHODS:
             if name == "join" and args:
                 args = (_listed(args[0]), *args[1:])
-            _refuse_past(_text_method_size(owner, name, *args, **kwargs), f"the result of {name}()")
+            made = _text_method_size(owner, name, *args, **kwargs)
+            _refuse_past(made, f"the result of {name}()")
+            _charge(context, made)
         elif isinstance(owner, list) and name == "extend" and args:
             args = (_listed(args[0]), *args[1:])
             _refuse_past(len(owner) + len(args[0]), "the list extend() makes")
+            _charge(context, _ITEM * len(args[0]))
         elif obj is generate_lorem_ipsum:
             given = dict(zip(("n", "html", "min", "max"), args, strict=False)) | kwargs
             n, low, high = (_int(given.get(k, d)) for k, d in (("n", 5), ("min", 20), ("max", 100)))
@@ -334,8 +373,10 @@ class _BoundedSandbox(SandboxedEnvironment):
         return bounded
 
     @staticmethod
-    def measured_parts(parts: tuple[Any, ...]) -> tuple[Any, ...]:
-        _refuse_past(sum(_size(part) for part in parts), "the result of '~'")
+    def measured_parts(context: Context, parts: tuple[Any, ...]) -> tuple[Any, ...]:
+        made = sum(_size(part) for part in parts)
+        _refuse_past(made, "the result of '~'")
+        _charge(context, made)
         return parts
 
 
