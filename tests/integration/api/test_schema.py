@@ -23,7 +23,7 @@ from textnlp.api.errors import error_for, openai_error_for
 from textnlp.auth.service import AuthService
 from textnlp.auth.tokens import TokenService
 from textnlp.config import load_settings
-from textnlp.errors import TextNLPError
+from textnlp.errors import ApiError, TextNLPError
 
 AUTH: dict[str, str] = {}
 SETTINGS_BOUND = {
@@ -99,9 +99,7 @@ def _error_classes() -> list[type[TextNLPError]]:
     found, todo = [], [TextNLPError]
     while todo:
         cls = todo.pop()
-        server = cls.__module__.startswith("textnlp.") and not cls.__module__.startswith(
-            "textnlp.client"
-        )
+        server = cls.__module__.startswith("textnlp.") and not issubclass(cls, ApiError)
         if server:
             found.append(cls)
         todo.extend(cls.__subclasses__())
