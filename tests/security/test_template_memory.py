@@ -77,6 +77,23 @@ BYPASSES = {
     "wordwrap": "{{ ('a ' * 500000)|wordwrap(1, wrapstring='y' * 100000) }}",
     "urlize": "{{ ('a.com ' * 100000)|urlize(target='y' * 100000) }}",
     "translate": "{{ ('a' * 1000000).translate({97: 'y' * 100000}) }}",
+    # A method's or a macro's result kept in a loop: each copy within the bound.
+    "kept upper()": "{% set ns = namespace(l=[]) %}{% set big = 'x' * 1000000 %}"
+    "{% for i in range(3000) %}{% if ns.l.append(big.upper()) %}{% endif %}{% endfor %}",
+    "kept split()": "{% set ns = namespace(l=[]) %}{% set big = 'a ' * 500000 %}"
+    "{% for i in range(3000) %}{% if ns.l.append(big.split()) %}{% endif %}{% endfor %}",
+    "kept macro text": "{% macro m() %}{% for i in range(10) %}{{ 'x' * 990000 }}{% endfor %}"
+    "{% endmacro %}"
+    "{% set ns = namespace(l=[]) %}"
+    "{% for i in range(3000) %}{% if ns.l.append(m()) %}{% endif %}{% endfor %}",
+    # A dict's view prints all it holds.
+    "dict values written": "{% set l = ['x' * 1000000] * 1000000 %}{{ dict(a=l).values() }}",
+    "dict items joined": "{% set l = ['x' * 1000000] * 1000000 %}{{ dict(a=l).items() ~ '' }}",
+}
+#: Large but ordinary: a retrieval prompt's 500 documents joined (511 KB).
+ORDINARY = {
+    "joined documents": "{% set docs = ['d' * 1000] * 500 %}"
+    "{{ docs|join('\\n\\n---- next one ----\\n\\n') }}",
 }
 
 #: Renders each of ``sys.argv[1]`` (a JSON map) as a template's prompt; prints what each did.
@@ -127,6 +144,17 @@ def test_every_way_past_the_memory_bound_is_the_templates_error() -> None:
         )
     }
     assert set(outcomes) == set(BYPASSES) and not wrong, wrong
+
+
+def test_ordinary_large_prompts_render() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(ORDINARY)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {"joined documents": "rendered 510978"}
 
 
 def test_the_cli_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:

@@ -291,7 +291,8 @@ class CappedBackend(WrappedBackend):
 
             def give_back(done: asyncio.Future[None]) -> None:
                 if not done.cancelled() and done.exception() is None:
-                    loop.run_in_executor(None, self.cap.settle, estimated, None)
+                    given = loop.run_in_executor(None, self.cap.settle, estimated, None)
+                    given.add_done_callback(lambda _: self.cap.settled.set())  # wake waiters
 
             reserving.add_done_callback(give_back)
             raise

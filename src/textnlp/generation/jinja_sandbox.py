@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import Callable, ItemsView, Iterable, KeysView, Mapping, Sized, ValuesView
 from typing import Any
 
 import jinja2
@@ -97,8 +97,8 @@ def _size(value: Any) -> int:
             if total <= MAX_RENDER_CHARS:
                 stack.extend(item.keys())
                 stack.extend(item.values())
-        elif isinstance(item, list | tuple | set | frozenset):
-            total += 2 + 2 * len(item)
+        elif isinstance(item, list | tuple | set | frozenset | KeysView | ValuesView | ItemsView):
+            total += 2 + 2 * len(item)  # a dict's view prints all it holds
             if total <= MAX_RENDER_CHARS:
                 stack.extend(item)
         else:
@@ -211,7 +211,11 @@ _FILTER_SIZES: dict[str, Callable[..., int]] = {
         0 if fill_with is None else _int(linecount) * (1 + _size(fill_with))
     ),
     "slice": lambda value, slices, fill_with=None: _int(slices) * (3 + _size(fill_with)),
-    "join": lambda value, d="", attribute=None: _size(value) + _size(value) * _size(d),
+    "join": lambda value, d="", attribute=None: (
+        _size(value) + max(0, len(value) - 1) * _size(d)
+        if isinstance(value, Sized)
+        else _size(value) * (1 + _size(d))
+    ),
     "sum": lambda iterable, attribute=None, start=0: _size(iterable) + _size(start),
     "format": lambda value, *args, **kwargs: _printf_size(str(value), kwargs or args),
     "wordwrap": lambda s, width=79, break_long_words=True, wrapstring=None, **_: (
@@ -346,7 +350,12 @@ class _BoundedSandbox(SandboxedEnvironment):
             given = dict(zip(("n", "html", "min", "max"), args, strict=False)) | kwargs
             n, low, high = (_int(given.get(k, d)) for k, d in (("n", 5), ("min", 20), ("max", 100)))
             _refuse_past(n * max(low, high) * 16, "the text lipsum() makes")
-        return super().call(context, obj, *args, **kwargs)
+        result = super().call(context, obj, *args, **kwargs)
+        # What any call made counts towards the render's whole (``upper()``, ``split()``, a
+        # macro's text: each within the bound, kept one after another in a loop).
+        if isinstance(result, str | bytes | list | tuple):
+            _charge(context, result)
+        return result
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """``str.format`` through a formatter that bounds each field and the text."""
