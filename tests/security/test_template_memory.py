@@ -119,15 +119,21 @@ def _limited() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
 
-def test_every_way_past_the_memory_bound_is_the_templates_error() -> None:
+def _outcomes(texts: dict[str, str]) -> dict[str, str]:
+    """What rendering each of ``texts`` did, in a child under the address-space limit."""
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(BYPASSES)],
+        [sys.executable, "-c", CHILD, json.dumps(texts)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    outcomes = json.loads(done.stdout)
+    outcomes: dict[str, str] = json.loads(done.stdout)
+    return outcomes
+
+
+def test_every_way_past_the_memory_bound_is_the_templates_error() -> None:
+    outcomes = _outcomes(BYPASSES)
     wrong = {
         name: said
         for name, said in outcomes.items()
@@ -147,14 +153,7 @@ def test_every_way_past_the_memory_bound_is_the_templates_error() -> None:
 
 
 def test_ordinary_large_prompts_render() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(ORDINARY)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout) == {"joined documents": "rendered 510978"}
+    assert _outcomes(ORDINARY) == {"joined documents": "rendered 510978"}
 
 
 def test_the_cli_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:

@@ -266,16 +266,7 @@ class ProviderBatches:
         """Reserve the batch's worst case at the batch price in every cap, before anything is
         paid for (``QuotaExceeded`` when it would pass one); returns it. Held while the batch
         runs, so that the owner's other work does not spend the room it may need."""
-        held: list[SpendingCap] = []
-        try:
-            for cap in budget.caps:
-                cap.reserve(estimate)
-                held.append(cap)
-        except BaseException:
-            for cap in held:
-                cap.settle(estimate, 0.0)
-            raise
-        return estimate
+        return _in_every_cap(budget, estimate, lambda cap: cap.reserve(estimate))
 
     def _hold_again(
         self,
@@ -297,16 +288,7 @@ class ProviderBatches:
                 estimate += part.estimate_usd
         if estimate <= 0:
             return 0.0
-        held: list[SpendingCap] = []
-        try:
-            for cap in budget.caps:
-                cap.hold(estimate)
-                held.append(cap)
-        except BaseException:
-            for cap in held:
-                cap.settle(estimate, 0.0)
-            raise
-        return estimate
+        return _in_every_cap(budget, estimate, lambda cap: cap.hold(estimate))
 
     async def _save(self, files: BatchFiles, manifest: BatchManifest) -> None:
         await asyncio.to_thread(files.put, MANIFEST, manifest.model_dump_json().encode())
@@ -460,3 +442,18 @@ class ProviderBatches:
             missing,
         )
         return answers
+
+
+def _in_every_cap(budget: Budget, estimate: float, take: Callable[[SpendingCap], None]) -> float:
+    """``take`` ``estimate`` in every cap of ``budget``, or in none: what the caps before a
+    refusal took is given back. Returns ``estimate``."""
+    held: list[SpendingCap] = []
+    try:
+        for cap in budget.caps:
+            take(cap)
+            held.append(cap)
+    except BaseException:
+        for cap in held:
+            cap.settle(estimate, 0.0)
+        raise
+    return estimate
