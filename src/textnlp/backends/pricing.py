@@ -172,20 +172,23 @@ class SpendingCap:
             if self._exceeds(estimated):
                 raise self._refuse(estimated)
 
-    def reserve(self, estimated: float) -> None:
+    def reserve(self, estimated: float, *, lasting: bool = False) -> None:
+        """Hold ``estimated`` until ``settle``, or refuse it (``QuotaExceeded``) when it would
+        pass the cap. ``lasting``: a provider batch's worst case, which runs on, and is paid,
+        whatever becomes of this run (a cap shared with other processes keeps it held)."""
         with self._lock:
             if self._exceeds(estimated):
                 raise self._refuse(estimated)
             self._reserved += estimated
 
-    def hold(self, committed: float) -> None:
+    def hold(self, committed: float, *, lasting: bool = False) -> None:
         """Hold ``committed``, spent already whatever the cap says now (a provider batch an
         earlier attempt submitted runs on and is paid), until ``settle``: never refused, it
         leaves the room it takes to nothing else."""
         with self._lock:
             self._reserved += committed
 
-    def settle(self, reserved: float, actual: float | None) -> None:
+    def settle(self, reserved: float, actual: float | None, *, lasting: bool = False) -> None:
         with self._lock:
             self._reserved = max(0.0, self._reserved - reserved)
             self._spent += actual or 0.0

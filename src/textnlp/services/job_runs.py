@@ -75,14 +75,15 @@ class JobRuns:
         # Read as a stream: the prompts are held, not the file's bytes beside them.
         return prompt_list_template(list(iter_prompt_file(key, self._storage.open_read(key))))
 
-    def budget(self, row: JobRow) -> Budget:
-        """What a run of the job may spend (``SpendingService.job_budget``)."""
+    def budget(self, row: JobRow, hold_id: str) -> Budget:
+        """What a run of the job may spend (``SpendingService.job_budget``), held in its hold."""
         jobs = self.jobs
         return jobs.spending.job_budget(
             row.id,
             row.spec,
             owner_id=row.owner_id,
             spent_usd=row.cost_usd or 0.0,
+            hold_id=hold_id,
         )
 
     def view(self, row: JobRow) -> JobView:
@@ -104,21 +105,36 @@ class JobRuns:
     def note_error(self, job_id: str, error: str) -> None:
         self._store.note_error(job_id, error)
 
-    def release_reserved(self, job_id: str, *, keep_usd: float = 0.0) -> None:
+    # -- a run's hold on its owner's spending cap (``SpendingService.open_hold``) -------------
+    def open_hold(self, job_id: str) -> str:
+        return self.jobs.spending.open_hold(job_id)
+
+    @property
+    def hold_renewal_s(self) -> float:
+        """How often a run renews its hold: at its worker's heartbeat."""
+        return self.jobs.spending.settings.queue.heartbeat_s
+
+    def renew_hold(self, hold_id: str) -> None:
+        self.jobs.spending.renew_hold(hold_id)
+
+    def release_hold(self, hold_id: str) -> None:
         """A run of the job ended: it holds nothing more against its owner's spending cap but
-        ``keep_usd`` (a provider batch it left running)."""
-        self._store.release_reserved(job_id, keep_usd=keep_usd)
+        a provider batch it left running."""
+        self.jobs.spending.release_hold(hold_id)
 
     # -- checkpoints ------------------------------------------------------------------------
-    def save_chunk(self, job_id: str, records: Sequence[Record]) -> int:
+    def save_chunk(
+        self, job_id: str, records: Sequence[Record], *, hold_id: str | None = None
+    ) -> int:
         """Store finished records (each index once); returns how many were new. Their tokens
-        count in ``TokensGenerated`` (a redelivered chunk's too: the model generated them)."""
+        count in ``TokensGenerated`` (a redelivered chunk's too: the model generated them), and
+        their cost leaves the hold of the run that made them (``hold_id``)."""
         if self._metrics is not None:
             for record in records:
                 if not record.provenance.cached:
                     model = record.provenance.model
                     self._metrics.observe_tokens(model, record.provenance.completion_tokens)
-        return self._store.save_records(job_id, records)
+        return self._store.save_records(job_id, records, hold_id=hold_id)
 
     def heartbeat(self, job_id: str) -> str | None:
         """Note the job is alive; returns its state (a user may have cancelled it)."""

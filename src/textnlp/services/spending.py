@@ -21,11 +21,13 @@ chat template included, + ``max_tokens``) in the owner's recorded spend, atomica
 runs, and ``settle``s after with what it cost, or, cut short (a client gone, an error), with
 what it generated: concurrent requests, on any replica, never pass the cap together. A run is
 wrapped in its caps (``Budget``), so it stops before it passes one. A job's requests reserve
-their worst case against the owner's cap in the database too (``HeldSpendingCap``: in the job's
-row, until the records they made are stored), so the owner's jobs and direct requests, on any
-worker or replica, never pass it together; a job's attempt holds nothing once it ends (but a
-provider batch it left running, held again by the next attempt), and the next attempt releases
-what a dead worker's held (``JobStore.start``).
+their worst case against the owner's cap in the database too (``HeldSpendingCap``: in the run's
+hold, until the records they made are stored), so the owner's jobs and direct requests, on any
+worker or replica, never pass it together. A run's hold is leased (``hold_lease_s``) and renewed
+by its worker while the run goes on: a dead worker's holds stop counting when the lease runs out;
+a run holds nothing once it ends. The worst case of a provider batch is held apart
+(``lasting``), whatever becomes of the run, for ``KEPT_BATCH_S`` or until the job's next run
+holds it again.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ _RESERVE_TRIES = 5
 #: other jobs hold in flight before it is refused: their holdings include what they made and
 #: have not stored yet, which a job waiting itself may never store.
 HOLD_WAITS = 30
+#: A run's hold counts for this many of its worker's heartbeats (``queue.heartbeat_s``) after
+#: the last renewal: a late beat or two on a busy worker does not drop what it holds.
+HOLD_LEASE_BEATS = 6
+#: How long a provider batch's worst case stays held from its submit (or its last hold): the
+#: providers' window (24 hours: OpenAI's, Anthropic's, Bedrock's default), and one more hour
+#: for the job's next run to take it over.
+KEPT_BATCH_S = 25 * 3600.0
 
 if TYPE_CHECKING:  # the store needs SQLAlchemy (the api extra); a CLI run with a cap does not
     from textnlp.adapters.db.spending import SpendingStore
@@ -104,7 +113,7 @@ class Budget:
 
 class HeldSpendingCap(SpendingCap):
     """A job's share of its owner's cap, held in the database: each request reserves its worst
-    case in the job's row (``SpendingStore.reserve``) against everything the owner spent and
+    case in the run's hold (``SpendingStore.reserve``) against everything the owner spent and
     holds, on any worker or replica, and settles there; the job's stores move the cost to the
     job. A request that does not fit waits while the job's own requests in flight may leave
     room, as under any cap, or, for up to ``HOLD_WAITS`` polls, while the owner's other jobs
@@ -119,14 +128,14 @@ class HeldSpendingCap(SpendingCap):
         *,
         store: SpendingStore,
         owner_id: str,
-        job_id: str,
+        hold_id: str,
         default_cap_usd: float | None,
         spent_usd: float = 0.0,
     ) -> None:
         super().__init__(limit_usd, spent_usd=spent_usd, name=f"user {owner_id}")
         self._store = store
         self._owner_id = owner_id
-        self._job_id = job_id
+        self._hold_id = hold_id
         self._default = default_cap_usd
 
     def _learn(self) -> None:
@@ -139,10 +148,16 @@ class HeldSpendingCap(SpendingCap):
         self._learn()
         super().check(estimated)
 
-    def reserve(self, estimated: float) -> None:
+    def reserve(self, estimated: float, *, lasting: bool = False) -> None:
         if estimated <= 0:  # nothing costs nothing: never refused, nothing to hold
             return
-        held = self._store.reserve(self._owner_id, estimated, self._default, job_id=self._job_id)
+        held = self._store.reserve(
+            self._owner_id,
+            estimated,
+            self._default,
+            hold_id=self._hold_id,
+            lasting_s=KEPT_BATCH_S if lasting else None,
+        )
         if held is False:
             self._learn()
             with self._lock:
@@ -150,10 +165,10 @@ class HeldSpendingCap(SpendingCap):
         with self._lock:
             self._reserved += estimated
 
-    def hold(self, committed: float) -> None:
+    def hold(self, committed: float, *, lasting: bool = False) -> None:
         if committed <= 0:
             return
-        self._store.hold_job(self._job_id, committed)
+        self._store.hold(self._hold_id, committed, lasting_s=KEPT_BATCH_S if lasting else None)
         super().hold(committed)
 
     def could_fit(self, estimated: float, waited: int = 0) -> bool:
@@ -162,14 +177,14 @@ class HeldSpendingCap(SpendingCap):
         if waited >= HOLD_WAITS:  # each request's own count: waiters do not share it
             return False
         # Read now, not at the refusal: another job that let go since leaves room already.
-        others = self._store.held(self._owner_id, but=self._job_id)
+        others = self._store.held(self._owner_id, but=self._hold_id)
         spent = self._store.spend(self._owner_id).spent_usd
         with self._lock:
             return spent - self._reserved - others + estimated <= self.limit_usd
 
-    def settle(self, reserved: float, actual: float | None) -> None:
+    def settle(self, reserved: float, actual: float | None, *, lasting: bool = False) -> None:
         if reserved > 0 or actual:
-            self._store.settle_job(self._job_id, reserved, actual or 0.0)
+            self._store.settle(self._hold_id, reserved, actual or 0.0, lasting=lasting)
         super().settle(reserved, actual)
 
 
@@ -282,7 +297,26 @@ class SpendingService:
         spend = self.store.spend(user_id)
         return UserBudget(user_id, self._limit(spend.cap_usd), spend.spent_usd)
 
-    def _user_cap(self, job_id: str, owner_id: str) -> SpendingCap | None:
+    # -- a job's runs' holds -----------------------------------------------------------------
+    @property
+    def hold_lease_s(self) -> float:
+        """How long a run's hold counts after its last renewal (its worker renews it every
+        ``queue.heartbeat_s``)."""
+        return HOLD_LEASE_BEATS * self.settings.queue.heartbeat_s
+
+    def open_hold(self, job_id: str) -> str:
+        """A run of the job starts: its hold's id (``SpendingStore.open_hold``)."""
+        return self.store.open_hold(job_id, self.hold_lease_s)
+
+    def renew_hold(self, hold_id: str) -> None:
+        self.store.renew_hold(hold_id, self.hold_lease_s)
+
+    def release_hold(self, hold_id: str) -> None:
+        """The run ended: it holds nothing more but the worst case of a provider batch it left
+        running (for ``KEPT_BATCH_S``, or until the job's next run holds it again)."""
+        self.store.release_hold(hold_id)
+
+    def _user_cap(self, hold_id: str, owner_id: str) -> SpendingCap | None:
         """The owner's cap as a run of the job spends from it (None: no cap): held in the
         database, shared with the owner's other work. Whatever models the run calls (a
         recipe's columns may name their own): a request to one without a price costs nothing
@@ -295,7 +329,7 @@ class SpendingService:
             limit,
             store=self.store,
             owner_id=owner_id,
-            job_id=job_id,
+            hold_id=hold_id,
             default_cap_usd=self.settings.models.user_spending_cap_usd,
             spent_usd=spend.spent_usd,
         )
@@ -323,16 +357,18 @@ class SpendingService:
         *,
         owner_id: str,
         spent_usd: float,
+        hold_id: str,
     ) -> Budget:
         """The budget of a run of a job: the job's cap (seeded with what it spent already, so
-        a resumed job goes on with what it had left) inside its owner's remaining budget."""
+        a resumed job goes on with what it had left) inside its owner's remaining budget, held
+        in the run's hold (``hold_id``, from ``open_hold``)."""
         caps: list[SpendingCap] = []
         limit = self.job_limit(job_spec)
         if limit is not None:
             caps.append(
                 SpendingCap(limit, spent_usd=spent_usd, name=f"job {job_id} (max_cost_usd)")
             )
-        user_cap = self._user_cap(job_id, owner_id)
+        user_cap = self._user_cap(hold_id, owner_id)
         if user_cap is not None:
             caps.append(user_cap)
         return Budget(self.prices, tuple(caps))

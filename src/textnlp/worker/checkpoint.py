@@ -46,6 +46,9 @@ class Checkpointer:
         self.force = force or asyncio.Event()
         self.cancelled = False
         self.stored = 0
+        #: The run's hold on its owner's spending cap (set by the runner): the records stored
+        #: leave it, their cost now the job's.
+        self.hold_id: str | None = None
         self._buffer: list[Record] = []
 
     def finished(self) -> Iterator[Record]:
@@ -72,7 +75,7 @@ class Checkpointer:
     def flush(self) -> None:
         chunk, self._buffer = self._buffer, []
         if chunk:
-            self.stored += self.runs.save_chunk(self.job_id, chunk)
+            self.stored += self.runs.save_chunk(self.job_id, chunk, hold_id=self.hold_id)
         # One cheap read per chunk: a user's cancel stops the job within a chunk, and so does
         # its delete (no state: the job is gone, its records with it).
         self.cancelled = self.runs.heartbeat(self.job_id) in {"cancelled", None}

@@ -11,12 +11,12 @@ Before the pipeline runs, ``ProviderBatches.answers``
    submit, so that a worker taking the job over re-attaches to the batches already running
    instead of paying for them twice, and holds again the worst case of the parts that have not
    ended in the job's caps (each part's estimate is in the manifest): the attempt that held
-   it first is over, and the batch runs on (a worker that stops keeps it held in the job's row
-   until then). The manifest records that a part is being submitted (``submitting``, with the
-   time) before the submit too: a worker that died between the provider's acceptance and the
-   manifest leaves a part ``submitting`` without a batch id, and the next worker asks the
-   provider for the batch of that job and part
-   (``BatchProvider.find``: the submit tagged it) before it submits the part again;
+   it first is over, and the batch runs on (held apart from the run's own hold, ``lasting``,
+   so that it stays held whatever becomes of the run, until then). The manifest records that
+   a part is being submitted (``submitting``, with the time) before the submit too: a worker
+   that died between the provider's acceptance and the manifest leaves a part ``submitting``
+   without a batch id, and the next worker asks the provider for the batch of that job and
+   part (``BatchProvider.find``: the submit tagged it) before it submits the part again;
 3. polls them with backoff (the job stays ``running``; each poll is a heartbeat, so a user's
    cancel is seen and cancels the provider batches, and a shutdown hands the job back with the
    batches still running for the next worker);
@@ -40,6 +40,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from pydantic import BaseModel
 
@@ -158,9 +159,6 @@ class ProviderBatches:
         self.settings = settings
         self.polling = polling or Polling()
         self.provider_factory = provider_factory or self.default_provider
-        #: What a job whose attempt stopped (a shutdown) with its batch running holds still,
-        #: by job id: its worst case, in its row until the next attempt starts and holds it.
-        self.running: dict[str, float] = {}
 
     def default_provider(self, backend: Backend, files: BatchFiles) -> BatchProvider:
         return batch_provider(
@@ -188,7 +186,6 @@ class ProviderBatches:
         files = self.runs.provider_files(job_id)
         provider = self.provider_factory(backend, files)
         held = 0.0  # the worst case of the batch submitted now, held in the caps while it runs
-        self.running.pop(job_id, None)
         try:
             manifest, held = await asyncio.to_thread(
                 self._manifest, files, provider, requests, budget
@@ -202,15 +199,16 @@ class ProviderBatches:
             for cap in budget.caps:
                 await asyncio.to_thread(cap.add, paid)
             return PrefilledBackend(budget.apply(backend), answers)
-        except StopJob as stop:
-            if stop.reason == "shutdown" and held:
-                # Handed back with the batch running: it holds its worst case until the next
-                # attempt takes it over (``running``: the attempt's end keeps that much).
-                self.running[job_id], held = held, 0.0
+        except BaseException as exc:
+            # Handed back (a stop, an outage) or failed with the batch running on: it stays
+            # held (``lasting``) until the job's next run takes it over or the job ends. A
+            # cancel cancelled the batch.
+            if not (isinstance(exc, StopJob) and exc.reason == "cancelled"):
+                held = 0.0
             raise
         finally:
             for cap in budget.caps if held else ():
-                await asyncio.to_thread(cap.settle, held, 0.0)
+                await asyncio.to_thread(partial(cap.settle, held, 0.0, lasting=True))
             await provider.aclose()
 
     # -- the steps --------------------------------------------------------------------------
@@ -245,7 +243,7 @@ class ProviderBatches:
             files.put(MANIFEST, manifest.model_dump_json().encode())
         except BaseException:
             for cap in budget.caps:
-                cap.settle(held, 0.0)
+                cap.settle(held, 0.0, lasting=True)
             raise
         return manifest, held
 
@@ -266,7 +264,7 @@ class ProviderBatches:
         """Reserve the batch's worst case at the batch price in every cap, before anything is
         paid for (``QuotaExceeded`` when it would pass one); returns it. Held while the batch
         runs, so that the owner's other work does not spend the room it may need."""
-        return _in_every_cap(budget, estimate, lambda cap: cap.reserve(estimate))
+        return _in_every_cap(budget, estimate, lambda cap: cap.reserve(estimate, lasting=True))
 
     def _hold_again(
         self,
@@ -288,7 +286,7 @@ class ProviderBatches:
                 estimate += part.estimate_usd
         if estimate <= 0:
             return 0.0
-        return _in_every_cap(budget, estimate, lambda cap: cap.hold(estimate))
+        return _in_every_cap(budget, estimate, lambda cap: cap.hold(estimate, lasting=True))
 
     async def _save(self, files: BatchFiles, manifest: BatchManifest) -> None:
         await asyncio.to_thread(files.put, MANIFEST, manifest.model_dump_json().encode())
@@ -445,8 +443,8 @@ class ProviderBatches:
 
 
 def _in_every_cap(budget: Budget, estimate: float, take: Callable[[SpendingCap], None]) -> float:
-    """``take`` ``estimate`` in every cap of ``budget``, or in none: what the caps before a
-    refusal took is given back. Returns ``estimate``."""
+    """``take`` a batch's worst case ``estimate`` in every cap of ``budget``, or in none: what
+    the caps before a refusal took is given back. Returns ``estimate``."""
     held: list[SpendingCap] = []
     try:
         for cap in budget.caps:
@@ -454,6 +452,6 @@ def _in_every_cap(budget: Budget, estimate: float, take: Callable[[SpendingCap],
             held.append(cap)
     except BaseException:
         for cap in held:
-            cap.settle(estimate, 0.0)
+            cap.settle(estimate, 0.0, lasting=True)
         raise
     return estimate

@@ -11,10 +11,11 @@ the finished indices, and the final file is written once, from the store.
 
 Spending caps: the model runs under the job's cap (seeded with the cost of the records already
 stored, so a resumed job continues with what it had left) and under its owner's cap, whose
-reservations are held in the database beside the owner's other work (``HeldSpendingCap``) and
-released when the run ends. A cap that would be passed stops the pipeline: the records in
-flight finish, the last chunk is stored, and the ``QuotaExceeded`` reaches the consumer, which
-fails the job.
+reservations are held in the database beside the owner's other work (``HeldSpendingCap``), in
+the run's own hold: renewed at each heartbeat while the run goes on (a worker that dies stops
+renewing it, and it stops counting when its lease runs out) and released when the run ends.
+A cap that would be passed stops the pipeline: the records in flight finish, the last chunk
+is stored, and the ``QuotaExceeded`` reaches the consumer, which fails the job.
 
 Shutdown (SIGTERM): the run ends at the next record to finish, with every finished record
 stored (``Checkpointer``); a run in which none finishes within ``STOP_GRACE_S``, or a second
@@ -99,8 +100,11 @@ class JobRunner:
             json_retries=settings.generation.json_retries,
             max_candidates=spec.max_candidates,
         )
-        budget = runs.budget(row)
+        hold_id = await asyncio.to_thread(runs.open_hold, job_id)
+        checkpointer.hold_id = hold_id  # a store moves its records' cost out of the hold
+        renewing = asyncio.create_task(self._keep_held(job_id, hold_id))
         try:
+            budget = runs.budget(row, hold_id)
             pool = self.generation.pool
             model = await self.generation.run_backend(spec.model or settings.default_model, source)
             # The owner's answers only: a job must not be answered from another user's records.
@@ -137,17 +141,25 @@ class JobRunner:
             return await asyncio.to_thread(self.publish_stored, job_id)
         finally:
             # The run is over: nothing it holds against its owner's cap is in flight any more.
-            await asyncio.to_thread(self._release_reserved, job_id)
+            renewing.cancel()
+            await asyncio.to_thread(self._release_hold, job_id, hold_id)
 
-    def _release_reserved(self, job_id: str) -> None:
-        # A provider batch handed back running holds its worst case until the next attempt.
-        batch = self.provider_batches.running.pop(job_id, 0.0)
+    async def _keep_held(self, job_id: str, hold_id: str) -> None:
+        """Renew the run's hold at each heartbeat while the run goes on (cancelled at its end).
+        A renewal that fails is tried again at the next beat: the lease outlasts several."""
+        while True:
+            await asyncio.sleep(self.runs.hold_renewal_s)
+            try:
+                await asyncio.to_thread(self.runs.renew_hold, hold_id)
+            except Exception as exc:
+                log.warning("job %s: could not renew its spending hold: %s", job_id, exc)
+
+    def _release_hold(self, job_id: str, hold_id: str) -> None:
+        # A provider batch handed back running stays held (``SpendingStore.release_hold``).
         try:
-            self.runs.release_reserved(job_id, keep_usd=batch)
-        except Exception as exc:  # the next attempt, or the job's end, releases it then
-            log.warning(
-                "job %s: its spending reservation stays until its next attempt: %s", job_id, exc
-            )
+            self.runs.release_hold(hold_id)
+        except Exception as exc:  # it stops counting when its lease runs out
+            log.warning("job %s: its spending hold stays until its lease ends: %s", job_id, exc)
 
     def publish_stored(self, job_id: str, *, partial: bool = False) -> str:
         """The final file from the store (every index once, in order), uploaded in parts;

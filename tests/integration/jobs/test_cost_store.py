@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
+from tests.support.holds import held_by
 from tests.support.records import stored_record
 from tests.unit.test_cost import Fixed
 from textnlp.adapters.db.base import make_sessionmaker
@@ -92,28 +94,90 @@ def test_user_spend_is_direct_generations_plus_jobs(engine: Engine) -> None:
     assert spending.spend("local").spent_usd == 0.0
 
 
-def test_a_jobs_reservations_count_until_stored_and_die_with_its_attempt(engine: Engine) -> None:
-    """A job's requests hold their worst case in its row against the owner's cap, beside every
-    other job's: past the cap one is refused; settled, a request holds its cost until its
-    record is stored (then it is the job's cost). A worker that dies holding some leaves them
-    to the job's next attempt, which starts from nothing held, and an ended job holds nothing."""
+def test_a_runs_reservations_count_until_stored_and_die_with_it(engine: Engine) -> None:
+    """A job's requests hold their worst case in their run's hold against the owner's cap,
+    beside every other job's: past the cap one is refused; settled, a request holds its cost
+    until its record is stored (then it is the job's cost). A run's end releases its hold,
+    and an ended job holds nothing."""
     store, spending = JobStore(engine), SpendingStore(engine)
     first, second = new_job(store, "carol"), new_job(store, "carol")
-    assert spending.reserve("carol", 0.6, 1.0, job_id=first) is True
-    assert spending.reserve("carol", 0.5, 1.0, job_id=second) is False  # $1.10 > $1.00
-    assert spending.reserve("carol", 0.4, 1.0, job_id=second) is True
+    one, two = spending.open_hold(first, 60), spending.open_hold(second, 60)
+    assert spending.reserve("carol", 0.6, 1.0, hold_id=one) is True
+    assert spending.reserve("carol", 0.5, 1.0, hold_id=two) is False  # $1.10 > $1.00
+    assert spending.reserve("carol", 0.4, 1.0, hold_id=two) is True
     assert spending.spend("carol").spent_usd == pytest.approx(1.0)
-    spending.settle_job(first, 0.6, 0.25)  # answered for $0.25, not stored yet
+    spending.settle(one, 0.6, 0.25)  # answered for $0.25, not stored yet
     assert spending.spend("carol").spent_usd == pytest.approx(0.65)
-    store.save_records(first, [record(0, 0.25)])
-    assert store.get(first).reserved_usd == pytest.approx(0.0)  # type: ignore[union-attr]
+    store.save_records(first, [record(0, 0.25)], hold_id=one)
+    assert held_by(store, first) == pytest.approx(0.0)
     assert spending.spend("carol").spent_usd == pytest.approx(0.65)  # now the job's cost
-    # The second job's worker dies holding $0.40: its next attempt releases it.
-    store.start(second, "another-worker")
+    spending.release_hold(two)  # the second job's run ended (its requests settled or not)
     assert spending.spend("carol").spent_usd == pytest.approx(0.25)
-    assert spending.reserve("carol", 0.3, 1.0, job_id=second) is True
+    again = spending.open_hold(second, 60)
+    assert spending.reserve("carol", 0.3, 1.0, hold_id=again) is True
     store.finish(second, "failed", error="its last attempt")
     assert spending.spend("carol").spent_usd == pytest.approx(0.25)
+
+
+def test_a_dead_workers_hold_stops_counting_when_its_lease_runs_out(engine: Engine) -> None:
+    """A worker killed mid-run (SIGKILL, a lost host) leaves its hold: it counted until the
+    job's message came back, an hour in production, and refused the owner's other requests
+    meanwhile. It counts while its lease lasts (renewed by a live worker), not after."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"fay-{uuid.uuid4().hex[:6]}"
+    dead, other = new_job(store, owner), new_job(store, owner)
+    held = spending.open_hold(dead, 0.5)
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=held) is True
+    alive = spending.open_hold(other, 60)
+    assert spending.reserve(owner, 0.5, 1.0, hold_id=alive) is False  # held: no room
+    spending.renew_hold(held, 0.5)  # a live worker renews it at its heartbeat
+    assert spending.reserve(owner, 0.5, 1.0, hold_id=alive) is False
+    time.sleep(0.6)  # the worker died: no renewal
+    assert spending.spend(owner).spent_usd == pytest.approx(0.0)
+    assert spending.reserve(owner, 0.5, 1.0, hold_id=alive) is True
+
+
+def test_two_runs_of_one_job_keep_their_own_holds(engine: Engine) -> None:
+    """A duplicate delivery runs a job twice at once: the second run's start erased what the
+    first held (one figure per job), and either's end erased the other's; each holds its own."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"gus-{uuid.uuid4().hex[:6]}"
+    job_id = new_job(store, owner)
+    first = spending.open_hold(job_id, 60)
+    assert spending.reserve(owner, 0.5, 1.0, hold_id=first) is True
+    second = spending.open_hold(job_id, 60)  # the duplicate's run starts
+    assert spending.spend(owner).spent_usd == pytest.approx(0.5)
+    assert spending.reserve(owner, 0.4, 1.0, hold_id=second) is True
+    assert spending.reserve(owner, 0.2, 1.0, hold_id=second) is False  # $1.10 > $1.00
+    spending.release_hold(second)
+    assert spending.spend(owner).spent_usd == pytest.approx(0.5)  # the first still holds
+
+
+def test_a_provider_batch_stays_held_until_the_next_run_takes_it_over(engine: Engine) -> None:
+    """A provider batch runs on, and is paid, whatever becomes of the run that submitted it: its
+    worst case outlives the run's end and its lease (a worker that died); the job's next run
+    holds it again instead, and the job's end drops it."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"hal-{uuid.uuid4().hex[:6]}"
+    job_id = new_job(store, owner)
+    run = spending.open_hold(job_id, 0.2)
+    assert spending.reserve(owner, 0.3, 1.0, hold_id=run, lasting_s=3600) is True
+    assert spending.reserve(owner, 0.1, 1.0, hold_id=run) is True  # a request in flight
+    time.sleep(0.3)  # the worker died: its lease ran out, not the batch
+    assert spending.spend(owner).spent_usd == pytest.approx(0.3)
+    again = spending.open_hold(job_id, 60)
+    assert spending.spend(owner).spent_usd == pytest.approx(0.0)
+    spending.hold(again, 0.3, lasting_s=3600)
+    spending.release_hold(again)  # this run is stopped, the batch running
+    spending.renew_hold(again, 60)  # a renewal in flight at its end changes nothing
+    assert spending.spend(owner).spent_usd == pytest.approx(0.3)
+    third = spending.open_hold(job_id, 60)
+    spending.hold(third, 0.3, lasting_s=3600)
+    assert spending.spend(owner).spent_usd == pytest.approx(0.3)
+    spending.settle(third, 0.3, 0.25, lasting=True)  # its answers, paid, held until stored
+    assert spending.spend(owner).spent_usd == pytest.approx(0.25)
+    store.finish(job_id, "succeeded")
+    assert spending.spend(owner).spent_usd == pytest.approx(0.0)
 
 
 #: ``Fixed``'s model at a price that makes its worst case (10 + 20 tokens) $0.30.
@@ -122,7 +186,10 @@ ONE = GenerationRequest(prompt="x", params=GenerationParams(max_tokens=20))
 
 
 def _held_cap(spending: SpendingStore, owner: str, job_id: str) -> HeldSpendingCap:
-    return HeldSpendingCap(1.0, store=spending, owner_id=owner, job_id=job_id, default_cap_usd=1.0)
+    hold_id = spending.open_hold(job_id, 60)
+    return HeldSpendingCap(
+        1.0, store=spending, owner_id=owner, hold_id=hold_id, default_cap_usd=1.0
+    )
 
 
 def test_a_request_cancelled_while_it_reserves_leaves_no_hold(engine: Engine) -> None:
@@ -160,8 +227,7 @@ def test_a_request_cancelled_while_it_reserves_leaves_no_hold(engine: Engine) ->
         await asyncio.wait_for(capped.generate_one(ONE), 20)  # before: waited for ever
 
     asyncio.run(scenario())
-    row = store.get(job_id)
-    assert row is not None and row.reserved_usd == pytest.approx(0.01)  # answered, unstored
+    assert held_by(store, job_id) == pytest.approx(0.01)  # answered, unstored
     assert cap.reserved_usd == 0.0
 
 
@@ -182,11 +248,12 @@ def test_each_waiting_request_has_its_own_polls(
         def held(self, owner_id: str, *, but: str) -> float:
             self.polls += 1
             if self.polls == 6:
-                self.settle_job(other, 0.8, 0.0)
+                self.settle(other_hold, 0.8, 0.0)
             return super().held(owner_id, but=but)
 
     spending = LetsGoAfterSixPolls(engine)
-    assert spending.reserve(owner, 0.8, 1.0, job_id=other) is True
+    other_hold = spending.open_hold(other, 60)
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=other_hold) is True
     cap = _held_cap(spending, owner, job_id)
     cap.poll_s = 0.01
     capped = CappedBackend(Fixed(), cap, FIXED_PRICES)

@@ -24,6 +24,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.support.holds import held_by
 from tests.support.platform import job_service
 from tests.support.provider_batches import (
     MODELS_YAML,
@@ -39,9 +40,10 @@ from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
 from textnlp.bootstrap import Platform
 from textnlp.cli.jobs_client import LOCAL_OWNER
 from textnlp.config import Settings, load_settings
-from textnlp.errors import InvalidParameter
+from textnlp.errors import InvalidParameter, ServiceUnavailable
 from textnlp.services.job_models import JobSpec, JobView
 from textnlp.worker import Worker, WorkerOptions
+from textnlp.worker.outages import Patience
 from textnlp.worker.provider_batch import Polling, ProviderBatches
 
 ROLE = "arn:aws:iam::123456789012:role/textnlp-bedrock-batch"
@@ -496,7 +498,7 @@ def test_a_batch_still_running_holds_its_worst_case_across_a_worker_restart(
     with job_service(capped) as service:
         row = service.store.get(first)
         assert row is not None and row.state == "running" and len(WORLD.submitted) == 1
-        worst = row.reserved_usd
+        worst = held_by(service.store, first)
         assert 0.4 / 2 < worst <= 0.4, worst  # it fits the cap once, not twice
     second = submit(capped, **body, seed=2)
     held: list[float] = []
@@ -504,7 +506,8 @@ def test_a_batch_still_running_holds_its_worst_case_across_a_worker_restart(
     def first_holds() -> float | None:
         with job_service(capped) as service:
             row = service.store.get(first)
-            return row.reserved_usd if row is not None and row.state == "running" else None
+            running = row is not None and row.state == "running"
+            return held_by(service.store, first) if running else None
 
     def note_first_holds() -> None:  # polled on the worker's loop: read from a thread
         with ThreadPoolExecutor(1) as pool:
@@ -523,3 +526,70 @@ def test_a_batch_still_running_holds_its_worst_case_across_a_worker_restart(
     assert views[second].state == "failed" and "spending cap" in (views[second].error or "")
     assert len(WORLD.submitted) == 1
     assert sum(v.cost_usd or 0.0 for v in views.values()) == pytest.approx(10 * batch_cost())
+
+
+def test_a_batch_still_running_stays_held_while_its_worker_waits_out_an_outage(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away at a poll of the job's batch: the worker waits it out, then runs
+    the job again from its manifest. Only a stop kept the batch's worst case held, so while the
+    worker waited the batch (paid whatever the cap says) held nothing, and the owner's other
+    work could spend the room it will be paid from."""
+    WORLD.polls_before_end = 3
+    capped = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"user_spending_cap_usd": 0.4})}
+    )
+    body = {"prompts": PROMPTS, "model": "gpt-batch", "params": {"max_tokens": 20}}
+    job_id = submit(capped, **body, seed=1)
+    held_while_waiting: list[float] = []
+
+    def held() -> float:
+        with job_service(capped) as service:
+            return held_by(service.store, job_id)
+
+    waiting = Patience._waiting
+
+    def note_held(self: Patience, what: str, state: Any) -> None:  # on the worker's loop
+        with ThreadPoolExecutor(1) as pool:
+            held_while_waiting.append(pool.submit(held).result())
+        waiting(self, what, state)
+
+    monkeypatch.setattr(Patience, "_waiting", note_held)
+    outage = {"next": False}
+
+    def at_poll() -> None:
+        outage["next"] = len(WORLD.submitted) == 1 and not held_while_waiting
+
+    async def go() -> None:
+        async with Platform(capped) as platform:
+            runs = platform.job_runs
+            beat = runs.heartbeat
+
+            def heartbeat(job: str) -> str | None:
+                if outage["next"]:
+                    outage["next"] = False
+                    raise ServiceUnavailable("the database cannot be reached")
+                return beat(job)
+
+            monkeypatch.setattr(runs, "heartbeat", heartbeat)
+            worker = Worker(platform, WorkerOptions(once=True, wait_s=0.2), gpu_sampler=None)
+            worker.patience = Patience(worker.stop, first_s=0.05, longest_s=0.1)
+            worker.runner.provider_batches = ProviderBatches(
+                runs,
+                capped,
+                polling=Polling(first_s=0.01, max_s=0.02),
+                provider_factory=lambda b, f: batch_provider(b, f, bedrock_role_arn=ROLE),
+            )
+            WORLD.on_poll = at_poll
+            await worker.run()
+
+    try:
+        asyncio.run(go())
+    finally:
+        WORLD.on_poll = None
+    assert len(held_while_waiting) == 1
+    assert 0.4 / 2 < held_while_waiting[0] <= 0.4, held_while_waiting  # before: 0.0
+    view, records = finished(capped, job_id)
+    assert view.state == "succeeded", view.error
+    assert len(records) == 10 and len(WORLD.submitted) == 1
+    assert held() == 0.0

@@ -49,12 +49,14 @@ class FlakyStore(JobStore):
         self.gone = threading.Event()
         self.refused = 0
 
-    def save_records(self, job_id: str, records: Sequence[Record]) -> int:
+    def save_records(
+        self, job_id: str, records: Sequence[Record], *, hold_id: str | None = None
+    ) -> int:
         if self.gone.is_set() or self.outages > 0:
             self.outages -= 1
             self.refused += 1
             raise down()
-        return super().save_records(job_id, records)
+        return super().save_records(job_id, records, hold_id=hold_id)
 
 
 class FlakyQueue:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from textnlp.adapters.db.jobs import (
     IdempotencyKeyRow,
+    JobHoldRow,
     JobRecordRow,
     JobRow,
     OutboxRow,
@@ -268,15 +269,15 @@ class JobStore:
     # -- state changes ---------------------------------------------------------------------
     def start(self, job_id: str, worker: str) -> JobRow | None:
         """queued/running -> running (a new attempt); None when the job is finished or gone.
-        Whatever an earlier attempt held against the owner's cap is released: that attempt
-        is over (its worker died, or let the job go)."""
+        An ended job's runs hold nothing against its owner's cap any more (a cancelled one's
+        worker may have left a provider batch's worst case kept)."""
         now = utcnow()
         with self.sessions.begin() as session:
             row = session.get(JobRow, job_id, with_for_update=self._postgres)
             if row is None:
                 return row
-            row.reserved_usd = 0.0
             if row.state in TERMINAL_STATES:
+                session.execute(delete(JobHoldRow).where(JobHoldRow.job_id == job_id))
                 return row
             row.state = "running"
             row.attempts += 1
@@ -333,10 +334,8 @@ class JobStore:
     ) -> bool:
         """Move a live job to a terminal state; False when it was not live any more. An ended
         job holds nothing against its owner's cap, except a cancelled one, whose worker may
-        still be settling its requests in flight (its attempt's end releases the rest)."""
+        still be settling its requests in flight (its run's end releases the rest)."""
         values: dict[str, Any] = {"state": state, "finished_at": utcnow()}
-        if state != "cancelled":
-            values["reserved_usd"] = 0.0
         if error is not None:
             values["error"] = error[:4000]
         if result_key is not None:
@@ -349,7 +348,10 @@ class JobStore:
                 .where(JobRow.id == job_id, JobRow.state.in_(list(only_from)))
                 .values(**values)
             )
-            return int(getattr(result, "rowcount", 0) or 0) == 1
+            ended = int(getattr(result, "rowcount", 0) or 0) == 1
+            if ended and state != "cancelled":
+                session.execute(delete(JobHoldRow).where(JobHoldRow.job_id == job_id))
+            return ended
 
     def keep_partial_result(
         self, job_id: str, result_key: str, *, beat: datetime | None
@@ -372,14 +374,6 @@ class JobStore:
             )
             kept = int(getattr(result, "rowcount", 0) or 0) == 1
             return kept, replaced if kept else None
-
-    def release_reserved(self, job_id: str, *, keep_usd: float = 0.0) -> None:
-        """An attempt ended: the job holds nothing more against its owner's cap but
-        ``keep_usd``, the worst case of a provider batch it left running (what it spent is in
-        ``cost_usd``; answers it made and did not store are made again, and counted, by the
-        attempt that stores them)."""
-        with self.sessions.begin() as session:
-            session.execute(update(JobRow).where(JobRow.id == job_id).values(reserved_usd=keep_usd))
 
     def worker_stopped(self, job_id: str) -> None:
         """An ended job's worker is gone: its heartbeat no longer stands for a live worker."""
@@ -421,12 +415,15 @@ class JobStore:
             return True
 
     # -- records (the checkpoint) ----------------------------------------------------------
-    def save_records(self, job_id: str, records: Sequence[Record]) -> int:
+    def save_records(
+        self, job_id: str, records: Sequence[Record], *, hold_id: str | None = None
+    ) -> int:
         """Insert records by (job id, index), ignoring ones already stored; returns new ones.
 
         In the same transaction the job's ``done`` and ``cost_usd`` grow by the records this
         call inserted (``RETURNING`` names them), so a record stored twice by racing or
-        resumed workers is counted once, and the cost is exact after any crash.
+        resumed workers is counted once, and the cost is exact after any crash; their cost
+        leaves the hold of the run that made them (``hold_id``), which held it until now.
         """
         if not records:
             return 0
@@ -468,10 +465,15 @@ class JobStore:
             ]
             if costs:
                 values["cost_usd"] = func.coalesce(JobRow.cost_usd, 0.0) + sum(costs)
-                # Stored, their cost is no longer held (``SpendingStore.settle_job`` held it).
-                held = JobRow.reserved_usd - sum(costs)
-                values["reserved_usd"] = case((held > 0.0, held), else_=0.0)
             session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
+            if costs and hold_id is not None:
+                # Stored, their cost is no longer held (``SpendingStore.settle`` held it).
+                held = JobHoldRow.amount_usd - sum(costs)
+                session.execute(
+                    update(JobHoldRow)
+                    .where(JobHoldRow.id == hold_id)
+                    .values(amount_usd=case((held > 0.0, held), else_=0.0))
+                )
             return added
 
     def _holds_job(self, session: Session, job_id: str) -> bool:
@@ -600,7 +602,7 @@ class JobStore:
         ids = [row.id for row in rows]
         if not ids:
             return
-        for child in (JobRecordRow, OutboxRow, IdempotencyKeyRow):
+        for child in (JobRecordRow, OutboxRow, IdempotencyKeyRow, JobHoldRow):
             session.execute(
                 delete(child)
                 .where(child.job_id.in_(ids))

@@ -1,6 +1,6 @@
 """Tables of batch jobs: jobs, their records (the checkpoint), the outbox, queue messages and
 idempotency keys. Alembic revision ``0003_jobs`` creates them; ``0004_job_cost`` adds the
-jobs' cost, ``0012_job_spend_reserved`` what a running job holds against its owner's cap.
+jobs' cost, ``0013_job_holds`` what a job's runs hold against its owner's cap.
 
 Records are keyed by (job id, record index) and inserted with ``ON CONFLICT DO NOTHING``: a
 record is a pure function of (job seed, index), so whichever worker stores it first wins and a
@@ -59,11 +59,33 @@ class JobRow(Base):
     #: Estimated cost in US dollars of the stored records (None while none had a price); it
     #: grows in the transaction that stores each chunk, by the records that chunk added.
     cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
-    #: What the running attempt holds against its owner's spending cap (migration 0011): the
-    #: worst case of its priced requests in flight, and the cost of those answered but not yet
-    #: stored (a store moves it to ``cost_usd``). Each attempt starts from 0 and the job's end
-    #: clears it, so a dead worker's holding dies with its attempt (``SpendingStore``).
-    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class JobHoldRow(Base):
+    """What one run of a job holds against its owner's spending cap (migration 0013): the worst
+    case of its priced requests in flight and the cost of those answered but not yet stored
+    (a store moves it to the job's ``cost_usd``), under a lease its worker renews while the run
+    goes on. A worker that dies stops renewing, and its hold stops counting when the lease runs
+    out, whether or not the job is picked up again; two runs of one job (a duplicate delivery)
+    never erase each other's. The worst case of a provider batch the run submitted or took over
+    is held apart (``batch_usd``), for as long as the provider may run it: the batch runs on,
+    and is paid, whatever becomes of the run, until the job's next run holds it again
+    (``adapters.db.spending``)."""
+
+    __tablename__ = "job_holds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    #: The job's owner: their spend sums their holds without reading the jobs.
+    owner_id: Mapped[str] = mapped_column(String(64), index=True)
+    amount_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    #: The lease: ``amount_usd`` counts until then.
+    held_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    batch_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    #: ``batch_usd`` counts until then (None: no batch held).
+    batch_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class JobRecordRow(Base):

@@ -34,7 +34,12 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 #: Columns no table declares any more, kept by the migrations for the previous release's code
 #: (expand first, contract a release later): (table, column). A later migration drops them.
-LEGACY_COLUMNS = frozenset({("users", "sessions_after")})  # before 0007_user_session_epoch
+LEGACY_COLUMNS = frozenset(
+    {
+        ("users", "sessions_after"),  # before 0007_user_session_epoch
+        ("jobs", "reserved_usd"),  # before 0013_job_holds
+    }
+)
 
 
 def _config(url: str, database: DatabaseSettings | None = None) -> Any:

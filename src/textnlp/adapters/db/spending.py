@@ -3,32 +3,34 @@
 A user's spend is the cost of their direct generations (``users.spent_usd``, a counter grown by
 one atomic ``UPDATE ... SET spent_usd = spent_usd + :cost``, so concurrent requests never lose
 an increment) plus the cost of their jobs (``jobs.cost_usd``, grown with each checkpoint) plus
-what their running jobs hold (``jobs.reserved_usd``: the worst case of requests in flight and
-the cost of answers not yet stored). Reading it is two indexed lookups; nothing is cached, so
-every process sees the same figure.
+what their jobs' runs hold (``job_holds``: the worst case of requests in flight and the cost of
+answers not yet stored). Reading it is three indexed lookups; nothing is cached, so every
+process sees the same figure.
 
 A reservation takes a lock of the owner (PostgreSQL: an advisory lock; SQLite's write lock),
 reads their spend and, when the amount still fits their cap, adds it, in one transaction: two
 reservations of one owner, from any replica or worker, direct or a job's, never both take the
 last of a budget. A direct request reserves in ``spent_usd`` and settles by taking back what it
 did not use; a process that dies between the two leaves the worst case counted (an overcharge,
-never an overshoot). A job's request reserves in its job's ``reserved_usd`` and settles there;
-a store of records moves their cost to ``cost_usd``. A job holds nothing once its attempt ends:
-a new attempt (the one after a crashed worker's) starts from 0 and so does every end
-(``JobStore``), so a dead worker's reservation never outlives its job's next delivery; but an
-attempt handing back a provider batch still running keeps its worst case (``hold_job``), and
-the next attempt holds it again.
+never an overshoot). A job's request reserves in its run's hold and settles there; a store of
+records moves their cost to the job's ``cost_usd``. A run's hold counts while its lease lasts:
+its worker renews it while the run goes on and drops it when the run ends, so a worker that
+dies holds nothing back once the lease runs out. The worst case of a provider batch is held
+apart (``lasting_s``): it outlives the run (a stop, a crash, an outage) until the provider is
+done with the batch or the job's next run holds it again.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, false, func, select, update
+from sqlalchemy import DateTime, Engine, case, delete, false, func, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from textnlp.adapters.db.jobs import JobRow
+from textnlp.adapters.db.jobs import JobHoldRow, JobRow
 from textnlp.adapters.db.users import UserRow
 from textnlp.errors import NotFound, quoted
 
@@ -52,10 +54,39 @@ class UserSpendRow:
     spent_usd: float
 
 
-def _jobs_spend(owner_id: str) -> Any:
-    """What the owner's jobs cost and hold (their stored records' cost, their reservations)."""
-    held = func.coalesce(JobRow.cost_usd, 0.0) + JobRow.reserved_usd
-    return select(func.coalesce(func.sum(held), 0.0)).where(JobRow.owner_id == owner_id)
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _jobs_cost(owner_id: str) -> Any:
+    """What the owner's jobs cost (their stored records)."""
+    cost = func.coalesce(func.sum(JobRow.cost_usd), 0.0)
+    return select(cost).where(JobRow.owner_id == owner_id)
+
+
+def _counted(now: datetime) -> Any:
+    """What a run's hold counts now: its amount while its lease lasts, its provider batch's
+    worst case while the provider may run it."""
+    amount = case((JobHoldRow.held_until > now, JobHoldRow.amount_usd), else_=0.0)
+    batch = case((JobHoldRow.batch_until > now, JobHoldRow.batch_usd), else_=0.0)
+    return amount + batch
+
+
+def _live_holds(owner_id: str, now: datetime) -> Any:
+    """What the owner's jobs' runs hold now."""
+    held = func.coalesce(func.sum(_counted(now)), 0.0)
+    return select(held).where(JobHoldRow.owner_id == owner_id)
+
+
+_HOLD_COLUMNS = [
+    "id",
+    "job_id",
+    "owner_id",
+    "amount_usd",
+    "held_until",
+    "batch_usd",
+    "batch_until",
+]
 
 
 def _at_least_zero(amount: Any) -> Any:
@@ -73,12 +104,19 @@ class SpendingStore:
 
     @staticmethod
     def _spend(session: Session, owner_id: str) -> UserSpend:
-        user = session.execute(
-            select(UserRow.spending_cap_usd, UserRow.spent_usd).where(UserRow.id == owner_id)
-        ).first()
-        jobs = session.scalar(_jobs_spend(owner_id))
-        cap, direct = (user[0], user[1]) if user is not None else (None, 0.0)
-        return UserSpend(cap_usd=cap, spent_usd=float(direct or 0.0) + float(jobs or 0.0))
+        """One statement, so one snapshot: a store that moves a cost from a run's hold to its
+        job, or a delete that moves it from the job to the user, is seen whole or not at all
+        (read in parts under READ COMMITTED, the cost could be in neither)."""
+        user = select(UserRow.spending_cap_usd, UserRow.spent_usd).where(UserRow.id == owner_id)
+        figures = select(
+            user.with_only_columns(UserRow.spending_cap_usd).scalar_subquery(),
+            user.with_only_columns(UserRow.spent_usd).scalar_subquery(),
+            _jobs_cost(owner_id).scalar_subquery(),
+            _live_holds(owner_id, _now()).scalar_subquery(),
+        )
+        cap, direct, jobs, held = session.execute(figures).one()
+        spent = float(direct or 0.0) + float(jobs or 0.0) + float(held or 0.0)
+        return UserSpend(cap_usd=cap, spent_usd=spent)
 
     def add_direct(self, owner_id: str, cost_usd: float) -> None:
         """Count a direct generation's cost (owners that are not users have no counter)."""
@@ -95,27 +133,28 @@ class SpendingStore:
         amount_usd: float,
         default_cap_usd: float | None,
         *,
-        job_id: str | None = None,
+        hold_id: str | None = None,
+        lasting_s: float | None = None,
     ) -> bool | None:
         """Hold ``amount_usd`` in the owner's spend when their spend (jobs' costs and holdings
         included) stays within their cap with it (their own, else ``default_cap_usd``): True.
         False: it would pass the cap; None: there is nothing to reserve against (no such user,
-        no cap). A direct request's goes to ``users.spent_usd``, a job's (``job_id``) to its
-        ``reserved_usd`` (even without a cap: its settlement takes it back). The owner's row is
-        locked before their spend is read, so the check and the update are one step for every
-        other reservation of theirs."""
+        no cap). A direct request's goes to ``users.spent_usd``, a job's to its run's hold
+        (``hold_id``; even without a cap: its settlement takes it back), a provider batch's
+        apart, for ``lasting_s``. The owner is locked before their spend is read, so the check
+        and the update are one step for every other reservation of theirs."""
         with self.sessions.begin() as session:
             self._lock_owner(session, owner_id)
             user = session.execute(
                 select(UserRow.spending_cap_usd).where(UserRow.id == owner_id)
             ).first()
-            if user is None and job_id is None:  # only users make direct requests
+            if user is None and hold_id is None:  # only users make direct requests
                 return None
             # A job's owner need not be a user (the CLI's local owner): the default applies.
             limit = user[0] if user is not None and user[0] is not None else default_cap_usd
             if limit is not None and self._spend(session, owner_id).spent_usd + amount_usd > limit:
                 return False
-            if job_id is None:
+            if hold_id is None:
                 if limit is None:
                     return None
                 session.execute(
@@ -124,11 +163,7 @@ class SpendingStore:
                     .values(spent_usd=UserRow.spent_usd + amount_usd)
                 )
             else:
-                session.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id)
-                    .values(reserved_usd=JobRow.reserved_usd + amount_usd)
-                )
+                self._add(session, hold_id, amount_usd, lasting_s)
             return limit is not None or None
 
     def _lock_owner(self, session: Session, owner_id: str) -> None:
@@ -142,34 +177,107 @@ class SpendingStore:
             session.execute(update(UserRow).where(false()).values(id=UserRow.id))
 
     def held(self, owner_id: str, *, but: str) -> float:
-        """What the owner's jobs other than ``but`` hold (``reserved_usd``)."""
+        """What the owner's jobs' runs other than the one holding ``but`` hold."""
         with self.sessions() as session:
-            held = session.scalar(
-                select(func.coalesce(func.sum(JobRow.reserved_usd), 0.0)).where(
-                    JobRow.owner_id == owner_id, JobRow.id != but
-                )
-            )
+            held = session.scalar(_live_holds(owner_id, _now()).where(JobHoldRow.id != but))
         return float(held or 0.0)
 
-    def hold_job(self, job_id: str, amount_usd: float) -> None:
-        """Hold ``amount_usd`` in the job's ``reserved_usd`` without a check: it is committed
-        already (a provider batch that runs on), and counts against everything after it."""
+    # -- a job's runs' holds ------------------------------------------------------------------
+    def held_by_job(self, job_id: str) -> float:
+        """What the job's runs hold now against its owner's cap."""
+        held = func.coalesce(func.sum(_counted(_now())), 0.0)
+        with self.sessions() as session:
+            return float(session.scalar(select(held).where(JobHoldRow.job_id == job_id)) or 0.0)
+
+    def open_hold(self, job_id: str, lease_s: float) -> str:
+        """A new run of the job holds from now, for ``lease_s`` unless renewed; returns its
+        hold's id (a job gone meanwhile gets none: every change of it changes nothing). What
+        the job's ended runs left and dead workers' holds are done with; a run still going on
+        (a duplicate delivery) keeps its own, but not the worst case of the job's provider
+        batch, which this run holds again as it takes the batch over."""
+        hold_id = uuid.uuid4().hex
+        now = _now()
+        row = select(
+            literal(hold_id),
+            JobRow.id,
+            JobRow.owner_id,
+            literal(0.0),
+            literal(now + timedelta(seconds=lease_s), DateTime(timezone=True)),
+            literal(0.0),
+            literal(None, DateTime(timezone=True)),
+        ).where(JobRow.id == job_id)
+        with self.sessions.begin() as session:
+            ended = (JobHoldRow.job_id == job_id) & (JobHoldRow.held_until <= now)
+            session.execute(delete(JobHoldRow).where(ended))
+            session.execute(
+                update(JobHoldRow).where(JobHoldRow.job_id == job_id).values(batch_usd=0.0)
+            )
+            session.execute(insert(JobHoldRow).from_select(_HOLD_COLUMNS, row))
+        return hold_id
+
+    def renew_hold(self, hold_id: str, lease_s: float) -> None:
+        """The run goes on: its hold counts for ``lease_s`` more."""
+        until = _now() + timedelta(seconds=lease_s)
         with self.sessions.begin() as session:
             session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id)
-                .values(reserved_usd=JobRow.reserved_usd + amount_usd)
+                update(JobHoldRow).where(JobHoldRow.id == hold_id).values(held_until=until)
             )
 
-    def settle_job(self, job_id: str, held_usd: float, cost_usd: float) -> None:
-        """A job's request that held ``held_usd`` ended having cost ``cost_usd``: the job holds
-        that instead until the records it made are stored (``JobStore.save_records``)."""
+    def release_hold(self, hold_id: str) -> None:
+        """The run ended: it holds nothing more but the worst case of a provider batch it left
+        running, under a new id (a renewal in flight never lengthens it) until the provider is
+        done with it or the job's next run holds it again. What the run spent is in the job's
+        ``cost_usd``; answers it made and did not store are made again, and counted, by the
+        run that stores them."""
+        now = _now()
+        kept = select(
+            literal(uuid.uuid4().hex),
+            JobHoldRow.job_id,
+            JobHoldRow.owner_id,
+            literal(0.0),
+            literal(now, DateTime(timezone=True)),
+            JobHoldRow.batch_usd,
+            JobHoldRow.batch_until,
+        ).where(JobHoldRow.id == hold_id, JobHoldRow.batch_usd > 0.0, JobHoldRow.batch_until > now)
         with self.sessions.begin() as session:
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id)
-                .values(reserved_usd=_at_least_zero(JobRow.reserved_usd - held_usd + cost_usd))
-            )
+            session.execute(insert(JobHoldRow).from_select(_HOLD_COLUMNS, kept))
+            session.execute(delete(JobHoldRow).where(JobHoldRow.id == hold_id))
+
+    def hold(self, hold_id: str, amount_usd: float, *, lasting_s: float | None = None) -> None:
+        """Hold ``amount_usd`` in the run's hold without a check: it is committed already (a
+        provider batch that runs on, held for ``lasting_s``), and counts against everything
+        after it."""
+        with self.sessions.begin() as session:
+            self._add(session, hold_id, amount_usd, lasting_s)
+
+    def settle(
+        self, hold_id: str, held_usd: float, cost_usd: float, *, lasting: bool = False
+    ) -> None:
+        """A job's request that held ``held_usd`` ended having cost ``cost_usd``: its run holds
+        that instead until the records it made are stored (``JobStore.save_records``). A
+        provider batch's (``lasting``) is no longer held: its answers are counted as they are
+        collected."""
+        with self.sessions.begin() as session:
+            if lasting:
+                self._add(session, hold_id, -held_usd, 0.0)  # shrinks: its time is unchanged
+                self._add(session, hold_id, cost_usd, None)
+            else:
+                self._add(session, hold_id, cost_usd - held_usd, None)
+
+    @staticmethod
+    def _add(session: Session, hold_id: str, amount_usd: float, lasting_s: float | None) -> None:
+        """Grow (or shrink, never below 0) a run's hold, or with ``lasting_s`` its provider
+        batch's, which then counts for that long; nothing when it is gone (the job ended or
+        was deleted)."""
+        if lasting_s is None:
+            amount = JobHoldRow.amount_usd + amount_usd
+            values: dict[str, Any] = {"amount_usd": _at_least_zero(amount)}
+        else:
+            batch = JobHoldRow.batch_usd + amount_usd
+            values = {"batch_usd": _at_least_zero(batch)}
+            if amount_usd > 0:
+                values["batch_until"] = _now() + timedelta(seconds=lasting_s)
+        session.execute(update(JobHoldRow).where(JobHoldRow.id == hold_id).values(**values))
 
     def set_cap(self, username: str, cap_usd: float | None) -> str:
         """Set (or with None, clear) a user's own cap; returns the user's id."""
@@ -184,10 +292,14 @@ class SpendingStore:
 
     def users(self, limit: int = 500) -> list[UserSpendRow]:
         """Users by name (at most ``limit``) with their spend: one query, jobs summed by owner."""
-        held = func.coalesce(JobRow.cost_usd, 0.0) + JobRow.reserved_usd
         jobs = (
-            select(JobRow.owner_id, func.sum(held).label("cost"))
+            select(JobRow.owner_id, func.sum(JobRow.cost_usd).label("cost"))
             .group_by(JobRow.owner_id)
+            .subquery()
+        )
+        holds = (
+            select(JobHoldRow.owner_id, func.sum(_counted(_now())).label("held"))
+            .group_by(JobHoldRow.owner_id)
             .subquery()
         )
         query = (
@@ -199,8 +311,10 @@ class SpendingStore:
                 UserRow.spending_cap_usd,
                 UserRow.spent_usd,
                 jobs.c.cost,
+                holds.c.held,
             )
             .outerjoin(jobs, jobs.c.owner_id == UserRow.id)
+            .outerjoin(holds, holds.c.owner_id == UserRow.id)
             .order_by(UserRow.username)
             .limit(limit)
         )
@@ -213,7 +327,7 @@ class SpendingStore:
                 role=row[2],
                 active=bool(row[3]),
                 cap_usd=row[4],
-                spent_usd=float(row[5] or 0.0) + float(row[6] or 0.0),
+                spent_usd=float(row[5] or 0.0) + float(row[6] or 0.0) + float(row[7] or 0.0),
             )
             for row in rows
         ]
