@@ -55,6 +55,21 @@ def test_the_webhook_secrets_variable_applies_to_jobs_with_a_webhook(tmp_path: P
     refused(cli(tmp_path, *args, *flag), "--webhook-secret signs the notices to --webhook")
 
 
+def test_the_flag_without_a_webhook_is_refused_with_the_variable_set(tmp_path: Path) -> None:
+    """The flag given, the variable set too: refused (it was dropped unsaid, the job submitted
+    unsigned), one line, nothing submitted."""
+    (tmp_path / "p.jsonl").write_text(PROMPTS)
+    secret = {"TEXTNLP_WEBHOOK_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    args = ["jobs", "submit", "--prompts-file", "p.jsonl", "--param", "max_tokens=4"]
+    flag = ["--webhook-secret", "whsec_" + "c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1Ng=="]
+    answer = run_cli(tmp_path, *args, *flag, env=secret, timeout=120)
+    refused(answer, "--webhook-secret signs the notices to --webhook")
+    assert answer.stderr.count("\n") == 1 and answer.stdout == ""
+    listed = run_cli(tmp_path, "jobs", "list", timeout=120)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stdout
+    assert uploads(tmp_path / "textnlp-home") == []
+
+
 def test_a_refused_submit_leaves_no_upload_of_its_own(tmp_path: Path) -> None:
     (tmp_path / "p.jsonl").write_text(PROMPTS)
     (tmp_path / "q.jsonl").write_text('{"prompt": "Say bye"}\n')

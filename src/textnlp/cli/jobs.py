@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -105,6 +104,7 @@ def _print_ended(job: dict[str, Any]) -> None:
 
 @jobs_app.command("submit")
 def submit(
+    ctx: typer.Context,
     template: str | None = typer.Option(
         None, "--template", "-t", help="A catalogue template or recipe id."
     ),
@@ -159,7 +159,11 @@ def submit(
     _one_source(template, count, prompt, prompts_file)
     if template is not None:
         _catalogue_id(template)
-    if webhook_secret and not webhook and os.environ.get("TEXTNLP_WEBHOOK_SECRET") is None:
+    # The variable is for jobs with a webhook, the other jobs need none; the flag given without
+    # --webhook is a mistake said, whether or not the variable is set too (the option is
+    # filled from either: its source tells them apart; typer's own click, so by name).
+    source = ctx.get_parameter_source("webhook_secret")
+    if source is not None and source.name == "COMMANDLINE" and not webhook:
         raise InvalidInput("--webhook-secret signs the notices to --webhook: give both")
     backend = _backend(api, token)
     try:
@@ -172,7 +176,6 @@ def submit(
             "seed": seed,
             "format": fmt,
             "webhook_url": webhook,
-            # The variable is for jobs with a webhook; the other jobs need none.
             "webhook_secret": webhook_secret if webhook else None,
             "prompts": prompt or None,
             "max_cost_usd": max_cost,
