@@ -154,3 +154,47 @@ def test_a_batch_through_the_openai_sdk(server: tuple[str, str]) -> None:
     with pytest.raises(ConflictError):
         retrying.batches.cancel(finished.id)
     assert len(sent) == 1
+
+
+def test_auto_pagination_goes_on_past_an_item_deleted_meanwhile(server: tuple[str, str]) -> None:
+    """The SDK pages with ``after`` = the last id of the page before. That item deleted between
+    two pages: a file's listing goes on where it was (it started again from the newest, and
+    the SDK gave the first pages' files twice); a batch's, whose id cannot be placed, is
+    refused (400, ``param: after``), never started again."""
+    import httpx
+    from openai import BadRequestError, OpenAI
+
+    base_url, api_key = server
+    client = OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+    data = (json.dumps(request("req-0", "Say hi.")) + "\n").encode()
+    files = [client.files.create(file=(f"f{i}.jsonl", data), purpose="batch") for i in range(4)]
+    for order, deleted in (("desc", files[2]), ("asc", files[1])):
+        before = [f.id for f in (files if order == "asc" else reversed(files))]
+        seen = []
+        for file in client.files.list(limit=1, order=order):  # type: ignore[arg-type]
+            seen.append(file.id)
+            if file.id == deleted.id:  # the next page is asked for after it
+                client.files.delete(file.id)
+        assert seen == before  # in order, each once, none lost
+        files.remove(deleted)
+
+    batches = [
+        client.batches.create(
+            input_file_id=files[0].id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        for _ in range(3)
+    ]
+    for batch in batches:
+        client.batches.cancel(batch.id)  # queued (no worker runs): cancelled at once
+    bearer = {"Authorization": f"Bearer {api_key}"}
+    native = httpx.Client(base_url=base_url.removesuffix("/v1"), headers=bearer)
+    seen = []
+    with pytest.raises(BadRequestError) as refused:
+        for batch in client.batches.list(limit=1):
+            seen.append(batch.id)
+            if batch.id == batches[1].id:
+                job_id = batch.id.removeprefix("batch_")
+                gone = native.delete(f"/api/v1/generate/status/{job_id}")
+                assert gone.status_code == 204, gone.text
+    assert seen == [batches[2].id, batches[1].id]  # newest first, none twice
+    assert refused.value.status_code == 400 and refused.value.param == "after"

@@ -8,10 +8,11 @@ The mapping, so that a client written for OpenAI's Batch API runs unchanged:
   (``services.batch_requests``: a bad line is refused naming it, so a batch never starts on a
   file with a line that does not parse, names another url or model, or breaks a bound), with
   its description (``FileInfo``: name, size, time, endpoint, model) beside it as
-  ``file-<hex>.json``. Its id is ``file-<hex>``; the owner is part of the key, so another
-  user's id names nothing (404). The upload (up to ``api.max_file_bytes``, OpenAI's 200 MB)
-  arrives spooled to a temporary file; it is checked as a stream of chunks and streamed to
-  storage, never held in memory whole.
+  ``file-<hex>.json``. Its id is ``file-<hex>``, time-ordered (``services.list_cursor``: a
+  list's page after a file deleted meanwhile starts where it was); the owner is part of the
+  key, so another user's id names nothing (404). The upload (up to ``api.max_file_bytes``,
+  OpenAI's 200 MB) arrives spooled to a temporary file; it is checked as a stream of chunks
+  and streamed to storage, never held in memory whole.
 - **A batch** is a job: id ``batch_<job id>``, ``prompt_file`` the input file, the file's
   model. Record ``i`` is the answer to request line ``i``, stored once by (job, index) through
   the job store, so a redelivered or restarted job never answers a line twice. What a job does
@@ -56,7 +57,6 @@ import re
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,6 +73,7 @@ from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParamete
 from textnlp.services.batch_requests import CHAT_COMPLETIONS, BatchRequestItem, read_batch_file
 from textnlp.services.job_models import JobSpec, Owner
 from textnlp.services.jobs import JobService, as_utc
+from textnlp.services.list_cursor import SortKey, created_ms, page_start, time_ordered_hex
 from textnlp.services.openai_objects import (
     EXPIRED_MESSAGE,
     Batch,
@@ -115,6 +116,13 @@ class FileContent:
     key: str
     size: int
     filename: str
+
+
+def _upload_place(after: str | None) -> SortKey | None:
+    """An upload's sort key from its id alone (None: an id that does not say when)."""
+    match = _UPLOAD_ID.match(after or "")
+    ms = created_ms(match.group(1)) if match else None
+    return None if ms is None or after is None else (ms // 1000, after)
 
 
 def _unix(value: datetime | None) -> int | None:
@@ -162,12 +170,13 @@ class OpenAIBatchService:
             if (item.params.max_tokens or 0) > most:
                 longest, most = item, item.params.max_tokens or 0
         assert first is not None  # read_batch_file refuses a file without requests
-        hex_id = uuid.uuid4().hex
+        # Time-ordered: a list's page after this file finds its place when it is deleted.
+        hex_id = time_ordered_hex()
         info = FileInfo(
             id=f"file-{hex_id}",
             filename=name,
             bytes=size,
-            created_at=int(datetime.now(UTC).timestamp()),
+            created_at=(created_ms(hex_id) or 0) // 1000,
             endpoint=first.url,
             model=first.model,
             requests=count,
@@ -219,8 +228,12 @@ class OpenAIBatchService:
         if purpose in (None, "batch_output"):
             objects += self._output_objects(owner)
         objects.sort(key=lambda item: (item.created_at, item.id), reverse=newest_first)
-        ids = [item.id for item in objects]
-        start = ids.index(after) + 1 if after in ids else 0
+        start = page_start(
+            [(item.created_at, item.id) for item in objects],
+            after,
+            descending=newest_first,
+            placed=_upload_place(after),
+        )
         page = objects[start : start + limit]
         return FileList(
             data=page,
@@ -353,8 +366,9 @@ class OpenAIBatchService:
     def list_batches(self, owner: Owner, *, after: str | None = None, limit: int = 20) -> BatchList:
         """The owner's batches, newest first (among their latest 1,000 jobs)."""
         rows = [r for r in self.jobs.store.list_for(owner.id, 1000) if self._input_file_id(r)]
-        ids = [f"batch_{r.id}" for r in rows]
-        start = ids.index(after) + 1 if after in ids else 0
+        # Batch ids are random: a deleted one cannot be placed, and is refused.
+        keys = [(_unix(r.created_at) or 0, f"batch_{r.id}") for r in rows]
+        start = page_start(keys, after, descending=True)
         chosen = rows[start : start + limit]
         page = [batch for batch in map(self._listed_batch, chosen) if batch is not None]
         return BatchList(
