@@ -285,6 +285,17 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, (InvalidInput, ContextWindowExceeded, InvalidRequest, MissingExtra))
 
 
+def public_reason(exc: BaseException) -> str:
+    """Why a job's attempt failed, as its owner reads it (the job's ``error``: the API's status,
+    the console, the webhook and SNS notices). An error of the tree says itself: its message is
+    written for users. Anything else is the platform's fault, and its text names what only
+    operators may read (a bucket, a storage key, an AWS account and role, a temporary path,
+    SQL): its class alone, the whole text going to the worker's log and the dead-letter queue."""
+    if isinstance(exc, TextNLPError):
+        return f"{type(exc).__name__}: {exc.message}"
+    return f"internal error ({type(exc).__name__}); the operators' log has the details"
+
+
 def quoted(value: object, limit: int = 80) -> str:
     """A user's value as a message quotes it: its repr, cut to ``limit`` characters (ids and
     names come from users, of any length, and a message echoes them)."""

@@ -47,7 +47,7 @@ def test_wait_exits_1_when_the_job_failed(tmp_path: Path) -> None:
     assert cli(tmp_path, "worker", "--once", "--wait", "0.3").returncode == 0
     failed = cli(tmp_path, "jobs", "status", str(poisoned["id"]), "--wait")
     refused(failed, f"job {poisoned['id']} failed: ", code=1)
-    assert "always fails" in failed.stderr
+    assert "internal error (RuntimeError)" in failed.stderr
     assert json.loads(failed.stdout)["state"] == "failed"  # the job is printed all the same
     assert json.loads(cli(tmp_path, "jobs", "status", str(poisoned["id"])).stdout)["state"] == (
         "failed"

@@ -52,7 +52,7 @@ from pydantic import ValidationError
 from textnlp.adapters.queue import JobQueue, QueueMessage
 from textnlp.bootstrap import Platform
 from textnlp.domain.jobs import TERMINAL_STATES
-from textnlp.errors import QuotaExceeded, first_error, is_permanent
+from textnlp.errors import QuotaExceeded, first_error, is_permanent, public_reason
 from textnlp.observability.gpu import Sampler, mean_utilisation, nvml_sampler
 from textnlp.observability.spans import span
 from textnlp.services.generation import GenerationService
@@ -324,8 +324,7 @@ class Worker:
         except Exception as exc:
             if is_outage(exc):
                 raise
-            reason = f"{type(exc).__name__}: {exc}"
-            await self._attempt_failed(queue, message, job_id, reason, final=is_permanent(exc))
+            await self._attempt_failed(queue, message, job_id, exc, final=is_permanent(exc))
             return
         over = await self.patience.run(what, self.runs.finish_generation, job_id, result_key)
         await self.patience.run(what, queue.delete, message)  # only now: the effects are stored
@@ -359,9 +358,8 @@ class Worker:
         except Exception as exc:
             if is_outage(exc):
                 raise
-            reason = f"{type(exc).__name__}: {exc}"
             final = is_permanent(exc)
-            await self._attempt_failed(queue, message, job_id, reason, on_job=False, final=final)
+            await self._attempt_failed(queue, message, job_id, exc, on_job=False, final=final)
             return
         if outcome is None:  # no checkpoint inside a validation: hand it back now
             raise StopJob("shutdown")
@@ -388,7 +386,7 @@ class Worker:
         queue: JobQueue,
         message: QueueMessage,
         job_id: str,
-        reason: str,
+        exc: Exception,
         *,
         on_job: bool = True,
         final: bool = False,
@@ -397,7 +395,13 @@ class Worker:
         alone (a validation step). ``final``: another attempt would meet the same error (the
         job's input is wrong): the job fails now and its message is deleted, not
         dead-lettered (the dead-letter queue and its alarm are for the operators' failures)."""
-        log.warning("job %s: attempt failed: %s", job_id, reason)
+        # The whole text for the log and the dead-letter queue (operators); the job's error,
+        # which its owner and their webhook read, says no more than ``public_reason``.
+        detail = f"{type(exc).__name__}: {exc}"
+        reason = public_reason(exc)
+        log.warning(
+            "job %s: attempt failed: %s", job_id, detail, exc_info=exc if reason != detail else None
+        )
         runs = self.runs
         what = f"job {job_id}"
         await self.patience.run(what, runs.note_error, job_id, reason)
@@ -419,7 +423,7 @@ class Worker:
         error = f"failed after {attempts} attempts: {reason}"
         await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=error))
         await self.patience.run(what, self.runner.settle, job_id)
-        await self.patience.run(what, queue.dead_letter, message, reason)
+        await self.patience.run(what, queue.dead_letter, message, detail)
         await self.patience.run(what, self._notify, job_id)
 
     def _retry_delay(self, attempts: int) -> int:

@@ -506,7 +506,7 @@ def test_a_failed_job_shows_its_error_and_dead_letter_reason(api: Api, alice: Br
     job = api_status(api, job_id)
     assert job["state"] == "failed"
     page = alice.client.get(f"/console/jobs/{job_id}")
-    assert "Why it failed" in page.text and "this model always fails" in page.text
+    assert "Why it failed" in page.text and "internal error (RuntimeError)" in page.text
     assert "dead-letter queue" in page.text
     assert 'data-field="download" hidden' in page.text  # nothing to download
     assert events(alice, f"/console/jobs/events?job={job_id}")[-1]["error"] == job["error"]
