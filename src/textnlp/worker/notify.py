@@ -10,6 +10,10 @@ name, so nothing resolves it a second time), ignores proxy variables (a proxy wo
 name itself), and never follows a redirect. Only the URL's origin is logged: a path or query may
 carry the receiver's secret.
 
+The webhook is the job owner's: its body is the job as the API's status answer gives it to the
+owner, a presigned download URL included. The SNS topic is the deployment's, told of every
+user's jobs: its notice links the API's results route instead.
+
 An attempt has a deadline for the whole exchange (``TIMEOUT_S``): httpx's timeouts bound each
 read, so a receiver that trickles its answer a byte at a time would otherwise hold the worker
 for ever. The answer's body is never read, only its status: a receiver that streams an endless
@@ -94,17 +98,21 @@ class Notifier:
         attempt: a job deleted meanwhile (its owner, a purge) is not told about any more.
         ``secret`` (the job's ``webhook_secret``) signs the webhook's tries."""
         if job.result is not None and job.result.url is None:  # as the API's views link it
-            url = JOB_RESULTS_PATH.format(job_id=job.id)
-            job = job.model_copy(update={"result": job.result.model_copy(update={"url": url})})
+            job = _linking_route(job)
         body = {"event": f"job.{job.state}", "job": job.model_dump(mode="json")}
         if webhook_url:
             self._webhook(webhook_url, body, secret, exists)
         if self.topic_arn and exists():
+            # Every user's jobs reach the topic and what it fans out to: its notice links the
+            # results route (the owner's credentials), never a presigned URL, which hands the
+            # records to whoever holds it.
+            topic_job = _linking_route(job) if job.result is not None else job
+            notice = {"event": body["event"], "job": topic_job.model_dump(mode="json")}
             try:
                 self._sns_client().publish(
                     TopicArn=self.topic_arn,
                     Subject=f"TextNLP job {job.state}",
-                    Message=json.dumps(body),
+                    Message=json.dumps(notice),
                     MessageAttributes={"state": {"DataType": "String", "StringValue": job.state}},
                 )
             except Exception:
@@ -143,6 +151,13 @@ class Notifier:
             log.warning(
                 "webhook %s answered %d to the notice of job %s", target.origin, status, job_id
             )
+
+
+def _linking_route(job: JobView) -> JobView:
+    """``job`` with its result's ``url`` the API's results route."""
+    assert job.result is not None
+    url = JOB_RESULTS_PATH.format(job_id=job.id)
+    return job.model_copy(update={"result": job.result.model_copy(update={"url": url})})
 
 
 def sign(secret: str, message_id: str, timestamp: int, payload: bytes) -> str:
