@@ -224,8 +224,11 @@ class ApiUnreachable(ApiError):
     """The API could not be reached, or did not answer in time (no answer: status 503)."""
 
     def __init__(self, base_url: str, exc: Exception) -> None:
+        from textnlp.observability.logging import redact_text
+
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        message = f"cannot reach the API at {base_url}: {reason}"
+        # The URL may carry a proxy's password or a token: the CLI prints this, CI logs keep it.
+        message = redact_text(f"cannot reach the API at {base_url}: {reason}")
         super().__init__(503, {"type": "connection_error", "message": message})
 
 

@@ -70,6 +70,18 @@ def test_an_api_that_cannot_be_reached_is_api_unreachable() -> None:
         TextNLPClient("127.0.0.1:8000").generate(prompt="x")  # no scheme
 
 
+def test_an_unreachable_apis_message_holds_no_credential_of_its_url() -> None:
+    """A base URL may carry a proxy's basic-auth password or a token in its query: the message,
+    which the CLI prints and CI logs keep, names the host without them."""
+    port = free_port()
+    nowhere = TextNLPClient(f"http://ops:hunter2pw@127.0.0.1:{port}/?token=tok3n", max_retries=0)
+    with pytest.raises(ApiUnreachable) as refused:
+        nowhere.generate(prompt="x")
+    message = refused.value.message
+    assert f"127.0.0.1:{port}" in message
+    assert "hunter2pw" not in message and "tok3n" not in message
+
+
 def test_a_request_refused_for_now_is_sent_again_after_its_retry_after() -> None:
     answers = [
         httpx.Response(503, headers={"retry-after": "0"}, json={"error": {"message": "busy"}}),
