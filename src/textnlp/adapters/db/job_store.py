@@ -288,7 +288,11 @@ class JobStore:
 
     def claim_notice(self, job_id: str) -> bool:
         """Whether the caller is the one to send the notice of the job's end: True once per
-        ended job (False while it runs, once claimed, or when it is gone)."""
+        ended job (False while it runs, once claimed, or when it is gone).
+
+        The claim also drops the spec's ``webhook_secret``: it signs this one notice (the
+        claimer read it with the row), and kept it would lie in every backup and snapshot of
+        the table, with which anyone could forge notices to the job owner's receiver."""
         with self.sessions.begin() as session:
             result = session.execute(
                 update(JobRow)
@@ -299,7 +303,11 @@ class JobStore:
                 )
                 .values(notified_at=utcnow())
             )
-            return int(getattr(result, "rowcount", 0) or 0) == 1
+            claimed = int(getattr(result, "rowcount", 0) or 0) == 1
+            row = session.get(JobRow, job_id) if claimed else None
+            if row is not None and "webhook_secret" in row.spec:
+                row.spec = {k: v for k, v in row.spec.items() if k != "webhook_secret"}
+            return claimed
 
     def uncount_attempt(self, job_id: str) -> None:
         """The attempt ``start`` counted ended without failing (its worker stopped, or waited
