@@ -176,16 +176,20 @@ class RequestContextMiddleware:
                 await self.app(scope, bounded_receive, tracked_send)
                 return
             context = _PROPAGATOR.extract(headers_carrier(scope.get("headers", [])))
-            name = f"{scope.get('method', 'WS')} {scope.get('path', '')}"
+            method = _method_label(scope)  # a client's made-up method is "other" here too
             # SERVER: X-Ray makes a segment of the service (not a subsegment of API Gateway's),
-            # named after the route template once routing has found it.
+            # named after the route template once routing has found it, a request that failed
+            # too: never after the raw path, which holds ids and users' file names (and would
+            # make a name per request).
             with self.tracer.start_as_current_span(
-                name, context=context, kind=trace.SpanKind.SERVER
+                method, context=context, kind=trace.SpanKind.SERVER
             ) as span:
-                await self.app(scope, bounded_receive, tracked_send)
-                span.update_name(f"{scope.get('method', 'WS')} {_route(scope)}")
-                span.set_attribute("http.route", _route(scope))
-                span.set_attribute("http.status_code", int(status["code"]))
+                try:
+                    await self.app(scope, bounded_receive, tracked_send)
+                finally:
+                    span.update_name(f"{method} {_route(scope)}")
+                    span.set_attribute("http.route", _route(scope))
+                    span.set_attribute("http.status_code", int(status["code"]))
         except BodyTooLarge:
             if status["sent"]:
                 raise

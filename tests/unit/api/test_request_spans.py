@@ -126,3 +126,31 @@ def test_json_log_lines_carry_the_trace_id_in_xray_form() -> None:
         line = json.loads(JsonFormatter().format(record))
     hex_id = format(span.get_span_context().trace_id, "032x")
     assert line["trace_id"] == f"1-{hex_id[:8]}-{hex_id[8:]}"
+
+
+def test_a_failed_requests_span_is_named_after_its_route_not_its_path() -> None:
+    """An exception escaping the app (a 500) left the span named after the raw path, which
+    holds ids and users' file names (a name per request), with no route or status."""
+    from textnlp.api.errors import install_error_handlers
+
+    app, exporter = FastAPI(), InMemorySpanExporter()
+
+    @app.put("/uploads/{name}")
+    def upload(name: str) -> None:
+        raise RuntimeError("the storage failed")
+
+    install_error_handlers(app)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    app.add_middleware(
+        RequestContextMiddleware, metrics=Metrics(None), max_body_bytes=1000, tracer=tracer
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.put("/uploads/acme-customers.jsonl", content=b"x").status_code == 500
+        assert client.request("M1", "/uploads/x").status_code == 405
+    spans = exporter.get_finished_spans()
+    assert [span.name for span in spans] == ["PUT /uploads/{name}", "other /uploads/{name}"]
+    assert spans[0].attributes is not None
+    assert spans[0].attributes["http.route"] == "/uploads/{name}"
+    assert spans[0].attributes["http.status_code"] == 500
