@@ -173,3 +173,32 @@ def test_bob_lists_only_his_own_jobs_and_keys(api: Api, alice: AliceThings) -> N
     bob = api.headers("bob")
     assert alice.job_id not in {j["id"] for j in api.client.get(BATCH, headers=bob).json()}
     assert alice.key_id not in {k["id"] for k in api.client.get(KEYS, headers=bob).json()["data"]}
+
+
+def _aggregates(api: Api, username: str) -> dict[tuple[str, str], dict[str, Any]]:
+    answer = api.client.get("/api/v1/validate/metrics", headers=api.headers(username))
+    assert answer.status_code == 200, answer.text
+    return {(a["kind"], a["metric"]): a for a in answer.json()["aggregates"]}
+
+
+def test_bob_learns_nothing_of_alice_validations(api: Api) -> None:
+    # Everyone's aggregates read before and after Alice's one text were its exact measures:
+    # its length, and that personal data was found in it.
+    before = _aggregates(api, "bob")
+    everyone_before = _aggregates(api, "admin")
+    text = "Alice's note: call +1 415 555 0100 or mail alice@example.com before the surgery."
+    for path, body in (
+        ("/api/v1/validate/quality", {"texts": [text], "language": False}),
+        ("/api/v1/validate/similarity", {"candidates": [text], "references": ["a reference"]}),
+    ):
+        answer = api.client.post(path, json=body, headers=api.headers("alice"))
+        assert answer.status_code == 200, answer.text
+    assert _aggregates(api, "bob") == before
+    # Alice sees her own; an administrator, everyone's (hers included).
+    mine = _aggregates(api, "alice")
+    assert mine[("quality", "n_chars")]["max"] == len(text)
+    assert mine[("quality", "pii_findings")]["max"] >= 2
+    assert ("similarity", "bleu") in mine
+    everyone = _aggregates(api, "admin")
+    pii = ("quality", "pii_findings")
+    assert everyone[pii]["count"] == everyone_before.get(pii, {"count": 0})["count"] + 1

@@ -1,5 +1,6 @@
 """The API's validation use cases: quality of texts, similarity to references, and running
-aggregates of what was measured (``validation_stats``: one row per kind and metric).
+aggregates of what was measured (``validation_stats``: one row per kind and metric; a user is
+shown their own validations' alone, an administrator everyone's).
 
 The metrics come from ``textnlp.validation``; CPU-bound work runs in the caller's thread (the
 API's sync routes run in its thread pool). A ``json_schema`` goes through
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
-from textnlp.adapters.db.validation_stats import ValidationStatRow, ValidationStatsRepository
+from textnlp.adapters.db.validation_stats import StatRow, ValidationStatsRepository
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -58,6 +59,7 @@ class ValidationService:
         self,
         texts: list[str],
         *,
+        owner: str,
         json_schema: dict[str, Any] | None = None,
         expect_json: bool = False,
         readability: bool = True,
@@ -81,7 +83,7 @@ class ValidationService:
         with self.sessions.begin() as session:
             repo = ValidationStatsRepository(session)
             for row in rows:
-                repo.record("quality", row)
+                repo.record("quality", row, owner)
         summary = {name: _mean([row[name] for row in rows]) for name in QUALITY_METRICS}
         return QualityOutcome(results, summary)
 
@@ -90,6 +92,7 @@ class ValidationService:
         candidates: list[str],
         references: list[str],
         *,
+        owner: str,
         embeddings: bool = False,
         bertscore: bool = False,
     ) -> SimilarityReport:
@@ -97,13 +100,17 @@ class ValidationService:
 
         report = similarity(candidates, references, embeddings=embeddings, bertscore=bertscore)
         with self.sessions.begin() as session:
-            ValidationStatsRepository(session).record("similarity", report.corpus.model_dump())
+            repo = ValidationStatsRepository(session)
+            repo.record("similarity", report.corpus.model_dump(), owner)
         return report
 
-    def aggregates(self) -> list[ValidationStatRow]:
-        """Every (kind, metric) measured so far: count, total, min and max."""
+    def aggregates(self, owner: str | None) -> list[StatRow]:
+        """Every (kind, metric) ``owner`` measured so far (None: everyone, for administrators):
+        count, total, min and max. Never another user's: the difference of everyone's before
+        and after a validation is that validation's measures."""
         with self.sessions() as session:
-            rows = ValidationStatsRepository(session).all()
+            repo = ValidationStatsRepository(session)
+            rows: list[StatRow] = [*(repo.all() if owner is None else repo.of_owner(owner))]
             session.expunge_all()
             return rows
 

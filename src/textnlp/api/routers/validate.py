@@ -37,6 +37,7 @@ def quality(body: QualityRequest, user: CurrentUser, service: ValidationDep) -> 
     """Quality metrics of each text, and their means."""
     outcome = service.quality(
         body.texts,
+        owner=user.id,
         json_schema=body.json_schema,
         expect_json=body.expect_json,
         readability=body.readability,
@@ -55,7 +56,11 @@ def similarity(
 ) -> SimilarityResponse:
     """BLEU, chrF and ROUGE (and optionally embedding cosine, BERTScore) to references."""
     report = service.similarity(
-        body.candidates, body.references, embeddings=body.embeddings, bertscore=body.bertscore
+        body.candidates,
+        body.references,
+        owner=user.id,
+        embeddings=body.embeddings,
+        bertscore=body.bertscore,
     )
     return SimilarityResponse(
         count=report.count,
@@ -67,7 +72,8 @@ def similarity(
 
 @router.get("/metrics", response_model=ValidationMetrics)
 def metrics(user: CurrentUser, service: ValidationDep) -> ValidationMetrics:
-    """What each validation measures, and aggregates of every validation served so far."""
+    """What each validation measures, and aggregates of the validations you asked for so far
+    (an administrator's: everyone's)."""
     return ValidationMetrics(
         measured={"quality": QUALITY_METRICS, "similarity": SIMILARITY_METRICS},
         aggregates=[
@@ -79,6 +85,6 @@ def metrics(user: CurrentUser, service: ValidationDep) -> ValidationMetrics:
                 min=row.minimum,
                 max=row.maximum,
             )
-            for row in service.aggregates()
+            for row in service.aggregates(None if user.is_admin else user.id)
         ],
     )
