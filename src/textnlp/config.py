@@ -272,6 +272,11 @@ class ApiSettings(_Section):
     #: HTTP requests in progress at once; the next ones answer 503 with Retry-After at once
     #: rather than wait in line.
     max_concurrent_requests: int = Field(512, ge=1)
+    #: Authenticated HTTP requests one user (all their keys and tokens together) may have in
+    #: progress at once in a process; the next answers 429 at once. Without it one user's
+    #: slow streams took every slot of ``max_concurrent_requests``, and everyone else's
+    #: requests answered 503 for as long as they liked.
+    max_requests_per_user: int = Field(64, ge=1)
     #: Open connections (idle keep-alive and WebSockets included) above which uvicorn answers
     #: new requests 503; and the listen backlog of connections not yet accepted.
     max_connections: int = Field(2048, ge=1)

@@ -62,6 +62,12 @@ def create_app(settings: Settings, *, configure_logs: bool = False) -> FastAPI:
     app.state.platform = platform
     app.state.metrics = platform.metrics
     app.state.open_sockets = OpenSockets(settings.api.max_websockets_per_user)
+    app.state.open_requests = OpenSockets(
+        settings.api.max_requests_per_user,
+        what="requests",
+        advice="wait for one to end",
+        state="in progress",
+    )
     app.state.open_event_streams = OpenSockets(
         settings.api.max_event_streams_per_user,
         what="job event streams",

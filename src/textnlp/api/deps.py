@@ -10,7 +10,7 @@ or what the trusted proxies of ``api.trusted_proxies`` say it is).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -171,8 +171,16 @@ async def current_user(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
-) -> Principal:
-    return await authenticate_async(request, bearer.credentials if bearer else api_key)
+) -> AsyncIterator[Principal]:
+    """The caller, holding one of their ``api.max_requests_per_user`` slots (429 past it) until
+    the response has been sent, a stream's last event included: the server's in-flight limit is
+    everyone's, and one user's slow streams must not take all of it."""
+    principal = await authenticate_async(request, bearer.credentials if bearer else api_key)
+    release = request.app.state.open_requests.hold(principal.bucket)
+    try:
+        yield principal
+    finally:
+        release()
 
 
 def admin_user(user: Annotated[Principal, Depends(current_user)]) -> Principal:

@@ -1,8 +1,9 @@
-"""How many long-lived connections (WebSockets, the console's job event streams) each user
-holds open in this process, bounded: one client's idle connections must not take every
-connection, or every in-flight request, the server has (``api.max_connections``), the health
-probe's included. A connection over the bound is refused before it starts (429); each API
-process counts its own."""
+"""How many long-lived connections (WebSockets, the console's job event streams) and HTTP
+requests in progress each user holds in this process, bounded: one client's idle connections
+or slow streams must not take every connection, or every in-flight request, the server has
+(``api.max_connections``, ``api.max_concurrent_requests``), the health probe's included. A
+connection or request over the bound is refused before it starts (429); each API process
+counts its own."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ class OpenSockets:
         per_user: int,
         what: str = "WebSockets",
         advice: str = "close one, or send several requests over one",
+        state: str = "open",
     ) -> None:
         self.per_user = per_user
         self._what = what
         self._advice = advice
+        self._state = state
         self._open: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -31,7 +34,7 @@ class OpenSockets:
         with self._lock:
             if self._open[owner] >= self.per_user:
                 raise QuotaExceeded(
-                    f"{self.per_user} {self._what} are open for you already, the most one "
+                    f"{self.per_user} {self._what} are {self._state} for you already, the most one "
                     f"user may hold: {self._advice}",
                     limit=self.per_user,
                 )

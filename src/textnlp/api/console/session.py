@@ -14,6 +14,7 @@ and a rotation race would read as a stolen token and revoke the family.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -110,10 +111,16 @@ def session_watch(connection: HTTPConnection) -> CredentialWatch:
     return CredentialWatch(still_stands)
 
 
-async def console_user(request: Request) -> Principal:
+async def console_user(request: Request) -> AsyncIterator[Principal]:
+    """The session's user, holding one of their requests in progress until the page or stream
+    has been sent (``api.deps.current_user``: the same bound, the same count)."""
     principal = await console_principal(request)
     request.state.console_user = principal  # an error page drawn later keeps the navigation
-    return principal
+    release = request.app.state.open_requests.hold(principal.bucket)
+    try:
+        yield principal
+    finally:
+        release()
 
 
 async def console_admin(user: Annotated[Principal, Depends(console_user)]) -> Principal:
