@@ -99,4 +99,3 @@ def test_one_users_streams_leave_the_server_to_others(server: Served) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-

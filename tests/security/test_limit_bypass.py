@@ -70,6 +70,30 @@ def test_one_account_from_many_addresses_is_bounded(behind_alb: TestClient) -> N
     assert guess(behind_alb, "bob", "198.51.100.99") == 401
 
 
+def test_guesses_from_elsewhere_do_not_lock_a_user_out(behind_alb: TestClient) -> None:
+    # Ten wrong passwords for alice, from anyone, then one every ten seconds, kept her out of
+    # her own account: her right password answered 429 with the guessers'.
+    home = "203.0.113.20"
+
+    def login(forwarded_for: str) -> int:
+        answer = behind_alb.post(
+            LOGIN,
+            json={"username": "alice", "password": PASSWORD},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+        return answer.status_code
+
+    assert login(home) == 200
+    statuses = [guess(behind_alb, "alice", f"198.51.100.{n}") for n in range(30)]
+    assert statuses == [401] * 9 + [429] * 21  # the shared bucket, less alice's own login
+    assert login(home) == 200
+    # Where alice logged in, guesses have a bucket of their own, as bounded.
+    mine = [guess(behind_alb, "alice", home) for _ in range(12)]
+    assert mine == [401] * 9 + [429] * 3  # the burst, less alice's login from there
+    # A place alice never logged in from is still locked with the shared bucket.
+    assert login("198.51.100.200") == 429
+
+
 def test_many_accounts_from_one_address_are_bounded(behind_alb: TestClient) -> None:
     # The client's own claim (left of the ALB's hop) changes nothing.
     statuses = [guess(behind_alb, f"user{n}", f"10.9.9.{n}, 203.0.113.7") for n in range(40)]

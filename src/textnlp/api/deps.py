@@ -9,6 +9,7 @@ or what the trusted proxies of ``api.trusted_proxies`` say it is).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -22,10 +23,11 @@ from textnlp.adapters.buckets import Lane, TokenBuckets
 from textnlp.auth.client_address import client_address, limit_key, trusted_networks
 from textnlp.auth.service import AuthService, Principal
 from textnlp.config import Settings
-from textnlp.errors import AuthError, PermissionDenied, QuotaExceeded
+from textnlp.errors import AuthError, PermissionDenied, QuotaExceeded, TextNLPError
 from textnlp.observability.metrics import Metrics
 from textnlp.services.generation import GenerationService
 
+log = logging.getLogger("textnlp.api")
 _bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
 _api_key = APIKeyHeader(
     name="X-API-Key",
@@ -90,17 +92,48 @@ def client_address_of(connection: HTTPConnection) -> str:
     return client_address(peer, connection.headers.getlist("x-forwarded-for"), trusted)
 
 
+#: How long an address a user logged in from keeps a login bucket of its own (seconds).
+KNOWN_LOGIN_CLIENT_S = 30 * 24 * 3600
+
+
+def _known_client_key(username: str, address: str) -> str:
+    return f"login-known:{username.casefold()}:{address}"
+
+
+def _known_client(connection: HTTPConnection, username: str, address: str) -> bool:
+    try:
+        store = connection.app.state.platform.kv_cache
+        return store.get(_known_client_key(username, address)) is not None
+    except TextNLPError:  # the store is away: the username's shared bucket, as before
+        return False
+
+
 def enforce_login_limits(connection: HTTPConnection, username: str) -> None:
-    """One attempt from this address, and one at this username (whoever sends it)."""
+    """One attempt from this address, and one at this username (whoever sends it).
+
+    An address the user has logged in from (``remember_login_client``) takes from a bucket of
+    the username at that address instead of the username's shared one: guesses at someone's
+    name from elsewhere, which empty the shared bucket, no longer keep them out of their own
+    account (ten wrong passwords, then one every ten seconds, from anyone, did)."""
     state = connection.app.state
     api = state.settings.api
+    address = limit_key(client_address_of(connection))
     if api.login_limit_per_address is not None:  # None: the edge limits per address
-        address = limit_key(client_address_of(connection))
         # The address first: an address already refused does not use up the username's tokens.
         enforce_rate_limit(state, f"login-addr:{address}", limit=api.login_limit_per_address)
-    enforce_rate_limit(
-        state, f"login-user:{username.casefold()}", limit=api.login_limit_per_username
-    )
+    bucket = f"login-user:{username.casefold()}"
+    if _known_client(connection, username, address):
+        bucket += f":{address}"
+    enforce_rate_limit(state, bucket, limit=api.login_limit_per_username)
+
+
+def remember_login_client(connection: HTTPConnection, username: str) -> None:
+    """After a login that succeeded: its address is one the user logs in from."""
+    key = _known_client_key(username, limit_key(client_address_of(connection)))
+    try:
+        connection.app.state.platform.kv_cache.set(key, b"1", KNOWN_LOGIN_CLIENT_S)
+    except TextNLPError:  # the login stands; only its address is not remembered
+        log.warning("could not remember a login's address", exc_info=True)
 
 
 def authenticate(request: HTTPConnection, credential: str | None) -> Principal:

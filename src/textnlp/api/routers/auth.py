@@ -17,6 +17,7 @@ from textnlp.api.deps import (
     client_address_of,
     enforce_login_limits,
     enforce_rate_limit,
+    remember_login_client,
 )
 from textnlp.api.schemas import (
     ApiKeyCreate,
@@ -51,7 +52,9 @@ def _client_bucket(request: Request) -> str:
 def login(body: LoginRequest, request: Request, auth: AuthDep) -> TokenResponse:
     """Exchange a username and password for an access and a refresh token."""
     enforce_login_limits(request, body.username)
-    return _tokens(auth.login(body.username, body.password))
+    pair = auth.login(body.username, body.password)
+    remember_login_client(request, body.username)
+    return _tokens(pair)
 
 
 @router.post("/refresh", response_model=TokenResponse)

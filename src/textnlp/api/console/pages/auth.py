@@ -17,7 +17,7 @@ from textnlp.api.console.session import (
     safe_next,
     set_session,
 )
-from textnlp.api.deps import enforce_login_limits
+from textnlp.api.deps import enforce_login_limits, remember_login_client
 from textnlp.auth.rules import MAX_PASSWORD
 from textnlp.auth.service import AuthService
 from textnlp.errors import AuthError, PermissionDenied, QuotaExceeded
@@ -49,7 +49,9 @@ async def login(
 
     def log_in() -> object:
         enforce_login_limits(request, username)
-        return auth.login(username, password)
+        pair = auth.login(username, password)
+        remember_login_client(request, username)
+        return pair
 
     try:
         pair = await run_in_threadpool(log_in)
