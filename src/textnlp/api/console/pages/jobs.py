@@ -382,6 +382,24 @@ def _job_details(jobs: JobService, owner: Owner, job_id: str) -> tuple[JobView, 
     return jobs.status(owner, job_id), jobs.spec(owner, job_id)
 
 
+def usd_text(amount: float) -> str:
+    """Dollars as the admin page and the CLI show a cap: four decimals, more when a sub-cent
+    amount would read as zero ($0.004 was "0.00"); trailing zeros past four dropped."""
+    text = f"{amount:.4f}"
+    if amount and float(text) != amount:
+        text = f"{amount:.8f}".rstrip("0")
+    return text
+
+
+def cost_text(view: JobView) -> str:
+    """A job's cost: None is "no price" only once records were stored without one; before any
+    record is stored a priced job has none yet either (one its cap refused said "no price")."""
+    if view.cost_usd is not None:
+        return f"{view.cost_usd:.6f}"
+    stored = view.progress.done + view.progress.failed
+    return "no price" if stored else "none recorded"
+
+
 @router.get("/{job_id}")
 async def job_page(job_id: str, request: Request, user: ConsoleUser) -> Response:
     view, spec = await run_in_threadpool(_job_details, _jobs(request), _owner(user), job_id)
@@ -390,6 +408,8 @@ async def job_page(job_id: str, request: Request, user: ConsoleUser) -> Response
         "job": view,
         "live": progress(view),
         "spec_json": json.dumps(spec, indent=2, ensure_ascii=False, sort_keys=True),
+        "cost_text": cost_text(view),
+        "cap_text": "none" if view.max_cost_usd is None else usd_text(view.max_cost_usd),
         "terminal": view.state in TERMINAL_STATES,
         # The worker gave up after the queue's last receive: the message is in the DLQ.
         "dead_lettered": view.state == "failed" and view.attempts >= settings.queue.max_receives,
