@@ -90,14 +90,31 @@
     source = new EventSource(section.dataset.jobEvents);
     source.addEventListener("progress", onProgress);
     source.addEventListener("error", onError);
+    source.addEventListener("open", onOpen);
   }
-  // A lost connection is retried by the browser (CONNECTING); a reconnect that got no stream
-  // (the session ended: the login page answered) is CLOSED for good, so the page says so.
-  function onError() {
-    if (!source || source.readyState !== EventSource.CLOSED) return;
-    stop();
-    const message = "Live updates stopped: reload the page or log in again.";
+  const say = (message) =>
     document.dispatchEvent(new CustomEvent("console:flash", { detail: { message } }));
+  // A lost connection is retried by the browser (CONNECTING): the page says so meanwhile (a
+  // server gone away left it showing the last state as if live) and clears that once a
+  // stream opens again. A reconnect that got no stream (the session ended: the login page
+  // answered) is CLOSED for good, so the page says so.
+  const RECONNECTING = "Live updates lost the server: reconnecting…";
+  let lost = false;
+  function onError() {
+    if (!source) return;
+    if (source.readyState === EventSource.CLOSED) {
+      stop();
+      say("Live updates stopped: reload the page or log in again.");
+    } else if (!lost) {
+      lost = true;
+      say(RECONNECTING);
+    }
+  }
+  function onOpen() {
+    if (!lost) return;
+    lost = false;
+    const flash = document.getElementById("flash");
+    if (flash && flash.textContent.trim() === RECONNECTING) flash.replaceChildren();
   }
   function stop() {
     if (source) source.close();
