@@ -119,3 +119,21 @@ def test_a_long_label_value_wraps_at_phone_width(browse: Browse) -> None:
     tab.goto("/console/keys")
     tab.page.evaluate(LABELS)
     tab.no_horizontal_scroll()
+
+
+def test_an_error_naming_a_long_word_wraps_at_phone_width(browse: Browse) -> None:
+    # .flash had no overflow-wrap: a refusal quoting a long unbroken name (a variable the
+    # template lacks, a job id) made the page scroll sideways (2,922 px in 375).
+    name = "x" * 300
+    tab = browse.page(ALICE, viewport=PHONE)
+    page = tab.page
+    tab.goto("/console/jobs")
+    page.get_by_label("Template or recipe").select_option("product-review")
+    page.get_by_label("Records").fill("1")
+    page.get_by_label("Variables").fill(f"{name}=1")
+    page.get_by_role("button", name="Submit job").click()
+    expect(page.get_by_role("alert")).to_contain_text(f"no variable '{name}'")
+    tab.no_horizontal_scroll()
+    tab.goto(f"/console/jobs/{name}", status=404)
+    expect(page.locator(".flash-error")).to_contain_text(f"no job '{name[:40]}")
+    tab.no_horizontal_scroll()
