@@ -96,15 +96,36 @@
     document.dispatchEvent(new CustomEvent("console:flash", { detail: { message } }));
   // A lost connection is retried by the browser (CONNECTING): the page says so meanwhile (a
   // server gone away left it showing the last state as if live) and clears that once a
-  // stream opens again. A reconnect that got no stream (the session ended: the login page
-  // answered) is CLOSED for good, so the page says so.
+  // stream opens again. A reconnect that got no stream is CLOSED for good, so the page says
+  // so, and why when it was the user's bound on open streams (429: logging in again, as it
+  // said, does not help; closing pages does).
   const RECONNECTING = "Live updates lost the server: reconnecting…";
+  const STOPPED = "Live updates stopped: reload the page or log in again.";
+  const TOO_MANY =
+    "Live updates stopped: too many of your jobs pages are open. Close some, then reload this one.";
   let lost = false;
+  // An EventSource does not say what its failed request was answered: ask the stream's URL
+  // once, and let the stream go as soon as the answer's status is known.
+  async function whyStopped() {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(section.dataset.jobEvents, {
+        signal: controller.signal,
+        redirect: "manual",
+        headers: { Accept: "text/event-stream" },
+      });
+      return response.status === 429 ? TOO_MANY : STOPPED;
+    } catch {
+      return STOPPED;
+    } finally {
+      controller.abort();
+    }
+  }
   function onError() {
     if (!source) return;
     if (source.readyState === EventSource.CLOSED) {
       stop();
-      say("Live updates stopped: reload the page or log in again.");
+      whyStopped().then(say);
     } else if (!lost) {
       lost = true;
       say(RECONNECTING);
