@@ -387,7 +387,7 @@ def usd_text(amount: float) -> str:
     amount would read as zero ($0.004 was "0.00"); trailing zeros past four dropped."""
     text = f"{amount:.4f}"
     if amount and float(text) != amount:
-        text = f"{amount:.8f}".rstrip("0")
+        text = f"{amount:.12f}".rstrip("0").removesuffix(".")
     return text
 
 
