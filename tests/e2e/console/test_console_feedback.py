@@ -137,3 +137,19 @@ def test_an_error_naming_a_long_word_wraps_at_phone_width(browse: Browse) -> Non
     tab.goto(f"/console/jobs/{name}", status=404)
     expect(page.locator(".flash-error")).to_contain_text(f"no job '{name[:40]}")
     tab.no_horizontal_scroll()
+
+
+def test_a_deleted_job_leaves_an_open_list(browse: Browse, server: Served) -> None:
+    # The list's rows were only ever updated or added: a job deleted elsewhere (or purged)
+    # stayed listed, linking a 404, until a reload.
+    headers = api_headers(server, ALICE)
+    job = submit_job(server, headers, template="qa-pairs", count=2)
+    status = f"{server.url}/api/v1/generate/status/{job['id']}"
+    assert httpx.delete(status, headers=headers, timeout=30).status_code == 200  # cancelled
+    tab = browse.page(ALICE)
+    tab.goto("/console/jobs")
+    row = tab.page.locator(f"#job-rows tr[data-job-id='{job['id']}']")
+    expect(row.locator("[data-field='state']")).to_have_text("cancelled")
+    assert httpx.delete(status, headers=headers, timeout=30).status_code == 204  # deleted
+    expect(row).to_have_count(0, timeout=60_000)
+    tab.check()

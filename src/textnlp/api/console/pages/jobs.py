@@ -7,10 +7,12 @@ and another user's job answers 404 like a missing one.
 Live progress is Server-Sent Events (``GET /console/jobs/events``, sse-starlette as the API
 uses it), authenticated by the session cookie like any page. The server polls the service
 every ``POLL_S`` and sends a ``progress`` event for each job whose state or progress changed
-(the first poll sends every job); the stream ends when the client goes away, when its session
-ends or its user's role changes (checked every ``SESSION_CHECK_S``, as the API's streams check
-their credential: a logout stops the updates, an admin made a user stops seeing others' jobs),
-and, for the stream of one job (``?job=<id>``), once that job has ended. ``static/jobs.js``
+(the first poll sends every job), and on the list's stream a ``gone`` event for a job it told
+of that is no longer among the latest (deleted, purged); the stream ends when the client goes
+away, when its session ends or its user's role changes (checked every ``SESSION_CHECK_S``, as
+the API's streams check their credential: a logout stops the updates, an admin made a user
+stops seeing others' jobs), and, for the stream of one job (``?job=<id>``), once that job has
+ended. ``static/jobs.js``
 applies the events to the page, and fetches the list's rows again (``GET /console/jobs/rows``)
 for a job it has no row for; without JavaScript the pages work and a reload shows the
 current state.
@@ -324,6 +326,13 @@ async def progress_events(
         except (NotFound, ServiceUnavailable):
             return  # the job is gone, or the database is away: the browser reconnects later
         over = False
+        if job_id is None:
+            # A job the list showed that is no longer among its latest (deleted, purged, or
+            # passed by newer ones, as a reload shows): its row goes, rather than linking a 404.
+            listed = {view.id for view, _ in snapshot}
+            for gone in [known for known in sent if known not in listed]:
+                del sent[gone]
+                yield {"event": "gone", "data": json.dumps({"id": gone})}
         for view, settled in snapshot:
             live = progress(view)
             if job_id is not None:  # the page closes its stream once this is true

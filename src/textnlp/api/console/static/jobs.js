@@ -2,7 +2,8 @@
 // (Server-Sent Events of /console/jobs/events, authenticated by the session cookie); each
 // `progress` event updates the elements of its job (`[data-job-id]`): the state text, the
 // progress bar and its text and, on a job's own page, the error, the cancel, delete and
-// download controls. Without this script the pages still work: a reload shows the current state.
+// download controls; a `gone` event removes a deleted or purged job's row from the list.
+// Without this script the pages still work: a reload shows the current state.
 "use strict";
 (() => {
   const section = document.querySelector("[data-job-events]");
@@ -85,10 +86,24 @@
       stop();
     }
   }
+  // A job the list's stream no longer tells of (deleted, purged): its row goes.
+  function onGone(event) {
+    let job;
+    try {
+      job = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (single || !rows) return;
+    rows.querySelectorAll("[data-job-id]").forEach((row) => {
+      if (row.dataset.jobId === job.id) row.remove();
+    });
+  }
   function listen() {
     if (source || settled) return;
     source = new EventSource(section.dataset.jobEvents);
     source.addEventListener("progress", onProgress);
+    source.addEventListener("gone", onGone);
     source.addEventListener("error", onError);
     source.addEventListener("open", onOpen);
   }
