@@ -30,6 +30,9 @@ SETTINGS_BOUND = {
     "/api/v1/generate/batch",
     "/api/v1/generate/batch/uploads/{name}",
     "/v1/files",  # a batch file's grammar, like a prompt file's
+    # A list's ``after`` must name an item of the list (an id of yours): a random one is
+    # rightly refused with 400 ``param: after`` (``services.list_cursor``).
+    "/v1/batches",
     # A json_schema must itself be a valid JSON Schema (``"if": []`` is not), which OpenAPI's
     # "an object" cannot say: random objects are rightly refused with 422 now and then.
     "/api/v1/validate/quality",
