@@ -116,6 +116,28 @@ def test_behind_the_gateway_the_edge_limits_addresses(tmp_path: Path) -> None:
         assert [guess(client, "alice", "203.0.113.7") for _ in range(12)][10:] == [429, 429]
 
 
+def test_behind_the_gateway_a_login_there_buys_no_guesses(tmp_path: Path) -> None:
+    # With the edge limiting addresses, the app's peer is a gateway node, shared by everyone:
+    # an address alice logged in through is every guesser's too. Remembering it gave each
+    # node alice used a fresh bucket of her name (26 wrong guesses here, not 8), and did not
+    # keep the guessers' tokens away from her anyway.
+    app = create_app(make_settings(tmp_path, api={**SLOW_REFILL, "login_limit_per_address": None}))
+    options: dict[str, Any] = {"raise_server_exceptions": False}
+    with TestClient(app, client=("10.0.1.5", 40000), **options) as node_a:
+        app.state.auth.create_user("alice", PASSWORD)
+        node_b = TestClient(app, client=("10.0.2.9", 40000), **options)
+        node_c = TestClient(app, client=("10.0.3.7", 40000), **options)
+        for node in (node_a, node_b):
+            answer = node.post(LOGIN, json={"username": "alice", "password": PASSWORD})
+            assert answer.status_code == 200
+        statuses = [
+            node.post(LOGIN, json={"username": "alice", "password": "wrong-guess"}).status_code
+            for node in (node_a, node_b, node_c)
+            for _ in range(12)
+        ]
+        assert statuses.count(401) == 8  # the username's burst, less alice's two logins
+
+
 def login(client: TestClient, username: str) -> dict[str, str]:
     response = client.post(LOGIN, json={"username": username, "password": PASSWORD})
     assert response.status_code == 200, response.text

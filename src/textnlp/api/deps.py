@@ -122,13 +122,18 @@ def enforce_login_limits(connection: HTTPConnection, username: str) -> None:
         # The address first: an address already refused does not use up the username's tokens.
         enforce_rate_limit(state, f"login-addr:{address}", limit=api.login_limit_per_address)
     bucket = f"login-user:{username.casefold()}"
-    if _known_client(connection, username, address):
+    # No limit per address: the app's peer is a gateway shared by every client (the edge sees
+    # them), so a user's address there is every guesser's, and no bucket of its own.
+    if api.login_limit_per_address is not None and _known_client(connection, username, address):
         bucket += f":{address}"
     enforce_rate_limit(state, bucket, limit=api.login_limit_per_username)
 
 
 def remember_login_client(connection: HTTPConnection, username: str) -> None:
-    """After a login that succeeded: its address is one the user logs in from."""
+    """After a login that succeeded: its address is one the user logs in from (where the app
+    sees clients' addresses: ``enforce_login_limits``)."""
+    if connection.app.state.settings.api.login_limit_per_address is None:
+        return
     key = _known_client_key(username, limit_key(client_address_of(connection)))
     try:
         connection.app.state.platform.kv_cache.set(key, b"1", KNOWN_LOGIN_CLIENT_S)
