@@ -15,11 +15,16 @@ from textnlp.observability.logging import configure_logging, redact_text
 def restore_loggers() -> Iterator[None]:
     names = ("textnlp", "uvicorn", "uvicorn.error")
     saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level) for n in names}
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
     yield
     for name, (handlers, level) in saved.items():
         logging.getLogger(name).handlers = handlers
         logging.getLogger(name).setLevel(level)
         logging.getLogger(name).propagate = True
+    root.handlers = root_handlers
+    root.setLevel(root_level)
+    logging.captureWarnings(False)
 
 
 @pytest.mark.parametrize(
@@ -63,3 +68,55 @@ def test_uvicorn_lines_and_tracebacks_are_redacted(
     assert "TOPSECRET" not in err
     if json_lines:
         assert all(json.loads(line) for line in err.splitlines())
+
+
+_THIRD_PARTY = """
+import asyncio, gc, logging, sys, warnings
+from textnlp.observability.logging import configure_logging
+
+configure_logging("INFO", json_lines=True)
+configure_logging("INFO", json_lines=True)  # a second call replaces, never doubles
+try:
+    raise ConnectionError("connection to postgresql://app:hunter2@db:5432/x failed")
+except ConnectionError:
+    logging.getLogger("sqlalchemy.pool.impl.QueuePool").error("reset failed", exc_info=True)
+logging.getLogger("opentelemetry.exporter").warning("export to https://x/v1?api_key=hunter2")
+logging.getLogger("httpx").info("HTTP Request: GET https://x/?token=hunter2 200")
+
+
+async def _boom():
+    raise RuntimeError("https://app:hunter2@h failed")
+
+
+async def _main():
+    asyncio.get_running_loop().create_task(_boom())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+asyncio.run(_main())
+gc.collect()  # "Task exception was never retrieved", from asyncio's logger
+warnings.warn("deprecated at https://app:hunter2@h", stacklevel=1)
+"""
+
+
+def test_third_party_loggers_write_redacted_json_lines() -> None:
+    """sqlalchemy's pool, asyncio, OpenTelemetry, httpx and Python's warnings went through
+    the last-resort handler: bare text lines (a traceback split over many) and no redaction."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _THIRD_PARTY], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hunter2" not in done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [line["logger"] for line in lines] == [
+        "sqlalchemy.pool.impl.QueuePool",
+        "opentelemetry.exporter",
+        "asyncio",
+        "py.warnings",
+    ]  # httpx's INFO stays off: its debug and info lines quote requests
+    assert "Task exception was never retrieved" in lines[2]["message"]
+    assert "[redacted]" in lines[0]["exception"]

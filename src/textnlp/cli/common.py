@@ -32,6 +32,17 @@ def settings() -> Settings:
     return load_settings()
 
 
+def service_settings() -> Settings:
+    """The settings of a command the deployment runs as a task (``serve``, ``worker``,
+    ``db upgrade``, ``jobs purge``), with the one log format installed: their stderr is the
+    task's log (CloudWatch), where a library's warning must be a redacted JSON line too."""
+    from textnlp.observability.logging import configure_logging
+
+    config = load_settings()
+    configure_logging(config.log_level, json_lines=config.observability.json_logs)
+    return config
+
+
 def platform(config: Settings | None = None) -> Platform:
     """The process's parts (use ``with platform() as p:``), from the environment's settings."""
     return Platform(config or settings())

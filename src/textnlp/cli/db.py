@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from textnlp.cli.common import console, settings
+from textnlp.cli.common import console, service_settings, settings
 
 db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def upgrade() -> None:
     from textnlp.adapters.db.base import make_engine
     from textnlp.adapters.db.schema import current_revisions, upgrade_database
 
-    current = settings()
+    current = service_settings()
     url = current.database_url
     upgrade_database(url, current.database)  # its lock timeout too
     engine = make_engine(url)

@@ -37,6 +37,7 @@ from textnlp.cli.common import (
     err_console,
     parse_assignments,
     platform,
+    service_settings,
     settings,
 )
 from textnlp.cli.jobs_client import ApiJobs, JobsBackend, LocalJobs
@@ -391,7 +392,7 @@ def purge(
 
     Runs against the database and storage of the settings, as `textnlp users` does, in
     batches of jobs; queued and running jobs stay."""
-    with platform() as parts:
+    with platform(service_settings()) as parts:
         removed = parts.jobs.purge(timedelta(days=older_than))
         parts.metrics.observe_purge(removed)
     print(f"purged {removed} job{'' if removed == 1 else 's'} ended over {older_than} days ago")

@@ -17,10 +17,9 @@ import typer
 
 from textnlp.adapters.queue.base import QUEUE_ROLES
 from textnlp.bootstrap import Platform
-from textnlp.cli.common import err_console, settings
+from textnlp.cli.common import err_console, service_settings
 from textnlp.config import Settings
 from textnlp.errors import InvalidInput
-from textnlp.observability.logging import configure_logging
 
 if TYPE_CHECKING:  # the worker's stack needs the api extra; `textnlp --help` must not
     from textnlp.worker import WorkerOptions
@@ -61,8 +60,7 @@ def worker(
         raise InvalidInput(
             f"--queues takes {', '.join(QUEUE_ROLES)} (comma-separated; got {queues!r})"
         )
-    config = settings()
-    configure_logging(config.log_level, json_lines=config.observability.json_logs)
+    config = service_settings()
     if s3_bucket and config.storage.backend == "s3":
         config = config.model_copy(
             update={"storage": config.storage.model_copy(update={"bucket": s3_bucket})}

@@ -107,6 +107,10 @@ def _trace_id() -> str | None:
     return f"1-{hex_id[:8]}-{hex_id[8:]}"
 
 
+#: Marks the handler ``configure_logging`` installs, so that a second call replaces it.
+_OURS = "_textnlp_handler"
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -114,7 +118,16 @@ class _RequestIdFilter(logging.Filter):
 
 
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
-    """Send the ``textnlp`` and ``uvicorn`` loggers to stderr in one format."""
+    """Send every logger's lines to stderr in one format, through the one redaction.
+
+    ``textnlp`` and uvicorn log at ``level``; every other logger (sqlalchemy's pool, asyncio's
+    "Task exception was never retrieved", OpenTelemetry's exporter, botocore, httpx) reaches
+    the root logger, which gets the same handler at WARNING or above: without it their
+    lines went through Python's last-resort handler, as bare text that CloudWatch splits into
+    one event a traceback line and that no redaction saw (a pool's error quotes the database
+    URL). Their INFO and DEBUG stay off: botocore's and httpx's debug lines carry request
+    headers and bodies. Python's ``warnings`` are logged as well (``py.warnings``).
+    """
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
         handler.setFormatter(JsonFormatter())
@@ -123,10 +136,19 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
             RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     handler.addFilter(_RequestIdFilter())
+    setattr(handler, _OURS, True)
     for name in ("textnlp", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]
         logger.setLevel(level)
         logger.propagate = False
+    root = logging.getLogger()
+    # Replace only a handler of an earlier call: one installed by someone else (pytest's
+    # capture) stays.
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    logging.captureWarnings(True)
     # uvicorn's access log repeats our own request log line, with the query string.
     logging.getLogger("uvicorn.access").disabled = True
