@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 TEXTNLP = [sys.executable, "-m", "textnlp.cli.main"]
 #: Port 9 (discard) listens nowhere here: connections to it are refused at once.
 CLOSED = "127.0.0.1:9"
@@ -84,6 +86,30 @@ def test_a_database_url_no_driver_reads(command: list[str], url: str, reason: st
         result, "TEXTNLP_DATABASE__URL is not a database URL this server can use: "
     )
     assert reason in result.stderr and "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        # The '@' of the password split the URL: "cannot reach the database at ss@h0st:9".
+        (f"postgresql+psycopg://u:hunter2@ss@h0st{CLOSED[9:]}/x", "its host holds '@'"),
+        # SQLAlchemy's int() of the port: a traceback (exit 1) quoting the port's text, here
+        # the rest of the password.
+        ("postgresql+psycopg://u:hunter2@pa:ss@h0st:5432/x", "its port is not a number"),
+        ("postgresql+psycopg://u:pw@127.0.0.1:54x2/x", "its port is not a number"),
+        ("postgresql+psycopg://u:pw@127.0.0.1:99999/x", "not between 1 and 65535"),
+    ],
+)
+@pytest.mark.parametrize("command", [["users", "list"], ["db", "upgrade"], ["serve"]])
+def test_a_database_url_whose_password_is_not_encoded(
+    command: list[str], url: str, reason: str
+) -> None:
+    if command == ["serve"]:  # a port of its own: 8000 may be taken
+        command = [*command, "--port", str(free_port())]
+    result = textnlp(*command, env={"TEXTNLP_DATABASE__URL": url})
+    assert_one_line_exit_2(result, "TEXTNLP_DATABASE__URL is not a database URL this server can")
+    assert reason in result.stderr and "%40" in result.stderr
+    assert "ss@" not in result.stderr and "hunter2" not in result.stderr
 
 
 @pytest.mark.parametrize(

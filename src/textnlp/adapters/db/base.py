@@ -79,12 +79,45 @@ def make_engine(url: str, database: DatabaseSettings | None = None, **kwargs: An
     read, or of a dialect it does not know, is a ``ConfigError`` naming the setting, never the
     URL (it may hold a password)."""
     try:
+        _check_authority(url)
         return _make_engine(url, database or DatabaseSettings(), **kwargs)
     except ArgumentError as exc:  # NoSuchModuleError (an unknown dialect) is one too
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise ConfigError(
             f"TEXTNLP_DATABASE__URL is not a database URL this server can use: {reason}"
         ) from None
+
+
+#: What to do when the URL's parts came out wrong: nearly always a password with ``@``.
+_ENCODE_ADVICE = (
+    " (a user name or password holding '@', ':' or '/' must be percent-encoded: "
+    "'@' as %40, ':' as %3A, '/' as %2F)"
+)
+
+
+def _check_authority(text: str) -> None:
+    """Refuse a URL whose port is not a number (SQLAlchemy's ``int()`` raised ValueError, a
+    traceback) or out of range, or whose host holds ``@``: a password's unencoded ``@`` cut
+    it in two, the rest of the password was taken for the host, and "cannot reach the
+    database at <part of the password>" was shown. The messages never quote the host or the
+    port: either may be part of the password."""
+    try:
+        url = make_url(text)
+    except ValueError:
+        raise ConfigError(
+            "TEXTNLP_DATABASE__URL is not a database URL this server can use: its port is not "
+            f"a number{_ENCODE_ADVICE}"
+        ) from None
+    if url.host is not None and "@" in url.host:
+        raise ConfigError(
+            "TEXTNLP_DATABASE__URL is not a database URL this server can use: its host "
+            f"holds '@'{_ENCODE_ADVICE}"
+        )
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ConfigError(
+            "TEXTNLP_DATABASE__URL is not a database URL this server can use: its port is "
+            f"not between 1 and 65535{_ENCODE_ADVICE}"
+        )
 
 
 def _make_engine(url: str, database: DatabaseSettings, **kwargs: Any) -> Engine:
