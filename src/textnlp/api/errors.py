@@ -54,6 +54,7 @@ from textnlp.errors import (
     ContextWindowExceeded,
     InvalidInput,
     ModelNotFound,
+    ModelUnavailable,
     NotFound,
     PermissionDenied,
     QuotaExceeded,
@@ -140,13 +141,22 @@ def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 
 def public_body(exc: TextNLPError) -> dict[str, Any]:
-    """What a client may read of ``exc``: an outage says which dependency, never where."""
+    """What a client may read of ``exc``: an outage says which dependency, never where; an
+    unavailable model, not why."""
     if isinstance(exc, ServiceUnavailable):
         dependency = str(exc.details.get("dependency") or "service")
         return {
             "type": exc.type,
             "message": f"the {dependency} is unavailable; retry later",
             "dependency": dependency,
+        }
+    if isinstance(exc, ModelUnavailable):
+        # Its reason names the deployment's files, secrets and endpoints: administrators read
+        # it in the models list and the health report.
+        model = str(exc.details.get("model") or "")
+        return {
+            **exc.to_dict(),
+            "message": f"model {model} is not available here (an administrator can see why)",
         }
     return exc.to_dict()
 

@@ -149,6 +149,7 @@ def test_an_open_circuit_shows_in_health_and_the_model_list(api: Api) -> None:
         as_alice = api.client.get("/api/v1/admin/health", headers=api.headers("alice")).json()
         listed = api.client.get("/api/v1/models/list", headers=api.headers("alice")).json()
         one = api.client.get("/api/v1/models/anthropic.claude-v2", headers=api.headers("alice"))
+        as_admin = api.client.get("/api/v1/models/list", headers=api.headers("admin")).json()
     finally:
         breaker.record_success()
         checker.invalidate()
@@ -159,9 +160,12 @@ def test_an_open_circuit_shows_in_health_and_the_model_list(api: Api) -> None:
     for report in (anonymous, as_alice):
         assert report["models"]["anthropic.claude-v2"] == {"status": "down", "detail": ""}
         assert all(part["detail"] == "" for part in report["checks"].values())
+    # So is the models list: the circuit's last error is the admin's to read.
     info = {m["id"]: m for m in listed["data"]}["anthropic.claude-v2"]
-    assert info["available"] is False and "Bedrock did not answer" in info["reason"]
-    assert one.json()["available"] is False
+    assert info["available"] is False and "Bedrock did not answer" not in info["reason"]
+    assert one.json()["available"] is False and one.json()["reason"] == info["reason"]
+    info = {m["id"]: m for m in as_admin["data"]}["anthropic.claude-v2"]
+    assert "Bedrock did not answer" in info["reason"]
 
 
 def test_a_route_whose_extra_is_missing_answers_501_naming_it(
