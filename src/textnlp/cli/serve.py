@@ -30,7 +30,7 @@ from typing import Any
 import typer
 
 from textnlp.bootstrap import Platform
-from textnlp.cli.common import settings
+from textnlp.cli.common import service_settings, settings
 from textnlp.config import ApiSettings, Settings
 from textnlp.errors import InvalidInput
 
@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
         from textnlp.api.app import create_app, prepare
 
-        config = settings()
+        config = service_settings()  # the supervisor of --workers logs too
         options = uvicorn_options(config.api)
         host, port = host or config.api.host, port or config.api.port
         check_address(host, port)
