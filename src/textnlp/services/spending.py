@@ -166,10 +166,14 @@ class HeldSpendingCap(SpendingCap):
             self._reserved += estimated
 
     def hold(self, committed: float, *, lasting: bool = False) -> None:
-        if committed <= 0:
+        if committed <= 0 and not lasting:
             return
-        self._store.hold(self._hold_id, committed, lasting_s=KEPT_BATCH_S if lasting else None)
-        super().hold(committed)
+        # A provider batch's, even of nothing: this run takes it over from the job's earlier
+        # runs, which held it until now (``SpendingStore.hold``).
+        self._store.hold(
+            self._hold_id, max(committed, 0.0), lasting_s=KEPT_BATCH_S if lasting else None
+        )
+        super().hold(max(committed, 0.0))
 
     def could_fit(self, estimated: float, waited: int = 0) -> bool:
         if super().could_fit(estimated):  # this job's own requests in flight may leave room

@@ -180,16 +180,21 @@ class ProviderBatches:
         params = DatasetPipeline.resolve(backend.spec, request)
         stored = self.runs.stored_indices(job_id)
         todo = [i for i in range(request.count) if i not in stored]
-        if not todo:
+        if not todo:  # no part of a batch runs on for it: an earlier run's hold of it ends
+            await asyncio.to_thread(
+                _in_every_cap, budget, 0.0, lambda cap: cap.hold(0.0, lasting=True)
+            )
             return PrefilledBackend(budget.apply(backend), {})
         requests = first_requests(request, params, todo)
         files = self.runs.provider_files(job_id)
         provider = self.provider_factory(backend, files)
         held = 0.0  # the worst case of the batch submitted now, held in the caps while it runs
+        parts: list[BatchPart] = []  # the batch's, once its manifest is read
         try:
             manifest, held = await asyncio.to_thread(
                 self._manifest, files, provider, requests, budget
             )
+            parts = manifest.parts
             await self._submit(job_id, provider, files, manifest, requests)
             await self._wait(job_id, provider, files, manifest, checkpointer)
             answers = await self._collect(job_id, provider, manifest, requests)
@@ -201,9 +206,13 @@ class ProviderBatches:
             return PrefilledBackend(budget.apply(backend), answers)
         except BaseException as exc:
             # Handed back (a stop, an outage) or failed with the batch running on: it stays
-            # held (``lasting``) until the job's next run takes it over or the job ends. A
-            # cancel cancelled the batch.
-            if not (isinstance(exc, StopJob) and exc.reason == "cancelled"):
+            # held (``lasting``) until the job's next run takes it over, for as long as the
+            # provider may run it (a job that fails for good keeps it too: it is paid). A
+            # cancel cancelled the batch; a batch that failed (every part ended, one failed)
+            # runs on no more: neither holds anything.
+            cancelled = isinstance(exc, StopJob) and exc.reason == "cancelled"
+            failed = bool(parts) and all(p.ended for p in parts) and any(p.failed for p in parts)
+            if not (cancelled or failed):
                 held = 0.0
             raise
         finally:
@@ -284,8 +293,9 @@ class ProviderBatches:
                 estimate += self._estimate(provider, provider.lines(mine)) if mine else 0.0
             else:
                 estimate += part.estimate_usd
-        if estimate <= 0:
-            return 0.0
+        # Held by this run from now on (none of it, when every part has ended): an earlier
+        # run held it until now (``SpendingStore.hold`` takes it over).
+        estimate = max(estimate, 0.0)
         return _in_every_cap(budget, estimate, lambda cap: cap.hold(estimate, lasting=True))
 
     async def _save(self, files: BatchFiles, manifest: BatchManifest) -> None:

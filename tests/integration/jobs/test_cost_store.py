@@ -166,7 +166,8 @@ def test_a_provider_batch_stays_held_until_the_next_run_takes_it_over(engine: En
     time.sleep(0.3)  # the worker died: its lease ran out, not the batch
     assert spending.spend(owner).spent_usd == pytest.approx(0.3)
     again = spending.open_hold(job_id, 60)
-    assert spending.spend(owner).spent_usd == pytest.approx(0.0)
+    # Still held until this run holds it again: the run may fail, or wait out an outage, first.
+    assert spending.spend(owner).spent_usd == pytest.approx(0.3)
     spending.hold(again, 0.3, lasting_s=3600)
     spending.release_hold(again)  # this run is stopped, the batch running
     spending.renew_hold(again, 60)  # a renewal in flight at its end changes nothing
@@ -178,6 +179,89 @@ def test_a_provider_batch_stays_held_until_the_next_run_takes_it_over(engine: En
     assert spending.spend(owner).spent_usd == pytest.approx(0.25)
     store.finish(job_id, "succeeded")
     assert spending.spend(owner).spent_usd == pytest.approx(0.0)
+
+
+def test_a_provider_batch_stays_held_until_the_next_run_holds_it_again(engine: Engine) -> None:
+    """A run handed its job back with its provider batch running (a stop, an outage): the
+    job's next run dropped the batch's worst case as it started, before it read the manifest
+    and held it again, and a run that failed or waited out an outage before then (storage
+    gone) left it held nowhere while the batch ran on: the owner's other work took its room."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"ida-{uuid.uuid4().hex[:6]}"
+    job_id, other = new_job(store, owner), new_job(store, owner)
+    run = spending.open_hold(job_id, 60)
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=run, lasting_s=3600) is True
+    spending.release_hold(run)
+    next_run = spending.open_hold(job_id, 60)  # it has not read the manifest yet
+    alive = spending.open_hold(other, 60)
+    assert spending.reserve(owner, 0.5, 1.0, hold_id=alive) is False  # before: True
+    spending.release_hold(next_run)  # it failed before it read the manifest
+    assert spending.spend(owner).spent_usd == pytest.approx(0.8)
+    third = spending.open_hold(job_id, 60)
+    spending.hold(third, 0.8, lasting_s=3600)  # taken over: held once
+    assert spending.spend(owner).spent_usd == pytest.approx(0.8)
+    spending.release_hold(third)
+    fourth = spending.open_hold(job_id, 60)
+    spending.hold(fourth, 0.0, lasting_s=3600)  # it finds every part ended: none runs on
+    assert spending.spend(owner).spent_usd == pytest.approx(0.0)
+
+
+def test_a_batch_reserved_again_is_not_counted_twice(engine: Engine) -> None:
+    """A run that died between its batch's reservation and its manifest left a worst case
+    that was never submitted: the next run reserves the batch again in its place, and fits."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"jo-{uuid.uuid4().hex[:6]}"
+    job_id = new_job(store, owner)
+    dead = spending.open_hold(job_id, 60)
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=dead, lasting_s=3600) is True
+    again = spending.open_hold(job_id, 60)
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=again, lasting_s=3600) is True
+    assert spending.spend(owner).spent_usd == pytest.approx(0.8)
+
+
+def test_a_run_stalled_past_its_lease_counts_again_when_it_renews(engine: Engine) -> None:
+    """A worker paused past its lease (a frozen host, a partition) while its job's message came
+    back: the duplicate's run deleted the stalled run's hold, and when the stalled worker went
+    on its requests reserved into nothing (allowed, held nowhere): the owner's other work
+    passed the cap beside them."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"kim-{uuid.uuid4().hex[:6]}"
+    job_id, other = new_job(store, owner), new_job(store, owner)
+    stalled = spending.open_hold(job_id, 0.3)
+    time.sleep(0.4)  # stalled past its lease: it counts nothing
+    assert spending.spend(owner).spent_usd == pytest.approx(0.0)
+    spending.open_hold(job_id, 60)  # the duplicate delivery's run
+    spending.renew_hold(stalled, 60)  # the stalled worker goes on
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=stalled) is True
+    assert spending.spend(owner).spent_usd == pytest.approx(0.8)  # before: 0.0
+    alive = spending.open_hold(other, 60)
+    assert spending.reserve(owner, 0.5, 1.0, hold_id=alive) is False
+
+
+@pytest.mark.parametrize("end", ["failed", "cancelled while queued"])
+def test_a_jobs_end_keeps_its_running_batch_held(engine: Engine, end: str) -> None:
+    """A job that failed for good, or was cancelled while no worker ran it, with its provider
+    batch submitted: the batch runs on at the provider and is paid (no worker cancelled it),
+    but the job's end dropped its worst case. It stays held for the batch's time; what the
+    job's runs held beside it does not."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"lou-{uuid.uuid4().hex[:6]}"
+    job_id = new_job(store, owner)
+    store.start(job_id, "w1")
+    run = spending.open_hold(job_id, 60)
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=run, lasting_s=3600) is True
+    spending.release_hold(run)  # handed back with its batch running
+    dead = spending.open_hold(job_id, 60)  # a run that died holding a request in flight
+    assert spending.reserve(owner, 0.1, 1.0, hold_id=dead) is True
+    if end == "failed":
+        assert store.finish(job_id, "failed", error="its last attempt")
+    else:
+        assert store.finish(job_id, "cancelled")
+        store.start(job_id, "w2")  # the next delivery finds it cancelled
+    assert spending.spend(owner).spent_usd == pytest.approx(0.8)  # before: 0.0
+    assert store.save_records(job_id, [record(0, 0.25)]) == 1
+    store.finish(job_id, "succeeded", only_from=("failed", "cancelled"))
+    assert spending.spend(owner).spent_usd == pytest.approx(0.25)
 
 
 #: ``Fixed``'s model at a price that makes its worst case (10 + 20 tokens) $0.30.

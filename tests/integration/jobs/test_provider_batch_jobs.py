@@ -259,6 +259,8 @@ def test_a_batch_that_failed_whole_fails_the_job_with_its_reason(settings: Setti
     assert view.error is not None and "invalid_json_line" in view.error
     assert len(WORLD.submitted) == 1  # later attempts re-attach to the batch, never resubmit
     assert WORLD.online == []
+    with job_service(settings) as service:  # the batch ended: nothing of it is held
+        assert held_by(service.store, job_id) == 0.0
 
 
 def test_anthropic_message_batch_with_errored_and_expired_results(settings: Settings) -> None:
@@ -589,6 +591,80 @@ def test_a_batch_still_running_stays_held_while_its_worker_waits_out_an_outage(
         WORLD.on_poll = None
     assert len(held_while_waiting) == 1
     assert 0.4 / 2 < held_while_waiting[0] <= 0.4, held_while_waiting  # before: 0.0
+    view, records = finished(capped, job_id)
+    assert view.state == "succeeded", view.error
+    assert len(records) == 10 and len(WORLD.submitted) == 1
+    assert held() == 0.0
+
+
+def test_a_batch_stays_held_while_the_next_run_waits_out_an_outage_before_its_manifest(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away at a poll of the job's batch, and again as the next run reads
+    the job's stored records, before its manifest: that run's start dropped the batch's worst
+    case (held again only from the manifest), so while the worker waited the second outage
+    out the batch, running on, held nothing."""
+    WORLD.polls_before_end = 3
+    capped = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"user_spending_cap_usd": 0.4})}
+    )
+    body = {"prompts": PROMPTS, "model": "gpt-batch", "params": {"max_tokens": 20}}
+    job_id = submit(capped, **body, seed=1)
+    held_while_waiting: list[float] = []
+
+    def held() -> float:
+        with job_service(capped) as service:
+            return held_by(service.store, job_id)
+
+    waiting = Patience._waiting
+
+    def note_held(self: Patience, what: str, state: Any) -> None:  # on the worker's loop
+        with ThreadPoolExecutor(1) as pool:
+            held_while_waiting.append(pool.submit(held).result())
+        waiting(self, what, state)
+
+    monkeypatch.setattr(Patience, "_waiting", note_held)
+    outage = {"poll": False, "records": False}
+
+    def at_poll() -> None:
+        outage["poll"] = len(WORLD.submitted) == 1 and not held_while_waiting
+
+    async def go() -> None:
+        async with Platform(capped) as platform:
+            runs = platform.job_runs
+            beat, stored = runs.heartbeat, runs.stored_indices
+
+            def heartbeat(job: str) -> str | None:
+                if outage["poll"]:
+                    outage["poll"], outage["records"] = False, True
+                    raise ServiceUnavailable("the database cannot be reached")
+                return beat(job)
+
+            def stored_indices(job: str) -> set[int]:
+                if outage["records"] and held_while_waiting:  # the next run, after a wait
+                    outage["records"] = False
+                    raise ServiceUnavailable("the database cannot be reached")
+                return stored(job)
+
+            monkeypatch.setattr(runs, "heartbeat", heartbeat)
+            monkeypatch.setattr(runs, "stored_indices", stored_indices)
+            worker = Worker(platform, WorkerOptions(once=True, wait_s=0.2), gpu_sampler=None)
+            worker.patience = Patience(worker.stop, first_s=0.05, longest_s=0.1)
+            worker.runner.provider_batches = ProviderBatches(
+                runs,
+                capped,
+                polling=Polling(first_s=0.01, max_s=0.02),
+                provider_factory=lambda b, f: batch_provider(b, f, bedrock_role_arn=ROLE),
+            )
+            WORLD.on_poll = at_poll
+            await worker.run()
+
+    try:
+        asyncio.run(go())
+    finally:
+        WORLD.on_poll = None
+    assert len(held_while_waiting) == 2, held_while_waiting
+    assert all(0.4 / 2 < h <= 0.4 for h in held_while_waiting), held_while_waiting  # before: 0
     view, records = finished(capped, job_id)
     assert view.state == "succeeded", view.error
     assert len(records) == 10 and len(WORLD.submitted) == 1

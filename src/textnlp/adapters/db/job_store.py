@@ -93,6 +93,26 @@ class IdempotencyMismatch(Exception):
     """The key was used before with another request body (internal; mapped by the service)."""
 
 
+def _end_holds(session: Session, job_id: str, state: str) -> None:
+    """The job ended: its runs hold nothing against its owner's cap any more, but the worst
+    case of a provider batch that may still run on (a job that failed, or was cancelled while
+    no worker ran it, with its batch submitted), which the provider is paid whatever becomes of
+    the job: it stays held for as long as it was held (``SpendingStore.hold``). A job that
+    succeeded collected its batches."""
+    now = utcnow()
+    running = (JobHoldRow.batch_usd > 0.0) & (JobHoldRow.batch_until > now)
+    mine = JobHoldRow.job_id == job_id
+    if state != "succeeded":
+        session.execute(
+            update(JobHoldRow)
+            .where(mine, running)
+            .values(amount_usd=0.0, held_until=now)
+            .execution_options(synchronize_session=False)
+        )
+        mine = mine & ~running
+    session.execute(delete(JobHoldRow).where(mine).execution_options(synchronize_session=False))
+
+
 class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -269,15 +289,16 @@ class JobStore:
     # -- state changes ---------------------------------------------------------------------
     def start(self, job_id: str, worker: str) -> JobRow | None:
         """queued/running -> running (a new attempt); None when the job is finished or gone.
-        An ended job's runs hold nothing against its owner's cap any more (a cancelled one's
-        worker may have left a provider batch's worst case kept)."""
+        An ended job's runs hold nothing against its owner's cap any more but a provider batch
+        still running (``_end_holds``: one cancelled while no worker ran the job was not
+        cancelled at the provider)."""
         now = utcnow()
         with self.sessions.begin() as session:
             row = session.get(JobRow, job_id, with_for_update=self._postgres)
             if row is None:
                 return row
             if row.state in TERMINAL_STATES:
-                session.execute(delete(JobHoldRow).where(JobHoldRow.job_id == job_id))
+                _end_holds(session, job_id, row.state)
                 return row
             row.state = "running"
             row.attempts += 1
@@ -341,8 +362,9 @@ class JobStore:
         only_from: Sequence[str] = ("queued", "running"),
     ) -> bool:
         """Move a live job to a terminal state; False when it was not live any more. An ended
-        job holds nothing against its owner's cap, except a cancelled one, whose worker may
-        still be settling its requests in flight (its run's end releases the rest)."""
+        job holds nothing against its owner's cap but a provider batch that may still run on
+        (``_end_holds``), except a cancelled one, whose worker may still be settling its
+        requests in flight (its run's end releases the rest)."""
         values: dict[str, Any] = {"state": state, "finished_at": utcnow()}
         if error is not None:
             values["error"] = error[:4000]
@@ -358,7 +380,7 @@ class JobStore:
             )
             ended = int(getattr(result, "rowcount", 0) or 0) == 1
             if ended and state != "cancelled":
-                session.execute(delete(JobHoldRow).where(JobHoldRow.job_id == job_id))
+                _end_holds(session, job_id, state)
             return ended
 
     def keep_partial_result(

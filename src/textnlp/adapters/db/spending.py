@@ -78,6 +78,29 @@ def _live_holds(owner_id: str, now: datetime) -> Any:
     return select(held).where(JobHoldRow.owner_id == owner_id)
 
 
+def _others_of_job(hold_id: str) -> Any:
+    """The holds of the job of ``hold_id`` but that one."""
+    job = select(JobHoldRow.job_id).where(JobHoldRow.id == hold_id).scalar_subquery()
+    return (JobHoldRow.job_id == job) & (JobHoldRow.id != hold_id)
+
+
+def _earlier_batches(hold_id: str, now: datetime) -> Any:
+    """What the job's other runs hold now of its provider batch."""
+    batch = case((JobHoldRow.batch_until > now, JobHoldRow.batch_usd), else_=0.0)
+    return select(func.coalesce(func.sum(batch), 0.0)).where(_others_of_job(hold_id))
+
+
+def _take_over_batch(session: Session, hold_id: str) -> None:
+    """The run of ``hold_id`` holds the job's provider batch now: the job's other runs (an
+    ended one's kept hold, a duplicate delivery's) hold it no more."""
+    session.execute(
+        update(JobHoldRow)
+        .where(_others_of_job(hold_id))
+        .values(batch_usd=0.0)
+        .execution_options(synchronize_session=False)
+    )
+
+
 _HOLD_COLUMNS = [
     "id",
     "job_id",
@@ -152,7 +175,13 @@ class SpendingStore:
                 return None
             # A job's owner need not be a user (the CLI's local owner): the default applies.
             limit = user[0] if user is not None and user[0] is not None else default_cap_usd
-            if limit is not None and self._spend(session, owner_id).spent_usd + amount_usd > limit:
+            # A provider batch's first hold takes the job's over from its earlier runs (one
+            # that died before the batch was written down): that much is not spent twice.
+            earlier = 0.0
+            if hold_id is not None and lasting_s is not None:
+                earlier = float(session.scalar(_earlier_batches(hold_id, _now())) or 0.0)
+            spent = self._spend(session, owner_id).spent_usd - earlier
+            if limit is not None and spent + amount_usd > limit:
                 return False
             if hold_id is None:
                 if limit is None:
@@ -163,6 +192,8 @@ class SpendingStore:
                     .values(spent_usd=UserRow.spent_usd + amount_usd)
                 )
             else:
+                if lasting_s is not None:
+                    _take_over_batch(session, hold_id)
                 self._add(session, hold_id, amount_usd, lasting_s)
             return limit is not None or None
 
@@ -191,10 +222,14 @@ class SpendingStore:
 
     def open_hold(self, job_id: str, lease_s: float) -> str:
         """A new run of the job holds from now, for ``lease_s`` unless renewed; returns its
-        hold's id (a job gone meanwhile gets none: every change of it changes nothing). What
-        the job's ended runs left and dead workers' holds are done with; a run still going on
-        (a duplicate delivery) keeps its own, but not the worst case of the job's provider
-        batch, which this run holds again as it takes the batch over."""
+        hold's id (a job gone meanwhile gets none: every change of it changes nothing). The
+        job's other holds stay as they are: a dead worker's counts nothing once its lease ran
+        out, but a worker stalled past it (a paused host, a partition) renews it when it comes
+        back, and its requests must then count again (deleted, they went on held nowhere); a
+        provider batch's worst case stays held by the run that held it until this run holds it
+        again from the job's manifest (``hold``, ``reserve``: taken over), not only from now
+        on: the batch runs on meanwhile, and this run may fail, or wait out an outage, before
+        it reads the manifest. The job's end drops them (``JobStore``)."""
         hold_id = uuid.uuid4().hex
         now = _now()
         row = select(
@@ -207,11 +242,6 @@ class SpendingStore:
             literal(None, DateTime(timezone=True)),
         ).where(JobRow.id == job_id)
         with self.sessions.begin() as session:
-            ended = (JobHoldRow.job_id == job_id) & (JobHoldRow.held_until <= now)
-            session.execute(delete(JobHoldRow).where(ended))
-            session.execute(
-                update(JobHoldRow).where(JobHoldRow.job_id == job_id).values(batch_usd=0.0)
-            )
             session.execute(insert(JobHoldRow).from_select(_HOLD_COLUMNS, row))
         return hold_id
 
@@ -246,8 +276,11 @@ class SpendingStore:
     def hold(self, hold_id: str, amount_usd: float, *, lasting_s: float | None = None) -> None:
         """Hold ``amount_usd`` in the run's hold without a check: it is committed already (a
         provider batch that runs on, held for ``lasting_s``), and counts against everything
-        after it."""
+        after it. A provider batch's (``lasting_s``, 0 too: none of it runs on) takes over
+        what the job's other runs held of it, in the same transaction."""
         with self.sessions.begin() as session:
+            if lasting_s is not None:
+                _take_over_batch(session, hold_id)
             self._add(session, hold_id, amount_usd, lasting_s)
 
     def settle(
