@@ -92,11 +92,14 @@ def _earlier_batches(hold_id: str, now: datetime) -> Any:
 
 def _take_over_batch(session: Session, hold_id: str) -> None:
     """The run of ``hold_id`` holds the job's provider batch now: the job's other runs (an
-    ended one's kept hold, a duplicate delivery's) hold it no more."""
+    ended one's kept hold, a duplicate delivery's) hold it no more. One statement over the
+    job's holds, its own included: two runs taking over at once lock them in one order (one
+    by one, each locking the other's first, they could deadlock)."""
+    job = select(JobHoldRow.job_id).where(JobHoldRow.id == hold_id).scalar_subquery()
     session.execute(
         update(JobHoldRow)
-        .where(_others_of_job(hold_id))
-        .values(batch_usd=0.0)
+        .where(JobHoldRow.job_id == job)
+        .values(batch_usd=case((JobHoldRow.id == hold_id, JobHoldRow.batch_usd), else_=0.0))
         .execution_options(synchronize_session=False)
     )
 
