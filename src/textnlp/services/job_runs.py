@@ -122,6 +122,11 @@ class JobRuns:
         a provider batch it left running."""
         self.jobs.spending.release_hold(hold_id)
 
+    def end_holds(self, job_id: str) -> None:
+        """The job's runs hold nothing against its owner's cap any more, a provider batch's
+        worst case included (the batch was cancelled)."""
+        self._store.end_holds(job_id)
+
     # -- checkpoints ------------------------------------------------------------------------
     def save_chunk(
         self, job_id: str, records: Sequence[Record], *, hold_id: str | None = None

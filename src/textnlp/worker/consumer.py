@@ -287,6 +287,7 @@ class Worker:
             await self.patience.run(what, queue.delete, message)
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
+            await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
             await self.patience.run(what, self.runner.settle, job_id)
             await self.patience.run(what, queue.delete, message)
             # Cancelled while no worker held it (queued, or waiting for its next attempt): no

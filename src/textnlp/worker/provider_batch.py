@@ -220,6 +220,24 @@ class ProviderBatches:
                 await asyncio.to_thread(partial(cap.settle, held, 0.0, lasting=True))
             await provider.aclose()
 
+    async def cancel_left_running(self, job_id: str, backend: Backend) -> bool:
+        """Cancel the provider batches of a job cancelled while no worker ran it (handed back
+        with its batches running, by a stop or an outage): no worker polls them to see the
+        cancel, and they ran on and were paid. True when one was cancelled."""
+        files = self.runs.provider_files(job_id)
+        raw = await asyncio.to_thread(files.find, MANIFEST)
+        if raw is None:
+            return False
+        manifest = BatchManifest.model_validate_json(raw)
+        if not any(p.batch_id is not None and not p.ended for p in manifest.parts):
+            return False
+        provider = self.provider_factory(backend, files)
+        try:
+            await self._cancel(job_id, provider, files, manifest)
+        finally:
+            await provider.aclose()
+        return True
+
     # -- the steps --------------------------------------------------------------------------
     def _manifest(
         self,

@@ -175,6 +175,28 @@ class JobRunner:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    async def cancel_batches(self, job_id: str) -> None:
+        """A cancelled ``provider_batch`` job that no worker ran when it was cancelled: its
+        provider batches are cancelled now (``ProviderBatches.cancel_left_running``), and
+        what the job held of them is let go. Best effort past an outage (which the caller
+        waits out): a batch that cannot be cancelled (a model gone from the catalogue, its
+        credentials) stays held for as long as the provider may run it."""
+        row = self.runs.get(job_id)
+        if row is None or row.state != "cancelled" or not row.spec.get("provider_batch"):
+            return
+        spec = JobSpec.model_validate(row.spec)
+        try:
+            model_id = spec.model or self.generation.settings.default_model
+            model = await self.generation.run_backend(model_id, self.runs.template(spec))
+            if not await self.provider_batches.cancel_left_running(job_id, model):
+                return
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.warning("job %s: its provider batches could not be cancelled: %s", job_id, exc)
+            return
+        await asyncio.to_thread(self.runs.end_holds, job_id)
+
     def settle(self, job_id: str) -> None:
         """An ended job's last step: a cancelled or failed job (a spending cap, a wrong input,
         its last attempt) keeps the records it made as its (partial) result file, as an OpenAI

@@ -669,3 +669,25 @@ def test_a_batch_stays_held_while_the_next_run_waits_out_an_outage_before_its_ma
     assert view.state == "succeeded", view.error
     assert len(records) == 10 and len(WORLD.submitted) == 1
     assert held() == 0.0
+
+
+def test_a_job_cancelled_while_handed_back_cancels_its_running_batch(settings: Settings) -> None:
+    """A worker stopped (a deploy) while its job's batch ran, and the owner cancelled the job
+    before a worker took it again: the next delivery saw the cancel and ended the job, but no
+    worker polled the batch any more, so none cancelled it: it ran on and was paid (and its
+    worst case, held for it, stopped counting). It is cancelled now, and nothing is held."""
+    WORLD.polls_before_end = 1000
+    capped = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"user_spending_cap_usd": 0.4})}
+    )
+    job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    run_until_first_poll(capped)
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) > 0  # handed back with its batch running
+        service.cancel(LOCAL_OWNER, job_id)
+    run_worker(capped)
+    view, _ = finished(capped, job_id)
+    assert view.state == "cancelled"
+    assert WORLD.cancelled == ["batch_abc123"]  # before: []
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) == 0.0

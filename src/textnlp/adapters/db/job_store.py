@@ -93,16 +93,17 @@ class IdempotencyMismatch(Exception):
     """The key was used before with another request body (internal; mapped by the service)."""
 
 
-def _end_holds(session: Session, job_id: str, state: str) -> None:
-    """The job ended: its runs hold nothing against its owner's cap any more, but the worst
-    case of a provider batch that may still run on (a job that failed, or was cancelled while
-    no worker ran it, with its batch submitted), which the provider is paid whatever becomes of
-    the job: it stays held for as long as it was held (``SpendingStore.hold``). A job that
-    succeeded collected its batches."""
+def _end_holds(session: Session, job_id: str, *, keep_batch: bool) -> None:
+    """The job ended: its runs hold nothing against its owner's cap any more, but, with
+    ``keep_batch``, the worst case of a provider batch that may still run on (a job that
+    failed with its batch submitted, or was cancelled while no worker ran it and its batch
+    could not be cancelled), which the provider is paid whatever becomes of the job: it stays
+    held for as long as it was held (``SpendingStore.hold``). A job that succeeded collected
+    its batches."""
     now = utcnow()
     running = (JobHoldRow.batch_usd > 0.0) & (JobHoldRow.batch_until > now)
     mine = JobHoldRow.job_id == job_id
-    if state != "succeeded":
+    if keep_batch:
         session.execute(
             update(JobHoldRow)
             .where(mine, running)
@@ -298,7 +299,7 @@ class JobStore:
             if row is None:
                 return row
             if row.state in TERMINAL_STATES:
-                _end_holds(session, job_id, row.state)
+                _end_holds(session, job_id, keep_batch=row.state != "succeeded")
                 return row
             row.state = "running"
             row.attempts += 1
@@ -380,7 +381,7 @@ class JobStore:
             )
             ended = int(getattr(result, "rowcount", 0) or 0) == 1
             if ended and state != "cancelled":
-                _end_holds(session, job_id, state)
+                _end_holds(session, job_id, keep_batch=state != "succeeded")
             return ended
 
     def keep_partial_result(
@@ -404,6 +405,12 @@ class JobStore:
             )
             kept = int(getattr(result, "rowcount", 0) or 0) == 1
             return kept, replaced if kept else None
+
+    def end_holds(self, job_id: str) -> None:
+        """Drop what the job's runs hold against its owner's cap, a provider batch's worst case
+        included (it was cancelled)."""
+        with self.sessions.begin() as session:
+            _end_holds(session, job_id, keep_batch=False)
 
     def worker_stopped(self, job_id: str) -> None:
         """An ended job's worker is gone: its heartbeat no longer stands for a live worker."""
