@@ -19,7 +19,8 @@ Before the pipeline runs, ``ProviderBatches.answers``
    part (``BatchProvider.find``: the submit tagged it) before it submits the part again;
 3. polls them with backoff (the job stays ``running``; each poll is a heartbeat, so a user's
    cancel is seen and cancels the provider batches, and a shutdown hands the job back with the
-   batches still running for the next worker);
+   batches still running for the next worker; a job cancelled meanwhile has them cancelled by
+   its next delivery, ``cancel_left_running``);
 4. reads their results, priced at the provider's batch price, and counts them in the job's
    caps (the batch's worst case was held there from its submit until then).
 
