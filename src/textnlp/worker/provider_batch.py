@@ -230,7 +230,9 @@ class ProviderBatches:
         if raw is None:
             return False
         manifest = BatchManifest.model_validate_json(raw)
-        if not any(p.batch_id is not None and not p.ended for p in manifest.parts):
+        # A part "cancelling" was cancelled by the worker that saw the cancel.
+        left = [p for p in manifest.parts if p.batch_id is not None and not p.ended]
+        if not left or all(p.status == "cancelling" for p in left):
             return False
         provider = self.provider_factory(backend, files)
         try:
