@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from textnlp.errors import CandidatesExhausted, DatasetFailed, QuotaExceeded, TextNLPError
     from textnlp.generation.pipeline import DatasetSummary
     from textnlp.generation.recipes.recipe import Recipe
-    from textnlp.library import agenerate_dataset, generate_dataset, unload_models
+    from textnlp.library import agenerate_dataset, generate_dataset
 
 __version__ = "0.1.0"
 
@@ -47,7 +47,6 @@ _EXPORTS = {
     "agenerate_dataset": "textnlp.library",
     "generate_dataset": "textnlp.library",
     "load_settings": "textnlp.config",
-    "unload_models": "textnlp.library",
 }
 
 __all__ = [
@@ -70,7 +69,6 @@ __all__ = [
     "agenerate_dataset",
     "generate_dataset",
     "load_settings",
-    "unload_models",
 ]
 
 
