@@ -14,7 +14,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -530,13 +530,11 @@ def test_a_batch_still_running_holds_its_worst_case_across_a_worker_restart(
     assert sum(v.cost_usd or 0.0 for v in views.values()) == pytest.approx(10 * batch_cost())
 
 
-def test_a_batch_still_running_stays_held_while_its_worker_waits_out_an_outage(
+def capped_batch_noting_waits(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The database goes away at a poll of the job's batch: the worker waits it out, then runs
-    the job again from its manifest. Only a stop kept the batch's worst case held, so while the
-    worker waited the batch (paid whatever the cap says) held nothing, and the owner's other
-    work could spend the room it will be paid from."""
+) -> tuple[Settings, str, Callable[[], float], list[float]]:
+    """A batch job under a $0.40 owner's cap, and what it holds noted at each of the worker's
+    waits for an outage: (settings, job id, what it holds now, what it held at each wait)."""
     WORLD.polls_before_end = 3
     capped = settings.model_copy(
         update={"models": settings.models.model_copy(update={"user_spending_cap_usd": 0.4})}
@@ -557,6 +555,17 @@ def test_a_batch_still_running_stays_held_while_its_worker_waits_out_an_outage(
         waiting(self, what, state)
 
     monkeypatch.setattr(Patience, "_waiting", note_held)
+    return capped, job_id, held, held_while_waiting
+
+
+def test_a_batch_still_running_stays_held_while_its_worker_waits_out_an_outage(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away at a poll of the job's batch: the worker waits it out, then runs
+    the job again from its manifest. Only a stop kept the batch's worst case held, so while the
+    worker waited the batch (paid whatever the cap says) held nothing, and the owner's other
+    work could spend the room it will be paid from."""
+    capped, job_id, held, held_while_waiting = capped_batch_noting_waits(settings, monkeypatch)
     outage = {"next": False}
 
     def at_poll() -> None:
@@ -604,26 +613,7 @@ def test_a_batch_stays_held_while_the_next_run_waits_out_an_outage_before_its_ma
     the job's stored records, before its manifest: that run's start dropped the batch's worst
     case (held again only from the manifest), so while the worker waited the second outage
     out the batch, running on, held nothing."""
-    WORLD.polls_before_end = 3
-    capped = settings.model_copy(
-        update={"models": settings.models.model_copy(update={"user_spending_cap_usd": 0.4})}
-    )
-    body = {"prompts": PROMPTS, "model": "gpt-batch", "params": {"max_tokens": 20}}
-    job_id = submit(capped, **body, seed=1)
-    held_while_waiting: list[float] = []
-
-    def held() -> float:
-        with job_service(capped) as service:
-            return held_by(service.store, job_id)
-
-    waiting = Patience._waiting
-
-    def note_held(self: Patience, what: str, state: Any) -> None:  # on the worker's loop
-        with ThreadPoolExecutor(1) as pool:
-            held_while_waiting.append(pool.submit(held).result())
-        waiting(self, what, state)
-
-    monkeypatch.setattr(Patience, "_waiting", note_held)
+    capped, job_id, held, held_while_waiting = capped_batch_noting_waits(settings, monkeypatch)
     outage = {"poll": False, "records": False}
 
     def at_poll() -> None:
