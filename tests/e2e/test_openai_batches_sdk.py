@@ -158,9 +158,10 @@ def test_a_batch_through_the_openai_sdk(server: tuple[str, str]) -> None:
 
 def test_auto_pagination_goes_on_past_an_item_deleted_meanwhile(server: tuple[str, str]) -> None:
     """The SDK pages with ``after`` = the last id of the page before. That item deleted between
-    two pages: a file's listing goes on where it was (it started again from the newest, and
-    the SDK gave the first pages' files twice); a batch's, whose id cannot be placed, is
-    refused (400, ``param: after``), never started again."""
+    two pages: the listing goes on where it was, a file's (it started again from the newest,
+    and the SDK gave the first pages' files twice) and a batch's (its random id could not be
+    placed: 400); an id that names nothing and cannot be placed is refused (400, ``param:
+    after``), never the list started again."""
     import httpx
     from openai import BadRequestError, OpenAI
 
@@ -189,12 +190,13 @@ def test_auto_pagination_goes_on_past_an_item_deleted_meanwhile(server: tuple[st
     bearer = {"Authorization": f"Bearer {api_key}"}
     native = httpx.Client(base_url=base_url.removesuffix("/v1"), headers=bearer)
     seen = []
+    for batch in client.batches.list(limit=1):
+        seen.append(batch.id)
+        if batch.id == batches[1].id:
+            job_id = batch.id.removeprefix("batch_")
+            gone = native.delete(f"/api/v1/generate/status/{job_id}")
+            assert gone.status_code == 204, gone.text
+    assert seen == [batch.id for batch in reversed(batches)]  # newest first, each once
     with pytest.raises(BadRequestError) as refused:
-        for batch in client.batches.list(limit=1):
-            seen.append(batch.id)
-            if batch.id == batches[1].id:
-                job_id = batch.id.removeprefix("batch_")
-                gone = native.delete(f"/api/v1/generate/status/{job_id}")
-                assert gone.status_code == 204, gone.text
-    assert seen == [batches[2].id, batches[1].id]  # newest first, none twice
+        client.batches.list(limit=1, after="batch_" + "ab" * 16)  # random: cannot be placed
     assert refused.value.status_code == 400 and refused.value.param == "after"

@@ -23,7 +23,6 @@ import json
 import logging
 import re
 import string
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -74,6 +73,7 @@ from textnlp.services.job_models import (
 )
 from textnlp.services.job_prompts import iter_prompt_file, normalise, prompt_list_template
 from textnlp.services.job_records import PAGE_SIZE, JobRecords, JobReport, RecordPage, RecordQuery
+from textnlp.services.list_cursor import created_time, time_ordered_hex
 from textnlp.services.models import ModelPool
 from textnlp.services.spending import SpendingService
 
@@ -173,7 +173,8 @@ class JobService:
                 str(spec.webhook_url)
             )
         total = self.check(spec, owner)
-        job_id = uuid.uuid4().hex
+        # Time-ordered, and made when the job is: a list can place it after it is deleted.
+        job_id = time_ordered_hex()
         queue = (
             self.queues.batch
             if total >= self.settings.queue.batch_threshold or spec.prompt_file
@@ -200,6 +201,7 @@ class JobService:
                     total=total,
                     body=JobMessage(job_id=job_id).model_dump_json(),
                     trace_header=trace_header(),
+                    created_at=created_time(job_id),
                 ),
                 idempotency=idempotency,
                 check_prompt_file=self._prompt_file_check(spec, owner),

@@ -5,13 +5,14 @@ SDK's auto-pagination sends the last id of the page before. That item may have b
 since: the page must then start where it was, never again from the top (the SDK would
 return every item of the pages before twice).
 
-- An id that says when it was made (an upload's ``file-<hex>``, time-ordered since
-  ``time_ordered_hex``: a UUIDv7's layout, its first 48 bits the time in milliseconds) is
-  placed by its sort key, ``(created_at, id)``, whether or not its item still exists; its
-  ``created_at`` is those milliseconds' second, as its item was given.
-- Any other id that names no listed item (an older upload's random id, a deleted batch's, a
-  made-up one) is refused, 400 with ``param: after``: the SDK raises it, and the caller lists
-  again from the start, knowingly.
+- An id that says when it was made (an upload's ``file-<hex>``, a batch's ``batch_<job id>``,
+  time-ordered since ``time_ordered_hex``: a UUIDv7's layout, its first 48 bits the time in
+  milliseconds) is placed by its sort key, ``(created_at, id)``, whether or not its item still
+  exists; its ``created_at`` is those milliseconds (an upload's: their second), as its item
+  was given.
+- Any other id that names no listed item (an older upload's or job's random id, a made-up
+  one) is refused, 400 with ``param: after``: the SDK raises it, and the caller lists again
+  from the start, knowingly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from textnlp.errors import InvalidParameter
 
@@ -44,6 +46,21 @@ def created_ms(hex_id: str) -> int | None:
         return None
 
 
+def unplaced(after: str) -> InvalidParameter:
+    """The refusal of an ``after`` that names no listed item and cannot be placed."""
+    return InvalidParameter(
+        f"after: {after[:100]!r} is not in the list (deleted since it was listed, or never "
+        "one of yours); list again without after",
+        parameter="after",
+    )
+
+
+def created_time(hex_id: str) -> datetime | None:
+    """``created_ms`` as an aware UTC datetime, to the millisecond (no float rounding)."""
+    ms = created_ms(hex_id)
+    return None if ms is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
 def page_start(
     keys: Sequence[SortKey],
     after: str | None,
@@ -60,10 +77,6 @@ def page_start(
         if item_id == after:
             return index + 1
     if placed is None:
-        raise InvalidParameter(
-            f"after: {after[:100]!r} is not in the list (deleted since it was listed, or never "
-            "one of yours); list again without after",
-            parameter="after",
-        )
+        raise unplaced(after)
     after_it = (key < placed if descending else key > placed for key in keys)
     return next((index for index, later in enumerate(after_it) if later), len(keys))

@@ -73,7 +73,14 @@ from textnlp.errors import Conflict, DatasetError, InvalidInput, InvalidParamete
 from textnlp.services.batch_requests import CHAT_COMPLETIONS, BatchRequestItem, read_batch_file
 from textnlp.services.job_models import JobSpec, Owner
 from textnlp.services.jobs import JobService, as_utc
-from textnlp.services.list_cursor import SortKey, created_ms, page_start, time_ordered_hex
+from textnlp.services.list_cursor import (
+    SortKey,
+    created_ms,
+    created_time,
+    page_start,
+    time_ordered_hex,
+    unplaced,
+)
 from textnlp.services.openai_objects import (
     EXPIRED_MESSAGE,
     Batch,
@@ -104,6 +111,8 @@ _UPLOAD_ID = re.compile(r"^file-([0-9a-f]{32})$")
 _INFO_KEY = re.compile(r"/file-[0-9a-f]{32}\.json$")
 #: Descriptions a file listing reads at once (under botocore's pool of 10 connections).
 _LISTING_READS = 8
+#: Jobs a batch listing reads from the table at once.
+_LISTING_CHUNK = 500
 _OUTPUT_ID = re.compile(r"^file-batch-([0-9a-f]{32})-(output|errors)$")
 _BATCH_ID = re.compile(r"^batch_([0-9a-f]{32})$")
 _INPUT_KEY = re.compile(
@@ -364,19 +373,37 @@ class OpenAIBatchService:
         return self.retrieve(owner, batch_id)
 
     def list_batches(self, owner: Owner, *, after: str | None = None, limit: int = 20) -> BatchList:
-        """The owner's batches, newest first (among their latest 1,000 jobs)."""
-        rows = [r for r in self.jobs.store.list_for(owner.id, 1000) if self._input_file_id(r)]
-        # Batch ids are random: a deleted one cannot be placed, and is refused.
-        keys = [(_unix(r.created_at) or 0, f"batch_{r.id}") for r in rows]
-        start = page_start(keys, after, descending=True)
-        chosen = rows[start : start + limit]
-        page = [batch for batch in map(self._listed_batch, chosen) if batch is not None]
+        """The owner's batches, newest first, read from the jobs table a chunk at a time (a
+        batch is one kind of job among any number of others)."""
+        place = None if after is None else self._place(owner, after)
+        rows: list[JobRow] = []
+        while len(rows) <= limit:  # one more than the page: is there more?
+            chunk = self.jobs.store.list_for(owner.id, _LISTING_CHUNK, before=place)
+            rows += [row for row in chunk if self._input_file_id(row)]
+            if len(chunk) < _LISTING_CHUNK:
+                break
+            place = (chunk[-1].created_at, chunk[-1].id)
+        page = [batch for batch in map(self._listed_batch, rows[:limit]) if batch is not None]
         return BatchList(
             data=page,
             first_id=page[0].id if page else None,
             last_id=page[-1].id if page else None,
-            has_more=start + limit < len(rows),
+            has_more=len(rows) > limit,
         )
+
+    def _place(self, owner: Owner, after: str) -> tuple[datetime, str]:
+        """Where the list goes on after the batch ``after``: its job's (created_at, id), or,
+        once it is deleted, the time its id was made (``list_cursor``); an older, random id
+        that names none of the owner's batches is refused."""
+        match = _BATCH_ID.match(after)
+        job_id = match.group(1) if match else ""
+        row = self.jobs.store.get(job_id) if job_id else None
+        if row is not None and row.owner_id == owner.id and self._input_file_id(row):
+            return (row.created_at, row.id)
+        made = created_time(job_id) if job_id else None
+        if made is None:
+            raise unplaced(after)
+        return (made, job_id)
 
     def _listed_batch(self, row: JobRow) -> Batch | None:
         """A listed batch; None when its job was deleted since it was listed."""

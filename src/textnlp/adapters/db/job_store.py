@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, false, func, or_, select, update
+from sqlalchemy import Engine, and_, case, delete, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -74,6 +74,8 @@ class NewJob:
     body: str
     #: The submitting request's trace, for its message (``observability.spans.trace_header``).
     trace_header: str | None = None
+    #: When it was made (a time-ordered id's own time: a list can place a deleted id); now if None.
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class JobStore:
             existing = self.idempotent(job.owner_id, *idempotency)
             if existing is not None:
                 return existing
-        now = utcnow()
+        now = job.created_at or utcnow()
         try:
             with self.sessions.begin() as session:
                 if check_prompt_file is not None:
@@ -251,11 +253,22 @@ class JobStore:
         with self.sessions() as session:
             return session.get(JobRow, job_id)
 
-    def list_for(self, owner_id: str | None, limit: int = 50) -> list[JobRow]:
+    def list_for(
+        self, owner_id: str | None, limit: int = 50, *, before: tuple[datetime, str] | None = None
+    ) -> list[JobRow]:
+        """Newest first; ``before``: only the jobs after that (created_at, id) in that order."""
         with self.sessions() as session:
-            query = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit)
+            query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
             if owner_id is not None:
                 query = query.where(JobRow.owner_id == owner_id)
+            if before is not None:
+                made, job_id = before
+                query = query.where(
+                    or_(
+                        JobRow.created_at < made,
+                        and_(JobRow.created_at == made, JobRow.id < job_id),
+                    )
+                )
             return list(session.scalars(query).all())
 
     def delete_prompt_file(self, owner_id: str, key: str, delete: Callable[[], None]) -> list[str]:
