@@ -288,15 +288,41 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, (InvalidInput, ContextWindowExceeded, InvalidRequest, MissingExtra))
 
 
+def public_message(exc: BaseException) -> str:
+    """The text of ``exc`` that a caller may read: the one owner of that choice, used by the
+    API's answers (HTTP, SSE, WebSocket, ``/v1``, the console, through
+    ``textnlp.api.errors.public_body``) and by a job's error (``public_reason``), so that every
+    surface tells the same.
+
+    An error of the tree says itself (its message is written for users), except where it names
+    the deployment: an outage says which dependency, never where (the adapter's text names a
+    host and port); an unavailable model, not why (its files, secrets, endpoints: administrators
+    read that in the models list and the health report). Anything else is the platform's fault,
+    its text for the operators' log alone."""
+    if isinstance(exc, ServiceUnavailable):
+        return f"the {outage_dependency(exc)} is unavailable; retry later"
+    if isinstance(exc, ModelUnavailable):
+        model = str(exc.details.get("model") or "")
+        return f"model {model} is not available here (an administrator can see why)"
+    if isinstance(exc, TextNLPError):
+        return exc.message
+    return "internal error"
+
+
+def outage_dependency(exc: ServiceUnavailable) -> str:
+    """Which dependency an outage names to callers (``service`` when it does not say)."""
+    return str(exc.details.get("dependency") or "service")
+
+
 def public_reason(exc: BaseException) -> str:
     """Why a job's attempt failed, as its owner reads it (the job's ``error``: the API's status,
-    the console, the webhook and SNS notices). An error of the tree says itself: its message is
-    written for users. Anything else is the platform's fault, and its text names what only
-    operators may read (a bucket, a storage key, an AWS account and role, a temporary path,
-    SQL): its class alone, the whole text going to the worker's log and the dead-letter queue."""
+    the console, the webhook and SNS notices): ``public_message`` after the error's class. An
+    error not of the tree names what only operators may read (a bucket, a storage key, an AWS
+    account and role, a temporary path, SQL): its class alone, the whole text going to the
+    worker's log and the dead-letter queue."""
     if isinstance(exc, TextNLPError):
-        return f"{type(exc).__name__}: {exc.message}"
-    return f"internal error ({type(exc).__name__}); the operators' log has the details"
+        return f"{type(exc).__name__}: {public_message(exc)}"
+    return f"{public_message(exc)} ({type(exc).__name__}); the operators' log has the details"
 
 
 def quoted(value: object, limit: int = 80) -> str:

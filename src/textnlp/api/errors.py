@@ -54,12 +54,13 @@ from textnlp.errors import (
     ContextWindowExceeded,
     InvalidInput,
     ModelNotFound,
-    ModelUnavailable,
     NotFound,
     PermissionDenied,
     QuotaExceeded,
     ServiceUnavailable,
     TextNLPError,
+    outage_dependency,
+    public_message,
 )
 from textnlp.extras import missing_extra
 from textnlp.observability.logging import request_id_var
@@ -141,24 +142,13 @@ def error_for(exc: TextNLPError) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 
 def public_body(exc: TextNLPError) -> dict[str, Any]:
-    """What a client may read of ``exc``: an outage says which dependency, never where; an
-    unavailable model, not why."""
+    """What a client may read of ``exc``: its ``to_dict()`` with ``public_message``'s text (the
+    one owner of that choice, which a job's error uses too); an outage's body names its
+    dependency alone."""
     if isinstance(exc, ServiceUnavailable):
-        dependency = str(exc.details.get("dependency") or "service")
-        return {
-            "type": exc.type,
-            "message": f"the {dependency} is unavailable; retry later",
-            "dependency": dependency,
-        }
-    if isinstance(exc, ModelUnavailable):
-        # Its reason names the deployment's files, secrets and endpoints: administrators read
-        # it in the models list and the health report.
-        model = str(exc.details.get("model") or "")
-        return {
-            **exc.to_dict(),
-            "message": f"model {model} is not available here (an administrator can see why)",
-        }
-    return exc.to_dict()
+        dependency = outage_dependency(exc)
+        return {"type": exc.type, "message": public_message(exc), "dependency": dependency}
+    return {**exc.to_dict(), "message": public_message(exc)}
 
 
 def validation_errors(
@@ -265,7 +255,7 @@ async def refuse_websocket(websocket: WebSocket, exc: TextNLPError) -> None:
         status, body, headers = error_for(exc)
         await websocket.send_denial_response(error_json(status, body, headers))
     else:
-        await websocket.close(code=1008, reason=exc.message[:120])
+        await websocket.close(code=1008, reason=public_message(exc)[:120])
 
 
 def invalid_json_message(reason: str) -> dict[str, Any]:

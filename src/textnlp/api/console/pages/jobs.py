@@ -40,7 +40,6 @@ from textnlp.api.console.render import page, redirect
 from textnlp.api.console.session import SESSION_COOKIE, ConsoleUser
 from textnlp.api.deps import RECHECK_S
 from textnlp.api.downloads import result_response
-from textnlp.api.errors import public_body
 from textnlp.api.open_sockets import OpenSockets
 from textnlp.auth.service import AuthService, Principal
 from textnlp.domain.jobs import TERMINAL_STATES
@@ -51,6 +50,7 @@ from textnlp.errors import (
     NotFound,
     QuotaExceeded,
     ServiceUnavailable,
+    public_message,
 )
 from textnlp.services.generation import GenerationService
 from textnlp.services.job_models import JobSpec, JobView, OutputFormat, Owner
@@ -289,7 +289,7 @@ async def submit_job(
         # A form's bad field is 422 (an unknown model too, which the API answers 404: here the
         # page exists, its input is wrong); a spending cap keeps its 429.
         code = 422 if isinstance(exc, InvalidInput) else exc.http_status
-        message = str(public_body(exc)["message"])  # an unavailable model's reason: admins'
+        message = public_message(exc)  # an unavailable model's reason is the admins'
         return await _list_page(request, user, form=form, errors=[message], status_code=code)
     return redirect(request, f"/console/jobs/{view.id}")
 
