@@ -6,9 +6,11 @@
   place that retries.
 * ``CircuitBreaker``: after ``failure_threshold`` consecutive failures that say the backend is
   down (unavailable, timeouts, rejected credentials) the circuit opens and calls fail at once
-  with ``BackendUnavailable`` until ``reset_after_s`` has passed; then one trial call is let
-  through (half-open) and its outcome closes or reopens the circuit. ``CircuitRegistry``
-  keeps one breaker per backend and model so that ``/admin/health`` can show them.
+  with ``BackendUnavailable`` until ``reset_after_s`` has passed (its message says when, never
+  the last failure, which was another caller's: that goes to the log and the health report);
+  then one trial call is let through (half-open) and its outcome closes or reopens the
+  circuit. ``CircuitRegistry`` keeps one breaker per backend and model so that
+  ``/admin/health`` can show them.
 * ``Resilience`` puts the three together for one backend; ``stream`` retries only until the
   first delta arrived (a half-sent stream cannot be replayed).
 """
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
@@ -28,6 +31,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from textnlp.backends.ratelimit import ModelRateLimiter, RateLimit
 from textnlp.errors import AuthFailed, BackendError, BackendUnavailable, Timeout
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 CircuitStateName = Literal["closed", "open", "half_open"]
@@ -92,9 +96,12 @@ class CircuitBreaker:
                 self._trial_running = True  # half-open: this call is the trial
                 return
             retry_in = max(0.0, self.reset_after_s - waited)
+        # The last error was another caller's (their words, an endpoint's address): this
+        # caller reads that the circuit is open and when it is tried again; the error went to
+        # the log when it opened the circuit, and administrators read it in the health report.
         raise BackendUnavailable(
-            f"{self.name} is unavailable after {self._failures} consecutive failures "
-            f"(last: {self._last_error}); next try in {retry_in:.0f}s",
+            f"{self.name} is unavailable: its circuit is open after {self._failures} "
+            f"consecutive failures; next try in {retry_in:.0f}s",
             backend=backend,
             model=model,
         )
@@ -113,9 +120,19 @@ class CircuitBreaker:
         with self._lock:
             self._failures += 1
             self._last_error = f"{type(error).__name__}: {error}"[:200]
-            if self._trial_running or self._failures >= self.failure_threshold:
+            opens = self._trial_running or self._failures >= self.failure_threshold
+            if opens:
                 self._opened_at = self._clock()
             self._trial_running = False
+            failures = self._failures
+        if opens:
+            log.warning(
+                "circuit %s open after %d consecutive failures (last: %s); next try in %.0fs",
+                self.name,
+                failures,
+                f"{type(error).__name__}: {error}",
+                self.reset_after_s,
+            )
 
     def state(self) -> CircuitState:
         with self._lock:

@@ -3,11 +3,13 @@ fault-injecting operation and fake clocks."""
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
 
 from textnlp.adapters.buckets import MemoryBuckets
+from textnlp.api.errors import public_body
 from textnlp.backends.pricing import CappedBackend, Price, PriceTable, SpendingCap
 from textnlp.backends.ratelimit import ModelRateLimiter, RateLimit
 from textnlp.backends.resilience import CircuitBreaker, CircuitRegistry, Resilience, RetryPolicy
@@ -115,6 +117,30 @@ async def test_circuit_opens_then_half_opens_then_closes() -> None:
     clock.now += 31
     assert await guard.call(Faulty()) == "ok"
     assert guard.breaker.state().state == "closed"
+
+
+async def test_an_open_circuit_tells_the_next_caller_when_not_the_last_callers_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    guard = resilience(clock, attempts=1, threshold=2)
+    # Another caller's failures: their words, and where the model server lives.
+    theirs = "cannot connect to http://10.0.4.7:8080/invocations for alice@example.com"
+    with caplog.at_level(logging.WARNING, logger="textnlp.backends.resilience"):
+        for _ in range(2):
+            with pytest.raises(BackendUnavailable):
+                await guard.call(Faulty(BackendUnavailable(theirs)))
+    clock.now += 10
+    with pytest.raises(BackendUnavailable) as refused:
+        await guard.call(Faulty())
+    told = str(public_body(refused.value))
+    assert "10.0.4.7" not in told and "alice@example.com" not in told, told
+    assert refused.value.message == (
+        "fake:m is unavailable: its circuit is open after 2 consecutive failures; next try in 20s"
+    )
+    # The operators read what opened it; the health report keeps it for administrators.
+    assert theirs in caplog.text
+    assert theirs in guard.breaker.state().last_error
 
 
 async def test_client_errors_do_not_open_the_circuit() -> None:
