@@ -10,6 +10,7 @@ hands events to the event loop through an ``asyncio.Queue``. botocore's own retr
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterable
@@ -31,6 +32,7 @@ from textnlp.errors import (
     Timeout,
 )
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: An AWS account id in an error message (an ARN, "Endpoint e of account N"): not the user's.
@@ -39,6 +41,11 @@ _ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
 #: for more information.": the deployment's whereabouts, not the caller's.
 _CONSOLE_LINK = re.compile(r"\s*See https://\S+ in account \S+ for more information\.?")
 _MISSING_ENDPOINT = re.compile(r"^Endpoint \S+ of account \S+ not found")
+#: An address in botocore's own errors ("Could not connect to the endpoint URL: "https://vpce-...
+#: .amazonaws.com/..."", urllib3's "HTTPSConnectionPool(host='10.0.3.7', port=443)"): where the
+#: deployment's endpoints, VPC endpoints and proxies live, not the caller's.
+_URL = re.compile(r"""["']?\b[a-z][a-z0-9+.-]*://[^\s"']+["']?""", re.IGNORECASE)
+_HOST = re.compile(r"""\bhost=["'][^"']*["'](, port=\d+)?""")
 
 #: AWS error codes (Bedrock Runtime and SageMaker Runtime API references, "Errors").
 CODES: dict[str, type[BackendError]] = {
@@ -90,6 +97,12 @@ def without_account_ids(text: str) -> str:
     return _ACCOUNT.sub("<account>", text)
 
 
+def without_endpoints(text: str) -> str:
+    """``text`` with URLs and hosts replaced: a caller reads that the endpoint failed, the log
+    where it is."""
+    return _HOST.sub("host=<endpoint>", _URL.sub("<endpoint>", text))
+
+
 NO_CREDENTIALS = (
     "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 )
@@ -130,13 +143,17 @@ def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
         cls = _class_for(code, message, exc.response)
         text = told(cls, without_account_ids(message), "the service refused or failed the call")
         return cls(f"{code}: {text}", code=code, **where)
-    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
-        return Timeout(f"no answer in time: {exc}", **where)
-    if isinstance(exc, EndpointConnectionError):
-        return BackendUnavailable(f"cannot connect: {exc}", **where)
     if isinstance(exc, NoCredentialsError):
         return AuthFailed(NO_CREDENTIALS, **where)
-    return BackendUnavailable(f"{type(exc).__name__}: {exc}", **where)
+    # botocore's own errors name the endpoint (a VPC endpoint, an internal host, a proxy): the
+    # log keeps it, the message that reaches callers and jobs says what failed, not where.
+    log.warning("%s model %s: %s: %s", backend, model, type(exc).__name__, exc)
+    said = without_account_ids(without_endpoints(str(exc)))
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return Timeout(f"no answer in time: {said}", **where)
+    if isinstance(exc, EndpointConnectionError):
+        return BackendUnavailable(f"cannot connect: {said}", **where)
+    return BackendUnavailable(f"{type(exc).__name__}: {said}", **where)
 
 
 def _class_for(code: str, message: str, response: dict[str, Any]) -> type[BackendError]:

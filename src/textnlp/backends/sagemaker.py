@@ -30,8 +30,10 @@ sent to OpenAI-style containers), ``timeout_s``, ``max_connections``.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from textnlp.backends.aws_common import AwsRuntimeBackend, call_in_thread, iterate_in_thread
 from textnlp.backends.cloud import CloudContext
@@ -43,6 +45,9 @@ from textnlp.backends.providers.http_errors import event_error, told
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationRequest
 from textnlp.errors import BackendUnavailable, ConfigError
+
+log = logging.getLogger(__name__)
+P = TypeVar("P", Parsed, Chunk)
 
 
 class SageMakerBackend(AwsRuntimeBackend):
@@ -103,23 +108,35 @@ class SageMakerBackend(AwsRuntimeBackend):
         client = self._client
         args = self._args(request, stream=False)
 
-        def invoke() -> Any:
-            return json.loads(client.invoke_endpoint(**args)["Body"].read())
+        def invoke() -> tuple[bytes, str]:
+            answer = client.invoke_endpoint(**args)
+            return answer["Body"].read(), str(answer.get("ContentType") or "")
 
-        payload = await call_in_thread(invoke, **self._where())
+        raw, content_type = await call_in_thread(invoke, **self._where())
+        try:
+            payload = json.loads(raw)
+        except ValueError as exc:  # a proxy's HTML page, a container's plain-text error
+            log.warning("sagemaker model %s: a body that is not JSON: %r", self.spec.id, raw[:500])
+            raise BackendUnavailable(
+                f"the endpoint answered a body that is not JSON "
+                f"({content_type or 'no content type'}, {len(raw)} bytes)",
+                **self._where(),
+            ) from exc
         try:
             return self.parse_body(payload)
-        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+        except UNEXPECTED as exc:
             raise BackendUnavailable(
                 f"endpoint answered an unexpected body: {exc}", **self._where()
             ) from exc
 
     def parse_body(self, payload: Any) -> Parsed:
-        """The container's answer to ``request_body`` (raises ValueError, TypeError, ... on an
-        unexpected body)."""
+        """The container's answer to ``request_body`` (raises one of ``UNEXPECTED`` on a body
+        of another shape)."""
         if self.api == "tgi":
-            return sagemaker_tgi.parse_response(payload)
-        return openai_body.parse_response(payload)
+            parsed = sagemaker_tgi.parse_response(payload)
+        else:
+            parsed = openai_body.parse_response(payload)
+        return well_typed(parsed)
 
     async def _chunks(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         if not self.streams(self.spec):
@@ -137,12 +154,26 @@ class SageMakerBackend(AwsRuntimeBackend):
             part = event.get("PayloadPart")
             if not part:
                 continue
-            for decoded in lines.feed(part.get("Bytes", b"")):
+            try:
+                for decoded in lines.feed(part.get("Bytes", b"")):
+                    if (chunk := self._parse_event(parse, decoded)) is not None:
+                        yield chunk
+            except UNEXPECTED as exc:
+                raise self._unexpected_event(exc) from exc
+        try:
+            for decoded in lines.flush():
                 if (chunk := self._parse_event(parse, decoded)) is not None:
                     yield chunk
-        for decoded in lines.flush():
-            if (chunk := self._parse_event(parse, decoded)) is not None:
-                yield chunk
+        except UNEXPECTED as exc:
+            raise self._unexpected_event(exc) from exc
+
+    def _unexpected_event(self, exc: Exception) -> BackendUnavailable:
+        """A stream event that is not JSON, or not of the container's shape."""
+        log.warning("sagemaker model %s: an unexpected stream event: %r", self.spec.id, exc)
+        return BackendUnavailable(
+            f"the endpoint's stream sent an unexpected event ({type(exc).__name__})",
+            **self._where(),
+        )
 
     def _parse_event(
         self, parse: Callable[[dict[str, Any]], Chunk | None], event: dict[str, Any]
@@ -153,4 +184,27 @@ class SageMakerBackend(AwsRuntimeBackend):
             cls, message = error
             text = told(cls, message, "an error")
             raise cls(f"the model server's stream: {text}", **self._where())
-        return parse(event)
+        chunk = parse(event)
+        return well_typed(chunk) if chunk is not None else None
+
+
+#: What reading a body of another shape than the container's raises (json's errors are
+#: ValueErrors; a list where an object was due, an AttributeError...).
+UNEXPECTED = (ValueError, TypeError, AttributeError, KeyError, IndexError)
+
+
+def well_typed(answer: P) -> P:
+    """``answer`` when its text is text (a container's ``"generated_text": null`` would fail
+    later, outside the backend, as no error of the tree: ``TypeError``). A token count that is
+    no whole number is dropped: the text stands, the count is estimated as when none is sent."""
+    if not isinstance(answer.text, str):
+        raise TypeError(f"the answer's text is {type(answer.text).__name__}, not a string")
+    return replace(
+        answer,
+        prompt_tokens=_count(answer.prompt_tokens),
+        completion_tokens=_count(answer.completion_tokens),
+    )
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,15 @@ class Canned:
     frames: list[bytes] | None = None  # an event stream instead of ``body``
 
 
+@dataclass
+class Unreachable:
+    """A request that gets no answer: botocore's HTTP layer raises ``error`` (one of its
+    ``EndpointConnectionError``, ``ReadTimeoutError``...), naming the URL it sent to."""
+
+    error: Callable[..., Exception]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Canned:
     return Canned(
         status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
@@ -120,11 +129,11 @@ class AwsFake:
     """Hooks a boto3 client and answers from ``responses`` in order."""
 
     def __init__(self, client: Any) -> None:
-        self.responses: list[Canned] = []
+        self.responses: list[Canned | Unreachable] = []
         self.requests: list[SentRequest] = []
         client.meta.events.register("before-send", self._send)
 
-    def queue(self, *responses: Canned) -> AwsFake:
+    def queue(self, *responses: Canned | Unreachable) -> AwsFake:
         self.responses.extend(responses)
         return self
 
@@ -138,5 +147,7 @@ class AwsFake:
         if not self.responses:
             raise AssertionError(f"unexpected request to {request.url}")
         canned = self.responses.pop(0)
+        if isinstance(canned, Unreachable):
+            raise canned.error(endpoint_url=request.url, **canned.extra)
         chunks = canned.frames if canned.frames is not None else [canned.body]
         return AWSResponse(request.url, canned.status, canned.headers, _Raw(chunks))

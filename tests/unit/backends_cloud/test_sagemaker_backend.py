@@ -6,24 +6,37 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
 
 from tests.unit.backends_cloud.fakes import (
     AwsFake,
+    Canned,
+    Unreachable,
     aws_error,
     json_response,
     payload_part,
     stream_response,
 )
+from textnlp.api.errors import public_body
 from textnlp.backends.cloud import CloudContext
 from textnlp.backends.registry import ModelCatalogue
 from textnlp.backends.sagemaker import SageMakerBackend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationParams, GenerationRequest
 from textnlp.errors import (
+    BackendError,
     BackendUnavailable,
     ContextWindowExceeded,
     InvalidRequest,
     RateLimited,
+    Timeout,
+    public_reason,
 )
 
 pytestmark = pytest.mark.usefixtures("fake_aws_credentials")
@@ -258,4 +271,115 @@ async def test_a_multi_model_endpoint_runs_the_target_model(context: CloudContex
     streamed = fake.requests[1]
     assert streamed.url.endswith("/invocations")
     assert streamed.headers["X-Amzn-SageMaker-Target-Model"] == "reviews-small.tar.gz"
+    await backend.aclose()
+
+
+#: A SageMaker Runtime VPC interface endpoint: where the deployment's network is, not the user's.
+VPC_ENDPOINT = (
+    "https://vpce-0a1b2c3d4e5f67890-abcd1234.runtime.sagemaker.us-east-1.vpce.amazonaws.com"
+)
+
+
+@pytest.mark.parametrize(
+    ("unreachable", "error"),
+    [
+        (Unreachable(EndpointConnectionError), BackendUnavailable),
+        (Unreachable(ConnectTimeoutError), Timeout),
+        (Unreachable(ReadTimeoutError), Timeout),
+        (Unreachable(ConnectionClosedError), BackendUnavailable),
+        # urllib3's words, which botocore's HTTP layer passes on: a host and port.
+        (
+            Unreachable(
+                lambda endpoint_url: HTTPClientError(
+                    error=f"HTTPSConnectionPool(host='10.0.3.7', port=443): {endpoint_url}"
+                )
+            ),
+            BackendUnavailable,
+        ),
+    ],
+)
+async def test_a_network_failure_tells_callers_no_endpoint_address(
+    context: CloudContext,
+    caplog: pytest.LogCaptureFixture,
+    unreachable: Unreachable,
+    error: type[BackendError],
+) -> None:
+    spec = ModelSpec(
+        id="gpt-j-6b",
+        backend="sagemaker",
+        endpoint="textnlp-multi-model",
+        options={"endpoint_url": VPC_ENDPOINT},
+    )
+    backend, fake = await loaded(spec, context)
+    fake.queue(*[unreachable] * 3)
+    with pytest.raises(error) as raised:
+        await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
+    # What an API caller and a job's owner read.
+    told = [str(raised.value), str(public_body(raised.value)), public_reason(raised.value)]
+    for text in told:
+        assert "vpce-" not in text and "10.0.3.7" not in text, text
+    assert "<endpoint>" in str(raised.value)
+    assert "vpce-0a1b2c3d4e5f67890" in caplog.text  # the operators read where
+    await backend.aclose()
+
+
+def not_json(body: bytes, content_type: str) -> Canned:
+    return Canned(200, body, {"Content-Type": content_type})
+
+
+@pytest.mark.parametrize(
+    ("api", "answer", "said"),
+    [
+        # A load balancer's or proxy's page in front of the container; a container's plain text.
+        ("tgi", not_json(b"<html><body>502 Bad Gateway</body></html>", "text/html"), "not JSON"),
+        ("tgi", not_json(b"upstream request timeout", "text/plain"), "not JSON"),
+        ("openai", not_json(b"\xff\xfe not utf-8", "application/octet-stream"), "not JSON"),
+        # JSON of another shape than the container's.
+        ("tgi", json_response([{"generated_text": None}]), "unexpected body"),
+        ("tgi", json_response({"generated_text": 42}), "unexpected body"),
+        ("openai", json_response({"choices": [{"message": {"content": ["a"]}}]}), "unexpected"),
+    ],
+)
+async def test_an_answer_not_of_the_containers_shape_is_backend_unavailable(
+    context: CloudContext, api: str, answer: Canned, said: str
+) -> None:
+    spec = ModelSpec(id="m", backend="sagemaker", endpoint="e", options={"api": api})
+    backend, fake = await loaded(spec, context)
+    fake.queue(*[answer] * 3)  # retried: another answer may be whole
+    with pytest.raises(BackendUnavailable, match=said) as raised:
+        await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
+    assert (raised.value.backend, raised.value.model) == ("sagemaker", "m")
+    await backend.aclose()
+
+
+async def test_a_token_count_that_is_no_number_is_estimated(context: CloudContext) -> None:
+    spec = ModelSpec(id="m", backend="sagemaker", endpoint="e")
+    backend, fake = await loaded(spec, context)
+    fake.queue(
+        json_response([{"generated_text": " a fox", "details": {"generated_tokens": "many"}}])
+    )
+    completion = await backend.generate_one(GenerationRequest(prompt="x", params=PARAMS))
+    assert (completion.text, completion.usage.completion_tokens) == (" a fox", 2)
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("api", "wire"),
+    [
+        ("tgi", b'data:{"token": {"id": 1, "text": " Hel"}}\n\ndata:<html>502 Bad Gateway\n\n'),
+        ("tgi", b'data:{"token": " Hel"}\n\n'),
+        ("tgi", b'data:{"token": {"text": " Hel"}, "details": "done"}\n\n'),
+        ("openai", b'data:{"choices": [{"delta": "Hel"}]}\n\n'),
+        ("tgi", b'data:{"token": {"text": " Hel"}, "details": {"finish_reason": "length"}}\n{'),
+    ],
+)
+async def test_a_stream_event_not_of_the_containers_shape_is_backend_unavailable(
+    context: CloudContext, api: str, wire: bytes
+) -> None:
+    spec = ModelSpec(id="m", backend="sagemaker", endpoint="e", options={"api": api})
+    backend, fake = await loaded(spec, context)
+    fake.queue(*[stream_response([payload_part(wire)])] * 3)
+    with pytest.raises(BackendUnavailable, match="unexpected event"):
+        async for _ in backend.stream(GenerationRequest(prompt="Say", params=PARAMS)):
+            pass
     await backend.aclose()
