@@ -536,7 +536,8 @@ class JobService:
     def delete(self, owner: Owner, job_id: str) -> None:
         """Delete an ended job and its data: its row, records, outbox messages, idempotency
         keys, and every object it wrote in storage (its prompt upload is the user's own file
-        and stays). A queued or running job is refused (``Conflict``): cancel it first."""
+        and stays). A queued or running job is refused (``Conflict``): cancel it first; so is
+        one whose provider batch may still run (``JobStore.delete``), until it is cancelled."""
         self._owned(owner, job_id)
         live_since = self._worker_live_since()
         row = self.store.delete(job_id, live_since=live_since)
@@ -569,7 +570,8 @@ class JobService:
     def purge(self, older_than: timedelta, *, batch: int = 100) -> int:
         """The operator's retention: delete every job that ended more than ``older_than`` ago,
         as ``delete`` does, ``batch`` jobs per transaction (a large purge holds no table for
-        long); returns how many were deleted. Jobs still queued or running are kept."""
+        long); returns how many were deleted. Jobs still queued or running are kept, and so
+        are those whose provider batch may still run (``JobStore.purge_ended``)."""
         if batch < 1:
             raise InvalidInput(f"a purge's batch is 1 or more jobs, got {batch}")
         before = datetime.now(UTC) - older_than

@@ -10,6 +10,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,13 +20,15 @@ from sqlalchemy import Engine, func, select, text
 from tests.support.holds import held_by
 from tests.support.records import stored_record
 from tests.unit.test_cost import Fixed
+from textnlp.adapters.db import job_store
+from textnlp.adapters.db import spending as spending_store
 from textnlp.adapters.db.base import make_sessionmaker
 from textnlp.adapters.db.job_store import JobStore, NewJob
 from textnlp.adapters.db.spending import SpendingStore
 from textnlp.adapters.db.users import UserRepository
 from textnlp.backends.pricing import CappedBackend, Price, PriceTable
 from textnlp.domain import Completion, GenerationParams, GenerationRequest, Record
-from textnlp.errors import NotFound
+from textnlp.errors import Conflict, NotFound
 from textnlp.services import spending as spending_service
 from textnlp.services.spending import HeldSpendingCap
 
@@ -262,6 +266,70 @@ def test_a_jobs_end_keeps_its_running_batch_held(engine: Engine, end: str) -> No
     assert store.save_records(job_id, [record(0, 0.25)]) == 1
     store.finish(job_id, "succeeded", only_from=("failed", "cancelled"))
     assert spending.spend(owner).spent_usd == pytest.approx(0.25)
+
+
+def test_a_job_whose_batch_may_still_run_is_not_deleted(engine: Engine) -> None:
+    """A job that ended (failed, or cancelled while no worker ran it) with its provider batch
+    running: deleting it dropped its holds with it, so the batch, still running and paid,
+    stopped counting against the owner's cap, and no worker would cancel or collect it. A
+    delete is refused (``Conflict``) and a purge skips it until the batch is let go."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"max-{uuid.uuid4().hex[:6]}"
+    job_id, plain = new_job(store, owner), new_job(store, owner)
+    run = spending.open_hold(job_id, 60)
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=run, lasting_s=3600) is True
+    spending.release_hold(run)  # handed back with its batch running
+    assert store.finish(job_id, "cancelled") and store.finish(plain, "failed", error="x")
+    gone = datetime.now(UTC) + timedelta(hours=1)  # no worker heartbeats since
+    with pytest.raises(Conflict, match="provider batch may still be running"):
+        store.delete(job_id, live_since=gone)
+    purged = store.purge_ended(gone, 10, live_since=gone)
+    assert [row.id for row in purged] == [plain]  # before: both
+    assert store.get(job_id) is not None
+    assert spending.spend(owner).spent_usd == pytest.approx(0.8)
+    store.end_holds(job_id)  # its batch was cancelled
+    row = store.delete(job_id, live_since=gone)
+    assert row is not None and store.get(job_id) is None
+
+
+def _skewed(monkeypatch: pytest.MonkeyPatch, by: timedelta) -> None:
+    """This process's clock reads ``by`` off the database's from now on (a host whose clock
+    drifted), for the stores' own reads of it."""
+    clock = SimpleNamespace(now=lambda tz=None: datetime.now(tz) + by)
+    for module in (spending_store, job_store):
+        monkeypatch.setattr(module, "datetime", clock, raising=False)
+
+
+def test_hold_leases_are_read_and_written_on_the_databases_clock(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers on several hosts write and compare one another's hold leases: one whose clock
+    ran an hour ahead took every live hold for expired (the owner passed their cap beside
+    them) and wrote leases that held for an hour too long; one an hour behind counted dead
+    holds for an hour and wrote leases that had ended as it wrote them. Every lease time is the
+    database's now."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"ned-{uuid.uuid4().hex[:6]}"
+    live, other, dead = new_job(store, owner), new_job(store, owner), new_job(store, owner)
+    held = spending.open_hold(live, 60)  # a worker with the right time holds $0.60
+    assert spending.reserve(owner, 0.6, 1.0, hold_id=held) is True
+    with monkeypatch.context() as ahead:
+        _skewed(ahead, timedelta(hours=1))
+        mine = spending.open_hold(other, 60)
+        assert spending.reserve(owner, 0.5, 1.0, hold_id=mine) is False  # before: True
+        assert spending.spend(owner).spent_usd == pytest.approx(0.6)
+        short = spending.open_hold(dead, 0.2)  # a lease that ends 0.2 s from now
+        assert spending.reserve(owner, 0.3, 1.0, hold_id=short) is True
+    time.sleep(0.3)  # its worker died: no renewal
+    assert spending.spend(owner).spent_usd == pytest.approx(0.6)  # before: 0.9, for an hour
+    with monkeypatch.context() as behind:
+        _skewed(behind, timedelta(hours=-1))
+        late = spending.open_hold(other, 60)
+        assert spending.reserve(owner, 0.3, 1.0, hold_id=late) is True
+        spending.renew_hold(held, 60)
+    assert spending.spend(owner).spent_usd == pytest.approx(0.9)  # before: 0.0
+    store.finish(live, "failed", error="its last attempt")
+    assert spending.spend(owner).spent_usd == pytest.approx(0.3)
 
 
 #: ``Fixed``'s model at a price that makes its worst case (10 + 20 tokens) $0.30.

@@ -9,9 +9,11 @@ A job's ``attempts`` are the attempts that count towards its limit (``queue.max_
 ``start`` counts one, ``uncount_attempt`` takes it back when the attempt ended without failing.
 
 An ended job can be deleted (``delete``, ``purge_ended``): its row, records, outbox messages and
-idempotency keys go in one transaction that holds the job's row first. A worker still busy with
-it then finds no job: ``save_records`` stores nothing, ``heartbeat`` answers None, ``finish``,
-``hand_over`` and ``keep_partial_result`` change nothing; none of them makes the row again.
+idempotency keys go in one transaction that holds the job's row first. A worker still busy
+with it then finds no job: ``save_records`` stores nothing, ``heartbeat`` answers None,
+``finish``, ``hand_over`` and ``keep_partial_result`` change nothing; none of them makes the
+row again. A job whose provider batch may still run is not deleted (``delete`` refuses it,
+``purge_ended`` skips it) until the batch is cancelled or over.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from textnlp.adapters.db.clock import db_clock
 from textnlp.adapters.db.jobs import (
     IdempotencyKeyRow,
     JobHoldRow,
@@ -38,6 +41,7 @@ from textnlp.adapters.db.jobs import (
 from textnlp.adapters.db.users import UserRow
 from textnlp.domain import Record
 from textnlp.domain.jobs import TERMINAL_STATES
+from textnlp.errors import Conflict
 
 
 def utcnow() -> datetime:
@@ -95,6 +99,13 @@ class IdempotencyMismatch(Exception):
     """The key was used before with another request body (internal; mapped by the service)."""
 
 
+def _batch_may_run() -> Any:
+    """A hold of a provider batch the provider may still run (and be paid for): held until
+    its worker collects or cancels it, or its time at the provider is over. The database's
+    clock (``clock``) is the one the holds' times were written on."""
+    return (JobHoldRow.batch_usd > 0.0) & (JobHoldRow.batch_until > db_clock())
+
+
 def _end_holds(session: Session, job_id: str, *, keep_batch: bool) -> None:
     """The job ended: its runs hold nothing against its owner's cap any more, but, with
     ``keep_batch``, the worst case of a provider batch that may still run on (a job that
@@ -102,14 +113,13 @@ def _end_holds(session: Session, job_id: str, *, keep_batch: bool) -> None:
     could not be cancelled), which the provider is paid whatever becomes of the job: it stays
     held for as long as it was held (``SpendingStore.hold``). A job that succeeded collected
     its batches."""
-    now = utcnow()
-    running = (JobHoldRow.batch_usd > 0.0) & (JobHoldRow.batch_until > now)
+    running = _batch_may_run()
     mine = JobHoldRow.job_id == job_id
     if keep_batch:
         session.execute(
             update(JobHoldRow)
             .where(mine, running)
-            .values(amount_usd=0.0, held_until=now)
+            .values(amount_usd=0.0, held_until=db_clock())
             .execution_options(synchronize_session=False)
         )
         mine = mine & ~running
@@ -601,19 +611,39 @@ class JobStore:
     def delete(self, job_id: str, *, live_since: datetime) -> JobRow | None:
         """Delete the job if it has ended and its worker is done with it (``settled``); returns
         its row as read (None: no such job). A row still queued or running, or one whose worker
-        heartbeated since ``live_since`` and may still store a chunk, comes back untouched."""
+        heartbeated since ``live_since`` and may still store a chunk, comes back untouched.
+
+        A job whose provider batch may still run (its worst case held, ``_batch_may_run``:
+        the job was cancelled or failed while no worker polled the batch, and the next delivery
+        has not cancelled it yet, or could not) is refused with ``Conflict``: deleted, its
+        holds would go with it, so the batch's cost would stop counting against its owner's cap
+        while the provider runs it, and no worker would cancel it or collect it any more."""
         with self.sessions.begin() as session:
             self._lock_for_write(session)
             row = session.get(JobRow, job_id, with_for_update=self._postgres)
             if row is None or not settled(row, live_since):
                 return row
+            running = select(JobHoldRow.id).where(JobHoldRow.job_id == job_id, _batch_may_run())
+            if session.scalar(running.limit(1)) is not None:
+                raise Conflict(
+                    f"job {job_id} is {row.state} but its provider batch may still be running "
+                    "at the provider, its worst case held against your spending cap: the "
+                    "batch is cancelled first (the job's worker does it as it handles the "
+                    "job's end); delete the job once that is done",
+                    job_id=job_id,
+                    state=row.state,
+                )
             self._delete_rows(session, [row])
             return row
 
     def purge_ended(self, before: datetime, limit: int, *, live_since: datetime) -> list[JobRow]:
         """Delete up to ``limit`` settled jobs that ended before ``before`` (the oldest first),
         in one transaction; returns their rows. Rows another transaction holds (a delete, a
-        worker's store) are skipped, to be taken by the next call."""
+        worker's store) are skipped, to be taken by the next call, and so are jobs whose
+        provider batch may still run (as ``delete`` refuses them)."""
+        batch_running = select(JobHoldRow.id).where(
+            JobHoldRow.job_id == JobRow.id, _batch_may_run()
+        )
         query = (
             select(JobRow)
             .where(
@@ -625,6 +655,7 @@ class JobStore:
                     JobRow.heartbeat_at.is_(None),
                     JobRow.heartbeat_at < live_since,
                 ),
+                ~batch_running.exists(),
             )
             .order_by(JobRow.finished_at, JobRow.id)
             .limit(limit)

@@ -15,21 +15,23 @@ did not use; a process that dies between the two leaves the worst case counted (
 never an overshoot). A job's request reserves in its run's hold and settles there; a store of
 records moves their cost to the job's ``cost_usd``. A run's hold counts while its lease lasts:
 its worker renews it while the run goes on and drops it when the run ends, so a worker that
-dies holds nothing back once the lease runs out. The worst case of a provider batch is held
-apart (``lasting_s``): it outlives the run (a stop, a crash, an outage) until the provider is
-done with the batch or the job's next run holds it again.
+dies holds nothing back once the lease runs out. Leases are written and compared on the
+database's clock (``clock``), the one that every host shares: a worker whose own clock is off
+neither ends other workers' holds early nor keeps dead ones. The worst case of a provider batch
+is held apart (``lasting_s``): it outlives the run (a stop, a crash, an outage) until the
+provider is done with the batch or the job's next run holds it again.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, case, delete, false, func, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from textnlp.adapters.db.clock import db_clock
 from textnlp.adapters.db.jobs import JobHoldRow, JobRow
 from textnlp.adapters.db.users import UserRow
 from textnlp.errors import NotFound, quoted
@@ -54,27 +56,28 @@ class UserSpendRow:
     spent_usd: float
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _jobs_cost(owner_id: str) -> Any:
     """What the owner's jobs cost (their stored records)."""
     cost = func.coalesce(func.sum(JobRow.cost_usd), 0.0)
     return select(cost).where(JobRow.owner_id == owner_id)
 
 
-def _counted(now: datetime) -> Any:
+def _counted() -> Any:
     """What a run's hold counts now: its amount while its lease lasts, its provider batch's
     worst case while the provider may run it."""
+    now = db_clock()
     amount = case((JobHoldRow.held_until > now, JobHoldRow.amount_usd), else_=0.0)
-    batch = case((JobHoldRow.batch_until > now, JobHoldRow.batch_usd), else_=0.0)
-    return amount + batch
+    return amount + _live_batch()
 
 
-def _live_holds(owner_id: str, now: datetime) -> Any:
+def _live_batch() -> Any:
+    """A hold's provider batch's worst case while the provider may still run it, else 0."""
+    return case((JobHoldRow.batch_until > db_clock(), JobHoldRow.batch_usd), else_=0.0)
+
+
+def _live_holds(owner_id: str) -> Any:
     """What the owner's jobs' runs hold now."""
-    held = func.coalesce(func.sum(_counted(now)), 0.0)
+    held = func.coalesce(func.sum(_counted()), 0.0)
     return select(held).where(JobHoldRow.owner_id == owner_id)
 
 
@@ -84,10 +87,9 @@ def _others_of_job(hold_id: str) -> Any:
     return (JobHoldRow.job_id == job) & (JobHoldRow.id != hold_id)
 
 
-def _earlier_batches(hold_id: str, now: datetime) -> Any:
+def _earlier_batches(hold_id: str) -> Any:
     """What the job's other runs hold now of its provider batch."""
-    batch = case((JobHoldRow.batch_until > now, JobHoldRow.batch_usd), else_=0.0)
-    return select(func.coalesce(func.sum(batch), 0.0)).where(_others_of_job(hold_id))
+    return select(func.coalesce(func.sum(_live_batch()), 0.0)).where(_others_of_job(hold_id))
 
 
 def _take_over_batch(session: Session, hold_id: str) -> None:
@@ -138,7 +140,7 @@ class SpendingStore:
             user.with_only_columns(UserRow.spending_cap_usd).scalar_subquery(),
             user.with_only_columns(UserRow.spent_usd).scalar_subquery(),
             _jobs_cost(owner_id).scalar_subquery(),
-            _live_holds(owner_id, _now()).scalar_subquery(),
+            _live_holds(owner_id).scalar_subquery(),
         )
         cap, direct, jobs, held = session.execute(figures).one()
         spent = float(direct or 0.0) + float(jobs or 0.0) + float(held or 0.0)
@@ -182,7 +184,7 @@ class SpendingStore:
             # that died before the batch was written down): that much is not spent twice.
             earlier = 0.0
             if hold_id is not None and lasting_s is not None:
-                earlier = float(session.scalar(_earlier_batches(hold_id, _now())) or 0.0)
+                earlier = float(session.scalar(_earlier_batches(hold_id)) or 0.0)
             spent = self._spend(session, owner_id).spent_usd - earlier
             if limit is not None and spent + amount_usd > limit:
                 return False
@@ -213,13 +215,13 @@ class SpendingStore:
     def held(self, owner_id: str, *, but: str) -> float:
         """What the owner's jobs' runs other than the one holding ``but`` hold."""
         with self.sessions() as session:
-            held = session.scalar(_live_holds(owner_id, _now()).where(JobHoldRow.id != but))
+            held = session.scalar(_live_holds(owner_id).where(JobHoldRow.id != but))
         return float(held or 0.0)
 
     # -- a job's runs' holds ------------------------------------------------------------------
     def held_by_job(self, job_id: str) -> float:
         """What the job's runs hold now against its owner's cap."""
-        held = func.coalesce(func.sum(_counted(_now())), 0.0)
+        held = func.coalesce(func.sum(_counted()), 0.0)
         with self.sessions() as session:
             return float(session.scalar(select(held).where(JobHoldRow.job_id == job_id)) or 0.0)
 
@@ -234,13 +236,12 @@ class SpendingStore:
         on: the batch runs on meanwhile, and this run may fail, or wait out an outage, before
         it reads the manifest. The job's end drops them (``JobStore``)."""
         hold_id = uuid.uuid4().hex
-        now = _now()
         row = select(
             literal(hold_id),
             JobRow.id,
             JobRow.owner_id,
             literal(0.0),
-            literal(now + timedelta(seconds=lease_s), DateTime(timezone=True)),
+            db_clock(lease_s),
             literal(0.0),
             literal(None, DateTime(timezone=True)),
         ).where(JobRow.id == job_id)
@@ -250,7 +251,7 @@ class SpendingStore:
 
     def renew_hold(self, hold_id: str, lease_s: float) -> None:
         """The run goes on: its hold counts for ``lease_s`` more."""
-        until = _now() + timedelta(seconds=lease_s)
+        until = db_clock(lease_s)
         with self.sessions.begin() as session:
             session.execute(
                 update(JobHoldRow).where(JobHoldRow.id == hold_id).values(held_until=until)
@@ -262,13 +263,13 @@ class SpendingStore:
         done with it or the job's next run holds it again. What the run spent is in the job's
         ``cost_usd``; answers it made and did not store are made again, and counted, by the
         run that stores them."""
-        now = _now()
+        now = db_clock()
         kept = select(
             literal(uuid.uuid4().hex),
             JobHoldRow.job_id,
             JobHoldRow.owner_id,
             literal(0.0),
-            literal(now, DateTime(timezone=True)),
+            now,
             JobHoldRow.batch_usd,
             JobHoldRow.batch_until,
         ).where(JobHoldRow.id == hold_id, JobHoldRow.batch_usd > 0.0, JobHoldRow.batch_until > now)
@@ -312,7 +313,7 @@ class SpendingStore:
             batch = JobHoldRow.batch_usd + amount_usd
             values = {"batch_usd": _at_least_zero(batch)}
             if amount_usd > 0:
-                values["batch_until"] = _now() + timedelta(seconds=lasting_s)
+                values["batch_until"] = db_clock(lasting_s)
         session.execute(update(JobHoldRow).where(JobHoldRow.id == hold_id).values(**values))
 
     def set_cap(self, username: str, cap_usd: float | None) -> str:
@@ -334,7 +335,7 @@ class SpendingStore:
             .subquery()
         )
         holds = (
-            select(JobHoldRow.owner_id, func.sum(_counted(_now())).label("held"))
+            select(JobHoldRow.owner_id, func.sum(_counted()).label("held"))
             .group_by(JobHoldRow.owner_id)
             .subquery()
         )
