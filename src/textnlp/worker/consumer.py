@@ -32,7 +32,9 @@ stopped by a spending cap (``QuotaExceeded``) is not retried: another attempt wo
 same cap. It is marked failed with the cap's message at once, and its message is deleted. Nor
 is one whose input is wrong (``errors.is_permanent``: a template that fails to render, a request
 the model refuses): it fails at once with the reason. A job that ends failed or cancelled keeps
-the records it made as its (partial) result file.
+the records it made as its (partial) result file, and has the provider batches it left running
+cancelled (``JobRunner.cancel_batches``): no worker polls them any more, and they would run on,
+paid for nobody.
 """
 
 from __future__ import annotations
@@ -245,6 +247,7 @@ class Worker:
                 fail = functools.partial(self.runs.finish, job_id, "failed", error=reason)
                 ended = await self.patience.run("failing its job", fail)
                 if ended:
+                    await self._failed_for_good(job_id, settle=False)
                     await self.patience.run("failing its job", self._notify, job_id)
             return
         # One trace per delivery: the job's SQL, queue, storage and model calls beneath it.
@@ -318,7 +321,7 @@ class Worker:
         except QuotaExceeded as exc:
             log.warning("job %s: stopped by a spending cap: %s", job_id, exc.message)
             await self.patience.run(what, self.runs.fail_capped, job_id, exc)
-            await self.patience.run(what, self.runner.settle, job_id)
+            await self._failed_for_good(job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -413,7 +416,7 @@ class Worker:
             attempts = max(attempts, row.attempts if row is not None else 0)
         if final:
             await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=reason))
-            await self.patience.run(what, self.runner.settle, job_id)
+            await self._failed_for_good(job_id)
             await self.patience.run(what, queue.delete, message)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -423,9 +426,18 @@ class Worker:
             return
         error = f"failed after {attempts} attempts: {reason}"
         await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=error))
-        await self.patience.run(what, self.runner.settle, job_id)
+        await self._failed_for_good(job_id)
         await self.patience.run(what, queue.dead_letter, message, detail)
         await self.patience.run(what, self._notify, job_id)
+
+    async def _failed_for_good(self, job_id: str, *, settle: bool = True) -> None:
+        """The job failed for good: the provider batches it left running are cancelled (no
+        worker polls them any more: they would run on, paid for nobody), then, with
+        ``settle``, it keeps the records it made (``JobRunner.settle``)."""
+        what = f"job {job_id}"
+        await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
+        if settle:
+            await self.patience.run(what, self.runner.settle, job_id)
 
     def _retry_delay(self, attempts: int) -> int:
         """Seconds before attempt ``attempts + 1``: none for a worker that exits when the
@@ -449,7 +461,9 @@ class Worker:
                 log.warning("cannot read the dead-letter queue of %s", queue.name, exc_info=True)
                 continue
             for message in messages:
-                await asyncio.to_thread(self.dead_letters.settle, queue, message)
+                failed = await asyncio.to_thread(self.dead_letters.settle, queue, message)
+                if failed is not None:
+                    await self._failed_for_good(failed, settle=False)  # the sweep settled it
 
     def _notify(self, job_id: str) -> None:
         """Send the notice of the job's end, once: the worker that claims it sends it. What

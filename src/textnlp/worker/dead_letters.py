@@ -12,7 +12,8 @@ once an hour; the queues keep them) and settles each job still live:
 - a generation job with attempts left (the receives were not its failures: a held message can
   lapse while the queue itself is unreachable) goes back to its queue;
 - any other job is failed with its last error (keeping the records it made as its result),
-  and the message stays for a person to look at.
+  and the message stays for a person to look at; the provider batches it left running are
+  cancelled (by the worker's loop, ``JobRunner.cancel_batches``: no worker polls them any more).
 
 Messages that are not job messages, and those of finished jobs, are left as they are.
 """
@@ -54,29 +55,33 @@ class DeadLetterSweep:
         self.runner = runner
         self.notify = notify
 
-    def settle(self, queue: JobQueue, message: QueueMessage) -> None:
-        """Finish, requeue or fail the job of one dead-lettered message of ``queue``."""
+    def settle(self, queue: JobQueue, message: QueueMessage) -> str | None:
+        """Finish, requeue or fail the job of one dead-lettered message of ``queue``; returns
+        the id of the job it failed (its caller cancels the provider batches it left running:
+        ``JobRunner.cancel_batches``), else None."""
         body = unwrapped_body(message)
         try:
             parsed = JobMessage.model_validate_json(body)
         except (ValueError, ValidationError):
-            return  # not a job message: it stays in the DLQ for a person to look at
+            return None  # not a job message: it stays in the DLQ for a person to look at
         runs = self.runs
         row = runs.get(parsed.job_id)
         if row is None or row.state in TERMINAL_STATES:
-            return
+            return None
         if parsed.step == "generate":
             if runs.is_complete(row):
                 self._finish(queue, message, row)
-                return
+                return None
             if row.attempts < queue.max_receives:
                 self._requeue(queue, message, row, body)
-                return
+                return None
         last = row.error or "the worker stopped without a word (crash or out of memory)"
         error = f"dead-lettered after {queue.max_receives} receives; last error: {last}"
-        if runs.finish(row.id, "failed", error=error):
-            self.runner.settle(row.id)
-            self.notify(row.id)
+        if not runs.finish(row.id, "failed", error=error):
+            return None
+        self.runner.settle(row.id)
+        self.notify(row.id)
+        return row.id
 
     def _finish(self, queue: JobQueue, message: QueueMessage, row: JobRow) -> None:
         log.warning("job %s: every record is stored, finishing it from the store", row.id)

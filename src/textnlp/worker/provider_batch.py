@@ -20,7 +20,7 @@ Before the pipeline runs, ``ProviderBatches.answers``
 3. polls them with backoff (the job stays ``running``; each poll is a heartbeat, so a user's
    cancel is seen and cancels the provider batches, and a shutdown hands the job back with the
    batches still running for the next worker; a job cancelled meanwhile has them cancelled by
-   its next delivery, ``cancel_left_running``);
+   its next delivery, and one that fails for good by its end, ``cancel_left_running``);
 4. reads their results, priced at the provider's batch price, and counts them in the job's
    caps (the batch's worst case was held there from its submit until then).
 
@@ -208,9 +208,9 @@ class ProviderBatches:
         except BaseException as exc:
             # Handed back (a stop, an outage) or failed with the batch running on: it stays
             # held (``lasting``) until the job's next run takes it over, for as long as the
-            # provider may run it (a job that fails for good keeps it too: it is paid). A
-            # cancel cancelled the batch; a batch that failed (every part ended, one failed)
-            # runs on no more: neither holds anything.
+            # provider may run it (a job that fails for good keeps it until its end cancels
+            # it: ``cancel_left_running``). A cancel cancelled the batch; a batch that failed
+            # (every part ended, one failed) runs on no more: neither holds anything.
             cancelled = isinstance(exc, StopJob) and exc.reason == "cancelled"
             failed = bool(parts) and all(p.ended for p in parts) and any(p.failed for p in parts)
             if not (cancelled or failed):
@@ -222,17 +222,21 @@ class ProviderBatches:
             await provider.aclose()
 
     async def cancel_left_running(self, job_id: str, backend: Backend) -> bool:
-        """Cancel the provider batches of a job cancelled while no worker ran it (handed back
-        with its batches running, by a stop or an outage): no worker polls them to see the
-        cancel, and they ran on and were paid. True when one was cancelled."""
+        """Cancel the provider batches a job left running as it ended with no worker polling
+        them: cancelled while handed back (by a stop or an outage), or failed for good (its
+        last attempt, a spending cap, the dead-letter sweep). Nobody would see the job's end
+        and cancel them: they ran on and were paid for nobody. True when one was cancelled.
+
+        A part ``cancelling`` is still running: a cancel was asked for (by the worker that saw
+        the job's cancel, or at the provider) but its end was never seen. It is cancelled
+        again: a cancel of a batch that is ending or has ended changes nothing at any
+        provider, and only then is its worst case let go (``JobRunner.cancel_batches``)."""
         files = self.runs.provider_files(job_id)
         raw = await asyncio.to_thread(files.find, MANIFEST)
         if raw is None:
             return False
         manifest = BatchManifest.model_validate_json(raw)
-        # A part "cancelling" was cancelled by the worker that saw the cancel.
-        left = [p for p in manifest.parts if p.batch_id is not None and not p.ended]
-        if not left or all(p.status == "cancelling" for p in left):
+        if not any(p.batch_id is not None and not p.ended for p in manifest.parts):
             return False
         provider = self.provider_factory(backend, files)
         try:

@@ -176,13 +176,15 @@ class JobRunner:
             shutil.rmtree(workdir, ignore_errors=True)
 
     async def cancel_batches(self, job_id: str) -> None:
-        """A cancelled ``provider_batch`` job that no worker ran when it was cancelled: its
-        provider batches are cancelled now (``ProviderBatches.cancel_left_running``), and
-        what the job held of them is let go. Best effort past an outage (which the caller
-        waits out): a batch that cannot be cancelled (a model gone from the catalogue, its
-        credentials) stays held for as long as the provider may run it."""
+        """A ``provider_batch`` job that ended with no worker polling its batches (cancelled
+        while no worker ran it, or failed for good): its provider batches still running are
+        cancelled now (``ProviderBatches.cancel_left_running``), and what the job held of
+        them is let go. Best effort past an outage (which the caller waits out): a batch that
+        cannot be cancelled (a model gone from the catalogue, its credentials) stays held for
+        as long as the provider may run it."""
         row = self.runs.get(job_id)
-        if row is None or row.state != "cancelled" or not row.spec.get("provider_batch"):
+        ended = row is not None and row.state in ("cancelled", "failed")
+        if row is None or not ended or not row.spec.get("provider_batch"):
             return
         spec = JobSpec.model_validate(row.spec)
         try:

@@ -40,7 +40,7 @@ from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
 from textnlp.bootstrap import Platform
 from textnlp.cli.jobs_client import LOCAL_OWNER
 from textnlp.config import Settings, load_settings
-from textnlp.errors import InvalidParameter, ServiceUnavailable
+from textnlp.errors import Conflict, InvalidParameter, ServiceUnavailable
 from textnlp.services.job_models import JobSpec, JobView
 from textnlp.worker import Worker, WorkerOptions
 from textnlp.worker.outages import Patience
@@ -681,3 +681,142 @@ def test_a_job_cancelled_while_handed_back_cancels_its_running_batch(settings: S
     assert WORLD.cancelled == ["batch_abc123"]  # before: []
     with job_service(capped) as service:
         assert held_by(service.store, job_id) == 0.0
+
+
+def _capped(settings: Settings, **queue: Any) -> Settings:
+    """``settings`` under a $0.40 owner's cap, with ``queue`` settings."""
+    return settings.model_copy(
+        update={
+            "models": settings.models.model_copy(update={"user_spending_cap_usd": 0.4}),
+            "queue": settings.queue.model_copy(update=queue),
+        }
+    )
+
+
+def _no_worker_holds(service: Any, job_id: str) -> None:
+    """The job's worker is long gone (its heartbeat is old): a delete is not held up by it."""
+    with service.store.sessions.begin() as session:
+        row = session.get(JobRow, job_id)
+        assert row is not None
+        row.heartbeat_at = datetime.now(UTC) - timedelta(hours=1)
+
+
+def test_a_job_that_fails_for_good_cancels_its_running_batch(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's last attempt fails (here a bug at a heartbeat) while its provider batch runs:
+    the job failed, but no worker polled its batch any more, so nobody cancelled it: it ran on
+    and was paid for nobody, its worst case held against the owner's cap for its whole window.
+    The job's end now cancels it, and lets its worst case go."""
+    WORLD.polls_before_end = 1000
+    capped = _capped(settings, max_receives=1)
+    job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    broken = {"next": False}
+
+    async def go() -> None:
+        async with Platform(capped) as platform:
+            runs = platform.job_runs
+            beat = runs.heartbeat
+
+            def heartbeat(job: str) -> str | None:
+                if broken["next"]:
+                    broken["next"] = False
+                    raise RuntimeError("a bug")
+                return beat(job)
+
+            monkeypatch.setattr(runs, "heartbeat", heartbeat)
+            worker = Worker(platform, WorkerOptions(once=True, wait_s=0.2), gpu_sampler=None)
+            worker.runner.provider_batches = ProviderBatches(
+                runs,
+                capped,
+                polling=Polling(first_s=0.01, max_s=0.02),
+                provider_factory=lambda b, f: batch_provider(b, f, bedrock_role_arn=ROLE),
+            )
+            WORLD.on_poll = lambda: broken.update(next=WORLD.polls == 2)
+            await worker.run()
+
+    try:
+        asyncio.run(go())
+    finally:
+        WORLD.on_poll = None
+    view, _ = finished(capped, job_id)
+    assert view.state == "failed" and "failed after 1 attempts" in (view.error or ""), view
+    assert WORLD.cancelled == ["batch_abc123"]  # before: []
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) == 0.0
+
+
+def test_a_dead_lettered_job_cancels_its_running_batch(settings: Settings) -> None:
+    """A job whose worker died on every receive with its batch running (its message reached
+    the dead-letter queue by redrive) is failed by the dead-letter sweep: its batch, polled by
+    no worker, ran on and was paid for nobody. The sweep's worker now cancels it."""
+    WORLD.polls_before_end = 1000
+    capped = _capped(settings, max_receives=1)
+    job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    run_until_first_poll(capped)  # the batch runs; the message is back in its queue
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) > 0
+        row = service.store.get(job_id)
+        assert row is not None
+        queue = service.queues.by_name(row.queue)
+        (message,) = queue.receive(1, 0.2)
+        queue.dead_letter(message, "redriven: the worker died on every receive")
+        with service.store.sessions.begin() as session:  # as the receives were counted
+            stored = session.get(JobRow, job_id)
+            assert stored is not None
+            stored.attempts = 1
+    run_worker(capped)
+    view, _ = finished(capped, job_id)
+    assert view.state == "failed" and "dead-lettered" in (view.error or ""), view.error
+    assert WORLD.cancelled == ["batch_abc123"]  # before: []
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) == 0.0
+
+
+def test_a_batch_left_cancelling_is_cancelled_again_and_let_go(settings: Settings) -> None:
+    """A worker asked the provider to cancel the job's batch (its part ``cancelling``) and
+    stopped before it saw the batch end or let its worst case go: the next delivery took the
+    part for cancelled and did nothing, so the batch's worst case stayed held (and the job
+    could not be deleted) for the batch's whole window, and a cancel that had not taken was
+    never asked again. The part counts as running: it is cancelled again and let go."""
+    WORLD.polls_before_end = 1000
+    capped = _capped(settings)
+    job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    run_until_first_poll(capped)
+    key = f"generated/batch-jobs/{job_id}/provider/manifest.json"
+    with job_service(capped) as service:
+        manifest = json.loads(service.storage.get_bytes(key))
+        for part in manifest["parts"]:
+            part["status"] = "cancelling"  # asked, then the worker was gone
+        service.storage.put_bytes(key, json.dumps(manifest).encode())
+        service.cancel(LOCAL_OWNER, job_id)
+        assert held_by(service.store, job_id) > 0
+    run_worker(capped)
+    assert WORLD.cancelled == ["batch_abc123"]  # before: []
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) == 0.0  # before: the worst case, for 24 hours
+
+
+def test_a_job_whose_batch_may_still_run_is_not_deleted(settings: Settings) -> None:
+    """A job cancelled while handed back with its batch running, deleted before a worker
+    cancelled the batch: its row and holds went, so the running batch stopped counting against
+    the owner's cap and nobody would ever cancel or collect it. The delete is refused (409)
+    until the batch is cancelled, and a purge skips the job; then both delete it."""
+    WORLD.polls_before_end = 1000
+    capped = _capped(settings)
+    job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    run_until_first_poll(capped)
+    with job_service(capped) as service:
+        service.cancel(LOCAL_OWNER, job_id)
+        _no_worker_holds(service, job_id)
+        with pytest.raises(Conflict, match="provider batch may still be running") as refused:
+            service.delete(LOCAL_OWNER, job_id)
+        assert refused.value.http_status == 409
+        assert service.purge(timedelta(0)) == 0
+        assert service.store.get(job_id) is not None and held_by(service.store, job_id) > 0
+    run_worker(capped)  # the next delivery cancels the batch
+    assert WORLD.cancelled == ["batch_abc123"]
+    with job_service(capped) as service:
+        _no_worker_holds(service, job_id)
+        service.delete(LOCAL_OWNER, job_id)
+        assert service.store.get(job_id) is None
