@@ -250,8 +250,9 @@ class ApiSettings(_Section):
     #: Login attempts, [rate per second, burst], per username (guessing one account's password
     #: from many addresses) and per client address (many accounts from one address; an IPv6
     #: client counts by its /64). Every attempt takes a token from both. ``None`` per address:
-    #: an edge in front that sees the client limits it instead (behind CloudFront, API Gateway
-    #: and the ALB the app's peer is the gateway, so the deployment leaves it to the WAF).
+    #: the app cannot tell clients apart (behind a gateway that hides their addresses), so an
+    #: edge in front that sees them must limit per address instead; a deployment that passes
+    #: the viewer's address in a way the app can check (``viewer_verify``) keeps it on.
     login_limit_per_username: tuple[float, int] = (0.1, 10)
     login_limit_per_address: tuple[float, int] | None = (0.5, 30)
     #: Proxies (CIDRs) whose ``X-Forwarded-For`` is believed: the client is the right-most hop
@@ -296,6 +297,11 @@ class ApiSettings(_Section):
     #: ``X-Origin-Verify`` header (API Gateway adds it), else 403: the public load balancer
     #: cannot be used to walk around the gateway's authorizer and throttling.
     origin_verify: SecretStr = SecretStr("")
+    #: When set, a request whose ``X-Viewer-Verify`` header is exactly this value came through
+    #: the edge (CloudFront adds it), and its ``X-Viewer-Address`` (which the edge sets from the
+    #: connection) is the client's address; on any other request that header is ignored.
+    #: Empty: the header is never read.
+    viewer_verify: SecretStr = SecretStr("")
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -118,6 +118,16 @@ ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
 #: API forwards a client's own headers, ``X-Connection-Id`` included, to every app route).
 WEBSOCKET_ORIGIN_HEADER = "X-WebSocket-Origin"
 ORIGIN_VERIFY_SECRET = "api/origin-verify"
+#: The viewer's address as CloudFront saw it: a viewer-request function of the distribution
+#: sets it from the connection, replacing whatever the viewer sent under that name.
+VIEWER_ADDRESS_HEADER = "X-Viewer-Address"
+#: The header the distribution adds to what it sends to API Gateway, with the deployment's
+#: generated secret (``api/viewer-verify``; CloudFront overwrites a viewer's own): only a
+#: request carrying it came through the distribution, whose ``VIEWER_ADDRESS_HEADER`` the app
+#: then believes (``api.viewer_verify``). API Gateway's own URL is public too, and there anyone
+#: can send that header.
+VIEWER_VERIFY_HEADER = "X-Viewer-Verify"
+VIEWER_VERIFY_SECRET = "api/viewer-verify"
 
 #: S3 object metadata the API's upload route sets on prompt files: the user submits the job
 #: with their own parameters, so the upload trigger leaves the file alone (no second job).

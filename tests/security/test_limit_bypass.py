@@ -1,6 +1,7 @@
-"""Limits that could be walked around: a forged ``X-Forwarded-For``, many addresses against one
-account, many accounts from one address, API keys that multiply a user's limit or mint more
-keys, and a WebSocket that serves generations beyond its handshake's one token."""
+"""Limits that could be walked around: a forged ``X-Forwarded-For`` or ``X-Viewer-Address``, many
+addresses against one account, many accounts from one address, API keys that multiply a user's
+limit or mint more keys, and a WebSocket that serves generations beyond its handshake's one
+token."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.api import PASSWORD, make_settings
 from textnlp.api.app import create_app
+from textnlp.deployment import ORIGIN_VERIFY_HEADER, VIEWER_ADDRESS_HEADER, VIEWER_VERIFY_HEADER
 
 LOGIN = "/api/v1/auth/login"
 KEYS = "/api/v1/auth/api-keys"
@@ -136,6 +138,75 @@ def test_behind_the_gateway_a_login_there_buys_no_guesses(tmp_path: Path) -> Non
             for _ in range(12)
         ]
         assert statuses.count(401) == 8  # the username's burst, less alice's two logins
+
+
+GATEWAY_SECRET = "the-gateways-origin-secret"
+EDGE_SECRET = "the-distributions-viewer-secret"
+
+
+@pytest.fixture
+def behind_edge(tmp_path: Path) -> Iterator[TestClient]:
+    """The deployment: every request passed API Gateway (its origin header) and reaches the app
+    from the ALB; those that came through CloudFront carry its secret and the viewer's address,
+    and the app's per-address limit is on."""
+    settings = {"origin_verify": GATEWAY_SECRET, "viewer_verify": EDGE_SECRET}
+    for client in client_for(tmp_path, **settings):
+        client.headers[ORIGIN_VERIFY_HEADER] = GATEWAY_SECRET
+        yield client
+
+
+def via_edge(viewer: str) -> dict[str, str]:
+    return {VIEWER_VERIFY_HEADER: EDGE_SECRET, VIEWER_ADDRESS_HEADER: viewer}
+
+
+def attempt(client: TestClient, username: str, password: str, headers: dict[str, str]) -> int:
+    answer = client.post(LOGIN, json={"username": username, "password": password}, headers=headers)
+    return answer.status_code
+
+
+def test_behind_the_edge_guesses_from_elsewhere_do_not_lock_a_user_out(
+    behind_edge: TestClient,
+) -> None:
+    # Behind the gateway the app could not tell viewers apart: anyone's ten wrong passwords for
+    # alice kept her out. The edge's viewer address gives her own address its own bucket again.
+    home = "203.0.113.20"
+    assert attempt(behind_edge, "alice", PASSWORD, via_edge(home)) == 200
+    guesses = [
+        attempt(behind_edge, "alice", "wrong", via_edge(f"198.51.100.{n}")) for n in range(30)
+    ]
+    assert guesses == [401] * 9 + [429] * 21  # the shared bucket, less alice's own login
+    # Sent to API Gateway's own URL, around the distribution, claiming alice's address: without
+    # the edge's secret (or with a guess at it) the claim is ignored, and the shared bucket pays.
+    forged = [{VIEWER_ADDRESS_HEADER: home}, {**via_edge(home), VIEWER_VERIFY_HEADER: "a-guess"}]
+    assert [attempt(behind_edge, "alice", "wrong", h) for h in forged for _ in range(5)] == (
+        [429] * 10
+    )
+    assert attempt(behind_edge, "alice", PASSWORD, via_edge(home)) == 200
+    # Her address's bucket is as she left it: none of the forged guesses were counted there.
+    mine = [attempt(behind_edge, "alice", "wrong", via_edge(home)) for _ in range(12)]
+    assert mine == [401] * 9 + [429] * 3
+    assert attempt(behind_edge, "alice", PASSWORD, via_edge("198.51.100.200")) == 429
+
+
+def test_behind_the_edge_many_accounts_from_one_viewer_are_bounded(
+    behind_edge: TestClient,
+) -> None:
+    statuses = [
+        attempt(behind_edge, f"user{n}", "wrong", via_edge("203.0.113.7")) for n in range(40)
+    ]
+    assert statuses == [401] * 30 + [429] * 10
+    # Another viewer keeps its own bucket.
+    assert attempt(behind_edge, "user39", "wrong", via_edge("203.0.113.8")) == 401
+
+
+def test_around_the_edge_a_forged_viewer_address_buys_no_guesses(behind_edge: TestClient) -> None:
+    # Each claims another address, without the edge's secret: all are counted at the app's peer.
+    def forged(n: int) -> dict[str, str]:
+        claim = {VIEWER_ADDRESS_HEADER: f"192.0.2.{n}"}
+        return claim if n % 2 else {**claim, VIEWER_VERIFY_HEADER: f"guess-{n}"}
+
+    statuses = [attempt(behind_edge, f"user{n}", "wrong", forged(n)) for n in range(40)]
+    assert statuses == [401] * 30 + [429] * 10
 
 
 def login(client: TestClient, username: str) -> dict[str, str]:

@@ -3,8 +3,9 @@
 Credentials: ``Authorization: Bearer <access token or API key>`` or ``X-API-Key: <key>``.
 Every authenticated request takes one token from the caller's bucket: one per user, which the
 user's API keys share (more keys are not more requests). A login attempt takes one from the
-bucket of the username and one from that of the client's address (``client_address``: the peer,
-or what the trusted proxies of ``api.trusted_proxies`` say it is).
+bucket of the username and one from that of the client's address (``client_address_of``: what
+the edge says it is where the request proves it came through the edge, ``api.viewer_verify``;
+else the peer, or what the trusted proxies of ``api.trusted_proxies`` say it is).
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from textnlp.adapters.buckets import Lane, TokenBuckets
-from textnlp.auth.client_address import client_address, limit_key, trusted_networks
+from textnlp.auth.client_address import (
+    client_address,
+    limit_key,
+    trusted_networks,
+    viewer_address,
+)
 from textnlp.auth.service import AuthService, Principal
 from textnlp.config import Settings
+from textnlp.deployment import VIEWER_ADDRESS_HEADER, VIEWER_VERIFY_HEADER
 from textnlp.errors import AuthError, PermissionDenied, QuotaExceeded, TextNLPError
 from textnlp.observability.metrics import Metrics
 from textnlp.services.generation import GenerationService
@@ -85,8 +92,17 @@ def enforce_rate_limit(
 
 
 def client_address_of(connection: HTTPConnection) -> str:
-    """The client's address, believing ``X-Forwarded-For`` only as far as trusted proxies."""
+    """The client's address: the edge's ``X-Viewer-Address`` on a request that carries the
+    edge's secret, else the peer, believing ``X-Forwarded-For`` only as far as trusted proxies."""
     settings: Settings = connection.app.state.settings
+    secret = settings.api.viewer_verify.get_secret_value()
+    if secret:
+        headers = connection.headers
+        viewer = viewer_address(
+            headers.getlist(VIEWER_VERIFY_HEADER), headers.getlist(VIEWER_ADDRESS_HEADER), secret
+        )
+        if viewer is not None:
+            return viewer
     peer = connection.client.host if connection.client else None
     trusted = trusted_networks(tuple(settings.api.trusted_proxies))
     return client_address(peer, connection.headers.getlist("x-forwarded-for"), trusted)
@@ -122,8 +138,8 @@ def enforce_login_limits(connection: HTTPConnection, username: str) -> None:
         # The address first: an address already refused does not use up the username's tokens.
         enforce_rate_limit(state, f"login-addr:{address}", limit=api.login_limit_per_address)
     bucket = f"login-user:{username.casefold()}"
-    # No limit per address: the app's peer is a gateway shared by every client (the edge sees
-    # them), so a user's address there is every guesser's, and no bucket of its own.
+    # No limit per address: the app cannot see clients' addresses (its peer is a gateway shared
+    # by every client), so a user's address there is every guesser's, and no bucket of its own.
     if api.login_limit_per_address is not None and _known_client(connection, username, address):
         bucket += f":{address}"
     enforce_rate_limit(state, bucket, limit=api.login_limit_per_username)

@@ -8,12 +8,18 @@ thus ends up left of that hop and changes nothing; without trusted proxies (the 
 header is not read at all. uvicorn (``textnlp serve``) applies the same rule to the address it
 logs and puts in the scope, so the two agree.
 
+``viewer_address(verify, viewer, secret)`` is the other way an edge may say who the client is:
+one header holding the viewer's address that the edge sets itself (CloudFront's viewer-request
+function, in the deployment), believed only when the request also carries the edge's secret,
+since the hops after the edge (API Gateway's public URL) let anyone send that header.
+
 ``limit_key(address)`` is what a per-address limit counts: an IPv6 client by its /64 (one
 subscriber gets a whole /64, so its single addresses are free to make up).
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -47,6 +53,18 @@ def client_address(
         if not _is_trusted(current, trusted):
             return str(current)
     return str(current)  # every hop is ours: the left-most one is the client
+
+
+def viewer_address(verify: Sequence[str], viewer: Sequence[str], secret: str) -> str | None:
+    """The address in ``viewer`` (canonical text) when ``verify`` is the edge's ``secret``; None
+    when the request did not come through the edge (no secret, a wrong one, or several values:
+    anyone can send these headers past the edge) or the edge's header is not one address."""
+    if not secret or len(verify) != 1 or len(viewer) != 1:
+        return None
+    if not hmac.compare_digest(verify[0].encode(), secret.encode()):
+        return None
+    address = _parse(viewer[0].strip())
+    return None if address is None else str(address)
 
 
 def limit_key(address: str) -> str:

@@ -1,10 +1,16 @@
-"""The client address limits are keyed on: X-Forwarded-For believed only from trusted proxies."""
+"""The client address limits are keyed on: X-Forwarded-For believed only from trusted proxies,
+the edge's viewer address only with the edge's secret."""
 
 from __future__ import annotations
 
 import pytest
 
-from textnlp.auth.client_address import client_address, limit_key, trusted_networks
+from textnlp.auth.client_address import (
+    client_address,
+    limit_key,
+    trusted_networks,
+    viewer_address,
+)
 from textnlp.config import load_settings
 from textnlp.errors import ConfigError
 
@@ -61,3 +67,31 @@ def test_trusted_proxies_setting_takes_cidrs_only() -> None:
         load_settings(environ={}, api={"trusted_proxies": ["the-alb"]})
     env = {"TEXTNLP_API__TRUSTED_PROXIES": '["10.0.0.0/16"]'}
     assert load_settings(environ=env).api.trusted_proxies == ["10.0.0.0/16"]
+
+
+EDGE = "the-edge-secret"
+
+
+def test_the_edges_viewer_address_is_believed_with_its_secret_only() -> None:
+    assert viewer_address([EDGE], ["203.0.113.7"], EDGE) == "203.0.113.7"
+    assert viewer_address([EDGE], [" 2001:DB8::1 "], EDGE) == "2001:db8::1"
+    # Around the edge anyone can send the address header: without the secret it is nothing.
+    assert viewer_address([], ["203.0.113.7"], EDGE) is None
+    assert viewer_address(["a-guess"], ["203.0.113.7"], EDGE) is None
+    assert viewer_address([EDGE[:-1]], ["203.0.113.7"], EDGE) is None
+    # A second value beside the edge's (a client's own header the edge did not replace).
+    assert viewer_address([EDGE, "x"], ["203.0.113.7"], EDGE) is None
+    assert viewer_address([EDGE], ["203.0.113.7", "192.0.2.1"], EDGE) is None
+    assert viewer_address([EDGE], ["203.0.113.7, 192.0.2.1"], EDGE) is None
+    assert viewer_address([EDGE], ["not-an-ip"], EDGE) is None
+    assert viewer_address([EDGE], [], EDGE) is None
+    # No secret configured: the header is never read, whatever a request says.
+    assert viewer_address([""], ["203.0.113.7"], "") is None
+
+
+def test_viewer_verify_is_a_secret_setting() -> None:
+    env = {"TEXTNLP_API__VIEWER_VERIFY": EDGE}
+    api = load_settings(environ=env).api
+    assert api.viewer_verify.get_secret_value() == EDGE
+    assert EDGE not in repr(api)
+    assert load_settings(environ={}).api.viewer_verify.get_secret_value() == ""
