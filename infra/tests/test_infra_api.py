@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from types import SimpleNamespace
+from typing import Any
 
 from aws_cdk.assertions import Match
+from starlette.requests import Request
 from textnlp import deployment
-from textnlp.config import env_name, load_settings
+from textnlp.api.deps import client_address_of
+from textnlp.config import load_settings
 
 from infra_assembly import Assembly, rest_method_properties, rest_methods, rest_route
+from test_app_contract import deployed_environment
 from textnlp_infra.constructs.rest_api import API_PREFIX, CALLER_CACHE_KEY, ROUTES
 
 EXPECTED_PATHS = {
@@ -143,9 +149,7 @@ def test_cloudfront_and_dns(assembly: Assembly) -> None:
 
 
 def test_logins_are_limited_per_viewer_at_the_edge(assembly: Assembly) -> None:
-    """Behind CloudFront -> API Gateway -> ALB the app's peer is the gateway: the edge's WAF,
-    which sees the viewer, limits the auth routes per address, and the app's own per-address
-    login limit is off (a shared bucket would lock every user out together)."""
+    """The edge's WAF, which sees the viewer, limits the auth routes per address too."""
     acls = {
         acl["Properties"]["Scope"]: acl["Properties"]
         for section in ("Api", "Compute")
@@ -158,13 +162,86 @@ def test_logins_are_limited_per_viewer_at_the_edge(assembly: Assembly) -> None:
     assert match["SearchString"] == "/api/v1/auth/"
     assert match["PositionalConstraint"] == "STARTS_WITH"
     assert "LoginRateLimitPerIp" not in {rule["Name"] for rule in acls["REGIONAL"]["Rules"]}
+
+
+def _api_container(assembly: Assembly) -> dict[str, Any]:
     tasks = assembly.resources("Compute", "AWS::ECS::TaskDefinition").values()
     api_task = next(t["Properties"] for t in tasks if t["Properties"]["Family"] == "textnlp-api")
-    app = next(c for c in api_task["ContainerDefinitions"] if c["Name"] == "api")
-    variables = {e["Name"]: e["Value"] for e in app["Environment"]}
-    name = env_name("api", "login_limit_per_address")
-    parsed = load_settings(environ={"TEXTNLP_PROFILE": "local", name: variables[name]})
-    assert parsed.api.login_limit_per_address is None
+    container: dict[str, Any] = next(
+        c for c in api_task["ContainerDefinitions"] if c["Name"] == "api"
+    )
+    return container
+
+
+def _distribution(assembly: Assembly) -> dict[str, Any]:
+    (distribution,) = assembly.resources("Api", "AWS::CloudFront::Distribution").values()
+    config: dict[str, Any] = distribution["Properties"]["DistributionConfig"]
+    return config
+
+
+def _edge_headers(assembly: Assembly, viewer: str, sent: dict[str, str]) -> dict[str, str]:
+    """What the app receives of a viewer's request through the distribution: the viewer's own
+    headers as the synthesised viewer-request function leaves them (run in Node), then the
+    origin's custom headers (which CloudFront writes over the viewer's), each secret as the
+    API task gets it (the contract test's placeholder for the secret the reference names)."""
+    (function,) = assembly.resources("Api", "AWS::CloudFront::Function").values()
+    event = {
+        "viewer": {"ip": viewer},
+        "request": {"headers": {
+            name.lower(): {"value": value, "multiValue": [{"value": value}, {"value": value}]}
+            for name, value in sent.items()
+        }},
+    }
+    script = (
+        f"{function['Properties']['FunctionCode']}\n"
+        f"process.stdout.write(JSON.stringify(handler({json.dumps(event)})));"
+    )
+    ran = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    headers = {name: entry["value"] for name, entry in json.loads(ran.stdout)["headers"].items()}
+    secrets = _api_container(assembly)["Secrets"]
+    for origin in _distribution(assembly)["Origins"]:
+        for custom in origin.get("OriginCustomHeaders", []):
+            reference = json.dumps(custom["HeaderValue"])
+            (secret,) = [s for s in secrets if json.dumps(s["ValueFrom"]) in reference]
+            value = deployed_environment({"Secrets": [secret]})[secret["Name"]]
+            headers[custom["HeaderName"].lower()] = value
+    return headers
+
+
+def test_the_app_believes_the_viewer_address_only_the_edge_sends(assembly: Assembly) -> None:
+    """The deployment's API task, its settings loaded from the synthesised environment, sees
+    the viewer's address on what came through the distribution (its function's header and its
+    secret origin header), and its peer on what did not: a request to API Gateway's own URL,
+    whatever address it claims. So the per-address login limit and the bucket of an address a
+    user logged in from stay on (without the address, a shared bucket would lock every user
+    out together, and anyone could lock a user out of their account)."""
+    behavior = _distribution(assembly)["DefaultCacheBehavior"]
+    assert [a["EventType"] for a in behavior["FunctionAssociations"]] == ["viewer-request"]
+    settings = load_settings(environ=deployed_environment(_api_container(assembly)))
+    assert settings.api.login_limit_per_address is not None
+    assert settings.api.viewer_verify.get_secret_value()
+    assert settings.api.trusted_proxies == []
+    app = SimpleNamespace(state=SimpleNamespace(settings=settings))
+
+    def address(headers: dict[str, str]) -> str:
+        scope = {
+            "type": "http", "app": app, "client": ("10.0.1.5", 40000),
+            "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        }
+        return client_address_of(Request(scope))
+
+    forged = {
+        deployment.VIEWER_ADDRESS_HEADER: "192.0.2.66", deployment.VIEWER_VERIFY_HEADER: "guess",
+        "X-Forwarded-For": "192.0.2.67",
+    }
+    through_edge = _edge_headers(assembly, "203.0.113.7", forged)
+    assert address(through_edge) == "203.0.113.7"
+    assert address(_edge_headers(assembly, "2001:db8::7", {})) == "2001:db8::7"
+    # Around the distribution (API Gateway's own URL): the claim is ignored.
+    assert address(forged) == "10.0.1.5"
+    around = {**through_edge}
+    del around[deployment.VIEWER_VERIFY_HEADER.lower()]
+    assert address(around) == "10.0.1.5"
 
 
 def test_environments_sharing_an_account_have_their_own_api_names() -> None:

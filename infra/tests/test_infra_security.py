@@ -14,7 +14,7 @@ SECRET_NAMES = {
         "api/jwt-secret", "api/api-keys", "api/oauth-credentials",
         "models/openai-api-key", "models/anthropic-api-key", "models/huggingface-token",
         "external/smtp-credentials", "external/monitoring-api-keys", "cache/auth-token",
-        "api/origin-verify",
+        "api/origin-verify", "api/viewer-verify",
     )
 }
 
@@ -36,7 +36,8 @@ def test_secrets_tree(assembly: Assembly) -> None:
     assert names == SECRET_NAMES
     # Every secret the app reads by name exists where the app looks (textnlp.deployment).
     for name in (deployment.JWT_SECRET, deployment.OPENAI_API_KEY, deployment.ANTHROPIC_API_KEY,
-                 deployment.HUGGINGFACE_TOKEN, deployment.ORIGIN_VERIFY_SECRET):
+                 deployment.HUGGINGFACE_TOKEN, deployment.ORIGIN_VERIFY_SECRET,
+                 deployment.VIEWER_VERIFY_SECRET):
         assert deployment.secret_path("production", name) in names
     data_secrets = assembly.resources("Data", "AWS::SecretsManager::Secret").values()
     assert {s["Properties"]["Name"] for s in data_secrets} == {

@@ -72,6 +72,7 @@ class AppResources:
     cache: Endpoint
     cache_secret: sm.ISecret
     origin_verify_secret: sm.ISecret
+    viewer_verify_secret: sm.ISecret
     #: Queue names by setting (`generation_queue`, `dead_letter_queue`, `batch_queue`...).
     queues: dict[str, str]
     notifications_topic_arn: str
@@ -107,10 +108,6 @@ def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironmen
         env_name("cache", "cluster"): "true",
         env_name("queue", "notify_topic_arn"): resources.notifications_topic_arn,
         env_name("api", "websocket_callback_url"): resources.websocket_callback_url,
-        # Behind CloudFront, API Gateway and the ALB the app's peer is the gateway, never the
-        # client: the CloudFront WAF, which sees the viewer, limits logins per address
-        # (`LoginRateLimitPerIp`); the app keeps its per-username limit.
-        env_name("api", "login_limit_per_address"): "null",
         env_name("observability", "emf_namespace"): config.monitoring.metrics_namespace,
         # Traces go to the task's collector sidecar, which sends them to X-Ray.
         env_name("observability", "trace_exporter"): "otlp",
@@ -133,6 +130,13 @@ def app_environment(config: EnvConfig, resources: AppResources) -> AppEnvironmen
         env_name("cache", "auth_token"): ecs.Secret.from_secrets_manager(resources.cache_secret),
         env_name("api", "origin_verify"): ecs.Secret.from_secrets_manager(
             resources.origin_verify_secret
+        ),
+        # Behind CloudFront, API Gateway and the ALB the app's peer is the ALB: the client's
+        # address is the distribution's `X-Viewer-Address` on requests carrying this secret
+        # (constructs/viewer_address.py), so the app's per-address login limit, and the bucket
+        # of an address a user logged in from, stay on (the settings' defaults).
+        env_name("api", "viewer_verify"): ecs.Secret.from_secrets_manager(
+            resources.viewer_verify_secret
         ),
     }
     return AppEnvironment(variables, secrets)

@@ -12,7 +12,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
-from textnlp.deployment import JWT_SECRET, ORIGIN_VERIFY_SECRET
+from textnlp.deployment import JWT_SECRET, ORIGIN_VERIFY_SECRET, VIEWER_VERIFY_SECRET
 
 from textnlp_infra.config import EnvConfig
 
@@ -75,6 +75,12 @@ class SecretsTree(Construct):
         # app behind the public ALB answers only requests that passed the gateway.
         self.origin_verify = self._secret(
             "OriginVerify", ORIGIN_VERIFY_SECRET,
+            sm.SecretStringGenerator(password_length=48, exclude_punctuation=True),
+        )
+        # Not in the design's tree: the header CloudFront adds to what it sends to API Gateway,
+        # so the app believes the viewer's address only on requests that passed the edge.
+        self.viewer_verify = self._secret(
+            "ViewerVerify", VIEWER_VERIFY_SECRET,
             sm.SecretStringGenerator(password_length=48, exclude_punctuation=True),
         )
         self.operator_supplied = {

@@ -1,6 +1,6 @@
 """A WAF web ACL: AWS managed rule groups plus a per-IP rate rule (design: "ALB + WAF"); at
-CloudFront also a per-IP limit on the auth routes (login guesses), since behind the gateway the
-app cannot tell one client's address from another's."""
+CloudFront also a per-IP limit on the auth routes (login guesses), stopped at the edge before
+they reach the gateway (the app limits them per viewer address too: viewer_address.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Design section 8 and the edge: API Gateway (REST and WebSocket), CloudFront, Route 53.
 
 Request path: CloudFront (`api.<domain>`, WAF) -> API Gateway REST (authorizer, throttling,
-cache) -> ALB (`origin.<domain>`, WAF; compute stack) -> ECS API service.
+cache) -> ALB (`origin.<domain>`, WAF; compute stack) -> ECS API service. CloudFront tells the
+app the viewer's address in a way it can check (constructs/viewer_address.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as targets
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from textnlp.deployment import VIEWER_VERIFY_HEADER
 
 from textnlp_infra.config import EnvConfig
 from textnlp_infra.constructs.rest_api import RestApi
+from textnlp_infra.constructs.viewer_address import viewer_address_function
 from textnlp_infra.constructs.waf import WebAcl
 from textnlp_infra.constructs.websocket_api import WebSocketApi
 from textnlp_infra.imports import imported_key
@@ -83,6 +86,10 @@ class ApiStack(Stack):
         log_bucket = s3.Bucket.from_bucket_name(
             self, "AccessLogs", security.access_logs.bucket_name
         )
+        # A dynamic reference, as the gateway's origin header: the template holds only the name.
+        viewer_verify = SecretValue.secrets_manager(
+            security.secrets.viewer_verify.secret_arn
+        ).unsafe_unwrap()
         return cloudfront.Distribution(
             self, "Distribution",
             comment=f"{config.name} API",
@@ -96,7 +103,15 @@ class ApiStack(Stack):
             log_bucket=log_bucket,
             log_file_prefix="cloudfront/",
             default_behavior=cloudfront.BehaviorOptions(
-                origin=origins.RestApiOrigin(self.rest.api),
+                origin=origins.RestApiOrigin(
+                    self.rest.api, custom_headers={VIEWER_VERIFY_HEADER: viewer_verify}
+                ),
+                function_associations=[cloudfront.FunctionAssociation(
+                    function=viewer_address_function(
+                        self, "ViewerAddress", config.resource_name("viewer-address")
+                    ),
+                    event_type=cloudfront.FunctionEventType.VIEWER_REQUEST,
+                )],
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
                 # API Gateway caches what may be cached, per route; CloudFront passes through.

@@ -85,6 +85,7 @@ class ComputeStack(Stack):
             ),
             cache_secret=imported_secret(self, "CacheSecret", secrets.cache_auth_token),
             origin_verify_secret=imported_secret(self, "OriginVerify", secrets.origin_verify),
+            viewer_verify_secret=imported_secret(self, "ViewerVerify", secrets.viewer_verify),
             queues=messaging.queue_names,
             notifications_topic_arn=messaging.job_notifications.topic_arn,
             websocket_callback_url=f"https://{config.stream_host}",
