@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from textnlp.backends.providers.http_errors import error_class, event_error, told
+from textnlp.backends.providers.http_errors import (
+    deployment_fault,
+    error_class,
+    event_error,
+    told,
+)
 from textnlp.errors import BackendError, BackendUnavailable, Timeout
 
 #: Anthropic's error types ("Errors" in its API docs) and their statuses: an error event inside
@@ -30,12 +35,14 @@ def map_sdk_error(exc: Exception, *, backend: str, model: str) -> BackendError:
         code = _body_code(getattr(exc, "body", None))
         if status < 400:  # an error event of a stream that began well
             status = TYPE_STATUS.get(code, 500)
-        cls = error_class(status, f"{message} {code}")
+        said = f"{message} {code}"
+        cls = error_class(status, said)
         details: dict[str, Any] = {"status": status}
         retry_after = _retry_after(exc)
         if retry_after is not None:
             details["retry_after"] = retry_after
-        text = told(cls, message, f"the model server answered {status}")
+        summary = deployment_fault(status, said) or f"the model server answered {status}"
+        text = told(cls, message, summary)
         return cls(f"HTTP {status}: {text}", **details, **where)
     name = type(exc).__name__
     if "Timeout" in name:

@@ -35,6 +35,12 @@ CONTEXT_PHRASES = (
 )
 
 
+#: Phrases of a provider's 400 that are about the deployment's account with it, not about the
+#: request: Anthropic's ``invalid_request_error`` "Your credit balance is too low to access the
+#: Anthropic API", OpenAI's ``billing_hard_limit_reached``.
+ACCOUNT_PHRASES = ("credit balance", "billing_hard_limit_reached")
+
+
 def told(cls: type[BackendError], text: str, summary: str) -> str:
     """What a user reads of a model server's error: its own text when it is about the request
     (too long, a parameter out of range), else ``summary``. A server's failure, its credentials
@@ -51,6 +57,18 @@ def mentions_context(message: str) -> bool:
     return any(phrase in lowered for phrase in CONTEXT_PHRASES)
 
 
+def deployment_fault(status: int, message: str) -> str | None:
+    """Why a provider's 4xx is the deployment's to fix rather than the caller's (None: it is
+    about the request). The caller names a catalogue model and its input; the provider's model
+    id, its URL and the account that pays are the catalogue's and the operators'."""
+    if status == 404:
+        return "the provider does not serve the model the catalogue names (a deployment problem)"
+    lowered = message.lower()
+    if any(phrase in lowered for phrase in ACCOUNT_PHRASES):
+        return "the provider refused the deployment's account (its credit or billing)"
+    return None
+
+
 def error_class(status: int, message: str = "") -> type[BackendError]:
     if status == 429:
         return RateLimited
@@ -59,6 +77,8 @@ def error_class(status: int, message: str = "") -> type[BackendError]:
     if status in (408, 504):
         return Timeout
     if status >= 500 or status in (424, 529):  # 424: SageMaker model error; 529: overloaded
+        return BackendUnavailable
+    if deployment_fault(status, message) is not None:
         return BackendUnavailable
     if mentions_context(message):
         return ContextWindowExceeded
