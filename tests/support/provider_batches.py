@@ -74,6 +74,8 @@ class World:
     #: The status a batch ends in (OpenAI: completed/expired/failed; Anthropic: ended;
     #: Bedrock: Completed/PartiallyCompleted/Expired/Failed).
     final_status: str = "completed"
+    #: Why a Bedrock job ended ``Failed`` (its ``message``).
+    failure_message: str = "Model validation failed"
     #: Polls that answer "in progress" before the batch ends.
     polls_before_end: int = 1
     errored: set[int] = field(default_factory=set)
@@ -460,7 +462,7 @@ class World:
                     "modelId": job["modelId"],
                     "roleArn": job["roleArn"],
                     "status": status,
-                    "message": "Model validation failed" if status == "Failed" else None,
+                    "message": self.failure_message if status == "Failed" else None,
                     "submitTime": "2024-09-24T18:37:24Z",
                     "lastModifiedTime": "2024-09-24T19:37:24Z",
                     "inputDataConfig": job["inputDataConfig"],

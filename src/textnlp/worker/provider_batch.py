@@ -48,7 +48,12 @@ from pydantic import BaseModel
 from textnlp.backends.aws_common import without_account_ids
 from textnlp.backends.base import Backend, WrappedBackend
 from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
-from textnlp.backends.batch.base import BatchError, BatchLine, estimate_tokens
+from textnlp.backends.batch.base import (
+    BatchError,
+    BatchLine,
+    estimate_tokens,
+    public_batch_error,
+)
 from textnlp.backends.pricing import SpendingCap
 from textnlp.config import Settings
 from textnlp.domain import Completion, GenerationParams, GenerationRequest
@@ -442,8 +447,14 @@ class ProviderBatches:
         failed = [p for p in manifest.parts if p.failed]
         if failed:
             reasons = "; ".join(f"{p.batch_id}: {p.error or p.status}" for p in failed)
-            # A Bedrock job id is an ARN, and its message may name a role's: no account ids.
-            raise DatasetError(f"{provider.name} batch failed: {without_account_ids(reasons)}")
+            log.error("job %s: the %s batch failed: %s", job_id, provider.name, reasons)
+            # The owner reads the reason without the platform's buckets, keys and roles, and a
+            # Bedrock job id is an ARN: no account ids either.
+            public = "; ".join(
+                f"{p.batch_id}: {public_batch_error(p.error) if p.error else p.status}"
+                for p in failed
+            )
+            raise DatasetError(f"{provider.name} batch failed: {without_account_ids(public)}")
         answers: dict[str, list[Completion]] = {}
         errors = 0
         for part in manifest.parts:

@@ -399,6 +399,27 @@ def test_a_failed_bedrock_job_fails_the_job_without_the_account_id(settings: Set
     assert not re.search(r"\d{12}", view.error), view.error
 
 
+def test_a_failed_bedrock_jobs_reason_keeps_the_platforms_buckets_and_roles_in_the_log(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bedrock's reason names the platform's bucket, keys and the role it assumed: the job's
+    owner reads the reason without them, the worker's log keeps the whole text."""
+    WORLD.final_status = "Failed"
+    WORLD.failure_message = (
+        "Access denied when reading s3://acme-internal-batch/jobs/in/part-0.jsonl with role "
+        f"{ROLE}. Check the role's permissions."
+    )
+    job_id = submit(settings, template="product-review", count=100, model="claude-bedrock-batch")
+    run_worker(settings)
+    view, _ = finished(settings, job_id)
+    assert view.state == "failed" and view.error is not None
+    assert "Access denied when reading <S3 location> with role <iam ARN>" in view.error
+    for internal in ("acme-internal-batch", "part-0.jsonl", "textnlp-bedrock-batch"):
+        assert internal not in view.error, view.error
+    assert "s3://acme-internal-batch/jobs/in/part-0.jsonl" in caplog.text
+    assert "role/textnlp-bedrock-batch" in caplog.text
+
+
 def test_a_job_deleted_while_its_batch_runs_cancels_the_batch(settings: Settings) -> None:
     """Cancelled, then deleted while the worker waited between polls (a wait of up to
     ``Polling.max_s``, longer than the heartbeat a delete takes for a live worker's): the

@@ -20,6 +20,7 @@ Completions of a batch are priced at the provider's batch price (``PriceTable.ba
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,24 @@ class BatchState:
     failed: bool = False
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+
+
+#: What a provider's reason for a failed batch names of the deployment: its files' S3
+#: locations (``s3://`` or the HTTPS form) and ARNs (the IAM role the provider assumed, a KMS
+#: key); each ends before a sentence's full stop.
+_END = r"""(?=\.?(?:[\s"'<>,;)\]]|$))"""
+_S3_LOCATION = re.compile(
+    rf"""\b(?:s3://|https://[\w.-]*\bs3[\w.-]*\.amazonaws\.com/)[^\s"'<>,;)\]]*?{_END}"""
+)
+_ARN = re.compile(rf"""\barn:aws[\w-]*:(?P<service>[\w-]+):[^\s"'<>,;)\]]*?{_END}""")
+
+
+def public_batch_error(text: str) -> str:
+    """A provider's reason for a failed batch as the job's owner reads it: Bedrock's and
+    SageMaker's name the platform's bucket, keys and role, which are the operators' (the
+    worker logs the whole text)."""
+    text = _S3_LOCATION.sub("<S3 location>", text)
+    return _ARN.sub(lambda found: f"<{found['service']} ARN>", text)
 
 
 @dataclass(frozen=True)
