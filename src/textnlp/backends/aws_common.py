@@ -21,7 +21,12 @@ from typing import Any, ClassVar, TypeVar
 from textnlp.backends.base import installed
 from textnlp.backends.cloud import CloudBackend, CloudContext
 from textnlp.backends.options import AwsOptions
-from textnlp.backends.providers.http_errors import error_class, mentions_context, told
+from textnlp.backends.providers.http_errors import (
+    deployment_fault,
+    error_class,
+    mentions_context,
+    told,
+)
 from textnlp.errors import (
     AuthFailed,
     BackendError,
@@ -141,7 +146,8 @@ def map_aws_error(exc: Exception, *, backend: str, model: str) -> BackendError:
         if isinstance(exc, EventStreamError) and code[:1].islower():
             code = code[:1].upper() + code[1:]
         cls = _class_for(code, message, exc.response)
-        text = told(cls, without_account_ids(message), "the service refused or failed the call")
+        summary = deployment_fault(400, message) or "the service refused or failed the call"
+        text = told(cls, without_account_ids(message), summary)
         return cls(f"{code}: {text}", code=code, **where)
     if isinstance(exc, NoCredentialsError):
         return AuthFailed(NO_CREDENTIALS, **where)
@@ -170,6 +176,8 @@ def _class_for(code: str, message: str, response: dict[str, Any]) -> type[Backen
     if cls is None:
         status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
         cls = error_class(status, message)
+    if cls is InvalidRequest and deployment_fault(400, message) is not None:
+        return BackendUnavailable  # the catalogue's model id, not the caller's request
     if cls is InvalidRequest and mentions_context(message):
         return ContextWindowExceeded
     return cls

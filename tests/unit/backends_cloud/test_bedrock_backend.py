@@ -106,6 +106,20 @@ async def test_validation_errors_are_not_retried(claude: tuple[BedrockBackend, A
     assert len(fake.requests) == 2
 
 
+async def test_a_model_id_bedrock_does_not_serve_is_the_deployments_fault(
+    claude: tuple[BedrockBackend, AwsFake],
+) -> None:
+    """Bedrock's 400 for a model id it does not serve here: the catalogue's to fix, not the
+    caller's request (503, retried; before: InvalidRequest, answered as the caller's 400)."""
+    backend, fake = claude
+    fake.queue(
+        *[aws_error("ValidationException", "The provided model identifier is invalid.", 400)] * 3
+    )
+    with pytest.raises(BackendUnavailable) as caught:
+        await backend.generate_one(GenerationRequest(prompt="hi", params=PARAMS))
+    assert "does not serve the model" in caught.value.message
+
+
 async def test_circuit_opens_after_repeated_failures(
     claude: tuple[BedrockBackend, AwsFake],
 ) -> None:

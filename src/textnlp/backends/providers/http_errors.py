@@ -61,9 +61,11 @@ def deployment_fault(status: int, message: str) -> str | None:
     """Why a provider's 4xx is the deployment's to fix rather than the caller's (None: it is
     about the request). The caller names a catalogue model and its input; the provider's model
     id, its URL and the account that pays are the catalogue's and the operators'."""
-    if status == 404:
-        return "the provider does not serve the model the catalogue names (a deployment problem)"
     lowered = message.lower()
+    # Bedrock answers a model id it does not serve (here, or to this account) with a 400
+    # ValidationException, "The provided model identifier is invalid."
+    if status == 404 or "model identifier is invalid" in lowered:
+        return "the provider does not serve the model the catalogue names (a deployment problem)"
     if any(phrase in lowered for phrase in ACCOUNT_PHRASES):
         return "the provider refused the deployment's account (its credit or billing)"
     return None
