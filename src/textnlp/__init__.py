@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from textnlp.errors import CandidatesExhausted, DatasetFailed, QuotaExceeded, TextNLPError
     from textnlp.generation.pipeline import DatasetSummary
     from textnlp.generation.recipes.recipe import Recipe
-    from textnlp.library import agenerate_dataset, generate_dataset
+    from textnlp.library import agenerate_dataset, generate_dataset, unload_models
 
 __version__ = "0.1.0"
 
@@ -47,6 +47,7 @@ _EXPORTS = {
     "agenerate_dataset": "textnlp.library",
     "generate_dataset": "textnlp.library",
     "load_settings": "textnlp.config",
+    "unload_models": "textnlp.library",
 }
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "agenerate_dataset",
     "generate_dataset",
     "load_settings",
+    "unload_models",
 ]
 
 

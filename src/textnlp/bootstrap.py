@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from textnlp.services.generation import GenerationService
     from textnlp.services.job_runs import JobRuns
     from textnlp.services.jobs import JobService
+    from textnlp.services.kept_models import KeptModels
     from textnlp.services.models import ModelPool
     from textnlp.services.spending import SpendingService
     from textnlp.services.validation import ValidationService
@@ -61,8 +62,11 @@ RESPONSE_CACHE_PAUSE_S = 5.0
 class Platform:
     """The parts of one process. Use as a context manager (sync or async) or call ``aclose``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, kept_models: KeptModels | None = None) -> None:
+        """``kept_models``: where the library keeps loaded engines between its calls (its
+        platforms are one a call; the others own their engines)."""
         self.settings = settings
+        self.kept_models = kept_models
         self._closers: list[Callable[[], Any]] = []
 
     def _owns(self, closer: Callable[[], Any]) -> None:
@@ -235,6 +239,7 @@ class Platform:
             secrets=lambda: self.secrets,
             prices=self.prices,
             engine=self.settings.engine,
+            kept=self.kept_models,
         )
         self._owns(pool.aclose)
         return pool

@@ -11,14 +11,20 @@ A recipe can be built in Python as well as named (the same fields as its YAML)::
         "facts": {"type": "llm-structured", "prompt": "Facts about {{ topic }}", "schema": Facts},
     })
     textnlp.generate_dataset(recipe, 100, "qa.jsonl")
+
+The embedded model (any llama.cpp model) is loaded by the first call and kept for the next
+ones in the process, two models at most; ``textnlp.unload_models()`` frees them
+(``services.kept_models``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import math
 import os
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
@@ -33,6 +39,7 @@ from textnlp.services.text_boundary import valid_unicode
 
 if TYPE_CHECKING:
     from textnlp.generation.recipes.recipe import Recipe
+    from textnlp.services.kept_models import KeptModels
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -103,10 +110,37 @@ async def agenerate_dataset(
         max_candidates=max_candidates,
         rejects=Path(home_expanded(rejects)) if rejects is not None else None,
     )
-    async with Platform(settings if settings is not None else load_settings()) as platform:
+    chosen = settings if settings is not None else load_settings()
+    async with Platform(chosen, kept_models=_kept_models()) as platform:
         summary = await platform.generation.generate_dataset(job, on_record)
     summary.check_written()  # a template run with no record written is no dataset
     return summary
+
+
+_kept: KeptModels | None = None
+_kept_lock = threading.Lock()
+
+
+def _kept_models() -> KeptModels:
+    """The process's loaded engines, kept between calls (a notebook's second call loads
+    nothing); made on first use, closed at exit."""
+    global _kept
+    with _kept_lock:
+        if _kept is None:
+            from textnlp.services.kept_models import KeptModels
+
+            _kept = KeptModels()
+            atexit.register(_kept.close)
+        return _kept
+
+
+def unload_models() -> None:
+    """Close the models the library keeps loaded between calls, freeing their memory (a call
+    running now keeps its model until it ends); the next call loads its model again."""
+    with _kept_lock:
+        kept = _kept
+    if kept is not None:
+        kept.close()
 
 
 def _blocking(run: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:

@@ -103,6 +103,9 @@ class LlamaCppBackend(Backend):
     #: and the ``engine`` settings (``services.models.engine_options``).
     uses_prefix_store = True
     uses_engine_settings = True
+    #: The engine runs in its own thread and each request hands it its own event loop: the
+    #: library keeps one loaded for calls on other loops (``services.kept_models``).
+    shares_loaded_engine = True
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from textnlp.backends.cloud import CloudContext
     from textnlp.backends.kv_store import PrefixStoreConfig
     from textnlp.backends.resilience import CircuitState
+    from textnlp.services.kept_models import KeptModels
 
 #: How long a finding of a backend's ambient credentials (found or not) is trusted.
 CREDENTIALS_TTL_S = 60.0
@@ -42,6 +44,8 @@ class ModelPool:
     and llama.cpp engines the ``engine`` settings: ``llama_logs``, and ``n_parallel``,
     ``n_threads`` and ``n_batch`` where the model's catalogue entry leaves them unset.
     A local model with an entry in ``prices`` is wrapped so that its completions carry a cost.
+    Given ``kept`` (the library's), engines that can be shared are checked out of it and given
+    back at ``aclose``, so that the process loads each once (``services.kept_models``).
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class ModelPool:
         secrets: Callable[[], SecretsProvider] | None = None,
         prices: PriceTable | None = None,
         engine: EngineSettings | None = None,
+        kept: KeptModels | None = None,
     ) -> None:
         self.catalogue = catalogue
         self._prices = prices
@@ -61,6 +66,10 @@ class ModelPool:
         #: Where a remote model's API key is looked up: a model without one is unavailable.
         self._secrets = secrets
         self._backends: dict[str, Backend] = {}
+        #: The library's engines kept between its calls (None: this pool loads and closes its
+        #: own), and those this pool checked out of them, by model id.
+        self._kept = kept
+        self._checked_out: dict[str, Backend] = {}
         self._cloud: CloudContext | None = None
         self._lock = asyncio.Lock()
         #: Per backend name, when its ambient credentials were looked for and what was missing.
@@ -83,7 +92,13 @@ class ModelPool:
                     options["prefix_store"] = self._prefix_store
                 if getattr(cls, "uses_engine_settings", False):
                     options.update(engine_options(self._engine, spec.options))
-                backend = self.catalogue.create(model_id, **options)
+                if self._kept is not None and getattr(cls, "shares_loaded_engine", False):
+                    key = f"{model_id}\n{spec.model_dump_json()}\n{sorted(options.items())!r}"
+                    make = functools.partial(self.catalogue.create, model_id, **options)
+                    backend = await asyncio.to_thread(self._kept.checkout, key, make)
+                    self._checked_out[model_id] = backend
+                else:
+                    backend = self.catalogue.create(model_id, **options)
                 if not remote and self._prices and self._prices.price(spec):
                     backend = PricedBackend(backend, self._prices)
                 await backend.load()
@@ -174,6 +189,11 @@ class ModelPool:
 
     async def aclose(self) -> None:
         backends, self._backends = self._backends, {}
-        for backend in backends.values():
-            await backend.aclose()
+        checked_out, self._checked_out = self._checked_out, {}
+        for model_id, backend in backends.items():
+            if model_id not in checked_out:
+                await backend.aclose()
+        for backend in checked_out.values():  # kept for the next call, not closed
+            if self._kept is not None:
+                await asyncio.to_thread(self._kept.release, backend)
         self._cloud = None  # its buckets belong to the platform

@@ -1,0 +1,105 @@
+"""Loaded local engines kept between the library's calls in one process.
+
+Each ``textnlp.generate_dataset`` call builds its platform and closes it; without this, a
+notebook's every call loaded the embedded model again (a second or more each). The library's
+model pools check engines out of one ``KeptModels`` instead: an engine made from the same
+catalogue entry and options is loaded once, and given back, not closed, when a call ends.
+
+Only backends that say ``shares_loaded_engine`` are kept: llama.cpp's engine runs in its own
+thread and each request hands it its own event loop, so one engine serves calls made on
+different loops and threads (each ``asyncio.run``). At most ``max_models`` are kept; the least
+recently used one is closed once no call uses it. ``close`` (``textnlp.unload_models()``, and
+at the interpreter's exit) closes them all (one still in use: when its call ends); a later
+call loads again. Thread-safe: one lock guards the table, and loads run under it, one at a
+time (two threads asking for the same model load it once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from textnlp.backends.base import Backend
+
+#: Engines the process keeps at most (a notebook's model, and one tried beside it).
+MAX_KEPT_MODELS = 2
+
+
+class KeptModels:
+    def __init__(self, max_models: int = MAX_KEPT_MODELS) -> None:
+        self.max_models = max_models
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, Backend] = OrderedDict()
+        #: Calls using each checked-out engine (by id(): a backend need not be hashable).
+        self._users: dict[int, int] = {}
+        #: Engines dropped from the table while a call used them: closed when it ends.
+        self._dropped: set[int] = set()
+
+    def checkout(self, key: str, make: Callable[[], Backend]) -> Backend:
+        """The loaded engine kept under ``key``, made by ``make`` and loaded first if none is;
+        give it back with ``release``. Blocks (it may load a model): an async caller calls it
+        in a worker thread."""
+        with self._lock:
+            backend = self._kept.get(key)
+            if backend is None:
+                backend = make()
+                _run(backend.load())
+                self._kept[key] = backend
+            self._kept.move_to_end(key)
+            self._users[id(backend)] = self._users.get(id(backend), 0) + 1
+            self._trim()
+            return backend
+
+    def release(self, backend: Backend) -> None:
+        """A call is done with ``backend`` (kept for the next, or closed if it was dropped)."""
+        with self._lock:
+            users = self._users.get(id(backend), 0) - 1
+            if users > 0:
+                self._users[id(backend)] = users
+                return
+            self._users.pop(id(backend), None)
+            if id(backend) in self._dropped:
+                self._dropped.discard(id(backend))
+                _close(backend)
+            else:
+                self._trim()
+
+    def close(self) -> None:
+        """Close every kept engine (one in use: when its call ends)."""
+        with self._lock:
+            kept, self._kept = list(self._kept.values()), OrderedDict()
+            for backend in kept:
+                self._drop(backend)
+
+    def loaded(self) -> int:
+        with self._lock:
+            return len(self._kept)
+
+    def _trim(self) -> None:
+        """Close the least recently used engines beyond ``max_models`` that no call uses."""
+        for key in list(self._kept):
+            if len(self._kept) <= self.max_models:
+                return
+            if not self._users.get(id(self._kept[key])):
+                self._drop(self._kept.pop(key))
+
+    def _drop(self, backend: Backend) -> None:
+        if self._users.get(id(backend)):
+            self._dropped.add(id(backend))
+        else:
+            _close(backend)
+
+
+def _close(backend: Backend) -> None:
+    _run(backend.aclose())
+
+
+def _run(step: Coroutine[Any, Any, None]) -> None:
+    """Run ``step`` to its end on a loop of its own, in a thread of its own: the caller's
+    thread may run an event loop (a notebook's, or the call's own)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kept-models") as runner:
+        runner.submit(asyncio.run, step).result()
