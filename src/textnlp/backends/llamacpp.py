@@ -104,7 +104,8 @@ class LlamaCppBackend(Backend):
     uses_prefix_store = True
     uses_engine_settings = True
     #: The engine runs in its own thread and each request hands it its own event loop: the
-    #: library keeps one loaded for calls on other loops (``services.kept_models``).
+    #: library keeps one loaded for calls on other loops (``services.kept_models``), and
+    #: closes it with ``close``.
     shares_loaded_engine = True
 
     def __init__(
@@ -208,9 +209,14 @@ class LlamaCppBackend(Backend):
         return engine
 
     async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """``aclose`` for callers without an event loop (the library's kept engines, closed at
+        the interpreter's exit too, where no executor takes work)."""
         engine, self._engine = self._engine, None
         if engine is not None:
-            await asyncio.to_thread(engine.close)
+            engine.close()
 
     @property
     def engine(self) -> BatchingEngine:

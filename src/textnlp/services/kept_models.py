@@ -7,7 +7,8 @@ catalogue entry and options is loaded once, and given back, not closed, when a c
 
 Only backends that say ``shares_loaded_engine`` are kept: llama.cpp's engine runs in its own
 thread and each request hands it its own event loop, so one engine serves calls made on
-different loops and threads (each ``asyncio.run``). At most ``max_models`` are kept; the least
+different loops and threads (each ``asyncio.run``); such a backend also has a blocking
+``close``, which works at the interpreter's exit. At most ``max_models`` are kept; the least
 recently used one is closed once no call uses it. ``close`` (``textnlp.unload_models()``, and
 at the interpreter's exit) closes them all (one still in use: when its call ends); a later
 call loads again. Thread-safe: one lock guards the table, and loads run under it, one at a
@@ -19,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable
 
 from textnlp.backends.base import Backend
 
@@ -47,7 +46,7 @@ class KeptModels:
             backend = self._kept.get(key)
             if backend is None:
                 backend = make()
-                _run(backend.load())
+                asyncio.run(backend.load())  # in the caller's worker thread: no loop runs here
                 self._kept[key] = backend
             self._kept.move_to_end(key)
             self._users[id(backend)] = self._users.get(id(backend), 0) + 1
@@ -95,11 +94,11 @@ class KeptModels:
 
 
 def _close(backend: Backend) -> None:
-    _run(backend.aclose())
-
-
-def _run(step: Coroutine[Any, Any, None]) -> None:
-    """Run ``step`` to its end on a loop of its own, in a thread of its own: the caller's
-    thread may run an event loop (a notebook's, or the call's own)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kept-models") as runner:
-        runner.submit(asyncio.run, step).result()
+    """Close ``backend`` in this thread: a kept one has a blocking ``close`` (at the
+    interpreter's exit no thread may be started, nor an executor given work, as ``aclose``
+    does)."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
+    else:
+        asyncio.run(backend.aclose())
