@@ -5,6 +5,7 @@ where the real engine is started; the model is the real embedded one."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,38 @@ def test_two_calls_load_the_model_once_and_make_the_same_records(
     generate(2, third)
     assert loads == ["smollm2-135m"] * 2
     assert texts(first) == texts(second) == texts(third)  # a kept engine answers as a fresh one
+
+
+def test_a_model_file_replaced_between_calls_is_loaded_again(
+    tmp_path: Path, loads: list[str]
+) -> None:
+    """A notebook that writes a new model over its file (a fine-tune saved to the same path)
+    and generates again: the kept engine answered with the old model, for as long as the
+    process lived, and its cache fingerprint (the file's size) stayed the old one's."""
+    embedded = resolve_model_path("embedded:smollm2")
+    assert embedded is not None
+    mine = tmp_path / "mine.gguf"
+    shutil.copyfile(embedded, mine)
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "models.yaml").write_text(
+        f"models:\n  - id: mine\n    backend: llamacpp\n    path: {json.dumps(str(mine))}\n"
+        "    context_length: 2048\n"
+    )
+
+    def run(name: str) -> None:
+        textnlp.generate_dataset(
+            "product-review", 1, tmp_path / name, model="mine", max_tokens=4, seed=5
+        )
+
+    run("a.jsonl")
+    run("b.jsonl")
+    assert loads == ["mine"]  # kept while the file stays
+    fresh = tmp_path / "fresh.gguf"
+    shutil.copyfile(embedded, fresh)
+    fresh.replace(mine)  # a new file at the same path
+    run("c.jsonl")
+    assert loads == ["mine", "mine"]
 
 
 def test_two_threads_at_once_load_it_once(tmp_path: Path, loads: list[str]) -> None:

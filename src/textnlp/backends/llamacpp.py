@@ -135,6 +135,19 @@ class LlamaCppBackend(Backend):
             return False, f"model file not found: {spec.path}"
         return True, ""
 
+    @classmethod
+    def file_identity(cls, spec: ModelSpec) -> str:
+        """Which file ``spec``'s path names now (the library's kept engines: a new model written
+        over it, or moved into its place, is loaded again rather than the old one served)."""
+        path = resolve_model_path(spec.path)
+        try:
+            stat = path.stat() if path else None
+        except OSError:
+            stat = None
+        if stat is None:
+            return ""
+        return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
     def fingerprint(self) -> str:
         # Memoised: every cached request asks, and resolving the path walks sys.path.
         if self._fingerprint is None:

@@ -3,7 +3,8 @@
 Each ``textnlp.generate_dataset`` call builds its platform and closes it; without this, a
 notebook's every call loaded the embedded model again (a second or more each). The library's
 model pools check engines out of one ``KeptModels`` instead: an engine made from the same
-catalogue entry and options is loaded once, and given back, not closed, when a call ends.
+catalogue entry and options is loaded once, and given back, not closed, when a call ends;
+one whose model file has changed since (a new model written over it) is loaded again.
 
 Only backends that say ``shares_loaded_engine`` are kept: llama.cpp's engine runs in its own
 thread and each request hands it its own event loop, so one engine serves calls made on
@@ -33,21 +34,28 @@ class KeptModels:
         self.max_models = max_models
         self._lock = threading.Lock()
         self._kept: OrderedDict[str, Backend] = OrderedDict()
+        #: What each kept engine was loaded from (its model file's identity).
+        self._versions: dict[str, str] = {}
         #: Calls using each checked-out engine (by id(): a backend need not be hashable).
         self._users: dict[int, int] = {}
         #: Engines dropped from the table while a call used them: closed when it ends.
         self._dropped: set[int] = set()
 
-    def checkout(self, key: str, make: Callable[[], Backend]) -> Backend:
-        """The loaded engine kept under ``key``, made by ``make`` and loaded first if none is;
-        give it back with ``release``. Blocks (it may load a model): an async caller calls it
-        in a worker thread."""
+    def checkout(self, key: str, make: Callable[[], Backend], version: str = "") -> Backend:
+        """The loaded engine kept under ``key``, made by ``make`` and loaded first if none is
+        (or the one kept was loaded from another ``version`` of its model file: a new model
+        written over it); give it back with ``release``. Blocks (it may load a model): an
+        async caller calls it in a worker thread."""
         with self._lock:
             backend = self._kept.get(key)
+            if backend is not None and self._versions.get(key) != version:
+                self._drop(self._kept.pop(key))  # stale: closed (once no call uses it)
+                backend = None
             if backend is None:
                 backend = make()
                 asyncio.run(backend.load())  # in the caller's worker thread: no loop runs here
                 self._kept[key] = backend
+                self._versions[key] = version
             self._kept.move_to_end(key)
             self._users[id(backend)] = self._users.get(id(backend), 0) + 1
             self._trim()
@@ -71,6 +79,7 @@ class KeptModels:
         """Close every kept engine (one in use: when its call ends)."""
         with self._lock:
             kept, self._kept = list(self._kept.values()), OrderedDict()
+            self._versions.clear()
             for backend in kept:
                 self._drop(backend)
 
@@ -84,6 +93,7 @@ class KeptModels:
             if len(self._kept) <= self.max_models:
                 return
             if not self._users.get(id(self._kept[key])):
+                self._versions.pop(key, None)
                 self._drop(self._kept.pop(key))
 
     def _drop(self, backend: Backend) -> None:

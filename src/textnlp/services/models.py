@@ -95,7 +95,10 @@ class ModelPool:
                 if self._kept is not None and getattr(cls, "shares_loaded_engine", False):
                     key = f"{model_id}\n{spec.model_dump_json()}\n{sorted(options.items())!r}"
                     make = functools.partial(self.catalogue.create, model_id, **options)
-                    backend = await asyncio.to_thread(self._kept.checkout, key, make)
+                    # A model file written over since it was loaded is loaded again.
+                    identity = getattr(cls, "file_identity", None)
+                    version = identity(spec) if callable(identity) else ""
+                    backend = await asyncio.to_thread(self._kept.checkout, key, make, version)
                     self._checked_out[model_id] = backend
                 else:
                     backend = self.catalogue.create(model_id, **options)
