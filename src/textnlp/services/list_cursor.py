@@ -56,9 +56,16 @@ def unplaced(after: str) -> InvalidParameter:
 
 
 def created_time(hex_id: str) -> datetime | None:
-    """``created_ms`` as an aware UTC datetime, to the millisecond (no float rounding)."""
+    """``created_ms`` as an aware UTC datetime, to the millisecond (no float rounding); None
+    past the last date a datetime holds (48 bits of milliseconds reach year 10889: a made-up
+    id, which cannot be placed)."""
     ms = created_ms(hex_id)
-    return None if ms is None else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    if ms is None:
+        return None
+    try:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    except OverflowError:
+        return None
 
 
 def page_start(

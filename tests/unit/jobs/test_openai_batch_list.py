@@ -79,7 +79,10 @@ def test_batches_are_listed_past_many_other_jobs_and_a_deleted_one(jobs: JobServ
 
 def test_an_unplaceable_after_is_refused(jobs: JobService) -> None:
     batches = OpenAIBatchService(jobs)
-    for after in ("batch_" + "ab" * 16, "batch_nope", "file-x"):  # a random (v4-like) id
+    # A random (v4-like) id; one laid out as a time-ordered id whose time is past any date
+    # (year 10889: made up, never made here).
+    beyond_dates = "batch_" + "ffffffffffff" + "7000" + "8" + "0" * 15
+    for after in ("batch_" + "ab" * 16, "batch_nope", "file-x", beyond_dates):
         with pytest.raises(InvalidParameter) as refused:
             batches.list_batches(ALICE, after=after)
         assert refused.value.details["parameter"] == "after"
