@@ -127,6 +127,10 @@ class JobRuns:
         worst case included (the batch was cancelled)."""
         self._store.end_holds(job_id)
 
+    def batch_may_run(self, job_id: str) -> bool:
+        """Whether the job still holds a provider batch's worst case (it may still run)."""
+        return self._store.batch_may_run(job_id)
+
     # -- checkpoints ------------------------------------------------------------------------
     def save_chunk(
         self, job_id: str, records: Sequence[Record], *, hold_id: str | None = None

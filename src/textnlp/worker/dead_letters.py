@@ -15,7 +15,9 @@ once an hour; the queues keep them) and settles each job still live:
   and the message stays for a person to look at; the provider batches it left running are
   cancelled (by the worker's loop, ``JobRunner.cancel_batches``: no worker polls them any more).
 
-Messages that are not job messages, and those of finished jobs, are left as they are.
+Messages that are not job messages, and those of finished jobs, are left as they are (a
+failed job whose provider batch is still held has it cancelled: the sweep that failed it may
+have stopped first).
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class DeadLetterSweep:
 
     def settle(self, queue: JobQueue, message: QueueMessage) -> str | None:
         """Finish, requeue or fail the job of one dead-lettered message of ``queue``; returns
-        the id of the job it failed (its caller cancels the provider batches it left running:
-        ``JobRunner.cancel_batches``), else None."""
+        the id of the job it failed, or of a failed job that still holds a provider batch (its
+        caller cancels the batches it left running: ``JobRunner.cancel_batches``), else None."""
         body = unwrapped_body(message)
         try:
             parsed = JobMessage.model_validate_json(body)
@@ -66,8 +68,14 @@ class DeadLetterSweep:
             return None  # not a job message: it stays in the DLQ for a person to look at
         runs = self.runs
         row = runs.get(parsed.job_id)
-        if row is None or row.state in TERMINAL_STATES:
+        if row is None:
             return None
+        if row.state in TERMINAL_STATES:
+            # The sweep that failed it may have stopped before it cancelled the job's batches
+            # (the message stays here): while one is still held, the caller cancels it (then
+            # lets it go, so later sweeps leave the job alone).
+            failed = row.state == "failed" and runs.batch_may_run(row.id)
+            return row.id if failed else None
         if parsed.step == "generate":
             if runs.is_complete(row):
                 self._finish(queue, message, row)

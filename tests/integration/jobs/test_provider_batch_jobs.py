@@ -841,3 +841,34 @@ def test_a_job_whose_batch_may_still_run_is_not_deleted(settings: Settings) -> N
         _no_worker_holds(service, job_id)
         service.delete(LOCAL_OWNER, job_id)
         assert service.store.get(job_id) is None
+
+
+def test_a_dead_lettered_job_failed_by_a_sweep_that_stopped_has_its_batch_cancelled(
+    settings: Settings,
+) -> None:
+    """The dead-letter sweep failed the job, then its worker stopped (a deploy, a crash, an
+    outage met while stopping) before it cancelled the batch. The message stays in the
+    dead-letter queue, but the next sweep found the job ended and passed it by: its batch ran
+    on, paid for nobody, and the job could not be deleted for the batch's window. The next
+    sweep now cancels the batch of a failed job that still holds one."""
+    WORLD.polls_before_end = 1000
+    capped = _capped(settings, max_receives=1)
+    job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    run_until_first_poll(capped)
+    with job_service(capped) as service:
+        row = service.store.get(job_id)
+        assert row is not None
+        queue = service.queues.by_name(row.queue)
+        (message,) = queue.receive(1, 0.2)
+        queue.dead_letter(message, "redriven: the worker died on every receive")
+        # What the sweep did before its worker stopped: the job failed, its batch kept.
+        assert service.store.finish(job_id, "failed", error="dead-lettered after 1 receives")
+        assert held_by(service.store, job_id) > 0
+    run_worker(capped)
+    assert WORLD.cancelled == ["batch_abc123"]  # before: []
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) == 0.0
+        _no_worker_holds(service, job_id)
+        service.delete(LOCAL_OWNER, job_id)  # before: 409 for the batch's window
+    run_worker(capped)  # a later sweep asks nothing more of the provider
+    assert WORLD.cancelled == ["batch_abc123"]

@@ -435,6 +435,12 @@ class JobStore:
         with self.sessions.begin() as session:
             _end_holds(session, job_id, keep_batch=False)
 
+    def batch_may_run(self, job_id: str) -> bool:
+        """Whether the job holds the worst case of a provider batch that may still run."""
+        running = select(JobHoldRow.id).where(JobHoldRow.job_id == job_id, _batch_may_run())
+        with self.sessions() as session:
+            return session.scalar(running.limit(1)) is not None
+
     def worker_stopped(self, job_id: str) -> None:
         """An ended job's worker is gone: its heartbeat no longer stands for a live worker."""
         with self.sessions.begin() as session:
