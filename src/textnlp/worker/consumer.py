@@ -461,9 +461,16 @@ class Worker:
                 log.warning("cannot read the dead-letter queue of %s", queue.name, exc_info=True)
                 continue
             for message in messages:
-                failed = await asyncio.to_thread(self.dead_letters.settle, queue, message)
-                if failed is not None:
-                    await self._failed_for_good(failed, settle=False)  # the sweep settled it
+                try:
+                    failed = await asyncio.to_thread(self.dead_letters.settle, queue, message)
+                    if failed is not None:
+                        await self._failed_for_good(failed, settle=False)  # settled by the sweep
+                except Exception as exc:
+                    if is_outage(exc):
+                        raise  # the loop waits for the dependency, then sweeps again
+                    # One message this release cannot settle (a bug, a job it cannot read)
+                    # must not stop the worker's loop, nor the messages behind it.
+                    log.exception("cannot settle dead-lettered message %s", message.id)
 
     def _notify(self, job_id: str) -> None:
         """Send the notice of the job's end, once: the worker that claims it sends it. What

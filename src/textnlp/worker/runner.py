@@ -186,8 +186,8 @@ class JobRunner:
         ended = row is not None and row.state in ("cancelled", "failed")
         if row is None or not ended or not row.spec.get("provider_batch"):
             return
-        spec = JobSpec.model_validate(row.spec)
         try:
+            spec = JobSpec.model_validate(row.spec)  # another release's it may not read
             model_id = spec.model or self.generation.settings.default_model
             model = await self.generation.run_backend(model_id, self.runs.template(spec))
             if not await self.provider_batches.cancel_left_running(job_id, model):

@@ -872,3 +872,44 @@ def test_a_dead_lettered_job_failed_by_a_sweep_that_stopped_has_its_batch_cancel
         service.delete(LOCAL_OWNER, job_id)  # before: 409 for the batch's window
     run_worker(capped)  # a later sweep asks nothing more of the provider
     assert WORLD.cancelled == ["batch_abc123"]
+
+
+@pytest.mark.parametrize("state", ["running", "failed"])
+def test_a_dead_lettered_job_this_release_cannot_read_stops_no_worker(
+    settings: Settings, state: str
+) -> None:
+    """A dead-lettered provider batch job whose stored spec this release cannot read (a field
+    of another release's, mid rolling deploy), still running or failed by a sweep that stopped
+    before it cancelled the batch: reading the spec raised out of the sweep and the worker's
+    loop, so every worker that swept stopped with a traceback, again at each start, and the
+    dead-lettered jobs behind it were never settled. The message is passed by (its batch stays
+    held: it cannot be cancelled), and the sweep goes on to the next one."""
+    WORLD.polls_before_end = 1000
+    capped = _capped(settings, max_receives=1)
+    unreadable = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    run_until_first_poll(capped)
+    other = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    with job_service(capped) as service:
+        row = service.store.get(unreadable)
+        assert row is not None
+        queue = service.queues.by_name(row.queue)
+        messages = queue.receive(2, 0.2)
+        assert len(messages) == 2
+        for message in messages:
+            queue.dead_letter(message, "redriven: the worker died on every receive")
+        if state == "failed":
+            assert service.store.finish(unreadable, "failed", error="dead-lettered")
+        with service.store.sessions.begin() as session:
+            for job_id in (unreadable, other):
+                stored = session.get(JobRow, job_id)
+                assert stored is not None
+                stored.attempts = 1
+            stored = session.get(JobRow, unreadable)
+            assert stored is not None
+            stored.spec = {**stored.spec, "from_another_release": True}
+    run_worker(capped)  # before: pydantic's ValidationError out of Worker.run
+    view, _ = finished(capped, other)
+    assert view.state == "failed" and "dead-lettered" in (view.error or ""), view.error
+    assert WORLD.cancelled == []
+    with job_service(capped) as service:
+        assert held_by(service.store, unreadable) > 0
