@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-#: A job's id: 32 lowercase hexadecimal characters (``uuid4().hex``, as the API makes them).
+#: A job's id: 32 lowercase hexadecimal characters (``list_cursor.time_ordered_hex``, a UUIDv7's
+#: layout, as the API makes them now; an older job's ``uuid4().hex``).
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
