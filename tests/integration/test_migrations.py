@@ -96,7 +96,7 @@ def test_a_migration_the_database_refuses_is_said_as_such(tmp_path: Path) -> Non
     with sqlite3.connect(path) as connection:  # back before 0008, without the table it alters
         connection.execute(
             "UPDATE alembic_version SET version_num = '0004_job_cost' "
-            "WHERE version_num = '0013_job_holds'"
+            "WHERE version_num = '0015_jobs_owner_listing'"
         )
         connection.execute("DROP INDEX ix_jobs_finished_at")
         connection.execute("DROP TABLE job_outbox")

@@ -1,6 +1,7 @@
 """Tables of batch jobs: jobs, their records (the checkpoint), the outbox, queue messages and
 idempotency keys. Alembic revision ``0003_jobs`` creates them; ``0004_job_cost`` adds the
-jobs' cost, ``0013_job_holds`` what a job's runs hold against its owner's cap.
+jobs' cost, ``0013_job_holds`` what a job's runs hold against its owner's cap,
+``0015_jobs_owner_listing`` the index an owner's jobs are listed by.
 
 Records are keyed by (job id, record index) and inserted with ``ON CONFLICT DO NOTHING``: a
 record is a pure function of (job seed, index), so whichever worker stores it first wins and a
@@ -31,6 +32,8 @@ from textnlp.adapters.db.base import Base
 
 class JobRow(Base):
     __tablename__ = "jobs"
+    #: An owner's jobs newest first, a page after a place (``JobStore.list_for``; 0015).
+    __table_args__ = (Index("ix_jobs_owner_listing", "owner_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner_id: Mapped[str] = mapped_column(String(64), index=True)
