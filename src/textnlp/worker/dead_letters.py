@@ -59,7 +59,7 @@ class DeadLetterSweep:
 
     def settle(self, queue: JobQueue, message: QueueMessage) -> str | None:
         """Finish, requeue or fail the job of one dead-lettered message of ``queue``; returns
-        the id of the job it failed, or of a failed job that still holds a provider batch (its
+        the id of the job it failed, or of an ended job that still holds a provider batch (its
         caller cancels the batches it left running: ``JobRunner.cancel_batches``), else None."""
         body = unwrapped_body(message)
         try:
@@ -72,10 +72,11 @@ class DeadLetterSweep:
             return None
         if row.state in TERMINAL_STATES:
             # The sweep that failed it may have stopped before it cancelled the job's batches
-            # (the message stays here): while one is still held, the caller cancels it (then
-            # lets it go, so later sweeps leave the job alone).
-            failed = row.state == "failed" and runs.batch_may_run(row.id)
-            return row.id if failed else None
+            # (the message stays here), or its owner cancelled it while its message lay here
+            # (no worker sees it again): while a batch is still held, the caller cancels it
+            # (then lets it go, so later sweeps leave the job alone).
+            left = row.state in ("failed", "cancelled") and runs.batch_may_run(row.id)
+            return row.id if left else None
         if parsed.step == "generate":
             if runs.is_complete(row):
                 self._finish(queue, message, row)

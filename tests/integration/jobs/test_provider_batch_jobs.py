@@ -843,14 +843,16 @@ def test_a_job_whose_batch_may_still_run_is_not_deleted(settings: Settings) -> N
         assert service.store.get(job_id) is None
 
 
+@pytest.mark.parametrize("ended", ["failed", "cancelled"])
 def test_a_dead_lettered_job_failed_by_a_sweep_that_stopped_has_its_batch_cancelled(
-    settings: Settings,
+    settings: Settings, ended: str
 ) -> None:
     """The dead-letter sweep failed the job, then its worker stopped (a deploy, a crash, an
     outage met while stopping) before it cancelled the batch. The message stays in the
     dead-letter queue, but the next sweep found the job ended and passed it by: its batch ran
     on, paid for nobody, and the job could not be deleted for the batch's window. The next
-    sweep now cancels the batch of a failed job that still holds one."""
+    sweep now cancels the batch of a failed job that still holds one; and of a job its owner
+    cancelled while its message lay in the dead-letter queue (no worker will see it again)."""
     WORLD.polls_before_end = 1000
     capped = _capped(settings, max_receives=1)
     job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
@@ -861,8 +863,8 @@ def test_a_dead_lettered_job_failed_by_a_sweep_that_stopped_has_its_batch_cancel
         queue = service.queues.by_name(row.queue)
         (message,) = queue.receive(1, 0.2)
         queue.dead_letter(message, "redriven: the worker died on every receive")
-        # What the sweep did before its worker stopped: the job failed, its batch kept.
-        assert service.store.finish(job_id, "failed", error="dead-lettered after 1 receives")
+        # What the sweep (or the owner's cancel) did: the job ended, its batch kept.
+        assert service.store.finish(job_id, ended, error="dead-lettered after 1 receives")
         assert held_by(service.store, job_id) > 0
     run_worker(capped)
     assert WORLD.cancelled == ["batch_abc123"]  # before: []
