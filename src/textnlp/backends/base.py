@@ -18,7 +18,7 @@ from typing import ClassVar, Self
 
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, GenerationRequest, ModelInfo, TokenDelta
-from textnlp.errors import ContextWindowExceeded
+from textnlp.errors import ContextWindowExceeded, ModelUnavailable
 
 #: Tokens a chat format adds per message, and for the reply's header, where the backend does
 #: not render it: role markers and separators (ChatML's ``<|im_start|>user\n...<|im_end|>\n``
@@ -54,6 +54,16 @@ def package_dir(package: str) -> str | None:
         return None
     locations = list(spec.submodule_search_locations or ())
     return locations[0] if locations else (spec.origin or "")
+
+
+def unavailable(spec: ModelSpec, reason: str) -> ModelUnavailable:
+    """The error of a ``load`` that finds its model cannot run here after all (its file gone
+    since the pool's availability check): what that check raises, so that callers read the
+    model is not available, not the reason, which names the deployment's files
+    (``errors.public_message``); the CLI prints it whole."""
+    return ModelUnavailable(
+        f"model {spec.id} is not available here: {reason}", parameter="model", model=spec.id
+    )
 
 
 def installed(*packages: str) -> bool:

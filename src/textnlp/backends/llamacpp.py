@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from textnlp.backends import chat_pieces
-from textnlp.backends.base import Backend, collect, installed, package_dir
+from textnlp.backends.base import Backend, collect, installed, package_dir, unavailable
 from textnlp.backends.kv_store import PrefixStoreConfig
 from textnlp.backends.options import LlamaCppOptions, Weights
 from textnlp.backends.spec import ModelSpec
@@ -165,9 +165,7 @@ class LlamaCppBackend(Backend):
             return
         path = resolve_model_path(self.spec.path)
         if path is None:
-            raise BackendUnavailable(
-                f"model file not found: {self.spec.path}", backend=self.name, model=self.spec.id
-            )
+            raise unavailable(self.spec, f"model file not found: {self.spec.path}")
         try:
             self._engine = await asyncio.to_thread(self._start_engine, path)
         except (ValueError, OSError) as exc:

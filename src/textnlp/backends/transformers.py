@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textnlp.backends import chat_pieces
-from textnlp.backends.base import Backend, collect, installed
+from textnlp.backends.base import Backend, collect, installed, unavailable
 from textnlp.backends.llamacpp import EMBEDDED, resolve_model_path
 from textnlp.backends.options import TransformersOptions
 from textnlp.backends.spec import ModelSpec
@@ -114,7 +114,7 @@ class TransformersBackend(Backend):
             return
         ok, reason = self.availability(self.spec)
         if not ok:
-            raise BackendUnavailable(reason, backend=self.name, model=self.spec.id)
+            raise unavailable(self.spec, reason)
         await asyncio.to_thread(self._load_sync)
         if self.options.batching == "continuous":
             await asyncio.to_thread(self._start_engine)
