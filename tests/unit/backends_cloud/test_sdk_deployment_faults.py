@@ -1,7 +1,8 @@
 """Whose fault a provider's 4xx is: the caller's (their prompt, their parameters) or the
 deployment's (the catalogue names a model the provider does not serve; the account that pays is
-out of credit). The deployment's answered the caller 400/404 as if their request were wrong; it
-is ``BackendUnavailable`` (503) with a message that says what happened. Faked at the HTTP level
+out of credit or quota). The deployment's answered the caller 400/404 as if their request were
+wrong, and OpenAI's 429 ``insufficient_quota`` as a rate limit to wait out; it is
+``BackendUnavailable`` (503) with a message that says what happened. Faked at the HTTP level
 with ``httpx2.MockTransport``; bodies from the OpenAI and Anthropic API references ("Errors")."""
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from textnlp.backends.cloud import CloudContext
 from textnlp.backends.openai_compat import OpenAICompatBackend
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import GenerationParams, GenerationRequest
-from textnlp.errors import BackendError, BackendUnavailable, ContextWindowExceeded, InvalidRequest
+from textnlp.errors import (
+    BackendError,
+    BackendUnavailable,
+    ContextWindowExceeded,
+    InvalidRequest,
+    RateLimited,
+)
 
 PARAMS = GenerationParams(max_tokens=16)
 
@@ -32,6 +39,28 @@ OPENAI_NO_MODEL = {
         "type": "invalid_request_error",
         "param": None,
         "code": "model_not_found",
+    }
+}
+#: OpenAI's 429 for an account out of credit or past its spending limit ("Error codes": 429
+#: "You exceeded your current quota, please check your plan and billing details").
+OPENAI_NO_QUOTA = {
+    "error": {
+        "message": "You exceeded your current quota, please check your plan and billing details. "
+        "For more information on this error, read the docs: "
+        "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        "type": "insufficient_quota",
+        "param": None,
+        "code": "insufficient_quota",
+    }
+}
+#: And its 429 that is a rate limit: waiting is the answer.
+OPENAI_RATE_LIMIT = {
+    "error": {
+        "message": "Rate limit reached for gpt-4o-mini in organization org-abc on requests per "
+        "min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.",
+        "type": "requests",
+        "param": None,
+        "code": "rate_limit_exceeded",
     }
 }
 ANTHROPIC_NO_MODEL = anthropic_error("not_found_error", "model: claude-9-opus")
@@ -70,6 +99,7 @@ def backend(provider: str, status: int, body: dict[str, Any], context: CloudCont
         ("openai", 404, OPENAI_NO_MODEL, "does not serve the model the catalogue names"),
         ("anthropic", 404, ANTHROPIC_NO_MODEL, "does not serve the model the catalogue names"),
         ("anthropic", 400, NO_CREDIT, "refused the deployment's account"),
+        ("openai", 429, OPENAI_NO_QUOTA, "refused the deployment's account"),
     ],
 )
 async def test_the_deployments_fault_is_unavailable_not_the_callers(
@@ -96,3 +126,10 @@ async def test_a_400_about_the_callers_request_stays_theirs(
             await model.generate_one(GenerationRequest.chat("Hi", params=PARAMS))
     assert raised.value.user_error and raised.value.http_status == 400
     assert body["error"]["message"] in raised.value.message
+
+
+async def test_a_429_that_is_a_rate_limit_stays_one(context: CloudContext) -> None:
+    async with backend("openai", 429, OPENAI_RATE_LIMIT, context) as model:
+        with pytest.raises(RateLimited) as raised:
+            await model.generate_one(GenerationRequest.chat("Hi", params=PARAMS))
+    assert raised.value.http_status == 429 and raised.value.retryable

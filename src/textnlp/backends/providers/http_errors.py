@@ -35,10 +35,17 @@ CONTEXT_PHRASES = (
 )
 
 
-#: Phrases of a provider's 400 that are about the deployment's account with it, not about the
+#: Phrases of a provider's 4xx that are about the deployment's account with it, not about the
 #: request: Anthropic's ``invalid_request_error`` "Your credit balance is too low to access the
-#: Anthropic API", OpenAI's ``billing_hard_limit_reached``.
-ACCOUNT_PHRASES = ("credit balance", "billing_hard_limit_reached")
+#: Anthropic API", OpenAI's ``billing_hard_limit_reached``, and OpenAI's 429
+#: ``insufficient_quota`` "You exceeded your current quota, please check your plan and billing
+#: details" (a 429, but no rate limit: waiting does not end it, paying does).
+ACCOUNT_PHRASES = (
+    "credit balance",
+    "billing_hard_limit_reached",
+    "insufficient_quota",
+    "exceeded your current quota",
+)
 
 
 def told(cls: type[BackendError], text: str, summary: str) -> str:
@@ -73,7 +80,8 @@ def deployment_fault(status: int, message: str) -> str | None:
 
 def error_class(status: int, message: str = "") -> type[BackendError]:
     if status == 429:
-        return RateLimited
+        # OpenAI answers an account out of quota 429 too: the deployment's to fix, not the pace.
+        return RateLimited if deployment_fault(status, message) is None else BackendUnavailable
     if status in (401, 403):
         return AuthFailed
     if status in (408, 504):
