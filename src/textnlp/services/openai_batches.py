@@ -61,6 +61,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -125,6 +126,17 @@ class FileContent:
     key: str
     size: int
     filename: str
+
+
+@dataclass(frozen=True)
+class _OutputFile:
+    """A listed batch's output or error file before its size is read (then a ``FileObject``,
+    or left out when empty)."""
+
+    row: JobRow
+    kind: str
+    created_at: int
+    id: str
 
 
 def _upload_place(after: str | None) -> SortKey | None:
@@ -226,54 +238,86 @@ class OpenAIBatchService:
     ) -> FileList:
         """The owner's files: uploaded batch files (``purpose`` ``batch``) and their ended
         batches' output and error files (``batch_output``), as OpenAI lists them."""
-        objects: list[FileObject] = []
+        listed: list[FileObject | _OutputFile] = []
         if purpose in (None, "batch"):
             keys = self.storage.list(Keys.upload(owner.id, "file-"))
             described = [key for key in keys if _INFO_KEY.search(key)]
             # One read per file: at the same time, as S3's latency, not its work, is the cost.
             with ThreadPoolExecutor(max_workers=_LISTING_READS) as pool:
                 infos = [info for info in pool.map(self._listed_info, described) if info]
-            objects += [self._file_object(info) for info in infos]
+            listed += [self._file_object(info) for info in infos]
         if purpose in (None, "batch_output"):
-            objects += self._output_objects(owner)
-        objects.sort(key=lambda item: (item.created_at, item.id), reverse=newest_first)
+            listed += self._output_files(owner)
+        listed.sort(key=lambda item: (item.created_at, item.id), reverse=newest_first)
         start = page_start(
-            [(item.created_at, item.id) for item in objects],
+            [(item.created_at, item.id) for item in listed],
             after,
             descending=newest_first,
             placed=_upload_place(after),
         )
-        page = objects[start : start + limit]
+        page, has_more = self._page(listed[start:], limit)
         return FileList(
             data=page,
             first_id=page[0].id if page else None,
             last_id=page[-1].id if page else None,
-            has_more=start + limit < len(objects),
+            has_more=has_more,
         )
 
-    def _output_objects(self, owner: Owner) -> list[FileObject]:
-        """The output and error files of the owner's ended batches (among their latest 1,000
-        jobs), written now where no one asked for them yet; a batch whose job is deleted
-        meanwhile is left out."""
-        rows = [r for r in self.jobs.store.list_for(owner.id, 1000) if self._input_file_id(r)]
-        ended = [row for row in map(self._expire, rows) if self._status(row) in _ENDED]
+    def _output_files(self, owner: Owner) -> list[_OutputFile]:
+        """The output and error files the owner's ended batches (all of them) may have, placed
+        in the list by their batch's end, their sizes not read yet."""
+        files = []
+        for row in map(self._expire, self._batch_rows(owner)):
+            if self._status(row) in _ENDED:
+                finished = _unix(row.finished_at) or 0
+                files += [
+                    _OutputFile(row, kind, finished, self._output_id(row.id, kind))
+                    for kind in ("output", "errors")
+                ]
+        return files
+
+    def _page(
+        self, listed: list[FileObject | _OutputFile], limit: int
+    ) -> tuple[list[FileObject], bool]:
+        """The first ``limit`` files of ``listed`` and whether more follow. A batch's files are
+        listed once they are known not to be empty (an empty one is not reported): their sizes
+        are read, and written where no one asked for them yet, only for the batches the page
+        (and one file past it) reaches, a few at a time; a batch whose job is deleted meanwhile
+        is left out."""
+        page: list[FileObject] = []
+        sizes: dict[str, dict[str, int] | None] = {}
+        at = 0
         with ThreadPoolExecutor(max_workers=_LISTING_READS) as pool:
-            outputs = list(pool.map(self._listed_outputs, ended))
-        objects = []
-        for row, sizes in zip(ended, outputs, strict=True):
-            for kind, size in (sizes or {}).items():
-                if size:
-                    file_id = self._output_id(row.id, kind)
-                    objects.append(
-                        FileObject(
-                            id=file_id,
-                            bytes=size,
-                            created_at=_unix(row.finished_at) or 0,
-                            filename=self._output_name(row.id, file_id),
-                            purpose="batch_output",
-                        )
-                    )
-        return objects
+            while at < len(listed):
+                # No more files than the page still needs, and one to tell whether more follow.
+                part = listed[at : at + min(limit + 1 - len(page), _LISTING_READS * 4)]
+                at += len(part)
+                rows = {
+                    item.row.id: item.row
+                    for item in part
+                    if isinstance(item, _OutputFile) and item.row.id not in sizes
+                }
+                sizes.update(zip(rows, pool.map(self._listed_outputs, rows.values()), strict=True))
+                for item in part:
+                    if isinstance(item, FileObject):
+                        listed_file = item
+                    elif size := (sizes[item.row.id] or {}).get(item.kind, 0):
+                        listed_file = self._output_file_object(item, size)
+                    else:
+                        continue  # empty, or its batch's job deleted meanwhile
+                    if len(page) == limit:
+                        return page, True
+                    page.append(listed_file)
+        return page, False
+
+    def _output_file_object(self, item: _OutputFile, size: int) -> FileObject:
+        return FileObject(
+            id=item.id,
+            bytes=size,
+            created_at=item.created_at,
+            filename=self._output_name(item.row.id, item.id),
+            purpose="batch_output",
+        )
 
     def _listed_outputs(self, row: JobRow) -> dict[str, int] | None:
         """A listed batch's ``_outputs``; None when its job was deleted since it was listed."""
@@ -376,13 +420,7 @@ class OpenAIBatchService:
         """The owner's batches, newest first, read from the jobs table a chunk at a time (a
         batch is one kind of job among any number of others)."""
         place = None if after is None else self._place(owner, after)
-        rows: list[JobRow] = []
-        while len(rows) <= limit:  # one more than the page: is there more?
-            chunk = self.jobs.store.list_for(owner.id, _LISTING_CHUNK, before=place)
-            rows += [row for row in chunk if self._input_file_id(row)]
-            if len(chunk) < _LISTING_CHUNK:
-                break
-            place = (chunk[-1].created_at, chunk[-1].id)
+        rows = list(islice(self._batch_rows(owner, place), limit + 1))  # more than the page?
         page = [batch for batch in map(self._listed_batch, rows[:limit]) if batch is not None]
         return BatchList(
             data=page,
@@ -390,6 +428,22 @@ class OpenAIBatchService:
             last_id=page[-1].id if page else None,
             has_more=len(rows) > limit,
         )
+
+    def _batch_rows(
+        self, owner: Owner, place: tuple[datetime, str] | None = None
+    ) -> Iterator[JobRow]:
+        """The owner's batches' jobs, newest first (after ``place``), read from the jobs table a
+        chunk at a time, as far as the caller reads; the database leaves out their other jobs
+        (a batch is one kind of job among any number of others)."""
+        prefix = Keys.upload(owner.id, "file-")
+        while True:
+            chunk = self.jobs.store.list_for(
+                owner.id, _LISTING_CHUNK, before=place, prompt_prefix=prefix
+            )
+            yield from (row for row in chunk if self._input_file_id(row))
+            if len(chunk) < _LISTING_CHUNK:
+                return
+            place = (chunk[-1].created_at, chunk[-1].id)
 
     def _place(self, owner: Owner, after: str) -> tuple[datetime, str]:
         """Where the list goes on after the batch ``after``: its job's (created_at, id), or,
@@ -500,10 +554,11 @@ class OpenAIBatchService:
         keys = {kind: self._output_key(row.id, kind) for kind in ("output", "errors")}
         wrote = False
         try:
-            if not self.storage.exists(keys["output"]):
+            sizes = self._written_sizes(keys)
+            if sizes is None:
                 self._write_outputs(row, keys["output"], keys["errors"])
                 wrote = True
-            sizes = {kind: self.storage.size(key) for kind, key in keys.items()}
+                sizes = {kind: self.storage.size(key) for kind, key in keys.items()}
         except NotFound:  # deleted between the write (or the check) and the read
             if self.jobs.store.get(row.id) is not None:
                 raise
@@ -513,6 +568,15 @@ class OpenAIBatchService:
                 self.storage.delete(key)
             raise NotFound(f"no batch {quoted('batch_' + row.id)}")
         return sizes
+
+    def _written_sizes(self, keys: dict[str, str]) -> dict[str, int] | None:
+        """The files' sizes, read alone where they are written (None: the output, written
+        last, is not); ``NotFound`` when the error file is gone after all (its job deleted)."""
+        try:
+            output = self.storage.size(keys["output"])
+        except NotFound:
+            return None
+        return {"output": output, "errors": self.storage.size(keys["errors"])}
 
     def _write_outputs(self, row: JobRow, output: str, errors: str) -> None:
         """Both files from the stored records in line order (the same bytes each time, so a

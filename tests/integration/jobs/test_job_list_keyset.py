@@ -42,3 +42,25 @@ def test_pages_by_place_cover_every_job_once_in_order(engine: Engine) -> None:
     assert made is not None
     after_gone = store.list_for("owner", 50, before=(made, gone))
     assert [row.id for row in after_gone] == newest_first[5:]
+
+
+def test_a_prompt_prefix_keeps_only_the_jobs_of_those_prompt_files(engine: Engine) -> None:
+    """An owner's OpenAI batches among their other jobs, chosen by the database; the prefix is
+    matched as text (an owner id's ``%`` or ``_`` is no LIKE wildcard)."""
+    store = JobStore(engine)
+    prefix = "prompts/user-uploads/a_b%/file-"
+    batches = []
+    for spec in (
+        {"prompt_file": f"{prefix}1.jsonl"},
+        {"count": 1},
+        {"prompt_file": "prompts/user-uploads/axb-c/file-2.jsonl"},  # what _ and % would match
+        {"prompt_file": f"{prefix}3.jsonl"},
+        {"prompt_file": None},
+    ):
+        job_id = time_ordered_hex()
+        store.create(NewJob(job_id, "a_b%", spec, "q", 1, "{}", created_at=created_time(job_id)))
+        if str(spec.get("prompt_file") or "").startswith(prefix):
+            batches.append(job_id)
+    listed = store.list_for("a_b%", 50, prompt_prefix=prefix)
+    assert [row.id for row in listed] == batches[::-1]
+    assert [row.id for row in store.list_for("a_b%", 1, prompt_prefix=prefix)] == batches[-1:]

@@ -264,13 +264,23 @@ class JobStore:
             return session.get(JobRow, job_id)
 
     def list_for(
-        self, owner_id: str | None, limit: int = 50, *, before: tuple[datetime, str] | None = None
+        self,
+        owner_id: str | None,
+        limit: int = 50,
+        *,
+        before: tuple[datetime, str] | None = None,
+        prompt_prefix: str | None = None,
     ) -> list[JobRow]:
-        """Newest first; ``before``: only the jobs after that (created_at, id) in that order."""
+        """Newest first; ``before``: only the jobs after that (created_at, id) in that order;
+        ``prompt_prefix``: only the jobs whose prompt file's key starts with it (an owner's
+        OpenAI batches among their other jobs, left in the database rather than read)."""
         with self.sessions() as session:
             query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
             if owner_id is not None:
                 query = query.where(JobRow.owner_id == owner_id)
+            if prompt_prefix is not None:
+                prompt_file = JobRow.spec["prompt_file"].as_string()
+                query = query.where(prompt_file.startswith(prompt_prefix, autoescape=True))
             if before is not None:
                 made, job_id = before
                 query = query.where(
