@@ -86,6 +86,13 @@ class World:
     submitted: list[list[dict[str, Any]]] = field(default_factory=list)
     polls: int = 0
     cancelled: list[str] = field(default_factory=list)
+    #: Records a batch answered before its cancel: a cancelled batch ends at its next poll
+    #: (OpenAI ``cancelled``, Anthropic ``ended``, Bedrock ``Stopped``) with these answered
+    #: (and billed), the rest not (Anthropic: ``canceled`` results).
+    answered_before_cancel: set[int] = field(default_factory=set)
+    #: Cancels answered with the provider's 500 before one is taken; every cancel asked.
+    failing_cancels: int = 0
+    cancel_calls: int = 0
     online: list[str] = field(default_factory=list)
     #: Bedrock: the moto S3 client and bucket the fake service reads and writes.
     s3: Any = None
@@ -111,7 +118,20 @@ class World:
         self.polls += 1
         if self.on_poll is not None:
             self.on_poll()
-        return not self.cancelled and self.polls > self.polls_before_end
+        return bool(self.cancelled) or self.polls > self.polls_before_end
+
+    def _cancel_fails(self) -> bool:
+        self.cancel_calls += 1
+        if self.failing_cancels > 0:
+            self.failing_cancels -= 1
+            return True
+        return False
+
+    def _skipped(self, index: int) -> bool:
+        """Whether record ``index`` was never run: the batch expired first, or was cancelled."""
+        if self.cancelled and index not in self.answered_before_cancel:
+            return True
+        return index in self.unprocessed
 
     # -- OpenAI -----------------------------------------------------------------------------
     def openai(self, request: httpx2.Request) -> httpx2.Response:
@@ -158,13 +178,24 @@ class World:
                 },
             )
         if path.endswith("/cancel"):
+            if self._cancel_fails():  # "Error codes": 500, a server error (retry later)
+                return httpx2.Response(
+                    500,
+                    json={
+                        "error": {
+                            "message": "The server had an error while processing your request.",
+                            "type": "server_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    },
+                )
             self.cancelled.append(path.split("/")[-2])
             return httpx2.Response(200, json=self._openai_batch("cancelling"))
         if re.search(r"/batches/[^/]+$", path):
             ended = self._poll()
-            return httpx2.Response(
-                200, json=self._openai_batch(self.final_status if ended else "in_progress")
-            )
+            final = "cancelled" if self.cancelled else self.final_status
+            return httpx2.Response(200, json=self._openai_batch(final if ended else "in_progress"))
         if path.endswith("/files/file-out/content"):
             return httpx2.Response(200, content=self._openai_output().encode())
         if path.endswith("/files/file-err/content"):
@@ -211,6 +242,7 @@ class World:
         lines = self._lines()
         ended = status in {"completed", "expired", "failed", "cancelled"}
         failed = len([x for x in lines if _index(x["custom_id"]) in self.errored])
+        skipped = len([x for x in lines if self._skipped(_index(x["custom_id"]))])
         return {
             "id": "batch_abc123",
             "object": "batch",
@@ -232,7 +264,7 @@ class World:
             "completed_at": 1711493163 if ended else None,
             "request_counts": {
                 "total": len(lines),
-                "completed": len(lines) - failed,
+                "completed": len(lines) - failed - (skipped if ended else 0),
                 "failed": failed,
             },
             "metadata": self.metadata or {"customer_id": "user_123456789"},
@@ -242,7 +274,7 @@ class World:
         out = []
         for line in self._lines():
             index = _index(line["custom_id"])
-            if index in self.unprocessed or index in self.errored:
+            if self._skipped(index) or index in self.errored:
                 continue
             prompt = " ".join(str(m["content"]) for m in line["body"]["messages"])
             text = _text_of(index, prompt, invalid=index in self.invalid, where="batch")
@@ -322,6 +354,14 @@ class World:
                 200, json={"data": data, "has_more": False, "first_id": first, "last_id": first}
             )
         if path.endswith("/cancel"):
+            if self._cancel_fails():  # "Errors": 500 api_error
+                return httpx2.Response(
+                    500,
+                    json={
+                        "type": "error",
+                        "error": {"type": "api_error", "message": "Internal server error"},
+                    },
+                )
             self.cancelled.append(path.split("/")[-2])
             return httpx2.Response(200, json=self._anthropic_batch("canceling"))
         if path.endswith("/results"):
@@ -393,6 +433,8 @@ class World:
                         },
                     },
                 }
+            elif self.cancelled and index not in self.answered_before_cancel:
+                result = {"type": "canceled"}
             elif index in self.unprocessed:
                 result = {"type": "expired"}
             else:
@@ -445,11 +487,14 @@ class World:
             ]
             return _aws(200, {"invocationJobSummaries": summaries})
         if request.method == "POST" and path.endswith("/stop"):
+            if self._cancel_fails():
+                return _aws_error(500, "InternalServerException", "An internal server error")
             self.cancelled.append(arn)
             return _aws(200, {})
         if request.method == "GET" and path.startswith("/model-invocation-job/"):
             ended = self._poll()
-            status = self.final_status if ended else "InProgress"
+            final = "Stopped" if self.cancelled else self.final_status
+            status = final if ended else "InProgress"
             if ended and not getattr(self, "_written", False):
                 self._write_bedrock_output(arn)
                 self._written = True
@@ -486,7 +531,7 @@ class World:
         out = []
         for line in self._lines():
             index = _index(line["recordId"])
-            if index in self.unprocessed:
+            if self._skipped(index):
                 continue
             record: dict[str, Any] = {
                 "recordId": line["recordId"],

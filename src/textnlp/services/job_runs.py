@@ -127,6 +127,11 @@ class JobRuns:
         worst case included (the batch was cancelled)."""
         self._store.end_holds(job_id)
 
+    def count_batch_cost(self, job_id: str, paid_usd: float, *, ended: bool) -> None:
+        """What the job's provider batches were paid for answers it will not use goes to its
+        cost; with ``ended`` (none runs any more) its holds go (``JobStore``)."""
+        self._store.count_batch_cost(job_id, paid_usd, ended=ended)
+
     def batch_may_run(self, job_id: str) -> bool:
         """Whether the job still holds a provider batch's worst case (it may still run)."""
         return self._store.batch_may_run(job_id)

@@ -290,9 +290,9 @@ class Worker:
             await self.patience.run(what, queue.delete, message)
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
-            await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
+            again = await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
             await self.patience.run(what, self.runner.settle, job_id)
-            await self.patience.run(what, queue.delete, message)
+            await self._done_with(queue, message, job_id, batch_runs=again)
             # Cancelled while no worker held it (queued, or waiting for its next attempt): no
             # attempt saw the cancel, so this delivery tells it (a duplicate's claim fails).
             await self.patience.run(what, self._notify, job_id)
@@ -314,15 +314,18 @@ class Worker:
         except StopJob as stop:
             if stop.reason != "cancelled":
                 raise
+            # Its batches were asked to cancel: what they answered before is counted once
+            # they are seen to end (now, or at a later delivery of the message).
+            again = await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
             await self.patience.run(what, self.runner.settle, job_id)
-            await self.patience.run(what, queue.delete, message)
+            await self._done_with(queue, message, job_id, batch_runs=again)
             await self.patience.run(what, self._notify, job_id)
             return
         except QuotaExceeded as exc:
             log.warning("job %s: stopped by a spending cap: %s", job_id, exc.message)
             await self.patience.run(what, self.runs.fail_capped, job_id, exc)
-            await self._failed_for_good(job_id)
-            await self.patience.run(what, queue.delete, message)
+            again = await self._failed_for_good(job_id)
+            await self._done_with(queue, message, job_id, batch_runs=again)
             await self.patience.run(what, self._notify, job_id)
             return
         except Exception as exc:
@@ -416,8 +419,8 @@ class Worker:
             attempts = max(attempts, row.attempts if row is not None else 0)
         if final:
             await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=reason))
-            await self._failed_for_good(job_id)
-            await self.patience.run(what, queue.delete, message)
+            again = await self._failed_for_good(job_id)
+            await self._done_with(queue, message, job_id, batch_runs=again)
             await self.patience.run(what, self._notify, job_id)
             return
         if attempts < queue.max_receives:
@@ -430,14 +433,33 @@ class Worker:
         await self.patience.run(what, queue.dead_letter, message, detail)
         await self.patience.run(what, self._notify, job_id)
 
-    async def _failed_for_good(self, job_id: str, *, settle: bool = True) -> None:
+    async def _failed_for_good(self, job_id: str, *, settle: bool = True) -> bool:
         """The job failed for good: the provider batches it left running are cancelled (no
         worker polls them any more: they would run on, paid for nobody), then, with
-        ``settle``, it keeps the records it made (``JobRunner.settle``)."""
+        ``settle``, it keeps the records it made (``JobRunner.settle``). True when a batch
+        may still run (``JobRunner.cancel_batches``: to be visited again)."""
         what = f"job {job_id}"
-        await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
+        again = await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
         if settle:
             await self.patience.run(what, self.runner.settle, job_id)
+        return again
+
+    async def _done_with(
+        self, queue: JobQueue, message: QueueMessage, job_id: str, *, batch_runs: bool
+    ) -> None:
+        """The ended job's message is done: deleted, unless a provider batch of the job may
+        still run (its cancel failed, or it is still cancelling: ``JobRunner.cancel_batches``),
+        when it comes back after the retry delay to ask again and count what the batch was
+        paid. Its receives count: after ``max_receives`` it reaches the dead-letter queue,
+        whose sweep visits it while the batch is held, at most for its time at the provider."""
+        what = f"job {job_id}"
+        if not batch_runs:
+            await self.patience.run(what, queue.delete, message)
+            return
+        delay = self._retry_delay(message.receive_count)
+        log.info("job %s: a provider batch may still run; visited again in %d s", job_id, delay)
+        await self._let_go(message)
+        await self.patience.run(what, queue.release, message, delay)
 
     def _retry_delay(self, attempts: int) -> int:
         """Seconds before attempt ``attempts + 1``: none for a worker that exits when the

@@ -20,7 +20,15 @@ Before the pipeline runs, ``ProviderBatches.answers``
 3. polls them with backoff (the job stays ``running``; each poll is a heartbeat, so a user's
    cancel is seen and cancels the provider batches, and a shutdown hands the job back with the
    batches still running for the next worker; a job cancelled meanwhile has them cancelled by
-   its next delivery, and one that fails for good by its end, ``cancel_left_running``);
+   its next delivery, and one that fails for good by its end, ``cancel_left_running``). A
+   cancelled batch is still paid for the requests it answered before the cancel (each provider
+   says so: OpenAI's ``cancelled`` batch keeps them in its output file, Anthropic's ended
+   batch has them ``succeeded`` beside the ``canceled`` ones, Bedrock's ``Stopped`` job bills
+   the tokens it processed and writes what it did): its worst case stays held until it is seen
+   to end, and then what its answers cost is counted in the job's cost (``JobRunner.
+   cancel_batches``). A cancel or a poll that fails (a 5xx, a timeout, throttling) leaves the
+   batch held and running, and the job's message comes back to try again (a later delivery or
+   the dead-letter sweep), for at most the batch's time at the provider;
 4. reads their results, priced at the provider's batch price, and counts them in the job's
    caps (the batch's worst case was held there from its submit until then).
 
@@ -63,6 +71,7 @@ from textnlp.generation.templates import PromptTemplate, record_seed
 from textnlp.services.job_runs import JobRuns
 from textnlp.services.spending import Budget
 from textnlp.worker.checkpoint import Checkpointer, StopJob
+from textnlp.worker.outages import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +104,19 @@ class BatchPart(BaseModel):
     #: The part's worst case at the batch price, held in the job's caps while it runs (None:
     #: a manifest written before it was recorded).
     estimate_usd: float | None = None
+    #: What its answers cost, counted in the job's cost as it was seen to end after a cancel
+    #: (None: not counted that way).
+    paid_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class LeftRunning:
+    """What ``cancel_left_running`` saw: whether a batch of the job may still run (its cancel
+    or poll failed, or it is still cancelling: asked again later), and what the answers of the
+    batches seen to end now were paid."""
+
+    running: bool
+    paid_usd: float
 
 
 class BatchManifest(BaseModel):
@@ -210,15 +232,15 @@ class ProviderBatches:
             for cap in budget.caps:
                 await asyncio.to_thread(cap.add, paid)
             return PrefilledBackend(budget.apply(backend), answers)
-        except BaseException as exc:
-            # Handed back (a stop, an outage) or failed with the batch running on: it stays
-            # held (``lasting``) until the job's next run takes it over, for as long as the
-            # provider may run it (a job that fails for good keeps it until its end cancels
-            # it: ``cancel_left_running``). A cancel cancelled the batch; a batch that failed
-            # (every part ended, one failed) runs on no more: neither holds anything.
-            cancelled = isinstance(exc, StopJob) and exc.reason == "cancelled"
+        except BaseException:
+            # Handed back (a stop, an outage), failed or cancelled with the batch running on:
+            # it stays held (``lasting``) until the job's next run takes it over, or until the
+            # job's end sees it end and counts what it answered (``cancel_left_running``: a
+            # cancelled batch is paid for the answers it made before the cancel), for as long
+            # as the provider may run it. A batch that failed (every part ended, one failed)
+            # runs on no more, and made nothing to pay: it holds nothing.
             failed = bool(parts) and all(p.ended for p in parts) and any(p.failed for p in parts)
-            if not (cancelled or failed):
+            if not failed:
                 held = 0.0
             raise
         finally:
@@ -226,29 +248,96 @@ class ProviderBatches:
                 await asyncio.to_thread(partial(cap.settle, held, 0.0, lasting=True))
             await provider.aclose()
 
-    async def cancel_left_running(self, job_id: str, backend: Backend) -> bool:
+    async def cancel_left_running(
+        self, job_id: str, backend: Backend, request: DatasetRequest
+    ) -> LeftRunning | None:
         """Cancel the provider batches a job left running as it ended with no worker polling
-        them: cancelled while handed back (by a stop or an outage), or failed for good (its
-        last attempt, a spending cap, the dead-letter sweep). Nobody would see the job's end
-        and cancel them: they ran on and were paid for nobody. True when one was cancelled.
+        them (cancelled, by its worker or while handed back, or failed for good: its last
+        attempt, a spending cap, the dead-letter sweep), and count what those seen to end were
+        paid (``request``: the job's, whose first requests the batches answered). None when
+        no batch of the job was left running.
 
-        A part ``cancelling`` is still running: a cancel was asked for (by the worker that saw
-        the job's cancel, or at the provider) but its end was never seen. It is cancelled
-        again: a cancel of a batch that is ending or has ended changes nothing at any
-        provider, and only then is its worst case let go (``JobRunner.cancel_batches``)."""
+        Each part not seen to end (``cancelling`` included: a cancel was asked for, but its end
+        was never seen) is polled; one still running is cancelled (again: a cancel of a batch
+        that is ending or has ended changes nothing at any provider) and polled once more.
+        One seen to end has its answers read and priced (``paid_usd``): the provider bills
+        those it made before the cancel. A cancel, poll or read that fails leaves the part as
+        it was, to be tried again by the job's next visit (``JobRunner.cancel_batches``)."""
         files = self.runs.provider_files(job_id)
         raw = await asyncio.to_thread(files.find, MANIFEST)
         if raw is None:
-            return False
+            return None
         manifest = BatchManifest.model_validate_json(raw)
-        if not any(p.batch_id is not None and not p.ended for p in manifest.parts):
-            return False
+        left = [p for p in manifest.parts if p.batch_id is not None and not p.ended]
+        if not left:
+            return None
+        params = DatasetPipeline.resolve(backend.spec, request)
+        requests = first_requests(request, params, [i for p in left for i in p.indices])
         provider = self.provider_factory(backend, files)
+        paid = 0.0
         try:
-            await self._cancel(job_id, provider, files, manifest)
+            for part in left:
+                paid += await self._end_part(job_id, provider, part, requests)
         finally:
             await provider.aclose()
-        return True
+        running = any(not p.ended for p in left)
+        # Counted before the manifest says so: a worker that stops in between counts them
+        # again at the next visit (an overcharge), never not at all.
+        await asyncio.to_thread(
+            partial(self.runs.count_batch_cost, job_id, paid, ended=not running)
+        )
+        await self._save(files, manifest)
+        return LeftRunning(running=running, paid_usd=paid)
+
+    async def _end_part(
+        self,
+        job_id: str,
+        provider: BatchProvider,
+        part: BatchPart,
+        requests: dict[int, GenerationRequest],
+    ) -> float:
+        """Cancel ``part`` unless it has ended; once it has, what its answers cost."""
+        assert part.batch_id is not None
+        try:
+            state = await provider.poll(part.batch_id)
+            if not state.ended:
+                log.info("job %s: cancelling %s batch %s", job_id, provider.name, part.batch_id)
+                await provider.cancel(part.batch_id)
+                part.status = "cancelling"
+                state = await provider.poll(part.batch_id)
+            paid = 0.0
+            if state.ended and not state.failed:  # a failed batch made nothing to pay for
+                mine = {i: requests[i] for i in part.indices if i in requests}
+                found = await provider.results(part.batch_id, mine, job_id=job_id, part=part.part)
+                answers = [a for a in found.values() if isinstance(a, Completion)]
+                paid = sum(a.usage.cost_usd or 0.0 for a in answers)
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # the platform's own (its storage): waited out by the caller
+            # The provider's (a 5xx, a timeout, throttling, a refusal): the next visit asks
+            # again; the batch stays held meanwhile, at most for its time at the provider.
+            log.warning(
+                "job %s: %s batch %s could not be cancelled or read now: %s",
+                job_id,
+                provider.name,
+                part.batch_id,
+                exc,
+            )
+            return 0.0
+        part.status, part.counts = state.status, state.counts
+        part.ended, part.failed, part.error = state.ended, state.failed, state.error
+        if not part.ended:
+            return 0.0
+        part.paid_usd = paid
+        log.info(
+            "job %s: %s batch %s ended %s after its cancel; its answers cost $%.6f",
+            job_id,
+            provider.name,
+            part.batch_id,
+            state.status,
+            paid,
+        )
+        return paid
 
     # -- the steps --------------------------------------------------------------------------
     def _manifest(
@@ -432,7 +521,17 @@ class ProviderBatches:
                 log.info(
                     "job %s cancelled: cancelling %s batch %s", job_id, provider.name, part.batch_id
                 )
-                await provider.cancel(part.batch_id)
+                try:
+                    await provider.cancel(part.batch_id)
+                except Exception as exc:
+                    if is_outage(exc):
+                        raise
+                    # The provider's (a 5xx, a timeout): the job's end asks again
+                    # (``cancel_left_running``); the job is cancelled all the same.
+                    log.warning(
+                        "job %s: cancelling batch %s failed: %s", job_id, part.batch_id, exc
+                    )
+                    continue
                 part.status = "cancelling"
         if save:
             await self._save(files, manifest)

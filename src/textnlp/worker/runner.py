@@ -89,17 +89,7 @@ class JobRunner:
             # Every record is stored (a worker died after the last chunk): no model needed.
             return await asyncio.to_thread(self.publish_stored, job_id)
         settings = self.generation.settings
-        request = DatasetRequest(
-            template=source,
-            count=row.total,
-            params=spec.params.given(),
-            variables=dict(spec.variables),
-            seed=spec.seed,
-            concurrency=settings.generation.concurrency,
-            resume=True,
-            json_retries=settings.generation.json_retries,
-            max_candidates=spec.max_candidates,
-        )
+        request = self._request(row, spec, source)
         hold_id = await asyncio.to_thread(runs.open_hold, job_id)
         checkpointer.hold_id = hold_id  # a store moves its records' cost out of the hold
         renewing = asyncio.create_task(self._keep_held(job_id, hold_id))
@@ -144,6 +134,21 @@ class JobRunner:
             renewing.cancel()
             await asyncio.to_thread(self._release_hold, job_id, hold_id)
 
+    def _request(self, row: JobRow, spec: JobSpec, source: Any) -> DatasetRequest:
+        """The dataset the job asks for (as each of its runs makes it)."""
+        settings = self.generation.settings
+        return DatasetRequest(
+            template=source,
+            count=row.total,
+            params=spec.params.given(),
+            variables=dict(spec.variables),
+            seed=spec.seed,
+            concurrency=settings.generation.concurrency,
+            resume=True,
+            json_retries=settings.generation.json_retries,
+            max_candidates=spec.max_candidates,
+        )
+
     async def _keep_held(self, job_id: str, hold_id: str) -> None:
         """Renew the run's hold at each heartbeat while the run goes on (cancelled at its end).
         A renewal that fails is tried again at the next beat: the lease outlasts several."""
@@ -175,29 +180,37 @@ class JobRunner:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    async def cancel_batches(self, job_id: str) -> None:
-        """A ``provider_batch`` job that ended with no worker polling its batches (cancelled
-        while no worker ran it, or failed for good): its provider batches still running are
-        cancelled now (``ProviderBatches.cancel_left_running``), and what the job held of
-        them is let go. Best effort past an outage (which the caller waits out): a batch that
-        cannot be cancelled (a model gone from the catalogue, its credentials) stays held for
-        as long as the provider may run it."""
+    async def cancel_batches(self, job_id: str) -> bool:
+        """A ``provider_batch`` job that ended (cancelled, or failed for good) with its
+        batches not seen to end: those still running are cancelled now, and those seen to end
+        have what their answers cost counted in the job's cost (the provider bills the
+        requests a batch answered before its cancel); once none runs, what the job held of
+        them is let go (``ProviderBatches.cancel_left_running``).
+
+        True when one may still run (its cancel or poll failed: a 5xx, a timeout, throttling;
+        or it is still cancelling): the caller comes back to it later (the job's message is
+        released, not deleted; a dead-lettered one is swept again), and it stays held
+        meanwhile, at most for its time at the provider (``JobStore.batch_may_run``), so this
+        never goes on for ever. Best effort past an outage (which the caller waits out): a
+        batch that cannot be cancelled (a model gone from the catalogue, a spec of another
+        release) stays held for as long as the provider may run it."""
         row = self.runs.get(job_id)
         ended = row is not None and row.state in ("cancelled", "failed")
         if row is None or not ended or not row.spec.get("provider_batch"):
-            return
+            return False
         try:
             spec = JobSpec.model_validate(row.spec)  # another release's it may not read
             model_id = spec.model or self.generation.settings.default_model
-            model = await self.generation.run_backend(model_id, self.runs.template(spec))
-            if not await self.provider_batches.cancel_left_running(job_id, model):
-                return
+            source = self.runs.template(spec)
+            model = await self.generation.run_backend(model_id, source)
+            request = self._request(row, spec, source)
+            left = await self.provider_batches.cancel_left_running(job_id, model, request)
         except Exception as exc:
             if is_outage(exc):
                 raise
             log.warning("job %s: its provider batches could not be cancelled: %s", job_id, exc)
-            return
-        await asyncio.to_thread(self.runs.end_holds, job_id)
+            return False
+        return left is not None and left.running
 
     def settle(self, job_id: str) -> None:
         """An ended job's last step: a cancelled or failed job (a spending cap, a wrong input,

@@ -35,6 +35,7 @@ from tests.support.provider_batches import (
     register,
 )
 from textnlp.adapters.db.jobs import JobRow
+from textnlp.adapters.db.spending import SpendingStore
 from textnlp.backends.base import Backend
 from textnlp.backends.batch import BatchFiles, BatchProvider, batch_provider
 from textnlp.bootstrap import Platform
@@ -138,30 +139,35 @@ def run_worker(settings: Settings, concurrency: int = 1) -> None:
         async with Platform(settings) as platform:
             options = WorkerOptions(once=True, wait_s=0.2, concurrency=concurrency)
             worker = Worker(platform, options, gpu_sampler=None)
-
-            def provider(backend: Backend, files: BatchFiles) -> BatchProvider:
-                endpoint = settings.aws.endpoint_url
-                sagemaker = boto3.client(
-                    "sagemaker", region_name="us-east-1", endpoint_url=endpoint, config=ONCE
-                )
-                sagemaker.meta.events.register("before-send", WORLD.sagemaker_control)
-                return batch_provider(
-                    backend,
-                    files,
-                    bedrock_role_arn=ROLE,
-                    bedrock_client=bedrock_client(endpoint),
-                    sagemaker_client=sagemaker,
-                )
-
             worker.runner.provider_batches = ProviderBatches(
                 platform.job_runs,
                 settings,
                 polling=Polling(first_s=0.01, max_s=0.02),
-                provider_factory=provider,
+                provider_factory=fake_providers(settings),
             )
             await worker.run()
 
     asyncio.run(go())
+
+
+def fake_providers(settings: Settings) -> Callable[[Backend, BatchFiles], BatchProvider]:
+    """The batch API of each fake model, Bedrock's and SageMaker's control planes included."""
+
+    def provider(backend: Backend, files: BatchFiles) -> BatchProvider:
+        endpoint = settings.aws.endpoint_url
+        sagemaker = boto3.client(
+            "sagemaker", region_name="us-east-1", endpoint_url=endpoint, config=ONCE
+        )
+        sagemaker.meta.events.register("before-send", WORLD.sagemaker_control)
+        return batch_provider(
+            backend,
+            files,
+            bedrock_role_arn=ROLE,
+            bedrock_client=bedrock_client(endpoint),
+            sagemaker_client=sagemaker,
+        )
+
+    return provider
 
 
 def finished(settings: Settings, job_id: str) -> tuple[JobView, list[dict[str, Any]]]:
@@ -493,7 +499,7 @@ def run_until_first_poll(settings: Settings) -> None:
                 platform.job_runs,
                 settings,
                 polling=Polling(first_s=0.01, max_s=0.02),
-                provider_factory=lambda b, f: batch_provider(b, f, bedrock_role_arn=ROLE),
+                provider_factory=fake_providers(settings),
             )
             WORLD.on_poll = worker.request_stop
             await worker.run()
@@ -915,3 +921,122 @@ def test_a_dead_lettered_job_this_release_cannot_read_stops_no_worker(
     assert WORLD.cancelled == []
     with job_service(capped) as service:
         assert held_by(service.store, unreadable) > 0
+
+
+def owner_spend(service: Any) -> float:
+    return SpendingStore(service.store.sessions.kw["bind"]).spend(LOCAL_OWNER.id).spent_usd
+
+
+BATCH_MODELS = ["gpt-batch", "claude-batch", "claude-bedrock-batch"]
+
+
+def batch_job(model: str) -> dict[str, Any]:
+    """A job of ``model`` big enough for its provider batch (Bedrock's least is 100 records)."""
+    if model == "claude-bedrock-batch":
+        return {"template": "product-review", "count": 100, "model": model}
+    return {"prompts": PROMPTS, "model": model}
+
+
+@pytest.mark.parametrize("model", BATCH_MODELS)
+def test_a_batch_cancelled_while_polled_counts_the_answers_it_was_paid_for(
+    settings: Settings, model: str
+) -> None:
+    """The owner cancels the job while its worker polls the batch, which had answered three
+    records: the provider bills those (OpenAI's ``cancelled`` batch keeps them in its output
+    file, Anthropic's ended batch has them ``succeeded``, Bedrock's ``Stopped`` job wrote
+    them), but the batch's hold was let go at the cancel and nothing counted them: the job
+    cost $0 and the owner's spend, and so their cap, missed real money. The batch stays held
+    until it is seen to end, and then what it answered is the job's cost."""
+    WORLD.polls_before_end = 1000
+    WORLD.answered_before_cancel = {0, 3, 7}
+    with job_service(settings) as service:  # opened outside the worker's event loop
+        before = owner_spend(service)
+        job_id = submit(settings, **batch_job(model))
+
+        def cancel_at_second_poll() -> None:
+            if WORLD.polls == 2:
+                service.cancel(LOCAL_OWNER, job_id)
+
+        WORLD.on_poll = cancel_at_second_poll
+        run_worker(settings)
+        WORLD.on_poll = None
+        view, _ = finished(settings, job_id)
+        assert view.state == "cancelled"
+        assert len(WORLD.cancelled) == 1 and WORLD.online == []
+        assert view.cost_usd == pytest.approx(3 * batch_cost())  # before: 0
+        assert held_by(service.store, job_id) == 0.0
+        assert owner_spend(service) - before == pytest.approx(3 * batch_cost())
+
+
+def test_a_batch_cancelled_after_its_job_ended_counts_what_it_answered(
+    settings: Settings,
+) -> None:
+    """A job cancelled while handed back has its batch cancelled by the next delivery: the
+    batch's worst case was let go and the two answers it had made, billed, were never counted
+    in the job's cost. They are, once the batch is seen to end, and nothing stays held."""
+    WORLD.polls_before_end = 1000
+    WORLD.answered_before_cancel = {2, 5}
+    capped = _capped(settings)
+    job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    run_until_first_poll(capped)
+    with job_service(capped) as service:
+        service.cancel(LOCAL_OWNER, job_id)
+    run_worker(capped)
+    view, _ = finished(capped, job_id)
+    assert view.state == "cancelled" and WORLD.cancelled == ["batch_abc123"]
+    assert view.cost_usd == pytest.approx(2 * batch_cost())  # before: 0
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) == 0.0
+
+
+@pytest.mark.parametrize("model", BATCH_MODELS)
+def test_a_cancel_the_provider_failed_is_asked_again(settings: Settings, model: str) -> None:
+    """The job was cancelled while handed back, and the provider answered the next delivery's
+    cancel with a 500: the warning was logged and the message deleted, so nobody asked again;
+    the batch ran its whole window, paid for nobody, and stayed held against the owner's cap.
+    The message now comes back while the batch may run, and its next delivery cancels it."""
+    WORLD.polls_before_end = 1000
+    WORLD.answered_before_cancel = {1}
+    settings = settings.model_copy(  # a cap the batch's worst case is held in
+        update={"models": settings.models.model_copy(update={"user_spending_cap_usd": 100.0})}
+    )
+    job_id = submit(settings, **batch_job(model))
+    run_until_first_poll(settings)
+    with job_service(settings) as service:
+        service.cancel(LOCAL_OWNER, job_id)
+        assert held_by(service.store, job_id) > 0
+    WORLD.failing_cancels = 1
+    run_worker(settings)
+    assert WORLD.cancel_calls == 2 and len(WORLD.cancelled) == 1  # before: 1 and 0
+    view, _ = finished(settings, job_id)
+    assert view.cost_usd == pytest.approx(batch_cost())
+    with job_service(settings) as service:
+        assert held_by(service.store, job_id) == 0.0
+
+
+def test_a_batch_that_cannot_be_cancelled_stops_no_worker_and_is_swept_again(
+    settings: Settings,
+) -> None:
+    """A provider that refuses every cancel (an outage of hours) does not keep a worker, nor
+    loop: the message comes back ``max_receives`` times, then lies in the dead-letter queue
+    with the batch still held; the sweep asks again later, and once the provider takes the
+    cancel the batch's answers are counted and nothing stays held."""
+    WORLD.polls_before_end = 1000
+    capped = _capped(settings)
+    job_id = submit(capped, prompts=PROMPTS, model="gpt-batch", params={"max_tokens": 20})
+    run_until_first_poll(capped)
+    with job_service(capped) as service:
+        service.cancel(LOCAL_OWNER, job_id)
+    WORLD.failing_cancels = 1_000_000
+    run_worker(capped)  # returns: the message went to the dead-letter queue
+    assert WORLD.cancelled == [] and WORLD.cancel_calls == capped.queue.max_receives
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) > 0  # it may still run: held
+    WORLD.failing_cancels = 0
+    WORLD.answered_before_cancel = {4}
+    run_worker(capped)  # its sweep asks again
+    assert WORLD.cancelled == ["batch_abc123"]
+    view, _ = finished(capped, job_id)
+    assert view.cost_usd == pytest.approx(batch_cost())
+    with job_service(capped) as service:
+        assert held_by(service.store, job_id) == 0.0

@@ -445,6 +445,21 @@ class JobStore:
         with self.sessions.begin() as session:
             _end_holds(session, job_id, keep_batch=False)
 
+    def count_batch_cost(self, job_id: str, paid_usd: float, *, ended: bool) -> None:
+        """Answers of the job's provider batches that the job will never use (they ended
+        cancelled, or after the job ended) were paid all the same: their cost goes to the job's
+        ``cost_usd`` (its owner's spend); with ``ended`` (no batch of the job runs any more)
+        its holds go, in the same transaction, so the spend is never counted in neither."""
+        with self.sessions.begin() as session:
+            if paid_usd > 0:
+                session.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id)
+                    .values(cost_usd=func.coalesce(JobRow.cost_usd, 0.0) + paid_usd)
+                )
+            if ended:
+                _end_holds(session, job_id, keep_batch=False)
+
     def batch_may_run(self, job_id: str) -> bool:
         """Whether the job holds the worst case of a provider batch that may still run."""
         running = select(JobHoldRow.id).where(JobHoldRow.job_id == job_id, _batch_may_run())
