@@ -292,6 +292,27 @@ def test_a_job_whose_batch_may_still_run_is_not_deleted(engine: Engine) -> None:
     assert row is not None and store.get(job_id) is None
 
 
+def test_a_cancelled_batchs_answers_move_from_its_hold_to_the_jobs_cost(engine: Engine) -> None:
+    """A cancelled batch still held while it cancels: what it answered before the cancel is
+    added to the job's cost, its hold stays while it may still run, and goes once it ended; the
+    owner's spend counts the worst case, then the cost, never neither."""
+    store, spending = JobStore(engine), SpendingStore(engine)
+    owner = f"ned-{uuid.uuid4().hex[:6]}"
+    job_id = new_job(store, owner)
+    run = spending.open_hold(job_id, 60)
+    assert spending.reserve(owner, 0.8, 1.0, hold_id=run, lasting_s=3600) is True
+    spending.release_hold(run)
+    assert store.finish(job_id, "cancelled")
+    store.count_batch_cost(job_id, 0.125, ended=False)  # one part ended, another cancelling
+    assert store.batch_may_run(job_id)
+    assert spending.spend(owner).spent_usd == pytest.approx(0.8 + 0.125)
+    store.count_batch_cost(job_id, 0.25, ended=True)  # the last ended
+    row = store.get(job_id)
+    assert row is not None and row.cost_usd == pytest.approx(0.375)
+    assert not store.batch_may_run(job_id) and held_by(store, job_id) == 0.0
+    assert spending.spend(owner).spent_usd == pytest.approx(0.375)
+
+
 def _skewed(monkeypatch: pytest.MonkeyPatch, by: timedelta) -> None:
     """This process's clock reads ``by`` off the database's from now on (a host whose clock
     drifted), for the stores' own reads of it."""
