@@ -122,3 +122,21 @@ def test_an_output_path_with_brackets_is_printed_as_written(tmp_path: Path) -> N
     made = run_cli(tmp_path, *args, timeout=120)
     assert made.returncode == 0, made.stderr
     assert f"dataset: {name}" in made.stdout and (tmp_path / name).is_file()
+
+
+def test_models_list_says_yes_and_no_without_markup(tmp_path: Path) -> None:
+    # The table printed "[green]yes[/]" and "[red]no[/]" literally once its cells became text;
+    # a user's description and path are still shown as written, never read as markup.
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        "models:\n  - id: mine\n    backend: llamacpp\n"
+        f"    path: {tmp_path / '[red]gone.gguf'}\n    description: '[bold]x[/] mine'\n"
+    )
+    env = {"TEXTNLP_MODELS_FILE": str(models), "COLUMNS": "250"}
+    result = textnlp("models", "list", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    assert "│ yes " in rows["smollm2-135m"], result.stdout
+    assert "│ no (model file not found: " in rows["mine"], result.stdout
+    assert "[red]gone.gguf)" in rows["mine"] and "│ [bold]x[/] mine " in rows["mine"]
+    assert "[green]" not in result.stdout and "[red]no" not in result.stdout

@@ -31,7 +31,8 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON array (for scrip
 
 
 def _print_rows(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
-    """``rows`` as a table of ``columns`` (key -> heading); the first column is the id."""
+    """``rows`` as a table of ``columns`` (key -> heading); the first column is the id. A cell
+    that is already a ``Text`` keeps its styles; any other is plain text."""
     table = Table(title=title)
     width = max((len(str(row[next(iter(columns))])) for row in rows), default=2)
     for index, heading in enumerate(columns.values()):
@@ -41,8 +42,12 @@ def _print_rows(title: str, rows: list[dict[str, Any]], columns: dict[str, str])
             table.add_column(heading, overflow="fold")
     for row in rows:
         # A user's file writes these (a description with "[/]"): text, never Rich markup.
-        table.add_row(*(Text(str(row[key])) for key in columns))
+        table.add_row(*(_cell(row[key]) for key in columns))
     console.print(table)
+
+
+def _cell(value: Any) -> Text:
+    return value if isinstance(value, Text) else Text(str(value))
 
 
 @templates_app.command("list")
@@ -106,7 +111,10 @@ def list_models(as_json: bool = JsonOption) -> None:
             "id": info.id,
             "backend": info.backend,
             "context": info.context_length,
-            "available": "[green]yes[/]" if info.available else f"[red]no[/] ({info.reason})",
+            # Styled as Text, never markup: a reason quotes a user's models.yaml and secrets.
+            "available": Text("yes", "green")
+            if info.available
+            else Text.assemble(("no", "red"), f" ({info.reason})"),
             "description": info.description,
         }
         for info in infos
