@@ -171,3 +171,43 @@ def test_a_run_whose_every_record_failed_says_why_and_exits_1(tmp_path: Path) ->
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("error: every record failed (2); the first, record 0: "), last
     assert "invalid output: schema violation" in last and "Traceback" not in failed.stderr
+
+
+def test_python_dash_m_textnlp_is_the_textnlp_command(tmp_path: Path) -> None:
+    """``python -m textnlp`` (a kernel whose scripts are not on PATH) runs the same command
+    as ``textnlp``, refusals included (before: "No module named textnlp.__main__")."""
+    env = {**os.environ, "TEXTNLP_HOME": str(tmp_path)}
+    help_ = subprocess.run(
+        [sys.executable, "-m", "textnlp", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert help_.returncode == 0, help_.stderr
+    assert "generate" in help_.stdout
+    out = tmp_path / "out.jsonl"
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "textnlp",
+            "generate",
+            "-t",
+            "no-such-template",
+            "-n",
+            "1",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "no-such-template" in refused.stderr
+    assert not out.exists()
