@@ -30,6 +30,25 @@ def asking(schema: dict[str, Any]) -> ChatCompletionRequest:
         {"properties": {"a": {"items": IMPOSSIBLE, "minItems": 1}}, "required": ["a"]},
         {"properties": {"a": False}, "required": ["a"]},
         {"minProperties": 2, "maxProperties": 1},
+        {"$defs": {"n": IMPOSSIBLE}, "properties": {"a": {"$ref": "#/$defs/n"}}, "required": ["a"]},
+        # Each object needs an object inside it, without end: no finite answer.
+        {"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},
+        {
+            "$defs": {
+                "node": {
+                    "type": "object",
+                    "properties": {"next": {"$ref": "#/$defs/node"}},
+                    "required": ["next"],
+                }
+            },
+            "properties": {"head": {"$ref": "#/$defs/node"}},
+            "required": ["head"],
+        },
+        {
+            "$defs": {"n": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/n"}}},
+            "properties": {"a": {"$ref": "#/$defs/n"}},
+            "required": ["a"],
+        },
     ],
 )
 def test_a_schema_no_answer_satisfies_is_refused(schema: dict[str, Any]) -> None:
@@ -44,6 +63,20 @@ def test_a_schema_no_answer_satisfies_is_refused(schema: dict[str, Any]) -> None
         {"properties": {"a": {"anyOf": [IMPOSSIBLE, {"type": "string"}]}}, "required": ["a"]},
         {"properties": {"a": {"items": IMPOSSIBLE}}, "required": ["a"]},  # [] satisfies it
         {"properties": {"a": {"minimum": 1, "maximum": 1}}, "required": ["a"]},  # 1 does
+        # The root holds no type: "a" may be a number, {"a": 1} satisfies it.
+        {"properties": {"a": {"$ref": "#"}}, "required": ["a"]},
+        # The chain may end: {"a": null}.
+        {
+            "type": "object",
+            "properties": {"a": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}},
+            "required": ["a"],
+        },
+        # A tree: children may be [].
+        {
+            "type": "object",
+            "properties": {"children": {"type": "array", "items": {"$ref": "#"}}},
+            "required": ["children"],
+        },
     ],
 )
 def test_a_schema_some_answer_satisfies_is_taken(schema: dict[str, Any]) -> None:

@@ -17,7 +17,9 @@ chunk: it cannot be checked before it is complete). Refused with OpenAI's error 
 
 - ``json_object`` when no message contains the word "JSON" (OpenAI's own rule: a model not
   told to write JSON may write whitespace until ``max_tokens``);
-- a ``json_schema`` whose ``schema`` ``safe_schema`` refuses, or whose root is not an object;
+- a ``json_schema`` whose ``schema`` ``safe_schema`` refuses, or whose root is not an object,
+  or that no answer can satisfy along what every answer must hold (``_contradiction``: bounds
+  no value meets, a required property whose local ``$ref`` leads back to itself);
 - when the last attempt of every failed choice was cut at ``max_tokens`` (``param:
   max_tokens``: raise it);
 - when the request has ``stop`` sequences, the model decoded under the format's grammar, and
@@ -35,6 +37,7 @@ import json
 import random
 from dataclasses import dataclass
 from typing import Any, TypeGuard
+from urllib.parse import unquote
 
 from textnlp.api.schemas import CompletionChoice, CompletionResponse, CompletionUsage
 from textnlp.api.serving import CompletionsServing
@@ -129,37 +132,83 @@ _BOUNDS = [
 
 def _contradiction(schema: Any, where: str) -> str | None:
     """Where ``schema`` asks for what no value has (``minimum`` over ``maximum``, an empty
-    ``enum``...), along what every answer must hold: the root, its required properties, the
-    items of a non-empty array, ``allOf``. (A contradiction in one branch of an ``anyOf`` is
-    no contradiction of the whole; what this cannot see the retries still meet, a 502.)"""
-    if schema is False:
-        return where
-    if not isinstance(schema, dict):
-        return None
-    for low, high, strict in _BOUNDS:
-        a, b = schema.get(low), schema.get(high)
-        if _number(a) and _number(b) and (a >= b if strict else a > b):
-            return f"{where}: {low} {a} and {high} {b}"
-    if schema.get("enum") == []:
-        return f"{where}: enum []"
-    properties = schema.get("properties")
-    required = schema.get("required")
-    if isinstance(properties, dict) and isinstance(required, list):
-        for name in required:
-            if isinstance(name, str) and name in properties:
-                found = _contradiction(properties[name], f"{where}.properties.{name}")
-                if found is not None:
-                    return found
-    min_items = schema.get("minItems")
-    if _number(min_items) and min_items >= 1:
-        found = _contradiction(schema.get("items"), f"{where}.items")
-        if found is not None:
-            return found
-    for i, member in enumerate(schema.get("allOf") or []):
-        found = _contradiction(member, f"{where}.allOf.{i}")
-        if found is not None:
-            return found
-    return None
+    ``enum``, a required property whose local ``$ref`` leads back to itself...), along what
+    every answer must hold: the root, its required properties, the items of a non-empty array,
+    ``allOf``, local ``$ref``s. (A contradiction in one branch of an ``anyOf`` is no
+    contradiction of the whole; what this cannot see the retries still meet, a 502.)"""
+    return _Obligations(schema).find(schema, where, answer=True, chain=frozenset())
+
+
+class _Obligations:
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self.expanded: set[str] = set()  # each $ref followed once: the walk ends
+        # Beside an $id, where a reference points depends on its place: none are followed.
+        self.local = not _holds_id(root)
+
+    def find(self, schema: Any, where: str, *, answer: bool, chain: frozenset[str]) -> str | None:
+        """``chain``: the $refs followed since the last edge that a value of another type
+        escapes (``required`` binds objects only: the answer, or a schema of type object).
+        One of them met again is an obligation without end: no finite JSON value meets it."""
+        if schema is False:
+            return where
+        if not isinstance(schema, dict):
+            return None
+        for low, high, strict in _BOUNDS:
+            a, b = schema.get(low), schema.get(high)
+            if _number(a) and _number(b) and (a >= b if strict else a > b):
+                return f"{where}: {low} {a} and {high} {b}"
+        if schema.get("enum") == []:
+            return f"{where}: enum []"
+        found = self._ref(schema.get("$ref"), where, chain)
+        properties = schema.get("properties")
+        required = schema.get("required")
+        if found is None and isinstance(properties, dict) and isinstance(required, list):
+            binding = chain if answer or schema.get("type") == "object" else frozenset()
+            for name in required:
+                if isinstance(name, str) and name in properties:
+                    at = f"{where}.properties.{name}"
+                    found = found or self.find(properties[name], at, answer=False, chain=binding)
+        min_items = schema.get("minItems")
+        if found is None and _number(min_items) and min_items >= 1:
+            binding = chain if schema.get("type") == "array" else frozenset()
+            found = self.find(schema.get("items"), f"{where}.items", answer=False, chain=binding)
+        for i, member in enumerate(schema.get("allOf") or []):
+            at = f"{where}.allOf.{i}"
+            found = found or self.find(member, at, answer=answer, chain=chain)
+        return found
+
+    def _ref(self, ref: Any, where: str, chain: frozenset[str]) -> str | None:
+        if not self.local or not isinstance(ref, str) or not ref.startswith("#"):
+            return None
+        if ref in chain:
+            return f"{where}: $ref {ref} requires itself without end"
+        if ref in self.expanded:
+            return None
+        self.expanded.add(ref)
+        target: Any = self.root
+        for part in ref[2:].split("/") if ref != "#" else []:
+            key = unquote(part).replace("~1", "/").replace("~0", "~")
+            if isinstance(target, list) and key.isdigit() and int(key) < len(target):
+                target = target[int(key)]
+            elif isinstance(target, dict) and key in target:
+                target = target[key]
+            else:
+                return None  # safe_schema refuses a $ref to nowhere
+        return self.find(target, f"{where}.$ref", answer=False, chain=chain | {ref})
+
+
+def _holds_id(schema: Any) -> bool:
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "$id" in node:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _number(value: Any) -> TypeGuard[int | float]:
