@@ -25,9 +25,20 @@ def asking(schema: dict[str, Any]) -> ChatCompletionRequest:
     "schema",
     [
         {"properties": {"a": IMPOSSIBLE}, "required": ["a"]},
-        {"properties": {"a": {"minLength": 3, "maxLength": 2}}, "required": ["a"]},
-        {"properties": {"a": {"exclusiveMinimum": 1, "exclusiveMaximum": 1}}, "required": ["a"]},
-        {"properties": {"a": {"items": IMPOSSIBLE, "minItems": 1}}, "required": ["a"]},
+        {
+            "properties": {"a": {"type": "string", "minLength": 3, "maxLength": 2}},
+            "required": ["a"],
+        },
+        {
+            "properties": {
+                "a": {"type": ["number", "integer"], "exclusiveMinimum": 1, "exclusiveMaximum": 1}
+            },
+            "required": ["a"],
+        },
+        {
+            "properties": {"a": {"type": "array", "items": IMPOSSIBLE, "minItems": 1}},
+            "required": ["a"],
+        },
         {"properties": {"a": False}, "required": ["a"]},
         {"minProperties": 2, "maxProperties": 1},
         {"$defs": {"n": IMPOSSIBLE}, "properties": {"a": {"$ref": "#/$defs/n"}}, "required": ["a"]},
@@ -63,6 +74,19 @@ def test_a_schema_no_answer_satisfies_is_refused(schema: dict[str, Any]) -> None
         {"properties": {"a": {"anyOf": [IMPOSSIBLE, {"type": "string"}]}}, "required": ["a"]},
         {"properties": {"a": {"items": IMPOSSIBLE}}, "required": ["a"]},  # [] satisfies it
         {"properties": {"a": {"minimum": 1, "maximum": 1}}, "required": ["a"]},  # 1 does
+        # Bounds bind their own type only: a value of another type meets them ({"a": "x"}).
+        {"properties": {"a": {"minimum": 10, "maximum": 1}}, "required": ["a"]},
+        {"properties": {"a": {"minLength": 3, "maxLength": 2}}, "required": ["a"]},
+        {
+            "properties": {"a": {"type": ["integer", "null"], "minimum": 10, "maximum": 1}},
+            "required": ["a"],
+        },
+        {"properties": {"a": {"items": IMPOSSIBLE, "minItems": 1}}, "required": ["a"]},
+        # "a" may be no object, so what it requires binds nothing ({"a": 1}).
+        {
+            "properties": {"a": {"properties": {"b": IMPOSSIBLE}, "required": ["b"]}},
+            "required": ["a"],
+        },
         # The root holds no type: "a" may be a number, {"a": 1} satisfies it.
         {"properties": {"a": {"$ref": "#"}}, "required": ["a"]},
         # The chain may end: {"a": null}.

@@ -118,15 +118,18 @@ def json_format(body: ChatCompletionRequest) -> JsonFormat | None:
     return None
 
 
-#: Bounds whose lower one above the upper one leaves no value (both inclusive, else strict).
+_NUMBERS = frozenset({"number", "integer"})
+#: Bounds whose lower one above the upper one leaves no value (both inclusive, else strict) of
+#: the types they bind; a value of another type meets them (JSON Schema's keywords apply to
+#: their own types only).
 _BOUNDS = [
-    ("minimum", "maximum", False),
-    ("exclusiveMinimum", "maximum", True),
-    ("minimum", "exclusiveMaximum", True),
-    ("exclusiveMinimum", "exclusiveMaximum", True),
-    ("minLength", "maxLength", False),
-    ("minItems", "maxItems", False),
-    ("minProperties", "maxProperties", False),
+    ("minimum", "maximum", False, _NUMBERS),
+    ("exclusiveMinimum", "maximum", True, _NUMBERS),
+    ("minimum", "exclusiveMaximum", True, _NUMBERS),
+    ("exclusiveMinimum", "exclusiveMaximum", True, _NUMBERS),
+    ("minLength", "maxLength", False, frozenset({"string"})),
+    ("minItems", "maxItems", False, frozenset({"array"})),
+    ("minProperties", "maxProperties", False, frozenset({"object"})),
 ]
 
 
@@ -147,32 +150,35 @@ class _Obligations:
         self.local = not _holds_id(root)
 
     def find(self, schema: Any, where: str, *, answer: bool, chain: frozenset[str]) -> str | None:
-        """``chain``: the $refs followed since the last edge that a value of another type
-        escapes (``required`` binds objects only: the answer, or a schema of type object).
-        One of them met again is an obligation without end: no finite JSON value meets it."""
+        """``chain``: the $refs followed along what every answer must hold (a value that may
+        be of another type than a keyword binds escapes it, and is not followed). One of them
+        met again is an obligation without end: no finite JSON value meets it."""
         if schema is False:
             return where
         if not isinstance(schema, dict):
             return None
-        for low, high, strict in _BOUNDS:
+        for low, high, strict, kinds in _BOUNDS:
             a, b = schema.get(low), schema.get(high)
-            if _number(a) and _number(b) and (a >= b if strict else a > b):
+            crossed = _number(a) and _number(b) and (a >= b if strict else a > b)
+            if crossed and _only(schema, kinds, answer=answer):
                 return f"{where}: {low} {a} and {high} {b}"
         if schema.get("enum") == []:
             return f"{where}: enum []"
         found = self._ref(schema.get("$ref"), where, chain)
         properties = schema.get("properties")
         required = schema.get("required")
-        if found is None and isinstance(properties, dict) and isinstance(required, list):
-            binding = chain if answer or schema.get("type") == "object" else frozenset()
-            for name in required:
+        # ``required`` binds objects and ``minItems`` arrays only: a value that may be of
+        # another type escapes them, and nothing in them is what every answer must hold.
+        objects = _only(schema, frozenset({"object"}), answer=answer)
+        if found is None and objects and isinstance(properties, dict):
+            for name in required if isinstance(required, list) else []:
                 if isinstance(name, str) and name in properties:
                     at = f"{where}.properties.{name}"
-                    found = found or self.find(properties[name], at, answer=False, chain=binding)
+                    found = found or self.find(properties[name], at, answer=False, chain=chain)
         min_items = schema.get("minItems")
-        if found is None and _number(min_items) and min_items >= 1:
-            binding = chain if schema.get("type") == "array" else frozenset()
-            found = self.find(schema.get("items"), f"{where}.items", answer=False, chain=binding)
+        arrays = _only(schema, frozenset({"array"}), answer=answer)
+        if found is None and arrays and _number(min_items) and min_items >= 1:
+            found = self.find(schema.get("items"), f"{where}.items", answer=False, chain=chain)
         for i, member in enumerate(schema.get("allOf") or []):
             at = f"{where}.allOf.{i}"
             found = found or self.find(member, at, answer=answer, chain=chain)
@@ -196,6 +202,19 @@ class _Obligations:
             else:
                 return None  # safe_schema refuses a $ref to nowhere
         return self.find(target, f"{where}.$ref", answer=False, chain=chain | {ref})
+
+
+def _only(schema: dict[str, Any], kinds: frozenset[str], *, answer: bool) -> bool:
+    """Whether every value ``schema`` admits is of ``kinds`` by its ``type`` (the answer is an
+    object whatever its schema says: the root must be one); no ``type`` admits every kind."""
+    if answer:
+        return "object" in kinds
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        return declared in kinds
+    if isinstance(declared, list) and declared:
+        return all(isinstance(kind, str) and kind in kinds for kind in declared)
+    return False
 
 
 def _holds_id(schema: Any) -> bool:
