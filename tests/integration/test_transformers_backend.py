@@ -150,3 +150,39 @@ def test_catalogue_reports_availability(tmp_path: Path, tiny_llama: Path) -> Non
     assert catalogue.describe("tiny").available
     gone = catalogue.describe("gone")
     assert not gone.available and "not found" in gone.reason
+
+
+OOM = (
+    "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity; "
+    "process 4242 at /srv/models/private-finetune has 77.1 GiB in use)"
+)
+
+
+async def test_an_engine_failure_tells_callers_no_device_or_path(
+    tiny_llama: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """torch's error text (the device, its memory, the server's paths; in a batch possibly
+    another caller's request) reached every caller of the batch as the BackendUnavailable's
+    message; callers now read the model and the error's class, the log the whole text."""
+    from textnlp.backends.transformers import TransformersBackend
+    from textnlp.errors import BackendUnavailable
+
+    def out_of_memory(*_: object) -> object:
+        raise RuntimeError(OOM)
+
+    request = GenerationRequest(prompt="the quick", params=GenerationParams(max_tokens=3))
+    async with TransformersBackend(spec(tiny_llama, batching="static")) as backend:
+        backend._generate_sync = out_of_memory  # type: ignore[method-assign,assignment]
+        failures = []
+        for call in (backend.generate_one(request), collect_stream(backend, request)):
+            with caplog.at_level("WARNING"), pytest.raises(BackendUnavailable) as caught:
+                await call
+            failures.append(caught.value.message)
+    for message in failures:
+        assert "GiB" not in message and "/srv" not in message and "RuntimeError" in message
+    assert OOM in caplog.text
+
+
+async def collect_stream(backend: object, request: GenerationRequest) -> None:
+    async for _ in backend.stream(request):  # type: ignore[attr-defined]
+        pass

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import threading
 import time
@@ -51,6 +52,8 @@ from textnlp.backends.options import TransformersOptions
 from textnlp.backends.spec import ModelSpec
 from textnlp.domain import Completion, FinishReason, GenerationRequest, TokenDelta, Usage
 from textnlp.errors import BackendUnavailable, InvalidRequest
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from textnlp.backends.hf_continuous import ContinuousEngine
@@ -245,6 +248,18 @@ class TransformersBackend(Backend):
             return self._run(request, stream=True)
         return self._stream_static(request)
 
+    def _failed(self, exc: BaseException) -> BackendUnavailable:
+        """What callers read of the engine failing (torch's text names the device, its memory
+        and the server's paths; in a batch, the failure may be another caller's request): the
+        model and the error's class, the whole text to the log."""
+        log.warning("model %s failed: %s: %s", self.spec.id, type(exc).__name__, exc)
+        return BackendUnavailable(
+            f"model {self.spec.id} failed on its device ({type(exc).__name__}); the server's "
+            "log has the details",
+            backend=self.name,
+            model=self.spec.id,
+        )
+
     # The continuous mode.
 
     async def _run(self, request: GenerationRequest, *, stream: bool) -> AsyncIterator[TokenDelta]:
@@ -289,7 +304,7 @@ class TransformersBackend(Backend):
                     if stopped:
                         break
         except RuntimeError as exc:
-            raise BackendUnavailable(str(exc), backend=self.name, model=self.spec.id) from exc
+            raise self._failed(exc) from exc
         usage = Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(kept))
         yield TokenDelta(text=text[len(sent) :], finish_reason=finish, usage=usage)
 
@@ -323,7 +338,7 @@ class TransformersBackend(Backend):
             try:
                 results = await asyncio.to_thread(self._generate_sync, batch)
             except Exception as exc:  # noqa: BLE001 - handed to every waiter
-                error = BackendUnavailable(str(exc), backend=self.name, model=self.spec.id)
+                error = self._failed(exc)
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(error)
@@ -407,7 +422,7 @@ class TransformersBackend(Backend):
             loop.call_soon_threadsafe(item.future.set_result, completion)
         except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine
             streamer.end()
-            error = BackendUnavailable(str(exc), backend=self.name, model=self.spec.id)
+            error = self._failed(exc)
             loop.call_soon_threadsafe(item.future.set_exception, error)
 
 
