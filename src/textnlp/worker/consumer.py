@@ -247,7 +247,7 @@ class Worker:
                 fail = functools.partial(self.runs.finish, job_id, "failed", error=reason)
                 ended = await self.patience.run("failing its job", fail)
                 if ended:
-                    await self._failed_for_good(job_id, settle=False)
+                    await self._ended(job_id, settle=False)
                     await self.patience.run("failing its job", self._notify, job_id)
             return
         # One trace per delivery: the job's SQL, queue, storage and model calls beneath it.
@@ -290,8 +290,7 @@ class Worker:
             await self.patience.run(what, queue.delete, message)
             return False
         if row.state in TERMINAL_STATES:  # a duplicate delivery, or a cancelled job
-            again = await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
-            await self.patience.run(what, self.runner.settle, job_id)
+            again = await self._ended(job_id)
             await self._done_with(queue, message, job_id, batch_runs=again)
             # Cancelled while no worker held it (queued, or waiting for its next attempt): no
             # attempt saw the cancel, so this delivery tells it (a duplicate's claim fails).
@@ -316,15 +315,14 @@ class Worker:
                 raise
             # Its batches were asked to cancel: what they answered before is counted once
             # they are seen to end (now, or at a later delivery of the message).
-            again = await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
-            await self.patience.run(what, self.runner.settle, job_id)
+            again = await self._ended(job_id)
             await self._done_with(queue, message, job_id, batch_runs=again)
             await self.patience.run(what, self._notify, job_id)
             return
         except QuotaExceeded as exc:
             log.warning("job %s: stopped by a spending cap: %s", job_id, exc.message)
             await self.patience.run(what, self.runs.fail_capped, job_id, exc)
-            again = await self._failed_for_good(job_id)
+            again = await self._ended(job_id)
             await self._done_with(queue, message, job_id, batch_runs=again)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -419,7 +417,7 @@ class Worker:
             attempts = max(attempts, row.attempts if row is not None else 0)
         if final:
             await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=reason))
-            again = await self._failed_for_good(job_id)
+            again = await self._ended(job_id)
             await self._done_with(queue, message, job_id, batch_runs=again)
             await self.patience.run(what, self._notify, job_id)
             return
@@ -429,15 +427,15 @@ class Worker:
             return
         error = f"failed after {attempts} attempts: {reason}"
         await self.patience.run(what, lambda: runs.finish(job_id, "failed", error=error))
-        await self._failed_for_good(job_id)
+        await self._ended(job_id)
         await self.patience.run(what, queue.dead_letter, message, detail)
         await self.patience.run(what, self._notify, job_id)
 
-    async def _failed_for_good(self, job_id: str, *, settle: bool = True) -> bool:
-        """The job failed for good: the provider batches it left running are cancelled (no
-        worker polls them any more: they would run on, paid for nobody), then, with
-        ``settle``, it keeps the records it made (``JobRunner.settle``). True when a batch
-        may still run (``JobRunner.cancel_batches``: to be visited again)."""
+    async def _ended(self, job_id: str, *, settle: bool = True) -> bool:
+        """The job ended (cancelled, or failed for good): the provider batches it left running
+        are cancelled (no worker polls them any more: they would run on, paid for nobody),
+        then, with ``settle``, it keeps the records it made (``JobRunner.settle``). True when
+        a batch may still run (``JobRunner.cancel_batches``: to be visited again)."""
         what = f"job {job_id}"
         again = await self.patience.call(what, lambda: self.runner.cancel_batches(job_id))
         if settle:
@@ -486,7 +484,7 @@ class Worker:
                 try:
                     failed = await asyncio.to_thread(self.dead_letters.settle, queue, message)
                     if failed is not None:
-                        await self._failed_for_good(failed, settle=False)  # settled by the sweep
+                        await self._ended(failed, settle=False)  # settled by the sweep
                 except Exception as exc:
                     if is_outage(exc):
                         raise  # the loop waits for the dependency, then sweeps again
